@@ -1,0 +1,154 @@
+//! [`LoadError`]: every way loading a plugin can fail, each with what to do.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a plugin was not loaded. Each message names the file, says what was
+/// expected and what was found, and gives one remedy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The path does not exist.
+    #[error("`{}` does not exist; check the path", path.display())]
+    NotFound {
+        /// The plugin path.
+        path: PathBuf,
+    },
+    /// The path is a directory or another non-file.
+    #[error("`{}` is not a file (a directory?); give the path of a plugin library", path.display())]
+    NotAFile {
+        /// The plugin path.
+        path: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        /// The plugin path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a shared library at all (empty, text, an executable, ...).
+    #[error("`{}` is not a shared library: {reason}; a plugin is a cdylib (`.so`, `.dylib`, `.dll`)", path.display())]
+    NotALibrary {
+        /// The plugin path.
+        path: PathBuf,
+        /// What the file is instead.
+        reason: String,
+    },
+    /// The file looks like a shared library but is cut short or corrupt.
+    #[error("`{}` is damaged: {reason}; rebuild or copy the plugin again", path.display())]
+    Damaged {
+        /// The plugin path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The library was built for another CPU architecture.
+    #[error("`{}` was built for {found}, this host runs on {expected}; build the plugin for {expected}", path.display())]
+    WrongArchitecture {
+        /// The plugin path.
+        path: PathBuf,
+        /// The host's architecture.
+        expected: String,
+        /// The library's architecture.
+        found: String,
+    },
+    /// A shared library without a tomada descriptor: not a tomada plugin.
+    #[error("`{}` is a shared library but not a tomada plugin (it has no tomada descriptor); a plugin calls `tomada::export!`", path.display())]
+    NoDescriptor {
+        /// The plugin path.
+        path: PathBuf,
+    },
+    /// A descriptor section whose first bytes are not tomada's magic.
+    #[error("`{}` has a tomada section without tomada's magic bytes: it is damaged or was not built by tomada; rebuild the plugin", path.display())]
+    BadMagic {
+        /// The plugin path.
+        path: PathBuf,
+    },
+    /// The plugin was built with another version of tomada's boundary.
+    #[error("`{}` was built for tomada boundary version {found}, this host speaks version {expected}; rebuild the plugin with a tomada of the host's boundary version", path.display())]
+    BoundaryMismatch {
+        /// The plugin path.
+        path: PathBuf,
+        /// The host's boundary version.
+        expected: u32,
+        /// The plugin's boundary version.
+        found: u32,
+    },
+    /// The plugin implements another contract.
+    #[error("`{}` implements contract `{found}`, this host expects `{expected}`; load a `{expected}` plugin", path.display())]
+    ContractMismatch {
+        /// The plugin path.
+        path: PathBuf,
+        /// The contract the host expects.
+        expected: String,
+        /// The contract the plugin implements.
+        found: String,
+    },
+    /// The plugin was built against another major version of the contract.
+    #[error("`{}` was built for {contract} ABI {found}, this host speaks ABI {expected}; rebuild the plugin against the contract with ABI {expected}", path.display())]
+    AbiMismatch {
+        /// The plugin path.
+        path: PathBuf,
+        /// The contract's name.
+        contract: String,
+        /// The host's ABI number.
+        expected: u32,
+        /// The plugin's ABI number.
+        found: u32,
+    },
+    /// The plugin was built against a different definition of the contract that
+    /// claims the same ABI number.
+    #[error("`{}` was built against a different layout of {contract} (fingerprint {found:016x}, this host expects {expected:016x}) under the same ABI {abi}; rebuild the plugin against the host's contract crate, or bump the contract's ABI when it changes", path.display())]
+    LayoutMismatch {
+        /// The plugin path.
+        path: PathBuf,
+        /// The contract's name.
+        contract: String,
+        /// The ABI number both claim.
+        abi: u32,
+        /// The host's fingerprint.
+        expected: u64,
+        /// The plugin's fingerprint.
+        found: u64,
+    },
+    /// The plugin was built with `panic = "abort"`: a panic in it would abort the host.
+    #[error("`{}` was built with `panic = \"abort\"`, so any panic in it would abort the host; build the plugin with `panic = \"unwind\"`", path.display())]
+    PanicAbort {
+        /// The plugin path.
+        path: PathBuf,
+    },
+    /// The dynamic loader refused the library.
+    #[error("the dynamic loader could not open `{}`", path.display())]
+    Open {
+        /// The plugin path.
+        path: PathBuf,
+        /// The loader's error.
+        #[source]
+        source: libloading::Error,
+    },
+    /// The library passed inspection but does not export the descriptor symbol.
+    #[error("`{}` has a tomada manifest but does not export `{}`; it is damaged, rebuild the plugin", path.display(), tomada::descriptor::SYMBOL)]
+    MissingSymbol {
+        /// The plugin path.
+        path: PathBuf,
+    },
+    /// What the loaded library exports differs from what was read from the file.
+    #[error("`{}` changed between inspection and loading, or its descriptor contradicts its manifest ({what}); make sure nothing rewrites the file while it loads", path.display())]
+    DescriptorMismatch {
+        /// The plugin path.
+        path: PathBuf,
+        /// What differs.
+        what: &'static str,
+    },
+    /// The plugin's constructor panicked.
+    #[error("`{}` panicked while making its instance: {message}", path.display())]
+    InitPanicked {
+        /// The plugin path.
+        path: PathBuf,
+        /// The panic message.
+        message: String,
+    },
+}

@@ -1,0 +1,250 @@
+//! # tomada-host — load tomada plugins
+//!
+//! What a host application depends on. [`load`] opens a plugin for a contract and
+//! returns a [`Plugin<dyn Contract>`](Plugin) that calls it:
+//!
+//! ```no_run
+//! use pluginapi::Greeter;
+//!
+//! let plugin = tomada_host::load::<dyn Greeter>("bin/greeter_v1.so")?;
+//! let info = plugin.info();
+//! println!("{} v{} (ABI={})", info.name, info.version, plugin.manifest().abi);
+//! println!("{}", plugin.greet("Mundo")?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Loading checks, in this order, and refuses with its own [`LoadError`] for each:
+//! the file exists and is a shared library for this machine (whole, not truncated);
+//! it carries a tomada descriptor (magic bytes); tomada's boundary version; the
+//! contract's name; the contract's ABI number; the contract's layout fingerprint;
+//! and that the plugin was built to unwind on panic. All of that is read from the
+//! file by [`inspect`] *before* the dynamic loader opens it, so a foreign or
+//! incompatible library never runs its initialisers in the host. The loaded library's
+//! exported descriptor is then compared with what was read from the file.
+//!
+//! A [`Plugin`] keeps its library loaded; dropping it drops the plugin instance and
+//! unloads the library (the OS may keep it mapped; see [`Plugin`]).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod error;
+mod inspect;
+mod library;
+
+use std::ffi::c_void;
+use std::fmt;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+pub use error::LoadError;
+pub use inspect::{Inspection, inspect};
+pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
+
+use library::Library;
+use tomada::descriptor::{DestroyFn, MAGIC};
+use tomada::ffi::{RVec, Status};
+
+/// A loaded plugin implementing contract `C` (a trait object type such as
+/// `dyn Greeter`). Dereferences to the contract's generated client, so the trait's
+/// methods are called on it directly; each returns `Result<_, CallError>`.
+///
+/// `Plugin` is `Send + Sync`: share it between threads with `Arc` and call from
+/// all of them at once (contract traits are `Send + Sync`).
+///
+/// Dropping it drops the plugin instance, then closes the library. Everything a
+/// call returned was copied into or handed over to host memory, so nothing the host
+/// holds points into the library afterwards.
+///
+/// # Platform-specific behaviour
+/// On glibc a library that registered thread-local destructors stays mapped until
+/// those threads exit, so closing it does not always unmap it.
+pub struct Plugin<C: ?Sized + Contract> {
+    client: ManuallyDrop<C::Client>,
+    this: *const c_void,
+    destroy: DestroyFn,
+    manifest: Manifest,
+    path: PathBuf,
+    library: ManuallyDrop<Library>,
+}
+
+// SAFETY: the instance behind `this` is `Send + Sync` (contract traits require it;
+// `export!` makes only such instances), the client is `Send + Sync`, `destroy` is
+// called once from `drop`, and the library handle is `Send + Sync`.
+unsafe impl<C: ?Sized + Contract> Send for Plugin<C> {}
+// SAFETY: as above; `&Plugin` only reaches `&C::Client` and immutable metadata.
+unsafe impl<C: ?Sized + Contract> Sync for Plugin<C> {}
+
+impl<C: ?Sized + Contract> Plugin<C> {
+    /// The plugin's name, version and description (host-owned copies).
+    pub fn info(&self) -> &Info {
+        &self.manifest.info
+    }
+
+    /// Everything the plugin declared: contract, ABI, fingerprint, rustc, target.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The file the plugin was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl<C: ?Sized + Contract> Deref for Plugin<C> {
+    type Target = C::Client;
+    fn deref(&self) -> &C::Client {
+        &self.client
+    }
+}
+
+impl<C: ?Sized + Contract> fmt::Debug for Plugin<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("contract", &C::NAME)
+            .field("path", &self.path)
+            .field("info", &self.manifest.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: ?Sized + Contract> Drop for Plugin<C> {
+    fn drop(&mut self) {
+        // SAFETY: the client is dropped before the instance and library it points to,
+        // and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.client) };
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        // SAFETY: `this` was made by this library's `create` and is destroyed once,
+        // here; `panic` is writable.
+        if unsafe { (self.destroy)(self.this, panic.as_mut_ptr()) } == Status::PANICKED {
+            // SAFETY: written on PANICKED. A panic in a plugin's `Drop` has nowhere to
+            // go from here; the message is freed.
+            drop(unsafe { panic.assume_init() });
+        }
+        // SAFETY: nothing refers into the library any more: the client and the
+        // instance are gone, and all call results were moved into host memory.
+        unsafe { ManuallyDrop::drop(&mut self.library) };
+    }
+}
+
+/// Loads the plugin at `path` for contract `C` (e.g. `dyn pluginapi::Greeter`),
+/// after checking, from the file and before loading it, that it implements `C`
+/// exactly (see the [crate documentation](crate) for the order of checks).
+///
+/// # Errors
+/// A [`LoadError`] variant for each check that fails, for a library the dynamic
+/// loader refuses, and for a plugin whose constructor panics.
+pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
+    let inspection = inspect(path)?;
+    check::<C>(&inspection)?;
+    let Inspection {
+        path,
+        manifest,
+        manifest_bytes,
+    } = inspection;
+
+    // SAFETY: the file passed inspection: it is a tomada plugin for this contract,
+    // ABI and layout, so its initialisers are those of a tomada cdylib.
+    let library = unsafe { Library::open(&path) }.map_err(|source| LoadError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    let descriptor = library
+        .descriptor()
+        .ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
+    let mismatch = |what| LoadError::DescriptorMismatch {
+        path: path.clone(),
+        what,
+    };
+    if descriptor.header.magic != MAGIC || descriptor.header.boundary != tomada::BOUNDARY_VERSION {
+        return Err(mismatch("header"));
+    }
+    if (descriptor.header.size as usize) < size_of::<tomada::Descriptor>() {
+        return Err(mismatch("descriptor size"));
+    }
+    // SAFETY: the header matched, so the descriptor has this boundary version's
+    // layout; `manifest` points to the library's manifest static.
+    let loaded_manifest = unsafe { descriptor.manifest.as_bytes() };
+    if loaded_manifest != manifest_bytes.as_slice() {
+        return Err(mismatch("manifest bytes"));
+    }
+    // SAFETY: as above, `contract` borrows a string static of the library.
+    let contract = unsafe { descriptor.contract.as_bytes() };
+    if descriptor.abi != manifest.abi
+        || descriptor.fingerprint != manifest.fingerprint
+        || contract != manifest.contract.as_bytes()
+    {
+        return Err(mismatch("contract, ABI or fingerprint"));
+    }
+
+    let mut this = MaybeUninit::<*const c_void>::uninit();
+    let mut panic = MaybeUninit::<RVec>::uninit();
+    // SAFETY: `create` is the plugin's constructor (descriptor checked above);
+    // `this` and `panic` are writable.
+    let status = unsafe { (descriptor.create)(this.as_mut_ptr(), panic.as_mut_ptr()) };
+    match status {
+        Status::OK => {}
+        Status::PANICKED => {
+            // SAFETY: written on PANICKED.
+            let message =
+                String::from_utf8_lossy(&unsafe { panic.assume_init() }.into_vec()).into_owned();
+            return Err(LoadError::InitPanicked { path, message });
+        }
+        _ => return Err(mismatch("constructor status")),
+    }
+    // SAFETY: written on OK.
+    let this = unsafe { this.assume_init() };
+    // SAFETY: `vtable` is the contract's vtable (name, ABI and fingerprint matched),
+    // `this` the instance just made; the `Plugin` keeps both alive longer than the
+    // client, which it drops first.
+    let client = unsafe { C::__client(descriptor.vtable, this) };
+    let destroy = descriptor.destroy;
+    Ok(Plugin {
+        client: ManuallyDrop::new(client),
+        this,
+        destroy,
+        manifest,
+        path,
+        library: ManuallyDrop::new(library),
+    })
+}
+
+/// Checks an inspected plugin against contract `C`: name, ABI, fingerprint, and
+/// that its panics can be caught. [`load`] does this before opening the file.
+///
+/// # Errors
+/// [`LoadError::ContractMismatch`], [`LoadError::AbiMismatch`],
+/// [`LoadError::LayoutMismatch`], [`LoadError::PanicAbort`].
+pub fn check<C: ?Sized + Contract>(inspection: &Inspection) -> Result<(), LoadError> {
+    let m = &inspection.manifest;
+    let path = || inspection.path.clone();
+    if m.contract != C::NAME {
+        return Err(LoadError::ContractMismatch {
+            path: path(),
+            expected: C::NAME.into(),
+            found: m.contract.clone(),
+        });
+    }
+    if m.abi != C::ABI {
+        return Err(LoadError::AbiMismatch {
+            path: path(),
+            contract: C::NAME.into(),
+            expected: C::ABI,
+            found: m.abi,
+        });
+    }
+    if m.fingerprint != C::FINGERPRINT {
+        return Err(LoadError::LayoutMismatch {
+            path: path(),
+            contract: C::NAME.into(),
+            abi: C::ABI,
+            expected: C::FINGERPRINT,
+            found: m.fingerprint,
+        });
+    }
+    if m.flags & flags::PANIC_UNWIND == 0 {
+        return Err(LoadError::PanicAbort { path: path() });
+    }
+    Ok(())
+}

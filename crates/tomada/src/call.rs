@@ -1,0 +1,256 @@
+//! Calls across the boundary: [`CallError`], and the helpers the generated shims
+//! use to catch panics on the plugin side and turn them into values.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::sync::Once;
+
+use crate::Abi;
+use crate::ffi::{RVec, Status};
+
+/// Why a call into a plugin did not return a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The plugin's method panicked. The panic was caught inside the plugin; the
+    /// plugin instance is still usable, though its own state may be inconsistent.
+    Panicked {
+        /// The panic message, with the place in the plugin's source that panicked.
+        message: String,
+    },
+    /// The plugin answered with a status this side does not know: a broken plugin.
+    BadStatus(u8),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Panicked { message } => write!(f, "the plugin panicked: {message}"),
+            CallError::BadStatus(s) => write!(
+                f,
+                "the plugin returned unknown status {s}; it is broken or was not built by tomada"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+thread_local! {
+    // `Cell` of a `Copy` value and `const` init: no TLS destructor is registered, so
+    // it never keeps the plugin library from unloading.
+    static PANIC_LOCATION: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
+}
+
+/// Replaces this library's panic hook (each cdylib has its own copy of std, so this
+/// affects only the plugin) with one that records where the panic happened instead
+/// of printing: the message travels to the host as a [`CallError`], and the host
+/// decides what to print.
+#[doc(hidden)]
+pub fn __install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        panic::set_hook(Box::new(|info| {
+            let location = info.location().map(|l| {
+                // `Location<'_>` borrows the file name from this library's rodata. It is
+                // read back by `panic_message` on the same thread, within the same
+                // `catch_unwind`, long before the library could be unloaded.
+                // SAFETY: see above; only the lifetime is extended.
+                unsafe { std::mem::transmute::<&Location<'_>, &'static Location<'static>>(l) }
+            });
+            PANIC_LOCATION.with(|c| c.set(location));
+        }));
+    });
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    };
+    // A payload's own `Drop` may panic: never let that escape.
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    match PANIC_LOCATION.with(|c| c.take()) {
+        Some(l) => format!("{text} (at {}:{}:{})", l.file(), l.line(), l.column()),
+        None => text,
+    }
+}
+
+/// Runs `f` under `catch_unwind`; writes its result, converted for crossing, to
+/// `out`, or the panic message to `panic`. Called by the generated shims.
+///
+/// # Safety
+/// `out` and `panic` must be valid for writes.
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn __shim<R: Abi>(out: *mut R::Ffi, panic: *mut RVec, f: impl FnOnce() -> R) -> Status {
+    match panic::catch_unwind(AssertUnwindSafe(|| f().into_ffi())) {
+        Ok(v) => {
+            // SAFETY: the caller guarantees `out` is writable.
+            unsafe { out.write(v) };
+            Status::OK
+        }
+        Err(payload) => {
+            let message = RVec::from_vec(panic_message(payload).into_bytes());
+            // SAFETY: the caller guarantees `panic` is writable.
+            unsafe { panic.write(message) };
+            Status::PANICKED
+        }
+    }
+}
+
+/// Turns what a shim wrote into the call's result, on the calling side.
+///
+/// # Safety
+/// `status`, `out` and `panic` must come from a shim of the same method: `out` is
+/// initialised if `status` is [`Status::OK`], `panic` if it is [`Status::PANICKED`].
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn __finish<R: Abi>(
+    status: Status,
+    out: MaybeUninit<R::Ffi>,
+    panic: MaybeUninit<RVec>,
+) -> Result<R, CallError> {
+    match status {
+        // SAFETY: on OK the shim wrote `out` with a value of the same shape.
+        Status::OK => Ok(unsafe { R::from_ffi(out.assume_init()) }),
+        Status::PANICKED => {
+            // SAFETY: on PANICKED the shim wrote the message to `panic`.
+            let bytes = unsafe { panic.assume_init() }.into_vec();
+            let message = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            Err(CallError::Panicked { message })
+        }
+        Status(other) => Err(CallError::BadStatus(other)),
+    }
+}
+
+/// The body of a plugin's `create` function (see [`export!`](crate::export)).
+///
+/// # Safety
+/// `out` and `panic` must be valid for writes.
+#[doc(hidden)]
+pub unsafe fn __create<T: Send + Sync + 'static>(
+    out: *mut *const c_void,
+    panic: *mut RVec,
+    make: impl FnOnce() -> T,
+) -> Status {
+    __install_panic_hook();
+    match panic::catch_unwind(AssertUnwindSafe(make)) {
+        Ok(value) => {
+            // SAFETY: the caller guarantees `out` is writable.
+            unsafe { out.write(Box::into_raw(Box::new(value)).cast::<c_void>().cast_const()) };
+            Status::OK
+        }
+        Err(payload) => {
+            let message = RVec::from_vec(panic_message(payload).into_bytes());
+            // SAFETY: the caller guarantees `panic` is writable.
+            unsafe { panic.write(message) };
+            Status::PANICKED
+        }
+    }
+}
+
+/// The body of a plugin's `destroy` function.
+///
+/// # Safety
+/// `this` must come from [`__create::<T>`] and not have been destroyed; `panic` must
+/// be valid for writes.
+#[doc(hidden)]
+pub unsafe fn __destroy<T>(this: *const c_void, panic: *mut RVec) -> Status {
+    // SAFETY: `this` was made by `Box::into_raw` in `__create::<T>` (caller's guarantee).
+    let value = unsafe { Box::from_raw(this.cast::<T>().cast_mut()) };
+    match panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        Ok(()) => Status::OK,
+        Err(payload) => {
+            let message = RVec::from_vec(panic_message(payload).into_bytes());
+            // SAFETY: the caller guarantees `panic` is writable.
+            unsafe { panic.write(message) };
+            Status::PANICKED
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call<R: Abi>(f: impl FnOnce() -> R) -> Result<R, CallError> {
+        let mut out = MaybeUninit::<R::Ffi>::uninit();
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        // SAFETY: both pointers are writable locals.
+        let status = unsafe { __shim(out.as_mut_ptr(), panic.as_mut_ptr(), f) };
+        // SAFETY: written by `__shim` just now.
+        unsafe { __finish(status, out, panic) }
+    }
+
+    #[test]
+    fn values_come_back() {
+        assert_eq!(call(|| String::from("Olá")), Ok("Olá".to_owned()));
+        assert_eq!(call(|| 5u64), Ok(5));
+    }
+
+    #[test]
+    fn panics_become_errors_with_location() {
+        __install_panic_hook();
+        let err = call::<String>(|| panic!("boom {}", 42)).unwrap_err();
+        let CallError::Panicked { message } = err else {
+            panic!("wrong variant")
+        };
+        assert!(message.starts_with("boom 42 (at "), "{message}");
+        assert!(message.contains("call.rs"), "{message}");
+        let err = call::<u8>(|| std::panic::panic_any(7u32)).unwrap_err();
+        assert!(
+            matches!(err, CallError::Panicked { message } if message.starts_with("Box<dyn Any>"))
+        );
+    }
+
+    #[test]
+    fn unknown_status_is_an_error() {
+        let out = MaybeUninit::<u8>::uninit();
+        let panic = MaybeUninit::<RVec>::uninit();
+        // SAFETY: neither buffer is read for an unknown status.
+        let r = unsafe { __finish::<u8>(Status(9), out, panic) };
+        assert_eq!(r, Err(CallError::BadStatus(9)));
+    }
+
+    #[test]
+    fn create_and_destroy() {
+        let mut out = MaybeUninit::<*const c_void>::uninit();
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        // SAFETY: writable locals.
+        let s = unsafe {
+            __create(out.as_mut_ptr(), panic.as_mut_ptr(), || {
+                String::from("instance")
+            })
+        };
+        assert_eq!(s, Status::OK);
+        // SAFETY: written on OK.
+        let this = unsafe { out.assume_init() };
+        // SAFETY: `this` is a live `String` made by `__create`.
+        assert_eq!(unsafe { &*this.cast::<String>() }, "instance");
+        // SAFETY: made by `__create::<String>`, destroyed once.
+        assert_eq!(
+            unsafe { __destroy::<String>(this, panic.as_mut_ptr()) },
+            Status::OK
+        );
+
+        // SAFETY: writable locals.
+        let s = unsafe {
+            __create::<String>(out.as_mut_ptr(), panic.as_mut_ptr(), || panic!("no config"))
+        };
+        assert_eq!(s, Status::PANICKED);
+        // SAFETY: written on PANICKED.
+        let msg = unsafe { panic.assume_init() }.into_vec();
+        assert!(String::from_utf8(msg).unwrap().starts_with("no config"));
+    }
+}

@@ -1,0 +1,228 @@
+//! # tomada — native Rust plugins over a stable, checked C ABI
+//!
+//! `tomada` is what *contract* crates and *plugin* crates depend on (hosts depend on
+//! `tomada-host`). A contract is a plain Rust trait:
+//!
+//! ```
+//! /// Says hello.
+//! #[tomada::contract(abi = 1)]
+//! pub trait Greeter {
+//!     /// Greets `name`.
+//!     fn greet(&self, name: &str) -> String;
+//! }
+//! ```
+//!
+//! [`#[contract]`](contract) keeps the trait as written (adding `Send + Sync + 'static`)
+//! and generates, for the boundary, a `#[repr(C)]` vtable of `extern "C"` shims that
+//! convert every argument and result to an FFI-safe form ([`Abi`]) and catch panics,
+//! a layout [fingerprint] of the whole contract, and the host-side client
+//! (`GreeterClient`, reached through `tomada_host::Plugin<dyn Greeter>`), whose
+//! methods return `Result<T, CallError>`.
+//!
+//! A plugin crate (`crate-type = ["cdylib"]`) implements the trait and exports it
+//! with one line of [`export!`]:
+//!
+//! ```ignore
+//! #[derive(Default)]
+//! struct Hello;
+//! impl pluginapi::Greeter for Hello {
+//!     fn greet(&self, name: &str) -> String { format!("Olá, {name} 👋") }
+//! }
+//! tomada::export!(Hello as pluginapi::Greeter);
+//! ```
+//!
+//! No contract, plugin or host author writes `unsafe` or `extern "C"`.
+//!
+//! ## What crosses the boundary
+//! Integers of every width, `f32`, `f64`, `bool`, `char`, `()`, `&str`, `String`,
+//! `&[u8]`, `Vec<u8>`, `Option<T>`, `Result<T, E>` and structs with
+//! `#[derive(tomada::Abi)]` built of these. Anything else is a compile error naming
+//! the type.
+//!
+//! ## Threads
+//! Contract traits are `Send + Sync + 'static`: a host may call one plugin instance
+//! from many threads at once, so a plugin guards its mutable state (atomics, `Mutex`)
+//! as any `Sync` type does.
+//!
+//! ## Panics
+//! Every shim runs the method under `catch_unwind`; a panic reaches the host as
+//! [`CallError::Panicked`] with its message and location, never as an unwind (each
+//! cdylib has its own std, so the host could not catch it anyway). Plugins must be
+//! built with `panic = "unwind"` (the default); hosts refuse `panic = "abort"` builds.
+//!
+//! ## Modules
+//! [`ffi`] (boundary types), [`descriptor`] (what a plugin exports), [`fingerprint`],
+//! [`alloc`] (who owns boundary buffers), [`call`] (panics and call errors).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+// The generated code names `::tomada`; this makes that path work inside tomada too.
+extern crate self as tomada;
+
+pub mod abi;
+pub mod alloc;
+pub mod call;
+pub mod descriptor;
+pub mod ffi;
+pub mod fingerprint;
+
+use std::ffi::c_void;
+
+pub use abi::Abi;
+pub use alloc::SystemAlloc;
+pub use call::CallError;
+pub use descriptor::{BOUNDARY_VERSION, Descriptor, Info, Manifest};
+/// Derives [`Abi`] for a struct whose fields are all [`Abi`] types, so it can cross
+/// the boundary. See [`Abi`] for an example.
+pub use tomada_macros::Abi;
+/// Turns a trait into a plugin contract. See the [crate documentation](crate).
+///
+/// Arguments: `abi = <u32 expression>` (required: the contract's major version; bump
+/// it for any change that breaks plugins) and `name = "<string>"` (optional; defaults
+/// to the trait's path, e.g. `pluginapi::Greeter`).
+///
+/// Every method takes `&self`, has no generics, is not `async` and has no default
+/// body; arguments and results implement [`Abi`].
+pub use tomada_macros::contract;
+
+/// The `rustc --version` of the compiler that built this copy of tomada (and so the
+/// plugin or host that links it).
+pub const RUSTC_VERSION: &str = env!("TOMADA_RUSTC_VERSION");
+/// The target triple this copy of tomada was built for.
+pub const TARGET: &str = env!("TOMADA_TARGET");
+
+/// Links a contract trait object type (`dyn Greeter`) to its generated parts.
+/// Implemented by [`#[contract]`](contract); never by hand.
+///
+/// # Safety
+/// `VTable` must be the `#[repr(C)]` vtable generated for the trait, `FINGERPRINT` its
+/// layout fingerprint, and `__client` must only build a client that calls through it.
+pub unsafe trait Contract: 'static {
+    /// The contract's name, e.g. `pluginapi::Greeter`.
+    const NAME: &'static str;
+    /// The contract's ABI (major) number.
+    const ABI: u32;
+    /// The layout fingerprint (see [`fingerprint`]).
+    const FINGERPRINT: u64;
+    /// The generated `#[repr(C)]` vtable.
+    type VTable: 'static;
+    /// The generated host-side client, whose methods mirror the trait's and return
+    /// `Result<_, CallError>`.
+    type Client: Send + Sync;
+
+    /// Wraps a plugin instance.
+    ///
+    /// # Safety
+    /// `vtable` must point to this contract's `VTable` and `this` to the instance made
+    /// by the same plugin's `create`; both must outlive the client.
+    #[doc(hidden)]
+    unsafe fn __client(vtable: *const c_void, this: *const c_void) -> Self::Client;
+}
+
+/// Exports a plugin: one line in a plugin crate (`crate-type = ["cdylib"]`).
+///
+/// ```ignore
+/// tomada::export!(Hello as pluginapi::Greeter);
+/// tomada::export!(Hello as pluginapi::Greeter = Hello::new("pt"));
+/// tomada::export!(Hello as pluginapi::Greeter; name = "greeter", version = "1.0.0",
+///                 description = "Plugin de exemplo que dá oi");
+/// ```
+///
+/// The instance is made with `Default::default()` unless an expression follows `=`;
+/// it is made when a host loads the plugin (a panic there is a load error) and
+/// dropped when the host drops its handle. Name, version and description default to
+/// the crate's `name`, `version` and `description` in `Cargo.toml`.
+///
+/// It emits the exported descriptor (symbol `TOMADA_DESCRIPTOR`), the manifest in its
+/// link section (readable without loading the file), and installs
+/// [`SystemAlloc`] as the plugin's global allocator, so strings and byte buffers cross
+/// without copies (a plugin cannot declare another `#[global_allocator]`).
+#[macro_export]
+macro_rules! export {
+    ($ty:ty as $contract:path $(= $make:expr)? $(; $($key:ident = $value:expr),* $(,)?)?) => {
+        $crate::__export! {
+            @meta [env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION")]
+            [$ty] [$contract] [$($make)?]
+            $($($key = $value,)*)?
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export {
+    (@meta [$n:expr, $v:expr, $d:expr] $t:tt $c:tt $m:tt name = $x:expr, $($rest:tt)*) => {
+        $crate::__export! { @meta [$x, $v, $d] $t $c $m $($rest)* }
+    };
+    (@meta [$n:expr, $v:expr, $d:expr] $t:tt $c:tt $m:tt version = $x:expr, $($rest:tt)*) => {
+        $crate::__export! { @meta [$n, $x, $d] $t $c $m $($rest)* }
+    };
+    (@meta [$n:expr, $v:expr, $d:expr] $t:tt $c:tt $m:tt description = $x:expr, $($rest:tt)*) => {
+        $crate::__export! { @meta [$n, $v, $x] $t $c $m $($rest)* }
+    };
+    (@meta $meta:tt $t:tt $c:tt $m:tt $key:ident = $($rest:tt)*) => {
+        ::core::compile_error!(concat!("tomada::export!: unknown key `", stringify!($key), "`; expected `name`, `version` or `description`"));
+    };
+    (@make $ty:ty) => { <$ty as ::core::default::Default>::default() };
+    (@make $ty:ty, $make:expr) => { $make };
+    (@meta [$n:expr, $v:expr, $d:expr] [$ty:ty] [$contract:path] [$($make:expr)?]) => {
+        const _: () = {
+            $crate::global_allocator!();
+
+            type __Plugin = $ty;
+            type __Contract = dyn $contract;
+
+            const __STRINGS: [&str; 6] = [
+                <__Contract as $crate::Contract>::NAME, $n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET,
+            ];
+            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::descriptor::flags::PANIC_UNWIND } else { 0 };
+            const __LEN: usize = $crate::descriptor::encoded_len(&__STRINGS);
+
+            #[used]
+            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]
+            #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".tomada"))]
+            static __MANIFEST: [u8; __LEN] = $crate::descriptor::encode::<__LEN>(
+                <__Contract as $crate::Contract>::ABI,
+                __FLAGS,
+                <__Contract as $crate::Contract>::FINGERPRINT,
+                &__STRINGS,
+            );
+
+            static __VTABLE: <__Contract as $crate::Contract>::VTable = <__Contract>::__tomada_vtable::<__Plugin>();
+
+            unsafe extern "C" fn __create(
+                out: *mut *const ::core::ffi::c_void,
+                panic: *mut $crate::ffi::RVec,
+            ) -> $crate::ffi::Status {
+                // SAFETY: the host passes writable `out` and `panic` (descriptor contract).
+                unsafe { $crate::call::__create::<__Plugin>(out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
+            }
+
+            unsafe extern "C" fn __destroy(
+                this: *const ::core::ffi::c_void,
+                panic: *mut $crate::ffi::RVec,
+            ) -> $crate::ffi::Status {
+                // SAFETY: the host passes the instance `__create` made, once, and a
+                // writable `panic` (descriptor contract).
+                unsafe { $crate::call::__destroy::<__Plugin>(this, panic) }
+            }
+
+            #[unsafe(no_mangle)]
+            static TOMADA_DESCRIPTOR: $crate::Descriptor = $crate::Descriptor {
+                header: $crate::descriptor::Header {
+                    magic: $crate::descriptor::MAGIC,
+                    boundary: $crate::BOUNDARY_VERSION,
+                    size: ::core::mem::size_of::<$crate::Descriptor>() as u32,
+                },
+                abi: <__Contract as $crate::Contract>::ABI,
+                flags: __FLAGS,
+                fingerprint: <__Contract as $crate::Contract>::FINGERPRINT,
+                contract: $crate::ffi::RSlice::new(<__Contract as $crate::Contract>::NAME.as_bytes()),
+                manifest: $crate::ffi::RSlice::new(&__MANIFEST),
+                vtable: &__VTABLE as *const _ as *const ::core::ffi::c_void,
+                create: __create,
+                destroy: __destroy,
+            };
+        };
+    };
+}

@@ -1,0 +1,199 @@
+//! Builds fixture plugin crates with cargo, once per package and profile in a test
+//! process, and finds their cdylibs from cargo's JSON messages, so no test guesses
+//! `lib*.so` / `.dylib` / `.dll`.
+//!
+//! Fixtures build into `target/fixtures*`, not the `target/` that `cargo test` is
+//! using, so the nested cargo never waits on the outer one's lock.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists")
+}
+
+/// How to build a fixture.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Build {
+    /// The package to build.
+    pub package: String,
+    /// `--release`?
+    pub release: bool,
+    /// A rustup toolchain (`nightly`), or `None` for the one running the tests.
+    pub toolchain: Option<String>,
+    /// Extra `--config` values, e.g. `profile.dev.panic="abort"`.
+    pub config: Vec<String>,
+}
+
+impl Build {
+    /// A debug build of `package` with the current toolchain.
+    pub fn new(package: &str) -> Self {
+        Build {
+            package: package.into(),
+            release: false,
+            toolchain: None,
+            config: Vec::new(),
+        }
+    }
+
+    /// A release build.
+    pub fn release(mut self) -> Self {
+        self.release = true;
+        self
+    }
+
+    /// Builds with another rustup toolchain.
+    pub fn toolchain(mut self, toolchain: &str) -> Self {
+        self.toolchain = Some(toolchain.into());
+        self
+    }
+
+    /// Adds a `--config KEY=VALUE`.
+    pub fn config(mut self, value: &str) -> Self {
+        self.config.push(value.into());
+        self
+    }
+
+    fn target_dir(&self) -> PathBuf {
+        let mut name = String::from("fixtures");
+        if let Some(t) = &self.toolchain {
+            name.push('-');
+            name.push_str(t);
+        }
+        if !self.config.is_empty() {
+            name.push_str("-custom");
+            for c in &self.config {
+                name.push('-');
+                name.extend(
+                    c.chars()
+                        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' }),
+                );
+            }
+        }
+        workspace_root().join("target").join(name)
+    }
+
+    /// Builds (once per process) and returns the path of the cdylib.
+    ///
+    /// # Panics
+    /// If the build fails or makes no cdylib; the message has cargo's output.
+    pub fn cdylib(&self) -> PathBuf {
+        self.try_cdylib().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Builds (once per process) and returns the path of the cdylib, or why not.
+    pub fn try_cdylib(&self) -> Result<PathBuf, String> {
+        static CACHE: OnceLock<Mutex<HashMap<Build, Result<PathBuf, String>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        // Holding the lock while building serialises fixture builds, which cargo's own
+        // lock would do anyway.
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(self.clone())
+            .or_insert_with(|| self.run())
+            .clone()
+    }
+
+    fn run(&self) -> Result<PathBuf, String> {
+        let mut cmd = match &self.toolchain {
+            Some(t) => {
+                let mut c = Command::new("rustup");
+                c.args(["run", t, "cargo"]);
+                // Let rustup pick that toolchain's cargo and rustc, not ours.
+                for var in [
+                    "RUSTUP_TOOLCHAIN",
+                    "RUSTC",
+                    "RUSTDOC",
+                    "CARGO",
+                    "RUSTC_WRAPPER",
+                    "RUSTC_WORKSPACE_WRAPPER",
+                ] {
+                    c.env_remove(var);
+                }
+                c
+            }
+            None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+        };
+        cmd.current_dir(workspace_root())
+            .args([
+                "build",
+                "--quiet",
+                "--message-format=json-render-diagnostics",
+                "-p",
+                &self.package,
+            ])
+            .arg("--target-dir")
+            .arg(self.target_dir());
+        if self.release {
+            cmd.arg("--release");
+        }
+        for c in &self.config {
+            cmd.args(["--config", c]);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run cargo for `{}`: {e}", self.package))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "building fixture `{}` ({:?}) failed:\n{}\n{}",
+                self.package,
+                self,
+                String::from_utf8_lossy(&out.stderr),
+                stdout
+            ));
+        }
+        for line in stdout.lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if msg["reason"] != "compiler-artifact" {
+                continue;
+            }
+            let is_cdylib = msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+            let name = msg["target"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('-', "_");
+            if !is_cdylib || name != self.package.replace('-', "_") {
+                continue;
+            }
+            let files = msg["filenames"].as_array().cloned().unwrap_or_default();
+            for f in files.iter().filter_map(|f| f.as_str()) {
+                if [".so", ".dylib", ".dll"].iter().any(|ext| f.ends_with(ext)) {
+                    return Ok(PathBuf::from(f));
+                }
+            }
+        }
+        Err(format!(
+            "cargo built `{}` but reported no cdylib",
+            self.package
+        ))
+    }
+}
+
+/// The debug cdylib of fixture `package`, built with the current toolchain.
+pub fn cdylib(package: &str) -> PathBuf {
+    Build::new(package).cdylib()
+}
+
+/// Copies `src` to a fresh file in `dir` named `name` and returns its path.
+pub fn copy_to(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst)
+        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    dst
+}
+
+/// The byte offset of the first occurrence of `needle` in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
