@@ -285,6 +285,17 @@ mod tests {
     }
 
     #[test]
+    fn without_system_alloc_buffers_are_copied() {
+        // This test binary has the default global allocator, not `SystemAlloc`.
+        assert!(!crate::alloc::global_is_system());
+        let v = b"copy me".to_vec();
+        let ptr = v.as_ptr();
+        let r = RVec::from_vec(v);
+        assert_ne!(r.as_slice().as_ptr(), ptr);
+        assert_eq!(r.into_vec(), b"copy me");
+    }
+
+    #[test]
     fn r128_round_trip() {
         for v in [0u128, 1, u64::MAX as u128, u128::MAX, 1 << 64 | 7] {
             assert_eq!(R128::from_u128(v).to_u128(), v);
