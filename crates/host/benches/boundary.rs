@@ -1,1 +1,225 @@
-fn main() {}
+//! What crossing the tomada boundary costs, each next to its baselines, measured in
+//! the same run: `cargo bench -p tomada-host --bench boundary`. Results and targets:
+//! `docs/benchmarks.md`.
+//!
+//! - `call/add`: a trivial `add(u64, u64) -> u64` through tomada, through a
+//!   `Box<dyn Trait>` inside this binary, and through the bare `extern "C"` function
+//!   `allround_bare_add` of the same plugin.
+//! - `call/greet`: `greet("Mundo")` (`format!("Olá, {name} 👋")`, returned `String`
+//!   dropped every iteration) through tomada on the greeter plugin, through a
+//!   `Box<dyn Trait>` here, and through a hand-written C ABI (`bench-bare` fixture).
+//! - `load`: `tomada_host::load` (inspect, check, dlopen, verify, create) plus drop,
+//!   against a raw `dlopen` plus `dlclose` of the same file, each iteration on a
+//!   distinct copy of the file; and `inspect` alone.
+//!
+//! Like the real host, this binary installs tomada's global allocator, so strings
+//! returned by plugins are adopted without a copy. (A variant without it cannot live
+//! in the same binary.)
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use allround_api::Allround;
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use pluginapi::Greeter;
+use tomada_test_support::Build;
+
+tomada_host::tomada::global_allocator!();
+
+// ---------------------------------------------------------------------------------
+// The in-host baselines: the same methods and bodies as the plugins, behind a
+// `Box<dyn Trait>` that the optimiser cannot see through.
+
+trait LocalAllround {
+    fn add(&self, a: u64, b: u64) -> u64;
+}
+
+struct LocalAllroundImpl;
+
+impl LocalAllround for LocalAllroundImpl {
+    fn add(&self, a: u64, b: u64) -> u64 {
+        a.wrapping_add(b)
+    }
+}
+
+trait LocalGreeter {
+    fn greet(&self, name: &str) -> String;
+}
+
+struct LocalHello;
+
+impl LocalGreeter for LocalHello {
+    fn greet(&self, name: &str) -> String {
+        format!("Olá, {name} 👋")
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The bare C ABI baselines.
+
+type BareAdd = extern "C" fn(u64, u64) -> u64;
+type BareGreet = unsafe extern "C" fn(*const u8, usize, *mut *mut u8, *mut usize, *mut usize);
+
+fn bare_greet(f: BareGreet, name: &str) -> String {
+    let (mut ptr, mut len, mut cap) = (std::ptr::null_mut(), 0, 0);
+    // SAFETY: `bench_bare_greet`'s contract: a live UTF-8 string and three writable
+    // out-pointers.
+    unsafe { f(name.as_ptr(), name.len(), &mut ptr, &mut len, &mut cap) };
+    // SAFETY: the fixture wrote the parts of a `String` it allocated with `System`
+    // (a cdylib's default global allocator) and gave up; this binary's global
+    // allocator is `SystemAlloc`, i.e. `System`, so this `String` may own and free it.
+    unsafe { String::from_raw_parts(ptr, len, cap) }
+}
+
+fn open_library(path: &Path) -> libloading::Library {
+    // SAFETY: a fixture of this workspace whose initialisers are those of any Rust
+    // cdylib.
+    unsafe { libloading::Library::new(path) }
+        .unwrap_or_else(|e| panic!("dlopen {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------
+
+fn call_add(c: &mut Criterion) {
+    let path = Build::new("allround").release().cdylib();
+    let plugin = tomada_host::load::<dyn Allround>(&path).expect("load allround");
+    let direct: Box<dyn LocalAllround> = black_box(Box::new(LocalAllroundImpl));
+    let library = open_library(&path);
+    // SAFETY: `allround_bare_add` is `extern "C" fn(u64, u64) -> u64` (see the
+    // allround fixture); `library` stays open while the pointer is used.
+    let bare: BareAdd = *unsafe { library.get::<BareAdd>(b"allround_bare_add") }
+        .expect("allround exports allround_bare_add");
+    let bare = black_box(bare);
+
+    assert_eq!(plugin.add(40, 2), Ok(42));
+    assert_eq!(direct.add(40, 2), 42);
+    assert_eq!(bare(40, 2), 42);
+
+    let mut group = c.benchmark_group("call/add");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("tomada", |b| {
+        b.iter(|| plugin.add(black_box(40), black_box(2)).unwrap());
+    });
+    group.bench_function("direct_dyn", |b| {
+        b.iter(|| direct.add(black_box(40), black_box(2)));
+    });
+    group.bench_function("bare_fn_ptr", |b| {
+        b.iter(|| bare(black_box(40), black_box(2)));
+    });
+    group.finish();
+    drop(plugin);
+    drop(library);
+}
+
+fn call_greet(c: &mut Criterion) {
+    let path = Build::new("greeter").release().cdylib();
+    let plugin = tomada_host::load::<dyn Greeter>(&path).expect("load greeter");
+    let direct: Box<dyn LocalGreeter> = black_box(Box::new(LocalHello));
+    let bare_path = Build::new("bench-bare").release().cdylib();
+    let library = open_library(&bare_path);
+    // SAFETY: `bench_bare_greet` has the `BareGreet` signature (see the bench-bare
+    // fixture); `library` stays open while the pointer is used.
+    let bare: BareGreet = *unsafe { library.get::<BareGreet>(b"bench_bare_greet") }
+        .expect("bench-bare exports bench_bare_greet");
+    let bare = black_box(bare);
+
+    let expected = "Olá, Mundo 👋";
+    assert_eq!(plugin.greet("Mundo").as_deref(), Ok(expected));
+    assert_eq!(direct.greet("Mundo"), expected);
+    assert_eq!(bare_greet(bare, "Mundo"), expected);
+
+    // Every variant returns the `String`, which `iter` drops inside the timed loop:
+    // one allocation and one free per iteration in each.
+    let mut group = c.benchmark_group("call/greet");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("tomada", |b| {
+        b.iter(|| plugin.greet(black_box("Mundo")).unwrap());
+    });
+    group.bench_function("direct_dyn", |b| {
+        b.iter(|| direct.greet(black_box("Mundo")));
+    });
+    group.bench_function("bare_c_abi", |b| {
+        b.iter(|| bare_greet(bare, black_box("Mundo")));
+    });
+    group.finish();
+    drop(plugin);
+    drop(library);
+}
+
+/// Copies `src` to `iters` fresh files, then times `load` on each in turn. The dynamic
+/// loader returns the already-open object for a file it has open (matched by device
+/// and inode), so every iteration needs its own copy to pay for a real load. The
+/// copies are deleted before returning.
+fn time_distinct_copies(src: &Path, iters: u64, mut load: impl FnMut(&Path)) -> Duration {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ext = std::env::consts::DLL_EXTENSION;
+    let copies: Vec<PathBuf> = (0..iters)
+        .map(|i| tomada_test_support::copy_to(src, dir.path(), &format!("copy{i}.{ext}")))
+        .collect();
+    let start = Instant::now();
+    for copy in &copies {
+        load(copy);
+    }
+    let elapsed = start.elapsed();
+    warn_if_still_mapped(dir.path());
+    elapsed
+}
+
+/// A library that stays mapped after `dlclose` (e.g. one that registered
+/// thread-local destructors) would make each later `dlopen` search a longer list:
+/// say so, once, rather than report skewed numbers silently.
+fn warn_if_still_mapped(dir: &Path) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let dir = dir.to_string_lossy();
+    let mapped = maps.lines().filter(|l| l.contains(dir.as_ref())).count();
+    if mapped > 0 && !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!("warning: {mapped} mappings of unloaded copies remain in {dir}");
+    }
+}
+
+fn load(c: &mut Criterion) {
+    let path = Build::new("greeter").release().cdylib();
+    // Check once that the file loads, so a failure is not reported as a timing.
+    drop(tomada_host::load::<dyn Greeter>(&path).expect("load greeter"));
+
+    // Every iteration writes a copy of the plugin (~400 KiB): a short measurement
+    // keeps that to a few hundred MiB, each sample's copies deleted after it. Flat
+    // sampling: every sample has as many iterations, so none grows large.
+    let mut group = c.benchmark_group("load");
+    group
+        .sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    group.bench_function("tomada_load_verify", |b| {
+        b.iter_custom(|iters| {
+            time_distinct_copies(&path, iters, |copy| {
+                let plugin = tomada_host::load::<dyn Greeter>(copy).expect("load greeter");
+                drop(black_box(plugin));
+            })
+        });
+    });
+    group.bench_function("raw_dlopen", |b| {
+        b.iter_custom(|iters| {
+            time_distinct_copies(&path, iters, |copy| drop(black_box(open_library(copy))))
+        });
+    });
+    group.bench_function("inspect", |b| {
+        b.iter(|| tomada_host::inspect(&path).expect("inspect greeter"));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, call_add, call_greet, load);
+criterion_main!(benches);

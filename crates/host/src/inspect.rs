@@ -64,9 +64,19 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
     let cache = ReadCache::new(file);
     let data = &cache;
 
-    let kind = FileKind::parse(data).map_err(|_| LoadError::NotALibrary {
-        path: owned(),
-        reason: unknown_format(data, meta.len()),
+    let kind = FileKind::parse(data).map_err(|_| match unknown_format(data, meta.len()) {
+        Unknown::CutShort(format) => LoadError::Damaged {
+            path: owned(),
+            reason: format!("it starts like {format} file but is too short to be one"),
+        },
+        Unknown::Text => LoadError::NotALibrary {
+            path: owned(),
+            reason: "it is a text file".into(),
+        },
+        Unknown::Binary => LoadError::NotALibrary {
+            path: owned(),
+            reason: "it is not an ELF, Mach-O or PE file".into(),
+        },
     })?;
     let object = object::File::parse(data).map_err(|e| match kind {
         FileKind::Elf32
@@ -167,16 +177,34 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
     })
 }
 
-fn unknown_format(data: &ReadCache<File>, len: u64) -> String {
+enum Unknown {
+    /// The magic bytes of an object format, then too little to parse.
+    CutShort(&'static str),
+    Text,
+    Binary,
+}
+
+fn unknown_format(data: &ReadCache<File>, len: u64) -> Unknown {
     use object::ReadRef;
     let head = data.read_bytes_at(0, len.min(512)).unwrap_or_default();
-    let text = head
+    const MAGICS: [(&[u8], &str); 6] = [
+        (b"\x7fELF", "an ELF"),
+        (b"MZ", "a PE"),
+        (&[0xfe, 0xed, 0xfa, 0xce], "a Mach-O"),
+        (&[0xfe, 0xed, 0xfa, 0xcf], "a Mach-O"),
+        (&[0xce, 0xfa, 0xed, 0xfe], "a Mach-O"),
+        (&[0xcf, 0xfa, 0xed, 0xfe], "a Mach-O"),
+    ];
+    if let Some((_, format)) = MAGICS.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Unknown::CutShort(format);
+    }
+    if head
         .iter()
-        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80);
-    if text {
-        "it is a text file".into()
+        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80)
+    {
+        Unknown::Text
     } else {
-        "it is not an ELF, Mach-O or PE file".into()
+        Unknown::Binary
     }
 }
 

@@ -50,7 +50,10 @@ impl Store for Memory {
     fn get(&self, key: &str) -> Result<Vec<u8>, String> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let map = self.map.lock().unwrap();
-        map.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).ok_or_else(|| format!("no key `{key}`"))
+        map.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("no key `{key}`"))
     }
     fn record(&self, mut r: Record) -> Record {
         r.id += 1;
@@ -80,10 +83,14 @@ static VTABLE: StoreVTable = <dyn Store>::__tomada_vtable::<Memory>();
 
 impl Local {
     fn new() -> Self {
-        let this = Box::into_raw(Box::new(Memory::default())).cast::<c_void>().cast_const();
+        let this = Box::into_raw(Box::new(Memory::default()))
+            .cast::<c_void>()
+            .cast_const();
         // SAFETY: `VTABLE` is `Store`'s vtable for `Memory`, `this` a live `Memory`
         // that outlives the client (freed in `drop`).
-        let client = unsafe { <dyn Store as Contract>::__client(&VTABLE as *const StoreVTable as *const c_void, this) };
+        let client = unsafe {
+            <dyn Store as Contract>::__client(&VTABLE as *const StoreVTable as *const c_void, this)
+        };
         Local { client, this }
     }
 }
@@ -103,8 +110,21 @@ fn calls_cross_the_vtable_with_every_kind_of_value() {
     assert_eq!(store.put("a", b"2".to_vec()), Ok(Some(b"1".to_vec())));
     assert_eq!(store.get("a"), Ok(Ok(b"2".to_vec())));
     assert_eq!(store.get("zz"), Ok(Err("no key `zz`".to_owned())));
-    let r = Record { id: 41, tags: vec![1, 2], note: Some("hm".into()), wide: i128::MIN + 1 };
-    assert_eq!(store.record(r), Ok(Record { id: 42, tags: vec![1, 2, b'!'], note: Some("hm?".into()), wide: i128::MAX }));
+    let r = Record {
+        id: 41,
+        tags: vec![1, 2],
+        note: Some("hm".into()),
+        wide: i128::MIN + 1,
+    };
+    assert_eq!(
+        store.record(r),
+        Ok(Record {
+            id: 42,
+            tags: vec![1, 2, b'!'],
+            note: Some("hm?".into()),
+            wide: i128::MAX
+        })
+    );
     assert_eq!(store.glyph('ç', true), Ok('ç'));
     assert_eq!(store.glyph('q', true), Ok('Q'));
     assert_eq!(store.count(), Ok(4));
@@ -115,9 +135,18 @@ fn a_panic_comes_back_as_an_error_and_the_instance_keeps_working() {
     tomada::call::__install_panic_hook();
     let local = Local::new();
     let err = local.client.explode("on purpose".into()).unwrap_err();
-    let CallError::Panicked { message } = &err else { panic!("not a panic error: {err:?}") };
-    assert!(message.starts_with("exploded: on purpose (at "), "{message}");
-    assert!(err.to_string().starts_with("the plugin panicked: exploded: on purpose"), "{err}");
+    let CallError::Panicked { message } = &err else {
+        panic!("not a panic error: {err:?}")
+    };
+    assert!(
+        message.starts_with("exploded: on purpose (at "),
+        "{message}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("the plugin panicked: exploded: on purpose"),
+        "{err}"
+    );
     assert_eq!(local.client.put("k", vec![]), Ok(None));
 }
 

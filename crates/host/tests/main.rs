@@ -1,0 +1,9 @@
+//! Integration tests of tomada-host: real fixture plugins, built by cargo from
+//! `tests/plugins/*`, loaded and called; every refusal produced by a real file.
+
+#![allow(missing_docs)]
+
+mod allround;
+mod compiler;
+mod load;
+mod threads;

@@ -1,0 +1,213 @@
+//! The `host` binary, run as a user would: the demo's exact output, and one clear
+//! line on stderr with a non-zero exit for every bad input, each a real file.
+
+#![allow(missing_docs)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tomada_test_support::{cdylib, copy_to};
+
+fn host(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(args)
+        .output()
+        .expect("run host")
+}
+
+fn run_plugin(path: &Path) -> Output {
+    host(&["--plugin".as_ref(), path.as_os_str()])
+}
+
+/// `YYYY/MM/DD HH:MM:SS ` — Go's `log` prefix.
+fn strip_log_prefix(line: &str) -> &str {
+    let (stamp, rest) = line
+        .split_at_checked(20)
+        .unwrap_or_else(|| panic!("no log prefix: {line:?}"));
+    let shape: String = stamp
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999/99/99 99:99:99 ", "not a log prefix: {line:?}");
+    rest
+}
+
+/// Exit 1, nothing on stdout, exactly one log line on stderr that says `needle`.
+fn assert_refused(out: &Output, needle: &str) -> String {
+    assert_fails_after(out, 0, needle)
+}
+
+/// As [`assert_refused`], after `before` other log lines (the "loaded" line).
+fn assert_fails_after(out: &Output, before: usize, needle: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit status {:?}; stderr: {stderr}",
+        out.status
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<_> = stderr.lines().collect();
+    assert_eq!(lines.len(), before + 1, "not one error line: {stderr}");
+    let message = strip_log_prefix(lines[before]);
+    assert!(message.starts_with("error: "), "{message}");
+    assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    for noise in ["panicked at", "RUST_BACKTRACE", "stack backtrace"] {
+        assert!(!message.contains(noise), "{message}");
+    }
+    message.to_owned()
+}
+
+#[test]
+fn the_demo_prints_the_two_lines() {
+    let out = run_plugin(&cdylib("greeter"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Olá, Mundo 👋\n");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(
+        strip_log_prefix(stderr.trim_end_matches('\n')),
+        "Plugin carregado: greeter v1.0.0 (ABI=1) — Plugin de exemplo que dá oi"
+    );
+}
+
+#[test]
+fn name_is_configurable() {
+    let plugin = cdylib("greeter");
+    let out = host(&[
+        "--plugin".as_ref(),
+        plugin.as_os_str(),
+        "--name".as_ref(),
+        "Ana".as_ref(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Olá, Ana 👋\n");
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let out = host(&["--help".as_ref()]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("--plugin <PATH>") && help.contains("--name <NAME>"),
+        "{help}"
+    );
+    let out = host(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--plugin <PATH>"));
+}
+
+#[test]
+fn nonexistent_path() {
+    assert_refused(
+        &run_plugin(Path::new("bin/nao_existe.so")),
+        "does not exist",
+    );
+}
+
+#[test]
+fn directory() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_refused(&run_plugin(dir.path()), "is not a file");
+}
+
+#[test]
+fn empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.so");
+    fs::write(&path, b"").unwrap();
+    assert_refused(&run_plugin(&path), "the file is empty");
+}
+
+#[test]
+fn text_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readme.so");
+    fs::write(&path, "# not a plugin\n").unwrap();
+    assert_refused(&run_plugin(&path), "it is a text file");
+}
+
+#[test]
+fn truncated_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fs::read(cdylib("greeter")).unwrap();
+    let path = dir.path().join("half.so");
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert_refused(&run_plugin(&path), "is damaged");
+}
+
+#[test]
+fn foreign_library() {
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+        "/usr/lib64/libm.so.6",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("this test needs the system's libm.so.6");
+    assert_refused(&run_plugin(&libm), "not a tomada plugin");
+}
+
+#[test]
+fn library_without_descriptor() {
+    assert_refused(&run_plugin(&cdylib("no-descriptor")), "not a tomada plugin");
+}
+
+#[test]
+fn plugin_built_for_abi_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_to(&cdylib("wrong-abi"), dir.path(), "greeter_v2.so");
+    let message = assert_refused(
+        &run_plugin(&path),
+        "was built for pluginapi::Greeter ABI 2, this host speaks ABI 1",
+    );
+    assert!(message.contains("greeter_v2.so"), "{message}");
+}
+
+#[test]
+fn plugin_built_against_a_changed_contract() {
+    assert_refused(
+        &run_plugin(&cdylib("changed-layout")),
+        "different layout of pluginapi::Greeter",
+    );
+}
+
+#[test]
+fn plugin_that_panics_in_greet() {
+    // It loads (and says so), then its greet panics: the host reports and exits.
+    let out = run_plugin(&cdylib("panics-in-greet"));
+    let message = assert_fails_after(&out, 1, "the plugin panicked: não quero cumprimentar Mundo");
+    assert!(
+        message.contains("plugin `panics-in-greet` failed to greet"),
+        "{message}"
+    );
+    assert!(
+        message.contains("(at tests/plugins/panics-in-greet/src/lib.rs:"),
+        "{message}"
+    );
+}
+
+#[test]
+fn plugin_that_panics_while_loading() {
+    assert_refused(
+        &run_plugin(&cdylib("panics-in-new")),
+        "panicked while making its instance: configuração ausente",
+    );
+}
+
+#[test]
+fn plugin_of_another_contract() {
+    assert_refused(
+        &run_plugin(&cdylib("allround")),
+        "implements contract `allround_api::Allround`",
+    );
+}
