@@ -344,6 +344,7 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
             /// # Errors
             /// [`CallError::Panicked`](::tomada::CallError::Panicked) if the plugin's method panicked.
             #[inline]
+            #[allow(clippy::too_many_arguments)]
             pub fn #ident(&self, #(#arg_idents: #arg_tys),*) -> ::core::result::Result<#ret, ::tomada::CallError> {
                 let mut __out = ::core::mem::MaybeUninit::<<#ret as ::tomada::Abi>::Ffi>::uninit();
                 let mut __panic = ::core::mem::MaybeUninit::<::tomada::ffi::RVec>::uninit();
@@ -365,6 +366,7 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
         });
         shims.push(quote! {
             #[doc(hidden)]
+            #[allow(clippy::too_many_arguments)]
             unsafe extern "C" fn #shim<T: #trait_ident>(
                 this: *const ::core::ffi::c_void,
                 #(#arg_idents: #ffi_args,)*

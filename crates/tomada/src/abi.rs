@@ -293,10 +293,8 @@ mod tests {
         // SAFETY: any u8 is accepted.
         assert!(unsafe { bool::from_ffi(7) });
         // SAFETY: any u32 is accepted.
-        assert_eq!(
-            unsafe { char::from_ffi(0xD800) },
-            char::REPLACEMENT_CHARACTER
-        );
+        let c = unsafe { char::from_ffi(0xD800) };
+        assert_eq!(c, char::REPLACEMENT_CHARACTER);
     }
 
     #[test]

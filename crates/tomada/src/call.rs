@@ -239,10 +239,8 @@ mod tests {
         // SAFETY: `this` is a live `String` made by `__create`.
         assert_eq!(unsafe { &*this.cast::<String>() }, "instance");
         // SAFETY: made by `__create::<String>`, destroyed once.
-        assert_eq!(
-            unsafe { __destroy::<String>(this, panic.as_mut_ptr()) },
-            Status::OK
-        );
+        let s = unsafe { __destroy::<String>(this, panic.as_mut_ptr()) };
+        assert_eq!(s, Status::OK);
 
         // SAFETY: writable locals.
         let s = unsafe {

@@ -107,14 +107,11 @@ impl RVec {
         if crate::alloc::global_is_system() {
             let mut vec = ManuallyDrop::new(vec);
             let (ptr, len, cap) = (vec.as_mut_ptr(), vec.len(), vec.capacity());
-            // SAFETY: a `Vec` with non-zero capacity has a non-null pointer, and the
-            // global allocator is `SystemAlloc`, which allocates with `System`: the
-            // buffer is a `System` allocation of `cap` bytes, align 1.
-            Self {
-                ptr: unsafe { NonNull::new_unchecked(ptr) },
-                len,
-                cap,
-            }
+            // SAFETY: a `Vec` with non-zero capacity has a non-null pointer.
+            let ptr = unsafe { NonNull::new_unchecked(ptr) };
+            // The global allocator is `SystemAlloc`, which allocates with `System`:
+            // the buffer is a `System` allocation of `cap` bytes, align 1.
+            Self { ptr, len, cap }
         } else {
             Self::copy_from(&vec)
         }
