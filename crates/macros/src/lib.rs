@@ -384,11 +384,16 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
                 }
             }
         });
+        let arg_shapes: Vec<_> = arg_tys_static
+            .iter()
+            .map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::SHAPE))
+            .collect();
+        let ret_shape = quote_spanned!(ret.span()=> <#ret_static as ::tomada::Abi>::SHAPE);
         fingerprint.push(quote! {
             h = ::tomada::fingerprint::str(h, #name_str);
             h = ::tomada::fingerprint::u64(h, #arg_count);
-            #(h = ::tomada::fingerprint::u64(h, <#arg_tys_static as ::tomada::Abi>::SHAPE);)*
-            h = ::tomada::fingerprint::u64(h, <#ret_static as ::tomada::Abi>::SHAPE);
+            #(h = ::tomada::fingerprint::u64(h, #arg_shapes);)*
+            h = ::tomada::fingerprint::u64(h, #ret_shape);
         });
     }
 

@@ -4,5 +4,6 @@
 
 #![allow(missing_docs)]
 
+mod compile_fail;
 mod contract;
 mod fingerprint;

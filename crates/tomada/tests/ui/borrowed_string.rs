@@ -1,0 +1,6 @@
+#[tomada::contract(abi = 1)]
+pub trait Greeter {
+    fn greet(&self, name: &String) -> String;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(tomada::Abi)]
+pub enum Color {
+    Red,
+    Green,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[tomada::contract]
+pub trait Greeter {
+    fn greet(&self, name: &str) -> String;
+}
+
+fn main() {}

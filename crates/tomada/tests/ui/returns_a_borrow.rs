@@ -1,0 +1,6 @@
+#[tomada::contract(abi = 1)]
+pub trait Namer {
+    fn name(&self) -> &str;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[tomada::contract(abi = 1)]
+pub trait Numbers {
+    fn all(&self) -> Vec<u32>;
+}
+
+fn main() {}
