@@ -1,0 +1,53 @@
+//! Project tasks, run as `cargo xtask <task>` (see `.cargo/config.toml`).
+//!
+//! - `demo`: builds the greeter plugin on its own (`cargo build -p greeter
+//!   --release`), copies it to `bin/greeter_v1.so` (`.dylib`/`.dll` elsewhere), and
+//!   runs the host on it, as the Go original's `go build -buildmode=plugin` + `host`.
+
+use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}
+
+fn status(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+}
+
+fn demo() -> Result<(), String> {
+    let root = root();
+    status(cargo().current_dir(&root).args(["build", "--quiet", "--release", "-p", "greeter"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let built = target.join("release").join(format!("{DLL_PREFIX}greeter{DLL_SUFFIX}"));
+    let plugin = root.join("bin").join(format!("greeter_v1{DLL_SUFFIX}"));
+    std::fs::create_dir_all(root.join("bin")).map_err(|e| format!("cannot create bin/: {e}"))?;
+    std::fs::copy(&built, &plugin).map_err(|e| format!("cannot copy {} to {}: {e}", built.display(), plugin.display()))?;
+    status(
+        cargo()
+            .current_dir(&root)
+            .args(["run", "--quiet", "--release", "-p", "host", "--", "--plugin"])
+            .arg(Path::new("bin").join(plugin.file_name().expect("a file name"))),
+    )
+}
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1);
+    let result = match task.as_deref() {
+        Some("demo") => demo(),
+        other => Err(format!("unknown task {other:?}; tasks: demo")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
