@@ -28,10 +28,7 @@ struct Args {
 
 /// Go's `log` package format: `2025/08/15 10:31:07 message`, on stderr.
 fn log(message: &str) {
-    eprintln!(
-        "{} {message}",
-        chrono::Local::now().format("%Y/%m/%d %H:%M:%S")
-    );
+    eprintln!("{} {message}", chrono::Local::now().format("%Y/%m/%d %H:%M:%S"));
 }
 
 /// The error and its causes on one line: `error: a: b: c`.
@@ -53,12 +50,10 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         "Plugin carregado: {} v{} (ABI={}) — {}",
         info.name,
         info.version,
-        plugin.manifest().abi,
+        plugin.manifest().contract.abi,
         info.description
     ));
-    let greeting = plugin
-        .greet(&args.name)
-        .map_err(|e| format!("plugin `{}` failed to greet: {e}", info.name))?;
+    let greeting = plugin.greet(&args.name).map_err(|e| format!("plugin `{}` failed to greet: {e}", info.name))?;
     println!("{greeting}");
     Ok(())
 }

@@ -28,7 +28,8 @@ fn demo() -> Result<(), String> {
     let built = target.join("release").join(format!("{DLL_PREFIX}greeter{DLL_SUFFIX}"));
     let plugin = root.join("bin").join(format!("greeter_v1{DLL_SUFFIX}"));
     std::fs::create_dir_all(root.join("bin")).map_err(|e| format!("cannot create bin/: {e}"))?;
-    std::fs::copy(&built, &plugin).map_err(|e| format!("cannot copy {} to {}: {e}", built.display(), plugin.display()))?;
+    std::fs::copy(&built, &plugin)
+        .map_err(|e| format!("cannot copy {} to {}: {e}", built.display(), plugin.display()))?;
     status(
         cargo()
             .current_dir(&root)

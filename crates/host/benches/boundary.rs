@@ -76,8 +76,7 @@ fn bare_greet(f: BareGreet, name: &str) -> String {
 fn open_library(path: &Path) -> libloading::Library {
     // SAFETY: a fixture of this workspace whose initialisers are those of any Rust
     // cdylib.
-    unsafe { libloading::Library::new(path) }
-        .unwrap_or_else(|e| panic!("dlopen {}: {e}", path.display()))
+    unsafe { libloading::Library::new(path) }.unwrap_or_else(|e| panic!("dlopen {}: {e}", path.display()))
 }
 
 // ---------------------------------------------------------------------------------
@@ -89,8 +88,8 @@ fn call_add(c: &mut Criterion) {
     let library = open_library(&path);
     // SAFETY: `allround_bare_add` is `extern "C" fn(u64, u64) -> u64` (see the
     // allround fixture); `library` stays open while the pointer is used.
-    let bare: BareAdd = *unsafe { library.get::<BareAdd>(b"allround_bare_add") }
-        .expect("allround exports allround_bare_add");
+    let bare: BareAdd =
+        *unsafe { library.get::<BareAdd>(b"allround_bare_add") }.expect("allround exports allround_bare_add");
     let bare = black_box(bare);
 
     assert_eq!(plugin.add(40, 2), Ok(42));
@@ -98,10 +97,7 @@ fn call_add(c: &mut Criterion) {
     assert_eq!(bare(40, 2), 42);
 
     let mut group = c.benchmark_group("call/add");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     group.bench_function("tomada", |b| {
         b.iter(|| plugin.add(black_box(40), black_box(2)).unwrap());
     });
@@ -124,8 +120,8 @@ fn call_greet(c: &mut Criterion) {
     let library = open_library(&bare_path);
     // SAFETY: `bench_bare_greet` has the `BareGreet` signature (see the bench-bare
     // fixture); `library` stays open while the pointer is used.
-    let bare: BareGreet = *unsafe { library.get::<BareGreet>(b"bench_bare_greet") }
-        .expect("bench-bare exports bench_bare_greet");
+    let bare: BareGreet =
+        *unsafe { library.get::<BareGreet>(b"bench_bare_greet") }.expect("bench-bare exports bench_bare_greet");
     let bare = black_box(bare);
 
     let expected = "Olá, Mundo 👋";
@@ -136,10 +132,7 @@ fn call_greet(c: &mut Criterion) {
     // Every variant returns the `String`, which `iter` drops inside the timed loop:
     // one allocation and one free per iteration in each.
     let mut group = c.benchmark_group("call/greet");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     group.bench_function("tomada", |b| {
         b.iter(|| plugin.greet(black_box("Mundo")).unwrap());
     });
@@ -161,9 +154,8 @@ fn call_greet(c: &mut Criterion) {
 fn time_distinct_copies(src: &Path, iters: u64, mut load: impl FnMut(&Path)) -> Duration {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ext = std::env::consts::DLL_EXTENSION;
-    let copies: Vec<PathBuf> = (0..iters)
-        .map(|i| tomada_test_support::copy_to(src, dir.path(), &format!("copy{i}.{ext}")))
-        .collect();
+    let copies: Vec<PathBuf> =
+        (0..iters).map(|i| tomada_test_support::copy_to(src, dir.path(), &format!("copy{i}.{ext}"))).collect();
     let start = Instant::now();
     for copy in &copies {
         load(copy);
@@ -211,9 +203,7 @@ fn load(c: &mut Criterion) {
         });
     });
     group.bench_function("raw_dlopen", |b| {
-        b.iter_custom(|iters| {
-            time_distinct_copies(&path, iters, |copy| drop(black_box(open_library(copy))))
-        });
+        b.iter_custom(|iters| time_distinct_copies(&path, iters, |copy| drop(black_box(open_library(copy)))));
     });
     group.bench_function("inspect", |b| {
         b.iter(|| tomada_host::inspect(&path).expect("inspect greeter"));

@@ -100,19 +100,20 @@ pub enum LoadError {
         found: u32,
     },
     /// The plugin was built against a different definition of the contract that
-    /// claims the same ABI number.
-    #[error("`{}` was built against a different layout of {contract} (fingerprint {found:016x}, this host expects {expected:016x}) under the same ABI {abi}; rebuild the plugin against the host's contract crate, or bump the contract's ABI when it changes", path.display())]
+    /// claims the same ABI number, and not one that differs only by methods appended
+    /// in a minor version.
+    #[error("`{}` was built against a different {contract} {plugin_version} than this host's {host_version}: {}; rebuild the plugin against the host's contract crate (a contract that changes this way needs a new ABI number)", path.display(), differences.join("; "))]
     LayoutMismatch {
         /// The plugin path.
         path: PathBuf,
         /// The contract's name.
         contract: String,
-        /// The ABI number both claim.
-        abi: u32,
-        /// The host's fingerprint.
-        expected: u64,
-        /// The plugin's fingerprint.
-        found: u64,
+        /// The contract version the plugin was built against, e.g. `1.0`.
+        plugin_version: String,
+        /// The contract version this host was built against.
+        host_version: String,
+        /// Every difference, method by method, in words.
+        differences: Vec<String>,
     },
     /// The plugin was built with `panic = "abort"`: a panic in it would abort the host.
     #[error("`{}` was built with `panic = \"abort\"`, so any panic in it would abort the host; build the plugin with `panic = \"unwind\"`", path.display())]

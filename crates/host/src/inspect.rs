@@ -43,24 +43,15 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
     let owned = || path.to_path_buf();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::NotFound { path: owned() },
-        _ => LoadError::Io {
-            path: owned(),
-            source: e,
-        },
+        _ => LoadError::Io { path: owned(), source: e },
     })?;
     if !meta.is_file() {
         return Err(LoadError::NotAFile { path: owned() });
     }
     if meta.len() == 0 {
-        return Err(LoadError::NotALibrary {
-            path: owned(),
-            reason: "the file is empty".into(),
-        });
+        return Err(LoadError::NotALibrary { path: owned(), reason: "the file is empty".into() });
     }
-    let file = File::open(path).map_err(|e| LoadError::Io {
-        path: owned(),
-        source: e,
-    })?;
+    let file = File::open(path).map_err(|e| LoadError::Io { path: owned(), source: e })?;
     let cache = ReadCache::new(file);
     let data = &cache;
 
@@ -69,37 +60,21 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
             path: owned(),
             reason: format!("it starts like {format} file but is too short to be one"),
         },
-        Unknown::Text => LoadError::NotALibrary {
-            path: owned(),
-            reason: "it is a text file".into(),
-        },
-        Unknown::Binary => LoadError::NotALibrary {
-            path: owned(),
-            reason: "it is not an ELF, Mach-O or PE file".into(),
-        },
+        Unknown::Text => LoadError::NotALibrary { path: owned(), reason: "it is a text file".into() },
+        Unknown::Binary => {
+            LoadError::NotALibrary { path: owned(), reason: "it is not an ELF, Mach-O or PE file".into() }
+        }
     })?;
     let object = object::File::parse(data).map_err(|e| match kind {
-        FileKind::Elf32
-        | FileKind::Elf64
-        | FileKind::MachO32
-        | FileKind::MachO64
-        | FileKind::Pe32
-        | FileKind::Pe64 => LoadError::Damaged {
-            path: owned(),
-            reason: format!("its headers cannot be read ({e})"),
-        },
-        other => LoadError::NotALibrary {
-            path: owned(),
-            reason: format!("it is a {other:?} file"),
-        },
+        FileKind::Elf32 | FileKind::Elf64 | FileKind::MachO32 | FileKind::MachO64 | FileKind::Pe32 | FileKind::Pe64 => {
+            LoadError::Damaged { path: owned(), reason: format!("its headers cannot be read ({e})") }
+        }
+        other => LoadError::NotALibrary { path: owned(), reason: format!("it is a {other:?} file") },
     })?;
     match object.kind() {
         ObjectKind::Dynamic => {}
         ObjectKind::Executable => {
-            return Err(LoadError::NotALibrary {
-                path: owned(),
-                reason: "it is an executable".into(),
-            });
+            return Err(LoadError::NotALibrary { path: owned(), reason: "it is an executable".into() });
         }
         ObjectKind::Relocatable => {
             return Err(LoadError::NotALibrary {
@@ -108,10 +83,7 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
             });
         }
         ObjectKind::Core => {
-            return Err(LoadError::NotALibrary {
-                path: owned(),
-                reason: "it is a core dump".into(),
-            });
+            return Err(LoadError::NotALibrary { path: owned(), reason: "it is a core dump".into() });
         }
         _ => {
             return Err(LoadError::NotALibrary {
@@ -150,31 +122,20 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
         FileKind::Pe32 | FileKind::Pe64 => SECTION_PE,
         _ => SECTION_ELF,
     };
-    let section = object
-        .section_by_name(section_name)
-        .ok_or_else(|| LoadError::NoDescriptor { path: owned() })?;
+    let section = object.section_by_name(section_name).ok_or_else(|| LoadError::NoDescriptor { path: owned() })?;
     let bytes = section.data().map_err(|e| LoadError::Damaged {
         path: owned(),
         reason: format!("its tomada section cannot be read ({e})"),
     })?;
     let manifest = Manifest::parse(bytes).map_err(|e| match e {
         ManifestError::BadMagic => LoadError::BadMagic { path: owned() },
-        ManifestError::Boundary { found } => LoadError::BoundaryMismatch {
-            path: owned(),
-            expected: tomada::BOUNDARY_VERSION,
-            found,
-        },
-        other => LoadError::Damaged {
-            path: owned(),
-            reason: other.to_string(),
-        },
+        ManifestError::Boundary { found } => {
+            LoadError::BoundaryMismatch { path: owned(), expected: tomada::BOUNDARY_VERSION, found }
+        }
+        other => LoadError::Damaged { path: owned(), reason: other.to_string() },
     })?;
     let len = Manifest::declared_len(bytes).expect("a parsed manifest has a length");
-    Ok(Inspection {
-        path: owned(),
-        manifest,
-        manifest_bytes: bytes[..len].to_vec(),
-    })
+    Ok(Inspection { path: owned(), manifest, manifest_bytes: bytes[..len].to_vec() })
 }
 
 enum Unknown {
@@ -198,10 +159,7 @@ fn unknown_format(data: &ReadCache<File>, len: u64) -> Unknown {
     if let Some((_, format)) = MAGICS.iter().find(|(magic, _)| head.starts_with(magic)) {
         return Unknown::CutShort(format);
     }
-    if head
-        .iter()
-        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80)
-    {
+    if head.iter().all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80) {
         Unknown::Text
     } else {
         Unknown::Binary

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::LoadError;
 pub use inspect::{Inspection, inspect};
+pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
 
 use library::Library;
@@ -137,26 +138,14 @@ impl<C: ?Sized + Contract> Drop for Plugin<C> {
 /// loader refuses, and for a plugin whose constructor panics.
 pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
     let inspection = inspect(path)?;
-    check::<C>(&inspection)?;
-    let Inspection {
-        path,
-        manifest,
-        manifest_bytes,
-    } = inspection;
+    let fit = check::<C>(&inspection)?;
+    let Inspection { path, manifest, manifest_bytes } = inspection;
 
     // SAFETY: the file passed inspection: it is a tomada plugin for this contract,
     // ABI and layout, so its initialisers are those of a tomada cdylib.
-    let library = unsafe { Library::open(&path) }.map_err(|source| LoadError::Open {
-        path: path.clone(),
-        source,
-    })?;
-    let descriptor = library
-        .descriptor()
-        .ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
-    let mismatch = |what| LoadError::DescriptorMismatch {
-        path: path.clone(),
-        what,
-    };
+    let library = unsafe { Library::open(&path) }.map_err(|source| LoadError::Open { path: path.clone(), source })?;
+    let descriptor = library.descriptor().ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
+    let mismatch = |what| LoadError::DescriptorMismatch { path: path.clone(), what };
     if descriptor.header.magic != MAGIC || descriptor.header.boundary != tomada::BOUNDARY_VERSION {
         return Err(mismatch("header"));
     }
@@ -171,9 +160,9 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
     }
     // SAFETY: as above, `contract` borrows a string static of the library.
     let contract = unsafe { descriptor.contract.as_bytes() };
-    if descriptor.abi != manifest.abi
-        || descriptor.fingerprint != manifest.fingerprint
-        || contract != manifest.contract.as_bytes()
+    if descriptor.abi != manifest.contract.abi
+        || descriptor.fingerprint != manifest.contract.fingerprint
+        || contract != manifest.contract.name.as_bytes()
     {
         return Err(mismatch("contract, ABI or fingerprint"));
     }
@@ -187,64 +176,57 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
         Status::OK => {}
         Status::PANICKED => {
             // SAFETY: written on PANICKED.
-            let message =
-                String::from_utf8_lossy(&unsafe { panic.assume_init() }.into_vec()).into_owned();
+            let message = String::from_utf8_lossy(&unsafe { panic.assume_init() }.into_vec()).into_owned();
             return Err(LoadError::InitPanicked { path, message });
         }
         _ => return Err(mismatch("constructor status")),
     }
     // SAFETY: written on OK.
     let this = unsafe { this.assume_init() };
-    // SAFETY: `vtable` is the contract's vtable (name, ABI and fingerprint matched),
-    // `this` the instance just made; the `Plugin` keeps both alive longer than the
+    // SAFETY: `vtable` is the plugin's vtable for this contract, whose first
+    // `fit.provided` methods match the host's exactly (checked from the manifest,
+    // which is the loaded library's); `this` is the instance just made; the `Plugin` keeps both alive longer than the
     // client, which it drops first.
-    let client = unsafe { C::__client(descriptor.vtable, this) };
+    let client = unsafe { C::__client(descriptor.vtable, this, fit.provided, manifest.contract.minor) };
     let destroy = descriptor.destroy;
-    Ok(Plugin {
-        client: ManuallyDrop::new(client),
-        this,
-        destroy,
-        manifest,
-        path,
-        library: ManuallyDrop::new(library),
-    })
+    Ok(Plugin { client: ManuallyDrop::new(client), this, destroy, manifest, path, library: ManuallyDrop::new(library) })
 }
 
-/// Checks an inspected plugin against contract `C`: name, ABI, fingerprint, and
-/// that its panics can be caught. [`load`] does this before opening the file.
+/// Checks an inspected plugin against contract `C`: name, ABI, methods (see
+/// [`tomada::interface`] for what fits), and that its panics can be caught. [`load`]
+/// does this before opening the file.
 ///
 /// # Errors
 /// [`LoadError::ContractMismatch`], [`LoadError::AbiMismatch`],
 /// [`LoadError::LayoutMismatch`], [`LoadError::PanicAbort`].
-pub fn check<C: ?Sized + Contract>(inspection: &Inspection) -> Result<(), LoadError> {
-    let m = &inspection.manifest;
+pub fn check<C: ?Sized + Contract>(inspection: &Inspection) -> Result<Fit, LoadError> {
+    let plugin = &inspection.manifest.contract;
     let path = || inspection.path.clone();
-    if m.contract != C::NAME {
-        return Err(LoadError::ContractMismatch {
-            path: path(),
-            expected: C::NAME.into(),
-            found: m.contract.clone(),
-        });
+    if plugin.name != C::NAME {
+        return Err(LoadError::ContractMismatch { path: path(), expected: C::NAME.into(), found: plugin.name.clone() });
     }
-    if m.abi != C::ABI {
+    if plugin.abi != C::ABI {
         return Err(LoadError::AbiMismatch {
             path: path(),
             contract: C::NAME.into(),
             expected: C::ABI,
-            found: m.abi,
+            found: plugin.abi,
         });
     }
-    if m.fingerprint != C::FINGERPRINT {
-        return Err(LoadError::LayoutMismatch {
+    let fit = if plugin.fingerprint == C::FINGERPRINT && plugin.methods.len() == C::DESCRIPTION.methods.len() {
+        Fit { provided: plugin.methods.len() }
+    } else {
+        let host = Interface::from(&C::DESCRIPTION);
+        host.fit(plugin).map_err(|differences| LoadError::LayoutMismatch {
             path: path(),
             contract: C::NAME.into(),
-            abi: C::ABI,
-            expected: C::FINGERPRINT,
-            found: m.fingerprint,
-        });
-    }
-    if m.flags & flags::PANIC_UNWIND == 0 {
+            plugin_version: plugin.version(),
+            host_version: host.version(),
+            differences,
+        })?
+    };
+    if inspection.manifest.flags & flags::PANIC_UNWIND == 0 {
         return Err(LoadError::PanicAbort { path: path() });
     }
-    Ok(())
+    Ok(fit)
 }

@@ -55,26 +55,7 @@ fn integers_of_every_width() {
             char: 'b',
         }
     );
-    let sum = p
-        .sum(
-            -1,
-            -2,
-            -3,
-            -4,
-            -(1i128 << 100),
-            -6,
-            1,
-            2,
-            3,
-            4,
-            1u128 << 100,
-            6,
-            7.9,
-            8.9,
-            true,
-            'A',
-        )
-        .unwrap();
+    let sum = p.sum(-1, -2, -3, -4, -(1i128 << 100), -6, 1, 2, 3, 4, 1u128 << 100, 6, 7.9, 8.9, true, 'A').unwrap();
     // The ±2^100 cancel, the small ints cancel to 0, then 7 (7.9) + 8 (8.9) + 1 (true) + 65 ('A').
     assert_eq!(sum, 81);
 }
@@ -93,10 +74,7 @@ fn strings_and_bytes() {
     let p = plugin();
     assert_eq!(p.upper("olá, mundo").unwrap(), "OLÁ, MUNDO");
     assert_eq!(p.upper("").unwrap(), "");
-    assert_eq!(
-        p.concat("dono ".to_owned(), "emprestado").unwrap(),
-        "dono emprestado"
-    );
+    assert_eq!(p.concat("dono ".to_owned(), "emprestado").unwrap(), "dono emprestado");
     assert_eq!(p.reverse(&[1, 2, 3]).unwrap(), vec![3, 2, 1]);
     assert_eq!(p.reverse(&[]).unwrap(), Vec::<u8>::new());
     let big = vec![7u8; 1 << 20];
@@ -112,21 +90,11 @@ fn options_and_results() {
     assert_eq!(p.or_default(Some("valor".into())).unwrap(), "valor");
     assert_eq!(p.or_default(None).unwrap(), "default");
     assert_eq!(p.divide(7, 2).unwrap(), Ok(3));
-    assert_eq!(
-        p.divide(7, 0).unwrap(),
-        Err("cannot divide 7 by 0".to_owned())
-    );
+    assert_eq!(p.divide(7, 0).unwrap(), Err("cannot divide 7 by 0".to_owned()));
     assert_eq!(p.check(Ok(5)).unwrap(), Ok("5".to_owned()));
     assert_eq!(
-        p.check(Err(Failure {
-            code: 1,
-            message: "falhou".into()
-        }))
-        .unwrap(),
-        Err(Failure {
-            code: 2,
-            message: "falhou".into()
-        })
+        p.check(Err(Failure { code: 1, message: "falhou".into() })).unwrap(),
+        Err(Failure { code: 2, message: "falhou".into() })
     );
     for v in [None, Some(Err(Nothing)), Some(Ok(None)), Some(Ok(Some(21)))] {
         let expected = v.map(|r| r.map(|o| o.map(|n: u8| n * 2)));
@@ -137,13 +105,7 @@ fn options_and_results() {
 #[test]
 fn structs() {
     let p = plugin();
-    let person = Person {
-        name: "ana".into(),
-        age: 30,
-        nickname: None,
-        photo: vec![1, 2],
-        position: Point(1.0, -2.0),
-    };
+    let person = Person { name: "ana".into(), age: 30, nickname: None, photo: vec![1, 2], position: Point(1.0, -2.0) };
     assert_eq!(
         p.birthday(person).unwrap(),
         Person {

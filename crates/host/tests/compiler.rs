@@ -15,10 +15,7 @@ fn greeter_built_by_nightly_loads_into_a_stable_host() {
     let plugin = tomada_host::load::<dyn Greeter>(&path).unwrap();
     let theirs = &plugin.manifest().rustc;
     let ours = tomada_host::tomada::RUSTC_VERSION;
-    assert!(
-        theirs.contains("nightly"),
-        "the plugin was not built by nightly: {theirs}"
-    );
+    assert!(theirs.contains("nightly"), "the plugin was not built by nightly: {theirs}");
     assert_ne!(theirs, ours, "plugin and host were built by the same rustc");
     assert_eq!(plugin.greet("Mundo").unwrap(), "Olá, Mundo 👋");
 }

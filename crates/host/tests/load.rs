@@ -13,10 +13,7 @@ fn load(path: &Path) -> Result<Plugin<dyn Greeter>, LoadError> {
 
 fn refusal(path: &Path) -> LoadError {
     match load(path) {
-        Ok(p) => panic!(
-            "{} loaded but should have been refused: {p:?}",
-            path.display()
-        ),
+        Ok(p) => panic!("{} loaded but should have been refused: {p:?}", path.display()),
         Err(e) => e,
     }
 }
@@ -24,10 +21,7 @@ fn refusal(path: &Path) -> LoadError {
 /// The message names the file and says what was found.
 fn assert_message(err: &LoadError, path: &Path, needles: &[&str]) {
     let text = err.to_string();
-    assert!(
-        text.contains(&path.display().to_string()),
-        "message does not name the file: {text}"
-    );
+    assert!(text.contains(&path.display().to_string()), "message does not name the file: {text}");
     for n in needles {
         assert!(text.contains(n), "message lacks {n:?}: {text}");
     }
@@ -40,8 +34,9 @@ fn greeter_loads_and_greets() {
     assert_eq!(plugin.info().name, "greeter");
     assert_eq!(plugin.info().version, "1.0.0");
     assert_eq!(plugin.info().description, "Plugin de exemplo que dá oi");
-    assert_eq!(plugin.manifest().abi, pluginapi::ABI);
-    assert_eq!(plugin.manifest().contract, "pluginapi::Greeter");
+    assert_eq!(plugin.manifest().contract.abi, pluginapi::ABI);
+    assert_eq!(plugin.manifest().contract.name, "pluginapi::Greeter");
+    assert_eq!(plugin.manifest().contract.methods[0].to_string(), "fn greet(&self, &str) -> String");
     assert_eq!(plugin.manifest().rustc, tomada_host::tomada::RUSTC_VERSION);
     assert_eq!(plugin.path(), path);
     assert_eq!(plugin.greet("Mundo").unwrap(), "Olá, Mundo 👋");
@@ -53,10 +48,7 @@ fn a_plugin_can_be_dropped_and_loaded_again() {
     let path = cdylib("greeter");
     for round in 0..3 {
         let plugin = load(&path).unwrap();
-        assert_eq!(
-            plugin.greet(&format!("round {round}")).unwrap(),
-            format!("Olá, round {round} 👋")
-        );
+        assert_eq!(plugin.greet(&format!("round {round}")).unwrap(), format!("Olá, round {round} 👋"));
         drop(plugin);
     }
     // Two handles to the same library at once, dropped in either order.
@@ -121,10 +113,7 @@ fn truncated_copies_of_the_greeter() {
         let path = dir.path().join(format!("greeter_{len}.so"));
         fs::write(&path, &bytes[..len]).unwrap();
         let err = refusal(&path);
-        assert!(
-            matches!(err, LoadError::Damaged { .. }),
-            "cut at {len}: {err:?}"
-        );
+        assert!(matches!(err, LoadError::Damaged { .. }), "cut at {len}: {err:?}");
         assert_message(&err, &path, &["damaged"]);
     }
 }
@@ -160,72 +149,32 @@ fn an_executable_is_not_a_plugin() {
     let exe = std::env::current_exe().unwrap();
     let err = refusal(&exe);
     // A PIE executable is an ELF shared object; either way it is refused unopened.
-    assert!(
-        matches!(
-            err,
-            LoadError::NotALibrary { .. } | LoadError::NoDescriptor { .. }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, LoadError::NotALibrary { .. } | LoadError::NoDescriptor { .. }), "{err:?}");
 }
 
 #[test]
 fn wrong_abi() {
     let path = cdylib("wrong-abi");
     let err = refusal(&path);
-    assert!(
-        matches!(
-            err,
-            LoadError::AbiMismatch {
-                expected: 1,
-                found: 2,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_message(
-        &err,
-        &path,
-        &[
-            "pluginapi::Greeter ABI 2",
-            "this host speaks ABI 1",
-            "rebuild",
-        ],
-    );
+    assert!(matches!(err, LoadError::AbiMismatch { expected: 1, found: 2, .. }), "{err:?}");
+    assert_message(&err, &path, &["pluginapi::Greeter ABI 2", "this host speaks ABI 1", "rebuild"]);
 }
 
 #[test]
 fn changed_layout_with_the_same_abi() {
     let path = cdylib("changed-layout");
     let err = refusal(&path);
-    assert!(
-        matches!(err, LoadError::LayoutMismatch { abi: 1, .. }),
-        "{err:?}"
-    );
-    assert_message(
-        &err,
-        &path,
-        &["different layout of pluginapi::Greeter", "same ABI 1"],
-    );
+    let LoadError::LayoutMismatch { differences, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(differences, &["method `greet` changed: argument 1 is `String` in the plugin, `&str` in the host"]);
+    assert_message(&err, &path, &["different pluginapi::Greeter 1.0 than this host's 1.0", "argument 1 is `String`"]);
 }
 
 #[test]
 fn another_contract() {
     let path = cdylib("allround");
     let err = refusal(&path);
-    assert!(
-        matches!(&err, LoadError::ContractMismatch { found, .. } if found == "allround_api::Allround"),
-        "{err:?}"
-    );
-    assert_message(
-        &err,
-        &path,
-        &[
-            "implements contract `allround_api::Allround`",
-            "expects `pluginapi::Greeter`",
-        ],
-    );
+    assert!(matches!(&err, LoadError::ContractMismatch { found, .. } if found == "allround_api::Allround"), "{err:?}");
+    assert_message(&err, &path, &["implements contract `allround_api::Allround`", "expects `pluginapi::Greeter`"]);
 }
 
 #[test]
@@ -249,9 +198,7 @@ fn a_manifest_without_the_exported_descriptor() {
 
 #[test]
 fn a_plugin_built_with_panic_abort() {
-    let path = Build::new("greeter")
-        .config("profile.dev.panic=\"abort\"")
-        .cdylib();
+    let path = Build::new("greeter").config("profile.dev.panic=\"abort\"").cdylib();
     let err = refusal(&path);
     assert!(matches!(err, LoadError::PanicAbort { .. }), "{err:?}");
     assert_message(&err, &path, &["panic = \"abort\"", "panic = \"unwind\""]);
@@ -262,8 +209,7 @@ fn a_plugin_built_with_panic_abort() {
 fn patched_greeter(dir: &Path, name: &str, offset: usize, bytes: &[u8]) -> PathBuf {
     let path = copy_to(&cdylib("greeter"), dir, name);
     let mut data = fs::read(&path).unwrap();
-    let at =
-        find(&data, &tomada_host::tomada::descriptor::MAGIC).expect("the greeter has a manifest");
+    let at = find(&data, &tomada_host::tomada::descriptor::MAGIC).expect("the greeter has a manifest");
     data[at + offset..at + offset + bytes.len()].copy_from_slice(bytes);
     fs::write(&path, data).unwrap();
     path
@@ -274,17 +220,7 @@ fn another_boundary_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = patched_greeter(dir.path(), "future.so", 8, &99u32.to_le_bytes());
     let err = refusal(&path);
-    assert!(
-        matches!(
-            err,
-            LoadError::BoundaryMismatch {
-                expected: 1,
-                found: 99,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, LoadError::BoundaryMismatch { expected: 1, found: 99, .. }), "{err:?}");
     assert_message(&err, &path, &["boundary version 99", "speaks version 1"]);
 }
 
@@ -313,18 +249,11 @@ fn another_architecture() {
     let path = copy_to(&cdylib("greeter"), dir.path(), "arm.so");
     let mut data = fs::read(&path).unwrap();
     // ELF e_machine (offset 18): EM_AARCH64 = 183, or EM_X86_64 = 62 when we are on arm.
-    let other: u16 = if cfg!(target_arch = "aarch64") {
-        62
-    } else {
-        183
-    };
+    let other: u16 = if cfg!(target_arch = "aarch64") { 62 } else { 183 };
     data[18..20].copy_from_slice(&other.to_le_bytes());
     fs::write(&path, data).unwrap();
     let err = refusal(&path);
-    assert!(
-        matches!(err, LoadError::WrongArchitecture { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, LoadError::WrongArchitecture { .. }), "{err:?}");
     assert_message(&err, &path, &["was built for"]);
 }
 
@@ -334,13 +263,8 @@ fn a_panic_in_greet_is_an_error_and_the_plugin_survives() {
     let plugin = load(&path).unwrap();
     for _ in 0..3 {
         let err = plugin.greet("Mundo").unwrap_err();
-        let CallError::Panicked { message } = &err else {
-            panic!("{err:?}")
-        };
-        assert!(
-            message.starts_with("não quero cumprimentar Mundo (at "),
-            "{message}"
-        );
+        let CallError::Panicked { message } = &err else { panic!("{err:?}") };
+        assert!(message.starts_with("não quero cumprimentar Mundo (at "), "{message}");
         assert!(message.contains("panics-in-greet/src/lib.rs:"), "{message}");
     }
 }
@@ -350,10 +274,7 @@ fn inspect_reads_without_loading() {
     let path = cdylib("greeter");
     let inspection = tomada_host::inspect(&path).unwrap();
     assert_eq!(inspection.manifest.info.name, "greeter");
-    assert_eq!(
-        inspection.manifest.boundary,
-        tomada_host::tomada::BOUNDARY_VERSION
-    );
+    assert_eq!(inspection.manifest.boundary, tomada_host::tomada::BOUNDARY_VERSION);
     assert_eq!(inspection.manifest.target, tomada_host::tomada::TARGET);
     tomada_host::check::<dyn Greeter>(&inspection).unwrap();
     assert!(matches!(

@@ -18,14 +18,8 @@ fn calls_from_many_threads_at_once() {
                 for i in 0..CALLS {
                     plugin.touch().unwrap();
                     assert_eq!(plugin.add(t, i).unwrap(), t + i);
-                    assert_eq!(
-                        plugin.upper(&format!("t{t}-{i}")).unwrap(),
-                        format!("T{t}-{i}")
-                    );
-                    assert_eq!(
-                        plugin.reverse(&[t as u8, i as u8]).unwrap(),
-                        vec![i as u8, t as u8]
-                    );
+                    assert_eq!(plugin.upper(&format!("t{t}-{i}")).unwrap(), format!("T{t}-{i}"));
+                    assert_eq!(plugin.reverse(&[t as u8, i as u8]).unwrap(), vec![i as u8, t as u8]);
                 }
             })
         })
@@ -39,8 +33,6 @@ fn calls_from_many_threads_at_once() {
 #[test]
 fn a_plugin_moves_to_another_thread() {
     let plugin = tomada_host::load::<dyn Greeter>(cdylib("greeter")).unwrap();
-    let greeting = std::thread::spawn(move || plugin.greet("thread").unwrap())
-        .join()
-        .unwrap();
+    let greeting = std::thread::spawn(move || plugin.greet("thread").unwrap()).join().unwrap();
     assert_eq!(greeting, "Olá, thread 👋");
 }

@@ -10,8 +10,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{
-    Data, DeriveInput, Error, Expr, Fields, FnArg, Ident, ItemTrait, LitStr, Pat, ReturnType,
-    Token, TraitItem, TraitItemFn, Type, TypeParamBound, parse_macro_input, parse_quote,
+    Data, DeriveInput, Error, Expr, Fields, FnArg, Ident, ItemTrait, LitStr, Pat, ReturnType, Token, TraitItem,
+    TraitItemFn, Type, TypeParamBound, parse_macro_input, parse_quote,
 };
 
 /// Turns a trait into a tomada plugin contract; documented on `tomada::contract`.
@@ -19,18 +19,14 @@ use syn::{
 pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse_macro_input!(args as ContractArgs);
     let item = parse_macro_input!(item as ItemTrait);
-    contract_impl(args, item)
-        .unwrap_or_else(Error::into_compile_error)
-        .into()
+    contract_impl(args, item).unwrap_or_else(Error::into_compile_error).into()
 }
 
 /// Derives `tomada::Abi` for a struct; documented on `tomada::Abi`.
 #[proc_macro_derive(Abi)]
 pub fn derive_abi(item: TokenStream) -> TokenStream {
     let item = parse_macro_input!(item as DeriveInput);
-    derive_abi_impl(item)
-        .unwrap_or_else(Error::into_compile_error)
-        .into()
+    derive_abi_impl(item).unwrap_or_else(Error::into_compile_error).into()
 }
 
 struct ContractArgs {
@@ -48,23 +44,20 @@ impl Parse for ContractArgs {
                 abi = Some(pair.value);
             } else if pair.path.is_ident("name") {
                 match pair.value {
-                    Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
-                    }) => name = Some(s),
+                    Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => name = Some(s),
                     other => {
                         return Err(Error::new(other.span(), "`name` must be a string literal"));
                     }
                 }
             } else {
-                return Err(Error::new(
-                    pair.path.span(),
-                    "unknown argument; expected `abi = N` or `name = \"...\"`",
-                ));
+                return Err(Error::new(pair.path.span(), "unknown argument; expected `abi = N` or `name = \"...\"`"));
             }
         }
         let abi = abi.ok_or_else(|| {
-            Error::new(Span::call_site(), "missing `abi = N`: the contract's major version, e.g. #[tomada::contract(abi = 1)]")
+            Error::new(
+                Span::call_site(),
+                "missing `abi = N`: the contract's major version, e.g. #[tomada::contract(abi = 1)]",
+            )
         })?;
         Ok(ContractArgs { abi, name })
     }
@@ -105,14 +98,8 @@ fn check_boundary_type(ty: &Type, position: &str) -> syn::Result<()> {
             let inner = r.elem.to_token_stream().to_string().replace(' ', "");
             match inner.as_str() {
                 "str" | "[u8]" => Ok(()),
-                "String" => Err(Error::new(
-                    ty.span(),
-                    format!("use `&str` instead of `&String` ({position})"),
-                )),
-                "Vec<u8>" => Err(Error::new(
-                    ty.span(),
-                    format!("use `&[u8]` instead of `&Vec<u8>` ({position})"),
-                )),
+                "String" => Err(Error::new(ty.span(), format!("use `&str` instead of `&String` ({position})"))),
+                "Vec<u8>" => Err(Error::new(ty.span(), format!("use `&[u8]` instead of `&Vec<u8>` ({position})"))),
                 _ => Err(Error::new(
                     ty.span(),
                     format!(
@@ -157,8 +144,53 @@ fn contains_reference(ty: &Type) -> bool {
 struct Method {
     ident: Ident,
     attrs: Vec<syn::Attribute>,
+    since: u32,
     args: Vec<(Ident, Type)>,
     ret: Type,
+}
+
+/// `#[tomada(since = N)]` on a method, if any.
+fn since_of(attrs: &[syn::Attribute]) -> syn::Result<u32> {
+    let mut since = 0;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("tomada")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("since") {
+                let lit: syn::LitInt = meta.value()?.parse()?;
+                since = lit.base10_parse()?;
+                if since == 0 {
+                    return Err(meta.error("`since` is a minor version that added the method: 1 or more"));
+                }
+                Ok(())
+            } else {
+                Err(meta.error("unknown tomada method attribute; expected `since = N`"))
+            }
+        })?;
+    }
+    Ok(since)
+}
+
+/// A type as the contract author wrote it, without the token stream's spaces.
+fn type_text(ty: &Type) -> String {
+    let mut s = ty.to_token_stream().to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        ("& ", "&"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("[ ", "["),
+        (" ]", "]"),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        while s.contains(from) {
+            s = s.replace(from, to);
+        }
+    }
+    s
 }
 
 fn parse_method(f: &TraitItemFn) -> syn::Result<Method> {
@@ -179,42 +211,28 @@ fn parse_method(f: &TraitItemFn) -> syn::Result<Method> {
         ));
     }
     if let Some(a) = &sig.asyncness {
-        return Err(Error::new(
-            a.span(),
-            format!("contract method `{name}` cannot be `async`"),
-        ));
+        return Err(Error::new(a.span(), format!("contract method `{name}` cannot be `async`")));
     }
     if let Some(u) = &sig.unsafety {
-        return Err(Error::new(
-            u.span(),
-            format!("contract method `{name}` cannot be `unsafe`"),
-        ));
+        return Err(Error::new(u.span(), format!("contract method `{name}` cannot be `unsafe`")));
     }
     if let Some(v) = &sig.variadic {
-        return Err(Error::new(
-            v.span(),
-            format!("contract method `{name}` cannot be variadic"),
-        ));
+        return Err(Error::new(v.span(), format!("contract method `{name}` cannot be variadic")));
     }
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
-        Some(FnArg::Receiver(r))
-            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
         other => {
             let span = other.map_or_else(|| sig.span(), |o| o.span());
             return Err(Error::new(
                 span,
-                format!(
-                    "contract method `{name}` must take `&self` (a plugin instance is shared by all callers)"
-                ),
+                format!("contract method `{name}` must take `&self` (a plugin instance is shared by all callers)"),
             ));
         }
     }
     let mut args = Vec::new();
     for (i, input) in inputs.enumerate() {
-        let FnArg::Typed(pt) = input else {
-            unreachable!("only the first argument can be a receiver")
-        };
+        let FnArg::Typed(pt) = input else { unreachable!("only the first argument can be a receiver") };
         let ident = match &*pt.pat {
             Pat::Ident(p) => format_ident!("__tomada_arg_{}", p.ident),
             _ => format_ident!("__tomada_arg{i}"),
@@ -237,34 +255,38 @@ fn parse_method(f: &TraitItemFn) -> syn::Result<Method> {
             (**ty).clone()
         }
     };
-    let attrs = f
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("doc"))
-        .cloned()
-        .collect();
-    Ok(Method {
-        ident: name.clone(),
-        attrs,
-        args,
-        ret,
-    })
+    let attrs = f.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
+    let since = since_of(&f.attrs)?;
+    Ok(Method { ident: name.clone(), attrs, since, args, ret })
 }
 
 fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenStream2> {
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        return Err(Error::new(
-            item.generics.span(),
-            "a contract trait cannot be generic",
-        ));
+        return Err(Error::new(item.generics.span(), "a contract trait cannot be generic"));
     }
     if let Some(u) = &item.unsafety {
         return Err(Error::new(u.span(), "a contract trait cannot be `unsafe`"));
     }
-    let mut methods = Vec::new();
-    for trait_item in &item.items {
+    let mut methods: Vec<Method> = Vec::new();
+    for trait_item in &mut item.items {
         match trait_item {
-            TraitItem::Fn(f) => methods.push(parse_method(f)?),
+            TraitItem::Fn(f) => {
+                let m = parse_method(f)?;
+                if let Some(prev) = methods.last()
+                    && m.since < prev.since
+                {
+                    return Err(Error::new(
+                        f.sig.ident.span(),
+                        format!(
+                            "method `{}` (minor {}) comes after `{}` (minor {}): methods of a minor version are appended at the end of the trait, in version order",
+                            m.ident, m.since, prev.ident, prev.since
+                        ),
+                    ));
+                }
+                // `#[tomada(...)]` is ours; the trait itself must not keep it.
+                f.attrs.retain(|a| !a.path().is_ident("tomada"));
+                methods.push(m);
+            }
             other => {
                 return Err(Error::new(
                     other.span(),
@@ -273,13 +295,10 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
             }
         }
     }
+    let minor = methods.iter().map(|m| m.since).max().unwrap_or(0);
 
     // Plugin instances are shared by every thread of the host.
-    for bound in [
-        quote!(::core::marker::Send),
-        quote!(::core::marker::Sync),
-        quote!('static),
-    ] {
+    for bound in [quote!(::core::marker::Send), quote!(::core::marker::Sync), quote!('static)] {
         let bound: TypeParamBound = syn::parse2(bound)?;
         item.supertraits.push(bound);
     }
@@ -305,28 +324,37 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
     let mut shims = Vec::new();
     let mut vtable_inits = Vec::new();
     let mut fingerprint = Vec::new();
+    let mut method_descs = Vec::new();
     let method_count = methods.len() as u64;
 
-    for m in &methods {
+    for (index, m) in methods.iter().enumerate() {
         let ident = &m.ident;
         let shim = format_ident!("__tomada_shim_{}", ident);
         let ret = &m.ret;
         let ret_static = with_static_lifetimes(ret);
         let arg_idents: Vec<_> = m.args.iter().map(|(i, _)| i).collect();
         let arg_tys: Vec<_> = m.args.iter().map(|(_, t)| t).collect();
-        let arg_tys_static: Vec<_> = m
-            .args
-            .iter()
-            .map(|(_, t)| with_static_lifetimes(t))
-            .collect();
-        let ffi_args: Vec<_> = arg_tys_static
-            .iter()
-            .map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::Ffi))
-            .collect();
+        let arg_tys_static: Vec<_> = m.args.iter().map(|(_, t)| with_static_lifetimes(t)).collect();
+        let ffi_args: Vec<_> =
+            arg_tys_static.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::Ffi)).collect();
         let ret_ffi = quote_spanned!(ret.span()=> <#ret_static as ::tomada::Abi>::Ffi);
         let attrs = &m.attrs;
         let name_str = ident.to_string();
         let arg_count = m.args.len() as u64;
+        let since = m.since;
+        // Methods of the original contract are in every compatible plugin; later
+        // ones may be missing from a plugin built against an older minor version.
+        let provided_check = (since > 0).then(|| {
+            quote! {
+                if #index >= self.provided {
+                    return ::core::result::Result::Err(::tomada::CallError::NotProvided {
+                        method: #name_str,
+                        added_in: ::std::format!("{}.{}", <dyn #trait_ident as ::tomada::Contract>::ABI, #since),
+                        plugin_version: ::std::format!("{}.{}", <dyn #trait_ident as ::tomada::Contract>::ABI, self.plugin_minor),
+                    });
+                }
+            }
+        });
 
         vtable_fields.push(quote! {
             #[doc = ::core::concat!("Shim of `", #name_str, "`.")]
@@ -346,14 +374,16 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
             #[inline]
             #[allow(clippy::too_many_arguments)]
             pub fn #ident(&self, #(#arg_idents: #arg_tys),*) -> ::core::result::Result<#ret, ::tomada::CallError> {
+                #provided_check
                 let mut __out = ::core::mem::MaybeUninit::<<#ret as ::tomada::Abi>::Ffi>::uninit();
                 let mut __panic = ::core::mem::MaybeUninit::<::tomada::ffi::RVec>::uninit();
                 // SAFETY: `vtable` and `this` come from a loaded plugin whose contract
-                // name, ABI and layout fingerprint matched this client's (checked by
-                // the loader), and the library outlives `self`; the arguments are
-                // converted by their `Abi` impls and `__out`/`__panic` are writable.
+                // matched this client's (checked by the loader) up to `provided`
+                // methods, which covers this one; the library outlives `self`; the
+                // arguments are converted by their `Abi` impls and `__out`/`__panic`
+                // are writable.
                 let __status = unsafe {
-                    (self.vtable.#ident)(
+                    ((*self.vtable).#ident)(
                         self.this,
                         #(<#arg_tys as ::tomada::Abi>::into_ffi(#arg_idents),)*
                         __out.as_mut_ptr(),
@@ -384,13 +414,37 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
                 }
             }
         });
-        let arg_shapes: Vec<_> = arg_tys_static
-            .iter()
-            .map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::SHAPE))
-            .collect();
+        let arg_shapes: Vec<_> =
+            arg_tys_static.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::SHAPE)).collect();
         let ret_shape = quote_spanned!(ret.span()=> <#ret_static as ::tomada::Abi>::SHAPE);
+        let arg_texts: Vec<_> = m.args.iter().map(|(_, t)| type_text(t)).collect();
+        let ret_text = type_text(ret);
+        let arg_descs: Vec<_> = arg_tys_static
+            .iter()
+            .zip(&arg_texts)
+            .map(|(t, text)| {
+                quote_spanned!(t.span()=> ::tomada::interface::TypeDesc {
+                    text: #text,
+                    shape: <#t as ::tomada::Abi>::SHAPE,
+                    fields: <#t as ::tomada::Abi>::FIELDS,
+                })
+            })
+            .collect();
+        method_descs.push(quote! {
+            ::tomada::interface::MethodDesc {
+                name: #name_str,
+                since: #since,
+                args: &[#(#arg_descs),*],
+                ret: ::tomada::interface::TypeDesc {
+                    text: #ret_text,
+                    shape: <#ret_static as ::tomada::Abi>::SHAPE,
+                    fields: <#ret_static as ::tomada::Abi>::FIELDS,
+                },
+            }
+        });
         fingerprint.push(quote! {
             h = ::tomada::fingerprint::str(h, #name_str);
+            h = ::tomada::fingerprint::u64(h, #since as u64);
             h = ::tomada::fingerprint::u64(h, #arg_count);
             #(h = ::tomada::fingerprint::u64(h, #arg_shapes);)*
             h = ::tomada::fingerprint::u64(h, #ret_shape);
@@ -409,8 +463,12 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
 
         #[doc = ::core::concat!("A loaded plugin implementing [`", #trait_str, "`], as the host calls it: the same methods, returning `Result<_, tomada::CallError>`. Reached through `tomada_host::Plugin<dyn ", #trait_str, ">`; generated by `#[tomada::contract]`.")]
         #vis struct #client {
-            vtable: &'static #vtable,
+            // A raw pointer, not a reference: a plugin of an older minor version has
+            // a shorter vtable, and only its first `provided` entries may be read.
+            vtable: *const #vtable,
             this: *const ::core::ffi::c_void,
+            provided: usize,
+            plugin_minor: u32,
         }
 
         // SAFETY: the plugin type behind `this` is `Send + Sync` (the contract trait
@@ -448,12 +506,24 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
                 #(#fingerprint)*
                 h
             };
+            const MINOR: u32 = #minor;
+            const DESCRIPTION: ::tomada::interface::ContractDesc = ::tomada::interface::ContractDesc {
+                name: <Self as ::tomada::Contract>::NAME,
+                abi: <Self as ::tomada::Contract>::ABI,
+                minor: #minor,
+                fingerprint: <Self as ::tomada::Contract>::FINGERPRINT,
+                methods: &[#(#method_descs),*],
+            };
             type VTable = #vtable;
             type Client = #client;
 
-            unsafe fn __client(vtable: *const ::core::ffi::c_void, this: *const ::core::ffi::c_void) -> #client {
-                // SAFETY: the caller guarantees `vtable` points to a live `#vtable`.
-                #client { vtable: unsafe { &*vtable.cast::<#vtable>() }, this }
+            unsafe fn __client(
+                vtable: *const ::core::ffi::c_void,
+                this: *const ::core::ffi::c_void,
+                provided: usize,
+                plugin_minor: u32,
+            ) -> #client {
+                #client { vtable: vtable.cast::<#vtable>(), this, provided, plugin_minor }
             }
         }
     })
@@ -511,11 +581,22 @@ fn derive_abi_impl(item: DeriveInput) -> syn::Result<TokenStream2> {
     let members: Vec<_> = fields.iter().map(|(m, _, _)| m).collect();
     let names: Vec<_> = fields.iter().map(|(_, n, _)| n).collect();
     let tys: Vec<_> = fields.iter().map(|(_, _, t)| *t).collect();
-    let ffi_tys: Vec<_> = tys
-        .iter()
-        .map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::Ffi))
-        .collect();
+    let ffi_tys: Vec<_> = tys.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::Ffi)).collect();
     let count = fields.len() as u64;
+    let field_descs: Vec<_> = fields
+        .iter()
+        .map(|(_, name, ty)| {
+            let text = type_text(ty);
+            quote_spanned!(ty.span()=> ::tomada::interface::FieldDesc {
+                name: #name,
+                ty: ::tomada::interface::TypeDesc {
+                    text: #text,
+                    shape: <#ty as ::tomada::Abi>::SHAPE,
+                    fields: <#ty as ::tomada::Abi>::FIELDS,
+                },
+            })
+        })
+        .collect();
 
     // A struct without fields crosses as one byte: C has no empty structs.
     let ffi_def = match &data.fields {
@@ -556,6 +637,7 @@ fn derive_abi_impl(item: DeriveInput) -> syn::Result<TokenStream2> {
                 )*
                 h
             };
+            const FIELDS: &'static [::tomada::interface::FieldDesc] = &[#(#field_descs),*];
             #[inline]
             fn into_ffi(self) -> #ffi {
                 #build_ffi

@@ -40,6 +40,8 @@ pub unsafe trait Abi: Sized {
     type Ffi;
     /// A structural hash of the type; feeds the contract's layout fingerprint.
     const SHAPE: u64;
+    /// The fields of a `#[derive(Abi)]` struct, for readable contract descriptions.
+    const FIELDS: &'static [crate::interface::FieldDesc] = &[];
     /// Converts the value for crossing. Owned buffers are handed over, not copied,
     /// where the allocators allow it.
     fn into_ffi(self) -> Self::Ffi;

@@ -102,7 +102,6 @@ macro_rules! global_allocator {
     () => {
         #[global_allocator]
         // SAFETY: used only as the global allocator, as `SystemAlloc::__new` requires.
-        static __TOMADA_GLOBAL_ALLOCATOR: $crate::SystemAlloc =
-            unsafe { $crate::SystemAlloc::__new() };
+        static __TOMADA_GLOBAL_ALLOCATOR: $crate::SystemAlloc = unsafe { $crate::SystemAlloc::__new() };
     };
 }

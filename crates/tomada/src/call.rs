@@ -22,6 +22,16 @@ pub enum CallError {
         /// The panic message, with the place in the plugin's source that panicked.
         message: String,
     },
+    /// The plugin was built against an older minor version of the contract, before
+    /// this method was added.
+    NotProvided {
+        /// The method called.
+        method: &'static str,
+        /// The contract version that added it, e.g. `1.1`.
+        added_in: String,
+        /// The contract version the plugin was built against, e.g. `1.0`.
+        plugin_version: String,
+    },
     /// The plugin answered with a status this side does not know: a broken plugin.
     BadStatus(u8),
 }
@@ -30,10 +40,13 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Panicked { message } => write!(f, "the plugin panicked: {message}"),
-            CallError::BadStatus(s) => write!(
+            CallError::NotProvided { method, added_in, plugin_version } => write!(
                 f,
-                "the plugin returned unknown status {s}; it is broken or was not built by tomada"
+                "`{method}` is not provided by this plugin (built against contract {plugin_version}; `{method}` was added in {added_in}); rebuild the plugin against the newer contract"
             ),
+            CallError::BadStatus(s) => {
+                write!(f, "the plugin returned unknown status {s}; it is broken or was not built by tomada")
+            }
         }
     }
 }
@@ -126,8 +139,8 @@ pub unsafe fn __finish<R: Abi>(
         Status::PANICKED => {
             // SAFETY: on PANICKED the shim wrote the message to `panic`.
             let bytes = unsafe { panic.assume_init() }.into_vec();
-            let message = String::from_utf8(bytes)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let message =
+                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             Err(CallError::Panicked { message })
         }
         Status(other) => Err(CallError::BadStatus(other)),
@@ -203,15 +216,11 @@ mod tests {
     fn panics_become_errors_with_location() {
         __install_panic_hook();
         let err = call::<String>(|| panic!("boom {}", 42)).unwrap_err();
-        let CallError::Panicked { message } = err else {
-            panic!("wrong variant")
-        };
+        let CallError::Panicked { message } = err else { panic!("wrong variant") };
         assert!(message.starts_with("boom 42 (at "), "{message}");
         assert!(message.contains("call.rs"), "{message}");
         let err = call::<u8>(|| std::panic::panic_any(7u32)).unwrap_err();
-        assert!(
-            matches!(err, CallError::Panicked { message } if message.starts_with("Box<dyn Any>"))
-        );
+        assert!(matches!(err, CallError::Panicked { message } if message.starts_with("Box<dyn Any>")));
     }
 
     #[test]
@@ -228,11 +237,7 @@ mod tests {
         let mut out = MaybeUninit::<*const c_void>::uninit();
         let mut panic = MaybeUninit::<RVec>::uninit();
         // SAFETY: writable locals.
-        let s = unsafe {
-            __create(out.as_mut_ptr(), panic.as_mut_ptr(), || {
-                String::from("instance")
-            })
-        };
+        let s = unsafe { __create(out.as_mut_ptr(), panic.as_mut_ptr(), || String::from("instance")) };
         assert_eq!(s, Status::OK);
         // SAFETY: written on OK.
         let this = unsafe { out.assume_init() };
@@ -243,9 +248,7 @@ mod tests {
         assert_eq!(s, Status::OK);
 
         // SAFETY: writable locals.
-        let s = unsafe {
-            __create::<String>(out.as_mut_ptr(), panic.as_mut_ptr(), || panic!("no config"))
-        };
+        let s = unsafe { __create::<String>(out.as_mut_ptr(), panic.as_mut_ptr(), || panic!("no config")) };
         assert_eq!(s, Status::PANICKED);
         // SAFETY: written on PANICKED.
         let msg = unsafe { panic.assume_init() }.into_vec();

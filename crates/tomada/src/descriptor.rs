@@ -15,6 +15,7 @@ use std::ffi::c_void;
 use std::fmt;
 
 use crate::ffi::{RSlice, RVec, Status};
+use crate::interface::{self, ContractDesc, Interface, Reader, put, put_str, put_u32};
 
 /// The first eight bytes of every descriptor. The high first byte catches 7-bit
 /// mangling, as PNG's signature does.
@@ -103,27 +104,23 @@ pub struct Info {
 pub struct Manifest {
     /// tomada's boundary version the plugin was built with.
     pub boundary: u32,
-    /// The contract's ABI (major) number.
-    pub abi: u32,
     /// [`flags`] bits.
     pub flags: u32,
-    /// The contract's layout fingerprint.
-    pub fingerprint: u64,
-    /// The contract's name.
-    pub contract: String,
     /// The plugin's metadata.
     pub info: Info,
     /// `rustc --version` of the compiler that built the plugin.
     pub rustc: String,
     /// The target triple the plugin was built for.
     pub target: String,
+    /// The contract the plugin implements, method by method.
+    pub contract: Interface,
 }
 
 /// Why manifest bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ManifestError {
-    /// The bytes do not start with [`MAGIC`].
+    /// The bytes do not start with the expected magic.
     BadMagic,
     /// The plugin speaks another boundary version.
     Boundary {
@@ -137,14 +134,9 @@ pub enum ManifestError {
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ManifestError::BadMagic => {
-                f.write_str("the tomada descriptor does not start with tomada's magic bytes")
-            }
+            ManifestError::BadMagic => f.write_str("the tomada descriptor does not start with tomada's magic bytes"),
             ManifestError::Boundary { found } => {
-                write!(
-                    f,
-                    "built for tomada boundary version {found}, this side speaks {BOUNDARY_VERSION}"
-                )
+                write!(f, "built for tomada boundary version {found}, this side speaks {BOUNDARY_VERSION}")
             }
             ManifestError::Malformed(why) => write!(f, "the tomada descriptor is damaged: {why}"),
         }
@@ -153,149 +145,110 @@ impl fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
-const FIXED: usize = 32;
-const STRINGS: usize = 6;
+/// Magic, boundary, total length, flags, reserved.
+const FIXED: usize = 24;
+/// Name, version, description, rustc, target.
+const STRINGS: usize = 5;
 
-/// The number of bytes [`encode`] writes for these strings (contract, name,
-/// version, description, rustc, target).
-pub const fn encoded_len(strings: &[&str; STRINGS]) -> usize {
+/// The number of bytes [`encode`] writes.
+pub const fn encoded_len(strings: &[&str; STRINGS], contract: &ContractDesc) -> usize {
     let mut len = FIXED;
     let mut i = 0;
     while i < STRINGS {
-        len += 4 + strings[i].len();
+        len += interface::str_len(strings[i]);
         i += 1;
     }
-    len
+    len + interface::contract_len(contract)
 }
 
-const fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while i < bytes.len() {
-        out[at + i] = bytes[i];
-        i += 1;
-    }
-    at + bytes.len()
-}
-
-/// Encodes a manifest; `N` must be [`encoded_len`] of `strings`. Runs at compile time
-/// in [`export!`](crate::export).
-pub const fn encode<const N: usize>(
-    abi: u32,
-    flags: u32,
-    fingerprint: u64,
-    strings: &[&str; STRINGS],
-) -> [u8; N] {
-    assert!(N == encoded_len(strings), "manifest length mismatch");
+/// Encodes a manifest: `strings` are the plugin's name, version and description, and
+/// the rustc version and target that built it. `N` must be [`encoded_len`]. Runs at
+/// compile time in [`export!`](crate::export).
+pub const fn encode<const N: usize>(flags: u32, strings: &[&str; STRINGS], contract: &ContractDesc) -> [u8; N] {
+    assert!(N == encoded_len(strings, contract), "manifest length mismatch");
     assert!(N <= u32::MAX as usize, "manifest too long");
     let mut out = [0u8; N];
     let mut at = put(&mut out, 0, &MAGIC);
-    at = put(&mut out, at, &BOUNDARY_VERSION.to_le_bytes());
-    at = put(&mut out, at, &(N as u32).to_le_bytes());
-    at = put(&mut out, at, &abi.to_le_bytes());
-    at = put(&mut out, at, &flags.to_le_bytes());
-    at = put(&mut out, at, &fingerprint.to_le_bytes());
+    at = put_u32(&mut out, at, BOUNDARY_VERSION);
+    at = put_u32(&mut out, at, N as u32);
+    at = put_u32(&mut out, at, flags);
+    at = put_u32(&mut out, at, 0);
     let mut i = 0;
     while i < STRINGS {
-        at = put(&mut out, at, &(strings[i].len() as u32).to_le_bytes());
-        at = put(&mut out, at, strings[i].as_bytes());
+        at = put_str(&mut out, at, strings[i]);
         i += 1;
     }
+    at = interface::write_contract(&mut out, at, contract);
+    assert!(at == N, "manifest length mismatch");
     out
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ManifestError> {
-        if self.bytes.len() < n {
-            return Err(ManifestError::Malformed("it ends early"));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
+/// Checks magic and boundary version and cuts `bytes` to the declared length.
+fn header<'a>(bytes: &'a [u8], magic: &[u8; 8]) -> Result<Reader<'a>, ManifestError> {
+    if bytes.len() < magic.len() || bytes[..magic.len()] != *magic {
+        return Err(ManifestError::BadMagic);
     }
-    fn u32(&mut self) -> Result<u32, ManifestError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+    let mut r = Reader { bytes: &bytes[magic.len()..] };
+    let boundary = r.u32().map_err(ManifestError::Malformed)?;
+    if boundary != BOUNDARY_VERSION {
+        return Err(ManifestError::Boundary { found: boundary });
     }
-    fn u64(&mut self) -> Result<u64, ManifestError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+    let total = r.u32().map_err(ManifestError::Malformed)? as usize;
+    if total < 16 || total > bytes.len() {
+        return Err(ManifestError::Malformed("its length is wrong"));
     }
-    fn string(&mut self) -> Result<String, ManifestError> {
-        let len = self.u32()? as usize;
-        let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| ManifestError::Malformed("a string is not UTF-8"))
-    }
+    // Linkers pad sections: read only the declared length.
+    Ok(Reader { bytes: &bytes[16..total] })
 }
 
 impl Manifest {
     /// Reads manifest bytes, checking magic and boundary version first. Never panics,
-    /// and allocates no more than `bytes.len()`.
+    /// never recurses or allocates without bound, whatever the bytes.
     ///
     /// # Errors
     /// [`ManifestError`] says which part is wrong.
     ///
     /// # Examples
     /// ```
+    /// use tomada::Contract;
     /// use tomada::descriptor::{encode, encoded_len, Manifest, ManifestError};
-    /// const S: [&str; 6] = ["demo::Api", "demo", "1.0.0", "a demo", "rustc 1.95.0", "x86_64-unknown-linux-gnu"];
-    /// const N: usize = encoded_len(&S);
-    /// static BYTES: [u8; N] = encode::<N>(1, 0, 42, &S);
+    ///
+    /// #[tomada::contract(abi = 1, name = "demo::Api")]
+    /// pub trait Api { fn ping(&self) -> u8; }
+    ///
+    /// const S: [&str; 5] = ["demo", "1.0.0", "a demo", "rustc 1.95.0", "x86_64-unknown-linux-gnu"];
+    /// const N: usize = encoded_len(&S, &<dyn Api as Contract>::DESCRIPTION);
+    /// static BYTES: [u8; N] = encode::<N>(0, &S, &<dyn Api as Contract>::DESCRIPTION);
+    ///
     /// let m = Manifest::parse(&BYTES).unwrap();
-    /// assert_eq!((m.abi, m.fingerprint, m.info.name.as_str()), (1, 42, "demo"));
+    /// assert_eq!((m.info.name.as_str(), m.contract.name.as_str(), m.contract.abi), ("demo", "demo::Api", 1));
+    /// assert_eq!(m.contract.methods[0].to_string(), "fn ping(&self) -> u8");
     /// assert_eq!(Manifest::parse(b"not a manifest"), Err(ManifestError::BadMagic));
     /// ```
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-            return Err(ManifestError::BadMagic);
-        }
-        let mut r = Reader {
-            bytes: &bytes[MAGIC.len()..],
-        };
-        let boundary = r.u32()?;
-        if boundary != BOUNDARY_VERSION {
-            return Err(ManifestError::Boundary { found: boundary });
-        }
-        let total = r.u32()? as usize;
-        if total < FIXED || total > bytes.len() {
-            return Err(ManifestError::Malformed("its length is wrong"));
-        }
-        // Linkers pad sections: read only the declared length.
-        let mut r = Reader {
-            bytes: &bytes[16..total],
-        };
-        let abi = r.u32()?;
-        let flags = r.u32()?;
-        let fingerprint = r.u64()?;
-        let contract = r.string()?;
-        let name = r.string()?;
-        let version = r.string()?;
-        let description = r.string()?;
-        let rustc = r.string()?;
-        let target = r.string()?;
-        if !r.bytes.is_empty() {
-            return Err(ManifestError::Malformed("it has trailing bytes"));
-        }
-        Ok(Manifest {
-            boundary,
-            abi,
-            flags,
-            fingerprint,
-            contract,
-            info: Info {
-                name,
-                version,
-                description,
-            },
-            rustc,
-            target,
-        })
+        let mut r = header(bytes, &MAGIC)?;
+        let m = (|| {
+            let flags = r.u32()?;
+            let _reserved = r.u32()?;
+            let name = r.string()?;
+            let version = r.string()?;
+            let description = r.string()?;
+            let rustc = r.string()?;
+            let target = r.string()?;
+            let contract = r.interface()?;
+            if !r.bytes.is_empty() {
+                return Err("it has trailing bytes");
+            }
+            Ok(Manifest {
+                boundary: BOUNDARY_VERSION,
+                flags,
+                info: Info { name, version, description },
+                rustc,
+                target,
+                contract,
+            })
+        })();
+        m.map_err(ManifestError::Malformed)
     }
 
     /// The manifest's length as declared in its header, if the header is readable;
@@ -306,41 +259,95 @@ impl Manifest {
     }
 }
 
+/// The first eight bytes of each contract a host executable expects (see
+/// [`expects!`](crate::expects)).
+pub const EXPECT_MAGIC: [u8; 8] = *b"\x89TOMADA?";
+/// ELF/PE section holding a host's expected contracts.
+pub const EXPECT_SECTION_ELF: &str = ".tomada.host";
+/// Mach-O section (segment `__DATA`) holding a host's expected contracts.
+pub const EXPECT_SECTION_MACHO: &str = "__tomada_host";
+/// PE section holding a host's expected contracts (at most 8 bytes).
+pub const EXPECT_SECTION_PE: &str = ".tomadah";
+
+/// The number of bytes [`encode_expectation`] writes.
+pub const fn expectation_len(contract: &ContractDesc) -> usize {
+    16 + interface::contract_len(contract)
+}
+
+/// Encodes one expected contract for a host executable's section.
+pub const fn encode_expectation<const N: usize>(contract: &ContractDesc) -> [u8; N] {
+    assert!(N == expectation_len(contract), "expectation length mismatch");
+    let mut out = [0u8; N];
+    let mut at = put(&mut out, 0, &EXPECT_MAGIC);
+    at = put_u32(&mut out, at, BOUNDARY_VERSION);
+    at = put_u32(&mut out, at, N as u32);
+    at = interface::write_contract(&mut out, at, contract);
+    assert!(at == N, "expectation length mismatch");
+    out
+}
+
+/// Reads every contract in a host executable's expectations section. Zero bytes
+/// between records (linker padding) are skipped.
+///
+/// # Errors
+/// As [`Manifest::parse`], for the first record that is wrong.
+pub fn parse_expectations(mut bytes: &[u8]) -> Result<Vec<Interface>, ManifestError> {
+    let mut out = Vec::new();
+    loop {
+        while let [0, rest @ ..] = bytes {
+            bytes = rest;
+        }
+        if bytes.is_empty() {
+            return Ok(out);
+        }
+        let mut r = header(bytes, &EXPECT_MAGIC)?;
+        let len = Manifest::declared_len(bytes).expect("header checked the length");
+        let contract = r.interface().map_err(ManifestError::Malformed)?;
+        if !r.bytes.is_empty() {
+            return Err(ManifestError::Malformed("a contract record has trailing bytes"));
+        }
+        out.push(contract);
+        bytes = &bytes[len..];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interface::{MethodDesc, TypeDesc};
 
-    const S: [&str; 6] = ["c::Api", "plug", "0.1.0", "dá oi 👋", "rustc x", "t"];
-    const N: usize = encoded_len(&S);
-    static BYTES: [u8; N] = encode::<N>(7, flags::PANIC_UNWIND, 0xdead_beef, &S);
+    const C: ContractDesc = ContractDesc {
+        name: "c::Api",
+        abi: 7,
+        minor: 0,
+        fingerprint: 0xdead_beef,
+        methods: &[MethodDesc {
+            name: "go",
+            since: 0,
+            args: &[TypeDesc { text: "&str", shape: 1, fields: &[] }],
+            ret: TypeDesc { text: "()", shape: 2, fields: &[] },
+        }],
+    };
+    const S: [&str; 5] = ["plug", "0.1.0", "dá oi 👋", "rustc x", "t"];
+    const N: usize = encoded_len(&S, &C);
+    static BYTES: [u8; N] = encode::<N>(flags::PANIC_UNWIND, &S, &C);
 
     #[test]
     fn round_trip() {
         let m = Manifest::parse(&BYTES).unwrap();
         assert_eq!(m.boundary, BOUNDARY_VERSION);
-        assert_eq!(m.abi, 7);
         assert_eq!(m.flags, flags::PANIC_UNWIND);
-        assert_eq!(m.fingerprint, 0xdead_beef);
-        assert_eq!(m.contract, "c::Api");
-        assert_eq!(
-            m.info,
-            Info {
-                name: "plug".into(),
-                version: "0.1.0".into(),
-                description: "dá oi 👋".into()
-            }
-        );
+        assert_eq!(m.info, Info { name: "plug".into(), version: "0.1.0".into(), description: "dá oi 👋".into() });
         assert_eq!((m.rustc.as_str(), m.target.as_str()), ("rustc x", "t"));
+        assert_eq!(m.contract, Interface::from(&C));
+        assert_eq!(Manifest::declared_len(&BYTES), Some(N));
     }
 
     #[test]
     fn padding_is_ignored() {
         let mut padded = BYTES.to_vec();
         padded.extend([0; 16]);
-        assert_eq!(
-            Manifest::parse(&padded).unwrap(),
-            Manifest::parse(&BYTES).unwrap()
-        );
+        assert_eq!(Manifest::parse(&padded).unwrap(), Manifest::parse(&BYTES).unwrap());
     }
 
     #[test]
@@ -357,25 +364,29 @@ mod tests {
         assert_eq!(Manifest::parse(&bad), Err(ManifestError::BadMagic));
         let mut other = BYTES;
         other[8..12].copy_from_slice(&99u32.to_le_bytes());
-        assert_eq!(
-            Manifest::parse(&other),
-            Err(ManifestError::Boundary { found: 99 })
-        );
+        assert_eq!(Manifest::parse(&other), Err(ManifestError::Boundary { found: 99 }));
     }
 
     #[test]
     fn lying_lengths_are_errors() {
         let mut bad = BYTES;
-        bad[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            Manifest::parse(&bad),
-            Err(ManifestError::Malformed(_))
-        ));
+        bad[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(Manifest::parse(&bad), Err(ManifestError::Malformed(_))));
         let mut bad = BYTES;
         bad[12..16].copy_from_slice(&(N as u32 + 1).to_le_bytes());
-        assert!(matches!(
-            Manifest::parse(&bad),
-            Err(ManifestError::Malformed(_))
-        ));
+        assert!(matches!(Manifest::parse(&bad), Err(ManifestError::Malformed(_))));
+    }
+
+    #[test]
+    fn expectations_round_trip_with_padding() {
+        const L: usize = expectation_len(&C);
+        static ONE: [u8; L] = encode_expectation::<L>(&C);
+        let mut section = ONE.to_vec();
+        section.extend([0, 0, 0]);
+        section.extend(ONE);
+        let parsed = parse_expectations(&section).unwrap();
+        assert_eq!(parsed, vec![Interface::from(&C), Interface::from(&C)]);
+        assert_eq!(parse_expectations(&[]).unwrap(), vec![]);
+        assert!(parse_expectations(&section[..L - 1]).is_err());
     }
 }

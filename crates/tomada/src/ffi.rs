@@ -32,10 +32,7 @@ pub struct RSlice {
 impl RSlice {
     /// Borrows `bytes` for the duration of a call.
     pub const fn new(bytes: &[u8]) -> Self {
-        Self {
-            ptr: bytes.as_ptr(),
-            len: bytes.len(),
-        }
+        Self { ptr: bytes.as_ptr(), len: bytes.len() }
     }
 
     /// The number of bytes.
@@ -91,11 +88,7 @@ unsafe impl Sync for RVec {}
 impl RVec {
     /// An empty buffer; allocates nothing.
     pub const fn new() -> Self {
-        Self {
-            ptr: NonNull::dangling(),
-            len: 0,
-            cap: 0,
-        }
+        Self { ptr: NonNull::dangling(), len: 0, cap: 0 }
     }
 
     /// Takes a `Vec<u8>` across: moved when this side's global allocator is
@@ -125,17 +118,11 @@ impl RVec {
         let layout = Layout::array::<u8>(bytes.len()).expect("a slice's length fits a layout");
         // SAFETY: `layout` has a non-zero size.
         let ptr = unsafe { System.alloc(layout) };
-        let Some(ptr) = NonNull::new(ptr) else {
-            std::alloc::handle_alloc_error(layout)
-        };
+        let Some(ptr) = NonNull::new(ptr) else { std::alloc::handle_alloc_error(layout) };
         // SAFETY: `ptr` is a fresh allocation of `bytes.len()` bytes that cannot
         // overlap `bytes`.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len()) };
-        Self {
-            ptr,
-            len: bytes.len(),
-            cap: bytes.len(),
-        }
+        Self { ptr, len: bytes.len(), cap: bytes.len() }
     }
 
     /// The bytes.
@@ -224,10 +211,7 @@ pub struct R128 {
 impl R128 {
     /// Splits `v` into halves.
     pub const fn from_u128(v: u128) -> Self {
-        Self {
-            lo: v as u64,
-            hi: (v >> 64) as u64,
-        }
+        Self { lo: v as u64, hi: (v >> 64) as u64 }
     }
 
     /// Joins the halves.

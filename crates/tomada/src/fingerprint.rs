@@ -70,13 +70,7 @@ mod tests {
 
     #[test]
     fn generic_arguments_matter() {
-        assert_ne!(
-            generic("Option", &[leaf("u8")]),
-            generic("Option", &[leaf("u16")])
-        );
-        assert_ne!(
-            generic("Result", &[leaf("u8"), leaf("u16")]),
-            generic("Result", &[leaf("u16"), leaf("u8")])
-        );
+        assert_ne!(generic("Option", &[leaf("u8")]), generic("Option", &[leaf("u16")]));
+        assert_ne!(generic("Result", &[leaf("u8"), leaf("u16")]), generic("Result", &[leaf("u16"), leaf("u8")]));
     }
 }

@@ -65,6 +65,7 @@ pub mod call;
 pub mod descriptor;
 pub mod ffi;
 pub mod fingerprint;
+pub mod interface;
 
 use std::ffi::c_void;
 
@@ -72,6 +73,7 @@ pub use abi::Abi;
 pub use alloc::SystemAlloc;
 pub use call::CallError;
 pub use descriptor::{BOUNDARY_VERSION, Descriptor, Info, Manifest};
+pub use interface::Interface;
 /// Derives [`Abi`] for a struct whose fields are all [`Abi`] types, so it can cross
 /// the boundary. See [`Abi`] for an example.
 pub use tomada_macros::Abi;
@@ -83,6 +85,10 @@ pub use tomada_macros::Abi;
 ///
 /// Every method takes `&self`, has no generics, is not `async` and has no default
 /// body; arguments and results implement [`Abi`].
+///
+/// Methods added later go at the end of the trait with `#[tomada(since = N)]`, `N`
+/// being the contract's new minor version; see [`interface`] for what stays
+/// compatible.
 pub use tomada_macros::contract;
 
 /// The `rustc --version` of the compiler that built this copy of tomada (and so the
@@ -104,6 +110,10 @@ pub unsafe trait Contract: 'static {
     const ABI: u32;
     /// The layout fingerprint (see [`fingerprint`]).
     const FINGERPRINT: u64;
+    /// The contract's minor version: the largest `#[tomada(since = N)]` of its methods.
+    const MINOR: u32;
+    /// The whole contract, readable (see [`interface`]).
+    const DESCRIPTION: interface::ContractDesc;
     /// The generated `#[repr(C)]` vtable.
     type VTable: 'static;
     /// The generated host-side client, whose methods mirror the trait's and return
@@ -113,10 +123,12 @@ pub unsafe trait Contract: 'static {
     /// Wraps a plugin instance.
     ///
     /// # Safety
-    /// `vtable` must point to this contract's `VTable` and `this` to the instance made
-    /// by the same plugin's `create`; both must outlive the client.
+    /// `vtable` must point to a vtable of this contract's first `provided` methods (or
+    /// more) and `this` to the instance made by the same plugin's `create`; both must
+    /// outlive the client. `plugin_minor` is the minor version the plugin was built
+    /// against.
     #[doc(hidden)]
-    unsafe fn __client(vtable: *const c_void, this: *const c_void) -> Self::Client;
+    unsafe fn __client(vtable: *const c_void, this: *const c_void, provided: usize, plugin_minor: u32) -> Self::Client;
 }
 
 /// Exports a plugin: one line in a plugin crate (`crate-type = ["cdylib"]`).
@@ -172,20 +184,18 @@ macro_rules! __export {
             type __Plugin = $ty;
             type __Contract = dyn $contract;
 
-            const __STRINGS: [&str; 6] = [
-                <__Contract as $crate::Contract>::NAME, $n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET,
-            ];
+            const __STRINGS: [&str; 5] = [$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET];
             const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::descriptor::flags::PANIC_UNWIND } else { 0 };
-            const __LEN: usize = $crate::descriptor::encoded_len(&__STRINGS);
+            const __LEN: usize =
+                $crate::descriptor::encoded_len(&__STRINGS, &<__Contract as $crate::Contract>::DESCRIPTION);
 
             #[used]
             #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]
             #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".tomada"))]
             static __MANIFEST: [u8; __LEN] = $crate::descriptor::encode::<__LEN>(
-                <__Contract as $crate::Contract>::ABI,
                 __FLAGS,
-                <__Contract as $crate::Contract>::FINGERPRINT,
                 &__STRINGS,
+                &<__Contract as $crate::Contract>::DESCRIPTION,
             );
 
             static __VTABLE: <__Contract as $crate::Contract>::VTable = <__Contract>::__tomada_vtable::<__Plugin>();
@@ -225,4 +235,33 @@ macro_rules! __export {
             };
         };
     };
+}
+
+/// Records, in a host executable, the contracts it expects plugins to implement, so
+/// `tomada diff plugin.so host` can compare them without running either. One line at
+/// the top level of the host's binary crate:
+///
+/// ```
+/// #[tomada::contract(abi = 1, name = "demo::Greeter")]
+/// pub trait Greeter { fn greet(&self, name: &str) -> String; }
+///
+/// tomada::expects!(Greeter);
+/// # fn main() {}
+/// ```
+///
+/// It writes each contract's description ([`interface`]) into a link section of its
+/// own (`.tomada.host`), read by [`descriptor::parse_expectations`].
+#[macro_export]
+macro_rules! expects {
+    ($($contract:path),+ $(,)?) => {$(
+        const _: () = {
+            const __LEN: usize = $crate::descriptor::expectation_len(&<dyn $contract as $crate::Contract>::DESCRIPTION);
+            #[used]
+            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada_host"))]
+            #[cfg_attr(windows, unsafe(link_section = ".tomadah"))]
+            #[cfg_attr(not(any(target_vendor = "apple", windows)), unsafe(link_section = ".tomada.host"))]
+            static __TOMADA_EXPECTS: [u8; __LEN] =
+                $crate::descriptor::encode_expectation::<__LEN>(&<dyn $contract as $crate::Contract>::DESCRIPTION);
+        };
+    )+};
 }

@@ -50,10 +50,7 @@ impl Store for Memory {
     fn get(&self, key: &str) -> Result<Vec<u8>, String> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let map = self.map.lock().unwrap();
-        map.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| format!("no key `{key}`"))
+        map.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).ok_or_else(|| format!("no key `{key}`"))
     }
     fn record(&self, mut r: Record) -> Record {
         r.id += 1;
@@ -83,14 +80,11 @@ static VTABLE: StoreVTable = <dyn Store>::__tomada_vtable::<Memory>();
 
 impl Local {
     fn new() -> Self {
-        let this = Box::into_raw(Box::new(Memory::default()))
-            .cast::<c_void>()
-            .cast_const();
+        let this = Box::into_raw(Box::new(Memory::default())).cast::<c_void>().cast_const();
         // SAFETY: `VTABLE` is `Store`'s vtable for `Memory`, `this` a live `Memory`
         // that outlives the client (freed in `drop`).
-        let client = unsafe {
-            <dyn Store as Contract>::__client(&VTABLE as *const StoreVTable as *const c_void, this)
-        };
+        let client =
+            unsafe { <dyn Store as Contract>::__client(&VTABLE as *const StoreVTable as *const c_void, this, 6, 0) };
         Local { client, this }
     }
 }
@@ -110,20 +104,10 @@ fn calls_cross_the_vtable_with_every_kind_of_value() {
     assert_eq!(store.put("a", b"2".to_vec()), Ok(Some(b"1".to_vec())));
     assert_eq!(store.get("a"), Ok(Ok(b"2".to_vec())));
     assert_eq!(store.get("zz"), Ok(Err("no key `zz`".to_owned())));
-    let r = Record {
-        id: 41,
-        tags: vec![1, 2],
-        note: Some("hm".into()),
-        wide: i128::MIN + 1,
-    };
+    let r = Record { id: 41, tags: vec![1, 2], note: Some("hm".into()), wide: i128::MIN + 1 };
     assert_eq!(
         store.record(r),
-        Ok(Record {
-            id: 42,
-            tags: vec![1, 2, b'!'],
-            note: Some("hm?".into()),
-            wide: i128::MAX
-        })
+        Ok(Record { id: 42, tags: vec![1, 2, b'!'], note: Some("hm?".into()), wide: i128::MAX })
     );
     assert_eq!(store.glyph('ç', true), Ok('ç'));
     assert_eq!(store.glyph('q', true), Ok('Q'));
@@ -135,18 +119,9 @@ fn a_panic_comes_back_as_an_error_and_the_instance_keeps_working() {
     tomada::call::__install_panic_hook();
     let local = Local::new();
     let err = local.client.explode("on purpose".into()).unwrap_err();
-    let CallError::Panicked { message } = &err else {
-        panic!("not a panic error: {err:?}")
-    };
-    assert!(
-        message.starts_with("exploded: on purpose (at "),
-        "{message}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("the plugin panicked: exploded: on purpose"),
-        "{err}"
-    );
+    let CallError::Panicked { message } = &err else { panic!("not a panic error: {err:?}") };
+    assert!(message.starts_with("exploded: on purpose (at "), "{message}");
+    assert!(err.to_string().starts_with("the plugin panicked: exploded: on purpose"), "{err}");
     assert_eq!(local.client.put("k", vec![]), Ok(None));
 }
 
@@ -166,4 +141,66 @@ fn the_client_is_send_and_sync() {
         }
     });
     assert_eq!(local.client.count(), Ok(200));
+}
+
+#[allow(dead_code)] // exists for its vtable
+mod v10 {
+    #[tomada::contract(abi = 1, name = "evolving::Api")]
+    pub trait Api {
+        fn hello(&self) -> String;
+    }
+}
+
+#[allow(dead_code)] // exists for its client
+mod v11 {
+    #[tomada::contract(abi = 1, name = "evolving::Api")]
+    pub trait Api {
+        fn hello(&self) -> String;
+        /// Added in 1.1.
+        #[tomada(since = 1)]
+        fn bye(&self, name: &str) -> String;
+    }
+}
+
+struct Old;
+
+impl v10::Api for Old {
+    fn hello(&self) -> String {
+        "hello from 1.0".into()
+    }
+}
+
+static OLD_VTABLE: v10::ApiVTable = <dyn v10::Api>::__tomada_vtable::<Old>();
+
+#[test]
+fn a_newer_host_calls_an_older_plugin() {
+    assert_eq!(<dyn v11::Api as Contract>::MINOR, 1);
+    assert_eq!(<dyn v10::Api as Contract>::MINOR, 0);
+    // The 1.0 plugin's vtable has one entry; the 1.1 client knows two.
+    assert_eq!(std::mem::size_of::<v10::ApiVTable>(), std::mem::size_of::<usize>());
+    let this = &Old as *const Old as *const c_void;
+    // SAFETY: a vtable with the contract's first method, as `provided = 1` says, and
+    // a live `Old` that outlives the client.
+    let client = unsafe { <dyn v11::Api as Contract>::__client(&OLD_VTABLE as *const _ as *const c_void, this, 1, 0) };
+    assert_eq!(client.hello(), Ok("hello from 1.0".into()));
+    let err = client.bye("x").unwrap_err();
+    assert_eq!(err, CallError::NotProvided { method: "bye", added_in: "1.1".into(), plugin_version: "1.0".into() });
+    assert_eq!(
+        err.to_string(),
+        "`bye` is not provided by this plugin (built against contract 1.0; `bye` was added in 1.1); rebuild the plugin against the newer contract"
+    );
+}
+
+#[test]
+fn the_description_is_readable() {
+    let d = tomada::Interface::from(&<dyn v11::Api as Contract>::DESCRIPTION);
+    assert_eq!(d.name, "evolving::Api");
+    assert_eq!(d.version(), "1.1");
+    let methods: Vec<String> = d.methods.iter().map(ToString::to_string).collect();
+    assert_eq!(methods, ["fn hello(&self) -> String", "fn bye(&self, &str) -> String  [since minor 1]"]);
+    let store = tomada::Interface::from(&<dyn Store as Contract>::DESCRIPTION);
+    assert_eq!(store.methods[0].to_string(), "fn put(&self, &str, Vec<u8>) -> Option<Vec<u8>>");
+    let record = &store.methods[2].args[0];
+    let fields: Vec<_> = record.fields.iter().map(|f| format!("{}: {}", f.name, f.ty)).collect();
+    assert_eq!(fields, ["id: u64", "tags: Vec<u8>", "note: Option<String>", "wide: i128"]);
 }

@@ -241,9 +241,5 @@ fn default_contract_name_is_the_trait_path() {
             fn f(&self);
         }
     }
-    assert!(
-        <dyn api::Thing as Contract>::NAME.ends_with("::api::Thing"),
-        "{}",
-        <dyn api::Thing as Contract>::NAME
-    );
+    assert!(<dyn api::Thing as Contract>::NAME.ends_with("::api::Thing"), "{}", <dyn api::Thing as Contract>::NAME);
 }

@@ -12,10 +12,7 @@ use std::sync::{Mutex, OnceLock};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
 }
 
 /// How to build a fixture.
@@ -34,12 +31,7 @@ pub struct Build {
 impl Build {
     /// A debug build of `package` with the current toolchain.
     pub fn new(package: &str) -> Self {
-        Build {
-            package: package.into(),
-            release: false,
-            toolchain: None,
-            config: Vec::new(),
-        }
+        Build { package: package.into(), release: false, toolchain: None, config: Vec::new() }
     }
 
     /// A release build.
@@ -70,10 +62,7 @@ impl Build {
             name.push_str("-custom");
             for c in &self.config {
                 name.push('-');
-                name.extend(
-                    c.chars()
-                        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' }),
-                );
+                name.extend(c.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' }));
             }
         }
         workspace_root().join("target").join(name)
@@ -94,10 +83,7 @@ impl Build {
         // Holding the lock while building serialises fixture builds, which cargo's own
         // lock would do anyway.
         let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .entry(self.clone())
-            .or_insert_with(|| self.run())
-            .clone()
+        cache.entry(self.clone()).or_insert_with(|| self.run()).clone()
     }
 
     fn run(&self) -> Result<PathBuf, String> {
@@ -106,14 +92,8 @@ impl Build {
                 let mut c = Command::new("rustup");
                 c.args(["run", t, "cargo"]);
                 // Let rustup pick that toolchain's cargo and rustc, not ours.
-                for var in [
-                    "RUSTUP_TOOLCHAIN",
-                    "RUSTC",
-                    "RUSTDOC",
-                    "CARGO",
-                    "RUSTC_WRAPPER",
-                    "RUSTC_WORKSPACE_WRAPPER",
-                ] {
+                for var in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"]
+                {
                     c.env_remove(var);
                 }
                 c
@@ -121,13 +101,7 @@ impl Build {
             None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
         };
         cmd.current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "--message-format=json-render-diagnostics",
-                "-p",
-                &self.package,
-            ])
+            .args(["build", "--quiet", "--message-format=json-render-diagnostics", "-p", &self.package])
             .arg("--target-dir")
             .arg(self.target_dir());
         if self.release {
@@ -136,9 +110,7 @@ impl Build {
         for c in &self.config {
             cmd.args(["--config", c]);
         }
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run cargo for `{}`: {e}", self.package))?;
+        let out = cmd.output().map_err(|e| format!("cannot run cargo for `{}`: {e}", self.package))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(format!(
@@ -156,13 +128,8 @@ impl Build {
             if msg["reason"] != "compiler-artifact" {
                 continue;
             }
-            let is_cdylib = msg["target"]["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
-            let name = msg["target"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .replace('-', "_");
+            let is_cdylib = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+            let name = msg["target"]["name"].as_str().unwrap_or_default().replace('-', "_");
             if !is_cdylib || name != self.package.replace('-', "_") {
                 continue;
             }
@@ -173,10 +140,7 @@ impl Build {
                 }
             }
         }
-        Err(format!(
-            "cargo built `{}` but reported no cdylib",
-            self.package
-        ))
+        Err(format!("cargo built `{}` but reported no cdylib", self.package))
     }
 }
 
@@ -188,8 +152,7 @@ pub fn cdylib(package: &str) -> PathBuf {
 /// Copies `src` to a fresh file in `dir` named `name` and returns its path.
 pub fn copy_to(src: &Path, dir: &Path, name: &str) -> PathBuf {
     let dst = dir.join(name);
-    std::fs::copy(src, &dst)
-        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    std::fs::copy(src, &dst).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
     dst
 }
 

@@ -103,8 +103,7 @@ pub trait Allround {
     /// sets a nickname if missing, and mirrors the position.
     fn birthday(&self, p: Person) -> Person;
     /// Nested options and results.
-    fn nested(&self, v: Option<Result<Option<u8>, Nothing>>)
-    -> Option<Result<Option<u8>, Nothing>>;
+    fn nested(&self, v: Option<Result<Option<u8>, Nothing>>) -> Option<Result<Option<u8>, Nothing>>;
     /// No arguments, no result: counts calls.
     fn touch(&self);
     /// How many times `touch` was called.

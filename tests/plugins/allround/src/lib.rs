@@ -94,16 +94,12 @@ impl Allround for Impl {
         v.unwrap_or_else(|| "default".into())
     }
     fn divide(&self, a: i64, b: i64) -> Result<i64, String> {
-        a.checked_div(b)
-            .ok_or_else(|| format!("cannot divide {a} by {b}"))
+        a.checked_div(b).ok_or_else(|| format!("cannot divide {a} by {b}"))
     }
     fn check(&self, r: Result<u32, Failure>) -> Result<String, Failure> {
         match r {
             Ok(n) => Ok(n.to_string()),
-            Err(f) => Err(Failure {
-                code: f.code + 1,
-                message: f.message,
-            }),
+            Err(f) => Err(Failure { code: f.code + 1, message: f.message }),
         }
     }
     fn birthday(&self, mut p: Person) -> Person {
@@ -114,10 +110,7 @@ impl Allround for Impl {
         p.position = Point(-p.position.0, -p.position.1);
         p
     }
-    fn nested(
-        &self,
-        v: Option<Result<Option<u8>, Nothing>>,
-    ) -> Option<Result<Option<u8>, Nothing>> {
+    fn nested(&self, v: Option<Result<Option<u8>, Nothing>>) -> Option<Result<Option<u8>, Nothing>> {
         v.map(|r| r.map(|o| o.map(|n| n.wrapping_mul(2))))
     }
     fn touch(&self) {

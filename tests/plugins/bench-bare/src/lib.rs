@@ -23,8 +23,7 @@ pub unsafe extern "C" fn bench_bare_greet(
     out_cap: *mut usize,
 ) {
     // SAFETY: the caller passes a live UTF-8 string.
-    let name =
-        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(name_ptr, name_len)) };
+    let name = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(name_ptr, name_len)) };
     let mut greeting = ManuallyDrop::new(format!("Olá, {name} 👋"));
     // SAFETY: the caller passes writable out-pointers.
     unsafe {

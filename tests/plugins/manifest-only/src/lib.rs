@@ -6,24 +6,13 @@ use pluginapi::tomada::{self, Contract};
 
 type C = dyn pluginapi::Greeter;
 
-const STRINGS: [&str; 6] = [
-    <C as Contract>::NAME,
-    "manifest-only",
-    "0.1.0",
-    "no descriptor",
-    tomada::RUSTC_VERSION,
-    tomada::TARGET,
-];
-const LEN: usize = tomada::descriptor::encoded_len(&STRINGS);
+const STRINGS: [&str; 5] = ["manifest-only", "0.1.0", "no descriptor", tomada::RUSTC_VERSION, tomada::TARGET];
+const LEN: usize = tomada::descriptor::encoded_len(&STRINGS, &<C as Contract>::DESCRIPTION);
 
 /// The manifest, exported so the linker keeps it (under another name than the
 /// descriptor's).
 #[used]
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".tomada")]
-pub static MANIFEST_ONLY: [u8; LEN] = tomada::descriptor::encode::<LEN>(
-    <C as Contract>::ABI,
-    tomada::descriptor::flags::PANIC_UNWIND,
-    <C as Contract>::FINGERPRINT,
-    &STRINGS,
-);
+pub static MANIFEST_ONLY: [u8; LEN] =
+    tomada::descriptor::encode::<LEN>(tomada::descriptor::flags::PANIC_UNWIND, &STRINGS, &<C as Contract>::DESCRIPTION);
