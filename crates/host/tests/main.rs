@@ -5,5 +5,6 @@
 
 mod allround;
 mod compiler;
+mod evolve;
 mod load;
 mod threads;
