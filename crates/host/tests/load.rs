@@ -282,3 +282,15 @@ fn inspect_reads_without_loading() {
         Err(LoadError::ContractMismatch { .. })
     ));
 }
+
+#[test]
+fn a_loaded_descriptor_that_contradicts_the_file() {
+    let path = cdylib("descriptor-mismatch");
+    // Inspection alone finds nothing wrong...
+    let inspection = tomada_host::inspect(&path).unwrap();
+    assert_eq!(inspection.manifest.info.description, "what the file says");
+    // ...but what was loaded is not what was inspected.
+    let err = refusal(&path);
+    assert!(matches!(err, LoadError::DescriptorMismatch { what: "manifest bytes", .. }), "{err:?}");
+    assert_message(&err, &path, &["changed between inspection and loading"]);
+}

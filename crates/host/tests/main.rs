@@ -7,4 +7,5 @@ mod allround;
 mod compiler;
 mod evolve;
 mod load;
+mod marker;
 mod threads;
