@@ -13,6 +13,8 @@ use clap::Parser;
 use pluginapi::Greeter;
 
 tomada_host::tomada::global_allocator!();
+// Records in this executable the contract it expects, for `tomada diff`.
+tomada_host::tomada::expects!(pluginapi::Greeter);
 
 /// Loads a greeter plugin and greets.
 #[derive(Parser, Debug)]

@@ -61,6 +61,12 @@ pub enum LoadError {
         /// The plugin path.
         path: PathBuf,
     },
+    /// A file that records no expected contracts (`tomada::expects!`).
+    #[error("`{}` records no expected tomada contracts; a host records them with `tomada::expects!(Contract)`", path.display())]
+    NoExpectations {
+        /// The file.
+        path: PathBuf,
+    },
     /// A descriptor section whose first bytes are not tomada's magic.
     #[error("`{}` has a tomada section without tomada's magic bytes: it is damaged or was not built by tomada; rebuild the plugin", path.display())]
     BadMagic {

@@ -1,16 +1,18 @@
-//! Reading a plugin's manifest out of the file, without loading it.
+//! Reading tomada's records out of a file, without loading it.
 //!
-//! No code of the plugin runs here: the file is parsed with the `object` crate
-//! (ELF, Mach-O and PE alike), read on demand through [`object::ReadCache`] so only
-//! the headers and the manifest section are touched.
+//! No code of the file runs here: it is parsed with the `object` crate (ELF,
+//! Mach-O and PE by the same code), read on demand through [`object::ReadCache`] so
+//! only the headers and the one section wanted are touched. [`inspect`] reads a
+//! plugin's manifest; [`expectations`] the contracts a host executable records with
+//! `tomada::expects!`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use object::read::ReadCache;
-use object::{Architecture, FileKind, Object, ObjectKind, ObjectSection, ObjectSegment};
-use tomada::Manifest;
-use tomada::descriptor::{ManifestError, SECTION_ELF, SECTION_MACHO, SECTION_PE};
+use object::{Architecture, BinaryFormat, FileKind, Object, ObjectKind, ObjectSection, ObjectSegment, ReadRef};
+use tomada::descriptor::{self, ManifestError};
+use tomada::{Interface, Manifest};
 
 use crate::LoadError;
 
@@ -27,19 +29,110 @@ pub struct Inspection {
     pub manifest_bytes: Vec<u8>,
 }
 
+/// Which tomada section to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// A plugin's manifest (`.tomada`).
+    Manifest,
+    /// A host's expected contracts (`.tomada.host`).
+    Expectations,
+}
+
+impl Record {
+    /// The section's name in a file of `format`.
+    pub(crate) fn section_name(self, format: BinaryFormat) -> &'static str {
+        match (self, format) {
+            (Record::Manifest, BinaryFormat::MachO) => descriptor::SECTION_MACHO,
+            (Record::Manifest, BinaryFormat::Pe | BinaryFormat::Coff) => descriptor::SECTION_PE,
+            (Record::Manifest, _) => descriptor::SECTION_ELF,
+            (Record::Expectations, BinaryFormat::MachO) => descriptor::EXPECT_SECTION_MACHO,
+            (Record::Expectations, BinaryFormat::Pe | BinaryFormat::Coff) => descriptor::EXPECT_SECTION_PE,
+            (Record::Expectations, _) => descriptor::EXPECT_SECTION_ELF,
+        }
+    }
+}
+
+/// The bytes of `record`'s section in `object`: `None` if there is none.
+pub(crate) fn section_bytes<'d, R: ReadRef<'d>>(
+    object: &object::File<'d, R>,
+    record: Record,
+) -> Option<Result<&'d [u8], object::Error>> {
+    object.section_by_name(record.section_name(object.format())).map(|s| s.data())
+}
+
 /// Reads the manifest of the plugin at `path` without loading it.
 ///
 /// Checks that the file exists, is a shared library for this machine's
 /// architecture and is whole, and that it carries a tomada manifest of this
-/// boundary version. It does not check the contract: see [`crate::load`].
+/// boundary version. It does not check the contract: see [`crate::check`].
 ///
 /// # Errors
 /// [`LoadError::NotFound`], [`LoadError::NotAFile`], [`LoadError::Io`],
 /// [`LoadError::NotALibrary`], [`LoadError::Damaged`],
 /// [`LoadError::WrongArchitecture`], [`LoadError::NoDescriptor`],
 /// [`LoadError::BadMagic`], [`LoadError::BoundaryMismatch`].
+///
+/// # Examples
+/// ```no_run
+/// let inspection = tomada_host::inspect("bin/greeter_v1.so")?;
+/// let m = &inspection.manifest;
+/// println!("{} {} implements {} {}", m.info.name, m.info.version, m.contract.name, m.contract.version());
+/// # Ok::<(), tomada_host::LoadError>(())
+/// ```
 pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
     let path = path.as_ref();
+    let owned = || path.to_path_buf();
+    let (len, cache) = open(path)?;
+    let object = parse(path, &cache, len)?;
+    let not_a_library = |reason: &str| Err(LoadError::NotALibrary { path: owned(), reason: reason.into() });
+    match object.kind() {
+        ObjectKind::Dynamic => {}
+        ObjectKind::Executable => return not_a_library("it is an executable"),
+        ObjectKind::Relocatable => return not_a_library("it is an object file (`.o`) that was never linked"),
+        ObjectKind::Core => return not_a_library("it is a core dump"),
+        _ => return not_a_library("it is an object file of an unknown kind"),
+    }
+    let bytes =
+        section_bytes(&object, Record::Manifest).ok_or_else(|| LoadError::NoDescriptor { path: owned() })?.map_err(
+            |e| LoadError::Damaged { path: owned(), reason: format!("its tomada section cannot be read ({e})") },
+        )?;
+    let manifest = Manifest::parse(bytes).map_err(|e| manifest_error(path, e))?;
+    let len = Manifest::declared_len(bytes).expect("a parsed manifest has a length");
+    Ok(Inspection { path: owned(), manifest, manifest_bytes: bytes[..len].to_vec() })
+}
+
+/// Reads the contracts a host executable (or library) records that it expects,
+/// with `tomada::expects!`, without running it.
+///
+/// # Errors
+/// As [`inspect`] for the file itself; [`LoadError::NoExpectations`] if it records
+/// none.
+pub fn expectations(path: impl AsRef<Path>) -> Result<Vec<Interface>, LoadError> {
+    let path = path.as_ref();
+    let (len, cache) = open(path)?;
+    let object = parse(path, &cache, len)?;
+    let bytes = section_bytes(&object, Record::Expectations)
+        .ok_or_else(|| LoadError::NoExpectations { path: path.to_path_buf() })?
+        .map_err(|e| LoadError::Damaged {
+            path: path.to_path_buf(),
+            reason: format!("its tomada section cannot be read ({e})"),
+        })?;
+    descriptor::parse_expectations(bytes).map_err(|e| manifest_error(path, e))
+}
+
+fn manifest_error(path: &Path, e: ManifestError) -> LoadError {
+    let path = path.to_path_buf();
+    match e {
+        ManifestError::BadMagic => LoadError::BadMagic { path },
+        ManifestError::Boundary { found } => {
+            LoadError::BoundaryMismatch { path, expected: tomada::BOUNDARY_VERSION, found }
+        }
+        other => LoadError::Damaged { path, reason: other.to_string() },
+    }
+}
+
+/// Opens a non-empty regular file for reading on demand.
+fn open(path: &Path) -> Result<(u64, ReadCache<File>), LoadError> {
     let owned = || path.to_path_buf();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::NotFound { path: owned() },
@@ -52,10 +145,18 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
         return Err(LoadError::NotALibrary { path: owned(), reason: "the file is empty".into() });
     }
     let file = File::open(path).map_err(|e| LoadError::Io { path: owned(), source: e })?;
-    let cache = ReadCache::new(file);
-    let data = &cache;
+    Ok((meta.len(), ReadCache::new(file)))
+}
 
-    let kind = FileKind::parse(data).map_err(|_| match unknown_format(data, meta.len()) {
+/// Parses an object file of this machine's architecture whose segments all lie
+/// inside the file.
+fn parse<'a>(
+    path: &Path,
+    data: &'a ReadCache<File>,
+    len: u64,
+) -> Result<object::File<'a, &'a ReadCache<File>>, LoadError> {
+    let owned = || path.to_path_buf();
+    let kind = FileKind::parse(data).map_err(|_| match unknown_format(data, len) {
         Unknown::CutShort(format) => LoadError::Damaged {
             path: owned(),
             reason: format!("it starts like {format} file but is too short to be one"),
@@ -71,27 +172,6 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
         }
         other => LoadError::NotALibrary { path: owned(), reason: format!("it is a {other:?} file") },
     })?;
-    match object.kind() {
-        ObjectKind::Dynamic => {}
-        ObjectKind::Executable => {
-            return Err(LoadError::NotALibrary { path: owned(), reason: "it is an executable".into() });
-        }
-        ObjectKind::Relocatable => {
-            return Err(LoadError::NotALibrary {
-                path: owned(),
-                reason: "it is an object file (`.o`) that was never linked".into(),
-            });
-        }
-        ObjectKind::Core => {
-            return Err(LoadError::NotALibrary { path: owned(), reason: "it is a core dump".into() });
-        }
-        _ => {
-            return Err(LoadError::NotALibrary {
-                path: owned(),
-                reason: "it is an object file of an unknown kind".into(),
-            });
-        }
-    }
     if let Some(expected) = host_architecture()
         && object.architecture() != expected
     {
@@ -105,37 +185,17 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
     // the end of the file and fault on first touch.
     for segment in object.segments() {
         let (offset, size) = segment.file_range();
-        if offset.checked_add(size).is_none_or(|end| end > meta.len()) {
+        if offset.checked_add(size).is_none_or(|end| end > len) {
             return Err(LoadError::Damaged {
                 path: owned(),
                 reason: format!(
-                    "it is truncated: a segment ends at byte {}, the file has {}",
-                    offset.saturating_add(size),
-                    meta.len()
+                    "it is truncated: a segment ends at byte {}, the file has {len}",
+                    offset.saturating_add(size)
                 ),
             });
         }
     }
-
-    let section_name = match kind {
-        FileKind::MachO32 | FileKind::MachO64 => SECTION_MACHO,
-        FileKind::Pe32 | FileKind::Pe64 => SECTION_PE,
-        _ => SECTION_ELF,
-    };
-    let section = object.section_by_name(section_name).ok_or_else(|| LoadError::NoDescriptor { path: owned() })?;
-    let bytes = section.data().map_err(|e| LoadError::Damaged {
-        path: owned(),
-        reason: format!("its tomada section cannot be read ({e})"),
-    })?;
-    let manifest = Manifest::parse(bytes).map_err(|e| match e {
-        ManifestError::BadMagic => LoadError::BadMagic { path: owned() },
-        ManifestError::Boundary { found } => {
-            LoadError::BoundaryMismatch { path: owned(), expected: tomada::BOUNDARY_VERSION, found }
-        }
-        other => LoadError::Damaged { path: owned(), reason: other.to_string() },
-    })?;
-    let len = Manifest::declared_len(bytes).expect("a parsed manifest has a length");
-    Ok(Inspection { path: owned(), manifest, manifest_bytes: bytes[..len].to_vec() })
+    Ok(object)
 }
 
 enum Unknown {
@@ -146,7 +206,6 @@ enum Unknown {
 }
 
 fn unknown_format(data: &ReadCache<File>, len: u64) -> Unknown {
-    use object::ReadRef;
     let head = data.read_bytes_at(0, len.min(512)).unwrap_or_default();
     const MAGICS: [(&[u8], &str); 6] = [
         (b"\x7fELF", "an ELF"),
@@ -178,4 +237,59 @@ fn host_architecture() -> Option<Architecture> {
         "loongarch64" => Architecture::LoongArch64,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Mach-O and PE/COFF are read by the same code as ELF; these objects, written
+    //! with `object`'s writer, prove the sections are found and read in each format.
+
+    use object::write::{Object as Writer, StandardSegment};
+    use object::{Architecture, BinaryFormat, Endianness, SectionKind};
+
+    use super::*;
+
+    const MANIFEST: &[u8] = b"\x89TOMADA\n pretend manifest";
+    const EXPECTS: &[u8] = b"\x89TOMADA? pretend expectations";
+
+    fn object_with_sections(format: BinaryFormat) -> Vec<u8> {
+        let mut obj = Writer::new(format, Architecture::X86_64, Endianness::Little);
+        let segment = obj.segment_name(StandardSegment::Data).to_vec();
+        for (record, bytes) in [(Record::Manifest, MANIFEST), (Record::Expectations, EXPECTS)] {
+            let name = record.section_name(format).as_bytes().to_vec();
+            let id = obj.add_section(segment.clone(), name, SectionKind::ReadOnlyData);
+            obj.append_section_data(id, bytes, 1);
+        }
+        obj.write().unwrap()
+    }
+
+    #[test]
+    fn sections_are_found_in_every_format() {
+        for format in [BinaryFormat::Elf, BinaryFormat::MachO, BinaryFormat::Coff] {
+            let bytes = object_with_sections(format);
+            let file = object::File::parse(&*bytes).unwrap();
+            assert_eq!(file.format(), format);
+            let manifest = section_bytes(&file, Record::Manifest).unwrap().unwrap();
+            assert_eq!(manifest, MANIFEST, "{format:?}");
+            let expects = section_bytes(&file, Record::Expectations).unwrap().unwrap();
+            assert_eq!(expects, EXPECTS, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_section_is_none_in_every_format() {
+        for format in [BinaryFormat::Elf, BinaryFormat::MachO, BinaryFormat::Coff] {
+            let obj = Writer::new(format, Architecture::X86_64, Endianness::Little);
+            let bytes = obj.write().unwrap();
+            let file = object::File::parse(&*bytes).unwrap();
+            assert!(section_bytes(&file, Record::Manifest).is_none(), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn pe_section_names_fit_in_eight_bytes() {
+        assert!(Record::Manifest.section_name(BinaryFormat::Pe).len() <= 8);
+        assert!(Record::Expectations.section_name(BinaryFormat::Pe).len() <= 8);
+        assert!(Record::Expectations.section_name(BinaryFormat::MachO).len() <= 16);
+    }
 }

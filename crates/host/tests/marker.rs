@@ -46,7 +46,10 @@ fn in_child(mode: &str, library: &Path) -> (String, bool) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let outcome = stdout.lines().find_map(|l| l.split_once("outcome: ").map(|(_, o)| o)).unwrap_or_else(|| panic!("no outcome: {stdout}"));
+    let outcome = stdout
+        .lines()
+        .find_map(|l| l.split_once("outcome: ").map(|(_, o)| o))
+        .unwrap_or_else(|| panic!("no outcome: {stdout}"));
     (outcome.to_owned(), marker.exists())
 }
 
@@ -68,7 +71,12 @@ int some_function(void) { return 42; }
     .unwrap();
     let lib = dir.join("libctor.so");
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let status = Command::new(cc).args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).status().expect("this test needs a C compiler (`cc`)");
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("this test needs a C compiler (`cc`)");
     assert!(status.success(), "cc failed");
     lib
 }

@@ -27,8 +27,10 @@ const LEN: usize = descriptor::encoded_len(&IN_FILE, &<C as Contract>::DESCRIPTI
 
 #[used]
 #[unsafe(link_section = ".tomada")]
-static SECTION: [u8; LEN] = descriptor::encode::<LEN>(descriptor::flags::PANIC_UNWIND, &IN_FILE, &<C as Contract>::DESCRIPTION);
-static OTHER: [u8; LEN] = descriptor::encode::<LEN>(descriptor::flags::PANIC_UNWIND, &LOADED, &<C as Contract>::DESCRIPTION);
+static SECTION: [u8; LEN] =
+    descriptor::encode::<LEN>(descriptor::flags::PANIC_UNWIND, &IN_FILE, &<C as Contract>::DESCRIPTION);
+static OTHER: [u8; LEN] =
+    descriptor::encode::<LEN>(descriptor::flags::PANIC_UNWIND, &LOADED, &<C as Contract>::DESCRIPTION);
 static VTABLE: <C as Contract>::VTable = <C>::__tomada_vtable::<Hello>();
 
 unsafe extern "C" fn create(out: *mut *const c_void, panic: *mut RVec) -> Status {
@@ -44,7 +46,11 @@ unsafe extern "C" fn destroy(this: *const c_void, panic: *mut RVec) -> Status {
 /// The tampered descriptor.
 #[unsafe(no_mangle)]
 pub static TOMADA_DESCRIPTOR: Descriptor = Descriptor {
-    header: Header { magic: descriptor::MAGIC, boundary: tomada::BOUNDARY_VERSION, size: size_of::<Descriptor>() as u32 },
+    header: Header {
+        magic: descriptor::MAGIC,
+        boundary: tomada::BOUNDARY_VERSION,
+        size: size_of::<Descriptor>() as u32,
+    },
     abi: <C as Contract>::ABI,
     flags: descriptor::flags::PANIC_UNWIND,
     fingerprint: <C as Contract>::FINGERPRINT,

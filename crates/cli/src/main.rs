@@ -1,0 +1,269 @@
+//! `tomada`: for people who ship plugins. Reads files, never runs them.
+//!
+//! - `tomada inspect FILE... [--json]`: what a plugin declares (name, version,
+//!   description, contract and its methods, ABI, fingerprint, boundary version, the
+//!   rustc and target that built it), or what contracts a host executable expects.
+//! - `tomada diff A B`: whether a plugin fits a host (or two plugins, or two hosts
+//!   agree), and if not, exactly what differs, method by method. Exit status 0 when
+//!   they fit, 1 when they do not, 2 when a file cannot be read.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use tomada_host::{Interface, LoadError, Manifest, flags};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tomada",
+    version,
+    about = "Inspect tomada plugins and compare contracts, without running any plugin code"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print what each plugin declares, or what each host executable expects
+    Inspect {
+        /// Plugin libraries or host executables
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print one JSON document instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say whether A and B fit (a plugin and a host, two plugins or two hosts) and what differs
+    Diff {
+        /// A plugin library or host executable
+        a: PathBuf,
+        /// A plugin library or host executable
+        b: PathBuf,
+    },
+}
+
+/// What a file is to tomada.
+enum Side {
+    Plugin(Box<Manifest>),
+    Host(Vec<Interface>),
+}
+
+/// Reads a file as a plugin, or failing that as a host executable.
+fn read(path: &Path) -> Result<Side, LoadError> {
+    match tomada_host::inspect(path) {
+        Ok(i) => Ok(Side::Plugin(Box::new(i.manifest))),
+        // Not a plugin: perhaps a host that records what it expects.
+        Err(e @ (LoadError::NotALibrary { .. } | LoadError::NoDescriptor { .. })) => {
+            tomada_host::expectations(path).map(Side::Host).map_err(|other| match other {
+                LoadError::NoExpectations { .. } => e,
+                other => other,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn methods_json(c: &Interface) -> Value {
+    c.methods.iter().map(|m| json!({ "name": m.name, "since": m.since, "signature": m.to_string() })).collect()
+}
+
+fn contract_json(c: &Interface) -> Value {
+    json!({
+        "name": c.name,
+        "version": c.version(),
+        "abi": c.abi,
+        "minor": c.minor,
+        "fingerprint": format!("{:016x}", c.fingerprint),
+        "methods": methods_json(c),
+    })
+}
+
+fn inspect_json(path: &Path) -> Value {
+    match read(path) {
+        Ok(Side::Plugin(m)) => json!({
+            "path": path,
+            "kind": "plugin",
+            "name": m.info.name,
+            "version": m.info.version,
+            "description": m.info.description,
+            "contract": contract_json(&m.contract),
+            "boundary": m.boundary,
+            "panic": if m.flags & flags::PANIC_UNWIND != 0 { "unwind" } else { "abort" },
+            "rustc": m.rustc,
+            "target": m.target,
+        }),
+        Ok(Side::Host(contracts)) => json!({
+            "path": path,
+            "kind": "host",
+            "expects": contracts.iter().map(contract_json).collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({ "path": path, "error": e.to_string() }),
+    }
+}
+
+fn print_contract(label: &str, c: &Interface) {
+    println!("  {label:<12}{} {} (ABI {}, fingerprint {:016x})", c.name, c.version(), c.abi, c.fingerprint);
+    for m in &c.methods {
+        println!("  {:<12}{m}", "");
+    }
+}
+
+fn inspect_text(path: &Path) -> bool {
+    match read(path) {
+        Ok(Side::Plugin(m)) => {
+            println!("{}", path.display());
+            println!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
+            println!("  {:<12}{}", "description", m.info.description);
+            print_contract("contract", &m.contract);
+            println!("  {:<12}tomada boundary {}", "boundary", m.boundary);
+            let panic = if m.flags & flags::PANIC_UNWIND != 0 { "unwind (caught at the boundary)" } else { "abort" };
+            println!("  {:<12}{panic}", "panics");
+            println!("  {:<12}{} for {}", "built by", m.rustc, m.target);
+            true
+        }
+        Ok(Side::Host(contracts)) => {
+            println!("{}", path.display());
+            println!("  {:<12}a host executable", "kind");
+            for c in &contracts {
+                print_contract("expects", c);
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
+/// One verdict: does the `plugin` contract serve the `host` contract?
+fn verdict(host: &Interface, plugin: &Interface) -> Result<String, Vec<String>> {
+    if host.name != plugin.name {
+        return Err(vec![format!("the plugin implements `{}`, the host expects `{}`", plugin.name, host.name)]);
+    }
+    if host.abi != plugin.abi {
+        return Err(vec![format!(
+            "{} ABI {} in the plugin, ABI {} in the host: a major version apart; rebuild the plugin against the host's contract",
+            host.name, plugin.abi, host.abi
+        )]);
+    }
+    let fit = host.fit(plugin)?;
+    let missing: Vec<_> = host.methods[fit.provided..].iter().map(|m| format!("`{}`", m.name)).collect();
+    Ok(if missing.is_empty() {
+        format!("{} {} fits {} {}", host.name, plugin.version(), host.name, host.version())
+    } else {
+        format!(
+            "{} {} fits {} {}, without {} (calls to it return CallError::NotProvided)",
+            host.name,
+            plugin.version(),
+            host.name,
+            host.version(),
+            missing.join(", ")
+        )
+    })
+}
+
+/// Compares two contracts that should be the same (two plugins, or two hosts);
+/// differences name the files, not "plugin" and "host".
+fn same(a: &Interface, b: &Interface, a_name: &str, b_name: &str) -> Result<String, Vec<String>> {
+    let relabel = |why: Vec<String>| -> Vec<String> {
+        why.into_iter()
+            .map(|w| {
+                w.replace("in the plugin", &format!("in {b_name}")).replace("in the host", &format!("in {a_name}"))
+            })
+            .map(|w| {
+                w.replace("only in the plugin", &format!("only in {b_name}"))
+                    .replace("only in the host", &format!("only in {a_name}"))
+            })
+            .collect()
+    };
+    // Each direction: whichever is older is served by the newer.
+    let (ab, ba) = (verdict(a, b).map_err(relabel), verdict(b, a).map_err(relabel));
+    match (ab, ba) {
+        (Ok(_), Ok(_)) if a.fingerprint == b.fingerprint => Ok(format!("both are {} {}", a.name, a.version())),
+        (Ok(_), Ok(_)) => Ok(format!(
+            "{} {} and {}: compatible, differing only by methods added in a minor version",
+            a.name,
+            a.version(),
+            b.version()
+        )),
+        (Err(why), _) | (_, Err(why)) => Err(why),
+    }
+}
+
+fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
+    let a = read(a_path).with_context(|| format!("cannot read {}", a_path.display()))?;
+    let b = read(b_path).with_context(|| format!("cannot read {}", b_path.display()))?;
+    let (a_name, b_name) = (a_path.display(), b_path.display());
+    let verdicts: Vec<Result<String, Vec<String>>> = match (&a, &b) {
+        (Side::Plugin(p), Side::Host(h)) | (Side::Host(h), Side::Plugin(p)) => {
+            match h.iter().find(|c| c.name == p.contract.name) {
+                Some(c) => vec![verdict(c, &p.contract)],
+                None => {
+                    let expected: Vec<_> = h.iter().map(|c| format!("`{}`", c.name)).collect();
+                    vec![Err(vec![format!(
+                        "the plugin implements `{}`, the host expects {}",
+                        p.contract.name,
+                        expected.join(", ")
+                    )])]
+                }
+            }
+        }
+        (Side::Plugin(p), Side::Plugin(q)) => {
+            vec![same(&p.contract, &q.contract, &a_name.to_string(), &b_name.to_string())]
+        }
+        (Side::Host(g), Side::Host(h)) => {
+            let common: Vec<_> = g.iter().filter_map(|c| h.iter().find(|d| d.name == c.name).map(|d| (c, d))).collect();
+            if common.is_empty() {
+                vec![Err(vec!["the two hosts expect no contract in common".to_owned()])]
+            } else {
+                common.into_iter().map(|(c, d)| same(c, d, &a_name.to_string(), &b_name.to_string())).collect()
+            }
+        }
+    };
+    let mut fits = true;
+    for v in verdicts {
+        match v {
+            Ok(line) => println!("fit: {line}"),
+            Err(why) => {
+                fits = false;
+                println!("no fit: {a_name} and {b_name} differ:");
+                for w in why {
+                    println!("  - {w}");
+                }
+            }
+        }
+    }
+    Ok(fits)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Inspect { files, json } => {
+            if json {
+                let docs: Vec<Value> = files.iter().map(|f| inspect_json(f)).collect();
+                let failed = docs.iter().any(|d| d.get("error").is_some());
+                println!("{}", serde_json::to_string_pretty(&docs).expect("JSON values serialise"));
+                if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            } else {
+                // Every file is inspected, even after one fails.
+                let results: Vec<bool> = files.iter().map(|f| inspect_text(f)).collect();
+                if results.iter().all(|ok| *ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+        }
+        Command::Diff { a, b } => match diff(&a, &b) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+                eprintln!("error: {}", chain.join(": "));
+                ExitCode::from(2)
+            }
+        },
+    }
+}
