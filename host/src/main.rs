@@ -1,12 +1,14 @@
 //! `host --plugin PATH [--name NAME]`: loads a greeter plugin, checks that it speaks
 //! the `pluginapi::Greeter` contract, and prints its greeting.
+//! `host --plugin-dir DIR`: the same for every plugin in a directory.
 //!
 //! Like the Go original's, the first line is a log line on stderr with a local
 //! `YYYY/MM/DD HH:MM:SS` prefix; the greeting goes to stdout. Any failure is one
 //! line on stderr and exit status 1.
 
+use std::collections::HashMap;
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,13 +18,20 @@ tomada_host::tomada::global_allocator!();
 // Records in this executable the contract it expects, for `tomada diff`.
 tomada_host::tomada::expects!(pluginapi::Greeter);
 
-/// Loads a greeter plugin and greets.
+/// Loads greeter plugins and greets.
 #[derive(Parser, Debug)]
 #[command(version, about)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["plugin", "plugin_dir"]))]
 struct Args {
     /// Path of the plugin library, e.g. bin/greeter_v1.so
     #[arg(long, value_name = "PATH")]
-    plugin: PathBuf,
+    plugin: Option<PathBuf>,
+    /// Load every plugin in DIR, in file-name order: files ending in the platform's
+    /// library suffix (.so); hidden files, subdirectories and other files are skipped;
+    /// symlinks are followed, and a library reached twice is loaded once. A refused
+    /// file is reported and the rest still run; the exit status is 1 if any was refused.
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
     /// Who to greet
     #[arg(long, default_value = "Mundo")]
     name: String,
@@ -45,8 +54,9 @@ fn one_line(err: &dyn Error) -> String {
     line.replace('\n', " ")
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    let plugin = tomada_host::load::<dyn Greeter>(&args.plugin)?;
+/// Loads one plugin, logs it, prints its greeting.
+fn greet_with(path: &Path, name: &str) -> Result<(), Box<dyn Error>> {
+    let plugin = tomada_host::load::<dyn Greeter>(path)?;
     let info = plugin.info();
     log(&format!(
         "Plugin carregado: {} v{} (ABI={}) — {}",
@@ -55,15 +65,66 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         plugin.manifest().contract.abi,
         info.description
     ));
-    let greeting = plugin.greet(&args.name).map_err(|e| format!("plugin `{}` failed to greet: {e}", info.name))?;
+    let greeting = plugin.greet(name).map_err(|e| format!("plugin `{}` failed to greet: {e}", info.name))?;
     println!("{greeting}");
     Ok(())
 }
 
+/// The plugin candidates in `dir`, in a stable order (see `--plugin-dir`).
+fn candidates(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read plugin directory `{}`: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read plugin directory `{}`: {e}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(std::env::consts::DLL_SUFFIX) {
+            continue;
+        }
+        // `metadata` follows symlinks; a dangling one is kept, to be reported.
+        if entry.path().metadata().is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        paths.push(entry.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn run_dir(dir: &Path, name: &str) -> Result<bool, Box<dyn Error>> {
+    let paths = candidates(dir)?;
+    if paths.is_empty() {
+        return Err(format!("no plugin (`*{}`) in `{}`", std::env::consts::DLL_SUFFIX, dir.display()).into());
+    }
+    let mut seen: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut all_ok = true;
+    for path in paths {
+        if let Ok(real) = path.canonicalize() {
+            if let Some(first) = seen.get(&real) {
+                log(&format!("skipped `{}`: the same library as `{}`", path.display(), first.display()));
+                continue;
+            }
+            seen.insert(real, path.clone());
+        }
+        if let Err(e) = greet_with(&path, name) {
+            log(&one_line(e.as_ref()));
+            all_ok = false;
+        }
+    }
+    Ok(all_ok)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match (&args.plugin, &args.plugin_dir) {
+        (Some(path), _) => greet_with(path, &args.name).map(|()| true),
+        (None, Some(dir)) => run_dir(dir, &args.name),
+        (None, None) => unreachable!("clap requires one of --plugin and --plugin-dir"),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(err) => {
             log(&one_line(err.as_ref()));
             ExitCode::FAILURE

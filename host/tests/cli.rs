@@ -168,3 +168,66 @@ fn plugin_that_panics_while_loading() {
 fn plugin_of_another_contract() {
     assert_refused(&run_plugin(&cdylib("allround")), "implements contract `allround_api::Allround`");
 }
+
+#[test]
+fn plugin_dir_loads_every_good_plugin_and_reports_every_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_to(&cdylib("greeter"), d, "a_greeter.so");
+    copy_to(&cdylib("wrong-abi"), d, "b_wrong_abi.so");
+    fs::write(d.join("c_notes.so"), "not a library\n").unwrap();
+    copy_to(&cdylib("panics-in-greet"), d, "d_grumpy.so");
+    std::os::unix::fs::symlink(d.join("a_greeter.so"), d.join("e_link.so")).unwrap();
+    std::os::unix::fs::symlink(d.join("missing.so"), d.join("f_dangling.so")).unwrap();
+    copy_to(&cdylib("greeter"), d, "g_greeter_copy.so");
+    // Skipped without a word: hidden files, other suffixes, directories.
+    copy_to(&cdylib("greeter"), d, ".hidden.so");
+    fs::write(d.join("README.txt"), "plugins go here\n").unwrap();
+    fs::create_dir(d.join("h_subdir.so")).unwrap();
+
+    let out = host(&["--plugin-dir".as_ref(), d.as_os_str(), "--name".as_ref(), "Dir".as_ref()]);
+    assert_eq!(out.status.code(), Some(1), "a refused file makes the exit status 1: {out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Olá, Dir 👋\nOlá, Dir 👋\n");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().map(strip_log_prefix).collect();
+    let expected_starts = [
+        "Plugin carregado: greeter v1.0.0 (ABI=1)",
+        "error: `",
+        "error: `",
+        "Plugin carregado: panics-in-greet v0.1.0 (ABI=1)",
+        "error: plugin `panics-in-greet` failed to greet",
+        "skipped `",
+        "error: `",
+        "Plugin carregado: greeter v1.0.0 (ABI=1)",
+    ];
+    assert_eq!(lines.len(), expected_starts.len(), "{stderr}");
+    for (line, start) in lines.iter().zip(expected_starts) {
+        assert!(line.starts_with(start), "{line:?} should start with {start:?}\n{stderr}");
+    }
+    assert!(lines[1].contains("b_wrong_abi.so` was built for pluginapi::Greeter ABI 2"), "{}", lines[1]);
+    assert!(lines[2].contains("c_notes.so` is not a shared library: it is a text file"), "{}", lines[2]);
+    assert!(
+        lines[5].contains("e_link.so`: the same library as `") && lines[5].contains("a_greeter.so"),
+        "{}",
+        lines[5]
+    );
+    assert!(lines[6].contains("f_dangling.so` does not exist"), "{}", lines[6]);
+    assert!(!stderr.contains(".hidden") && !stderr.contains("README") && !stderr.contains("h_subdir"), "{stderr}");
+}
+
+#[test]
+fn plugin_dir_of_good_plugins_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_to(&cdylib("greeter"), dir.path(), "greeter_v1.so");
+    let out = host(&["--plugin-dir".as_ref(), dir.path().as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Olá, Mundo 👋\n");
+}
+
+#[test]
+fn plugin_dir_without_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("README.txt"), "nothing\n").unwrap();
+    assert_refused(&host(&["--plugin-dir".as_ref(), dir.path().as_os_str()]), "no plugin (`*.so`) in");
+    assert_refused(&host(&["--plugin-dir".as_ref(), "/nonexistent-dir".as_ref()]), "cannot read plugin directory");
+}
