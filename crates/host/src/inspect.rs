@@ -81,9 +81,22 @@ pub(crate) fn section_bytes<'d, R: ReadRef<'d>>(
 /// ```
 pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
     let path = path.as_ref();
-    let owned = || path.to_path_buf();
     let (len, cache) = open(path)?;
-    let object = parse(path, &cache, len)?;
+    inspect_data(path, &cache, len)
+}
+
+/// [`inspect`] on bytes in memory, for fuzzing; `path` only names them in errors.
+#[doc(hidden)]
+pub fn inspect_bytes(path: &Path, bytes: &[u8]) -> Result<Inspection, LoadError> {
+    if bytes.is_empty() {
+        return Err(LoadError::NotALibrary { path: path.to_path_buf(), reason: "the file is empty".into() });
+    }
+    inspect_data(path, bytes, bytes.len() as u64)
+}
+
+fn inspect_data<'d, R: ReadRef<'d>>(path: &Path, data: R, len: u64) -> Result<Inspection, LoadError> {
+    let owned = || path.to_path_buf();
+    let object = parse(path, data, len)?;
     let not_a_library = |reason: &str| Err(LoadError::NotALibrary { path: owned(), reason: reason.into() });
     match object.kind() {
         ObjectKind::Dynamic => {}
@@ -110,7 +123,17 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
 pub fn expectations(path: impl AsRef<Path>) -> Result<Vec<Interface>, LoadError> {
     let path = path.as_ref();
     let (len, cache) = open(path)?;
-    let object = parse(path, &cache, len)?;
+    expectations_data(path, &cache, len)
+}
+
+/// [`expectations`] on bytes in memory, for fuzzing.
+#[doc(hidden)]
+pub fn expectations_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Interface>, LoadError> {
+    expectations_data(path, bytes, bytes.len() as u64)
+}
+
+fn expectations_data<'d, R: ReadRef<'d>>(path: &Path, data: R, len: u64) -> Result<Vec<Interface>, LoadError> {
+    let object = parse(path, data, len)?;
     let bytes = section_bytes(&object, Record::Expectations)
         .ok_or_else(|| LoadError::NoExpectations { path: path.to_path_buf() })?
         .map_err(|e| LoadError::Damaged {
@@ -150,11 +173,7 @@ fn open(path: &Path) -> Result<(u64, ReadCache<File>), LoadError> {
 
 /// Parses an object file of this machine's architecture whose segments all lie
 /// inside the file.
-fn parse<'a>(
-    path: &Path,
-    data: &'a ReadCache<File>,
-    len: u64,
-) -> Result<object::File<'a, &'a ReadCache<File>>, LoadError> {
+fn parse<'d, R: ReadRef<'d>>(path: &Path, data: R, len: u64) -> Result<object::File<'d, R>, LoadError> {
     let owned = || path.to_path_buf();
     let kind = FileKind::parse(data).map_err(|_| match unknown_format(data, len) {
         Unknown::CutShort(format) => LoadError::Damaged {
@@ -205,7 +224,7 @@ enum Unknown {
     Binary,
 }
 
-fn unknown_format(data: &ReadCache<File>, len: u64) -> Unknown {
+fn unknown_format<'d, R: ReadRef<'d>>(data: R, len: u64) -> Unknown {
     let head = data.read_bytes_at(0, len.min(512)).unwrap_or_default();
     const MAGICS: [(&[u8], &str); 6] = [
         (b"\x7fELF", "an ELF"),

@@ -38,7 +38,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 pub use error::LoadError;
-pub use inspect::{Inspection, expectations, inspect};
+pub use inspect::{Inspection, expectations, expectations_bytes, inspect, inspect_bytes};
 pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
 
