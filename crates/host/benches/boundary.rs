@@ -186,7 +186,7 @@ fn load(c: &mut Criterion) {
     drop(tomada_host::load::<dyn Greeter>(&path).expect("load greeter"));
 
     // Every iteration writes a copy of the plugin (~400 KiB), so the iteration count
-    // is kept low: about 250 copies in the warm-up and 450 in the measurement per
+    // is kept low: about 250 copies in the warm-up and 400 in the measurement per
     // benchmark (under 300 MiB each, every sample's copies deleted right after it).
     // Flat sampling: every sample has as many iterations, so none grows large. Each
     // sample still times ~20 loads, milliseconds in all.

@@ -73,13 +73,16 @@ fn mark_active() {
 }
 
 /// Whether this binary's global allocator is [`SystemAlloc`].
-#[inline]
+#[inline(always)]
 pub fn global_is_system() -> bool {
-    if ACTIVE.load(Ordering::Relaxed) {
-        return true;
-    }
-    // Nothing may have been allocated yet: allocate once through the global
-    // allocator and look again.
+    ACTIVE.load(Ordering::Relaxed) || probe()
+}
+
+/// Nothing may have been allocated yet: allocate once through the global allocator
+/// and look again.
+#[cold]
+#[inline(never)]
+fn probe() -> bool {
     drop(std::hint::black_box(Box::new(0u8)));
     ACTIVE.load(Ordering::Relaxed)
 }

@@ -93,11 +93,13 @@ impl RVec {
 
     /// Takes a `Vec<u8>` across: moved when this side's global allocator is
     /// [`SystemAlloc`](crate::SystemAlloc), copied into a [`System`] allocation otherwise.
+    #[inline(always)]
     pub fn from_vec(vec: Vec<u8>) -> Self {
-        if vec.capacity() == 0 {
-            return Self::new();
-        }
-        if crate::alloc::global_is_system() {
+        // The hot path (a non-empty buffer, `SystemAlloc` installed) is inlined into
+        // every shim; the rest is out of line. Inlining matters here: an out-of-line
+        // call passes the 24-byte value through memory in pieces the CPU cannot
+        // forward, which cost ~15 ns per returned `String` (docs/benchmarks.md).
+        if vec.capacity() != 0 && crate::alloc::global_is_system() {
             let mut vec = ManuallyDrop::new(vec);
             let (ptr, len, cap) = (vec.as_mut_ptr(), vec.len(), vec.capacity());
             // SAFETY: a `Vec` with non-zero capacity has a non-null pointer.
@@ -106,8 +108,14 @@ impl RVec {
             // the buffer is a `System` allocation of `cap` bytes, align 1.
             Self { ptr, len, cap }
         } else {
-            Self::copy_from(&vec)
+            Self::from_vec_cold(vec)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn from_vec_cold(vec: Vec<u8>) -> Self {
+        if vec.capacity() == 0 { Self::new() } else { Self::copy_from(&vec) }
     }
 
     /// Copies `bytes` into a new [`System`] allocation.
@@ -133,25 +141,34 @@ impl RVec {
 
     /// Turns the buffer into a `Vec<u8>` of this side: moved when this side's global
     /// allocator is [`SystemAlloc`](crate::SystemAlloc), copied otherwise.
+    #[inline(always)]
     pub fn into_vec(self) -> Vec<u8> {
-        if self.cap == 0 {
-            return Vec::new();
-        }
-        if crate::alloc::global_is_system() {
-            let this = ManuallyDrop::new(self);
+        let this = ManuallyDrop::new(self);
+        let (ptr, len, cap) = (this.ptr, this.len, this.cap);
+        if cap != 0 && crate::alloc::global_is_system() {
             // SAFETY: the buffer is a `System` allocation of `cap` bytes with align 1
             // whose first `len` bytes are initialised, and this side's `Vec` allocates
             // and frees with `System` too (its global allocator is `SystemAlloc`).
-            unsafe { Vec::from_raw_parts(this.ptr.as_ptr(), this.len, this.cap) }
+            unsafe { Vec::from_raw_parts(ptr.as_ptr(), len, cap) }
         } else {
-            self.as_slice().to_vec()
+            // Plain values, not an `RVec`, so the hot path keeps them in registers.
+            Self::into_vec_cold(ptr, len, cap)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn into_vec_cold(ptr: NonNull<u8>, len: usize, cap: usize) -> Vec<u8> {
+        // Owns the buffer again (freed with `System` on drop) while it is copied.
+        let owned = RVec { ptr, len, cap };
+        owned.as_slice().to_vec()
     }
 
     /// Turns the buffer into a `String`.
     ///
     /// # Safety
     /// The bytes must be UTF-8 (the buffer was made from a `String`).
+    #[inline(always)]
     pub unsafe fn into_string(self) -> String {
         // SAFETY: the caller guarantees UTF-8.
         unsafe { String::from_utf8_unchecked(self.into_vec()) }
