@@ -200,6 +200,22 @@ macro_rules! __export {
 
             static __VTABLE: <__Contract as $crate::Contract>::VTable = <__Contract>::__tomada_vtable::<__Plugin>();
 
+            // The plugin's initialiser installs its panic hook while the library is
+            // opened, so the first panic is already reported as a value, and so that
+            // cost (paging in std's panic machinery) belongs to opening the file, not
+            // to tomada's checks. `create` installs it too, where initialisers do not run.
+            extern "C" fn __init() {
+                $crate::call::__install_panic_hook();
+            }
+            #[used]
+            #[cfg_attr(
+                any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly", target_os = "illumos"),
+                unsafe(link_section = ".init_array")
+            )]
+            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__mod_init_func"))]
+            #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
+            static __INIT: extern "C" fn() = __init;
+
             unsafe extern "C" fn __create(
                 out: *mut *const ::core::ffi::c_void,
                 panic: *mut $crate::ffi::RVec,
