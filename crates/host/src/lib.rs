@@ -8,7 +8,7 @@
 //!
 //! let plugin = tomada_host::load::<dyn Greeter>("bin/greeter_v1.so")?;
 //! let info = plugin.info();
-//! println!("{} v{} (ABI={})", info.name, info.version, plugin.manifest().abi);
+//! println!("{} v{} (ABI={})", info.name, info.version, plugin.manifest().contract.abi);
 //! println!("{}", plugin.greet("Mundo")?);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

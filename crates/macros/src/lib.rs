@@ -325,6 +325,9 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
     let mut vtable_inits = Vec::new();
     let mut fingerprint = Vec::new();
     let mut method_descs = Vec::new();
+    let mut remote_shims = Vec::new();
+    let mut remote_inits = Vec::new();
+    let mut dispatch_arms = Vec::new();
     let method_count = methods.len() as u64;
 
     for (index, m) in methods.iter().enumerate() {
@@ -414,6 +417,35 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
                 }
             }
         });
+        // Isolation: the host half (remote shim) and plugin half (dispatch arm) of a
+        // byte-level call; see `tomada::remote`.
+        let remote_shim = format_ident!("__tomada_remote_{}", ident);
+        let method_no = index as u32;
+        remote_inits.push(quote!(#ident: Self::#remote_shim,));
+        remote_shims.push(quote! {
+            #[doc(hidden)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe extern "C" fn #remote_shim(
+                this: *const ::core::ffi::c_void,
+                #(#arg_idents: #ffi_args,)*
+                out: *mut #ret_ffi,
+                panic: *mut ::tomada::ffi::RVec,
+            ) -> ::tomada::ffi::Status {
+                // SAFETY: the client calls with its `this`, a live `RemoteObject`, with
+                // arguments it just converted by the same `Abi` impls, and writable
+                // `out`/`panic`.
+                unsafe {
+                    let args = (#(<#arg_tys as ::tomada::Abi>::from_ffi(#arg_idents),)*);
+                    ::tomada::remote::__call::<_, #ret>(this, #method_no, &args, out, panic)
+                }
+            }
+        });
+        dispatch_arms.push(quote! {
+            #method_no => ::tomada::remote::__serve(out, panic, || {
+                let (#(#arg_idents,)*): (#(#arg_tys,)*) = ::tomada::__private::postcard::from_bytes(args)?;
+                ::core::result::Result::Ok(this.#ident(#(#arg_idents),*))
+            }),
+        });
         let arg_shapes: Vec<_> =
             arg_tys_static.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Abi>::SHAPE)).collect();
         let ret_shape = quote_spanned!(ret.span()=> <#ret_static as ::tomada::Abi>::SHAPE);
@@ -493,6 +525,34 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
                 #vtable { #(#vtable_inits)* }
             }
             #(#shims)*
+
+            #[doc(hidden)]
+            pub const fn __tomada_remote_vtable() -> #vtable {
+                #vtable { #(#remote_inits)* }
+            }
+            #(#remote_shims)*
+
+            /// Plugin side of a byte-level call (isolated mode).
+            #[doc(hidden)]
+            pub unsafe extern "C" fn __tomada_dispatch<T: #trait_ident>(
+                this: *const ::core::ffi::c_void,
+                method: u32,
+                args: ::tomada::ffi::RSlice,
+                out: *mut ::tomada::ffi::RVec,
+                panic: *mut ::tomada::ffi::RVec,
+            ) -> ::tomada::ffi::Status {
+                // SAFETY: the runner calls with the instance this plugin's `create`
+                // made (a `T`), encoded arguments that live for the call, and writable
+                // `out`/`panic`.
+                unsafe {
+                    let this = &*this.cast::<T>();
+                    let args = args.as_bytes();
+                    match method {
+                        #(#dispatch_arms)*
+                        other => ::tomada::remote::__unknown_method(other, panic),
+                    }
+                }
+            }
         }
 
         // SAFETY: `VTable`, `FINGERPRINT` and `__client` are generated together from
@@ -516,6 +576,7 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
             };
             type VTable = #vtable;
             type Client = #client;
+            const REMOTE_VTABLE: &'static #vtable = &<dyn #trait_ident>::__tomada_remote_vtable();
 
             unsafe fn __client(
                 vtable: *const ::core::ffi::c_void,
@@ -617,7 +678,51 @@ fn derive_abi_impl(item: DeriveInput) -> syn::Result<TokenStream2> {
         }
     };
 
+    // Serde, for isolated plugins' byte-level calls: the fields as a tuple.
+    let locals: Vec<_> = (0..fields.len()).map(|i| format_ident!("__field{}", i)).collect();
+    let indices: Vec<_> = (0..fields.len()).collect();
+    let build_from_locals = match &data.fields {
+        Fields::Unit => quote!(#ident),
+        Fields::Unnamed(_) => quote!(#ident(#(#locals),*)),
+        Fields::Named(_) => quote!(#ident { #(#members: #locals),* }),
+    };
+    let count_usize = fields.len();
+    let serde_impls = quote! {
+        impl ::tomada::__private::serde::Serialize for #ident {
+            fn serialize<S: ::tomada::__private::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                use ::tomada::__private::serde::ser::SerializeTuple;
+                let mut tuple = serializer.serialize_tuple(#count_usize)?;
+                #(tuple.serialize_element(&self.#members)?;)*
+                tuple.end()
+            }
+        }
+
+        impl<'de> ::tomada::__private::serde::Deserialize<'de> for #ident {
+            fn deserialize<D: ::tomada::__private::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                struct Visitor;
+                impl<'de> ::tomada::__private::serde::de::Visitor<'de> for Visitor {
+                    type Value = #ident;
+                    fn expecting(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        f.write_str(::core::concat!("struct ", #name_str))
+                    }
+                    #[allow(unused_mut, unused_variables)]
+                    fn visit_seq<A: ::tomada::__private::serde::de::SeqAccess<'de>>(self, mut seq: A) -> ::core::result::Result<#ident, A::Error> {
+                        #(
+                            let #locals = seq.next_element()?.ok_or_else(|| {
+                                <A::Error as ::tomada::__private::serde::de::Error>::invalid_length(#indices, &self)
+                            })?;
+                        )*
+                        ::core::result::Result::Ok(#build_from_locals)
+                    }
+                }
+                deserializer.deserialize_tuple(#count_usize, Visitor)
+            }
+        }
+    };
+
     Ok(quote! {
+        #serde_impls
+
         #[doc(hidden)]
         #[allow(missing_docs, non_camel_case_types, clippy::all)]
         #[repr(C)]

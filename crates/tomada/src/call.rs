@@ -32,6 +32,29 @@ pub enum CallError {
         /// The contract version the plugin was built against, e.g. `1.0`.
         plugin_version: String,
     },
+    /// An isolated plugin's process died during the call (signal, `abort`, `exit`,
+    /// out of memory). The next call starts a new process.
+    Crashed {
+        /// What happened, e.g. "killed by signal 11 (SIGSEGV)".
+        message: String,
+    },
+    /// An isolated plugin's call ran past its deadline; its process was killed. The
+    /// next call starts a new process.
+    TimedOut {
+        /// The deadline and what was done.
+        message: String,
+    },
+    /// An isolated plugin crashed too often and is no longer restarted.
+    Quarantined {
+        /// How often it crashed, and in what time.
+        message: String,
+    },
+    /// The channel to an isolated plugin's process failed, or carried a malformed
+    /// message.
+    Channel {
+        /// What went wrong.
+        message: String,
+    },
     /// The plugin answered with a status this side does not know: a broken plugin.
     BadStatus(u8),
 }
@@ -44,6 +67,10 @@ impl fmt::Display for CallError {
                 f,
                 "`{method}` is not provided by this plugin (built against contract {plugin_version}; `{method}` was added in {added_in}); rebuild the plugin against the newer contract"
             ),
+            CallError::Crashed { message } => write!(f, "the plugin's process crashed: {message}"),
+            CallError::TimedOut { message } => write!(f, "the plugin did not answer in time: {message}"),
+            CallError::Quarantined { message } => write!(f, "the plugin is quarantined: {message}"),
+            CallError::Channel { message } => write!(f, "the channel to the plugin's process failed: {message}"),
             CallError::BadStatus(s) => {
                 write!(f, "the plugin returned unknown status {s}; it is broken or was not built by tomada")
             }
@@ -80,7 +107,7 @@ pub fn __install_panic_hook() {
     });
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -125,7 +152,7 @@ pub unsafe fn __shim<R: Abi>(out: *mut R::Ffi, panic: *mut RVec, f: impl FnOnce(
 ///
 /// # Safety
 /// `status`, `out` and `panic` must come from a shim of the same method: `out` is
-/// initialised if `status` is [`Status::OK`], `panic` if it is [`Status::PANICKED`].
+/// initialised if `status` is [`Status::OK`], `panic` for the other known statuses.
 #[doc(hidden)]
 #[inline(always)]
 pub unsafe fn __finish<R: Abi>(
@@ -136,14 +163,27 @@ pub unsafe fn __finish<R: Abi>(
     match status {
         // SAFETY: on OK the shim wrote `out` with a value of the same shape.
         Status::OK => Ok(unsafe { R::from_ffi(out.assume_init()) }),
-        Status::PANICKED => {
-            // SAFETY: on PANICKED the shim wrote the message to `panic`.
+        Status(code @ 1..=5) => {
+            // SAFETY: for every status but OK the shim wrote a message to `panic`.
             let bytes = unsafe { panic.assume_init() }.into_vec();
-            let message =
-                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            Err(CallError::Panicked { message })
+            Err(error(Status(code), bytes))
         }
         Status(other) => Err(CallError::BadStatus(other)),
+    }
+}
+
+/// The error for a failed `status` with `message` bytes. Out of line: errors are rare.
+#[cold]
+#[inline(never)]
+fn error(status: Status, message: Vec<u8>) -> CallError {
+    let message = String::from_utf8(message).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    match status {
+        Status::PANICKED => CallError::Panicked { message },
+        Status::CRASHED => CallError::Crashed { message },
+        Status::TIMED_OUT => CallError::TimedOut { message },
+        Status::QUARANTINED => CallError::Quarantined { message },
+        Status::CHANNEL => CallError::Channel { message },
+        Status(other) => CallError::BadStatus(other),
     }
 }
 

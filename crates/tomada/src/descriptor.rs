@@ -82,6 +82,8 @@ pub struct Descriptor {
     pub create: CreateFn,
     /// Drops the plugin instance.
     pub destroy: DestroyFn,
+    /// Runs a byte-level call (isolated mode: see [`crate::remote`]).
+    pub dispatch: crate::remote::DispatchFn,
 }
 
 // SAFETY: the descriptor is immutable static data; its pointers refer to other

@@ -247,6 +247,15 @@ impl Status {
     pub const OK: Status = Status(0);
     /// The method panicked; the panic message was written instead.
     pub const PANICKED: Status = Status(1);
+    /// Isolated plugins: the plugin's process died during the call (message written).
+    pub const CRASHED: Status = Status(2);
+    /// Isolated plugins: the call ran past its deadline; the process was killed.
+    pub const TIMED_OUT: Status = Status(3);
+    /// Isolated plugins: the plugin crashed too often and is not restarted.
+    pub const QUARANTINED: Status = Status(4);
+    /// Isolated plugins: the channel to the plugin's process failed, or a message
+    /// on it was malformed (message written).
+    pub const CHANNEL: Status = Status(5);
 }
 
 #[cfg(test)]

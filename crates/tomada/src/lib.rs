@@ -66,6 +66,7 @@ pub mod descriptor;
 pub mod ffi;
 pub mod fingerprint;
 pub mod interface;
+pub mod remote;
 
 use std::ffi::c_void;
 
@@ -90,6 +91,12 @@ pub use tomada_macros::Abi;
 /// being the contract's new minor version; see [`interface`] for what stays
 /// compatible.
 pub use tomada_macros::contract;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use postcard;
+    pub use serde;
+}
 
 /// The `rustc --version` of the compiler that built this copy of tomada (and so the
 /// plugin or host that links it).
@@ -116,6 +123,10 @@ pub unsafe trait Contract: 'static {
     const DESCRIPTION: interface::ContractDesc;
     /// The generated `#[repr(C)]` vtable.
     type VTable: 'static;
+    /// A vtable with the same signatures whose shims send each call to a plugin in
+    /// another process (see [`remote`]); its `this` is a [`remote::RemoteObject`].
+    #[doc(hidden)]
+    const REMOTE_VTABLE: &'static Self::VTable;
     /// The generated host-side client, whose methods mirror the trait's and return
     /// `Result<_, CallError>`.
     type Client: Send + Sync;
@@ -248,6 +259,7 @@ macro_rules! __export {
                 vtable: &__VTABLE as *const _ as *const ::core::ffi::c_void,
                 create: __create,
                 destroy: __destroy,
+                dispatch: <__Contract>::__tomada_dispatch::<__Plugin>,
             };
         };
     };

@@ -59,6 +59,7 @@ pub static TOMADA_DESCRIPTOR: Descriptor = Descriptor {
     vtable: &VTABLE as *const _ as *const c_void,
     create,
     destroy,
+    dispatch: <C>::__tomada_dispatch::<Hello>,
 };
 
 /// Keeps the section referenced, so the linker does not drop it.
