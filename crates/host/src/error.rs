@@ -150,6 +150,14 @@ pub enum LoadError {
         /// What differs.
         what: &'static str,
     },
+    /// An isolated plugin's process could not be started, or did not load the plugin.
+    #[error("`{}` could not be started in its own process: {reason}", path.display())]
+    Isolation {
+        /// The plugin path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The plugin's constructor panicked.
     #[error("`{}` panicked while making its instance: {message}", path.display())]
     InitPanicked {

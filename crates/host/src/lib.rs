@@ -29,6 +29,8 @@
 
 mod error;
 mod inspect;
+#[cfg(unix)]
+pub mod isolate;
 mod library;
 
 use std::ffi::c_void;
@@ -62,19 +64,55 @@ use tomada::ffi::{RVec, Status};
 /// those threads exit, so closing it does not always unmap it.
 pub struct Plugin<C: ?Sized + Contract> {
     client: ManuallyDrop<C::Client>,
-    this: *const c_void,
-    destroy: DestroyFn,
+    backend: Backend,
     manifest: Manifest,
     path: PathBuf,
-    library: ManuallyDrop<Library>,
 }
 
-// SAFETY: the instance behind `this` is `Send + Sync` (contract traits require it;
-// `export!` makes only such instances), the client is `Send + Sync`, `destroy` is
-// called once from `drop`, and the library handle is `Send + Sync`.
+/// Where a plugin's code runs. The fields are held for their `Drop`: the instance
+/// and library, or the child process.
+#[allow(dead_code)]
+enum Backend {
+    /// Loaded into this process.
+    Local(Local),
+    /// In a child process (see [`isolate`]); boxed so the client's `this` stays put.
+    #[cfg(unix)]
+    Isolated(Box<tomada::remote::RemoteObject>, std::sync::Arc<isolate::Isolated>),
+}
+
+// SAFETY: the instance behind the client is `Send + Sync` (contract traits require
+// it; `export!` makes only such instances), the client is `Send + Sync`, and the
+// backends are: `Local`'s instance is destroyed once, from `drop`; `Isolated` is
+// made of `Send + Sync` parts.
 unsafe impl<C: ?Sized + Contract> Send for Plugin<C> {}
 // SAFETY: as above; `&Plugin` only reaches `&C::Client` and immutable metadata.
 unsafe impl<C: ?Sized + Contract> Sync for Plugin<C> {}
+
+/// A plugin library opened and checked in this process, with its instance.
+pub(crate) struct Local {
+    pub(crate) vtable: *const c_void,
+    pub(crate) this: *const c_void,
+    pub(crate) dispatch: tomada::remote::DispatchFn,
+    destroy: DestroyFn,
+    library: ManuallyDrop<Library>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        // SAFETY: `this` was made by this library's `create` and is destroyed once,
+        // here; `panic` is writable.
+        if unsafe { (self.destroy)(self.this, panic.as_mut_ptr()) } == Status::PANICKED {
+            // SAFETY: written on PANICKED. A panic in a plugin's `Drop` has nowhere to
+            // go from here; the message is freed.
+            drop(unsafe { panic.assume_init() });
+        }
+        // SAFETY: nothing refers into the library any more: the instance is gone, and
+        // clients (dropped before their `Local`) moved all call results into host
+        // memory.
+        unsafe { ManuallyDrop::drop(&mut self.library) };
+    }
+}
 
 impl<C: ?Sized + Contract> Plugin<C> {
     /// The plugin's name, version and description (host-owned copies).
@@ -90,6 +128,16 @@ impl<C: ?Sized + Contract> Plugin<C> {
     /// The file the plugin was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The process id of an isolated plugin's current process (`None` in-process, or
+    /// while an isolated plugin has no process, e.g. between a crash and the next call).
+    pub fn process_id(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            #[cfg(unix)]
+            Backend::Isolated(_, isolated) => isolated.pid(),
+        }
     }
 }
 
@@ -112,20 +160,9 @@ impl<C: ?Sized + Contract> fmt::Debug for Plugin<C> {
 
 impl<C: ?Sized + Contract> Drop for Plugin<C> {
     fn drop(&mut self) {
-        // SAFETY: the client is dropped before the instance and library it points to,
-        // and never used again.
+        // SAFETY: the client is dropped before the backend it points into, and never
+        // used again; the backend drops with the rest of `self`.
         unsafe { ManuallyDrop::drop(&mut self.client) };
-        let mut panic = MaybeUninit::<RVec>::uninit();
-        // SAFETY: `this` was made by this library's `create` and is destroyed once,
-        // here; `panic` is writable.
-        if unsafe { (self.destroy)(self.this, panic.as_mut_ptr()) } == Status::PANICKED {
-            // SAFETY: written on PANICKED. A panic in a plugin's `Drop` has nowhere to
-            // go from here; the message is freed.
-            drop(unsafe { panic.assume_init() });
-        }
-        // SAFETY: nothing refers into the library any more: the client and the
-        // instance are gone, and all call results were moved into host memory.
-        unsafe { ManuallyDrop::drop(&mut self.library) };
     }
 }
 
@@ -139,11 +176,24 @@ impl<C: ?Sized + Contract> Drop for Plugin<C> {
 pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
     let inspection = inspect(path)?;
     let fit = check::<C>(&inspection)?;
-    let Inspection { path, manifest, manifest_bytes } = inspection;
+    let local = open(&inspection)?;
+    let Inspection { path, manifest, .. } = inspection;
+    // SAFETY: `vtable` is the plugin's vtable for this contract, whose first
+    // `fit.provided` methods match the host's exactly (checked from the manifest,
+    // which is the loaded library's); `this` is its instance; the `Plugin` keeps both
+    // alive longer than the client, which it drops first.
+    let client = unsafe { C::__client(local.vtable, local.this, fit.provided, manifest.contract.minor) };
+    Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Local(local), manifest, path })
+}
 
-    // SAFETY: the file passed inspection: it is a tomada plugin for this contract,
-    // ABI and layout, so its initialisers are those of a tomada cdylib.
-    let library = unsafe { Library::open(&path) }.map_err(|source| LoadError::Open { path: path.clone(), source })?;
+/// Opens an inspected plugin in this process, checks its exported descriptor
+/// against the inspection, and makes its instance. Knows no contract: [`load`] checks
+/// the contract first; the isolation runner serves whatever the host checked.
+pub(crate) fn open(inspection: &Inspection) -> Result<Local, LoadError> {
+    let Inspection { path, manifest, manifest_bytes } = inspection;
+    // SAFETY: the file passed inspection: it is a tomada plugin, so its initialisers
+    // are those of a tomada cdylib.
+    let library = unsafe { Library::open(path) }.map_err(|source| LoadError::Open { path: path.clone(), source })?;
     let descriptor = library.descriptor().ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
     let mismatch = |what| LoadError::DescriptorMismatch { path: path.clone(), what };
     if descriptor.header.magic != MAGIC || descriptor.header.boundary != tomada::BOUNDARY_VERSION {
@@ -177,19 +227,51 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
         Status::PANICKED => {
             // SAFETY: written on PANICKED.
             let message = String::from_utf8_lossy(&unsafe { panic.assume_init() }.into_vec()).into_owned();
-            return Err(LoadError::InitPanicked { path, message });
+            return Err(LoadError::InitPanicked { path: path.clone(), message });
         }
         _ => return Err(mismatch("constructor status")),
     }
-    // SAFETY: written on OK.
-    let this = unsafe { this.assume_init() };
-    // SAFETY: `vtable` is the plugin's vtable for this contract, whose first
-    // `fit.provided` methods match the host's exactly (checked from the manifest,
-    // which is the loaded library's); `this` is the instance just made; the `Plugin` keeps both alive longer than the
-    // client, which it drops first.
-    let client = unsafe { C::__client(descriptor.vtable, this, fit.provided, manifest.contract.minor) };
-    let destroy = descriptor.destroy;
-    Ok(Plugin { client: ManuallyDrop::new(client), this, destroy, manifest, path, library: ManuallyDrop::new(library) })
+    Ok(Local {
+        vtable: descriptor.vtable,
+        // SAFETY: written on OK.
+        this: unsafe { this.assume_init() },
+        dispatch: descriptor.dispatch,
+        destroy: descriptor.destroy,
+        library: ManuallyDrop::new(library),
+    })
+}
+
+/// Loads the plugin at `path` for contract `C` in the given [`isolate::Mode`]: in
+/// this process (as [`load`]) or in a child process. Either way the file is inspected
+/// and checked against `C` first, and the handle is the same type, called the same way.
+///
+/// # Errors
+/// As [`load`], and [`LoadError::Isolation`] if the child process cannot be started
+/// or cannot load the plugin.
+#[cfg(unix)]
+pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::Mode) -> Result<Plugin<C>, LoadError> {
+    let options = match mode {
+        isolate::Mode::InProcess => return load(path),
+        isolate::Mode::Isolated(options) => options,
+    };
+    let inspection = inspect(path)?;
+    let fit = check::<C>(&inspection)?;
+    let isolated = isolate::start(&inspection, options)?;
+    let channel: std::sync::Arc<dyn tomada::remote::Channel> = isolated.clone();
+    let remote = Box::new(tomada::remote::RemoteObject { channel });
+    let Inspection { path, manifest, .. } = inspection;
+    // SAFETY: `REMOTE_VTABLE` is this contract's remote vtable, whose shims expect a
+    // `RemoteObject` as `this`; the box is kept by the `Plugin`, at a fixed address,
+    // longer than the client, which it drops first.
+    let client = unsafe {
+        C::__client(
+            C::REMOTE_VTABLE as *const C::VTable as *const c_void,
+            &*remote as *const tomada::remote::RemoteObject as *const c_void,
+            fit.provided,
+            manifest.contract.minor,
+        )
+    };
+    Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Isolated(remote, isolated), manifest, path })
 }
 
 /// Checks an inspected plugin against contract `C`: name, ABI, methods (see

@@ -6,6 +6,7 @@
 mod allround;
 mod compiler;
 mod evolve;
+mod isolate;
 mod load;
 mod marker;
 mod threads;

@@ -1,0 +1,504 @@
+//! Isolation: run a plugin in a child process, behind the same typed handle.
+//!
+//! The host chooses per plugin ([`Mode`]): in-process (fast) or isolated (safe). An
+//! isolated plugin is the very same `.so`, checked the same way (inspection, ABI,
+//! layout) *before* any process starts, then loaded by a child process: the host's
+//! own executable re-run as a runner ([`serve_if_runner`], nothing extra to ship), or
+//! the `tomada-runner` binary. The host talks to it over an inherited Unix socket
+//! (length-prefixed frames with request ids, a versioned handshake); the plugin's
+//! stdout and stderr are separate pipes, forwarded line by line to
+//! [`Isolation::on_output`], so nothing a plugin prints can corrupt the channel.
+//!
+//! A panic, `abort()`, segfault, `exit()`, a call that outlives its deadline, an
+//! allocation past the memory limit, or a plugin closing its own socket: each is a
+//! [`CallError`](crate::CallError) for that call, and the next call starts a new
+//! process — until the plugin crashes more often than its crash budget allows, and is
+//! quarantined. The child dies with the host (socket EOF, and on Linux a parent-death
+//! signal) and its process group is killed when the [`Plugin`](crate::Plugin) drops.
+//!
+//! ```no_run
+//! use pluginapi::Greeter;
+//! use tomada_host::isolate::{Isolation, Mode};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     tomada_host::isolate::serve_if_runner(); // first thing: the child runs here
+//!     let mode = Mode::Isolated(Isolation::new().deadline(std::time::Duration::from_secs(2)));
+//!     let plugin = tomada_host::load_with::<dyn Greeter>("bin/greeter_v1.so", &mode)?;
+//!     println!("{}", plugin.greet("Mundo")?); // same call as in-process
+//!     Ok(())
+//! }
+//! ```
+
+mod frame;
+mod runner;
+mod sandbox;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tomada::ffi::Status;
+use tomada::remote::Channel;
+
+pub use runner::serve_if_runner;
+pub use sandbox::Sandbox;
+
+use frame::{Kind, ReadError};
+use runner::LoadRequest;
+
+use crate::{Inspection, LoadError};
+
+/// The environment variable naming the runner's socket descriptor.
+const FD_VAR: &str = "TOMADA_RUNNER_FD";
+/// The environment variable naming the host's pid, for the runner to check.
+const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
+/// The descriptor number the socket gets in the child.
+const CHILD_FD: i32 = 3;
+/// How long a caller spins for an answer before it blocks.
+const CALL_SPIN: Duration = Duration::from_micros(200);
+
+/// Where a plugin runs.
+#[derive(Debug, Clone, Default)]
+pub enum Mode {
+    /// In the host's process: fastest; a crash of the plugin is a crash of the host.
+    #[default]
+    InProcess,
+    /// In a child process: a crash, hang or runaway allocation costs only the plugin.
+    Isolated(Isolation),
+}
+
+/// Which executable the child process runs.
+#[derive(Debug, Clone, Default)]
+pub enum Runner {
+    /// The host's own executable, which calls [`serve_if_runner`] first in `main`.
+    #[default]
+    CurrentExe,
+    /// Another executable that calls [`serve_if_runner`] (e.g. `tomada-runner`).
+    Path(PathBuf),
+}
+
+/// Receives each line a plugin prints: plugin name, which stream, the line.
+pub type OutputFn = Arc<dyn Fn(&str, Stream, &str) + Send + Sync>;
+
+/// Which of a plugin's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Its standard output.
+    Stdout,
+    /// Its standard error.
+    Stderr,
+}
+
+/// How an isolated plugin runs: deadlines, limits, restarts, sandbox.
+#[derive(Clone)]
+pub struct Isolation {
+    deadline: Duration,
+    startup: Duration,
+    memory_limit: Option<u64>,
+    cpu_seconds: Option<u64>,
+    open_files: Option<u64>,
+    crash_budget: u32,
+    crash_window: Duration,
+    runner: Runner,
+    sandbox: Option<Sandbox>,
+    output: OutputFn,
+}
+
+impl fmt::Debug for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Isolation")
+            .field("deadline", &self.deadline)
+            .field("startup", &self.startup)
+            .field("memory_limit", &self.memory_limit)
+            .field("cpu_seconds", &self.cpu_seconds)
+            .field("open_files", &self.open_files)
+            .field("crash_budget", &self.crash_budget)
+            .field("crash_window", &self.crash_window)
+            .field("runner", &self.runner)
+            .field("sandbox", &self.sandbox)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Isolation {
+            deadline: Duration::from_secs(30),
+            startup: Duration::from_secs(10),
+            memory_limit: None,
+            cpu_seconds: None,
+            open_files: None,
+            crash_budget: 3,
+            crash_window: Duration::from_secs(60),
+            runner: Runner::CurrentExe,
+            sandbox: None,
+            output: Arc::new(|plugin, stream, line| {
+                let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
+                eprintln!("[{plugin} {stream}] {line}");
+            }),
+        }
+    }
+}
+
+impl Isolation {
+    /// Defaults: a 30 s deadline per call, 10 s to start, no resource limits, 3
+    /// crashes a minute before quarantine, the host's own executable as runner, no
+    /// sandbox, plugin output to stderr as `[name stream] line`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The longest a call may take; past it the process is killed and the call
+    /// returns [`CallError::TimedOut`](crate::CallError::TimedOut).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+    /// The longest the process may take to start and load the plugin.
+    pub fn startup(mut self, startup: Duration) -> Self {
+        self.startup = startup;
+        self
+    }
+    /// Limits the process's address space (`RLIMIT_AS`), in bytes. An allocation
+    /// past it fails, which aborts the plugin's process.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+    /// Limits the process's CPU time (`RLIMIT_CPU`), in seconds, over its life.
+    pub fn cpu_seconds(mut self, seconds: u64) -> Self {
+        self.cpu_seconds = Some(seconds);
+        self
+    }
+    /// Limits the process's open files (`RLIMIT_NOFILE`).
+    pub fn open_files(mut self, count: u64) -> Self {
+        self.open_files = Some(count);
+        self
+    }
+    /// After `crashes` crashes (or deadline kills) within `window`, the plugin is
+    /// quarantined: calls fail at once with
+    /// [`CallError::Quarantined`](crate::CallError::Quarantined).
+    pub fn crash_budget(mut self, crashes: u32, window: Duration) -> Self {
+        self.crash_budget = crashes.max(1);
+        self.crash_window = window;
+        self
+    }
+    /// Which executable runs the plugin.
+    pub fn runner(mut self, runner: Runner) -> Self {
+        self.runner = runner;
+        self
+    }
+    /// Sandboxes the plugin's process (Linux; see [`Sandbox`]).
+    pub fn sandbox(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+    /// Where the plugin's output lines go.
+    pub fn on_output(mut self, output: impl Fn(&str, Stream, &str) + Send + Sync + 'static) -> Self {
+        self.output = Arc::new(output);
+        self
+    }
+}
+
+/// A running child process and its end of the channel.
+struct Connection {
+    child: Child,
+    stream: UnixStream,
+    next_id: u64,
+    forwarders: Vec<JoinHandle<()>>,
+}
+
+impl Connection {
+    /// Kills the whole process group and reaps the child: no zombie, no orphan.
+    fn kill(self) -> Option<ExitStatus> {
+        let pid = self.child.id() as i32;
+        // SAFETY: `kill` takes plain integers; the group is the child's own (it was
+        // started with `process_group(0)`), and the child is not reaped yet, so its
+        // pid cannot have been reused.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        self.reap()
+    }
+
+    /// Waits for the child to exit (it has, or was killed) and for its output.
+    fn reap(mut self) -> Option<ExitStatus> {
+        let status = self.child.wait().ok();
+        // Its pipes close with it (and with anything it forked, killed with the group).
+        for f in self.forwarders.drain(..) {
+            let _ = f.join();
+        }
+        status
+    }
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    match status {
+        Some(s) if s.signal().is_some() => {
+            let sig = s.signal().expect("checked");
+            let name = match sig {
+                libc::SIGSEGV => " (SIGSEGV: invalid memory access)",
+                libc::SIGABRT => " (SIGABRT: aborted, e.g. `abort()` or an allocation failure)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGILL => " (SIGILL)",
+                libc::SIGFPE => " (SIGFPE)",
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGXCPU => " (SIGXCPU: CPU time limit)",
+                libc::SIGSYS => " (SIGSYS: a forbidden system call)",
+                _ => "",
+            };
+            format!("the process was killed by signal {sig}{name}")
+        }
+        Some(s) => match s.code() {
+            Some(code) => format!("the process exited with status {code}"),
+            None => "the process ended".to_owned(),
+        },
+        None => "the process ended (its status is unknown)".to_owned(),
+    }
+}
+
+/// The state of an isolated plugin.
+struct State {
+    connection: Option<Connection>,
+    crashes: VecDeque<Instant>,
+    quarantined: Option<String>,
+}
+
+/// An isolated plugin: the channel the remote vtable's calls go through.
+pub(crate) struct Isolated {
+    path: PathBuf,
+    name: String,
+    manifest_bytes: Vec<u8>,
+    options: Isolation,
+    state: Mutex<State>,
+}
+
+impl Isolated {
+    /// Starts the child and loads the plugin in it.
+    pub(crate) fn start(inspection: &Inspection, options: Isolation) -> Result<Isolated, LoadError> {
+        let isolated = Isolated {
+            path: inspection.path.clone(),
+            name: inspection.manifest.info.name.clone(),
+            manifest_bytes: inspection.manifest_bytes.clone(),
+            options,
+            state: Mutex::new(State { connection: None, crashes: VecDeque::new(), quarantined: None }),
+        };
+        let connection = isolated.spawn()?;
+        isolated.lock().connection = Some(connection);
+        Ok(isolated)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pid of the plugin's current process, if one is running.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.lock().connection.as_ref().map(|c| c.child.id())
+    }
+
+    fn spawn(&self) -> Result<Connection, LoadError> {
+        let fail = |reason: String| LoadError::Isolation { path: self.path.clone(), reason };
+        let exe = match &self.options.runner {
+            Runner::CurrentExe => {
+                std::env::current_exe().map_err(|e| fail(format!("cannot find the host's executable: {e}")))?
+            }
+            Runner::Path(p) => p.clone(),
+        };
+        let (mut host_end, child_end) =
+            UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
+        let child_fd = child_end.as_raw_fd();
+        let limits = [
+            (libc::RLIMIT_AS, self.options.memory_limit),
+            (libc::RLIMIT_CPU, self.options.cpu_seconds),
+            (libc::RLIMIT_NOFILE, self.options.open_files),
+        ];
+        let mut command = Command::new(&exe);
+        command
+            .env(FD_VAR, CHILD_FD.to_string())
+            .env(PARENT_VAR, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: the closure only makes async-signal-safe system calls (`dup2`,
+        // `prctl`, `setrlimit`) between fork and exec, on values computed before.
+        unsafe {
+            command.pre_exec(move || {
+                // The socket becomes descriptor 3, without close-on-exec.
+                if libc::dup2(child_fd, CHILD_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                #[cfg(target_os = "linux")]
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                for (resource, limit) in limits {
+                    if let Some(limit) = limit {
+                        let rlim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                        if libc::setrlimit(resource, &rlim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
+        drop(child_end);
+        let mut forwarders = Vec::new();
+        for (pipe, stream) in [
+            (child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), Stream::Stdout),
+            (child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), Stream::Stderr),
+        ] {
+            let Some(pipe) = pipe else { continue };
+            let (output, name) = (Arc::clone(&self.options.output), self.name.clone());
+            forwarders.push(std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    match line {
+                        Ok(line) => output(&name, stream, &line),
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+
+        // The handshake: hello (version), load, ready (the manifest it read).
+        let deadline = Some(Instant::now() + self.options.startup);
+        let mut handshake = || {
+            let hello = frame::read(&host_end, Duration::ZERO, deadline).map_err(|e| format!("no hello: {e:?}"))?;
+            let version = hello.payload.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+            if hello.kind != Kind::Hello || version != Some(frame::PROTOCOL) {
+                return Err(format!(
+                    "runner `{}` speaks another protocol ({version:?}); it must call \
+                     `tomada_host::isolate::serve_if_runner()` of the same tomada-host version",
+                    exe.display()
+                ));
+            }
+            let request = LoadRequest { path: self.path.clone(), sandbox: self.options.sandbox.clone() };
+            frame::write(&mut host_end, Kind::Load, 0, &[&request.encode()])
+                .map_err(|e| format!("cannot send the load request: {e}"))?;
+            let ready = frame::read(&host_end, Duration::ZERO, deadline)
+                .map_err(|e| format!("no answer to the load request: {e:?}"))?;
+            match ready.kind {
+                Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
+                Kind::Ready => Err("the plugin's process read another manifest than the host inspected".to_owned()),
+                Kind::Failed => Err(String::from_utf8_lossy(&ready.payload).into_owned()),
+                other => Err(format!("unexpected {other:?} frame")),
+            }
+        };
+        let result = handshake();
+        let connection = Connection { child, stream: host_end, next_id: 1, forwarders };
+        match result {
+            Ok(()) => Ok(connection),
+            Err(reason) => {
+                let status = connection.kill();
+                Err(fail(format!("{reason} ({})", describe(status))))
+            }
+        }
+    }
+
+    /// Records a crash; returns the quarantine message if the budget is spent.
+    fn crashed(&self, state: &mut State) -> Option<String> {
+        let now = Instant::now();
+        state.crashes.push_back(now);
+        while state.crashes.front().is_some_and(|t| now.duration_since(*t) > self.options.crash_window) {
+            state.crashes.pop_front();
+        }
+        if state.crashes.len() >= self.options.crash_budget as usize {
+            let why = format!(
+                "`{}` crashed {} times within {:?}; it is not restarted",
+                self.name,
+                state.crashes.len(),
+                self.options.crash_window
+            );
+            state.quarantined = Some(why.clone());
+            Some(why)
+        } else {
+            None
+        }
+    }
+}
+
+impl Channel for Isolated {
+    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, (Status, String)> {
+        let mut state = self.lock();
+        if let Some(why) = &state.quarantined {
+            return Err((Status::QUARANTINED, why.clone()));
+        }
+        if state.connection.is_none() {
+            match self.spawn() {
+                Ok(c) => state.connection = Some(c),
+                Err(e) => {
+                    let quarantine = self.crashed(&mut state);
+                    let why = format!("the plugin's process could not be restarted: {e}");
+                    return Err(match quarantine {
+                        Some(q) => (Status::QUARANTINED, format!("{why}; {q}")),
+                        None => (Status::CRASHED, why),
+                    });
+                }
+            }
+        }
+        let connection = state.connection.as_mut().expect("set above");
+        let id = connection.next_id;
+        connection.next_id += 1;
+        let sent = frame::write(&mut connection.stream, Kind::Call, id, &[&method.to_le_bytes(), &args]);
+        let deadline = Instant::now() + self.options.deadline;
+        let answer = match sent {
+            Ok(()) => frame::read(&connection.stream, CALL_SPIN, Some(deadline)),
+            // The child is gone: its socket end is closed. Report it as such.
+            Err(_) => Err(ReadError::Eof),
+        };
+        let fault = match answer {
+            Ok(f) if f.kind == Kind::Reply && f.id == id && !f.payload.is_empty() => {
+                let status = Status(f.payload[0]);
+                let mut body = f.payload;
+                body.remove(0);
+                return if status == Status::OK {
+                    Ok(body)
+                } else {
+                    Err((status, String::from_utf8_lossy(&body).into_owned()))
+                };
+            }
+            Ok(f) => {
+                (Status::CHANNEL, format!("a malformed answer ({:?} frame, id {} for call {id})", f.kind, f.id), true)
+            }
+            Err(ReadError::Malformed(why)) => (Status::CHANNEL, format!("a malformed answer: {why}"), true),
+            Err(ReadError::Io(e)) => (Status::CHANNEL, format!("the channel failed: {e}"), true),
+            Err(ReadError::TimedOut) => (
+                Status::TIMED_OUT,
+                format!("no answer within {:?}; the process was killed", self.options.deadline),
+                true,
+            ),
+            Err(ReadError::Eof) => (Status::CRASHED, String::new(), false),
+        };
+        // Whatever happened, this process is done: kill it (a malformed frame or a
+        // hang) or reap it (it died), and start afresh on the next call.
+        let (status, mut why, kill) = fault;
+        let connection = state.connection.take().expect("set above");
+        let exit = if kill { connection.kill() } else { connection.reap() };
+        if why.is_empty() {
+            why = describe(exit);
+        }
+        match self.crashed(&mut state) {
+            Some(q) => Err((status, format!("{why}; {q}"))),
+            None => Err((status, why)),
+        }
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        if let Some(connection) = self.lock().connection.take() {
+            connection.kill();
+        }
+    }
+}
+
+/// Starts an isolated plugin for `inspection` (already checked by the caller).
+pub(crate) fn start(inspection: &Inspection, options: &Isolation) -> Result<Arc<Isolated>, LoadError> {
+    Isolated::start(inspection, options.clone()).map(Arc::new)
+}

@@ -1,0 +1,158 @@
+//! The child side: a process that loads one plugin and serves calls to it.
+//!
+//! It knows no contract: it inspects and opens the file the host names (the host
+//! has checked it against its contract already), then hands each call's method
+//! number and encoded arguments to the plugin's own dispatch function.
+
+use std::ffi::OsString;
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tomada::ffi::{RSlice, RVec, Status};
+
+use super::frame::{self, Kind, ReadError};
+use super::{FD_VAR, PARENT_VAR, Sandbox};
+
+/// How long the child spins for the next call after answering one.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// What the host asks the child to load.
+pub(crate) struct LoadRequest {
+    pub(crate) path: PathBuf,
+    pub(crate) sandbox: Option<Sandbox>,
+}
+
+impl LoadRequest {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let sandbox = self.sandbox.as_ref().map(|s| {
+            let paths = |v: &[PathBuf]| v.iter().map(|p| p.clone().into_os_string().into_vec()).collect::<Vec<_>>();
+            (paths(&s.read_only), paths(&s.writable), s.deny_network, s.deny_exec)
+        });
+        postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), sandbox)).expect("encodable")
+    }
+
+    fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
+        type Wire = (Vec<u8>, Option<(Vec<Vec<u8>>, Vec<Vec<u8>>, bool, bool)>);
+        let (path, sandbox): Wire = postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
+        let paths = |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(OsString::from_vec(b))).collect();
+        Ok(LoadRequest {
+            path: PathBuf::from(OsString::from_vec(path)),
+            sandbox: sandbox.map(|(read_only, writable, deny_network, deny_exec)| Sandbox {
+                read_only: paths(read_only),
+                writable: paths(writable),
+                deny_network,
+                deny_exec,
+            }),
+        })
+    }
+}
+
+/// If this process was started as a plugin runner, serves the plugin and exits;
+/// otherwise returns at once. Call it first thing in `main` of a host that isolates
+/// plugins with [`Runner::CurrentExe`](super::Runner::CurrentExe) (the default).
+///
+/// ```no_run
+/// // First thing in `main`:
+/// tomada_host::isolate::serve_if_runner();
+/// // ... then the host's own work.
+/// ```
+pub fn serve_if_runner() {
+    let Some(fd) = std::env::var_os(FD_VAR) else { return };
+    let code = match fd.to_str().and_then(|s| s.parse::<RawFd>().ok()) {
+        Some(fd) => serve(fd),
+        None => {
+            eprintln!("tomada runner: {FD_VAR} is not a file descriptor number");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn serve(fd: RawFd) -> i32 {
+    // Die with the host: the socket's EOF is the main signal, this the backstop.
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `prctl(PR_SET_PDEATHSIG)` takes plain integers.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        let parent: Option<i32> = std::env::var(PARENT_VAR).ok().and_then(|p| p.parse().ok());
+        // SAFETY: `getppid` has no preconditions.
+        if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+            return 3; // the host died before the death signal was armed
+        }
+    }
+    // SAFETY: the host passed this descriptor, a socket of its `UnixStream` pair,
+    // for this process alone to own.
+    let mut stream = unsafe { UnixStream::from_raw_fd(fd) };
+    if let Err(e) =
+        frame::write(&mut stream, Kind::Hello, 0, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()])
+    {
+        eprintln!("tomada runner: cannot greet the host: {e}");
+        return 2;
+    }
+    let request = match frame::read(&stream, Duration::ZERO, None) {
+        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload),
+        Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
+        Err(e) => Err(format!("no load request: {e:?}")),
+    };
+    let fail = |stream: &mut UnixStream, why: String| {
+        let _ = frame::write(stream, Kind::Failed, 0, &[why.as_bytes()]);
+        1
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(why) => return fail(&mut stream, why),
+    };
+    if let Some(sandbox) = &request.sandbox
+        && let Err(why) = super::sandbox::before_load(sandbox)
+    {
+        return fail(&mut stream, why);
+    }
+    let inspection = match crate::inspect(&request.path) {
+        Ok(i) => i,
+        Err(e) => return fail(&mut stream, e.to_string()),
+    };
+    let local = match crate::open(&inspection) {
+        Ok(l) => l,
+        Err(e) => return fail(&mut stream, e.to_string()),
+    };
+    if let Some(sandbox) = &request.sandbox
+        && let Err(why) = super::sandbox::after_load(sandbox)
+    {
+        return fail(&mut stream, why);
+    }
+    if frame::write(&mut stream, Kind::Ready, 0, &[&inspection.manifest_bytes]).is_err() {
+        return 1;
+    }
+    loop {
+        let call = match frame::read(&stream, SPIN, None) {
+            Ok(f) if f.kind == Kind::Call && f.payload.len() >= 4 => f,
+            // The host closed the channel: it is done with us, or gone.
+            Err(ReadError::Eof) => return 0,
+            // Anything else is a broken host or a corrupted channel: stop.
+            Ok(_) | Err(_) => return 4,
+        };
+        let method = u32::from_le_bytes(call.payload[..4].try_into().expect("4 bytes"));
+        let mut out = std::mem::MaybeUninit::<RVec>::uninit();
+        let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
+        // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this` its
+        // instance, the arguments live for the call, `out`/`panic` are writable.
+        let status = unsafe {
+            (local.dispatch)(local.this, method, RSlice::new(&call.payload[4..]), out.as_mut_ptr(), panic.as_mut_ptr())
+        };
+        let body = if status == Status::OK {
+            // SAFETY: written on OK.
+            unsafe { out.assume_init() }
+        } else if (1..=5).contains(&status.0) {
+            // SAFETY: written for every failed status.
+            unsafe { panic.assume_init() }
+        } else {
+            RVec::new()
+        };
+        if frame::write(&mut stream, Kind::Reply, call.id, &[&[status.0], body.as_slice()]).is_err() {
+            return 0;
+        }
+    }
+}

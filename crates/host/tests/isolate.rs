@@ -1,0 +1,273 @@
+//! Isolation: the same `.so` in both modes behind the same handle, and every fault
+//! of a real fixture plugin (`tests/plugins/faulty`) leaves the host running with a
+//! clear error and no leftover process.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fault_api::Faulty;
+use pluginapi::Greeter;
+use tomada_host::isolate::{Isolation, Mode, Runner, Stream};
+use tomada_host::{CallError, LoadError, Plugin};
+use tomada_test_support::cdylib;
+
+/// Isolation with the `tomada-runner` binary (the test harness cannot serve as one).
+pub fn isolation() -> Isolation {
+    Isolation::new().runner(Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()))
+}
+
+fn faulty(isolation: Isolation) -> Plugin<dyn Faulty> {
+    tomada_host::load_with::<dyn Faulty>(cdylib("faulty"), &Mode::Isolated(isolation)).unwrap()
+}
+
+/// Whether process `pid` is gone (or a zombie about to be reaped by init).
+pub fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn wait_dead(pid: u32) {
+    for _ in 0..200 {
+        if is_dead(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("process {pid} is still alive");
+}
+
+fn greet(plugin: &Plugin<dyn Greeter>) -> String {
+    plugin.greet("Mundo").unwrap()
+}
+
+#[test]
+fn the_same_plugin_in_both_modes_behind_the_same_handle() {
+    let path = cdylib("greeter");
+    let local = tomada_host::load_with::<dyn Greeter>(&path, &Mode::InProcess).unwrap();
+    let isolated = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(isolation())).unwrap();
+    assert_eq!(greet(&local), "Olá, Mundo 👋");
+    assert_eq!(greet(&isolated), "Olá, Mundo 👋");
+    assert_eq!(isolated.info(), local.info());
+    assert_eq!(local.process_id(), None);
+    let pid = isolated.process_id().expect("an isolated plugin has a process");
+    assert_ne!(pid, std::process::id());
+    drop(isolated);
+    wait_dead(pid);
+}
+
+#[test]
+fn every_check_happens_before_a_process_starts() {
+    let err = tomada_host::load_with::<dyn Greeter>(cdylib("wrong-abi"), &Mode::Isolated(isolation())).unwrap_err();
+    assert!(matches!(err, LoadError::AbiMismatch { .. }), "{err:?}");
+    let err =
+        tomada_host::load_with::<dyn Greeter>(cdylib("changed-layout"), &Mode::Isolated(isolation())).unwrap_err();
+    assert!(matches!(err, LoadError::LayoutMismatch { .. }), "{err:?}");
+}
+
+#[test]
+fn a_runner_that_cannot_start_is_a_load_error() {
+    let iso = Isolation::new().runner(Runner::Path("/nonexistent/runner".into()));
+    let err = tomada_host::load_with::<dyn Greeter>(cdylib("greeter"), &Mode::Isolated(iso)).unwrap_err();
+    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
+    assert!(err.to_string().contains("cannot start runner `/nonexistent/runner`"), "{err}");
+}
+
+#[test]
+fn a_constructor_panic_in_the_child_is_a_load_error() {
+    let err = tomada_host::load_with::<dyn Greeter>(cdylib("panics-in-new"), &Mode::Isolated(isolation())).unwrap_err();
+    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
+    assert!(err.to_string().contains("panicked while making its instance: configuração ausente"), "{err}");
+}
+
+#[test]
+fn a_panic_is_an_error_and_the_process_lives_on() {
+    let p = faulty(isolation());
+    let pid = p.pid().unwrap();
+    let err = p.panic("de propósito").unwrap_err();
+    assert!(matches!(&err, CallError::Panicked { message } if message.starts_with("de propósito (at ")), "{err:?}");
+    assert_eq!(p.pid().unwrap(), pid, "a caught panic does not cost the process");
+}
+
+/// Runs `fault` on a fresh plugin; checks the error, that the old process is gone
+/// and that the next call runs in a new process.
+fn survives(fault: impl FnOnce(&Plugin<dyn Faulty>) -> Result<(), CallError>, isolation: Isolation) -> CallError {
+    let p = faulty(isolation);
+    let before = p.pid().unwrap();
+    let err = fault(&p).unwrap_err();
+    wait_dead(before);
+    assert_eq!(p.echo("still here").unwrap(), "still here");
+    let after = p.pid().unwrap();
+    assert_ne!(after, before, "the next call restarts the process");
+    err
+}
+
+#[test]
+fn abort() {
+    let err = survives(|p| p.abort(), isolation());
+    assert!(matches!(&err, CallError::Crashed { message } if message.contains("SIGABRT")), "{err:?}");
+    assert!(err.to_string().starts_with("the plugin's process crashed: the process was killed by signal 6"), "{err}");
+}
+
+#[test]
+fn segfault() {
+    let err = survives(|p| p.segfault(), isolation());
+    assert!(matches!(&err, CallError::Crashed { message } if message.contains("SIGSEGV")), "{err:?}");
+}
+
+#[test]
+fn exit() {
+    let err = survives(|p| p.exit(3), isolation());
+    assert!(matches!(&err, CallError::Crashed { message } if message.contains("exited with status 3")), "{err:?}");
+}
+
+#[test]
+fn endless_loop_hits_the_deadline() {
+    let err = survives(|p| p.hang(), isolation().deadline(Duration::from_millis(300)));
+    assert!(matches!(&err, CallError::TimedOut { message } if message.contains("300ms")), "{err:?}");
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_limit() {
+    let err = survives(|p| p.allocate().map(drop), isolation().memory_limit(512 << 20));
+    assert!(matches!(&err, CallError::Crashed { message } if message.contains("SIGABRT")), "{err:?}");
+}
+
+#[test]
+fn closing_its_own_socket() {
+    let err = survives(|p| p.close_socket(), isolation());
+    assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
+}
+
+#[test]
+fn a_malformed_frame_kills_the_child() {
+    let err = survives(|p| p.corrupt_channel(), isolation());
+    assert!(matches!(&err, CallError::Channel { message } if message.contains("malformed")), "{err:?}");
+}
+
+#[test]
+fn crashing_too_often_quarantines_the_plugin() {
+    let p = faulty(isolation().crash_budget(2, Duration::from_secs(60)));
+    assert!(matches!(p.abort().unwrap_err(), CallError::Crashed { .. }));
+    let err = p.abort().unwrap_err();
+    assert!(matches!(&err, CallError::Crashed { message } if message.contains("crashed 2 times")), "{err:?}");
+    let err = p.echo("x").unwrap_err();
+    assert!(matches!(&err, CallError::Quarantined { message } if message.contains("not restarted")), "{err:?}");
+    assert_eq!(p.process_id(), None);
+}
+
+#[test]
+fn output_is_forwarded_line_by_line_and_never_corrupts_the_channel() {
+    let lines: Arc<Mutex<Vec<(String, Stream, String)>>> = Arc::default();
+    let sink = Arc::clone(&lines);
+    let p = faulty(isolation().on_output(move |plugin, stream, line| {
+        sink.lock().unwrap().push((plugin.to_owned(), stream, line.to_owned()));
+    }));
+    p.print("olá 1").unwrap();
+    p.print("olá 2").unwrap();
+    assert_eq!(p.echo("after printing").unwrap(), "after printing");
+    let pid = p.pid().unwrap();
+    drop(p); // joins the forwarders: every line is in
+    wait_dead(pid);
+    let mut got = lines.lock().unwrap().clone();
+    got.sort_by(|a, b| (a.1 == Stream::Stderr, &a.2).cmp(&(b.1 == Stream::Stderr, &b.2)));
+    let expected = [
+        ("faulty", Stream::Stdout, "olá 1"),
+        ("faulty", Stream::Stdout, "olá 2"),
+        ("faulty", Stream::Stderr, "olá 1 (stderr)"),
+        ("faulty", Stream::Stderr, "olá 2 (stderr)"),
+    ];
+    let got: Vec<(&str, Stream, &str)> = got.iter().map(|(a, s, b)| (a.as_str(), *s, b.as_str())).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn calls_from_several_threads_at_once() {
+    let p = Arc::new(faulty(isolation()));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let s = format!("thread {t} call {i}");
+                    assert_eq!(p.echo(&s).unwrap(), s);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn every_type_crosses_to_an_isolated_plugin() {
+    use allround_api::{Allround, Failure, Nothing, Person, Point};
+    let p = tomada_host::load_with::<dyn Allround>(cdylib("allround"), &Mode::Isolated(isolation())).unwrap();
+    assert_eq!(p.add(40, 2).unwrap(), 42);
+    assert_eq!(p.upper("olá").unwrap(), "OLÁ");
+    assert_eq!(p.concat("a".into(), "b").unwrap(), "ab");
+    assert_eq!(p.reverse(&[1, 2, 3]).unwrap(), vec![3, 2, 1]);
+    assert_eq!(p.divide(1, 0).unwrap(), Err("cannot divide 1 by 0".into()));
+    assert_eq!(
+        p.check(Err(Failure { code: 1, message: "m".into() })).unwrap(),
+        Err(Failure { code: 2, message: "m".into() })
+    );
+    assert_eq!(p.nested(Some(Err(Nothing))).unwrap(), Some(Err(Nothing)));
+    assert_eq!(p.sum(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1.0, 2.0, true, 'A').unwrap(), 78 + 3 + 1 + 65);
+    let person = Person { name: "ana".into(), age: 1, nickname: None, photo: vec![], position: Point(1.0, 2.0) };
+    assert_eq!(p.birthday(person).unwrap().name, "ANA");
+    p.touch().unwrap();
+    assert_eq!(p.touches().unwrap(), 1);
+}
+
+/// The child dies with the host: a helper process (this binary, re-run) loads an
+/// isolated plugin, reports the plugin's pid, and is killed; the plugin's process
+/// must follow.
+#[test]
+#[ignore = "helper process of `the_child_dies_with_the_host`"]
+fn host_helper() {
+    if std::env::var_os("TOMADA_HOST_HELPER").is_none() {
+        return;
+    }
+    let p = faulty(isolation());
+    println!("\nplugin-pid: {}", p.pid().unwrap());
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn the_child_dies_with_the_host() {
+    use std::io::BufRead;
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "isolate::host_helper", "--nocapture", "--test-threads=1"])
+        .env("TOMADA_HOST_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(helper.stdout.take().unwrap());
+    let pid: u32 = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_once("plugin-pid: ").map(|(_, p)| p.trim().parse().unwrap()))
+        .expect("the helper reports the plugin's pid");
+    assert!(!is_dead(pid));
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    wait_dead(pid);
+}
+
+#[test]
+fn nothing_is_left_behind() {
+    let p = faulty(isolation());
+    let pid = p.pid().unwrap();
+    drop(p);
+    assert!(
+        is_dead(pid) || {
+            wait_dead(pid);
+            true
+        }
+    );
+    assert!(Path::new("/proc/self").exists());
+}

@@ -1,0 +1,36 @@
+//! A contract whose plugin (`tests/plugins/faulty`) does, on request, every bad thing
+//! an isolated plugin must survive, and tries what a sandbox must stop.
+
+/// Misbehaviour on request.
+#[tomada::contract(abi = 1)]
+pub trait Faulty {
+    /// Returns `s` unchanged: proves the plugin works.
+    fn echo(&self, s: &str) -> String;
+    /// The plugin's process id.
+    fn pid(&self) -> u32;
+    /// Prints `line` to stdout and `line` + " (stderr)" to stderr.
+    fn print(&self, line: &str);
+    /// Panics with `message`.
+    fn panic(&self, message: &str) -> u8;
+    /// Calls `std::process::abort()`.
+    fn abort(&self);
+    /// Writes through a null pointer.
+    fn segfault(&self);
+    /// Calls `std::process::exit(code)`.
+    fn exit(&self, code: i32);
+    /// Never returns.
+    fn hang(&self);
+    /// Allocates (and touches) 1 MiB blocks until it can no more; returns how many
+    /// it got, if it ever returns.
+    fn allocate(&self) -> u64;
+    /// Closes file descriptor 3 (the isolation runner's socket).
+    fn close_socket(&self);
+    /// Writes garbage to file descriptor 3.
+    fn corrupt_channel(&self);
+    /// Opens a TCP socket and binds it to 127.0.0.1:0.
+    fn try_network(&self) -> Result<String, String>;
+    /// Creates and writes the file `path`.
+    fn try_write(&self, path: &str) -> Result<String, String>;
+    /// Runs `/bin/true`.
+    fn try_exec(&self) -> Result<String, String>;
+}

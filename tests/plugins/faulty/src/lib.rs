@@ -1,0 +1,80 @@
+//! Fixture: misbehaves on request (see `fault-api`). Only ever run isolated, except
+//! for its harmless methods.
+
+use std::io::Write;
+use std::os::fd::FromRawFd;
+
+use fault_api::Faulty;
+
+#[derive(Default)]
+struct Bad;
+
+impl Faulty for Bad {
+    fn echo(&self, s: &str) -> String {
+        s.to_owned()
+    }
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+    fn print(&self, line: &str) {
+        println!("{line}");
+        eprintln!("{line} (stderr)");
+        let _ = std::io::stdout().flush();
+    }
+    fn panic(&self, message: &str) -> u8 {
+        panic!("{message}")
+    }
+    fn abort(&self) {
+        std::process::abort()
+    }
+    fn segfault(&self) {
+        // SAFETY: none: this fixture crashes on purpose, to prove a host survives it.
+        #[allow(clippy::zero_ptr)]
+        unsafe {
+            std::ptr::write_volatile(std::hint::black_box(std::ptr::null_mut::<u8>()), 1)
+        }
+    }
+    fn exit(&self, code: i32) {
+        std::process::exit(code)
+    }
+    fn hang(&self) {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+    fn allocate(&self) -> u64 {
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
+        loop {
+            blocks.push(vec![1u8; 1 << 20]);
+            if blocks.len() > 1 << 20 {
+                return blocks.len() as u64;
+            }
+        }
+    }
+    fn close_socket(&self) {
+        // SAFETY: descriptor 3 is the runner's socket; closing it is the misbehaviour
+        // under test.
+        drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(3) });
+    }
+    fn corrupt_channel(&self) {
+        // SAFETY: as above; the file is forgotten so the descriptor stays open.
+        let mut socket = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(3) });
+        let _ = socket.write_all(b"\xff\xff\xff\x7fgarbage");
+    }
+    fn try_network(&self) -> Result<String, String> {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .map(|l| format!("bound {:?}", l.local_addr()))
+            .map_err(|e| e.to_string())
+    }
+    fn try_write(&self, path: &str) -> Result<String, String> {
+        std::fs::write(path, b"escaped\n").map(|()| format!("wrote {path}")).map_err(|e| e.to_string())
+    }
+    fn try_exec(&self) -> Result<String, String> {
+        std::process::Command::new("/bin/true")
+            .status()
+            .map(|s| format!("ran /bin/true: {s}"))
+            .map_err(|e| e.to_string())
+    }
+}
+
+tomada::export!(Bad as Faulty);
