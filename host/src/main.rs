@@ -1,6 +1,7 @@
 //! `host --plugin PATH [--name NAME]`: loads a greeter plugin, checks that it speaks
 //! the `pluginapi::Greeter` contract, and prints its greeting.
 //! `host --plugin-dir DIR`: the same for every plugin in a directory.
+//! `--isolate`: each plugin runs in a child process (this same executable).
 //!
 //! Like the Go original's, the first line is a log line on stderr with a local
 //! `YYYY/MM/DD HH:MM:SS` prefix; the greeting goes to stdout. Any failure is one
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pluginapi::Greeter;
+use tomada_host::isolate::{Isolation, Mode};
 
 tomada_host::tomada::global_allocator!();
 // Records in this executable the contract it expects, for `tomada diff`.
@@ -35,6 +37,10 @@ struct Args {
     /// Who to greet
     #[arg(long, default_value = "Mundo")]
     name: String,
+    /// Run each plugin in a child process of its own: a crash, hang or runaway
+    /// allocation there is an error here, not the end of the host
+    #[arg(long)]
+    isolate: bool,
 }
 
 /// Go's `log` package format: `2025/08/15 10:31:07 message`, on stderr.
@@ -55,8 +61,8 @@ fn one_line(err: &dyn Error) -> String {
 }
 
 /// Loads one plugin, logs it, prints its greeting.
-fn greet_with(path: &Path, name: &str) -> Result<(), Box<dyn Error>> {
-    let plugin = tomada_host::load::<dyn Greeter>(path)?;
+fn greet_with(path: &Path, name: &str, mode: &Mode) -> Result<(), Box<dyn Error>> {
+    let plugin = tomada_host::load_with::<dyn Greeter>(path, mode)?;
     let info = plugin.info();
     log(&format!(
         "Plugin carregado: {} v{} (ABI={}) — {}",
@@ -92,7 +98,7 @@ fn candidates(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     Ok(paths)
 }
 
-fn run_dir(dir: &Path, name: &str) -> Result<bool, Box<dyn Error>> {
+fn run_dir(dir: &Path, name: &str, mode: &Mode) -> Result<bool, Box<dyn Error>> {
     let paths = candidates(dir)?;
     if paths.is_empty() {
         return Err(format!("no plugin (`*{}`) in `{}`", std::env::consts::DLL_SUFFIX, dir.display()).into());
@@ -107,7 +113,7 @@ fn run_dir(dir: &Path, name: &str) -> Result<bool, Box<dyn Error>> {
             }
             seen.insert(real, path.clone());
         }
-        if let Err(e) = greet_with(&path, name) {
+        if let Err(e) = greet_with(&path, name, mode) {
             log(&one_line(e.as_ref()));
             all_ok = false;
         }
@@ -116,10 +122,19 @@ fn run_dir(dir: &Path, name: &str) -> Result<bool, Box<dyn Error>> {
 }
 
 fn main() -> ExitCode {
+    // With --isolate this executable is also the plugins' runner: a child started
+    // for a plugin serves it here and never returns.
+    tomada_host::isolate::serve_if_runner();
     let args = Args::parse();
+    let mode = if args.isolate {
+        // Plugins' own output goes to the log, prefixed with their name.
+        Mode::Isolated(Isolation::new().on_output(|plugin, _, line| log(&format!("[{plugin}] {line}"))))
+    } else {
+        Mode::InProcess
+    };
     let result = match (&args.plugin, &args.plugin_dir) {
-        (Some(path), _) => greet_with(path, &args.name).map(|()| true),
-        (None, Some(dir)) => run_dir(dir, &args.name),
+        (Some(path), _) => greet_with(path, &args.name, &mode).map(|()| true),
+        (None, Some(dir)) => run_dir(dir, &args.name, &mode),
         (None, None) => unreachable!("clap requires one of --plugin and --plugin-dir"),
     };
     match result {

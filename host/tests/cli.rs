@@ -231,3 +231,37 @@ fn plugin_dir_without_plugins() {
     assert_refused(&host(&["--plugin-dir".as_ref(), dir.path().as_os_str()]), "no plugin (`*.so`) in");
     assert_refused(&host(&["--plugin-dir".as_ref(), "/nonexistent-dir".as_ref()]), "cannot read plugin directory");
 }
+
+#[test]
+fn the_demo_isolated_prints_the_same_two_lines() {
+    let plugin = cdylib("greeter");
+    let out = host(&["--plugin".as_ref(), plugin.as_os_str(), "--isolate".as_ref()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Olá, Mundo 👋\n");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        strip_log_prefix(stderr.trim_end_matches('\n')),
+        "Plugin carregado: greeter v1.0.0 (ABI=1) — Plugin de exemplo que dá oi"
+    );
+}
+
+#[test]
+fn an_aborting_plugin_kills_the_host_in_process_but_not_isolated() {
+    use std::os::unix::process::ExitStatusExt;
+    let plugin = cdylib("aborts-in-greet");
+    // In-process there is nothing to catch: abort() ends the host with it.
+    let out = run_plugin(&plugin);
+    assert_eq!(out.status.signal(), Some(6), "{out:?}");
+    // Isolated, the host reports it and exits normally.
+    let out = host(&["--plugin".as_ref(), plugin.as_os_str(), "--isolate".as_ref()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().map(strip_log_prefix).collect();
+    assert!(lines[0].starts_with("Plugin carregado: aborts-in-greet"), "{stderr}");
+    assert_eq!(lines[1], "[aborts-in-greet] about to abort while greeting Mundo", "{stderr}");
+    assert!(
+        lines[2].starts_with("error: plugin `aborts-in-greet` failed to greet: the plugin's process crashed: the process was killed by signal 6"),
+        "{stderr}"
+    );
+    assert_eq!(lines.len(), 3, "{stderr}");
+}
