@@ -271,3 +271,79 @@ fn nothing_is_left_behind() {
     );
     assert!(Path::new("/proc/self").exists());
 }
+
+mod sandbox {
+    use tomada_host::isolate::Sandbox;
+
+    use super::*;
+
+    /// A directory the sandboxed plugin may write to, and one it may not.
+    fn dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap())
+    }
+
+    #[test]
+    fn an_unsandboxed_plugin_can_do_everything() {
+        let (_granted, other) = dirs();
+        let p = faulty(isolation());
+        let target = other.path().join("escape.txt");
+        assert!(p.try_network().unwrap().is_ok(), "network");
+        assert!(p.try_write(target.to_str().unwrap()).unwrap().is_ok(), "write");
+        assert!(target.exists());
+        assert!(p.try_exec().unwrap().is_ok(), "exec");
+    }
+
+    #[test]
+    fn a_sandboxed_plugin_is_stopped() {
+        let (granted, other) = dirs();
+        let sandbox = Sandbox::strict().allow_write(granted.path());
+        let p = faulty(isolation().sandbox(sandbox));
+
+        let net = p.try_network().unwrap();
+        assert!(net.as_ref().is_err_and(|e| e.contains("Operation not permitted")), "network: {net:?}");
+
+        let outside = other.path().join("escape.txt");
+        let write = p.try_write(outside.to_str().unwrap()).unwrap();
+        assert!(write.as_ref().is_err_and(|e| e.contains("Permission denied")), "write outside: {write:?}");
+        assert!(!outside.exists());
+
+        let inside = granted.path().join("allowed.txt");
+        assert_eq!(p.try_write(inside.to_str().unwrap()).unwrap(), Ok(format!("wrote {}", inside.display())));
+
+        let exec = p.try_exec().unwrap();
+        assert!(exec.as_ref().is_err_and(|e| e.contains("Operation not permitted")), "exec: {exec:?}");
+
+        // The plugin itself still works.
+        assert_eq!(p.echo("sandboxed").unwrap(), "sandboxed");
+    }
+
+    #[test]
+    fn each_restriction_is_separate() {
+        let (_granted, other) = dirs();
+        let p = faulty(isolation().sandbox(Sandbox::new().deny_network()));
+        assert!(p.try_network().unwrap().is_err());
+        assert!(p.try_exec().unwrap().is_ok());
+        assert!(p.try_write(other.path().join("f").to_str().unwrap()).unwrap().is_ok());
+
+        let p = faulty(isolation().sandbox(Sandbox::new().deny_exec()));
+        assert!(p.try_exec().unwrap().is_err());
+        assert!(p.try_network().unwrap().is_ok());
+    }
+
+    #[test]
+    fn the_initialisers_already_run_inside_the_filesystem_sandbox() {
+        // The faulty fixture's initialiser writes `TOMADA_MARKER` when the library
+        // is opened. Unsandboxed, it does; with a read-only filesystem it cannot,
+        // because the sandbox is in place before `dlopen`.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("initialiser-ran");
+        let p = faulty(isolation().env("TOMADA_MARKER", &marker));
+        assert!(marker.exists(), "control: the initialiser writes the marker");
+        drop(p);
+        std::fs::remove_file(&marker).unwrap();
+
+        let p = faulty(isolation().env("TOMADA_MARKER", &marker).sandbox(Sandbox::new().read_only_filesystem()));
+        assert_eq!(p.echo("loaded").unwrap(), "loaded");
+        assert!(!marker.exists(), "the initialiser wrote outside the sandbox");
+    }
+}

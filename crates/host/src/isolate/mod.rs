@@ -110,6 +110,7 @@ pub struct Isolation {
     runner: Runner,
     sandbox: Option<Sandbox>,
     output: OutputFn,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl fmt::Debug for Isolation {
@@ -124,6 +125,7 @@ impl fmt::Debug for Isolation {
             .field("crash_window", &self.crash_window)
             .field("runner", &self.runner)
             .field("sandbox", &self.sandbox)
+            .field("env", &self.env)
             .finish_non_exhaustive()
     }
 }
@@ -144,6 +146,7 @@ impl Default for Isolation {
                 let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
                 eprintln!("[{plugin} {stream}] {line}");
             }),
+            env: Vec::new(),
         }
     }
 }
@@ -198,6 +201,12 @@ impl Isolation {
     /// Sandboxes the plugin's process (Linux; see [`Sandbox`]).
     pub fn sandbox(mut self, sandbox: Sandbox) -> Self {
         self.sandbox = Some(sandbox);
+        self
+    }
+    /// Sets an environment variable for the plugin's process (which otherwise
+    /// inherits the host's environment).
+    pub fn env(mut self, key: impl Into<std::ffi::OsString>, value: impl Into<std::ffi::OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
     /// Where the plugin's output lines go.
@@ -325,6 +334,7 @@ impl Isolated {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .process_group(0);
         // SAFETY: the closure only makes async-signal-safe system calls (`dup2`,
         // `prctl`, `setrlimit`) between fork and exec, on values computed before.

@@ -28,20 +28,20 @@ pub(crate) struct LoadRequest {
 impl LoadRequest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let sandbox = self.sandbox.as_ref().map(|s| {
-            let paths = |v: &[PathBuf]| v.iter().map(|p| p.clone().into_os_string().into_vec()).collect::<Vec<_>>();
-            (paths(&s.read_only), paths(&s.writable), s.deny_network, s.deny_exec)
+            let writable: Vec<Vec<u8>> = s.writable.iter().map(|p| p.clone().into_os_string().into_vec()).collect();
+            (s.read_only, writable, s.deny_network, s.deny_exec)
         });
         postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), sandbox)).expect("encodable")
     }
 
     fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, Option<(Vec<Vec<u8>>, Vec<Vec<u8>>, bool, bool)>);
+        type Wire = (Vec<u8>, Option<(bool, Vec<Vec<u8>>, bool, bool)>);
         let (path, sandbox): Wire = postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
         let paths = |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(OsString::from_vec(b))).collect();
         Ok(LoadRequest {
             path: PathBuf::from(OsString::from_vec(path)),
             sandbox: sandbox.map(|(read_only, writable, deny_network, deny_exec)| Sandbox {
-                read_only: paths(read_only),
+                read_only,
                 writable: paths(writable),
                 deny_network,
                 deny_exec,

@@ -78,3 +78,15 @@ impl Faulty for Bad {
 }
 
 tomada::export!(Bad as Faulty);
+
+/// Runs when the library is opened: writes the file named by `TOMADA_MARKER`, if
+/// set, so a test can see whether initialisers run inside the sandbox.
+extern "C" fn leave_a_trace() {
+    if let Some(path) = std::env::var_os("TOMADA_MARKER") {
+        let _ = std::fs::write(path, b"faulty initialiser ran\n");
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LEAVE_A_TRACE: extern "C" fn() = leave_a_trace;
