@@ -136,6 +136,24 @@ fn unbounded_allocation_hits_the_memory_limit() {
 }
 
 #[test]
+fn runaway_cpu_hits_the_cpu_limit() {
+    let err = survives(|p| p.burn(), isolation().cpu_seconds(1).deadline(Duration::from_secs(20)));
+    assert!(
+        matches!(&err, CallError::Crashed { message } if message.contains("SIGXCPU") || message.contains("SIGKILL")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_open_files_limit_holds() {
+    let p = faulty(isolation().open_files(32));
+    let r = p.open_files(100).unwrap();
+    assert!(r.as_ref().is_err_and(|e| e.contains("Too many open files")), "{r:?}");
+    let unlimited = faulty(isolation());
+    assert_eq!(unlimited.open_files(100).unwrap(), Ok(100));
+}
+
+#[test]
 fn closing_its_own_socket() {
     let err = survives(|p| p.close_socket(), isolation());
     assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");

@@ -33,4 +33,9 @@ pub trait Faulty {
     fn try_write(&self, path: &str) -> Result<String, String>;
     /// Runs `/bin/true`.
     fn try_exec(&self) -> Result<String, String>;
+    /// Burns CPU without end.
+    fn burn(&self);
+    /// Opens `/dev/null` `count` times and keeps them open; returns how many it got,
+    /// or the error that stopped it.
+    fn open_files(&self, count: u64) -> Result<u64, String>;
 }

@@ -75,6 +75,19 @@ impl Faulty for Bad {
             .map(|s| format!("ran /bin/true: {s}"))
             .map_err(|e| e.to_string())
     }
+    fn burn(&self) {
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    fn open_files(&self, count: u64) -> Result<u64, String> {
+        let mut files = Vec::new();
+        for _ in 0..count {
+            files.push(std::fs::File::open("/dev/null").map_err(|e| format!("after {} files: {e}", files.len()))?);
+        }
+        Ok(files.len() as u64)
+    }
 }
 
 tomada::export!(Bad as Faulty);
