@@ -24,6 +24,12 @@
 //!
 //! A [`Plugin`] keeps its library loaded; dropping it drops the plugin instance and
 //! unloads the library (the OS may keep it mapped; see [`Plugin`]).
+//!
+//! [`load_with`] takes an [`isolate::Mode`]: the same plugin, checked the same way,
+//! can instead run in a child process ([`isolate`]), behind the same `Plugin<dyn
+//! Greeter>`, where a crash, hang or runaway allocation is a [`CallError`] rather than
+//! the end of the host. [`inspect`] and [`expectations`] read a file without running
+//! it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

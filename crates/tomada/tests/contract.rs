@@ -204,3 +204,109 @@ fn the_description_is_readable() {
     let fields: Vec<_> = record.fields.iter().map(|f| format!("{}: {}", f.name, f.ty)).collect();
     assert_eq!(fields, ["id: u64", "tags: Vec<u8>", "note: Option<String>", "wide: i128"]);
 }
+
+/// The isolated path without a process: the remote vtable encodes each call, a
+/// loopback channel hands the bytes straight to the plugin side's dispatch function,
+/// which decodes them and calls the instance. Miri runs this too.
+mod remote {
+    use std::sync::Arc;
+
+    use tomada::ffi::{RSlice, RVec, Status};
+    use tomada::remote::{Channel, RemoteObject};
+
+    use super::*;
+
+    struct Loopback {
+        memory: Memory,
+    }
+
+    impl Channel for Loopback {
+        fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, (Status, String)> {
+            let mut out = std::mem::MaybeUninit::<RVec>::uninit();
+            let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
+            let this = &self.memory as *const Memory as *const c_void;
+            // SAFETY: the dispatch function of `Store` for `Memory`, with a live
+            // `Memory`, live argument bytes and writable out-pointers.
+            let status = unsafe {
+                <dyn Store>::__tomada_dispatch::<Memory>(
+                    this,
+                    method,
+                    RSlice::new(&args),
+                    out.as_mut_ptr(),
+                    panic.as_mut_ptr(),
+                )
+            };
+            if status == Status::OK {
+                // SAFETY: written on OK.
+                Ok(unsafe { out.assume_init() }.into_vec())
+            } else {
+                // SAFETY: written for every failed status.
+                let message = unsafe { panic.assume_init() }.into_vec();
+                Err((status, String::from_utf8(message).unwrap()))
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_of_value_crosses_the_byte_level_path() {
+        tomada::call::__install_panic_hook();
+        let remote = Box::new(RemoteObject { channel: Arc::new(Loopback { memory: Memory::default() }) });
+        // SAFETY: the remote vtable with its `RemoteObject`, which outlives the client.
+        let store = unsafe {
+            <dyn Store as Contract>::__client(
+                <dyn Store as Contract>::REMOTE_VTABLE as *const StoreVTable as *const c_void,
+                &*remote as *const RemoteObject as *const c_void,
+                6,
+                0,
+            )
+        };
+        assert_eq!(store.put("a", b"1".to_vec()), Ok(None));
+        assert_eq!(store.put("a", b"2".to_vec()), Ok(Some(b"1".to_vec())));
+        assert_eq!(store.get("a"), Ok(Ok(b"2".to_vec())));
+        assert_eq!(store.get("zz"), Ok(Err("no key `zz`".to_owned())));
+        let r = Record { id: 1, tags: vec![9], note: None, wide: -5 };
+        assert_eq!(store.record(r), Ok(Record { id: 2, tags: vec![9, b'!'], note: None, wide: 5 }));
+        assert_eq!(store.glyph('ã', false), Ok('ã'));
+        assert_eq!(store.count(), Ok(4));
+        let err = store.explode("far away".into()).unwrap_err();
+        assert!(
+            matches!(&err, CallError::Panicked { message } if message.starts_with("exploded: far away (at ")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_arguments_are_a_channel_error() {
+        let memory = Memory::default();
+        let mut out = std::mem::MaybeUninit::<RVec>::uninit();
+        let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
+        // SAFETY: as above; the argument bytes are not a valid encoding.
+        let status = unsafe {
+            <dyn Store>::__tomada_dispatch::<Memory>(
+                &memory as *const Memory as *const c_void,
+                0,
+                RSlice::new(&[0xff, 0xff, 0xff]),
+                out.as_mut_ptr(),
+                panic.as_mut_ptr(),
+            )
+        };
+        assert_eq!(status, Status::CHANNEL);
+        // SAFETY: written for a failed status.
+        let message = String::from_utf8(unsafe { panic.assume_init() }.into_vec()).unwrap();
+        assert!(message.starts_with("malformed arguments"), "{message}");
+        let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
+        // SAFETY: as above, with a method number the contract does not have.
+        let status = unsafe {
+            <dyn Store>::__tomada_dispatch::<Memory>(
+                &memory as *const Memory as *const c_void,
+                99,
+                RSlice::new(&[]),
+                out.as_mut_ptr(),
+                panic.as_mut_ptr(),
+            )
+        };
+        assert_eq!(status, Status::CHANNEL);
+        // SAFETY: written for a failed status.
+        drop(unsafe { panic.assume_init() });
+    }
+}
