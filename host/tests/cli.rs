@@ -4,7 +4,7 @@
 #![allow(missing_docs)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use tomada_test_support::{cdylib, copy_to};
@@ -116,16 +116,7 @@ fn truncated_plugin() {
 
 #[test]
 fn foreign_library() {
-    let libm = [
-        "/lib/x86_64-linux-gnu/libm.so.6",
-        "/usr/lib/x86_64-linux-gnu/libm.so.6",
-        "/lib64/libm.so.6",
-        "/usr/lib64/libm.so.6",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("this test needs the system's libm.so.6");
+    let libm = tomada_test_support::system_libm();
     assert_refused(&run_plugin(&libm), "not a tomada plugin");
 }
 

@@ -120,17 +120,7 @@ fn truncated_copies_of_the_greeter() {
 
 #[test]
 fn foreign_shared_library() {
-    let libm = [
-        "/lib/x86_64-linux-gnu/libm.so.6",
-        "/usr/lib/x86_64-linux-gnu/libm.so.6",
-        "/lib64/libm.so.6",
-        "/usr/lib64/libm.so.6",
-        "/usr/lib/libm.so.6",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("this test needs the system's libm.so.6");
+    let libm = tomada_test_support::system_libm();
     let err = refusal(&libm);
     assert!(matches!(err, LoadError::NoDescriptor { .. }), "{err:?}");
     assert_message(&err, &libm, &["not a tomada plugin"]);

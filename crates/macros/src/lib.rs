@@ -397,15 +397,17 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
                 unsafe { ::tomada::call::__finish::<#ret>(__status, __out, __panic) }
             }
         });
+        // The parameters of every shim of this method, local or remote: the vtable's.
+        let shim_params = quote! {
+            this: *const ::core::ffi::c_void,
+            #(#arg_idents: #ffi_args,)*
+            out: *mut #ret_ffi,
+            panic: *mut ::tomada::ffi::RVec,
+        };
         shims.push(quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
-            unsafe extern "C" fn #shim<T: #trait_ident>(
-                this: *const ::core::ffi::c_void,
-                #(#arg_idents: #ffi_args,)*
-                out: *mut #ret_ffi,
-                panic: *mut ::tomada::ffi::RVec,
-            ) -> ::tomada::ffi::Status {
+            unsafe extern "C" fn #shim<T: #trait_ident>(#shim_params) -> ::tomada::ffi::Status {
                 // SAFETY: the host calls with writable `out`/`panic` and the instance
                 // made by this plugin's `create` (a `T`), with arguments made by the
                 // same `Abi` impls (the fingerprints matched) that live for the call.
@@ -425,12 +427,7 @@ fn contract_impl(args: ContractArgs, mut item: ItemTrait) -> syn::Result<TokenSt
         remote_shims.push(quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
-            unsafe extern "C" fn #remote_shim(
-                this: *const ::core::ffi::c_void,
-                #(#arg_idents: #ffi_args,)*
-                out: *mut #ret_ffi,
-                panic: *mut ::tomada::ffi::RVec,
-            ) -> ::tomada::ffi::Status {
+            unsafe extern "C" fn #remote_shim(#shim_params) -> ::tomada::ffi::Status {
                 // SAFETY: the client calls with its `this`, a live `RemoteObject`, with
                 // arguments it just converted by the same `Abi` impls, and writable
                 // `out`/`panic`.

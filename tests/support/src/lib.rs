@@ -160,3 +160,22 @@ pub fn copy_to(src: &Path, dir: &Path, name: &str) -> PathBuf {
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// The system's `libm.so.6`: a real shared library that is not a tomada plugin.
+///
+/// # Panics
+/// If none is found in the usual places.
+pub fn system_libm() -> PathBuf {
+    [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib/aarch64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+        "/usr/lib64/libm.so.6",
+        "/usr/lib/libm.so.6",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("these tests need the system's libm.so.6")
+}
