@@ -284,3 +284,22 @@ fn a_loaded_descriptor_that_contradicts_the_file() {
     assert!(matches!(err, LoadError::DescriptorMismatch { what: "manifest bytes", .. }), "{err:?}");
     assert_message(&err, &path, &["changed between inspection and loading"]);
 }
+
+#[test]
+fn a_library_the_dynamic_loader_refuses() {
+    let path = cdylib("missing-dependency");
+    // The file itself is a fine plugin...
+    tomada_host::check::<dyn Greeter>(&tomada_host::inspect(&path).unwrap()).unwrap();
+    // ...that needs a library the loader cannot find.
+    let err = refusal(&path);
+    assert!(matches!(err, LoadError::Open { .. }), "{err:?}");
+    assert_message(&err, &path, &["the dynamic loader could not open"]);
+    // The loader's own words are in the source chain.
+    let mut chain = String::new();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    assert!(chain.contains("libtomada_gone.so: cannot open shared object file"), "{chain}");
+}
