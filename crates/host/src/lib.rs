@@ -51,7 +51,7 @@ pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
 
 use library::Library;
-use tomada::descriptor::{DestroyFn, MAGIC};
+use tomada::descriptor::DestroyFn;
 use tomada::ffi::{RVec, Status};
 
 /// A loaded plugin implementing contract `C` (a trait object type such as
@@ -200,14 +200,9 @@ pub(crate) fn open(inspection: &Inspection) -> Result<Local, LoadError> {
     // SAFETY: the file passed inspection: it is a tomada plugin, so its initialisers
     // are those of a tomada cdylib.
     let library = unsafe { Library::open(path) }.map_err(|source| LoadError::Open { path: path.clone(), source })?;
-    let descriptor = library.descriptor().ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
     let mismatch = |what| LoadError::DescriptorMismatch { path: path.clone(), what };
-    if descriptor.header.magic != MAGIC || descriptor.header.boundary != tomada::BOUNDARY_VERSION {
-        return Err(mismatch("header"));
-    }
-    if (descriptor.header.size as usize) < size_of::<tomada::Descriptor>() {
-        return Err(mismatch("descriptor size"));
-    }
+    let descriptor =
+        library.descriptor().map_err(mismatch)?.ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
     // SAFETY: the header matched, so the descriptor has this boundary version's
     // layout; `manifest` points to the library's manifest static.
     let loaded_manifest = unsafe { descriptor.manifest.as_bytes() };

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use tomada::Descriptor;
+use tomada::descriptor::{Header, MAGIC};
 
 /// An open shared library.
 #[derive(Debug)]
@@ -30,20 +31,32 @@ impl Library {
         }
     }
 
-    /// The library's exported descriptor, if it has one.
+    /// The library's exported descriptor: `Ok(None)` if it exports none, `Err(what)`
+    /// if its never-changing header is not this boundary version's.
     ///
     /// The reference lives as long as `self`; the caller must not keep it longer.
-    pub(crate) fn descriptor(&self) -> Option<&Descriptor> {
-        // SAFETY: we only take the symbol's address (`*const Descriptor`) and read it
-        // after checking its header (see the caller); a library without the symbol
+    pub(crate) fn descriptor(&self) -> Result<Option<&Descriptor>, &'static str> {
+        // SAFETY: we only take the symbol's address; a library without the symbol
         // gives an error, not a pointer.
-        let symbol = unsafe { self.0.get::<*const Descriptor>(tomada::descriptor::SYMBOL) }.ok()?;
+        let Ok(symbol) = (unsafe { self.0.get::<*const Descriptor>(tomada::descriptor::SYMBOL) }) else {
+            return Ok(None);
+        };
         let ptr: *const Descriptor = *symbol;
+        if ptr.is_null() {
+            return Ok(None);
+        }
         // SAFETY: `ptr` is the address of the exported static `TOMADA_DESCRIPTOR`,
-        // which lives in the library's image, mapped for as long as `self` is. Its
-        // type is what `tomada::export!` declares; the manifest inspected before
-        // loading promised this boundary version, and the caller checks the header
-        // against it before using any other field.
-        unsafe { ptr.as_ref() }
+        // mapped for as long as `self` is. Every boundary version starts it with the
+        // same `Header`, so that much can be read before anything else is trusted.
+        let header = unsafe { ptr.cast::<Header>().read_unaligned() };
+        if header.magic != MAGIC || header.boundary != tomada::BOUNDARY_VERSION {
+            return Err("header");
+        }
+        if (header.size as usize) < size_of::<Descriptor>() {
+            return Err("descriptor size");
+        }
+        // SAFETY: the header says this is a whole descriptor of this boundary
+        // version's layout, as `tomada::export!` makes it (a static, so aligned).
+        Ok(unsafe { ptr.as_ref() })
     }
 }

@@ -160,6 +160,81 @@ fn closing_its_own_socket() {
 }
 
 #[test]
+fn a_plugin_that_closes_its_socket_and_lives_on_is_killed() {
+    let started = std::time::Instant::now();
+    let err = survives(|p| p.close_socket_then_hang(), isolation().deadline(Duration::from_secs(30)));
+    assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the host waited for a child that was still alive");
+}
+
+#[test]
+fn a_plugin_restarted_from_a_short_lived_thread_survives_that_thread() {
+    // Linux's parent-death signal follows the thread that forked: processes are
+    // started from tomada's own long-lived thread, not the caller's.
+    let p = std::thread::spawn(|| faulty(isolation())).join().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(p.echo("alive").unwrap(), "alive");
+    std::thread::scope(|s| {
+        s.spawn(|| p.abort().unwrap_err()); // restarted on the next call...
+    });
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(p.echo("restarted").unwrap(), "restarted")); // ...from this thread, which ends
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(p.echo("still alive").unwrap(), "still alive");
+}
+
+#[test]
+fn the_plugin_process_inherits_only_its_channel_and_stdio() {
+    let p = faulty(isolation());
+    let fds = p.open_fds().unwrap();
+    // 0-2, the channel (3), and the descriptor `read_dir` itself holds.
+    assert_eq!(&fds[..4], &[0, 1, 2, 3], "{fds:?}");
+    assert_eq!(fds.len(), 5, "{fds:?}");
+}
+
+#[test]
+fn a_detached_grandchild_does_not_hold_the_host() {
+    let p = faulty(isolation());
+    let sleeper = p.spawn_detached_sleeper(8).unwrap();
+    assert_ne!(sleeper, 0);
+    let started = std::time::Instant::now();
+    drop(p);
+    assert!(started.elapsed() < Duration::from_secs(3), "drop waited for the grandchild: {:?}", started.elapsed());
+    // SAFETY: `kill` with plain integers, on a process we just had started.
+    unsafe { libc::kill(sleeper as i32, libc::SIGKILL) };
+}
+
+#[test]
+fn output_that_is_not_utf8_is_forwarded_and_printing_goes_on() {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&lines);
+    let p = faulty(isolation().on_output(move |_, stream, line| {
+        if stream == Stream::Stdout {
+            sink.lock().unwrap().push(line.to_owned());
+        }
+    }));
+    p.print_bytes(b"caf\xe9 \xff").unwrap();
+    p.print("depois").unwrap();
+    p.print_bytes(&vec![b'x'; 200 * 1024]).unwrap();
+    p.print("fim").unwrap();
+    let pid = p.pid().unwrap();
+    drop(p);
+    wait_dead(pid);
+    let lines = lines.lock().unwrap();
+    assert_eq!(lines[0], "caf\u{fffd} \u{fffd}");
+    assert_eq!(lines[1], "depois");
+    // A 200 KiB line arrives in pieces of at most 64 KiB.
+    let long: Vec<&String> = lines[2..lines.len() - 1].iter().collect();
+    assert!(
+        long.len() >= 4 && long.iter().all(|l| l.len() <= 64 * 1024 && l.bytes().all(|b| b == b'x')),
+        "{:?}",
+        long.iter().map(|l| l.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(lines.last().unwrap(), "fim");
+}
+
+#[test]
 fn a_malformed_frame_kills_the_child() {
     let err = survives(|p| p.corrupt_channel(), isolation());
     assert!(matches!(&err, CallError::Channel { message } if message.contains("malformed")), "{err:?}");

@@ -21,7 +21,16 @@ fn marker_child() {
     match mode.to_str() {
         Some("tomada") => match tomada_host::load::<dyn pluginapi::Greeter>(PathBuf::from(library)) {
             Ok(_) => println!("outcome: loaded"),
-            Err(e) => println!("outcome: refused: {e}"),
+            Err(e) => {
+                // The message and its causes, as the host CLI prints them.
+                let mut line = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    line = format!("{line}: {cause}");
+                    source = cause.source();
+                }
+                println!("outcome: refused: {line}");
+            }
         },
         Some("raw") => {
             // SAFETY: the control case: we *want* the initialiser to run, in this
@@ -34,11 +43,14 @@ fn marker_child() {
 }
 
 /// Runs the child; returns its stdout and whether the marker exists afterwards.
-fn in_child(mode: &str, library: &Path) -> (String, bool) {
+/// The child gets no `LD_LIBRARY_PATH` (cargo sets one for tests, with every
+/// workspace build script's link paths in it).
+pub fn in_child(mode: &str, library: &Path) -> (String, bool) {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("initialiser-ran");
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "marker::marker_child", "--nocapture", "--test-threads=1"])
+        .env_remove("LD_LIBRARY_PATH")
         .env(MODE, mode)
         .env(LIBRARY, library)
         .env("TOMADA_MARKER", &marker)

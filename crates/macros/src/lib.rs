@@ -126,6 +126,21 @@ fn check_boundary_type(ty: &Type, position: &str) -> syn::Result<()> {
     }
 }
 
+/// The first lifetime written out in `ty`, other than `'_`.
+fn named_lifetime(ty: &Type) -> Option<syn::Lifetime> {
+    struct Finder(Option<syn::Lifetime>);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            if l.ident != "_" && self.0.is_none() {
+                self.0 = Some(l.clone());
+            }
+        }
+    }
+    let mut f = Finder(None);
+    syn::visit::Visit::visit_type(&mut f, ty);
+    f.0
+}
+
 fn contains_reference(ty: &Type) -> bool {
     struct Finder(bool);
     impl<'ast> syn::visit::Visit<'ast> for Finder {
@@ -238,6 +253,17 @@ fn parse_method(f: &TraitItemFn) -> syn::Result<Method> {
             _ => format_ident!("__tomada_arg{i}"),
         };
         check_boundary_type(&pt.ty, &format!("argument {} of `{name}`", i + 1))?;
+        if let Some(lifetime) = named_lifetime(&pt.ty) {
+            // A `&'static str` argument would let the plugin keep a borrow of the
+            // caller's (or, isolated, the channel's) buffer past the call.
+            return Err(Error::new(
+                lifetime.span(),
+                format!(
+                    "argument {} of `{name}` names the lifetime `{lifetime}`: borrowed arguments live only for the call; write `&str` / `&[u8]` (or take `String` / `Vec<u8>` to keep the value)",
+                    i + 1
+                ),
+            ));
+        }
         args.push((ident, (*pt.ty).clone()));
     }
     let ret = match &sig.output {

@@ -67,7 +67,11 @@ pub unsafe fn __call<A: Serialize, R: Abi + DeserializeOwned>(
         Ok(bytes) => bytes,
         Err(e) => return fail(Status::CHANNEL, format!("cannot encode the arguments: {e}")),
     };
-    match remote.channel.call(method, args) {
+    // The channel is host code, but this runs inside an `extern "C"` shim: a panic
+    // must not unwind out of it.
+    let answer = panic::catch_unwind(AssertUnwindSafe(|| remote.channel.call(method, args)))
+        .unwrap_or_else(|payload| Err((Status::CHANNEL, crate::call::panic_message(payload))));
+    match answer {
         Ok(bytes) => match postcard::from_bytes::<R>(&bytes) {
             Ok(value) => {
                 // SAFETY: the caller guarantees `out` is writable.

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 /// The protocol version, sent in the child's hello.
 pub(crate) const PROTOCOL: u32 = 1;
 
-/// Frames larger than this are malformed (a call's arguments and results are
-/// bounded by memory anyway; this bounds what a broken peer can make us allocate).
-const MAX_FRAME: usize = 1 << 30;
+/// Frames larger than this are malformed, both ways: a call's arguments or result
+/// over 1 GiB is refused before it is sent.
+pub(crate) const MAX_FRAME: usize = 1 << 30;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,9 @@ pub(crate) enum ReadError {
 /// Writes one frame with a single `write` of the assembled bytes.
 pub(crate) fn write(stream: &mut UnixStream, kind: Kind, id: u64, parts: &[&[u8]]) -> io::Result<()> {
     let len: usize = 1 + 8 + parts.iter().map(|p| p.len()).sum::<usize>();
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("a frame of {len} bytes is over the limit")));
+    }
     let mut buf = Vec::with_capacity(4 + len);
     buf.extend_from_slice(&u32::try_from(len).map_err(|_| io::Error::other("frame too large"))?.to_le_bytes());
     buf.push(kind as u8);
@@ -101,8 +104,16 @@ pub(crate) fn read(stream: &UnixStream, spin: Duration, deadline: Option<Instant
     let kind =
         Kind::from_u8(header[4]).ok_or_else(|| ReadError::Malformed(format!("unknown frame kind {}", header[4])))?;
     let id = u64::from_le_bytes(header[5..].try_into().expect("8 bytes"));
-    let mut payload = vec![0u8; len - 9];
-    fill(fd, &mut payload, spin, deadline)?;
+    // Grow the buffer as bytes arrive (doubling from 64 KiB), so a header alone
+    // cannot make us allocate what its length claims.
+    let want = len - 9;
+    let mut payload = Vec::with_capacity(want.min(64 * 1024));
+    while payload.len() < want {
+        let start = payload.len();
+        let step = (want - start).min(start.max(64 * 1024));
+        payload.resize(start + step, 0);
+        fill(fd, &mut payload[start..], spin, deadline)?;
+    }
     Ok(Frame { kind, id, payload })
 }
 

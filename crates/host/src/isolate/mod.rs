@@ -32,11 +32,12 @@
 mod frame;
 mod runner;
 mod sandbox;
+mod spawner;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -64,6 +65,10 @@ const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
 const CHILD_FD: i32 = 3;
 /// How long a caller spins for an answer before it blocks.
 const CALL_SPIN: Duration = Duration::from_micros(200);
+/// How long a dead child's output may still take to arrive.
+const FORWARDER_GRACE: Duration = Duration::from_millis(500);
+/// The longest line of plugin output passed on whole; longer ones are split.
+const MAX_LINE: u64 = 64 * 1024;
 
 /// Where a plugin runs.
 #[derive(Debug, Clone, Default)]
@@ -235,12 +240,19 @@ impl Connection {
         self.reap()
     }
 
-    /// Waits for the child to exit (it has, or was killed) and for its output.
+    /// Waits for the killed child to exit, then (briefly) for its last output.
     fn reap(mut self) -> Option<ExitStatus> {
         let status = self.child.wait().ok();
-        // Its pipes close with it (and with anything it forked, killed with the group).
+        // Its pipes close with it and with its process group; something that left the
+        // group could keep them open, so wait for the forwarders a short while only.
+        let until = Instant::now() + FORWARDER_GRACE;
         for f in self.forwarders.drain(..) {
-            let _ = f.join();
+            while !f.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if f.is_finished() {
+                let _ = f.join();
+            }
         }
         status
     }
@@ -313,6 +325,14 @@ impl Isolated {
 
     fn spawn(&self) -> Result<Connection, LoadError> {
         let fail = |reason: String| LoadError::Isolation { path: self.path.clone(), reason };
+        if std::env::var_os(FD_VAR).is_some() {
+            // A host that forgot `serve_if_runner` would otherwise start copies of
+            // itself, each starting another.
+            return Err(fail(format!(
+                "this process was started as a plugin runner ({FD_VAR} is set) but did not call \
+                 `tomada_host::isolate::serve_if_runner()` first in `main`"
+            )));
+        }
         let exe = match &self.options.runner {
             Runner::CurrentExe => {
                 std::env::current_exe().map_err(|e| fail(format!("cannot find the host's executable: {e}")))?
@@ -321,6 +341,15 @@ impl Isolated {
         };
         let (mut host_end, child_end) =
             UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
+        // Move the child's end above the standard descriptors and 3, so `dup2` onto 3
+        // in the child always makes a new descriptor (without close-on-exec).
+        // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one,
+        // which we own from here on.
+        let child_end = match unsafe { libc::fcntl(child_end.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+            -1 => return Err(fail(format!("cannot duplicate the socket: {}", std::io::Error::last_os_error()))),
+            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+            fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        };
         let child_fd = child_end.as_raw_fd();
         let limits = [
             (libc::RLIMIT_AS, self.options.memory_limit),
@@ -337,13 +366,25 @@ impl Isolated {
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .process_group(0);
         // SAFETY: the closure only makes async-signal-safe system calls (`dup2`,
-        // `prctl`, `setrlimit`) between fork and exec, on values computed before.
+        // `close_range`, `prctl`, `setrlimit`) between fork and exec, on values
+        // computed before.
         unsafe {
             command.pre_exec(move || {
                 // The socket becomes descriptor 3, without close-on-exec.
                 if libc::dup2(child_fd, CHILD_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // Nothing else of the host's leaks into the plugin's process (where a
+                // sandbox could not take back an open descriptor): every descriptor
+                // above 3 closes at exec. (Marked, not closed: std reports a failed
+                // exec through one of them.)
+                #[cfg(target_os = "linux")]
+                libc::syscall(
+                    libc::SYS_close_range,
+                    CHILD_FD as libc::c_uint + 1,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                );
                 #[cfg(target_os = "linux")]
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 for (resource, limit) in limits {
@@ -357,7 +398,8 @@ impl Isolated {
                 Ok(())
             });
         }
-        let mut child = command.spawn().map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
+        let mut child =
+            spawner::spawn(command).map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
         drop(child_end);
         let mut forwarders = Vec::new();
         for (pipe, stream) in [
@@ -366,14 +408,33 @@ impl Isolated {
         ] {
             let Some(pipe) = pipe else { continue };
             let (output, name) = (Arc::clone(&self.options.output), self.name.clone());
-            forwarders.push(std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    match line {
-                        Ok(line) => output(&name, stream, &line),
-                        Err(_) => break,
+            let forward = move || {
+                // Bytes, not `lines()`: a plugin may print anything, and a line
+                // without end must not grow the host's memory without bound.
+                let mut reader = BufReader::new(pipe);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            output(&name, stream, text.trim_end_matches(['\n', '\r']));
+                        }
                     }
                 }
-            }));
+            };
+            let forwarder = std::thread::Builder::new()
+                .name(format!("tomada-output-{}", self.name))
+                .spawn(forward)
+                .map_err(|e| fail(format!("cannot start a thread for the plugin's output: {e}")));
+            match forwarder {
+                Ok(f) => forwarders.push(f),
+                Err(e) => {
+                    Connection { child, stream: host_end, next_id: 0, forwarders }.kill();
+                    return Err(e);
+                }
+            }
         }
 
         // The handshake: hello (version), load, ready (the manifest it read).
@@ -401,6 +462,9 @@ impl Isolated {
             }
         };
         let result = handshake();
+        // Sending a call blocks once the socket buffer is full: no longer than a
+        // call's deadline (set once here, not per call: it is a system call).
+        let _ = host_end.set_write_timeout(Some(self.options.deadline));
         let connection = Connection { child, stream: host_end, next_id: 1, forwarders };
         match result {
             Ok(()) => Ok(connection),
@@ -452,18 +516,37 @@ impl Channel for Isolated {
                 }
             }
         }
+        if args.len() + 4 + 9 > frame::MAX_FRAME {
+            // Refused here: the plugin's process is fine and stays.
+            return Err((
+                Status::CHANNEL,
+                format!("the arguments take {} bytes, over the 1 GiB limit of a call", args.len()),
+            ));
+        }
         let connection = state.connection.as_mut().expect("set above");
         let id = connection.next_id;
         connection.next_id += 1;
-        let sent = frame::write(&mut connection.stream, Kind::Call, id, &[&method.to_le_bytes(), &args]);
         let deadline = Instant::now() + self.options.deadline;
+        let sent = frame::write(&mut connection.stream, Kind::Call, id, &[&method.to_le_bytes(), &args]);
         let answer = match sent {
             Ok(()) => frame::read(&connection.stream, CALL_SPIN, Some(deadline)),
             // The child is gone: its socket end is closed. Report it as such.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(ReadError::TimedOut)
+            }
             Err(_) => Err(ReadError::Eof),
         };
         let fault = match answer {
-            Ok(f) if f.kind == Kind::Reply && f.id == id && !f.payload.is_empty() => {
+            // The child answers a value, a caught panic, or undecodable arguments;
+            // any other status is a forgery (crashes and deadlines are ours to say).
+            Ok(f)
+                if f.kind == Kind::Reply
+                    && f.id == id
+                    && matches!(
+                        f.payload.first().copied().map(Status),
+                        Some(Status::OK | Status::PANICKED | Status::CHANNEL)
+                    ) =>
+            {
                 let status = Status(f.payload[0]);
                 let mut body = f.payload;
                 body.remove(0);
@@ -473,23 +556,19 @@ impl Channel for Isolated {
                     Err((status, String::from_utf8_lossy(&body).into_owned()))
                 };
             }
-            Ok(f) => {
-                (Status::CHANNEL, format!("a malformed answer ({:?} frame, id {} for call {id})", f.kind, f.id), true)
+            Ok(f) => (Status::CHANNEL, format!("a malformed answer ({:?} frame, id {} for call {id})", f.kind, f.id)),
+            Err(ReadError::Malformed(why)) => (Status::CHANNEL, format!("a malformed answer: {why}")),
+            Err(ReadError::Io(e)) => (Status::CHANNEL, format!("the channel failed: {e}")),
+            Err(ReadError::TimedOut) => {
+                (Status::TIMED_OUT, format!("no answer within {:?}; the process was killed", self.options.deadline))
             }
-            Err(ReadError::Malformed(why)) => (Status::CHANNEL, format!("a malformed answer: {why}"), true),
-            Err(ReadError::Io(e)) => (Status::CHANNEL, format!("the channel failed: {e}"), true),
-            Err(ReadError::TimedOut) => (
-                Status::TIMED_OUT,
-                format!("no answer within {:?}; the process was killed", self.options.deadline),
-                true,
-            ),
-            Err(ReadError::Eof) => (Status::CRASHED, String::new(), false),
+            Err(ReadError::Eof) => (Status::CRASHED, String::new()),
         };
         // Whatever happened, this process is done: kill it (a malformed frame or a
         // hang) or reap it (it died), and start afresh on the next call.
-        let (status, mut why, kill) = fault;
-        let connection = state.connection.take().expect("set above");
-        let exit = if kill { connection.kill() } else { connection.reap() };
+        // (A child that closed the channel may still be alive: it is killed too.)
+        let (status, mut why) = fault;
+        let exit = state.connection.take().expect("set above").kill();
         if why.is_empty() {
             why = describe(exit);
         }

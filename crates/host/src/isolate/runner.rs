@@ -86,6 +86,15 @@ fn serve(fd: RawFd) -> i32 {
     // SAFETY: the host passed this descriptor, a socket of its `UnixStream` pair,
     // for this process alone to own.
     let mut stream = unsafe { UnixStream::from_raw_fd(fd) };
+    // Anything the plugin starts must not inherit the channel.
+    // SAFETY: `fcntl(F_SETFD)` on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // Nor see these variables (it would take itself for a runner).
+    // SAFETY: no other thread runs yet: the plugin is not loaded.
+    unsafe {
+        std::env::remove_var(FD_VAR);
+        std::env::remove_var(PARENT_VAR);
+    }
     if let Err(e) =
         frame::write(&mut stream, Kind::Hello, 0, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()])
     {

@@ -33,6 +33,15 @@ pub trait Faulty {
     fn try_write(&self, path: &str) -> Result<String, String>;
     /// Runs `/bin/true`.
     fn try_exec(&self) -> Result<String, String>;
+    /// Closes file descriptor 3, then never returns.
+    fn close_socket_then_hang(&self);
+    /// Starts `sleep SECONDS` in a session of its own (out of the plugin's process
+    /// group), inheriting whatever the plugin's process lets it inherit.
+    fn spawn_detached_sleeper(&self, seconds: u32) -> u32;
+    /// The plugin process's open file descriptors, from `/proc/self/fd`.
+    fn open_fds(&self) -> Vec<u8>;
+    /// Writes `bytes` to stdout as they are, then a newline.
+    fn print_bytes(&self, bytes: &[u8]);
     /// Burns CPU without end.
     fn burn(&self);
     /// Opens `/dev/null` `count` times and keeps them open; returns how many it got,

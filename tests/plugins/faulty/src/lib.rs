@@ -75,6 +75,29 @@ impl Faulty for Bad {
             .map(|s| format!("ran /bin/true: {s}"))
             .map_err(|e| e.to_string())
     }
+    fn close_socket_then_hang(&self) {
+        self.close_socket();
+        self.hang();
+    }
+    fn spawn_detached_sleeper(&self, seconds: u32) -> u32 {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg(seconds.to_string()).process_group(0);
+        cmd.spawn().map(|c| c.id()).unwrap_or(0)
+    }
+    fn open_fds(&self) -> Vec<u8> {
+        let mut fds: Vec<u8> = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        fds.sort();
+        fds
+    }
+    fn print_bytes(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
     fn burn(&self) {
         let mut x = 0u64;
         loop {
