@@ -163,10 +163,10 @@ pub unsafe fn __finish<R: Abi>(
     match status {
         // SAFETY: on OK the shim wrote `out` with a value of the same shape.
         Status::OK => Ok(unsafe { R::from_ffi(out.assume_init()) }),
-        Status(code @ 1..=5) => {
-            // SAFETY: for every status but OK the shim wrote a message to `panic`.
+        failed if failed.has_message() => {
+            // SAFETY: for every known failed status the shim wrote a message to `panic`.
             let bytes = unsafe { panic.assume_init() }.into_vec();
-            Err(error(Status(code), bytes))
+            Err(error(failed, bytes))
         }
         Status(other) => Err(CallError::BadStatus(other)),
     }

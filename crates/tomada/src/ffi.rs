@@ -256,6 +256,12 @@ impl Status {
     /// Isolated plugins: the channel to the plugin's process failed, or a message
     /// on it was malformed (message written).
     pub const CHANNEL: Status = Status(5);
+
+    /// Whether a shim that returned this status wrote a message (every known failed
+    /// status does; `OK` writes the result, an unknown status nothing).
+    pub const fn has_message(self) -> bool {
+        matches!(self.0, 1..=5)
+    }
 }
 
 #[cfg(test)]

@@ -154,7 +154,7 @@ fn serve(fd: RawFd) -> i32 {
         let body = if status == Status::OK {
             // SAFETY: written on OK.
             unsafe { out.assume_init() }
-        } else if (1..=5).contains(&status.0) {
+        } else if status.has_message() {
             // SAFETY: written for every failed status.
             unsafe { panic.assume_init() }
         } else {
