@@ -79,6 +79,7 @@ fn contract_json(c: &Interface) -> Value {
         "minor": c.minor,
         "fingerprint": format!("{:016x}", c.fingerprint),
         "methods": methods_json(c),
+        "types": c.types.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }
 
@@ -109,6 +110,9 @@ fn print_contract(label: &str, c: &Interface) {
     println!("  {label:<12}{} {} (ABI {}, fingerprint {:016x})", c.name, c.version(), c.abi, c.fingerprint);
     for m in &c.methods {
         println!("  {:<12}{m}", "");
+    }
+    for t in &c.types {
+        println!("  {:<12}{t}", "");
     }
 }
 

@@ -38,7 +38,7 @@ fn inspect_a_plugin() {
         "description Plugin de exemplo que dá oi",
         "contract    pluginapi::Greeter 1.0 (ABI 1, fingerprint ",
         "fn greet(&self, &str) -> String",
-        "boundary    tomada boundary 1",
+        "boundary    tomada boundary 2",
         "panics      unwind",
         "built by    rustc ",
     ] {
@@ -60,7 +60,7 @@ fn inspect_json_for_machines() {
     assert_eq!(doc["contract"]["abi"], 1);
     assert_eq!(doc["contract"]["methods"][2]["name"], "farewell");
     assert_eq!(doc["contract"]["methods"][2]["since"], 1);
-    assert_eq!(doc["boundary"], 1);
+    assert_eq!(doc["boundary"], tomada_host::tomada::BOUNDARY_VERSION);
     assert_eq!(doc["panic"], "unwind");
     assert!(doc["rustc"].as_str().unwrap().starts_with("rustc "));
     assert_eq!(doc["contract"]["fingerprint"].as_str().unwrap().len(), 16);

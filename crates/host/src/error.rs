@@ -74,7 +74,7 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// The plugin was built with another version of tomada's boundary.
-    #[error("`{}` was built for tomada boundary version {found}, this host speaks version {expected}; rebuild the plugin with a tomada of the host's boundary version", path.display())]
+    #[error("`{}` was built for tomada boundary version {found} ({}), this host speaks version {expected} ({}); rebuild the plugin with {}", path.display(), tomada::descriptor::boundary_releases(*found), tomada::descriptor::boundary_releases(*expected), tomada::descriptor::boundary_releases(*expected))]
     BoundaryMismatch {
         /// The plugin path.
         path: PathBuf,

@@ -51,6 +51,7 @@ pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
 
 use library::Library;
+use tomada::client::{RawClient, Target};
 use tomada::descriptor::DestroyFn;
 use tomada::ffi::{RVec, Status};
 
@@ -81,9 +82,9 @@ pub struct Plugin<C: ?Sized + Contract> {
 enum Backend {
     /// Loaded into this process.
     Local(Local),
-    /// In a child process (see [`isolate`]); boxed so the client's `this` stays put.
+    /// In a child process (see [`isolate`]).
     #[cfg(unix)]
-    Isolated(Box<tomada::remote::RemoteObject>, std::sync::Arc<isolate::Isolated>),
+    Isolated(std::sync::Arc<isolate::Isolated>),
 }
 
 // SAFETY: the instance behind the client is `Send + Sync` (contract traits require
@@ -98,7 +99,7 @@ unsafe impl<C: ?Sized + Contract> Sync for Plugin<C> {}
 pub(crate) struct Local {
     pub(crate) vtable: *const c_void,
     pub(crate) this: *const c_void,
-    pub(crate) dispatch: tomada::remote::DispatchFn,
+    pub(crate) dispatch: tomada::client::DispatchFn,
     destroy: DestroyFn,
     library: ManuallyDrop<Library>,
 }
@@ -142,7 +143,7 @@ impl<C: ?Sized + Contract> Plugin<C> {
         match &self.backend {
             Backend::Local(_) => None,
             #[cfg(unix)]
-            Backend::Isolated(_, isolated) => isolated.pid(),
+            Backend::Isolated(isolated) => isolated.pid(),
         }
     }
 }
@@ -188,7 +189,13 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
     // `fit.provided` methods match the host's exactly (checked from the manifest,
     // which is the loaded library's); `this` is its instance; the `Plugin` keeps both
     // alive longer than the client, which it drops first.
-    let client = unsafe { C::__client(local.vtable, local.this, fit.provided, manifest.contract.minor) };
+    let client = unsafe {
+        C::__client(RawClient {
+            target: Target::Local { vtable: local.vtable, this: local.this },
+            provided: fit.provided,
+            plugin_minor: manifest.contract.minor,
+        })
+    };
     Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Local(local), manifest, path })
 }
 
@@ -258,21 +265,18 @@ pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::M
     let inspection = inspect(path)?;
     let fit = check::<C>(&inspection)?;
     let isolated = isolate::start(&inspection, options)?;
-    let channel: std::sync::Arc<dyn tomada::remote::Channel> = isolated.clone();
-    let remote = Box::new(tomada::remote::RemoteObject { channel });
+    let channel: std::sync::Arc<dyn tomada::client::Channel> = isolated.clone();
     let Inspection { path, manifest, .. } = inspection;
-    // SAFETY: `REMOTE_VTABLE` is this contract's remote vtable, whose shims expect a
-    // `RemoteObject` as `this`; the box is kept by the `Plugin`, at a fixed address,
-    // longer than the client, which it drops first.
+    // SAFETY: the channel leads to a child process serving this very file, whose
+    // contract was checked against `C` (its first `fit.provided` methods match).
     let client = unsafe {
-        C::__client(
-            C::REMOTE_VTABLE as *const C::VTable as *const c_void,
-            &*remote as *const tomada::remote::RemoteObject as *const c_void,
-            fit.provided,
-            manifest.contract.minor,
-        )
+        C::__client(RawClient {
+            target: Target::Remote(channel),
+            provided: fit.provided,
+            plugin_minor: manifest.contract.minor,
+        })
     };
-    Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Isolated(remote, isolated), manifest, path })
+    Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Isolated(isolated), manifest, path })
 }
 
 /// Checks an inspected plugin against contract `C`: name, ABI, methods (see

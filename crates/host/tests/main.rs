@@ -7,6 +7,7 @@ mod allround;
 mod compiler;
 mod evolve;
 mod isolate;
+mod kv;
 mod load;
 mod marker;
 mod threads;

@@ -8,6 +8,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::Once;
+use std::time::Duration;
 
 use crate::Abi;
 use crate::ffi::{RVec, Status};
@@ -35,19 +36,26 @@ pub enum CallError {
     /// An isolated plugin's process died during the call (signal, `abort`, `exit`,
     /// out of memory). The next call starts a new process.
     Crashed {
-        /// What happened, e.g. "killed by signal 11 (SIGSEGV)".
-        message: String,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit status, if it exited.
+        exit_code: Option<i32>,
+        /// What happened, in words, e.g. "killed by signal 11 (SIGSEGV: invalid
+        /// memory access)".
+        detail: String,
     },
     /// An isolated plugin's call ran past its deadline; its process was killed. The
     /// next call starts a new process.
     TimedOut {
-        /// The deadline and what was done.
-        message: String,
+        /// The deadline the call ran past.
+        deadline: Duration,
     },
     /// An isolated plugin crashed too often and is no longer restarted.
     Quarantined {
-        /// How often it crashed, and in what time.
-        message: String,
+        /// How many times it crashed...
+        crashes: u32,
+        /// ...within this window.
+        window: Duration,
     },
     /// The channel to an isolated plugin's process failed, or carried a malformed
     /// message.
@@ -67,9 +75,14 @@ impl fmt::Display for CallError {
                 f,
                 "`{method}` is not provided by this plugin (built against contract {plugin_version}; `{method}` was added in {added_in}); rebuild the plugin against the newer contract"
             ),
-            CallError::Crashed { message } => write!(f, "the plugin's process crashed: {message}"),
-            CallError::TimedOut { message } => write!(f, "the plugin did not answer in time: {message}"),
-            CallError::Quarantined { message } => write!(f, "the plugin is quarantined: {message}"),
+            CallError::Crashed { detail, .. } => write!(f, "the plugin's process crashed: {detail}"),
+            CallError::TimedOut { deadline } => {
+                write!(f, "the plugin did not answer within {deadline:?}; its process was killed")
+            }
+            CallError::Quarantined { crashes, window } => write!(
+                f,
+                "the plugin is quarantined: its process crashed {crashes} times within {window:?}, and is not started again"
+            ),
             CallError::Channel { message } => write!(f, "the channel to the plugin's process failed: {message}"),
             CallError::BadStatus(s) => {
                 write!(f, "the plugin returned unknown status {s}; it is broken or was not built by tomada")
@@ -107,7 +120,8 @@ pub fn __install_panic_hook() {
     });
 }
 
-pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
+#[doc(hidden)]
+pub fn panic_message(payload: Box<dyn Any + Send>) -> String {
     let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -179,10 +193,7 @@ fn error(status: Status, message: Vec<u8>) -> CallError {
     let message = String::from_utf8(message).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     match status {
         Status::PANICKED => CallError::Panicked { message },
-        Status::CRASHED => CallError::Crashed { message },
-        Status::TIMED_OUT => CallError::TimedOut { message },
-        Status::QUARANTINED => CallError::Quarantined { message },
-        Status::CHANNEL => CallError::Channel { message },
+        Status::MALFORMED => CallError::Channel { message },
         Status(other) => CallError::BadStatus(other),
     }
 }

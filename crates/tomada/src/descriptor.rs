@@ -23,7 +23,17 @@ pub const MAGIC: [u8; 8] = *b"\x89TOMADA\n";
 
 /// The version of tomada's own boundary: the descriptor, the manifest encoding and
 /// the FFI types of [`crate::ffi`]. Host and plugin must agree on it exactly.
-pub const BOUNDARY_VERSION: u32 = 1;
+pub const BOUNDARY_VERSION: u32 = 2;
+
+/// Which tomada releases speak which boundary version, for refusals that say what to
+/// rebuild with.
+pub const fn boundary_releases(version: u32) -> &'static str {
+    match version {
+        1 => "tomada 0.1",
+        2 => "tomada 0.2",
+        _ => "an unknown tomada release",
+    }
+}
 
 /// Name of the exported descriptor symbol.
 pub const SYMBOL: &str = "TOMADA_DESCRIPTOR";
@@ -82,8 +92,8 @@ pub struct Descriptor {
     pub create: CreateFn,
     /// Drops the plugin instance.
     pub destroy: DestroyFn,
-    /// Runs a byte-level call (isolated mode: see [`crate::remote`]).
-    pub dispatch: crate::remote::DispatchFn,
+    /// Runs a byte-level call (isolated mode: see [`crate::client`]).
+    pub dispatch: crate::client::DispatchFn,
 }
 
 // SAFETY: the descriptor is immutable static data; its pointers refer to other
@@ -137,9 +147,12 @@ impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ManifestError::BadMagic => f.write_str("the tomada descriptor does not start with tomada's magic bytes"),
-            ManifestError::Boundary { found } => {
-                write!(f, "built for tomada boundary version {found}, this side speaks {BOUNDARY_VERSION}")
-            }
+            ManifestError::Boundary { found } => write!(
+                f,
+                "built for tomada boundary version {found} ({}), this side speaks {BOUNDARY_VERSION} ({})",
+                boundary_releases(*found),
+                boundary_releases(BOUNDARY_VERSION)
+            ),
             ManifestError::Malformed(why) => write!(f, "the tomada descriptor is damaged: {why}"),
         }
     }
@@ -316,18 +329,17 @@ pub fn parse_expectations(mut bytes: &[u8]) -> Result<Vec<Interface>, ManifestEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interface::{MethodDesc, TypeDesc};
+    use crate::interface::MethodDesc;
 
     const C: ContractDesc = ContractDesc {
         name: "c::Api",
         abi: 7,
         minor: 0,
-        fingerprint: 0xdead_beef,
         methods: &[MethodDesc {
             name: "go",
             since: 0,
-            args: &[TypeDesc { text: "&str", shape: 1, fields: &[] }],
-            ret: TypeDesc { text: "()", shape: 2, fields: &[] },
+            args: &[<&str as crate::Arg>::DESC],
+            ret: <() as crate::Abi>::DESC,
         }],
     };
     const S: [&str; 5] = ["plug", "0.1.0", "dá oi 👋", "rustc x", "t"];

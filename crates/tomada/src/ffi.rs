@@ -7,18 +7,19 @@
 //! does not depend on the rustc that compiled either side.
 //!
 //! # Ownership of buffers
-//! Owned buffers ([`RVec`]) are always allocated by [`std::alloc::System`] with an
-//! alignment of 1. Every std, whatever its version, maps such an allocation to the
-//! platform's C heap (`malloc`/`free`, `HeapAlloc`/`HeapFree`), and there is one C heap
-//! per process, so either side can free what the other allocated. Each side moves its
-//! `String`/`Vec<u8>` in and out without copying when its own global allocator is
+//! Owned buffers ([`RSeq`], [`RBox`]) are always allocated by [`std::alloc::System`].
+//! Every std, whatever its version, maps such an allocation to the platform's C heap
+//! (`malloc`/`free`, `HeapAlloc`/`HeapFree`), and there is one C heap per process, so
+//! either side can free what the other allocated. Each side moves its `Vec`s and
+//! `String`s in and out without copying when its own global allocator is
 //! [`SystemAlloc`](crate::SystemAlloc) and copies otherwise (see [`crate::alloc`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::mem::ManuallyDrop;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, align_of, size_of};
 use std::ptr::NonNull;
 
-/// A borrowed `&str` or `&[u8]` at the boundary: pointer and length.
+/// A borrowed `&str` at the boundary: pointer and length.
 ///
 /// Carries no lifetime: the generated code only builds one from a live borrow and
 /// turns it back into a borrow that does not outlive the call.
@@ -66,47 +67,187 @@ impl RSlice {
     }
 }
 
-/// An owned byte buffer (`String` or `Vec<u8>`) at the boundary: pointer, length
-/// and capacity, allocated by [`System`] with alignment 1.
+/// A sequence of `len` values of the boundary type `F` (a `Vec<T>`, `String`, map or
+/// set crossing as `T::Ffi` elements), owned and allocated by [`System`].
 ///
-/// Dropping an `RVec` frees it with [`System`]; turning it into a `Vec<u8>` with
-/// [`RVec::into_vec`] moves it without copying when this side's global allocator is
-/// [`SystemAlloc`](crate::SystemAlloc).
+/// `size` and `align` are the allocation's layout, so the receiving side can adopt the
+/// buffer as its own `Vec` when its element type has that layout (no copy), or free it
+/// exactly as it was allocated. `size == 0` means nothing was allocated (empty, a
+/// zero-sized element type, or — for a `&[T]` argument of plain `T` — a borrow the
+/// caller keeps alive for the call).
+///
+/// Dropping an `RSeq` drops its elements and frees the buffer.
 #[repr(C)]
-#[derive(Debug)]
-pub struct RVec {
+pub struct RSeq<F> {
     ptr: NonNull<u8>,
     len: usize,
-    cap: usize,
+    size: usize,
+    align: usize,
+    _elements: PhantomData<F>,
 }
 
-// SAFETY: an `RVec` uniquely owns its buffer, like `Vec<u8>`.
-unsafe impl Send for RVec {}
-// SAFETY: shared access only reads, like `&Vec<u8>`.
-unsafe impl Sync for RVec {}
+/// An owned byte buffer (`String`, `Vec<u8>`, a panic message) at the boundary.
+pub type RVec = RSeq<u8>;
 
-impl RVec {
-    /// An empty buffer; allocates nothing.
+// SAFETY: an `RSeq` uniquely owns its elements, like `Vec<F>`.
+unsafe impl<F: Send> Send for RSeq<F> {}
+// SAFETY: shared access only reads, like `&Vec<F>`.
+unsafe impl<F: Sync> Sync for RSeq<F> {}
+
+impl<F> RSeq<F> {
+    /// An empty sequence; allocates nothing.
     pub const fn new() -> Self {
-        Self { ptr: NonNull::dangling(), len: 0, cap: 0 }
+        Self { ptr: NonNull::<F>::dangling().cast(), len: 0, size: 0, align: align_of::<F>(), _elements: PhantomData }
     }
 
+    /// The number of elements.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no elements.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes over raw parts.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised `F`s (aligned for `F`) inside a [`System`]
+    /// allocation of `size` bytes aligned to `align`, which the new `RSeq` owns; or
+    /// `size` must be 0 and the `F`s need no drop and stay valid while the `RSeq` is used.
+    #[inline(always)]
+    pub const unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize, size: usize, align: usize) -> Self {
+        Self { ptr, len, size, align, _elements: PhantomData }
+    }
+
+    /// Borrows a slice of plain elements (`needs_drop::<F>()` is false) for a call:
+    /// nothing is allocated or freed.
+    ///
+    /// # Safety
+    /// `slice` must outlive every use of the result, and `F` must need no drop.
+    #[inline(always)]
+    pub unsafe fn borrowed(slice: &[F]) -> Self {
+        debug_assert!(!std::mem::needs_drop::<F>());
+        // SAFETY: a slice's pointer is non-null and aligned.
+        let ptr = unsafe { NonNull::new_unchecked(slice.as_ptr().cast_mut()) }.cast();
+        Self { ptr, len: slice.len(), size: 0, align: align_of::<F>(), _elements: PhantomData }
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &[F] {
+        // SAFETY: `ptr` points to `len` initialised, aligned `F`s (or is dangling and
+        // aligned with `len == 0`, or `F` is zero-sized).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<F>(), self.len) }
+    }
+
+    /// Builds a sequence of `len` elements produced by `next`, in a new [`System`]
+    /// allocation.
+    #[inline]
+    pub fn collect(len: usize, mut next: impl FnMut() -> F) -> Self {
+        let layout = Layout::array::<F>(len).expect("a sequence's length fits a layout");
+        if layout.size() == 0 {
+            for _ in 0..len {
+                std::mem::forget(next());
+            }
+            let mut seq = Self::new();
+            seq.len = len;
+            return seq;
+        }
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe { System.alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
+        // Owns the buffer from here on; `len` counts what is written, so a panic in
+        // `next` drops exactly the elements made so far.
+        let mut seq = Self { ptr, len: 0, size: layout.size(), align: layout.align(), _elements: PhantomData };
+        for i in 0..len {
+            let value = next();
+            // SAFETY: `i < len`, inside the allocation, aligned for `F`.
+            unsafe { ptr.as_ptr().cast::<F>().add(i).write(value) };
+            seq.len = i + 1;
+        }
+        seq
+    }
+
+    /// Gives up the raw parts `(ptr, len, size, align)`; the caller owns them.
+    #[inline(always)]
+    pub fn into_raw_parts(self) -> (NonNull<u8>, usize, usize, usize) {
+        let this = ManuallyDrop::new(self);
+        (this.ptr, this.len, this.size, this.align)
+    }
+
+    /// Calls `f` on each element, moved out, in order; then frees the buffer.
+    #[inline]
+    pub fn for_each(self, mut f: impl FnMut(F)) {
+        let (ptr, len, size, align) = self.into_raw_parts();
+        // Frees the buffer (not the elements) even if `f` panics; the elements not
+        // yet moved out then leak, which is safe.
+        let _buffer = Buffer { ptr, size, align };
+        for i in 0..len {
+            // SAFETY: element `i` is initialised and read exactly once.
+            f(unsafe { ptr.as_ptr().cast::<F>().add(i).read() });
+        }
+    }
+}
+
+impl<F> Default for RSeq<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F> std::fmt::Debug for RSeq<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RSeq").field("len", &self.len).field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// A [`System`] allocation freed on drop.
+pub(crate) struct Buffer {
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) size: usize,
+    pub(crate) align: usize,
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if self.size != 0 {
+            // SAFETY: the buffer was allocated by `System` with this layout (the
+            // `RSeq`/`RBox` invariant), and is freed once, here.
+            unsafe { System.dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.size, self.align)) };
+        }
+    }
+}
+
+impl<F> Drop for RSeq<F> {
+    fn drop(&mut self) {
+        let _buffer = Buffer { ptr: self.ptr, size: self.size, align: self.align };
+        if std::mem::needs_drop::<F>() {
+            // SAFETY: the `len` elements are initialised and owned by `self` (a
+            // borrowed sequence holds only elements that need no drop).
+            unsafe {
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr().cast::<F>(), self.len))
+            };
+        }
+    }
+}
+
+impl RSeq<u8> {
     /// Takes a `Vec<u8>` across: moved when this side's global allocator is
     /// [`SystemAlloc`](crate::SystemAlloc), copied into a [`System`] allocation otherwise.
     #[inline(always)]
     pub fn from_vec(vec: Vec<u8>) -> Self {
         // The hot path (a non-empty buffer, `SystemAlloc` installed) is inlined into
         // every shim; the rest is out of line. Inlining matters here: an out-of-line
-        // call passes the 24-byte value through memory in pieces the CPU cannot
-        // forward, which cost ~15 ns per returned `String` (docs/benchmarks.md).
+        // call passes the value through memory in pieces the CPU cannot forward
+        // (docs/benchmarks.md).
         if vec.capacity() != 0 && crate::alloc::global_is_system() {
             let mut vec = ManuallyDrop::new(vec);
             let (ptr, len, cap) = (vec.as_mut_ptr(), vec.len(), vec.capacity());
-            // SAFETY: a `Vec` with non-zero capacity has a non-null pointer.
-            let ptr = unsafe { NonNull::new_unchecked(ptr) };
-            // The global allocator is `SystemAlloc`, which allocates with `System`:
-            // the buffer is a `System` allocation of `cap` bytes, align 1.
-            Self { ptr, len, cap }
+            // SAFETY: a `Vec` with non-zero capacity has a non-null pointer, to a
+            // `System` allocation of `cap` bytes with align 1 (`SystemAlloc` is the
+            // global allocator).
+            unsafe { Self::from_raw_parts(NonNull::new_unchecked(ptr), len, cap, 1) }
         } else {
             Self::from_vec_cold(vec)
         }
@@ -115,7 +256,7 @@ impl RVec {
     #[cold]
     #[inline(never)]
     fn from_vec_cold(vec: Vec<u8>) -> Self {
-        if vec.capacity() == 0 { Self::new() } else { Self::copy_from(&vec) }
+        Self::copy_from(&vec)
     }
 
     /// Copies `bytes` into a new [`System`] allocation.
@@ -130,37 +271,32 @@ impl RVec {
         // SAFETY: `ptr` is a fresh allocation of `bytes.len()` bytes that cannot
         // overlap `bytes`.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len()) };
-        Self { ptr, len: bytes.len(), cap: bytes.len() }
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` is valid for `len` initialised bytes (or dangling with len 0).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        // SAFETY: a `System` allocation of `len` bytes, align 1, all initialised.
+        unsafe { Self::from_raw_parts(ptr, bytes.len(), bytes.len(), 1) }
     }
 
     /// Turns the buffer into a `Vec<u8>` of this side: moved when this side's global
     /// allocator is [`SystemAlloc`](crate::SystemAlloc), copied otherwise.
     #[inline(always)]
     pub fn into_vec(self) -> Vec<u8> {
-        let this = ManuallyDrop::new(self);
-        let (ptr, len, cap) = (this.ptr, this.len, this.cap);
-        if cap != 0 && crate::alloc::global_is_system() {
-            // SAFETY: the buffer is a `System` allocation of `cap` bytes with align 1
+        let (ptr, len, size, align) = self.into_raw_parts();
+        if size != 0 && align == 1 && crate::alloc::global_is_system() {
+            // SAFETY: the buffer is a `System` allocation of `size` bytes with align 1
             // whose first `len` bytes are initialised, and this side's `Vec` allocates
             // and frees with `System` too (its global allocator is `SystemAlloc`).
-            unsafe { Vec::from_raw_parts(ptr.as_ptr(), len, cap) }
+            unsafe { Vec::from_raw_parts(ptr.as_ptr(), len, size) }
         } else {
-            // Plain values, not an `RVec`, so the hot path keeps them in registers.
-            Self::into_vec_cold(ptr, len, cap)
+            // Plain values, not an `RSeq`, so the hot path keeps them in registers.
+            Self::into_vec_cold(ptr, len, size, align)
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn into_vec_cold(ptr: NonNull<u8>, len: usize, cap: usize) -> Vec<u8> {
+    fn into_vec_cold(ptr: NonNull<u8>, len: usize, size: usize, align: usize) -> Vec<u8> {
         // Owns the buffer again (freed with `System` on drop) while it is copied.
-        let owned = RVec { ptr, len, cap };
+        // SAFETY: the parts came from `into_raw_parts` of a live `RSeq<u8>`.
+        let owned = unsafe { RSeq::<u8>::from_raw_parts(ptr, len, size, align) };
         owned.as_slice().to_vec()
     }
 
@@ -175,20 +311,49 @@ impl RVec {
     }
 }
 
-impl Default for RVec {
-    fn default() -> Self {
-        Self::new()
+/// A `Box<T>` at the boundary: a [`System`] allocation holding one `F`.
+#[repr(C)]
+pub struct RBox<F> {
+    ptr: NonNull<F>,
+}
+
+// SAFETY: an `RBox` uniquely owns its value, like `Box<F>`.
+unsafe impl<F: Send> Send for RBox<F> {}
+// SAFETY: shared access only reads, like `&Box<F>`.
+unsafe impl<F: Sync> Sync for RBox<F> {}
+
+impl<F> RBox<F> {
+    /// Moves `value` into a new [`System`] allocation.
+    pub fn new(value: F) -> Self {
+        let layout = Layout::new::<F>();
+        let ptr: NonNull<F> = if layout.size() == 0 {
+            NonNull::dangling()
+        } else {
+            // SAFETY: `layout` has a non-zero size.
+            let raw = unsafe { System.alloc(layout) };
+            let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
+            ptr.cast()
+        };
+        // SAFETY: `ptr` is valid for a write of `F` (fresh allocation, or zero-sized).
+        unsafe { ptr.as_ptr().write(value) };
+        Self { ptr }
+    }
+
+    /// Moves the value out and frees the allocation.
+    pub fn into_inner(self) -> F {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: the value is initialised and read once; the buffer is freed after.
+        let value = unsafe { this.ptr.as_ptr().read() };
+        let _buffer = Buffer { ptr: this.ptr.cast(), size: size_of::<F>(), align: align_of::<F>() };
+        value
     }
 }
 
-impl Drop for RVec {
+impl<F> Drop for RBox<F> {
     fn drop(&mut self) {
-        if self.cap != 0 {
-            let layout = Layout::array::<u8>(self.cap).expect("capacity came from a valid layout");
-            // SAFETY: the buffer was allocated by `System` with exactly this layout
-            // (size `cap`, align 1), and `self` owns it.
-            unsafe { System.dealloc(self.ptr.as_ptr(), layout) };
-        }
+        let _buffer = Buffer { ptr: self.ptr.cast(), size: size_of::<F>(), align: align_of::<F>() };
+        // SAFETY: the value is initialised and owned by `self`.
+        unsafe { std::ptr::drop_in_place(self.ptr.as_ptr()) };
     }
 }
 
@@ -237,6 +402,35 @@ impl R128 {
     }
 }
 
+/// An array `[T; N]` at the boundary: C passes bare arrays by pointer, but a struct
+/// holding one by value, so the array is wrapped.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RArray<F, const N: usize>(pub [F; N]);
+
+macro_rules! tuples {
+    ($($name:ident($($t:ident $i:tt),+);)*) => {$(
+        /// A tuple at the boundary (Rust leaves a tuple's layout unspecified).
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<$($t),+>($(pub $t),+);
+    )*};
+}
+tuples! {
+    RTuple1(A 0);
+    RTuple2(A 0, B 1);
+    RTuple3(A 0, B 1, C 2);
+    RTuple4(A 0, B 1, C 2, D 3);
+    RTuple5(A 0, B 1, C 2, D 3, E 4);
+    RTuple6(A 0, B 1, C 2, D 3, E 4, F 5);
+    RTuple7(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+    RTuple8(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+    RTuple9(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+    RTuple10(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+    RTuple11(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+    RTuple12(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+}
+
 /// What a method shim reports: the call returned, or the plugin panicked.
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,20 +441,13 @@ impl Status {
     pub const OK: Status = Status(0);
     /// The method panicked; the panic message was written instead.
     pub const PANICKED: Status = Status(1);
-    /// Isolated plugins: the plugin's process died during the call (message written).
-    pub const CRASHED: Status = Status(2);
-    /// Isolated plugins: the call ran past its deadline; the process was killed.
-    pub const TIMED_OUT: Status = Status(3);
-    /// Isolated plugins: the plugin crashed too often and is not restarted.
-    pub const QUARANTINED: Status = Status(4);
-    /// Isolated plugins: the channel to the plugin's process failed, or a message
-    /// on it was malformed (message written).
-    pub const CHANNEL: Status = Status(5);
+    /// A byte-level call's arguments could not be decoded (message written).
+    pub const MALFORMED: Status = Status(2);
 
     /// Whether a shim that returned this status wrote a message (every known failed
     /// status does; `OK` writes the result, an unknown status nothing).
     pub const fn has_message(self) -> bool {
-        matches!(self.0, 1..=5)
+        matches!(self.0, 1..=2)
     }
 }
 
@@ -306,6 +493,33 @@ mod tests {
         let r = RVec::from_vec(v);
         assert_ne!(r.as_slice().as_ptr(), ptr);
         assert_eq!(r.into_vec(), b"copy me");
+    }
+
+    #[test]
+    fn sequences_own_and_drop_their_elements() {
+        let mut n = 0;
+        let seq = RSeq::<RVec>::collect(3, || {
+            n += 1;
+            RVec::copy_from(format!("item {n}").as_bytes())
+        });
+        assert_eq!(seq.len(), 3);
+        assert_eq!(seq.as_slice()[2].as_slice(), b"item 3");
+        let mut seen = Vec::new();
+        seq.for_each(|v| seen.push(v.into_vec()));
+        assert_eq!(seen, [b"item 1".to_vec(), b"item 2".to_vec(), b"item 3".to_vec()]);
+        // Dropped unconsumed: Miri checks every element and the buffer are freed.
+        drop(RSeq::<RVec>::collect(2, || RVec::copy_from(b"x")));
+        // Zero-sized elements allocate nothing.
+        let units = RSeq::<()>::collect(5, || ());
+        assert_eq!(units.len(), 5);
+    }
+
+    #[test]
+    fn boxes_round_trip() {
+        let b = RBox::new(RVec::copy_from(b"boxed"));
+        assert_eq!(b.into_inner().into_vec(), b"boxed");
+        drop(RBox::new(RVec::copy_from(b"dropped")));
+        assert_eq!(RBox::new(()).into_inner(), ());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The layout fingerprint: a 64-bit FNV-1a hash, computed at compile time, over
-//! the shape of a contract (its methods in order, their argument and result types)
-//! and of every type that crosses it (see [`Abi::SHAPE`](crate::Abi::SHAPE)).
+//! the encoded description of a contract's methods (see
+//! [`interface::fingerprint`](crate::interface::fingerprint)): their order, names and
+//! every type that crosses them, described whole.
 //!
 //! Any change that breaks callers changes the fingerprint: a method added, removed,
-//! reordered or renamed, an argument or result type changed, a struct field added,
-//! removed, renamed or retyped. Argument *names* are not part of it.
+//! reordered or renamed, an argument or result type changed, a struct field or enum
+//! variant added, removed, renamed or retyped. Argument *names* are not part of it.
 //!
 //! Written by hand because it must run in `const` context on every supported rustc,
 //! which no hashing crate offers; FNV-1a is the standard choice for short keys.
@@ -37,22 +38,6 @@ pub const fn str(h: u64, s: &str) -> u64 {
     bytes(u64(h, s.len() as u64), s.as_bytes())
 }
 
-/// The shape of a leaf type named `name` (a primitive or a tomada FFI type).
-pub const fn leaf(name: &str) -> u64 {
-    str(START, name)
-}
-
-/// The shape of a generic type `name<args...>`.
-pub const fn generic(name: &str, args: &[u64]) -> u64 {
-    let mut h = str(START, name);
-    let mut i = 0;
-    while i < args.len() {
-        h = u64(h, args[i]);
-        i += 1;
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,11 +51,5 @@ mod tests {
     fn known_fnv1a_vector() {
         // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c.
         assert_eq!(bytes(START, b"a"), 0xaf63_dc4c_8601_ec8c);
-    }
-
-    #[test]
-    fn generic_arguments_matter() {
-        assert_ne!(generic("Option", &[leaf("u8")]), generic("Option", &[leaf("u16")]));
-        assert_ne!(generic("Result", &[leaf("u8"), leaf("u16")]), generic("Result", &[leaf("u16"), leaf("u8")]));
     }
 }

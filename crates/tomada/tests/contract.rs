@@ -1,10 +1,17 @@
-//! A contract called through its generated vtable and client, in-process: the
-//! same shims a plugin exports, without loading a library.
+//! Contracts called through their generated clients, both ways a host calls a
+//! plugin: in-process through the vtable (the same shims a plugin exports, without
+//! loading a library), and byte-level through a loopback channel into the plugin
+//! side's dispatch function (what an isolated plugin's process runs, without the
+//! process). Every assertion runs on both paths; Miri runs these too.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ffi::c_void;
-use std::sync::Mutex;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
+use tomada::client::{Channel, DispatchFn, RawClient, Target, answer, dispatched};
+use tomada::ffi::{RSlice, RVec};
 use tomada::{CallError, Contract};
 
 #[derive(tomada::Abi, Debug, Clone, PartialEq)]
@@ -18,6 +25,50 @@ pub struct Record {
 #[derive(tomada::Abi, Debug, Clone, PartialEq)]
 pub struct Empty {}
 
+/// An error enum with data, as users write them.
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub enum StoreError {
+    Full,
+    ReadOnly,
+    Other(String),
+    Limit { max: u32, asked: u64 },
+}
+
+/// A C-like enum.
+#[derive(tomada::Abi, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Text,
+    Blob,
+    Link,
+}
+
+/// A struct with an enum field, collections and a nested optional box.
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub kind: Kind,
+    pub tags: Vec<String>,
+    pub parent: Option<Box<Entry>>,
+}
+
+/// A recursive type: a tree.
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub struct Node {
+    pub label: String,
+    pub children: Vec<Node>,
+}
+
+/// A tuple struct and a unit struct.
+#[derive(tomada::Abi, Debug, Clone, Copy, PartialEq)]
+pub struct Pair(pub f32, pub char);
+
+#[derive(tomada::Abi, Debug, Clone, Copy, PartialEq)]
+pub struct Unit;
+
+/// The longest tuple that crosses.
+pub type Twelve = (u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool, char);
+
 /// Test contract.
 #[tomada::contract(abi = 3)]
 pub trait Store {
@@ -27,6 +78,18 @@ pub trait Store {
     fn count(&self) -> u32;
     fn explode(&self, why: String) -> Empty;
     fn glyph(&self, c: char, upper: bool) -> char;
+    fn insert(&self, entry: Entry) -> Result<u64, StoreError>;
+    fn keys(&self) -> Vec<String>;
+    fn pairs(&self, items: Vec<(String, Vec<u8>)>) -> HashMap<String, Vec<u8>>;
+    fn sorted(&self, map: HashMap<String, Vec<u8>>) -> BTreeMap<String, usize>;
+    fn sets(&self, kinds: HashSet<Kind>, words: BTreeSet<String>) -> (Vec<Kind>, Vec<String>);
+    fn find(&self, key: &str) -> Option<Box<Entry>>;
+    fn quad(&self, ip: [u8; 4], grid: [[i16; 2]; 2]) -> [u8; 4];
+    fn sum(&self, numbers: &[u64], words: &[String], entries: &[Entry]) -> (u64, usize, usize);
+    fn tree(&self, root: Node) -> Node;
+    fn misc(&self, p: Pair, u: Unit, q: VecDeque<u16>, t: (u8, i8, (bool,), ())) -> (Pair, Unit, VecDeque<u16>);
+    fn big(&self, t: Twelve) -> u128;
+    fn errors(&self, which: u8) -> Result<(), StoreError>;
 }
 
 #[derive(Default)]
@@ -68,79 +131,350 @@ impl Store for Memory {
     fn glyph(&self, c: char, upper: bool) -> char {
         if upper { c.to_ascii_uppercase() } else { c }
     }
+    fn insert(&self, entry: Entry) -> Result<u64, StoreError> {
+        match entry.kind {
+            Kind::Link if entry.parent.is_none() => {
+                Err(StoreError::Other(format!("link `{}` has no parent", entry.key)))
+            }
+            Kind::Blob if entry.value.len() > 4 => Err(StoreError::Limit { max: 4, asked: entry.value.len() as u64 }),
+            _ => {
+                let depth = std::iter::successors(entry.parent.as_deref(), |e| e.parent.as_deref()).count();
+                self.put(&entry.key, entry.value);
+                Ok(depth as u64 + entry.tags.len() as u64 * 100)
+            }
+        }
+    }
+    fn keys(&self) -> Vec<String> {
+        self.map.lock().unwrap().iter().map(|(k, _)| k.clone()).collect()
+    }
+    fn pairs(&self, items: Vec<(String, Vec<u8>)>) -> HashMap<String, Vec<u8>> {
+        items.into_iter().map(|(k, v)| (k.to_uppercase(), v)).collect()
+    }
+    fn sorted(&self, map: HashMap<String, Vec<u8>>) -> BTreeMap<String, usize> {
+        map.into_iter().map(|(k, v)| (k, v.len())).collect()
+    }
+    fn sets(&self, kinds: HashSet<Kind>, words: BTreeSet<String>) -> (Vec<Kind>, Vec<String>) {
+        let mut kinds: Vec<Kind> = kinds.into_iter().collect();
+        kinds.sort();
+        (kinds, words.into_iter().rev().collect())
+    }
+    fn find(&self, key: &str) -> Option<Box<Entry>> {
+        (key != "none").then(|| {
+            Box::new(Entry {
+                key: key.into(),
+                value: vec![],
+                kind: Kind::Text,
+                tags: vec!["found".into()],
+                parent: Some(Box::new(Entry {
+                    key: "root".into(),
+                    value: vec![1],
+                    kind: Kind::Blob,
+                    tags: vec![],
+                    parent: None,
+                })),
+            })
+        })
+    }
+    fn quad(&self, ip: [u8; 4], grid: [[i16; 2]; 2]) -> [u8; 4] {
+        let s = (grid[0][0] + grid[0][1] + grid[1][0] + grid[1][1]) as u8;
+        [ip[3], ip[2], ip[1], ip[0].wrapping_add(s)]
+    }
+    fn sum(&self, numbers: &[u64], words: &[String], entries: &[Entry]) -> (u64, usize, usize) {
+        (numbers.iter().sum(), words.iter().map(String::len).sum(), entries.iter().map(|e| e.tags.len()).sum())
+    }
+    fn tree(&self, root: Node) -> Node {
+        fn mirror(n: Node) -> Node {
+            Node { label: n.label.to_uppercase(), children: n.children.into_iter().rev().map(mirror).collect() }
+        }
+        mirror(root)
+    }
+    fn misc(&self, p: Pair, u: Unit, mut q: VecDeque<u16>, t: (u8, i8, (bool,), ())) -> (Pair, Unit, VecDeque<u16>) {
+        q.push_front(t.0 as u16);
+        q.push_back(t.1 as u16);
+        (Pair(p.0 * 2.0, if t.2.0 { p.1.to_ascii_uppercase() } else { p.1 }), u, q)
+    }
+    fn big(&self, t: Twelve) -> u128 {
+        t.0 as u128
+            + t.1 as u128
+            + t.2 as u128
+            + t.3 as u128
+            + t.4 as u128
+            + t.5 as u128
+            + t.6 as u128
+            + t.7 as u128
+            + t.8 as u128
+            + t.9 as u128
+            + t.10 as u128
+            + t.11 as u128
+    }
+    fn errors(&self, which: u8) -> Result<(), StoreError> {
+        match which {
+            0 => Ok(()),
+            1 => Err(StoreError::Full),
+            2 => Err(StoreError::ReadOnly),
+            _ => Err(StoreError::Other(which.to_string())),
+        }
+    }
 }
 
-/// What `tomada::export!` and `tomada_host::load` do, minus the library.
-struct Local {
-    client: <dyn Store as Contract>::Client,
+/// The plugin side of both paths: an instance with its vtable and dispatch function,
+/// as `tomada::export!` makes them.
+struct Plugin<T> {
     this: *const c_void,
+    drop: fn(*const c_void),
+    _t: std::marker::PhantomData<T>,
+}
+
+// SAFETY: the instance is `Send + Sync` (contract traits require it).
+unsafe impl<T> Send for Plugin<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Plugin<T> {}
+
+impl<T> Drop for Plugin<T> {
+    fn drop(&mut self) {
+        (self.drop)(self.this);
+    }
+}
+
+fn instance<T: Send + Sync + 'static>(value: T) -> Arc<Plugin<T>> {
+    fn free<T>(p: *const c_void) {
+        // SAFETY: made by `Box::into_raw` in `instance`, freed once.
+        drop(unsafe { Box::from_raw(p.cast::<T>().cast_mut()) });
+    }
+    Arc::new(Plugin { this: Box::into_raw(Box::new(value)).cast(), drop: free::<T>, _t: std::marker::PhantomData })
+}
+
+/// A channel that hands the bytes straight to the plugin's dispatch function, as an
+/// isolated plugin's runner does.
+struct Loopback<T> {
+    plugin: Arc<Plugin<T>>,
+    dispatch: DispatchFn,
+}
+
+impl<T> Channel for Loopback<T> {
+    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        let mut out = MaybeUninit::<RVec>::uninit();
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        // SAFETY: the plugin's own dispatch function, its live instance, arguments
+        // alive for the call, writable `out`/`panic`.
+        let status = unsafe {
+            (self.dispatch)(self.plugin.this, method, RSlice::new(&args), out.as_mut_ptr(), panic.as_mut_ptr())
+        };
+        // SAFETY: from that call.
+        let body = unsafe { dispatched(status, out, panic) };
+        answer(status.0, body.into_vec())
+    }
+}
+
+/// A client, which path it takes, and the plugin instance it calls.
+type Client<C, T> = (&'static str, <C as Contract>::Client, Arc<Plugin<T>>);
+
+/// Both clients, each of its own plugin instance: in-process and byte-level.
+fn clients<C: ?Sized + Contract, T: Send + Sync + 'static>(
+    vtable: *const c_void,
+    dispatch: DispatchFn,
+    make: impl Fn() -> T,
+    provided: usize,
+    plugin_minor: u32,
+) -> [Client<C, T>; 2] {
+    let (plugin, other) = (instance(make()), instance(make()));
+    let local = RawClient { target: Target::Local { vtable, this: plugin.this }, provided, plugin_minor };
+    let remote = RawClient {
+        target: Target::Remote(Arc::new(Loopback { plugin: Arc::clone(&other), dispatch })),
+        provided,
+        plugin_minor,
+    };
+    // SAFETY: the vtable (with at least `provided` entries) and dispatch function are
+    // `C`'s, made for `T`, whose instance
+    // the returned `Arc` keeps alive as long as the clients.
+    unsafe { [("in-process", C::__client(local), plugin), ("byte-level", C::__client(remote), other)] }
 }
 
 static VTABLE: StoreVTable = <dyn Store>::__tomada_vtable::<Memory>();
 
-impl Local {
-    fn new() -> Self {
-        let this = Box::into_raw(Box::new(Memory::default())).cast::<c_void>().cast_const();
-        // SAFETY: `VTABLE` is `Store`'s vtable for `Memory`, `this` a live `Memory`
-        // that outlives the client (freed in `drop`).
-        let client =
-            unsafe { <dyn Store as Contract>::__client(&VTABLE as *const StoreVTable as *const c_void, this, 6, 0) };
-        Local { client, this }
+fn stores() -> [(&'static str, StoreClient, Arc<Plugin<Memory>>); 2] {
+    clients::<dyn Store, _>(
+        (&VTABLE as *const StoreVTable).cast(),
+        <dyn Store>::__tomada_dispatch::<Memory>,
+        Memory::default,
+        18,
+        0,
+    )
+}
+
+#[test]
+fn calls_cross_with_every_kind_of_value() {
+    for (path, store, _plugin) in stores() {
+        assert_eq!(store.put("a", b"1".to_vec()), Ok(None), "{path}");
+        assert_eq!(store.put("a", b"2".to_vec()), Ok(Some(b"1".to_vec())), "{path}");
+        assert_eq!(store.get("a"), Ok(Ok(b"2".to_vec())), "{path}");
+        assert_eq!(store.get("zz"), Ok(Err("no key `zz`".to_owned())), "{path}");
+        let r = Record { id: 41, tags: vec![1, 2], note: Some("hm".into()), wide: i128::MIN + 1 };
+        assert_eq!(
+            store.record(r),
+            Ok(Record { id: 42, tags: vec![1, 2, b'!'], note: Some("hm?".into()), wide: i128::MAX }),
+            "{path}"
+        );
+        assert_eq!(store.glyph('ç', true), Ok('ç'), "{path}");
+        assert_eq!(store.glyph('q', true), Ok('Q'), "{path}");
+        assert_eq!(store.count(), Ok(4), "{path}");
     }
 }
 
-impl Drop for Local {
-    fn drop(&mut self) {
-        // SAFETY: made by `Box::into_raw` in `new`, freed once.
-        drop(unsafe { Box::from_raw(self.this.cast::<Memory>().cast_mut()) });
+fn entry(key: &str, kind: Kind, value: &[u8], tags: &[&str], parent: Option<Entry>) -> Entry {
+    Entry {
+        key: key.into(),
+        value: value.to_vec(),
+        kind,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        parent: parent.map(Box::new),
     }
 }
 
 #[test]
-fn calls_cross_the_vtable_with_every_kind_of_value() {
-    let local = Local::new();
-    let store = &local.client;
-    assert_eq!(store.put("a", b"1".to_vec()), Ok(None));
-    assert_eq!(store.put("a", b"2".to_vec()), Ok(Some(b"1".to_vec())));
-    assert_eq!(store.get("a"), Ok(Ok(b"2".to_vec())));
-    assert_eq!(store.get("zz"), Ok(Err("no key `zz`".to_owned())));
-    let r = Record { id: 41, tags: vec![1, 2], note: Some("hm".into()), wide: i128::MIN + 1 };
-    assert_eq!(
-        store.record(r),
-        Ok(Record { id: 42, tags: vec![1, 2, b'!'], note: Some("hm?".into()), wide: i128::MAX })
-    );
-    assert_eq!(store.glyph('ç', true), Ok('ç'));
-    assert_eq!(store.glyph('q', true), Ok('Q'));
-    assert_eq!(store.count(), Ok(4));
+fn enums_collections_tuples_arrays_and_boxes_cross() {
+    for (path, store, _plugin) in stores() {
+        let root = entry("root", Kind::Blob, b"r", &[], None);
+        let child = entry("child", Kind::Link, b"c", &["a", "b"], Some(entry("mid", Kind::Text, b"", &[], Some(root))));
+        assert_eq!(store.insert(child), Ok(Ok(202)), "{path}");
+        assert_eq!(
+            store.insert(entry("lonely", Kind::Link, b"", &[], None)),
+            Ok(Err(StoreError::Other("link `lonely` has no parent".into()))),
+            "{path}"
+        );
+        assert_eq!(
+            store.insert(entry("big", Kind::Blob, b"12345", &[], None)),
+            Ok(Err(StoreError::Limit { max: 4, asked: 5 })),
+            "{path}"
+        );
+        assert_eq!(store.errors(0), Ok(Ok(())), "{path}");
+        assert_eq!(store.errors(1), Ok(Err(StoreError::Full)), "{path}");
+        assert_eq!(store.errors(2), Ok(Err(StoreError::ReadOnly)), "{path}");
+        assert_eq!(store.errors(9), Ok(Err(StoreError::Other("9".into()))), "{path}");
+        assert_eq!(store.keys(), Ok(vec!["child".to_owned()]), "{path}");
+
+        let items = vec![("x".to_owned(), vec![1u8]), ("y".to_owned(), vec![]), ("z".to_owned(), vec![2, 3])];
+        let upper = store.pairs(items).unwrap();
+        assert_eq!(upper.len(), 3, "{path}");
+        assert_eq!(upper["Z"], vec![2, 3], "{path}");
+        let sorted = store.sorted(upper).unwrap();
+        assert_eq!(
+            sorted.into_iter().collect::<Vec<_>>(),
+            [("X".into(), 1), ("Y".into(), 0), ("Z".into(), 2)],
+            "{path}"
+        );
+
+        let kinds: HashSet<Kind> = [Kind::Link, Kind::Text, Kind::Link].into();
+        let words: BTreeSet<String> = ["b", "a", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            store.sets(kinds, words),
+            Ok((vec![Kind::Text, Kind::Link], vec!["c".into(), "b".into(), "a".into()])),
+            "{path}"
+        );
+
+        let found = store.find("k").unwrap().unwrap();
+        assert_eq!(found.tags, ["found"], "{path}");
+        assert_eq!(found.parent.as_ref().unwrap().value, [1], "{path}");
+        assert_eq!(store.find("none"), Ok(None), "{path}");
+
+        assert_eq!(store.quad([10, 0, 0, 1], [[1, 2], [3, 4]]), Ok([1, 0, 0, 20]), "{path}");
+        let words = ["ab".to_owned(), "cde".to_owned()];
+        let entries = [entry("e", Kind::Text, b"", &["1", "2"], None), entry("f", Kind::Text, b"", &["3"], None)];
+        assert_eq!(store.sum(&[1, 2, 3, u64::MAX - 6], &words, &entries), Ok((u64::MAX, 5, 3)), "{path}");
+        assert_eq!(store.sum(&[], &[], &[]), Ok((0, 0, 0)), "{path}");
+
+        let tree = Node {
+            label: "a".into(),
+            children: vec![
+                Node { label: "b".into(), children: vec![] },
+                Node { label: "c".into(), children: vec![Node { label: "d".into(), children: vec![] }] },
+            ],
+        };
+        let mirrored = store.tree(tree).unwrap();
+        assert_eq!(mirrored.label, "A", "{path}");
+        assert_eq!(mirrored.children[0].children[0].label, "D", "{path}");
+        assert_eq!(mirrored.children[1].label, "B", "{path}");
+
+        let q: VecDeque<u16> = [5, 6].into();
+        assert_eq!(
+            store.misc(Pair(1.5, 'x'), Unit, q, (7, -1, (true,), ())),
+            Ok((Pair(3.0, 'X'), Unit, [7, 5, 6, 65535].into())),
+            "{path}"
+        );
+        assert_eq!(store.big((1, 2, 3, 4, 5, 6, 7, 8, 9.5, 10.5, true, '\u{1}')), Ok(57), "{path}");
+    }
+}
+
+#[test]
+fn big_values_cross() {
+    for (path, store, _plugin) in stores() {
+        let many: Vec<(String, Vec<u8>)> = (0..2_000).map(|i| (format!("key {i}"), vec![i as u8; i % 7])).collect();
+        let map = store.pairs(many).unwrap();
+        assert_eq!(map.len(), 2_000, "{path}");
+        assert_eq!(map["KEY 1999"], vec![(1999 % 256) as u8; 1999 % 7], "{path}");
+        let numbers: Vec<u64> = (0..10_000).collect();
+        assert_eq!(store.sum(&numbers, &[], &[]).unwrap().0, 49_995_000, "{path}");
+    }
 }
 
 #[test]
 fn a_panic_comes_back_as_an_error_and_the_instance_keeps_working() {
     tomada::call::__install_panic_hook();
-    let local = Local::new();
-    let err = local.client.explode("on purpose".into()).unwrap_err();
-    let CallError::Panicked { message } = &err else { panic!("not a panic error: {err:?}") };
-    assert!(message.starts_with("exploded: on purpose (at "), "{message}");
-    assert!(err.to_string().starts_with("the plugin panicked: exploded: on purpose"), "{err}");
-    assert_eq!(local.client.put("k", vec![]), Ok(None));
+    for (path, store, _plugin) in stores() {
+        let err = store.explode("on purpose".into()).unwrap_err();
+        let CallError::Panicked { message } = &err else { panic!("{path}: {err:?}") };
+        assert!(message.starts_with("exploded: on purpose (at "), "{path}: {message}");
+        assert!(err.to_string().starts_with("the plugin panicked: exploded: on purpose"), "{path}");
+        assert_eq!(store.put("k", vec![]), Ok(None), "{path}");
+    }
 }
 
 #[test]
 fn the_client_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<<dyn Store as Contract>::Client>();
-    let local = Local::new();
-    std::thread::scope(|s| {
-        for t in 0..4 {
-            let client = &local.client;
-            s.spawn(move || {
-                for i in 0..50 {
-                    client.put(&format!("{t}-{i}"), vec![t as u8]).unwrap();
-                }
-            });
-        }
-    });
-    assert_eq!(local.client.count(), Ok(200));
+    assert_send_sync::<StoreClient>();
+    for (path, store, _plugin) in stores() {
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        store.put(&format!("{t}-{i}"), vec![t as u8]).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(store.count(), Ok(200), "{path}");
+    }
+}
+
+#[test]
+fn garbage_arguments_are_an_error_not_undefined_behaviour() {
+    let plugin = instance(Memory::default());
+    let channel = Loopback { plugin, dispatch: <dyn Store>::__tomada_dispatch::<Memory> };
+    // Method 1 is `get(&str)`: a length that lies, bytes that are not UTF-8, trailing
+    // bytes, an unknown method, an enum index out of range.
+    let lying = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+    let not_utf8 = [2, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0x28];
+    let trailing = [0, 0, 0, 0, 0, 0, 0, 0, 9];
+    // Method 10 is `sets(HashSet<Kind>, BTreeSet<String>)`: one `Kind` of index 9.
+    let bad_kind = [1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let cases = [(1, &lying[..]), (1, &not_utf8[..]), (1, &trailing[..]), (99, &[][..]), (10, &bad_kind[..])];
+    for (method, bytes) in cases {
+        let err = channel.call(method, bytes.to_vec()).unwrap_err();
+        assert!(matches!(err, CallError::Channel { .. }), "method {method}: {err:?}");
+    }
+    // An enum variant index the contract does not have, in an answer.
+    let bad_answer: Result<Result<(), StoreError>, _> = tomada::client::remote_call(&BadAnswer, 17, vec![]);
+    assert!(matches!(bad_answer, Err(CallError::Channel { .. })), "{bad_answer:?}");
+}
+
+struct BadAnswer;
+
+impl Channel for BadAnswer {
+    fn call(&self, _: u32, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        Ok(vec![1, 0, 0, 0, 9, 0, 0, 0])
+    }
 }
 
 #[allow(dead_code)] // exists for its vtable
@@ -178,17 +512,26 @@ fn a_newer_host_calls_an_older_plugin() {
     assert_eq!(<dyn v10::Api as Contract>::MINOR, 0);
     // The 1.0 plugin's vtable has one entry; the 1.1 client knows two.
     assert_eq!(std::mem::size_of::<v10::ApiVTable>(), std::mem::size_of::<usize>());
-    let this = &Old as *const Old as *const c_void;
-    // SAFETY: a vtable with the contract's first method, as `provided = 1` says, and
-    // a live `Old` that outlives the client.
-    let client = unsafe { <dyn v11::Api as Contract>::__client(&OLD_VTABLE as *const _ as *const c_void, this, 1, 0) };
-    assert_eq!(client.hello(), Ok("hello from 1.0".into()));
-    let err = client.bye("x").unwrap_err();
-    assert_eq!(err, CallError::NotProvided { method: "bye", added_in: "1.1".into(), plugin_version: "1.0".into() });
-    assert_eq!(
-        err.to_string(),
-        "`bye` is not provided by this plugin (built against contract 1.0; `bye` was added in 1.1); rebuild the plugin against the newer contract"
+    let clients = clients::<dyn v11::Api, _>(
+        (&OLD_VTABLE as *const v10::ApiVTable).cast(),
+        <dyn v10::Api>::__tomada_dispatch::<Old>,
+        || Old,
+        1,
+        0,
     );
+    for (path, client, _plugin) in clients {
+        assert_eq!(client.hello(), Ok("hello from 1.0".into()), "{path}");
+        let err = client.bye("x").unwrap_err();
+        assert_eq!(
+            err,
+            CallError::NotProvided { method: "bye", added_in: "1.1".into(), plugin_version: "1.0".into() },
+            "{path}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "`bye` is not provided by this plugin (built against contract 1.0; `bye` was added in 1.1); rebuild the plugin against the newer contract"
+        );
+    }
 }
 
 #[test]
@@ -199,114 +542,27 @@ fn the_description_is_readable() {
     let methods: Vec<String> = d.methods.iter().map(ToString::to_string).collect();
     assert_eq!(methods, ["fn hello(&self) -> String", "fn bye(&self, &str) -> String  [since minor 1]"]);
     let store = tomada::Interface::from(&<dyn Store as Contract>::DESCRIPTION);
-    assert_eq!(store.methods[0].to_string(), "fn put(&self, &str, Vec<u8>) -> Option<Vec<u8>>");
-    let record = &store.methods[2].args[0];
-    let fields: Vec<_> = record.fields.iter().map(|f| format!("{}: {}", f.name, f.ty)).collect();
-    assert_eq!(fields, ["id: u64", "tags: Vec<u8>", "note: Option<String>", "wide: i128"]);
-}
-
-/// The isolated path without a process: the remote vtable encodes each call, a
-/// loopback channel hands the bytes straight to the plugin side's dispatch function,
-/// which decodes them and calls the instance. Miri runs this too.
-mod remote {
-    use std::sync::Arc;
-
-    use tomada::ffi::{RSlice, RVec, Status};
-    use tomada::remote::{Channel, RemoteObject};
-
-    use super::*;
-
-    struct Loopback {
-        memory: Memory,
-    }
-
-    impl Channel for Loopback {
-        fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, (Status, String)> {
-            let mut out = std::mem::MaybeUninit::<RVec>::uninit();
-            let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
-            let this = &self.memory as *const Memory as *const c_void;
-            // SAFETY: the dispatch function of `Store` for `Memory`, with a live
-            // `Memory`, live argument bytes and writable out-pointers.
-            let status = unsafe {
-                <dyn Store>::__tomada_dispatch::<Memory>(
-                    this,
-                    method,
-                    RSlice::new(&args),
-                    out.as_mut_ptr(),
-                    panic.as_mut_ptr(),
-                )
-            };
-            if status == Status::OK {
-                // SAFETY: written on OK.
-                Ok(unsafe { out.assume_init() }.into_vec())
-            } else {
-                // SAFETY: written for every failed status.
-                let message = unsafe { panic.assume_init() }.into_vec();
-                Err((status, String::from_utf8(message).unwrap()))
-            }
-        }
-    }
-
-    #[test]
-    fn every_kind_of_value_crosses_the_byte_level_path() {
-        tomada::call::__install_panic_hook();
-        let remote = Box::new(RemoteObject { channel: Arc::new(Loopback { memory: Memory::default() }) });
-        // SAFETY: the remote vtable with its `RemoteObject`, which outlives the client.
-        let store = unsafe {
-            <dyn Store as Contract>::__client(
-                <dyn Store as Contract>::REMOTE_VTABLE as *const StoreVTable as *const c_void,
-                &*remote as *const RemoteObject as *const c_void,
-                6,
-                0,
-            )
-        };
-        assert_eq!(store.put("a", b"1".to_vec()), Ok(None));
-        assert_eq!(store.put("a", b"2".to_vec()), Ok(Some(b"1".to_vec())));
-        assert_eq!(store.get("a"), Ok(Ok(b"2".to_vec())));
-        assert_eq!(store.get("zz"), Ok(Err("no key `zz`".to_owned())));
-        let r = Record { id: 1, tags: vec![9], note: None, wide: -5 };
-        assert_eq!(store.record(r), Ok(Record { id: 2, tags: vec![9, b'!'], note: None, wide: 5 }));
-        assert_eq!(store.glyph('ã', false), Ok('ã'));
-        assert_eq!(store.count(), Ok(4));
-        let err = store.explode("far away".into()).unwrap_err();
-        assert!(
-            matches!(&err, CallError::Panicked { message } if message.starts_with("exploded: far away (at ")),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn garbage_arguments_are_a_channel_error() {
-        let memory = Memory::default();
-        let mut out = std::mem::MaybeUninit::<RVec>::uninit();
-        let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
-        // SAFETY: as above; the argument bytes are not a valid encoding.
-        let status = unsafe {
-            <dyn Store>::__tomada_dispatch::<Memory>(
-                &memory as *const Memory as *const c_void,
-                0,
-                RSlice::new(&[0xff, 0xff, 0xff]),
-                out.as_mut_ptr(),
-                panic.as_mut_ptr(),
-            )
-        };
-        assert_eq!(status, Status::CHANNEL);
-        // SAFETY: written for a failed status.
-        let message = String::from_utf8(unsafe { panic.assume_init() }.into_vec()).unwrap();
-        assert!(message.starts_with("malformed arguments"), "{message}");
-        let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
-        // SAFETY: as above, with a method number the contract does not have.
-        let status = unsafe {
-            <dyn Store>::__tomada_dispatch::<Memory>(
-                &memory as *const Memory as *const c_void,
-                99,
-                RSlice::new(&[]),
-                out.as_mut_ptr(),
-                panic.as_mut_ptr(),
-            )
-        };
-        assert_eq!(status, Status::CHANNEL);
-        // SAFETY: written for a failed status.
-        drop(unsafe { panic.assume_init() });
-    }
+    let sig = |i: usize| store.methods[i].to_string();
+    assert_eq!(sig(0), "fn put(&self, &str, Vec<u8>) -> Option<Vec<u8>>");
+    assert_eq!(sig(8), "fn pairs(&self, Vec<(String, Vec<u8>)>) -> HashMap<String, Vec<u8>>");
+    assert_eq!(sig(12), "fn quad(&self, [u8; 4], [[i16; 2]; 2]) -> [u8; 4]");
+    assert_eq!(sig(13), "fn sum(&self, &[u64], &[String], &[Entry]) -> (u64, usize, usize)");
+    assert_eq!(
+        sig(15),
+        "fn misc(&self, Pair, Unit, VecDeque<u16>, (u8, i8, (bool,), ())) -> (Pair, Unit, VecDeque<u16>)"
+    );
+    let defs: Vec<String> = store.types.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        defs,
+        [
+            "struct Record { id: u64, tags: Vec<u8>, note: Option<String>, wide: i128 }",
+            "struct Empty {}",
+            "struct Entry { key: String, value: Vec<u8>, kind: Kind, tags: Vec<String>, parent: Option<Box<Entry>> }",
+            "enum Kind { Text, Blob, Link }",
+            "enum StoreError { Full, ReadOnly, Other(String), Limit { max: u32, asked: u64 } }",
+            "struct Node { label: String, children: Vec<Node> }",
+            "struct Pair(f32, char)",
+            "struct Unit",
+        ]
+    );
 }

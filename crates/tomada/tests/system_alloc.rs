@@ -30,3 +30,78 @@ fn strings_and_vecs_are_moved_not_copied() {
     let back = unsafe { Vec::<u8>::from_ffi(v.into_ffi()) };
     assert_eq!(back.as_ptr(), ptr);
 }
+
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub enum Kind {
+    Text(String),
+    Blob { bytes: Vec<u8>, tags: Vec<String> },
+    Empty,
+}
+
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub kind: Kind,
+    pub score: f64,
+    pub parent: Option<Box<Entry>>,
+}
+
+#[test]
+fn sequences_are_converted_in_place() {
+    // Strings: each element's own buffer moves too; the sequence's buffer is reused.
+    let words: Vec<String> = (0..100).map(|i| format!("word {i}")).collect();
+    let (ptr, first) = (words.as_ptr() as usize, words[0].as_ptr());
+    // SAFETY: made by `Vec::into_ffi`.
+    let back = unsafe { Vec::<String>::from_ffi(words.clone().into_ffi()) };
+    assert_eq!(back, words);
+    let moved = words;
+    // SAFETY: as above.
+    let back = unsafe { Vec::<String>::from_ffi(moved.into_ffi()) };
+    assert_eq!((back.as_ptr() as usize, back[0].as_ptr()), (ptr, first));
+
+    // Numbers: the buffer crosses untouched.
+    let numbers: Vec<u64> = (0..1000).collect();
+    let ptr = numbers.as_ptr();
+    // SAFETY: as above.
+    let back = unsafe { Vec::<u64>::from_ffi(numbers.into_ffi()) };
+    assert_eq!(back.as_ptr(), ptr);
+    assert_eq!(back.iter().sum::<u64>(), 499_500);
+
+    // Structs with enums, boxes and nested sequences; Miri checks every move and free.
+    let entries: Vec<Entry> = (0..20)
+        .map(|i| Entry {
+            key: format!("k{i}"),
+            kind: match i % 3 {
+                0 => Kind::Text("t".repeat(i)),
+                1 => Kind::Blob { bytes: vec![i as u8; i], tags: vec!["a".into(), format!("b{i}")] },
+                _ => Kind::Empty,
+            },
+            score: i as f64 / 2.0,
+            parent: (i % 4 == 0).then(|| {
+                Box::new(Entry { key: "p".into(), kind: Kind::Empty, score: -1.0, parent: None })
+            }),
+        })
+        .collect();
+    // SAFETY: as above.
+    let back = unsafe { Vec::<Entry>::from_ffi(entries.clone().into_ffi()) };
+    assert_eq!(back, entries);
+    // Dropped without being converted back: every element and buffer is freed.
+    drop(entries.into_ffi());
+}
+
+#[test]
+fn maps_and_sets_cross() {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    let map: HashMap<String, Vec<u8>> = (0..50).map(|i| (format!("{i}"), vec![i as u8])).collect();
+    // SAFETY: made by `into_ffi` of the same type.
+    let back = unsafe { HashMap::<String, Vec<u8>>::from_ffi(map.clone().into_ffi()) };
+    assert_eq!(back, map);
+    let tree: BTreeMap<u32, Option<String>> = (0..50).map(|i| (i, (i % 2 == 0).then(|| i.to_string()))).collect();
+    // SAFETY: as above.
+    let back = unsafe { BTreeMap::<u32, Option<String>>::from_ffi(tree.clone().into_ffi()) };
+    assert_eq!(back, tree);
+    let set: HashSet<(u8, char)> = (0..20).map(|i| (i, char::from(b'a' + i))).collect();
+    // SAFETY: as above.
+    let back = unsafe { HashSet::<(u8, char)>::from_ffi(set.clone().into_ffi()) };
+    assert_eq!(back, set);
+}

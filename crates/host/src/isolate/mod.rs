@@ -46,8 +46,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tomada::ffi::Status;
-use tomada::remote::Channel;
+use tomada::CallError;
+use tomada::client::Channel;
 
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
@@ -497,31 +497,47 @@ impl Isolated {
     }
 }
 
+impl Isolated {
+    fn quarantined(&self) -> CallError {
+        CallError::Quarantined { crashes: self.options.crash_budget, window: self.options.crash_window }
+    }
+}
+
+/// The error for a process that ended during a call.
+fn crashed(exit: Option<ExitStatus>, quarantine: Option<String>) -> CallError {
+    let mut detail = describe(exit);
+    if let Some(q) = quarantine {
+        detail = format!("{detail}; {q}");
+    }
+    CallError::Crashed { signal: exit.and_then(|s| s.signal()), exit_code: exit.and_then(|s| s.code()), detail }
+}
+
 impl Channel for Isolated {
-    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, (Status, String)> {
+    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
         let mut state = self.lock();
-        if let Some(why) = &state.quarantined {
-            return Err((Status::QUARANTINED, why.clone()));
+        if state.quarantined.is_some() {
+            return Err(self.quarantined());
         }
         if state.connection.is_none() {
             match self.spawn() {
                 Ok(c) => state.connection = Some(c),
                 Err(e) => {
-                    let quarantine = self.crashed(&mut state);
-                    let why = format!("the plugin's process could not be restarted: {e}");
-                    return Err(match quarantine {
-                        Some(q) => (Status::QUARANTINED, format!("{why}; {q}")),
-                        None => (Status::CRASHED, why),
+                    return Err(match self.crashed(&mut state) {
+                        Some(_) => self.quarantined(),
+                        None => CallError::Crashed {
+                            signal: None,
+                            exit_code: None,
+                            detail: format!("the plugin's process could not be restarted: {e}"),
+                        },
                     });
                 }
             }
         }
         if args.len() + 4 + 9 > frame::MAX_FRAME {
             // Refused here: the plugin's process is fine and stays.
-            return Err((
-                Status::CHANNEL,
-                format!("the arguments take {} bytes, over the 1 GiB limit of a call", args.len()),
-            ));
+            return Err(CallError::Channel {
+                message: format!("the arguments take {} bytes, over the 1 GiB limit of a call", args.len()),
+            });
         }
         let connection = state.connection.as_mut().expect("set above");
         let id = connection.next_id;
@@ -539,43 +555,29 @@ impl Channel for Isolated {
         let fault = match answer {
             // The child answers a value, a caught panic, or undecodable arguments;
             // any other status is a forgery (crashes and deadlines are ours to say).
-            Ok(f)
-                if f.kind == Kind::Reply
-                    && f.id == id
-                    && matches!(
-                        f.payload.first().copied().map(Status),
-                        Some(Status::OK | Status::PANICKED | Status::CHANNEL)
-                    ) =>
-            {
-                let status = Status(f.payload[0]);
+            Ok(f) if f.kind == Kind::Reply && f.id == id && matches!(f.payload.first(), Some(0..=2)) => {
+                let status = f.payload[0];
                 let mut body = f.payload;
                 body.remove(0);
-                return if status == Status::OK {
-                    Ok(body)
-                } else {
-                    Err((status, String::from_utf8_lossy(&body).into_owned()))
-                };
+                return tomada::client::answer(status, body);
             }
-            Ok(f) => (Status::CHANNEL, format!("a malformed answer ({:?} frame, id {} for call {id})", f.kind, f.id)),
-            Err(ReadError::Malformed(why)) => (Status::CHANNEL, format!("a malformed answer: {why}")),
-            Err(ReadError::Io(e)) => (Status::CHANNEL, format!("the channel failed: {e}")),
-            Err(ReadError::TimedOut) => {
-                (Status::TIMED_OUT, format!("no answer within {:?}; the process was killed", self.options.deadline))
-            }
-            Err(ReadError::Eof) => (Status::CRASHED, String::new()),
+            Ok(f) => CallError::Channel {
+                message: format!("a malformed answer ({:?} frame, id {} for call {id})", f.kind, f.id),
+            },
+            Err(ReadError::Malformed(why)) => CallError::Channel { message: format!("a malformed answer: {why}") },
+            Err(ReadError::Io(e)) => CallError::Channel { message: format!("the channel failed: {e}") },
+            Err(ReadError::TimedOut) => CallError::TimedOut { deadline: self.options.deadline },
+            Err(ReadError::Eof) => CallError::Crashed { signal: None, exit_code: None, detail: String::new() },
         };
         // Whatever happened, this process is done: kill it (a malformed frame or a
         // hang) or reap it (it died), and start afresh on the next call.
         // (A child that closed the channel may still be alive: it is killed too.)
-        let (status, mut why) = fault;
         let exit = state.connection.take().expect("set above").kill();
-        if why.is_empty() {
-            why = describe(exit);
-        }
-        match self.crashed(&mut state) {
-            Some(q) => Err((status, format!("{why}; {q}"))),
-            None => Err((status, why)),
-        }
+        let quarantine = self.crashed(&mut state);
+        Err(match fault {
+            CallError::Crashed { .. } => crashed(exit, quarantine),
+            other => other,
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 #[tomada::contract(abi = 1)]
-pub trait Numbers {
-    fn all(&self) -> Vec<u32>;
+pub trait Clock {
+    fn now(&self) -> std::time::Duration;
 }
 
 fn main() {}

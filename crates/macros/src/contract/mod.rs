@@ -1,0 +1,128 @@
+//! `#[contract]`: a short orchestrator over one emitter per job. Each emitter takes
+//! the contract's [`Parts`] and, per method, a [`Sig`]: the vtable entry and the
+//! plugin's in-process shim ([`vtable`]), the host's client method ([`client`]), the
+//! plugin's byte-level arm for isolated calls ([`dispatch`]), and the description
+//! and fingerprint ([`describe`]).
+
+mod client;
+mod describe;
+mod dispatch;
+mod vtable;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, ItemTrait, Type, TypeParamBound};
+
+use crate::parse::{self, ContractArgs, Method, with_static_lifetimes};
+
+/// What every emitter needs to know about the contract.
+pub(crate) struct Parts<'a> {
+    pub(crate) trait_ident: &'a Ident,
+    pub(crate) vis: &'a syn::Visibility,
+    pub(crate) vtable: Ident,
+    pub(crate) client: Ident,
+    /// `where` predicates requiring every argument type to be `Arg` and every result
+    /// type `Abi`, spanned at the type as written; see [`bounds`].
+    pub(crate) bounds: TokenStream,
+}
+
+/// One method, with everything its emitters share.
+pub(crate) struct Sig<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) index: usize,
+    /// Argument types with `'static` lifetimes, nameable in items.
+    pub(crate) arg_tys_static: Vec<Type>,
+    /// The result type with `'static` lifetimes.
+    pub(crate) ret_static: Type,
+    /// `__tomada_a0`, ... : the arguments inside generated bodies (never clashing
+    /// with the generated locals, whatever the user named them).
+    pub(crate) locals: Vec<Ident>,
+}
+
+impl<'a> Sig<'a> {
+    fn new(method: &'a Method, index: usize) -> Self {
+        Sig {
+            method,
+            index,
+            arg_tys_static: method.args.iter().map(|a| with_static_lifetimes(&a.ty)).collect(),
+            ret_static: with_static_lifetimes(&method.ret),
+            locals: (0..method.args.len()).map(|i| format_ident!("__tomada_a{}", i)).collect(),
+        }
+    }
+
+    /// The `#[repr(C)]` parameter list of the method's `extern "C"` shim.
+    pub(crate) fn ffi_params(&self) -> TokenStream {
+        let locals = &self.locals;
+        let ffi = self.arg_tys_static.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Arg>::Ffi));
+        let ret = &self.ret_static;
+        quote! {
+            this: *const ::core::ffi::c_void,
+            #(#locals: #ffi,)*
+            out: *mut <#ret as ::tomada::Abi>::Ffi,
+            panic: *mut ::tomada::__private::RVec
+        }
+    }
+}
+
+/// The `where` predicates that make a contract with an unsupported type fail with one
+/// error: every generated item carries the same predicates, spanned at the type the
+/// author wrote, so each unsupported type is reported once (rustc reports an unmet
+/// bound of an item's own `where` clause once, at its span, and then type-checks the
+/// item under it, so nothing else in the item fails), with `Abi`'s message naming it.
+fn bounds(methods: &[Method]) -> TokenStream {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = TokenStream::new();
+    for m in methods {
+        for a in &m.args {
+            let t = with_static_lifetimes(&a.ty);
+            if seen.insert(quote!(#t Arg).to_string()) {
+                out.extend(quote_spanned!(a.ty.span()=> #t: ::tomada::Arg,));
+            }
+        }
+        let t = with_static_lifetimes(&m.ret);
+        if seen.insert(quote!(#t Abi).to_string()) {
+            out.extend(quote_spanned!(m.ret.span()=> #t: ::tomada::Abi,));
+        }
+    }
+    out
+}
+
+/// Expands `#[contract]`. On a mistake the trait is still emitted (so the rest of the
+/// crate keeps compiling against it) next to one error per mistake.
+pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
+    let contract = match parse::contract(&mut item) {
+        Ok(c) => c,
+        Err(e) => {
+            let error = e.into_compile_error();
+            return quote!(#item #error);
+        }
+    };
+    // Plugin instances are shared by every thread of the host.
+    for bound in [quote!(::core::marker::Send), quote!(::core::marker::Sync), quote!('static)] {
+        let bound: TypeParamBound = syn::parse2(bound).expect("a bound");
+        item.supertraits.push(bound);
+    }
+    if item.colon_token.is_none() {
+        item.colon_token = Some(Default::default());
+    }
+    let parts = Parts {
+        trait_ident: &item.ident,
+        vis: &item.vis,
+        vtable: format_ident!("{}VTable", item.ident),
+        client: format_ident!("{}Client", item.ident),
+        bounds: bounds(&contract.methods),
+    };
+    let sigs: Vec<Sig> = contract.methods.iter().enumerate().map(|(i, m)| Sig::new(m, i)).collect();
+    let vtable = vtable::emit(&parts, &sigs);
+    let client = client::emit(&parts, &sigs);
+    let dispatch = dispatch::emit(&parts, &sigs);
+    let describe = describe::emit(&parts, &sigs, &args, contract.minor);
+    quote! {
+        #item
+        #vtable
+        #client
+        #dispatch
+        #describe
+    }
+}

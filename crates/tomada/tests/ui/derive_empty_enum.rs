@@ -1,0 +1,4 @@
+#[derive(tomada::Abi)]
+pub enum Never {}
+
+fn main() {}

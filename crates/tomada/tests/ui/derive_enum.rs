@@ -1,7 +1,0 @@
-#[derive(tomada::Abi)]
-pub enum Color {
-    Red,
-    Green,
-}
-
-fn main() {}
