@@ -77,9 +77,8 @@ fn sequences_are_converted_in_place() {
                 _ => Kind::Empty,
             },
             score: i as f64 / 2.0,
-            parent: (i % 4 == 0).then(|| {
-                Box::new(Entry { key: "p".into(), kind: Kind::Empty, score: -1.0, parent: None })
-            }),
+            parent: (i % 4 == 0)
+                .then(|| Box::new(Entry { key: "p".into(), kind: Kind::Empty, score: -1.0, parent: None })),
         })
         .collect();
     // SAFETY: as above.
