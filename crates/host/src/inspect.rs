@@ -42,7 +42,8 @@ fn check_platform(path: &Path, manifest: &Manifest, facts: &Facts) -> Result<(),
         let rest = if parts.len() >= 3 { parts[2..].join("-") } else { parts[1..].join("-") };
         (arch, rest)
     }
-    let wrong = |expected: String, found: String| LoadError::WrongPlatform { path: path.to_path_buf(), expected, found };
+    let wrong =
+        |expected: String, found: String| LoadError::WrongPlatform { path: path.to_path_buf(), expected, found };
     if platform(&manifest.target) != platform(tomada::TARGET) {
         return Err(wrong(tomada::TARGET.to_owned(), manifest.target.clone()));
     }
@@ -216,9 +217,10 @@ fn find<'d, R: ReadRef<'d>>(
     {
         return Err(too_big(path, section.size()));
     }
-    let bytes = section_bytes(&object, record)
-        .transpose()
-        .map_err(|e| LoadError::Damaged { path: owned(), reason: format!("its tomada section cannot be read ({e})") })?;
+    let bytes = section_bytes(&object, record).transpose().map_err(|e| LoadError::Damaged {
+        path: owned(),
+        reason: format!("its tomada section cannot be read ({e})"),
+    })?;
     Ok((bytes, Facts::default()))
 }
 

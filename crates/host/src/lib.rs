@@ -44,22 +44,22 @@ mod trust;
 
 use std::ffi::c_void;
 use std::fmt;
-use std::mem::{ManuallyDrop, MaybeUninit};
 use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 pub use error::LoadError;
-pub use trust::{PolicyError, TrustPolicy};
 pub use inspect::{Inspection, expectations, expectations_bytes, inspect, inspect_bytes};
 pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
+pub use trust::{PolicyError, TrustPolicy};
 
 use file::PluginFile;
 use library::Library;
-use trust::Provenance;
 use tomada::descriptor::DestroyFn;
 use tomada::ffi::{RVec, Status};
+use trust::Provenance;
 
 /// A loaded plugin implementing contract `C` (a trait object type such as
 /// `dyn Greeter`). Dereferences to the contract's generated client, so the trait's

@@ -199,7 +199,8 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
 
     // Relocations.
     let mut relocations: Vec<&[elf::Rela64<Endianness>]> = Vec::new();
-    for (at, size, what) in [(elf::DT_RELA, elf::DT_RELASZ, "relocations"), (elf::DT_JMPREL, elf::DT_PLTRELSZ, "PLT relocations")]
+    for (at, size, what) in
+        [(elf::DT_RELA, elf::DT_RELASZ, "relocations"), (elf::DT_JMPREL, elf::DT_PLTRELSZ, "PLT relocations")]
     {
         match (get(at), get(size)) {
             (None, None) => {}
@@ -267,9 +268,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         if field(std::mem::offset_of!(tomada::Descriptor, manifest)) != Some(manifest.0)
             || image.file_offset(manifest.0, manifest.1).is_none()
         {
-            return Err(damaged(
-                "its exported descriptor does not point at its .tomada section (a copied section?)",
-            ));
+            return Err(damaged("its exported descriptor does not point at its .tomada section (a copied section?)"));
         }
         for offset in [
             std::mem::offset_of!(tomada::Descriptor, create),
@@ -311,7 +310,8 @@ fn check_gnu_hash<'d, R: ReadRef<'d>>(
     let words = nbucket + u64::from(nsyms - symoffset);
     let size = 16 + 8 * bloom + 4 * words;
     let off = image.file_offset(at, size).ok_or_else(bad)?;
-    let words: &[object::U32<Endianness>] = data.read_slice_at(off + 16 + 8 * bloom, words as usize).map_err(|_| bad())?;
+    let words: &[object::U32<Endianness>] =
+        data.read_slice_at(off + 16 + 8 * bloom, words as usize).map_err(|_| bad())?;
     let (buckets, chains) = words.split_at(nbucket as usize);
     for b in buckets {
         let mut i = b.get(e);

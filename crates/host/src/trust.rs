@@ -291,7 +291,10 @@ fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
         // SAFETY: `geteuid` has no preconditions.
         let me = unsafe { libc::geteuid() };
         if file.meta.uid() != 0 && file.meta.uid() != me {
-            return refuse(format!("the file is owned by uid {}, neither root nor this host's user ({me})", file.meta.uid()));
+            return refuse(format!(
+                "the file is owned by uid {}, neither root nor this host's user ({me})",
+                file.meta.uid()
+            ));
         }
         if let Some(dir) = file.absolute.parent()
             && let Ok(meta) = std::fs::metadata(dir)

@@ -279,7 +279,10 @@ fn a_descriptor_that_contradicts_the_file_is_refused_before_loading() {
     // The exported descriptor points at another manifest than the `.tomada` section:
     // found from the file's relocations, before the loader runs anything.
     let err = tomada_host::inspect(&path).unwrap_err();
-    assert!(matches!(&err, LoadError::Damaged { reason, .. } if reason.contains("does not point at its .tomada section")), "{err:?}");
+    assert!(
+        matches!(&err, LoadError::Damaged { reason, .. } if reason.contains("does not point at its .tomada section")),
+        "{err:?}"
+    );
     assert_message(&err, &path, &["damaged"]);
     let err = refusal(&path);
     assert!(matches!(err, LoadError::Damaged { .. }), "{err:?}");

@@ -10,3 +10,4 @@ mod isolate;
 mod load;
 mod marker;
 mod threads;
+mod trust;

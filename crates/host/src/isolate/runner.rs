@@ -39,7 +39,8 @@ impl LoadRequest {
 
     fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
         type Wire = (Vec<u8>, RawFd, Option<(bool, Vec<Vec<u8>>, bool, bool)>);
-        let (path, fd, sandbox): Wire = postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
+        let (path, fd, sandbox): Wire =
+            postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
         let paths = |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(OsString::from_vec(b))).collect();
         Ok(LoadRequest {
             path: PathBuf::from(OsString::from_vec(path)),
@@ -92,9 +93,7 @@ fn is_unix_stream(fd: RawFd) -> bool {
         let mut value: libc::c_int = 0;
         let mut len = size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: `getsockopt` writes one int into `value`; `len` says its size.
-        let ok = unsafe {
-            libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut value).cast(), &mut len)
-        } == 0;
+        let ok = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut value).cast(), &mut len) } == 0;
         ok.then_some(value)
     };
     #[cfg(target_os = "linux")]
