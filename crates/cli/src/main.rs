@@ -314,7 +314,14 @@ fn sign(secret: &Path, plugin: &Path) -> Result<PathBuf> {
         std::fs::read_to_string(secret).with_context(|| format!("cannot read secret key `{}`", secret.display()))?;
     let boxed = minisign::SecretKeyBox::from_string(&text)
         .with_context(|| format!("`{}` is not a minisign secret key", secret.display()))?;
-    let sk = boxed.into_secret_key(None).with_context(|| format!("cannot open secret key `{}`", secret.display()))?;
+    // Unencrypted (`tomada keygen`, `minisign -G -W`), or else encrypted: minisign
+    // asks for the password.
+    let sk = match boxed.clone().into_unencrypted_secret_key() {
+        Ok(sk) => sk,
+        Err(_) => {
+            boxed.into_secret_key(None).with_context(|| format!("cannot open secret key `{}`", secret.display()))?
+        }
+    };
     let pk = minisign::PublicKey::from_secret_key(&sk).ok();
     let file = std::fs::File::open(plugin).with_context(|| format!("cannot read `{}`", plugin.display()))?;
     let name = plugin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
