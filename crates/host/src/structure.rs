@@ -72,6 +72,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     let phdrs = header.program_headers(e, data).map_err(|_| damaged("its program headers lie outside the file"))?;
     let mut loads = Vec::new();
     let mut dynamic = None;
+    let mut within = Vec::new();
     let mut last_vaddr = 0;
     for ph in phdrs {
         let (offset, filesz, vaddr, memsz, align) =
@@ -85,13 +86,13 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                         offset.saturating_add(filesz)
                     )));
                 }
-                if filesz > memsz || vaddr.checked_add(memsz).is_none() || vaddr < last_vaddr {
+                if filesz > memsz || vaddr.checked_add(memsz).is_none_or(|end| end > 1 << 47) || vaddr < last_vaddr {
                     return Err(damaged("a loadable segment's sizes or addresses are inconsistent"));
                 }
                 if align > 1 && (!align.is_power_of_two() || offset % align != vaddr % align) {
                     return Err(damaged("a loadable segment is misaligned"));
                 }
-                last_vaddr = vaddr;
+                last_vaddr = vaddr + memsz;
                 loads.push(Load { vaddr, memsz, offset, filesz, flags: ph.p_flags(e).0 });
             }
             t if t == elf::PT_DYNAMIC.0 => {
@@ -105,11 +106,25 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                 if !inside || filesz > memsz {
                     return Err(damaged("its thread-local or read-only-after-relocation segment is inconsistent"));
                 }
+                within.push((vaddr, memsz, offset));
             }
             _ => {}
         }
     }
     let image = Image { loads: &loads };
+    // Thread-local and read-only-after-relocation ranges: inside one writable loadable
+    // segment, at the file offset it maps (ld.so `mprotect`s and copies them).
+    for (vaddr, memsz, offset) in within {
+        let fits = loads.iter().any(|l| {
+            l.flags & elf::PF_W.0 != 0
+                && l.vaddr <= vaddr
+                && vaddr.saturating_add(memsz) <= l.vaddr + l.memsz
+                && offset.checked_sub(l.offset) == Some(vaddr - l.vaddr)
+        });
+        if !fits {
+            return Err(damaged("its thread-local or read-only-after-relocation segment lies outside its data"));
+        }
+    }
     let (dyn_off, dyn_size, dyn_vaddr) = dynamic.ok_or_else(|| damaged("it has no dynamic segment"))?;
     if image.file_offset(dyn_vaddr, dyn_size) != Some(dyn_off) {
         return Err(damaged("its dynamic segment is not where its loadable segments put it"));
@@ -216,13 +231,17 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     }
     let (relative, allowed) = relocation_types(header.e_machine(e).0);
     let mut relative_at = std::collections::HashMap::new();
+    let mut targets = std::collections::HashSet::new();
     for rela in relocations.iter().flat_map(|r| r.iter()) {
         let (offset, kind, sym) = (rela.r_offset(e), rela.r_type(e, false).0, rela.r_sym(e, false) as u64);
         if !allowed.is_empty() && !allowed.contains(&kind) {
             return Err(Some(format!("it has a relocation of unknown type {kind}")));
         }
-        if sym >= nsyms.max(1) || !image.mapped(offset, 8, elf::PF_W.0) {
+        if sym >= nsyms.max(1) || !image.mapped(offset, 8, elf::PF_W.0) || offset % 8 != 0 {
             return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
+        }
+        if !targets.insert(offset) {
+            return Err(damaged("two relocations write the same place"));
         }
         if Some(kind) == relative {
             relative_at.insert(offset, rela.r_addend(e) as u64);
@@ -243,7 +262,17 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
             return Err(damaged("its initialiser or finaliser does not point at code"));
         }
     }
-    check_versions(data, &image, e, &get, &string)?;
+    let versions = check_versions(data, &image, e, &get, &string)?;
+    if let Some(versym) = get(elf::DT_VERSYM) {
+        // Each symbol's version index must name a version record: ld.so indexes an
+        // array with it.
+        let entries: &[object::U16<Endianness>] = data
+            .read_slice_at(table(versym, nsyms * 2, "symbol version table")?, nsyms as usize)
+            .map_err(|_| damaged("its symbol version table cannot be read"))?;
+        if entries.iter().any(|v| !versions.contains(&(v.get(e) & 0x7fff))) {
+            return Err(damaged("a symbol names a version that is not defined"));
+        }
+    }
 
     // The exported descriptor, as the loader will find it.
     let wanted = tomada::descriptor::SYMBOL.as_bytes();
@@ -337,8 +366,9 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
     e: Endianness,
     get: &dyn Fn(elf::DynamicTag) -> Option<u64>,
     string: &dyn Fn(u64) -> Result<&'s [u8], Option<String>>,
-) -> Result<(), Option<String>> {
+) -> Result<std::collections::HashSet<u16>, Option<String>> {
     let bad = || Some("its symbol version records are malformed".to_owned());
+    let mut indices: std::collections::HashSet<u16> = [0, 1].into_iter().collect();
     for (at, count, need) in [(elf::DT_VERNEED, elf::DT_VERNEEDNUM, true), (elf::DT_VERDEF, elf::DT_VERDEFNUM, false)] {
         let Some(mut addr) = get(at) else { continue };
         let count = get(count).ok_or_else(bad)?;
@@ -351,9 +381,16 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
             let off = image.file_offset(addr, 16).ok_or_else(bad)?;
             let (aux_count, aux_first, next, file) = if need {
                 let v: &elf::Verneed<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                if v.vn_version.get(e) != 1 {
+                    return Err(bad());
+                }
                 (v.vn_cnt.get(e), v.vn_aux.get(e), v.vn_next.get(e), Some(v.vn_file.get(e)))
             } else {
                 let v: &elf::Verdef<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                if v.vd_version.get(e) != 1 {
+                    return Err(bad());
+                }
+                indices.insert(v.vd_ndx.get(e).0 & 0x7fff);
                 (v.vd_cnt.get(e), v.vd_aux.get(e), v.vd_next.get(e), None)
             };
             if let Some(file) = file {
@@ -364,6 +401,7 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
                 let off = image.file_offset(aux, if need { 16 } else { 8 }).ok_or_else(bad)?;
                 let (name, next) = if need {
                     let a: &elf::Vernaux<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                    indices.insert(a.vna_other.get(e).0 & 0x7fff);
                     (a.vna_name.get(e), a.vna_next.get(e))
                 } else {
                     let a: &elf::Verdaux<Endianness> = data.read_at(off).map_err(|_| bad())?;
@@ -380,5 +418,5 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
             }
         }
     }
-    Ok(())
+    Ok(indices)
 }

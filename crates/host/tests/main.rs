@@ -5,6 +5,7 @@
 
 mod allround;
 mod compiler;
+mod damage;
 mod evolve;
 mod isolate;
 mod load;

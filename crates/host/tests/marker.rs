@@ -32,6 +32,10 @@ fn marker_child() {
                 println!("outcome: refused: {line}");
             }
         },
+        Some("greet") => match tomada_host::load::<dyn pluginapi::Greeter>(PathBuf::from(library)) {
+            Ok(p) => println!("outcome: greeted {:?}", p.greet("x").map_err(|e| e.to_string())),
+            Err(e) => println!("outcome: refused: {e}"),
+        },
         Some("race") => {
             // Swaps the plugin's path between a tomada plugin and a foreign library
             // (rename(2), atomic) while loading it, over and over.
