@@ -193,15 +193,15 @@ impl TrustPolicy {
         .map_err(|e| LoadError::Io { path: path(), source: e })?;
         let sha256: [u8; 32] = sha.finalize().into();
         let mut provenance = Provenance { sha256: Some(sha256), key: None };
-        if let Some(pinned) = self.pins.get(name) {
-            if *pinned != sha256 {
-                return Err(LoadError::DigestMismatch {
-                    path: path(),
-                    name: name.to_owned(),
-                    expected: hex(pinned),
-                    found: hex(&sha256),
-                });
-            }
+        if let Some(pinned) = self.pins.get(name)
+            && *pinned != sha256
+        {
+            return Err(LoadError::DigestMismatch {
+                path: path(),
+                name: name.to_owned(),
+                expected: hex(pinned),
+                found: hex(&sha256),
+            });
         }
         if let (Some(mut stream), Some((_, id))) = (stream, verifier.as_ref()) {
             if stream.finalize().is_err() {

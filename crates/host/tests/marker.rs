@@ -47,7 +47,7 @@ fn marker_child() {
                 std::thread::spawn(move || {
                     let mut i = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let source = if i % 2 == 0 { "plugin.src" } else { "foreign.src" };
+                        let source = if i.is_multiple_of(2) { "plugin.src" } else { "foreign.src" };
                         let tmp = dir.join(format!("tmp{i}"));
                         std::fs::hard_link(dir.join(source), &tmp).unwrap();
                         std::fs::rename(&tmp, &path).unwrap();

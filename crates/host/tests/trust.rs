@@ -70,7 +70,7 @@ fn a_fifo_swapped_in_during_loads_never_hangs() {
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let tmp = dir.join(format!("tmp{i}"));
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     std::fs::hard_link(dir.join("plugin.src"), &tmp).unwrap();
                 } else {
                     std::fs::hard_link(dir.join("fifo.src"), &tmp).unwrap();
@@ -353,8 +353,10 @@ fn a_file_signed_by_the_minisign_tool_loads() {
 
 // ---- audit trail ----
 
+type Event = Vec<(String, String)>;
+
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct Capture(Arc<Mutex<Vec<Event>>>);
 
 struct Fields(Vec<(String, String)>);
 
