@@ -230,8 +230,9 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         return Err(damaged("it uses relocation formats tomada does not check (REL, RELR)"));
     }
     let (relative, allowed) = relocation_types(header.e_machine(e).0);
-    let mut relative_at = std::collections::HashMap::new();
-    let mut targets = std::collections::HashSet::new();
+    // Sorted vectors, not hash maps: hundreds of relocations, checked on every load.
+    let mut relative_at: Vec<(u64, u64)> = Vec::new();
+    let mut targets: Vec<u64> = Vec::new();
     for rela in relocations.iter().flat_map(|r| r.iter()) {
         let (offset, kind, sym) = (rela.r_offset(e), rela.r_type(e, false).0, rela.r_sym(e, false) as u64);
         if !allowed.is_empty() && !allowed.contains(&kind) {
@@ -240,20 +241,24 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         if sym >= nsyms.max(1) || !image.mapped(offset, 8, elf::PF_W.0) || offset % 8 != 0 {
             return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
         }
-        if !targets.insert(offset) {
-            return Err(damaged("two relocations write the same place"));
-        }
+        targets.push(offset);
         if Some(kind) == relative {
-            relative_at.insert(offset, rela.r_addend(e) as u64);
+            relative_at.push((offset, rela.r_addend(e) as u64));
         }
     }
+    targets.sort_unstable();
+    if targets.windows(2).any(|w| w[0] == w[1]) {
+        return Err(damaged("two relocations write the same place"));
+    }
+    relative_at.sort_unstable();
+    let relative_target = |at: u64| relative_at.binary_search_by_key(&at, |&(o, _)| o).ok().map(|i| relative_at[i].1);
     let code = |addr: u64| image.mapped(addr, 1, elf::PF_X.0);
     for (at, size) in [(elf::DT_INIT_ARRAY, elf::DT_INIT_ARRAYSZ), (elf::DT_FINI_ARRAY, elf::DT_FINI_ARRAYSZ)] {
         let (Some(at), Some(size)) = (get(at), get(size)) else { continue };
         if size % 8 != 0 || !image.mapped(at, size, elf::PF_W.0) {
             return Err(damaged("its initialiser or finaliser array is malformed"));
         }
-        if relative.is_some() && (0..size / 8).any(|i| relative_at.get(&(at + 8 * i)).is_none_or(|&t| !code(t))) {
+        if relative.is_some() && (0..size / 8).any(|i| relative_target(at + 8 * i).is_none_or(|t| !code(t))) {
             return Err(damaged("an initialiser or finaliser does not point at code"));
         }
     }
@@ -293,7 +298,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         return Err(damaged("its exported descriptor is not a whole descriptor"));
     }
     if relative.is_some() {
-        let field = |offset: usize| relative_at.get(&(at + offset as u64)).copied();
+        let field = |offset: usize| relative_target(at + offset as u64);
         if field(std::mem::offset_of!(tomada::Descriptor, manifest)) != Some(manifest.0)
             || image.file_offset(manifest.0, manifest.1).is_none()
         {

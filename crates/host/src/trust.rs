@@ -181,19 +181,26 @@ impl TrustPolicy {
             }
             None => None,
         };
-        // One pass over the file: its SHA-256 and (if signed) minisign's BLAKE2b.
-        let mut sha = Sha256::new();
+        // One pass over the file: minisign's BLAKE2b (if signed) and the SHA-256, if
+        // pins or the audit trail need it.
+        let want_sha = !self.pins.is_empty()
+            || self.keys.is_empty()
+            || tracing::enabled!(target: "tomada::audit", tracing::Level::INFO);
+        let mut sha = want_sha.then(Sha256::new);
         let mut stream = verifier.as_ref().map(|(v, _)| v.clone());
         file.read_all(|chunk| {
-            sha.update(chunk);
+            if let Some(sha) = sha.as_mut() {
+                sha.update(chunk);
+            }
             if let Some(s) = stream.as_mut() {
                 s.update(chunk);
             }
         })
         .map_err(|e| LoadError::Io { path: path(), source: e })?;
-        let sha256: [u8; 32] = sha.finalize().into();
-        let mut provenance = Provenance { sha256: Some(sha256), key: None };
+        let sha256: Option<[u8; 32]> = sha.map(|s| s.finalize().into());
+        let mut provenance = Provenance { sha256, key: None };
         if let Some(pinned) = self.pins.get(name)
+            && let Some(sha256) = sha256
             && *pinned != sha256
         {
             return Err(LoadError::DigestMismatch {
@@ -213,7 +220,8 @@ impl TrustPolicy {
             return Ok(provenance);
         }
         if self.keys.is_empty() {
-            return Err(LoadError::NotPinned { path: path(), name: name.to_owned(), sha256: hex(&sha256) });
+            let sha256 = sha256.map(|d| hex(&d)).unwrap_or_default();
+            return Err(LoadError::NotPinned { path: path(), name: name.to_owned(), sha256 });
         }
         Err(LoadError::Unsigned { path: path() })
     }
