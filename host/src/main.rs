@@ -2,6 +2,9 @@
 //! the `pluginapi::Greeter` contract, and prints its greeting.
 //! `host --plugin-dir DIR`: the same for every plugin in a directory.
 //! `--isolate`: each plugin runs in a child process (this same executable).
+//! `--trusted-key FILE` (repeatable): a trust policy; only plugins signed
+//! (`PLUGIN.minisig`) by one of these minisign keys load, and only if no one but
+//! their owner can change them.
 //!
 //! Like the Go original's, the first line is a log line on stderr with a local
 //! `YYYY/MM/DD HH:MM:SS` prefix; the greeting goes to stdout. Any failure is one
@@ -15,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pluginapi::Greeter;
 use tomada_host::isolate::{Isolation, Mode};
+use tomada_host::{Loader, TrustPolicy};
 
 tomada_host::tomada::global_allocator!();
 // Records in this executable the contract it expects, for `tomada diff`.
@@ -41,6 +45,10 @@ struct Args {
     /// allocation there is an error here, not the end of the host
     #[arg(long)]
     isolate: bool,
+    /// Trust plugins signed by this minisign public key (repeatable). With any, a
+    /// plugin loads only with a good signature (`PLUGIN.minisig`) by one of them.
+    #[arg(long, value_name = "FILE")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Go's `log` package format: `2025/08/15 10:31:07 message`, on stderr.
@@ -61,8 +69,12 @@ fn one_line(err: &dyn Error) -> String {
 }
 
 /// Loads one plugin, logs it, prints its greeting.
-fn greet_with(path: &Path, name: &str, mode: &Mode) -> Result<(), Box<dyn Error>> {
-    let plugin = tomada_host::load_with::<dyn Greeter>(path, mode)?;
+fn greet_with(loader: &Loader, path: &Path, name: &str, mode: &Mode) -> Result<(), Box<dyn Error>> {
+    let checked = loader.inspect(path)?.check::<dyn Greeter>()?;
+    let plugin = match mode {
+        Mode::InProcess => checked.load()?,
+        Mode::Isolated(options) => checked.isolate(options)?,
+    };
     let info = plugin.info();
     log(&format!(
         "Plugin carregado: {} v{} (ABI={}) — {}",
@@ -98,7 +110,7 @@ fn candidates(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     Ok(paths)
 }
 
-fn run_dir(dir: &Path, name: &str, mode: &Mode) -> Result<bool, Box<dyn Error>> {
+fn run_dir(loader: &Loader, dir: &Path, name: &str, mode: &Mode) -> Result<bool, Box<dyn Error>> {
     let paths = candidates(dir)?;
     if paths.is_empty() {
         return Err(format!("no plugin (`*{}`) in `{}`", std::env::consts::DLL_SUFFIX, dir.display()).into());
@@ -113,7 +125,7 @@ fn run_dir(dir: &Path, name: &str, mode: &Mode) -> Result<bool, Box<dyn Error>> 
             }
             seen.insert(real, path.clone());
         }
-        if let Err(e) = greet_with(&path, name, mode) {
+        if let Err(e) = greet_with(loader, &path, name, mode) {
             log(&one_line(e.as_ref()));
             all_ok = false;
         }
@@ -132,9 +144,24 @@ fn main() -> ExitCode {
     } else {
         Mode::InProcess
     };
+    let loader = if args.trusted_key.is_empty() {
+        Loader::new()
+    } else {
+        let mut policy = TrustPolicy::new();
+        for key in &args.trusted_key {
+            policy = match policy.trust_key_file(key) {
+                Ok(p) => p,
+                Err(e) => {
+                    log(&one_line(&e));
+                    return ExitCode::FAILURE;
+                }
+            };
+        }
+        Loader::with_policy(policy)
+    };
     let result = match (&args.plugin, &args.plugin_dir) {
-        (Some(path), _) => greet_with(path, &args.name, &mode).map(|()| true),
-        (None, Some(dir)) => run_dir(dir, &args.name, &mode),
+        (Some(path), _) => greet_with(&loader, path, &args.name, &mode).map(|()| true),
+        (None, Some(dir)) => run_dir(&loader, dir, &args.name, &mode),
         (None, None) => unreachable!("clap requires one of --plugin and --plugin-dir"),
     };
     match result {

@@ -256,3 +256,34 @@ fn an_aborting_plugin_kills_the_host_in_process_but_not_isolated() {
     );
     assert_eq!(lines.len(), 3, "{stderr}");
 }
+
+#[test]
+fn trusted_keys_turn_the_policy_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sk, pk) = (dir.path().join("m.key"), dir.path().join("m.pub"));
+    let status = Command::new("minisign")
+        .args(["-G", "-W", "-p"])
+        .arg(&pk)
+        .arg("-s")
+        .arg(&sk)
+        .status()
+        .expect("this test needs the `minisign` tool (apt-get install minisign)");
+    assert!(status.success());
+    let signed = copy_to(&cdylib("greeter"), dir.path(), "signed.so");
+    let status = Command::new("minisign").arg("-S").arg("-s").arg(&sk).arg("-m").arg(&signed).status().unwrap();
+    assert!(status.success());
+    let unsigned = copy_to(&cdylib("greeter"), dir.path(), "unsigned.so");
+
+    let with_key =
+        |plugin: &Path| host(&["--trusted-key".as_ref(), pk.as_os_str(), "--plugin".as_ref(), plugin.as_os_str()]);
+    let out = with_key(&signed);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Olá, Mundo 👋");
+    assert_refused(&with_key(&unsigned), "unsigned.so` is not signed");
+    // Without a key, the same unsigned file loads: checks are not authentication.
+    assert!(run_plugin(&unsigned).status.success());
+    assert_refused(
+        &host(&["--trusted-key".as_ref(), "/nonexistent.pub".as_ref(), "--plugin".as_ref(), signed.as_os_str()]),
+        "cannot read public key `/nonexistent.pub`",
+    );
+}

@@ -6,6 +6,14 @@
 //! - `tomada diff A B`: whether a plugin fits a host (or two plugins, or two hosts
 //!   agree), and if not, exactly what differs, method by method. Exit status 0 when
 //!   they fit, 1 when they do not, 2 when a file cannot be read.
+//! - `tomada keygen --secret-key FILE --public-key FILE`: a minisign key pair. The
+//!   secret key is written *unencrypted* (like `minisign -G -W`), readable only by its
+//!   owner: keep it off shared machines, or make an encrypted one with `minisign -G`
+//!   (which `tomada sign` also reads, asking for its password).
+//! - `tomada sign --secret-key FILE PLUGIN`: writes `PLUGIN.minisig`, a detached
+//!   minisign signature (`minisign -V` verifies it).
+//! - `tomada verify --public-key FILE PLUGIN`: checks `PLUGIN.minisig` against the key
+//!   (and that the file is a plugin), as a host with that trusted key would.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +45,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make a minisign key pair for signing plugins (the secret key unencrypted)
+    Keygen {
+        /// Where to write the secret key (must not exist)
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        /// Where to write the public key (must not exist)
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+    /// Sign a plugin: writes PLUGIN.minisig
+    Sign {
+        /// The minisign secret key
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        /// The plugin library
+        plugin: PathBuf,
+    },
+    /// Verify PLUGIN.minisig with a public key, as a host trusting that key would
+    Verify {
+        /// The minisign public key
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// The plugin library
+        plugin: PathBuf,
+    },
     /// Say whether A and B fit (a plugin and a host, two plugins or two hosts) and what differs
     Diff {
         /// A plugin library or host executable
@@ -48,14 +81,14 @@ enum Command {
 
 /// What a file is to tomada.
 enum Side {
-    Plugin(Box<Manifest>),
+    Plugin(Box<Manifest>, Vec<String>),
     Host(Vec<Interface>),
 }
 
 /// Reads a file as a plugin, or failing that as a host executable.
 fn read(path: &Path) -> Result<Side, LoadError> {
     match tomada_host::inspect(path) {
-        Ok(i) => Ok(Side::Plugin(Box::new(i.manifest))),
+        Ok(i) => Ok(Side::Plugin(Box::new(i.manifest), i.needed)),
         // Not a plugin: perhaps a host that records what it expects.
         Err(e @ (LoadError::NotALibrary { .. } | LoadError::NoDescriptor { .. })) => {
             tomada_host::expectations(path).map(Side::Host).map_err(|other| match other {
@@ -85,7 +118,7 @@ fn contract_json(c: &Interface) -> Value {
 
 fn inspect_json(path: &Path) -> Value {
     match read(path) {
-        Ok(Side::Plugin(m)) => json!({
+        Ok(Side::Plugin(m, needed)) => json!({
             "path": path,
             "kind": "plugin",
             "name": m.info.name,
@@ -96,6 +129,7 @@ fn inspect_json(path: &Path) -> Value {
             "panic": if m.flags & flags::PANIC_UNWIND != 0 { "unwind" } else { "abort" },
             "rustc": m.rustc,
             "target": m.target,
+            "needs": needed,
         }),
         Ok(Side::Host(contracts)) => json!({
             "path": path,
@@ -118,7 +152,7 @@ fn print_contract(label: &str, c: &Interface) {
 
 fn inspect_text(path: &Path) -> bool {
     match read(path) {
-        Ok(Side::Plugin(m)) => {
+        Ok(Side::Plugin(m, needed)) => {
             println!("{}", path.display());
             println!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
             println!("  {:<12}{}", "description", m.info.description);
@@ -127,6 +161,7 @@ fn inspect_text(path: &Path) -> bool {
             let panic = if m.flags & flags::PANIC_UNWIND != 0 { "unwind (caught at the boundary)" } else { "abort" };
             println!("  {:<12}{panic}", "panics");
             println!("  {:<12}{} for {}", "built by", m.rustc, m.target);
+            println!("  {:<12}{}", "needs", if needed.is_empty() { "-".to_owned() } else { needed.join(", ") });
             true
         }
         Ok(Side::Host(contracts)) => {
@@ -204,7 +239,7 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
     let b = read(b_path).with_context(|| format!("cannot read {}", b_path.display()))?;
     let (a_name, b_name) = (a_path.display(), b_path.display());
     let verdicts: Vec<Result<String, Vec<String>>> = match (&a, &b) {
-        (Side::Plugin(p), Side::Host(h)) | (Side::Host(h), Side::Plugin(p)) => {
+        (Side::Plugin(p, _), Side::Host(h)) | (Side::Host(h), Side::Plugin(p, _)) => {
             match h.iter().find(|c| c.name == p.contract.name) {
                 Some(c) => vec![verdict(c, &p.contract)],
                 None => {
@@ -217,7 +252,7 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
                 }
             }
         }
-        (Side::Plugin(p), Side::Plugin(q)) => {
+        (Side::Plugin(p, _), Side::Plugin(q, _)) => {
             vec![same(&p.contract, &q.contract, &a_name.to_string(), &b_name.to_string())]
         }
         (Side::Host(g), Side::Host(h)) => {
@@ -245,6 +280,93 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
     Ok(fits)
 }
 
+/// Creates `path` for writing; refuses to overwrite, and (Unix) makes it private if asked.
+fn create_new(path: &Path, private: bool) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options.open(path).with_context(|| format!("cannot create `{}` (it must not exist yet)", path.display()))
+}
+
+fn keygen(secret: &Path, public: &Path) -> Result<String> {
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().context("cannot generate a key pair")?;
+    let pk = pair.pk.to_box().context("cannot encode the public key")?.to_string();
+    let sk = pair.sk.to_box(None).context("cannot encode the secret key")?.to_string();
+    use std::io::Write;
+    create_new(secret, true)?
+        .write_all(sk.as_bytes())
+        .with_context(|| format!("cannot write `{}`", secret.display()))?;
+    create_new(public, false)?
+        .write_all(pk.as_bytes())
+        .with_context(|| format!("cannot write `{}`", public.display()))?;
+    Ok(format!(
+        "public key {}: {}\nsecret key {} (unencrypted: keep it private)",
+        public.display(),
+        pk.lines().nth(1).unwrap_or_default(),
+        secret.display()
+    ))
+}
+
+fn sign(secret: &Path, plugin: &Path) -> Result<PathBuf> {
+    let text =
+        std::fs::read_to_string(secret).with_context(|| format!("cannot read secret key `{}`", secret.display()))?;
+    let boxed = minisign::SecretKeyBox::from_string(&text)
+        .with_context(|| format!("`{}` is not a minisign secret key", secret.display()))?;
+    // Unencrypted (`tomada keygen`, `minisign -G -W`), or else encrypted: minisign
+    // asks for the password.
+    let sk = match boxed.clone().into_unencrypted_secret_key() {
+        Ok(sk) => sk,
+        Err(_) => {
+            boxed.into_secret_key(None).with_context(|| format!("cannot open secret key `{}`", secret.display()))?
+        }
+    };
+    let pk = minisign::PublicKey::from_secret_key(&sk).ok();
+    let file = std::fs::File::open(plugin).with_context(|| format!("cannot read `{}`", plugin.display()))?;
+    let name = plugin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let trusted = format!("timestamp:{now}\tfile:{name}\thashed");
+    let signature = minisign::sign(pk.as_ref(), &sk, file, Some(&trusted), None)
+        .with_context(|| format!("cannot sign `{}`", plugin.display()))?;
+    let mut out = plugin.as_os_str().to_owned();
+    out.push(".minisig");
+    let out = PathBuf::from(out);
+    std::fs::write(&out, signature.to_string()).with_context(|| format!("cannot write `{}`", out.display()))?;
+    Ok(out)
+}
+
+fn verify(public: &Path, plugin: &Path) -> Result<String> {
+    let policy = tomada_host::TrustPolicy::new().trust_key_file(public)?.strict_modes(false);
+    let inspected = tomada_host::Loader::with_policy(policy).inspect(plugin)?;
+    let m = &inspected.inspection().manifest;
+    Ok(format!(
+        "{}: good signature by key {} ({} {})",
+        plugin.display(),
+        inspected.signed_by().unwrap_or("?"),
+        m.info.name,
+        m.info.version
+    ))
+}
+
+fn report(result: Result<String>) -> ExitCode {
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -260,6 +382,11 @@ fn main() -> ExitCode {
                 if results.iter().all(|ok| *ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
             }
         }
+        Command::Keygen { secret_key, public_key } => report(keygen(&secret_key, &public_key)),
+        Command::Sign { secret_key, plugin } => {
+            report(sign(&secret_key, &plugin).map(|out| format!("wrote {}", out.display())))
+        }
+        Command::Verify { public_key, plugin } => report(verify(&public_key, &plugin)),
         Command::Diff { a, b } => match diff(&a, &b) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -41,6 +41,8 @@ fn inspect_a_plugin() {
         "boundary    tomada boundary 2",
         "panics      unwind",
         "built by    rustc ",
+        "needs       ",
+        "libc.so.6",
     ] {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
@@ -148,4 +150,67 @@ fn diff_unreadable_file_is_exit_2() {
     let out = diff(Path::new("/nonexistent.so"), &cdylib("greeter"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot read /nonexistent.so: "));
+}
+
+fn run_ok(args: &[&std::ffi::OsStr]) -> String {
+    let out = tomada(args);
+    assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    stdout(&out)
+}
+
+/// The real `minisign` tool (Debian package `minisign`; `.ci/run` installs it).
+fn minisign() -> Command {
+    let probe = Command::new("minisign").arg("-v").output();
+    assert!(probe.is_ok(), "this test needs the `minisign` tool: apt-get install minisign");
+    Command::new("minisign")
+}
+
+#[test]
+fn keygen_sign_verify_and_minisign_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sk, pk) = (dir.path().join("tomada.key"), dir.path().join("tomada.pub"));
+    let plugin = tomada_test_support::copy_to(&cdylib("greeter"), dir.path(), "greeter.so");
+    let out =
+        run_ok(&["keygen".as_ref(), "--secret-key".as_ref(), sk.as_os_str(), "--public-key".as_ref(), pk.as_os_str()]);
+    assert!(out.contains("public key"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&sk).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // No overwriting a key.
+    let again =
+        tomada(&["keygen".as_ref(), "--secret-key".as_ref(), sk.as_os_str(), "--public-key".as_ref(), pk.as_os_str()]);
+    assert!(!again.status.success());
+
+    let out = run_ok(&["sign".as_ref(), "--secret-key".as_ref(), sk.as_os_str(), plugin.as_os_str()]);
+    assert!(out.contains("greeter.so.minisig"), "{out}");
+    let out = run_ok(&["verify".as_ref(), "--public-key".as_ref(), pk.as_os_str(), plugin.as_os_str()]);
+    assert!(out.contains("good signature by key") && out.contains("greeter 1.0.0"), "{out}");
+
+    // The real tool verifies what `tomada sign` wrote.
+    let out = minisign().arg("-V").arg("-p").arg(&pk).arg("-m").arg(&plugin).output().unwrap();
+    assert!(out.status.success(), "minisign -V: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+
+    // And `tomada verify` refuses a tampered file and another key.
+    let mut bytes = std::fs::read(&plugin).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&plugin, &bytes).unwrap();
+    let out = tomada(&["verify".as_ref(), "--public-key".as_ref(), pk.as_os_str(), plugin.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has a bad signature"), "{out:?}");
+}
+
+#[test]
+fn verify_a_file_signed_by_the_minisign_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sk, pk) = (dir.path().join("m.key"), dir.path().join("m.pub"));
+    let plugin = tomada_test_support::copy_to(&cdylib("greeter"), dir.path(), "greeter.so");
+    let status = minisign().args(["-G", "-W", "-p"]).arg(&pk).arg("-s").arg(&sk).status().unwrap();
+    assert!(status.success());
+    let status = minisign().arg("-S").arg("-s").arg(&sk).arg("-m").arg(&plugin).status().unwrap();
+    assert!(status.success());
+    let out = run_ok(&["verify".as_ref(), "--public-key".as_ref(), pk.as_os_str(), plugin.as_os_str()]);
+    assert!(out.contains("good signature"), "{out}");
 }

@@ -8,9 +8,13 @@
 //! - `call/greet`: `greet("Mundo")` (`format!("Olá, {name} 👋")`, returned `String`
 //!   dropped every iteration) through tomada on the greeter plugin, through a
 //!   `Box<dyn Trait>` here, and through a hand-written C ABI (`bench-bare` fixture).
-//! - `load`: `tomada_host::load` (inspect, check, dlopen, verify, create) plus drop,
-//!   against a raw `dlopen` plus `dlclose` of the same file, each iteration on a
-//!   distinct copy of the file; and `inspect` alone.
+//! - `load`: `tomada_host::load` (open once, inspect through the descriptor, check,
+//!   dlopen `/proc/self/fd/N`, verify, create) plus drop, against a raw `dlopen` plus
+//!   `dlclose` of the same file, each iteration on a distinct copy of the file; the
+//!   same load under a trust policy (minisign signature verified through the same
+//!   descriptor); and `inspect` alone.
+//! - `load_big`: the same three on a plugin of 24 MiB (`big-greeter`), where hashing
+//!   and verifying the whole file is most of the cost.
 //!
 //! Like the real host, this binary installs tomada's global allocator, so strings
 //! returned by plugins are adopted without a copy. (A variant without it cannot live
@@ -156,6 +160,13 @@ fn time_distinct_copies(src: &Path, iters: u64, mut load: impl FnMut(&Path)) -> 
     let ext = std::env::consts::DLL_EXTENSION;
     let copies: Vec<PathBuf> =
         (0..iters).map(|i| tomada_test_support::copy_to(src, dir.path(), &format!("copy{i}.{ext}"))).collect();
+    // A signature next to the source is copied next to each copy (same bytes, same signature).
+    let signature = PathBuf::from(format!("{}.minisig", src.display()));
+    if signature.exists() {
+        for copy in &copies {
+            std::fs::copy(&signature, format!("{}.minisig", copy.display())).expect("copy the signature");
+        }
+    }
     let start = Instant::now();
     for copy in &copies {
         load(copy);
@@ -180,8 +191,26 @@ fn warn_if_still_mapped(dir: &Path) {
     }
 }
 
+/// A signed copy of `src` in `dir`, and a loader trusting the key that signed it.
+fn signed(src: &Path, dir: &Path) -> (PathBuf, tomada_host::Loader) {
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().expect("a key pair");
+    let copy = tomada_test_support::copy_to(src, dir, &format!("signed.{}", std::env::consts::DLL_EXTENSION));
+    let signature = minisign::sign(None, &pair.sk, std::fs::File::open(&copy).unwrap(), None, None).unwrap();
+    std::fs::write(format!("{}.minisig", copy.display()), signature.to_string()).unwrap();
+    let key = pair.pk.to_box().unwrap().to_string();
+    let policy = tomada_host::TrustPolicy::new().trust_key(key.lines().nth(1).unwrap()).unwrap();
+    (copy, tomada_host::Loader::with_policy(policy))
+}
+
 fn load(c: &mut Criterion) {
-    let path = Build::new("greeter").release().cdylib();
+    load_group(c, "load", Build::new("greeter").release().cdylib(), 20);
+    load_group(c, "load_big", Build::new("big-greeter").release().cdylib(), 10);
+}
+
+fn load_group(c: &mut Criterion, name: &str, path: PathBuf, samples: usize) {
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    let (signed_path, policy_loader) = signed(&path, keys.path());
+    drop(policy_loader.load::<dyn Greeter>(&signed_path).expect("load the signed plugin"));
     // Check once that the file loads, so a failure is not reported as a timing.
     drop(tomada_host::load::<dyn Greeter>(&path).expect("load greeter"));
 
@@ -190,9 +219,9 @@ fn load(c: &mut Criterion) {
     // benchmark (under 300 MiB each, every sample's copies deleted right after it).
     // Flat sampling: every sample has as many iterations, so none grows large. Each
     // sample still times ~20 loads, milliseconds in all.
-    let mut group = c.benchmark_group("load");
+    let mut group = c.benchmark_group(name);
     group
-        .sample_size(20)
+        .sample_size(samples)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(50))
         .measurement_time(Duration::from_millis(150));
@@ -204,11 +233,22 @@ fn load(c: &mut Criterion) {
             })
         });
     });
+    group.bench_function("tomada_load_signed", |b| {
+        b.iter_custom(|iters| {
+            time_distinct_copies(&signed_path, iters, |copy| {
+                let plugin = policy_loader.load::<dyn Greeter>(copy).expect("load signed greeter");
+                drop(black_box(plugin));
+            })
+        });
+    });
     group.bench_function("raw_dlopen", |b| {
         b.iter_custom(|iters| time_distinct_copies(&path, iters, |copy| drop(black_box(open_library(copy)))));
     });
     group.bench_function("inspect", |b| {
         b.iter(|| tomada_host::inspect(&path).expect("inspect greeter"));
+    });
+    group.bench_function("inspect_and_verify_signature", |b| {
+        b.iter(|| policy_loader.inspect(&signed_path).expect("verify greeter"));
     });
     group.finish();
 }

@@ -55,6 +55,16 @@ pub enum LoadError {
         /// The library's architecture.
         found: String,
     },
+    /// The library is for another operating system, object format or C library.
+    #[error("`{}` was built for {found}, this host needs {expected}; build the plugin for this host's target", path.display())]
+    WrongPlatform {
+        /// The plugin path.
+        path: PathBuf,
+        /// What this host loads.
+        expected: String,
+        /// What the file is.
+        found: String,
+    },
     /// A shared library without a tomada descriptor: not a tomada plugin.
     #[error("`{}` is a shared library but not a tomada plugin (it has no tomada descriptor); a plugin calls `tomada::export!`", path.display())]
     NoDescriptor {
@@ -156,6 +166,71 @@ pub enum LoadError {
         /// The plugin path.
         path: PathBuf,
         /// What went wrong.
+        reason: String,
+    },
+    /// Under a trust policy: the plugin has no signature (`PLUGIN.minisig`) and is not pinned.
+    #[error("`{}` is not signed (no `.minisig` next to it) and its digest is not pinned; sign it with `tomada sign` or `minisign -S` by a key the host trusts", path.display())]
+    Unsigned {
+        /// The plugin path.
+        path: PathBuf,
+    },
+    /// Under a trust policy: the signature does not match the file (tampered, or a
+    /// malformed signature file).
+    #[error("`{}` has a bad signature (key {key}): the file is not what was signed; get the plugin again from its publisher", path.display())]
+    BadSignature {
+        /// The plugin path.
+        path: PathBuf,
+        /// The signing key's id, or what is wrong with the signature file.
+        key: String,
+    },
+    /// Under a trust policy: signed by a key the host does not trust.
+    #[error("`{}` is signed by key {key}, which this host does not trust; add its public key to the host's trusted keys if you trust its publisher", path.display())]
+    UnknownKey {
+        /// The plugin path.
+        path: PathBuf,
+        /// The signing key's id.
+        key: String,
+    },
+    /// Under a policy of pinned digests: the plugin's name is not pinned.
+    #[error("`{}` (plugin `{name}`, SHA-256 {sha256}) is not pinned by this host's policy; pin it if you trust this file", path.display())]
+    NotPinned {
+        /// The plugin path.
+        path: PathBuf,
+        /// The plugin's name.
+        name: String,
+        /// The file's SHA-256.
+        sha256: String,
+    },
+    /// Under a policy of pinned digests: the file is not the one pinned for its name.
+    #[error("`{}` (plugin `{name}`) has SHA-256 {found}, the host's policy pins {expected}; the file changed: get the pinned file back, or update the pin if the change is trusted", path.display())]
+    DigestMismatch {
+        /// The plugin path.
+        path: PathBuf,
+        /// The plugin's name.
+        name: String,
+        /// The pinned digest.
+        expected: String,
+        /// The file's digest.
+        found: String,
+    },
+    /// Under a trust policy: the plugin is older than the minimum version for its name.
+    #[error("`{}` is {name} {found}, older than the minimum {minimum} this host's policy allows; install {name} {minimum} or later", path.display())]
+    VersionTooOld {
+        /// The plugin path.
+        path: PathBuf,
+        /// The plugin's name.
+        name: String,
+        /// Its version.
+        found: String,
+        /// The minimum allowed.
+        minimum: String,
+    },
+    /// Under a trust policy: someone other than its owner could change the file.
+    #[error("`{}` has unsafe permissions: {reason}; make it writable only by its owner (root or this host's user), in a directory only its owner can change", path.display())]
+    Permissions {
+        /// The plugin path.
+        path: PathBuf,
+        /// What is wrong.
         reason: String,
     },
     /// The plugin's constructor panicked.

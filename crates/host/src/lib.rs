@@ -34,13 +34,17 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
+mod file;
 mod inspect;
 #[cfg(unix)]
 pub mod isolate;
 mod library;
+mod structure;
+mod trust;
 
 use std::ffi::c_void;
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -49,11 +53,14 @@ pub use error::LoadError;
 pub use inspect::{Inspection, expectations, expectations_bytes, inspect, inspect_bytes};
 pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
+pub use trust::{PolicyError, TrustPolicy};
 
+use file::PluginFile;
 use library::Library;
 use tomada::client::{RawClient, Target};
 use tomada::descriptor::DestroyFn;
 use tomada::ffi::{RVec, Status};
+use trust::Provenance;
 
 /// A loaded plugin implementing contract `C` (a trait object type such as
 /// `dyn Greeter`). Dereferences to the contract's generated client, so the trait's
@@ -175,38 +182,282 @@ impl<C: ?Sized + Contract> Drop for Plugin<C> {
 
 /// Loads the plugin at `path` for contract `C` (e.g. `dyn pluginapi::Greeter`),
 /// after checking, from the file and before loading it, that it implements `C`
-/// exactly (see the [crate documentation](crate) for the order of checks).
+/// exactly (see the [crate documentation](crate) for the order of checks). The same
+/// as `Loader::new().inspect(path)?.check::<C>()?.load()`, with no trust policy.
 ///
 /// # Errors
 /// A [`LoadError`] variant for each check that fails, for a library the dynamic
 /// loader refuses, and for a plugin whose constructor panics.
 pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
-    let inspection = inspect(path)?;
-    let fit = check::<C>(&inspection)?;
-    let local = open(&inspection)?;
-    let Inspection { path, manifest, .. } = inspection;
-    // SAFETY: `vtable` is the plugin's vtable for this contract, whose first
-    // `fit.provided` methods match the host's exactly (checked from the manifest,
-    // which is the loaded library's); `this` is its instance; the `Plugin` keeps both
-    // alive longer than the client, which it drops first.
-    let client = unsafe {
-        C::__client(RawClient {
-            target: Target::Local { vtable: local.vtable, this: local.this },
-            provided: fit.provided,
-            plugin_minor: manifest.contract.minor,
-        })
-    };
-    Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Local(local), manifest, path })
+    Loader::new().load(path)
+}
+
+/// The load pipeline, as types: a [`Loader`] (with or without a [`TrustPolicy`])
+/// opens and inspects a file into an [`Inspected`] — verified against the policy if
+/// there is one; there is no other way to make an `Inspected` — whose
+/// [`check`](Inspected::check) against a contract gives a [`Checked<C>`], which alone
+/// can be [`load`](Checked::load)ed in this process or [`isolate`](Checked::isolate)d.
+/// Every step goes through the one descriptor the file was opened with.
+///
+/// Each load and each refusal is a `tracing` event (target `tomada::audit`, level
+/// INFO) with the file, its SHA-256 (computed when a policy needs it or a subscriber
+/// listens), the key that signed it, and the decision.
+#[derive(Debug, Clone, Default)]
+pub struct Loader {
+    policy: Option<std::sync::Arc<TrustPolicy>>,
+}
+
+/// A plugin file opened once, inspected through that descriptor, and (under a
+/// policy) verified. Made only by [`Loader::inspect`].
+#[derive(Debug)]
+pub struct Inspected {
+    file: PluginFile,
+    inspection: Inspection,
+    provenance: Provenance,
+}
+
+/// An [`Inspected`] plugin that fits contract `C`: ready to load or isolate.
+pub struct Checked<C: ?Sized + Contract> {
+    inspected: Inspected,
+    fit: Fit,
+    contract: PhantomData<fn() -> *const C>,
+}
+
+impl<C: ?Sized + Contract> fmt::Debug for Checked<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checked").field("contract", &C::NAME).field("inspected", &self.inspected).finish()
+    }
+}
+
+impl Loader {
+    /// A loader with no trust policy: compatible plugins load, whoever made them.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A loader that verifies every plugin against `policy` before anything else
+    /// reads its contents (see [`TrustPolicy`]).
+    pub fn with_policy(policy: TrustPolicy) -> Self {
+        Loader { policy: Some(std::sync::Arc::new(policy)) }
+    }
+
+    /// Opens `path` once, inspects it through that descriptor, and verifies it
+    /// against the policy, if any.
+    ///
+    /// # Errors
+    /// As [`inspect`]; under a policy also [`LoadError::Unsigned`],
+    /// [`LoadError::BadSignature`], [`LoadError::UnknownKey`], [`LoadError::NotPinned`],
+    /// [`LoadError::DigestMismatch`], [`LoadError::VersionTooOld`],
+    /// [`LoadError::Permissions`].
+    pub fn inspect(&self, path: impl AsRef<Path>) -> Result<Inspected, LoadError> {
+        let path = path.as_ref();
+        let file = PluginFile::open(path).inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
+        let inspection = match inspect::inspect_file(&file) {
+            Ok(i) => i,
+            Err(e) => {
+                audit::refused(path, &audit::provenance(&file), &e);
+                return Err(e);
+            }
+        };
+        let provenance = match &self.policy {
+            None => Provenance::default(),
+            Some(policy) => {
+                let info = &inspection.manifest.info;
+                match policy.verify(&file, &info.name, &info.version) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        audit::refused(path, &audit::provenance(&file), &e);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        Ok(Inspected { file, inspection, provenance })
+    }
+
+    /// `self.inspect(path)?.check::<C>()?.load()`.
+    ///
+    /// # Errors
+    /// As [`Loader::inspect`], [`Inspected::check`] and [`Checked::load`].
+    pub fn load<C: ?Sized + Contract>(&self, path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
+        self.inspect(path)?.check::<C>()?.load()
+    }
+}
+
+impl Inspected {
+    /// What the file declares.
+    pub fn inspection(&self) -> &Inspection {
+        &self.inspection
+    }
+
+    /// The file's SHA-256, if the policy computed it.
+    pub fn sha256(&self) -> Option<[u8; 32]> {
+        self.provenance.sha256
+    }
+
+    /// The id of the trusted key that signed the file, if a policy verified a signature.
+    pub fn signed_by(&self) -> Option<&str> {
+        self.provenance.key.as_deref()
+    }
+
+    /// Checks the plugin against contract `C` (see [`check`]).
+    ///
+    /// # Errors
+    /// As [`check`].
+    pub fn check<C: ?Sized + Contract>(self) -> Result<Checked<C>, LoadError> {
+        match check::<C>(&self.inspection) {
+            Ok(fit) => Ok(Checked { inspected: self, fit, contract: PhantomData }),
+            Err(e) => {
+                self.refused(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn refused(&self, e: &LoadError) {
+        let provenance = match self.provenance.sha256 {
+            Some(_) => self.provenance.clone(),
+            None => audit::provenance(&self.file),
+        };
+        audit::refused(&self.file.path, &provenance, e);
+    }
+
+    fn loaded(&self, how: &str) {
+        let provenance = match self.provenance.sha256 {
+            Some(_) => self.provenance.clone(),
+            None => audit::provenance(&self.file),
+        };
+        audit::loaded(&self.file.path, &provenance, how);
+    }
+}
+
+impl<C: ?Sized + Contract> Checked<C> {
+    /// What the file declares.
+    pub fn inspection(&self) -> &Inspection {
+        &self.inspected.inspection
+    }
+
+    /// Loads the plugin into this process: exactly the file inspected.
+    ///
+    /// # Errors
+    /// [`LoadError::Open`] if the dynamic loader refuses it,
+    /// [`LoadError::MissingSymbol`], [`LoadError::DescriptorMismatch`],
+    /// [`LoadError::InitPanicked`].
+    pub fn load(self) -> Result<Plugin<C>, LoadError> {
+        let Checked { inspected, fit, .. } = self;
+        let audit_copy = (inspected.file.path.clone(), inspected.provenance.clone());
+        let Inspected { file, inspection, provenance } = inspected;
+        let sha_needed = provenance.sha256.is_none() && audit::enabled();
+        let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
+        let local = match open(file, &inspection) {
+            Ok(l) => l,
+            Err(e) => {
+                audit::refused(&audit_copy.0, &provenance, &e);
+                return Err(e);
+            }
+        };
+        audit::loaded(&audit_copy.0, &provenance, "in-process");
+        let Inspection { path, manifest, .. } = inspection;
+        // SAFETY: `vtable` is the plugin's vtable for this contract, whose first
+        // `fit.provided` methods match the host's exactly (checked from the manifest,
+        // which is the loaded library's); `this` is its instance; the `Plugin` keeps both
+        // alive longer than the client, which it drops first.
+        let client = unsafe {
+            C::__client(RawClient {
+                target: Target::Local { vtable: local.vtable, this: local.this },
+                provided: fit.provided,
+                plugin_minor: manifest.contract.minor,
+            })
+        };
+        Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Local(local), manifest, path })
+    }
+
+    /// Runs the plugin in a child process (see [`isolate`]), which loads the very
+    /// file inspected: it inherits the open descriptor, never the path.
+    ///
+    /// # Errors
+    /// [`LoadError::Isolation`] if the child process cannot be started or cannot load
+    /// the plugin.
+    #[cfg(unix)]
+    pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
+        let Checked { inspected, fit, .. } = self;
+        let isolated = match isolate::start(&inspected.inspection, &inspected.file, options) {
+            Ok(i) => i,
+            Err(e) => {
+                inspected.refused(&e);
+                return Err(e);
+            }
+        };
+        inspected.loaded("isolated");
+        let channel: std::sync::Arc<dyn tomada::client::Channel> = isolated.clone();
+        let Inspection { path, manifest, .. } = inspected.inspection;
+        // SAFETY: the channel leads to a child process serving this very file, whose
+        // contract was checked against `C` (its first `fit.provided` methods match).
+        let client = unsafe {
+            C::__client(RawClient {
+                target: Target::Remote(channel),
+                provided: fit.provided,
+                plugin_minor: manifest.contract.minor,
+            })
+        };
+        Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Isolated(isolated), manifest, path })
+    }
+}
+
+/// The audit trail: one `tracing` event per decision.
+mod audit {
+    use std::path::Path;
+
+    use crate::file::PluginFile;
+    use crate::trust::{Provenance, hex};
+
+    /// Whether anyone listens (the SHA-256 is computed only then, or under a policy).
+    pub(crate) fn enabled() -> bool {
+        tracing::enabled!(target: "tomada::audit", tracing::Level::INFO)
+    }
+
+    pub(crate) fn provenance(file: &PluginFile) -> Provenance {
+        Provenance { sha256: if enabled() { crate::trust::sha256(file) } else { None }, key: None }
+    }
+
+    fn digest(p: &Provenance) -> String {
+        p.sha256.map(|d| hex(&d)).unwrap_or_default()
+    }
+
+    pub(crate) fn refused(path: &Path, p: &Provenance, reason: &crate::LoadError) {
+        tracing::info!(
+            target: "tomada::audit",
+            file = %path.display(),
+            sha256 = %digest(p),
+            key = p.key.as_deref().unwrap_or(""),
+            decision = "refused",
+            reason = %reason,
+            "plugin refused"
+        );
+    }
+
+    pub(crate) fn loaded(path: &Path, p: &Provenance, how: &str) {
+        tracing::info!(
+            target: "tomada::audit",
+            file = %path.display(),
+            sha256 = %digest(p),
+            key = p.key.as_deref().unwrap_or(""),
+            decision = "loaded",
+            mode = how,
+            "plugin loaded"
+        );
+    }
 }
 
 /// Opens an inspected plugin in this process, checks its exported descriptor
 /// against the inspection, and makes its instance. Knows no contract: [`load`] checks
 /// the contract first; the isolation runner serves whatever the host checked.
-pub(crate) fn open(inspection: &Inspection) -> Result<Local, LoadError> {
-    let Inspection { path, manifest, manifest_bytes } = inspection;
+pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, LoadError> {
+    let Inspection { manifest, manifest_bytes, .. } = inspection;
+    let path = &inspection.path;
     // SAFETY: the file passed inspection: it is a tomada plugin, so its initialisers
     // are those of a tomada cdylib.
-    let library = unsafe { Library::open(path) }.map_err(|source| LoadError::Open { path: path.clone(), source })?;
+    let library = unsafe { Library::open(file) }.map_err(|(path, source)| LoadError::Open { path, source })?;
     let mismatch = |what| LoadError::DescriptorMismatch { path: path.clone(), what };
     let descriptor =
         library.descriptor().map_err(mismatch)?.ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
@@ -258,25 +509,11 @@ pub(crate) fn open(inspection: &Inspection) -> Result<Local, LoadError> {
 /// or cannot load the plugin.
 #[cfg(unix)]
 pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::Mode) -> Result<Plugin<C>, LoadError> {
-    let options = match mode {
-        isolate::Mode::InProcess => return load(path),
-        isolate::Mode::Isolated(options) => options,
-    };
-    let inspection = inspect(path)?;
-    let fit = check::<C>(&inspection)?;
-    let isolated = isolate::start(&inspection, options)?;
-    let channel: std::sync::Arc<dyn tomada::client::Channel> = isolated.clone();
-    let Inspection { path, manifest, .. } = inspection;
-    // SAFETY: the channel leads to a child process serving this very file, whose
-    // contract was checked against `C` (its first `fit.provided` methods match).
-    let client = unsafe {
-        C::__client(RawClient {
-            target: Target::Remote(channel),
-            provided: fit.provided,
-            plugin_minor: manifest.contract.minor,
-        })
-    };
-    Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Isolated(isolated), manifest, path })
+    let checked = Loader::new().inspect(path)?.check::<C>()?;
+    match mode {
+        isolate::Mode::InProcess => checked.load(),
+        isolate::Mode::Isolated(options) => checked.isolate(options),
+    }
 }
 
 /// Checks an inspected plugin against contract `C`: name, ABI, methods (see

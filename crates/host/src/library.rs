@@ -1,33 +1,55 @@
-//! Every `dlopen`/`dlsym` of tomada-host lives here.
-
-use std::path::Path;
+//! Every `dlopen`/`dlsym`/`dlclose` of tomada-host lives here.
 
 use tomada::Descriptor;
 use tomada::descriptor::{Header, MAGIC};
 
-/// An open shared library.
+use crate::file::PluginFile;
+
+/// An open shared library, and the open file whose name the loader knows it by
+/// (kept open while the library may be loaded: see [`crate::file`]).
 #[derive(Debug)]
-pub(crate) struct Library(libloading::Library);
+pub(crate) struct Library {
+    handle: Option<libloading::Library>,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    name: Option<std::sync::Arc<PluginFile>>,
+}
 
 impl Library {
-    /// Opens the library, resolving all its symbols now (so a missing dependency is
-    /// an error here, not a crash at the first call) and keeping them local (so two
-    /// plugins' symbols never interpose).
+    /// Opens exactly `file` (see [`PluginFile::loader_name`]), resolving all its
+    /// symbols now (so a missing dependency is an error here, not a crash at the
+    /// first call) and keeping them local (so two plugins' symbols never interpose).
     ///
     /// # Safety
     /// Opening runs the library's initialisers: conceptually the same as calling an
     /// unknown foreign function. Call it only on files that passed inspection.
-    pub(crate) unsafe fn open(path: &Path) -> Result<Library, libloading::Error> {
+    pub(crate) unsafe fn open(file: PluginFile) -> Result<Library, (std::path::PathBuf, libloading::Error)> {
+        let path = file.path.clone();
+        #[cfg(target_os = "linux")]
+        let file = names::hold(file);
+        #[cfg(not(target_os = "linux"))]
+        let file = std::sync::Arc::new(file);
+        let name = match file.loader_name() {
+            Ok(name) => name,
+            // Only where libraries load by path, when the path no longer names the
+            // inspected file.
+            Err(_) => return Err((path, libloading::Error::DlOpenUnknown)),
+        };
         #[cfg(unix)]
-        {
+        let opened = {
             use libloading::os::unix::{Library as Unix, RTLD_LOCAL, RTLD_NOW};
             // SAFETY: the caller accepts running the library's initialisers.
-            unsafe { Unix::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map(|l| Library(l.into()))
-        }
+            unsafe { Unix::open(Some(&name), RTLD_NOW | RTLD_LOCAL) }.map(libloading::Library::from)
+        };
         #[cfg(not(unix))]
-        {
-            // SAFETY: the caller accepts running the library's initialisers.
-            unsafe { libloading::Library::new(path) }.map(Library)
+        // SAFETY: the caller accepts running the library's initialisers.
+        let opened = unsafe { libloading::Library::new(&name) };
+        match opened {
+            Ok(handle) => Ok(Library { handle: Some(handle), name: Some(file) }),
+            Err(e) => {
+                #[cfg(target_os = "linux")]
+                names::release(file);
+                Err((path, e))
+            }
         }
     }
 
@@ -36,9 +58,10 @@ impl Library {
     ///
     /// The reference lives as long as `self`; the caller must not keep it longer.
     pub(crate) fn descriptor(&self) -> Result<Option<&Descriptor>, &'static str> {
+        let handle = self.handle.as_ref().expect("open until dropped");
         // SAFETY: we only take the symbol's address; a library without the symbol
         // gives an error, not a pointer.
-        let Ok(symbol) = (unsafe { self.0.get::<*const Descriptor>(tomada::descriptor::SYMBOL) }) else {
+        let Ok(symbol) = (unsafe { handle.get::<*const Descriptor>(tomada::descriptor::SYMBOL) }) else {
             return Ok(None);
         };
         let ptr: *const Descriptor = *symbol;
@@ -58,5 +81,77 @@ impl Library {
         // SAFETY: the header says this is a whole descriptor of this boundary
         // version's layout, as `tomada::export!` makes it (a static, so aligned).
         Ok(unsafe { ptr.as_ref() })
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        drop(self.handle.take());
+        #[cfg(target_os = "linux")]
+        if let Some(file) = self.name.take() {
+            names::release(file);
+        }
+    }
+}
+
+/// The names libraries are loaded by: one open descriptor per loaded file (device and
+/// inode), whose `/proc/self/fd/N` every load of that file uses.
+///
+/// glibc matches a library's *name* against its link map before it opens anything,
+/// and a library can outlive `dlclose` (another handle to it, or thread-local
+/// destructors). If the descriptor closed while the name was still in the map, its
+/// number could be reused for another plugin, and `dlopen("/proc/self/fd/N")` would
+/// silently return the old library. So the descriptor stays open until the loader has
+/// really let go of the file, and a file loaded again reuses its name (one descriptor
+/// per file, however often it is loaded).
+#[cfg(target_os = "linux")]
+mod names {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex};
+
+    use crate::file::PluginFile;
+
+    type Names = HashMap<(u64, u64), Arc<PluginFile>>;
+    static NAMES: Mutex<Option<Names>> = Mutex::new(None);
+
+    fn lock() -> std::sync::MutexGuard<'static, Option<Names>> {
+        NAMES.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The descriptor to load `file` by: an existing one for the same file, or `file`.
+    /// (Never held across `dlopen`: a plugin's initialiser may load plugins.)
+    pub(super) fn hold(file: PluginFile) -> Arc<PluginFile> {
+        let key = (file.meta.dev(), file.meta.ino());
+        let mut names = lock();
+        Arc::clone(names.get_or_insert_with(HashMap::new).entry(key).or_insert_with(|| Arc::new(file)))
+    }
+
+    /// After `dlclose` (or a failed `dlopen`): closes the descriptor if nothing else
+    /// holds it and the loader no longer knows the file.
+    pub(super) fn release(file: Arc<PluginFile>) {
+        let key = (file.meta.dev(), file.meta.ino());
+        drop(file);
+        let mut names = lock();
+        let Some(map) = names.as_mut() else { return };
+        let Some(entry) = map.get(&key) else { return };
+        if Arc::strong_count(entry) > 1 || still_loaded(entry) {
+            return;
+        }
+        map.remove(&key);
+    }
+
+    fn still_loaded(file: &PluginFile) -> bool {
+        let Ok(name) = file.loader_name() else { return false };
+        let Ok(name) = std::ffi::CString::new(name.into_os_string().into_encoded_bytes()) else { return false };
+        // SAFETY: `RTLD_NOLOAD` never loads (no initialiser runs): it returns a handle
+        // only if a library of that name or file is loaded, and takes a reference.
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+        if handle.is_null() {
+            return false;
+        }
+        // SAFETY: gives back the reference `RTLD_NOLOAD` took.
+        unsafe { libc::dlclose(handle) };
+        true
     }
 }

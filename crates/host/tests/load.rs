@@ -279,15 +279,18 @@ fn inspect_reads_without_loading() {
 }
 
 #[test]
-fn a_loaded_descriptor_that_contradicts_the_file() {
+fn a_descriptor_that_contradicts_the_file_is_refused_before_loading() {
     let path = cdylib("descriptor-mismatch");
-    // Inspection alone finds nothing wrong...
-    let inspection = tomada_host::inspect(&path).unwrap();
-    assert_eq!(inspection.manifest.info.description, "what the file says");
-    // ...but what was loaded is not what was inspected.
+    // The exported descriptor points at another manifest than the `.tomada` section:
+    // found from the file's relocations, before the loader runs anything.
+    let err = tomada_host::inspect(&path).unwrap_err();
+    assert!(
+        matches!(&err, LoadError::Damaged { reason, .. } if reason.contains("does not point at its .tomada section")),
+        "{err:?}"
+    );
+    assert_message(&err, &path, &["damaged"]);
     let err = refusal(&path);
-    assert!(matches!(err, LoadError::DescriptorMismatch { what: "manifest bytes", .. }), "{err:?}");
-    assert_message(&err, &path, &["changed between inspection and loading"]);
+    assert!(matches!(err, LoadError::Damaged { .. }), "{err:?}");
 }
 
 #[test]

@@ -5,9 +5,11 @@
 
 mod allround;
 mod compiler;
+mod damage;
 mod evolve;
 mod isolate;
 mod kv;
 mod load;
 mod marker;
 mod threads;
+mod trust;

@@ -32,6 +32,44 @@ fn marker_child() {
                 println!("outcome: refused: {line}");
             }
         },
+        Some("greet") => match tomada_host::load::<dyn pluginapi::Greeter>(PathBuf::from(library)) {
+            Ok(p) => println!("outcome: greeted {:?}", p.greet("x").map_err(|e| e.to_string())),
+            Err(e) => println!("outcome: refused: {e}"),
+        },
+        Some("race") => {
+            // Swaps the plugin's path between a tomada plugin and a foreign library
+            // (rename(2), atomic) while loading it, over and over.
+            let path = PathBuf::from(library);
+            let dir = path.parent().unwrap().to_path_buf();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let swapper = {
+                let (stop, path) = (stop.clone(), path.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let source = if i.is_multiple_of(2) { "plugin.src" } else { "foreign.src" };
+                        let tmp = dir.join(format!("tmp{i}"));
+                        std::fs::hard_link(dir.join(source), &tmp).unwrap();
+                        std::fs::rename(&tmp, &path).unwrap();
+                        i += 1;
+                    }
+                    i
+                })
+            };
+            let (mut loaded, mut refused) = (0, 0);
+            for _ in 0..2000 {
+                match tomada_host::load::<dyn pluginapi::Greeter>(&path) {
+                    Ok(p) => {
+                        assert_eq!(p.greet("x").unwrap(), "Olá, x 👋");
+                        loaded += 1
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let swaps = swapper.join().unwrap();
+            println!("outcome: race loaded {loaded} refused {refused} swaps {swaps}");
+        }
         Some("raw") => {
             // SAFETY: the control case: we *want* the initialiser to run, in this
             // throwaway child process.
@@ -66,7 +104,7 @@ pub fn in_child(mode: &str, library: &Path) -> (String, bool) {
 }
 
 /// A C shared library whose constructor creates `$TOMADA_MARKER`, built with `cc`.
-fn c_library_with_constructor(dir: &Path) -> PathBuf {
+pub fn c_library_with_constructor(dir: &Path) -> PathBuf {
     let src = dir.join("ctor.c");
     std::fs::write(
         &src,

@@ -1013,6 +1013,7 @@ mod tests {
     use super::*;
     use crate::Contract;
 
+    #[allow(dead_code)] // the contracts exist for their descriptions
     mod v1 {
         #[derive(crate::Abi)]
         pub struct Entry {
@@ -1035,6 +1036,7 @@ mod tests {
         }
     }
 
+    #[allow(dead_code)]
     mod v2 {
         #[derive(crate::Abi)]
         pub struct Entry {

@@ -55,6 +55,7 @@ pub use sandbox::Sandbox;
 use frame::{Kind, ReadError};
 use runner::LoadRequest;
 
+use crate::file::PluginFile;
 use crate::{Inspection, LoadError};
 
 /// The environment variable naming the runner's socket descriptor.
@@ -63,6 +64,9 @@ const FD_VAR: &str = "TOMADA_RUNNER_FD";
 const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
 /// The descriptor number the socket gets in the child.
 const CHILD_FD: i32 = 3;
+/// The descriptor number the plugin file gets in the child: it loads exactly the file
+/// the host inspected, never a path.
+const PLUGIN_FD: i32 = 4;
 /// How long a caller spins for an answer before it blocks.
 const CALL_SPIN: Duration = Duration::from_micros(200);
 /// How long a dead child's output may still take to arrive.
@@ -293,6 +297,8 @@ struct State {
 /// An isolated plugin: the channel the remote vtable's calls go through.
 pub(crate) struct Isolated {
     path: PathBuf,
+    /// The inspected file, open: each (re)started child inherits it.
+    file: std::fs::File,
     name: String,
     manifest_bytes: Vec<u8>,
     options: Isolation,
@@ -301,9 +307,11 @@ pub(crate) struct Isolated {
 
 impl Isolated {
     /// Starts the child and loads the plugin in it.
-    pub(crate) fn start(inspection: &Inspection, options: Isolation) -> Result<Isolated, LoadError> {
+    pub(crate) fn start(inspection: &Inspection, file: &PluginFile, options: Isolation) -> Result<Isolated, LoadError> {
+        let file = file.file.try_clone().map_err(|e| LoadError::Io { path: inspection.path.clone(), source: e })?;
         let isolated = Isolated {
             path: inspection.path.clone(),
+            file,
             name: inspection.manifest.info.name.clone(),
             manifest_bytes: inspection.manifest_bytes.clone(),
             options,
@@ -351,6 +359,14 @@ impl Isolated {
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
         let child_fd = child_end.as_raw_fd();
+        // The plugin file, likewise above 10, to become descriptor 4.
+        // SAFETY: as above, on the open plugin file.
+        let plugin_file = match unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+            -1 => return Err(fail(format!("cannot duplicate the plugin file: {}", std::io::Error::last_os_error()))),
+            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+            fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        };
+        let plugin_fd = plugin_file.as_raw_fd();
         let limits = [
             (libc::RLIMIT_AS, self.options.memory_limit),
             (libc::RLIMIT_CPU, self.options.cpu_seconds),
@@ -371,7 +387,7 @@ impl Isolated {
         unsafe {
             command.pre_exec(move || {
                 // The socket becomes descriptor 3, without close-on-exec.
-                if libc::dup2(child_fd, CHILD_FD) < 0 {
+                if libc::dup2(child_fd, CHILD_FD) < 0 || libc::dup2(plugin_fd, PLUGIN_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // Nothing else of the host's leaks into the plugin's process (where a
@@ -381,7 +397,7 @@ impl Isolated {
                 #[cfg(target_os = "linux")]
                 libc::syscall(
                     libc::SYS_close_range,
-                    CHILD_FD as libc::c_uint + 1,
+                    PLUGIN_FD as libc::c_uint + 1,
                     libc::c_uint::MAX,
                     libc::CLOSE_RANGE_CLOEXEC,
                 );
@@ -401,6 +417,7 @@ impl Isolated {
         let mut child =
             spawner::spawn(command).map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
         drop(child_end);
+        drop(plugin_file);
         let mut forwarders = Vec::new();
         for (pipe, stream) in [
             (child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), Stream::Stdout),
@@ -449,7 +466,7 @@ impl Isolated {
                     exe.display()
                 ));
             }
-            let request = LoadRequest { path: self.path.clone(), sandbox: self.options.sandbox.clone() };
+            let request = LoadRequest { path: self.path.clone(), fd: PLUGIN_FD, sandbox: self.options.sandbox.clone() };
             frame::write(&mut host_end, Kind::Load, 0, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
             let ready = frame::read(&host_end, Duration::ZERO, deadline)
@@ -590,6 +607,10 @@ impl Drop for Isolated {
 }
 
 /// Starts an isolated plugin for `inspection` (already checked by the caller).
-pub(crate) fn start(inspection: &Inspection, options: &Isolation) -> Result<Arc<Isolated>, LoadError> {
-    Isolated::start(inspection, options.clone()).map(Arc::new)
+pub(crate) fn start(
+    inspection: &Inspection,
+    file: &PluginFile,
+    options: &Isolation,
+) -> Result<Arc<Isolated>, LoadError> {
+    Isolated::start(inspection, file, options.clone()).map(Arc::new)
 }

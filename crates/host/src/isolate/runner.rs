@@ -21,7 +21,10 @@ const SPIN: Duration = Duration::from_micros(200);
 
 /// What the host asks the child to load.
 pub(crate) struct LoadRequest {
+    /// The plugin's path, for messages only.
     pub(crate) path: PathBuf,
+    /// The inherited descriptor of the plugin file, which is what is loaded.
+    pub(crate) fd: RawFd,
     pub(crate) sandbox: Option<Sandbox>,
 }
 
@@ -31,15 +34,17 @@ impl LoadRequest {
             let writable: Vec<Vec<u8>> = s.writable.iter().map(|p| p.clone().into_os_string().into_vec()).collect();
             (s.read_only, writable, s.deny_network, s.deny_exec)
         });
-        postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), sandbox)).expect("encodable")
+        postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), self.fd, sandbox)).expect("encodable")
     }
 
     fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, Option<(bool, Vec<Vec<u8>>, bool, bool)>);
-        let (path, sandbox): Wire = postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
+        type Wire = (Vec<u8>, RawFd, Option<(bool, Vec<Vec<u8>>, bool, bool)>);
+        let (path, fd, sandbox): Wire =
+            postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
         let paths = |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(OsString::from_vec(b))).collect();
         Ok(LoadRequest {
             path: PathBuf::from(OsString::from_vec(path)),
+            fd,
             sandbox: sandbox.map(|(read_only, writable, deny_network, deny_exec)| Sandbox {
                 read_only,
                 writable: paths(writable),
@@ -61,14 +66,41 @@ impl LoadRequest {
 /// ```
 pub fn serve_if_runner() {
     let Some(fd) = std::env::var_os(FD_VAR) else { return };
+    // Only the number the host uses, and only if it is what the host passes there: a
+    // Unix stream socket. Anything else in the environment is refused, not trusted.
     let code = match fd.to_str().and_then(|s| s.parse::<RawFd>().ok()) {
-        Some(fd) => serve(fd),
-        None => {
-            eprintln!("tomada runner: {FD_VAR} is not a file descriptor number");
+        Some(fd) if fd == super::CHILD_FD && is_unix_stream(fd) => serve(fd),
+        _ => {
+            eprintln!(
+                "tomada runner: {FD_VAR} must be {} and name the host's socket; this process was not started by a tomada host",
+                super::CHILD_FD
+            );
             2
         }
     };
     std::process::exit(code);
+}
+
+/// Whether `fd` is an open Unix stream socket.
+fn is_unix_stream(fd: RawFd) -> bool {
+    // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
+    let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return false;
+    }
+    let option = |name| {
+        let mut value: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `getsockopt` writes one int into `value`; `len` says its size.
+        let ok = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut value).cast(), &mut len) } == 0;
+        ok.then_some(value)
+    };
+    #[cfg(target_os = "linux")]
+    let unix = option(libc::SO_DOMAIN) == Some(libc::AF_UNIX);
+    #[cfg(not(target_os = "linux"))]
+    let unix = true;
+    unix && option(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
 }
 
 fn serve(fd: RawFd) -> i32 {
@@ -119,11 +151,33 @@ fn serve(fd: RawFd) -> i32 {
     {
         return fail(&mut stream, why);
     }
-    let inspection = match crate::inspect(&request.path) {
+    // The plugin file: the host's open descriptor, checked like any file.
+    let file = if request.fd == super::PLUGIN_FD {
+        // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
+        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+        // SAFETY: as above.
+        let open = unsafe { libc::fstat(request.fd, &mut stat) } == 0;
+        if !open || stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return fail(&mut stream, format!("descriptor {} is not the plugin file", request.fd));
+        }
+        // SAFETY: the host passed this descriptor (checked above to be an open regular
+        // file) for this process alone; nothing else here owns it.
+        let file = unsafe { std::fs::File::from_raw_fd(request.fd) };
+        // SAFETY: `fcntl(F_SETFD)` on a descriptor we own.
+        unsafe { libc::fcntl(request.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file)
+    } else {
+        return fail(&mut stream, format!("the plugin file must be descriptor {}", super::PLUGIN_FD));
+    };
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => return fail(&mut stream, e.to_string()),
+    };
+    let inspection = match crate::inspect::inspect_file(&file) {
         Ok(i) => i,
         Err(e) => return fail(&mut stream, e.to_string()),
     };
-    let local = match crate::open(&inspection) {
+    let local = match crate::open(file, &inspection) {
         Ok(l) => l,
         Err(e) => return fail(&mut stream, e.to_string()),
     };

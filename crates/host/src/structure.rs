@@ -1,0 +1,427 @@
+//! What the dynamic loader will use, checked from the file before it sees it.
+//!
+//! `ld.so` trusts the dynamic segment: a damaged pointer, count or index in it makes
+//! the loader (not the plugin) read or write wild memory, or trip an assertion,
+//! before any check of ours could run afterwards. So the parts the loader walks are
+//! checked here, through the same open file: loadable segments inside the file, the
+//! dynamic segment and every table it names (strings, symbols, hash table,
+//! relocations, init and fini arrays, version records) inside file-backed segments
+//! and consistent with each other; every relocation of a known type, writing inside
+//! a writable segment, naming an existing symbol; the exported descriptor symbol
+//! present and pointing, through its relocations, at the `.tomada` bytes inspection
+//! read and at code for its functions. Written by hand: `object` parses these
+//! tables but does not check them against each other the way `ld.so` relies on.
+//!
+//! Damage in code or data the loader does not interpret (a flipped bit in `.text`)
+//! is not detectable this way; that is what signatures are for.
+
+use object::elf::{self, FileHeader64};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, Rela, SectionHeader, Sym};
+use object::{Endianness, ReadRef};
+
+/// What the structural check found, for [`crate::Inspection`].
+#[derive(Debug, Default)]
+pub(crate) struct Facts {
+    /// `DT_NEEDED` entries, in order.
+    pub(crate) needed: Vec<String>,
+}
+
+struct Load {
+    vaddr: u64,
+    memsz: u64,
+    offset: u64,
+    filesz: u64,
+    flags: u32,
+}
+
+struct Image<'a> {
+    loads: &'a [Load],
+}
+
+impl Image<'_> {
+    /// The file offset of `[addr, addr + size)` if it is file-backed in one segment.
+    fn file_offset(&self, addr: u64, size: u64) -> Option<u64> {
+        let end = addr.checked_add(size)?;
+        self.loads.iter().find(|l| l.vaddr <= addr && end <= l.vaddr + l.filesz).map(|l| l.offset + (addr - l.vaddr))
+    }
+    /// Whether `[addr, addr + size)` is mapped in one segment with all of `flags`.
+    fn mapped(&self, addr: u64, size: u64, flags: u32) -> bool {
+        let Some(end) = addr.checked_add(size) else { return false };
+        self.loads.iter().any(|l| l.vaddr <= addr && end <= l.vaddr + l.memsz && l.flags & flags == flags)
+    }
+}
+
+/// The most of anything counted: more is damage, not a plugin.
+const MAX_TABLE: u64 = 64 << 20;
+
+/// Checks a 64-bit ELF shared library of this host's machine (the caller checked
+/// class, machine and type). `manifest` is the `.tomada` section header's
+/// `(address, size)`. Errors are the reason, for [`crate::LoadError::Damaged`] (or
+/// `Err(None)` where the descriptor symbol is missing).
+pub(crate) fn check<'d, R: ReadRef<'d>>(
+    header: &FileHeader64<Endianness>,
+    data: R,
+    len: u64,
+    manifest: (u64, u64),
+) -> Result<Facts, Option<String>> {
+    let damaged = |s: &str| Some(s.to_owned());
+    let e = header.endian().map_err(|_| damaged("its byte order is unknown"))?;
+    if header.e_phentsize(e) as usize != size_of::<elf::ProgramHeader64<Endianness>>() || header.e_phnum(e) > 512 {
+        return Err(damaged("its program header table is malformed"));
+    }
+    let phdrs = header.program_headers(e, data).map_err(|_| damaged("its program headers lie outside the file"))?;
+    let mut loads = Vec::new();
+    let mut dynamic = None;
+    let mut within = Vec::new();
+    let mut last_vaddr = 0;
+    for ph in phdrs {
+        let (offset, filesz, vaddr, memsz, align) =
+            (ph.p_offset(e), ph.p_filesz(e), ph.p_vaddr(e), ph.p_memsz(e), ph.p_align(e));
+        let inside = offset.checked_add(filesz).is_some_and(|end| end <= len);
+        match ph.p_type(e).0 {
+            t if t == elf::PT_LOAD.0 => {
+                if !inside {
+                    return Err(Some(format!(
+                        "it is truncated: a segment ends at byte {}, the file has {len}",
+                        offset.saturating_add(filesz)
+                    )));
+                }
+                if filesz > memsz || vaddr.checked_add(memsz).is_none_or(|end| end > 1 << 47) || vaddr < last_vaddr {
+                    return Err(damaged("a loadable segment's sizes or addresses are inconsistent"));
+                }
+                if align > 1 && (!align.is_power_of_two() || offset % align != vaddr % align) {
+                    return Err(damaged("a loadable segment is misaligned"));
+                }
+                last_vaddr = vaddr + memsz;
+                loads.push(Load { vaddr, memsz, offset, filesz, flags: ph.p_flags(e).0 });
+            }
+            t if t == elf::PT_DYNAMIC.0 => {
+                if dynamic.is_some() || !inside {
+                    return Err(damaged("its dynamic segment is duplicated or outside the file"));
+                }
+                dynamic = Some((offset, filesz, vaddr));
+            }
+            t if t == elf::PT_INTERP.0 => return Err(damaged("it has a program interpreter, like an executable")),
+            t if t == elf::PT_TLS.0 || t == elf::PT_GNU_RELRO.0 => {
+                if !inside || filesz > memsz {
+                    return Err(damaged("its thread-local or read-only-after-relocation segment is inconsistent"));
+                }
+                within.push((vaddr, memsz, offset));
+            }
+            _ => {}
+        }
+    }
+    let image = Image { loads: &loads };
+    // Thread-local and read-only-after-relocation ranges: inside one writable loadable
+    // segment, at the file offset it maps (ld.so `mprotect`s and copies them).
+    for (vaddr, memsz, offset) in within {
+        let fits = loads.iter().any(|l| {
+            l.flags & elf::PF_W.0 != 0
+                && l.vaddr <= vaddr
+                && vaddr.saturating_add(memsz) <= l.vaddr + l.memsz
+                && offset.checked_sub(l.offset) == Some(vaddr - l.vaddr)
+        });
+        if !fits {
+            return Err(damaged("its thread-local or read-only-after-relocation segment lies outside its data"));
+        }
+    }
+    let (dyn_off, dyn_size, dyn_vaddr) = dynamic.ok_or_else(|| damaged("it has no dynamic segment"))?;
+    if image.file_offset(dyn_vaddr, dyn_size) != Some(dyn_off) {
+        return Err(damaged("its dynamic segment is not where its loadable segments put it"));
+    }
+    let entries: &[elf::Dyn64<Endianness>] = data
+        .read_slice_at(dyn_off, (dyn_size / 16) as usize)
+        .map_err(|_| damaged("its dynamic segment cannot be read"))?;
+    let end = entries.iter().position(|d| d.d_tag(e).0 == elf::DT_NULL.0);
+    let entries = &entries[..end.ok_or_else(|| damaged("its dynamic segment has no end"))?];
+    let get = |tag: elf::DynamicTag| entries.iter().find(|d| d.d_tag(e).0 == tag.0).map(|d| d.d_val(e));
+    let table = |addr: u64, size: u64, what: &str| -> Result<u64, Option<String>> {
+        if size > MAX_TABLE {
+            return Err(Some(format!("its {what} claims {size} bytes")));
+        }
+        image.file_offset(addr, size).ok_or_else(|| Some(format!("its {what} lies outside its segments")))
+    };
+
+    // Strings.
+    let (strtab, strsz) = (get(elf::DT_STRTAB), get(elf::DT_STRSZ));
+    let (Some(strtab), Some(strsz)) = (strtab, strsz) else { return Err(damaged("it has no dynamic string table")) };
+    let strings = data
+        .read_bytes_at(table(strtab, strsz, "dynamic string table")?, strsz)
+        .map_err(|_| damaged("its dynamic string table cannot be read"))?;
+    if strings.last() != Some(&0) {
+        return Err(damaged("its dynamic string table is not terminated"));
+    }
+    let string = |offset: u64| -> Result<&[u8], Option<String>> {
+        let s = strings.get(offset as usize..).ok_or_else(|| damaged("a name lies outside the string table"))?;
+        Ok(&s[..s.iter().position(|&b| b == 0).expect("terminated")])
+    };
+    let mut facts = Facts::default();
+    for d in entries {
+        let tag = d.d_tag(e).0;
+        if tag == elf::DT_NEEDED.0 || tag == elf::DT_SONAME.0 || tag == elf::DT_RUNPATH.0 || tag == elf::DT_RPATH.0 {
+            let name = string(d.d_val(e))?;
+            if tag == elf::DT_NEEDED.0 {
+                facts.needed.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+        if tag == elf::DT_TEXTREL.0 {
+            return Err(damaged("it relocates its own code (DT_TEXTREL)"));
+        }
+    }
+
+    // Symbols: their count from the section header of `.dynsym`, checked against the
+    // hash table the loader uses.
+    if get(elf::DT_SYMENT).is_some_and(|s| s != 24) || get(elf::DT_RELAENT).is_some_and(|s| s != 24) {
+        return Err(damaged("its symbol or relocation entry size is wrong"));
+    }
+    let symtab = get(elf::DT_SYMTAB).ok_or_else(|| damaged("it has no dynamic symbol table"))?;
+    let sections = header.section_headers(e, data).map_err(|_| damaged("its section headers lie outside the file"))?;
+    let dynsym = sections
+        .iter()
+        .find(|s| s.sh_type(e).0 == elf::SHT_DYNSYM.0)
+        .ok_or_else(|| damaged("it has no dynamic symbol table section"))?;
+    if dynsym.sh_addr(e) != symtab || dynsym.sh_entsize(e) != 24 {
+        return Err(damaged("its dynamic symbol table section contradicts its dynamic segment"));
+    }
+    let nsyms = dynsym.sh_size(e) / 24;
+    let symbols: &[elf::Sym64<Endianness>] = data
+        .read_slice_at(table(symtab, nsyms * 24, "dynamic symbol table")?, nsyms as usize)
+        .map_err(|_| damaged("its dynamic symbol table cannot be read"))?;
+    if let Some(hash) = get(elf::DT_GNU_HASH) {
+        check_gnu_hash(data, &image, e, hash, nsyms as u32)?;
+    }
+    if let Some(hash) = get(elf::DT_HASH) {
+        let off = table(hash, 8, "hash table")?;
+        let head: &elf::HashHeader<Endianness> =
+            data.read_at(off).map_err(|_| damaged("its hash table cannot be read"))?;
+        let (nbucket, nchain) = (head.bucket_count.get(e) as u64, head.chain_count.get(e) as u64);
+        let words = table(hash, 8 + 4 * (nbucket + nchain), "hash table")?;
+        let words: &[object::U32<Endianness>] = data
+            .read_slice_at(words + 8, (nbucket + nchain) as usize)
+            .map_err(|_| damaged("its hash table cannot be read"))?;
+        if nchain != nsyms || words.iter().any(|w| w.get(e) as u64 >= nchain) {
+            return Err(damaged("its hash table names symbols that do not exist"));
+        }
+    }
+    for sym in symbols {
+        string(sym.st_name(e) as u64)?;
+        let defined = sym.st_shndx(e).0 != elf::SHN_UNDEF.0 && sym.st_shndx(e).0 < elf::SHN_LORESERVE;
+        let tls = sym.st_type().0 == elf::STT_TLS.0;
+        if defined && !tls && sym.st_size(e) > 0 && !image.mapped(sym.st_value(e), sym.st_size(e), 0) {
+            return Err(damaged("a symbol lies outside its segments"));
+        }
+    }
+
+    // Relocations.
+    let mut relocations: Vec<&[elf::Rela64<Endianness>]> = Vec::new();
+    for (at, size, what) in
+        [(elf::DT_RELA, elf::DT_RELASZ, "relocations"), (elf::DT_JMPREL, elf::DT_PLTRELSZ, "PLT relocations")]
+    {
+        match (get(at), get(size)) {
+            (None, None) => {}
+            (Some(at), Some(size)) if size % 24 == 0 => relocations.push(
+                data.read_slice_at(table(at, size, what)?, (size / 24) as usize)
+                    .map_err(|_| Some(format!("its {what} cannot be read")))?,
+            ),
+            _ => return Err(Some(format!("its {what} are malformed"))),
+        }
+    }
+    if get(elf::DT_REL).is_some() || get(elf::DT_RELR).is_some() {
+        return Err(damaged("it uses relocation formats tomada does not check (REL, RELR)"));
+    }
+    let (relative, allowed) = relocation_types(header.e_machine(e).0);
+    // Sorted vectors, not hash maps: hundreds of relocations, checked on every load.
+    let mut relative_at: Vec<(u64, u64)> = Vec::new();
+    let mut targets: Vec<u64> = Vec::new();
+    for rela in relocations.iter().flat_map(|r| r.iter()) {
+        let (offset, kind, sym) = (rela.r_offset(e), rela.r_type(e, false).0, rela.r_sym(e, false) as u64);
+        if !allowed.is_empty() && !allowed.contains(&kind) {
+            return Err(Some(format!("it has a relocation of unknown type {kind}")));
+        }
+        if sym >= nsyms.max(1) || !image.mapped(offset, 8, elf::PF_W.0) || offset % 8 != 0 {
+            return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
+        }
+        targets.push(offset);
+        if Some(kind) == relative {
+            relative_at.push((offset, rela.r_addend(e) as u64));
+        }
+    }
+    targets.sort_unstable();
+    if targets.windows(2).any(|w| w[0] == w[1]) {
+        return Err(damaged("two relocations write the same place"));
+    }
+    relative_at.sort_unstable();
+    let relative_target = |at: u64| relative_at.binary_search_by_key(&at, |&(o, _)| o).ok().map(|i| relative_at[i].1);
+    let code = |addr: u64| image.mapped(addr, 1, elf::PF_X.0);
+    for (at, size) in [(elf::DT_INIT_ARRAY, elf::DT_INIT_ARRAYSZ), (elf::DT_FINI_ARRAY, elf::DT_FINI_ARRAYSZ)] {
+        let (Some(at), Some(size)) = (get(at), get(size)) else { continue };
+        if size % 8 != 0 || !image.mapped(at, size, elf::PF_W.0) {
+            return Err(damaged("its initialiser or finaliser array is malformed"));
+        }
+        if relative.is_some() && (0..size / 8).any(|i| relative_target(at + 8 * i).is_none_or(|t| !code(t))) {
+            return Err(damaged("an initialiser or finaliser does not point at code"));
+        }
+    }
+    for tag in [elf::DT_INIT, elf::DT_FINI] {
+        if get(tag).is_some_and(|a| !code(a)) {
+            return Err(damaged("its initialiser or finaliser does not point at code"));
+        }
+    }
+    let versions = check_versions(data, &image, e, &get, &string)?;
+    if let Some(versym) = get(elf::DT_VERSYM) {
+        // Each symbol's version index must name a version record: ld.so indexes an
+        // array with it.
+        let entries: &[object::U16<Endianness>] = data
+            .read_slice_at(table(versym, nsyms * 2, "symbol version table")?, nsyms as usize)
+            .map_err(|_| damaged("its symbol version table cannot be read"))?;
+        if entries.iter().any(|v| !versions.contains(&(v.get(e) & 0x7fff))) {
+            return Err(damaged("a symbol names a version that is not defined"));
+        }
+    }
+
+    // The exported descriptor, as the loader will find it.
+    let wanted = tomada::descriptor::SYMBOL.as_bytes();
+    let wanted = wanted.strip_suffix(b"\0").unwrap_or(wanted);
+    let descriptor = symbols
+        .iter()
+        .find(|s| {
+            s.st_shndx(e).0 != elf::SHN_UNDEF.0
+                && s.st_bind() != elf::STB_LOCAL
+                && string(s.st_name(e) as u64).is_ok_and(|n| n == wanted)
+        })
+        .ok_or(None)?;
+    let at = descriptor.st_value(e);
+    if descriptor.st_type().0 != elf::STT_OBJECT.0
+        || (descriptor.st_size(e) as usize) < size_of::<tomada::Descriptor>()
+        || !image.mapped(at, descriptor.st_size(e), 0)
+    {
+        return Err(damaged("its exported descriptor is not a whole descriptor"));
+    }
+    if relative.is_some() {
+        let field = |offset: usize| relative_target(at + offset as u64);
+        if field(std::mem::offset_of!(tomada::Descriptor, manifest)) != Some(manifest.0)
+            || image.file_offset(manifest.0, manifest.1).is_none()
+        {
+            return Err(damaged("its exported descriptor does not point at its .tomada section (a copied section?)"));
+        }
+        for offset in [
+            std::mem::offset_of!(tomada::Descriptor, create),
+            std::mem::offset_of!(tomada::Descriptor, destroy),
+            std::mem::offset_of!(tomada::Descriptor, dispatch),
+        ] {
+            if field(offset).is_none_or(|t| !code(t)) {
+                return Err(damaged("its exported descriptor's functions do not point at code"));
+            }
+        }
+    }
+    Ok(facts)
+}
+
+/// The relative relocation type, and every type a plugin may use (empty: unchecked).
+fn relocation_types(machine: u16) -> (Option<u32>, &'static [u32]) {
+    match machine {
+        m if m == elf::EM_X86_64.0 => (Some(8), &[0, 1, 6, 7, 8, 16, 17, 18, 37]),
+        m if m == elf::EM_AARCH64.0 => (Some(1027), &[0, 257, 1025, 1026, 1027, 1028, 1029, 1030, 1031, 1032]),
+        _ => (None, &[]),
+    }
+}
+
+fn check_gnu_hash<'d, R: ReadRef<'d>>(
+    data: R,
+    image: &Image<'_>,
+    e: Endianness,
+    at: u64,
+    nsyms: u32,
+) -> Result<(), Option<String>> {
+    let bad = || Some("its GNU hash table is malformed".to_owned());
+    let off = image.file_offset(at, 16).ok_or_else(bad)?;
+    let head: &elf::GnuHashHeader<Endianness> = data.read_at(off).map_err(|_| bad())?;
+    let (nbucket, symoffset, bloom) =
+        (head.bucket_count.get(e) as u64, head.symbol_base.get(e), head.bloom_count.get(e) as u64);
+    if symoffset > nsyms || nbucket > MAX_TABLE || bloom > MAX_TABLE || (bloom != 0 && !bloom.is_power_of_two()) {
+        return Err(bad());
+    }
+    let words = nbucket + u64::from(nsyms - symoffset);
+    let size = 16 + 8 * bloom + 4 * words;
+    let off = image.file_offset(at, size).ok_or_else(bad)?;
+    let words: &[object::U32<Endianness>] =
+        data.read_slice_at(off + 16 + 8 * bloom, words as usize).map_err(|_| bad())?;
+    let (buckets, chains) = words.split_at(nbucket as usize);
+    for b in buckets {
+        let mut i = b.get(e);
+        if i == 0 {
+            continue;
+        }
+        loop {
+            if i < symoffset || i >= nsyms {
+                return Err(bad());
+            }
+            if chains[(i - symoffset) as usize].get(e) & 1 == 1 {
+                break;
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+fn check_versions<'d, 's, R: ReadRef<'d>>(
+    data: R,
+    image: &Image<'_>,
+    e: Endianness,
+    get: &dyn Fn(elf::DynamicTag) -> Option<u64>,
+    string: &dyn Fn(u64) -> Result<&'s [u8], Option<String>>,
+) -> Result<std::collections::HashSet<u16>, Option<String>> {
+    let bad = || Some("its symbol version records are malformed".to_owned());
+    let mut indices: std::collections::HashSet<u16> = [0, 1].into_iter().collect();
+    for (at, count, need) in [(elf::DT_VERNEED, elf::DT_VERNEEDNUM, true), (elf::DT_VERDEF, elf::DT_VERDEFNUM, false)] {
+        let Some(mut addr) = get(at) else { continue };
+        let count = get(count).ok_or_else(bad)?;
+        if count > 4096 {
+            return Err(bad());
+        }
+        for i in 0..count {
+            // Verneed and Verdef are both 16 bytes with the `next` offset at 12; their
+            // auxiliary records 16 and 8 bytes, `next` at 12 and 4.
+            let off = image.file_offset(addr, 16).ok_or_else(bad)?;
+            let (aux_count, aux_first, next, file) = if need {
+                let v: &elf::Verneed<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                if v.vn_version.get(e) != 1 {
+                    return Err(bad());
+                }
+                (v.vn_cnt.get(e), v.vn_aux.get(e), v.vn_next.get(e), Some(v.vn_file.get(e)))
+            } else {
+                let v: &elf::Verdef<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                if v.vd_version.get(e) != 1 {
+                    return Err(bad());
+                }
+                indices.insert(v.vd_ndx.get(e).0 & 0x7fff);
+                (v.vd_cnt.get(e), v.vd_aux.get(e), v.vd_next.get(e), None)
+            };
+            if let Some(file) = file {
+                string(file as u64)?;
+            }
+            let mut aux = addr.checked_add(aux_first as u64).ok_or_else(bad)?;
+            for _ in 0..aux_count {
+                let off = image.file_offset(aux, if need { 16 } else { 8 }).ok_or_else(bad)?;
+                let (name, next) = if need {
+                    let a: &elf::Vernaux<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                    indices.insert(a.vna_other.get(e).0 & 0x7fff);
+                    (a.vna_name.get(e), a.vna_next.get(e))
+                } else {
+                    let a: &elf::Verdaux<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                    (a.vda_name.get(e), a.vda_next.get(e))
+                };
+                string(name as u64)?;
+                aux = aux.checked_add(next as u64).ok_or_else(bad)?;
+            }
+            if i + 1 < count {
+                if next == 0 {
+                    return Err(bad());
+                }
+                addr = addr.checked_add(next as u64).ok_or_else(bad)?;
+            }
+        }
+    }
+    Ok(indices)
+}

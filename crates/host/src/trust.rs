@@ -1,0 +1,323 @@
+//! Who may run code in the host: a [`TrustPolicy`] of trusted minisign keys, pinned
+//! digests and minimum versions, with StrictModes-like permission checks.
+//!
+//! Inspection and the contract checks prove a file is *compatible*; they say nothing
+//! about who made it. A policy is what authenticates: with one, a plugin loads only if
+//! it carries a detached minisign signature (`PLUGIN.minisig`, as `minisign -S` or
+//! `tomada sign` writes) by a trusted key, or its SHA-256 is pinned for its name — and
+//! is not older than the minimum version for its name, and is not writable by anyone
+//! but its owner (root or the host's user) in a directory only its owner may change.
+//! The bytes hashed and verified are read once through the same open descriptor the
+//! loader then loads (see [`crate::Loader`]).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ct_codecs::{Base64, Decoder};
+use sha2::{Digest, Sha256};
+
+use crate::LoadError;
+use crate::file::PluginFile;
+
+/// The longest signature file read (a minisign signature is about 300 bytes).
+const MAX_SIGNATURE: u64 = 64 * 1024;
+
+/// What a policy requires of each plugin before it is loaded.
+///
+/// ```no_run
+/// use tomada_host::{Loader, TrustPolicy};
+///
+/// let policy = TrustPolicy::new()
+///     .trust_key_file("keys/release.pub")?
+///     .min_version("greeter", "1.0.0")?;
+/// let plugin = Loader::with_policy(policy).load::<dyn pluginapi::Greeter>("bin/greeter_v1.so")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TrustPolicy {
+    keys: Vec<TrustedKey>,
+    pins: HashMap<String, [u8; 32]>,
+    min_versions: HashMap<String, semver::Version>,
+    strict_modes: bool,
+}
+
+#[derive(Debug, Clone)]
+struct TrustedKey {
+    id: String,
+    key: minisign_verify::PublicKey,
+}
+
+/// A policy that cannot be built as asked: an unreadable key, a malformed digest or
+/// version.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(String);
+
+impl Default for TrustPolicy {
+    fn default() -> Self {
+        TrustPolicy { keys: Vec::new(), pins: HashMap::new(), min_versions: HashMap::new(), strict_modes: true }
+    }
+}
+
+/// What verification established about a file: its digest, and the key that signed it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Provenance {
+    pub(crate) sha256: Option<[u8; 32]>,
+    pub(crate) key: Option<String>,
+}
+
+impl TrustPolicy {
+    /// An empty policy: it trusts nothing, so it refuses every plugin until keys or
+    /// pins are added. Permission checks are on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the minisign public key in `path` (a `minisign.pub` file, as written by
+    /// `minisign -G` or `tomada keygen`).
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a minisign public key.
+    pub fn trust_key_file(self, path: impl AsRef<Path>) -> Result<Self, PolicyError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError(format!("cannot read public key `{}`: {e}", path.display())))?;
+        let line = text.lines().find(|l| !l.starts_with("untrusted comment:") && !l.trim().is_empty()).unwrap_or("");
+        self.trust_key(line.trim()).map_err(|e| PolicyError(format!("`{}`: {e}", path.display())))
+    }
+
+    /// Trusts a minisign public key given as its base64 line (`RWQ...`).
+    ///
+    /// # Errors
+    /// The text is not a minisign public key.
+    pub fn trust_key(mut self, base64: &str) -> Result<Self, PolicyError> {
+        let bad = || PolicyError("not a minisign public key (expected one base64 line starting `RW`)".into());
+        let key = minisign_verify::PublicKey::from_base64(base64).map_err(|_| bad())?;
+        let id = key_id(base64).ok_or_else(bad)?;
+        self.keys.push(TrustedKey { id, key });
+        Ok(self)
+    }
+
+    /// Pins the plugin named `name` (its manifest name) to the file whose SHA-256 is
+    /// `sha256` (64 hex digits), like a lock file does.
+    ///
+    /// # Errors
+    /// `sha256` is not 64 hex digits.
+    pub fn pin(mut self, name: impl Into<String>, sha256: &str) -> Result<Self, PolicyError> {
+        let digest = parse_hex(sha256)
+            .ok_or_else(|| PolicyError(format!("`{sha256}` is not a SHA-256 digest (64 hex digits)")))?;
+        self.pins.insert(name.into(), digest);
+        Ok(self)
+    }
+
+    /// Pins every plugin in a lock-file-like text: one `NAME SHA256` per line; blank
+    /// lines and lines starting with `#` are skipped.
+    ///
+    /// # Errors
+    /// A line that is not a name and a digest (its number is in the message).
+    pub fn pins_from_lock(mut self, text: &str) -> Result<Self, PolicyError> {
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(digest), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(PolicyError(format!("line {}: expected `NAME SHA256`, found `{line}`", n + 1)));
+            };
+            self = self.pin(name, digest).map_err(|e| PolicyError(format!("line {}: {e}", n + 1)))?;
+        }
+        Ok(self)
+    }
+
+    /// Refuses the plugin named `name` below `version` (semantic versioning), against
+    /// downgrades to a release with a known flaw.
+    ///
+    /// # Errors
+    /// `version` is not a semantic version.
+    pub fn min_version(mut self, name: impl Into<String>, version: &str) -> Result<Self, PolicyError> {
+        let v = semver::Version::parse(version)
+            .map_err(|e| PolicyError(format!("`{version}` is not a semantic version: {e}")))?;
+        self.min_versions.insert(name.into(), v);
+        Ok(self)
+    }
+
+    /// Turns the permission checks off (on by default): only for files whose
+    /// permissions the host cannot choose, and never for plugins others can write.
+    pub fn strict_modes(mut self, on: bool) -> Self {
+        self.strict_modes = on;
+        self
+    }
+
+    /// Verifies `file` (manifest name and version already read) against the policy.
+    pub(crate) fn verify(&self, file: &PluginFile, name: &str, version: &str) -> Result<Provenance, LoadError> {
+        let path = || file.path.clone();
+        if self.strict_modes {
+            check_permissions(file)?;
+        }
+        if let Some(minimum) = self.min_versions.get(name) {
+            let too_old = semver::Version::parse(version).map_or(true, |v| v < *minimum);
+            if too_old {
+                return Err(LoadError::VersionTooOld {
+                    path: path(),
+                    name: name.to_owned(),
+                    found: version.to_owned(),
+                    minimum: minimum.to_string(),
+                });
+            }
+        }
+        let signature = if self.keys.is_empty() { None } else { read_signature(file)? };
+        let verifier = match &signature {
+            Some((sig, sig_key)) => {
+                let trusted = self.keys.iter().find_map(|k| k.key.verify_stream(sig).ok().map(|v| (v, &k.id)));
+                match trusted {
+                    Some(found) => Some(found),
+                    None if !self.pins.contains_key(name) => {
+                        return Err(LoadError::UnknownKey { path: path(), key: sig_key.clone() });
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        // One pass over the file: minisign's BLAKE2b (if signed) and the SHA-256, if
+        // pins or the audit trail need it.
+        let want_sha = !self.pins.is_empty()
+            || self.keys.is_empty()
+            || tracing::enabled!(target: "tomada::audit", tracing::Level::INFO);
+        let mut sha = want_sha.then(Sha256::new);
+        let mut stream = verifier.as_ref().map(|(v, _)| v.clone());
+        file.read_all(|chunk| {
+            if let Some(sha) = sha.as_mut() {
+                sha.update(chunk);
+            }
+            if let Some(s) = stream.as_mut() {
+                s.update(chunk);
+            }
+        })
+        .map_err(|e| LoadError::Io { path: path(), source: e })?;
+        let sha256: Option<[u8; 32]> = sha.map(|s| s.finalize().into());
+        let mut provenance = Provenance { sha256, key: None };
+        if let Some(pinned) = self.pins.get(name)
+            && let Some(sha256) = sha256
+            && *pinned != sha256
+        {
+            return Err(LoadError::DigestMismatch {
+                path: path(),
+                name: name.to_owned(),
+                expected: hex(pinned),
+                found: hex(&sha256),
+            });
+        }
+        if let (Some(mut stream), Some((_, id))) = (stream, verifier.as_ref()) {
+            if stream.finalize().is_err() {
+                return Err(LoadError::BadSignature { path: path(), key: (*id).clone() });
+            }
+            provenance.key = Some((*id).clone());
+        }
+        if self.pins.contains_key(name) || provenance.key.is_some() {
+            return Ok(provenance);
+        }
+        if self.keys.is_empty() {
+            let sha256 = sha256.map(|d| hex(&d)).unwrap_or_default();
+            return Err(LoadError::NotPinned { path: path(), name: name.to_owned(), sha256 });
+        }
+        Err(LoadError::Unsigned { path: path() })
+    }
+}
+
+/// The SHA-256 of a file, read through its open descriptor (for the audit trail).
+pub(crate) fn sha256(file: &PluginFile) -> Option<[u8; 32]> {
+    let mut sha = Sha256::new();
+    file.read_all(|chunk| sha.update(chunk)).ok()?;
+    Some(sha.finalize().into())
+}
+
+/// `PLUGIN.minisig`, if there is one, and the id of the key it names.
+fn read_signature(file: &PluginFile) -> Result<Option<(minisign_verify::Signature, String)>, LoadError> {
+    let mut name = file.absolute.clone().into_os_string();
+    name.push(".minisig");
+    let sig_path = PathBuf::from(name);
+    let bad = |key: String| LoadError::BadSignature { path: file.path.clone(), key };
+    let text = match std::fs::File::open(&sig_path) {
+        Ok(f) => {
+            use std::io::Read;
+            let mut text = String::new();
+            if f.take(MAX_SIGNATURE).read_to_string(&mut text).is_err() {
+                return Err(bad("unreadable".into()));
+            }
+            text
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LoadError::Io { path: sig_path, source: e }),
+    };
+    let signature = minisign_verify::Signature::decode(&text).map_err(|_| bad("malformed".into()))?;
+    let key = text.lines().nth(1).and_then(key_id).unwrap_or_else(|| "unknown".into());
+    Ok(Some((signature, key)))
+}
+
+/// minisign's key id (as `minisign` prints it: 16 hex digits) from a public key's or
+/// signature's base64 line, whose bytes 2..10 are the id, little-endian.
+fn key_id(base64: &str) -> Option<String> {
+    let bytes = Base64::decode_to_vec(base64.trim(), None).ok()?;
+    let id: [u8; 8] = bytes.get(2..10)?.try_into().ok()?;
+    Some(format!("{:016X}", u64::from_le_bytes(id)))
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Lowercase hex, as `sha256sum` prints it.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// sshd's StrictModes for a plugin: the file writable only by its owner, the owner
+/// root or this process's user, its directory not writable by others unless sticky.
+fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let refuse = |reason: String| Err(LoadError::Permissions { path: file.path.clone(), reason });
+        let mode = file.meta.mode();
+        if mode & 0o022 != 0 {
+            return refuse(format!("the file is writable by its group or others (mode {:o})", mode & 0o7777));
+        }
+        // SAFETY: `geteuid` has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if file.meta.uid() != 0 && file.meta.uid() != me {
+            return refuse(format!(
+                "the file is owned by uid {}, neither root nor this host's user ({me})",
+                file.meta.uid()
+            ));
+        }
+        if let Some(dir) = file.absolute.parent()
+            && let Ok(meta) = std::fs::metadata(dir)
+        {
+            let mode = meta.mode();
+            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+                return refuse(format!(
+                    "its directory `{}` is writable by others and not sticky (mode {:o})",
+                    dir.display(),
+                    mode & 0o7777
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
