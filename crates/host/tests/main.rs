@@ -9,4 +9,5 @@ mod evolve;
 mod isolate;
 mod load;
 mod marker;
+mod sandbox;
 mod threads;

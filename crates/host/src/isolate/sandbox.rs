@@ -314,12 +314,12 @@ fn install(rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>>
 /// Landlock, the seccomp part still holds.
 #[cfg(target_os = "linux")]
 pub(crate) fn contain_always() -> Result<(), String> {
-    use landlock::{ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope};
+    use landlock::{AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope};
     install(always_rules()?, libc::EPERM)?;
     let _ = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::MakeBlock)
-        .and_then(|r| r.scope(Scope::from_all(ABI::V6)))
+        .and_then(|r| r.scope(Scope::Signal))
         .and_then(|r| r.create())
         .and_then(|r| r.restrict_self());
     Ok(())
