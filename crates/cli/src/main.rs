@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use tomada_host::escape::escape_controls;
 use tomada_host::{Interface, LoadError, Manifest, flags};
 
 #[derive(Parser, Debug)]
@@ -105,36 +106,45 @@ fn inspect_json(path: &Path) -> Value {
     }
 }
 
+/// `println!` for text a plugin or host file controls (names, descriptions,
+/// signatures): control characters are escaped, so a file cannot drive the
+/// terminal or forge lines. (`--json` output is exact: JSON escapes them itself.)
+macro_rules! out {
+    ($($arg:tt)*) => {
+        println!("{}", escape_controls(&format!($($arg)*)))
+    };
+}
+
 fn print_contract(label: &str, c: &Interface) {
-    println!("  {label:<12}{} {} (ABI {}, fingerprint {:016x})", c.name, c.version(), c.abi, c.fingerprint);
+    out!("  {label:<12}{} {} (ABI {}, fingerprint {:016x})", c.name, c.version(), c.abi, c.fingerprint);
     for m in &c.methods {
-        println!("  {:<12}{m}", "");
+        out!("  {:<12}{m}", "");
     }
 }
 
 fn inspect_text(path: &Path) -> bool {
     match read(path) {
         Ok(Side::Plugin(m)) => {
-            println!("{}", path.display());
-            println!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
-            println!("  {:<12}{}", "description", m.info.description);
+            out!("{}", path.display());
+            out!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
+            out!("  {:<12}{}", "description", m.info.description);
             print_contract("contract", &m.contract);
-            println!("  {:<12}tomada boundary {}", "boundary", m.boundary);
+            out!("  {:<12}tomada boundary {}", "boundary", m.boundary);
             let panic = if m.flags & flags::PANIC_UNWIND != 0 { "unwind (caught at the boundary)" } else { "abort" };
-            println!("  {:<12}{panic}", "panics");
-            println!("  {:<12}{} for {}", "built by", m.rustc, m.target);
+            out!("  {:<12}{panic}", "panics");
+            out!("  {:<12}{} for {}", "built by", m.rustc, m.target);
             true
         }
         Ok(Side::Host(contracts)) => {
-            println!("{}", path.display());
-            println!("  {:<12}a host executable", "kind");
+            out!("{}", path.display());
+            out!("  {:<12}a host executable", "kind");
             for c in &contracts {
                 print_contract("expects", c);
             }
             true
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_controls(&e.to_string()));
             false
         }
     }
@@ -228,12 +238,12 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
     let mut fits = true;
     for v in verdicts {
         match v {
-            Ok(line) => println!("fit: {line}"),
+            Ok(line) => out!("fit: {line}"),
             Err(why) => {
                 fits = false;
-                println!("no fit: {a_name} and {b_name} differ:");
+                out!("no fit: {a_name} and {b_name} differ:");
                 for w in why {
-                    println!("  - {w}");
+                    out!("  - {w}");
                 }
             }
         }
@@ -261,7 +271,7 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
                 let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-                eprintln!("error: {}", chain.join(": "));
+                eprintln!("error: {}", escape_controls(&chain.join(": ")));
                 ExitCode::from(2)
             }
         },
