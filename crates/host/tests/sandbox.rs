@@ -62,14 +62,14 @@ fn wait_none_named(name: &str) {
     panic!("processes named {name} outlived the plugin: {:?}", named(name));
 }
 
-/// 1. io_uring does network (and file) work seccomp's socket rule never sees.
+/// Issue 8, item 1: io_uring does network (and file) work seccomp's socket rule never sees.
 #[test]
 fn io_uring_is_refused() {
     got_through(attack(&plain(), "io_uring", ""), "io_uring");
     refused(attack(&strict(), "io_uring", ""), EPERM, "io_uring");
 }
 
-/// 2. Keystrokes into the user's shell: the child has no controlling terminal, and
+/// Issue 8, item 2: Keystrokes into the user's shell: the child has no controlling terminal, and
 /// TIOCSTI on a terminal it opens by name is refused in every isolated process.
 /// Runs in a helper process on a fresh pseudo-terminal (below).
 #[test]
@@ -144,7 +144,7 @@ fn tty_helper() {
     }
 }
 
-/// 3. The plugin's initialisers run inside the sandbox: exec, a socket opened then,
+/// Issue 8, item 3: The plugin's initialisers run inside the sandbox: exec, a socket opened then,
 /// and a helper forked then are all refused.
 #[test]
 fn initialisers_run_inside_the_sandbox() {
@@ -178,7 +178,7 @@ fn initialisers_run_inside_the_sandbox() {
     assert_eq!(attack(&p, "write", dir.path().join("granted").to_str().unwrap()).map(|_| ()), Ok(()));
 }
 
-/// 4. Metadata changes outside granted paths.
+/// Issue 8, item 4: Metadata changes outside granted paths.
 #[test]
 fn metadata_changes_outside_granted_paths_are_refused() {
     let (victims, granted) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -199,7 +199,7 @@ fn metadata_changes_outside_granted_paths_are_refused() {
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
 }
 
-/// 5 and 12. The host cannot be signalled, traced, or written through /proc —
+/// Issue 8, item 5 and 12: The host cannot be signalled, traced, or written through /proc —
 /// with or without a sandbox (a PID namespace hides it; a Landlock domain keeps
 /// ptrace and signals inside; seccomp refuses ptrace and process_vm_*).
 #[test]
@@ -221,7 +221,7 @@ fn the_host_cannot_be_signalled_or_traced() {
     }
 }
 
-/// 6. Every socket family and namespace creation.
+/// Issue 8, item 6: Every socket family and namespace creation.
 #[test]
 fn sockets_of_every_family_and_namespaces_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,7 +265,7 @@ fn sockets_of_every_family_and_namespaces_are_refused() {
     assert!(attack(&p, "fork", "tmd-strict-fork").is_ok());
 }
 
-/// 7. Reads and the environment.
+/// Issue 8, item 7: Reads and the environment.
 #[test]
 fn reads_are_limited_and_the_environment_is_empty() {
     let granted = tempfile::tempdir().unwrap();
@@ -288,7 +288,7 @@ fn reads_are_limited_and_the_environment_is_empty() {
     assert_eq!(attack(&p, "env", ""), Ok("GIVEN".into()));
 }
 
-/// 8. A plugin that dies while loading is reported at once, with its cause and its
+/// Issue 8, item 8: A plugin that dies while loading is reported at once, with its cause and its
 /// last words — not at the startup deadline.
 #[test]
 fn death_while_loading_is_reported_with_its_cause() {
@@ -307,7 +307,7 @@ fn death_while_loading_is_reported_with_its_cause() {
     assert!(msg.contains("exited with status 7"), "{msg}");
 }
 
-/// 9. Nothing the plugin starts outlives its handle: 50 load/drop cycles leaving a
+/// Issue 8, item 9: Nothing the plugin starts outlives its handle: 50 load/drop cycles leaving a
 /// daemon behind each time leak no thread, descriptor or process. Counted in a
 /// helper process, so other tests' threads do not count.
 #[test]
@@ -352,7 +352,7 @@ fn cycles_helper() {
     println!("{}", counts());
 }
 
-/// 9. Nothing the plugin starts outlives a host killed with SIGKILL: a forked
+/// Issue 8, item 9: Nothing the plugin starts outlives a host killed with SIGKILL: a forked
 /// child, a `setsid` double-fork daemon, and the plugin's own processes.
 #[test]
 fn nothing_outlives_a_host_killed_with_sigkill() {
@@ -405,7 +405,7 @@ fn sigkill_helper() {
     std::thread::sleep(Duration::from_secs(600));
 }
 
-/// 10. Host memory is bounded by the frame limit, not by the plugin.
+/// Issue 8, item 10: Host memory is bounded by the frame limit, not by the plugin.
 #[test]
 fn frames_over_the_limit_are_errors_not_host_memory() {
     let p = attacker(isolation().max_frame(1 << 20));

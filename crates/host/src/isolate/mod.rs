@@ -78,6 +78,9 @@ const END_GRACE: Duration = Duration::from_millis(500);
 const MAX_LINE: u64 = 64 * 1024;
 
 /// Where a plugin runs.
+// Built once per plugin and passed by reference: its size does not matter, and a
+// box would change how every host writes `Mode::Isolated(..)`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Default)]
 pub enum Mode {
     /// In the host's process: fastest; a crash of the plugin is a crash of the host.

@@ -108,13 +108,10 @@ fn serve(fd: RawFd) -> i32 {
     // Containment first (a PID namespace: this process becomes supervisor, init and
     // worker, and only the worker returns), then the sandbox: both before the plugin's
     // file is opened, so its initialisers run inside.
-    if let Err(why) = super::contain::enter_pid_namespace(fd) {
-        if request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker) {
-            return fail(
-                &mut stream,
-                format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"),
-            );
-        }
+    if let Err(why) = super::contain::enter_pid_namespace(fd)
+        && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
+    {
+        return fail(&mut stream, format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"));
     }
     let sandboxed = match &request.sandbox {
         Some(sandbox) => super::sandbox::apply(sandbox, &request.path),

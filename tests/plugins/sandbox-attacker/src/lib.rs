@@ -210,9 +210,11 @@ impl Attacker for Attack {
                 // SAFETY: a NUL-terminated path.
                 check(unsafe { libc::truncate(c(arg).as_ptr(), 0) } as libc::c_long, "truncate")
             }
-            // SAFETY (these four): NUL-terminated paths and plain integers.
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "chmod" => check(unsafe { libc::chmod(c(arg).as_ptr(), 0o777) } as libc::c_long, "chmod"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "chown" => check(unsafe { libc::chown(c(arg).as_ptr(), 1, 1) } as libc::c_long, "chown"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "utime" => check(unsafe { libc::utimes(c(arg).as_ptr(), std::ptr::null()) } as libc::c_long, "utimes"),
             "setxattr" => check(
                 // SAFETY: NUL-terminated strings, a 1-byte value.
@@ -287,9 +289,11 @@ impl Attacker for Attack {
             }
             "clone3-ns" => clone3_namespaces(),
             "clone-ns" => clone_namespaces(),
-            // SAFETY (these): the calls take integers and null pointers the kernel checks.
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "keyctl" => check(unsafe { libc::syscall(libc::SYS_keyctl, 0, -3i32, 1) }, "keyctl"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "bpf" => check(unsafe { libc::syscall(libc::SYS_bpf, 0, 0usize, 0u32) }, "bpf"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "userfaultfd" => check(unsafe { libc::syscall(libc::SYS_userfaultfd, 0) }, "userfaultfd"),
             "big" => Ok("x".repeat(arg.parse().map_err(|e| format!("{arg}: {e}"))?)),
             "forge-frame" => {
@@ -326,9 +330,9 @@ extern "C" fn attack_on_load() {
                 // SAFETY: `socket` takes integers.
                 INIT_SOCKET.store(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) }, Ordering::SeqCst);
             }
-            "helper" => {
-                // SAFETY: the child sleeps, tries the exec, and leaves with `_exit`.
-                if unsafe { libc::fork() } == 0 {
+            // SAFETY: the child sleeps, tries the exec, and leaves with `_exit`.
+            "helper" if unsafe { libc::fork() } == 0 => {
+                {
                     std::thread::sleep(std::time::Duration::from_millis(300));
                     let _ = std::process::Command::new("/bin/sh").args(["-c", &format!("echo ran > {arg}")]).status();
                     // SAFETY: ends the helper.
