@@ -51,8 +51,12 @@ struct Args {
     trusted_key: Vec<PathBuf>,
 }
 
-/// Go's `log` package format: `2025/08/15 10:31:07 message`, on stderr.
+/// Go's `log` package format: `2025/08/15 10:31:07 message`, on stderr. Control
+/// characters are escaped: much of what is logged (names, descriptions, the
+/// plugins' own output, error messages) comes from plugins, which must not forge
+/// log lines or drive the terminal.
 fn log(message: &str) {
+    let message = tomada_host::escape::escape_controls(message);
     eprintln!("{} {message}", chrono::Local::now().format("%Y/%m/%d %H:%M:%S"));
 }
 
@@ -84,7 +88,7 @@ fn greet_with(loader: &Loader, path: &Path, name: &str, mode: &Mode) -> Result<(
         info.description
     ));
     let greeting = plugin.greet(name).map_err(|e| format!("plugin `{}` failed to greet: {e}", info.name))?;
-    println!("{greeting}");
+    println!("{}", tomada_host::escape::escape_controls(&greeting));
     Ok(())
 }
 

@@ -287,3 +287,24 @@ fn trusted_keys_turn_the_policy_on() {
         "cannot read public key `/nonexistent.pub`",
     );
 }
+
+/// Control characters in what a plugin or a file controls are escaped: the
+/// greeting (it echoes the name), error messages naming a path, plugin output.
+#[test]
+fn control_characters_are_escaped_in_every_line() {
+    let plugin = cdylib("greeter");
+    for isolate in [false, true] {
+        let mut args = vec![plugin.as_os_str(), "--name".as_ref(), "Ana\x1b[2J\rforged".as_ref()];
+        if isolate {
+            args.push("--isolate".as_ref());
+        }
+        let mut full = vec!["--plugin".as_ref()];
+        full.extend(args);
+        let out = host(&full);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "Olá, Ana\\e[2J\\rforged 👋\n");
+    }
+    let out = run_plugin(Path::new("/nonexistent/\x1b]0;title\x07plugin.so"));
+    let message = assert_refused(&out, "\\e]0;title\\u{7}plugin.so");
+    assert!(!message.contains('\x1b') && !message.contains('\x07'), "{message:?}");
+}

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use tomada_host::escape::escape_controls;
 use tomada_host::{Interface, LoadError, Manifest, flags};
 
 #[derive(Parser, Debug)]
@@ -140,10 +141,19 @@ fn inspect_json(path: &Path) -> Value {
     }
 }
 
+/// `println!` for text a plugin or host file controls (names, descriptions,
+/// signatures): control characters are escaped, so a file cannot drive the
+/// terminal or forge lines. (`--json` output is exact: JSON escapes them itself.)
+macro_rules! out {
+    ($($arg:tt)*) => {
+        println!("{}", escape_controls(&format!($($arg)*)))
+    };
+}
+
 fn print_contract(label: &str, c: &Interface) {
-    println!("  {label:<12}{} {} (ABI {}, fingerprint {:016x})", c.name, c.version(), c.abi, c.fingerprint);
+    out!("  {label:<12}{} {} (ABI {}, fingerprint {:016x})", c.name, c.version(), c.abi, c.fingerprint);
     for m in &c.methods {
-        println!("  {:<12}{m}", "");
+        out!("  {:<12}{m}", "");
     }
     for t in &c.types {
         println!("  {:<12}{t}", "");
@@ -153,27 +163,27 @@ fn print_contract(label: &str, c: &Interface) {
 fn inspect_text(path: &Path) -> bool {
     match read(path) {
         Ok(Side::Plugin(m, needed)) => {
-            println!("{}", path.display());
-            println!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
-            println!("  {:<12}{}", "description", m.info.description);
+            out!("{}", path.display());
+            out!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
+            out!("  {:<12}{}", "description", m.info.description);
             print_contract("contract", &m.contract);
-            println!("  {:<12}tomada boundary {}", "boundary", m.boundary);
+            out!("  {:<12}tomada boundary {}", "boundary", m.boundary);
             let panic = if m.flags & flags::PANIC_UNWIND != 0 { "unwind (caught at the boundary)" } else { "abort" };
-            println!("  {:<12}{panic}", "panics");
-            println!("  {:<12}{} for {}", "built by", m.rustc, m.target);
-            println!("  {:<12}{}", "needs", if needed.is_empty() { "-".to_owned() } else { needed.join(", ") });
+            out!("  {:<12}{panic}", "panics");
+            out!("  {:<12}{} for {}", "built by", m.rustc, m.target);
+            out!("  {:<12}{}", "needs", if needed.is_empty() { "-".to_owned() } else { needed.join(", ") });
             true
         }
         Ok(Side::Host(contracts)) => {
-            println!("{}", path.display());
-            println!("  {:<12}a host executable", "kind");
+            out!("{}", path.display());
+            out!("  {:<12}a host executable", "kind");
             for c in &contracts {
                 print_contract("expects", c);
             }
             true
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_controls(&e.to_string()));
             false
         }
     }
@@ -267,12 +277,12 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
     let mut fits = true;
     for v in verdicts {
         match v {
-            Ok(line) => println!("fit: {line}"),
+            Ok(line) => out!("fit: {line}"),
             Err(why) => {
                 fits = false;
-                println!("no fit: {a_name} and {b_name} differ:");
+                out!("no fit: {a_name} and {b_name} differ:");
                 for w in why {
-                    println!("  - {w}");
+                    out!("  - {w}");
                 }
             }
         }
@@ -392,7 +402,7 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
                 let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-                eprintln!("error: {}", chain.join(": "));
+                eprintln!("error: {}", escape_controls(&chain.join(": ")));
                 ExitCode::from(2)
             }
         },

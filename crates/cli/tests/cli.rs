@@ -214,3 +214,18 @@ fn verify_a_file_signed_by_the_minisign_tool() {
     let out = run_ok(&["verify".as_ref(), "--public-key".as_ref(), pk.as_os_str(), plugin.as_os_str()]);
     assert!(out.contains("good signature"), "{out}");
 }
+
+/// A file name with control characters is escaped in text output and exact in JSON.
+#[test]
+fn inspect_escapes_control_characters_in_text_not_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = dir.path().join("evil\x1b[2J\r.so");
+    std::fs::copy(cdylib("greeter"), &evil).unwrap();
+    let out = tomada(&["inspect".as_ref(), evil.as_os_str()]);
+    let text = stdout(&out);
+    assert!(text.contains("evil\\e[2J\\r.so") && !text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+    let out = tomada(&["inspect".as_ref(), "--json".as_ref(), evil.as_os_str()]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let path = json.pointer("/0/path").or_else(|| json.pointer("/path")).and_then(|p| p.as_str()).unwrap();
+    assert!(path.ends_with("evil\x1b[2J\r.so"), "{path:?}");
+}

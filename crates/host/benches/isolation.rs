@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pluginapi::Greeter;
-use tomada_host::isolate::{Isolation, Mode, Runner};
+use tomada_host::isolate::{Isolation, Mode, Runner, Sandbox};
 
 tomada_host::tomada::global_allocator!();
 
@@ -137,6 +137,16 @@ fn main() {
         wall / CALLS as u32
     );
 
+    // The same under `Sandbox::strict()` (Landlock + seccomp on every system call).
+    let iso = Isolation::new().runner(runner.clone()).sandbox(Sandbox::strict());
+    let strict = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(iso)).unwrap();
+    for _ in 0..1000 {
+        strict.greet("Mundo").unwrap();
+    }
+    let (samples, wall) = timed(|| drop(std::hint::black_box(strict.greet("Mundo").unwrap())));
+    report("isolated greet, Sandbox::strict()", samples, wall);
+    drop(strict);
+
     bare_ping_pong();
 
     let mut starts = Vec::new();
@@ -151,6 +161,21 @@ fn main() {
     println!(
         "{:<34} p50 {:>9.2?}  max {:>9.2?}  (30 starts, each to its first answer)",
         "spawn + handshake + first call",
+        percentile(&starts, 0.5),
+        starts[starts.len() - 1]
+    );
+    let mut starts = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let iso = Isolation::new().runner(runner.clone()).sandbox(Sandbox::strict());
+        let p = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(iso)).unwrap();
+        p.greet("Mundo").unwrap();
+        starts.push(t.elapsed());
+    }
+    starts.sort();
+    println!(
+        "{:<34} p50 {:>9.2?}  max {:>9.2?}  (30 starts, each to its first answer)",
+        "the same, Sandbox::strict()",
         percentile(&starts, 0.5),
         starts[starts.len() - 1]
     );

@@ -34,6 +34,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
+pub mod escape;
 mod file;
 mod inspect;
 #[cfg(unix)]

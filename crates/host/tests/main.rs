@@ -11,5 +11,6 @@ mod isolate;
 mod kv;
 mod load;
 mod marker;
+mod sandbox;
 mod threads;
 mod trust;

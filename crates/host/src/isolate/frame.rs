@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 /// The protocol version, sent in the child's hello.
 pub(crate) const PROTOCOL: u32 = 1;
 
-/// Frames larger than this are malformed, both ways: a call's arguments or result
-/// over 1 GiB is refused before it is sent.
+/// No frame is ever larger than this, whatever the configured limit: a call's
+/// arguments or result over 1 GiB is refused before it is sent.
 pub(crate) const MAX_FRAME: usize = 1 << 30;
+
+/// The default limit of one frame (see `Isolation::max_frame`): 64 MiB.
+pub(crate) const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,15 +94,26 @@ pub(crate) fn write(stream: &mut UnixStream, kind: Kind, id: u64, parts: &[&[u8]
     stream.write_all(&buf)
 }
 
-/// Reads one frame: spins for up to `spin` on a non-blocking receive, then blocks
-/// until `deadline` (forever if `None`).
-pub(crate) fn read(stream: &UnixStream, spin: Duration, deadline: Option<Instant>) -> Result<Frame, ReadError> {
+/// Reads one frame of at most `max` bytes: spins for up to `spin` on a
+/// non-blocking receive, then blocks until `deadline` (forever if `None`).
+pub(crate) fn read(
+    stream: &UnixStream,
+    spin: Duration,
+    deadline: Option<Instant>,
+    max: usize,
+) -> Result<Frame, ReadError> {
     let fd = stream.as_raw_fd();
     let mut header = [0u8; 4 + 1 + 8];
     fill(fd, &mut header, spin, deadline)?;
     let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-    if !(9..=MAX_FRAME).contains(&len) {
+    if len < 9 {
         return Err(ReadError::Malformed(format!("a frame declares {len} bytes")));
+    }
+    if len > max.min(MAX_FRAME) {
+        return Err(ReadError::Malformed(format!(
+            "a frame declares {len} bytes, over the limit of {} bytes",
+            max.min(MAX_FRAME)
+        )));
     }
     let kind =
         Kind::from_u8(header[4]).ok_or_else(|| ReadError::Malformed(format!("unknown frame kind {}", header[4])))?;
@@ -190,7 +204,7 @@ mod tests {
     fn frames_round_trip() {
         let (mut a, b) = UnixStream::pair().unwrap();
         write(&mut a, Kind::Call, 7, &[&3u32.to_le_bytes(), b"args"]).unwrap();
-        let f = read(&b, Duration::from_micros(10), None).unwrap();
+        let f = read(&b, Duration::from_micros(10), None, MAX_FRAME).unwrap();
         assert_eq!((f.kind, f.id), (Kind::Call, 7));
         assert_eq!(f.payload, b"\x03\x00\x00\x00args");
     }
@@ -198,16 +212,24 @@ mod tests {
     #[test]
     fn eof_timeout_and_garbage() {
         let (a, b) = UnixStream::pair().unwrap();
-        let r = read(&b, Duration::ZERO, Some(Instant::now() + Duration::from_millis(20)));
+        let r = read(&b, Duration::ZERO, Some(Instant::now() + Duration::from_millis(20)), MAX_FRAME);
         assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
         drop(a);
-        assert!(matches!(read(&b, Duration::ZERO, None), Err(ReadError::Eof)));
+        assert!(matches!(read(&b, Duration::ZERO, None, MAX_FRAME), Err(ReadError::Eof)));
 
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert!(matches!(read(&b, Duration::ZERO, None), Err(ReadError::Malformed(_))));
+        assert!(matches!(read(&b, Duration::ZERO, None, MAX_FRAME), Err(ReadError::Malformed(_))));
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(&[9, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert!(matches!(read(&b, Duration::ZERO, None), Err(ReadError::Malformed(_))));
+        assert!(matches!(read(&b, Duration::ZERO, None, MAX_FRAME), Err(ReadError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_malformed_before_its_payload_is_read() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        write(&mut a, Kind::Reply, 1, &[&[0u8; 1000]]).unwrap();
+        let r = read(&b, Duration::ZERO, None, 100);
+        assert!(matches!(&r, Err(ReadError::Malformed(m)) if m.contains("1009 bytes, over the limit of 100")), "{r:?}");
     }
 }

@@ -29,6 +29,7 @@
 //! }
 //! ```
 
+mod contain;
 mod frame;
 mod runner;
 mod sandbox;
@@ -62,6 +63,10 @@ use crate::{Inspection, LoadError};
 const FD_VAR: &str = "TOMADA_RUNNER_FD";
 /// The environment variable naming the host's pid, for the runner to check.
 const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
+/// The environment variable giving the runner the largest frame either side sends.
+const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
+/// How many of a plugin's last stderr lines a load failure quotes.
+const STDERR_TAIL: usize = 8;
 /// The descriptor number the socket gets in the child.
 const CHILD_FD: i32 = 3;
 /// The descriptor number the plugin file gets in the child: it loads exactly the file
@@ -71,10 +76,15 @@ const PLUGIN_FD: i32 = 4;
 const CALL_SPIN: Duration = Duration::from_micros(200);
 /// How long a dead child's output may still take to arrive.
 const FORWARDER_GRACE: Duration = Duration::from_millis(500);
+/// How long a child whose channel ended may take to exit by itself.
+const END_GRACE: Duration = Duration::from_millis(500);
 /// The longest line of plugin output passed on whole; longer ones are split.
 const MAX_LINE: u64 = 64 * 1024;
 
 /// Where a plugin runs.
+// Built once per plugin and passed by reference: its size does not matter, and a
+// box would change how every host writes `Mode::Isolated(..)`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Default)]
 pub enum Mode {
     /// In the host's process: fastest; a crash of the plugin is a crash of the host.
@@ -120,6 +130,7 @@ pub struct Isolation {
     sandbox: Option<Sandbox>,
     output: OutputFn,
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    max_frame: usize,
 }
 
 impl fmt::Debug for Isolation {
@@ -135,6 +146,7 @@ impl fmt::Debug for Isolation {
             .field("runner", &self.runner)
             .field("sandbox", &self.sandbox)
             .field("env", &self.env)
+            .field("max_frame", &self.max_frame)
             .finish_non_exhaustive()
     }
 }
@@ -153,9 +165,12 @@ impl Default for Isolation {
             sandbox: None,
             output: Arc::new(|plugin, stream, line| {
                 let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
+                // Escaped: a plugin must not forge log lines or drive the terminal.
+                let (plugin, line) = (crate::escape::escape_controls(plugin), crate::escape::escape_controls(line));
                 eprintln!("[{plugin} {stream}] {line}");
             }),
             env: Vec::new(),
+            max_frame: frame::DEFAULT_MAX_FRAME,
         }
     }
 }
@@ -163,7 +178,8 @@ impl Default for Isolation {
 impl Isolation {
     /// Defaults: a 30 s deadline per call, 10 s to start, no resource limits, 3
     /// crashes a minute before quarantine, the host's own executable as runner, no
-    /// sandbox, plugin output to stderr as `[name stream] line`.
+    /// sandbox, plugin output to stderr as `[name stream] line` (control characters
+    /// escaped), an empty environment, frames of at most 64 MiB.
     pub fn new() -> Self {
         Self::default()
     }
@@ -212,13 +228,25 @@ impl Isolation {
         self.sandbox = Some(sandbox);
         self
     }
-    /// Sets an environment variable for the plugin's process (which otherwise
-    /// inherits the host's environment).
+    /// Sets an environment variable for the plugin's process. Nothing else of the
+    /// host's environment reaches it (it may hold secrets): the plugin's process
+    /// starts with only the variables given here.
     pub fn env(mut self, key: impl Into<std::ffi::OsString>, value: impl Into<std::ffi::OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
-    /// Where the plugin's output lines go.
+    /// The largest message either side may send, in bytes (default 64 MiB, at most
+    /// 1 GiB): a call whose arguments are larger fails before it is sent, and a
+    /// plugin's answer that is larger is a
+    /// [`CallError::Channel`](crate::CallError::Channel) — the host never allocates
+    /// more than this for one answer, whatever the plugin's memory limit.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes.clamp(64, frame::MAX_FRAME);
+        self
+    }
+    /// Where the plugin's output lines go. They are passed on as the plugin
+    /// printed them: escape them (see [`escape_controls`](crate::escape::escape_controls))
+    /// before they reach a terminal or a log.
     pub fn on_output(mut self, output: impl Fn(&str, Stream, &str) + Send + Sync + 'static) -> Self {
         self.output = Arc::new(output);
         self
@@ -242,6 +270,28 @@ impl Connection {
         // pid cannot have been reused.
         unsafe { libc::kill(-pid, libc::SIGKILL) };
         self.reap()
+    }
+
+    /// Gives a child whose channel ended up to `grace` to exit by itself (so its
+    /// own exit status, e.g. the signal that crashed it, is what gets reported),
+    /// then kills what is left of its process group and reaps it.
+    fn end(self, grace: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + grace;
+        let pid = self.child.id();
+        loop {
+            // SAFETY: `waitid` writes into a zeroed local; `WNOWAIT` leaves the child
+            // a zombie, so its pid (and group id) stays ours until `reap`.
+            let exited = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0
+                    && info.si_pid() != 0
+            };
+            if exited || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        self.kill()
     }
 
     /// Waits for the killed child to exit, then (briefly) for its last output.
@@ -347,17 +397,20 @@ impl Isolated {
             }
             Runner::Path(p) => p.clone(),
         };
-        let (mut host_end, child_end) =
+        let (mut host_end, pair_end) =
             UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
         // Move the child's end above the standard descriptors and 3, so `dup2` onto 3
         // in the child always makes a new descriptor (without close-on-exec).
         // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one,
         // which we own from here on.
-        let child_end = match unsafe { libc::fcntl(child_end.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+        let child_end = match unsafe { libc::fcntl(pair_end.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
             -1 => return Err(fail(format!("cannot duplicate the socket: {}", std::io::Error::last_os_error()))),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
+        // Closed now, not at the end of this function: the host must hold only its
+        // own end, or it never sees the end of a child that dies while loading.
+        drop(pair_end);
         let child_fd = child_end.as_raw_fd();
         // The plugin file, likewise above 10, to become descriptor 4.
         // SAFETY: as above, on the open plugin file.
@@ -374,18 +427,26 @@ impl Isolated {
         ];
         let mut command = Command::new(&exe);
         command
+            // Only what the host passes: its environment may hold secrets.
+            .env_clear()
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .env(FD_VAR, CHILD_FD.to_string())
             .env(PARENT_VAR, std::process::id().to_string())
+            .env(MAX_FRAME_VAR, self.options.max_frame.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
-            .process_group(0);
-        // SAFETY: the closure only makes async-signal-safe system calls (`dup2`,
-        // `close_range`, `prctl`, `setrlimit`) between fork and exec, on values
-        // computed before.
+            .stderr(Stdio::piped());
+        // SAFETY: the closure only makes async-signal-safe system calls (`setsid`,
+        // `dup2`, `close_range`, `prctl`, `setrlimit`) between fork and exec, on
+        // values computed before.
         unsafe {
             command.pre_exec(move || {
+                // A session of its own: its own process group (killed as one), and no
+                // controlling terminal, so nothing it does reaches the user's
+                // terminal (`open("/dev/tty")` fails with ENXIO).
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 // The socket becomes descriptor 3, without close-on-exec.
                 if libc::dup2(child_fd, CHILD_FD) < 0 || libc::dup2(plugin_fd, PLUGIN_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
@@ -418,6 +479,7 @@ impl Isolated {
             spawner::spawn(command).map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
         drop(child_end);
         drop(plugin_file);
+        let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
         let mut forwarders = Vec::new();
         for (pipe, stream) in [
             (child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), Stream::Stdout),
@@ -425,6 +487,7 @@ impl Isolated {
         ] {
             let Some(pipe) = pipe else { continue };
             let (output, name) = (Arc::clone(&self.options.output), self.name.clone());
+            let keep = (stream == Stream::Stderr).then(|| Arc::clone(&tail));
             let forward = move || {
                 // Bytes, not `lines()`: a plugin may print anything, and a line
                 // without end must not grow the host's memory without bound.
@@ -436,7 +499,15 @@ impl Isolated {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {
                             let text = String::from_utf8_lossy(&line);
-                            output(&name, stream, text.trim_end_matches(['\n', '\r']));
+                            let text = text.trim_end_matches(['\n', '\r']);
+                            if let Some(tail) = &keep {
+                                let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                                if tail.len() == STDERR_TAIL {
+                                    tail.pop_front();
+                                }
+                                tail.push_back(text.to_owned());
+                            }
+                            output(&name, stream, text);
                         }
                     }
                 }
@@ -457,7 +528,11 @@ impl Isolated {
         // The handshake: hello (version), load, ready (the manifest it read).
         let deadline = Some(Instant::now() + self.options.startup);
         let mut handshake = || {
-            let hello = frame::read(&host_end, Duration::ZERO, deadline).map_err(|e| format!("no hello: {e:?}"))?;
+            let max = self.options.max_frame;
+            let hello = frame::read(&host_end, Duration::ZERO, deadline, max).map_err(|e| match e {
+                ReadError::Eof => "the process ended before it greeted the host".to_owned(),
+                e => format!("no hello: {e:?}"),
+            })?;
             let version = hello.payload.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
             if hello.kind != Kind::Hello || version != Some(frame::PROTOCOL) {
                 return Err(format!(
@@ -469,8 +544,11 @@ impl Isolated {
             let request = LoadRequest { path: self.path.clone(), fd: PLUGIN_FD, sandbox: self.options.sandbox.clone() };
             frame::write(&mut host_end, Kind::Load, 0, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
-            let ready = frame::read(&host_end, Duration::ZERO, deadline)
-                .map_err(|e| format!("no answer to the load request: {e:?}"))?;
+            let ready = frame::read(&host_end, Duration::ZERO, deadline, max).map_err(|e| match e {
+                ReadError::Eof => "the process died while loading the plugin".to_owned(),
+                ReadError::TimedOut => format!("the plugin did not load within {:?}", self.options.startup),
+                e => format!("no answer to the load request: {e:?}"),
+            })?;
             match ready.kind {
                 Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
                 Kind::Ready => Err("the plugin's process read another manifest than the host inspected".to_owned()),
@@ -486,8 +564,15 @@ impl Isolated {
         match result {
             Ok(()) => Ok(connection),
             Err(reason) => {
-                let status = connection.kill();
-                Err(fail(format!("{reason} ({})", describe(status))))
+                let status = connection.end(END_GRACE);
+                let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                let said = if tail.is_empty() {
+                    String::new()
+                } else {
+                    let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
+                    format!("; its last lines on stderr: {}", lines.join(" | "))
+                };
+                Err(fail(format!("{reason} ({}){said}", describe(status))))
             }
         }
     }
@@ -550,10 +635,14 @@ impl Channel for Isolated {
                 }
             }
         }
-        if args.len() + 4 + 9 > frame::MAX_FRAME {
+        if args.len() + 4 + 9 > self.options.max_frame {
             // Refused here: the plugin's process is fine and stays.
             return Err(CallError::Channel {
-                message: format!("the arguments take {} bytes, over the 1 GiB limit of a call", args.len()),
+                message: format!(
+                    "the arguments take {} bytes, over the limit of {} bytes a call (`Isolation::max_frame`)",
+                    args.len(),
+                    self.options.max_frame
+                ),
             });
         }
         let connection = state.connection.as_mut().expect("set above");
@@ -562,7 +651,7 @@ impl Channel for Isolated {
         let deadline = Instant::now() + self.options.deadline;
         let sent = frame::write(&mut connection.stream, Kind::Call, id, &[&method.to_le_bytes(), &args]);
         let answer = match sent {
-            Ok(()) => frame::read(&connection.stream, CALL_SPIN, Some(deadline)),
+            Ok(()) => frame::read(&connection.stream, CALL_SPIN, Some(deadline), self.options.max_frame),
             // The child is gone: its socket end is closed. Report it as such.
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 Err(ReadError::TimedOut)
@@ -589,7 +678,9 @@ impl Channel for Isolated {
         // Whatever happened, this process is done: kill it (a malformed frame or a
         // hang) or reap it (it died), and start afresh on the next call.
         // (A child that closed the channel may still be alive: it is killed too.)
-        let exit = state.connection.take().expect("set above").kill();
+        let connection = state.connection.take().expect("set above");
+        let exit =
+            if matches!(fault, CallError::Crashed { .. }) { connection.end(END_GRACE) } else { connection.kill() };
         let quarantine = self.crashed(&mut state);
         Err(match fault {
             CallError::Crashed { .. } => crashed(exit, quarantine),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tomada::ffi::{RSlice, RVec, Status};
 
 use super::frame::{self, Kind, ReadError};
-use super::{FD_VAR, PARENT_VAR, Sandbox};
+use super::{FD_VAR, MAX_FRAME_VAR, PARENT_VAR, Sandbox};
 
 /// How long the child spins for the next call after answering one.
 const SPIN: Duration = Duration::from_micros(200);
@@ -30,28 +30,15 @@ pub(crate) struct LoadRequest {
 
 impl LoadRequest {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let sandbox = self.sandbox.as_ref().map(|s| {
-            let writable: Vec<Vec<u8>> = s.writable.iter().map(|p| p.clone().into_os_string().into_vec()).collect();
-            (s.read_only, writable, s.deny_network, s.deny_exec)
-        });
+        let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
         postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), self.fd, sandbox)).expect("encodable")
     }
 
     fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, RawFd, Option<(bool, Vec<Vec<u8>>, bool, bool)>);
+        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>);
         let (path, fd, sandbox): Wire =
             postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
-        let paths = |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(OsString::from_vec(b))).collect();
-        Ok(LoadRequest {
-            path: PathBuf::from(OsString::from_vec(path)),
-            fd,
-            sandbox: sandbox.map(|(read_only, writable, deny_network, deny_exec)| Sandbox {
-                read_only,
-                writable: paths(writable),
-                deny_network,
-                deny_exec,
-            }),
-        })
+        Ok(LoadRequest { path: PathBuf::from(OsString::from_vec(path)), fd, sandbox: sandbox.map(Sandbox::from_wire) })
     }
 }
 
@@ -121,11 +108,14 @@ fn serve(fd: RawFd) -> i32 {
     // Anything the plugin starts must not inherit the channel.
     // SAFETY: `fcntl(F_SETFD)` on a descriptor we own.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // The largest frame either side sends (the host reads replies with the same).
+    let max = std::env::var(MAX_FRAME_VAR).ok().and_then(|m| m.parse().ok()).unwrap_or(frame::DEFAULT_MAX_FRAME);
     // Nor see these variables (it would take itself for a runner).
     // SAFETY: no other thread runs yet: the plugin is not loaded.
     unsafe {
         std::env::remove_var(FD_VAR);
         std::env::remove_var(PARENT_VAR);
+        std::env::remove_var(MAX_FRAME_VAR);
     }
     if let Err(e) =
         frame::write(&mut stream, Kind::Hello, 0, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()])
@@ -133,7 +123,7 @@ fn serve(fd: RawFd) -> i32 {
         eprintln!("tomada runner: cannot greet the host: {e}");
         return 2;
     }
-    let request = match frame::read(&stream, Duration::ZERO, None) {
+    let request = match frame::read(&stream, Duration::ZERO, None, max) {
         Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload),
         Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
         Err(e) => Err(format!("no load request: {e:?}")),
@@ -146,9 +136,19 @@ fn serve(fd: RawFd) -> i32 {
         Ok(r) => r,
         Err(why) => return fail(&mut stream, why),
     };
-    if let Some(sandbox) = &request.sandbox
-        && let Err(why) = super::sandbox::before_load(sandbox)
+    // Containment first (a PID namespace: this process becomes supervisor, init and
+    // worker, and only the worker returns), then the sandbox: both before the plugin's
+    // file is opened, so its initialisers run inside.
+    if let Err(why) = super::contain::enter_pid_namespace(fd)
+        && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
     {
+        return fail(&mut stream, format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"));
+    }
+    let sandboxed = match &request.sandbox {
+        Some(sandbox) => super::sandbox::apply(sandbox, &request.path),
+        None => super::sandbox::contain_always(),
+    };
+    if let Err(why) = sandboxed {
         return fail(&mut stream, why);
     }
     // The plugin file: the host's open descriptor, checked like any file.
@@ -181,16 +181,11 @@ fn serve(fd: RawFd) -> i32 {
         Ok(l) => l,
         Err(e) => return fail(&mut stream, e.to_string()),
     };
-    if let Some(sandbox) = &request.sandbox
-        && let Err(why) = super::sandbox::after_load(sandbox)
-    {
-        return fail(&mut stream, why);
-    }
     if frame::write(&mut stream, Kind::Ready, 0, &[&inspection.manifest_bytes]).is_err() {
         return 1;
     }
     loop {
-        let call = match frame::read(&stream, SPIN, None) {
+        let call = match frame::read(&stream, SPIN, None, max) {
             Ok(f) if f.kind == Kind::Call && f.payload.len() >= 4 => f,
             // The host closed the channel: it is done with us, or gone.
             Err(ReadError::Eof) => return 0,
@@ -214,7 +209,16 @@ fn serve(fd: RawFd) -> i32 {
         } else {
             RVec::new()
         };
-        if frame::write(&mut stream, Kind::Reply, call.id, &[&[status.0], body.as_slice()]).is_err() {
+        let too_large;
+        let (status, body) = if body.as_slice().len() + 1 + 9 > max {
+            // Refused here, so the host never reads (nor allocates) it.
+            too_large =
+                format!("the plugin's answer takes {} bytes, over the limit of {max} bytes", body.as_slice().len());
+            (Status::MALFORMED, too_large.as_bytes())
+        } else {
+            (status, body.as_slice())
+        };
+        if frame::write(&mut stream, Kind::Reply, call.id, &[&[status.0], body]).is_err() {
             return 0;
         }
     }

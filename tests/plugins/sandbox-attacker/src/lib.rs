@@ -1,0 +1,352 @@
+//! Fixture: tries to get out of an isolated plugin's process — on request (see
+//! [`Attacker::attack`]'s names below) and while loading (an `.init_array` entry
+//! driven by `TOMADA_ATTACK_ON_LOAD`). Each attack is the real system call an
+//! attacker would make; results are reported, never hidden. Only ever run isolated.
+
+use std::ffi::CString;
+use std::io::Error;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use attack_api::Attacker;
+
+#[derive(Default)]
+struct Attack;
+
+/// A system call's result as an attack result.
+fn check(ret: libc::c_long, what: &str) -> Result<String, String> {
+    if ret < 0 { Err(format!("{what}: {}", Error::last_os_error())) } else { Ok(format!("{what}: {ret}")) }
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
+fn family(name: &str) -> Option<(i32, i32)> {
+    Some(match name {
+        "inet" => (libc::AF_INET, libc::SOCK_STREAM),
+        "inet6" => (libc::AF_INET6, libc::SOCK_STREAM),
+        "unix" => (libc::AF_UNIX, libc::SOCK_STREAM),
+        "netlink" => (libc::AF_NETLINK, libc::SOCK_RAW),
+        "packet" => (libc::AF_PACKET, libc::SOCK_RAW),
+        "vsock" => (libc::AF_VSOCK, libc::SOCK_STREAM),
+        _ => return None,
+    })
+}
+
+/// The socket opened by the initialiser (`socket` on load), or -1.
+static INIT_SOCKET: AtomicI32 = AtomicI32::new(-1);
+
+/// Forks a process that renames itself `name` and sleeps until killed; with
+/// `detach`, it first leaves the session and forks again (a daemon).
+fn leave_behind(name: &str, detach: bool) -> Result<String, String> {
+    let name = c(name);
+    // SAFETY: the child only makes async-signal-safe calls and never returns.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(format!("fork: {}", Error::last_os_error())),
+        0 => {
+            // SAFETY: plain system calls in the child; it ends in `_exit` or sleeps on.
+            unsafe {
+                if detach {
+                    libc::setsid();
+                    if libc::fork() != 0 {
+                        libc::_exit(0);
+                    }
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, 0);
+                libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        child => {
+            if detach {
+                // SAFETY: reaping our own child (the first fork of the daemon).
+                unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+            }
+            Ok(format!("left {} behind", name.to_string_lossy()))
+        }
+    }
+}
+
+/// Runs a fork that enters new namespaces through the raw `clone3` call.
+fn clone3_namespaces() -> Result<String, String> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let args = CloneArgs {
+        flags: (libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: a fork-like clone3 (no shared memory, no new stack); the child
+    // leaves at once with `_exit`.
+    let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    if pid == 0 {
+        // SAFETY: ends the child without running anything else.
+        unsafe { libc::_exit(0) }
+    }
+    if pid > 0 {
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
+    }
+    check(pid, "clone3(NEWUSER|NEWNET|NEWNS)")
+}
+
+/// The same through `clone` (what libc falls back to when clone3 is refused).
+fn clone_namespaces() -> Result<String, String> {
+    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: a fork-like clone (no CLONE_VM, no stack: the child uses a copy of
+    // ours); the child leaves at once with `_exit`.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid == 0 {
+        // SAFETY: ends the child without running anything else.
+        unsafe { libc::_exit(0) }
+    }
+    if pid > 0 {
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
+    }
+    check(pid, "clone(NEWUSER|NEWNET)")
+}
+
+fn connect_unix(path: &str) -> Result<String, String> {
+    std::os::unix::net::UnixStream::connect(path).map(|_| format!("connected to {path}")).map_err(|e| e.to_string())
+}
+
+impl Attacker for Attack {
+    fn attack(&self, name: &str, arg: &str) -> Result<String, String> {
+        let pid = || arg.parse::<i32>().map_err(|e| format!("{arg}: {e}"));
+        match name {
+            // Network.
+            "socket" => {
+                let (f, t) = family(arg).ok_or_else(|| format!("unknown family {arg}"))?;
+                // SAFETY: `socket` takes integers; the descriptor is closed at once.
+                let fd = unsafe { libc::socket(f, t, 0) };
+                let r = check(fd as libc::c_long, &format!("socket({arg})"));
+                if fd >= 0 {
+                    // SAFETY: our own fresh descriptor.
+                    unsafe { libc::close(fd) };
+                }
+                r
+            }
+            "connect-tcp" => {
+                std::net::TcpStream::connect(arg).map(|_| format!("connected to {arg}")).map_err(|e| e.to_string())
+            }
+            "connect-unix" => connect_unix(arg),
+            "connect-abstract" => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(arg).map_err(|e| e.to_string())?;
+                std::os::unix::net::UnixStream::connect_addr(&addr)
+                    .map(|_| format!("connected to @{arg}"))
+                    .map_err(|e| e.to_string())
+            }
+            "io_uring" => {
+                let mut params = [0u8; 120]; // struct io_uring_params
+                // SAFETY: io_uring_setup writes at most sizeof(io_uring_params) = 120 bytes.
+                let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+                if fd >= 0 {
+                    // SAFETY: our own fresh descriptor.
+                    unsafe { libc::close(fd as i32) };
+                }
+                check(fd, "io_uring_setup")
+            }
+            "init-socket-connect" => {
+                let fd = INIT_SOCKET.load(Ordering::SeqCst);
+                if fd < 0 {
+                    return Err("the initialiser opened no socket".into());
+                }
+                let addr: std::net::SocketAddrV4 = arg.parse().map_err(|e| format!("{arg}: {e}"))?;
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: addr.port().to_be(),
+                    sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: a valid sockaddr_in of the size given.
+                let r = unsafe {
+                    libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sin) as u32)
+                };
+                check(r as libc::c_long, "connect(socket opened while loading)")
+            }
+            // The terminal.
+            "tty" => std::fs::File::open("/dev/tty").map(|_| "opened /dev/tty".into()).map_err(|e| e.to_string()),
+            "tiocsti" => {
+                // arg: "device|text"
+                let (device, text) = arg.split_once('|').ok_or("arg is device|text")?;
+                let tty = std::fs::OpenOptions::new().read(true).write(true).open(device).map_err(|e| e.to_string())?;
+                use std::os::fd::AsRawFd;
+                for b in text.bytes() {
+                    // SAFETY: TIOCSTI reads one byte from the pointer given.
+                    let r = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSTI, &b as *const u8) };
+                    if r < 0 {
+                        return Err(format!("ioctl(TIOCSTI): {}", Error::last_os_error()));
+                    }
+                }
+                Ok(format!("typed {} bytes into {device}", text.len()))
+            }
+            // The filesystem.
+            "read" => std::fs::read(arg).map(|b| format!("read {} bytes of {arg}", b.len())).map_err(|e| e.to_string()),
+            "write" => std::fs::write(arg, b"escaped\n").map(|()| format!("wrote {arg}")).map_err(|e| e.to_string()),
+            "truncate" => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(arg)
+                    .and_then(|f| f.set_len(0))
+                    .map_err(|e| e.to_string())?;
+                Ok(format!("truncated {arg}"))
+            }
+            "truncate-path" => {
+                // SAFETY: a NUL-terminated path.
+                check(unsafe { libc::truncate(c(arg).as_ptr(), 0) } as libc::c_long, "truncate")
+            }
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
+            "chmod" => check(unsafe { libc::chmod(c(arg).as_ptr(), 0o777) } as libc::c_long, "chmod"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
+            "chown" => check(unsafe { libc::chown(c(arg).as_ptr(), 1, 1) } as libc::c_long, "chown"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
+            "utime" => check(unsafe { libc::utimes(c(arg).as_ptr(), std::ptr::null()) } as libc::c_long, "utimes"),
+            "setxattr" => check(
+                // SAFETY: NUL-terminated strings, a 1-byte value.
+                unsafe { libc::setxattr(c(arg).as_ptr(), c("user.tomada").as_ptr(), b"x".as_ptr().cast(), 1, 0) }
+                    as libc::c_long,
+                "setxattr",
+            ),
+            "mount" => check(
+                // SAFETY: NUL-terminated strings; no data.
+                unsafe { libc::mount(c("none").as_ptr(), c(arg).as_ptr(), c("tmpfs").as_ptr(), 0, std::ptr::null()) }
+                    as libc::c_long,
+                "mount",
+            ),
+            "env" => {
+                let names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+                Ok(names.join(","))
+            }
+            // Other processes.
+            // SAFETY: `kill` with signal 0 only checks permission: nothing is sent.
+            "signal" => check(unsafe { libc::kill(pid()?, 0) } as libc::c_long, "kill(pid, 0)"),
+            // SAFETY: as above, for the process group.
+            "signal-group" => check(unsafe { libc::kill(-pid()?, 0) } as libc::c_long, "kill(-pgid, 0)"),
+            "ptrace" => {
+                let target = pid()?;
+                // SAFETY: PTRACE_SEIZE does not stop the target; detached at once.
+                let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, target, 0, 0) };
+                if r == 0 {
+                    // SAFETY: detaching the process we just seized.
+                    unsafe { libc::ptrace(libc::PTRACE_DETACH, target, 0, 0) };
+                }
+                check(r, "ptrace(PTRACE_SEIZE)")
+            }
+            "proc-mem" => std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{arg}/mem"))
+                .map(|_| format!("opened /proc/{arg}/mem for writing"))
+                .map_err(|e| e.to_string()),
+            "process_vm_readv" => {
+                let mut byte = 0u8;
+                let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
+                let remote = libc::iovec { iov_base: 0x1000 as *mut libc::c_void, iov_len: 1 };
+                // SAFETY: writes at most one byte into `byte`.
+                let r = unsafe { libc::process_vm_readv(pid()?, &local, 1, &remote, 1, 0) };
+                match Error::last_os_error().raw_os_error() {
+                    // The address was bad, but the call was allowed: it reaches the target.
+                    Some(libc::EFAULT) if r < 0 => Ok("process_vm_readv reaches the target (EFAULT)".into()),
+                    _ => check(r as libc::c_long, "process_vm_readv"),
+                }
+            }
+            "pdeathsig" => {
+                // SAFETY: integers only.
+                check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) } as libc::c_long, "prctl(PR_SET_PDEATHSIG, 0)")
+            }
+            "fork" => leave_behind(arg, false),
+            "daemon" => leave_behind(arg, true),
+            "exec" => std::process::Command::new("/bin/sh")
+                .args(["-c", arg])
+                .status()
+                .map(|s| format!("ran /bin/sh: {s}"))
+                .map_err(|e| e.to_string()),
+            // Namespaces and kernel surface.
+            "unshare" => {
+                let flag = match arg {
+                    "user" => libc::CLONE_NEWUSER,
+                    "net" => libc::CLONE_NEWNET,
+                    "mount" => libc::CLONE_NEWNS,
+                    _ => return Err(format!("unknown namespace {arg}")),
+                };
+                // SAFETY: integers only.
+                check(unsafe { libc::unshare(flag) } as libc::c_long, "unshare")
+            }
+            "clone3-ns" => clone3_namespaces(),
+            "clone-ns" => clone_namespaces(),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
+            "keyctl" => check(unsafe { libc::syscall(libc::SYS_keyctl, 0, -3i32, 1) }, "keyctl"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
+            "bpf" => check(unsafe { libc::syscall(libc::SYS_bpf, 0, 0usize, 0u32) }, "bpf"),
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
+            "userfaultfd" => check(unsafe { libc::syscall(libc::SYS_userfaultfd, 0) }, "userfaultfd"),
+            "big" => Ok("x".repeat(arg.parse().map_err(|e| format!("{arg}: {e}"))?)),
+            "forge-frame" => {
+                // A reply header claiming `arg` bytes, on the channel (descriptor 3).
+                let len: u32 = arg.parse().map_err(|e| format!("{arg}: {e}"))?;
+                let mut header = len.to_le_bytes().to_vec();
+                header.push(6);
+                header.extend_from_slice(&1u64.to_le_bytes());
+                // SAFETY: writes the header's bytes to descriptor 3, which stays open.
+                check(unsafe { libc::write(3, header.as_ptr().cast(), header.len()) } as libc::c_long, "write")
+            }
+            "whoami" => Ok(format!("pid {} ppid {}", std::process::id(), std::os::unix::process::parent_id())),
+            _ => Err(format!("unknown attack {name}")),
+        }
+    }
+}
+
+tomada::export!(Attack as Attacker);
+
+/// Runs while the library loads: the attacks `TOMADA_ATTACK_ON_LOAD` names
+/// (comma-separated): `exec:PATH` (run `/bin/sh` to write PATH), `socket` (open an
+/// internet socket, kept for `init-socket-connect`), `helper:PATH` (fork a helper
+/// that writes PATH through `/bin/sh` a moment later), `say:TEXT` (print TEXT on
+/// stderr), `abort`, `exit:CODE`.
+extern "C" fn attack_on_load() {
+    let Some(plan) = std::env::var_os("TOMADA_ATTACK_ON_LOAD") else { return };
+    for step in plan.to_string_lossy().split(',') {
+        let (what, arg) = step.split_once(':').unwrap_or((step, ""));
+        match what {
+            "exec" => {
+                let _ = std::process::Command::new("/bin/sh").args(["-c", &format!("echo ran > {arg}")]).status();
+            }
+            "socket" => {
+                // SAFETY: `socket` takes integers.
+                INIT_SOCKET.store(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) }, Ordering::SeqCst);
+            }
+            // SAFETY: the child sleeps, tries the exec, and leaves with `_exit`.
+            "helper" if unsafe { libc::fork() } == 0 => {
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    let _ = std::process::Command::new("/bin/sh").args(["-c", &format!("echo ran > {arg}")]).status();
+                    // SAFETY: ends the helper.
+                    unsafe { libc::_exit(0) }
+                }
+            }
+            "say" => eprintln!("{arg}"),
+            "abort" => std::process::abort(),
+            "exit" => std::process::exit(arg.parse().unwrap_or(1)),
+            _ => {}
+        }
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ATTACK_ON_LOAD: extern "C" fn() = attack_on_load;
