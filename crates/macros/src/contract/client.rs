@@ -80,16 +80,17 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
             match &self.raw.target {
                 ::tomada::__private::Target::Local { vtable, this } => {
                     // SAFETY: `vtable` is this contract's vtable in the plugin, with at
-                    // least `provided` entries (checked above for later methods);
-                    // `this` is its live instance (`Contract::__client`'s contract).
-                    let vtable = unsafe { &*vtable.cast::<#vtable>() };
+                    // least `provided` entries (checked above for later methods), so
+                    // this entry is there; only it is read (a plugin of an older minor
+                    // version has a shorter vtable: no reference to the whole is made).
+                    let shim = unsafe { (&raw const (*vtable.cast::<#vtable>()).#ident).read() };
                     let mut out = ::tomada::__private::MaybeUninit::uninit();
                     let mut panic = ::tomada::__private::MaybeUninit::uninit();
                     // SAFETY: the shim of this very method (the layouts matched), with
                     // arguments converted by the same `Arg` impls; the borrowed ones
                     // live until it returns; `out`/`panic` are writable.
                     let status = unsafe {
-                        (vtable.#ident)(*this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
+                        shim(*this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
                     };
                     // SAFETY: `status`, `out` and `panic` come from that shim.
                     unsafe { ::tomada::__private::finish::<#ret>(status, out, panic) }
