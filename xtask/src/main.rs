@@ -21,8 +21,18 @@ fn status(cmd: &mut Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
 }
 
+/// Says what the demo is doing, on an interactive terminal only: piped, the demo's
+/// output is exactly the Go original's two lines.
+fn say(what: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("\x1b[2mxtask: {what}\x1b[0m");
+    }
+}
+
 fn demo() -> Result<(), String> {
     let root = root();
+    say("building the greeter plugin on its own: cargo build --release -p greeter");
     status(cargo().current_dir(&root).args(["build", "--quiet", "--release", "-p", "greeter"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let built = target.join("release").join(format!("{DLL_PREFIX}greeter{DLL_SUFFIX}"));
@@ -30,6 +40,10 @@ fn demo() -> Result<(), String> {
     std::fs::create_dir_all(root.join("bin")).map_err(|e| format!("cannot create bin/: {e}"))?;
     std::fs::copy(&built, &plugin)
         .map_err(|e| format!("cannot copy {} to {}: {e}", built.display(), plugin.display()))?;
+    say(&format!(
+        "copied it to bin/{}; building and running the host: cargo run --release -p host -- --plugin bin/{0}",
+        plugin.file_name().expect("a file name").to_string_lossy()
+    ));
     status(
         cargo()
             .current_dir(&root)

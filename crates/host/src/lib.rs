@@ -36,6 +36,12 @@
 mod error;
 pub mod escape;
 mod file;
+
+/// The README's code blocks, compiled (and run where they can) as doctests, so the
+/// first page a newcomer reads never rots.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 mod inspect;
 #[cfg(unix)]
 pub mod isolate;
