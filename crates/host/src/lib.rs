@@ -115,7 +115,9 @@ pub(crate) struct Local {
     pub(crate) this: *const c_void,
     pub(crate) dispatch: tomada::client::DispatchFn,
     destroy: DestroyFn,
-    library: ManuallyDrop<Library>,
+    /// Shared with every object the plugin hands out: the library is closed when the
+    /// last of them, or the instance, lets go.
+    library: ManuallyDrop<std::sync::Arc<Library>>,
 }
 
 impl Drop for Local {
@@ -128,9 +130,9 @@ impl Drop for Local {
             // go from here; the message is freed.
             drop(unsafe { panic.assume_init() });
         }
-        // SAFETY: nothing refers into the library any more: the instance is gone, and
-        // clients (dropped before their `Local`) moved all call results into host
-        // memory.
+        // SAFETY: dropped once, here. The instance is gone, and clients (dropped before
+        // their `Local`) moved all call results into host memory; objects the plugin
+        // handed out hold their own reference, so the library stays open for them.
         unsafe { ManuallyDrop::drop(&mut self.library) };
     }
 }
@@ -365,16 +367,21 @@ impl<C: ?Sized + Contract> Checked<C> {
         };
         audit::loaded(&audit_copy.0, &provenance, "in-process");
         let Inspection { path, manifest, .. } = inspection;
+        // Objects the plugin hands out keep its library open, even past this handle.
+        let keepalive: tomada::client::Keepalive = std::sync::Arc::clone(&*local.library) as _;
         // SAFETY: `vtable` is the plugin's vtable for this contract, whose first
         // `fit.provided` methods match the host's exactly (checked from the manifest,
         // which is the loaded library's); `this` is its instance; the `Plugin` keeps both
         // alive longer than the client, which it drops first.
         let client = unsafe {
-            C::__client(RawClient {
-                target: Target::Local { vtable: local.vtable, this: local.this },
-                provided: fit.provided,
-                plugin_minor: manifest.contract.minor,
-            })
+            C::__client(
+                RawClient::new(
+                    Target::Local { vtable: local.vtable, this: local.this },
+                    fit.provided,
+                    manifest.contract.minor,
+                )
+                .keep(keepalive),
+            )
         };
         Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Local(local), manifest, path })
     }
@@ -388,6 +395,18 @@ impl<C: ?Sized + Contract> Checked<C> {
     #[cfg(unix)]
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
+        let contract = &inspected.inspection.manifest.contract;
+        if let Some(object) = contract.types.iter().find(|t| matches!(t.body, tomada::interface::Body::Object { .. })) {
+            let e = LoadError::Isolation {
+                path: inspected.inspection.path.clone(),
+                reason: format!(
+                    "contract `{}` passes trait objects (`{}`), which isolated plugins do not support yet; load it in-process",
+                    contract.name, object.name
+                ),
+            };
+            inspected.refused(&e);
+            return Err(e);
+        }
         let isolated = match isolate::start(&inspected.inspection, &inspected.file, options) {
             Ok(i) => i,
             Err(e) => {
@@ -400,13 +419,8 @@ impl<C: ?Sized + Contract> Checked<C> {
         let Inspection { path, manifest, .. } = inspected.inspection;
         // SAFETY: the channel leads to a child process serving this very file, whose
         // contract was checked against `C` (its first `fit.provided` methods match).
-        let client = unsafe {
-            C::__client(RawClient {
-                target: Target::Remote(channel),
-                provided: fit.provided,
-                plugin_minor: manifest.contract.minor,
-            })
-        };
+        let client =
+            unsafe { C::__client(RawClient::new(Target::Remote(channel), fit.provided, manifest.contract.minor)) };
         Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Isolated(isolated), manifest, path })
     }
 }
@@ -503,7 +517,7 @@ pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, L
         this: unsafe { this.assume_init() },
         dispatch: descriptor.dispatch,
         destroy: descriptor.destroy,
-        library: ManuallyDrop::new(library),
+        library: ManuallyDrop::new(std::sync::Arc::new(library)),
     })
 }
 

@@ -11,6 +11,7 @@ mod isolate;
 mod kv;
 mod load;
 mod marker;
+mod objects;
 mod sandbox;
 mod threads;
 mod trust;

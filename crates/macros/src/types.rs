@@ -61,6 +61,8 @@ pub(crate) fn check(ty: &Type, place: Place, what: &str) -> syn::Result<()> {
                 Type::Path(p) if last_ident(p).is_some_and(|i| i == "Vec") => {
                     err(format!("use `&[T]` instead of `{text}` ({what})"))
                 }
+                // `&dyn Contract`: an object borrowed for the call (a closure is refused).
+                Type::TraitObject(t) if !is_closure(&t.bounds) => Ok(()),
                 Type::TraitObject(_) | Type::ImplTrait(_) => check(&r.elem, Place::Nested, what),
                 _ => err(format!(
                     "`{text}` cannot cross a tomada plugin boundary ({what}): only `&str` and `&[T]` may be borrowed; take the value itself"
@@ -100,6 +102,13 @@ pub(crate) fn check(ty: &Type, place: Place, what: &str) -> syn::Result<()> {
             }
             if let Some(ident) = last_ident(p) {
                 let name = ident.to_string();
+                // `Box<dyn Contract>` / `Arc<dyn Contract>`: a trait object of a contract
+                // (that it is one, the `Abi` bound says); closures get their own message.
+                if matches!(name.as_str(), "Box" | "Arc")
+                    && let Some(Type::TraitObject(t)) = single_type_argument(p)
+                {
+                    return if is_closure(&t.bounds) { dyn_error(ty, &t.bounds, what) } else { Ok(()) };
+                }
                 let why = match name.as_str() {
                     "Rc" | "Arc" | "Weak" => {
                         Some("the two sides do not share memory management; use `T` or `Box<T>`".to_owned())
@@ -144,6 +153,27 @@ pub(crate) fn check(ty: &Type, place: Place, what: &str) -> syn::Result<()> {
     }
 }
 
+/// The one type argument of `p`'s last segment, if it has exactly one.
+fn single_type_argument(p: &syn::TypePath) -> Option<&Type> {
+    let PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else { return None };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let first = types.next()?;
+    types.next().is_none().then_some(first)
+}
+
+/// Whether trait-object bounds name a closure trait (`Fn`, `FnMut`, `FnOnce`).
+fn is_closure(bounds: &syn::punctuated::Punctuated<TypeParamBound, syn::Token![+]>) -> bool {
+    bounds.iter().any(|b| match b {
+        TypeParamBound::Trait(t) => {
+            t.path.segments.last().is_some_and(|s| matches!(s.ident.to_string().as_str(), "Fn" | "FnMut" | "FnOnce"))
+        }
+        _ => false,
+    })
+}
+
 fn last_ident(p: &syn::TypePath) -> Option<&syn::Ident> {
     p.path.segments.last().map(|s| &s.ident)
 }
@@ -154,19 +184,13 @@ fn dyn_error(
     what: &str,
 ) -> syn::Result<()> {
     let text = type_text(ty);
-    let closure = bounds.iter().any(|b| match b {
-        TypeParamBound::Trait(t) => {
-            t.path.segments.last().is_some_and(|s| matches!(s.ident.to_string().as_str(), "Fn" | "FnMut" | "FnOnce"))
-        }
-        _ => false,
-    });
-    let msg = if closure {
+    let msg = if is_closure(bounds) {
         format!(
             "closures cannot cross a tomada plugin boundary ({what}): `{text}`; declare a one-method contract trait (`#[tomada::contract] trait OnEvent {{ fn call(&self, ..); }}`) for what the closure does"
         )
     } else {
         format!(
-            "trait objects and `impl Trait` cannot cross a tomada plugin boundary ({what}): `{text}`; use a concrete boundary type: {SUPPORTED}"
+            "`{text}` cannot cross a tomada plugin boundary ({what}): a trait object crosses as `Box<dyn C>`, `Arc<dyn C>` or (as an argument) `&dyn C` of a `#[tomada::contract]` trait `C`; otherwise use a boundary type: {SUPPORTED}"
         )
     };
     Err(Error::new(ty.span(), msg))

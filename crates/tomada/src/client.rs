@@ -9,12 +9,14 @@
 //! back; the plugin's process runs the contract's *dispatch* function, the mirror
 //! image. The two paths share nothing but the types' own [`Abi`] impls.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::ffi::{RSlice, RVec, Status};
+use crate::ffi::{RObject, RSlice, RVec, Status};
 use crate::wire::{Reader, WireError};
 use crate::{Abi, CallError};
 
@@ -43,6 +45,9 @@ pub enum Target {
     Remote(Arc<dyn Channel>),
 }
 
+/// What keeps a plugin's code loaded: held by everything that may call into it.
+pub type Keepalive = Arc<dyn Any + Send + Sync>;
+
 /// A client's state, the same for every contract.
 pub struct RawClient {
     /// Where calls go.
@@ -51,6 +56,11 @@ pub struct RawClient {
     pub provided: usize,
     /// The minor version the plugin was built against.
     pub plugin_minor: u32,
+    /// For a client of an object (not of a plugin's instance): the object, released
+    /// when the client drops (before `keepalive`).
+    pub object: Option<RObject>,
+    /// What keeps the code behind `target` loaded (a plugin's library), if anything.
+    pub keepalive: Option<Keepalive>,
 }
 
 // SAFETY: the plugin instance behind a local target is `Send + Sync` (contract traits
@@ -60,6 +70,39 @@ unsafe impl Send for RawClient {}
 unsafe impl Sync for RawClient {}
 
 impl RawClient {
+    /// A client of a plugin instance or channel.
+    pub fn new(target: Target, provided: usize, plugin_minor: u32) -> Self {
+        RawClient { target, provided, plugin_minor, object: None, keepalive: None }
+    }
+
+    /// Keeps `keepalive` (the plugin's library) alive as long as this client, and as
+    /// long as any object a call through it returns.
+    pub fn keep(mut self, keepalive: Keepalive) -> Self {
+        self.keepalive = Some(keepalive);
+        self
+    }
+
+    /// A client of an object that crossed the boundary: it calls through the object's
+    /// vtable, releases it when dropped, and keeps alive whatever the call that
+    /// produced it was keeping alive.
+    ///
+    /// # Safety
+    /// `object` must have been made by the same contract's object conversion, with all
+    /// `provided` methods in its vtable.
+    pub unsafe fn of_object(object: RObject, provided: usize, plugin_minor: u32) -> Self {
+        let target = Target::Local { vtable: object.vtable, this: object.this };
+        RawClient { target, provided, plugin_minor, object: Some(object), keepalive: current_keepalive() }
+    }
+
+    /// Runs a call (`f`) so that objects it returns keep this client's code loaded.
+    #[inline(always)]
+    pub fn keeping<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.keepalive {
+            None => f(),
+            Some(k) => with_keepalive(k, f),
+        }
+    }
+
     /// The error for a method the plugin does not provide (an older minor version).
     #[cold]
     #[inline(never)]
@@ -69,6 +112,38 @@ impl RawClient {
             added_in: format!("{abi}.{since}"),
             plugin_version: format!("{abi}.{}", self.plugin_minor),
         }
+    }
+}
+
+thread_local! {
+    // A raw pointer in a `Cell`, const-initialised: no thread-local destructor is
+    // registered, so a plugin's copy of tomada never keeps its library mapped.
+    static KEEPALIVE: Cell<Option<*const (dyn Any + Send + Sync)>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `keepalive` as the current call's keepalive (see
+/// [`current_keepalive`]); restores the previous one after, even if `f` panics.
+pub fn with_keepalive<R>(keepalive: &Keepalive, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<*const (dyn Any + Send + Sync)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            KEEPALIVE.with(|k| k.set(self.0));
+        }
+    }
+    let _restore = Restore(KEEPALIVE.with(|k| k.replace(Some(Arc::as_ptr(keepalive)))));
+    f()
+}
+
+/// What the call running on this thread keeps alive: objects its result carries are
+/// made to keep it alive too.
+pub fn current_keepalive() -> Option<Keepalive> {
+    let ptr = KEEPALIVE.with(Cell::get)?;
+    // SAFETY: `ptr` came from `Arc::as_ptr` of a `Keepalive` that `with_keepalive`'s
+    // caller holds for as long as it is current (it is restored before that returns);
+    // the strong count is raised before a new `Arc` is made from it.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
     }
 }
 

@@ -15,6 +15,7 @@
 //! [`SystemAlloc`](crate::SystemAlloc) and copies otherwise (see [`crate::alloc`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, align_of, size_of};
 use std::ptr::NonNull;
@@ -70,6 +71,9 @@ impl RSlice {
 /// A sequence of `len` values of the boundary type `F` (a `Vec<T>`, `String`, map or
 /// set crossing as `T::Ffi` elements), owned and allocated by [`System`].
 ///
+/// Three words on 64-bit targets, like a `Vec`, so a `Vec<String>` converts in place:
+/// the allocation's alignment travels as its log2 in the top byte of the size.
+///
 /// `size` and `align` are the allocation's layout, so the receiving side can adopt the
 /// buffer as its own `Vec` when its element type has that layout (no copy), or free it
 /// exactly as it was allocated. `size == 0` means nothing was allocated (empty, a
@@ -81,9 +85,20 @@ impl RSlice {
 pub struct RSeq<F> {
     ptr: NonNull<u8>,
     len: usize,
-    size: usize,
+    /// The allocation's size; on 64-bit targets, with log2 of its alignment in the top
+    /// byte (allocations never reach 2^56 bytes there).
+    layout: usize,
+    #[cfg(not(target_pointer_width = "64"))]
     align: usize,
     _elements: PhantomData<F>,
+}
+
+#[cfg(target_pointer_width = "64")]
+const ALIGN_SHIFT: u32 = 56;
+
+#[cfg(target_pointer_width = "64")]
+const fn pack(size: usize, align: usize) -> usize {
+    size | (align.trailing_zeros() as usize) << ALIGN_SHIFT
 }
 
 /// An owned byte buffer (`String`, `Vec<u8>`, a panic message) at the boundary.
@@ -97,7 +112,8 @@ unsafe impl<F: Sync> Sync for RSeq<F> {}
 impl<F> RSeq<F> {
     /// An empty sequence; allocates nothing.
     pub const fn new() -> Self {
-        Self { ptr: NonNull::<F>::dangling().cast(), len: 0, size: 0, align: align_of::<F>(), _elements: PhantomData }
+        // SAFETY: a dangling, aligned pointer with nothing allocated and no elements.
+        unsafe { Self::from_raw_parts(NonNull::<F>::dangling().cast(), 0, 0, align_of::<F>()) }
     }
 
     /// The number of elements.
@@ -118,7 +134,40 @@ impl<F> RSeq<F> {
     /// `size` must be 0 and the `F`s need no drop and stay valid while the `RSeq` is used.
     #[inline(always)]
     pub const unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize, size: usize, align: usize) -> Self {
-        Self { ptr, len, size, align, _elements: PhantomData }
+        #[cfg(target_pointer_width = "64")]
+        {
+            Self { ptr, len, layout: pack(size, align), _elements: PhantomData }
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            Self { ptr, len, layout: size, align, _elements: PhantomData }
+        }
+    }
+
+    /// The allocation's size in bytes (0: nothing allocated).
+    #[inline(always)]
+    const fn size(&self) -> usize {
+        #[cfg(target_pointer_width = "64")]
+        {
+            self.layout & ((1 << ALIGN_SHIFT) - 1)
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            self.layout
+        }
+    }
+
+    /// The allocation's alignment.
+    #[inline(always)]
+    const fn align(&self) -> usize {
+        #[cfg(target_pointer_width = "64")]
+        {
+            1 << (self.layout >> ALIGN_SHIFT)
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            self.align
+        }
     }
 
     /// Borrows a slice of plain elements (`needs_drop::<F>()` is false) for a call:
@@ -131,7 +180,8 @@ impl<F> RSeq<F> {
         debug_assert!(!std::mem::needs_drop::<F>());
         // SAFETY: a slice's pointer is non-null and aligned.
         let ptr = unsafe { NonNull::new_unchecked(slice.as_ptr().cast_mut()) }.cast();
-        Self { ptr, len: slice.len(), size: 0, align: align_of::<F>(), _elements: PhantomData }
+        // SAFETY: a borrow of plain elements, nothing allocated (the caller's guarantees).
+        unsafe { Self::from_raw_parts(ptr, slice.len(), 0, align_of::<F>()) }
     }
 
     /// The elements.
@@ -159,7 +209,8 @@ impl<F> RSeq<F> {
         let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
         // Owns the buffer from here on; `len` counts what is written, so a panic in
         // `next` drops exactly the elements made so far.
-        let mut seq = Self { ptr, len: 0, size: layout.size(), align: layout.align(), _elements: PhantomData };
+        // SAFETY: the fresh allocation, with no element yet.
+        let mut seq = unsafe { Self::from_raw_parts(ptr, 0, layout.size(), layout.align()) };
         for i in 0..len {
             let value = next();
             // SAFETY: `i < len`, inside the allocation, aligned for `F`.
@@ -173,7 +224,7 @@ impl<F> RSeq<F> {
     #[inline(always)]
     pub fn into_raw_parts(self) -> (NonNull<u8>, usize, usize, usize) {
         let this = ManuallyDrop::new(self);
-        (this.ptr, this.len, this.size, this.align)
+        (this.ptr, this.len, this.size(), this.align())
     }
 
     /// Calls `f` on each element, moved out, in order; then frees the buffer.
@@ -198,7 +249,7 @@ impl<F> Default for RSeq<F> {
 
 impl<F> std::fmt::Debug for RSeq<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RSeq").field("len", &self.len).field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("RSeq").field("len", &self.len).field("size", &self.size()).finish_non_exhaustive()
     }
 }
 
@@ -221,7 +272,7 @@ impl Drop for Buffer {
 
 impl<F> Drop for RSeq<F> {
     fn drop(&mut self) {
-        let _buffer = Buffer { ptr: self.ptr, size: self.size, align: self.align };
+        let _buffer = Buffer { ptr: self.ptr, size: self.size(), align: self.align() };
         if std::mem::needs_drop::<F>() {
             // SAFETY: the `len` elements are initialised and owned by `self` (a
             // borrowed sequence holds only elements that need no drop).
@@ -431,6 +482,50 @@ tuples! {
     RTuple12(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 }
 
+/// A trait object of a contract trait at the boundary (`Box<dyn C>`, `Arc<dyn C>`,
+/// `&dyn C`): the object, the contract's vtable for it, and how to let go of it.
+///
+/// Dropping an `RObject` calls `release` (in the side that made the object), once.
+#[repr(C)]
+pub struct RObject {
+    /// The object, as the side that made it knows it.
+    pub this: *const c_void,
+    /// The contract's `#[repr(C)]` vtable for `this`.
+    pub vtable: *const c_void,
+    /// Drops the object; `None` if nothing needs to be let go of.
+    pub release: Option<unsafe extern "C" fn(this: *const c_void)>,
+}
+
+// SAFETY: contract traits are `Send + Sync`, so the object behind `this` is; the
+// vtable is immutable.
+unsafe impl Send for RObject {}
+// SAFETY: as above.
+unsafe impl Sync for RObject {}
+
+impl RObject {
+    /// Gives up the parts without releasing the object: the caller now owns it.
+    pub fn into_parts(self) -> (*const c_void, *const c_void, Option<unsafe extern "C" fn(*const c_void)>) {
+        let this = ManuallyDrop::new(self);
+        (this.this, this.vtable, this.release)
+    }
+}
+
+impl Drop for RObject {
+    fn drop(&mut self) {
+        if let Some(release) = self.release {
+            // SAFETY: `release` is the one the side that made the object paired with
+            // it, called once (the `RObject` owns the object and is dropped once).
+            unsafe { release(self.this) };
+        }
+    }
+}
+
+impl std::fmt::Debug for RObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RObject").field("this", &self.this).finish_non_exhaustive()
+    }
+}
+
 /// What a method shim reports: the call returned, or the plugin panicked.
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,6 +607,17 @@ mod tests {
         // Zero-sized elements allocate nothing.
         let units = RSeq::<()>::collect(5, || ());
         assert_eq!(units.len(), 5);
+    }
+
+    #[test]
+    fn a_sequence_is_as_small_as_a_vec() {
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(size_of::<RSeq<u8>>(), size_of::<Vec<u8>>());
+        // SAFETY: a dangling pointer, nothing allocated, no elements: only the layout
+        // fields are read back.
+        let seq = unsafe { RSeq::<u64>::from_raw_parts(NonNull::dangling(), 0, 4096, 64) };
+        let (_, _, size, align) = seq.into_raw_parts();
+        assert_eq!((size, align), (4096, 64));
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub enum Kind {
     Struct,
     /// An enum with `#[derive(Abi)]`.
     Enum,
+    /// A trait object of a contract (`dyn Host` inside `Box`, `Arc` or `&`): `name` is
+    /// `dyn` and the contract's name, `len` its ABI, `methods` its methods.
+    Object,
 }
 
 /// How a struct or an enum variant writes its fields.
@@ -107,6 +110,8 @@ pub struct TypeDesc {
     pub fields: &'static [FieldDesc],
     /// An enum's variants.
     pub variants: &'static [VariantDesc],
+    /// A contract object's methods.
+    pub methods: &'static [MethodDesc],
 }
 
 impl TypeDesc {
@@ -119,6 +124,7 @@ impl TypeDesc {
         style: Style::Unit,
         fields: &[],
         variants: &[],
+        methods: &[],
     };
 
     /// A type without parts.
@@ -144,6 +150,12 @@ impl TypeDesc {
     /// A struct.
     pub const fn record(name: &'static str, key: &'static str, style: Style, fields: &'static [FieldDesc]) -> Self {
         TypeDesc { kind: Kind::Struct, name, key, style, fields, ..Self::EMPTY }
+    }
+
+    /// A contract's trait object: `name` is `dyn` and the contract's name, `key` the
+    /// contract's name.
+    pub const fn object(name: &'static str, key: &'static str, abi: u32, methods: &'static [MethodDesc]) -> Self {
+        TypeDesc { kind: Kind::Object, name, key, len: abi as u64, methods, ..Self::EMPTY }
     }
 
     /// An enum.
@@ -211,6 +223,7 @@ mod tag {
     pub const STRUCT: u8 = 4;
     pub const ENUM: u8 = 5;
     pub const REF: u8 = 6;
+    pub const OBJECT: u8 = 7;
 }
 
 /// The most structs and enums one contract may use.
@@ -317,7 +330,7 @@ impl<'a> Sink<'a> {
                 self.u64(t.len);
                 self.ty(t.args[0]);
             }
-            Kind::Struct | Kind::Enum => {
+            Kind::Struct | Kind::Enum | Kind::Object => {
                 if let Some(index) = self.find(t.key) {
                     self.u8(tag::REF);
                     self.u32(index);
@@ -326,7 +339,12 @@ impl<'a> Sink<'a> {
                 assert!(self.count < MAX_NAMED, "a contract may use at most 512 structs and enums");
                 self.named[self.count] = t.key;
                 self.count += 1;
-                if matches!(t.kind, Kind::Struct) {
+                if matches!(t.kind, Kind::Object) {
+                    self.u8(tag::OBJECT);
+                    self.str(t.name);
+                    self.u32(t.len as u32);
+                    self.methods(t.methods);
+                } else if matches!(t.kind, Kind::Struct) {
                     self.u8(tag::STRUCT);
                     self.str(t.name);
                     self.style(t.style);
@@ -387,6 +405,59 @@ const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// Whether a type, anywhere inside, holds a contract object (`Box<dyn C>`, ...).
+pub const fn has_objects(t: TypeRef) -> bool {
+    let mut seen = [""; MAX_NAMED];
+    let mut count = 0;
+    objects_in(t.get(), &mut seen, &mut count)
+}
+
+const fn objects_in(t: &TypeDesc, seen: &mut [&'static str; MAX_NAMED], count: &mut usize) -> bool {
+    match t.kind {
+        Kind::Object => return true,
+        Kind::Struct | Kind::Enum => {
+            let mut i = 0;
+            while i < *count {
+                if str_eq(seen[i], t.key) {
+                    return false;
+                }
+                i += 1;
+            }
+            if *count < MAX_NAMED {
+                seen[*count] = t.key;
+                *count += 1;
+            }
+        }
+        _ => {}
+    }
+    let mut i = 0;
+    while i < t.args.len() {
+        if objects_in(t.args[i].get(), seen, count) {
+            return true;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < t.fields.len() {
+        if objects_in(t.fields[i].ty.get(), seen, count) {
+            return true;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < t.variants.len() {
+        let mut j = 0;
+        while j < t.variants[i].fields.len() {
+            if objects_in(t.variants[i].fields[j].ty.get(), seen, count) {
+                return true;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The layout fingerprint of a contract: the hash of its encoded methods.
@@ -490,6 +561,13 @@ pub enum Body {
         /// Its variants, in order.
         variants: Vec<Variant>,
     },
+    /// A contract whose trait objects cross.
+    Object {
+        /// The contract's ABI number.
+        abi: u32,
+        /// Its methods.
+        methods: Vec<Method>,
+    },
 }
 
 /// A field, read back.
@@ -555,6 +633,7 @@ impl fmt::Display for Type {
         match self {
             Type::Leaf(name) | Type::Named { name, .. } => f.write_str(name),
             Type::Generic { name, args } if name == "&[]" && args.len() == 1 => write!(f, "&[{}]", args[0]),
+            Type::Generic { name, args } if name == "&" && args.len() == 1 => write!(f, "&{}", args[0]),
             Type::Generic { name, args } => {
                 write!(f, "{name}<")?;
                 for (i, a) in args.iter().enumerate() {
@@ -630,6 +709,14 @@ impl fmt::Display for TypeDef {
             Body::Struct { style, fields: fs } => {
                 write!(f, "struct {}", self.name)?;
                 fields(f, *style, fs)
+            }
+            Body::Object { abi, methods } => {
+                write!(f, "trait {} (ABI {abi}) {{", self.name.trim_start_matches("dyn "))?;
+                for (i, m) in methods.iter().enumerate() {
+                    f.write_str(if i > 0 { "; " } else { " " })?;
+                    write!(f, "{m}")?;
+                }
+                f.write_str(" }")
             }
             Body::Enum { variants } => {
                 write!(f, "enum {} {{", self.name)?;
@@ -841,11 +928,43 @@ impl Compare<'_, '_> {
                     self.fields(&at, &a.fields, &b.fields);
                 }
             }
-            (Body::Struct { .. }, Body::Enum { .. }) => {
-                self.why.push(format!("{at} is an enum in the plugin, a struct in the host"))
+            (Body::Object { abi: ha, methods: hm }, Body::Object { abi: pa, methods: pm }) => {
+                if ha != pa {
+                    self.why.push(format!("{at} is ABI {pa} in the plugin, ABI {ha} in the host"));
+                    return;
+                }
+                let names = |ms: &[Method]| ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+                if names(hm) != names(pm) {
+                    self.why.push(format!(
+                        "{at}: its methods are {} in the plugin, {} in the host",
+                        names(pm).join(", "),
+                        names(hm).join(", ")
+                    ));
+                    return;
+                }
+                for (h, p) in hm.iter().zip(pm) {
+                    let at = format!("{at}, method `{}`", h.name);
+                    if h.args.len() != p.args.len() {
+                        self.why.push(format!(
+                            "{at} takes {} argument(s) in the plugin, {} in the host",
+                            p.args.len(),
+                            h.args.len()
+                        ));
+                        continue;
+                    }
+                    for (j, (ha, pa)) in h.args.iter().zip(&p.args).enumerate() {
+                        self.ty(&format!("{at}, argument {}", j + 1), ha, pa);
+                    }
+                    self.ty(&format!("{at}, the result"), &h.ret, &p.ret);
+                }
             }
-            (Body::Enum { .. }, Body::Struct { .. }) => {
-                self.why.push(format!("{at} is a struct in the plugin, an enum in the host"))
+            (h, p) => {
+                let kind = |b: &Body| match b {
+                    Body::Struct { .. } => "a struct",
+                    Body::Enum { .. } => "an enum",
+                    Body::Object { .. } => "a contract object",
+                };
+                self.why.push(format!("{at} is {} in the plugin, {} in the host", kind(p), kind(h)));
             }
         }
     }
@@ -953,7 +1072,7 @@ impl<'a> Reader<'a> {
                 let len = self.u64()?;
                 Ok(Type::Array { elem: Box::new(self.ty(types, depth + 1)?), len })
             }
-            t @ (tag::STRUCT | tag::ENUM) => {
+            t @ (tag::STRUCT | tag::ENUM | tag::OBJECT) => {
                 if types.len() >= MAX_NAMED {
                     return Err("too many structs and enums");
                 }
@@ -961,7 +1080,10 @@ impl<'a> Reader<'a> {
                 let index = types.len();
                 // Registered before its body is read: the body may refer to it.
                 types.push(TypeDef { name: name.clone(), body: Body::Struct { style: Style::Unit, fields: vec![] } });
-                let body = if t == tag::STRUCT {
+                let body = if t == tag::OBJECT {
+                    let abi = self.u32()?;
+                    Body::Object { abi, methods: self.methods(types)? }
+                } else if t == tag::STRUCT {
                     let style = self.style()?;
                     Body::Struct { style, fields: self.fields(types, depth)? }
                 } else {
@@ -990,21 +1112,25 @@ impl<'a> Reader<'a> {
         let abi = self.u32()?;
         let minor = self.u32()?;
         let fingerprint = self.u64()?;
+        let mut types = Vec::new();
+        let methods = self.methods(&mut types)?;
+        Ok(Interface { name, abi, minor, fingerprint, methods, types })
+    }
+    fn methods(&mut self, types: &mut Vec<TypeDef>) -> Result<Vec<Method>, Malformed> {
         let n = self.count(4 + 4 + 4 + 2)?;
         let mut methods = Vec::with_capacity(n);
-        let mut types = Vec::new();
         for _ in 0..n {
             let name = self.string()?;
             let since = self.u32()?;
             let argc = self.count(2)?;
             let mut args = Vec::with_capacity(argc);
             for _ in 0..argc {
-                args.push(self.ty(&mut types, 0)?);
+                args.push(self.ty(types, 0)?);
             }
-            let ret = self.ty(&mut types, 0)?;
+            let ret = self.ty(types, 0)?;
             methods.push(Method { name, since, args, ret });
         }
-        Ok(Interface { name, abi, minor, fingerprint, methods, types })
+        Ok(methods)
     }
 }
 

@@ -93,6 +93,7 @@ pub mod descriptor;
 pub mod ffi;
 pub mod fingerprint;
 pub mod interface;
+pub mod object;
 pub mod wire;
 
 pub use abi::{Abi, Arg};
@@ -132,8 +133,9 @@ pub mod __private {
     pub use crate::abi::SliceStore;
     pub use crate::call::{__finish as finish, __shim as shim};
     pub use crate::client::{Channel, DispatchFn, RawClient, Target, remote_call, serve, unknown_method};
-    pub use crate::ffi::{ROption, RResult, RSlice, RVec, Status};
+    pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
+    pub use crate::object::{release_boxed, unsupported_wire};
     pub use crate::wire::{Reader, WireError, bad_variant, put_variant};
 }
 
@@ -175,6 +177,34 @@ pub unsafe trait Contract: 'static {
     /// lead to a plugin of this contract with at least `provided` methods.
     #[doc(hidden)]
     unsafe fn __client(raw: client::RawClient) -> Self::Client;
+
+    /// The description of this contract's trait objects (`dyn C`).
+    #[doc(hidden)]
+    const OBJECT: interface::TypeRef;
+    /// A `Box<dyn C>` as an object for the other side.
+    #[doc(hidden)]
+    fn __box_into_object(object: Box<Self>) -> ffi::RObject;
+    /// An `Arc<dyn C>` as an object for the other side.
+    #[doc(hidden)]
+    fn __arc_into_object(object: std::sync::Arc<Self>) -> ffi::RObject;
+    /// A `&dyn C` as an object for the other side.
+    ///
+    /// # Safety
+    /// `object` must outlive the returned `RObject`.
+    #[doc(hidden)]
+    unsafe fn __ref_into_object(object: &Self) -> ffi::RObject;
+    /// An object from the other side, as a client that implements the trait.
+    ///
+    /// # Safety
+    /// `object` must have been made by this contract's object conversion.
+    #[doc(hidden)]
+    unsafe fn __object_into_client(object: ffi::RObject) -> Self::Client;
+    /// A client as a `Box<dyn C>`.
+    #[doc(hidden)]
+    fn __client_into_box(client: Self::Client) -> Box<Self>;
+    /// A client as an `Arc<dyn C>`.
+    #[doc(hidden)]
+    fn __client_into_arc(client: Self::Client) -> std::sync::Arc<Self>;
 }
 
 /// Exports a plugin: one line in a plugin crate (`crate-type = ["cdylib"]`).

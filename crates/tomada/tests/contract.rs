@@ -278,12 +278,12 @@ fn clients<C: ?Sized + Contract, T: Send + Sync + 'static>(
     plugin_minor: u32,
 ) -> [Client<C, T>; 2] {
     let (plugin, other) = (instance(make()), instance(make()));
-    let local = RawClient { target: Target::Local { vtable, this: plugin.this }, provided, plugin_minor };
-    let remote = RawClient {
-        target: Target::Remote(Arc::new(Loopback { plugin: Arc::clone(&other), dispatch })),
+    let local = RawClient::new(Target::Local { vtable, this: plugin.this }, provided, plugin_minor);
+    let remote = RawClient::new(
+        Target::Remote(Arc::new(Loopback { plugin: Arc::clone(&other), dispatch })),
         provided,
         plugin_minor,
-    };
+    );
     // SAFETY: the vtable (with at least `provided` entries) and dispatch function are
     // `C`'s, made for `T`, whose instance
     // the returned `Arc` keeps alive as long as the clients.
@@ -568,4 +568,109 @@ fn the_description_is_readable() {
             "struct Unit",
         ]
     );
+}
+
+/// Trait objects in-process, without a library (Miri checks every conversion, call and
+/// release): a host service borrowed for a call, one kept by the plugin, an object the
+/// plugin makes, and one made from another.
+mod objects {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::clients;
+
+    #[tomada::contract(abi = 1, name = "t::Sink")]
+    pub trait Sink {
+        fn take(&self, line: &str) -> usize;
+    }
+
+    #[tomada::contract(abi = 1, name = "t::Counter")]
+    pub trait Counter {
+        fn next(&self) -> u32;
+        fn split(&self) -> Box<dyn Counter>;
+    }
+
+    #[tomada::contract(abi = 1, name = "t::Service")]
+    pub trait Service {
+        fn run(&self, lines: Vec<String>, sink: &dyn Sink) -> usize;
+        fn keep(&self, sink: Box<dyn Sink>);
+        fn emit(&self, line: String) -> Option<usize>;
+        fn counter(&self, start: u32) -> Box<dyn Counter>;
+        fn shared(&self, sink: Arc<dyn Sink>) -> Arc<dyn Counter>;
+    }
+
+    struct Count(AtomicUsize);
+    impl Counter for Count {
+        fn next(&self) -> u32 {
+            self.0.fetch_add(1, Ordering::SeqCst) as u32
+        }
+        fn split(&self) -> Box<dyn Counter> {
+            Box::new(Count(AtomicUsize::new(self.0.load(Ordering::SeqCst) * 10)))
+        }
+    }
+
+    #[derive(Default)]
+    struct Impl(Mutex<Option<Box<dyn Sink>>>);
+    impl Service for Impl {
+        fn run(&self, lines: Vec<String>, sink: &dyn Sink) -> usize {
+            lines.iter().map(|l| sink.take(l)).sum()
+        }
+        fn keep(&self, sink: Box<dyn Sink>) {
+            *self.0.lock().unwrap() = Some(sink);
+        }
+        fn emit(&self, line: String) -> Option<usize> {
+            self.0.lock().unwrap().as_ref().map(|s| s.take(&line))
+        }
+        fn counter(&self, start: u32) -> Box<dyn Counter> {
+            Box::new(Count(AtomicUsize::new(start as usize)))
+        }
+        fn shared(&self, sink: Arc<dyn Sink>) -> Arc<dyn Counter> {
+            let n = sink.take("shared");
+            Arc::new(Count(AtomicUsize::new(n)))
+        }
+    }
+
+    struct Lines(Arc<Mutex<Vec<String>>>);
+    impl Sink for Lines {
+        fn take(&self, line: &str) -> usize {
+            self.0.lock().unwrap().push(line.to_owned());
+            line.len()
+        }
+    }
+
+    static VTABLE: ServiceVTable = <dyn Service>::__tomada_vtable::<Impl>();
+
+    #[test]
+    fn objects_cross_in_process_and_are_released() {
+        let [(_, service, plugin), _] = clients::<dyn Service, _>(
+            (&VTABLE as *const ServiceVTable).cast(),
+            <dyn Service>::__tomada_dispatch::<Impl>,
+            Impl::default,
+            5,
+            0,
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Lines(Arc::clone(&seen));
+        assert_eq!(service.run(vec!["ab".into(), "cde".into()], &sink), Ok(5));
+        assert_eq!(*seen.lock().unwrap(), ["ab", "cde"]);
+
+        assert_eq!(service.emit("x".into()), Ok(None));
+        service.keep(Box::new(Lines(Arc::clone(&seen)))).unwrap();
+        assert_eq!(Arc::strong_count(&seen), 3, "the plugin keeps the host's sink");
+        assert_eq!(service.emit("kept".into()), Ok(Some(4)));
+        service.keep(Box::new(Lines(Arc::clone(&seen)))).unwrap();
+        assert_eq!(Arc::strong_count(&seen), 3, "the first kept sink was released");
+
+        let counter = service.counter(7).unwrap();
+        assert_eq!((counter.next(), counter.next()), (7, 8));
+        let split = counter.split();
+        drop(counter);
+        assert_eq!(split.next(), 90);
+
+        let shared: Arc<dyn Sink> = Arc::new(Lines(Arc::clone(&seen)));
+        let c = service.shared(Arc::clone(&shared)).unwrap();
+        assert_eq!(c.next(), 6);
+        drop((shared, c, split, service, plugin, sink));
+        assert_eq!(Arc::strong_count(&seen), 1, "everything the plugin held was released");
+    }
 }

@@ -45,6 +45,8 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
     let tys: Vec<_> = m.args.iter().map(|a| &a.ty).collect();
     let locals = &sig.locals;
     let ret = &m.ret;
+    let tys_static = &sig.arg_tys_static;
+    let ret_static = &sig.ret_static;
     let index = sig.index;
     let method_no = sig.index as u32;
     let since = m.since;
@@ -79,21 +81,29 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
             #provided_check
             match &self.raw.target {
                 ::tomada::__private::Target::Local { vtable, this } => {
-                    // SAFETY: `vtable` is this contract's vtable in the plugin, with at
-                    // least `provided` entries (checked above for later methods), so
-                    // this entry is there; only it is read (a plugin of an older minor
-                    // version has a shorter vtable: no reference to the whole is made).
-                    let shim = unsafe { (&raw const (*vtable.cast::<#vtable>()).#ident).read() };
-                    let mut out = ::tomada::__private::MaybeUninit::uninit();
-                    let mut panic = ::tomada::__private::MaybeUninit::uninit();
-                    // SAFETY: the shim of this very method (the layouts matched), with
-                    // arguments converted by the same `Arg` impls; the borrowed ones
-                    // live until it returns; `out`/`panic` are writable.
-                    let status = unsafe {
-                        shim(*this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
+                    // Objects in the result (or handed back through arguments) keep the
+                    // plugin's library loaded; only such methods pay for saying so.
+                    // An inline `const`, not a `const` item: it is checked under this
+                    // impl's bounds, like the rest of the method.
+                    let objects = const { false #(|| ::tomada::interface::has_objects(<#tys_static as ::tomada::Arg>::DESC))* || ::tomada::interface::has_objects(<#ret_static as ::tomada::Abi>::DESC) };
+                    let call = || {
+                        // SAFETY: `vtable` is this contract's vtable in the plugin, with at
+                        // least `provided` entries (checked above for later methods), so
+                        // this entry is there; only it is read (a plugin of an older minor
+                        // version has a shorter vtable: no reference to the whole is made).
+                        let shim = unsafe { (&raw const (*vtable.cast::<#vtable>()).#ident).read() };
+                        let mut out = ::tomada::__private::MaybeUninit::uninit();
+                        let mut panic = ::tomada::__private::MaybeUninit::uninit();
+                        // SAFETY: the shim of this very method (the layouts matched), with
+                        // arguments converted by the same `Arg` impls; the borrowed ones
+                        // live until it returns; `out`/`panic` are writable.
+                        let status = unsafe {
+                            shim(*this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
+                        };
+                        // SAFETY: `status`, `out` and `panic` come from that shim.
+                        unsafe { ::tomada::__private::finish::<#ret>(status, out, panic) }
                     };
-                    // SAFETY: `status`, `out` and `panic` come from that shim.
-                    unsafe { ::tomada::__private::finish::<#ret>(status, out, panic) }
+                    if objects { self.raw.keeping(call) } else { call() }
                 }
                 ::tomada::__private::Target::Remote(channel) => {
                     let mut args = ::std::vec::Vec::new();

@@ -18,6 +18,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
             quote!(::core::concat!(::core::module_path!(), "::", #t))
         }
     };
+    let objects = super::object::contract_items(parts, sigs.len(), args);
     let methods = sigs.iter().map(|sig| {
         let name_str = sig.method.ident.to_string();
         let since = sig.method.since;
@@ -52,6 +53,8 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
             unsafe fn __client(raw: ::tomada::__private::RawClient) -> #client {
                 #client { raw }
             }
+
+            #objects
         }
     }
 }

@@ -7,6 +7,7 @@
 mod client;
 mod describe;
 mod dispatch;
+mod object;
 mod vtable;
 
 use proc_macro2::TokenStream;
@@ -25,6 +26,9 @@ pub(crate) struct Parts<'a> {
     /// `where` predicates requiring every argument type to be `Arg` and every result
     /// type `Abi`, spanned at the type as written; see [`bounds`].
     pub(crate) bounds: TokenStream,
+    /// Whether a method's signature mentions a trait object (`dyn`), so the contract
+    /// may refer to itself through one (see `object`).
+    pub(crate) passes_objects: bool,
 }
 
 /// One method, with everything its emitters share.
@@ -75,17 +79,38 @@ fn bounds(methods: &[Method]) -> TokenStream {
     let mut out = TokenStream::new();
     for m in methods {
         for a in &m.args {
-            let t = with_static_lifetimes(&a.ty);
+            let t = respan(&with_static_lifetimes(&a.ty), a.ty.span());
             if seen.insert(quote!(#t Arg).to_string()) {
                 out.extend(quote_spanned!(a.ty.span()=> #t: ::tomada::Arg,));
             }
         }
-        let t = with_static_lifetimes(&m.ret);
+        let t = respan(&with_static_lifetimes(&m.ret), m.ret.span());
         if seen.insert(quote!(#t Abi).to_string()) {
             out.extend(quote_spanned!(m.ret.span()=> #t: ::tomada::Abi,));
         }
     }
     out
+}
+
+/// `ty`'s tokens, all at `span`: every bound on the type then points at one place,
+/// and rustc reports one error for all of them.
+fn respan(ty: &Type, span: proc_macro2::Span) -> TokenStream {
+    fn walk(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|mut tt| {
+                if let proc_macro2::TokenTree::Group(g) = &tt {
+                    let mut group = proc_macro2::Group::new(g.delimiter(), walk(g.stream(), span));
+                    group.set_span(span);
+                    tt = proc_macro2::TokenTree::Group(group);
+                } else {
+                    tt.set_span(span);
+                }
+                tt
+            })
+            .collect()
+    }
+    walk(quote!(#ty), span)
 }
 
 /// Expands `#[contract]`. On a mistake the trait is still emitted (so the rest of the
@@ -112,17 +137,23 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
         vtable: format_ident!("{}VTable", item.ident),
         client: format_ident!("{}Client", item.ident),
         bounds: bounds(&contract.methods),
+        passes_objects: contract
+            .methods
+            .iter()
+            .any(|m| m.args.iter().map(|a| &a.ty).chain([&m.ret]).any(|t| quote!(#t).to_string().contains("dyn"))),
     };
     let sigs: Vec<Sig> = contract.methods.iter().enumerate().map(|(i, m)| Sig::new(m, i)).collect();
     let vtable = vtable::emit(&parts, &sigs);
     let client = client::emit(&parts, &sigs);
     let dispatch = dispatch::emit(&parts, &sigs);
     let describe = describe::emit(&parts, &sigs, &args, contract.minor);
+    let object = object::emit(&parts, &sigs, &args);
     quote! {
         #item
         #vtable
         #client
         #dispatch
         #describe
+        #object
     }
 }

@@ -1,0 +1,240 @@
+//! Trait objects across a real library boundary (`tests/plugins/indexer`): host
+//! services the plugin calls back during a call and keeps for later, objects the
+//! plugin makes that outlive the call and its `Plugin` handle, callbacks that call the
+//! plugin again, and every drop order.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use indexer_api::{Host, Indexer, Level, Visitor};
+use tomada_host::isolate::Mode;
+use tomada_host::{CallError, LoadError, Plugin};
+use tomada_test_support::cdylib;
+
+/// A host service that records what the plugin logs, and says when it is dropped.
+struct Recorder {
+    lines: Mutex<Vec<(Level, String)>>,
+    config: Vec<(&'static str, &'static str)>,
+    dropped: Arc<AtomicBool>,
+    panic_on_log: bool,
+}
+
+impl Recorder {
+    fn new(config: Vec<(&'static str, &'static str)>) -> (Arc<AtomicBool>, Self) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let r = Recorder { lines: Mutex::default(), config, dropped: Arc::clone(&dropped), panic_on_log: false };
+        (dropped, r)
+    }
+}
+
+impl Host for Recorder {
+    fn log(&self, level: Level, message: &str) {
+        assert!(!self.panic_on_log, "the host refuses to log `{message}`");
+        self.lines.lock().unwrap().push((level, message.to_owned()));
+    }
+    fn config(&self, key: &str) -> Option<String> {
+        self.config.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A plugin loaded from a copy of its own, so `/proc/self/maps` shows exactly when
+/// this copy is unloaded, whatever other tests load.
+fn load_copy(dir: &std::path::Path) -> (Plugin<dyn Indexer>, std::path::PathBuf) {
+    let copy = tomada_test_support::copy_to(&cdylib("indexer"), dir, "libindexer_copy.so");
+    (tomada_host::load::<dyn Indexer>(&copy).unwrap(), copy)
+}
+
+fn mapped(path: &std::path::Path) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let name = path.to_string_lossy();
+    maps.lines().any(|l| l.ends_with(name.as_ref()))
+}
+
+#[test]
+fn the_plugin_calls_back_into_a_host_service_during_a_call() {
+    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+    let (_, host) = Recorder::new(vec![("lowercase", "yes")]);
+    assert_eq!(plugin.index("Hello Tomada WORLD", &host), Ok(3));
+    let lines = host.lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0], (Level::Debug, "indexing `hello`".into()));
+    assert_eq!(lines[3], (Level::Info, "indexed 3 words".into()));
+    assert_eq!(plugin.count(), Ok(3));
+}
+
+#[test]
+fn a_failing_host_callback_fails_the_outer_call_not_the_host() {
+    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+    let (_, mut host) = Recorder::new(vec![]);
+    host.panic_on_log = true;
+    let err = plugin.index("a b", &host).unwrap_err();
+    let CallError::Panicked { message } = &err else { panic!("{err:?}") };
+    assert!(message.contains("a call to `Host::log` through a tomada object failed"), "{message}");
+    assert!(message.contains("the host refuses to log `indexing `a``"), "{message}");
+    // The plugin is still usable.
+    host.panic_on_log = false;
+    assert_eq!(plugin.index("c", &host), Ok(1));
+}
+
+#[test]
+fn objects_the_plugin_makes_outlive_the_call_and_come_from_objects() {
+    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+    let (_, host) = Recorder::new(vec![]);
+    plugin.index("apple avocado banana apricot", &host).unwrap();
+    let cursor = plugin.open("a").unwrap();
+    assert_eq!(cursor.next(), Some("apple".into()));
+    let fork = cursor.fork();
+    assert_eq!(cursor.next(), Some("avocado".into()));
+    assert_eq!(fork.next(), Some("avocado".into()));
+    assert_eq!(fork.next(), Some("apricot".into()));
+    assert_eq!(fork.next(), None);
+    let all = plugin.cursors().unwrap();
+    let firsts: Vec<_> = all.iter().map(|c| c.next().unwrap()).collect();
+    assert_eq!(firsts, ["apple", "avocado", "banana", "apricot"]);
+}
+
+#[test]
+fn a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go() {
+    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+    let (dropped, host) = Recorder::new(vec![]);
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    struct Shared(Arc<Mutex<Vec<String>>>, Recorder);
+    impl Host for Shared {
+        fn log(&self, _: Level, message: &str) {
+            self.0.lock().unwrap().push(message.to_owned());
+        }
+        fn config(&self, key: &str) -> Option<String> {
+            self.1.config(key)
+        }
+    }
+    plugin.attach(Box::new(Shared(Arc::clone(&lines), host))).unwrap();
+    assert!(!dropped.load(Ordering::SeqCst), "kept by the plugin after the call");
+    plugin.index("x y", &Recorder::new(vec![]).1).unwrap();
+    // Several threads use the kept service at once.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert_eq!(plugin.flush(), Ok(2)));
+        }
+    });
+    assert_eq!(lines.lock().unwrap().iter().filter(|l| *l == "flushing 2 words").count(), 8);
+    assert_eq!(plugin.detach(), Ok(true));
+    assert!(dropped.load(Ordering::SeqCst), "released when the plugin drops it");
+
+    // Dropping the plugin drops what it still holds.
+    let (dropped, host) = Recorder::new(vec![]);
+    plugin.attach(Box::new(host)).unwrap();
+    drop(plugin);
+    assert!(dropped.load(Ordering::SeqCst));
+}
+
+#[test]
+fn arcs_cross_both_ways() {
+    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+    plugin.index("pear peach plum", &Recorder::new(vec![]).1).unwrap();
+    let (dropped, host) = Recorder::new(vec![("prefix", "pe")]);
+    let host: Arc<dyn Host> = Arc::new(host);
+    let cursor = plugin.share(Arc::clone(&host)).unwrap();
+    let again = Arc::clone(&cursor);
+    assert_eq!(cursor.next(), Some("pear".into()));
+    assert_eq!(again.next(), Some("peach".into()));
+    assert_eq!(cursor.next(), None);
+    drop(host);
+    assert!(dropped.load(Ordering::SeqCst), "the plugin let go of its clone at the end of the call");
+}
+
+/// The host's visitor calls the plugin again from inside the plugin's call:
+/// host → plugin → host → plugin.
+#[test]
+fn callbacks_inside_callbacks_are_re_entrant() {
+    struct Counting(AtomicUsize);
+    impl Visitor for Counting {
+        fn visit(&self, word: &str, indexer: &dyn Indexer) -> bool {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(indexer.count(), 4, "the plugin answers while its own call is in flight");
+            let cursor = indexer.open(&word[..1]);
+            assert!(cursor.next().is_some());
+            n < 2
+        }
+    }
+    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+    plugin.index("one two three four", &Recorder::new(vec![]).1).unwrap();
+    let visitor = Counting(AtomicUsize::new(0));
+    assert_eq!(plugin.walk(&visitor), Ok(3));
+    assert_eq!(visitor.0.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn an_object_keeps_its_library_loaded_after_the_plugin_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plugin, copy) = load_copy(dir.path());
+    plugin.index("kiwi kale", &Recorder::new(vec![]).1).unwrap();
+    let cursor = plugin.open("k").unwrap();
+    let fork = cursor.fork();
+    drop(plugin);
+    assert!(mapped(&copy), "a cursor still needs the library");
+    assert_eq!(cursor.next(), Some("kiwi".into()));
+    drop(cursor);
+    assert!(mapped(&copy), "the fork still needs it");
+    assert_eq!(fork.next(), Some("kiwi".into()));
+    drop(fork);
+    assert!(!mapped(&copy), "unloaded with the last object");
+}
+
+#[test]
+fn objects_dropped_on_other_threads_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plugin, copy) = load_copy(dir.path());
+    plugin.index("a b c d e f g h", &Recorder::new(vec![]).1).unwrap();
+    let cursors = plugin.cursors().unwrap();
+    assert_eq!(cursors.len(), 8);
+    let plugin = Arc::new(plugin);
+    std::thread::scope(|s| {
+        for (i, cursor) in cursors.into_iter().enumerate() {
+            let plugin = Arc::clone(&plugin);
+            s.spawn(move || {
+                assert!(cursor.next().is_some());
+                // Half drop the plugin handle first, half the cursor first.
+                if i % 2 == 0 {
+                    drop(plugin);
+                    drop(cursor);
+                } else {
+                    drop(cursor);
+                    drop(plugin);
+                }
+            });
+        }
+    });
+    assert!(mapped(&copy));
+    drop(plugin);
+    assert!(!mapped(&copy), "unloaded once every handle and object is gone");
+}
+
+#[test]
+fn isolated_mode_refuses_contracts_with_objects_with_the_reason() {
+    let err = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(crate::isolate::isolation()))
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
+    assert!(err.to_string().contains("passes trait objects (`dyn indexer_api::Host`)"), "{err}");
+}
+
+#[test]
+fn the_description_names_every_object_contract() {
+    let i = tomada_host::inspect(cdylib("indexer")).unwrap();
+    let sigs: Vec<String> = i.manifest.contract.methods.iter().map(ToString::to_string).collect();
+    assert_eq!(sigs[0], "fn index(&self, &str, &dyn indexer_api::Host) -> u64");
+    assert_eq!(sigs[4], "fn share(&self, Arc<dyn indexer_api::Host>) -> Arc<dyn indexer_api::Cursor>");
+    let defs: Vec<String> = i.manifest.contract.types.iter().map(ToString::to_string).collect();
+    assert!(defs.iter().any(|d| d == "trait indexer_api::Cursor (ABI 1) { fn next(&self) -> Option<String>; fn fork(&self) -> Box<dyn indexer_api::Cursor> }"), "{defs:#?}");
+    assert!(
+        defs.iter().any(|d| d.starts_with(
+            "trait indexer_api::Visitor (ABI 1) { fn visit(&self, &str, &dyn indexer_api::Indexer) -> bool }"
+        )),
+        "{defs:#?}"
+    );
+}

@@ -1,0 +1,259 @@
+//! Trait objects of the contract (`&dyn C`, `Box<dyn C>`, `Arc<dyn C>`) crossing the
+//! boundary: the object's description, its conversions to and from `RObject` (with
+//! holder types whose vtable forwards to the object), and the client implementing the
+//! trait, so the receiving side sees the trait exactly as declared.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{Parts, Sig};
+use crate::parse::ContractArgs;
+
+pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStream {
+    let Parts { trait_ident, client, bounds, .. } = parts;
+    let object_static = format_ident!("__TOMADA_OBJECT_{}", trait_ident);
+    let abi = &args.abi;
+    let name = contract_name(parts, args);
+
+    // Each holder type (a sized stand-in for the object) forwards every method.
+    let forwarding = |deref: TokenStream| {
+        let methods = sigs.iter().map(|sig| {
+            let ident = &sig.method.ident;
+            let locals = &sig.locals;
+            let tys = sig.method.args.iter().map(|a| &a.ty);
+            let ret = &sig.method.ret;
+            quote! {
+                fn #ident(&self, #(#locals: #tys),*) -> #ret {
+                    #[allow(clippy::undocumented_unsafe_blocks)]
+                    let object = #deref;
+                    object.#ident(#(#locals),*)
+                }
+            }
+        });
+        quote!(#(#methods)*)
+    };
+    let box_methods = forwarding(quote!(&*self.0));
+    // SAFETY of the deref: a `&dyn` holder lives only while the borrow it was made
+    // from does (`__ref_into_object`'s contract).
+    let ref_methods = forwarding(quote!(unsafe { &*self.0 }));
+    let arc_methods = forwarding(quote!(&*self.0));
+
+    // The client implements the trait: a failed call panics, and inside a plugin that
+    // panic becomes the host's `CallError::Panicked` for its outer call.
+    let trait_str = trait_ident.to_string();
+    let client_methods = sigs.iter().map(|sig| {
+        let ident = &sig.method.ident;
+        let locals = &sig.locals;
+        let tys = sig.method.args.iter().map(|a| &a.ty);
+        let ret = &sig.method.ret;
+        let what = format!("{trait_str}::{ident}");
+        quote! {
+            fn #ident(&self, #(#locals: #tys),*) -> #ret {
+                match #client::#ident(self, #(#locals),*) {
+                    ::core::result::Result::Ok(value) => value,
+                    ::core::result::Result::Err(error) => ::core::panic!("a call to `{}` through a tomada object failed: {}", #what, error),
+                }
+            }
+        }
+    });
+
+    // A contract whose methods pass trait objects may (through them) refer to itself:
+    // its description is then a `static`, which may take part in a cycle. Others use a
+    // `const` of the `Contract` impl, which keeps one error per unsupported type.
+    let object_static = parts.passes_objects.then(|| {
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            static #object_static: ::tomada::__private::TypeDesc = ::tomada::__private::TypeDesc::object(
+                ::core::concat!("dyn ", #name),
+                #name,
+                #abi,
+                <dyn #trait_ident as ::tomada::Contract>::DESCRIPTION.methods,
+            );
+        }
+    });
+    // The contract's bounds, where they cannot form a cycle (a contract passing no
+    // objects cannot reach itself), so an unsupported type is reported once.
+    let impl_bounds = (!parts.passes_objects).then(|| quote!(where #bounds));
+    quote! {
+        #object_static
+
+        impl #trait_ident for #client where #bounds {
+            #(#client_methods)*
+        }
+
+        impl dyn #trait_ident where #bounds {
+            #[doc(hidden)]
+            pub fn __tomada_box_into_object(object: ::std::boxed::Box<dyn #trait_ident>) -> ::tomada::__private::RObject {
+                struct Holder(::std::boxed::Box<dyn #trait_ident>);
+                impl #trait_ident for Holder { #box_methods }
+                // Made once, at run time, and kept for the program's life: a `static` of
+                // the vtable's type would be checked apart from this impl's bounds.
+                static VTABLE: ::std::sync::OnceLock<usize> = ::std::sync::OnceLock::new();
+                let vtable = *VTABLE.get_or_init(|| {
+                    let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
+                    ::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable as usize
+                }) as *const <dyn #trait_ident as ::tomada::Contract>::VTable;
+                ::tomada::__private::RObject {
+                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
+                    vtable: vtable.cast(),
+                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<Holder>),
+                }
+            }
+
+            #[doc(hidden)]
+            pub fn __tomada_arc_into_object(object: ::std::sync::Arc<dyn #trait_ident>) -> ::tomada::__private::RObject {
+                struct Holder(::std::sync::Arc<dyn #trait_ident>);
+                impl #trait_ident for Holder { #arc_methods }
+                // Made once, at run time, and kept for the program's life: a `static` of
+                // the vtable's type would be checked apart from this impl's bounds.
+                static VTABLE: ::std::sync::OnceLock<usize> = ::std::sync::OnceLock::new();
+                let vtable = *VTABLE.get_or_init(|| {
+                    let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
+                    ::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable as usize
+                }) as *const <dyn #trait_ident as ::tomada::Contract>::VTable;
+                ::tomada::__private::RObject {
+                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
+                    vtable: vtable.cast(),
+                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<Holder>),
+                }
+            }
+
+            /// # Safety
+            /// `object` must outlive the returned `RObject`.
+            #[doc(hidden)]
+            pub unsafe fn __tomada_ref_into_object(object: &dyn #trait_ident) -> ::tomada::__private::RObject {
+                struct Holder(*const (dyn #trait_ident + 'static));
+                // SAFETY: the object behind the pointer is `Send + Sync` (the trait
+                // requires it).
+                unsafe impl ::core::marker::Send for Holder {}
+                // SAFETY: as above.
+                unsafe impl ::core::marker::Sync for Holder {}
+                impl #trait_ident for Holder { #ref_methods }
+                // Made once, at run time, and kept for the program's life: a `static` of
+                // the vtable's type would be checked apart from this impl's bounds.
+                static VTABLE: ::std::sync::OnceLock<usize> = ::std::sync::OnceLock::new();
+                let vtable = *VTABLE.get_or_init(|| {
+                    let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
+                    ::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable as usize
+                }) as *const <dyn #trait_ident as ::tomada::Contract>::VTable;
+                // SAFETY: only the borrow's lifetime is erased; the caller keeps the
+                // object alive as long as the `RObject` (the call).
+                let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
+                ::tomada::__private::RObject {
+                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
+                    vtable: vtable.cast(),
+                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<Holder>),
+                }
+            }
+        }
+
+        // SAFETY: a `Box<dyn C>` crosses as an `RObject` made above (a vtable for its
+        // holder and a release that drops it); the other side gets the client, which
+        // calls through that vtable.
+        unsafe impl ::tomada::Abi for ::std::boxed::Box<dyn #trait_ident> #impl_bounds {
+            type Ffi = ::tomada::__private::RObject;
+            const DESC: ::tomada::__private::TypeRef = ::tomada::__private::TypeRef::new(
+                &::tomada::__private::TypeDesc::generic("Box", &[<dyn #trait_ident as ::tomada::Contract>::OBJECT]),
+            );
+            const WIRE_MIN: usize = 0;
+            fn into_ffi(self) -> ::tomada::__private::RObject {
+                <dyn #trait_ident as ::tomada::Contract>::__box_into_object(self)
+            }
+            unsafe fn from_ffi(ffi: ::tomada::__private::RObject) -> Self {
+                // SAFETY: made by this contract's object conversion (the caller's guarantee).
+                let client = unsafe { <dyn #trait_ident as ::tomada::Contract>::__object_into_client(ffi) };
+                <dyn #trait_ident as ::tomada::Contract>::__client_into_box(client)
+            }
+            fn encode(&self, _: &mut ::std::vec::Vec<u8>) {
+                ::core::unreachable!("isolated plugins whose contracts pass objects are refused at load")
+            }
+            fn decode(_: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
+                ::tomada::__private::unsupported_wire()
+            }
+        }
+
+        // SAFETY: a `&dyn C` argument crosses as an `RObject` that borrows it for the
+        // call; the receiving side's store is the client, dropped after the call.
+        unsafe impl<'a> ::tomada::Arg for &'a dyn #trait_ident #impl_bounds {
+            type Ffi = ::tomada::__private::RObject;
+            type Store = #client;
+            const DESC: ::tomada::__private::TypeRef = ::tomada::__private::TypeRef::new(
+                &::tomada::__private::TypeDesc::generic("&", &[<dyn #trait_ident as ::tomada::Contract>::OBJECT]),
+            );
+            fn into_ffi(self) -> ::tomada::__private::RObject {
+                // SAFETY: the borrow outlives the call, and so the `RObject`, which the
+                // receiving side drops when the call returns.
+                unsafe { <dyn #trait_ident as ::tomada::Contract>::__ref_into_object(self) }
+            }
+            unsafe fn receive(ffi: ::tomada::__private::RObject) -> #client {
+                // SAFETY: made by this contract's object conversion (the caller's guarantee).
+                unsafe { <dyn #trait_ident as ::tomada::Contract>::__object_into_client(ffi) }
+            }
+            unsafe fn view(store: &mut #client) -> &'a dyn #trait_ident {
+                // SAFETY: the store outlives the call (the caller's guarantee).
+                unsafe { &*(store as *const #client) }
+            }
+            fn encode(&self, _: &mut ::std::vec::Vec<u8>) {
+                ::core::unreachable!("isolated plugins whose contracts pass objects are refused at load")
+            }
+            unsafe fn decode(_: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<#client, ::tomada::__private::WireError> {
+                ::tomada::__private::unsupported_wire()
+            }
+        }
+    }
+}
+
+/// The `Contract` items for objects.
+pub(crate) fn contract_items(parts: &Parts, method_count: usize, args: &ContractArgs) -> TokenStream {
+    let Parts { trait_ident, client, .. } = parts;
+    let name = contract_name(parts, args);
+    let object_static = format_ident!("__TOMADA_OBJECT_{}", trait_ident);
+    let object = if parts.passes_objects {
+        quote!(::tomada::__private::TypeRef::new(&#object_static))
+    } else {
+        quote! {
+            ::tomada::__private::TypeRef::new(&::tomada::__private::TypeDesc::object(
+                ::core::concat!("dyn ", #name),
+                <Self as ::tomada::Contract>::NAME,
+                <Self as ::tomada::Contract>::ABI,
+                <Self as ::tomada::Contract>::DESCRIPTION.methods,
+            ))
+        }
+    };
+    quote! {
+        const OBJECT: ::tomada::__private::TypeRef = #object;
+        fn __box_into_object(object: ::std::boxed::Box<Self>) -> ::tomada::__private::RObject {
+            <dyn #trait_ident>::__tomada_box_into_object(object)
+        }
+        fn __arc_into_object(object: ::std::sync::Arc<Self>) -> ::tomada::__private::RObject {
+            <dyn #trait_ident>::__tomada_arc_into_object(object)
+        }
+        unsafe fn __ref_into_object(object: &Self) -> ::tomada::__private::RObject {
+            // SAFETY: the caller keeps `object` alive as long as the `RObject`.
+            unsafe { <dyn #trait_ident>::__tomada_ref_into_object(object) }
+        }
+        unsafe fn __object_into_client(object: ::tomada::__private::RObject) -> #client {
+            // SAFETY: made by this contract's conversion (the caller's guarantee), with
+            // all the contract's methods in its vtable.
+            #client { raw: unsafe { ::tomada::__private::RawClient::of_object(object, #method_count, <Self as ::tomada::Contract>::MINOR) } }
+        }
+        fn __client_into_box(client: #client) -> ::std::boxed::Box<Self> {
+            ::std::boxed::Box::new(client)
+        }
+        fn __client_into_arc(client: #client) -> ::std::sync::Arc<Self> {
+            ::std::sync::Arc::new(client)
+        }
+    }
+}
+
+/// The contract's name as tokens usable inside `concat!`.
+fn contract_name(parts: &Parts, args: &ContractArgs) -> TokenStream {
+    match &args.name {
+        Some(n) => quote!(#n),
+        None => {
+            let t = parts.trait_ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #t))
+        }
+    }
+}

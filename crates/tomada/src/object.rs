@@ -1,0 +1,73 @@
+//! Trait objects of contract traits across the boundary: `&dyn C`, `Box<dyn C>` and
+//! `Arc<dyn C>` as arguments and results (also inside `Option`, `Result`, `Vec`,
+//! structs...), in-process.
+//!
+//! An object crosses as an [`RObject`]: a pointer to it, the contract's `#[repr(C)]`
+//! vtable for it (the same shims a plugin exports, made for the object's type), and
+//! the function that releases it. The receiving side wraps it in the contract's
+//! generated client, which implements the trait itself: the plugin sees
+//! `host.config("k")` returning `Option<String>`, exactly as declared. A failed call
+//! through such an object (its implementation panicked) panics in the caller; inside a
+//! plugin method, that panic is caught at the plugin's boundary and reaches the host's
+//! outer call as [`CallError::Panicked`](crate::CallError::Panicked).
+//!
+//! Lifetimes: an object a plugin made keeps the plugin's library loaded for as long
+//! as the host holds it (see [`client::current_keepalive`](crate::client::current_keepalive));
+//! an object the host made stays alive until the plugin drops its handle; a `&dyn C`
+//! argument lives for the call.
+//!
+//! Isolated plugins (another process) do not take or return objects yet: loading one
+//! whose contract passes objects in isolated mode is refused with that reason.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use crate::ffi::RObject;
+use crate::interface::{TypeDesc, TypeRef};
+use crate::wire::{Reader, WireError};
+use crate::{Abi, Contract};
+
+/// Releases an object boxed as `Box<T>` (the `release` of an [`RObject`]).
+///
+/// # Safety
+/// `this` must come from `Box::<T>::into_raw`, and be released once.
+pub unsafe extern "C" fn release_boxed<T>(this: *const c_void) {
+    // A panic in the object's `Drop` must not unwind across `extern "C"`.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the caller guarantees `this` is a `Box<T>`'s, released once.
+        drop(unsafe { Box::from_raw(this.cast::<T>().cast_mut()) });
+    }));
+    if let Err(payload) = result {
+        std::mem::forget(payload);
+    }
+}
+
+/// The byte form of objects, which isolated plugins do not support yet: loading
+/// refuses such contracts in isolated mode, so this only answers a forged frame.
+#[doc(hidden)]
+pub fn unsupported_wire<T>() -> Result<T, WireError> {
+    Err(WireError("trait objects cannot cross to an isolated plugin"))
+}
+
+// SAFETY: an `Arc<dyn C>` crosses as an `RObject` made by `C`'s own conversion (its
+// vtable for the object, and a release that drops the `Arc` it holds); the other side
+// gets `C`'s client, which calls through that vtable. The description is `C`'s whole
+// contract.
+unsafe impl<C: ?Sized + Contract> Abi for Arc<C> {
+    type Ffi = RObject;
+    const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Arc", &[C::OBJECT]));
+    const WIRE_MIN: usize = 0;
+    fn into_ffi(self) -> RObject {
+        C::__arc_into_object(self)
+    }
+    unsafe fn from_ffi(ffi: RObject) -> Self {
+        // SAFETY: made by `C`'s object conversion (the caller's guarantee).
+        C::__client_into_arc(unsafe { C::__object_into_client(ffi) })
+    }
+    fn encode(&self, _: &mut Vec<u8>) {
+        unreachable!("isolated plugins whose contracts pass objects are refused at load")
+    }
+    fn decode(_: &mut Reader<'_>) -> Result<Self, WireError> {
+        unsupported_wire()
+    }
+}
