@@ -46,6 +46,9 @@ mod inspect;
 #[cfg(unix)]
 pub mod isolate;
 mod library;
+mod logs;
+
+pub use logs::plugin_logs;
 mod structure;
 mod trust;
 
@@ -496,6 +499,14 @@ pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, L
     {
         return Err(mismatch("contract, ABI or fingerprint"));
     }
+
+    // The plugin's `log` records go to this host's logger (see `plugin_logs`), from
+    // before its instance is made. Its name is read from its own manifest static, so
+    // it lives exactly as long as the library.
+    let name = tomada::descriptor::name_in(loaded_manifest);
+    // SAFETY: `attach` is the plugin's (descriptor checked above); the services are a
+    // `'static` of this host and the name a slice of the library's own static.
+    unsafe { (descriptor.attach)(logs::services(), tomada::ffi::RSlice::new(name)) };
 
     let mut this = MaybeUninit::<*const c_void>::uninit();
     let mut panic = MaybeUninit::<RVec>::uninit();

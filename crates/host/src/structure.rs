@@ -308,6 +308,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
             std::mem::offset_of!(tomada::Descriptor, create),
             std::mem::offset_of!(tomada::Descriptor, destroy),
             std::mem::offset_of!(tomada::Descriptor, dispatch),
+            std::mem::offset_of!(tomada::Descriptor, attach),
         ] {
             if field(offset).is_none_or(|t| !code(t)) {
                 return Err(damaged("its exported descriptor's functions do not point at code"));

@@ -238,3 +238,47 @@ fn the_description_names_every_object_contract() {
         "{defs:#?}"
     );
 }
+
+/// The plugin's `log` records reach the host's `log` logger, with the plugin's name as
+/// the target, its own module, file and line; and the host can turn them off.
+#[test]
+fn plugin_log_records_reach_the_host_logger() {
+    struct Capture;
+    static RECORDS: Mutex<Vec<(log::Level, String, String, Option<String>)>> = Mutex::new(Vec::new());
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            RECORDS.lock().unwrap().push((
+                r.level(),
+                r.target().to_owned(),
+                r.args().to_string(),
+                r.module_path().map(str::to_owned),
+            ));
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: Capture = Capture;
+    // This test binary's logger: set once (nothing else here sets one).
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Debug);
+    let records = |target: &str| RECORDS.lock().unwrap().iter().filter(|r| r.1 == target).cloned().collect::<Vec<_>>();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (plugin, _) = load_copy(dir.path());
+    plugin.index("one two", &Recorder::new(vec![]).1).unwrap();
+    let got = records("plugin::indexer");
+    assert_eq!(got.len(), 1, "info passes, trace is above the host's level: {got:?}");
+    assert_eq!(got[0].0, log::Level::Info);
+    assert_eq!(got[0].2, "indexed 2 words");
+    assert_eq!(got[0].3.as_deref(), Some("indexer"));
+    drop(plugin);
+
+    tomada_host::plugin_logs(false);
+    let copy = tomada_test_support::copy_to(&cdylib("indexer"), dir.path(), "libindexer_quiet.so");
+    let quiet = tomada_host::load::<dyn Indexer>(&copy).unwrap();
+    tomada_host::plugin_logs(true);
+    quiet.index("three", &Recorder::new(vec![]).1).unwrap();
+    assert_eq!(records("plugin::indexer").len(), 1, "nothing more from a plugin loaded with forwarding off");
+}

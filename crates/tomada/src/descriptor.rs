@@ -94,6 +94,8 @@ pub struct Descriptor {
     pub destroy: DestroyFn,
     /// Runs a byte-level call (isolated mode: see [`crate::client`]).
     pub dispatch: crate::client::DispatchFn,
+    /// Receives the host's services (its logger) before the instance is made.
+    pub attach: crate::logging::AttachFn,
 }
 
 // SAFETY: the descriptor is immutable static data; its pointers refer to other
@@ -272,6 +274,14 @@ impl Manifest {
         let len = bytes.get(12..16)?;
         Some(u32::from_le_bytes(len.try_into().ok()?) as usize)
     }
+}
+
+/// The plugin's name inside manifest bytes (empty if they are too short to hold it):
+/// a slice of the same bytes, so it lives as long as they do.
+pub fn name_in(manifest: &[u8]) -> &[u8] {
+    let Some(len) = manifest.get(FIXED..FIXED + 4) else { return &[] };
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    manifest.get(FIXED + 4..FIXED + 4 + len).unwrap_or(&[])
 }
 
 /// The first eight bytes of each contract a host executable expects (see

@@ -42,6 +42,11 @@ impl RSlice {
         self.len
     }
 
+    /// The pointer, for a slice known to borrow `'static` data.
+    pub(crate) const fn as_ptr_for_static(&self) -> *const u8 {
+        self.ptr
+    }
+
     /// Whether there are no bytes.
     pub const fn is_empty(&self) -> bool {
         self.len == 0

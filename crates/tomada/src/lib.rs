@@ -93,6 +93,7 @@ pub mod descriptor;
 pub mod ffi;
 pub mod fingerprint;
 pub mod interface;
+pub mod logging;
 pub mod object;
 pub mod wire;
 
@@ -325,6 +326,7 @@ macro_rules! __export {
                 create: __create,
                 destroy: __destroy,
                 dispatch: <__Contract>::__tomada_dispatch::<__Plugin>,
+                attach: $crate::logging::attach,
             };
         };
     };

@@ -44,6 +44,9 @@ impl Indexer for Index {
             added += 1;
         }
         host.log(Level::Info, &format!("indexed {added} words"));
+        // Through the `log` crate, as any library logs: it reaches the host's logger.
+        log::info!("indexed {added} words");
+        log::trace!("a trace record");
         added
     }
 
