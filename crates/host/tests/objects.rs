@@ -244,7 +244,9 @@ fn the_description_names_every_object_contract() {
 #[test]
 fn plugin_log_records_reach_the_host_logger() {
     struct Capture;
-    static RECORDS: Mutex<Vec<(log::Level, String, String, Option<String>)>> = Mutex::new(Vec::new());
+    /// Level, target, message, module path.
+    type Seen = (log::Level, String, String, Option<String>);
+    static RECORDS: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
     impl log::Log for Capture {
         fn enabled(&self, _: &log::Metadata<'_>) -> bool {
             true

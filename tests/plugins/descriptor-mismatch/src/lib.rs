@@ -60,6 +60,7 @@ pub static TOMADA_DESCRIPTOR: Descriptor = Descriptor {
     create,
     destroy,
     dispatch: <C>::__tomada_dispatch::<Hello>,
+    attach: tomada::logging::attach,
 };
 
 /// Keeps the section referenced, so the linker does not drop it.
