@@ -136,7 +136,7 @@ pub mod __private {
     pub use crate::client::{Channel, DispatchFn, RawClient, Target, remote_call, serve, unknown_method};
     pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
-    pub use crate::object::{release_boxed, unsupported_wire};
+    pub use crate::object::{Leaked, release_boxed, unsupported_wire};
     pub use crate::wire::{Reader, WireError, bad_variant, put_variant};
 }
 

@@ -27,6 +27,17 @@ use crate::interface::{TypeDesc, TypeRef};
 use crate::wire::{Reader, WireError};
 use crate::{Abi, Contract};
 
+/// A pointer to data leaked for the program's life (an object vtable made at run
+/// time), shareable between threads.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Leaked(pub *const c_void);
+
+// SAFETY: the pointee is immutable and never freed.
+unsafe impl Send for Leaked {}
+// SAFETY: as above.
+unsafe impl Sync for Leaked {}
+
 /// Releases an object boxed as `Box<T>` (the `release` of an [`RObject`]).
 ///
 /// # Safety

@@ -89,11 +89,11 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 impl #trait_ident for Holder { #box_methods }
                 // Made once, at run time, and kept for the program's life: a `static` of
                 // the vtable's type would be checked apart from this impl's bounds.
-                static VTABLE: ::std::sync::OnceLock<usize> = ::std::sync::OnceLock::new();
-                let vtable = *VTABLE.get_or_init(|| {
+                static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
+                let vtable = VTABLE.get_or_init(|| {
                     let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
-                    ::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable as usize
-                }) as *const <dyn #trait_ident as ::tomada::Contract>::VTable;
+                    ::tomada::__private::Leaked((::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable).cast())
+                }).0;
                 ::tomada::__private::RObject {
                     this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
                     vtable: vtable.cast(),
@@ -107,11 +107,11 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 impl #trait_ident for Holder { #arc_methods }
                 // Made once, at run time, and kept for the program's life: a `static` of
                 // the vtable's type would be checked apart from this impl's bounds.
-                static VTABLE: ::std::sync::OnceLock<usize> = ::std::sync::OnceLock::new();
-                let vtable = *VTABLE.get_or_init(|| {
+                static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
+                let vtable = VTABLE.get_or_init(|| {
                     let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
-                    ::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable as usize
-                }) as *const <dyn #trait_ident as ::tomada::Contract>::VTable;
+                    ::tomada::__private::Leaked((::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable).cast())
+                }).0;
                 ::tomada::__private::RObject {
                     this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
                     vtable: vtable.cast(),
@@ -132,11 +132,11 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 impl #trait_ident for Holder { #ref_methods }
                 // Made once, at run time, and kept for the program's life: a `static` of
                 // the vtable's type would be checked apart from this impl's bounds.
-                static VTABLE: ::std::sync::OnceLock<usize> = ::std::sync::OnceLock::new();
-                let vtable = *VTABLE.get_or_init(|| {
+                static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
+                let vtable = VTABLE.get_or_init(|| {
                     let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
-                    ::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable as usize
-                }) as *const <dyn #trait_ident as ::tomada::Contract>::VTable;
+                    ::tomada::__private::Leaked((::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable).cast())
+                }).0;
                 // SAFETY: only the borrow's lifetime is erased; the caller keeps the
                 // object alive as long as the `RObject` (the call).
                 let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
