@@ -10,10 +10,11 @@
 //! callbacks from the plugin to the host, is a new `Kind` and a protocol version), so
 //! neither side assumes one request, then its reply.
 //!
-//! Reading spins only when told to ([`Waiter`]): a peer that answered quickly last
-//! time is polled with a non-blocking `recv` (yielding the CPU between tries, so a
-//! peer sharing this CPU runs at once) for a short while, then the reader blocks in
-//! `poll`. Payloads are read straight into the buffer they end up in (no zero-fill,
+//! Reading spins only when it pays ([`Waiter`]): with two CPUs or more, a peer that
+//! answered quickly last time is polled with a non-blocking `recv` for a short
+//! while, then the reader blocks in `poll`. With one CPU it never spins: the peer
+//! could not run meanwhile (and yielding to it would hand the CPU to any other
+//! process as well, for a whole time slice). Payloads are read straight into the buffer they end up in (no zero-fill,
 //! no shifting), and frames are written with one `writev` of header and parts.
 
 use std::io::{self, IoSlice, Write};
@@ -125,7 +126,7 @@ impl Waiter {
     }
 
     fn spin_for(&self) -> Duration {
-        if self.spin.load(Ordering::Relaxed) { self.limit } else { Duration::ZERO }
+        if self.spin.load(Ordering::Relaxed) && several_cpus() { self.limit } else { Duration::ZERO }
     }
 
     /// Records how long the last wait for a frame took.
@@ -135,6 +136,12 @@ impl Waiter {
             self.spin.store(spin, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether this process may run on two CPUs or more (its affinity and CPU quota).
+fn several_cpus() -> bool {
+    static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 /// Writes one frame: header and parts with `writev`, no copy of the parts.
@@ -186,10 +193,24 @@ pub(crate) fn read_into(
     max: usize,
     payload: &mut Vec<u8>,
 ) -> Result<Header, ReadError> {
+    read_into_spinning(stream, waiter, true, deadline, max, payload)
+}
+
+/// [`read_into`], spinning only if `may_spin` too (e.g. only one call is in flight:
+/// with more, the CPUs are better left to them).
+pub(crate) fn read_into_spinning(
+    stream: &UnixStream,
+    waiter: &Waiter,
+    may_spin: bool,
+    deadline: Option<Instant>,
+    max: usize,
+    payload: &mut Vec<u8>,
+) -> Result<Header, ReadError> {
     let fd = stream.as_raw_fd();
     let mut head = [0u8; 4 + HEADER_REST];
     let started = Instant::now();
-    let got = recv_into(fd, head.as_mut_ptr(), head.len(), waiter.spin_for(), deadline)?;
+    let spin = if may_spin { waiter.spin_for() } else { Duration::ZERO };
+    let got = recv_into(fd, head.as_mut_ptr(), head.len(), spin, deadline)?;
     waiter.learn(started.elapsed());
     if got < head.len() {
         let rest = &mut head[got..];
@@ -234,7 +255,7 @@ fn recv_all(fd: RawFd, to: *mut u8, len: usize, deadline: Option<Instant>) -> Re
 }
 
 /// Receives at least one and at most `len` bytes to `to`: tries a non-blocking
-/// `recv`, yielding the CPU between tries for up to `spin`, then waits in `poll`.
+/// `recv`, again and again for up to `spin`, then waits in `poll`.
 fn recv_into(
     fd: RawFd,
     to: *mut u8,
@@ -261,9 +282,7 @@ fn recv_into(
             _ => return Err(ReadError::Io(err)),
         }
         if spin_until.is_some_and(|until| Instant::now() < until) {
-            // Yield rather than spin in place: on a shared CPU the peer runs now.
-            // SAFETY: `sched_yield` has no preconditions.
-            unsafe { libc::sched_yield() };
+            std::hint::spin_loop();
             continue;
         }
         wait_readable(fd, deadline)?;
@@ -347,7 +366,8 @@ mod tests {
         let w = Waiter::new(Duration::from_millis(5));
         assert_eq!(w.spin_for(), Duration::ZERO);
         w.learn(Duration::from_micros(3));
-        assert_eq!(w.spin_for(), Duration::from_millis(5));
+        let spin = if several_cpus() { Duration::from_millis(5) } else { Duration::ZERO };
+        assert_eq!(w.spin_for(), spin);
         w.learn(Duration::from_millis(8));
         assert_eq!(w.spin_for(), Duration::ZERO);
     }

@@ -388,14 +388,16 @@ impl Connection {
     /// connection ended (`None`).
     fn read_replies(&self, id: u64, deadline: Instant) -> Result<Option<(u8, Vec<u8>)>, ReadError> {
         loop {
-            {
+            let alone = {
                 let calls = self.calls();
                 if calls.ended.is_some() || calls.waiting.get(&id).is_none_or(|s| s.answer.is_some()) {
                     return Ok(None);
                 }
-            }
+                calls.waiting.len() == 1
+            };
             let mut payload = Vec::new();
-            let header = frame::read_into(&self.stream, &self.waiter, Some(deadline), self.max_frame, &mut payload)?;
+            let (stream, waiter, max) = (&self.stream, &self.waiter, self.max_frame);
+            let header = frame::read_into_spinning(stream, waiter, alone, Some(deadline), max, &mut payload)?;
             if header.kind != Kind::Reply {
                 return Err(ReadError::Malformed(format!("an unexpected {:?} frame", header.kind)));
             }

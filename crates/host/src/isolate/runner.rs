@@ -200,6 +200,7 @@ fn serve(fd: RawFd) -> i32 {
         max,
         idle: AtomicUsize::new(0),
         threads: AtomicUsize::new(1),
+        busy: AtomicUsize::new(0),
     }));
     std::mem::forget(local);
     // One pool thread waits for nudges from the start; each one that takes a nudge
@@ -239,6 +240,8 @@ struct Server {
     idle: AtomicUsize,
     /// Serving threads, the main one included.
     threads: AtomicUsize,
+    /// Pool threads serving a call now.
+    busy: AtomicUsize,
 }
 
 impl Server {
@@ -254,7 +257,10 @@ impl Server {
         loop {
             let read = {
                 let _reading = self.lock(&self.reading);
-                frame::read_into(&self.stream, &waiter, None, self.max, &mut buf)
+                // Spin only while calls come one at a time: with more, the CPUs are
+                // better left to the threads serving them.
+                let alone = self.busy.load(Ordering::Relaxed) == 0;
+                frame::read_into_spinning(&self.stream, &waiter, alone, None, self.max, &mut buf)
             };
             self.handle(read, &buf);
         }
@@ -290,7 +296,9 @@ impl Server {
                 }
                 frame::read_into(&self.stream, &waiter, None, self.max, &mut buf)
             };
+            self.busy.fetch_add(1, Ordering::Relaxed);
             self.handle(read, &buf);
+            self.busy.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
