@@ -1,107 +1,253 @@
-//! Isolated calls, measured against their baselines in the same run:
+//! Isolated calls in the cases that matter, each next to a floor measured in the
+//! same run: a bare two-process ping-pong of the same bytes over a socketpair with
+//! blocking reads (what a plain RPC pays).
 //!
-//! - `greet("Mundo")` to the greeter plugin isolated in a child process: round-trip
-//!   p50/p99 and throughput, with the CPU time both processes spent per call;
-//! - the same call in-process;
-//! - a bare two-process ping-pong of the same bytes over a socketpair with blocking
-//!   reads (the naive floor a plain RPC pays);
-//! - spawn + handshake (start the child, load the plugin, first call).
+//! - back to back; after idle gaps of 1 ms and 10 ms (latency of the call alone);
+//! - everything on one CPU (this bench re-runs itself pinned to CPU 0 with
+//!   `sched_setaffinity`; the plugin's processes and the echo process inherit it);
+//! - a 1 MiB argument and a 1 MiB result;
+//! - 1, 2, 4 and 8 threads calling one isolated plugin (the floor: as many threads,
+//!   each with its own echo process);
+//! - the in-process call, `Sandbox::strict()`, and spawn + handshake.
 //!
+//! CPU per call counts both sides: this process (`getrusage`, exited threads
+//! included) and every process under the child it started — the plugin's worker is a
+//! grandchild, inside a PID namespace — from `/proc/<pid>/task/*/schedstat`.
 //! Percentiles need every sample, which criterion does not expose, hence this small
 //! harness. Run: `cargo bench -p tomada-host --bench isolation`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pluginapi::Greeter;
+use tomada_host::Plugin;
 use tomada_host::isolate::{Isolation, Mode, Runner, Sandbox};
 
 tomada_host::tomada::global_allocator!();
 
 const CALLS: usize = 20_000;
 const PING_BYTES: usize = 64;
+const MIB: usize = 1 << 20;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-fn report(name: &str, mut samples: Vec<Duration>, wall: Duration) {
-    samples.sort();
+/// One measured case.
+struct Row {
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+    cpu: Duration,
+}
+
+fn print(name: &str, row: &Row, floor: Option<&Row>) {
+    let ratio = floor
+        .map(|f| {
+            format!(
+                "  ratio p50 {:.2}x  cpu {:.2}x",
+                row.p50.as_secs_f64() / f.p50.as_secs_f64(),
+                row.cpu.as_secs_f64() / f.cpu.as_secs_f64()
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "{name:<34} p50 {:>9.2?}  p99 {:>9.2?}  throughput {:>9.0} calls/s",
-        percentile(&samples, 0.50),
-        percentile(&samples, 0.99),
-        samples.len() as f64 / wall.as_secs_f64()
+        "{name:<40} p50 {:>9.2?}  p99 {:>9.2?}  {:>8.0} calls/s  cpu/call {:>9.2?}{ratio}",
+        row.p50, row.p99, row.per_second, row.cpu
     );
 }
 
-/// User + system CPU time of process `pid`, from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    // Fields after the command: state is [0]; utime is [11], stime [12], in clock ticks.
-    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    // SAFETY: `sysconf` has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_nanos(ticks * 1_000_000_000 / hz)
+/// This process's CPU time, exited threads included.
+fn own_cpu() -> Duration {
+    // SAFETY: `getrusage` writes into a zeroed local.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-fn timed(mut f: impl FnMut()) -> (Vec<Duration>, Duration) {
-    let mut samples = Vec::with_capacity(CALLS);
+/// CPU time of process `pid` and all its descendants (live threads).
+fn tree_cpu(pid: u32) -> Duration {
+    let mut total = Duration::ZERO;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return total };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        if let Some(ns) = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        {
+            total += Duration::from_nanos(ns);
+        }
+        for child in std::fs::read_to_string(dir.join("children")).unwrap_or_default().split_whitespace() {
+            if let Ok(child) = child.parse() {
+                total += tree_cpu(child);
+            }
+        }
+    }
+    total
+}
+
+/// Runs `f` `calls` times (after `gap`, untimed, before each), from one thread.
+fn measure(calls: usize, gap: Duration, children: &[u32], mut f: impl FnMut()) -> Row {
+    let mut samples = Vec::with_capacity(calls);
+    let cpu0 = own_cpu() + children.iter().map(|&c| tree_cpu(c)).sum::<Duration>();
     let start = Instant::now();
-    for _ in 0..CALLS {
+    for _ in 0..calls {
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
         let t = Instant::now();
         f();
         samples.push(t.elapsed());
     }
-    (samples, start.elapsed())
+    let wall = start.elapsed();
+    let cpu = own_cpu() + children.iter().map(|&c| tree_cpu(c)).sum::<Duration>() - cpu0;
+    samples.sort();
+    Row {
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+        per_second: calls as f64 / wall.as_secs_f64(),
+        cpu: cpu / calls as u32,
+    }
 }
 
-/// The echo side of the bare ping-pong, in a child process: blocking reads.
+/// Runs `f` from `threads` threads, `calls` times each; throughput and CPU per call.
+fn measure_threads<T: Sync>(threads: usize, calls: usize, children: &[u32], each: &[T], f: impl Fn(&T) + Sync) -> Row {
+    let cpu0 = own_cpu() + children.iter().map(|&c| tree_cpu(c)).sum::<Duration>();
+    let start = Instant::now();
+    let mut samples: Vec<Duration> = std::thread::scope(|s| {
+        let running: Vec<_> = (0..threads)
+            .map(|t| {
+                let (f, target) = (&f, &each[t % each.len()]);
+                s.spawn(move || {
+                    (0..calls)
+                        .map(|_| {
+                            let t = Instant::now();
+                            f(target);
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        running.into_iter().flat_map(|r| r.join().unwrap()).collect()
+    });
+    let wall = start.elapsed();
+    let cpu = own_cpu() + children.iter().map(|&c| tree_cpu(c)).sum::<Duration>() - cpu0;
+    samples.sort();
+    let total = threads * calls;
+    Row {
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+        per_second: total as f64 / wall.as_secs_f64(),
+        cpu: cpu / total as u32,
+    }
+}
+
+/// The echo side of the bare ping-pong, in a child process: blocking reads of a
+/// length-prefixed message, echoed back.
 fn echo_server() {
     use std::os::fd::FromRawFd;
     // SAFETY: the parent passed this descriptor (a socketpair end) for us alone.
     let mut s = unsafe { UnixStream::from_raw_fd(3) };
-    let mut buf = [0u8; PING_BYTES];
-    while s.read_exact(&mut buf).is_ok() {
-        if s.write_all(&buf).is_err() {
+    let mut buf = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        if s.read_exact(&mut len).is_err() {
+            break;
+        }
+        buf.resize(u32::from_le_bytes(len) as usize, 0);
+        if s.read_exact(&mut buf).is_err() || s.write_all(&len).is_err() || s.write_all(&buf).is_err() {
             break;
         }
     }
 }
 
-fn bare_ping_pong() {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let (mut ours, theirs) = UnixStream::pair().unwrap();
-    let fd = theirs.as_raw_fd();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.env("TOMADA_BENCH_ECHO", "1").stdout(Stdio::null());
-    // SAFETY: only `dup2`, async-signal-safe, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || if libc::dup2(fd, 3) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+/// A bare ping-pong partner: an echo process at the end of a socketpair.
+struct Bare {
+    socket: UnixStream,
+    child: Child,
+    back: Vec<u8>,
+}
+
+impl Bare {
+    fn start() -> Bare {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let (socket, theirs) = UnixStream::pair().unwrap();
+        let fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env("TOMADA_BENCH_ECHO", "1").stdout(Stdio::null());
+        // SAFETY: only `dup2`, async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || if libc::dup2(fd, 3) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(theirs);
+        Bare { socket, child, back: Vec::new() }
     }
-    let mut child = cmd.spawn().unwrap();
-    drop(theirs);
+
+    fn round_trip(&mut self, msg: &[u8]) {
+        let mut socket = &self.socket;
+        socket.write_all(&(msg.len() as u32).to_le_bytes()).unwrap();
+        socket.write_all(msg).unwrap();
+        let mut len = [0u8; 4];
+        socket.read_exact(&mut len).unwrap();
+        self.back.resize(u32::from_le_bytes(len) as usize, 0);
+        socket.read_exact(&mut self.back).unwrap();
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        let _ = self.child.wait();
+    }
+}
+
+struct Setup {
+    path: std::path::PathBuf,
+    runner: Runner,
+}
+
+impl Setup {
+    fn isolated(&self) -> Plugin<dyn Greeter> {
+        let iso = Isolation::new().runner(self.runner.clone());
+        let p = tomada_host::load_with::<dyn Greeter>(&self.path, &Mode::Isolated(iso)).unwrap();
+        for _ in 0..1000 {
+            p.greet("Mundo").unwrap();
+        }
+        p
+    }
+}
+
+/// Back to back and after idle gaps, isolated and bare; `label` names the CPU setup.
+fn latency_cases(setup: &Setup, label: &str, gaps: &[(Duration, usize)]) {
+    let plugin = setup.isolated();
+    let child = plugin.process_id().unwrap();
+    let mut bare = Bare::start();
     let msg = [7u8; PING_BYTES];
-    let mut back = [0u8; PING_BYTES];
     for _ in 0..1000 {
-        ours.write_all(&msg).unwrap();
-        ours.read_exact(&mut back).unwrap();
+        bare.round_trip(&msg);
     }
-    let (cpu0, child_cpu0) = (cpu_time(std::process::id()), cpu_time(child.id()));
-    let (samples, wall) = timed(|| {
-        ours.write_all(&msg).unwrap();
-        ours.read_exact(&mut back).unwrap();
-    });
-    let cpu = cpu_time(std::process::id()) - cpu0 + cpu_time(child.id()) - child_cpu0;
-    report("bare ping-pong (blocking, 64 B)", samples, wall);
-    println!("{:<34} {:.2?} CPU per round trip (both processes)", "", cpu / CALLS as u32);
-    drop(ours);
-    child.wait().unwrap();
+    let bare_pid = bare.pid();
+    for &(gap, calls) in gaps {
+        let what = if gap.is_zero() { "back to back".to_owned() } else { format!("after a {gap:?} gap") };
+        let floor = measure(calls, gap, &[bare_pid], || bare.round_trip(&msg));
+        let row = measure(calls, gap, &[child], || drop(std::hint::black_box(plugin.greet("Mundo").unwrap())));
+        print(&format!("bare ping-pong, {what}{label}"), &floor, None);
+        print(&format!("isolated greet, {what}{label}"), &row, Some(&floor));
+    }
 }
 
 fn main() {
@@ -112,71 +258,106 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and friends
     }
-    let path = tomada_test_support::Build::new("greeter").release().cdylib();
-    let runner = Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into());
-    println!("{CALLS} calls each, greet(\"Mundo\") unless said otherwise; 2 vCPUs, no pinning\n");
-
-    let local = tomada_host::load::<dyn Greeter>(&path).unwrap();
-    let (samples, wall) = timed(|| drop(std::hint::black_box(local.greet("Mundo").unwrap())));
-    report("in-process greet", samples, wall);
-
-    let isolated =
-        tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(Isolation::new().runner(runner.clone()))).unwrap();
-    for _ in 0..1000 {
-        isolated.greet("Mundo").unwrap();
+    let setup = Setup {
+        path: tomada_test_support::Build::new("greeter").release().cdylib(),
+        runner: Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()),
+    };
+    if std::env::var_os("TOMADA_BENCH_ONE_CPU").is_some() {
+        // SAFETY: `sched_setaffinity` on this process with a set made here; the
+        // processes it starts inherit it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set), 0);
+        }
+        latency_cases(&setup, ", one CPU", &[(Duration::ZERO, CALLS), (Duration::from_millis(1), 2000)]);
+        return;
     }
-    let child = isolated.process_id().unwrap();
-    let (cpu0, child_cpu0) = (cpu_time(std::process::id()), cpu_time(child));
-    let (samples, wall) = timed(|| drop(std::hint::black_box(isolated.greet("Mundo").unwrap())));
-    let cpu = cpu_time(std::process::id()) - cpu0 + cpu_time(child) - child_cpu0;
-    report("isolated greet (spin, then block)", samples, wall);
-    println!(
-        "{:<34} {:.2?} CPU per call (both processes; wall per call {:.2?})",
+    println!("greet(\"Mundo\") unless said otherwise; ratios against the bare floor of the line above\n");
+
+    let local = tomada_host::load::<dyn Greeter>(&setup.path).unwrap();
+    let row = measure(CALLS, Duration::ZERO, &[], || drop(std::hint::black_box(local.greet("Mundo").unwrap())));
+    print("in-process greet", &row, None);
+    drop(local);
+
+    latency_cases(
+        &setup,
         "",
-        cpu / CALLS as u32,
-        wall / CALLS as u32
+        &[(Duration::ZERO, CALLS), (Duration::from_millis(1), 2000), (Duration::from_millis(10), 300)],
     );
 
-    // The same under `Sandbox::strict()` (Landlock + seccomp on every system call).
-    let iso = Isolation::new().runner(runner.clone()).sandbox(Sandbox::strict());
-    let strict = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(iso)).unwrap();
-    for _ in 0..1000 {
-        strict.greet("Mundo").unwrap();
-    }
-    let (samples, wall) = timed(|| drop(std::hint::black_box(strict.greet("Mundo").unwrap())));
-    report("isolated greet, Sandbox::strict()", samples, wall);
-    drop(strict);
+    // Everything on one CPU: this bench again, pinned, in a process of its own.
+    let status = Command::new(std::env::current_exe().unwrap()).env("TOMADA_BENCH_ONE_CPU", "1").status().unwrap();
+    assert!(status.success());
 
-    bare_ping_pong();
+    // 1 MiB argument, 1 MiB (and a few bytes) result.
+    {
+        let plugin = setup.isolated();
+        let child = plugin.process_id().unwrap();
+        let name = "x".repeat(MIB);
+        let mut bare = Bare::start();
+        let msg = vec![7u8; MIB];
+        bare.round_trip(&msg);
+        plugin.greet(&name).unwrap();
+        let floor = measure(1000, Duration::ZERO, &[bare.pid()], || bare.round_trip(&msg));
+        let row = measure(1000, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.greet(&name).unwrap())));
+        print("bare ping-pong, 1 MiB each way", &floor, None);
+        print("isolated greet, 1 MiB argument and result", &row, Some(&floor));
+    }
 
-    let mut starts = Vec::new();
-    for _ in 0..30 {
-        let t = Instant::now();
-        let p = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(Isolation::new().runner(runner.clone())))
-            .unwrap();
-        p.greet("Mundo").unwrap();
-        starts.push(t.elapsed());
+    // Threads sharing one isolated plugin; the floor: as many bare pairs.
+    {
+        let plugin = Arc::new(setup.isolated());
+        let child = plugin.process_id().unwrap();
+        let mut one = None;
+        for threads in [1, 2, 4, 8] {
+            let bares: Vec<std::sync::Mutex<Bare>> =
+                (0..threads).map(|_| std::sync::Mutex::new(Bare::start())).collect();
+            let pids: Vec<u32> = bares.iter().map(|b| b.lock().unwrap().pid()).collect();
+            let msg = [7u8; PING_BYTES];
+            let floor = measure_threads(threads, 2000, &pids, &bares, |b| b.lock().unwrap().round_trip(&msg));
+            let row = measure_threads(threads, CALLS / threads, &[child], &[&plugin], |p| {
+                drop(std::hint::black_box(p.greet("Mundo").unwrap()))
+            });
+            print(&format!("bare ping-pong, {threads} threads"), &floor, None);
+            print(&format!("isolated greet, {threads} threads"), &row, Some(&floor));
+            let one = *one.get_or_insert(row.per_second);
+            println!("{:<40} {:.2}x the calls/s of one thread", "", row.per_second / one);
+        }
     }
-    starts.sort();
-    println!(
-        "{:<34} p50 {:>9.2?}  max {:>9.2?}  (30 starts, each to its first answer)",
-        "spawn + handshake + first call",
-        percentile(&starts, 0.5),
-        starts[starts.len() - 1]
-    );
-    let mut starts = Vec::new();
-    for _ in 0..30 {
-        let t = Instant::now();
-        let iso = Isolation::new().runner(runner.clone()).sandbox(Sandbox::strict());
-        let p = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(iso)).unwrap();
-        p.greet("Mundo").unwrap();
-        starts.push(t.elapsed());
+
+    // The same back-to-back call under `Sandbox::strict()` (Landlock + seccomp).
+    {
+        let iso = Isolation::new().runner(setup.runner.clone()).sandbox(Sandbox::strict());
+        let strict = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
+        let child = strict.process_id().unwrap();
+        for _ in 0..1000 {
+            strict.greet("Mundo").unwrap();
+        }
+        let row =
+            measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(strict.greet("Mundo").unwrap())));
+        print("isolated greet, Sandbox::strict()", &row, None);
     }
-    starts.sort();
-    println!(
-        "{:<34} p50 {:>9.2?}  max {:>9.2?}  (30 starts, each to its first answer)",
-        "the same, Sandbox::strict()",
-        percentile(&starts, 0.5),
-        starts[starts.len() - 1]
-    );
+
+    for (label, sandbox) in
+        [("spawn + handshake + first call", None), ("the same, Sandbox::strict()", Some(Sandbox::strict()))]
+    {
+        let mut starts = Vec::new();
+        for _ in 0..30 {
+            let t = Instant::now();
+            let mut iso = Isolation::new().runner(setup.runner.clone());
+            if let Some(s) = &sandbox {
+                iso = iso.sandbox(s.clone());
+            }
+            let p = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
+            p.greet("Mundo").unwrap();
+            starts.push(t.elapsed());
+        }
+        starts.sort();
+        println!(
+            "{label:<40} p50 {:>9.2?}  max {:>9.2?}  (30 starts, each to its first answer)",
+            percentile(&starts, 0.5),
+            starts[starts.len() - 1]
+        );
+    }
 }

@@ -198,9 +198,10 @@ fn the_plugin_process_inherits_only_its_channel_and_stdio() {
     let p = faulty(isolation());
     let fds = p.open_fds().unwrap();
     // 0-2, the channel (3), the plugin file the host inspected (4: the library is
-    // loaded as /proc/self/fd/4), and the descriptor `read_dir` itself holds.
-    assert_eq!(&fds[..5], &[0, 1, 2, 3, 4], "{fds:?}");
-    assert_eq!(fds.len(), 6, "{fds:?}");
+    // loaded as /proc/self/fd/4), the nudge eventfd for concurrent calls (5), and the
+    // descriptor `read_dir` itself holds.
+    assert_eq!(&fds[..6], &[0, 1, 2, 3, 4, 5], "{fds:?}");
+    assert_eq!(fds.len(), 7, "{fds:?}");
 }
 
 #[test]
@@ -306,6 +307,92 @@ fn calls_from_several_threads_at_once() {
     for h in handles {
         h.join().unwrap();
     }
+}
+
+#[test]
+fn concurrent_calls_run_at_once_in_the_plugin() {
+    // Each `meet(4)` returns true only once four calls are inside the plugin at the
+    // same time: served one at a time, the first would wait out its 10 s and fail.
+    let p = faulty(isolation());
+    let met: Vec<bool> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4).map(|_| s.spawn(|| p.meet(4).unwrap())).collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(met, [true; 4]);
+}
+
+/// Waits until `count` calls of `sleep_ms` are inside the plugin.
+fn wait_sleeping(p: &Plugin<dyn Faulty>, count: u32) {
+    for _ in 0..400 {
+        if p.sleeping().unwrap() == count {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{count} calls never got inside the plugin at once");
+}
+
+#[test]
+fn a_slow_call_holds_up_no_other_and_alone_runs_past_its_deadline() {
+    let p = faulty(isolation().deadline(Duration::from_secs(4)));
+    let pid = p.process_id().unwrap();
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| p.sleep_ms(60_000));
+        wait_sleeping(&p, 1);
+        for i in 0..50 {
+            let text = format!("meanwhile {i}");
+            assert_eq!(p.echo(&text).unwrap(), text, "a call during the slow one");
+        }
+        assert_eq!(p.process_id(), Some(pid));
+        let err = slow.join().unwrap().unwrap_err();
+        assert!(matches!(&err, CallError::TimedOut { deadline } if *deadline == Duration::from_secs(4)), "{err:?}");
+    });
+    wait_dead(pid);
+    assert_eq!(p.echo("next").unwrap(), "next");
+    assert_ne!(p.process_id(), Some(pid));
+}
+
+#[test]
+fn a_crash_fails_every_call_in_flight() {
+    let p = faulty(isolation());
+    let pid = p.process_id().unwrap();
+    std::thread::scope(|s| {
+        let sleepers: Vec<_> = (0..3).map(|_| s.spawn(|| p.sleep_ms(60_000))).collect();
+        wait_sleeping(&p, 3);
+        let err = p.abort().unwrap_err();
+        assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "{err:?}");
+        for sleeper in sleepers {
+            let err = sleeper.join().unwrap().unwrap_err();
+            assert!(
+                matches!(&err, CallError::Crashed { signal: Some(6), detail, .. } if detail.contains("SIGABRT")),
+                "{err:?}"
+            );
+        }
+    });
+    wait_dead(pid);
+    assert_eq!(p.echo("restarted").unwrap(), "restarted");
+}
+
+#[test]
+fn a_deadline_kill_fails_the_other_calls_in_flight_as_crashed() {
+    let p = faulty(isolation().deadline(Duration::from_millis(1500)));
+    std::thread::scope(|s| {
+        let first = s.spawn(|| p.sleep_ms(60_000));
+        wait_sleeping(&p, 1);
+        std::thread::sleep(Duration::from_millis(500)); // their deadlines come later
+        let later: Vec<_> = (0..2).map(|_| s.spawn(|| p.sleep_ms(60_000))).collect();
+        let err = first.join().unwrap().unwrap_err();
+        assert!(matches!(err, CallError::TimedOut { .. }), "{err:?}");
+        for call in later {
+            let err = call.join().unwrap().unwrap_err();
+            assert!(
+                matches!(&err, CallError::Crashed { signal: Some(9), detail, .. }
+                    if detail.contains("another call ran past its deadline of 1.5s")),
+                "{err:?}"
+            );
+        }
+    });
+    assert_eq!(p.echo("restarted").unwrap(), "restarted");
 }
 
 #[test]

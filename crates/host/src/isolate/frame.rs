@@ -1,22 +1,31 @@
 //! The wire between a host and a plugin's process: length-prefixed frames over an
-//! inherited Unix socket, each with a kind and a request id.
+//! inherited Unix socket, each with a kind, a status and a request id.
 //!
 //! ```text
-//! u32 length of what follows | u8 kind | u64 id | payload
+//! u32 length of what follows | u8 kind | u8 status | u64 id | payload
 //! ```
 //!
-//! Reading spins briefly before it blocks: a plugin call answered within a few
-//! microseconds is picked up without waking a sleeping thread (the cost that
-//! dominates a blocking round trip between two processes), and a slower one costs at
-//! most the spin in CPU time.
+//! Request ids multiplex the channel: several calls may be in flight at once, and
+//! their replies come back in any order. Frame kinds are an open set (a new pair, e.g.
+//! callbacks from the plugin to the host, is a new `Kind` and a protocol version), so
+//! neither side assumes one request, then its reply.
+//!
+//! Reading spins only when it pays ([`Waiter`]): with two CPUs or more, a peer that
+//! answered quickly last time is polled with a non-blocking `recv` for a short
+//! while, then the reader blocks in `poll`. With one CPU it never spins: the peer
+//! could not run meanwhile (and yielding to it would hand the CPU to any other
+//! process as well, for a whole time slice). Payloads are read straight into the buffer they end up in (no zero-fill,
+//! no shifting), and frames are written with one `writev` of header and parts.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The protocol version, sent in the child's hello.
-pub(crate) const PROTOCOL: u32 = 1;
+/// The protocol version, sent in the child's hello. 2: status in the header,
+/// concurrent calls.
+pub(crate) const PROTOCOL: u32 = 2;
 
 /// No frame is ever larger than this, whatever the configured limit: a call's
 /// arguments or result over 1 GiB is refused before it is sent.
@@ -24,6 +33,13 @@ pub(crate) const MAX_FRAME: usize = 1 << 30;
 
 /// The default limit of one frame (see `Isolation::max_frame`): 64 MiB.
 pub(crate) const DEFAULT_MAX_FRAME: usize = 64 << 20;
+
+/// The bytes of a header after the length: kind, status, id.
+pub(crate) const HEADER_REST: usize = 1 + 1 + 8;
+
+/// The most a reader allocates ahead of the bytes that arrived: a header alone
+/// cannot make it allocate what its length claims past this.
+const AHEAD: usize = 1 << 20;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +55,10 @@ pub(crate) enum Kind {
     Failed = 4,
     /// Host → child: method number and encoded arguments.
     Call = 5,
-    /// Child → host: status and encoded result (or message).
+    /// Child → host: the status (in the header) and the encoded result (or message).
     Reply = 6,
+    // 7 and 8 are kept for calls from the plugin back into the host during a call
+    // (`Callback`, `CallbackReply`), which carry the id of the call they belong to.
 }
 
 impl Kind {
@@ -57,11 +75,19 @@ impl Kind {
     }
 }
 
+/// A frame's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) kind: Kind,
+    /// A reply's status (see `tomada::ffi::Status`); 0 in other frames.
+    pub(crate) status: u8,
+    pub(crate) id: u64,
+}
+
 /// One message.
 #[derive(Debug)]
 pub(crate) struct Frame {
     pub(crate) kind: Kind,
-    pub(crate) id: u64,
     pub(crate) payload: Vec<u8>,
 }
 
@@ -78,35 +104,120 @@ pub(crate) enum ReadError {
     Io(io::Error),
 }
 
-/// Writes one frame with a single `write` of the assembled bytes.
-pub(crate) fn write(stream: &mut UnixStream, kind: Kind, id: u64, parts: &[&[u8]]) -> io::Result<()> {
-    let len: usize = 1 + 8 + parts.iter().map(|p| p.len()).sum::<usize>();
+/// How long to spin before blocking, learnt from the last wait: spin (for up to
+/// `limit`) only if the last frame came within `limit`. A peer that answers back to
+/// back is never put to sleep; one that comes after idle gaps or long calls is never
+/// spun for (after one wasted spin, at most), so waiting costs nothing when idle.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    limit: Duration,
+    spin: AtomicBool,
+}
+
+impl Waiter {
+    /// A waiter that spins for up to `limit`, starting without spinning.
+    pub(crate) const fn new(limit: Duration) -> Waiter {
+        Waiter { limit, spin: AtomicBool::new(false) }
+    }
+
+    /// A waiter that never spins.
+    pub(crate) const fn blocking() -> Waiter {
+        Waiter::new(Duration::ZERO)
+    }
+
+    fn spin_for(&self) -> Duration {
+        if self.spin.load(Ordering::Relaxed) && several_cpus() { self.limit } else { Duration::ZERO }
+    }
+
+    /// Records how long the last wait for a frame took.
+    fn learn(&self, waited: Duration) {
+        let spin = waited < self.limit;
+        if self.spin.load(Ordering::Relaxed) != spin {
+            self.spin.store(spin, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether this process may run on two CPUs or more (its affinity and CPU quota).
+fn several_cpus() -> bool {
+    static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// Writes one frame: header and parts with `writev`, no copy of the parts.
+pub(crate) fn write(stream: &UnixStream, header: Header, parts: &[&[u8]]) -> io::Result<()> {
+    let len: usize = HEADER_REST + parts.iter().map(|p| p.len()).sum::<usize>();
     if len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("a frame of {len} bytes is over the limit")));
     }
-    let mut buf = Vec::with_capacity(4 + len);
-    buf.extend_from_slice(&u32::try_from(len).map_err(|_| io::Error::other("frame too large"))?.to_le_bytes());
-    buf.push(kind as u8);
-    buf.extend_from_slice(&id.to_le_bytes());
-    for p in parts {
-        buf.extend_from_slice(p);
+    let mut head = [0u8; 4 + HEADER_REST];
+    head[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    head[4] = header.kind as u8;
+    head[5] = header.status;
+    head[6..].copy_from_slice(&header.id.to_le_bytes());
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(1 + parts.len());
+    slices.push(IoSlice::new(&head));
+    slices.extend(parts.iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)));
+    let mut rest = &mut slices[..];
+    let mut stream = stream;
+    while !rest.is_empty() {
+        match stream.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    stream.write_all(&buf)
+    Ok(())
 }
 
-/// Reads one frame of at most `max` bytes: spins for up to `spin` on a
-/// non-blocking receive, then blocks until `deadline` (forever if `None`).
+/// Reads one frame of at most `max` bytes, waiting as `waiter` says, until
+/// `deadline` (forever if `None`).
 pub(crate) fn read(
     stream: &UnixStream,
-    spin: Duration,
+    waiter: &Waiter,
     deadline: Option<Instant>,
     max: usize,
 ) -> Result<Frame, ReadError> {
+    let mut payload = Vec::new();
+    let header = read_into(stream, waiter, deadline, max, &mut payload)?;
+    Ok(Frame { kind: header.kind, payload })
+}
+
+/// Reads one frame of at most `max` bytes into `payload` (cleared first; its
+/// capacity is reused), waiting as `waiter` says, until `deadline`.
+pub(crate) fn read_into(
+    stream: &UnixStream,
+    waiter: &Waiter,
+    deadline: Option<Instant>,
+    max: usize,
+    payload: &mut Vec<u8>,
+) -> Result<Header, ReadError> {
+    read_into_spinning(stream, waiter, true, deadline, max, payload)
+}
+
+/// [`read_into`], spinning only if `may_spin` too (e.g. only one call is in flight:
+/// with more, the CPUs are better left to them).
+pub(crate) fn read_into_spinning(
+    stream: &UnixStream,
+    waiter: &Waiter,
+    may_spin: bool,
+    deadline: Option<Instant>,
+    max: usize,
+    payload: &mut Vec<u8>,
+) -> Result<Header, ReadError> {
     let fd = stream.as_raw_fd();
-    let mut header = [0u8; 4 + 1 + 8];
-    fill(fd, &mut header, spin, deadline)?;
-    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-    if len < 9 {
+    let mut head = [0u8; 4 + HEADER_REST];
+    let started = Instant::now();
+    let spin = if may_spin { waiter.spin_for() } else { Duration::ZERO };
+    let got = recv_into(fd, head.as_mut_ptr(), head.len(), spin, deadline)?;
+    waiter.learn(started.elapsed());
+    if got < head.len() {
+        let rest = &mut head[got..];
+        recv_all(fd, rest.as_mut_ptr(), rest.len(), deadline)?;
+    }
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+    if len < HEADER_REST {
         return Err(ReadError::Malformed(format!("a frame declares {len} bytes")));
     }
     if len > max.min(MAX_FRAME) {
@@ -115,34 +226,50 @@ pub(crate) fn read(
             max.min(MAX_FRAME)
         )));
     }
-    let kind =
-        Kind::from_u8(header[4]).ok_or_else(|| ReadError::Malformed(format!("unknown frame kind {}", header[4])))?;
-    let id = u64::from_le_bytes(header[5..].try_into().expect("8 bytes"));
-    // Grow the buffer as bytes arrive (doubling from 64 KiB), so a header alone
-    // cannot make us allocate what its length claims.
-    let want = len - 9;
-    let mut payload = Vec::with_capacity(want.min(64 * 1024));
+    let kind = Kind::from_u8(head[4]).ok_or_else(|| ReadError::Malformed(format!("unknown frame kind {}", head[4])))?;
+    let header = Header { kind, status: head[5], id: u64::from_le_bytes(head[6..].try_into().expect("8 bytes")) };
+    let want = len - HEADER_REST;
+    payload.clear();
     while payload.len() < want {
-        let start = payload.len();
-        let step = (want - start).min(start.max(64 * 1024));
-        payload.resize(start + step, 0);
-        fill(fd, &mut payload[start..], spin, deadline)?;
+        // Room for what is still to come, at most `AHEAD` past what arrived.
+        let have = payload.len();
+        payload.reserve((want - have).min(AHEAD.max(have)));
+        let room = (payload.capacity() - have).min(want - have);
+        // SAFETY: `room` bytes past the length are within the allocation (reserved above).
+        let to = unsafe { payload.as_mut_ptr().add(have) };
+        recv_all(fd, to, room, deadline)?;
+        // SAFETY: `recv_all` initialised exactly those `room` bytes.
+        unsafe { payload.set_len(have + room) };
     }
-    Ok(Frame { kind, id, payload })
+    Ok(header)
 }
 
-/// Fills `buf` from `fd`.
-fn fill(fd: RawFd, buf: &mut [u8], spin: Duration, deadline: Option<Instant>) -> Result<(), ReadError> {
+/// Receives exactly `len` bytes to `to`, blocking (in `poll`) when none are there.
+fn recv_all(fd: RawFd, to: *mut u8, len: usize, deadline: Option<Instant>) -> Result<(), ReadError> {
     let mut filled = 0;
-    let spin_until = Instant::now() + spin;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: `rest` is valid for writes of `rest.len()` bytes; `fd` is a socket
-        // owned by the caller's `UnixStream` for the duration of the call.
-        let n = unsafe { libc::recv(fd, rest.as_mut_ptr().cast(), rest.len(), libc::MSG_DONTWAIT) };
+    while filled < len {
+        // SAFETY: `to + filled .. to + len` is writable (the caller's buffer).
+        filled += recv_into(fd, unsafe { to.add(filled) }, len - filled, Duration::ZERO, deadline)?;
+    }
+    Ok(())
+}
+
+/// Receives at least one and at most `len` bytes to `to`: tries a non-blocking
+/// `recv`, again and again for up to `spin`, then waits in `poll`.
+fn recv_into(
+    fd: RawFd,
+    to: *mut u8,
+    len: usize,
+    spin: Duration,
+    deadline: Option<Instant>,
+) -> Result<usize, ReadError> {
+    let spin_until = (!spin.is_zero()).then(|| Instant::now() + spin);
+    loop {
+        // SAFETY: the caller passes `len` writable bytes at `to`; `fd` is a socket owned
+        // by the caller's `UnixStream` for the duration of the call.
+        let n = unsafe { libc::recv(fd, to.cast(), len, libc::MSG_DONTWAIT) };
         if n > 0 {
-            filled += n as usize;
-            continue;
+            return Ok(n as usize);
         }
         if n == 0 {
             return Err(ReadError::Eof);
@@ -154,17 +281,16 @@ fn fill(fd: RawFd, buf: &mut [u8], spin: Duration, deadline: Option<Instant>) ->
             io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => return Err(ReadError::Eof),
             _ => return Err(ReadError::Io(err)),
         }
-        if Instant::now() < spin_until {
+        if spin_until.is_some_and(|until| Instant::now() < until) {
             std::hint::spin_loop();
             continue;
         }
         wait_readable(fd, deadline)?;
     }
-    Ok(())
 }
 
 /// Blocks until `fd` is readable (or closed), or `deadline` passes.
-fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> {
+pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> {
     loop {
         let timeout_ms: libc::c_int = match deadline {
             None => -1,
@@ -200,36 +326,74 @@ fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> 
 mod tests {
     use super::*;
 
+    fn head(kind: Kind, id: u64) -> Header {
+        Header { kind, status: 0, id }
+    }
+
     #[test]
     fn frames_round_trip() {
-        let (mut a, b) = UnixStream::pair().unwrap();
-        write(&mut a, Kind::Call, 7, &[&3u32.to_le_bytes(), b"args"]).unwrap();
-        let f = read(&b, Duration::from_micros(10), None, MAX_FRAME).unwrap();
-        assert_eq!((f.kind, f.id), (Kind::Call, 7));
-        assert_eq!(f.payload, b"\x03\x00\x00\x00args");
+        let (a, b) = UnixStream::pair().unwrap();
+        let header = Header { kind: Kind::Reply, status: 2, id: 7 };
+        write(&a, header, &[&3u32.to_le_bytes(), b"args"]).unwrap();
+        let mut payload = Vec::new();
+        let got = read_into(&b, &Waiter::new(Duration::from_micros(10)), None, MAX_FRAME, &mut payload).unwrap();
+        assert_eq!(got, header);
+        assert_eq!(payload, b"\x03\x00\x00\x00args");
+    }
+
+    #[test]
+    fn a_large_frame_arrives_whole_into_a_reused_buffer() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let big: Vec<u8> = (0..3 * AHEAD + 17).map(|i| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let writer = std::thread::spawn(move || {
+            write(&a, head(Kind::Call, 1), &[&sent]).unwrap();
+            write(&a, head(Kind::Call, 2), &[b"small"]).unwrap();
+        });
+        let mut buf = Vec::new();
+        let h = read_into(&b, &Waiter::blocking(), None, MAX_FRAME, &mut buf).unwrap();
+        assert_eq!(h.id, 1);
+        assert!(buf == big, "the payload differs");
+        let capacity = buf.capacity();
+        let h = read_into(&b, &Waiter::blocking(), None, MAX_FRAME, &mut buf).unwrap();
+        assert_eq!((h.id, &buf[..]), (2, &b"small"[..]));
+        assert_eq!(buf.capacity(), capacity, "the buffer is reused");
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn the_waiter_spins_only_after_a_quick_frame() {
+        let w = Waiter::new(Duration::from_millis(5));
+        assert_eq!(w.spin_for(), Duration::ZERO);
+        w.learn(Duration::from_micros(3));
+        let spin = if several_cpus() { Duration::from_millis(5) } else { Duration::ZERO };
+        assert_eq!(w.spin_for(), spin);
+        w.learn(Duration::from_millis(8));
+        assert_eq!(w.spin_for(), Duration::ZERO);
     }
 
     #[test]
     fn eof_timeout_and_garbage() {
         let (a, b) = UnixStream::pair().unwrap();
-        let r = read(&b, Duration::ZERO, Some(Instant::now() + Duration::from_millis(20)), MAX_FRAME);
+        let w = Waiter::blocking();
+        let r = read(&b, &w, Some(Instant::now() + Duration::from_millis(20)), MAX_FRAME);
         assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
         drop(a);
-        assert!(matches!(read(&b, Duration::ZERO, None, MAX_FRAME), Err(ReadError::Eof)));
+        assert!(matches!(read(&b, &w, None, MAX_FRAME), Err(ReadError::Eof)));
 
         let (mut a, b) = UnixStream::pair().unwrap();
-        a.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert!(matches!(read(&b, Duration::ZERO, None, MAX_FRAME), Err(ReadError::Malformed(_))));
+        a.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(matches!(read(&b, &w, None, MAX_FRAME), Err(ReadError::Malformed(_))));
         let (mut a, b) = UnixStream::pair().unwrap();
-        a.write_all(&[9, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert!(matches!(read(&b, Duration::ZERO, None, MAX_FRAME), Err(ReadError::Malformed(_))));
+        a.write_all(&[10, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(matches!(read(&b, &w, None, MAX_FRAME), Err(ReadError::Malformed(_))));
     }
 
     #[test]
     fn a_frame_over_the_limit_is_malformed_before_its_payload_is_read() {
-        let (mut a, b) = UnixStream::pair().unwrap();
-        write(&mut a, Kind::Reply, 1, &[&[0u8; 1000]]).unwrap();
-        let r = read(&b, Duration::ZERO, None, 100);
-        assert!(matches!(&r, Err(ReadError::Malformed(m)) if m.contains("1009 bytes, over the limit of 100")), "{r:?}");
+        let (a, b) = UnixStream::pair().unwrap();
+        write(&a, head(Kind::Reply, 1), &[&[0u8; 1000]]).unwrap();
+        let r = read(&b, &Waiter::blocking(), None, 100);
+        assert!(matches!(&r, Err(ReadError::Malformed(m)) if m.contains("1010 bytes, over the limit of 100")), "{r:?}");
     }
 }

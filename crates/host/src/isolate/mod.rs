@@ -35,25 +35,27 @@ mod runner;
 mod sandbox;
 mod spawner;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use tomada::CallError;
 use tomada::client::Channel;
+use tomada::ffi::Status;
 
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
-use frame::{Kind, ReadError};
+use frame::{Header, Kind, ReadError, Waiter};
 use runner::LoadRequest;
 
 use crate::file::PluginFile;
@@ -72,8 +74,14 @@ const CHILD_FD: i32 = 3;
 /// The descriptor number the plugin file gets in the child: it loads exactly the file
 /// the host inspected, never a path.
 const PLUGIN_FD: i32 = 4;
-/// How long a caller spins for an answer before it blocks.
-const CALL_SPIN: Duration = Duration::from_micros(200);
+/// The descriptor number of the nudge eventfd in the child: the host posts to it
+/// when it sends a call while others are in flight, so a second thread of the
+/// plugin's process reads and serves it (see `runner::Server`).
+const NUDGE_FD: i32 = 5;
+/// How long either side may spin for the next frame before it blocks in `poll`;
+/// only when the last one came within this (see `frame::Waiter`), so a side that
+/// waits after an idle gap or a long call blocks at once and costs nothing.
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 /// How long a dead child's output may still take to arrive.
 const FORWARDER_GRACE: Duration = Duration::from_millis(500);
 /// How long a child whose channel ended may take to exit by itself.
@@ -253,18 +261,194 @@ impl Isolation {
     }
 }
 
-/// A running child process and its end of the channel.
+/// A running child process and its end of the channel, shared by the calls in
+/// flight: each call registers its request id, writes its frame, and waits for its
+/// reply. Whoever holds `reading` reads replies and hands each to its caller (a
+/// thread of the host, parked until then); a caller whose reply arrived while it
+/// read returns and passes the reading on. One call at a time therefore reads its
+/// own reply, with no hand-off between threads.
 struct Connection {
-    child: Child,
+    pid: u32,
+    /// `None` once reaped.
+    child: Mutex<Option<Child>>,
     stream: UnixStream,
-    next_id: u64,
-    forwarders: Vec<JoinHandle<()>>,
+    /// The eventfd the child's pool threads wait on (its descriptor 5 there).
+    nudge: OwnedFd,
+    next_id: AtomicU64,
+    /// Held while one frame is written.
+    writing: Mutex<()>,
+    /// Held by the thread that reads replies.
+    reading: Mutex<()>,
+    calls: Mutex<Calls>,
+    /// How long the reader spins for a reply before it blocks.
+    waiter: Waiter,
+    forwarders: Mutex<Vec<JoinHandle<()>>>,
+    max_frame: usize,
+}
+
+/// The calls in flight on a connection, and whether it ended.
+#[derive(Default)]
+struct Calls {
+    waiting: HashMap<u64, Slot>,
+    /// A call found the connection failed and is ending it.
+    ending: bool,
+    /// It ended: the error of every call still in flight.
+    ended: Option<CallError>,
+}
+
+/// One call in flight.
+struct Slot {
+    thread: Thread,
+    /// Its reply (status and body), once read by another thread.
+    answer: Option<(u8, Vec<u8>)>,
+}
+
+/// Why waiting for a reply stopped without one.
+enum WaitError {
+    /// This call found the connection broken (or its deadline passed).
+    Fault(ReadError),
+    /// Another call ended the connection; this call's error.
+    Ended(CallError),
 }
 
 impl Connection {
+    fn calls(&self) -> MutexGuard<'_, Calls> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enters call `id` in flight; returns how many others are, or `None` if the
+    /// connection is ending.
+    fn register(&self, id: u64) -> Option<usize> {
+        let mut calls = self.calls();
+        if calls.ending || calls.ended.is_some() {
+            return None;
+        }
+        let others = calls.waiting.len();
+        calls.waiting.insert(id, Slot { thread: std::thread::current(), answer: None });
+        Some(others)
+    }
+
+    /// Takes call `id` out of flight.
+    fn unregister(&self, id: u64) {
+        self.calls().waiting.remove(&id);
+    }
+
+    /// Wakes one pool thread of the child.
+    fn nudge(&self) {
+        let one = 1u64;
+        // SAFETY: writing 8 bytes from a local to our eventfd. It cannot block: the
+        // counter would have to reach 2^64 - 1 first.
+        unsafe { libc::write(self.nudge.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+
+    /// Waits for the reply to call `id` until `deadline`: reads replies itself if no
+    /// other thread does, else sleeps until its reply is handed over.
+    fn wait(&self, id: u64, deadline: Instant) -> Result<(u8, Vec<u8>), WaitError> {
+        loop {
+            {
+                let mut calls = self.calls();
+                if let Some(answer) = calls.waiting.get_mut(&id).and_then(|s| s.answer.take()) {
+                    calls.waiting.remove(&id);
+                    return Ok(answer);
+                }
+                if let Some(e) = &calls.ended {
+                    let e = e.clone();
+                    calls.waiting.remove(&id);
+                    return Err(WaitError::Ended(e));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(WaitError::Fault(ReadError::TimedOut));
+            }
+            match self.reading.try_lock() {
+                Ok(reading) => {
+                    let read = self.read_replies(id, deadline);
+                    drop(reading);
+                    self.pass_reading_on();
+                    match read {
+                        Ok(Some(answer)) => return Ok(answer),
+                        Ok(None) => {}
+                        Err(e) => return Err(WaitError::Fault(e)),
+                    }
+                }
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    // A reader panicked (host code): nothing is half-read, as frames
+                    // are read whole or the connection ends.
+                    drop(p.into_inner());
+                    self.reading.clear_poison();
+                }
+                Err(std::sync::TryLockError::WouldBlock) => std::thread::park_timeout(deadline - now),
+            }
+        }
+    }
+
+    /// With `reading` held: reads replies, handing each to its caller, until the
+    /// reply to `id` (returned), or until another thread handed it over or the
+    /// connection ended (`None`).
+    fn read_replies(&self, id: u64, deadline: Instant) -> Result<Option<(u8, Vec<u8>)>, ReadError> {
+        loop {
+            let alone = {
+                let calls = self.calls();
+                if calls.ended.is_some() || calls.waiting.get(&id).is_none_or(|s| s.answer.is_some()) {
+                    return Ok(None);
+                }
+                calls.waiting.len() == 1
+            };
+            let mut payload = Vec::new();
+            let (stream, waiter, max) = (&self.stream, &self.waiter, self.max_frame);
+            let header = frame::read_into_spinning(stream, waiter, alone, Some(deadline), max, &mut payload)?;
+            if header.kind != Kind::Reply {
+                return Err(ReadError::Malformed(format!("an unexpected {:?} frame", header.kind)));
+            }
+            // The child answers a value, a caught panic, or undecodable arguments; any
+            // other status is a forgery (crashes and deadlines are ours to say).
+            if header.status > Status::MALFORMED.0 {
+                return Err(ReadError::Malformed(format!("a reply with status {}", header.status)));
+            }
+            let mut calls = self.calls();
+            if header.id == id {
+                calls.waiting.remove(&id);
+                return Ok(Some((header.status, payload)));
+            }
+            match calls.waiting.get_mut(&header.id) {
+                Some(slot) => {
+                    slot.answer = Some((header.status, payload));
+                    slot.thread.unpark();
+                }
+                None => {
+                    return Err(ReadError::Malformed(format!(
+                        "an answer to call {}, which is not in flight",
+                        header.id
+                    )));
+                }
+            }
+        }
+    }
+
+    /// After a reader let go of `reading`: wakes a caller still waiting, to read.
+    fn pass_reading_on(&self) {
+        let calls = self.calls();
+        if let Some(slot) = calls.waiting.values().find(|s| s.answer.is_none()) {
+            slot.thread.unpark();
+        }
+    }
+
+    /// Ends every call in flight with `error` and wakes their threads.
+    fn close(&self, error: CallError) {
+        let mut calls = self.calls();
+        calls.ended = Some(error);
+        for slot in calls.waiting.values() {
+            slot.thread.unpark();
+        }
+    }
+
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
-    fn kill(self) -> Option<ExitStatus> {
-        let pid = self.child.id() as i32;
+    fn kill(&self) -> Option<ExitStatus> {
+        if self.child.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return None;
+        }
+        let pid = self.pid as i32;
         // SAFETY: `kill` takes plain integers; the group is the child's own (it was
         // started with `process_group(0)`), and the child is not reaped yet, so its
         // pid cannot have been reused.
@@ -275,9 +459,9 @@ impl Connection {
     /// Gives a child whose channel ended up to `grace` to exit by itself (so its
     /// own exit status, e.g. the signal that crashed it, is what gets reported),
     /// then kills what is left of its process group and reaps it.
-    fn end(self, grace: Duration) -> Option<ExitStatus> {
+    fn end(&self, grace: Duration) -> Option<ExitStatus> {
         let until = Instant::now() + grace;
-        let pid = self.child.id();
+        let pid = self.pid;
         loop {
             // SAFETY: `waitid` writes into a zeroed local; `WNOWAIT` leaves the child
             // a zombie, so its pid (and group id) stays ours until `reap`.
@@ -295,12 +479,13 @@ impl Connection {
     }
 
     /// Waits for the killed child to exit, then (briefly) for its last output.
-    fn reap(mut self) -> Option<ExitStatus> {
-        let status = self.child.wait().ok();
+    fn reap(&self) -> Option<ExitStatus> {
+        let status = self.child.lock().unwrap_or_else(|p| p.into_inner()).take()?.wait().ok();
         // Its pipes close with it and with its process group; something that left the
         // group could keep them open, so wait for the forwarders a short while only.
         let until = Instant::now() + FORWARDER_GRACE;
-        for f in self.forwarders.drain(..) {
+        let forwarders = std::mem::take(&mut *self.forwarders.lock().unwrap_or_else(|p| p.into_inner()));
+        for f in forwarders {
             while !f.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -339,7 +524,7 @@ fn describe(status: Option<ExitStatus>) -> String {
 
 /// The state of an isolated plugin.
 struct State {
-    connection: Option<Connection>,
+    connection: Option<Arc<Connection>>,
     crashes: VecDeque<Instant>,
     quarantined: Option<String>,
 }
@@ -368,7 +553,7 @@ impl Isolated {
             state: Mutex::new(State { connection: None, crashes: VecDeque::new(), quarantined: None }),
         };
         let connection = isolated.spawn()?;
-        isolated.lock().connection = Some(connection);
+        isolated.lock().connection = Some(Arc::new(connection));
         Ok(isolated)
     }
 
@@ -378,7 +563,7 @@ impl Isolated {
 
     /// The pid of the plugin's current process, if one is running.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.lock().connection.as_ref().map(|c| c.child.id())
+        self.lock().connection.as_ref().map(|c| c.pid)
     }
 
     fn spawn(&self) -> Result<Connection, LoadError> {
@@ -397,8 +582,7 @@ impl Isolated {
             }
             Runner::Path(p) => p.clone(),
         };
-        let (mut host_end, pair_end) =
-            UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
+        let (host_end, pair_end) = UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
         // Move the child's end above the standard descriptors and 3, so `dup2` onto 3
         // in the child always makes a new descriptor (without close-on-exec).
         // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one,
@@ -420,6 +604,20 @@ impl Isolated {
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
         let plugin_fd = plugin_file.as_raw_fd();
+        // The nudge eventfd (a semaphore: each read takes one post), likewise above 10.
+        // SAFETY: `eventfd` takes plain integers and returns a new descriptor.
+        let nudge = match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_SEMAPHORE) } {
+            -1 => return Err(fail(format!("cannot make an eventfd: {}", std::io::Error::last_os_error()))),
+            // SAFETY: a fresh descriptor returned by `eventfd`, owned by nobody else.
+            fd => unsafe { OwnedFd::from_raw_fd(fd) },
+        };
+        // SAFETY: as for the socket.
+        let child_nudge = match unsafe { libc::fcntl(nudge.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+            -1 => return Err(fail(format!("cannot duplicate the eventfd: {}", std::io::Error::last_os_error()))),
+            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+            fd => unsafe { OwnedFd::from_raw_fd(fd) },
+        };
+        let nudge_fd = child_nudge.as_raw_fd();
         let limits = [
             (libc::RLIMIT_AS, self.options.memory_limit),
             (libc::RLIMIT_CPU, self.options.cpu_seconds),
@@ -448,17 +646,20 @@ impl Isolated {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The socket becomes descriptor 3, without close-on-exec.
-                if libc::dup2(child_fd, CHILD_FD) < 0 || libc::dup2(plugin_fd, PLUGIN_FD) < 0 {
+                if libc::dup2(child_fd, CHILD_FD) < 0
+                    || libc::dup2(plugin_fd, PLUGIN_FD) < 0
+                    || libc::dup2(nudge_fd, NUDGE_FD) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 // Nothing else of the host's leaks into the plugin's process (where a
                 // sandbox could not take back an open descriptor): every descriptor
-                // above 3 closes at exec. (Marked, not closed: std reports a failed
+                // above 5 closes at exec. (Marked, not closed: std reports a failed
                 // exec through one of them.)
                 #[cfg(target_os = "linux")]
                 libc::syscall(
                     libc::SYS_close_range,
-                    PLUGIN_FD as libc::c_uint + 1,
+                    NUDGE_FD as libc::c_uint + 1,
                     libc::c_uint::MAX,
                     libc::CLOSE_RANGE_CLOEXEC,
                 );
@@ -479,6 +680,20 @@ impl Isolated {
             spawner::spawn(command).map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
         drop(child_end);
         drop(plugin_file);
+        drop(child_nudge);
+        let connection = |child: Child, forwarders: Vec<JoinHandle<()>>| Connection {
+            pid: child.id(),
+            child: Mutex::new(Some(child)),
+            stream: host_end,
+            nudge,
+            next_id: AtomicU64::new(1),
+            writing: Mutex::new(()),
+            reading: Mutex::new(()),
+            calls: Mutex::default(),
+            waiter: Waiter::new(SPIN),
+            forwarders: Mutex::new(forwarders),
+            max_frame: self.options.max_frame,
+        };
         let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
         let mut forwarders = Vec::new();
         for (pipe, stream) in [
@@ -519,17 +734,19 @@ impl Isolated {
             match forwarder {
                 Ok(f) => forwarders.push(f),
                 Err(e) => {
-                    Connection { child, stream: host_end, next_id: 0, forwarders }.kill();
+                    connection(child, forwarders).kill();
                     return Err(e);
                 }
             }
         }
 
+        let connection = connection(child, forwarders);
         // The handshake: hello (version), load, ready (the manifest it read).
         let deadline = Some(Instant::now() + self.options.startup);
-        let mut handshake = || {
+        let host_end = &connection.stream;
+        let handshake = || {
             let max = self.options.max_frame;
-            let hello = frame::read(&host_end, Duration::ZERO, deadline, max).map_err(|e| match e {
+            let hello = frame::read(host_end, &Waiter::blocking(), deadline, max).map_err(|e| match e {
                 ReadError::Eof => "the process ended before it greeted the host".to_owned(),
                 e => format!("no hello: {e:?}"),
             })?;
@@ -542,9 +759,9 @@ impl Isolated {
                 ));
             }
             let request = LoadRequest { path: self.path.clone(), fd: PLUGIN_FD, sandbox: self.options.sandbox.clone() };
-            frame::write(&mut host_end, Kind::Load, 0, &[&request.encode()])
+            frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
-            let ready = frame::read(&host_end, Duration::ZERO, deadline, max).map_err(|e| match e {
+            let ready = frame::read(host_end, &Waiter::blocking(), deadline, max).map_err(|e| match e {
                 ReadError::Eof => "the process died while loading the plugin".to_owned(),
                 ReadError::TimedOut => format!("the plugin did not load within {:?}", self.options.startup),
                 e => format!("no answer to the load request: {e:?}"),
@@ -560,7 +777,6 @@ impl Isolated {
         // Sending a call blocks once the socket buffer is full: no longer than a
         // call's deadline (set once here, not per call: it is a system call).
         let _ = host_end.set_write_timeout(Some(self.options.deadline));
-        let connection = Connection { child, stream: host_end, next_id: 1, forwarders };
         match result {
             Ok(()) => Ok(connection),
             Err(reason) => {
@@ -614,28 +830,100 @@ fn crashed(exit: Option<ExitStatus>, quarantine: Option<String>) -> CallError {
     CallError::Crashed { signal: exit.and_then(|s| s.signal()), exit_code: exit.and_then(|s| s.code()), detail }
 }
 
-impl Channel for Isolated {
-    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+impl Isolated {
+    /// The running process, started if there is none.
+    fn connection(&self) -> Result<Arc<Connection>, CallError> {
         let mut state = self.lock();
         if state.quarantined.is_some() {
             return Err(self.quarantined());
         }
-        if state.connection.is_none() {
-            match self.spawn() {
-                Ok(c) => state.connection = Some(c),
-                Err(e) => {
-                    return Err(match self.crashed(&mut state) {
-                        Some(_) => self.quarantined(),
-                        None => CallError::Crashed {
-                            signal: None,
-                            exit_code: None,
-                            detail: format!("the plugin's process could not be restarted: {e}"),
-                        },
-                    });
-                }
-            }
+        if let Some(c) = &state.connection {
+            return Ok(Arc::clone(c));
         }
-        if args.len() + 4 + 9 > self.options.max_frame {
+        match self.spawn() {
+            Ok(c) => {
+                let c = Arc::new(c);
+                state.connection = Some(Arc::clone(&c));
+                Ok(c)
+            }
+            Err(e) => Err(match self.crashed(&mut state) {
+                Some(_) => self.quarantined(),
+                None => CallError::Crashed {
+                    signal: None,
+                    exit_code: None,
+                    detail: format!("the plugin's process could not be restarted: {e}"),
+                },
+            }),
+        }
+    }
+
+    /// Ends `connection`, which failed during a call (`fault`): kills its process
+    /// (a malformed frame or a hang) or reaps it (it died), counts the crash, and
+    /// fails every other call in flight. Returns this call's error. The next call
+    /// starts a new process.
+    fn end(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+        // Held throughout: no new process starts before this one is reaped and counted.
+        let mut state = self.lock();
+        {
+            let mut calls = connection.calls();
+            if let Some(e) = &calls.ended {
+                // Ended by another call meanwhile; this one ran past its own deadline
+                // all the same, if that is what it found.
+                return match fault {
+                    ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
+                    _ => e.clone(),
+                };
+            }
+            calls.ending = true;
+        }
+        if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
+            state.connection = None;
+        }
+        let (mine, why) = match fault {
+            // The child answers a value, a caught panic, or undecodable arguments;
+            // a malformed frame is a broken or forged channel.
+            ReadError::Malformed(why) => {
+                let message = format!("a malformed answer: {why}");
+                (CallError::Channel { message: message.clone() }, message)
+            }
+            ReadError::Io(e) => {
+                let message = format!("the channel failed: {e}");
+                (CallError::Channel { message: message.clone() }, message)
+            }
+            ReadError::TimedOut => (
+                CallError::TimedOut { deadline: self.options.deadline },
+                format!("another call ran past its deadline of {:?}", self.options.deadline),
+            ),
+            ReadError::Eof => {
+                (CallError::Crashed { signal: None, exit_code: None, detail: String::new() }, String::new())
+            }
+        };
+        // (A child that closed the channel may still be alive: it is killed too.)
+        let exit =
+            if matches!(mine, CallError::Crashed { .. }) { connection.end(END_GRACE) } else { connection.kill() };
+        let quarantine = self.crashed(&mut state);
+        let mine = match mine {
+            CallError::Crashed { .. } => crashed(exit, quarantine.clone()),
+            other => other,
+        };
+        let others = match &mine {
+            CallError::Crashed { .. } => mine.clone(),
+            _ => {
+                let mut e = crashed(exit, quarantine);
+                if let CallError::Crashed { detail, .. } = &mut e {
+                    *detail = format!("{detail}: the host killed it, as {why}");
+                }
+                e
+            }
+        };
+        connection.close(others);
+        mine
+    }
+}
+
+impl Channel for Isolated {
+    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        if args.len() + 4 + frame::HEADER_REST > self.options.max_frame {
             // Refused here: the plugin's process is fine and stays.
             return Err(CallError::Channel {
                 message: format!(
@@ -645,47 +933,44 @@ impl Channel for Isolated {
                 ),
             });
         }
-        let connection = state.connection.as_mut().expect("set above");
-        let id = connection.next_id;
-        connection.next_id += 1;
         let deadline = Instant::now() + self.options.deadline;
-        let sent = frame::write(&mut connection.stream, Kind::Call, id, &[&method.to_le_bytes(), &args]);
-        let answer = match sent {
-            Ok(()) => frame::read(&connection.stream, CALL_SPIN, Some(deadline), self.options.max_frame),
+        // A connection that another call is ending is replaced: this call was not sent.
+        let (connection, id, others) = loop {
+            let connection = self.connection()?;
+            let id = connection.next_id.fetch_add(1, Ordering::Relaxed);
+            if let Some(others) = connection.register(id) {
+                break (connection, id, others);
+            }
+            std::thread::yield_now();
+        };
+        let sent = {
+            let _writing = connection.writing.lock().unwrap_or_else(|p| p.into_inner());
+            let header = Header { kind: Kind::Call, status: 0, id };
+            frame::write(&connection.stream, header, &[&method.to_le_bytes(), &args])
+        };
+        drop(args);
+        let outcome = match sent {
+            Ok(()) => {
+                if others > 0 {
+                    connection.nudge();
+                }
+                connection.wait(id, deadline)
+            }
             // The child is gone: its socket end is closed. Report it as such.
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                Err(ReadError::TimedOut)
+                connection.unregister(id);
+                Err(WaitError::Fault(ReadError::TimedOut))
             }
-            Err(_) => Err(ReadError::Eof),
-        };
-        let fault = match answer {
-            // The child answers a value, a caught panic, or undecodable arguments;
-            // any other status is a forgery (crashes and deadlines are ours to say).
-            Ok(f) if f.kind == Kind::Reply && f.id == id && matches!(f.payload.first(), Some(0..=2)) => {
-                let status = f.payload[0];
-                let mut body = f.payload;
-                body.remove(0);
-                return tomada::client::answer(status, body);
+            Err(_) => {
+                connection.unregister(id);
+                Err(WaitError::Fault(ReadError::Eof))
             }
-            Ok(f) => CallError::Channel {
-                message: format!("a malformed answer ({:?} frame, id {} for call {id})", f.kind, f.id),
-            },
-            Err(ReadError::Malformed(why)) => CallError::Channel { message: format!("a malformed answer: {why}") },
-            Err(ReadError::Io(e)) => CallError::Channel { message: format!("the channel failed: {e}") },
-            Err(ReadError::TimedOut) => CallError::TimedOut { deadline: self.options.deadline },
-            Err(ReadError::Eof) => CallError::Crashed { signal: None, exit_code: None, detail: String::new() },
         };
-        // Whatever happened, this process is done: kill it (a malformed frame or a
-        // hang) or reap it (it died), and start afresh on the next call.
-        // (A child that closed the channel may still be alive: it is killed too.)
-        let connection = state.connection.take().expect("set above");
-        let exit =
-            if matches!(fault, CallError::Crashed { .. }) { connection.end(END_GRACE) } else { connection.kill() };
-        let quarantine = self.crashed(&mut state);
-        Err(match fault {
-            CallError::Crashed { .. } => crashed(exit, quarantine),
-            other => other,
-        })
+        match outcome {
+            Ok((status, body)) => tomada::client::answer(status, body),
+            Err(WaitError::Ended(e)) => Err(e),
+            Err(WaitError::Fault(fault)) => Err(self.end(&connection, fault)),
+        }
     }
 }
 

@@ -5,19 +5,25 @@
 //! number and encoded arguments to the plugin's own dispatch function.
 
 use std::ffi::OsString;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tomada::ffi::{RSlice, RVec, Status};
 
-use super::frame::{self, Kind, ReadError};
-use super::{FD_VAR, MAX_FRAME_VAR, PARENT_VAR, Sandbox};
+use super::frame::{self, Header, Kind, ReadError, Waiter};
+use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
 
-/// How long the child spins for the next call after answering one.
-const SPIN: Duration = Duration::from_micros(200);
+/// How long the child may spin for the next call after answering one (only when
+/// the last call came that quickly: see `Waiter`).
+const SPIN: Duration = super::SPIN;
+
+/// The most threads that serve calls at once.
+const MAX_THREADS: usize = 64;
 
 /// What the host asks the child to load.
 pub(crate) struct LoadRequest {
@@ -104,10 +110,12 @@ fn serve(fd: RawFd) -> i32 {
     }
     // SAFETY: the host passed this descriptor, a socket of its `UnixStream` pair,
     // for this process alone to own.
-    let mut stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
     // Anything the plugin starts must not inherit the channel.
     // SAFETY: `fcntl(F_SETFD)` on a descriptor we own.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: as above, on the nudge eventfd (if the host passed none, this fails).
+    unsafe { libc::fcntl(NUDGE_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // The largest frame either side sends (the host reads replies with the same).
     let max = std::env::var(MAX_FRAME_VAR).ok().and_then(|m| m.parse().ok()).unwrap_or(frame::DEFAULT_MAX_FRAME);
     // Nor see these variables (it would take itself for a runner).
@@ -117,24 +125,23 @@ fn serve(fd: RawFd) -> i32 {
         std::env::remove_var(PARENT_VAR);
         std::env::remove_var(MAX_FRAME_VAR);
     }
-    if let Err(e) =
-        frame::write(&mut stream, Kind::Hello, 0, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()])
-    {
+    let hello = Header { kind: Kind::Hello, status: 0, id: 0 };
+    if let Err(e) = frame::write(&stream, hello, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()]) {
         eprintln!("tomada runner: cannot greet the host: {e}");
         return 2;
     }
-    let request = match frame::read(&stream, Duration::ZERO, None, max) {
+    let request = match frame::read(&stream, &Waiter::blocking(), None, max) {
         Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload),
         Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
         Err(e) => Err(format!("no load request: {e:?}")),
     };
-    let fail = |stream: &mut UnixStream, why: String| {
-        let _ = frame::write(stream, Kind::Failed, 0, &[why.as_bytes()]);
+    let fail = |stream: &UnixStream, why: String| {
+        let _ = frame::write(stream, Header { kind: Kind::Failed, status: 0, id: 0 }, &[why.as_bytes()]);
         1
     };
     let request = match request {
         Ok(r) => r,
-        Err(why) => return fail(&mut stream, why),
+        Err(why) => return fail(&stream, why),
     };
     // Containment first (a PID namespace: this process becomes supervisor, init and
     // worker, and only the worker returns), then the sandbox: both before the plugin's
@@ -142,14 +149,14 @@ fn serve(fd: RawFd) -> i32 {
     if let Err(why) = super::contain::enter_pid_namespace(fd)
         && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
     {
-        return fail(&mut stream, format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"));
+        return fail(&stream, format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"));
     }
     let sandboxed = match &request.sandbox {
         Some(sandbox) => super::sandbox::apply(sandbox, &request.path),
         None => super::sandbox::contain_always(),
     };
     if let Err(why) = sandboxed {
-        return fail(&mut stream, why);
+        return fail(&stream, why);
     }
     // The plugin file: the host's open descriptor, checked like any file.
     let file = if request.fd == super::PLUGIN_FD {
@@ -158,7 +165,7 @@ fn serve(fd: RawFd) -> i32 {
         // SAFETY: as above.
         let open = unsafe { libc::fstat(request.fd, &mut stat) } == 0;
         if !open || stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return fail(&mut stream, format!("descriptor {} is not the plugin file", request.fd));
+            return fail(&stream, format!("descriptor {} is not the plugin file", request.fd));
         }
         // SAFETY: the host passed this descriptor (checked above to be an open regular
         // file) for this process alone; nothing else here owns it.
@@ -167,59 +174,198 @@ fn serve(fd: RawFd) -> i32 {
         unsafe { libc::fcntl(request.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file)
     } else {
-        return fail(&mut stream, format!("the plugin file must be descriptor {}", super::PLUGIN_FD));
+        return fail(&stream, format!("the plugin file must be descriptor {}", super::PLUGIN_FD));
     };
     let file = match file {
         Ok(f) => f,
-        Err(e) => return fail(&mut stream, e.to_string()),
+        Err(e) => return fail(&stream, e.to_string()),
     };
     let inspection = match crate::inspect::inspect_file(&file) {
         Ok(i) => i,
-        Err(e) => return fail(&mut stream, e.to_string()),
+        Err(e) => return fail(&stream, e.to_string()),
     };
     let local = match crate::open(file, &inspection) {
         Ok(l) => l,
-        Err(e) => return fail(&mut stream, e.to_string()),
+        Err(e) => return fail(&stream, e.to_string()),
     };
-    if frame::write(&mut stream, Kind::Ready, 0, &[&inspection.manifest_bytes]).is_err() {
+    if frame::write(&stream, Header { kind: Kind::Ready, status: 0, id: 0 }, &[&inspection.manifest_bytes]).is_err() {
         return 1;
     }
-    loop {
-        let call = match frame::read(&stream, SPIN, None, max) {
-            Ok(f) if f.kind == Kind::Call && f.payload.len() >= 4 => f,
+    // Served until the process ends: the plugin lives as long as the process.
+    let server: &'static Server = Box::leak(Box::new(Server {
+        plugin: Served { dispatch: local.dispatch, this: local.this },
+        stream,
+        reading: Mutex::new(()),
+        writing: Mutex::new(()),
+        max,
+        idle: AtomicUsize::new(0),
+        threads: AtomicUsize::new(1),
+        busy: AtomicUsize::new(0),
+    }));
+    std::mem::forget(local);
+    // One pool thread waits for nudges from the start; each one that takes a nudge
+    // while none is left waiting starts another.
+    server.grow();
+    server.main_loop()
+}
+
+/// The plugin's dispatch function and instance, shared by the serving threads.
+struct Served {
+    dispatch: tomada::client::DispatchFn,
+    this: *const std::ffi::c_void,
+}
+
+// SAFETY: a contract trait is `Send + Sync` (the `#[contract]` macro requires it), so
+// its instance may be called from any thread, at once; the dispatch function is plain
+// code.
+unsafe impl Send for Served {}
+// SAFETY: as above.
+unsafe impl Sync for Served {}
+
+/// Serves calls: the main thread reads a call and serves it itself (no hand-off to
+/// another thread for calls one at a time). When the host sends a call while others
+/// are in flight, it also posts to the nudge eventfd (descriptor 5); a pool thread
+/// takes the post, reads that call and serves it, so calls run at once, each on its
+/// own thread, and a slow call never holds up the others. Replies go back in
+/// whatever order the calls end, each with its request id.
+struct Server {
+    plugin: Served,
+    stream: UnixStream,
+    /// Held while one frame is read: frames are read whole, by one thread.
+    reading: Mutex<()>,
+    /// Held while one frame is written.
+    writing: Mutex<()>,
+    max: usize,
+    /// Pool threads waiting for a nudge.
+    idle: AtomicUsize,
+    /// Serving threads, the main one included.
+    threads: AtomicUsize,
+    /// Pool threads serving a call now.
+    busy: AtomicUsize,
+}
+
+impl Server {
+    fn lock<'a>(&self, m: &'a Mutex<()>) -> std::sync::MutexGuard<'a, ()> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The main thread: reads a call, serves it, and so on; ends the process when
+    /// the channel ends.
+    fn main_loop(&'static self) -> ! {
+        let waiter = Waiter::new(SPIN);
+        let mut buf = Vec::new();
+        loop {
+            let read = {
+                let _reading = self.lock(&self.reading);
+                // Spin only while calls come one at a time: with more, the CPUs are
+                // better left to the threads serving them.
+                let alone = self.busy.load(Ordering::Relaxed) == 0;
+                frame::read_into_spinning(&self.stream, &waiter, alone, None, self.max, &mut buf)
+            };
+            self.handle(read, &buf);
+        }
+    }
+
+    /// A pool thread: waits for a nudge, then reads and serves one call if one is
+    /// there (the main thread may have taken it).
+    fn pool_loop(&'static self) -> ! {
+        let waiter = Waiter::blocking();
+        let mut buf = Vec::new();
+        loop {
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            let mut count = 0u64;
+            // SAFETY: reading 8 bytes into a local from the nudge eventfd.
+            let n = unsafe { libc::read(NUDGE_FD, (&raw mut count).cast(), 8) };
+            let idle = self.idle.fetch_sub(1, Ordering::SeqCst) - 1;
+            if n != 8 {
+                if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // No nudges (no descriptor 5): calls are served by the main thread.
+                park_forever();
+            }
+            if idle == 0 {
+                self.grow();
+            }
+            let read = {
+                let _reading = self.lock(&self.reading);
+                let mut pfd = libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid `pollfd`; a zero timeout only looks.
+                if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+                    continue; // taken by another thread already
+                }
+                frame::read_into(&self.stream, &waiter, None, self.max, &mut buf)
+            };
+            self.busy.fetch_add(1, Ordering::Relaxed);
+            self.handle(read, &buf);
+            self.busy.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts one more pool thread, if there are not too many already.
+    fn grow(&'static self) {
+        if self.threads.fetch_add(1, Ordering::SeqCst) >= MAX_THREADS {
+            self.threads.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        let started = std::thread::Builder::new().name("tomada-serve".into()).spawn(move || self.pool_loop());
+        if started.is_err() {
+            self.threads.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Serves one call and sends its reply; ends the process if the channel ended
+    /// or is corrupted.
+    fn handle(&self, read: Result<frame::Header, ReadError>, payload: &[u8]) {
+        let header = match read {
+            Ok(h) if h.kind == Kind::Call && payload.len() >= 4 => h,
             // The host closed the channel: it is done with us, or gone.
-            Err(ReadError::Eof) => return 0,
+            Err(ReadError::Eof) => std::process::exit(0),
             // Anything else is a broken host or a corrupted channel: stop.
-            Ok(_) | Err(_) => return 4,
+            Ok(_) | Err(_) => std::process::exit(4),
         };
-        let method = u32::from_le_bytes(call.payload[..4].try_into().expect("4 bytes"));
+        let method = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes"));
         let mut out = std::mem::MaybeUninit::<RVec>::uninit();
         let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
         // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this` its
-        // instance, the arguments live for the call, `out`/`panic` are writable.
+        // instance (callable from any thread), the arguments live for the call,
+        // `out`/`panic` are writable.
         let status = unsafe {
-            (local.dispatch)(local.this, method, RSlice::new(&call.payload[4..]), out.as_mut_ptr(), panic.as_mut_ptr())
+            (self.plugin.dispatch)(
+                self.plugin.this,
+                method,
+                RSlice::new(&payload[4..]),
+                out.as_mut_ptr(),
+                panic.as_mut_ptr(),
+            )
         };
-        let body = if status == Status::OK {
-            // SAFETY: written on OK.
-            unsafe { out.assume_init() }
-        } else if status.has_message() {
-            // SAFETY: written for every failed status.
-            unsafe { panic.assume_init() }
-        } else {
-            RVec::new()
-        };
+        // SAFETY: `status`, `out` and `panic` come from that one call.
+        let body = unsafe { tomada::client::dispatched(status, out, panic) };
         let too_large;
-        let (status, body) = if body.as_slice().len() + 1 + 9 > max {
+        let (status, body) = if body.as_slice().len() + frame::HEADER_REST > self.max {
             // Refused here, so the host never reads (nor allocates) it.
-            too_large =
-                format!("the plugin's answer takes {} bytes, over the limit of {max} bytes", body.as_slice().len());
+            too_large = format!(
+                "the plugin's answer takes {} bytes, over the limit of {} bytes",
+                body.as_slice().len(),
+                self.max
+            );
             (Status::MALFORMED, too_large.as_bytes())
         } else {
             (status, body.as_slice())
         };
-        if frame::write(&mut stream, Kind::Reply, call.id, &[&[status.0], body]).is_err() {
-            return 0;
+        let sent = {
+            let _writing = self.lock(&self.writing);
+            frame::write(&self.stream, Header { kind: Kind::Reply, status: status.0, id: header.id }, &[body])
+        };
+        if sent.is_err() {
+            std::process::exit(0);
         }
+    }
+}
+
+/// Parks this thread for good.
+fn park_forever() -> ! {
+    loop {
+        std::thread::park();
     }
 }

@@ -47,4 +47,13 @@ pub trait Faulty {
     /// Opens `/dev/null` `count` times and keeps them open; returns how many it got,
     /// or the error that stopped it.
     fn open_files(&self, count: u64) -> Result<u64, String>;
+    /// Sleeps `ms` milliseconds, then returns how many calls of `sleep_ms` were
+    /// inside the plugin at once, at most, so far.
+    fn sleep_ms(&self, ms: u64) -> u32;
+    /// Waits until `count` calls of `meet` (counted since the instance was made)
+    /// arrived, all still inside the plugin (true), or until 10 s passed (false):
+    /// calls served one at a time never meet.
+    fn meet(&self, count: u32) -> bool;
+    /// How many calls of `sleep_ms` are inside the plugin now.
+    fn sleeping(&self) -> u32;
 }

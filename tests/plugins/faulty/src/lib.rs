@@ -3,11 +3,18 @@
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use fault_api::Faulty;
 
 #[derive(Default)]
-struct Bad;
+struct Bad {
+    sleeping: AtomicU32,
+    most_sleeping: AtomicU32,
+    met: (Mutex<u32>, Condvar),
+}
 
 impl Faulty for Bad {
     fn echo(&self, s: &str) -> String {
@@ -110,6 +117,26 @@ impl Faulty for Bad {
             files.push(std::fs::File::open("/dev/null").map_err(|e| format!("after {} files: {e}", files.len()))?);
         }
         Ok(files.len() as u64)
+    }
+    fn sleep_ms(&self, ms: u64) -> u32 {
+        let now = self.sleeping.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_sleeping.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(ms));
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        self.most_sleeping.load(Ordering::SeqCst)
+    }
+    fn meet(&self, count: u32) -> bool {
+        let (inside, arrived) = &self.met;
+        let mut inside = inside.lock().unwrap();
+        *inside += 1;
+        arrived.notify_all();
+        // Counts every call since the instance was made: one meeting per instance.
+        let (_inside, waited) =
+            arrived.wait_timeout_while(inside, Duration::from_secs(10), |inside| *inside < count).unwrap();
+        !waited.timed_out()
+    }
+    fn sleeping(&self) -> u32 {
+        self.sleeping.load(Ordering::SeqCst)
     }
 }
 
