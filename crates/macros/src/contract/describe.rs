@@ -36,6 +36,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
     quote! {
         // SAFETY: `VTable`, `DESCRIPTION`, `FINGERPRINT` and `__client` are generated
         // together from the trait above.
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         unsafe impl ::tomada::Contract for dyn #trait_ident where #bounds {
             const NAME: &'static str = #name;
             const ABI: u32 = #abi;

@@ -25,6 +25,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
         }
     });
     quote! {
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl dyn #trait_ident where #bounds {
             /// Plugin side of a byte-level call (isolated mode).
             #[doc(hidden)]

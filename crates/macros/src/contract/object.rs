@@ -78,10 +78,12 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
     quote! {
         #object_static
 
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl #trait_ident for #client where #bounds {
             #(#client_methods)*
         }
 
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl dyn #trait_ident where #bounds {
             #[doc(hidden)]
             pub fn __tomada_box_into_object(object: ::std::boxed::Box<dyn #trait_ident>) -> ::tomada::__private::RObject {
@@ -139,6 +141,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 }).0;
                 // SAFETY: only the borrow's lifetime is erased; the caller keeps the
                 // object alive as long as the `RObject` (the call).
+                #[allow(clippy::transmute_ptr_to_ptr)]
                 let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
                 ::tomada::__private::RObject {
                     this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),

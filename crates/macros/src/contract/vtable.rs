@@ -52,6 +52,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
             #(#fields)*
         }
 
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl dyn #trait_ident where #bounds {
             #[doc(hidden)]
             pub const fn __tomada_vtable<T: #trait_ident>() -> #vtable {
