@@ -85,40 +85,39 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
 
         #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl dyn #trait_ident where #bounds {
+            /// An object of holder type `H`, with `H`'s vtable made once, at run time, and
+            /// kept in `vtable` for the program's life (a `static` of the vtable's own type
+            /// would be checked apart from this impl's bounds).
+            #[doc(hidden)]
+            fn __tomada_object_of<H: #trait_ident>(
+                holder: H,
+                vtable: &'static ::std::sync::OnceLock<::tomada::__private::Leaked>,
+            ) -> ::tomada::__private::RObject {
+                let vtable = vtable.get_or_init(|| {
+                    let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<H>());
+                    ::tomada::__private::Leaked((::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable).cast())
+                }).0;
+                ::tomada::__private::RObject {
+                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(holder)).cast(),
+                    vtable,
+                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<H>),
+                }
+            }
+
             #[doc(hidden)]
             pub fn __tomada_box_into_object(object: ::std::boxed::Box<dyn #trait_ident>) -> ::tomada::__private::RObject {
                 struct Holder(::std::boxed::Box<dyn #trait_ident>);
                 impl #trait_ident for Holder { #box_methods }
-                // Made once, at run time, and kept for the program's life: a `static` of
-                // the vtable's type would be checked apart from this impl's bounds.
                 static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
-                let vtable = VTABLE.get_or_init(|| {
-                    let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
-                    ::tomada::__private::Leaked((::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable).cast())
-                }).0;
-                ::tomada::__private::RObject {
-                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
-                    vtable: vtable.cast(),
-                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<Holder>),
-                }
+                <dyn #trait_ident>::__tomada_object_of(Holder(object), &VTABLE)
             }
 
             #[doc(hidden)]
             pub fn __tomada_arc_into_object(object: ::std::sync::Arc<dyn #trait_ident>) -> ::tomada::__private::RObject {
                 struct Holder(::std::sync::Arc<dyn #trait_ident>);
                 impl #trait_ident for Holder { #arc_methods }
-                // Made once, at run time, and kept for the program's life: a `static` of
-                // the vtable's type would be checked apart from this impl's bounds.
                 static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
-                let vtable = VTABLE.get_or_init(|| {
-                    let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
-                    ::tomada::__private::Leaked((::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable).cast())
-                }).0;
-                ::tomada::__private::RObject {
-                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
-                    vtable: vtable.cast(),
-                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<Holder>),
-                }
+                <dyn #trait_ident>::__tomada_object_of(Holder(object), &VTABLE)
             }
 
             /// # Safety
@@ -132,22 +131,12 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 // SAFETY: as above.
                 unsafe impl ::core::marker::Sync for Holder {}
                 impl #trait_ident for Holder { #ref_methods }
-                // Made once, at run time, and kept for the program's life: a `static` of
-                // the vtable's type would be checked apart from this impl's bounds.
-                static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
-                let vtable = VTABLE.get_or_init(|| {
-                    let vtable = ::std::boxed::Box::new(<dyn #trait_ident>::__tomada_vtable::<Holder>());
-                    ::tomada::__private::Leaked((::std::boxed::Box::leak(vtable) as *const <dyn #trait_ident as ::tomada::Contract>::VTable).cast())
-                }).0;
                 // SAFETY: only the borrow's lifetime is erased; the caller keeps the
                 // object alive as long as the `RObject` (the call).
                 #[allow(clippy::transmute_ptr_to_ptr)]
                 let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
-                ::tomada::__private::RObject {
-                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(Holder(object))).cast(),
-                    vtable: vtable.cast(),
-                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<Holder>),
-                }
+                static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
+                <dyn #trait_ident>::__tomada_object_of(Holder(object), &VTABLE)
             }
         }
 
