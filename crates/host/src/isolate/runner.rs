@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tomada::ffi::{RSlice, RVec, Status};
+use tomada::ffi::Status;
 
 use super::frame::{self, Kind, ReadError};
 use super::{FD_VAR, MAX_FRAME_VAR, PARENT_VAR, Sandbox};
@@ -128,9 +128,14 @@ fn serve(fd: RawFd) -> i32 {
         Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
         Err(e) => Err(format!("no load request: {e:?}")),
     };
-    let fail = |stream: &mut UnixStream, why: String| {
-        let _ = frame::write(stream, Kind::Failed, 0, &[why.as_bytes()]);
+    // A load failure reaches the host as the same `LoadError` variant; anything else
+    // as `LoadError::Isolation` with its reason.
+    let fail_with = |stream: &mut UnixStream, why: crate::LoadError| {
+        let _ = frame::write(stream, Kind::Failed, 0, &[&why.to_wire()]);
         1
+    };
+    let fail = |stream: &mut UnixStream, reason: String| {
+        fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), reason })
     };
     let request = match request {
         Ok(r) => r,
@@ -171,15 +176,15 @@ fn serve(fd: RawFd) -> i32 {
     };
     let file = match file {
         Ok(f) => f,
-        Err(e) => return fail(&mut stream, e.to_string()),
+        Err(e) => return fail_with(&mut stream, e),
     };
     let inspection = match crate::inspect::inspect_file(&file) {
         Ok(i) => i,
-        Err(e) => return fail(&mut stream, e.to_string()),
+        Err(e) => return fail_with(&mut stream, e),
     };
     let local = match crate::open(file, &inspection) {
         Ok(l) => l,
-        Err(e) => return fail(&mut stream, e.to_string()),
+        Err(e) => return fail_with(&mut stream, e),
     };
     if frame::write(&mut stream, Kind::Ready, 0, &[&inspection.manifest_bytes]).is_err() {
         return 1;
@@ -193,22 +198,10 @@ fn serve(fd: RawFd) -> i32 {
             Ok(_) | Err(_) => return 4,
         };
         let method = u32::from_le_bytes(call.payload[..4].try_into().expect("4 bytes"));
-        let mut out = std::mem::MaybeUninit::<RVec>::uninit();
-        let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
         // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this` its
-        // instance, the arguments live for the call, `out`/`panic` are writable.
-        let status = unsafe {
-            (local.dispatch)(local.this, method, RSlice::new(&call.payload[4..]), out.as_mut_ptr(), panic.as_mut_ptr())
-        };
-        let body = if status == Status::OK {
-            // SAFETY: written on OK.
-            unsafe { out.assume_init() }
-        } else if status.has_message() {
-            // SAFETY: written for every failed status.
-            unsafe { panic.assume_init() }
-        } else {
-            RVec::new()
-        };
+        // live instance.
+        let (status, body) =
+            unsafe { crate::plugin_fn::dispatch(local.dispatch, local.this, method, &call.payload[4..]) };
         let too_large;
         let (status, body) = if body.as_slice().len() + 1 + 9 > max {
             // Refused here, so the host never reads (nor allocates) it.
