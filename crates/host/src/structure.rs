@@ -231,14 +231,27 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     }
     let (relative, allowed) = relocation_types(header.e_machine(e).0);
     // Sorted vectors, not hash maps: hundreds of relocations, checked on every load.
-    let mut relative_at: Vec<(u64, u64)> = Vec::new();
-    let mut targets: Vec<u64> = Vec::new();
+    let count = relocations.iter().map(|r| r.len()).sum();
+    let mut relative_at: Vec<(u64, u64)> = Vec::with_capacity(count);
+    let mut targets: Vec<u64> = Vec::with_capacity(count);
+    // Relocations come in runs into the same segment: try the last one first.
+    let mut last = None;
+    let mut writable = |offset: u64| {
+        let Some(end) = offset.checked_add(8) else { return false };
+        let hit = |l: &Load| l.flags & elf::PF_W.0 != 0 && l.vaddr <= offset && end <= l.vaddr + l.memsz;
+        if last.is_some_and(hit) {
+            return true;
+        }
+        last = loads.iter().find(|l| hit(l));
+        last.is_some()
+    };
     for rela in relocations.iter().flat_map(|r| r.iter()) {
         let (offset, kind, sym) = (rela.r_offset(e), rela.r_type(e, false).0, rela.r_sym(e, false) as u64);
-        if !allowed.is_empty() && !allowed.contains(&kind) {
+        // Most are relative: that type first.
+        if Some(kind) != relative && !allowed.is_empty() && !allowed.contains(&kind) {
             return Err(Some(format!("it has a relocation of unknown type {kind}")));
         }
-        if sym >= nsyms.max(1) || !image.mapped(offset, 8, elf::PF_W.0) || offset % 8 != 0 {
+        if sym >= nsyms.max(1) || offset % 8 != 0 || !writable(offset) {
             return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
         }
         targets.push(offset);
@@ -276,7 +289,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         let entries: &[object::U16<Endianness>] = data
             .read_slice_at(table(versym, nsyms * 2, "symbol version table")?, nsyms as usize)
             .map_err(|_| damaged("its symbol version table cannot be read"))?;
-        if entries.iter().any(|v| !versions.contains(&(v.get(e) & 0x7fff))) {
+        if entries.iter().any(|v| !versions.contains(v.get(e) & 0x7fff)) {
             return Err(damaged("a symbol names a version that is not defined"));
         }
     }
@@ -367,15 +380,37 @@ fn check_gnu_hash<'d, R: ReadRef<'d>>(
     Ok(())
 }
 
+/// The version indices defined or needed: a bit per 15-bit index (4 KiB, no hashing).
+struct VersionSet(Box<[u64; 512]>);
+
+impl Default for VersionSet {
+    fn default() -> Self {
+        VersionSet(Box::new([0; 512]))
+    }
+}
+
+impl VersionSet {
+    fn insert(&mut self, index: u16) {
+        let index = usize::from(index & 0x7fff);
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+    fn contains(&self, index: u16) -> bool {
+        let index = usize::from(index & 0x7fff);
+        self.0[index / 64] & (1 << (index % 64)) != 0
+    }
+}
+
 fn check_versions<'d, 's, R: ReadRef<'d>>(
     data: R,
     image: &Image<'_>,
     e: Endianness,
     get: &dyn Fn(elf::DynamicTag) -> Option<u64>,
     string: &dyn Fn(u64) -> Result<&'s [u8], Option<String>>,
-) -> Result<std::collections::HashSet<u16>, Option<String>> {
+) -> Result<VersionSet, Option<String>> {
     let bad = || Some("its symbol version records are malformed".to_owned());
-    let mut indices: std::collections::HashSet<u16> = [0, 1].into_iter().collect();
+    let mut indices = VersionSet::default();
+    indices.insert(0);
+    indices.insert(1);
     for (at, count, need) in [(elf::DT_VERNEED, elf::DT_VERNEEDNUM, true), (elf::DT_VERDEF, elf::DT_VERDEFNUM, false)] {
         let Some(mut addr) = get(at) else { continue };
         let count = get(count).ok_or_else(bad)?;
