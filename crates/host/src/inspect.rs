@@ -36,12 +36,13 @@ pub struct Inspection {
 /// Refuses a plugin built for another OS or C library than this host's: the target
 /// it declares (its triple, without the vendor) and, for ELF, the C library it links.
 fn check_platform(path: &Path, manifest: &Manifest, facts: &Facts) -> Result<(), LoadError> {
-    fn platform(triple: &str) -> (String, String) {
-        let parts: Vec<&str> = triple.split('-').collect();
-        let arch = parts.first().copied().unwrap_or_default().to_owned();
+    fn platform(triple: &str) -> (&str, &str) {
         // arch-vendor-os[-env]: compare all but the vendor.
-        let rest = if parts.len() >= 3 { parts[2..].join("-") } else { parts[1..].join("-") };
-        (arch, rest)
+        let (arch, rest) = triple.split_once('-').unwrap_or((triple, ""));
+        match rest.split_once('-') {
+            Some((_vendor, os_env)) => (arch, os_env),
+            None => (arch, rest),
+        }
     }
     let wrong =
         |expected: String, found: String| LoadError::WrongPlatform { path: path.to_path_buf(), expected, found };
@@ -616,6 +617,21 @@ mod tests {
         assert!(Record::Manifest.section_name(BinaryFormat::Pe).len() <= 8);
         assert!(Record::Expectations.section_name(BinaryFormat::Pe).len() <= 8);
         assert!(Record::Expectations.section_name(BinaryFormat::MachO).len() <= 16);
+    }
+
+    #[test]
+    fn a_place_two_relocations_write_is_refused() {
+        let mut greeter = std::fs::read(tomada_test_support::cdylib("greeter")).unwrap();
+        let object = object::File::parse(&*greeter).unwrap();
+        let (offset, size) = object.section_by_name(".rela.dyn").unwrap().file_range().unwrap();
+        drop(object);
+        assert!(size >= 48, "two relocations at least");
+        let at = offset as usize;
+        // The second relocation now writes where the first does.
+        let first: [u8; 8] = greeter[at..at + 8].try_into().unwrap();
+        greeter[at + 24..at + 32].copy_from_slice(&first);
+        let err = elf::fast_path(&*greeter, greeter.len() as u64, Record::Manifest).unwrap().unwrap_err().unwrap();
+        assert_eq!(err, "two relocations write the same place");
     }
 
     #[test]

@@ -230,20 +230,34 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         return Err(damaged("it uses relocation formats tomada does not check (REL, RELR)"));
     }
     let (relative, allowed) = relocation_types(header.e_machine(e).0);
-    // Sorted vectors, not hash maps: hundreds of relocations, checked on every load.
+    // Vectors and a bitmap, not hash maps: hundreds of relocations, checked on every load.
     let count = relocations.iter().map(|r| r.len()).sum();
     let mut relative_at: Vec<(u64, u64)> = Vec::with_capacity(count);
-    let mut targets: Vec<u64> = Vec::with_capacity(count);
-    // Relocations come in runs into the same segment: try the last one first.
-    let mut last = None;
-    let mut writable = |offset: u64| {
-        let Some(end) = offset.checked_add(8) else { return false };
-        let hit = |l: &Load| l.flags & elf::PF_W.0 != 0 && l.vaddr <= offset && end <= l.vaddr + l.memsz;
-        if last.is_some_and(hit) {
-            return true;
+    // Each place is written once: a bit per 8-byte slot of the writable segments, or,
+    // where they are too large for that (more than 8 MiB), a sorted list.
+    let mut bases = Vec::with_capacity(loads.len());
+    let mut slots = 0u64;
+    for l in &loads {
+        bases.push(slots);
+        if l.flags & elf::PF_W.0 != 0 {
+            slots += l.memsz / 8 + 1;
         }
-        last = loads.iter().find(|l| hit(l));
-        last.is_some()
+    }
+    let mut written = (slots <= 1 << 20).then(|| vec![0u64; slots.div_ceil(64) as usize]);
+    let mut targets: Vec<u64> = Vec::new();
+    // Relocations come in runs into the same segment: try the last one first.
+    let mut last: Option<usize> = None;
+    let mut writable = |offset: u64| {
+        let end = offset.checked_add(8)?;
+        let hit = |&i: &usize| {
+            let l = &loads[i];
+            l.flags & elf::PF_W.0 != 0 && l.vaddr <= offset && end <= l.vaddr + l.memsz
+        };
+        if last.is_some_and(|i| hit(&i)) {
+            return last;
+        }
+        last = (0..loads.len()).find(hit);
+        last
     };
     for rela in relocations.iter().flat_map(|r| r.iter()) {
         let (offset, kind, sym) = (rela.r_offset(e), rela.r_type(e, false).0, rela.r_sym(e, false) as u64);
@@ -251,21 +265,32 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         if Some(kind) != relative && !allowed.is_empty() && !allowed.contains(&kind) {
             return Err(Some(format!("it has a relocation of unknown type {kind}")));
         }
-        if sym >= nsyms.max(1) || offset % 8 != 0 || !writable(offset) {
+        let segment = if sym < nsyms.max(1) && offset % 8 == 0 { writable(offset) } else { None };
+        let Some(segment) = segment else {
             return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
+        };
+        match written.as_mut() {
+            Some(bits) => {
+                let slot = (bases[segment] + (offset - loads[segment].vaddr) / 8) as usize;
+                if bits[slot / 64] & (1 << (slot % 64)) != 0 {
+                    return Err(damaged("two relocations write the same place"));
+                }
+                bits[slot / 64] |= 1 << (slot % 64);
+            }
+            None => targets.push(offset),
         }
-        targets.push(offset);
         if Some(kind) == relative {
             relative_at.push((offset, rela.r_addend(e) as u64));
         }
     }
-    // Stable sorts: linkers write relocations in a few runs already sorted by address
-    // (relative ones first), which a stable sort merges in linear time.
-    targets.sort();
+    targets.sort_unstable();
     if targets.windows(2).any(|w| w[0] == w[1]) {
         return Err(damaged("two relocations write the same place"));
     }
-    relative_at.sort();
+    // Linkers write relative relocations sorted by address; sort only if not.
+    if !relative_at.is_sorted_by_key(|&(at, _)| at) {
+        relative_at.sort_unstable();
+    }
     let relative_target = |at: u64| relative_at.binary_search_by_key(&at, |&(o, _)| o).ok().map(|i| relative_at[i].1);
     let code = |addr: u64| image.mapped(addr, 1, elf::PF_X.0);
     for (at, size) in [(elf::DT_INIT_ARRAY, elf::DT_INIT_ARRAYSZ), (elf::DT_FINI_ARRAY, elf::DT_FINI_ARRAYSZ)] {
