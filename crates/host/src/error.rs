@@ -242,3 +242,312 @@ pub enum LoadError {
         message: String,
     },
 }
+
+impl LoadError {
+    /// The byte form of this error, for the `Failed` frame of an isolated plugin's
+    /// process: [`LoadError::from_wire`] makes the same variant of it in the host.
+    pub(crate) fn to_wire(&self) -> Vec<u8> {
+        use LoadError::*;
+        let mut w = wire::Writer::default();
+        match self {
+            NotFound { path } => w.tag(0).path(path),
+            NotAFile { path } => w.tag(1).path(path),
+            Io { path, source } => w.tag(2).path(path).io(source),
+            NotALibrary { path, reason } => w.tag(3).path(path).str(reason),
+            Damaged { path, reason } => w.tag(4).path(path).str(reason),
+            WrongArchitecture { path, expected, found } => w.tag(5).path(path).str(expected).str(found),
+            WrongPlatform { path, expected, found } => w.tag(6).path(path).str(expected).str(found),
+            NoDescriptor { path } => w.tag(7).path(path),
+            NoExpectations { path } => w.tag(8).path(path),
+            BadMagic { path } => w.tag(9).path(path),
+            BoundaryMismatch { path, expected, found } => w.tag(10).path(path).u32(*expected).u32(*found),
+            ContractMismatch { path, expected, found } => w.tag(11).path(path).str(expected).str(found),
+            AbiMismatch { path, contract, expected, found } => {
+                w.tag(12).path(path).str(contract).u32(*expected).u32(*found)
+            }
+            LayoutMismatch { path, contract, plugin_version, host_version, differences } => {
+                w.tag(13).path(path).str(contract).str(plugin_version).str(host_version).strings(differences)
+            }
+            PanicAbort { path } => w.tag(14).path(path),
+            Open { path, source } => {
+                // The loader's own message (`dlerror`), or nothing if it gave none.
+                let message = match source {
+                    libloading::Error::DlOpenUnknown => String::new(),
+                    other => std::error::Error::source(other).map_or_else(|| other.to_string(), |s| s.to_string()),
+                };
+                w.tag(15).path(path).str(&message)
+            }
+            MissingSymbol { path } => w.tag(16).path(path),
+            DescriptorMismatch { path, what } => w.tag(17).path(path).mismatch(what),
+            Isolation { path, reason } => w.tag(18).path(path).str(reason),
+            Unsigned { path } => w.tag(19).path(path),
+            BadSignature { path, key } => w.tag(20).path(path).str(key),
+            UnknownKey { path, key } => w.tag(21).path(path).str(key),
+            NotPinned { path, name, sha256 } => w.tag(22).path(path).str(name).str(sha256),
+            DigestMismatch { path, name, expected, found } => w.tag(23).path(path).str(name).str(expected).str(found),
+            VersionTooOld { path, name, found, minimum } => w.tag(24).path(path).str(name).str(found).str(minimum),
+            Permissions { path, reason } => w.tag(25).path(path).str(reason),
+            InitPanicked { path, message } => w.tag(26).path(path).str(message),
+        };
+        w.0
+    }
+
+    /// The error [`LoadError::to_wire`] wrote; `None` if `bytes` are not one (cut
+    /// short, an unknown variant, bytes left over). Never panics.
+    pub(crate) fn from_wire(bytes: &[u8]) -> Option<LoadError> {
+        use LoadError::*;
+        let mut r = wire::Reader(bytes);
+        let tag = r.u8()?;
+        let path = r.path()?;
+        let error = match tag {
+            0 => NotFound { path },
+            1 => NotAFile { path },
+            2 => Io { path, source: r.io()? },
+            3 => NotALibrary { path, reason: r.string()? },
+            4 => Damaged { path, reason: r.string()? },
+            5 => WrongArchitecture { path, expected: r.string()?, found: r.string()? },
+            6 => WrongPlatform { path, expected: r.string()?, found: r.string()? },
+            7 => NoDescriptor { path },
+            8 => NoExpectations { path },
+            9 => BadMagic { path },
+            10 => BoundaryMismatch { path, expected: r.u32()?, found: r.u32()? },
+            11 => ContractMismatch { path, expected: r.string()?, found: r.string()? },
+            12 => AbiMismatch { path, contract: r.string()?, expected: r.u32()?, found: r.u32()? },
+            13 => LayoutMismatch {
+                path,
+                contract: r.string()?,
+                plugin_version: r.string()?,
+                host_version: r.string()?,
+                differences: r.strings()?,
+            },
+            14 => PanicAbort { path },
+            15 => {
+                let message = r.string()?;
+                let source = if message.is_empty() {
+                    libloading::Error::DlOpenUnknown
+                } else {
+                    let message = std::ffi::CString::new(message).ok()?;
+                    libloading::Error::DlOpen { source: message.as_c_str().into() }
+                };
+                Open { path, source }
+            }
+            16 => MissingSymbol { path },
+            17 => DescriptorMismatch { path, what: r.mismatch()? },
+            18 => Isolation { path, reason: r.string()? },
+            19 => Unsigned { path },
+            20 => BadSignature { path, key: r.string()? },
+            21 => UnknownKey { path, key: r.string()? },
+            22 => NotPinned { path, name: r.string()?, sha256: r.string()? },
+            23 => DigestMismatch { path, name: r.string()?, expected: r.string()?, found: r.string()? },
+            24 => VersionTooOld { path, name: r.string()?, found: r.string()?, minimum: r.string()? },
+            25 => Permissions { path, reason: r.string()? },
+            26 => InitPanicked { path, message: r.string()? },
+            _ => return None,
+        };
+        r.0.is_empty().then_some(error)
+    }
+}
+
+/// The byte form of a [`LoadError`], for an isolated plugin's process to report its
+/// load failure to the host as the same variant (the handshake's `Failed` frame).
+///
+/// Hand-written (a tag byte per variant, then its fields in order: paths and strings
+/// as a little-endian `u32` length and their bytes, numbers little-endian), because
+/// `LoadError` holds types no serialisation crate takes as they are (`io::Error`,
+/// `libloading::Error`, `&'static str`), and the two ends are always the same
+/// tomada-host build (the runner checks the protocol version first).
+mod wire {
+    use std::io;
+    use std::path::PathBuf;
+
+    /// Every `&'static str` a [`LoadError::DescriptorMismatch`] is made with.
+    const MISMATCHES: &[&str] = &[
+        "manifest bytes",
+        "contract, ABI or fingerprint",
+        "constructor status",
+        "header",
+        "descriptor size",
+        "the path names another file than the one inspected",
+    ];
+
+    #[derive(Default)]
+    pub(super) struct Writer(pub(super) Vec<u8>);
+
+    impl Writer {
+        pub(super) fn tag(&mut self, tag: u8) -> &mut Self {
+            self.0.push(tag);
+            self
+        }
+        pub(super) fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+            // A length that does not fit is cut: a report is at most a frame anyway.
+            let len = bytes.len().min(u32::MAX as usize);
+            self.0.extend_from_slice(&(len as u32).to_le_bytes());
+            self.0.extend_from_slice(&bytes[..len]);
+            self
+        }
+        pub(super) fn path(&mut self, path: &std::path::Path) -> &mut Self {
+            self.bytes(path.as_os_str().as_encoded_bytes())
+        }
+        pub(super) fn str(&mut self, s: &str) -> &mut Self {
+            self.bytes(s.as_bytes())
+        }
+        pub(super) fn u32(&mut self, n: u32) -> &mut Self {
+            self.0.extend_from_slice(&n.to_le_bytes());
+            self
+        }
+        pub(super) fn strings(&mut self, list: &[String]) -> &mut Self {
+            self.u32(list.len().min(u32::MAX as usize) as u32);
+            for s in list {
+                self.str(s);
+            }
+            self
+        }
+        pub(super) fn io(&mut self, e: &io::Error) -> &mut Self {
+            self.u32(e.raw_os_error().map_or(u32::MAX, |n| n as u32));
+            self.str(&e.to_string())
+        }
+        pub(super) fn mismatch(&mut self, what: &str) -> &mut Self {
+            let index = MISMATCHES.iter().position(|&m| m == what).unwrap_or(MISMATCHES.len());
+            self.u32(index as u32)
+        }
+    }
+
+    /// Reads what [`Writer`] wrote; `None` for anything short or malformed.
+    pub(super) struct Reader<'a>(pub(super) &'a [u8]);
+
+    impl Reader<'_> {
+        pub(super) fn u8(&mut self) -> Option<u8> {
+            let (&b, rest) = self.0.split_first()?;
+            self.0 = rest;
+            Some(b)
+        }
+        pub(super) fn u32(&mut self) -> Option<u32> {
+            let (head, rest) = self.0.split_first_chunk::<4>()?;
+            self.0 = rest;
+            Some(u32::from_le_bytes(*head))
+        }
+        fn bytes(&mut self) -> Option<&[u8]> {
+            let len = self.u32()? as usize;
+            if len > self.0.len() {
+                return None;
+            }
+            let (bytes, rest) = self.0.split_at(len);
+            self.0 = rest;
+            Some(bytes)
+        }
+        pub(super) fn path(&mut self) -> Option<PathBuf> {
+            let bytes = self.bytes()?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::ffi::OsStrExt;
+                Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+            }
+            #[cfg(not(unix))]
+            Some(PathBuf::from(String::from_utf8_lossy(bytes).into_owned()))
+        }
+        pub(super) fn string(&mut self) -> Option<String> {
+            String::from_utf8(self.bytes()?.to_vec()).ok()
+        }
+        pub(super) fn strings(&mut self) -> Option<Vec<String>> {
+            let count = self.u32()?;
+            // Each string takes at least its 4-byte length: no count beyond the bytes.
+            if count as usize > self.0.len() / 4 {
+                return None;
+            }
+            (0..count).map(|_| self.string()).collect()
+        }
+        pub(super) fn io(&mut self) -> Option<io::Error> {
+            let raw = self.u32()?;
+            let message = self.string()?;
+            Some(if raw == u32::MAX { io::Error::other(message) } else { io::Error::from_raw_os_error(raw as i32) })
+        }
+        pub(super) fn mismatch(&mut self) -> Option<&'static str> {
+            Some(MISMATCHES.get(self.u32()? as usize).copied().unwrap_or("reported by the plugin's process"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::LoadError;
+
+    /// One of every variant, with distinct field values.
+    fn every_variant() -> Vec<LoadError> {
+        use LoadError::*;
+        let p = || PathBuf::from("/plugins/ümlaut greeter.so");
+        let s = |t: &str| t.to_owned();
+        let dl = std::ffi::CString::new("libtomada_gone.so: cannot open shared object file").unwrap();
+        vec![
+            NotFound { path: p() },
+            NotAFile { path: p() },
+            Io { path: p(), source: std::io::Error::from_raw_os_error(13) },
+            Io { path: p(), source: std::io::Error::other("short read") },
+            NotALibrary { path: p(), reason: s("it is a text file") },
+            Damaged { path: p(), reason: s("its hash table names symbols that do not exist") },
+            WrongArchitecture { path: p(), expected: s("X86_64"), found: s("Aarch64") },
+            WrongPlatform { path: p(), expected: s("a glibc library"), found: s("musl") },
+            NoDescriptor { path: p() },
+            NoExpectations { path: p() },
+            BadMagic { path: p() },
+            BoundaryMismatch { path: p(), expected: 3, found: 2 },
+            ContractMismatch { path: p(), expected: s("Greeter"), found: s("Kv") },
+            AbiMismatch { path: p(), contract: s("Greeter"), expected: 1, found: 2 },
+            LayoutMismatch {
+                path: p(),
+                contract: s("Greeter"),
+                plugin_version: s("1.0"),
+                host_version: s("1.1"),
+                differences: vec![s("method `greet` takes `&str`"), s(""), s("método ✓")],
+            },
+            PanicAbort { path: p() },
+            Open { path: p(), source: libloading::Error::DlOpen { source: dl.as_c_str().into() } },
+            Open { path: p(), source: libloading::Error::DlOpenUnknown },
+            MissingSymbol { path: p() },
+            DescriptorMismatch { path: p(), what: "constructor status" },
+            Isolation { path: p(), reason: s("no hello") },
+            Unsigned { path: p() },
+            BadSignature { path: p(), key: s("0123456789ABCDEF") },
+            UnknownKey { path: p(), key: s("FEDCBA9876543210") },
+            NotPinned { path: p(), name: s("greeter"), sha256: s("ab".repeat(32).as_str()) },
+            DigestMismatch { path: p(), name: s("greeter"), expected: s("00"), found: s("ff") },
+            VersionTooOld { path: p(), name: s("greeter"), found: s("1.0.0"), minimum: s("1.2.0") },
+            Permissions { path: p(), reason: s("the file is writable by others") },
+            InitPanicked { path: p(), message: s("configuração ausente") },
+        ]
+    }
+
+    #[test]
+    fn every_variant_crosses_the_wire_as_itself() {
+        let all = every_variant();
+        let mut tags: Vec<u8> = all.iter().map(|e| e.to_wire()[0]).collect();
+        tags.dedup();
+        assert_eq!(tags.len(), 27, "one tag per variant: {tags:?}");
+        for error in all {
+            let back = LoadError::from_wire(&error.to_wire()).unwrap_or_else(|| panic!("{error:?} did not decode"));
+            assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&error), "{error:?} -> {back:?}");
+            assert_eq!(back.to_string(), error.to_string());
+            let source = |e: &LoadError| std::error::Error::source(e).map(|s| s.to_string());
+            assert_eq!(source(&back), source(&error), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_reports_are_refused_without_panicking() {
+        for error in every_variant() {
+            let wire = error.to_wire();
+            for cut in 0..wire.len() {
+                assert!(LoadError::from_wire(&wire[..cut]).is_none(), "{error:?} cut at {cut}");
+            }
+            let mut longer = wire.clone();
+            longer.push(0);
+            assert!(LoadError::from_wire(&longer).is_none(), "{error:?} with a byte more");
+        }
+        assert!(LoadError::from_wire(&[200, 0, 0, 0, 0]).is_none(), "an unknown variant");
+        // A length that claims more than there is.
+        assert!(LoadError::from_wire(&[4, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, b'x']).is_none());
+        // A string that is not UTF-8.
+        assert!(LoadError::from_wire(&[4, 0, 0, 0, 0, 1, 0, 0, 0, 0xff]).is_none());
+    }
+}

@@ -49,13 +49,14 @@ mod library;
 mod logs;
 
 pub use logs::plugin_logs;
+mod plugin_fn;
 mod structure;
 mod trust;
 
 use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
@@ -69,7 +70,6 @@ use file::PluginFile;
 use library::Library;
 use tomada::client::{RawClient, Target};
 use tomada::descriptor::DestroyFn;
-use tomada::ffi::{RVec, Status};
 use trust::Provenance;
 
 /// A loaded plugin implementing contract `C` (a trait object type such as
@@ -125,14 +125,9 @@ pub(crate) struct Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
-        let mut panic = MaybeUninit::<RVec>::uninit();
         // SAFETY: `this` was made by this library's `create` and is destroyed once,
-        // here; `panic` is writable.
-        if unsafe { (self.destroy)(self.this, panic.as_mut_ptr()) } == Status::PANICKED {
-            // SAFETY: written on PANICKED. A panic in a plugin's `Drop` has nowhere to
-            // go from here; the message is freed.
-            drop(unsafe { panic.assume_init() });
-        }
+        // here, while the library is loaded.
+        unsafe { plugin_fn::destroy(self.destroy, self.this) };
         // SAFETY: dropped once, here. The instance is gone, and clients (dropped before
         // their `Local`) moved all call results into host memory; objects the plugin
         // handed out hold their own reference, so the library stays open for them.
@@ -393,8 +388,9 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// file inspected: it inherits the open descriptor, never the path.
     ///
     /// # Errors
-    /// [`LoadError::Isolation`] if the child process cannot be started or cannot load
-    /// the plugin.
+    /// [`LoadError::Isolation`] if the child process cannot be started or dies while
+    /// loading; the child's own [`LoadError`] variant (e.g. [`LoadError::Open`],
+    /// [`LoadError::InitPanicked`]) if it refuses or fails to load the plugin.
     #[cfg(unix)]
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
@@ -504,28 +500,21 @@ pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, L
     // before its instance is made. Its name is read from its own manifest static, so
     // it lives exactly as long as the library.
     let name = tomada::descriptor::name_in(loaded_manifest);
-    // SAFETY: `attach` is the plugin's (descriptor checked above); the services are a
-    // `'static` of this host and the name a slice of the library's own static.
-    unsafe { (descriptor.attach)(logs::services(), tomada::ffi::RSlice::new(name)) };
+    // SAFETY: `attach` is the plugin's (descriptor checked above), and `library` stays
+    // loaded; the services are a `'static` of this host and the name a slice of the
+    // library's own static.
+    unsafe { plugin_fn::attach(descriptor.attach, logs::services(), name) };
 
-    let mut this = MaybeUninit::<*const c_void>::uninit();
-    let mut panic = MaybeUninit::<RVec>::uninit();
-    // SAFETY: `create` is the plugin's constructor (descriptor checked above);
-    // `this` and `panic` are writable.
-    let status = unsafe { (descriptor.create)(this.as_mut_ptr(), panic.as_mut_ptr()) };
-    match status {
-        Status::OK => {}
-        Status::PANICKED => {
-            // SAFETY: written on PANICKED.
-            let message = String::from_utf8_lossy(&unsafe { panic.assume_init() }.into_vec()).into_owned();
-            return Err(LoadError::InitPanicked { path: path.clone(), message });
-        }
-        _ => return Err(mismatch("constructor status")),
-    }
+    // SAFETY: `create` is the plugin's constructor (descriptor checked above), and
+    // `library` stays loaded.
+    let this = match unsafe { plugin_fn::create(descriptor.create) } {
+        plugin_fn::Created::Instance(this) => this,
+        plugin_fn::Created::Panicked(message) => return Err(LoadError::InitPanicked { path: path.clone(), message }),
+        plugin_fn::Created::BadStatus => return Err(mismatch("constructor status")),
+    };
     Ok(Local {
         vtable: descriptor.vtable,
-        // SAFETY: written on OK.
-        this: unsafe { this.assume_init() },
+        this,
         dispatch: descriptor.dispatch,
         destroy: descriptor.destroy,
         library: ManuallyDrop::new(std::sync::Arc::new(library)),

@@ -141,17 +141,27 @@ mod names {
         map.remove(&key);
     }
 
+    /// Whether the loader's link map still holds a library by `file`'s loader name.
+    /// Walks the link map (`dl_iterate_phdr`): no system call, unlike asking
+    /// `dlopen(RTLD_NOLOAD)`, which opens the file again to compare its inode.
     fn still_loaded(file: &PluginFile) -> bool {
+        use std::ffi::{CStr, c_int, c_void};
+
         let Ok(name) = file.loader_name() else { return false };
         let Ok(name) = std::ffi::CString::new(name.into_os_string().into_encoded_bytes()) else { return false };
-        // SAFETY: `RTLD_NOLOAD` never loads (no initialiser runs): it returns a handle
-        // only if a library of that name or file is loaded, and takes a reference.
-        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
-        if handle.is_null() {
-            return false;
+        unsafe extern "C" fn same_name(info: *mut libc::dl_phdr_info, _size: usize, wanted: *mut c_void) -> c_int {
+            // SAFETY: the loader passes a valid `info` for the duration of this call, and
+            // `wanted` is the `&CStr` passed to `dl_iterate_phdr` below.
+            let (info, wanted) = unsafe { (&*info, *wanted.cast::<&CStr>()) };
+            if info.dlpi_name.is_null() {
+                return 0;
+            }
+            // SAFETY: a NUL-terminated name the loader keeps for the duration of the call.
+            c_int::from(unsafe { CStr::from_ptr(info.dlpi_name) } == wanted)
         }
-        // SAFETY: gives back the reference `RTLD_NOLOAD` took.
-        unsafe { libc::dlclose(handle) };
-        true
+        let mut wanted: &CStr = &name;
+        // SAFETY: the callback only reads `info` and `wanted`, both valid during the
+        // walk; it stops the walk (non-zero) at the first library of that name.
+        unsafe { libc::dl_iterate_phdr(Some(same_name), (&raw mut wanted).cast()) != 0 }
     }
 }

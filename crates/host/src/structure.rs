@@ -230,18 +230,55 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         return Err(damaged("it uses relocation formats tomada does not check (REL, RELR)"));
     }
     let (relative, allowed) = relocation_types(header.e_machine(e).0);
-    // Sorted vectors, not hash maps: hundreds of relocations, checked on every load.
-    let mut relative_at: Vec<(u64, u64)> = Vec::new();
+    // Vectors and a bitmap, not hash maps: hundreds of relocations, checked on every load.
+    let count = relocations.iter().map(|r| r.len()).sum();
+    let mut relative_at: Vec<(u64, u64)> = Vec::with_capacity(count);
+    // Each place is written once: a bit per 8-byte slot of the writable segments, or,
+    // where they are too large for that (more than 8 MiB), a sorted list.
+    let mut bases = Vec::with_capacity(loads.len());
+    let mut slots = 0u64;
+    for l in &loads {
+        bases.push(slots);
+        if l.flags & elf::PF_W.0 != 0 {
+            slots += l.memsz / 8 + 1;
+        }
+    }
+    let mut written = (slots <= 1 << 20).then(|| vec![0u64; slots.div_ceil(64) as usize]);
     let mut targets: Vec<u64> = Vec::new();
+    // Relocations come in runs into the same segment: try the last one first.
+    let mut last: Option<usize> = None;
+    let mut writable = |offset: u64| {
+        let end = offset.checked_add(8)?;
+        let hit = |&i: &usize| {
+            let l = &loads[i];
+            l.flags & elf::PF_W.0 != 0 && l.vaddr <= offset && end <= l.vaddr + l.memsz
+        };
+        if last.is_some_and(|i| hit(&i)) {
+            return last;
+        }
+        last = (0..loads.len()).find(hit);
+        last
+    };
     for rela in relocations.iter().flat_map(|r| r.iter()) {
         let (offset, kind, sym) = (rela.r_offset(e), rela.r_type(e, false).0, rela.r_sym(e, false) as u64);
-        if !allowed.is_empty() && !allowed.contains(&kind) {
+        // Most are relative: that type first.
+        if Some(kind) != relative && !allowed.is_empty() && !allowed.contains(&kind) {
             return Err(Some(format!("it has a relocation of unknown type {kind}")));
         }
-        if sym >= nsyms.max(1) || !image.mapped(offset, 8, elf::PF_W.0) || offset % 8 != 0 {
+        let segment = if sym < nsyms.max(1) && offset % 8 == 0 { writable(offset) } else { None };
+        let Some(segment) = segment else {
             return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
+        };
+        match written.as_mut() {
+            Some(bits) => {
+                let slot = (bases[segment] + (offset - loads[segment].vaddr) / 8) as usize;
+                if bits[slot / 64] & (1 << (slot % 64)) != 0 {
+                    return Err(damaged("two relocations write the same place"));
+                }
+                bits[slot / 64] |= 1 << (slot % 64);
+            }
+            None => targets.push(offset),
         }
-        targets.push(offset);
         if Some(kind) == relative {
             relative_at.push((offset, rela.r_addend(e) as u64));
         }
@@ -250,7 +287,10 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     if targets.windows(2).any(|w| w[0] == w[1]) {
         return Err(damaged("two relocations write the same place"));
     }
-    relative_at.sort_unstable();
+    // Linkers write relative relocations sorted by address; sort only if not.
+    if !relative_at.is_sorted_by_key(|&(at, _)| at) {
+        relative_at.sort_unstable();
+    }
     let relative_target = |at: u64| relative_at.binary_search_by_key(&at, |&(o, _)| o).ok().map(|i| relative_at[i].1);
     let code = |addr: u64| image.mapped(addr, 1, elf::PF_X.0);
     for (at, size) in [(elf::DT_INIT_ARRAY, elf::DT_INIT_ARRAYSZ), (elf::DT_FINI_ARRAY, elf::DT_FINI_ARRAYSZ)] {
@@ -274,7 +314,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         let entries: &[object::U16<Endianness>] = data
             .read_slice_at(table(versym, nsyms * 2, "symbol version table")?, nsyms as usize)
             .map_err(|_| damaged("its symbol version table cannot be read"))?;
-        if entries.iter().any(|v| !versions.contains(&(v.get(e) & 0x7fff))) {
+        if entries.iter().any(|v| !versions.contains(v.get(e) & 0x7fff)) {
             return Err(damaged("a symbol names a version that is not defined"));
         }
     }
@@ -366,15 +406,37 @@ fn check_gnu_hash<'d, R: ReadRef<'d>>(
     Ok(())
 }
 
+/// The version indices defined or needed: a bit per 15-bit index (4 KiB, no hashing).
+struct VersionSet(Box<[u64; 512]>);
+
+impl Default for VersionSet {
+    fn default() -> Self {
+        VersionSet(Box::new([0; 512]))
+    }
+}
+
+impl VersionSet {
+    fn insert(&mut self, index: u16) {
+        let index = usize::from(index & 0x7fff);
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+    fn contains(&self, index: u16) -> bool {
+        let index = usize::from(index & 0x7fff);
+        self.0[index / 64] & (1 << (index % 64)) != 0
+    }
+}
+
 fn check_versions<'d, 's, R: ReadRef<'d>>(
     data: R,
     image: &Image<'_>,
     e: Endianness,
     get: &dyn Fn(elf::DynamicTag) -> Option<u64>,
     string: &dyn Fn(u64) -> Result<&'s [u8], Option<String>>,
-) -> Result<std::collections::HashSet<u16>, Option<String>> {
+) -> Result<VersionSet, Option<String>> {
     let bad = || Some("its symbol version records are malformed".to_owned());
-    let mut indices: std::collections::HashSet<u16> = [0, 1].into_iter().collect();
+    let mut indices = VersionSet::default();
+    indices.insert(0);
+    indices.insert(1);
     for (at, count, need) in [(elf::DT_VERNEED, elf::DT_VERNEEDNUM, true), (elf::DT_VERDEF, elf::DT_VERDEFNUM, false)] {
         let Some(mut addr) = get(at) else { continue };
         let count = get(count).ok_or_else(bad)?;

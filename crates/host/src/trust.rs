@@ -44,8 +44,26 @@ pub struct TrustPolicy {
 
 #[derive(Debug, Clone)]
 struct TrustedKey {
+    /// The key id as `minisign` prints it.
     id: String,
-    key: minisign_verify::PublicKey,
+    /// The key id as signatures carry it.
+    raw_id: [u8; 8],
+    key: ed25519_dalek::VerifyingKey,
+}
+
+/// A detached minisign signature (`PLUGIN.minisig`), checked by `minisign-verify`'s
+/// parser and taken apart for the verification here.
+struct Minisig {
+    /// Prehashed (`ED`: the signature is over BLAKE2b-512 of the file), as every
+    /// minisign since 0.8 and `tomada sign` write; legacy (`Ed`) is refused.
+    prehashed: bool,
+    raw_id: [u8; 8],
+    /// The key id as `minisign` prints it.
+    id: String,
+    signature: ed25519_dalek::Signature,
+    /// The signature over `signature` and the trusted comment.
+    global: ed25519_dalek::Signature,
+    trusted_comment: String,
 }
 
 /// A policy that cannot be built as asked: an unreadable key, a malformed digest or
@@ -93,9 +111,13 @@ impl TrustPolicy {
     /// The text is not a minisign public key.
     pub fn trust_key(mut self, base64: &str) -> Result<Self, PolicyError> {
         let bad = || PolicyError("not a minisign public key (expected one base64 line starting `RW`)".into());
-        let key = minisign_verify::PublicKey::from_base64(base64).map_err(|_| bad())?;
+        // minisign-verify checks the format; the parts are taken from the same bytes.
+        minisign_verify::PublicKey::from_base64(base64).map_err(|_| bad())?;
+        let bytes = Base64::decode_to_vec(base64.trim(), None).map_err(|_| bad())?;
+        let (Some(raw_id), Some(key)) = (bytes.get(2..10), bytes.get(10..42)) else { return Err(bad()) };
+        let key = ed25519_dalek::VerifyingKey::from_bytes(key.try_into().expect("32 bytes")).map_err(|_| bad())?;
         let id = key_id(base64).ok_or_else(bad)?;
-        self.keys.push(TrustedKey { id, key });
+        self.keys.push(TrustedKey { id, raw_id: raw_id.try_into().expect("8 bytes"), key });
         Ok(self)
     }
 
@@ -168,32 +190,40 @@ impl TrustPolicy {
             }
         }
         let signature = if self.keys.is_empty() { None } else { read_signature(file)? };
-        let verifier = match &signature {
-            Some((sig, sig_key)) => {
-                let trusted = self.keys.iter().find_map(|k| k.key.verify_stream(sig).ok().map(|v| (v, &k.id)));
-                match trusted {
-                    Some(found) => Some(found),
-                    None if !self.pins.contains_key(name) => {
-                        return Err(LoadError::UnknownKey { path: path(), key: sig_key.clone() });
-                    }
-                    None => None,
+        let signer = match &signature {
+            Some(sig) => match self.keys.iter().find(|k| k.raw_id == sig.raw_id) {
+                Some(key) if !sig.prehashed => {
+                    return Err(LoadError::BadSignature {
+                        path: path(),
+                        key: format!(
+                            "{}: a legacy signature of the whole file, not prehashed; sign it again with \
+                             `minisign -S` or `tomada sign`",
+                            key.id
+                        ),
+                    });
                 }
-            }
+                Some(key) => Some((key, sig)),
+                None if !self.pins.contains_key(name) => {
+                    return Err(LoadError::UnknownKey { path: path(), key: sig.id.clone() });
+                }
+                None => None,
+            },
             None => None,
         };
-        // One pass over the file: minisign's BLAKE2b (if signed) and the SHA-256, if
-        // pins or the audit trail need it.
+        // One pass over the file: BLAKE2b-512 (if signed: a minisign prehashed
+        // signature signs that digest) and the SHA-256, if pins or the audit trail
+        // need it.
         let want_sha = !self.pins.is_empty()
             || self.keys.is_empty()
             || tracing::enabled!(target: "tomada::audit", tracing::Level::INFO);
         let mut sha = want_sha.then(Sha256::new);
-        let mut stream = verifier.as_ref().map(|(v, _)| v.clone());
+        let mut blake = signer.map(|_| blake2b_simd::Params::new().hash_length(64).to_state());
         file.read_all(|chunk| {
             if let Some(sha) = sha.as_mut() {
                 sha.update(chunk);
             }
-            if let Some(s) = stream.as_mut() {
-                s.update(chunk);
+            if let Some(blake) = blake.as_mut() {
+                blake.update(chunk);
             }
         })
         .map_err(|e| LoadError::Io { path: path(), source: e })?;
@@ -210,11 +240,11 @@ impl TrustPolicy {
                 found: hex(&sha256),
             });
         }
-        if let (Some(mut stream), Some((_, id))) = (stream, verifier.as_ref()) {
-            if stream.finalize().is_err() {
-                return Err(LoadError::BadSignature { path: path(), key: (*id).clone() });
+        if let (Some(blake), Some((key, sig))) = (blake, signer) {
+            if !verify_signature(&key.key, sig, blake.finalize().as_bytes()) {
+                return Err(LoadError::BadSignature { path: path(), key: key.id.clone() });
             }
-            provenance.key = Some((*id).clone());
+            provenance.key = Some(key.id.clone());
         }
         if self.pins.contains_key(name) || provenance.key.is_some() {
             return Ok(provenance);
@@ -234,8 +264,19 @@ pub(crate) fn sha256(file: &PluginFile) -> Option<[u8; 32]> {
     Some(sha.finalize().into())
 }
 
-/// `PLUGIN.minisig`, if there is one, and the id of the key it names.
-fn read_signature(file: &PluginFile) -> Result<Option<(minisign_verify::Signature, String)>, LoadError> {
+/// Whether `sig` is `key`'s minisign signature of a file whose BLAKE2b-512 is
+/// `prehash`: the signature of the digest, and the global signature of the signature
+/// and its trusted comment (which `minisign -V` prints), as minisign checks them.
+/// Strict Ed25519 verification (canonical encodings, no small-order keys), as
+/// libsodium's, which minisign uses.
+fn verify_signature(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &[u8]) -> bool {
+    let mut global = sig.signature.to_bytes().to_vec();
+    global.extend_from_slice(sig.trusted_comment.as_bytes());
+    key.verify_strict(prehash, &sig.signature).is_ok() && key.verify_strict(&global, &sig.global).is_ok()
+}
+
+/// `PLUGIN.minisig`, if there is one.
+fn read_signature(file: &PluginFile) -> Result<Option<Minisig>, LoadError> {
     let mut name = file.absolute.clone().into_os_string();
     name.push(".minisig");
     let sig_path = PathBuf::from(name);
@@ -252,9 +293,29 @@ fn read_signature(file: &PluginFile) -> Result<Option<(minisign_verify::Signatur
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LoadError::Io { path: sig_path, source: e }),
     };
-    let signature = minisign_verify::Signature::decode(&text).map_err(|_| bad("malformed".into()))?;
-    let key = text.lines().nth(1).and_then(key_id).unwrap_or_else(|| "unknown".into());
-    Ok(Some((signature, key)))
+    // minisign-verify checks the format (lengths, algorithm, the trusted comment);
+    // the parts are taken from the same lines.
+    let malformed = || bad("malformed".into());
+    let checked = minisign_verify::Signature::decode(&text).map_err(|_| malformed())?;
+    let mut lines = text.lines();
+    let (Some(_), Some(line), Some(_), Some(global)) = (lines.next(), lines.next(), lines.next(), lines.next()) else {
+        return Err(malformed());
+    };
+    let bytes = Base64::decode_to_vec(line, None).map_err(|_| malformed())?;
+    let global = Base64::decode_to_vec(global, None).map_err(|_| malformed())?;
+    let (Some(raw_id), Some(signature), Ok(global)) =
+        (bytes.get(2..10), bytes.get(10..74), <[u8; 64]>::try_from(global))
+    else {
+        return Err(malformed());
+    };
+    Ok(Some(Minisig {
+        prehashed: bytes[..2] == *b"ED",
+        raw_id: raw_id.try_into().expect("8 bytes"),
+        id: key_id(line).unwrap_or_else(|| "unknown".into()),
+        signature: ed25519_dalek::Signature::from_bytes(signature.try_into().expect("64 bytes")),
+        global: ed25519_dalek::Signature::from_bytes(&global),
+        trusted_comment: checked.trusted_comment().to_owned(),
+    }))
 }
 
 /// minisign's key id (as `minisign` prints it: 16 hex digits) from a public key's or

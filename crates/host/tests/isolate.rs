@@ -75,11 +75,30 @@ fn a_runner_that_cannot_start_is_a_load_error() {
     assert!(err.to_string().contains("cannot start runner `/nonexistent/runner`"), "{err}");
 }
 
+/// Issue 9: the child's load failure is the same structured `LoadError` variant as
+/// in-process, not `LoadError::Isolation` with its text.
 #[test]
 fn a_constructor_panic_in_the_child_is_a_load_error() {
-    let err = tomada_host::load_with::<dyn Greeter>(cdylib("panics-in-new"), &Mode::Isolated(isolation())).unwrap_err();
-    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
+    let path = cdylib("panics-in-new");
+    let err = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(isolation())).unwrap_err();
+    assert!(
+        matches!(&err, LoadError::InitPanicked { path: p, message } if p == &path && message.starts_with("configuração ausente (at ")),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("panicked while making its instance: configuração ausente"), "{err}");
+}
+
+/// Issue 9: a library the child's dynamic loader refuses (a dependency it cannot
+/// find: the child's environment is cleared, so cargo's `LD_LIBRARY_PATH` is gone) is
+/// `LoadError::Open` with the loader's message, as in-process.
+#[test]
+fn a_loader_refusal_in_the_child_is_the_same_load_error() {
+    let path = cdylib("missing-dependency");
+    let err = tomada_host::load_with::<dyn Greeter>(&path, &Mode::Isolated(isolation())).unwrap_err();
+    let LoadError::Open { path: p, source } = &err else { panic!("{err:?}") };
+    assert_eq!(p, &path);
+    let message = std::error::Error::source(source).map(|s| s.to_string()).unwrap_or_default();
+    assert!(message.contains("libtomada_gone.so: cannot open shared object file"), "{message}");
 }
 
 #[test]

@@ -58,6 +58,26 @@ fn a_plugin_can_be_dropped_and_loaded_again() {
     assert_eq!(b.greet("b").unwrap(), "Olá, b 👋");
 }
 
+/// A plugin's library that stays loaded after the plugin is dropped (here: another
+/// handle holds it) keeps its loader name, `/proc/self/fd/N`, to itself: the plugin
+/// loaded next must be the next file, not the old library found again by that name
+/// (glibc matches names before it opens anything).
+#[test]
+fn a_library_still_loaded_keeps_its_name_from_the_next_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let first = copy_to(&cdylib("greeter"), dir.path(), &format!("first{round}.so"));
+        let plugin = load(&first).unwrap();
+        // SAFETY: the greeter's initialisers are tomada's; this handle only holds it.
+        let other_handle = unsafe { libloading::Library::new(&first) }.unwrap();
+        drop(plugin);
+        let next = load(&cdylib("panics-in-greet")).unwrap();
+        assert!(matches!(next.greet("x"), Err(CallError::Panicked { .. })), "round {round}: the greeter answered");
+        drop(next);
+        drop(other_handle);
+    }
+}
+
 #[test]
 fn nonexistent_path() {
     let path = PathBuf::from("/nonexistent/greeter_v1.so");

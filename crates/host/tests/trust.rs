@@ -351,6 +351,46 @@ fn a_file_signed_by_the_minisign_tool_loads() {
     assert_eq!(p.greet("x").unwrap(), "Olá, x 👋");
 }
 
+/// Both Ed25519 signatures of a minisign file are checked: the one of the file's
+/// BLAKE2b-512, and the global one over it and the trusted comment (an edited
+/// comment is a bad signature). A legacy signature (`minisign -S -l`: of the whole
+/// file, not prehashed) is refused with its own reason.
+#[test]
+fn the_trusted_comment_is_signed_and_legacy_signatures_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, secret) = (dir.path().join("mk.pub"), dir.path().join("mk.key"));
+    let status = Command::new("minisign")
+        .args(["-G", "-W", "-p"])
+        .arg(&public)
+        .arg("-s")
+        .arg(&secret)
+        .status()
+        .expect("this test needs the `minisign` tool (Debian package `minisign`; .ci/run installs it)");
+    assert!(status.success());
+    let loader = Loader::with_policy(TrustPolicy::new().trust_key_file(&public).unwrap());
+    let signature = |plugin: &Path| PathBuf::from(format!("{}.minisig", plugin.display()));
+
+    let edited = greeter_copy(dir.path(), "edited.so");
+    let status = Command::new("minisign").arg("-S").arg("-s").arg(&secret).arg("-m").arg(&edited).status().unwrap();
+    assert!(status.success());
+    assert!(loader.inspect(&edited).is_ok(), "signed as it is");
+    let text = std::fs::read_to_string(signature(&edited)).unwrap();
+    // (The first line, `untrusted comment: ...`, is not signed: edit the third.)
+    let forged = text.replacen("\ntrusted comment: ", "\ntrusted comment: approved by the admin ", 1);
+    assert_ne!(forged, text);
+    std::fs::write(signature(&edited), forged).unwrap();
+    let err = loader.inspect(&edited).unwrap_err();
+    assert!(matches!(err, LoadError::BadSignature { .. }), "{err:?}");
+
+    let legacy = greeter_copy(dir.path(), "legacy.so");
+    let status =
+        Command::new("minisign").args(["-S", "-l", "-s"]).arg(&secret).arg("-m").arg(&legacy).status().unwrap();
+    assert!(status.success());
+    let err = loader.inspect(&legacy).unwrap_err();
+    assert!(matches!(err, LoadError::BadSignature { .. }), "{err:?}");
+    assert!(err.to_string().contains("a legacy signature of the whole file, not prehashed"), "{err}");
+}
+
 // ---- audit trail ----
 
 type Event = Vec<(String, String)>;

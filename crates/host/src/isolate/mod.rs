@@ -744,7 +744,9 @@ impl Isolated {
         // The handshake: hello (version), load, ready (the manifest it read).
         let deadline = Some(Instant::now() + self.options.startup);
         let host_end = &connection.stream;
-        let handshake = || {
+        // The child's own `LoadError`, if it refused the plugin with one.
+        let mut reported = None;
+        let mut handshake = || {
             let max = self.options.max_frame;
             let hello = frame::read(host_end, &Waiter::blocking(), deadline, max).map_err(|e| match e {
                 ReadError::Eof => "the process ended before it greeted the host".to_owned(),
@@ -769,7 +771,11 @@ impl Isolated {
             match ready.kind {
                 Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
                 Kind::Ready => Err("the plugin's process read another manifest than the host inspected".to_owned()),
-                Kind::Failed => Err(String::from_utf8_lossy(&ready.payload).into_owned()),
+                Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
+                    Some(LoadError::Isolation { reason, .. }) => reason,
+                    Some(e) => reported.insert(e).to_string(),
+                    None => "the plugin's process sent a malformed failure report".to_owned(),
+                }),
                 other => Err(format!("unexpected {other:?} frame")),
             }
         };
@@ -781,6 +787,9 @@ impl Isolated {
             Ok(()) => Ok(connection),
             Err(reason) => {
                 let status = connection.end(END_GRACE);
+                if let Some(e) = reported {
+                    return Err(e);
+                }
                 let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
                 let said = if tail.is_empty() {
                     String::new()

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tomada::ffi::{RSlice, RVec, Status};
+use tomada::ffi::Status;
 
 use super::frame::{self, Header, Kind, ReadError, Waiter};
 use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
@@ -135,9 +135,14 @@ fn serve(fd: RawFd) -> i32 {
         Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
         Err(e) => Err(format!("no load request: {e:?}")),
     };
-    let fail = |stream: &UnixStream, why: String| {
-        let _ = frame::write(stream, Header { kind: Kind::Failed, status: 0, id: 0 }, &[why.as_bytes()]);
+    // A load failure reaches the host as the same `LoadError` variant; anything else
+    // as `LoadError::Isolation` with its reason.
+    let fail_with = |stream: &UnixStream, why: crate::LoadError| {
+        let _ = frame::write(stream, Header { kind: Kind::Failed, status: 0, id: 0 }, &[&why.to_wire()]);
         1
+    };
+    let fail = |stream: &UnixStream, reason: String| {
+        fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), reason })
     };
     let request = match request {
         Ok(r) => r,
@@ -178,15 +183,15 @@ fn serve(fd: RawFd) -> i32 {
     };
     let file = match file {
         Ok(f) => f,
-        Err(e) => return fail(&stream, e.to_string()),
+        Err(e) => return fail_with(&stream, e),
     };
     let inspection = match crate::inspect::inspect_file(&file) {
         Ok(i) => i,
-        Err(e) => return fail(&stream, e.to_string()),
+        Err(e) => return fail_with(&stream, e),
     };
     let local = match crate::open(file, &inspection) {
         Ok(l) => l,
-        Err(e) => return fail(&stream, e.to_string()),
+        Err(e) => return fail_with(&stream, e),
     };
     if frame::write(&stream, Header { kind: Kind::Ready, status: 0, id: 0 }, &[&inspection.manifest_bytes]).is_err() {
         return 1;
@@ -325,22 +330,10 @@ impl Server {
             Ok(_) | Err(_) => std::process::exit(4),
         };
         let method = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes"));
-        let mut out = std::mem::MaybeUninit::<RVec>::uninit();
-        let mut panic = std::mem::MaybeUninit::<RVec>::uninit();
         // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this` its
-        // instance (callable from any thread), the arguments live for the call,
-        // `out`/`panic` are writable.
-        let status = unsafe {
-            (self.plugin.dispatch)(
-                self.plugin.this,
-                method,
-                RSlice::new(&payload[4..]),
-                out.as_mut_ptr(),
-                panic.as_mut_ptr(),
-            )
-        };
-        // SAFETY: `status`, `out` and `panic` come from that one call.
-        let body = unsafe { tomada::client::dispatched(status, out, panic) };
+        // instance (callable from any thread), and the arguments live for the call.
+        let (status, body) =
+            unsafe { crate::plugin_fn::dispatch(self.plugin.dispatch, self.plugin.this, method, &payload[4..]) };
         let too_large;
         let (status, body) = if body.as_slice().len() + frame::HEADER_REST > self.max {
             // Refused here, so the host never reads (nor allocates) it.

@@ -1,0 +1,98 @@
+//! Every call tomada-host makes through a plugin's own function pointers — its
+//! constructor, its destructor, and its dispatch function (isolated mode) — lives
+//! here: the few places where host code jumps into plugin code by a pointer read from
+//! the plugin's descriptor. (Calls through a contract's vtable are made by the
+//! generated client, in `tomada::client`.)
+
+use std::ffi::c_void;
+use std::mem::MaybeUninit;
+
+use tomada::client::DispatchFn;
+use tomada::descriptor::{CreateFn, DestroyFn};
+use tomada::ffi::{RSlice, RVec, Status};
+
+/// What a plugin's constructor did.
+pub(crate) enum Created {
+    /// The new instance.
+    Instance(*const c_void),
+    /// The constructor panicked, with this message.
+    Panicked(String),
+    /// It returned a status a constructor never returns.
+    BadStatus,
+}
+
+/// Makes the plugin's instance.
+///
+/// # Safety
+/// `create` is the constructor of a loaded plugin whose descriptor was checked
+/// against the file inspected, and its library stays loaded while it runs.
+pub(crate) unsafe fn create(create: CreateFn) -> Created {
+    let mut this = MaybeUninit::<*const c_void>::uninit();
+    let mut panic = MaybeUninit::<RVec>::uninit();
+    // SAFETY: the caller vouches for `create`; `this` and `panic` are writable.
+    match unsafe { create(this.as_mut_ptr(), panic.as_mut_ptr()) } {
+        // SAFETY: written on OK.
+        Status::OK => Created::Instance(unsafe { this.assume_init() }),
+        Status::PANICKED => {
+            // SAFETY: written on PANICKED.
+            let message = unsafe { panic.assume_init() }.into_vec();
+            Created::Panicked(String::from_utf8_lossy(&message).into_owned())
+        }
+        _ => Created::BadStatus,
+    }
+}
+
+/// Drops the plugin's instance. A panic in the plugin's `Drop` has nowhere to go from
+/// here: its message is freed.
+///
+/// # Safety
+/// `destroy` is the destructor of the loaded plugin that made `this` with its
+/// constructor; `this` is destroyed once, and never used again.
+pub(crate) unsafe fn destroy(destroy: DestroyFn, this: *const c_void) {
+    let mut panic = MaybeUninit::<RVec>::uninit();
+    // SAFETY: the caller vouches for `destroy` and `this`; `panic` is writable.
+    if unsafe { destroy(this, panic.as_mut_ptr()) } == Status::PANICKED {
+        // SAFETY: written on PANICKED.
+        drop(unsafe { panic.assume_init() });
+    }
+}
+
+/// Calls method number `method` of the instance `this` with its encoded arguments:
+/// the status, and the encoded result (on OK), the failure's message (for a status
+/// that has one) or nothing.
+///
+/// # Safety
+/// `dispatch` is the dispatch function of the loaded plugin that made `this`, which
+/// is alive.
+pub(crate) unsafe fn dispatch(dispatch: DispatchFn, this: *const c_void, method: u32, args: &[u8]) -> (Status, RVec) {
+    let mut out = MaybeUninit::<RVec>::uninit();
+    let mut panic = MaybeUninit::<RVec>::uninit();
+    // SAFETY: the caller vouches for `dispatch` and `this`; the arguments live for the
+    // call; `out` and `panic` are writable.
+    let status = unsafe { dispatch(this, method, RSlice::new(args), out.as_mut_ptr(), panic.as_mut_ptr()) };
+    let body = if status == Status::OK {
+        // SAFETY: written on OK.
+        unsafe { out.assume_init() }
+    } else if status.has_message() {
+        // SAFETY: written for every failed status that has a message.
+        unsafe { panic.assume_init() }
+    } else {
+        RVec::new()
+    };
+    (status, body)
+}
+
+/// Hands the plugin this host's services (its logger) and the plugin's own name.
+///
+/// # Safety
+/// `attach` is the attach function of a loaded plugin whose descriptor was checked, and
+/// its library stays loaded while it runs; `services` and `name` live as long as the
+/// library (a static of this host, a slice of the plugin's own manifest static).
+pub(crate) unsafe fn attach(
+    attach: tomada::logging::AttachFn,
+    services: *const tomada::logging::HostServices,
+    name: &[u8],
+) {
+    // SAFETY: the caller vouches for `attach`, `services` and `name`.
+    unsafe { attach(services, RSlice::new(name)) };
+}
