@@ -168,6 +168,14 @@ pub enum LoadError {
         /// What went wrong.
         reason: String,
     },
+    /// Isolation ([`isolate`](crate::isolate)) is not implemented on this platform yet.
+    #[error("`{}` cannot run in its own process: isolation is not supported on {platform} yet; load it in-process", path.display())]
+    IsolationUnsupported {
+        /// The plugin path.
+        path: PathBuf,
+        /// The platform (`std::env::consts::OS`), e.g. `windows`.
+        platform: &'static str,
+    },
     /// Under a trust policy: the plugin has no signature (`PLUGIN.minisig`) and is not pinned.
     #[error("`{}` is not signed (no `.minisig` next to it) and its digest is not pinned; sign it with `tomada sign` or `minisign -S` by a key the host trusts", path.display())]
     Unsigned {

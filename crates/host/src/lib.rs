@@ -39,6 +39,11 @@ mod file;
 mod inspect;
 #[cfg(unix)]
 pub mod isolate;
+/// Isolation: not implemented on this platform yet; the API is the same as on Unix,
+/// and isolating a plugin fails with [`LoadError::IsolationUnsupported`].
+#[cfg(not(unix))]
+#[path = "isolate/unsupported.rs"]
+pub mod isolate;
 mod library;
 mod structure;
 mod trust;
@@ -91,7 +96,6 @@ enum Backend {
     /// Loaded into this process.
     Local(Local),
     /// In a child process (see [`isolate`]).
-    #[cfg(unix)]
     Isolated(std::sync::Arc<isolate::Isolated>),
 }
 
@@ -107,6 +111,8 @@ unsafe impl<C: ?Sized + Contract> Sync for Plugin<C> {}
 pub(crate) struct Local {
     pub(crate) vtable: *const c_void,
     pub(crate) this: *const c_void,
+    // Read by the isolation runner, which exists only on Unix.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) dispatch: tomada::client::DispatchFn,
     destroy: DestroyFn,
     library: ManuallyDrop<Library>,
@@ -150,7 +156,6 @@ impl<C: ?Sized + Contract> Plugin<C> {
     pub fn process_id(&self) -> Option<u32> {
         match &self.backend {
             Backend::Local(_) => None,
-            #[cfg(unix)]
             Backend::Isolated(isolated) => isolated.pid(),
         }
     }
@@ -378,8 +383,8 @@ impl<C: ?Sized + Contract> Checked<C> {
     ///
     /// # Errors
     /// [`LoadError::Isolation`] if the child process cannot be started or cannot load
-    /// the plugin.
-    #[cfg(unix)]
+    /// the plugin; [`LoadError::IsolationUnsupported`] where isolation is not
+    /// implemented yet (Windows).
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
         let isolated = match isolate::start(&inspected.inspection, &inspected.file, options) {
@@ -507,8 +512,8 @@ pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, L
 ///
 /// # Errors
 /// As [`load`], and [`LoadError::Isolation`] if the child process cannot be started
-/// or cannot load the plugin.
-#[cfg(unix)]
+/// or cannot load the plugin; [`LoadError::IsolationUnsupported`] for an isolated
+/// mode where isolation is not implemented yet (Windows).
 pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::Mode) -> Result<Plugin<C>, LoadError> {
     let checked = Loader::new().inspect(path)?.check::<C>()?;
     match mode {

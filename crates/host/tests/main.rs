@@ -7,10 +7,12 @@ mod allround;
 mod compiler;
 mod damage;
 mod evolve;
+#[cfg(unix)]
 mod isolate;
 mod kv;
 mod load;
 mod marker;
+#[cfg(target_os = "linux")]
 mod sandbox;
 mod threads;
 mod trust;
