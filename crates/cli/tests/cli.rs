@@ -17,6 +17,9 @@ fn stdout(out: &Output) -> String {
 
 /// The seed's host executable, built by cargo for the fixtures.
 fn host_exe() -> PathBuf {
+    if let Some(prebuilt) = tomada_test_support::prebuilt_exe("host") {
+        return prebuilt;
+    }
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(workspace_root())
         .args(["build", "--quiet", "-p", "host", "--target-dir"])
