@@ -56,7 +56,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 pub use error::LoadError;
-pub use inspect::{Inspection, expectations, expectations_bytes, inspect, inspect_bytes};
+pub use inspect::{Inspection, Slice, expectations, expectations_bytes, inspect, inspect_bytes, inspect_slices};
 pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
 pub use trust::{PolicyError, TrustPolicy};
