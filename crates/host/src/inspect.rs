@@ -166,9 +166,12 @@ pub fn inspect_slices(path: impl AsRef<Path>) -> Result<Vec<Slice>, LoadError> {
     })
 }
 
+/// The architectures of a universal Mach-O and their files.
+type FatSlices<'d> = Vec<(Architecture, &'d [u8])>;
+
 /// The slices of a universal (fat) Mach-O, this host's architecture first; `None`
 /// for any other file.
-fn fat_slices<'d, R: ReadRef<'d>>(path: &Path, data: R) -> Result<Option<Vec<(Architecture, &'d [u8])>>, LoadError> {
+fn fat_slices<'d, R: ReadRef<'d>>(path: &Path, data: R) -> Result<Option<FatSlices<'d>>, LoadError> {
     use object::read::macho::{FatArch, MachOFatFile32, MachOFatFile64};
     fn read<'d, R: ReadRef<'d>, A: FatArch>(data: R, arches: &[A]) -> object::Result<Vec<(Architecture, &'d [u8])>> {
         arches.iter().map(|a| Ok((a.architecture(), a.data(data)?))).collect()
@@ -189,11 +192,7 @@ fn fat_slices<'d, R: ReadRef<'d>>(path: &Path, data: R) -> Result<Option<Vec<(Ar
 
 /// The slice of a universal Mach-O that `platform` reads: this host's architecture
 /// (loading, and reading when there is one), else the first.
-fn pick_slice<'d>(
-    path: &Path,
-    slices: Vec<(Architecture, &'d [u8])>,
-    platform: Platform,
-) -> Result<&'d [u8], LoadError> {
+fn pick_slice<'d>(path: &Path, slices: FatSlices<'d>, platform: Platform) -> Result<&'d [u8], LoadError> {
     match slices.first() {
         Some((arch, bytes)) if platform == Platform::Any || Some(*arch) == host_architecture() => Ok(bytes),
         _ => Err(LoadError::WrongArchitecture {
