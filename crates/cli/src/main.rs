@@ -82,14 +82,39 @@ enum Command {
 
 /// What a file is to tomada.
 enum Side {
-    Plugin(Box<Manifest>, Vec<String>),
+    /// A plugin: its manifest, the libraries it needs, and (for a universal Mach-O)
+    /// every slice's architecture and target or error, and which one is shown.
+    Plugin(Box<Manifest>, Vec<String>, Vec<(String, Result<String, String>)>, usize),
     Host(Vec<Interface>),
 }
 
-/// Reads a file as a plugin, or failing that as a host executable.
+/// Reads a file as a plugin, or failing that as a host executable. Files built for
+/// any architecture and OS are read; of a universal Mach-O, this machine's slice
+/// (or else the first that is a plugin).
 fn read(path: &Path) -> Result<Side, LoadError> {
-    match tomada_host::inspect(path) {
-        Ok(i) => Ok(Side::Plugin(Box::new(i.manifest), i.needed)),
+    let inspected = tomada_host::inspect_slices(path).and_then(|slices| {
+        let listed = if slices.len() > 1 {
+            let target = |s: &tomada_host::Slice| match &s.inspection {
+                Ok(i) => Ok(i.manifest.target.clone()),
+                Err(e) => Err(e.to_string()),
+            };
+            slices.iter().map(|s| (s.architecture.clone(), target(s))).collect()
+        } else {
+            Vec::new()
+        };
+        let mut first_error = None;
+        for (n, slice) in slices.into_iter().enumerate() {
+            match slice.inspection {
+                Ok(i) => return Ok((i, listed, n)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(LoadError::NoDescriptor { path: path.to_path_buf() }))
+    });
+    match inspected {
+        Ok((i, slices, shown)) => Ok(Side::Plugin(Box::new(i.manifest), i.needed, slices, shown)),
         // Not a plugin: perhaps a host that records what it expects.
         Err(e @ (LoadError::NotALibrary { .. } | LoadError::NoDescriptor { .. })) => {
             tomada_host::expectations(path).map(Side::Host).map_err(|other| match other {
@@ -119,7 +144,7 @@ fn contract_json(c: &Interface) -> Value {
 
 fn inspect_json(path: &Path) -> Value {
     match read(path) {
-        Ok(Side::Plugin(m, needed)) => json!({
+        Ok(Side::Plugin(m, needed, slices, shown)) => json!({
             "path": path,
             "kind": "plugin",
             "name": m.info.name,
@@ -131,6 +156,10 @@ fn inspect_json(path: &Path) -> Value {
             "rustc": m.rustc,
             "target": m.target,
             "needs": needed,
+            "slices": slices.iter().enumerate().map(|(n, (arch, target))| match target {
+                Ok(t) => json!({ "architecture": arch, "target": t, "shown": n == shown }),
+                Err(e) => json!({ "architecture": arch, "error": e }),
+            }).collect::<Vec<_>>(),
         }),
         Ok(Side::Host(contracts)) => json!({
             "path": path,
@@ -162,8 +191,16 @@ fn print_contract(label: &str, c: &Interface) {
 
 fn inspect_text(path: &Path) -> bool {
     match read(path) {
-        Ok(Side::Plugin(m, needed)) => {
+        Ok(Side::Plugin(m, needed, slices, shown)) => {
             out!("{}", path.display());
+            for (i, (arch, target)) in slices.iter().enumerate() {
+                let label = if i == 0 { "slices" } else { "" };
+                match target {
+                    Ok(t) if i == shown => out!("  {label:<12}{arch}: {t} (shown)"),
+                    Ok(t) => out!("  {label:<12}{arch}: {t}"),
+                    Err(e) => out!("  {label:<12}{arch}: {e}"),
+                }
+            }
             out!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
             out!("  {:<12}{}", "description", m.info.description);
             print_contract("contract", &m.contract);
@@ -249,7 +286,7 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
     let b = read(b_path).with_context(|| format!("cannot read {}", b_path.display()))?;
     let (a_name, b_name) = (a_path.display(), b_path.display());
     let verdicts: Vec<Result<String, Vec<String>>> = match (&a, &b) {
-        (Side::Plugin(p, _), Side::Host(h)) | (Side::Host(h), Side::Plugin(p, _)) => {
+        (Side::Plugin(p, ..), Side::Host(h)) | (Side::Host(h), Side::Plugin(p, ..)) => {
             match h.iter().find(|c| c.name == p.contract.name) {
                 Some(c) => vec![verdict(c, &p.contract)],
                 None => {
@@ -262,7 +299,7 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
                 }
             }
         }
-        (Side::Plugin(p, _), Side::Plugin(q, _)) => {
+        (Side::Plugin(p, ..), Side::Plugin(q, ..)) => {
             vec![same(&p.contract, &q.contract, &a_name.to_string(), &b_name.to_string())]
         }
         (Side::Host(g), Side::Host(h)) => {

@@ -17,6 +17,9 @@ fn stdout(out: &Output) -> String {
 
 /// The seed's host executable, built by cargo for the fixtures.
 fn host_exe() -> PathBuf {
+    if let Some(prebuilt) = tomada_test_support::prebuilt_exe("host") {
+        return prebuilt;
+    }
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(workspace_root())
         .args(["build", "--quiet", "-p", "host", "--target-dir"])
@@ -42,9 +45,12 @@ fn inspect_a_plugin() {
         "panics      unwind",
         "built by    rustc ",
         "needs       ",
-        "libc.so.6",
     ] {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+    // The libraries needed are read from ELF's `DT_NEEDED` only.
+    if cfg!(target_os = "linux") {
+        assert!(text.contains("libc.so.6"), "libc.so.6 not in:\n{text}");
     }
 }
 
@@ -228,4 +234,124 @@ fn inspect_escapes_control_characters_in_text_not_in_json() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let path = json.pointer("/0/path").or_else(|| json.pointer("/path")).and_then(|p| p.as_str()).unwrap();
     assert!(path.ends_with("evil\x1b[2J\r.so"), "{path:?}");
+}
+
+// ---- files built for other architectures and systems ----
+
+/// The manifest bytes of fixture `package`'s cdylib.
+fn manifest_of(package: &str) -> Vec<u8> {
+    tomada_host::inspect(cdylib(package)).unwrap().manifest_bytes
+}
+
+/// A Mach-O dylib for `arch` whose `__DATA,__tomada` section holds `manifest`. Written
+/// with `object` (a relocatable object, then marked a dylib in its header): enough for
+/// inspection, which never loads it. No Apple linker needed.
+fn macho_dylib(arch: object::Architecture, manifest: &[u8]) -> Vec<u8> {
+    use object::write::{Object, StandardSegment};
+    let mut obj = Object::new(object::BinaryFormat::MachO, arch, object::Endianness::Little);
+    let segment = obj.segment_name(StandardSegment::Data).to_vec();
+    let id = obj.add_section(segment, b"__tomada".to_vec(), object::SectionKind::ReadOnlyData);
+    obj.append_section_data(id, manifest, 8);
+    let mut bytes = obj.write().unwrap();
+    // mach_header_64.filetype, after magic, cputype and cpusubtype.
+    bytes[12..16].copy_from_slice(&object::macho::MH_DYLIB.0.to_le_bytes());
+    bytes
+}
+
+/// A universal (fat) Mach-O of `slices` (CPU type, file), each aligned to 16 KiB as
+/// `lipo` does.
+fn fat_macho(slices: &[(u32, &[u8])]) -> Vec<u8> {
+    const ALIGN: u32 = 14;
+    let mut header = Vec::new();
+    header.extend_from_slice(&object::macho::FAT_MAGIC.to_be_bytes());
+    header.extend_from_slice(&(slices.len() as u32).to_be_bytes());
+    let mut body: Vec<u8> = Vec::new();
+    let start = 1usize << ALIGN;
+    for (cputype, file) in slices {
+        let offset = start + body.len();
+        for field in [*cputype, 0, offset as u32, file.len() as u32, ALIGN] {
+            header.extend_from_slice(&field.to_be_bytes());
+        }
+        body.extend_from_slice(file);
+        body.resize(body.len().next_multiple_of(start), 0);
+    }
+    header.resize(start, 0);
+    header.extend_from_slice(&body);
+    header
+}
+
+#[test]
+fn inspect_and_diff_read_plugins_of_any_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_exe();
+    // An aarch64 (or, on aarch64, x86_64) ELF: the greeter with another e_machine.
+    let foreign = dir.path().join("foreign.so");
+    let mut elf = std::fs::read(cdylib("greeter")).unwrap();
+    let machine: u16 = if cfg!(target_arch = "aarch64") { 62 } else { 183 };
+    elf[18..20].copy_from_slice(&machine.to_le_bytes());
+    std::fs::write(&foreign, elf).unwrap();
+    // Loading still needs this host's architecture...
+    let err = tomada_host::inspect(&foreign).unwrap_err();
+    assert!(matches!(err, tomada_host::LoadError::WrongArchitecture { .. }), "{err:?}");
+    // ...reading does not.
+    let out = tomada(&["inspect".as_ref(), foreign.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("plugin      greeter 1.0.0"), "{}", stdout(&out));
+    let out = diff(&foreign, &host);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // Mach-O dylibs for arm64 and x86_64, alone and as one universal file.
+    let greeter = manifest_of("greeter");
+    let arm = macho_dylib(object::Architecture::Aarch64, &greeter);
+    let arm_path = dir.path().join("arm64.dylib");
+    std::fs::write(&arm_path, &arm).unwrap();
+    let out = diff(&arm_path, &host);
+    assert_eq!(stdout(&out), "fit: pluginapi::Greeter 1.0 fits pluginapi::Greeter 1.0\n", "{out:?}");
+    let err = tomada_host::inspect(&arm_path).unwrap_err();
+    assert!(matches!(err, tomada_host::LoadError::WrongPlatform { .. }), "{err:?}");
+}
+
+#[test]
+fn a_universal_macho_shows_this_machines_slice_and_lists_all() {
+    use object::macho::{CPU_TYPE_ARM64, CPU_TYPE_X86_64};
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_exe();
+    // This machine's slice holds the greeter; the other, first in the file, a plugin
+    // of another ABI: picking the first slice would not fit the host.
+    let (here, there) = if cfg!(target_arch = "aarch64") {
+        ((CPU_TYPE_ARM64.0, object::Architecture::Aarch64), (CPU_TYPE_X86_64.0, object::Architecture::X86_64))
+    } else {
+        ((CPU_TYPE_X86_64.0, object::Architecture::X86_64), (CPU_TYPE_ARM64.0, object::Architecture::Aarch64))
+    };
+    let ours = macho_dylib(here.1, &manifest_of("greeter"));
+    let other = macho_dylib(there.1, &manifest_of("wrong-abi"));
+    let path = dir.path().join("universal.dylib");
+    std::fs::write(&path, fat_macho(&[(there.0, &other), (here.0, &ours)])).unwrap();
+
+    let slices = tomada_host::inspect_slices(&path).unwrap();
+    let archs: Vec<&str> = slices.iter().map(|s| s.architecture.as_str()).collect();
+    assert_eq!(archs, [format!("{:?}", here.1), format!("{:?}", there.1)]);
+
+    let out = diff(&path, &host);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "fit: pluginapi::Greeter 1.0 fits pluginapi::Greeter 1.0\n");
+
+    let out = tomada(&["inspect".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    let target = tomada_host::inspect(cdylib("greeter")).unwrap().manifest.target;
+    assert!(text.contains(&format!("  slices      {:?}: {target} (shown)\n", here.1)), "{text}");
+    assert!(text.contains(&format!("              {:?}: {target}\n", there.1)), "{text}");
+    assert!(text.contains("contract    pluginapi::Greeter 1.0 (ABI 1"), "{text}");
+
+    let json = tomada(&["inspect".as_ref(), "--json".as_ref(), path.as_os_str()]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc[0]["slices"].as_array().map(Vec::len), Some(2), "{doc}");
+
+    // A damaged universal header is an error that says so.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let err = tomada_host::inspect_slices(&path).unwrap_err();
+    assert!(err.to_string().contains("universal (fat) Mach-O header"), "{err}");
 }

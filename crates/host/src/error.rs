@@ -168,6 +168,14 @@ pub enum LoadError {
         /// What went wrong.
         reason: String,
     },
+    /// Isolation ([`isolate`](crate::isolate)) is not implemented on this platform yet.
+    #[error("`{}` cannot run in its own process: isolation is not supported on {platform} yet; load it in-process", path.display())]
+    IsolationUnsupported {
+        /// The plugin path.
+        path: PathBuf,
+        /// The platform (`std::env::consts::OS`), e.g. `windows`.
+        platform: &'static str,
+    },
     /// Under a trust policy: the plugin has no signature (`PLUGIN.minisig`) and is not pinned.
     #[error("`{}` is not signed (no `.minisig` next to it) and its digest is not pinned; sign it with `tomada sign` or `minisign -S` by a key the host trusts", path.display())]
     Unsigned {
@@ -243,6 +251,8 @@ pub enum LoadError {
     },
 }
 
+// Isolated plugins run on Unix only (see `isolate`).
+#[cfg(unix)]
 impl LoadError {
     /// The byte form of this error, for the `Failed` frame of an isolated plugin's
     /// process: [`LoadError::from_wire`] makes the same variant of it in the host.
@@ -280,6 +290,8 @@ impl LoadError {
             MissingSymbol { path } => w.tag(16).path(path),
             DescriptorMismatch { path, what } => w.tag(17).path(path).mismatch(what),
             Isolation { path, reason } => w.tag(18).path(path).str(reason),
+            // Made by a host, never by a plugin's process; crosses as its reason.
+            IsolationUnsupported { path, .. } => w.tag(18).path(path).str(&self.to_string()),
             Unsigned { path } => w.tag(19).path(path),
             BadSignature { path, key } => w.tag(20).path(path).str(key),
             UnknownKey { path, key } => w.tag(21).path(path).str(key),
@@ -356,6 +368,7 @@ impl LoadError {
 /// `LoadError` holds types no serialisation crate takes as they are (`io::Error`,
 /// `libloading::Error`, `&'static str`), and the two ends are always the same
 /// tomada-host build (the runner checks the protocol version first).
+#[cfg(unix)]
 mod wire {
     use std::io;
     use std::path::PathBuf;
@@ -467,7 +480,7 @@ mod wire {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use std::path::PathBuf;
 

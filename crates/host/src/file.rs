@@ -69,6 +69,9 @@ impl PluginFile {
         }
         let file = options.open(&absolute).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => LoadError::NotFound { path: owned() },
+            // Windows refuses to open a directory as a file ("access denied").
+            #[cfg(windows)]
+            io::ErrorKind::PermissionDenied if absolute.is_dir() => LoadError::NotAFile { path: owned() },
             _ => LoadError::Io { path: owned(), source: e },
         })?;
         Self::from_file(path.to_path_buf(), absolute, file)

@@ -117,7 +117,95 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
 /// [`inspect`] through an open file: what the loader will load is what is read.
 pub(crate) fn inspect_file(file: &PluginFile) -> Result<Inspection, LoadError> {
     let blocks = Blocks::new(file);
-    inspect_data(&file.path, &blocks, file.len())
+    inspect_data(&file.path, &blocks, file.len(), Platform::Host)
+}
+
+/// Whose platform a file must be for: only a file for this host can be loaded, but
+/// tools (`tomada inspect`, `tomada diff`) read files built for any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Platform {
+    /// This host's object format, architecture, OS and C library.
+    Host,
+    /// Any: the architecture and platform checks are skipped.
+    Any,
+}
+
+/// One architecture's part of a plugin file: the whole file, or one slice of a
+/// universal (fat) Mach-O.
+#[derive(Debug)]
+pub struct Slice {
+    /// The architecture, as the `object` crate names it (`X86_64`, `Aarch64`, ...).
+    pub architecture: String,
+    /// What that slice declares, or why it cannot be read.
+    pub inspection: Result<Inspection, LoadError>,
+}
+
+/// Reads what a plugin built for *any* architecture and OS declares, without loading
+/// it: [`inspect`]'s checks but the platform ones (only loading needs this host's
+/// platform). A universal (fat) Mach-O gives one [`Slice`] per architecture, this
+/// host's first if it has one; any other file gives one.
+///
+/// # Errors
+/// As [`inspect`] for the file as a whole (it cannot be opened, is no object file,
+/// or a universal file's header is damaged); each slice has its own result.
+pub fn inspect_slices(path: impl AsRef<Path>) -> Result<Vec<Slice>, LoadError> {
+    let file = PluginFile::open(path.as_ref())?;
+    let cache = Blocks::new(&file);
+    let path = &file.path;
+    Ok(match fat_slices(path, &cache)? {
+        Some(slices) => slices
+            .into_iter()
+            .map(|(arch, bytes)| Slice {
+                architecture: format!("{arch:?}"),
+                inspection: inspect_data(path, bytes, bytes.len() as u64, Platform::Any),
+            })
+            .collect(),
+        None => {
+            let architecture = object::File::parse(&cache).map(|o| format!("{:?}", o.architecture()));
+            let inspection = inspect_data(path, &cache, file.len(), Platform::Any);
+            vec![Slice { architecture: architecture.unwrap_or_else(|_| "Unknown".into()), inspection }]
+        }
+    })
+}
+
+/// The architectures of a universal Mach-O and their files.
+type FatSlices<'d> = Vec<(Architecture, &'d [u8])>;
+
+/// The slices of a universal (fat) Mach-O, this host's architecture first; `None`
+/// for any other file.
+fn fat_slices<'d, R: ReadRef<'d>>(path: &Path, data: R) -> Result<Option<FatSlices<'d>>, LoadError> {
+    use object::read::macho::{FatArch, MachOFatFile32, MachOFatFile64};
+    fn read<'d, R: ReadRef<'d>, A: FatArch>(data: R, arches: &[A]) -> object::Result<Vec<(Architecture, &'d [u8])>> {
+        arches.iter().map(|a| Ok((a.architecture(), a.data(data)?))).collect()
+    }
+    let slices = match FileKind::parse(data) {
+        Ok(FileKind::MachOFat32) => MachOFatFile32::parse(data).and_then(|f| read(data, f.arches())),
+        Ok(FileKind::MachOFat64) => MachOFatFile64::parse(data).and_then(|f| read(data, f.arches())),
+        _ => return Ok(None),
+    };
+    let mut slices = slices.map_err(|e| LoadError::Damaged {
+        path: path.to_path_buf(),
+        reason: format!("its universal (fat) Mach-O header cannot be read ({e})"),
+    })?;
+    // Stable: this host's slice first, the rest in file order.
+    slices.sort_by_key(|(arch, _)| Some(*arch) != host_architecture());
+    Ok(Some(slices))
+}
+
+/// The slice of a universal Mach-O that `platform` reads: this host's architecture
+/// (loading, and reading when there is one), else the first.
+fn pick_slice<'d>(path: &Path, slices: FatSlices<'d>, platform: Platform) -> Result<&'d [u8], LoadError> {
+    match slices.first() {
+        Some((arch, bytes)) if platform == Platform::Any || Some(*arch) == host_architecture() => Ok(bytes),
+        _ => Err(LoadError::WrongArchitecture {
+            path: path.to_path_buf(),
+            expected: host_architecture().map(|a| format!("{a:?}")).unwrap_or_else(|| std::env::consts::ARCH.into()),
+            found: format!(
+                "a universal file of {}",
+                slices.iter().map(|(a, _)| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
 }
 
 /// [`inspect`] on bytes in memory, for fuzzing; `path` only names them in errors.
@@ -126,16 +214,27 @@ pub fn inspect_bytes(path: &Path, bytes: &[u8]) -> Result<Inspection, LoadError>
     if bytes.is_empty() {
         return Err(LoadError::NotALibrary { path: path.to_path_buf(), reason: "the file is empty".into() });
     }
-    inspect_data(path, bytes, bytes.len() as u64)
+    inspect_data(path, bytes, bytes.len() as u64, Platform::Host)
 }
 
-fn inspect_data<'d, R: ReadRef<'d>>(path: &Path, data: R, len: u64) -> Result<Inspection, LoadError> {
+fn inspect_data<'d, R: ReadRef<'d>>(
+    path: &Path,
+    data: R,
+    len: u64,
+    platform: Platform,
+) -> Result<Inspection, LoadError> {
+    if let Some(slices) = fat_slices(path, data)? {
+        let bytes = pick_slice(path, slices, platform)?;
+        return inspect_data(path, bytes, bytes.len() as u64, platform);
+    }
     let owned = || path.to_path_buf();
-    let (bytes, facts) = find(path, data, len, Record::Manifest)?;
+    let (bytes, facts) = find(path, data, len, Record::Manifest, platform)?;
     let bytes = bytes.ok_or_else(|| LoadError::NoDescriptor { path: owned() })?;
     let manifest = Manifest::parse(bytes).map_err(|e| manifest_error(path, e))?;
     let len = Manifest::declared_len(bytes).expect("a parsed manifest has a length");
-    check_platform(path, &manifest, &facts)?;
+    if platform == Platform::Host {
+        check_platform(path, &manifest, &facts)?;
+    }
     Ok(Inspection { path: owned(), manifest, manifest_bytes: bytes[..len].to_vec(), needed: facts.needed })
 }
 
@@ -158,7 +257,12 @@ pub fn expectations_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Interface>, L
 }
 
 fn expectations_data<'d, R: ReadRef<'d>>(path: &Path, data: R, len: u64) -> Result<Vec<Interface>, LoadError> {
-    let bytes = find(path, data, len, Record::Expectations)?
+    // Nothing of a host executable is ever loaded: read one built for any platform.
+    if let Some(slices) = fat_slices(path, data)? {
+        let bytes = pick_slice(path, slices, Platform::Any)?;
+        return expectations_data(path, bytes, bytes.len() as u64);
+    }
+    let bytes = find(path, data, len, Record::Expectations, Platform::Any)?
         .0
         .ok_or_else(|| LoadError::NoExpectations { path: path.to_path_buf() })?;
     descriptor::parse_expectations(bytes).map_err(|e| manifest_error(path, e))
@@ -172,6 +276,7 @@ fn find<'d, R: ReadRef<'d>>(
     data: R,
     len: u64,
     record: Record,
+    platform: Platform,
 ) -> Result<(Option<&'d [u8]>, Facts), LoadError> {
     let owned = || path.to_path_buf();
     if let Some(found) = elf::fast_path(data, len, record) {
@@ -189,6 +294,7 @@ fn find<'d, R: ReadRef<'d>>(
         _ => None,
     });
     if record == Record::Manifest
+        && platform == Platform::Host
         && let Some(found) = format
         && found != host_format()
     {
@@ -198,7 +304,7 @@ fn find<'d, R: ReadRef<'d>>(
             found: format!("{found:?}"),
         });
     }
-    let object = parse(path, data, len)?;
+    let object = parse(path, data, len, platform)?;
     if record == Record::Manifest {
         let not_a_library = |reason: &str| Err(LoadError::NotALibrary { path: owned(), reason: reason.into() });
         match object.kind() {
@@ -208,7 +314,7 @@ fn find<'d, R: ReadRef<'d>>(
             ObjectKind::Core => return not_a_library("it is a core dump"),
             _ => return not_a_library("it is an object file of an unknown kind"),
         }
-        if object.format() == BinaryFormat::Elf {
+        if object.format() == BinaryFormat::Elf && platform == Platform::Host {
             // The fast path checks every ELF library of this machine; one that got
             // here is malformed in a way the general parser did not notice.
             return Err(LoadError::Damaged { path: owned(), reason: "its headers are malformed".into() });
@@ -390,7 +496,12 @@ impl object::ReadCacheOps for Source<'_> {
 
 /// Parses an object file of this machine's architecture whose segments all lie
 /// inside the file.
-fn parse<'d, R: ReadRef<'d>>(path: &Path, data: R, len: u64) -> Result<object::File<'d, R>, LoadError> {
+fn parse<'d, R: ReadRef<'d>>(
+    path: &Path,
+    data: R,
+    len: u64,
+    platform: Platform,
+) -> Result<object::File<'d, R>, LoadError> {
     let owned = || path.to_path_buf();
     let kind = FileKind::parse(data).map_err(|_| match unknown_format(data, len) {
         Unknown::CutShort(format) => LoadError::Damaged {
@@ -408,7 +519,8 @@ fn parse<'d, R: ReadRef<'d>>(path: &Path, data: R, len: u64) -> Result<object::F
         }
         other => LoadError::NotALibrary { path: owned(), reason: format!("it is a {other:?} file") },
     })?;
-    if let Some(expected) = host_architecture()
+    if platform == Platform::Host
+        && let Some(expected) = host_architecture()
         && object.architecture() != expected
     {
         return Err(LoadError::WrongArchitecture {

@@ -45,6 +45,11 @@ pub struct ReadmeDoctests;
 mod inspect;
 #[cfg(unix)]
 pub mod isolate;
+/// Isolation: not implemented on this platform yet; the API is the same as on Unix,
+/// and isolating a plugin fails with [`LoadError::IsolationUnsupported`].
+#[cfg(not(unix))]
+#[path = "isolate/unsupported.rs"]
+pub mod isolate;
 mod library;
 mod logs;
 
@@ -61,7 +66,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 pub use error::LoadError;
-pub use inspect::{Inspection, expectations, expectations_bytes, inspect, inspect_bytes};
+pub use inspect::{Inspection, Slice, expectations, expectations_bytes, inspect, inspect_bytes, inspect_slices};
 pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
 pub use trust::{PolicyError, TrustPolicy};
@@ -100,7 +105,6 @@ enum Backend {
     /// Loaded into this process.
     Local(Local),
     /// In a child process (see [`isolate`]).
-    #[cfg(unix)]
     Isolated(std::sync::Arc<isolate::Isolated>),
 }
 
@@ -116,6 +120,8 @@ unsafe impl<C: ?Sized + Contract> Sync for Plugin<C> {}
 pub(crate) struct Local {
     pub(crate) vtable: *const c_void,
     pub(crate) this: *const c_void,
+    // Read by the isolation runner, which exists only on Unix.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) dispatch: tomada::client::DispatchFn,
     destroy: DestroyFn,
     /// Shared with every object the plugin hands out: the library is closed when the
@@ -156,7 +162,6 @@ impl<C: ?Sized + Contract> Plugin<C> {
     pub fn process_id(&self) -> Option<u32> {
         match &self.backend {
             Backend::Local(_) => None,
-            #[cfg(unix)]
             Backend::Isolated(isolated) => isolated.pid(),
         }
     }
@@ -390,8 +395,9 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// # Errors
     /// [`LoadError::Isolation`] if the child process cannot be started or dies while
     /// loading; the child's own [`LoadError`] variant (e.g. [`LoadError::Open`],
-    /// [`LoadError::InitPanicked`]) if it refuses or fails to load the plugin.
-    #[cfg(unix)]
+    /// [`LoadError::InitPanicked`]) if it refuses or fails to load the plugin;
+    /// [`LoadError::IsolationUnsupported`] where isolation is not implemented yet
+    /// (Windows).
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
         let contract = &inspected.inspection.manifest.contract;
@@ -527,8 +533,8 @@ pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, L
 ///
 /// # Errors
 /// As [`load`], and [`LoadError::Isolation`] if the child process cannot be started
-/// or cannot load the plugin.
-#[cfg(unix)]
+/// or cannot load the plugin; [`LoadError::IsolationUnsupported`] for an isolated
+/// mode where isolation is not implemented yet (Windows).
 pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::Mode) -> Result<Plugin<C>, LoadError> {
     let checked = Loader::new().inspect(path)?.check::<C>()?;
     match mode {

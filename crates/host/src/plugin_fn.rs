@@ -7,6 +7,7 @@
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
 
+#[cfg(unix)]
 use tomada::client::DispatchFn;
 use tomada::descriptor::{CreateFn, DestroyFn};
 use tomada::ffi::{RSlice, RVec, Status};
@@ -64,6 +65,7 @@ pub(crate) unsafe fn destroy(destroy: DestroyFn, this: *const c_void) {
 /// # Safety
 /// `dispatch` is the dispatch function of the loaded plugin that made `this`, which
 /// is alive.
+#[cfg(unix)] // the runner of isolated plugins
 pub(crate) unsafe fn dispatch(dispatch: DispatchFn, this: *const c_void, method: u32, args: &[u8]) -> (Status, RVec) {
     let mut out = MaybeUninit::<RVec>::uninit();
     let mut panic = MaybeUninit::<RVec>::uninit();

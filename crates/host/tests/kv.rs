@@ -10,14 +10,17 @@ use tomada_host::Plugin;
 use tomada_host::isolate::Mode;
 use tomada_test_support::cdylib;
 
-use crate::isolate::isolation;
-
-fn stores() -> [(&'static str, Plugin<dyn Store>); 2] {
+/// The kv plugin in each mode this platform has (isolation is Unix only).
+fn stores() -> Vec<(&'static str, Plugin<dyn Store>)> {
     let path = cdylib("kv");
-    [
-        ("in-process", tomada_host::load_with::<dyn Store>(&path, &Mode::InProcess).unwrap()),
-        ("isolated", tomada_host::load_with::<dyn Store>(&path, &Mode::Isolated(isolation())).unwrap()),
-    ]
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut stores = vec![("in-process", tomada_host::load_with::<dyn Store>(&path, &Mode::InProcess).unwrap())];
+    #[cfg(unix)]
+    stores.push((
+        "isolated",
+        tomada_host::load_with::<dyn Store>(&path, &Mode::Isolated(crate::isolate::isolation())).unwrap(),
+    ));
+    stores
 }
 
 fn entry(key: &str, kind: Kind, value: &[u8], tags: &[&str]) -> Entry {

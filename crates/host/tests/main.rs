@@ -7,11 +7,13 @@ mod allround;
 mod compiler;
 mod damage;
 mod evolve;
+#[cfg(unix)]
 mod isolate;
 mod kv;
 mod load;
 mod marker;
 mod objects;
+#[cfg(target_os = "linux")]
 mod sandbox;
 mod threads;
 mod trust;

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use indexer_api::{Host, Indexer, Level, Visitor};
-use tomada_host::isolate::Mode;
-use tomada_host::{CallError, LoadError, Plugin};
+use tomada_host::{CallError, Plugin};
 use tomada_test_support::cdylib;
 
 /// A host service that records what the plugin logs, and says when it is dropped.
@@ -215,8 +214,11 @@ fn objects_dropped_on_other_threads_in_any_order() {
     assert!(!mapped(&copy), "unloaded once every handle and object is gone");
 }
 
+#[cfg(unix)]
 #[test]
 fn isolated_mode_refuses_contracts_with_objects_with_the_reason() {
+    use tomada_host::LoadError;
+    use tomada_host::isolate::Mode;
     let err = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(crate::isolate::isolation()))
         .unwrap_err();
     assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");

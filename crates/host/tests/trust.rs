@@ -42,6 +42,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
     rx.recv_timeout(limit).expect("hung: did not finish in time")
 }
 
+#[cfg(unix)]
 #[test]
 fn a_fifo_is_refused_without_hanging() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,6 +54,7 @@ fn a_fifo_is_refused_without_hanging() {
     assert!(matches!(err, LoadError::NotAFile { .. }), "{err:?}");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_fifo_swapped_in_during_loads_never_hangs() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,6 +300,7 @@ fn pinned_digests_like_a_lock_file() {
     assert!(TrustPolicy::new().pins_from_lock("greeter nothex").is_err());
 }
 
+#[cfg(unix)]
 #[test]
 fn files_others_can_change_are_refused_under_a_policy() {
     use std::os::unix::fs::PermissionsExt;

@@ -2,11 +2,11 @@
 //! `#[derive(Abi)]`. Use them through the `tomada` crate, which documents them;
 //! the generated code refers to `::tomada`.
 //!
-//! The code is split by job: [`parse`] reads a contract trait into [`parse::Method`]s
-//! and refuses what cannot cross ([`types`] holds the one list of what can);
-//! [`contract`] emits the vtable, the client, the dispatch function and the
-//! description, one generator per method; [`derive`] emits `Abi` for a struct
-//! ([`derive::record`]) or an enum ([`derive::variant`]).
+//! The code is split by job: `parse` reads a contract trait into `parse::Method`s and
+//! refuses what cannot cross (`types` holds the one list of what can); `contract`
+//! emits the vtable, the client, the dispatch function, the objects and the
+//! description, one generator per method; `derive` emits `Abi` for a struct
+//! (`derive::record`) or an enum (`derive::variant`).
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, ItemTrait, parse_macro_input};

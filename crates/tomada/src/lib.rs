@@ -345,7 +345,12 @@ macro_rules! __export {
 /// ```
 ///
 /// It writes each contract's description ([`interface`]) into a link section of its
-/// own (`.tomada.host`), read by [`descriptor::parse_expectations`].
+/// own (`.tomada.host`; `__DATA,__tomada_host` on Apple platforms, `.tomadah` on
+/// Windows), read by [`descriptor::parse_expectations`].
+///
+/// # Platform-specific behaviour
+/// On Windows a C runtime initialiser (`.CRT$XCU`) refers to the record, so GNU ld's
+/// section garbage collection keeps it; it runs at start-up and does nothing else.
 #[macro_export]
 macro_rules! expects {
     ($($contract:path),+ $(,)?) => {$(
@@ -357,6 +362,19 @@ macro_rules! expects {
             #[cfg_attr(not(any(target_vendor = "apple", windows)), unsafe(link_section = ".tomada.host"))]
             static __TOMADA_EXPECTS: [u8; __LEN] =
                 $crate::descriptor::encode_expectation::<__LEN>(&<dyn $contract as $crate::Contract>::DESCRIPTION);
+
+            // GNU ld's section garbage collection (on by default for Windows targets)
+            // drops a section nothing refers to, `#[used]` or not. A C runtime
+            // initialiser (`.CRT$XCU`, which the linker script always keeps) that takes
+            // the record's address keeps it in the executable; it does nothing else.
+            #[cfg(windows)]
+            extern "C" fn __tomada_keep_expects() {
+                ::core::hint::black_box(&__TOMADA_EXPECTS);
+            }
+            #[cfg(windows)]
+            #[used]
+            #[unsafe(link_section = ".CRT$XCU")]
+            static __TOMADA_KEEP_EXPECTS: extern "C" fn() = __tomada_keep_expects;
         };
     )+};
 }

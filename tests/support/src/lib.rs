@@ -3,7 +3,12 @@
 //! `lib*.so` / `.dylib` / `.dll`.
 //!
 //! Fixtures build into `target/fixtures*`, not the `target/` that `cargo test` is
-//! using, so the nested cargo never waits on the outer one's lock.
+//! using, so the nested cargo never waits on the outer one's lock. Tests built for
+//! another target (`cargo test --target ...`) build their fixtures for it too.
+//!
+//! Where a test cannot run cargo — a Windows test binary under Wine, which loses a
+//! Unix child's exit status — [`PREBUILT_VAR`] names a directory of fixtures built
+//! beforehand (`.ci/windows` does this).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +92,9 @@ impl Build {
     }
 
     fn run(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = prebuilt_dir() {
+            return self.prebuilt(&dir);
+        }
         let mut cmd = match &self.toolchain {
             Some(t) => {
                 let mut c = Command::new("rustup");
@@ -106,6 +114,9 @@ impl Build {
             .arg(self.target_dir());
         if self.release {
             cmd.arg("--release");
+        }
+        if TARGET != HOST {
+            cmd.args(["--target", TARGET]);
         }
         for c in &self.config {
             cmd.args(["--config", c]);
@@ -142,6 +153,48 @@ impl Build {
         }
         Err(format!("cargo built `{}` but reported no cdylib", self.package))
     }
+}
+
+impl Build {
+    /// The fixture from [`PREBUILT_VAR`]'s directory: default builds only.
+    fn prebuilt(&self, dir: &Path) -> Result<PathBuf, String> {
+        if self.release || self.toolchain.is_some() || !self.config.is_empty() {
+            return Err(format!(
+                "fixture `{}` ({self:?}) is not prebuilt: {PREBUILT_VAR} holds only default debug builds",
+                self.package
+            ));
+        }
+        let name = self.package.replace('-', "_");
+        let file = dir.join(format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+        if file.is_file() {
+            Ok(file)
+        } else {
+            Err(format!(
+                "fixture `{}` is not in {PREBUILT_VAR} (`{}`); build it first with `cargo build --target {TARGET} -p {}`",
+                self.package,
+                dir.display(),
+                self.package
+            ))
+        }
+    }
+}
+
+/// The target these tests were built for, and the one cargo runs on.
+const TARGET: &str = env!("TOMADA_SUPPORT_TARGET");
+const HOST: &str = env!("TOMADA_SUPPORT_HOST");
+
+/// The environment variable naming a directory of fixtures (and binaries) built
+/// beforehand for the tests' target: when set, no test runs cargo.
+pub const PREBUILT_VAR: &str = "TOMADA_PREBUILT_FIXTURES";
+
+fn prebuilt_dir() -> Option<PathBuf> {
+    std::env::var_os(PREBUILT_VAR).filter(|d| !d.is_empty()).map(PathBuf::from)
+}
+
+/// The prebuilt executable `name` (e.g. `host`) from [`PREBUILT_VAR`]'s directory,
+/// if that variable is set.
+pub fn prebuilt_exe(name: &str) -> Option<PathBuf> {
+    prebuilt_dir().map(|d| d.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
 }
 
 /// The debug cdylib of fixture `package`, built with the current toolchain.

@@ -11,7 +11,7 @@
 //!
 //! A panic, `abort()`, segfault, `exit()`, a call that outlives its deadline, an
 //! allocation past the memory limit, or a plugin closing its own socket: each is a
-//! [`CallError`](crate::CallError) for that call, and the next call starts a new
+//! [`CallError`] for that call, and the next call starts a new
 //! process — until the plugin crashes more often than its crash budget allows, and is
 //! quarantined. The child dies with the host (socket EOF, and on Linux a parent-death
 //! signal) and its process group is killed when the [`Plugin`](crate::Plugin) drops.
@@ -192,7 +192,7 @@ impl Isolation {
         Self::default()
     }
     /// The longest a call may take; past it the process is killed and the call
-    /// returns [`CallError::TimedOut`](crate::CallError::TimedOut).
+    /// returns [`CallError::TimedOut`].
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
         self
@@ -220,7 +220,7 @@ impl Isolation {
     }
     /// After `crashes` crashes (or deadline kills) within `window`, the plugin is
     /// quarantined: calls fail at once with
-    /// [`CallError::Quarantined`](crate::CallError::Quarantined).
+    /// [`CallError::Quarantined`].
     pub fn crash_budget(mut self, crashes: u32, window: Duration) -> Self {
         self.crash_budget = crashes.max(1);
         self.crash_window = window;
@@ -246,7 +246,7 @@ impl Isolation {
     /// The largest message either side may send, in bytes (default 64 MiB, at most
     /// 1 GiB): a call whose arguments are larger fails before it is sent, and a
     /// plugin's answer that is larger is a
-    /// [`CallError::Channel`](crate::CallError::Channel) — the host never allocates
+    /// [`CallError::Channel`] — the host never allocates
     /// more than this for one answer, whatever the plugin's memory limit.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes.clamp(64, frame::MAX_FRAME);

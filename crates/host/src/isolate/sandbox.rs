@@ -116,6 +116,7 @@ impl Sandbox {
         self
     }
 
+    #[cfg(unix)]
     pub(crate) fn to_wire(&self) -> Wire {
         use std::os::unix::ffi::OsStrExt;
         let bytes = |v: &[PathBuf]| v.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
@@ -130,6 +131,7 @@ impl Sandbox {
         )
     }
 
+    #[cfg(unix)]
     pub(crate) fn from_wire(w: Wire) -> Sandbox {
         use std::os::unix::ffi::OsStringExt;
         let paths = |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(std::ffi::OsString::from_vec(b))).collect();
@@ -147,6 +149,7 @@ impl Sandbox {
 }
 
 /// Directories the dynamic loader reads system libraries from.
+#[cfg(target_os = "linux")]
 const SYSTEM_LIBRARIES: &[&str] = &[
     "/lib",
     "/lib32",
@@ -167,6 +170,7 @@ const SYSTEM_LIBRARIES: &[&str] = &[
 /// The directories the plugin's `DT_RUNPATH` / `DT_RPATH` name (`$ORIGIN`
 /// resolved), where its own dependencies are found. Read with `object`, before the
 /// loader runs anything.
+#[cfg(target_os = "linux")]
 fn runpath_dirs(plugin: &Path) -> Vec<PathBuf> {
     use object::read::elf::{Dyn, FileHeader};
     let Ok(data) = std::fs::read(plugin) else { return Vec::new() };

@@ -1,5 +1,7 @@
 //! Fixture: misbehaves on request (see `fault-api`). Only ever run isolated, except
-//! for its harmless methods.
+//! for its harmless methods. Unix only, as isolation is: elsewhere the library is empty.
+
+#![cfg(unix)]
 
 use std::io::Write;
 use std::os::fd::FromRawFd;

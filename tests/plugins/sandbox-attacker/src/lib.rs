@@ -2,6 +2,9 @@
 //! [`Attacker::attack`]'s names below) and while loading (an `.init_array` entry
 //! driven by `TOMADA_ATTACK_ON_LOAD`). Each attack is the real system call an
 //! attacker would make; results are reported, never hidden. Only ever run isolated.
+//! Linux only, as the sandbox is: elsewhere the library is empty.
+
+#![cfg(target_os = "linux")]
 
 use std::ffi::CString;
 use std::io::Error;
