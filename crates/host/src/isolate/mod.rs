@@ -604,15 +604,34 @@ impl Isolated {
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
         let plugin_fd = plugin_file.as_raw_fd();
-        // The nudge eventfd (a semaphore: each read takes one post), likewise above 10.
-        // SAFETY: `eventfd` takes plain integers and returns a new descriptor.
-        let nudge = match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_SEMAPHORE) } {
-            -1 => return Err(fail(format!("cannot make an eventfd: {}", std::io::Error::last_os_error()))),
-            // SAFETY: a fresh descriptor returned by `eventfd`, owned by nobody else.
-            fd => unsafe { OwnedFd::from_raw_fd(fd) },
+        // The nudge: on Linux an eventfd used as a semaphore (each 8-byte read takes one
+        // post); elsewhere a pipe, where each 8-byte write is one post and each 8-byte
+        // read takes one. The child's end goes above 10 like the socket's.
+        #[cfg(target_os = "linux")]
+        let (nudge, nudge_child_raw) = {
+            // SAFETY: `eventfd` takes plain integers and returns a new descriptor.
+            let nudge = match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_SEMAPHORE) } {
+                -1 => return Err(fail(format!("cannot make an eventfd: {}", std::io::Error::last_os_error()))),
+                // SAFETY: a fresh descriptor returned by `eventfd`, owned by nobody else.
+                fd => unsafe { OwnedFd::from_raw_fd(fd) },
+            };
+            let raw = nudge.as_raw_fd();
+            (nudge, raw)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let (nudge, _read_end, nudge_child_raw) = {
+            let mut fds = [0; 2];
+            // SAFETY: `pipe` writes two new descriptors into the local array.
+            if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+                return Err(fail(format!("cannot make a pipe: {}", std::io::Error::last_os_error())));
+            }
+            // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
+            let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            let raw = read.as_raw_fd();
+            (write, read, raw)
         };
         // SAFETY: as for the socket.
-        let child_nudge = match unsafe { libc::fcntl(nudge.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+        let child_nudge = match unsafe { libc::fcntl(nudge_child_raw, libc::F_DUPFD_CLOEXEC, 10) } {
             -1 => return Err(fail(format!("cannot duplicate the eventfd: {}", std::io::Error::last_os_error()))),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { OwnedFd::from_raw_fd(fd) },
