@@ -464,6 +464,29 @@ impl R128 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RArray<F, const N: usize>(pub [F; N]);
 
+/// Calls macro `$m` with the boundary's tuple types, from 1 to 12 elements: each its
+/// `#[repr(C)]` name and its type parameters with their field numbers. One list, used
+/// here to define the tuples' forms and in `abi` to implement `Abi` for Rust's tuples.
+macro_rules! with_tuples {
+    ($m:ident) => {
+        $m! {
+        RTuple1(A 0);
+        RTuple2(A 0, B 1);
+        RTuple3(A 0, B 1, C 2);
+        RTuple4(A 0, B 1, C 2, D 3);
+        RTuple5(A 0, B 1, C 2, D 3, E 4);
+        RTuple6(A 0, B 1, C 2, D 3, E 4, F 5);
+        RTuple7(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+        RTuple8(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+        RTuple9(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+        RTuple10(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+        RTuple11(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+        RTuple12(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+            }
+    };
+}
+pub(crate) use with_tuples;
+
 macro_rules! tuples {
     ($($name:ident($($t:ident $i:tt),+);)*) => {$(
         /// A tuple at the boundary (Rust leaves a tuple's layout unspecified).
@@ -472,20 +495,7 @@ macro_rules! tuples {
         pub struct $name<$($t),+>($(pub $t),+);
     )*};
 }
-tuples! {
-    RTuple1(A 0);
-    RTuple2(A 0, B 1);
-    RTuple3(A 0, B 1, C 2);
-    RTuple4(A 0, B 1, C 2, D 3);
-    RTuple5(A 0, B 1, C 2, D 3, E 4);
-    RTuple6(A 0, B 1, C 2, D 3, E 4, F 5);
-    RTuple7(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
-    RTuple8(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
-    RTuple9(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
-    RTuple10(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
-    RTuple11(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
-    RTuple12(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
-}
+with_tuples!(tuples);
 
 /// A trait object of a contract trait at the boundary (`Box<dyn C>`, `Arc<dyn C>`,
 /// `&dyn C`): the object, the contract's vtable for it, and how to let go of it.

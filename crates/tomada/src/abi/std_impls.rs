@@ -474,17 +474,4 @@ macro_rules! tuples {
         }
     )*};
 }
-tuples! {
-    RTuple1(A 0);
-    RTuple2(A 0, B 1);
-    RTuple3(A 0, B 1, C 2);
-    RTuple4(A 0, B 1, C 2, D 3);
-    RTuple5(A 0, B 1, C 2, D 3, E 4);
-    RTuple6(A 0, B 1, C 2, D 3, E 4, F 5);
-    RTuple7(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
-    RTuple8(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
-    RTuple9(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
-    RTuple10(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
-    RTuple11(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
-    RTuple12(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
-}
+crate::ffi::with_tuples!(tuples);
