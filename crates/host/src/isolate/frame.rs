@@ -27,12 +27,7 @@ use std::time::{Duration, Instant};
 /// concurrent calls.
 pub(crate) const PROTOCOL: u32 = 2;
 
-/// No frame is ever larger than this, whatever the configured limit: a call's
-/// arguments or result over 1 GiB is refused before it is sent.
-pub(crate) const MAX_FRAME: usize = 1 << 30;
-
-/// The default limit of one frame (see `Isolation::max_frame`): 64 MiB.
-pub(crate) const DEFAULT_MAX_FRAME: usize = 64 << 20;
+pub(crate) use super::options::{DEFAULT_MAX_FRAME, MAX_FRAME};
 
 /// The bytes of a header after the length: kind, status, id.
 pub(crate) const HEADER_REST: usize = 1 + 1 + 8;

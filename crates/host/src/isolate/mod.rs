@@ -31,12 +31,12 @@
 
 mod contain;
 mod frame;
+mod options;
 mod runner;
 mod sandbox;
 mod spawner;
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -52,6 +52,7 @@ use tomada::CallError;
 use tomada::client::Channel;
 use tomada::ffi::Status;
 
+pub use options::{Isolation, Mode, OutputFn, Runner, Stream};
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
@@ -88,178 +89,6 @@ const FORWARDER_GRACE: Duration = Duration::from_millis(500);
 const END_GRACE: Duration = Duration::from_millis(500);
 /// The longest line of plugin output passed on whole; longer ones are split.
 const MAX_LINE: u64 = 64 * 1024;
-
-/// Where a plugin runs.
-// Built once per plugin and passed by reference: its size does not matter, and a
-// box would change how every host writes `Mode::Isolated(..)`.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Default)]
-pub enum Mode {
-    /// In the host's process: fastest; a crash of the plugin is a crash of the host.
-    #[default]
-    InProcess,
-    /// In a child process: a crash, hang or runaway allocation costs only the plugin.
-    Isolated(Isolation),
-}
-
-/// Which executable the child process runs.
-#[derive(Debug, Clone, Default)]
-pub enum Runner {
-    /// The host's own executable, which calls [`serve_if_runner`] first in `main`.
-    #[default]
-    CurrentExe,
-    /// Another executable that calls [`serve_if_runner`] (e.g. `tomada-runner`).
-    Path(PathBuf),
-}
-
-/// Receives each line a plugin prints: plugin name, which stream, the line.
-pub type OutputFn = Arc<dyn Fn(&str, Stream, &str) + Send + Sync>;
-
-/// Which of a plugin's output streams a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Its standard output.
-    Stdout,
-    /// Its standard error.
-    Stderr,
-}
-
-/// How an isolated plugin runs: deadlines, limits, restarts, sandbox.
-#[derive(Clone)]
-pub struct Isolation {
-    deadline: Duration,
-    startup: Duration,
-    memory_limit: Option<u64>,
-    cpu_seconds: Option<u64>,
-    open_files: Option<u64>,
-    crash_budget: u32,
-    crash_window: Duration,
-    runner: Runner,
-    sandbox: Option<Sandbox>,
-    output: OutputFn,
-    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    max_frame: usize,
-}
-
-impl fmt::Debug for Isolation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Isolation")
-            .field("deadline", &self.deadline)
-            .field("startup", &self.startup)
-            .field("memory_limit", &self.memory_limit)
-            .field("cpu_seconds", &self.cpu_seconds)
-            .field("open_files", &self.open_files)
-            .field("crash_budget", &self.crash_budget)
-            .field("crash_window", &self.crash_window)
-            .field("runner", &self.runner)
-            .field("sandbox", &self.sandbox)
-            .field("env", &self.env)
-            .field("max_frame", &self.max_frame)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Isolation {
-    fn default() -> Self {
-        Isolation {
-            deadline: Duration::from_secs(30),
-            startup: Duration::from_secs(10),
-            memory_limit: None,
-            cpu_seconds: None,
-            open_files: None,
-            crash_budget: 3,
-            crash_window: Duration::from_secs(60),
-            runner: Runner::CurrentExe,
-            sandbox: None,
-            output: Arc::new(|plugin, stream, line| {
-                let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
-                // Escaped: a plugin must not forge log lines or drive the terminal.
-                let (plugin, line) = (crate::escape::escape_controls(plugin), crate::escape::escape_controls(line));
-                eprintln!("[{plugin} {stream}] {line}");
-            }),
-            env: Vec::new(),
-            max_frame: frame::DEFAULT_MAX_FRAME,
-        }
-    }
-}
-
-impl Isolation {
-    /// Defaults: a 30 s deadline per call, 10 s to start, no resource limits, 3
-    /// crashes a minute before quarantine, the host's own executable as runner, no
-    /// sandbox, plugin output to stderr as `[name stream] line` (control characters
-    /// escaped), an empty environment, frames of at most 64 MiB.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// The longest a call may take; past it the process is killed and the call
-    /// returns [`CallError::TimedOut`].
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-    /// The longest the process may take to start and load the plugin.
-    pub fn startup(mut self, startup: Duration) -> Self {
-        self.startup = startup;
-        self
-    }
-    /// Limits the process's address space (`RLIMIT_AS`), in bytes. An allocation
-    /// past it fails, which aborts the plugin's process.
-    pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.memory_limit = Some(bytes);
-        self
-    }
-    /// Limits the process's CPU time (`RLIMIT_CPU`), in seconds, over its life.
-    pub fn cpu_seconds(mut self, seconds: u64) -> Self {
-        self.cpu_seconds = Some(seconds);
-        self
-    }
-    /// Limits the process's open files (`RLIMIT_NOFILE`).
-    pub fn open_files(mut self, count: u64) -> Self {
-        self.open_files = Some(count);
-        self
-    }
-    /// After `crashes` crashes (or deadline kills) within `window`, the plugin is
-    /// quarantined: calls fail at once with
-    /// [`CallError::Quarantined`].
-    pub fn crash_budget(mut self, crashes: u32, window: Duration) -> Self {
-        self.crash_budget = crashes.max(1);
-        self.crash_window = window;
-        self
-    }
-    /// Which executable runs the plugin.
-    pub fn runner(mut self, runner: Runner) -> Self {
-        self.runner = runner;
-        self
-    }
-    /// Sandboxes the plugin's process (Linux; see [`Sandbox`]).
-    pub fn sandbox(mut self, sandbox: Sandbox) -> Self {
-        self.sandbox = Some(sandbox);
-        self
-    }
-    /// Sets an environment variable for the plugin's process. Nothing else of the
-    /// host's environment reaches it (it may hold secrets): the plugin's process
-    /// starts with only the variables given here.
-    pub fn env(mut self, key: impl Into<std::ffi::OsString>, value: impl Into<std::ffi::OsString>) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-    /// The largest message either side may send, in bytes (default 64 MiB, at most
-    /// 1 GiB): a call whose arguments are larger fails before it is sent, and a
-    /// plugin's answer that is larger is a
-    /// [`CallError::Channel`] — the host never allocates
-    /// more than this for one answer, whatever the plugin's memory limit.
-    pub fn max_frame(mut self, bytes: usize) -> Self {
-        self.max_frame = bytes.clamp(64, frame::MAX_FRAME);
-        self
-    }
-    /// Where the plugin's output lines go. They are passed on as the plugin
-    /// printed them: escape them (see [`escape_controls`](crate::escape::escape_controls))
-    /// before they reach a terminal or a log.
-    pub fn on_output(mut self, output: impl Fn(&str, Stream, &str) + Send + Sync + 'static) -> Self {
-        self.output = Arc::new(output);
-        self
-    }
-}
 
 /// A running child process and its end of the channel, shared by the calls in
 /// flight: each call registers its request id, writes its frame, and waits for its
