@@ -746,6 +746,26 @@ mod tests {
         assert_eq!(err, "two relocations write the same place");
     }
 
+    /// Found by the fuzzer: a symbol name starting exactly at the end of the string
+    /// table (its length) once made the checker panic instead of refusing the file.
+    #[test]
+    fn a_name_at_the_end_of_the_string_table_is_refused() {
+        let mut greeter = std::fs::read(tomada_test_support::cdylib("greeter")).unwrap();
+        let object = object::File::parse(&*greeter).unwrap();
+        let (strtab, strsz) = object.section_by_name(".dynstr").unwrap().file_range().unwrap();
+        let (dynsym, _) = object.section_by_name(".dynsym").unwrap().file_range().unwrap();
+        drop(object);
+        assert!(strtab > 0);
+        // The second symbol (the first is the null symbol); st_name is its first word.
+        let at = dynsym as usize + 24;
+        greeter[at..at + 4].copy_from_slice(&u32::try_from(strsz).unwrap().to_le_bytes());
+        let err = elf::fast_path(&*greeter, greeter.len() as u64, Record::Manifest).unwrap().unwrap_err().unwrap();
+        assert_eq!(err, "a name lies outside the string table");
+        // The whole inspection says the same, as an error and not a panic.
+        let err = inspect_bytes(Path::new("damaged.so"), &greeter).unwrap_err().to_string();
+        assert!(err.contains("outside the string table"), "{err}");
+    }
+
     #[test]
     fn the_elf_fast_path_agrees_with_the_general_path() {
         let greeter = std::fs::read(tomada_test_support::cdylib("greeter")).unwrap();

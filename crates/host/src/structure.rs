@@ -153,7 +153,9 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     }
     let string = |offset: u64| -> Result<&[u8], Option<String>> {
         let s = strings.get(offset as usize..).ok_or_else(|| damaged("a name lies outside the string table"))?;
-        Ok(&s[..s.iter().position(|&b| b == 0).expect("terminated")])
+        // The table ends in a NUL, but an offset equal to its length leaves nothing.
+        let end = s.iter().position(|&b| b == 0).ok_or_else(|| damaged("a name lies outside the string table"))?;
+        Ok(&s[..end])
     };
     let mut facts = Facts::default();
     for d in entries {
