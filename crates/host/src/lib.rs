@@ -361,7 +361,7 @@ impl<C: ?Sized + Contract> Checked<C> {
         let Inspected { file, inspection, provenance } = inspected;
         let sha_needed = provenance.sha256.is_none() && audit::enabled();
         let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
-        let local = match open(file, &inspection) {
+        let local = match open(file, &inspection, logs::services()) {
             Ok(l) => l,
             Err(e) => {
                 audit::refused(&audit_copy.0, &provenance, &e);
@@ -400,18 +400,6 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// (Windows).
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
-        let contract = &inspected.inspection.manifest.contract;
-        if let Some(object) = contract.types.iter().find(|t| matches!(t.body, tomada::interface::Body::Object { .. })) {
-            let e = LoadError::Isolation {
-                path: inspected.inspection.path.clone(),
-                reason: format!(
-                    "contract `{}` passes trait objects (`{}`), which isolated plugins do not support yet; load it in-process",
-                    contract.name, object.name
-                ),
-            };
-            inspected.refused(&e);
-            return Err(e);
-        }
         let isolated = match isolate::start(&inspected.inspection, &inspected.file, options) {
             Ok(i) => i,
             Err(e) => {
@@ -478,7 +466,11 @@ mod audit {
 /// Opens an inspected plugin in this process, checks its exported descriptor
 /// against the inspection, and makes its instance. Knows no contract: [`load`] checks
 /// the contract first; the isolation runner serves whatever the host checked.
-pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, LoadError> {
+pub(crate) fn open(
+    file: PluginFile,
+    inspection: &Inspection,
+    services: *const tomada::logging::HostServices,
+) -> Result<Local, LoadError> {
     let Inspection { manifest, manifest_bytes, .. } = inspection;
     let path = &inspection.path;
     // SAFETY: the file passed inspection: it is a tomada plugin, so its initialisers
@@ -509,7 +501,7 @@ pub(crate) fn open(file: PluginFile, inspection: &Inspection) -> Result<Local, L
     // SAFETY: `attach` is the plugin's (descriptor checked above), and `library` stays
     // loaded; the services are a `'static` of this host and the name a slice of the
     // library's own static.
-    unsafe { plugin_fn::attach(descriptor.attach, logs::services(), name) };
+    unsafe { plugin_fn::attach(descriptor.attach, services, name) };
 
     // SAFETY: `create` is the plugin's constructor (descriptor checked above), and
     // `library` stays loaded.

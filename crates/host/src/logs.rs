@@ -22,7 +22,7 @@ pub fn plugin_logs(enabled: bool) {
 }
 
 const fn at_level(max_level: u8) -> HostServices {
-    HostServices { size: size_of::<HostServices>() as u32, max_level, log: Some(deliver) }
+    HostServices { size: size_of::<HostServices>() as u32, max_level, log: Some(deliver), peer: std::ptr::null() }
 }
 
 /// One set of services per level: statics, so a plugin may keep them for its life.
@@ -30,8 +30,43 @@ static SERVICES: [HostServices; 6] = [at_level(0), at_level(1), at_level(2), at_
 
 /// The services for a plugin loaded now.
 pub(crate) fn services() -> *const HostServices {
-    let level = if ENABLED.load(Ordering::Relaxed) { log::max_level() as usize } else { 0 };
-    &SERVICES[level.min(5)]
+    &SERVICES[level() as usize]
+}
+
+/// The most verbose level plugins loaded now may send (0: none).
+pub(crate) fn level() -> u8 {
+    if ENABLED.load(Ordering::Relaxed) { (log::max_level() as usize).min(5) as u8 } else { 0 }
+}
+
+/// A record as bytes, for a plugin's process to send to the host: level, then
+/// message, module and file (each a `u32` length and its bytes), then line.
+pub(crate) fn encode_record(level: u8, message: &[u8], module: &[u8], file: &[u8], line: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 12 + message.len() + module.len() + file.len() + 4);
+    out.push(level);
+    for part in [message, module, file] {
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&line.to_le_bytes());
+    out
+}
+
+/// Delivers a record that came as bytes ([`encode_record`]) from plugin `plugin`'s
+/// process; a malformed one is dropped.
+pub(crate) fn deliver_encoded(plugin: &str, bytes: &[u8]) {
+    let Some((&level, mut rest)) = bytes.split_first() else { return };
+    let mut parts = [&[][..]; 3];
+    for part in &mut parts {
+        let Some(len) = rest.get(..4).map(|l| u32::from_le_bytes(l.try_into().expect("4 bytes")) as usize) else {
+            return;
+        };
+        let Some(bytes) = rest.get(4..4 + len) else { return };
+        *part = bytes;
+        rest = &rest[4 + len..];
+    }
+    let Ok(line) = <[u8; 4]>::try_from(rest) else { return };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    record(plugin, level, &text(parts[0]), &text(parts[1]), &text(parts[2]), u32::from_le_bytes(line));
 }
 
 /// # Safety
@@ -50,6 +85,15 @@ unsafe extern "C" fn deliver(
     file: RSlice,
     line: u32,
 ) {
+    // SAFETY: the plugin passes borrows that live for this call, which is where the
+    // texts are used.
+    let (plugin, message, module, file) = unsafe { (text(plugin), text(message), text(module), text(file)) };
+    let _ = target; // the plugin's own target; its module path says the same
+    record(&plugin, level, &message, &module, &file, line);
+}
+
+/// Gives one record of plugin `plugin` to this process's logger.
+fn record(plugin: &str, level: u8, message: &str, module: &str, file: &str, line: u32) {
     // A logger that panics must not unwind into the plugin.
     let _ = std::panic::catch_unwind(|| {
         let level = match level {
@@ -59,11 +103,7 @@ unsafe extern "C" fn deliver(
             4 => log::Level::Debug,
             _ => log::Level::Trace,
         };
-        // SAFETY: the plugin passes borrows that live for this call, which is where
-        // the texts are used.
-        let (plugin, message, module, file) = unsafe { (text(plugin), text(message), text(module), text(file)) };
-        let _ = target; // the plugin's own target; its module path says the same
-        let target = format!("plugin::{}", crate::escape::escape_controls(&plugin));
+        let target = format!("plugin::{}", crate::escape::escape_controls(plugin));
         let module = (!module.is_empty()).then_some(module.as_ref());
         let file = (!file.is_empty()).then_some(file.as_ref());
         log::logger().log(

@@ -1,12 +1,13 @@
 //! Trait objects across a real library boundary (`tests/plugins/indexer`): host
 //! services the plugin calls back during a call and keeps for later, objects the
 //! plugin makes that outlive the call and its `Plugin` handle, callbacks that call the
-//! plugin again, and every drop order.
+//! plugin again, and every drop order. The same tests run in-process and isolated
+//! (the plugin in its own process, objects and callbacks over its channel).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use indexer_api::{Host, Indexer, Level, Visitor};
+use indexer_api::{CursorClient, Host, Indexer, Level, Visitor};
 use tomada_host::{CallError, Plugin};
 use tomada_test_support::cdylib;
 
@@ -55,9 +56,43 @@ fn mapped(path: &std::path::Path) -> bool {
     maps.lines().any(|l| l.ends_with(name.as_ref()))
 }
 
-#[test]
-fn the_plugin_calls_back_into_a_host_service_during_a_call() {
-    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+type Load = fn() -> Plugin<dyn Indexer>;
+
+fn in_process() -> Plugin<dyn Indexer> {
+    tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap()
+}
+
+#[cfg(unix)]
+fn isolated() -> Plugin<dyn Indexer> {
+    use tomada_host::isolate::Mode;
+    tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(crate::isolate::isolation())).unwrap()
+}
+
+/// Each test, once per mode.
+macro_rules! in_both_modes {
+    ($($test:ident),* $(,)?) => {
+        mod in_process {
+            $(#[test] fn $test() { super::$test(super::in_process) })*
+        }
+        #[cfg(unix)]
+        mod isolated {
+            $(#[test] fn $test() { super::$test(super::isolated) })*
+        }
+    };
+}
+
+in_both_modes!(
+    the_plugin_calls_back_into_a_host_service_during_a_call,
+    a_failing_host_callback_fails_the_outer_call_not_the_host,
+    objects_the_plugin_makes_outlive_the_call_and_come_from_objects,
+    a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go,
+    arcs_cross_both_ways,
+    callbacks_inside_callbacks_are_re_entrant,
+    objects_live_on_after_the_plugin_handle_drops,
+);
+
+fn the_plugin_calls_back_into_a_host_service_during_a_call(load: Load) {
+    let plugin = load();
     let (_, host) = Recorder::new(vec![("lowercase", "yes")]);
     assert_eq!(plugin.index("Hello Tomada WORLD", &host), Ok(3));
     let lines = host.lines.lock().unwrap().clone();
@@ -67,9 +102,8 @@ fn the_plugin_calls_back_into_a_host_service_during_a_call() {
     assert_eq!(plugin.count(), Ok(3));
 }
 
-#[test]
-fn a_failing_host_callback_fails_the_outer_call_not_the_host() {
-    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+fn a_failing_host_callback_fails_the_outer_call_not_the_host(load: Load) {
+    let plugin = load();
     let (_, mut host) = Recorder::new(vec![]);
     host.panic_on_log = true;
     let err = plugin.index("a b", &host).unwrap_err();
@@ -81,9 +115,8 @@ fn a_failing_host_callback_fails_the_outer_call_not_the_host() {
     assert_eq!(plugin.index("c", &host), Ok(1));
 }
 
-#[test]
-fn objects_the_plugin_makes_outlive_the_call_and_come_from_objects() {
-    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+fn objects_the_plugin_makes_outlive_the_call_and_come_from_objects(load: Load) {
+    let plugin = load();
     let (_, host) = Recorder::new(vec![]);
     plugin.index("apple avocado banana apricot", &host).unwrap();
     let cursor = plugin.open("a").unwrap();
@@ -98,9 +131,8 @@ fn objects_the_plugin_makes_outlive_the_call_and_come_from_objects() {
     assert_eq!(firsts, ["apple", "avocado", "banana", "apricot"]);
 }
 
-#[test]
-fn a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go() {
-    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+fn a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go(load: Load) {
+    let plugin = load();
     let (dropped, host) = Recorder::new(vec![]);
     let lines = Arc::new(Mutex::new(Vec::new()));
     struct Shared(Arc<Mutex<Vec<String>>>, Recorder);
@@ -132,9 +164,8 @@ fn a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go() {
     assert!(dropped.load(Ordering::SeqCst));
 }
 
-#[test]
-fn arcs_cross_both_ways() {
-    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+fn arcs_cross_both_ways(load: Load) {
+    let plugin = load();
     plugin.index("pear peach plum", &Recorder::new(vec![]).1).unwrap();
     let (dropped, host) = Recorder::new(vec![("prefix", "pe")]);
     let host: Arc<dyn Host> = Arc::new(host);
@@ -149,8 +180,7 @@ fn arcs_cross_both_ways() {
 
 /// The host's visitor calls the plugin again from inside the plugin's call:
 /// host → plugin → host → plugin.
-#[test]
-fn callbacks_inside_callbacks_are_re_entrant() {
+fn callbacks_inside_callbacks_are_re_entrant(load: Load) {
     struct Counting(AtomicUsize);
     impl Visitor for Counting {
         fn visit(&self, word: &str, indexer: &dyn Indexer) -> bool {
@@ -161,11 +191,29 @@ fn callbacks_inside_callbacks_are_re_entrant() {
             n < 2
         }
     }
-    let plugin = tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap();
+    let plugin = load();
     plugin.index("one two three four", &Recorder::new(vec![]).1).unwrap();
     let visitor = Counting(AtomicUsize::new(0));
     assert_eq!(plugin.walk(&visitor), Ok(3));
     assert_eq!(visitor.0.load(Ordering::SeqCst), 3);
+}
+
+/// Objects outlive the `Plugin` handle and keep working (whatever keeps their code:
+/// the library, or the plugin's process); the host objects the plugin holds are
+/// dropped with it.
+fn objects_live_on_after_the_plugin_handle_drops(load: Load) {
+    let plugin = load();
+    plugin.index("fig date", &Recorder::new(vec![]).1).unwrap();
+    let cursor = plugin.open("d").unwrap();
+    let (dropped, host) = Recorder::new(vec![]);
+    plugin.attach(Box::new(host)).unwrap();
+    let shared = plugin.share(Arc::new(Recorder::new(vec![("prefix", "f")]).1)).unwrap();
+    drop(plugin);
+    assert_eq!(cursor.next(), Some("date".into()));
+    assert_eq!(cursor.fork().next(), None);
+    assert_eq!(shared.next(), Some("fig".into()));
+    drop((cursor, shared));
+    assert!(dropped.load(Ordering::SeqCst), "the plugin's instance, and what it held, is gone");
 }
 
 #[test]
@@ -214,15 +262,66 @@ fn objects_dropped_on_other_threads_in_any_order() {
     assert!(!mapped(&copy), "unloaded once every handle and object is gone");
 }
 
+/// Isolated: the plugin's process lives while any object of it does, and a crash
+/// fails every handle it owned with `Crashed`; a restarted process does not pretend
+/// to have them, and the host's objects it held are dropped.
 #[cfg(unix)]
 #[test]
-fn isolated_mode_refuses_contracts_with_objects_with_the_reason() {
-    use tomada_host::LoadError;
-    use tomada_host::isolate::Mode;
-    let err = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(crate::isolate::isolation()))
-        .unwrap_err();
-    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
-    assert!(err.to_string().contains("passes trait objects (`dyn indexer_api::Host`)"), "{err}");
+fn isolated_objects_live_with_their_process_and_fail_with_it() {
+    use crate::isolate::is_dead;
+    let plugin = isolated();
+    plugin.index("lime lemon", &Recorder::new(vec![]).1).unwrap();
+    let pid = plugin.process_id().unwrap();
+    let cursor = plugin.open("l").unwrap();
+    let (dropped, host) = Recorder::new(vec![]);
+    plugin.attach(Box::new(host)).unwrap();
+    drop(plugin);
+    assert!(!is_dead(pid), "the cursor keeps the plugin's process");
+    assert_eq!(cursor.next(), Some("lime".into()));
+    assert!(!dropped.load(Ordering::SeqCst), "the plugin's instance still holds the host service");
+    drop(cursor);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !is_dead(pid) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(is_dead(pid), "the process ends with its last object");
+    assert!(dropped.load(Ordering::SeqCst), "and the host's objects it held are dropped");
+
+    let plugin = isolated();
+    plugin.index("lime lemon", &Recorder::new(vec![]).1).unwrap();
+    let cursor = plugin.open("l").unwrap();
+    let (dropped, host) = Recorder::new(vec![]);
+    plugin.attach(Box::new(host)).unwrap();
+    let pid = plugin.process_id().unwrap();
+    // SAFETY: `kill` takes plain integers; the pid is the plugin's live child.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let err = CursorClient::of(&*cursor).unwrap().next().unwrap_err();
+    assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
+    // The plugin restarts; the old cursor stays dead.
+    assert_eq!(plugin.count(), Ok(0), "a new process, a new (empty) index");
+    assert!(matches!(CursorClient::of(&*cursor).unwrap().next(), Err(CallError::Crashed { .. })));
+    assert!(dropped.load(Ordering::SeqCst), "the host's objects the crashed process held are dropped");
+}
+
+/// A callback whose channel dies (the plugin's process is killed during it) fails the
+/// outer call, and the host goes on.
+#[cfg(unix)]
+#[test]
+fn a_crash_during_a_callback_fails_the_outer_call() {
+    struct Killer(u32);
+    impl Host for Killer {
+        fn log(&self, _: Level, _: &str) {
+            // SAFETY: `kill` takes plain integers; the pid is the plugin's live child.
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+        fn config(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    let plugin = isolated();
+    let err = plugin.index("x", &Killer(plugin.process_id().unwrap())).unwrap_err();
+    assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
+    assert_eq!(plugin.index("y z", &Recorder::new(vec![]).1), Ok(2));
 }
 
 #[test]
@@ -285,4 +384,23 @@ fn plugin_log_records_reach_the_host_logger() {
     tomada_host::plugin_logs(true);
     quiet.index("three", &Recorder::new(vec![]).1).unwrap();
     assert_eq!(records("plugin::indexer").len(), 1, "nothing more from a plugin loaded with forwarding off");
+
+    // Isolated: the records travel as frames, and are delivered before the call that
+    // made them returns.
+    #[cfg(unix)]
+    {
+        let plugin = isolated();
+        plugin.index("four five six", &Recorder::new(vec![]).1).unwrap();
+        let got = records("plugin::indexer");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1].0, log::Level::Info);
+        assert_eq!(got[1].2, "indexed 3 words");
+        assert_eq!(got[1].3.as_deref(), Some("indexer"));
+        drop(plugin);
+        tomada_host::plugin_logs(false);
+        let quiet = isolated();
+        tomada_host::plugin_logs(true);
+        quiet.index("seven", &Recorder::new(vec![]).1).unwrap();
+        assert_eq!(records("plugin::indexer").len(), 2, "nothing from an isolated plugin loaded with forwarding off");
+    }
 }

@@ -30,6 +30,12 @@ pub trait Channel: Send + Sync {
     /// The plugin panicked ([`CallError::Panicked`]), its process crashed, ran past
     /// its deadline or is quarantined, or the channel failed.
     fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError>;
+
+    /// The peer trait objects crossing this channel are exported to and called
+    /// through (see [`crate::remote`]); `None` if objects cannot cross it.
+    fn peer(&self) -> Option<Arc<dyn crate::remote::Peer>> {
+        None
+    }
 }
 
 /// Where a client's calls go.
@@ -152,17 +158,40 @@ pub fn current_keepalive() -> Option<Keepalive> {
 /// # Errors
 /// What the channel reports, or [`CallError::Channel`] for an answer that does not
 /// decode as an `R`.
+///
+/// `encode` writes the arguments. Trait objects among them are exported to the
+/// channel's peer (a `&dyn C` for this call only), and objects in the result are
+/// bound to it (see [`crate::remote`]).
 #[inline]
-pub fn remote_call<R: Abi>(channel: &dyn Channel, method: u32, args: Vec<u8>) -> Result<R, CallError> {
-    // The channel is host code, but a client method must not unwind into its caller
-    // from deep inside tomada: a panic there is a failed call.
-    let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
-        .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }))?;
-    let mut r = Reader::new(&answer);
-    let value = R::decode(&mut r)
-        .and_then(|v| r.finish().map(|()| v))
-        .map_err(|e| CallError::Channel { message: format!("the plugin's answer cannot be decoded: {e}") })?;
-    Ok(value)
+pub fn remote_call<R: Abi>(
+    channel: &dyn Channel,
+    method: u32,
+    encode: impl FnOnce(&mut Vec<u8>),
+) -> Result<R, CallError> {
+    let call = || {
+        let mut args = Vec::new();
+        let lent = crate::remote::collecting_borrowed(|| encode(&mut args));
+        // The channel is host code, but a client method must not unwind into its
+        // caller from deep inside tomada: a panic there is a failed call.
+        let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
+            .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
+        if !lent.is_empty()
+            && let Some(peer) = crate::remote::current_peer()
+        {
+            for id in lent {
+                peer.revoke(id);
+            }
+        }
+        let answer = answer?;
+        let mut r = Reader::new(&answer);
+        R::decode(&mut r)
+            .and_then(|v| r.finish().map(|()| v))
+            .map_err(|e| CallError::Channel { message: format!("the plugin's answer cannot be decoded: {e}") })
+    };
+    match channel.peer() {
+        None => call(),
+        Some(peer) => crate::remote::with_peer(&peer, call),
+    }
 }
 
 /// The plugin side of a byte-level call: decodes the arguments for method number
@@ -187,7 +216,7 @@ pub unsafe fn serve<R: Abi>(out: *mut RVec, panic: *mut RVec, f: impl FnOnce() -
     match panic::catch_unwind(AssertUnwindSafe(|| {
         f().map(|value| {
             let mut bytes = Vec::new();
-            value.encode(&mut bytes);
+            value.encode_owned(&mut bytes);
             bytes
         })
     })) {

@@ -95,6 +95,7 @@ pub mod fingerprint;
 pub mod interface;
 pub mod logging;
 pub mod object;
+pub mod remote;
 pub mod wire;
 
 pub use abi::{Abi, Arg};
@@ -136,7 +137,8 @@ pub mod __private {
     pub use crate::client::{Channel, DispatchFn, RawClient, Target, remote_call, serve, unknown_method};
     pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
-    pub use crate::object::{Leaked, release_boxed, unsupported_wire};
+    pub use crate::object::{Leaked, release_boxed};
+    pub use crate::remote::{Exported, decode_remote, encode_borrowed, encode_exported};
     pub use crate::wire::{Reader, WireError, bad_variant, put_variant};
 }
 
@@ -200,6 +202,21 @@ pub unsafe trait Contract: 'static {
     /// `object` must have been made by this contract's object conversion.
     #[doc(hidden)]
     unsafe fn __object_into_client(object: ffi::RObject) -> Self::Client;
+    /// A `Box<dyn C>` as an object kept for the other side of a channel.
+    #[doc(hidden)]
+    fn __export_box(object: Box<Self>) -> remote::Exported;
+    /// An `Arc<dyn C>` as an object kept for the other side of a channel.
+    #[doc(hidden)]
+    fn __export_arc(object: std::sync::Arc<Self>) -> remote::Exported;
+    /// A `&dyn C` as an object lent to the other side of a channel.
+    ///
+    /// # Safety
+    /// `object` must outlive the returned `Exported` (the call).
+    #[doc(hidden)]
+    unsafe fn __export_ref(object: &Self) -> remote::Exported;
+    /// An object of the other side of a channel, as a client that implements the trait.
+    #[doc(hidden)]
+    fn __remote_client(channel: std::sync::Arc<dyn client::Channel>) -> Self::Client;
     /// A client as a `Box<dyn C>`.
     #[doc(hidden)]
     fn __client_into_box(client: Self::Client) -> Box<Self>;

@@ -27,7 +27,17 @@ pub struct HostServices {
     /// Takes one record: plugin name, level (1 error … 5 trace), target, message,
     /// module path, file, line (0 if unknown). Must not unwind.
     pub log: Option<unsafe extern "C" fn(RSlice, u8, RSlice, RSlice, RSlice, RSlice, u32)>,
+    /// In a plugin's own process (isolated mode): the runner's channel, through which
+    /// trait objects cross (see [`crate::remote`]); null in-process. Read only if
+    /// `size` covers it.
+    pub peer: *const crate::remote::PeerFns,
 }
+
+// SAFETY: the services are immutable once handed over, and the functions they point
+// to may be called from any thread.
+unsafe impl Send for HostServices {}
+// SAFETY: as above.
+unsafe impl Sync for HostServices {}
 
 /// What a plugin's descriptor points at to receive [`HostServices`].
 pub type AttachFn = unsafe extern "C" fn(services: *const HostServices, plugin: RSlice);
@@ -51,7 +61,15 @@ pub unsafe extern "C" fn attach(services: *const HostServices, plugin: RSlice) {
         return;
     }
     // SAFETY: non-null, and live while the library is (the caller's guarantee).
-    let max = unsafe { (*services).max_level };
+    let (max, size) = unsafe { ((*services).max_level, (*services).size as usize) };
+    if size >= std::mem::offset_of!(HostServices, peer) + size_of::<*const crate::remote::PeerFns>() {
+        // SAFETY: `size` says the host's services have the field.
+        let peer = unsafe { (*services).peer };
+        if !peer.is_null() {
+            // SAFETY: the runner's functions live as long as its process.
+            crate::remote::attach(unsafe { &*peer });
+        }
+    }
     let level = match max {
         0 => log::LevelFilter::Off,
         1 => log::LevelFilter::Error,

@@ -16,8 +16,8 @@
 //! an object the host made stays alive until the plugin drops its handle; a `&dyn C`
 //! argument lives for the call.
 //!
-//! Isolated plugins (another process) do not take or return objects yet: loading one
-//! whose contract passes objects in isolated mode is refused with that reason.
+//! Between processes (isolated plugins), objects cross by number instead: see
+//! [`crate::remote`].
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -53,13 +53,6 @@ pub unsafe extern "C" fn release_boxed<T>(this: *const c_void) {
     }
 }
 
-/// The byte form of objects, which isolated plugins do not support yet: loading
-/// refuses such contracts in isolated mode, so this only answers a forged frame.
-#[doc(hidden)]
-pub fn unsupported_wire<T>() -> Result<T, WireError> {
-    Err(WireError("trait objects cannot cross to an isolated plugin"))
-}
-
 // SAFETY: an `Arc<dyn C>` crosses as an `RObject` made by `C`'s own conversion (its
 // vtable for the object, and a release that drops the `Arc` it holds); the other side
 // gets `C`'s client, which calls through that vtable. The description is `C`'s whole
@@ -67,7 +60,7 @@ pub fn unsupported_wire<T>() -> Result<T, WireError> {
 unsafe impl<C: ?Sized + Contract> Abi for Arc<C> {
     type Ffi = RObject;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Arc", &[C::OBJECT]));
-    const WIRE_MIN: usize = 0;
+    const WIRE_MIN: usize = 8;
     fn into_ffi(self) -> RObject {
         C::__arc_into_object(self)
     }
@@ -75,10 +68,13 @@ unsafe impl<C: ?Sized + Contract> Abi for Arc<C> {
         // SAFETY: made by `C`'s object conversion (the caller's guarantee).
         C::__client_into_arc(unsafe { C::__object_into_client(ffi) })
     }
-    fn encode(&self, _: &mut Vec<u8>) {
-        unreachable!("isolated plugins whose contracts pass objects are refused at load")
+    fn encode(&self, out: &mut Vec<u8>) {
+        crate::remote::encode_exported(C::__export_arc(Arc::clone(self)), out);
     }
-    fn decode(_: &mut Reader<'_>) -> Result<Self, WireError> {
-        unsupported_wire()
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        crate::remote::encode_exported(C::__export_arc(self), out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        crate::remote::decode_remote(r).map(|channel| C::__client_into_arc(C::__remote_client(channel)))
     }
 }

@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The protocol version, sent in the child's hello. 2: status in the header,
-/// concurrent calls.
-pub(crate) const PROTOCOL: u32 = 2;
+/// concurrent calls. 3: callbacks, objects and log records.
+pub(crate) const PROTOCOL: u32 = 3;
 
 pub(crate) use super::options::{DEFAULT_MAX_FRAME, MAX_FRAME};
 
@@ -48,12 +48,20 @@ pub(crate) enum Kind {
     Ready = 3,
     /// Child → host: could not load; why.
     Failed = 4,
-    /// Host → child: method number and encoded arguments.
+    /// Host → child: the object called (0: the plugin), the request it is made
+    /// within (0: none), method number and encoded arguments.
     Call = 5,
     /// Child → host: the status (in the header) and the encoded result (or message).
     Reply = 6,
-    // 7 and 8 are kept for calls from the plugin back into the host during a call
-    // (`Callback`, `CallbackReply`), which carry the id of the call they belong to.
+    /// Child → host, during a call: a call to an object of the host, laid out as a
+    /// `Call`.
+    Callback = 7,
+    /// Host → child: the answer to a `Callback`, laid out as a `Reply`.
+    CallbackReply = 8,
+    /// Either way: the sender dropped its handle to the receiver's object (its id).
+    Release = 9,
+    /// Child → host: a log record of the plugin.
+    Log = 10,
 }
 
 impl Kind {
@@ -65,6 +73,10 @@ impl Kind {
             4 => Kind::Failed,
             5 => Kind::Call,
             6 => Kind::Reply,
+            7 => Kind::Callback,
+            8 => Kind::CallbackReply,
+            9 => Kind::Release,
+            10 => Kind::Log,
             _ => return None,
         })
     }

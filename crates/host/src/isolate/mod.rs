@@ -30,22 +30,22 @@
 //! ```
 
 mod contain;
+mod endpoint;
 mod frame;
 mod options;
 mod runner;
 mod sandbox;
 mod spawner;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tomada::CallError;
@@ -56,6 +56,7 @@ pub use options::{Isolation, Mode, OutputFn, Runner, Stream};
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
+use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
 use frame::{Header, Kind, ReadError, Waiter};
 use runner::LoadRequest;
 
@@ -90,78 +91,26 @@ const END_GRACE: Duration = Duration::from_millis(500);
 /// The longest line of plugin output passed on whole; longer ones are split.
 const MAX_LINE: u64 = 64 * 1024;
 
-/// A running child process and its end of the channel, shared by the calls in
-/// flight: each call registers its request id, writes its frame, and waits for its
-/// reply. Whoever holds `reading` reads replies and hands each to its caller (a
-/// thread of the host, parked until then); a caller whose reply arrived while it
-/// read returns and passes the reading on. One call at a time therefore reads its
-/// own reply, with no hand-off between threads.
+/// A running child process and the host's end of the channel, shared by the calls in
+/// flight (see [`endpoint`]), with the objects the host gave the plugin.
 struct Connection {
     pid: u32,
     /// `None` once reaped.
     child: Mutex<Option<Child>>,
-    stream: UnixStream,
+    endpoint: Endpoint,
     /// The eventfd the child's pool threads wait on (its descriptor 5 there).
     nudge: OwnedFd,
-    next_id: AtomicU64,
-    /// Held while one frame is written.
-    writing: Mutex<()>,
-    /// Held by the thread that reads replies.
-    reading: Mutex<()>,
-    calls: Mutex<Calls>,
-    /// How long the reader spins for a reply before it blocks.
-    waiter: Waiter,
+    /// The host's objects the plugin holds (or borrows for a call), by number.
+    objects: Objects,
+    /// The thread serving callbacks made outside any host call (from a plugin's own
+    /// threads), started when the first comes.
+    callbacks: Mutex<Option<std::sync::mpsc::Sender<Request>>>,
     forwarders: Mutex<Vec<JoinHandle<()>>>,
-    max_frame: usize,
-}
-
-/// The calls in flight on a connection, and whether it ended.
-#[derive(Default)]
-struct Calls {
-    waiting: HashMap<u64, Slot>,
-    /// A call found the connection failed and is ending it.
-    ending: bool,
-    /// It ended: the error of every call still in flight.
-    ended: Option<CallError>,
-}
-
-/// One call in flight.
-struct Slot {
-    thread: Thread,
-    /// Its reply (status and body), once read by another thread.
-    answer: Option<(u8, Vec<u8>)>,
-}
-
-/// Why waiting for a reply stopped without one.
-enum WaitError {
-    /// This call found the connection broken (or its deadline passed).
-    Fault(ReadError),
-    /// Another call ended the connection; this call's error.
-    Ended(CallError),
+    /// The plugin's name, for its log records.
+    name: String,
 }
 
 impl Connection {
-    fn calls(&self) -> MutexGuard<'_, Calls> {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Enters call `id` in flight; returns how many others are, or `None` if the
-    /// connection is ending.
-    fn register(&self, id: u64) -> Option<usize> {
-        let mut calls = self.calls();
-        if calls.ending || calls.ended.is_some() {
-            return None;
-        }
-        let others = calls.waiting.len();
-        calls.waiting.insert(id, Slot { thread: std::thread::current(), answer: None });
-        Some(others)
-    }
-
-    /// Takes call `id` out of flight.
-    fn unregister(&self, id: u64) {
-        self.calls().waiting.remove(&id);
-    }
-
     /// Wakes one pool thread of the child.
     fn nudge(&self) {
         let one = 1u64;
@@ -170,106 +119,11 @@ impl Connection {
         unsafe { libc::write(self.nudge.as_raw_fd(), (&raw const one).cast(), 8) };
     }
 
-    /// Waits for the reply to call `id` until `deadline`: reads replies itself if no
-    /// other thread does, else sleeps until its reply is handed over.
-    fn wait(&self, id: u64, deadline: Instant) -> Result<(u8, Vec<u8>), WaitError> {
-        loop {
-            {
-                let mut calls = self.calls();
-                if let Some(answer) = calls.waiting.get_mut(&id).and_then(|s| s.answer.take()) {
-                    calls.waiting.remove(&id);
-                    return Ok(answer);
-                }
-                if let Some(e) = &calls.ended {
-                    let e = e.clone();
-                    calls.waiting.remove(&id);
-                    return Err(WaitError::Ended(e));
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(WaitError::Fault(ReadError::TimedOut));
-            }
-            match self.reading.try_lock() {
-                Ok(reading) => {
-                    let read = self.read_replies(id, deadline);
-                    drop(reading);
-                    self.pass_reading_on();
-                    match read {
-                        Ok(Some(answer)) => return Ok(answer),
-                        Ok(None) => {}
-                        Err(e) => return Err(WaitError::Fault(e)),
-                    }
-                }
-                Err(std::sync::TryLockError::Poisoned(p)) => {
-                    // A reader panicked (host code): nothing is half-read, as frames
-                    // are read whole or the connection ends.
-                    drop(p.into_inner());
-                    self.reading.clear_poison();
-                }
-                Err(std::sync::TryLockError::WouldBlock) => std::thread::park_timeout(deadline - now),
-            }
-        }
-    }
-
-    /// With `reading` held: reads replies, handing each to its caller, until the
-    /// reply to `id` (returned), or until another thread handed it over or the
-    /// connection ended (`None`).
-    fn read_replies(&self, id: u64, deadline: Instant) -> Result<Option<(u8, Vec<u8>)>, ReadError> {
-        loop {
-            let alone = {
-                let calls = self.calls();
-                if calls.ended.is_some() || calls.waiting.get(&id).is_none_or(|s| s.answer.is_some()) {
-                    return Ok(None);
-                }
-                calls.waiting.len() == 1
-            };
-            let mut payload = Vec::new();
-            let (stream, waiter, max) = (&self.stream, &self.waiter, self.max_frame);
-            let header = frame::read_into_spinning(stream, waiter, alone, Some(deadline), max, &mut payload)?;
-            if header.kind != Kind::Reply {
-                return Err(ReadError::Malformed(format!("an unexpected {:?} frame", header.kind)));
-            }
-            // The child answers a value, a caught panic, or undecodable arguments; any
-            // other status is a forgery (crashes and deadlines are ours to say).
-            if header.status > Status::MALFORMED.0 {
-                return Err(ReadError::Malformed(format!("a reply with status {}", header.status)));
-            }
-            let mut calls = self.calls();
-            if header.id == id {
-                calls.waiting.remove(&id);
-                return Ok(Some((header.status, payload)));
-            }
-            match calls.waiting.get_mut(&header.id) {
-                Some(slot) => {
-                    slot.answer = Some((header.status, payload));
-                    slot.thread.unpark();
-                }
-                None => {
-                    return Err(ReadError::Malformed(format!(
-                        "an answer to call {}, which is not in flight",
-                        header.id
-                    )));
-                }
-            }
-        }
-    }
-
-    /// After a reader let go of `reading`: wakes a caller still waiting, to read.
-    fn pass_reading_on(&self) {
-        let calls = self.calls();
-        if let Some(slot) = calls.waiting.values().find(|s| s.answer.is_none()) {
-            slot.thread.unpark();
-        }
-    }
-
-    /// Ends every call in flight with `error` and wakes their threads.
+    /// Ends every call in flight with `error`, and drops the host's objects the
+    /// plugin held: a restarted process does not have them.
     fn close(&self, error: CallError) {
-        let mut calls = self.calls();
-        calls.ended = Some(error);
-        for slot in calls.waiting.values() {
-            slot.thread.unpark();
-        }
+        self.endpoint.close(error);
+        self.objects.clear();
     }
 
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
@@ -360,6 +214,7 @@ struct State {
 
 /// An isolated plugin: the channel the remote vtable's calls go through.
 pub(crate) struct Isolated {
+    me: std::sync::Weak<Isolated>,
     path: PathBuf,
     /// The inspected file, open: each (re)started child inherits it.
     file: std::fs::File,
@@ -371,16 +226,21 @@ pub(crate) struct Isolated {
 
 impl Isolated {
     /// Starts the child and loads the plugin in it.
-    pub(crate) fn start(inspection: &Inspection, file: &PluginFile, options: Isolation) -> Result<Isolated, LoadError> {
+    pub(crate) fn start(
+        inspection: &Inspection,
+        file: &PluginFile,
+        options: Isolation,
+    ) -> Result<Arc<Isolated>, LoadError> {
         let file = file.file.try_clone().map_err(|e| LoadError::Io { path: inspection.path.clone(), source: e })?;
-        let isolated = Isolated {
+        let isolated = Arc::new_cyclic(|me| Isolated {
+            me: me.clone(),
             path: inspection.path.clone(),
             file,
             name: inspection.manifest.info.name.clone(),
             manifest_bytes: inspection.manifest_bytes.clone(),
             options,
             state: Mutex::new(State { connection: None, crashes: VecDeque::new(), quarantined: None }),
-        };
+        });
         let connection = isolated.spawn()?;
         isolated.lock().connection = Some(Arc::new(connection));
         Ok(isolated)
@@ -529,18 +389,16 @@ impl Isolated {
         drop(child_end);
         drop(plugin_file);
         drop(child_nudge);
+        let name = self.name.clone();
         let connection = |child: Child, forwarders: Vec<JoinHandle<()>>| Connection {
             pid: child.id(),
             child: Mutex::new(Some(child)),
-            stream: host_end,
+            endpoint: Endpoint::new(host_end, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
-            next_id: AtomicU64::new(1),
-            writing: Mutex::new(()),
-            reading: Mutex::new(()),
-            calls: Mutex::default(),
-            waiter: Waiter::new(SPIN),
+            objects: Objects::new(),
+            callbacks: Mutex::new(None),
             forwarders: Mutex::new(forwarders),
-            max_frame: self.options.max_frame,
+            name,
         };
         let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
         let mut forwarders = Vec::new();
@@ -591,7 +449,7 @@ impl Isolated {
         let connection = connection(child, forwarders);
         // The handshake: hello (version), load, ready (the manifest it read).
         let deadline = Some(Instant::now() + self.options.startup);
-        let host_end = &connection.stream;
+        let host_end = &connection.endpoint.stream;
         // The child's own `LoadError`, if it refused the plugin with one.
         let mut reported = None;
         let mut handshake = || {
@@ -608,7 +466,12 @@ impl Isolated {
                     exe.display()
                 ));
             }
-            let request = LoadRequest { path: self.path.clone(), fd: PLUGIN_FD, sandbox: self.options.sandbox.clone() };
+            let request = LoadRequest {
+                path: self.path.clone(),
+                fd: PLUGIN_FD,
+                sandbox: self.options.sandbox.clone(),
+                log_level: crate::logs::level(),
+            };
             frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
             let ready = frame::read(host_end, &Waiter::blocking(), deadline, max).map_err(|e| match e {
@@ -722,7 +585,7 @@ impl Isolated {
         // Held throughout: no new process starts before this one is reaped and counted.
         let mut state = self.lock();
         {
-            let mut calls = connection.calls();
+            let mut calls = connection.endpoint.flight();
             if let Some(e) = &calls.ended {
                 // Ended by another call meanwhile; this one ran past its own deadline
                 // all the same, if that is what it found.
@@ -778,10 +641,63 @@ impl Isolated {
     }
 }
 
-impl Channel for Isolated {
-    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
-        if args.len() + 4 + frame::HEADER_REST > self.options.max_frame {
-            // Refused here: the plugin's process is fine and stays.
+impl Isolated {
+    /// This isolated plugin, shared.
+    fn arc(&self) -> Arc<Isolated> {
+        self.me.upgrade().expect("an `Isolated` is only reached through its `Arc`")
+    }
+
+    /// Calls method `method` of object `target` (0: the plugin's instance) in the
+    /// process of `connection`, serving the plugin's callbacks meanwhile.
+    fn call_on(
+        &self,
+        connection: &Arc<Connection>,
+        target: u64,
+        method: u32,
+        args: &[u8],
+    ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
+        let deadline = Instant::now() + self.options.deadline;
+        let Some((id, others)) = connection.endpoint.register() else {
+            // Another call is ending this process: a call to the plugin goes to the
+            // next one, a call to an object of this one fails as the process did.
+            return match (target, connection.endpoint.flight().ended.clone()) {
+                (0, _) => Err(Arc::clone(connection)),
+                (_, Some(e)) => Ok(Err(e)),
+                (_, None) => Ok(Err(crashed(None, None))),
+            };
+        };
+        let sent = connection.endpoint.send(id, target, method, args);
+        let handler = HostHandler { isolated: self.arc(), connection: Arc::clone(connection) };
+        let outcome = match sent {
+            Ok(()) => {
+                if others > 0 {
+                    connection.nudge();
+                }
+                connection.endpoint.wait(id, Some(deadline), &handler)
+            }
+            // The child is gone: its socket end is closed. Report it as such.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                connection.endpoint.unregister(id);
+                Err(WaitError::Fault(ReadError::TimedOut))
+            }
+            Err(_) => {
+                connection.endpoint.unregister(id);
+                Err(WaitError::Fault(ReadError::Eof))
+            }
+        };
+        Ok(match outcome {
+            Ok((status, body)) => tomada::client::answer(status, body),
+            Err(WaitError::Ended(e)) => Err(e),
+            Err(WaitError::Fault(fault)) => {
+                connection.endpoint.unregister(id);
+                Err(self.end(connection, fault))
+            }
+        })
+    }
+
+    /// Refuses arguments over the frame limit (the plugin's process is fine and stays).
+    fn fits(&self, args: &[u8]) -> Result<(), CallError> {
+        if args.len() + endpoint::REQUEST_HEAD + frame::HEADER_REST > self.options.max_frame {
             return Err(CallError::Channel {
                 message: format!(
                     "the arguments take {} bytes, over the limit of {} bytes a call (`Isolation::max_frame`)",
@@ -790,43 +706,112 @@ impl Channel for Isolated {
                 ),
             });
         }
-        let deadline = Instant::now() + self.options.deadline;
+        Ok(())
+    }
+}
+
+impl Channel for Isolated {
+    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        self.fits(&args)?;
         // A connection that another call is ending is replaced: this call was not sent.
-        let (connection, id, others) = loop {
+        loop {
             let connection = self.connection()?;
-            let id = connection.next_id.fetch_add(1, Ordering::Relaxed);
-            if let Some(others) = connection.register(id) {
-                break (connection, id, others);
+            match self.call_on(&connection, 0, method, &args) {
+                Ok(result) => return result,
+                Err(_) => std::thread::yield_now(),
             }
-            std::thread::yield_now();
+        }
+    }
+
+    fn peer(&self) -> Option<Arc<dyn tomada::remote::Peer>> {
+        let connection = self.connection().ok()?;
+        Some(Arc::new(HostPeer { isolated: self.arc(), connection }))
+    }
+}
+
+/// The host's side of the objects crossing to one process of an isolated plugin.
+struct HostPeer {
+    isolated: Arc<Isolated>,
+    connection: Arc<Connection>,
+}
+
+impl tomada::remote::Peer for HostPeer {
+    fn export(&self, object: tomada::remote::Exported) -> u64 {
+        self.connection.objects.insert(object)
+    }
+    fn revoke(&self, id: u64) {
+        self.connection.objects.remove(id);
+    }
+    fn call(&self, id: u64, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        self.isolated.fits(&args)?;
+        match self.isolated.call_on(&self.connection, id, method, &args) {
+            Ok(result) => result,
+            // Ended meanwhile: the object was the ended process's.
+            Err(_) => Err(self.connection.endpoint.flight().ended.clone().unwrap_or_else(|| crashed(None, None))),
+        }
+    }
+    fn release(&self, id: u64) {
+        if self.connection.endpoint.flight().ended.is_none() {
+            self.connection.endpoint.release(id);
+        }
+    }
+}
+
+/// What a host thread waiting for a call does with the plugin's requests.
+struct HostHandler {
+    isolated: Arc<Isolated>,
+    connection: Arc<Connection>,
+}
+
+impl Handler for HostHandler {
+    fn serve(&self, request: Request) -> (u8, tomada::ffi::RVec) {
+        let Some(object) = self.connection.objects.get(request.target) else {
+            return endpoint::no_object(request.target);
         };
-        let sent = {
-            let _writing = connection.writing.lock().unwrap_or_else(|p| p.into_inner());
-            let header = Header { kind: Kind::Call, status: 0, id };
-            frame::write(&connection.stream, header, &[&method.to_le_bytes(), &args])
-        };
-        drop(args);
-        let outcome = match sent {
-            Ok(()) => {
-                if others > 0 {
-                    connection.nudge();
-                }
-                connection.wait(id, deadline)
+        let peer: Arc<dyn tomada::remote::Peer> =
+            Arc::new(HostPeer { isolated: Arc::clone(&self.isolated), connection: Arc::clone(&self.connection) });
+        tomada::remote::with_peer(&peer, || object.serve(request.method, request.args()))
+    }
+
+    fn incoming(&self, incoming: Incoming) {
+        match incoming {
+            Incoming::Request(request) => self.callback_outside_calls(request),
+            Incoming::Release(id) => self.connection.objects.remove(id),
+            Incoming::Log(record) => crate::logs::deliver_encoded(&self.connection.name, &record),
+        }
+    }
+}
+
+impl HostHandler {
+    /// A callback made outside any call of the host (from a plugin's own thread): served
+    /// on the connection's callback thread, in order.
+    fn callback_outside_calls(&self, request: Request) {
+        let mut sender = self.connection.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+        if sender.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Request>();
+            let handler =
+                HostHandler { isolated: Arc::clone(&self.isolated), connection: Arc::clone(&self.connection) };
+            // The thread holds the connection until the channel's sender (kept in the
+            // connection) drops, when the connection ends.
+            let started = std::thread::Builder::new().name(format!("tomada-callbacks-{}", self.connection.name)).spawn(
+                move || {
+                    while let Ok(request) = rx.recv() {
+                        handler.connection.endpoint.serve(request, &handler);
+                    }
+                },
+            );
+            if started.is_err() {
+                let _ = self.connection.endpoint.answer(
+                    request.id,
+                    Status::MALFORMED.0,
+                    b"the host cannot start a thread to serve this callback",
+                );
+                return;
             }
-            // The child is gone: its socket end is closed. Report it as such.
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                connection.unregister(id);
-                Err(WaitError::Fault(ReadError::TimedOut))
-            }
-            Err(_) => {
-                connection.unregister(id);
-                Err(WaitError::Fault(ReadError::Eof))
-            }
-        };
-        match outcome {
-            Ok((status, body)) => tomada::client::answer(status, body),
-            Err(WaitError::Ended(e)) => Err(e),
-            Err(WaitError::Fault(fault)) => Err(self.end(&connection, fault)),
+            *sender = Some(tx);
+        }
+        if let Some(tx) = sender.as_ref() {
+            let _ = tx.send(request);
         }
     }
 }
@@ -845,5 +830,5 @@ pub(crate) fn start(
     file: &PluginFile,
     options: &Isolation,
 ) -> Result<Arc<Isolated>, LoadError> {
-    Isolated::start(inspection, file, options.clone()).map(Arc::new)
+    Isolated::start(inspection, file, options.clone())
 }

@@ -4,17 +4,21 @@
 //! has checked it against its contract already), then hands each call's method
 //! number and encoded arguments to the plugin's own dispatch function.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tomada::ffi::Status;
+use tomada::ffi::{RSlice, RVec, Status};
+use tomada::logging::HostServices;
+use tomada::remote::{Exported, PeerFns};
 
+use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadError, Waiter};
 use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
 
@@ -32,19 +36,27 @@ pub(crate) struct LoadRequest {
     /// The inherited descriptor of the plugin file, which is what is loaded.
     pub(crate) fd: RawFd,
     pub(crate) sandbox: Option<Sandbox>,
+    /// The most verbose log level the host takes from the plugin (0: none).
+    pub(crate) log_level: u8,
 }
 
 impl LoadRequest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
-        postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), self.fd, sandbox)).expect("encodable")
+        postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), self.fd, sandbox, self.log_level))
+            .expect("encodable")
     }
 
     fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>);
-        let (path, fd, sandbox): Wire =
+        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>, u8);
+        let (path, fd, sandbox, log_level): Wire =
             postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
-        Ok(LoadRequest { path: PathBuf::from(OsString::from_vec(path)), fd, sandbox: sandbox.map(Sandbox::from_wire) })
+        Ok(LoadRequest {
+            path: PathBuf::from(OsString::from_vec(path)),
+            fd,
+            sandbox: sandbox.map(Sandbox::from_wire),
+            log_level: log_level.min(5),
+        })
     }
 }
 
@@ -189,7 +201,15 @@ fn serve(fd: RawFd) -> i32 {
         Ok(i) => i,
         Err(e) => return fail_with(&stream, e),
     };
-    let local = match crate::open(file, &inspection) {
+    // The plugin's log records and its objects' calls go through this process's
+    // channel (see `PEER` and `log_record`).
+    let services: &'static HostServices = Box::leak(Box::new(HostServices {
+        size: size_of::<HostServices>() as u32,
+        max_level: request.log_level,
+        log: Some(log_record),
+        peer: &PEER,
+    }));
+    let local = match crate::open(file, &inspection, services) {
         Ok(l) => l,
         Err(e) => return fail_with(&stream, e),
     };
@@ -199,19 +219,79 @@ fn serve(fd: RawFd) -> i32 {
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
         plugin: Served { dispatch: local.dispatch, this: local.this },
-        stream,
-        reading: Mutex::new(()),
-        writing: Mutex::new(()),
-        max,
+        endpoint: Endpoint::new(stream, false, Waiter::new(SPIN), max),
+        objects: Objects::new(),
+        pending: Mutex::new(VecDeque::new()),
         idle: AtomicUsize::new(0),
         threads: AtomicUsize::new(1),
         busy: AtomicUsize::new(0),
     }));
     std::mem::forget(local);
+    if SERVER.set(server).is_err() {
+        return 1;
+    }
     // One pool thread waits for nudges from the start; each one that takes a nudge
     // while none is left waiting starts another.
     server.grow();
     server.main_loop()
+}
+
+/// The server, for the functions the plugin calls back through (`PEER`, `log_record`).
+static SERVER: OnceLock<&'static Server> = OnceLock::new();
+
+/// The runner's channel as the plugin's copy of tomada sees it (see `tomada::remote`).
+static PEER: PeerFns = PeerFns { export: peer_export, revoke: peer_revoke, call: peer_call, release: peer_release };
+
+unsafe extern "C" fn peer_export(object: Exported) -> u64 {
+    match SERVER.get() {
+        Some(server) => server.objects.insert(object),
+        // No server yet (the plugin's constructor): nobody could call it.
+        None => {
+            // SAFETY: the one release of an object nobody else has.
+            unsafe { object.release() };
+            0
+        }
+    }
+}
+
+unsafe extern "C" fn peer_revoke(id: u64) {
+    if let Some(server) = SERVER.get() {
+        server.objects.remove(id);
+    }
+}
+
+unsafe extern "C" fn peer_release(id: u64) {
+    if let Some(server) = SERVER.get() {
+        server.endpoint.release(id);
+    }
+}
+
+unsafe extern "C" fn peer_call(id: u64, method: u32, args: RSlice, out: *mut RVec) -> Status {
+    let (status, body) = match SERVER.get() {
+        // SAFETY: the plugin passes arguments that live for this call.
+        Some(server) => server.callback(id, method, unsafe { args.as_bytes() }),
+        None => (Status::MALFORMED, b"no host to call back yet (the plugin is still being made)".to_vec()),
+    };
+    // SAFETY: the plugin passes a writable `out`.
+    unsafe { out.write(RVec::from_vec(body)) };
+    status
+}
+
+unsafe extern "C" fn log_record(
+    _plugin: RSlice,
+    level: u8,
+    _target: RSlice,
+    message: RSlice,
+    module: RSlice,
+    file: RSlice,
+    line: u32,
+) {
+    let Some(server) = SERVER.get() else { return };
+    // SAFETY: the plugin passes borrows that live for this call.
+    let record =
+        unsafe { crate::logs::encode_record(level, message.as_bytes(), module.as_bytes(), file.as_bytes(), line) };
+    // Sent before the reply of the call that logged it, so the host delivers it first.
+    let _ = server.endpoint.write(Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
 }
 
 /// The plugin's dispatch function and instance, shared by the serving threads.
@@ -232,15 +312,17 @@ unsafe impl Sync for Served {}
 /// are in flight, it also posts to the nudge eventfd (descriptor 5); a pool thread
 /// takes the post, reads that call and serves it, so calls run at once, each on its
 /// own thread, and a slow call never holds up the others. Replies go back in
-/// whatever order the calls end, each with its request id.
+/// whatever order the calls end, each with its request id. A thread waiting for the
+/// host's answer to a callback reads too (see `endpoint`), and hands a new call it
+/// reads to the pool (`pending`).
 struct Server {
     plugin: Served,
-    stream: UnixStream,
-    /// Held while one frame is read: frames are read whole, by one thread.
-    reading: Mutex<()>,
-    /// Held while one frame is written.
-    writing: Mutex<()>,
-    max: usize,
+    endpoint: Endpoint,
+    /// The plugin's objects the host holds, by number.
+    objects: Objects,
+    /// Calls read by a thread that cannot serve them (it waits for a callback's
+    /// answer), for a pool thread.
+    pending: Mutex<VecDeque<Request>>,
     /// Pool threads waiting for a nudge.
     idle: AtomicUsize,
     /// Serving threads, the main one included.
@@ -249,33 +331,93 @@ struct Server {
     busy: AtomicUsize,
 }
 
+impl Handler for Server {
+    fn serve(&self, request: Request) -> (u8, RVec) {
+        if request.target == 0 {
+            // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this`
+            // its instance (callable from any thread), and the arguments live for the
+            // call.
+            let (status, body) = unsafe {
+                crate::plugin_fn::dispatch(self.plugin.dispatch, self.plugin.this, request.method, request.args())
+            };
+            return (status.0, body);
+        }
+        match self.objects.get(request.target) {
+            Some(object) => object.serve(request.method, request.args()),
+            None => super::endpoint::no_object(request.target),
+        }
+    }
+
+    fn incoming(&self, incoming: Incoming) {
+        match incoming {
+            Incoming::Request(request) => {
+                self.pending.lock().unwrap_or_else(|p| p.into_inner()).push_back(request);
+                nudge_self();
+            }
+            Incoming::Release(id) => self.objects.remove(id),
+            Incoming::Log(_) => {}
+        }
+    }
+}
+
+/// Posts to the nudge eventfd (as the host does), so a pool thread wakes.
+fn nudge_self() {
+    let one = 1u64;
+    // SAFETY: writing 8 bytes from a local to the nudge descriptor (if the host passed
+    // none, this fails, and calls wait for the main thread).
+    unsafe { libc::write(NUDGE_FD, (&raw const one).cast(), 8) };
+}
+
 impl Server {
-    fn lock<'a>(&self, m: &'a Mutex<()>) -> std::sync::MutexGuard<'a, ()> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
+    /// A call of the plugin to the host's object `target`, within the call this thread
+    /// serves (if any); its status and answer.
+    fn callback(&'static self, target: u64, method: u32, args: &[u8]) -> (Status, Vec<u8>) {
+        let Some((id, _)) = self.endpoint.register() else {
+            return (Status::MALFORMED, b"the channel to the host has ended".to_vec());
+        };
+        if self.endpoint.send(id, target, method, args).is_err() {
+            // The host is gone: so is this process.
+            std::process::exit(0);
+        }
+        match self.endpoint.wait(id, None, self) {
+            Ok((status, body)) => (Status(status), body),
+            Err(WaitError::Fault(ReadError::Eof)) => std::process::exit(0),
+            Err(WaitError::Fault(_)) => std::process::exit(4),
+            Err(WaitError::Ended(e)) => (Status::MALFORMED, e.to_string().into_bytes()),
+        }
+    }
+
+    /// Reads with `reading` held, until a new call (returned) comes; ends the process
+    /// if the channel ended or is corrupted.
+    fn read_call(&self) -> Request {
+        loop {
+            match self.endpoint.read_for(None, None) {
+                Ok(Read::Incoming(Incoming::Request(request))) => return request,
+                Ok(Read::Incoming(incoming)) => self.incoming(incoming),
+                Ok(_) => {}
+                // The host closed the channel: it is done with us, or gone.
+                Err(ReadError::Eof) => std::process::exit(0),
+                // Anything else is a broken host or a corrupted channel: stop.
+                Err(_) => std::process::exit(4),
+            }
+        }
     }
 
     /// The main thread: reads a call, serves it, and so on; ends the process when
     /// the channel ends.
     fn main_loop(&'static self) -> ! {
-        let waiter = Waiter::new(SPIN);
-        let mut buf = Vec::new();
         loop {
-            let read = {
-                let _reading = self.lock(&self.reading);
-                // Spin only while calls come one at a time: with more, the CPUs are
-                // better left to the threads serving them.
-                let alone = self.busy.load(Ordering::Relaxed) == 0;
-                frame::read_into_spinning(&self.stream, &waiter, alone, None, self.max, &mut buf)
+            let request = {
+                let _reading = Endpoint::lock(&self.endpoint.reading);
+                self.read_call()
             };
-            self.handle(read, &buf);
+            self.endpoint.serve(request, self);
         }
     }
 
-    /// A pool thread: waits for a nudge, then reads and serves one call if one is
-    /// there (the main thread may have taken it).
+    /// A pool thread: waits for a nudge, then serves a call handed over, or reads and
+    /// serves one if one is there (the main thread may have taken it).
     fn pool_loop(&'static self) -> ! {
-        let waiter = Waiter::blocking();
-        let mut buf = Vec::new();
         loop {
             self.idle.fetch_add(1, Ordering::SeqCst);
             let mut count = 0u64;
@@ -292,17 +434,22 @@ impl Server {
             if idle == 0 {
                 self.grow();
             }
-            let read = {
-                let _reading = self.lock(&self.reading);
-                let mut pfd = libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                // SAFETY: one valid `pollfd`; a zero timeout only looks.
-                if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
-                    continue; // taken by another thread already
+            let handed = self.pending.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let request = match handed {
+                Some(request) => request,
+                None => {
+                    let _reading = Endpoint::lock(&self.endpoint.reading);
+                    let mut pfd =
+                        libc::pollfd { fd: self.endpoint.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                    // SAFETY: one valid `pollfd`; a zero timeout only looks.
+                    if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+                        continue; // taken by another thread already
+                    }
+                    self.read_call()
                 }
-                frame::read_into(&self.stream, &waiter, None, self.max, &mut buf)
             };
             self.busy.fetch_add(1, Ordering::Relaxed);
-            self.handle(read, &buf);
+            self.endpoint.serve(request, self);
             self.busy.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -316,42 +463,6 @@ impl Server {
         let started = std::thread::Builder::new().name("tomada-serve".into()).spawn(move || self.pool_loop());
         if started.is_err() {
             self.threads.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    /// Serves one call and sends its reply; ends the process if the channel ended
-    /// or is corrupted.
-    fn handle(&self, read: Result<frame::Header, ReadError>, payload: &[u8]) {
-        let header = match read {
-            Ok(h) if h.kind == Kind::Call && payload.len() >= 4 => h,
-            // The host closed the channel: it is done with us, or gone.
-            Err(ReadError::Eof) => std::process::exit(0),
-            // Anything else is a broken host or a corrupted channel: stop.
-            Ok(_) | Err(_) => std::process::exit(4),
-        };
-        let method = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes"));
-        // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this` its
-        // instance (callable from any thread), and the arguments live for the call.
-        let (status, body) =
-            unsafe { crate::plugin_fn::dispatch(self.plugin.dispatch, self.plugin.this, method, &payload[4..]) };
-        let too_large;
-        let (status, body) = if body.as_slice().len() + frame::HEADER_REST > self.max {
-            // Refused here, so the host never reads (nor allocates) it.
-            too_large = format!(
-                "the plugin's answer takes {} bytes, over the limit of {} bytes",
-                body.as_slice().len(),
-                self.max
-            );
-            (Status::MALFORMED, too_large.as_bytes())
-        } else {
-            (status, body.as_slice())
-        };
-        let sent = {
-            let _writing = self.lock(&self.writing);
-            frame::write(&self.stream, Header { kind: Kind::Reply, status: status.0, id: header.id }, &[body])
-        };
-        if sent.is_err() {
-            std::process::exit(0);
         }
     }
 }

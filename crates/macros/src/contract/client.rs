@@ -31,6 +31,15 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
         #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl #client where #bounds {
             #(#methods)*
+
+            #[doc = ::core::concat!(
+                "The client behind a `dyn ", #trait_str, "` that came from the other side of the boundary ",
+                "(a plugin's object, say), whose methods return `Result<_, tomada::CallError>` where the ",
+                "trait's own methods panic on a failed call; `None` for an object of this side."
+            )]
+            pub fn of(object: &dyn #trait_ident) -> ::core::option::Option<&Self> {
+                object.__tomada_client()
+            }
         }
     }
 }
@@ -106,9 +115,9 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
                     if objects { self.raw.keeping(call) } else { call() }
                 }
                 ::tomada::__private::Target::Remote(channel) => {
-                    let mut args = ::std::vec::Vec::new();
-                    #(<#tys as ::tomada::Arg>::encode(&#locals, &mut args);)*
-                    ::tomada::__private::remote_call::<#ret>(&**channel, #method_no, args)
+                    ::tomada::__private::remote_call::<#ret>(&**channel, #method_no, |args| {
+                        #(<#tys as ::tomada::Arg>::encode(#locals, args);)*
+                    })
                 }
             }
         }

@@ -131,6 +131,14 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
     if item.colon_token.is_none() {
         item.colon_token = Some(Default::default());
     }
+    // The way back from a `dyn C` to the client behind it (see the client's `of`).
+    let client_ident = format_ident!("{}Client", item.ident);
+    item.items.push(syn::parse_quote! {
+        #[doc(hidden)]
+        fn __tomada_client(&self) -> ::core::option::Option<&#client_ident> {
+            ::core::option::Option::None
+        }
+    });
     let parts = Parts {
         trait_ident: &item.ident,
         vis: &item.vis,

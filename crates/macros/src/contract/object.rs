@@ -81,6 +81,9 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
         #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl #trait_ident for #client where #bounds {
             #(#client_methods)*
+            fn __tomada_client(&self) -> ::core::option::Option<&#client> {
+                ::core::option::Option::Some(self)
+            }
         }
 
         #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
@@ -102,6 +105,49 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                     vtable,
                     release: ::core::option::Option::Some(::tomada::__private::release_boxed::<H>),
                 }
+            }
+
+            /// An object of holder type `H`, kept for the other side of a channel: served
+            /// through this contract's byte-level dispatch, dropped when released.
+            #[doc(hidden)]
+            fn __tomada_export_of<H: #trait_ident>(holder: H) -> ::tomada::__private::Exported {
+                ::tomada::__private::Exported {
+                    this: ::std::boxed::Box::into_raw(::std::boxed::Box::new(holder)).cast(),
+                    dispatch: <dyn #trait_ident>::__tomada_dispatch::<H>,
+                    release: ::core::option::Option::Some(::tomada::__private::release_boxed::<H>),
+                }
+            }
+
+            #[doc(hidden)]
+            pub fn __tomada_box_export(object: ::std::boxed::Box<dyn #trait_ident>) -> ::tomada::__private::Exported {
+                struct Holder(::std::boxed::Box<dyn #trait_ident>);
+                impl #trait_ident for Holder { #box_methods }
+                <dyn #trait_ident>::__tomada_export_of(Holder(object))
+            }
+
+            #[doc(hidden)]
+            pub fn __tomada_arc_export(object: ::std::sync::Arc<dyn #trait_ident>) -> ::tomada::__private::Exported {
+                struct Holder(::std::sync::Arc<dyn #trait_ident>);
+                impl #trait_ident for Holder { #arc_methods }
+                <dyn #trait_ident>::__tomada_export_of(Holder(object))
+            }
+
+            /// # Safety
+            /// `object` must outlive the returned `Exported`.
+            #[doc(hidden)]
+            pub unsafe fn __tomada_ref_export(object: &dyn #trait_ident) -> ::tomada::__private::Exported {
+                struct Holder(*const (dyn #trait_ident + 'static));
+                // SAFETY: the object behind the pointer is `Send + Sync` (the trait
+                // requires it).
+                unsafe impl ::core::marker::Send for Holder {}
+                // SAFETY: as above.
+                unsafe impl ::core::marker::Sync for Holder {}
+                impl #trait_ident for Holder { #ref_methods }
+                // SAFETY: only the borrow's lifetime is erased; the caller keeps the
+                // object alive as long as the `Exported` (the call).
+                #[allow(clippy::transmute_ptr_to_ptr)]
+                let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
+                <dyn #trait_ident>::__tomada_export_of(Holder(object))
             }
 
             #[doc(hidden)]
@@ -148,7 +194,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
             const DESC: ::tomada::__private::TypeRef = ::tomada::__private::TypeRef::new(
                 &::tomada::__private::TypeDesc::generic("Box", &[<dyn #trait_ident as ::tomada::Contract>::OBJECT]),
             );
-            const WIRE_MIN: usize = 0;
+            const WIRE_MIN: usize = 8;
             fn into_ffi(self) -> ::tomada::__private::RObject {
                 <dyn #trait_ident as ::tomada::Contract>::__box_into_object(self)
             }
@@ -158,10 +204,17 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 <dyn #trait_ident as ::tomada::Contract>::__client_into_box(client)
             }
             fn encode(&self, _: &mut ::std::vec::Vec<u8>) {
-                ::core::unreachable!("isolated plugins whose contracts pass objects are refused at load")
+                // Containers pass objects on by value (`encode_owned`): a `Box` is given
+                // away, never lent.
+                ::core::unreachable!("a `Box<dyn {}>` is only given away across a channel", ::core::stringify!(#trait_ident))
             }
-            fn decode(_: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
-                ::tomada::__private::unsupported_wire()
+            fn encode_owned(self, out: &mut ::std::vec::Vec<u8>) {
+                ::tomada::__private::encode_exported(<dyn #trait_ident as ::tomada::Contract>::__export_box(self), out)
+            }
+            fn decode(r: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
+                let channel = ::tomada::__private::decode_remote(r)?;
+                let client = <dyn #trait_ident as ::tomada::Contract>::__remote_client(channel);
+                ::core::result::Result::Ok(<dyn #trait_ident as ::tomada::Contract>::__client_into_box(client))
             }
         }
 
@@ -186,11 +239,14 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 // SAFETY: the store outlives the call (the caller's guarantee).
                 unsafe { &*(store as *const #client) }
             }
-            fn encode(&self, _: &mut ::std::vec::Vec<u8>) {
-                ::core::unreachable!("isolated plugins whose contracts pass objects are refused at load")
+            fn encode(self, out: &mut ::std::vec::Vec<u8>) {
+                // SAFETY: lent for the call: `remote_call` revokes it when the call returns,
+                // while the borrow is still live.
+                let exported = unsafe { <dyn #trait_ident as ::tomada::Contract>::__export_ref(self) };
+                ::tomada::__private::encode_borrowed(exported, out)
             }
-            unsafe fn decode(_: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<#client, ::tomada::__private::WireError> {
-                ::tomada::__private::unsupported_wire()
+            unsafe fn decode(r: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<#client, ::tomada::__private::WireError> {
+                ::tomada::__private::decode_remote(r).map(<dyn #trait_ident as ::tomada::Contract>::__remote_client)
             }
         }
     }
@@ -229,6 +285,19 @@ pub(crate) fn contract_items(parts: &Parts, method_count: usize, args: &Contract
             // SAFETY: made by this contract's conversion (the caller's guarantee), with
             // all the contract's methods in its vtable.
             #client { raw: unsafe { ::tomada::__private::RawClient::of_object(object, #method_count, <Self as ::tomada::Contract>::MINOR) } }
+        }
+        fn __export_box(object: ::std::boxed::Box<Self>) -> ::tomada::__private::Exported {
+            <dyn #trait_ident>::__tomada_box_export(object)
+        }
+        fn __export_arc(object: ::std::sync::Arc<Self>) -> ::tomada::__private::Exported {
+            <dyn #trait_ident>::__tomada_arc_export(object)
+        }
+        unsafe fn __export_ref(object: &Self) -> ::tomada::__private::Exported {
+            // SAFETY: the caller keeps `object` alive as long as the `Exported`.
+            unsafe { <dyn #trait_ident>::__tomada_ref_export(object) }
+        }
+        fn __remote_client(channel: ::std::sync::Arc<dyn ::tomada::__private::Channel>) -> #client {
+            #client { raw: ::tomada::__private::RawClient::new(::tomada::__private::Target::Remote(channel), #method_count, <Self as ::tomada::Contract>::MINOR) }
         }
         fn __client_into_box(client: #client) -> ::std::boxed::Box<Self> {
             ::std::boxed::Box::new(client)

@@ -84,6 +84,12 @@ pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStre
                     let _ = out;
                 }
                 #[inline]
+                fn encode_owned(self, out: &mut ::std::vec::Vec<u8>) {
+                    let Self #pat = self;
+                    #(#abis::encode_owned(#locals, out);)*
+                    let _ = out;
+                }
+                #[inline]
                 fn decode(r: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
                     #(let #locals = #abis::decode(r)?;)*
                     let _ = r;

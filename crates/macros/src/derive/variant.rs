@@ -36,6 +36,7 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
     let mut to_ffi = Vec::new();
     let mut from_ffi = Vec::new();
     let mut encode = Vec::new();
+    let mut encode_owned = Vec::new();
     let mut decode = Vec::new();
     let mut descs = Vec::new();
     for (index, (v, fields)) in variants.iter().enumerate() {
@@ -67,6 +68,12 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
             Self::#vident #pat => {
                 ::tomada::__private::put_variant(out, #index);
                 #(#abis::encode(#locals, out);)*
+            }
+        });
+        encode_owned.push(quote! {
+            Self::#vident #pat => {
+                ::tomada::__private::put_variant(out, #index);
+                #(#abis::encode_owned(#locals, out);)*
             }
         });
         let build = match &v.fields {
@@ -124,6 +131,12 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
                 fn encode(&self, out: &mut ::std::vec::Vec<u8>) {
                     match self {
                         #(#encode)*
+                    }
+                }
+                #[inline]
+                fn encode_owned(self, out: &mut ::std::vec::Vec<u8>) {
+                    match self {
+                        #(#encode_owned)*
                     }
                 }
                 #[inline]

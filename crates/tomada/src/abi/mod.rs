@@ -91,6 +91,13 @@ pub unsafe trait Abi: Sized {
     unsafe fn from_ffi(ffi: Self::Ffi) -> Self;
     /// Appends the byte form (see [`crate::wire`]).
     fn encode(&self, out: &mut Vec<u8>);
+    /// Appends the byte form of a value given away: what the call moves to the other
+    /// side (a `Box<dyn C>` inside it, say) is handed over, not borrowed. The same
+    /// bytes as [`Abi::encode`]; containers pass their elements on by value.
+    #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        Abi::encode(&self, out);
+    }
     /// Reads the byte form back.
     ///
     /// # Errors
@@ -133,8 +140,8 @@ pub unsafe trait Arg: Sized {
     /// # Safety
     /// Called at most once per store; the result must not outlive the store.
     unsafe fn view(store: &mut Self::Store) -> Self;
-    /// Appends the byte form.
-    fn encode(&self, out: &mut Vec<u8>);
+    /// Appends the byte form (an owned argument is given away, see [`Abi::encode_owned`]).
+    fn encode(self, out: &mut Vec<u8>);
     /// Reads the byte form back into a store.
     ///
     /// # Errors
@@ -167,8 +174,8 @@ unsafe impl<T: Abi> Arg for T {
         unsafe { ManuallyDrop::take(store) }
     }
     #[inline]
-    fn encode(&self, out: &mut Vec<u8>) {
-        Abi::encode(self, out)
+    fn encode(self, out: &mut Vec<u8>) {
+        Abi::encode_owned(self, out)
     }
     #[inline]
     unsafe fn decode(r: &mut Reader<'_>) -> Result<ManuallyDrop<T>, WireError> {
@@ -197,7 +204,7 @@ unsafe impl<'a> Arg for &'a str {
         unsafe { store.as_str() }
     }
     #[inline]
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(self, out: &mut Vec<u8>) {
         crate::wire::put_len(out, self.len());
         out.extend_from_slice(self.as_bytes());
     }
@@ -256,7 +263,7 @@ unsafe impl<'a, T: Abi + Clone> Arg for &'a [T] {
         }
     }
     #[inline]
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(self, out: &mut Vec<u8>) {
         seq::encode_slice(self, out)
     }
     #[inline]

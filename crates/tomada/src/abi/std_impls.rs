@@ -192,6 +192,17 @@ unsafe impl<T: Abi> Abi for Vec<T> {
         encode_slice(self, out)
     }
     #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        if T::PLAIN {
+            encode_slice(&self, out)
+        } else {
+            crate::wire::put_len(out, self.len());
+            for item in self {
+                item.encode_owned(out);
+            }
+        }
+    }
+    #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Vec<T>, WireError> {
         decode_vec(r)
     }
@@ -219,6 +230,13 @@ unsafe impl<T: Abi> Abi for VecDeque<T> {
         }
     }
     #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        crate::wire::put_len(out, self.len());
+        for item in self {
+            item.encode_owned(out);
+        }
+    }
+    #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<VecDeque<T>, WireError> {
         decode_vec(r).map(VecDeque::from)
     }
@@ -228,7 +246,7 @@ unsafe impl<T: Abi> Abi for VecDeque<T> {
 macro_rules! collection {
     ($name:literal, [$($bound:tt)*], $coll:ty, [$($param:ident),+], $item:ty, $ffi_item:ty,
      |$into:ident| $to_ffi:expr, |$from:ident| $from_ffi:expr, |$enc:ident, $out:ident| $encode:expr,
-     |$r:ident| $decode:expr, $with_capacity:expr) => {
+     |$own:ident| $encode_owned:expr, |$r:ident| $decode:expr, $with_capacity:expr) => {
         // SAFETY: a sequence of the elements' `Ffi` forms in a `System` buffer (`RSeq`),
         // each element converted by its own `Abi` impl.
         unsafe impl<$($bound)*> Abi for $coll {
@@ -261,6 +279,13 @@ macro_rules! collection {
                 }
             }
             #[inline]
+            fn encode_owned(self, $out: &mut Vec<u8>) {
+                crate::wire::put_len($out, self.len());
+                for $own in self {
+                    $encode_owned;
+                }
+            }
+            #[inline]
             fn decode($r: &mut Reader<'_>) -> Result<Self, WireError> {
                 let len = $r.len(0)?;
                 let mut coll: Self = $with_capacity(len.min($r.remaining().len()));
@@ -279,6 +304,7 @@ collection!("HashMap", [K: Abi + Eq + Hash, V: Abi, S: BuildHasher + Default], H
     |kv| RTuple2(kv.0.into_ffi(), kv.1.into_ffi()),
     |f| (K::from_ffi(f.0), V::from_ffi(f.1)),
     |kv, out| { kv.0.encode(out); kv.1.encode(out) },
+    |kv| { Abi::encode(&kv.0, out); kv.1.encode_owned(out) },
     |r| (K::decode(r)?, V::decode(r)?),
     |n| HashMap::with_capacity_and_hasher(n, S::default()));
 collection!("BTreeMap", [K: Abi + Ord, V: Abi], BTreeMap<K, V>, [K, V],
@@ -286,6 +312,7 @@ collection!("BTreeMap", [K: Abi + Ord, V: Abi], BTreeMap<K, V>, [K, V],
     |kv| RTuple2(kv.0.into_ffi(), kv.1.into_ffi()),
     |f| (K::from_ffi(f.0), V::from_ffi(f.1)),
     |kv, out| { kv.0.encode(out); kv.1.encode(out) },
+    |kv| { Abi::encode(&kv.0, out); kv.1.encode_owned(out) },
     |r| (K::decode(r)?, V::decode(r)?),
     |_| BTreeMap::new());
 collection!("HashSet", [T: Abi + Eq + Hash, S: BuildHasher + Default], HashSet<T, S>, [T],
@@ -293,6 +320,7 @@ collection!("HashSet", [T: Abi + Eq + Hash, S: BuildHasher + Default], HashSet<T
     |t| RTuple1(t.into_ffi()),
     |f| T::from_ffi(f.0),
     |t, out| t.encode(out),
+    |t| Abi::encode(&t, out),
     |r| T::decode(r)?,
     |n| HashSet::with_capacity_and_hasher(n, S::default()));
 collection!("BTreeSet", [T: Abi + Ord], BTreeSet<T>, [T],
@@ -300,6 +328,7 @@ collection!("BTreeSet", [T: Abi + Ord], BTreeSet<T>, [T],
     |t| RTuple1(t.into_ffi()),
     |f| T::from_ffi(f.0),
     |t, out| t.encode(out),
+    |t| Abi::encode(&t, out),
     |r| T::decode(r)?,
     |_| BTreeSet::new());
 
@@ -330,6 +359,16 @@ unsafe impl<T: Abi> Abi for Option<T> {
             Some(v) => {
                 put_variant(out, 1);
                 v.encode(out)
+            }
+        }
+    }
+    #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        match self {
+            None => put_variant(out, 0),
+            Some(v) => {
+                put_variant(out, 1);
+                v.encode_owned(out)
             }
         }
     }
@@ -378,6 +417,19 @@ unsafe impl<T: Abi, E: Abi> Abi for Result<T, E> {
         }
     }
     #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        match self {
+            Ok(v) => {
+                put_variant(out, 0);
+                v.encode_owned(out)
+            }
+            Err(e) => {
+                put_variant(out, 1);
+                e.encode_owned(out)
+            }
+        }
+    }
+    #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         match r.variant()? {
             0 => Ok(Ok(T::decode(r)?)),
@@ -407,6 +459,10 @@ unsafe impl<T: Abi> Abi for Box<T> {
         (**self).encode(out)
     }
     #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        (*self).encode_owned(out)
+    }
+    #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         T::decode(r).map(Box::new)
     }
@@ -433,6 +489,12 @@ unsafe impl<T: Abi, const N: usize> Abi for [T; N] {
     fn encode(&self, out: &mut Vec<u8>) {
         for item in self {
             item.encode(out);
+        }
+    }
+    #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        for item in self {
+            item.encode_owned(out);
         }
     }
     #[inline]
@@ -466,6 +528,10 @@ macro_rules! tuples {
             #[inline]
             fn encode(&self, out: &mut Vec<u8>) {
                 $(self.$i.encode(out);)+
+            }
+            #[inline]
+            fn encode_owned(self, out: &mut Vec<u8>) {
+                $(self.$i.encode_owned(out);)+
             }
             #[inline]
             fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {

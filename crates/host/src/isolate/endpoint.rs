@@ -1,0 +1,460 @@
+//! One end of the channel between a host and a plugin's process, the same on both
+//! sides: requests go out with ids, and while a thread waits for its reply it also
+//! serves the requests the other side makes *within* its call.
+//!
+//! Both sides make requests: the host calls the plugin (`Call`), and the plugin,
+//! during a call, calls back into objects of the host (`Callback`); each request
+//! names the request it was made within (its *parent*: the one the sending thread is
+//! serving, 0 for none). A request whose parent is a call this side is waiting for is
+//! handed to the thread waiting for it, which serves it and goes on waiting: so
+//! host → plugin → host → plugin runs on one thread of each side, re-entrant, and can
+//! never deadlock for want of a free thread. Requests with no such parent, releases
+//! of objects and log records are the owner's to handle ([`Incoming`]).
+//!
+//! Reading: whichever waiting thread holds `reading` reads frames and hands each to
+//! its thread; one call at a time thus reads its own reply, with no hand-off.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::Thread;
+use std::time::Instant;
+
+use tomada::CallError;
+
+use super::frame::{self, Header, Kind, ReadError, Waiter};
+
+/// The bytes of a request's payload before its arguments: target, parent, method.
+pub(crate) const REQUEST_HEAD: usize = 8 + 8 + 4;
+
+thread_local! {
+    /// The id of the other side's request this thread is serving (0: none): the
+    /// parent of the requests it makes meanwhile.
+    static SERVING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` as the server of request `id` (see `SERVING`).
+pub(crate) fn serving<R>(id: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERVING.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SERVING.with(|s| s.replace(id)));
+    f()
+}
+
+/// A request from the other side.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) id: u64,
+    /// The object called: 0 is the plugin's instance.
+    pub(crate) target: u64,
+    pub(crate) method: u32,
+    /// The whole payload; the arguments start at [`REQUEST_HEAD`].
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Request {
+    pub(crate) fn args(&self) -> &[u8] {
+        &self.payload[REQUEST_HEAD..]
+    }
+}
+
+/// What a reader found that is not for a waiting thread.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A request made outside any call of this side.
+    Request(Request),
+    /// The other side dropped its handle to our object `id`.
+    Release(u64),
+    /// A log record (child to host).
+    Log(Vec<u8>),
+}
+
+/// Why waiting stopped without a reply.
+#[derive(Debug)]
+pub(crate) enum WaitError {
+    /// This call found the channel broken (or its deadline passed).
+    Fault(ReadError),
+    /// The channel had ended: this call's error.
+    Ended(CallError),
+}
+
+/// The calls in flight on this end, and whether it ended.
+#[derive(Default)]
+pub(crate) struct Flight {
+    waiting: HashMap<u64, Slot>,
+    /// A call found the channel failed and is ending it.
+    pub(crate) ending: bool,
+    /// It ended: the error of every call still in flight.
+    pub(crate) ended: Option<CallError>,
+}
+
+/// One call in flight.
+struct Slot {
+    thread: Thread,
+    /// Its reply (status and body), once read by another thread.
+    answer: Option<(u8, Vec<u8>)>,
+    /// Requests made within it, for its thread to serve.
+    requests: VecDeque<Request>,
+}
+
+/// What a waiting thread does with what it is handed.
+pub(crate) trait Handler {
+    /// Serves a request made within this thread's call; returns status and body.
+    fn serve(&self, request: Request) -> (u8, tomada::ffi::RVec);
+    /// Handles what is not for a waiting thread.
+    fn incoming(&self, incoming: Incoming);
+}
+
+/// One end of the channel.
+pub(crate) struct Endpoint {
+    pub(crate) stream: UnixStream,
+    /// The kind of this side's requests, and of the replies to them.
+    request: Kind,
+    reply: Kind,
+    next_id: AtomicU64,
+    /// Held while one frame is written.
+    writing: Mutex<()>,
+    /// Held by the thread that reads.
+    pub(crate) reading: Mutex<()>,
+    flight: Mutex<Flight>,
+    /// How long a reader spins for a frame before it blocks.
+    waiter: Waiter,
+    max: usize,
+}
+
+/// What one read brought, for the thread that read it.
+pub(crate) enum Read {
+    /// Its reply.
+    Answer((u8, Vec<u8>)),
+    /// A request made within its call: to serve.
+    Request(Request),
+    /// Something for the owner (also what a reader waiting for nothing gets).
+    Incoming(Incoming),
+    /// Something for another thread, handed over; or this thread's reply or request,
+    /// handed over by another reader meanwhile.
+    Handed,
+}
+
+impl Endpoint {
+    /// The host's end (it sends `Call`s) or the plugin's (it sends `Callback`s).
+    pub(crate) fn new(stream: UnixStream, host: bool, waiter: Waiter, max: usize) -> Endpoint {
+        let (request, reply) = if host { (Kind::Call, Kind::Reply) } else { (Kind::Callback, Kind::CallbackReply) };
+        Endpoint {
+            stream,
+            request,
+            reply,
+            next_id: AtomicU64::new(1),
+            writing: Mutex::new(()),
+            reading: Mutex::new(()),
+            flight: Mutex::default(),
+            waiter,
+            max,
+        }
+    }
+
+    pub(crate) fn flight(&self) -> MutexGuard<'_, Flight> {
+        self.flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes one frame.
+    pub(crate) fn write(&self, header: Header, parts: &[&[u8]]) -> std::io::Result<()> {
+        let _writing = Self::lock(&self.writing);
+        frame::write(&self.stream, header, parts)
+    }
+
+    /// Enters a new call in flight; returns its id and how many others are, or
+    /// `None` if the channel is ending.
+    pub(crate) fn register(&self) -> Option<(u64, usize)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut flight = self.flight();
+        if flight.ending || flight.ended.is_some() {
+            return None;
+        }
+        let others = flight.waiting.len();
+        flight.waiting.insert(id, Slot { thread: std::thread::current(), answer: None, requests: VecDeque::new() });
+        Some((id, others))
+    }
+
+    /// Takes call `id` out of flight.
+    pub(crate) fn unregister(&self, id: u64) {
+        self.flight().waiting.remove(&id);
+    }
+
+    /// Sends request `id` (registered) for `target`'s method `method`.
+    pub(crate) fn send(&self, id: u64, target: u64, method: u32, args: &[u8]) -> std::io::Result<()> {
+        let parent = SERVING.with(Cell::get);
+        let mut head = [0u8; REQUEST_HEAD];
+        head[..8].copy_from_slice(&target.to_le_bytes());
+        head[8..16].copy_from_slice(&parent.to_le_bytes());
+        head[16..].copy_from_slice(&method.to_le_bytes());
+        self.write(Header { kind: self.request, status: 0, id }, &[&head, args])
+    }
+
+    /// Sends the reply to the other side's request `id`.
+    pub(crate) fn answer(&self, id: u64, status: u8, body: &[u8]) -> std::io::Result<()> {
+        let kind = if self.request == Kind::Call { Kind::CallbackReply } else { Kind::Reply };
+        self.write(Header { kind, status, id }, &[body])
+    }
+
+    /// Waits for the reply to call `id` until `deadline`, serving the requests made
+    /// within it meanwhile: reads frames itself if no other thread does, else sleeps
+    /// until something is handed over.
+    pub(crate) fn wait(
+        &self,
+        id: u64,
+        deadline: Option<Instant>,
+        handler: &dyn Handler,
+    ) -> Result<(u8, Vec<u8>), WaitError> {
+        loop {
+            let request = {
+                let mut flight = self.flight();
+                let ended = flight.ended.clone();
+                let slot = flight.waiting.get_mut(&id);
+                match slot {
+                    Some(slot) if slot.answer.is_some() => {
+                        let answer = slot.answer.take().expect("checked");
+                        flight.waiting.remove(&id);
+                        return Ok(answer);
+                    }
+                    Some(slot) if !slot.requests.is_empty() => slot.requests.pop_front(),
+                    _ => {
+                        if let Some(e) = ended {
+                            flight.waiting.remove(&id);
+                            return Err(WaitError::Ended(e));
+                        }
+                        None
+                    }
+                }
+            };
+            if let Some(request) = request {
+                self.serve(request, handler);
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(WaitError::Fault(ReadError::TimedOut));
+            }
+            match self.reading.try_lock() {
+                Ok(reading) => {
+                    let read = self.read_for(Some(id), deadline);
+                    drop(reading);
+                    self.pass_reading_on(id);
+                    match read {
+                        Ok(Read::Answer(answer)) => return Ok(answer),
+                        Ok(Read::Request(request)) => self.serve(request, handler),
+                        Ok(Read::Incoming(incoming)) => handler.incoming(incoming),
+                        Ok(Read::Handed) => {}
+                        Err(e) => return Err(WaitError::Fault(e)),
+                    }
+                }
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    // A reader panicked (host code): nothing is half-read, as frames
+                    // are read whole or the channel ends.
+                    drop(p.into_inner());
+                    self.reading.clear_poison();
+                }
+                Err(std::sync::TryLockError::WouldBlock) => match deadline {
+                    Some(d) => std::thread::park_timeout(d - now),
+                    None => std::thread::park(),
+                },
+            }
+        }
+    }
+
+    /// Serves a request made within one of this side's calls, and answers it.
+    pub(crate) fn serve(&self, request: Request, handler: &dyn Handler) {
+        let id = request.id;
+        let (status, body) = serving(id, || handler.serve(request));
+        let body = body.as_slice();
+        let too_large;
+        let (status, body) = if body.len() + frame::HEADER_REST > self.max {
+            too_large = format!("the answer takes {} bytes, over the limit of {} bytes", body.len(), self.max);
+            (tomada::ffi::Status::MALFORMED.0, too_large.as_bytes())
+        } else {
+            (status, body)
+        };
+        // A failed write is the channel's end, which the next read reports.
+        let _ = self.answer(id, status, body);
+    }
+
+    /// With `reading` held: reads frames until one is for this thread (`mine`, the
+    /// call it waits for, if any), or another reader handed it what it waits for.
+    pub(crate) fn read_for(&self, mine: Option<u64>, deadline: Option<Instant>) -> Result<Read, ReadError> {
+        let mut payload = Vec::new();
+        loop {
+            let alone = {
+                let flight = self.flight();
+                if let Some(id) = mine {
+                    let slot = flight.waiting.get(&id);
+                    if flight.ended.is_some() || slot.is_none_or(|s| s.answer.is_some() || !s.requests.is_empty()) {
+                        return Ok(Read::Handed);
+                    }
+                }
+                flight.waiting.len() <= 1
+            };
+            let header =
+                frame::read_into_spinning(&self.stream, &self.waiter, alone, deadline, self.max, &mut payload)?;
+            match self.route(header, std::mem::take(&mut payload), mine)? {
+                Read::Handed => {}
+                read => return Ok(read),
+            }
+        }
+    }
+
+    /// Hands a frame to its thread, or returns it if it is for this one.
+    fn route(&self, header: Header, payload: Vec<u8>, mine: Option<u64>) -> Result<Read, ReadError> {
+        let kind = header.kind;
+        if kind == self.reply {
+            // A reply is a value, a caught panic, or undecodable arguments; any other
+            // status is a forgery (crashes and deadlines are ours to say).
+            if header.status > tomada::ffi::Status::MALFORMED.0 {
+                return Err(ReadError::Malformed(format!("a reply with status {}", header.status)));
+            }
+            if Some(header.id) == mine {
+                self.flight().waiting.remove(&header.id);
+                return Ok(Read::Answer((header.status, payload)));
+            }
+            let mut flight = self.flight();
+            let Some(slot) = flight.waiting.get_mut(&header.id) else {
+                return Err(ReadError::Malformed(format!("an answer to call {}, which is not in flight", header.id)));
+            };
+            slot.answer = Some((header.status, payload));
+            slot.thread.unpark();
+            return Ok(Read::Handed);
+        }
+        let theirs = if self.request == Kind::Call { Kind::Callback } else { Kind::Call };
+        if kind == theirs {
+            if payload.len() < REQUEST_HEAD {
+                return Err(ReadError::Malformed("a request without its head".to_owned()));
+            }
+            let word = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
+            let (target, parent) = (word(0), word(8));
+            let method = u32::from_le_bytes(payload[16..20].try_into().expect("4 bytes"));
+            let request = Request { id: header.id, target, method, payload };
+            if parent != 0 {
+                if Some(parent) == mine {
+                    return Ok(Read::Request(request));
+                }
+                let mut flight = self.flight();
+                if let Some(slot) = flight.waiting.get_mut(&parent) {
+                    slot.requests.push_back(request);
+                    slot.thread.unpark();
+                    return Ok(Read::Handed);
+                }
+            }
+            return Ok(Read::Incoming(Incoming::Request(request)));
+        }
+        match kind {
+            Kind::Release => {
+                let id = payload.get(..8).ok_or_else(|| ReadError::Malformed("a release without its id".to_owned()))?;
+                Ok(Read::Incoming(Incoming::Release(u64::from_le_bytes(id.try_into().expect("8 bytes")))))
+            }
+            Kind::Log if self.request == Kind::Call => Ok(Read::Incoming(Incoming::Log(payload))),
+            other => Err(ReadError::Malformed(format!("an unexpected {other:?} frame"))),
+        }
+    }
+
+    /// After a reader let go of `reading`: wakes a thread still waiting, to read.
+    fn pass_reading_on(&self, me: u64) {
+        let flight = self.flight();
+        if let Some((_, slot)) =
+            flight.waiting.iter().find(|(id, s)| **id != me && s.answer.is_none() && s.requests.is_empty())
+        {
+            slot.thread.unpark();
+        }
+    }
+
+    /// Ends every call in flight with `error` and wakes their threads.
+    pub(crate) fn close(&self, error: CallError) {
+        let mut flight = self.flight();
+        flight.ended = Some(error);
+        for slot in flight.waiting.values() {
+            slot.thread.unpark();
+        }
+    }
+
+    /// Tells the other side its object `id` is no longer used (a failure is the
+    /// channel's end, which matters no more to the object).
+    pub(crate) fn release(&self, id: u64) {
+        let _ = self.write(Header { kind: Kind::Release, status: 0, id: 0 }, &[&id.to_le_bytes()]);
+    }
+}
+
+/// Objects this side gave the other, by number.
+pub(crate) struct Objects {
+    next: AtomicU64,
+    table: Mutex<HashMap<u64, std::sync::Arc<Entry>>>,
+}
+
+/// An exported object, released when the last user (the table, or a call serving
+/// it) lets go.
+pub(crate) struct Entry(Option<tomada::remote::Exported>);
+
+impl Entry {
+    /// Serves one call to the object.
+    pub(crate) fn serve(&self, method: u32, args: &[u8]) -> (u8, tomada::ffi::RVec) {
+        let exported = self.0.as_ref().expect("released only on drop");
+        // SAFETY: the object is released only when this entry drops, which this borrow
+        // prevents.
+        let (status, body) = unsafe { exported.serve(method, args) };
+        (status.0, body)
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Some(exported) = self.0.take() {
+            // SAFETY: the one release: the entry is gone from the table and no call
+            // serves it any more (each holds the `Arc`).
+            unsafe { exported.release() };
+        }
+    }
+}
+
+impl Objects {
+    pub(crate) fn new() -> Objects {
+        Objects { next: AtomicU64::new(1), table: Mutex::default() }
+    }
+
+    fn table(&self) -> MutexGuard<'_, HashMap<u64, std::sync::Arc<Entry>>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn insert(&self, object: tomada::remote::Exported) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.table().insert(id, std::sync::Arc::new(Entry(Some(object))));
+        id
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<std::sync::Arc<Entry>> {
+        self.table().get(&id).cloned()
+    }
+
+    /// Drops object `id` (once no call serves it).
+    pub(crate) fn remove(&self, id: u64) {
+        let entry = self.table().remove(&id);
+        drop(entry); // outside the lock: releasing runs the object's `Drop`
+    }
+
+    /// Drops every object.
+    pub(crate) fn clear(&self) {
+        let all = std::mem::take(&mut *self.table());
+        drop(all);
+    }
+}
+
+/// The answer to a call of an object that is not (or no longer) there.
+pub(crate) fn no_object(id: u64) -> (u8, tomada::ffi::RVec) {
+    let message = format!("no object number {id} here: it was released, or belonged to an earlier process");
+    (tomada::ffi::Status::MALFORMED.0, tomada::ffi::RVec::from_vec(message.into_bytes()))
+}
