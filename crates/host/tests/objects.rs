@@ -88,6 +88,7 @@ in_both_modes!(
     a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go,
     arcs_cross_both_ways,
     callbacks_inside_callbacks_are_re_entrant,
+    re_entrant_callbacks_from_several_threads_at_once,
     objects_live_on_after_the_plugin_handle_drops,
 );
 
@@ -198,6 +199,34 @@ fn callbacks_inside_callbacks_are_re_entrant(load: Load) {
     assert_eq!(visitor.0.load(Ordering::SeqCst), 3);
 }
 
+/// Several host threads at once, each in a callback that calls the plugin again and
+/// drives an object it returns: nothing waits for another thread's turn.
+fn re_entrant_callbacks_from_several_threads_at_once(load: Load) {
+    struct Deep(AtomicUsize);
+    impl Visitor for Deep {
+        fn visit(&self, word: &str, indexer: &dyn Indexer) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let cursor = indexer.open(word);
+            assert_eq!(cursor.next().as_deref(), Some(word));
+            assert_eq!(cursor.fork().next(), None);
+            true
+        }
+    }
+    let plugin = load();
+    plugin.index("w1 w2 w3 w4 w5", &Recorder::new(vec![]).1).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    let visitor = Deep(AtomicUsize::new(0));
+                    assert_eq!(plugin.walk(&visitor), Ok(5));
+                    assert_eq!(visitor.0.load(Ordering::SeqCst), 5);
+                }
+            });
+        }
+    });
+}
+
 /// Objects outlive the `Plugin` handle and keep working (whatever keeps their code:
 /// the library, or the plugin's process); the host objects the plugin holds are
 /// dropped with it.
@@ -293,14 +322,58 @@ fn isolated_objects_live_with_their_process_and_fail_with_it() {
     let (dropped, host) = Recorder::new(vec![]);
     plugin.attach(Box::new(host)).unwrap();
     let pid = plugin.process_id().unwrap();
-    // SAFETY: `kill` takes plain integers; the pid is the plugin's live child.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    // SAFETY: `kill` takes plain integers; the group is the plugin process's own (its whole tree).
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    while !crate::isolate::is_dead(pid) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let err = CursorClient::of(&*cursor).unwrap().next().unwrap_err();
     assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
     // The plugin restarts; the old cursor stays dead.
     assert_eq!(plugin.count(), Ok(0), "a new process, a new (empty) index");
     assert!(matches!(CursorClient::of(&*cursor).unwrap().next(), Err(CallError::Crashed { .. })));
     assert!(dropped.load(Ordering::SeqCst), "the host's objects the crashed process held are dropped");
+}
+
+/// Isolated, every drop order from several threads: the process lives until the last
+/// handle or object is gone, whichever order they drop in.
+#[cfg(unix)]
+#[test]
+fn isolated_objects_dropped_on_other_threads_in_any_order() {
+    let plugin = isolated();
+    plugin.index("a b c d e f g h", &Recorder::new(vec![]).1).unwrap();
+    let pid = plugin.process_id().unwrap();
+    let cursors = plugin.cursors().unwrap();
+    assert_eq!(cursors.len(), 8);
+    let (dropped, host) = Recorder::new(vec![]);
+    plugin.attach(Box::new(host)).unwrap();
+    let plugin = Arc::new(plugin);
+    std::thread::scope(|s| {
+        for (i, cursor) in cursors.into_iter().enumerate() {
+            let plugin = Arc::clone(&plugin);
+            s.spawn(move || {
+                assert!(cursor.next().is_some());
+                if i % 2 == 0 {
+                    drop(plugin);
+                    assert!(cursor.fork().next().is_none(), "a fork of a spent one-word cursor is empty");
+                    drop(cursor);
+                } else {
+                    drop(cursor);
+                    assert_eq!(plugin.flush(), Ok(8));
+                    drop(plugin);
+                }
+            });
+        }
+    });
+    assert!(!crate::isolate::is_dead(pid));
+    assert!(!dropped.load(Ordering::SeqCst));
+    drop(plugin);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !crate::isolate::is_dead(pid) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(crate::isolate::is_dead(pid), "the process ends once every handle and object is gone");
+    assert!(dropped.load(Ordering::SeqCst));
 }
 
 /// A callback whose channel dies (the plugin's process is killed during it) fails the
@@ -311,8 +384,8 @@ fn a_crash_during_a_callback_fails_the_outer_call() {
     struct Killer(u32);
     impl Host for Killer {
         fn log(&self, _: Level, _: &str) {
-            // SAFETY: `kill` takes plain integers; the pid is the plugin's live child.
-            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+            // SAFETY: `kill` takes plain integers; the group is the plugin process's own (its whole tree).
+            unsafe { libc::kill(-(self.0 as i32), libc::SIGKILL) };
         }
         fn config(&self, _: &str) -> Option<String> {
             None
@@ -338,69 +411,4 @@ fn the_description_names_every_object_contract() {
         )),
         "{defs:#?}"
     );
-}
-
-/// The plugin's `log` records reach the host's `log` logger, with the plugin's name as
-/// the target, its own module, file and line; and the host can turn them off.
-#[test]
-fn plugin_log_records_reach_the_host_logger() {
-    struct Capture;
-    /// Level, target, message, module path.
-    type Seen = (log::Level, String, String, Option<String>);
-    static RECORDS: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
-    impl log::Log for Capture {
-        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-            true
-        }
-        fn log(&self, r: &log::Record<'_>) {
-            RECORDS.lock().unwrap().push((
-                r.level(),
-                r.target().to_owned(),
-                r.args().to_string(),
-                r.module_path().map(str::to_owned),
-            ));
-        }
-        fn flush(&self) {}
-    }
-    static CAPTURE: Capture = Capture;
-    // This test binary's logger: set once (nothing else here sets one).
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Debug);
-    let records = |target: &str| RECORDS.lock().unwrap().iter().filter(|r| r.1 == target).cloned().collect::<Vec<_>>();
-
-    let dir = tempfile::tempdir().unwrap();
-    let (plugin, _) = load_copy(dir.path());
-    plugin.index("one two", &Recorder::new(vec![]).1).unwrap();
-    let got = records("plugin::indexer");
-    assert_eq!(got.len(), 1, "info passes, trace is above the host's level: {got:?}");
-    assert_eq!(got[0].0, log::Level::Info);
-    assert_eq!(got[0].2, "indexed 2 words");
-    assert_eq!(got[0].3.as_deref(), Some("indexer"));
-    drop(plugin);
-
-    tomada_host::plugin_logs(false);
-    let copy = tomada_test_support::copy_to(&cdylib("indexer"), dir.path(), "libindexer_quiet.so");
-    let quiet = tomada_host::load::<dyn Indexer>(&copy).unwrap();
-    tomada_host::plugin_logs(true);
-    quiet.index("three", &Recorder::new(vec![]).1).unwrap();
-    assert_eq!(records("plugin::indexer").len(), 1, "nothing more from a plugin loaded with forwarding off");
-
-    // Isolated: the records travel as frames, and are delivered before the call that
-    // made them returns.
-    #[cfg(unix)]
-    {
-        let plugin = isolated();
-        plugin.index("four five six", &Recorder::new(vec![]).1).unwrap();
-        let got = records("plugin::indexer");
-        assert_eq!(got.len(), 2, "{got:?}");
-        assert_eq!(got[1].0, log::Level::Info);
-        assert_eq!(got[1].2, "indexed 3 words");
-        assert_eq!(got[1].3.as_deref(), Some("indexer"));
-        drop(plugin);
-        tomada_host::plugin_logs(false);
-        let quiet = isolated();
-        tomada_host::plugin_logs(true);
-        quiet.index("seven", &Recorder::new(vec![]).1).unwrap();
-        assert_eq!(records("plugin::indexer").len(), 2, "nothing from an isolated plugin loaded with forwarding off");
-    }
 }

@@ -20,7 +20,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::Thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tomada::CallError;
 
@@ -32,19 +32,31 @@ pub(crate) const REQUEST_HEAD: usize = 8 + 8 + 4;
 thread_local! {
     /// The id of the other side's request this thread is serving (0: none): the
     /// parent of the requests it makes meanwhile.
-    static SERVING: Cell<u64> = const { Cell::new(0) };
+    /// With the endpoint it came through (its address): a request made through
+    /// another channel has no parent there.
+    static SERVING: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// Runs `f` as the server of request `id` (see `SERVING`).
-pub(crate) fn serving<R>(id: u64, f: impl FnOnce() -> R) -> R {
-    struct Restore(u64);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SERVING.with(|s| s.set(self.0));
+impl Endpoint {
+    /// Runs `f` as the server of this endpoint's request `id` (see `SERVING`).
+    fn serving<R>(&self, id: u64, f: impl FnOnce() -> R) -> R {
+        struct Restore((usize, u64));
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                SERVING.with(|s| s.set(self.0));
+            }
+        }
+        let _restore = Restore(SERVING.with(|s| s.replace((std::ptr::from_ref(self) as usize, id))));
+        f()
+    }
+
+    /// The request this thread serves for this endpoint, if any (0: none).
+    fn parent(&self) -> u64 {
+        match SERVING.with(Cell::get) {
+            (endpoint, id) if endpoint == std::ptr::from_ref(self) as usize => id,
+            _ => 0,
         }
     }
-    let _restore = Restore(SERVING.with(|s| s.replace(id)));
-    f()
 }
 
 /// A request from the other side.
@@ -192,7 +204,7 @@ impl Endpoint {
 
     /// Sends request `id` (registered) for `target`'s method `method`.
     pub(crate) fn send(&self, id: u64, target: u64, method: u32, args: &[u8]) -> std::io::Result<()> {
-        let parent = SERVING.with(Cell::get);
+        let parent = self.parent();
         let mut head = [0u8; REQUEST_HEAD];
         head[..8].copy_from_slice(&target.to_le_bytes());
         head[8..16].copy_from_slice(&parent.to_le_bytes());
@@ -263,10 +275,12 @@ impl Endpoint {
                     drop(p.into_inner());
                     self.reading.clear_poison();
                 }
-                Err(std::sync::TryLockError::WouldBlock) => match deadline {
-                    Some(d) => std::thread::park_timeout(d - now),
-                    None => std::thread::park(),
-                },
+                // Woken when something is handed over, or when the reader lets go
+                // (`pass_reading_on`); the timeout is only a backstop.
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    let backstop = Duration::from_millis(50);
+                    std::thread::park_timeout(deadline.map_or(backstop, |d| (d - now).min(backstop)));
+                }
             }
         }
     }
@@ -274,7 +288,7 @@ impl Endpoint {
     /// Serves a request made within one of this side's calls, and answers it.
     pub(crate) fn serve(&self, request: Request, handler: &dyn Handler) {
         let id = request.id;
-        let (status, body) = serving(id, || handler.serve(request));
+        let (status, body) = self.serving(id, || handler.serve(request));
         let body = body.as_slice();
         let too_large;
         let (status, body) = if body.len() + frame::HEADER_REST > self.max {
@@ -364,8 +378,9 @@ impl Endpoint {
         }
     }
 
-    /// After a reader let go of `reading`: wakes a thread still waiting, to read.
-    fn pass_reading_on(&self, me: u64) {
+    /// After a reader let go of `reading`: wakes a thread still waiting (other than
+    /// `me`; 0 for none), to read.
+    pub(crate) fn pass_reading_on(&self, me: u64) {
         let flight = self.flight();
         if let Some((_, slot)) =
             flight.waiting.iter().find(|(id, s)| **id != me && s.answer.is_none() && s.requests.is_empty())

@@ -411,6 +411,8 @@ impl Server {
                 let _reading = Endpoint::lock(&self.endpoint.reading);
                 self.read_call()
             };
+            // A thread waiting for a callback's answer may need a reader now.
+            self.endpoint.pass_reading_on(0);
             self.endpoint.serve(request, self);
         }
     }
@@ -438,14 +440,21 @@ impl Server {
             let request = match handed {
                 Some(request) => request,
                 None => {
-                    let _reading = Endpoint::lock(&self.endpoint.reading);
-                    let mut pfd =
-                        libc::pollfd { fd: self.endpoint.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                    // SAFETY: one valid `pollfd`; a zero timeout only looks.
-                    if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
-                        continue; // taken by another thread already
+                    let read = {
+                        let _reading = Endpoint::lock(&self.endpoint.reading);
+                        let mut pfd =
+                            libc::pollfd { fd: self.endpoint.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                        // SAFETY: one valid `pollfd`; a zero timeout only looks.
+                        let ready = unsafe { libc::poll(&mut pfd, 1, 0) } > 0;
+                        // (Nothing there: taken by another thread already.)
+                        ready.then(|| self.read_call())
+                    };
+                    // Whoever lets go of the reading wakes a thread that may need it.
+                    self.endpoint.pass_reading_on(0);
+                    match read {
+                        Some(request) => request,
+                        None => continue,
                     }
-                    self.read_call()
                 }
             };
             self.busy.fetch_add(1, Ordering::Relaxed);
