@@ -250,6 +250,12 @@ fn latency_cases(setup: &Setup, label: &str, gaps: &[(Duration, usize)]) {
     }
 }
 
+/// Whether case `name` runs: all do, unless `TOMADA_BENCH_CASES` lists some
+/// (`latency`, `mib`, `threads`, `strict`, `spawn`, `callbacks`).
+fn wants(name: &str) -> bool {
+    std::env::var("TOMADA_BENCH_CASES").map_or(true, |cases| cases.split(',').any(|c| c.trim() == name))
+}
+
 fn main() {
     if std::env::var_os("TOMADA_BENCH_ECHO").is_some() {
         echo_server();
@@ -275,23 +281,25 @@ fn main() {
     }
     println!("greet(\"Mundo\") unless said otherwise; ratios against the bare floor of the line above\n");
 
-    let local = tomada_host::load::<dyn Greeter>(&setup.path).unwrap();
-    let row = measure(CALLS, Duration::ZERO, &[], || drop(std::hint::black_box(local.greet("Mundo").unwrap())));
-    print("in-process greet", &row, None);
-    drop(local);
+    if wants("latency") {
+        let local = tomada_host::load::<dyn Greeter>(&setup.path).unwrap();
+        let row = measure(CALLS, Duration::ZERO, &[], || drop(std::hint::black_box(local.greet("Mundo").unwrap())));
+        print("in-process greet", &row, None);
+        drop(local);
 
-    latency_cases(
-        &setup,
-        "",
-        &[(Duration::ZERO, CALLS), (Duration::from_millis(1), 2000), (Duration::from_millis(10), 300)],
-    );
+        latency_cases(
+            &setup,
+            "",
+            &[(Duration::ZERO, CALLS), (Duration::from_millis(1), 2000), (Duration::from_millis(10), 300)],
+        );
 
-    // Everything on one CPU: this bench again, pinned, in a process of its own.
-    let status = Command::new(std::env::current_exe().unwrap()).env("TOMADA_BENCH_ONE_CPU", "1").status().unwrap();
-    assert!(status.success());
+        // Everything on one CPU: this bench again, pinned, in a process of its own.
+        let status = Command::new(std::env::current_exe().unwrap()).env("TOMADA_BENCH_ONE_CPU", "1").status().unwrap();
+        assert!(status.success());
+    }
 
     // 1 MiB argument, 1 MiB (and a few bytes) result.
-    {
+    if wants("mib") {
         let plugin = setup.isolated();
         let child = plugin.process_id().unwrap();
         let name = "x".repeat(MIB);
@@ -306,7 +314,7 @@ fn main() {
     }
 
     // Threads sharing one isolated plugin; the floor: as many bare pairs.
-    {
+    if wants("threads") {
         let plugin = Arc::new(setup.isolated());
         let child = plugin.process_id().unwrap();
         let mut one = None;
@@ -327,7 +335,7 @@ fn main() {
     }
 
     // The same back-to-back call under `Sandbox::strict()` (Landlock + seccomp).
-    {
+    if wants("strict") {
         let iso = Isolation::new().runner(setup.runner.clone()).sandbox(Sandbox::strict());
         let strict = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
         let child = strict.process_id().unwrap();
@@ -339,9 +347,12 @@ fn main() {
         print("isolated greet, Sandbox::strict()", &row, None);
     }
 
-    for (label, sandbox) in
-        [("spawn + handshake + first call", None), ("the same, Sandbox::strict()", Some(Sandbox::strict()))]
-    {
+    let spawns = if wants("spawn") {
+        vec![("spawn + handshake + first call", None), ("the same, Sandbox::strict()", Some(Sandbox::strict()))]
+    } else {
+        Vec::new()
+    };
+    for (label, sandbox) in spawns {
         let mut starts = Vec::new();
         for _ in 0..30 {
             let t = Instant::now();
