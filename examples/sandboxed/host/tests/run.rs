@@ -16,11 +16,7 @@ fn faults_are_errors_and_the_sandbox_refuses_reads() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "host: the plugin runs in another process: true");
     assert_eq!(lines[1], "render \"fish & chips\": <p>fish &amp; chips</p>");
-    assert!(
-        lines[2].starts_with("render \"\" failed: the plugin panicked: cannot render empty text"),
-        "{}",
-        lines[2]
-    );
+    assert!(lines[2].starts_with("render \"\" failed: the plugin panicked: cannot render empty text"), "{}", lines[2]);
     assert_eq!(lines[3], "render \"still alive\": <p>still alive</p>");
     assert!(lines[4].starts_with("render \"\\0\" failed: the plugin's process crashed: "), "{}", lines[4]);
     assert!(lines[4].contains("SIGABRT"), "{}", lines[4]);
