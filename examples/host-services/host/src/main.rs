@@ -1,5 +1,5 @@
-//! The host of the `host-services` example: `host-services-host PLUGIN` loads a
-//! [`Notebook`] plugin, offers it [`Host`] services (for one call, and to keep),
+//! The host of the `host-services` example: `host-services-host PLUGIN [--isolate]`
+//! loads a [`Notebook`] plugin (in this process, or in a child process of its own), offers it [`Host`] services (for one call, and to keep),
 //! keeps a [`Cursor`] the plugin made after dropping the plugin itself, and prints
 //! the plugin's `log` records through its own logger.
 
@@ -7,6 +7,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use host_services_api::{Host, Notebook};
+use tomada_host::isolate::{Isolation, Mode};
 
 /// This program's logger: plugins' records arrive here too, with the target
 /// `plugin::<name>`. (Any `log` logger works: env_logger, a tracing bridge...)
@@ -53,12 +54,14 @@ impl Drop for Screen {
     }
 }
 
-fn run(path: &str) -> Result<(), Box<dyn Error>> {
+fn run(path: &str, mode: &Mode) -> Result<(), Box<dyn Error>> {
     log::set_logger(&Stdout)?;
     // Plugins get this level when they are loaded.
     log::set_max_level(log::LevelFilter::Debug);
 
-    let notebook = tomada_host::load::<dyn Notebook>(path)?;
+    // The same calls follow in either mode: isolated, callbacks and objects travel
+    // over the channel to the child process.
+    let notebook = tomada_host::load_with::<dyn Notebook>(path, mode)?;
 
     // 1. `&dyn Host`: the plugin calls `config` back during `add`.
     notebook.add("buy milk", &Settings { style: Some("shout") })?;
@@ -71,22 +74,33 @@ fn run(path: &str) -> Result<(), Box<dyn Error>> {
     println!("host: published {}", notebook.publish_all()?);
 
     // 3. `Box<dyn Cursor>`: an object the plugin made. It keeps the plugin's library
-    //    loaded, so it works after the `Plugin` handle is gone. (Dropping the plugin
-    //    drops what it kept: the screen.)
+    //    loaded (isolated: its process running), so it works after the `Plugin`
+    //    handle is gone. (In-process, dropping the plugin drops what it kept: the
+    //    screen.)
     let cursor = notebook.notes("")?;
     drop(notebook);
     while let Some(note) = cursor.next() {
         println!("cursor: {note}");
     }
+    // Isolated, the plugin's instance lives in its child process until the last
+    // handle (this cursor) is gone: only then does it let go of the screen.
+    drop(cursor);
+    println!("host: done");
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // With `--isolate` this executable is also the plugin's child process.
+    tomada_host::isolate::serve_if_runner();
     let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: host-services-host PLUGIN (e.g. target/debug/libhost_services_plugin.so)");
+        eprintln!("usage: host-services-host PLUGIN [--isolate] (e.g. target/debug/libhost_services_plugin.so)");
         return ExitCode::from(2);
     };
-    match run(&path) {
+    let mode = match std::env::args().nth(2).as_deref() {
+        Some("--isolate") => Mode::Isolated(Isolation::new()),
+        _ => Mode::InProcess,
+    };
+    match run(&path, &mode) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
