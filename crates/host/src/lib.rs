@@ -30,6 +30,12 @@
 //! Greeter>`, where a crash, hang or runaway allocation is a [`CallError`] rather than
 //! the end of the host. [`inspect`] and [`expectations`] read a file without running
 //! it.
+//!
+//! The repository's `examples/` directory holds hosts to copy, each with its contract
+//! and plugin, built and run by `cargo test`: `examples/rich-types`,
+//! `examples/host-services` (host services, plugin-made objects, [`plugin_logs`]),
+//! `examples/sandboxed` ([`load_with`] and [`isolate::Sandbox`]) and
+//! `examples/plugin-dir` (every plugin in a directory).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

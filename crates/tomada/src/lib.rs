@@ -33,6 +33,14 @@
 //!
 //! No contract, plugin or host author writes `unsafe` or `extern "C"`.
 //!
+//! ## Examples
+//! The repository's `examples/` directory holds contract / plugin / host trios to
+//! copy, each built and run by `cargo test`: `examples/rich-types` (structs, enums with
+//! data, collections), `examples/host-services` (host services called back and kept,
+//! plugin-made objects, `log` records), `examples/sandboxed` (an isolated, sandboxed
+//! plugin whose faults are errors) and `examples/plugin-dir` (every plugin in a
+//! directory).
+//!
 //! ## What crosses the boundary
 //! Plain Rust types, nested to any depth: integers of every width, `f32`, `f64`,
 //! `bool`, `char`, `()`, `String`, `Vec<T>`, `VecDeque<T>`, `HashMap<K, V>`,

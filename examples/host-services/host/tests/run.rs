@@ -1,0 +1,54 @@
+//! Builds the example's plugin and runs the example's host on it, as a reader would.
+
+#![allow(missing_docs)]
+
+use std::process::Command;
+
+use tomada_test_support::Build;
+
+fn run(isolate: bool) -> String {
+    let plugin = Build::new("host-services-plugin").cdylib();
+    let mut host = Command::new(env!("CARGO_BIN_EXE_host-services-host"));
+    host.arg(&plugin);
+    if isolate {
+        host.arg("--isolate");
+    }
+    let out = host.output().expect("run the host");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn callbacks_kept_services_objects_and_log_records() {
+    assert_eq!(
+        run(false),
+        "host: the plugin asks for `style`\n\
+         log INFO plugin::host-services-plugin: note 1 added\n\
+         host: the plugin asks for `style`\n\
+         log INFO plugin::host-services-plugin: note 2 added\n\
+         host: 2 notes\n\
+         log WARN plugin::host-services-plugin: nothing to publish to: attach a host first\n\
+         host: published 0\n\
+         log DEBUG plugin::host-services-plugin: a host service attached\n\
+         screen: BUY MILK\n\
+         screen: call Ana\n\
+         host: published 2\n\
+         host: the plugin let go of the screen\n\
+         cursor: BUY MILK\n\
+         cursor: call Ana\n\
+         host: done\n"
+    );
+}
+
+/// Isolated, callbacks, kept services, objects and log records travel over the
+/// channel: the same lines, except that the plugin's instance (and the screen it
+/// keeps) lives in its process until the cursor is dropped too.
+#[test]
+fn the_same_in_a_child_process() {
+    const LET_GO: &str = "host: the plugin let go of the screen\n";
+    let in_process = run(false);
+    let isolated = run(true);
+    assert_eq!(isolated.matches(LET_GO).count(), 1, "{isolated}");
+    assert!(isolated.ends_with(&format!("cursor: call Ana\n{LET_GO}host: done\n")), "{isolated}");
+    assert_eq!(isolated.replace(LET_GO, ""), in_process.replace(LET_GO, ""));
+}
