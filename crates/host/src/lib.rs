@@ -129,7 +129,7 @@ pub(crate) struct Local {
     // Read by the isolation runner, which exists only on Unix.
     #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) dispatch: tomada::client::DispatchFn,
-    destroy: DestroyFn,
+    pub(crate) destroy: DestroyFn,
     /// Shared with every object the plugin hands out: the library is closed when the
     /// last of them, or the instance, lets go.
     library: ManuallyDrop<std::sync::Arc<Library>>,
@@ -195,6 +195,12 @@ impl<C: ?Sized + Contract> Drop for Plugin<C> {
         // SAFETY: the client is dropped before the backend it points into, and never
         // used again; the backend drops with the rest of `self`.
         unsafe { ManuallyDrop::drop(&mut self.client) };
+        // An isolated plugin's instance goes with its handle, as an in-process one
+        // does; its process stays while objects it made are still held.
+        #[cfg(unix)]
+        if let Backend::Isolated(isolated) = &self.backend {
+            isolated.drop_instance();
+        }
     }
 }
 

@@ -710,6 +710,18 @@ impl Isolated {
     }
 }
 
+impl Isolated {
+    /// Drops the plugin's instance in its process (its handle is gone), if one runs.
+    pub(crate) fn drop_instance(&self) {
+        let connection = self.lock().connection.clone();
+        if let Some(connection) = connection
+            && connection.endpoint.flight().ended.is_none()
+        {
+            connection.endpoint.release(0);
+        }
+    }
+}
+
 impl Channel for Isolated {
     fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
         self.fits(&args)?;

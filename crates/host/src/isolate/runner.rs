@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -229,7 +229,12 @@ fn serve(fd: RawFd) -> i32 {
     }
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
-        plugin: Served { dispatch: local.dispatch, this: local.this },
+        plugin: Served {
+            dispatch: local.dispatch,
+            this: local.this,
+            destroy: local.destroy,
+            dropped: AtomicBool::new(false),
+        },
         endpoint: Endpoint::new(stream, false, Waiter::new(SPIN), max),
         objects: Objects::new(),
         pending: Mutex::new(VecDeque::new()),
@@ -309,6 +314,10 @@ unsafe extern "C" fn log_record(
 struct Served {
     dispatch: tomada::client::DispatchFn,
     this: *const std::ffi::c_void,
+    destroy: tomada::descriptor::DestroyFn,
+    /// The host dropped its handle: the instance is destroyed (its library stays,
+    /// for the objects it made).
+    dropped: AtomicBool,
 }
 
 // SAFETY: a contract trait is `Send + Sync` (the `#[contract]` macro requires it), so
@@ -345,6 +354,9 @@ struct Server {
 impl Handler for Server {
     fn serve(&self, request: Request) -> (u8, RVec) {
         if request.target == 0 {
+            if self.plugin.dropped.load(Ordering::Acquire) {
+                return (Status::MALFORMED.0, RVec::from_vec(b"the plugin's instance was dropped".to_vec()));
+            }
             // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this`
             // its instance (callable from any thread), and the arguments live for the
             // call.
@@ -364,6 +376,15 @@ impl Handler for Server {
             Incoming::Request(request) => {
                 self.pending.lock().unwrap_or_else(|p| p.into_inner()).push_back(request);
                 nudge_self();
+            }
+            Incoming::Release(0) => {
+                if !self.plugin.dropped.swap(true, Ordering::AcqRel) {
+                    // SAFETY: the instance `create` made, destroyed once (the flag), while
+                    // the library stays loaded. Calls that reach it after this are
+                    // refused above; the host sends this only once its handle, through
+                    // which such calls come, is gone.
+                    unsafe { crate::plugin_fn::destroy(self.plugin.destroy, self.plugin.this) };
+                }
             }
             Incoming::Release(id) => self.objects.remove(id),
             Incoming::Log(_) => {}

@@ -41,14 +41,9 @@ fn callbacks_kept_services_objects_and_log_records() {
 }
 
 /// Isolated, callbacks, kept services, objects and log records travel over the
-/// channel: the same lines, except that the plugin's instance (and the screen it
-/// keeps) lives in its process until the cursor is dropped too.
+/// channel: the same lines, in the same order (the instance goes with its handle, the
+/// process lives on for the cursor).
 #[test]
 fn the_same_in_a_child_process() {
-    const LET_GO: &str = "host: the plugin let go of the screen\n";
-    let in_process = run(false);
-    let isolated = run(true);
-    assert_eq!(isolated.matches(LET_GO).count(), 1, "{isolated}");
-    assert!(isolated.ends_with(&format!("cursor: call Ana\n{LET_GO}host: done\n")), "{isolated}");
-    assert_eq!(isolated.replace(LET_GO, ""), in_process.replace(LET_GO, ""));
+    assert_eq!(run(true), run(false));
 }
