@@ -17,7 +17,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::ffi::{RObject, RSlice, RVec, Status};
-use crate::wire::{Reader, WireError};
+use crate::wire::WireError;
 use crate::{Abi, CallError};
 
 /// Carries encoded calls to a plugin's process and brings back the answers.
@@ -182,10 +182,7 @@ pub fn remote_call<R: Abi>(
                 peer.revoke(id);
             }
         }
-        let answer = answer?;
-        let mut r = Reader::new(&answer);
-        R::decode(&mut r)
-            .and_then(|v| r.finish().map(|()| v))
+        R::decode_owned(answer?)
             .map_err(|e| CallError::Channel { message: format!("the plugin's answer cannot be decoded: {e}") })
     };
     match channel.peer() {

@@ -154,4 +154,29 @@ mod tests {
         assert!(Reader::new(&lying).len(0).is_err());
         assert!(Reader::new(&[1, 2]).len(1).is_err());
     }
+
+    #[test]
+    fn a_whole_string_answer_keeps_its_buffer_and_is_checked() {
+        use crate::Abi;
+        let mut bytes = Vec::new();
+        "olá".to_owned().encode(&mut bytes);
+        let ptr = bytes.as_ptr();
+        let s = String::decode_owned(bytes).unwrap();
+        assert_eq!(s, "olá");
+        assert_eq!(s.as_ptr(), ptr, "the same buffer, not a copy");
+
+        let mut left_over = Vec::new();
+        "a".to_owned().encode(&mut left_over);
+        left_over.push(0);
+        assert!(String::decode_owned(left_over).is_err());
+        let mut not_utf8 = Vec::new();
+        put_len(&mut not_utf8, 1);
+        not_utf8.push(0xff);
+        assert!(String::decode_owned(not_utf8).is_err());
+        assert!(String::decode_owned(vec![1, 0]).is_err(), "a length cut short");
+        // Other types read the same bytes the same way.
+        let mut pair = Vec::new();
+        (7u8, "x".to_owned()).encode(&mut pair);
+        assert_eq!(<(u8, String)>::decode_owned(pair), Ok((7, "x".to_owned())));
+    }
 }

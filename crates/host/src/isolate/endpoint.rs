@@ -221,11 +221,15 @@ impl Endpoint {
     /// Waits for the reply to call `id` until `deadline`, serving the requests made
     /// within it meanwhile: reads frames itself if no other thread does, else sleeps
     /// until something is handed over.
+    ///
+    /// `spare` is a buffer to read into first (the call's own arguments, sent): a
+    /// large answer then reuses memory already in use, not fresh pages.
     pub(crate) fn wait(
         &self,
         id: u64,
         deadline: Option<Instant>,
         handler: &dyn Handler,
+        mut spare: Vec<u8>,
     ) -> Result<(u8, Vec<u8>), WaitError> {
         loop {
             let request = {
@@ -258,7 +262,7 @@ impl Endpoint {
             }
             match self.reading.try_lock() {
                 Ok(reading) => {
-                    let read = self.read_for(Some(id), deadline);
+                    let read = self.read_for(Some(id), deadline, &mut spare);
                     drop(reading);
                     self.pass_reading_on(id);
                     match read {
@@ -303,8 +307,13 @@ impl Endpoint {
 
     /// With `reading` held: reads frames until one is for this thread (`mine`, the
     /// call it waits for, if any), or another reader handed it what it waits for.
-    pub(crate) fn read_for(&self, mine: Option<u64>, deadline: Option<Instant>) -> Result<Read, ReadError> {
-        let mut payload = Vec::new();
+    pub(crate) fn read_for(
+        &self,
+        mine: Option<u64>,
+        deadline: Option<Instant>,
+        spare: &mut Vec<u8>,
+    ) -> Result<Read, ReadError> {
+        let mut payload = std::mem::take(spare);
         loop {
             let alone = {
                 let flight = self.flight();

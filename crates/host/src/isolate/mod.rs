@@ -654,7 +654,7 @@ impl Isolated {
         connection: &Arc<Connection>,
         target: u64,
         method: u32,
-        args: &[u8],
+        args: &mut Vec<u8>,
     ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
         let deadline = Instant::now() + self.options.deadline;
         let Some((id, others)) = connection.endpoint.register() else {
@@ -673,7 +673,9 @@ impl Isolated {
                 if others > 0 {
                     connection.nudge();
                 }
-                connection.endpoint.wait(id, Some(deadline), &handler)
+                let mut spare = std::mem::take(args);
+                spare.clear();
+                connection.endpoint.wait(id, Some(deadline), &handler, spare)
             }
             // The child is gone: its socket end is closed. Report it as such.
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -723,12 +725,12 @@ impl Isolated {
 }
 
 impl Channel for Isolated {
-    fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    fn call(&self, method: u32, mut args: Vec<u8>) -> Result<Vec<u8>, CallError> {
         self.fits(&args)?;
         // A connection that another call is ending is replaced: this call was not sent.
         loop {
             let connection = self.connection()?;
-            match self.call_on(&connection, 0, method, &args) {
+            match self.call_on(&connection, 0, method, &mut args) {
                 Ok(result) => return result,
                 Err(_) => std::thread::yield_now(),
             }
@@ -754,9 +756,9 @@ impl tomada::remote::Peer for HostPeer {
     fn revoke(&self, id: u64) {
         self.connection.objects.remove(id);
     }
-    fn call(&self, id: u64, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    fn call(&self, id: u64, method: u32, mut args: Vec<u8>) -> Result<Vec<u8>, CallError> {
         self.isolated.fits(&args)?;
-        match self.isolated.call_on(&self.connection, id, method, &args) {
+        match self.isolated.call_on(&self.connection, id, method, &mut args) {
             Ok(result) => result,
             // Ended meanwhile: the object was the ended process's.
             Err(_) => Err(self.connection.endpoint.flight().ended.clone().unwrap_or_else(|| crashed(None, None))),

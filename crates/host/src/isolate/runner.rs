@@ -411,7 +411,7 @@ impl Server {
             // The host is gone: so is this process.
             std::process::exit(0);
         }
-        match self.endpoint.wait(id, None, self) {
+        match self.endpoint.wait(id, None, self, Vec::new()) {
             Ok((status, body)) => (Status(status), body),
             Err(WaitError::Fault(ReadError::Eof)) => std::process::exit(0),
             Err(WaitError::Fault(_)) => std::process::exit(4),
@@ -423,7 +423,7 @@ impl Server {
     /// if the channel ended or is corrupted.
     fn read_call(&self) -> Request {
         loop {
-            match self.endpoint.read_for(None, None) {
+            match self.endpoint.read_for(None, None, &mut Vec::new()) {
                 Ok(Read::Incoming(Incoming::Request(request))) => return request,
                 Ok(Read::Incoming(incoming)) => self.incoming(incoming),
                 Ok(_) => {}

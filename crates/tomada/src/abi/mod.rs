@@ -103,6 +103,19 @@ pub unsafe trait Abi: Sized {
     /// # Errors
     /// If the bytes are not a value of this type.
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError>;
+    /// Reads a whole answer that is this value's byte form, and nothing else; a type
+    /// whose value is the bytes themselves (a `String`) keeps the buffer instead of
+    /// copying it.
+    ///
+    /// # Errors
+    /// As [`Abi::decode`], and for bytes left over.
+    #[inline]
+    fn decode_owned(bytes: Vec<u8>) -> Result<Self, WireError> {
+        let mut r = Reader::new(&bytes);
+        let value = Self::decode(&mut r)?;
+        r.finish()?;
+        Ok(value)
+    }
 }
 
 /// A type a contract method may take as an argument: every [`Abi`] type, and the

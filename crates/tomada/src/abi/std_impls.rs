@@ -171,6 +171,20 @@ unsafe impl Abi for String {
         let bytes = r.take(n)?;
         std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| WireError("a string is not UTF-8"))
     }
+    #[inline]
+    fn decode_owned(mut bytes: Vec<u8>) -> Result<String, WireError> {
+        let mut r = Reader::new(&bytes);
+        let len = r.len(1)?;
+        if len != r.remaining().len() {
+            return Err(WireError("bytes left over after a string"));
+        }
+        std::str::from_utf8(r.remaining()).map_err(|_| WireError("a string is not UTF-8"))?;
+        // The buffer becomes the string: its 8-byte length goes, nothing is copied
+        // elsewhere.
+        bytes.drain(..8);
+        // SAFETY: checked to be UTF-8 just above.
+        Ok(unsafe { String::from_utf8_unchecked(bytes) })
+    }
 }
 
 // SAFETY: see `seq`: elements converted in place or moved into a `System` buffer.
