@@ -334,6 +334,36 @@ fn main() {
         }
     }
 
+    // Objects and callbacks, isolated: a call during which the plugin calls back into
+    // the host once (host -> plugin -> host -> back), and a call to an object the
+    // plugin made, each against the plain isolated call of the same shape.
+    if wants("callbacks") {
+        use bench_callback_api::{Bench, Config};
+        struct Host;
+        impl Config for Host {
+            fn config(&self, key: &str) -> Option<String> {
+                Some(key.to_owned())
+            }
+        }
+        let path = tomada_test_support::Build::new("bench-callback").release().cdylib();
+        let iso = Isolation::new().runner(setup.runner.clone());
+        let plugin = tomada_host::load_with::<dyn Bench>(&path, &Mode::Isolated(iso)).unwrap();
+        let child = plugin.process_id().unwrap();
+        let cursor = plugin.open().unwrap();
+        for _ in 0..1000 {
+            plugin.next().unwrap();
+            plugin.lookup("k", &Host).unwrap();
+            cursor.next();
+        }
+        let plain = measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.next().unwrap())));
+        let callback =
+            measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.lookup("k", &Host).unwrap())));
+        let object = measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(cursor.next())));
+        print("isolated plain call (Bench::next)", &plain, None);
+        print("isolated call with one callback", &callback, Some(&plain));
+        print("isolated call of a plugin's object", &object, Some(&plain));
+    }
+
     // The same back-to-back call under `Sandbox::strict()` (Landlock + seccomp).
     if wants("strict") {
         let iso = Isolation::new().runner(setup.runner.clone()).sandbox(Sandbox::strict());
