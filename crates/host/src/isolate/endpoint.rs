@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tomada::CallError;
 
-use super::frame::{self, Header, Kind, ReadError, Waiter};
+use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
 
 /// The bytes of a request's payload before its arguments: target, parent, method.
 pub(crate) const REQUEST_HEAD: usize = 8 + 8 + 4;
@@ -132,11 +132,14 @@ pub(crate) struct Endpoint {
     next_id: AtomicU64,
     /// Held while one frame is written.
     writing: Mutex<()>,
-    /// Held by the thread that reads.
-    pub(crate) reading: Mutex<()>,
+    /// Held by the thread that reads, with what it received past the last frame.
+    pub(crate) reading: Mutex<ReadBuf>,
     flight: Mutex<Flight>,
     /// How long a reader spins for a frame before it blocks.
     waiter: Waiter,
+    /// Requests of the other side being served on this side now: while there are,
+    /// readers do not spin (the CPUs are better left to them).
+    serving: std::sync::atomic::AtomicUsize,
     max: usize,
 }
 
@@ -163,9 +166,10 @@ impl Endpoint {
             reply,
             next_id: AtomicU64::new(1),
             writing: Mutex::new(()),
-            reading: Mutex::new(()),
+            reading: Mutex::new(ReadBuf::new()),
             flight: Mutex::default(),
             waiter,
+            serving: std::sync::atomic::AtomicUsize::new(0),
             max,
         }
     }
@@ -174,7 +178,7 @@ impl Endpoint {
         self.flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -261,8 +265,8 @@ impl Endpoint {
                 return Err(WaitError::Fault(ReadError::TimedOut));
             }
             match self.reading.try_lock() {
-                Ok(reading) => {
-                    let read = self.read_for(Some(id), deadline, &mut spare);
+                Ok(mut reading) => {
+                    let read = self.read_for(&mut reading, Some(id), deadline, &mut spare);
                     drop(reading);
                     self.pass_reading_on(id);
                     match read {
@@ -292,7 +296,9 @@ impl Endpoint {
     /// Serves a request made within one of this side's calls, and answers it.
     pub(crate) fn serve(&self, request: Request, handler: &dyn Handler) {
         let id = request.id;
+        self.serving.fetch_add(1, Ordering::Relaxed);
         let (status, body) = self.serving(id, || handler.serve(request));
+        self.serving.fetch_sub(1, Ordering::Relaxed);
         let body = body.as_slice();
         let too_large;
         let (status, body) = if body.len() + frame::HEADER_REST > self.max {
@@ -309,6 +315,7 @@ impl Endpoint {
     /// call it waits for, if any), or another reader handed it what it waits for.
     pub(crate) fn read_for(
         &self,
+        buf: &mut ReadBuf,
         mine: Option<u64>,
         deadline: Option<Instant>,
         spare: &mut Vec<u8>,
@@ -323,10 +330,10 @@ impl Endpoint {
                         return Ok(Read::Handed);
                     }
                 }
-                flight.waiting.len() <= 1
+                flight.waiting.len() <= 1 && self.serving.load(Ordering::Relaxed) == 0
             };
             let header =
-                frame::read_into_spinning(&self.stream, &self.waiter, alone, deadline, self.max, &mut payload)?;
+                frame::read_buffered(&self.stream, buf, &self.waiter, alone, deadline, self.max, &mut payload)?;
             match self.route(header, std::mem::take(&mut payload), mine)? {
                 Read::Handed => {}
                 read => return Ok(read),

@@ -251,6 +251,102 @@ pub(crate) fn read_into_spinning(
     Ok(header)
 }
 
+/// What a reader has received past the frames it returned: one `recv` takes every
+/// frame that has arrived (several small replies at once, say), not one header at a
+/// time. Held by the one thread that reads a channel.
+pub(crate) struct ReadBuf {
+    data: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    /// How much one `recv` may take.
+    const SIZE: usize = 64 * 1024;
+
+    pub(crate) fn new() -> ReadBuf {
+        ReadBuf { data: vec![0; Self::SIZE].into_boxed_slice(), start: 0, end: 0 }
+    }
+
+    /// Whether a frame's bytes (some at least) are here already.
+    pub(crate) fn has_bytes(&self) -> bool {
+        self.end > self.start
+    }
+
+    /// Receives until at least `n` bytes are here (`n` ≤ the buffer's size).
+    fn fill(&mut self, fd: RawFd, n: usize, mut spin: Duration, deadline: Option<Instant>) -> Result<(), ReadError> {
+        while self.end - self.start < n {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let room = self.data.len() - self.end;
+            // SAFETY: `room` bytes from `end` are within the buffer.
+            let got = recv_into(fd, unsafe { self.data.as_mut_ptr().add(self.end) }, room, spin, deadline)?;
+            self.end += got;
+            spin = Duration::ZERO;
+        }
+        Ok(())
+    }
+}
+
+/// [`read_into_spinning`] through `buf`: frames already received are returned without
+/// a system call, and one `recv` takes as many as have arrived.
+pub(crate) fn read_buffered(
+    stream: &UnixStream,
+    buf: &mut ReadBuf,
+    waiter: &Waiter,
+    may_spin: bool,
+    deadline: Option<Instant>,
+    max: usize,
+    payload: &mut Vec<u8>,
+) -> Result<Header, ReadError> {
+    let fd = stream.as_raw_fd();
+    const HEAD: usize = 4 + HEADER_REST;
+    if buf.end - buf.start < HEAD {
+        let started = Instant::now();
+        let spin = if may_spin { waiter.spin_for() } else { Duration::ZERO };
+        buf.fill(fd, 1, spin, deadline)?;
+        waiter.learn(started.elapsed());
+        buf.fill(fd, HEAD, Duration::ZERO, deadline)?;
+    }
+    let head = &buf.data[buf.start..buf.start + HEAD];
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+    if len < HEADER_REST {
+        return Err(ReadError::Malformed(format!("a frame declares {len} bytes")));
+    }
+    if len > max.min(MAX_FRAME) {
+        return Err(ReadError::Malformed(format!(
+            "a frame declares {len} bytes, over the limit of {} bytes",
+            max.min(MAX_FRAME)
+        )));
+    }
+    let kind = Kind::from_u8(head[4]).ok_or_else(|| ReadError::Malformed(format!("unknown frame kind {}", head[4])))?;
+    let header = Header { kind, status: head[5], id: u64::from_le_bytes(head[6..].try_into().expect("8 bytes")) };
+    buf.start += HEAD;
+    let want = len - HEADER_REST;
+    payload.clear();
+    // What arrived with the header, then the rest straight into the payload.
+    let here = want.min(buf.end - buf.start);
+    payload.extend_from_slice(&buf.data[buf.start..buf.start + here]);
+    buf.start += here;
+    if buf.start == buf.end {
+        (buf.start, buf.end) = (0, 0);
+    }
+    while payload.len() < want {
+        let have = payload.len();
+        payload.reserve((want - have).min(AHEAD.max(have)));
+        let room = (payload.capacity() - have).min(want - have);
+        // SAFETY: `room` bytes past the length are within the allocation (reserved above).
+        let to = unsafe { payload.as_mut_ptr().add(have) };
+        recv_all(fd, to, room, deadline)?;
+        // SAFETY: `recv_all` initialised exactly those `room` bytes.
+        unsafe { payload.set_len(have + room) };
+    }
+    Ok(header)
+}
+
 /// Receives exactly `len` bytes to `to`, blocking (in `poll`) when none are there.
 fn recv_all(fd: RawFd, to: *mut u8, len: usize, deadline: Option<Instant>) -> Result<(), ReadError> {
     let mut filled = 0;

@@ -19,7 +19,7 @@ use tomada::logging::HostServices;
 use tomada::remote::{Exported, PeerFns};
 
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
-use super::frame::{self, Header, Kind, ReadError, Waiter};
+use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
 use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
 
 /// How long the child may spin for the next call after answering one (only when
@@ -238,9 +238,9 @@ fn serve(fd: RawFd) -> i32 {
         endpoint: Endpoint::new(stream, false, Waiter::new(SPIN), max),
         objects: Objects::new(),
         pending: Mutex::new(VecDeque::new()),
+        standby: Mutex::new(()),
         idle: AtomicUsize::new(0),
         threads: AtomicUsize::new(1),
-        busy: AtomicUsize::new(0),
     }));
     std::mem::forget(local);
     if SERVER.set(server).is_err() {
@@ -343,12 +343,12 @@ struct Server {
     /// Calls read by a thread that cannot serve them (it waits for a callback's
     /// answer), for a pool thread.
     pending: Mutex<VecDeque<Request>>,
-    /// Pool threads waiting for a nudge.
+    /// Held by the pool thread that waits for a nudge.
+    standby: Mutex<()>,
+    /// Pool threads waiting for a nudge, or to be the one that does.
     idle: AtomicUsize,
     /// Serving threads, the main one included.
     threads: AtomicUsize,
-    /// Pool threads serving a call now.
-    busy: AtomicUsize,
 }
 
 impl Handler for Server {
@@ -421,9 +421,9 @@ impl Server {
 
     /// Reads with `reading` held, until a new call (returned) comes; ends the process
     /// if the channel ended or is corrupted.
-    fn read_call(&self) -> Request {
+    fn read_call(&self, buf: &mut ReadBuf) -> Request {
         loop {
-            match self.endpoint.read_for(None, None, &mut Vec::new()) {
+            match self.endpoint.read_for(buf, None, None, &mut Vec::new()) {
                 Ok(Read::Incoming(Incoming::Request(request))) => return request,
                 Ok(Read::Incoming(incoming)) => self.incoming(incoming),
                 Ok(_) => {}
@@ -440,8 +440,8 @@ impl Server {
     fn main_loop(&'static self) -> ! {
         loop {
             let request = {
-                let _reading = Endpoint::lock(&self.endpoint.reading);
-                self.read_call()
+                let mut reading = Endpoint::lock(&self.endpoint.reading);
+                self.read_call(&mut reading)
             };
             // A thread waiting for a callback's answer may need a reader now.
             self.endpoint.pass_reading_on(0);
@@ -453,10 +453,16 @@ impl Server {
     /// serves one if one is there (the main thread may have taken it).
     fn pool_loop(&'static self) -> ! {
         loop {
+            // One idle thread at a time waits for a nudge (the *standby*); the others
+            // wait for that role. Threads blocked in one eventfd `read` would all be
+            // woken by every post (a thundering herd); a mutex wakes one.
             self.idle.fetch_add(1, Ordering::SeqCst);
-            let mut count = 0u64;
-            // SAFETY: reading 8 bytes into a local from the nudge eventfd.
-            let n = unsafe { libc::read(NUDGE_FD, (&raw mut count).cast(), 8) };
+            let n = {
+                let _standby = Endpoint::lock(&self.standby);
+                let mut count = 0u64;
+                // SAFETY: reading 8 bytes into a local from the nudge eventfd.
+                unsafe { libc::read(NUDGE_FD, (&raw mut count).cast(), 8) }
+            };
             let idle = self.idle.fetch_sub(1, Ordering::SeqCst) - 1;
             if n != 8 {
                 if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
@@ -473,13 +479,13 @@ impl Server {
                 Some(request) => request,
                 None => {
                     let read = {
-                        let _reading = Endpoint::lock(&self.endpoint.reading);
+                        let mut reading = Endpoint::lock(&self.endpoint.reading);
                         let mut pfd =
                             libc::pollfd { fd: self.endpoint.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
                         // SAFETY: one valid `pollfd`; a zero timeout only looks.
-                        let ready = unsafe { libc::poll(&mut pfd, 1, 0) } > 0;
+                        let ready = reading.has_bytes() || unsafe { libc::poll(&mut pfd, 1, 0) } > 0;
                         // (Nothing there: taken by another thread already.)
-                        ready.then(|| self.read_call())
+                        ready.then(|| self.read_call(&mut reading))
                     };
                     // Whoever lets go of the reading wakes a thread that may need it.
                     self.endpoint.pass_reading_on(0);
@@ -489,9 +495,7 @@ impl Server {
                     }
                 }
             };
-            self.busy.fetch_add(1, Ordering::Relaxed);
             self.endpoint.serve(request, self);
-            self.busy.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
