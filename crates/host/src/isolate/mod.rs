@@ -365,19 +365,30 @@ pub(crate) struct Isolated {
     file: std::fs::File,
     name: String,
     manifest_bytes: Vec<u8>,
+    /// Which export of the library the child opens ([`tomada::Manifest::index`]).
+    export: u32,
+    /// What the plugin's constructor receives (`tomada::context()`).
+    config: Vec<u8>,
     options: Isolation,
     state: Mutex<State>,
 }
 
 impl Isolated {
     /// Starts the child and loads the plugin in it.
-    pub(crate) fn start(inspection: &Inspection, file: &PluginFile, options: Isolation) -> Result<Isolated, LoadError> {
+    pub(crate) fn start(
+        inspection: &Inspection,
+        file: &PluginFile,
+        config: &[u8],
+        options: Isolation,
+    ) -> Result<Isolated, LoadError> {
         let file = file.file.try_clone().map_err(|e| LoadError::Io { path: inspection.path.clone(), source: e })?;
         let isolated = Isolated {
             path: inspection.path.clone(),
             file,
             name: inspection.manifest.info.name.clone(),
             manifest_bytes: inspection.manifest_bytes.clone(),
+            export: inspection.manifest.index,
+            config: config.to_vec(),
             options,
             state: Mutex::new(State { connection: None, crashes: VecDeque::new(), quarantined: None }),
         };
@@ -608,7 +619,13 @@ impl Isolated {
                     exe.display()
                 ));
             }
-            let request = LoadRequest { path: self.path.clone(), fd: PLUGIN_FD, sandbox: self.options.sandbox.clone() };
+            let request = LoadRequest {
+                path: self.path.clone(),
+                fd: PLUGIN_FD,
+                sandbox: self.options.sandbox.clone(),
+                export: self.export,
+                config: self.config.clone(),
+            };
             frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
             let ready = frame::read(host_end, &Waiter::blocking(), deadline, max).map_err(|e| match e {
@@ -839,11 +856,13 @@ impl Drop for Isolated {
     }
 }
 
-/// Starts an isolated plugin for `inspection` (already checked by the caller).
+/// Starts an isolated plugin for `inspection`'s chosen export (already checked by
+/// the caller), whose constructor receives `config`.
 pub(crate) fn start(
     inspection: &Inspection,
     file: &PluginFile,
+    config: &[u8],
     options: &Isolation,
 ) -> Result<Arc<Isolated>, LoadError> {
-    Isolated::start(inspection, file, options.clone()).map(Arc::new)
+    Isolated::start(inspection, file, config, options.clone()).map(Arc::new)
 }

@@ -32,19 +32,30 @@ pub(crate) struct LoadRequest {
     /// The inherited descriptor of the plugin file, which is what is loaded.
     pub(crate) fd: RawFd,
     pub(crate) sandbox: Option<Sandbox>,
+    /// Which export of the library to open ([`tomada::Manifest::index`]).
+    pub(crate) export: u32,
+    /// What the plugin's constructor receives (`tomada::context()`).
+    pub(crate) config: Vec<u8>,
 }
 
 impl LoadRequest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
-        postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), self.fd, sandbox)).expect("encodable")
+        let path = self.path.clone().into_os_string().into_vec();
+        postcard::to_allocvec(&(path, self.fd, sandbox, self.export, &self.config)).expect("encodable")
     }
 
     fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>);
-        let (path, fd, sandbox): Wire =
+        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>, u32, Vec<u8>);
+        let (path, fd, sandbox, export, config): Wire =
             postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
-        Ok(LoadRequest { path: PathBuf::from(OsString::from_vec(path)), fd, sandbox: sandbox.map(Sandbox::from_wire) })
+        Ok(LoadRequest {
+            path: PathBuf::from(OsString::from_vec(path)),
+            fd,
+            sandbox: sandbox.map(Sandbox::from_wire),
+            export,
+            config,
+        })
     }
 }
 
@@ -185,11 +196,15 @@ fn serve(fd: RawFd) -> i32 {
         Ok(f) => f,
         Err(e) => return fail_with(&stream, e),
     };
-    let inspection = match crate::inspect::inspect_file(&file) {
+    let mut inspection = match crate::inspect::inspect_file(&file) {
         Ok(i) => i,
         Err(e) => return fail_with(&stream, e),
     };
-    let local = match crate::open(file, &inspection) {
+    // The export the host checked (the host compares its manifest with its own).
+    if let Err(e) = inspection.choose(request.export) {
+        return fail_with(&stream, e);
+    }
+    let local = match crate::open(file, &inspection, &request.config) {
         Ok(l) => l,
         Err(e) => return fail_with(&stream, e),
     };
