@@ -220,3 +220,42 @@ fn load_in_path<C: ?Sized + tomada_host::Contract>(path: &std::path::Path, loade
     }
     .unwrap()
 }
+
+/// The `.tomada` section of the family library: its file offset and bytes.
+fn section(bytes: &[u8]) -> (usize, Vec<u8>) {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(bytes).unwrap();
+    let section = file.section_by_name(".tomada").unwrap();
+    (section.file_range().unwrap().0 as usize, section.data().unwrap().to_vec())
+}
+
+#[test]
+fn the_section_starts_with_the_first_export_so_a_reader_of_one_manifest_sees_it() {
+    let bytes = std::fs::read(family()).unwrap();
+    let (_, data) = section(&bytes);
+    // What a host that reads one manifest per library (tomada 0.2 before several
+    // exports) reads: the first, whose descriptor is `TOMADA_DESCRIPTOR`.
+    let one = tomada_host::Manifest::parse(&data).unwrap();
+    assert_eq!((one.index, one.info.name.as_str()), (0, "hello"));
+}
+
+#[test]
+fn a_library_whose_exports_contradict_each_other_is_refused_as_damaged() {
+    let bytes = std::fs::read(family()).unwrap();
+    let (offset, data) = section(&bytes);
+    let all = tomada_host::Manifest::parse_section(&data).unwrap();
+    let second = offset + all[0].1.len();
+    let path = std::path::Path::new("family-damaged.so");
+    // The second manifest says it is the first too.
+    let mut twice = bytes.clone();
+    twice[second + 20..second + 24].copy_from_slice(&0u32.to_le_bytes());
+    let err = tomada_host::inspect_bytes(path, &twice).unwrap_err();
+    assert!(matches!(&err, LoadError::Damaged { reason, .. } if reason.contains("same index")), "{err:?}");
+    // The second says it is the third: the third is there twice and the second missing.
+    let mut gap = bytes.clone();
+    gap[second + 20..second + 24].copy_from_slice(&2u32.to_le_bytes());
+    let err = tomada_host::inspect_bytes(path, &gap).unwrap_err();
+    assert!(matches!(&err, LoadError::Damaged { .. }), "{err:?}");
+    // Untouched, the same bytes inspect fine.
+    assert_eq!(tomada_host::inspect_bytes(path, &bytes).unwrap().exports.len(), 3);
+}

@@ -244,6 +244,20 @@ pub const fn encode_export<const N: usize>(
     out
 }
 
+/// The manifests of a library's exports as one section image, in order. `N` must
+/// be the sum of their lengths. Runs at compile time in [`export!`](crate::export).
+pub const fn concat<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        at = put(&mut out, at, parts[p]);
+        p += 1;
+    }
+    assert!(at == N, "manifest length mismatch");
+    out
+}
+
 /// Checks magic and boundary version and cuts `bytes` to the declared length.
 fn header<'a>(bytes: &'a [u8], magic: &[u8; 8]) -> Result<Reader<'a>, ManifestError> {
     if bytes.len() < magic.len() || bytes[..magic.len()] != *magic {

@@ -310,8 +310,11 @@ macro_rules! __export {
         $crate::__export! { @resolve [$($ok)* { $t $c $m $strings }] $p }
     };
 
-    // Emitting: what the library has once, then each export.
-    (@emit [$({ $t:tt $c:tt $m:tt [$n:expr, $v:expr, $d:expr] })+]) => {
+    // Emitting: what the library has once (the allocator, the initialiser, and the
+    // manifests of all exports as one static, in index order, so the section starts
+    // with the first export's, as a host that reads one manifest expects), then each
+    // export's descriptor.
+    (@emit [$({ $t:tt [$c:path] $m:tt [$n:expr, $v:expr, $d:expr] })+]) => {
         const _: () = {
             $crate::global_allocator!();
 
@@ -335,48 +338,75 @@ macro_rules! __export {
             #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__mod_init_func"))]
             #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
             static __INIT: extern "C" fn() = __init;
+
+            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::descriptor::flags::PANIC_UNWIND } else { 0 };
+            const __LEN: usize = 0 $(+ $crate::__export!(@len [$c] [$n, $v, $d]))+;
+            #[used]
+            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]
+            #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".tomada"))]
+            static __MANIFESTS: [u8; __LEN] = $crate::__export!(
+                @manifests [
+                    (0, "") (1, "_1") (2, "_2") (3, "_3") (4, "_4") (5, "_5") (6, "_6") (7, "_7")
+                    (8, "_8") (9, "_9") (10, "_10") (11, "_11") (12, "_12") (13, "_13") (14, "_14") (15, "_15")
+                    (16, "_16") (17, "_17") (18, "_18") (19, "_19") (20, "_20") (21, "_21") (22, "_22") (23, "_23")
+                    (24, "_24") (25, "_25") (26, "_26") (27, "_27") (28, "_28") (29, "_29") (30, "_30") (31, "_31")
+                ]
+                [] $({ [$c] [$n, $v, $d] })+
+            );
+
+            $crate::__export! {
+                @each [
+                    (0, "") (1, "_1") (2, "_2") (3, "_3") (4, "_4") (5, "_5") (6, "_6") (7, "_7")
+                    (8, "_8") (9, "_9") (10, "_10") (11, "_11") (12, "_12") (13, "_13") (14, "_14") (15, "_15")
+                    (16, "_16") (17, "_17") (18, "_18") (19, "_19") (20, "_20") (21, "_21") (22, "_22") (23, "_23")
+                    (24, "_24") (25, "_25") (26, "_26") (27, "_27") (28, "_28") (29, "_29") (30, "_30") (31, "_31")
+                ]
+                [0]
+                $({ $t [$c] $m [$n, $v, $d] })+
+            }
         };
-        $crate::__export! {
-            @each [
-                (0, "") (1, "_1") (2, "_2") (3, "_3") (4, "_4") (5, "_5") (6, "_6") (7, "_7")
-                (8, "_8") (9, "_9") (10, "_10") (11, "_11") (12, "_12") (13, "_13") (14, "_14") (15, "_15")
-                (16, "_16") (17, "_17") (18, "_18") (19, "_19") (20, "_20") (21, "_21") (22, "_22") (23, "_23")
-                (24, "_24") (25, "_25") (26, "_26") (27, "_27") (28, "_28") (29, "_29") (30, "_30") (31, "_31")
-            ]
-            $({ $t $c $m [$n, $v, $d] })+
-        }
     };
-    (@each [($index:literal, $suffix:literal) $($indices:tt)*] { $t:tt $c:tt $m:tt $strings:tt } $($more:tt)*) => {
-        $crate::__export! { @entry $index $suffix $t $c $m $strings }
-        $crate::__export! { @each [$($indices)*] $($more)* }
+    (@len [$c:path] [$n:expr, $v:expr, $d:expr]) => {
+        $crate::descriptor::encoded_len(&[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET], &<dyn $c as $crate::Contract>::DESCRIPTION)
     };
-    (@each [$($indices:tt)*]) => {};
-    (@each [] $($more:tt)+) => {
+    // The manifests' bytes, concatenated: each entry's encoded with its index.
+    (@manifests [($index:literal, $suffix:literal) $($indices:tt)*] [$($parts:tt)*] { [$c:path] [$n:expr, $v:expr, $d:expr] } $($more:tt)*) => {
+        $crate::__export!(
+            @manifests [$($indices)*]
+            [$($parts)* &$crate::descriptor::encode_export::<{ $crate::__export!(@len [$c] [$n, $v, $d]) }>(
+                __FLAGS,
+                $index,
+                &[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET],
+                &<dyn $c as $crate::Contract>::DESCRIPTION,
+            ),]
+            $($more)*
+        )
+    };
+    (@manifests [$($indices:tt)*] [$($parts:tt)*]) => {
+        $crate::descriptor::concat::<__LEN>(&[$($parts)*])
+    };
+    (@manifests [] $parts:tt $($more:tt)+) => {
+        ::core::compile_error!("tomada::export!: at most 32 exports per library")
+    };
+    (@each [($index:literal, $suffix:literal) $($indices:tt)*] [$($offset:tt)*] { $t:tt [$c:path] $m:tt $strings:tt } $($more:tt)*) => {
+        $crate::__export! { @entry $index $suffix [$($offset)*] $t [$c] $m $strings }
+        $crate::__export! { @each [$($indices)*] [$($offset)* + $crate::__export!(@len [$c] $strings)] $($more)* }
+    };
+    (@each [$($indices:tt)*] $offset:tt) => {};
+    (@each [] $offset:tt $($more:tt)+) => {
         ::core::compile_error!("tomada::export!: at most 32 exports per library");
     };
 
     (@make $ty:ty) => { <$ty as ::core::default::Default>::default() };
     (@make $ty:ty, $make:expr) => { $make };
 
-    (@entry $index:literal $suffix:literal [$ty:ty] [$contract:path] [$($make:expr)?] [$n:expr, $v:expr, $d:expr]) => {
+    (@entry $index:literal $suffix:literal [$($offset:tt)*] [$ty:ty] [$contract:path] [$($make:expr)?] [$n:expr, $v:expr, $d:expr]) => {
         const _: () = {
             type __Plugin = $ty;
             type __Contract = dyn $contract;
 
-            const __STRINGS: [&str; 5] = [$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET];
-            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::descriptor::flags::PANIC_UNWIND } else { 0 };
-            const __LEN: usize =
-                $crate::descriptor::encoded_len(&__STRINGS, &<__Contract as $crate::Contract>::DESCRIPTION);
-
-            #[used]
-            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]
-            #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".tomada"))]
-            static __MANIFEST: [u8; __LEN] = $crate::descriptor::encode_export::<__LEN>(
-                __FLAGS,
-                $index,
-                &__STRINGS,
-                &<__Contract as $crate::Contract>::DESCRIPTION,
-            );
+            const __OFFSET: usize = $($offset)*;
+            const __MANIFEST_LEN: usize = $crate::__export!(@len [$contract] [$n, $v, $d]);
 
             static __VTABLE: <__Contract as $crate::Contract>::VTable = <__Contract>::__tomada_vtable::<__Plugin>();
 
@@ -420,7 +450,7 @@ macro_rules! __export {
                 flags: __FLAGS,
                 fingerprint: <__Contract as $crate::Contract>::FINGERPRINT,
                 contract: $crate::ffi::RSlice::new(<__Contract as $crate::Contract>::NAME.as_bytes()),
-                manifest: $crate::ffi::RSlice::new(&__MANIFEST),
+                manifest: $crate::ffi::RSlice::new(__MANIFESTS.split_at(__OFFSET).1.split_at(__MANIFEST_LEN).0),
                 vtable: &__VTABLE as *const _ as *const ::core::ffi::c_void,
                 create: __create,
                 destroy: __destroy,
