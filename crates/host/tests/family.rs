@@ -259,3 +259,16 @@ fn a_library_whose_exports_contradict_each_other_is_refused_as_damaged() {
     // Untouched, the same bytes inspect fine.
     assert_eq!(tomada_host::inspect_bytes(path, &bytes).unwrap().exports.len(), 3);
 }
+
+/// A plugin built before contexts and several exports (its descriptor ends before
+/// `create_with`) loads as before, in both modes; the host's config never reaches
+/// it (it has no way to take one), and it says so by seeing an empty context.
+#[test]
+fn a_plugin_with_the_old_descriptor_layout_still_loads() {
+    let path = cdylib("old-descriptor");
+    for mode in modes() {
+        let old = load_in_path::<dyn Greeter>(&path, &Loader::new().config("for new plugins"), &mode);
+        assert_eq!(old.greet("Mundo").unwrap(), "Olá, Mundo (context: \"\")", "{mode:?}");
+        assert_eq!(old.info().name, "old-descriptor");
+    }
+}
