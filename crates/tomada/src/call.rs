@@ -199,7 +199,7 @@ fn error(status: Status, message: Vec<u8>) -> CallError {
 }
 
 /// The body of a plugin's `create_with` function (see [`export!`](crate::export)):
-/// [`__create`] with the host's `context` readable by `make` (see [`crate::context`]).
+/// [`__create`] with the host's `context` readable by `make` (see [`crate::context()`]).
 ///
 /// # Safety
 /// `out` and `panic` must be valid for writes; `context` must be readable for the

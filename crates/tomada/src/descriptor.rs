@@ -82,7 +82,7 @@ pub struct Header {
 /// Makes the plugin instance: writes a pointer to it to `out`, or, if the
 /// constructor panicked, the panic message to `panic`.
 pub type CreateFn = unsafe extern "C" fn(out: *mut *const c_void, panic: *mut RVec) -> Status;
-/// Makes the plugin instance with the host's context (see [`crate::context`]):
+/// Makes the plugin instance with the host's context (see [`crate::context()`]):
 /// `context` is readable by the constructor while it runs.
 pub type CreateWithFn = unsafe extern "C" fn(out: *mut *const c_void, panic: *mut RVec, context: RSlice) -> Status;
 /// Drops the plugin instance; a panic in its `Drop` is reported, not propagated.
