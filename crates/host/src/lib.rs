@@ -30,6 +30,11 @@
 //! Greeter>`, where a crash, hang or runaway allocation is a [`CallError`] rather than
 //! the end of the host. [`inspect`] and [`expectations`] read a file without running
 //! it.
+//!
+//! A library may export several plugins ([`Inspection::exports`]): loading takes the
+//! one export of the contract asked for, or the one named with [`Loader::export`].
+//! [`Loader::config`] hands the plugin's constructor a configuration
+//! (`tomada::context()`), in-process and isolated alike.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
