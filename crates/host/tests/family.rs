@@ -272,3 +272,26 @@ fn a_plugin_with_the_old_descriptor_layout_still_loads() {
         assert_eq!(old.info().name, "old-descriptor");
     }
 }
+
+/// Two exports of one library loaded at once share it; it is unloaded when the last
+/// is dropped, even though their constructors read the host's context on this
+/// thread (a thread-local destructor would pin the library until the thread ends).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_library_unloads_when_its_last_export_is_dropped() {
+    let mapped = |path: &std::path::Path| {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().any(|l| l.ends_with(path.to_string_lossy().as_ref()))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let copy = tomada_test_support::copy_to(&family(), dir.path(), "libfamily_copy.so");
+    let hola = Loader::new().export("hola").config("Oi").load::<dyn Greeter>(&copy).unwrap();
+    let store = Loader::new().config_value(&vec![("k".to_owned(), vec![1u8])]).load::<dyn Store>(&copy).unwrap();
+    assert!(hola.greet("Mundo").unwrap().starts_with("Oi, Mundo"));
+    assert_eq!(store.keys().unwrap(), ["k"]);
+    drop(hola);
+    assert!(mapped(&copy), "the store still needs the library");
+    assert_eq!(store.keys().unwrap(), ["k"]);
+    drop(store);
+    assert!(!mapped(&copy), "unloaded with the last export");
+}

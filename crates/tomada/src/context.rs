@@ -26,7 +26,7 @@
 //! only: [`context()`] called at any other time (from a method, from another
 //! thread) returns an empty one.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use crate::abi::Abi;
 use crate::wire::{Reader, WireError};
@@ -86,28 +86,34 @@ impl Context {
 }
 
 thread_local! {
-    /// The context of the instance being made on this thread, while it is made.
-    static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
+    /// The context of the instance being made on this thread, while it is made: a
+    /// pointer to the one [`with`] holds. A `Cell` of a pointer has no destructor, so
+    /// touching it registers none: glibc keeps a library that registered a
+    /// thread-local destructor loaded until that thread exits, which would stop a
+    /// plugin from ever unloading.
+    static CURRENT: Cell<*const Context> = const { Cell::new(std::ptr::null()) };
 }
 
 /// The host's context for the plugin instance being made: call it from the
 /// constructor (see the [module documentation](self)). Empty at any other time, and
 /// when the host passed none.
 pub fn context() -> Context {
-    CURRENT.with(|c| c.borrow().clone()).unwrap_or_default()
+    let current = CURRENT.with(Cell::get);
+    // SAFETY: non-null only while `with` runs on this thread, which owns the
+    // `Context` it points to for that whole time and does not change it.
+    unsafe { current.as_ref() }.cloned().unwrap_or_default()
 }
 
-/// Runs `make` with `context` as the current context (then none again, even if it
-/// panics).
+/// Runs `make` with `context` as the current context (then the one before again,
+/// even if it panics).
 pub(crate) fn with<R>(context: Context, make: impl FnOnce() -> R) -> R {
-    struct Reset(Option<Context>);
+    struct Reset(*const Context);
     impl Drop for Reset {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = previous);
+            CURRENT.with(|c| c.set(self.0));
         }
     }
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(context));
+    let previous = CURRENT.with(|c| c.replace(&context));
     let _reset = Reset(previous);
     make()
 }
