@@ -1,6 +1,7 @@
 //! `host --plugin PATH [--name NAME]`: loads a greeter plugin, checks that it speaks
 //! the `pluginapi::Greeter` contract, and prints its greeting.
-//! `host --plugin-dir DIR`: the same for every plugin in a directory.
+//! `host --plugin-dir DIR`: the same for every plugin in a directory. A library
+//! that exports several greeters greets with each.
 //! `--isolate`: each plugin runs in a child process (this same executable).
 //! `--trusted-key FILE` (repeatable): a trust policy; only plugins signed
 //! (`PLUGIN.minisig`) by one of these minisign keys load, and only if no one but
@@ -72,9 +73,39 @@ fn one_line(err: &dyn Error) -> String {
     line.replace('\n', " ")
 }
 
-/// Loads one plugin, logs it, prints its greeting.
+/// Loads the greeter plugin(s) of one library — every greeter it exports, if it
+/// exports several — logs each and prints its greeting.
 fn greet_with(loader: &Loader, path: &Path, name: &str, mode: &Mode) -> Result<(), Box<dyn Error>> {
-    let checked = loader.inspect(path)?.check::<dyn Greeter>()?;
+    let inspected = loader.inspect(path)?;
+    let greeters: Vec<String> = inspected
+        .exports()
+        .iter()
+        .filter(|e| e.manifest.contract.name == <dyn Greeter as tomada_host::Contract>::NAME)
+        .map(|e| e.manifest.info.name.clone())
+        .collect();
+    if greeters.len() <= 1 {
+        return greet_one(inspected, name, mode);
+    }
+    // Each by name (the file is opened and verified again for each); every one is
+    // tried, the first failure is returned and later ones are logged.
+    let mut first_error: Option<Box<dyn Error>> = None;
+    for export in greeters {
+        let result = match loader.inspect(path) {
+            Ok(inspected) => greet_one(inspected.export(export), name, mode),
+            Err(e) => Err(e.into()),
+        };
+        match (result, &first_error) {
+            (Ok(()), _) => {}
+            (Err(e), None) => first_error = Some(e),
+            (Err(e), Some(_)) => log(&one_line(e.as_ref())),
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Loads one export, logs it, prints its greeting.
+fn greet_one(inspected: tomada_host::Inspected, name: &str, mode: &Mode) -> Result<(), Box<dyn Error>> {
+    let checked = inspected.check::<dyn Greeter>()?;
     let plugin = match mode {
         Mode::InProcess => checked.load()?,
         Mode::Isolated(options) => checked.isolate(options)?,

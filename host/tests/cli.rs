@@ -311,3 +311,35 @@ fn control_characters_are_escaped_in_every_line() {
     let message = assert_refused(&out, "\\e]0;title\\u{7}plugin.so");
     assert!(!message.contains('\x1b') && !message.contains('\x07'), "{message:?}");
 }
+
+/// A library exporting several greeters (and a store): each greeter greets, in
+/// both modes; the store is not a greeter and is left alone.
+#[test]
+fn plugin_dir_greets_with_every_greeter_a_library_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_to(&cdylib("family"), dir.path(), "a_family.so");
+    copy_to(&cdylib("greeter"), dir.path(), "b_greeter.so");
+    for isolate in [false, true] {
+        let mut args = vec!["--plugin-dir".as_ref(), dir.path().as_os_str(), "--name".as_ref(), "Dir".as_ref()];
+        if isolate {
+            args.push("--isolate".as_ref());
+        }
+        let out = host(&args);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{stdout}");
+        assert_eq!(lines[0], "Olá, Dir");
+        assert!(lines[1].starts_with("Hola, Dir (pid "), "{stdout}");
+        assert_eq!(lines[2], "Olá, Dir 👋");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let loaded: Vec<&str> = stderr.lines().map(strip_log_prefix).collect();
+        assert!(loaded[0].starts_with("Plugin carregado: hello v0.3.0 (ABI=1) — says olá"), "{stderr}");
+        assert!(loaded[1].starts_with("Plugin carregado: hola v1.1.0 (ABI=1)"), "{stderr}");
+        assert!(!stderr.contains("memory"), "{stderr}");
+    }
+    // One file by itself: the same.
+    let out = run_plugin(&dir.path().join("a_family.so"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+}

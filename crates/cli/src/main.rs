@@ -2,10 +2,13 @@
 //!
 //! - `tomada inspect FILE... [--json]`: what a plugin declares (name, version,
 //!   description, contract and its methods, ABI, fingerprint, boundary version, the
-//!   rustc and target that built it), or what contracts a host executable expects.
-//! - `tomada diff A B`: whether a plugin fits a host (or two plugins, or two hosts
-//!   agree), and if not, exactly what differs, method by method. Exit status 0 when
-//!   they fit, 1 when they do not, 2 when a file cannot be read.
+//!   rustc and target that built it) — for a library of several exports, one block
+//!   per export — or what contracts a host executable expects.
+//! - `tomada diff A B [--export NAME]`: whether a plugin fits a host (or two plugins,
+//!   or two hosts agree), and if not, exactly what differs, method by method. Of a
+//!   library of several exports, the one the host expects is compared, or the one
+//!   named. Exit status 0 when they fit, 1 when they do not, 2 when a file cannot be
+//!   read.
 //! - `tomada keygen --secret-key FILE --public-key FILE`: a minisign key pair. The
 //!   secret key is written *unencrypted* (like `minisign -G -W`), readable only by its
 //!   owner: keep it off shared machines, or make an encrypted one with `minisign -G`
@@ -77,14 +80,18 @@ enum Command {
         a: PathBuf,
         /// A plugin library or host executable
         b: PathBuf,
+        /// Of a plugin library with several exports, compare the one named NAME
+        #[arg(long, value_name = "NAME")]
+        export: Option<String>,
     },
 }
 
 /// What a file is to tomada.
 enum Side {
-    /// A plugin: its manifest, the libraries it needs, and (for a universal Mach-O)
-    /// every slice's architecture and target or error, and which one is shown.
-    Plugin(Box<Manifest>, Vec<String>, Vec<(String, Result<String, String>)>, usize),
+    /// A plugin: its exports' manifests (one or more), the libraries it needs, and
+    /// (for a universal Mach-O) every slice's architecture and target or error, and
+    /// which one is shown.
+    Plugin(Vec<Manifest>, Vec<String>, Vec<(String, Result<String, String>)>, usize),
     Host(Vec<Interface>),
 }
 
@@ -114,7 +121,10 @@ fn read(path: &Path) -> Result<Side, LoadError> {
         Err(first_error.unwrap_or(LoadError::NoDescriptor { path: path.to_path_buf() }))
     });
     match inspected {
-        Ok((i, slices, shown)) => Ok(Side::Plugin(Box::new(i.manifest), i.needed, slices, shown)),
+        Ok((i, slices, shown)) => {
+            let exports = i.exports.into_iter().map(|e| e.manifest).collect();
+            Ok(Side::Plugin(exports, i.needed, slices, shown))
+        }
         // Not a plugin: perhaps a host that records what it expects.
         Err(e @ (LoadError::NotALibrary { .. } | LoadError::NoDescriptor { .. })) => {
             tomada_host::expectations(path).map(Side::Host).map_err(|other| match other {
@@ -142,25 +152,45 @@ fn contract_json(c: &Interface) -> Value {
     })
 }
 
+fn export_json(m: &Manifest) -> Value {
+    json!({
+        "index": m.index,
+        "name": m.info.name,
+        "version": m.info.version,
+        "description": m.info.description,
+        "contract": contract_json(&m.contract),
+        "boundary": m.boundary,
+        "panic": if m.flags & flags::PANIC_UNWIND != 0 { "unwind" } else { "abort" },
+        "rustc": m.rustc,
+        "target": m.target,
+    })
+}
+
 fn inspect_json(path: &Path) -> Value {
     match read(path) {
-        Ok(Side::Plugin(m, needed, slices, shown)) => json!({
-            "path": path,
-            "kind": "plugin",
-            "name": m.info.name,
-            "version": m.info.version,
-            "description": m.info.description,
-            "contract": contract_json(&m.contract),
-            "boundary": m.boundary,
-            "panic": if m.flags & flags::PANIC_UNWIND != 0 { "unwind" } else { "abort" },
-            "rustc": m.rustc,
-            "target": m.target,
-            "needs": needed,
-            "slices": slices.iter().enumerate().map(|(n, (arch, target))| match target {
-                Ok(t) => json!({ "architecture": arch, "target": t, "shown": n == shown }),
-                Err(e) => json!({ "architecture": arch, "error": e }),
-            }).collect::<Vec<_>>(),
-        }),
+        Ok(Side::Plugin(exports, needed, slices, shown)) => {
+            // The first export's fields at the top (as for a library of one), and
+            // every export in `exports`.
+            let mut doc = export_json(&exports[0]);
+            let fields = doc.as_object_mut().expect("an object");
+            fields.remove("index");
+            fields.insert("path".into(), json!(path));
+            fields.insert("kind".into(), json!("plugin"));
+            fields.insert("needs".into(), json!(needed));
+            fields.insert(
+                "slices".into(),
+                slices
+                    .iter()
+                    .enumerate()
+                    .map(|(n, (arch, target))| match target {
+                        Ok(t) => json!({ "architecture": arch, "target": t, "shown": n == shown }),
+                        Err(e) => json!({ "architecture": arch, "error": e }),
+                    })
+                    .collect(),
+            );
+            fields.insert("exports".into(), exports.iter().map(export_json).collect());
+            doc
+        }
         Ok(Side::Host(contracts)) => json!({
             "path": path,
             "kind": "host",
@@ -191,7 +221,7 @@ fn print_contract(label: &str, c: &Interface) {
 
 fn inspect_text(path: &Path) -> bool {
     match read(path) {
-        Ok(Side::Plugin(m, needed, slices, shown)) => {
+        Ok(Side::Plugin(exports, needed, slices, shown)) => {
             out!("{}", path.display());
             for (i, (arch, target)) in slices.iter().enumerate() {
                 let label = if i == 0 { "slices" } else { "" };
@@ -201,13 +231,27 @@ fn inspect_text(path: &Path) -> bool {
                     Err(e) => out!("  {label:<12}{arch}: {e}"),
                 }
             }
-            out!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
-            out!("  {:<12}{}", "description", m.info.description);
-            print_contract("contract", &m.contract);
-            out!("  {:<12}tomada boundary {}", "boundary", m.boundary);
-            let panic = if m.flags & flags::PANIC_UNWIND != 0 { "unwind (caught at the boundary)" } else { "abort" };
-            out!("  {:<12}{panic}", "panics");
-            out!("  {:<12}{} for {}", "built by", m.rustc, m.target);
+            if exports.len() > 1 {
+                let names: Vec<&str> = exports.iter().map(|m| m.info.name.as_str()).collect();
+                out!("  {:<12}{}: {}", "exports", exports.len(), names.join(", "));
+            }
+            for m in &exports {
+                if exports.len() > 1 {
+                    out!("");
+                    out!("  {:<12}#{} {}", "export", m.index, m.info.name);
+                }
+                out!("  {:<12}{} {}", "plugin", m.info.name, m.info.version);
+                out!("  {:<12}{}", "description", m.info.description);
+                print_contract("contract", &m.contract);
+                out!("  {:<12}tomada boundary {}", "boundary", m.boundary);
+                let panic =
+                    if m.flags & flags::PANIC_UNWIND != 0 { "unwind (caught at the boundary)" } else { "abort" };
+                out!("  {:<12}{panic}", "panics");
+                out!("  {:<12}{} for {}", "built by", m.rustc, m.target);
+            }
+            if exports.len() > 1 {
+                out!("");
+            }
             out!("  {:<12}{}", "needs", if needed.is_empty() { "-".to_owned() } else { needed.join(", ") });
             true
         }
@@ -281,12 +325,61 @@ fn same(a: &Interface, b: &Interface, a_name: &str, b_name: &str) -> Result<Stri
     }
 }
 
-fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
+/// The one export of a plugin library that `diff` compares: the one named `name`,
+/// else the only one, else the only one whose contract the other side (a host)
+/// expects.
+fn pick<'m>(
+    path: &Path,
+    exports: &'m [Manifest],
+    name: Option<&str>,
+    host: Option<&[Interface]>,
+) -> Result<&'m Manifest> {
+    let list = || exports.iter().map(|m| format!("`{}` ({})", m.info.name, m.contract.name)).collect::<Vec<_>>();
+    if let Some(name) = name {
+        if exports.len() == 1 {
+            return Ok(&exports[0]);
+        }
+        return exports.iter().find(|m| m.info.name == name).with_context(|| {
+            format!("{} has no export named `{name}`; it exports {}", path.display(), list().join(", "))
+        });
+    }
+    let candidates: Vec<&Manifest> = match host {
+        Some(h) if exports.len() > 1 => {
+            let expected: Vec<&Manifest> =
+                exports.iter().filter(|m| h.iter().any(|c| c.name == m.contract.name)).collect();
+            if expected.is_empty() { exports.iter().collect() } else { expected }
+        }
+        _ => exports.iter().collect(),
+    };
+    match candidates.as_slice() {
+        [one] => Ok(one),
+        _ => anyhow::bail!(
+            "{} exports several plugins ({}); choose one with `--export NAME`",
+            path.display(),
+            list().join(", ")
+        ),
+    }
+}
+
+fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
     let a = read(a_path).with_context(|| format!("cannot read {}", a_path.display()))?;
     let b = read(b_path).with_context(|| format!("cannot read {}", b_path.display()))?;
     let (a_name, b_name) = (a_path.display(), b_path.display());
-    let verdicts: Vec<Result<String, Vec<String>>> = match (&a, &b) {
-        (Side::Plugin(p, ..), Side::Host(h)) | (Side::Host(h), Side::Plugin(p, ..)) => {
+    let host_of = |side: &Side| match side {
+        Side::Host(h) => Some(h.clone()),
+        Side::Plugin(..) => None,
+    };
+    let (a_host, b_host) = (host_of(&a), host_of(&b));
+    let chosen = |path: &Path, side: &Side, other: Option<&[Interface]>| -> Result<Option<Manifest>> {
+        match side {
+            Side::Plugin(exports, ..) => pick(path, exports, export, other).cloned().map(Some),
+            Side::Host(_) => Ok(None),
+        }
+    };
+    let a_plugin = chosen(a_path, &a, b_host.as_deref())?;
+    let b_plugin = chosen(b_path, &b, a_host.as_deref())?;
+    let verdicts: Vec<Result<String, Vec<String>>> = match (&a_plugin, &b_plugin, &a_host, &b_host) {
+        (Some(p), None, None, Some(h)) | (None, Some(p), Some(h), None) => {
             match h.iter().find(|c| c.name == p.contract.name) {
                 Some(c) => vec![verdict(c, &p.contract)],
                 None => {
@@ -299,10 +392,10 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
                 }
             }
         }
-        (Side::Plugin(p, ..), Side::Plugin(q, ..)) => {
+        (Some(p), Some(q), ..) => {
             vec![same(&p.contract, &q.contract, &a_name.to_string(), &b_name.to_string())]
         }
-        (Side::Host(g), Side::Host(h)) => {
+        (None, None, Some(g), Some(h)) => {
             let common: Vec<_> = g.iter().filter_map(|c| h.iter().find(|d| d.name == c.name).map(|d| (c, d))).collect();
             if common.is_empty() {
                 vec![Err(vec!["the two hosts expect no contract in common".to_owned()])]
@@ -310,6 +403,7 @@ fn diff(a_path: &Path, b_path: &Path) -> Result<bool> {
                 common.into_iter().map(|(c, d)| same(c, d, &a_name.to_string(), &b_name.to_string())).collect()
             }
         }
+        _ => unreachable!("each side is a plugin or a host"),
     };
     let mut fits = true;
     for v in verdicts {
@@ -434,7 +528,7 @@ fn main() -> ExitCode {
             report(sign(&secret_key, &plugin).map(|out| format!("wrote {}", out.display())))
         }
         Command::Verify { public_key, plugin } => report(verify(&public_key, &plugin)),
-        Command::Diff { a, b } => match diff(&a, &b) {
+        Command::Diff { a, b, export } => match diff(&a, &b, export.as_deref()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {

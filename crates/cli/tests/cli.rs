@@ -355,3 +355,72 @@ fn a_universal_macho_shows_this_machines_slice_and_lists_all() {
     let err = tomada_host::inspect_slices(&path).unwrap_err();
     assert!(err.to_string().contains("universal (fat) Mach-O header"), "{err}");
 }
+
+#[test]
+fn inspect_lists_every_export_of_a_library() {
+    let path = cdylib("family");
+    let out = tomada(&["inspect".as_ref(), path.as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for needle in [
+        "exports     3: hello, hola, memory",
+        "export      #0 hello",
+        "plugin      hello 0.3.0",
+        "description says olá",
+        "export      #1 hola",
+        "plugin      hola 1.1.0",
+        "export      #2 memory",
+        "plugin      memory 2.0.0",
+        "contract    kv_api::Store 1.0 (ABI 1, fingerprint ",
+        "fn keys(&self) -> Vec<String>",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+    // One block per export, each with its own contract.
+    assert_eq!(text.matches("contract    pluginapi::Greeter").count(), 2, "{text}");
+    // A library of one export prints no export list.
+    let one = stdout(&tomada(&["inspect".as_ref(), cdylib("greeter").as_os_str()]));
+    assert!(!one.contains("  exports     ") && !one.contains("  export      #"), "{one}");
+
+    let out = tomada(&["inspect".as_ref(), "--json".as_ref(), path.as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    let docs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let exports = docs[0]["exports"].as_array().unwrap();
+    let names: Vec<(&str, &str, u64)> = exports
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["contract"]["name"].as_str().unwrap(), e["index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [("hello", "pluginapi::Greeter", 0), ("hola", "pluginapi::Greeter", 1), ("memory", "kv_api::Store", 2)]
+    );
+    // The first export's fields stay at the top, as for a library of one.
+    assert_eq!(docs[0]["name"], "hello");
+}
+
+#[test]
+fn diff_picks_an_export_by_what_the_host_expects_or_by_name() {
+    let family = cdylib("family");
+    let greeter = cdylib("greeter");
+    // Two greeters in the library and a greeter host: which one is ambiguous.
+    let out = diff(&family, &host_exe());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exports several plugins") && err.contains("--export NAME") && err.contains("`hola`"),
+        "{err}"
+    );
+    // Named: compared.
+    let out =
+        tomada(&["diff".as_ref(), "--export".as_ref(), "hola".as_ref(), family.as_os_str(), host_exe().as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("fit: pluginapi::Greeter 1.0 fits pluginapi::Greeter 1.0"), "{}", stdout(&out));
+    let out =
+        tomada(&["diff".as_ref(), "--export".as_ref(), "memory".as_ref(), family.as_os_str(), greeter.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout(&out).contains("kv_api::Store"), "{}", stdout(&out));
+    let out =
+        tomada(&["diff".as_ref(), "--export".as_ref(), "adios".as_ref(), family.as_os_str(), greeter.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no export named `adios`"), "{out:?}");
+}

@@ -93,15 +93,38 @@ pub enum LoadError {
         /// The plugin's boundary version.
         found: u32,
     },
-    /// The plugin implements another contract.
-    #[error("`{}` implements contract `{found}`, this host expects `{expected}`; load a `{expected}` plugin", path.display())]
+    /// The plugin implements another contract (none of its exports implements it).
+    #[error("{}", contract_mismatch(path, expected, found, exports))]
     ContractMismatch {
         /// The plugin path.
         path: PathBuf,
         /// The contract the host expects.
         expected: String,
-        /// The contract the plugin implements.
+        /// The contract the plugin implements (its first export's).
         found: String,
+        /// For a library of several exports, each as `name (contract)`; empty for
+        /// a library of one.
+        exports: Vec<String>,
+    },
+    /// The library exports nothing by the name asked for.
+    #[error("`{}` has no export named `{name}`; it exports {}; pick one of those names", path.display(), list(exports))]
+    NoSuchExport {
+        /// The plugin path.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+        /// What the library exports, each as `name (contract)`.
+        exports: Vec<String>,
+    },
+    /// Several exports of the library implement the contract, and none was named.
+    #[error("`{}` exports several `{contract}` plugins ({}); pick one by name (`Loader::export`)", path.display(), list(names))]
+    AmbiguousExport {
+        /// The plugin path.
+        path: PathBuf,
+        /// The contract asked for.
+        contract: String,
+        /// The names of the exports that implement it.
+        names: Vec<String>,
     },
     /// The plugin was built against another major version of the contract.
     #[error("`{}` was built for {contract} ABI {found}, this host speaks ABI {expected}; rebuild the plugin against the contract with ABI {expected}", path.display())]
@@ -271,7 +294,9 @@ impl LoadError {
             NoExpectations { path } => w.tag(8).path(path),
             BadMagic { path } => w.tag(9).path(path),
             BoundaryMismatch { path, expected, found } => w.tag(10).path(path).u32(*expected).u32(*found),
-            ContractMismatch { path, expected, found } => w.tag(11).path(path).str(expected).str(found),
+            ContractMismatch { path, expected, found, exports } => {
+                w.tag(11).path(path).str(expected).str(found).strings(exports)
+            }
             AbiMismatch { path, contract, expected, found } => {
                 w.tag(12).path(path).str(contract).u32(*expected).u32(*found)
             }
@@ -300,6 +325,8 @@ impl LoadError {
             VersionTooOld { path, name, found, minimum } => w.tag(24).path(path).str(name).str(found).str(minimum),
             Permissions { path, reason } => w.tag(25).path(path).str(reason),
             InitPanicked { path, message } => w.tag(26).path(path).str(message),
+            NoSuchExport { path, name, exports } => w.tag(27).path(path).str(name).strings(exports),
+            AmbiguousExport { path, contract, names } => w.tag(28).path(path).str(contract).strings(names),
         };
         w.0
     }
@@ -323,7 +350,7 @@ impl LoadError {
             8 => NoExpectations { path },
             9 => BadMagic { path },
             10 => BoundaryMismatch { path, expected: r.u32()?, found: r.u32()? },
-            11 => ContractMismatch { path, expected: r.string()?, found: r.string()? },
+            11 => ContractMismatch { path, expected: r.string()?, found: r.string()?, exports: r.strings()? },
             12 => AbiMismatch { path, contract: r.string()?, expected: r.u32()?, found: r.u32()? },
             13 => LayoutMismatch {
                 path,
@@ -354,9 +381,31 @@ impl LoadError {
             24 => VersionTooOld { path, name: r.string()?, found: r.string()?, minimum: r.string()? },
             25 => Permissions { path, reason: r.string()? },
             26 => InitPanicked { path, message: r.string()? },
+            27 => NoSuchExport { path, name: r.string()?, exports: r.strings()? },
+            28 => AmbiguousExport { path, contract: r.string()?, names: r.strings()? },
             _ => return None,
         };
         r.0.is_empty().then_some(error)
+    }
+}
+
+/// `a`, `b`, `c`, each in backquotes.
+fn list(items: &[String]) -> String {
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn contract_mismatch(path: &std::path::Path, expected: &str, found: &str, exports: &[String]) -> String {
+    if exports.is_empty() {
+        format!(
+            "`{}` implements contract `{found}`, this host expects `{expected}`; load a `{expected}` plugin",
+            path.display()
+        )
+    } else {
+        format!(
+            "`{}` exports no `{expected}` plugin, only {}; load a `{expected}` plugin",
+            path.display(),
+            list(exports)
+        )
     }
 }
 
@@ -505,7 +554,13 @@ mod tests {
             NoExpectations { path: p() },
             BadMagic { path: p() },
             BoundaryMismatch { path: p(), expected: 3, found: 2 },
-            ContractMismatch { path: p(), expected: s("Greeter"), found: s("Kv") },
+            ContractMismatch { path: p(), expected: s("Greeter"), found: s("Kv"), exports: vec![] },
+            ContractMismatch {
+                path: p(),
+                expected: s("Greeter"),
+                found: s("Kv"),
+                exports: vec![s("kv (Kv)"), s("x (Y)")],
+            },
             AbiMismatch { path: p(), contract: s("Greeter"), expected: 1, found: 2 },
             LayoutMismatch {
                 path: p(),
@@ -528,6 +583,8 @@ mod tests {
             VersionTooOld { path: p(), name: s("greeter"), found: s("1.0.0"), minimum: s("1.2.0") },
             Permissions { path: p(), reason: s("the file is writable by others") },
             InitPanicked { path: p(), message: s("configuração ausente") },
+            NoSuchExport { path: p(), name: s("hola"), exports: vec![s("hello (Greeter)"), s("memory (Store)")] },
+            AmbiguousExport { path: p(), contract: s("Greeter"), names: vec![s("hello"), s("hola")] },
         ]
     }
 
@@ -536,7 +593,7 @@ mod tests {
         let all = every_variant();
         let mut tags: Vec<u8> = all.iter().map(|e| e.to_wire()[0]).collect();
         tags.dedup();
-        assert_eq!(tags.len(), 27, "one tag per variant: {tags:?}");
+        assert_eq!(tags.len(), 29, "one tag per variant: {tags:?}");
         for error in all {
             let back = LoadError::from_wire(&error.to_wire()).unwrap_or_else(|| panic!("{error:?} did not decode"));
             assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&error), "{error:?} -> {back:?}");

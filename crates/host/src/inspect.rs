@@ -3,7 +3,7 @@
 //! No code of the file runs here: it is parsed with the `object` crate (ELF,
 //! Mach-O and PE by the same code), read on demand through [`object::ReadCache`] so
 //! only the headers and the one section wanted are touched. [`inspect`] reads a
-//! plugin's manifest; [`expectations`] the contracts a host executable records with
+//! plugin's manifests (one per export); [`expectations`] the contracts a host executable records with
 //! `tomada::expects!`.
 
 use std::cell::{Cell, OnceCell};
@@ -19,18 +19,106 @@ use crate::file::PluginFile;
 use crate::structure::{self, Facts};
 
 /// A plugin file that passed inspection: a shared library for this architecture
-/// with a readable tomada manifest.
+/// with readable tomada manifests, one per export.
 #[derive(Debug, Clone)]
 pub struct Inspection {
     /// The file inspected.
     pub path: PathBuf,
-    /// What the plugin declares about itself.
+    /// What the chosen export declares about itself: the first (or only) export's
+    /// manifest, until [`Inspection::choose`] picks another (as loading does, by
+    /// contract or by name).
     pub manifest: Manifest,
-    /// The raw manifest bytes (without section padding), to compare with the
-    /// loaded library's.
+    /// The chosen export's raw manifest bytes (without section padding), to compare
+    /// with the loaded library's.
     pub manifest_bytes: Vec<u8>,
+    /// Every export of the library, in the order of their
+    /// [`index`](Manifest::index): one for a library with one `export!` entry.
+    pub exports: Vec<Export>,
     /// The libraries it needs (ELF `DT_NEEDED`), in order; empty where not read.
     pub needed: Vec<String>,
+}
+
+/// One export of a plugin library: what it declares, read from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// Its manifest (name, version, description, contract, ABI, fingerprint, ...).
+    pub manifest: Manifest,
+    /// Its raw manifest bytes (without section padding).
+    pub manifest_bytes: Vec<u8>,
+}
+
+impl Export {
+    /// `name (contract)`, as errors list exports.
+    fn label(&self) -> String {
+        format!("{} ({})", self.manifest.info.name, self.manifest.contract.name)
+    }
+}
+
+impl Inspection {
+    /// The export named `name`.
+    ///
+    /// # Errors
+    /// [`LoadError::NoSuchExport`], listing what the file exports.
+    pub fn export(&self, name: &str) -> Result<&Export, LoadError> {
+        self.exports.iter().find(|e| e.manifest.info.name == name).ok_or_else(|| LoadError::NoSuchExport {
+            path: self.path.clone(),
+            name: name.to_owned(),
+            exports: self.exports.iter().map(Export::label).collect(),
+        })
+    }
+
+    /// The export a host loading contract `contract` takes: the one named `name` if
+    /// given (whatever its contract: the contract check says if it is wrong), else
+    /// the only one implementing `contract`.
+    ///
+    /// # Errors
+    /// [`LoadError::NoSuchExport`] for a name the file does not export;
+    /// [`LoadError::AmbiguousExport`] when several implement `contract` and no name
+    /// picks one; [`LoadError::ContractMismatch`] when none does.
+    pub fn export_for(&self, contract: &str, name: Option<&str>) -> Result<&Export, LoadError> {
+        if let Some(name) = name {
+            return self.export(name);
+        }
+        let matching: Vec<&Export> = self.exports.iter().filter(|e| e.manifest.contract.name == contract).collect();
+        match matching.as_slice() {
+            [one] => Ok(one),
+            [] => {
+                let first = self.exports.first().map(|e| e.manifest.contract.name.clone()).unwrap_or_default();
+                Err(LoadError::ContractMismatch {
+                    path: self.path.clone(),
+                    expected: contract.to_owned(),
+                    found: first,
+                    exports: if self.exports.len() > 1 {
+                        self.exports.iter().map(Export::label).collect()
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+            several => Err(LoadError::AmbiguousExport {
+                path: self.path.clone(),
+                contract: contract.to_owned(),
+                names: several.iter().map(|e| e.manifest.info.name.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Makes export number `index` ([`Manifest::index`]) the chosen one:
+    /// [`Inspection::manifest`] and [`Inspection::manifest_bytes`] become its own.
+    /// Loading and isolating open the chosen export.
+    ///
+    /// # Errors
+    /// [`LoadError::NoSuchExport`] if the file has no export of that index.
+    pub fn choose(&mut self, index: u32) -> Result<(), LoadError> {
+        let export = self.exports.get(index as usize).ok_or_else(|| LoadError::NoSuchExport {
+            path: self.path.clone(),
+            name: format!("#{index}"),
+            exports: self.exports.iter().map(Export::label).collect(),
+        })?;
+        self.manifest = export.manifest.clone();
+        self.manifest_bytes = export.manifest_bytes.clone();
+        Ok(())
+    }
 }
 
 /// Refuses a plugin built for another OS or C library than this host's: the target
@@ -230,12 +318,24 @@ fn inspect_data<'d, R: ReadRef<'d>>(
     let owned = || path.to_path_buf();
     let (bytes, facts) = find(path, data, len, Record::Manifest, platform)?;
     let bytes = bytes.ok_or_else(|| LoadError::NoDescriptor { path: owned() })?;
-    let manifest = Manifest::parse(bytes).map_err(|e| manifest_error(path, e))?;
-    let len = Manifest::declared_len(bytes).expect("a parsed manifest has a length");
+    let exports: Vec<Export> = Manifest::parse_section(bytes)
+        .map_err(|e| manifest_error(path, e))?
+        .into_iter()
+        .map(|(manifest, bytes)| Export { manifest, manifest_bytes: bytes.to_vec() })
+        .collect();
+    let first = exports.first().expect("a parsed section has an export").clone();
     if platform == Platform::Host {
-        check_platform(path, &manifest, &facts)?;
+        for export in &exports {
+            check_platform(path, &export.manifest, &facts)?;
+        }
     }
-    Ok(Inspection { path: owned(), manifest, manifest_bytes: bytes[..len].to_vec(), needed: facts.needed })
+    Ok(Inspection {
+        path: owned(),
+        manifest: first.manifest,
+        manifest_bytes: first.manifest_bytes,
+        exports,
+        needed: facts.needed,
+    })
 }
 
 /// Reads the contracts a host executable (or library) records that it expects,

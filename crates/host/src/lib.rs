@@ -36,6 +36,10 @@
 //! `examples/host-services` (host services, plugin-made objects, [`plugin_logs`]),
 //! `examples/sandboxed` ([`load_with`] and [`isolate::Sandbox`]) and
 //! `examples/plugin-dir` (every plugin in a directory).
+//! A library may export several plugins ([`Inspection::exports`]): loading takes the
+//! one export of the contract asked for, or the one named with [`Loader::export`].
+//! [`Loader::config`] hands the plugin's constructor a configuration
+//! (`tomada::context()`), in-process and isolated alike.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -72,7 +76,9 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 pub use error::LoadError;
-pub use inspect::{Inspection, Slice, expectations, expectations_bytes, inspect, inspect_bytes, inspect_slices};
+pub use inspect::{
+    Export, Inspection, Slice, expectations, expectations_bytes, inspect, inspect_bytes, inspect_slices,
+};
 pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
 pub use trust::{PolicyError, TrustPolicy};
@@ -223,12 +229,27 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
 /// can be [`load`](Checked::load)ed in this process or [`isolate`](Checked::isolate)d.
 /// Every step goes through the one descriptor the file was opened with.
 ///
+/// A library may export several plugins (see `tomada::export!`): `check::<C>()`
+/// takes the one export implementing `C`, or the one named with
+/// [`export`](Loader::export) when there are several. What the plugin's constructor
+/// receives from the host (`tomada::context()`) is set with
+/// [`config`](Loader::config) or [`config_value`](Loader::config_value).
+///
+/// ```no_run
+/// use pluginapi::Greeter;
+///
+/// let plugin = tomada_host::Loader::new().export("hola").config("Buenos días").load::<dyn Greeter>("family.so")?;
+/// # Ok::<(), tomada_host::LoadError>(())
+/// ```
+///
 /// Each load and each refusal is a `tracing` event (target `tomada::audit`, level
 /// INFO) with the file, its SHA-256 (computed when a policy needs it or a subscriber
 /// listens), the key that signed it, and the decision.
 #[derive(Debug, Clone, Default)]
 pub struct Loader {
     policy: Option<std::sync::Arc<TrustPolicy>>,
+    export: Option<String>,
+    config: Vec<u8>,
 }
 
 /// A plugin file opened once, inspected through that descriptor, and (under a
@@ -238,6 +259,10 @@ pub struct Inspected {
     file: PluginFile,
     inspection: Inspection,
     provenance: Provenance,
+    /// The export asked for by name, if any.
+    export: Option<String>,
+    /// What the plugin's constructor receives (`tomada::context()`).
+    config: Vec<u8>,
 }
 
 /// An [`Inspected`] plugin that fits contract `C`: ready to load or isolate.
@@ -262,7 +287,30 @@ impl Loader {
     /// A loader that verifies every plugin against `policy` before anything else
     /// reads its contents (see [`TrustPolicy`]).
     pub fn with_policy(policy: TrustPolicy) -> Self {
-        Loader { policy: Some(std::sync::Arc::new(policy)) }
+        Loader { policy: Some(std::sync::Arc::new(policy)), ..Self::default() }
+    }
+
+    /// Picks the export named `name` in every library this loader loads (see
+    /// [`Inspected::export`]); without it, a library's one export of the contract
+    /// asked for is taken.
+    pub fn export(mut self, name: impl Into<String>) -> Self {
+        self.export = Some(name.into());
+        self
+    }
+
+    /// Hands `config` (bytes or text) to each plugin's constructor, which reads it
+    /// with `tomada::context()`, in-process and isolated alike. Without it the
+    /// context is empty. A plugin built before contexts existed never sees it.
+    pub fn config(mut self, config: impl Into<Vec<u8>>) -> Self {
+        self.config = config.into();
+        self
+    }
+
+    /// Hands `value` to each plugin's constructor, which reads it with
+    /// `tomada::context().value::<T>()` (the same type on both sides, e.g. a struct
+    /// of the contract crate).
+    pub fn config_value<T: tomada::Abi>(self, value: &T) -> Self {
+        self.config(tomada::Context::encode(value))
     }
 
     /// Opens `path` once, inspects it through that descriptor, and verifies it
@@ -296,7 +344,7 @@ impl Loader {
                 }
             }
         };
-        Ok(Inspected { file, inspection, provenance })
+        Ok(Inspected { file, inspection, provenance, export: self.export.clone(), config: self.config.clone() })
     }
 
     /// `self.inspect(path)?.check::<C>()?.load()`.
@@ -314,6 +362,30 @@ impl Inspected {
         &self.inspection
     }
 
+    /// Every export of the library (one for most plugins).
+    pub fn exports(&self) -> &[Export] {
+        &self.inspection.exports
+    }
+
+    /// Picks the export named `name` for [`check`](Inspected::check) (which says
+    /// whether it implements the contract); without it, `check::<C>()` takes the
+    /// library's one export of `C`.
+    pub fn export(mut self, name: impl Into<String>) -> Self {
+        self.export = Some(name.into());
+        self
+    }
+
+    /// What the plugin's constructor receives (see [`Loader::config`]).
+    pub fn config(mut self, config: impl Into<Vec<u8>>) -> Self {
+        self.config = config.into();
+        self
+    }
+
+    /// What the plugin's constructor receives, as a value (see [`Loader::config_value`]).
+    pub fn config_value<T: tomada::Abi>(self, value: &T) -> Self {
+        self.config(tomada::Context::encode(value))
+    }
+
     /// The file's SHA-256, if the policy computed it.
     pub fn sha256(&self) -> Option<[u8; 32]> {
         self.provenance.sha256
@@ -324,11 +396,23 @@ impl Inspected {
         self.provenance.key.as_deref()
     }
 
-    /// Checks the plugin against contract `C` (see [`check`]).
+    /// Picks the export to load — the one named with [`export`](Inspected::export),
+    /// or else the library's one export of `C` — and checks it against contract `C`
+    /// (see [`check`]).
     ///
     /// # Errors
-    /// As [`check`].
-    pub fn check<C: ?Sized + Contract>(self) -> Result<Checked<C>, LoadError> {
+    /// [`LoadError::NoSuchExport`] for a name the library does not export,
+    /// [`LoadError::AmbiguousExport`] if several exports implement `C` and none was
+    /// named; otherwise as [`check`].
+    pub fn check<C: ?Sized + Contract>(mut self) -> Result<Checked<C>, LoadError> {
+        let index = match self.inspection.export_for(C::NAME, self.export.as_deref()) {
+            Ok(export) => export.manifest.index,
+            Err(e) => {
+                self.refused(&e);
+                return Err(e);
+            }
+        };
+        self.inspection.choose(index).expect("an export of this inspection");
         match check::<C>(&self.inspection) {
             Ok(fit) => Ok(Checked { inspected: self, fit, contract: PhantomData }),
             Err(e) => {
@@ -370,10 +454,10 @@ impl<C: ?Sized + Contract> Checked<C> {
     pub fn load(self) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
         let audit_copy = (inspected.file.path.clone(), inspected.provenance.clone());
-        let Inspected { file, inspection, provenance } = inspected;
+        let Inspected { file, inspection, provenance, config, .. } = inspected;
         let sha_needed = provenance.sha256.is_none() && audit::enabled();
         let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
-        let local = match open(file, &inspection, logs::services()) {
+        let local = match open(file, &inspection, logs::services(), &config) {
             Ok(l) => l,
             Err(e) => {
                 audit::refused(&audit_copy.0, &provenance, &e);
@@ -412,7 +496,7 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// (Windows).
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
-        let isolated = match isolate::start(&inspected.inspection, &inspected.file, options) {
+        let isolated = match isolate::start(&inspected.inspection, &inspected.file, &inspected.config, options) {
             Ok(i) => i,
             Err(e) => {
                 inspected.refused(&e);
@@ -475,13 +559,15 @@ mod audit {
     }
 }
 
-/// Opens an inspected plugin in this process, checks its exported descriptor
-/// against the inspection, and makes its instance. Knows no contract: [`load`] checks
-/// the contract first; the isolation runner serves whatever the host checked.
+/// Opens an inspected plugin in this process, checks the chosen export's descriptor
+/// against the inspection, hands it `services` and makes its instance with `context`.
+/// Knows no contract: [`load`] checks the contract first; the isolation runner serves
+/// whatever the host checked.
 pub(crate) fn open(
     file: PluginFile,
     inspection: &Inspection,
     services: *const tomada::logging::HostServices,
+    context: &[u8],
 ) -> Result<Local, LoadError> {
     let Inspection { manifest, manifest_bytes, .. } = inspection;
     let path = &inspection.path;
@@ -489,8 +575,11 @@ pub(crate) fn open(
     // are those of a tomada cdylib.
     let library = unsafe { Library::open(file) }.map_err(|(path, source)| LoadError::Open { path, source })?;
     let mismatch = |what| LoadError::DescriptorMismatch { path: path.clone(), what };
-    let descriptor =
-        library.descriptor().map_err(mismatch)?.ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
+    let symbol = tomada::descriptor::symbol(manifest.index);
+    let descriptor = library
+        .descriptor(&symbol)
+        .map_err(mismatch)?
+        .ok_or_else(|| LoadError::MissingSymbol { path: path.clone() })?;
     // SAFETY: the header matched, so the descriptor has this boundary version's
     // layout; `manifest` points to the library's manifest static.
     let loaded_manifest = unsafe { descriptor.manifest.as_bytes() };
@@ -515,9 +604,9 @@ pub(crate) fn open(
     // library's own static.
     unsafe { plugin_fn::attach(descriptor.attach, services, name) };
 
-    // SAFETY: `create` is the plugin's constructor (descriptor checked above), and
-    // `library` stays loaded.
-    let this = match unsafe { plugin_fn::create(descriptor.create) } {
+    // SAFETY: `create` and `create_with` are the plugin's constructors (descriptor
+    // checked above), and `library` stays loaded.
+    let this = match unsafe { plugin_fn::create(descriptor.create, descriptor.create_with, context) } {
         plugin_fn::Created::Instance(this) => this,
         plugin_fn::Created::Panicked(message) => return Err(LoadError::InitPanicked { path: path.clone(), message }),
         plugin_fn::Created::BadStatus => return Err(mismatch("constructor status")),
@@ -547,9 +636,10 @@ pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::M
     }
 }
 
-/// Checks an inspected plugin against contract `C`: name, ABI, methods (see
+/// Checks an inspected plugin's chosen export ([`Inspection::manifest`]; see
+/// [`Inspection::choose`]) against contract `C`: name, ABI, methods (see
 /// [`tomada::interface`] for what fits), and that its panics can be caught. [`load`]
-/// does this before opening the file.
+/// does this before opening the file, after picking the export for `C`.
 ///
 /// # Errors
 /// [`LoadError::ContractMismatch`], [`LoadError::AbiMismatch`],
@@ -558,7 +648,21 @@ pub fn check<C: ?Sized + Contract>(inspection: &Inspection) -> Result<Fit, LoadE
     let plugin = &inspection.manifest.contract;
     let path = || inspection.path.clone();
     if plugin.name != C::NAME {
-        return Err(LoadError::ContractMismatch { path: path(), expected: C::NAME.into(), found: plugin.name.clone() });
+        let exports = if inspection.exports.len() > 1 {
+            inspection
+                .exports
+                .iter()
+                .map(|e| format!("{} ({})", e.manifest.info.name, e.manifest.contract.name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        return Err(LoadError::ContractMismatch {
+            path: path(),
+            expected: C::NAME.into(),
+            found: plugin.name.clone(),
+            exports,
+        });
     }
     if plugin.abi != C::ABI {
         return Err(LoadError::AbiMismatch {

@@ -53,34 +53,50 @@ impl Library {
         }
     }
 
-    /// The library's exported descriptor: `Ok(None)` if it exports none, `Err(what)`
-    /// if its never-changing header is not this boundary version's.
+    /// The library's exported descriptor `symbol` (see `tomada::descriptor::symbol`):
+    /// `Ok(None)` if it exports none, `Err(what)` if its never-changing header is not
+    /// this boundary version's.
     ///
-    /// The reference lives as long as `self`; the caller must not keep it longer.
-    pub(crate) fn descriptor(&self) -> Result<Option<&Descriptor>, &'static str> {
+    /// A copy: a descriptor made before [`Descriptor::create_with`] existed (smaller,
+    /// as its header says) reads with `create_with: None`. Its pointers point into
+    /// the library: the caller must not use them once `self` is dropped.
+    pub(crate) fn descriptor(&self, symbol: &str) -> Result<Option<Descriptor>, &'static str> {
         let handle = self.handle.as_ref().expect("open until dropped");
         // SAFETY: we only take the symbol's address; a library without the symbol
         // gives an error, not a pointer.
-        let Ok(symbol) = (unsafe { handle.get::<*const Descriptor>(tomada::descriptor::SYMBOL) }) else {
+        let Ok(found) = (unsafe { handle.get::<*const Descriptor>(symbol) }) else {
             return Ok(None);
         };
-        let ptr: *const Descriptor = *symbol;
+        let ptr: *const Descriptor = *found;
         if ptr.is_null() {
             return Ok(None);
         }
-        // SAFETY: `ptr` is the address of the exported static `TOMADA_DESCRIPTOR`,
-        // mapped for as long as `self` is. Every boundary version starts it with the
-        // same `Header`, so that much can be read before anything else is trusted.
+        // SAFETY: `ptr` is the address of an exported descriptor static, mapped for
+        // as long as `self` is. Every boundary version starts it with the same
+        // `Header`, so that much can be read before anything else is trusted.
         let header = unsafe { ptr.cast::<Header>().read_unaligned() };
         if header.magic != MAGIC || header.boundary != tomada::BOUNDARY_VERSION {
             return Err("header");
         }
-        if (header.size as usize) < size_of::<Descriptor>() {
+        let size = header.size as usize;
+        if size < Descriptor::MIN_SIZE {
             return Err("descriptor size");
         }
-        // SAFETY: the header says this is a whole descriptor of this boundary
-        // version's layout, as `tomada::export!` makes it (a static, so aligned).
-        Ok(unsafe { ptr.as_ref() })
+        let mut copy = std::mem::MaybeUninit::<Descriptor>::zeroed();
+        // SAFETY: the header says the static holds `size` bytes of this boundary
+        // version's descriptor layout (at least every field before `create_with`);
+        // at most `size_of::<Descriptor>()` of them are copied into `copy`, which does
+        // not overlap the library's static.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                ptr.cast::<u8>(),
+                copy.as_mut_ptr().cast::<u8>(),
+                size.min(size_of::<Descriptor>()),
+            );
+        }
+        // SAFETY: every field before `create_with` was copied from a descriptor of
+        // this layout; `create_with` was copied too, or is zero, which is `None`.
+        Ok(Some(unsafe { copy.assume_init() }))
     }
 }
 

@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 
 #[cfg(unix)]
 use tomada::client::DispatchFn;
-use tomada::descriptor::{CreateFn, DestroyFn};
+use tomada::descriptor::{CreateFn, CreateWithFn, DestroyFn};
 use tomada::ffi::{RSlice, RVec, Status};
 
 /// What a plugin's constructor did.
@@ -22,16 +22,24 @@ pub(crate) enum Created {
     BadStatus,
 }
 
-/// Makes the plugin's instance.
+/// Makes the plugin's instance, handing its constructor `context` (see
+/// `tomada::context`) if the plugin takes one (`create_with`), else with `create`.
 ///
 /// # Safety
-/// `create` is the constructor of a loaded plugin whose descriptor was checked
-/// against the file inspected, and its library stays loaded while it runs.
-pub(crate) unsafe fn create(create: CreateFn) -> Created {
+/// `create` and `create_with` are the constructors of a loaded plugin whose
+/// descriptor was checked against the file inspected, and its library stays loaded
+/// while they run.
+pub(crate) unsafe fn create(create: CreateFn, create_with: Option<CreateWithFn>, context: &[u8]) -> Created {
     let mut this = MaybeUninit::<*const c_void>::uninit();
     let mut panic = MaybeUninit::<RVec>::uninit();
-    // SAFETY: the caller vouches for `create`; `this` and `panic` are writable.
-    match unsafe { create(this.as_mut_ptr(), panic.as_mut_ptr()) } {
+    let status = match create_with {
+        // SAFETY: the caller vouches for `create_with`; `this` and `panic` are
+        // writable, and `context` is readable for the call.
+        Some(create_with) => unsafe { create_with(this.as_mut_ptr(), panic.as_mut_ptr(), RSlice::new(context)) },
+        // SAFETY: the caller vouches for `create`; `this` and `panic` are writable.
+        None => unsafe { create(this.as_mut_ptr(), panic.as_mut_ptr()) },
+    };
+    match status {
         // SAFETY: written on OK.
         Status::OK => Created::Instance(unsafe { this.assume_init() }),
         Status::PANICKED => {

@@ -235,6 +235,8 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     // Vectors and a bitmap, not hash maps: hundreds of relocations, checked on every load.
     let count = relocations.iter().map(|r| r.len()).sum();
     let mut relative_at: Vec<(u64, u64)> = Vec::with_capacity(count);
+    // The few others (symbol lookups): where they write.
+    let mut other_at: Vec<u64> = Vec::new();
     // Each place is written once: a bit per 8-byte slot of the writable segments, or,
     // where they are too large for that (more than 8 MiB), a sorted list.
     let mut bases = Vec::with_capacity(loads.len());
@@ -283,6 +285,8 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         }
         if Some(kind) == relative {
             relative_at.push((offset, rela.r_addend(e) as u64));
+        } else {
+            other_at.push(offset);
         }
     }
     targets.sort_unstable();
@@ -321,41 +325,74 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         }
     }
 
-    // The exported descriptor, as the loader will find it.
+    // The exported descriptors, as the loader will find them: the first export's
+    // (`TOMADA_DESCRIPTOR`) must be there; every other export's
+    // (`TOMADA_DESCRIPTOR_<n>`) is checked the same way.
     let wanted = tomada::descriptor::SYMBOL.as_bytes();
-    let wanted = wanted.strip_suffix(b"\0").unwrap_or(wanted);
-    let descriptor = symbols
-        .iter()
-        .find(|s| {
-            s.st_shndx(e).0 != elf::SHN_UNDEF.0
-                && s.st_bind() != elf::STB_LOCAL
-                && string(s.st_name(e) as u64).is_ok_and(|n| n == wanted)
-        })
-        .ok_or(None)?;
-    let at = descriptor.st_value(e);
-    if descriptor.st_type().0 != elf::STT_OBJECT.0
-        || (descriptor.st_size(e) as usize) < size_of::<tomada::Descriptor>()
-        || !image.mapped(at, descriptor.st_size(e), 0)
-    {
-        return Err(damaged("its exported descriptor is not a whole descriptor"));
-    }
-    if relative.is_some() {
-        let field = |offset: usize| relative_target(at + offset as u64);
-        if field(std::mem::offset_of!(tomada::Descriptor, manifest)) != Some(manifest.0)
-            || image.file_offset(manifest.0, manifest.1).is_none()
+    let is_descriptor = |name: &[u8]| {
+        name == wanted
+            || name
+                .strip_prefix(wanted)
+                .and_then(|n| n.strip_prefix(b"_"))
+                .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+    };
+    let mut first = false;
+    for descriptor in symbols.iter().filter(|s| {
+        s.st_shndx(e).0 != elf::SHN_UNDEF.0
+            && s.st_bind() != elf::STB_LOCAL
+            && string(s.st_name(e) as u64).is_ok_and(is_descriptor)
+    }) {
+        first |= string(descriptor.st_name(e) as u64).is_ok_and(|n| n == wanted);
+        let at = descriptor.st_value(e);
+        if descriptor.st_type().0 != elf::STT_OBJECT.0
+            || (descriptor.st_size(e) as usize) < tomada::Descriptor::MIN_SIZE
+            || !image.mapped(at, descriptor.st_size(e), 0)
         {
-            return Err(damaged("its exported descriptor does not point at its .tomada section (a copied section?)"));
+            return Err(damaged("its exported descriptor is not a whole descriptor"));
         }
-        for offset in [
-            std::mem::offset_of!(tomada::Descriptor, create),
-            std::mem::offset_of!(tomada::Descriptor, destroy),
-            std::mem::offset_of!(tomada::Descriptor, dispatch),
-            std::mem::offset_of!(tomada::Descriptor, attach),
-        ] {
-            if field(offset).is_none_or(|t| !code(t)) {
-                return Err(damaged("its exported descriptor's functions do not point at code"));
+        if relative.is_some() {
+            let field = |offset: usize| relative_target(at + offset as u64);
+            // Each export's manifest lies in the section (which of them is compared
+            // byte for byte once loaded).
+            let in_section = |target: u64| manifest.0 <= target && target < manifest.0.saturating_add(manifest.1);
+            if !field(std::mem::offset_of!(tomada::Descriptor, manifest)).is_some_and(in_section)
+                || image.file_offset(manifest.0, manifest.1).is_none()
+            {
+                return Err(damaged(
+                    "its exported descriptor does not point at its .tomada section (a copied section?)",
+                ));
+            }
+            let mut functions = vec![
+                std::mem::offset_of!(tomada::Descriptor, create),
+                std::mem::offset_of!(tomada::Descriptor, destroy),
+                std::mem::offset_of!(tomada::Descriptor, dispatch),
+                std::mem::offset_of!(tomada::Descriptor, attach),
+            ];
+            if descriptor.st_size(e) as usize >= size_of::<tomada::Descriptor>() {
+                functions.push(std::mem::offset_of!(tomada::Descriptor, create_with));
+            }
+            for offset in functions {
+                // `create_with` may be `None`: null in the file, and no relocation
+                // writes it.
+                let optional = offset == std::mem::offset_of!(tomada::Descriptor, create_with);
+                let at = at + offset as u64;
+                let null = || {
+                    !other_at.contains(&at)
+                        && image
+                            .file_offset(at, 8)
+                            .and_then(|o| data.read_bytes_at(o, 8).ok())
+                            .is_some_and(|b| b.iter().all(|&b| b == 0))
+                };
+                match relative_target(at) {
+                    None if optional && null() => {}
+                    Some(t) if code(t) => {}
+                    _ => return Err(damaged("its exported descriptor's functions do not point at code")),
+                }
             }
         }
+    }
+    if !first {
+        return Err(None);
     }
     Ok(facts)
 }

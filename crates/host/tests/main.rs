@@ -8,6 +8,8 @@ mod compiler;
 mod damage;
 mod evolve;
 #[cfg(unix)]
+mod family;
+#[cfg(unix)]
 mod isolate;
 mod kv;
 mod load;

@@ -198,6 +198,25 @@ fn error(status: Status, message: Vec<u8>) -> CallError {
     }
 }
 
+/// The body of a plugin's `create_with` function (see [`export!`](crate::export)):
+/// [`__create`] with the host's `context` readable by `make` (see [`crate::context()`]).
+///
+/// # Safety
+/// `out` and `panic` must be valid for writes; `context` must be readable for the
+/// call.
+#[doc(hidden)]
+pub unsafe fn __create_with<T: Send + Sync + 'static>(
+    out: *mut *const c_void,
+    panic: *mut RVec,
+    context: crate::ffi::RSlice,
+    make: impl FnOnce() -> T,
+) -> Status {
+    // SAFETY: readable for the call (the caller's guarantee); copied before the call ends.
+    let context = crate::context::Context::new(unsafe { context.as_bytes() });
+    // SAFETY: as the caller guarantees.
+    unsafe { __create(out, panic, || crate::context::with(context, make)) }
+}
+
 /// The body of a plugin's `create` function (see [`export!`](crate::export)).
 ///
 /// # Safety

@@ -8,6 +8,13 @@
 //!   once it has opened the library: the same facts plus the vtable and the
 //!   functions that make and drop the plugin instance.
 //!
+//! A library may export several implementations (one [`export!`](crate::export)
+//! with several entries): each has its own manifest, all of them in the one section
+//! (concatenated, each self-delimiting; [`Manifest::parse_section`] reads them all),
+//! and its own descriptor symbol, named by its position ([`Manifest::index`],
+//! [`symbol`]): the first is `TOMADA_DESCRIPTOR`, so a host that knows only one
+//! export per library still finds it.
+//!
 //! Both start with [`MAGIC`] and [`BOUNDARY_VERSION`], a header whose layout never
 //! changes, checked before anything else is read.
 
@@ -35,8 +42,17 @@ pub const fn boundary_releases(version: u32) -> &'static str {
     }
 }
 
-/// Name of the exported descriptor symbol.
+/// Name of the exported descriptor symbol (of a library's first export).
 pub const SYMBOL: &str = "TOMADA_DESCRIPTOR";
+
+/// The most exports one library may have.
+pub const MAX_EXPORTS: u32 = 32;
+
+/// Name of the descriptor symbol of export number `index` ([`Manifest::index`]):
+/// [`SYMBOL`] for the first, `TOMADA_DESCRIPTOR_<index>` for the others.
+pub fn symbol(index: u32) -> String {
+    if index == 0 { SYMBOL.to_owned() } else { format!("{SYMBOL}_{index}") }
+}
 
 /// Name of the link section holding the manifest, per object format.
 pub const SECTION_ELF: &str = ".tomada";
@@ -66,6 +82,9 @@ pub struct Header {
 /// Makes the plugin instance: writes a pointer to it to `out`, or, if the
 /// constructor panicked, the panic message to `panic`.
 pub type CreateFn = unsafe extern "C" fn(out: *mut *const c_void, panic: *mut RVec) -> Status;
+/// Makes the plugin instance with the host's context (see [`crate::context()`]):
+/// `context` is readable by the constructor while it runs.
+pub type CreateWithFn = unsafe extern "C" fn(out: *mut *const c_void, panic: *mut RVec, context: RSlice) -> Status;
 /// Drops the plugin instance; a panic in its `Drop` is reported, not propagated.
 pub type DestroyFn = unsafe extern "C" fn(this: *const c_void, panic: *mut RVec) -> Status;
 
@@ -96,6 +115,16 @@ pub struct Descriptor {
     pub dispatch: crate::client::DispatchFn,
     /// Receives the host's services (its logger) before the instance is made.
     pub attach: crate::logging::AttachFn,
+    /// Makes the plugin instance with the host's context. Added after the first
+    /// release of this boundary version: a descriptor whose [`Header::size`] ends
+    /// before it has none (the host reads it as `None` and calls [`Self::create`]).
+    pub create_with: Option<CreateWithFn>,
+}
+
+impl Descriptor {
+    /// The size of a descriptor without [`Descriptor::create_with`] (the smallest a
+    /// host of this boundary version accepts).
+    pub const MIN_SIZE: usize = std::mem::offset_of!(Descriptor, create_with);
 }
 
 // SAFETY: the descriptor is immutable static data; its pointers refer to other
@@ -120,6 +149,9 @@ pub struct Manifest {
     pub boundary: u32,
     /// [`flags`] bits.
     pub flags: u32,
+    /// The export's position in its library: 0 for the first (or only) one. Its
+    /// descriptor symbol is [`symbol`]`(index)`.
+    pub index: u32,
     /// The plugin's metadata.
     pub info: Info,
     /// `rustc --version` of the compiler that built the plugin.
@@ -162,7 +194,7 @@ impl fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
-/// Magic, boundary, total length, flags, reserved.
+/// Magic, boundary, total length, flags, export index.
 const FIXED: usize = 24;
 /// Name, version, description, rustc, target.
 const STRINGS: usize = 5;
@@ -180,8 +212,19 @@ pub const fn encoded_len(strings: &[&str; STRINGS], contract: &ContractDesc) -> 
 
 /// Encodes a manifest: `strings` are the plugin's name, version and description, and
 /// the rustc version and target that built it. `N` must be [`encoded_len`]. Runs at
-/// compile time in [`export!`](crate::export).
+/// compile time in [`export!`](crate::export). The manifest of a library's first
+/// export: see [`encode_export`] for the others.
 pub const fn encode<const N: usize>(flags: u32, strings: &[&str; STRINGS], contract: &ContractDesc) -> [u8; N] {
+    encode_export::<N>(flags, 0, strings, contract)
+}
+
+/// [`encode`] for export number `index` of its library ([`Manifest::index`]).
+pub const fn encode_export<const N: usize>(
+    flags: u32,
+    index: u32,
+    strings: &[&str; STRINGS],
+    contract: &ContractDesc,
+) -> [u8; N] {
     assert!(N == encoded_len(strings, contract), "manifest length mismatch");
     assert!(N <= u32::MAX as usize, "manifest too long");
     let mut out = [0u8; N];
@@ -189,13 +232,28 @@ pub const fn encode<const N: usize>(flags: u32, strings: &[&str; STRINGS], contr
     at = put_u32(&mut out, at, BOUNDARY_VERSION);
     at = put_u32(&mut out, at, N as u32);
     at = put_u32(&mut out, at, flags);
-    at = put_u32(&mut out, at, 0);
+    // Reserved (always 0) before several exports per library: old hosts ignore it.
+    at = put_u32(&mut out, at, index);
     let mut i = 0;
     while i < STRINGS {
         at = put_str(&mut out, at, strings[i]);
         i += 1;
     }
     at = interface::write_contract(&mut out, at, contract);
+    assert!(at == N, "manifest length mismatch");
+    out
+}
+
+/// The manifests of a library's exports as one section image, in order. `N` must
+/// be the sum of their lengths. Runs at compile time in [`export!`](crate::export).
+pub const fn concat<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        at = put(&mut out, at, parts[p]);
+        p += 1;
+    }
     assert!(at == N, "manifest length mismatch");
     out
 }
@@ -246,7 +304,10 @@ impl Manifest {
         let mut r = header(bytes, &MAGIC)?;
         let m = (|| {
             let flags = r.u32()?;
-            let _reserved = r.u32()?;
+            let index = r.u32()?;
+            if index >= MAX_EXPORTS {
+                return Err("its export index is out of range");
+            }
             let name = r.string()?;
             let version = r.string()?;
             let description = r.string()?;
@@ -259,6 +320,7 @@ impl Manifest {
             Ok(Manifest {
                 boundary: BOUNDARY_VERSION,
                 flags,
+                index,
                 info: Info { name, version, description },
                 rustc,
                 target,
@@ -266,6 +328,47 @@ impl Manifest {
             })
         })();
         m.map_err(ManifestError::Malformed)
+    }
+
+    /// Reads every manifest of a library's section: one per export, in the order
+    /// of their [`index`](Manifest::index), each with its own bytes (without
+    /// padding). Zero bytes between and after manifests (linker padding) are skipped.
+    ///
+    /// # Errors
+    /// As [`Manifest::parse`] for the first manifest that is wrong; `Malformed` if
+    /// the section holds none, or two exports share an index or a name, or the
+    /// indices leave a gap.
+    pub fn parse_section(mut bytes: &[u8]) -> Result<Vec<(Manifest, &[u8])>, ManifestError> {
+        let mut out: Vec<(Manifest, &[u8])> = Vec::new();
+        loop {
+            while let [0, rest @ ..] = bytes {
+                bytes = rest;
+            }
+            if bytes.is_empty() {
+                break;
+            }
+            let manifest = Manifest::parse(bytes)?;
+            let len = Manifest::declared_len(bytes).ok_or(ManifestError::Malformed("its length is wrong"))?;
+            if out.len() as u32 >= MAX_EXPORTS {
+                return Err(ManifestError::Malformed("it has too many exports"));
+            }
+            if out.iter().any(|(m, _)| m.index == manifest.index) {
+                return Err(ManifestError::Malformed("two exports have the same index"));
+            }
+            if out.iter().any(|(m, _)| m.info.name == manifest.info.name) {
+                return Err(ManifestError::Malformed("two exports have the same name"));
+            }
+            out.push((manifest, &bytes[..len]));
+            bytes = &bytes[len..];
+        }
+        if out.is_empty() {
+            return Err(ManifestError::Malformed("its section holds no manifest"));
+        }
+        out.sort_by_key(|(m, _)| m.index);
+        if out.iter().enumerate().any(|(i, (m, _))| m.index as usize != i) {
+            return Err(ManifestError::Malformed("an export is missing (a gap in the export indices)"));
+        }
+        Ok(out)
     }
 
     /// The manifest's length as declared in its header, if the header is readable;
@@ -282,6 +385,36 @@ pub fn name_in(manifest: &[u8]) -> &[u8] {
     let Some(len) = manifest.get(FIXED..FIXED + 4) else { return &[] };
     let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
     manifest.get(FIXED + 4..FIXED + 4 + len).unwrap_or(&[])
+}
+
+/// Whether all `names` differ (checked at compile time by
+/// [`export!`](crate::export): each export of a library has its own name).
+pub const fn distinct(names: &[&str]) -> bool {
+    const fn same(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    let mut i = 0;
+    while i < names.len() {
+        let mut j = i + 1;
+        while j < names.len() {
+            if same(names[i].as_bytes(), names[j].as_bytes()) {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The first eight bytes of each contract a host executable expects (see
@@ -399,6 +532,66 @@ mod tests {
         let mut bad = BYTES;
         bad[12..16].copy_from_slice(&(N as u32 + 1).to_le_bytes());
         assert!(matches!(Manifest::parse(&bad), Err(ManifestError::Malformed(_))));
+    }
+
+    const S2: [&str; 5] = ["other", "0.2.0", "", "rustc x", "t"];
+    const N2: usize = encoded_len(&S2, &C);
+    static SECOND: [u8; N2] = encode_export::<N2>(flags::PANIC_UNWIND, 1, &S2, &C);
+
+    #[test]
+    fn a_section_of_several_exports_is_read_whole_in_index_order() {
+        // Second first, with padding between and after, as a linker may lay them out.
+        let mut section = SECOND.to_vec();
+        section.extend([0; 5]);
+        section.extend(BYTES);
+        section.extend([0; 3]);
+        let all = Manifest::parse_section(&section).unwrap();
+        let names: Vec<(&str, u32)> = all.iter().map(|(m, _)| (m.info.name.as_str(), m.index)).collect();
+        assert_eq!(names, [("plug", 0), ("other", 1)]);
+        assert_eq!(all[0].1, &BYTES[..]);
+        assert_eq!(all[1].1, &SECOND[..]);
+        // A single manifest reads as one export, as `parse` reads it.
+        let one = Manifest::parse_section(&BYTES).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, Manifest::parse(&BYTES).unwrap());
+        // Old readers, which parse the section as one manifest, see the first export.
+        assert_eq!(Manifest::parse(&section[N2 + 5..]).unwrap().info.name, "plug");
+    }
+
+    #[test]
+    fn a_section_that_contradicts_itself_is_refused() {
+        let malformed = |bytes: &[u8]| matches!(Manifest::parse_section(bytes), Err(ManifestError::Malformed(_)));
+        assert!(malformed(&[]), "empty");
+        assert!(malformed(&[0; 16]), "only padding");
+        // Two manifests with index 0.
+        let twice = [BYTES.to_vec(), BYTES.to_vec()].concat();
+        assert!(malformed(&twice));
+        // Only the second export: a gap.
+        assert!(malformed(&SECOND));
+        // Garbage after a good manifest.
+        let mut trailing = BYTES.to_vec();
+        trailing.extend(b"junk");
+        assert!(Manifest::parse_section(&trailing).is_err());
+        // Every cut of a two-export section fails or reads the first only.
+        let section = [BYTES.to_vec(), SECOND.to_vec()].concat();
+        for cut in 0..section.len() {
+            if let Ok(all) = Manifest::parse_section(&section[..cut]) {
+                assert_eq!(cut, N, "only the whole first manifest may stand alone");
+                assert_eq!(all.len(), 1);
+            }
+        }
+        // An index past the limit.
+        let mut far = SECOND;
+        far[20..24].copy_from_slice(&MAX_EXPORTS.to_le_bytes());
+        assert!(matches!(Manifest::parse(&far), Err(ManifestError::Malformed(_))));
+    }
+
+    #[test]
+    fn names_are_distinct() {
+        assert!(distinct(&["a", "b", "ab"]));
+        assert!(!distinct(&["a", "b", "a"]));
+        assert!(distinct(&[]));
+        assert_eq!((symbol(0).as_str(), symbol(3).as_str()), (SYMBOL, "TOMADA_DESCRIPTOR_3"));
     }
 
     #[test]

@@ -84,7 +84,8 @@
 //! ## Modules
 //! [`abi`] (the boundary types), [`ffi`] (their `#[repr(C)]` forms), [`wire`] (their
 //! byte forms, for isolated plugins), [`interface`] (contract descriptions),
-//! [`descriptor`] (what a plugin exports), [`fingerprint`], [`alloc`] (who owns
+//! [`descriptor`] (what a plugin exports), [`context`](mod@context) (what a host
+//! hands a plugin's constructor), [`fingerprint`], [`alloc`] (who owns
 //! boundary buffers), [`call`] (panics and call errors), [`client`] (what generated
 //! clients call through).
 
@@ -97,6 +98,7 @@ pub mod abi;
 pub mod alloc;
 pub mod call;
 pub mod client;
+pub mod context;
 pub mod descriptor;
 pub mod ffi;
 pub mod fingerprint;
@@ -109,6 +111,7 @@ pub mod wire;
 pub use abi::{Abi, Arg};
 pub use alloc::SystemAlloc;
 pub use call::CallError;
+pub use context::{Context, context};
 pub use descriptor::{BOUNDARY_VERSION, Descriptor, Info, Manifest};
 pub use interface::Interface;
 /// Derives [`Abi`] for a struct or an enum whose fields are all [`Abi`] types, so it
@@ -244,63 +247,106 @@ pub unsafe trait Contract: 'static {
 ///
 /// The instance is made with `Default::default()` unless an expression follows `=`;
 /// it is made when a host loads the plugin (a panic there is a load error) and
-/// dropped when the host drops its handle. Name, version and description default to
-/// the crate's `name`, `version` and `description` in `Cargo.toml`.
+/// dropped when the host drops its handle. The constructor can read what the host
+/// handed it with [`context()`] (see [`context`](mod@context)). Name, version and
+/// description default to the crate's `name`, `version` and `description` in
+/// `Cargo.toml`.
 ///
-/// It emits the exported descriptor (symbol `TOMADA_DESCRIPTOR`), the manifest in its
-/// link section (readable without loading the file), and installs
-/// [`SystemAlloc`] as the plugin's global allocator, so strings and byte buffers cross
-/// without copies (a plugin cannot declare another `#[global_allocator]`).
+/// # Several exports
+/// One library may export several implementations, of one contract or of several:
+/// list them in the one `export!`, separated by `;`, each entry followed by its own
+/// `key = value` line. Each needs its own name (two with the same name are a
+/// compile error); at most [`descriptor::MAX_EXPORTS`].
+///
+/// ```ignore
+/// tomada::export! {
+///     Hello as pluginapi::Greeter; name = "hello", description = "says olá";
+///     Hola as pluginapi::Greeter = Hola::new(&tomada::context()); name = "hola";
+///     Memory as kv_api::Store; name = "memory", version = "2.0.0";
+/// }
+/// ```
+///
+/// A host's `load::<dyn C>` takes the one export of contract `C`, or the one it
+/// names when there are several (`Loader::export("hola")`); `tomada inspect` lists
+/// them all.
+///
+/// # What it emits
+/// For each export: its manifest in the `.tomada` link section (readable without
+/// loading the file) and its exported descriptor (symbol `TOMADA_DESCRIPTOR` for
+/// the first, `TOMADA_DESCRIPTOR_<n>` for the others: see [`descriptor::symbol`]).
+/// Once per library: [`SystemAlloc`] as the global allocator, so strings and byte
+/// buffers cross without copies (a plugin cannot declare another
+/// `#[global_allocator]`, nor call `export!` twice), and an initialiser that installs
+/// the panic hook.
 #[macro_export]
 macro_rules! export {
-    ($ty:ty as $contract:path $(= $make:expr)? $(; $($key:ident = $value:expr),* $(,)?)?) => {
-        $crate::__export! {
-            @meta [env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION")]
-            [$ty] [$contract] [$($make)?]
-            $($($key = $value,)*)?
-        }
+    ($($entries:tt)+) => {
+        $crate::__export! { @parse [] {} $($entries)+ }
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export {
-    (@meta [$n:expr, $v:expr, $d:expr] $t:tt $c:tt $m:tt name = $x:expr, $($rest:tt)*) => {
-        $crate::__export! { @meta [$x, $v, $d] $t $c $m $($rest)* }
+    // Parsing: `;`-separated segments. A segment `Type as Contract [= make]` starts
+    // an entry; a segment `key = value, ...` adds to the entry before it. (The
+    // `key = value` arm comes first: it gives up at the first token that does not
+    // fit without committing to a parse, as a `ty` would.)
+    (@parse [$($done:tt)*] { $t:tt $c:tt $m:tt [$($meta:tt)*] } $($key:ident = $value:expr),+ $(,)? $(; $($rest:tt)*)?) => {
+        $crate::__export! { @parse [$($done)*] { $t $c $m [$($meta)* $($key = $value,)+] } $($($rest)*)? }
     };
-    (@meta [$n:expr, $v:expr, $d:expr] $t:tt $c:tt $m:tt version = $x:expr, $($rest:tt)*) => {
-        $crate::__export! { @meta [$n, $x, $d] $t $c $m $($rest)* }
+    (@parse $done:tt {} $key:ident = $($rest:tt)*) => {
+        ::core::compile_error!(concat!("tomada::export!: `", stringify!($key), " = ...` must follow an entry `Type as path::Contract`"));
     };
-    (@meta [$n:expr, $v:expr, $d:expr] $t:tt $c:tt $m:tt description = $x:expr, $($rest:tt)*) => {
-        $crate::__export! { @meta [$n, $v, $x] $t $c $m $($rest)* }
+    (@parse [$($done:tt)*] $current:tt $ty:ty as $contract:path $(= $make:expr)? $(; $($rest:tt)*)?) => {
+        $crate::__export! { @parse [$($done)* $current] { [$ty] [$contract] [$($make)?] [] } $($($rest)*)? }
     };
-    (@meta $meta:tt $t:tt $c:tt $m:tt $key:ident = $($rest:tt)*) => {
+    (@parse [$($done:tt)*] $current:tt) => {
+        $crate::__export! { @resolve [] [$($done)* $current] }
+    };
+
+    // Resolving each entry's metadata (defaults from Cargo.toml).
+    (@resolve $ok:tt [{} $($pending:tt)*]) => {
+        $crate::__export! { @resolve $ok [$($pending)*] }
+    };
+    (@resolve $ok:tt [{ $t:tt $c:tt $m:tt [$($meta:tt)*] } $($pending:tt)*]) => {
+        $crate::__export! {
+            @meta $ok [$($pending)*] $t $c $m
+            [env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION")]
+            $($meta)*
+        }
+    };
+    (@resolve $ok:tt []) => {
+        $crate::__export! { @emit $ok }
+    };
+    (@meta $ok:tt $p:tt $t:tt $c:tt $m:tt [$n:expr, $v:expr, $d:expr] name = $x:expr, $($rest:tt)*) => {
+        $crate::__export! { @meta $ok $p $t $c $m [$x, $v, $d] $($rest)* }
+    };
+    (@meta $ok:tt $p:tt $t:tt $c:tt $m:tt [$n:expr, $v:expr, $d:expr] version = $x:expr, $($rest:tt)*) => {
+        $crate::__export! { @meta $ok $p $t $c $m [$n, $x, $d] $($rest)* }
+    };
+    (@meta $ok:tt $p:tt $t:tt $c:tt $m:tt [$n:expr, $v:expr, $d:expr] description = $x:expr, $($rest:tt)*) => {
+        $crate::__export! { @meta $ok $p $t $c $m [$n, $v, $x] $($rest)* }
+    };
+    (@meta $ok:tt $p:tt $t:tt $c:tt $m:tt $strings:tt $key:ident = $($rest:tt)*) => {
         ::core::compile_error!(concat!("tomada::export!: unknown key `", stringify!($key), "`; expected `name`, `version` or `description`"));
     };
-    (@make $ty:ty) => { <$ty as ::core::default::Default>::default() };
-    (@make $ty:ty, $make:expr) => { $make };
-    (@meta [$n:expr, $v:expr, $d:expr] [$ty:ty] [$contract:path] [$($make:expr)?]) => {
+    (@meta [$($ok:tt)*] $p:tt $t:tt $c:tt $m:tt $strings:tt) => {
+        $crate::__export! { @resolve [$($ok)* { $t $c $m $strings }] $p }
+    };
+
+    // Emitting: what the library has once (the allocator, the initialiser, and the
+    // manifests of all exports as one static, in index order, so the section starts
+    // with the first export's, as a host that reads one manifest expects), then each
+    // export's descriptor.
+    (@emit [$({ $t:tt [$c:path] $m:tt [$n:expr, $v:expr, $d:expr] })+]) => {
         const _: () = {
             $crate::global_allocator!();
 
-            type __Plugin = $ty;
-            type __Contract = dyn $contract;
-
-            const __STRINGS: [&str; 5] = [$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET];
-            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::descriptor::flags::PANIC_UNWIND } else { 0 };
-            const __LEN: usize =
-                $crate::descriptor::encoded_len(&__STRINGS, &<__Contract as $crate::Contract>::DESCRIPTION);
-
-            #[used]
-            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]
-            #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".tomada"))]
-            static __MANIFEST: [u8; __LEN] = $crate::descriptor::encode::<__LEN>(
-                __FLAGS,
-                &__STRINGS,
-                &<__Contract as $crate::Contract>::DESCRIPTION,
+            ::core::assert!(
+                $crate::descriptor::distinct(&[$($n),+]),
+                "tomada::export!: two exports have the same name; give each its own `name = \"...\"`"
             );
-
-            static __VTABLE: <__Contract as $crate::Contract>::VTable = <__Contract>::__tomada_vtable::<__Plugin>();
 
             // The plugin's initialiser installs its panic hook while the library is
             // opened, so the first panic is already reported as a value, and so that
@@ -318,12 +364,95 @@ macro_rules! __export {
             #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
             static __INIT: extern "C" fn() = __init;
 
+            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::descriptor::flags::PANIC_UNWIND } else { 0 };
+            const __LEN: usize = 0 $(+ $crate::__export!(@len [$c] [$n, $v, $d]))+;
+            #[used]
+            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]
+            #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".tomada"))]
+            static __MANIFESTS: [u8; __LEN] = $crate::__export!(
+                @manifests [
+                    (0, "") (1, "_1") (2, "_2") (3, "_3") (4, "_4") (5, "_5") (6, "_6") (7, "_7")
+                    (8, "_8") (9, "_9") (10, "_10") (11, "_11") (12, "_12") (13, "_13") (14, "_14") (15, "_15")
+                    (16, "_16") (17, "_17") (18, "_18") (19, "_19") (20, "_20") (21, "_21") (22, "_22") (23, "_23")
+                    (24, "_24") (25, "_25") (26, "_26") (27, "_27") (28, "_28") (29, "_29") (30, "_30") (31, "_31")
+                ]
+                [] $({ [$c] [$n, $v, $d] })+
+            );
+
+            $crate::__export! {
+                @each [
+                    (0, "") (1, "_1") (2, "_2") (3, "_3") (4, "_4") (5, "_5") (6, "_6") (7, "_7")
+                    (8, "_8") (9, "_9") (10, "_10") (11, "_11") (12, "_12") (13, "_13") (14, "_14") (15, "_15")
+                    (16, "_16") (17, "_17") (18, "_18") (19, "_19") (20, "_20") (21, "_21") (22, "_22") (23, "_23")
+                    (24, "_24") (25, "_25") (26, "_26") (27, "_27") (28, "_28") (29, "_29") (30, "_30") (31, "_31")
+                ]
+                [0]
+                $({ $t [$c] $m [$n, $v, $d] })+
+            }
+        };
+    };
+    (@len [$c:path] [$n:expr, $v:expr, $d:expr]) => {
+        $crate::descriptor::encoded_len(&[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET], &<dyn $c as $crate::Contract>::DESCRIPTION)
+    };
+    // The manifests' bytes, concatenated: each entry's encoded with its index.
+    (@manifests [($index:literal, $suffix:literal) $($indices:tt)*] [$($parts:tt)*] { [$c:path] [$n:expr, $v:expr, $d:expr] } $($more:tt)*) => {
+        $crate::__export!(
+            @manifests [$($indices)*]
+            [$($parts)* &$crate::descriptor::encode_export::<{ $crate::__export!(@len [$c] [$n, $v, $d]) }>(
+                __FLAGS,
+                $index,
+                &[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET],
+                &<dyn $c as $crate::Contract>::DESCRIPTION,
+            ),]
+            $($more)*
+        )
+    };
+    (@manifests [$($indices:tt)*] [$($parts:tt)*]) => {
+        $crate::descriptor::concat::<__LEN>(&[$($parts)*])
+    };
+    (@manifests [] $parts:tt $($more:tt)+) => {
+        ::core::compile_error!("tomada::export!: at most 32 exports per library")
+    };
+    (@each [($index:literal, $suffix:literal) $($indices:tt)*] [$($offset:tt)*] { $t:tt [$c:path] $m:tt $strings:tt } $($more:tt)*) => {
+        $crate::__export! { @entry $index $suffix [$($offset)*] $t [$c] $m $strings }
+        $crate::__export! { @each [$($indices)*] [$($offset)* + $crate::__export!(@len [$c] $strings)] $($more)* }
+    };
+    (@each [$($indices:tt)*] $offset:tt) => {};
+    (@each [] $offset:tt $($more:tt)+) => {
+        ::core::compile_error!("tomada::export!: at most 32 exports per library");
+    };
+
+    (@make $ty:ty) => { <$ty as ::core::default::Default>::default() };
+    (@make $ty:ty, $make:expr) => { $make };
+
+    (@entry $index:literal $suffix:literal [$($offset:tt)*] [$ty:ty] [$contract:path] [$($make:expr)?] [$n:expr, $v:expr, $d:expr]) => {
+        const _: () = {
+            type __Plugin = $ty;
+            type __Contract = dyn $contract;
+
+            const __OFFSET: usize = $($offset)*;
+            const __MANIFEST_LEN: usize = $crate::__export!(@len [$contract] [$n, $v, $d]);
+
+            static __VTABLE: <__Contract as $crate::Contract>::VTable = <__Contract>::__tomada_vtable::<__Plugin>();
+
             unsafe extern "C" fn __create(
                 out: *mut *const ::core::ffi::c_void,
                 panic: *mut $crate::ffi::RVec,
             ) -> $crate::ffi::Status {
                 // SAFETY: the host passes writable `out` and `panic` (descriptor contract).
                 unsafe { $crate::call::__create::<__Plugin>(out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
+            }
+
+            unsafe extern "C" fn __create_with(
+                out: *mut *const ::core::ffi::c_void,
+                panic: *mut $crate::ffi::RVec,
+                context: $crate::ffi::RSlice,
+            ) -> $crate::ffi::Status {
+                // SAFETY: the host passes writable `out` and `panic`, and a `context`
+                // readable for the call (descriptor contract).
+                unsafe {
+                    $crate::call::__create_with::<__Plugin>(out, panic, context, || $crate::__export!(@make $ty $(, $make)?))
+                }
             }
 
             unsafe extern "C" fn __destroy(
@@ -335,8 +464,8 @@ macro_rules! __export {
                 unsafe { $crate::call::__destroy::<__Plugin>(this, panic) }
             }
 
-            #[unsafe(no_mangle)]
-            static TOMADA_DESCRIPTOR: $crate::Descriptor = $crate::Descriptor {
+            #[unsafe(export_name = concat!("TOMADA_DESCRIPTOR", $suffix))]
+            static __DESCRIPTOR: $crate::Descriptor = $crate::Descriptor {
                 header: $crate::descriptor::Header {
                     magic: $crate::descriptor::MAGIC,
                     boundary: $crate::BOUNDARY_VERSION,
@@ -346,12 +475,13 @@ macro_rules! __export {
                 flags: __FLAGS,
                 fingerprint: <__Contract as $crate::Contract>::FINGERPRINT,
                 contract: $crate::ffi::RSlice::new(<__Contract as $crate::Contract>::NAME.as_bytes()),
-                manifest: $crate::ffi::RSlice::new(&__MANIFEST),
+                manifest: $crate::ffi::RSlice::new(__MANIFESTS.split_at(__OFFSET).1.split_at(__MANIFEST_LEN).0),
                 vtable: &__VTABLE as *const _ as *const ::core::ffi::c_void,
                 create: __create,
                 destroy: __destroy,
                 dispatch: <__Contract>::__tomada_dispatch::<__Plugin>,
                 attach: $crate::logging::attach,
+                create_with: ::core::option::Option::Some(__create_with),
             };
         };
     };

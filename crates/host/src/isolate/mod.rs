@@ -220,6 +220,10 @@ pub(crate) struct Isolated {
     file: std::fs::File,
     name: String,
     manifest_bytes: Vec<u8>,
+    /// Which export of the library the child opens ([`tomada::Manifest::index`]).
+    export: u32,
+    /// What the plugin's constructor receives (`tomada::context()`).
+    config: Vec<u8>,
     options: Isolation,
     state: Mutex<State>,
 }
@@ -229,6 +233,7 @@ impl Isolated {
     pub(crate) fn start(
         inspection: &Inspection,
         file: &PluginFile,
+        config: &[u8],
         options: Isolation,
     ) -> Result<Arc<Isolated>, LoadError> {
         let file = file.file.try_clone().map_err(|e| LoadError::Io { path: inspection.path.clone(), source: e })?;
@@ -238,6 +243,8 @@ impl Isolated {
             file,
             name: inspection.manifest.info.name.clone(),
             manifest_bytes: inspection.manifest_bytes.clone(),
+            export: inspection.manifest.index,
+            config: config.to_vec(),
             options,
             state: Mutex::new(State { connection: None, crashes: VecDeque::new(), quarantined: None }),
         });
@@ -471,6 +478,8 @@ impl Isolated {
                 fd: PLUGIN_FD,
                 sandbox: self.options.sandbox.clone(),
                 log_level: crate::logs::level(),
+                export: self.export,
+                config: self.config.clone(),
             };
             frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
@@ -838,11 +847,13 @@ impl Drop for Isolated {
     }
 }
 
-/// Starts an isolated plugin for `inspection` (already checked by the caller).
+/// Starts an isolated plugin for `inspection`'s chosen export (already checked by
+/// the caller), whose constructor receives `config`.
 pub(crate) fn start(
     inspection: &Inspection,
     file: &PluginFile,
+    config: &[u8],
     options: &Isolation,
 ) -> Result<Arc<Isolated>, LoadError> {
-    Isolated::start(inspection, file, options.clone())
+    Isolated::start(inspection, file, config, options.clone())
 }

@@ -38,24 +38,30 @@ pub(crate) struct LoadRequest {
     pub(crate) sandbox: Option<Sandbox>,
     /// The most verbose log level the host takes from the plugin (0: none).
     pub(crate) log_level: u8,
+    /// Which export of the library to open ([`tomada::Manifest::index`]).
+    pub(crate) export: u32,
+    /// What the plugin's constructor receives (`tomada::context()`).
+    pub(crate) config: Vec<u8>,
 }
 
 impl LoadRequest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
-        postcard::to_allocvec(&(self.path.clone().into_os_string().into_vec(), self.fd, sandbox, self.log_level))
-            .expect("encodable")
+        let path = self.path.clone().into_os_string().into_vec();
+        postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config)).expect("encodable")
     }
 
     fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>, u8);
-        let (path, fd, sandbox, log_level): Wire =
+        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>, u8, u32, Vec<u8>);
+        let (path, fd, sandbox, log_level, export, config): Wire =
             postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
         Ok(LoadRequest {
             path: PathBuf::from(OsString::from_vec(path)),
             fd,
             sandbox: sandbox.map(Sandbox::from_wire),
             log_level: log_level.min(5),
+            export,
+            config,
         })
     }
 }
@@ -208,10 +214,14 @@ fn serve(fd: RawFd) -> i32 {
         Ok(f) => f,
         Err(e) => return fail_with(&stream, e),
     };
-    let inspection = match crate::inspect::inspect_file(&file) {
+    let mut inspection = match crate::inspect::inspect_file(&file) {
         Ok(i) => i,
         Err(e) => return fail_with(&stream, e),
     };
+    // The export the host checked (the host compares its manifest with its own).
+    if let Err(e) = inspection.choose(request.export) {
+        return fail_with(&stream, e);
+    }
     // The plugin's log records and its objects' calls go through this process's
     // channel (see `PEER` and `log_record`).
     let services: &'static HostServices = Box::leak(Box::new(HostServices {
@@ -220,7 +230,7 @@ fn serve(fd: RawFd) -> i32 {
         log: Some(log_record),
         peer: &PEER,
     }));
-    let local = match crate::open(file, &inspection, services) {
+    let local = match crate::open(file, &inspection, services, &request.config) {
         Ok(l) => l,
         Err(e) => return fail_with(&stream, e),
     };

@@ -43,6 +43,11 @@ impl Channel for Isolated {
 }
 
 /// Refuses: isolation is not supported on this platform yet.
-pub(crate) fn start(inspection: &Inspection, _: &PluginFile, _: &Isolation) -> Result<Arc<Isolated>, LoadError> {
+pub(crate) fn start(
+    inspection: &Inspection,
+    _: &PluginFile,
+    _: &[u8],
+    _: &Isolation,
+) -> Result<Arc<Isolated>, LoadError> {
     Err(LoadError::IsolationUnsupported { path: inspection.path.clone(), platform: std::env::consts::OS })
 }

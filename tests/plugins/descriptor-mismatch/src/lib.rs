@@ -61,6 +61,7 @@ pub static TOMADA_DESCRIPTOR: Descriptor = Descriptor {
     destroy,
     dispatch: <C>::__tomada_dispatch::<Hello>,
     attach: tomada::logging::attach,
+    create_with: None,
 };
 
 /// Keeps the section referenced, so the linker does not drop it.

@@ -1,0 +1,10 @@
+#[tomada::contract(abi = 1, name = "demo::Greeter")]
+pub trait Greeter {
+    fn greet(&self, name: &str) -> String;
+}
+
+tomada::export! {
+    name = "hello";
+}
+
+fn main() {}
