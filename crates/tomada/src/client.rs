@@ -159,13 +159,14 @@ pub fn current_keepalive() -> Option<Keepalive> {
 /// What the channel reports, or [`CallError::Channel`] for an answer that does not
 /// decode as an `R`.
 ///
-/// `encode` writes the arguments. Trait objects among them are exported to the
-/// channel's peer (a `&dyn C` for this call only), and objects in the result are
-/// bound to it (see [`crate::remote`]).
+/// `encode` writes the arguments. If the method passes trait objects (`objects`),
+/// those among the arguments are exported to the channel's peer (a `&dyn C` for this
+/// call only), and those in the result are bound to it (see [`crate::remote`]).
 #[inline]
 pub fn remote_call<R: Abi>(
     channel: &dyn Channel,
     method: u32,
+    objects: bool,
     encode: impl FnOnce(&mut Vec<u8>),
 ) -> Result<R, CallError> {
     let call = || {
@@ -185,7 +186,7 @@ pub fn remote_call<R: Abi>(
         R::decode_owned(answer?)
             .map_err(|e| CallError::Channel { message: format!("the plugin's answer cannot be decoded: {e}") })
     };
-    match channel.peer() {
+    match objects.then(|| channel.peer()).flatten() {
         None => call(),
         Some(peer) => crate::remote::with_peer(&peer, call),
     }

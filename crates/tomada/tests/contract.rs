@@ -468,7 +468,7 @@ fn garbage_arguments_are_an_error_not_undefined_behaviour() {
         assert!(matches!(err, CallError::Channel { .. }), "method {method}: {err:?}");
     }
     // An enum variant index the contract does not have, in an answer.
-    let bad_answer: Result<Result<(), StoreError>, _> = tomada::client::remote_call(&BadAnswer, 17, |_| ());
+    let bad_answer: Result<Result<(), StoreError>, _> = tomada::client::remote_call(&BadAnswer, 17, false, |_| ());
     assert!(matches!(bad_answer, Err(CallError::Channel { .. })), "{bad_answer:?}");
 }
 

@@ -115,7 +115,8 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
                     if objects { self.raw.keeping(call) } else { call() }
                 }
                 ::tomada::__private::Target::Remote(channel) => {
-                    ::tomada::__private::remote_call::<#ret>(&**channel, #method_no, |args| {
+                    let objects = const { false #(|| ::tomada::interface::has_objects(<#tys_static as ::tomada::Arg>::DESC))* || ::tomada::interface::has_objects(<#ret_static as ::tomada::Abi>::DESC) };
+                    ::tomada::__private::remote_call::<#ret>(&**channel, #method_no, objects, |args| {
                         #(<#tys as ::tomada::Arg>::encode(#locals, args);)*
                     })
                 }
