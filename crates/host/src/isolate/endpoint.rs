@@ -330,7 +330,10 @@ impl Endpoint {
                         return Ok(Read::Handed);
                     }
                 }
-                flight.waiting.len() <= 1 && self.serving.load(Ordering::Relaxed) == 0
+                // (Not counting the request this thread itself is serving, if any: a
+                // callback's answer comes as fast as a call's.)
+                let own = usize::from(self.parent() != 0);
+                flight.waiting.len() <= 1 && self.serving.load(Ordering::Relaxed) <= own
             };
             let header =
                 frame::read_buffered(&self.stream, buf, &self.waiter, alone, deadline, self.max, &mut payload)?;

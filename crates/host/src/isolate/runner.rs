@@ -402,6 +402,13 @@ impl Handler for Server {
     }
 }
 
+/// Whether `stream` has bytes to read now.
+fn readable(stream: &UnixStream) -> bool {
+    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid `pollfd`; a zero timeout only looks.
+    unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
+}
+
 /// Posts to the nudge eventfd (as the host does), so a pool thread wakes.
 fn nudge_self() {
     let one = 1u64;
@@ -449,10 +456,16 @@ impl Server {
     /// the channel ends.
     fn main_loop(&'static self) -> ! {
         loop {
-            let request = {
+            let (request, more) = {
                 let mut reading = Endpoint::lock(&self.endpoint.reading);
-                self.read_call(&mut reading)
+                let request = self.read_call(&mut reading);
+                (request, reading.has_bytes() || readable(&self.endpoint.stream))
             };
+            // More has arrived: a pool thread reads it while this one serves (the host's
+            // nudge for it may have come while this thread still held the reading).
+            if more {
+                nudge_self();
+            }
             // A thread waiting for a callback's answer may need a reader now.
             self.endpoint.pass_reading_on(0);
             self.endpoint.serve(request, self);
@@ -488,14 +501,15 @@ impl Server {
             let request = match handed {
                 Some(request) => request,
                 None => {
-                    let read = {
-                        let mut reading = Endpoint::lock(&self.endpoint.reading);
-                        let mut pfd =
-                            libc::pollfd { fd: self.endpoint.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                        // SAFETY: one valid `pollfd`; a zero timeout only looks.
-                        let ready = reading.has_bytes() || unsafe { libc::poll(&mut pfd, 1, 0) } > 0;
-                        // (Nothing there: taken by another thread already.)
-                        ready.then(|| self.read_call(&mut reading))
+                    // If another thread reads, it takes what is there (and nudges again
+                    // if more comes while it serves): no waiting for the reading here.
+                    let read = match self.endpoint.reading.try_lock() {
+                        Ok(mut reading) => {
+                            // (Nothing there: taken by another thread already.)
+                            let ready = reading.has_bytes() || readable(&self.endpoint.stream);
+                            ready.then(|| self.read_call(&mut reading))
+                        }
+                        Err(_) => None,
                     };
                     // Whoever lets go of the reading wakes a thread that may need it.
                     self.endpoint.pass_reading_on(0);
