@@ -100,6 +100,7 @@ pub mod client;
 pub mod descriptor;
 pub mod ffi;
 pub mod fingerprint;
+pub mod future;
 pub mod interface;
 pub mod logging;
 pub mod object;
@@ -110,6 +111,7 @@ pub use abi::{Abi, Arg};
 pub use alloc::SystemAlloc;
 pub use call::CallError;
 pub use descriptor::{BOUNDARY_VERSION, Descriptor, Info, Manifest};
+pub use future::{BoxFuture, CallFuture};
 pub use interface::Interface;
 /// Derives [`Abi`] for a struct or an enum whose fields are all [`Abi`] types, so it
 /// can cross the boundary. See [`Abi`] for an example.
@@ -142,7 +144,11 @@ pub mod __private {
 
     pub use crate::abi::SliceStore;
     pub use crate::call::{__finish as finish, __shim as shim};
-    pub use crate::client::{Channel, DispatchFn, RawClient, Target, remote_call, serve, unknown_method};
+    pub use crate::client::{Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method};
+    pub use crate::future::{
+        __async_shim as async_shim, AssertSend, CANCEL_METHOD, CallFuture, FfiFuture, block_on, cancel_dispatch,
+        serve_async,
+    };
     pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
     pub use crate::object::{Leaked, release_boxed};
