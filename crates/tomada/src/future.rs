@@ -257,7 +257,7 @@ impl<T> FfiFuture<T> {
         let mut panic = MaybeUninit::<RVec>::uninit();
         // SAFETY: this future's own `poll`, not called after it finished (the
         // caller's guarantee); the waker lives for the call; `out`/`panic` writable.
-        let status = unsafe { (self.poll)(self.this, &lent.base, out.as_mut_ptr(), panic.as_mut_ptr()) };
+        let status = unsafe { (self.poll)(self.this, (&raw const lent).cast(), out.as_mut_ptr(), panic.as_mut_ptr()) };
         match status {
             Status::PENDING => Poll::Pending,
             // SAFETY: written on OK.
