@@ -37,7 +37,7 @@ pub(crate) fn expand(mut item: ItemImpl) -> TokenStream {
                     let name = format_ident!("__tomada_arg{}", i);
                     let pat = pat.clone();
                     bindings.push(quote!(let #pat = #name;));
-                    pt.pat = Box::new(parse_quote!(#name));
+                    *pt.pat = parse_quote!(#name);
                 }
             }
         }

@@ -31,9 +31,7 @@ pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn implement(args: TokenStream, item: TokenStream) -> TokenStream {
     if !args.is_empty() {
         let args = proc_macro2::TokenStream::from(args);
-        return syn::Error::new_spanned(args, "`#[tomada::implement]` takes no arguments")
-            .into_compile_error()
-            .into();
+        return syn::Error::new_spanned(args, "`#[tomada::implement]` takes no arguments").into_compile_error().into();
     }
     let item = parse_macro_input!(item as ItemImpl);
     implement::expand(item).into()

@@ -291,10 +291,10 @@ pub(crate) fn box_async(sig: &mut syn::Signature) {
                 if let Some((_, l)) = &mut r.reference {
                     *l = Some(lt.clone());
                     let mutability = r.mutability;
-                    r.ty = Box::new(parse_quote!(&#lt #mutability Self));
+                    *r.ty = parse_quote!(&#lt #mutability Self);
                 }
             }
-            FnArg::Typed(pt) => pt.ty = Box::new(with_lifetime(&pt.ty, &lt)),
+            FnArg::Typed(pt) => *pt.ty = with_lifetime(&pt.ty, &lt),
         }
     }
     let ret: Type = match &sig.output {

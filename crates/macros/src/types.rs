@@ -182,7 +182,9 @@ fn is_closure(bounds: &syn::punctuated::Punctuated<TypeParamBound, syn::Token![+
 
 /// Whether bounds name `Future`.
 fn is_future(bounds: &syn::punctuated::Punctuated<TypeParamBound, syn::Token![+]>) -> bool {
-    bounds.iter().any(|b| matches!(b, TypeParamBound::Trait(t) if t.path.segments.last().is_some_and(|s| s.ident == "Future")))
+    bounds
+        .iter()
+        .any(|b| matches!(b, TypeParamBound::Trait(t) if t.path.segments.last().is_some_and(|s| s.ident == "Future")))
 }
 
 fn last_ident(p: &syn::TypePath) -> Option<&syn::Ident> {

@@ -17,8 +17,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::ffi::{RObject, RSlice, RVec, Status};
-use crate::wire::WireError;
 use crate::future::BoxFuture;
+use crate::wire::WireError;
 use crate::{Abi, CallError};
 
 /// Carries encoded calls to a plugin's process and brings back the answers.
@@ -68,8 +68,11 @@ pub trait Channel: Send + Sync {
 /// wakes.
 #[derive(Default)]
 struct Slot {
-    state: std::sync::Mutex<(Option<Result<Vec<u8>, CallError>>, Option<std::task::Waker>)>,
+    state: std::sync::Mutex<SlotState>,
 }
+
+/// The answer, once in, and the waker of the last poll.
+type SlotState = (Option<Result<Vec<u8>, CallError>>, Option<std::task::Waker>);
 
 impl Slot {
     fn fill(&self, result: Result<Vec<u8>, CallError>) {

@@ -612,7 +612,7 @@ mod tests {
             let waker = cx.waker().clone();
             let other = waker.clone();
             drop(other);
-            if self.n % 2 == 0 {
+            if self.n.is_multiple_of(2) {
                 std::thread::spawn(move || waker.wake());
             } else {
                 waker.wake_by_ref();

@@ -172,12 +172,14 @@ pub mod __private {
 
     pub use crate::abi::SliceStore;
     pub use crate::call::{__finish as finish, __shim as shim};
-    pub use crate::client::{Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method};
+    pub use crate::client::{
+        Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method,
+    };
+    pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::future::{
         __async_shim as async_shim, AssertSend, CANCEL_METHOD, CallFuture, FfiFuture, block_on, cancel_dispatch,
         serve_async,
     };
-    pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
     pub use crate::object::{Leaked, release_boxed};
     pub use crate::remote::{Exported, decode_remote, encode_borrowed, encode_exported};

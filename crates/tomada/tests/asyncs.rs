@@ -207,8 +207,7 @@ fn an_isolated_call_is_cancelled_through_the_dispatch_function() {
         tx.send(out.as_mut_ptr() as usize).unwrap();
         // SAFETY: the dispatch function of `Remote`, its live instance, no arguments
         // (`stall` takes none), writable `out`/`panic`.
-        let status =
-            unsafe { dispatch(this as *const _, 4, RSlice::new(&[]), out.as_mut_ptr(), panic.as_mut_ptr()) };
+        let status = unsafe { dispatch(this as *const _, 4, RSlice::new(&[]), out.as_mut_ptr(), panic.as_mut_ptr()) };
         // SAFETY: from that call.
         (status, unsafe { dispatched(status, *out, panic) }.into_vec())
     });
@@ -217,8 +216,9 @@ fn an_isolated_call_is_cancelled_through_the_dispatch_function() {
         let mut out = MaybeUninit::<RVec>::uninit();
         let mut panic = MaybeUninit::<RVec>::uninit();
         // SAFETY: as above, with the 8 bytes `CANCEL_METHOD` takes.
-        let status =
-            unsafe { dispatch(this as *const _, CANCEL_METHOD, RSlice::new(&key), out.as_mut_ptr(), panic.as_mut_ptr()) };
+        let status = unsafe {
+            dispatch(this as *const _, CANCEL_METHOD, RSlice::new(&key), out.as_mut_ptr(), panic.as_mut_ptr())
+        };
         assert_eq!(status, Status::OK);
         // SAFETY: from that call.
         unsafe { dispatched(status, out, panic) }.into_vec()
@@ -263,10 +263,7 @@ mod async_twin {
 fn an_async_method_does_not_fit_a_plain_one() {
     let sync = tomada::Interface::from(&<dyn sync_twin::Twin as Contract>::DESCRIPTION);
     let asynchronous = tomada::Interface::from(&<dyn async_twin::Twin as Contract>::DESCRIPTION);
-    assert_ne!(
-        <dyn sync_twin::Twin as Contract>::FINGERPRINT,
-        <dyn async_twin::Twin as Contract>::FINGERPRINT
-    );
+    assert_ne!(<dyn sync_twin::Twin as Contract>::FINGERPRINT, <dyn async_twin::Twin as Contract>::FINGERPRINT);
     let why = asynchronous.fit(&sync).unwrap_err();
     assert!(why.iter().any(|w| w.contains("`fetch` is a plain `fn` in the plugin, `async fn` in the host")), "{why:?}");
 }
