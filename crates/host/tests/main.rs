@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 mod allround;
+mod asyncs;
 mod compiler;
 mod damage;
 mod evolve;

@@ -1,5 +1,5 @@
-//! Procedural macros of [tomada](https://docs.rs/tomada): `#[contract]` and
-//! `#[derive(Abi)]`. Use them through the `tomada` crate, which documents them;
+//! Procedural macros of [tomada](https://docs.rs/tomada): `#[contract]`,
+//! `#[implement]` and `#[derive(Abi)]`. Use them through the `tomada` crate, which documents them;
 //! the generated code refers to `::tomada`.
 //!
 //! The code is split by job: `parse` reads a contract trait into `parse::Method`s and
@@ -9,10 +9,11 @@
 //! (`derive::record`) or an enum (`derive::variant`).
 
 use proc_macro::TokenStream;
-use syn::{DeriveInput, ItemTrait, parse_macro_input};
+use syn::{DeriveInput, ItemImpl, ItemTrait, parse_macro_input};
 
 mod contract;
 mod derive;
+mod implement;
 mod parse;
 mod types;
 
@@ -22,6 +23,18 @@ pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse_macro_input!(args as parse::ContractArgs);
     let item = parse_macro_input!(item as ItemTrait);
     contract::expand(args, item).into()
+}
+
+/// Rewrites the `async fn`s of a contract trait's impl into the form the trait holds;
+/// documented on `tomada::implement`.
+#[proc_macro_attribute]
+pub fn implement(args: TokenStream, item: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        let args = proc_macro2::TokenStream::from(args);
+        return syn::Error::new_spanned(args, "`#[tomada::implement]` takes no arguments").into_compile_error().into();
+    }
+    let item = parse_macro_input!(item as ItemImpl);
+    implement::expand(item).into()
 }
 
 /// Derives `tomada::Abi` for a struct or an enum; documented on `tomada::Abi`.

@@ -62,6 +62,8 @@ pub(crate) struct Method {
     pub(crate) since: u32,
     pub(crate) args: Vec<Arg>,
     pub(crate) ret: Type,
+    /// Declared `async fn`: in the emitted trait it returns a `BoxFuture`.
+    pub(crate) is_async: bool,
 }
 
 /// A contract trait, read.
@@ -103,6 +105,9 @@ pub(crate) fn contract(item: &mut ItemTrait) -> syn::Result<Contract> {
                                     m.ident, m.since, prev.ident, prev.since
                                 ),
                             ));
+                        }
+                        if m.is_async {
+                            box_async(&mut f.sig);
                         }
                         methods.push(m);
                     }
@@ -188,14 +193,6 @@ fn method(f: &TraitItemFn) -> syn::Result<Method> {
             ),
         ));
     }
-    if let Some(a) = &sig.asyncness {
-        return Err(Error::new(
-            a.span(),
-            format!(
-                "contract method `{name}` cannot be `async` yet; make it a plain `fn` (the host can call it from a thread of its own)"
-            ),
-        ));
-    }
     if let Some(u) = &sig.unsafety {
         return Err(Error::new(u.span(), format!("contract method `{name}` cannot be `unsafe`")));
     }
@@ -241,7 +238,7 @@ fn method(f: &TraitItemFn) -> syn::Result<Method> {
     };
     let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
     let since = since_of(&f.attrs)?;
-    Ok(Method { ident: name.clone(), docs, since, args, ret })
+    Ok(Method { ident: name.clone(), docs, since, args, ret, is_async: sig.asyncness.is_some() })
 }
 
 /// The first lifetime written out in `ty`, other than `'_`.
@@ -273,6 +270,59 @@ pub(crate) fn contains_reference(ty: &Type) -> bool {
     let mut f = Finder(false);
     syn::visit::Visit::visit_type(&mut f, ty);
     f.0
+}
+
+/// The lifetime an `async fn` of a contract is rewritten with: the instance and every
+/// borrowed argument live as long as the future.
+pub(crate) fn async_lifetime() -> syn::Lifetime {
+    parse_quote!('tomada)
+}
+
+/// Rewrites `async fn f(&self, a: &str) -> R` into the form a `dyn` trait can hold:
+/// `fn f<'tomada>(&'tomada self, a: &'tomada str) -> ::tomada::BoxFuture<'tomada, R>`
+/// (the future may borrow the instance and the arguments, as with `async-trait`).
+pub(crate) fn box_async(sig: &mut syn::Signature) {
+    let lt = async_lifetime();
+    sig.asyncness = None;
+    sig.generics.params.insert(0, parse_quote!(#lt));
+    for input in &mut sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                if let Some((_, l)) = &mut r.reference {
+                    *l = Some(lt.clone());
+                    let mutability = r.mutability;
+                    *r.ty = parse_quote!(&#lt #mutability Self);
+                }
+            }
+            FnArg::Typed(pt) => *pt.ty = with_lifetime(&pt.ty, &lt),
+        }
+    }
+    let ret: Type = match &sig.output {
+        ReturnType::Default => parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    sig.output = parse_quote!(-> ::tomada::BoxFuture<#lt, #ret>);
+}
+
+/// Gives every elided lifetime (`&T`, `'_`) in `ty` the lifetime `lt`; named ones stay.
+pub(crate) fn with_lifetime(ty: &Type, lt: &syn::Lifetime) -> Type {
+    struct Named<'l>(&'l syn::Lifetime);
+    impl VisitMut for Named<'_> {
+        fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+            if r.lifetime.is_none() {
+                r.lifetime = Some(self.0.clone());
+            }
+            syn::visit_mut::visit_type_reference_mut(self, r);
+        }
+        fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+            if l.ident == "_" {
+                *l = self.0.clone();
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    Named(lt).visit_type_mut(&mut ty);
+    ty
 }
 
 /// Replaces every lifetime (named or elided) with `'static`, so a type can be named

@@ -70,6 +70,9 @@ pub(crate) fn check(ty: &Type, place: Place, what: &str) -> syn::Result<()> {
             }
         }
         Type::TraitObject(t) => dyn_error(ty, &t.bounds, what),
+        Type::ImplTrait(t) if place == Place::Result && is_future(&t.bounds) => err(format!(
+            "`{text}` cannot cross a tomada plugin boundary ({what}): declare the method `async fn` instead (tomada makes its future cross the boundary)"
+        )),
         Type::ImplTrait(t) => dyn_error(ty, &t.bounds, what),
         Type::Ptr(_) => err(format!(
             "`{text}` cannot cross a tomada plugin boundary ({what}): raw pointers mean nothing in the other side's memory; pass the data (`Vec<T>`, `&[T]`, a value)"
@@ -123,7 +126,10 @@ pub(crate) fn check(ty: &Type, place: Place, what: &str) -> syn::Result<()> {
                         Some("use the owned type (`String`, `Vec<T>`) or, as an argument, `&str` / `&[T]`".to_owned())
                     }
                     "PhantomData" => Some("it carries no data; leave it out of the contract".to_owned()),
-                    "Pin" | "Future" => Some("use the value itself".to_owned()),
+                    "Pin" | "Future" | "BoxFuture" if place == Place::Result => Some(
+                        "declare the method `async fn` instead (tomada makes its future cross the boundary); implement it with `async fn` under `#[tomada::implement]`".to_owned(),
+                    ),
+                    "Pin" | "Future" | "BoxFuture" => Some("use the value itself".to_owned()),
                     "OsString" | "PathBuf" | "CString" => {
                         Some("its bytes are platform-specific; use `String` or `Vec<u8>`".to_owned())
                     }
@@ -172,6 +178,13 @@ fn is_closure(bounds: &syn::punctuated::Punctuated<TypeParamBound, syn::Token![+
         }
         _ => false,
     })
+}
+
+/// Whether bounds name `Future`.
+fn is_future(bounds: &syn::punctuated::Punctuated<TypeParamBound, syn::Token![+]>) -> bool {
+    bounds
+        .iter()
+        .any(|b| matches!(b, TypeParamBound::Trait(t) if t.path.segments.last().is_some_and(|s| s.ident == "Future")))
 }
 
 fn last_ident(p: &syn::TypePath) -> Option<&syn::Ident> {

@@ -186,6 +186,25 @@ pub unsafe fn __finish<R: Abi>(
     }
 }
 
+/// As [`__finish`], for a shim whose result is already in its final form (an async
+/// method's future).
+///
+/// # Safety
+/// As [`__finish`].
+#[doc(hidden)]
+pub unsafe fn __finish_with<T>(status: Status, out: MaybeUninit<T>, panic: MaybeUninit<RVec>) -> Result<T, CallError> {
+    match status {
+        // SAFETY: on OK the shim wrote `out`.
+        Status::OK => Ok(unsafe { out.assume_init() }),
+        failed if failed.has_message() => {
+            // SAFETY: for every known failed status the shim wrote a message to `panic`.
+            let bytes = unsafe { panic.assume_init() }.into_vec();
+            Err(error(failed, bytes))
+        }
+        Status(other) => Err(CallError::BadStatus(other)),
+    }
+}
+
 /// The error for a failed `status` with `message` bytes. Out of line: errors are rare.
 #[cold]
 #[inline(never)]
@@ -193,7 +212,7 @@ fn error(status: Status, message: Vec<u8>) -> CallError {
     let message = String::from_utf8(message).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     match status {
         Status::PANICKED => CallError::Panicked { message },
-        Status::MALFORMED => CallError::Channel { message },
+        Status::MALFORMED | Status::CANCELLED => CallError::Channel { message },
         Status(other) => CallError::BadStatus(other),
     }
 }

@@ -17,6 +17,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::ffi::{RObject, RSlice, RVec, Status};
+use crate::future::BoxFuture;
 use crate::wire::WireError;
 use crate::{Abi, CallError};
 
@@ -31,10 +32,69 @@ pub trait Channel: Send + Sync {
     /// its deadline or is quarantined, or the channel failed.
     fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError>;
 
+    /// Calls an `async` method: as [`Channel::call`], answered through a future that
+    /// any executor can await. Dropping the future before it completes should cancel
+    /// the call in the plugin's process (by dispatching
+    /// [`CANCEL_METHOD`](crate::future::CANCEL_METHOD) there).
+    ///
+    /// The default runs the blocking [`Channel::call`] on a thread of its own and
+    /// wakes the future when the answer is in, so nothing blocks the executor; it
+    /// cannot cancel: a dropped future's call runs on, and its answer is dropped.
+    fn call_async(self: Arc<Self>, method: u32, args: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, CallError>>
+    where
+        Self: 'static,
+    {
+        let slot = Arc::new(Slot::default());
+        let answer = Arc::clone(&slot);
+        let spawned = std::thread::Builder::new().name("tomada-call".into()).spawn(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| self.call(method, args)))
+                .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
+            answer.fill(result);
+        });
+        if let Err(e) = spawned {
+            slot.fill(Err(CallError::Channel { message: format!("cannot start a thread for the call: {e}") }));
+        }
+        Box::pin(std::future::poll_fn(move |cx| slot.poll(cx)))
+    }
+
     /// The peer trait objects crossing this channel are exported to and called
     /// through (see [`crate::remote`]); `None` if objects cannot cross it.
     fn peer(&self) -> Option<Arc<dyn crate::remote::Peer>> {
         None
+    }
+}
+
+/// Where [`Channel::call_async`]'s default thread leaves the answer, and the waker it
+/// wakes.
+#[derive(Default)]
+struct Slot {
+    state: std::sync::Mutex<SlotState>,
+}
+
+/// The answer, once in, and the waker of the last poll.
+type SlotState = (Option<Result<Vec<u8>, CallError>>, Option<std::task::Waker>);
+
+impl Slot {
+    fn fill(&self, result: Result<Vec<u8>, CallError>) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.0 = Some(result);
+            state.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<Vec<u8>, CallError>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.0.take() {
+            Some(result) => std::task::Poll::Ready(result),
+            None => {
+                state.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
     }
 }
 
@@ -192,6 +252,53 @@ pub fn remote_call<R: Abi>(
     }
 }
 
+/// Host side of an isolated call of an `async` method: as [`remote_call`], through
+/// [`Channel::call_async`]. The arguments are encoded now; objects lent for the call
+/// (`&dyn C` arguments) are revoked when it completes or is dropped.
+///
+/// # Errors
+/// As [`remote_call`].
+pub fn remote_call_async<'a, R: Abi + 'a>(
+    channel: &Arc<dyn Channel>,
+    method: u32,
+    encode: impl FnOnce(&mut Vec<u8>),
+) -> BoxFuture<'a, Result<R, CallError>> {
+    let peer = channel.peer();
+    let mut args = Vec::new();
+    let lent = match &peer {
+        None => crate::remote::collecting_borrowed(|| encode(&mut args)),
+        Some(p) => crate::remote::with_peer(p, || crate::remote::collecting_borrowed(|| encode(&mut args))),
+    };
+    /// Revokes what was lent for the call, however it ends.
+    struct Lent(Option<Arc<dyn crate::remote::Peer>>, Vec<u64>);
+    impl Drop for Lent {
+        fn drop(&mut self) {
+            if let Some(peer) = &self.0 {
+                for id in self.1.drain(..) {
+                    peer.revoke(id);
+                }
+            }
+        }
+    }
+    let lent = Lent(peer.clone(), lent);
+    let answer = panic::catch_unwind(AssertUnwindSafe(|| Arc::clone(channel).call_async(method, args)));
+    Box::pin(async move {
+        let answer = match answer {
+            Ok(future) => future.await,
+            Err(payload) => Err(CallError::Channel { message: crate::call::panic_message(payload) }),
+        };
+        drop(lent);
+        let decode = move || {
+            R::decode_owned(answer?)
+                .map_err(|e| CallError::Channel { message: format!("the plugin's answer cannot be decoded: {e}") })
+        };
+        match &peer {
+            None => decode(),
+            Some(p) => crate::remote::with_peer(p, decode),
+        }
+    })
+}
+
 /// The plugin side of a byte-level call: decodes the arguments for method number
 /// `method`, calls it on the instance `this`, and writes the encoded result to `out`
 /// (or a message to `panic`).
@@ -267,7 +374,7 @@ pub fn answer(status: u8, body: Vec<u8>) -> Result<Vec<u8>, CallError> {
     match Status(status) {
         Status::OK => Ok(body),
         Status::PANICKED => Err(CallError::Panicked { message: text(body) }),
-        Status::MALFORMED => Err(CallError::Channel { message: text(body) }),
+        Status::MALFORMED | Status::CANCELLED => Err(CallError::Channel { message: text(body) }),
         Status(other) => Err(CallError::BadStatus(other)),
     }
 }

@@ -553,11 +553,15 @@ impl Status {
     pub const PANICKED: Status = Status(1);
     /// A byte-level call's arguments could not be decoded (message written).
     pub const MALFORMED: Status = Status(2);
+    /// An async call was cancelled before it finished (message written).
+    pub const CANCELLED: Status = Status(3);
+    /// An async method's future is not ready yet (nothing written).
+    pub const PENDING: Status = Status(4);
 
     /// Whether a shim that returned this status wrote a message (every known failed
     /// status does; `OK` writes the result, an unknown status nothing).
     pub const fn has_message(self) -> bool {
-        matches!(self.0, 1..=2)
+        matches!(self.0, 1..=3)
     }
 }
 

@@ -197,6 +197,11 @@ pub struct MethodDesc {
     pub ret: TypeRef,
 }
 
+/// The name of the pseudo-type an `async fn`'s result is described as: `async<R>`.
+/// A method that returns it reads back as `async fn name(..) -> R`; it fits no plain
+/// method (`async` is a keyword, so no type is named so).
+pub const ASYNC: &str = "async";
+
 /// A whole contract, as `#[contract]` describes it at compile time.
 #[derive(Debug, Clone, Copy)]
 pub struct ContractDesc {
@@ -659,16 +664,33 @@ impl fmt::Display for Type {
     }
 }
 
+impl Method {
+    /// Whether the method is `async fn`; its result is then [`Method::output`].
+    pub fn is_async(&self) -> bool {
+        matches!(&self.ret, Type::Generic { name, args } if name == ASYNC && args.len() == 1)
+    }
+
+    /// What the method (or, for an `async fn`, its future) returns.
+    pub fn output(&self) -> &Type {
+        match &self.ret {
+            Type::Generic { name, args } if name == ASYNC && args.len() == 1 => &args[0],
+            other => other,
+        }
+    }
+}
+
 impl fmt::Display for Method {
-    /// `fn name(&self, A, B) -> R`, with `[since minor N]` for minor additions.
+    /// `fn name(&self, A, B) -> R` (`async fn` for an async method), with
+    /// `[since minor N]` for minor additions.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fn {}(&self", self.name)?;
+        let keyword = if self.is_async() { "async fn" } else { "fn" };
+        write!(f, "{keyword} {}(&self", self.name)?;
         for a in &self.args {
             write!(f, ", {a}")?;
         }
         write!(f, ")")?;
-        if self.ret != Type::Leaf("()".into()) {
-            write!(f, " -> {}", self.ret)?;
+        if *self.output() != Type::Leaf("()".into()) {
+            write!(f, " -> {}", self.output())?;
         }
         if self.since > 0 {
             write!(f, "  [since minor {}]", self.since)?;
@@ -824,6 +846,11 @@ struct Compare<'a, 'w> {
 impl Compare<'_, '_> {
     fn method(&mut self, h: &Method, p: &Method) {
         let name = &h.name;
+        if h.is_async() != p.is_async() {
+            let kind = |m: &Method| if m.is_async() { "`async fn`" } else { "a plain `fn`" };
+            self.why.push(format!("method `{name}` is {} in the plugin, {} in the host", kind(p), kind(h)));
+            return;
+        }
         if h.since != p.since {
             self.why.push(format!(
                 "method `{name}` was added in minor {} per the plugin, {} per the host",
@@ -841,7 +868,7 @@ impl Compare<'_, '_> {
                 self.ty(&format!("method `{name}` changed: argument {}", j + 1), ha, pa);
             }
         }
-        self.ty(&format!("method `{name}` changed: the result"), &h.ret, &p.ret);
+        self.ty(&format!("method `{name}` changed: the result"), h.output(), p.output());
     }
 
     /// Whether two types are written the same (struct and enum definitions aside:

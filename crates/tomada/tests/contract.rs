@@ -219,8 +219,8 @@ impl Store for Memory {
 
 /// The plugin side of both paths: an instance with its vtable and dispatch function,
 /// as `tomada::export!` makes them.
-struct Plugin<T> {
-    this: *const c_void,
+pub(crate) struct Plugin<T> {
+    pub(crate) this: *const c_void,
     drop: fn(*const c_void),
     _t: std::marker::PhantomData<T>,
 }
@@ -236,7 +236,7 @@ impl<T> Drop for Plugin<T> {
     }
 }
 
-fn instance<T: Send + Sync + 'static>(value: T) -> Arc<Plugin<T>> {
+pub(crate) fn instance<T: Send + Sync + 'static>(value: T) -> Arc<Plugin<T>> {
     fn free<T>(p: *const c_void) {
         // SAFETY: made by `Box::into_raw` in `instance`, freed once.
         drop(unsafe { Box::from_raw(p.cast::<T>().cast_mut()) });
@@ -246,9 +246,9 @@ fn instance<T: Send + Sync + 'static>(value: T) -> Arc<Plugin<T>> {
 
 /// A channel that hands the bytes straight to the plugin's dispatch function, as an
 /// isolated plugin's runner does.
-struct Loopback<T> {
-    plugin: Arc<Plugin<T>>,
-    dispatch: DispatchFn,
+pub(crate) struct Loopback<T> {
+    pub(crate) plugin: Arc<Plugin<T>>,
+    pub(crate) dispatch: DispatchFn,
 }
 
 impl<T> Channel for Loopback<T> {
@@ -270,7 +270,7 @@ impl<T> Channel for Loopback<T> {
 type Client<C, T> = (&'static str, <C as Contract>::Client, Arc<Plugin<T>>);
 
 /// Both clients, each of its own plugin instance: in-process and byte-level.
-fn clients<C: ?Sized + Contract, T: Send + Sync + 'static>(
+pub(crate) fn clients<C: ?Sized + Contract, T: Send + Sync + 'static>(
     vtable: *const c_void,
     dispatch: DispatchFn,
     make: impl Fn() -> T,

@@ -4,6 +4,7 @@
 
 #![allow(missing_docs)]
 
+mod asyncs;
 mod compile_fail;
 mod contract;
 mod fingerprint;

@@ -74,6 +74,60 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
         );
         quote!(#[doc = #line])
     });
+    if m.is_async {
+        let tys_async = &sig.arg_tys_async;
+        let lt = crate::parse::async_lifetime();
+        let vtable_ident = vtable;
+        let provided_check = (since > 0).then(|| {
+            quote! {
+                if #index >= self.raw.provided {
+                    return ::tomada::CallFuture::ready(::core::result::Result::Err(self.raw.not_provided(#name_str, <dyn #trait_ident as ::tomada::Contract>::ABI, #since)));
+                }
+            }
+        });
+        return quote! {
+            #(#docs)*
+            ///
+            /// An `async` method: the call runs when the returned future is awaited (with
+            /// any executor); dropping the future before it completes cancels it.
+            ///
+            /// # Errors
+            /// - [`CallError::Panicked`](::tomada::CallError::Panicked) if the plugin's method panicked, making or polling its future (the panic was caught in the plugin).
+            #not_provided_doc
+            /// - For a plugin in its own process: [`CallError::Crashed`](::tomada::CallError::Crashed),
+            ///   [`CallError::TimedOut`](::tomada::CallError::TimedOut),
+            ///   [`CallError::Quarantined`](::tomada::CallError::Quarantined) and
+            ///   [`CallError::Channel`](::tomada::CallError::Channel).
+            #[inline]
+            pub fn #ident<#lt>(&#lt self, #(#names: #tys_async),*) -> ::tomada::CallFuture<#lt, #ret> {
+                #(let #locals = #names;)*
+                #provided_check
+                match &self.raw.target {
+                    ::tomada::__private::Target::Local { vtable, this } => {
+                        // SAFETY: as for a plain method: this contract's vtable in the
+                        // plugin, with this entry (checked above for later methods).
+                        let shim = unsafe { (&raw const (*vtable.cast::<#vtable_ident>()).#ident).read() };
+                        let mut out = ::tomada::__private::MaybeUninit::uninit();
+                        let mut panic = ::tomada::__private::MaybeUninit::uninit();
+                        // SAFETY: the shim of this very method, with arguments converted by
+                        // the same `Arg` impls; the borrowed ones live for `'tomada`, as
+                        // long as the returned future, which holds the plugin's.
+                        let status = unsafe {
+                            shim(*this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
+                        };
+                        // SAFETY: `status`, `out` and `panic` come from that shim, of a
+                        // method whose result is this one; the arguments live for `'tomada`.
+                        unsafe { ::tomada::CallFuture::local(&self.raw, status, out, panic) }
+                    }
+                    ::tomada::__private::Target::Remote(channel) => {
+                        ::tomada::CallFuture::remote(::tomada::__private::remote_call_async::<#ret>(channel, #method_no, |args| {
+                            #(<#tys as ::tomada::Arg>::encode(#locals, args);)*
+                        }))
+                    }
+                }
+            }
+        };
+    }
     quote! {
         #(#docs)*
         ///

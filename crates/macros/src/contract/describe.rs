@@ -24,12 +24,24 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
         let since = sig.method.since;
         let arg_descs = sig.arg_tys_static.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Arg>::DESC));
         let ret = &sig.ret_static;
+        // An async method's result is described as `async<R>`: it fits no plain method
+        // (`async` is a keyword: no type has that name), and reads back as `async fn`.
+        let ret_desc = if sig.method.is_async {
+            quote! {
+                ::tomada::__private::TypeRef::new(&::tomada::__private::TypeDesc::generic(
+                    ::tomada::interface::ASYNC,
+                    &[<#ret as ::tomada::Abi>::DESC],
+                ))
+            }
+        } else {
+            quote!(<#ret as ::tomada::Abi>::DESC)
+        };
         quote! {
             ::tomada::__private::MethodDesc {
                 name: #name_str,
                 since: #since,
                 args: &[#(#arg_descs),*],
-                ret: <#ret as ::tomada::Abi>::DESC,
+                ret: #ret_desc,
             }
         }
     });

@@ -16,6 +16,18 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
         let tys: Vec<_> = sig.method.args.iter().map(|a| &a.ty).collect();
         let stores: Vec<_> = sig.locals.iter().map(|l| format_ident!("{}_store", l)).collect();
         let ret = &sig.method.ret;
+        if sig.method.is_async {
+            return quote! {
+                #method_no => ::tomada::__private::serve_async::<#ret>(out, panic, |cancel| {
+                    #(let mut #stores = <#tys as ::tomada::Arg>::decode(&mut reader)?;)*
+                    reader.finish()?;
+                    ::core::result::Result::Ok(::tomada::__private::block_on(
+                        this.#ident(#(<#tys as ::tomada::Arg>::view(&mut #stores)),*),
+                        cancel,
+                    ))
+                }),
+            };
+        }
         quote! {
             #method_no => ::tomada::__private::serve::<#ret>(out, panic, || {
                 #(let mut #stores = <#tys as ::tomada::Arg>::decode(&mut reader)?;)*
@@ -45,6 +57,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
                     let this = &*this.cast::<T>();
                     let mut reader = ::tomada::__private::Reader::new(args.as_bytes());
                     match method {
+                        ::tomada::__private::CANCEL_METHOD => ::tomada::__private::cancel_dispatch(args, out, panic),
                         #(#arms)*
                         other => ::tomada::__private::unknown_method(other, panic),
                     }

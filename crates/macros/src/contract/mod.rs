@@ -39,6 +39,8 @@ pub(crate) struct Sig<'a> {
     pub(crate) arg_tys_static: Vec<Type>,
     /// The result type with `'static` lifetimes.
     pub(crate) ret_static: Type,
+    /// Argument types with the lifetime of an async method's future (`'tomada`).
+    pub(crate) arg_tys_async: Vec<Type>,
     /// `__tomada_a0`, ... : the arguments inside generated bodies (never clashing
     /// with the generated locals, whatever the user named them).
     pub(crate) locals: Vec<Ident>,
@@ -51,6 +53,7 @@ impl<'a> Sig<'a> {
             index,
             arg_tys_static: method.args.iter().map(|a| with_static_lifetimes(&a.ty)).collect(),
             ret_static: with_static_lifetimes(&method.ret),
+            arg_tys_async: method.args.iter().map(|a| parse::with_lifetime(&a.ty, &parse::async_lifetime())).collect(),
             locals: (0..method.args.len()).map(|i| format_ident!("__tomada_a{}", i)).collect(),
         }
     }
@@ -59,12 +62,25 @@ impl<'a> Sig<'a> {
     pub(crate) fn ffi_params(&self) -> TokenStream {
         let locals = &self.locals;
         let ffi = self.arg_tys_static.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Arg>::Ffi));
-        let ret = &self.ret_static;
+        let out = self.out_ty();
         quote! {
             this: *const ::core::ffi::c_void,
             #(#locals: #ffi,)*
-            out: *mut <#ret as ::tomada::Abi>::Ffi,
+            out: *mut #out,
             panic: *mut ::tomada::__private::RVec
+        }
+    }
+}
+
+impl Sig<'_> {
+    /// What the shim writes: the result's `#[repr(C)]` form, or for an `async fn` the
+    /// future that makes it.
+    pub(crate) fn out_ty(&self) -> TokenStream {
+        let ret = &self.ret_static;
+        if self.method.is_async {
+            quote!(::tomada::__private::FfiFuture<<#ret as ::tomada::Abi>::Ffi>)
+        } else {
+            quote!(<#ret as ::tomada::Abi>::Ffi)
         }
     }
 }

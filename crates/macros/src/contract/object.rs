@@ -22,6 +22,17 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
             let locals = &sig.locals;
             let tys = sig.method.args.iter().map(|a| &a.ty);
             let ret = &sig.method.ret;
+            if sig.method.is_async {
+                let lt = crate::parse::async_lifetime();
+                let tys = &sig.arg_tys_async;
+                return quote! {
+                    fn #ident<#lt>(&#lt self, #(#locals: #tys),*) -> ::tomada::BoxFuture<#lt, #ret> {
+                        #[allow(clippy::undocumented_unsafe_blocks)]
+                        let object = #deref;
+                        object.#ident(#(#locals),*)
+                    }
+                };
+            }
             quote! {
                 fn #ident(&self, #(#locals: #tys),*) -> #ret {
                     #[allow(clippy::undocumented_unsafe_blocks)]
@@ -47,6 +58,21 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
         let tys = sig.method.args.iter().map(|a| &a.ty);
         let ret = &sig.method.ret;
         let what = format!("{trait_str}::{ident}");
+        if sig.method.is_async {
+            let lt = crate::parse::async_lifetime();
+            let tys = &sig.arg_tys_async;
+            return quote! {
+                fn #ident<#lt>(&#lt self, #(#locals: #tys),*) -> ::tomada::BoxFuture<#lt, #ret> {
+                    let call = #client::#ident(self, #(#locals),*);
+                    ::std::boxed::Box::pin(async move {
+                        match call.await {
+                            ::core::result::Result::Ok(value) => value,
+                            ::core::result::Result::Err(error) => ::core::panic!("a call to `{}` through a tomada object failed: {}", #what, error),
+                        }
+                    })
+                }
+            };
+        }
         quote! {
             fn #ident(&self, #(#locals: #tys),*) -> #ret {
                 match #client::#ident(self, #(#locals),*) {

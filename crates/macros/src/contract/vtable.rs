@@ -26,21 +26,37 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
         let stores: Vec<_> = locals.iter().map(|l| format_ident!("{}_store", l)).collect();
         let tys: Vec<_> = sig.method.args.iter().map(|a| &a.ty).collect();
         let ret = &sig.method.ret;
+        let body = if sig.method.is_async {
+            // The future owns the arguments' stores; `this` lives as long as the
+            // host's client, which the host's `CallFuture` borrows.
+            quote! {
+                ::tomada::__private::async_shim::<#ret, _>(out, panic, || {
+                    let this: &'static T = &*this.cast::<T>();
+                    ::tomada::__private::AssertSend(async move {
+                        #(let mut #stores = <#tys as ::tomada::Arg>::receive(#locals);)*
+                        this.#ident(#(<#tys as ::tomada::Arg>::view(&mut #stores)),*).await
+                    })
+                })
+            }
+        } else {
+            quote! {
+                ::tomada::__private::shim::<#ret>(out, panic, || {
+                    let this = &*this.cast::<T>();
+                    #(let mut #stores = <#tys as ::tomada::Arg>::receive(#locals);)*
+                    this.#ident(#(<#tys as ::tomada::Arg>::view(&mut #stores)),*)
+                })
+            }
+        };
         shims.push(quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments, clippy::undocumented_unsafe_blocks)]
             unsafe extern "C" fn #shim<T: #trait_ident>(#params) -> ::tomada::__private::Status {
                 // SAFETY: the host calls with writable `out`/`panic`, the instance made
                 // by this plugin's `create` (a `T`), and arguments made by the same
-                // `Arg` impls (the fingerprints matched) that live for the call; each
-                // store is viewed once and outlives the call.
-                unsafe {
-                    ::tomada::__private::shim::<#ret>(out, panic, || {
-                        let this = &*this.cast::<T>();
-                        #(let mut #stores = <#tys as ::tomada::Arg>::receive(#locals);)*
-                        this.#ident(#(<#tys as ::tomada::Arg>::view(&mut #stores)),*)
-                    })
-                }
+                // `Arg` impls (the fingerprints matched) that live for the call (for an
+                // async method: as long as its future); each store is viewed once and
+                // outlives the call.
+                unsafe { #body }
             }
         });
     }

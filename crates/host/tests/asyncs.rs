@@ -1,0 +1,136 @@
+//! `async fn` in a contract across a real library boundary (`tests/plugins/async-plugin`):
+//! awaited with tokio and with a minimal executor written here, in-process (the
+//! plugin's future crosses as an FFI-safe future, woken by timer threads in the
+//! plugin) and isolated (through the channel's `call_async`). Cancellation: dropping
+//! the host's future drops the plugin's. A panic in the plugin's future is an error.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use async_api::{Lookup, Settings, Witness};
+use tomada_host::isolate::Mode;
+use tomada_host::{CallError, Plugin};
+use tomada_test_support::cdylib;
+
+/// The plugin in each mode this platform has (isolation is Unix only).
+fn lookups() -> Vec<(&'static str, Plugin<dyn Lookup>)> {
+    let path = cdylib("async-plugin");
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut all = vec![("in-process", tomada_host::load_with::<dyn Lookup>(&path, &Mode::InProcess).unwrap())];
+    #[cfg(unix)]
+    all.push((
+        "isolated",
+        tomada_host::load_with::<dyn Lookup>(&path, &Mode::Isolated(crate::isolate::isolation())).unwrap(),
+    ));
+    all
+}
+
+/// The smallest executor: polls on this thread, parks until woken.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread, AtomicBool);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.1.store(true, Ordering::Release);
+            self.0.unpark();
+        }
+    }
+    let unpark = Arc::new(Unpark(std::thread::current(), AtomicBool::new(false)));
+    let waker = Waker::from(Arc::clone(&unpark));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        while !unpark.1.swap(false, Ordering::Acquire) {
+            std::thread::park();
+        }
+    }
+}
+
+fn tokio() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+}
+
+struct Config;
+
+impl Settings for Config {
+    fn get(&self, key: &str) -> Option<String> {
+        (key == "mode").then(|| "fast".to_owned())
+    }
+}
+
+/// Records what the plugin tells it.
+#[derive(Clone, Default)]
+struct Notes(Arc<Mutex<Vec<String>>>);
+
+impl Witness for Notes {
+    fn note(&self, what: &str) {
+        self.0.lock().unwrap().push(what.to_owned());
+    }
+}
+
+impl Notes {
+    fn taken(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn async_methods_answer_with_a_minimal_executor() {
+    for (mode, lookup) in lookups() {
+        assert_eq!(block_on(lookup.fetch("a", 5)), Ok(Some("a: fetched".to_owned())), "{mode}");
+        assert_eq!(block_on(lookup.fetch("missing", 1)), Ok(None), "{mode}");
+        assert_eq!(block_on(lookup.ask(&Config, "mode", &[1, 2, 3])), Ok(("fast".to_owned(), 6)), "{mode}");
+        assert_eq!(lookup.plain(21), Ok(42), "{mode}");
+    }
+}
+
+#[test]
+fn async_methods_answer_with_tokio_concurrently() {
+    for (mode, lookup) in lookups() {
+        tokio().block_on(async {
+            // Three calls in flight on one thread: the slow one does not hold up the others.
+            let slow = lookup.fetch("slow", 200);
+            let (a, b, c) = tokio::join!(slow, lookup.fetch("b", 1), lookup.ask(&Config, "other", &[7]));
+            assert_eq!(a, Ok(Some("slow: fetched".to_owned())), "{mode}");
+            assert_eq!(b, Ok(Some("b: fetched".to_owned())), "{mode}");
+            assert_eq!(c, Ok(("unset".to_owned(), 7)), "{mode}");
+        });
+    }
+}
+
+#[test]
+fn a_panic_in_the_plugins_future_is_an_error() {
+    for (mode, lookup) in lookups() {
+        let err = tokio().block_on(lookup.boom()).unwrap_err();
+        let CallError::Panicked { message } = err else { panic!("{mode}: {err:?}") };
+        assert!(message.starts_with("the future blew up"), "{mode}: {message}");
+        // The plugin keeps working.
+        assert_eq!(block_on(lookup.fetch("after", 1)), Ok(Some("after: fetched".to_owned())), "{mode}");
+    }
+}
+
+#[test]
+fn dropping_the_hosts_future_drops_the_plugins_future() {
+    let path = cdylib("async-plugin");
+    let lookup = tomada_host::load_with::<dyn Lookup>(&path, &Mode::InProcess).unwrap();
+    let notes = Notes::default();
+    let elapsed = tokio().block_on(async {
+        tokio::time::timeout(Duration::from_millis(20), lookup.stall(Box::new(notes.clone()))).await
+    });
+    assert!(elapsed.is_err(), "stall never finishes");
+    // tokio dropped the timed-out call: the plugin's future, and its guard, are gone.
+    assert_eq!(notes.taken(), ["started", "dropped"]);
+    // The minimal executor's way: poll once, then drop.
+    let notes = Notes::default();
+    let mut call = lookup.stall(Box::new(notes.clone()));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(std::pin::Pin::new(&mut call).poll(&mut cx).is_pending());
+    assert_eq!(notes.taken(), ["started"]);
+    drop(call);
+    assert_eq!(notes.taken(), ["started", "dropped"]);
+}
