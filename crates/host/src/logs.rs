@@ -38,8 +38,9 @@ pub(crate) fn level() -> u8 {
     if ENABLED.load(Ordering::Relaxed) { (log::max_level() as usize).min(5) as u8 } else { 0 }
 }
 
-/// A record as bytes, for a plugin's process to send to the host: level, then
+/// A record as bytes, for a plugin's process to send to the host (isolation, Unix): level, then
 /// message, module and file (each a `u32` length and its bytes), then line.
+#[cfg(unix)]
 pub(crate) fn encode_record(level: u8, message: &[u8], module: &[u8], file: &[u8], line: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + 12 + message.len() + module.len() + file.len() + 4);
     out.push(level);
@@ -53,6 +54,7 @@ pub(crate) fn encode_record(level: u8, message: &[u8], module: &[u8], file: &[u8
 
 /// Delivers a record that came as bytes ([`encode_record`]) from plugin `plugin`'s
 /// process; a malformed one is dropped.
+#[cfg(unix)]
 pub(crate) fn deliver_encoded(plugin: &str, bytes: &[u8]) {
     let Some((&level, mut rest)) = bytes.split_first() else { return };
     let mut parts = [&[][..]; 3];

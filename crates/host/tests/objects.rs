@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use indexer_api::{CursorClient, Host, Indexer, Level, Visitor};
+use indexer_api::{Host, Indexer, Level, Visitor};
 use tomada_host::{CallError, Plugin};
 use tomada_test_support::cdylib;
 
@@ -326,11 +326,11 @@ fn isolated_objects_live_with_their_process_and_fail_with_it() {
     while !crate::isolate::is_dead(pid) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    let err = CursorClient::of(&*cursor).unwrap().next().unwrap_err();
+    let err = indexer_api::CursorClient::of(&*cursor).unwrap().next().unwrap_err();
     assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
     // The plugin restarts; the old cursor stays dead.
     assert_eq!(plugin.count(), Ok(0), "a new process, a new (empty) index");
-    assert!(matches!(CursorClient::of(&*cursor).unwrap().next(), Err(CallError::Crashed { .. })));
+    assert!(matches!(indexer_api::CursorClient::of(&*cursor).unwrap().next(), Err(CallError::Crashed { .. })));
     assert!(dropped.load(Ordering::SeqCst), "the host's objects the crashed process held are dropped");
 }
 
