@@ -390,24 +390,11 @@ pub fn name_in(manifest: &[u8]) -> &[u8] {
 /// Whether all `names` differ (checked at compile time by
 /// [`export!`](crate::export): each export of a library has its own name).
 pub const fn distinct(names: &[&str]) -> bool {
-    const fn same(a: &[u8], b: &[u8]) -> bool {
-        if a.len() != b.len() {
-            return false;
-        }
-        let mut i = 0;
-        while i < a.len() {
-            if a[i] != b[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
     let mut i = 0;
     while i < names.len() {
         let mut j = i + 1;
         while j < names.len() {
-            if same(names[i].as_bytes(), names[j].as_bytes()) {
+            if crate::interface::str_eq(names[i], names[j]) {
                 return false;
             }
             j += 1;

@@ -223,6 +223,14 @@ pub(crate) fn read_into_spinning(
         let rest = &mut head[got..];
         recv_all(fd, rest.as_mut_ptr(), rest.len(), deadline)?;
     }
+    let (header, want) = parse_header(&head, max)?;
+    payload.clear();
+    recv_payload(fd, payload, want, deadline)?;
+    Ok(header)
+}
+
+/// A frame's header, checked, and the length of its payload.
+fn parse_header(head: &[u8], max: usize) -> Result<(Header, usize), ReadError> {
     let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
     if len < HEADER_REST {
         return Err(ReadError::Malformed(format!("a frame declares {len} bytes")));
@@ -234,11 +242,15 @@ pub(crate) fn read_into_spinning(
         )));
     }
     let kind = Kind::from_u8(head[4]).ok_or_else(|| ReadError::Malformed(format!("unknown frame kind {}", head[4])))?;
-    let header = Header { kind, status: head[5], id: u64::from_le_bytes(head[6..].try_into().expect("8 bytes")) };
-    let want = len - HEADER_REST;
-    payload.clear();
+    let id = u64::from_le_bytes(head[6..4 + HEADER_REST].try_into().expect("8 bytes"));
+    Ok((Header { kind, status: head[5], id }, len - HEADER_REST))
+}
+
+/// Receives the rest of a payload (what `payload` holds already is its start) until it
+/// has `want` bytes, straight into `payload`: no zero-fill, and room grown at most
+/// `AHEAD` past what arrived, so a lying header cannot make this side allocate.
+fn recv_payload(fd: RawFd, payload: &mut Vec<u8>, want: usize, deadline: Option<Instant>) -> Result<(), ReadError> {
     while payload.len() < want {
-        // Room for what is still to come, at most `AHEAD` past what arrived.
         let have = payload.len();
         payload.reserve((want - have).min(AHEAD.max(have)));
         let room = (payload.capacity() - have).min(want - have);
@@ -248,7 +260,7 @@ pub(crate) fn read_into_spinning(
         // SAFETY: `recv_all` initialised exactly those `room` bytes.
         unsafe { payload.set_len(have + room) };
     }
-    Ok(header)
+    Ok(())
 }
 
 /// What a reader has received past the frames it returned: one `recv` takes every
@@ -311,21 +323,8 @@ pub(crate) fn read_buffered(
         waiter.learn(started.elapsed());
         buf.fill(fd, HEAD, Duration::ZERO, deadline)?;
     }
-    let head = &buf.data[buf.start..buf.start + HEAD];
-    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
-    if len < HEADER_REST {
-        return Err(ReadError::Malformed(format!("a frame declares {len} bytes")));
-    }
-    if len > max.min(MAX_FRAME) {
-        return Err(ReadError::Malformed(format!(
-            "a frame declares {len} bytes, over the limit of {} bytes",
-            max.min(MAX_FRAME)
-        )));
-    }
-    let kind = Kind::from_u8(head[4]).ok_or_else(|| ReadError::Malformed(format!("unknown frame kind {}", head[4])))?;
-    let header = Header { kind, status: head[5], id: u64::from_le_bytes(head[6..].try_into().expect("8 bytes")) };
+    let (header, want) = parse_header(&buf.data[buf.start..buf.start + HEAD], max)?;
     buf.start += HEAD;
-    let want = len - HEADER_REST;
     payload.clear();
     // What arrived with the header, then the rest straight into the payload.
     let here = want.min(buf.end - buf.start);
@@ -334,16 +333,7 @@ pub(crate) fn read_buffered(
     if buf.start == buf.end {
         (buf.start, buf.end) = (0, 0);
     }
-    while payload.len() < want {
-        let have = payload.len();
-        payload.reserve((want - have).min(AHEAD.max(have)));
-        let room = (payload.capacity() - have).min(want - have);
-        // SAFETY: `room` bytes past the length are within the allocation (reserved above).
-        let to = unsafe { payload.as_mut_ptr().add(have) };
-        recv_all(fd, to, room, deadline)?;
-        // SAFETY: `recv_all` initialised exactly those `room` bytes.
-        unsafe { payload.set_len(have + room) };
-    }
+    recv_payload(fd, payload, want, deadline)?;
     Ok(header)
 }
 
@@ -462,6 +452,39 @@ mod tests {
         assert_eq!((h.id, &buf[..]), (2, &b"small"[..]));
         assert_eq!(buf.capacity(), capacity, "the buffer is reused");
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn buffered_reads_take_several_frames_at_once_and_large_ones_whole() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let big: Vec<u8> = (0..ReadBuf::SIZE * 2 + 5).map(|i| (i % 249) as u8).collect();
+        let sent = big.clone();
+        let writer = std::thread::spawn(move || {
+            for id in 1..=3 {
+                write(&a, head(Kind::Reply, id), &[&[id as u8; 3]]).unwrap();
+            }
+            write(&a, head(Kind::Call, 4), &[&sent]).unwrap();
+            write(&a, head(Kind::Release, 5), &[b"tail"]).unwrap();
+        });
+        let mut buf = ReadBuf::new();
+        let mut payload = Vec::new();
+        let w = Waiter::blocking();
+        for id in 1..=3 {
+            let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload).unwrap();
+            assert_eq!((h.id, &payload[..]), (id, &[id as u8; 3][..]));
+        }
+        let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload).unwrap();
+        assert_eq!(h.id, 4);
+        assert!(payload == big, "a frame larger than the buffer arrives whole");
+        let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload).unwrap();
+        assert_eq!((h.kind, &payload[..]), (Kind::Release, &b"tail"[..]));
+        assert!(!buf.has_bytes());
+        writer.join().unwrap();
+        // A header over the limit is refused before its payload is read.
+        let (mut c, d) = UnixStream::pair().unwrap();
+        c.write_all(&[0xff, 0xff, 0xff, 0x0f, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        let r = read_buffered(&d, &mut ReadBuf::new(), &w, false, None, 1000, &mut payload);
+        assert!(matches!(r, Err(ReadError::Malformed(_))), "{r:?}");
     }
 
     #[test]

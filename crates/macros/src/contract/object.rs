@@ -144,71 +144,76 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                 }
             }
 
-            #[doc(hidden)]
-            pub fn __tomada_box_export(object: ::std::boxed::Box<dyn #trait_ident>) -> ::tomada::__private::Exported {
+            /// A `Box<dyn C>` as a sized holder that forwards every method.
+            fn __tomada_box_holder(object: ::std::boxed::Box<dyn #trait_ident>) -> impl #trait_ident {
                 struct Holder(::std::boxed::Box<dyn #trait_ident>);
                 impl #trait_ident for Holder { #box_methods }
-                <dyn #trait_ident>::__tomada_export_of(Holder(object))
+                Holder(object)
+            }
+
+            /// An `Arc<dyn C>` as a sized holder that forwards every method.
+            fn __tomada_arc_holder(object: ::std::sync::Arc<dyn #trait_ident>) -> impl #trait_ident {
+                struct Holder(::std::sync::Arc<dyn #trait_ident>);
+                impl #trait_ident for Holder { #arc_methods }
+                Holder(object)
+            }
+
+            /// A `&dyn C` as a sized holder that forwards every method.
+            ///
+            /// # Safety
+            /// `object` must outlive the holder.
+            unsafe fn __tomada_ref_holder(object: &dyn #trait_ident) -> impl #trait_ident {
+                struct Holder(*const (dyn #trait_ident + 'static));
+                // SAFETY: the object behind the pointer is `Send + Sync` (the trait
+                // requires it).
+                unsafe impl ::core::marker::Send for Holder {}
+                // SAFETY: as above.
+                unsafe impl ::core::marker::Sync for Holder {}
+                impl #trait_ident for Holder { #ref_methods }
+                // SAFETY: only the borrow's lifetime is erased; the caller keeps the
+                // object alive as long as the holder.
+                #[allow(clippy::transmute_ptr_to_ptr)]
+                let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
+                Holder(object)
+            }
+
+            #[doc(hidden)]
+            pub fn __tomada_box_export(object: ::std::boxed::Box<dyn #trait_ident>) -> ::tomada::__private::Exported {
+                <dyn #trait_ident>::__tomada_export_of(<dyn #trait_ident>::__tomada_box_holder(object))
             }
 
             #[doc(hidden)]
             pub fn __tomada_arc_export(object: ::std::sync::Arc<dyn #trait_ident>) -> ::tomada::__private::Exported {
-                struct Holder(::std::sync::Arc<dyn #trait_ident>);
-                impl #trait_ident for Holder { #arc_methods }
-                <dyn #trait_ident>::__tomada_export_of(Holder(object))
+                <dyn #trait_ident>::__tomada_export_of(<dyn #trait_ident>::__tomada_arc_holder(object))
             }
 
             /// # Safety
             /// `object` must outlive the returned `Exported`.
             #[doc(hidden)]
             pub unsafe fn __tomada_ref_export(object: &dyn #trait_ident) -> ::tomada::__private::Exported {
-                struct Holder(*const (dyn #trait_ident + 'static));
-                // SAFETY: the object behind the pointer is `Send + Sync` (the trait
-                // requires it).
-                unsafe impl ::core::marker::Send for Holder {}
-                // SAFETY: as above.
-                unsafe impl ::core::marker::Sync for Holder {}
-                impl #trait_ident for Holder { #ref_methods }
-                // SAFETY: only the borrow's lifetime is erased; the caller keeps the
-                // object alive as long as the `Exported` (the call).
-                #[allow(clippy::transmute_ptr_to_ptr)]
-                let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
-                <dyn #trait_ident>::__tomada_export_of(Holder(object))
+                // SAFETY: the caller keeps `object` alive as long as the `Exported`.
+                <dyn #trait_ident>::__tomada_export_of(unsafe { <dyn #trait_ident>::__tomada_ref_holder(object) })
             }
 
             #[doc(hidden)]
             pub fn __tomada_box_into_object(object: ::std::boxed::Box<dyn #trait_ident>) -> ::tomada::__private::RObject {
-                struct Holder(::std::boxed::Box<dyn #trait_ident>);
-                impl #trait_ident for Holder { #box_methods }
                 static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
-                <dyn #trait_ident>::__tomada_object_of(Holder(object), &VTABLE)
+                <dyn #trait_ident>::__tomada_object_of(<dyn #trait_ident>::__tomada_box_holder(object), &VTABLE)
             }
 
             #[doc(hidden)]
             pub fn __tomada_arc_into_object(object: ::std::sync::Arc<dyn #trait_ident>) -> ::tomada::__private::RObject {
-                struct Holder(::std::sync::Arc<dyn #trait_ident>);
-                impl #trait_ident for Holder { #arc_methods }
                 static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
-                <dyn #trait_ident>::__tomada_object_of(Holder(object), &VTABLE)
+                <dyn #trait_ident>::__tomada_object_of(<dyn #trait_ident>::__tomada_arc_holder(object), &VTABLE)
             }
 
             /// # Safety
             /// `object` must outlive the returned `RObject`.
             #[doc(hidden)]
             pub unsafe fn __tomada_ref_into_object(object: &dyn #trait_ident) -> ::tomada::__private::RObject {
-                struct Holder(*const (dyn #trait_ident + 'static));
-                // SAFETY: the object behind the pointer is `Send + Sync` (the trait
-                // requires it).
-                unsafe impl ::core::marker::Send for Holder {}
-                // SAFETY: as above.
-                unsafe impl ::core::marker::Sync for Holder {}
-                impl #trait_ident for Holder { #ref_methods }
-                // SAFETY: only the borrow's lifetime is erased; the caller keeps the
-                // object alive as long as the `RObject` (the call).
-                #[allow(clippy::transmute_ptr_to_ptr)]
-                let object: *const (dyn #trait_ident + 'static) = unsafe { ::core::mem::transmute(object as *const dyn #trait_ident) };
                 static VTABLE: ::std::sync::OnceLock<::tomada::__private::Leaked> = ::std::sync::OnceLock::new();
-                <dyn #trait_ident>::__tomada_object_of(Holder(object), &VTABLE)
+                // SAFETY: the caller keeps `object` alive as long as the `RObject`.
+                <dyn #trait_ident>::__tomada_object_of(unsafe { <dyn #trait_ident>::__tomada_ref_holder(object) }, &VTABLE)
             }
         }
 
