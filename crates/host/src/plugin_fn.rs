@@ -76,13 +76,29 @@ pub(crate) unsafe fn destroy(destroy: DestroyFn, this: *const c_void) {
 #[cfg(unix)] // the runner of isolated plugins
 pub(crate) unsafe fn dispatch(dispatch: DispatchFn, this: *const c_void, method: u32, args: &[u8]) -> (Status, RVec) {
     let mut out = MaybeUninit::<RVec>::uninit();
+    // SAFETY: the caller's guarantees, and a fresh `out`.
+    unsafe { dispatch_into(dispatch, this, method, args, &mut out) }
+}
+
+/// [`dispatch`] writing its answer to the caller's `out`, whose address names the call
+/// (an async call is cancelled by that address: `tomada::future::CANCEL_METHOD`).
+///
+/// # Safety
+/// As [`dispatch`].
+pub(crate) unsafe fn dispatch_into(
+    dispatch: DispatchFn,
+    this: *const c_void,
+    method: u32,
+    args: &[u8],
+    out: &mut MaybeUninit<RVec>,
+) -> (Status, RVec) {
     let mut panic = MaybeUninit::<RVec>::uninit();
     // SAFETY: the caller vouches for `dispatch` and `this`; the arguments live for the
     // call; `out` and `panic` are writable.
     let status = unsafe { dispatch(this, method, RSlice::new(args), out.as_mut_ptr(), panic.as_mut_ptr()) };
     let body = if status == Status::OK {
         // SAFETY: written on OK.
-        unsafe { out.assume_init() }
+        unsafe { out.assume_init_read() }
     } else if status.has_message() {
         // SAFETY: written for every failed status that has a message.
         unsafe { panic.assume_init() }

@@ -1,8 +1,9 @@
 //! `async fn` in a contract across a real library boundary (`tests/plugins/async-plugin`):
 //! awaited with tokio and with a minimal executor written here, in-process (the
 //! plugin's future crosses as an FFI-safe future, woken by timer threads in the
-//! plugin) and isolated (through the channel's `call_async`). Cancellation: dropping
-//! the host's future drops the plugin's. A panic in the plugin's future is an error.
+//! plugin) and isolated (multiplexed on the channel: no host thread blocks). Cancellation,
+//! in both modes: dropping the host's future drops the plugin's. A panic in the
+//! plugin's future is an error.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,21 +117,51 @@ fn a_panic_in_the_plugins_future_is_an_error() {
 
 #[test]
 fn dropping_the_hosts_future_drops_the_plugins_future() {
-    let path = cdylib("async-plugin");
-    let lookup = tomada_host::load_with::<dyn Lookup>(&path, &Mode::InProcess).unwrap();
+    for (mode, lookup) in lookups() {
+        // Isolated, the plugin's process hears of it a moment later (a `Cancel` frame).
+        let dropped = |notes: &Notes| {
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while notes.taken().len() < 2 && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            notes.taken()
+        };
+        let notes = Notes::default();
+        let elapsed = tokio().block_on(async {
+            tokio::time::timeout(Duration::from_millis(50), lookup.stall(Box::new(notes.clone()))).await
+        });
+        assert!(elapsed.is_err(), "{mode}: stall never finishes");
+        // tokio dropped the timed-out call: the plugin's future, and its guard, are gone.
+        assert_eq!(dropped(&notes), ["started", "dropped"], "{mode}");
+        // The minimal executor's way: poll until it started, then drop.
+        let notes = Notes::default();
+        let mut call = lookup.stall(Box::new(notes.clone()));
+        let mut cx = Context::from_waker(Waker::noop());
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while notes.taken().is_empty() && std::time::Instant::now() < until {
+            assert!(std::pin::Pin::new(&mut call).poll(&mut cx).is_pending(), "{mode}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(notes.taken(), ["started"], "{mode}");
+        drop(call);
+        assert_eq!(dropped(&notes), ["started", "dropped"], "{mode}");
+        // The plugin goes on answering.
+        assert_eq!(block_on(lookup.fetch("after", 1)), Ok(Some("after: fetched".to_owned())), "{mode}");
+        assert_eq!(lookup.plain(2), Ok(4), "{mode}");
+    }
+}
+
+/// Isolated, an async call that outlives its deadline fails with `TimedOut` (the
+/// plugin's process is ended, as for a blocking call), and the next call starts anew.
+#[cfg(unix)]
+#[test]
+fn an_isolated_async_call_past_its_deadline_times_out() {
+    let isolation = crate::isolate::isolation().deadline(Duration::from_millis(200));
+    let lookup = tomada_host::load_with::<dyn Lookup>(cdylib("async-plugin"), &Mode::Isolated(isolation)).unwrap();
+    let first = lookup.process_id().unwrap();
     let notes = Notes::default();
-    let elapsed = tokio().block_on(async {
-        tokio::time::timeout(Duration::from_millis(20), lookup.stall(Box::new(notes.clone()))).await
-    });
-    assert!(elapsed.is_err(), "stall never finishes");
-    // tokio dropped the timed-out call: the plugin's future, and its guard, are gone.
-    assert_eq!(notes.taken(), ["started", "dropped"]);
-    // The minimal executor's way: poll once, then drop.
-    let notes = Notes::default();
-    let mut call = lookup.stall(Box::new(notes.clone()));
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(std::pin::Pin::new(&mut call).poll(&mut cx).is_pending());
-    assert_eq!(notes.taken(), ["started"]);
-    drop(call);
-    assert_eq!(notes.taken(), ["started", "dropped"]);
+    let err = block_on(lookup.stall(Box::new(notes.clone()))).unwrap_err();
+    assert!(matches!(err, CallError::TimedOut { .. }), "{err:?}");
+    assert_eq!(block_on(lookup.fetch("again", 1)), Ok(Some("again: fetched".to_owned())));
+    assert_ne!(lookup.process_id(), Some(first), "a new process");
 }

@@ -16,6 +16,7 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -85,6 +86,8 @@ pub(crate) enum Incoming {
     Release(u64),
     /// A log record (child to host).
     Log(Vec<u8>),
+    /// The host dropped its async call `id` (host to child).
+    Cancel(u64),
 }
 
 /// Why waiting stopped without a reply.
@@ -104,11 +107,30 @@ pub(crate) struct Flight {
     pub(crate) ending: bool,
     /// It ended: the error of every call still in flight.
     pub(crate) ended: Option<CallError>,
+    /// Async calls dropped before their answer: the answer, when it comes, is dropped.
+    cancelled: std::collections::HashSet<u64>,
+}
+
+impl Slot {
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+        if let Some(thread) = &self.thread {
+            thread.unpark();
+        }
+    }
 }
 
 /// One call in flight.
 struct Slot {
-    thread: Thread,
+    /// The thread waiting for it; `None` for an async call, whose future is woken.
+    thread: Option<Thread>,
+    waker: Option<std::task::Waker>,
+    /// An async call's deadline (a blocked thread keeps its own), and its error once
+    /// past it.
+    deadline: Option<Instant>,
+    overdue: Option<CallError>,
     /// Its reply (status and body), once read by another thread.
     answer: Option<(u8, Vec<u8>)>,
     /// Requests made within it, for its thread to serve.
@@ -197,8 +219,96 @@ impl Endpoint {
             return None;
         }
         let others = flight.waiting.len();
-        flight.waiting.insert(id, Slot { thread: std::thread::current(), answer: None, requests: VecDeque::new() });
+        let slot = Slot {
+            thread: Some(std::thread::current()),
+            waker: None,
+            deadline: None,
+            overdue: None,
+            answer: None,
+            requests: VecDeque::new(),
+        };
+        flight.waiting.insert(id, slot);
         Some((id, others))
+    }
+
+    /// Enters a new async call in flight, woken through `waker`; as [`Endpoint::register`].
+    pub(crate) fn register_async(&self, waker: std::task::Waker, deadline: Instant) -> Option<(u64, usize)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut flight = self.flight();
+        if flight.ending || flight.ended.is_some() {
+            return None;
+        }
+        let others = flight.waiting.len();
+        let slot = Slot {
+            thread: None,
+            waker: Some(waker),
+            deadline: Some(deadline),
+            overdue: None,
+            answer: None,
+            requests: VecDeque::new(),
+        };
+        flight.waiting.insert(id, slot);
+        Some((id, others))
+    }
+
+    /// An async call's answer, if it came (or the channel's end); else keeps `waker`
+    /// to wake when it comes.
+    pub(crate) fn poll_async(&self, id: u64, waker: &std::task::Waker) -> Option<Result<(u8, Vec<u8>), CallError>> {
+        let mut flight = self.flight();
+        let ended = flight.ended.clone();
+        let Some(slot) = flight.waiting.get_mut(&id) else {
+            return Some(Err(ended.unwrap_or_else(|| CallError::Channel { message: "the call is gone".to_owned() })));
+        };
+        if let Some(answer) = slot.answer.take() {
+            flight.waiting.remove(&id);
+            return Some(Ok(answer));
+        }
+        if let Some(e) = slot.overdue.take().or(ended) {
+            flight.waiting.remove(&id);
+            return Some(Err(e));
+        }
+        if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            slot.waker = Some(waker.clone());
+        }
+        None
+    }
+
+    /// Drops async call `id` before its answer: tells the other side to stop it, and
+    /// drops the answer if it still comes.
+    pub(crate) fn cancel(&self, id: u64) {
+        let tell = {
+            let mut flight = self.flight();
+            match flight.waiting.remove(&id) {
+                Some(slot) if slot.answer.is_none() && flight.ended.is_none() => {
+                    flight.cancelled.insert(id);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if tell {
+            let _ = self.write(Header { kind: Kind::Cancel, status: 0, id }, &[]);
+        }
+    }
+
+    /// Whether an async call is in flight, or a cancelled one's answer is still to
+    /// come: someone must read for them.
+    pub(crate) fn awaits_async(&self) -> bool {
+        let flight = self.flight();
+        flight.ended.is_none() && (!flight.cancelled.is_empty() || flight.waiting.values().any(|s| s.thread.is_none()))
+    }
+
+    /// Fails the async calls past their deadline with `error`; whether there were any.
+    pub(crate) fn fail_overdue(&self, now: Instant, error: &CallError) -> bool {
+        let mut any = false;
+        for slot in self.flight().waiting.values_mut() {
+            if slot.deadline.is_some_and(|d| now >= d) && slot.answer.is_none() {
+                slot.overdue = Some(error.clone());
+                slot.wake();
+                any = true;
+            }
+        }
+        any
     }
 
     /// Takes call `id` out of flight.
@@ -208,7 +318,18 @@ impl Endpoint {
 
     /// Sends request `id` (registered) for `target`'s method `method`.
     pub(crate) fn send(&self, id: u64, target: u64, method: u32, args: &[u8]) -> std::io::Result<()> {
-        let parent = self.parent();
+        self.send_within(id, target, self.parent(), method, args)
+    }
+
+    /// [`Endpoint::send`], made within request `parent` of the other side (0: none).
+    pub(crate) fn send_within(
+        &self,
+        id: u64,
+        target: u64,
+        parent: u64,
+        method: u32,
+        args: &[u8],
+    ) -> std::io::Result<()> {
         let mut head = [0u8; REQUEST_HEAD];
         head[..8].copy_from_slice(&target.to_le_bytes());
         head[8..16].copy_from_slice(&parent.to_le_bytes());
@@ -344,13 +465,30 @@ impl Endpoint {
         }
     }
 
+    /// With `reading` held, for a thread that waits for no call of its own (the reader
+    /// of async calls): waits up to `tick` for a frame to begin, then reads it whole and
+    /// hands it to its thread; `Ok(None)` if none began.
+    pub(crate) fn read_one(&self, buf: &mut ReadBuf, tick: Duration) -> Result<Option<Read>, ReadError> {
+        if !buf.has_bytes() {
+            match frame::wait_readable(self.stream.as_raw_fd(), Some(Instant::now() + tick)) {
+                Ok(()) => {}
+                Err(ReadError::TimedOut) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut payload = Vec::new();
+        let header = frame::read_buffered(&self.stream, buf, &self.waiter, false, None, self.max, &mut payload)?;
+        self.route(header, payload, None).map(Some)
+    }
+
     /// Hands a frame to its thread, or returns it if it is for this one.
     fn route(&self, header: Header, payload: Vec<u8>, mine: Option<u64>) -> Result<Read, ReadError> {
         let kind = header.kind;
         if kind == self.reply {
             // A reply is a value, a caught panic, or undecodable arguments; any other
             // status is a forgery (crashes and deadlines are ours to say).
-            if header.status > tomada::ffi::Status::MALFORMED.0 {
+            // (Or a cancelled async call's.)
+            if header.status > tomada::ffi::Status::CANCELLED.0 {
                 return Err(ReadError::Malformed(format!("a reply with status {}", header.status)));
             }
             if Some(header.id) == mine {
@@ -358,11 +496,14 @@ impl Endpoint {
                 return Ok(Read::Answer((header.status, payload)));
             }
             let mut flight = self.flight();
+            if flight.cancelled.remove(&header.id) {
+                return Ok(Read::Handed);
+            }
             let Some(slot) = flight.waiting.get_mut(&header.id) else {
                 return Err(ReadError::Malformed(format!("an answer to call {}, which is not in flight", header.id)));
             };
             slot.answer = Some((header.status, payload));
-            slot.thread.unpark();
+            slot.wake();
             return Ok(Read::Handed);
         }
         let theirs = if self.request == Kind::Call { Kind::Callback } else { Kind::Call };
@@ -378,10 +519,11 @@ impl Endpoint {
                 if Some(parent) == mine {
                     return Ok(Read::Request(request));
                 }
+                // (Made within an async call: no thread waits there to serve it.)
                 let mut flight = self.flight();
-                if let Some(slot) = flight.waiting.get_mut(&parent) {
+                if let Some(slot) = flight.waiting.get_mut(&parent).filter(|s| s.thread.is_some()) {
                     slot.requests.push_back(request);
-                    slot.thread.unpark();
+                    slot.wake();
                     return Ok(Read::Handed);
                 }
             }
@@ -393,6 +535,7 @@ impl Endpoint {
                 Ok(Read::Incoming(Incoming::Release(u64::from_le_bytes(id.try_into().expect("8 bytes")))))
             }
             Kind::Log if self.request == Kind::Call => Ok(Read::Incoming(Incoming::Log(payload))),
+            Kind::Cancel if self.request == Kind::Callback => Ok(Read::Incoming(Incoming::Cancel(header.id))),
             other => Err(ReadError::Malformed(format!("an unexpected {other:?} frame"))),
         }
     }
@@ -401,10 +544,11 @@ impl Endpoint {
     /// `me`; 0 for none), to read.
     pub(crate) fn pass_reading_on(&self, me: u64) {
         let flight = self.flight();
-        if let Some((_, slot)) =
-            flight.waiting.iter().find(|(id, s)| **id != me && s.answer.is_none() && s.requests.is_empty())
+        let idle = |(id, s): &(&u64, &Slot)| **id != me && s.answer.is_none() && s.requests.is_empty();
+        if let Some(thread) =
+            flight.waiting.iter().find(|e| e.1.thread.is_some() && idle(e)).and_then(|e| e.1.thread.as_ref())
         {
-            slot.thread.unpark();
+            thread.unpark();
         }
     }
 
@@ -412,8 +556,9 @@ impl Endpoint {
     pub(crate) fn close(&self, error: CallError) {
         let mut flight = self.flight();
         flight.ended = Some(error);
-        for slot in flight.waiting.values() {
-            slot.thread.unpark();
+        flight.cancelled.clear();
+        for slot in flight.waiting.values_mut() {
+            slot.wake();
         }
     }
 

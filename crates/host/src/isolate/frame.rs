@@ -62,6 +62,8 @@ pub(crate) enum Kind {
     Release = 9,
     /// Child → host: a log record of the plugin.
     Log = 10,
+    /// Host → child: the host dropped its async call (the id), which is stopped.
+    Cancel = 11,
 }
 
 impl Kind {
@@ -77,6 +79,7 @@ impl Kind {
             8 => Kind::CallbackReply,
             9 => Kind::Release,
             10 => Kind::Log,
+            11 => Kind::Cancel,
             _ => return None,
         })
     }

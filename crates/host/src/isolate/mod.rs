@@ -44,6 +44,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -84,6 +85,8 @@ const NUDGE_FD: i32 = 5;
 /// only when the last one came within this (see `frame::Waiter`), so a side that
 /// waits after an idle gap or a long call blocks at once and costs nothing.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
+/// How often the reader of async calls looks at their deadlines.
+const ASYNC_TICK: Duration = Duration::from_millis(20);
 /// How long a dead child's output may still take to arrive.
 const FORWARDER_GRACE: Duration = Duration::from_millis(500);
 /// How long a child whose channel ended may take to exit by itself.
@@ -108,6 +111,8 @@ struct Connection {
     forwarders: Mutex<Vec<JoinHandle<()>>>,
     /// The plugin's name, for its log records.
     name: String,
+    /// Whether a thread reads for the async calls in flight.
+    async_reader: std::sync::atomic::AtomicBool,
 }
 
 impl Connection {
@@ -404,6 +409,7 @@ impl Isolated {
             nudge,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
+            async_reader: std::sync::atomic::AtomicBool::new(false),
             forwarders: Mutex::new(forwarders),
             name,
         };
@@ -750,6 +756,145 @@ impl Channel for Isolated {
         let connection = self.connection().ok()?;
         Some(Arc::new(HostPeer { isolated: self.arc(), connection }))
     }
+
+    /// An async call multiplexed on the channel like any other: no thread of the host
+    /// blocks for it (a reader thread reads while async calls are in flight), the
+    /// plugin's callbacks within it are served on the connection's callback thread, and
+    /// dropping the future before its answer stops the plugin's future (a `Cancel`).
+    fn call_async(
+        self: Arc<Self>,
+        method: u32,
+        args: Vec<u8>,
+    ) -> tomada::BoxFuture<'static, Result<Vec<u8>, CallError>> {
+        Box::pin(AsyncCall { isolated: self, state: AsyncState::Unsent(method, args) })
+    }
+}
+
+/// An async call of an isolated plugin (see [`Isolated::call_async`]).
+struct AsyncCall {
+    isolated: Arc<Isolated>,
+    state: AsyncState,
+}
+
+enum AsyncState {
+    Unsent(u32, Vec<u8>),
+    Sent(Arc<Connection>, u64),
+    Done,
+}
+
+impl std::future::Future for AsyncCall {
+    type Output = Result<Vec<u8>, CallError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                AsyncState::Unsent(method, args) => {
+                    let (method, args) = (*method, std::mem::take(args));
+                    this.state = AsyncState::Done;
+                    this.isolated.fits(&args)?;
+                    let connection = this.isolated.connection()?;
+                    let deadline = Instant::now() + this.isolated.options.deadline;
+                    let Some((id, others)) = connection.endpoint.register_async(cx.waker().clone(), deadline) else {
+                        // Another call is ending this process: the next one takes it.
+                        this.state = AsyncState::Unsent(method, args);
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    // Made within nothing of the plugin's: its callbacks go to the
+                    // callback thread, as no thread of the host waits here.
+                    if let Err(e) = connection.endpoint.send_within(id, 0, 0, method, &args) {
+                        connection.endpoint.unregister(id);
+                        let fault = if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+                        {
+                            ReadError::TimedOut
+                        } else {
+                            ReadError::Eof
+                        };
+                        return Poll::Ready(Err(this.isolated.end(&connection, fault)));
+                    }
+                    if others > 0 {
+                        connection.nudge();
+                    }
+                    this.isolated.read_for_async(&connection);
+                    this.state = AsyncState::Sent(connection, id);
+                }
+                AsyncState::Sent(connection, id) => {
+                    let Some(answer) = connection.endpoint.poll_async(*id, cx.waker()) else {
+                        return Poll::Pending;
+                    };
+                    this.state = AsyncState::Done;
+                    return Poll::Ready(answer.and_then(|(status, body)| tomada::client::answer(status, body)));
+                }
+                AsyncState::Done => {
+                    return Poll::Ready(Err(CallError::Channel {
+                        message: "an async call polled again after it completed".to_owned(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for AsyncCall {
+    fn drop(&mut self) {
+        if let AsyncState::Sent(connection, id) = &self.state {
+            connection.endpoint.cancel(*id);
+            // The thread serving the call is busy with it: another must read the cancel.
+            connection.nudge();
+        }
+    }
+}
+
+impl Isolated {
+    /// Makes sure a thread reads `connection` while async calls are in flight on it
+    /// (sync callers read for themselves; an async call's future cannot block).
+    fn read_for_async(&self, connection: &Arc<Connection>) {
+        if connection.async_reader.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (isolated, reader) = (self.arc(), Arc::clone(connection));
+        let name = format!("tomada-async-{}", self.name);
+        let started = std::thread::Builder::new().name(name).spawn(move || {
+            let connection = reader;
+            let handler = HostHandler { isolated: Arc::clone(&isolated), connection: Arc::clone(&connection) };
+            loop {
+                if !connection.endpoint.awaits_async() {
+                    connection.async_reader.store(false, Ordering::Release);
+                    // A call registered meanwhile found the flag still set: take it up.
+                    if connection.endpoint.awaits_async() && !connection.async_reader.swap(true, Ordering::AcqRel) {
+                        continue;
+                    }
+                    return;
+                }
+                let read = {
+                    let mut reading = Endpoint::lock(&connection.endpoint.reading);
+                    connection.endpoint.read_one(&mut reading, ASYNC_TICK)
+                };
+                connection.endpoint.pass_reading_on(0);
+                match read {
+                    Ok(Some(endpoint::Read::Incoming(incoming))) => handler.incoming(incoming),
+                    Ok(_) => {
+                        let late = CallError::TimedOut { deadline: isolated.options.deadline };
+                        if connection.endpoint.fail_overdue(Instant::now(), &late) {
+                            // Hung, as a blocking call past its deadline: the process goes.
+                            isolated.end(&connection, ReadError::TimedOut);
+                            return;
+                        }
+                    }
+                    Err(fault) => {
+                        isolated.end(&connection, fault);
+                        return;
+                    }
+                }
+            }
+        });
+        if started.is_err() {
+            connection.async_reader.store(false, Ordering::Release);
+            connection.close(CallError::Channel { message: "cannot start a thread to read async calls".to_owned() });
+        }
+    }
 }
 
 /// The host's side of the objects crossing to one process of an isolated plugin.
@@ -801,6 +946,8 @@ impl Handler for HostHandler {
             Incoming::Request(request) => self.callback_outside_calls(request),
             Incoming::Release(id) => self.connection.objects.remove(id),
             Incoming::Log(record) => crate::logs::deliver_encoded(&self.connection.name, &record),
+            // (Only the plugin's side is sent cancels.)
+            Incoming::Cancel(_) => {}
         }
     }
 }

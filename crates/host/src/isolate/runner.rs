@@ -247,6 +247,7 @@ fn serve(fd: RawFd) -> i32 {
         },
         endpoint: Endpoint::new(stream, false, Waiter::new(SPIN), max),
         objects: Objects::new(),
+        running: Mutex::default(),
         pending: Mutex::new(VecDeque::new()),
         standby: Mutex::new(()),
         idle: AtomicUsize::new(0),
@@ -350,6 +351,9 @@ struct Server {
     endpoint: Endpoint,
     /// The plugin's objects the host holds, by number.
     objects: Objects,
+    /// The plugin's calls being served, by request id: the address of their `out`
+    /// slot (how an async call is cancelled).
+    running: Mutex<std::collections::HashMap<u64, usize>>,
     /// Calls read by a thread that cannot serve them (it waits for a callback's
     /// answer), for a pool thread.
     pending: Mutex<VecDeque<Request>>,
@@ -367,12 +371,24 @@ impl Handler for Server {
             if self.plugin.dropped.load(Ordering::Acquire) {
                 return (Status::MALFORMED.0, RVec::from_vec(b"the plugin's instance was dropped".to_vec()));
             }
+            // The call's `out` slot names it, for a cancel (see `Incoming::Cancel`).
+            let mut out = std::mem::MaybeUninit::uninit();
+            let key = out.as_ptr() as usize;
+            Endpoint::lock(&self.running).insert(request.id, key);
             // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this`
             // its instance (callable from any thread), and the arguments live for the
             // call.
             let (status, body) = unsafe {
-                crate::plugin_fn::dispatch(self.plugin.dispatch, self.plugin.this, request.method, request.args())
+                crate::plugin_fn::dispatch_into(
+                    self.plugin.dispatch,
+                    self.plugin.this,
+                    request.method,
+                    request.args(),
+                    &mut out,
+                )
             };
+            // Out of the table before `out` goes: no cancel reaches another call's slot.
+            Endpoint::lock(&self.running).remove(&request.id);
             return (status.0, body);
         }
         match self.objects.get(request.target) {
@@ -397,6 +413,24 @@ impl Handler for Server {
                 }
             }
             Incoming::Release(id) => self.objects.remove(id),
+            Incoming::Cancel(id) => {
+                // Held while the plugin is told: the call cannot end and free its slot
+                // meanwhile (it takes this lock first).
+                let running = Endpoint::lock(&self.running);
+                if let Some(key) = running.get(&id) {
+                    // SAFETY: the plugin's dispatch function and instance; the reserved
+                    // method reads the 8 bytes of a running call's `out` address, which
+                    // stays valid while it is in `running`.
+                    let _ = unsafe {
+                        crate::plugin_fn::dispatch(
+                            self.plugin.dispatch,
+                            self.plugin.this,
+                            tomada::future::CANCEL_METHOD,
+                            &key.to_le_bytes(),
+                        )
+                    };
+                }
+            }
             Incoming::Log(_) => {}
         }
     }
