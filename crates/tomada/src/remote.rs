@@ -173,6 +173,10 @@ pub fn current_peer() -> Option<Arc<dyn Peer>> {
     }
 }
 
+/// The top bit of an object's number on the wire: the object is lent for the call
+/// (its owner revokes it when the call returns), so its handle sends no release.
+const LENT: u64 = 1 << 63;
+
 fn no_peer() -> ! {
     panic!("a trait object crosses a channel outside any call through it (no current tomada peer)")
 }
@@ -198,7 +202,7 @@ pub fn encode_borrowed(object: Exported, out: &mut Vec<u8>) {
     }
     // SAFETY: set by `collecting_borrowed` to a vector it owns for the duration.
     unsafe { (*list).push(id) };
-    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&(id | LENT).to_le_bytes());
 }
 
 /// Runs `encode`, collecting the numbers of the objects it lends for the call.
@@ -223,12 +227,13 @@ pub(crate) fn collecting_borrowed(encode: impl FnOnce()) -> Vec<u64> {
 /// The bytes end early, or no call through a channel is converting.
 #[doc(hidden)]
 pub fn decode_remote(r: &mut Reader<'_>) -> Result<Arc<dyn Channel>, WireError> {
-    let id = u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
+    let word = u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
+    let (id, lent) = (word & !LENT, word & LENT != 0);
     if id == 0 {
         return Err(WireError("an object numbered 0"));
     }
     let peer = current_peer().ok_or(WireError("an object crossed outside a call through a channel"))?;
-    Ok(Arc::new(RemoteObject { peer, id }))
+    Ok(Arc::new(RemoteObject { peer, id, lent }))
 }
 
 /// An object of the other side of a channel: calls go to it by number; dropping this
@@ -236,6 +241,8 @@ pub fn decode_remote(r: &mut Reader<'_>) -> Result<Arc<dyn Channel>, WireError> 
 pub struct RemoteObject {
     peer: Arc<dyn Peer>,
     id: u64,
+    /// Lent for one call: its owner revokes it, so dropping this says nothing.
+    lent: bool,
 }
 
 impl std::fmt::Debug for RemoteObject {
@@ -255,6 +262,8 @@ impl Channel for RemoteObject {
 
 impl Drop for RemoteObject {
     fn drop(&mut self) {
-        self.peer.release(self.id);
+        if !self.lent {
+            self.peer.release(self.id);
+        }
     }
 }
