@@ -112,13 +112,14 @@ pub(crate) struct Flight {
 }
 
 impl Slot {
-    fn wake(&mut self) {
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
+    /// Wakes its thread; returns its future's waker, to wake once the lock on the
+    /// calls is let go (a waker may run anything, even a poll of this call).
+    #[must_use]
+    fn wake(&mut self) -> Option<std::task::Waker> {
         if let Some(thread) = &self.thread {
             thread.unpark();
         }
+        self.waker.take()
     }
 }
 
@@ -300,14 +301,16 @@ impl Endpoint {
 
     /// Fails the async calls past their deadline with `error`; whether there were any.
     pub(crate) fn fail_overdue(&self, now: Instant, error: &CallError) -> bool {
+        let mut wakers = Vec::new();
         let mut any = false;
         for slot in self.flight().waiting.values_mut() {
             if slot.deadline.is_some_and(|d| now >= d) && slot.answer.is_none() {
                 slot.overdue = Some(error.clone());
-                slot.wake();
+                wakers.extend(slot.wake());
                 any = true;
             }
         }
+        wakers.into_iter().for_each(std::task::Waker::wake);
         any
     }
 
@@ -495,15 +498,23 @@ impl Endpoint {
                 self.flight().waiting.remove(&header.id);
                 return Ok(Read::Answer((header.status, payload)));
             }
-            let mut flight = self.flight();
-            if flight.cancelled.remove(&header.id) {
-                return Ok(Read::Handed);
-            }
-            let Some(slot) = flight.waiting.get_mut(&header.id) else {
-                return Err(ReadError::Malformed(format!("an answer to call {}, which is not in flight", header.id)));
+            let waker = {
+                let mut flight = self.flight();
+                if flight.cancelled.remove(&header.id) {
+                    return Ok(Read::Handed);
+                }
+                let Some(slot) = flight.waiting.get_mut(&header.id) else {
+                    return Err(ReadError::Malformed(format!(
+                        "an answer to call {}, which is not in flight",
+                        header.id
+                    )));
+                };
+                slot.answer = Some((header.status, payload));
+                slot.wake()
             };
-            slot.answer = Some((header.status, payload));
-            slot.wake();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
             return Ok(Read::Handed);
         }
         let theirs = if self.request == Kind::Call { Kind::Callback } else { Kind::Call };
@@ -523,7 +534,7 @@ impl Endpoint {
                 let mut flight = self.flight();
                 if let Some(slot) = flight.waiting.get_mut(&parent).filter(|s| s.thread.is_some()) {
                     slot.requests.push_back(request);
-                    slot.wake();
+                    let _ = slot.wake(); // a thread's slot: no waker
                     return Ok(Read::Handed);
                 }
             }
@@ -557,9 +568,9 @@ impl Endpoint {
         let mut flight = self.flight();
         flight.ended = Some(error);
         flight.cancelled.clear();
-        for slot in flight.waiting.values_mut() {
-            slot.wake();
-        }
+        let wakers: Vec<_> = flight.waiting.values_mut().filter_map(Slot::wake).collect();
+        drop(flight);
+        wakers.into_iter().for_each(std::task::Waker::wake);
     }
 
     /// Tells the other side its object `id` is no longer used (a failure is the
