@@ -165,3 +165,26 @@ fn an_isolated_async_call_past_its_deadline_times_out() {
     assert_eq!(block_on(lookup.fetch("again", 1)), Ok(Some("again: fetched".to_owned())));
     assert_ne!(lookup.process_id(), Some(first), "a new process");
 }
+
+/// Isolated, the threads that serve callbacks outside a blocked host thread (those of
+/// async calls) do not keep the plugin alive: dropping the `Plugin` ends its process.
+#[cfg(unix)]
+#[test]
+fn dropping_an_isolated_plugin_after_async_callbacks_ends_its_process() {
+    let lookup =
+        tomada_host::load_with::<dyn Lookup>(cdylib("async-plugin"), &Mode::Isolated(crate::isolate::isolation()))
+            .unwrap();
+    let pid = lookup.process_id().unwrap();
+    let notes = Notes::default();
+    let elapsed = tokio().block_on(async {
+        tokio::time::timeout(Duration::from_millis(50), lookup.stall(Box::new(notes.clone()))).await
+    });
+    assert!(elapsed.is_err());
+    assert_eq!(block_on(lookup.ask(&Config, "mode", &[1])), Ok(("fast".to_owned(), 1)));
+    drop(lookup);
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while !crate::isolate::is_dead(pid) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(crate::isolate::is_dead(pid), "the plugin's process ended with its handle");
+}

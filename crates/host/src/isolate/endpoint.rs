@@ -27,6 +27,9 @@ use tomada::CallError;
 
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
 
+/// How many requests made within one call may wait for its thread.
+const MAX_NESTED: usize = 64;
+
 /// The bytes of a request's payload before its arguments: target, parent, method.
 pub(crate) const REQUEST_HEAD: usize = 8 + 8 + 4;
 
@@ -533,6 +536,14 @@ impl Endpoint {
                 // (Made within an async call: no thread waits there to serve it.)
                 let mut flight = self.flight();
                 if let Some(slot) = flight.waiting.get_mut(&parent).filter(|s| s.thread.is_some()) {
+                    // One thread serves them in turn; a plugin does not make many at
+                    // once within one call, so a flood is refused, not queued.
+                    if slot.requests.len() >= MAX_NESTED {
+                        drop(flight);
+                        let message = b"too many requests within one call are waiting";
+                        let _ = self.answer(request.id, tomada::ffi::Status::MALFORMED.0, message);
+                        return Ok(Read::Handed);
+                    }
                     slot.requests.push_back(request);
                     let _ = slot.wake(); // a thread's slot: no waker
                     return Ok(Read::Handed);

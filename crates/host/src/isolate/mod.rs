@@ -85,6 +85,8 @@ const NUDGE_FD: i32 = 5;
 /// only when the last one came within this (see `frame::Waiter`), so a side that
 /// waits after an idle gap or a long call blocks at once and costs nothing.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
+/// How many callbacks made outside the host's calls may wait for the callback thread.
+const CALLBACKS_QUEUED: usize = 256;
 /// How often the reader of async calls looks at their deadlines.
 const ASYNC_TICK: Duration = Duration::from_millis(20);
 /// How long a dead child's output may still take to arrive.
@@ -107,7 +109,7 @@ struct Connection {
     objects: Objects,
     /// The thread serving callbacks made outside any host call (from a plugin's own
     /// threads), started when the first comes.
-    callbacks: Mutex<Option<std::sync::mpsc::Sender<Request>>>,
+    callbacks: Mutex<Option<std::sync::mpsc::SyncSender<Request>>>,
     forwarders: Mutex<Vec<JoinHandle<()>>>,
     /// The plugin's name, for its log records.
     name: String,
@@ -129,10 +131,17 @@ impl Connection {
     fn close(&self, error: CallError) {
         self.endpoint.close(error);
         self.objects.clear();
+        self.stop_callbacks();
+    }
+
+    /// Ends the callback thread, if one runs.
+    fn stop_callbacks(&self) {
+        drop(self.callbacks.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
     fn kill(&self) -> Option<ExitStatus> {
+        self.stop_callbacks();
         if self.child.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
             return None;
         }
@@ -958,15 +967,27 @@ impl HostHandler {
     fn callback_outside_calls(&self, request: Request) {
         let mut sender = self.connection.callbacks.lock().unwrap_or_else(|p| p.into_inner());
         if sender.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel::<Request>();
-            let handler =
-                HostHandler { isolated: Arc::clone(&self.isolated), connection: Arc::clone(&self.connection) };
-            // The thread holds the connection until the channel's sender (kept in the
-            // connection) drops, when the connection ends.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Request>(CALLBACKS_QUEUED);
+            let (isolated, connection) = (Arc::downgrade(&self.isolated), Arc::clone(&self.connection));
+            // The thread ends when the connection does (`close` and `kill` drop the
+            // sender); it holds the plugin's handle weakly, so dropping the `Plugin`
+            // still ends the process.
             let started = std::thread::Builder::new().name(format!("tomada-callbacks-{}", self.connection.name)).spawn(
                 move || {
                     while let Ok(request) = rx.recv() {
-                        handler.connection.endpoint.serve(request, &handler);
+                        match isolated.upgrade() {
+                            Some(isolated) => {
+                                let handler = HostHandler { isolated, connection: Arc::clone(&connection) };
+                                connection.endpoint.serve(request, &handler);
+                            }
+                            None => {
+                                let _ = connection.endpoint.answer(
+                                    request.id,
+                                    Status::MALFORMED.0,
+                                    b"the plugin was dropped",
+                                );
+                            }
+                        }
                     }
                 },
             );
@@ -981,7 +1002,15 @@ impl HostHandler {
             *sender = Some(tx);
         }
         if let Some(tx) = sender.as_ref() {
-            let _ = tx.send(request);
+            // A plugin flooding the host with callbacks is answered, not queued without
+            // bound.
+            if let Err(std::sync::mpsc::TrySendError::Full(request)) = tx.try_send(request) {
+                let _ = self.connection.endpoint.answer(
+                    request.id,
+                    Status::MALFORMED.0,
+                    b"too many callbacks made outside the host's calls are waiting",
+                );
+            }
         }
     }
 }
