@@ -231,18 +231,41 @@ fn re_entrant_callbacks_from_several_threads_at_once(load: Load) {
 /// the library, or the plugin's process); the host objects the plugin holds are
 /// dropped with it.
 fn objects_live_on_after_the_plugin_handle_drops(load: Load) {
+    /// A host service that keeps its lines where the test sees them.
+    struct Lines(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
+    impl Host for Lines {
+        fn log(&self, _: Level, message: &str) {
+            self.0.lock().unwrap().push(message.to_owned());
+        }
+        fn config(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    impl Drop for Lines {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
     let plugin = load();
     plugin.index("fig date", &Recorder::new(vec![]).1).unwrap();
     let cursor = plugin.open("d").unwrap();
-    let (dropped, host) = Recorder::new(vec![]);
-    plugin.attach(Box::new(host)).unwrap();
+    let (lines, dropped) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+    plugin.attach(Box::new(Lines(Arc::clone(&lines), Arc::clone(&dropped)))).unwrap();
     let shared = plugin.share(Arc::new(Recorder::new(vec![("prefix", "f")]).1)).unwrap();
     drop(plugin);
+    // The instance went with its handle; its `Drop` called the host service it held.
     assert_eq!(cursor.next(), Some("date".into()));
     assert_eq!(cursor.fork().next(), None);
     assert_eq!(shared.next(), Some("fig".into()));
-    drop((cursor, shared));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !dropped.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+        // (Isolated, the goodbye waits for the host to read the channel: a call.)
+        assert!(cursor.next().is_none());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(lines.lock().unwrap().last().map(String::as_str), Some("dropped with the plugin"));
     assert!(dropped.load(Ordering::SeqCst), "the plugin's instance, and what it held, is gone");
+    drop((cursor, shared));
 }
 
 #[test]
@@ -307,6 +330,12 @@ fn isolated_objects_live_with_their_process_and_fail_with_it() {
     drop(plugin);
     assert!(!is_dead(pid), "the cursor keeps the plugin's process");
     assert_eq!(cursor.next(), Some("lime".into()));
+    // (Its goodbye through the host service is served when the host next reads.)
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !dropped.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+        cursor.fork();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     assert!(dropped.load(Ordering::SeqCst), "the instance went with its handle, and so did what it held");
     drop(cursor);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -472,11 +472,14 @@ impl Server {
 
     /// Reads with `reading` held, until a new call (returned) comes; ends the process
     /// if the channel ended or is corrupted.
-    fn read_call(&self, buf: &mut ReadBuf) -> Request {
+    ///
+    /// Anything else that is not for a waiting thread (a release, a cancel) is returned
+    /// too, to be handled once the reading is let go: dropping an object may run the
+    /// plugin's code, which may call the host and need a reader.
+    fn read_next(&self, buf: &mut ReadBuf) -> Incoming {
         loop {
             match self.endpoint.read_for(buf, None, None, &mut Vec::new()) {
-                Ok(Read::Incoming(Incoming::Request(request))) => return request,
-                Ok(Read::Incoming(incoming)) => self.incoming(incoming),
+                Ok(Read::Incoming(incoming)) => return incoming,
                 Ok(_) => {}
                 // The host closed the channel: it is done with us, or gone.
                 Err(ReadError::Eof) => std::process::exit(0),
@@ -490,10 +493,10 @@ impl Server {
     /// the channel ends.
     fn main_loop(&'static self) -> ! {
         loop {
-            let (request, more) = {
+            let (incoming, more) = {
                 let mut reading = Endpoint::lock(&self.endpoint.reading);
-                let request = self.read_call(&mut reading);
-                (request, reading.has_bytes() || readable(&self.endpoint.stream))
+                let incoming = self.read_next(&mut reading);
+                (incoming, reading.has_bytes() || readable(&self.endpoint.stream))
             };
             // More has arrived: a pool thread reads it while this one serves (the host's
             // nudge for it may have come while this thread still held the reading).
@@ -502,7 +505,7 @@ impl Server {
             }
             // A thread waiting for a callback's answer may need a reader now.
             self.endpoint.pass_reading_on(0);
-            self.endpoint.serve(request, self);
+            self.handle(incoming);
         }
     }
 
@@ -532,8 +535,8 @@ impl Server {
                 self.grow();
             }
             let handed = self.pending.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-            let request = match handed {
-                Some(request) => request,
+            let incoming = match handed {
+                Some(request) => Incoming::Request(request),
                 None => {
                     // If another thread reads, it takes what is there (and nudges again
                     // if more comes while it serves): no waiting for the reading here.
@@ -541,19 +544,27 @@ impl Server {
                         Ok(mut reading) => {
                             // (Nothing there: taken by another thread already.)
                             let ready = reading.has_bytes() || readable(&self.endpoint.stream);
-                            ready.then(|| self.read_call(&mut reading))
+                            ready.then(|| self.read_next(&mut reading))
                         }
                         Err(_) => None,
                     };
                     // Whoever lets go of the reading wakes a thread that may need it.
                     self.endpoint.pass_reading_on(0);
                     match read {
-                        Some(request) => request,
+                        Some(incoming) => incoming,
                         None => continue,
                     }
                 }
             };
-            self.endpoint.serve(request, self);
+            self.handle(incoming);
+        }
+    }
+
+    /// Serves a call, or handles what else came, with the reading let go.
+    fn handle(&self, incoming: Incoming) {
+        match incoming {
+            Incoming::Request(request) => self.endpoint.serve(request, self),
+            other => self.incoming(other),
         }
     }
 

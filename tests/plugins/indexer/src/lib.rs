@@ -27,6 +27,17 @@ impl Cursor for Words {
     }
 }
 
+/// Says goodbye through the host service it still holds: a plugin's code calling the
+/// host while it is being dropped (isolated: while the runner handles the release).
+impl Drop for Index {
+    fn drop(&mut self) {
+        let attached = self.attached.get_mut().map(Option::take).unwrap_or_default();
+        if let Some(host) = attached {
+            host.log(Level::Info, "dropped with the plugin");
+        }
+    }
+}
+
 impl Index {
     fn matching(&self, prefix: &str) -> Vec<String> {
         self.words.lock().unwrap().iter().filter(|w| w.starts_with(prefix)).cloned().collect()
