@@ -15,7 +15,7 @@
 //! the host's making. Neither side assumes the other shares its runtime, its
 //! executor, its std or its allocator: each frees only what it allocated, through its
 //! own functions (the design of the `async-ffi` crate). A panic while polling is caught
-//! in the plugin and comes back as [`CallError::Panicked`](crate::CallError::Panicked).
+//! in the plugin and comes back as [`CallError::Panicked`].
 //! The host's side is a [`CallFuture`]; dropping it before it completes drops the
 //! plugin's future (cancellation).
 //!

@@ -1,6 +1,6 @@
 //! The host of the `host-services` example: `host-services-host PLUGIN [--isolate]`
 //! loads a [`Notebook`] plugin (in this process, or in a child process of its own), offers it [`Host`] services (for one call, and to keep),
-//! keeps a [`Cursor`] the plugin made after dropping the plugin itself, and prints
+//! keeps a `Cursor` the plugin made after dropping the plugin itself, and prints
 //! the plugin's `log` records through its own logger.
 
 use std::error::Error;
