@@ -267,3 +267,102 @@ impl Drop for RemoteObject {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A peer that is its own other side: what it exports, it calls.
+    #[derive(Default)]
+    struct Mirror {
+        objects: Mutex<HashMap<u64, Exported>>,
+        next: Mutex<u64>,
+        released: Mutex<Vec<u64>>,
+    }
+
+    impl Peer for Mirror {
+        fn export(&self, object: Exported) -> u64 {
+            let mut next = self.next.lock().unwrap();
+            *next += 1;
+            self.objects.lock().unwrap().insert(*next, object);
+            *next
+        }
+        fn revoke(&self, id: u64) {
+            if let Some(object) = self.objects.lock().unwrap().remove(&id) {
+                // SAFETY: removed from the table, released once.
+                unsafe { object.release() };
+            }
+        }
+        fn call(&self, id: u64, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            let objects = self.objects.lock().unwrap();
+            let object = objects.get(&id).ok_or(CallError::Channel { message: "no object".into() })?;
+            // SAFETY: in the table, so not released.
+            let (status, body) = unsafe { object.serve(method, &args) };
+            crate::client::answer(status.0, body.into_vec())
+        }
+        fn release(&self, id: u64) {
+            self.released.lock().unwrap().push(id);
+            self.revoke(id);
+        }
+    }
+
+    /// Echoes its arguments back, and counts its drops.
+    unsafe extern "C" fn echo(this: *const c_void, method: u32, args: RSlice, out: *mut RVec, _: *mut RVec) -> Status {
+        // SAFETY: `this` is the `u32` boxed below; `args` live for the call; `out` is
+        // writable.
+        unsafe {
+            assert_eq!(*this.cast::<u32>(), 7);
+            out.write(RVec::from_vec([&method.to_le_bytes()[..], args.as_bytes()].concat()));
+        }
+        Status::OK
+    }
+
+    static DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    unsafe extern "C" fn drop_u32(this: *const c_void) {
+        // SAFETY: made by `Box::into_raw` below, released once.
+        drop(unsafe { Box::from_raw(this.cast::<u32>().cast_mut()) });
+        DROPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn object() -> Exported {
+        Exported { this: Box::into_raw(Box::new(7u32)).cast(), dispatch: echo, release: Some(drop_u32) }
+    }
+
+    #[test]
+    fn objects_cross_by_number_and_are_released_once() {
+        let mirror = Arc::new(Mirror::default());
+        let peer: Arc<dyn Peer> = mirror.clone();
+        assert!(current_peer().is_none(), "no peer outside a call");
+        let before = DROPS.load(std::sync::atomic::Ordering::SeqCst);
+
+        // Given away: a handle that calls it and releases it when dropped.
+        let mut bytes = Vec::new();
+        let handle = with_peer(&peer, || {
+            encode_exported(object(), &mut bytes);
+            decode_remote(&mut Reader::new(&bytes)).unwrap()
+        });
+        assert_eq!(handle.call(3, b"hi".to_vec()).unwrap(), [3, 0, 0, 0, b'h', b'i']);
+        drop(handle);
+        assert_eq!(mirror.released.lock().unwrap().as_slice(), &[1]);
+        assert!(mirror.objects.lock().unwrap().is_empty());
+
+        // Lent: revoked by the call that lent it; its handle sends no release.
+        let mut bytes = Vec::new();
+        let lent = with_peer(&peer, || collecting_borrowed(|| encode_borrowed(object(), &mut bytes)));
+        assert_eq!(lent, [2]);
+        let handle = with_peer(&peer, || decode_remote(&mut Reader::new(&bytes)).unwrap());
+        assert_eq!(handle.call(1, Vec::new()).unwrap(), [1, 0, 0, 0]);
+        drop(handle);
+        assert_eq!(mirror.released.lock().unwrap().len(), 1, "no release for a lent object");
+        peer.revoke(2);
+        assert_eq!(DROPS.load(std::sync::atomic::Ordering::SeqCst) - before, 2, "each dropped once");
+
+        // Outside a call: no peer, no object.
+        assert!(decode_remote(&mut Reader::new(&3u64.to_le_bytes())).is_err());
+        assert!(decode_remote(&mut Reader::new(&0u64.to_le_bytes())).is_err(), "0 is the plugin, never an object");
+    }
+}
