@@ -226,7 +226,7 @@ struct State {
     quarantined: Option<String>,
 }
 
-/// An isolated plugin: the channel the remote vtable's calls go through.
+/// An isolated plugin: the channel its clients' calls go through.
 pub(crate) struct Isolated {
     me: std::sync::Weak<Isolated>,
     path: PathBuf,
