@@ -85,6 +85,7 @@ pub(crate) unsafe fn dispatch(dispatch: DispatchFn, this: *const c_void, method:
 ///
 /// # Safety
 /// As [`dispatch`].
+#[cfg(unix)]
 pub(crate) unsafe fn dispatch_into(
     dispatch: DispatchFn,
     this: *const c_void,
