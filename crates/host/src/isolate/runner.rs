@@ -462,7 +462,15 @@ impl Server {
             // The host is gone: so is this process.
             std::process::exit(0);
         }
-        match self.endpoint.wait(id, None, self, Vec::new()) {
+        let answer = self.endpoint.wait(id, None, self, Vec::new());
+        // Reading for its answer, this thread may have taken more than it needed: a new
+        // call for the pool.
+        if let Ok(reading) = self.endpoint.reading.try_lock()
+            && (reading.has_bytes() || readable(&self.endpoint.stream))
+        {
+            nudge_self();
+        }
+        match answer {
             Ok((status, body)) => (Status(status), body),
             Err(WaitError::Fault(ReadError::Eof)) => std::process::exit(0),
             Err(WaitError::Fault(_)) => std::process::exit(4),
@@ -544,7 +552,15 @@ impl Server {
                         Ok(mut reading) => {
                             // (Nothing there: taken by another thread already.)
                             let ready = reading.has_bytes() || readable(&self.endpoint.stream);
-                            ready.then(|| self.read_next(&mut reading))
+                            ready.then(|| {
+                                let incoming = self.read_next(&mut reading);
+                                // One `recv` may have taken more than this call, whose
+                                // nudge another thread consumed while this one read.
+                                if reading.has_bytes() || readable(&self.endpoint.stream) {
+                                    nudge_self();
+                                }
+                                incoming
+                            })
                         }
                         Err(_) => None,
                     };
