@@ -302,18 +302,17 @@ impl Endpoint {
         flight.ended.is_none() && (!flight.cancelled.is_empty() || flight.waiting.values().any(|s| s.thread.is_none()))
     }
 
-    /// Fails the async calls past their deadline with `error`; whether there were any.
+    /// Marks the async calls past their deadline to fail with `error` (they are woken
+    /// when the channel is closed, which the caller does next, so no new call takes
+    /// this channel meanwhile); whether there were any.
     pub(crate) fn fail_overdue(&self, now: Instant, error: &CallError) -> bool {
-        let mut wakers = Vec::new();
         let mut any = false;
         for slot in self.flight().waiting.values_mut() {
             if slot.deadline.is_some_and(|d| now >= d) && slot.answer.is_none() {
                 slot.overdue = Some(error.clone());
-                wakers.extend(slot.wake());
                 any = true;
             }
         }
-        wakers.into_iter().for_each(std::task::Waker::wake);
         any
     }
 
