@@ -58,6 +58,16 @@ fn mapped(path: &std::path::Path) -> bool {
 
 type Load = fn() -> Plugin<dyn Indexer>;
 
+/// Waits up to 5 s for `done`, running `meanwhile` between looks (a call, so the host
+/// reads what an isolated plugin sent between calls).
+fn eventually(done: impl Fn() -> bool, meanwhile: impl Fn()) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() && std::time::Instant::now() < until {
+        meanwhile();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 fn in_process() -> Plugin<dyn Indexer> {
     tomada_host::load::<dyn Indexer>(cdylib("indexer")).unwrap()
 }
@@ -257,12 +267,8 @@ fn objects_live_on_after_the_plugin_handle_drops(load: Load) {
     assert_eq!(cursor.next(), Some("date".into()));
     assert_eq!(cursor.fork().next(), None);
     assert_eq!(shared.next(), Some("fig".into()));
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !dropped.load(Ordering::SeqCst) && std::time::Instant::now() < until {
-        // (Isolated, the goodbye waits for the host to read the channel: a call.)
-        assert!(cursor.next().is_none());
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    // (Isolated, the goodbye waits for the host to read the channel: a call.)
+    eventually(|| dropped.load(Ordering::SeqCst), || assert!(cursor.next().is_none()));
     assert_eq!(lines.lock().unwrap().last().map(String::as_str), Some("dropped with the plugin"));
     assert!(dropped.load(Ordering::SeqCst), "the plugin's instance, and what it held, is gone");
     drop((cursor, shared));
@@ -331,17 +337,10 @@ fn isolated_objects_live_with_their_process_and_fail_with_it() {
     assert!(!is_dead(pid), "the cursor keeps the plugin's process");
     assert_eq!(cursor.next(), Some("lime".into()));
     // (Its goodbye through the host service is served when the host next reads.)
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !dropped.load(Ordering::SeqCst) && std::time::Instant::now() < until {
-        cursor.fork();
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    eventually(|| dropped.load(Ordering::SeqCst), || drop(cursor.fork()));
     assert!(dropped.load(Ordering::SeqCst), "the instance went with its handle, and so did what it held");
     drop(cursor);
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !is_dead(pid) && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    eventually(|| is_dead(pid), || ());
     assert!(is_dead(pid), "the process ends with its last object");
 
     let plugin = isolated();
@@ -396,10 +395,7 @@ fn isolated_objects_dropped_on_other_threads_in_any_order() {
     assert!(!crate::isolate::is_dead(pid));
     assert!(!dropped.load(Ordering::SeqCst));
     drop(plugin);
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !crate::isolate::is_dead(pid) && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    eventually(|| crate::isolate::is_dead(pid), || ());
     assert!(crate::isolate::is_dead(pid), "the process ends once every handle and object is gone");
     assert!(dropped.load(Ordering::SeqCst));
 }

@@ -217,40 +217,28 @@ impl Endpoint {
     /// Enters a new call in flight; returns its id and how many others are, or
     /// `None` if the channel is ending.
     pub(crate) fn register(&self) -> Option<(u64, usize)> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut flight = self.flight();
-        if flight.ending || flight.ended.is_some() {
-            return None;
-        }
-        let others = flight.waiting.len();
-        let slot = Slot {
-            thread: Some(std::thread::current()),
-            waker: None,
-            deadline: None,
-            overdue: None,
-            answer: None,
-            requests: VecDeque::new(),
-        };
-        flight.waiting.insert(id, slot);
-        Some((id, others))
+        self.enter(Some(std::thread::current()), None, None)
     }
 
     /// Enters a new async call in flight, woken through `waker`; as [`Endpoint::register`].
     pub(crate) fn register_async(&self, waker: std::task::Waker, deadline: Instant) -> Option<(u64, usize)> {
+        self.enter(None, Some(waker), Some(deadline))
+    }
+
+    /// Enters a call waited for by `thread`, or by a future through `waker`.
+    fn enter(
+        &self,
+        thread: Option<Thread>,
+        waker: Option<std::task::Waker>,
+        deadline: Option<Instant>,
+    ) -> Option<(u64, usize)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut flight = self.flight();
         if flight.ending || flight.ended.is_some() {
             return None;
         }
         let others = flight.waiting.len();
-        let slot = Slot {
-            thread: None,
-            waker: Some(waker),
-            deadline: Some(deadline),
-            overdue: None,
-            answer: None,
-            requests: VecDeque::new(),
-        };
+        let slot = Slot { thread, waker, deadline, overdue: None, answer: None, requests: VecDeque::new() };
         flight.waiting.insert(id, slot);
         Some((id, others))
     }
