@@ -334,10 +334,9 @@ fn files_others_can_change_are_refused_under_a_policy() {
     assert!(err.to_string().contains("owned by uid 4242"), "{err}");
 }
 
-#[test]
-fn a_file_signed_by_the_minisign_tool_loads() {
-    let dir = tempfile::tempdir().unwrap();
-    let (public, secret) = (dir.path().join("mk.pub"), dir.path().join("mk.key"));
+/// A key pair made by the `minisign` tool itself (no password): public and secret key files.
+fn minisign_keys(dir: &Path) -> (PathBuf, PathBuf) {
+    let (public, secret) = (dir.join("mk.pub"), dir.join("mk.key"));
     let status = Command::new("minisign")
         .args(["-G", "-W", "-p"])
         .arg(&public)
@@ -346,6 +345,13 @@ fn a_file_signed_by_the_minisign_tool_loads() {
         .status()
         .expect("this test needs the `minisign` tool (Debian package `minisign`; .ci/run installs it)");
     assert!(status.success());
+    (public, secret)
+}
+
+#[test]
+fn a_file_signed_by_the_minisign_tool_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, secret) = minisign_keys(dir.path());
     let plugin = greeter_copy(dir.path(), "greeter.so");
     let status = Command::new("minisign").arg("-S").arg("-s").arg(&secret).arg("-m").arg(&plugin).status().unwrap();
     assert!(status.success());
@@ -361,15 +367,7 @@ fn a_file_signed_by_the_minisign_tool_loads() {
 #[test]
 fn the_trusted_comment_is_signed_and_legacy_signatures_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (public, secret) = (dir.path().join("mk.pub"), dir.path().join("mk.key"));
-    let status = Command::new("minisign")
-        .args(["-G", "-W", "-p"])
-        .arg(&public)
-        .arg("-s")
-        .arg(&secret)
-        .status()
-        .expect("this test needs the `minisign` tool (Debian package `minisign`; .ci/run installs it)");
-    assert!(status.success());
+    let (public, secret) = minisign_keys(dir.path());
     let loader = Loader::with_policy(TrustPolicy::new().trust_key_file(&public).unwrap());
     let signature = |plugin: &Path| PathBuf::from(format!("{}.minisig", plugin.display()));
 

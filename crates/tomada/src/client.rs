@@ -231,7 +231,13 @@ pub fn remote_call<R: Abi>(
 ) -> Result<R, CallError> {
     let call = || {
         let mut args = Vec::new();
-        let lent = crate::remote::collecting_borrowed(|| encode(&mut args));
+        // Only a method that passes objects can lend one.
+        let lent = if objects {
+            crate::remote::collecting_borrowed(|| encode(&mut args))
+        } else {
+            encode(&mut args);
+            Vec::new()
+        };
         // The channel is host code, but a client method must not unwind into its
         // caller from deep inside tomada: a panic there is a failed call.
         let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
