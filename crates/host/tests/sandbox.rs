@@ -408,7 +408,8 @@ fn sigkill_helper() {
 /// Issue 8, item 10: Host memory is bounded by the frame limit, not by the plugin.
 #[test]
 fn frames_over_the_limit_are_errors_not_host_memory() {
-    let p = attacker(isolation().max_frame(1 << 20));
+    // (Three processes are killed here: more than the default crash budget.)
+    let p = attacker(isolation().max_frame(1 << 20).crash_budget(10, Duration::from_secs(60)));
     let pid = p.process_id().unwrap();
     // An honest answer over the limit is refused by the plugin's side; the process lives on.
     let err = p.attack("big", "2000000").unwrap_err();
@@ -425,4 +426,16 @@ fn frames_over_the_limit_are_errors_not_host_memory() {
     assert!(err.to_string().contains("over the limit of 1048576 bytes"), "{err}");
     assert!(is_dead(pid), "the process that forged a frame is killed");
     assert_eq!(attack(&p, "big", "3"), Ok("xxx".into()), "restarted");
+    // Frames go through shared memory after the handshake: bytes on the socket are
+    // malformed too, and so is a ring claiming more than it holds.
+    let pid = p.process_id().unwrap();
+    let err = p.attack("forge-frame-socket", "20").unwrap_err();
+    assert!(err.to_string().contains("bytes on the socket after the handshake"), "{err}");
+    assert!(is_dead(pid), "the process that wrote on its socket is killed");
+    assert_eq!(attack(&p, "big", "1"), Ok("x".into()), "restarted");
+    let pid = p.process_id().unwrap();
+    let err = p.attack("corrupt-ring", "").unwrap_err();
+    assert!(err.to_string().contains("corrupted the shared ring"), "{err}");
+    assert!(is_dead(pid), "the process that corrupted its ring is killed");
+    assert_eq!(attack(&p, "big", "4"), Ok("xxxx".into()), "restarted");
 }

@@ -15,9 +15,10 @@
 //! its thread; one call at a time thus reads its own reply, with no hand-off.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::collections::VecDeque;
+
+// Call and object ids are small integers this side makes: a fast hash will do.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::Thread;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use tomada::CallError;
 
-use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
+use super::frame::{self, Header, Kind, Link, ReadBuf, ReadError, Waiter};
 
 /// How many requests made within one call may wait for its thread.
 const MAX_NESTED: usize = 64;
@@ -111,7 +112,7 @@ pub(crate) struct Flight {
     /// It ended: the error of every call still in flight.
     pub(crate) ended: Option<CallError>,
     /// Async calls dropped before their answer: the answer, when it comes, is dropped.
-    cancelled: std::collections::HashSet<u64>,
+    cancelled: FxHashSet<u64>,
 }
 
 impl Slot {
@@ -151,7 +152,8 @@ pub(crate) trait Handler {
 
 /// One end of the channel.
 pub(crate) struct Endpoint {
-    pub(crate) stream: UnixStream,
+    /// The socket, and the shared rings over it.
+    pub(crate) link: Link,
     /// The kind of this side's requests, and of the replies to them.
     request: Kind,
     reply: Kind,
@@ -184,10 +186,10 @@ pub(crate) enum Read {
 
 impl Endpoint {
     /// The host's end (it sends `Call`s) or the plugin's (it sends `Callback`s).
-    pub(crate) fn new(stream: UnixStream, host: bool, waiter: Waiter, max: usize) -> Endpoint {
+    pub(crate) fn new(link: Link, host: bool, waiter: Waiter, max: usize) -> Endpoint {
         let (request, reply) = if host { (Kind::Call, Kind::Reply) } else { (Kind::Callback, Kind::CallbackReply) };
         Endpoint {
-            stream,
+            link,
             request,
             reply,
             next_id: AtomicU64::new(1),
@@ -211,7 +213,7 @@ impl Endpoint {
     /// Writes one frame.
     pub(crate) fn write(&self, header: Header, parts: &[&[u8]]) -> std::io::Result<()> {
         let _writing = Self::lock(&self.writing);
-        frame::write(&self.stream, header, parts)
+        self.link.write(header, parts)
     }
 
     /// Enters a new call in flight; returns its id and how many others are, or
@@ -449,8 +451,7 @@ impl Endpoint {
                 let own = usize::from(self.parent() != 0);
                 flight.waiting.len() <= 1 && self.serving.load(Ordering::Relaxed) <= own
             };
-            let header =
-                frame::read_buffered(&self.stream, buf, &self.waiter, alone, deadline, self.max, &mut payload)?;
+            let header = frame::read_buffered(&self.link, buf, &self.waiter, alone, deadline, self.max, &mut payload)?;
             match self.route(header, std::mem::take(&mut payload), mine)? {
                 Read::Handed => {}
                 read => return Ok(read),
@@ -463,14 +464,14 @@ impl Endpoint {
     /// hands it to its thread; `Ok(None)` if none began.
     pub(crate) fn read_one(&self, buf: &mut ReadBuf, tick: Duration) -> Result<Option<Read>, ReadError> {
         if !buf.has_bytes() {
-            match frame::wait_readable(self.stream.as_raw_fd(), Some(Instant::now() + tick)) {
+            match self.link.wait_readable(Some(Instant::now() + tick)) {
                 Ok(()) => {}
                 Err(ReadError::TimedOut) => return Ok(None),
                 Err(e) => return Err(e),
             }
         }
         let mut payload = Vec::new();
-        let header = frame::read_buffered(&self.stream, buf, &self.waiter, false, None, self.max, &mut payload)?;
+        let header = frame::read_buffered(&self.link, buf, &self.waiter, false, None, self.max, &mut payload)?;
         self.route(header, payload, None).map(Some)
     }
 

@@ -116,18 +116,25 @@ pub(crate) enum ReadError {
 
 /// How long to spin before blocking, learnt from the last wait: spin (for up to
 /// `limit`) only if the last frame came within `limit`. A peer that answers back to
-/// back is never put to sleep; one that comes after idle gaps or long calls is never
-/// spun for (after one wasted spin, at most), so waiting costs nothing when idle.
+/// back is never put to sleep; one that comes after idle gaps or long calls is spun
+/// for only one wait in [`Waiter::PROBE`] (a wait that slept also counts the time to
+/// wake up, which alone can pass `limit` on a busy machine: without the probes, a
+/// side put to sleep once would sleep for good), so waiting costs little when idle.
 #[derive(Debug)]
 pub(crate) struct Waiter {
     limit: Duration,
     spin: AtomicBool,
+    /// Waits since the last spin.
+    waits: std::sync::atomic::AtomicU32,
 }
 
 impl Waiter {
+    /// One wait in this many spins even when the last did not pay.
+    const PROBE: u32 = 16;
+
     /// A waiter that spins for up to `limit`, starting without spinning.
     pub(crate) const fn new(limit: Duration) -> Waiter {
-        Waiter { limit, spin: AtomicBool::new(false) }
+        Waiter { limit, spin: AtomicBool::new(false), waits: std::sync::atomic::AtomicU32::new(0) }
     }
 
     /// A waiter that never spins.
@@ -135,8 +142,21 @@ impl Waiter {
         Waiter::new(Duration::ZERO)
     }
 
-    fn spin_for(&self) -> Duration {
-        if self.spin.load(Ordering::Relaxed) && several_cpus() { self.limit } else { Duration::ZERO }
+    /// How long to spin now; `peer_awake`: whether the other side was awake when this
+    /// side last wrote (if it slept, its answer comes only after it wakes up).
+    fn spin_for(&self, peer_awake: bool) -> Duration {
+        if !several_cpus() {
+            return Duration::ZERO;
+        }
+        if self.spin.load(Ordering::Relaxed) && peer_awake {
+            return self.limit;
+        }
+        let waits = self.waits.fetch_add(1, Ordering::Relaxed) + 1;
+        if waits >= Self::PROBE {
+            self.waits.store(0, Ordering::Relaxed);
+            return self.limit;
+        }
+        Duration::ZERO
     }
 
     /// Records how long the last wait for a frame took.
@@ -149,13 +169,13 @@ impl Waiter {
 }
 
 /// Whether this process may run on two CPUs or more (its affinity and CPU quota).
-fn several_cpus() -> bool {
+pub(crate) fn several_cpus() -> bool {
     static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
-/// Writes one frame: header and parts with `writev`, no copy of the parts.
-pub(crate) fn write(stream: &UnixStream, header: Header, parts: &[&[u8]]) -> io::Result<()> {
+/// A frame's first bytes: its length, then the header.
+fn head(header: Header, parts: &[&[u8]]) -> io::Result<[u8; 4 + HEADER_REST]> {
     let len: usize = HEADER_REST + parts.iter().map(|p| p.len()).sum::<usize>();
     if len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("a frame of {len} bytes is over the limit")));
@@ -165,8 +185,19 @@ pub(crate) fn write(stream: &UnixStream, header: Header, parts: &[&[u8]]) -> io:
     head[4] = header.kind as u8;
     head[5] = header.status;
     head[6..].copy_from_slice(&header.id.to_le_bytes());
+    Ok(head)
+}
+
+/// Writes one frame: header and parts with `writev`, no copy of the parts.
+pub(crate) fn write(stream: &UnixStream, header: Header, parts: &[&[u8]]) -> io::Result<()> {
+    let head = head(header, parts)?;
+    send_all(stream, &head, parts)
+}
+
+/// Writes `head` and `parts` to the socket with `writev`.
+fn send_all(stream: &UnixStream, head: &[u8], parts: &[&[u8]]) -> io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(1 + parts.len());
-    slices.push(IoSlice::new(&head));
+    slices.push(IoSlice::new(head));
     slices.extend(parts.iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)));
     let mut rest = &mut slices[..];
     let mut stream = stream;
@@ -216,19 +247,18 @@ pub(crate) fn read_into_spinning(
     max: usize,
     payload: &mut Vec<u8>,
 ) -> Result<Header, ReadError> {
-    let fd = stream.as_raw_fd();
     let mut head = [0u8; 4 + HEADER_REST];
     let started = Instant::now();
-    let spin = if may_spin { waiter.spin_for() } else { Duration::ZERO };
-    let got = recv_into(fd, head.as_mut_ptr(), head.len(), spin, deadline)?;
+    let spin = if may_spin { waiter.spin_for(stream.peer_awake()) } else { Duration::ZERO };
+    let got = stream.recv(head.as_mut_ptr(), head.len(), spin, deadline)?;
     waiter.learn(started.elapsed());
     if got < head.len() {
         let rest = &mut head[got..];
-        recv_all(fd, rest.as_mut_ptr(), rest.len(), deadline)?;
+        recv_all(stream, rest.as_mut_ptr(), rest.len(), deadline)?;
     }
     let (header, want) = parse_header(&head, max)?;
     payload.clear();
-    recv_payload(fd, payload, want, deadline)?;
+    recv_payload(stream, payload, want, deadline)?;
     Ok(header)
 }
 
@@ -252,14 +282,19 @@ fn parse_header(head: &[u8], max: usize) -> Result<(Header, usize), ReadError> {
 /// Receives the rest of a payload (what `payload` holds already is its start) until it
 /// has `want` bytes, straight into `payload`: no zero-fill, and room grown at most
 /// `AHEAD` past what arrived, so a lying header cannot make this side allocate.
-fn recv_payload(fd: RawFd, payload: &mut Vec<u8>, want: usize, deadline: Option<Instant>) -> Result<(), ReadError> {
+fn recv_payload(
+    src: &(impl Source + ?Sized),
+    payload: &mut Vec<u8>,
+    want: usize,
+    deadline: Option<Instant>,
+) -> Result<(), ReadError> {
     while payload.len() < want {
         let have = payload.len();
         payload.reserve((want - have).min(AHEAD.max(have)));
         let room = (payload.capacity() - have).min(want - have);
         // SAFETY: `room` bytes past the length are within the allocation (reserved above).
         let to = unsafe { payload.as_mut_ptr().add(have) };
-        recv_all(fd, to, room, deadline)?;
+        recv_all(src, to, room, deadline)?;
         // SAFETY: `recv_all` initialised exactly those `room` bytes.
         unsafe { payload.set_len(have + room) };
     }
@@ -289,7 +324,13 @@ impl ReadBuf {
     }
 
     /// Receives until at least `n` bytes are here (`n` ≤ the buffer's size).
-    fn fill(&mut self, fd: RawFd, n: usize, mut spin: Duration, deadline: Option<Instant>) -> Result<(), ReadError> {
+    fn fill(
+        &mut self,
+        src: &(impl Source + ?Sized),
+        n: usize,
+        mut spin: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<(), ReadError> {
         while self.end - self.start < n {
             if self.start > 0 {
                 self.data.copy_within(self.start..self.end, 0);
@@ -298,7 +339,7 @@ impl ReadBuf {
             }
             let room = self.data.len() - self.end;
             // SAFETY: `room` bytes from `end` are within the buffer.
-            let got = recv_into(fd, unsafe { self.data.as_mut_ptr().add(self.end) }, room, spin, deadline)?;
+            let got = src.recv(unsafe { self.data.as_mut_ptr().add(self.end) }, room, spin, deadline)?;
             self.end += got;
             spin = Duration::ZERO;
         }
@@ -309,7 +350,7 @@ impl ReadBuf {
 /// [`read_into_spinning`] through `buf`: frames already received are returned without
 /// a system call, and one `recv` takes as many as have arrived.
 pub(crate) fn read_buffered(
-    stream: &UnixStream,
+    src: &(impl Source + ?Sized),
     buf: &mut ReadBuf,
     waiter: &Waiter,
     may_spin: bool,
@@ -317,14 +358,13 @@ pub(crate) fn read_buffered(
     max: usize,
     payload: &mut Vec<u8>,
 ) -> Result<Header, ReadError> {
-    let fd = stream.as_raw_fd();
     const HEAD: usize = 4 + HEADER_REST;
     if buf.end - buf.start < HEAD {
         let started = Instant::now();
-        let spin = if may_spin { waiter.spin_for() } else { Duration::ZERO };
-        buf.fill(fd, 1, spin, deadline)?;
-        waiter.learn(started.elapsed());
-        buf.fill(fd, HEAD, Duration::ZERO, deadline)?;
+        let spin = if may_spin { waiter.spin_for(src.peer_awake()) } else { Duration::ZERO };
+        buf.fill(src, 1, spin, deadline)?;
+        waiter.learn(src.waited().unwrap_or_else(|| started.elapsed()));
+        buf.fill(src, HEAD, Duration::ZERO, deadline)?;
     }
     let (header, want) = parse_header(&buf.data[buf.start..buf.start + HEAD], max)?;
     buf.start += HEAD;
@@ -336,18 +376,133 @@ pub(crate) fn read_buffered(
     if buf.start == buf.end {
         (buf.start, buf.end) = (0, 0);
     }
-    recv_payload(fd, payload, want, deadline)?;
+    recv_payload(src, payload, want, deadline)?;
     Ok(header)
 }
 
-/// Receives exactly `len` bytes to `to`, blocking (in `poll`) when none are there.
-fn recv_all(fd: RawFd, to: *mut u8, len: usize, deadline: Option<Instant>) -> Result<(), ReadError> {
+/// Receives exactly `len` bytes to `to`, blocking when none are there.
+fn recv_all(src: &(impl Source + ?Sized), to: *mut u8, len: usize, deadline: Option<Instant>) -> Result<(), ReadError> {
     let mut filled = 0;
     while filled < len {
         // SAFETY: `to + filled .. to + len` is writable (the caller's buffer).
-        filled += recv_into(fd, unsafe { to.add(filled) }, len - filled, Duration::ZERO, deadline)?;
+        filled += src.recv(unsafe { to.add(filled) }, len - filled, Duration::ZERO, deadline)?;
     }
     Ok(())
+}
+
+/// Where a reader's bytes come from: a socket, or a [`Link`].
+pub(crate) trait Source {
+    /// Receives at least one and at most `len` bytes to `to` (`len` writable bytes),
+    /// spinning for up to `spin` before it sleeps, until `deadline`.
+    fn recv(&self, to: *mut u8, len: usize, spin: Duration, deadline: Option<Instant>) -> Result<usize, ReadError>;
+
+    /// How long the last `recv` that waited waited for the writer, if this source
+    /// knows better than the reader's own clock (which counts its waking up too).
+    fn waited(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Whether the other side was awake when this side last wrote (as far as this
+    /// source knows).
+    fn peer_awake(&self) -> bool {
+        true
+    }
+}
+
+impl Source for UnixStream {
+    fn recv(&self, to: *mut u8, len: usize, spin: Duration, deadline: Option<Instant>) -> Result<usize, ReadError> {
+        recv_into(self.as_raw_fd(), to, len, spin, deadline)
+    }
+}
+
+/// The channel after the handshake: the socket, and on Linux the shared rings that
+/// carry the frames over it (see [`super::shm`]); the socket then only tells either
+/// side of the other's end.
+pub(crate) struct Link {
+    pub(crate) stream: UnixStream,
+    #[cfg(target_os = "linux")]
+    shared: Option<super::shm::Shared>,
+}
+
+impl Link {
+    /// Frames through the socket.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn socket(stream: UnixStream) -> Link {
+        Link { stream }
+    }
+
+    /// Frames through shared memory, over `stream`.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn shared(stream: UnixStream, shared: super::shm::Shared) -> Link {
+        Link { stream, shared: Some(shared) }
+    }
+
+    /// Writes one frame (by one thread at a time).
+    pub(crate) fn write(&self, header: Header, parts: &[&[u8]]) -> io::Result<()> {
+        let head = head(header, parts)?;
+        #[cfg(target_os = "linux")]
+        if let Some(shared) = &self.shared {
+            let mut all: [&[u8]; 4] = [&head, &[], &[], &[]];
+            if parts.len() <= 3 {
+                all[1..=parts.len()].copy_from_slice(parts);
+                return shared.send(&all[..=parts.len()]);
+            }
+            let all: Vec<&[u8]> = std::iter::once(&head[..]).chain(parts.iter().copied()).collect();
+            return shared.send(&all);
+        }
+        send_all(&self.stream, &head, parts)
+    }
+
+    /// Whether bytes are there to read now (through the socket: or its end).
+    pub(crate) fn readable(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(shared) = &self.shared {
+            return shared.readable();
+        }
+        socket_readable(self.stream.as_raw_fd())
+    }
+
+    /// Blocks until bytes (or the other side's end) are there, or `deadline` passes.
+    pub(crate) fn wait_readable(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        #[cfg(target_os = "linux")]
+        if let Some(shared) = &self.shared {
+            return shared.wait_bytes(deadline);
+        }
+        wait_readable(self.stream.as_raw_fd(), deadline)
+    }
+}
+
+impl Source for Link {
+    fn recv(&self, to: *mut u8, len: usize, spin: Duration, deadline: Option<Instant>) -> Result<usize, ReadError> {
+        #[cfg(target_os = "linux")]
+        if let Some(shared) = &self.shared {
+            return shared.recv(to, len, spin, deadline);
+        }
+        recv_into(self.stream.as_raw_fd(), to, len, spin, deadline)
+    }
+
+    fn waited(&self) -> Option<Duration> {
+        #[cfg(target_os = "linux")]
+        if let Some(shared) = &self.shared {
+            return Some(shared.waited());
+        }
+        None
+    }
+
+    fn peer_awake(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(shared) = &self.shared {
+            return shared.peer_awake();
+        }
+        true
+    }
+}
+
+/// Whether socket `fd` has bytes to read now (or its end).
+fn socket_readable(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid `pollfd`; a zero timeout only looks.
+    unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
 }
 
 /// Receives at least one and at most `len` bytes to `to`: tries a non-blocking
@@ -493,12 +648,16 @@ mod tests {
     #[test]
     fn the_waiter_spins_only_after_a_quick_frame() {
         let w = Waiter::new(Duration::from_millis(5));
-        assert_eq!(w.spin_for(), Duration::ZERO);
+        assert_eq!(w.spin_for(true), Duration::ZERO);
         w.learn(Duration::from_micros(3));
         let spin = if several_cpus() { Duration::from_millis(5) } else { Duration::ZERO };
-        assert_eq!(w.spin_for(), spin);
+        assert_eq!(w.spin_for(true), spin);
         w.learn(Duration::from_millis(8));
-        assert_eq!(w.spin_for(), Duration::ZERO);
+        // After a slow frame: no spinning, but for one probe in `PROBE` waits.
+        let spins: Vec<Duration> = (0..2 * Waiter::PROBE).map(|_| w.spin_for(true)).collect();
+        let probes = spins.iter().filter(|s| !s.is_zero()).count();
+        assert_eq!(probes, if several_cpus() { 2 } else { 0 }, "{spins:?}");
+        assert!(spins[0].is_zero());
     }
 
     #[test]

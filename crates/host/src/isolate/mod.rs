@@ -35,6 +35,8 @@ mod frame;
 mod options;
 mod runner;
 mod sandbox;
+#[cfg(target_os = "linux")]
+mod shm;
 mod spawner;
 
 use std::collections::VecDeque;
@@ -81,6 +83,15 @@ const PLUGIN_FD: i32 = 4;
 /// when it sends a call while others are in flight, so a second thread of the
 /// plugin's process reads and serves it (see `runner::Server`).
 const NUDGE_FD: i32 = 5;
+/// The descriptor numbers of the shared memory the frames go through (Linux), then of
+/// its four bells (see `shm::Bells`, in field order).
+#[cfg(target_os = "linux")]
+const SHM_FD: i32 = 6;
+#[cfg(target_os = "linux")]
+const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
+/// The last descriptor the child inherits (the others close at exec).
+#[cfg(target_os = "linux")]
+const LAST_FD: i32 = 10;
 /// How long either side may spin for the next frame before it blocks in `poll`;
 /// only when the last one came within this (see `frame::Waiter`), so a side that
 /// waits after an idle gap or a long call blocks at once and costs nothing.
@@ -347,6 +358,41 @@ impl Isolated {
             fd => unsafe { OwnedFd::from_raw_fd(fd) },
         };
         let nudge_fd = child_nudge.as_raw_fd();
+        // The shared memory and its bells, each above 10 for the child likewise.
+        #[cfg(target_os = "linux")]
+        let (memfd, bells, shared_fds) = {
+            let (memfd, bells) =
+                shm::create().map_err(|e| fail(format!("cannot make the shared memory for the channel: {e}")))?;
+            let above = |fd: &OwnedFd| {
+                // SAFETY: as for the socket.
+                match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+                    -1 => Err(fail(format!("cannot duplicate a descriptor: {}", std::io::Error::last_os_error()))),
+                    // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+                    fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+                }
+            };
+            let shared_fds = [
+                above(&memfd)?,
+                above(&bells.host_data)?,
+                above(&bells.host_room)?,
+                above(&bells.child_data)?,
+                above(&bells.child_room)?,
+            ];
+            (memfd, bells, shared_fds)
+        };
+        #[cfg(target_os = "linux")]
+        let shared_raw = shared_fds.each_ref().map(|fd| fd.as_raw_fd());
+        // Frames go through the shared memory once the handshake (on the socket) is
+        // done. Sending a call waits for room no longer than a call's deadline.
+        #[cfg(target_os = "linux")]
+        let link = {
+            let socket = host_end.as_raw_fd();
+            let shared = shm::Shared::new(memfd, bells, true, socket, Some(self.options.deadline))
+                .map_err(|e| fail(format!("cannot map the shared memory for the channel: {e}")))?;
+            frame::Link::shared(host_end, shared)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let link = frame::Link::socket(host_end);
         let limits = [
             (libc::RLIMIT_AS, self.options.memory_limit),
             (libc::RLIMIT_CPU, self.options.cpu_seconds),
@@ -381,14 +427,20 @@ impl Isolated {
                 {
                     return Err(std::io::Error::last_os_error());
                 }
+                #[cfg(target_os = "linux")]
+                for (from, to) in shared_raw.into_iter().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 // Nothing else of the host's leaks into the plugin's process (where a
                 // sandbox could not take back an open descriptor): every descriptor
-                // above 5 closes at exec. (Marked, not closed: std reports a failed
+                // above the last one passed closes at exec. (Marked, not closed: std reports a failed
                 // exec through one of them.)
                 #[cfg(target_os = "linux")]
                 libc::syscall(
                     libc::SYS_close_range,
-                    NUDGE_FD as libc::c_uint + 1,
+                    LAST_FD as libc::c_uint + 1,
                     libc::c_uint::MAX,
                     libc::CLOSE_RANGE_CLOEXEC,
                 );
@@ -410,11 +462,13 @@ impl Isolated {
         drop(child_end);
         drop(plugin_file);
         drop(child_nudge);
+        #[cfg(target_os = "linux")]
+        drop(shared_fds);
         let name = self.name.clone();
         let connection = |child: Child, forwarders: Vec<JoinHandle<()>>| Connection {
             pid: child.id(),
             child: Mutex::new(Some(child)),
-            endpoint: Endpoint::new(host_end, true, Waiter::new(SPIN), self.options.max_frame),
+            endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
@@ -471,7 +525,7 @@ impl Isolated {
         let connection = connection(child, forwarders);
         // The handshake: hello (version), load, ready (the manifest it read).
         let deadline = Some(Instant::now() + self.options.startup);
-        let host_end = &connection.endpoint.stream;
+        let host_end = &connection.endpoint.link.stream;
         // The child's own `LoadError`, if it refused the plugin with one.
         let mut reported = None;
         let mut handshake = || {

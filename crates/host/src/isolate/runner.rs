@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -145,6 +145,9 @@ fn serve(fd: RawFd) -> i32 {
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: as above, on the nudge eventfd (if the host passed none, this fails).
     unsafe { libc::fcntl(NUDGE_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // The shared memory the frames go through after the handshake, and its bells.
+    #[cfg(target_os = "linux")]
+    let shared = take_shared();
     // The largest frame either side sends (the host reads replies with the same).
     let max = std::env::var(MAX_FRAME_VAR).ok().and_then(|m| m.parse().ok()).unwrap_or(frame::DEFAULT_MAX_FRAME);
     // Nor see these variables (it would take itself for a runner).
@@ -237,6 +240,25 @@ fn serve(fd: RawFd) -> i32 {
     if frame::write(&stream, Header { kind: Kind::Ready, status: 0, id: 0 }, &[&inspection.manifest_bytes]).is_err() {
         return 1;
     }
+    #[cfg(target_os = "linux")]
+    let link = match shared {
+        Ok((memfd, bells)) => {
+            let socket = std::os::fd::AsRawFd::as_raw_fd(&stream);
+            match super::shm::Shared::new(memfd, bells, false, socket, None) {
+                Ok(shared) => frame::Link::shared(stream, shared),
+                Err(e) => {
+                    eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
+                    return 1;
+                }
+            }
+        }
+        Err(why) => {
+            eprintln!("tomada runner: {why}");
+            return 1;
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    let link = frame::Link::socket(stream);
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
         plugin: Served {
@@ -245,7 +267,7 @@ fn serve(fd: RawFd) -> i32 {
             destroy: local.destroy,
             dropped: AtomicBool::new(false),
         },
-        endpoint: Endpoint::new(stream, false, Waiter::new(SPIN), max),
+        endpoint: Endpoint::new(link, false, Waiter::new(SPIN), max),
         objects: Objects::new(),
         running: Mutex::default(),
         pending: Mutex::new(VecDeque::new()),
@@ -261,6 +283,34 @@ fn serve(fd: RawFd) -> i32 {
     // while none is left waiting starts another.
     server.grow();
     server.main_loop()
+}
+
+/// The shared memory and bells the host passed (descriptors 6 to 10), owned from here
+/// on and closed at exec.
+#[cfg(target_os = "linux")]
+fn take_shared() -> Result<(std::os::fd::OwnedFd, super::shm::Bells), String> {
+    use std::os::fd::OwnedFd;
+    let take = |fd: RawFd, what: &str| {
+        // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
+        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+            return Err(format!("descriptor {fd} ({what}) is not open: this process was not started by this host"));
+        }
+        // SAFETY: `fcntl(F_SETFD)` on a descriptor the host passed us alone.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // SAFETY: open (above), passed by the host for this process alone.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let [host_data, host_room, child_data, child_room] = super::BELL_FDS;
+    let memfd = take(super::SHM_FD, "the shared memory")?;
+    let bells = super::shm::Bells {
+        host_data: take(host_data, "a bell")?,
+        host_room: take(host_room, "a bell")?,
+        child_data: take(child_data, "a bell")?,
+        child_room: take(child_room, "a bell")?,
+    };
+    Ok((memfd, bells))
 }
 
 /// The server, for the functions the plugin calls back through (`PEER`, `log_record`).
@@ -353,7 +403,7 @@ struct Server {
     objects: Objects,
     /// The plugin's calls being served, by request id: the address of their `out`
     /// slot (how an async call is cancelled).
-    running: Mutex<std::collections::HashMap<u64, usize>>,
+    running: Mutex<rustc_hash::FxHashMap<u64, usize>>,
     /// Calls read by a thread that cannot serve them (it waits for a callback's
     /// answer), for a pool thread.
     pending: Mutex<VecDeque<Request>>,
@@ -436,13 +486,6 @@ impl Handler for Server {
     }
 }
 
-/// Whether `stream` has bytes to read now.
-fn readable(stream: &UnixStream) -> bool {
-    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid `pollfd`; a zero timeout only looks.
-    unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
-}
-
 /// Posts to the nudge eventfd (as the host does), so a pool thread wakes.
 fn nudge_self() {
     let one = 1u64;
@@ -466,7 +509,7 @@ impl Server {
         // Reading for its answer, this thread may have taken more than it needed: a new
         // call for the pool.
         if let Ok(reading) = self.endpoint.reading.try_lock()
-            && (reading.has_bytes() || readable(&self.endpoint.stream))
+            && (reading.has_bytes() || self.endpoint.link.readable())
         {
             nudge_self();
         }
@@ -504,7 +547,7 @@ impl Server {
             let (incoming, more) = {
                 let mut reading = Endpoint::lock(&self.endpoint.reading);
                 let incoming = self.read_next(&mut reading);
-                (incoming, reading.has_bytes() || readable(&self.endpoint.stream))
+                (incoming, reading.has_bytes() || self.endpoint.link.readable())
             };
             // More has arrived: a pool thread reads it while this one serves (the host's
             // nudge for it may have come while this thread still held the reading).
@@ -551,12 +594,12 @@ impl Server {
                     let read = match self.endpoint.reading.try_lock() {
                         Ok(mut reading) => {
                             // (Nothing there: taken by another thread already.)
-                            let ready = reading.has_bytes() || readable(&self.endpoint.stream);
+                            let ready = reading.has_bytes() || self.endpoint.link.readable();
                             ready.then(|| {
                                 let incoming = self.read_next(&mut reading);
                                 // One `recv` may have taken more than this call, whose
                                 // nudge another thread consumed while this one read.
-                                if reading.has_bytes() || readable(&self.endpoint.stream) {
+                                if reading.has_bytes() || self.endpoint.link.readable() {
                                     nudge_self();
                                 }
                                 incoming

@@ -300,13 +300,36 @@ impl Attacker for Attack {
             "userfaultfd" => check(unsafe { libc::syscall(libc::SYS_userfaultfd, 0) }, "userfaultfd"),
             "big" => Ok("x".repeat(arg.parse().map_err(|e| format!("{arg}: {e}"))?)),
             "forge-frame" => {
-                // A reply header claiming `arg` bytes, on the channel (descriptor 3).
+                // A reply header claiming `arg` bytes, written straight into the shared
+                // ring the frames go through (descriptor 6), past the runner's back.
                 let len: u32 = arg.parse().map_err(|e| format!("{arg}: {e}"))?;
                 let mut header = len.to_le_bytes().to_vec();
-                header.push(6);
+                header.extend_from_slice(&[6, 0]);
+                header.extend_from_slice(&1u64.to_le_bytes());
+                forge(&header)
+            }
+            "forge-frame-socket" => {
+                // The same header on the socket (descriptor 3), where nothing may come
+                // after the handshake.
+                let len: u32 = arg.parse().map_err(|e| format!("{arg}: {e}"))?;
+                let mut header = len.to_le_bytes().to_vec();
+                header.extend_from_slice(&[6, 0]);
                 header.extend_from_slice(&1u64.to_le_bytes());
                 // SAFETY: writes the header's bytes to descriptor 3, which stays open.
                 check(unsafe { libc::write(3, header.as_ptr().cast(), header.len()) } as libc::c_long, "write")
+            }
+            "corrupt-ring" => {
+                // The child's ring claims more bytes than it can hold.
+                with_ring(|tail, _head, _data| {
+                    let now = tail.load(Ordering::Acquire);
+                    tail.store(now + (1 << 30), Ordering::Release);
+                    let one = 1u64;
+                    // SAFETY: writes 8 bytes from a local to the host's bell.
+                    unsafe { libc::write(7, (&raw const one).cast(), 8) };
+                    // The host kills this process when it sees the ring (give it time).
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    Ok("corrupted, and still alive".to_owned())
+                })
             }
             "whoami" => Ok(format!("pid {} ppid {}", std::process::id(), std::os::unix::process::parent_id())),
             _ => Err(format!("unknown attack {name}")),
@@ -315,6 +338,60 @@ impl Attacker for Attack {
 }
 
 tomada::export!(Attack as Attacker);
+
+/// The layout of the channel's shared memory (tomada-host's `isolate::shm`): two
+/// rings of a 4 KiB control page and 512 KiB of data, the child's second; in a
+/// control page the writer's tail at 0, the reader's head at 256.
+const CONTROL: usize = 4096;
+const CAPACITY: usize = 512 * 1024;
+const RING: usize = CONTROL + CAPACITY;
+
+/// Maps descriptor 6 and runs `f` on the child's ring: its tail, head and data.
+fn with_ring(
+    f: impl FnOnce(&std::sync::atomic::AtomicU64, &std::sync::atomic::AtomicU64, *mut u8) -> Result<String, String>,
+) -> Result<String, String> {
+    // SAFETY: a new shared mapping of descriptor 6 (the channel's memfd, sealed at
+    // this size); a failure is reported.
+    let base = unsafe {
+        libc::mmap(std::ptr::null_mut(), 2 * RING, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, 6, 0)
+    };
+    if base == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", Error::last_os_error()));
+    }
+    let ring = base.cast::<u8>().wrapping_add(RING);
+    // SAFETY: the control page's words are 8-byte aligned atomics within the mapping.
+    let (tail, head) = unsafe {
+        (&*ring.cast::<std::sync::atomic::AtomicU64>(), &*ring.add(256).cast::<std::sync::atomic::AtomicU64>())
+    };
+    // SAFETY: the data follows the control page, within the mapping.
+    let result = f(tail, head, unsafe { ring.add(CONTROL) });
+    // SAFETY: our own mapping (kept if the process is killed meanwhile: it ends).
+    unsafe { libc::munmap(base, 2 * RING) };
+    result
+}
+
+/// Writes `bytes` into the child's ring as if they were a frame, rings the host's
+/// bell (descriptor 7), and waits until the host has read them (it kills this process
+/// if it refuses them).
+fn forge(bytes: &[u8]) -> Result<String, String> {
+    with_ring(|tail, head, data| {
+        let at = tail.load(Ordering::Acquire);
+        for (i, b) in bytes.iter().enumerate() {
+            // SAFETY: within the ring's data (the offset wraps at its capacity).
+            unsafe { data.add((at as usize + i) % CAPACITY).write_volatile(*b) };
+        }
+        let end = at + bytes.len() as u64;
+        tail.store(end, Ordering::Release);
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a local to the host's bell.
+        unsafe { libc::write(7, (&raw const one).cast(), 8) };
+        let started = std::time::Instant::now();
+        while head.load(Ordering::Acquire) < end && started.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::yield_now();
+        }
+        Ok(format!("forged {} bytes; the host read to {}", bytes.len(), head.load(Ordering::Acquire)))
+    })
+}
 
 /// Runs while the library loads: the attacks `TOMADA_ATTACK_ON_LOAD` names
 /// (comma-separated): `exec:PATH` (run `/bin/sh` to write PATH), `socket` (open an

@@ -1,0 +1,629 @@
+//! The channel's bytes through shared memory (Linux): two byte rings in one sealed
+//! memfd, one each way, under the same frames as the socket (see [`super::frame`]).
+//!
+//! Why: over a socket every frame costs a `writev` and a `recv` on each side, and a
+//! reader that spins for the next frame spins in `recv` system calls; back to back,
+//! those calls were most of an isolated call. Through the rings a frame is a copy in
+//! and a copy out, and a spinning reader reads one word of memory. A side that sleeps
+//! says so in the ring (`reader_sleeping`, `writer_waiting`) and is woken through an
+//! eventfd (its *bell*); it sleeps in `poll` on its bell *and* the socket, which
+//! stays open for the handshake and for one more job: its end is how either side
+//! learns the other died, at once, as before.
+//!
+//! The other side is not trusted (it is the plugin's process, or the host): each side
+//! keeps its own position (`head` of what it reads, `tail` of what it writes) and only
+//! publishes it; the other's position is read, checked to be within the ring, and a
+//! ring found corrupt ends the channel. Bytes are copied out before they are parsed,
+//! so changing them afterwards changes nothing here. The memfd is sealed against
+//! shrinking before the child sees it: a plugin cannot make the host's accesses fault.
+//!
+//! Written by hand: the crates that do this (`shmem-ipc`, whose design this follows:
+//! a sealed memfd and a pair of eventfds per ring) are unmaintained or assume a trusted
+//! peer, and the rings here are a byte stream for frames the socket code already reads.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use super::frame::ReadError;
+
+/// The bytes of one ring's data.
+pub(crate) const CAPACITY: usize = 512 * 1024;
+/// The page before each ring's data: its positions and flags.
+const CONTROL: usize = 4096;
+/// One ring: control page and data.
+const RING: usize = CONTROL + CAPACITY;
+/// The whole shared memory: the host's ring (host → child), then the child's.
+pub(crate) const SIZE: usize = 2 * RING;
+/// The most copied before the position is published, so a reader starts on a large
+/// frame while the rest is written.
+const CHUNK: usize = 64 * 1024;
+/// How long a writer spins for room before it sleeps (when it may spin at all).
+const ROOM_SPIN: Duration = Duration::from_micros(20);
+
+/// A value alone on its cache lines (two: the adjacent-line prefetcher pairs them).
+#[repr(C, align(128))]
+struct Line<T>(T);
+
+/// A ring's control page.
+#[repr(C)]
+struct Control {
+    /// Bytes written in all (the writer's).
+    tail: Line<AtomicU64>,
+    /// When the tail last moved (`CLOCK_MONOTONIC`, ns; the writer's): how long the
+    /// writer took, for a reader that woke up later (see `Shared::waited`).
+    published: Line<AtomicU64>,
+    /// The writer sleeps until there is room (the writer's).
+    writer_waiting: Line<AtomicU32>,
+    /// Bytes read in all (the reader's).
+    head: Line<AtomicU64>,
+    /// When the reader last took bytes (`CLOCK_MONOTONIC`, ns; the reader's).
+    taken: Line<AtomicU64>,
+    /// The reader sleeps until bytes come (the reader's).
+    reader_sleeping: Line<AtomicU32>,
+}
+
+const _: () = assert!(size_of::<Control>() <= CONTROL);
+
+/// The four eventfds: who sleeps on which.
+#[derive(Debug)]
+pub(crate) struct Bells {
+    /// The host's reader sleeps on it: bytes came in the child's ring.
+    pub(crate) host_data: OwnedFd,
+    /// The host's writer sleeps on it: room came in the host's ring.
+    pub(crate) host_room: OwnedFd,
+    /// The child's reader sleeps on it.
+    pub(crate) child_data: OwnedFd,
+    /// The child's writer sleeps on it.
+    pub(crate) child_room: OwnedFd,
+}
+
+/// A new, zeroed, sealed memfd of [`SIZE`] bytes and the bells: what the host makes
+/// and passes to the child.
+pub(crate) fn create() -> io::Result<(OwnedFd, Bells)> {
+    // SAFETY: a NUL-terminated name and flags; returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(c"tomada-channel".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, owned by nobody else.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: plain calls on our descriptor.
+    let sized = unsafe { libc::ftruncate(fd, SIZE as libc::off_t) } == 0
+        // SAFETY: as above. Sealed: neither side can shrink it under the other's
+        // accesses (a `SIGBUS`), nor take the seals back.
+        && unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL) }
+            == 0;
+    if !sized {
+        return Err(io::Error::last_os_error());
+    }
+    let bell = || {
+        // SAFETY: `eventfd` takes plain integers and returns a new descriptor or -1.
+        match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } {
+            -1 => Err(io::Error::last_os_error()),
+            // SAFETY: a fresh descriptor, owned by nobody else.
+            fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        }
+    };
+    let bells = Bells { host_data: bell()?, host_room: bell()?, child_data: bell()?, child_room: bell()? };
+    Ok((memfd, bells))
+}
+
+/// The shared memory, mapped.
+struct Mapping {
+    base: *mut u8,
+}
+
+// SAFETY: the mapping is plain memory, used through atomics (positions, flags) and
+// byte copies of ranges that the ring protocol gives to one thread at a time (the
+// holder of the endpoint's writing or reading lock).
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn new(memfd: &OwnedFd) -> io::Result<Mapping> {
+        // SAFETY: `fstat` writes into a local buffer.
+        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(memfd.as_raw_fd(), &mut stat) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if stat.st_size as u64 != SIZE as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the shared memory has {} bytes, not {SIZE}", stat.st_size),
+            ));
+        }
+        // SAFETY: a new shared mapping of the whole memfd (its size checked above and
+        // sealed by the host); the kernel chooses the address.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                memfd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { base: base.cast() })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: our mapping of `SIZE` bytes; the rings that point into it are fields
+        // of the same `Shared`, dropped with it.
+        unsafe { libc::munmap(self.base.cast(), SIZE) };
+    }
+}
+
+/// One end of the channel through shared memory: the ring this side writes, the one
+/// it reads, the bells, and the socket whose end means the other side's.
+pub(crate) struct Shared {
+    _mapping: Mapping,
+    /// The memfd, kept open (the mapping would do; one descriptor is cheap, and the
+    /// child's descriptors then stay as the host passed them).
+    _memfd: OwnedFd,
+    tx: Ring,
+    rx: Ring,
+    /// This side's position in `tx` (its tail) and in `rx` (its head).
+    tail: AtomicU64,
+    head: AtomicU64,
+    /// Rung when bytes are in `tx` for a sleeping reader.
+    their_data: OwnedFd,
+    /// Rung when `rx` has room for a waiting writer.
+    their_room: OwnedFd,
+    /// Slept on for bytes in `rx`.
+    my_data: OwnedFd,
+    /// Slept on for room in `tx`.
+    my_room: OwnedFd,
+    /// The socket (not owned: the endpoint's).
+    socket: RawFd,
+    /// How long a write may wait for room (`None`: as long as the other side lives).
+    write_timeout: Option<Duration>,
+    /// How long the last `recv` that found nothing at first waited for the writer (ns).
+    waited: AtomicU64,
+    /// The other side's reader slept when this side last published (it was rung).
+    rang: std::sync::atomic::AtomicBool,
+}
+
+/// A ring in the mapping.
+struct Ring {
+    control: *const Control,
+    data: *mut u8,
+}
+
+// SAFETY: as for `Mapping`, which it points into (and which outlives it).
+unsafe impl Send for Ring {}
+// SAFETY: as above.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// Ring `n` (0: the host's, 1: the child's) of `mapping`.
+    fn new(mapping: &Mapping, n: usize) -> Ring {
+        // SAFETY: `n` is 0 or 1, so both ranges are within the `SIZE` bytes mapped.
+        let start = unsafe { mapping.base.add(n * RING) };
+        // SAFETY: as above; the control page is page-aligned, so aligned for `Control`.
+        Ring { control: start.cast(), data: unsafe { start.add(CONTROL) } }
+    }
+
+    fn control(&self) -> &Control {
+        // SAFETY: the control page lives as long as the mapping, which outlives every
+        // use (both are fields of one `Shared`); its fields are atomics, valid at any
+        // bit pattern (zeroed at first), so the other process writing them is fine.
+        unsafe { &*self.control }
+    }
+}
+
+impl Shared {
+    /// The host's end (`host`) or the child's, over `memfd` and its bells; `socket` is
+    /// the channel's socket, watched for the other side's end.
+    pub(crate) fn new(
+        memfd: OwnedFd,
+        bells: Bells,
+        host: bool,
+        socket: RawFd,
+        write_timeout: Option<Duration>,
+    ) -> io::Result<Shared> {
+        let mapping = Mapping::new(&memfd)?;
+        let (mine, theirs) = if host { (0, 1) } else { (1, 0) };
+        let (tx, rx) = (Ring::new(&mapping, mine), Ring::new(&mapping, theirs));
+        // Start from where the rings are (zero, unless this is a second end).
+        let (tail, head) = (tx.control().tail.0.load(Ordering::Acquire), rx.control().head.0.load(Ordering::Acquire));
+        let Bells { host_data, host_room, child_data, child_room } = bells;
+        let (their_data, their_room, my_data, my_room) = if host {
+            (child_data, child_room, host_data, host_room)
+        } else {
+            (host_data, host_room, child_data, child_room)
+        };
+        Ok(Shared {
+            _mapping: mapping,
+            _memfd: memfd,
+            tx,
+            rx,
+            tail: AtomicU64::new(tail),
+            head: AtomicU64::new(head),
+            their_data,
+            their_room,
+            my_data,
+            my_room,
+            socket,
+            write_timeout,
+            waited: AtomicU64::new(0),
+            rang: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Writes `parts` whole, waiting for room as needed (by the holder of the
+    /// endpoint's writing lock: one writer at a time).
+    pub(crate) fn send(&self, parts: &[&[u8]]) -> io::Result<()> {
+        let control = self.tx.control();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let deadline = self.write_timeout.map(|t| Instant::now() + t);
+        for part in parts {
+            let mut rest: &[u8] = part;
+            while !rest.is_empty() {
+                let head = control.head.0.load(Ordering::Acquire);
+                let used = tail.wrapping_sub(head);
+                if used > CAPACITY as u64 {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "the other side corrupted the shared ring"));
+                }
+                let room = CAPACITY - used as usize;
+                if room == 0 {
+                    self.publish(tail);
+                    self.wait_room(tail, deadline)?;
+                    continue;
+                }
+                let n = room.min(rest.len()).min(CHUNK);
+                let at = (tail % CAPACITY as u64) as usize;
+                let first = n.min(CAPACITY - at);
+                // SAFETY: `at + first` ≤ CAPACITY and `n - first` < CAPACITY: both
+                // ranges are in the ring's data, which the protocol gives to the writer
+                // (between tail and head + CAPACITY: not yet published, nor read).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(rest.as_ptr(), self.tx.data.add(at), first);
+                    std::ptr::copy_nonoverlapping(rest.as_ptr().add(first), self.tx.data, n - first);
+                }
+                tail += n as u64;
+                rest = &rest[n..];
+                // A large frame goes out in chunks, for the reader to take meanwhile.
+                if total > CHUNK {
+                    self.publish(tail);
+                }
+            }
+        }
+        self.publish(tail);
+        Ok(())
+    }
+
+    /// Makes the bytes up to `tail` visible, and rings the reader if it sleeps.
+    fn publish(&self, tail: u64) {
+        self.tail.store(tail, Ordering::Relaxed);
+        let control = self.tx.control();
+        control.published.0.store(now_ns(), Ordering::Relaxed);
+        control.tail.0.store(tail, Ordering::Release);
+        // Either the reader sees the new tail before it sleeps, or this sees it
+        // sleeping (each side stores, fences, then loads the other's word).
+        fence(Ordering::SeqCst);
+        let asleep = control.reader_sleeping.0.load(Ordering::Relaxed) != 0;
+        if asleep {
+            ring(&self.their_data);
+        }
+        self.rang.store(asleep, Ordering::Relaxed);
+    }
+
+    /// Whether the other side was awake when this side last wrote: its answer may
+    /// come at once. (If it slept, the answer comes after it wakes up, which spinning
+    /// for would only take a CPU from it.)
+    pub(crate) fn peer_awake(&self) -> bool {
+        !self.rang.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the reader has taken bytes written before `tail`.
+    fn wait_room(&self, tail: u64, deadline: Option<Instant>) -> io::Result<()> {
+        let control = self.tx.control();
+        let has_room = || tail.wrapping_sub(control.head.0.load(Ordering::Acquire)) < CAPACITY as u64;
+        if super::frame::several_cpus() {
+            let until = Instant::now() + ROOM_SPIN;
+            while Instant::now() < until {
+                if has_room() {
+                    return Ok(());
+                }
+                std::hint::spin_loop();
+            }
+        }
+        loop {
+            control.writer_waiting.0.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if has_room() {
+                control.writer_waiting.0.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            let woken = sleep(&self.my_room, self.socket, deadline);
+            control.writer_waiting.0.store(0, Ordering::Relaxed);
+            match woken {
+                Ok(()) => {}
+                Err(ReadError::TimedOut) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the other side took no bytes in time"));
+                }
+                Err(ReadError::Io(e)) => return Err(e),
+                Err(_) => return Err(io::ErrorKind::BrokenPipe.into()),
+            }
+        }
+    }
+
+    /// Receives at least one and at most `len` bytes to `to` (by the holder of the
+    /// endpoint's reading lock): spins for up to `spin` reading the ring's tail, then
+    /// sleeps on the bell and the socket until `deadline`.
+    pub(crate) fn recv(
+        &self,
+        to: *mut u8,
+        len: usize,
+        spin: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<usize, ReadError> {
+        if let Some(n) = self.take(to, len)? {
+            self.waited.store(0, Ordering::Relaxed);
+            return Ok(n);
+        }
+        let spin_until = (!spin.is_zero()).then(|| Instant::now() + spin);
+        let mut spins = 0u32;
+        loop {
+            if let Some(n) = self.take(to, len)? {
+                // How long the other side took to answer: from when it took what this
+                // side wrote last to when it wrote this; neither side's waking up
+                // counts (which, on a busy machine, can alone take longer than spinning
+                // would pay for, and would keep a side from spinning for good).
+                let published = self.rx.control().published.0.load(Ordering::Relaxed);
+                let taken = self.tx.control().taken.0.load(Ordering::Relaxed);
+                self.waited.store(published.saturating_sub(taken), Ordering::Relaxed);
+                return Ok(n);
+            }
+            // The clock is read every 64 looks only: it costs more than a look.
+            spins = spins.wrapping_add(1);
+            if spin_until.is_some_and(|until| !spins.is_multiple_of(64) || Instant::now() < until) {
+                std::hint::spin_loop();
+                continue;
+            }
+            self.wait_bytes(deadline)?;
+        }
+    }
+
+    /// Copies what is there (up to `len` bytes) to `to`; `None` if nothing is.
+    fn take(&self, to: *mut u8, len: usize) -> Result<Option<usize>, ReadError> {
+        let control = self.rx.control();
+        let head = self.head.load(Ordering::Relaxed);
+        let avail = control.tail.0.load(Ordering::Acquire).wrapping_sub(head);
+        if avail == 0 || len == 0 {
+            return Ok(None);
+        }
+        if avail > CAPACITY as u64 {
+            return Err(ReadError::Malformed("the other side corrupted the shared ring".to_owned()));
+        }
+        let n = (avail as usize).min(len);
+        let at = (head % CAPACITY as u64) as usize;
+        let first = n.min(CAPACITY - at);
+        // SAFETY: both ranges are in the ring's data (`at + first` ≤ CAPACITY, `n -
+        // first` < CAPACITY) and published by the writer (before the tail read with
+        // `Acquire`); the caller passes `len` ≥ `n` writable bytes at `to`. (A writer
+        // breaking the protocol can only change the bytes copied, which are checked
+        // after, as any bytes that come from the other side.)
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.rx.data.add(at), to, first);
+            std::ptr::copy_nonoverlapping(self.rx.data, to.add(first), n - first);
+        }
+        let head = head + n as u64;
+        self.head.store(head, Ordering::Relaxed);
+        control.taken.0.store(now_ns(), Ordering::Relaxed);
+        control.head.0.store(head, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if control.writer_waiting.0.load(Ordering::Relaxed) != 0 {
+            ring(&self.their_room);
+        }
+        Ok(Some(n))
+    }
+
+    /// How long the other side took to answer, the last time this side waited for
+    /// it (see `recv`).
+    pub(crate) fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited.load(Ordering::Relaxed))
+    }
+
+    /// Whether bytes are there to read (a look at one word: no system call; the
+    /// other side's end is found by the next wait).
+    pub(crate) fn readable(&self) -> bool {
+        self.rx.control().tail.0.load(Ordering::Acquire) != self.head.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps until bytes are there (returns at once if they are), the other side
+    /// ends (`Eof`), or `deadline` passes.
+    pub(crate) fn wait_bytes(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        let control = self.rx.control();
+        let head = self.head.load(Ordering::Relaxed);
+        control.reader_sleeping.0.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if control.tail.0.load(Ordering::Relaxed) != head {
+            control.reader_sleeping.0.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        let woken = sleep(&self.my_data, self.socket, deadline);
+        control.reader_sleeping.0.store(0, Ordering::Relaxed);
+        woken
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in both processes.
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes one `timespec` into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+/// Rings a bell (an eventfd: a counter, so a ring is never lost).
+fn ring(bell: &OwnedFd) {
+    let one = 1u64;
+    // SAFETY: writing 8 bytes from a local to our eventfd. It cannot block (it is
+    // non-blocking, and full only at 2^64 - 2 rings).
+    unsafe { libc::write(bell.as_raw_fd(), (&raw const one).cast(), 8) };
+}
+
+/// Sleeps until `bell` rings (and takes its rings), the socket shows the other side's
+/// end (`Eof`; bytes on it are a broken peer: after the handshake nothing is sent
+/// there), or `deadline` passes.
+fn sleep(bell: &OwnedFd, socket: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> {
+    loop {
+        let timeout_ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReadError::TimedOut);
+                }
+                left.as_millis().saturating_add(1).min(libc::c_int::MAX as u128) as libc::c_int
+            }
+        };
+        let mut fds = [
+            libc::pollfd { fd: bell.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: socket, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid `pollfd`s, for the duration of the call.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        if r < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(ReadError::Io(err));
+        }
+        if fds[1].revents != 0 {
+            let mut byte = 0u8;
+            // SAFETY: one writable byte; the socket is the endpoint's, open.
+            let n = unsafe { libc::recv(socket, (&raw mut byte).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_PEEK) };
+            return Err(match n {
+                0 => ReadError::Eof,
+                n if n > 0 => ReadError::Malformed("bytes on the socket after the handshake".to_owned()),
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => continue,
+                    _ => ReadError::Eof,
+                },
+            });
+        }
+        if fds[0].revents != 0 {
+            let mut count = 0u64;
+            // SAFETY: reading 8 bytes into a local from our non-blocking eventfd.
+            unsafe { libc::read(bell.as_raw_fd(), (&raw mut count).cast(), 8) };
+            return Ok(());
+        }
+        if r == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(ReadError::TimedOut);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    fn pair() -> (Shared, Shared, UnixStream, UnixStream) {
+        let (memfd, bells) = create().unwrap();
+        let dup = |fd: &OwnedFd| fd.try_clone().unwrap();
+        let child_bells = Bells {
+            host_data: dup(&bells.host_data),
+            host_room: dup(&bells.host_room),
+            child_data: dup(&bells.child_data),
+            child_room: dup(&bells.child_room),
+        };
+        let (a, b) = UnixStream::pair().unwrap();
+        let child_memfd = memfd.try_clone().unwrap();
+        let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_secs(5))).unwrap();
+        let child = Shared::new(child_memfd, child_bells, false, b.as_raw_fd(), None).unwrap();
+        (host, child, a, b)
+    }
+
+    fn recv_exactly(end: &Shared, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            // SAFETY: `got` < `n`, the buffer's length: `n - got` writable bytes there.
+            let to = unsafe { out.as_mut_ptr().add(got) };
+            got += end.recv(to, n - got, Duration::ZERO, None).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn bytes_cross_both_ways_and_wrap_around() {
+        let (host, child, _a, _b) = pair();
+        // More than the capacity in all, in odd sizes, so the positions wrap.
+        for round in 0..40u32 {
+            let msg: Vec<u8> = (0..(round as usize * 7919) % 40_000 + 1).map(|i| (i as u32 ^ round) as u8).collect();
+            host.send(&[&msg[..3.min(msg.len())], &msg[3.min(msg.len())..]]).unwrap();
+            assert_eq!(recv_exactly(&child, msg.len()), msg);
+            child.send(&[&msg]).unwrap();
+            assert_eq!(recv_exactly(&host, msg.len()), msg);
+        }
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_ring_streams_through_a_sleeping_reader() {
+        let (host, child, _a, _b) = pair();
+        let big: Vec<u8> = (0..3 * CAPACITY + 11).map(|i| (i % 253) as u8).collect();
+        let sent = big.clone();
+        let reader = std::thread::spawn(move || {
+            // Sleeps first (nothing there yet), woken by the bell.
+            recv_exactly(&child, sent.len()) == sent
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        host.send(&[&big]).unwrap();
+        assert!(reader.join().unwrap(), "the bytes differ");
+    }
+
+    #[test]
+    fn the_other_sides_end_wakes_a_sleeping_reader_and_a_deadline_holds() {
+        let (host, _child, a, b) = pair();
+        let r = host.wait_bytes(Some(Instant::now() + Duration::from_millis(20)));
+        assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
+        drop(a);
+        let sleeper = std::thread::spawn(move || {
+            let mut byte = 0u8;
+            let r = host.recv(&raw mut byte, 1, Duration::ZERO, None);
+            matches!(r, Err(ReadError::Eof))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        drop(b);
+        assert!(sleeper.join().unwrap(), "the end of the socket ends the wait");
+    }
+
+    #[test]
+    fn a_corrupt_position_is_refused_not_followed() {
+        let (host, child, _a, _b) = pair();
+        // The child's ring claims more bytes than it holds.
+        child.tx.control().tail.0.store(CAPACITY as u64 + 1, Ordering::Release);
+        let mut byte = 0u8;
+        let r = host.recv(&raw mut byte, 1, Duration::ZERO, None);
+        assert!(matches!(r, Err(ReadError::Malformed(_))), "{r:?}");
+        // The host's ring claims to have been read far past what was written.
+        child.rx.control().head.0.store(1 << 40, Ordering::Release);
+        let r = host.send(&[b"x"]);
+        assert!(r.is_err_and(|e| e.kind() == io::ErrorKind::InvalidData));
+    }
+
+    #[test]
+    fn a_full_ring_waits_for_room_until_the_write_timeout() {
+        let (memfd, bells) = create().unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_millis(30))).unwrap();
+        host.send(&[&vec![1u8; CAPACITY]]).unwrap();
+        let r = host.send(&[b"one more"]);
+        assert!(r.is_err_and(|e| e.kind() == io::ErrorKind::TimedOut));
+    }
+}
