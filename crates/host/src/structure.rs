@@ -246,7 +246,9 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         writable.push((l.vaddr, l.vaddr + l.memsz, slots));
         slots += l.memsz / 8 + 1;
     }
-    let mut written = (slots <= 1 << 20).then(|| vec![0u64; slots.div_ceil(64) as usize]);
+    // At least one word, so the one being marked (`current`) always has a place.
+    let mut written = (slots <= 1 << 20).then(|| vec![0u64; slots.div_ceil(64).max(1) as usize]);
+    let mut current = (0usize, 0u64);
     let mut targets: Vec<u64> = Vec::new();
     // Relocations come in runs into the same segment: the last one is tried first.
     let mut last = 0;
@@ -279,10 +281,16 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                 Some(bits) => {
                     let slot = (base + (offset - start) / 8) as usize;
                     let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-                    if bits[word] & bit != 0 {
+                    // Runs of relocations write neighbouring places: the word they mark
+                    // stays in a register until a relocation marks another.
+                    if word != current.0 {
+                        bits[current.0] = current.1;
+                        current = (word, bits[word]);
+                    }
+                    if current.1 & bit != 0 {
                         return Err(damaged("two relocations write the same place"));
                     }
-                    bits[word] |= bit;
+                    current.1 |= bit;
                 }
                 None => targets.push(offset),
             }
