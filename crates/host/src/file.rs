@@ -116,6 +116,48 @@ impl PluginFile {
         }
     }
 
+    /// Appends the `n` bytes at `offset` to `buf` (room for them is reserved first, so a
+    /// failed reservation is an error, not an abort). On Unix they are read straight
+    /// into the reserved room, without zeroing it first.
+    pub(crate) fn append_at(&self, buf: &mut Vec<u8>, n: usize, offset: u64) -> io::Result<()> {
+        buf.try_reserve_exact(n).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let mut done = 0;
+            while done < n {
+                let room = &mut buf.spare_capacity_mut()[..n - done];
+                let at = libc::off_t::try_from(offset + done as u64).map_err(|_| io::ErrorKind::InvalidInput)?;
+                // SAFETY: `room` is writable memory of `room.len()` bytes owned by `buf`;
+                // `pread` writes at most that many bytes into it and reads no memory.
+                let read = unsafe { libc::pread(self.file.as_raw_fd(), room.as_mut_ptr().cast(), room.len(), at) };
+                match read {
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    r if r < 0 => {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                    r => {
+                        let r = r as usize;
+                        // SAFETY: `pread` initialised the first `r` bytes of the spare room
+                        // (`r <= room.len()`), which follow the vector's current length.
+                        unsafe { buf.set_len(buf.len() + r) };
+                        done += r;
+                    }
+                }
+            }
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            let start = buf.len();
+            buf.resize(start + n, 0);
+            self.read_exact_at(&mut buf[start..], offset)
+        }
+    }
+
     /// Feeds the whole file, once, in order, to `sink` (hashing, signature
     /// verification). Reads what was the file's length at open; a file that shrank
     /// since is an error.

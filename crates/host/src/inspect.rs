@@ -512,6 +512,15 @@ impl<'f> Blocks<'f> {
             block.get(from..to)
         })
     }
+
+    /// The rest of the kept block holding byte `at`, from `at`.
+    fn kept_from(&self, at: u64) -> Option<&[u8]> {
+        self.slots[..self.used.get()].iter().find_map(|slot| {
+            let (start, block) = slot.get()?;
+            let from = usize::try_from(at.checked_sub(*start)?).ok()?;
+            block.get(from..).filter(|rest| !rest.is_empty())
+        })
+    }
 }
 
 impl<'a> ReadRef<'a> for &'a Blocks<'_> {
@@ -539,8 +548,13 @@ impl<'a> ReadRef<'a> for &'a Blocks<'_> {
         let n = usize::try_from(block_end - start).map_err(|_| ())?;
         let mut block = Vec::new();
         block.try_reserve_exact(n).map_err(|_| ())?;
-        block.resize(n, 0);
-        self.file.read_exact_at(&mut block, start).map_err(|_| ())?;
+        // What a kept block already holds from `start` on is copied, not read again
+        // (the relocations usually start in the first page, read for the headers).
+        if let Some(kept) = self.kept_from(start) {
+            block.extend_from_slice(&kept[..kept.len().min(n)]);
+        }
+        let read_from = start + block.len() as u64;
+        self.file.append_at(&mut block, (block_end - read_from) as usize, read_from).map_err(|_| ())?;
         self.slots[used].set((start, block.into_boxed_slice())).map_err(|_| ())?;
         self.used.set(used + 1);
         let (_, block) = self.slots[used].get().ok_or(())?;

@@ -412,7 +412,10 @@ impl Inspected {
                 return Err(e);
             }
         };
-        self.inspection.choose(index).expect("an export of this inspection");
+        // Inspection starts with the first export chosen: most libraries have only that.
+        if self.inspection.manifest.index != index {
+            self.inspection.choose(index).expect("an export of this inspection");
+        }
         match check::<C>(&self.inspection) {
             Ok(fit) => Ok(Checked { inspected: self, fit, contract: PhantomData }),
             Err(e) => {
@@ -453,18 +456,18 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// [`LoadError::InitPanicked`].
     pub fn load(self) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
-        let audit_copy = (inspected.file.path.clone(), inspected.provenance.clone());
         let Inspected { file, inspection, provenance, config, .. } = inspected;
         let sha_needed = provenance.sha256.is_none() && audit::enabled();
         let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
+        // `inspection.path` is the file's path (inspection went through `file`).
         let local = match open(file, &inspection, logs::services(), &config) {
             Ok(l) => l,
             Err(e) => {
-                audit::refused(&audit_copy.0, &provenance, &e);
+                audit::refused(&inspection.path, &provenance, &e);
                 return Err(e);
             }
         };
-        audit::loaded(&audit_copy.0, &provenance, "in-process");
+        audit::loaded(&inspection.path, &provenance, "in-process");
         let Inspection { path, manifest, .. } = inspection;
         // Objects the plugin hands out keep its library open, even past this handle.
         let keepalive: tomada::client::Keepalive = std::sync::Arc::clone(&*local.library) as _;

@@ -16,7 +16,7 @@
 //! is not detectable this way; that is what signatures are for.
 
 use object::elf::{self, FileHeader64};
-use object::read::elf::{Dyn, FileHeader, ProgramHeader, Rela, SectionHeader, Sym};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endianness, ReadRef};
 
 /// What the structural check found, for [`crate::Inspection`].
@@ -239,54 +239,66 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     let mut other_at: Vec<u64> = Vec::new();
     // Each place is written once: a bit per 8-byte slot of the writable segments, or,
     // where they are too large for that (more than 8 MiB), a sorted list.
-    let mut bases = Vec::with_capacity(loads.len());
+    // The writable segments: where they start and end, and their first slot.
+    let mut writable: Vec<(u64, u64, u64)> = Vec::with_capacity(loads.len());
     let mut slots = 0u64;
-    for l in &loads {
-        bases.push(slots);
-        if l.flags & elf::PF_W.0 != 0 {
-            slots += l.memsz / 8 + 1;
-        }
+    for l in loads.iter().filter(|l| l.flags & elf::PF_W.0 != 0) {
+        writable.push((l.vaddr, l.vaddr + l.memsz, slots));
+        slots += l.memsz / 8 + 1;
     }
-    let mut written = (slots <= 1 << 20).then(|| vec![0u64; slots.div_ceil(64) as usize]);
+    // At least one word, so the one being marked (`current`) always has a place.
+    let mut written = (slots <= 1 << 20).then(|| vec![0u64; slots.div_ceil(64).max(1) as usize]);
+    let mut current = (0usize, 0u64);
     let mut targets: Vec<u64> = Vec::new();
-    // Relocations come in runs into the same segment: try the last one first.
-    let mut last: Option<usize> = None;
-    let mut writable = |offset: u64| {
-        let end = offset.checked_add(8)?;
-        let hit = |&i: &usize| {
-            let l = &loads[i];
-            l.flags & elf::PF_W.0 != 0 && l.vaddr <= offset && end <= l.vaddr + l.memsz
-        };
-        if last.is_some_and(|i| hit(&i)) {
-            return last;
-        }
-        last = (0..loads.len()).find(hit);
-        last
-    };
-    for rela in relocations.iter().flat_map(|r| r.iter()) {
-        let (offset, kind, sym) = (rela.r_offset(e), rela.r_type(e, false).0, rela.r_sym(e, false) as u64);
-        // Most are relative: that type first.
-        if Some(kind) != relative && !allowed.is_empty() && !allowed.contains(&kind) {
-            return Err(Some(format!("it has a relocation of unknown type {kind}")));
-        }
-        let segment = if sym < nsyms.max(1) && offset % 8 == 0 { writable(offset) } else { None };
-        let Some(segment) = segment else {
-            return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
-        };
-        match written.as_mut() {
-            Some(bits) => {
-                let slot = (bases[segment] + (offset - loads[segment].vaddr) / 8) as usize;
-                if bits[slot / 64] & (1 << (slot % 64)) != 0 {
-                    return Err(damaged("two relocations write the same place"));
-                }
-                bits[slot / 64] |= 1 << (slot % 64);
+    // Relocations come in runs into the same segment: the last one is tried first.
+    let mut last = 0;
+    let symbol_limit = nsyms.max(1);
+    for table in &relocations {
+        for rela in table.iter() {
+            let (offset, info) = (rela.r_offset.get(e), rela.r_info.get(e));
+            // ELF64: the type in the low word, the symbol in the high word.
+            let (kind, sym) = (info as u32, info >> 32);
+            // Most are relative: that type first.
+            if Some(kind) != relative && !allowed.is_empty() && !allowed.contains(&kind) {
+                return Err(Some(format!("it has a relocation of unknown type {kind}")));
             }
-            None => targets.push(offset),
-        }
-        if Some(kind) == relative {
-            relative_at.push((offset, rela.r_addend(e) as u64));
-        } else {
-            other_at.push(offset);
+            let inside = |&(start, end, _): &(u64, u64, u64)| start <= offset && offset < end && end - offset >= 8;
+            let segment = if sym < symbol_limit && offset % 8 == 0 {
+                match writable.get(last).filter(|w| inside(w)) {
+                    Some(w) => Some(w),
+                    None => writable.iter().position(inside).map(|i| {
+                        last = i;
+                        &writable[i]
+                    }),
+                }
+            } else {
+                None
+            };
+            let Some(&(start, _, base)) = segment else {
+                return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
+            };
+            match written.as_mut() {
+                Some(bits) => {
+                    let slot = (base + (offset - start) / 8) as usize;
+                    let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+                    // Runs of relocations write neighbouring places: the word they mark
+                    // stays in a register until a relocation marks another.
+                    if word != current.0 {
+                        bits[current.0] = current.1;
+                        current = (word, bits[word]);
+                    }
+                    if current.1 & bit != 0 {
+                        return Err(damaged("two relocations write the same place"));
+                    }
+                    current.1 |= bit;
+                }
+                None => targets.push(offset),
+            }
+            if Some(kind) == relative {
+                relative_at.push((offset, rela.r_addend.get(e) as u64));
+            } else {
+                other_at.push(offset);
+            }
         }
     }
     targets.sort_unstable();
