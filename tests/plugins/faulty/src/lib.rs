@@ -69,6 +69,9 @@ impl Faulty for Bad {
         // SAFETY: as above; the file is forgotten so the descriptor stays open.
         let mut socket = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(3) });
         let _ = socket.write_all(b"\xff\xff\xff\x7fgarbage");
+        // The host reads the socket when it waits (frames go through shared memory):
+        // give it a wait, so it sees this before the answer.
+        std::thread::sleep(std::time::Duration::from_millis(300));
     }
     fn try_network(&self) -> Result<String, String> {
         std::net::TcpListener::bind("127.0.0.1:0")

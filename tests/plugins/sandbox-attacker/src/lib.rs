@@ -316,7 +316,11 @@ impl Attacker for Attack {
                 header.extend_from_slice(&[6, 0]);
                 header.extend_from_slice(&1u64.to_le_bytes());
                 // SAFETY: writes the header's bytes to descriptor 3, which stays open.
-                check(unsafe { libc::write(3, header.as_ptr().cast(), header.len()) } as libc::c_long, "write")
+                let written =
+                    check(unsafe { libc::write(3, header.as_ptr().cast(), header.len()) } as libc::c_long, "write");
+                // The host looks at the socket when it waits: give it a wait.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                written
             }
             "corrupt-ring" => {
                 // The child's ring claims more bytes than it can hold.
