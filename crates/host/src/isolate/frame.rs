@@ -540,20 +540,21 @@ fn recv_into(
     }
 }
 
+/// `poll`'s timeout until `deadline` (-1: none), rounded up to whole milliseconds so a
+/// deadline 0.5 ms away does not spin on 0 ms polls; `TimedOut` once it has passed.
+pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Result<libc::c_int, ReadError> {
+    let Some(d) = deadline else { return Ok(-1) };
+    let left = d.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ReadError::TimedOut);
+    }
+    Ok(left.as_millis().saturating_add(1).min(libc::c_int::MAX as u128) as libc::c_int)
+}
+
 /// Blocks until `fd` is readable (or closed), or `deadline` passes.
 pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> {
     loop {
-        let timeout_ms: libc::c_int = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(ReadError::TimedOut);
-                }
-                // Round up, so a deadline 0.5 ms away does not spin on 0 ms polls.
-                left.as_millis().saturating_add(1).min(libc::c_int::MAX as u128) as libc::c_int
-            }
-        };
+        let timeout_ms = poll_timeout(deadline)?;
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid `pollfd`, for the duration of the call.
         let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };

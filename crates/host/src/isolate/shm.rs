@@ -480,16 +480,7 @@ fn ring(bell: &OwnedFd) {
 /// there), or `deadline` passes.
 fn sleep(bell: &OwnedFd, socket: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> {
     loop {
-        let timeout_ms: libc::c_int = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(ReadError::TimedOut);
-                }
-                left.as_millis().saturating_add(1).min(libc::c_int::MAX as u128) as libc::c_int
-            }
-        };
+        let timeout_ms = super::frame::poll_timeout(deadline)?;
         let mut fds = [
             libc::pollfd { fd: bell.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: socket, events: libc::POLLIN, revents: 0 },
