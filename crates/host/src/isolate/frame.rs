@@ -10,12 +10,13 @@
 //! callbacks from the plugin to the host, is a new `Kind` and a protocol version), so
 //! neither side assumes one request, then its reply.
 //!
-//! Reading spins only when it pays ([`Waiter`]): with two CPUs or more, a peer that
-//! answered quickly last time is polled with a non-blocking `recv` for a short
-//! while, then the reader blocks in `poll`. With one CPU it never spins: the peer
-//! could not run meanwhile (and yielding to it would hand the CPU to any other
-//! process as well, for a whole time slice). Payloads are read straight into the buffer they end up in (no zero-fill,
-//! no shifting), and frames are written with one `writev` of header and parts.
+//! After the handshake the frames go through a [`Link`]: on Linux the shared rings
+//! of [`super::shm`], elsewhere the socket. Reading spins only when it pays
+//! ([`Waiter`]): with two CPUs or more, for a peer that is awake and answered quickly
+//! last time, for a short while, then the reader sleeps. With one CPU it never spins:
+//! the peer could not run meanwhile (and yielding to it would hand the CPU to any
+//! other process as well, for a whole time slice). Payloads are read straight into
+//! the buffer they end up in (no zero-fill, no shifting).
 
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -138,6 +139,7 @@ impl Waiter {
     }
 
     /// A waiter that never spins.
+    #[cfg(test)]
     pub(crate) const fn blocking() -> Waiter {
         Waiter::new(Duration::ZERO)
     }
@@ -212,50 +214,24 @@ fn send_all(stream: &UnixStream, head: &[u8], parts: &[&[u8]]) -> io::Result<()>
     Ok(())
 }
 
-/// Reads one frame of at most `max` bytes, waiting as `waiter` says, until
-/// `deadline` (forever if `None`).
-pub(crate) fn read(
-    stream: &UnixStream,
-    waiter: &Waiter,
-    deadline: Option<Instant>,
-    max: usize,
-) -> Result<Frame, ReadError> {
+/// Reads one frame of at most `max` bytes straight from the socket, blocking until
+/// `deadline` (forever if `None`): for the handshake, before the channel's endpoint
+/// (and its buffered, spinning reads) exists.
+pub(crate) fn read(stream: &UnixStream, deadline: Option<Instant>, max: usize) -> Result<Frame, ReadError> {
     let mut payload = Vec::new();
-    let header = read_into(stream, waiter, deadline, max, &mut payload)?;
+    let header = read_into(stream, deadline, max, &mut payload)?;
     Ok(Frame { kind: header.kind, payload })
 }
 
-/// Reads one frame of at most `max` bytes into `payload` (cleared first; its
-/// capacity is reused), waiting as `waiter` says, until `deadline`.
+/// [`read`] into `payload` (cleared first; its capacity is reused).
 pub(crate) fn read_into(
     stream: &UnixStream,
-    waiter: &Waiter,
-    deadline: Option<Instant>,
-    max: usize,
-    payload: &mut Vec<u8>,
-) -> Result<Header, ReadError> {
-    read_into_spinning(stream, waiter, true, deadline, max, payload)
-}
-
-/// [`read_into`], spinning only if `may_spin` too (e.g. only one call is in flight:
-/// with more, the CPUs are better left to them).
-pub(crate) fn read_into_spinning(
-    stream: &UnixStream,
-    waiter: &Waiter,
-    may_spin: bool,
     deadline: Option<Instant>,
     max: usize,
     payload: &mut Vec<u8>,
 ) -> Result<Header, ReadError> {
     let mut head = [0u8; 4 + HEADER_REST];
-    let started = Instant::now();
-    let spin = if may_spin { waiter.spin_for(stream.peer_awake()) } else { Duration::ZERO };
-    let got = stream.recv(head.as_mut_ptr(), head.len(), spin, deadline)?;
-    waiter.learn(started.elapsed());
-    if got < head.len() {
-        let rest = &mut head[got..];
-        recv_all(stream, rest.as_mut_ptr(), rest.len(), deadline)?;
-    }
+    recv_all(stream, head.as_mut_ptr(), head.len(), deadline)?;
     let (header, want) = parse_header(&head, max)?;
     payload.clear();
     recv_payload(stream, payload, want, deadline)?;
@@ -347,8 +323,10 @@ impl ReadBuf {
     }
 }
 
-/// [`read_into_spinning`] through `buf`: frames already received are returned without
-/// a system call, and one `recv` takes as many as have arrived.
+/// Reads one frame of at most `max` bytes through `buf`, spinning first if `may_spin`
+/// and `waiter` say so (e.g. only one call is in flight: with more, the CPUs are
+/// better left to them), until `deadline`: frames already received are returned
+/// without a system call, and one `recv` takes as many as have arrived.
 pub(crate) fn read_buffered(
     src: &(impl Source + ?Sized),
     buf: &mut ReadBuf,
@@ -360,10 +338,11 @@ pub(crate) fn read_buffered(
 ) -> Result<Header, ReadError> {
     const HEAD: usize = 4 + HEADER_REST;
     if buf.end - buf.start < HEAD {
-        let started = Instant::now();
         let spin = if may_spin { waiter.spin_for(src.peer_awake()) } else { Duration::ZERO };
+        // (The clock only for a source that does not say how long the other side took.)
+        let started = src.waited().is_none().then(Instant::now);
         buf.fill(src, 1, spin, deadline)?;
-        waiter.learn(src.waited().unwrap_or_else(|| started.elapsed()));
+        waiter.learn(src.waited().or_else(|| started.map(|s| s.elapsed())).unwrap_or_default());
         buf.fill(src, HEAD, Duration::ZERO, deadline)?;
     }
     let (header, want) = parse_header(&buf.data[buf.start..buf.start + HEAD], max)?;
@@ -588,7 +567,7 @@ mod tests {
         let header = Header { kind: Kind::Reply, status: 2, id: 7 };
         write(&a, header, &[&3u32.to_le_bytes(), b"args"]).unwrap();
         let mut payload = Vec::new();
-        let got = read_into(&b, &Waiter::new(Duration::from_micros(10)), None, MAX_FRAME, &mut payload).unwrap();
+        let got = read_into(&b, None, MAX_FRAME, &mut payload).unwrap();
         assert_eq!(got, header);
         assert_eq!(payload, b"\x03\x00\x00\x00args");
     }
@@ -603,11 +582,11 @@ mod tests {
             write(&a, head(Kind::Call, 2), &[b"small"]).unwrap();
         });
         let mut buf = Vec::new();
-        let h = read_into(&b, &Waiter::blocking(), None, MAX_FRAME, &mut buf).unwrap();
+        let h = read_into(&b, None, MAX_FRAME, &mut buf).unwrap();
         assert_eq!(h.id, 1);
         assert!(buf == big, "the payload differs");
         let capacity = buf.capacity();
-        let h = read_into(&b, &Waiter::blocking(), None, MAX_FRAME, &mut buf).unwrap();
+        let h = read_into(&b, None, MAX_FRAME, &mut buf).unwrap();
         assert_eq!((h.id, &buf[..]), (2, &b"small"[..]));
         assert_eq!(buf.capacity(), capacity, "the buffer is reused");
         writer.join().unwrap();
@@ -664,25 +643,24 @@ mod tests {
     #[test]
     fn eof_timeout_and_garbage() {
         let (a, b) = UnixStream::pair().unwrap();
-        let w = Waiter::blocking();
-        let r = read(&b, &w, Some(Instant::now() + Duration::from_millis(20)), MAX_FRAME);
+        let r = read(&b, Some(Instant::now() + Duration::from_millis(20)), MAX_FRAME);
         assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
         drop(a);
-        assert!(matches!(read(&b, &w, None, MAX_FRAME), Err(ReadError::Eof)));
+        assert!(matches!(read(&b, None, MAX_FRAME), Err(ReadError::Eof)));
 
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert!(matches!(read(&b, &w, None, MAX_FRAME), Err(ReadError::Malformed(_))));
+        assert!(matches!(read(&b, None, MAX_FRAME), Err(ReadError::Malformed(_))));
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(&[10, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert!(matches!(read(&b, &w, None, MAX_FRAME), Err(ReadError::Malformed(_))));
+        assert!(matches!(read(&b, None, MAX_FRAME), Err(ReadError::Malformed(_))));
     }
 
     #[test]
     fn a_frame_over_the_limit_is_malformed_before_its_payload_is_read() {
         let (a, b) = UnixStream::pair().unwrap();
         write(&a, head(Kind::Reply, 1), &[&[0u8; 1000]]).unwrap();
-        let r = read(&b, &Waiter::blocking(), None, 100);
+        let r = read(&b, None, 100);
         assert!(matches!(&r, Err(ReadError::Malformed(m)) if m.contains("1010 bytes, over the limit of 100")), "{r:?}");
     }
 }

@@ -92,9 +92,9 @@ const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
 /// The last descriptor the child inherits (the others close at exec).
 #[cfg(target_os = "linux")]
 const LAST_FD: i32 = 10;
-/// How long either side may spin for the next frame before it blocks in `poll`;
-/// only when the last one came within this (see `frame::Waiter`), so a side that
-/// waits after an idle gap or a long call blocks at once and costs nothing.
+/// How long either side may spin for the next frame before it sleeps; only for a
+/// peer that is awake and answered within this last time (see `frame::Waiter`), so a
+/// side that waits after an idle gap or a long call sleeps at once.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
 /// How many callbacks made outside the host's calls may wait for the callback thread.
 const CALLBACKS_QUEUED: usize = 256;
@@ -530,7 +530,7 @@ impl Isolated {
         let mut reported = None;
         let mut handshake = || {
             let max = self.options.max_frame;
-            let hello = frame::read(host_end, &Waiter::blocking(), deadline, max).map_err(|e| match e {
+            let hello = frame::read(host_end, deadline, max).map_err(|e| match e {
                 ReadError::Eof => "the process ended before it greeted the host".to_owned(),
                 e => format!("no hello: {e:?}"),
             })?;
@@ -552,7 +552,7 @@ impl Isolated {
             };
             frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
-            let ready = frame::read(host_end, &Waiter::blocking(), deadline, max).map_err(|e| match e {
+            let ready = frame::read(host_end, deadline, max).map_err(|e| match e {
                 ReadError::Eof => "the process died while loading the plugin".to_owned(),
                 ReadError::TimedOut => format!("the plugin did not load within {:?}", self.options.startup),
                 e => format!("no answer to the load request: {e:?}"),

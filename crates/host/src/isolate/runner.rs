@@ -23,7 +23,7 @@ use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
 use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
 
 /// How long the child may spin for the next call after answering one (only when
-/// the last call came that quickly: see `Waiter`).
+/// spinning pays: see `Waiter`).
 const SPIN: Duration = super::SPIN;
 
 /// The most threads that serve calls at once.
@@ -162,7 +162,7 @@ fn serve(fd: RawFd) -> i32 {
         eprintln!("tomada runner: cannot greet the host: {e}");
         return 2;
     }
-    let request = match frame::read(&stream, &Waiter::blocking(), None, max) {
+    let request = match frame::read(&stream, None, max) {
         Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload),
         Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
         Err(e) => Err(format!("no load request: {e:?}")),
