@@ -252,12 +252,16 @@ fn an_aborting_plugin_kills_the_host_in_process_but_not_isolated() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().map(strip_log_prefix).collect();
     assert!(lines[0].starts_with("Plugin carregado: aborts-in-greet"), "{stderr}");
-    assert_eq!(lines[1], "[aborts-in-greet] about to abort while greeting Mundo", "{stderr}");
+    // The plugin's last words are forwarded by a thread of the host, the error is
+    // printed by its main thread: which of the two writes first is not defined.
+    let mut after = lines[1..].to_vec();
+    after.sort_by_key(|l| l.starts_with("error: "));
+    assert_eq!(after.len(), 2, "{stderr}");
+    assert_eq!(after[0], "[aborts-in-greet] about to abort while greeting Mundo", "{stderr}");
     assert!(
-        lines[2].starts_with("error: plugin `aborts-in-greet` failed to greet: the plugin's process crashed: the process was killed by signal 6"),
+        after[1].starts_with("error: plugin `aborts-in-greet` failed to greet: the plugin's process crashed: the process was killed by signal 6"),
         "{stderr}"
     );
-    assert_eq!(lines.len(), 3, "{stderr}");
 }
 
 #[test]

@@ -39,25 +39,34 @@ fn marker_child() {
         Some("race") => {
             // Swaps the plugin's path between a tomada plugin and a foreign library
             // (rename(2), atomic) while loading it, over and over.
+            // At least 2000 loads, and on until the race has shown both files and
+            // many swaps: how the two threads interleave is the scheduler's to say,
+            // so the test waits for a real race instead of hoping for one.
+            use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
             let path = PathBuf::from(library);
             let dir = path.parent().unwrap().to_path_buf();
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (stop, swapped) = (std::sync::Arc::new(AtomicBool::new(false)), std::sync::Arc::new(AtomicU64::new(0)));
             let swapper = {
-                let (stop, path) = (stop.clone(), path.clone());
+                let (stop, swapped, path) = (stop.clone(), swapped.clone(), path.clone());
                 std::thread::spawn(move || {
                     let mut i = 0u64;
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) {
                         let source = if i.is_multiple_of(2) { "plugin.src" } else { "foreign.src" };
                         let tmp = dir.join(format!("tmp{i}"));
                         std::fs::hard_link(dir.join(source), &tmp).unwrap();
                         std::fs::rename(&tmp, &path).unwrap();
                         i += 1;
+                        swapped.store(i, Ordering::Relaxed);
                     }
                     i
                 })
             };
-            let (mut loaded, mut refused) = (0, 0);
-            for _ in 0..2000 {
+            let (mut loaded, mut refused) = (0u64, 0u64);
+            let raced = |loaded: u64, refused: u64| {
+                loaded + refused >= 2000 && loaded > 0 && refused > 0 && swapped.load(Ordering::Relaxed) > 100
+            };
+            // (A hang guard only: a million loads is hours of an idle machine's time.)
+            while !raced(loaded, refused) && loaded + refused < 1_000_000 {
                 match tomada_host::load::<dyn pluginapi::Greeter>(&path) {
                     Ok(p) => {
                         assert_eq!(p.greet("x").unwrap(), "Olá, x 👋");
@@ -66,7 +75,7 @@ fn marker_child() {
                     Err(_) => refused += 1,
                 }
             }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
             let swaps = swapper.join().unwrap();
             println!("outcome: race loaded {loaded} refused {refused} swaps {swaps}");
         }

@@ -58,10 +58,11 @@ fn mapped(path: &std::path::Path) -> bool {
 
 type Load = fn() -> Plugin<dyn Indexer>;
 
-/// Waits up to 5 s for `done`, running `meanwhile` between looks (a call, so the host
-/// reads what an isolated plugin sent between calls).
+/// Waits for `done` (at most `HANG_GUARD`: a guard, not a measure of speed), running
+/// `meanwhile` between looks (a call, so the host reads what an isolated plugin sent
+/// between calls).
 fn eventually(done: impl Fn() -> bool, meanwhile: impl Fn()) {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let until = std::time::Instant::now() + tomada_test_support::HANG_GUARD;
     while !done() && std::time::Instant::now() < until {
         meanwhile();
         std::thread::sleep(std::time::Duration::from_millis(2));

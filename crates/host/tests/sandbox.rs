@@ -10,7 +10,7 @@ use std::time::Duration;
 use attack_api::Attacker;
 use tomada_host::isolate::{Isolation, Mode, Sandbox};
 use tomada_host::{CallError, LoadError, Plugin};
-use tomada_test_support::cdylib;
+use tomada_test_support::{cdylib, wait_until};
 
 use crate::isolate::{is_dead, isolation};
 
@@ -53,13 +53,7 @@ fn named(name: &str) -> Vec<u32> {
 }
 
 fn wait_none_named(name: &str) {
-    for _ in 0..200 {
-        if named(name).is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("processes named {name} outlived the plugin: {:?}", named(name));
+    wait_until(&format!("the end of the processes named {name}"), || named(name).is_empty());
 }
 
 /// Issue 8, item 1: io_uring does network (and file) work seccomp's socket rule never sees.
@@ -157,22 +151,20 @@ fn initialisers_run_inside_the_sandbox() {
     let p = attacker(isolation().env("TOMADA_ATTACK_ON_LOAD", &plan));
     assert!(ran.exists(), "control: the initialiser runs a shell without a sandbox");
     got_through(attack(&p, "init-socket-connect", &addr), "socket opened while loading");
-    for _ in 0..100 {
-        if helper.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The helper writes `helper-ran.tried` once its shell is done (or refused).
+    let tried = dir.path().join("helper-ran.tried");
+    wait_until("the helper's attempt", || tried.exists());
     assert!(helper.exists(), "control: the helper forked while loading runs a shell");
     drop(p);
-    std::fs::remove_file(&ran).unwrap();
-    std::fs::remove_file(&helper).unwrap();
+    for marker in [&ran, &helper, &tried] {
+        std::fs::remove_file(marker).unwrap();
+    }
 
     // The directory is writable even in the sandbox: only exec stops the markers.
     let sandbox = Sandbox::strict().allow_write(dir.path());
     let p = attacker(isolation().env("TOMADA_ATTACK_ON_LOAD", &plan).sandbox(sandbox));
     refused(attack(&p, "init-socket-connect", &addr), "no socket", "socket opened while loading");
-    std::thread::sleep(Duration::from_millis(600)); // the helper's delay, twice
+    wait_until("the helper's attempt", || tried.exists());
     assert!(!ran.exists(), "the initialiser ran a shell in the sandbox");
     assert!(!helper.exists(), "the helper forked while loading ran a shell");
     assert_eq!(attack(&p, "write", dir.path().join("granted").to_str().unwrap()).map(|_| ()), Ok(()));
@@ -344,12 +336,29 @@ fn cycles_helper() {
     };
     cycle(); // starts tomada's spawner thread, once per host
     wait_none_named(&name);
+    wait_output_threads_gone();
     println!("{}", counts());
     for _ in 0..cycles {
         cycle();
     }
     wait_none_named(&name);
+    wait_output_threads_gone();
     println!("{}", counts());
+}
+
+/// A dropped plugin's output threads may still be finishing when `drop` returns (they
+/// end when they have read what its dead processes wrote): a count taken at that
+/// moment would race them. Waits until none is left. A thread that never ends fails
+/// on the hang guard; any other leak shows in the counts.
+fn wait_output_threads_gone() {
+    let output_threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with("tomada-output"))
+            .count()
+    };
+    wait_until("the output threads of the dropped plugins to end", || output_threads() == 0);
 }
 
 /// Issue 8, item 9: Nothing the plugin starts outlives a host killed with SIGKILL: a forked
@@ -370,25 +379,12 @@ fn nothing_outlives_a_host_killed_with_sigkill() {
         .map_while(Result::ok)
         .find_map(|l| l.split_once("plugin-pid: ").map(|(_, p)| p.trim().parse().unwrap()))
         .expect("the helper reports the plugin's pid");
-    // (The daemon names itself after a double fork: give it a moment.)
-    for _ in 0..200 {
-        if named(&name).len() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let left = named(&name).len();
+    // (The daemon names itself after a double fork: wait for it.)
+    wait_until("a child and a daemon named by the plugin", || named(&name).len() == 2);
     helper.kill().unwrap(); // SIGKILL
     helper.wait().unwrap();
-    assert_eq!(left, 2, "the plugin left a child and a daemon behind");
     wait_none_named(&name);
-    for _ in 0..200 {
-        if is_dead(pid) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("the plugin's process {pid} outlived its host");
+    wait_until(&format!("the end of the plugin's process {pid}, after its host's"), || is_dead(pid));
 }
 
 #[test]

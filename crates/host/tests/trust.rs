@@ -30,8 +30,9 @@ fn a_renamed_path_never_runs_a_foreign_constructor() {
     assert!(!ran, "a foreign constructor ran during the rename race: {outcome}");
     let numbers: Vec<u64> = outcome.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     let [loaded, refused, swaps] = numbers[..] else { panic!("{outcome}") };
-    assert_eq!(loaded + refused, 2000, "{outcome}");
-    // The race was real: both files were seen, and the path changed often.
+    assert!(loaded + refused >= 2000, "{outcome}");
+    // The race was real (the child loads on until it is): both files were seen, and
+    // the path changed often.
     assert!(loaded > 0 && refused > 0 && swaps > 100, "{outcome}");
 }
 
@@ -50,7 +51,7 @@ fn a_fifo_is_refused_without_hanging() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: `mkfifo` takes a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    let err = within(Duration::from_secs(30), move || tomada_host::load::<dyn Greeter>(&fifo).unwrap_err());
+    let err = within(tomada_test_support::HANG_GUARD, move || tomada_host::load::<dyn Greeter>(&fifo).unwrap_err());
     assert!(matches!(err, LoadError::NotAFile { .. }), "{err:?}");
 }
 
@@ -82,9 +83,11 @@ fn a_fifo_swapped_in_during_loads_never_hangs() {
             }
         })
     };
-    let (loaded, fifos) = within(Duration::from_secs(120), move || {
+    // At least 300 loads, and on until the race has hit both files: when the swapper
+    // runs is the scheduler's to say. (A hang guard bounds it.)
+    let (loaded, fifos) = within(Duration::from_secs(600), move || {
         let (mut loaded, mut fifos) = (0, 0);
-        for _ in 0..300 {
+        while loaded + fifos < 300 || loaded == 0 || fifos == 0 {
             match tomada_host::load::<dyn Greeter>(&path) {
                 Ok(_) => loaded += 1,
                 Err(LoadError::NotAFile { .. }) => fifos += 1,
@@ -95,8 +98,8 @@ fn a_fifo_swapped_in_during_loads_never_hangs() {
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     swapper.join().unwrap();
-    assert_eq!(loaded + fifos, 300);
-    assert!(fifos > 0, "the race never hit the FIFO");
+    assert!(loaded + fifos >= 300);
+    assert!(fifos > 0 && loaded > 0, "the race never hit both files");
 }
 
 #[test]
@@ -193,7 +196,7 @@ fn a_huge_declared_section_is_refused_without_allocating_it() {
     bytes[size_at..size_at + 8].copy_from_slice(&(10u64 << 30).to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(10 << 30).unwrap();
-    let err = within(Duration::from_secs(30), move || tomada_host::inspect(&path).unwrap_err());
+    let err = within(tomada_test_support::HANG_GUARD, move || tomada_host::inspect(&path).unwrap_err());
     assert!(err.to_string().contains("more than the 1048576 a manifest may have"), "{err}");
 }
 

@@ -67,6 +67,13 @@ impl Future for Timer {
 
 static STALLS_DROPPED: AtomicU32 = AtomicU32::new(0);
 
+/// Held by each test that counts `STALLS_DROPPED`: tests run on parallel threads, and
+/// another test's stall dropped between a `before` and its check would be counted too.
+fn counting_stalls() -> std::sync::MutexGuard<'static, ()> {
+    static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    COUNTING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Counts the `stall` futures dropped before they finished.
 struct Guard;
 impl Drop for Guard {
@@ -181,6 +188,7 @@ fn a_panic_in_the_plugins_future_is_an_error() {
 #[test]
 fn dropping_the_hosts_future_drops_the_plugins_future() {
     let [(_, client, _plugin), _] = fetchers();
+    let _counting = counting_stalls();
     let before = STALLS_DROPPED.load(Ordering::SeqCst);
     let mut call = client.stall();
     let mut cx = Context::from_waker(Waker::noop());
@@ -199,6 +207,7 @@ fn an_isolated_call_is_cancelled_through_the_dispatch_function() {
     let plugin = crate::contract::instance(Remote);
     let this = plugin.this as usize;
     let dispatch = <dyn Fetch>::__tomada_dispatch::<Remote>;
+    let _counting = counting_stalls();
     let before = STALLS_DROPPED.load(Ordering::SeqCst);
     let (tx, rx) = std::sync::mpsc::channel();
     let call = std::thread::spawn(move || {

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -231,4 +232,54 @@ pub fn system_libm() -> PathBuf {
     .map(PathBuf::from)
     .find(|p| p.exists())
     .expect("these tests need the system's libm.so.6")
+}
+
+/// How long a test waits for something that must happen before it calls it a hang.
+///
+/// A guard against waiting forever, never a measure of speed: a test asserts *what*
+/// happened, not how soon. It is generous because a busy 2-core machine (a CPU hog
+/// beside `cargo test --workspace`) can take many seconds for what an idle one does
+/// at once.
+pub const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// Waits until `done()` holds, looking again every few milliseconds.
+///
+/// For events a test cannot block on (a process that ends, a thread that exits, a
+/// message served when the host next reads).
+///
+/// # Panics
+/// If `done()` still does not hold after [`HANG_GUARD`]: the message names `what`.
+#[track_caller]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + HANG_GUARD;
+    let mut pause = Duration::from_millis(1);
+    while !done() {
+        assert!(Instant::now() < until, "hung: {what} did not happen within {HANG_GUARD:?}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}
+
+/// Runs `f` on a thread of its own and returns what it returns.
+///
+/// # Panics
+/// If `f` panics, or does not return within [`HANG_GUARD`] (the message names
+/// `what`; the thread is left to finish by itself).
+#[track_caller]
+pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(HANG_GUARD) {
+        Ok(value) => {
+            let _ = thread.join();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let panic = thread.join().expect_err("the thread ended without a value");
+            std::panic::resume_unwind(panic)
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung: {what} did not return within {HANG_GUARD:?}"),
+    }
 }

@@ -25,7 +25,7 @@ pub trait Faulty {
     fn allocate(&self) -> u64;
     /// Closes file descriptor 3 (the isolation runner's socket).
     fn close_socket(&self);
-    /// Writes garbage to file descriptor 3.
+    /// Writes garbage to file descriptor 3, then never returns.
     fn corrupt_channel(&self);
     /// Opens a TCP socket and binds it to 127.0.0.1:0.
     fn try_network(&self) -> Result<String, String>;
@@ -51,7 +51,7 @@ pub trait Faulty {
     /// inside the plugin at once, at most, so far.
     fn sleep_ms(&self, ms: u64) -> u32;
     /// Waits until `count` calls of `meet` (counted since the instance was made)
-    /// arrived, all still inside the plugin (true), or until 10 s passed (false):
+    /// arrived, all still inside the plugin (true), or until 25 s passed (false):
     /// calls served one at a time never meet.
     fn meet(&self, count: u32) -> bool;
     /// How many calls of `sleep_ms` are inside the plugin now.

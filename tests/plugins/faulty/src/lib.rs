@@ -70,8 +70,9 @@ impl Faulty for Bad {
         let mut socket = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(3) });
         let _ = socket.write_all(b"\xff\xff\xff\x7fgarbage");
         // The host reads the socket when it waits (frames go through shared memory):
-        // give it a wait, so it sees this before the answer.
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        // no answer comes, so it sees this, however late it looks, and ends the
+        // process (or, failing that, the call's deadline does).
+        self.hang();
     }
     fn try_network(&self) -> Result<String, String> {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -136,8 +137,9 @@ impl Faulty for Bad {
         *inside += 1;
         arrived.notify_all();
         // Counts every call since the instance was made: one meeting per instance.
+        // (The wait is a hang guard, under the host's default 30 s call deadline.)
         let (_inside, waited) =
-            arrived.wait_timeout_while(inside, Duration::from_secs(10), |inside| *inside < count).unwrap();
+            arrived.wait_timeout_while(inside, Duration::from_secs(25), |inside| *inside < count).unwrap();
         !waited.timed_out()
     }
     fn sleeping(&self) -> u32 {

@@ -318,9 +318,12 @@ impl Attacker for Attack {
                 // SAFETY: writes the header's bytes to descriptor 3, which stays open.
                 let written =
                     check(unsafe { libc::write(3, header.as_ptr().cast(), header.len()) } as libc::c_long, "write");
-                // The host looks at the socket when it waits: give it a wait.
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                written
+                // The host looks at the socket when it waits: no answer comes, so it
+                // does, however late, and kills this process (or the deadline does).
+                written?;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
             }
             "corrupt-ring" => {
                 // The child's ring claims more bytes than it can hold.
@@ -330,9 +333,11 @@ impl Attacker for Attack {
                     let one = 1u64;
                     // SAFETY: writes 8 bytes from a local to the host's bell.
                     unsafe { libc::write(7, (&raw const one).cast(), 8) };
-                    // The host kills this process when it sees the ring (give it time).
-                    std::thread::sleep(std::time::Duration::from_secs(5));
-                    Ok("corrupted, and still alive".to_owned())
+                    // The host kills this process when it sees the ring: no answer
+                    // comes to overwrite the lie before it looks, however late.
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
                 })
             }
             "whoami" => Ok(format!("pid {} ppid {}", std::process::id(), std::os::unix::process::parent_id())),
@@ -400,7 +405,8 @@ fn forge(bytes: &[u8]) -> Result<String, String> {
 /// Runs while the library loads: the attacks `TOMADA_ATTACK_ON_LOAD` names
 /// (comma-separated): `exec:PATH` (run `/bin/sh` to write PATH), `socket` (open an
 /// internet socket, kept for `init-socket-connect`), `helper:PATH` (fork a helper
-/// that writes PATH through `/bin/sh` a moment later), `say:TEXT` (print TEXT on
+/// that writes PATH through `/bin/sh` a moment later, then `PATH.tried` by itself,
+/// whether the shell ran or not), `say:TEXT` (print TEXT on
 /// stderr), `abort`, `exit:CODE`.
 extern "C" fn attack_on_load() {
     let Some(plan) = std::env::var_os("TOMADA_ATTACK_ON_LOAD") else { return };
@@ -419,6 +425,8 @@ extern "C" fn attack_on_load() {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(300));
                     let _ = std::process::Command::new("/bin/sh").args(["-c", &format!("echo ran > {arg}")]).status();
+                    // Says it tried (no exec needed), so a test can wait for that.
+                    let _ = std::fs::write(format!("{arg}.tried"), b"");
                     // SAFETY: ends the helper.
                     unsafe { libc::_exit(0) }
                 }
