@@ -1,4 +1,8 @@
-//! [`LoadError`]: every way loading a plugin can fail, each with what to do.
+//! [`LoadError`]: every way loading a plugin can fail, each with what to do, and the
+//! typed reasons inside it: [`NotLibrary`] (what a file is instead of a library),
+//! [`Damage`] (what is wrong in a damaged one, with [`Flaw`] and [`Table`]),
+//! [`Mismatch`] (what a loaded library contradicts) and [`Exposure`] (why a file's
+//! permissions are unsafe). A caller matches on these; the text is for people.
 
 use std::io;
 use std::path::PathBuf;
@@ -35,7 +39,7 @@ pub enum LoadError {
         /// The plugin path.
         path: PathBuf,
         /// What the file is instead.
-        reason: String,
+        reason: NotLibrary,
     },
     /// The file looks like a shared library but is cut short or corrupt.
     #[error("`{}` is damaged: {reason}; rebuild or copy the plugin again", path.display())]
@@ -43,7 +47,7 @@ pub enum LoadError {
         /// The plugin path.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        reason: Damage,
     },
     /// The library was built for another CPU architecture.
     #[error("`{}` was built for {found}, this host runs on {expected}; build the plugin for {expected}", path.display())]
@@ -181,7 +185,7 @@ pub enum LoadError {
         /// The plugin path.
         path: PathBuf,
         /// What differs.
-        what: &'static str,
+        what: Mismatch,
     },
     /// An isolated plugin's process could not be started, or did not load the plugin.
     #[error("`{}` could not be started in its own process: {reason}", path.display())]
@@ -262,7 +266,7 @@ pub enum LoadError {
         /// The plugin path.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        reason: Exposure,
     },
     /// The plugin's constructor panicked.
     #[error("`{}` panicked while making its instance: {message}", path.display())]
@@ -286,8 +290,8 @@ impl LoadError {
             NotFound { path } => w.tag(0).path(path),
             NotAFile { path } => w.tag(1).path(path),
             Io { path, source } => w.tag(2).path(path).io(source),
-            NotALibrary { path, reason } => w.tag(3).path(path).str(reason),
-            Damaged { path, reason } => w.tag(4).path(path).str(reason),
+            NotALibrary { path, reason } => w.tag(3).path(path).not_library(reason),
+            Damaged { path, reason } => w.tag(4).path(path).damage(reason),
             WrongArchitecture { path, expected, found } => w.tag(5).path(path).str(expected).str(found),
             WrongPlatform { path, expected, found } => w.tag(6).path(path).str(expected).str(found),
             NoDescriptor { path } => w.tag(7).path(path),
@@ -313,7 +317,7 @@ impl LoadError {
                 w.tag(15).path(path).str(&message)
             }
             MissingSymbol { path } => w.tag(16).path(path),
-            DescriptorMismatch { path, what } => w.tag(17).path(path).mismatch(what),
+            DescriptorMismatch { path, what } => w.tag(17).path(path).index(Mismatch::ALL, what),
             Isolation { path, reason } => w.tag(18).path(path).str(reason),
             // Made by a host, never by a plugin's process; crosses as its reason.
             IsolationUnsupported { path, .. } => w.tag(18).path(path).str(&self.to_string()),
@@ -323,7 +327,7 @@ impl LoadError {
             NotPinned { path, name, sha256 } => w.tag(22).path(path).str(name).str(sha256),
             DigestMismatch { path, name, expected, found } => w.tag(23).path(path).str(name).str(expected).str(found),
             VersionTooOld { path, name, found, minimum } => w.tag(24).path(path).str(name).str(found).str(minimum),
-            Permissions { path, reason } => w.tag(25).path(path).str(reason),
+            Permissions { path, reason } => w.tag(25).path(path).exposure(reason),
             InitPanicked { path, message } => w.tag(26).path(path).str(message),
             NoSuchExport { path, name, exports } => w.tag(27).path(path).str(name).strings(exports),
             AmbiguousExport { path, contract, names } => w.tag(28).path(path).str(contract).strings(names),
@@ -342,8 +346,8 @@ impl LoadError {
             0 => NotFound { path },
             1 => NotAFile { path },
             2 => Io { path, source: r.io()? },
-            3 => NotALibrary { path, reason: r.string()? },
-            4 => Damaged { path, reason: r.string()? },
+            3 => NotALibrary { path, reason: r.not_library()? },
+            4 => Damaged { path, reason: r.damage()? },
             5 => WrongArchitecture { path, expected: r.string()?, found: r.string()? },
             6 => WrongPlatform { path, expected: r.string()?, found: r.string()? },
             7 => NoDescriptor { path },
@@ -371,7 +375,7 @@ impl LoadError {
                 Open { path, source }
             }
             16 => MissingSymbol { path },
-            17 => DescriptorMismatch { path, what: r.mismatch()? },
+            17 => DescriptorMismatch { path, what: r.index(Mismatch::ALL)? },
             18 => Isolation { path, reason: r.string()? },
             19 => Unsigned { path },
             20 => BadSignature { path, key: r.string()? },
@@ -379,7 +383,7 @@ impl LoadError {
             22 => NotPinned { path, name: r.string()?, sha256: r.string()? },
             23 => DigestMismatch { path, name: r.string()?, expected: r.string()?, found: r.string()? },
             24 => VersionTooOld { path, name: r.string()?, found: r.string()?, minimum: r.string()? },
-            25 => Permissions { path, reason: r.string()? },
+            25 => Permissions { path, reason: r.exposure()? },
             26 => InitPanicked { path, message: r.string()? },
             27 => NoSuchExport { path, name: r.string()?, exports: r.strings()? },
             28 => AmbiguousExport { path, contract: r.string()?, names: r.strings()? },
@@ -387,6 +391,310 @@ impl LoadError {
         };
         r.0.is_empty().then_some(error)
     }
+}
+
+/// A field-less reason enum: each value's message, and `ALL` of them in one list, so
+/// the wire form (a value's place in `ALL`) needs no table kept in step by hand.
+macro_rules! reasons {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[doc = $doc:literal])* $variant:ident => $message:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[doc = $doc])* #[error($message)] $variant,)*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+        }
+    };
+}
+
+/// What a file that is not a shared library is instead ([`LoadError::NotALibrary`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotLibrary {
+    /// It has no bytes.
+    #[error("the file is empty")]
+    Empty,
+    /// It is text (a script, a manifest, a source file...).
+    #[error("it is a text file")]
+    Text,
+    /// No object format this host knows.
+    #[error("it is not an ELF, Mach-O or PE file")]
+    UnknownFormat,
+    /// Another kind of object file (an archive, WebAssembly, ...).
+    #[error("it is a {format} file")]
+    OtherFormat {
+        /// The kind, as the `object` crate names it (`Archive`, `Wasm`, ...).
+        format: String,
+    },
+    /// An executable (a plugin is a shared library).
+    #[error("it is an executable")]
+    Executable,
+    /// An object file never linked into a library.
+    #[error("it is an object file (`.o`) that was never linked")]
+    Relocatable,
+    /// A core dump.
+    #[error("it is a core dump")]
+    CoreDump,
+    /// An object file of a kind neither library, executable nor object.
+    #[error("it is an object file of an unknown kind")]
+    UnknownObject,
+}
+
+/// What is wrong in a damaged library ([`LoadError::Damaged`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Damage {
+    /// A part of the file is malformed or contradicts another (see [`Flaw`]).
+    #[error(transparent)]
+    Structure(Flaw),
+    /// A loadable segment ends past the end of the file: a copy cut short.
+    #[error("it is truncated: a segment ends at byte {segment_end}, the file has {file_len}")]
+    Truncated {
+        /// Where the segment ends.
+        segment_end: u64,
+        /// The file's length.
+        file_len: u64,
+    },
+    /// The tomada section claims more bytes than a manifest may have.
+    #[error("its tomada section claims {size} bytes, more than the {limit} a manifest may have")]
+    SectionTooLarge {
+        /// The size the section claims.
+        size: u64,
+        /// The most a manifest may have.
+        limit: u64,
+    },
+    /// A table the dynamic loader reads claims an implausible size.
+    #[error("its {table} claims {size} bytes")]
+    TableTooLarge {
+        /// Which table.
+        table: Table,
+        /// The size it claims.
+        size: u64,
+    },
+    /// A table the dynamic loader reads lies outside the library's segments.
+    #[error("its {table} lies outside its segments")]
+    TableOutside {
+        /// Which table.
+        table: Table,
+    },
+    /// A table the dynamic loader reads lies outside the file.
+    #[error("its {table} cannot be read")]
+    TableUnreadable {
+        /// Which table.
+        table: Table,
+    },
+    /// A relocation table's size and entry count disagree.
+    #[error("its {table} are malformed")]
+    RelocationsMalformed {
+        /// [`Table::Relocations`] or [`Table::PltRelocations`].
+        table: Table,
+    },
+    /// A relocation of a type tomada does not know for this machine.
+    #[error("it has a relocation of unknown type {kind}")]
+    UnknownRelocation {
+        /// The ELF relocation type.
+        kind: u32,
+    },
+    /// The file starts like an object file but ends before its headers do.
+    #[error("it starts like {format} file but is too short to be one")]
+    CutShort {
+        /// The format its first bytes name, with its article (`an ELF`).
+        format: String,
+    },
+    /// The object parser could not read its headers.
+    #[error("its headers cannot be read ({detail})")]
+    Headers {
+        /// The parser's words.
+        detail: String,
+    },
+    /// The object parser could not read a universal Mach-O's header.
+    #[error("its universal (fat) Mach-O header cannot be read ({detail})")]
+    FatHeader {
+        /// The parser's words.
+        detail: String,
+    },
+    /// The object parser could not read the tomada section.
+    #[error("its tomada section cannot be read ({detail})")]
+    SectionUnreadable {
+        /// The parser's words.
+        detail: String,
+    },
+    /// The manifests in the tomada section are malformed or contradict each other.
+    #[error("{detail}")]
+    Manifest {
+        /// What the manifest reader found.
+        detail: String,
+    },
+}
+
+impl From<Flaw> for Damage {
+    fn from(flaw: Flaw) -> Self {
+        Damage::Structure(flaw)
+    }
+}
+
+reasons! {
+    /// A table the dynamic loader reads ([`Damage`]).
+    pub enum Table {
+        /// `DT_STRTAB`.
+        DynamicStrings => "dynamic string table",
+        /// `DT_SYMTAB`.
+        DynamicSymbols => "dynamic symbol table",
+        /// `DT_HASH`.
+        Hash => "hash table",
+        /// `DT_RELA`.
+        Relocations => "relocations",
+        /// `DT_JMPREL`.
+        PltRelocations => "PLT relocations",
+        /// `DT_VERSYM`.
+        SymbolVersions => "symbol version table",
+    }
+}
+
+reasons! {
+    /// A part of a library that is malformed, or contradicts another ([`Damage::Structure`]).
+    pub enum Flaw {
+        /// Its ELF header names no known byte order.
+        ByteOrder => "its byte order is unknown",
+        /// Its program header table's entry size or count is wrong.
+        ProgramHeaderTable => "its program header table is malformed",
+        /// Its program headers lie outside the file.
+        ProgramHeadersOutside => "its program headers lie outside the file",
+        /// A loadable segment's sizes or addresses contradict each other.
+        SegmentInconsistent => "a loadable segment's sizes or addresses are inconsistent",
+        /// A loadable segment's offset and address disagree modulo its alignment.
+        SegmentMisaligned => "a loadable segment is misaligned",
+        /// Two dynamic segments, or one outside the file.
+        DynamicSegmentDuplicated => "its dynamic segment is duplicated or outside the file",
+        /// A program interpreter (`PT_INTERP`).
+        Interpreter => "it has a program interpreter, like an executable",
+        /// Its `PT_TLS` or `PT_GNU_RELRO` segment contradicts the others.
+        TlsOrRelroInconsistent => "its thread-local or read-only-after-relocation segment is inconsistent",
+        /// Its `PT_TLS` or `PT_GNU_RELRO` segment lies outside its data.
+        TlsOrRelroOutside => "its thread-local or read-only-after-relocation segment lies outside its data",
+        /// No dynamic segment.
+        NoDynamicSegment => "it has no dynamic segment",
+        /// Its dynamic segment is not where its loadable segments map it.
+        DynamicSegmentMisplaced => "its dynamic segment is not where its loadable segments put it",
+        /// Its dynamic segment cannot be read.
+        DynamicSegmentUnreadable => "its dynamic segment cannot be read",
+        /// Its dynamic segment has no `DT_NULL`.
+        DynamicSegmentUnterminated => "its dynamic segment has no end",
+        /// No `DT_STRTAB`/`DT_STRSZ`.
+        NoDynamicStrings => "it has no dynamic string table",
+        /// Its dynamic string table does not end in NUL.
+        DynamicStringsUnterminated => "its dynamic string table is not terminated",
+        /// A name's offset lies outside the string table.
+        NameOutside => "a name lies outside the string table",
+        /// `DT_TEXTREL`.
+        TextRelocations => "it relocates its own code (DT_TEXTREL)",
+        /// `DT_SYMENT` or `DT_RELAENT` is not the ELF64 size.
+        EntrySize => "its symbol or relocation entry size is wrong",
+        /// No `DT_SYMTAB`.
+        NoDynamicSymbols => "it has no dynamic symbol table",
+        /// Its section headers lie outside the file.
+        SectionHeadersOutside => "its section headers lie outside the file",
+        /// No `.dynsym` section.
+        NoDynamicSymbolSection => "it has no dynamic symbol table section",
+        /// `.dynsym` contradicts `DT_SYMTAB`.
+        DynamicSymbolSectionContradicts => "its dynamic symbol table section contradicts its dynamic segment",
+        /// Its hash table names symbols past the symbol table.
+        HashNamesNothing => "its hash table names symbols that do not exist",
+        /// Its GNU hash table is malformed.
+        GnuHash => "its GNU hash table is malformed",
+        /// A symbol's address lies outside its segments.
+        SymbolOutside => "a symbol lies outside its segments",
+        /// `DT_REL` or `DT_RELR`.
+        UncheckedRelocationFormat => "it uses relocation formats tomada does not check (REL, RELR)",
+        /// A relocation writes outside the writable segments, or names no symbol.
+        RelocationOutside => "a relocation writes outside its writable segments or names no symbol",
+        /// Two relocations write the same place.
+        RelocationTwice => "two relocations write the same place",
+        /// Its `DT_INIT_ARRAY`/`DT_FINI_ARRAY` is malformed.
+        InitArray => "its initialiser or finaliser array is malformed",
+        /// An initialiser or finaliser does not point at code.
+        InitNotCode => "an initialiser or finaliser does not point at code",
+        /// `DT_INIT` or `DT_FINI` does not point at code.
+        InitFunctionNotCode => "its initialiser or finaliser does not point at code",
+        /// A symbol names a version no record defines.
+        UndefinedVersion => "a symbol names a version that is not defined",
+        /// Its symbol version records are malformed.
+        VersionRecords => "its symbol version records are malformed",
+        /// The exported descriptor symbol is not a whole descriptor object.
+        DescriptorNotWhole => "its exported descriptor is not a whole descriptor",
+        /// The descriptor's manifest pointer is not into the tomada section.
+        DescriptorElsewhere => "its exported descriptor does not point at its .tomada section (a copied section?)",
+        /// The descriptor's function pointers do not point at code.
+        DescriptorFunctionsNotCode => "its exported descriptor's functions do not point at code",
+        /// The ELF headers are malformed in a way only the general parser noticed.
+        Headers => "its headers are malformed",
+        /// The section-name index is malformed.
+        SectionNameIndex => "its section-name index is malformed",
+        /// No section-name table.
+        NoSectionNames => "its section-name table is missing",
+        /// The section-name table is implausibly large.
+        SectionNamesTooLarge => "its section-name table is implausibly large",
+        /// The section-name table lies outside the file.
+        SectionNamesOutside => "its section-name table lies outside the file",
+        /// A section's name lies outside the section-name table.
+        SectionNameOutside => "a section name lies outside the section-name table",
+        /// A section's name has no NUL.
+        SectionNameUnterminated => "a section name is not terminated",
+        /// The tomada section lies outside the file.
+        SectionOutside => "its tomada section lies outside the file",
+    }
+}
+
+reasons! {
+    /// What a loaded library contradicts: the file inspected, or its own manifest
+    /// ([`LoadError::DescriptorMismatch`]).
+    pub enum Mismatch {
+        /// The manifest the descriptor points to is not the one read from the file.
+        ManifestBytes => "manifest bytes",
+        /// The descriptor's contract name, ABI or fingerprint.
+        Contract => "contract, ABI or fingerprint",
+        /// The constructor returned a status no tomada plugin returns.
+        ConstructorStatus => "constructor status",
+        /// The descriptor's fixed header (magic, boundary version).
+        Header => "header",
+        /// The descriptor is smaller than any boundary version's.
+        DescriptorSize => "descriptor size",
+        /// The path no longer names the file that was inspected.
+        ReplacedFile => "the path names another file than the one inspected",
+    }
+}
+
+/// Why a plugin file's permissions are unsafe under a trust policy
+/// ([`LoadError::Permissions`]): someone other than its owner could change it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Exposure {
+    /// The file is writable by its group or others.
+    #[error("the file is writable by its group or others (mode {mode:o})")]
+    FileWritable {
+        /// The file's permission bits.
+        mode: u32,
+    },
+    /// The file belongs to neither root nor the host's user.
+    #[error("the file is owned by uid {uid}, neither root nor this host's user ({host_uid})")]
+    ForeignOwner {
+        /// The file's owner.
+        uid: u32,
+        /// The host's effective user.
+        host_uid: u32,
+    },
+    /// The file's directory is writable by others and not sticky.
+    #[error("its directory `{}` is writable by others and not sticky (mode {mode:o})", directory.display())]
+    DirectoryWritable {
+        /// The directory.
+        directory: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// `a`, `b`, `c`, each in backquotes.
@@ -422,15 +730,7 @@ mod wire {
     use std::io;
     use std::path::PathBuf;
 
-    /// Every `&'static str` a [`LoadError::DescriptorMismatch`] is made with.
-    const MISMATCHES: &[&str] = &[
-        "manifest bytes",
-        "contract, ABI or fingerprint",
-        "constructor status",
-        "header",
-        "descriptor size",
-        "the path names another file than the one inspected",
-    ];
+    use super::{Damage, Exposure, Flaw, NotLibrary, Table};
 
     #[derive(Default)]
     pub(super) struct Writer(pub(super) Vec<u8>);
@@ -468,9 +768,49 @@ mod wire {
             self.u32(e.raw_os_error().map_or(u32::MAX, |n| n as u32));
             self.str(&e.to_string())
         }
-        pub(super) fn mismatch(&mut self, what: &str) -> &mut Self {
-            let index = MISMATCHES.iter().position(|&m| m == what).unwrap_or(MISMATCHES.len());
-            self.u32(index as u32)
+        pub(super) fn u64(&mut self, n: u64) -> &mut Self {
+            self.0.extend_from_slice(&n.to_le_bytes());
+            self
+        }
+        /// A value of a field-less reason enum, as its place in that enum's `ALL`.
+        pub(super) fn index<T: PartialEq>(&mut self, all: &[T], value: &T) -> &mut Self {
+            self.u32(all.iter().position(|v| v == value).unwrap_or(all.len()) as u32)
+        }
+        pub(super) fn not_library(&mut self, what: &NotLibrary) -> &mut Self {
+            match what {
+                NotLibrary::Empty => self.tag(0),
+                NotLibrary::Text => self.tag(1),
+                NotLibrary::UnknownFormat => self.tag(2),
+                NotLibrary::OtherFormat { format } => self.tag(3).str(format),
+                NotLibrary::Executable => self.tag(4),
+                NotLibrary::Relocatable => self.tag(5),
+                NotLibrary::CoreDump => self.tag(6),
+                NotLibrary::UnknownObject => self.tag(7),
+            }
+        }
+        pub(super) fn damage(&mut self, damage: &Damage) -> &mut Self {
+            match damage {
+                Damage::Structure(flaw) => self.tag(0).index(Flaw::ALL, flaw),
+                Damage::Truncated { segment_end, file_len } => self.tag(1).u64(*segment_end).u64(*file_len),
+                Damage::SectionTooLarge { size, limit } => self.tag(2).u64(*size).u64(*limit),
+                Damage::TableTooLarge { table, size } => self.tag(3).index(Table::ALL, table).u64(*size),
+                Damage::TableOutside { table } => self.tag(4).index(Table::ALL, table),
+                Damage::TableUnreadable { table } => self.tag(5).index(Table::ALL, table),
+                Damage::RelocationsMalformed { table } => self.tag(6).index(Table::ALL, table),
+                Damage::UnknownRelocation { kind } => self.tag(7).u32(*kind),
+                Damage::CutShort { format } => self.tag(8).str(format),
+                Damage::Headers { detail } => self.tag(9).str(detail),
+                Damage::FatHeader { detail } => self.tag(10).str(detail),
+                Damage::SectionUnreadable { detail } => self.tag(11).str(detail),
+                Damage::Manifest { detail } => self.tag(12).str(detail),
+            }
+        }
+        pub(super) fn exposure(&mut self, exposure: &Exposure) -> &mut Self {
+            match exposure {
+                Exposure::FileWritable { mode } => self.tag(0).u32(*mode),
+                Exposure::ForeignOwner { uid, host_uid } => self.tag(1).u32(*uid).u32(*host_uid),
+                Exposure::DirectoryWritable { directory, mode } => self.tag(2).path(directory).u32(*mode),
+            }
         }
     }
 
@@ -523,8 +863,52 @@ mod wire {
             let message = self.string()?;
             Some(if raw == u32::MAX { io::Error::other(message) } else { io::Error::from_raw_os_error(raw as i32) })
         }
-        pub(super) fn mismatch(&mut self) -> Option<&'static str> {
-            Some(MISMATCHES.get(self.u32()? as usize).copied().unwrap_or("reported by the plugin's process"))
+        pub(super) fn u64(&mut self) -> Option<u64> {
+            let (head, rest) = self.0.split_first_chunk::<8>()?;
+            self.0 = rest;
+            Some(u64::from_le_bytes(*head))
+        }
+        pub(super) fn index<T: Copy>(&mut self, all: &[T]) -> Option<T> {
+            all.get(self.u32()? as usize).copied()
+        }
+        pub(super) fn not_library(&mut self) -> Option<NotLibrary> {
+            Some(match self.u8()? {
+                0 => NotLibrary::Empty,
+                1 => NotLibrary::Text,
+                2 => NotLibrary::UnknownFormat,
+                3 => NotLibrary::OtherFormat { format: self.string()? },
+                4 => NotLibrary::Executable,
+                5 => NotLibrary::Relocatable,
+                6 => NotLibrary::CoreDump,
+                7 => NotLibrary::UnknownObject,
+                _ => return None,
+            })
+        }
+        pub(super) fn damage(&mut self) -> Option<Damage> {
+            Some(match self.u8()? {
+                0 => Damage::Structure(self.index(Flaw::ALL)?),
+                1 => Damage::Truncated { segment_end: self.u64()?, file_len: self.u64()? },
+                2 => Damage::SectionTooLarge { size: self.u64()?, limit: self.u64()? },
+                3 => Damage::TableTooLarge { table: self.index(Table::ALL)?, size: self.u64()? },
+                4 => Damage::TableOutside { table: self.index(Table::ALL)? },
+                5 => Damage::TableUnreadable { table: self.index(Table::ALL)? },
+                6 => Damage::RelocationsMalformed { table: self.index(Table::ALL)? },
+                7 => Damage::UnknownRelocation { kind: self.u32()? },
+                8 => Damage::CutShort { format: self.string()? },
+                9 => Damage::Headers { detail: self.string()? },
+                10 => Damage::FatHeader { detail: self.string()? },
+                11 => Damage::SectionUnreadable { detail: self.string()? },
+                12 => Damage::Manifest { detail: self.string()? },
+                _ => return None,
+            })
+        }
+        pub(super) fn exposure(&mut self) -> Option<Exposure> {
+            Some(match self.u8()? {
+                0 => Exposure::FileWritable { mode: self.u32()? },
+                1 => Exposure::ForeignOwner { uid: self.u32()?, host_uid: self.u32()? },
+                2 => Exposure::DirectoryWritable { directory: self.path()?, mode: self.u32()? },
+                _ => return None,
+            })
         }
     }
 }
@@ -533,7 +917,7 @@ mod wire {
 mod tests {
     use std::path::PathBuf;
 
-    use super::LoadError;
+    use super::{Damage, Exposure, Flaw, LoadError, Mismatch, NotLibrary, Table};
 
     /// One of every variant, with distinct field values.
     fn every_variant() -> Vec<LoadError> {
@@ -546,8 +930,14 @@ mod tests {
             NotAFile { path: p() },
             Io { path: p(), source: std::io::Error::from_raw_os_error(13) },
             Io { path: p(), source: std::io::Error::other("short read") },
-            NotALibrary { path: p(), reason: s("it is a text file") },
-            Damaged { path: p(), reason: s("its hash table names symbols that do not exist") },
+            NotALibrary { path: p(), reason: NotLibrary::Text },
+            NotALibrary { path: p(), reason: NotLibrary::OtherFormat { format: s("Wasm") } },
+            Damaged { path: p(), reason: Flaw::HashNamesNothing.into() },
+            Damaged { path: p(), reason: Damage::Truncated { segment_end: 1 << 40, file_len: 7 } },
+            Damaged { path: p(), reason: Damage::TableTooLarge { table: Table::SymbolVersions, size: u64::MAX } },
+            Damaged { path: p(), reason: Damage::RelocationsMalformed { table: Table::PltRelocations } },
+            Damaged { path: p(), reason: Damage::UnknownRelocation { kind: 42 } },
+            Damaged { path: p(), reason: Damage::Manifest { detail: s("two exports have the same index") } },
             WrongArchitecture { path: p(), expected: s("X86_64"), found: s("Aarch64") },
             WrongPlatform { path: p(), expected: s("a glibc library"), found: s("musl") },
             NoDescriptor { path: p() },
@@ -573,7 +963,8 @@ mod tests {
             Open { path: p(), source: libloading::Error::DlOpen { source: dl.as_c_str().into() } },
             Open { path: p(), source: libloading::Error::DlOpenUnknown },
             MissingSymbol { path: p() },
-            DescriptorMismatch { path: p(), what: "constructor status" },
+            DescriptorMismatch { path: p(), what: Mismatch::ConstructorStatus },
+            DescriptorMismatch { path: p(), what: Mismatch::ReplacedFile },
             Isolation { path: p(), reason: s("no hello") },
             Unsigned { path: p() },
             BadSignature { path: p(), key: s("0123456789ABCDEF") },
@@ -581,7 +972,9 @@ mod tests {
             NotPinned { path: p(), name: s("greeter"), sha256: s("ab".repeat(32).as_str()) },
             DigestMismatch { path: p(), name: s("greeter"), expected: s("00"), found: s("ff") },
             VersionTooOld { path: p(), name: s("greeter"), found: s("1.0.0"), minimum: s("1.2.0") },
-            Permissions { path: p(), reason: s("the file is writable by others") },
+            Permissions { path: p(), reason: Exposure::FileWritable { mode: 0o666 } },
+            Permissions { path: p(), reason: Exposure::ForeignOwner { uid: 4242, host_uid: 1000 } },
+            Permissions { path: p(), reason: Exposure::DirectoryWritable { directory: p(), mode: 0o777 } },
             InitPanicked { path: p(), message: s("configuração ausente") },
             NoSuchExport { path: p(), name: s("hola"), exports: vec![s("hello (Greeter)"), s("memory (Store)")] },
             AmbiguousExport { path: p(), contract: s("Greeter"), names: vec![s("hello"), s("hola")] },
@@ -597,10 +990,37 @@ mod tests {
         for error in all {
             let back = LoadError::from_wire(&error.to_wire()).unwrap_or_else(|| panic!("{error:?} did not decode"));
             assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&error), "{error:?} -> {back:?}");
+            assert_eq!(format!("{back:?}"), format!("{error:?}"), "the typed reason crosses as itself");
             assert_eq!(back.to_string(), error.to_string());
             let source = |e: &LoadError| std::error::Error::source(e).map(|s| s.to_string());
             assert_eq!(source(&back), source(&error), "{error:?}");
         }
+    }
+
+    /// Every value of the field-less reasons, not one of each kind: the wire form is
+    /// a value's place in its enum's `ALL`.
+    #[test]
+    fn every_reason_value_crosses_the_wire_as_itself() {
+        let p = || PathBuf::from("/plugins/x.so");
+        let mut all: Vec<LoadError> =
+            Flaw::ALL.iter().map(|&f| LoadError::Damaged { path: p(), reason: f.into() }).collect();
+        for &table in Table::ALL {
+            all.push(LoadError::Damaged { path: p(), reason: Damage::TableTooLarge { table, size: 1 << 40 } });
+            all.push(LoadError::Damaged { path: p(), reason: Damage::TableOutside { table } });
+            all.push(LoadError::Damaged { path: p(), reason: Damage::TableUnreadable { table } });
+        }
+        all.extend(Mismatch::ALL.iter().map(|&what| LoadError::DescriptorMismatch { path: p(), what }));
+        assert_eq!(all.len(), Flaw::ALL.len() + 3 * Table::ALL.len() + Mismatch::ALL.len());
+        for error in all {
+            let back = LoadError::from_wire(&error.to_wire()).unwrap_or_else(|| panic!("{error:?} did not decode"));
+            assert_eq!(format!("{back:?}"), format!("{error:?}"));
+            assert_eq!(back.to_string(), error.to_string());
+        }
+        // A value past the end of a list is refused, not guessed.
+        let mut wire = LoadError::DescriptorMismatch { path: p(), what: Mismatch::Header }.to_wire();
+        let last = wire.len() - 4;
+        wire[last..].copy_from_slice(&(Mismatch::ALL.len() as u32).to_le_bytes());
+        assert!(LoadError::from_wire(&wire).is_none());
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl PluginFile {
             return Err(LoadError::NotAFile { path });
         }
         if meta.len() == 0 {
-            return Err(LoadError::NotALibrary { path, reason: "the file is empty".into() });
+            return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
         Ok(PluginFile { path, absolute, file, meta })
     }
@@ -191,7 +191,7 @@ impl PluginFile {
                 if now.is_none_or(|m| (m.dev(), m.ino()) != (self.meta.dev(), self.meta.ino())) {
                     return Err(LoadError::DescriptorMismatch {
                         path: self.path.clone(),
-                        what: "the path names another file than the one inspected",
+                        what: crate::error::Mismatch::ReplacedFile,
                     });
                 }
             }

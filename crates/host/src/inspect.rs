@@ -15,6 +15,7 @@ use tomada::descriptor::{self, ManifestError};
 use tomada::{Interface, Manifest};
 
 use crate::LoadError;
+use crate::error::{Damage, Flaw, NotLibrary};
 use crate::file::PluginFile;
 use crate::structure::{self, Facts};
 
@@ -273,7 +274,7 @@ fn fat_slices<'d, R: ReadRef<'d>>(path: &Path, data: R) -> Result<Option<FatSlic
     };
     let mut slices = slices.map_err(|e| LoadError::Damaged {
         path: path.to_path_buf(),
-        reason: format!("its universal (fat) Mach-O header cannot be read ({e})"),
+        reason: Damage::FatHeader { detail: e.to_string() },
     })?;
     // Stable: this host's slice first, the rest in file order.
     slices.sort_by_key(|(arch, _)| Some(*arch) != host_architecture());
@@ -300,7 +301,7 @@ fn pick_slice<'d>(path: &Path, slices: FatSlices<'d>, platform: Platform) -> Res
 #[doc(hidden)]
 pub fn inspect_bytes(path: &Path, bytes: &[u8]) -> Result<Inspection, LoadError> {
     if bytes.is_empty() {
-        return Err(LoadError::NotALibrary { path: path.to_path_buf(), reason: "the file is empty".into() });
+        return Err(LoadError::NotALibrary { path: path.to_path_buf(), reason: NotLibrary::Empty });
     }
     inspect_data(path, bytes, bytes.len() as u64, Platform::Host)
 }
@@ -406,18 +407,18 @@ fn find<'d, R: ReadRef<'d>>(
     }
     let object = parse(path, data, len, platform)?;
     if record == Record::Manifest {
-        let not_a_library = |reason: &str| Err(LoadError::NotALibrary { path: owned(), reason: reason.into() });
+        let not_a_library = |reason: NotLibrary| Err(LoadError::NotALibrary { path: owned(), reason });
         match object.kind() {
             ObjectKind::Dynamic => {}
-            ObjectKind::Executable => return not_a_library("it is an executable"),
-            ObjectKind::Relocatable => return not_a_library("it is an object file (`.o`) that was never linked"),
-            ObjectKind::Core => return not_a_library("it is a core dump"),
-            _ => return not_a_library("it is an object file of an unknown kind"),
+            ObjectKind::Executable => return not_a_library(NotLibrary::Executable),
+            ObjectKind::Relocatable => return not_a_library(NotLibrary::Relocatable),
+            ObjectKind::Core => return not_a_library(NotLibrary::CoreDump),
+            _ => return not_a_library(NotLibrary::UnknownObject),
         }
         if object.format() == BinaryFormat::Elf && platform == Platform::Host {
             // The fast path checks every ELF library of this machine; one that got
             // here is malformed in a way the general parser did not notice.
-            return Err(LoadError::Damaged { path: owned(), reason: "its headers are malformed".into() });
+            return Err(LoadError::Damaged { path: owned(), reason: Flaw::Headers.into() });
         }
     }
     if let Some(section) = object.section_by_name(record.section_name(object.format()))
@@ -427,7 +428,7 @@ fn find<'d, R: ReadRef<'d>>(
     }
     let bytes = section_bytes(&object, record).transpose().map_err(|e| LoadError::Damaged {
         path: owned(),
-        reason: format!("its tomada section cannot be read ({e})"),
+        reason: Damage::SectionUnreadable { detail: e.to_string() },
     })?;
     Ok((bytes, Facts::default()))
 }
@@ -436,10 +437,7 @@ fn find<'d, R: ReadRef<'d>>(
 pub(crate) const MAX_RECORD: u64 = 1 << 20;
 
 fn too_big(path: &Path, size: u64) -> LoadError {
-    LoadError::Damaged {
-        path: path.to_path_buf(),
-        reason: format!("its tomada section claims {size} bytes, more than the {MAX_RECORD} a manifest may have"),
-    }
+    LoadError::Damaged { path: path.to_path_buf(), reason: Damage::SectionTooLarge { size, limit: MAX_RECORD } }
 }
 
 /// The object format this host's loader takes.
@@ -460,7 +458,7 @@ fn manifest_error(path: &Path, e: ManifestError) -> LoadError {
         ManifestError::Boundary { found } => {
             LoadError::BoundaryMismatch { path, expected: tomada::BOUNDARY_VERSION, found }
         }
-        other => LoadError::Damaged { path, reason: other.to_string() },
+        other => LoadError::Damaged { path, reason: Damage::Manifest { detail: other.to_string() } },
     }
 }
 
@@ -618,20 +616,19 @@ fn parse<'d, R: ReadRef<'d>>(
 ) -> Result<object::File<'d, R>, LoadError> {
     let owned = || path.to_path_buf();
     let kind = FileKind::parse(data).map_err(|_| match unknown_format(data, len) {
-        Unknown::CutShort(format) => LoadError::Damaged {
-            path: owned(),
-            reason: format!("it starts like {format} file but is too short to be one"),
-        },
-        Unknown::Text => LoadError::NotALibrary { path: owned(), reason: "it is a text file".into() },
-        Unknown::Binary => {
-            LoadError::NotALibrary { path: owned(), reason: "it is not an ELF, Mach-O or PE file".into() }
+        Unknown::CutShort(format) => {
+            LoadError::Damaged { path: owned(), reason: Damage::CutShort { format: format.to_owned() } }
         }
+        Unknown::Text => LoadError::NotALibrary { path: owned(), reason: NotLibrary::Text },
+        Unknown::Binary => LoadError::NotALibrary { path: owned(), reason: NotLibrary::UnknownFormat },
     })?;
     let object = object::File::parse(data).map_err(|e| match kind {
         FileKind::Elf32 | FileKind::Elf64 | FileKind::MachO32 | FileKind::MachO64 | FileKind::Pe32 | FileKind::Pe64 => {
-            LoadError::Damaged { path: owned(), reason: format!("its headers cannot be read ({e})") }
+            LoadError::Damaged { path: owned(), reason: Damage::Headers { detail: e.to_string() } }
         }
-        other => LoadError::NotALibrary { path: owned(), reason: format!("it is a {other:?} file") },
+        other => {
+            LoadError::NotALibrary { path: owned(), reason: NotLibrary::OtherFormat { format: format!("{other:?}") } }
+        }
     })?;
     if platform == Platform::Host
         && let Some(expected) = host_architecture()
@@ -650,10 +647,7 @@ fn parse<'d, R: ReadRef<'d>>(
         if offset.checked_add(size).is_none_or(|end| end > len) {
             return Err(LoadError::Damaged {
                 path: owned(),
-                reason: format!(
-                    "it is truncated: a segment ends at byte {}, the file has {len}",
-                    offset.saturating_add(size)
-                ),
+                reason: Damage::Truncated { segment_end: offset.saturating_add(size), file_len: len },
             });
         }
     }
@@ -711,9 +705,10 @@ mod elf {
     use object::{BinaryFormat, Endianness, FileKind, ReadRef};
 
     use super::{MAX_RECORD, Record, structure};
+    use crate::error::{Damage, Flaw};
     use crate::structure::Facts;
 
-    type Found<'d> = Result<(Option<&'d [u8]>, Facts), Option<String>>;
+    type Found<'d> = Result<(Option<&'d [u8]>, Facts), Option<Damage>>;
 
     pub(super) fn fast_path<'d, R: ReadRef<'d>>(data: R, len: u64, record: Record) -> Option<Found<'d>> {
         if cfg!(not(target_pointer_width = "64")) || FileKind::parse(data).ok()? != FileKind::Elf64 {
@@ -750,24 +745,23 @@ mod elf {
         len: u64,
         record: Record,
     ) -> Found<'d> {
-        let damaged = |s: &str| Some(s.to_owned());
-        let headers =
-            header.section_headers(endian, data).map_err(|_| damaged("its section headers lie outside the file"))?;
+        let damaged = |flaw: Flaw| Some(Damage::Structure(flaw));
+        let headers = header.section_headers(endian, data).map_err(|_| damaged(Flaw::SectionHeadersOutside))?;
         let names = headers
-            .get(header.shstrndx(endian, data).map_err(|_| damaged("its section-name index is malformed"))? as usize)
-            .ok_or_else(|| damaged("its section-name table is missing"))?;
+            .get(header.shstrndx(endian, data).map_err(|_| damaged(Flaw::SectionNameIndex))? as usize)
+            .ok_or_else(|| damaged(Flaw::NoSectionNames))?;
         if names.sh_size(endian) > MAX_RECORD {
-            return Err(damaged("its section-name table is implausibly large"));
+            return Err(damaged(Flaw::SectionNamesTooLarge));
         }
-        let names = names.data(endian, data).map_err(|_| damaged("its section-name table lies outside the file"))?;
+        let names = names.data(endian, data).map_err(|_| damaged(Flaw::SectionNamesOutside))?;
         let wanted = record.section_name(BinaryFormat::Elf).as_bytes();
         let mut found = None;
         for section in headers {
             let Some(name) = names.get(section.sh_name(endian) as usize..) else {
-                return Err(damaged("a section name lies outside the section-name table"));
+                return Err(damaged(Flaw::SectionNameOutside));
             };
             let Some(end) = name.iter().position(|&b| b == 0) else {
-                return Err(damaged("a section name is not terminated"));
+                return Err(damaged(Flaw::SectionNameUnterminated));
             };
             if &name[..end] == wanted {
                 found = Some(section);
@@ -777,11 +771,9 @@ mod elf {
         let Some(section) = found else { return Ok((None, Facts::default())) };
         let size = section.sh_size(endian);
         if size > MAX_RECORD {
-            return Err(Some(format!(
-                "its tomada section claims {size} bytes, more than the {MAX_RECORD} a manifest may have"
-            )));
+            return Err(Some(Damage::SectionTooLarge { size, limit: MAX_RECORD }));
         }
-        let bytes = section.data(endian, data).map_err(|_| damaged("its tomada section lies outside the file"))?;
+        let bytes = section.data(endian, data).map_err(|_| damaged(Flaw::SectionOutside))?;
         let facts = if record == Record::Manifest {
             structure::check(header, data, len, (section.sh_addr(endian), size))?
         } else {
@@ -857,7 +849,7 @@ mod tests {
         let first: [u8; 8] = greeter[at..at + 8].try_into().unwrap();
         greeter[at + 24..at + 32].copy_from_slice(&first);
         let err = elf::fast_path(&*greeter, greeter.len() as u64, Record::Manifest).unwrap().unwrap_err().unwrap();
-        assert_eq!(err, "two relocations write the same place");
+        assert_eq!(err, Damage::Structure(Flaw::RelocationTwice));
     }
 
     /// Found by the fuzzer: a symbol name starting exactly at the end of the string
@@ -874,7 +866,7 @@ mod tests {
         let at = dynsym as usize + 24;
         greeter[at..at + 4].copy_from_slice(&u32::try_from(strsz).unwrap().to_le_bytes());
         let err = elf::fast_path(&*greeter, greeter.len() as u64, Record::Manifest).unwrap().unwrap_err().unwrap();
-        assert_eq!(err, "a name lies outside the string table");
+        assert_eq!(err, Damage::Structure(Flaw::NameOutside));
         // The whole inspection says the same, as an error and not a panic.
         let err = inspect_bytes(Path::new("damaged.so"), &greeter).unwrap_err().to_string();
         assert!(err.contains("outside the string table"), "{err}");
@@ -896,7 +888,7 @@ mod tests {
         // Cut short: refused as damaged, by the fast path.
         let cut = &greeter[..greeter.len() / 2];
         let err = elf::fast_path(cut, cut.len() as u64, Record::Manifest).unwrap().unwrap_err().unwrap();
-        assert!(err.contains("truncated") || err.contains("outside the file"), "{err}");
+        assert!(matches!(err, Damage::Truncated { .. } | Damage::Structure(Flaw::SectionHeadersOutside)), "{err:?}");
         // Another machine is left to the general path, which explains it.
         let mut arm = greeter.clone();
         arm[18] ^= 0x40;

@@ -75,7 +75,7 @@ use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-pub use error::LoadError;
+pub use error::{Damage, Exposure, Flaw, LoadError, Mismatch, NotLibrary, Table};
 pub use inspect::{
     Export, Inspection, Slice, expectations, expectations_bytes, inspect, inspect_bytes, inspect_slices,
 };
@@ -587,7 +587,7 @@ pub(crate) fn open(
     // layout; `manifest` points to the library's manifest static.
     let loaded_manifest = unsafe { descriptor.manifest.as_bytes() };
     if loaded_manifest != manifest_bytes.as_slice() {
-        return Err(mismatch("manifest bytes"));
+        return Err(mismatch(Mismatch::ManifestBytes));
     }
     // SAFETY: as above, `contract` borrows a string static of the library.
     let contract = unsafe { descriptor.contract.as_bytes() };
@@ -595,7 +595,7 @@ pub(crate) fn open(
         || descriptor.fingerprint != manifest.contract.fingerprint
         || contract != manifest.contract.name.as_bytes()
     {
-        return Err(mismatch("contract, ABI or fingerprint"));
+        return Err(mismatch(Mismatch::Contract));
     }
 
     // The plugin's `log` records go to this host's logger (see `plugin_logs`), from
@@ -612,7 +612,7 @@ pub(crate) fn open(
     let this = match unsafe { plugin_fn::create(descriptor.create, descriptor.create_with, context) } {
         plugin_fn::Created::Instance(this) => this,
         plugin_fn::Created::Panicked(message) => return Err(LoadError::InitPanicked { path: path.clone(), message }),
-        plugin_fn::Created::BadStatus => return Err(mismatch("constructor status")),
+        plugin_fn::Created::BadStatus => return Err(mismatch(Mismatch::ConstructorStatus)),
     };
     Ok(Local {
         vtable: descriptor.vtable,

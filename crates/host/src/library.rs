@@ -60,7 +60,7 @@ impl Library {
     /// A copy: a descriptor made before [`Descriptor::create_with`] existed (smaller,
     /// as its header says) reads with `create_with: None`. Its pointers point into
     /// the library: the caller must not use them once `self` is dropped.
-    pub(crate) fn descriptor(&self, symbol: &str) -> Result<Option<Descriptor>, &'static str> {
+    pub(crate) fn descriptor(&self, symbol: &str) -> Result<Option<Descriptor>, crate::error::Mismatch> {
         let handle = self.handle.as_ref().expect("open until dropped");
         // SAFETY: we only take the symbol's address; a library without the symbol
         // gives an error, not a pointer.
@@ -76,11 +76,11 @@ impl Library {
         // `Header`, so that much can be read before anything else is trusted.
         let header = unsafe { ptr.cast::<Header>().read_unaligned() };
         if header.magic != MAGIC || header.boundary != tomada::BOUNDARY_VERSION {
-            return Err("header");
+            return Err(crate::error::Mismatch::Header);
         }
         let size = header.size as usize;
         if size < Descriptor::MIN_SIZE {
-            return Err("descriptor size");
+            return Err(crate::error::Mismatch::DescriptorSize);
         }
         let mut copy = std::mem::MaybeUninit::<Descriptor>::zeroed();
         // SAFETY: the header says the static holds `size` bytes of this boundary

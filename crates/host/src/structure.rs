@@ -19,6 +19,8 @@ use object::elf::{self, FileHeader64};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endianness, ReadRef};
 
+use crate::error::{Damage, Flaw, Table};
+
 /// What the structural check found, for [`crate::Inspection`].
 #[derive(Debug, Default)]
 pub(crate) struct Facts {
@@ -63,13 +65,13 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     data: R,
     len: u64,
     manifest: (u64, u64),
-) -> Result<Facts, Option<String>> {
-    let damaged = |s: &str| Some(s.to_owned());
-    let e = header.endian().map_err(|_| damaged("its byte order is unknown"))?;
+) -> Result<Facts, Option<Damage>> {
+    let damaged = |flaw: Flaw| Some(Damage::Structure(flaw));
+    let e = header.endian().map_err(|_| damaged(Flaw::ByteOrder))?;
     if header.e_phentsize(e) as usize != size_of::<elf::ProgramHeader64<Endianness>>() || header.e_phnum(e) > 512 {
-        return Err(damaged("its program header table is malformed"));
+        return Err(damaged(Flaw::ProgramHeaderTable));
     }
-    let phdrs = header.program_headers(e, data).map_err(|_| damaged("its program headers lie outside the file"))?;
+    let phdrs = header.program_headers(e, data).map_err(|_| damaged(Flaw::ProgramHeadersOutside))?;
     let mut loads = Vec::new();
     let mut dynamic = None;
     let mut within = Vec::new();
@@ -81,30 +83,27 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         match ph.p_type(e).0 {
             t if t == elf::PT_LOAD.0 => {
                 if !inside {
-                    return Err(Some(format!(
-                        "it is truncated: a segment ends at byte {}, the file has {len}",
-                        offset.saturating_add(filesz)
-                    )));
+                    return Err(Some(Damage::Truncated { segment_end: offset.saturating_add(filesz), file_len: len }));
                 }
                 if filesz > memsz || vaddr.checked_add(memsz).is_none_or(|end| end > 1 << 47) || vaddr < last_vaddr {
-                    return Err(damaged("a loadable segment's sizes or addresses are inconsistent"));
+                    return Err(damaged(Flaw::SegmentInconsistent));
                 }
                 if align > 1 && (!align.is_power_of_two() || offset % align != vaddr % align) {
-                    return Err(damaged("a loadable segment is misaligned"));
+                    return Err(damaged(Flaw::SegmentMisaligned));
                 }
                 last_vaddr = vaddr + memsz;
                 loads.push(Load { vaddr, memsz, offset, filesz, flags: ph.p_flags(e).0 });
             }
             t if t == elf::PT_DYNAMIC.0 => {
                 if dynamic.is_some() || !inside {
-                    return Err(damaged("its dynamic segment is duplicated or outside the file"));
+                    return Err(damaged(Flaw::DynamicSegmentDuplicated));
                 }
                 dynamic = Some((offset, filesz, vaddr));
             }
-            t if t == elf::PT_INTERP.0 => return Err(damaged("it has a program interpreter, like an executable")),
+            t if t == elf::PT_INTERP.0 => return Err(damaged(Flaw::Interpreter)),
             t if t == elf::PT_TLS.0 || t == elf::PT_GNU_RELRO.0 => {
                 if !inside || filesz > memsz {
-                    return Err(damaged("its thread-local or read-only-after-relocation segment is inconsistent"));
+                    return Err(damaged(Flaw::TlsOrRelroInconsistent));
                 }
                 within.push((vaddr, memsz, offset));
             }
@@ -122,39 +121,38 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                 && offset.checked_sub(l.offset) == Some(vaddr - l.vaddr)
         });
         if !fits {
-            return Err(damaged("its thread-local or read-only-after-relocation segment lies outside its data"));
+            return Err(damaged(Flaw::TlsOrRelroOutside));
         }
     }
-    let (dyn_off, dyn_size, dyn_vaddr) = dynamic.ok_or_else(|| damaged("it has no dynamic segment"))?;
+    let (dyn_off, dyn_size, dyn_vaddr) = dynamic.ok_or_else(|| damaged(Flaw::NoDynamicSegment))?;
     if image.file_offset(dyn_vaddr, dyn_size) != Some(dyn_off) {
-        return Err(damaged("its dynamic segment is not where its loadable segments put it"));
+        return Err(damaged(Flaw::DynamicSegmentMisplaced));
     }
-    let entries: &[elf::Dyn64<Endianness>] = data
-        .read_slice_at(dyn_off, (dyn_size / 16) as usize)
-        .map_err(|_| damaged("its dynamic segment cannot be read"))?;
+    let entries: &[elf::Dyn64<Endianness>] =
+        data.read_slice_at(dyn_off, (dyn_size / 16) as usize).map_err(|_| damaged(Flaw::DynamicSegmentUnreadable))?;
     let end = entries.iter().position(|d| d.d_tag(e).0 == elf::DT_NULL.0);
-    let entries = &entries[..end.ok_or_else(|| damaged("its dynamic segment has no end"))?];
+    let entries = &entries[..end.ok_or_else(|| damaged(Flaw::DynamicSegmentUnterminated))?];
     let get = |tag: elf::DynamicTag| entries.iter().find(|d| d.d_tag(e).0 == tag.0).map(|d| d.d_val(e));
-    let table = |addr: u64, size: u64, what: &str| -> Result<u64, Option<String>> {
+    let table = |addr: u64, size: u64, table: Table| -> Result<u64, Option<Damage>> {
         if size > MAX_TABLE {
-            return Err(Some(format!("its {what} claims {size} bytes")));
+            return Err(Some(Damage::TableTooLarge { table, size }));
         }
-        image.file_offset(addr, size).ok_or_else(|| Some(format!("its {what} lies outside its segments")))
+        image.file_offset(addr, size).ok_or(Some(Damage::TableOutside { table }))
     };
 
     // Strings.
     let (strtab, strsz) = (get(elf::DT_STRTAB), get(elf::DT_STRSZ));
-    let (Some(strtab), Some(strsz)) = (strtab, strsz) else { return Err(damaged("it has no dynamic string table")) };
+    let (Some(strtab), Some(strsz)) = (strtab, strsz) else { return Err(damaged(Flaw::NoDynamicStrings)) };
     let strings = data
-        .read_bytes_at(table(strtab, strsz, "dynamic string table")?, strsz)
-        .map_err(|_| damaged("its dynamic string table cannot be read"))?;
+        .read_bytes_at(table(strtab, strsz, Table::DynamicStrings)?, strsz)
+        .map_err(|_| Some(Damage::TableUnreadable { table: Table::DynamicStrings }))?;
     if strings.last() != Some(&0) {
-        return Err(damaged("its dynamic string table is not terminated"));
+        return Err(damaged(Flaw::DynamicStringsUnterminated));
     }
-    let string = |offset: u64| -> Result<&[u8], Option<String>> {
-        let s = strings.get(offset as usize..).ok_or_else(|| damaged("a name lies outside the string table"))?;
+    let string = |offset: u64| -> Result<&[u8], Option<Damage>> {
+        let s = strings.get(offset as usize..).ok_or_else(|| damaged(Flaw::NameOutside))?;
         // The table ends in a NUL, but an offset equal to its length leaves nothing.
-        let end = s.iter().position(|&b| b == 0).ok_or_else(|| damaged("a name lies outside the string table"))?;
+        let end = s.iter().position(|&b| b == 0).ok_or_else(|| damaged(Flaw::NameOutside))?;
         Ok(&s[..end])
     };
     let mut facts = Facts::default();
@@ -167,42 +165,42 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
             }
         }
         if tag == elf::DT_TEXTREL.0 {
-            return Err(damaged("it relocates its own code (DT_TEXTREL)"));
+            return Err(damaged(Flaw::TextRelocations));
         }
     }
 
     // Symbols: their count from the section header of `.dynsym`, checked against the
     // hash table the loader uses.
     if get(elf::DT_SYMENT).is_some_and(|s| s != 24) || get(elf::DT_RELAENT).is_some_and(|s| s != 24) {
-        return Err(damaged("its symbol or relocation entry size is wrong"));
+        return Err(damaged(Flaw::EntrySize));
     }
-    let symtab = get(elf::DT_SYMTAB).ok_or_else(|| damaged("it has no dynamic symbol table"))?;
-    let sections = header.section_headers(e, data).map_err(|_| damaged("its section headers lie outside the file"))?;
+    let symtab = get(elf::DT_SYMTAB).ok_or_else(|| damaged(Flaw::NoDynamicSymbols))?;
+    let sections = header.section_headers(e, data).map_err(|_| damaged(Flaw::SectionHeadersOutside))?;
     let dynsym = sections
         .iter()
         .find(|s| s.sh_type(e).0 == elf::SHT_DYNSYM.0)
-        .ok_or_else(|| damaged("it has no dynamic symbol table section"))?;
+        .ok_or_else(|| damaged(Flaw::NoDynamicSymbolSection))?;
     if dynsym.sh_addr(e) != symtab || dynsym.sh_entsize(e) != 24 {
-        return Err(damaged("its dynamic symbol table section contradicts its dynamic segment"));
+        return Err(damaged(Flaw::DynamicSymbolSectionContradicts));
     }
     let nsyms = dynsym.sh_size(e) / 24;
     let symbols: &[elf::Sym64<Endianness>] = data
-        .read_slice_at(table(symtab, nsyms * 24, "dynamic symbol table")?, nsyms as usize)
-        .map_err(|_| damaged("its dynamic symbol table cannot be read"))?;
+        .read_slice_at(table(symtab, nsyms * 24, Table::DynamicSymbols)?, nsyms as usize)
+        .map_err(|_| Some(Damage::TableUnreadable { table: Table::DynamicSymbols }))?;
     if let Some(hash) = get(elf::DT_GNU_HASH) {
         check_gnu_hash(data, &image, e, hash, nsyms as u32)?;
     }
     if let Some(hash) = get(elf::DT_HASH) {
-        let off = table(hash, 8, "hash table")?;
+        let off = table(hash, 8, Table::Hash)?;
         let head: &elf::HashHeader<Endianness> =
-            data.read_at(off).map_err(|_| damaged("its hash table cannot be read"))?;
+            data.read_at(off).map_err(|_| Some(Damage::TableUnreadable { table: Table::Hash }))?;
         let (nbucket, nchain) = (head.bucket_count.get(e) as u64, head.chain_count.get(e) as u64);
-        let words = table(hash, 8 + 4 * (nbucket + nchain), "hash table")?;
+        let words = table(hash, 8 + 4 * (nbucket + nchain), Table::Hash)?;
         let words: &[object::U32<Endianness>] = data
             .read_slice_at(words + 8, (nbucket + nchain) as usize)
-            .map_err(|_| damaged("its hash table cannot be read"))?;
+            .map_err(|_| Some(Damage::TableUnreadable { table: Table::Hash }))?;
         if nchain != nsyms || words.iter().any(|w| w.get(e) as u64 >= nchain) {
-            return Err(damaged("its hash table names symbols that do not exist"));
+            return Err(damaged(Flaw::HashNamesNothing));
         }
     }
     for sym in symbols {
@@ -210,26 +208,26 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         let defined = sym.st_shndx(e).0 != elf::SHN_UNDEF.0 && sym.st_shndx(e).0 < elf::SHN_LORESERVE;
         let tls = sym.st_type().0 == elf::STT_TLS.0;
         if defined && !tls && sym.st_size(e) > 0 && !image.mapped(sym.st_value(e), sym.st_size(e), 0) {
-            return Err(damaged("a symbol lies outside its segments"));
+            return Err(damaged(Flaw::SymbolOutside));
         }
     }
 
     // Relocations.
     let mut relocations: Vec<&[elf::Rela64<Endianness>]> = Vec::new();
     for (at, size, what) in
-        [(elf::DT_RELA, elf::DT_RELASZ, "relocations"), (elf::DT_JMPREL, elf::DT_PLTRELSZ, "PLT relocations")]
+        [(elf::DT_RELA, elf::DT_RELASZ, Table::Relocations), (elf::DT_JMPREL, elf::DT_PLTRELSZ, Table::PltRelocations)]
     {
         match (get(at), get(size)) {
             (None, None) => {}
             (Some(at), Some(size)) if size % 24 == 0 => relocations.push(
                 data.read_slice_at(table(at, size, what)?, (size / 24) as usize)
-                    .map_err(|_| Some(format!("its {what} cannot be read")))?,
+                    .map_err(|_| Some(Damage::TableUnreadable { table: what }))?,
             ),
-            _ => return Err(Some(format!("its {what} are malformed"))),
+            _ => return Err(Some(Damage::RelocationsMalformed { table: what })),
         }
     }
     if get(elf::DT_REL).is_some() || get(elf::DT_RELR).is_some() {
-        return Err(damaged("it uses relocation formats tomada does not check (REL, RELR)"));
+        return Err(damaged(Flaw::UncheckedRelocationFormat));
     }
     let (relative, allowed) = relocation_types(header.e_machine(e).0);
     // Vectors and a bitmap, not hash maps: hundreds of relocations, checked on every load.
@@ -260,7 +258,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
             let (kind, sym) = (info as u32, info >> 32);
             // Most are relative: that type first.
             if Some(kind) != relative && !allowed.is_empty() && !allowed.contains(&kind) {
-                return Err(Some(format!("it has a relocation of unknown type {kind}")));
+                return Err(Some(Damage::UnknownRelocation { kind }));
             }
             let inside = |&(start, end, _): &(u64, u64, u64)| start <= offset && offset < end && end - offset >= 8;
             let segment = if sym < symbol_limit && offset % 8 == 0 {
@@ -275,7 +273,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                 None
             };
             let Some(&(start, _, base)) = segment else {
-                return Err(damaged("a relocation writes outside its writable segments or names no symbol"));
+                return Err(damaged(Flaw::RelocationOutside));
             };
             match written.as_mut() {
                 Some(bits) => {
@@ -288,7 +286,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                         current = (word, bits[word]);
                     }
                     if current.1 & bit != 0 {
-                        return Err(damaged("two relocations write the same place"));
+                        return Err(damaged(Flaw::RelocationTwice));
                     }
                     current.1 |= bit;
                 }
@@ -303,7 +301,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     }
     targets.sort_unstable();
     if targets.windows(2).any(|w| w[0] == w[1]) {
-        return Err(damaged("two relocations write the same place"));
+        return Err(damaged(Flaw::RelocationTwice));
     }
     // Linkers write relative relocations sorted by address; sort only if not.
     if !relative_at.is_sorted_by_key(|&(at, _)| at) {
@@ -314,15 +312,15 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     for (at, size) in [(elf::DT_INIT_ARRAY, elf::DT_INIT_ARRAYSZ), (elf::DT_FINI_ARRAY, elf::DT_FINI_ARRAYSZ)] {
         let (Some(at), Some(size)) = (get(at), get(size)) else { continue };
         if size % 8 != 0 || !image.mapped(at, size, elf::PF_W.0) {
-            return Err(damaged("its initialiser or finaliser array is malformed"));
+            return Err(damaged(Flaw::InitArray));
         }
         if relative.is_some() && (0..size / 8).any(|i| relative_target(at + 8 * i).is_none_or(|t| !code(t))) {
-            return Err(damaged("an initialiser or finaliser does not point at code"));
+            return Err(damaged(Flaw::InitNotCode));
         }
     }
     for tag in [elf::DT_INIT, elf::DT_FINI] {
         if get(tag).is_some_and(|a| !code(a)) {
-            return Err(damaged("its initialiser or finaliser does not point at code"));
+            return Err(damaged(Flaw::InitFunctionNotCode));
         }
     }
     let versions = check_versions(data, &image, e, &get, &string)?;
@@ -330,10 +328,10 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         // Each symbol's version index must name a version record: ld.so indexes an
         // array with it.
         let entries: &[object::U16<Endianness>] = data
-            .read_slice_at(table(versym, nsyms * 2, "symbol version table")?, nsyms as usize)
-            .map_err(|_| damaged("its symbol version table cannot be read"))?;
+            .read_slice_at(table(versym, nsyms * 2, Table::SymbolVersions)?, nsyms as usize)
+            .map_err(|_| Some(Damage::TableUnreadable { table: Table::SymbolVersions }))?;
         if entries.iter().any(|v| !versions.contains(v.get(e) & 0x7fff)) {
-            return Err(damaged("a symbol names a version that is not defined"));
+            return Err(damaged(Flaw::UndefinedVersion));
         }
     }
 
@@ -360,7 +358,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
             || (descriptor.st_size(e) as usize) < tomada::Descriptor::MIN_SIZE
             || !image.mapped(at, descriptor.st_size(e), 0)
         {
-            return Err(damaged("its exported descriptor is not a whole descriptor"));
+            return Err(damaged(Flaw::DescriptorNotWhole));
         }
         if relative.is_some() {
             let field = |offset: usize| relative_target(at + offset as u64);
@@ -370,9 +368,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
             if !field(std::mem::offset_of!(tomada::Descriptor, manifest)).is_some_and(in_section)
                 || image.file_offset(manifest.0, manifest.1).is_none()
             {
-                return Err(damaged(
-                    "its exported descriptor does not point at its .tomada section (a copied section?)",
-                ));
+                return Err(damaged(Flaw::DescriptorElsewhere));
             }
             let mut functions = vec![
                 std::mem::offset_of!(tomada::Descriptor, create),
@@ -398,7 +394,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                 match relative_target(at) {
                     None if optional && null() => {}
                     Some(t) if code(t) => {}
-                    _ => return Err(damaged("its exported descriptor's functions do not point at code")),
+                    _ => return Err(damaged(Flaw::DescriptorFunctionsNotCode)),
                 }
             }
         }
@@ -424,8 +420,8 @@ fn check_gnu_hash<'d, R: ReadRef<'d>>(
     e: Endianness,
     at: u64,
     nsyms: u32,
-) -> Result<(), Option<String>> {
-    let bad = || Some("its GNU hash table is malformed".to_owned());
+) -> Result<(), Option<Damage>> {
+    let bad = || Some(Damage::Structure(Flaw::GnuHash));
     let off = image.file_offset(at, 16).ok_or_else(bad)?;
     let head: &elf::GnuHashHeader<Endianness> = data.read_at(off).map_err(|_| bad())?;
     let (nbucket, symoffset, bloom) =
@@ -482,9 +478,9 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
     image: &Image<'_>,
     e: Endianness,
     get: &dyn Fn(elf::DynamicTag) -> Option<u64>,
-    string: &dyn Fn(u64) -> Result<&'s [u8], Option<String>>,
-) -> Result<VersionSet, Option<String>> {
-    let bad = || Some("its symbol version records are malformed".to_owned());
+    string: &dyn Fn(u64) -> Result<&'s [u8], Option<Damage>>,
+) -> Result<VersionSet, Option<Damage>> {
+    let bad = || Some(Damage::Structure(Flaw::VersionRecords));
     let mut indices = VersionSet::default();
     indices.insert(0);
     indices.insert(1);

@@ -69,8 +69,55 @@ struct Minisig {
 /// A policy that cannot be built as asked: an unreadable key, a malformed digest or
 /// version.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyError(String);
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A public key file could not be read.
+    #[error("cannot read public key `{}`: {error}", path.display())]
+    ReadKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why it could not be read.
+        error: std::io::Error,
+    },
+    /// Text that is not a minisign public key.
+    #[error("{}not a minisign public key (expected one base64 line starting `RW`)", in_file(path.as_deref()))]
+    NotAKey {
+        /// The key file it came from, if it came from one.
+        path: Option<PathBuf>,
+    },
+    /// Text that is not a SHA-256 digest.
+    #[error("{}`{text}` is not a SHA-256 digest (64 hex digits)", at_line(*line))]
+    NotADigest {
+        /// The text.
+        text: String,
+        /// Its line of a lock file (from 1), if it came from one.
+        line: Option<usize>,
+    },
+    /// A line of a lock file that is not a name and a digest.
+    #[error("line {line}: expected `NAME SHA256`, found `{found}`")]
+    LockLine {
+        /// Its number, from 1.
+        line: usize,
+        /// The line.
+        found: String,
+    },
+    /// Text that is not a semantic version.
+    #[error("`{text}` is not a semantic version: {error}")]
+    NotAVersion {
+        /// The text.
+        text: String,
+        /// What the version parser found.
+        error: semver::Error,
+    },
+}
+
+fn in_file(path: Option<&Path>) -> String {
+    path.map(|p| format!("`{}`: ", p.display())).unwrap_or_default()
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|n| format!("line {n}: ")).unwrap_or_default()
+}
 
 impl Default for TrustPolicy {
     fn default() -> Self {
@@ -99,10 +146,13 @@ impl TrustPolicy {
     /// The file cannot be read or is not a minisign public key.
     pub fn trust_key_file(self, path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| PolicyError(format!("cannot read public key `{}`: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|error| PolicyError::ReadKey { path: path.to_path_buf(), error })?;
         let line = text.lines().find(|l| !l.starts_with("untrusted comment:") && !l.trim().is_empty()).unwrap_or("");
-        self.trust_key(line.trim()).map_err(|e| PolicyError(format!("`{}`: {e}", path.display())))
+        self.trust_key(line.trim()).map_err(|e| match e {
+            PolicyError::NotAKey { path: None } => PolicyError::NotAKey { path: Some(path.to_path_buf()) },
+            other => other,
+        })
     }
 
     /// Trusts a minisign public key given as its base64 line (`RWQ...`).
@@ -110,7 +160,7 @@ impl TrustPolicy {
     /// # Errors
     /// The text is not a minisign public key.
     pub fn trust_key(mut self, base64: &str) -> Result<Self, PolicyError> {
-        let bad = || PolicyError("not a minisign public key (expected one base64 line starting `RW`)".into());
+        let bad = || PolicyError::NotAKey { path: None };
         // minisign-verify checks the format; the parts are taken from the same bytes.
         minisign_verify::PublicKey::from_base64(base64).map_err(|_| bad())?;
         let bytes = Base64::decode_to_vec(base64.trim(), None).map_err(|_| bad())?;
@@ -127,8 +177,8 @@ impl TrustPolicy {
     /// # Errors
     /// `sha256` is not 64 hex digits.
     pub fn pin(mut self, name: impl Into<String>, sha256: &str) -> Result<Self, PolicyError> {
-        let digest = parse_hex(sha256)
-            .ok_or_else(|| PolicyError(format!("`{sha256}` is not a SHA-256 digest (64 hex digits)")))?;
+        let digest =
+            parse_hex(sha256).ok_or_else(|| PolicyError::NotADigest { text: sha256.to_owned(), line: None })?;
         self.pins.insert(name.into(), digest);
         Ok(self)
     }
@@ -146,9 +196,12 @@ impl TrustPolicy {
             }
             let mut parts = line.split_whitespace();
             let (Some(name), Some(digest), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(PolicyError(format!("line {}: expected `NAME SHA256`, found `{line}`", n + 1)));
+                return Err(PolicyError::LockLine { line: n + 1, found: line.to_owned() });
             };
-            self = self.pin(name, digest).map_err(|e| PolicyError(format!("line {}: {e}", n + 1)))?;
+            self = self.pin(name, digest).map_err(|e| match e {
+                PolicyError::NotADigest { text, line: None } => PolicyError::NotADigest { text, line: Some(n + 1) },
+                other => other,
+            })?;
         }
         Ok(self)
     }
@@ -160,7 +213,7 @@ impl TrustPolicy {
     /// `version` is not a semantic version.
     pub fn min_version(mut self, name: impl Into<String>, version: &str) -> Result<Self, PolicyError> {
         let v = semver::Version::parse(version)
-            .map_err(|e| PolicyError(format!("`{version}` is not a semantic version: {e}")))?;
+            .map_err(|error| PolicyError::NotAVersion { text: version.to_owned(), error })?;
         self.min_versions.insert(name.into(), v);
         Ok(self)
     }
@@ -352,29 +405,24 @@ fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let refuse = |reason: String| Err(LoadError::Permissions { path: file.path.clone(), reason });
+
+        use crate::error::Exposure;
+        let refuse = |reason: Exposure| Err(LoadError::Permissions { path: file.path.clone(), reason });
         let mode = file.meta.mode();
         if mode & 0o022 != 0 {
-            return refuse(format!("the file is writable by its group or others (mode {:o})", mode & 0o7777));
+            return refuse(Exposure::FileWritable { mode: mode & 0o7777 });
         }
         // SAFETY: `geteuid` has no preconditions.
         let me = unsafe { libc::geteuid() };
         if file.meta.uid() != 0 && file.meta.uid() != me {
-            return refuse(format!(
-                "the file is owned by uid {}, neither root nor this host's user ({me})",
-                file.meta.uid()
-            ));
+            return refuse(Exposure::ForeignOwner { uid: file.meta.uid(), host_uid: me });
         }
         if let Some(dir) = file.absolute.parent()
             && let Ok(meta) = std::fs::metadata(dir)
         {
             let mode = meta.mode();
             if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-                return refuse(format!(
-                    "its directory `{}` is writable by others and not sticky (mode {:o})",
-                    dir.display(),
-                    mode & 0o7777
-                ));
+                return refuse(Exposure::DirectoryWritable { directory: dir.to_path_buf(), mode: mode & 0o7777 });
             }
         }
     }

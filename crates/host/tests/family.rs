@@ -6,7 +6,7 @@
 use kv_api::Store;
 use pluginapi::Greeter;
 use tomada_host::isolate::Mode;
-use tomada_host::{LoadError, Loader, Plugin};
+use tomada_host::{Damage, LoadError, Loader, Plugin};
 use tomada_test_support::cdylib;
 
 fn family() -> std::path::PathBuf {
@@ -250,7 +250,10 @@ fn a_library_whose_exports_contradict_each_other_is_refused_as_damaged() {
     let mut twice = bytes.clone();
     twice[second + 20..second + 24].copy_from_slice(&0u32.to_le_bytes());
     let err = tomada_host::inspect_bytes(path, &twice).unwrap_err();
-    assert!(matches!(&err, LoadError::Damaged { reason, .. } if reason.contains("same index")), "{err:?}");
+    assert!(
+        matches!(&err, LoadError::Damaged { reason: Damage::Manifest { detail }, .. } if detail.contains("same index")),
+        "{err:?}"
+    );
     // The second says it is the third: the third is there twice and the second missing.
     let mut gap = bytes.clone();
     gap[second + 20..second + 24].copy_from_slice(&2u32.to_le_bytes());

@@ -7,6 +7,7 @@ mod allround;
 mod asyncs;
 mod compiler;
 mod damage;
+mod errors;
 mod evolve;
 #[cfg(unix)]
 mod family;
