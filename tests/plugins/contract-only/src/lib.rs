@@ -1,0 +1,29 @@
+//! `solo_api::Words`, from a crate that depends on its contract crate only: `tomada`
+//! is the contract's re-export, `#[tomada::implement]` included.
+
+use solo_api::{Words, tomada};
+
+/// Knows two words.
+#[derive(Default)]
+pub struct Pair;
+
+#[tomada::implement]
+impl Words for Pair {
+    async fn word(&self, key: &str) -> Option<String> {
+        match key {
+            "pt" => Some("tomada".to_owned()),
+            "en" => Some("socket".to_owned()),
+            _ => None,
+        }
+    }
+
+    async fn join(&self, words: &[String], sep: &str) -> String {
+        words.join(sep)
+    }
+
+    fn count(&self) -> u64 {
+        2
+    }
+}
+
+tomada::export!(Pair as Words);
