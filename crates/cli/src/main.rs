@@ -17,9 +17,14 @@
 //!   (which `tomada sign` also reads, asking for its password).
 //! - `tomada sign --secret-key FILE PLUGIN`: writes `PLUGIN.minisig`, a detached
 //!   minisign signature (`minisign -V` verifies it).
+//! - `tomada new DIR [--path CHECKOUT]`: a new workspace of a contract crate, a
+//!   plugin and a host that loads it (in-process and isolated), with its own test;
+//!   tomada from crates.io, or from a checkout (see `new`).
 //! - `tomada verify --public-key FILE PLUGIN`: checks `PLUGIN.minisig` against the key
 //!   (and that the file is a plugin), as a host with that trusted key would, and
 //!   names every export the signature covers.
+
+mod new;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,7 +39,7 @@ use tomada_host::{Interface, LoadError, Manifest, flags};
 #[command(
     name = "tomada",
     version,
-    about = "Inspect tomada plugins and compare contracts, without running any plugin code"
+    about = "Inspect tomada plugins and compare contracts, without running any plugin code; start a new project"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -76,6 +81,14 @@ enum Command {
         public_key: PathBuf,
         /// The plugin library
         plugin: PathBuf,
+    },
+    /// Make a new workspace in DIR: a contract crate, a plugin and a host that loads it
+    New {
+        /// The directory to make (it must not exist, or be empty); its name names the crates
+        dir: PathBuf,
+        /// Depend on the tomada checkout at PATH (path dependencies) instead of crates.io
+        #[arg(long, value_name = "PATH")]
+        path: Option<PathBuf>,
     },
     /// Say whether A and B fit (a plugin and a host, two plugins or two hosts) and what differs
     Diff {
@@ -679,6 +692,13 @@ fn main() -> ExitCode {
             report(sign(&secret_key, &plugin).map(|out| format!("wrote {}", out.display())))
         }
         Command::Verify { public_key, plugin } => report(verify(&public_key, &plugin)),
+        Command::New { dir, path } => report(new::new(
+            &dir,
+            match path {
+                Some(root) => new::Source::Checkout(root),
+                None => new::Source::Version(env!("CARGO_PKG_VERSION")),
+            },
+        )),
         Command::Diff { a, b, export } => match diff(&a, &b, export.as_deref()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -548,3 +548,127 @@ fn verify_names_every_export() {
         "{out}"
     );
 }
+
+// ---- tomada new ----
+
+/// Runs cargo in `dir` into `target/scaffold` of this checkout (kept between runs,
+/// so tomada's dependencies compile once), offline (the new workspace starts from
+/// this checkout's `Cargo.lock`).
+fn cargo_in(dir: &Path, args: &[&str]) -> Output {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", workspace_root().join("target/scaffold"))
+        .args(args)
+        .arg("--offline")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {}:\n{}{}",
+        dir.display(),
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What the new workspace's host prints, `place` being where the plugin runs.
+fn scaffold_transcript(out: &Output, name: &str, place: &str) {
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert_eq!(lines[0], format!("loaded {name}-plugin 0.1.0 {place}"));
+    assert_eq!(lines[1..4], ["Olá, Mundo!", "refused: the name is empty", "Olá mais tarde, async!"]);
+    assert!(lines[4].starts_with("the plugin panicked: cannot greet \"panic\" (at plugin/src/lib.rs:"), "{text}");
+    assert_eq!(lines[5], "Olá, de novo!");
+}
+
+/// `tomada new` in a temporary directory (outside the repository), with path
+/// dependencies on this checkout: the workspace builds, its host runs the plugin in
+/// its own process and in a child process with the same transcript, the plugin
+/// depends on the contract crate alone (an `async fn` included), `tomada diff` finds
+/// they fit, and the workspace's own `cargo test` passes.
+#[test]
+fn tomada_new_makes_a_workspace_that_builds_runs_and_passes_its_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("hello-tomada");
+    let out = tomada(&["new".as_ref(), project.as_os_str(), "--path".as_ref(), workspace_root().as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("cargo run -p hello-tomada-host -- --isolate"), "{}", stdout(&out));
+    let plugin_manifest = std::fs::read_to_string(project.join("plugin/Cargo.toml")).unwrap();
+    let dependencies = plugin_manifest.split("[dependencies]").nth(1).unwrap();
+    assert_eq!(dependencies.trim(), "hello-tomada-contract.workspace = true", "{plugin_manifest}");
+
+    cargo_in(&project, &["build"]);
+    let built = workspace_root().join("target/scaffold/debug");
+    let host = built.join(format!("hello-tomada-host{}", std::env::consts::EXE_SUFFIX));
+    let plugin =
+        built.join(format!("{}hello_tomada_plugin{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    // The plugin beside the host is the default.
+    scaffold_transcript(&Command::new(&host).output().unwrap(), "hello-tomada", "in this process");
+    #[cfg(unix)]
+    scaffold_transcript(
+        &Command::new(&host).arg("--isolate").arg(&plugin).output().unwrap(),
+        "hello-tomada",
+        "in a child process",
+    );
+    // The host records its contract: `tomada diff` compares them.
+    let out = diff(&plugin, &host);
+    assert_eq!(stdout(&out), "fit: hello_tomada_contract::Greeter 1.0 fits hello_tomada_contract::Greeter 1.0\n");
+
+    let out = cargo_in(&project, &["test"]);
+    assert!(stdout(&out).contains("test result: ok. 3 passed"), "{}", stdout(&out));
+}
+
+/// Without `--path`, tomada comes from crates.io at this version. It is not published,
+/// so the manifests are checked by building them with tomada's crates patched in
+/// from this checkout, as crates.io would serve them.
+#[test]
+fn tomada_new_with_crates_io_versions_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("versioned");
+    let out = tomada(&["new".as_ref(), project.as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    let root = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(root.contains(&format!("tomada = \"{version}\"\ntomada-host = \"{version}\"\n")), "{root}");
+    assert!(!root.contains("path = \"/"), "{root}");
+    assert!(!project.join("Cargo.lock").exists());
+
+    std::fs::copy(workspace_root().join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let patch = |name: &str, dir: &str| {
+        let path = workspace_root().join(dir);
+        format!("patch.crates-io.{name}.path={:?}", path.to_str().unwrap())
+    };
+    let (tomada, host) = (patch("tomada", "crates/tomada"), patch("tomada-host", "crates/host"));
+    cargo_in(&project, &["build", "--config", &tomada, "--config", &host]);
+    let built = workspace_root().join("target/scaffold/debug");
+    let host = built.join(format!("versioned-host{}", std::env::consts::EXE_SUFFIX));
+    scaffold_transcript(&Command::new(&host).output().unwrap(), "versioned", "in this process");
+}
+
+/// `tomada new` refuses a directory that holds anything, a name that cannot name
+/// crates, and a `--path` that is not a tomada checkout; and writes nothing then.
+#[test]
+fn tomada_new_refuses_what_it_cannot_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "mine").unwrap();
+    let out = tomada(&["new".as_ref(), full.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists and is not empty"), "{out:?}");
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+
+    let bad = dir.path().join("Bad Name");
+    let out = tomada(&["new".as_ref(), bad.as_os_str()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot name the project's crates"), "{out:?}");
+    assert!(!bad.exists());
+
+    let elsewhere = dir.path().join("elsewhere");
+    let out = tomada(&["new".as_ref(), elsewhere.as_os_str(), "--path".as_ref(), dir.path().as_os_str()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a tomada checkout"), "{out:?}");
+    assert!(!elsewhere.exists());
+}
