@@ -552,15 +552,15 @@ fn verify_names_every_export() {
 // ---- tomada new ----
 
 /// Runs cargo in `dir` into `target/scaffold` of this checkout (kept between runs,
-/// so tomada's dependencies compile once), offline (the new workspace starts from
-/// this checkout's `Cargo.lock`).
+/// so tomada's dependencies compile once). The new workspace starts from this
+/// checkout's `Cargo.lock`, so nothing is resolved anew (and nothing is fetched that
+/// this checkout's own builds have fetched).
 fn cargo_in(dir: &Path, args: &[&str]) -> Output {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", workspace_root().join("target/scaffold"))
         .args(args)
-        .arg("--offline")
         .output()
         .expect("run cargo");
     assert!(
