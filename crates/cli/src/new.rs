@@ -36,10 +36,17 @@ pub enum Source {
 /// The name of the project in `dir`: its last component, which names the crates
 /// (`NAME-contract`, `NAME-plugin`, `NAME-host`).
 fn project_name(dir: &Path) -> Result<String> {
-    let name = dir
+    // Absolute, so that `.` (an empty directory to fill) is named too.
+    let absolute = std::path::absolute(dir).with_context(|| format!("cannot resolve `{}`", dir.display()))?;
+    let name = absolute
         .file_name()
         .and_then(|n| n.to_str())
         .with_context(|| format!("`{}` does not end in a name for the project", dir.display()))?;
+    if name == "tomada" {
+        bail!(
+            "a project named `tomada` would make a package `tomada-host`, which is tomada's own; choose another name"
+        );
+    }
     let valid = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
@@ -147,15 +154,19 @@ pub fn new(dir: &Path, source: Source) -> Result<String> {
         Source::Version(v) => format!("tomada {v} from crates.io"),
         Source::Checkout(root) => format!("tomada from {}", root.display()),
     };
+    let cd = (dir != Path::new(".")).then(|| format!("  cd {}", dir.display()));
     Ok([
-        format!("made `{}`: {name}-contract, {name}-plugin, {name}-host ({from})", dir.display()),
-        "next:".to_owned(),
-        format!("  cd {}", dir.display()),
-        "  cargo build".to_owned(),
-        format!("  cargo run -p {name}-host               # the plugin in the host's process"),
-        format!("  cargo run -p {name}-host -- --isolate  # the plugin in a child process"),
-        "  cargo test".to_owned(),
+        Some(format!("made `{}`: {name}-contract, {name}-plugin, {name}-host ({from})", dir.display())),
+        Some("next:".to_owned()),
+        cd,
+        Some("  cargo build".to_owned()),
+        Some(format!("  cargo run -p {name}-host               # the plugin in the host's process")),
+        Some(format!("  cargo run -p {name}-host -- --isolate  # the plugin in a child process")),
+        Some("  cargo test".to_owned()),
     ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
     .join("\n"))
 }
 
@@ -191,7 +202,10 @@ mod tests {
     #[test]
     fn names_and_strings() {
         assert_eq!(project_name(Path::new("/tmp/my-app")).unwrap(), "my-app");
-        for bad in ["My-App", "1app", "app.rs", "-app", "ap p"] {
+        let here = std::env::current_dir().unwrap();
+        let here_name = here.file_name().unwrap().to_str().unwrap();
+        assert_eq!(project_name(Path::new(".")).ok().as_deref(), project_name(Path::new(here_name)).ok().as_deref());
+        for bad in ["My-App", "1app", "app.rs", "-app", "ap p", "tomada", "/"] {
             assert!(project_name(Path::new(bad)).is_err(), "{bad}");
         }
         assert_eq!(toml_string(r#"C:\a "b""#), r#""C:\\a \"b\"""#);

@@ -471,6 +471,7 @@ fn diff_reports_each_export_that_does_not_fit() {
 }
 
 /// A C executable and a C shared library, built here (`cc`), neither a tomada file.
+#[cfg(target_os = "linux")]
 fn c_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let src = dir.join("main.c");
     std::fs::write(&src, "int answer(void) { return 42; }\nint main(void) { return answer() - 42; }\n").unwrap();
