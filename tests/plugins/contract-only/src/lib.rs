@@ -27,3 +27,27 @@ impl Words for Pair {
 }
 
 tomada::export!(Pair as Words);
+
+/// The attribute by its full path, in a module that imports nothing named `tomada`:
+/// compiled (the expansion names no crate the plugin lacks), not exported.
+mod full_path {
+    use solo_api::Words;
+
+    #[allow(dead_code, reason = "compiled, not exported")]
+    pub struct Echo;
+
+    #[solo_api::tomada::implement]
+    impl Words for Echo {
+        async fn word(&self, key: &str) -> Option<String> {
+            Some(key.to_owned())
+        }
+
+        async fn join(&self, words: &[String], sep: &str) -> String {
+            words.join(sep)
+        }
+
+        fn count(&self) -> u64 {
+            0
+        }
+    }
+}
