@@ -19,7 +19,7 @@
 #[diagnostic::on_unimplemented(
     message = "`{Self}` implements a contract with `async fn`s without `#[tomada::implement]`",
     label = "exported here",
-    note = "add `#[tomada::implement]` above the contract's `impl ... for {Self}`: it turns each `async fn` into the boxed future the contract's trait declares (a plugin that depends on its contract crate only reaches it as `use contract_crate::tomada;`)"
+    note = "add `#[tomada::implement]` above the contract's `impl ... for {Self}`: every impl of a contract with `async fn`s is written under it (it turns each `async fn` into the boxed future the trait declares, and leaves the rest alone); a plugin that depends on its contract crate only reaches it through `use contract_crate::tomada;`"
 )]
 pub trait Implemented<C: ?Sized> {}
 
