@@ -6,17 +6,25 @@
 //!   per export — or what contracts a host executable expects.
 //! - `tomada diff A B [--export NAME]`: whether a plugin fits a host (or two plugins,
 //!   or two hosts agree), and if not, exactly what differs, method by method. Of a
-//!   library of several exports, the one the host expects is compared, or the one
-//!   named. Exit status 0 when they fit, 1 when they do not, 2 when a file cannot be
-//!   read.
+//!   library of several exports, every export is compared and reported under its
+//!   name (against a host: each export of a contract the host expects; the others
+//!   are listed as skipped), or only the one named. Exit status 0 when all fit, 1 when
+//!   any does not, 2 when a file cannot be read or compared (a host executable that
+//!   records no contracts: `tomada::expects!` is what it lacks).
 //! - `tomada keygen --secret-key FILE --public-key FILE`: a minisign key pair. The
 //!   secret key is written *unencrypted* (like `minisign -G -W`), readable only by its
 //!   owner: keep it off shared machines, or make an encrypted one with `minisign -G`
 //!   (which `tomada sign` also reads, asking for its password).
 //! - `tomada sign --secret-key FILE PLUGIN`: writes `PLUGIN.minisig`, a detached
 //!   minisign signature (`minisign -V` verifies it).
+//! - `tomada new DIR [--path CHECKOUT]`: a new workspace of a contract crate, a
+//!   plugin and a host that loads it (in-process and isolated), with its own test;
+//!   tomada from crates.io, or from a checkout (see `new`).
 //! - `tomada verify --public-key FILE PLUGIN`: checks `PLUGIN.minisig` against the key
-//!   (and that the file is a plugin), as a host with that trusted key would.
+//!   (and that the file is a plugin), as a host with that trusted key would, and
+//!   names every export the signature covers.
+
+mod new;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,7 +39,7 @@ use tomada_host::{Interface, LoadError, Manifest, flags};
 #[command(
     name = "tomada",
     version,
-    about = "Inspect tomada plugins and compare contracts, without running any plugin code"
+    about = "Inspect tomada plugins and compare contracts, without running any plugin code; start a new project"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -74,13 +82,21 @@ enum Command {
         /// The plugin library
         plugin: PathBuf,
     },
+    /// Make a new workspace in DIR: a contract crate, a plugin and a host that loads it
+    New {
+        /// The directory to make (it must not exist, or be empty); its name names the crates
+        dir: PathBuf,
+        /// Depend on the tomada checkout at PATH (path dependencies) instead of crates.io
+        #[arg(long, value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
     /// Say whether A and B fit (a plugin and a host, two plugins or two hosts) and what differs
     Diff {
         /// A plugin library or host executable
         a: PathBuf,
         /// A plugin library or host executable
         b: PathBuf,
-        /// Of a plugin library with several exports, compare the one named NAME
+        /// Of a plugin library with several exports, compare only the one named NAME (default: every export)
         #[arg(long, value_name = "NAME")]
         export: Option<String>,
     },
@@ -128,11 +144,79 @@ fn read(path: &Path) -> Result<Side, LoadError> {
         // Not a plugin: perhaps a host that records what it expects.
         Err(e @ (LoadError::NotALibrary { .. } | LoadError::NoDescriptor { .. })) => {
             tomada_host::expectations(path).map(Side::Host).map_err(|other| match other {
+                // An executable is a host that does not record its contracts, not a
+                // library missing `export!`.
+                LoadError::NoExpectations { .. } if is_executable(path) => other,
                 LoadError::NoExpectations { .. } => e,
                 other => other,
             })
         }
         Err(e) => Err(e),
+    }
+}
+
+/// What the `tomada` command says of an error reading a file: `LoadError`'s message,
+/// but for an executable that records no contracts, what a host author does about it.
+fn explain(e: &LoadError) -> String {
+    match e {
+        LoadError::NoExpectations { path } => format!(
+            "`{}` is an executable, not a plugin, and records no tomada contracts it expects, so there is nothing to compare; a host records them with `tomada::expects!(contract_crate::Trait)` at the top level of its binary crate",
+            path.display()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `path` is an executable (rather than a shared library): an ELF of type
+/// `ET_EXEC`, or a position-independent one (`ET_DYN` with an interpreter or
+/// `DF_1_PIE`, as rustc links executables); a PE image without the DLL flag; a
+/// Mach-O `MH_EXECUTE` (of a universal file, its first slice). Read, never run.
+fn is_executable(path: &Path) -> bool {
+    use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+    use object::read::macho::FatArch;
+    use object::{FileKind, Object, ObjectKind, ReadCache, ReadRef, elf};
+
+    fn elf_pie<'d, H: FileHeader<Endian = object::Endianness>, R: ReadRef<'d>>(data: R) -> bool {
+        let Ok(header) = H::parse(data) else { return false };
+        let Ok(endian) = header.endian() else { return false };
+        let Ok(segments) = header.program_headers(endian, data) else { return false };
+        segments.iter().any(|segment| match segment.p_type(endian) {
+            elf::PT_INTERP => true,
+            elf::PT_DYNAMIC => segment.dynamic(endian, data).ok().flatten().is_some_and(|entries| {
+                entries.iter().any(|d| d.tag(endian) == elf::DT_FLAGS_1 && d.val(endian) & elf::DF_1_PIE.0 != 0)
+            }),
+            _ => false,
+        })
+    }
+
+    fn kind<'d, R: ReadRef<'d>>(data: R) -> bool {
+        match FileKind::parse(data) {
+            Ok(FileKind::MachOFat32) => object::read::macho::MachOFatFile32::parse(data)
+                .ok()
+                .and_then(|fat| fat.arches().first().and_then(|a| a.data(data).ok()))
+                .is_some_and(kind),
+            Ok(FileKind::MachOFat64) => object::read::macho::MachOFatFile64::parse(data)
+                .ok()
+                .and_then(|fat| fat.arches().first().and_then(|a| a.data(data).ok()))
+                .is_some_and(kind),
+            Ok(FileKind::Elf32) => match object::File::parse(data).map(|f| f.kind()) {
+                Ok(ObjectKind::Executable) => true,
+                Ok(ObjectKind::Dynamic) => elf_pie::<elf::FileHeader32<object::Endianness>, R>(data),
+                _ => false,
+            },
+            Ok(FileKind::Elf64) => match object::File::parse(data).map(|f| f.kind()) {
+                Ok(ObjectKind::Executable) => true,
+                Ok(ObjectKind::Dynamic) => elf_pie::<elf::FileHeader64<object::Endianness>, R>(data),
+                _ => false,
+            },
+            Ok(_) => object::File::parse(data).is_ok_and(|f| f.kind() == ObjectKind::Executable),
+            Err(_) => false,
+        }
+    }
+
+    match std::fs::File::open(path) {
+        Ok(file) => kind(&ReadCache::new(file)),
+        Err(_) => false,
     }
 }
 
@@ -196,7 +280,7 @@ fn inspect_json(path: &Path) -> Value {
             "kind": "host",
             "expects": contracts.iter().map(contract_json).collect::<Vec<_>>(),
         }),
-        Err(e) => json!({ "path": path, "error": e.to_string() }),
+        Err(e) => json!({ "path": path, "error": explain(&e) }),
     }
 }
 
@@ -264,14 +348,17 @@ fn inspect_text(path: &Path) -> bool {
             true
         }
         Err(e) => {
-            eprintln!("error: {}", escape_controls(&e.to_string()));
+            eprintln!("error: {}", escape_controls(&explain(&e)));
             false
         }
     }
 }
 
+/// A comparison's outcome: the line saying how they fit, or each difference.
+type Verdict = Result<String, Vec<String>>;
+
 /// One verdict: does the `plugin` contract serve the `host` contract?
-fn verdict(host: &Interface, plugin: &Interface) -> Result<String, Vec<String>> {
+fn verdict(host: &Interface, plugin: &Interface) -> Verdict {
     if host.name != plugin.name {
         return Err(vec![format!("the plugin implements `{}`, the host expects `{}`", plugin.name, host.name)]);
     }
@@ -325,98 +412,169 @@ fn same(a: &Interface, b: &Interface, a_name: &str, b_name: &str) -> Result<Stri
     }
 }
 
-/// The one export of a plugin library that `diff` compares: the one named `name`,
-/// else the only one, else the only one whose contract the other side (a host)
-/// expects.
-fn pick<'m>(
-    path: &Path,
-    exports: &'m [Manifest],
-    name: Option<&str>,
-    host: Option<&[Interface]>,
-) -> Result<&'m Manifest> {
-    let list = || exports.iter().map(|m| format!("`{}` ({})", m.info.name, m.contract.name)).collect::<Vec<_>>();
-    if let Some(name) = name {
-        if exports.len() == 1 {
-            return Ok(&exports[0]);
-        }
-        return exports.iter().find(|m| m.info.name == name).with_context(|| {
-            format!("{} has no export named `{name}`; it exports {}", path.display(), list().join(", "))
-        });
+/// Of a plugin library, the export named `name` (a library of one export: that one,
+/// whatever its name, as a host that knows one export per library would take it).
+fn named<'m>(path: &Path, exports: &'m [Manifest], name: &str) -> Result<&'m Manifest> {
+    if let [one] = exports {
+        return Ok(one);
     }
-    let candidates: Vec<&Manifest> = match host {
-        Some(h) if exports.len() > 1 => {
-            let expected: Vec<&Manifest> =
-                exports.iter().filter(|m| h.iter().any(|c| c.name == m.contract.name)).collect();
-            if expected.is_empty() { exports.iter().collect() } else { expected }
-        }
-        _ => exports.iter().collect(),
-    };
-    match candidates.as_slice() {
-        [one] => Ok(one),
-        _ => anyhow::bail!(
-            "{} exports several plugins ({}); choose one with `--export NAME`",
-            path.display(),
-            list().join(", ")
-        ),
-    }
+    exports.iter().find(|m| m.info.name == name).with_context(|| {
+        let list: Vec<String> = exports.iter().map(|m| format!("`{}` ({})", m.info.name, m.contract.name)).collect();
+        format!("{} has no export named `{name}`; it exports {}", path.display(), list.join(", "))
+    })
 }
 
-fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
-    let a = read(a_path).with_context(|| format!("cannot read {}", a_path.display()))?;
-    let b = read(b_path).with_context(|| format!("cannot read {}", b_path.display()))?;
-    let (a_name, b_name) = (a_path.display(), b_path.display());
-    let host_of = |side: &Side| match side {
-        Side::Host(h) => Some(h.clone()),
-        Side::Plugin(..) => None,
-    };
-    let (a_host, b_host) = (host_of(&a), host_of(&b));
-    let chosen = |path: &Path, side: &Side, other: Option<&[Interface]>| -> Result<Option<Manifest>> {
-        match side {
-            Side::Plugin(exports, ..) => pick(path, exports, export, other).cloned().map(Some),
-            Side::Host(_) => Ok(None),
+/// Two exports, one of each library, that `diff` compares.
+type Pair<'m> = (&'m Manifest, &'m Manifest);
+
+/// Of two plugin libraries, the pairs of exports `diff` compares: the ones named
+/// `name`; else the two when each has one; else each export of `a` with the export
+/// of `b` of the same name, or else with `b`'s only export of the same contract.
+/// Exports left without a counterpart are returned apart, to be reported.
+fn pairs<'m>(
+    (a_path, a): (&Path, &'m [Manifest]),
+    (b_path, b): (&Path, &'m [Manifest]),
+    name: Option<&str>,
+) -> Result<(Vec<Pair<'m>>, Vec<String>)> {
+    if let Some(name) = name {
+        return Ok((vec![(named(a_path, a, name)?, named(b_path, b, name)?)], Vec::new()));
+    }
+    if let ([x], [y]) = (a, b) {
+        return Ok((vec![(x, y)], Vec::new()));
+    }
+    let mut found: Vec<Pair<'m>> = Vec::new();
+    let mut alone = Vec::new();
+    for x in a {
+        let same_contract: Vec<&Manifest> = b.iter().filter(|y| y.contract.name == x.contract.name).collect();
+        match (b.iter().find(|y| y.info.name == x.info.name), same_contract.as_slice()) {
+            (Some(y), _) | (None, &[y]) => found.push((x, y)),
+            _ => alone.push(format!(
+                "export `{}` ({}) of {} has no export of the same name, or one export of its contract, in {}",
+                x.info.name,
+                x.contract.name,
+                a_path.display(),
+                b_path.display()
+            )),
         }
-    };
-    let a_plugin = chosen(a_path, &a, b_host.as_deref())?;
-    let b_plugin = chosen(b_path, &b, a_host.as_deref())?;
-    let verdicts: Vec<Result<String, Vec<String>>> = match (&a_plugin, &b_plugin, &a_host, &b_host) {
-        (Some(p), None, None, Some(h)) | (None, Some(p), Some(h), None) => {
-            match h.iter().find(|c| c.name == p.contract.name) {
-                Some(c) => vec![verdict(c, &p.contract)],
+    }
+    for y in b.iter().filter(|y| !found.iter().any(|(_, f)| std::ptr::eq(*f, *y))) {
+        alone.push(format!(
+            "export `{}` ({}) of {} is compared with nothing in {}",
+            y.info.name,
+            y.contract.name,
+            b_path.display(),
+            a_path.display()
+        ));
+    }
+    if found.is_empty() {
+        anyhow::bail!(
+            "no export of {} matches one of {} by name or by contract; choose one with `--export NAME`",
+            a_path.display(),
+            b_path.display()
+        );
+    }
+    Ok((found, alone))
+}
+
+/// Reads a file for `diff`: an error says why it cannot be compared.
+fn read_for_diff(path: &Path) -> Result<Side> {
+    read(path).map_err(|e| match e {
+        LoadError::NoExpectations { .. } => anyhow::anyhow!(explain(&e)),
+        e => anyhow::anyhow!("cannot read {}: {}", path.display(), explain(&e)),
+    })
+}
+
+/// Compares A and B. Of a plugin library with several exports, every export is
+/// compared (each reported under its name): with a host, each export of a contract
+/// the host expects (the others are listed as skipped); with another library, the
+/// pairs [`pairs`] finds. `--export NAME` limits it to that export.
+fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
+    let a = read_for_diff(a_path)?;
+    let b = read_for_diff(b_path)?;
+    let (a_name, b_name) = (a_path.display().to_string(), b_path.display().to_string());
+    // Each comparison: the export(s) it is about (when a library has several), and
+    // the verdict.
+    let mut verdicts: Vec<(Option<String>, Verdict)> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    match (&a, &b) {
+        (Side::Plugin(exports, ..), Side::Host(h)) | (Side::Host(h), Side::Plugin(exports, ..)) => {
+            let (plugin_path, host_path) =
+                if matches!(a, Side::Plugin(..)) { (a_path, b_path) } else { (b_path, a_path) };
+            let expects = |m: &Manifest| h.iter().any(|c| c.name == m.contract.name);
+            let chosen: Vec<&Manifest> = match export {
+                Some(name) => vec![named(plugin_path, exports, name)?],
+                // None of a contract the host expects: each is reported as not fitting.
+                None if !exports.iter().any(expects) => exports.iter().collect(),
                 None => {
-                    let expected: Vec<_> = h.iter().map(|c| format!("`{}`", c.name)).collect();
-                    vec![Err(vec![format!(
-                        "the plugin implements `{}`, the host expects {}",
-                        p.contract.name,
-                        expected.join(", ")
-                    )])]
+                    for m in exports.iter().filter(|m| !expects(m)) {
+                        skipped.push(format!(
+                            "export `{}` implements `{}`, which {} does not expect",
+                            m.info.name,
+                            m.contract.name,
+                            host_path.display()
+                        ));
+                    }
+                    exports.iter().filter(|m| expects(m)).collect()
                 }
+            };
+            for p in chosen {
+                let label = (exports.len() > 1).then(|| format!("export `{}`", p.info.name));
+                let verdict = match h.iter().find(|c| c.name == p.contract.name) {
+                    Some(c) => verdict(c, &p.contract),
+                    None => {
+                        let expected: Vec<_> = h.iter().map(|c| format!("`{}`", c.name)).collect();
+                        Err(vec![format!(
+                            "the plugin implements `{}`, the host expects {}",
+                            p.contract.name,
+                            expected.join(", ")
+                        )])
+                    }
+                };
+                verdicts.push((label, verdict));
             }
         }
-        (Some(p), Some(q), ..) => {
-            vec![same(&p.contract, &q.contract, &a_name.to_string(), &b_name.to_string())]
+        (Side::Plugin(x, ..), Side::Plugin(y, ..)) => {
+            let (found, alone) = pairs((a_path, x), (b_path, y), export)?;
+            skipped = alone;
+            for (p, q) in found {
+                let label = (x.len() > 1 || y.len() > 1).then(|| {
+                    if p.info.name == q.info.name {
+                        format!("export `{}`", p.info.name)
+                    } else {
+                        format!("exports `{}` and `{}`", p.info.name, q.info.name)
+                    }
+                });
+                verdicts.push((label, same(&p.contract, &q.contract, &a_name, &b_name)));
+            }
         }
-        (None, None, Some(g), Some(h)) => {
+        (Side::Host(g), Side::Host(h)) => {
             let common: Vec<_> = g.iter().filter_map(|c| h.iter().find(|d| d.name == c.name).map(|d| (c, d))).collect();
             if common.is_empty() {
-                vec![Err(vec!["the two hosts expect no contract in common".to_owned()])]
+                verdicts.push((None, Err(vec!["the two hosts expect no contract in common".to_owned()])));
             } else {
-                common.into_iter().map(|(c, d)| same(c, d, &a_name.to_string(), &b_name.to_string())).collect()
+                verdicts.extend(common.into_iter().map(|(c, d)| (None, same(c, d, &a_name, &b_name))));
             }
         }
-        _ => unreachable!("each side is a plugin or a host"),
-    };
+    }
     let mut fits = true;
-    for v in verdicts {
-        match v {
-            Ok(line) => out!("fit: {line}"),
-            Err(why) => {
+    for (label, v) in verdicts {
+        match (v, label) {
+            (Ok(line), None) => out!("fit: {line}"),
+            (Ok(line), Some(label)) => out!("fit: {label}: {line}"),
+            (Err(why), label) => {
                 fits = false;
-                out!("no fit: {a_name} and {b_name} differ:");
+                match label {
+                    None => out!("no fit: {a_name} and {b_name} differ:"),
+                    Some(label) => out!("no fit: {a_name} and {b_name} differ ({label}):"),
+                }
                 for w in why {
                     out!("  - {w}");
                 }
             }
         }
+    }
+    for s in skipped {
+        out!("skip: {s}");
     }
     Ok(fits)
 }
@@ -481,17 +639,23 @@ fn sign(secret: &Path, plugin: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// Verifies `plugin`'s signature; the line names every export the signature covers.
 fn verify(public: &Path, plugin: &Path) -> Result<String> {
     let policy = tomada_host::TrustPolicy::new().trust_key_file(public)?.strict_modes(false);
     let inspected = tomada_host::Loader::with_policy(policy).inspect(plugin)?;
-    let m = &inspected.inspection().manifest;
-    Ok(format!(
-        "{}: good signature by key {} ({} {})",
+    let exports: Vec<String> = inspected
+        .inspection()
+        .exports
+        .iter()
+        .map(|e| format!("{} {} ({})", e.manifest.info.name, e.manifest.info.version, e.manifest.contract.name))
+        .collect();
+    Ok(escape_controls(&format!(
+        "{}: good signature by key {} ({})",
         plugin.display(),
         inspected.signed_by().unwrap_or("?"),
-        m.info.name,
-        m.info.version
+        exports.join("; ")
     ))
+    .into_owned())
 }
 
 fn report(result: Result<String>) -> ExitCode {
@@ -528,6 +692,13 @@ fn main() -> ExitCode {
             report(sign(&secret_key, &plugin).map(|out| format!("wrote {}", out.display())))
         }
         Command::Verify { public_key, plugin } => report(verify(&public_key, &plugin)),
+        Command::New { dir, path } => report(new::new(
+            &dir,
+            match path {
+                Some(root) => new::Source::Checkout(root),
+                None => new::Source::Version(env!("CARGO_PKG_VERSION")),
+            },
+        )),
         Command::Diff { a, b, export } => match diff(&a, &b, export.as_deref()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

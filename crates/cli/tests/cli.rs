@@ -399,22 +399,14 @@ fn inspect_lists_every_export_of_a_library() {
 }
 
 #[test]
-fn diff_picks_an_export_by_what_the_host_expects_or_by_name() {
+fn diff_compares_only_the_export_named() {
     let family = cdylib("family");
     let greeter = cdylib("greeter");
-    // Two greeters in the library and a greeter host: which one is ambiguous.
-    let out = diff(&family, &host_exe());
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("exports several plugins") && err.contains("--export NAME") && err.contains("`hola`"),
-        "{err}"
-    );
-    // Named: compared.
+    // Named: that one alone is compared (no line for `hello`, no `skip` for `memory`).
     let out =
         tomada(&["diff".as_ref(), "--export".as_ref(), "hola".as_ref(), family.as_os_str(), host_exe().as_os_str()]);
     assert!(out.status.success(), "{out:?}");
-    assert!(stdout(&out).contains("fit: pluginapi::Greeter 1.0 fits pluginapi::Greeter 1.0"), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "fit: export `hola`: pluginapi::Greeter 1.0 fits pluginapi::Greeter 1.0\n");
     let out =
         tomada(&["diff".as_ref(), "--export".as_ref(), "memory".as_ref(), family.as_os_str(), greeter.as_os_str()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -423,4 +415,261 @@ fn diff_picks_an_export_by_what_the_host_expects_or_by_name() {
         tomada(&["diff".as_ref(), "--export".as_ref(), "adios".as_ref(), family.as_os_str(), greeter.as_os_str()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no export named `adios`"), "{out:?}");
+}
+
+// ---- every export, and hosts that record nothing ----
+
+/// A library of two greeters (and a store) against a greeter host: both greeters are
+/// checked, each reported under its name; the store, which the host does not expect,
+/// is listed as skipped. (This exited 2, "choose one with `--export NAME`".)
+#[test]
+fn diff_checks_every_export_a_host_expects() {
+    let family = cdylib("family");
+    for (a, b) in [(family.clone(), host_exe()), (host_exe(), family.clone())] {
+        let out = diff(&a, &b);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = stdout(&out);
+        let host = host_exe().display().to_string();
+        assert_eq!(
+            text,
+            format!(
+                "fit: export `hello`: pluginapi::Greeter 1.0 fits pluginapi::Greeter 1.0\n\
+                 fit: export `hola`: pluginapi::Greeter 1.0 fits pluginapi::Greeter 1.0\n\
+                 skip: export `memory` implements `kv_api::Store`, which {host} does not expect\n"
+            )
+        );
+    }
+}
+
+/// Every export is compared, so one that does not fit is found even beside one that
+/// does: the family's two greeters against a greeter whose `greet` takes a `String`
+/// (no names in common: each greeter is paired with the other library's one greeter).
+#[test]
+fn diff_reports_each_export_that_does_not_fit() {
+    let (family, changed) = (cdylib("family"), cdylib("changed-layout"));
+    let out = diff(&family, &changed);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = stdout(&out);
+    for export in ["hello", "hola"] {
+        assert!(
+            text.contains(&format!(
+                "no fit: {} and {} differ (exports `{export}` and `greeter`):\n  - method `greet` changed: argument 1 is",
+                family.display(),
+                changed.display()
+            )),
+            "{export}: {text}"
+        );
+    }
+    assert!(text.contains("skip: export `memory` (kv_api::Store) of "), "{text}");
+
+    // The same library twice: each export with its namesake, all fit.
+    let out = diff(&family, &family);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    assert_eq!(text.lines().filter(|l| l.starts_with("fit: export `")).count(), 3, "{text}");
+    assert!(text.contains("fit: export `memory`: both are kv_api::Store 1.0"), "{text}");
+}
+
+/// A C executable and a C shared library, built here (`cc`), neither a tomada file.
+#[cfg(target_os = "linux")]
+fn c_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let src = dir.join("main.c");
+    std::fs::write(&src, "int answer(void) { return 42; }\nint main(void) { return answer() - 42; }\n").unwrap();
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let build = |args: &[&str], out: &Path| {
+        let status = Command::new(&cc)
+            .args(args)
+            .arg("-o")
+            .arg(out)
+            .arg(&src)
+            .status()
+            .expect("this test needs a C compiler (`cc`)");
+        assert!(status.success(), "cc {args:?} failed");
+    };
+    let (pie, no_pie, lib) = (dir.join("pie"), dir.join("no-pie"), dir.join("libanswer.so"));
+    build(&["-pie", "-fPIE"], &pie);
+    build(&["-no-pie", "-fno-PIE"], &no_pie);
+    build(&["-shared", "-fPIC"], &lib);
+    (pie, no_pie, lib)
+}
+
+/// An executable that records no contracts is a host without `tomada::expects!`, and
+/// the message says so; it is not "a shared library but not a tomada plugin ... a
+/// plugin calls `tomada::export!`", which a position-independent executable (an ELF
+/// `ET_DYN`, as rustc links them) used to get. A shared library without a descriptor
+/// still gets that one.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_host_without_expects_is_told_to_record_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pie, no_pie, lib) = c_files(dir.path());
+    // The `tomada` command itself: a Rust executable that records no contracts.
+    let rust_exe = PathBuf::from(env!("CARGO_BIN_EXE_tomada"));
+    for exe in [&rust_exe, &pie, &no_pie] {
+        let out = diff(&cdylib("greeter"), exe);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "`{}` is an executable, not a plugin, and records no tomada contracts",
+                exe.display()
+            )) && err.contains("tomada::expects!"),
+            "{err}"
+        );
+        assert!(!err.contains("export!") && !err.contains("shared library"), "{err}");
+        let out = tomada(&["inspect".as_ref(), exe.as_os_str()]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("tomada::expects!"), "{out:?}");
+    }
+    // A shared library with no descriptor: a plugin that lacks `export!`.
+    for lib in [lib, cdylib("no-descriptor")] {
+        let out = diff(&cdylib("greeter"), &lib);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is a shared library but not a tomada plugin") && err.contains("tomada::export!"),
+            "{err}"
+        );
+    }
+}
+
+/// `verify` names every export the signature covers, not the first alone.
+#[test]
+fn verify_names_every_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sk, pk) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+    let plugin = tomada_test_support::copy_to(&cdylib("family"), dir.path(), "family.so");
+    run_ok(&["keygen".as_ref(), "--secret-key".as_ref(), sk.as_os_str(), "--public-key".as_ref(), pk.as_os_str()]);
+    run_ok(&["sign".as_ref(), "--secret-key".as_ref(), sk.as_os_str(), plugin.as_os_str()]);
+    let out = run_ok(&["verify".as_ref(), "--public-key".as_ref(), pk.as_os_str(), plugin.as_os_str()]);
+    assert!(
+        out.contains(
+            "(hello 0.3.0 (pluginapi::Greeter); hola 1.1.0 (pluginapi::Greeter); memory 2.0.0 (kv_api::Store))\n"
+        ),
+        "{out}"
+    );
+}
+
+// ---- tomada new ----
+
+/// Runs cargo in `dir` into `target/scaffold` of this checkout (kept between runs,
+/// so tomada's dependencies compile once). The new workspace starts from this
+/// checkout's `Cargo.lock`, so nothing is resolved anew (and nothing is fetched that
+/// this checkout's own builds have fetched).
+fn cargo_in(dir: &Path, args: &[&str]) -> Output {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", workspace_root().join("target/scaffold"))
+        .args(args)
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {}:\n{}{}",
+        dir.display(),
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What the new workspace's host prints, `place` being where the plugin runs.
+fn scaffold_transcript(out: &Output, name: &str, place: &str) {
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert_eq!(lines[0], format!("loaded {name}-plugin 0.1.0 {place}"));
+    assert_eq!(lines[1..4], ["Olá, Mundo!", "refused: the name is empty", "Olá mais tarde, async!"]);
+    assert!(lines[4].starts_with("the plugin panicked: cannot greet \"panic\" (at plugin/src/lib.rs:"), "{text}");
+    assert_eq!(lines[5], "Olá, de novo!");
+}
+
+/// `tomada new` in a temporary directory (outside the repository), with path
+/// dependencies on this checkout: the workspace builds, its host runs the plugin in
+/// its own process and in a child process with the same transcript, the plugin
+/// depends on the contract crate alone (an `async fn` included), `tomada diff` finds
+/// they fit, and the workspace's own `cargo test` passes.
+#[test]
+fn tomada_new_makes_a_workspace_that_builds_runs_and_passes_its_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("hello-tomada");
+    let out = tomada(&["new".as_ref(), project.as_os_str(), "--path".as_ref(), workspace_root().as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("cargo run -p hello-tomada-host -- --isolate"), "{}", stdout(&out));
+    let plugin_manifest = std::fs::read_to_string(project.join("plugin/Cargo.toml")).unwrap();
+    let dependencies = plugin_manifest.split("[dependencies]").nth(1).unwrap();
+    assert_eq!(dependencies.trim(), "hello-tomada-contract.workspace = true", "{plugin_manifest}");
+
+    cargo_in(&project, &["build"]);
+    let built = workspace_root().join("target/scaffold/debug");
+    let host = built.join(format!("hello-tomada-host{}", std::env::consts::EXE_SUFFIX));
+    let plugin =
+        built.join(format!("{}hello_tomada_plugin{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    // The plugin beside the host is the default.
+    scaffold_transcript(&Command::new(&host).output().unwrap(), "hello-tomada", "in this process");
+    #[cfg(unix)]
+    scaffold_transcript(
+        &Command::new(&host).arg("--isolate").arg(&plugin).output().unwrap(),
+        "hello-tomada",
+        "in a child process",
+    );
+    // The host records its contract: `tomada diff` compares them.
+    let out = diff(&plugin, &host);
+    assert_eq!(stdout(&out), "fit: hello_tomada_contract::Greeter 1.0 fits hello_tomada_contract::Greeter 1.0\n");
+
+    let out = cargo_in(&project, &["test"]);
+    assert!(stdout(&out).contains("test result: ok. 3 passed"), "{}", stdout(&out));
+}
+
+/// Without `--path`, tomada comes from crates.io at this version. It is not published,
+/// so the manifests are checked by building them with tomada's crates patched in
+/// from this checkout, as crates.io would serve them.
+#[test]
+fn tomada_new_with_crates_io_versions_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("versioned");
+    let out = tomada(&["new".as_ref(), project.as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    let root = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(root.contains(&format!("tomada = \"{version}\"\ntomada-host = \"{version}\"\n")), "{root}");
+    assert!(!root.contains("path = \"/"), "{root}");
+    assert!(!project.join("Cargo.lock").exists());
+
+    std::fs::copy(workspace_root().join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let patch = |name: &str, dir: &str| {
+        let path = workspace_root().join(dir);
+        format!("patch.crates-io.{name}.path={:?}", path.to_str().unwrap())
+    };
+    let (tomada, host) = (patch("tomada", "crates/tomada"), patch("tomada-host", "crates/host"));
+    cargo_in(&project, &["build", "--config", &tomada, "--config", &host]);
+    let built = workspace_root().join("target/scaffold/debug");
+    let host = built.join(format!("versioned-host{}", std::env::consts::EXE_SUFFIX));
+    scaffold_transcript(&Command::new(&host).output().unwrap(), "versioned", "in this process");
+}
+
+/// `tomada new` refuses a directory that holds anything, a name that cannot name
+/// crates, and a `--path` that is not a tomada checkout; and writes nothing then.
+#[test]
+fn tomada_new_refuses_what_it_cannot_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "mine").unwrap();
+    let out = tomada(&["new".as_ref(), full.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists and is not empty"), "{out:?}");
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+
+    let bad = dir.path().join("Bad Name");
+    let out = tomada(&["new".as_ref(), bad.as_os_str()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot name the project's crates"), "{out:?}");
+    assert!(!bad.exists());
+
+    let elsewhere = dir.path().join("elsewhere");
+    let out = tomada(&["new".as_ref(), elsewhere.as_os_str(), "--path".as_ref(), dir.path().as_os_str()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a tomada checkout"), "{out:?}");
+    assert!(!elsewhere.exists());
 }

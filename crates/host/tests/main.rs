@@ -6,6 +6,7 @@
 mod allround;
 mod asyncs;
 mod compiler;
+mod contract_only;
 mod damage;
 mod errors;
 mod evolve;

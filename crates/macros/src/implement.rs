@@ -2,12 +2,22 @@
 //! form the trait holds, `fn f<'tomada>(&'tomada self, ..) -> BoxFuture<'tomada, R>`,
 //! its body an `async move` block boxed and pinned (as the `async-trait` crate does).
 //! Other items are left alone.
+//!
+//! The expansion names nothing of `tomada`: a plugin crate often depends on its
+//! contract crate alone and reaches the macro through the contract's re-export
+//! (`use pluginapi::tomada;`), where `::tomada` does not resolve (proc macros have no
+//! `$crate`). So the future's type is written out from `core`/`std` — it is the very
+//! type `tomada::BoxFuture<'tomada, R>` names — like the `async-trait` crate does.
+//!
+//! It also marks the impl as written under the attribute, for `export!` to check (a
+//! forgotten `#[implement]` is then an error that says to add it): `impl From<T> for
+//! Box<dyn Contract>`, see `tomada::__private::Implemented`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{FnArg, ImplItem, ItemImpl, Pat, ReturnType, Type, parse_quote};
 
-use crate::parse::box_async;
+use crate::parse::{async_lifetime, box_async};
 
 pub(crate) fn expand(mut item: ItemImpl) -> TokenStream {
     for impl_item in &mut item.items {
@@ -42,6 +52,12 @@ pub(crate) fn expand(mut item: ItemImpl) -> TokenStream {
             }
         }
         box_async(&mut f.sig);
+        let lt = async_lifetime();
+        f.sig.output = parse_quote! {
+            -> ::core::pin::Pin<::std::boxed::Box<
+                dyn ::core::future::Future<Output = #ret> + ::core::marker::Send + #lt
+            >>
+        };
         let body = &f.block;
         f.block = parse_quote!({
             ::std::boxed::Box::pin(async move {
@@ -53,5 +69,20 @@ pub(crate) fn expand(mut item: ItemImpl) -> TokenStream {
             })
         });
     }
-    quote!(#item)
+    // The mark `export!` looks for (`tomada::__private::Implemented`): a conversion
+    // nameable from `core` alone, so this expansion never names `tomada`.
+    let mark = item.trait_.as_ref().filter(|(bang, ..)| bang.is_none()).map(|(_, path, _)| {
+        let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+        let self_ty = &item.self_ty;
+        quote! {
+            #[doc(hidden)]
+            #[automatically_derived]
+            impl #impl_generics ::core::convert::From<#self_ty> for ::std::boxed::Box<dyn #path> #where_clause {
+                fn from(value: #self_ty) -> Self {
+                    ::std::boxed::Box::new(value)
+                }
+            }
+        }
+    });
+    quote!(#item #mark)
 }

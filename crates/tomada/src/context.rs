@@ -14,8 +14,9 @@
 //! struct Hello { greeting: String }
 //! impl Hello {
 //!     fn new(ctx: &tomada::Context) -> Self {
-//!         let settings: Settings = ctx.value().unwrap_or_default();
-//!         Hello { greeting: settings.greeting }
+//!         // An error when the host passed no configuration, or not a `Settings`.
+//!         let settings: Result<Settings, tomada::wire::WireError> = ctx.value::<Settings>();
+//!         Hello { greeting: settings.unwrap_or_default().greeting }
 //!     }
 //! }
 //! tomada::export!(Hello as pluginapi::Greeter = Hello::new(&tomada::context()));

@@ -103,6 +103,7 @@ pub mod descriptor;
 pub mod ffi;
 pub mod fingerprint;
 pub mod future;
+mod implemented;
 pub mod interface;
 pub mod logging;
 pub mod object;
@@ -146,7 +147,16 @@ pub use tomada_macros::contract;
 /// methods are left as they are. The same method may be written by hand instead:
 /// `fn fetch<'a>(&'a self, key: &'a str) -> tomada::BoxFuture<'a, R> { Box::pin(async move { .. }) }`
 /// (or with `&self, key: &str` and `BoxFuture<'_, R>` when the future does not keep
-/// `key`). See [`future`] for how the future crosses.
+/// `key`), still under the attribute. See [`future`] for how the future crosses.
+///
+/// The impl of a contract with `async fn`s is always written under this attribute:
+/// [`export!`] checks it, so a forgotten one is an error that says to add it (rustc's
+/// own "expected `Pin<Box<...>>`, found future" cannot). It also makes `Box<dyn C>`
+/// `From` the type, which is how `export!` tells.
+///
+/// The expansion names nothing of `tomada`, so a plugin that depends on its contract
+/// crate only (which does `pub use tomada;`) writes `use contract_crate::tomada;` and
+/// then `#[tomada::implement]`, or `#[contract_crate::tomada::implement]`.
 ///
 /// ```
 /// #[tomada::contract(abi = 1)]
@@ -183,6 +193,7 @@ pub mod __private {
         __async_shim as async_shim, AssertSend, CANCEL_METHOD, CallFuture, FfiFuture, block_on, cancel_dispatch,
         serve_async,
     };
+    pub use crate::implemented::Implemented;
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
     pub use crate::object::{Leaked, release_boxed};
     pub use crate::remote::{Exported, decode_remote, encode_borrowed, encode_exported};
@@ -470,6 +481,8 @@ macro_rules! __export {
             const __MANIFEST_LEN: usize = $crate::__export!(@len [$contract] [$n, $v, $d]);
 
             static __VTABLE: <__Contract as $crate::Contract>::VTable = <__Contract>::__tomada_vtable::<__Plugin>();
+            // A contract with `async fn`s: its impl was written under `#[tomada::implement]`.
+            const _: () = <__Contract>::__tomada_implemented::<$ty>();
 
             unsafe extern "C" fn __create(
                 out: *mut *const ::core::ffi::c_void,

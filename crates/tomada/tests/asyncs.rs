@@ -276,3 +276,33 @@ fn an_async_method_does_not_fit_a_plain_one() {
     let why = asynchronous.fit(&sync).unwrap_err();
     assert!(why.iter().any(|w| w.contains("`fetch` is a plain `fn` in the plugin, `async fn` in the host")), "{why:?}");
 }
+
+/// An async contract for a generic impl.
+#[tomada::contract(abi = 1)]
+pub trait Echo {
+    async fn echo(&self, text: &str) -> String;
+}
+
+struct Prefixed<T>(T);
+
+#[tomada::implement]
+impl<T> Echo for Prefixed<T>
+where
+    T: AsRef<str> + Send + Sync + 'static,
+{
+    async fn echo(&self, text: &str) -> String {
+        format!("{}{text}", self.0.as_ref())
+    }
+}
+
+/// `#[implement]` on a generic impl: the rewritten method and the mark `export!`
+/// checks (`Box<dyn C>: From<T>`, see `tomada::__private::Implemented`) carry the
+/// impl's generics and bounds; the mark is a real conversion.
+#[test]
+fn implement_carries_the_impls_generics_and_marks_the_type() {
+    fn implemented<T: tomada::__private::Implemented<dyn Echo>>() {}
+    implemented::<Prefixed<&'static str>>();
+    implemented::<Prefixed<String>>();
+    let boxed: Box<dyn Echo> = Box::from(Prefixed("> "));
+    assert_eq!(wait(boxed.echo("hi")), "> hi");
+}

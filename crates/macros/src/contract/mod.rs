@@ -172,6 +172,7 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
     let dispatch = dispatch::emit(&parts, &sigs);
     let describe = describe::emit(&parts, &sigs, &args, contract.minor);
     let object = object::emit(&parts, &sigs, &args);
+    let implemented = implemented(&parts, contract.methods.iter().any(|m| m.is_async));
     quote! {
         #item
         #vtable
@@ -179,5 +180,21 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
         #dispatch
         #describe
         #object
+        #implemented
+    }
+}
+
+/// What `export!` checks of a type it exports: for a contract with `async fn`s, that
+/// its impl was written under `#[tomada::implement]` (see `tomada::__private::Implemented`:
+/// forgetting it is otherwise an E0053 that cannot say so).
+fn implemented(parts: &Parts, has_async: bool) -> TokenStream {
+    let Parts { trait_ident, bounds, .. } = parts;
+    let marker = has_async.then(|| quote!(+ ::tomada::__private::Implemented<dyn #trait_ident>));
+    quote! {
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
+        impl dyn #trait_ident where #bounds {
+            #[doc(hidden)]
+            pub const fn __tomada_implemented<T: #trait_ident #marker>() {}
+        }
     }
 }
