@@ -20,3 +20,5 @@ mod objects;
 mod sandbox;
 mod threads;
 mod trust;
+#[cfg(unix)]
+mod loader;

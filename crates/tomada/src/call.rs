@@ -225,6 +225,7 @@ fn error(status: Status, message: Vec<u8>) -> CallError {
 /// call.
 #[doc(hidden)]
 pub unsafe fn __create_with<T: Send + Sync + 'static>(
+    name: &'static str,
     out: *mut *const c_void,
     panic: *mut RVec,
     context: crate::ffi::RSlice,
@@ -233,24 +234,32 @@ pub unsafe fn __create_with<T: Send + Sync + 'static>(
     // SAFETY: readable for the call (the caller's guarantee); copied before the call ends.
     let context = crate::context::Context::new(unsafe { context.as_bytes() });
     // SAFETY: as the caller guarantees.
-    unsafe { __create(out, panic, || crate::context::with(context, make)) }
+    unsafe { __create(name, out, panic, || crate::context::with(context, make)) }
 }
 
-/// The body of a plugin's `create` function (see [`export!`](crate::export)).
+/// The body of a plugin's `create` function (see [`export!`](crate::export)) for
+/// export `name`: what it logs while made, and every call of the instance, is
+/// named after it (see [`crate::logging`]).
 ///
 /// # Safety
 /// `out` and `panic` must be valid for writes.
 #[doc(hidden)]
 pub unsafe fn __create<T: Send + Sync + 'static>(
+    name: &'static str,
     out: *mut *const c_void,
     panic: *mut RVec,
     make: impl FnOnce() -> T,
 ) -> Status {
     __install_panic_hook();
-    match panic::catch_unwind(AssertUnwindSafe(make)) {
+    let entered = crate::logging::__enter_named(name);
+    let made = panic::catch_unwind(AssertUnwindSafe(make));
+    drop(entered);
+    match made {
         Ok(value) => {
+            let this = Box::into_raw(Box::new(value)).cast::<c_void>().cast_const();
+            crate::logging::register(this, name);
             // SAFETY: the caller guarantees `out` is writable.
-            unsafe { out.write(Box::into_raw(Box::new(value)).cast::<c_void>().cast_const()) };
+            unsafe { out.write(this) };
             Status::OK
         }
         Err(payload) => {
@@ -262,13 +271,15 @@ pub unsafe fn __create<T: Send + Sync + 'static>(
     }
 }
 
-/// The body of a plugin's `destroy` function.
+/// The body of a plugin's `destroy` function, for export `name`.
 ///
 /// # Safety
 /// `this` must come from [`__create::<T>`] and not have been destroyed; `panic` must
 /// be valid for writes.
 #[doc(hidden)]
-pub unsafe fn __destroy<T>(this: *const c_void, panic: *mut RVec) -> Status {
+pub unsafe fn __destroy<T>(name: &'static str, this: *const c_void, panic: *mut RVec) -> Status {
+    crate::logging::unregister(this);
+    let _entered = crate::logging::__enter_named(name);
     // SAFETY: `this` was made by `Box::into_raw` in `__create::<T>` (caller's guarantee).
     let value = unsafe { Box::from_raw(this.cast::<T>().cast_mut()) };
     match panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
@@ -326,18 +337,18 @@ mod tests {
         let mut out = MaybeUninit::<*const c_void>::uninit();
         let mut panic = MaybeUninit::<RVec>::uninit();
         // SAFETY: writable locals.
-        let s = unsafe { __create(out.as_mut_ptr(), panic.as_mut_ptr(), || String::from("instance")) };
+        let s = unsafe { __create("test", out.as_mut_ptr(), panic.as_mut_ptr(), || String::from("instance")) };
         assert_eq!(s, Status::OK);
         // SAFETY: written on OK.
         let this = unsafe { out.assume_init() };
         // SAFETY: `this` is a live `String` made by `__create`.
         assert_eq!(unsafe { &*this.cast::<String>() }, "instance");
         // SAFETY: made by `__create::<String>`, destroyed once.
-        let s = unsafe { __destroy::<String>(this, panic.as_mut_ptr()) };
+        let s = unsafe { __destroy::<String>("test", this, panic.as_mut_ptr()) };
         assert_eq!(s, Status::OK);
 
         // SAFETY: writable locals.
-        let s = unsafe { __create::<String>(out.as_mut_ptr(), panic.as_mut_ptr(), || panic!("no config")) };
+        let s = unsafe { __create::<String>("test", out.as_mut_ptr(), panic.as_mut_ptr(), || panic!("no config")) };
         assert_eq!(s, Status::PANICKED);
         // SAFETY: written on PANICKED.
         let msg = unsafe { panic.assume_init() }.into_vec();

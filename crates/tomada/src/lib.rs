@@ -175,6 +175,7 @@ pub mod __private {
 
     pub use crate::abi::SliceStore;
     pub use crate::call::{__finish as finish, __shim as shim};
+    pub use crate::logging::__enter as enter;
     pub use crate::client::{
         Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method,
     };
@@ -476,7 +477,7 @@ macro_rules! __export {
                 panic: *mut $crate::ffi::RVec,
             ) -> $crate::ffi::Status {
                 // SAFETY: the host passes writable `out` and `panic` (descriptor contract).
-                unsafe { $crate::call::__create::<__Plugin>(out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
+                unsafe { $crate::call::__create::<__Plugin>($n, out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
             }
 
             unsafe extern "C" fn __create_with(
@@ -487,7 +488,7 @@ macro_rules! __export {
                 // SAFETY: the host passes writable `out` and `panic`, and a `context`
                 // readable for the call (descriptor contract).
                 unsafe {
-                    $crate::call::__create_with::<__Plugin>(out, panic, context, || $crate::__export!(@make $ty $(, $make)?))
+                    $crate::call::__create_with::<__Plugin>($n, out, panic, context, || $crate::__export!(@make $ty $(, $make)?))
                 }
             }
 
@@ -497,7 +498,7 @@ macro_rules! __export {
             ) -> $crate::ffi::Status {
                 // SAFETY: the host passes the instance `__create` made, once, and a
                 // writable `panic` (descriptor contract).
-                unsafe { $crate::call::__destroy::<__Plugin>(this, panic) }
+                unsafe { $crate::call::__destroy::<__Plugin>($n, this, panic) }
             }
 
             #[unsafe(export_name = concat!("TOMADA_DESCRIPTOR", $suffix))]
