@@ -21,7 +21,8 @@ fn sha256_of(path: &Path) -> String {
 }
 
 /// The family library in a directory of its own, and a policy pinning it (under the
-/// name of its first export, which is what a policy knows a library by).
+/// name of its first export, which is what a policy knows a library by). Called once
+/// per directory: a library still mapped must not be overwritten.
 fn pinned_family(dir: &Path) -> (PathBuf, TrustPolicy) {
     let path = copy_to(&cdylib("family"), dir, "libfamily.so");
     let policy = TrustPolicy::new().pin("hello", &sha256_of(&path)).unwrap().strict_modes(false);
@@ -51,7 +52,7 @@ fn loader(mode: &Mode, export: Option<&str>, config: Option<Vec<u8>>, policy: Op
 #[test]
 fn every_combination_is_one_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = pinned_family(dir.path());
+    let (path, pin) = pinned_family(dir.path());
     let seed: Vec<(String, Vec<u8>)> = vec![("seeded".into(), b"1".to_vec())];
     let mut loads = 0;
     for mode in modes() {
@@ -60,7 +61,7 @@ fn every_combination_is_one_chain() {
             for configured in [false, true] {
                 for pinned in [false, true] {
                     let what = format!("isolated {isolated}, named {named}, configured {configured}, pinned {pinned}");
-                    let policy = || pinned.then(|| pinned_family(dir.path()).1);
+                    let policy = || pinned.then(|| pin.clone());
 
                     // The store: the library's one export of `Store`, so a name is optional.
                     let config = configured.then(|| tomada::Context::encode(&seed));
@@ -104,7 +105,7 @@ fn a_policy_in_the_chain_refuses_in_both_modes() {
         let err = loader(&mode, Some("hola"), Some(b"x".to_vec()), Some(wrong)).load::<dyn Greeter>(&path).unwrap_err();
         assert!(matches!(err, LoadError::DigestMismatch { .. }), "{mode:?}: {err:?}");
         // The same chain with the right pin loads (a negative control for the refusal).
-        let (_, right) = pinned_family(dir.path());
+        let right = TrustPolicy::new().pin("hello", &sha256_of(&path)).unwrap().strict_modes(false);
         assert!(loader(&mode, Some("hola"), Some(b"x".to_vec()), Some(right)).load::<dyn Greeter>(&path).is_ok());
     }
 }

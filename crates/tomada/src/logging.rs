@@ -20,8 +20,9 @@
 //! One library may export several plugins, and a host may load several of them into
 //! one process. Each record carries the name of the export whose code logged it: the
 //! generated shim of every method sets, for the length of the call, which instance
-//! is running on this thread ([`__enter`]); a constructor or destructor runs under
-//! its export's name. A record logged outside any call of an instance — on a thread
+//! is running on this thread ([`__enter`]; only once instances of two exports have
+//! lived at once — until then every record is the one export's, at no cost per call);
+//! a constructor or destructor runs under its export's name. A record logged outside any call of an instance — on a thread
 //! the plugin started, or in a method of an object the plugin made — carries the name
 //! of the library's oldest live instance (the one export loaded, in the usual case;
 //! isolated, the one export of the process); before any instance exists, the name of
@@ -30,7 +31,7 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
 use crate::ffi::RSlice;
 
@@ -154,34 +155,45 @@ struct Current {
 }
 
 thread_local! {
-    // `const`, with no destructor: entering costs a thread-local read and write.
+    // `const`, with no destructor (a library whose code registered a thread-local
+    // destructor stays mapped until the thread exits).
     static CURRENT: Cell<Current> = const { Cell::new(Current { instance: std::ptr::null(), name: None }) };
 }
+
+/// Whether instances of more than one export of this library have lived at once.
+/// Until then (one export loaded: the usual case, and always in an isolated plugin's
+/// process) every record is that export's, and a call costs no thread-local access.
+static SEVERAL: AtomicBool = AtomicBool::new(false);
 
 /// Says, until dropped, which export runs on this thread (see [`__enter`]); restores
 /// what ran before (calls nest: a callback into the host may call another export).
 #[doc(hidden)]
 #[must_use]
 pub struct Entered {
-    saved: Current,
+    saved: Option<Current>,
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        let _ = CURRENT.try_with(|c| c.set(self.saved));
+        if let Some(saved) = self.saved {
+            let _ = CURRENT.try_with(|c| c.set(saved));
+        }
     }
 }
 
 fn enter(now: Current) -> Entered {
-    Entered { saved: CURRENT.try_with(|c| c.replace(now)).unwrap_or(now) }
+    Entered { saved: Some(CURRENT.try_with(|c| c.replace(now)).unwrap_or(now)) }
 }
 
 /// Called by the generated shim of every method on entry: records logged on this
 /// thread until the guard drops are named after the export whose instance (or object)
-/// `this` is.
+/// `this` is. Free (one relaxed load) while only one export of the library is loaded.
 #[doc(hidden)]
 #[inline]
 pub fn __enter(this: *const c_void) -> Entered {
+    if !SEVERAL.load(Ordering::Relaxed) {
+        return Entered { saved: None };
+    }
     enter(Current { instance: this, name: None })
 }
 
@@ -212,7 +224,11 @@ impl Captured {
 
 /// Records that `instance` is export `name`'s (its constructor returned it).
 pub(crate) fn register(instance: *const c_void, name: &'static str) {
-    INSTANCES.lock().unwrap_or_else(|e| e.into_inner()).push((instance as usize, name));
+    let mut instances = INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
+    if instances.iter().any(|&(_, other)| other != name) {
+        SEVERAL.store(true, Ordering::Relaxed);
+    }
+    instances.push((instance as usize, name));
 }
 
 /// Forgets `instance` (it is being destroyed).
@@ -440,7 +456,7 @@ impl log::Log for Forward {
 /// the names and fields of the spans they happened in) as [`Record`]s.
 #[cfg(feature = "tracing")]
 mod trace {
-    use std::cell::RefCell;
+    use std::cell::Cell;
     use std::collections::HashMap;
     use std::fmt::Write;
     use std::sync::Mutex;
@@ -466,9 +482,15 @@ mod trace {
         next: AtomicU64,
     }
 
+    /// The most nested spans an event names (deeper ones are entered, not named).
+    const MAX_DEPTH: usize = 32;
+
     thread_local! {
-        /// The spans entered on this thread, innermost last.
-        static STACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+        /// The spans entered on this thread, innermost last, and how many (which may
+        /// exceed [`MAX_DEPTH`]). Plain cells with no destructor: a library whose code
+        /// registered a thread-local destructor stays mapped until that thread exits.
+        static STACK: ([Cell<u64>; MAX_DEPTH], Cell<usize>) =
+            const { ([const { Cell::new(0) }; MAX_DEPTH], Cell::new(0)) };
     }
 
     fn filter() -> LevelFilter {
@@ -580,9 +602,10 @@ mod trace {
             let mut fields = Fields::default();
             event.record(&mut fields);
             let spans = STACK
-                .try_with(|stack| {
+                .try_with(|(ids, depth)| {
                     let open = self.spans();
-                    stack.borrow().iter().filter_map(|id| open.get(id).map(|(t, _)| t.as_str())).collect::<Vec<_>>().join(":")
+                    let ids = &ids[..depth.get().min(MAX_DEPTH)];
+                    ids.iter().filter_map(|id| open.get(&id.get()).map(|(t, _)| t.as_str())).collect::<Vec<_>>().join(":")
                 })
                 .unwrap_or_default();
             send(&Record {
@@ -599,14 +622,28 @@ mod trace {
         }
 
         fn enter(&self, span: &Id) {
-            let _ = STACK.try_with(|s| s.borrow_mut().push(span.into_u64()));
+            let _ = STACK.try_with(|(ids, depth)| {
+                if let Some(slot) = ids.get(depth.get()) {
+                    slot.set(span.into_u64());
+                }
+                depth.set(depth.get() + 1);
+            });
         }
 
         fn exit(&self, span: &Id) {
-            let _ = STACK.try_with(|s| {
-                let mut stack = s.borrow_mut();
-                if let Some(at) = stack.iter().rposition(|&id| id == span.into_u64()) {
-                    stack.remove(at);
+            let _ = STACK.try_with(|(ids, depth)| {
+                let held = &ids[..depth.get().min(MAX_DEPTH)];
+                match held.iter().rposition(|id| id.get() == span.into_u64()) {
+                    // Spans usually exit innermost first; one that does not is taken out.
+                    Some(at) => {
+                        for i in at..held.len() - 1 {
+                            held[i].set(held[i + 1].get());
+                        }
+                        depth.set(depth.get() - 1);
+                    }
+                    // Entered past `MAX_DEPTH`: not held, only counted.
+                    None if depth.get() > MAX_DEPTH => depth.set(depth.get() - 1),
+                    None => {}
                 }
             });
         }
