@@ -40,6 +40,13 @@
 //! one export of the contract asked for, or the one named with [`Loader::export`].
 //! [`Loader::config`] hands the plugin's constructor a configuration
 //! (`tomada::context()`), in-process and isolated alike.
+//! A [`Loader`] takes all of it in one chain — a [`TrustPolicy`], an export name, a
+//! configuration and where the plugin runs — and loads: [`load`] and [`load_with`] are
+//! its shortcuts.
+//!
+//! A plugin's `log` records and `tracing` events reach this process's `log` logger and
+//! `tracing` subscriber with the target `plugin::<export>` (the export that logged
+//! them), every text escaped, the same in-process and isolated (see [`plugin_logs`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -119,7 +119,8 @@ unsafe extern "C" fn deliver(
     // texts are used.
     let (plugin, target, message, module, file) =
         unsafe { (plugin.as_bytes(), target.as_bytes(), message.as_bytes(), module.as_bytes(), file.as_bytes()) };
-    let record = Record { kind: RecordKind::Log, level, target, message, module, file, line, fields: Vec::new(), spans: &[] };
+    let record =
+        Record { kind: RecordKind::Log, level, target, message, module, file, line, fields: Vec::new(), spans: &[] };
     emit(&String::from_utf8_lossy(plugin), &record);
 }
 
@@ -182,12 +183,12 @@ mod events {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
 
+    use tomada::logging::Record;
     use tracing::callsite::Callsite;
     use tracing::field::{FieldSet, Value};
     use tracing::metadata::Kind;
     use tracing::subscriber::Interest;
     use tracing::{Level, Metadata};
-    use tomada::logging::Record;
 
     use super::text;
 

@@ -67,7 +67,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Layer {
         if m.target().starts_with("plugin::") {
             let mut fields = Fields(Vec::new());
             event.record(&mut fields);
-            EVENTS.lock().unwrap().push((*m.level(), m.target().to_owned(), m.module_path().map(str::to_owned), fields.0));
+            EVENTS.lock().unwrap().push((
+                *m.level(),
+                m.target().to_owned(),
+                m.module_path().map(str::to_owned),
+                fields.0,
+            ));
         }
     }
 }
@@ -152,7 +157,11 @@ fn plugin_log_records_reach_the_host_logger() {
         let quiet = isolated();
         tomada_host::plugin_logs(true);
         quiet.index("seven", &Quiet).unwrap();
-        assert_eq!(records("plugin::indexer").len() - before, 2, "nothing from an isolated plugin loaded with forwarding off");
+        assert_eq!(
+            records("plugin::indexer").len() - before,
+            2,
+            "nothing from an isolated plugin loaded with forwarding off"
+        );
     }
 }
 
@@ -214,7 +223,10 @@ fn tracing_events_with_fields_reach_the_host_subscriber_in_both_modes() {
         let (_, events) = greet_both(&mode, ["Ana", "Bea", "Caio!"]);
         assert_eq!(events.len(), 3, "{mode:?}: {events:?}");
         let (level, target, module, fields) = &events[2];
-        assert_eq!((*level, target.as_str(), module.as_deref()), (tracing::Level::INFO, "plugin::hello", Some("family")));
+        assert_eq!(
+            (*level, target.as_str(), module.as_deref()),
+            (tracing::Level::INFO, "plugin::hello", Some("family"))
+        );
         let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         assert_eq!(
             fields,
@@ -247,10 +259,7 @@ fn plugin_log_text_is_escaped_before_the_host_sees_it_in_both_modes() {
             let fields: Vec<(&str, &str)> = e.3.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             assert_eq!(
                 fields,
-                [
-                    ("message", r"\e[2Jcleared\r"),
-                    ("note", r"\e]0;owned\u{7}\n2099-01-01 INFO host: forged"),
-                ],
+                [("message", r"\e[2Jcleared\r"), ("note", r"\e]0;owned\u{7}\n2099-01-01 INFO host: forged"),],
                 "{mode:?}"
             );
         }

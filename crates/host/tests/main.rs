@@ -14,11 +14,11 @@ mod family;
 mod isolate;
 mod kv;
 mod load;
+#[cfg(unix)]
+mod loader;
 mod marker;
 mod objects;
 #[cfg(target_os = "linux")]
 mod sandbox;
 mod threads;
 mod trust;
-#[cfg(unix)]
-mod loader;

@@ -217,8 +217,8 @@ fn error(status: Status, message: Vec<u8>) -> CallError {
     }
 }
 
-/// The body of a plugin's `create_with` function (see [`export!`](crate::export)):
-/// [`__create`] with the host's `context` readable by `make` (see [`crate::context()`]).
+/// The body of a plugin's `create_with` function (see [`export!`](crate::export)) for
+/// export `name`: [`__create_export`] with the host's `context` readable by `make` (see [`crate::context()`]).
 ///
 /// # Safety
 /// `out` and `panic` must be valid for writes; `context` must be readable for the
@@ -234,7 +234,7 @@ pub unsafe fn __create_with<T: Send + Sync + 'static>(
     // SAFETY: readable for the call (the caller's guarantee); copied before the call ends.
     let context = crate::context::Context::new(unsafe { context.as_bytes() });
     // SAFETY: as the caller guarantees.
-    unsafe { __create(name, out, panic, || crate::context::with(context, make)) }
+    unsafe { __create_export(name, out, panic, || crate::context::with(context, make)) }
 }
 
 /// The body of a plugin's `create` function (see [`export!`](crate::export)) for
@@ -244,22 +244,40 @@ pub unsafe fn __create_with<T: Send + Sync + 'static>(
 /// # Safety
 /// `out` and `panic` must be valid for writes.
 #[doc(hidden)]
-pub unsafe fn __create<T: Send + Sync + 'static>(
+pub unsafe fn __create_export<T: Send + Sync + 'static>(
     name: &'static str,
     out: *mut *const c_void,
     panic: *mut RVec,
     make: impl FnOnce() -> T,
 ) -> Status {
-    __install_panic_hook();
     let entered = crate::logging::__enter_named(name);
-    let made = panic::catch_unwind(AssertUnwindSafe(make));
+    // SAFETY: as the caller guarantees.
+    let status = unsafe { __create(out, panic, make) };
     drop(entered);
-    match made {
+    if status == Status::OK {
+        // SAFETY: written on OK.
+        crate::logging::register(unsafe { out.read() }, name);
+    }
+    status
+}
+
+/// The body of a plugin's `create` function, for a descriptor written by hand: as
+/// [`__create_export`], but what the instance logs carries the library's first name
+/// (see [`crate::logging`]).
+///
+/// # Safety
+/// `out` and `panic` must be valid for writes.
+#[doc(hidden)]
+pub unsafe fn __create<T: Send + Sync + 'static>(
+    out: *mut *const c_void,
+    panic: *mut RVec,
+    make: impl FnOnce() -> T,
+) -> Status {
+    __install_panic_hook();
+    match panic::catch_unwind(AssertUnwindSafe(make)) {
         Ok(value) => {
-            let this = Box::into_raw(Box::new(value)).cast::<c_void>().cast_const();
-            crate::logging::register(this, name);
             // SAFETY: the caller guarantees `out` is writable.
-            unsafe { out.write(this) };
+            unsafe { out.write(Box::into_raw(Box::new(value)).cast::<c_void>().cast_const()) };
             Status::OK
         }
         Err(payload) => {
@@ -271,15 +289,26 @@ pub unsafe fn __create<T: Send + Sync + 'static>(
     }
 }
 
-/// The body of a plugin's `destroy` function, for export `name`.
+/// The body of a plugin's `destroy` function for export `name`: what the instance
+/// logs while dropped is named after it.
+///
+/// # Safety
+/// As [`__destroy`].
+#[doc(hidden)]
+pub unsafe fn __destroy_export<T>(name: &'static str, this: *const c_void, panic: *mut RVec) -> Status {
+    let _entered = crate::logging::__enter_named(name);
+    // SAFETY: as the caller guarantees.
+    unsafe { __destroy::<T>(this, panic) }
+}
+
+/// The body of a plugin's `destroy` function.
 ///
 /// # Safety
 /// `this` must come from [`__create::<T>`] and not have been destroyed; `panic` must
 /// be valid for writes.
 #[doc(hidden)]
-pub unsafe fn __destroy<T>(name: &'static str, this: *const c_void, panic: *mut RVec) -> Status {
+pub unsafe fn __destroy<T>(this: *const c_void, panic: *mut RVec) -> Status {
     crate::logging::unregister(this);
-    let _entered = crate::logging::__enter_named(name);
     // SAFETY: `this` was made by `Box::into_raw` in `__create::<T>` (caller's guarantee).
     let value = unsafe { Box::from_raw(this.cast::<T>().cast_mut()) };
     match panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
@@ -337,18 +366,18 @@ mod tests {
         let mut out = MaybeUninit::<*const c_void>::uninit();
         let mut panic = MaybeUninit::<RVec>::uninit();
         // SAFETY: writable locals.
-        let s = unsafe { __create("test", out.as_mut_ptr(), panic.as_mut_ptr(), || String::from("instance")) };
+        let s = unsafe { __create(out.as_mut_ptr(), panic.as_mut_ptr(), || String::from("instance")) };
         assert_eq!(s, Status::OK);
         // SAFETY: written on OK.
         let this = unsafe { out.assume_init() };
         // SAFETY: `this` is a live `String` made by `__create`.
         assert_eq!(unsafe { &*this.cast::<String>() }, "instance");
         // SAFETY: made by `__create::<String>`, destroyed once.
-        let s = unsafe { __destroy::<String>("test", this, panic.as_mut_ptr()) };
+        let s = unsafe { __destroy::<String>(this, panic.as_mut_ptr()) };
         assert_eq!(s, Status::OK);
 
         // SAFETY: writable locals.
-        let s = unsafe { __create::<String>("test", out.as_mut_ptr(), panic.as_mut_ptr(), || panic!("no config")) };
+        let s = unsafe { __create::<String>(out.as_mut_ptr(), panic.as_mut_ptr(), || panic!("no config")) };
         assert_eq!(s, Status::PANICKED);
         // SAFETY: written on PANICKED.
         let msg = unsafe { panic.assume_init() }.into_vec();

@@ -175,7 +175,6 @@ pub mod __private {
 
     pub use crate::abi::SliceStore;
     pub use crate::call::{__finish as finish, __shim as shim};
-    pub use crate::logging::__enter as enter;
     pub use crate::client::{
         Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method,
     };
@@ -185,6 +184,7 @@ pub mod __private {
         serve_async,
     };
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
+    pub use crate::logging::__enter as enter;
     pub use crate::object::{Leaked, release_boxed};
     pub use crate::remote::{Exported, decode_remote, encode_borrowed, encode_exported};
     pub use crate::wire::{Reader, WireError, bad_variant, put_variant};
@@ -477,7 +477,7 @@ macro_rules! __export {
                 panic: *mut $crate::ffi::RVec,
             ) -> $crate::ffi::Status {
                 // SAFETY: the host passes writable `out` and `panic` (descriptor contract).
-                unsafe { $crate::call::__create::<__Plugin>($n, out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
+                unsafe { $crate::call::__create_export::<__Plugin>($n, out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
             }
 
             unsafe extern "C" fn __create_with(
@@ -498,7 +498,7 @@ macro_rules! __export {
             ) -> $crate::ffi::Status {
                 // SAFETY: the host passes the instance `__create` made, once, and a
                 // writable `panic` (descriptor contract).
-                unsafe { $crate::call::__destroy::<__Plugin>($n, this, panic) }
+                unsafe { $crate::call::__destroy_export::<__Plugin>($n, this, panic) }
             }
 
             #[unsafe(export_name = concat!("TOMADA_DESCRIPTOR", $suffix))]

@@ -73,7 +73,8 @@ impl HostServices {
     }
 
     fn record_fn(&self) -> Option<unsafe extern "C" fn(RSlice, RSlice)> {
-        let end = std::mem::offset_of!(HostServices, record) + size_of::<Option<unsafe extern "C" fn(RSlice, RSlice)>>();
+        let end =
+            std::mem::offset_of!(HostServices, record) + size_of::<Option<unsafe extern "C" fn(RSlice, RSlice)>>();
         if self.covers(end) { self.record } else { None }
     }
 
@@ -306,7 +307,9 @@ impl<'a> Record<'a> {
     /// and value (length-prefixed), then the spans (length-prefixed).
     pub fn encode(&self) -> Vec<u8> {
         let texts = [self.target, self.message, self.module, self.file, self.spans];
-        let len = 2 + 8 + texts.iter().map(|t| 4 + t.len()).sum::<usize>()
+        let len = 2
+            + 8
+            + texts.iter().map(|t| 4 + t.len()).sum::<usize>()
             + self.fields.iter().map(|(n, v)| 8 + n.len() + v.len()).sum::<usize>();
         let mut out = Vec::with_capacity(len);
         out.push(match self.kind {
@@ -605,7 +608,10 @@ mod trace {
                 .try_with(|(ids, depth)| {
                     let open = self.spans();
                     let ids = &ids[..depth.get().min(MAX_DEPTH)];
-                    ids.iter().filter_map(|id| open.get(&id.get()).map(|(t, _)| t.as_str())).collect::<Vec<_>>().join(":")
+                    ids.iter()
+                        .filter_map(|id| open.get(&id.get()).map(|(t, _)| t.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(":")
                 })
                 .unwrap_or_default();
             send(&Record {
