@@ -267,7 +267,7 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
 /// [`check`](Inspected::check) against a contract gives a [`Checked<C>`], which alone
 /// can be [`load`](Checked::load)ed in this process, [`isolate`](Checked::isolate)d, or
 /// started in the loader's mode ([`start`](Checked::start)). Every step goes through
-/// the one descriptor the file was opened with. [`load`](crate::load) and
+/// the one descriptor the file was opened with. [`load`] and
 /// [`load_with`] are shortcuts for a loader with nothing set but the mode.
 ///
 /// A library may export several plugins (see `tomada::export!`): `check::<C>()`

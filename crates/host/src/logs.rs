@@ -224,6 +224,12 @@ mod events {
 
     static SITES: Mutex<Option<HashMap<Key, &'static Site>>> = Mutex::new(None);
 
+    /// How many call sites were made.
+    #[cfg(test)]
+    pub(super) fn sites() -> usize {
+        SITES.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, HashMap::len)
+    }
+
     fn leak(s: String) -> &'static str {
         Box::leak(s.into_boxed_str())
     }
@@ -326,5 +332,34 @@ mod events {
                 dispatch.event(&tracing::Event::new(metadata, &values));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plugin that reports ever new call sites (a new line each time, as a hostile
+    /// plugin can write records by hand) makes at most `MAX_CALLSITES` of them here,
+    /// plus one per level past the limit, each with texts cut to `MAX_TEXT` bytes.
+    #[test]
+    fn invented_call_sites_are_bounded() {
+        let file = "f".repeat(10_000);
+        for line in 0..events::MAX_CALLSITES as u32 + 200 {
+            let record = Record {
+                kind: RecordKind::Event,
+                level: (line % 5 + 1) as u8,
+                target: b"t",
+                message: b"m",
+                module: b"m",
+                file: file.as_bytes(),
+                line: line + 1,
+                fields: vec![(b"k", b"v")],
+                spans: b"",
+            };
+            emit("hostile", &record);
+        }
+        assert!(events::sites() <= events::MAX_CALLSITES + 5, "{} call sites", events::sites());
+        assert!(events::sites() >= events::MAX_CALLSITES, "the table filled");
     }
 }

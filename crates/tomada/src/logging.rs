@@ -722,7 +722,8 @@ mod tests {
 
     #[test]
     fn nested_entries_restore_what_ran_before() {
-        let (a, b) = (1usize as *const c_void, 2usize as *const c_void);
+        let (x, y) = (0u8, 0u8);
+        let (a, b) = ((&raw const x).cast::<c_void>(), (&raw const y).cast::<c_void>());
         register(a, "gain");
         register(b, "decimate");
         {
