@@ -245,8 +245,8 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
 ///     tomada_host::isolate::serve_if_runner();
 /// #   let dir = tempfile::tempdir()?;
 /// #   let path = tomada_test_support::copy_to(&tomada_test_support::cdylib("family"), dir.path(), "family.so");
-/// #   let out = std::process::Command::new("sha256sum").arg(&path).output()?.stdout;
-/// #   let sha256 = String::from_utf8(out)?[..64].to_owned();
+/// #   use sha2::Digest;
+/// #   let sha256: String = sha2::Sha256::digest(std::fs::read(&path)?).iter().map(|b| format!("{b:02x}")).collect();
 ///     // A policy pins a library by the name of its first export.
 ///     let policy = TrustPolicy::new().pin("hello", &sha256)?.strict_modes(false);
 ///     let plugin = Loader::new()

@@ -16,8 +16,8 @@ fn modes() -> [Mode; 2] {
 }
 
 fn sha256_of(path: &Path) -> String {
-    let out = std::process::Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The family library in a directory of its own, and a policy pinning it (under the
