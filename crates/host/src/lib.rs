@@ -40,6 +40,13 @@
 //! one export of the contract asked for, or the one named with [`Loader::export`].
 //! [`Loader::config`] hands the plugin's constructor a configuration
 //! (`tomada::context()`), in-process and isolated alike.
+//! A [`Loader`] takes all of it in one chain — a [`TrustPolicy`], an export name, a
+//! configuration and where the plugin runs — and loads: [`load`] and [`load_with`] are
+//! its shortcuts.
+//!
+//! A plugin's `log` records and `tracing` events reach this process's `log` logger and
+//! `tracing` subscriber with the target `plugin::<export>` (the export that logged
+//! them), every text escaped, the same in-process and isolated (see [`plugin_logs`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -222,25 +229,52 @@ pub fn load<C: ?Sized + Contract>(path: impl AsRef<Path>) -> Result<Plugin<C>, L
     Loader::new().load(path)
 }
 
-/// The load pipeline, as types: a [`Loader`] (with or without a [`TrustPolicy`])
-/// opens and inspects a file into an [`Inspected`] — verified against the policy if
-/// there is one; there is no other way to make an `Inspected` — whose
+/// Loads plugins: one builder for everything a load can take — a [`TrustPolicy`]
+/// ([`policy`](Loader::policy)), which export of a library ([`export`](Loader::export)),
+/// what its constructor receives ([`config`](Loader::config)), and where it runs
+/// ([`isolated`](Loader::isolated) in a child process, or in this process, the
+/// default) — then [`load`](Loader::load)s, so every combination is one chain:
+///
+/// ```
+/// use pluginapi::Greeter;
+/// use tomada_host::isolate::{Isolation, Sandbox};
+/// use tomada_host::{Loader, TrustPolicy};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     // Isolated plugins run in a copy of this executable: it serves them from here.
+///     tomada_host::isolate::serve_if_runner();
+/// #   let dir = tempfile::tempdir()?;
+/// #   let path = tomada_test_support::copy_to(&tomada_test_support::cdylib("family"), dir.path(), "family.so");
+/// #   use sha2::Digest;
+/// #   let sha256: String = sha2::Sha256::digest(std::fs::read(&path)?).iter().map(|b| format!("{b:02x}")).collect();
+///     // A policy pins a library by the name of its first export.
+///     let policy = TrustPolicy::new().pin("hello", &sha256)?.strict_modes(false);
+///     let plugin = Loader::new()
+///         .policy(policy)
+///         .export("hola")
+///         .config("Buenos días")
+///         .isolated(Isolation::new().sandbox(Sandbox::strict()))
+///         .load::<dyn Greeter>(&path)?;
+///     assert!(plugin.greet("Mundo")?.starts_with("Buenos días, Mundo"));
+///     assert!(plugin.process_id().is_some(), "in a process of its own");
+///     Ok(())
+/// }
+/// ```
+///
+/// The same load as typed stages, for a host that looks at the file before choosing:
+/// the loader opens and inspects a file into an [`Inspected`] — verified against the
+/// policy if there is one; there is no other way to make an `Inspected` — whose
 /// [`check`](Inspected::check) against a contract gives a [`Checked<C>`], which alone
-/// can be [`load`](Checked::load)ed in this process or [`isolate`](Checked::isolate)d.
-/// Every step goes through the one descriptor the file was opened with.
+/// can be [`load`](Checked::load)ed in this process, [`isolate`](Checked::isolate)d, or
+/// started in the loader's mode ([`start`](Checked::start)). Every step goes through
+/// the one descriptor the file was opened with. [`load`] and
+/// [`load_with`] are shortcuts for a loader with nothing set but the mode.
 ///
 /// A library may export several plugins (see `tomada::export!`): `check::<C>()`
 /// takes the one export implementing `C`, or the one named with
 /// [`export`](Loader::export) when there are several. What the plugin's constructor
 /// receives from the host (`tomada::context()`) is set with
 /// [`config`](Loader::config) or [`config_value`](Loader::config_value).
-///
-/// ```no_run
-/// use pluginapi::Greeter;
-///
-/// let plugin = tomada_host::Loader::new().export("hola").config("Buenos días").load::<dyn Greeter>("family.so")?;
-/// # Ok::<(), tomada_host::LoadError>(())
-/// ```
 ///
 /// Each load and each refusal is a `tracing` event (target `tomada::audit`, level
 /// INFO) with the file, its SHA-256 (computed when a policy needs it or a subscriber
@@ -250,6 +284,7 @@ pub struct Loader {
     policy: Option<std::sync::Arc<TrustPolicy>>,
     export: Option<String>,
     config: Vec<u8>,
+    mode: isolate::Mode,
 }
 
 /// A plugin file opened once, inspected through that descriptor, and (under a
@@ -263,6 +298,8 @@ pub struct Inspected {
     export: Option<String>,
     /// What the plugin's constructor receives (`tomada::context()`).
     config: Vec<u8>,
+    /// Where [`Checked::start`] runs it.
+    mode: isolate::Mode,
 }
 
 /// An [`Inspected`] plugin that fits contract `C`: ready to load or isolate.
@@ -288,6 +325,31 @@ impl Loader {
     /// reads its contents (see [`TrustPolicy`]).
     pub fn with_policy(policy: TrustPolicy) -> Self {
         Loader { policy: Some(std::sync::Arc::new(policy)), ..Self::default() }
+    }
+
+    /// Verifies every plugin against `policy` before anything else reads its contents
+    /// (see [`TrustPolicy`]); replaces any policy set before.
+    pub fn policy(mut self, policy: TrustPolicy) -> Self {
+        self.policy = Some(std::sync::Arc::new(policy));
+        self
+    }
+
+    /// Where plugins this loader loads run: [`Mode::InProcess`](isolate::Mode::InProcess)
+    /// (the default) or [`Mode::Isolated`](isolate::Mode::Isolated).
+    pub fn mode(mut self, mode: isolate::Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Runs each plugin this loader loads in a child process, with `options` (see
+    /// [`isolate`]): `mode(Mode::Isolated(options))`.
+    pub fn isolated(self, options: isolate::Isolation) -> Self {
+        self.mode(isolate::Mode::Isolated(options))
+    }
+
+    /// Loads each plugin into this process (the default): `mode(Mode::InProcess)`.
+    pub fn in_process(self) -> Self {
+        self.mode(isolate::Mode::InProcess)
     }
 
     /// Picks the export named `name` in every library this loader loads (see
@@ -344,15 +406,25 @@ impl Loader {
                 }
             }
         };
-        Ok(Inspected { file, inspection, provenance, export: self.export.clone(), config: self.config.clone() })
+        Ok(Inspected {
+            file,
+            inspection,
+            provenance,
+            export: self.export.clone(),
+            config: self.config.clone(),
+            mode: self.mode.clone(),
+        })
     }
 
-    /// `self.inspect(path)?.check::<C>()?.load()`.
+    /// Loads the plugin at `path` for contract `C` with everything set on this loader:
+    /// `self.inspect(path)?.check::<C>()?.start()` — verified against the policy,
+    /// the chosen export checked against `C`, then loaded in this loader's mode.
     ///
     /// # Errors
-    /// As [`Loader::inspect`], [`Inspected::check`] and [`Checked::load`].
+    /// As [`Loader::inspect`], [`Inspected::check`], and [`Checked::load`] or
+    /// [`Checked::isolate`] (by mode).
     pub fn load<C: ?Sized + Contract>(&self, path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
-        self.inspect(path)?.check::<C>()?.load()
+        self.inspect(path)?.check::<C>()?.start()
     }
 }
 
@@ -446,6 +518,18 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// What the file declares.
     pub fn inspection(&self) -> &Inspection {
         &self.inspected.inspection
+    }
+
+    /// Loads the plugin in the mode of the [`Loader`] that inspected it: [`load`](Checked::load)
+    /// in this process or [`isolate`](Checked::isolate) with its options.
+    ///
+    /// # Errors
+    /// As [`Checked::load`] or [`Checked::isolate`].
+    pub fn start(mut self) -> Result<Plugin<C>, LoadError> {
+        match std::mem::take(&mut self.inspected.mode) {
+            isolate::Mode::InProcess => self.load(),
+            isolate::Mode::Isolated(options) => self.isolate(&options),
+        }
     }
 
     /// Loads the plugin into this process: exactly the file inspected.
@@ -626,17 +710,15 @@ pub(crate) fn open(
 /// Loads the plugin at `path` for contract `C` in the given [`isolate::Mode`]: in
 /// this process (as [`load`]) or in a child process. Either way the file is inspected
 /// and checked against `C` first, and the handle is the same type, called the same way.
+/// The same as `Loader::new().mode(mode.clone()).load(path)`; a [`Loader`] also takes
+/// a trust policy, an export name and a configuration.
 ///
 /// # Errors
 /// As [`load`], and [`LoadError::Isolation`] if the child process cannot be started
 /// or cannot load the plugin; [`LoadError::IsolationUnsupported`] for an isolated
 /// mode where isolation is not implemented yet (Windows).
 pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::Mode) -> Result<Plugin<C>, LoadError> {
-    let checked = Loader::new().inspect(path)?.check::<C>()?;
-    match mode {
-        isolate::Mode::InProcess => checked.load(),
-        isolate::Mode::Isolated(options) => checked.isolate(options),
-    }
+    Loader::new().mode(mode.clone()).load(path)
 }
 
 /// Checks an inspected plugin's chosen export ([`Inspection::manifest`]; see

@@ -16,6 +16,8 @@ mod family;
 mod isolate;
 mod kv;
 mod load;
+#[cfg(unix)]
+mod loader;
 mod marker;
 mod objects;
 #[cfg(target_os = "linux")]

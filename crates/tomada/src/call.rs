@@ -217,14 +217,15 @@ fn error(status: Status, message: Vec<u8>) -> CallError {
     }
 }
 
-/// The body of a plugin's `create_with` function (see [`export!`](crate::export)):
-/// [`__create`] with the host's `context` readable by `make` (see [`crate::context()`]).
+/// The body of a plugin's `create_with` function (see [`export!`](crate::export)) for
+/// export `name`: [`__create_export`] with the host's `context` readable by `make` (see [`crate::context()`]).
 ///
 /// # Safety
 /// `out` and `panic` must be valid for writes; `context` must be readable for the
 /// call.
 #[doc(hidden)]
 pub unsafe fn __create_with<T: Send + Sync + 'static>(
+    name: &'static str,
     out: *mut *const c_void,
     panic: *mut RVec,
     context: crate::ffi::RSlice,
@@ -233,10 +234,36 @@ pub unsafe fn __create_with<T: Send + Sync + 'static>(
     // SAFETY: readable for the call (the caller's guarantee); copied before the call ends.
     let context = crate::context::Context::new(unsafe { context.as_bytes() });
     // SAFETY: as the caller guarantees.
-    unsafe { __create(out, panic, || crate::context::with(context, make)) }
+    unsafe { __create_export(name, out, panic, || crate::context::with(context, make)) }
 }
 
-/// The body of a plugin's `create` function (see [`export!`](crate::export)).
+/// The body of a plugin's `create` function (see [`export!`](crate::export)) for
+/// export `name`: what it logs while made, and every call of the instance, is
+/// named after it (see [`crate::logging`]).
+///
+/// # Safety
+/// `out` and `panic` must be valid for writes.
+#[doc(hidden)]
+pub unsafe fn __create_export<T: Send + Sync + 'static>(
+    name: &'static str,
+    out: *mut *const c_void,
+    panic: *mut RVec,
+    make: impl FnOnce() -> T,
+) -> Status {
+    let entered = crate::logging::__enter_named(name);
+    // SAFETY: as the caller guarantees.
+    let status = unsafe { __create(out, panic, make) };
+    drop(entered);
+    if status == Status::OK {
+        // SAFETY: written on OK.
+        crate::logging::register(unsafe { out.read() }, name);
+    }
+    status
+}
+
+/// The body of a plugin's `create` function, for a descriptor written by hand: as
+/// [`__create_export`], but what the instance logs carries the library's first name
+/// (see [`crate::logging`]).
 ///
 /// # Safety
 /// `out` and `panic` must be valid for writes.
@@ -262,6 +289,18 @@ pub unsafe fn __create<T: Send + Sync + 'static>(
     }
 }
 
+/// The body of a plugin's `destroy` function for export `name`: what the instance
+/// logs while dropped is named after it.
+///
+/// # Safety
+/// As [`__destroy`].
+#[doc(hidden)]
+pub unsafe fn __destroy_export<T>(name: &'static str, this: *const c_void, panic: *mut RVec) -> Status {
+    let _entered = crate::logging::__enter_named(name);
+    // SAFETY: as the caller guarantees.
+    unsafe { __destroy::<T>(this, panic) }
+}
+
 /// The body of a plugin's `destroy` function.
 ///
 /// # Safety
@@ -269,6 +308,7 @@ pub unsafe fn __create<T: Send + Sync + 'static>(
 /// be valid for writes.
 #[doc(hidden)]
 pub unsafe fn __destroy<T>(this: *const c_void, panic: *mut RVec) -> Status {
+    crate::logging::unregister(this);
     // SAFETY: `this` was made by `Box::into_raw` in `__create::<T>` (caller's guarantee).
     let value = unsafe { Box::from_raw(this.cast::<T>().cast_mut()) };
     match panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {

@@ -291,7 +291,9 @@ where
     R: Abi,
     F: Future<Output = R> + Send + 'static,
 {
-    match panic::catch_unwind(AssertUnwindSafe(|| FfiFuture::new(f()))) {
+    // Each poll runs under the export the shim entered (see `crate::logging`).
+    let export = crate::logging::Captured::now();
+    match panic::catch_unwind(AssertUnwindSafe(|| FfiFuture::new(InExport { export, future: f() }))) {
         Ok(future) => {
             // SAFETY: the caller guarantees `out` is writable.
             unsafe { out.write(future) };
@@ -303,6 +305,21 @@ where
             unsafe { panic.write(message) };
             Status::PANICKED
         }
+    }
+}
+
+/// A method's future, polled under the name of the export that made it.
+struct InExport<F> {
+    export: crate::logging::Captured,
+    future: F,
+}
+
+impl<F: Future> Future for InExport<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _entered = self.export.enter();
+        // SAFETY: structural pinning of `future`; it is never moved out.
+        unsafe { self.map_unchecked_mut(|s| &mut s.future) }.poll(cx)
     }
 }
 

@@ -195,6 +195,7 @@ pub mod __private {
     };
     pub use crate::implemented::Implemented;
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
+    pub use crate::logging::__enter as enter;
     pub use crate::object::{Leaked, release_boxed};
     pub use crate::remote::{Exported, decode_remote, encode_borrowed, encode_exported};
     pub use crate::wire::{Reader, WireError, bad_variant, put_variant};
@@ -489,7 +490,7 @@ macro_rules! __export {
                 panic: *mut $crate::ffi::RVec,
             ) -> $crate::ffi::Status {
                 // SAFETY: the host passes writable `out` and `panic` (descriptor contract).
-                unsafe { $crate::call::__create::<__Plugin>(out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
+                unsafe { $crate::call::__create_export::<__Plugin>($n, out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
             }
 
             unsafe extern "C" fn __create_with(
@@ -500,7 +501,7 @@ macro_rules! __export {
                 // SAFETY: the host passes writable `out` and `panic`, and a `context`
                 // readable for the call (descriptor contract).
                 unsafe {
-                    $crate::call::__create_with::<__Plugin>(out, panic, context, || $crate::__export!(@make $ty $(, $make)?))
+                    $crate::call::__create_with::<__Plugin>($n, out, panic, context, || $crate::__export!(@make $ty $(, $make)?))
                 }
             }
 
@@ -510,7 +511,7 @@ macro_rules! __export {
             ) -> $crate::ffi::Status {
                 // SAFETY: the host passes the instance `__create` made, once, and a
                 // writable `panic` (descriptor contract).
-                unsafe { $crate::call::__destroy::<__Plugin>(this, panic) }
+                unsafe { $crate::call::__destroy_export::<__Plugin>($n, this, panic) }
             }
 
             #[unsafe(export_name = concat!("TOMADA_DESCRIPTOR", $suffix))]

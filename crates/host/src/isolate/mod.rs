@@ -552,11 +552,18 @@ impl Isolated {
             };
             frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
                 .map_err(|e| format!("cannot send the load request: {e}"))?;
-            let ready = frame::read(host_end, deadline, max).map_err(|e| match e {
-                ReadError::Eof => "the process died while loading the plugin".to_owned(),
-                ReadError::TimedOut => format!("the plugin did not load within {:?}", self.options.startup),
-                e => format!("no answer to the load request: {e:?}"),
-            })?;
+            let ready = loop {
+                let frame = frame::read(host_end, deadline, max).map_err(|e| match e {
+                    ReadError::Eof => "the process died while loading the plugin".to_owned(),
+                    ReadError::TimedOut => format!("the plugin did not load within {:?}", self.options.startup),
+                    e => format!("no answer to the load request: {e:?}"),
+                })?;
+                // What the plugin logged while it was made comes first, as in-process.
+                match frame.kind {
+                    Kind::Log => crate::logs::deliver_encoded(&self.name, &frame.payload),
+                    _ => break frame,
+                }
+            };
             match ready.kind {
                 Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
                 Kind::Ready => Err("the plugin's process read another manifest than the host inspected".to_owned()),

@@ -59,7 +59,8 @@ impl LoadRequest {
             path: PathBuf::from(OsString::from_vec(path)),
             fd,
             sandbox: sandbox.map(Sandbox::from_wire),
-            log_level: log_level.min(5),
+            // Both levels, `log` and `tracing` (see `logs::split_levels`).
+            log_level,
             export,
             config,
         })
@@ -227,16 +228,24 @@ fn serve(fd: RawFd) -> i32 {
     }
     // The plugin's log records and its objects' calls go through this process's
     // channel (see `PEER` and `log_record`).
+    let (log_level, tracing_level) = crate::logs::split_levels(request.log_level);
     let services: &'static HostServices = Box::leak(Box::new(HostServices {
         size: size_of::<HostServices>() as u32,
-        max_level: request.log_level,
+        max_level: log_level,
         log: Some(log_record),
         peer: &PEER,
+        record: Some(record_bytes),
+        tracing_level,
     }));
     let local = match crate::open(file, &inspection, services, &request.config) {
         Ok(l) => l,
         Err(e) => return fail_with(&stream, e),
     };
+    // What the constructor logged goes before `Ready`, so the host delivers it while
+    // loading, as it does in-process.
+    for record in take_early_logs() {
+        let _ = frame::write(&stream, Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
+    }
     if frame::write(&stream, Header { kind: Kind::Ready, status: 0, id: 0 }, &[&inspection.manifest_bytes]).is_err() {
         return 1;
     }
@@ -279,6 +288,7 @@ fn serve(fd: RawFd) -> i32 {
     if SERVER.set(server).is_err() {
         return 1;
     }
+    flush_early_logs(server);
     // One pool thread waits for nudges from the start; each one that takes a nudge
     // while none is left waiting starts another.
     server.grow();
@@ -363,12 +373,54 @@ unsafe extern "C" fn log_record(
     file: RSlice,
     line: u32,
 ) {
-    let Some(server) = SERVER.get() else { return };
     // SAFETY: the plugin passes borrows that live for this call.
     let record =
         unsafe { crate::logs::encode_record(level, message.as_bytes(), module.as_bytes(), file.as_bytes(), line) };
-    // Sent before the reply of the call that logged it, so the host delivers it first.
-    let _ = server.endpoint.write(Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
+    send_log(&record);
+}
+
+/// A record the plugin encoded itself (`tomada::logging::Record`), sent as it is: the
+/// host decodes (and escapes) it; the export's name is the host's to give.
+unsafe extern "C" fn record_bytes(_plugin: RSlice, bytes: RSlice) {
+    // SAFETY: the plugin passes borrows that live for this call.
+    send_log(unsafe { bytes.as_bytes() });
+}
+
+/// Records logged before the server exists (by the plugin's constructor), sent once it
+/// does; `None` from then on. At most [`EARLY_MAX`] bytes are kept; later ones are dropped.
+static EARLY: Mutex<Option<Vec<Vec<u8>>>> = Mutex::new(Some(Vec::new()));
+const EARLY_MAX: usize = 64 << 10;
+
+/// Sends one encoded record to the host: before the reply of the call that logged it,
+/// so the host delivers it first; kept for later while the plugin is being made.
+fn send_log(record: &[u8]) {
+    {
+        let mut early = EARLY.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = early.as_mut() {
+            if kept.iter().map(Vec::len).sum::<usize>() + record.len() <= EARLY_MAX {
+                kept.push(record.to_vec());
+            }
+            return;
+        }
+    }
+    if let Some(server) = SERVER.get() {
+        let _ = server.endpoint.write(Header { kind: Kind::Log, status: 0, id: 0 }, &[record]);
+    }
+}
+
+/// The records kept so far (logged while the plugin was made); later ones are kept
+/// until [`flush_early_logs`].
+fn take_early_logs() -> Vec<Vec<u8>> {
+    EARLY.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(std::mem::take).unwrap_or_default()
+}
+
+/// Sends the records logged since [`take_early_logs`], in order, before any call is
+/// served (the lock holds back records logged meanwhile, so order is kept).
+fn flush_early_logs(server: &Server) {
+    let mut early = EARLY.lock().unwrap_or_else(|e| e.into_inner());
+    for record in early.take().unwrap_or_default() {
+        let _ = server.endpoint.write(Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
+    }
 }
 
 /// The plugin's dispatch function and instance, shared by the serving threads.

@@ -51,6 +51,8 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments, clippy::undocumented_unsafe_blocks)]
             unsafe extern "C" fn #shim<T: #trait_ident>(#params) -> ::tomada::__private::Status {
+                // Records the method logs are named after the export `this` is.
+                let _entered = ::tomada::__private::enter(this);
                 // SAFETY: the host calls with writable `out`/`panic`, the instance made
                 // by this plugin's `create` (a `T`), and arguments made by the same
                 // `Arg` impls (the fingerprints matched) that live for the call (for an

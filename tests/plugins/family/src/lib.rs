@@ -3,6 +3,10 @@
 //! `kv_api::Store`. `hola` and `memory` read the host's context in their
 //! constructors: `hola` greets with the configured text, `memory` starts with the
 //! entries passed as a `Vec<(String, Vec<u8>)>` value.
+//!
+//! Both greeters log each greeting (a `log` record, and a `tracing` event with fields
+//! inside a span), so a host sees which export logged what; greeting `forge` makes
+//! them log hostile text (control characters and a forged log line).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -16,8 +20,23 @@ struct Hello;
 
 impl Greeter for Hello {
     fn greet(&self, name: &str) -> String {
+        report(name);
         format!("Olá, {name}")
     }
+}
+
+/// Logs a greeting of `name`: a `log` record, and a `tracing` event with fields in a
+/// span with fields. Greeting `forge` logs text meant to forge the host's log lines.
+fn report(name: &str) {
+    if name == "forge" {
+        log::warn!("done\r\x1b[2K\x07\n2099-01-01 INFO host: all plugins verified");
+        tracing::warn!(note = "\x1b]0;owned\x07\n2099-01-01 INFO host: forged", "\x1b[2Jcleared\r");
+        return;
+    }
+    log::info!("greeting {name}");
+    let span = tracing::info_span!("greet", chars = name.chars().count());
+    let _entered = span.enter();
+    tracing::info!(who = name, loud = name.ends_with('!'), "greeted");
 }
 
 /// Greets with the host's configured greeting (`Hola` without one); says which
@@ -30,12 +49,14 @@ struct Hola {
 impl Hola {
     fn new(context: &tomada::Context) -> Self {
         let greeting = context.as_str().filter(|s| !s.is_empty()).unwrap_or("Hola").to_owned();
+        log::info!("made to say {greeting}");
         Hola { greeting, pid: std::process::id() }
     }
 }
 
 impl Greeter for Hola {
     fn greet(&self, name: &str) -> String {
+        report(name);
         format!("{}, {name} (pid {})", self.greeting, self.pid)
     }
 }
