@@ -41,6 +41,18 @@ pub(crate) const SIZE: usize = 2 * RING;
 const CHUNK: usize = 64 * 1024;
 /// How long a writer spins for room before it sleeps (when it may spin at all).
 const ROOM_SPIN: Duration = Duration::from_micros(20);
+/// How many times in a row the other side may ring a bell without sending anything
+/// (no bytes, no room) before the channel is taken for broken. An honest side makes at
+/// most one such wake-up in a row: its rings follow what it sends, and a ring left from
+/// bytes taken before the sleep is taken with the others at the next wake-up.
+const MAX_EMPTY_WAKES: u32 = 64;
+/// How long a side that was woken twice in a row for nothing waits before it sleeps
+/// on the bell again: what rings meanwhile wakes it once. So a bell flood wakes this
+/// side at most once a millisecond (a few microseconds of CPU each: well under 1 % of
+/// a core), for at most [`MAX_EMPTY_WAKES`] wake-ups before the channel ends.
+const COALESCE: Duration = Duration::from_millis(1);
+/// The most rings taken from a bell at once.
+const DRAIN: usize = 512;
 
 /// A value alone on its cache lines (two: the adjacent-line prefetcher pairs them).
 #[repr(C, align(128))]
@@ -66,7 +78,17 @@ struct Control {
 
 const _: () = assert!(size_of::<Control>() <= CONTROL);
 
-/// The four eventfds: who sleeps on which.
+/// One side's ends of the four bells: who sleeps on which.
+///
+/// Each bell is a pipe, rung by one side and slept on by the other, and each side
+/// holds only its own end: the read end of the bells it sleeps on, the write end of
+/// those it rings. Never an eventfd both sides hold: a descriptor shared between
+/// processes shares its open file description, so the other side could clear
+/// `O_NONBLOCK` on it (`fcntl(F_SETFL)`) and fill its counter, or drain it between
+/// this side's `poll` and `read`, and a write or read of this side would then block
+/// for good. Here the other side cannot reach this side's ends at all: a ring on a
+/// full pipe fails with `EAGAIN`, which means "already rung", and a read after
+/// `poll` finds what nobody else could take.
 #[derive(Debug)]
 pub(crate) struct Bells {
     /// The host's reader sleeps on it: bytes came in the child's ring.
@@ -79,9 +101,9 @@ pub(crate) struct Bells {
     pub(crate) child_room: OwnedFd,
 }
 
-/// A new, zeroed, sealed memfd of [`SIZE`] bytes and the bells: what the host makes
-/// and passes to the child.
-pub(crate) fn create() -> io::Result<(OwnedFd, Bells)> {
+/// A new, zeroed, sealed memfd of [`SIZE`] bytes and the bells: the host's ends and
+/// the child's (which the host passes to the child and closes).
+pub(crate) fn create() -> io::Result<(OwnedFd, Bells, Bells)> {
     // SAFETY: a NUL-terminated name and flags; returns a new descriptor or -1.
     let fd = unsafe { libc::memfd_create(c"tomada-channel".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
@@ -98,16 +120,23 @@ pub(crate) fn create() -> io::Result<(OwnedFd, Bells)> {
     if !sized {
         return Err(io::Error::last_os_error());
     }
+    // Each bell: the read end for the side that sleeps on it, the write end for the
+    // side that rings it; both non-blocking (each its own open file description).
     let bell = || {
-        // SAFETY: `eventfd` takes plain integers and returns a new descriptor or -1.
-        match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } {
-            -1 => Err(io::Error::last_os_error()),
-            // SAFETY: a fresh descriptor, owned by nobody else.
-            fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        let mut fds = [0; 2];
+        // SAFETY: `pipe2` writes two new descriptors into the local array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
         }
+        // SAFETY: fresh descriptors returned by `pipe2`, owned by nobody else.
+        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
     };
-    let bells = Bells { host_data: bell()?, host_room: bell()?, child_data: bell()?, child_room: bell()? };
-    Ok((memfd, bells))
+    let (host_data, child_data, host_room, child_room) = (bell()?, bell()?, bell()?, bell()?);
+    let host =
+        Bells { host_data: host_data.0, host_room: host_room.0, child_data: child_data.1, child_room: child_room.1 };
+    let child =
+        Bells { host_data: host_data.1, host_room: host_room.1, child_data: child_data.0, child_room: child_room.0 };
+    Ok((memfd, host, child))
 }
 
 /// The shared memory, mapped.
@@ -191,6 +220,10 @@ pub(crate) struct Shared {
     waited: AtomicU64,
     /// The other side's reader slept when this side last published (it was rung).
     rang: std::sync::atomic::AtomicBool,
+    /// Wake-ups in a row on `my_data` that found no bytes, and on `my_room` that found
+    /// no room (see [`MAX_EMPTY_WAKES`]).
+    empty_data: AtomicU32,
+    empty_room: AtomicU32,
 }
 
 /// A ring in the mapping.
@@ -257,16 +290,25 @@ impl Shared {
             write_timeout,
             waited: AtomicU64::new(0),
             rang: std::sync::atomic::AtomicBool::new(false),
+            empty_data: AtomicU32::new(0),
+            empty_room: AtomicU32::new(0),
         })
     }
 
     /// Writes `parts` whole, waiting for room as needed (by the holder of the
     /// endpoint's writing lock: one writer at a time).
     pub(crate) fn send(&self, parts: &[&[u8]]) -> io::Result<()> {
+        self.send_for(parts, self.write_timeout)
+    }
+
+    /// [`Shared::send`], waiting for room no longer than `timeout` in all (`None`: as
+    /// long as the other side lives). A send that times out may leave part of the frame
+    /// in the ring: the channel is then broken, and must end.
+    pub(crate) fn send_for(&self, parts: &[&[u8]], timeout: Option<Duration>) -> io::Result<()> {
         let control = self.tx.control();
         let mut tail = self.tail.load(Ordering::Relaxed);
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let deadline = self.write_timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(|t| Instant::now() + t);
         for part in parts {
             let mut rest: &[u8] = part;
             while !rest.is_empty() {
@@ -344,17 +386,20 @@ impl Shared {
             fence(Ordering::SeqCst);
             if has_room() {
                 control.writer_waiting.0.store(0, Ordering::Relaxed);
+                self.empty_room.store(0, Ordering::Relaxed);
                 return Ok(());
             }
             let woken = sleep(&self.my_room, self.socket, deadline);
             control.writer_waiting.0.store(0, Ordering::Relaxed);
+            let woken = woken.and_then(|()| if has_room() { Ok(()) } else { woken_for_nothing(&self.empty_room) });
             match woken {
                 Ok(()) => {}
                 Err(ReadError::TimedOut) => {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "the other side took no bytes in time"));
                 }
                 Err(ReadError::Io(e)) => return Err(e),
-                Err(_) => return Err(io::ErrorKind::BrokenPipe.into()),
+                Err(ReadError::Malformed(why)) => return Err(io::Error::new(io::ErrorKind::InvalidData, why)),
+                Err(ReadError::Eof) => return Err(io::ErrorKind::BrokenPipe.into()),
             }
         }
     }
@@ -451,12 +496,33 @@ impl Shared {
         fence(Ordering::SeqCst);
         if control.tail.0.load(Ordering::Relaxed) != head {
             control.reader_sleeping.0.store(0, Ordering::Relaxed);
+            self.empty_data.store(0, Ordering::Relaxed);
             return Ok(());
         }
         let woken = sleep(&self.my_data, self.socket, deadline);
         control.reader_sleeping.0.store(0, Ordering::Relaxed);
-        woken
+        woken?;
+        if control.tail.0.load(Ordering::Acquire) != head {
+            self.empty_data.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        woken_for_nothing(&self.empty_data)
     }
+}
+
+/// Counts a wake-up that found nothing (see [`MAX_EMPTY_WAKES`]): the channel's end
+/// after too many in a row; after the first, a pause that coalesces further rings.
+fn woken_for_nothing(in_a_row: &AtomicU32) -> Result<(), ReadError> {
+    let n = in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+    if n >= MAX_EMPTY_WAKES {
+        return Err(ReadError::Malformed(format!(
+            "the other side rang its bell {n} times in a row without sending anything"
+        )));
+    }
+    if n >= 2 {
+        std::thread::sleep(COALESCE);
+    }
+    Ok(())
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in both processes.
@@ -467,12 +533,13 @@ fn now_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
-/// Rings a bell (an eventfd: a counter, so a ring is never lost).
+/// Rings a bell (a pipe: a ring stays until taken, so none is lost).
 fn ring(bell: &OwnedFd) {
-    let one = 1u64;
-    // SAFETY: writing 8 bytes from a local to our eventfd. It cannot block (it is
-    // non-blocking, and full only at 2^64 - 2 rings).
-    unsafe { libc::write(bell.as_raw_fd(), (&raw const one).cast(), 8) };
+    let one = 1u8;
+    // SAFETY: writing 1 byte from a local to our end of the pipe. It never blocks: the
+    // end is non-blocking and this process's alone; a full pipe (`EAGAIN`) is a bell
+    // rung already.
+    unsafe { libc::write(bell.as_raw_fd(), (&raw const one).cast(), 1) };
 }
 
 /// Sleeps until `bell` rings (and takes its rings), the socket shows the other side's
@@ -508,9 +575,10 @@ fn sleep(bell: &OwnedFd, socket: RawFd, deadline: Option<Instant>) -> Result<(),
             });
         }
         if fds[0].revents != 0 {
-            let mut count = 0u64;
-            // SAFETY: reading 8 bytes into a local from our non-blocking eventfd.
-            unsafe { libc::read(bell.as_raw_fd(), (&raw mut count).cast(), 8) };
+            let mut rings = [0u8; DRAIN];
+            // SAFETY: reading up to `DRAIN` bytes into a local from our non-blocking end
+            // of the pipe (which nobody else reads).
+            unsafe { libc::read(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN) };
             return Ok(());
         }
         if r == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -525,14 +593,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     fn pair() -> (Shared, Shared, UnixStream, UnixStream) {
-        let (memfd, bells) = create().unwrap();
-        let dup = |fd: &OwnedFd| fd.try_clone().unwrap();
-        let child_bells = Bells {
-            host_data: dup(&bells.host_data),
-            host_room: dup(&bells.host_room),
-            child_data: dup(&bells.child_data),
-            child_room: dup(&bells.child_room),
-        };
+        let (memfd, bells, child_bells) = create().unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         let child_memfd = memfd.try_clone().unwrap();
         let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_secs(5))).unwrap();
@@ -610,7 +671,7 @@ mod tests {
 
     #[test]
     fn a_full_ring_waits_for_room_until_the_write_timeout() {
-        let (memfd, bells) = create().unwrap();
+        let (memfd, bells, _child_bells) = create().unwrap();
         let (a, _b) = UnixStream::pair().unwrap();
         let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_millis(30))).unwrap();
         host.send(&[&vec![1u8; CAPACITY]]).unwrap();
