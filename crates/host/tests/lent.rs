@@ -222,15 +222,17 @@ impl Probe for Marker {
     }
 }
 
-/// Two calls at once (the second needs a nudge to reach a second thread of the
-/// plugin), then the `Plugin` dropped: each returns, and the process is gone.
+/// Two calls at once, each waiting in the plugin for the other (so whichever the host
+/// sends second, it sends with the first in flight, and posts a nudge for a second
+/// thread of the plugin to take it), then the `Plugin` dropped: each returns, and the
+/// process is gone.
 fn concurrent_calls_and_drop_return(plugin: Plugin<dyn Attacker>) {
     let pid = plugin.process_id().expect("a running process");
     let plugin = Arc::new(plugin);
     let (a, b) = (Arc::clone(&plugin), Arc::clone(&plugin));
-    // The first waits in the plugin until the second says go.
+    // The first lends a probe and waits until the second has used it.
     let first = std::thread::spawn(move || a.lend("parent", &Marker));
-    let second = returns("a concurrent call", move || b.attack("lent-go", ""));
+    let second = returns("a concurrent call", move || b.attack("lent-parent", ""));
     let first = returns("the first call", move || first.join().unwrap());
     // Whatever became of them (the plugin may have been ended), they returned.
     let _ = (first, second);

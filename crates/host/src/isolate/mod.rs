@@ -117,6 +117,14 @@ struct Connection {
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
     nudge: OwnedFd,
+    /// A reader of each pipe the host writes (the nudge, the child's bells), never read:
+    /// held so that a plugin closing its own ends cannot turn the host's next write
+    /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
+    /// runtime ignores it). A precaution: no test has shown that write yet.
+    #[cfg(target_os = "linux")]
+    _readers: [OwnedFd; 3],
+    #[cfg(not(target_os = "linux"))]
+    _readers: [OwnedFd; 1],
     /// The host's objects the plugin holds (or borrows for a call), by number.
     objects: Objects,
     /// The thread serving callbacks made outside any host call (from a plugin's own
@@ -335,7 +343,7 @@ impl Isolated {
         // not taken) means the child has plenty already. The child gets an opening of
         // its own (Linux: read-write through `/proc`, so its threads also post to one
         // another; elsewhere the read end), above 10 like the socket's.
-        let (nudge, _read_end, nudge_child_raw) = {
+        let (nudge, nudge_reader, nudge_child_raw) = {
             let mut fds = [0; 2];
             // SAFETY: `pipe` writes two new descriptors into the local array.
             if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -381,9 +389,9 @@ impl Isolated {
         let nudge_fd = child_nudge.as_raw_fd();
         // The shared memory and its bells, each above 10 for the child likewise.
         #[cfg(target_os = "linux")]
-        let (memfd, bells, shared_fds) = {
-            // (The child's ends of the bells are closed here once duplicated: the
-            // host holds only its own.)
+        let (memfd, bells, shared_fds, bell_readers) = {
+            // (The child's ends of the bells are closed here once duplicated, but for
+            // the read ends of those the host rings: see `Connection::_readers`.)
             let (memfd, bells, child_bells) =
                 shm::create().map_err(|e| fail(format!("cannot make the shared memory for the channel: {e}")))?;
             let above = |fd: &OwnedFd| {
@@ -401,7 +409,7 @@ impl Isolated {
                 above(&child_bells.child_data)?,
                 above(&child_bells.child_room)?,
             ];
-            (memfd, bells, shared_fds)
+            (memfd, bells, shared_fds, (child_bells.child_data, child_bells.child_room))
         };
         #[cfg(target_os = "linux")]
         let shared_raw = shared_fds.each_ref().map(|fd| fd.as_raw_fd());
@@ -493,6 +501,10 @@ impl Isolated {
             child: Mutex::new(Some(child)),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
+            #[cfg(target_os = "linux")]
+            _readers: [nudge_reader, bell_readers.0, bell_readers.1],
+            #[cfg(not(target_os = "linux"))]
+            _readers: [nudge_reader],
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             async_reader: std::sync::atomic::AtomicBool::new(false),

@@ -595,7 +595,10 @@ fn lent_parent() -> Result<String, String> {
         }
     };
     let peer = tomada::remote::current_peer().ok_or("no peer")?;
-    match peer.call(id, TOUCH_METHOD, Vec::new()) {
+    let touched = peer.call(id, TOUCH_METHOD, Vec::new());
+    // (The lending call may return now, if the host's method did not say so already.)
+    LENT_GO.store(true, Ordering::SeqCst);
+    match touched {
         Ok(b) => Ok(format!("touched object {id}: {b:?}")),
         Err(e) => Err(format!("touching object {id}: {e}")),
     }
