@@ -382,7 +382,7 @@ impl Isolated {
         };
         // SAFETY: as for the socket.
         let child_nudge = match unsafe { libc::fcntl(nudge_child_raw, libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the eventfd: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(fail(format!("cannot duplicate the nudge pipe: {}", std::io::Error::last_os_error()))),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { OwnedFd::from_raw_fd(fd) },
         };

@@ -5,8 +5,8 @@
 //! reader that spins for the next frame spins in `recv` system calls; back to back,
 //! those calls were most of an isolated call. Through the rings a frame is a copy in
 //! and a copy out, and a spinning reader reads one word of memory. A side that sleeps
-//! says so in the ring (`reader_sleeping`, `writer_waiting`) and is woken through an
-//! eventfd (its *bell*); it sleeps in `poll` on its bell *and* the socket, which
+//! says so in the ring (`reader_sleeping`, `writer_waiting`) and is woken through a
+//! pipe (its *bell*, see [`Bells`]); it sleeps in `poll` on its bell *and* the socket, which
 //! stays open for the handshake and for one more job: its end is how either side
 //! learns the other died, at once, as before.
 //!
@@ -20,6 +20,12 @@
 //! Written by hand: the crates that do this (`shmem-ipc`, whose design this follows:
 //! a sealed memfd and a pair of eventfds per ring) are unmaintained or assume a trusted
 //! peer, and the rings here are a byte stream for frames the socket code already reads.
+//! (Bells are pipes here, not eventfds, for the reason given at [`Bells`].)
+//!
+//! Nothing the other side does makes this side wait past its deadline: rings never
+//! block (a full bell is a rung bell), a full ring is waited on until the write's
+//! deadline, and a flood of rings that bring nothing ends the channel
+//! ([`MAX_EMPTY_WAKES`]).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
