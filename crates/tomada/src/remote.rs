@@ -16,11 +16,18 @@
 //! runner handed over when it attached the plugin ([`PeerFns`], through
 //! [`HostServices`](crate::logging::HostServices)). Nothing here is used by
 //! in-process calls.
+//!
+//! An owner keeps what it exported in a [`Table`]. A lent object is borrowed: its
+//! owner drops it once the lending call returns, so the table guarantees that no
+//! method of it runs after [`Table::revoke`] returns, whatever the other side sends
+//! (see [`Table`]).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use crate::CallError;
 use crate::client::{Channel, DispatchFn};
@@ -268,6 +275,185 @@ impl Drop for RemoteObject {
     }
 }
 
+/// The objects one side of a channel gave the other, by number: what the other side's
+/// requests name, and what it releases.
+///
+/// An object lent for one call (a `&dyn C` argument) lives only as long as that call:
+/// its owner drops it once the call returns. The other side does not have to keep to
+/// that: a plugin can call a lent object from one of its own threads, or name another
+/// call in flight as the parent of such a callback, so the callback runs on a thread of
+/// the owner other than the lending one, and may still run when the lending call has
+/// returned. So every call served holds a [`Lease`] on its object, and
+/// [`Table::revoke`] (what the lending call does when it returns) first takes the object
+/// out of the table (no new call reaches it), then waits until no lease on it is left.
+/// Once `revoke` returns, no method of the object runs or will run: its owner may drop
+/// it. (A well-behaved peer never makes `revoke` wait: its callbacks within the call are
+/// answered before the call returns.)
+///
+/// The wait is for the owner's own code (the method running), never for the peer: a
+/// method that calls the peer again is bounded by that call's deadline. It cannot
+/// deadlock on other lending calls: a lease on a lent object starts after the object
+/// was lent, so a chain of threads each waiting in `revoke` for a lease held by the
+/// next would need each lending to come before the next, round a cycle.
+pub struct Table {
+    next: AtomicU64,
+    inner: Mutex<Inner>,
+    /// Signalled when the last lease on an object a `revoke` waits for ends.
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct Inner {
+    objects: HashMap<u64, Arc<Entry>>,
+    /// Objects with calls being served: how many, and whether a `revoke` waits.
+    busy: HashMap<u64, Busy>,
+}
+
+struct Busy {
+    leases: usize,
+    awaited: bool,
+}
+
+/// An exported object, released when the last of the table and the leases on it
+/// lets go.
+struct Entry(Option<Exported>);
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Some(exported) = self.0.take() {
+            // SAFETY: the one release: the entry is out of the table and no lease holds
+            // it (each holds the `Arc`).
+            unsafe { exported.release() };
+        }
+    }
+}
+
+/// A call being served to an object of a [`Table`]: while it lives, the object is
+/// neither released nor revoked.
+pub struct Lease<'a> {
+    table: &'a Table,
+    id: u64,
+    entry: Option<Arc<Entry>>,
+}
+
+impl std::fmt::Debug for Lease<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").field("objects", &self.lock().objects.len()).finish_non_exhaustive()
+    }
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::new()
+    }
+}
+
+impl Table {
+    /// An empty table; numbers start at 1 (0 names the plugin's own instance).
+    pub fn new() -> Table {
+        Table { next: AtomicU64::new(1), inner: Mutex::default(), idle: Condvar::new() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing here panics while the lock is held; a poisoned lock is still whole.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `object` for the other side; returns its number.
+    pub fn insert(&self, object: Exported) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().objects.insert(id, Arc::new(Entry(Some(object))));
+        id
+    }
+
+    /// A lease on object `id` for one call, if it is (still) in the table.
+    pub fn get(&self, id: u64) -> Option<Lease<'_>> {
+        let mut inner = self.lock();
+        let entry = Arc::clone(inner.objects.get(&id)?);
+        inner.busy.entry(id).or_insert(Busy { leases: 0, awaited: false }).leases += 1;
+        Some(Lease { table: self, id, entry: Some(entry) })
+    }
+
+    /// Drops object `id`, given away for good, now that the other side let go of it:
+    /// at once, or when the last call serving it returns.
+    pub fn release(&self, id: u64) {
+        let entry = self.lock().objects.remove(&id);
+        drop(entry); // outside the lock: releasing runs the object's `Drop`
+    }
+
+    /// Takes object `id`, lent for a call that returned, out of the table, and waits
+    /// until no call serves it any more: when this returns, no method of it runs, and
+    /// none will.
+    pub fn revoke(&self, id: u64) {
+        let mut inner = self.lock();
+        let entry = inner.objects.remove(&id);
+        if let Some(busy) = inner.busy.get_mut(&id) {
+            busy.awaited = true;
+            log::warn!(
+                "the other side called object {id}, lent for one call only, outside that call; \
+                 the call waits for that method to return before it returns"
+            );
+            while inner.busy.contains_key(&id) {
+                inner = self.idle.wait(inner).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        drop(inner);
+        drop(entry);
+    }
+
+    /// Drops every object (the other side is gone). Objects with calls being served
+    /// go when those calls return; a lent one's `revoke` still waits for them.
+    pub fn clear(&self) {
+        let all = std::mem::take(&mut self.lock().objects);
+        drop(all);
+    }
+
+    /// Whether a `revoke` of object `id` waits for its leases (for tests).
+    #[cfg(test)]
+    fn awaited(&self, id: u64) -> bool {
+        self.lock().busy.get(&id).is_some_and(|b| b.awaited)
+    }
+}
+
+impl Lease<'_> {
+    /// Serves one call to the object: status and encoded result (or message).
+    pub fn serve(&self, method: u32, args: &[u8]) -> (Status, RVec) {
+        let exported = self.entry.as_ref().and_then(|e| e.0.as_ref()).expect("released only when the entry drops");
+        // SAFETY: the object is released only when its entry drops, which this lease's
+        // `Arc` prevents; a lent one is revoked (and dropped by its owner) only once
+        // no lease is left.
+        unsafe { exported.serve(method, args) }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.table.lock();
+        // The last reference, if the object was released meanwhile: dropped below,
+        // outside the lock.
+        let entry = self.entry.take();
+        let wake = match inner.busy.get_mut(&self.id) {
+            Some(busy) if busy.leases > 1 => {
+                busy.leases -= 1;
+                false
+            }
+            Some(_) => inner.busy.remove(&self.id).is_some_and(|b| b.awaited),
+            None => false,
+        };
+        drop(inner);
+        if wake {
+            self.table.idle.notify_all();
+        }
+        drop(entry);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -364,5 +550,112 @@ mod tests {
         // Outside a call: no peer, no object.
         assert!(decode_remote(&mut Reader::new(&3u64.to_le_bytes())).is_err());
         assert!(decode_remote(&mut Reader::new(&0u64.to_le_bytes())).is_err(), "0 is the plugin, never an object");
+    }
+
+    /// A lent object for the table tests: a pointer to a value its owner drops after
+    /// `revoke`, and a method that waits for a gate before it reads that value.
+    struct Lent {
+        value: std::sync::atomic::AtomicPtr<u64>,
+        /// Set by the owner once it dropped the value: what a method must never see.
+        dropped: std::sync::atomic::AtomicBool,
+        started: std::sync::atomic::AtomicBool,
+        go: std::sync::atomic::AtomicBool,
+    }
+
+    unsafe extern "C" fn gated(this: *const c_void, _: u32, _: RSlice, out: *mut RVec, _: *mut RVec) -> Status {
+        use std::sync::atomic::Ordering::SeqCst;
+        // SAFETY: `this` is the `Lent` the test exported, alive for the whole test.
+        let lent = unsafe { &*this.cast::<Lent>() };
+        lent.started.store(true, SeqCst);
+        while !lent.go.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        // SAFETY: the value lives until its owner drops it, which it says first.
+        let seen = if lent.dropped.load(SeqCst) { 0 } else { unsafe { *lent.value.load(SeqCst) } };
+        // SAFETY: `out` is writable.
+        unsafe { out.write(RVec::from_vec(seen.to_le_bytes().to_vec())) };
+        Status::OK
+    }
+
+    /// The route of issue 16: a call to a lent object is being served on another
+    /// thread when the lending call returns and revokes it. `revoke` must not return
+    /// before that method has, since the owner drops the object as soon as it does.
+    /// Without the wait in `revoke`, the revoking thread returns at once, the owner
+    /// drops the value, and the method (let go only then) finds it dropped: `seen` is 0
+    /// (where a real method would read freed memory). Deterministic: the method is let
+    /// go only once `revoke` waits for it, or (without the wait) has returned.
+    #[test]
+    fn revoke_waits_for_a_lent_objects_methods_running_elsewhere() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let table = Table::new();
+        let value = Box::into_raw(Box::new(42u64));
+        let lent = Lent { value: value.into(), dropped: false.into(), started: false.into(), go: false.into() };
+        let id = table.insert(Exported { this: (&raw const lent).cast(), dispatch: gated, release: None });
+        let revoked = std::sync::atomic::AtomicBool::new(false);
+        let seen = std::thread::scope(|s| {
+            let lease = table.get(id).expect("in the table");
+            let server = s.spawn(move || {
+                let (status, body) = lease.serve(0, &[]);
+                assert_eq!(status, Status::OK);
+                u64::from_le_bytes(body.as_slice().try_into().unwrap())
+            });
+            while !lent.started.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            let revoker = s.spawn(|| {
+                table.revoke(id);
+                // The owner drops the object once the lending call returns.
+                lent.dropped.store(true, SeqCst);
+                // SAFETY: made by `Box::into_raw` above, dropped once, here.
+                drop(unsafe { Box::from_raw(lent.value.load(SeqCst)) });
+                revoked.store(true, SeqCst);
+            });
+            // The method goes on once `revoke` waits for it (or returned, without the wait).
+            while !table.awaited(id) && !revoked.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            lent.go.store(true, SeqCst);
+            let seen = server.join().unwrap();
+            revoker.join().unwrap();
+            seen
+        });
+        assert_eq!(seen, 42, "the method ran on the lent object after its call returned");
+        assert!(table.get(id).is_none(), "a revoked object is gone");
+        assert!(table.lock().busy.is_empty(), "no lease left behind");
+    }
+
+    static TABLE_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    unsafe extern "C" fn drop_counted(this: *const c_void) {
+        // SAFETY: made by `Box::into_raw` below, released once.
+        drop(unsafe { Box::from_raw(this.cast::<u32>().cast_mut()) });
+        TABLE_DROPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A given-away object released while a call serves it goes when that call
+    /// returns, once; a call after the release finds nothing.
+    #[test]
+    fn a_released_object_outlives_the_calls_serving_it_and_is_dropped_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let counted =
+            || Exported { this: Box::into_raw(Box::new(7u32)).cast(), dispatch: echo, release: Some(drop_counted) };
+        let table = Table::new();
+        let id = table.insert(counted());
+        let lease = table.get(id).unwrap();
+        table.release(id);
+        assert!(table.get(id).is_none(), "released: no new call reaches it");
+        assert_eq!(lease.serve(3, b"x").1.into_vec(), [3, 0, 0, 0, b'x'], "the running call still serves it");
+        assert_eq!(TABLE_DROPS.load(SeqCst), 0, "not dropped under a call");
+        drop(lease);
+        assert_eq!(TABLE_DROPS.load(SeqCst), 1, "dropped with the last call");
+        // Cleared with a call running: the lease keeps it; a revoke after the call
+        // returned does not wait.
+        let id = table.insert(counted());
+        let lease = table.get(id).unwrap();
+        table.clear();
+        assert_eq!(TABLE_DROPS.load(SeqCst), 1);
+        drop(lease);
+        table.revoke(id);
+        assert_eq!(TABLE_DROPS.load(SeqCst), 2);
     }
 }

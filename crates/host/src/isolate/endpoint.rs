@@ -577,70 +577,34 @@ impl Endpoint {
     pub(crate) fn release(&self, id: u64) {
         let _ = self.write(Header { kind: Kind::Release, status: 0, id: 0 }, &[&id.to_le_bytes()]);
     }
-}
 
-/// Objects this side gave the other, by number.
-pub(crate) struct Objects {
-    next: AtomicU64,
-    table: Mutex<HashMap<u64, std::sync::Arc<Entry>>>,
-}
-
-/// An exported object, released when the last user (the table, or a call serving
-/// it) lets go.
-pub(crate) struct Entry(Option<tomada::remote::Exported>);
-
-impl Entry {
-    /// Serves one call to the object.
-    pub(crate) fn serve(&self, method: u32, args: &[u8]) -> (u8, tomada::ffi::RVec) {
-        let exported = self.0.as_ref().expect("released only on drop");
-        // SAFETY: the object is released only when this entry drops, which this borrow
-        // prevents.
-        let (status, body) = unsafe { exported.serve(method, args) };
-        (status.0, body)
+    /// [`Endpoint::release`], giving up after `grace` (waiting for another writer, or
+    /// for room): for a side about to end the channel anyway, which must not wait for
+    /// a peer that takes nothing. Whether it was sent whole.
+    pub(crate) fn release_within(&self, id: u64, grace: Duration) -> bool {
+        let until = Instant::now() + grace;
+        let writing = loop {
+            match self.writing.try_lock() {
+                Ok(w) => break w,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                // Another writer waits for room (up to its deadline): not this long.
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return false,
+            }
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        let sent =
+            self.link.write_for(Header { kind: Kind::Release, status: 0, id: 0 }, &[&id.to_le_bytes()], Some(left));
+        drop(writing);
+        sent.is_ok()
     }
 }
 
-impl Drop for Entry {
-    fn drop(&mut self) {
-        if let Some(exported) = self.0.take() {
-            // SAFETY: the one release: the entry is gone from the table and no call
-            // serves it any more (each holds the `Arc`).
-            unsafe { exported.release() };
-        }
-    }
-}
-
-impl Objects {
-    pub(crate) fn new() -> Objects {
-        Objects { next: AtomicU64::new(1), table: Mutex::default() }
-    }
-
-    fn table(&self) -> MutexGuard<'_, HashMap<u64, std::sync::Arc<Entry>>> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn insert(&self, object: tomada::remote::Exported) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.table().insert(id, std::sync::Arc::new(Entry(Some(object))));
-        id
-    }
-
-    pub(crate) fn get(&self, id: u64) -> Option<std::sync::Arc<Entry>> {
-        self.table().get(&id).cloned()
-    }
-
-    /// Drops object `id` (once no call serves it).
-    pub(crate) fn remove(&self, id: u64) {
-        let entry = self.table().remove(&id);
-        drop(entry); // outside the lock: releasing runs the object's `Drop`
-    }
-
-    /// Drops every object.
-    pub(crate) fn clear(&self) {
-        let all = std::mem::take(&mut *self.table());
-        drop(all);
-    }
-}
+/// Objects this side gave the other, by number (see [`tomada::remote::Table`]: a lent
+/// object's methods never run after its call returned).
+pub(crate) type Objects = tomada::remote::Table;
 
 /// The answer to a call of an object that is not (or no longer) there.
 pub(crate) fn no_object(id: u64) -> (u8, tomada::ffi::RVec) {

@@ -418,17 +418,28 @@ impl Link {
 
     /// Writes one frame (by one thread at a time).
     pub(crate) fn write(&self, header: Header, parts: &[&[u8]]) -> io::Result<()> {
+        self.write_for(header, parts, None)
+    }
+
+    /// [`Link::write`], waiting for room in the shared ring no longer than `timeout`
+    /// (`None`: the channel's own write timeout).
+    pub(crate) fn write_for(&self, header: Header, parts: &[&[u8]], timeout: Option<Duration>) -> io::Result<()> {
         let head = head(header, parts)?;
         #[cfg(target_os = "linux")]
         if let Some(shared) = &self.shared {
+            let send = |all: &[&[u8]]| match timeout {
+                None => shared.send(all),
+                Some(t) => shared.send_for(all, Some(t)),
+            };
             let mut all: [&[u8]; 4] = [&head, &[], &[], &[]];
             if parts.len() <= 3 {
                 all[1..=parts.len()].copy_from_slice(parts);
-                return shared.send(&all[..=parts.len()]);
+                return send(&all[..=parts.len()]);
             }
             let all: Vec<&[u8]> = std::iter::once(&head[..]).chain(parts.iter().copied()).collect();
-            return shared.send(&all);
+            return send(&all);
         }
+        let _ = timeout; // (a socket's writes time out at the channel's write timeout)
         send_all(&self.stream, &head, parts)
     }
 

@@ -79,8 +79,8 @@ const CHILD_FD: i32 = 3;
 /// The descriptor number the plugin file gets in the child: it loads exactly the file
 /// the host inspected, never a path.
 const PLUGIN_FD: i32 = 4;
-/// The descriptor number of the nudge eventfd in the child: the host posts to it
-/// when it sends a call while others are in flight, so a second thread of the
+/// The descriptor number of the nudge pipe in the child: the host posts to
+/// it when it sends a call while others are in flight, so a second thread of the
 /// plugin's process reads and serves it (see `runner::Server`).
 const NUDGE_FD: i32 = 5;
 /// The descriptor numbers of the shared memory the frames go through (Linux), then of
@@ -114,8 +114,17 @@ struct Connection {
     /// `None` once reaped.
     child: Mutex<Option<Child>>,
     endpoint: Endpoint,
-    /// The eventfd the child's pool threads wait on (its descriptor 5 there).
+    /// The write end of the pipe the child's pool threads wait on (its descriptor 5
+    /// there is an opening of its own); non-blocking, and the host's alone.
     nudge: OwnedFd,
+    /// A reader of each pipe the host writes (the nudge, the child's bells), never read:
+    /// held so that a plugin closing its own ends cannot turn the host's next write
+    /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
+    /// runtime ignores it). A precaution: no test has shown that write yet.
+    #[cfg(target_os = "linux")]
+    _readers: [OwnedFd; 3],
+    #[cfg(not(target_os = "linux"))]
+    _readers: [OwnedFd; 1],
     /// The host's objects the plugin holds (or borrows for a call), by number.
     objects: Objects,
     /// The thread serving callbacks made outside any host call (from a plugin's own
@@ -132,8 +141,9 @@ impl Connection {
     /// Wakes one pool thread of the child.
     fn nudge(&self) {
         let one = 1u64;
-        // SAFETY: writing 8 bytes from a local to our eventfd. It cannot block: the
-        // counter would have to reach 2^64 - 1 first.
+        // SAFETY: writing 8 bytes from a local to our pipe. It never blocks: the write
+        // end is non-blocking and only this process holds it; a full pipe (`EAGAIN`)
+        // holds thousands of posts the child has not taken, so one more is not needed.
         unsafe { libc::write(self.nudge.as_raw_fd(), (&raw const one).cast(), 8) };
     }
 
@@ -325,22 +335,15 @@ impl Isolated {
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
         let plugin_fd = plugin_file.as_raw_fd();
-        // The nudge: on Linux an eventfd used as a semaphore (each 8-byte read takes one
-        // post); elsewhere a pipe, where each 8-byte write is one post and each 8-byte
-        // read takes one. The child's end goes above 10 like the socket's.
-        #[cfg(target_os = "linux")]
-        let (nudge, nudge_child_raw) = {
-            // SAFETY: `eventfd` takes plain integers and returns a new descriptor.
-            let nudge = match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_SEMAPHORE) } {
-                -1 => return Err(fail(format!("cannot make an eventfd: {}", std::io::Error::last_os_error()))),
-                // SAFETY: a fresh descriptor returned by `eventfd`, owned by nobody else.
-                fd => unsafe { OwnedFd::from_raw_fd(fd) },
-            };
-            let raw = nudge.as_raw_fd();
-            (nudge, raw)
-        };
-        #[cfg(not(target_os = "linux"))]
-        let (nudge, _read_end, nudge_child_raw) = {
+        // The nudge: a pipe, where each 8-byte write is one post and each 8-byte read
+        // takes one. Not an eventfd: a descriptor both processes hold shares its open
+        // file description, whose `O_NONBLOCK` the plugin could clear and whose counter
+        // it could fill, blocking the host's next post for good. The host keeps the
+        // write end, non-blocking, for itself: a full pipe (`EAGAIN`: thousands of posts
+        // not taken) means the child has plenty already. The child gets an opening of
+        // its own (Linux: read-write through `/proc`, so its threads also post to one
+        // another; elsewhere the read end), above 10 like the socket's.
+        let (nudge, nudge_reader, nudge_child_raw) = {
             let mut fds = [0; 2];
             // SAFETY: `pipe` writes two new descriptors into the local array.
             if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -348,20 +351,48 @@ impl Isolated {
             }
             // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
             let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            // SAFETY: `fcntl` on our own descriptors: close at exec, and the write end
+            // non-blocking (its flags are the host's alone: the child never gets it).
+            let flagged = unsafe {
+                libc::fcntl(read.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
+                    && libc::fcntl(write.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
+                    && libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) == 0
+            };
+            if !flagged {
+                return Err(fail(format!("cannot set up the nudge pipe: {}", std::io::Error::last_os_error())));
+            }
+            #[cfg(target_os = "linux")]
+            let read = {
+                let path =
+                    std::ffi::CString::new(format!("/proc/self/fd/{}", read.as_raw_fd())).expect("no NUL in a number");
+                // SAFETY: a NUL-terminated path and flags; returns a new descriptor or -1.
+                match unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) } {
+                    -1 => {
+                        return Err(fail(format!(
+                            "cannot open the nudge pipe through /proc: {}",
+                            std::io::Error::last_os_error()
+                        )));
+                    }
+                    // SAFETY: a fresh descriptor returned by `open`, owned by nobody else.
+                    fd => unsafe { OwnedFd::from_raw_fd(fd) },
+                }
+            };
             let raw = read.as_raw_fd();
             (write, read, raw)
         };
         // SAFETY: as for the socket.
         let child_nudge = match unsafe { libc::fcntl(nudge_child_raw, libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the eventfd: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(fail(format!("cannot duplicate the nudge pipe: {}", std::io::Error::last_os_error()))),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { OwnedFd::from_raw_fd(fd) },
         };
         let nudge_fd = child_nudge.as_raw_fd();
         // The shared memory and its bells, each above 10 for the child likewise.
         #[cfg(target_os = "linux")]
-        let (memfd, bells, shared_fds) = {
-            let (memfd, bells) =
+        let (memfd, bells, shared_fds, bell_readers) = {
+            // (The child's ends of the bells are closed here once duplicated, but for
+            // the read ends of those the host rings: see `Connection::_readers`.)
+            let (memfd, bells, child_bells) =
                 shm::create().map_err(|e| fail(format!("cannot make the shared memory for the channel: {e}")))?;
             let above = |fd: &OwnedFd| {
                 // SAFETY: as for the socket.
@@ -373,12 +404,12 @@ impl Isolated {
             };
             let shared_fds = [
                 above(&memfd)?,
-                above(&bells.host_data)?,
-                above(&bells.host_room)?,
-                above(&bells.child_data)?,
-                above(&bells.child_room)?,
+                above(&child_bells.host_data)?,
+                above(&child_bells.host_room)?,
+                above(&child_bells.child_data)?,
+                above(&child_bells.child_room)?,
             ];
-            (memfd, bells, shared_fds)
+            (memfd, bells, shared_fds, (child_bells.child_data, child_bells.child_room))
         };
         #[cfg(target_os = "linux")]
         let shared_raw = shared_fds.each_ref().map(|fd| fd.as_raw_fd());
@@ -470,6 +501,10 @@ impl Isolated {
             child: Mutex::new(Some(child)),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
+            #[cfg(target_os = "linux")]
+            _readers: [nudge_reader, bell_readers.0, bell_readers.1],
+            #[cfg(not(target_os = "linux"))]
+            _readers: [nudge_reader],
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             async_reader: std::sync::atomic::AtomicBool::new(false),
@@ -798,13 +833,19 @@ impl Isolated {
 }
 
 impl Isolated {
-    /// Drops the plugin's instance in its process (its handle is gone), if one runs.
+    /// Drops the plugin's instance in its process (its handle is gone), if one runs:
+    /// asks it to, for up to [`END_GRACE`]; a process that takes nothing in that time
+    /// is killed with the rest (`Drop`) without waiting for the call deadline.
     pub(crate) fn drop_instance(&self) {
         let connection = self.lock().connection.clone();
         if let Some(connection) = connection
             && connection.endpoint.flight().ended.is_none()
+            && !connection.endpoint.release_within(0, END_GRACE)
         {
-            connection.endpoint.release(0);
+            // (Maybe half a frame in the ring: nothing more may be sent.)
+            connection.close(CallError::Channel {
+                message: "the plugin's process took nothing while its handle was dropped".to_owned(),
+            });
         }
     }
 }
@@ -978,7 +1019,7 @@ impl tomada::remote::Peer for HostPeer {
         self.connection.objects.insert(object)
     }
     fn revoke(&self, id: u64) {
-        self.connection.objects.remove(id);
+        self.connection.objects.revoke(id);
     }
     fn call(&self, id: u64, method: u32, mut args: Vec<u8>) -> Result<Vec<u8>, CallError> {
         self.isolated.fits(&args)?;
@@ -1003,18 +1044,20 @@ struct HostHandler {
 
 impl Handler for HostHandler {
     fn serve(&self, request: Request) -> (u8, tomada::ffi::RVec) {
+        // Served under a lease: a lent object's call cannot return before this does.
         let Some(object) = self.connection.objects.get(request.target) else {
             return endpoint::no_object(request.target);
         };
         let peer: Arc<dyn tomada::remote::Peer> =
             Arc::new(HostPeer { isolated: Arc::clone(&self.isolated), connection: Arc::clone(&self.connection) });
-        tomada::remote::with_peer(&peer, || object.serve(request.method, request.args()))
+        let (status, body) = tomada::remote::with_peer(&peer, || object.serve(request.method, request.args()));
+        (status.0, body)
     }
 
     fn incoming(&self, incoming: Incoming) {
         match incoming {
             Incoming::Request(request) => self.callback_outside_calls(request),
-            Incoming::Release(id) => self.connection.objects.remove(id),
+            Incoming::Release(id) => self.connection.objects.release(id),
             Incoming::Log(record) => crate::logs::deliver_encoded(&self.connection.name, &record),
             // (Only the plugin's side is sent cancels.)
             Incoming::Cancel(_) => {}

@@ -142,8 +142,8 @@ impl Isolation {
     }
     /// Limits the process's open files (`RLIMIT_NOFILE`): the highest descriptor
     /// number it can open, plus one. The process starts with descriptors 0 to 10 (stdio,
-    /// the channel's socket, the plugin file, an eventfd, and on Linux the channel's
-    /// shared memory and its four eventfds) plus the few the runtime opens, so leave
+    /// the channel's socket, the plugin file, the nudge pipe, and on Linux the channel's
+    /// shared memory and its four bells, each a pipe) plus the few the runtime opens, so leave
     /// room above 16 for what the plugin opens itself.
     pub fn open_files(mut self, count: u64) -> Self {
         self.open_files = Some(count);

@@ -144,7 +144,7 @@ fn serve(fd: RawFd) -> i32 {
     // Anything the plugin starts must not inherit the channel.
     // SAFETY: `fcntl(F_SETFD)` on a descriptor we own.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    // SAFETY: as above, on the nudge eventfd (if the host passed none, this fails).
+    // SAFETY: as above, on the nudge pipe (if the host passed none, this fails).
     unsafe { libc::fcntl(NUDGE_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // The shared memory the frames go through after the handshake, and its bells.
     #[cfg(target_os = "linux")]
@@ -343,7 +343,7 @@ unsafe extern "C" fn peer_export(object: Exported) -> u64 {
 
 unsafe extern "C" fn peer_revoke(id: u64) {
     if let Some(server) = SERVER.get() {
-        server.objects.remove(id);
+        server.objects.revoke(id);
     }
 }
 
@@ -442,7 +442,8 @@ unsafe impl Sync for Served {}
 
 /// Serves calls: the main thread reads a call and serves it itself (no hand-off to
 /// another thread for calls one at a time). When the host sends a call while others
-/// are in flight, it also posts to the nudge eventfd (descriptor 5); a pool thread
+/// are in flight, it also posts to the nudge pipe (descriptor 5: this process's own
+/// read-write opening of it, see `NUDGE_FD`); a pool thread
 /// takes the post, reads that call and serves it, so calls run at once, each on its
 /// own thread, and a slow call never holds up the others. Replies go back in
 /// whatever order the calls end, each with its request id. A thread waiting for the
@@ -494,7 +495,10 @@ impl Handler for Server {
             return (status.0, body);
         }
         match self.objects.get(request.target) {
-            Some(object) => object.serve(request.method, request.args()),
+            Some(object) => {
+                let (status, body) = object.serve(request.method, request.args());
+                (status.0, body)
+            }
             None => super::endpoint::no_object(request.target),
         }
     }
@@ -514,7 +518,7 @@ impl Handler for Server {
                     unsafe { crate::plugin_fn::destroy(self.plugin.destroy, self.plugin.this) };
                 }
             }
-            Incoming::Release(id) => self.objects.remove(id),
+            Incoming::Release(id) => self.objects.release(id),
             Incoming::Cancel(id) => {
                 // Held while the plugin is told: the call cannot end and free its slot
                 // meanwhile (it takes this lock first).
@@ -538,7 +542,7 @@ impl Handler for Server {
     }
 }
 
-/// Posts to the nudge eventfd (as the host does), so a pool thread wakes.
+/// Posts to the nudge pipe (as the host does), so a pool thread wakes.
 fn nudge_self() {
     let one = 1u64;
     // SAFETY: writing 8 bytes from a local to the nudge descriptor (if the host passed
@@ -617,13 +621,13 @@ impl Server {
     fn pool_loop(&'static self) -> ! {
         loop {
             // One idle thread at a time waits for a nudge (the *standby*); the others
-            // wait for that role. Threads blocked in one eventfd `read` would all be
+            // wait for that role. Threads blocked in one `read` of the nudge would all be
             // woken by every post (a thundering herd); a mutex wakes one.
             self.idle.fetch_add(1, Ordering::SeqCst);
             let n = {
                 let _standby = Endpoint::lock(&self.standby);
                 let mut count = 0u64;
-                // SAFETY: reading 8 bytes into a local from the nudge eventfd.
+                // SAFETY: reading 8 bytes into a local from the nudge pipe.
                 unsafe { libc::read(NUDGE_FD, (&raw mut count).cast(), 8) }
             };
             let idle = self.idle.fetch_sub(1, Ordering::SeqCst) - 1;

@@ -5,8 +5,8 @@
 //! reader that spins for the next frame spins in `recv` system calls; back to back,
 //! those calls were most of an isolated call. Through the rings a frame is a copy in
 //! and a copy out, and a spinning reader reads one word of memory. A side that sleeps
-//! says so in the ring (`reader_sleeping`, `writer_waiting`) and is woken through an
-//! eventfd (its *bell*); it sleeps in `poll` on its bell *and* the socket, which
+//! says so in the ring (`reader_sleeping`, `writer_waiting`) and is woken through a
+//! pipe (its *bell*, see [`Bells`]); it sleeps in `poll` on its bell *and* the socket, which
 //! stays open for the handshake and for one more job: its end is how either side
 //! learns the other died, at once, as before.
 //!
@@ -20,6 +20,12 @@
 //! Written by hand: the crates that do this (`shmem-ipc`, whose design this follows:
 //! a sealed memfd and a pair of eventfds per ring) are unmaintained or assume a trusted
 //! peer, and the rings here are a byte stream for frames the socket code already reads.
+//! (Bells are pipes here, not eventfds, for the reason given at [`Bells`].)
+//!
+//! Nothing the other side does makes this side wait past its deadline: rings never
+//! block (a full bell is a rung bell), a full ring is waited on until the write's
+//! deadline, and a flood of rings that bring nothing ends the channel
+//! ([`MAX_EMPTY_WAKES`]).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -41,6 +47,22 @@ pub(crate) const SIZE: usize = 2 * RING;
 const CHUNK: usize = 64 * 1024;
 /// How long a writer spins for room before it sleeps (when it may spin at all).
 const ROOM_SPIN: Duration = Duration::from_micros(20);
+/// How many times in a row the other side may ring a bell without sending anything
+/// (no bytes, no room) before the channel is taken for broken. An honest side makes at
+/// most one such wake-up in a row: its rings follow what it sends, and a ring left from
+/// bytes taken before the sleep is taken with the others at the next wake-up.
+const MAX_EMPTY_WAKES: u32 = 64;
+/// How long a side that was woken twice in a row for nothing waits before it sleeps
+/// on the bell again: what rings meanwhile wakes it once. So a bell flood wakes this
+/// side at most once a millisecond after its first two wake-ups (each a `poll` and at
+/// most 17 `read`s: tens of microseconds, a few percent of one core at worst), and
+/// for at most [`MAX_EMPTY_WAKES`] wake-ups in all (about 62 ms) before the channel
+/// ends: under 1 ms of CPU per flood.
+const COALESCE: Duration = Duration::from_millis(1);
+/// The most rings taken from a bell by one `read`.
+const DRAIN: usize = 4096;
+/// A pipe's default capacity (Linux): the most rings a bell holds.
+const PIPE_SIZE: usize = 64 * 1024;
 
 /// A value alone on its cache lines (two: the adjacent-line prefetcher pairs them).
 #[repr(C, align(128))]
@@ -66,7 +88,17 @@ struct Control {
 
 const _: () = assert!(size_of::<Control>() <= CONTROL);
 
-/// The four eventfds: who sleeps on which.
+/// One side's ends of the four bells: who sleeps on which.
+///
+/// Each bell is a pipe, rung by one side and slept on by the other, and each side
+/// holds only its own end: the read end of the bells it sleeps on, the write end of
+/// those it rings. Never an eventfd both sides hold: a descriptor shared between
+/// processes shares its open file description, so the other side could clear
+/// `O_NONBLOCK` on it (`fcntl(F_SETFL)`) and fill its counter, or drain it between
+/// this side's `poll` and `read`, and a write or read of this side would then block
+/// for good. Here the other side cannot reach this side's ends at all: a ring on a
+/// full pipe fails with `EAGAIN`, which means "already rung", and a read after
+/// `poll` finds what nobody else could take.
 #[derive(Debug)]
 pub(crate) struct Bells {
     /// The host's reader sleeps on it: bytes came in the child's ring.
@@ -79,9 +111,9 @@ pub(crate) struct Bells {
     pub(crate) child_room: OwnedFd,
 }
 
-/// A new, zeroed, sealed memfd of [`SIZE`] bytes and the bells: what the host makes
-/// and passes to the child.
-pub(crate) fn create() -> io::Result<(OwnedFd, Bells)> {
+/// A new, zeroed, sealed memfd of [`SIZE`] bytes and the bells: the host's ends and
+/// the child's (which the host passes to the child and closes).
+pub(crate) fn create() -> io::Result<(OwnedFd, Bells, Bells)> {
     // SAFETY: a NUL-terminated name and flags; returns a new descriptor or -1.
     let fd = unsafe { libc::memfd_create(c"tomada-channel".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
@@ -98,16 +130,23 @@ pub(crate) fn create() -> io::Result<(OwnedFd, Bells)> {
     if !sized {
         return Err(io::Error::last_os_error());
     }
+    // Each bell: the read end for the side that sleeps on it, the write end for the
+    // side that rings it; both non-blocking (each its own open file description).
     let bell = || {
-        // SAFETY: `eventfd` takes plain integers and returns a new descriptor or -1.
-        match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } {
-            -1 => Err(io::Error::last_os_error()),
-            // SAFETY: a fresh descriptor, owned by nobody else.
-            fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        let mut fds = [0; 2];
+        // SAFETY: `pipe2` writes two new descriptors into the local array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
         }
+        // SAFETY: fresh descriptors returned by `pipe2`, owned by nobody else.
+        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
     };
-    let bells = Bells { host_data: bell()?, host_room: bell()?, child_data: bell()?, child_room: bell()? };
-    Ok((memfd, bells))
+    let (host_data, child_data, host_room, child_room) = (bell()?, bell()?, bell()?, bell()?);
+    let host =
+        Bells { host_data: host_data.0, host_room: host_room.0, child_data: child_data.1, child_room: child_room.1 };
+    let child =
+        Bells { host_data: host_data.1, host_room: host_room.1, child_data: child_data.0, child_room: child_room.0 };
+    Ok((memfd, host, child))
 }
 
 /// The shared memory, mapped.
@@ -191,6 +230,10 @@ pub(crate) struct Shared {
     waited: AtomicU64,
     /// The other side's reader slept when this side last published (it was rung).
     rang: std::sync::atomic::AtomicBool,
+    /// Wake-ups in a row on `my_data` that found no bytes, and on `my_room` that found
+    /// no room (see [`MAX_EMPTY_WAKES`]).
+    empty_data: AtomicU32,
+    empty_room: AtomicU32,
 }
 
 /// A ring in the mapping.
@@ -257,16 +300,25 @@ impl Shared {
             write_timeout,
             waited: AtomicU64::new(0),
             rang: std::sync::atomic::AtomicBool::new(false),
+            empty_data: AtomicU32::new(0),
+            empty_room: AtomicU32::new(0),
         })
     }
 
     /// Writes `parts` whole, waiting for room as needed (by the holder of the
     /// endpoint's writing lock: one writer at a time).
     pub(crate) fn send(&self, parts: &[&[u8]]) -> io::Result<()> {
+        self.send_for(parts, self.write_timeout)
+    }
+
+    /// [`Shared::send`], waiting for room no longer than `timeout` in all (`None`: as
+    /// long as the other side lives). A send that times out may leave part of the frame
+    /// in the ring: the channel is then broken, and must end.
+    pub(crate) fn send_for(&self, parts: &[&[u8]], timeout: Option<Duration>) -> io::Result<()> {
         let control = self.tx.control();
         let mut tail = self.tail.load(Ordering::Relaxed);
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let deadline = self.write_timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(|t| Instant::now() + t);
         for part in parts {
             let mut rest: &[u8] = part;
             while !rest.is_empty() {
@@ -334,6 +386,7 @@ impl Shared {
             let until = Instant::now() + ROOM_SPIN;
             while Instant::now() < until {
                 if has_room() {
+                    self.empty_room.store(0, Ordering::Relaxed);
                     return Ok(());
                 }
                 std::hint::spin_loop();
@@ -344,17 +397,21 @@ impl Shared {
             fence(Ordering::SeqCst);
             if has_room() {
                 control.writer_waiting.0.store(0, Ordering::Relaxed);
+                self.empty_room.store(0, Ordering::Relaxed);
                 return Ok(());
             }
             let woken = sleep(&self.my_room, self.socket, deadline);
             control.writer_waiting.0.store(0, Ordering::Relaxed);
+            // (Room found is checked at the top of the loop, which resets the count.)
+            let woken = woken.and_then(|()| if has_room() { Ok(()) } else { woken_for_nothing(&self.empty_room) });
             match woken {
                 Ok(()) => {}
                 Err(ReadError::TimedOut) => {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "the other side took no bytes in time"));
                 }
                 Err(ReadError::Io(e)) => return Err(e),
-                Err(_) => return Err(io::ErrorKind::BrokenPipe.into()),
+                Err(ReadError::Malformed(why)) => return Err(io::Error::new(io::ErrorKind::InvalidData, why)),
+                Err(ReadError::Eof) => return Err(io::ErrorKind::BrokenPipe.into()),
             }
         }
     }
@@ -421,6 +478,10 @@ impl Shared {
         }
         let head = head + n as u64;
         self.head.store(head, Ordering::Relaxed);
+        // Bytes came: the wake-ups for nothing before them were not in a row.
+        if self.empty_data.load(Ordering::Relaxed) != 0 {
+            self.empty_data.store(0, Ordering::Relaxed);
+        }
         control.taken.0.store(now_ns(), Ordering::Relaxed);
         control.head.0.store(head, Ordering::Release);
         fence(Ordering::SeqCst);
@@ -451,12 +512,33 @@ impl Shared {
         fence(Ordering::SeqCst);
         if control.tail.0.load(Ordering::Relaxed) != head {
             control.reader_sleeping.0.store(0, Ordering::Relaxed);
+            self.empty_data.store(0, Ordering::Relaxed);
             return Ok(());
         }
         let woken = sleep(&self.my_data, self.socket, deadline);
         control.reader_sleeping.0.store(0, Ordering::Relaxed);
-        woken
+        woken?;
+        if control.tail.0.load(Ordering::Acquire) != head {
+            self.empty_data.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        woken_for_nothing(&self.empty_data)
     }
+}
+
+/// Counts a wake-up that found nothing (see [`MAX_EMPTY_WAKES`]): the channel's end
+/// after too many in a row; after the first, a pause that coalesces further rings.
+fn woken_for_nothing(in_a_row: &AtomicU32) -> Result<(), ReadError> {
+    let n = in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+    if n >= MAX_EMPTY_WAKES {
+        return Err(ReadError::Malformed(format!(
+            "the other side rang its bell {n} times in a row without sending anything"
+        )));
+    }
+    if n >= 2 {
+        std::thread::sleep(COALESCE);
+    }
+    Ok(())
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in both processes.
@@ -467,12 +549,13 @@ fn now_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
-/// Rings a bell (an eventfd: a counter, so a ring is never lost).
+/// Rings a bell (a pipe: a ring stays until taken, so none is lost).
 fn ring(bell: &OwnedFd) {
-    let one = 1u64;
-    // SAFETY: writing 8 bytes from a local to our eventfd. It cannot block (it is
-    // non-blocking, and full only at 2^64 - 2 rings).
-    unsafe { libc::write(bell.as_raw_fd(), (&raw const one).cast(), 8) };
+    let one = 1u8;
+    // SAFETY: writing 1 byte from a local to our end of the pipe. It never blocks: the
+    // end is non-blocking and this process's alone; a full pipe (`EAGAIN`) is a bell
+    // rung already.
+    unsafe { libc::write(bell.as_raw_fd(), (&raw const one).cast(), 1) };
 }
 
 /// Sleeps until `bell` rings (and takes its rings), the socket shows the other side's
@@ -508,9 +591,17 @@ fn sleep(bell: &OwnedFd, socket: RawFd, deadline: Option<Instant>) -> Result<(),
             });
         }
         if fds[0].revents != 0 {
-            let mut count = 0u64;
-            // SAFETY: reading 8 bytes into a local from our non-blocking eventfd.
-            unsafe { libc::read(bell.as_raw_fd(), (&raw mut count).cast(), 8) };
+            // Every ring there (a whole pipe's worth at most): rings left over from a
+            // burst then cost one wake-up for nothing, not one per `DRAIN` bytes.
+            let mut rings = [0u8; DRAIN];
+            for _ in 0..PIPE_SIZE / DRAIN {
+                // SAFETY: reading up to `DRAIN` bytes into a local from our non-blocking
+                // end of the pipe (which nobody else reads).
+                let n = unsafe { libc::read(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN) };
+                if n < DRAIN as isize {
+                    break;
+                }
+            }
             return Ok(());
         }
         if r == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -525,14 +616,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     fn pair() -> (Shared, Shared, UnixStream, UnixStream) {
-        let (memfd, bells) = create().unwrap();
-        let dup = |fd: &OwnedFd| fd.try_clone().unwrap();
-        let child_bells = Bells {
-            host_data: dup(&bells.host_data),
-            host_room: dup(&bells.host_room),
-            child_data: dup(&bells.child_data),
-            child_room: dup(&bells.child_room),
-        };
+        let (memfd, bells, child_bells) = create().unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         let child_memfd = memfd.try_clone().unwrap();
         let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_secs(5))).unwrap();
@@ -610,11 +694,64 @@ mod tests {
 
     #[test]
     fn a_full_ring_waits_for_room_until_the_write_timeout() {
-        let (memfd, bells) = create().unwrap();
+        let (memfd, bells, _child_bells) = create().unwrap();
         let (a, _b) = UnixStream::pair().unwrap();
         let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_millis(30))).unwrap();
         host.send(&[&vec![1u8; CAPACITY]]).unwrap();
         let r = host.send(&[b"one more"]);
         assert!(r.is_err_and(|e| e.kind() == io::ErrorKind::TimedOut));
+    }
+
+    /// A bell flood: the other side rings without end and sends nothing. The waiting
+    /// side is woken for nothing, coalesces (after two in a row), and after
+    /// `MAX_EMPTY_WAKES` in a row ends the wait as a broken channel. (The deadline is
+    /// only a hang guard: without the limit, the wait would end there, `TimedOut`,
+    /// which this test refuses.)
+    #[test]
+    fn a_bell_rung_for_nothing_ends_the_wait_after_a_bounded_number_of_wake_ups() {
+        let (host, child, _a, _b) = pair();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    ring(&child.their_data);
+                    std::thread::yield_now();
+                }
+            });
+            let guard = Some(Instant::now() + Duration::from_secs(60));
+            let r = loop {
+                match host.wait_bytes(guard) {
+                    Ok(()) => assert!(!host.readable(), "no bytes were sent"),
+                    e => break e,
+                }
+            };
+            stop.store(true, Ordering::Relaxed);
+            assert!(matches!(&r, Err(ReadError::Malformed(why)) if why.contains("without sending anything")), "{r:?}");
+        });
+    }
+
+    /// An honest ring left over (the reader took the bytes before it slept) costs one
+    /// wake-up for nothing, and bytes reset the count.
+    #[test]
+    fn a_ring_left_over_is_one_wake_up_and_bytes_reset_the_count() {
+        let (host, child, _a, _b) = pair();
+        for _ in 0..3 * MAX_EMPTY_WAKES {
+            ring(&child.their_data);
+            host.wait_bytes(None).unwrap();
+            child.send(&[b"x"]).unwrap();
+            assert_eq!(recv_exactly(&host, 1), b"x");
+        }
+        assert!(host.empty_data.load(Ordering::Relaxed) <= 1);
+    }
+
+    /// A bell that the other side filled (a pipe to the brim) is rung without blocking:
+    /// a full bell is a rung bell.
+    #[test]
+    fn ringing_a_full_bell_does_not_block() {
+        let (host, _child, _a, _b) = pair();
+        for _ in 0..200_000 {
+            ring(&host.their_data);
+        }
+        host.send(&[b"still here"]).unwrap();
     }
 }

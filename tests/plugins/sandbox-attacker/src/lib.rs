@@ -341,8 +341,21 @@ impl Attacker for Attack {
                 })
             }
             "whoami" => Ok(format!("pid {} ppid {}", std::process::id(), std::os::unix::process::parent_id())),
+            "fill-nudge" => fill_nudge(),
+            "fill-bells" => fill(&[7, 8, 9, 10]),
+            "claim-full" => claim_full(),
+            "bell-flood" => bell_flood(),
+            "lent-go" => {
+                LENT_GO.store(true, Ordering::SeqCst);
+                Ok("go".to_owned())
+            }
+            "lent-parent" => lent_parent(),
             _ => Err(format!("unknown attack {name}")),
         }
+    }
+
+    fn lend(&self, name: &str, _probe: &dyn attack_api::Probe) -> Result<String, String> {
+        lend(name)
     }
 }
 
@@ -350,10 +363,14 @@ tomada::export!(Attack as Attacker);
 
 /// The layout of the channel's shared memory (tomada-host's `isolate::shm`): two
 /// rings of a 4 KiB control page and 512 KiB of data, the child's second; in a
-/// control page the writer's tail at 0, the reader's head at 256.
+/// control page (words 128 bytes apart) the writer's tail at 0, `published` at 128,
+/// `writer_waiting` at 256, the reader's head at 384.
 const CONTROL: usize = 4096;
 const CAPACITY: usize = 512 * 1024;
 const RING: usize = CONTROL + CAPACITY;
+
+/// The reader's head in a ring's control page.
+const HEAD: usize = 384;
 
 /// Maps descriptor 6 and runs `f` on the child's ring: its tail, head and data.
 fn with_ring(
@@ -370,7 +387,7 @@ fn with_ring(
     let ring = base.cast::<u8>().wrapping_add(RING);
     // SAFETY: the control page's words are 8-byte aligned atomics within the mapping.
     let (tail, head) = unsafe {
-        (&*ring.cast::<std::sync::atomic::AtomicU64>(), &*ring.add(256).cast::<std::sync::atomic::AtomicU64>())
+        (&*ring.cast::<std::sync::atomic::AtomicU64>(), &*ring.add(HEAD).cast::<std::sync::atomic::AtomicU64>())
     };
     // SAFETY: the data follows the control page, within the mapping.
     let result = f(tail, head, unsafe { ring.add(CONTROL) });
@@ -442,3 +459,187 @@ extern "C" fn attack_on_load() {
 #[used]
 #[unsafe(link_section = ".init_array")]
 static ATTACK_ON_LOAD: extern "C" fn() = attack_on_load;
+
+/// Fills each of `fds` as a counter (an eventfd) would be filled: made blocking first
+/// (`O_NONBLOCK` cleared, which on a descriptor shared with the host clears it for the
+/// host too), then written up to its limit: 2^64 - 2 for an eventfd, full for a pipe.
+/// Reports what it could do to each.
+fn fill(fds: &[i32]) -> Result<String, String> {
+    let mut report = Vec::new();
+    let mut any = false;
+    for &fd in fds {
+        // SAFETY: `fcntl` on a descriptor number; a bad one fails.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+        let most = u64::MAX - 1;
+        // SAFETY: 8 bytes from a local; as an eventfd's counter: at its limit at once.
+        let r = unsafe { libc::write(fd, (&raw const most).cast(), 8) };
+        let mut written = usize::from(r == 8) * 8;
+        if r < 0 && Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            written = 0; // (an eventfd at its limit already)
+        }
+        // A pipe: filled until it refuses (non-blocking here, so this ends).
+        if r == 8 {
+            loop {
+                let chunk = [1u8; 4096];
+                // SAFETY: a local buffer's bytes.
+                let n = unsafe { libc::write(fd, chunk.as_ptr().cast(), chunk.len()) };
+                if n <= 0 {
+                    break;
+                }
+                written += n as usize;
+            }
+        }
+        // Then made blocking, for whoever writes next.
+        // SAFETY: `fcntl` on a descriptor number; a bad one fails.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, 0) };
+        if r < 0 {
+            report.push(format!("fd {fd}: {}", Error::last_os_error()));
+        } else {
+            any = true;
+            report.push(format!("fd {fd}: filled ({written} bytes)"));
+        }
+    }
+    if any { Ok(report.join("; ")) } else { Err(report.join("; ")) }
+}
+
+/// Makes the host believe its ring is full: the host's ring (the first) claims to
+/// have been read up to exactly one ring's capacity behind what the host wrote, so
+/// every byte the host sends next waits for room that never comes.
+fn claim_full() -> Result<String, String> {
+    // SAFETY: a new shared mapping of descriptor 6, as in `with_ring`.
+    let base = unsafe {
+        libc::mmap(std::ptr::null_mut(), 2 * RING, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, 6, 0)
+    };
+    if base == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", Error::last_os_error()));
+    }
+    let ring = base.cast::<u8>();
+    // SAFETY: the control page's words are 8-byte aligned atomics within the mapping
+    // (kept mapped: the process ends with it).
+    let (tail, head) = unsafe {
+        (&*ring.cast::<std::sync::atomic::AtomicU64>(), &*ring.add(HEAD).cast::<std::sync::atomic::AtomicU64>())
+    };
+    let claimed = tail.load(Ordering::Acquire).wrapping_sub(CAPACITY as u64);
+    head.store(claimed, Ordering::Release);
+    Ok(format!("the host's ring looks full (head {claimed})"))
+}
+
+/// Rings the host's bell (descriptor 7) without end and sends nothing: the host waits
+/// for this call's answer meanwhile, which never comes.
+fn bell_flood() -> Result<String, String> {
+    let one = 1u64;
+    let mut rings = 0u64;
+    loop {
+        // SAFETY: writes 8 bytes from a local to the host's bell (a full one refuses).
+        unsafe { libc::write(7, (&raw const one).cast(), 8) };
+        rings += 1;
+        if rings == u64::MAX {
+            return Ok("rang without end".to_owned());
+        }
+    }
+}
+
+/// Set by `attack("lent-go")`, made by the host from within the lent object's method:
+/// the host's method is running, the lending call may return.
+static LENT_GO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The number of the lent object (0: not found yet), for `lent-parent`.
+static LENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// What the host's `Probe::mark` answers (the host test's choice).
+const MARK: u64 = 0x7e57_1e47;
+/// `Probe`'s methods, by number (in declaration order).
+const MARK_METHOD: u32 = 0;
+const TOUCH_METHOD: u32 = 1;
+
+/// Finds the number of the lent probe by trying the host's object numbers (small
+/// integers counted from 1) from within the lending call.
+fn find_lent() -> Result<u64, String> {
+    let peer = tomada::remote::current_peer().ok_or("no peer")?;
+    (1..=64)
+        .find(|&id| peer.call(id, MARK_METHOD, Vec::new()).is_ok_and(|b| b == MARK.to_le_bytes()))
+        .ok_or_else(|| "no lent probe among objects 1 to 64".to_owned())
+}
+
+/// Waits for `LENT_GO` (no longer than a minute: a hang guard).
+fn wait_go() -> Result<(), String> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !LENT_GO.load(Ordering::SeqCst) {
+        if std::time::Instant::now() > until {
+            return Err("the host never said go".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Attacks on a lent object, by route: `outside` calls it from a thread of the plugin's
+/// own (a callback made within no call of the host), and returns once the host's
+/// method runs; `parent` publishes its number for another call in flight
+/// (`lent-parent`) to call it, naming itself as the parent, and returns likewise.
+fn lend(name: &str) -> Result<String, String> {
+    let id = find_lent()?;
+    match name {
+        "outside" => {
+            let peer = tomada::remote::current_peer().ok_or("no peer")?;
+            std::thread::spawn(move || {
+                // Its answer (or error) is not for anyone: the call it was lent for is over.
+                let _ = peer.call(id, TOUCH_METHOD, Vec::new());
+            });
+        }
+        "parent" => LENT_ID.store(id, Ordering::SeqCst),
+        other => return Err(format!("unknown route {other}")),
+    }
+    wait_go()?;
+    Ok(format!("lent object {id} is being called after its call"))
+}
+
+/// From another call in flight: calls the object lent to `lend("parent")`.
+fn lent_parent() -> Result<String, String> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let id = loop {
+        match LENT_ID.load(Ordering::SeqCst) {
+            0 if std::time::Instant::now() > until => return Err("nothing was lent".to_owned()),
+            0 => std::thread::sleep(std::time::Duration::from_millis(1)),
+            id => break id,
+        }
+    };
+    let peer = tomada::remote::current_peer().ok_or("no peer")?;
+    let touched = peer.call(id, TOUCH_METHOD, Vec::new());
+    // (The lending call may return now, if the host's method did not say so already.)
+    LENT_GO.store(true, Ordering::SeqCst);
+    match touched {
+        Ok(b) => Ok(format!("touched object {id}: {b:?}")),
+        Err(e) => Err(format!("touching object {id}: {e}")),
+    }
+}
+
+/// Fills the nudge (descriptor 5) and stops this process from taking what is in it:
+/// descriptor 5 is replaced by a pipe nobody writes, so the runner's pool, once its
+/// read in progress returns, waits there for good; the nudge is then filled through a
+/// duplicate (an eventfd to 2^64 - 2, a pipe to the brim), made blocking, and topped
+/// up by what that last read took. The host's next nudge finds it full.
+fn fill_nudge() -> Result<String, String> {
+    // SAFETY: plain descriptor calls; failures are reported.
+    let mine = unsafe { libc::dup(5) };
+    if mine < 0 {
+        return Err(format!("fd 5: {}", Error::last_os_error()));
+    }
+    let mut idle = [0; 2];
+    // SAFETY: `pipe` writes two new descriptors into the local array (both kept open,
+    // so a read of the first waits for good).
+    if unsafe { libc::pipe(idle.as_mut_ptr()) } != 0 || unsafe { libc::dup2(idle[0], 5) } < 0 {
+        return Err(format!("replacing fd 5: {}", Error::last_os_error()));
+    }
+    let report = fill(&[mine])?;
+    // An eventfd: the pool's read in progress took one post; put it back (a blocking
+    // write, which returns once that read has taken its post). (A pipe frees room a
+    // page at a time: one read leaves it full.)
+    // SAFETY: `fstat` writes into a zeroed local.
+    let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(mine, &mut stat) } == 0 && stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        let one = 1u64;
+        // SAFETY: 8 bytes from a local.
+        unsafe { libc::write(mine, (&raw const one).cast(), 8) };
+    }
+    Ok(report.replace(&format!("fd {mine}"), "fd 5"))
+}

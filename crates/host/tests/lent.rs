@@ -1,0 +1,341 @@
+//! Issue 16, items 1 and 5, each attack a real plugin (`tests/plugins/sandbox-attacker`)
+//! against an isolated host:
+//! - a `&dyn Probe` lent for one call is never used by the host after that call
+//!   returned, whichever route the plugin takes to call it later (its own thread; or
+//!   another call in flight named as the parent);
+//! - no host thread waits on the plugin past a deadline: not on a nudge pipe or bell the
+//!   plugin filled, not on a ring the plugin claims is full (a call fails at its
+//!   deadline; dropping the `Plugin` kills after a short grace), and a bell flood ends
+//!   the plugin's process after a bounded number of wake-ups.
+//!
+//! Its own test binary: it installs a logger, whose records are part of what the lent
+//! tests wait for (never a time).
+#![allow(missing_docs)]
+#![cfg(target_os = "linux")]
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use attack_api::{Attacker, Probe};
+use tomada_host::isolate::{Isolation, Mode, Runner};
+use tomada_host::{CallError, Plugin};
+use tomada_test_support::cdylib;
+
+/// What the host's `Probe::mark` answers (the fixture looks for it).
+const MARK: u64 = 0x7e57_1e47;
+/// A bound no test should reach: it only turns a hang into a failure.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+fn isolation() -> Isolation {
+    Isolation::new().runner(Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()))
+}
+
+fn attacker(isolation: Isolation) -> Plugin<dyn Attacker> {
+    tomada_host::load_with::<dyn Attacker>(cdylib("sandbox-attacker"), &Mode::Isolated(isolation)).unwrap()
+}
+
+/// Whether process `pid` is gone (or a zombie about to be reaped by init).
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Runs `f` on a thread of its own; fails the test if it has not returned within
+/// [`HANG_GUARD`] (it is then left behind: the test process ends with the failure).
+#[track_caller]
+fn returns<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG_GUARD).unwrap_or_else(|_| panic!("{what} never returned: a host thread hangs"))
+}
+
+// --- Lent objects --------------------------------------------------------------
+
+/// What the lent-object tests observe, shared with the logger and the probe (the
+/// probe is a zero-sized type: a method running after its drop then reads no freed
+/// memory, in this test, and records that it ran instead).
+struct Watch {
+    state: Mutex<Seen>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// The probe of the test was dropped (its lending call returned).
+    dropped: bool,
+    /// The host said a lending call waits for a method running outside the call.
+    waited: bool,
+    /// `touch` ran: 1 with the probe alive, 2 after its drop.
+    touched: u8,
+}
+
+static WATCH: Watch =
+    Watch { state: Mutex::new(Seen { dropped: false, waited: false, touched: 0 }), changed: Condvar::new() };
+/// The lent-object tests share `WATCH` and the logger: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// The plugin the probe's `touch` calls (to let the plugin's lending call return).
+static PLUGIN: Mutex<Option<Arc<Plugin<dyn Attacker>>>> = Mutex::new(None);
+
+fn update(f: impl FnOnce(&mut Seen)) {
+    f(&mut WATCH.state.lock().unwrap_or_else(|p| p.into_inner()));
+    WATCH.changed.notify_all();
+}
+
+/// Records the host's warnings about lent objects.
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() <= log::Level::Warn && record.args().to_string().contains("lent for one call only") {
+            update(|s| s.waited = true);
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: Logger = Logger;
+
+/// The host's object lent to the plugin.
+struct HostProbe;
+
+impl Drop for HostProbe {
+    fn drop(&mut self) {
+        update(|s| s.dropped = true);
+    }
+}
+
+impl Probe for HostProbe {
+    fn mark(&self) -> u64 {
+        MARK
+    }
+
+    /// Called by the plugin after (or as) the lending call returns. Lets that call
+    /// return (through the plugin), then waits until either the probe is dropped (its
+    /// call returned: what must not happen while this runs) or the host says the
+    /// lending call waits for this method; records which.
+    fn touch(&self) -> u64 {
+        let plugin = PLUGIN.lock().unwrap().clone().expect("a plugin under test");
+        assert_eq!(plugin.attack("lent-go", ""), Ok(Ok("go".to_owned())));
+        let state = WATCH.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut state, _) = WATCH
+            .changed
+            .wait_timeout_while(state, HANG_GUARD, |s| !s.dropped && !s.waited)
+            .unwrap_or_else(|p| p.into_inner());
+        // (Only the flag is read, never `self`: after a drop, that would be freed.)
+        state.touched = if state.dropped { 2 } else { 1 };
+        WATCH.changed.notify_all();
+        u64::from(state.touched)
+    }
+}
+
+/// Starts a lent-object test: one at a time, a fresh watch, the logger, the plugin.
+fn lent_setup() -> (std::sync::MutexGuard<'static, ()>, Arc<Plugin<dyn Attacker>>) {
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Warn);
+    *WATCH.state.lock().unwrap_or_else(|p| p.into_inner()) = Seen::default();
+    let plugin = Arc::new(attacker(isolation()));
+    *PLUGIN.lock().unwrap() = Some(Arc::clone(&plugin));
+    (guard, plugin)
+}
+
+/// Waits until `touch` has recorded what it saw; returns it.
+fn touched() -> u8 {
+    let state = WATCH.state.lock().unwrap_or_else(|p| p.into_inner());
+    let (state, _) =
+        WATCH.changed.wait_timeout_while(state, HANG_GUARD, |s| s.touched == 0).unwrap_or_else(|p| p.into_inner());
+    state.touched
+}
+
+fn lent_teardown() {
+    PLUGIN.lock().unwrap().take();
+}
+
+/// Route 1: the plugin calls the lent probe from a thread of its own (a callback made
+/// within no call of the host, served on the host's callback thread), and lets the
+/// lending call return while that callback runs.
+///
+/// Without the fix (`Table::revoke` not waiting), the lending call returns as soon as
+/// the plugin answers it, the test drops the probe (as any caller drops what it lent
+/// once the call returns), and `touch`, still running on the callback thread, runs on
+/// a dropped object: it records 2 and this test fails. With the fix, the lending call
+/// waits until `touch` returns (the host warns that it does), and `touch` records 1.
+/// No timing: `touch` waits for one of those two events.
+#[test]
+fn a_lent_object_called_from_a_plugin_thread_after_its_call_never_runs_dropped() {
+    let (_one, plugin) = lent_setup();
+    let lender = Arc::clone(&plugin);
+    let answer = returns("the lending call", move || {
+        let probe = HostProbe;
+        let answer = lender.lend("outside", &probe);
+        drop(probe);
+        answer
+    });
+    assert!(answer.as_ref().is_ok_and(|a| a.is_ok()), "{answer:?}");
+    assert_eq!(touched(), 1, "the host ran a method of the lent object after it was dropped");
+    assert!(WATCH.state.lock().unwrap().waited, "the lending call said it waited");
+    lent_teardown();
+}
+
+/// Route 2: a second call in flight calls the probe lent to the first, naming itself
+/// as the callback's parent, so the host serves it on the second call's thread while
+/// the first call returns. As route 1, without the fix the probe is dropped under
+/// `touch` (it records 2); with it, the first call waits for `touch` to return.
+#[test]
+fn a_lent_object_called_within_another_call_after_its_call_never_runs_dropped() {
+    let (_one, plugin) = lent_setup();
+    let lender = Arc::clone(&plugin);
+    let first = std::thread::spawn(move || {
+        let probe = HostProbe;
+        let answer = lender.lend("parent", &probe);
+        drop(probe);
+        answer
+    });
+    let other = Arc::clone(&plugin);
+    let second = returns("the other call", move || other.attack("lent-parent", ""));
+    assert!(second.as_ref().is_ok_and(|a| a.is_ok()), "{second:?}");
+    let first = returns("the lending call", move || first.join().unwrap());
+    assert!(first.as_ref().is_ok_and(|a| a.is_ok()), "{first:?}");
+    assert_eq!(touched(), 1, "the host ran a method of the lent object after it was dropped");
+    assert!(WATCH.state.lock().unwrap().waited, "the lending call said it waited");
+    lent_teardown();
+}
+
+// --- Waits bounded by a deadline -------------------------------------------------
+
+/// A probe for the calls that only need a lending call in flight.
+struct Marker;
+
+impl Probe for Marker {
+    fn mark(&self) -> u64 {
+        MARK
+    }
+    fn touch(&self) -> u64 {
+        0
+    }
+}
+
+/// Two calls at once, each waiting in the plugin for the other (so whichever the host
+/// sends second, it sends with the first in flight, and posts a nudge for a second
+/// thread of the plugin to take it), then the `Plugin` dropped: each returns, and the
+/// process is gone.
+fn concurrent_calls_and_drop_return(plugin: Plugin<dyn Attacker>) {
+    let pid = plugin.process_id().expect("a running process");
+    let plugin = Arc::new(plugin);
+    let (a, b) = (Arc::clone(&plugin), Arc::clone(&plugin));
+    // The first lends a probe and waits until the second has used it.
+    let first = std::thread::spawn(move || a.lend("parent", &Marker));
+    let second = returns("a concurrent call", move || b.attack("lent-parent", ""));
+    let first = returns("the first call", move || first.join().unwrap());
+    // Whatever became of them (the plugin may have been ended), they returned.
+    let _ = (first, second);
+    let plugin = Arc::into_inner(plugin).expect("the calls are done");
+    returns("drop(Plugin)", move || drop(plugin));
+    assert!(is_dead(pid), "the plugin's process outlived its handle");
+}
+
+/// The nudge was an eventfd the plugin shared: filled to 2^64 - 2 (and nobody left
+/// to take from it), the host's next nudge (a concurrent call, a dropped async call)
+/// blocked in `write(2)` for good, even during `drop(Plugin)` (this test's hang guard
+/// trips). Now it is a pipe, and the plugin's descriptor 5 is an opening of its own: it
+/// can still fill the pipe and make its opening blocking (the attack goes through),
+/// but the host writes through its own opening, non-blocking, where a full pipe means
+/// "posted already". Its pool no longer sees nudges (the attack replaced its
+/// descriptor 5), so the first call waits for the second until the deadline (the
+/// process is ended): every call and the drop return.
+#[test]
+fn a_plugin_filling_the_nudge_blocks_no_concurrent_call() {
+    let plugin = attacker(isolation().deadline(Duration::from_secs(3)));
+    let filled = plugin.attack("fill-nudge", "").unwrap();
+    assert!(filled.as_ref().is_ok_and(|r| r.contains("fd 5: filled")), "{filled:?}");
+    concurrent_calls_and_drop_return(plugin);
+}
+
+/// The bells were eventfds both processes held: the plugin could fill the one the
+/// host rings and clear its `O_NONBLOCK` (shared with the host: one open file
+/// description), and the host's next ring blocked for good. Now each bell is a pipe,
+/// and each side holds only its own end: the plugin fills the ends it may write
+/// (which only floods the host's bells, see below) and cannot write the others;
+/// nothing the host does blocks.
+#[test]
+fn a_plugin_filling_the_bells_blocks_no_host_thread() {
+    let plugin = attacker(isolation());
+    let filled = plugin.attack("fill-bells", "");
+    // (It may already fail: a full bell of the host's is a flood.)
+    if let Ok(report) = &filled {
+        let report = format!("{report:?}");
+        assert!(report.contains("fd 9: Bad file descriptor"), "{report}");
+        assert!(report.contains("fd 10: Bad file descriptor"), "{report}");
+    }
+    concurrent_calls_and_drop_return(plugin);
+}
+
+/// A plugin that claims it read nothing of the host's ring: the next call waits for
+/// room up to its deadline, then fails with `TimedOut`, and the process is ended.
+#[test]
+fn a_ring_claimed_full_fails_the_next_call_at_its_deadline() {
+    let plugin = attacker(isolation().deadline(Duration::from_secs(2)));
+    let pid = plugin.process_id().unwrap();
+    assert!(plugin.attack("claim-full", "").unwrap().is_ok());
+    let plugin = Arc::new(plugin);
+    let p = Arc::clone(&plugin);
+    let next = returns("the next call", move || p.attack("whoami", ""));
+    assert!(matches!(next, Err(CallError::TimedOut { .. })), "{next:?}");
+    assert!(is_dead(pid), "the process was ended");
+}
+
+/// The same, with the `Plugin` dropped instead: dropping asks the plugin's process to
+/// drop its instance, and that request waited for room up to the call deadline (30 s
+/// by default; here ten minutes, so that without the fix the hang guard trips). Now it
+/// waits a short grace, then kills the process.
+#[test]
+fn drop_kills_a_plugin_that_takes_nothing_without_waiting_for_the_deadline() {
+    let plugin = attacker(isolation().deadline(Duration::from_secs(600)));
+    let pid = plugin.process_id().unwrap();
+    assert!(plugin.attack("claim-full", "").unwrap().is_ok());
+    returns("drop(Plugin)", move || drop(plugin));
+    assert!(is_dead(pid), "the plugin's process outlived its handle");
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes one `rusage` into a zeroed local.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
+    // SAFETY: zeroed, then written by the call.
+    let usage = unsafe { usage.assume_init() };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A plugin that rings the host's bell without end and sends nothing, while the host
+/// waits for its answer. Each ring woke the waiting host thread for nothing: it burnt
+/// as much CPU as the plugin, until the deadline. Now the host coalesces the wake-ups
+/// (once a millisecond at most after two for nothing) and ends a peer that wakes it
+/// 64 times in a row without sending anything: the call fails with that reason, long
+/// before its deadline (two minutes here; without the fix, the call times out, which
+/// this test refuses), having cost the waiting thread a few milliseconds of CPU. The
+/// CPU bound below is generous (a second): only an unbounded flood reaches it.
+#[test]
+fn a_bell_flood_ends_the_plugin_and_costs_the_host_little() {
+    let plugin = attacker(isolation().deadline(HANG_GUARD));
+    let pid = plugin.process_id().unwrap();
+    let (result, cpu) = returns("the flooded call", move || {
+        let before = thread_cpu();
+        let result = plugin.attack("bell-flood", "");
+        (result, thread_cpu() - before)
+    });
+    assert!(
+        matches!(&result, Err(CallError::Channel { message }) if message.contains("without sending anything")),
+        "{result:?}"
+    );
+    assert!(cpu < Duration::from_secs(1), "the waiting thread burnt {cpu:?} of CPU");
+    assert!(is_dead(pid), "the flooding process was ended");
+}
