@@ -323,17 +323,25 @@ impl<'a> Reader<'a> {
         WireError::TooLarge { budget: self.limit.0, received: self.limit.1 }
     }
 
-    /// Charges `n` elements of `T` and reserves room for them in `vec`: what a
-    /// sequence of `n` claimed elements may hold is checked against the bytes before
-    /// it is allocated, and an allocation failure is an error.
+    /// A vector with room for `n` elements of `T`, charged first: what a sequence of
+    /// `n` claimed elements takes is checked against the bytes before it is
+    /// allocated, and an allocation failure is an error.
     ///
     /// # Errors
     /// [`WireError::TooLarge`] or [`WireError::OutOfMemory`].
     #[inline]
-    pub fn reserve<T>(&mut self, vec: &mut Vec<T>, n: usize) -> Result<(), WireError> {
+    pub fn vec<T>(&mut self, n: usize) -> Result<Vec<T>, WireError> {
         let bytes = n.saturating_mul(size_of::<T>());
         self.charge(bytes)?;
-        vec.try_reserve_exact(n).map_err(|_| WireError::OutOfMemory { bytes })
+        if bytes <= self.bytes.len() {
+            // No larger than bytes already in memory (the common case): allocated
+            // directly, which is cheaper than the fallible path.
+            Ok(Vec::with_capacity(n))
+        } else {
+            let mut vec = Vec::new();
+            vec.try_reserve_exact(n).map_err(|_| WireError::OutOfMemory { bytes })?;
+            Ok(vec)
+        }
     }
 
     /// Fails unless every byte was read.

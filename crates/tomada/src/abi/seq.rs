@@ -126,11 +126,10 @@ pub(crate) fn encode_slice<T: Abi>(items: &[T], out: &mut Vec<u8>) {
 #[inline]
 pub(crate) fn decode_vec<T: Abi>(r: &mut Reader<'_>) -> Result<Vec<T>, WireError> {
     let len = r.len(T::WIRE_MIN)?;
-    let mut vec = Vec::<T>::new();
     // Exactly `len`, charged first: the elements need at least `len * WIRE_MIN` bytes
     // (checked by `len`), and `len * size_of::<T>()` must fit what those bytes may
     // allocate. Pushing below then never reallocates.
-    r.reserve(&mut vec, len)?;
+    let mut vec = r.vec::<T>(len)?;
     if T::PLAIN && cfg!(target_endian = "little") && size_of::<T>() == T::WIRE_MIN {
         let bytes = r.take(len * size_of::<T>())?;
         // SAFETY: the vector has room for `len` elements; any bytes are a valid plain

@@ -169,11 +169,10 @@ unsafe impl Abi for String {
     fn decode(r: &mut Reader<'_>) -> Result<String, WireError> {
         let n = r.len(1)?;
         let text = std::str::from_utf8(r.take(n)?).map_err(|_| WireError::Malformed("a string is not UTF-8"))?;
+        // `n` bytes that came, copied once: charged, but not reserved fallibly (a
+        // string's size is the bytes present, never a count the peer only claims).
         r.charge(n)?;
-        let mut s = String::new();
-        s.try_reserve_exact(n).map_err(|_| WireError::OutOfMemory { bytes: n })?;
-        s.push_str(text);
-        Ok(s)
+        Ok(text.to_owned())
     }
     #[inline]
     fn decode_owned(mut bytes: Vec<u8>) -> Result<String, WireError> {
@@ -598,8 +597,7 @@ unsafe impl<T: Abi, const N: usize> Abi for [T; N] {
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         // Decoded into a `Vec` first: an array cannot be built element by element
         // with `?` on stable Rust without unsafe code.
-        let mut items = Vec::new();
-        r.reserve(&mut items, N)?;
+        let mut items = r.vec(N)?;
         for _ in 0..N {
             items.push(T::decode(r)?);
         }
