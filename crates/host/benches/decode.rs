@@ -20,7 +20,7 @@ fn entry(i: usize, previous: Option<Box<Entry>>) -> Entry {
         meta: Meta {
             kind: [Kind::Text, Kind::Blob, Kind::Link][i % 3],
             created: i as u64,
-            owner: (i % 2 == 0).then(|| format!("owner-{i}")),
+            owner: i.is_multiple_of(2).then(|| format!("owner-{i}")),
         },
         tags: vec!["a".into(), format!("tag-{}", i % 7)],
         previous,
