@@ -208,6 +208,11 @@ fn a_sparse_answer_cannot_amplify_host_memory() {
     set_limits(limits);
     assert_eq!(result, Ok(count));
     assert!(peak >= 40 * frame, "without the limit the attack costs {peak} bytes for a {frame}-byte answer");
+    eprintln!(
+        "sparse answer of {frame} bytes with the factor at 64: host peak {peak} bytes ({:.2} × the answer; the value is {} bytes)",
+        peak as f64 / frame as f64,
+        count * size_of::<Option<hostile_api::Record>>()
+    );
     still_serves(&p, pid);
 }
 
