@@ -170,6 +170,31 @@ fn a_100k_deep_callback_argument_is_refused_not_a_host_abort() {
     still_serves(&p, pid);
 }
 
+/// The same from a thread of the plugin's own, to a sink it kept: a callback outside
+/// any call of the host, decoded on the host's callback thread (a spawned thread,
+/// 2 MiB). Refused the same way; the sink is never called.
+#[test]
+fn a_100k_deep_callback_from_a_plugin_thread_is_refused() {
+    let _serial = serial();
+    let p = hostile();
+    let pid = p.process_id();
+    let calls = std::sync::Arc::new(AtomicU32::new(0));
+    /// A kept sink, counting its calls where the test can see them.
+    struct Kept(std::sync::Arc<AtomicU32>);
+    impl Sink for Kept {
+        fn take(&self, _: Node) -> u32 {
+            self.0.fetch_add(1, Ordering::Relaxed)
+        }
+    }
+    p.keep(Box::new(Kept(std::sync::Arc::clone(&calls)))).unwrap();
+    let said = p.send_from_thread(100_000).unwrap();
+    assert!(said.contains("malformed arguments") && said.contains("nests deeper than 128 levels"), "{said}");
+    assert_eq!(calls.load(Ordering::Relaxed), 0, "the sink was never called");
+    assert_eq!(p.send_from_thread(5).unwrap(), "ok 0");
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    still_serves(&p, pid);
+}
+
 /// Four million `None`s of a 200-byte `Record` (16 MiB on the wire). Before, the host
 /// reserved `len × 200` bytes at once, 800 MB here, 50 × the answer (2.4 GB for the
 /// issue's 64 MiB answer; under an address-space limit, an abort). Now the decoder

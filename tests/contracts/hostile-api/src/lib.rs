@@ -56,4 +56,10 @@ pub trait Answers {
     /// Calls `sink.take` with a chain `depth` nodes long; returns `ok <its answer>`,
     /// or the message of the panic the failed call became.
     fn send(&self, sink: &dyn Sink, depth: u32) -> String;
+    /// Keeps `sink` for [`Answers::send_from_thread`].
+    fn keep(&self, sink: Box<dyn Sink>);
+    /// As [`Answers::send`], to the kept sink, from a thread of the plugin's own: a
+    /// callback outside any call of the host, which the host serves on its callback
+    /// thread.
+    fn send_from_thread(&self, depth: u32) -> String;
 }

@@ -8,7 +8,8 @@
 //! * `sparse(n)`: `n` `None`s of a 200-byte record (4 bytes each: 50 × amplification,
 //!   which made the host reserve `n × 200` bytes at once);
 //! * `index(true)`, `ordered(true)`: a map and a set holding one key twice;
-//! * `send(sink, d)`: a `d`-deep chain as the argument of a callback to the host.
+//! * `send(sink, d)`: a `d`-deep chain as the argument of a callback to the host;
+//!   `send_from_thread(d)` the same to a sink it kept (`keep`), from its own thread.
 
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -69,6 +70,8 @@ mod forged {
         fn index(&self, duplicate: bool) -> Raw<HashMap<String, u32>>;
         fn ordered(&self, duplicate: bool) -> Raw<BTreeSet<String>>;
         fn send(&self, sink: &dyn Sink, depth: u32) -> String;
+        fn keep(&self, sink: Box<dyn Sink>);
+        fn send_from_thread(&self, depth: u32) -> String;
     }
 }
 
@@ -98,7 +101,22 @@ fn chain_bytes(depth: u32) -> Vec<u8> {
 }
 
 #[derive(Default)]
-struct Hostile;
+struct Hostile {
+    kept: std::sync::Mutex<Option<std::sync::Arc<dyn Sink>>>,
+}
+
+/// Sends a `depth`-deep chain to `sink`: `ok <its answer>`, or the message of the panic
+/// a failed call through an object becomes (see the contract macro).
+fn send_chain(sink: &dyn Sink, depth: u32) -> String {
+    match catch_unwind(AssertUnwindSafe(|| sink.take(Raw::new(chain_bytes(depth))))) {
+        Ok(n) => format!("ok {n}"),
+        Err(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default(),
+    }
+}
 
 impl Answers for Hostile {
     fn chain(&self, depth: u32) -> Raw<hostile_api::Node> {
@@ -148,16 +166,16 @@ impl Answers for Hostile {
     }
 
     fn send(&self, sink: &dyn Sink, depth: u32) -> String {
-        // A failed call through an object panics (see the contract macro): catch it to
-        // tell the host what its own side answered.
-        match catch_unwind(AssertUnwindSafe(|| sink.take(Raw::new(chain_bytes(depth))))) {
-            Ok(n) => format!("ok {n}"),
-            Err(payload) => payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default(),
-        }
+        send_chain(sink, depth)
+    }
+
+    fn keep(&self, sink: Box<dyn Sink>) {
+        *self.kept.lock().unwrap() = Some(std::sync::Arc::from(sink));
+    }
+
+    fn send_from_thread(&self, depth: u32) -> String {
+        let Some(sink) = self.kept.lock().unwrap().clone() else { return "no sink kept".to_owned() };
+        std::thread::spawn(move || send_chain(&*sink, depth)).join().unwrap_or_default()
     }
 }
 
