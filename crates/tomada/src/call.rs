@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::Abi;
 use crate::ffi::{RVec, Status};
+use crate::wire::WireError;
 
 /// Why a call into a plugin did not return a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,10 @@ pub enum CallError {
     },
     /// The plugin answered with a status this side does not know: a broken plugin.
     BadStatus(u8),
+    /// An isolated plugin's answer is not a value of the method's result type, or
+    /// goes past what decoding may take here (nesting, memory: see [`crate::wire`]);
+    /// the answer was dropped and the host is unharmed.
+    Answer(WireError),
 }
 
 impl fmt::Display for CallError {
@@ -84,6 +89,7 @@ impl fmt::Display for CallError {
                 "the plugin is quarantined: its process crashed {crashes} times within {window:?}, and is not started again"
             ),
             CallError::Channel { message } => write!(f, "the channel to the plugin's process failed: {message}"),
+            CallError::Answer(error) => write!(f, "the plugin's answer cannot be decoded: {error}"),
             CallError::BadStatus(s) => {
                 write!(f, "the plugin returned unknown status {s}; it is broken or was not built by tomada")
             }

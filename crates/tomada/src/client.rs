@@ -216,8 +216,8 @@ pub fn current_keepalive() -> Option<Keepalive> {
 /// Host side of an isolated call: sends `args` and reads the result back.
 ///
 /// # Errors
-/// What the channel reports, or [`CallError::Channel`] for an answer that does not
-/// decode as an `R`.
+/// What the channel reports, or [`CallError::Answer`] for an answer that does not
+/// decode as an `R` within this process's [decoding limits](crate::wire).
 ///
 /// `encode` writes the arguments. If the method passes trait objects (`objects`),
 /// those among the arguments are exported to the channel's peer (a `&dyn C` for this
@@ -249,8 +249,7 @@ pub fn remote_call<R: Abi>(
                 peer.revoke(id);
             }
         }
-        R::decode_owned(answer?)
-            .map_err(|e| CallError::Channel { message: format!("the plugin's answer cannot be decoded: {e}") })
+        R::decode_owned(answer?).map_err(CallError::Answer)
     };
     match objects.then(|| channel.peer()).flatten() {
         None => call(),
@@ -294,10 +293,7 @@ pub fn remote_call_async<'a, R: Abi + 'a>(
             Err(payload) => Err(CallError::Channel { message: crate::call::panic_message(payload) }),
         };
         drop(lent);
-        let decode = move || {
-            R::decode_owned(answer?)
-                .map_err(|e| CallError::Channel { message: format!("the plugin's answer cannot be decoded: {e}") })
-        };
+        let decode = move || R::decode_owned(answer?).map_err(CallError::Answer);
         match &peer {
             None => decode(),
             Some(p) => crate::remote::with_peer(p, decode),

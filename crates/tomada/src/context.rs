@@ -67,12 +67,12 @@ impl Context {
     /// If the bytes are not one whole `T` (the host passed none, or another type).
     pub fn value<T: Abi>(&self) -> Result<T, WireError> {
         if self.config.is_empty() {
-            return Err(WireError("the host passed no configuration"));
+            return Err(WireError::Malformed("the host passed no configuration"));
         }
         let mut r = Reader::new(&self.config);
         let value = T::decode(&mut r)?;
         if !r.remaining().is_empty() {
-            return Err(WireError("the configuration is not one value of this type (bytes left over)"));
+            return Err(WireError::Malformed("the configuration is not one value of this type (bytes left over)"));
         }
         Ok(value)
     }

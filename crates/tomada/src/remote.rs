@@ -237,9 +237,9 @@ pub fn decode_remote(r: &mut Reader<'_>) -> Result<Arc<dyn Channel>, WireError> 
     let word = u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
     let (id, lent) = (word & !LENT, word & LENT != 0);
     if id == 0 {
-        return Err(WireError("an object numbered 0"));
+        return Err(WireError::Malformed("an object numbered 0"));
     }
-    let peer = current_peer().ok_or(WireError("an object crossed outside a call through a channel"))?;
+    let peer = current_peer().ok_or(WireError::Malformed("an object crossed outside a call through a channel"))?;
     Ok(Arc::new(RemoteObject { peer, id, lent }))
 }
 

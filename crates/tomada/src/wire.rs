@@ -14,43 +14,213 @@
 //! * structs, tuples and arrays: their fields in order.
 //!
 //! Both processes run the same contract (the fingerprints matched), so no names or
-//! types travel. Decoding is defensive all the same: a length is checked against the
-//! bytes left before anything is allocated, and every variant index and string is
-//! validated, so a corrupt frame is an error, never undefined behaviour.
+//! types travel. Decoding is defensive all the same, because the other process may be
+//! hostile: every decode is *total* (any bytes give a value or a [`WireError`], never
+//! undefined behaviour, a panic or an abort) and *bounded*:
+//!
+//! * **depth**: boxes, vectors, maps and sets (the only ways a value can nest without
+//!   end) may sit at most [`Limits::max_depth`] within each other, 128 by default (a
+//!   string or a vector of numbers is a leaf: nothing nests in it), and
+//!   decoding never uses more than [`MAX_DECODE_STACK`] bytes of stack, whatever the
+//!   types: a 100 000-deep chain is [`WireError::TooDeep`], not a stack overflow;
+//! * **memory**: decoding `n` bytes allocates at most
+//!   [`Limits::memory_factor`]` × n + `[`Limits::memory_slack`] bytes (8 × n + 1 MiB by
+//!   default), counted before each allocation is made. A length is first checked
+//!   against the bytes left (each element takes at least [`Abi::WIRE_MIN`](crate::Abi::WIRE_MIN)
+//!   bytes), then what its elements take in memory is charged to that budget, and only
+//!   then reserved, with `try_reserve`: a count the peer claims never sizes an
+//!   allocation on its own, a sparse answer that would take 36 × its size in memory is
+//!   [`WireError::TooLarge`], and a failed allocation is [`WireError::OutOfMemory`],
+//!   not an abort. With the answer's own buffer, the host's peak for one answer of `n`
+//!   bytes is at most `(factor + 1) × n + slack`;
+//! * **keys**: a map or set whose bytes hold the same key twice is
+//!   [`WireError::DuplicateKey`], never silently collapsed.
+//!
+//! The limits are this process's ([`set_limits`]): the host's copy of tomada governs
+//! what the host decodes (answers, callback arguments), a plugin's what it decodes.
 //!
 //! Written by hand rather than with serde: the format is part of each type's single
 //! [`Abi`](crate::Abi) implementation, byte buffers move as one copy, and a plugin
 //! that is only ever loaded in-process carries no serialisation framework.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Why bytes could not be decoded into a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireError(pub &'static str);
+#[non_exhaustive]
+pub enum WireError {
+    /// The bytes are not a value of the type (cut short, an unknown variant, a string
+    /// that is not UTF-8...): a broken or hostile peer.
+    Malformed(&'static str),
+    /// Boxes, vectors, maps or sets nest deeper than the limit.
+    TooDeep {
+        /// The limit ([`Limits::max_depth`]).
+        limit: u32,
+    },
+    /// Decoding would use more than [`MAX_DECODE_STACK`] bytes of stack (a type whose
+    /// every level takes a lot of it).
+    StackExhausted {
+        /// The depth reached.
+        depth: u32,
+    },
+    /// The value would take more memory than the bytes it came in allow.
+    TooLarge {
+        /// What decoding these bytes may allocate ([`Limits::budget`]).
+        budget: usize,
+        /// How many bytes came.
+        received: usize,
+    },
+    /// The system refused an allocation the bytes asked for.
+    OutOfMemory {
+        /// The size of the allocation refused.
+        bytes: usize,
+    },
+    /// A map or set holds the same key twice.
+    DuplicateKey,
+}
 
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        match self {
+            WireError::Malformed(what) => f.write_str(what),
+            WireError::TooDeep { limit } => write!(
+                f,
+                "the value nests deeper than {limit} levels of boxes, vectors, maps or sets; \
+                 if the contract's values really are this deep, raise `max_depth` with `tomada::wire::set_limits`"
+            ),
+            WireError::StackExhausted { depth } => write!(
+                f,
+                "the value needs more than {MAX_DECODE_STACK} bytes of stack to decode at depth {depth}; \
+                 lower `max_depth` with `tomada::wire::set_limits`, or make the contract's types shallower"
+            ),
+            WireError::TooLarge { budget, received } => write!(
+                f,
+                "the value would take more than {budget} bytes of memory, sent in {received} bytes; \
+                 if the contract's values really are this sparse, raise `memory_factor` with `tomada::wire::set_limits`"
+            ),
+            WireError::OutOfMemory { bytes } => write!(f, "cannot allocate {bytes} bytes for the value"),
+            WireError::DuplicateKey => f.write_str("a map or set holds the same key twice"),
+        }
     }
 }
 
 impl std::error::Error for WireError {}
 
-/// A cursor over encoded bytes.
+/// What decoding may take, in this process (see [`set_limits`] and the
+/// [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How deep boxes, vectors, maps and sets may nest within each other.
+    pub max_depth: u32,
+    /// Decoding `n` bytes may allocate `memory_factor × n + memory_slack` bytes.
+    pub memory_factor: usize,
+    /// See [`Limits::memory_factor`].
+    pub memory_slack: usize,
+}
+
+impl Limits {
+    /// 128 levels; 8 × the bytes received, plus 1 MiB.
+    ///
+    /// Each level of kv-api's `Entry` chain (five fields, strings, vectors, an enum)
+    /// takes about 575 bytes of stack to decode in a release build and 2.4 KiB in a
+    /// debug build (measured): 128 levels are 72 KiB and 310 KiB, well within the
+    /// 2 MiB of the smallest threads that decode (the host's callback threads, the
+    /// runner's, std's default), and deep enough for any value a contract means to
+    /// nest. [`MAX_DECODE_STACK`] stops types whose levels take far more. Eight
+    /// times the bytes holds every value whose memory is at most eight times its byte
+    /// form: strings and byte buffers (about 1 ×), numbers, structs (≤ 3 ×),
+    /// `Vec<String>` of empty strings (3 ×), `Vec<Option<String>>` of `None`s (6 ×),
+    /// hash maps and sets (their tables ≤ 7 ×); a `Vec` of `None`s of a 144-byte
+    /// record (36 ×) needs a larger factor.
+    pub const DEFAULT: Limits = Limits { max_depth: 128, memory_factor: 8, memory_slack: 1 << 20 };
+
+    /// What decoding `received` bytes may allocate.
+    pub const fn budget(&self, received: usize) -> usize {
+        received.saturating_mul(self.memory_factor).saturating_add(self.memory_slack)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+static MAX_DEPTH: AtomicU32 = AtomicU32::new(Limits::DEFAULT.max_depth);
+static MEMORY_FACTOR: AtomicUsize = AtomicUsize::new(Limits::DEFAULT.memory_factor);
+static MEMORY_SLACK: AtomicUsize = AtomicUsize::new(Limits::DEFAULT.memory_slack);
+
+/// Sets what decoding may take in this process from now on (answers and callback
+/// arguments decoded by the host, if called there).
+///
+/// # Examples
+/// ```
+/// use tomada::wire::{Limits, limits, set_limits};
+/// set_limits(Limits { max_depth: 256, ..Limits::DEFAULT });
+/// assert_eq!(limits().max_depth, 256);
+/// # set_limits(Limits::DEFAULT);
+/// ```
+pub fn set_limits(limits: Limits) {
+    MAX_DEPTH.store(limits.max_depth, Ordering::Relaxed);
+    MEMORY_FACTOR.store(limits.memory_factor, Ordering::Relaxed);
+    MEMORY_SLACK.store(limits.memory_slack, Ordering::Relaxed);
+}
+
+/// What decoding may take in this process ([`Limits::DEFAULT`] unless [`set_limits`]
+/// changed it).
+pub fn limits() -> Limits {
+    Limits {
+        max_depth: MAX_DEPTH.load(Ordering::Relaxed),
+        memory_factor: MEMORY_FACTOR.load(Ordering::Relaxed),
+        memory_slack: MEMORY_SLACK.load(Ordering::Relaxed),
+    }
+}
+
+/// The most stack one decode may use below its outermost box, vector, map or set,
+/// whatever [`Limits::max_depth`] says: half of the 2 MiB that Rust gives a spawned
+/// thread (the host's callback threads, the runner's threads), leaving the other half
+/// to what runs above and after the decode.
+pub const MAX_DECODE_STACK: usize = 1 << 20;
+
+/// A cursor over encoded bytes, with what decoding them may still take (see the
+/// [module docs](self)).
 #[derive(Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
+    /// How deep in boxes, vectors, maps and sets the decode is.
+    depth: u32,
+    max_depth: u32,
+    /// The bytes decoding may still allocate.
+    budget: usize,
+    /// What it could allocate at first, and from how many bytes.
+    limit: (usize, usize),
+    /// The stack address at depth 0 (where the outermost nesting value started).
+    stack: usize,
 }
 
 impl<'a> Reader<'a> {
-    /// Reads from `bytes`.
-    pub const fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes }
+    /// Reads from `bytes`, within this process's [`limits`].
+    #[inline]
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self::with_limits(bytes, limits())
+    }
+
+    /// Reads from `bytes` within `limits`.
+    #[inline]
+    pub const fn with_limits(bytes: &'a [u8], limits: Limits) -> Self {
+        let budget = limits.budget(bytes.len());
+        Self { bytes, depth: 0, max_depth: limits.max_depth, budget, limit: (budget, bytes.len()), stack: 0 }
     }
 
     /// The bytes not read yet.
     pub const fn remaining(&self) -> &'a [u8] {
         self.bytes
+    }
+
+    /// What decoding may still allocate, in bytes.
+    pub const fn budget(&self) -> usize {
+        self.budget
     }
 
     /// Takes the next `n` bytes.
@@ -60,7 +230,7 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if self.bytes.len() < n {
-            return Err(WireError("the bytes end early"));
+            return Err(WireError::Malformed("the bytes end early"));
         }
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
@@ -84,12 +254,12 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn len(&mut self, min: usize) -> Result<usize, WireError> {
         let n = u64::from_le_bytes(self.array()?);
-        let n = usize::try_from(n).map_err(|_| WireError("a length does not fit this machine"))?;
+        let n = usize::try_from(n).map_err(|_| WireError::Malformed("a length does not fit this machine"))?;
         if n.saturating_mul(min.max(1)) > self.bytes.len() && min > 0 {
-            return Err(WireError("a length is larger than the bytes that follow"));
+            return Err(WireError::Malformed("a length is larger than the bytes that follow"));
         }
         if min == 0 && n > MAX_ZERO_SIZED {
-            return Err(WireError("too many zero-sized items"));
+            return Err(WireError::Malformed("too many zero-sized items"));
         }
         Ok(n)
     }
@@ -103,12 +273,87 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
+    /// Goes one level deeper (into a box, vector, map or set); [`Reader::leave`] comes
+    /// back out once the value is read.
+    ///
+    /// # Errors
+    /// [`WireError::TooDeep`] past [`Limits::max_depth`], [`WireError::StackExhausted`]
+    /// past [`MAX_DECODE_STACK`].
+    #[inline]
+    pub fn enter(&mut self) -> Result<(), WireError> {
+        if self.depth >= self.max_depth {
+            return Err(WireError::TooDeep { limit: self.max_depth });
+        }
+        // Miri places locals anywhere: the stack guard means nothing there (the depth
+        // limit still holds).
+        #[cfg(not(miri))]
+        {
+            let marker = 0u8;
+            let here = std::hint::black_box(&raw const marker).addr();
+            if self.depth == 0 {
+                self.stack = here;
+            } else if self.stack.abs_diff(here) > MAX_DECODE_STACK {
+                return Err(WireError::StackExhausted { depth: self.depth });
+            }
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Comes back out of the level [`Reader::enter`] went into.
+    #[inline]
+    pub fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Counts `bytes` of memory the value about to be built takes against what
+    /// decoding may allocate; call it before allocating them.
+    ///
+    /// # Errors
+    /// [`WireError::TooLarge`] past the budget.
+    #[inline]
+    pub fn charge(&mut self, bytes: usize) -> Result<(), WireError> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(self.too_large()),
+        }
+    }
+
+    #[cold]
+    fn too_large(&self) -> WireError {
+        WireError::TooLarge { budget: self.limit.0, received: self.limit.1 }
+    }
+
+    /// A vector with room for `n` elements of `T`, charged first: what a sequence of
+    /// `n` claimed elements takes is checked against the bytes before it is
+    /// allocated, and an allocation failure is an error.
+    ///
+    /// # Errors
+    /// [`WireError::TooLarge`] or [`WireError::OutOfMemory`].
+    #[inline]
+    pub fn vec<T>(&mut self, n: usize) -> Result<Vec<T>, WireError> {
+        let bytes = n.saturating_mul(size_of::<T>());
+        self.charge(bytes)?;
+        if bytes <= self.bytes.len() {
+            // No larger than bytes already in memory (the common case): allocated
+            // directly, which is cheaper than the fallible path.
+            Ok(Vec::with_capacity(n))
+        } else {
+            let mut vec = Vec::new();
+            vec.try_reserve_exact(n).map_err(|_| WireError::OutOfMemory { bytes })?;
+            Ok(vec)
+        }
+    }
+
     /// Fails unless every byte was read.
     ///
     /// # Errors
     /// If bytes are left over.
     pub fn finish(&self) -> Result<(), WireError> {
-        if self.bytes.is_empty() { Ok(()) } else { Err(WireError("there are bytes left over")) }
+        if self.bytes.is_empty() { Ok(()) } else { Err(WireError::Malformed("there are bytes left over")) }
     }
 }
 
@@ -131,7 +376,7 @@ pub fn put_variant(out: &mut Vec<u8>, index: u32) {
 /// The error for an unknown variant index.
 #[cold]
 pub fn bad_variant() -> WireError {
-    WireError("an unknown variant index")
+    WireError::Malformed("an unknown variant index")
 }
 
 #[cfg(test)]

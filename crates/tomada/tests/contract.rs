@@ -469,7 +469,7 @@ fn garbage_arguments_are_an_error_not_undefined_behaviour() {
     }
     // An enum variant index the contract does not have, in an answer.
     let bad_answer: Result<Result<(), StoreError>, _> = tomada::client::remote_call(&BadAnswer, 17, false, |_| ());
-    assert!(matches!(bad_answer, Err(CallError::Channel { .. })), "{bad_answer:?}");
+    assert!(matches!(bad_answer, Err(CallError::Answer(tomada::wire::WireError::Malformed(_)))), "{bad_answer:?}");
 }
 
 struct BadAnswer;

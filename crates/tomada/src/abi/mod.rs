@@ -225,7 +225,7 @@ unsafe impl<'a> Arg for &'a str {
     unsafe fn decode(r: &mut Reader<'_>) -> Result<RSlice, WireError> {
         let n = r.len(1)?;
         let bytes = r.take(n)?;
-        std::str::from_utf8(bytes).map_err(|_| WireError("a string is not UTF-8"))?;
+        std::str::from_utf8(bytes).map_err(|_| WireError::Malformed("a string is not UTF-8"))?;
         Ok(RSlice::new(bytes))
     }
 }

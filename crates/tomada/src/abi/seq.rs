@@ -121,13 +121,17 @@ pub(crate) fn encode_slice<T: Abi>(items: &[T], out: &mut Vec<u8>) {
     }
 }
 
-/// Reads a length and the elements.
+/// Reads a length and the elements: one level deeper, and never more memory than the
+/// bytes allow (see [`crate::wire`]).
 #[inline]
 pub(crate) fn decode_vec<T: Abi>(r: &mut Reader<'_>) -> Result<Vec<T>, WireError> {
     let len = r.len(T::WIRE_MIN)?;
+    // Exactly `len`, charged first: the elements need at least `len * WIRE_MIN` bytes
+    // (checked by `len`), and `len * size_of::<T>()` must fit what those bytes may
+    // allocate. Pushing below then never reallocates.
+    let mut vec = r.vec::<T>(len)?;
     if T::PLAIN && cfg!(target_endian = "little") && size_of::<T>() == T::WIRE_MIN {
         let bytes = r.take(len * size_of::<T>())?;
-        let mut vec = Vec::<T>::with_capacity(len);
         // SAFETY: the vector has room for `len` elements; any bytes are a valid plain
         // `T`, stored little-endian; the source is the reader's bytes (no overlap).
         unsafe {
@@ -136,9 +140,10 @@ pub(crate) fn decode_vec<T: Abi>(r: &mut Reader<'_>) -> Result<Vec<T>, WireError
         }
         return Ok(vec);
     }
-    let mut vec = Vec::with_capacity(len);
+    r.enter()?;
     for _ in 0..len {
         vec.push(T::decode(r)?);
     }
+    r.leave();
     Ok(vec)
 }

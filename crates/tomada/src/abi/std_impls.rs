@@ -49,7 +49,7 @@ macro_rules! pointer_sized {
             fn encode(&self, out: &mut Vec<u8>) { out.extend_from_slice(&(*self as $wide).to_le_bytes()) }
             #[inline]
             fn decode(r: &mut Reader<'_>) -> Result<$t, WireError> {
-                <$t>::try_from(<$wide>::from_le_bytes(r.array()?)).map_err(|_| WireError("a size does not fit this machine"))
+                <$t>::try_from(<$wide>::from_le_bytes(r.array()?)).map_err(|_| WireError::Malformed("a size does not fit this machine"))
             }
         }
     )*};
@@ -96,7 +96,7 @@ unsafe impl Abi for bool {
         match r.array::<1>()? {
             [0] => Ok(false),
             [1] => Ok(true),
-            _ => Err(WireError("a bool is neither 0 nor 1")),
+            _ => Err(WireError::Malformed("a bool is neither 0 nor 1")),
         }
     }
 }
@@ -121,7 +121,7 @@ unsafe impl Abi for char {
     }
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<char, WireError> {
-        char::from_u32(u32::from_le_bytes(r.array()?)).ok_or(WireError("not a char"))
+        char::from_u32(u32::from_le_bytes(r.array()?)).ok_or(WireError::Malformed("not a char"))
     }
 }
 
@@ -168,17 +168,20 @@ unsafe impl Abi for String {
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<String, WireError> {
         let n = r.len(1)?;
-        let bytes = r.take(n)?;
-        std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| WireError("a string is not UTF-8"))
+        let text = std::str::from_utf8(r.take(n)?).map_err(|_| WireError::Malformed("a string is not UTF-8"))?;
+        // `n` bytes that came, copied once: charged, but not reserved fallibly (a
+        // string's size is the bytes present, never a count the peer only claims).
+        r.charge(n)?;
+        Ok(text.to_owned())
     }
     #[inline]
     fn decode_owned(mut bytes: Vec<u8>) -> Result<String, WireError> {
         let mut r = Reader::new(&bytes);
         let len = r.len(1)?;
         if len != r.remaining().len() {
-            return Err(WireError("bytes left over after a string"));
+            return Err(WireError::Malformed("bytes left over after a string"));
         }
-        std::str::from_utf8(r.remaining()).map_err(|_| WireError("a string is not UTF-8"))?;
+        std::str::from_utf8(r.remaining()).map_err(|_| WireError::Malformed("a string is not UTF-8"))?;
         // The buffer becomes the string: its 8-byte length goes, nothing is copied
         // elsewhere.
         bytes.drain(..8);
@@ -257,10 +260,13 @@ unsafe impl<T: Abi> Abi for VecDeque<T> {
 }
 
 /// Sets and maps cross as sequences of their elements (maps: of key-value pairs).
+/// Decoding one goes a level deeper, charges what its table or nodes take before
+/// they are allocated (see [`crate::wire`]), and refuses a key that comes twice.
 macro_rules! collection {
     ($name:literal, [$($bound:tt)*], $coll:ty, [$($param:ident),+], $item:ty, $ffi_item:ty,
      |$into:ident| $to_ffi:expr, |$from:ident| $from_ffi:expr, |$enc:ident, $out:ident| $encode:expr,
-     |$own:ident| $encode_owned:expr, |$r:ident| $decode:expr, $with_capacity:expr) => {
+     |$own:ident| $encode_owned:expr, |$r:ident| $decode:expr, $with_capacity:expr,
+     |$nr:ident, $n:ident| $decode_new:expr, |$coll_var:ident, $ins:ident| $insert:expr) => {
         // SAFETY: a sequence of the elements' `Ffi` forms in a `System` buffer (`RSeq`),
         // each element converted by its own `Abi` impl.
         unsafe impl<$($bound)*> Abi for $coll {
@@ -301,16 +307,66 @@ macro_rules! collection {
             }
             #[inline]
             fn decode($r: &mut Reader<'_>) -> Result<Self, WireError> {
-                let len = $r.len(0)?;
-                let mut coll: Self = $with_capacity(len.min($r.remaining().len()));
+                let len = $r.len(<$item as Abi>::WIRE_MIN)?;
+                let mut coll: Self = {
+                    let ($nr, $n) = (&mut *$r, len);
+                    $decode_new
+                };
+                $r.enter()?;
                 for _ in 0..len {
-                    let item = $decode;
-                    coll.extend(std::iter::once(item));
+                    let $ins: $item = $decode;
+                    let $coll_var = &mut coll;
+                    if !$insert {
+                        return Err(WireError::DuplicateKey);
+                    }
                 }
+                $r.leave();
                 Ok(coll)
             }
         }
     };
+}
+
+/// An upper bound of what a hash table for `n` items of `T` allocates (hashbrown's
+/// buckets: a power of two at least `n * 8 / 7`, one control byte each, one group
+/// more), so it can be charged before it is reserved.
+fn hash_table_bytes<T>(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let buckets = n.saturating_mul(8).div_ceil(7).max(4).checked_next_power_of_two();
+    match buckets {
+        Some(b) => b.saturating_mul(size_of::<T>() + 1).saturating_add(64),
+        None => usize::MAX,
+    }
+}
+
+/// An upper bound of what a B-tree allocates per item of `T` (std's nodes hold 11
+/// items; every node but the root holds at least 5, and an internal node adds 12
+/// edges; 32 bytes for its header and padding).
+const fn btree_bytes_per_item<T>() -> usize {
+    (11 * size_of::<T>() + 12 * 8 + 32).div_ceil(5)
+}
+
+/// A whole node more, for the root (which may hold a single item).
+const fn btree_root_bytes<T>() -> usize {
+    11 * size_of::<T>() + 12 * 8 + 32
+}
+
+/// Reserves a hash table for `n` items, charged first.
+fn hash_reserve<T>(r: &mut Reader<'_>, n: usize, reserve: impl FnOnce(usize) -> bool) -> Result<(), WireError> {
+    let bytes = hash_table_bytes::<T>(n);
+    r.charge(bytes)?;
+    if reserve(n) { Ok(()) } else { Err(WireError::OutOfMemory { bytes }) }
+}
+
+/// Charges a B-tree of `n` items (std's B-trees cannot reserve: their nodes are
+/// allocated as items go in).
+fn btree_charge<T>(r: &mut Reader<'_>, n: usize) -> Result<(), WireError> {
+    if n == 0 {
+        return Ok(());
+    }
+    r.charge(n.saturating_mul(btree_bytes_per_item::<T>()).saturating_add(btree_root_bytes::<T>()))
 }
 
 collection!("HashMap", [K: Abi + Eq + Hash, V: Abi, S: BuildHasher + Default], HashMap<K, V, S>, [K, V],
@@ -320,7 +376,13 @@ collection!("HashMap", [K: Abi + Eq + Hash, V: Abi, S: BuildHasher + Default], H
     |kv, out| { kv.0.encode(out); kv.1.encode(out) },
     |kv| { Abi::encode(&kv.0, out); kv.1.encode_owned(out) },
     |r| (K::decode(r)?, V::decode(r)?),
-    |n| HashMap::with_capacity_and_hasher(n, S::default()));
+    |n| HashMap::with_capacity_and_hasher(n, S::default()),
+    |r, n| {
+        let mut map = HashMap::with_hasher(S::default());
+        hash_reserve::<(K, V)>(r, n, |n| map.try_reserve(n).is_ok())?;
+        map
+    },
+    |map, kv| map.insert(kv.0, kv.1).is_none());
 collection!("BTreeMap", [K: Abi + Ord, V: Abi], BTreeMap<K, V>, [K, V],
     (K, V), RTuple2<K::Ffi, V::Ffi>,
     |kv| RTuple2(kv.0.into_ffi(), kv.1.into_ffi()),
@@ -328,7 +390,12 @@ collection!("BTreeMap", [K: Abi + Ord, V: Abi], BTreeMap<K, V>, [K, V],
     |kv, out| { kv.0.encode(out); kv.1.encode(out) },
     |kv| { Abi::encode(&kv.0, out); kv.1.encode_owned(out) },
     |r| (K::decode(r)?, V::decode(r)?),
-    |_| BTreeMap::new());
+    |_| BTreeMap::new(),
+    |r, n| {
+        btree_charge::<(K, V)>(r, n)?;
+        BTreeMap::new()
+    },
+    |map, kv| map.insert(kv.0, kv.1).is_none());
 collection!("HashSet", [T: Abi + Eq + Hash, S: BuildHasher + Default], HashSet<T, S>, [T],
     T, RTuple1<T::Ffi>,
     |t| RTuple1(t.into_ffi()),
@@ -336,7 +403,13 @@ collection!("HashSet", [T: Abi + Eq + Hash, S: BuildHasher + Default], HashSet<T
     |t, out| t.encode(out),
     |t| Abi::encode(&t, out),
     |r| T::decode(r)?,
-    |n| HashSet::with_capacity_and_hasher(n, S::default()));
+    |n| HashSet::with_capacity_and_hasher(n, S::default()),
+    |r, n| {
+        let mut set = HashSet::with_hasher(S::default());
+        hash_reserve::<T>(r, n, |n| set.try_reserve(n).is_ok())?;
+        set
+    },
+    |set, t| set.insert(t));
 collection!("BTreeSet", [T: Abi + Ord], BTreeSet<T>, [T],
     T, RTuple1<T::Ffi>,
     |t| RTuple1(t.into_ffi()),
@@ -344,7 +417,12 @@ collection!("BTreeSet", [T: Abi + Ord], BTreeSet<T>, [T],
     |t, out| t.encode(out),
     |t| Abi::encode(&t, out),
     |r| T::decode(r)?,
-    |_| BTreeSet::new());
+    |_| BTreeSet::new(),
+    |r, n| {
+        btree_charge::<T>(r, n)?;
+        BTreeSet::new()
+    },
+    |set, t| set.insert(t));
 
 // SAFETY: `ROption` is `#[repr(C, u8)]` over `T::Ffi`.
 unsafe impl<T: Abi> Abi for Option<T> {
@@ -478,7 +556,11 @@ unsafe impl<T: Abi> Abi for Box<T> {
     }
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        T::decode(r).map(Box::new)
+        r.charge(size_of::<T>())?;
+        r.enter()?;
+        let value = T::decode(r)?;
+        r.leave();
+        Ok(Box::new(value))
     }
 }
 
@@ -515,7 +597,7 @@ unsafe impl<T: Abi, const N: usize> Abi for [T; N] {
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         // Decoded into a `Vec` first: an array cannot be built element by element
         // with `?` on stable Rust without unsafe code.
-        let mut items = Vec::with_capacity(N.min(r.remaining().len()));
+        let mut items = r.vec(N)?;
         for _ in 0..N {
             items.push(T::decode(r)?);
         }
