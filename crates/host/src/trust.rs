@@ -347,7 +347,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// sshd's StrictModes for a plugin: the file writable only by its owner, the owner
-/// root or this process's user, its directory not writable by others unless sticky.
+/// root or this process's user; then, as sshd's `secure_filename` does, every
+/// directory from the file's real location (links resolved) up to `/`: owned by root
+/// or this process's user, and writable by no one else unless sticky (as `/tmp`:
+/// there others cannot replace an entry they do not own, and each entry on the path
+/// is checked in turn). The resolved path must still name the checked file.
 fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
     #[cfg(unix)]
     {
@@ -365,13 +369,30 @@ fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
                 file.meta.uid()
             ));
         }
-        if let Some(dir) = file.absolute.parent()
-            && let Ok(meta) = std::fs::metadata(dir)
-        {
-            let mode = meta.mode();
-            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        let real = match std::fs::canonicalize(&file.absolute) {
+            Ok(real) => real,
+            Err(e) => return refuse(format!("cannot resolve its path to check its directories: {e}")),
+        };
+        match std::fs::metadata(&real) {
+            Ok(m) if m.dev() == file.meta.dev() && m.ino() == file.meta.ino() => {}
+            _ => return refuse(format!("its path (`{}`) no longer names the file that was checked", real.display())),
+        }
+        for dir in real.ancestors().skip(1) {
+            let meta = match std::fs::metadata(dir) {
+                Ok(meta) => meta,
+                Err(e) => return refuse(format!("cannot check its directory `{}`: {e}", dir.display())),
+            };
+            let (mode, uid) = (meta.mode(), meta.uid());
+            if uid != 0 && uid != me {
                 return refuse(format!(
-                    "its directory `{}` is writable by others and not sticky (mode {:o})",
+                    "its directory `{}` is owned by uid {uid}, neither root nor this host's user ({me})",
+                    dir.display()
+                ));
+            }
+            if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                let who = if mode & 0o002 != 0 { "others" } else { "its group" };
+                return refuse(format!(
+                    "its directory `{}` is writable by {who} and not sticky (mode {:o})",
                     dir.display(),
                     mode & 0o7777
                 ));
