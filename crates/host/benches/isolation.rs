@@ -364,17 +364,27 @@ fn main() {
         print("isolated call of a plugin's object", &object, Some(&plain));
     }
 
-    // The same back-to-back call under `Sandbox::strict()` (Landlock + seccomp).
+    // The same back-to-back call under `Sandbox::strict()` (no capabilities, Landlock,
+    // the seccomp allow-list), against the unsandboxed isolated call measured just
+    // before it (the ratio is the sandbox's cost per call).
     if wants("strict") {
+        let plain = setup.isolated();
+        let plain_child = plain.process_id().unwrap();
         let iso = Isolation::new().runner(setup.runner.clone()).sandbox(Sandbox::strict());
         let strict = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
         let child = strict.process_id().unwrap();
         for _ in 0..1000 {
             strict.greet("Mundo").unwrap();
         }
-        let row =
-            measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(strict.greet("Mundo").unwrap())));
-        print("isolated greet, Sandbox::strict()", &row, None);
+        for round in 0..2 {
+            let base = measure(CALLS, Duration::ZERO, &[plain_child], || {
+                drop(std::hint::black_box(plain.greet("Mundo").unwrap()))
+            });
+            let row =
+                measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(strict.greet("Mundo").unwrap())));
+            print(&format!("isolated greet, no sandbox (round {})", round + 1), &base, None);
+            print("isolated greet, Sandbox::strict()", &row, Some(&base));
+        }
     }
 
     let spawns = if wants("spawn") {

@@ -561,11 +561,11 @@ fn what_root_did_from_inside_is_refused() {
             refused(attack(&p, a, arg), EPERM, &format!("{what}: {a}"));
         }
     }
-    // SAFETY: `FS_IOC_GETFLAGS` writes one long into a local.
     let flags = {
         use std::os::fd::AsRawFd;
         let f = std::fs::File::open(&victim).unwrap();
         let mut flags: libc::c_long = 0;
+        // SAFETY: `FS_IOC_GETFLAGS` writes one long into a local.
         unsafe { libc::ioctl(f.as_raw_fd(), 0x8008_6601u64 as _, &mut flags) };
         flags
     };
@@ -602,15 +602,10 @@ fn limits_cannot_be_raised_from_inside() {
 fn x32_calls_and_int_0x80_are_refused() {
     for p in [plain(), attacker(isolation().sandbox(Sandbox::new())), strict()] {
         refused(attack(&p, "x32", ""), EPERM, "x32 getpid");
-        let pid = p.process_id().unwrap();
+        // Killed by the filter (SIGSYS), not answered by the kernel.
         let err = p.attack("int80", "").unwrap_err();
         assert!(matches!(err, CallError::Crashed { .. }), "int 0x80: {err:?}");
-        assert!(
-            is_dead(pid) || {
-                std::thread::sleep(Duration::from_millis(100));
-                is_dead(pid)
-            }
-        );
+        assert!(err.to_string().contains("SIGSYS"), "int 0x80: {err}");
     }
 }
 

@@ -63,11 +63,11 @@ pub(crate) type Wire =
 
 /// The uid and gid a sandboxed plugin runs as on a root host, unless
 /// [`Sandbox::run_as`] says otherwise: `nobody`'s.
-pub const UNPRIVILEGED_ID: u32 = 65534;
+pub(crate) const UNPRIVILEGED_ID: u32 = 65534;
 
 /// How many processes (threads included) a sandboxed plugin's uid may have, unless
 /// [`Sandbox::max_processes`] says otherwise.
-pub const DEFAULT_MAX_PROCESSES: u64 = 256;
+pub(crate) const DEFAULT_MAX_PROCESSES: u64 = 256;
 
 impl Sandbox {
     /// A sandbox that restricts nothing yet but the escape system calls.
@@ -104,7 +104,7 @@ impl Sandbox {
     }
 
     /// The most processes and threads the plugin's tree may have at once
-    /// (`RLIMIT_NPROC`; default [`DEFAULT_MAX_PROCESSES`]): with
+    /// (`RLIMIT_NPROC`; default 256): with
     /// `Isolation::memory_limit`, its memory is at most this many times that limit.
     /// The count is per uid: on a root host, every process of [`Sandbox::run_as`]'s
     /// uid counts (plugins sharing a uid share it); on a non-root host, those of the
@@ -618,7 +618,10 @@ fn allowed_rules() -> Result<Rules, SandboxError> {
     // `ioctl`: descriptor flags, and terminal queries (`isatty`); no file attributes
     // (`FS_IOC_SETFLAGS`), no terminal input.
     let ioctls = [libc::FIOCLEX, libc::FIONCLEX, libc::FIONBIO, libc::FIONREAD, libc::TCGETS, libc::TIOCGWINSZ];
-    rules.insert(libc::SYS_ioctl, ioctls.iter().map(|&r| arg_is(1, r as u64)).collect::<Result<_, _>>()?);
+    // (The request's type differs between C libraries: a cast for all of them.)
+    #[allow(clippy::unnecessary_cast)]
+    let ioctls = ioctls.iter().map(|&r| arg_is(1, r as u64)).collect::<Result<_, _>>()?;
+    rules.insert(libc::SYS_ioctl, ioctls);
     // `prctl`: naming threads and mappings, reading what it reads.
     let prctls = [libc::PR_SET_NAME, libc::PR_GET_NAME, 0x5356_4d41 /* PR_SET_VMA */, libc::PR_GET_DUMPABLE];
     rules.insert(libc::SYS_prctl, prctls.iter().map(|&o| arg_is(0, o as u64)).collect::<Result<_, _>>()?);
