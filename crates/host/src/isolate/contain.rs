@@ -23,8 +23,10 @@
 //!
 //! The same `unshare` also makes a new IPC namespace, always (the plugin cannot
 //! attach the host's SysV segments, and those it makes die with the namespace), and
-//! a new network namespace under `Sandbox::deny_network` (no interface but a down
-//! loopback, whatever the plugin gets past the filter).
+//! a new network namespace under `Sandbox::deny_network` with the deny-list filter
+//! (no interface but a down loopback, whatever socket a system call the list does
+//! not name could make); the allow-list of `Sandbox::strict` refuses every way to
+//! make a socket, and needs none.
 //!
 //! Root creates the namespaces directly; any other user inside a new user
 //! namespace that maps only its own uid and gid (`unshare -r` without the root). A
@@ -58,7 +60,11 @@ pub(crate) enum ContainError {
 pub(crate) fn enter_pid_namespace(channel: RawFd, sandbox: Option<&Sandbox>) -> Result<(), ContainError> {
     // SAFETY: `geteuid`/`getegid` have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let deny_network = sandbox.is_some_and(|s| s.deny_network);
+    // Under the allow-list (`strict()`), no system call that makes a socket is
+    // allowed, known or future, and none is inherited: a network namespace would
+    // add nothing there but its cost (it doubles the time to start a plugin when
+    // plugins start one after another: the kernel tears the last one down meanwhile).
+    let deny_network = sandbox.is_some_and(|s| s.deny_network && !s.allow_list);
     let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
     if deny_network {
         flags |= libc::CLONE_NEWNET;
