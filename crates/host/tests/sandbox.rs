@@ -706,3 +706,23 @@ fn the_plugins_run_path_grants_nothing() {
         refused(attack(&p, "read", f), "Permission denied", f);
     }
 }
+
+/// On a root host a sandboxed plugin runs as uid 65534, and the loader reopens the
+/// plugin file as that uid: a file only root may read is refused with a reason that
+/// says what to do, before anything of the plugin runs. Unsandboxed, it loads.
+#[test]
+fn a_plugin_file_the_unprivileged_uid_cannot_read_is_refused_with_a_reason() {
+    if !root() {
+        return; // (only a root host changes the plugin's uid)
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let private = tomada_test_support::copy_to(&cdylib("sandbox-attacker"), dir.path(), "private.so");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let load = |iso: Isolation| tomada_host::load_with::<dyn Attacker>(&private, &Mode::Isolated(iso)).map(drop);
+    load(isolation()).unwrap();
+    let err = load(isolation().sandbox(Sandbox::new())).unwrap_err();
+    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("runs as uid 65534") && msg.contains("mode 600") && msg.contains("chmod o+r"), "{msg}");
+}
