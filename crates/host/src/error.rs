@@ -687,13 +687,46 @@ pub enum Exposure {
         /// The host's effective user.
         host_uid: u32,
     },
-    /// The file's directory is writable by others and not sticky.
-    #[error("its directory `{}` is writable by others and not sticky (mode {mode:o})", directory.display())]
+    /// A directory on the file's resolved path is writable by its group or others and
+    /// not sticky: whoever can write it can replace the plugin.
+    #[error("its directory `{}` is writable by {} and not sticky (mode {mode:o})", directory.display(), if *by_others { "others" } else { "its group" })]
     DirectoryWritable {
         /// The directory.
         directory: PathBuf,
+        /// Writable by others (else by its group only).
+        by_others: bool,
         /// Its permission bits.
         mode: u32,
+    },
+    /// A directory on the file's resolved path belongs to neither root nor the host's user.
+    #[error("its directory `{}` is owned by uid {uid}, neither root nor this host's user ({host_uid})", directory.display())]
+    DirectoryForeignOwner {
+        /// The directory.
+        directory: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// The host's effective user.
+        host_uid: u32,
+    },
+    /// A directory on the file's resolved path could not be examined.
+    #[error("cannot check its directory `{}`: {reason}", directory.display())]
+    DirectoryUnreadable {
+        /// The directory.
+        directory: PathBuf,
+        /// What the system said.
+        reason: String,
+    },
+    /// The file's path could not be resolved (links followed) to check its directories.
+    #[error("cannot resolve its path to check its directories: {reason}")]
+    Unresolvable {
+        /// What the system said.
+        reason: String,
+    },
+    /// The resolved path no longer names the file that was checked.
+    #[error("its path (`{}`) no longer names the file that was checked", resolved.display())]
+    Replaced {
+        /// Where the path leads now.
+        resolved: PathBuf,
     },
 }
 

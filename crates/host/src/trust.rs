@@ -400,7 +400,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// sshd's StrictModes for a plugin: the file writable only by its owner, the owner
-/// root or this process's user, its directory not writable by others unless sticky.
+/// root or this process's user; then, as sshd's `secure_filename` does, every
+/// directory from the file's real location (links resolved) up to `/`: owned by root
+/// or this process's user, and writable by no one else unless sticky (as `/tmp`:
+/// there others cannot replace an entry they do not own, and each entry on the path
+/// is checked in turn). The resolved path must still name the checked file.
 fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
     #[cfg(unix)]
     {
@@ -417,12 +421,31 @@ fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
         if file.meta.uid() != 0 && file.meta.uid() != me {
             return refuse(Exposure::ForeignOwner { uid: file.meta.uid(), host_uid: me });
         }
-        if let Some(dir) = file.absolute.parent()
-            && let Ok(meta) = std::fs::metadata(dir)
-        {
-            let mode = meta.mode();
-            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-                return refuse(Exposure::DirectoryWritable { directory: dir.to_path_buf(), mode: mode & 0o7777 });
+        let real = match std::fs::canonicalize(&file.absolute) {
+            Ok(real) => real,
+            Err(e) => return refuse(Exposure::Unresolvable { reason: e.to_string() }),
+        };
+        match std::fs::metadata(&real) {
+            Ok(m) if m.dev() == file.meta.dev() && m.ino() == file.meta.ino() => {}
+            _ => return refuse(Exposure::Replaced { resolved: real }),
+        }
+        for dir in real.ancestors().skip(1) {
+            let meta = match std::fs::metadata(dir) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    return refuse(Exposure::DirectoryUnreadable { directory: dir.to_path_buf(), reason: e.to_string() });
+                }
+            };
+            let (mode, uid) = (meta.mode(), meta.uid());
+            if uid != 0 && uid != me {
+                return refuse(Exposure::DirectoryForeignOwner { directory: dir.to_path_buf(), uid, host_uid: me });
+            }
+            if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                return refuse(Exposure::DirectoryWritable {
+                    directory: dir.to_path_buf(),
+                    by_others: mode & 0o002 != 0,
+                    mode: mode & 0o7777,
+                });
             }
         }
     }

@@ -544,9 +544,15 @@ mod sandbox {
 
     use super::*;
 
-    /// A directory the sandboxed plugin may write to, and one it may not.
+    /// A directory the sandboxed plugin may write to, and one it may not. (On a root
+    /// host a sandboxed plugin runs as uid 65534: the granted one is given to it.)
     fn dirs() -> (tempfile::TempDir, tempfile::TempDir) {
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap())
+        let granted = tempfile::tempdir().unwrap();
+        // SAFETY: `geteuid` has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(granted.path(), Some(65534), Some(65534)).unwrap();
+        }
+        (granted, tempfile::tempdir().unwrap())
     }
 
     #[test]
@@ -586,11 +592,12 @@ mod sandbox {
 
     #[test]
     fn each_restriction_is_separate() {
-        let (_granted, other) = dirs();
+        // (The plugin's own directory: on a root host a sandboxed plugin runs as 65534.)
+        let (own, _other) = dirs();
         let p = faulty(isolation().sandbox(Sandbox::new().deny_network()));
         assert!(p.try_network().unwrap().is_err());
         assert!(p.try_exec().unwrap().is_ok());
-        assert!(p.try_write(other.path().join("f").to_str().unwrap()).unwrap().is_ok());
+        assert!(p.try_write(own.path().join("f").to_str().unwrap()).unwrap().is_ok());
 
         let p = faulty(isolation().sandbox(Sandbox::new().deny_exec()));
         assert!(p.try_exec().unwrap().is_err());

@@ -42,6 +42,21 @@ fn refused(r: Result<String, String>, why: &str, what: &str) {
     assert!(r.as_ref().is_err_and(|e| e.contains(why)), "{what}: expected refusal with `{why}`, got {r:?}");
 }
 
+/// Whether this test runs as root (CI does; `.ci/run` also runs this target as
+/// uid 65534).
+fn root() -> bool {
+    // SAFETY: `geteuid` has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// On a root host a sandboxed plugin runs as uid 65534: a path granted to it must
+/// also be its own (or open to others), as for any daemon that drops privileges.
+pub fn give_to_plugin(path: &std::path::Path) {
+    if root() {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+    }
+}
+
 /// Processes whose name (`comm`) is `name`.
 fn named(name: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
@@ -161,6 +176,7 @@ fn initialisers_run_inside_the_sandbox() {
     }
 
     // The directory is writable even in the sandbox: only exec stops the markers.
+    give_to_plugin(dir.path());
     let sandbox = Sandbox::strict().allow_write(dir.path());
     let p = attacker(isolation().env("TOMADA_ATTACK_ON_LOAD", &plan).sandbox(sandbox));
     refused(attack(&p, "init-socket-connect", &addr), "no socket", "socket opened while loading");
@@ -177,9 +193,16 @@ fn metadata_changes_outside_granted_paths_are_refused() {
     let victim = victims.path().join("victim");
     let victim_s = victim.to_str().unwrap();
     std::fs::write(&victim, b"precious").unwrap();
+    // Open to everyone, the sandboxed plugin's uid included: only the sandbox stops it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(victims.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o666)).unwrap();
+    give_to_plugin(granted.path());
     let p = plain();
     for a in ["chmod", "chown", "utime", "truncate"] {
-        got_through(attack(&p, a, victim_s), a);
+        if a != "chown" || root() {
+            got_through(attack(&p, a, victim_s), a);
+        }
     }
     std::fs::write(&victim, b"precious").unwrap();
     let p = attacker(isolation().sandbox(Sandbox::strict().allow_write(granted.path())));
@@ -263,6 +286,7 @@ fn reads_are_limited_and_the_environment_is_empty() {
     let granted = tempfile::tempdir().unwrap();
     let readable = granted.path().join("data");
     std::fs::write(&readable, b"ok").unwrap();
+    give_to_plugin(granted.path());
     let environ = format!("/proc/{}/environ", std::process::id());
     // SAFETY: `geteuid` has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -434,4 +458,267 @@ fn frames_over_the_limit_are_errors_not_host_memory() {
     assert!(err.to_string().contains("corrupted the shared ring"), "{err}");
     assert!(is_dead(pid), "the process that corrupted its ring is killed");
     assert_eq!(attack(&p, "big", "4"), Ok("xxxx".into()), "restarted");
+}
+
+/// The lines of `/proc/self/status` the `creds` attack reports, by name.
+fn status_field(creds: &str, field: &str) -> String {
+    creds
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no {field} in {creds}"))
+}
+
+/// Issue 16, item 6: root in the sandbox is not root. Without a sandbox, a root
+/// host's plugin holds every capability (the control); under any sandbox it holds
+/// none in any set, runs as uid/gid 65534 without supplementary groups (root host),
+/// with `no_new_privs` and a seccomp filter.
+#[test]
+fn root_in_the_sandbox_is_not_root() {
+    if root() {
+        let creds = attack(&plain(), "creds", "").unwrap();
+        assert_ne!(status_field(&creds, "CapEff:"), "0000000000000000", "control: root's plugin has capabilities");
+        assert!(status_field(&creds, "Uid:").starts_with('0'), "{creds}");
+    }
+    for (p, what) in
+        [(attacker(isolation().sandbox(Sandbox::new())), "Sandbox::new()"), (strict(), "Sandbox::strict()")]
+    {
+        let creds = attack(&p, "creds", "").unwrap();
+        for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+            assert_eq!(status_field(&creds, set), "0000000000000000", "{what}: {set} in {creds}");
+        }
+        assert_eq!(status_field(&creds, "NoNewPrivs:"), "1", "{what}: {creds}");
+        assert_eq!(status_field(&creds, "Seccomp:"), "2", "{what}: {creds}");
+        if root() {
+            for id in ["Uid:", "Gid:"] {
+                let ids: Vec<String> = status_field(&creds, id).split_whitespace().map(str::to_owned).collect();
+                assert_eq!(ids, ["65534"; 4], "{what}: {id} in {creds}");
+            }
+            assert_eq!(status_field(&creds, "Groups:"), "", "{what}: {creds}");
+        }
+    }
+    // Another unprivileged uid, chosen by the host.
+    if root() {
+        let creds = attack(&attacker(isolation().sandbox(Sandbox::new().run_as(4242, 4343))), "creds", "").unwrap();
+        assert!(status_field(&creds, "Uid:").starts_with("4242\t"), "{creds}");
+        assert!(status_field(&creds, "Gid:").starts_with("4343\t"), "{creds}");
+        let err = tomada_host::load_with::<dyn Attacker>(
+            cdylib("sandbox-attacker"),
+            &Mode::Isolated(isolation().sandbox(Sandbox::new().run_as(0, 0))),
+        )
+        .map(drop)
+        .unwrap_err();
+        assert!(err.to_string().contains("cannot name uid or gid 0"), "{err}");
+    }
+}
+
+/// Issue 16, item 6: what root did from inside, each refused under any sandbox (no
+/// capability; and the deny-list or the allow-list). As root without a sandbox, each
+/// works (the control: the attacks are real here).
+#[test]
+fn what_root_did_from_inside_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let victim_s = victim.to_str().unwrap();
+    let attacks = [
+        ("fanotify", ""),
+        ("sched-fifo", ""),
+        ("sched-attr", ""),
+        ("raise-limit", "nofile"),
+        ("raise-limit-raw", "nofile"),
+        ("mlockall", ""),
+        ("setpriority", ""),
+        ("vhangup", ""),
+        ("open_tree_attr", ""),
+        ("quotactl_fd", "/usr/lib"),
+        ("file_setattr", victim_s),
+        ("setflags", victim_s),
+    ];
+    if root() {
+        let p = plain();
+        for (a, arg) in ["fanotify", "sched-fifo", "sched-attr", "mlockall", "setpriority", "vhangup"]
+            .iter()
+            .map(|a| (*a, attacks.iter().find(|(n, _)| n == a).unwrap().1))
+        {
+            got_through(attack(&p, a, arg), a);
+        }
+    }
+    let sandboxes = [
+        (Sandbox::new(), "Sandbox::new()"),
+        (Sandbox::new().read_only_filesystem().deny_network(), "deny-list, read-only"),
+        (Sandbox::strict().allow_read(dir.path()), "Sandbox::strict()"),
+    ];
+    for (sandbox, what) in sandboxes {
+        let p = attacker(isolation().sandbox(sandbox));
+        for (a, arg) in attacks {
+            refused(attack(&p, a, arg), EPERM, &format!("{what}: {a}"));
+        }
+    }
+    let flags = {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&victim).unwrap();
+        let mut flags: libc::c_long = 0;
+        // SAFETY: `FS_IOC_GETFLAGS` writes one long into a local.
+        unsafe { libc::ioctl(f.as_raw_fd(), 0x8008_6601u64 as _, &mut flags) };
+        flags
+    };
+    assert_eq!(flags & 0x10, 0, "the victim was made immutable");
+}
+
+/// Issue 16, item 6: limits cannot be raised from inside, neither through glibc's
+/// `setrlimit` (`prlimit64`) nor the raw call; as root without a sandbox they can.
+#[test]
+fn limits_cannot_be_raised_from_inside() {
+    let limited = || isolation().memory_limit(1 << 30).cpu_seconds(60);
+    // (Only where root holds CAP_SYS_RESOURCE: some containers' root does not.)
+    let resource = std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| {
+        l.strip_prefix("CapEff:").is_some_and(|v| u64::from_str_radix(v.trim(), 16).unwrap() & (1 << 24) != 0)
+    });
+    if resource {
+        got_through(attack(&attacker(limited()), "raise-limit", "as"), "raise RLIMIT_AS as root");
+    }
+    for sandbox in [Sandbox::new(), Sandbox::strict()] {
+        let p = attacker(limited().sandbox(sandbox));
+        for (a, arg) in
+            [("raise-limit", "as"), ("raise-limit-raw", "as"), ("raise-limit", "cpu"), ("raise-limit", "nproc")]
+        {
+            refused(attack(&p, a, arg), EPERM, a);
+        }
+    }
+}
+
+/// Issue 16, item 6: the filters check the architecture and the x32 bit. An x32
+/// call is refused in every isolated process (without the check, the kernel answers
+/// it: ENOSYS where x32 is off, the call where it is on); `int 0x80` (the i386
+/// architecture) kills the process.
+#[test]
+fn x32_calls_and_int_0x80_are_refused() {
+    for p in [plain(), attacker(isolation().sandbox(Sandbox::new())), strict()] {
+        refused(attack(&p, "x32", ""), EPERM, "x32 getpid");
+        // Killed by the filter (SIGSYS), not answered by the kernel.
+        let err = p.attack("int80", "").unwrap_err();
+        assert!(matches!(err, CallError::Crashed { .. }), "int 0x80: {err:?}");
+        assert!(err.to_string().contains("SIGSYS"), "int 0x80: {err}");
+    }
+}
+
+/// Issue 16, item 6: `strict()` is an allow-list. A system call Linux does not have
+/// (yet: number 999) reaches the kernel without it (ENOSYS) and is refused by the
+/// filter with it (EPERM), as are calls no plugin needs (`memfd_create`, `personality`).
+#[test]
+fn strict_is_an_allow_list() {
+    let p = plain();
+    refused(attack(&p, "syscall", "999"), "Function not implemented", "control: syscall 999 reaches the kernel");
+    let deny = attacker(isolation().sandbox(Sandbox::new().deny_network().deny_exec().read_only_filesystem()));
+    refused(attack(&deny, "syscall", "999"), "Function not implemented", "the deny-list lets syscall 999 through");
+    let p = strict();
+    refused(attack(&p, "syscall", "999"), EPERM, "syscall 999");
+    refused(attack(&p, "syscall", &libc::SYS_memfd_create.to_string()), EPERM, "memfd_create");
+    refused(attack(&p, "syscall", &libc::SYS_personality.to_string()), EPERM, "personality");
+    // What a plugin needs still works: threads, time, files it may read, forks.
+    assert!(attack(&p, "read", "/etc/ld.so.cache").is_ok());
+    assert!(attack(&p, "fork", "tmd-allow-fork").is_ok());
+    assert!(attack(&p, "whoami", "").is_ok());
+}
+
+/// Issue 16, item 7: every isolated process has an IPC namespace of its own: the
+/// host's SysV segment (mode 0600, which root could attach) is not there, and a
+/// segment the plugin makes is not in the host's namespace (it dies with the
+/// plugin's). Under `deny_network` with the deny-list, a network namespace of its
+/// own too.
+#[test]
+fn the_plugin_has_its_own_ipc_and_network_namespaces() {
+    let key = 0x7d00_0000 | (std::process::id() as i32 & 0xffff);
+    // SAFETY: integers only; removed at the end.
+    let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+    assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+    let host_ns = |n: &str| std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap().to_string_lossy().into_owned();
+    refused(attack(&plain(), "shm-attach", &key.to_string()), "No such file or directory", "the host's segment");
+    // (`strict()` refuses SysV IPC altogether: not in its allow-list.)
+    refused(attack(&strict(), "shm-attach", &key.to_string()), EPERM, "the host's segment");
+    let p = plain();
+    assert!(attack(&p, "shm-make", &format!("{}:{}", key + 1, 64 << 20)).is_ok());
+    // SAFETY: integers only.
+    assert_eq!(unsafe { libc::shmget(key + 1, 0, 0) }, -1, "the plugin's segment is in the host's namespace");
+    let ns = attack(&p, "namespaces", "").unwrap();
+    assert!(!ns.contains(&host_ns("ipc")), "same IPC namespace: {ns}");
+    assert!(ns.contains(&host_ns("net")), "control: no network namespace without deny_network: {ns}");
+    let p = attacker(isolation().sandbox(Sandbox::new().deny_network()));
+    let ns = attack(&p, "namespaces", "").unwrap();
+    assert!(!ns.contains(&host_ns("ipc")) && !ns.contains(&host_ns("net")), "{ns}");
+    // `strict()`'s allow-list refuses every way to make a socket (no namespace needed).
+    let p = strict();
+    let ns = attack(&p, "namespaces", "").unwrap();
+    assert!(!ns.contains(&host_ns("ipc")), "{ns}");
+    refused(attack(&p, "socket", "inet"), EPERM, "strict: a socket");
+    // SAFETY: removes our own segment.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+}
+
+/// Issue 16, item 8: the plugin's tree is bounded, not each process: at most
+/// `max_processes` processes (threads included) for the plugin's uid, so its memory
+/// is at most that many times `memory_limit`. As root without a sandbox, 100 forks
+/// succeed (the control).
+#[test]
+fn the_plugins_tree_is_bounded() {
+    if root() {
+        assert_eq!(attack(&plain(), "fork-many", "100").unwrap().trim(), "forked 100");
+    }
+    let sandbox = Sandbox::strict().max_processes(12);
+    let p = attacker(isolation().memory_limit(512 << 20).sandbox(sandbox));
+    let got = attack(&p, "fork-many", "100").unwrap();
+    let forked: usize = got.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(forked < 12, "{got}");
+    assert!(got.contains("Resource temporarily unavailable"), "{got}");
+    // The limit is the same for all: fork it again, the count is back.
+    assert_eq!(attack(&p, "fork-many", "100").unwrap(), got);
+}
+
+/// Issue 16, item 4: grants come from the host. The attacker names `/etc:/` in its
+/// own `DT_RUNPATH` (checked here); under `strict()` that grants nothing:
+/// `/etc/passwd` (which any uid may read: only the sandbox stops it) and `/proc/1`
+/// stay unreadable. Without a sandbox the same reads work.
+#[test]
+fn the_plugins_run_path_grants_nothing() {
+    use object::read::elf::{Dyn, FileHeader};
+    let data = std::fs::read(cdylib("sandbox-attacker")).unwrap();
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data).unwrap();
+    let endian = header.endian().unwrap();
+    let sections = header.sections(endian, &*data).unwrap();
+    let (entries, index) = sections.dynamic(endian, &*data).unwrap().unwrap();
+    let strings = sections.strings(endian, &*data, index).unwrap();
+    let runpath: Vec<String> = entries
+        .iter()
+        .filter(|d| d.tag(endian) == object::elf::DT_RUNPATH)
+        .map(|d| String::from_utf8_lossy(d.string(endian, strings).unwrap()).into_owned())
+        .collect();
+    assert_eq!(runpath, ["/etc:/"], "the fixture names /etc and / in its run path");
+    got_through(attack(&plain(), "read", "/etc/passwd"), "control");
+    let p = strict();
+    for f in ["/etc/passwd", "/etc/hostname", "/proc/1/cmdline", "/"] {
+        refused(attack(&p, "read", f), "Permission denied", f);
+    }
+}
+
+/// On a root host a sandboxed plugin runs as uid 65534, and the loader reopens the
+/// plugin file as that uid: a file only root may read is refused with a reason that
+/// says what to do, before anything of the plugin runs. Unsandboxed, it loads.
+#[test]
+fn a_plugin_file_the_unprivileged_uid_cannot_read_is_refused_with_a_reason() {
+    if !root() {
+        return; // (only a root host changes the plugin's uid)
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let private = tomada_test_support::copy_to(&cdylib("sandbox-attacker"), dir.path(), "private.so");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let load = |iso: Isolation| tomada_host::load_with::<dyn Attacker>(&private, &Mode::Isolated(iso)).map(drop);
+    load(isolation()).unwrap();
+    let err = load(isolation().sandbox(Sandbox::new())).unwrap_err();
+    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("runs as uid 65534") && msg.contains("mode 600") && msg.contains("chmod o+r"), "{msg}");
 }

@@ -337,6 +337,62 @@ fn files_others_can_change_are_refused_under_a_policy() {
     assert!(err.to_string().contains("owned by uid 4242"), "{err}");
 }
 
+/// Issue 16, item 10: StrictModes checks every directory on the path after resolving
+/// links, as sshd does: a pinned plugin (its digest is right) is refused in a
+/// group-writable directory, below a directory owned by another user, and through a
+/// symlink into a world-writable one; the same file in a safe directory loads.
+#[cfg(unix)]
+#[test]
+fn strict_modes_check_every_directory_after_resolving_links() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let digest = sha256_of(&cdylib("greeter"));
+    let loader = Loader::with_policy(TrustPolicy::new().pin("greeter", &digest).unwrap());
+    let refused = |path: &Path, why: &str| {
+        let err = loader.load::<dyn Greeter>(path).map(drop).unwrap_err();
+        assert!(matches!(err, LoadError::Permissions { .. }), "{err:?}");
+        assert!(err.to_string().contains(why), "{path:?}: {err}");
+    };
+
+    // The control: a safe directory.
+    let safe = dir.path().join("safe");
+    std::fs::create_dir(&safe).unwrap();
+    mode(&safe, 0o755);
+    let plugin = greeter_copy(&safe, "greeter.so");
+    loader.load::<dyn Greeter>(&plugin).unwrap();
+
+    // A group-writable directory, one level above the file's.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    mode(&shared, 0o775);
+    let inside = greeter_copy(&shared.join("sub"), "greeter.so");
+    refused(&inside, &format!("directory `{}` is writable by its group and not sticky (mode 775)", shared.display()));
+
+    // Through a symlink (in the safe directory) into a world-writable one.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    let target = greeter_copy(&open, "greeter.so");
+    mode(&open, 0o777);
+    let link = safe.join("linked.so");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    refused(&link, "is writable by others and not sticky (mode 777)");
+    // A symlinked directory on the way, the same.
+    let dir_link = safe.join("to-open");
+    std::os::unix::fs::symlink(&open, &dir_link).unwrap();
+    refused(&dir_link.join("greeter.so"), "is writable by others and not sticky (mode 777)");
+
+    // A directory owned by another user (root can make one; another user cannot).
+    // SAFETY: `geteuid` has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir_all(theirs.join("mine")).unwrap();
+        let plugin = greeter_copy(&theirs.join("mine"), "greeter.so");
+        std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).unwrap();
+        refused(&plugin, &format!("directory `{}` is owned by uid 4242", theirs.display()));
+    }
+}
+
 /// A key pair made by the `minisign` tool itself (no password): public and secret key files.
 fn minisign_keys(dir: &Path) -> (PathBuf, PathBuf) {
     let (public, secret) = (dir.join("mk.pub"), dir.join("mk.key"));

@@ -21,7 +21,14 @@
 //! - the *worker* serves the plugin. It is not the init, so `abort()` and the like
 //!   behave as anywhere else.
 //!
-//! Root creates the PID namespace directly; any other user inside a new user
+//! The same `unshare` also makes a new IPC namespace, always (the plugin cannot
+//! attach the host's SysV segments, and those it makes die with the namespace), and
+//! a new network namespace under `Sandbox::deny_network` with the deny-list filter
+//! (no interface but a down loopback, whatever socket a system call the list does
+//! not name could make); the allow-list of `Sandbox::strict` refuses every way to
+//! make a socket, and needs none.
+//!
+//! Root creates the namespaces directly; any other user inside a new user
 //! namespace that maps only its own uid and gid (`unshare -r` without the root). A
 //! kernel that allows neither (user namespaces disabled) leaves the plugin without
 //! containment: loading fails under a sandbox, and proceeds otherwise (the process
@@ -29,17 +36,47 @@
 
 use std::os::fd::RawFd;
 
-/// Splits this process into supervisor, init and worker; returns in the worker
-/// only. `channel` is closed in the other two. On error nothing was changed.
+use super::Sandbox;
+
+/// Why the plugin's process could not be contained.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContainError {
+    /// `unshare` refused (user namespaces disabled, or not Linux).
+    #[error("cannot create the plugin's namespaces (PID, IPC{net}): {source}")]
+    Namespaces { net: &'static str, source: std::io::Error },
+    /// Writing the user namespace's id maps failed.
+    #[error("cannot write {file}: {source}")]
+    IdMap { file: &'static str, source: std::io::Error },
+    /// A pipe or fork failed.
+    #[error("cannot start the namespace's init ({step}): {source}")]
+    Start { step: &'static str, source: std::io::Error },
+}
+
+/// Splits this process into supervisor, init and worker, in new PID and IPC
+/// namespaces (and a network namespace under `sandbox`'s `deny_network`); returns in
+/// the worker only. `channel` is closed in the other two. On error nothing was
+/// changed.
 #[cfg(target_os = "linux")]
-pub(crate) fn enter_pid_namespace(channel: RawFd) -> Result<(), String> {
+pub(crate) fn enter_pid_namespace(channel: RawFd, sandbox: Option<&Sandbox>) -> Result<(), ContainError> {
     // SAFETY: `geteuid`/`getegid` have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let flags = if uid == 0 { libc::CLONE_NEWPID } else { libc::CLONE_NEWUSER | libc::CLONE_NEWPID };
+    // Under the allow-list (`strict()`), no system call that makes a socket is
+    // allowed, known or future, and none is inherited: a network namespace would
+    // add nothing there but its cost (it doubles the time to start a plugin when
+    // plugins start one after another: the kernel tears the last one down meanwhile).
+    let deny_network = sandbox.is_some_and(|s| s.deny_network && !s.allow_list);
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
+    if deny_network {
+        flags |= libc::CLONE_NEWNET;
+    }
+    if uid != 0 {
+        flags |= libc::CLONE_NEWUSER;
+    }
     // SAFETY: `unshare` takes flags; the process is single-threaded here (the runner
     // has not loaded anything), as `CLONE_NEWUSER` requires.
     if unsafe { libc::unshare(flags) } != 0 {
-        return Err(format!("cannot create a PID namespace: {}", std::io::Error::last_os_error()));
+        let net = if deny_network { ", network" } else { "" };
+        return Err(ContainError::Namespaces { net, source: std::io::Error::last_os_error() });
     }
     if uid != 0 {
         let maps = [
@@ -48,14 +85,14 @@ pub(crate) fn enter_pid_namespace(channel: RawFd) -> Result<(), String> {
             ("/proc/self/gid_map", format!("{gid} {gid} 1")),
         ];
         for (file, map) in maps {
-            std::fs::write(file, map).map_err(|e| format!("cannot write {file}: {e}"))?;
+            std::fs::write(file, map).map_err(|source| ContainError::IdMap { file, source })?;
         }
     }
     let (status_r, status_w) = pipe()?;
     let (alive_r, alive_w) = pipe()?;
     // SAFETY: single-threaded; the child only continues this function's code.
     match unsafe { libc::fork() } {
-        -1 => Err(format!("cannot start the namespace's init: {}", std::io::Error::last_os_error())),
+        -1 => Err(ContainError::Start { step: "fork", source: std::io::Error::last_os_error() }),
         0 => {
             close(&[status_r, alive_w]);
             init(channel, status_w, alive_r)
@@ -109,7 +146,7 @@ fn mirror(status: i32) -> ! {
 /// The namespace's init: starts the worker (returning in it), then reaps until
 /// the worker ends and passes its status to the supervisor.
 #[cfg(target_os = "linux")]
-fn init(channel: RawFd, status_w: RawFd, alive_r: RawFd) -> Result<(), String> {
+fn init(channel: RawFd, status_w: RawFd, alive_r: RawFd) -> Result<(), ContainError> {
     // SAFETY: `prctl` and `poll` on plain values; if the supervisor is already gone,
     // the death signal was armed too late and we leave at once.
     unsafe {
@@ -151,11 +188,11 @@ fn init(channel: RawFd, status_w: RawFd, alive_r: RawFd) -> Result<(), String> {
 }
 
 #[cfg(target_os = "linux")]
-fn pipe() -> Result<(RawFd, RawFd), String> {
+fn pipe() -> Result<(RawFd, RawFd), ContainError> {
     let mut fds = [0; 2];
     // SAFETY: `pipe2` writes two descriptors into a 2-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("cannot make a pipe: {}", std::io::Error::last_os_error()));
+        return Err(ContainError::Start { step: "pipe", source: std::io::Error::last_os_error() });
     }
     Ok((fds[0], fds[1]))
 }
@@ -170,6 +207,6 @@ fn close(fds: &[RawFd]) {
 
 /// No PID namespaces off Linux: containment is the process group only.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn enter_pid_namespace(_: RawFd) -> Result<(), String> {
-    Err("PID namespaces are Linux-only".to_owned())
+pub(crate) fn enter_pid_namespace(_: RawFd, _: Option<&Sandbox>) -> Result<(), ContainError> {
+    Err(ContainError::Namespaces { net: "", source: std::io::Error::from(std::io::ErrorKind::Unsupported) })
 }

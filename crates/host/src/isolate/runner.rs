@@ -184,17 +184,24 @@ fn serve(fd: RawFd) -> i32 {
     // Containment first (a PID namespace: this process becomes supervisor, init and
     // worker, and only the worker returns), then the sandbox: both before the plugin's
     // file is opened, so its initialisers run inside.
-    if let Err(why) = super::contain::enter_pid_namespace(fd)
+    if let Err(why) = super::contain::enter_pid_namespace(fd, request.sandbox.as_ref())
         && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
     {
         return fail(&stream, format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"));
     }
+    // Root in the sandbox is not root (no capability, an unprivileged uid on a root
+    // host, limits that cannot be raised), then Landlock and seccomp.
     let sandboxed = match &request.sandbox {
-        Some(sandbox) => super::sandbox::apply(sandbox, &request.path),
+        Some(sandbox) => {
+            // SAFETY: descriptor 4 stays open for the life of this process (it becomes
+            // the plugin file below); the borrow ends within this block.
+            let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(super::PLUGIN_FD) };
+            super::sandbox::drop_privileges(sandbox, plugin).and_then(|()| super::sandbox::apply(sandbox, plugin))
+        }
         None => super::sandbox::contain_always(),
     };
     if let Err(why) = sandboxed {
-        return fail(&stream, why);
+        return fail(&stream, why.to_string());
     }
     // The plugin file: the host's open descriptor, checked like any file.
     let file = if request.fd == super::PLUGIN_FD {

@@ -350,6 +350,215 @@ impl Attacker for Attack {
                 Ok("go".to_owned())
             }
             "lent-parent" => lent_parent(),
+            // Root in the sandbox (issue 16, item 6), namespaces and tree limits (7, 8).
+            "creds" => {
+                let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+                let keep = ["Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:", "Seccomp:"];
+                let lines: Vec<&str> = status.lines().filter(|l| keep.iter().any(|k| l.starts_with(k))).collect();
+                Ok(lines.join("\n"))
+            }
+            "fanotify" => {
+                // FAN_CLASS_CONTENT (permission events: freezes others' `open`), O_RDONLY.
+                // SAFETY: integers only; the descriptor is closed at once.
+                let fd = unsafe { libc::syscall(libc::SYS_fanotify_init, 0x4u32, libc::O_RDONLY as u32) };
+                if fd >= 0 {
+                    // SAFETY: our own fresh descriptor.
+                    unsafe { libc::close(fd as i32) };
+                }
+                check(fd, "fanotify_init(FAN_CLASS_CONTENT)")
+            }
+            "setflags" => {
+                // FS_IOC_SETFLAGS with FS_IMMUTABLE_FL on `arg`.
+                use std::os::fd::AsRawFd;
+                let file = std::fs::File::open(arg).map_err(|e| e.to_string())?;
+                let mut flags: libc::c_long = 0;
+                // SAFETY: FS_IOC_GETFLAGS writes one long.
+                unsafe { libc::ioctl(file.as_raw_fd(), 0x8008_6601u64 as _, &mut flags) };
+                flags |= 0x10; // FS_IMMUTABLE_FL
+                // SAFETY: FS_IOC_SETFLAGS reads one long.
+                let r = unsafe { libc::ioctl(file.as_raw_fd(), 0x4008_6602u64 as _, &flags) };
+                check(r as libc::c_long, "ioctl(FS_IOC_SETFLAGS, IMMUTABLE)")
+            }
+            "file_setattr" => {
+                // file_setattr(AT_FDCWD, arg, 0, &{fa_xflags: FS_XFLAG_IMMUTABLE}, 20).
+                let attr = [0x8u32, 0, 0, 0, 0];
+                // SAFETY: a NUL-terminated path and a 20-byte struct the kernel reads.
+                let r = unsafe { libc::syscall(469, libc::AT_FDCWD, c(arg).as_ptr(), 0u32, attr.as_ptr(), 20usize) };
+                check(r, "file_setattr(IMMUTABLE)")
+            }
+            "sched-fifo" => {
+                let param = libc::sched_param { sched_priority: 1 };
+                // SAFETY: integers and a local; undone at once if it worked.
+                let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+                if r == 0 {
+                    let other = libc::sched_param { sched_priority: 0 };
+                    // SAFETY: as above.
+                    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &other) };
+                }
+                check(r as libc::c_long, "sched_setscheduler(SCHED_FIFO)")
+            }
+            "sched-attr" => {
+                // struct sched_attr: size, policy, flags, nice, priority, then times.
+                let mut attr = [0u32; 14];
+                attr[0] = 56;
+                attr[1] = libc::SCHED_FIFO as u32;
+                attr[5] = 1;
+                // SAFETY: a 56-byte struct the kernel reads.
+                let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr.as_ptr(), 0u32) };
+                if r == 0 {
+                    let other = libc::sched_param { sched_priority: 0 };
+                    // SAFETY: integers and a local.
+                    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &other) };
+                }
+                check(r, "sched_setattr(SCHED_FIFO)")
+            }
+            "raise-limit" | "raise-limit-raw" => {
+                let resource = match arg {
+                    "as" => libc::RLIMIT_AS,
+                    "nproc" => libc::RLIMIT_NPROC,
+                    "nofile" => libc::RLIMIT_NOFILE,
+                    "cpu" => libc::RLIMIT_CPU,
+                    _ => return Err(format!("unknown limit {arg}")),
+                };
+                let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                // SAFETY: writes a local.
+                unsafe { libc::getrlimit(resource, &mut now) };
+                let higher = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+                let r = if name == "raise-limit" {
+                    // SAFETY: reads a local (glibc: prlimit64).
+                    unsafe { libc::setrlimit(resource, &higher) as libc::c_long }
+                } else {
+                    // SAFETY: the raw x86_64 `setrlimit` call, reading a local.
+                    unsafe { libc::syscall(libc::SYS_setrlimit, resource, &higher) }
+                };
+                check(r, &format!("raise {arg} from {}/{}", now.rlim_cur, now.rlim_max))
+            }
+            // `open_tree_attr(AT_FDCWD, "/", OPEN_TREE_CLONE, NULL, 0)`.
+            "open_tree_attr" => check(
+                // SAFETY: a NUL-terminated path; no attributes.
+                unsafe { libc::syscall(467, libc::AT_FDCWD, c("/").as_ptr(), 1u32, std::ptr::null::<u8>(), 0usize) },
+                "open_tree_attr",
+            ),
+            "quotactl_fd" => {
+                use std::os::fd::AsRawFd;
+                let root = std::fs::File::open(if arg.is_empty() { "/" } else { arg }).map_err(|e| e.to_string())?;
+                let mut fmt = 0u32;
+                // Q_GETFMT (0x800004) on the root's filesystem.
+                // SAFETY: Q_GETFMT writes 4 bytes into `fmt`.
+                let r = unsafe { libc::syscall(443, root.as_raw_fd(), 0x80_0004u32, 0u32, &mut fmt) };
+                match Error::last_os_error().raw_os_error() {
+                    // Not a quota filesystem, but the call reached it.
+                    Some(libc::ESRCH | libc::ENOSYS | libc::EINVAL) if r < 0 => {
+                        Ok(format!("quotactl_fd reached the filesystem ({})", Error::last_os_error()))
+                    }
+                    _ => check(r, "quotactl_fd"),
+                }
+            }
+            // SAFETY: no arguments (without a controlling terminal it hangs nothing up).
+            "vhangup" => check(unsafe { libc::syscall(libc::SYS_vhangup) }, "vhangup"),
+            "mlockall" => {
+                // SAFETY: integers only; undone at once if it worked.
+                let r = unsafe { libc::mlockall(libc::MCL_CURRENT) };
+                if r == 0 {
+                    // SAFETY: no arguments.
+                    unsafe { libc::munlockall() };
+                }
+                check(r as libc::c_long, "mlockall")
+            }
+            "setpriority" => {
+                // SAFETY: integers only; undone at once if it worked.
+                let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) };
+                if r == 0 {
+                    // SAFETY: as above.
+                    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
+                }
+                check(r as libc::c_long, "setpriority(-20)")
+            }
+            // SAFETY: the x32 `getpid` (no arguments).
+            "x32" => check(unsafe { libc::syscall(0x4000_0000 | libc::SYS_getpid) }, "x32 getpid"),
+            "int80" => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let mut ret: i64 = 20; // the i386 `getpid`
+                    // SAFETY: the legacy 32-bit system-call gate with no memory arguments.
+                    unsafe { std::arch::asm!("int 0x80", inout("rax") ret, options(nostack)) };
+                    check(ret as libc::c_long, "int 0x80 getpid")
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                Err("x86_64 only".to_owned())
+            }
+            "shm-attach" => {
+                let key: i32 = arg.parse().map_err(|e| format!("{arg}: {e}"))?;
+                // SAFETY: integers only.
+                let id = unsafe { libc::shmget(key, 0, 0) };
+                if id < 0 {
+                    return Err(format!("shmget({key}): {}", Error::last_os_error()));
+                }
+                // SAFETY: attaches the segment read-only; read one byte; detached.
+                unsafe {
+                    let at = libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY);
+                    if at as isize == -1 {
+                        return Err(format!("shmat: {}", Error::last_os_error()));
+                    }
+                    let byte = *(at as *const u8);
+                    libc::shmdt(at);
+                    Ok(format!("attached the host's segment: first byte {byte}"))
+                }
+            }
+            "shm-make" => {
+                let (key, bytes) = arg.split_once(':').ok_or("arg is key:bytes")?;
+                let key: i32 = key.parse().map_err(|e| format!("{key}: {e}"))?;
+                let bytes: usize = bytes.parse().map_err(|e| format!("{bytes}: {e}"))?;
+                // SAFETY: integers only.
+                let id = unsafe { libc::shmget(key, bytes, libc::IPC_CREAT | 0o600) };
+                check(id as libc::c_long, "shmget(IPC_CREAT)")
+            }
+            "namespaces" => {
+                let ns = ["ipc", "net", "pid", "user"].map(|n| {
+                    std::fs::read_link(format!("/proc/self/ns/{n}"))
+                        .map(|l| l.to_string_lossy().into_owned())
+                        .unwrap_or_else(|e| format!("{n}:{e}"))
+                });
+                Ok(ns.join(" "))
+            }
+            "syscall" => {
+                // A raw system call by number, without arguments (e.g. one Linux does
+                // not have yet).
+                let nr: libc::c_long = arg.parse().map_err(|e| format!("{arg}: {e}"))?;
+                // SAFETY: a call by number with zero arguments.
+                check(unsafe { libc::syscall(nr, 0usize, 0usize, 0usize) }, &format!("syscall {nr}"))
+            }
+            "fork-many" => {
+                // Forks up to `arg` sleeping children; reports how many it got, then
+                // ends them.
+                let want: usize = arg.parse().map_err(|e| format!("{arg}: {e}"))?;
+                let mut children = Vec::new();
+                let mut error = String::new();
+                for _ in 0..want {
+                    // SAFETY: the child only pauses until killed.
+                    match unsafe { libc::fork() } {
+                        -1 => {
+                            error = Error::last_os_error().to_string();
+                            break;
+                        }
+                        // SAFETY: plain system calls; the child never returns.
+                        0 => unsafe {
+                            loop {
+                                libc::pause();
+                            }
+                        },
+                        pid => children.push(pid),
+                    }
+                }
+                for &pid in &children {
+                    // SAFETY: our own children: killed, then reaped.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                    }
+                }
+                Ok(format!("forked {} {error}", children.len()))
+            }
             _ => Err(format!("unknown attack {name}")),
         }
     }
