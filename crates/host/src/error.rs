@@ -842,7 +842,15 @@ mod wire {
             match exposure {
                 Exposure::FileWritable { mode } => self.tag(0).u32(*mode),
                 Exposure::ForeignOwner { uid, host_uid } => self.tag(1).u32(*uid).u32(*host_uid),
-                Exposure::DirectoryWritable { directory, mode } => self.tag(2).path(directory).u32(*mode),
+                Exposure::DirectoryWritable { directory, by_others, mode } => {
+                    self.tag(2).path(directory).u32(u32::from(*by_others)).u32(*mode)
+                }
+                Exposure::DirectoryForeignOwner { directory, uid, host_uid } => {
+                    self.tag(3).path(directory).u32(*uid).u32(*host_uid)
+                }
+                Exposure::DirectoryUnreadable { directory, reason } => self.tag(4).path(directory).str(reason),
+                Exposure::Unresolvable { reason } => self.tag(5).str(reason),
+                Exposure::Replaced { resolved } => self.tag(6).path(resolved),
             }
         }
     }
@@ -939,7 +947,17 @@ mod wire {
             Some(match self.u8()? {
                 0 => Exposure::FileWritable { mode: self.u32()? },
                 1 => Exposure::ForeignOwner { uid: self.u32()?, host_uid: self.u32()? },
-                2 => Exposure::DirectoryWritable { directory: self.path()?, mode: self.u32()? },
+                2 => Exposure::DirectoryWritable {
+                    directory: self.path()?,
+                    by_others: self.u32()? != 0,
+                    mode: self.u32()?,
+                },
+                3 => {
+                    Exposure::DirectoryForeignOwner { directory: self.path()?, uid: self.u32()?, host_uid: self.u32()? }
+                }
+                4 => Exposure::DirectoryUnreadable { directory: self.path()?, reason: self.string()? },
+                5 => Exposure::Unresolvable { reason: self.string()? },
+                6 => Exposure::Replaced { resolved: self.path()? },
                 _ => return None,
             })
         }
@@ -1007,7 +1025,21 @@ mod tests {
             VersionTooOld { path: p(), name: s("greeter"), found: s("1.0.0"), minimum: s("1.2.0") },
             Permissions { path: p(), reason: Exposure::FileWritable { mode: 0o666 } },
             Permissions { path: p(), reason: Exposure::ForeignOwner { uid: 4242, host_uid: 1000 } },
-            Permissions { path: p(), reason: Exposure::DirectoryWritable { directory: p(), mode: 0o777 } },
+            Permissions {
+                path: p(),
+                reason: Exposure::DirectoryWritable { directory: p(), by_others: true, mode: 0o777 },
+            },
+            Permissions {
+                path: p(),
+                reason: Exposure::DirectoryWritable { directory: p(), by_others: false, mode: 0o775 },
+            },
+            Permissions {
+                path: p(),
+                reason: Exposure::DirectoryForeignOwner { directory: p(), uid: 4242, host_uid: 0 },
+            },
+            Permissions { path: p(), reason: Exposure::DirectoryUnreadable { directory: p(), reason: s("denied") } },
+            Permissions { path: p(), reason: Exposure::Unresolvable { reason: s("no such file") } },
+            Permissions { path: p(), reason: Exposure::Replaced { resolved: p() } },
             InitPanicked { path: p(), message: s("configuração ausente") },
             NoSuchExport { path: p(), name: s("hola"), exports: vec![s("hello (Greeter)"), s("memory (Store)")] },
             AmbiguousExport { path: p(), contract: s("Greeter"), names: vec![s("hello"), s("hola")] },

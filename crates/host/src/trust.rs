@@ -433,7 +433,10 @@ fn check_permissions(file: &PluginFile) -> Result<(), LoadError> {
             let meta = match std::fs::metadata(dir) {
                 Ok(meta) => meta,
                 Err(e) => {
-                    return refuse(Exposure::DirectoryUnreadable { directory: dir.to_path_buf(), reason: e.to_string() });
+                    return refuse(Exposure::DirectoryUnreadable {
+                        directory: dir.to_path_buf(),
+                        reason: e.to_string(),
+                    });
                 }
             };
             let (mode, uid) = (meta.mode(), meta.uid());
