@@ -116,6 +116,7 @@ pub use context::{Context, context};
 pub use descriptor::{BOUNDARY_VERSION, Descriptor, Info, Manifest};
 pub use future::{BoxFuture, CallFuture};
 pub use interface::Interface;
+pub use object::{Handle, handle};
 /// Derives [`Abi`] for a struct or an enum whose fields are all [`Abi`] types, so it
 /// can cross the boundary. See [`Abi`] for an example.
 ///
@@ -270,6 +271,10 @@ pub unsafe trait Contract: 'static {
     /// A client as an `Arc<dyn C>`.
     #[doc(hidden)]
     fn __client_into_arc(client: Self::Client) -> std::sync::Arc<Self>;
+    /// The client behind an object of the other side (see [`handle`]); `None` for an
+    /// object of this side.
+    #[doc(hidden)]
+    fn __client_of(object: &Self) -> Option<&Self::Client>;
 }
 
 /// Exports a plugin: one line in a plugin crate (`crate-type = ["cdylib"]`).

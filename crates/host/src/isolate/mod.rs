@@ -816,8 +816,13 @@ impl Channel for Isolated {
     }
 
     fn peer(&self) -> Option<Arc<dyn tomada::remote::Peer>> {
-        let connection = self.connection().ok()?;
-        Some(Arc::new(HostPeer { isolated: self.arc(), connection }))
+        self.peer_for_call().ok().flatten()
+    }
+
+    /// A process that cannot be (re)started says why, before objects are encoded.
+    fn peer_for_call(&self) -> Result<Option<Arc<dyn tomada::remote::Peer>>, CallError> {
+        let connection = self.connection()?;
+        Ok(Some(Arc::new(HostPeer { isolated: self.arc(), connection })))
     }
 
     /// An async call multiplexed on the channel like any other: no thread of the host
