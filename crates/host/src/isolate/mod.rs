@@ -790,15 +790,36 @@ impl Isolated {
     }
 }
 
+/// The method number, on the plugin's instance (target 0), that drops the instance
+/// and answers once it is dropped (see [`Isolated::drop_instance`]); no contract
+/// method has it (the largest, `CANCEL_METHOD`, is `u32::MAX`).
+pub(crate) const DROP_INSTANCE: u32 = u32::MAX - 1;
+
 impl Isolated {
     /// Drops the plugin's instance in its process (its handle is gone), if one runs.
+    ///
+    /// If the process lives on (objects it made are still held), this waits until the
+    /// instance is dropped, serving what its `Drop` calls meanwhile, so what it let go
+    /// of is let go of here, before `drop(Plugin)` returns — as in-process, where the
+    /// instance drops with its handle: the host objects it held (a kept `Box<dyn
+    /// Host>`) are released in order, not whenever the host next reads the channel.
+    /// (Bounded by the call deadline, past which the process is killed like any hung
+    /// call's.) Otherwise the process is about to be killed with the handle, and the
+    /// instance is only told to go.
     pub(crate) fn drop_instance(&self) {
         let connection = self.lock().connection.clone();
-        if let Some(connection) = connection
-            && connection.endpoint.flight().ended.is_none()
-        {
-            connection.endpoint.release(0);
+        let Some(connection) = connection else { return };
+        if connection.endpoint.flight().ended.is_some() {
+            return;
         }
+        // The `Plugin`'s reference and this one: nothing else keeps the process.
+        let me = self.arc();
+        if Arc::strong_count(&me) <= 2 {
+            connection.endpoint.release(0);
+            return;
+        }
+        // Its answer says nothing (a failure has ended the process, and its objects).
+        let _ = self.call_on(&connection, 0, DROP_INSTANCE, &mut Vec::new());
     }
 }
 
