@@ -202,6 +202,11 @@ pub const TARGET: &str = env!("TOMADA_TARGET");
 /// # Safety
 /// `VTable` must be the `#[repr(C)]` vtable generated for the trait, `FINGERPRINT` its
 /// layout fingerprint, and `__client` must only build a client that calls through it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the trait object of a tomada contract",
+    label = "not a `#[tomada::contract]` trait",
+    note = "a trait object crosses a tomada plugin boundary as `Box<dyn C>`, `Arc<dyn C>` or (as an argument) `&dyn C` of a `#[tomada::contract]` trait `C`"
+)]
 pub unsafe trait Contract: 'static {
     /// The contract's name, e.g. `pluginapi::Greeter`.
     const NAME: &'static str;
