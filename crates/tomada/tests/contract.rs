@@ -572,7 +572,11 @@ fn the_description_is_readable() {
 
 /// Trait objects in-process, without a library (Miri checks every conversion, call and
 /// release): a host service borrowed for a call, one kept by the plugin, an object the
-/// plugin makes, and one made from another.
+/// plugin makes, and one made from another; the host's handles to them, also inside
+/// `Option`, `Vec` and tuples, and handed back.
+// A result type written out whole: the client maps the objects in it to handles by
+// their written shape, which an alias would hide.
+#[allow(clippy::type_complexity)]
 mod objects {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
