@@ -365,12 +365,12 @@ fn main() {
         for _ in 0..1000 {
             plugin.next().unwrap();
             plugin.lookup("k", &Host).unwrap();
-            cursor.next();
+            cursor.next().unwrap();
         }
         let plain = measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.next().unwrap())));
         let callback =
             measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.lookup("k", &Host).unwrap())));
-        let object = measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(cursor.next())));
+        let object = measure(CALLS, Duration::ZERO, &[child], || drop(std::hint::black_box(cursor.next().unwrap())));
         print("isolated plain call (Bench::next)", &plain, None);
         print("isolated call with one callback", &callback, Some(&plain));
         print("isolated call of a plugin's object", &object, Some(&plain));

@@ -73,8 +73,8 @@ fn bench_objects(c: &mut Criterion) {
     assert_eq!(plugin.lookup("k", host).unwrap(), expected);
     assert_eq!(local.lookup("k", host), expected);
     assert_eq!(plugin.lookup("other", host).unwrap(), None);
-    assert_eq!(cursor.next(), plugin.next().unwrap());
-    assert_eq!(cursor.next(), local_cursor.next());
+    assert_eq!(cursor.next().unwrap(), plugin.next().unwrap());
+    assert_eq!(cursor.next().unwrap(), local_cursor.next());
 
     let mut group = c.benchmark_group("callback");
     group.bench_function("tomada", |b| b.iter(|| plugin.lookup(black_box("k"), host).unwrap()));
@@ -83,7 +83,7 @@ fn bench_objects(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("object_call");
-    group.bench_function("object", |b| b.iter(|| cursor.next()));
+    group.bench_function("object", |b| b.iter(|| cursor.next().unwrap()));
     group.bench_function("plugin", |b| b.iter(|| plugin.next().unwrap()));
     group.bench_function("direct_dyn", |b| b.iter(|| local_cursor.next()));
     group.finish();

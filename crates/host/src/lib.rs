@@ -88,6 +88,8 @@ pub use inspect::{
 };
 pub use tomada::interface::{Fit, Interface};
 pub use tomada::{self, CallError, Contract, Info, Manifest, descriptor::flags};
+/// Objects a plugin made, as the host holds them: see [`tomada::Handle`].
+pub use tomada::{Handle, handle};
 pub use trust::{PolicyError, TrustPolicy};
 
 use file::PluginFile;

@@ -132,14 +132,14 @@ fn objects_the_plugin_makes_outlive_the_call_and_come_from_objects(load: Load) {
     let (_, host) = Recorder::new(vec![]);
     plugin.index("apple avocado banana apricot", &host).unwrap();
     let cursor = plugin.open("a").unwrap();
-    assert_eq!(cursor.next(), Some("apple".into()));
-    let fork = cursor.fork();
-    assert_eq!(cursor.next(), Some("avocado".into()));
-    assert_eq!(fork.next(), Some("avocado".into()));
-    assert_eq!(fork.next(), Some("apricot".into()));
-    assert_eq!(fork.next(), None);
+    assert_eq!(cursor.next(), Ok(Some("apple".into())));
+    let fork = cursor.fork().unwrap();
+    assert_eq!(cursor.next(), Ok(Some("avocado".into())));
+    assert_eq!(fork.next(), Ok(Some("avocado".into())));
+    assert_eq!(fork.next(), Ok(Some("apricot".into())));
+    assert_eq!(fork.next(), Ok(None));
     let all = plugin.cursors().unwrap();
-    let firsts: Vec<_> = all.iter().map(|c| c.next().unwrap()).collect();
+    let firsts: Vec<_> = all.iter().map(|c| c.next().unwrap().unwrap()).collect();
     assert_eq!(firsts, ["apple", "avocado", "banana", "apricot"]);
 }
 
@@ -181,11 +181,12 @@ fn arcs_cross_both_ways(load: Load) {
     plugin.index("pear peach plum", &Recorder::new(vec![]).1).unwrap();
     let (dropped, host) = Recorder::new(vec![("prefix", "pe")]);
     let host: Arc<dyn Host> = Arc::new(host);
-    let cursor = plugin.share(Arc::clone(&host)).unwrap();
+    // An `Arc<dyn Cursor>` result is the host's one handle: `Arc::new` shares it.
+    let cursor = Arc::new(plugin.share(Arc::clone(&host)).unwrap());
     let again = Arc::clone(&cursor);
-    assert_eq!(cursor.next(), Some("pear".into()));
-    assert_eq!(again.next(), Some("peach".into()));
-    assert_eq!(cursor.next(), None);
+    assert_eq!(cursor.next(), Ok(Some("pear".into())));
+    assert_eq!(again.next(), Ok(Some("peach".into())));
+    assert_eq!(cursor.next(), Ok(None));
     drop(host);
     assert!(dropped.load(Ordering::SeqCst), "the plugin let go of its clone at the end of the call");
 }
@@ -264,14 +265,14 @@ fn objects_live_on_after_the_plugin_handle_drops(load: Load) {
     plugin.attach(Box::new(Lines(Arc::clone(&lines), Arc::clone(&dropped)))).unwrap();
     let shared = plugin.share(Arc::new(Recorder::new(vec![("prefix", "f")]).1)).unwrap();
     drop(plugin);
-    // The instance went with its handle; its `Drop` called the host service it held.
-    assert_eq!(cursor.next(), Some("date".into()));
-    assert_eq!(cursor.fork().next(), None);
-    assert_eq!(shared.next(), Some("fig".into()));
-    // (Isolated, the goodbye waits for the host to read the channel: a call.)
-    eventually(|| dropped.load(Ordering::SeqCst), || assert!(cursor.next().is_none()));
+    // The instance went with its handle, at once in both modes (isolated, `drop`
+    // waits for it, while its process lives on for the objects): its `Drop` called the
+    // host service it held, and let go of it.
     assert_eq!(lines.lock().unwrap().last().map(String::as_str), Some("dropped with the plugin"));
     assert!(dropped.load(Ordering::SeqCst), "the plugin's instance, and what it held, is gone");
+    assert_eq!(cursor.next(), Ok(Some("date".into())));
+    assert_eq!(cursor.fork().unwrap().next(), Ok(None));
+    assert_eq!(shared.next(), Ok(Some("fig".into())));
     drop((cursor, shared));
 }
 
@@ -281,13 +282,13 @@ fn an_object_keeps_its_library_loaded_after_the_plugin_is_dropped() {
     let (plugin, copy) = load_copy(dir.path());
     plugin.index("kiwi kale", &Recorder::new(vec![]).1).unwrap();
     let cursor = plugin.open("k").unwrap();
-    let fork = cursor.fork();
+    let fork = cursor.fork().unwrap();
     drop(plugin);
     assert!(mapped(&copy), "a cursor still needs the library");
-    assert_eq!(cursor.next(), Some("kiwi".into()));
+    assert_eq!(cursor.next(), Ok(Some("kiwi".into())));
     drop(cursor);
     assert!(mapped(&copy), "the fork still needs it");
-    assert_eq!(fork.next(), Some("kiwi".into()));
+    assert_eq!(fork.next(), Ok(Some("kiwi".into())));
     drop(fork);
     assert!(!mapped(&copy), "unloaded with the last object");
 }
@@ -304,7 +305,7 @@ fn objects_dropped_on_other_threads_in_any_order() {
         for (i, cursor) in cursors.into_iter().enumerate() {
             let plugin = Arc::clone(&plugin);
             s.spawn(move || {
-                assert!(cursor.next().is_some());
+                assert!(cursor.next().unwrap().is_some());
                 // Half drop the plugin handle first, half the cursor first.
                 if i % 2 == 0 {
                     drop(plugin);
@@ -335,11 +336,9 @@ fn isolated_objects_live_with_their_process_and_fail_with_it() {
     let (dropped, host) = Recorder::new(vec![]);
     plugin.attach(Box::new(host)).unwrap();
     drop(plugin);
-    assert!(!is_dead(pid), "the cursor keeps the plugin's process");
-    assert_eq!(cursor.next(), Some("lime".into()));
-    // (Its goodbye through the host service is served when the host next reads.)
-    eventually(|| dropped.load(Ordering::SeqCst), || drop(cursor.fork()));
     assert!(dropped.load(Ordering::SeqCst), "the instance went with its handle, and so did what it held");
+    assert!(!is_dead(pid), "the cursor keeps the plugin's process");
+    assert_eq!(cursor.next(), Ok(Some("lime".into())));
     drop(cursor);
     eventually(|| is_dead(pid), || ());
     assert!(is_dead(pid), "the process ends with its last object");
@@ -355,11 +354,11 @@ fn isolated_objects_live_with_their_process_and_fail_with_it() {
     while !crate::isolate::is_dead(pid) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    let err = indexer_api::CursorClient::of(&*cursor).unwrap().next().unwrap_err();
+    let err = cursor.next().unwrap_err();
     assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
     // The plugin restarts; the old cursor stays dead.
     assert_eq!(plugin.count(), Ok(0), "a new process, a new (empty) index");
-    assert!(matches!(indexer_api::CursorClient::of(&*cursor).unwrap().next(), Err(CallError::Crashed { .. })));
+    assert!(matches!(cursor.next(), Err(CallError::Crashed { .. })));
     assert!(dropped.load(Ordering::SeqCst), "the host's objects the crashed process held are dropped");
 }
 
@@ -380,10 +379,10 @@ fn isolated_objects_dropped_on_other_threads_in_any_order() {
         for (i, cursor) in cursors.into_iter().enumerate() {
             let plugin = Arc::clone(&plugin);
             s.spawn(move || {
-                assert!(cursor.next().is_some());
+                assert!(cursor.next().unwrap().is_some());
                 if i % 2 == 0 {
                     drop(plugin);
-                    assert!(cursor.fork().next().is_none(), "a fork of a spent one-word cursor is empty");
+                    assert_eq!(cursor.fork().unwrap().next(), Ok(None), "a fork of a spent one-word cursor is empty");
                     drop(cursor);
                 } else {
                     drop(cursor);
@@ -436,4 +435,270 @@ fn the_description_names_every_object_contract() {
         )),
         "{defs:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Handles: every object the host gets back from a plugin is a `Handle` whose methods
+// return `Result<_, CallError>`. When the plugin fails — it panics (both modes), or its
+// process is killed (isolated) — every kind of handle says so with an error, and no
+// host thread panics. Each test below runs three ways: an in-process plugin that
+// panics, an isolated one that panics, an isolated one whose process is killed.
+
+/// How the plugin fails.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `Indexer::sabotage`: every method of the instance and of its objects panics.
+    Panic,
+    /// SIGKILL to the plugin's process (isolated only).
+    Kill,
+}
+
+/// Makes `plugin` fail as `fault` says.
+fn fail(plugin: &tomada_host::Handle<dyn Indexer>, pid: Option<u32>, fault: Fault) {
+    match fault {
+        Fault::Panic => plugin.sabotage().unwrap(),
+        Fault::Kill => kill(pid.expect("an isolated plugin")),
+    }
+}
+
+/// SIGKILL to the process group of `pid`, and waits until it is gone (an event this
+/// test causes; no deadline).
+fn kill(pid: u32) {
+    #[cfg(unix)]
+    {
+        // SAFETY: `kill` takes plain integers; the group is the plugin process's own.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        while !crate::isolate::is_dead(pid) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+}
+
+/// Asserts that a call failed as `fault` makes calls fail: the plugin's panic, or
+/// its crashed process.
+#[track_caller]
+fn failed<T: std::fmt::Debug>(fault: Fault, result: Result<T, CallError>, what: &str) {
+    match (&result, fault) {
+        (Err(CallError::Panicked { message }), Fault::Panic) if message.contains("sabotaged") => {}
+        (Err(CallError::Crashed { .. }), Fault::Kill) => {}
+        _ => panic!("{what} after {fault:?}: {result:?}"),
+    }
+}
+
+/// A plugin with four words indexed, and its process id if isolated.
+fn indexed(load: Load) -> (Plugin<dyn Indexer>, Option<u32>) {
+    let plugin = load();
+    plugin.index("apple avocado banana apricot", &Recorder::new(vec![]).1).unwrap();
+    let pid = plugin.process_id();
+    (plugin, pid)
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+}
+
+macro_rules! on_every_fault {
+    ($($test:ident),* $(,)?) => {
+        mod when_the_plugin_panics {
+            mod in_process {
+                $(#[test] fn $test() { super::super::$test(super::super::in_process, super::super::Fault::Panic) })*
+            }
+            #[cfg(unix)]
+            mod isolated {
+                $(#[test] fn $test() { super::super::$test(super::super::isolated, super::super::Fault::Panic) })*
+            }
+        }
+        #[cfg(unix)]
+        mod when_its_process_is_killed {
+            $(#[test] fn $test() { super::$test(super::isolated, super::Fault::Kill) })*
+        }
+    };
+}
+
+on_every_fault!(
+    a_host_written_the_natural_way_gets_errors,
+    returned_objects_fail_with_an_error,
+    objects_from_objects_fail_with_an_error,
+    objects_in_options_results_and_vecs_fail_with_an_error,
+    objects_from_an_async_method_fail_with_an_error,
+    handles_passed_back_to_a_plugin_fail_its_call_not_the_host,
+    a_host_callback_reaches_the_handle_of_the_object_it_was_given,
+);
+
+/// The held-out host of issue 17, as a user writes it: `?` on the plugin's method and
+/// on the handle's.
+fn a_host_written_the_natural_way_gets_errors(load: Load, fault: Fault) {
+    fn words(idx: &Plugin<dyn Indexer>, prefix: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let cursor = idx.open(prefix)?;
+        let mut words = Vec::new();
+        while let Some(w) = cursor.next()? {
+            words.push(w);
+        }
+        Ok(words)
+    }
+    let (idx, pid) = indexed(load);
+    assert_eq!(words(&idx, "a").unwrap(), ["apple", "avocado", "apricot"]);
+    let cursor = idx.open("b").unwrap();
+    fail(&idx, pid, fault);
+    failed(fault, cursor.next(), "Cursor::next");
+    if let Fault::Panic = fault {
+        let err = words(&idx, "a").unwrap_err();
+        assert!(err.to_string().contains("sabotaged: `Indexer::open`"), "{err}");
+    }
+}
+
+/// `Box<dyn Cursor>` and `Arc<dyn Cursor>` results.
+fn returned_objects_fail_with_an_error(load: Load, fault: Fault) {
+    let (plugin, pid) = indexed(load);
+    let cursor = plugin.open("a").unwrap();
+    let shared = plugin.share(Arc::new(Recorder::new(vec![("prefix", "b")]).1)).unwrap();
+    assert_eq!(cursor.next(), Ok(Some("apple".into())));
+    fail(&plugin, pid, fault);
+    failed(fault, cursor.next(), "Cursor::next of a returned Box");
+    failed(fault, cursor.fork(), "Cursor::fork of a returned Box");
+    failed(fault, shared.next(), "Cursor::next of a returned Arc");
+    // Failed handles drop quietly.
+    drop((cursor, shared));
+}
+
+/// A handle's method that returns an object gives a handle; it fails as well.
+fn objects_from_objects_fail_with_an_error(load: Load, fault: Fault) {
+    let (plugin, pid) = indexed(load);
+    let cursor = plugin.open("a").unwrap();
+    let fork = cursor.fork().unwrap();
+    let grandchild = fork.fork().unwrap();
+    assert_eq!(grandchild.next(), Ok(Some("apple".into())));
+    fail(&plugin, pid, fault);
+    failed(fault, fork.next(), "Cursor::next of a fork");
+    failed(fault, fork.fork(), "Cursor::fork of a fork");
+    failed(fault, grandchild.next(), "Cursor::next of a fork of a fork");
+}
+
+/// `Option<Box<dyn Cursor>>`, `Result<Box<dyn Cursor>, String>` and
+/// `Vec<Box<dyn Cursor>>` results are handles inside.
+fn objects_in_options_results_and_vecs_fail_with_an_error(load: Load, fault: Fault) {
+    let (plugin, pid) = indexed(load);
+    assert!(plugin.find("kiwi").unwrap().is_none());
+    assert_eq!(plugin.open_strict("k").unwrap().err().as_deref(), Some("no word starts with `k`"));
+    let found = plugin.find("banana").unwrap().expect("a cursor");
+    let strict = plugin.open_strict("av").unwrap().expect("a cursor");
+    let all = plugin.cursors().unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3].next(), Ok(Some("apricot".into())));
+    fail(&plugin, pid, fault);
+    failed(fault, found.next(), "Cursor::next of an Option's object");
+    failed(fault, strict.next(), "Cursor::next of a Result's object");
+    for (i, cursor) in all.iter().enumerate() {
+        failed(fault, cursor.next(), &format!("Cursor::next of a Vec's object {i}"));
+    }
+    if let Fault::Panic = fault {
+        failed(fault, plugin.find("banana"), "Indexer::find");
+        failed(fault, plugin.cursors(), "Indexer::cursors");
+    }
+}
+
+/// An `async fn` returning `Box<dyn Cursor>` gives a handle too.
+fn objects_from_an_async_method_fail_with_an_error(load: Load, fault: Fault) {
+    let (plugin, pid) = indexed(load);
+    let later = block_on(plugin.open_later("ap")).unwrap();
+    assert_eq!(later.next(), Ok(Some("apple".into())));
+    fail(&plugin, pid, fault);
+    failed(fault, later.next(), "Cursor::next of an async method's object");
+    failed(fault, later.fork(), "Cursor::fork of an async method's object");
+    if let Fault::Panic = fault {
+        failed(fault, block_on(plugin.open_later("ap")), "Indexer::open_later");
+    }
+}
+
+/// A handle goes back to a plugin as the trait object (`Box::new(handle)` for a
+/// `Box<dyn Cursor>` argument, `&handle` for a `&dyn Cursor`). When its maker has
+/// failed, the plugin using it gets a panic from its call (its trait call through the
+/// handle panics, inside that plugin), which the host gets as `CallError::Panicked`
+/// naming the first failure; the plugin using it, and the host, go on.
+fn handles_passed_back_to_a_plugin_fail_its_call_not_the_host(load: Load, fault: Fault) {
+    let (maker, pid) = indexed(load);
+    let user = load();
+    let given = maker.open("a").unwrap();
+    let lent = maker.open("b").unwrap();
+    assert_eq!(user.peek(&lent), Ok(Some("banana".into())));
+    assert_eq!(user.drain(Box::new(maker.open("av").unwrap())), Ok(vec!["avocado".to_owned()]));
+    fail(&maker, pid, fault);
+    let cause = match fault {
+        Fault::Panic => "sabotaged: `Cursor::next`",
+        Fault::Kill => "the plugin's process crashed",
+    };
+    for (what, result) in [("drain", user.drain(Box::new(given)).map(|_| ())), ("peek", user.peek(&lent).map(|_| ()))] {
+        let Err(CallError::Panicked { message }) = &result else { panic!("Indexer::{what}: {result:?}") };
+        assert!(message.contains("a call to `Cursor::next` through a tomada object failed"), "{what}: {message}");
+        assert!(message.contains(cause), "{what}: {message}");
+    }
+    assert_eq!(user.count(), Ok(0), "the plugin that used the handle goes on");
+}
+
+/// A host callback gets the plugin's objects as trait objects (`&dyn Indexer` here);
+/// `tomada::handle` reaches their handle, whose calls fail with an error.
+fn a_host_callback_reaches_the_handle_of_the_object_it_was_given(load: Load, fault: Fault) {
+    struct Probe {
+        fault: Fault,
+        pid: Option<u32>,
+        results: Mutex<Vec<(&'static str, Result<(), CallError>)>>,
+    }
+    impl Visitor for Probe {
+        fn visit(&self, _: &str, indexer: &dyn Indexer) -> bool {
+            let handle = tomada_host::handle(indexer).expect("the plugin's object, from the other side");
+            assert_eq!(handle.count(), Ok(4), "it works before the fault");
+            fail(handle, self.pid, self.fault);
+            let mut results = self.results.lock().unwrap();
+            results.push(("Indexer::count", handle.count().map(drop)));
+            results.push(("Indexer::open", handle.open("a").map(drop)));
+            false
+        }
+    }
+    let (plugin, pid) = indexed(load);
+    let probe = Probe { fault, pid, results: Mutex::default() };
+    let walked = plugin.walk(&probe);
+    match fault {
+        // The walk itself was under way before the sabotage: it ends normally.
+        Fault::Panic => assert_eq!(walked, Ok(1)),
+        Fault::Kill => assert!(matches!(walked, Err(CallError::Crashed { .. })), "{walked:?}"),
+    }
+    let results = probe.results.into_inner().unwrap();
+    assert_eq!(results.len(), 2);
+    for (what, result) in results {
+        failed(fault, result, what);
+    }
+    // A host object has no handle: its calls do not cross.
+    let local = Recorder::new(vec![]).1;
+    assert!(tomada_host::handle::<dyn Host>(&local).is_none());
+}
+
+/// A plugin whose process cannot come back (quarantined) fails calls that pass
+/// objects with `Quarantined`. (Before: encoding the object needed a channel peer,
+/// found none, and panicked the host thread — "a trait object crosses a channel
+/// outside any call through it".)
+#[cfg(unix)]
+#[test]
+fn calls_passing_objects_to_a_quarantined_plugin_fail_with_an_error() {
+    use tomada_host::isolate::Mode;
+    let once = crate::isolate::isolation().crash_budget(1, std::time::Duration::from_secs(3600));
+    let plugin = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(once)).unwrap();
+    let (other, _) = indexed(isolated);
+    let cursor = other.open("a").unwrap();
+    kill(plugin.process_id().unwrap());
+    assert!(matches!(plugin.count(), Err(CallError::Crashed { .. })));
+    let quarantined = |what: &str, result: Result<(), CallError>| {
+        assert!(matches!(result, Err(CallError::Quarantined { crashes: 1, .. })), "{what}: {result:?}");
+    };
+    let host = Recorder::new(vec![]).1;
+    quarantined("a `&dyn Host` argument", plugin.index("a b", &host).map(drop));
+    quarantined("a `Box<dyn Host>` argument", plugin.attach(Box::new(Recorder::new(vec![]).1)));
+    quarantined("an `Arc<dyn Host>` argument", plugin.share(Arc::new(Recorder::new(vec![]).1)).map(drop));
+    quarantined("a handle given back", plugin.drain(Box::new(other.open("b").unwrap())).map(drop));
+    quarantined("a handle lent back", plugin.peek(&cursor).map(drop));
+    quarantined("an object result", plugin.open("a").map(drop));
+    quarantined("an async object result", block_on(plugin.open_later("a")).map(drop));
+    // The other plugin, and the handles it made, are fine.
+    assert_eq!(cursor.next(), Ok(Some("apple".into())));
 }

@@ -62,6 +62,17 @@ pub trait Channel: Send + Sync {
     fn peer(&self) -> Option<Arc<dyn crate::remote::Peer>> {
         None
     }
+
+    /// The peer for a call that passes trait objects ([`Channel::peer`]), or why
+    /// objects cannot cross now: a channel whose other side is gone and cannot come
+    /// back (a quarantined plugin, say) says so here, and the call fails with that
+    /// error before anything is encoded (encoding an object needs a peer).
+    ///
+    /// # Errors
+    /// What a call would fail with now.
+    fn peer_for_call(&self) -> Result<Option<Arc<dyn crate::remote::Peer>>, CallError> {
+        Ok(self.peer())
+    }
 }
 
 /// Where [`Channel::call_async`]'s default thread leaves the answer, and the waker it
@@ -251,7 +262,10 @@ pub fn remote_call<R: Abi>(
         }
         R::decode_owned(answer?).map_err(CallError::Answer)
     };
-    match objects.then(|| channel.peer()).flatten() {
+    if !objects {
+        return call();
+    }
+    match channel.peer_for_call()? {
         None => call(),
         Some(peer) => crate::remote::with_peer(&peer, call),
     }
@@ -268,7 +282,10 @@ pub fn remote_call_async<'a, R: Abi + 'a>(
     method: u32,
     encode: impl FnOnce(&mut Vec<u8>),
 ) -> BoxFuture<'a, Result<R, CallError>> {
-    let peer = channel.peer();
+    let peer = match channel.peer_for_call() {
+        Ok(peer) => peer,
+        Err(e) => return Box::pin(async move { Err(e) }),
+    };
     let mut args = Vec::new();
     let lent = match &peer {
         None => crate::remote::collecting_borrowed(|| encode(&mut args)),

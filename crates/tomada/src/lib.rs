@@ -117,6 +117,7 @@ pub use context::{Context, context};
 pub use descriptor::{BOUNDARY_VERSION, Descriptor, Info, Manifest};
 pub use future::{BoxFuture, CallFuture};
 pub use interface::Interface;
+pub use object::{Handle, handle};
 /// Derives [`Abi`] for a struct or an enum whose fields are all [`Abi`] types, so it
 /// can cross the boundary. See [`Abi`] for an example.
 ///
@@ -213,6 +214,11 @@ pub const TARGET: &str = env!("TOMADA_TARGET");
 /// # Safety
 /// `VTable` must be the `#[repr(C)]` vtable generated for the trait, `FINGERPRINT` its
 /// layout fingerprint, and `__client` must only build a client that calls through it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the trait object of a tomada contract",
+    label = "not a `#[tomada::contract]` trait",
+    note = "a trait object crosses a tomada plugin boundary as `Box<dyn C>`, `Arc<dyn C>` or (as an argument) `&dyn C` of a `#[tomada::contract]` trait `C`"
+)]
 pub unsafe trait Contract: 'static {
     /// The contract's name, e.g. `pluginapi::Greeter`.
     const NAME: &'static str;
@@ -282,6 +288,10 @@ pub unsafe trait Contract: 'static {
     /// A client as an `Arc<dyn C>`.
     #[doc(hidden)]
     fn __client_into_arc(client: Self::Client) -> std::sync::Arc<Self>;
+    /// The client behind an object of the other side (see [`handle`]); `None` for an
+    /// object of this side.
+    #[doc(hidden)]
+    fn __client_of(object: &Self) -> Option<&Self::Client>;
 }
 
 /// Exports a plugin: one line in a plugin crate (`crate-type = ["cdylib"]`).

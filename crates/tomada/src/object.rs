@@ -11,6 +11,10 @@
 //! plugin method, that panic is caught at the plugin's boundary and reaches the host's
 //! outer call as [`CallError::Panicked`](crate::CallError::Panicked).
 //!
+//! The host does not call the objects it gets back through the trait: a client's
+//! method that returns objects returns [`Handle`]s, whose methods return
+//! `Result<_, CallError>` (see [`Handle`]).
+//!
 //! Lifetimes: an object a plugin made keeps the plugin's library loaded for as long
 //! as the host holds it (see [`client::current_keepalive`](crate::client::current_keepalive));
 //! an object the host made stays alive until the plugin drops its handle; a `&dyn C`
@@ -26,6 +30,95 @@ use crate::ffi::RObject;
 use crate::interface::{TypeDesc, TypeRef};
 use crate::wire::{Reader, WireError};
 use crate::{Abi, Contract};
+
+/// The host's handle to an object of contract `C` that a plugin made: its methods are
+/// the trait's, returning `Result<_, CallError>`, like a `Plugin`'s. It is the
+/// contract's generated client (`Handle<dyn Cursor>` is `CursorClient`).
+///
+/// **Where handles come from.** A client's method (a `tomada_host::Plugin`'s, or a
+/// handle's) whose contract returns `Box<dyn C>` or `Arc<dyn C>` — also inside
+/// `Option`, `Result`, `Vec`, `VecDeque`, a map's values, a tuple or an array — returns
+/// `Handle<dyn C>` there instead: `fn open(&self) -> Box<dyn Cursor>` is
+/// `fn open(&self) -> Result<Handle<dyn Cursor>, CallError>` on the host, and the
+/// handle's own methods that return objects give handles too. An `Arc<dyn C>` result
+/// arrives as one handle too (the host holds the only reference; `Arc::new(handle)`
+/// shares it). The plugin still implements the trait exactly as declared; nothing of
+/// the contract's description, vtable or bytes changes.
+///
+/// **Passing one back.** A handle implements `C`, so it goes back to a plugin as the
+/// trait object with no conversion: `Box::new(handle)` where an argument is
+/// `Box<dyn C>`, `&handle` where it is `&dyn C`, `Arc::new(handle)` for `Arc<dyn C>`.
+///
+/// **Objects that arrive as trait objects** — a `&dyn C` or `Box<dyn C>` a host
+/// callback receives, an object in a field of a struct, or behind a type alias — are
+/// called through the trait, whose signature has no room for an error: a failed call
+/// there **panics** (the plugin panicked, or its process is gone). Reach the handle
+/// behind such an object with [`handle`]`(&*object)`.
+///
+/// ```
+/// #[tomada::contract(abi = 1)]
+/// pub trait Cursor {
+///     fn next(&self) -> Option<String>;
+///     fn fork(&self) -> Box<dyn Cursor>;
+/// }
+///
+/// #[tomada::contract(abi = 1)]
+/// pub trait Indexer {
+///     fn open(&self, prefix: &str) -> Box<dyn Cursor>;
+///     fn cursors(&self) -> Vec<Box<dyn Cursor>>;
+///     fn drain(&self, cursor: Box<dyn Cursor>) -> u32;
+/// }
+///
+/// // The host: a `tomada_host::Plugin<dyn Indexer>` derefs to an `IndexerClient`.
+/// fn words(indexer: &IndexerClient) -> Result<Vec<String>, tomada::CallError> {
+///     let cursor: tomada::Handle<dyn Cursor> = indexer.open("f")?;
+///     let mut words = Vec::new();
+///     while let Some(w) = cursor.next()? {
+///         words.push(w);
+///     }
+///     let fork = cursor.fork()?; // objects from objects: a handle too
+///     indexer.drain(Box::new(fork))?; // back to the plugin as a `Box<dyn Cursor>`
+///     for c in indexer.cursors()? {
+///         words.extend(c.next()?);
+///     }
+///     Ok(words)
+/// }
+/// # let _ = words;
+/// ```
+pub type Handle<C> = <C as Contract>::Client;
+
+/// The [`Handle`] behind a trait object of the other side: its methods return
+/// `Result<_, CallError>` where the trait's own methods panic on a failed call.
+/// `None` for an object made on this side (whose calls do not cross the boundary).
+///
+/// For the objects a host callback receives (`&dyn C`, `Box<dyn C>`), and those inside
+/// structs:
+///
+/// ```
+/// # #[tomada::contract(abi = 1)]
+/// # pub trait Cursor { fn next(&self) -> Option<String>; }
+/// #[tomada::contract(abi = 1)]
+/// pub trait Sink {
+///     fn take(&self, cursor: &dyn Cursor) -> u32; // implemented by the host
+/// }
+///
+/// struct Counter;
+/// impl Sink for Counter {
+///     fn take(&self, cursor: &dyn Cursor) -> u32 {
+///         let Some(cursor) = tomada::handle(cursor) else { return 0 };
+///         let mut n = 0;
+///         // A failed call is an error here, not a panic.
+///         while let Ok(Some(_)) = cursor.next() {
+///             n += 1;
+///         }
+///         n
+///     }
+/// }
+/// # let _: &dyn Sink = &Counter;
+/// ```
+pub fn handle<C: ?Sized + Contract>(object: &C) -> Option<&Handle<C>> {
+    C::__client_of(object)
+}
 
 /// A pointer to data leaked for the program's life (an object vtable made at run
 /// time), shareable between threads.

@@ -572,7 +572,11 @@ fn the_description_is_readable() {
 
 /// Trait objects in-process, without a library (Miri checks every conversion, call and
 /// release): a host service borrowed for a call, one kept by the plugin, an object the
-/// plugin makes, and one made from another.
+/// plugin makes, and one made from another; the host's handles to them, also inside
+/// `Option`, `Vec` and tuples, and handed back.
+// A result type written out whole: the client maps the objects in it to handles by
+// their written shape, which an alias would hide.
+#[allow(clippy::type_complexity)]
 mod objects {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
@@ -597,6 +601,8 @@ mod objects {
         fn emit(&self, line: String) -> Option<usize>;
         fn counter(&self, start: u32) -> Box<dyn Counter>;
         fn shared(&self, sink: Arc<dyn Sink>) -> Arc<dyn Counter>;
+        fn counters(&self, starts: Vec<u32>) -> (Option<Box<dyn Counter>>, Vec<Box<dyn Counter>>);
+        fn read(&self, given: Box<dyn Counter>, lent: &dyn Counter) -> (u32, u32);
     }
 
     struct Count(AtomicUsize);
@@ -628,6 +634,13 @@ mod objects {
             let n = sink.take("shared");
             Arc::new(Count(AtomicUsize::new(n)))
         }
+        fn counters(&self, starts: Vec<u32>) -> (Option<Box<dyn Counter>>, Vec<Box<dyn Counter>>) {
+            let mut all: Vec<Box<dyn Counter>> = starts.into_iter().map(|s| self.counter(s)).collect();
+            (all.pop(), all)
+        }
+        fn read(&self, given: Box<dyn Counter>, lent: &dyn Counter) -> (u32, u32) {
+            (given.next(), lent.next())
+        }
     }
 
     struct Lines(Arc<Mutex<Vec<String>>>);
@@ -646,7 +659,7 @@ mod objects {
             (&VTABLE as *const ServiceVTable).cast(),
             <dyn Service>::__tomada_dispatch::<Impl>,
             Impl::default,
-            5,
+            7,
             0,
         );
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -661,16 +674,31 @@ mod objects {
         service.keep(Box::new(Lines(Arc::clone(&seen)))).unwrap();
         assert_eq!(Arc::strong_count(&seen), 3, "the first kept sink was released");
 
-        let counter = service.counter(7).unwrap();
-        assert_eq!((counter.next(), counter.next()), (7, 8));
-        let split = counter.split();
+        // Objects the plugin made are handles: their calls return `Result`.
+        let counter: tomada::Handle<dyn Counter> = service.counter(7).unwrap();
+        assert_eq!((counter.next(), counter.next()), (Ok(7), Ok(8)));
+        let split = counter.split().unwrap();
         drop(counter);
-        assert_eq!(split.next(), 90);
+        assert_eq!(split.next(), Ok(90));
+        // Through the trait, as a plugin given it back would call it.
+        assert_eq!(Counter::next(&split), 91);
+        let as_object: &dyn Counter = &split;
+        assert_eq!(tomada::handle(as_object).map(|h| h.next()), Some(Ok(92)));
+        assert!(tomada::handle::<dyn Counter>(&Count(AtomicUsize::new(0))).is_none(), "a local object has none");
+
+        // Handles inside `Option`, `Vec` and tuples; handles handed back as the trait
+        // objects (given away, and lent for the call).
+        let (last, rest) = service.counters(vec![1, 2, 3]).unwrap();
+        let last = last.expect("a counter");
+        assert_eq!((rest[0].next(), rest[1].next(), last.next()), (Ok(1), Ok(2), Ok(3)));
+        let [a, b] = <[_; 2]>::try_from(rest).ok().unwrap();
+        assert_eq!(service.read(Box::new(a), &b), Ok((2, 3)));
+        assert_eq!(b.next(), Ok(4), "the lent one stays the host's");
 
         let shared: Arc<dyn Sink> = Arc::new(Lines(Arc::clone(&seen)));
         let c = service.shared(Arc::clone(&shared)).unwrap();
-        assert_eq!(c.next(), 6);
-        drop((shared, c, split, service, plugin, sink));
+        assert_eq!(c.next(), Ok(6));
+        drop((shared, c, split, last, b, service, plugin, sink));
         assert_eq!(Arc::strong_count(&seen), 1, "everything the plugin held was released");
     }
 }

@@ -832,21 +832,43 @@ impl Isolated {
     }
 }
 
+/// The method number, on the plugin's instance (target 0), that drops the instance
+/// and answers once it is dropped (see [`Isolated::drop_instance`]); no contract
+/// method has it (the largest, `CANCEL_METHOD`, is `u32::MAX`).
+pub(crate) const DROP_INSTANCE: u32 = u32::MAX - 1;
+
 impl Isolated {
-    /// Drops the plugin's instance in its process (its handle is gone), if one runs:
-    /// asks it to, for up to [`END_GRACE`]; a process that takes nothing in that time
-    /// is killed with the rest (`Drop`) without waiting for the call deadline.
+    /// Drops the plugin's instance in its process (its handle is gone), if one runs.
+    ///
+    /// If the process lives on (objects it made are still held), this waits until the
+    /// instance is dropped, serving what its `Drop` calls meanwhile, so what it let go
+    /// of is let go of here, before `drop(Plugin)` returns — as in-process, where the
+    /// instance drops with its handle: the host objects it held (a kept `Box<dyn
+    /// Host>`) are released in order, not whenever the host next reads the channel.
+    /// (Bounded by the call deadline, past which the process is killed like any hung
+    /// call's.) Otherwise the process is about to be killed with the handle, and the
+    /// instance is only told to go, for up to [`END_GRACE`]: a process that takes
+    /// nothing in that time is killed with the rest (`Drop`) without waiting for the
+    /// call deadline.
     pub(crate) fn drop_instance(&self) {
         let connection = self.lock().connection.clone();
-        if let Some(connection) = connection
-            && connection.endpoint.flight().ended.is_none()
-            && !connection.endpoint.release_within(0, END_GRACE)
-        {
-            // (Maybe half a frame in the ring: nothing more may be sent.)
-            connection.close(CallError::Channel {
-                message: "the plugin's process took nothing while its handle was dropped".to_owned(),
-            });
+        let Some(connection) = connection else { return };
+        if connection.endpoint.flight().ended.is_some() {
+            return;
         }
+        // The `Plugin`'s reference and this one: nothing else keeps the process.
+        let me = self.arc();
+        if Arc::strong_count(&me) <= 2 {
+            if !connection.endpoint.release_within(0, END_GRACE) {
+                // (Maybe half a frame in the ring: nothing more may be sent.)
+                connection.close(CallError::Channel {
+                    message: "the plugin's process took nothing while its handle was dropped".to_owned(),
+                });
+            }
+            return;
+        }
+        // Its answer says nothing (a failure has ended the process, and its objects).
+        let _ = self.call_on(&connection, 0, DROP_INSTANCE, &mut Vec::new());
     }
 }
 
@@ -864,8 +886,13 @@ impl Channel for Isolated {
     }
 
     fn peer(&self) -> Option<Arc<dyn tomada::remote::Peer>> {
-        let connection = self.connection().ok()?;
-        Some(Arc::new(HostPeer { isolated: self.arc(), connection }))
+        self.peer_for_call().ok().flatten()
+    }
+
+    /// A process that cannot be (re)started says why, before objects are encoded.
+    fn peer_for_call(&self) -> Result<Option<Arc<dyn tomada::remote::Peer>>, CallError> {
+        let connection = self.connection()?;
+        Ok(Some(Arc::new(HostPeer { isolated: self.arc(), connection })))
     }
 
     /// An async call multiplexed on the channel like any other: no thread of the host

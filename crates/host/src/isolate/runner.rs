@@ -477,6 +477,13 @@ struct Server {
 
 impl Handler for Server {
     fn serve(&self, request: Request) -> (u8, RVec) {
+        if request.target == 0 && request.method == super::DROP_INSTANCE {
+            // The host's handle is gone and it waits for the instance to go: answered
+            // once it is dropped, after whatever its `Drop` sent (releases of the host's
+            // objects it held) is on its way.
+            self.drop_instance();
+            return (Status::OK.0, RVec::new());
+        }
         if request.target == 0 {
             if self.plugin.dropped.load(Ordering::Acquire) {
                 return (Status::MALFORMED.0, RVec::from_vec(b"the plugin's instance was dropped".to_vec()));
@@ -516,15 +523,7 @@ impl Handler for Server {
                 self.pending.lock().unwrap_or_else(|p| p.into_inner()).push_back(request);
                 nudge_self();
             }
-            Incoming::Release(0) => {
-                if !self.plugin.dropped.swap(true, Ordering::AcqRel) {
-                    // SAFETY: the instance `create` made, destroyed once (the flag), while
-                    // the library stays loaded. Calls that reach it after this are
-                    // refused above; the host sends this only once its handle, through
-                    // which such calls come, is gone.
-                    unsafe { crate::plugin_fn::destroy(self.plugin.destroy, self.plugin.this) };
-                }
-            }
+            Incoming::Release(0) => self.drop_instance(),
             Incoming::Release(id) => self.objects.release(id),
             Incoming::Cancel(id) => {
                 // Held while the plugin is told: the call cannot end and free its slot
@@ -545,6 +544,19 @@ impl Handler for Server {
                 }
             }
             Incoming::Log(_) => {}
+        }
+    }
+}
+
+impl Server {
+    /// Drops the plugin's instance, once.
+    fn drop_instance(&self) {
+        if !self.plugin.dropped.swap(true, Ordering::AcqRel) {
+            // SAFETY: the instance `create` made, destroyed once (the flag), while
+            // the library stays loaded. Calls that reach it after this are
+            // refused (`serve`); the host asks for this only once its handle, through
+            // which such calls come, is gone.
+            unsafe { crate::plugin_fn::destroy(self.plugin.destroy, self.plugin.this) };
         }
     }
 }

@@ -7,6 +7,7 @@
 mod client;
 mod describe;
 mod dispatch;
+mod handle;
 mod object;
 mod vtable;
 

@@ -58,12 +58,34 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
         let tys = sig.method.args.iter().map(|a| &a.ty);
         let ret = &sig.method.ret;
         let what = format!("{trait_str}::{ident}");
+        // A method whose client returns handles: its generic call, decoding the
+        // declared type.
+        let lt = crate::parse::async_lifetime();
+        let call = match super::handle::host_form(ret) {
+            None => quote!(#client::#ident(self, #(#locals),*)),
+            // (An async one's future, boxed before the `async` block holds it: that
+            // block is `Send` for any lifetime of the objects in its result type, which
+            // a `CallFuture` of them is not, its form being that of `'static` objects.)
+            Some(_) if sig.method.is_async => {
+                let helper = super::client::call_ident(sig);
+                let ret = super::handle::with_static_objects(ret);
+                quote! {{
+                    let call: ::tomada::BoxFuture<#lt, ::core::result::Result<#ret, ::tomada::CallError>> =
+                        ::std::boxed::Box::pin(self.#helper::<#ret>(#(#locals),*));
+                    call
+                }}
+            }
+            Some(_) => {
+                let helper = super::client::call_ident(sig);
+                let ret = super::handle::with_static_objects(ret);
+                quote!(self.#helper::<#ret>(#(#locals),*))
+            }
+        };
         if sig.method.is_async {
-            let lt = crate::parse::async_lifetime();
             let tys = &sig.arg_tys_async;
             return quote! {
                 fn #ident<#lt>(&#lt self, #(#locals: #tys),*) -> ::tomada::BoxFuture<#lt, #ret> {
-                    let call = #client::#ident(self, #(#locals),*);
+                    let call = #call;
                     ::std::boxed::Box::pin(async move {
                         match call.await {
                             ::core::result::Result::Ok(value) => value,
@@ -75,7 +97,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
         }
         quote! {
             fn #ident(&self, #(#locals: #tys),*) -> #ret {
-                match #client::#ident(self, #(#locals),*) {
+                match #call {
                     ::core::result::Result::Ok(value) => value,
                     ::core::result::Result::Err(error) => ::core::panic!("a call to `{}` through a tomada object failed: {}", #what, error),
                 }
@@ -249,6 +271,35 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
             }
         }
 
+        // SAFETY: the handle (the client of an object of the other side) crosses exactly
+        // as the `Box<dyn C>` it stands for: the same description and `RObject`, made and
+        // read by the same conversions, and the same bytes. The client's methods decode
+        // results straight into handles (see `handle`).
+        unsafe impl ::tomada::Abi for #client #impl_bounds {
+            type Ffi = ::tomada::__private::RObject;
+            const DESC: ::tomada::__private::TypeRef = <::std::boxed::Box<dyn #trait_ident> as ::tomada::Abi>::DESC;
+            const WIRE_MIN: usize = 8;
+            fn into_ffi(self) -> ::tomada::__private::RObject {
+                <dyn #trait_ident as ::tomada::Contract>::__box_into_object(<dyn #trait_ident as ::tomada::Contract>::__client_into_box(self))
+            }
+            unsafe fn from_ffi(ffi: ::tomada::__private::RObject) -> Self {
+                // SAFETY: made by this contract's object conversion (the caller's guarantee).
+                unsafe { <dyn #trait_ident as ::tomada::Contract>::__object_into_client(ffi) }
+            }
+            fn encode(&self, _: &mut ::std::vec::Vec<u8>) {
+                // As a `Box<dyn C>`: given away, never lent.
+                ::core::unreachable!("a `Handle<dyn {}>` is only given away across a channel", ::core::stringify!(#trait_ident))
+            }
+            fn encode_owned(self, out: &mut ::std::vec::Vec<u8>) {
+                let object = <dyn #trait_ident as ::tomada::Contract>::__client_into_box(self);
+                ::tomada::__private::encode_exported(<dyn #trait_ident as ::tomada::Contract>::__export_box(object), out)
+            }
+            fn decode(r: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
+                let channel = ::tomada::__private::decode_remote(r)?;
+                ::core::result::Result::Ok(<dyn #trait_ident as ::tomada::Contract>::__remote_client(channel))
+            }
+        }
+
         // SAFETY: a `&dyn C` argument crosses as an `RObject` that borrows it for the
         // call; the receiving side's store is the client, dropped after the call.
         unsafe impl<'a> ::tomada::Arg for &'a dyn #trait_ident #impl_bounds {
@@ -326,6 +377,9 @@ pub(crate) fn contract_items(parts: &Parts, method_count: usize, args: &Contract
         unsafe fn __export_ref(object: &Self) -> ::tomada::__private::Exported {
             // SAFETY: the caller keeps `object` alive as long as the `Exported`.
             unsafe { <dyn #trait_ident>::__tomada_ref_export(object) }
+        }
+        fn __client_of(object: &Self) -> ::core::option::Option<&#client> {
+            object.__tomada_client()
         }
         fn __remote_client(channel: ::std::sync::Arc<dyn ::tomada::__private::Channel>) -> #client {
             #client { raw: ::tomada::__private::RawClient::new(::tomada::__private::Target::Remote(channel), #method_count, <Self as ::tomada::Contract>::MINOR) }

@@ -73,17 +73,17 @@ fn run(path: &str, mode: &Mode) -> Result<(), Box<dyn Error>> {
     notebook.attach(Box::new(Screen))?;
     println!("host: published {}", notebook.publish_all()?);
 
-    // 3. `Box<dyn Cursor>`: an object the plugin made. It keeps the plugin's library
-    //    loaded (isolated: its process running), so it works after the `Plugin`
-    //    handle is gone. (In-process, dropping the plugin drops what it kept: the
-    //    screen.)
+    // 3. `Box<dyn Cursor>`: an object the plugin made, which the host holds as a
+    //    handle whose methods return `Result<_, CallError>` (a plugin that panics, or
+    //    whose process dies, is an error here, never a panic). It keeps the plugin's
+    //    library loaded (isolated: its process running), so it works after the
+    //    `Plugin` handle is gone. Dropping the plugin drops its instance, and so what
+    //    the instance kept (the screen), before `drop` returns, in either mode.
     let cursor = notebook.notes("")?;
     drop(notebook);
-    while let Some(note) = cursor.next() {
+    while let Some(note) = cursor.next()? {
         println!("cursor: {note}");
     }
-    // Isolated, the plugin's instance lives in its child process until the last
-    // handle (this cursor) is gone: only then does it let go of the screen.
     drop(cursor);
     println!("host: done");
     Ok(())

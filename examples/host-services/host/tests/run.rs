@@ -43,6 +43,13 @@ fn callbacks_kept_services_objects_and_log_records() {
 /// Isolated, callbacks, kept services, objects and log records travel over the
 /// channel: the same lines, in the same order (the instance goes with its handle, the
 /// process lives on for the cursor).
+///
+/// The order does not depend on scheduling: dropping the `Plugin` waits until the
+/// plugin's process has dropped the instance, and the instance's release of the screen
+/// reaches the host before that answer (both are written by the thread that dropped
+/// it), so "let go of the screen" is printed before `drop` returns. (Before, the
+/// instance was dropped after the host had moved on, and the release was read at the
+/// host's next call, before or after the cursor's lines, as the threads ran.)
 #[test]
 fn the_same_in_a_child_process() {
     assert_eq!(run(true), run(false));

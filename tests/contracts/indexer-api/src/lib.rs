@@ -1,7 +1,9 @@
 //! Contracts whose methods take and return trait objects of other contracts: a host
 //! service the plugin calls back (`Host`), an object a plugin makes and the host keeps
 //! (`Cursor`), a callback that calls the plugin again (`Visitor`), and the plugin's own
-//! contract (`Indexer`). Its plugin is `tests/plugins/indexer`.
+//! contract (`Indexer`), with objects returned in every shape (plain, from an object,
+//! in `Option`, `Result` and `Vec`, shared, from an `async fn`) and handed back. Its
+//! plugin is `tests/plugins/indexer`; `Indexer::sabotage` makes it fail on purpose.
 
 #![allow(missing_docs)]
 
@@ -56,4 +58,17 @@ pub trait Indexer {
     fn cursors(&self) -> Vec<Box<dyn Cursor>>;
     /// Drops the attached host service, if any; returns whether there was one.
     fn detach(&self) -> bool;
+    /// A cursor over the one indexed word equal to `word`; `None` if there is none.
+    fn find(&self, word: &str) -> Option<Box<dyn Cursor>>;
+    /// A cursor over the words starting with `prefix`; an error if none does.
+    fn open_strict(&self, prefix: &str) -> Result<Box<dyn Cursor>, String>;
+    /// What is left of `cursor` (an object handed back: the host passes its handle).
+    fn drain(&self, cursor: Box<dyn Cursor>) -> Vec<String>;
+    /// The next word of a cursor lent for the call.
+    fn peek(&self, cursor: &dyn Cursor) -> Option<String>;
+    /// As [`Indexer::open`], from an `async fn`.
+    async fn open_later(&self, prefix: &str) -> Box<dyn Cursor>;
+    /// A fault, for tests: from now on every method of this instance (but this one)
+    /// and of every object it made panics.
+    fn sabotage(&self);
 }
