@@ -281,7 +281,7 @@ fn verdict(host: &Interface, plugin: &Interface) -> Result<String, Vec<String>> 
             host.name, plugin.abi, host.abi
         )]);
     }
-    let fit = host.fit(plugin)?;
+    let fit = host.fit(plugin).map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let missing: Vec<_> = host.methods[fit.provided..].iter().map(|m| format!("`{}`", m.name)).collect();
     Ok(if missing.is_empty() {
         format!("{} {} fits {} {}", host.name, plugin.version(), host.name, host.version())
