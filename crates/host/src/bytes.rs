@@ -51,11 +51,25 @@ impl Channel for LocalBytes {
         tomada::client::answer(status.0, body.into_vec())
     }
 
-    /// Runs the call when the future is first polled, on the polling thread: the
-    /// plugin's dispatch function drives an `async` method to completion itself. No
-    /// thread is spawned, so nothing can call the instance after the `Plugin` (which
-    /// the future borrows) is gone.
+    /// Runs the call when the future is first polled, on a thread of its own that the
+    /// poll waits for: the plugin's dispatch function drives an `async` method to
+    /// completion itself, with the plugin's own copy of `std` (`thread::current`),
+    /// whose thread-local destructors must run while the library is loaded — so on a
+    /// thread that ends within the call, never on a host thread that outlives the
+    /// plugin. Nothing can call the instance after the `Plugin` (which the future
+    /// borrows) is gone.
     fn call_async(self: Arc<Self>, method: u32, args: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
-        Box::pin(async move { self.call(method, args) })
+        Box::pin(async move {
+            std::thread::scope(|s| {
+                let call =
+                    std::thread::Builder::new().name("tomada-call".into()).spawn_scoped(s, || self.call(method, args));
+                match call {
+                    Ok(handle) => handle.join().unwrap_or_else(|payload| {
+                        Err(CallError::Channel { message: tomada::call::panic_message(payload) })
+                    }),
+                    Err(e) => Err(CallError::Channel { message: format!("cannot start a thread for the call: {e}") }),
+                }
+            })
+        })
     }
 }

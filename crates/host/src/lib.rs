@@ -461,7 +461,12 @@ impl<C: ?Sized + Contract> Checked<C> {
         let sha_needed = provenance.sha256.is_none() && audit::enabled();
         let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
         if fit.by_bytes
-            && inspection.manifest.contract.types.iter().any(|t| matches!(t.body, tomada::interface::Body::Object { .. }))
+            && inspection
+                .manifest
+                .contract
+                .types
+                .iter()
+                .any(|t| matches!(t.body, tomada::interface::Body::Object { .. }))
         {
             // Calls by byte form (see `bytes`) have no peer for objects in this process.
             let e = LoadError::LayoutMismatch {
@@ -498,16 +503,8 @@ impl<C: ?Sized + Contract> Checked<C> {
         // `fit.provided` methods match the host's exactly (checked from the manifest,
         // which is the loaded library's); `this` is its instance; the `Plugin` keeps both
         // alive longer than the client, which it drops first.
-        let client = unsafe {
-            C::__client(
-                RawClient::new(
-                    target,
-                    fit.provided,
-                    manifest.contract.minor,
-                )
-                .keep(keepalive),
-            )
-        };
+        let client =
+            unsafe { C::__client(RawClient::new(target, fit.provided, manifest.contract.minor).keep(keepalive)) };
         Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Local(local), manifest, path })
     }
 

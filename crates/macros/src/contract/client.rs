@@ -62,9 +62,10 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
     // Methods of the original contract are in every compatible plugin; later ones may
     // be missing from a plugin built against an older minor version.
     let provided_check = (since > 0).then(|| {
+        let missing = super::fallback::missing(parts, sig);
         quote! {
             if #index >= self.raw.provided {
-                return ::core::result::Result::Err(self.raw.not_provided(#name_str, <dyn #trait_ident as ::tomada::Contract>::ABI, #since));
+                return #missing;
             }
         }
     });

@@ -59,7 +59,10 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
     }
     let others: Vec<_> = variants.iter().zip(&marks).filter(|(_, m)| m.1).map(|((v, _), _)| v).collect();
     if others.len() > 1 {
-        return Err(Error::new(others[1].ident.span(), format!("`{name}` has more than one `#[tomada(other)]` variant")));
+        return Err(Error::new(
+            others[1].ident.span(),
+            format!("`{name}` has more than one `#[tomada(other)]` variant"),
+        ));
     }
     let open = !others.is_empty();
     if !open && let Some(((v, _), _)) = variants.iter().zip(&marks).find(|(_, m)| m.0 > 0) {

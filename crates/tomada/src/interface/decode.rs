@@ -153,4 +153,3 @@ impl<'a> Reader<'a> {
         Ok(methods)
     }
 }
-

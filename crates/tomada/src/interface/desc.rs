@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-
 /// A reference to a type's description. A raw pointer rather than a reference so that
 /// recursive types (`struct Node { children: Vec<Node> }`) can describe themselves:
 /// descriptions of derived types are statics, which may refer to each other in cycles.
@@ -198,4 +197,3 @@ pub struct ContractDesc {
     /// Its methods, in vtable order.
     pub methods: &'static [MethodDesc],
 }
-

@@ -300,4 +300,3 @@ pub(crate) const fn put_str(out: &mut [u8], at: usize, s: &str) -> usize {
     let at = put_u32(out, at, s.len() as u32);
     put(out, at, s.as_bytes())
 }
-

@@ -213,7 +213,7 @@ impl fmt::Display for Difference {
                     }
                     Change::Reordered { what, plugin, host } => write!(
                         f,
-                        ": {what} are in another order ({} in the plugin, {} in the host)",
+                        ": {what} are in another order ({} in the plugin, {} in the host; {what} cannot be moved: new ones go at the end with `#[tomada(since = N)]`)",
                         plugin.join(", "),
                         host.join(", ")
                     ),
@@ -243,7 +243,9 @@ impl fmt::Display for Difference {
                             open(host)
                         )
                     }
-                    Change::ObjectAbi { plugin, host } => write!(f, " is ABI {plugin} in the plugin, ABI {host} in the host"),
+                    Change::ObjectAbi { plugin, host } => {
+                        write!(f, " is ABI {plugin} in the plugin, ABI {host} in the host")
+                    }
                     Change::ObjectMethods { plugin, host } => write!(
                         f,
                         ": its methods are {} in the plugin, {} in the host",
@@ -322,7 +324,8 @@ impl Interface {
                 });
                 continue;
             }
-            let mut compare = Compare { host, plugin, seen: HashSet::new(), why: &mut why, method: &h.name, by_bytes: false };
+            let mut compare =
+                Compare { host, plugin, seen: HashSet::new(), why: &mut why, method: &h.name, by_bytes: false };
             compare.method(h, p);
             by_bytes |= compare.by_bytes;
         }
@@ -485,7 +488,12 @@ impl Compare<'_, '_> {
             if a.name != b.name {
                 self.push(
                     at,
-                    Change::Replaced { member: "variant", position: i + 1, plugin: b.name.clone(), host: a.name.clone() },
+                    Change::Replaced {
+                        member: "variant",
+                        position: i + 1,
+                        plugin: b.name.clone(),
+                        host: a.name.clone(),
+                    },
                 );
                 return;
             }

@@ -32,15 +32,15 @@ mod model;
 
 pub(crate) use decode::Reader;
 pub use desc::*;
-pub(crate) use encode::{contract_len, put, put_str, put_u32, str_eq, str_len, write_contract};
 pub use encode::{MAX_NAMED, fingerprint, has_objects};
+pub(crate) use encode::{contract_len, put, put_str, put_u32, str_eq, str_len, write_contract};
 pub use fit::*;
 pub use model::*;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::encode::tag;
+    use super::*;
     use crate::Contract;
 
     #[allow(dead_code)] // the contracts exist for their descriptions
@@ -165,4 +165,3 @@ mod tests {
         assert!(why[0].to_string().contains("`later` is only in the plugin"), "{why:?}");
     }
 }
-

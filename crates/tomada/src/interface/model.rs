@@ -265,4 +265,3 @@ impl fmt::Display for TypeDef {
         }
     }
 }
-
