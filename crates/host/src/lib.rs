@@ -473,7 +473,7 @@ impl<C: ?Sized + Contract> Checked<C> {
                 path: inspection.path.clone(),
                 contract: C::NAME.into(),
                 plugin_version: inspection.manifest.contract.version(),
-                host_version: format!("{}.{}", C::ABI, C::DESCRIPTION.minor),
+                host_version: format!("{}.{}", C::ABI, tomada::interface::minor(&C::DESCRIPTION)),
                 differences: vec![
                     "its types differ from the host's by appended fields or added variants, so values cross by their byte form, and contract objects cannot cross in-process that way yet; isolate the plugin (`Mode::Isolated`), or rebuild it against the host's contract".into(),
                 ],

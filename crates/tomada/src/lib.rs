@@ -212,7 +212,8 @@ pub unsafe trait Contract: 'static {
     const ABI: u32;
     /// The layout fingerprint (see [`fingerprint`]).
     const FINGERPRINT: u64;
-    /// The contract's minor version: the largest `#[tomada(since = N)]` of its methods.
+    /// The contract's minor version: the largest `#[tomada(since = N)]` of its methods
+    /// and of the struct fields and enum variants they use.
     const MINOR: u32;
     /// The whole contract, readable (see [`interface`]).
     const DESCRIPTION: interface::ContractDesc;

@@ -7,4 +7,5 @@
 mod asyncs;
 mod compile_fail;
 mod contract;
+mod evolve;
 mod fingerprint;

@@ -53,7 +53,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
             const NAME: &'static str = #name;
             const ABI: u32 = #abi;
             const FINGERPRINT: u64 = ::tomada::interface::fingerprint(&<Self as ::tomada::Contract>::DESCRIPTION);
-            const MINOR: u32 = #minor;
+            const MINOR: u32 = ::tomada::interface::minor(&<Self as ::tomada::Contract>::DESCRIPTION);
             const DESCRIPTION: ::tomada::__private::ContractDesc = ::tomada::__private::ContractDesc {
                 name: <Self as ::tomada::Contract>::NAME,
                 abi: <Self as ::tomada::Contract>::ABI,

@@ -183,7 +183,7 @@ impl<'a> Sink<'a> {
     const fn contract(&mut self, c: &ContractDesc) {
         self.str(c.name);
         self.u32(c.abi);
-        self.u32(c.minor);
+        self.u32(minor(c));
         self.u64(fingerprint(c));
         self.methods(c.methods);
     }
@@ -299,4 +299,74 @@ pub(crate) const fn put_str(out: &mut [u8], at: usize, s: &str) -> usize {
     assert!(s.len() <= u32::MAX as usize, "string too long for a manifest");
     let at = put_u32(out, at, s.len() as u32);
     put(out, at, s.as_bytes())
+}
+
+/// A contract's minor version as written to manifests: the largest `since` of its
+/// methods ([`ContractDesc::minor`]) and of every struct field and enum variant its
+/// methods use, so a contract that only appends a field still says it is newer.
+pub const fn minor(c: &ContractDesc) -> u32 {
+    let mut seen = [""; MAX_NAMED];
+    let mut count = 0;
+    let mut max = c.minor;
+    let mut i = 0;
+    while i < c.methods.len() {
+        let m = &c.methods[i];
+        let mut j = 0;
+        while j < m.args.len() {
+            max = max_u32(max, since_in(m.args[j].get(), &mut seen, &mut count));
+            j += 1;
+        }
+        max = max_u32(max, since_in(m.ret.get(), &mut seen, &mut count));
+        i += 1;
+    }
+    max
+}
+
+const fn max_u32(a: u32, b: u32) -> u32 {
+    if a > b { a } else { b }
+}
+
+/// The largest `since` of the fields and variants inside `t` (each named type once).
+const fn since_in(t: &TypeDesc, seen: &mut [&'static str; MAX_NAMED], count: &mut usize) -> u32 {
+    if matches!(t.kind, Kind::Struct | Kind::Enum | Kind::Object) {
+        let mut i = 0;
+        while i < *count {
+            if str_eq(seen[i], t.key) {
+                return 0;
+            }
+            i += 1;
+        }
+        if *count < MAX_NAMED {
+            seen[*count] = t.key;
+            *count += 1;
+        }
+    }
+    // A contract object's own minor version is its own business.
+    if matches!(t.kind, Kind::Object) {
+        return 0;
+    }
+    let mut max = 0;
+    let mut i = 0;
+    while i < t.args.len() {
+        max = max_u32(max, since_in(t.args[i].get(), seen, count));
+        i += 1;
+    }
+    let mut i = 0;
+    while i < t.fields.len() {
+        max = max_u32(max, t.fields[i].since);
+        max = max_u32(max, since_in(t.fields[i].ty.get(), seen, count));
+        i += 1;
+    }
+    let mut i = 0;
+    while i < t.variants.len() {
+        max = max_u32(max, t.variants[i].since);
+        let mut j = 0;
+        while j < t.variants[i].fields.len() {
+            max = max_u32(max, t.variants[i].fields[j].since);
+            max = max_u32(max, since_in(t.variants[i].fields[j].ty.get(), seen, count));
+            j += 1;
+        }
+        i += 1;
+    }
+    max
 }

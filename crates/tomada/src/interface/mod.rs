@@ -32,7 +32,7 @@ mod model;
 
 pub(crate) use decode::Reader;
 pub use desc::*;
-pub use encode::{MAX_NAMED, fingerprint, has_objects};
+pub use encode::{MAX_NAMED, fingerprint, has_objects, minor};
 pub(crate) use encode::{contract_len, put, put_str, put_u32, str_eq, str_len, write_contract};
 pub use fit::*;
 pub use model::*;
