@@ -316,7 +316,7 @@ fn same(a: &Interface, b: &Interface, a_name: &str, b_name: &str) -> Result<Stri
     match (ab, ba) {
         (Ok(_), Ok(_)) if a.fingerprint == b.fingerprint => Ok(format!("both are {} {}", a.name, a.version())),
         (Ok(_), Ok(_)) => Ok(format!(
-            "{} {} and {}: compatible, differing only by methods added in a minor version",
+            "{} {} and {}: compatible, differing only in ways a minor version may",
             a.name,
             a.version(),
             b.version()
@@ -361,7 +361,10 @@ fn pick<'m>(
     }
 }
 
-fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
+/// Compares A and B; returns the exit code: 0 fit (and, for OLD NEW builds of one
+/// contract, compatible both ways), 3 newer reads older, 1 no fit (see
+/// [`Compat::exit_code`](tomada_host::tomada::interface::Compat::exit_code)).
+fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<u8> {
     let a = read(a_path).with_context(|| format!("cannot read {}", a_path.display()))?;
     let b = read(b_path).with_context(|| format!("cannot read {}", b_path.display()))?;
     let (a_name, b_name) = (a_path.display(), b_path.display());
@@ -378,6 +381,8 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
     };
     let a_plugin = chosen(a_path, &a, b_host.as_deref())?;
     let b_plugin = chosen(b_path, &b, a_host.as_deref())?;
+    // Two builds of one contract (OLD NEW): what changed, member by member.
+    let mut changes = Vec::new();
     let verdicts: Vec<Result<String, Vec<String>>> = match (&a_plugin, &b_plugin, &a_host, &b_host) {
         (Some(p), None, None, Some(h)) | (None, Some(p), Some(h), None) => {
             match h.iter().find(|c| c.name == p.contract.name) {
@@ -393,6 +398,7 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
             }
         }
         (Some(p), Some(q), ..) => {
+            changes = tomada_host::tomada::interface::classify(&p.contract, &q.contract);
             vec![same(&p.contract, &q.contract, &a_name.to_string(), &b_name.to_string())]
         }
         (None, None, Some(g), Some(h)) => {
@@ -400,6 +406,9 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
             if common.is_empty() {
                 vec![Err(vec!["the two hosts expect no contract in common".to_owned()])]
             } else {
+                for (c, d) in &common {
+                    changes.extend(tomada_host::tomada::interface::classify(c, d));
+                }
                 common.into_iter().map(|(c, d)| same(c, d, &a_name.to_string(), &b_name.to_string())).collect()
             }
         }
@@ -418,7 +427,14 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
             }
         }
     }
-    Ok(fits)
+    let worst = tomada_host::tomada::interface::verdict(&changes);
+    if fits && !changes.is_empty() {
+        out!("from {a_name} to {b_name}: {worst}");
+        for c in &changes {
+            out!("  - {c}");
+        }
+    }
+    Ok(if fits { worst.exit_code() } else { 1 })
 }
 
 /// Creates `path` for writing; refuses to overwrite, and (Unix) makes it private if asked.
@@ -529,8 +545,7 @@ fn main() -> ExitCode {
         }
         Command::Verify { public_key, plugin } => report(verify(&public_key, &plugin)),
         Command::Diff { a, b, export } => match diff(&a, &b, export.as_deref()) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
+            Ok(code) => ExitCode::from(code),
             Err(e) => {
                 let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
                 eprintln!("error: {}", escape_controls(&chain.join(": ")));

@@ -137,18 +137,23 @@ impl<'a> Reader<'a> {
         Ok(Interface { name, abi, minor, fingerprint, methods, types })
     }
     fn methods(&mut self, types: &mut Vec<TypeDef>) -> Result<Vec<Method>, Malformed> {
-        let n = self.count(4 + 4 + 4 + 2)?;
+        let n = self.count(4 + 4 + 1 + 4 + 2)?;
         let mut methods = Vec::with_capacity(n);
         for _ in 0..n {
             let name = self.string()?;
             let since = self.u32()?;
+            let fallback = match self.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err("an unknown method flag"),
+            };
             let argc = self.count(2)?;
             let mut args = Vec::with_capacity(argc);
             for _ in 0..argc {
                 args.push(self.ty(types, 0)?);
             }
             let ret = self.ty(types, 0)?;
-            methods.push(Method { name, since, args, ret });
+            methods.push(Method { name, since, fallback, args, ret });
         }
         Ok(methods)
     }

@@ -174,6 +174,9 @@ pub struct MethodDesc {
     pub name: &'static str,
     /// The minor version that added it (0 for the original methods).
     pub since: u32,
+    /// It has a default body, which the host runs for a plugin that predates it.
+    /// Not part of the layout fingerprint: a body changes no layout.
+    pub fallback: bool,
     /// Its arguments after `&self`.
     pub args: &'static [TypeRef],
     /// Its result.

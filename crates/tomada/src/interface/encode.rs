@@ -50,6 +50,14 @@ impl<'a> Sink<'a> {
         self.at += bytes.len();
     }
 
+    /// A byte that is written but not hashed (what changes no layout).
+    const fn unhashed(&mut self, v: u8) {
+        if !self.out.is_empty() {
+            self.out[self.at] = v;
+        }
+        self.at += 1;
+    }
+
     const fn u8(&mut self, v: u8) {
         self.bytes(&[v]);
     }
@@ -169,6 +177,7 @@ impl<'a> Sink<'a> {
             let m = &methods[i];
             self.str(m.name);
             self.u32(m.since);
+            self.unhashed(m.fallback as u8);
             self.u32(m.args.len() as u32);
             let mut j = 0;
             while j < m.args.len() {

@@ -24,12 +24,14 @@
 //! retyped, a struct field or enum variant changed — is refused, with the difference
 //! spelled out.
 
+mod classify;
 mod decode;
 mod desc;
 mod encode;
 mod fit;
 mod model;
 
+pub use classify::{Compat, MemberChange, classify, verdict};
 pub(crate) use decode::Reader;
 pub use desc::*;
 pub use encode::{MAX_NAMED, fingerprint, has_objects, minor};

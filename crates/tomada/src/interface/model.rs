@@ -105,6 +105,8 @@ pub struct Method {
     pub name: String,
     /// The minor version that added it.
     pub since: u32,
+    /// It has a host-side default body (see [`MethodDesc::fallback`](super::MethodDesc::fallback)).
+    pub fallback: bool,
     /// Its arguments after `&self`.
     pub args: Vec<Type>,
     /// Its result.
@@ -195,8 +197,11 @@ impl fmt::Display for Method {
         if *self.output() != Type::Leaf("()".into()) {
             write!(f, " -> {}", self.output())?;
         }
-        if self.since > 0 {
-            write!(f, "  [since minor {}]", self.since)?;
+        match (self.since, self.fallback) {
+            (0, false) => {}
+            (0, true) => write!(f, "  [default body]")?,
+            (n, false) => write!(f, "  [since minor {n}]")?,
+            (n, true) => write!(f, "  [since minor {n}, default body run by the host]")?,
         }
         Ok(())
     }
