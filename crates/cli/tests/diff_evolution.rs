@@ -51,3 +51,12 @@ fn each_pair_of_the_matrix_is_classified_as_the_matrix_finds_it() {
     let (code, text) = diff("shop-1-2", "shop-1-2");
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[test]
+fn inspect_lists_every_major_a_library_serves() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tomada")).arg("inspect").arg(cdylib("shop-majors")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("contract    shop::Shop 1.2 (ABI 1,"), "{text}");
+    assert!(text.contains("contract    shop::Shop 2.2 (ABI 2,"), "{text}");
+}

@@ -406,7 +406,7 @@ impl Inspected {
     /// [`LoadError::AmbiguousExport`] if several exports implement `C` and none was
     /// named; otherwise as [`check`].
     pub fn check<C: ?Sized + Contract>(mut self) -> Result<Checked<C>, LoadError> {
-        let index = match self.inspection.export_for(C::NAME, self.export.as_deref()) {
+        let index = match self.inspection.export_for_abi(C::NAME, C::ABI, self.export.as_deref()) {
             Ok(export) => export.manifest.index,
             Err(e) => {
                 self.refused(&e);

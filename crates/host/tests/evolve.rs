@@ -259,6 +259,26 @@ mod matrix {
         }
     }
 
+    /// One library, two majors: each host takes the export at its own ABI, in both
+    /// modes, where a library with two exports of one contract used to be ambiguous.
+    #[test]
+    fn a_library_of_two_majors_serves_old_and_new_hosts() {
+        for (mode_name, mode) in modes() {
+            let path = cdylib("shop-majors");
+            let p10 = tomada_host::load_with::<dyn v10::Shop>(&path, &mode).unwrap();
+            assert_eq!(p10.manifest().info.name, "shop-abi-1", "{mode_name}");
+            assert_eq!(p10.manifest().contract.version(), "1.2", "{mode_name}");
+            assert_eq!(p10.state(0).unwrap(), v10::State::Unknown, "{mode_name}: `Refunded` is 1.2's");
+            let p12 = tomada_host::load_with::<dyn v12::Shop>(&path, &mode).unwrap();
+            assert_eq!(p12.audit().unwrap(), "served at ABI 1", "{mode_name}");
+            assert_eq!(p12.state(0).unwrap(), v12::State::Refunded { amount: 1 }, "{mode_name}");
+            let p20 = tomada_host::load_with::<dyn v20::Shop>(&path, &mode).unwrap();
+            assert_eq!(p20.manifest().info.name, "shop-abi-2", "{mode_name}");
+            assert_eq!(p20.audit().unwrap(), "served at ABI 2", "{mode_name}");
+            assert_eq!(p20.count().unwrap(), 2, "{mode_name}");
+        }
+    }
+
     /// What a host of each version says about each incompatible plugin.
     fn refusal<C: ?Sized + tomada_host::Contract>(fixture: &str, mode: &Mode) -> Vec<String> {
         match tomada_host::load_with::<C>(cdylib(fixture), mode) {
