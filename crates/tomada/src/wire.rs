@@ -10,10 +10,14 @@
 //! * lengths (strings, sequences, maps): a little-endian `u64`;
 //! * strings and byte buffers: length, then the bytes, copied in bulk; so is any
 //!   sequence of integers or floats;
-//! * `Option`, `Result` and enums: a `u32` variant index, then the fields;
-//! * structs, tuples and arrays: their fields in order.
+//! * `Option` and `Result`: a `u32` variant index, then the fields;
+//! * tuples and arrays: their fields in order;
+//! * derived structs: a block of their fields (see [`crate::block`]); derived enums:
+//!   a `u32` variant number, then a block of its fields (none for a closed enum's
+//!   unit variants), so sides of two minor versions read each other
+//!   (`docs/evolution.md`).
 //!
-//! Both processes run the same contract (the fingerprints matched), so no names or
+//! Both processes run contracts that fit (the fit check passed), so no names or
 //! types travel. Decoding is defensive all the same: a length is checked against the
 //! bytes left before anything is allocated, and every variant index and string is
 //! validated, so a corrupt frame is an error, never undefined behaviour.
