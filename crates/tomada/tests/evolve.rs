@@ -82,6 +82,19 @@ mod v11 {
     pub trait Shop {
         fn place(&self, order: Order) -> State;
         fn closed(&self) -> Closed;
+        /// A host-side default.
+        #[tomada(since = 1)]
+        fn count(&self) -> u64 {
+            0
+        }
+        /// A host-side default that calls the plugin.
+        #[tomada(since = 1)]
+        fn describe(&self, order: Order) -> String {
+            format!("default: {:?}", self.place(order))
+        }
+        /// No default.
+        #[tomada(since = 1)]
+        fn audit(&self) -> String;
     }
 }
 
@@ -264,4 +277,59 @@ fn a_variant_added_to_a_closed_enum_is_refused_with_the_way_out() {
         Change::OnlyIn { member: "variant", name: "C".into(), side: Side::Plugin, why: Refusal::ClosedEnum }
     );
     assert!(why[0].to_string().contains("`#[tomada(other)]` unit variant in the next major"), "{}", why[0]);
+}
+
+/// A 1.0 plugin.
+struct OldShop {
+    fail: bool,
+}
+
+impl v10::Shop for OldShop {
+    fn place(&self, order: v10::Order) -> v10::State {
+        assert!(!self.fail, "no orders today");
+        v10::State::Paid { amount: order.items.len() as u64 }
+    }
+    fn closed(&self) -> v10::Closed {
+        v10::Closed::B(1)
+    }
+}
+
+static OLD_VTABLE: v10::ShopVTable = <dyn v10::Shop>::__tomada_vtable::<OldShop>();
+
+/// A 1.1 client of a 1.0 plugin, by byte form (as the host calls a plugin whose types
+/// differ from its own; the in-process client `clients` also makes is not used: its
+/// `#[repr(C)]` forms would not match).
+fn older_plugin(fail: bool) -> (v11::ShopClient, impl Sized) {
+    let [_, (_, client, plugin)] = crate::contract::clients::<dyn v11::Shop, _>(
+        (&OLD_VTABLE as *const v10::ShopVTable).cast(),
+        <dyn v10::Shop>::__tomada_dispatch::<OldShop>,
+        move || OldShop { fail },
+        2,
+        0,
+    );
+    (client, plugin)
+}
+
+#[test]
+fn default_bodies_run_in_the_host_for_an_older_plugin() {
+    let (client, _plugin) = older_plugin(false);
+    assert_eq!(client.place(order11()), Ok(v11::State::Paid { amount: 1 }));
+    assert_eq!(client.count(), Ok(0));
+    assert_eq!(client.describe(order11()), Ok("default: Paid { amount: 1 }".to_owned()));
+    let err = client.audit().unwrap_err();
+    assert!(matches!(err, tomada::CallError::NotProvided { method: "audit", .. }), "{err:?}");
+}
+
+#[test]
+fn a_failed_call_inside_a_default_body_is_the_calls_error() {
+    let (client, _plugin) = older_plugin(true);
+    let err = client.describe(order11()).unwrap_err();
+    let tomada::CallError::Panicked { message } = &err else { panic!("{err:?}") };
+    assert!(
+        message.starts_with("the host-side default of `describe` failed: its call to `Shop::place` failed:"),
+        "{message}"
+    );
+    assert!(message.contains("no orders today"), "{message}");
+    // The client is still usable.
+    assert_eq!(client.count(), Ok(0));
 }
