@@ -12,7 +12,8 @@
 //!
 //! `bytes/*`: encoding and decoding 1,000 orders in this process, with the note as
 //! an appended `since` field (`since`) and as a plain field (`plain`): the cost of
-//! the byte form's evolution check on its own.
+//! the byte form's evolution check on its own. `enum_closed` / `enum_open`: the same
+//! for 1,000 values of an enum of three variants (two unit), closed and open.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -48,6 +49,25 @@ struct Since {
     items: Vec<String>,
     #[tomada(since = 1)]
     note: String,
+}
+
+/// A closed enum.
+#[derive(tomada::Abi)]
+enum Closed {
+    Open,
+    Paid { amount: u64 },
+    Gone,
+}
+
+/// The same, open.
+#[derive(tomada::Abi)]
+enum Opened {
+    Open,
+    Paid {
+        amount: u64,
+    },
+    #[tomada(other)]
+    Gone,
 }
 
 fn bench(c: &mut Criterion) {
@@ -86,6 +106,34 @@ fn bench(c: &mut Criterion) {
             let mut out = Vec::new();
             since().encode_owned(&mut out);
             black_box(Vec::<Since>::decode_owned(out).unwrap())
+        })
+    });
+    group.bench_function("enum_closed", |b| {
+        b.iter(|| {
+            let values: Vec<Closed> = (0..N as u64)
+                .map(|i| match i % 3 {
+                    0 => Closed::Open,
+                    1 => Closed::Paid { amount: i },
+                    _ => Closed::Gone,
+                })
+                .collect();
+            let mut out = Vec::new();
+            values.encode_owned(&mut out);
+            black_box(Vec::<Closed>::decode_owned(out).unwrap())
+        })
+    });
+    group.bench_function("enum_open", |b| {
+        b.iter(|| {
+            let values: Vec<Opened> = (0..N as u64)
+                .map(|i| match i % 3 {
+                    0 => Opened::Open,
+                    1 => Opened::Paid { amount: i },
+                    _ => Opened::Gone,
+                })
+                .collect();
+            let mut out = Vec::new();
+            values.encode_owned(&mut out);
+            black_box(Vec::<Opened>::decode_owned(out).unwrap())
         })
     });
     group.finish();

@@ -131,13 +131,16 @@ pub use tomada_macros::Abi;
 /// it for any change that breaks plugins) and `name = "<string>"` (optional; defaults
 /// to the trait's path, e.g. `pluginapi::Greeter`).
 ///
-/// Every method takes `&self`, has no generics and has no default body; it may be
-/// `async fn` (see [`implement`] and [`future`]); arguments implement [`Arg`] and results [`Abi`]. A contract with a type that
-/// cannot cross fails with one error naming it.
+/// Every method takes `&self` and has no generics; it may be `async fn` (see
+/// [`implement`] and [`future`]); arguments implement [`Arg`] and results [`Abi`]. A
+/// contract with a type that cannot cross fails with one error naming it.
 ///
 /// Methods added later go at the end of the trait with `#[tomada(since = N)]`, `N`
-/// being the contract's new minor version; see [`interface`] for what stays
-/// compatible.
+/// being the contract's new minor version. A (plain) method may have a default body:
+/// besides being the plugins' default, it is what the host runs, with `self` standing
+/// for the plugin, when the plugin predates the method; without one, such calls return
+/// [`CallError::NotProvided`]. Struct fields and enum variants evolve too; see
+/// `docs/evolution.md` and [`interface`] for what stays compatible.
 pub use tomada_macros::contract;
 /// Lets a plugin write a contract's `async fn`s as `async fn` in its impl.
 ///

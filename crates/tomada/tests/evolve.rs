@@ -333,3 +333,48 @@ fn a_failed_call_inside_a_default_body_is_the_calls_error() {
     // The client is still usable.
     assert_eq!(client.count(), Ok(0));
 }
+
+/// Objects' methods: the rules hold inside a contract object's signatures too.
+mod objects {
+    pub mod old {
+        #[tomada::contract(abi = 1, name = "t::Visitor")]
+        pub trait Visitor {
+            fn order(&self, order: super::super::v10::Order) -> super::super::v10::State;
+        }
+        #[tomada::contract(abi = 1, name = "t::Walk")]
+        pub trait Walk {
+            fn walk(&self, visitor: &dyn Visitor) -> u64;
+        }
+    }
+    pub mod new {
+        #[tomada::contract(abi = 1, name = "t::Visitor")]
+        pub trait Visitor {
+            fn order(&self, order: super::super::v11::Order) -> super::super::v11::State;
+        }
+        #[tomada::contract(abi = 1, name = "t::Walk")]
+        pub trait Walk {
+            fn walk(&self, visitor: &dyn Visitor) -> u64;
+        }
+    }
+    pub mod unmarked {
+        #[tomada::contract(abi = 1, name = "t::Visitor")]
+        pub trait Visitor {
+            fn order(&self, order: super::super::broken::unmarked::Order) -> super::super::v10::State;
+        }
+        #[tomada::contract(abi = 1, name = "t::Walk")]
+        pub trait Walk {
+            fn walk(&self, visitor: &dyn Visitor) -> u64;
+        }
+    }
+}
+
+#[test]
+fn the_rules_hold_inside_objects_methods() {
+    let (old, new) = (iface::<dyn objects::old::Walk>(), iface::<dyn objects::new::Walk>());
+    assert!(old.fit(&new).unwrap().by_bytes);
+    assert!(new.fit(&old).unwrap().by_bytes);
+    let why = old.fit(&iface::<dyn objects::unmarked::Walk>()).unwrap_err();
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert_eq!(why[0].at, "argument 1 `dyn t::Visitor`, method `order`, argument 1 `Order`", "{}", why[0]);
+    assert!(matches!(why[0].change, Change::OnlyIn { member: "field", .. }), "{:?}", why[0]);
+}

@@ -16,13 +16,21 @@
 //!
 //! # Evolving a contract
 //! The ABI number is the contract's major version: any change there means rebuild.
-//! Methods appended at the end of the trait with `#[tomada(since = N)]` raise its minor
-//! version to `N` without breaking anyone: a plugin built against an older minor loads
-//! into a newer host (calling a method it lacks returns
-//! [`CallError::NotProvided`](crate::CallError::NotProvided)), and a newer plugin loads
-//! into an older host. Anything else — a method removed, renamed, reordered or
-//! retyped, a struct field or enum variant changed — is refused, with the difference
-//! spelled out.
+//! Within it, a contract grows by minor versions (`#[tomada(since = N)]`): methods
+//! appended at the end of the trait (a plugin that predates one answers
+//! [`CallError::NotProvided`](crate::CallError::NotProvided), or the host runs the
+//! method's default body), fields appended at the end of a struct (an older side's
+//! value arrives with the field's default; an older side skips it), and variants
+//! added to an open enum (one with a `#[tomada(other)]` variant, which is what an
+//! older side reads them as). Anything else — a method, field or variant removed,
+//! renamed, reordered or retyped, a field inserted, a variant added to a closed enum —
+//! is refused, with the difference spelled out ([`Difference`]). `docs/evolution.md`
+//! has the rules; [`classify`] says what a change does, for `tomada diff`.
+//!
+//! The code is split by job: static descriptions (`desc`), the const encoder
+//! (`encode`), the owned model and its `Display` (`model`), the fit check (`fit`), the
+//! decoder of hostile bytes (`decode`) and the classifier (`classify`); all public
+//! items are re-exported here.
 
 mod classify;
 mod decode;
