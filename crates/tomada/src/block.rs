@@ -8,6 +8,12 @@
 
 use crate::wire::{Reader, WireError};
 
+/// The high bit of a derived enum's variant number: a block of the variant's fields
+/// follows (it has fields). A unit variant's number is written alone, so an open
+/// enum costs no more than a closed one; a side that meets a number it does not know
+/// skips the block if the bit says there is one.
+pub const VARIANT_BLOCK: u32 = 1 << 31;
+
 /// Starts a block: reserves its length; returns where it is, for [`end_block`].
 #[inline]
 pub fn begin_block(out: &mut Vec<u8>) -> usize {

@@ -179,7 +179,7 @@ pub mod __private {
     pub use std::sync::Arc;
 
     pub use crate::abi::SliceStore;
-    pub use crate::block::{begin_block, block, end_block};
+    pub use crate::block::{VARIANT_BLOCK, begin_block, block, end_block};
     pub use crate::call::{__finish as finish, __shim as shim};
     pub use crate::client::{
         Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method,

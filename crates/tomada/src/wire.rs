@@ -13,8 +13,8 @@
 //! * `Option` and `Result`: a `u32` variant index, then the fields;
 //! * tuples and arrays: their fields in order;
 //! * derived structs: a block of their fields (see [`crate::block`]); derived enums:
-//!   a `u32` variant number, then a block of its fields (none for a closed enum's
-//!   unit variants), so sides of two minor versions read each other
+//!   a `u32` variant number, then, for a variant with fields (flagged in the number's
+//!   high bit), a block of them, so sides of two minor versions read each other
 //!   (`docs/evolution.md`).
 //!
 //! Both processes run contracts that fit (the fit check passed), so no names or

@@ -201,6 +201,15 @@ fn a_closed_enum_refuses_a_variant_it_does_not_know() {
     // An open one reads it as `other`, skipping its block, and goes on.
     let mut b = bytes(&(v11::State::Shipped("x".into(), order11()), 5u8));
     assert_eq!(read::<(v10::State, u8)>(b.clone()), (v10::State::Unknown, 5));
+    // An unknown unit variant (no block: the number's high bit is clear) is read as
+    // `other` too, and what follows it is read as itself.
+    let mut unit = 9u32.to_le_bytes().to_vec();
+    unit.push(5);
+    assert_eq!(read::<(v10::State, u8)>(unit), (v10::State::Unknown, 5));
+    // A known variant with fields whose number says it has no block is an error.
+    let mut paid = bytes(&v10::State::Paid { amount: 3 });
+    paid[3] &= 0x7f;
+    assert!(v10::State::decode_owned(paid).is_err());
     // A block that lies about its length is an error, not a skip past the end.
     b[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(<(v10::State, u8)>::decode_owned(b).is_err());

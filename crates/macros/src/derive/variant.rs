@@ -101,10 +101,11 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
         let vname = vident.to_string();
         let index = number[position];
         let (since, other) = marks[position];
-        // A closed enum's unit variants write nothing after their number; every other
-        // variant writes its fields as a block, which a side that does not know the
-        // variant (of an open enum) can skip.
-        let blocked = open || !fields.is_empty();
+        // A variant with fields writes them as a block, and says so in its number's
+        // high bit, so a side that does not know the variant (of an open enum) can
+        // skip it; a unit variant writes its number alone.
+        let blocked = !fields.is_empty();
+        let written = if blocked { quote!(#index | ::tomada::__private::VARIANT_BLOCK) } else { quote!(#index) };
         let pat = pattern(&v.fields, fields);
         let locals: Vec<_> = fields.iter().map(|f| &f.local).collect();
         let members: Vec<_> = fields.iter().map(|f| &f.member).collect();
@@ -133,13 +134,13 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
         };
         encode.push(quote! {
             Self::#vident #pat => {
-                ::tomada::__private::put_variant(out, #index);
+                ::tomada::__private::put_variant(out, #written);
                 #block
             }
         });
         encode_owned.push(quote! {
             Self::#vident #pat => {
-                ::tomada::__private::put_variant(out, #index);
+                ::tomada::__private::put_variant(out, #written);
                 #block_owned
             }
         });
@@ -149,7 +150,16 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
             Fields::Unit => quote!(Self::#vident),
         };
         let _ = &abis;
-        decode.push(quote!(#index => { #read #build }));
+        let check = if blocked {
+            quote!(if !__tomada_blocked {
+                return ::core::result::Result::Err(::tomada::__private::bad_variant());
+            })
+        } else {
+            quote!(if __tomada_blocked {
+                ::tomada::__private::block(r)?;
+            })
+        };
+        decode.push(quote!(#index => { #check #read #build }));
         let vstyle = style(&v.fields);
         let fdescs = field_descs(fields);
         descs[index as usize] = quote!(::tomada::__private::VariantDesc { name: #vname, style: #vstyle, since: #since, other: #other, fields: #fdescs });
@@ -160,7 +170,12 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
     let unknown = match others.first() {
         Some(v) => {
             let o = &v.ident;
-            quote!({ ::tomada::__private::block(r)?; Self::#o })
+            quote!({
+                if __tomada_blocked {
+                    ::tomada::__private::block(r)?;
+                }
+                Self::#o
+            })
         }
         None => quote!(return ::core::result::Result::Err(::tomada::__private::bad_variant())),
     };
@@ -218,7 +233,9 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
                 }
                 #[inline]
                 fn decode(r: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
-                    ::core::result::Result::Ok(match r.variant()? {
+                    let __tomada_number = r.variant()?;
+                    let __tomada_blocked = __tomada_number & ::tomada::__private::VARIANT_BLOCK != 0;
+                    ::core::result::Result::Ok(match __tomada_number & !::tomada::__private::VARIANT_BLOCK {
                         #(#decode)*
                         _ => #unknown,
                     })
