@@ -70,9 +70,15 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
         }
     });
     let not_provided_doc = (since > 0).then(|| {
-        let line = format!(
-            " - [`CallError::NotProvided`](::tomada::CallError::NotProvided) if the plugin was built against a contract older than minor {since}, which added `{name_str}`."
-        );
+        let line = if m.has_body && !m.is_async {
+            format!(
+                " - For a plugin built against a contract older than minor {since}, which added `{name_str}`, the trait's default body runs here, in the host; [`CallError::Panicked`](::tomada::CallError::Panicked) if it panics or a call it makes fails."
+            )
+        } else {
+            format!(
+                " - [`CallError::NotProvided`](::tomada::CallError::NotProvided) if the plugin was built against a contract older than minor {since}, which added `{name_str}`."
+            )
+        };
         quote!(#[doc = #line])
     });
     if m.is_async {
