@@ -335,3 +335,52 @@ mod matrix {
         );
     }
 }
+
+/// A struct that gained a field, crossing inside a contract object's method: a 1.0
+/// plugin calls a 1.1 host's `&dyn Visitor`. Isolated, it works both ways (the host
+/// reads the plugin's `Step` with the field's default; the plugin skips the field in
+/// the host's answer). In-process, such a pair would call by byte form, which has no
+/// way for objects yet: refused before the plugin runs, saying to isolate it.
+mod objects {
+    use std::sync::Mutex;
+
+    use tomada_host::LoadError;
+    use tomada_host::isolate::Mode;
+    use tomada_test_support::cdylib;
+    use walk_api_1_1::{Step, Visitor, Walk};
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Step>>);
+
+    impl Visitor for Seen {
+        fn step(&self, step: Step) -> Step {
+            self.0.lock().unwrap().push(step.clone());
+            Step { n: step.n * 10, name: "host".into() }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn isolated_the_rules_hold_inside_objects_methods() {
+        let plugin =
+            tomada_host::load_with::<dyn Walk>(cdylib("walk-1-0"), &Mode::Isolated(crate::isolate::isolation()))
+                .unwrap();
+        let seen = Seen::default();
+        assert_eq!(plugin.walk(&seen).unwrap(), "[Step { n: 10 }, Step { n: 20 }]");
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [Step { n: 1, name: "unnamed".into() }, Step { n: 2, name: "unnamed".into() }]
+        );
+    }
+
+    #[test]
+    fn in_process_objects_across_differing_types_are_refused_with_the_way_out() {
+        let err = tomada_host::load_with::<dyn Walk>(cdylib("walk-1-0"), &Mode::InProcess).unwrap_err();
+        let LoadError::LayoutMismatch { differences, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert!(
+            differences[0].contains("contract objects cannot cross in-process that way yet; isolate the plugin"),
+            "{err}"
+        );
+    }
+}
