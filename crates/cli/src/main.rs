@@ -368,7 +368,7 @@ fn verdict(host: &Interface, plugin: &Interface) -> Verdict {
             host.name, plugin.abi, host.abi
         )]);
     }
-    let fit = host.fit(plugin)?;
+    let fit = host.fit(plugin).map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let missing: Vec<_> = host.methods[fit.provided..].iter().map(|m| format!("`{}`", m.name)).collect();
     Ok(if missing.is_empty() {
         format!("{} {} fits {} {}", host.name, plugin.version(), host.name, host.version())
@@ -403,7 +403,7 @@ fn same(a: &Interface, b: &Interface, a_name: &str, b_name: &str) -> Result<Stri
     match (ab, ba) {
         (Ok(_), Ok(_)) if a.fingerprint == b.fingerprint => Ok(format!("both are {} {}", a.name, a.version())),
         (Ok(_), Ok(_)) => Ok(format!(
-            "{} {} and {}: compatible, differing only by methods added in a minor version",
+            "{} {} and {}: compatible, differing only in ways a minor version may",
             a.name,
             a.version(),
             b.version()
@@ -488,7 +488,10 @@ fn read_for_diff(path: &Path) -> Result<Side> {
 /// compared (each reported under its name): with a host, each export of a contract
 /// the host expects (the others are listed as skipped); with another library, the
 /// pairs [`pairs`] finds. `--export NAME` limits it to that export.
-fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
+/// Returns the exit code: 0 fit (and, for OLD NEW builds of one contract, compatible
+/// both ways), 3 newer reads older, 1 no fit (see
+/// [`Compat::exit_code`](tomada_host::tomada::interface::Compat::exit_code)).
+fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<u8> {
     let a = read_for_diff(a_path)?;
     let b = read_for_diff(b_path)?;
     let (a_name, b_name) = (a_path.display().to_string(), b_path.display().to_string());
@@ -496,6 +499,8 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
     // the verdict.
     let mut verdicts: Vec<(Option<String>, Verdict)> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
+    // Two builds of one contract (OLD NEW): what changed, member by member.
+    let mut changes = Vec::new();
     match (&a, &b) {
         (Side::Plugin(exports, ..), Side::Host(h)) | (Side::Host(h), Side::Plugin(exports, ..)) => {
             let (plugin_path, host_path) =
@@ -544,6 +549,7 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
                         format!("exports `{}` and `{}`", p.info.name, q.info.name)
                     }
                 });
+                changes.extend(tomada_host::tomada::interface::classify(&p.contract, &q.contract));
                 verdicts.push((label, same(&p.contract, &q.contract, &a_name, &b_name)));
             }
         }
@@ -552,6 +558,9 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
             if common.is_empty() {
                 verdicts.push((None, Err(vec!["the two hosts expect no contract in common".to_owned()])));
             } else {
+                for (c, d) in &common {
+                    changes.extend(tomada_host::tomada::interface::classify(c, d));
+                }
                 verdicts.extend(common.into_iter().map(|(c, d)| (None, same(c, d, &a_name, &b_name))));
             }
         }
@@ -576,7 +585,14 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<bool> {
     for s in skipped {
         out!("skip: {s}");
     }
-    Ok(fits)
+    let worst = tomada_host::tomada::interface::verdict(&changes);
+    if fits && !changes.is_empty() {
+        out!("from {a_name} to {b_name}: {worst}");
+        for c in &changes {
+            out!("  - {c}");
+        }
+    }
+    Ok(if fits { worst.exit_code() } else { 1 })
 }
 
 /// Creates `path` for writing; refuses to overwrite, and (Unix) makes it private if asked.
@@ -700,8 +716,7 @@ fn main() -> ExitCode {
             },
         )),
         Command::Diff { a, b, export } => match diff(&a, &b, export.as_deref()) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
+            Ok(code) => ExitCode::from(code),
             Err(e) => {
                 let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
                 eprintln!("error: {}", escape_controls(&chain.join(": ")));

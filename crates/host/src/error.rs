@@ -145,7 +145,7 @@ pub enum LoadError {
     /// The plugin was built against a different definition of the contract that
     /// claims the same ABI number, and not one that differs only by methods appended
     /// in a minor version.
-    #[error("`{}` was built against a different {contract} {plugin_version} than this host's {host_version}: {}; rebuild the plugin against the host's contract crate (a contract that changes this way needs a new ABI number)", path.display(), differences.join("; "))]
+    #[error("`{}` implements {contract} {plugin_version}, which does not fit this host's {contract} {host_version}: {}; rebuild the plugin against the host's contract crate, or change the contract only in the ways docs/evolution.md allows (anything else needs a new ABI number)", path.display(), differences.join("; "))]
     LayoutMismatch {
         /// The plugin path.
         path: PathBuf,
@@ -155,7 +155,8 @@ pub enum LoadError {
         plugin_version: String,
         /// The contract version this host was built against.
         host_version: String,
-        /// Every difference, method by method, in words.
+        /// Every difference, method by method, in words (each a
+        /// [`tomada::interface::Difference`], printed).
         differences: Vec<String>,
     },
     /// The plugin was built with `panic = "abort"`: a panic in it would abort the host.

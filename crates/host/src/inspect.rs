@@ -104,6 +104,35 @@ impl Inspection {
         }
     }
 
+    /// The export for a host of `contract` at ABI `abi`: as [`Inspection::export_for`],
+    /// except that a library exporting several majors of the contract (to serve old
+    /// and new hosts) is not ambiguous: the export at the host's ABI is taken, or,
+    /// without one, the highest (which the host then refuses with
+    /// [`LoadError::AbiMismatch`], naming it).
+    ///
+    /// # Errors
+    /// As [`Inspection::export_for`]; [`LoadError::AmbiguousExport`] only for several
+    /// exports of the contract at the same ABI.
+    pub fn export_for_abi(&self, contract: &str, abi: u32, name: Option<&str>) -> Result<&Export, LoadError> {
+        if name.is_some() {
+            return self.export_for(contract, name);
+        }
+        let matching: Vec<&Export> = self.exports.iter().filter(|e| e.manifest.contract.name == contract).collect();
+        let majors: std::collections::BTreeSet<u32> = matching.iter().map(|e| e.manifest.contract.abi).collect();
+        if majors.len() < 2 {
+            return self.export_for(contract, None);
+        }
+        let pick = if majors.contains(&abi) { abi } else { *majors.last().expect("two or more") };
+        match matching.iter().filter(|e| e.manifest.contract.abi == pick).collect::<Vec<_>>().as_slice() {
+            [one] => Ok(one),
+            several => Err(LoadError::AmbiguousExport {
+                path: self.path.clone(),
+                contract: contract.to_owned(),
+                names: several.iter().map(|e| e.manifest.info.name.clone()).collect(),
+            }),
+        }
+    }
+
     /// Makes export number `index` ([`Manifest::index`]) the chosen one:
     /// [`Inspection::manifest`] and [`Inspection::manifest_bytes`] become its own.
     /// Loading and isolating open the chosen export.

@@ -50,6 +50,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod bytes;
 mod error;
 pub mod escape;
 mod file;
@@ -479,7 +480,7 @@ impl Inspected {
     /// [`LoadError::AmbiguousExport`] if several exports implement `C` and none was
     /// named; otherwise as [`check`].
     pub fn check<C: ?Sized + Contract>(mut self) -> Result<Checked<C>, LoadError> {
-        let index = match self.inspection.export_for(C::NAME, self.export.as_deref()) {
+        let index = match self.inspection.export_for_abi(C::NAME, C::ABI, self.export.as_deref()) {
             Ok(export) => export.manifest.index,
             Err(e) => {
                 self.refused(&e);
@@ -545,6 +546,27 @@ impl<C: ?Sized + Contract> Checked<C> {
         let Inspected { file, inspection, provenance, config, .. } = inspected;
         let sha_needed = provenance.sha256.is_none() && audit::enabled();
         let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
+        if fit.by_bytes
+            && inspection
+                .manifest
+                .contract
+                .types
+                .iter()
+                .any(|t| matches!(t.body, tomada::interface::Body::Object { .. }))
+        {
+            // Calls by byte form (see `bytes`) have no peer for objects in this process.
+            let e = LoadError::LayoutMismatch {
+                path: inspection.path.clone(),
+                contract: C::NAME.into(),
+                plugin_version: inspection.manifest.contract.version(),
+                host_version: format!("{}.{}", C::ABI, tomada::interface::minor(&C::DESCRIPTION)),
+                differences: vec![
+                    "its types differ from the host's by appended fields or added variants, so values cross by their byte form, and contract objects cannot cross in-process that way yet; isolate the plugin (`Mode::Isolated`), or rebuild it against the host's contract".into(),
+                ],
+            };
+            audit::refused(&inspection.path, &provenance, &e);
+            return Err(e);
+        }
         // `inspection.path` is the file's path (inspection went through `file`).
         let local = match open(file, &inspection, logs::services(), &config) {
             Ok(l) => l,
@@ -557,20 +579,18 @@ impl<C: ?Sized + Contract> Checked<C> {
         let Inspection { path, manifest, .. } = inspection;
         // Objects the plugin hands out keep its library open, even past this handle.
         let keepalive: tomada::client::Keepalive = std::sync::Arc::clone(&*local.library) as _;
+        // Types that differ across minor versions cross by their byte form.
+        let target = if fit.by_bytes {
+            Target::Remote(std::sync::Arc::new(bytes::LocalBytes { dispatch: local.dispatch, this: local.this }))
+        } else {
+            Target::Local { vtable: local.vtable, this: local.this }
+        };
         // SAFETY: `vtable` is the plugin's vtable for this contract, whose first
         // `fit.provided` methods match the host's exactly (checked from the manifest,
         // which is the loaded library's); `this` is its instance; the `Plugin` keeps both
         // alive longer than the client, which it drops first.
-        let client = unsafe {
-            C::__client(
-                RawClient::new(
-                    Target::Local { vtable: local.vtable, this: local.this },
-                    fit.provided,
-                    manifest.contract.minor,
-                )
-                .keep(keepalive),
-            )
-        };
+        let client =
+            unsafe { C::__client(RawClient::new(target, fit.provided, manifest.contract.minor).keep(keepalive)) };
         Ok(Plugin { client: ManuallyDrop::new(client), backend: Backend::Local(local), manifest, path })
     }
 
@@ -760,7 +780,7 @@ pub fn check<C: ?Sized + Contract>(inspection: &Inspection) -> Result<Fit, LoadE
         });
     }
     let fit = if plugin.fingerprint == C::FINGERPRINT && plugin.methods.len() == C::DESCRIPTION.methods.len() {
-        Fit { provided: plugin.methods.len() }
+        Fit { provided: plugin.methods.len(), by_bytes: false }
     } else {
         let host = Interface::from(&C::DESCRIPTION);
         host.fit(plugin).map_err(|differences| LoadError::LayoutMismatch {
@@ -768,7 +788,7 @@ pub fn check<C: ?Sized + Contract>(inspection: &Inspection) -> Result<Fit, LoadE
             contract: C::NAME.into(),
             plugin_version: plugin.version(),
             host_version: host.version(),
-            differences,
+            differences: differences.iter().map(ToString::to_string).collect(),
         })?
     };
     if inspection.manifest.flags & flags::PANIC_UNWIND == 0 {

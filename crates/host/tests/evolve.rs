@@ -62,3 +62,325 @@ fn a_change_that_is_not_an_append_is_refused_with_what_differs() {
         assert!(err.to_string().contains("method `count` changed"), "{err}");
     }
 }
+
+/// The evolution matrix of issue 19: real plugins built against `shop::Shop` 1.0, 1.1,
+/// 1.2 and 2.0 (tests/contracts/shop-api-*, tests/plugins/shop-*), each loaded into a
+/// host of each version, in-process and isolated. Between 1.x versions, `Order` gains
+/// fields with `since` (`note` in 1.1, `priority` with `default = 7` in 1.2), the open
+/// enum `State` gains variants (`Shipped`, `Refunded`), and the trait gains methods
+/// with host-side default bodies (`count`, `describe`) and without (`audit`). Every
+/// pair loads and behaves as docs/evolution.md says; 2.0 and 1.x refuse each other;
+/// plugins whose contract changed in a way the rules do not allow are refused before
+/// any of their code runs (their constructors panic), naming the member.
+mod matrix {
+    use shop_api_1_0 as v10;
+    use shop_api_1_1 as v11;
+    use shop_api_1_2 as v12;
+    use shop_api_2_0 as v20;
+    use std::collections::BTreeMap;
+    use tomada_host::isolate::Mode;
+    use tomada_host::{CallError, LoadError, Plugin};
+    use tomada_test_support::cdylib;
+
+    /// The compatible plugins: fixture, ABI, minor.
+    const PLUGINS: [(&str, u32, u32); 4] =
+        [("shop-1-0", 1, 0), ("shop-1-1", 1, 1), ("shop-1-2", 1, 2), ("shop-2-0", 2, 2)];
+
+    /// The modes this platform has (isolation is Unix only).
+    fn modes() -> Vec<(&'static str, Mode)> {
+        #[cfg_attr(not(unix), allow(unused_mut))]
+        let mut all = vec![("in-process", Mode::InProcess)];
+        #[cfg(unix)]
+        all.push(("isolated", Mode::Isolated(crate::isolate::isolation())));
+        all
+    }
+
+    /// The smallest executor: polls on this thread, parks until woken.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Unpark(std::thread::Thread, AtomicBool);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.1.store(true, Ordering::Release);
+                self.0.unpark();
+            }
+        }
+        let unpark = Arc::new(Unpark(std::thread::current(), AtomicBool::new(false)));
+        let waker = Waker::from(Arc::clone(&unpark));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                return v;
+            }
+            while !unpark.1.swap(false, Ordering::Acquire) {
+                std::thread::park();
+            }
+        }
+    }
+
+    /// A basket holding `order` every way it can be nested.
+    macro_rules! basket {
+        ($v:ident, $order:expr, $state:expr) => {{
+            let o = $order;
+            $v::Basket {
+                orders: vec![o.clone(), o.clone()],
+                best: Some(Box::new(o.clone())),
+                by_id: BTreeMap::from([(1, o.clone())]),
+                pair: (o, $state),
+            }
+        }};
+    }
+
+    fn host_1_0(plugin: &Plugin<dyn v10::Shop>, p: u32, ctx: &str) {
+        let order = v10::Order { id: 1, items: vec!["a".into()] };
+        // An older side ignores what it does not know: the newer plugin's defaults
+        // (and whatever it adds) never reach this host.
+        assert_eq!(plugin.echo(order.clone()).unwrap(), order, "{ctx}");
+        let seen = plugin.seen(order.clone()).unwrap();
+        match p {
+            0 => assert_eq!(seen, r#"Order { id: 1, items: ["a"] }"#, "{ctx}"),
+            1 => assert_eq!(seen, r#"Order { id: 1, items: ["a"], note: "" }"#, "{ctx}"),
+            _ => assert_eq!(seen, r#"Order { id: 1, items: ["a"], note: "", priority: 7 }"#, "{ctx}"),
+        }
+        assert_eq!(plugin.place(order.clone()).unwrap(), v10::State::Paid { amount: 1 }, "{ctx}");
+        assert_eq!(plugin.state(1).unwrap(), v10::State::Paid { amount: 5 }, "{ctx}");
+        // `Shipped` (1.1) and `Refunded` (1.2) arrive as the `other` variant.
+        assert_eq!(plugin.state(2).unwrap(), v10::State::Unknown, "{ctx}");
+        assert_eq!(plugin.state(3).unwrap(), v10::State::Unknown, "{ctx}");
+        assert_eq!(plugin.accept(v10::State::Paid { amount: 2 }).unwrap(), "Paid { amount: 2 }", "{ctx}");
+        assert_eq!(plugin.tier(true).unwrap(), v10::Tier::Gold, "{ctx}");
+        let b = basket!(v10, order.clone(), v10::State::Open);
+        assert_eq!(plugin.basket(b.clone()).unwrap(), b, "{ctx}");
+        assert_eq!(plugin.echo_many(vec![order.clone(); 3]).unwrap(), vec![order.clone(); 3], "{ctx}");
+        assert_eq!(block_on(plugin.later(order.clone())).unwrap(), order, "{ctx}");
+    }
+
+    fn host_1_1(plugin: &Plugin<dyn v11::Shop>, p: u32, ctx: &str) {
+        let order = v11::Order { id: 1, items: vec!["a".into()], note: "n".into() };
+        // A plugin of 1.0 drops `note`; its answer arrives with the default.
+        let back = if p >= 1 { order.clone() } else { v11::Order { note: String::new(), ..order.clone() } };
+        assert_eq!(plugin.echo(order.clone()).unwrap(), back, "{ctx}");
+        let seen = plugin.seen(order.clone()).unwrap();
+        match p {
+            0 => assert_eq!(seen, r#"Order { id: 1, items: ["a"] }"#, "{ctx}"),
+            1 => assert_eq!(seen, r#"Order { id: 1, items: ["a"], note: "n" }"#, "{ctx}"),
+            _ => assert_eq!(seen, r#"Order { id: 1, items: ["a"], note: "n", priority: 7 }"#, "{ctx}"),
+        }
+        let shipped = if p >= 1 { v11::State::Shipped("by sea".into()) } else { v11::State::Unknown };
+        assert_eq!(plugin.state(2).unwrap(), shipped, "{ctx}");
+        assert_eq!(plugin.state(3).unwrap(), v11::State::Unknown, "{ctx}");
+        let accepted = if p >= 1 { r#"Shipped("x")"# } else { "Unknown" };
+        assert_eq!(plugin.accept(v11::State::Shipped("x".into())).unwrap(), accepted, "{ctx}");
+        // Default bodies: the plugin's own method, or the host's fallback, which
+        // calls the plugin's `state`.
+        assert_eq!(plugin.count().unwrap(), if p >= 1 { 10 + u64::from(p) } else { 0 }, "{ctx}");
+        let described = if p >= 1 {
+            format!("plugin 1.{p}: Paid {{ amount: 5 }}")
+        } else {
+            "host default: Paid { amount: 5 }".into()
+        };
+        assert_eq!(plugin.describe(1).unwrap(), described, "{ctx}");
+        let b = basket!(v11, order.clone(), v11::State::Shipped("s".into()));
+        let expected =
+            basket!(v11, back.clone(), if p >= 1 { v11::State::Shipped("s".into()) } else { v11::State::Unknown });
+        assert_eq!(plugin.basket(b).unwrap(), expected, "{ctx}");
+        assert_eq!(block_on(plugin.later(order.clone())).unwrap(), back, "{ctx}");
+    }
+
+    fn host_1_2(plugin: &Plugin<dyn v12::Shop>, p: u32, ctx: &str) {
+        let order = v12::Order { id: 1, items: vec!["a".into()], note: "n".into(), priority: 3 };
+        let back = v12::Order {
+            note: if p >= 1 { "n".into() } else { String::new() },
+            priority: if p >= 2 { 3 } else { 7 },
+            ..order.clone()
+        };
+        assert_eq!(plugin.echo(order.clone()).unwrap(), back, "{ctx}");
+        assert_eq!(plugin.echo_many(vec![order.clone(); 2]).unwrap(), vec![back.clone(); 2], "{ctx}");
+        let refunded = if p >= 2 { v12::State::Refunded { amount: 9 } } else { v12::State::Unknown };
+        assert_eq!(plugin.state(3).unwrap(), refunded, "{ctx}");
+        let accepted = if p >= 2 { "Refunded { amount: 4 }" } else { "Unknown" };
+        assert_eq!(plugin.accept(v12::State::Refunded { amount: 4 }).unwrap(), accepted, "{ctx}");
+        assert_eq!(plugin.count().unwrap(), if p >= 1 { 10 + u64::from(p) } else { 0 }, "{ctx}");
+        // No body: older plugins say so.
+        match plugin.audit() {
+            Ok(text) => assert!(p >= 2 && text == "audited by 1.2", "{ctx}: {text}"),
+            Err(e) => assert!(p < 2 && matches!(&e, CallError::NotProvided { method: "audit", .. }), "{ctx}: {e:?}"),
+        }
+        let b = basket!(v12, order.clone(), v12::State::Refunded { amount: 1 });
+        let expected =
+            basket!(v12, back.clone(), if p >= 2 { v12::State::Refunded { amount: 1 } } else { v12::State::Unknown });
+        assert_eq!(plugin.basket(b).unwrap(), expected, "{ctx}");
+        assert_eq!(block_on(plugin.later(order)).unwrap(), back, "{ctx}");
+    }
+
+    fn refused_by_abi<C: ?Sized + tomada_host::Contract>(fixture: &str, mode: &Mode, host_abi: u32, plugin_abi: u32) {
+        let err = tomada_host::load_with::<C>(cdylib(fixture), mode).unwrap_err();
+        assert!(
+            matches!(err, LoadError::AbiMismatch { expected, found, .. } if expected == host_abi && found == plugin_abi),
+            "{fixture}: {err:?}"
+        );
+    }
+
+    #[test]
+    fn every_plugin_in_every_host_both_modes() {
+        for (mode_name, mode) in modes() {
+            for (fixture, abi, p) in PLUGINS {
+                let ctx = format!("plugin {fixture} {mode_name}");
+                if abi == 1 {
+                    host_1_0(
+                        &tomada_host::load_with::<dyn v10::Shop>(cdylib(fixture), &mode).unwrap(),
+                        p,
+                        &format!("host 1.0, {ctx}"),
+                    );
+                    host_1_1(
+                        &tomada_host::load_with::<dyn v11::Shop>(cdylib(fixture), &mode).unwrap(),
+                        p,
+                        &format!("host 1.1, {ctx}"),
+                    );
+                    host_1_2(
+                        &tomada_host::load_with::<dyn v12::Shop>(cdylib(fixture), &mode).unwrap(),
+                        p,
+                        &format!("host 1.2, {ctx}"),
+                    );
+                    refused_by_abi::<dyn v20::Shop>(fixture, &mode, 2, 1);
+                } else {
+                    refused_by_abi::<dyn v10::Shop>(fixture, &mode, 1, 2);
+                    refused_by_abi::<dyn v11::Shop>(fixture, &mode, 1, 2);
+                    refused_by_abi::<dyn v12::Shop>(fixture, &mode, 1, 2);
+                    let plugin = tomada_host::load_with::<dyn v20::Shop>(cdylib(fixture), &mode).unwrap();
+                    let order = v20::Order { id: 2, items: vec![], note: "x".into(), priority: 1 };
+                    assert_eq!(plugin.echo(order.clone()).unwrap(), order, "{ctx}");
+                    assert_eq!(plugin.state(3).unwrap(), v20::State::Refunded { amount: 9 }, "{ctx}");
+                }
+            }
+        }
+    }
+
+    /// One library, two majors: each host takes the export at its own ABI, in both
+    /// modes, where a library with two exports of one contract used to be ambiguous.
+    #[test]
+    fn a_library_of_two_majors_serves_old_and_new_hosts() {
+        for (mode_name, mode) in modes() {
+            let path = cdylib("shop-majors");
+            let p10 = tomada_host::load_with::<dyn v10::Shop>(&path, &mode).unwrap();
+            assert_eq!(p10.manifest().info.name, "shop-abi-1", "{mode_name}");
+            assert_eq!(p10.manifest().contract.version(), "1.2", "{mode_name}");
+            assert_eq!(p10.state(0).unwrap(), v10::State::Unknown, "{mode_name}: `Refunded` is 1.2's");
+            let p12 = tomada_host::load_with::<dyn v12::Shop>(&path, &mode).unwrap();
+            assert_eq!(p12.audit().unwrap(), "served at ABI 1", "{mode_name}");
+            assert_eq!(p12.state(0).unwrap(), v12::State::Refunded { amount: 1 }, "{mode_name}");
+            let p20 = tomada_host::load_with::<dyn v20::Shop>(&path, &mode).unwrap();
+            assert_eq!(p20.manifest().info.name, "shop-abi-2", "{mode_name}");
+            assert_eq!(p20.audit().unwrap(), "served at ABI 2", "{mode_name}");
+            assert_eq!(p20.count().unwrap(), 2, "{mode_name}");
+        }
+    }
+
+    /// What a host of each version says about each incompatible plugin.
+    fn refusal<C: ?Sized + tomada_host::Contract>(fixture: &str, mode: &Mode) -> Vec<String> {
+        match tomada_host::load_with::<C>(cdylib(fixture), mode) {
+            Err(LoadError::LayoutMismatch { differences, .. }) => differences,
+            Err(other) => panic!("{fixture}: {other:?}"),
+            Ok(_) => panic!("{fixture} loaded"),
+        }
+    }
+
+    #[test]
+    fn changes_the_rules_do_not_allow_are_refused_before_any_plugin_code_runs() {
+        for (_, mode) in modes() {
+            // `note` appended without `since`.
+            let why = refusal::<dyn v10::Shop>("shop-1-1-unmarked", &mode);
+            assert!(
+                why.contains(&"method `place` changed: argument 1 `Order`, field `note` is only in the plugin: a field is added at the end of a struct with `#[tomada(since = N)]` (N the new minor version); removing one breaks every side that reads it".to_owned()),
+                "{why:#?}"
+            );
+            let why = refusal::<dyn v11::Shop>("shop-1-1-unmarked", &mode);
+            assert!(
+                why.contains(&"method `place` changed: argument 1 `Order`, field `note` was added in minor 0 per the plugin, 1 per the host".to_owned()),
+                "{why:#?}"
+            );
+            // `note` inserted before `items`.
+            let why = refusal::<dyn v10::Shop>("shop-1-1-inserted", &mode);
+            assert!(why[0].starts_with("method `place` changed: argument 1 `Order`, field `note` is only in the plugin: a field is added at the end of a struct with `#[tomada(since = N)]`"), "{why:#?}");
+            let why = refusal::<dyn v12::Shop>("shop-1-1-inserted", &mode);
+            assert!(why[0].starts_with("method `place` changed: argument 1 `Order`: field 2 is `note` in the plugin, `items` in the host (fields cannot be renamed, removed, inserted or moved: new ones go at the end with `#[tomada(since = N)]`)"), "{why:#?}");
+            // A variant added to a closed enum.
+            for why in [
+                refusal::<dyn v10::Shop>("shop-1-1-closed", &mode),
+                refusal::<dyn v11::Shop>("shop-1-1-closed", &mode),
+                refusal::<dyn v12::Shop>("shop-1-1-closed", &mode),
+            ] {
+                assert_eq!(why.len(), 1, "{why:#?}");
+                assert!(why[0].starts_with("method `tier` changed: the result `Tier`: variant `Platinum` is only in the plugin: the enum is closed"), "{why:#?}");
+                assert!(
+                    why[0].contains("give the enum a `#[tomada(other)]` unit variant in the next major"),
+                    "{why:#?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_both_versions_and_what_differs() {
+        let err = tomada_host::load::<dyn v10::Shop>(cdylib("shop-1-1-unmarked")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "implements shop::Shop 1.0, which does not fit this host's shop::Shop 1.0: method `place` changed"
+            ),
+            "{text}"
+        );
+    }
+}
+
+/// A struct that gained a field, crossing inside a contract object's method: a 1.0
+/// plugin calls a 1.1 host's `&dyn Visitor`. Isolated, it works both ways (the host
+/// reads the plugin's `Step` with the field's default; the plugin skips the field in
+/// the host's answer). In-process, such a pair would call by byte form, which has no
+/// way for objects yet: refused before the plugin runs, saying to isolate it.
+mod objects {
+    use std::sync::Mutex;
+
+    use tomada_host::LoadError;
+    use tomada_host::isolate::Mode;
+    use tomada_test_support::cdylib;
+    use walk_api_1_1::{Step, Visitor, Walk};
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Step>>);
+
+    impl Visitor for Seen {
+        fn step(&self, step: Step) -> Step {
+            self.0.lock().unwrap().push(step.clone());
+            Step { n: step.n * 10, name: "host".into() }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn isolated_the_rules_hold_inside_objects_methods() {
+        let plugin =
+            tomada_host::load_with::<dyn Walk>(cdylib("walk-1-0"), &Mode::Isolated(crate::isolate::isolation()))
+                .unwrap();
+        let seen = Seen::default();
+        assert_eq!(plugin.walk(&seen).unwrap(), "[Step { n: 10 }, Step { n: 20 }]");
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [Step { n: 1, name: "unnamed".into() }, Step { n: 2, name: "unnamed".into() }]
+        );
+    }
+
+    #[test]
+    fn in_process_objects_across_differing_types_are_refused_with_the_way_out() {
+        let err = tomada_host::load_with::<dyn Walk>(cdylib("walk-1-0"), &Mode::InProcess).unwrap_err();
+        let LoadError::LayoutMismatch { differences, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert!(
+            differences[0].contains("contract objects cannot cross in-process that way yet; isolate the plugin"),
+            "{err}"
+        );
+    }
+}

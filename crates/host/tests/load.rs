@@ -180,7 +180,14 @@ fn changed_layout_with_the_same_abi() {
     let err = refusal(&path);
     let LoadError::LayoutMismatch { differences, .. } = &err else { panic!("{err:?}") };
     assert_eq!(differences, &["method `greet` changed: argument 1 is `String` in the plugin, `&str` in the host"]);
-    assert_message(&err, &path, &["different pluginapi::Greeter 1.0 than this host's 1.0", "argument 1 is `String`"]);
+    assert_message(
+        &err,
+        &path,
+        &[
+            "implements pluginapi::Greeter 1.0, which does not fit this host's pluginapi::Greeter 1.0",
+            "argument 1 is `String`",
+        ],
+    );
 }
 
 #[test]

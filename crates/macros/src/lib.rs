@@ -38,7 +38,7 @@ pub fn implement(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Derives `tomada::Abi` for a struct or an enum; documented on `tomada::Abi`.
-#[proc_macro_derive(Abi)]
+#[proc_macro_derive(Abi, attributes(tomada))]
 pub fn derive_abi(item: TokenStream) -> TokenStream {
     let item = parse_macro_input!(item as DeriveInput);
     derive::expand(item).unwrap_or_else(syn::Error::into_compile_error).into()

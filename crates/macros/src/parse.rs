@@ -64,6 +64,9 @@ pub(crate) struct Method {
     pub(crate) ret: Type,
     /// Declared `async fn`: in the emitted trait it returns a `BoxFuture`.
     pub(crate) is_async: bool,
+    /// Has a default body: what the host runs for a plugin that predates the method
+    /// (see `contract::fallback`).
+    pub(crate) has_body: bool,
 }
 
 /// A contract trait, read.
@@ -179,10 +182,12 @@ fn method(f: &TraitItemFn) -> syn::Result<Method> {
             ),
         ));
     }
-    if let Some(body) = &f.default {
+    if let (Some(body), Some(_)) = (&f.default, &sig.asyncness) {
         return Err(Error::new(
             body.span(),
-            format!("contract method `{name}` cannot have a default body: every plugin implements it"),
+            format!(
+                "`async` contract method `{name}` cannot have a default body (yet): only plain methods have host-side fallbacks; remove the body, and calls to a plugin that predates it return `CallError::NotProvided`"
+            ),
         ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
@@ -238,7 +243,15 @@ fn method(f: &TraitItemFn) -> syn::Result<Method> {
     };
     let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
     let since = since_of(&f.attrs)?;
-    Ok(Method { ident: name.clone(), docs, since, args, ret, is_async: sig.asyncness.is_some() })
+    Ok(Method {
+        ident: name.clone(),
+        docs,
+        since,
+        args,
+        ret,
+        is_async: sig.asyncness.is_some(),
+        has_body: f.default.is_some(),
+    })
 }
 
 /// The first lifetime written out in `ty`, other than `'_`.

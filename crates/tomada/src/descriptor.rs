@@ -468,6 +468,7 @@ mod tests {
         methods: &[MethodDesc {
             name: "go",
             since: 0,
+            fallback: false,
             args: &[<&str as crate::Arg>::DESC],
             ret: <() as crate::Abi>::DESC,
         }],

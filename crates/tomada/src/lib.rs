@@ -96,10 +96,12 @@ extern crate self as tomada;
 
 pub mod abi;
 pub mod alloc;
+pub mod block;
 pub mod call;
 pub mod client;
 pub mod context;
 pub mod descriptor;
+pub mod fallback;
 pub mod ffi;
 pub mod fingerprint;
 pub mod future;
@@ -131,13 +133,16 @@ pub use tomada_macros::Abi;
 /// it for any change that breaks plugins) and `name = "<string>"` (optional; defaults
 /// to the trait's path, e.g. `pluginapi::Greeter`).
 ///
-/// Every method takes `&self`, has no generics and has no default body; it may be
-/// `async fn` (see [`implement`] and [`future`]); arguments implement [`Arg`] and results [`Abi`]. A contract with a type that
-/// cannot cross fails with one error naming it.
+/// Every method takes `&self` and has no generics; it may be `async fn` (see
+/// [`implement`] and [`future`]); arguments implement [`Arg`] and results [`Abi`]. A
+/// contract with a type that cannot cross fails with one error naming it.
 ///
 /// Methods added later go at the end of the trait with `#[tomada(since = N)]`, `N`
-/// being the contract's new minor version; see [`interface`] for what stays
-/// compatible.
+/// being the contract's new minor version. A (plain) method may have a default body:
+/// besides being the plugins' default, it is what the host runs, with `self` standing
+/// for the plugin, when the plugin predates the method; without one, such calls return
+/// [`CallError::NotProvided`]. Struct fields and enum variants evolve too; see
+/// `docs/evolution.md` and [`interface`] for what stays compatible.
 pub use tomada_macros::contract;
 /// Lets a plugin write a contract's `async fn`s as `async fn` in its impl.
 ///
@@ -185,10 +190,12 @@ pub mod __private {
     pub use std::sync::Arc;
 
     pub use crate::abi::SliceStore;
+    pub use crate::block::{VARIANT_BLOCK, begin_block, block, end_block, end_block_read};
     pub use crate::call::{__finish as finish, __shim as shim};
     pub use crate::client::{
         Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method,
     };
+    pub use crate::fallback::{fallback, fallback_failed};
     pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::future::{
         __async_shim as async_shim, AssertSend, CANCEL_METHOD, CallFuture, FfiFuture, block_on, cancel_dispatch,
@@ -226,7 +233,8 @@ pub unsafe trait Contract: 'static {
     const ABI: u32;
     /// The layout fingerprint (see [`fingerprint`]).
     const FINGERPRINT: u64;
-    /// The contract's minor version: the largest `#[tomada(since = N)]` of its methods.
+    /// The contract's minor version: the largest `#[tomada(since = N)]` of its methods
+    /// and of the struct fields and enum variants they use.
     const MINOR: u32;
     /// The whole contract, readable (see [`interface`]).
     const DESCRIPTION: interface::ContractDesc;

@@ -10,10 +10,14 @@
 //! * lengths (strings, sequences, maps): a little-endian `u64`;
 //! * strings and byte buffers: length, then the bytes, copied in bulk; so is any
 //!   sequence of integers or floats;
-//! * `Option`, `Result` and enums: a `u32` variant index, then the fields;
-//! * structs, tuples and arrays: their fields in order.
+//! * `Option` and `Result`: a `u32` variant index, then the fields;
+//! * tuples and arrays: their fields in order;
+//! * derived structs: a block of their fields (see [`crate::block`]); derived enums:
+//!   a `u32` variant number, then, for a variant with fields (flagged in the number's
+//!   high bit), a block of them, so sides of two minor versions read each other
+//!   (`docs/evolution.md`).
 //!
-//! Both processes run the same contract (the fingerprints matched), so no names or
+//! Both processes run contracts that fit (the fit check passed), so no names or
 //! types travel. Decoding is defensive all the same, because the other process may be
 //! hostile: every decode is *total* (any bytes give a value or a [`WireError`], never
 //! undefined behaviour, a panic or an abort) and *bounded*:
@@ -221,6 +225,25 @@ impl<'a> Reader<'a> {
     /// What decoding may still allocate, in bytes.
     pub const fn budget(&self) -> usize {
         self.budget
+    }
+
+    /// A reader over the next `n` bytes (this one moves past them) that goes on within
+    /// this one's limits: the same depth, stack guard and allocation budget, so a value
+    /// nested through blocks (see [`crate::block`]) is bounded as if read in one piece.
+    /// Give it back with [`Reader::rejoin`] once read, so what it allocated counts here.
+    ///
+    /// # Errors
+    /// If fewer bytes are left.
+    #[inline]
+    pub fn sub(&mut self, n: usize) -> Result<Reader<'a>, WireError> {
+        let bytes = self.take(n)?;
+        Ok(Reader { bytes, ..*self })
+    }
+
+    /// Takes back a reader made by [`Reader::sub`]: what it charged is charged here.
+    #[inline]
+    pub fn rejoin(&mut self, sub: Reader<'a>) {
+        self.budget = sub.budget;
     }
 
     /// Takes the next `n` bytes.

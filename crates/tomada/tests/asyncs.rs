@@ -274,7 +274,10 @@ fn an_async_method_does_not_fit_a_plain_one() {
     let asynchronous = tomada::Interface::from(&<dyn async_twin::Twin as Contract>::DESCRIPTION);
     assert_ne!(<dyn sync_twin::Twin as Contract>::FINGERPRINT, <dyn async_twin::Twin as Contract>::FINGERPRINT);
     let why = asynchronous.fit(&sync).unwrap_err();
-    assert!(why.iter().any(|w| w.contains("`fetch` is a plain `fn` in the plugin, `async fn` in the host")), "{why:?}");
+    assert!(
+        why.iter().any(|w| w.to_string().contains("`fetch` is a plain `fn` in the plugin, `async fn` in the host")),
+        "{why:?}"
+    );
 }
 
 /// An async contract for a generic impl.

@@ -32,10 +32,13 @@ pub struct Record {
     pub digest: [u64; 16],
 }
 
-/// The byte form of a chain of `nodes` nodes (`nodes - 1` boxes deep).
+/// The byte form of a chain of `nodes` nodes (`nodes - 1` boxes deep). Each node is
+/// a block (see `tomada::block`): its length (8 bytes), the label's length (8), the
+/// `Option`'s variant (4), then the next node, inside the block.
 fn chain(nodes: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nodes * 12);
+    let mut out = Vec::with_capacity(nodes * 20);
     for i in 0..nodes {
+        put_len(&mut out, (nodes - i) * 20 - 8);
         put_len(&mut out, 0);
         put_variant(&mut out, u32::from(i + 1 < nodes));
     }
@@ -120,7 +123,10 @@ fn the_stack_guard_stops_deep_values_of_fat_types() {
     }
     let levels = 2 * MAX_DECODE_STACK / (4096 * 8);
     let mut bytes = Vec::new();
+    // Each level: the block's length, the padding, the `Option`'s variant, the next.
+    let per_level = 8 + 4096 * 8 + 4;
     for i in 0..levels {
+        put_len(&mut bytes, (levels - i) * per_level - 8);
         bytes.extend(std::iter::repeat_n(0u8, 4096 * 8));
         put_variant(&mut bytes, u32::from(i + 1 < levels));
     }

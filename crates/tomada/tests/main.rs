@@ -8,4 +8,5 @@ mod asyncs;
 mod compile_fail;
 mod contract;
 mod decode;
+mod evolve;
 mod fingerprint;

@@ -91,16 +91,23 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
     // Methods of the original contract are in every compatible plugin; later ones may
     // be missing from a plugin built against an older minor version.
     let provided_check = (since > 0).then(|| {
+        let missing = super::fallback::missing(parts, sig);
         quote! {
             if #index >= self.raw.provided {
-                return ::core::result::Result::Err(self.raw.not_provided(#name_str, <dyn #trait_ident as ::tomada::Contract>::ABI, #since));
+                return #missing;
             }
         }
     });
     let not_provided_doc = (since > 0).then(|| {
-        let line = format!(
-            " - [`CallError::NotProvided`](::tomada::CallError::NotProvided) if the plugin was built against a contract older than minor {since}, which added `{name_str}`."
-        );
+        let line = if m.has_body && !m.is_async {
+            format!(
+                " - For a plugin built against a contract older than minor {since}, which added `{name_str}`, the trait's default body runs here, in the host; [`CallError::Panicked`](::tomada::CallError::Panicked) if it panics or a call it makes fails."
+            )
+        } else {
+            format!(
+                " - [`CallError::NotProvided`](::tomada::CallError::NotProvided) if the plugin was built against a contract older than minor {since}, which added `{name_str}`."
+            )
+        };
         quote!(#[doc = #line])
     });
     if m.is_async {

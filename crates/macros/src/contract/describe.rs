@@ -22,6 +22,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
     let methods = sigs.iter().map(|sig| {
         let name_str = sig.method.ident.to_string();
         let since = sig.method.since;
+        let fallback = sig.method.has_body;
         let arg_descs = sig.arg_tys_static.iter().map(|t| quote_spanned!(t.span()=> <#t as ::tomada::Arg>::DESC));
         let ret = &sig.ret_static;
         // An async method's result is described as `async<R>`: it fits no plain method
@@ -40,6 +41,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
             ::tomada::__private::MethodDesc {
                 name: #name_str,
                 since: #since,
+                fallback: #fallback,
                 args: &[#(#arg_descs),*],
                 ret: #ret_desc,
             }
@@ -53,7 +55,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
             const NAME: &'static str = #name;
             const ABI: u32 = #abi;
             const FINGERPRINT: u64 = ::tomada::interface::fingerprint(&<Self as ::tomada::Contract>::DESCRIPTION);
-            const MINOR: u32 = #minor;
+            const MINOR: u32 = ::tomada::interface::minor(&<Self as ::tomada::Contract>::DESCRIPTION);
             const DESCRIPTION: ::tomada::__private::ContractDesc = ::tomada::__private::ContractDesc {
                 name: <Self as ::tomada::Contract>::NAME,
                 abi: <Self as ::tomada::Contract>::ABI,

@@ -7,6 +7,7 @@
 mod client;
 mod describe;
 mod dispatch;
+mod fallback;
 mod handle;
 mod object;
 mod vtable;
@@ -148,6 +149,8 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
     if item.colon_token.is_none() {
         item.colon_token = Some(Default::default());
     }
+    // Default bodies, kept for the host (see `fallback`).
+    fallback::keep_bodies(&mut item);
     // The way back from a `dyn C` to the client behind it (see the client's `of`).
     let client_ident = format_ident!("{}Client", item.ident);
     item.items.push(syn::parse_quote! {
@@ -174,6 +177,7 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
     let describe = describe::emit(&parts, &sigs, &args, contract.minor);
     let object = object::emit(&parts, &sigs, &args);
     let implemented = implemented(&parts, contract.methods.iter().any(|m| m.is_async));
+    let fallback = fallback::emit(&parts, &sigs);
     quote! {
         #item
         #vtable
@@ -182,6 +186,7 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
         #describe
         #object
         #implemented
+        #fallback
     }
 }
 

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{DeriveInput, Fields};
 
-use super::{as_abi, field_descs, fields, pattern, style};
+use super::{as_abi, block_min, decode_block, encode_block, field_descs, fields, pattern, style};
 
 pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStream> {
     let ident = &item.ident;
@@ -42,6 +42,10 @@ pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStre
         )
     };
     let _ = &indices;
+    let encode = encode_block(&fields, false);
+    let encode_owned = encode_block(&fields, true);
+    let decode = decode_block(&fields);
+    let wire_min = block_min(&fields);
     Ok(quote! {
         const _: () = {
             #[repr(C)]
@@ -56,13 +60,13 @@ pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStre
             );
 
             // SAFETY: `Ffi` is `#[repr(C)]` of the fields' `Ffi` forms, converted field by
-            // field by their own impls; the description names every field and type, and
-            // the byte form is the fields in order.
+            // field by their own impls; the description names every field, type and
+            // `since`, and the byte form is a block of the fields in order.
             #[automatically_derived]
             unsafe impl ::tomada::Abi for #ident {
                 type Ffi = #ffi;
                 const DESC: ::tomada::__private::TypeRef = ::tomada::__private::TypeRef::new(&#desc);
-                const WIRE_MIN: usize = 0 #(+ #abis::WIRE_MIN)*;
+                const WIRE_MIN: usize = #wire_min;
                 #[inline]
                 fn into_ffi(self) -> #ffi {
                     let Self #pat = self;
@@ -80,19 +84,16 @@ pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStre
                 #[inline]
                 fn encode(&self, out: &mut ::std::vec::Vec<u8>) {
                     let Self #pat = self;
-                    #(#abis::encode(#locals, out);)*
-                    let _ = out;
+                    #encode
                 }
                 #[inline]
                 fn encode_owned(self, out: &mut ::std::vec::Vec<u8>) {
                     let Self #pat = self;
-                    #(#abis::encode_owned(#locals, out);)*
-                    let _ = out;
+                    #encode_owned
                 }
                 #[inline]
                 fn decode(r: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
-                    #(let #locals = #abis::decode(r)?;)*
-                    let _ = r;
+                    #decode
                     ::core::result::Result::Ok(Self #pat)
                 }
             }

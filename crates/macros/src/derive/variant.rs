@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{DataEnum, DeriveInput, Error, Fields};
 
-use super::{Field, as_abi, field_descs, fields, pattern, style};
+use super::{Field, as_abi, decode_block, encode_block, field_descs, fields, pattern, style};
 
 pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenStream> {
     let ident = &item.ident;
@@ -25,6 +25,63 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
         .iter()
         .map(|v| fields(&v.fields, &format!("{name}::{}", v.ident)).map(|f| (v, f)))
         .collect::<syn::Result<_>>()?;
+    // `#[tomada(since = N)]` and `#[tomada(other)]` on variants.
+    let mut marks = Vec::new();
+    for (v, _) in &variants {
+        let (mut since, mut other) = (0u32, false);
+        for attr in v.attrs.iter().filter(|a| a.path().is_ident("tomada")) {
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("since") {
+                    let lit: syn::LitInt = meta.value()?.parse()?;
+                    since = lit.base10_parse()?;
+                    if since == 0 {
+                        return Err(meta.error("`since` is the minor version that added the variant: 1 or more"));
+                    }
+                    Ok(())
+                } else if meta.path.is_ident("other") {
+                    other = true;
+                    Ok(())
+                } else {
+                    Err(meta.error("unknown tomada variant attribute; expected `since = N` or `other`"))
+                }
+            })?;
+        }
+        if other && (!matches!(v.fields, Fields::Unit) || since != 0) {
+            return Err(Error::new(
+                v.ident.span(),
+                format!(
+                    "`#[tomada(other)]` variant `{}` must be a unit variant of the original enum (no fields, no `since`): it is what a variant this side does not know arrives as",
+                    v.ident
+                ),
+            ));
+        }
+        marks.push((since, other));
+    }
+    let others: Vec<_> = variants.iter().zip(&marks).filter(|(_, m)| m.1).map(|((v, _), _)| v).collect();
+    if others.len() > 1 {
+        return Err(Error::new(
+            others[1].ident.span(),
+            format!("`{name}` has more than one `#[tomada(other)]` variant"),
+        ));
+    }
+    let open = !others.is_empty();
+    if !open && let Some(((v, _), _)) = variants.iter().zip(&marks).find(|(_, m)| m.0 > 0) {
+        return Err(Error::new(
+            v.ident.span(),
+            format!(
+                "variant `{}` has `since`, but `{name}` is a closed enum: a side that does not know the variant could not read it; give `{name}` a `#[tomada(other)]` unit variant (in a new major version: it changes the enum) and add variants with `since` after that",
+                v.ident
+            ),
+        ));
+    }
+    // Wire numbers: by minor version, then in declaration order, so a variant keeps
+    // its number in every later minor version wherever it is declared.
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    order.sort_by_key(|&i| marks[i].0);
+    let mut number = vec![0u32; variants.len()];
+    for (n, &i) in order.iter().enumerate() {
+        number[i] = n as u32;
+    }
     let tag = if variants.len() <= 256 { quote!(u8) } else { quote!(u16) };
     // A fieldless enum is C-like: `repr(u8)`; one with fields, `repr(C, u8)` (RFC 2195).
     let repr = if variants.iter().all(|(_, f)| f.is_empty()) { quote!(#tag) } else { quote!(C, #tag) };
@@ -38,11 +95,17 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
     let mut encode = Vec::new();
     let mut encode_owned = Vec::new();
     let mut decode = Vec::new();
-    let mut descs = Vec::new();
-    for (index, (v, fields)) in variants.iter().enumerate() {
+    let mut descs = vec![TokenStream::new(); variants.len()];
+    for (position, (v, fields)) in variants.iter().enumerate() {
         let vident = &v.ident;
         let vname = vident.to_string();
-        let index = index as u32;
+        let index = number[position];
+        let (since, other) = marks[position];
+        // A variant with fields writes them as a block, and says so in its number's
+        // high bit, so a side that does not know the variant (of an open enum) can
+        // skip it; a unit variant writes its number alone.
+        let blocked = !fields.is_empty();
+        let written = if blocked { quote!(#index | ::tomada::__private::VARIANT_BLOCK) } else { quote!(#index) };
         let pat = pattern(&v.fields, fields);
         let locals: Vec<_> = fields.iter().map(|f| &f.local).collect();
         let members: Vec<_> = fields.iter().map(|f| &f.member).collect();
@@ -64,29 +127,58 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
         ffi_variants.push(quote!(#vident #ffi_fields,));
         to_ffi.push(quote!(Self::#vident #pat => #ffi::#vident #to,));
         from_ffi.push(quote!(#ffi::#vident #pat => Self::#vident #from,));
+        let (block, block_owned, read) = if blocked {
+            (encode_block(fields, false), encode_block(fields, true), decode_block(fields))
+        } else {
+            (quote!(), quote!(), quote!())
+        };
         encode.push(quote! {
             Self::#vident #pat => {
-                ::tomada::__private::put_variant(out, #index);
-                #(#abis::encode(#locals, out);)*
+                ::tomada::__private::put_variant(out, #written);
+                #block
             }
         });
         encode_owned.push(quote! {
             Self::#vident #pat => {
-                ::tomada::__private::put_variant(out, #index);
-                #(#abis::encode_owned(#locals, out);)*
+                ::tomada::__private::put_variant(out, #written);
+                #block_owned
             }
         });
         let build = match &v.fields {
-            Fields::Named(_) => quote!(Self::#vident { #(#members: #abis::decode(r)?),* }),
-            Fields::Unnamed(_) => quote!(Self::#vident(#(#abis::decode(r)?),*)),
+            Fields::Named(_) => quote!(Self::#vident { #(#members: #locals),* }),
+            Fields::Unnamed(_) => quote!(Self::#vident(#(#locals),*)),
             Fields::Unit => quote!(Self::#vident),
         };
-        decode.push(quote!(#index => #build,));
+        let _ = &abis;
+        let check = if blocked {
+            quote!(if !__tomada_blocked {
+                return ::core::result::Result::Err(::tomada::__private::bad_variant());
+            })
+        } else {
+            quote!(if __tomada_blocked {
+                ::tomada::__private::block(r)?;
+            })
+        };
+        decode.push(quote!(#index => { #check #read #build }));
         let vstyle = style(&v.fields);
         let fdescs = field_descs(fields);
-        descs.push(quote!(::tomada::__private::VariantDesc { name: #vname, style: #vstyle, fields: #fdescs }));
+        descs[index as usize] = quote!(::tomada::__private::VariantDesc { name: #vname, style: #vstyle, since: #since, other: #other, fields: #fdescs });
     }
 
+    // A variant this side does not know: an open enum skips its block and reads it as
+    // its `other` variant; a closed enum has no such variants.
+    let unknown = match others.first() {
+        Some(v) => {
+            let o = &v.ident;
+            quote!({
+                if __tomada_blocked {
+                    ::tomada::__private::block(r)?;
+                }
+                Self::#o
+            })
+        }
+        None => quote!(return ::core::result::Result::Err(::tomada::__private::bad_variant())),
+    };
     Ok(quote! {
         const _: () = {
             #[repr(#repr)]
@@ -103,8 +195,8 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
 
             // SAFETY: `Ffi` is a `#[repr(C, u8/u16)]` enum with the same variants, in the
             // same order, of the fields' `Ffi` forms, converted by their own impls; the
-            // description names every variant, field and type; the byte form checks
-            // the variant index.
+            // description names every variant (in wire order, with `since` and `other`),
+            // field and type; the byte form checks the variant number.
             #[automatically_derived]
             unsafe impl ::tomada::Abi for #ident {
                 type Ffi = #ffi;
@@ -141,9 +233,11 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
                 }
                 #[inline]
                 fn decode(r: &mut ::tomada::__private::Reader<'_>) -> ::core::result::Result<Self, ::tomada::__private::WireError> {
-                    ::core::result::Result::Ok(match r.variant()? {
+                    let __tomada_number = r.variant()?;
+                    let __tomada_blocked = __tomada_number & ::tomada::__private::VARIANT_BLOCK != 0;
+                    ::core::result::Result::Ok(match __tomada_number & !::tomada::__private::VARIANT_BLOCK {
                         #(#decode)*
-                        _ => return ::core::result::Result::Err(::tomada::__private::bad_variant()),
+                        _ => #unknown,
                     })
                 }
             }

@@ -90,15 +90,22 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// `depth` nodes, each `(label: "", next: Some(..))`, the last `next: None`.
+/// `depth` nodes, each `(label: "", next: Some(..))`, the last `next: None`. A derived
+/// struct crosses as a block (`tomada::block`): its length, then its fields: here the
+/// label's length (8 bytes) and the `Option`'s variant (4), then the next node.
 fn chain_bytes(depth: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(depth as usize * 12);
+    let depth = depth as usize;
+    let mut out = Vec::with_capacity(depth * 20);
     for i in 0..depth {
+        put_len(&mut out, (depth - i) * 20 - 8);
         put_len(&mut out, 0);
         put_variant(&mut out, u32::from(i + 1 < depth));
     }
     out
 }
+
+/// The high bit of a derived enum's variant number: a block of its fields follows.
+const VARIANT_BLOCK: u32 = 1 << 31;
 
 #[derive(Default)]
 struct Hostile {
@@ -124,18 +131,29 @@ impl Answers for Hostile {
     }
 
     fn tree(&self, depth: u32) -> Raw<hostile_api::Tree> {
-        let mut out = Vec::new();
-        for i in 0..depth {
+        // Each variant with fields is its number (high bit set), then a block: the
+        // block's length, then the fields. The sizes, from the leaf up: a leaf is 16
+        // bytes (number, length, `7u32`); a branch adds 20 (number, length, the
+        // vector's length), a named level 29 (number, length, the map's length, "k").
+        let depth = depth as usize;
+        let mut sizes = vec![0usize; depth + 1];
+        sizes[depth] = 16;
+        for i in (0..depth).rev() {
+            sizes[i] = sizes[i + 1] + if i % 2 == 0 { 20 } else { 29 };
+        }
+        let mut out = Vec::with_capacity(sizes[0]);
+        for (i, size) in sizes.iter().enumerate().take(depth) {
+            put_variant(&mut out, if i % 2 == 0 { 1 } else { 2 } | VARIANT_BLOCK);
+            put_len(&mut out, size - 12);
             if i % 2 == 0 {
-                put_variant(&mut out, 1); // Branch(vec![next])
-                put_len(&mut out, 1);
+                put_len(&mut out, 1); // Branch(vec![next])
             } else {
-                put_variant(&mut out, 2); // Named({"k": next})
-                put_len(&mut out, 1);
+                put_len(&mut out, 1); // Named({"k": next})
                 put_str(&mut out, "k");
             }
         }
-        put_variant(&mut out, 0); // Leaf(7)
+        put_variant(&mut out, VARIANT_BLOCK); // Leaf(7)
+        put_len(&mut out, 4);
         out.extend_from_slice(&7u32.to_le_bytes());
         Raw::new(out)
     }

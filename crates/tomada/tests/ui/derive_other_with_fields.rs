@@ -1,0 +1,8 @@
+#[derive(tomada::Abi)]
+pub enum State {
+    Open,
+    #[tomada(other)]
+    Unknown(String),
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[derive(tomada::Abi)]
+pub enum State {
+    Open,
+    #[tomada(since = 1)]
+    Shipped(String),
+}
+
+fn main() {}
