@@ -41,7 +41,7 @@ fn inspect_a_plugin() {
         "description Plugin de exemplo que dá oi",
         "contract    pluginapi::Greeter 1.0 (ABI 1, fingerprint ",
         "fn greet(&self, &str) -> String",
-        "boundary    tomada boundary 2",
+        "boundary    tomada boundary 3",
         "panics      unwind",
         "built by    rustc ",
         "needs       ",

@@ -30,7 +30,7 @@ pub const MAGIC: [u8; 8] = *b"\x89TOMADA\n";
 
 /// The version of tomada's own boundary: the descriptor, the manifest encoding and
 /// the FFI types of [`crate::ffi`]. Host and plugin must agree on it exactly.
-pub const BOUNDARY_VERSION: u32 = 2;
+pub const BOUNDARY_VERSION: u32 = 3;
 
 /// Which tomada releases speak which boundary version, for refusals that say what to
 /// rebuild with.
@@ -38,6 +38,7 @@ pub const fn boundary_releases(version: u32) -> &'static str {
     match version {
         1 => "tomada 0.1",
         2 => "tomada 0.2",
+        3 => "tomada 0.3",
         _ => "an unknown tomada release",
     }
 }
