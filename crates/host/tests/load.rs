@@ -245,12 +245,12 @@ fn another_boundary_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = patched_greeter(dir.path(), "future.so", 8, &99u32.to_le_bytes());
     let err = refusal(&path);
-    assert!(matches!(err, LoadError::BoundaryMismatch { expected: 2, found: 99, .. }), "{err:?}");
+    assert!(matches!(err, LoadError::BoundaryMismatch { expected: 3, found: 99, .. }), "{err:?}");
     assert_message(&err, &path, &["boundary version 99 (an unknown tomada release)", "speaks version 3 (tomada 0.3)"]);
     // A plugin of tomada 0.1's boundary: the message says which release to rebuild with.
     let path = patched_greeter(dir.path(), "old.so", 8, &1u32.to_le_bytes());
     let err = refusal(&path);
-    assert!(matches!(err, LoadError::BoundaryMismatch { expected: 2, found: 1, .. }), "{err:?}");
+    assert!(matches!(err, LoadError::BoundaryMismatch { expected: 3, found: 1, .. }), "{err:?}");
     assert_message(&err, &path, &["boundary version 1 (tomada 0.1)", "rebuild the plugin with tomada 0.3"]);
 }
 
