@@ -42,7 +42,8 @@ pub mod std_impls;
 /// side, with any rustc); [`Abi::DESC`] must change whenever `Ffi`, the meaning of its
 /// bits, or the byte form changes; [`Abi::PLAIN`] may be `true` only if `Self` and
 /// `Ffi` are the same type, valid for every bit pattern, whose byte form is its
-/// little-endian memory. `#[derive(Abi)]` upholds all of these.
+/// little-endian memory. `#[derive(Abi)]` upholds all of these (implement it by hand
+/// only inside tomada: its items are not part of the API).
 ///
 /// # Examples
 /// ```
@@ -59,12 +60,15 @@ pub mod std_impls;
 ///     Poly { points: Vec<Point> },
 /// }
 ///
-/// use tomada::Abi;
-/// let p = Shape::Line(Point { x: 3, label: Some("a".into()) }, Point { x: 4, label: None });
-/// // SAFETY: the value was just made by `into_ffi`.
-/// let back = unsafe { Shape::from_ffi(p.into_ffi()) };
-/// assert_eq!(back, Shape::Line(Point { x: 3, label: Some("a".into()) }, Point { x: 4, label: None }));
-/// assert_eq!(Shape::DESC.get().name, "Shape");
+/// /// Draws shapes.
+/// #[tomada::contract(abi = 1)]
+/// pub trait Canvas {
+///     fn draw(&self, shape: Shape) -> Result<Vec<Point>, String>;
+/// }
+///
+/// // A host or a function generic over boundary types bounds on `Abi`.
+/// fn crosses<T: tomada::Abi>(_: &T) {}
+/// crosses(&Shape::Dot);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot cross a tomada plugin boundary",
