@@ -9,3 +9,4 @@ mod compile_fail;
 mod contract;
 mod decode;
 mod fingerprint;
+mod surface;
