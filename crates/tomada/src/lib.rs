@@ -227,6 +227,7 @@ pub mod __private {
     pub use std::mem::MaybeUninit;
     pub use std::sync::Arc;
 
+    pub use crate::{RUSTC_VERSION, TARGET};
     pub use crate::{call, client, descriptor, ffi, fingerprint, logging, remote};
 
     pub use crate::abi::SliceStore;

@@ -37,13 +37,15 @@ fn only_the_documented_modules_are_shown() {
     }
 }
 
-/// The modules `__private` re-exports whole (`pub use crate::{a, b, ..};`).
+/// The names `__private` re-exports from the crate root (`pub use crate::{a, b, ..};`).
 fn private_names(lib: &str) -> Vec<&str> {
     let start = lib.find("pub mod __private {").expect("lib.rs has `__private`");
-    let line =
-        lib[start..].lines().find(|l| l.trim().starts_with("pub use crate::{")).expect("a whole-module re-export");
-    let inner = line.trim().trim_start_matches("pub use crate::{").trim_end_matches("};");
-    inner.split(',').map(str::trim).collect()
+    lib[start..]
+        .lines()
+        .take_while(|l| *l != "}")
+        .filter_map(|l| l.trim().strip_prefix("pub use crate::{")?.strip_suffix("};"))
+        .flat_map(|inner| inner.split(',').map(str::trim))
+        .collect()
 }
 
 #[test]
