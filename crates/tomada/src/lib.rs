@@ -501,7 +501,7 @@ macro_rules! __export {
         };
     };
     (@len [$c:path] [$n:expr, $v:expr, $d:expr]) => {
-        $crate::__private::descriptor::encoded_len(&[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET], &<dyn $c as $crate::Contract>::DESCRIPTION)
+        $crate::__private::descriptor::encoded_len(&[$n, $v, $d, $crate::__private::RUSTC_VERSION, $crate::__private::TARGET], &<dyn $c as $crate::Contract>::DESCRIPTION)
     };
     // The manifests' bytes, concatenated: each entry's encoded with its index.
     (@manifests [($index:literal, $suffix:literal) $($indices:tt)*] [$($parts:tt)*] { [$c:path] [$n:expr, $v:expr, $d:expr] } $($more:tt)*) => {
@@ -510,7 +510,7 @@ macro_rules! __export {
             [$($parts)* &$crate::__private::descriptor::encode_export::<{ $crate::__export!(@len [$c] [$n, $v, $d]) }>(
                 __FLAGS,
                 $index,
-                &[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET],
+                &[$n, $v, $d, $crate::__private::RUSTC_VERSION, $crate::__private::TARGET],
                 &<dyn $c as $crate::Contract>::DESCRIPTION,
             ),]
             $($more)*
