@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use object::read::ReadCache;
 use object::{Architecture, BinaryFormat, FileKind, Object, ObjectKind, ObjectSection, ObjectSegment, ReadRef};
-use tomada::descriptor::{self, ManifestError};
+use tomada::__private::descriptor::{self, ManifestError};
 use tomada::{Interface, Manifest};
 
 use crate::LoadError;
@@ -164,8 +164,8 @@ fn check_platform(path: &Path, manifest: &Manifest, facts: &Facts) -> Result<(),
     }
     let wrong =
         |expected: String, found: String| LoadError::WrongPlatform { path: path.to_path_buf(), expected, found };
-    if platform(&manifest.target) != platform(tomada::TARGET) {
-        return Err(wrong(tomada::TARGET.to_owned(), manifest.target.clone()));
+    if platform(&manifest.target) != platform(tomada::__private::TARGET) {
+        return Err(wrong(tomada::__private::TARGET.to_owned(), manifest.target.clone()));
     }
     let glibc = facts.needed.iter().any(|n| n.starts_with("libc.so.6"));
     let musl = facts.needed.iter().any(|n| n == "libc.so" || n.starts_with("libc.musl-"));
@@ -485,7 +485,7 @@ fn manifest_error(path: &Path, e: ManifestError) -> LoadError {
     match e {
         ManifestError::BadMagic => LoadError::BadMagic { path },
         ManifestError::Boundary { found } => {
-            LoadError::BoundaryMismatch { path, expected: tomada::BOUNDARY_VERSION, found }
+            LoadError::BoundaryMismatch { path, expected: tomada::__private::descriptor::BOUNDARY_VERSION, found }
         }
         other => LoadError::Damaged { path, reason: Damage::Manifest { detail: other.to_string() } },
     }

@@ -13,6 +13,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The main types: [`Plugin`] (a loaded plugin, which derefs to the contract's client
+//! whose methods return `Result<_, CallError>`), [`Loader`] (export name, configuration,
+//! [`TrustPolicy`] and in-process or [`isolate::Isolation`] in one chain), [`LoadError`]
+//! (why a file was refused), [`CallError`] (why a call failed), [`Inspection`] and
+//! [`Manifest`] (what a file says about itself, read without running it) and
+//! [`Handle`] (objects a plugin made).
+//!
+//! Every refusal is a typed value to match on; this runs as it is:
+//!
+//! ```
+//! #[tomada::contract(abi = 1, name = "demo::Greeter")]
+//! pub trait Greeter {
+//!     fn greet(&self, name: &str) -> String;
+//! }
+//!
+//! let loader = tomada_host::Loader::new().export("hello").config("lang=pt");
+//! match loader.load::<dyn Greeter>("no/such/greeter.so") {
+//!     Err(tomada_host::LoadError::NotFound { path }) => {
+//!         assert_eq!(path, std::path::Path::new("no/such/greeter.so"))
+//!     }
+//!     Err(other) => panic!("another refusal: {other}"),
+//!     Ok(plugin) => println!("{}", plugin.greet("Mundo")?),
+//! }
+//! # Ok::<(), tomada_host::CallError>(())
+//! ```
+//!
 //! Loading checks, in this order, and refuses with its own [`LoadError`] for each:
 //! the file exists and is a shared library for this machine (whole, not truncated);
 //! it carries a tomada descriptor (magic bytes); tomada's boundary version; the

@@ -2,15 +2,15 @@
 //! constructor, its destructor, and its dispatch function (isolated mode) — lives
 //! here: the few places where host code jumps into plugin code by a pointer read from
 //! the plugin's descriptor. (Calls through a contract's vtable are made by the
-//! generated client, in `tomada::client`.)
+//! generated client, in `tomada::__private::client`.)
 
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
 
 #[cfg(unix)]
-use tomada::client::DispatchFn;
-use tomada::descriptor::{CreateFn, CreateWithFn, DestroyFn};
-use tomada::ffi::{RSlice, RVec, Status};
+use tomada::__private::client::DispatchFn;
+use tomada::__private::descriptor::{CreateFn, CreateWithFn, DestroyFn};
+use tomada::__private::ffi::{RSlice, RVec, Status};
 
 /// What a plugin's constructor did.
 pub(crate) enum Created {
@@ -116,8 +116,8 @@ pub(crate) unsafe fn dispatch_into(
 /// its library stays loaded while it runs; `services` and `name` live as long as the
 /// library (a static of this host, a slice of the plugin's own manifest static).
 pub(crate) unsafe fn attach(
-    attach: tomada::logging::AttachFn,
-    services: *const tomada::logging::HostServices,
+    attach: tomada::__private::logging::AttachFn,
+    services: *const tomada::__private::logging::HostServices,
     name: &[u8],
 ) {
     // SAFETY: the caller vouches for `attach`, `services` and `name`.

@@ -338,7 +338,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     // The exported descriptors, as the loader will find them: the first export's
     // (`TOMADA_DESCRIPTOR`) must be there; every other export's
     // (`TOMADA_DESCRIPTOR_<n>`) is checked the same way.
-    let wanted = tomada::descriptor::SYMBOL.as_bytes();
+    let wanted = tomada::__private::descriptor::SYMBOL.as_bytes();
     let is_descriptor = |name: &[u8]| {
         name == wanted
             || name
@@ -355,7 +355,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         first |= string(descriptor.st_name(e) as u64).is_ok_and(|n| n == wanted);
         let at = descriptor.st_value(e);
         if descriptor.st_type().0 != elf::STT_OBJECT.0
-            || (descriptor.st_size(e) as usize) < tomada::Descriptor::MIN_SIZE
+            || (descriptor.st_size(e) as usize) < tomada::__private::descriptor::Descriptor::MIN_SIZE
             || !image.mapped(at, descriptor.st_size(e), 0)
         {
             return Err(damaged(Flaw::DescriptorNotWhole));
@@ -365,24 +365,24 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
             // Each export's manifest lies in the section (which of them is compared
             // byte for byte once loaded).
             let in_section = |target: u64| manifest.0 <= target && target < manifest.0.saturating_add(manifest.1);
-            if !field(std::mem::offset_of!(tomada::Descriptor, manifest)).is_some_and(in_section)
+            if !field(std::mem::offset_of!(tomada::__private::descriptor::Descriptor, manifest)).is_some_and(in_section)
                 || image.file_offset(manifest.0, manifest.1).is_none()
             {
                 return Err(damaged(Flaw::DescriptorElsewhere));
             }
             let mut functions = vec![
-                std::mem::offset_of!(tomada::Descriptor, create),
-                std::mem::offset_of!(tomada::Descriptor, destroy),
-                std::mem::offset_of!(tomada::Descriptor, dispatch),
-                std::mem::offset_of!(tomada::Descriptor, attach),
+                std::mem::offset_of!(tomada::__private::descriptor::Descriptor, create),
+                std::mem::offset_of!(tomada::__private::descriptor::Descriptor, destroy),
+                std::mem::offset_of!(tomada::__private::descriptor::Descriptor, dispatch),
+                std::mem::offset_of!(tomada::__private::descriptor::Descriptor, attach),
             ];
-            if descriptor.st_size(e) as usize >= size_of::<tomada::Descriptor>() {
-                functions.push(std::mem::offset_of!(tomada::Descriptor, create_with));
+            if descriptor.st_size(e) as usize >= size_of::<tomada::__private::descriptor::Descriptor>() {
+                functions.push(std::mem::offset_of!(tomada::__private::descriptor::Descriptor, create_with));
             }
             for offset in functions {
                 // `create_with` may be `None`: null in the file, and no relocation
                 // writes it.
-                let optional = offset == std::mem::offset_of!(tomada::Descriptor, create_with);
+                let optional = offset == std::mem::offset_of!(tomada::__private::descriptor::Descriptor, create_with);
                 let at = at + offset as u64;
                 let null = || {
                     !other_at.contains(&at)

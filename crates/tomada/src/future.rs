@@ -52,6 +52,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The functions of an [`FfiWaker`], all of the side that made it (the side that
 /// polls). Each takes the waker it is called on.
 #[repr(C)]
+#[doc(hidden)]
 pub struct FfiWakerVTable {
     /// Makes an owned copy (to be dropped or woken once, through its own vtable).
     pub clone: unsafe extern "C" fn(*const FfiWaker) -> *const FfiWaker,
@@ -66,6 +67,7 @@ pub struct FfiWakerVTable {
 /// A waker crossing the boundary: its first field is its vtable, and the side that
 /// made it keeps whatever else it needs after it (the `#[repr(C)]` prefix idiom).
 #[repr(C)]
+#[doc(hidden)]
 pub struct FfiWaker {
     /// Its functions.
     pub vtable: &'static FfiWakerVTable,
@@ -181,6 +183,7 @@ static RAW_LENT: RawWakerVTable = RawWakerVTable::new(raw_clone, raw_wake_by_ref
 /// `drop`, all of the plugin's making. `T` is the output's `#[repr(C)]` form
 /// ([`Abi::Ffi`]).
 #[repr(C)]
+#[doc(hidden)]
 pub struct FfiFuture<T> {
     this: *mut c_void,
     /// Polls once with the poller's waker; on [`Status::OK`] writes the output's form
@@ -473,6 +476,7 @@ impl Wake for Unpark {
 
 /// A flag that stops a [`block_on`] between two polls.
 #[derive(Clone, Default)]
+#[doc(hidden)]
 pub struct Cancel(Arc<CancelInner>);
 
 #[derive(Default)]
@@ -501,6 +505,7 @@ impl Cancel {
 /// `cancel` was cancelled first (the future is dropped then). Any executor's futures
 /// work: a wake from any thread unparks this one. Hand-written: a dozen lines, where a
 /// crate (`futures::executor`, `pollster`) would bring no cancellation.
+#[doc(hidden)]
 pub fn block_on<F: Future>(future: F, cancel: &Cancel) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     let unpark = Arc::new(Unpark { thread: std::thread::current(), woken: AtomicBool::new(false) });
@@ -526,6 +531,7 @@ pub fn block_on<F: Future>(future: F, cancel: &Cancel) -> Option<F::Output> {
 /// [`Status::CANCELLED`] (its future dropped); the cancelling dispatch itself returns
 /// [`Status::OK`] with one byte, 1 if a running call was found, 0 if not (it had
 /// finished, or was not async).
+#[doc(hidden)]
 pub const CANCEL_METHOD: u32 = u32::MAX;
 
 /// The async calls running in this process (this copy of tomada), by the address of

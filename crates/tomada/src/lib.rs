@@ -1,7 +1,25 @@
 //! # tomada — native Rust plugins over a stable, checked C ABI
 //!
 //! `tomada` is what *contract* crates and *plugin* crates depend on (hosts depend on
-//! `tomada-host`). A contract is a plain Rust trait:
+//! `tomada-host`). What they name:
+//!
+//! - [`#[contract]`](contract) turns a trait into a plugin contract; [`Contract`] is
+//!   what it implements for `dyn Trait` (hosts bound on it: `Plugin<dyn Greeter>`).
+//! - [`#[derive(Abi)]`](derive@Abi) lets a struct or enum cross the boundary; [`Abi`]
+//!   and [`Arg`] are the traits results and arguments implement.
+//! - [`export!`] exports a plugin from a `cdylib`; [`expects!`] records, in a host,
+//!   the contracts it expects; [`#[implement]`](implement) writes a contract's
+//!   `async fn`s; [`global_allocator!`] is the allocator plugins get from `export!`.
+//! - [`CallError`] is what every call from a host can fail with.
+//! - [`context()`] and [`Context`]: the configuration a host handed a plugin.
+//! - [`Handle`] / [`handle`]: a plugin-made object as the host holds it;
+//!   [`BoxFuture`] and [`CallFuture`]: `async fn`s across the boundary.
+//! - [`Manifest`], [`Info`] and [`Interface`]: what a plugin file says about itself,
+//!   read by hosts and tools without running it.
+//! - [`wire::set_limits`] / [`wire::Limits`]: the decoding limits for isolated plugins.
+//!
+//! A contract is a plain Rust trait; a plugin implements it and exports it with one
+//! line:
 //!
 //! ```
 //! /// Says hello.
@@ -10,26 +28,35 @@
 //!     /// Greets `name`.
 //!     fn greet(&self, name: &str) -> String;
 //! }
+//!
+//! // In the plugin crate (`crate-type = ["cdylib"]`):
+//! #[derive(Default)]
+//! struct Hello;
+//! impl Greeter for Hello {
+//!     fn greet(&self, name: &str) -> String { format!("Olá, {name} 👋") }
+//! }
+//! tomada::export!(Hello as Greeter; name = "hello", version = "1.0.0");
+//!
+//! fn main() {
+//!     use tomada::Contract;
+//!     // What a host checks before it calls: the contract's name, ABI and layout.
+//!     assert_eq!(<dyn Greeter as Contract>::ABI, 1);
+//!     assert!(<dyn Greeter as Contract>::NAME.ends_with("Greeter"));
+//!     // The trait stays as written, so the plugin is tested as plain Rust.
+//!     let plugin: Box<dyn Greeter> = Box::new(Hello);
+//!     assert_eq!(plugin.greet("Mundo"), "Olá, Mundo 👋");
+//! }
 //! ```
+//!
+//! A host loads the built library with `tomada_host::load::<dyn Greeter>(path)?` and
+//! calls `plugin.greet("Mundo")?`, in its own process or in a sandboxed child process.
 //!
 //! [`#[contract]`](contract) keeps the trait as written (adding `Send + Sync + 'static`)
 //! and generates, for the boundary, a `#[repr(C)]` vtable of `extern "C"` shims that
 //! convert every argument and result to an FFI-safe form ([`Abi`]) and catch panics,
-//! a layout [fingerprint] of the whole contract, and the host-side client
+//! a layout fingerprint of the whole contract, and the host-side client
 //! (`GreeterClient`, reached through `tomada_host::Plugin<dyn Greeter>`), whose
 //! methods return `Result<T, CallError>`.
-//!
-//! A plugin crate (`crate-type = ["cdylib"]`) implements the trait and exports it
-//! with one line of [`export!`]:
-//!
-//! ```ignore
-//! #[derive(Default)]
-//! struct Hello;
-//! impl pluginapi::Greeter for Hello {
-//!     fn greet(&self, name: &str) -> String { format!("Olá, {name} 👋") }
-//! }
-//! tomada::export!(Hello as pluginapi::Greeter);
-//! ```
 //!
 //! No contract, plugin or host author writes `unsafe` or `extern "C"`.
 //!
@@ -82,12 +109,15 @@
 //! built with `panic = "unwind"` (the default); hosts refuse `panic = "abort"` builds.
 //!
 //! ## Modules
-//! [`abi`] (the boundary types), [`ffi`] (their `#[repr(C)]` forms), [`wire`] (their
-//! byte forms, for isolated plugins), [`interface`] (contract descriptions),
-//! [`descriptor`] (what a plugin exports), [`context`](mod@context) (what a host
-//! hands a plugin's constructor), [`fingerprint`], [`alloc`] (who owns
-//! boundary buffers), [`call`] (panics and call errors), [`client`] (what generated
-//! clients call through).
+//! [`abi`] (the boundary traits), [`wire`] (the byte forms of isolated calls and
+//! their limits), [`interface`] (contract descriptions and what stays compatible),
+//! [`context`](mod@context) (what a host hands a plugin's constructor), [`future`]
+//! (`async fn`s), [`object`] (plugin-made objects) and [`alloc`] (who owns boundary
+//! buffers).
+//!
+//! Everything else public (the `#[repr(C)]` forms, the exported descriptor, the
+//! clients' channels) is what generated code and `tomada-host` use, under a hidden
+//! `__private` module: it is not part of the API and changes without notice.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -96,27 +126,42 @@ extern crate self as tomada;
 
 pub mod abi;
 pub mod alloc;
-pub mod block;
-pub mod call;
-pub mod client;
 pub mod context;
-pub mod descriptor;
-pub mod fallback;
-pub mod ffi;
-pub mod fingerprint;
 pub mod future;
-mod implemented;
 pub mod interface;
-pub mod logging;
 pub mod object;
-pub mod remote;
 pub mod wire;
+
+// The plumbing: what generated code and `tomada-host` use, reached through
+// [`__private`]. These paths stay (hidden) while other branches still name them;
+// new code names `tomada::__private::<module>`.
+#[doc(hidden)]
+pub mod block;
+#[doc(hidden)]
+pub mod call;
+#[doc(hidden)]
+pub mod client;
+#[doc(hidden)]
+pub mod descriptor;
+#[doc(hidden)]
+pub mod fallback;
+#[doc(hidden)]
+pub mod ffi;
+#[doc(hidden)]
+pub mod fingerprint;
+mod implemented;
+#[doc(hidden)]
+pub mod logging;
+#[doc(hidden)]
+pub mod remote;
 
 pub use abi::{Abi, Arg};
 pub use alloc::SystemAlloc;
 pub use call::CallError;
 pub use context::{Context, context};
-pub use descriptor::{BOUNDARY_VERSION, Descriptor, Info, Manifest};
+#[doc(hidden)]
+pub use descriptor::{BOUNDARY_VERSION, Descriptor};
+pub use descriptor::{Info, Manifest, ManifestError};
 pub use future::{BoxFuture, CallFuture};
 pub use interface::Interface;
 pub use object::{Handle, handle};
@@ -189,6 +234,9 @@ pub mod __private {
     pub use std::mem::MaybeUninit;
     pub use std::sync::Arc;
 
+    pub use crate::{RUSTC_VERSION, TARGET};
+    pub use crate::{block, call, client, descriptor, fallback, ffi, fingerprint, logging, remote};
+
     pub use crate::abi::SliceStore;
     pub use crate::block::{VARIANT_BLOCK, begin_block, block, end_block, end_block_read};
     pub use crate::call::{__finish as finish, __shim as shim};
@@ -211,8 +259,10 @@ pub mod __private {
 
 /// The `rustc --version` of the compiler that built this copy of tomada (and so the
 /// plugin or host that links it).
+#[doc(hidden)]
 pub const RUSTC_VERSION: &str = env!("TOMADA_RUSTC_VERSION");
 /// The target triple this copy of tomada was built for.
+#[doc(hidden)]
 pub const TARGET: &str = env!("TOMADA_TARGET");
 
 /// Links a contract trait object type (`dyn Greeter`) to its generated parts.
@@ -231,14 +281,17 @@ pub unsafe trait Contract: 'static {
     const NAME: &'static str;
     /// The contract's ABI (major) number.
     const ABI: u32;
-    /// The layout fingerprint (see [`fingerprint`]).
+    /// The layout fingerprint: a hash of every type's layout in the contract, so a
+    /// plugin built against a changed contract is refused before it is called.
     const FINGERPRINT: u64;
     /// The contract's minor version: the largest `#[tomada(since = N)]` of its methods
     /// and of the struct fields and enum variants they use.
     const MINOR: u32;
     /// The whole contract, readable (see [`interface`]).
+    #[doc(hidden)]
     const DESCRIPTION: interface::ContractDesc;
     /// The generated `#[repr(C)]` vtable.
+    #[doc(hidden)]
     type VTable: 'static;
     /// The generated host-side client, whose methods mirror the trait's and return
     /// `Result<_, CallError>`.
@@ -322,7 +375,7 @@ pub unsafe trait Contract: 'static {
 /// One library may export several implementations, of one contract or of several:
 /// list them in the one `export!`, separated by `;`, each entry followed by its own
 /// `key = value` line. Each needs its own name (two with the same name are a
-/// compile error); at most [`descriptor::MAX_EXPORTS`].
+/// compile error); at most 32.
 ///
 /// ```ignore
 /// tomada::export! {
@@ -339,7 +392,7 @@ pub unsafe trait Contract: 'static {
 /// # What it emits
 /// For each export: its manifest in the `.tomada` link section (readable without
 /// loading the file) and its exported descriptor (symbol `TOMADA_DESCRIPTOR` for
-/// the first, `TOMADA_DESCRIPTOR_<n>` for the others: see [`descriptor::symbol`]).
+/// the first, `TOMADA_DESCRIPTOR_<n>` for the others).
 /// Once per library: [`SystemAlloc`] as the global allocator, so strings and byte
 /// buffers cross without copies (a plugin cannot declare another
 /// `#[global_allocator]`, nor call `export!` twice), and an initialiser that installs
@@ -410,7 +463,7 @@ macro_rules! __export {
             $crate::global_allocator!();
 
             ::core::assert!(
-                $crate::descriptor::distinct(&[$($n),+]),
+                $crate::__private::descriptor::distinct(&[$($n),+]),
                 "tomada::export!: two exports have the same name; give each its own `name = \"...\"`"
             );
 
@@ -419,7 +472,7 @@ macro_rules! __export {
             // cost (paging in std's panic machinery) belongs to opening the file, not
             // to tomada's checks. `create` installs it too, where initialisers do not run.
             extern "C" fn __init() {
-                $crate::call::__install_panic_hook();
+                $crate::__private::call::__install_panic_hook();
             }
             #[used]
             #[cfg_attr(
@@ -430,7 +483,7 @@ macro_rules! __export {
             #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
             static __INIT: extern "C" fn() = __init;
 
-            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::descriptor::flags::PANIC_UNWIND } else { 0 };
+            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::__private::descriptor::flags::PANIC_UNWIND } else { 0 };
             const __LEN: usize = 0 $(+ $crate::__export!(@len [$c] [$n, $v, $d]))+;
             #[used]
             #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]
@@ -458,23 +511,23 @@ macro_rules! __export {
         };
     };
     (@len [$c:path] [$n:expr, $v:expr, $d:expr]) => {
-        $crate::descriptor::encoded_len(&[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET], &<dyn $c as $crate::Contract>::DESCRIPTION)
+        $crate::__private::descriptor::encoded_len(&[$n, $v, $d, $crate::__private::RUSTC_VERSION, $crate::__private::TARGET], &<dyn $c as $crate::Contract>::DESCRIPTION)
     };
     // The manifests' bytes, concatenated: each entry's encoded with its index.
     (@manifests [($index:literal, $suffix:literal) $($indices:tt)*] [$($parts:tt)*] { [$c:path] [$n:expr, $v:expr, $d:expr] } $($more:tt)*) => {
         $crate::__export!(
             @manifests [$($indices)*]
-            [$($parts)* &$crate::descriptor::encode_export::<{ $crate::__export!(@len [$c] [$n, $v, $d]) }>(
+            [$($parts)* &$crate::__private::descriptor::encode_export::<{ $crate::__export!(@len [$c] [$n, $v, $d]) }>(
                 __FLAGS,
                 $index,
-                &[$n, $v, $d, $crate::RUSTC_VERSION, $crate::TARGET],
+                &[$n, $v, $d, $crate::__private::RUSTC_VERSION, $crate::__private::TARGET],
                 &<dyn $c as $crate::Contract>::DESCRIPTION,
             ),]
             $($more)*
         )
     };
     (@manifests [$($indices:tt)*] [$($parts:tt)*]) => {
-        $crate::descriptor::concat::<__LEN>(&[$($parts)*])
+        $crate::__private::descriptor::concat::<__LEN>(&[$($parts)*])
     };
     (@manifests [] $parts:tt $($more:tt)+) => {
         ::core::compile_error!("tomada::export!: at most 32 exports per library")
@@ -505,50 +558,50 @@ macro_rules! __export {
 
             unsafe extern "C" fn __create(
                 out: *mut *const ::core::ffi::c_void,
-                panic: *mut $crate::ffi::RVec,
-            ) -> $crate::ffi::Status {
+                panic: *mut $crate::__private::ffi::RVec,
+            ) -> $crate::__private::ffi::Status {
                 // SAFETY: the host passes writable `out` and `panic` (descriptor contract).
-                unsafe { $crate::call::__create_export::<__Plugin>($n, out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
+                unsafe { $crate::__private::call::__create_export::<__Plugin>($n, out, panic, || $crate::__export!(@make $ty $(, $make)?)) }
             }
 
             unsafe extern "C" fn __create_with(
                 out: *mut *const ::core::ffi::c_void,
-                panic: *mut $crate::ffi::RVec,
-                context: $crate::ffi::RSlice,
-            ) -> $crate::ffi::Status {
+                panic: *mut $crate::__private::ffi::RVec,
+                context: $crate::__private::ffi::RSlice,
+            ) -> $crate::__private::ffi::Status {
                 // SAFETY: the host passes writable `out` and `panic`, and a `context`
                 // readable for the call (descriptor contract).
                 unsafe {
-                    $crate::call::__create_with::<__Plugin>($n, out, panic, context, || $crate::__export!(@make $ty $(, $make)?))
+                    $crate::__private::call::__create_with::<__Plugin>($n, out, panic, context, || $crate::__export!(@make $ty $(, $make)?))
                 }
             }
 
             unsafe extern "C" fn __destroy(
                 this: *const ::core::ffi::c_void,
-                panic: *mut $crate::ffi::RVec,
-            ) -> $crate::ffi::Status {
+                panic: *mut $crate::__private::ffi::RVec,
+            ) -> $crate::__private::ffi::Status {
                 // SAFETY: the host passes the instance `__create` made, once, and a
                 // writable `panic` (descriptor contract).
-                unsafe { $crate::call::__destroy_export::<__Plugin>($n, this, panic) }
+                unsafe { $crate::__private::call::__destroy_export::<__Plugin>($n, this, panic) }
             }
 
             #[unsafe(export_name = concat!("TOMADA_DESCRIPTOR", $suffix))]
-            static __DESCRIPTOR: $crate::Descriptor = $crate::Descriptor {
-                header: $crate::descriptor::Header {
-                    magic: $crate::descriptor::MAGIC,
-                    boundary: $crate::BOUNDARY_VERSION,
-                    size: ::core::mem::size_of::<$crate::Descriptor>() as u32,
+            static __DESCRIPTOR: $crate::__private::descriptor::Descriptor = $crate::__private::descriptor::Descriptor {
+                header: $crate::__private::descriptor::Header {
+                    magic: $crate::__private::descriptor::MAGIC,
+                    boundary: $crate::__private::descriptor::BOUNDARY_VERSION,
+                    size: ::core::mem::size_of::<$crate::__private::descriptor::Descriptor>() as u32,
                 },
                 abi: <__Contract as $crate::Contract>::ABI,
                 flags: __FLAGS,
                 fingerprint: <__Contract as $crate::Contract>::FINGERPRINT,
-                contract: $crate::ffi::RSlice::new(<__Contract as $crate::Contract>::NAME.as_bytes()),
-                manifest: $crate::ffi::RSlice::new(__MANIFESTS.split_at(__OFFSET).1.split_at(__MANIFEST_LEN).0),
+                contract: $crate::__private::ffi::RSlice::new(<__Contract as $crate::Contract>::NAME.as_bytes()),
+                manifest: $crate::__private::ffi::RSlice::new(__MANIFESTS.split_at(__OFFSET).1.split_at(__MANIFEST_LEN).0),
                 vtable: &__VTABLE as *const _ as *const ::core::ffi::c_void,
                 create: __create,
                 destroy: __destroy,
                 dispatch: <__Contract>::__tomada_dispatch::<__Plugin>,
-                attach: $crate::logging::attach,
+                attach: $crate::__private::logging::attach,
                 create_with: ::core::option::Option::Some(__create_with),
             };
         };
@@ -569,7 +622,7 @@ macro_rules! __export {
 ///
 /// It writes each contract's description ([`interface`]) into a link section of its
 /// own (`.tomada.host`; `__DATA,__tomada_host` on Apple platforms, `.tomadah` on
-/// Windows), read by [`descriptor::parse_expectations`].
+/// Windows), read by `tomada diff` and `tomada_host::expectations`.
 ///
 /// # Platform-specific behaviour
 /// On Windows a C runtime initialiser (`.CRT$XCU`) refers to the record, so GNU ld's
@@ -578,13 +631,13 @@ macro_rules! __export {
 macro_rules! expects {
     ($($contract:path),+ $(,)?) => {$(
         const _: () = {
-            const __LEN: usize = $crate::descriptor::expectation_len(&<dyn $contract as $crate::Contract>::DESCRIPTION);
+            const __LEN: usize = $crate::__private::descriptor::expectation_len(&<dyn $contract as $crate::Contract>::DESCRIPTION);
             #[used]
             #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada_host"))]
             #[cfg_attr(windows, unsafe(link_section = ".tomadah"))]
             #[cfg_attr(not(any(target_vendor = "apple", windows)), unsafe(link_section = ".tomada.host"))]
             static __TOMADA_EXPECTS: [u8; __LEN] =
-                $crate::descriptor::encode_expectation::<__LEN>(&<dyn $contract as $crate::Contract>::DESCRIPTION);
+                $crate::__private::descriptor::encode_expectation::<__LEN>(&<dyn $contract as $crate::Contract>::DESCRIPTION);
 
             // GNU ld's section garbage collection (on by default for Windows targets)
             // drops a section nothing refers to, `#[used]` or not. A C runtime

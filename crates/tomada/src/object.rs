@@ -135,6 +135,7 @@ unsafe impl Sync for Leaked {}
 ///
 /// # Safety
 /// `this` must come from `Box::<T>::into_raw`, and be released once.
+#[doc(hidden)]
 pub unsafe extern "C" fn release_boxed<T>(this: *const c_void) {
     // A panic in the object's `Drop` must not unwind across `extern "C"`.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -185,11 +185,13 @@ pub fn limits() -> Limits {
 /// whatever [`Limits::max_depth`] says: half of the 2 MiB that Rust gives a spawned
 /// thread (the host's callback threads, the runner's threads), leaving the other half
 /// to what runs above and after the decode.
+#[doc(hidden)]
 pub const MAX_DECODE_STACK: usize = 1 << 20;
 
 /// A cursor over encoded bytes, with what decoding them may still take (see the
 /// [module docs](self)).
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
     /// How deep in boxes, vectors, maps and sets the decode is.
@@ -386,18 +388,21 @@ const MAX_ZERO_SIZED: usize = 1 << 20;
 
 /// Writes a length prefix.
 #[inline]
+#[doc(hidden)]
 pub fn put_len(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&(len as u64).to_le_bytes());
 }
 
 /// Writes a variant index.
 #[inline]
+#[doc(hidden)]
 pub fn put_variant(out: &mut Vec<u8>, index: u32) {
     out.extend_from_slice(&index.to_le_bytes());
 }
 
 /// The error for an unknown variant index.
 #[cold]
+#[doc(hidden)]
 pub fn bad_variant() -> WireError {
     WireError::Malformed("an unknown variant index")
 }

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tomada::client::dispatched;
-use tomada::ffi::{RSlice, RVec, Status};
+use tomada::__private::client::dispatched;
+use tomada::__private::ffi::{RSlice, RVec, Status};
 use tomada::future::{CANCEL_METHOD, Cancel, block_on};
 use tomada::{BoxFuture, CallError, Contract};
 

@@ -10,8 +10,8 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tomada::client::{Channel, DispatchFn, RawClient, Target, answer, dispatched};
-use tomada::ffi::{RSlice, RVec};
+use tomada::__private::client::{Channel, DispatchFn, RawClient, Target, answer, dispatched};
+use tomada::__private::ffi::{RSlice, RVec};
 use tomada::{CallError, Contract};
 
 #[derive(tomada::Abi, Debug, Clone, PartialEq)]
@@ -422,7 +422,7 @@ fn big_values_cross() {
 
 #[test]
 fn a_panic_comes_back_as_an_error_and_the_instance_keeps_working() {
-    tomada::call::__install_panic_hook();
+    tomada::__private::call::__install_panic_hook();
     for (path, store, _plugin) in stores() {
         let err = store.explode("on purpose".into()).unwrap_err();
         let CallError::Panicked { message } = &err else { panic!("{path}: {err:?}") };
@@ -468,7 +468,8 @@ fn garbage_arguments_are_an_error_not_undefined_behaviour() {
         assert!(matches!(err, CallError::Channel { .. }), "method {method}: {err:?}");
     }
     // An enum variant index the contract does not have, in an answer.
-    let bad_answer: Result<Result<(), StoreError>, _> = tomada::client::remote_call(&BadAnswer, 17, false, |_| ());
+    let bad_answer: Result<Result<(), StoreError>, _> =
+        tomada::__private::client::remote_call(&BadAnswer, 17, false, |_| ());
     assert!(matches!(bad_answer, Err(CallError::Answer(tomada::wire::WireError::Malformed(_)))), "{bad_answer:?}");
 }
 

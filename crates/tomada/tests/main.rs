@@ -10,3 +10,4 @@ mod contract;
 mod decode;
 mod evolve;
 mod fingerprint;
+mod surface;

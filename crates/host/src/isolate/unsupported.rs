@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
+use tomada::__private::client::Channel;
 use tomada::CallError;
-use tomada::client::Channel;
 
 use crate::file::PluginFile;
 use crate::{Inspection, LoadError};

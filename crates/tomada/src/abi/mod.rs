@@ -42,7 +42,8 @@ pub mod std_impls;
 /// side, with any rustc); [`Abi::DESC`] must change whenever `Ffi`, the meaning of its
 /// bits, or the byte form changes; [`Abi::PLAIN`] may be `true` only if `Self` and
 /// `Ffi` are the same type, valid for every bit pattern, whose byte form is its
-/// little-endian memory. `#[derive(Abi)]` upholds all of these.
+/// little-endian memory. `#[derive(Abi)]` upholds all of these (implement it by hand
+/// only inside tomada: its items are not part of the API).
 ///
 /// # Examples
 /// ```
@@ -59,12 +60,15 @@ pub mod std_impls;
 ///     Poly { points: Vec<Point> },
 /// }
 ///
-/// use tomada::Abi;
-/// let p = Shape::Line(Point { x: 3, label: Some("a".into()) }, Point { x: 4, label: None });
-/// // SAFETY: the value was just made by `into_ffi`.
-/// let back = unsafe { Shape::from_ffi(p.into_ffi()) };
-/// assert_eq!(back, Shape::Line(Point { x: 3, label: Some("a".into()) }, Point { x: 4, label: None }));
-/// assert_eq!(Shape::DESC.get().name, "Shape");
+/// /// Draws shapes.
+/// #[tomada::contract(abi = 1)]
+/// pub trait Canvas {
+///     fn draw(&self, shape: Shape) -> Result<Vec<Point>, String>;
+/// }
+///
+/// // A host or a function generic over boundary types bounds on `Abi`.
+/// fn crosses<T: tomada::Abi>(_: &T) {}
+/// crosses(&Shape::Dot);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot cross a tomada plugin boundary",
@@ -72,25 +76,33 @@ pub mod std_impls;
     note = "boundary types: integers, f32, f64, bool, char, (), String, Vec<T>, VecDeque<T>, HashMap<K, V>, BTreeMap<K, V>, HashSet<T>, BTreeSet<T>, Option<T>, Result<T, E>, Box<T>, tuples, arrays [T; N], and structs or enums with `#[derive(tomada::Abi)]`; arguments may also be &str and &[T]"
 )]
 pub unsafe trait Abi: Sized {
+    #[doc(hidden)]
     /// The `#[repr(C)]` form of the value while it crosses in-process.
     type Ffi;
+    #[doc(hidden)]
     /// The type's description; the contract's fingerprint and manifest are made of it.
     const DESC: TypeRef;
+    #[doc(hidden)]
     /// The least number of bytes the byte form takes (bounds what a decoder allocates).
     const WIRE_MIN: usize;
+    #[doc(hidden)]
     /// `Self` and `Ffi` are one and the same plain type (integers, floats, arrays of
     /// them): sequences of it cross without touching each element.
     const PLAIN: bool = false;
+    #[doc(hidden)]
     /// Converts the value for crossing. Owned buffers are handed over, not copied,
     /// where the allocators allow it.
     fn into_ffi(self) -> Self::Ffi;
+    #[doc(hidden)]
     /// Converts the value back on the other side.
     ///
     /// # Safety
     /// `ffi` must have been made by `into_ffi` of a type with the same [`Abi::DESC`].
     unsafe fn from_ffi(ffi: Self::Ffi) -> Self;
+    #[doc(hidden)]
     /// Appends the byte form (see [`crate::wire`]).
     fn encode(&self, out: &mut Vec<u8>);
+    #[doc(hidden)]
     /// Appends the byte form of a value given away: what the call moves to the other
     /// side (a `Box<dyn C>` inside it, say) is handed over, not borrowed. The same
     /// bytes as [`Abi::encode`]; containers pass their elements on by value.
@@ -98,11 +110,13 @@ pub unsafe trait Abi: Sized {
     fn encode_owned(self, out: &mut Vec<u8>) {
         Abi::encode(&self, out);
     }
+    #[doc(hidden)]
     /// Reads the byte form back.
     ///
     /// # Errors
     /// If the bytes are not a value of this type.
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError>;
+    #[doc(hidden)]
     /// Reads a whole answer that is this value's byte form, and nothing else; a type
     /// whose value is the bytes themselves (a `String`) keeps the buffer instead of
     /// copying it.
@@ -133,28 +147,36 @@ pub unsafe trait Abi: Sized {
     note = "arguments: any boundary type (see `tomada::Abi`), &str, or &[T] of a boundary type"
 )]
 pub unsafe trait Arg: Sized {
+    #[doc(hidden)]
     /// The `#[repr(C)]` form while the argument crosses in-process.
     type Ffi;
+    #[doc(hidden)]
     /// What the receiving side holds while the method runs (the argument's owned
     /// storage, for borrowed arguments).
     type Store;
+    #[doc(hidden)]
     /// The argument type's description.
     const DESC: TypeRef;
+    #[doc(hidden)]
     /// Converts the argument for crossing.
     fn into_ffi(self) -> Self::Ffi;
+    #[doc(hidden)]
     /// Takes the crossing form on the receiving side.
     ///
     /// # Safety
     /// `ffi` must have been made by [`Arg::into_ffi`] of the same type, and what it
     /// borrows must outlive the store.
     unsafe fn receive(ffi: Self::Ffi) -> Self::Store;
+    #[doc(hidden)]
     /// The argument the method gets.
     ///
     /// # Safety
     /// Called at most once per store; the result must not outlive the store.
     unsafe fn view(store: &mut Self::Store) -> Self;
+    #[doc(hidden)]
     /// Appends the byte form (an owned argument is given away, see [`Abi::encode_owned`]).
     fn encode(self, out: &mut Vec<u8>);
+    #[doc(hidden)]
     /// Reads the byte form back into a store.
     ///
     /// # Errors

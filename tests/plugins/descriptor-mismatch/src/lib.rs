@@ -6,8 +6,8 @@
 use std::ffi::c_void;
 
 use pluginapi::Greeter;
-use pluginapi::tomada::descriptor::{self, Descriptor, Header};
-use pluginapi::tomada::ffi::{RSlice, RVec, Status};
+use pluginapi::tomada::__private::descriptor::{self, Descriptor, Header};
+use pluginapi::tomada::__private::ffi::{RSlice, RVec, Status};
 use pluginapi::tomada::{self, Contract};
 
 type C = dyn Greeter;
@@ -21,8 +21,10 @@ impl Greeter for Hello {
     }
 }
 
-const IN_FILE: [&str; 5] = ["greeter", "1.0.0", "what the file says", tomada::RUSTC_VERSION, tomada::TARGET];
-const LOADED: [&str; 5] = ["greeter", "1.0.0", "what the code says", tomada::RUSTC_VERSION, tomada::TARGET];
+const IN_FILE: [&str; 5] =
+    ["greeter", "1.0.0", "what the file says", tomada::__private::RUSTC_VERSION, tomada::__private::TARGET];
+const LOADED: [&str; 5] =
+    ["greeter", "1.0.0", "what the code says", tomada::__private::RUSTC_VERSION, tomada::__private::TARGET];
 const LEN: usize = descriptor::encoded_len(&IN_FILE, &<C as Contract>::DESCRIPTION);
 
 #[used]
@@ -35,12 +37,12 @@ static VTABLE: <C as Contract>::VTable = <C>::__tomada_vtable::<Hello>();
 
 unsafe extern "C" fn create(out: *mut *const c_void, panic: *mut RVec) -> Status {
     // SAFETY: the host passes writable pointers.
-    unsafe { tomada::call::__create::<Hello>(out, panic, Hello::default) }
+    unsafe { tomada::__private::call::__create::<Hello>(out, panic, Hello::default) }
 }
 
 unsafe extern "C" fn destroy(this: *const c_void, panic: *mut RVec) -> Status {
     // SAFETY: the host passes the instance `create` made, once.
-    unsafe { tomada::call::__destroy::<Hello>(this, panic) }
+    unsafe { tomada::__private::call::__destroy::<Hello>(this, panic) }
 }
 
 /// The tampered descriptor.
@@ -48,7 +50,7 @@ unsafe extern "C" fn destroy(this: *const c_void, panic: *mut RVec) -> Status {
 pub static TOMADA_DESCRIPTOR: Descriptor = Descriptor {
     header: Header {
         magic: descriptor::MAGIC,
-        boundary: tomada::BOUNDARY_VERSION,
+        boundary: tomada::__private::descriptor::BOUNDARY_VERSION,
         size: size_of::<Descriptor>() as u32,
     },
     abi: <C as Contract>::ABI,
@@ -60,7 +62,7 @@ pub static TOMADA_DESCRIPTOR: Descriptor = Descriptor {
     create,
     destroy,
     dispatch: <C>::__tomada_dispatch::<Hello>,
-    attach: tomada::logging::attach,
+    attach: tomada::__private::logging::attach,
     create_with: None,
 };
 

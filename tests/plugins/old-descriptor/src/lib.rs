@@ -6,8 +6,8 @@
 use std::ffi::c_void;
 
 use pluginapi::Greeter;
-use pluginapi::tomada::descriptor::{self, Header};
-use pluginapi::tomada::ffi::{RSlice, RVec, Status};
+use pluginapi::tomada::__private::descriptor::{self, Header};
+use pluginapi::tomada::__private::ffi::{RSlice, RVec, Status};
 use pluginapi::tomada::{self, Contract};
 
 type C = dyn Greeter;
@@ -42,16 +42,17 @@ pub struct OldDescriptor {
     vtable: *const c_void,
     create: descriptor::CreateFn,
     destroy: descriptor::DestroyFn,
-    dispatch: tomada::client::DispatchFn,
-    attach: tomada::logging::AttachFn,
+    dispatch: tomada::__private::client::DispatchFn,
+    attach: tomada::__private::logging::AttachFn,
 }
 
 // SAFETY: immutable static data pointing at other immutable statics.
 unsafe impl Sync for OldDescriptor {}
 
-const _: () = assert!(size_of::<OldDescriptor>() == tomada::Descriptor::MIN_SIZE);
+const _: () = assert!(size_of::<OldDescriptor>() == tomada::__private::descriptor::Descriptor::MIN_SIZE);
 
-const STRINGS: [&str; 5] = ["old-descriptor", "0.1.0", "made before contexts", tomada::RUSTC_VERSION, tomada::TARGET];
+const STRINGS: [&str; 5] =
+    ["old-descriptor", "0.1.0", "made before contexts", tomada::__private::RUSTC_VERSION, tomada::__private::TARGET];
 const LEN: usize = descriptor::encoded_len(&STRINGS, &<C as Contract>::DESCRIPTION);
 
 #[used]
@@ -62,12 +63,12 @@ static VTABLE: <C as Contract>::VTable = <C>::__tomada_vtable::<Old>();
 
 unsafe extern "C" fn create(out: *mut *const c_void, panic: *mut RVec) -> Status {
     // SAFETY: the host passes writable pointers.
-    unsafe { tomada::call::__create::<Old>(out, panic, make) }
+    unsafe { tomada::__private::call::__create::<Old>(out, panic, make) }
 }
 
 unsafe extern "C" fn destroy(this: *const c_void, panic: *mut RVec) -> Status {
     // SAFETY: the host passes the instance `create` made, once.
-    unsafe { tomada::call::__destroy::<Old>(this, panic) }
+    unsafe { tomada::__private::call::__destroy::<Old>(this, panic) }
 }
 
 /// The old-layout descriptor.
@@ -75,7 +76,7 @@ unsafe extern "C" fn destroy(this: *const c_void, panic: *mut RVec) -> Status {
 pub static TOMADA_DESCRIPTOR: OldDescriptor = OldDescriptor {
     header: Header {
         magic: descriptor::MAGIC,
-        boundary: tomada::BOUNDARY_VERSION,
+        boundary: tomada::__private::descriptor::BOUNDARY_VERSION,
         size: size_of::<OldDescriptor>() as u32,
     },
     abi: <C as Contract>::ABI,
@@ -87,5 +88,5 @@ pub static TOMADA_DESCRIPTOR: OldDescriptor = OldDescriptor {
     create,
     destroy,
     dispatch: <C>::__tomada_dispatch::<Old>,
-    attach: tomada::logging::attach,
+    attach: tomada::__private::logging::attach,
 };
