@@ -6,6 +6,7 @@ use std::fmt;
 /// recursive types (`struct Node { children: Vec<Node> }`) can describe themselves:
 /// descriptions of derived types are statics, which may refer to each other in cycles.
 #[derive(Clone, Copy)]
+#[doc(hidden)]
 pub struct TypeRef(*const TypeDesc);
 
 // SAFETY: a `TypeRef` only ever points to an immutable `TypeDesc` that lives for the
@@ -35,6 +36,7 @@ impl fmt::Debug for TypeRef {
 
 /// What kind of type a [`TypeDesc`] describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Kind {
     /// A type without parts: `u8`, `String`, `&str`, `()`.
     Leaf,
@@ -55,6 +57,7 @@ pub enum Kind {
 
 /// How a struct or an enum variant writes its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Style {
     /// No fields: `struct Unit;`, `Variant`.
     Unit,
@@ -66,6 +69,7 @@ pub enum Style {
 
 /// A boundary type, as [`Abi::DESC`](crate::Abi::DESC) describes it.
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct TypeDesc {
     /// What kind of type.
     pub kind: Kind,
@@ -140,6 +144,7 @@ impl TypeDesc {
 
 /// A field of a struct or an enum variant.
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct FieldDesc {
     /// The field's name (`0`, `1`, ... for positional fields).
     pub name: &'static str,
@@ -152,6 +157,7 @@ pub struct FieldDesc {
 
 /// A variant of an enum.
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct VariantDesc {
     /// The variant's name.
     pub name: &'static str,
@@ -169,6 +175,7 @@ pub struct VariantDesc {
 
 /// A contract method.
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct MethodDesc {
     /// The method's name.
     pub name: &'static str,
@@ -186,10 +193,12 @@ pub struct MethodDesc {
 /// The name of the pseudo-type an `async fn`'s result is described as: `async<R>`.
 /// A method that returns it reads back as `async fn name(..) -> R`; it fits no plain
 /// method (`async` is a keyword, so no type is named so).
+#[doc(hidden)]
 pub const ASYNC: &str = "async";
 
 /// A whole contract, as `#[contract]` describes it at compile time.
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct ContractDesc {
     /// e.g. `pluginapi::Greeter`.
     pub name: &'static str,

@@ -21,6 +21,7 @@ pub(super) mod tag {
 }
 
 /// The most structs and enums one contract may use.
+#[doc(hidden)]
 pub const MAX_NAMED: usize = 512;
 
 /// Where a walk puts its bytes: counts them, hashes them, and writes them if it has
@@ -214,6 +215,7 @@ pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
 }
 
 /// Whether a type, anywhere inside, holds a contract object (`Box<dyn C>`, ...).
+#[doc(hidden)]
 pub const fn has_objects(t: TypeRef) -> bool {
     let mut seen = [""; MAX_NAMED];
     let mut count = 0;
@@ -267,6 +269,7 @@ const fn objects_in(t: &TypeDesc, seen: &mut [&'static str; MAX_NAMED], count: &
 }
 
 /// The layout fingerprint of a contract: the hash of its encoded methods.
+#[doc(hidden)]
 pub const fn fingerprint(c: &ContractDesc) -> u64 {
     let mut sink = Sink::new(&mut [], 0);
     sink.methods(c.methods);
@@ -313,6 +316,7 @@ pub(crate) const fn put_str(out: &mut [u8], at: usize, s: &str) -> usize {
 /// A contract's minor version as written to manifests: the largest `since` of its
 /// methods ([`ContractDesc::minor`]) and of every struct field and enum variant its
 /// methods use, so a contract that only appends a field still says it is newer.
+#[doc(hidden)]
 pub const fn minor(c: &ContractDesc) -> u32 {
     let mut seen = [""; MAX_NAMED];
     let mut count = 0;
