@@ -111,19 +111,19 @@ impl Drop for Library {
 }
 
 /// The names libraries are loaded by: one open descriptor per loaded file (device and
-/// inode), whose `/proc/self/fd/N` every load of that file uses.
+/// inode: a sealed copy is a file of its own), whose `/proc/<pid>/fd/N` every load of
+/// that file uses.
 ///
 /// glibc matches a library's *name* against its link map before it opens anything,
 /// and a library can outlive `dlclose` (another handle to it, or thread-local
 /// destructors). If the descriptor closed while the name was still in the map, its
-/// number could be reused for another plugin, and `dlopen("/proc/self/fd/N")` would
+/// number could be reused for another plugin, and `dlopen("/proc/<pid>/fd/N")` would
 /// silently return the old library. So the descriptor stays open until the loader has
 /// really let go of the file, and a file loaded again reuses its name (one descriptor
 /// per file, however often it is loaded).
 #[cfg(target_os = "linux")]
 mod names {
     use std::collections::HashMap;
-    use std::os::unix::fs::MetadataExt;
     use std::sync::{Arc, Mutex};
 
     use crate::file::PluginFile;
@@ -138,7 +138,7 @@ mod names {
     /// The descriptor to load `file` by: an existing one for the same file, or `file`.
     /// (Never held across `dlopen`: a plugin's initialiser may load plugins.)
     pub(super) fn hold(file: PluginFile) -> Arc<PluginFile> {
-        let key = (file.meta.dev(), file.meta.ino());
+        let key = file.identity;
         let mut names = lock();
         Arc::clone(names.get_or_insert_with(HashMap::new).entry(key).or_insert_with(|| Arc::new(file)))
     }
@@ -146,7 +146,7 @@ mod names {
     /// After `dlclose` (or a failed `dlopen`): closes the descriptor if nothing else
     /// holds it and the loader no longer knows the file.
     pub(super) fn release(file: Arc<PluginFile>) {
-        let key = (file.meta.dev(), file.meta.ino());
+        let key = file.identity;
         drop(file);
         let mut names = lock();
         let Some(map) = names.as_mut() else { return };
