@@ -69,8 +69,10 @@ pub mod isolate;
 pub mod isolate;
 mod library;
 mod logs;
+pub mod reload;
 
 pub use logs::plugin_logs;
+pub use reload::{ReloadError, ReloadEvent, Reloadable, Watch, WatchError};
 mod plugin_fn;
 mod structure;
 mod trust;

@@ -8,3 +8,5 @@
 
 #[path = "reload/image.rs"]
 mod image;
+#[path = "reload/reloading.rs"]
+mod reloading;

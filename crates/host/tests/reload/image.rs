@@ -40,6 +40,14 @@ pub fn mv_over(src: &Path, dst: &Path) {
     std::fs::rename(&tmp, dst).unwrap();
 }
 
+/// Whether process `pid` is gone (or a zombie about to be reaped).
+pub fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
 fn loaders() -> [(&'static str, Loader); 2] {
     [("in-process", Loader::new()), ("isolated", Loader::new().isolated(isolation()))]
 }
