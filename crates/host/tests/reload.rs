@@ -10,3 +10,5 @@
 mod image;
 #[path = "reload/reloading.rs"]
 mod reloading;
+#[path = "reload/watching.rs"]
+mod watching;

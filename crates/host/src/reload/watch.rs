@@ -28,7 +28,8 @@ const SETTLE: Duration = Duration::from_millis(150);
 /// events for the file (or its signature, `FILE.minisig`) has been quiet for a
 /// moment, the file is read whole and hashed, and counts as settled only if its size,
 /// modification time and identity did not change meanwhile (a file still being
-/// written is left for its next event). Settled contents already serving, or already
+/// written is left for its next event; so is an empty file, and a file that does not
+/// inspect is given one more quiet period to change). Settled contents already serving, or already
 /// tried, are not loaded again. Anything else is [`reload`](super::Reloadable::reload)ed:
 /// every check applies, and the outcome is a [`ReloadEvent`](super::ReloadEvent)
 /// (`Reloaded` or `Refused`). A deleted file leaves the version serving as it is.
@@ -152,7 +153,9 @@ fn settled(path: &Path) -> Option<[u8; 32]> {
         }
     }
     let after = identity(&std::fs::metadata(path).ok()?);
-    if before != after {
+    // An empty file is one being written (a `cp` or build that truncated it), never
+    // a plugin: its next event decides.
+    if before != after || after.0 == 0 {
         return None;
     }
     let mut signature = path.as_os_str().to_owned();
@@ -179,6 +182,15 @@ fn work<C: ?Sized + Contract>(shared: &Shared<C>, file: &Watched, rx: &Receiver<
         let Some(now) = settled(&file.path) else { continue };
         if seen == Some(now) {
             continue;
+        }
+        // A file that does not inspect may still be being written (a writer paused
+        // longer than the quiet period): one more quiet period, and if it changed
+        // meanwhile its next event decides.
+        if crate::inspect(&file.path).is_err() {
+            std::thread::sleep(SETTLE);
+            if settled(&file.path) != Some(now) {
+                continue;
+            }
         }
         seen = Some(now);
         // The outcome is an event (and a `tracing` record) either way.
