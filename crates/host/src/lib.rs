@@ -76,6 +76,8 @@ pub use reload::{ReloadError, ReloadEvent, Reloadable, Watch, WatchError};
 mod plugin_fn;
 mod structure;
 mod trust;
+pub mod unload;
+pub use unload::{Hazard, UnloadReport, pinned_libraries};
 
 use std::ffi::c_void;
 use std::fmt;

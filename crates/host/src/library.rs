@@ -102,6 +102,19 @@ impl Library {
 
 impl Drop for Library {
     fn drop(&mut self) {
+        // Anything that would run the library's code once it is unmapped keeps it
+        // mapped, for good, and is reported (see `crate::unload`).
+        #[cfg(target_os = "linux")]
+        if let Some(file) = &self.name {
+            let hazards = crate::unload::hazards(file.identity.0, file.identity.1);
+            if !hazards.is_empty() {
+                crate::unload::pinned(crate::unload::UnloadReport { path: file.path.clone(), hazards });
+                std::mem::forget(self.handle.take());
+                // Its name stays taken, and its sealed copy open, for as long as it is mapped.
+                std::mem::forget(self.name.take());
+                return;
+            }
+        }
         drop(self.handle.take());
         #[cfg(target_os = "linux")]
         if let Some(file) = self.name.take() {

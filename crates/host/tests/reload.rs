@@ -6,6 +6,8 @@
 #![allow(missing_docs)]
 #![cfg(target_os = "linux")]
 
+#[path = "reload/hazards.rs"]
+mod hazards;
 #[path = "reload/image.rs"]
 mod image;
 #[path = "reload/reloading.rs"]

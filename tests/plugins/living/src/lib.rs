@@ -74,13 +74,16 @@ mod hazards {
     pub(super) fn leave(which: &str) -> bool {
         match which {
             "thread" => {
-                // A thread that runs this library's code forever.
-                std::thread::spawn(|| {
+                // A thread that runs this library's code forever (started for
+                // certain before this returns).
+                let (started, wait) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let _ = started.send(());
                     loop {
                         std::thread::sleep(std::time::Duration::from_millis(50));
                     }
                 });
-                true
+                wait.recv().is_ok()
             }
             "signal" => {
                 extern "C" fn on_signal(_: libc::c_int) {}
