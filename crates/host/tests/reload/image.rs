@@ -195,6 +195,8 @@ fn gdb_names_a_plugin_frame() {
     // otherwise allows only ancestors); a test process only.
     unsafe { libc::prctl(libc::PR_SET_PTRACER, libc::PR_SET_PTRACER_ANY, 0, 0, 0) };
     let out = dir.path().join("gdb.out");
+    // Waited for below, or killed and waited for on the hang guard's path.
+    #[allow(clippy::zombie_processes)]
     let mut gdb = Command::new("gdb")
         .args(["-batch", "-nx", "-p", &std::process::id().to_string(), "-ex", "thread apply all bt"])
         .stdin(Stdio::null())

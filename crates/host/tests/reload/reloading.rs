@@ -47,7 +47,8 @@ fn mapped_copies(name: &str) -> usize {
 fn a_reload_swaps_in_a_good_build_and_refuses_bad_ones_keeping_the_old() {
     let dir = tempfile::tempdir().unwrap();
     let (v1, v2) = (living("1.0.0"), living("2.0.0"));
-    let bad: [(&str, PathBuf, fn(&LoadError) -> bool); 3] = [
+    type Bad = (&'static str, PathBuf, fn(&LoadError) -> bool);
+    let bad: [Bad; 3] = [
         ("incompatible (ABI 2)", cdylib("wrong-abi"), |e| matches!(e, LoadError::AbiMismatch { .. })),
         ("truncated", truncated(&v2, dir.path()), |e| {
             matches!(e, LoadError::NotALibrary { .. } | LoadError::Damaged { .. })

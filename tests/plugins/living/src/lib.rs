@@ -99,7 +99,7 @@ mod hazards {
                 // and gives this thread a value for it (so the destructor runs at its exit).
                 unsafe {
                     libc::pthread_key_create(&mut key, Some(on_exit));
-                    libc::pthread_setspecific(key, 1 as *const libc::c_void);
+                    libc::pthread_setspecific(key, std::ptr::dangling::<libc::c_void>());
                 }
                 true
             }
