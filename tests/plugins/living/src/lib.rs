@@ -69,6 +69,15 @@ impl Greeter for Hello {
     }
 }
 
+#[cfg(not(unix))]
+mod hazards {
+    /// No hazards here: the unload checks are Linux-only.
+    pub(super) fn leave(_: &str) -> bool {
+        false
+    }
+}
+
+#[cfg(unix)]
 mod hazards {
     /// Leaves a hazard behind; see `living_api::Living::hazard`.
     pub(super) fn leave(which: &str) -> bool {
