@@ -67,6 +67,7 @@ pub(crate) struct PluginFile {
     /// the file itself), elsewhere the file.
     pub(crate) file: File,
     /// The plugin file's own metadata (owner and mode, for the trust policy).
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) meta: Metadata,
     /// The length of what `file` holds (the copy's, on Linux).
     len: u64,
