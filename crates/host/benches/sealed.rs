@@ -5,7 +5,8 @@
 //! - `sealed_dlopen`: `open` + `memfd_create` + in-kernel copy + seals +
 //!   `dlopen("/proc/<pid>/fd/N")` + `dlclose` — the route it takes now;
 //! - `tomada_load`: `tomada_host::load` + drop (sealed: inspection, checks, load,
-//!   create, destroy, unload).
+//!   create, destroy, the unload's hazard checks, unload);
+//! - `sealed_copy_only`: the sealed copy alone (`open`, `memfd_create`, copy, seals).
 //!
 //! The load before the sealed copy is estimated as `tomada_load - (sealed_dlopen -
 //! fd_dlopen)`. Rounds interleave the four (so drift in the machine's load affects
@@ -59,8 +60,8 @@ fn run() {
     let src = Build::new("greeter").release().cdylib();
     let dir = tempfile::tempdir().unwrap();
     let pid = std::process::id();
-    let mut totals = [Duration::ZERO; 4];
-    let names = ["raw_dlopen", "fd_dlopen", "sealed_dlopen", "tomada_load"];
+    let mut totals = [Duration::ZERO; 5];
+    let names = ["raw_dlopen", "fd_dlopen", "sealed_dlopen", "tomada_load", "sealed_copy_only"];
     for round in 0..ROUNDS {
         for (k, total) in totals.iter_mut().enumerate() {
             let copies: Vec<PathBuf> = (0..PER_ROUND)
@@ -78,7 +79,8 @@ fn run() {
                         let f = sealed(copy);
                         dl(&format!("/proc/{pid}/fd/{}", f.as_raw_fd()));
                     }
-                    _ => drop(tomada_host::load::<dyn Greeter>(copy).unwrap()),
+                    3 => drop(tomada_host::load::<dyn Greeter>(copy).unwrap()),
+                    _ => drop(sealed(copy)),
                 }
             }
             *total += start.elapsed();
