@@ -186,6 +186,10 @@ fn under_load_no_call_fails_across_many_replacements() {
                             other => failures.push(format!("{other:?}")),
                         }
                         counts[i].fetch_add(1, Ordering::Relaxed);
+                        // Pacing only (the overlap with every swap is made certain by
+                        // the main thread's wait below): spinning threads on a shared
+                        // machine would slow the reloads they are meant to overlap.
+                        std::thread::sleep(std::time::Duration::from_micros(100));
                     }
                     failures
                 })
@@ -228,6 +232,8 @@ fn under_load_no_call_fails_across_many_replacements() {
             }
         }
         stop.store(true, Ordering::Relaxed);
+        let calls: u64 = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        eprintln!("{mode}: {calls} calls by {THREADS} threads across {swaps} swaps and {refusals} refusals");
         let failures: Vec<String> = callers.into_iter().flat_map(|t| t.join().unwrap()).collect();
         assert!(
             failures.is_empty(),
