@@ -15,7 +15,8 @@
 //! What survives a reload: every `Arc<Plugin>` snapshot and every object a version
 //! made keep *their* version alive (library mapped, or child process running) until
 //! the last of them is dropped; then that version is unloaded like any dropped
-//! [`Plugin`]. Plugin state does not move: the new version's instance starts fresh.
+//! [`Plugin`]. Plugin state does not move by itself: the new version's instance
+//! starts fresh, unless the host opts in to a hand-off ([`Reloadable::hand_off`]).
 //! Each version is loaded from a sealed copy of the file as it was (see
 //! [`Loader`]'s loading on Linux), so rebuilding, copying over, renaming over or
 //! deleting the file never changes a version that runs.
@@ -47,6 +48,9 @@ impl<C: ?Sized + Contract> Clone for Reloadable<C> {
     }
 }
 
+/// A host's way of asking a version for its state (see [`Reloadable::hand_off`]).
+type HandOff<C> = Arc<dyn Fn(&Plugin<C>) -> Option<Vec<u8>> + Send + Sync>;
+
 pub(crate) struct Shared<C: ?Sized + Contract> {
     loader: Loader,
     path: PathBuf,
@@ -55,6 +59,8 @@ pub(crate) struct Shared<C: ?Sized + Contract> {
     generation: AtomicU64,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// What the old version hands its successor, if the host asked for it.
+    hand_off: Mutex<Option<HandOff<C>>>,
     subscribers: Mutex<Vec<Sender<ReloadEvent>>>,
 }
 
@@ -116,6 +122,7 @@ impl Loader {
                 current: ArcSwap::from_pointee(plugin),
                 generation: AtomicU64::new(1),
                 reloading: Mutex::new(()),
+                hand_off: Mutex::new(None),
                 subscribers: Mutex::new(Vec::new()),
             }),
         })
@@ -168,6 +175,21 @@ impl<C: ?Sized + Contract> Reloadable<C> {
         self.shared.reload()
     }
 
+    /// Opts in to state hand-off: at each reload, `state` is asked for the serving
+    /// version's state (typically by calling a method of the contract that returns
+    /// it as bytes), and the new version's constructor receives those bytes as its
+    /// context (`tomada::context()`) instead of the loader's configuration. `None`
+    /// (or no hand-off at all) starts the new instance with the loader's
+    /// configuration, fresh.
+    ///
+    /// The state is taken once, just before the new version is loaded: what calls
+    /// still in flight on the old version change after that is not carried over. A
+    /// refused reload leaves the old version, and its state, serving.
+    pub fn hand_off(&self, state: impl Fn(&Plugin<C>) -> Option<Vec<u8>> + Send + Sync + 'static) -> &Self {
+        *lock(&self.shared.hand_off) = Some(Arc::new(state));
+        self
+    }
+
     /// Watches the plugin's file and reloads it each time it settles with new
     /// contents, until the returned [`Watch`] is dropped (see [`Watch`]).
     ///
@@ -185,7 +207,13 @@ impl<C: ?Sized + Contract> Shared<C> {
     /// A reload; on success the generation now serving.
     fn reload(&self) -> Result<u64, ReloadError> {
         let _one = lock(&self.reloading);
-        match load_version::<C>(&self.loader, &self.path) {
+        let hand_off = lock(&self.hand_off).clone();
+        let state = hand_off.and_then(|state| state(&self.current.load()));
+        let loader = match state {
+            Some(state) => &self.loader.clone().config(state),
+            None => &self.loader,
+        };
+        match load_version::<C>(loader, &self.path) {
             Ok(plugin) => {
                 let to = plugin.info().clone();
                 let old = self.current.swap(Arc::new(plugin));

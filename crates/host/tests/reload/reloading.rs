@@ -274,3 +274,29 @@ impl Keys {
         std::fs::write(Keys::signature(file), sig.to_string()).unwrap();
     }
 }
+
+/// State hand-off, opt-in: with it, the new version's constructor receives the old
+/// one's state (here its running total, through a contract method) as its context;
+/// without it, the new instance starts fresh.
+#[test]
+fn state_is_handed_over_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (living("1.0.0"), living("2.0.0"));
+    for (mode, loader) in loaders() {
+        for handed in [true, false] {
+            let path = copy_to(&v1, dir.path(), &format!("state-{mode}-{handed}.so"));
+            let plugin: Reloadable<dyn Living> = loader.reloadable(&path).unwrap();
+            if handed {
+                plugin.hand_off(|old| old.state().ok());
+            }
+            assert_eq!(plugin.current().add(5).unwrap(), 5);
+            assert_eq!(plugin.current().add(7).unwrap(), 12);
+            cp_over(&v2, &path);
+            plugin.reload().unwrap();
+            let now = plugin.current();
+            assert_eq!(now.version().unwrap(), "2.0.0", "{mode}");
+            let expected = if handed { 13 } else { 1 };
+            assert_eq!(now.add(1).unwrap(), expected, "{mode}: handed over: {handed}");
+        }
+    }
+}

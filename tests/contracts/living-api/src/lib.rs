@@ -21,6 +21,12 @@ pub trait Living {
     /// Creates `<path>.in`, then waits, inside the plugin, until `path` exists (a
     /// test attaches gdb meanwhile); `true` when it does (`false` after 5 minutes).
     fn wait_for(&self, path: &str) -> bool;
+    /// Adds `n` to the instance's total and returns the new total. The total starts
+    /// from the decimal number in the constructor's context (`tomada::context()`), if
+    /// any: how a reload hands it over.
+    fn add(&self, n: u64) -> u64;
+    /// The instance's state for its successor: the total, in decimal.
+    fn state(&self) -> Vec<u8>;
     /// Leaves `which` behind, to run plugin code after an unload: `thread`,
     /// `signal`, `key`, `tls`. `false` for an unknown name.
     fn hazard(&self, which: &str) -> bool;

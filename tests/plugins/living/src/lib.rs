@@ -16,7 +16,17 @@ const VERSION: &str = match option_env!("LIVING_VERSION") {
 };
 
 #[derive(Default)]
-struct Alive;
+struct Alive {
+    total: AtomicU64,
+}
+
+impl Alive {
+    /// Starts from the total a predecessor handed over, if any.
+    fn new(context: &tomada::Context) -> Self {
+        let total = std::str::from_utf8(context.bytes()).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+        Alive { total: AtomicU64::new(total) }
+    }
+}
 
 struct Count(AtomicU64);
 
@@ -38,6 +48,12 @@ impl Living for Alive {
     }
     fn wait_for(&self, path: &str) -> bool {
         living_wait_for(path)
+    }
+    fn add(&self, n: u64) -> u64 {
+        self.total.fetch_add(n, Ordering::SeqCst) + n
+    }
+    fn state(&self) -> Vec<u8> {
+        self.total.load(Ordering::SeqCst).to_string().into_bytes()
     }
     fn hazard(&self, which: &str) -> bool {
         hazards::leave(which)
@@ -125,6 +141,6 @@ mod hazards {
 }
 
 tomada::export!(
-    Alive as living_api::Living; version = VERSION;
+    Alive as living_api::Living = Alive::new(&tomada::context()); version = VERSION;
     Hello as pluginapi::Greeter; name = "living-greeter", version = VERSION
 );
