@@ -12,6 +12,9 @@ pub(crate) struct Library {
     handle: Option<libloading::Library>,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     name: Option<std::sync::Arc<PluginFile>>,
+    /// When it was opened, in the clock of threads' start times (see `crate::unload`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    opened: u64,
 }
 
 impl Library {
@@ -34,6 +37,10 @@ impl Library {
             // inspected file.
             Err(_) => return Err((path, libloading::Error::DlOpenUnknown)),
         };
+        #[cfg(target_os = "linux")]
+        let since = crate::unload::now();
+        #[cfg(not(target_os = "linux"))]
+        let since = 0;
         #[cfg(unix)]
         let opened = {
             use libloading::os::unix::{Library as Unix, RTLD_LOCAL, RTLD_NOW};
@@ -44,7 +51,7 @@ impl Library {
         // SAFETY: the caller accepts running the library's initialisers.
         let opened = unsafe { libloading::Library::new(&name) };
         match opened {
-            Ok(handle) => Ok(Library { handle: Some(handle), name: Some(file) }),
+            Ok(handle) => Ok(Library { handle: Some(handle), name: Some(file), opened: since }),
             Err(e) => {
                 #[cfg(target_os = "linux")]
                 names::release(file);
@@ -106,7 +113,7 @@ impl Drop for Library {
         // mapped, for good, and is reported (see `crate::unload`).
         #[cfg(target_os = "linux")]
         if let Some(file) = &self.name {
-            let hazards = crate::unload::hazards(file.identity.0, file.identity.1);
+            let hazards = crate::unload::hazards(file.identity.0, file.identity.1, self.opened);
             if !hazards.is_empty() {
                 crate::unload::pinned(crate::unload::UnloadReport { path: file.path.clone(), hazards });
                 std::mem::forget(self.handle.take());

@@ -4,9 +4,11 @@
 //!
 //! Looked for (Linux, glibc):
 //! - **signal handlers** (`sigaction`) that are functions of the library;
-//! - **threads still in the library**: any other thread of the process whose current
-//!   instruction, or any word of its stack from its stack pointer up (the return
-//!   addresses of the frames it will return into), points into the library's code.
+//! - **threads still in the library**: any other thread of the process, started
+//!   since the library was loaded (one started before runs its code only through
+//!   calls, and a library is never closed during a call), whose current instruction,
+//!   or any word of its stack from its stack pointer up (the return addresses of the
+//!   frames it will return into), points into the library's code.
 //!   Read from `/proc/self/task/<tid>/syscall` (stack and instruction pointers of a
 //!   thread blocked in the kernel) and `/proc/self/mem`. A thread running at that very
 //!   moment, outside the kernel, shows neither and is looked at again for up to ~25 ms;
@@ -93,10 +95,25 @@ pub(crate) fn pinned(report: UnloadReport) {
     PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(report);
 }
 
-/// What would run code of the library mapped from the file of device `dev` and inode
-/// `ino` after it is unmapped (empty: safe to unload).
+/// Now, in the clock of threads' start times (`/proc/<pid>/task/<tid>/stat`'s
+/// `starttime`: clock ticks of `CLOCK_BOOTTIME`), one tick early (the side of
+/// looking at more threads).
 #[cfg(target_os = "linux")]
-pub(crate) fn hazards(dev: u64, ino: u64) -> Vec<Hazard> {
+pub(crate) fn now() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes the time into `ts`, a valid `timespec`.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    // SAFETY: `sysconf` has no preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
+    let ticks = (ts.tv_sec as u64).saturating_mul(hz) + (ts.tv_nsec as u64).saturating_mul(hz) / 1_000_000_000;
+    ticks.saturating_sub(1)
+}
+
+/// What would run code of the library mapped from the file of device `dev` and inode
+/// `ino` after it is unmapped (empty: safe to unload). `since` is when it was loaded
+/// ([`now`]): only threads started since then are looked at (see [`threads`]).
+#[cfg(target_os = "linux")]
+pub(crate) fn hazards(dev: u64, ino: u64, since: u64) -> Vec<Hazard> {
     let code = code_ranges(dev, ino);
     if code.is_empty() {
         return Vec::new();
@@ -105,7 +122,7 @@ pub(crate) fn hazards(dev: u64, ino: u64) -> Vec<Hazard> {
     let mut found = Vec::new();
     signals(&inside, &mut found);
     keys(&inside, &mut found);
-    threads(&inside, &mut found);
+    threads(&inside, since, &mut found);
     found
 }
 
@@ -185,8 +202,14 @@ fn keys(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
     }
 }
 
+/// Threads started since the library was loaded (`since`) whose instruction pointer,
+/// or a word of whose live stack, is in the library's code. Only those: a thread
+/// older than the library runs its code only through calls, and a library is never
+/// closed while a call into it is under way (the call holds a reference to it); while
+/// an older thread's stack can hold stale words from a library once mapped at the
+/// same addresses, which would keep libraries mapped for nothing.
 #[cfg(target_os = "linux")]
-fn threads(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
+fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) {
     use std::os::unix::fs::FileExt;
 
     // SAFETY: `gettid` has no preconditions.
@@ -204,6 +227,13 @@ fn threads(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
     for task in tasks.flatten() {
         let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
         if tid == me {
+            continue;
+        }
+        // `starttime`, the 22nd field of `stat`, the 20th after the command's `)`.
+        let started = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok().and_then(|stat| {
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
+        });
+        if started.is_some_and(|started| started < since) {
             continue;
         }
         // Stack and instruction pointers of a thread blocked in the kernel; a thread
