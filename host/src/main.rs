@@ -7,6 +7,12 @@
 //! (`PLUGIN.minisig`) by one of these minisign keys load, and only if no one but
 //! their owner can change them.
 //!
+//! `--watch` (with `--plugin`): keeps running, and each time the plugin's file is
+//! rebuilt or replaced, loads the new version through every check and greets with
+//! it (the log line and greeting again); a replacement that is refused is one log
+//! line saying why, and the version before keeps serving. SIGINT or SIGTERM (Ctrl-C)
+//! ends it with status 0.
+//!
 //! Like the Go original's, the first line is a log line on stderr with a local
 //! `YYYY/MM/DD HH:MM:SS` prefix; the greeting goes to stdout. Any failure is one
 //! line on stderr and exit status 1.
@@ -50,6 +56,11 @@ struct Args {
     /// plugin loads only with a good signature (`PLUGIN.minisig`) by one of them.
     #[arg(long, value_name = "FILE")]
     trusted_key: Vec<PathBuf>,
+    /// Keep running and greet again with each new version of the plugin's file as it
+    /// is rebuilt; a refused version is reported and the old one keeps serving.
+    /// SIGINT/SIGTERM end it (status 0)
+    #[arg(long, requires = "plugin")]
+    watch: bool,
 }
 
 /// Go's `log` package format: `2025/08/15 10:31:07 message`, on stderr. Control
@@ -110,6 +121,11 @@ fn greet_one(inspected: tomada_host::Inspected, name: &str, mode: &Mode) -> Resu
         Mode::InProcess => checked.load()?,
         Mode::Isolated(options) => checked.isolate(options)?,
     };
+    announce(&plugin, name)
+}
+
+/// Logs a loaded plugin and prints its greeting.
+fn announce(plugin: &tomada_host::Plugin<dyn Greeter>, name: &str) -> Result<(), Box<dyn Error>> {
     let info = plugin.info();
     log(&format!(
         "Plugin carregado: {} v{} (ABI={}) — {}",
@@ -120,6 +136,55 @@ fn greet_one(inspected: tomada_host::Inspected, name: &str, mode: &Mode) -> Resu
     ));
     let greeting = plugin.greet(name).map_err(|e| format!("plugin `{}` failed to greet: {e}", info.name))?;
     println!("{}", tomada_host::escape::escape_controls(&greeting));
+    Ok(())
+}
+
+/// What `--watch` waits for.
+enum Watched {
+    Event(tomada_host::ReloadEvent),
+    Stop,
+}
+
+/// `--watch`: greets with the plugin, then with each new version as its file is
+/// replaced, until SIGINT/SIGTERM.
+fn watch(loader: &Loader, path: &Path, name: &str) -> Result<(), Box<dyn Error>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = tx.clone();
+    // Set first: a signal from here on ends the loop below, not the process.
+    ctrlc::set_handler(move || {
+        let _ = stop.send(Watched::Stop);
+    })
+    .map_err(|e| format!("cannot handle SIGINT/SIGTERM: {e}"))?;
+    let plugin: tomada_host::Reloadable<dyn Greeter> = loader.reloadable(path)?;
+    let events = plugin.events();
+    let _watch = plugin.watch()?;
+    std::thread::spawn(move || {
+        for event in events {
+            if tx.send(Watched::Event(event)).is_err() {
+                break;
+            }
+        }
+    });
+    announce(&plugin.current(), name)?;
+    while let Ok(message) = rx.recv() {
+        match message {
+            Watched::Stop => break,
+            Watched::Event(tomada_host::ReloadEvent::Reloaded { .. }) => {
+                // A version that loads but fails to greet is reported; the watch goes on.
+                if let Err(e) = announce(&plugin.current(), name) {
+                    log(&one_line(e.as_ref()));
+                }
+            }
+            Watched::Event(tomada_host::ReloadEvent::Refused { why, .. }) => {
+                let serving = plugin.current();
+                let info = serving.info();
+                let why = one_line(&*why);
+                let why = why.strip_prefix("error: ").unwrap_or(&why);
+                log(&format!("refused the new version: {why} ({} v{} keeps serving)", info.name, info.version));
+            }
+            Watched::Event(_) => {}
+        }
+    }
     Ok(())
 }
 
@@ -195,6 +260,7 @@ fn main() -> ExitCode {
         Loader::with_policy(policy)
     };
     let result = match (&args.plugin, &args.plugin_dir) {
+        (Some(path), _) if args.watch => watch(&loader.mode(mode), path, &args.name).map(|()| true),
         (Some(path), _) => greet_with(&loader, path, &args.name, &mode).map(|()| true),
         (None, Some(dir)) => run_dir(&loader, dir, &args.name, &mode),
         (None, None) => unreachable!("clap requires one of --plugin and --plugin-dir"),

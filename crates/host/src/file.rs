@@ -3,23 +3,41 @@
 //! was checked is what runs even if someone swaps the path meanwhile.
 //!
 //! # How the loader gets exactly this file
-//! - **Linux**: the library is loaded as `/proc/self/fd/N`, where `N` is this open
-//!   descriptor. The kernel resolves that magic link to the open file itself (not to
-//!   whatever the path names now), so `rename(2)` over the plugin's path, a symlink
-//!   swap or a FIFO changes nothing. glibc then keys the library by device and inode
-//!   as usual (a second load of the same file returns the same handle). glibc also
-//!   matches libraries *by name* before opening anything, so a name
-//!   `/proc/self/fd/N` must never be reused while a library of that name is still in
-//!   the link map: [`PluginFile`] keeps its descriptor open for as long as the library
-//!   may be loaded (see `library.rs`), parking it after `dlclose` until glibc has
-//!   really unloaded it. A sealed `memfd` copy would also work but costs a copy of
-//!   every plugin; it is not needed, because the descriptor already pins the inode.
-//!   Caveats: the library's name in the link map (and in `dladdr`, backtraces) is
-//!   `/proc/self/fd/N`, so `$ORIGIN` in its run path resolves to `/proc/self/fd`
-//!   and dependencies found through `$ORIGIN` are not found: ship such dependencies
-//!   where the system loader finds them. And the descriptor pins the inode, not its
-//!   bytes: a writer of that very inode (not a rename) can still change it, which is
-//!   what the [`TrustPolicy`](crate::TrustPolicy) permission checks are for.
+//! - **Linux**: the file is copied once, when it is opened, into a private `memfd`
+//!   sealed against every change (`F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW |
+//!   F_SEAL_SEAL`), and *that* copy is what is inspected, hashed, verified, loaded
+//!   and handed to an isolated plugin's process. Nothing can change it afterwards —
+//!   not `cp new.so loaded.so` (which rewrites the plugin file's inode in place: with
+//!   the file itself mapped, the running code would change under the host and crash
+//!   it), not `mv`, not deleting it — so what runs is exactly what was checked, and
+//!   the checks and the loader see the same bytes (no window between them). The
+//!   copy costs one in-kernel copy of the file (`copy_file_range`/`sendfile`) and
+//!   its size in memory for as long as the library is loaded (its pages are not
+//!   shared with the page cache).
+//!
+//!   The library is loaded as `/proc/<pid>/fd/N`, `N` being the sealed copy, `<pid>`
+//!   this process's number as `/proc` names it (`readlink /proc/self`): the kernel
+//!   resolves the magic link to the open copy itself. That is also the library's
+//!   name in the link map, `dladdr` and backtraces, and a name other processes
+//!   can open too: gdb (attached, or reading a core's link map while the process
+//!   lives) opens `/proc/<pid>/fd/N` and reads the very bytes that run — with
+//!   `/proc/self/fd/N`, gdb opened a descriptor of its *own* and hung on it.
+//!   (perf names frames by the mapping's file, `/memfd:tomada:<file name>`, which it
+//!   cannot open: `perf report` shows addresses in it, not names.)
+//!
+//!   glibc matches libraries *by name* before opening anything, so a name must never
+//!   be reused while a library of that name is still in the link map:
+//!   [`PluginFile`] keeps its descriptor open for as long as the library may be
+//!   loaded (see `library.rs`), parking it after `dlclose` until glibc has really
+//!   unloaded it. `$ORIGIN` in a plugin's run path resolves to `/proc/<pid>/fd`, so
+//!   dependencies found through `$ORIGIN` are not found: ship such dependencies where
+//!   the system loader finds them.
+//!
+//!   Where no sealed `memfd` can be made (a kernel without `memfd_create`, a seccomp
+//!   filter refusing it, `vm.memfd_noexec = 2`), the file's own descriptor is used,
+//!   as `/proc/<pid>/fd/N` likewise: a rename, symlink swap or FIFO then still
+//!   changes nothing, but a writer of that very inode can, which is what the
+//!   [`TrustPolicy`](crate::TrustPolicy) permission checks are for.
 //! - **Other Unix (macOS, BSDs)**: `dlopen` takes a path and there is no portable way
 //!   to load an open descriptor; the library is loaded by its absolute path, after
 //!   checking that the path still names the inspected inode. A swap between that check
@@ -45,8 +63,18 @@ pub(crate) struct PluginFile {
     /// The path made absolute (what the loader uses where it takes paths).
     #[cfg_attr(target_os = "linux", allow(dead_code))]
     pub(crate) absolute: PathBuf,
+    /// What everything reads and loads: on Linux the sealed copy (or, failing that,
+    /// the file itself), elsewhere the file.
     pub(crate) file: File,
+    /// The plugin file's own metadata (owner and mode, for the trust policy).
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) meta: Metadata,
+    /// The length of what `file` holds (the copy's, on Linux).
+    len: u64,
+    /// The device and inode of `file` (the copy's, on Linux): what the loader keys
+    /// the library by.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) identity: (u64, u64),
 }
 
 impl PluginFile {
@@ -87,12 +115,34 @@ impl PluginFile {
         if meta.len() == 0 {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
-        Ok(PluginFile { path, absolute, file, meta })
+        #[cfg(target_os = "linux")]
+        let (file, len, identity) = {
+            use std::os::unix::fs::MetadataExt;
+            let file =
+                sealed::copy(file, &path, meta.len()).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
+            let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
+            (file, copied.len(), (copied.dev(), copied.ino()))
+        };
+        #[cfg(not(target_os = "linux"))]
+        let (len, identity) = {
+            #[cfg(unix)]
+            use std::os::unix::fs::MetadataExt;
+            #[cfg(unix)]
+            let identity = (meta.dev(), meta.ino());
+            #[cfg(not(unix))]
+            let identity = (0, 0);
+            (meta.len(), identity)
+        };
+        if len == 0 {
+            return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
+        }
+        Ok(PluginFile { path, absolute, file, meta, len, identity })
     }
 
-    /// The file's length when it was opened.
+    /// The length of what is read and loaded (on Linux the sealed copy's: the file's
+    /// length as it was copied).
     pub(crate) fn len(&self) -> u64 {
-        self.meta.len()
+        self.len
     }
 
     /// Reads `buf.len()` bytes at `offset` (a `pread`: no shared file position).
@@ -179,7 +229,7 @@ impl PluginFile {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            Ok(PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd())))
+            Ok(PathBuf::from(format!("/proc/{}/fd/{}", sealed::proc_self(), self.file.as_raw_fd())))
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -197,5 +247,93 @@ impl PluginFile {
             }
             Ok(self.absolute.clone())
         }
+    }
+}
+
+/// Sealed private copies (Linux). Hand-written: no crate makes a sealed `memfd`
+/// copy of an open file (`memfd` the crate wraps creation and seals, not the copy,
+/// and would add a dependency for two system calls).
+#[cfg(target_os = "linux")]
+mod sealed {
+    use std::ffi::CString;
+    use std::fs::File;
+    use std::io::{self, Read};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::path::Path;
+
+    /// Every seal: no write, no shrink, no growth, and no change to the seals.
+    const ALL: libc::c_int = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    /// `MFD_EXEC` (Linux 6.3): the copy may be mapped executable even where
+    /// `vm.memfd_noexec = 1` makes new `memfd`s non-executable by default.
+    const MFD_EXEC: libc::c_uint = 0x0010;
+
+    /// Whether `file` is a `memfd` carrying every seal (the copy made by [`copy`],
+    /// e.g. inherited by an isolated plugin's process).
+    pub(super) fn is_sealed(file: &File) -> bool {
+        // SAFETY: `F_GET_SEALS` reads the seals of a descriptor we own; any other kind
+        // of file gives -1 (EINVAL), which is "not sealed".
+        let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+        seals >= 0 && seals & ALL == ALL
+    }
+
+    /// A sealed `memfd` holding `file`'s first `len` bytes (fewer, if it shrank while
+    /// being copied: the copy is what is checked, so a torn copy fails inspection, it
+    /// never loads something other than what was checked). `file` itself if it is
+    /// already such a copy, or if no `memfd` can be made here (see the module
+    /// documentation).
+    pub(super) fn copy(file: File, path: &Path, len: u64) -> io::Result<File> {
+        if is_sealed(&file) {
+            return Ok(file);
+        }
+        let Some(mut copy) = create(path) else { return Ok(file) };
+        // `io::copy` copies in the kernel (`copy_file_range`, then `sendfile`), from
+        // the start: `file` was just opened, so its position is 0, and `take` stops
+        // at the length that was inspected for emptiness (a file still growing is
+        // copied as it was then).
+        let mut source = (&file).take(len);
+        io::copy(&mut source, &mut copy)?;
+        // SAFETY: `F_ADD_SEALS` on the `memfd` we just made (with `MFD_ALLOW_SEALING`);
+        // no writable mapping of it exists, so `F_SEAL_WRITE` can be added.
+        if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(copy)
+    }
+
+    /// A new, empty `memfd` named after the plugin (its name shows in
+    /// `/proc/<pid>/maps`), or `None` where none can be made.
+    fn create(path: &Path) -> Option<File> {
+        let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // The kernel keeps at most 249 bytes of a name.
+        let mut name: String = format!("tomada:{base}").chars().filter(|c| *c != '\0').take(200).collect();
+        while name.len() > 240 {
+            name.pop();
+        }
+        let name = CString::new(name).ok()?;
+        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+        // SAFETY: `memfd_create` takes a NUL-terminated name and flags; it returns a new
+        // descriptor or -1.
+        let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            // A kernel before 6.3, which knows no `MFD_EXEC` (and makes every memfd
+            // executable).
+            // SAFETY: as above.
+            fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+        }
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor returned by `memfd_create`, owned by nobody else.
+        Some(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// This process's number as `/proc` names it (`readlink /proc/self`), or `self`.
+    /// A name with the number is one other processes (gdb) can open too.
+    pub(super) fn proc_self() -> String {
+        std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or_else(|| "self".into())
     }
 }

@@ -96,11 +96,15 @@ pub mod isolate;
 pub mod isolate;
 mod library;
 mod logs;
+pub mod reload;
 
 pub use logs::plugin_logs;
+pub use reload::{ReloadError, ReloadEvent, Reloadable, Watch, WatchError};
 mod plugin_fn;
 mod structure;
 mod trust;
+pub mod unload;
+pub use unload::{Hazard, UnloadReport, pinned_libraries};
 
 use std::ffi::c_void;
 use std::fmt;

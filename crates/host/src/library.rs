@@ -12,6 +12,9 @@ pub(crate) struct Library {
     handle: Option<libloading::Library>,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     name: Option<std::sync::Arc<PluginFile>>,
+    /// When it was opened, in the clock of threads' start times (see `crate::unload`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    opened: u64,
 }
 
 impl Library {
@@ -34,6 +37,10 @@ impl Library {
             // inspected file.
             Err(_) => return Err((path, libloading::Error::DlOpenUnknown)),
         };
+        #[cfg(target_os = "linux")]
+        let since = crate::unload::now();
+        #[cfg(not(target_os = "linux"))]
+        let since = 0;
         #[cfg(unix)]
         let opened = {
             use libloading::os::unix::{Library as Unix, RTLD_LOCAL, RTLD_NOW};
@@ -44,7 +51,7 @@ impl Library {
         // SAFETY: the caller accepts running the library's initialisers.
         let opened = unsafe { libloading::Library::new(&name) };
         match opened {
-            Ok(handle) => Ok(Library { handle: Some(handle), name: Some(file) }),
+            Ok(handle) => Ok(Library { handle: Some(handle), name: Some(file), opened: since }),
             Err(e) => {
                 #[cfg(target_os = "linux")]
                 names::release(file);
@@ -102,6 +109,19 @@ impl Library {
 
 impl Drop for Library {
     fn drop(&mut self) {
+        // Anything that would run the library's code once it is unmapped keeps it
+        // mapped, for good, and is reported (see `crate::unload`).
+        #[cfg(target_os = "linux")]
+        if let Some(file) = &self.name {
+            let hazards = crate::unload::hazards(file.identity.0, file.identity.1, self.opened);
+            if !hazards.is_empty() {
+                crate::unload::pinned(crate::unload::UnloadReport { path: file.path.clone(), hazards });
+                std::mem::forget(self.handle.take());
+                // Its name stays taken, and its sealed copy open, for as long as it is mapped.
+                std::mem::forget(self.name.take());
+                return;
+            }
+        }
         drop(self.handle.take());
         #[cfg(target_os = "linux")]
         if let Some(file) = self.name.take() {
@@ -111,19 +131,19 @@ impl Drop for Library {
 }
 
 /// The names libraries are loaded by: one open descriptor per loaded file (device and
-/// inode), whose `/proc/self/fd/N` every load of that file uses.
+/// inode: a sealed copy is a file of its own), whose `/proc/<pid>/fd/N` every load of
+/// that file uses.
 ///
 /// glibc matches a library's *name* against its link map before it opens anything,
 /// and a library can outlive `dlclose` (another handle to it, or thread-local
 /// destructors). If the descriptor closed while the name was still in the map, its
-/// number could be reused for another plugin, and `dlopen("/proc/self/fd/N")` would
+/// number could be reused for another plugin, and `dlopen("/proc/<pid>/fd/N")` would
 /// silently return the old library. So the descriptor stays open until the loader has
 /// really let go of the file, and a file loaded again reuses its name (one descriptor
 /// per file, however often it is loaded).
 #[cfg(target_os = "linux")]
 mod names {
     use std::collections::HashMap;
-    use std::os::unix::fs::MetadataExt;
     use std::sync::{Arc, Mutex};
 
     use crate::file::PluginFile;
@@ -138,7 +158,7 @@ mod names {
     /// The descriptor to load `file` by: an existing one for the same file, or `file`.
     /// (Never held across `dlopen`: a plugin's initialiser may load plugins.)
     pub(super) fn hold(file: PluginFile) -> Arc<PluginFile> {
-        let key = (file.meta.dev(), file.meta.ino());
+        let key = file.identity;
         let mut names = lock();
         Arc::clone(names.get_or_insert_with(HashMap::new).entry(key).or_insert_with(|| Arc::new(file)))
     }
@@ -146,7 +166,7 @@ mod names {
     /// After `dlclose` (or a failed `dlopen`): closes the descriptor if nothing else
     /// holds it and the loader no longer knows the file.
     pub(super) fn release(file: Arc<PluginFile>) {
-        let key = (file.meta.dev(), file.meta.ino());
+        let key = file.identity;
         drop(file);
         let mut names = lock();
         let Some(map) = names.as_mut() else { return };

@@ -59,9 +59,23 @@ fn a_plugin_can_be_dropped_and_loaded_again() {
 }
 
 /// A plugin's library that stays loaded after the plugin is dropped (here: another
-/// handle holds it) keeps its loader name, `/proc/self/fd/N`, to itself: the plugin
-/// loaded next must be the next file, not the old library found again by that name
-/// (glibc matches names before it opens anything).
+/// handle holds it, opened by the very name the loader knows it by) keeps its loader
+/// name, `/proc/<pid>/fd/N` (`N` its sealed copy), to itself: the plugin loaded next
+/// must be the next file, not the old library found again by that name (glibc
+/// matches names before it opens anything).
+/// The name the loader knows the library of `path` by: `/proc/<pid>/fd/N`, `N` the
+/// descriptor of its sealed copy (named after the file), or the path itself.
+fn loader_name(path: &Path) -> PathBuf {
+    let sealed = format!("/memfd:tomada:{}", path.file_name().unwrap().to_string_lossy());
+    let Ok(fds) = fs::read_dir("/proc/self/fd") else { return path.to_path_buf() };
+    for fd in fds.flatten() {
+        if fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy().starts_with(&sealed)) {
+            return PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), fd.file_name().to_string_lossy()));
+        }
+    }
+    path.to_path_buf()
+}
+
 #[test]
 fn a_library_still_loaded_keeps_its_name_from_the_next_plugin() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +83,7 @@ fn a_library_still_loaded_keeps_its_name_from_the_next_plugin() {
         let first = copy_to(&cdylib("greeter"), dir.path(), &format!("first{round}.so"));
         let plugin = load(&first).unwrap();
         // SAFETY: the greeter's initialisers are tomada's; this handle only holds it.
-        let other_handle = unsafe { libloading::Library::new(&first) }.unwrap();
+        let other_handle = unsafe { libloading::Library::new(loader_name(&first)) }.unwrap();
         drop(plugin);
         let next = load(&cdylib("panics-in-greet")).unwrap();
         assert!(matches!(next.greet("x"), Err(CallError::Panicked { .. })), "round {round}: the greeter answered");

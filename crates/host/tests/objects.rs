@@ -50,10 +50,13 @@ fn load_copy(dir: &std::path::Path) -> (Plugin<dyn Indexer>, std::path::PathBuf)
     (tomada_host::load::<dyn Indexer>(&copy).unwrap(), copy)
 }
 
+/// Whether the library of `path` is mapped: by its path, or (Linux) as the sealed
+/// copy it is loaded from (`/memfd:tomada:<file name> (deleted)`).
 fn mapped(path: &std::path::Path) -> bool {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let name = path.to_string_lossy();
-    maps.lines().any(|l| l.ends_with(name.as_ref()))
+    let sealed = format!("/memfd:tomada:{} ", path.file_name().unwrap().to_string_lossy());
+    maps.lines().any(|l| l.ends_with(name.as_ref()) || l.contains(&sealed))
 }
 
 type Load = fn() -> Plugin<dyn Indexer>;

@@ -1,0 +1,103 @@
+//! What the sealed image costs a load (issue 18): one short same-run comparison of
+//! - `raw_dlopen`: `dlopen(path)` + `dlclose` of a fresh copy;
+//! - `fd_dlopen`: `open` + `dlopen("/proc/self/fd/N")` + `dlclose` — the route
+//!   tomada's load took before the sealed copy;
+//! - `sealed_dlopen`: `open` + `memfd_create` + in-kernel copy + seals +
+//!   `dlopen("/proc/<pid>/fd/N")` + `dlclose` — the route it takes now;
+//! - `tomada_load`: `tomada_host::load` + drop (sealed: inspection, checks, load,
+//!   create, destroy, the unload's hazard checks, unload);
+//! - `sealed_copy_only`: the sealed copy alone (`open`, `memfd_create`, copy, seals).
+//!
+//! The load before the sealed copy is estimated as `tomada_load - (sealed_dlopen -
+//! fd_dlopen)`. Rounds interleave the four (so drift in the machine's load affects
+//! them alike); each iteration loads a distinct copy (glibc would return an open
+//! library again). Run: `cargo bench -p tomada-host --bench sealed`.
+
+#![allow(missing_docs)]
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pluginapi::Greeter;
+use tomada_test_support::Build;
+
+fn main() {
+    #[cfg(target_os = "linux")]
+    run();
+}
+
+fn dl(name: &str) {
+    let name = CString::new(name).unwrap();
+    // SAFETY: opens a fixture of this workspace (initialisers are any Rust cdylib's)
+    // and closes it again.
+    unsafe {
+        let handle = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        assert!(!handle.is_null(), "dlopen {name:?}");
+        libc::dlclose(handle);
+    }
+}
+
+fn sealed(path: &Path) -> std::fs::File {
+    let file = std::fs::File::open(path).unwrap();
+    // SAFETY: creates a new memfd; the name is NUL-terminated.
+    let fd = unsafe { libc::memfd_create(c"bench".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    assert!(fd >= 0);
+    // SAFETY: a fresh descriptor, owned here.
+    let mut copy = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std::io::copy(&mut &file, &mut copy).unwrap();
+    let all = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: seals the memfd made above.
+    assert_eq!(unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, all) }, 0);
+    copy
+}
+
+#[cfg(target_os = "linux")]
+fn run() {
+    const ROUNDS: usize = 5;
+    const PER_ROUND: usize = 40;
+    let src = Build::new("greeter").release().cdylib();
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let mut totals = [Duration::ZERO; 5];
+    let names = ["raw_dlopen", "fd_dlopen", "sealed_dlopen", "tomada_load", "sealed_copy_only"];
+    for round in 0..ROUNDS {
+        for (k, total) in totals.iter_mut().enumerate() {
+            let copies: Vec<PathBuf> = (0..PER_ROUND)
+                .map(|i| tomada_test_support::copy_to(&src, dir.path(), &format!("r{round}-{k}-{i}.so")))
+                .collect();
+            let start = Instant::now();
+            for copy in &copies {
+                match k {
+                    0 => dl(copy.to_str().unwrap()),
+                    1 => {
+                        let f = std::fs::File::open(copy).unwrap();
+                        dl(&format!("/proc/self/fd/{}", f.as_raw_fd()));
+                    }
+                    2 => {
+                        let f = sealed(copy);
+                        dl(&format!("/proc/{pid}/fd/{}", f.as_raw_fd()));
+                    }
+                    3 => drop(tomada_host::load::<dyn Greeter>(copy).unwrap()),
+                    _ => drop(sealed(copy)),
+                }
+            }
+            *total += start.elapsed();
+            for copy in copies {
+                let _ = std::fs::remove_file(copy);
+            }
+        }
+    }
+    let n = (ROUNDS * PER_ROUND) as u32;
+    let each: Vec<Duration> = totals.iter().map(|t| *t / n).collect();
+    for (name, t) in names.iter().zip(&each) {
+        println!("{name:>14}: {:>9.1} µs per load", t.as_secs_f64() * 1e6);
+    }
+    let raw = each[0].as_secs_f64();
+    let before = each[3].as_secs_f64() - (each[2].as_secs_f64() - each[1].as_secs_f64());
+    println!("tomada_load (sealed) / raw_dlopen: {:.2}x", each[3].as_secs_f64() / raw);
+    println!("estimated load before the sealed copy / raw_dlopen: {:.2}x", before / raw);
+    println!("sealed_dlopen / fd_dlopen: {:.2}x", each[2].as_secs_f64() / each[1].as_secs_f64());
+    println!("size of the copied file: {} bytes", std::fs::metadata(&src).unwrap().len());
+}

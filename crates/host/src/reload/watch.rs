@@ -1,0 +1,199 @@
+//! Reloading by itself: the plugin's directory watched with `notify`, its events
+//! debounced (`notify-debouncer-full`), and the file reloaded once it has settled.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use sha2::Digest;
+use tomada::Contract;
+
+use super::Shared;
+
+/// How long the directory must be quiet (no event for the plugin's file) before the
+/// file counts as written: a build writing it, a `cp` in progress, a delete followed
+/// by a create each make a burst of events, handled as one.
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// A watch of a [`Reloadable`](super::Reloadable)'s file, made by
+/// [`Reloadable::watch`](super::Reloadable::watch); dropping it stops watching.
+///
+/// The file's *directory* is watched (not the file), so a watch survives the file
+/// being renamed over (`mv`), deleted and created again, or rewritten by a build
+/// (`cargo build` removes the old file and links a new one in). After each burst of
+/// events for the file (or its signature, `FILE.minisig`) has been quiet for a
+/// moment, the file is read whole and hashed, and counts as settled only if its size,
+/// modification time and identity did not change meanwhile (a file still being
+/// written is left for its next event; so is an empty file, and a file that does not
+/// inspect is given one more quiet period to change). Settled contents already serving, or already
+/// tried, are not loaded again. Anything else is [`reload`](super::Reloadable::reload)ed:
+/// every check applies, and the outcome is a [`ReloadEvent`](super::ReloadEvent)
+/// (`Reloaded` or `Refused`). A deleted file leaves the version serving as it is.
+pub struct Watch {
+    debouncer: Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>,
+    stop: Sender<Message>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// Why a file cannot be watched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The file's path names no directory to watch.
+    #[error("cannot watch {}: its path has no directory and file name", path.display())]
+    NoDirectory {
+        /// The plugin's file.
+        path: PathBuf,
+    },
+    /// The operating system's watch failed (e.g. too many inotify watches: raise
+    /// `fs.inotify.max_user_watches`).
+    #[error("cannot watch the directory of {}: {source}", path.display())]
+    Notify {
+        /// The plugin's file.
+        path: PathBuf,
+        /// What `notify` reported.
+        #[source]
+        source: notify::Error,
+    },
+}
+
+enum Message {
+    Events(DebounceEventResult),
+    Stop,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(debouncer) = self.debouncer.take() {
+            debouncer.stop_nonblocking();
+        }
+        let _ = self.stop.send(Message::Stop);
+        if let Some(worker) = self.worker.take() {
+            // A reload under way finishes first.
+            let _ = worker.join();
+        }
+    }
+}
+
+pub(super) fn start<C: ?Sized + Contract + 'static>(shared: Arc<Shared<C>>) -> Result<Watch, WatchError> {
+    let path = std::path::absolute(&shared.path).unwrap_or_else(|_| shared.path.clone());
+    let no_dir = || WatchError::NoDirectory { path: shared.path.clone() };
+    let dir = path.parent().ok_or_else(no_dir)?.to_path_buf();
+    let name = path.file_name().ok_or_else(no_dir)?.to_owned();
+    let mut signature = name.clone();
+    signature.push(".minisig");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let events = tx.clone();
+    let notify_error = |source| WatchError::Notify { path: shared.path.clone(), source };
+    let mut debouncer = new_debouncer(SETTLE, None, move |result: DebounceEventResult| {
+        let _ = events.send(Message::Events(result));
+    })
+    .map_err(notify_error)?;
+    debouncer.watch(&dir, RecursiveMode::NonRecursive).map_err(notify_error)?;
+    // What is there now is what serves (or was refused at the first load): only a
+    // change from it is worth a reload.
+    let seen = settled(&path);
+    let worker = std::thread::Builder::new()
+        .name("tomada-watch".into())
+        .spawn(move || {
+            let file = Watched { path, names: [name, signature] };
+            work(&shared, &file, &rx, seen);
+        })
+        .map_err(|e| WatchError::Notify { path: PathBuf::new(), source: notify::Error::io(e) })?;
+    Ok(Watch { debouncer: Some(debouncer), stop: tx, worker: Some(worker) })
+}
+
+struct Watched {
+    path: PathBuf,
+    /// The file's name and its signature's.
+    names: [std::ffi::OsString; 2],
+}
+
+impl Watched {
+    fn concerns(&self, event: &notify::Event) -> bool {
+        event.need_rescan()
+            || event.paths.iter().any(|p| p.file_name().is_some_and(|n| self.names.iter().any(|m| m == n)))
+    }
+}
+
+/// The file's contents (and signature's) once settled: a digest of both, or `None`
+/// if the file is missing or changed while being read.
+fn settled(path: &Path) -> Option<[u8; 32]> {
+    use std::io::Read;
+    let identity = |m: &std::fs::Metadata| {
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let id = (0u64, 0u64);
+        (m.len(), m.modified().ok(), id)
+    };
+    let mut file = std::fs::File::open(path).ok()?;
+    let before = identity(&file.metadata().ok()?);
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let after = identity(&std::fs::metadata(path).ok()?);
+    // An empty file is one being written (a `cp` or build that truncated it), never
+    // a plugin: its next event decides.
+    if before != after || after.0 == 0 {
+        return None;
+    }
+    let mut signature = path.as_os_str().to_owned();
+    signature.push(".minisig");
+    if let Ok(sig) = std::fs::read(PathBuf::from(signature)) {
+        hasher.update(b"\0minisig\0");
+        hasher.update(&sig);
+    }
+    Some(hasher.finalize().into())
+}
+
+fn work<C: ?Sized + Contract>(shared: &Shared<C>, file: &Watched, rx: &Receiver<Message>, mut seen: Option<[u8; 32]>) {
+    while let Ok(Message::Events(result)) = rx.recv() {
+        match result {
+            Ok(events) if events.iter().any(|e| file.concerns(e)) => {}
+            Ok(_) => continue,
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!(target: "tomada::reload", file = %file.path.display(), error = %e, "watch error");
+                }
+                continue;
+            }
+        }
+        let Some(now) = settled(&file.path) else { continue };
+        if seen == Some(now) {
+            continue;
+        }
+        // A file that does not inspect may still be being written (a writer paused
+        // longer than the quiet period): one more quiet period, and if it changed
+        // meanwhile its next event decides.
+        if crate::inspect(&file.path).is_err() {
+            std::thread::sleep(SETTLE);
+            if settled(&file.path) != Some(now) {
+                continue;
+            }
+        }
+        seen = Some(now);
+        // The outcome is an event (and a `tracing` record) either way.
+        let _ = shared.reload();
+    }
+}

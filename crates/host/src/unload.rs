@@ -1,0 +1,276 @@
+//! Unload that never crashes: before an in-process plugin's library is closed,
+//! tomada looks for what would still run its code once it is unmapped, and if it
+//! finds any, keeps the library mapped and reports why instead of crashing later.
+//!
+//! Looked for (Linux, glibc):
+//! - **signal handlers** (`sigaction`) that are functions of the library;
+//! - **threads still in the library**: any other thread of the process, started
+//!   since the library was loaded (one started before runs its code only through
+//!   calls, and a library is never closed during a call), whose current instruction,
+//!   or any word of its stack from its stack pointer up (the return addresses of the
+//!   frames it will return into), points into the library's code.
+//!   Read from `/proc/self/task/<tid>/syscall` (stack and instruction pointers of a
+//!   thread blocked in the kernel) and `/proc/self/mem`. A thread running at that very
+//!   moment, outside the kernel, shows neither and is looked at again for up to ~25 ms;
+//!   one that never blocks meanwhile is not seen (rare: a plugin's threads mostly wait). A stale word
+//!   on a stack can keep a library mapped that could have gone: the error is always
+//!   on the side of keeping it;
+//! - **`pthread_key_create` destructors** in the library (they run at the exit of any
+//!   thread holding a value for the key), read from glibc's key table after checking
+//!   its layout against the description glibc publishes for debuggers
+//!   (`_thread_db___pthread_keys`); where it does not match, keys are not checked.
+//!
+//! Not looked for, because glibc already handles them: thread-local destructors
+//! (`__cxa_thread_atexit_impl`: glibc keeps the library mapped until every thread that
+//! registered one has exited) and `atexit`/`__cxa_atexit` handlers of the library
+//! (run by `dlclose` itself, before unmapping).
+//!
+//! A library kept mapped is never unloaded (its sealed copy stays open too): each is an
+//! [`UnloadReport`], listed by [`pinned_libraries`] and logged as a `tracing` event
+//! (target `tomada::audit`, decision `kept mapped`). Elsewhere than Linux nothing is
+//! looked for and libraries are closed as before.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// What would run a library's code after it is unmapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hazard {
+    /// A thread (kernel thread id) is executing in the library, or will return into it.
+    Thread {
+        /// The thread's id (`gettid`).
+        tid: u32,
+    },
+    /// A signal's handler is a function of the library.
+    SignalHandler {
+        /// The signal number.
+        signal: i32,
+    },
+    /// A `pthread_key_create` destructor is a function of the library.
+    KeyDestructor {
+        /// The key.
+        key: u32,
+    },
+}
+
+impl std::fmt::Display for Hazard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hazard::Thread { tid } => write!(f, "thread {tid} is still running its code"),
+            Hazard::SignalHandler { signal } => write!(f, "the handler of signal {signal} is one of its functions"),
+            Hazard::KeyDestructor { key } => write!(f, "the destructor of pthread key {key} is one of its functions"),
+        }
+    }
+}
+
+/// A plugin library kept mapped when it was to be unloaded, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnloadReport {
+    /// The plugin's file.
+    pub path: PathBuf,
+    /// Everything found that would have run its code after unmapping.
+    pub hazards: Vec<Hazard>,
+}
+
+static PINNED: Mutex<Vec<UnloadReport>> = Mutex::new(Vec::new());
+
+/// Every plugin library this process kept mapped instead of unloading it, and why
+/// (see the [module documentation](self)).
+pub fn pinned_libraries() -> Vec<UnloadReport> {
+    PINNED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Records a library kept mapped.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn pinned(report: UnloadReport) {
+    let reasons: Vec<String> = report.hazards.iter().map(ToString::to_string).collect();
+    tracing::warn!(
+        target: "tomada::audit",
+        file = %report.path.display(),
+        decision = "kept mapped",
+        reason = %reasons.join("; "),
+        "plugin library kept mapped: unloading it would crash the host later"
+    );
+    PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(report);
+}
+
+/// Now, in the clock of threads' start times (`/proc/<pid>/task/<tid>/stat`'s
+/// `starttime`: clock ticks of `CLOCK_BOOTTIME`), one tick early (the side of
+/// looking at more threads).
+#[cfg(target_os = "linux")]
+pub(crate) fn now() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes the time into `ts`, a valid `timespec`.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    // SAFETY: `sysconf` has no preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
+    let ticks = (ts.tv_sec as u64).saturating_mul(hz) + (ts.tv_nsec as u64).saturating_mul(hz) / 1_000_000_000;
+    ticks.saturating_sub(1)
+}
+
+/// What would run code of the library mapped from the file of device `dev` and inode
+/// `ino` after it is unmapped (empty: safe to unload). `since` is when it was loaded
+/// ([`now`]): only threads started since then are looked at (see [`threads`]).
+#[cfg(target_os = "linux")]
+pub(crate) fn hazards(dev: u64, ino: u64, since: u64) -> Vec<Hazard> {
+    let code = code_ranges(dev, ino);
+    if code.is_empty() {
+        return Vec::new();
+    }
+    let inside = |addr: usize| code.iter().any(|(start, end)| (*start..*end).contains(&addr));
+    let mut found = Vec::new();
+    signals(&inside, &mut found);
+    keys(&inside, &mut found);
+    threads(&inside, since, &mut found);
+    found
+}
+
+/// The executable ranges of `/proc/self/maps` mapped from that file.
+#[cfg(target_os = "linux")]
+fn code_ranges(dev: u64, ino: u64) -> Vec<(usize, usize)> {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (range, perms, _offset, device, inode) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            let (maj, min) = device.split_once(':')?;
+            let same = u32::from_str_radix(maj, 16).ok()? == major
+                && u32::from_str_radix(min, 16).ok()? == minor
+                && inode.parse::<u64>().ok()? == ino;
+            if !same || !perms.contains('x') {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some((usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?))
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
+    for signal in 1..libc::SIGRTMAX() {
+        // SAFETY: `sigaction` with a null new action only reads the current one into
+        // `old`, a zeroed `sigaction` (valid for every field).
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0 && inside(old.sa_sigaction) {
+            found.push(Hazard::SignalHandler { signal });
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn keys(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
+    /// glibc's `struct pthread_key_struct`: a sequence number (odd: in use) and the
+    /// destructor. Internal to glibc, so its layout is checked against glibc's own
+    /// description of it for debuggers before anything is read.
+    #[repr(C)]
+    struct Key {
+        seq: usize,
+        destructor: usize,
+    }
+    // SAFETY: `dlsym` with a NUL-terminated name; a missing symbol is null.
+    let (table, description) = unsafe {
+        (
+            libc::dlsym(libc::RTLD_DEFAULT, c"__pthread_keys".as_ptr()),
+            libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db___pthread_keys".as_ptr()),
+        )
+    };
+    if table.is_null() || description.is_null() {
+        return;
+    }
+    // SAFETY: glibc's `_thread_db_*` descriptions are `uint32_t[3]`: element size in
+    // bits, element count, offset.
+    let [bits, count, _] = unsafe { description.cast::<[u32; 3]>().read() };
+    if bits as usize != 8 * size_of::<Key>() || count == 0 || count > 1 << 16 {
+        return;
+    }
+    for key in 0..count {
+        // SAFETY: `__pthread_keys` is glibc's array of `count` such entries (checked
+        // above); each word is read with a volatile load, as another thread may be
+        // creating or deleting a key meanwhile (a torn read only misjudges that key).
+        let entry = unsafe { table.cast::<Key>().add(key as usize) };
+        // SAFETY: as above.
+        let (seq, destructor) = unsafe {
+            (std::ptr::addr_of!((*entry).seq).read_volatile(), std::ptr::addr_of!((*entry).destructor).read_volatile())
+        };
+        if seq & 1 == 1 && inside(destructor) {
+            found.push(Hazard::KeyDestructor { key });
+        }
+    }
+}
+
+/// Threads started since the library was loaded (`since`) whose instruction pointer,
+/// or a word of whose live stack, is in the library's code. Only those: a thread
+/// older than the library runs its code only through calls, and a library is never
+/// closed while a call into it is under way (the call holds a reference to it); while
+/// an older thread's stack can hold stale words from a library once mapped at the
+/// same addresses, which would keep libraries mapped for nothing.
+#[cfg(target_os = "linux")]
+fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) {
+    use std::os::unix::fs::FileExt;
+
+    // SAFETY: `gettid` has no preconditions.
+    let me = unsafe { libc::gettid() } as u32;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+    let Ok(mem) = std::fs::File::open("/proc/self/mem") else { return };
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let region_end = |sp: usize| {
+        maps.lines().find_map(|line| {
+            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+            let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
+            (start..end).contains(&sp).then_some(end)
+        })
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        if tid == me {
+            continue;
+        }
+        // `starttime`, the 22nd field of `stat`, the 20th after the command's `)`.
+        let started = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok().and_then(|stat| {
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
+        });
+        if started.is_some_and(|started| started < since) {
+            continue;
+        }
+        // Stack and instruction pointers of a thread blocked in the kernel; a thread
+        // running right now says `running`: look again a few times.
+        let mut pointers = None;
+        for attempt in 0..20u32 {
+            let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else { break };
+            let words: Vec<&str> = text.split_whitespace().collect();
+            if words.len() >= 3 && words[0] != "running" {
+                let hex = |w: &str| usize::from_str_radix(w.trim_start_matches("0x"), 16).ok();
+                pointers = hex(words[words.len() - 2]).zip(hex(words[words.len() - 1]));
+                break;
+            }
+            // At most ~25 ms in all for a thread that never blocks.
+            std::thread::sleep(std::time::Duration::from_micros(100 << attempt.min(4)));
+        }
+        let Some((sp, pc)) = pointers else { continue };
+        let mut hit = inside(pc);
+        if !hit && let Some(end) = region_end(sp) {
+            let mut offset = sp & !(size_of::<usize>() - 1);
+            let mut buf = vec![0u8; 64 * 1024];
+            'scan: while offset < end {
+                let n = (end - offset).min(buf.len());
+                if mem.read_exact_at(&mut buf[..n], offset as u64).is_err() {
+                    break;
+                }
+                for word in buf[..n].chunks_exact(size_of::<usize>()) {
+                    if inside(usize::from_ne_bytes(word.try_into().expect("a word"))) {
+                        hit = true;
+                        break 'scan;
+                    }
+                }
+                offset += n;
+            }
+        }
+        if hit {
+            found.push(Hazard::Thread { tid });
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `Reloadable::watch`: the file rebuilt, copied over, renamed over, deleted and
+//! created again — each settled new version reloads by itself; a bad one is refused
+//! once and the old version keeps serving. The test waits for events, never on time.
+
+use std::path::Path;
+
+use pluginapi::Greeter;
+use tomada_host::{LoadError, Loader, ReloadEvent, Reloadable};
+use tomada_test_support::{cdylib, copy_to};
+
+use crate::image::{cp_over, isolation, living, mv_over};
+use crate::reloading::{next_event, truncated};
+
+/// Waits for the reload of version `version`, passing over refusals (a file caught
+/// while still being written is refused, then reloaded when it settles).
+fn reloaded_to(events: &std::sync::mpsc::Receiver<ReloadEvent>, version: &str) -> u64 {
+    loop {
+        match next_event(events) {
+            ReloadEvent::Reloaded { generation, to, .. } if to.version == version => return generation,
+            ReloadEvent::Reloaded { to, .. } => panic!("reloaded to {}, not {version}", to.version),
+            _ => {}
+        }
+    }
+}
+
+/// What `cargo build` does to a cdylib in `target/`: removes it, then hard-links the
+/// new one from `deps/` in its place.
+fn like_cargo_build(src: &Path, dst: &Path) {
+    let deps = dst.with_extension("deps.so");
+    let _ = std::fs::remove_file(&deps);
+    std::fs::copy(src, &deps).unwrap();
+    std::fs::remove_file(dst).unwrap();
+    std::fs::hard_link(&deps, dst).unwrap();
+}
+
+#[test]
+fn a_watched_plugin_reloads_each_new_build_and_refuses_bad_ones() {
+    let (v1, v2) = (living("1.0.0"), living("2.0.0"));
+    for (mode, loader) in [("in-process", Loader::new()), ("isolated", Loader::new().isolated(isolation()))] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = copy_to(&v1, dir.path(), "watched.so");
+        let plugin: Reloadable<dyn Greeter> = loader.reloadable(&path).unwrap();
+        let events = plugin.events();
+        let _watch = plugin.watch().unwrap();
+
+        cp_over(&v2, &path);
+        reloaded_to(&events, "2.0.0");
+        assert_eq!(plugin.current().greet("a").unwrap(), "Olá, a (v2.0.0)", "{mode}: after cp");
+
+        mv_over(&v1, &path);
+        reloaded_to(&events, "1.0.0");
+
+        std::fs::remove_file(&path).unwrap();
+        std::fs::copy(&v2, &path).unwrap();
+        reloaded_to(&events, "2.0.0");
+
+        like_cargo_build(&v1, &path);
+        reloaded_to(&events, "1.0.0");
+
+        // A bad replacement: refused (once it has settled), the old one serves.
+        let broken = truncated(&v2, dir.path());
+        cp_over(&broken, &path);
+        match next_event(&events) {
+            ReloadEvent::Refused { why, .. } => {
+                assert!(matches!(*why, LoadError::NotALibrary { .. } | LoadError::Damaged { .. }), "{mode}: {why}");
+            }
+            other => panic!("{mode}: {other:?}"),
+        }
+        assert_eq!(plugin.current().greet("b").unwrap(), "Olá, b (v1.0.0)", "{mode}: after a refusal");
+        // An incompatible build: refused too.
+        cp_over(&cdylib("wrong-abi"), &path);
+        loop {
+            match next_event(&events) {
+                ReloadEvent::Refused { why, .. } if matches!(*why, LoadError::AbiMismatch { .. }) => break,
+                ReloadEvent::Refused { .. } => {}
+                other => panic!("{mode}: {other:?}"),
+            }
+        }
+        // And a good one after them.
+        cp_over(&v2, &path);
+        let generation = reloaded_to(&events, "2.0.0");
+        assert_eq!(plugin.generation(), generation, "{mode}");
+        assert_eq!(plugin.current().greet("c").unwrap(), "Olá, c (v2.0.0)", "{mode}");
+    }
+}

@@ -1,0 +1,146 @@
+//! Fixture: a living plugin. Its version is `LIVING_VERSION` at build time (cargo
+//! `--config 'env.LIVING_VERSION="2.0.0"'`), `1.0.0` without it, so tests build
+//! several versions of the same crate and replace one with another under a host.
+//! Exports `living_api::Living` (named `living`) and `pluginapi::Greeter` (named
+//! `living-greeter`, for the seed's host binary).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use living_api::{Counter, Living};
+use pluginapi::Greeter;
+
+/// This build's version.
+const VERSION: &str = match option_env!("LIVING_VERSION") {
+    Some(v) => v,
+    None => "1.0.0",
+};
+
+#[derive(Default)]
+struct Alive {
+    total: AtomicU64,
+}
+
+impl Alive {
+    /// Starts from the total a predecessor handed over, if any.
+    fn new(context: &tomada::Context) -> Self {
+        let total = std::str::from_utf8(context.bytes()).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+        Alive { total: AtomicU64::new(total) }
+    }
+}
+
+struct Count(AtomicU64);
+
+impl Counter for Count {
+    fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+    fn version(&self) -> String {
+        VERSION.into()
+    }
+}
+
+impl Living for Alive {
+    fn version(&self) -> String {
+        VERSION.into()
+    }
+    fn counter(&self, start: u64) -> Box<dyn Counter> {
+        Box::new(Count(AtomicU64::new(start)))
+    }
+    fn wait_for(&self, path: &str) -> bool {
+        living_wait_for(path)
+    }
+    fn add(&self, n: u64) -> u64 {
+        self.total.fetch_add(n, Ordering::SeqCst) + n
+    }
+    fn state(&self) -> Vec<u8> {
+        self.total.load(Ordering::SeqCst).to_string().into_bytes()
+    }
+    fn hazard(&self, which: &str) -> bool {
+        hazards::leave(which)
+    }
+}
+
+/// A frame with a name of its own in a backtrace (the gdb test looks for it).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "Rust" fn living_wait_for(path: &str) -> bool {
+    // Says it is inside the call (the test attaches gdb only then).
+    let _ = std::fs::write(format!("{path}.in"), b"");
+    let path = std::path::Path::new(path);
+    for _ in 0..60_000 {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
+
+#[derive(Default)]
+struct Hello;
+
+impl Greeter for Hello {
+    fn greet(&self, name: &str) -> String {
+        format!("Olá, {name} (v{VERSION})")
+    }
+}
+
+#[cfg(not(unix))]
+mod hazards {
+    /// No hazards here: the unload checks are Linux-only.
+    pub(super) fn leave(_: &str) -> bool {
+        false
+    }
+}
+
+#[cfg(unix)]
+mod hazards {
+    /// Leaves a hazard behind; see `living_api::Living::hazard`.
+    pub(super) fn leave(which: &str) -> bool {
+        match which {
+            "thread" => {
+                // A thread that runs this library's code forever (started for
+                // certain before this returns).
+                let (started, wait) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let _ = started.send(());
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                });
+                wait.recv().is_ok()
+            }
+            "signal" => {
+                extern "C" fn on_signal(_: libc::c_int) {}
+                // SAFETY: installs a handler (a function of this library) for SIGUSR2;
+                // the hazard under test is exactly that it outlives the library.
+                unsafe { libc::signal(libc::SIGUSR2, on_signal as *const () as libc::sighandler_t) };
+                true
+            }
+            "key" => {
+                extern "C" fn on_exit(_: *mut libc::c_void) {}
+                let mut key: libc::pthread_key_t = 0;
+                // SAFETY: creates a key whose destructor is a function of this library,
+                // and gives this thread a value for it (so the destructor runs at its exit).
+                unsafe {
+                    libc::pthread_key_create(&mut key, Some(on_exit));
+                    libc::pthread_setspecific(key, std::ptr::dangling::<libc::c_void>());
+                }
+                true
+            }
+            "tls" => {
+                thread_local! {
+                    static HELD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+                }
+                HELD.with(|h| h.borrow_mut().push(1));
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+tomada::export!(
+    Alive as living_api::Living = Alive::new(&tomada::context()); version = VERSION;
+    Hello as pluginapi::Greeter; name = "living-greeter", version = VERSION
+);
