@@ -139,8 +139,8 @@ fn an_old_version_goes_with_its_last_snapshot_and_object() {
         }
         drop(snapshot);
         // The object still holds version 1.
-        assert_eq!(counter.next(), 5);
-        assert_eq!(counter.version(), "1.0.0");
+        assert_eq!(counter.next().unwrap(), 5);
+        assert_eq!(counter.version().unwrap(), "1.0.0");
         assert_eq!(plugin.current().version().unwrap(), "2.0.0");
         if let Some(pid) = old_pid {
             assert!(!crate::image::is_dead(pid), "{mode}: the old process ended with an object held");
