@@ -814,9 +814,14 @@ fn landlock(sandbox: &Sandbox, plugin: std::os::fd::BorrowedFd<'_>) -> Result<()
         grants.push((sandbox.writable.clone(), write));
     }
     let mut ruleset = created.map_err(|e| reason(&e))?;
-    if sandbox.restrict_reads {
+    // SAFETY: `F_GET_SEALS` reads the descriptor's seals; no memory is passed.
+    let sealed_copy = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&plugin), libc::F_GET_SEALS) } >= 0;
+    if sandbox.restrict_reads && !sealed_copy {
         // The plugin file through the descriptor the host checked (the loader opens
         // `/proc/self/fd/4`, this very inode): nothing about it is looked up by path.
+        // (The host's sealed copy of it, a memfd — see `file.rs` — lives on the
+        // kernel's internal shmem mount, which Landlock does not restrict and takes no
+        // rule on (`EBADFD`): it is readable as it is, and names nothing else.)
         let file_access = read & handled & AccessFs::from_file(abi);
         ruleset = ruleset.add_rule(PathBeneath::new(plugin, file_access)).map_err(|e| reason(&e))?;
     }
