@@ -250,6 +250,20 @@ fn load_group(c: &mut Criterion, name: &str, path: PathBuf, samples: usize) {
     group.bench_function("inspect_and_verify_signature", |b| {
         b.iter(|| policy_loader.inspect(&signed_path).expect("verify greeter"));
     });
+    // The floor of a signed load's hashing: BLAKE2b-512 (what a minisign prehashed
+    // signature signs) of the file's bytes already in memory, with the backend
+    // `blake2b_simd` picks at run time (AVX2 where the CPU has it), and the same with
+    // the file read into memory first (one `std::fs::read`).
+    let bytes = std::fs::read(&signed_path).expect("read the signed copy");
+    group.bench_function("blake2b_in_memory", |b| {
+        b.iter(|| blake2b_simd::Params::new().hash_length(64).hash(black_box(&bytes)));
+    });
+    group.bench_function("read_and_blake2b", |b| {
+        b.iter(|| {
+            let bytes = std::fs::read(black_box(&signed_path)).expect("read the signed copy");
+            blake2b_simd::Params::new().hash_length(64).hash(&bytes)
+        });
+    });
     group.finish();
 }
 

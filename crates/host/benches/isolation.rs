@@ -263,7 +263,7 @@ fn latency_cases(setup: &Setup, label: &str, gaps: &[(Duration, usize)]) {
 }
 
 /// Whether case `name` runs: all do, unless `TOMADA_BENCH_CASES` lists some
-/// (`latency`, `mib`, `threads`, `strict`, `spawn`, `callbacks`).
+/// (`latency`, `mib`, `mib_bytes`, `threads`, `strict`, `spawn`, `callbacks`).
 fn wants(name: &str) -> bool {
     std::env::var("TOMADA_BENCH_CASES").map_or(true, |cases| cases.split(',').any(|c| c.trim() == name))
 }
@@ -323,6 +323,23 @@ fn main() {
         let row = measure(1000, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.greet(&name).unwrap())));
         print("bare ping-pong, 1 MiB each way", &floor, None);
         print("isolated greet, 1 MiB argument and result", &row, Some(&floor));
+    }
+
+    // 1 MiB of bytes each way: `reverse(&[u8]) -> Vec<u8>` of the allround fixture.
+    if wants("mib_bytes") {
+        let path = tomada_test_support::Build::new("allround").release().cdylib();
+        let iso = Isolation::new().runner(setup.runner.clone());
+        let plugin = tomada_host::load_with::<dyn allround_api::Allround>(&path, &Mode::Isolated(iso)).unwrap();
+        let child = plugin.process_id().unwrap();
+        let bytes = vec![7u8; MIB];
+        assert_eq!(plugin.reverse(&bytes).unwrap().len(), MIB);
+        let mut bare = Bare::start();
+        bare.round_trip(&bytes);
+        let floor = measure(1000, Duration::ZERO, &[bare.pid()], || bare.round_trip(&bytes));
+        let row =
+            measure(1000, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.reverse(&bytes).unwrap())));
+        print("bare ping-pong, 1 MiB each way", &floor, None);
+        print("isolated reverse(&[u8]) -> Vec<u8>, 1 MiB", &row, Some(&floor));
     }
 
     // Threads sharing one isolated plugin; the floor: as many bare pairs.

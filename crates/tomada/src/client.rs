@@ -233,7 +233,12 @@ pub fn current_keepalive() -> Option<Keepalive> {
 /// `encode` writes the arguments. If the method passes trait objects (`objects`),
 /// those among the arguments are exported to the channel's peer (a `&dyn C` for this
 /// call only), and those in the result are bound to it (see [`crate::remote`]).
-#[inline]
+///
+/// Out of line and cold: the generated client method keeps only its in-process case
+/// in line (a call through the vtable, as short as a bare one), and jumps here for an
+/// isolated plugin, whose call costs microseconds anyway.
+#[cold]
+#[inline(never)]
 pub fn remote_call<R: Abi>(
     channel: &dyn Channel,
     method: u32,

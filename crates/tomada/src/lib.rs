@@ -251,7 +251,7 @@ pub mod __private {
     };
     pub use crate::implemented::Implemented;
     pub use crate::interface::{ContractDesc, FieldDesc, MethodDesc, Style, TypeDesc, TypeRef, VariantDesc};
-    pub use crate::logging::__enter as enter;
+    pub use crate::logging::{__enter as enter, __several as several};
     pub use crate::object::{Leaked, release_boxed};
     pub use crate::remote::{Exported, decode_remote, encode_borrowed, encode_exported};
     pub use crate::wire::{Reader, WireError, bad_variant, put_variant};

@@ -175,13 +175,24 @@ pub struct Entered {
 }
 
 impl Drop for Entered {
+    // In line: while one export is loaded (`saved` is `None`) a call's guard costs one
+    // test and no call; the restore is out of line.
+    #[inline]
     fn drop(&mut self) {
         if let Some(saved) = self.saved {
-            let _ = CURRENT.try_with(|c| c.set(saved));
+            restore(saved);
         }
     }
 }
 
+#[cold]
+#[inline(never)]
+fn restore(saved: Current) {
+    let _ = CURRENT.try_with(|c| c.set(saved));
+}
+
+#[cold]
+#[inline(never)]
 fn enter(now: Current) -> Entered {
     Entered { saved: Some(CURRENT.try_with(|c| c.replace(now)).unwrap_or(now)) }
 }
@@ -190,12 +201,22 @@ fn enter(now: Current) -> Entered {
 /// thread until the guard drops are named after the export whose instance (or object)
 /// `this` is. Free (one relaxed load) while only one export of the library is loaded.
 #[doc(hidden)]
-#[inline]
+#[inline(always)]
 pub fn __enter(this: *const c_void) -> Entered {
     if !SEVERAL.load(Ordering::Relaxed) {
         return Entered { saved: None };
     }
     enter(Current { instance: this, name: None })
+}
+
+/// Whether instances of more than one export of this library have lived at once: the
+/// generated shim of every method tests it on entry (one relaxed load) and, only then,
+/// runs the method out of line under [`__enter`]. Until then the shim is the method's
+/// body alone, with no guard and no stack frame of its own.
+#[doc(hidden)]
+#[inline(always)]
+pub fn __several() -> bool {
+    SEVERAL.load(Ordering::Relaxed)
 }
 
 /// As [`__enter`], for an export's constructor and destructor, by the export's name.

@@ -452,4 +452,38 @@ mod tests {
         (7u8, "x".to_owned()).encode(&mut pair);
         assert_eq!(<(u8, String)>::decode_owned(pair), Ok((7, "x".to_owned())));
     }
+
+    #[test]
+    fn a_whole_bytes_answer_keeps_its_buffer_and_is_checked() {
+        use crate::Abi;
+        let mut bytes = Vec::new();
+        vec![1u8, 2, 255].encode(&mut bytes);
+        let ptr = bytes.as_ptr();
+        let v = Vec::<u8>::decode_owned(bytes).unwrap();
+        assert_eq!(v, [1, 2, 255]);
+        assert_eq!(v.as_ptr(), ptr, "the same buffer, not a copy");
+        let mut signed = Vec::new();
+        vec![-1i8, 5].encode(&mut signed);
+        assert_eq!(Vec::<i8>::decode_owned(signed), Ok(vec![-1, 5]));
+        let mut empty = Vec::new();
+        Vec::<u8>::new().encode(&mut empty);
+        assert_eq!(Vec::<u8>::decode_owned(empty), Ok(Vec::new()));
+
+        let mut left_over = Vec::new();
+        vec![1u8].encode(&mut left_over);
+        left_over.push(0);
+        assert!(Vec::<u8>::decode_owned(left_over).is_err(), "a byte left over");
+        let mut short = Vec::new();
+        put_len(&mut short, 3);
+        short.push(1);
+        assert!(Vec::<u8>::decode_owned(short).is_err(), "fewer bytes than the length says");
+        assert!(Vec::<u8>::decode_owned(vec![1, 0]).is_err(), "a length cut short");
+        // Wider elements and nested vectors still go through the reader.
+        let mut wide = Vec::new();
+        vec![1u32, 2].encode(&mut wide);
+        assert_eq!(Vec::<u32>::decode_owned(wide), Ok(vec![1, 2]));
+        let mut nested = Vec::new();
+        vec![vec![3u8]].encode(&mut nested);
+        assert_eq!(Vec::<Vec<u8>>::decode_owned(nested), Ok(vec![vec![3]]));
+    }
 }

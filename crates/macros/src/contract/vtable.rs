@@ -47,12 +47,38 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
                 })
             }
         };
+        let named = format_ident!("__tomada_named_{}", ident);
+        let inner = format_ident!("__tomada_body_{}", ident);
         shims.push(quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments, clippy::undocumented_unsafe_blocks)]
             unsafe extern "C" fn #shim<T: #trait_ident>(#params) -> ::tomada::__private::Status {
+                // Logs are named after the export `this` is: only once two exports are
+                // loaded, out of line (a tail call with the same arguments); until then
+                // this is the method's body alone.
+                if ::tomada::__private::several() {
+                    // SAFETY: the same arguments, under the same contract.
+                    return unsafe { Self::#named::<T>(this, #(#locals,)* out, panic) };
+                }
+                // SAFETY: the same arguments, under the same contract.
+                unsafe { Self::#inner::<T>(this, #(#locals,)* out, panic) }
+            }
+
+            #[doc(hidden)]
+            #[cold]
+            #[inline(never)]
+            #[allow(clippy::too_many_arguments, clippy::undocumented_unsafe_blocks)]
+            unsafe extern "C" fn #named<T: #trait_ident>(#params) -> ::tomada::__private::Status {
                 // Records the method logs are named after the export `this` is.
                 let _entered = ::tomada::__private::enter(this);
+                // SAFETY: the same arguments, under the same contract.
+                unsafe { Self::#inner::<T>(this, #(#locals,)* out, panic) }
+            }
+
+            #[doc(hidden)]
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments, clippy::undocumented_unsafe_blocks)]
+            unsafe fn #inner<T: #trait_ident>(#params) -> ::tomada::__private::Status {
                 // SAFETY: the host calls with writable `out`/`panic`, the instance made
                 // by this plugin's `create` (a `T`), and arguments made by the same
                 // `Arg` impls (the fingerprints matched) that live for the call (for an

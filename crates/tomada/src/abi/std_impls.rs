@@ -223,6 +223,35 @@ unsafe impl<T: Abi> Abi for Vec<T> {
     fn decode(r: &mut Reader<'_>) -> Result<Vec<T>, WireError> {
         decode_vec(r)
     }
+    #[inline]
+    fn decode_owned(bytes: Vec<u8>) -> Result<Vec<T>, WireError> {
+        // Bytes (`Vec<u8>`, `Vec<i8>`): the answer's buffer becomes the vector, as a
+        // `String`'s does — no second buffer of the answer's size, no fresh pages.
+        if T::PLAIN && size_of::<T>() == 1 && align_of::<T>() == 1 && T::WIRE_MIN == 1 {
+            return vec_of_bytes_owned(bytes);
+        }
+        let mut r = Reader::new(&bytes);
+        let value = decode_vec(&mut r)?;
+        r.finish()?;
+        Ok(value)
+    }
+}
+
+/// [`Abi::decode_owned`] of a `Vec<T>` of a plain one-byte `T`: the answer's buffer
+/// without its 8-byte length.
+fn vec_of_bytes_owned<T: Abi>(mut bytes: Vec<u8>) -> Result<Vec<T>, WireError> {
+    debug_assert!(T::PLAIN && size_of::<T>() == 1 && align_of::<T>() == 1);
+    let mut r = Reader::new(&bytes);
+    let len = r.len(1)?;
+    if len != r.remaining().len() {
+        return Err(WireError::Malformed("bytes left over after a sequence"));
+    }
+    bytes.drain(..8);
+    let mut bytes = std::mem::ManuallyDrop::new(bytes);
+    // SAFETY: `T` is plain (every byte is a valid `T`) with the size and alignment of
+    // `u8`, so the buffer's allocation has `T`'s layout for the same capacity and its
+    // `len` initialised bytes are `len` valid `T`s; the `Vec<u8>` is not dropped.
+    Ok(unsafe { Vec::from_raw_parts(bytes.as_mut_ptr().cast::<T>(), bytes.len(), bytes.capacity()) })
 }
 
 // SAFETY: as `Vec<T>`, through one.
