@@ -40,6 +40,7 @@ use super::Sandbox;
 
 /// Why the plugin's process could not be contained.
 #[derive(Debug, thiserror::Error)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (made by Linux's containment only)
 pub(crate) enum ContainError {
     /// `unshare` refused (user namespaces disabled, or not Linux).
     #[error("cannot create the plugin's namespaces (PID, IPC{net}): {source}")]

@@ -63,10 +63,12 @@ pub(crate) type Wire =
 
 /// The uid and gid a sandboxed plugin runs as on a root host, unless
 /// [`Sandbox::run_as`] says otherwise: `nobody`'s.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (the sandbox is Linux's)
 pub(crate) const UNPRIVILEGED_ID: u32 = 65534;
 
 /// How many processes (threads included) a sandboxed plugin's uid may have, unless
 /// [`Sandbox::max_processes`] says otherwise.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (the sandbox is Linux's)
 pub(crate) const DEFAULT_MAX_PROCESSES: u64 = 256;
 
 impl Sandbox {
@@ -246,6 +248,7 @@ const SYSTEM_LIBRARIES: &[&str] = &[
 /// Why a sandbox could not be applied (the runner reports it as
 /// [`LoadError::Isolation`](crate::LoadError::Isolation)).
 #[derive(Debug, thiserror::Error)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (most are made on Linux only)
 pub(crate) enum SandboxError {
     /// The seccomp filter could not be built or installed.
     #[error("cannot apply the system-call sandbox (seccomp): {0}")]
