@@ -8,6 +8,7 @@ mod asyncs;
 mod compiler;
 mod contract_only;
 mod damage;
+#[cfg(unix)]
 mod errors;
 mod evolve;
 #[cfg(unix)]

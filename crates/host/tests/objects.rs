@@ -64,6 +64,7 @@ type Load = fn() -> Plugin<dyn Indexer>;
 /// Waits for `done` (at most `HANG_GUARD`: a guard, not a measure of speed), running
 /// `meanwhile` between looks (a call, so the host reads what an isolated plugin sent
 /// between calls).
+#[cfg_attr(not(unix), allow(dead_code))] // (used by the isolated tests)
 fn eventually(done: impl Fn() -> bool, meanwhile: impl Fn()) {
     let until = std::time::Instant::now() + tomada_test_support::HANG_GUARD;
     while !done() && std::time::Instant::now() < until {
@@ -453,6 +454,7 @@ enum Fault {
     /// `Indexer::sabotage`: every method of the instance and of its objects panics.
     Panic,
     /// SIGKILL to the plugin's process (isolated only).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Kill,
 }
 

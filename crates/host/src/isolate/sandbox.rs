@@ -988,12 +988,12 @@ pub(crate) fn kernel_abi() -> i64 {
     v.max(0)
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) fn apply(_: &Sandbox, _: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
     Err(SandboxError::Unsupported)
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) fn drop_privileges(_: &Sandbox, _: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
     Err(SandboxError::Unsupported)
 }
