@@ -41,6 +41,16 @@ pub fn block<'a>(r: &mut Reader<'a>) -> Result<Reader<'a>, WireError> {
     r.sub(n)
 }
 
+/// Skips a block whose fields this side does not read (a variant it does not know).
+///
+/// # Errors
+/// If the bytes end early or the length is impossible.
+#[inline]
+pub fn skip_block(r: &mut Reader<'_>) -> Result<(), WireError> {
+    let n = r.len(1)?;
+    r.take(n).map(drop)
+}
+
 /// Ends the reading of a block made by [`block`]: what decoding its fields allocated
 /// counts against the outer reader's budget.
 #[inline]

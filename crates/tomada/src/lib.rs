@@ -238,7 +238,7 @@ pub mod __private {
     pub use crate::{block, call, client, descriptor, fallback, ffi, fingerprint, logging, remote};
 
     pub use crate::abi::SliceStore;
-    pub use crate::block::{VARIANT_BLOCK, begin_block, block, end_block, end_block_read};
+    pub use crate::block::{VARIANT_BLOCK, begin_block, block, end_block, end_block_read, skip_block};
     pub use crate::call::{__finish as finish, __shim as shim};
     pub use crate::client::{
         Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method,

@@ -239,7 +239,11 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn sub(&mut self, n: usize) -> Result<Reader<'a>, WireError> {
         let bytes = self.take(n)?;
-        Ok(Reader { bytes, ..*self })
+        let sub = Reader { bytes, ..*self };
+        // The budget moves to the sub-reader until it is given back: what it allocates
+        // is charged here even when its decode fails before [`Reader::rejoin`].
+        self.budget = 0;
+        Ok(sub)
     }
 
     /// Takes back a reader made by [`Reader::sub`]: what it charged is charged here.

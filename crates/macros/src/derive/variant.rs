@@ -156,7 +156,7 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
             })
         } else {
             quote!(if __tomada_blocked {
-                ::tomada::__private::block(r)?;
+                ::tomada::__private::skip_block(r)?;
             })
         };
         decode.push(quote!(#index => { #check #read #build }));
@@ -172,7 +172,7 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
             let o = &v.ident;
             quote!({
                 if __tomada_blocked {
-                    ::tomada::__private::block(r)?;
+                    ::tomada::__private::skip_block(r)?;
                 }
                 Self::#o
             })
