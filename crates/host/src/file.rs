@@ -23,7 +23,8 @@
 //!   lives) opens `/proc/<pid>/fd/N` and reads the very bytes that run — with
 //!   `/proc/self/fd/N`, gdb opened a descriptor of its *own* and hung on it.
 //!   (perf names frames by the mapping's file, `/memfd:tomada:<file name>`, which it
-//!   cannot open: `perf report` shows addresses in it, not names.)
+//!   cannot open; it names them by build ID with `perf record --buildid-mmap` and the
+//!   build in its build-id cache: see docs/living.md.)
 //!
 //!   glibc matches libraries *by name* before opening anything, so a name must never
 //!   be reused while a library of that name is still in the link map:

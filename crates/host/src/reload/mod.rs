@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tomada::{Contract, Info};
@@ -77,6 +78,10 @@ pub enum ReloadEvent {
         from: Info,
         /// The version serving from now on.
         to: Info,
+        /// How long the swap itself took: from the new version loaded, checked and
+        /// started to new calls going to it (one atomic pointer swap, which waits
+        /// for no call in flight).
+        swap: Duration,
     },
     /// A new file was refused; the version that served keeps serving.
     Refused {
@@ -216,8 +221,11 @@ impl<C: ?Sized + Contract> Shared<C> {
         match load_version::<C>(loader, &self.path) {
             Ok(plugin) => {
                 let to = plugin.info().clone();
-                let old = self.current.swap(Arc::new(plugin));
+                let plugin = Arc::new(plugin);
+                let started = Instant::now();
+                let old = self.current.swap(plugin);
                 let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                let swap = started.elapsed();
                 let from = old.info().clone();
                 // The old version goes when its last snapshot, call and object do.
                 drop(old);
@@ -227,9 +235,10 @@ impl<C: ?Sized + Contract> Shared<C> {
                     generation,
                     from = %from.version,
                     to = %to.version,
+                    swap_ns = swap.as_nanos() as u64,
                     "plugin reloaded"
                 );
-                self.emit(ReloadEvent::Reloaded { generation, from, to });
+                self.emit(ReloadEvent::Reloaded { generation, from, to, swap });
                 Ok(generation)
             }
             Err(e) => {
