@@ -6,10 +6,15 @@
 //!   `dlopen("/proc/<pid>/fd/N")` + `dlclose` — the route it takes now;
 //! - `tomada_load`: `tomada_host::load` + drop (sealed: inspection, checks, load,
 //!   create, destroy, the unload's hazard checks, unload);
-//! - `sealed_copy_only`: the sealed copy alone (`open`, `memfd_create`, copy, seals).
+//! - `sealed_copy_only`: the sealed copy alone (`open`, `memfd_create`, copy, seals);
+//! - `sealed_copy_fallocate`: the same with the `memfd`'s pages allocated first
+//!   (`fallocate`) and `sendfile` straight away (no `copy_file_range` tried first): a
+//!   cheaper copy, if the kernel's per-page work could be batched;
+//! - `read_only`: `open` + reading the file into a buffer (no `memfd`): what copying
+//!   the bytes costs without the `memfd`'s pages.
 //!
 //! The load before the sealed copy is estimated as `tomada_load - (sealed_dlopen -
-//! fd_dlopen)`. Rounds interleave the four (so drift in the machine's load affects
+//! fd_dlopen)`. Rounds interleave them all (so drift in the machine's load affects
 //! them alike); each iteration loads a distinct copy (glibc would return an open
 //! library again). Run: `cargo bench -p tomada-host --bench sealed`.
 
@@ -39,14 +44,28 @@ fn dl(name: &str) {
     }
 }
 
-fn sealed(path: &Path) -> std::fs::File {
+fn sealed(path: &Path, presized: bool) -> std::fs::File {
     let file = std::fs::File::open(path).unwrap();
     // SAFETY: creates a new memfd; the name is NUL-terminated.
     let fd = unsafe { libc::memfd_create(c"bench".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     assert!(fd >= 0);
     // SAFETY: a fresh descriptor, owned here.
     let mut copy = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std::io::copy(&mut &file, &mut copy).unwrap();
+    if presized {
+        let len = file.metadata().unwrap().len();
+        // SAFETY: allocates the memfd's pages; both descriptors are open.
+        assert_eq!(unsafe { libc::fallocate(copy.as_raw_fd(), 0, 0, len as libc::off_t) }, 0);
+        let mut offset: libc::off_t = 0;
+        while (offset as u64) < len {
+            // SAFETY: copies from `file` at `offset` into the memfd; both are open.
+            let n = unsafe {
+                libc::sendfile(copy.as_raw_fd(), file.as_raw_fd(), &mut offset, len as usize - offset as usize)
+            };
+            assert!(n > 0);
+        }
+    } else {
+        std::io::copy(&mut &file, &mut copy).unwrap();
+    }
     let all = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
     // SAFETY: seals the memfd made above.
     assert_eq!(unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, all) }, 0);
@@ -60,8 +79,16 @@ fn run() {
     let src = Build::new("greeter").release().cdylib();
     let dir = tempfile::tempdir().unwrap();
     let pid = std::process::id();
-    let mut totals = [Duration::ZERO; 5];
-    let names = ["raw_dlopen", "fd_dlopen", "sealed_dlopen", "tomada_load", "sealed_copy_only"];
+    let mut totals = [Duration::ZERO; 7];
+    let names = [
+        "raw_dlopen",
+        "fd_dlopen",
+        "sealed_dlopen",
+        "tomada_load",
+        "sealed_copy_only",
+        "sealed_copy_fallocate",
+        "read_only",
+    ];
     for round in 0..ROUNDS {
         for (k, total) in totals.iter_mut().enumerate() {
             let copies: Vec<PathBuf> = (0..PER_ROUND)
@@ -76,11 +103,18 @@ fn run() {
                         dl(&format!("/proc/self/fd/{}", f.as_raw_fd()));
                     }
                     2 => {
-                        let f = sealed(copy);
+                        let f = sealed(copy, false);
                         dl(&format!("/proc/{pid}/fd/{}", f.as_raw_fd()));
                     }
                     3 => drop(tomada_host::load::<dyn Greeter>(copy).unwrap()),
-                    _ => drop(sealed(copy)),
+                    4 => drop(sealed(copy, false)),
+                    5 => drop(sealed(copy, true)),
+                    _ => {
+                        use std::io::Read;
+                        let mut bytes = Vec::new();
+                        std::fs::File::open(copy).unwrap().read_to_end(&mut bytes).unwrap();
+                        drop(bytes);
+                    }
                 }
             }
             *total += start.elapsed();
@@ -99,5 +133,7 @@ fn run() {
     println!("tomada_load (sealed) / raw_dlopen: {:.2}x", each[3].as_secs_f64() / raw);
     println!("estimated load before the sealed copy / raw_dlopen: {:.2}x", before / raw);
     println!("sealed_dlopen / fd_dlopen: {:.2}x", each[2].as_secs_f64() / each[1].as_secs_f64());
+    println!("sealed_copy_fallocate / sealed_copy_only: {:.2}x", each[5].as_secs_f64() / each[4].as_secs_f64());
+    println!("read_only / sealed_copy_only: {:.2}x", each[6].as_secs_f64() / each[4].as_secs_f64());
     println!("size of the copied file: {} bytes", std::fs::metadata(&src).unwrap().len());
 }

@@ -121,8 +121,19 @@ struct Watched {
 
 impl Watched {
     fn concerns(&self, event: &notify::Event) -> bool {
+        use notify::EventKind;
+        use notify::event::{AccessKind, AccessMode};
+        // An open, a read or a close after reading changes nothing, and this watch's
+        // own reads (and the loader's) make them: counted, they woke the watch again
+        // after every look, so it re-read the file every few hundred milliseconds for
+        // good and took a file whose writing began meanwhile without its quiet period.
+        let writes = match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) => false,
+            _ => true,
+        };
         event.need_rescan()
-            || event.paths.iter().any(|p| p.file_name().is_some_and(|n| self.names.iter().any(|m| m == n)))
+            || (writes && event.paths.iter().any(|p| p.file_name().is_some_and(|n| self.names.iter().any(|m| m == n))))
     }
 }
 
