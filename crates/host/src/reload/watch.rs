@@ -14,9 +14,12 @@ use tomada::Contract;
 
 use super::Shared;
 
-/// How long the directory must be quiet (no event for the plugin's file) before the
-/// file counts as written: a build writing it, a `cp` in progress, a delete followed
-/// by a create each make a burst of events, handled as one.
+/// How long each change to the plugin's file is held before it is acted on
+/// (`notify-debouncer-full` hands an event on once it is this old, with the others
+/// old enough by then): a build writing the file, a `cp` in progress, a delete
+/// followed by a create each make a burst of events, mostly handled as one. A file
+/// still being written when the first of them is handed on is caught by `settled`
+/// and the second look at a file that does not inspect.
 const SETTLE: Duration = Duration::from_millis(150);
 
 /// A watch of a [`Reloadable`](super::Reloadable)'s file, made by
@@ -24,12 +27,12 @@ const SETTLE: Duration = Duration::from_millis(150);
 ///
 /// The file's *directory* is watched (not the file), so a watch survives the file
 /// being renamed over (`mv`), deleted and created again, or rewritten by a build
-/// (`cargo build` removes the old file and links a new one in). After each burst of
-/// events for the file (or its signature, `FILE.minisig`) has been quiet for a
-/// moment, the file is read whole and hashed, and counts as settled only if its size,
+/// (`cargo build` removes the old file and links a new one in). A moment after each
+/// change to the file (or its signature, `FILE.minisig`; opening or reading them is
+/// not a change), the file is read whole and hashed, and counts as settled only if its size,
 /// modification time and identity did not change meanwhile (a file still being
 /// written is left for its next event; so is an empty file, and a file that does not
-/// inspect is given one more quiet period to change). Settled contents already serving, or already
+/// inspect is given another moment to change). Settled contents already serving, or already
 /// tried, are not loaded again. Anything else is [`reload`](super::Reloadable::reload)ed:
 /// every check applies, and the outcome is a [`ReloadEvent`](super::ReloadEvent)
 /// (`Reloaded` or `Refused`). A deleted file leaves the version serving as it is.
