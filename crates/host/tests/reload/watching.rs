@@ -83,3 +83,38 @@ fn a_watched_plugin_reloads_each_new_build_and_refuses_bad_ones() {
         assert_eq!(plugin.current().greet("c").unwrap(), "Olá, c (v2.0.0)", "{mode}");
     }
 }
+
+/// A watch leaves a file nobody changes alone: opening and reading it (the watch's own
+/// reads, the loader's) are not changes. Before, each of the watch's looks at the
+/// file was an event that made the next look, so it re-read the file about five
+/// times a second for as long as it ran. Counted with an inotify watch of our own:
+/// with no write at all, nothing may open the file. (A pass does not depend on
+/// timing; the second below only gives the old loop time to show itself.)
+#[test]
+fn a_watch_does_not_wake_itself_by_reading_the_file() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_to(&living("1.0.0"), dir.path(), "untouched.so");
+    let plugin: Reloadable<dyn Greeter> = Loader::new().reloadable(&path).unwrap();
+    // `watch()` looks at the file once before it returns.
+    let _watch = plugin.watch().unwrap();
+    // SAFETY: a new inotify descriptor, owned below.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just returned and is owned by nobody else.
+    let inotify = unsafe { OwnedFd::from_raw_fd(fd) };
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: watches the file's opens; `name` is NUL-terminated.
+    let wd = unsafe { libc::inotify_add_watch(fd, name.as_ptr(), libc::IN_OPEN) };
+    assert!(wd >= 0, "{}", std::io::Error::last_os_error());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut buf = [0u8; 4096];
+    // SAFETY: reads at most `buf.len()` bytes into `buf` from the descriptor owned above.
+    let read = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    let err = std::io::Error::last_os_error();
+    assert!(read < 0 && err.kind() == std::io::ErrorKind::WouldBlock, "the file was opened ({read} bytes of events)");
+    drop(inotify);
+    assert_eq!(plugin.generation(), 1);
+}
