@@ -14,8 +14,10 @@
 //! *current peer*: set for the duration of a remote call by [`crate::client::remote_call`]
 //! (and by a runner while it serves a request), or, in a plugin's process, the one the
 //! runner handed over when it attached the plugin ([`PeerFns`], through
-//! [`HostServices`](crate::logging::HostServices)). Nothing here is used by
-//! in-process calls.
+//! [`HostServices`](crate::logging::HostServices)). In-process, this is used only
+//! where a host calls a plugin by byte form (their types differ across minor
+//! versions): both sides then share one table, the host's, and the plugin is handed
+//! functions to reach it as a runner's.
 //!
 //! An owner keeps what it exported in a [`Table`]. A lent object is borrowed: its
 //! owner drops it once the lending call returns, so the table guarantees that no
