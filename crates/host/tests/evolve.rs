@@ -451,6 +451,11 @@ mod objects {
         // the plugin's `trail` (a handle, through the trait) and `name`.
         let paced = super::matrix::block_on(plugin.pace(3)).unwrap();
         assert_eq!(paced, if newer { "plugin 1.1 paced 3" } else { "host default: 4 by walk 1.0" }, "{ctx}");
+        // Default bodies whose results hold objects: handles here, as from the plugin.
+        let short = plugin.shortcut(step(5, "a")).unwrap().expect("a trail");
+        assert_eq!(short.next(step(1, "b")).unwrap(), step(6, if newer { "b+" } else { "unnamed" }), "{ctx}");
+        let later = super::matrix::block_on(plugin.shortcut_later(step(7, "a"))).unwrap();
+        assert_eq!(later.mood().unwrap(), if newer { Mood::Giddy("yes".into()) } else { Mood::Calm }, "{ctx}");
         if matches!(mode, Mode::InProcess) {
             drop(plugin);
             assert_eq!(trail.next(step(2, "c")).unwrap(), step(7, if newer { "c+" } else { "unnamed" }), "{ctx}");

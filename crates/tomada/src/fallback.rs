@@ -25,10 +25,7 @@ pub fn fallback<R>(method: &'static str, f: impl FnOnce() -> R) -> Result<R, Cal
 ///
 /// Hand-written rather than `futures`' `catch_unwind`: tomada depends on no executor
 /// crate, and this is one `catch_unwind` around one `poll`.
-pub fn fallback_async<'a, R: Send + 'a>(
-    method: &'static str,
-    body: BoxFuture<'a, R>,
-) -> BoxFuture<'a, Result<R, CallError>> {
+pub fn fallback_async<'a, R: 'a>(method: &'static str, body: BoxFuture<'a, R>) -> BoxFuture<'a, Result<R, CallError>> {
     Box::pin(Fallback { method, body: Some(body) })
 }
 

@@ -60,21 +60,34 @@ pub(crate) fn missing(parts: &Parts, sig: &Sig) -> TokenStream {
     let stand_in = stand_in(parts);
     let fallback = format_ident!("__tomada_fallback_{}", m.ident);
     let locals = &sig.locals;
+    // Where the client's method gives handles (a generic call, see `client`), the
+    // body's trait objects become them through their shared `#[repr(C)]` form.
+    let ret_static = &sig.ret_static;
+    let to_host_form = |value: TokenStream| match super::handle::host_form(&m.ret) {
+        None => value,
+        Some(_) => quote! {{
+            let value = #value;
+            // SAFETY: `__R` has the declared result's `#[repr(C)]` form (the generic
+            // call's bound), and reads exactly what its `Abi` impl writes: a handle
+            // crosses as the trait object it stands for.
+            unsafe { <__R as ::tomada::Abi>::from_ffi(<#ret_static as ::tomada::Abi>::into_ffi(value)) }
+        }},
+    };
     if m.is_async {
+        let value = to_host_form(quote!(<#stand_in as #trait_ident>::#fallback(&this, #(#locals),*).await));
         // The stand-in lives in the future, which borrows the client for as long.
         return quote! {
             ::tomada::CallFuture::remote(::tomada::__private::fallback_async(#name_str, {
                 let this = #stand_in(self);
-                ::std::boxed::Box::pin(async move {
-                    <#stand_in as #trait_ident>::#fallback(&this, #(#locals),*).await
-                })
+                ::std::boxed::Box::pin(async move { #value })
             }))
         };
     }
+    let value = to_host_form(quote!(<#stand_in as #trait_ident>::#fallback(&this, #(#locals),*)));
     quote! {
         ::tomada::__private::fallback(#name_str, || {
             let this = #stand_in(self);
-            <#stand_in as #trait_ident>::#fallback(&this, #(#locals),*)
+            #value
         })
     }
 }

@@ -52,4 +52,14 @@ pub trait Walk {
         let end = self.trail(Step { n: 1, name: "pace".into() }).next(Step { n: steps, name: String::new() });
         format!("host default: {} by {}", end.n, self.name())
     }
+    /// A trail from `from`, and the way this one went, as objects; the host runs this
+    /// body for a 1.0 plugin (its result becomes handles there).
+    #[tomada(since = 1)]
+    fn shortcut(&self, from: Step) -> Option<Box<dyn Trail>> {
+        Some(self.trail(from))
+    }
+    #[tomada(since = 1)]
+    async fn shortcut_later(&self, from: Step) -> Box<dyn Trail> {
+        self.trail(from)
+    }
 }
