@@ -59,12 +59,12 @@ impl Channel for LocalBytes {
     fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
         let mut out = MaybeUninit::uninit();
         let mut panic = MaybeUninit::uninit();
+        // The peer is current while the plugin runs: objects the host's callbacks
+        // receive from it (on this thread) are bound to it.
         // SAFETY: `dispatch` and `this` are the loaded plugin's (the `Plugin` holding
         // this channel keeps them alive while its client calls); the arguments live for
         // the call; `out` and `panic` are writable. The dispatch function catches the
         // plugin's panics.
-        // The peer is current while the plugin runs: objects the host's callbacks
-        // receive from it (on this thread) are bound to it.
         let status = tomada::remote::with_peer(&self.peer, || unsafe {
             (self.dispatch)(self.this, method, RSlice::new(&args), out.as_mut_ptr(), panic.as_mut_ptr())
         });
