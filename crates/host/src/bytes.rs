@@ -77,26 +77,11 @@ impl Channel for LocalBytes {
         Some(Arc::clone(&self.peer))
     }
 
-    /// Runs the call when the future is first polled, on a thread of its own that the
-    /// poll waits for: the plugin's dispatch function drives an `async` method to
-    /// completion itself, with the plugin's own copy of `std` (`thread::current`),
-    /// whose thread-local destructors must run while the library is loaded — so on a
-    /// thread that ends within the call, never on a host thread that outlives the
-    /// plugin. Nothing can call the instance after the `Plugin` (which the future
-    /// borrows) is gone.
+    /// Runs the call on a thread the future joins (see `tomada::client::call_joined`):
+    /// nothing can call the instance after the `Plugin` (which the future borrows) is
+    /// gone.
     fn call_async(self: Arc<Self>, method: u32, args: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
-        Box::pin(async move {
-            std::thread::scope(|s| {
-                let call =
-                    std::thread::Builder::new().name("tomada-call".into()).spawn_scoped(s, || self.call(method, args));
-                match call {
-                    Ok(handle) => handle.join().unwrap_or_else(|payload| {
-                        Err(CallError::Channel { message: tomada::call::panic_message(payload) })
-                    }),
-                    Err(e) => Err(CallError::Channel { message: format!("cannot start a thread for the call: {e}") }),
-                }
-            })
-        })
+        tomada::client::call_joined(self, method, args)
     }
 }
 
@@ -129,6 +114,9 @@ impl Peer for InProcess {
     }
     fn release(&self, id: u64) {
         table().release(id);
+    }
+    fn in_process(&self) -> bool {
+        true
     }
 }
 

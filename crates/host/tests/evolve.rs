@@ -403,6 +403,7 @@ mod objects {
         // An object the plugin made, and a callback into one of its methods.
         let trail = plugin.trail(Step { n: 5 }).unwrap();
         assert_eq!(trail.next(Step { n: 1 }).unwrap(), Step { n: 6 }, "{ctx}");
+        assert_eq!(super::matrix::block_on(trail.later(Step { n: 2 })).unwrap(), Step { n: 7 }, "{ctx}");
         assert_eq!(trail.mood().unwrap(), if newer { Mood::Unknown } else { Mood::Calm }, "{ctx}");
         assert_eq!(trail.visit(&seen).unwrap(), Step { n: 50 }, "{ctx}");
         assert_eq!(seen.seen(), [Step { n: 5 }], "{ctx}");
@@ -438,6 +439,8 @@ mod objects {
         assert_eq!(seen.seen(), [step(1, from), step(2, from)], "{ctx}");
         let trail = plugin.trail(step(5, "a")).unwrap();
         assert_eq!(trail.next(step(1, "b")).unwrap(), step(6, if newer { "b+" } else { "unnamed" }), "{ctx}");
+        let later = super::matrix::block_on(trail.later(step(2, "c"))).unwrap();
+        assert_eq!(later, step(7, if newer { "c+" } else { "unnamed" }), "{ctx}");
         assert_eq!(trail.mood().unwrap(), if newer { Mood::Giddy("yes".into()) } else { Mood::Calm }, "{ctx}");
         // The host's answer `Step { 50, "host" }` loses its name in a 1.0 plugin.
         assert_eq!(trail.visit(&seen).unwrap(), step(50, if newer { "host" } else { "unnamed" }), "{ctx}");

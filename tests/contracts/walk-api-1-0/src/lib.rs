@@ -29,6 +29,8 @@ pub trait Trail {
     fn mood(&self) -> Mood;
     /// Calls `visitor` with the trail's first step; returns what it answered.
     fn visit(&self, visitor: &dyn Visitor) -> Step;
+    /// As `next`, later.
+    async fn later(&self, step: Step) -> Step;
 }
 
 #[tomada::contract(abi = 1, name = "walk::Walk")]

@@ -37,12 +37,16 @@ struct Path {
     start: u64,
 }
 
+#[tomada::implement]
 impl Trail for Path {
     fn next(&self, step: Step) -> Step {
         Step { n: step.n + self.start }
     }
     fn mood(&self) -> Mood {
         Mood::Calm
+    }
+    async fn later(&self, step: Step) -> Step {
+        Step { n: step.n + self.start }
     }
     fn visit(&self, visitor: &dyn Visitor) -> Step {
         visitor.step(Step { n: self.start })

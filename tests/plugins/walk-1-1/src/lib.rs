@@ -41,12 +41,16 @@ struct Path {
     start: u64,
 }
 
+#[tomada::implement]
 impl Trail for Path {
     fn next(&self, step: Step) -> Step {
         Step { n: step.n + self.start, name: format!("{}+", step.name) }
     }
     fn mood(&self) -> Mood {
         Mood::Giddy("yes".into())
+    }
+    async fn later(&self, step: Step) -> Step {
+        Step { n: step.n + self.start, name: format!("{}+", step.name) }
     }
     fn visit(&self, visitor: &dyn Visitor) -> Step {
         visitor.step(Step { n: self.start, name: "plugin".into() })
