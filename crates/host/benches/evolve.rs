@@ -14,6 +14,19 @@
 //! an appended `since` field (`since`) and as a plain field (`plain`): the cost of
 //! the byte form's evolution check on its own. `enum_closed` / `enum_open`: the same
 //! for 1,000 values of an enum of three variants (two unit), closed and open.
+//!
+//! `check_*`: the compatibility check at load (`Loader::inspect` then `check`, no
+//! plugin code run) of a plugin whose contract is the host's (`check_same`: the
+//! fingerprints match, nothing more is compared — what every check cost before
+//! contracts could evolve) and of an older plugin (`check_older_plugin`: the
+//! descriptions are compared member by member under the evolution rules).
+//!
+//! `object_*` / `callback_*`: a call of a contract object's method (`Trail::next`,
+//! taking and returning a `Step` that gained a field in 1.1) and a plugin call that
+//! calls the host's `&dyn Visitor` back twice (`Walk::walk`), on the
+//! `tests/plugins/walk-*` fixtures: host 1.1 with a 1.1 plugin (`_same`, pointer and
+//! vtable), with a 1.0 plugin (`_older_plugin`: types differ, so objects cross by
+//! number and their calls by byte form, in this process), and isolated (`_isolated`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -68,6 +81,15 @@ enum Opened {
     },
     #[tomada(other)]
     Gone,
+}
+
+/// The host's visitor: answers with the step it was given.
+struct Echo;
+
+impl walk_api_1_1::Visitor for Echo {
+    fn step(&self, step: walk_api_1_1::Step) -> walk_api_1_1::Step {
+        step
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -136,6 +158,28 @@ fn bench(c: &mut Criterion) {
             black_box(Vec::<Opened>::decode_owned(out).unwrap())
         })
     });
+    let loader = tomada_host::Loader::new();
+    group.bench_function("check_same", |b| {
+        b.iter(|| black_box(loader.inspect(&v11).unwrap().check::<dyn Shop>().is_ok()))
+    });
+    group.bench_function("check_older_plugin", |b| {
+        b.iter(|| black_box(loader.inspect(&v10).unwrap().check::<dyn Shop>().is_ok()))
+    });
+
+    use walk_api_1_1::{Step, Walk};
+    let w11 = Build::new("walk-1-1").release().cdylib();
+    let w10 = Build::new("walk-1-0").release().cdylib();
+    let walk_same = tomada_host::load_with::<dyn Walk>(&w11, &Mode::InProcess).expect("load walk 1.1");
+    let walk_older = tomada_host::load_with::<dyn Walk>(&w10, &Mode::InProcess).expect("load walk 1.0");
+    let runner = Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into());
+    let walk_isolated =
+        tomada_host::load_with::<dyn Walk>(&w11, &Mode::Isolated(Isolation::new().runner(runner))).expect("isolate");
+    let step = || Step { n: 1, name: "a step".into() };
+    for (name, plugin) in [("same", &walk_same), ("older_plugin", &walk_older), ("isolated", &walk_isolated)] {
+        let trail = plugin.trail(step()).unwrap();
+        group.bench_function(format!("object_{name}"), |b| b.iter(|| black_box(trail.next(step()).unwrap())));
+        group.bench_function(format!("callback_{name}"), |b| b.iter(|| black_box(plugin.walk(&Echo).unwrap())));
+    }
     group.finish();
 }
 

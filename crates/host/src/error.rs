@@ -145,7 +145,7 @@ pub enum LoadError {
     /// The plugin was built against a different definition of the contract that
     /// claims the same ABI number, and not one that differs only by methods appended
     /// in a minor version.
-    #[error("`{}` implements {contract} {plugin_version}, which does not fit this host's {contract} {host_version}: {}; rebuild the plugin against the host's contract crate, or change the contract only in the ways docs/evolution.md allows (anything else needs a new ABI number)", path.display(), differences.join("; "))]
+    #[error("`{}` implements {contract} {plugin_version}, which does not fit this host's {contract} {host_version}: {}; rebuild the plugin against the host's contract crate, or change the contract only in the ways docs/evolution.md allows (anything else needs a new ABI number)", path.display(), joined(differences))]
     LayoutMismatch {
         /// The plugin path.
         path: PathBuf,
@@ -155,9 +155,9 @@ pub enum LoadError {
         plugin_version: String,
         /// The contract version this host was built against.
         host_version: String,
-        /// Every difference, method by method, in words (each a
-        /// [`tomada::interface::Difference`], printed).
-        differences: Vec<String>,
+        /// Every difference, method by method: the member that changed, where inside
+        /// its signature, and how (each prints as a sentence naming the member).
+        differences: Vec<tomada::interface::Difference>,
     },
     /// The plugin was built with `panic = "abort"`: a panic in it would abort the host.
     #[error("`{}` was built with `panic = \"abort\"`, so any panic in it would abort the host; build the plugin with `panic = \"unwind\"`", path.display())]
@@ -306,7 +306,7 @@ impl LoadError {
                 w.tag(12).path(path).str(contract).u32(*expected).u32(*found)
             }
             LayoutMismatch { path, contract, plugin_version, host_version, differences } => {
-                w.tag(13).path(path).str(contract).str(plugin_version).str(host_version).strings(differences)
+                w.tag(13).path(path).str(contract).str(plugin_version).str(host_version).differences(differences)
             }
             PanicAbort { path } => w.tag(14).path(path),
             Open { path, source } => {
@@ -362,7 +362,7 @@ impl LoadError {
                 contract: r.string()?,
                 plugin_version: r.string()?,
                 host_version: r.string()?,
-                differences: r.strings()?,
+                differences: r.differences()?,
             },
             14 => PanicAbort { path },
             15 => {
@@ -759,12 +759,27 @@ fn contract_mismatch(path: &std::path::Path, expected: &str, found: &str, export
 /// `LoadError` holds types no serialisation crate takes as they are (`io::Error`,
 /// `libloading::Error`, `&'static str`), and the two ends are always the same
 /// tomada-host build (the runner checks the protocol version first).
+/// The differences of a [`LoadError::LayoutMismatch`], as one sentence each.
+fn joined(differences: &[tomada::interface::Difference]) -> String {
+    differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
 #[cfg(unix)]
 mod wire {
     use std::io;
     use std::path::PathBuf;
 
+    use tomada::interface::{Change, Difference, Refusal, Side, Style};
+
     use super::{Damage, Exposure, Flaw, NotLibrary, Table};
+
+    /// The words a [`Change`] holds as `&'static str`, each list in one place: a
+    /// word crosses as its place in its list.
+    const MEMBERS: &[&str] = &["method", "field", "variant"];
+    const WHATS: &[&str] = &["fields", "variants"];
+    const KINDS: &[&str] = &["a struct", "an enum", "a contract object"];
+    const STYLES: &[Style] = &[Style::Unit, Style::Tuple, Style::Named];
+    const REFUSALS: &[Refusal] = &[Refusal::NotAppended, Refusal::ClosedEnum, Refusal::NotMarked];
 
     #[derive(Default)]
     pub(super) struct Writer(pub(super) Vec<u8>);
@@ -797,6 +812,46 @@ mod wire {
                 self.str(s);
             }
             self
+        }
+        fn usize(&mut self, n: usize) -> &mut Self {
+            self.u64(n as u64)
+        }
+        fn word(&mut self, all: &[&str], word: &str) -> &mut Self {
+            self.u32(all.iter().position(|w| *w == word).unwrap_or(all.len()) as u32)
+        }
+        fn option(&mut self, s: Option<&String>) -> &mut Self {
+            match s {
+                None => self.tag(0),
+                Some(s) => self.tag(1).str(s),
+            }
+        }
+        pub(super) fn differences(&mut self, list: &[Difference]) -> &mut Self {
+            self.u32(list.len().min(u32::MAX as usize) as u32);
+            for d in list {
+                self.str(&d.method).str(&d.at).change(&d.change);
+            }
+            self
+        }
+        fn change(&mut self, change: &Change) -> &mut Self {
+            match change {
+                Change::Renamed { position, plugin } => self.tag(0).usize(*position).str(plugin),
+                Change::OnlyIn { member, name, side, why } => {
+                    self.tag(1).word(MEMBERS, member).str(name).tag(u8::from(*side == Side::Host)).index(REFUSALS, why)
+                }
+                Change::Retyped { plugin, host } => self.tag(2).str(plugin).str(host),
+                Change::Reordered { what, plugin, host } => self.tag(3).word(WHATS, what).strings(plugin).strings(host),
+                Change::Replaced { member, position, plugin, host } => {
+                    self.tag(4).word(MEMBERS, member).usize(*position).str(plugin).str(host)
+                }
+                Change::Since { plugin, host } => self.tag(5).u32(*plugin).u32(*host),
+                Change::Async { plugin } => self.tag(6).tag(u8::from(*plugin)),
+                Change::Arguments { plugin, host } => self.tag(7).usize(*plugin).usize(*host),
+                Change::Style { plugin, host } => self.tag(8).index(STYLES, plugin).index(STYLES, host),
+                Change::Kind { plugin, host } => self.tag(9).word(KINDS, plugin).word(KINDS, host),
+                Change::Openness { plugin, host } => self.tag(10).option(plugin.as_ref()).option(host.as_ref()),
+                Change::ObjectAbi { plugin, host } => self.tag(11).u32(*plugin).u32(*host),
+                Change::ObjectMethods { plugin, host } => self.tag(12).strings(plugin).strings(host),
+            }
         }
         pub(super) fn io(&mut self, e: &io::Error) -> &mut Self {
             self.u32(e.raw_os_error().map_or(u32::MAX, |n| n as u32));
@@ -900,6 +955,60 @@ mod wire {
             }
             (0..count).map(|_| self.string()).collect()
         }
+        fn usize(&mut self) -> Option<usize> {
+            usize::try_from(self.u64()?).ok()
+        }
+        fn word(&mut self, all: &[&'static str]) -> Option<&'static str> {
+            all.get(self.u32()? as usize).copied()
+        }
+        fn flag(&mut self) -> Option<bool> {
+            match self.u8()? {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            }
+        }
+        fn option(&mut self) -> Option<Option<String>> {
+            Some(if self.flag()? { Some(self.string()?) } else { None })
+        }
+        pub(super) fn differences(&mut self) -> Option<Vec<Difference>> {
+            let count = self.u32()?;
+            // Each takes at least its two lengths and a tag: no count beyond the bytes.
+            if count as usize > self.0.len() / 9 {
+                return None;
+            }
+            (0..count)
+                .map(|_| Some(Difference { method: self.string()?, at: self.string()?, change: self.change()? }))
+                .collect()
+        }
+        fn change(&mut self) -> Option<Change> {
+            Some(match self.u8()? {
+                0 => Change::Renamed { position: self.usize()?, plugin: self.string()? },
+                1 => Change::OnlyIn {
+                    member: self.word(MEMBERS)?,
+                    name: self.string()?,
+                    side: if self.flag()? { Side::Host } else { Side::Plugin },
+                    why: self.index(REFUSALS)?,
+                },
+                2 => Change::Retyped { plugin: self.string()?, host: self.string()? },
+                3 => Change::Reordered { what: self.word(WHATS)?, plugin: self.strings()?, host: self.strings()? },
+                4 => Change::Replaced {
+                    member: self.word(MEMBERS)?,
+                    position: self.usize()?,
+                    plugin: self.string()?,
+                    host: self.string()?,
+                },
+                5 => Change::Since { plugin: self.u32()?, host: self.u32()? },
+                6 => Change::Async { plugin: self.flag()? },
+                7 => Change::Arguments { plugin: self.usize()?, host: self.usize()? },
+                8 => Change::Style { plugin: self.index(STYLES)?, host: self.index(STYLES)? },
+                9 => Change::Kind { plugin: self.word(KINDS)?, host: self.word(KINDS)? },
+                10 => Change::Openness { plugin: self.option()?, host: self.option()? },
+                11 => Change::ObjectAbi { plugin: self.u32()?, host: self.u32()? },
+                12 => Change::ObjectMethods { plugin: self.strings()?, host: self.strings()? },
+                _ => return None,
+            })
+        }
         pub(super) fn io(&mut self) -> Option<io::Error> {
             let raw = self.u32()?;
             let message = self.string()?;
@@ -972,6 +1081,38 @@ mod tests {
     use super::{Damage, Exposure, Flaw, LoadError, Mismatch, NotLibrary, Table};
 
     /// One of every variant, with distinct field values.
+    /// A difference of every kind of change (what a `LayoutMismatch` holds).
+    fn every_change() -> Vec<tomada::interface::Difference> {
+        use tomada::interface::{Change, Difference, Refusal, Side, Style};
+        let s = |t: &str| t.to_owned();
+        let changes = vec![
+            Change::Renamed { position: 2, plugin: s("greet") },
+            Change::OnlyIn { member: "field", name: s("note"), side: Side::Plugin, why: Refusal::NotAppended },
+            Change::OnlyIn { member: "variant", name: s("Gone"), side: Side::Host, why: Refusal::ClosedEnum },
+            Change::OnlyIn { member: "method", name: s("count"), side: Side::Host, why: Refusal::NotMarked },
+            Change::Retyped { plugin: s("String"), host: s("&str") },
+            Change::Reordered { what: "fields", plugin: vec![s("b"), s("a")], host: vec![s("a"), s("b")] },
+            Change::Replaced { member: "variant", position: 3, plugin: s("X"), host: s("Y") },
+            Change::Since { plugin: 0, host: 1 },
+            Change::Async { plugin: true },
+            Change::Arguments { plugin: 1, host: 2 },
+            Change::Style { plugin: Style::Tuple, host: Style::Named },
+            Change::Kind { plugin: "an enum", host: "a contract object" },
+            Change::Openness { plugin: Some(s("Unknown")), host: None },
+            Change::ObjectAbi { plugin: 1, host: 2 },
+            Change::ObjectMethods { plugin: vec![s("next")], host: vec![] },
+        ];
+        changes
+            .into_iter()
+            .enumerate()
+            .map(|(i, change)| Difference {
+                method: if i == 0 { s("método ✓") } else { s("greet") },
+                at: if i % 2 == 0 { String::new() } else { s("argument 1 `Step`") },
+                change,
+            })
+            .collect()
+    }
+
     fn every_variant() -> Vec<LoadError> {
         use LoadError::*;
         let p = || PathBuf::from("/plugins/ümlaut greeter.so");
@@ -1009,7 +1150,7 @@ mod tests {
                 contract: s("Greeter"),
                 plugin_version: s("1.0"),
                 host_version: s("1.1"),
-                differences: vec![s("method `greet` takes `&str`"), s(""), s("método ✓")],
+                differences: every_change(),
             },
             PanicAbort { path: p() },
             Open { path: p(), source: libloading::Error::DlOpen { source: dl.as_c_str().into() } },

@@ -576,27 +576,6 @@ impl<C: ?Sized + Contract> Checked<C> {
         let Inspected { file, inspection, provenance, config, .. } = inspected;
         let sha_needed = provenance.sha256.is_none() && audit::enabled();
         let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
-        if fit.by_bytes
-            && inspection
-                .manifest
-                .contract
-                .types
-                .iter()
-                .any(|t| matches!(t.body, tomada::interface::Body::Object { .. }))
-        {
-            // Calls by byte form (see `bytes`) have no peer for objects in this process.
-            let e = LoadError::LayoutMismatch {
-                path: inspection.path.clone(),
-                contract: C::NAME.into(),
-                plugin_version: inspection.manifest.contract.version(),
-                host_version: format!("{}.{}", C::ABI, tomada::interface::minor(&C::DESCRIPTION)),
-                differences: vec![
-                    "its types differ from the host's by appended fields or added variants, so values cross by their byte form, and contract objects cannot cross in-process that way yet; isolate the plugin (`Mode::Isolated`), or rebuild it against the host's contract".into(),
-                ],
-            };
-            audit::refused(&inspection.path, &provenance, &e);
-            return Err(e);
-        }
         // `inspection.path` is the file's path (inspection went through `file`).
         let local = match open(file, &inspection, logs::services(), &config) {
             Ok(l) => l,
@@ -611,7 +590,8 @@ impl<C: ?Sized + Contract> Checked<C> {
         let keepalive: tomada::client::Keepalive = std::sync::Arc::clone(&*local.library) as _;
         // Types that differ across minor versions cross by their byte form.
         let target = if fit.by_bytes {
-            Target::Remote(std::sync::Arc::new(bytes::LocalBytes { dispatch: local.dispatch, this: local.this }))
+            let keepalive = std::sync::Arc::clone(&keepalive);
+            Target::Remote(std::sync::Arc::new(bytes::LocalBytes::new(local.dispatch, local.this, keepalive)))
         } else {
             Target::Local { vtable: local.vtable, this: local.this }
         };
@@ -818,7 +798,7 @@ pub fn check<C: ?Sized + Contract>(inspection: &Inspection) -> Result<Fit, LoadE
             contract: C::NAME.into(),
             plugin_version: plugin.version(),
             host_version: host.version(),
-            differences: differences.iter().map(ToString::to_string).collect(),
+            differences,
         })?
     };
     if inspection.manifest.flags & flags::PANIC_UNWIND == 0 {

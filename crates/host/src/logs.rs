@@ -39,7 +39,8 @@ const fn at_levels(max_level: u8, tracing_level: u8) -> HostServices {
         size: size_of::<HostServices>() as u32,
         max_level,
         log: Some(deliver),
-        peer: std::ptr::null(),
+        // Objects crossing calls by byte form (see `crate::bytes`).
+        peer: &crate::bytes::IN_PROCESS_PEER,
         record: Some(deliver_record),
         tracing_level,
     }

@@ -55,9 +55,11 @@ fn a_change_that_is_not_an_append_is_refused_with_what_differs() {
     let errors = [tomada_host::load::<Host10>(&path).unwrap_err(), tomada_host::load::<Host11>(&path).unwrap_err()];
     for err in errors {
         let LoadError::LayoutMismatch { differences, .. } = &err else { panic!("{err:?}") };
-        assert_eq!(
-            differences,
-            &["method `count` changed: argument 1 is `Vec<u8>` in the plugin, `&[u8]` in the host"]
+        let printed: Vec<String> = differences.iter().map(ToString::to_string).collect();
+        assert_eq!(printed, ["method `count` changed: argument 1 is `Vec<u8>` in the plugin, `&[u8]` in the host"]);
+        assert!(
+            matches!(&differences[0].change, tomada::interface::Change::Retyped { plugin, host } if plugin == "Vec<u8>" && host == "&[u8]"),
+            "{differences:?}"
         );
         assert!(err.to_string().contains("method `count` changed"), "{err}");
     }
@@ -96,7 +98,7 @@ mod matrix {
     }
 
     /// The smallest executor: polls on this thread, parks until woken.
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    pub(super) fn block_on<F: std::future::Future>(future: F) -> F::Output {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::task::{Context, Poll, Wake, Waker};
@@ -282,7 +284,7 @@ mod matrix {
     /// What a host of each version says about each incompatible plugin.
     fn refusal<C: ?Sized + tomada_host::Contract>(fixture: &str, mode: &Mode) -> Vec<String> {
         match tomada_host::load_with::<C>(cdylib(fixture), mode) {
-            Err(LoadError::LayoutMismatch { differences, .. }) => differences,
+            Err(LoadError::LayoutMismatch { differences, .. }) => differences.iter().map(ToString::to_string).collect(),
             Err(other) => panic!("{fixture}: {other:?}"),
             Ok(_) => panic!("{fixture} loaded"),
         }
@@ -336,52 +338,140 @@ mod matrix {
     }
 }
 
-/// A struct that gained a field, crossing inside a contract object's method: a 1.0
-/// plugin calls a 1.1 host's `&dyn Visitor`. Isolated, it works both ways (the host
-/// reads the plugin's `Step` with the field's default; the plugin skips the field in
-/// the host's answer). In-process, such a pair would call by byte form, which has no
-/// way for objects yet: refused before the plugin runs, saying to isolate it.
+/// Contract objects across minor versions (walk::Walk 1.0 and 1.1,
+/// tests/contracts/walk-api-*): `Step` gains a field and the open enum `Mood` a
+/// variant, inside objects' methods — a callback the host lends (`&dyn Visitor`) or
+/// gives away (`Box<dyn Visitor>`, called later), an object the plugin makes
+/// (`Handle<dyn Trail>`), and a callback passed to that object's method. Every host of
+/// each version with every plugin of each version, in-process and isolated: where the
+/// types differ, objects cross by number and their calls by byte form, in-process too,
+/// so each side reads the other's values as the rules say. Walk 1.1 also adds an
+/// `async fn` with a default body, which a 1.1 host runs for a 1.0 plugin.
 mod objects {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
-    use tomada_host::LoadError;
     use tomada_host::isolate::Mode;
     use tomada_test_support::cdylib;
-    use walk_api_1_1::{Step, Visitor, Walk};
 
-    #[derive(Default)]
-    #[cfg_attr(not(unix), allow(dead_code))] // (the isolated half is Unix's)
-    struct Seen(Mutex<Vec<Step>>);
+    /// The modes this platform has (isolation is Unix only).
+    fn modes() -> Vec<(&'static str, Mode)> {
+        #[cfg_attr(not(unix), allow(unused_mut))]
+        let mut all = vec![("in-process", Mode::InProcess)];
+        #[cfg(unix)]
+        all.push(("isolated", Mode::Isolated(crate::isolate::isolation())));
+        all
+    }
 
-    impl Visitor for Seen {
-        fn step(&self, step: Step) -> Step {
-            self.0.lock().unwrap().push(step.clone());
-            Step { n: step.n * 10, name: "host".into() }
+    /// A host's visitor (of either version): records what it is given, answers with
+    /// the step times ten.
+    macro_rules! visitor {
+        ($v:ident, $name:ident, $answer:expr) => {
+            #[derive(Default, Clone)]
+            struct $name(Arc<Mutex<Vec<$v::Step>>>);
+            impl $v::Visitor for $name {
+                fn step(&self, step: $v::Step) -> $v::Step {
+                    self.0.lock().unwrap().push(step.clone());
+                    #[allow(clippy::redundant_closure_call)]
+                    ($answer)(step)
+                }
+            }
+            impl $name {
+                fn seen(&self) -> Vec<$v::Step> {
+                    std::mem::take(&mut *self.0.lock().unwrap())
+                }
+            }
+        };
+    }
+    visitor!(walk_api_1_0, Seen10, |s: walk_api_1_0::Step| walk_api_1_0::Step { n: s.n * 10 });
+    visitor!(walk_api_1_1, Seen11, |s: walk_api_1_1::Step| walk_api_1_1::Step { n: s.n * 10, name: "host".into() });
+
+    /// A 1.0 host: whatever the plugin's version, it sees 1.0's `Step` and `Mood`.
+    fn host_1_0(fixture: &str, mode: &Mode, ctx: &str) {
+        use walk_api_1_0::{Mood, Step, Walk};
+        let newer = fixture == "walk-1-1";
+        let plugin = tomada_host::load_with::<dyn Walk>(cdylib(fixture), mode).unwrap();
+        let seen = Seen10::default();
+        // A lent callback: the plugin's 1.1 `Step`s arrive without their names.
+        let walked = plugin.walk(&seen).unwrap();
+        let expected = if newer {
+            r#"[Step { n: 10, name: "unnamed" }, Step { n: 20, name: "unnamed" }]"#
+        } else {
+            "[Step { n: 10 }, Step { n: 20 }]"
+        };
+        assert_eq!(walked, expected, "{ctx}");
+        assert_eq!(seen.seen(), [Step { n: 1 }, Step { n: 2 }], "{ctx}");
+        // An object the plugin made, and a callback into one of its methods.
+        let trail = plugin.trail(Step { n: 5 }).unwrap();
+        assert_eq!(trail.next(Step { n: 1 }).unwrap(), Step { n: 6 }, "{ctx}");
+        assert_eq!(super::matrix::block_on(trail.later(Step { n: 2 })).unwrap(), Step { n: 7 }, "{ctx}");
+        assert_eq!(trail.mood().unwrap(), if newer { Mood::Unknown } else { Mood::Calm }, "{ctx}");
+        assert_eq!(trail.visit(&seen).unwrap(), Step { n: 50 }, "{ctx}");
+        assert_eq!(seen.seen(), [Step { n: 5 }], "{ctx}");
+        // A callback given away, called by a later call.
+        let kept = Seen10::default();
+        assert_eq!(plugin.keep(Box::new(kept.clone())).unwrap(), 1, "{ctx}");
+        let poked = plugin.poke().unwrap();
+        assert_eq!(poked, if newer { r#"Step { n: 990, name: "unnamed" }"# } else { "Step { n: 990 }" }, "{ctx}");
+        assert_eq!(kept.seen(), [Step { n: 99 }], "{ctx}");
+        // In-process, an object keeps its plugin's code loaded past the plugin's handle.
+        if matches!(mode, Mode::InProcess) {
+            drop(plugin);
+            assert_eq!(trail.next(Step { n: 2 }).unwrap(), Step { n: 7 }, "{ctx}");
         }
     }
 
-    #[cfg(unix)]
-    #[test]
-    fn isolated_the_rules_hold_inside_objects_methods() {
-        let plugin =
-            tomada_host::load_with::<dyn Walk>(cdylib("walk-1-0"), &Mode::Isolated(crate::isolate::isolation()))
-                .unwrap();
-        let seen = Seen::default();
-        assert_eq!(plugin.walk(&seen).unwrap(), "[Step { n: 10 }, Step { n: 20 }]");
-        assert_eq!(
-            *seen.0.lock().unwrap(),
-            [Step { n: 1, name: "unnamed".into() }, Step { n: 2, name: "unnamed".into() }]
-        );
+    /// A 1.1 host: a 1.0 plugin's `Step`s arrive with `name`'s default, and its
+    /// `pace` is the host's default body.
+    fn host_1_1(fixture: &str, mode: &Mode, ctx: &str) {
+        use walk_api_1_1::{Mood, Step, Walk};
+        let newer = fixture == "walk-1-1";
+        let step = |n: u64, name: &str| Step { n, name: name.into() };
+        let plugin = tomada_host::load_with::<dyn Walk>(cdylib(fixture), mode).unwrap();
+        let seen = Seen11::default();
+        let walked = plugin.walk(&seen).unwrap();
+        let expected = if newer {
+            r#"[Step { n: 10, name: "host" }, Step { n: 20, name: "host" }]"#
+        } else {
+            "[Step { n: 10 }, Step { n: 20 }]"
+        };
+        assert_eq!(walked, expected, "{ctx}");
+        let from = if newer { "plugin" } else { "unnamed" };
+        assert_eq!(seen.seen(), [step(1, from), step(2, from)], "{ctx}");
+        let trail = plugin.trail(step(5, "a")).unwrap();
+        assert_eq!(trail.next(step(1, "b")).unwrap(), step(6, if newer { "b+" } else { "unnamed" }), "{ctx}");
+        let later = super::matrix::block_on(trail.later(step(2, "c"))).unwrap();
+        assert_eq!(later, step(7, if newer { "c+" } else { "unnamed" }), "{ctx}");
+        assert_eq!(trail.mood().unwrap(), if newer { Mood::Giddy("yes".into()) } else { Mood::Calm }, "{ctx}");
+        // The host's answer `Step { 50, "host" }` loses its name in a 1.0 plugin.
+        assert_eq!(trail.visit(&seen).unwrap(), step(50, if newer { "host" } else { "unnamed" }), "{ctx}");
+        assert_eq!(seen.seen(), [step(5, from)], "{ctx}");
+        let kept = Seen11::default();
+        assert_eq!(plugin.keep(Box::new(kept.clone())).unwrap(), 1, "{ctx}");
+        let poked = plugin.poke().unwrap();
+        assert_eq!(poked, if newer { r#"Step { n: 990, name: "host" }"# } else { "Step { n: 990 }" }, "{ctx}");
+        assert_eq!(kept.seen(), [step(99, from)], "{ctx}");
+        // `async fn pace`: the plugin's own, or the host's default body, which calls
+        // the plugin's `trail` (a handle, through the trait) and `name`.
+        let paced = super::matrix::block_on(plugin.pace(3)).unwrap();
+        assert_eq!(paced, if newer { "plugin 1.1 paced 3" } else { "host default: 4 by walk 1.0" }, "{ctx}");
+        // Default bodies whose results hold objects: handles here, as from the plugin.
+        let short = plugin.shortcut(step(5, "a")).unwrap().expect("a trail");
+        assert_eq!(short.next(step(1, "b")).unwrap(), step(6, if newer { "b+" } else { "unnamed" }), "{ctx}");
+        let later = super::matrix::block_on(plugin.shortcut_later(step(7, "a"))).unwrap();
+        assert_eq!(later.mood().unwrap(), if newer { Mood::Giddy("yes".into()) } else { Mood::Calm }, "{ctx}");
+        if matches!(mode, Mode::InProcess) {
+            drop(plugin);
+            assert_eq!(trail.next(step(2, "c")).unwrap(), step(7, if newer { "c+" } else { "unnamed" }), "{ctx}");
+        }
     }
 
     #[test]
-    fn in_process_objects_across_differing_types_are_refused_with_the_way_out() {
-        let err = tomada_host::load_with::<dyn Walk>(cdylib("walk-1-0"), &Mode::InProcess).unwrap_err();
-        let LoadError::LayoutMismatch { differences, .. } = &err else { panic!("{err:?}") };
-        assert_eq!(differences.len(), 1, "{differences:?}");
-        assert!(
-            differences[0].contains("contract objects cannot cross in-process that way yet; isolate the plugin"),
-            "{err}"
-        );
+    fn every_plugin_in_every_host_both_modes_objects_included() {
+        for (mode_name, mode) in modes() {
+            for fixture in ["walk-1-0", "walk-1-1"] {
+                host_1_0(fixture, &mode, &format!("host 1.0, plugin {fixture}, {mode_name}"));
+                host_1_1(fixture, &mode, &format!("host 1.1, plugin {fixture}, {mode_name}"));
+            }
+        }
     }
 }

@@ -193,7 +193,9 @@ fn changed_layout_with_the_same_abi() {
     let path = cdylib("changed-layout");
     let err = refusal(&path);
     let LoadError::LayoutMismatch { differences, .. } = &err else { panic!("{err:?}") };
-    assert_eq!(differences, &["method `greet` changed: argument 1 is `String` in the plugin, `&str` in the host"]);
+    let printed: Vec<String> = differences.iter().map(ToString::to_string).collect();
+    assert_eq!(printed, ["method `greet` changed: argument 1 is `String` in the plugin, `&str` in the host"]);
+    assert_eq!(differences[0].method, "greet", "the member that changed, typed");
     assert_message(
         &err,
         &path,

@@ -182,14 +182,6 @@ fn method(f: &TraitItemFn) -> syn::Result<Method> {
             ),
         ));
     }
-    if let (Some(body), Some(_)) = (&f.default, &sig.asyncness) {
-        return Err(Error::new(
-            body.span(),
-            format!(
-                "`async` contract method `{name}` cannot have a default body (yet): only plain methods have host-side fallbacks; remove the body, and calls to a plugin that predates it return `CallError::NotProvided`"
-            ),
-        ));
-    }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         return Err(Error::new(
             sig.generics.span(),

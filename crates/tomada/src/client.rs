@@ -44,17 +44,7 @@ pub trait Channel: Send + Sync {
     where
         Self: 'static,
     {
-        let slot = Arc::new(Slot::default());
-        let answer = Arc::clone(&slot);
-        let spawned = std::thread::Builder::new().name("tomada-call".into()).spawn(move || {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| self.call(method, args)))
-                .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
-            answer.fill(result);
-        });
-        if let Err(e) = spawned {
-            slot.fill(Err(CallError::Channel { message: format!("cannot start a thread for the call: {e}") }));
-        }
-        Box::pin(std::future::poll_fn(move |cx| slot.poll(cx)))
+        call_on_thread(self, method, args)
     }
 
     /// The peer trait objects crossing this channel are exported to and called
@@ -75,8 +65,53 @@ pub trait Channel: Send + Sync {
     }
 }
 
-/// Where [`Channel::call_async`]'s default thread leaves the answer, and the waker it
-/// wakes.
+/// [`Channel::call_async`]'s default: the blocking [`Channel::call`] on a thread of its
+/// own, which wakes the future when the answer is in.
+pub fn call_on_thread<C: Channel + ?Sized + 'static>(
+    channel: Arc<C>,
+    method: u32,
+    args: Vec<u8>,
+) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
+    let slot = Arc::new(Slot::default());
+    let answer = Arc::clone(&slot);
+    let spawned = std::thread::Builder::new().name("tomada-call".into()).spawn(move || {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
+            .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
+        answer.fill(result);
+    });
+    if let Err(e) = spawned {
+        slot.fill(Err(CallError::Channel { message: format!("cannot start a thread for the call: {e}") }));
+    }
+    Box::pin(std::future::poll_fn(move |cx| slot.poll(cx)))
+}
+
+/// An `async` call through a channel to code loaded in this process (a plugin's):
+/// runs the blocking [`Channel::call`] when the future is first polled, on a thread of
+/// its own that the poll waits for. The plugin's dispatch function drives an `async`
+/// method to completion itself, with the plugin's own copy of `std`
+/// (`thread::current`), whose thread-local destructors must run while the library is
+/// loaded — so on a thread that ends within the call, never on one that may outlive
+/// the plugin. (It blocks the executor's thread for the call, as a blocking call would.)
+pub fn call_joined<C: Channel + ?Sized + 'static>(
+    channel: Arc<C>,
+    method: u32,
+    args: Vec<u8>,
+) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
+    Box::pin(async move {
+        std::thread::scope(|s| {
+            let call =
+                std::thread::Builder::new().name("tomada-call".into()).spawn_scoped(s, || channel.call(method, args));
+            match call {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) })),
+                Err(e) => Err(CallError::Channel { message: format!("cannot start a thread for the call: {e}") }),
+            }
+        })
+    })
+}
+
+/// Where [`call_on_thread`]'s thread leaves the answer, and the waker it wakes.
 #[derive(Default)]
 struct Slot {
     state: std::sync::Mutex<SlotState>,

@@ -243,7 +243,7 @@ pub mod __private {
     pub use crate::client::{
         Channel, DispatchFn, RawClient, Target, remote_call, remote_call_async, serve, unknown_method,
     };
-    pub use crate::fallback::{fallback, fallback_failed};
+    pub use crate::fallback::{fallback, fallback_async, fallback_failed};
     pub use crate::ffi::{RObject, ROption, RResult, RSlice, RVec, Status};
     pub use crate::future::{
         __async_shim as async_shim, AssertSend, CANCEL_METHOD, CallFuture, FfiFuture, block_on, cancel_dispatch,

@@ -47,9 +47,11 @@ pub struct HostServices {
     /// module path, file, line (0 if unknown). Must not unwind. Used by plugins that
     /// predate [`HostServices::record`], or when the host does not offer it.
     pub log: Option<unsafe extern "C" fn(RSlice, u8, RSlice, RSlice, RSlice, RSlice, u32)>,
-    /// In a plugin's own process (isolated mode): the runner's channel, through which
-    /// trait objects cross (see [`crate::remote`]); null in-process. Read only if
-    /// `size` covers it.
+    /// What trait objects cross by number through (see [`crate::remote`]): in a
+    /// plugin's own process (isolated mode), the runner's channel; in the host's
+    /// process, the host's table of objects, used when the host calls the plugin by
+    /// byte form (their types differ across minor versions); null for none. Read only
+    /// if `size` covers it.
     pub peer: *const crate::remote::PeerFns,
     /// Takes one record, `log` or `tracing`, as [`Record::encode`] writes it: the name of
     /// the export that logged it, then the record's bytes. Must not unwind. Read only if
@@ -124,7 +126,7 @@ pub unsafe extern "C" fn attach(services: *const HostServices, plugin: RSlice) {
     if services.covers(std::mem::offset_of!(HostServices, peer) + size_of::<*const crate::remote::PeerFns>()) {
         let peer = services.peer;
         if !peer.is_null() {
-            // SAFETY: the runner's functions live as long as its process.
+            // SAFETY: the host's (or runner's) functions live as long as its process.
             crate::remote::attach(unsafe { &*peer });
         }
     }

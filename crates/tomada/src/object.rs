@@ -21,7 +21,8 @@
 //! argument lives for the call.
 //!
 //! Between processes (isolated plugins), objects cross by number instead: see
-//! [`crate::remote`].
+//! [`crate::remote`]. So do they in-process between a host and a plugin whose types
+//! differ across minor versions (called by byte form, see `docs/evolution.md`).
 
 use std::ffi::c_void;
 use std::sync::Arc;

@@ -14,8 +14,10 @@
 //! *current peer*: set for the duration of a remote call by [`crate::client::remote_call`]
 //! (and by a runner while it serves a request), or, in a plugin's process, the one the
 //! runner handed over when it attached the plugin ([`PeerFns`], through
-//! [`HostServices`](crate::logging::HostServices)). Nothing here is used by
-//! in-process calls.
+//! [`HostServices`](crate::logging::HostServices)). In-process, this is used only
+//! where a host calls a plugin by byte form (their types differ across minor
+//! versions): both sides then share one table, the host's, and the plugin is handed
+//! functions to reach it as a runner's.
 //!
 //! An owner keeps what it exported in a [`Table`]. A lent object is borrowed: its
 //! owner drops it once the lending call returns, so the table guarantees that no
@@ -32,6 +34,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use crate::CallError;
 use crate::client::{Channel, DispatchFn};
 use crate::ffi::{RSlice, RVec, Status};
+use crate::future::BoxFuture;
 use crate::wire::{Reader, WireError};
 
 /// An object given to the other side: what its owner keeps until released.
@@ -94,6 +97,13 @@ pub trait Peer: Send + Sync {
     fn call(&self, id: u64, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError>;
     /// Tells the other side that its object `id` is no longer used.
     fn release(&self, id: u64);
+    /// Whether the other side's objects are code loaded in this process (a plugin
+    /// called by byte form in-process): their `async` methods are then called on a
+    /// thread the call joins (see [`crate::client::call_joined`]), not one that may
+    /// outlive the plugin.
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Peer`] as plain functions, for a plugin's own copy of tomada: what a runner
@@ -261,6 +271,13 @@ impl std::fmt::Debug for RemoteObject {
 impl Channel for RemoteObject {
     fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
         self.peer.call(self.id, method, args)
+    }
+    fn call_async(self: Arc<Self>, method: u32, args: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
+        if self.peer.in_process() {
+            crate::client::call_joined(self, method, args)
+        } else {
+            crate::client::call_on_thread(self, method, args)
+        }
     }
     fn peer(&self) -> Option<Arc<dyn Peer>> {
         Some(Arc::clone(&self.peer))

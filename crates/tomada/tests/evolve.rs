@@ -95,6 +95,11 @@ mod v11 {
         /// No default.
         #[tomada(since = 1)]
         fn audit(&self) -> String;
+        /// An `async` host-side default that calls the plugin.
+        #[tomada(since = 1)]
+        async fn summary(&self, order: Order) -> String {
+            format!("async default: {:?}", self.place(order))
+        }
     }
 }
 
@@ -327,6 +332,34 @@ fn default_bodies_run_in_the_host_for_an_older_plugin() {
     assert_eq!(client.describe(order11()), Ok("default: Paid { amount: 1 }".to_owned()));
     let err = client.audit().unwrap_err();
     assert!(matches!(err, tomada::CallError::NotProvided { method: "audit", .. }), "{err:?}");
+}
+
+/// Polls `future` on this thread until it is ready (a fallback's future of an
+/// in-process client never waits on another thread).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn async_default_bodies_run_in_the_host_for_an_older_plugin() {
+    let (client, _plugin) = older_plugin(false);
+    assert_eq!(block_on(client.summary(order11())), Ok("async default: Paid { amount: 1 }".to_owned()));
+    let (client, _plugin) = older_plugin(true);
+    let err = block_on(client.summary(order11())).unwrap_err();
+    let tomada::CallError::Panicked { message } = &err else { panic!("{err:?}") };
+    assert!(
+        message.starts_with("the host-side default of `summary` failed: its call to `Shop::place` failed:"),
+        "{message}"
+    );
+    assert!(message.contains("no orders today"), "{message}");
+    assert_eq!(client.count(), Ok(0), "still usable");
 }
 
 #[test]

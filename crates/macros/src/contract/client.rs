@@ -56,7 +56,7 @@ pub(crate) fn call_ident(sig: &Sig) -> syn::Ident {
 }
 
 fn method(parts: &Parts, sig: &Sig) -> TokenStream {
-    let Parts { trait_ident, vtable, .. } = parts;
+    let Parts { vtable, .. } = parts;
     let m = sig.method;
     let ident = &m.ident;
     let name_str = ident.to_string();
@@ -99,7 +99,7 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
         }
     });
     let not_provided_doc = (since > 0).then(|| {
-        let line = if m.has_body && !m.is_async {
+        let line = if m.has_body {
             format!(
                 " - For a plugin built against a contract older than minor {since}, which added `{name_str}`, the trait's default body runs here, in the host; [`CallError::Panicked`](::tomada::CallError::Panicked) if it panics or a call it makes fails."
             )
@@ -114,13 +114,6 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
         let tys_async = &sig.arg_tys_async;
         let lt = crate::parse::async_lifetime();
         let vtable_ident = vtable;
-        let provided_check = (since > 0).then(|| {
-            quote! {
-                if #index >= self.raw.provided {
-                    return ::tomada::CallFuture::ready(::core::result::Result::Err(self.raw.not_provided(#name_str, <dyn #trait_ident as ::tomada::Contract>::ABI, #since)));
-                }
-            }
-        });
         let generic = generic.map(|g| quote!(, #g + #lt));
         let call = quote! {
             #[inline]

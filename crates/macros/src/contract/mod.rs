@@ -150,7 +150,8 @@ pub(crate) fn expand(args: ContractArgs, mut item: ItemTrait) -> TokenStream {
         item.colon_token = Some(Default::default());
     }
     // Default bodies, kept for the host (see `fallback`).
-    fallback::keep_bodies(&mut item);
+    let asyncs: Vec<&Ident> = contract.methods.iter().filter(|m| m.is_async).map(|m| &m.ident).collect();
+    fallback::keep_bodies(&mut item, &asyncs);
     // The way back from a `dyn C` to the client behind it (see the client's `of`).
     let client_ident = format_ident!("{}Client", item.ident);
     item.items.push(syn::parse_quote! {

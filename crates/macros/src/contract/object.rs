@@ -58,29 +58,8 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
         let tys = sig.method.args.iter().map(|a| &a.ty);
         let ret = &sig.method.ret;
         let what = format!("{trait_str}::{ident}");
-        // A method whose client returns handles: its generic call, decoding the
-        // declared type.
         let lt = crate::parse::async_lifetime();
-        let call = match super::handle::host_form(ret) {
-            None => quote!(#client::#ident(self, #(#locals),*)),
-            // (An async one's future, boxed before the `async` block holds it: that
-            // block is `Send` for any lifetime of the objects in its result type, which
-            // a `CallFuture` of them is not, its form being that of `'static` objects.)
-            Some(_) if sig.method.is_async => {
-                let helper = super::client::call_ident(sig);
-                let ret = super::handle::with_static_objects(ret);
-                quote! {{
-                    let call: ::tomada::BoxFuture<#lt, ::core::result::Result<#ret, ::tomada::CallError>> =
-                        ::std::boxed::Box::pin(self.#helper::<#ret>(#(#locals),*));
-                    call
-                }}
-            }
-            Some(_) => {
-                let helper = super::client::call_ident(sig);
-                let ret = super::handle::with_static_objects(ret);
-                quote!(self.#helper::<#ret>(#(#locals),*))
-            }
-        };
+        let call = declared_call(parts, sig, &quote!(self));
         if sig.method.is_async {
             let tys = &sig.arg_tys_async;
             return quote! {
@@ -389,6 +368,39 @@ pub(crate) fn contract_items(parts: &Parts, method_count: usize, args: &Contract
         }
         fn __client_into_arc(client: #client) -> ::std::sync::Arc<Self> {
             ::std::sync::Arc::new(client)
+        }
+    }
+}
+
+/// A call of the client `receiver` (an expression of type `&Client`) that gives the
+/// method's declared result (`Result<_, CallError>`, or for an `async fn` a future of
+/// it), where the client's public method gives handles instead: its generic call,
+/// decoding the declared type. What the trait's impls on the client (and on the
+/// default bodies' stand-in, see `fallback`) call.
+pub(crate) fn declared_call(parts: &Parts, sig: &Sig, receiver: &TokenStream) -> TokenStream {
+    let Parts { client, .. } = parts;
+    let ident = &sig.method.ident;
+    let locals = &sig.locals;
+    let ret = &sig.method.ret;
+    let lt = crate::parse::async_lifetime();
+    match super::handle::host_form(ret) {
+        None => quote!(#client::#ident(#receiver, #(#locals),*)),
+        // (An async one's future, boxed before the `async` block holds it: that
+        // block is `Send` for any lifetime of the objects in its result type, which
+        // a `CallFuture` of them is not, its form being that of `'static` objects.)
+        Some(_) if sig.method.is_async => {
+            let helper = super::client::call_ident(sig);
+            let ret = super::handle::with_static_objects(ret);
+            quote! {{
+                let call: ::tomada::BoxFuture<#lt, ::core::result::Result<#ret, ::tomada::CallError>> =
+                    ::std::boxed::Box::pin(#receiver.#helper::<#ret>(#(#locals),*));
+                call
+            }}
+        }
+        Some(_) => {
+            let helper = super::client::call_ident(sig);
+            let ret = super::handle::with_static_objects(ret);
+            quote!(#receiver.#helper::<#ret>(#(#locals),*))
         }
     }
 }
