@@ -101,6 +101,14 @@ pub struct RSeq<F> {
 #[cfg(target_pointer_width = "64")]
 const ALIGN_SHIFT: u32 = 56;
 
+/// The bit of the packed layout (64-bit) or of the alignment word (other targets)
+/// that marks a *native* sequence: its elements are the sending `Vec<T>`'s own `T`s,
+/// not `F`s (see [`crate::abi::native`]). Alignments' log2 never reaches it.
+#[cfg(target_pointer_width = "64")]
+const NATIVE_BIT: usize = 1 << 63;
+#[cfg(not(target_pointer_width = "64"))]
+const NATIVE_BIT: usize = 1 << (usize::BITS - 1);
+
 #[cfg(target_pointer_width = "64")]
 const fn pack(size: usize, align: usize) -> usize {
     size | (align.trailing_zeros() as usize) << ALIGN_SHIFT
@@ -167,12 +175,55 @@ impl<F> RSeq<F> {
     const fn align(&self) -> usize {
         #[cfg(target_pointer_width = "64")]
         {
-            1 << (self.layout >> ALIGN_SHIFT)
+            1 << ((self.layout & !NATIVE_BIT) >> ALIGN_SHIFT)
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            self.align & !NATIVE_BIT
+        }
+    }
+
+    /// The word that carries [`NATIVE_BIT`].
+    #[inline(always)]
+    const fn native_word(&self) -> usize {
+        #[cfg(target_pointer_width = "64")]
+        {
+            self.layout
         }
         #[cfg(not(target_pointer_width = "64"))]
         {
             self.align
         }
+    }
+
+    /// Whether the elements are the sending `Vec<T>`'s own `T`s, handed over as they
+    /// lie (see [`crate::abi::native`]), not `F`s.
+    #[inline(always)]
+    pub(crate) const fn is_native(&self) -> bool {
+        self.native_word() & NATIVE_BIT != 0
+    }
+
+    /// Takes over a `Vec<T>`'s raw parts as a native sequence: its elements stay `T`s.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised `T`s inside a [`System`] allocation of
+    /// `size` bytes aligned to `align`, which the new `RSeq` owns (or, with `size`
+    /// 0, borrowed from the caller for the call: a `&[T]` argument); only
+    /// `Vec<T>::from_ffi` of a `T` with the same layout may take the elements out (a
+    /// native sequence dropped as such frees its buffer and leaks its elements).
+    #[inline(always)]
+    pub(crate) const unsafe fn from_native_parts(ptr: NonNull<u8>, len: usize, size: usize, align: usize) -> Self {
+        // SAFETY: forwarded; the mark keeps `F` from being read where `T`s lie.
+        let mut seq = unsafe { Self::from_raw_parts(ptr, len, size, align) };
+        #[cfg(target_pointer_width = "64")]
+        {
+            seq.layout |= NATIVE_BIT;
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            seq.align |= NATIVE_BIT;
+        }
+        seq
     }
 
     /// Borrows a slice of plain elements (`needs_drop::<F>()` is false) for a call:
@@ -191,6 +242,7 @@ impl<F> RSeq<F> {
 
     /// The elements.
     pub fn as_slice(&self) -> &[F] {
+        debug_assert!(!self.is_native(), "a native sequence's elements are not `F`s");
         // SAFETY: `ptr` points to `len` initialised, aligned `F`s (or is dangling and
         // aligned with `len == 0`, or `F` is zero-sized).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<F>(), self.len) }
@@ -235,6 +287,7 @@ impl<F> RSeq<F> {
     /// Calls `f` on each element, moved out, in order; then frees the buffer.
     #[inline]
     pub fn for_each(self, mut f: impl FnMut(F)) {
+        debug_assert!(!self.is_native(), "a native sequence's elements are not `F`s");
         let (ptr, len, size, align) = self.into_raw_parts();
         // Frees the buffer (not the elements) even if `f` panics; the elements not
         // yet moved out then leak, which is safe.
@@ -278,13 +331,59 @@ impl Drop for Buffer {
 impl<F> Drop for RSeq<F> {
     fn drop(&mut self) {
         let _buffer = Buffer { ptr: self.ptr, size: self.size(), align: self.align() };
-        if std::mem::needs_drop::<F>() {
+        // A native sequence's elements are not `F`s: they leak (only a `Vec`'s own
+        // `from_ffi` takes them, and always does).
+        if std::mem::needs_drop::<F>() && !self.is_native() {
             // SAFETY: the `len` elements are initialised and owned by `self` (a
             // borrowed sequence holds only elements that need no drop).
             unsafe {
                 std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr().cast::<F>(), self.len))
             };
         }
+    }
+}
+
+/// How a `Vec<T>` crosses in-process: an [`RSeq`] of `T::Ffi`, or — native, when
+/// both sides are proven to lay `T` out the same way (see [`crate::abi::native`]) —
+/// of the vector's own `T`s, as they lie. The same layout as `RSeq<T::Ffi>`; dropping
+/// it (a call abandoned before the other side took it) drops whichever it holds.
+#[repr(transparent)]
+pub struct RVecOf<T: crate::Abi> {
+    seq: ManuallyDrop<RSeq<T::Ffi>>,
+    _elements: PhantomData<T>,
+}
+
+impl<T: crate::Abi> RVecOf<T> {
+    /// Wraps a sequence made from a `Vec<T>`.
+    #[inline(always)]
+    pub(crate) fn new(seq: RSeq<T::Ffi>) -> Self {
+        Self { seq: ManuallyDrop::new(seq), _elements: PhantomData }
+    }
+
+    /// The sequence, for `Vec<T>::from_ffi`.
+    #[inline(always)]
+    pub(crate) fn into_seq(self) -> RSeq<T::Ffi> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: taken once; `this` is never dropped.
+        unsafe { ManuallyDrop::take(&mut this.seq) }
+    }
+}
+
+impl<T: crate::Abi> Drop for RVecOf<T> {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here.
+        let seq = unsafe { ManuallyDrop::take(&mut self.seq) };
+        if seq.is_native() {
+            // SAFETY: a native sequence made from a `Vec<T>` (by this side, or by a
+            // peer proven to lay `T` out as this side does).
+            drop(unsafe { crate::abi::seq::vec_from_ffi_native::<T>(seq) });
+        }
+    }
+}
+
+impl<T: crate::Abi> std::fmt::Debug for RVecOf<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.seq.fmt(f)
     }
 }
 

@@ -87,6 +87,42 @@ impl HostServices {
     }
 }
 
+/// [`HostServices`] and what hosts offer since native sequences. A host passes a
+/// pointer to `services` (the first field) whose `size` is `size_of::<HostServicesExt>()`;
+/// a plugin reads past `services` only if `size` covers it. Fields added later go
+/// here, after the last one (`HostServices` itself keeps its size, so every host's
+/// extension starts at the same offset).
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostServicesExt {
+    /// The services of every host version.
+    pub services: HostServices,
+    /// The host's [layout identity](crate::abi::native::IDENTITY) if it takes native
+    /// sequences (its global allocator is `SystemAlloc`), else empty: a `'static`
+    /// string of the host.
+    pub native: RSlice,
+}
+
+// SAFETY: immutable once handed over; `native` borrows a `'static` string.
+unsafe impl Send for HostServicesExt {}
+// SAFETY: as above.
+unsafe impl Sync for HostServicesExt {}
+
+impl HostServicesExt {
+    /// The host's native identity, if these services (of a host of any version)
+    /// have one; empty otherwise.
+    fn native_of(services: &HostServices) -> &[u8] {
+        let end = std::mem::offset_of!(HostServicesExt, native) + size_of::<RSlice>();
+        if !services.covers(end) {
+            return &[];
+        }
+        // SAFETY: `size` covers the extension, so the host passed the `services` field
+        // of a `HostServicesExt` (at offset 0 of the `#[repr(C)]` struct), and its
+        // `native` borrows a `'static` of the host.
+        unsafe { (*std::ptr::from_ref(services).cast::<HostServicesExt>()).native.as_bytes() }
+    }
+}
+
 /// What a plugin's descriptor points at to receive [`HostServices`].
 pub type AttachFn = unsafe extern "C" fn(services: *const HostServices, plugin: RSlice);
 
@@ -117,10 +153,12 @@ pub unsafe extern "C" fn attach(services: *const HostServices, plugin: RSlice) {
     }
     SERVICES.store(services.cast_mut(), Ordering::Release);
     if services.is_null() {
+        crate::abi::native::attached(&[]);
         return;
     }
     // SAFETY: non-null, and live while the library is (the caller's guarantee).
     let services = unsafe { &*services };
+    crate::abi::native::attached(HostServicesExt::native_of(services));
     if services.covers(std::mem::offset_of!(HostServices, peer) + size_of::<*const crate::remote::PeerFns>()) {
         let peer = services.peer;
         if !peer.is_null() {
