@@ -85,7 +85,10 @@ impl RSlice {
 /// zero-sized element type, or — for a `&[T]` argument of plain `T` — a borrow the
 /// caller keeps alive for the call).
 ///
-/// Dropping an `RSeq` drops its elements and frees the buffer.
+/// Dropping an `RSeq` drops its elements and frees the buffer; a *native* sequence's
+/// elements (a `Vec<T>`'s own, see [`crate::abi::native`]), which only the receiving
+/// `Vec<T>` can drop, leak instead: only a call abandoned by a panic while its
+/// arguments are received leaves one.
 #[repr(C)]
 pub struct RSeq<F> {
     ptr: NonNull<u8>,
@@ -340,50 +343,6 @@ impl<F> Drop for RSeq<F> {
                 std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr().cast::<F>(), self.len))
             };
         }
-    }
-}
-
-/// How a `Vec<T>` crosses in-process: an [`RSeq`] of `T::Ffi`, or — native, when
-/// both sides are proven to lay `T` out the same way (see [`crate::abi::native`]) —
-/// of the vector's own `T`s, as they lie. The same layout as `RSeq<T::Ffi>`; dropping
-/// it (a call abandoned before the other side took it) drops whichever it holds.
-#[repr(transparent)]
-pub struct RVecOf<T: crate::Abi> {
-    seq: ManuallyDrop<RSeq<T::Ffi>>,
-    _elements: PhantomData<T>,
-}
-
-impl<T: crate::Abi> RVecOf<T> {
-    /// Wraps a sequence made from a `Vec<T>`.
-    #[inline(always)]
-    pub(crate) fn new(seq: RSeq<T::Ffi>) -> Self {
-        Self { seq: ManuallyDrop::new(seq), _elements: PhantomData }
-    }
-
-    /// The sequence, for `Vec<T>::from_ffi`.
-    #[inline(always)]
-    pub(crate) fn into_seq(self) -> RSeq<T::Ffi> {
-        let mut this = ManuallyDrop::new(self);
-        // SAFETY: taken once; `this` is never dropped.
-        unsafe { ManuallyDrop::take(&mut this.seq) }
-    }
-}
-
-impl<T: crate::Abi> Drop for RVecOf<T> {
-    fn drop(&mut self) {
-        // SAFETY: taken once, here.
-        let seq = unsafe { ManuallyDrop::take(&mut self.seq) };
-        if seq.is_native() {
-            // SAFETY: a native sequence made from a `Vec<T>` (by this side, or by a
-            // peer proven to lay `T` out as this side does).
-            drop(unsafe { crate::abi::seq::vec_from_ffi_native::<T>(seq) });
-        }
-    }
-}
-
-impl<T: crate::Abi> std::fmt::Debug for RVecOf<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.seq.fmt(f)
     }
 }
 

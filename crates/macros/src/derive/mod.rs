@@ -232,7 +232,8 @@ pub(crate) fn block_min(fields: &[Field]) -> TokenStream {
 
 /// `Abi::native` for a derived type: whether all of `fields` are native, worked out
 /// once (see `tomada::abi::native`); never for a type that evolves (`evolving`: a
-/// field with `since`, an open enum), whose two sides may lay it out differently.
+/// field with `since`, an open enum, or a `#[repr]`, which the description does not
+/// record), whose two sides may lay it out differently.
 pub(crate) fn native_fn<'a>(fields: impl Iterator<Item = &'a Field<'a>>, evolving: bool) -> TokenStream {
     if evolving {
         return quote! {
@@ -250,4 +251,10 @@ pub(crate) fn native_fn<'a>(fields: impl Iterator<Item = &'a Field<'a>>, evolvin
             ::tomada::__private::native::resolve(&__TOMADA_NATIVE, || true #(&& #abis::native())*)
         }
     }
+}
+
+/// Whether the type has a `#[repr(...)]`: its layout then depends on something its
+/// description does not say, so it is never native.
+pub(crate) fn has_repr(item: &DeriveInput) -> bool {
+    item.attrs.iter().any(|a| a.path().is_ident("repr"))
 }

@@ -303,6 +303,9 @@ unsafe impl<'a, T: Abi + Clone> Arg for &'a [T] {
     unsafe fn receive(ffi: RSeq<T::Ffi>) -> SliceStore<T> {
         // Plain elements, or (native) the caller's own `T`s, borrowed for the call.
         if T::PLAIN || ffi.is_native() {
+            if !T::PLAIN && !T::native() {
+                seq::native_broken();
+            }
             let (ptr, len, _, _) = ffi.into_raw_parts();
             SliceStore::Borrowed(ptr.as_ptr().cast::<T>(), len)
         } else {

@@ -62,7 +62,13 @@ pub(crate) unsafe fn vec_from_ffi_native<T: Abi>(seq: RSeq<T::Ffi>) -> Vec<T> {
     }
     let (ptr, len, size, align) = seq.into_raw_parts();
     let slot = size_of::<T>();
-    if slot == 0 || size == 0 || align != align_of::<T>() || size % slot != 0 || size / slot < len || !global_is_system()
+    if slot == 0
+        || size == 0
+        || align != align_of::<T>()
+        || size % slot != 0
+        || size / slot < len
+        || !global_is_system()
+        || !T::native()
     {
         native_broken();
     }
@@ -78,7 +84,7 @@ pub(crate) unsafe fn vec_from_ffi_native<T: Abi>(seq: RSeq<T::Ffi>) -> Vec<T> {
 /// Its buffer and elements leak; nothing of it is read.
 #[cold]
 #[inline(never)]
-fn native_broken() -> ! {
+pub(crate) fn native_broken() -> ! {
     panic!(
         "tomada: a native sequence does not have this side's layout or allocator (a bug in tomada's layout check; please report it)"
     )

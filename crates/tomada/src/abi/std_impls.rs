@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hash};
 
 use super::Abi;
 use super::seq::{decode_vec, encode_slice, vec_from_ffi, vec_from_ffi_native, vec_into_ffi, vec_into_ffi_native};
-use crate::ffi::{R128, RArray, RBox, ROption, RResult, RSeq, RTuple1, RTuple2, RVecOf};
+use crate::ffi::{R128, RArray, RBox, ROption, RResult, RSeq, RTuple1, RTuple2};
 use crate::interface::{TypeDesc, TypeRef};
 use crate::wire::{Reader, WireError, bad_variant, put_variant};
 
@@ -205,21 +205,21 @@ unsafe impl Abi for String {
 }
 
 // SAFETY: see `seq`: elements converted in place or moved into a `System` buffer,
-// or, native (`RVecOf`; see `native`), the buffer handed over as it lies.
+// or, native (see `native`), the buffer handed over as it lies.
 unsafe impl<T: Abi> Abi for Vec<T> {
-    type Ffi = RVecOf<T>;
+    type Ffi = RSeq<T::Ffi>;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Vec", &[T::DESC]));
     const WIRE_MIN: usize = 8;
     #[inline(always)]
     fn native() -> bool { T::native() }
     #[inline(always)]
-    fn into_ffi(self) -> RVecOf<T> {
-        RVecOf::new(vec_into_ffi_native(self))
+    fn into_ffi(self) -> RSeq<T::Ffi> {
+        vec_into_ffi_native(self)
     }
     #[inline(always)]
-    unsafe fn from_ffi(ffi: RVecOf<T>) -> Vec<T> {
+    unsafe fn from_ffi(ffi: RSeq<T::Ffi>) -> Vec<T> {
         // SAFETY: made by `into_ffi` of the same type (the caller's guarantee).
-        unsafe { vec_from_ffi_native(ffi.into_seq()) }
+        unsafe { vec_from_ffi_native(ffi) }
     }
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
