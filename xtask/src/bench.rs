@@ -178,7 +178,9 @@ fn rows(m: &Medians, iso: Option<&Isolation>) -> Vec<Row> {
         "≤ 1.2×",
         inspect,
     );
-    let hash = get("load", "blake2b_in_memory").map(|h| format!("; BLAKE2b of the file in memory {}", show(h))).unwrap_or_default();
+    let hash = get("load", "blake2b_in_memory")
+        .map(|h| format!("; BLAKE2b of the file in memory {}", show(h)))
+        .unwrap_or_default();
     pair(
         "signed load (minisign)",
         "raw `dlopen`",
@@ -196,12 +198,9 @@ fn rows(m: &Medians, iso: Option<&Isolation>) -> Vec<Row> {
             // The bytes floor is the last "1 MiB each way" line before the bytes row;
             // the `mib` case prints one too, so take the one printed with the row.
             let idx = iso.lines.iter().position(|l| l.starts_with(label_bytes));
-            let floor = idx.and_then(|i| {
-                iso.lines[..i].iter().rev().find(|l| l.starts_with(floor_bytes)).cloned()
-            });
-            let floor_ns = floor.as_deref().and_then(|l| {
-                Isolation { lines: vec![l.to_owned()] }.duration(floor_bytes, "p50")
-            });
+            let floor = idx.and_then(|i| iso.lines[..i].iter().rev().find(|l| l.starts_with(floor_bytes)).cloned());
+            let floor_ns =
+                floor.as_deref().and_then(|l| Isolation { lines: vec![l.to_owned()] }.duration(floor_bytes, "p50"));
             pair(
                 "isolated 1 MiB `&[u8]` → `Vec<u8>` (p50)",
                 "blocking socketpair",
@@ -305,7 +304,12 @@ fn machine() -> String {
         field("Hypervisor vendor"),
         run("uname", &["-r"]),
         run("rustc", &["--version"]),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 

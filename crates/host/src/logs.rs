@@ -73,7 +73,9 @@ static SERVICES_NOT_NATIVE: [[HostServicesExt; 6]; 6] = table("");
 pub(crate) fn services() -> *const HostServices {
     let (log, tracing) = split_levels(level());
     let table = if tomada::alloc::global_is_system() { &SERVICES } else { &SERVICES_NOT_NATIVE };
-    &table[log as usize][tracing as usize].services
+    // The whole extension's address (the plugin reads past `services` when `size`
+    // says it may), as `HostServices` at its offset 0.
+    std::ptr::from_ref(&table[log as usize][tracing as usize]).cast()
 }
 
 /// The most verbose levels plugins loaded now may send (0: none … 5: trace), as one

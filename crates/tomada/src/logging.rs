@@ -88,7 +88,8 @@ impl HostServices {
 }
 
 /// [`HostServices`] and what hosts offer since native sequences. A host passes a
-/// pointer to `services` (the first field) whose `size` is `size_of::<HostServicesExt>()`;
+/// pointer to the whole struct (cast to `*const HostServices`: `services` is at
+/// offset 0) whose `size` is `size_of::<HostServicesExt>()`;
 /// a plugin reads past `services` only if `size` covers it. Fields added later go
 /// here, after the last one (`HostServices` itself keeps its size, so every host's
 /// extension starts at the same offset).
@@ -109,17 +110,23 @@ unsafe impl Send for HostServicesExt {}
 unsafe impl Sync for HostServicesExt {}
 
 impl HostServicesExt {
-    /// The host's native identity, if these services (of a host of any version)
-    /// have one; empty otherwise.
-    fn native_of(services: &HostServices) -> &[u8] {
+    /// The host's native identity, if the services at `ptr` (of a host of any
+    /// version) have one; empty otherwise.
+    ///
+    /// # Safety
+    /// `ptr` must be the non-null pointer the host passed, live while the library is:
+    /// derived from the whole `HostServicesExt` when `size` covers it.
+    unsafe fn native_of<'a>(ptr: *const HostServices) -> &'a [u8] {
+        // SAFETY: the caller's guarantee.
+        let services = unsafe { &*ptr };
         let end = std::mem::offset_of!(HostServicesExt, native) + size_of::<RSlice>();
         if !services.covers(end) {
             return &[];
         }
-        // SAFETY: `size` covers the extension, so the host passed the `services` field
-        // of a `HostServicesExt` (at offset 0 of the `#[repr(C)]` struct), and its
-        // `native` borrows a `'static` of the host.
-        unsafe { (*std::ptr::from_ref(services).cast::<HostServicesExt>()).native.as_bytes() }
+        // SAFETY: `size` covers the extension, so the host passed a pointer to a whole
+        // `HostServicesExt` (its `services` at offset 0 of the `#[repr(C)]` struct),
+        // and `native` borrows a `'static` of the host.
+        unsafe { (*ptr.cast::<HostServicesExt>()).native.as_bytes() }
     }
 }
 
@@ -156,9 +163,10 @@ pub unsafe extern "C" fn attach(services: *const HostServices, plugin: RSlice) {
         crate::abi::native::attached(&[]);
         return;
     }
+    // SAFETY: non-null, and what the host passed (the caller's guarantee).
+    crate::abi::native::attached(unsafe { HostServicesExt::native_of(services) });
     // SAFETY: non-null, and live while the library is (the caller's guarantee).
     let services = unsafe { &*services };
-    crate::abi::native::attached(HostServicesExt::native_of(services));
     if services.covers(std::mem::offset_of!(HostServices, peer) + size_of::<*const crate::remote::PeerFns>()) {
         let peer = services.peer;
         if !peer.is_null() {

@@ -176,13 +176,15 @@ fn native_records_cross_as_their_buffer() {
         .collect();
     let expected = entries.clone();
     let buffer = entries.as_ptr() as usize;
-    let boxes: Vec<usize> = entries.iter().map(|e| std::ptr::from_ref::<Entry>(e.parent.as_deref().unwrap()) as usize).collect();
+    let boxes: Vec<usize> =
+        entries.iter().map(|e| std::ptr::from_ref::<Entry>(e.parent.as_deref().unwrap()) as usize).collect();
     // SAFETY: made by `Vec::into_ffi` of the same type.
     let back = unsafe { Vec::<Entry>::from_ffi(entries.into_ffi()) };
     assert_eq!(back, expected);
     // Untouched: the buffer, and each box (a converted `Box` would be a new `RBox`).
     assert_eq!(back.as_ptr() as usize, buffer);
-    let after: Vec<usize> = back.iter().map(|e| std::ptr::from_ref::<Entry>(e.parent.as_deref().unwrap()) as usize).collect();
+    let after: Vec<usize> =
+        back.iter().map(|e| std::ptr::from_ref::<Entry>(e.parent.as_deref().unwrap()) as usize).collect();
     assert_eq!(after, boxes);
 
     // Evolving records still convert, element by element.

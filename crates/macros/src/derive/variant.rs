@@ -179,7 +179,10 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
         }
         None => quote!(return ::core::result::Result::Err(::tomada::__private::bad_variant())),
     };
-    let evolving = open || has_repr(item) || marks.iter().any(|m| m.0 != 0) || variants.iter().any(|(_, f)| f.iter().any(|f| f.since != 0));
+    let evolving = open
+        || has_repr(item)
+        || marks.iter().any(|m| m.0 != 0)
+        || variants.iter().any(|(_, f)| f.iter().any(|f| f.since != 0));
     let native = native_fn(variants.iter().flat_map(|(_, f)| f.iter()), evolving);
     Ok(quote! {
         const _: () = {

@@ -33,8 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// What both sides must share for native sequences: the compiler (with its commit),
 /// the target, and this module's protocol version.
-pub const IDENTITY: &str =
-    concat!(env!("TOMADA_RUSTC_VERSION"), "\n", env!("TOMADA_TARGET"), "\nnative sequences 1");
+pub const IDENTITY: &str = concat!(env!("TOMADA_RUSTC_VERSION"), "\n", env!("TOMADA_TARGET"), "\nnative sequences 1");
 
 /// Set once a peer was seen whose layout is not proven to be ours; never cleared.
 static REFUSED: AtomicBool = AtomicBool::new(false);

@@ -66,7 +66,9 @@ unsafe impl Abi for () {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("()"));
     const WIRE_MIN: usize = 0;
     #[inline(always)]
-    fn native() -> bool { true }
+    fn native() -> bool {
+        true
+    }
     #[inline(always)]
     fn into_ffi(self) {}
     #[inline(always)]
@@ -86,7 +88,9 @@ unsafe impl Abi for bool {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("bool"));
     const WIRE_MIN: usize = 1;
     #[inline(always)]
-    fn native() -> bool { true }
+    fn native() -> bool {
+        true
+    }
     #[inline(always)]
     fn into_ffi(self) -> u8 {
         self as u8
@@ -116,7 +120,9 @@ unsafe impl Abi for char {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("char"));
     const WIRE_MIN: usize = 4;
     #[inline(always)]
-    fn native() -> bool { true }
+    fn native() -> bool {
+        true
+    }
     #[inline(always)]
     fn into_ffi(self) -> u32 {
         self as u32
@@ -164,7 +170,9 @@ unsafe impl Abi for String {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("String"));
     const WIRE_MIN: usize = 8;
     #[inline(always)]
-    fn native() -> bool { true }
+    fn native() -> bool {
+        true
+    }
     #[inline]
     fn into_ffi(self) -> RSeq<u8> {
         RSeq::from_vec(self.into_bytes())
@@ -211,7 +219,9 @@ unsafe impl<T: Abi> Abi for Vec<T> {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Vec", &[T::DESC]));
     const WIRE_MIN: usize = 8;
     #[inline(always)]
-    fn native() -> bool { T::native() }
+    fn native() -> bool {
+        T::native()
+    }
     #[inline(always)]
     fn into_ffi(self) -> RSeq<T::Ffi> {
         vec_into_ffi_native(self)
@@ -476,7 +486,9 @@ unsafe impl<T: Abi> Abi for Option<T> {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Option", &[T::DESC]));
     const WIRE_MIN: usize = 4;
     #[inline(always)]
-    fn native() -> bool { T::native() }
+    fn native() -> bool {
+        T::native()
+    }
     #[inline]
     fn into_ffi(self) -> Self::Ffi {
         match self {
@@ -629,7 +641,9 @@ unsafe impl<T: Abi, const N: usize> Abi for [T; N] {
     const WIRE_MIN: usize = T::WIRE_MIN * N;
     const PLAIN: bool = T::PLAIN;
     #[inline(always)]
-    fn native() -> bool { T::native() }
+    fn native() -> bool {
+        T::native()
+    }
     #[inline]
     fn into_ffi(self) -> Self::Ffi {
         RArray(self.map(T::into_ffi))
