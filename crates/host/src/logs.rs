@@ -34,7 +34,7 @@ pub fn plugin_logs(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-const fn at_levels(max_level: u8, tracing_level: u8, native: &'static str) -> HostServicesExt {
+const fn at_levels(max_level: u8, tracing_level: u8, native: Native) -> HostServicesExt {
     HostServicesExt {
         services: HostServices {
             size: size_of::<HostServicesExt>() as u32,
@@ -44,11 +44,16 @@ const fn at_levels(max_level: u8, tracing_level: u8, native: &'static str) -> Ho
             record: Some(deliver_record),
             tracing_level,
         },
-        native: RSlice::new(native.as_bytes()),
+        native: RSlice::new(native.0.as_bytes()),
+        refused: native.1,
     }
 }
 
-const fn row(log: u8, native: &'static str) -> [HostServicesExt; 6] {
+/// What the services say about native sequences: the host's identity and switch
+/// (`tomada::abi::native`), or nothing.
+type Native = (&'static str, *const AtomicBool);
+
+const fn row(log: u8, native: Native) -> [HostServicesExt; 6] {
     [
         at_levels(log, 0, native),
         at_levels(log, 1, native),
@@ -59,15 +64,15 @@ const fn row(log: u8, native: &'static str) -> [HostServicesExt; 6] {
     ]
 }
 
-const fn table(native: &'static str) -> [[HostServicesExt; 6]; 6] {
+const fn table(native: Native) -> [[HostServicesExt; 6]; 6] {
     [row(0, native), row(1, native), row(2, native), row(3, native), row(4, native), row(5, native)]
 }
 
 /// One set of services per pair of levels (`log`, `tracing`): statics, so a plugin
 /// may keep them for its life. This host takes native sequences (see
 /// `tomada::abi::native`) only if its global allocator is `SystemAlloc`.
-static SERVICES: [[HostServicesExt; 6]; 6] = table(tomada::abi::native::IDENTITY);
-static SERVICES_NOT_NATIVE: [[HostServicesExt; 6]; 6] = table("");
+static SERVICES: [[HostServicesExt; 6]; 6] = table((tomada::abi::native::IDENTITY, &tomada::abi::native::REFUSED));
+static SERVICES_NOT_NATIVE: [[HostServicesExt; 6]; 6] = table(("", std::ptr::null()));
 
 /// The services for a plugin loaded now.
 pub(crate) fn services() -> *const HostServices {

@@ -29,20 +29,36 @@
 
 use std::cell::Cell;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
 /// What both sides must share for native sequences: the compiler (with its commit),
 /// the target, and this module's protocol version.
 pub const IDENTITY: &str = concat!(env!("TOMADA_RUSTC_VERSION"), "\n", env!("TOMADA_TARGET"), "\nnative sequences 1");
 
 /// Set once a peer was seen whose layout is not proven to be ours; never cleared.
-static REFUSED: AtomicBool = AtomicBool::new(false);
+/// Public only so a host can point its plugins at it
+/// ([`HostServicesExt::refused`](crate::logging::HostServicesExt::refused)).
+#[doc(hidden)]
+pub static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// In a plugin: the host's [`REFUSED`] (null until attached, or if the host has none).
+/// An object of this plugin may be handed to another plugin the host loaded, which
+/// this plugin never sees: once the host has loaded one whose layout differs, this
+/// plugin sends no native sequence either.
+static HOST_REFUSED: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Whether this side may send native sequences now. `false` once any peer's layout was
-/// not proven the same (see the module's documentation).
+/// not proven the same, here or (in a plugin) in the host (see the module's
+/// documentation).
 #[inline(always)]
 pub fn enabled() -> bool {
-    !REFUSED.load(Ordering::Relaxed)
+    if REFUSED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let host = HOST_REFUSED.load(Ordering::Relaxed);
+    // SAFETY: null, or the host's `REFUSED` static (`attached`), which outlives this
+    // library.
+    host.is_null() || !unsafe { &*host }.load(Ordering::Relaxed)
 }
 
 /// Turns native sequences off in this process, for good.
@@ -65,11 +81,16 @@ pub fn admit(rustc: &str, target: &str, flags: u32) {
 }
 
 /// Plugin side, when attached: `host` is what the host said its identity is (empty
-/// if it offers no native sequences, or predates them).
-pub(crate) fn attached(host: &[u8]) {
-    if host != IDENTITY.as_bytes() || IDENTITY.contains("unknown version") {
+/// if it offers no native sequences, or predates them), `refused` its [`REFUSED`].
+///
+/// # Safety
+/// `refused` must be null or the host's `REFUSED`, alive as long as this library.
+pub(crate) unsafe fn attached(host: &[u8], refused: *const AtomicBool) {
+    if host != IDENTITY.as_bytes() || IDENTITY.contains("unknown version") || refused.is_null() {
         refuse();
+        return;
     }
+    HOST_REFUSED.store(refused.cast_mut(), Ordering::Relaxed);
 }
 
 /// [`resolve`]'s states: not known yet, being worked out (on the thread holding
