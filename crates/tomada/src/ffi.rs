@@ -87,8 +87,10 @@ impl RSlice {
 ///
 /// Dropping an `RSeq` drops its elements and frees the buffer; a *native* sequence's
 /// elements (a `Vec<T>`'s own, see [`crate::abi::native`]), which only the receiving
-/// `Vec<T>` can drop, leak instead: only a call abandoned by a panic while its
-/// arguments are received leaves one.
+/// `Vec<T>` can drop, leak instead (with everything they own, and so does a native
+/// sequence inside a converted value dropped as such): only a call abandoned before
+/// the other side took its arguments (a panic while they are received, an async
+/// call's future dropped before its first poll) leaves one.
 #[repr(C)]
 pub struct RSeq<F> {
     ptr: NonNull<u8>,

@@ -84,8 +84,14 @@ fn sequences_are_converted_in_place() {
     // SAFETY: as above.
     let back = unsafe { Vec::<Entry>::from_ffi(entries.clone().into_ffi()) };
     assert_eq!(back, entries);
-    // Dropped without being converted back: every element and buffer is freed.
-    drop(entries.into_ffi());
+    drop(entries);
+    // Dropped without being converted back: every element and buffer is freed. (Not
+    // for a `Vec` of native records, or one inside a converted value: a native
+    // sequence is only ever taken by the receiving `Vec`, and leaks if a call is
+    // abandoned before that.)
+    let evolving: std::collections::VecDeque<Evolving> =
+        (0..20).map(|i| Evolving { key: format!("k{i}"), note: Some(Box::new(i.to_string())) }).collect();
+    drop(evolving.into_ffi());
 }
 
 #[test]
