@@ -3,27 +3,31 @@
 //! - `demo`: builds the greeter plugin on its own (`cargo build -p greeter
 //!   --release`), copies it to `bin/greeter_v1.so` (`.dylib`/`.dll` elsewhere), and
 //!   runs the host on it, as the Go original's `go build -buildmode=plugin` + `host`.
+//! - `bench`: runs the benchmarks behind each figure of issue 20 and prints each
+//!   beside its floor, the ratio and the goal (see [`bench`] and `docs/benchmarks.md`).
+
+mod bench;
 
 use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
 }
 
-fn status(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn status(cmd: &mut Command) -> Result<(), String> {
     let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
 }
 
 /// Says what the demo is doing, on an interactive terminal only: piped, the demo's
 /// output is exactly the Go original's two lines.
-fn say(what: &str) {
+pub(crate) fn say(what: &str) {
     use std::io::IsTerminal;
     if std::io::stderr().is_terminal() {
         eprintln!("\x1b[2mxtask: {what}\x1b[0m");
@@ -56,7 +60,8 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("demo") => demo(),
-        other => Err(format!("unknown task {other:?}; tasks: demo")),
+        Some("bench") => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
+        other => Err(format!("unknown task {other:?}; tasks: demo, bench")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

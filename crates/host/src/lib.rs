@@ -718,6 +718,9 @@ pub(crate) fn open(
     // before its instance is made. Its name is read from its own manifest static, so
     // it lives exactly as long as the library.
     let name = tomada::descriptor::name_in(loaded_manifest);
+    // Native sequences (a `Vec` of records crossing as its buffer) only with plugins
+    // built by this compiler for this target; one that is not turns them off here.
+    tomada::abi::native::admit(&manifest.rustc, &manifest.target, manifest.flags);
     // SAFETY: `attach` is the plugin's (descriptor checked above), and `library` stays
     // loaded; the services are a `'static` of this host and the name a slice of the
     // library's own static.

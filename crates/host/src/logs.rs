@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tomada::ffi::RSlice;
-use tomada::logging::{HostServices, Record, RecordKind};
+use tomada::logging::{HostServices, HostServicesExt, Record, RecordKind};
 
 use crate::escape::escape_controls;
 
@@ -34,30 +34,54 @@ pub fn plugin_logs(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-const fn at_levels(max_level: u8, tracing_level: u8) -> HostServices {
-    HostServices {
-        size: size_of::<HostServices>() as u32,
-        max_level,
-        log: Some(deliver),
-        // Objects crossing calls by byte form (see `crate::bytes`).
-        peer: &crate::bytes::IN_PROCESS_PEER,
-        record: Some(deliver_record),
-        tracing_level,
+const fn at_levels(max_level: u8, tracing_level: u8, native: Native) -> HostServicesExt {
+    HostServicesExt {
+        services: HostServices {
+            size: size_of::<HostServicesExt>() as u32,
+            max_level,
+            log: Some(deliver),
+            // Objects crossing calls by byte form (see `crate::bytes`).
+            peer: &crate::bytes::IN_PROCESS_PEER,
+            record: Some(deliver_record),
+            tracing_level,
+        },
+        native: RSlice::new(native.0.as_bytes()),
+        refused: native.1,
     }
 }
 
-const fn row(log: u8) -> [HostServices; 6] {
-    [at_levels(log, 0), at_levels(log, 1), at_levels(log, 2), at_levels(log, 3), at_levels(log, 4), at_levels(log, 5)]
+/// What the services say about native sequences: the host's identity and switch
+/// (`tomada::abi::native`), or nothing.
+type Native = (&'static str, *const AtomicBool);
+
+const fn row(log: u8, native: Native) -> [HostServicesExt; 6] {
+    [
+        at_levels(log, 0, native),
+        at_levels(log, 1, native),
+        at_levels(log, 2, native),
+        at_levels(log, 3, native),
+        at_levels(log, 4, native),
+        at_levels(log, 5, native),
+    ]
+}
+
+const fn table(native: Native) -> [[HostServicesExt; 6]; 6] {
+    [row(0, native), row(1, native), row(2, native), row(3, native), row(4, native), row(5, native)]
 }
 
 /// One set of services per pair of levels (`log`, `tracing`): statics, so a plugin
-/// may keep them for its life.
-static SERVICES: [[HostServices; 6]; 6] = [row(0), row(1), row(2), row(3), row(4), row(5)];
+/// may keep them for its life. This host takes native sequences (see
+/// `tomada::abi::native`) only if its global allocator is `SystemAlloc`.
+static SERVICES: [[HostServicesExt; 6]; 6] = table((tomada::abi::native::IDENTITY, &tomada::abi::native::REFUSED));
+static SERVICES_NOT_NATIVE: [[HostServicesExt; 6]; 6] = table(("", std::ptr::null()));
 
 /// The services for a plugin loaded now.
 pub(crate) fn services() -> *const HostServices {
     let (log, tracing) = split_levels(level());
-    &SERVICES[log as usize][tracing as usize]
+    let table = if tomada::alloc::global_is_system() { &SERVICES } else { &SERVICES_NOT_NATIVE };
+    // The whole extension's address (the plugin reads past `services` when `size`
+    // says it may), as `HostServices` at its offset 0.
+    std::ptr::from_ref(&table[log as usize][tracing as usize]).cast()
 }
 
 /// The most verbose levels plugins loaded now may send (0: none … 5: trace), as one

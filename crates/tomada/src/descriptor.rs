@@ -66,6 +66,10 @@ pub const SECTION_PE: &str = ".tomada";
 pub mod flags {
     /// The plugin was built with `panic = "unwind"`, so its panics can be caught.
     pub const PANIC_UNWIND: u32 = 1;
+    /// The plugin's tomada reads and sends native sequences (see
+    /// [`crate::abi::native`]): a host built by the same compiler for the same target
+    /// may pass it `Vec`s of native records as they lie.
+    pub const NATIVE_RECORDS: u32 = 2;
 }
 
 /// The never-changing start of a descriptor.

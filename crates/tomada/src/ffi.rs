@@ -85,7 +85,12 @@ impl RSlice {
 /// zero-sized element type, or — for a `&[T]` argument of plain `T` — a borrow the
 /// caller keeps alive for the call).
 ///
-/// Dropping an `RSeq` drops its elements and frees the buffer.
+/// Dropping an `RSeq` drops its elements and frees the buffer; a *native* sequence's
+/// elements (a `Vec<T>`'s own, see [`crate::abi::native`]), which only the receiving
+/// `Vec<T>` can drop, leak instead (with everything they own, and so does a native
+/// sequence inside a converted value dropped as such): only a call abandoned before
+/// the other side took its arguments (a panic while they are received, an async
+/// call's future dropped before its first poll) leaves one.
 #[repr(C)]
 pub struct RSeq<F> {
     ptr: NonNull<u8>,
@@ -100,6 +105,14 @@ pub struct RSeq<F> {
 
 #[cfg(target_pointer_width = "64")]
 const ALIGN_SHIFT: u32 = 56;
+
+/// The bit of the packed layout (64-bit) or of the alignment word (other targets)
+/// that marks a *native* sequence: its elements are the sending `Vec<T>`'s own `T`s,
+/// not `F`s (see [`crate::abi::native`]). Alignments' log2 never reaches it.
+#[cfg(target_pointer_width = "64")]
+const NATIVE_BIT: usize = 1 << 63;
+#[cfg(not(target_pointer_width = "64"))]
+const NATIVE_BIT: usize = 1 << (usize::BITS - 1);
 
 #[cfg(target_pointer_width = "64")]
 const fn pack(size: usize, align: usize) -> usize {
@@ -167,12 +180,55 @@ impl<F> RSeq<F> {
     const fn align(&self) -> usize {
         #[cfg(target_pointer_width = "64")]
         {
-            1 << (self.layout >> ALIGN_SHIFT)
+            1 << ((self.layout & !NATIVE_BIT) >> ALIGN_SHIFT)
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            self.align & !NATIVE_BIT
+        }
+    }
+
+    /// The word that carries [`NATIVE_BIT`].
+    #[inline(always)]
+    const fn native_word(&self) -> usize {
+        #[cfg(target_pointer_width = "64")]
+        {
+            self.layout
         }
         #[cfg(not(target_pointer_width = "64"))]
         {
             self.align
         }
+    }
+
+    /// Whether the elements are the sending `Vec<T>`'s own `T`s, handed over as they
+    /// lie (see [`crate::abi::native`]), not `F`s.
+    #[inline(always)]
+    pub(crate) const fn is_native(&self) -> bool {
+        self.native_word() & NATIVE_BIT != 0
+    }
+
+    /// Takes over a `Vec<T>`'s raw parts as a native sequence: its elements stay `T`s.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised `T`s inside a [`System`] allocation of
+    /// `size` bytes aligned to `align`, which the new `RSeq` owns (or, with `size`
+    /// 0, borrowed from the caller for the call: a `&[T]` argument); only
+    /// `Vec<T>::from_ffi` of a `T` with the same layout may take the elements out (a
+    /// native sequence dropped as such frees its buffer and leaks its elements).
+    #[inline(always)]
+    pub(crate) const unsafe fn from_native_parts(ptr: NonNull<u8>, len: usize, size: usize, align: usize) -> Self {
+        // SAFETY: forwarded; the mark keeps `F` from being read where `T`s lie.
+        let mut seq = unsafe { Self::from_raw_parts(ptr, len, size, align) };
+        #[cfg(target_pointer_width = "64")]
+        {
+            seq.layout |= NATIVE_BIT;
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            seq.align |= NATIVE_BIT;
+        }
+        seq
     }
 
     /// Borrows a slice of plain elements (`needs_drop::<F>()` is false) for a call:
@@ -191,6 +247,7 @@ impl<F> RSeq<F> {
 
     /// The elements.
     pub fn as_slice(&self) -> &[F] {
+        debug_assert!(!self.is_native(), "a native sequence's elements are not `F`s");
         // SAFETY: `ptr` points to `len` initialised, aligned `F`s (or is dangling and
         // aligned with `len == 0`, or `F` is zero-sized).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<F>(), self.len) }
@@ -235,6 +292,7 @@ impl<F> RSeq<F> {
     /// Calls `f` on each element, moved out, in order; then frees the buffer.
     #[inline]
     pub fn for_each(self, mut f: impl FnMut(F)) {
+        debug_assert!(!self.is_native(), "a native sequence's elements are not `F`s");
         let (ptr, len, size, align) = self.into_raw_parts();
         // Frees the buffer (not the elements) even if `f` panics; the elements not
         // yet moved out then leak, which is safe.
@@ -278,7 +336,9 @@ impl Drop for Buffer {
 impl<F> Drop for RSeq<F> {
     fn drop(&mut self) {
         let _buffer = Buffer { ptr: self.ptr, size: self.size(), align: self.align() };
-        if std::mem::needs_drop::<F>() {
+        // A native sequence's elements are not `F`s: they leak (only a `Vec`'s own
+        // `from_ffi` takes them, and always does).
+        if std::mem::needs_drop::<F>() && !self.is_native() {
             // SAFETY: the `len` elements are initialised and owned by `self` (a
             // borrowed sequence holds only elements that need no drop).
             unsafe {

@@ -237,7 +237,9 @@ pub mod __private {
     pub use crate::{RUSTC_VERSION, TARGET};
     pub use crate::{block, call, client, descriptor, fallback, ffi, fingerprint, logging, remote};
 
-    pub use crate::abi::SliceStore;
+    pub use std::sync::atomic::AtomicU8;
+
+    pub use crate::abi::{SliceStore, native};
     pub use crate::block::{VARIANT_BLOCK, begin_block, block, end_block, end_block_read, skip_block};
     pub use crate::call::{__finish as finish, __shim as shim};
     pub use crate::client::{
@@ -483,7 +485,7 @@ macro_rules! __export {
             #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
             static __INIT: extern "C" fn() = __init;
 
-            const __FLAGS: u32 = if cfg!(panic = "unwind") { $crate::__private::descriptor::flags::PANIC_UNWIND } else { 0 };
+            const __FLAGS: u32 = $crate::__private::descriptor::flags::NATIVE_RECORDS | if cfg!(panic = "unwind") { $crate::__private::descriptor::flags::PANIC_UNWIND } else { 0 };
             const __LEN: usize = 0 $(+ $crate::__export!(@len [$c] [$n, $v, $d]))+;
             #[used]
             #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__tomada"))]

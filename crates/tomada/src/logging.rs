@@ -89,6 +89,56 @@ impl HostServices {
     }
 }
 
+/// [`HostServices`] and what hosts offer since native sequences. A host passes a
+/// pointer to the whole struct (cast to `*const HostServices`: `services` is at
+/// offset 0) whose `size` is `size_of::<HostServicesExt>()`;
+/// a plugin reads past `services` only if `size` covers it. Fields added later go
+/// here, after the last one (`HostServices` itself keeps its size, so every host's
+/// extension starts at the same offset).
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostServicesExt {
+    /// The services of every host version.
+    pub services: HostServices,
+    /// The host's [layout identity](crate::abi::native::IDENTITY) if it takes native
+    /// sequences (its global allocator is `SystemAlloc`), else empty: a `'static`
+    /// string of the host.
+    pub native: RSlice,
+    /// The host's [`REFUSED`](crate::abi::native::REFUSED) switch (a static of the
+    /// host): set, the plugin sends no native sequence either. Null with an empty
+    /// `native`.
+    pub refused: *const std::sync::atomic::AtomicBool,
+}
+
+// SAFETY: immutable once handed over; `native` borrows a `'static` string.
+unsafe impl Send for HostServicesExt {}
+// SAFETY: as above.
+unsafe impl Sync for HostServicesExt {}
+
+impl HostServicesExt {
+    /// The host's native identity and switch, if the services at `ptr` (of a host of
+    /// any version) have them; empty and null otherwise.
+    ///
+    /// # Safety
+    /// `ptr` must be the non-null pointer the host passed, live while the library is:
+    /// derived from the whole `HostServicesExt` when `size` covers it.
+    unsafe fn native_of<'a>(ptr: *const HostServices) -> (&'a [u8], *const std::sync::atomic::AtomicBool) {
+        // SAFETY: the caller's guarantee.
+        let services = unsafe { &*ptr };
+        let end = std::mem::offset_of!(HostServicesExt, refused) + size_of::<*const std::sync::atomic::AtomicBool>();
+        if !services.covers(end) {
+            return (&[], std::ptr::null());
+        }
+        // SAFETY: `size` covers the extension, so the host passed a pointer to a whole
+        // `HostServicesExt` (its `services` at offset 0 of the `#[repr(C)]` struct),
+        // and `native` borrows a `'static` of the host.
+        unsafe {
+            let ext = &*ptr.cast::<HostServicesExt>();
+            (ext.native.as_bytes(), ext.refused)
+        }
+    }
+}
+
 /// What a plugin's descriptor points at to receive [`HostServices`].
 pub type AttachFn = unsafe extern "C" fn(services: *const HostServices, plugin: RSlice);
 
@@ -119,7 +169,15 @@ pub unsafe extern "C" fn attach(services: *const HostServices, plugin: RSlice) {
     }
     SERVICES.store(services.cast_mut(), Ordering::Release);
     if services.is_null() {
+        // SAFETY: null is allowed.
+        unsafe { crate::abi::native::attached(&[], std::ptr::null()) };
         return;
+    }
+    // SAFETY: non-null, and what the host passed (the caller's guarantee); its switch
+    // is a static of the host, which outlives this library.
+    unsafe {
+        let (identity, refused) = HostServicesExt::native_of(services);
+        crate::abi::native::attached(identity, refused);
     }
     // SAFETY: non-null, and live while the library is (the caller's guarantee).
     let services = unsafe { &*services };

@@ -84,8 +84,14 @@ fn sequences_are_converted_in_place() {
     // SAFETY: as above.
     let back = unsafe { Vec::<Entry>::from_ffi(entries.clone().into_ffi()) };
     assert_eq!(back, entries);
-    // Dropped without being converted back: every element and buffer is freed.
-    drop(entries.into_ffi());
+    drop(entries);
+    // Dropped without being converted back: every element and buffer is freed. (Not
+    // for a `Vec` of native records, or one inside a converted value: a native
+    // sequence is only ever taken by the receiving `Vec`, and leaks if a call is
+    // abandoned before that.)
+    let evolving: std::collections::VecDeque<Evolving> =
+        (0..20).map(|i| Evolving { key: format!("k{i}"), note: Some(Box::new(i.to_string())) }).collect();
+    drop(evolving.into_ffi());
 }
 
 #[test]
@@ -103,4 +109,107 @@ fn maps_and_sets_cross() {
     // SAFETY: as above.
     let back = unsafe { HashSet::<(u8, char)>::from_ffi(set.clone().into_ffi()) };
     assert_eq!(back, set);
+}
+
+/// Evolves: a field appended in minor version 1.
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub struct Evolving {
+    pub key: String,
+    #[tomada(since = 1)]
+    pub note: Option<Box<String>>,
+}
+
+/// Mutually recursive, through a field that is never native (a map).
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub struct Tree {
+    pub name: String,
+    pub forest: Option<Box<Forest>>,
+}
+
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+    pub index: std::collections::HashMap<String, u32>,
+}
+
+/// Mutually recursive, all native.
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub struct Ping {
+    pub pong: Option<Box<Pong>>,
+}
+
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub enum Pong {
+    Done,
+    Again(Vec<Ping>),
+}
+
+/// Open: a side may not know every variant, so its layout may differ.
+#[derive(tomada::Abi, Debug, Clone, PartialEq)]
+pub enum Open {
+    A(String),
+    #[tomada(other)]
+    Unknown,
+}
+
+#[test]
+fn which_types_are_native() {
+    assert!(<Entry as Abi>::native());
+    assert!(<Kind as Abi>::native());
+    assert!(<Vec<Option<Box<Entry>>> as Abi>::native());
+    assert!(<(String, [u64; 3], Result<char, bool>) as Abi>::native());
+    // Appended fields, open enums, maps: never.
+    assert!(!<Evolving as Abi>::native());
+    assert!(!<Open as Abi>::native());
+    assert!(!<std::collections::HashMap<String, u32> as Abi>::native());
+    // Recursion through `Box`: answered by what else the cycle holds, from any end.
+    assert!(!<Forest as Abi>::native());
+    assert!(!<Tree as Abi>::native());
+    assert!(!<Forest as Abi>::native());
+    assert!(<Pong as Abi>::native());
+    assert!(<Ping as Abi>::native());
+}
+
+#[test]
+fn native_records_cross_as_their_buffer() {
+    let entries: Vec<Entry> = (0..10)
+        .map(|i| Entry {
+            key: format!("k{i}"),
+            kind: Kind::Blob { bytes: vec![i as u8; 3], tags: vec![format!("t{i}")] },
+            score: f64::from(i),
+            parent: Some(Box::new(Entry { key: "p".into(), kind: Kind::Empty, score: 0.0, parent: None })),
+        })
+        .collect();
+    let expected = entries.clone();
+    let buffer = entries.as_ptr() as usize;
+    let boxes: Vec<usize> =
+        entries.iter().map(|e| std::ptr::from_ref::<Entry>(e.parent.as_deref().unwrap()) as usize).collect();
+    // SAFETY: made by `Vec::into_ffi` of the same type.
+    let back = unsafe { Vec::<Entry>::from_ffi(entries.into_ffi()) };
+    assert_eq!(back, expected);
+    // Untouched: the buffer, and each box (a converted `Box` would be a new `RBox`).
+    assert_eq!(back.as_ptr() as usize, buffer);
+    let after: Vec<usize> =
+        back.iter().map(|e| std::ptr::from_ref::<Entry>(e.parent.as_deref().unwrap()) as usize).collect();
+    assert_eq!(after, boxes);
+
+    // Evolving records still convert, element by element.
+    let evolving = vec![Evolving { key: "a".into(), note: Some(Box::new("n".into())) }];
+    // SAFETY: as above.
+    let back = unsafe { Vec::<Evolving>::from_ffi(evolving.clone().into_ffi()) };
+    assert_eq!(back, evolving);
+}
+
+#[test]
+fn native_slices_are_borrowed() {
+    use tomada::abi::Arg;
+    let entries: Vec<Entry> =
+        (0..3).map(|i| Entry { key: format!("k{i}"), kind: Kind::Empty, score: 1.0, parent: None }).collect();
+    let ffi = <&[Entry] as Arg>::into_ffi(&entries);
+    // SAFETY: made by `into_ffi` of the same type; `entries` outlives the store.
+    let mut store = unsafe { <&[Entry] as Arg>::receive(ffi) };
+    // SAFETY: called once; the view does not outlive the store.
+    let view = unsafe { <&[Entry] as Arg>::view(&mut store) };
+    assert_eq!(view.as_ptr(), entries.as_ptr(), "borrowed, not copied");
+    assert_eq!(view, entries.as_slice());
 }

@@ -229,3 +229,32 @@ pub(crate) fn block_min(fields: &[Field]) -> TokenStream {
     });
     quote!(8 #(#mins)*)
 }
+
+/// `Abi::native` for a derived type: whether all of `fields` are native, worked out
+/// once (see `tomada::abi::native`); never for a type that evolves (`evolving`: a
+/// field with `since`, an open enum, or a `#[repr]`, which the description does not
+/// record), whose two sides may lay it out differently.
+pub(crate) fn native_fn<'a>(fields: impl Iterator<Item = &'a Field<'a>>, evolving: bool) -> TokenStream {
+    if evolving {
+        return quote! {
+            #[inline(always)]
+            fn native() -> bool {
+                false
+            }
+        };
+    }
+    let abis = fields.map(|f| as_abi(f.ty));
+    quote! {
+        #[inline(always)]
+        fn native() -> bool {
+            static __TOMADA_NATIVE: ::tomada::__private::AtomicU8 = ::tomada::__private::AtomicU8::new(0);
+            ::tomada::__private::native::resolve(&__TOMADA_NATIVE, || true #(&& #abis::native())*)
+        }
+    }
+}
+
+/// Whether the type has a `#[repr(...)]`: its layout then depends on something its
+/// description does not say, so it is never native.
+pub(crate) fn has_repr(item: &DeriveInput) -> bool {
+    item.attrs.iter().any(|a| a.path().is_ident("repr"))
+}

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{DeriveInput, Fields};
 
-use super::{as_abi, block_min, decode_block, encode_block, field_descs, fields, pattern, style};
+use super::{as_abi, block_min, decode_block, encode_block, field_descs, fields, has_repr, native_fn, pattern, style};
 
 pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStream> {
     let ident = &item.ident;
@@ -46,6 +46,7 @@ pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStre
     let encode_owned = encode_block(&fields, true);
     let decode = decode_block(&fields);
     let wire_min = block_min(&fields);
+    let native = native_fn(fields.iter(), fields.iter().any(|f| f.since != 0) || has_repr(item));
     Ok(quote! {
         const _: () = {
             #[repr(C)]
@@ -67,6 +68,7 @@ pub(crate) fn expand(item: &DeriveInput, kind: &Fields) -> syn::Result<TokenStre
                 type Ffi = #ffi;
                 const DESC: ::tomada::__private::TypeRef = ::tomada::__private::TypeRef::new(&#desc);
                 const WIRE_MIN: usize = #wire_min;
+                #native
                 #[inline]
                 fn into_ffi(self) -> #ffi {
                     let Self #pat = self;

@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{DataEnum, DeriveInput, Error, Fields};
 
-use super::{Field, as_abi, decode_block, encode_block, field_descs, fields, pattern, style};
+use super::{Field, as_abi, decode_block, encode_block, field_descs, fields, has_repr, native_fn, pattern, style};
 
 pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenStream> {
     let ident = &item.ident;
@@ -179,6 +179,11 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
         }
         None => quote!(return ::core::result::Result::Err(::tomada::__private::bad_variant())),
     };
+    let evolving = open
+        || has_repr(item)
+        || marks.iter().any(|m| m.0 != 0)
+        || variants.iter().any(|(_, f)| f.iter().any(|f| f.since != 0));
+    let native = native_fn(variants.iter().flat_map(|(_, f)| f.iter()), evolving);
     Ok(quote! {
         const _: () = {
             #[repr(#repr)]
@@ -202,6 +207,7 @@ pub(crate) fn expand(item: &DeriveInput, data: &DataEnum) -> syn::Result<TokenSt
                 type Ffi = #ffi;
                 const DESC: ::tomada::__private::TypeRef = ::tomada::__private::TypeRef::new(&#desc);
                 const WIRE_MIN: usize = 4;
+                #native
                 #[inline]
                 fn into_ffi(self) -> #ffi {
                     match self {

@@ -22,6 +22,7 @@ use crate::ffi::{RSeq, RSlice};
 use crate::interface::{TypeDesc, TypeRef};
 use crate::wire::{Reader, WireError};
 
+pub mod native;
 pub(crate) mod seq;
 pub mod std_impls;
 
@@ -42,7 +43,10 @@ pub mod std_impls;
 /// side, with any rustc); [`Abi::DESC`] must change whenever `Ffi`, the meaning of its
 /// bits, or the byte form changes; [`Abi::PLAIN`] may be `true` only if `Self` and
 /// `Ffi` are the same type, valid for every bit pattern, whose byte form is its
-/// little-endian memory. `#[derive(Abi)]` upholds all of these (implement it by hand
+/// little-endian memory; [`Abi::native`] may be `true` only if a value of `Self`
+/// moved, as its bytes, to a peer with the same description, compiler, target and
+/// allocator is a valid value there and owns nothing else (no handle, nothing
+/// process-local). `#[derive(Abi)]` upholds all of these (implement it by hand
 /// only inside tomada: its items are not part of the API).
 ///
 /// # Examples
@@ -89,6 +93,17 @@ pub unsafe trait Abi: Sized {
     /// `Self` and `Ffi` are one and the same plain type (integers, floats, arrays of
     /// them): sequences of it cross without touching each element.
     const PLAIN: bool = false;
+    #[doc(hidden)]
+    /// Whether `Self`'s own memory is a valid crossing form for a peer built by the same
+    /// compiler for the same target with the same description and `SystemAlloc`
+    /// (see [`native`]): a `Vec<Self>` then crosses as its buffer, untouched. Only for
+    /// types made of other `NATIVE` types, with no field that evolves (`since`) and
+    /// nothing that must be converted to cross (trait objects). A function, not a
+    /// constant, so recursive types (`Option<Box<Entry>>` in `Entry`) can answer it.
+    #[inline(always)]
+    fn native() -> bool {
+        false
+    }
     #[doc(hidden)]
     /// Converts the value for crossing. Owned buffers are handed over, not copied,
     /// where the allocators allow it.
@@ -255,14 +270,15 @@ unsafe impl<'a> Arg for &'a str {
 /// What the receiving side holds for a `&[T]` argument.
 #[doc(hidden)]
 pub enum SliceStore<T> {
-    /// Plain elements, borrowed from the caller for the call.
+    /// Plain (or native) elements, borrowed from the caller for the call.
     Borrowed(*const T, usize),
     /// Elements converted into this side's `Vec`.
     Owned(Vec<T>),
 }
 
 // SAFETY: plain elements cross as a borrow of the caller's slice (same type, same
-// layout, any bits valid); others cross as an owned copy (`T: Clone`), converted like
+// layout, any bits valid), and so do native ones when the peer's layout is proven
+// the same (see `native`); others cross as an owned copy (`T: Clone`), converted like
 // a `Vec<T>`, that the receiving side keeps for the call.
 unsafe impl<'a, T: Abi + Clone> Arg for &'a [T] {
     type Ffi = RSeq<T::Ffi>;
@@ -274,13 +290,22 @@ unsafe impl<'a, T: Abi + Clone> Arg for &'a [T] {
             // SAFETY: `PLAIN` means `T` and `T::Ffi` are the same plain type (no drop),
             // and the caller's slice outlives the call.
             unsafe { RSeq::from_raw_parts(std::ptr::NonNull::from(self).cast(), self.len(), 0, align_of::<T>()) }
+        } else if T::native() && native::enabled() {
+            // SAFETY: a borrow of the caller's slice of `T`s (non-null, aligned), which
+            // outlives the call; nothing is owned (size 0), and the peer proved to lay
+            // `T` out as this side reads it as `&[T]` without taking anything out.
+            unsafe { RSeq::from_native_parts(std::ptr::NonNull::from(self).cast(), self.len(), 0, align_of::<T>()) }
         } else {
             seq::vec_into_ffi(self.to_vec())
         }
     }
     #[inline(always)]
     unsafe fn receive(ffi: RSeq<T::Ffi>) -> SliceStore<T> {
-        if T::PLAIN {
+        // Plain elements, or (native) the caller's own `T`s, borrowed for the call.
+        if T::PLAIN || ffi.is_native() {
+            if !T::PLAIN && !T::native() {
+                seq::native_broken();
+            }
             let (ptr, len, _, _) = ffi.into_raw_parts();
             SliceStore::Borrowed(ptr.as_ptr().cast::<T>(), len)
         } else {

@@ -9,11 +9,16 @@
 //! element layouts that differ between the two compilers) the elements are moved
 //! through a new [`System`](std::alloc::System) buffer, still without copying any
 //! string or byte buffer they own.
+//!
+//! When both sides are proven to lay `T` out the same way ([`super::native`]), a
+//! `Vec<T>` of a [native](super::Abi::native) `T` crosses as its buffer, marked
+//! native, and no element is touched on either side: a `Vec<Entry>` of records with
+//! strings, vectors and boxes inside costs what a `Vec<u64>` does.
 
 use std::mem::{ManuallyDrop, align_of, size_of};
 use std::ptr::NonNull;
 
-use super::Abi;
+use super::{Abi, native};
 use crate::alloc::global_is_system;
 use crate::ffi::RSeq;
 use crate::wire::{Reader, WireError};
@@ -21,6 +26,68 @@ use crate::wire::{Reader, WireError};
 /// Whether a `T` slot can hold a `T::Ffi` in place.
 const fn fits_in_place<T: Abi>() -> bool {
     size_of::<T::Ffi>() != 0 && size_of::<T::Ffi>() <= size_of::<T>() && align_of::<T::Ffi>() <= align_of::<T>()
+}
+
+/// `Vec<T>` → `RSeq<T::Ffi>` for `Vec<T>`'s own `into_ffi`: the buffer as it is
+/// (native) when both sides' layouts were proven the same, else [`vec_into_ffi`].
+#[inline(always)]
+pub(crate) fn vec_into_ffi_native<T: Abi>(vec: Vec<T>) -> RSeq<T::Ffi> {
+    if !T::PLAIN && size_of::<T>() != 0 && vec.capacity() != 0 && T::native() && native::enabled() && global_is_system()
+    {
+        let mut vec = ManuallyDrop::new(vec);
+        let (ptr, len, cap) = (vec.as_mut_ptr(), vec.len(), vec.capacity());
+        // SAFETY: the buffer is a `System` allocation (the global allocator is
+        // `SystemAlloc`) of `cap * size_of::<T>()` (non-zero) bytes aligned to
+        // `align_of::<T>()`, holding `len` initialised `T`s, now owned by the sequence;
+        // only the peer's `Vec<T>::from_ffi` takes them out (`vec_from_ffi_native`).
+        unsafe {
+            RSeq::from_native_parts(NonNull::new_unchecked(ptr.cast()), len, cap * size_of::<T>(), align_of::<T>())
+        }
+    } else {
+        vec_into_ffi(vec)
+    }
+}
+
+/// `RSeq<T::Ffi>` → `Vec<T>` for `Vec<T>`'s own `from_ffi`: adopts a native
+/// sequence's buffer as it is, else [`vec_from_ffi`].
+///
+/// # Safety
+/// As [`vec_from_ffi`]: `seq` was made by the peer's `Vec<T>::into_ffi` of a type
+/// with the same description (and, if native, the same layout: the sender's proof).
+#[inline(always)]
+pub(crate) unsafe fn vec_from_ffi_native<T: Abi>(seq: RSeq<T::Ffi>) -> Vec<T> {
+    if !seq.is_native() {
+        // SAFETY: the caller's guarantee.
+        return unsafe { vec_from_ffi(seq) };
+    }
+    let (ptr, len, size, align) = seq.into_raw_parts();
+    let slot = size_of::<T>();
+    if slot == 0
+        || size == 0
+        || align != align_of::<T>()
+        || size % slot != 0
+        || size / slot < len
+        || !global_is_system()
+        || !T::native()
+    {
+        native_broken();
+    }
+    // SAFETY: the sender proved (see `super::native`) that its `T` is laid out as
+    // ours and that both sides allocate with `System`; so this is a `System`
+    // allocation of `size` bytes aligned for `T` (checked), i.e.
+    // `Layout::array::<T>(size / slot)`, holding `len` initialised `T`s whose own
+    // buffers are `System` allocations too.
+    unsafe { Vec::from_raw_parts(ptr.as_ptr().cast::<T>(), len, size / slot) }
+}
+
+/// A native sequence whose layout is not this side's: the sender's proof was wrong.
+/// Its buffer and elements leak; nothing of it is read.
+#[cold]
+#[inline(never)]
+pub(crate) fn native_broken() -> ! {
+    panic!(
+        "tomada: a native sequence does not have this side's layout or allocator (a bug in tomada's layout check; please report it)"
+    )
 }
 
 /// `Vec<T>` → `RSeq<T::Ffi>`, in place where it can be.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hash};
 
 use super::Abi;
-use super::seq::{decode_vec, encode_slice, vec_from_ffi, vec_into_ffi};
+use super::seq::{decode_vec, encode_slice, vec_from_ffi, vec_from_ffi_native, vec_into_ffi, vec_into_ffi_native};
 use crate::ffi::{R128, RArray, RBox, ROption, RResult, RSeq, RTuple1, RTuple2};
 use crate::interface::{TypeDesc, TypeRef};
 use crate::wire::{Reader, WireError, bad_variant, put_variant};
@@ -19,6 +19,8 @@ macro_rules! plain {
             const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf(stringify!($t)));
             const WIRE_MIN: usize = size_of::<$t>();
             const PLAIN: bool = true;
+            #[inline(always)]
+            fn native() -> bool { true }
             #[inline(always)]
             fn into_ffi(self) -> $t { self }
             #[inline(always)]
@@ -42,6 +44,8 @@ macro_rules! pointer_sized {
             const WIRE_MIN: usize = 8;
             const PLAIN: bool = size_of::<$t>() == 8;
             #[inline(always)]
+            fn native() -> bool { true }
+            #[inline(always)]
             fn into_ffi(self) -> $t { self }
             #[inline(always)]
             unsafe fn from_ffi(ffi: $t) -> $t { ffi }
@@ -62,6 +66,10 @@ unsafe impl Abi for () {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("()"));
     const WIRE_MIN: usize = 0;
     #[inline(always)]
+    fn native() -> bool {
+        true
+    }
+    #[inline(always)]
     fn into_ffi(self) {}
     #[inline(always)]
     unsafe fn from_ffi(_: ()) {}
@@ -79,6 +87,10 @@ unsafe impl Abi for bool {
     type Ffi = u8;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("bool"));
     const WIRE_MIN: usize = 1;
+    #[inline(always)]
+    fn native() -> bool {
+        true
+    }
     #[inline(always)]
     fn into_ffi(self) -> u8 {
         self as u8
@@ -108,6 +120,10 @@ unsafe impl Abi for char {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("char"));
     const WIRE_MIN: usize = 4;
     #[inline(always)]
+    fn native() -> bool {
+        true
+    }
+    #[inline(always)]
     fn into_ffi(self) -> u32 {
         self as u32
     }
@@ -134,6 +150,8 @@ macro_rules! wide {
             const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf(stringify!($t)));
             const WIRE_MIN: usize = 16;
             #[inline(always)]
+            fn native() -> bool { true }
+            #[inline(always)]
             fn into_ffi(self) -> R128 { R128::from_u128(self as u128) }
             #[inline(always)]
             unsafe fn from_ffi(ffi: R128) -> $t { ffi.to_u128() as $t }
@@ -151,6 +169,10 @@ unsafe impl Abi for String {
     type Ffi = RSeq<u8>;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::leaf("String"));
     const WIRE_MIN: usize = 8;
+    #[inline(always)]
+    fn native() -> bool {
+        true
+    }
     #[inline]
     fn into_ffi(self) -> RSeq<u8> {
         RSeq::from_vec(self.into_bytes())
@@ -190,19 +212,24 @@ unsafe impl Abi for String {
     }
 }
 
-// SAFETY: see `seq`: elements converted in place or moved into a `System` buffer.
+// SAFETY: see `seq`: elements converted in place or moved into a `System` buffer,
+// or, native (see `native`), the buffer handed over as it lies.
 unsafe impl<T: Abi> Abi for Vec<T> {
     type Ffi = RSeq<T::Ffi>;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Vec", &[T::DESC]));
     const WIRE_MIN: usize = 8;
     #[inline(always)]
+    fn native() -> bool {
+        T::native()
+    }
+    #[inline(always)]
     fn into_ffi(self) -> RSeq<T::Ffi> {
-        vec_into_ffi(self)
+        vec_into_ffi_native(self)
     }
     #[inline(always)]
     unsafe fn from_ffi(ffi: RSeq<T::Ffi>) -> Vec<T> {
         // SAFETY: made by `into_ffi` of the same type (the caller's guarantee).
-        unsafe { vec_from_ffi(ffi) }
+        unsafe { vec_from_ffi_native(ffi) }
     }
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
@@ -458,6 +485,10 @@ unsafe impl<T: Abi> Abi for Option<T> {
     type Ffi = ROption<T::Ffi>;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Option", &[T::DESC]));
     const WIRE_MIN: usize = 4;
+    #[inline(always)]
+    fn native() -> bool {
+        T::native()
+    }
     #[inline]
     fn into_ffi(self) -> Self::Ffi {
         match self {
@@ -508,6 +539,10 @@ unsafe impl<T: Abi, E: Abi> Abi for Result<T, E> {
     type Ffi = RResult<T::Ffi, E::Ffi>;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Result", &[T::DESC, E::DESC]));
     const WIRE_MIN: usize = 4;
+    #[inline(always)]
+    fn native() -> bool {
+        T::native() && E::native()
+    }
     #[inline]
     fn into_ffi(self) -> Self::Ffi {
         match self {
@@ -566,6 +601,10 @@ unsafe impl<T: Abi> Abi for Box<T> {
     type Ffi = RBox<T::Ffi>;
     const DESC: TypeRef = TypeRef::new(&TypeDesc::generic("Box", &[T::DESC]));
     const WIRE_MIN: usize = T::WIRE_MIN;
+    #[inline(always)]
+    fn native() -> bool {
+        T::native()
+    }
     #[inline]
     fn into_ffi(self) -> Self::Ffi {
         RBox::new((*self).into_ffi())
@@ -601,6 +640,10 @@ unsafe impl<T: Abi, const N: usize> Abi for [T; N] {
     const DESC: TypeRef = TypeRef::new(&TypeDesc::array(&[T::DESC], N as u64));
     const WIRE_MIN: usize = T::WIRE_MIN * N;
     const PLAIN: bool = T::PLAIN;
+    #[inline(always)]
+    fn native() -> bool {
+        T::native()
+    }
     #[inline]
     fn into_ffi(self) -> Self::Ffi {
         RArray(self.map(T::into_ffi))
@@ -641,6 +684,10 @@ macro_rules! tuples {
             type Ffi = crate::ffi::$name<$($t::Ffi),+>;
             const DESC: TypeRef = TypeRef::new(&TypeDesc::tuple(&[$($t::DESC),+]));
             const WIRE_MIN: usize = 0 $(+ $t::WIRE_MIN)+;
+            #[inline(always)]
+            fn native() -> bool {
+                true $(&& $t::native())+
+            }
             #[inline]
             fn into_ffi(self) -> Self::Ffi {
                 crate::ffi::$name($(self.$i.into_ffi()),+)
