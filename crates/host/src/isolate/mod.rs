@@ -35,9 +35,8 @@ mod frame;
 mod options;
 mod runner;
 mod sandbox;
-#[cfg(target_os = "linux")]
-mod shm;
 mod spawner;
+mod transport;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -62,6 +61,9 @@ pub use sandbox::Sandbox;
 use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
 use frame::{Header, Kind, ReadError, Waiter};
 use runner::LoadRequest;
+use transport::Link;
+#[cfg(target_os = "linux")]
+use transport::shm;
 
 use crate::file::PluginFile;
 use crate::{Inspection, LoadError};
@@ -417,13 +419,12 @@ impl Isolated {
         // done. Sending a call waits for room no longer than a call's deadline.
         #[cfg(target_os = "linux")]
         let link = {
-            let socket = host_end.as_raw_fd();
-            let shared = shm::Shared::new(memfd, bells, true, socket, Some(self.options.deadline))
+            let shared = shm::Shared::new(memfd, bells, true, host_end, Some(self.options.deadline))
                 .map_err(|e| fail(format!("cannot map the shared memory for the channel: {e}")))?;
-            frame::Link::shared(host_end, shared)
+            Link::Rings(shared)
         };
         #[cfg(not(target_os = "linux"))]
-        let link = frame::Link::socket(host_end);
+        let link = Link::Socket(host_end);
         let limits = [
             (libc::RLIMIT_AS, self.options.memory_limit),
             (libc::RLIMIT_CPU, self.options.cpu_seconds),
@@ -560,7 +561,7 @@ impl Isolated {
         let connection = connection(child, forwarders);
         // The handshake: hello (version), load, ready (the manifest it read).
         let deadline = Some(Instant::now() + self.options.startup);
-        let host_end = &connection.endpoint.link.stream;
+        let host_end = connection.endpoint.link.socket().expect("a child's channel has its socket");
         // The child's own `LoadError`, if it refused the plugin with one.
         let mut reported = None;
         let mut handshake = || {

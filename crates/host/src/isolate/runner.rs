@@ -20,6 +20,7 @@ use tomada::remote::{Exported, PeerFns};
 
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
+use super::transport::{Link, Transport};
 use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
 
 /// How long the child may spin for the next call after answering one (only when
@@ -258,23 +259,20 @@ fn serve(fd: RawFd) -> i32 {
     }
     #[cfg(target_os = "linux")]
     let link = match shared {
-        Ok((memfd, bells)) => {
-            let socket = std::os::fd::AsRawFd::as_raw_fd(&stream);
-            match super::shm::Shared::new(memfd, bells, false, socket, None) {
-                Ok(shared) => frame::Link::shared(stream, shared),
-                Err(e) => {
-                    eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
-                    return 1;
-                }
+        Ok((memfd, bells)) => match super::transport::shm::Shared::new(memfd, bells, false, stream, None) {
+            Ok(shared) => Link::Rings(shared),
+            Err(e) => {
+                eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
+                return 1;
             }
-        }
+        },
         Err(why) => {
             eprintln!("tomada runner: {why}");
             return 1;
         }
     };
     #[cfg(not(target_os = "linux"))]
-    let link = frame::Link::socket(stream);
+    let link = Link::Socket(stream);
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
         plugin: Served {
@@ -305,7 +303,7 @@ fn serve(fd: RawFd) -> i32 {
 /// The shared memory and bells the host passed (descriptors 6 to 10), owned from here
 /// on and closed at exec.
 #[cfg(target_os = "linux")]
-fn take_shared() -> Result<(std::os::fd::OwnedFd, super::shm::Bells), String> {
+fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells), String> {
     use std::os::fd::OwnedFd;
     let take = |fd: RawFd, what: &str| {
         // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
@@ -321,7 +319,7 @@ fn take_shared() -> Result<(std::os::fd::OwnedFd, super::shm::Bells), String> {
     };
     let [host_data, host_room, child_data, child_room] = super::BELL_FDS;
     let memfd = take(super::SHM_FD, "the shared memory")?;
-    let bells = super::shm::Bells {
+    let bells = super::transport::shm::Bells {
         host_data: take(host_data, "a bell")?,
         host_room: take(host_room, "a bell")?,
         child_data: take(child_data, "a bell")?,
