@@ -28,10 +28,6 @@ use std::time::{Duration, Instant};
 pub(crate) use super::transport::ReadError;
 use super::transport::{Transport, several_cpus};
 
-/// The protocol version, sent in the child's hello. 2: status in the header,
-/// concurrent calls. 3: callbacks, objects and log records.
-pub(crate) const PROTOCOL: u32 = 3;
-
 pub(crate) use super::options::{DEFAULT_MAX_FRAME, MAX_FRAME};
 
 /// The bytes of a header after the length: kind, status, id.

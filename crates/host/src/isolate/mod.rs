@@ -33,6 +33,7 @@ mod contain;
 mod endpoint;
 mod frame;
 mod options;
+mod protocol;
 mod runner;
 mod sandbox;
 mod spawner;
@@ -60,7 +61,9 @@ pub use sandbox::Sandbox;
 
 use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
 use frame::{Header, Kind, ReadError, Waiter};
-use runner::LoadRequest;
+#[cfg(target_os = "linux")]
+use protocol::{BELL_FDS, LAST_FD, SHM_FD};
+use protocol::{CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
 use transport::Link;
 #[cfg(target_os = "linux")]
 use transport::shm;
@@ -68,32 +71,8 @@ use transport::shm;
 use crate::file::PluginFile;
 use crate::{Inspection, LoadError};
 
-/// The environment variable naming the runner's socket descriptor.
-const FD_VAR: &str = "TOMADA_RUNNER_FD";
-/// The environment variable naming the host's pid, for the runner to check.
-const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
-/// The environment variable giving the runner the largest frame either side sends.
-const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
 /// How many of a plugin's last stderr lines a load failure quotes.
 const STDERR_TAIL: usize = 8;
-/// The descriptor number the socket gets in the child.
-const CHILD_FD: i32 = 3;
-/// The descriptor number the plugin file gets in the child: it loads exactly the file
-/// the host inspected, never a path.
-const PLUGIN_FD: i32 = 4;
-/// The descriptor number of the nudge pipe in the child: the host posts to
-/// it when it sends a call while others are in flight, so a second thread of the
-/// plugin's process reads and serves it (see `runner::Server`).
-const NUDGE_FD: i32 = 5;
-/// The descriptor numbers of the shared memory the frames go through (Linux), then of
-/// its four bells (see `shm::Bells`, in field order).
-#[cfg(target_os = "linux")]
-const SHM_FD: i32 = 6;
-#[cfg(target_os = "linux")]
-const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
-/// The last descriptor the child inherits (the others close at exec).
-#[cfg(target_os = "linux")]
-const LAST_FD: i32 = 10;
 /// How long either side may spin for the next frame before it sleeps; only for a
 /// peer that is awake and answered within this last time (see `frame::Waiter`), so a
 /// side that waits after an idle gap or a long call sleeps at once.
@@ -570,8 +549,8 @@ impl Isolated {
                 ReadError::Eof => "the process ended before it greeted the host".to_owned(),
                 e => format!("no hello: {e:?}"),
             })?;
-            let version = hello.payload.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-            if hello.kind != Kind::Hello || version != Some(frame::PROTOCOL) {
+            let version = protocol::hello_version(&hello.payload);
+            if hello.kind != Kind::Hello || version != Some(protocol::PROTOCOL) {
                 return Err(format!(
                     "runner `{}` speaks another protocol ({version:?}); it must call \
                      `tomada_host::isolate::serve_if_runner()` of the same tomada-host version",

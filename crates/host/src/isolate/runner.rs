@@ -5,9 +5,7 @@
 //! number and encoded arguments to the plugin's own dispatch function.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::os::fd::{FromRawFd, RawFd};
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,8 +18,8 @@ use tomada::remote::{Exported, PeerFns};
 
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
+use super::protocol::{self, CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
 use super::transport::{Link, Transport};
-use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
 
 /// How long the child may spin for the next call after answering one (only when
 /// spinning pays: see `Waiter`).
@@ -29,44 +27,6 @@ const SPIN: Duration = super::SPIN;
 
 /// The most threads that serve calls at once.
 const MAX_THREADS: usize = 64;
-
-/// What the host asks the child to load.
-pub(crate) struct LoadRequest {
-    /// The plugin's path, for messages only.
-    pub(crate) path: PathBuf,
-    /// The inherited descriptor of the plugin file, which is what is loaded.
-    pub(crate) fd: RawFd,
-    pub(crate) sandbox: Option<Sandbox>,
-    /// The most verbose log level the host takes from the plugin (0: none).
-    pub(crate) log_level: u8,
-    /// Which export of the library to open ([`tomada::Manifest::index`]).
-    pub(crate) export: u32,
-    /// What the plugin's constructor receives (`tomada::context()`).
-    pub(crate) config: Vec<u8>,
-}
-
-impl LoadRequest {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
-        let path = self.path.clone().into_os_string().into_vec();
-        postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config)).expect("encodable")
-    }
-
-    fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>, u8, u32, Vec<u8>);
-        let (path, fd, sandbox, log_level, export, config): Wire =
-            postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
-        Ok(LoadRequest {
-            path: PathBuf::from(OsString::from_vec(path)),
-            fd,
-            sandbox: sandbox.map(Sandbox::from_wire),
-            // Both levels, `log` and `tracing` (see `logs::split_levels`).
-            log_level,
-            export,
-            config,
-        })
-    }
-}
 
 /// If this process was started as a plugin runner, serves the plugin and exits;
 /// otherwise returns at once. Call it first thing in `main` of a host that isolates
@@ -82,11 +42,11 @@ pub fn serve_if_runner() {
     // Only the number the host uses, and only if it is what the host passes there: a
     // Unix stream socket. Anything else in the environment is refused, not trusted.
     let code = match fd.to_str().and_then(|s| s.parse::<RawFd>().ok()) {
-        Some(fd) if fd == super::CHILD_FD && is_unix_stream(fd) => serve(fd),
+        Some(fd) if fd == CHILD_FD && is_unix_stream(fd) => serve(fd),
         _ => {
             eprintln!(
                 "tomada runner: {FD_VAR} must be {} and name the host's socket; this process was not started by a tomada host",
-                super::CHILD_FD
+                CHILD_FD
             );
             2
         }
@@ -160,12 +120,14 @@ fn serve(fd: RawFd) -> i32 {
         std::env::remove_var(MAX_FRAME_VAR);
     }
     let hello = Header { kind: Kind::Hello, status: 0, id: 0 };
-    if let Err(e) = frame::write(&stream, hello, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()]) {
+    if let Err(e) = frame::write(&stream, hello, &[&protocol::hello()]) {
         eprintln!("tomada runner: cannot greet the host: {e}");
         return 2;
     }
     let request = match frame::read(&stream, None, max) {
-        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload),
+        Ok(f) if f.kind == Kind::Load => {
+            LoadRequest::decode(&f.payload).map_err(|e| format!("malformed load request: {e}"))
+        }
         Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
         Err(e) => Err(format!("no load request: {e:?}")),
     };
@@ -196,7 +158,7 @@ fn serve(fd: RawFd) -> i32 {
         Some(sandbox) => {
             // SAFETY: descriptor 4 stays open for the life of this process (it becomes
             // the plugin file below); the borrow ends within this block.
-            let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(super::PLUGIN_FD) };
+            let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(PLUGIN_FD) };
             super::sandbox::drop_privileges(sandbox, plugin).and_then(|()| super::sandbox::apply(sandbox, plugin))
         }
         None => super::sandbox::contain_always(),
@@ -205,7 +167,7 @@ fn serve(fd: RawFd) -> i32 {
         return fail(&stream, why.to_string());
     }
     // The plugin file: the host's open descriptor, checked like any file.
-    let file = if request.fd == super::PLUGIN_FD {
+    let file = if request.fd == PLUGIN_FD {
         // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
         let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
         // SAFETY: as above.
@@ -220,7 +182,7 @@ fn serve(fd: RawFd) -> i32 {
         unsafe { libc::fcntl(request.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file)
     } else {
-        return fail(&stream, format!("the plugin file must be descriptor {}", super::PLUGIN_FD));
+        return fail(&stream, format!("the plugin file must be descriptor {}", PLUGIN_FD));
     };
     let file = match file {
         Ok(f) => f,
@@ -317,8 +279,8 @@ fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells),
         // SAFETY: open (above), passed by the host for this process alone.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     };
-    let [host_data, host_room, child_data, child_room] = super::BELL_FDS;
-    let memfd = take(super::SHM_FD, "the shared memory")?;
+    let [host_data, host_room, child_data, child_room] = protocol::BELL_FDS;
+    let memfd = take(protocol::SHM_FD, "the shared memory")?;
     let bells = super::transport::shm::Bells {
         host_data: take(host_data, "a bell")?,
         host_room: take(host_room, "a bell")?,
