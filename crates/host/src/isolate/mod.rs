@@ -69,7 +69,7 @@ use transport::Link;
 use transport::shm;
 
 use crate::file::PluginFile;
-use crate::{Inspection, LoadError};
+use crate::{Inspection, LaunchError, LoadError, Step};
 
 /// How many of a plugin's last stderr lines a load failure quotes.
 const STDERR_TAIL: usize = 8;
@@ -196,31 +196,6 @@ impl Connection {
     }
 }
 
-fn describe(status: Option<ExitStatus>) -> String {
-    match status {
-        Some(s) if s.signal().is_some() => {
-            let sig = s.signal().expect("checked");
-            let name = match sig {
-                libc::SIGSEGV => " (SIGSEGV: invalid memory access)",
-                libc::SIGABRT => " (SIGABRT: aborted, e.g. `abort()` or an allocation failure)",
-                libc::SIGBUS => " (SIGBUS)",
-                libc::SIGILL => " (SIGILL)",
-                libc::SIGFPE => " (SIGFPE)",
-                libc::SIGKILL => " (SIGKILL)",
-                libc::SIGXCPU => " (SIGXCPU: CPU time limit)",
-                libc::SIGSYS => " (SIGSYS: a forbidden system call)",
-                _ => "",
-            };
-            format!("the process was killed by signal {sig}{name}")
-        }
-        Some(s) => match s.code() {
-            Some(code) => format!("the process exited with status {code}"),
-            None => "the process ended".to_owned(),
-        },
-        None => "the process ended (its status is unknown)".to_owned(),
-    }
-}
-
 /// The state of an isolated plugin.
 struct State {
     connection: Option<Arc<Connection>>,
@@ -279,28 +254,27 @@ impl Isolated {
     }
 
     fn spawn(&self) -> Result<Connection, LoadError> {
-        let fail = |reason: String| LoadError::Isolation { path: self.path.clone(), reason };
+        let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
+        let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
+        let last_os_error = std::io::Error::last_os_error;
         if std::env::var_os(FD_VAR).is_some() {
             // A host that forgot `serve_if_runner` would otherwise start copies of
             // itself, each starting another.
-            return Err(fail(format!(
-                "this process was started as a plugin runner ({FD_VAR} is set) but did not call \
-                 `tomada_host::isolate::serve_if_runner()` first in `main`"
-            )));
+            return Err(fail(LaunchError::NotServing));
         }
         let exe = match &self.options.runner {
             Runner::CurrentExe => {
-                std::env::current_exe().map_err(|e| fail(format!("cannot find the host's executable: {e}")))?
+                std::env::current_exe().map_err(|source| fail(LaunchError::NoExecutable { source }))?
             }
             Runner::Path(p) => p.clone(),
         };
-        let (host_end, pair_end) = UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
+        let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
         // Move the child's end above the standard descriptors and 3, so `dup2` onto 3
         // in the child always makes a new descriptor (without close-on-exec).
         // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one,
         // which we own from here on.
         let child_end = match unsafe { libc::fcntl(pair_end.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the socket: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
@@ -311,7 +285,7 @@ impl Isolated {
         // The plugin file, likewise above 10, to become descriptor 4.
         // SAFETY: as above, on the open plugin file.
         let plugin_file = match unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the plugin file: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
@@ -328,7 +302,7 @@ impl Isolated {
             let mut fds = [0; 2];
             // SAFETY: `pipe` writes two new descriptors into the local array.
             if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-                return Err(fail(format!("cannot make a pipe: {}", std::io::Error::last_os_error())));
+                return Err(setup(Step::Pipe)(last_os_error()));
             }
             // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
             let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -340,7 +314,7 @@ impl Isolated {
                     && libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) == 0
             };
             if !flagged {
-                return Err(fail(format!("cannot set up the nudge pipe: {}", std::io::Error::last_os_error())));
+                return Err(setup(Step::NudgePipe)(last_os_error()));
             }
             #[cfg(target_os = "linux")]
             let read = {
@@ -348,12 +322,7 @@ impl Isolated {
                     std::ffi::CString::new(format!("/proc/self/fd/{}", read.as_raw_fd())).expect("no NUL in a number");
                 // SAFETY: a NUL-terminated path and flags; returns a new descriptor or -1.
                 match unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) } {
-                    -1 => {
-                        return Err(fail(format!(
-                            "cannot open the nudge pipe through /proc: {}",
-                            std::io::Error::last_os_error()
-                        )));
-                    }
+                    -1 => return Err(setup(Step::NudgePipe)(last_os_error())),
                     // SAFETY: a fresh descriptor returned by `open`, owned by nobody else.
                     fd => unsafe { OwnedFd::from_raw_fd(fd) },
                 }
@@ -363,7 +332,7 @@ impl Isolated {
         };
         // SAFETY: as for the socket.
         let child_nudge = match unsafe { libc::fcntl(nudge_child_raw, libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the nudge pipe: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { OwnedFd::from_raw_fd(fd) },
         };
@@ -373,12 +342,11 @@ impl Isolated {
         let (memfd, bells, shared_fds, bell_readers) = {
             // (The child's ends of the bells are closed here once duplicated, but for
             // the read ends of those the host rings: see `Connection::_readers`.)
-            let (memfd, bells, child_bells) =
-                shm::create().map_err(|e| fail(format!("cannot make the shared memory for the channel: {e}")))?;
+            let (memfd, bells, child_bells) = shm::create().map_err(setup(Step::SharedMemory))?;
             let above = |fd: &OwnedFd| {
                 // SAFETY: as for the socket.
                 match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-                    -1 => Err(fail(format!("cannot duplicate a descriptor: {}", std::io::Error::last_os_error()))),
+                    -1 => Err(setup(Step::Duplicate)(last_os_error())),
                     // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
                     fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
                 }
@@ -399,7 +367,7 @@ impl Isolated {
         #[cfg(target_os = "linux")]
         let link = {
             let shared = shm::Shared::new(memfd, bells, true, host_end, Some(self.options.deadline))
-                .map_err(|e| fail(format!("cannot map the shared memory for the channel: {e}")))?;
+                .map_err(setup(Step::MapSharedMemory))?;
             Link::Rings(shared)
         };
         #[cfg(not(target_os = "linux"))]
@@ -469,7 +437,7 @@ impl Isolated {
             });
         }
         let mut child =
-            spawner::spawn(command).map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
+            spawner::spawn(command).map_err(|source| fail(LaunchError::Start { runner: exe.clone(), source }))?;
         drop(child_end);
         drop(plugin_file);
         drop(child_nudge);
@@ -527,7 +495,7 @@ impl Isolated {
             let forwarder = std::thread::Builder::new()
                 .name(format!("tomada-output-{}", self.name))
                 .spawn(forward)
-                .map_err(|e| fail(format!("cannot start a thread for the plugin's output: {e}")));
+                .map_err(setup(Step::OutputThread));
             match forwarder {
                 Ok(f) => forwarders.push(f),
                 Err(e) => {
@@ -546,16 +514,12 @@ impl Isolated {
         let mut handshake = || {
             let max = self.options.max_frame;
             let hello = frame::read(host_end, deadline, max).map_err(|e| match e {
-                ReadError::Eof => "the process ended before it greeted the host".to_owned(),
-                e => format!("no hello: {e:?}"),
+                ReadError::Eof => LaunchError::NoHello,
+                e => LaunchError::BadHello { source: e.into() },
             })?;
             let version = protocol::hello_version(&hello.payload);
             if hello.kind != Kind::Hello || version != Some(protocol::PROTOCOL) {
-                return Err(format!(
-                    "runner `{}` speaks another protocol ({version:?}); it must call \
-                     `tomada_host::isolate::serve_if_runner()` of the same tomada-host version",
-                    exe.display()
-                ));
+                return Err(LaunchError::Protocol { runner: exe.clone(), found: version });
             }
             let request = LoadRequest {
                 path: self.path.clone(),
@@ -566,12 +530,12 @@ impl Isolated {
                 config: self.config.clone(),
             };
             frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
-                .map_err(|e| format!("cannot send the load request: {e}"))?;
+                .map_err(|source| LaunchError::SendLoad { source })?;
             let ready = loop {
                 let frame = frame::read(host_end, deadline, max).map_err(|e| match e {
-                    ReadError::Eof => "the process died while loading the plugin".to_owned(),
-                    ReadError::TimedOut => format!("the plugin did not load within {:?}", self.options.startup),
-                    e => format!("no answer to the load request: {e:?}"),
+                    ReadError::Eof => LaunchError::DiedLoading,
+                    ReadError::TimedOut => LaunchError::LoadTimedOut { within: self.options.startup },
+                    e => LaunchError::NoAnswer { source: e.into() },
                 })?;
                 // What the plugin logged while it was made comes first, as in-process.
                 match frame.kind {
@@ -581,13 +545,16 @@ impl Isolated {
             };
             match ready.kind {
                 Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
-                Kind::Ready => Err("the plugin's process read another manifest than the host inspected".to_owned()),
+                Kind::Ready => Err(LaunchError::OtherManifest),
                 Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
-                    Some(LoadError::Isolation { reason, .. }) => reason,
-                    Some(e) => reported.insert(e).to_string(),
-                    None => "the plugin's process sent a malformed failure report".to_owned(),
+                    Some(LoadError::Isolation { source, .. }) => source,
+                    Some(e) => {
+                        reported = Some(e);
+                        LaunchError::MalformedReport // (never seen: the child's own error is returned)
+                    }
+                    None => LaunchError::MalformedReport,
                 }),
-                other => Err(format!("unexpected {other:?} frame")),
+                other => Err(LaunchError::UnexpectedFrame { kind: other as u8 }),
             }
         };
         let result = handshake();
@@ -596,19 +563,13 @@ impl Isolated {
         let _ = host_end.set_write_timeout(Some(self.options.deadline));
         match result {
             Ok(()) => Ok(connection),
-            Err(reason) => {
+            Err(why) => {
                 let status = connection.end(END_GRACE);
                 if let Some(e) = reported {
                     return Err(e);
                 }
-                let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                let said = if tail.is_empty() {
-                    String::new()
-                } else {
-                    let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
-                    format!("; its last lines on stderr: {}", lines.join(" | "))
-                };
-                Err(fail(format!("{reason} ({}){said}", describe(status))))
+                let stderr = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+                Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
             }
         }
     }
@@ -643,7 +604,7 @@ impl Isolated {
 
 /// The error for a process that ended during a call.
 fn crashed(exit: Option<ExitStatus>, quarantine: Option<String>) -> CallError {
-    let mut detail = describe(exit);
+    let mut detail = crate::error::describe_exit(exit);
     if let Some(q) = quarantine {
         detail = format!("{detail}; {q}");
     }

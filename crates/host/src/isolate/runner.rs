@@ -16,6 +16,8 @@ use tomada::ffi::{RSlice, RVec, Status};
 use tomada::logging::HostServices;
 use tomada::remote::{Exported, PeerFns};
 
+use crate::LaunchError;
+
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
 use super::protocol::{self, CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
@@ -125,11 +127,11 @@ fn serve(fd: RawFd) -> i32 {
         return 2;
     }
     let request = match frame::read(&stream, None, max) {
-        Ok(f) if f.kind == Kind::Load => {
-            LoadRequest::decode(&f.payload).map_err(|e| format!("malformed load request: {e}"))
-        }
-        Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
-        Err(e) => Err(format!("no load request: {e:?}")),
+        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload).map_err(|e| {
+            LaunchError::MalformedLoadRequest { source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) }
+        }),
+        Ok(f) => Err(LaunchError::NotALoadRequest { kind: f.kind as u8 }),
+        Err(e) => Err(LaunchError::NoLoadRequest { source: e.into() }),
     };
     // A load failure reaches the host as the same `LoadError` variant; anything else
     // as `LoadError::Isolation` with its reason.
@@ -137,8 +139,8 @@ fn serve(fd: RawFd) -> i32 {
         let _ = frame::write(stream, Header { kind: Kind::Failed, status: 0, id: 0 }, &[&why.to_wire()]);
         1
     };
-    let fail = |stream: &UnixStream, reason: String| {
-        fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), reason })
+    let fail = |stream: &UnixStream, source: LaunchError| {
+        fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), source })
     };
     let request = match request {
         Ok(r) => r,
@@ -150,7 +152,7 @@ fn serve(fd: RawFd) -> i32 {
     if let Err(why) = super::contain::enter_pid_namespace(fd, request.sandbox.as_ref())
         && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
     {
-        return fail(&stream, format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"));
+        return fail(&stream, LaunchError::Contain { source: std::io::Error::other(why) });
     }
     // Root in the sandbox is not root (no capability, an unprivileged uid on a root
     // host, limits that cannot be raised), then Landlock and seccomp.
@@ -164,7 +166,7 @@ fn serve(fd: RawFd) -> i32 {
         None => super::sandbox::contain_always(),
     };
     if let Err(why) = sandboxed {
-        return fail(&stream, why.to_string());
+        return fail(&stream, LaunchError::Sandbox { source: std::io::Error::other(why) });
     }
     // The plugin file: the host's open descriptor, checked like any file.
     let file = if request.fd == PLUGIN_FD {
@@ -173,7 +175,7 @@ fn serve(fd: RawFd) -> i32 {
         // SAFETY: as above.
         let open = unsafe { libc::fstat(request.fd, &mut stat) } == 0;
         if !open || stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return fail(&stream, format!("descriptor {} is not the plugin file", request.fd));
+            return fail(&stream, LaunchError::NotThePluginFile { fd: request.fd });
         }
         // SAFETY: the host passed this descriptor (checked above to be an open regular
         // file) for this process alone; nothing else here owns it.
@@ -182,7 +184,7 @@ fn serve(fd: RawFd) -> i32 {
         unsafe { libc::fcntl(request.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file)
     } else {
-        return fail(&stream, format!("the plugin file must be descriptor {}", PLUGIN_FD));
+        return fail(&stream, LaunchError::PluginDescriptor { expected: PLUGIN_FD });
     };
     let file = match file {
         Ok(f) => f,
@@ -265,14 +267,14 @@ fn serve(fd: RawFd) -> i32 {
 /// The shared memory and bells the host passed (descriptors 6 to 10), owned from here
 /// on and closed at exec.
 #[cfg(target_os = "linux")]
-fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells), String> {
+fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells), LaunchError> {
     use std::os::fd::OwnedFd;
-    let take = |fd: RawFd, what: &str| {
+    let take = |fd: RawFd| {
         // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
         let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
         // SAFETY: as above.
         if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-            return Err(format!("descriptor {fd} ({what}) is not open: this process was not started by this host"));
+            return Err(LaunchError::MissingDescriptor { fd });
         }
         // SAFETY: `fcntl(F_SETFD)` on a descriptor the host passed us alone.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -280,12 +282,12 @@ fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells),
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     };
     let [host_data, host_room, child_data, child_room] = protocol::BELL_FDS;
-    let memfd = take(protocol::SHM_FD, "the shared memory")?;
+    let memfd = take(protocol::SHM_FD)?;
     let bells = super::transport::shm::Bells {
-        host_data: take(host_data, "a bell")?,
-        host_room: take(host_room, "a bell")?,
-        child_data: take(child_data, "a bell")?,
-        child_room: take(child_room, "a bell")?,
+        host_data: take(host_data)?,
+        host_room: take(host_room)?,
+        child_data: take(child_data)?,
+        child_room: take(child_room)?,
     };
     Ok((memfd, bells))
 }

@@ -39,6 +39,17 @@ pub(crate) enum ReadError {
     Io(io::Error),
 }
 
+impl From<ReadError> for io::Error {
+    fn from(e: ReadError) -> io::Error {
+        match e {
+            ReadError::Eof => io::Error::new(io::ErrorKind::UnexpectedEof, "the other side ended the channel"),
+            ReadError::TimedOut => io::Error::new(io::ErrorKind::TimedOut, "the deadline passed"),
+            ReadError::Malformed(why) => io::Error::new(io::ErrorKind::InvalidData, why),
+            ReadError::Io(e) => e,
+        }
+    }
+}
+
 /// A byte stream each way between two sides of a channel.
 ///
 /// One thread at a time sends (the holder of the endpoint's writing lock) and one
