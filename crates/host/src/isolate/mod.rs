@@ -16,6 +16,12 @@
 //! quarantined. The child dies with the host (socket EOF, and on Linux a parent-death
 //! signal) and its process group is killed when the [`Plugin`](crate::Plugin) drops.
 //!
+//! Inside, layers, each knowing only those below it: `launch` starts and supervises
+//! the process; `transport` moves the channel's bytes (the socket, or shared-memory
+//! rings on Linux: a trait, so any byte stream can); `frame` frames them; `endpoint`
+//! routes requests and replies; `protocol` holds what host and runner agree on
+//! (descriptors, environment, handshake). See `docs/isolation.md`.
+//!
 //! ```no_run
 //! use pluginapi::Greeter;
 //! use tomada_host::isolate::{Isolation, Mode};
