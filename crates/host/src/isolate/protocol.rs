@@ -1,0 +1,284 @@
+//! What a host and its runner agree on, in one place: the descriptors the child
+//! inherits, the environment variables that name them, and the handshake on the
+//! socket before any call (the child's hello with the protocol version, the host's
+//! load request, the child's ready or failure).
+//!
+//! ```text
+//! child → host  Hello   PROTOCOL (u32) | pid (u32)
+//! host → child  Load    LoadRequest (postcard)
+//! child → host  Log*    the constructor's log records
+//! child → host  Ready   the manifest bytes it read  |  Failed  a LoadError (error.rs's wire form)
+//! ```
+//!
+//! After `Ready` the frames (see [`super::frame`]) go through the channel's transport
+//! (see [`super::transport`]).
+
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::frame::{self, Header, Kind, ReadError};
+use super::sandbox::{self, Sandbox};
+use super::transport::Transport;
+use crate::{LaunchError, LoadError};
+
+/// The protocol version, sent in the child's hello. 2: status in the header,
+/// concurrent calls. 3: callbacks, objects and log records.
+pub(crate) const PROTOCOL: u32 = 3;
+
+/// The environment variable naming the runner's socket descriptor.
+pub(crate) const FD_VAR: &str = "TOMADA_RUNNER_FD";
+/// The environment variable naming the host's pid, for the runner to check.
+pub(crate) const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
+/// The environment variable giving the runner the largest frame either side sends.
+pub(crate) const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
+/// The descriptor number the socket gets in the child.
+pub(crate) const CHILD_FD: i32 = 3;
+/// The descriptor number the plugin file gets in the child: it loads exactly the file
+/// the host inspected, never a path.
+pub(crate) const PLUGIN_FD: i32 = 4;
+/// The descriptor number of the nudge pipe in the child: the host posts to
+/// it when it sends a call while others are in flight, so a second thread of the
+/// plugin's process reads and serves it (see `runner::Server`).
+pub(crate) const NUDGE_FD: i32 = 5;
+/// The descriptor numbers of the shared memory the frames go through (Linux), then of
+/// its four bells (see `shm::Bells`, in field order).
+#[cfg(target_os = "linux")]
+pub(crate) const SHM_FD: i32 = 6;
+#[cfg(target_os = "linux")]
+pub(crate) const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
+/// The last descriptor the child inherits (the others close at exec).
+#[cfg(target_os = "linux")]
+pub(crate) const LAST_FD: i32 = 10;
+
+/// The payload of this process's hello: the protocol version, then its pid.
+pub(crate) fn hello() -> [u8; 8] {
+    let mut hello = [0u8; 8];
+    hello[..4].copy_from_slice(&PROTOCOL.to_le_bytes());
+    hello[4..].copy_from_slice(&std::process::id().to_le_bytes());
+    hello
+}
+
+/// The protocol version a hello's payload names, if it names one.
+pub(crate) fn hello_version(payload: &[u8]) -> Option<u32> {
+    payload.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+}
+
+/// What the host asks the child to load.
+pub(crate) struct LoadRequest {
+    /// The plugin's path, for messages only.
+    pub(crate) path: PathBuf,
+    /// The inherited descriptor of the plugin file, which is what is loaded.
+    pub(crate) fd: RawFd,
+    pub(crate) sandbox: Option<Sandbox>,
+    /// The most verbose log level the host takes from the plugin (0: none).
+    pub(crate) log_level: u8,
+    /// Which export of the library to open ([`tomada::Manifest::index`]).
+    pub(crate) export: u32,
+    /// What the plugin's constructor receives (`tomada::context()`).
+    pub(crate) config: Vec<u8>,
+}
+
+impl LoadRequest {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
+        let path = self.path.as_os_str().as_bytes().to_vec();
+        postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config)).expect("encodable")
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<LoadRequest, postcard::Error> {
+        type Wire = (Vec<u8>, RawFd, Option<sandbox::Wire>, u8, u32, Vec<u8>);
+        let (path, fd, sandbox, log_level, export, config): Wire = postcard::from_bytes(bytes)?;
+        Ok(LoadRequest {
+            path: PathBuf::from(OsString::from_vec(path)),
+            fd,
+            sandbox: sandbox.map(Sandbox::from_wire),
+            // Both levels, `log` and `tracing` (see `logs::split_levels`).
+            log_level,
+            export,
+            config,
+        })
+    }
+}
+
+/// Why the handshake did not end ready, on the host's side.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The process could not take part (or the plugin's process refused to load it).
+    Launch(LaunchError),
+    /// The plugin's process refused it with a `LoadError` of the plugin (not loadable,
+    /// a panicking constructor...), returned as it is.
+    Plugin(LoadError),
+}
+
+/// The host's side of the handshake over `channel`: reads the hello (from `runner`),
+/// sends `request`, then reads until the child is ready, passing the log records the
+/// plugin wrote meanwhile to `log`; all before `deadline` (the startup time,
+/// `startup`, from now). Returns the manifest bytes the child read.
+pub(crate) fn host_handshake(
+    channel: &(impl Transport + ?Sized),
+    runner: &Path,
+    request: &LoadRequest,
+    startup: Duration,
+    max: usize,
+    mut log: impl FnMut(&[u8]),
+) -> Result<Vec<u8>, Refused> {
+    let deadline = Some(Instant::now() + startup);
+    let hello = frame::read(channel, deadline, max).map_err(|e| match e {
+        ReadError::Eof => LaunchError::NoHello,
+        e => LaunchError::BadHello { source: e.into() },
+    });
+    let hello = hello.map_err(Refused::Launch)?;
+    let version = hello_version(&hello.payload);
+    if hello.kind != Kind::Hello || version != Some(PROTOCOL) {
+        return Err(Refused::Launch(LaunchError::Protocol { runner: runner.to_path_buf(), found: version }));
+    }
+    frame::write(channel, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
+        .map_err(|source| Refused::Launch(LaunchError::SendLoad { source }))?;
+    let ready = loop {
+        let frame = frame::read(channel, deadline, max).map_err(|e| match e {
+            ReadError::Eof => LaunchError::DiedLoading,
+            ReadError::TimedOut => LaunchError::LoadTimedOut { within: startup },
+            e => LaunchError::NoAnswer { source: e.into() },
+        });
+        let frame = frame.map_err(Refused::Launch)?;
+        // What the plugin logged while it was made comes first, as in-process.
+        match frame.kind {
+            Kind::Log => log(&frame.payload),
+            _ => break frame,
+        }
+    };
+    match ready.kind {
+        Kind::Ready => Ok(ready.payload),
+        Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
+            Some(LoadError::Isolation { source, .. }) => Refused::Launch(source),
+            Some(e) => Refused::Plugin(e),
+            None => Refused::Launch(LaunchError::MalformedReport),
+        }),
+        other => Err(Refused::Launch(LaunchError::UnexpectedFrame { kind: other as u8 })),
+    }
+}
+
+/// The child's hello to the host over `channel`: its protocol version and pid.
+pub(crate) fn greet(channel: &(impl Transport + ?Sized)) -> std::io::Result<()> {
+    frame::write(channel, Header { kind: Kind::Hello, status: 0, id: 0 }, &[&hello()])
+}
+
+/// The host's load request, read by the child after its hello.
+pub(crate) fn read_load_request(channel: &(impl Transport + ?Sized), max: usize) -> Result<LoadRequest, LaunchError> {
+    match frame::read(channel, None, max) {
+        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload).map_err(|e| {
+            LaunchError::MalformedLoadRequest { source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) }
+        }),
+        Ok(f) => Err(LaunchError::NotALoadRequest { kind: f.kind as u8 }),
+        Err(e) => Err(LaunchError::NoLoadRequest { source: e.into() }),
+    }
+}
+
+/// The child's last word of the handshake once the plugin is loaded: the manifest
+/// bytes it read (the host compares them with its own).
+pub(crate) fn ready(channel: &(impl Transport + ?Sized), manifest: &[u8]) -> std::io::Result<()> {
+    frame::write(channel, Header { kind: Kind::Ready, status: 0, id: 0 }, &[manifest])
+}
+
+/// The child's last word of the handshake when it cannot load the plugin: why (the
+/// host reports it as this very `LoadError`).
+pub(crate) fn refuse(channel: &(impl Transport + ?Sized), why: &LoadError) {
+    // (If the host is gone, nobody is left to tell.)
+    let _ = frame::write(channel, Header { kind: Kind::Failed, status: 0, id: 0 }, &[&why.to_wire()]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_request_and_a_hello_round_trip() {
+        let request = LoadRequest {
+            path: PathBuf::from("/plugins/greeter.so"),
+            fd: PLUGIN_FD,
+            sandbox: Some(Sandbox::strict()),
+            log_level: 0x35,
+            export: 2,
+            config: b"cfg".to_vec(),
+        };
+        let back = LoadRequest::decode(&request.encode()).unwrap();
+        assert_eq!((back.path, back.fd, back.log_level, back.export), (request.path, PLUGIN_FD, 0x35, 2));
+        assert_eq!(back.config, b"cfg");
+        assert!(back.sandbox.is_some());
+        assert!(LoadRequest::decode(b"\xff\xff").is_err(), "garbage is refused");
+        assert_eq!(hello_version(&hello()), Some(PROTOCOL));
+        assert_eq!(hello_version(b"\x03"), None);
+    }
+
+    fn request() -> LoadRequest {
+        LoadRequest {
+            path: PathBuf::from("/p.so"),
+            fd: PLUGIN_FD,
+            sandbox: None,
+            log_level: 0,
+            export: 0,
+            config: Vec::new(),
+        }
+    }
+
+    const STARTUP: Duration = Duration::from_secs(60); // a hang guard only
+
+    /// The handshake over an in-memory transport: the child's `child` plays its part
+    /// (or not) while the host runs its own.
+    fn handshake(child: impl FnOnce(Memory) + Send) -> (Result<Vec<u8>, Refused>, Vec<Vec<u8>>) {
+        let (host, theirs) = Memory::pair();
+        let mut logs = Vec::new();
+        let result = std::thread::scope(|s| {
+            s.spawn(move || child(theirs));
+            host_handshake(&host, Path::new("/runner"), &request(), STARTUP, 1 << 20, |r| logs.push(r.to_vec()))
+        });
+        (result, logs)
+    }
+
+    use super::super::transport::memory::Memory;
+
+    #[test]
+    fn the_handshake_hello_load_logs_ready() {
+        let (result, logs) = handshake(|child| {
+            greet(&child).unwrap();
+            let request = read_load_request(&child, 1 << 20).unwrap();
+            assert_eq!(request.path, PathBuf::from("/p.so"));
+            frame::write(&child, Header { kind: Kind::Log, status: 0, id: 0 }, &[b"early"]).unwrap();
+            ready(&child, b"manifest").unwrap();
+        });
+        assert_eq!(result.unwrap(), b"manifest");
+        assert_eq!(logs, [b"early".to_vec()]);
+    }
+
+    #[test]
+    fn a_handshake_that_goes_wrong_says_how() {
+        let (result, _) = handshake(drop);
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::NoHello))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            // (Its bytes stay readable after it is gone.)
+            frame::write(&child, Header { kind: Kind::Hello, status: 0, id: 0 }, &[&2u32.to_le_bytes()]).unwrap();
+        });
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::Protocol { found: Some(2), .. }))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            greet(&child).unwrap();
+            read_load_request(&child, 1 << 20).unwrap();
+        });
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::DiedLoading))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            greet(&child).unwrap();
+            read_load_request(&child, 1 << 20).unwrap();
+            refuse(&child, &LoadError::NotFound { path: PathBuf::from("/p.so") });
+        });
+        assert!(matches!(result, Err(Refused::Plugin(LoadError::NotFound { .. }))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            greet(&child).unwrap();
+            read_load_request(&child, 1 << 20).unwrap();
+            let why = LaunchError::NotThePluginFile { fd: 4 };
+            refuse(&child, &LoadError::Isolation { path: PathBuf::new(), source: why });
+        });
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::NotThePluginFile { fd: 4 }))), "{result:?}");
+    }
+}
