@@ -204,6 +204,23 @@ pub enum LoadError {
         /// The platform (`std::env::consts::OS`), e.g. `windows`.
         platform: &'static str,
     },
+    /// A remote plugin's server could not be reached, or refused this host's
+    /// connection (see [`remote`](crate::remote)).
+    #[error("remote plugin `{}` is unavailable: {detail}", plugin.display())]
+    Unavailable {
+        /// The plugin's name on the server.
+        plugin: PathBuf,
+        /// Why, endpoint by endpoint.
+        detail: String,
+    },
+    /// A remote plugin's server serves as many clients as it may.
+    #[error("remote plugin `{}`: the server serves as many clients as it may ({detail}); try again later or another server", plugin.display())]
+    Overloaded {
+        /// The plugin's name on the server.
+        plugin: PathBuf,
+        /// What the server said.
+        detail: String,
+    },
     /// Under a trust policy: the plugin has no signature (`PLUGIN.minisig`) and is not pinned.
     #[error("`{}` is not signed (no `.minisig` next to it) and its digest is not pinned; sign it with `tomada sign` or `minisign -S` by a key the host trusts", path.display())]
     Unsigned {
@@ -322,6 +339,7 @@ impl LoadError {
             Isolation { path, reason } => w.tag(18).path(path).str(reason),
             // Made by a host, never by a plugin's process; crosses as its reason.
             IsolationUnsupported { path, .. } => w.tag(18).path(path).str(&self.to_string()),
+            Unavailable { plugin, .. } | Overloaded { plugin, .. } => w.tag(18).path(plugin).str(&self.to_string()),
             Unsigned { path } => w.tag(19).path(path),
             BadSignature { path, key } => w.tag(20).path(path).str(key),
             UnknownKey { path, key } => w.tag(21).path(path).str(key),

@@ -97,6 +97,8 @@ pub mod isolate;
 mod library;
 mod logs;
 pub mod reload;
+#[cfg(unix)]
+pub mod remote;
 
 pub use logs::plugin_logs;
 pub use reload::{ReloadError, ReloadEvent, Reloadable, Watch, WatchError};
@@ -457,6 +459,11 @@ impl Loader {
     /// As [`Loader::inspect`], [`Inspected::check`], and [`Checked::load`] or
     /// [`Checked::isolate`] (by mode).
     pub fn load<C: ?Sized + Contract>(&self, path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
+        // A remote plugin's file is the server's: `path` names it there.
+        #[cfg(unix)]
+        if let isolate::Mode::Remote(remote) = &self.mode {
+            return remote::load::<C>(self, path.as_ref(), remote);
+        }
         self.inspect(path)?.check::<C>()?.start()
     }
 }
@@ -562,6 +569,12 @@ impl<C: ?Sized + Contract> Checked<C> {
         match std::mem::take(&mut self.inspected.mode) {
             isolate::Mode::InProcess => self.load(),
             isolate::Mode::Isolated(options) => self.isolate(&options),
+            // (`Loader::load` takes a remote plugin before any local file is inspected.)
+            #[cfg(unix)]
+            isolate::Mode::Remote(_) => Err(LoadError::Unavailable {
+                plugin: self.inspected.inspection.path.clone(),
+                detail: "a remote plugin is loaded with `Loader::load` (or `load_with`), by the name the server serves it under, not from an inspected local file".to_owned(),
+            }),
         }
     }
 

@@ -405,9 +405,12 @@ pub(crate) struct Link {
 
 impl Link {
     /// Frames through the socket.
-    #[cfg(not(target_os = "linux"))]
     pub(crate) fn socket(stream: UnixStream) -> Link {
-        Link { stream }
+        Link {
+            stream,
+            #[cfg(target_os = "linux")]
+            shared: None,
+        }
     }
 
     /// Frames through shared memory, over `stream`.

@@ -72,6 +72,8 @@ const FD_VAR: &str = "TOMADA_RUNNER_FD";
 const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
 /// The environment variable giving the runner the largest frame either side sends.
 const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
+/// Set when frames stay on the socket (no shared memory): see `Isolation::socket_only`.
+const SOCKET_VAR: &str = "TOMADA_RUNNER_SOCKET_ONLY";
 /// How many of a plugin's last stderr lines a load failure quotes.
 const STDERR_TAIL: usize = 8;
 /// The descriptor number the socket gets in the child.
@@ -121,10 +123,7 @@ struct Connection {
     /// held so that a plugin closing its own ends cannot turn the host's next write
     /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
     /// runtime ignores it). A precaution: no test has shown that write yet.
-    #[cfg(target_os = "linux")]
-    _readers: [OwnedFd; 3],
-    #[cfg(not(target_os = "linux"))]
-    _readers: [OwnedFd; 1],
+    _readers: Vec<OwnedFd>,
     /// The host's objects the plugin holds (or borrows for a call), by number.
     objects: Objects,
     /// The thread serving callbacks made outside any host call (from a plugin's own
@@ -135,6 +134,9 @@ struct Connection {
     name: String,
     /// Whether a thread reads for the async calls in flight.
     async_reader: std::sync::atomic::AtomicBool,
+    /// A connection to a remote server (see [`crate::remote`]), not a child: its socket
+    /// leads to a relay, and ending it closes the connection.
+    remote: bool,
 }
 
 impl Connection {
@@ -163,6 +165,12 @@ impl Connection {
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
     fn kill(&self) -> Option<ExitStatus> {
         self.stop_callbacks();
+        if self.remote {
+            // The relay sees the end and closes the connection; the server then ends
+            // the plugin's process.
+            let _ = self.endpoint.link.stream.shutdown(std::net::Shutdown::Both);
+            return None;
+        }
         if self.child.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
             return None;
         }
@@ -251,8 +259,9 @@ struct State {
 pub(crate) struct Isolated {
     me: std::sync::Weak<Isolated>,
     path: PathBuf,
-    /// The inspected file, open: each (re)started child inherits it.
-    file: std::fs::File,
+    /// The inspected file, open: each (re)started child inherits it (`None` for a
+    /// remote plugin: the server has the file).
+    file: Option<std::fs::File>,
     name: String,
     manifest_bytes: Vec<u8>,
     /// Which export of the library the child opens ([`tomada::Manifest::index`]).
@@ -272,6 +281,25 @@ impl Isolated {
         options: Isolation,
     ) -> Result<Arc<Isolated>, LoadError> {
         let file = file.file.try_clone().map_err(|e| LoadError::Io { path: inspection.path.clone(), source: e })?;
+        Isolated::begin(inspection, Some(file), config, options)
+    }
+
+    /// Connects to a remote plugin (`options.remote` is set), whose manifest the
+    /// server sent and the caller checked: `inspection` holds it.
+    pub(crate) fn start_remote(
+        inspection: &Inspection,
+        config: &[u8],
+        options: Isolation,
+    ) -> Result<Arc<Isolated>, LoadError> {
+        Isolated::begin(inspection, None, config, options)
+    }
+
+    fn begin(
+        inspection: &Inspection,
+        file: Option<std::fs::File>,
+        config: &[u8],
+        options: Isolation,
+    ) -> Result<Arc<Isolated>, LoadError> {
         let isolated = Arc::new_cyclic(|me| Isolated {
             me: me.clone(),
             path: inspection.path.clone(),
@@ -294,11 +322,25 @@ impl Isolated {
 
     /// The pid of the plugin's current process, if one is running.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.lock().connection.as_ref().map(|c| c.pid)
+        self.lock().connection.as_ref().filter(|c| !c.remote).map(|c| c.pid)
+    }
+
+    /// The current process's socket and a way to nudge it, for a relay that carries its
+    /// frames elsewhere (see [`crate::remote`]: the server's side).
+    pub(crate) fn relay_ends(&self) -> Option<(UnixStream, Box<dyn Fn() + Send>)> {
+        let connection = self.lock().connection.clone()?;
+        let stream = connection.endpoint.link.stream.try_clone().ok()?;
+        Some((stream, Box::new(move || connection.nudge())))
     }
 
     fn spawn(&self) -> Result<Connection, LoadError> {
+        if let Some(client) = &self.options.remote {
+            return self.connect(client);
+        }
         let fail = |reason: String| LoadError::Isolation { path: self.path.clone(), reason };
+        let Some(file) = &self.file else {
+            return Err(fail("no plugin file to start a process with".to_owned()));
+        };
         if std::env::var_os(FD_VAR).is_some() {
             // A host that forgot `serve_if_runner` would otherwise start copies of
             // itself, each starting another.
@@ -329,7 +371,7 @@ impl Isolated {
         let child_fd = child_end.as_raw_fd();
         // The plugin file, likewise above 10, to become descriptor 4.
         // SAFETY: as above, on the open plugin file.
-        let plugin_file = match unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+        let plugin_file = match unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
             -1 => return Err(fail(format!("cannot duplicate the plugin file: {}", std::io::Error::last_os_error()))),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
@@ -389,7 +431,12 @@ impl Isolated {
         let nudge_fd = child_nudge.as_raw_fd();
         // The shared memory and its bells, each above 10 for the child likewise.
         #[cfg(target_os = "linux")]
-        let (memfd, bells, shared_fds, bell_readers) = {
+        let socket_only = self.options.socket_only;
+        #[cfg(target_os = "linux")]
+        let parts = if socket_only {
+            None
+        } else {
+            Some({
             // (The child's ends of the bells are closed here once duplicated, but for
             // the read ends of those the host rings: see `Connection::_readers`.)
             let (memfd, bells, child_bells) =
@@ -410,18 +457,27 @@ impl Isolated {
                 above(&child_bells.child_room)?,
             ];
             (memfd, bells, shared_fds, (child_bells.child_data, child_bells.child_room))
+            })
         };
         #[cfg(target_os = "linux")]
-        let shared_raw = shared_fds.each_ref().map(|fd| fd.as_raw_fd());
+        let shared_raw = parts.as_ref().map(|(_, _, fds, _)| fds.each_ref().map(|fd| fd.as_raw_fd()));
+        // Descriptors from here on close at exec in the child.
+        #[cfg(target_os = "linux")]
+        let first_closed = if shared_raw.is_some() { LAST_FD + 1 } else { NUDGE_FD + 1 };
         // Frames go through the shared memory once the handshake (on the socket) is
         // done. Sending a call waits for room no longer than a call's deadline.
         #[cfg(target_os = "linux")]
-        let link = {
-            let socket = host_end.as_raw_fd();
-            let shared = shm::Shared::new(memfd, bells, true, socket, Some(self.options.deadline))
-                .map_err(|e| fail(format!("cannot map the shared memory for the channel: {e}")))?;
-            frame::Link::shared(host_end, shared)
+        let (link, shared_fds, readers) = match parts {
+            Some((memfd, bells, shared_fds, bell_readers)) => {
+                let socket = host_end.as_raw_fd();
+                let shared = shm::Shared::new(memfd, bells, true, socket, Some(self.options.deadline))
+                    .map_err(|e| fail(format!("cannot map the shared memory for the channel: {e}")))?;
+                (frame::Link::shared(host_end, shared), Some(shared_fds), vec![bell_readers.0, bell_readers.1])
+            }
+            None => (frame::Link::socket(host_end), None, Vec::new()),
         };
+        #[cfg(not(target_os = "linux"))]
+        let readers = Vec::new();
         #[cfg(not(target_os = "linux"))]
         let link = frame::Link::socket(host_end);
         let limits = [
@@ -437,6 +493,7 @@ impl Isolated {
             .env(FD_VAR, CHILD_FD.to_string())
             .env(PARENT_VAR, std::process::id().to_string())
             .env(MAX_FRAME_VAR, self.options.max_frame.to_string())
+            .envs(self.options.socket_only.then_some((SOCKET_VAR, "1")))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -459,7 +516,7 @@ impl Isolated {
                     return Err(std::io::Error::last_os_error());
                 }
                 #[cfg(target_os = "linux")]
-                for (from, to) in shared_raw.into_iter().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
+                for (from, to) in shared_raw.into_iter().flatten().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
                     if libc::dup2(from, to) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -471,7 +528,7 @@ impl Isolated {
                 #[cfg(target_os = "linux")]
                 libc::syscall(
                     libc::SYS_close_range,
-                    LAST_FD as libc::c_uint + 1,
+                    first_closed as libc::c_uint,
                     libc::c_uint::MAX,
                     libc::CLOSE_RANGE_CLOEXEC,
                 );
@@ -501,10 +558,12 @@ impl Isolated {
             child: Mutex::new(Some(child)),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
-            #[cfg(target_os = "linux")]
-            _readers: [nudge_reader, bell_readers.0, bell_readers.1],
-            #[cfg(not(target_os = "linux"))]
-            _readers: [nudge_reader],
+            _readers: {
+                let mut readers = readers;
+                readers.push(nudge_reader);
+                readers
+            },
+            remote: false,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             async_reader: std::sync::atomic::AtomicBool::new(false),
@@ -581,7 +640,7 @@ impl Isolated {
                 path: self.path.clone(),
                 fd: PLUGIN_FD,
                 sandbox: self.options.sandbox.clone(),
-                log_level: crate::logs::level(),
+                log_level: self.options.log_level.unwrap_or_else(crate::logs::level),
                 export: self.export,
                 config: self.config.clone(),
             };
@@ -631,6 +690,85 @@ impl Isolated {
                 Err(fail(format!("{reason} ({}){said}", describe(status))))
             }
         }
+    }
+
+    /// Connects to a remote plugin's server: the host's end of a socket whose other end
+    /// a relay pumps through TLS (see [`crate::remote`]); the frames are the isolated
+    /// ones, and the server's child answers them.
+    fn connect(&self, client: &crate::remote::client::Client) -> Result<Connection, LoadError> {
+        let fail = |detail: String| LoadError::Unavailable { plugin: self.path.clone(), detail };
+        let (host_end, relay_end) = UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
+        let dialed = client.dial(&self.config, &self.options)?;
+        if dialed.manifest != self.manifest_bytes {
+            return Err(fail(format!(
+                "{} now serves another build of the plugin than the host checked; load it again",
+                dialed.endpoint
+            )));
+        }
+        crate::remote::client::relay(dialed, relay_end, &self.name)
+            .map_err(|e| fail(format!("cannot start the relay thread: {e}")))?;
+        // Nobody reads the nudges (the server nudges its child as bytes arrive): the
+        // pipe only keeps `nudge` valid, and a full pipe is ignored.
+        let (nudge, reader) = {
+            let mut fds = [0; 2];
+            // SAFETY: `pipe` writes two new descriptors into the local array.
+            if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+                return Err(fail(format!("cannot make a pipe: {}", std::io::Error::last_os_error())));
+            }
+            // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
+            let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            // SAFETY: `fcntl` on our own descriptor.
+            unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+            (write, read)
+        };
+        let _ = host_end.set_write_timeout(Some(self.options.deadline));
+        Ok(Connection {
+            pid: 0,
+            child: Mutex::new(None),
+            endpoint: Endpoint::new(frame::Link::socket(host_end), true, Waiter::new(SPIN), self.options.max_frame),
+            nudge,
+            _readers: vec![reader],
+            objects: Objects::new(),
+            callbacks: Mutex::new(None),
+            forwarders: Mutex::new(Vec::new()),
+            name: self.name.clone(),
+            async_reader: std::sync::atomic::AtomicBool::new(false),
+            remote: true,
+        })
+    }
+
+    /// Ends a remote plugin's connection that failed during a call: every call in
+    /// flight was sent, so it may have run. No crash is counted (the server restarts
+    /// the plugin's process for the next connection); the next call reconnects.
+    fn end_remote(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+        let mut state = self.lock();
+        {
+            let mut calls = connection.endpoint.flight();
+            if let Some(e) = &calls.ended {
+                return match fault {
+                    ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
+                    _ => e.clone(),
+                };
+            }
+            calls.ending = true;
+        }
+        if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
+            state.connection = None;
+        }
+        drop(state);
+        let detail = match &fault {
+            ReadError::Eof => "the server closed the connection (it stopped, or the plugin's process ended)".to_owned(),
+            ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
+            ReadError::Malformed(why) => format!("a malformed frame: {why}"),
+            ReadError::Io(e) => format!("the connection failed: {e}"),
+        };
+        let mine = match fault {
+            ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
+            _ => CallError::Disconnected { may_have_run: true, detail: detail.clone() },
+        };
+        connection.kill();
+        connection.close(CallError::Disconnected { may_have_run: true, detail });
+        mine
     }
 
     /// Records a crash; returns the quarantine message if the budget is spent.
@@ -686,6 +824,9 @@ impl Isolated {
                 state.connection = Some(Arc::clone(&c));
                 Ok(c)
             }
+            Err(LoadError::Unavailable { detail, .. }) => Err(CallError::Unavailable { detail }),
+            Err(LoadError::Overloaded { detail, .. }) => Err(CallError::Overloaded { detail }),
+            Err(e) if self.options.remote.is_some() => Err(CallError::Unavailable { detail: e.to_string() }),
             Err(e) => Err(match self.crashed(&mut state) {
                 Some(_) => self.quarantined(),
                 None => CallError::Crashed {
@@ -702,6 +843,9 @@ impl Isolated {
     /// fails every other call in flight. Returns this call's error. The next call
     /// starts a new process.
     fn end(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+        if connection.remote {
+            return self.end_remote(connection, fault);
+        }
         // Held throughout: no new process starts before this one is reaped and counted.
         let mut state = self.lock();
         {

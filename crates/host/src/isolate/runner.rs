@@ -20,7 +20,7 @@ use tomada::remote::{Exported, PeerFns};
 
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
-use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, Sandbox};
+use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, SOCKET_VAR, Sandbox};
 
 /// How long the child may spin for the next call after answering one (only when
 /// spinning pays: see `Waiter`).
@@ -147,8 +147,10 @@ fn serve(fd: RawFd) -> i32 {
     // SAFETY: as above, on the nudge pipe (if the host passed none, this fails).
     unsafe { libc::fcntl(NUDGE_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // The shared memory the frames go through after the handshake, and its bells.
+    // (Unless the host relays the socket's bytes elsewhere: see `Isolation::socket_only`.)
+    let socket_only = std::env::var_os(SOCKET_VAR).is_some();
     #[cfg(target_os = "linux")]
-    let shared = take_shared();
+    let shared = (!socket_only).then(take_shared);
     // The largest frame either side sends (the host reads replies with the same).
     let max = std::env::var(MAX_FRAME_VAR).ok().and_then(|m| m.parse().ok()).unwrap_or(frame::DEFAULT_MAX_FRAME);
     // Nor see these variables (it would take itself for a runner).
@@ -157,6 +159,7 @@ fn serve(fd: RawFd) -> i32 {
         std::env::remove_var(FD_VAR);
         std::env::remove_var(PARENT_VAR);
         std::env::remove_var(MAX_FRAME_VAR);
+        std::env::remove_var(SOCKET_VAR);
     }
     let hello = Header { kind: Kind::Hello, status: 0, id: 0 };
     if let Err(e) = frame::write(&stream, hello, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()]) {
@@ -258,7 +261,8 @@ fn serve(fd: RawFd) -> i32 {
     }
     #[cfg(target_os = "linux")]
     let link = match shared {
-        Ok((memfd, bells)) => {
+        None => frame::Link::socket(stream),
+        Some(Ok((memfd, bells))) => {
             let socket = std::os::fd::AsRawFd::as_raw_fd(&stream);
             match super::shm::Shared::new(memfd, bells, false, socket, None) {
                 Ok(shared) => frame::Link::shared(stream, shared),
@@ -268,13 +272,16 @@ fn serve(fd: RawFd) -> i32 {
                 }
             }
         }
-        Err(why) => {
+        Some(Err(why)) => {
             eprintln!("tomada runner: {why}");
             return 1;
         }
     };
     #[cfg(not(target_os = "linux"))]
-    let link = frame::Link::socket(stream);
+    let link = {
+        let _ = socket_only;
+        frame::Link::socket(stream)
+    };
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
         plugin: Served {
