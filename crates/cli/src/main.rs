@@ -810,9 +810,9 @@ fn main() -> ExitCode {
         }
         Command::Keygen { secret_key, public_key } => report(keygen(&secret_key, &public_key)),
         Command::TlsKey { out } => report(tls_key(&out)),
-        Command::Serve { listen, key, allow, trust_key, no_sandbox, startup_ms, max_clients, plugins } => report(
-            serve(&listen, &key, &allow, &trust_key, no_sandbox, startup_ms, max_clients, &plugins),
-        ),
+        Command::Serve { listen, key, allow, trust_key, no_sandbox, startup_ms, max_clients, plugins } => {
+            report(serve(&listen, &key, &allow, &trust_key, no_sandbox, startup_ms, max_clients, &plugins))
+        }
         Command::Sign { secret_key, plugin } => {
             report(sign(&secret_key, &plugin).map(|out| format!("wrote {}", out.display())))
         }

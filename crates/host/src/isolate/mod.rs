@@ -437,26 +437,26 @@ impl Isolated {
             None
         } else {
             Some({
-            // (The child's ends of the bells are closed here once duplicated, but for
-            // the read ends of those the host rings: see `Connection::_readers`.)
-            let (memfd, bells, child_bells) =
-                shm::create().map_err(|e| fail(format!("cannot make the shared memory for the channel: {e}")))?;
-            let above = |fd: &OwnedFd| {
-                // SAFETY: as for the socket.
-                match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-                    -1 => Err(fail(format!("cannot duplicate a descriptor: {}", std::io::Error::last_os_error()))),
-                    // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
-                    fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-                }
-            };
-            let shared_fds = [
-                above(&memfd)?,
-                above(&child_bells.host_data)?,
-                above(&child_bells.host_room)?,
-                above(&child_bells.child_data)?,
-                above(&child_bells.child_room)?,
-            ];
-            (memfd, bells, shared_fds, (child_bells.child_data, child_bells.child_room))
+                // (The child's ends of the bells are closed here once duplicated, but for
+                // the read ends of those the host rings: see `Connection::_readers`.)
+                let (memfd, bells, child_bells) =
+                    shm::create().map_err(|e| fail(format!("cannot make the shared memory for the channel: {e}")))?;
+                let above = |fd: &OwnedFd| {
+                    // SAFETY: as for the socket.
+                    match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+                        -1 => Err(fail(format!("cannot duplicate a descriptor: {}", std::io::Error::last_os_error()))),
+                        // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+                        fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+                    }
+                };
+                let shared_fds = [
+                    above(&memfd)?,
+                    above(&child_bells.host_data)?,
+                    above(&child_bells.host_room)?,
+                    above(&child_bells.child_data)?,
+                    above(&child_bells.child_room)?,
+                ];
+                (memfd, bells, shared_fds, (child_bells.child_data, child_bells.child_room))
             })
         };
         #[cfg(target_os = "linux")]

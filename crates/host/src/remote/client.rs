@@ -123,9 +123,7 @@ impl Client {
             .map_err(|e| format!("cannot start TLS: {e}"))?;
         let answer = {
             let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
-            write_message(&mut stream, &[request])
-                .and_then(|()| read_message(&mut stream))
-                .map_err(|e| why_tls(&e))?
+            write_message(&mut stream, &[request]).and_then(|()| read_message(&mut stream)).map_err(|e| why_tls(&e))?
         };
         let (&status, body) = answer.split_first().ok_or("the server sent an empty answer")?;
         let body = body.to_vec();

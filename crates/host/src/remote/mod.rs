@@ -222,7 +222,11 @@ pub(crate) fn read_message(from: &mut impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 /// Loads the plugin the server calls `name` for contract `C` (see the module docs).
-pub(crate) fn load<C: ?Sized + Contract>(loader: &Loader, name: &Path, remote: &Remote) -> Result<Plugin<C>, LoadError> {
+pub(crate) fn load<C: ?Sized + Contract>(
+    loader: &Loader,
+    name: &Path,
+    remote: &Remote,
+) -> Result<Plugin<C>, LoadError> {
     let open = Open {
         plugin: name.to_string_lossy().into_owned(),
         contract: C::NAME.to_owned(),

@@ -93,18 +93,11 @@ impl Server {
             }
             served.push(Served { name, inspected });
         }
-        let listener = TcpListener::bind(address)
-            .map_err(|source| ServeError::Listen { address: address.to_owned(), source })?;
+        let listener =
+            TcpListener::bind(address).map_err(|source| ServeError::Listen { address: address.to_owned(), source })?;
         let mut isolation = isolation;
         isolation.socket_only = true;
-        Ok(Server {
-            listener,
-            config,
-            plugins: Arc::new(served),
-            isolation,
-            max_clients: 256,
-            clients: Arc::default(),
-        })
+        Ok(Server { listener, config, plugins: Arc::new(served), isolation, max_clients: 256, clients: Arc::default() })
     }
 
     /// At most `clients` connections at once; past it a client is told

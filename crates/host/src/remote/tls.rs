@@ -97,8 +97,8 @@ impl Identity {
     /// [`KeyError::Read`] if it cannot be read, [`KeyError::BadKey`] if it holds no key.
     pub fn read(path: impl AsRef<std::path::Path>) -> Result<Identity, KeyError> {
         let path = path.as_ref();
-        let pem = std::fs::read_to_string(path)
-            .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+        let pem =
+            std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
         Identity::from_pem(&pem)
     }
 
