@@ -121,7 +121,9 @@ fn greet_one(inspected: tomada_host::Inspected, name: &str, mode: &Mode) -> Resu
         Mode::InProcess => checked.load()?,
         Mode::Isolated(options) => checked.isolate(options)?,
         #[cfg(unix)]
-        Mode::Remote(_) => return Err("this demo loads plugin files; a remote plugin is loaded by name with `Loader::load`".into()),
+        Mode::Remote(_) => {
+            return Err("this demo loads plugin files; a remote plugin is loaded by name with `Loader::load`".into());
+        }
     };
     announce(&plugin, name)
 }

@@ -56,6 +56,31 @@ pub use tls::{Identity, KeyId};
 use crate::inspect::Export;
 use crate::{Inspection, LoadError, Loader, Plugin};
 
+/// For benches only: the TLS configurations a server and a client use, so a bare
+/// `rustls` round trip can be measured on the same handshake and ciphers.
+#[doc(hidden)]
+pub mod __bench {
+    use std::sync::Arc;
+
+    use super::{Identity, KeyError, tls};
+
+    /// (server, client) configurations pinning each other's key.
+    ///
+    /// # Errors
+    /// As the configurations' builders.
+    pub fn configs(
+        server: &Identity,
+        client: &Identity,
+    ) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), KeyError> {
+        Ok((tls::server_config(server, &[client.id()])?, tls::client_config(client, &[server.id()])?))
+    }
+
+    /// The server name a client asks for.
+    pub fn server_name() -> rustls::pki_types::ServerName<'static> {
+        tls::server_name()
+    }
+}
+
 /// What went wrong with a key.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
