@@ -189,12 +189,12 @@ pub enum LoadError {
         what: Mismatch,
     },
     /// An isolated plugin's process could not be started, or did not load the plugin.
-    #[error("`{}` could not be started in its own process: {reason}", path.display())]
+    #[error("`{}` could not be started in its own process: {source}", path.display())]
     Isolation {
         /// The plugin path.
         path: PathBuf,
         /// What went wrong.
-        reason: String,
+        source: LaunchError,
     },
     /// Isolation ([`isolate`](crate::isolate)) is not implemented on this platform yet.
     #[error("`{}` cannot run in its own process: isolation is not supported on {platform} yet; load it in-process", path.display())]
@@ -336,10 +336,13 @@ impl LoadError {
             }
             MissingSymbol { path } => w.tag(16).path(path),
             DescriptorMismatch { path, what } => w.tag(17).path(path).index(Mismatch::ALL, what),
-            Isolation { path, reason } => w.tag(18).path(path).str(reason),
-            // Made by a host, never by a plugin's process; crosses as its reason.
-            IsolationUnsupported { path, .. } => w.tag(18).path(path).str(&self.to_string()),
-            Unavailable { plugin, .. } | Overloaded { plugin, .. } => w.tag(18).path(plugin).str(&self.to_string()),
+            Isolation { path, source } => w.tag(18).path(path).launch(source),
+            // Made by a host (of the same build, on the same platform), never by a
+            // plugin's process.
+            IsolationUnsupported { path, .. } => w.tag(29).path(path),
+            // A remote plugin's server refusing a client (see `remote`).
+            Unavailable { plugin, detail } => w.tag(30).path(plugin).str(detail),
+            Overloaded { plugin, detail } => w.tag(31).path(plugin).str(detail),
             Unsigned { path } => w.tag(19).path(path),
             BadSignature { path, key } => w.tag(20).path(path).str(key),
             UnknownKey { path, key } => w.tag(21).path(path).str(key),
@@ -395,7 +398,7 @@ impl LoadError {
             }
             16 => MissingSymbol { path },
             17 => DescriptorMismatch { path, what: r.index(Mismatch::ALL)? },
-            18 => Isolation { path, reason: r.string()? },
+            18 => Isolation { path, source: r.launch()? },
             19 => Unsigned { path },
             20 => BadSignature { path, key: r.string()? },
             21 => UnknownKey { path, key: r.string()? },
@@ -406,6 +409,9 @@ impl LoadError {
             26 => InitPanicked { path, message: r.string()? },
             27 => NoSuchExport { path, name: r.string()?, exports: r.strings()? },
             28 => AmbiguousExport { path, contract: r.string()?, names: r.strings()? },
+            29 => IsolationUnsupported { path, platform: std::env::consts::OS },
+            30 => Unavailable { plugin: path, detail: r.string()? },
+            31 => Overloaded { plugin: path, detail: r.string()? },
             _ => return None,
         };
         r.0.is_empty().then_some(error)
@@ -769,6 +775,211 @@ fn contract_mismatch(path: &std::path::Path, expected: &str, found: &str, export
     }
 }
 
+/// Why an isolated plugin's process could not be started, or did not load the plugin
+/// ([`LoadError::Isolation`]): each step of starting it has its own variant, and
+/// those the plugin's process reports (before any plugin code ran) cross to the host
+/// as themselves.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// This process was started as a runner, but its `main` did not serve first.
+    #[error(
+        "this process was started as a plugin runner (TOMADA_RUNNER_FD is set) but did not call \
+         `tomada_host::isolate::serve_if_runner()` first in `main`"
+    )]
+    NotServing,
+    /// The host's own executable (the default runner) was not found.
+    #[error("cannot find the host's executable: {source}")]
+    NoExecutable {
+        /// Why.
+        source: io::Error,
+    },
+    /// Something the channel needs could not be made.
+    #[error("cannot {step}: {source}")]
+    Setup {
+        /// What.
+        step: Step,
+        /// Why.
+        source: io::Error,
+    },
+    /// The runner did not start.
+    #[error("cannot start runner `{}`: {source}", runner.display())]
+    Start {
+        /// The runner's executable.
+        runner: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The process ended before its hello.
+    #[error("the process ended before it greeted the host")]
+    NoHello,
+    /// The process sent no hello (in time), or not one.
+    #[error("no hello: {source}")]
+    BadHello {
+        /// What was read instead (`TimedOut`, `InvalidData`...).
+        source: io::Error,
+    },
+    /// The runner speaks another protocol version (another tomada-host build).
+    #[error(
+        "runner `{}` speaks another protocol ({found:?}); it must call \
+         `tomada_host::isolate::serve_if_runner()` of the same tomada-host version",
+        runner.display()
+    )]
+    Protocol {
+        /// The runner's executable.
+        runner: PathBuf,
+        /// The version it named, if it named one.
+        found: Option<u32>,
+    },
+    /// The load request could not be sent.
+    #[error("cannot send the load request: {source}")]
+    SendLoad {
+        /// Why.
+        source: io::Error,
+    },
+    /// The process died while loading the plugin.
+    #[error("the process died while loading the plugin")]
+    DiedLoading,
+    /// The plugin did not load within the startup time
+    /// ([`Isolation::startup`](crate::isolate::Isolation::startup)).
+    #[error("the plugin did not load within {within:?}")]
+    LoadTimedOut {
+        /// The startup time.
+        within: std::time::Duration,
+    },
+    /// The answer to the load request could not be read.
+    #[error("no answer to the load request: {source}")]
+    NoAnswer {
+        /// Why.
+        source: io::Error,
+    },
+    /// The plugin's process read another manifest than the host inspected (the file
+    /// changed in between?).
+    #[error("the plugin's process read another manifest than the host inspected")]
+    OtherManifest,
+    /// The plugin's process sent a failure report that does not decode.
+    #[error("the plugin's process sent a malformed failure report")]
+    MalformedReport,
+    /// A frame the handshake has no place for.
+    #[error("unexpected frame of kind {kind} during the handshake")]
+    UnexpectedFrame {
+        /// Its kind's number.
+        kind: u8,
+    },
+    /// The plugin's process got no load request.
+    #[error("no load request: {source}")]
+    NoLoadRequest {
+        /// Why.
+        source: io::Error,
+    },
+    /// The plugin's process got another frame than the load request.
+    #[error("expected a load request, got a frame of kind {kind}")]
+    NotALoadRequest {
+        /// Its kind's number.
+        kind: u8,
+    },
+    /// The load request does not decode.
+    #[error("malformed load request: {source}")]
+    MalformedLoadRequest {
+        /// Why.
+        source: io::Error,
+    },
+    /// The plugin's process could not be contained (PID namespace), which a sandbox
+    /// needs.
+    #[error("{source}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)")]
+    Contain {
+        /// Why.
+        source: io::Error,
+    },
+    /// The sandbox could not be applied.
+    #[error("{source}")]
+    Sandbox {
+        /// Why (the sandbox's own message).
+        source: io::Error,
+    },
+    /// The descriptor the host named is not the plugin file.
+    #[error("descriptor {fd} is not the plugin file")]
+    NotThePluginFile {
+        /// The descriptor.
+        fd: i32,
+    },
+    /// The host named another descriptor than the plugin file's.
+    #[error("the plugin file must be descriptor {expected}")]
+    PluginDescriptor {
+        /// The plugin file's descriptor.
+        expected: i32,
+    },
+    /// A descriptor the host passes is not open: the process was not started by this
+    /// host.
+    #[error("descriptor {fd} is not open: this process was not started by this host")]
+    MissingDescriptor {
+        /// The descriptor.
+        fd: i32,
+    },
+    /// The process started but did not load the plugin: why, how it ended, and its
+    /// last lines on stderr.
+    #[error("{why} ({}){}", describe_exit(*.status), stderr_tail(.stderr))]
+    Ended {
+        /// Why.
+        why: Box<LaunchError>,
+        /// Its exit status, if it was reaped.
+        status: Option<std::process::ExitStatus>,
+        /// Its last lines on stderr.
+        stderr: Vec<String>,
+    },
+}
+
+reasons! {
+    /// What the host could not make for a plugin's process ([`LaunchError::Setup`]).
+    pub enum Step {
+        /// The channel's sockets.
+        SocketPair => "make a socket pair",
+        /// A descriptor for the child.
+        Duplicate => "duplicate a descriptor",
+        /// The nudge pipe.
+        Pipe => "make the nudge pipe",
+        /// The nudge pipe's flags or its opening through `/proc`.
+        NudgePipe => "set up the nudge pipe",
+        /// The shared memory.
+        SharedMemory => "make the shared memory for the channel",
+        /// Its mapping.
+        MapSharedMemory => "map the shared memory for the channel",
+        /// A thread forwarding the plugin's output.
+        OutputThread => "start a thread for the plugin's output",
+    }
+}
+
+/// How a process ended, for people.
+pub(crate) fn describe_exit(status: Option<std::process::ExitStatus>) -> String {
+    #[cfg(unix)]
+    if let Some(sig) = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)) {
+        let name = match sig {
+            libc::SIGSEGV => " (SIGSEGV: invalid memory access)",
+            libc::SIGABRT => " (SIGABRT: aborted, e.g. `abort()` or an allocation failure)",
+            libc::SIGBUS => " (SIGBUS)",
+            libc::SIGILL => " (SIGILL)",
+            libc::SIGFPE => " (SIGFPE)",
+            libc::SIGKILL => " (SIGKILL)",
+            libc::SIGXCPU => " (SIGXCPU: CPU time limit)",
+            libc::SIGSYS => " (SIGSYS: a forbidden system call)",
+            _ => "",
+        };
+        return format!("the process was killed by signal {sig}{name}");
+    }
+    match status {
+        Some(s) => match s.code() {
+            Some(code) => format!("the process exited with status {code}"),
+            None => "the process ended".to_owned(),
+        },
+        None => "the process ended (its status is unknown)".to_owned(),
+    }
+}
+
+/// A process's last lines on stderr, quoted after its failure (nothing if none).
+fn stderr_tail(lines: &[String]) -> String {
+    if lines.is_empty() { String::new() } else { format!("; its last lines on stderr: {}", lines.join(" | ")) }
+}
+
 /// The byte form of a [`LoadError`], for an isolated plugin's process to report its
 /// load failure to the host as the same variant (the handshake's `Failed` frame).
 ///
@@ -782,7 +993,7 @@ mod wire {
     use std::io;
     use std::path::PathBuf;
 
-    use super::{Damage, Exposure, Flaw, NotLibrary, Table};
+    use super::{Damage, Exposure, Flaw, LaunchError, NotLibrary, Step, Table};
 
     #[derive(Default)]
     pub(super) struct Writer(pub(super) Vec<u8>);
@@ -827,6 +1038,42 @@ mod wire {
         /// A value of a field-less reason enum, as its place in that enum's `ALL`.
         pub(super) fn index<T: PartialEq>(&mut self, all: &[T], value: &T) -> &mut Self {
             self.u32(all.iter().position(|v| v == value).unwrap_or(all.len()) as u32)
+        }
+        pub(super) fn launch(&mut self, e: &LaunchError) -> &mut Self {
+            use LaunchError::*;
+            match e {
+                NotServing => self.tag(0),
+                NoExecutable { source } => self.tag(1).io(source),
+                Setup { step, source } => self.tag(2).index(Step::ALL, step).io(source),
+                Start { runner, source } => self.tag(3).path(runner).io(source),
+                NoHello => self.tag(4),
+                BadHello { source } => self.tag(5).io(source),
+                Protocol { runner, found } => self.tag(6).path(runner).u64(found.map_or(u64::MAX, u64::from)),
+                SendLoad { source } => self.tag(7).io(source),
+                DiedLoading => self.tag(8),
+                LoadTimedOut { within } => self.tag(9).u64(within.as_nanos().min(u64::MAX as u128) as u64),
+                NoAnswer { source } => self.tag(10).io(source),
+                OtherManifest => self.tag(11),
+                MalformedReport => self.tag(12),
+                UnexpectedFrame { kind } => self.tag(13).tag(*kind),
+                NoLoadRequest { source } => self.tag(14).io(source),
+                NotALoadRequest { kind } => self.tag(15).tag(*kind),
+                MalformedLoadRequest { source } => self.tag(16).io(source),
+                Contain { source } => self.tag(17).io(source),
+                Sandbox { source } => self.tag(18).io(source),
+                NotThePluginFile { fd } => self.tag(19).u32(*fd as u32),
+                PluginDescriptor { expected } => self.tag(20).u32(*expected as u32),
+                MissingDescriptor { fd } => self.tag(21).u32(*fd as u32),
+                Ended { why, status, stderr } => {
+                    use std::os::unix::process::ExitStatusExt;
+                    self.tag(22).launch(why);
+                    match status {
+                        Some(s) => self.tag(1).u32(s.into_raw() as u32),
+                        None => self.tag(0),
+                    };
+                    self.strings(stderr)
+                }
+            }
         }
         pub(super) fn not_library(&mut self, what: &NotLibrary) -> &mut Self {
             match what {
@@ -930,6 +1177,50 @@ mod wire {
         }
         pub(super) fn index<T: Copy>(&mut self, all: &[T]) -> Option<T> {
             all.get(self.u32()? as usize).copied()
+        }
+        pub(super) fn launch(&mut self) -> Option<LaunchError> {
+            use LaunchError::*;
+            Some(match self.u8()? {
+                0 => NotServing,
+                1 => NoExecutable { source: self.io()? },
+                2 => Setup { step: self.index(Step::ALL)?, source: self.io()? },
+                3 => Start { runner: self.path()?, source: self.io()? },
+                4 => NoHello,
+                5 => BadHello { source: self.io()? },
+                6 => Protocol {
+                    runner: self.path()?,
+                    found: match self.u64()? {
+                        u64::MAX => None,
+                        n => Some(u32::try_from(n).ok()?),
+                    },
+                },
+                7 => SendLoad { source: self.io()? },
+                8 => DiedLoading,
+                9 => LoadTimedOut { within: std::time::Duration::from_nanos(self.u64()?) },
+                10 => NoAnswer { source: self.io()? },
+                11 => OtherManifest,
+                12 => MalformedReport,
+                13 => UnexpectedFrame { kind: self.u8()? },
+                14 => NoLoadRequest { source: self.io()? },
+                15 => NotALoadRequest { kind: self.u8()? },
+                16 => MalformedLoadRequest { source: self.io()? },
+                17 => Contain { source: self.io()? },
+                18 => Sandbox { source: self.io()? },
+                19 => NotThePluginFile { fd: self.u32()? as i32 },
+                20 => PluginDescriptor { expected: self.u32()? as i32 },
+                21 => MissingDescriptor { fd: self.u32()? as i32 },
+                22 => {
+                    use std::os::unix::process::ExitStatusExt;
+                    let why = Box::new(self.launch()?);
+                    let status = match self.u8()? {
+                        0 => None,
+                        1 => Some(std::process::ExitStatus::from_raw(self.u32()? as i32)),
+                        _ => return None,
+                    };
+                    Ended { why, status, stderr: self.strings()? }
+                }
+                _ => return None,
+            })
         }
         pub(super) fn not_library(&mut self) -> Option<NotLibrary> {
             Some(match self.u8()? {
@@ -1035,7 +1326,27 @@ mod tests {
             MissingSymbol { path: p() },
             DescriptorMismatch { path: p(), what: Mismatch::ConstructorStatus },
             DescriptorMismatch { path: p(), what: Mismatch::ReplacedFile },
-            Isolation { path: p(), reason: s("no hello") },
+            Isolation { path: p(), source: crate::LaunchError::NoHello },
+            Isolation {
+                path: p(),
+                source: crate::LaunchError::Ended {
+                    why: Box::new(crate::LaunchError::Setup {
+                        step: crate::error::Step::OutputThread,
+                        source: std::io::Error::from_raw_os_error(11),
+                    }),
+                    status: Some(std::os::unix::process::ExitStatusExt::from_raw(9)),
+                    stderr: vec![s("olá"), s("")],
+                },
+            },
+            Isolation { path: p(), source: crate::LaunchError::Protocol { runner: p(), found: Some(2) } },
+            Isolation {
+                path: p(),
+                source: crate::LaunchError::Sandbox { source: std::io::Error::other("Landlock: no") },
+            },
+            Isolation {
+                path: p(),
+                source: crate::LaunchError::LoadTimedOut { within: std::time::Duration::from_millis(1500) },
+            },
             Unsigned { path: p() },
             BadSignature { path: p(), key: s("0123456789ABCDEF") },
             UnknownKey { path: p(), key: s("FEDCBA9876543210") },

@@ -115,7 +115,7 @@ use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-pub use error::{Damage, Exposure, Flaw, LoadError, Mismatch, NotLibrary, Table};
+pub use error::{Damage, Exposure, Flaw, LaunchError, LoadError, Mismatch, NotLibrary, Step, Table};
 pub use inspect::{
     Export, Inspection, Slice, expectations, expectations_bytes, inspect, inspect_bytes, inspect_slices,
 };

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use tomada::CallError;
 
-use super::frame::{self, Header, Kind, Link, ReadBuf, ReadError, Waiter};
+use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
+use super::transport::{Link, Transport};
 
 /// How many requests made within one call may wait for its thread.
 const MAX_NESTED: usize = 64;
@@ -152,7 +153,7 @@ pub(crate) trait Handler {
 
 /// One end of the channel.
 pub(crate) struct Endpoint {
-    /// The socket, and the shared rings over it.
+    /// The transport: the socket, or the shared rings over it.
     pub(crate) link: Link,
     /// The kind of this side's requests, and of the replies to them.
     request: Kind,
@@ -213,7 +214,7 @@ impl Endpoint {
     /// Writes one frame.
     pub(crate) fn write(&self, header: Header, parts: &[&[u8]]) -> std::io::Result<()> {
         let _writing = Self::lock(&self.writing);
-        self.link.write(header, parts)
+        frame::write(&self.link, header, parts)
     }
 
     /// Enters a new call in flight; returns its id and how many others are, or
@@ -595,8 +596,12 @@ impl Endpoint {
             }
         };
         let left = until.saturating_duration_since(Instant::now());
-        let sent =
-            self.link.write_for(Header { kind: Kind::Release, status: 0, id: 0 }, &[&id.to_le_bytes()], Some(left));
+        let sent = frame::write_for(
+            &self.link,
+            Header { kind: Kind::Release, status: 0, id: 0 },
+            &[&id.to_le_bytes()],
+            Some(left),
+        );
         drop(writing);
         sent.is_ok()
     }
@@ -610,4 +615,219 @@ pub(crate) type Objects = tomada::remote::Table;
 pub(crate) fn no_object(id: u64) -> (u8, tomada::ffi::RVec) {
     let message = format!("no object number {id} here: it was released, or belonged to an earlier process");
     (tomada::ffi::Status::MALFORMED.0, tomada::ffi::RVec::from_vec(message.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolate::transport::memory::Memory;
+    use tomada::ffi::RVec;
+
+    const MAX: usize = 1 << 20;
+    /// A hang guard only: every wait here ends long before, or the test fails.
+    const GUARD: Duration = Duration::from_secs(60);
+
+    fn end(transport: Memory, host: bool) -> Endpoint {
+        Endpoint::new(Link::Other(Box::new(transport)), host, Waiter::blocking(), MAX)
+    }
+
+    /// The host's end and the plugin's, over an in-memory transport.
+    fn pair() -> (Endpoint, Endpoint) {
+        let (a, b) = Memory::pair();
+        (end(a, true), end(b, false))
+    }
+
+    /// Answers each request made within a call with its arguments reversed, and keeps
+    /// what it served and what is not for a waiting thread.
+    #[derive(Default)]
+    struct Reverse {
+        served: Mutex<Vec<(u64, u32, Vec<u8>)>>,
+        incoming: Mutex<Vec<Incoming>>,
+    }
+
+    impl Handler for Reverse {
+        fn serve(&self, request: Request) -> (u8, RVec) {
+            let mut body = request.args().to_vec();
+            Endpoint::lock(&self.served).push((request.target, request.method, body.clone()));
+            body.reverse();
+            (tomada::ffi::Status::OK.0, RVec::from_vec(body))
+        }
+
+        fn incoming(&self, incoming: Incoming) {
+            Endpoint::lock(&self.incoming).push(incoming);
+        }
+    }
+
+    /// Reads on `end`, for no call of its own, until something for its owner comes.
+    fn next_incoming(end: &Endpoint) -> Incoming {
+        let until = Instant::now() + GUARD;
+        let mut buf = Endpoint::lock(&end.reading);
+        loop {
+            assert!(Instant::now() < until, "nothing came");
+            match end.read_one(&mut buf, Duration::from_millis(50)) {
+                Ok(Some(Read::Incoming(incoming))) => return incoming,
+                Ok(_) => {}
+                Err(e) => panic!("the read failed: {e:?}"),
+            }
+        }
+    }
+
+    fn next_request(end: &Endpoint) -> Request {
+        match next_incoming(end) {
+            Incoming::Request(request) => request,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    /// Calls method 7 of object 0 on the other side with `args`, and waits.
+    fn call(end: &Endpoint, args: &[u8], handler: &dyn Handler) -> Result<(u8, Vec<u8>), WaitError> {
+        let (id, _) = end.register().expect("the channel is open");
+        end.send(id, 0, 7, args).unwrap();
+        end.wait(id, Some(Instant::now() + GUARD), handler, Vec::new())
+    }
+
+    #[test]
+    fn a_request_and_its_reply() {
+        let (host, child) = pair();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let request = next_request(&child);
+                assert_eq!((request.target, request.method, request.args()), (0, 7, &b"abc"[..]));
+                child.answer(request.id, 0, b"cba").unwrap();
+            });
+            let answer = call(&host, b"abc", &Reverse::default()).unwrap();
+            assert_eq!(answer, (0, b"cba".to_vec()));
+        });
+        assert!(host.flight().waiting.is_empty(), "the call left the flight");
+    }
+
+    #[test]
+    fn replies_out_of_order_reach_their_own_callers() {
+        let (host, child) = pair();
+        let handler = Reverse::default();
+        std::thread::scope(|s| {
+            let one = s.spawn(|| call(&host, b"one", &handler).unwrap());
+            let two = s.spawn(|| call(&host, b"two", &handler).unwrap());
+            let (a, b) = (next_request(&child), next_request(&child));
+            // The later request first, each answered with its own arguments.
+            child.answer(b.id, 0, b.args()).unwrap();
+            child.answer(a.id, 0, a.args()).unwrap();
+            assert_eq!(one.join().unwrap(), (0, b"one".to_vec()));
+            assert_eq!(two.join().unwrap(), (0, b"two".to_vec()));
+        });
+    }
+
+    #[test]
+    fn a_callback_within_a_call_is_served_by_the_calling_thread() {
+        let (host, child) = pair();
+        let handler = Reverse::default();
+        let caller = std::thread::current().id();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let request = next_request(&child);
+                // Serving the host's call, the plugin calls back object 5 of the host.
+                let back = child.serving(request.id, || {
+                    let (id, _) = child.register().unwrap();
+                    child.send(id, 5, 9, b"hi").unwrap();
+                    child.wait(id, Some(Instant::now() + GUARD), &Reverse::default(), Vec::new()).unwrap()
+                });
+                assert_eq!(back, (0, b"ih".to_vec()));
+                child.answer(request.id, 0, &back.1).unwrap();
+            });
+            struct OnCaller<'a>(&'a Reverse, std::thread::ThreadId);
+            impl Handler for OnCaller<'_> {
+                fn serve(&self, request: Request) -> (u8, RVec) {
+                    assert_eq!(std::thread::current().id(), self.1, "served on the waiting thread");
+                    self.0.serve(request)
+                }
+                fn incoming(&self, incoming: Incoming) {
+                    self.0.incoming(incoming);
+                }
+            }
+            let answer = call(&host, b"x", &OnCaller(&handler, caller)).unwrap();
+            assert_eq!(answer, (0, b"ih".to_vec()));
+        });
+        assert_eq!(*Endpoint::lock(&handler.served), [(5, 9, b"hi".to_vec())]);
+        assert!(Endpoint::lock(&handler.incoming).is_empty(), "nothing went to the owner");
+    }
+
+    #[test]
+    fn a_cancelled_call_is_told_and_its_late_answer_dropped() {
+        let (host, child) = pair();
+        let deadline = Instant::now() + GUARD;
+        let (id, _) = host.register_async(std::task::Waker::noop().clone(), deadline).unwrap();
+        host.send(id, 0, 7, b"slow").unwrap();
+        assert!(host.poll_async(id, std::task::Waker::noop()).is_none(), "no answer yet");
+        host.cancel(id);
+        let request = next_request(&child);
+        assert_eq!(request.id, id);
+        assert!(matches!(next_incoming(&child), Incoming::Cancel(c) if c == id));
+        assert!(host.awaits_async(), "its answer is still to come, and to read");
+        child.answer(id, tomada::ffi::Status::CANCELLED.0, b"").unwrap();
+        let mut buf = Endpoint::lock(&host.reading);
+        assert!(matches!(host.read_one(&mut buf, GUARD), Ok(Some(Read::Handed))));
+        drop(buf);
+        assert!(!host.awaits_async(), "the late answer was dropped");
+        // The channel goes on.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let request = next_request(&child);
+                child.answer(request.id, 0, b"ok").unwrap();
+            });
+            assert_eq!(call(&host, b"next", &Reverse::default()).unwrap(), (0, b"ok".to_vec()));
+        });
+    }
+
+    #[test]
+    fn a_peer_gone_mid_call_ends_the_call_and_the_channel() {
+        let (host, child) = pair();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let _request = next_request(&child);
+                drop(child);
+            });
+            let r = call(&host, b"x", &Reverse::default());
+            assert!(matches!(r, Err(WaitError::Fault(ReadError::Eof))), "{r:?}");
+        });
+        // Ended (as the host does on a fault): calls in flight and new ones fail.
+        let error = CallError::Channel { message: "gone".to_owned() };
+        host.close(error.clone());
+        assert!(host.register().is_none(), "no call starts on an ended channel");
+    }
+
+    /// Frames the other side must not send: each ends the wait as malformed.
+    #[test]
+    fn malformed_frames_end_the_wait() {
+        type Sends<'a> = &'a dyn Fn(&Memory);
+        let cases: [(&str, Sends<'_>); 4] = [
+            ("unknown frame kind 99", &|raw| {
+                raw.send(&[&[10, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 0, 0]], None).unwrap();
+            }),
+            ("not in flight", &|raw| {
+                frame::write(raw, Header { kind: Kind::Reply, status: 0, id: 999 }, &[b"x"]).unwrap();
+            }),
+            ("a reply with status 200", &|raw| {
+                frame::write(raw, Header { kind: Kind::Reply, status: 200, id: 1 }, &[b"x"]).unwrap();
+            }),
+            ("a request without its head", &|raw| {
+                frame::write(raw, Header { kind: Kind::Callback, status: 0, id: 1 }, &[b"abc"]).unwrap();
+            }),
+        ];
+        for (why, send) in cases {
+            let (a, raw) = Memory::pair();
+            let host = end(a, true);
+            send(&raw);
+            let r = call(&host, b"x", &Reverse::default());
+            assert!(matches!(&r, Err(WaitError::Fault(ReadError::Malformed(m))) if m.contains(why)), "{why}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn a_deadline_passes_without_a_reply() {
+        let (host, _child) = pair();
+        let (id, _) = host.register().unwrap();
+        host.send(id, 0, 7, b"x").unwrap();
+        let r = host.wait(id, Some(Instant::now() + Duration::from_millis(10)), &Reverse::default(), Vec::new());
+        assert!(matches!(r, Err(WaitError::Fault(ReadError::TimedOut))), "{r:?}");
+    }
 }

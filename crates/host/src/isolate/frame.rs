@@ -1,5 +1,7 @@
-//! The wire between a host and a plugin's process: length-prefixed frames over an
-//! inherited Unix socket, each with a kind, a status and a request id.
+//! The framing of the channel between a host and a plugin's process: length-prefixed
+//! frames, each with a kind, a status and a request id, over any
+//! [`Transport`](super::transport::Transport) (which moves the bytes, and knows
+//! nothing of frames).
 //!
 //! ```text
 //! u32 length of what follows | u8 kind | u8 status | u64 id | payload
@@ -10,23 +12,21 @@
 //! callbacks from the plugin to the host, is a new `Kind` and a protocol version), so
 //! neither side assumes one request, then its reply.
 //!
-//! After the handshake the frames go through a [`Link`]: on Linux the shared rings
-//! of [`super::shm`], elsewhere the socket. Reading spins only when it pays
+//! After the handshake the frames go through the channel's
+//! [`Link`](super::transport::Link): on Linux the shared rings, elsewhere the
+//! socket. Reading spins only when it pays
 //! ([`Waiter`]): with two CPUs or more, for a peer that is awake and answered quickly
 //! last time, for a short while, then the reader sleeps. With one CPU it never spins:
 //! the peer could not run meanwhile (and yielding to it would hand the CPU to any
 //! other process as well, for a whole time slice). Payloads are read straight into
 //! the buffer they end up in (no zero-fill, no shifting).
 
-use std::io::{self, IoSlice, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The protocol version, sent in the child's hello. 2: status in the header,
-/// concurrent calls. 3: callbacks, objects and log records.
-pub(crate) const PROTOCOL: u32 = 3;
+pub(crate) use super::transport::ReadError;
+use super::transport::{Transport, several_cpus};
 
 pub(crate) use super::options::{DEFAULT_MAX_FRAME, MAX_FRAME};
 
@@ -102,19 +102,6 @@ pub(crate) struct Frame {
     pub(crate) payload: Vec<u8>,
 }
 
-/// Why no frame was read.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    /// The peer closed the channel (or died).
-    Eof,
-    /// The deadline passed.
-    TimedOut,
-    /// The bytes are not a frame.
-    Malformed(String),
-    /// The socket failed.
-    Io(io::Error),
-}
-
 /// How long to spin before blocking, learnt from the last wait: spin (for up to
 /// `limit`) only if the last frame came within `limit`. A peer that answers back to
 /// back is never put to sleep; one that comes after idle gaps or long calls is spun
@@ -170,12 +157,6 @@ impl Waiter {
     }
 }
 
-/// Whether this process may run on two CPUs or more (its affinity and CPU quota).
-pub(crate) fn several_cpus() -> bool {
-    static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
-}
-
 /// A frame's first bytes: its length, then the header.
 fn head(header: Header, parts: &[&[u8]]) -> io::Result<[u8; 4 + HEADER_REST]> {
     let len: usize = HEADER_REST + parts.iter().map(|p| p.len()).sum::<usize>();
@@ -190,34 +171,38 @@ fn head(header: Header, parts: &[&[u8]]) -> io::Result<[u8; 4 + HEADER_REST]> {
     Ok(head)
 }
 
-/// Writes one frame: header and parts with `writev`, no copy of the parts.
-pub(crate) fn write(stream: &UnixStream, header: Header, parts: &[&[u8]]) -> io::Result<()> {
-    let head = head(header, parts)?;
-    send_all(stream, &head, parts)
+/// Writes one frame: header and parts in one send, no copy of the parts.
+pub(crate) fn write(to: &(impl Transport + ?Sized), header: Header, parts: &[&[u8]]) -> io::Result<()> {
+    write_for(to, header, parts, None)
 }
 
-/// Writes `head` and `parts` to the socket with `writev`.
-fn send_all(stream: &UnixStream, head: &[u8], parts: &[&[u8]]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(1 + parts.len());
-    slices.push(IoSlice::new(head));
-    slices.extend(parts.iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)));
-    let mut rest = &mut slices[..];
-    let mut stream = stream;
-    while !rest.is_empty() {
-        match stream.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// [`write`], waiting for room no longer than `timeout` (`None`: the transport's own
+/// write timeout).
+pub(crate) fn write_for(
+    to: &(impl Transport + ?Sized),
+    header: Header,
+    parts: &[&[u8]],
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    let head = head(header, parts)?;
+    // The head and up to three parts (every frame but a rare few) without allocating.
+    let mut all: [&[u8]; 4] = [&head, &[], &[], &[]];
+    if parts.len() <= 3 {
+        all[1..=parts.len()].copy_from_slice(parts);
+        return to.send(&all[..=parts.len()], timeout);
     }
-    Ok(())
+    let all: Vec<&[u8]> = std::iter::once(&head[..]).chain(parts.iter().copied()).collect();
+    to.send(&all, timeout)
 }
 
 /// Reads one frame of at most `max` bytes straight from the socket, blocking until
 /// `deadline` (forever if `None`): for the handshake, before the channel's endpoint
 /// (and its buffered, spinning reads) exists.
-pub(crate) fn read(stream: &UnixStream, deadline: Option<Instant>, max: usize) -> Result<Frame, ReadError> {
+pub(crate) fn read(
+    stream: &(impl Transport + ?Sized),
+    deadline: Option<Instant>,
+    max: usize,
+) -> Result<Frame, ReadError> {
     let mut payload = Vec::new();
     let header = read_into(stream, deadline, max, &mut payload)?;
     Ok(Frame { kind: header.kind, payload })
@@ -225,13 +210,13 @@ pub(crate) fn read(stream: &UnixStream, deadline: Option<Instant>, max: usize) -
 
 /// [`read`] into `payload` (cleared first; its capacity is reused).
 pub(crate) fn read_into(
-    stream: &UnixStream,
+    stream: &(impl Transport + ?Sized),
     deadline: Option<Instant>,
     max: usize,
     payload: &mut Vec<u8>,
 ) -> Result<Header, ReadError> {
     let mut head = [0u8; 4 + HEADER_REST];
-    recv_all(stream, head.as_mut_ptr(), head.len(), deadline)?;
+    recv_all(stream, as_uninit(&mut head), deadline)?;
     let (header, want) = parse_header(&head, max)?;
     payload.clear();
     recv_payload(stream, payload, want, deadline)?;
@@ -259,7 +244,7 @@ fn parse_header(head: &[u8], max: usize) -> Result<(Header, usize), ReadError> {
 /// has `want` bytes, straight into `payload`: no zero-fill, and room grown at most
 /// `AHEAD` past what arrived, so a lying header cannot make this side allocate.
 fn recv_payload(
-    src: &(impl Source + ?Sized),
+    src: &(impl Transport + ?Sized),
     payload: &mut Vec<u8>,
     want: usize,
     deadline: Option<Instant>,
@@ -268,10 +253,8 @@ fn recv_payload(
         let have = payload.len();
         payload.reserve((want - have).min(AHEAD.max(have)));
         let room = (payload.capacity() - have).min(want - have);
-        // SAFETY: `room` bytes past the length are within the allocation (reserved above).
-        let to = unsafe { payload.as_mut_ptr().add(have) };
-        recv_all(src, to, room, deadline)?;
-        // SAFETY: `recv_all` initialised exactly those `room` bytes.
+        recv_all(src, &mut payload.spare_capacity_mut()[..room], deadline)?;
+        // SAFETY: `recv_all` initialised exactly those `room` bytes past the length.
         unsafe { payload.set_len(have + room) };
     }
     Ok(())
@@ -302,7 +285,7 @@ impl ReadBuf {
     /// Receives until at least `n` bytes are here (`n` ≤ the buffer's size).
     fn fill(
         &mut self,
-        src: &(impl Source + ?Sized),
+        src: &(impl Transport + ?Sized),
         n: usize,
         mut spin: Duration,
         deadline: Option<Instant>,
@@ -313,9 +296,7 @@ impl ReadBuf {
                 self.end -= self.start;
                 self.start = 0;
             }
-            let room = self.data.len() - self.end;
-            // SAFETY: `room` bytes from `end` are within the buffer.
-            let got = src.recv(unsafe { self.data.as_mut_ptr().add(self.end) }, room, spin, deadline)?;
+            let got = src.recv(as_uninit(&mut self.data[self.end..]), spin, deadline)?;
             self.end += got;
             spin = Duration::ZERO;
         }
@@ -328,7 +309,7 @@ impl ReadBuf {
 /// better left to them), until `deadline`: frames already received are returned
 /// without a system call, and one `recv` takes as many as have arrived.
 pub(crate) fn read_buffered(
-    src: &(impl Source + ?Sized),
+    src: &(impl Transport + ?Sized),
     buf: &mut ReadBuf,
     waiter: &Waiter,
     may_spin: bool,
@@ -359,217 +340,31 @@ pub(crate) fn read_buffered(
     Ok(header)
 }
 
-/// Receives exactly `len` bytes to `to`, blocking when none are there.
-fn recv_all(src: &(impl Source + ?Sized), to: *mut u8, len: usize, deadline: Option<Instant>) -> Result<(), ReadError> {
+/// Receives exactly `to.len()` bytes into `to`, blocking when none are there.
+fn recv_all(
+    src: &(impl Transport + ?Sized),
+    to: &mut [std::mem::MaybeUninit<u8>],
+    deadline: Option<Instant>,
+) -> Result<(), ReadError> {
     let mut filled = 0;
-    while filled < len {
-        // SAFETY: `to + filled .. to + len` is writable (the caller's buffer).
-        filled += src.recv(unsafe { to.add(filled) }, len - filled, Duration::ZERO, deadline)?;
+    while filled < to.len() {
+        filled += src.recv(&mut to[filled..], Duration::ZERO, deadline)?;
     }
     Ok(())
 }
 
-/// Where a reader's bytes come from: a socket, or a [`Link`].
-pub(crate) trait Source {
-    /// Receives at least one and at most `len` bytes to `to` (`len` writable bytes),
-    /// spinning for up to `spin` before it sleeps, until `deadline`.
-    fn recv(&self, to: *mut u8, len: usize, spin: Duration, deadline: Option<Instant>) -> Result<usize, ReadError>;
-
-    /// How long the last `recv` that waited waited for the writer, if this source
-    /// knows better than the reader's own clock (which counts its waking up too).
-    fn waited(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Whether the other side was awake when this side last wrote (as far as this
-    /// source knows).
-    fn peer_awake(&self) -> bool {
-        true
-    }
-}
-
-impl Source for UnixStream {
-    fn recv(&self, to: *mut u8, len: usize, spin: Duration, deadline: Option<Instant>) -> Result<usize, ReadError> {
-        recv_into(self.as_raw_fd(), to, len, spin, deadline)
-    }
-}
-
-/// The channel after the handshake: the socket, and on Linux the shared rings that
-/// carry the frames over it (see [`super::shm`]); the socket then only tells either
-/// side of the other's end.
-pub(crate) struct Link {
-    pub(crate) stream: UnixStream,
-    #[cfg(target_os = "linux")]
-    shared: Option<super::shm::Shared>,
-}
-
-impl Link {
-    /// Frames through the socket.
-    pub(crate) fn socket(stream: UnixStream) -> Link {
-        Link {
-            stream,
-            #[cfg(target_os = "linux")]
-            shared: None,
-        }
-    }
-
-    /// Frames through shared memory, over `stream`.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn shared(stream: UnixStream, shared: super::shm::Shared) -> Link {
-        Link { stream, shared: Some(shared) }
-    }
-
-    /// Writes one frame (by one thread at a time).
-    pub(crate) fn write(&self, header: Header, parts: &[&[u8]]) -> io::Result<()> {
-        self.write_for(header, parts, None)
-    }
-
-    /// [`Link::write`], waiting for room in the shared ring no longer than `timeout`
-    /// (`None`: the channel's own write timeout).
-    pub(crate) fn write_for(&self, header: Header, parts: &[&[u8]], timeout: Option<Duration>) -> io::Result<()> {
-        let head = head(header, parts)?;
-        #[cfg(target_os = "linux")]
-        if let Some(shared) = &self.shared {
-            let send = |all: &[&[u8]]| match timeout {
-                None => shared.send(all),
-                Some(t) => shared.send_for(all, Some(t)),
-            };
-            let mut all: [&[u8]; 4] = [&head, &[], &[], &[]];
-            if parts.len() <= 3 {
-                all[1..=parts.len()].copy_from_slice(parts);
-                return send(&all[..=parts.len()]);
-            }
-            let all: Vec<&[u8]> = std::iter::once(&head[..]).chain(parts.iter().copied()).collect();
-            return send(&all);
-        }
-        let _ = timeout; // (a socket's writes time out at the channel's write timeout)
-        send_all(&self.stream, &head, parts)
-    }
-
-    /// Whether bytes are there to read now (through the socket: or its end).
-    pub(crate) fn readable(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        if let Some(shared) = &self.shared {
-            return shared.readable();
-        }
-        socket_readable(self.stream.as_raw_fd())
-    }
-
-    /// Blocks until bytes (or the other side's end) are there, or `deadline` passes.
-    pub(crate) fn wait_readable(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
-        #[cfg(target_os = "linux")]
-        if let Some(shared) = &self.shared {
-            return shared.wait_bytes(deadline);
-        }
-        wait_readable(self.stream.as_raw_fd(), deadline)
-    }
-}
-
-impl Source for Link {
-    fn recv(&self, to: *mut u8, len: usize, spin: Duration, deadline: Option<Instant>) -> Result<usize, ReadError> {
-        #[cfg(target_os = "linux")]
-        if let Some(shared) = &self.shared {
-            return shared.recv(to, len, spin, deadline);
-        }
-        recv_into(self.stream.as_raw_fd(), to, len, spin, deadline)
-    }
-
-    fn waited(&self) -> Option<Duration> {
-        #[cfg(target_os = "linux")]
-        if let Some(shared) = &self.shared {
-            return Some(shared.waited());
-        }
-        None
-    }
-
-    fn peer_awake(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        if let Some(shared) = &self.shared {
-            return shared.peer_awake();
-        }
-        true
-    }
-}
-
-/// Whether socket `fd` has bytes to read now (or its end).
-fn socket_readable(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid `pollfd`; a zero timeout only looks.
-    unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
-}
-
-/// Receives at least one and at most `len` bytes to `to`: tries a non-blocking
-/// `recv`, again and again for up to `spin`, then waits in `poll`.
-fn recv_into(
-    fd: RawFd,
-    to: *mut u8,
-    len: usize,
-    spin: Duration,
-    deadline: Option<Instant>,
-) -> Result<usize, ReadError> {
-    let spin_until = (!spin.is_zero()).then(|| Instant::now() + spin);
-    loop {
-        // SAFETY: the caller passes `len` writable bytes at `to`; `fd` is a socket owned
-        // by the caller's `UnixStream` for the duration of the call.
-        let n = unsafe { libc::recv(fd, to.cast(), len, libc::MSG_DONTWAIT) };
-        if n > 0 {
-            return Ok(n as usize);
-        }
-        if n == 0 {
-            return Err(ReadError::Eof);
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => {}
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => return Err(ReadError::Eof),
-            _ => return Err(ReadError::Io(err)),
-        }
-        if spin_until.is_some_and(|until| Instant::now() < until) {
-            std::hint::spin_loop();
-            continue;
-        }
-        wait_readable(fd, deadline)?;
-    }
-}
-
-/// `poll`'s timeout until `deadline` (-1: none), rounded up to whole milliseconds so a
-/// deadline 0.5 ms away does not spin on 0 ms polls; `TimedOut` once it has passed.
-pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Result<libc::c_int, ReadError> {
-    let Some(d) = deadline else { return Ok(-1) };
-    let left = d.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(ReadError::TimedOut);
-    }
-    Ok(left.as_millis().saturating_add(1).min(libc::c_int::MAX as u128) as libc::c_int)
-}
-
-/// Blocks until `fd` is readable (or closed), or `deadline` passes.
-pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> {
-    loop {
-        let timeout_ms = poll_timeout(deadline)?;
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid `pollfd`, for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if r > 0 {
-            return Ok(());
-        }
-        if r == 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(ReadError::TimedOut);
-            }
-            continue;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(ReadError::Io(err));
-        }
-    }
+/// Initialised bytes, as room to receive into.
+fn as_uninit(bytes: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and a receive only writes
+    // initialised bytes into it (it never de-initialises any).
+    unsafe { &mut *(std::ptr::from_mut(bytes) as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
 
     fn head(kind: Kind, id: u64) -> Header {
         Header { kind, status: 0, id }

@@ -33,11 +33,11 @@ mod contain;
 mod endpoint;
 mod frame;
 mod options;
+mod protocol;
 mod runner;
 mod sandbox;
-#[cfg(target_os = "linux")]
-mod shm;
 mod spawner;
+mod transport;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -61,39 +61,18 @@ pub use sandbox::Sandbox;
 
 use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
 use frame::{Header, Kind, ReadError, Waiter};
-use runner::LoadRequest;
+#[cfg(target_os = "linux")]
+use protocol::{BELL_FDS, LAST_FD, SHM_FD};
+use protocol::{CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+use transport::Link;
+#[cfg(target_os = "linux")]
+use transport::shm;
 
 use crate::file::PluginFile;
-use crate::{Inspection, LoadError};
+use crate::{Inspection, LaunchError, LoadError, Step};
 
-/// The environment variable naming the runner's socket descriptor.
-const FD_VAR: &str = "TOMADA_RUNNER_FD";
-/// The environment variable naming the host's pid, for the runner to check.
-const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
-/// The environment variable giving the runner the largest frame either side sends.
-const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
-/// Set when frames stay on the socket (no shared memory): see `Isolation::socket_only`.
-const SOCKET_VAR: &str = "TOMADA_RUNNER_SOCKET_ONLY";
 /// How many of a plugin's last stderr lines a load failure quotes.
 const STDERR_TAIL: usize = 8;
-/// The descriptor number the socket gets in the child.
-const CHILD_FD: i32 = 3;
-/// The descriptor number the plugin file gets in the child: it loads exactly the file
-/// the host inspected, never a path.
-const PLUGIN_FD: i32 = 4;
-/// The descriptor number of the nudge pipe in the child: the host posts to
-/// it when it sends a call while others are in flight, so a second thread of the
-/// plugin's process reads and serves it (see `runner::Server`).
-const NUDGE_FD: i32 = 5;
-/// The descriptor numbers of the shared memory the frames go through (Linux), then of
-/// its four bells (see `shm::Bells`, in field order).
-#[cfg(target_os = "linux")]
-const SHM_FD: i32 = 6;
-#[cfg(target_os = "linux")]
-const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
-/// The last descriptor the child inherits (the others close at exec).
-#[cfg(target_os = "linux")]
-const LAST_FD: i32 = 10;
 /// How long either side may spin for the next frame before it sleeps; only for a
 /// peer that is awake and answered within this last time (see `frame::Waiter`), so a
 /// side that waits after an idle gap or a long call sleeps at once.
@@ -168,7 +147,9 @@ impl Connection {
         if self.remote {
             // The relay sees the end and closes the connection; the server then ends
             // the plugin's process.
-            let _ = self.endpoint.link.stream.shutdown(std::net::Shutdown::Both);
+            if let Some(socket) = self.endpoint.link.socket() {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
             return None;
         }
         if self.child.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
@@ -220,31 +201,6 @@ impl Connection {
             }
         }
         status
-    }
-}
-
-fn describe(status: Option<ExitStatus>) -> String {
-    match status {
-        Some(s) if s.signal().is_some() => {
-            let sig = s.signal().expect("checked");
-            let name = match sig {
-                libc::SIGSEGV => " (SIGSEGV: invalid memory access)",
-                libc::SIGABRT => " (SIGABRT: aborted, e.g. `abort()` or an allocation failure)",
-                libc::SIGBUS => " (SIGBUS)",
-                libc::SIGILL => " (SIGILL)",
-                libc::SIGFPE => " (SIGFPE)",
-                libc::SIGKILL => " (SIGKILL)",
-                libc::SIGXCPU => " (SIGXCPU: CPU time limit)",
-                libc::SIGSYS => " (SIGSYS: a forbidden system call)",
-                _ => "",
-            };
-            format!("the process was killed by signal {sig}{name}")
-        }
-        Some(s) => match s.code() {
-            Some(code) => format!("the process exited with status {code}"),
-            None => "the process ended".to_owned(),
-        },
-        None => "the process ended (its status is unknown)".to_owned(),
     }
 }
 
@@ -329,7 +285,7 @@ impl Isolated {
     /// frames elsewhere (see [`crate::remote`]: the server's side).
     pub(crate) fn relay_ends(&self) -> Option<(UnixStream, Box<dyn Fn() + Send>)> {
         let connection = self.lock().connection.clone()?;
-        let stream = connection.endpoint.link.stream.try_clone().ok()?;
+        let stream = connection.endpoint.link.socket()?.try_clone().ok()?;
         Some((stream, Box::new(move || connection.nudge())))
     }
 
@@ -337,31 +293,33 @@ impl Isolated {
         if let Some(client) = &self.options.remote {
             return self.connect(client);
         }
-        let fail = |reason: String| LoadError::Isolation { path: self.path.clone(), reason };
+        let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
+        let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
+        let last_os_error = std::io::Error::last_os_error;
         let Some(file) = &self.file else {
-            return Err(fail("no plugin file to start a process with".to_owned()));
+            return Err(fail(LaunchError::Setup {
+                step: Step::Duplicate,
+                source: std::io::Error::other("a remote plugin has no plugin file here"),
+            }));
         };
         if std::env::var_os(FD_VAR).is_some() {
             // A host that forgot `serve_if_runner` would otherwise start copies of
             // itself, each starting another.
-            return Err(fail(format!(
-                "this process was started as a plugin runner ({FD_VAR} is set) but did not call \
-                 `tomada_host::isolate::serve_if_runner()` first in `main`"
-            )));
+            return Err(fail(LaunchError::NotServing));
         }
         let exe = match &self.options.runner {
             Runner::CurrentExe => {
-                std::env::current_exe().map_err(|e| fail(format!("cannot find the host's executable: {e}")))?
+                std::env::current_exe().map_err(|source| fail(LaunchError::NoExecutable { source }))?
             }
             Runner::Path(p) => p.clone(),
         };
-        let (host_end, pair_end) = UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
+        let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
         // Move the child's end above the standard descriptors and 3, so `dup2` onto 3
         // in the child always makes a new descriptor (without close-on-exec).
         // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one,
         // which we own from here on.
         let child_end = match unsafe { libc::fcntl(pair_end.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the socket: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
@@ -372,7 +330,7 @@ impl Isolated {
         // The plugin file, likewise above 10, to become descriptor 4.
         // SAFETY: as above, on the open plugin file.
         let plugin_file = match unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the plugin file: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
         };
@@ -389,7 +347,7 @@ impl Isolated {
             let mut fds = [0; 2];
             // SAFETY: `pipe` writes two new descriptors into the local array.
             if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-                return Err(fail(format!("cannot make a pipe: {}", std::io::Error::last_os_error())));
+                return Err(setup(Step::Pipe)(last_os_error()));
             }
             // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
             let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -401,7 +359,7 @@ impl Isolated {
                     && libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) == 0
             };
             if !flagged {
-                return Err(fail(format!("cannot set up the nudge pipe: {}", std::io::Error::last_os_error())));
+                return Err(setup(Step::NudgePipe)(last_os_error()));
             }
             #[cfg(target_os = "linux")]
             let read = {
@@ -409,12 +367,7 @@ impl Isolated {
                     std::ffi::CString::new(format!("/proc/self/fd/{}", read.as_raw_fd())).expect("no NUL in a number");
                 // SAFETY: a NUL-terminated path and flags; returns a new descriptor or -1.
                 match unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) } {
-                    -1 => {
-                        return Err(fail(format!(
-                            "cannot open the nudge pipe through /proc: {}",
-                            std::io::Error::last_os_error()
-                        )));
-                    }
+                    -1 => return Err(setup(Step::NudgePipe)(last_os_error())),
                     // SAFETY: a fresh descriptor returned by `open`, owned by nobody else.
                     fd => unsafe { OwnedFd::from_raw_fd(fd) },
                 }
@@ -424,7 +377,7 @@ impl Isolated {
         };
         // SAFETY: as for the socket.
         let child_nudge = match unsafe { libc::fcntl(nudge_child_raw, libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(fail(format!("cannot duplicate the nudge pipe: {}", std::io::Error::last_os_error()))),
+            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
             // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
             fd => unsafe { OwnedFd::from_raw_fd(fd) },
         };
@@ -439,12 +392,11 @@ impl Isolated {
             Some({
                 // (The child's ends of the bells are closed here once duplicated, but for
                 // the read ends of those the host rings: see `Connection::_readers`.)
-                let (memfd, bells, child_bells) =
-                    shm::create().map_err(|e| fail(format!("cannot make the shared memory for the channel: {e}")))?;
+                let (memfd, bells, child_bells) = shm::create().map_err(setup(Step::SharedMemory))?;
                 let above = |fd: &OwnedFd| {
                     // SAFETY: as for the socket.
                     match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-                        -1 => Err(fail(format!("cannot duplicate a descriptor: {}", std::io::Error::last_os_error()))),
+                        -1 => Err(setup(Step::Duplicate)(last_os_error())),
                         // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
                         fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
                     }
@@ -469,17 +421,16 @@ impl Isolated {
         #[cfg(target_os = "linux")]
         let (link, shared_fds, readers) = match parts {
             Some((memfd, bells, shared_fds, bell_readers)) => {
-                let socket = host_end.as_raw_fd();
-                let shared = shm::Shared::new(memfd, bells, true, socket, Some(self.options.deadline))
-                    .map_err(|e| fail(format!("cannot map the shared memory for the channel: {e}")))?;
-                (frame::Link::shared(host_end, shared), Some(shared_fds), vec![bell_readers.0, bell_readers.1])
+                let shared = shm::Shared::new(memfd, bells, true, host_end, Some(self.options.deadline))
+                    .map_err(setup(Step::MapSharedMemory))?;
+                (Link::Rings(shared), Some(shared_fds), vec![bell_readers.0, bell_readers.1])
             }
-            None => (frame::Link::socket(host_end), None, Vec::new()),
+            None => (Link::Socket(host_end), None, Vec::new()),
         };
         #[cfg(not(target_os = "linux"))]
         let readers = Vec::new();
         #[cfg(not(target_os = "linux"))]
-        let link = frame::Link::socket(host_end);
+        let link = Link::Socket(host_end);
         let limits = [
             (libc::RLIMIT_AS, self.options.memory_limit),
             (libc::RLIMIT_CPU, self.options.cpu_seconds),
@@ -493,7 +444,7 @@ impl Isolated {
             .env(FD_VAR, CHILD_FD.to_string())
             .env(PARENT_VAR, std::process::id().to_string())
             .env(MAX_FRAME_VAR, self.options.max_frame.to_string())
-            .envs(self.options.socket_only.then_some((SOCKET_VAR, "1")))
+            .envs(self.options.socket_only.then_some((protocol::SOCKET_VAR, "1")))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -546,7 +497,7 @@ impl Isolated {
             });
         }
         let mut child =
-            spawner::spawn(command).map_err(|e| fail(format!("cannot start runner `{}`: {e}", exe.display())))?;
+            spawner::spawn(command).map_err(|source| fail(LaunchError::Start { runner: exe.clone(), source }))?;
         drop(child_end);
         drop(plugin_file);
         drop(child_nudge);
@@ -606,7 +557,7 @@ impl Isolated {
             let forwarder = std::thread::Builder::new()
                 .name(format!("tomada-output-{}", self.name))
                 .spawn(forward)
-                .map_err(|e| fail(format!("cannot start a thread for the plugin's output: {e}")));
+                .map_err(setup(Step::OutputThread));
             match forwarder {
                 Ok(f) => forwarders.push(f),
                 Err(e) => {
@@ -619,22 +570,18 @@ impl Isolated {
         let connection = connection(child, forwarders);
         // The handshake: hello (version), load, ready (the manifest it read).
         let deadline = Some(Instant::now() + self.options.startup);
-        let host_end = &connection.endpoint.link.stream;
+        let host_end = connection.endpoint.link.socket().expect("a child's channel has its socket");
         // The child's own `LoadError`, if it refused the plugin with one.
         let mut reported = None;
         let mut handshake = || {
             let max = self.options.max_frame;
             let hello = frame::read(host_end, deadline, max).map_err(|e| match e {
-                ReadError::Eof => "the process ended before it greeted the host".to_owned(),
-                e => format!("no hello: {e:?}"),
+                ReadError::Eof => LaunchError::NoHello,
+                e => LaunchError::BadHello { source: e.into() },
             })?;
-            let version = hello.payload.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-            if hello.kind != Kind::Hello || version != Some(frame::PROTOCOL) {
-                return Err(format!(
-                    "runner `{}` speaks another protocol ({version:?}); it must call \
-                     `tomada_host::isolate::serve_if_runner()` of the same tomada-host version",
-                    exe.display()
-                ));
+            let version = protocol::hello_version(&hello.payload);
+            if hello.kind != Kind::Hello || version != Some(protocol::PROTOCOL) {
+                return Err(LaunchError::Protocol { runner: exe.clone(), found: version });
             }
             let request = LoadRequest {
                 path: self.path.clone(),
@@ -645,12 +592,12 @@ impl Isolated {
                 config: self.config.clone(),
             };
             frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
-                .map_err(|e| format!("cannot send the load request: {e}"))?;
+                .map_err(|source| LaunchError::SendLoad { source })?;
             let ready = loop {
                 let frame = frame::read(host_end, deadline, max).map_err(|e| match e {
-                    ReadError::Eof => "the process died while loading the plugin".to_owned(),
-                    ReadError::TimedOut => format!("the plugin did not load within {:?}", self.options.startup),
-                    e => format!("no answer to the load request: {e:?}"),
+                    ReadError::Eof => LaunchError::DiedLoading,
+                    ReadError::TimedOut => LaunchError::LoadTimedOut { within: self.options.startup },
+                    e => LaunchError::NoAnswer { source: e.into() },
                 })?;
                 // What the plugin logged while it was made comes first, as in-process.
                 match frame.kind {
@@ -660,13 +607,16 @@ impl Isolated {
             };
             match ready.kind {
                 Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
-                Kind::Ready => Err("the plugin's process read another manifest than the host inspected".to_owned()),
+                Kind::Ready => Err(LaunchError::OtherManifest),
                 Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
-                    Some(LoadError::Isolation { reason, .. }) => reason,
-                    Some(e) => reported.insert(e).to_string(),
-                    None => "the plugin's process sent a malformed failure report".to_owned(),
+                    Some(LoadError::Isolation { source, .. }) => source,
+                    Some(e) => {
+                        reported = Some(e);
+                        LaunchError::MalformedReport // (never seen: the child's own error is returned)
+                    }
+                    None => LaunchError::MalformedReport,
                 }),
-                other => Err(format!("unexpected {other:?} frame")),
+                other => Err(LaunchError::UnexpectedFrame { kind: other as u8 }),
             }
         };
         let result = handshake();
@@ -675,19 +625,13 @@ impl Isolated {
         let _ = host_end.set_write_timeout(Some(self.options.deadline));
         match result {
             Ok(()) => Ok(connection),
-            Err(reason) => {
+            Err(why) => {
                 let status = connection.end(END_GRACE);
                 if let Some(e) = reported {
                     return Err(e);
                 }
-                let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                let said = if tail.is_empty() {
-                    String::new()
-                } else {
-                    let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
-                    format!("; its last lines on stderr: {}", lines.join(" | "))
-                };
-                Err(fail(format!("{reason} ({}){said}", describe(status))))
+                let stderr = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+                Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
             }
         }
     }
@@ -725,7 +669,7 @@ impl Isolated {
         Ok(Connection {
             pid: 0,
             child: Mutex::new(None),
-            endpoint: Endpoint::new(frame::Link::socket(host_end), true, Waiter::new(SPIN), self.options.max_frame),
+            endpoint: Endpoint::new(Link::Socket(host_end), true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
             _readers: vec![reader],
             objects: Objects::new(),
@@ -801,7 +745,7 @@ impl Isolated {
 
 /// The error for a process that ended during a call.
 fn crashed(exit: Option<ExitStatus>, quarantine: Option<String>) -> CallError {
-    let mut detail = describe(exit);
+    let mut detail = crate::error::describe_exit(exit);
     if let Some(q) = quarantine {
         detail = format!("{detail}; {q}");
     }

@@ -5,9 +5,7 @@
 //! number and encoded arguments to the plugin's own dispatch function.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::os::fd::{FromRawFd, RawFd};
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,9 +16,14 @@ use tomada::ffi::{RSlice, RVec, Status};
 use tomada::logging::HostServices;
 use tomada::remote::{Exported, PeerFns};
 
+use crate::LaunchError;
+
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
-use super::{FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, SOCKET_VAR, Sandbox};
+use super::protocol::{
+    self, CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD, SOCKET_VAR,
+};
+use super::transport::{Link, Transport};
 
 /// How long the child may spin for the next call after answering one (only when
 /// spinning pays: see `Waiter`).
@@ -28,44 +31,6 @@ const SPIN: Duration = super::SPIN;
 
 /// The most threads that serve calls at once.
 const MAX_THREADS: usize = 64;
-
-/// What the host asks the child to load.
-pub(crate) struct LoadRequest {
-    /// The plugin's path, for messages only.
-    pub(crate) path: PathBuf,
-    /// The inherited descriptor of the plugin file, which is what is loaded.
-    pub(crate) fd: RawFd,
-    pub(crate) sandbox: Option<Sandbox>,
-    /// The most verbose log level the host takes from the plugin (0: none).
-    pub(crate) log_level: u8,
-    /// Which export of the library to open ([`tomada::Manifest::index`]).
-    pub(crate) export: u32,
-    /// What the plugin's constructor receives (`tomada::context()`).
-    pub(crate) config: Vec<u8>,
-}
-
-impl LoadRequest {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
-        let path = self.path.clone().into_os_string().into_vec();
-        postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config)).expect("encodable")
-    }
-
-    fn decode(bytes: &[u8]) -> Result<LoadRequest, String> {
-        type Wire = (Vec<u8>, RawFd, Option<super::sandbox::Wire>, u8, u32, Vec<u8>);
-        let (path, fd, sandbox, log_level, export, config): Wire =
-            postcard::from_bytes(bytes).map_err(|e| format!("malformed load request: {e}"))?;
-        Ok(LoadRequest {
-            path: PathBuf::from(OsString::from_vec(path)),
-            fd,
-            sandbox: sandbox.map(Sandbox::from_wire),
-            // Both levels, `log` and `tracing` (see `logs::split_levels`).
-            log_level,
-            export,
-            config,
-        })
-    }
-}
 
 /// If this process was started as a plugin runner, serves the plugin and exits;
 /// otherwise returns at once. Call it first thing in `main` of a host that isolates
@@ -81,11 +46,11 @@ pub fn serve_if_runner() {
     // Only the number the host uses, and only if it is what the host passes there: a
     // Unix stream socket. Anything else in the environment is refused, not trusted.
     let code = match fd.to_str().and_then(|s| s.parse::<RawFd>().ok()) {
-        Some(fd) if fd == super::CHILD_FD && is_unix_stream(fd) => serve(fd),
+        Some(fd) if fd == CHILD_FD && is_unix_stream(fd) => serve(fd),
         _ => {
             eprintln!(
                 "tomada runner: {FD_VAR} must be {} and name the host's socket; this process was not started by a tomada host",
-                super::CHILD_FD
+                CHILD_FD
             );
             2
         }
@@ -162,14 +127,16 @@ fn serve(fd: RawFd) -> i32 {
         std::env::remove_var(SOCKET_VAR);
     }
     let hello = Header { kind: Kind::Hello, status: 0, id: 0 };
-    if let Err(e) = frame::write(&stream, hello, &[&frame::PROTOCOL.to_le_bytes(), &std::process::id().to_le_bytes()]) {
+    if let Err(e) = frame::write(&stream, hello, &[&protocol::hello()]) {
         eprintln!("tomada runner: cannot greet the host: {e}");
         return 2;
     }
     let request = match frame::read(&stream, None, max) {
-        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload),
-        Ok(f) => Err(format!("expected a load request, got {:?}", f.kind)),
-        Err(e) => Err(format!("no load request: {e:?}")),
+        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload).map_err(|e| {
+            LaunchError::MalformedLoadRequest { source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) }
+        }),
+        Ok(f) => Err(LaunchError::NotALoadRequest { kind: f.kind as u8 }),
+        Err(e) => Err(LaunchError::NoLoadRequest { source: e.into() }),
     };
     // A load failure reaches the host as the same `LoadError` variant; anything else
     // as `LoadError::Isolation` with its reason.
@@ -177,8 +144,8 @@ fn serve(fd: RawFd) -> i32 {
         let _ = frame::write(stream, Header { kind: Kind::Failed, status: 0, id: 0 }, &[&why.to_wire()]);
         1
     };
-    let fail = |stream: &UnixStream, reason: String| {
-        fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), reason })
+    let fail = |stream: &UnixStream, source: LaunchError| {
+        fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), source })
     };
     let request = match request {
         Ok(r) => r,
@@ -190,7 +157,7 @@ fn serve(fd: RawFd) -> i32 {
     if let Err(why) = super::contain::enter_pid_namespace(fd, request.sandbox.as_ref())
         && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
     {
-        return fail(&stream, format!("{why}; a sandboxed plugin needs it (or `Sandbox::accept_weaker_kernel()`)"));
+        return fail(&stream, LaunchError::Contain { source: std::io::Error::other(why) });
     }
     // Root in the sandbox is not root (no capability, an unprivileged uid on a root
     // host, limits that cannot be raised), then Landlock and seccomp.
@@ -198,22 +165,22 @@ fn serve(fd: RawFd) -> i32 {
         Some(sandbox) => {
             // SAFETY: descriptor 4 stays open for the life of this process (it becomes
             // the plugin file below); the borrow ends within this block.
-            let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(super::PLUGIN_FD) };
+            let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(PLUGIN_FD) };
             super::sandbox::drop_privileges(sandbox, plugin).and_then(|()| super::sandbox::apply(sandbox, plugin))
         }
         None => super::sandbox::contain_always(),
     };
     if let Err(why) = sandboxed {
-        return fail(&stream, why.to_string());
+        return fail(&stream, LaunchError::Sandbox { source: std::io::Error::other(why) });
     }
     // The plugin file: the host's open descriptor, checked like any file.
-    let file = if request.fd == super::PLUGIN_FD {
+    let file = if request.fd == PLUGIN_FD {
         // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
         let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
         // SAFETY: as above.
         let open = unsafe { libc::fstat(request.fd, &mut stat) } == 0;
         if !open || stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return fail(&stream, format!("descriptor {} is not the plugin file", request.fd));
+            return fail(&stream, LaunchError::NotThePluginFile { fd: request.fd });
         }
         // SAFETY: the host passed this descriptor (checked above to be an open regular
         // file) for this process alone; nothing else here owns it.
@@ -222,7 +189,7 @@ fn serve(fd: RawFd) -> i32 {
         unsafe { libc::fcntl(request.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file)
     } else {
-        return fail(&stream, format!("the plugin file must be descriptor {}", super::PLUGIN_FD));
+        return fail(&stream, LaunchError::PluginDescriptor { expected: PLUGIN_FD });
     };
     let file = match file {
         Ok(f) => f,
@@ -261,17 +228,14 @@ fn serve(fd: RawFd) -> i32 {
     }
     #[cfg(target_os = "linux")]
     let link = match shared {
-        None => frame::Link::socket(stream),
-        Some(Ok((memfd, bells))) => {
-            let socket = std::os::fd::AsRawFd::as_raw_fd(&stream);
-            match super::shm::Shared::new(memfd, bells, false, socket, None) {
-                Ok(shared) => frame::Link::shared(stream, shared),
-                Err(e) => {
-                    eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
-                    return 1;
-                }
+        None => Link::Socket(stream),
+        Some(Ok((memfd, bells))) => match super::transport::shm::Shared::new(memfd, bells, false, stream, None) {
+            Ok(shared) => Link::Rings(shared),
+            Err(e) => {
+                eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
+                return 1;
             }
-        }
+        },
         Some(Err(why)) => {
             eprintln!("tomada runner: {why}");
             return 1;
@@ -280,7 +244,7 @@ fn serve(fd: RawFd) -> i32 {
     #[cfg(not(target_os = "linux"))]
     let link = {
         let _ = socket_only;
-        frame::Link::socket(stream)
+        Link::Socket(stream)
     };
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
@@ -312,27 +276,27 @@ fn serve(fd: RawFd) -> i32 {
 /// The shared memory and bells the host passed (descriptors 6 to 10), owned from here
 /// on and closed at exec.
 #[cfg(target_os = "linux")]
-fn take_shared() -> Result<(std::os::fd::OwnedFd, super::shm::Bells), String> {
+fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells), LaunchError> {
     use std::os::fd::OwnedFd;
-    let take = |fd: RawFd, what: &str| {
+    let take = |fd: RawFd| {
         // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
         let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
         // SAFETY: as above.
         if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-            return Err(format!("descriptor {fd} ({what}) is not open: this process was not started by this host"));
+            return Err(LaunchError::MissingDescriptor { fd });
         }
         // SAFETY: `fcntl(F_SETFD)` on a descriptor the host passed us alone.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         // SAFETY: open (above), passed by the host for this process alone.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     };
-    let [host_data, host_room, child_data, child_room] = super::BELL_FDS;
-    let memfd = take(super::SHM_FD, "the shared memory")?;
-    let bells = super::shm::Bells {
-        host_data: take(host_data, "a bell")?,
-        host_room: take(host_room, "a bell")?,
-        child_data: take(child_data, "a bell")?,
-        child_room: take(child_room, "a bell")?,
+    let [host_data, host_room, child_data, child_room] = protocol::BELL_FDS;
+    let memfd = take(protocol::SHM_FD)?;
+    let bells = super::transport::shm::Bells {
+        host_data: take(host_data)?,
+        host_room: take(host_room)?,
+        child_data: take(child_data)?,
+        child_room: take(child_room)?,
     };
     Ok((memfd, bells))
 }

@@ -184,7 +184,7 @@ fn serve_one(
     let open = match Open::decode(&request) {
         Ok(o) => o,
         Err(why) => {
-            let e = LoadError::Isolation { path: PathBuf::new(), reason: why.clone() };
+            let e = LoadError::Unavailable { plugin: PathBuf::new(), detail: why.clone() };
             answer(&mut stream, Answer::Refused, &e.to_wire())?;
             return Err(why);
         }

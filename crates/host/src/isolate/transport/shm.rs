@@ -1,5 +1,6 @@
 //! The channel's bytes through shared memory (Linux): two byte rings in one sealed
-//! memfd, one each way, under the same frames as the socket (see [`super::frame`]).
+//! memfd, one each way, under the same frames as the socket (see [`super::super::frame`]): one
+//! [`Transport`] of the channel.
 //!
 //! Why: over a socket every frame costs a `writev` and a `recv` on each side, and a
 //! reader that spins for the next frame spins in `recv` system calls; back to back,
@@ -32,7 +33,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use super::frame::ReadError;
+use std::os::unix::net::UnixStream;
+
+use super::{ReadError, Transport};
 
 /// The bytes of one ring's data.
 pub(crate) const CAPACITY: usize = 512 * 1024;
@@ -222,8 +225,8 @@ pub(crate) struct Shared {
     my_data: OwnedFd,
     /// Slept on for room in `tx`.
     my_room: OwnedFd,
-    /// The socket (not owned: the endpoint's).
-    socket: RawFd,
+    /// The channel's socket: its end is the other side's.
+    socket: UnixStream,
     /// How long a write may wait for room (`None`: as long as the other side lives).
     write_timeout: Option<Duration>,
     /// How long the last `recv` that found nothing at first waited for the writer (ns).
@@ -271,7 +274,7 @@ impl Shared {
         memfd: OwnedFd,
         bells: Bells,
         host: bool,
-        socket: RawFd,
+        socket: UnixStream,
         write_timeout: Option<Duration>,
     ) -> io::Result<Shared> {
         let mapping = Mapping::new(&memfd)?;
@@ -307,6 +310,7 @@ impl Shared {
 
     /// Writes `parts` whole, waiting for room as needed (by the holder of the
     /// endpoint's writing lock: one writer at a time).
+    #[cfg(test)]
     pub(crate) fn send(&self, parts: &[&[u8]]) -> io::Result<()> {
         self.send_for(parts, self.write_timeout)
     }
@@ -382,7 +386,7 @@ impl Shared {
     fn wait_room(&self, tail: u64, deadline: Option<Instant>) -> io::Result<()> {
         let control = self.tx.control();
         let has_room = || tail.wrapping_sub(control.head.0.load(Ordering::Acquire)) < CAPACITY as u64;
-        if super::frame::several_cpus() {
+        if super::several_cpus() {
             let until = Instant::now() + ROOM_SPIN;
             while Instant::now() < until {
                 if has_room() {
@@ -400,7 +404,7 @@ impl Shared {
                 self.empty_room.store(0, Ordering::Relaxed);
                 return Ok(());
             }
-            let woken = sleep(&self.my_room, self.socket, deadline);
+            let woken = sleep(&self.my_room, self.socket.as_raw_fd(), deadline);
             control.writer_waiting.0.store(0, Ordering::Relaxed);
             // (Room found is checked at the top of the loop, which resets the count.)
             let woken = woken.and_then(|()| if has_room() { Ok(()) } else { woken_for_nothing(&self.empty_room) });
@@ -515,7 +519,7 @@ impl Shared {
             self.empty_data.store(0, Ordering::Relaxed);
             return Ok(());
         }
-        let woken = sleep(&self.my_data, self.socket, deadline);
+        let woken = sleep(&self.my_data, self.socket.as_raw_fd(), deadline);
         control.reader_sleeping.0.store(0, Ordering::Relaxed);
         woken?;
         if control.tail.0.load(Ordering::Acquire) != head {
@@ -523,6 +527,44 @@ impl Shared {
             return Ok(());
         }
         woken_for_nothing(&self.empty_data)
+    }
+}
+
+impl Shared {
+    /// The channel's socket (for the handshake, before the rings carry the frames).
+    pub(crate) fn socket(&self) -> &UnixStream {
+        &self.socket
+    }
+}
+
+impl Transport for Shared {
+    fn send(&self, parts: &[&[u8]], timeout: Option<Duration>) -> io::Result<()> {
+        self.send_for(parts, timeout.or(self.write_timeout))
+    }
+
+    fn recv(
+        &self,
+        to: &mut [std::mem::MaybeUninit<u8>],
+        spin: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<usize, ReadError> {
+        Shared::recv(self, to.as_mut_ptr().cast(), to.len(), spin, deadline)
+    }
+
+    fn readable(&self) -> bool {
+        Shared::readable(self)
+    }
+
+    fn wait_readable(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        self.wait_bytes(deadline)
+    }
+
+    fn waited(&self) -> Option<Duration> {
+        Some(Shared::waited(self))
+    }
+
+    fn peer_awake(&self) -> bool {
+        Shared::peer_awake(self)
     }
 }
 
@@ -563,7 +605,7 @@ fn ring(bell: &OwnedFd) {
 /// there), or `deadline` passes.
 fn sleep(bell: &OwnedFd, socket: RawFd, deadline: Option<Instant>) -> Result<(), ReadError> {
     loop {
-        let timeout_ms = super::frame::poll_timeout(deadline)?;
+        let timeout_ms = super::poll_timeout(deadline)?;
         let mut fds = [
             libc::pollfd { fd: bell.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: socket, events: libc::POLLIN, revents: 0 },
@@ -615,13 +657,13 @@ mod tests {
     use super::*;
     use std::os::unix::net::UnixStream;
 
-    fn pair() -> (Shared, Shared, UnixStream, UnixStream) {
+    fn pair() -> (Shared, Shared) {
         let (memfd, bells, child_bells) = create().unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         let child_memfd = memfd.try_clone().unwrap();
-        let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_secs(5))).unwrap();
-        let child = Shared::new(child_memfd, child_bells, false, b.as_raw_fd(), None).unwrap();
-        (host, child, a, b)
+        let host = Shared::new(memfd, bells, true, a, Some(Duration::from_secs(5))).unwrap();
+        let child = Shared::new(child_memfd, child_bells, false, b, None).unwrap();
+        (host, child)
     }
 
     fn recv_exactly(end: &Shared, n: usize) -> Vec<u8> {
@@ -637,7 +679,7 @@ mod tests {
 
     #[test]
     fn bytes_cross_both_ways_and_wrap_around() {
-        let (host, child, _a, _b) = pair();
+        let (host, child) = pair();
         // More than the capacity in all, in odd sizes, so the positions wrap.
         for round in 0..40u32 {
             let msg: Vec<u8> = (0..(round as usize * 7919) % 40_000 + 1).map(|i| (i as u32 ^ round) as u8).collect();
@@ -650,7 +692,7 @@ mod tests {
 
     #[test]
     fn a_frame_larger_than_the_ring_streams_through_a_sleeping_reader() {
-        let (host, child, _a, _b) = pair();
+        let (host, child) = pair();
         let big: Vec<u8> = (0..3 * CAPACITY + 11).map(|i| (i % 253) as u8).collect();
         let sent = big.clone();
         let reader = std::thread::spawn(move || {
@@ -664,23 +706,22 @@ mod tests {
 
     #[test]
     fn the_other_sides_end_wakes_a_sleeping_reader_and_a_deadline_holds() {
-        let (host, _child, a, b) = pair();
+        let (host, child) = pair();
         let r = host.wait_bytes(Some(Instant::now() + Duration::from_millis(20)));
         assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
-        drop(a);
         let sleeper = std::thread::spawn(move || {
             let mut byte = 0u8;
             let r = host.recv(&raw mut byte, 1, Duration::ZERO, None);
             matches!(r, Err(ReadError::Eof))
         });
         std::thread::sleep(Duration::from_millis(20));
-        drop(b);
+        drop(child);
         assert!(sleeper.join().unwrap(), "the end of the socket ends the wait");
     }
 
     #[test]
     fn a_corrupt_position_is_refused_not_followed() {
-        let (host, child, _a, _b) = pair();
+        let (host, child) = pair();
         // The child's ring claims more bytes than it holds.
         child.tx.control().tail.0.store(CAPACITY as u64 + 1, Ordering::Release);
         let mut byte = 0u8;
@@ -696,7 +737,7 @@ mod tests {
     fn a_full_ring_waits_for_room_until_the_write_timeout() {
         let (memfd, bells, _child_bells) = create().unwrap();
         let (a, _b) = UnixStream::pair().unwrap();
-        let host = Shared::new(memfd, bells, true, a.as_raw_fd(), Some(Duration::from_millis(30))).unwrap();
+        let host = Shared::new(memfd, bells, true, a, Some(Duration::from_millis(30))).unwrap();
         host.send(&[&vec![1u8; CAPACITY]]).unwrap();
         let r = host.send(&[b"one more"]);
         assert!(r.is_err_and(|e| e.kind() == io::ErrorKind::TimedOut));
@@ -709,7 +750,7 @@ mod tests {
     /// which this test refuses.)
     #[test]
     fn a_bell_rung_for_nothing_ends_the_wait_after_a_bounded_number_of_wake_ups() {
-        let (host, child, _a, _b) = pair();
+        let (host, child) = pair();
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -734,7 +775,7 @@ mod tests {
     /// wake-up for nothing, and bytes reset the count.
     #[test]
     fn a_ring_left_over_is_one_wake_up_and_bytes_reset_the_count() {
-        let (host, child, _a, _b) = pair();
+        let (host, child) = pair();
         for _ in 0..3 * MAX_EMPTY_WAKES {
             ring(&child.their_data);
             host.wait_bytes(None).unwrap();
@@ -748,7 +789,7 @@ mod tests {
     /// a full bell is a rung bell.
     #[test]
     fn ringing_a_full_bell_does_not_block() {
-        let (host, _child, _a, _b) = pair();
+        let (host, _child) = pair();
         for _ in 0..200_000 {
             ring(&host.their_data);
         }
