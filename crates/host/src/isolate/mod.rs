@@ -37,7 +37,7 @@ mod protocol;
 mod runner;
 mod sandbox;
 mod spawner;
-mod transport;
+pub(crate) mod transport;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -113,9 +113,9 @@ struct Connection {
     name: String,
     /// Whether a thread reads for the async calls in flight.
     async_reader: std::sync::atomic::AtomicBool,
-    /// A connection to a remote server (see [`crate::remote`]), not a child: its socket
-    /// leads to a relay, and ending it closes the connection.
-    remote: bool,
+    /// A connection to a remote server (see [`crate::remote`]), not a child: the
+    /// frames go through TLS on this socket, and ending it closes the connection.
+    remote: Option<std::net::TcpStream>,
 }
 
 impl Connection {
@@ -144,12 +144,9 @@ impl Connection {
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
     fn kill(&self) -> Option<ExitStatus> {
         self.stop_callbacks();
-        if self.remote {
-            // The relay sees the end and closes the connection; the server then ends
-            // the plugin's process.
-            if let Some(socket) = self.endpoint.link.socket() {
-                let _ = socket.shutdown(std::net::Shutdown::Both);
-            }
+        if let Some(tcp) = &self.remote {
+            // The server sees the end and ends the plugin's process.
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
             return None;
         }
         if self.child.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
@@ -278,7 +275,7 @@ impl Isolated {
 
     /// The pid of the plugin's current process, if one is running.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.lock().connection.as_ref().filter(|c| !c.remote).map(|c| c.pid)
+        self.lock().connection.as_ref().filter(|c| c.remote.is_none()).map(|c| c.pid)
     }
 
     /// The current process's socket and a way to nudge it, for a relay that carries its
@@ -514,7 +511,7 @@ impl Isolated {
                 readers.push(nudge_reader);
                 readers
             },
-            remote: false,
+            remote: None,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             async_reader: std::sync::atomic::AtomicBool::new(false),
@@ -641,7 +638,6 @@ impl Isolated {
     /// ones, and the server's child answers them.
     fn connect(&self, client: &crate::remote::client::Client) -> Result<Connection, LoadError> {
         let fail = |detail: String| LoadError::Unavailable { plugin: self.path.clone(), detail };
-        let (host_end, relay_end) = UnixStream::pair().map_err(|e| fail(format!("cannot make a socket pair: {e}")))?;
         let dialed = client.dial(&self.config, &self.options)?;
         if dialed.manifest != self.manifest_bytes {
             return Err(fail(format!(
@@ -649,8 +645,11 @@ impl Isolated {
                 dialed.endpoint
             )));
         }
-        crate::remote::client::relay(dialed, relay_end, &self.name)
-            .map_err(|e| fail(format!("cannot start the relay thread: {e}")))?;
+        let (tls, tcp) = dialed.into_parts();
+        let tcp_for_end =
+            tcp.try_clone().map_err(|e| fail(format!("cannot duplicate the connection's socket: {e}")))?;
+        let transport = crate::remote::transport::Tls::new(tls, tcp, self.options.deadline)
+            .map_err(|e| fail(format!("cannot set up the connection's socket: {e}")))?;
         // Nobody reads the nudges (the server nudges its child as bytes arrive): the
         // pipe only keeps `nudge` valid, and a full pipe is ignored.
         let (nudge, reader) = {
@@ -661,15 +660,18 @@ impl Isolated {
             }
             // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
             let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-            // SAFETY: `fcntl` on our own descriptor.
-            unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+            // SAFETY: `fcntl` on our own descriptors.
+            unsafe {
+                libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+                libc::fcntl(read.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+                libc::fcntl(write.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+            }
             (write, read)
         };
-        let _ = host_end.set_write_timeout(Some(self.options.deadline));
         Ok(Connection {
             pid: 0,
             child: Mutex::new(None),
-            endpoint: Endpoint::new(Link::Socket(host_end), true, Waiter::new(SPIN), self.options.max_frame),
+            endpoint: Endpoint::new(Link::Other(Box::new(transport)), true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
             _readers: vec![reader],
             objects: Objects::new(),
@@ -677,7 +679,7 @@ impl Isolated {
             forwarders: Mutex::new(Vec::new()),
             name: self.name.clone(),
             async_reader: std::sync::atomic::AtomicBool::new(false),
-            remote: true,
+            remote: Some(tcp_for_end),
         })
     }
 
@@ -787,7 +789,7 @@ impl Isolated {
     /// fails every other call in flight. Returns this call's error. The next call
     /// starts a new process.
     fn end(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
-        if connection.remote {
+        if connection.remote.is_some() {
             return self.end_remote(connection, fault);
         }
         // Held throughout: no new process starts before this one is reaped and counted.

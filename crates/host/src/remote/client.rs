@@ -1,11 +1,10 @@
 //! The host's side of a remote plugin: connecting, the opening exchange, the relay.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Answer, Open, Remote, read_message, relay, tls, write_message};
+use super::{Answer, Open, Remote, read_message, tls, write_message};
 use crate::LoadError;
 use crate::isolate::Isolation;
 
@@ -33,6 +32,13 @@ pub(crate) struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("plugin", &self.plugin).field("endpoints", &self.endpoints).finish()
+    }
+}
+
+impl Dialed {
+    /// The TLS state and its socket, for the transport.
+    pub(crate) fn into_parts(self) -> (rustls::ClientConnection, TcpStream) {
+        (self.tls, self.tcp)
     }
 }
 
@@ -156,13 +162,4 @@ fn why_tls(e: &std::io::Error) -> String {
         }
         None => format!("the opening exchange failed: {e}"),
     }
-}
-
-/// Starts the thread that pumps the bytes between `local` and the connection.
-pub(crate) fn relay(dialed: Dialed, local: UnixStream, name: &str) -> std::io::Result<()> {
-    let Dialed { tls, tcp, .. } = dialed;
-    std::thread::Builder::new().name(format!("tomada-remote-{name}")).spawn(move || {
-        relay::pump(rustls::Connection::Client(tls), tcp, local, &|| {});
-    })?;
-    Ok(())
 }

@@ -41,6 +41,7 @@ pub(crate) mod client;
 mod relay;
 mod server;
 mod tls;
+pub(crate) mod transport;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

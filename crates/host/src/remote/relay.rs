@@ -46,6 +46,8 @@ pub(crate) fn pump(
     mut local: UnixStream,
     arrived: &dyn Fn(),
 ) -> Ended {
+    // (What it holds is bounded here: it reads the local side only once all is sent.)
+    tls.set_buffer_limit(None);
     let ended = run(&mut tls, &mut tcp, &mut local, arrived);
     if matches!(ended, Ended::Local) {
         tls.send_close_notify();
