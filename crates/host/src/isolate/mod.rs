@@ -671,7 +671,13 @@ impl Isolated {
         Ok(Connection {
             pid: 0,
             child: Mutex::new(None),
-            endpoint: Endpoint::new(Link::Other(Box::new(transport)), true, Waiter::new(SPIN), self.options.max_frame),
+            endpoint: Endpoint::new(
+                Link::Other(Box::new(transport)),
+                true,
+                // (An answer over the network never comes within a spin.)
+                Waiter::new(Duration::ZERO),
+                self.options.max_frame,
+            ),
             nudge,
             _readers: vec![reader],
             objects: Objects::new(),

@@ -242,10 +242,7 @@ fn serve(fd: RawFd) -> i32 {
         }
     };
     #[cfg(not(target_os = "linux"))]
-    let link = {
-        let _ = socket_only;
-        Link::Socket(stream)
-    };
+    let link = Link::Socket(stream);
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
         plugin: Served {
@@ -254,7 +251,9 @@ fn serve(fd: RawFd) -> i32 {
             destroy: local.destroy,
             dropped: AtomicBool::new(false),
         },
-        endpoint: Endpoint::new(link, false, Waiter::new(SPIN), max),
+        // (A remote host's next call comes over the network: spinning for it would
+        // only take the CPU from the relay that brings it.)
+        endpoint: Endpoint::new(link, false, Waiter::new(if socket_only { Duration::ZERO } else { SPIN }), max),
         objects: Objects::new(),
         running: Mutex::default(),
         pending: Mutex::new(VecDeque::new()),

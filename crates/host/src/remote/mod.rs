@@ -10,7 +10,9 @@
 //! on the server's machine. The server sends the manifest its child loaded; the host
 //! checks it against its contract as it checks a file, and gets the same
 //! [`Plugin<C>`](crate::Plugin): calls, objects, callbacks, async calls and log
-//! records travel as the isolated frames do, relayed unchanged through TLS.
+//! records travel as the isolated frames do: the host's endpoint writes them straight
+//! into TLS (a transport of its own, `transport.rs`), and a relay thread on the server
+//! passes them on, unchanged, to its child's socket (`relay.rs`).
 //!
 //! Remote is explicit, never transparent: a call fails with
 //! [`CallError::Unavailable`](crate::CallError::Unavailable) (no server reached: not

@@ -1,13 +1,13 @@
-//! The relay: carries the isolated channel's bytes between a local socket and a TLS
-//! connection, in one thread per connection.
+//! The server's relay: carries the isolated channel's bytes between its child's Unix
+//! socket and the client's TLS connection, in one thread per connection.
 //!
-//! Each side of a remote plugin runs the very code of an isolated one: the host's
-//! endpoint writes frames to a Unix socket as it would to a child, the server's child
-//! reads them from one as it would from its host. A relay on each side pumps the bytes
-//! of that socket through TLS, unchanged: frames are never decoded here (the endpoints
-//! do that, with their limits), and nothing arrives before the handshake authenticated
-//! the peer. One thread waits (`poll`) on both descriptors and drives `rustls` by hand,
-//! as blocking `StreamOwned` cannot read and write at once from two threads.
+//! The server's child runs the very runner of an isolated plugin and reads its frames
+//! from a Unix socket (`Isolation::socket_only`: no shared memory); this relay pumps
+//! that socket's bytes through TLS, unchanged: frames are never decoded here (the
+//! endpoints do that, with their limits), and nothing arrives before the handshake
+//! authenticated the peer. One thread waits (`poll`) on both descriptors and drives
+//! `rustls` by hand, as blocking `StreamOwned` cannot read and write at once from two
+//! threads. (The child keeps the network out of its sandbox, so TLS stays here.)
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
