@@ -61,6 +61,11 @@ fn plugins() -> Vec<PathBuf> {
 /// Starts `tomada serve` on `address` (port 0: any), allowing `allowed`; returns once it
 /// listens (it prints its address first).
 fn serve(keys: &Keys, address: &str, allowed: &KeyId) -> Server {
+    serve_with(keys, address, allowed, &[])
+}
+
+/// [`serve`] with more options.
+fn serve_with(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str]) -> Server {
     let mut args: Vec<std::ffi::OsString> = vec![
         "serve".into(),
         "--listen".into(),
@@ -70,6 +75,7 @@ fn serve(keys: &Keys, address: &str, allowed: &KeyId) -> Server {
         "--allow".into(),
         allowed.to_string().into(),
     ];
+    args.extend(more.iter().map(Into::into));
     args.extend(plugins().into_iter().map(Into::into));
     let mut child = Command::new(env!("CARGO_BIN_EXE_tomada"))
         .args(&args)
@@ -201,6 +207,38 @@ impl Host for ArcHost {
     }
 }
 
+/// Every `log` record this process sees.
+static RECORDS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        RECORDS.lock().unwrap().push((r.target().to_owned(), r.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_remote_plugins_log_records_reach_the_hosts_logger() {
+    // Before loading: the levels a plugin may send are the host's when it loads.
+    log::set_logger(&Capture).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let indexer = load::<dyn Indexer>(&file_name(&cdylib("indexer")), remote(&keys, &server)).unwrap();
+    assert_eq!(indexer.index("one two", &Recorder::default()), Ok(2));
+    // (Records come on the connection beside the answer: they may trail it a little.)
+    tomada_test_support::wait_until("the plugin's record", || {
+        RECORDS.lock().unwrap().iter().any(|(_, message)| message == "indexed 2 words")
+    });
+    // Its trace record stayed in the plugin: this host's level is `Info`.
+    assert!(!RECORDS.lock().unwrap().iter().any(|(_, message)| message == "a trace record"));
+}
+
 #[test]
 fn a_client_with_a_key_the_server_does_not_allow_is_refused_in_the_handshake() {
     let keys = Keys::new();
@@ -224,6 +262,20 @@ fn a_server_with_another_key_than_the_host_pins_is_refused() {
     let err = load::<dyn pluginapi::Greeter>(&greeter_name(), pinned_wrong).unwrap_err();
     let LoadError::Unavailable { detail, .. } = &err else { panic!("{err:?}") };
     assert!(detail.contains("the server's key is not one this host trusts"), "{detail}");
+}
+
+#[test]
+fn a_full_server_says_so_and_the_call_was_not_sent() {
+    let keys = Keys::new();
+    let server = serve_with(&keys, "127.0.0.1:0", &keys.client.id(), &["--max-clients", "1"]);
+    let first = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    let err = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap_err();
+    assert!(matches!(err, LoadError::Overloaded { .. }), "{err:?}");
+    // Its client leaving makes room.
+    drop(first);
+    tomada_test_support::wait_until("room on the server", || {
+        load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).is_ok()
+    });
 }
 
 #[test]
