@@ -279,6 +279,33 @@ fn a_full_server_says_so_and_the_call_was_not_sent() {
 }
 
 #[test]
+fn calls_go_to_the_endpoint_that_answers() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let remote = Remote::new(keys.client.clone())
+        .endpoint(format!("127.0.0.1:{port}")) // nobody listens there
+        .endpoint(&server.address)
+        .trust_server(server.key);
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+}
+
+#[test]
+fn a_call_past_its_deadline_times_out_and_the_next_reconnects() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let deadline = Duration::from_millis(500);
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(deadline)).unwrap();
+    let err = faulty.sleep_ms(60_000).unwrap_err();
+    assert_eq!(err, CallError::TimedOut { deadline });
+    // A new connection, and with it a new process for the plugin on the server: none
+    // of its calls sleeps (the old one's would).
+    assert_eq!(faulty.echo("again").unwrap(), "again");
+    assert_eq!(faulty.sleeping(), Ok(0));
+}
+
+#[test]
 fn no_server_listening_is_unavailable() {
     let keys = Keys::new();
     // A port nobody listens on: bound, then closed.
