@@ -343,3 +343,88 @@ fn a_server_killed_mid_call_fails_the_call_and_a_restarted_one_serves_the_next()
     let _again = serve(&keys, &address, &keys.client.id());
     assert_eq!(faulty.echo("back").unwrap(), "back");
 }
+
+/// A TCP relay between the host and the server that cuts each connection, at random,
+/// with probability `per_mille`/1000 each time it passes a piece of bytes on: a link
+/// that fails mid-call, at any point of a frame. (This kernel has no `netem`, and no
+/// `nft` binary is installed for a packet-dropping rule; TCP would retransmit dropped
+/// packets anyway, so cut connections are what a caller can actually lose.)
+fn lossy_relay(to: String, per_mille: u64) -> String {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let seed = std::sync::atomic::AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let seed = Arc::new(seed);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&to) else { continue };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            for (mut from, mut into) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server.try_clone().unwrap(), client.try_clone().unwrap()),
+            ] {
+                let seed = Arc::clone(&seed);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        // xorshift: a different cut point each run is fine; every
+                        // outcome is checked, whatever the cuts.
+                        let mut x = seed.load(std::sync::atomic::Ordering::Relaxed);
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        seed.store(x, std::sync::atomic::Ordering::Relaxed);
+                        let cut = x % 1000 < per_mille;
+                        // Part of the piece may get through before the cut.
+                        let through = if cut { (x as usize >> 20) % (n + 1) } else { n };
+                        if into.write_all(&buf[..through]).is_err() || cut {
+                            break;
+                        }
+                    }
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = into.shutdown(Shutdown::Both);
+                });
+            }
+        }
+    });
+    address
+}
+
+#[test]
+fn over_a_link_that_fails_mid_call_no_call_is_lost_silently() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let relay = lossy_relay(server.address.clone(), 10);
+    let remote = Remote::new(keys.client.clone()).endpoint(&relay).trust_server(server.key);
+    // (Loading may meet a cut too: retried, as a caller would.)
+    let faulty = (0..50)
+        .find_map(|_| load::<dyn Faulty>(&faulty_name(), remote.clone()).ok())
+        .expect("the plugin loads within 50 tries");
+    let (mut ok, mut disconnected, mut unavailable) = (0, 0, 0);
+    let calls = 10_000;
+    for i in 0..calls {
+        let text = format!("call {i}");
+        match faulty.echo(&text) {
+            // Whatever arrives is the answer to this very call.
+            Ok(echo) => {
+                assert_eq!(echo, text);
+                ok += 1;
+            }
+            // Sent, then cut: it may have run, and the error says so.
+            Err(CallError::Disconnected { may_have_run: true, .. }) => disconnected += 1,
+            // Not sent (the reconnection was cut): it did not run.
+            Err(CallError::Unavailable { .. }) => unavailable += 1,
+            Err(other) => panic!("call {i}: {other:?}"),
+        }
+    }
+    eprintln!("{calls} calls: {ok} answered, {disconnected} disconnected (may have run), {unavailable} not sent");
+    assert_eq!(ok + disconnected + unavailable, calls);
+    assert!(ok > calls / 2, "{ok} of {calls} answered");
+    assert!(disconnected > 0, "the relay cut no call: the test tested nothing");
+}
