@@ -91,12 +91,14 @@ enum Command {
         path: Option<PathBuf>,
     },
     /// Make a key for `tomada serve` or a remote host (Ed25519): writes FILE (secret) and FILE.pub (its id)
+    #[cfg(target_os = "linux")]
     TlsKey {
         /// Where to write the secret key (must not exist); its id goes to FILE.pub and stdout
         #[arg(value_name = "FILE")]
         out: PathBuf,
     },
     /// Serve plugin files to remote hosts: each client's plugin in its own isolated, sandboxed process
+    #[cfg(target_os = "linux")]
     Serve {
         /// The address to listen on, e.g. 0.0.0.0:7100 (port 0: any; the address is printed)
         #[arg(long, value_name = "ADDR")]
@@ -722,12 +724,12 @@ fn report(result: Result<String>) -> ExitCode {
 }
 
 /// Writes a new TLS key to `out` (mode 0600) and its id to `out.pub`.
+#[cfg(target_os = "linux")]
 fn tls_key(out: &Path) -> Result<String> {
     use std::io::Write;
     let identity = tomada_host::remote::Identity::generate()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
-    #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     file.write_all(identity.to_pem().as_bytes()).with_context(|| format!("cannot write `{}`", out.display()))?;
@@ -739,6 +741,7 @@ fn tls_key(out: &Path) -> Result<String> {
 }
 
 /// A key id given on the command line, or read from a `.pub` file.
+#[cfg(target_os = "linux")]
 fn key_id(text: &str) -> Result<tomada_host::remote::KeyId> {
     match text.parse() {
         Ok(id) => Ok(id),
@@ -754,6 +757,7 @@ fn key_id(text: &str) -> Result<tomada_host::remote::KeyId> {
 }
 
 /// `tomada serve`.
+#[cfg(target_os = "linux")]
 #[allow(clippy::too_many_arguments)]
 fn serve(
     listen: &str,
@@ -809,7 +813,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Keygen { secret_key, public_key } => report(keygen(&secret_key, &public_key)),
+        #[cfg(target_os = "linux")]
         Command::TlsKey { out } => report(tls_key(&out)),
+        #[cfg(target_os = "linux")]
         Command::Serve { listen, key, allow, trust_key, no_sandbox, startup_ms, max_clients, plugins } => {
             report(serve(&listen, &key, &allow, &trust_key, no_sandbox, startup_ms, max_clients, &plugins))
         }

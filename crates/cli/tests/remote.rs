@@ -4,7 +4,7 @@
 //! handshake; a server killed mid-call; a restarted server serving the next call.
 
 #![allow(missing_docs)]
-#![cfg(unix)]
+#![cfg(target_os = "linux")]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -97,7 +97,7 @@ pub mod isolate;
 mod library;
 mod logs;
 pub mod reload;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub mod remote;
 
 pub use logs::plugin_logs;
@@ -370,7 +370,9 @@ impl Loader {
     }
 
     /// Where plugins this loader loads run: [`Mode::InProcess`](isolate::Mode::InProcess)
-    /// (the default) or [`Mode::Isolated`](isolate::Mode::Isolated).
+    /// (the default), [`Mode::Isolated`](isolate::Mode::Isolated), or on Unix
+    /// `Mode::Remote` (another machine's `tomada serve`; see [`remote`]), where the path
+    /// given to [`Loader::load`] names the plugin on the server.
     pub fn mode(mut self, mode: isolate::Mode) -> Self {
         self.mode = mode;
         self
@@ -460,7 +462,7 @@ impl Loader {
     /// [`Checked::isolate`] (by mode).
     pub fn load<C: ?Sized + Contract>(&self, path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
         // A remote plugin's file is the server's: `path` names it there.
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         if let isolate::Mode::Remote(remote) = &self.mode {
             return remote::load::<C>(self, path.as_ref(), remote);
         }
@@ -570,7 +572,7 @@ impl<C: ?Sized + Contract> Checked<C> {
             isolate::Mode::InProcess => self.load(),
             isolate::Mode::Isolated(options) => self.isolate(&options),
             // (`Loader::load` takes a remote plugin before any local file is inspected.)
-            #[cfg(unix)]
+            #[cfg(target_os = "linux")]
             isolate::Mode::Remote(_) => Err(LoadError::Unavailable {
                 plugin: self.inspected.inspection.path.clone(),
                 detail: "a remote plugin is loaded with `Loader::load` (or `load_with`), by the name the server serves it under, not from an inspected local file".to_owned(),

@@ -198,6 +198,7 @@ impl Isolated {
 
     /// Connects to a remote plugin (`options.remote` is set), whose manifest the
     /// server sent and the caller checked: `inspection` holds it.
+    #[cfg(target_os = "linux")]
     pub(crate) fn start_remote(
         inspection: &Inspection,
         config: &[u8],
@@ -239,6 +240,7 @@ impl Isolated {
 
     /// The current process's socket and a way to nudge it, for a relay that carries its
     /// frames elsewhere (see [`crate::remote`]: the server's side).
+    #[cfg(target_os = "linux")]
     pub(crate) fn relay_ends(&self) -> Option<(UnixStream, Box<dyn Fn() + Send>)> {
         let connection = self.lock().connection.clone()?;
         let stream = connection.endpoint.link.socket()?.try_clone().ok()?;
@@ -246,6 +248,7 @@ impl Isolated {
     }
 
     fn spawn(&self) -> Result<Connection, LoadError> {
+        #[cfg(target_os = "linux")]
         if let Some(client) = &self.options.remote {
             return self.connect(client);
         }
@@ -412,9 +415,10 @@ impl Isolated {
     /// Connects to a remote plugin's server: the host's end of a socket whose other end
     /// a relay pumps through TLS (see [`crate::remote`]); the frames are the isolated
     /// ones, and the server's child answers them.
+    #[cfg(target_os = "linux")]
     fn connect(&self, client: &crate::remote::client::Client) -> Result<Connection, LoadError> {
         let fail = |detail: String| LoadError::Unavailable { plugin: self.path.clone(), detail };
-        let dialed = client.dial(&self.config, &self.options)?;
+        let dialed = client.dial(&self.config)?;
         if dialed.manifest != self.manifest_bytes {
             return Err(fail(format!(
                 "{} now serves another build of the plugin than the host checked; load it again",
@@ -537,6 +541,7 @@ impl Isolated {
             }
             Err(LoadError::Unavailable { detail, .. }) => Err(CallError::Unavailable { detail }),
             Err(LoadError::Overloaded { detail, .. }) => Err(CallError::Overloaded { detail }),
+            #[cfg(target_os = "linux")]
             Err(e) if self.options.remote.is_some() => Err(CallError::Unavailable { detail: e.to_string() }),
             Err(e) => Err(match self.crashed(&mut state) {
                 Some(_) => self.quarantined(),

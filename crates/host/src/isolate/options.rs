@@ -29,7 +29,7 @@ pub enum Mode {
     /// In a child process on another machine, served by `tomada serve` over TLS with
     /// pinned keys on both sides (see [`crate::remote`]); the path given to the loader
     /// names the plugin the server serves.
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     Remote(crate::remote::Remote),
 }
 
@@ -75,7 +75,7 @@ pub struct Isolation {
     #[cfg(unix)]
     pub(crate) socket_only: bool,
     /// Set for a remote plugin: each "process" is a connection to a server.
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     pub(crate) remote: Option<Arc<crate::remote::client::Client>>,
     /// The log levels the plugin may send, if not this process's (a server passes on
     /// its client's).
@@ -123,7 +123,7 @@ impl Default for Isolation {
             max_frame: DEFAULT_MAX_FRAME,
             #[cfg(unix)]
             socket_only: false,
-            #[cfg(unix)]
+            #[cfg(target_os = "linux")]
             remote: None,
             #[cfg(unix)]
             log_level: None,

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use super::{Answer, Open, Remote, read_message, tls, write_message};
 use crate::LoadError;
-use crate::isolate::Isolation;
 
 /// A connection made and its plugin started: what the relay takes over.
 pub(crate) struct Dialed {
@@ -71,7 +70,7 @@ impl Client {
     /// `config`. A server's refusal to load the plugin is its `LoadError`; otherwise
     /// [`LoadError::Overloaded`] if every server that answered was full, else
     /// [`LoadError::Unavailable`] with each endpoint's reason.
-    pub(crate) fn dial(&self, config: &[u8], _options: &Isolation) -> Result<Dialed, LoadError> {
+    pub(crate) fn dial(&self, config: &[u8]) -> Result<Dialed, LoadError> {
         if let Some(dialed) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Ok(dialed);
         }

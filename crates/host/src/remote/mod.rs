@@ -267,7 +267,7 @@ pub(crate) fn load<C: ?Sized + Contract>(
     let client = Arc::new(client::Client::new(remote, name, open)?);
     let mut options = crate::isolate::Isolation::new().deadline(remote.deadline).startup(remote.connect_timeout);
     options.remote = Some(Arc::clone(&client));
-    let dialed = client.dial(&loader.config, &options)?;
+    let dialed = client.dial(&loader.config)?;
     let manifest = tomada::Manifest::parse(&dialed.manifest).map_err(|e| LoadError::Unavailable {
         plugin: name.to_path_buf(),
         detail: format!("{} sent a malformed manifest: {e}", dialed.endpoint),
