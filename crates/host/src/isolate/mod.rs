@@ -65,10 +65,10 @@ pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
 use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
-use frame::{Header, Kind, ReadError, Waiter};
+use frame::{ReadError, Waiter};
 #[cfg(target_os = "linux")]
 use protocol::{BELL_FDS, LAST_FD, SHM_FD};
-use protocol::{CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+use protocol::{CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD, Refused};
 use transport::Link;
 #[cfg(target_os = "linux")]
 use transport::shm;
@@ -345,69 +345,39 @@ impl Isolated {
             remote: None,
         };
         // The handshake: hello (version), load, ready (the manifest it read).
-        let deadline = Some(Instant::now() + self.options.startup);
-        let host_end = connection.endpoint.link.socket().expect("a child's channel has its socket");
-        // The child's own `LoadError`, if it refused the plugin with one.
-        let mut reported = None;
-        let mut handshake = || {
-            let max = self.options.max_frame;
-            let hello = frame::read(host_end, deadline, max).map_err(|e| match e {
-                ReadError::Eof => LaunchError::NoHello,
-                e => LaunchError::BadHello { source: e.into() },
-            })?;
-            let version = protocol::hello_version(&hello.payload);
-            if hello.kind != Kind::Hello || version != Some(protocol::PROTOCOL) {
-                return Err(LaunchError::Protocol { runner: exe.clone(), found: version });
-            }
-            let request = LoadRequest {
-                path: self.path.clone(),
-                fd: PLUGIN_FD,
-                sandbox: self.options.sandbox.clone(),
-                log_level: self.options.log_level.unwrap_or_else(crate::logs::level),
-                export: self.export,
-                config: self.config.clone(),
-            };
-            frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
-                .map_err(|source| LaunchError::SendLoad { source })?;
-            let ready = loop {
-                let frame = frame::read(host_end, deadline, max).map_err(|e| match e {
-                    ReadError::Eof => LaunchError::DiedLoading,
-                    ReadError::TimedOut => LaunchError::LoadTimedOut { within: self.options.startup },
-                    e => LaunchError::NoAnswer { source: e.into() },
-                })?;
-                // What the plugin logged while it was made comes first, as in-process.
-                match frame.kind {
-                    Kind::Log => crate::logs::deliver_encoded(&self.name, &frame.payload),
-                    _ => break frame,
-                }
-            };
-            match ready.kind {
-                Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
-                Kind::Ready => Err(LaunchError::OtherManifest),
-                Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
-                    Some(LoadError::Isolation { source, .. }) => source,
-                    Some(e) => {
-                        reported = Some(e);
-                        LaunchError::MalformedReport // (never seen: the child's own error is returned)
-                    }
-                    None => LaunchError::MalformedReport,
-                }),
-                other => Err(LaunchError::UnexpectedFrame { kind: other as u8 }),
-            }
+        let socket = connection.endpoint.link.socket().expect("a child's channel has its socket");
+        let request = LoadRequest {
+            path: self.path.clone(),
+            fd: PLUGIN_FD,
+            sandbox: self.options.sandbox.clone(),
+            log_level: self.options.log_level.unwrap_or_else(crate::logs::level),
+            export: self.export,
+            config: self.config.clone(),
         };
-        let result = handshake();
+        let (startup, max) = (self.options.startup, self.options.max_frame);
+        let ready = protocol::host_handshake(socket, &exe, &request, startup, max, |record| {
+            crate::logs::deliver_encoded(&self.name, record);
+        });
+        let result = match ready {
+            Ok(manifest) if manifest == self.manifest_bytes => Ok(()),
+            Ok(_) => Err(Refused::Launch(LaunchError::OtherManifest)),
+            Err(refused) => Err(refused),
+        };
         // Sending a call blocks once the socket buffer is full: no longer than a
         // call's deadline (set once here, not per call: it is a system call).
-        let _ = host_end.set_write_timeout(Some(self.options.deadline));
+        let _ = socket.set_write_timeout(Some(self.options.deadline));
         match result {
             Ok(()) => Ok(connection),
-            Err(why) => {
+            Err(refused) => {
                 let status = connection.end(END_GRACE);
-                if let Some(e) = reported {
-                    return Err(e);
-                }
-                let stderr = connection.process.as_ref().map_or_else(Vec::new, launch::Process::stderr_tail);
-                Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
+                Err(match refused {
+                    // The child's own `LoadError`: the plugin's, as in-process.
+                    Refused::Plugin(e) => e,
+                    Refused::Launch(why) => {
+                        let stderr = connection.process.as_ref().map_or_else(Vec::new, launch::Process::stderr_tail);
+                        fail(LaunchError::Ended { why: Box::new(why), status, stderr })
+                    }
+                })
             }
         }
     }
