@@ -90,6 +90,41 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         path: Option<PathBuf>,
     },
+    /// Make a key for `tomada serve` or a remote host (Ed25519): writes FILE (secret) and FILE.pub (its id)
+    #[cfg(target_os = "linux")]
+    TlsKey {
+        /// Where to write the secret key (must not exist); its id goes to FILE.pub and stdout
+        #[arg(value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Serve plugin files to remote hosts: each client's plugin in its own isolated, sandboxed process
+    #[cfg(target_os = "linux")]
+    Serve {
+        /// The address to listen on, e.g. 0.0.0.0:7100 (port 0: any; the address is printed)
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// This server's secret key (from `tomada tls-key`)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// A client key allowed to connect: its id (64 hex digits) or a FILE.pub holding it
+        #[arg(long = "allow", value_name = "KEY", required = true)]
+        allow: Vec<String>,
+        /// Serve only plugins signed by this minisign public key (repeatable)
+        #[arg(long, value_name = "FILE")]
+        trust_key: Vec<PathBuf>,
+        /// Run plugins without a sandbox (still each in its own process)
+        #[arg(long)]
+        no_sandbox: bool,
+        /// The longest a plugin may take to start, in milliseconds
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        startup_ms: u64,
+        /// At most N clients at once; more are told the server is overloaded
+        #[arg(long, value_name = "N", default_value_t = 256)]
+        max_clients: usize,
+        /// The plugin libraries to serve; a client names one by its file name
+        #[arg(required = true, value_name = "PLUGIN")]
+        plugins: Vec<PathBuf>,
+    },
     /// Say whether A and B fit (a plugin and a host, two plugins or two hosts) and what differs
     Diff {
         /// A plugin library or host executable
@@ -688,7 +723,81 @@ fn report(result: Result<String>) -> ExitCode {
     }
 }
 
+/// Writes a new TLS key to `out` (mode 0600) and its id to `out.pub`.
+#[cfg(target_os = "linux")]
+fn tls_key(out: &Path) -> Result<String> {
+    use std::io::Write;
+    let identity = tomada_host::remote::Identity::generate()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+    file.write_all(identity.to_pem().as_bytes()).with_context(|| format!("cannot write `{}`", out.display()))?;
+    let mut public = out.as_os_str().to_owned();
+    public.push(".pub");
+    std::fs::write(&public, format!("{}\n", identity.id()))
+        .with_context(|| format!("cannot write `{}`", Path::new(&public).display()))?;
+    Ok(identity.id().to_string())
+}
+
+/// A key id given on the command line, or read from a `.pub` file.
+#[cfg(target_os = "linux")]
+fn key_id(text: &str) -> Result<tomada_host::remote::KeyId> {
+    match text.parse() {
+        Ok(id) => Ok(id),
+        Err(e) => {
+            let path = Path::new(text);
+            if !path.exists() {
+                return Err(e.into());
+            }
+            let read = std::fs::read_to_string(path).with_context(|| format!("cannot read `{text}`"))?;
+            Ok(read.parse().with_context(|| format!("in `{text}`"))?)
+        }
+    }
+}
+
+/// `tomada serve`.
+#[cfg(target_os = "linux")]
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    listen: &str,
+    key: &Path,
+    allow: &[String],
+    trust_key: &[PathBuf],
+    no_sandbox: bool,
+    startup_ms: u64,
+    max_clients: usize,
+    plugins: &[PathBuf],
+) -> Result<String> {
+    use std::io::Write;
+    use tomada_host::isolate::{Isolation, Sandbox};
+    let identity = tomada_host::remote::Identity::read(key)?;
+    let clients = allow.iter().map(|a| key_id(a)).collect::<Result<Vec<_>>>()?;
+    let mut loader = tomada_host::Loader::new();
+    if !trust_key.is_empty() {
+        let mut policy = tomada_host::TrustPolicy::new();
+        for k in trust_key {
+            policy = policy.trust_key_file(k)?;
+        }
+        loader = loader.policy(policy);
+    }
+    let mut isolation = Isolation::new().startup(std::time::Duration::from_millis(startup_ms));
+    if !no_sandbox {
+        isolation = isolation.sandbox(Sandbox::new().deny_network().deny_exec().accept_weaker_kernel());
+    }
+    let server = tomada_host::remote::Server::bind(listen, &identity, &clients, &loader, plugins, isolation)?
+        .max_clients(max_clients);
+    let address = server.local_addr()?;
+    // The first line on stdout: scripts and tests read the port from it.
+    println!("listening on {address} as key {}", identity.id());
+    std::io::stdout().flush()?;
+    server.run()?;
+    Ok("the listener ended".to_owned())
+}
+
 fn main() -> ExitCode {
+    // Each client's plugin runs in a child process of this very executable.
+    tomada_host::isolate::serve_if_runner();
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect { files, json } => {
@@ -704,6 +813,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Keygen { secret_key, public_key } => report(keygen(&secret_key, &public_key)),
+        #[cfg(target_os = "linux")]
+        Command::TlsKey { out } => report(tls_key(&out)),
+        #[cfg(target_os = "linux")]
+        Command::Serve { listen, key, allow, trust_key, no_sandbox, startup_ms, max_clients, plugins } => {
+            report(serve(&listen, &key, &allow, &trust_key, no_sandbox, startup_ms, max_clients, &plugins))
+        }
         Command::Sign { secret_key, plugin } => {
             report(sign(&secret_key, &plugin).map(|out| format!("wrote {}", out.display())))
         }

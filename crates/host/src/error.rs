@@ -204,6 +204,23 @@ pub enum LoadError {
         /// The platform (`std::env::consts::OS`), e.g. `windows`.
         platform: &'static str,
     },
+    /// A remote plugin's server could not be reached, or refused this host's
+    /// connection (see [`remote`](crate::remote)).
+    #[error("remote plugin `{}` is unavailable: {detail}", plugin.display())]
+    Unavailable {
+        /// The plugin's name on the server.
+        plugin: PathBuf,
+        /// Why, endpoint by endpoint.
+        detail: String,
+    },
+    /// A remote plugin's server serves as many clients as it may.
+    #[error("remote plugin `{}`: the server serves as many clients as it may ({detail}); try again later or another server", plugin.display())]
+    Overloaded {
+        /// The plugin's name on the server.
+        plugin: PathBuf,
+        /// What the server said.
+        detail: String,
+    },
     /// Under a trust policy: the plugin has no signature (`PLUGIN.minisig`) and is not pinned.
     #[error("`{}` is not signed (no `.minisig` next to it) and its digest is not pinned; sign it with `tomada sign` or `minisign -S` by a key the host trusts", path.display())]
     Unsigned {
@@ -323,6 +340,9 @@ impl LoadError {
             // Made by a host (of the same build, on the same platform), never by a
             // plugin's process.
             IsolationUnsupported { path, .. } => w.tag(29).path(path),
+            // A remote plugin's server refusing a client (see `remote`).
+            Unavailable { plugin, detail } => w.tag(30).path(plugin).str(detail),
+            Overloaded { plugin, detail } => w.tag(31).path(plugin).str(detail),
             Unsigned { path } => w.tag(19).path(path),
             BadSignature { path, key } => w.tag(20).path(path).str(key),
             UnknownKey { path, key } => w.tag(21).path(path).str(key),
@@ -390,6 +410,8 @@ impl LoadError {
             27 => NoSuchExport { path, name: r.string()?, exports: r.strings()? },
             28 => AmbiguousExport { path, contract: r.string()?, names: r.strings()? },
             29 => IsolationUnsupported { path, platform: std::env::consts::OS },
+            30 => Unavailable { plugin: path, detail: r.string()? },
+            31 => Overloaded { plugin: path, detail: r.string()? },
             _ => return None,
         };
         r.0.is_empty().then_some(error)

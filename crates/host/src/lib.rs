@@ -97,6 +97,8 @@ pub mod isolate;
 mod library;
 mod logs;
 pub mod reload;
+#[cfg(target_os = "linux")]
+pub mod remote;
 
 pub use logs::plugin_logs;
 pub use reload::{ReloadError, ReloadEvent, Reloadable, Watch, WatchError};
@@ -368,7 +370,9 @@ impl Loader {
     }
 
     /// Where plugins this loader loads run: [`Mode::InProcess`](isolate::Mode::InProcess)
-    /// (the default) or [`Mode::Isolated`](isolate::Mode::Isolated).
+    /// (the default), [`Mode::Isolated`](isolate::Mode::Isolated), or on Unix
+    /// `Mode::Remote` (another machine's `tomada serve`; see [`remote`]), where the path
+    /// given to [`Loader::load`] names the plugin on the server.
     pub fn mode(mut self, mode: isolate::Mode) -> Self {
         self.mode = mode;
         self
@@ -457,6 +461,11 @@ impl Loader {
     /// As [`Loader::inspect`], [`Inspected::check`], and [`Checked::load`] or
     /// [`Checked::isolate`] (by mode).
     pub fn load<C: ?Sized + Contract>(&self, path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
+        // A remote plugin's file is the server's: `path` names it there.
+        #[cfg(target_os = "linux")]
+        if let isolate::Mode::Remote(remote) = &self.mode {
+            return remote::load::<C>(self, path.as_ref(), remote);
+        }
         self.inspect(path)?.check::<C>()?.start()
     }
 }
@@ -562,6 +571,12 @@ impl<C: ?Sized + Contract> Checked<C> {
         match std::mem::take(&mut self.inspected.mode) {
             isolate::Mode::InProcess => self.load(),
             isolate::Mode::Isolated(options) => self.isolate(&options),
+            // (`Loader::load` takes a remote plugin before any local file is inspected.)
+            #[cfg(target_os = "linux")]
+            isolate::Mode::Remote(_) => Err(LoadError::Unavailable {
+                plugin: self.inspected.inspection.path.clone(),
+                detail: "a remote plugin is loaded with `Loader::load` (or `load_with`), by the name the server serves it under, not from an inspected local file".to_owned(),
+            }),
         }
     }
 

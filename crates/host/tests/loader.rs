@@ -44,6 +44,8 @@ fn loader(mode: &Mode, export: Option<&str>, config: Option<Vec<u8>>, policy: Op
     match mode {
         Mode::InProcess => loader.in_process(),
         Mode::Isolated(options) => loader.isolated(options.clone()),
+        #[cfg(target_os = "linux")]
+        Mode::Remote(remote) => loader.mode(Mode::Remote(remote.clone())),
     }
 }
 

@@ -70,6 +70,27 @@ pub enum CallError {
     /// goes past what decoding may take here (nesting, memory: see [`crate::wire`]);
     /// the answer was dropped and the host is unharmed.
     Answer(WireError),
+    /// A remote plugin's server could not be reached (no endpoint answered, or each
+    /// refused the connection); the call was not sent, so it did not run.
+    Unavailable {
+        /// Why, endpoint by endpoint.
+        detail: String,
+    },
+    /// The connection to a remote plugin's server broke during the call (the server
+    /// died or restarted, or the network failed). The next call reconnects.
+    Disconnected {
+        /// Whether the plugin may have run the call: `true` once the request was sent
+        /// (a call that changes state must be checked, or be safe to repeat).
+        may_have_run: bool,
+        /// What broke.
+        detail: String,
+    },
+    /// A remote plugin's server refused the connection because it serves as many
+    /// clients as it may; the call was not sent. Try again later or another server.
+    Overloaded {
+        /// What the server said.
+        detail: String,
+    },
 }
 
 impl fmt::Display for CallError {
@@ -90,6 +111,21 @@ impl fmt::Display for CallError {
             ),
             CallError::Channel { message } => write!(f, "the channel to the plugin's process failed: {message}"),
             CallError::Answer(error) => write!(f, "the plugin's answer cannot be decoded: {error}"),
+            CallError::Unavailable { detail } => {
+                write!(f, "the plugin's server cannot be reached (the call was not sent): {detail}")
+            }
+            CallError::Disconnected { may_have_run: true, detail } => write!(
+                f,
+                "the connection to the plugin's server broke after the call was sent, so it may have run: {detail}; the next call reconnects"
+            ),
+            CallError::Disconnected { may_have_run: false, detail } => write!(
+                f,
+                "the connection to the plugin's server broke before the call was sent, so it did not run: {detail}; the next call reconnects"
+            ),
+            CallError::Overloaded { detail } => write!(
+                f,
+                "the plugin's server is serving all the clients it may (the call was not sent): {detail}; try again later"
+            ),
             CallError::BadStatus(s) => {
                 write!(f, "the plugin returned unknown status {s}; it is broken or was not built by tomada")
             }

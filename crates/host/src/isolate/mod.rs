@@ -44,7 +44,7 @@ mod protocol;
 mod runner;
 mod sandbox;
 mod spawner;
-mod transport;
+pub(crate) mod transport;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -90,8 +90,8 @@ const END_GRACE: Duration = Duration::from_millis(500);
 /// A running child process and the host's end of the channel, shared by the calls in
 /// flight (see [`endpoint`]), with the objects the host gave the plugin.
 struct Connection {
-    /// The plugin's process.
-    process: launch::Process,
+    /// The plugin's process (`None` for a remote plugin's connection: the server has it).
+    process: Option<launch::Process>,
     endpoint: Endpoint,
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
@@ -100,10 +100,7 @@ struct Connection {
     /// held so that a plugin closing its own ends cannot turn the host's next write
     /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
     /// runtime ignores it). A precaution: no test has shown that write yet.
-    #[cfg(target_os = "linux")]
-    _readers: [OwnedFd; 3],
-    #[cfg(not(target_os = "linux"))]
-    _readers: [OwnedFd; 1],
+    _readers: Vec<OwnedFd>,
     /// The host's objects the plugin holds (or borrows for a call), by number.
     objects: Objects,
     /// The thread serving callbacks made outside any host call (from a plugin's own
@@ -113,6 +110,9 @@ struct Connection {
     name: String,
     /// Whether a thread reads for the async calls in flight.
     async_reader: std::sync::atomic::AtomicBool,
+    /// A connection to a remote server (see [`crate::remote`]), not a child: the
+    /// frames go through TLS on this socket, and ending it closes the connection.
+    remote: Option<std::net::TcpStream>,
 }
 
 impl Connection {
@@ -141,14 +141,21 @@ impl Connection {
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
     fn kill(&self) -> Option<ExitStatus> {
         self.stop_callbacks();
-        self.process.kill()
+        if let Some(tcp) = &self.remote {
+            // The server sees the end and ends the plugin's process.
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+            return None;
+        }
+        self.process.as_ref()?.kill()
     }
 
     /// Gives a child whose channel ended up to `grace` to exit by itself (so its
     /// own exit status, e.g. the signal that crashed it, is what gets reported),
     /// then kills what is left of its process group and reaps it.
     fn end(&self, grace: Duration) -> Option<ExitStatus> {
-        self.process.wait_exit(grace);
+        if let Some(process) = &self.process {
+            process.wait_exit(grace);
+        }
         self.kill()
     }
 }
@@ -164,8 +171,9 @@ struct State {
 pub(crate) struct Isolated {
     me: std::sync::Weak<Isolated>,
     path: PathBuf,
-    /// The inspected file, open: each (re)started child inherits it.
-    file: std::fs::File,
+    /// The inspected file, open: each (re)started child inherits it (`None` for a
+    /// remote plugin: the server has the file).
+    file: Option<std::fs::File>,
     name: String,
     manifest_bytes: Vec<u8>,
     /// Which export of the library the child opens ([`tomada::Manifest::index`]).
@@ -185,6 +193,26 @@ impl Isolated {
         options: Isolation,
     ) -> Result<Arc<Isolated>, LoadError> {
         let file = file.file.try_clone().map_err(|e| LoadError::Io { path: inspection.path.clone(), source: e })?;
+        Isolated::begin(inspection, Some(file), config, options)
+    }
+
+    /// Connects to a remote plugin (`options.remote` is set), whose manifest the
+    /// server sent and the caller checked: `inspection` holds it.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn start_remote(
+        inspection: &Inspection,
+        config: &[u8],
+        options: Isolation,
+    ) -> Result<Arc<Isolated>, LoadError> {
+        Isolated::begin(inspection, None, config, options)
+    }
+
+    fn begin(
+        inspection: &Inspection,
+        file: Option<std::fs::File>,
+        config: &[u8],
+        options: Isolation,
+    ) -> Result<Arc<Isolated>, LoadError> {
         let isolated = Arc::new_cyclic(|me| Isolated {
             me: me.clone(),
             path: inspection.path.clone(),
@@ -207,10 +235,23 @@ impl Isolated {
 
     /// The pid of the plugin's current process, if one is running.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.lock().connection.as_ref().map(|c| c.process.pid)
+        self.lock().connection.as_ref().and_then(|c| c.process.as_ref()).map(|p| p.pid)
+    }
+
+    /// The current process's socket and a way to nudge it, for a relay that carries its
+    /// frames elsewhere (see [`crate::remote`]: the server's side).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn relay_ends(&self) -> Option<(UnixStream, Box<dyn Fn() + Send>)> {
+        let connection = self.lock().connection.clone()?;
+        let stream = connection.endpoint.link.socket()?.try_clone().ok()?;
+        Some((stream, Box::new(move || connection.nudge())))
     }
 
     fn spawn(&self) -> Result<Connection, LoadError> {
+        #[cfg(target_os = "linux")]
+        if let Some(client) = &self.options.remote {
+            return self.connect(client);
+        }
         let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
         let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
         if std::env::var_os(FD_VAR).is_some() {
@@ -231,7 +272,13 @@ impl Isolated {
         // while loading.)
         let child_end = launch::above(pair_end.as_fd()).map_err(fail)?;
         drop(pair_end);
-        let mut pass = vec![(child_end, CHILD_FD), (launch::above(self.file.as_fd()).map_err(fail)?, PLUGIN_FD)];
+        let Some(file) = &self.file else {
+            return Err(fail(LaunchError::Setup {
+                step: Step::Duplicate,
+                source: std::io::Error::other("a remote plugin has no plugin file here"),
+            }));
+        };
+        let mut pass = vec![(child_end, CHILD_FD), (launch::above(file.as_fd()).map_err(fail)?, PLUGIN_FD)];
         let (nudge, nudge_reader, child_nudge) = launch::nudge_pipe().map_err(fail)?;
         pass.push((child_nudge, NUDGE_FD));
         // The shared memory and its bells. (The child's ends of the bells are closed
@@ -240,7 +287,11 @@ impl Isolated {
         // handshake (on the socket) is done; sending a call waits for room no longer
         // than a call's deadline.
         #[cfg(target_os = "linux")]
-        let (link, bell_readers) = {
+        let socket_only = self.options.socket_only;
+        #[cfg(target_os = "linux")]
+        let (link, readers) = if socket_only {
+            (Link::Socket(host_end), Vec::new())
+        } else {
             let (memfd, bells, child_bells) = shm::create().map_err(setup(Step::SharedMemory))?;
             let shared = [
                 &memfd,
@@ -254,12 +305,12 @@ impl Isolated {
             }
             let rings = shm::Shared::new(memfd, bells, true, host_end, Some(self.options.deadline))
                 .map_err(setup(Step::MapSharedMemory))?;
-            (Link::Rings(rings), (child_bells.child_data, child_bells.child_room))
+            (Link::Rings(rings), vec![child_bells.child_data, child_bells.child_room])
         };
         #[cfg(not(target_os = "linux"))]
-        let link = Link::Socket(host_end);
+        let (link, readers) = (Link::Socket(host_end), Vec::new());
         #[cfg(target_os = "linux")]
-        let last_fd = LAST_FD;
+        let last_fd = if socket_only { NUDGE_FD } else { LAST_FD };
         #[cfg(not(target_os = "linux"))]
         let last_fd = NUDGE_FD;
         let process = launch::start(launch::Launch {
@@ -270,23 +321,28 @@ impl Isolated {
                 (FD_VAR, CHILD_FD.to_string()),
                 (PARENT_VAR, std::process::id().to_string()),
                 (MAX_FRAME_VAR, self.options.max_frame.to_string()),
-            ],
+            ]
+            .into_iter()
+            .chain(self.options.socket_only.then(|| (protocol::SOCKET_VAR, "1".to_owned())))
+            .collect(),
             pass,
             last_fd,
         })
         .map_err(fail)?;
         let connection = Connection {
-            process,
+            process: Some(process),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
-            #[cfg(target_os = "linux")]
-            _readers: [nudge_reader, bell_readers.0, bell_readers.1],
-            #[cfg(not(target_os = "linux"))]
-            _readers: [nudge_reader],
+            _readers: {
+                let mut readers = readers;
+                readers.push(nudge_reader);
+                readers
+            },
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             async_reader: std::sync::atomic::AtomicBool::new(false),
             name: self.name.clone(),
+            remote: None,
         };
         // The handshake: hello (version), load, ready (the manifest it read).
         let socket = connection.endpoint.link.socket().expect("a child's channel has its socket");
@@ -294,7 +350,7 @@ impl Isolated {
             path: self.path.clone(),
             fd: PLUGIN_FD,
             sandbox: self.options.sandbox.clone(),
-            log_level: crate::logs::level(),
+            log_level: self.options.log_level.unwrap_or_else(crate::logs::level),
             export: self.export,
             config: self.config.clone(),
         };
@@ -318,12 +374,86 @@ impl Isolated {
                     // The child's own `LoadError`: the plugin's, as in-process.
                     Refused::Plugin(e) => e,
                     Refused::Launch(why) => {
-                        let stderr = connection.process.stderr_tail();
+                        let stderr = connection.process.as_ref().map_or_else(Vec::new, launch::Process::stderr_tail);
                         fail(LaunchError::Ended { why: Box::new(why), status, stderr })
                     }
                 })
             }
         }
+    }
+
+    /// Connects to a remote plugin's server: the host's end of a socket whose other end
+    /// a relay pumps through TLS (see [`crate::remote`]); the frames are the isolated
+    /// ones, and the server's child answers them.
+    #[cfg(target_os = "linux")]
+    fn connect(&self, client: &crate::remote::client::Client) -> Result<Connection, LoadError> {
+        let fail = |detail: String| LoadError::Unavailable { plugin: self.path.clone(), detail };
+        let dialed = client.dial(&self.config)?;
+        if dialed.manifest != self.manifest_bytes {
+            return Err(fail(format!(
+                "{} now serves another build of the plugin than the host checked; load it again",
+                dialed.endpoint
+            )));
+        }
+        let (tls, tcp) = dialed.into_parts();
+        let tcp_for_end =
+            tcp.try_clone().map_err(|e| fail(format!("cannot duplicate the connection's socket: {e}")))?;
+        let transport = crate::remote::transport::Tls::new(tls, tcp, self.options.deadline)
+            .map_err(|e| fail(format!("cannot set up the connection's socket: {e}")))?;
+        // Nobody reads these nudges (the server's relay nudges its child as frames
+        // pass): the pipe only keeps `nudge` valid, and a full pipe is ignored.
+        let (nudge, reader, _) = launch::nudge_pipe().map_err(|e| fail(e.to_string()))?;
+        Ok(Connection {
+            process: None,
+            endpoint: Endpoint::new(
+                Link::Other(Box::new(transport)),
+                true,
+                // (An answer over the network never comes within a spin.)
+                Waiter::new(Duration::ZERO),
+                self.options.max_frame,
+            ),
+            nudge,
+            _readers: vec![reader],
+            objects: Objects::new(),
+            callbacks: Mutex::new(None),
+            name: self.name.clone(),
+            async_reader: std::sync::atomic::AtomicBool::new(false),
+            remote: Some(tcp_for_end),
+        })
+    }
+
+    /// Ends a remote plugin's connection that failed during a call: every call in
+    /// flight was sent, so it may have run. No crash is counted (the server restarts
+    /// the plugin's process for the next connection); the next call reconnects.
+    fn end_remote(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+        let mut state = self.lock();
+        {
+            let mut calls = connection.endpoint.flight();
+            if let Some(e) = &calls.ended {
+                return match fault {
+                    ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
+                    _ => e.clone(),
+                };
+            }
+            calls.ending = true;
+        }
+        if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
+            state.connection = None;
+        }
+        drop(state);
+        let detail = match &fault {
+            ReadError::Eof => "the server closed the connection (it stopped, or the plugin's process ended)".to_owned(),
+            ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
+            ReadError::Malformed(why) => format!("a malformed frame: {why}"),
+            ReadError::Io(e) => format!("the connection failed: {e}"),
+        };
+        let mine = match fault {
+            ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
+            _ => CallError::Disconnected { may_have_run: true, detail: detail.clone() },
+        };
+        connection.kill();
+        connection.close(CallError::Disconnected { may_have_run: true, detail });
+        mine
     }
 
     /// Records a crash; returns the quarantine message if the budget is spent.
@@ -379,6 +509,10 @@ impl Isolated {
                 state.connection = Some(Arc::clone(&c));
                 Ok(c)
             }
+            Err(LoadError::Unavailable { detail, .. }) => Err(CallError::Unavailable { detail }),
+            Err(LoadError::Overloaded { detail, .. }) => Err(CallError::Overloaded { detail }),
+            #[cfg(target_os = "linux")]
+            Err(e) if self.options.remote.is_some() => Err(CallError::Unavailable { detail: e.to_string() }),
             Err(e) => Err(match self.crashed(&mut state) {
                 Some(_) => self.quarantined(),
                 None => CallError::Crashed {
@@ -395,6 +529,9 @@ impl Isolated {
     /// fails every other call in flight. Returns this call's error. The next call
     /// starts a new process.
     fn end(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+        if connection.remote.is_some() {
+            return self.end_remote(connection, fault);
+        }
         // Held throughout: no new process starts before this one is reaped and counted.
         let mut state = self.lock();
         {

@@ -26,6 +26,11 @@ pub enum Mode {
     InProcess,
     /// In a child process: a crash, hang or runaway allocation costs only the plugin.
     Isolated(Isolation),
+    /// In a child process on another machine, served by `tomada serve` over TLS with
+    /// pinned keys on both sides (see [`crate::remote`]); the path given to the loader
+    /// names the plugin the server serves.
+    #[cfg(target_os = "linux")]
+    Remote(crate::remote::Remote),
 }
 
 /// Which executable the child process runs.
@@ -66,6 +71,16 @@ pub struct Isolation {
     pub(super) output: OutputFn,
     pub(super) env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     pub(super) max_frame: usize,
+    /// Frames over the socket alone (no shared memory): a relay carries them elsewhere.
+    #[cfg(unix)]
+    pub(crate) socket_only: bool,
+    /// Set for a remote plugin: each "process" is a connection to a server.
+    #[cfg(target_os = "linux")]
+    pub(crate) remote: Option<Arc<crate::remote::client::Client>>,
+    /// The log levels the plugin may send, if not this process's (a server passes on
+    /// its client's).
+    #[cfg(unix)]
+    pub(crate) log_level: Option<u8>,
 }
 
 impl fmt::Debug for Isolation {
@@ -106,6 +121,12 @@ impl Default for Isolation {
             }),
             env: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
+            #[cfg(unix)]
+            socket_only: false,
+            #[cfg(target_os = "linux")]
+            remote: None,
+            #[cfg(unix)]
+            log_level: None,
         }
     }
 }

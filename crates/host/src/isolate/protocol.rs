@@ -34,6 +34,8 @@ pub(crate) const FD_VAR: &str = "TOMADA_RUNNER_FD";
 pub(crate) const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
 /// The environment variable giving the runner the largest frame either side sends.
 pub(crate) const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
+/// Set when frames stay on the socket (no shared memory): see `Isolation::socket_only`.
+pub(crate) const SOCKET_VAR: &str = "TOMADA_RUNNER_SOCKET_ONLY";
 /// The descriptor number the socket gets in the child.
 pub(crate) const CHILD_FD: i32 = 3;
 /// The descriptor number the plugin file gets in the child: it loads exactly the file

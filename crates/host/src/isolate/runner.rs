@@ -20,7 +20,7 @@ use crate::LaunchError;
 
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
-use super::protocol::{self, CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+use super::protocol::{self, CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD, SOCKET_VAR};
 use super::transport::{Link, Transport};
 
 /// How long the child may spin for the next call after answering one (only when
@@ -110,8 +110,10 @@ fn serve(fd: RawFd) -> i32 {
     // SAFETY: as above, on the nudge pipe (if the host passed none, this fails).
     unsafe { libc::fcntl(NUDGE_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // The shared memory the frames go through after the handshake, and its bells.
+    // (Unless the host relays the socket's bytes elsewhere: see `Isolation::socket_only`.)
+    let socket_only = std::env::var_os(SOCKET_VAR).is_some();
     #[cfg(target_os = "linux")]
-    let shared = take_shared();
+    let shared = (!socket_only).then(take_shared);
     // The largest frame either side sends (the host reads replies with the same).
     let max = std::env::var(MAX_FRAME_VAR).ok().and_then(|m| m.parse().ok()).unwrap_or(frame::DEFAULT_MAX_FRAME);
     // Nor see these variables (it would take itself for a runner).
@@ -120,6 +122,7 @@ fn serve(fd: RawFd) -> i32 {
         std::env::remove_var(FD_VAR);
         std::env::remove_var(PARENT_VAR);
         std::env::remove_var(MAX_FRAME_VAR);
+        std::env::remove_var(SOCKET_VAR);
     }
     if let Err(e) = protocol::greet(&stream) {
         eprintln!("tomada runner: cannot greet the host: {e}");
@@ -216,14 +219,15 @@ fn serve(fd: RawFd) -> i32 {
     }
     #[cfg(target_os = "linux")]
     let link = match shared {
-        Ok((memfd, bells)) => match super::transport::shm::Shared::new(memfd, bells, false, stream, None) {
+        None => Link::Socket(stream),
+        Some(Ok((memfd, bells))) => match super::transport::shm::Shared::new(memfd, bells, false, stream, None) {
             Ok(shared) => Link::Rings(shared),
             Err(e) => {
                 eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
                 return 1;
             }
         },
-        Err(why) => {
+        Some(Err(why)) => {
             eprintln!("tomada runner: {why}");
             return 1;
         }
@@ -238,7 +242,9 @@ fn serve(fd: RawFd) -> i32 {
             destroy: local.destroy,
             dropped: AtomicBool::new(false),
         },
-        endpoint: Endpoint::new(link, false, Waiter::new(SPIN), max),
+        // (A remote host's next call comes over the network: spinning for it would
+        // only take the CPU from the relay that brings it.)
+        endpoint: Endpoint::new(link, false, Waiter::new(if socket_only { Duration::ZERO } else { SPIN }), max),
         objects: Objects::new(),
         running: Mutex::default(),
         pending: Mutex::new(VecDeque::new()),

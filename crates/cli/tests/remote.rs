@@ -1,0 +1,430 @@
+//! Plugins on another machine: the real `tomada serve` process on 127.0.0.1, this
+//! test process as the host (`Mode::Remote`), real fixture plugins. Calls, objects,
+//! callbacks and async calls as isolated; keys refused both ways during the
+//! handshake; a server killed mid-call; a restarted server serving the next call.
+
+#![allow(missing_docs)]
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fault_api::Faulty;
+use indexer_api::{Host, Indexer, Level};
+use tomada_host::isolate::Mode;
+use tomada_host::remote::{Identity, KeyId, Remote};
+use tomada_host::{CallError, LoadError, Plugin};
+use tomada_test_support::{cdylib, within};
+
+/// A `tomada serve` process, killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+    key: KeyId,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keys written to a temporary directory: the server's, and the one client key it allows.
+struct Keys {
+    dir: tempfile::TempDir,
+    server: Identity,
+    client: Identity,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Identity::generate().unwrap();
+        std::fs::write(dir.path().join("server.key"), server.to_pem()).unwrap();
+        Keys { dir, server, client: Identity::generate().unwrap() }
+    }
+
+    fn server_key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+}
+
+/// The plugins the servers serve.
+fn plugins() -> Vec<PathBuf> {
+    vec![cdylib("greeter"), cdylib("faulty"), cdylib("indexer"), cdylib("async-plugin")]
+}
+
+/// Starts `tomada serve` on `address` (port 0: any), allowing `allowed`; returns once it
+/// listens (it prints its address first).
+fn serve(keys: &Keys, address: &str, allowed: &KeyId) -> Server {
+    serve_with(keys, address, allowed, &[])
+}
+
+/// [`serve`] with more options.
+fn serve_with(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str]) -> Server {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "serve".into(),
+        "--listen".into(),
+        address.into(),
+        "--key".into(),
+        keys.server_key().into(),
+        "--allow".into(),
+        allowed.to_string().into(),
+    ];
+    args.extend(more.iter().map(Into::into));
+    args.extend(plugins().into_iter().map(Into::into));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tomada"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run tomada serve");
+    let stdout = child.stdout.take().unwrap();
+    let line = within("the server's first line", move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    });
+    let address = line
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    Server { child, address, key: keys.server.id() }
+}
+
+fn remote(keys: &Keys, server: &Server) -> Remote {
+    Remote::new(keys.client.clone()).endpoint(&server.address).trust_server(server.key)
+}
+
+fn load<C: ?Sized + tomada_host::Contract>(name: &str, remote: Remote) -> Result<Plugin<C>, LoadError> {
+    tomada_host::load_with::<C>(name, &Mode::Remote(remote))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn greeter_name() -> String {
+    file_name(&cdylib("greeter"))
+}
+
+fn faulty_name() -> String {
+    file_name(&cdylib("faulty"))
+}
+
+#[test]
+fn a_remote_plugin_is_called_like_an_isolated_one() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+    assert_eq!(greeter.info().name, "greeter");
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(faulty.echo("eco").unwrap(), "eco");
+    // Large arguments cross whole (several TLS records).
+    let big = "x".repeat(1 << 20);
+    assert_eq!(faulty.echo(&big).unwrap().len(), big.len());
+    // The plugin runs in its own process on the server, not in this one.
+    assert_ne!(faulty.pid().unwrap(), std::process::id());
+    assert_eq!(faulty.process_id(), None);
+    // A panic is the plugin's, and the connection stays.
+    assert!(matches!(faulty.panic("no luck"), Err(CallError::Panicked { .. })));
+    assert_eq!(faulty.echo("again").unwrap(), "again");
+}
+
+/// A host service that records what the plugin logs through it.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Level, String)>>);
+
+impl Host for Recorder {
+    fn log(&self, level: Level, message: &str) {
+        self.0.lock().unwrap().push((level, message.to_owned()));
+    }
+    fn config(&self, key: &str) -> Option<String> {
+        (key == "lowercase").then(|| "yes".to_owned())
+    }
+}
+
+#[test]
+fn objects_callbacks_and_async_calls_cross_to_a_remote_plugin() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let indexer = load::<dyn Indexer>(&file_name(&cdylib("indexer")), remote(&keys, &server)).unwrap();
+    // A callback into this host's object during the call.
+    let host = Recorder::default();
+    assert_eq!(indexer.index("Hello Tomada WORLD", &host), Ok(3));
+    let lines = host.0.lock().unwrap().clone();
+    assert_eq!(lines.first(), Some(&(Level::Debug, "indexing `hello`".to_owned())));
+    assert_eq!(lines.last(), Some(&(Level::Info, "indexed 3 words".to_owned())));
+    // Objects the remote plugin makes, living past the call.
+    indexer.index("apple avocado banana apricot", &host).unwrap();
+    let cursor = indexer.open("a").unwrap();
+    assert_eq!(cursor.next(), Ok(Some("apple".into())));
+    let fork = cursor.fork().unwrap();
+    assert_eq!(fork.next(), Ok(Some("avocado".into())));
+    assert_eq!(cursor.next(), Ok(Some("avocado".into())));
+    // A host object kept by the plugin, called later from the plugin's own thread.
+    let kept = Arc::new(Recorder::default());
+    indexer.attach(Box::new(ArcHost(Arc::clone(&kept)))).unwrap();
+    assert!(indexer.flush().unwrap() > 0);
+    assert!(!kept.0.lock().unwrap().is_empty());
+    assert!(indexer.detach().unwrap());
+
+    // Async calls: no thread of this host blocks on them.
+    let lookup = load::<dyn async_api::Lookup>(&file_name(&cdylib("async-plugin")), remote(&keys, &server)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let (a, b) = runtime.block_on(async { tokio::join!(lookup.fetch("a", 50), lookup.fetch("b", 10)) });
+    assert_eq!(a, Ok(Some("a: fetched".to_owned())));
+    assert_eq!(b, Ok(Some("b: fetched".to_owned())));
+    // An async call whose plugin calls back into this host's object.
+    let asked = runtime.block_on(lookup.ask(&Settings, "mode", &[1, 2, 3]));
+    assert_eq!(asked, Ok(("fast".to_owned(), 6)));
+    assert_eq!(lookup.plain(21), Ok(42));
+}
+
+/// Settings for the async plugin's callback.
+struct Settings;
+
+impl async_api::Settings for Settings {
+    fn get(&self, key: &str) -> Option<String> {
+        (key == "mode").then(|| "fast".to_owned())
+    }
+}
+
+struct ArcHost(Arc<Recorder>);
+
+impl Host for ArcHost {
+    fn log(&self, level: Level, message: &str) {
+        self.0.log(level, message);
+    }
+    fn config(&self, key: &str) -> Option<String> {
+        self.0.config(key)
+    }
+}
+
+/// Every `log` record this process sees.
+static RECORDS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        RECORDS.lock().unwrap().push((r.target().to_owned(), r.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_remote_plugins_log_records_reach_the_hosts_logger() {
+    // Before loading: the levels a plugin may send are the host's when it loads.
+    log::set_logger(&Capture).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let indexer = load::<dyn Indexer>(&file_name(&cdylib("indexer")), remote(&keys, &server)).unwrap();
+    assert_eq!(indexer.index("one two", &Recorder::default()), Ok(2));
+    // (Records come on the connection beside the answer: they may trail it a little.)
+    tomada_test_support::wait_until("the plugin's record", || {
+        RECORDS.lock().unwrap().iter().any(|(_, message)| message == "indexed 2 words")
+    });
+    // Its trace record stayed in the plugin: this host's level is `Info`.
+    assert!(!RECORDS.lock().unwrap().iter().any(|(_, message)| message == "a trace record"));
+}
+
+#[test]
+fn a_client_with_a_key_the_server_does_not_allow_is_refused_in_the_handshake() {
+    let keys = Keys::new();
+    let other = Identity::generate().unwrap();
+    // The server allows someone else.
+    let server = serve(&keys, "127.0.0.1:0", &other.id());
+    let err = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap_err();
+    let LoadError::Unavailable { detail, .. } = &err else { panic!("{err:?}") };
+    assert!(detail.contains("does not accept this host's key"), "{detail}");
+    // The allowed key still gets in.
+    let allowed = Remote::new(other).endpoint(&server.address).trust_server(server.key);
+    assert!(load::<dyn pluginapi::Greeter>(&greeter_name(), allowed).is_ok());
+}
+
+#[test]
+fn a_server_with_another_key_than_the_host_pins_is_refused() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let impostor = Identity::generate().unwrap().id();
+    let pinned_wrong = Remote::new(keys.client.clone()).endpoint(&server.address).trust_server(impostor);
+    let err = load::<dyn pluginapi::Greeter>(&greeter_name(), pinned_wrong).unwrap_err();
+    let LoadError::Unavailable { detail, .. } = &err else { panic!("{err:?}") };
+    assert!(detail.contains("the server's key is not one this host trusts"), "{detail}");
+}
+
+#[test]
+fn a_full_server_says_so_and_the_call_was_not_sent() {
+    let keys = Keys::new();
+    let server = serve_with(&keys, "127.0.0.1:0", &keys.client.id(), &["--max-clients", "1"]);
+    let first = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    let err = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap_err();
+    assert!(matches!(err, LoadError::Overloaded { .. }), "{err:?}");
+    // Its client leaving makes room.
+    drop(first);
+    tomada_test_support::wait_until("room on the server", || {
+        load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).is_ok()
+    });
+}
+
+#[test]
+fn calls_go_to_the_endpoint_that_answers() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let remote = Remote::new(keys.client.clone())
+        .endpoint(format!("127.0.0.1:{port}")) // nobody listens there
+        .endpoint(&server.address)
+        .trust_server(server.key);
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+}
+
+#[test]
+fn a_call_past_its_deadline_times_out_and_the_next_reconnects() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let deadline = Duration::from_millis(500);
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(deadline)).unwrap();
+    let err = faulty.sleep_ms(60_000).unwrap_err();
+    assert_eq!(err, CallError::TimedOut { deadline });
+    // A new connection, and with it a new process for the plugin on the server: none
+    // of its calls sleeps (the old one's would).
+    assert_eq!(faulty.echo("again").unwrap(), "again");
+    assert_eq!(faulty.sleeping(), Ok(0));
+}
+
+#[test]
+fn no_server_listening_is_unavailable() {
+    let keys = Keys::new();
+    // A port nobody listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let remote = Remote::new(keys.client.clone()).endpoint(format!("127.0.0.1:{port}")).trust_server(keys.server.id());
+    let err = load::<dyn pluginapi::Greeter>(&greeter_name(), remote).unwrap_err();
+    assert!(matches!(err, LoadError::Unavailable { .. }), "{err:?}");
+}
+
+#[test]
+fn a_server_killed_mid_call_fails_the_call_and_a_restarted_one_serves_the_next() {
+    let keys = Keys::new();
+    let mut server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let address = server.address.clone();
+    let deadline = Duration::from_secs(20);
+    let faulty = Arc::new(load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(deadline)).unwrap());
+    assert_eq!(faulty.echo("up").unwrap(), "up");
+    let calling = Arc::clone(&faulty);
+    let call = std::thread::spawn(move || {
+        let started = Instant::now();
+        (calling.sleep_ms(60_000), started.elapsed())
+    });
+    // Once the plugin sleeps in the call (asked by a second call, concurrent on the
+    // same connection), the server dies.
+    tomada_test_support::wait_until("the plugin to be sleeping", || faulty.sleeping() == Ok(1));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let (result, took) = within("the interrupted call", move || call.join().unwrap());
+    assert!(matches!(result, Err(CallError::Disconnected { may_have_run: true, .. })), "{result:?}");
+    assert!(took < deadline + Duration::from_millis(100), "{took:?}");
+    // While no server listens, a call says so and was not sent.
+    let err = faulty.echo("down").unwrap_err();
+    assert!(matches!(err, CallError::Unavailable { .. }), "{err:?}");
+    // A server back on the same address serves the next call.
+    let _again = serve(&keys, &address, &keys.client.id());
+    assert_eq!(faulty.echo("back").unwrap(), "back");
+}
+
+/// A TCP relay between the host and the server that cuts each connection, at random,
+/// with probability `per_mille`/1000 each time it passes a piece of bytes on: a link
+/// that fails mid-call, at any point of a frame. (This kernel has no `netem`, and no
+/// `nft` binary is installed for a packet-dropping rule; TCP would retransmit dropped
+/// packets anyway, so cut connections are what a caller can actually lose.)
+fn lossy_relay(to: String, per_mille: u64) -> String {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let seed = std::sync::atomic::AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let seed = Arc::new(seed);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&to) else { continue };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            for (mut from, mut into) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server.try_clone().unwrap(), client.try_clone().unwrap()),
+            ] {
+                let seed = Arc::clone(&seed);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        // xorshift: a different cut point each run is fine; every
+                        // outcome is checked, whatever the cuts.
+                        let mut x = seed.load(std::sync::atomic::Ordering::Relaxed);
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        seed.store(x, std::sync::atomic::Ordering::Relaxed);
+                        let cut = x % 1000 < per_mille;
+                        // Part of the piece may get through before the cut.
+                        let through = if cut { (x as usize >> 20) % (n + 1) } else { n };
+                        if into.write_all(&buf[..through]).is_err() || cut {
+                            break;
+                        }
+                    }
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = into.shutdown(Shutdown::Both);
+                });
+            }
+        }
+    });
+    address
+}
+
+#[test]
+fn over_a_link_that_fails_mid_call_no_call_is_lost_silently() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let relay = lossy_relay(server.address.clone(), 10);
+    let remote = Remote::new(keys.client.clone()).endpoint(&relay).trust_server(server.key);
+    // (Loading may meet a cut too: retried, as a caller would.)
+    let faulty = (0..50)
+        .find_map(|_| load::<dyn Faulty>(&faulty_name(), remote.clone()).ok())
+        .expect("the plugin loads within 50 tries");
+    let (mut ok, mut disconnected, mut unavailable) = (0, 0, 0);
+    let calls = 10_000;
+    for i in 0..calls {
+        let text = format!("call {i}");
+        match faulty.echo(&text) {
+            // Whatever arrives is the answer to this very call.
+            Ok(echo) => {
+                assert_eq!(echo, text);
+                ok += 1;
+            }
+            // Sent, then cut: it may have run, and the error says so.
+            Err(CallError::Disconnected { may_have_run: true, .. }) => disconnected += 1,
+            // Not sent (the reconnection was cut): it did not run.
+            Err(CallError::Unavailable { .. }) => unavailable += 1,
+            Err(other) => panic!("call {i}: {other:?}"),
+        }
+    }
+    eprintln!("{calls} calls: {ok} answered, {disconnected} disconnected (may have run), {unavailable} not sent");
+    assert_eq!(ok + disconnected + unavailable, calls);
+    assert!(ok > calls / 2, "{ok} of {calls} answered");
+    assert!(disconnected > 0, "the relay cut no call: the test tested nothing");
+}

@@ -1,0 +1,164 @@
+//! The host's side of a remote plugin: connecting, the opening exchange, the relay.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{Answer, Open, Remote, read_message, tls, write_message};
+use crate::LoadError;
+
+/// A connection made and its plugin started: what the relay takes over.
+pub(crate) struct Dialed {
+    /// The endpoint it reached.
+    pub(crate) endpoint: String,
+    tls: rustls::ClientConnection,
+    tcp: TcpStream,
+    /// The manifest the server's child loaded.
+    pub(crate) manifest: Vec<u8>,
+}
+
+/// How to reach one remote plugin: shared by its connections over time.
+pub(crate) struct Client {
+    plugin: PathBuf,
+    endpoints: Vec<String>,
+    config: Arc<rustls::ClientConfig>,
+    open: Open,
+    connect_timeout: std::time::Duration,
+    /// The connection made while loading, for the first "process" to take.
+    pending: Mutex<Option<Dialed>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("plugin", &self.plugin).field("endpoints", &self.endpoints).finish()
+    }
+}
+
+impl Dialed {
+    /// The TLS state and its socket, for the transport.
+    pub(crate) fn into_parts(self) -> (rustls::ClientConnection, TcpStream) {
+        (self.tls, self.tcp)
+    }
+}
+
+impl Client {
+    pub(crate) fn new(remote: &Remote, plugin: &Path, open: Open) -> Result<Client, LoadError> {
+        let unavailable = |detail: String| LoadError::Unavailable { plugin: plugin.to_path_buf(), detail };
+        if remote.endpoints.is_empty() {
+            return Err(unavailable("no endpoint given (`Remote::endpoint`)".to_owned()));
+        }
+        if remote.servers.is_empty() {
+            return Err(unavailable("no server key trusted (`Remote::trust_server`)".to_owned()));
+        }
+        let config = tls::client_config(&remote.identity, &remote.servers).map_err(|e| unavailable(e.to_string()))?;
+        Ok(Client {
+            plugin: plugin.to_path_buf(),
+            endpoints: remote.endpoints.clone(),
+            config,
+            open,
+            connect_timeout: remote.connect_timeout,
+            pending: Mutex::new(None),
+        })
+    }
+
+    /// Keeps a connection made while loading for the first call.
+    pub(crate) fn keep(&self, dialed: Dialed) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(dialed);
+    }
+
+    /// Connects to the first endpoint that answers and starts the plugin there with
+    /// `config`. A server's refusal to load the plugin is its `LoadError`; otherwise
+    /// [`LoadError::Overloaded`] if every server that answered was full, else
+    /// [`LoadError::Unavailable`] with each endpoint's reason.
+    pub(crate) fn dial(&self, config: &[u8]) -> Result<Dialed, LoadError> {
+        if let Some(dialed) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Ok(dialed);
+        }
+        let mut open = self.open.clone();
+        open.config = config.to_vec();
+        let request = open.encode();
+        let mut reasons = Vec::new();
+        let mut overloaded = false;
+        for endpoint in &self.endpoints {
+            match self.dial_one(endpoint, &request) {
+                Ok(Ok(dialed)) => return Ok(dialed),
+                Ok(Err((Answer::Refused, body))) => {
+                    return Err(LoadError::from_wire(&body).unwrap_or_else(|| LoadError::Unavailable {
+                        plugin: self.plugin.clone(),
+                        detail: format!("{endpoint} refused the plugin with a malformed report"),
+                    }));
+                }
+                Ok(Err((_, body))) => {
+                    overloaded = true;
+                    reasons.push(format!("{endpoint}: {}", String::from_utf8_lossy(&body)));
+                }
+                Err(reason) => reasons.push(format!("{endpoint}: {reason}")),
+            }
+        }
+        let detail = reasons.join("; ");
+        Err(if overloaded {
+            LoadError::Overloaded { plugin: self.plugin.clone(), detail }
+        } else {
+            LoadError::Unavailable { plugin: self.plugin.clone(), detail }
+        })
+    }
+
+    /// One endpoint: the connection and its plugin, the server's answer other than
+    /// `Ready`, or why it could not be reached.
+    #[allow(clippy::type_complexity)]
+    fn dial_one(&self, endpoint: &str, request: &[u8]) -> Result<Result<Dialed, (Answer, Vec<u8>)>, String> {
+        let addresses = endpoint.to_socket_addrs().map_err(|e| format!("cannot resolve the address: {e}"))?;
+        let mut last = "the address resolves to nothing".to_owned();
+        let mut tcp = None;
+        for address in addresses {
+            match TcpStream::connect_timeout(&address, self.connect_timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = format!("cannot connect: {e}"),
+            }
+        }
+        let mut tcp = tcp.ok_or(last)?;
+        let io = |e: std::io::Error| e.to_string();
+        tcp.set_read_timeout(Some(self.connect_timeout)).map_err(io)?;
+        tcp.set_write_timeout(Some(self.connect_timeout)).map_err(io)?;
+        let _ = tcp.set_nodelay(true);
+        let mut conn = rustls::ClientConnection::new(Arc::clone(&self.config), tls::server_name())
+            .map_err(|e| format!("cannot start TLS: {e}"))?;
+        let answer = {
+            let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
+            write_message(&mut stream, &[request]).and_then(|()| read_message(&mut stream)).map_err(|e| why_tls(&e))?
+        };
+        let (&status, body) = answer.split_first().ok_or("the server sent an empty answer")?;
+        let body = body.to_vec();
+        let _ = tcp.set_read_timeout(None);
+        let _ = tcp.set_write_timeout(None);
+        Ok(match status {
+            s if s == Answer::Ready as u8 => {
+                Ok(Dialed { endpoint: endpoint.to_owned(), tls: conn, tcp, manifest: body })
+            }
+            s if s == Answer::Refused as u8 => Err((Answer::Refused, body)),
+            s if s == Answer::Overloaded as u8 => Err((Answer::Overloaded, body)),
+            other => return Err(format!("the server answered with unknown status {other}")),
+        })
+    }
+}
+
+/// Says what a failed TLS exchange means for the user.
+fn why_tls(e: &std::io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "the server's key is not one this host trusts (`Remote::trust_server`); the connection was refused"
+                .to_owned()
+        }
+        Some(rustls::Error::AlertReceived(alert)) => format!(
+            "the server refused the connection ({alert:?}): it does not accept this host's key (`tomada serve --allow`)"
+        ),
+        Some(other) => format!("TLS failed: {other}"),
+        None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the opening exchange".to_owned()
+        }
+        None => format!("the opening exchange failed: {e}"),
+    }
+}

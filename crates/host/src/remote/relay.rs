@@ -1,0 +1,296 @@
+//! The server's relay: carries the isolated channel's bytes between its child's Unix
+//! socket and the client's TLS connection, in one thread per connection.
+//!
+//! The server's child runs the very runner of an isolated plugin and reads its frames
+//! from a Unix socket (`Isolation::socket_only`: no shared memory); this relay pumps
+//! that socket's bytes through TLS, unchanged: frames are never decoded here (the
+//! endpoints do that, with their limits), and nothing arrives before the handshake
+//! authenticated the peer. One thread waits (`poll`) on both descriptors and drives
+//! `rustls` by hand, as blocking `StreamOwned` cannot read and write at once from two
+//! threads. (The child keeps the network out of its sandbox, so TLS stays here.)
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+
+/// How much of one side's bytes the relay holds before it stops reading that side.
+const HELD: usize = 256 * 1024;
+/// How much the relay reads at once.
+const CHUNK: usize = 64 * 1024;
+
+/// Where the frames of one direction start, followed byte by byte (the relay
+/// passes bytes on in whatever pieces they come): only each frame's kind is read.
+/// Frames are `u32 length of what follows | u8 kind | ...` (see `isolate::frame`).
+#[derive(Default)]
+struct Frames {
+    head: [u8; 5],
+    have: usize,
+    skip: u64,
+}
+
+impl Frames {
+    /// Follows `bytes`, calling `frame` with the kind of each frame that starts in them.
+    fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8)) {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = (self.skip.min(bytes.len() as u64)) as usize;
+                self.skip -= n as u64;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (5 - self.have).min(bytes.len());
+            self.head[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have == 5 {
+                let len = u32::from_le_bytes(self.head[..4].try_into().expect("4 bytes"));
+                frame(self.head[4]);
+                // (A malformed length is the child's endpoint's to refuse.)
+                self.skip = u64::from(len).saturating_sub(1);
+                self.have = 0;
+            }
+        }
+    }
+}
+
+/// The kinds the relay counts (see `isolate::frame::Kind`).
+const CALL: u8 = 5;
+const REPLY: u8 = 6;
+const CANCEL: u8 = 11;
+
+/// When the server's child needs a nudge: as the isolated host nudges, for a call
+/// sent while others are in flight (the thread that would read it may be busy
+/// serving one), and for a cancel (the thread serving that call is busy with it).
+/// A call that comes alone is read by the child's reading thread, without waking
+/// a pool thread for nothing.
+#[derive(Default)]
+struct Nudges {
+    to_child: Frames,
+    from_child: Frames,
+    /// Calls passed on whose reply has not come back.
+    in_flight: u64,
+}
+
+impl Nudges {
+    /// Bytes passed on to the child: whether to nudge it.
+    fn passed(&mut self, bytes: &[u8]) -> bool {
+        let (mut nudge, mut in_flight) = (false, self.in_flight);
+        self.to_child.feed(bytes, |kind| match kind {
+            CALL => {
+                nudge |= in_flight > 0;
+                in_flight += 1;
+            }
+            CANCEL => nudge = true,
+            _ => {}
+        });
+        self.in_flight = in_flight;
+        nudge
+    }
+
+    /// Bytes the child sent.
+    fn sent(&mut self, bytes: &[u8]) {
+        let mut in_flight = self.in_flight;
+        self.from_child.feed(bytes, |kind| {
+            if kind == REPLY {
+                in_flight = in_flight.saturating_sub(1);
+            }
+        });
+        self.in_flight = in_flight;
+    }
+}
+
+/// Why a relay ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The local side closed its socket (the host dropped the plugin, or the child died).
+    Local,
+    /// The peer closed the connection, or it failed.
+    Peer(String),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Local => f.write_str("this side closed its channel"),
+            Ended::Peer(why) => write!(f, "the peer's side ended: {why}"),
+        }
+    }
+}
+
+/// Pumps bytes between `local` and the peer behind `tls` over `tcp` until either ends;
+/// calls `arrived` when the child needs a nudge for what was passed on (see [`Nudges`]).
+/// Then shuts both down, so the other side of each sees the end.
+pub(crate) fn pump(
+    mut tls: rustls::Connection,
+    mut tcp: TcpStream,
+    mut local: UnixStream,
+    arrived: &dyn Fn(),
+) -> Ended {
+    // (What it holds is bounded here: it reads the local side only once all is sent.)
+    tls.set_buffer_limit(None);
+    let ended = run(&mut tls, &mut tcp, &mut local, arrived);
+    if matches!(ended, Ended::Local) {
+        tls.send_close_notify();
+        let _ = tcp.set_nonblocking(false);
+        let _ = tcp.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+        while tls.wants_write() && tls.write_tls(&mut tcp).is_ok_and(|n| n > 0) {}
+    }
+    let _ = tcp.shutdown(Shutdown::Both);
+    let _ = local.shutdown(Shutdown::Both);
+    ended
+}
+
+fn run(tls: &mut rustls::Connection, tcp: &mut TcpStream, local: &mut UnixStream, arrived: &dyn Fn()) -> Ended {
+    let peer = |e: &dyn std::fmt::Display| Ended::Peer(e.to_string());
+    if let Err(e) = tcp.set_nonblocking(true).and_then(|()| local.set_nonblocking(true)) {
+        return peer(&e);
+    }
+    let _ = tcp.set_nodelay(true);
+    // The peer's plaintext not yet written to `local`, from `sent` on.
+    let mut inbound: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut sent = 0;
+    let mut chunk = vec![0u8; CHUNK];
+    let mut peer_done = false;
+    let mut nudges = Nudges::default();
+    let mut tcp_eof = false;
+    loop {
+        // What `rustls` already decrypted (also what came with the opening exchange).
+        while !peer_done && inbound.len() - sent < HELD {
+            match tls.reader().read(&mut chunk) {
+                // (A clean close, or the connection's end without one.)
+                Ok(0) => peer_done = true,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => peer_done = true,
+                Ok(n) => inbound.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    peer_done = tcp_eof;
+                    break;
+                }
+                Err(e) => return peer(&e),
+            }
+        }
+        // Pass the peer's bytes on.
+        let mut nudge = false;
+        while sent < inbound.len() {
+            match local.write(&inbound[sent..]) {
+                Ok(0) => return Ended::Local,
+                Ok(n) => {
+                    nudge |= nudges.passed(&inbound[sent..sent + n]);
+                    sent += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Ended::Local,
+            }
+        }
+        if nudge {
+            arrived();
+        }
+        if sent == inbound.len() {
+            inbound.clear();
+            sent = 0;
+            if peer_done {
+                return Ended::Peer("the peer closed the connection".to_owned());
+            }
+        }
+        // Send what `rustls` holds for the peer.
+        while tls.wants_write() {
+            match tls.write_tls(tcp) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return peer(&e),
+            }
+        }
+        let want_local_in = !tls.wants_write();
+        let want_tcp_in = !tcp_eof && !peer_done && inbound.len() - sent < HELD;
+        let mut fds = [
+            libc::pollfd {
+                fd: local.as_raw_fd(),
+                events: if want_local_in { libc::POLLIN } else { 0 }
+                    | if sent < inbound.len() { libc::POLLOUT } else { 0 },
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: tcp.as_raw_fd(),
+                events: if want_tcp_in { libc::POLLIN } else { 0 } | if tls.wants_write() { libc::POLLOUT } else { 0 },
+                revents: 0,
+            },
+        ];
+        // SAFETY: `poll` reads and writes the two local `pollfd`s it is given.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return peer(&e);
+        }
+        let [l, t] = fds;
+        if t.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && want_tcp_in {
+            match tls.read_tls(tcp) {
+                Ok(0) => tcp_eof = true,
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        // (Tell the peer why, if it still listens.)
+                        let _ = tls.write_tls(tcp);
+                        return peer(&e);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return peer(&e),
+            }
+        }
+        if l.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && want_local_in {
+            match local.read(&mut chunk) {
+                Ok(0) => return Ended::Local,
+                Ok(n) => {
+                    nudges.sent(&chunk[..n]);
+                    if let Err(e) = tls.writer().write_all(&chunk[..n]) {
+                        return peer(&e);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Ended::Local,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Frames, Nudges};
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = ((10 + payload.len()) as u32).to_le_bytes().to_vec();
+        f.push(kind);
+        f.extend_from_slice(&[0; 9]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn frames_are_found_in_any_pieces() {
+        let bytes: Vec<u8> = [frame(5, b"abc"), frame(9, &[]), frame(6, &[7; 300])].concat();
+        for piece in [1, 2, 3, 5, 7, 64, 1000] {
+            let (mut frames, mut kinds) = (Frames::default(), Vec::new());
+            for chunk in bytes.chunks(piece) {
+                frames.feed(chunk, |k| kinds.push(k));
+            }
+            assert_eq!(kinds, [5, 9, 6], "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn only_a_call_beside_another_or_a_cancel_nudges() {
+        let mut n = Nudges::default();
+        assert!(!n.passed(&frame(5, b"first")), "a call alone is read by the reading thread");
+        assert!(n.passed(&frame(5, b"second")), "a call beside one in flight");
+        n.sent(&frame(6, b"one"));
+        n.sent(&frame(10, b"a log"));
+        n.sent(&frame(6, b"two"));
+        assert!(!n.passed(&frame(5, b"third")), "both answered");
+        assert!(n.passed(&frame(11, &[])), "a cancel");
+        assert!(!n.passed(&frame(9, &[])), "a release");
+    }
+}
