@@ -87,11 +87,11 @@ mod file;
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 mod inspect;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub mod isolate;
 /// Isolation: not implemented on this platform yet; the API is the same as on Unix,
 /// and isolating a plugin fails with [`LoadError::IsolationUnsupported`].
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 #[path = "isolate/unsupported.rs"]
 pub mod isolate;
 mod library;
@@ -243,7 +243,7 @@ impl<C: ?Sized + Contract> Drop for Plugin<C> {
         unsafe { ManuallyDrop::drop(&mut self.client) };
         // An isolated plugin's instance goes with its handle, as an in-process one
         // does; its process stays while objects it made are still held.
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         if let Backend::Isolated(isolated) = &self.backend {
             isolated.drop_instance();
         }

@@ -29,23 +29,33 @@
 //! }
 //! ```
 
+#[cfg(unix)]
 mod contain;
 mod endpoint;
 mod frame;
 mod options;
 mod protocol;
 mod runner;
+#[cfg_attr(windows, allow(dead_code))] // (the sandbox is Linux's)
 mod sandbox;
 mod spawner;
 mod transport;
+#[cfg(windows)]
+mod windows;
 
 use std::collections::VecDeque;
+#[cfg(unix)]
 use std::io::{BufRead, BufReader, Read};
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
+#[cfg(unix)]
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+#[cfg(unix)]
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -60,16 +70,26 @@ pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
 use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
-use frame::{Header, Kind, ReadError, Waiter};
+#[cfg(unix)]
+use frame::Waiter;
+use frame::{Header, Kind, ReadError};
+use protocol::LoadRequest;
 #[cfg(target_os = "linux")]
 use protocol::{BELL_FDS, LAST_FD, SHM_FD};
-use protocol::{CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+#[cfg(unix)]
+use protocol::{CHILD_FD, NUDGE_FD, PLUGIN_FD};
+#[cfg(unix)]
+use protocol::{FD_VAR, MAX_FRAME_VAR, PARENT_VAR};
+#[cfg(unix)]
 use transport::Link;
+use transport::Transport;
 #[cfg(target_os = "linux")]
 use transport::shm;
 
+#[cfg(unix)]
+use crate::Step;
 use crate::file::PluginFile;
-use crate::{Inspection, LaunchError, LoadError, Step};
+use crate::{Inspection, LaunchError, LoadError};
 
 /// How many of a plugin's last stderr lines a load failure quotes.
 const STDERR_TAIL: usize = 8;
@@ -97,14 +117,22 @@ struct Connection {
     endpoint: Endpoint,
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
+    #[cfg(unix)]
     nudge: OwnedFd,
+    /// The semaphore the child's pool threads wait on (Windows).
+    #[cfg(windows)]
+    nudge: std::os::windows::io::OwnedHandle,
+    /// The job object the child runs in (Windows): killed as one, with the host too
+    /// (kill on close), with the memory and CPU limits.
+    #[cfg(windows)]
+    job: std::os::windows::io::OwnedHandle,
     /// A reader of each pipe the host writes (the nudge, the child's bells), never read:
     /// held so that a plugin closing its own ends cannot turn the host's next write
     /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
     /// runtime ignores it). A precaution: no test has shown that write yet.
     #[cfg(target_os = "linux")]
     _readers: [OwnedFd; 3],
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(all(unix, not(target_os = "linux")))]
     _readers: [OwnedFd; 1],
     /// The host's objects the plugin holds (or borrows for a call), by number.
     objects: Objects,
@@ -121,11 +149,17 @@ struct Connection {
 impl Connection {
     /// Wakes one pool thread of the child.
     fn nudge(&self) {
+        #[cfg(windows)]
+        windows::post(&self.nudge);
+        #[cfg(unix)]
         let one = 1u64;
         // SAFETY: writing 8 bytes from a local to our pipe. It never blocks: the write
         // end is non-blocking and only this process holds it; a full pipe (`EAGAIN`)
         // holds thousands of posts the child has not taken, so one more is not needed.
-        unsafe { libc::write(self.nudge.as_raw_fd(), (&raw const one).cast(), 8) };
+        #[cfg(unix)]
+        unsafe {
+            libc::write(self.nudge.as_raw_fd(), (&raw const one).cast(), 8)
+        };
     }
 
     /// Ends every call in flight with `error`, and drops the host's objects the
@@ -147,11 +181,16 @@ impl Connection {
         if self.child.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
             return None;
         }
-        let pid = self.pid as i32;
-        // SAFETY: `kill` takes plain integers; the group is the child's own (it was
-        // started with `process_group(0)`), and the child is not reaped yet, so its
-        // pid cannot have been reused.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        #[cfg(unix)]
+        {
+            let pid = self.pid as i32;
+            // SAFETY: `kill` takes plain integers; the group is the child's own (it was
+            // started with `process_group(0)`), and the child is not reaped yet, so its
+            // pid cannot have been reused.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        #[cfg(windows)]
+        windows::kill_job(&self.job);
         self.reap()
     }
 
@@ -160,8 +199,17 @@ impl Connection {
     /// then kills what is left of its process group and reaps it.
     fn end(&self, grace: Duration) -> Option<ExitStatus> {
         let until = Instant::now() + grace;
+        #[cfg(unix)]
         let pid = self.pid;
         loop {
+            #[cfg(windows)]
+            let exited = self
+                .child
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .is_none_or(|c| c.try_wait().map_or(true, |s| s.is_some()));
+            #[cfg(unix)]
             // SAFETY: `waitid` writes into a zeroed local; `WNOWAIT` leaves the child
             // a zombie, so its pid (and group id) stays ours until `reap`.
             let exited = unsafe {
@@ -253,6 +301,7 @@ impl Isolated {
         self.lock().connection.as_ref().map(|c| c.pid)
     }
 
+    #[cfg(unix)]
     fn spawn(&self) -> Result<Connection, LoadError> {
         let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
         let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
@@ -506,58 +555,10 @@ impl Isolated {
         }
 
         let connection = connection(child, forwarders);
-        // The handshake: hello (version), load, ready (the manifest it read).
-        let deadline = Some(Instant::now() + self.options.startup);
         let host_end = connection.endpoint.link.socket().expect("a child's channel has its socket");
         // The child's own `LoadError`, if it refused the plugin with one.
         let mut reported = None;
-        let mut handshake = || {
-            let max = self.options.max_frame;
-            let hello = frame::read(host_end, deadline, max).map_err(|e| match e {
-                ReadError::Eof => LaunchError::NoHello,
-                e => LaunchError::BadHello { source: e.into() },
-            })?;
-            let version = protocol::hello_version(&hello.payload);
-            if hello.kind != Kind::Hello || version != Some(protocol::PROTOCOL) {
-                return Err(LaunchError::Protocol { runner: exe.clone(), found: version });
-            }
-            let request = LoadRequest {
-                path: self.path.clone(),
-                fd: PLUGIN_FD,
-                sandbox: self.options.sandbox.clone(),
-                log_level: crate::logs::level(),
-                export: self.export,
-                config: self.config.clone(),
-            };
-            frame::write(host_end, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
-                .map_err(|source| LaunchError::SendLoad { source })?;
-            let ready = loop {
-                let frame = frame::read(host_end, deadline, max).map_err(|e| match e {
-                    ReadError::Eof => LaunchError::DiedLoading,
-                    ReadError::TimedOut => LaunchError::LoadTimedOut { within: self.options.startup },
-                    e => LaunchError::NoAnswer { source: e.into() },
-                })?;
-                // What the plugin logged while it was made comes first, as in-process.
-                match frame.kind {
-                    Kind::Log => crate::logs::deliver_encoded(&self.name, &frame.payload),
-                    _ => break frame,
-                }
-            };
-            match ready.kind {
-                Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
-                Kind::Ready => Err(LaunchError::OtherManifest),
-                Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
-                    Some(LoadError::Isolation { source, .. }) => source,
-                    Some(e) => {
-                        reported = Some(e);
-                        LaunchError::MalformedReport // (never seen: the child's own error is returned)
-                    }
-                    None => LaunchError::MalformedReport,
-                }),
-                other => Err(LaunchError::UnexpectedFrame { kind: other as u8 }),
-            }
-        };
-        let result = handshake();
+        let result = self.handshake(&exe, host_end, PLUGIN_FD, &mut reported);
         // Sending a call blocks once the socket buffer is full: no longer than a
         // call's deadline (set once here, not per call: it is a system call).
         let _ = host_end.set_write_timeout(Some(self.options.deadline));
@@ -571,6 +572,63 @@ impl Isolated {
                 let stderr = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
                 Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
             }
+        }
+    }
+
+    /// The handshake on a new process's channel: hello (version), load (naming the
+    /// plugin file as `plugin_fd` there), ready (the manifest it read). The child's own
+    /// `LoadError`, if it refused the plugin with one, goes to `reported`.
+    fn handshake(
+        &self,
+        exe: &Path,
+        channel: &(impl Transport + ?Sized),
+        plugin_fd: i32,
+        reported: &mut Option<LoadError>,
+    ) -> Result<(), LaunchError> {
+        let deadline = Some(Instant::now() + self.options.startup);
+        let max = self.options.max_frame;
+        let hello = frame::read(channel, deadline, max).map_err(|e| match e {
+            ReadError::Eof => LaunchError::NoHello,
+            e => LaunchError::BadHello { source: e.into() },
+        })?;
+        let version = protocol::hello_version(&hello.payload);
+        if hello.kind != Kind::Hello || version != Some(protocol::PROTOCOL) {
+            return Err(LaunchError::Protocol { runner: exe.to_path_buf(), found: version });
+        }
+        let request = LoadRequest {
+            path: self.path.clone(),
+            fd: plugin_fd,
+            sandbox: self.options.sandbox.clone(),
+            log_level: crate::logs::level(),
+            export: self.export,
+            config: self.config.clone(),
+        };
+        frame::write(channel, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
+            .map_err(|source| LaunchError::SendLoad { source })?;
+        let ready = loop {
+            let frame = frame::read(channel, deadline, max).map_err(|e| match e {
+                ReadError::Eof => LaunchError::DiedLoading,
+                ReadError::TimedOut => LaunchError::LoadTimedOut { within: self.options.startup },
+                e => LaunchError::NoAnswer { source: e.into() },
+            })?;
+            // What the plugin logged while it was made comes first, as in-process.
+            match frame.kind {
+                Kind::Log => crate::logs::deliver_encoded(&self.name, &frame.payload),
+                _ => break frame,
+            }
+        };
+        match ready.kind {
+            Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
+            Kind::Ready => Err(LaunchError::OtherManifest),
+            Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
+                Some(LoadError::Isolation { source, .. }) => source,
+                Some(e) => {
+                    *reported = Some(e);
+                    LaunchError::MalformedReport // (never seen: the child's own error is returned)
+                }
+                None => LaunchError::MalformedReport,
+            }),
+            other => Err(LaunchError::UnexpectedFrame { kind: other as u8 }),
         }
     }
 
@@ -608,7 +666,11 @@ fn crashed(exit: Option<ExitStatus>, quarantine: Option<String>) -> CallError {
     if let Some(q) = quarantine {
         detail = format!("{detail}; {q}");
     }
-    CallError::Crashed { signal: exit.and_then(|s| s.signal()), exit_code: exit.and_then(|s| s.code()), detail }
+    #[cfg(unix)]
+    let signal = exit.and_then(|s| s.signal());
+    #[cfg(windows)]
+    let signal = None;
+    CallError::Crashed { signal, exit_code: exit.and_then(|s| s.code()), detail }
 }
 
 impl Isolated {
