@@ -196,7 +196,8 @@ pub enum LoadError {
         /// What went wrong.
         source: LaunchError,
     },
-    /// Isolation ([`isolate`](crate::isolate)) is not implemented on this platform yet.
+    /// Isolation ([`isolate`](crate::isolate)) is not implemented on this platform
+    /// (it is on Unix and Windows).
     #[error("`{}` cannot run in its own process: isolation is not supported on {platform} yet; load it in-process", path.display())]
     IsolationUnsupported {
         /// The plugin path.

@@ -172,7 +172,7 @@ unsafe impl<C: ?Sized + Contract> Sync for Plugin<C> {}
 pub(crate) struct Local {
     pub(crate) vtable: *const c_void,
     pub(crate) this: *const c_void,
-    // Read by the isolation runner, which exists only on Unix.
+    // Read by the isolation runner (Unix and Windows).
     #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) dispatch: tomada::client::DispatchFn,
     pub(crate) destroy: DestroyFn,
@@ -631,8 +631,9 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// [`LoadError::Isolation`] if the child process cannot be started or dies while
     /// loading; the child's own [`LoadError`] variant (e.g. [`LoadError::Open`],
     /// [`LoadError::InitPanicked`]) if it refuses or fails to load the plugin;
-    /// [`LoadError::IsolationUnsupported`] where isolation is not implemented yet
-    /// (Windows).
+    /// [`LoadError::Isolation`] with [`LaunchError::SandboxUnsupported`] for a sandbox
+    /// where there is none (Windows); [`LoadError::IsolationUnsupported`] where
+    /// isolation is not implemented (neither Unix nor Windows).
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
         let isolated = match isolate::start(&inspected.inspection, &inspected.file, &inspected.config, options) {
@@ -768,7 +769,7 @@ pub(crate) fn open(
 /// # Errors
 /// As [`load`], and [`LoadError::Isolation`] if the child process cannot be started
 /// or cannot load the plugin; [`LoadError::IsolationUnsupported`] for an isolated
-/// mode where isolation is not implemented yet (Windows).
+/// mode where isolation is not implemented (neither Unix nor Windows).
 pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::Mode) -> Result<Plugin<C>, LoadError> {
     Loader::new().mode(mode.clone()).load(path)
 }

@@ -16,6 +16,10 @@
 //! quarantined. The child dies with the host (socket EOF, and on Linux a parent-death
 //! signal) and its process group is killed when the [`Plugin`](crate::Plugin) drops.
 //!
+//! On Windows the same, over two anonymous pipes instead of the socket, in a
+//! kill-on-close job object instead of a process group, and without a sandbox
+//! (asking for one is refused): see `windows.rs` and docs/isolation.md, "Windows".
+//!
 //! ```no_run
 //! use pluginapi::Greeter;
 //! use tomada_host::isolate::{Isolation, Mode};
