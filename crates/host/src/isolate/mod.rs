@@ -20,6 +20,12 @@
 //! kill-on-close job object instead of a process group, and without a sandbox
 //! (asking for one is refused): see `windows.rs` and docs/isolation.md, "Windows".
 //!
+//! Inside, layers, each knowing only those below it: `launch` starts and supervises
+//! the process; `transport` moves the channel's bytes (the socket, or shared-memory
+//! rings on Linux: a trait, so any byte stream can); `frame` frames them; `endpoint`
+//! routes requests and replies; `protocol` holds what host and runner agree on
+//! (descriptors, environment, handshake). See `docs/isolation.md`.
+//!
 //! ```no_run
 //! use pluginapi::Greeter;
 //! use tomada_host::isolate::{Isolation, Mode};
@@ -37,6 +43,7 @@
 mod contain;
 mod endpoint;
 mod frame;
+mod launch;
 mod options;
 mod protocol;
 mod runner;
@@ -49,20 +56,15 @@ mod windows;
 
 use std::collections::VecDeque;
 #[cfg(unix)]
-use std::io::{BufRead, BufReader, Read};
-#[cfg(unix)]
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 #[cfg(unix)]
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
-#[cfg(unix)]
-use std::process::{Command, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tomada::CallError;
@@ -95,8 +97,6 @@ use crate::Step;
 use crate::file::PluginFile;
 use crate::{Inspection, LaunchError, LoadError};
 
-/// How many of a plugin's last stderr lines a load failure quotes.
-const STDERR_TAIL: usize = 8;
 /// How long either side may spin for the next frame before it sleeps; only for a
 /// peer that is awake and answered within this last time (see `frame::Waiter`), so a
 /// side that waits after an idle gap or a long call sleeps at once.
@@ -105,19 +105,14 @@ pub(crate) const SPIN: Duration = Duration::from_micros(50);
 const CALLBACKS_QUEUED: usize = 256;
 /// How often the reader of async calls looks at their deadlines.
 const ASYNC_TICK: Duration = Duration::from_millis(20);
-/// How long a dead child's output may still take to arrive.
-const FORWARDER_GRACE: Duration = Duration::from_millis(500);
 /// How long a child whose channel ended may take to exit by itself.
 const END_GRACE: Duration = Duration::from_millis(500);
-/// The longest line of plugin output passed on whole; longer ones are split.
-const MAX_LINE: u64 = 64 * 1024;
 
 /// A running child process and the host's end of the channel, shared by the calls in
 /// flight (see [`endpoint`]), with the objects the host gave the plugin.
 struct Connection {
-    pid: u32,
-    /// `None` once reaped.
-    child: Mutex<Option<Child>>,
+    /// The plugin's process.
+    process: launch::Process,
     endpoint: Endpoint,
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
@@ -126,10 +121,6 @@ struct Connection {
     /// The semaphore the child's pool threads wait on (Windows).
     #[cfg(windows)]
     nudge: std::os::windows::io::OwnedHandle,
-    /// The job object the child runs in (Windows): killed as one, with the host too
-    /// (kill on close), with the memory and CPU limits.
-    #[cfg(windows)]
-    job: std::os::windows::io::OwnedHandle,
     /// A reader of each pipe the host writes (the nudge, the child's bells), never read:
     /// held so that a plugin closing its own ends cannot turn the host's next write
     /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
@@ -143,7 +134,6 @@ struct Connection {
     /// The thread serving callbacks made outside any host call (from a plugin's own
     /// threads), started when the first comes.
     callbacks: Mutex<Option<std::sync::mpsc::SyncSender<Request>>>,
-    forwarders: Mutex<Vec<JoinHandle<()>>>,
     /// The plugin's name, for its log records.
     name: String,
     /// Whether a thread reads for the async calls in flight.
@@ -182,69 +172,15 @@ impl Connection {
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
     fn kill(&self) -> Option<ExitStatus> {
         self.stop_callbacks();
-        if self.child.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
-            return None;
-        }
-        #[cfg(unix)]
-        {
-            let pid = self.pid as i32;
-            // SAFETY: `kill` takes plain integers; the group is the child's own (it was
-            // started with `process_group(0)`), and the child is not reaped yet, so its
-            // pid cannot have been reused.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        #[cfg(windows)]
-        windows::kill_job(&self.job);
-        self.reap()
+        self.process.kill()
     }
 
     /// Gives a child whose channel ended up to `grace` to exit by itself (so its
     /// own exit status, e.g. the signal that crashed it, is what gets reported),
     /// then kills what is left of its process group and reaps it.
     fn end(&self, grace: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + grace;
-        #[cfg(unix)]
-        let pid = self.pid;
-        loop {
-            #[cfg(windows)]
-            let exited = self
-                .child
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_mut()
-                .is_none_or(|c| c.try_wait().map_or(true, |s| s.is_some()));
-            #[cfg(unix)]
-            // SAFETY: `waitid` writes into a zeroed local; `WNOWAIT` leaves the child
-            // a zombie, so its pid (and group id) stays ours until `reap`.
-            let exited = unsafe {
-                let mut info: libc::siginfo_t = std::mem::zeroed();
-                libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0
-                    && info.si_pid() != 0
-            };
-            if exited || Instant::now() >= until {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
+        self.process.wait_exit(grace);
         self.kill()
-    }
-
-    /// Waits for the killed child to exit, then (briefly) for its last output.
-    fn reap(&self) -> Option<ExitStatus> {
-        let status = self.child.lock().unwrap_or_else(|p| p.into_inner()).take()?.wait().ok();
-        // Its pipes close with it and with its process group; something that left the
-        // group could keep them open, so wait for the forwarders a short while only.
-        let until = Instant::now() + FORWARDER_GRACE;
-        let forwarders = std::mem::take(&mut *self.forwarders.lock().unwrap_or_else(|p| p.into_inner()));
-        for f in forwarders {
-            while !f.is_finished() && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if f.is_finished() {
-                let _ = f.join();
-            }
-        }
-        status
     }
 }
 
@@ -302,14 +238,13 @@ impl Isolated {
 
     /// The pid of the plugin's current process, if one is running.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.lock().connection.as_ref().map(|c| c.pid)
+        self.lock().connection.as_ref().map(|c| c.process.pid)
     }
 
     #[cfg(unix)]
     fn spawn(&self) -> Result<Connection, LoadError> {
         let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
         let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
-        let last_os_error = std::io::Error::last_os_error;
         if std::env::var_os(FD_VAR).is_some() {
             // A host that forgot `serve_if_runner` would otherwise start copies of
             // itself, each starting another.
@@ -322,184 +257,58 @@ impl Isolated {
             Runner::Path(p) => p.clone(),
         };
         let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
-        // Move the child's end above the standard descriptors and 3, so `dup2` onto 3
-        // in the child always makes a new descriptor (without close-on-exec).
-        // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one,
-        // which we own from here on.
-        let child_end = match unsafe { libc::fcntl(pair_end.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
-            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
-            fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
-        };
-        // Closed now, not at the end of this function: the host must hold only its
-        // own end, or it never sees the end of a child that dies while loading.
+        // What the child inherits, each above 10 here until it takes its number there.
+        // (The socket's end first, closed here as soon as it is duplicated: the host
+        // must hold only its own end, or it never sees the end of a child that dies
+        // while loading.)
+        let child_end = launch::above(pair_end.as_fd()).map_err(fail)?;
         drop(pair_end);
-        let child_fd = child_end.as_raw_fd();
-        // The plugin file, likewise above 10, to become descriptor 4.
-        // SAFETY: as above, on the open plugin file.
-        let plugin_file = match unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
-            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
-            fd => unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
-        };
-        let plugin_fd = plugin_file.as_raw_fd();
-        // The nudge: a pipe, where each 8-byte write is one post and each 8-byte read
-        // takes one. Not an eventfd: a descriptor both processes hold shares its open
-        // file description, whose `O_NONBLOCK` the plugin could clear and whose counter
-        // it could fill, blocking the host's next post for good. The host keeps the
-        // write end, non-blocking, for itself: a full pipe (`EAGAIN`: thousands of posts
-        // not taken) means the child has plenty already. The child gets an opening of
-        // its own (Linux: read-write through `/proc`, so its threads also post to one
-        // another; elsewhere the read end), above 10 like the socket's.
-        let (nudge, nudge_reader, nudge_child_raw) = {
-            let mut fds = [0; 2];
-            // SAFETY: `pipe` writes two new descriptors into the local array.
-            if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-                return Err(setup(Step::Pipe)(last_os_error()));
-            }
-            // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
-            let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-            // SAFETY: `fcntl` on our own descriptors: close at exec, and the write end
-            // non-blocking (its flags are the host's alone: the child never gets it).
-            let flagged = unsafe {
-                libc::fcntl(read.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
-                    && libc::fcntl(write.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
-                    && libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) == 0
-            };
-            if !flagged {
-                return Err(setup(Step::NudgePipe)(last_os_error()));
-            }
-            #[cfg(target_os = "linux")]
-            let read = {
-                let path =
-                    std::ffi::CString::new(format!("/proc/self/fd/{}", read.as_raw_fd())).expect("no NUL in a number");
-                // SAFETY: a NUL-terminated path and flags; returns a new descriptor or -1.
-                match unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) } {
-                    -1 => return Err(setup(Step::NudgePipe)(last_os_error())),
-                    // SAFETY: a fresh descriptor returned by `open`, owned by nobody else.
-                    fd => unsafe { OwnedFd::from_raw_fd(fd) },
-                }
-            };
-            let raw = read.as_raw_fd();
-            (write, read, raw)
-        };
-        // SAFETY: as for the socket.
-        let child_nudge = match unsafe { libc::fcntl(nudge_child_raw, libc::F_DUPFD_CLOEXEC, 10) } {
-            -1 => return Err(setup(Step::Duplicate)(last_os_error())),
-            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
-            fd => unsafe { OwnedFd::from_raw_fd(fd) },
-        };
-        let nudge_fd = child_nudge.as_raw_fd();
-        // The shared memory and its bells, each above 10 for the child likewise.
+        let mut pass = vec![(child_end, CHILD_FD), (launch::above(self.file.as_fd()).map_err(fail)?, PLUGIN_FD)];
+        let (nudge, nudge_reader, child_nudge) = launch::nudge_pipe().map_err(fail)?;
+        pass.push((child_nudge, NUDGE_FD));
+        // The shared memory and its bells. (The child's ends of the bells are closed
+        // here once duplicated, but for the read ends of those the host rings: see
+        // `Connection::_readers`.) Frames go through the shared memory once the
+        // handshake (on the socket) is done; sending a call waits for room no longer
+        // than a call's deadline.
         #[cfg(target_os = "linux")]
-        let (memfd, bells, shared_fds, bell_readers) = {
-            // (The child's ends of the bells are closed here once duplicated, but for
-            // the read ends of those the host rings: see `Connection::_readers`.)
+        let (link, bell_readers) = {
             let (memfd, bells, child_bells) = shm::create().map_err(setup(Step::SharedMemory))?;
-            let above = |fd: &OwnedFd| {
-                // SAFETY: as for the socket.
-                match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
-                    -1 => Err(setup(Step::Duplicate)(last_os_error())),
-                    // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
-                    fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-                }
-            };
-            let shared_fds = [
-                above(&memfd)?,
-                above(&child_bells.host_data)?,
-                above(&child_bells.host_room)?,
-                above(&child_bells.child_data)?,
-                above(&child_bells.child_room)?,
+            let shared = [
+                &memfd,
+                &child_bells.host_data,
+                &child_bells.host_room,
+                &child_bells.child_data,
+                &child_bells.child_room,
             ];
-            (memfd, bells, shared_fds, (child_bells.child_data, child_bells.child_room))
-        };
-        #[cfg(target_os = "linux")]
-        let shared_raw = shared_fds.each_ref().map(|fd| fd.as_raw_fd());
-        // Frames go through the shared memory once the handshake (on the socket) is
-        // done. Sending a call waits for room no longer than a call's deadline.
-        #[cfg(target_os = "linux")]
-        let link = {
-            let shared = shm::Shared::new(memfd, bells, true, host_end, Some(self.options.deadline))
+            for (fd, to) in shared.into_iter().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
+                pass.push((launch::above(fd.as_fd()).map_err(fail)?, to));
+            }
+            let rings = shm::Shared::new(memfd, bells, true, host_end, Some(self.options.deadline))
                 .map_err(setup(Step::MapSharedMemory))?;
-            Link::Rings(shared)
+            (Link::Rings(rings), (child_bells.child_data, child_bells.child_room))
         };
         #[cfg(not(target_os = "linux"))]
         let link = Link::Socket(host_end);
-        let limits = [
-            (libc::RLIMIT_AS, self.options.memory_limit),
-            (libc::RLIMIT_CPU, self.options.cpu_seconds),
-            (libc::RLIMIT_NOFILE, self.options.open_files),
-        ];
-        let mut command = Command::new(&exe);
-        command
-            // Only what the host passes: its environment may hold secrets.
-            .env_clear()
-            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
-            .env(FD_VAR, CHILD_FD.to_string())
-            .env(PARENT_VAR, std::process::id().to_string())
-            .env(MAX_FRAME_VAR, self.options.max_frame.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: the closure only makes async-signal-safe system calls (`setsid`,
-        // `dup2`, `close_range`, `prctl`, `setrlimit`) between fork and exec, on
-        // values computed before.
-        unsafe {
-            command.pre_exec(move || {
-                // A session of its own: its own process group (killed as one), and no
-                // controlling terminal, so nothing it does reaches the user's
-                // terminal (`open("/dev/tty")` fails with ENXIO).
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The socket becomes descriptor 3, without close-on-exec.
-                if libc::dup2(child_fd, CHILD_FD) < 0
-                    || libc::dup2(plugin_fd, PLUGIN_FD) < 0
-                    || libc::dup2(nudge_fd, NUDGE_FD) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                #[cfg(target_os = "linux")]
-                for (from, to) in shared_raw.into_iter().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
-                    if libc::dup2(from, to) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                // Nothing else of the host's leaks into the plugin's process (where a
-                // sandbox could not take back an open descriptor): every descriptor
-                // above the last one passed closes at exec. (Marked, not closed: std reports a failed
-                // exec through one of them.)
-                #[cfg(target_os = "linux")]
-                libc::syscall(
-                    libc::SYS_close_range,
-                    LAST_FD as libc::c_uint + 1,
-                    libc::c_uint::MAX,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                );
-                #[cfg(target_os = "linux")]
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                for (resource, limit) in limits {
-                    if let Some(limit) = limit {
-                        let rlim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
-                        if libc::setrlimit(resource, &rlim) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                }
-                Ok(())
-            });
-        }
-        let mut child =
-            spawner::spawn(command).map_err(|source| fail(LaunchError::Start { runner: exe.clone(), source }))?;
-        drop(child_end);
-        drop(plugin_file);
-        drop(child_nudge);
         #[cfg(target_os = "linux")]
-        drop(shared_fds);
-        let name = self.name.clone();
-        let connection = |child: Child, forwarders: Vec<JoinHandle<()>>| Connection {
-            pid: child.id(),
-            child: Mutex::new(Some(child)),
+        let last_fd = LAST_FD;
+        #[cfg(not(target_os = "linux"))]
+        let last_fd = NUDGE_FD;
+        let process = launch::start(launch::Launch {
+            exe: &exe,
+            options: &self.options,
+            name: &self.name,
+            env: vec![
+                (FD_VAR, CHILD_FD.to_string()),
+                (PARENT_VAR, std::process::id().to_string()),
+                (MAX_FRAME_VAR, self.options.max_frame.to_string()),
+            ],
+            pass,
+            last_fd,
+        })
+        .map_err(fail)?;
+        let connection = Connection {
+            process,
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
             #[cfg(target_os = "linux")]
@@ -509,56 +318,8 @@ impl Isolated {
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             async_reader: std::sync::atomic::AtomicBool::new(false),
-            forwarders: Mutex::new(forwarders),
-            name,
+            name: self.name.clone(),
         };
-        let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
-        let mut forwarders = Vec::new();
-        for (pipe, stream) in [
-            (child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), Stream::Stdout),
-            (child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), Stream::Stderr),
-        ] {
-            let Some(pipe) = pipe else { continue };
-            let (output, name) = (Arc::clone(&self.options.output), self.name.clone());
-            let keep = (stream == Stream::Stderr).then(|| Arc::clone(&tail));
-            let forward = move || {
-                // Bytes, not `lines()`: a plugin may print anything, and a line
-                // without end must not grow the host's memory without bound.
-                let mut reader = BufReader::new(pipe);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line);
-                            let text = text.trim_end_matches(['\n', '\r']);
-                            if let Some(tail) = &keep {
-                                let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                                if tail.len() == STDERR_TAIL {
-                                    tail.pop_front();
-                                }
-                                tail.push_back(text.to_owned());
-                            }
-                            output(&name, stream, text);
-                        }
-                    }
-                }
-            };
-            let forwarder = std::thread::Builder::new()
-                .name(format!("tomada-output-{}", self.name))
-                .spawn(forward)
-                .map_err(setup(Step::OutputThread));
-            match forwarder {
-                Ok(f) => forwarders.push(f),
-                Err(e) => {
-                    connection(child, forwarders).kill();
-                    return Err(e);
-                }
-            }
-        }
-
-        let connection = connection(child, forwarders);
         let host_end = connection.endpoint.link.socket().expect("a child's channel has its socket");
         // The child's own `LoadError`, if it refused the plugin with one.
         let mut reported = None;
@@ -573,7 +334,7 @@ impl Isolated {
                 if let Some(e) = reported {
                     return Err(e);
                 }
-                let stderr = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+                let stderr = connection.process.stderr_tail();
                 Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
             }
         }

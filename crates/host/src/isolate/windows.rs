@@ -24,13 +24,11 @@
 //! every process with the inheritable handles of the host: a process the host
 //! starts elsewhere at that very moment could still inherit them).
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::os::windows::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Mutex, OnceLock};
 
 use windows_sys::Win32::Foundation::{HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation, WAIT_OBJECT_0};
 use windows_sys::Win32::Storage::FileSystem::{FILE_TYPE_DISK, GetFileType};
@@ -43,11 +41,11 @@ use windows_sys::Win32::System::Threading::{CreateSemaphoreW, INFINITE, ReleaseS
 
 use super::endpoint::{Endpoint, Objects};
 use super::frame::Waiter;
-use super::options::{Runner, Stream};
+use super::options::{Isolation, Runner};
 use super::protocol::{FD_VAR, MAX_FRAME_VAR, NUDGE_VAR, PARENT_VAR};
 use super::transport::Link;
 use super::transport::pipe::{HOST_BUFFER, Pipe};
-use super::{Connection, END_GRACE, Isolated, MAX_LINE, SPIN, STDERR_TAIL, spawner};
+use super::{Connection, END_GRACE, Isolated, SPIN, launch, spawner};
 use crate::{LaunchError, LoadError, Step};
 
 /// The exit code of a process the host killed (as `128 + SIGKILL` on Unix shells).
@@ -98,7 +96,7 @@ pub(super) fn kill_job(job: &OwnedHandle) {
 
 /// A job object that kills its processes when its last handle (the host's) closes,
 /// with the limits of `options`.
-fn job(options: &super::Isolation) -> Result<OwnedHandle, LaunchError> {
+fn job(options: &Isolation) -> Result<OwnedHandle, LaunchError> {
     let fail = || LaunchError::Setup { step: Step::Job, source: std::io::Error::last_os_error() };
     // SAFETY: no attributes, no name: a new anonymous job (null on failure).
     let raw = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
@@ -150,6 +148,8 @@ impl Isolated {
     pub(super) fn spawn(&self) -> Result<Connection, LoadError> {
         let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
         if std::env::var_os(FD_VAR).is_some() {
+            // A host that forgot `serve_if_runner` would otherwise start copies of
+            // itself, each starting another.
             return Err(fail(LaunchError::NotServing));
         }
         if self.options.sandbox.is_some() {
@@ -161,74 +161,38 @@ impl Isolated {
             }
             Runner::Path(p) => p.clone(),
         };
-        let pipes = |source| fail(LaunchError::Setup { step: Step::ChannelPipes, source });
-        let (child_in, host_out) = std::io::pipe().map_err(pipes)?;
-        let (host_in, child_out) = std::io::pipe().map_err(pipes)?;
-        let link = Link::Pipe(Pipe::new(host_in, host_out, Some(HOST_BUFFER)).map_err(pipes)?);
-        let plugin =
-            self.file.try_clone().map_err(|source| fail(LaunchError::Setup { step: Step::Duplicate, source }))?;
+        let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
+        let (child_in, host_out) = std::io::pipe().map_err(setup(Step::ChannelPipes))?;
+        let (host_in, child_out) = std::io::pipe().map_err(setup(Step::ChannelPipes))?;
+        let link = Link::Pipe(Pipe::new(host_in, host_out, Some(HOST_BUFFER)).map_err(setup(Step::ChannelPipes))?);
+        let plugin: OwnedHandle = self.file.try_clone().map_err(setup(Step::Duplicate))?.into();
         let nudge = semaphore().map_err(fail)?;
-        let child_nudge =
-            nudge.try_clone().map_err(|source| fail(LaunchError::Setup { step: Step::Duplicate, source }))?;
-        let job = job(&self.options).map_err(fail)?;
+        let child_nudge = nudge.try_clone().map_err(setup(Step::Duplicate))?;
+        let (child_in, child_out): (OwnedHandle, OwnedHandle) = (child_in.into(), child_out.into());
         let plugin_fd = value(&plugin);
-        let mut command = Command::new(&exe);
-        command
-            // Only what the host passes (its environment may hold secrets), and the
-            // system's root, without which Windows' own libraries fail to start.
-            .env_clear()
-            .envs(std::env::var_os("SystemRoot").map(|root| ("SystemRoot", root)))
-            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
-            .env(FD_VAR, format!("{},{}", value(&child_in), value(&child_out)))
-            .env(NUDGE_VAR, value(&child_nudge).to_string())
-            .env(PARENT_VAR, std::process::id().to_string())
-            .env(MAX_FRAME_VAR, self.options.max_frame.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .creation_flags(CREATE_NO_WINDOW);
-        let mut child = {
-            let _spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
-            let passed: [&dyn AsRawHandle; 4] = [&child_in, &child_out, &plugin, &child_nudge];
-            for handle in passed {
-                inheritable(handle, true)
-                    .map_err(|source| fail(LaunchError::Setup { step: Step::Duplicate, source }))?;
-            }
-            let started = spawner::spawn(command);
-            // The child has its copies; the host keeps none of the child's ends (or it
-            // would never see the end of a child that dies).
-            drop((child_in, child_out, plugin, child_nudge));
-            started.map_err(|source| fail(LaunchError::Start { runner: exe.clone(), source }))?
-        };
-        // SAFETY: our job's handle and the child's process handle (not waited for
-        // yet, so still the child's).
-        if unsafe { AssignProcessToJobObject(job.as_raw_handle() as HANDLE, child.as_raw_handle() as HANDLE) } == 0 {
-            let source = std::io::Error::last_os_error();
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(fail(LaunchError::Setup { step: Step::AssignJob, source }));
-        }
-        let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
-        let forwarders = match forward_output(&mut child, &self.options, &self.name, &tail) {
-            Ok(f) => f,
-            Err(source) => {
-                kill_job(&job);
-                let _ = child.wait();
-                return Err(fail(LaunchError::Setup { step: Step::OutputThread, source }));
-            }
-        };
+        let process = launch::start(launch::Launch {
+            exe: &exe,
+            options: &self.options,
+            name: &self.name,
+            env: vec![
+                (FD_VAR, format!("{},{}", value(&child_in), value(&child_out))),
+                (NUDGE_VAR, value(&child_nudge).to_string()),
+                (PARENT_VAR, std::process::id().to_string()),
+                (MAX_FRAME_VAR, self.options.max_frame.to_string()),
+            ],
+            pass: vec![child_in, child_out, plugin, child_nudge],
+        })
+        .map_err(fail)?;
         let connection = Connection {
-            pid: child.id(),
-            child: Mutex::new(Some(child)),
+            process,
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
-            job,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
-            forwarders: Mutex::new(forwarders),
-            name: self.name.clone(),
             async_reader: std::sync::atomic::AtomicBool::new(false),
+            name: self.name.clone(),
         };
+        // The child's own `LoadError`, if it refused the plugin with one.
         let mut reported = None;
         match self.handshake(&exe, &connection.endpoint.link, plugin_fd, &mut reported) {
             Ok(()) => Ok(connection),
@@ -237,54 +201,45 @@ impl Isolated {
                 if let Some(e) = reported {
                     return Err(e);
                 }
-                let stderr = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+                let stderr = connection.process.stderr_tail();
                 Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
             }
         }
     }
 }
 
-/// Forwards the child's stdout and stderr line by line to [`Isolation::on_output`],
-/// keeping stderr's last lines in `tail` (as on Unix).
-fn forward_output(
-    child: &mut Child,
-    options: &super::Isolation,
-    name: &str,
-    tail: &Arc<Mutex<VecDeque<String>>>,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let mut forwarders = Vec::new();
-    for (pipe, stream) in [
-        (child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), Stream::Stdout),
-        (child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), Stream::Stderr),
-    ] {
-        let Some(pipe) = pipe else { continue };
-        let (output, plugin) = (Arc::clone(&options.output), name.to_owned());
-        let keep = (stream == Stream::Stderr).then(|| Arc::clone(tail));
-        let forward = move || {
-            let mut reader = BufReader::new(pipe);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line);
-                        let text = text.trim_end_matches(['\n', '\r']);
-                        if let Some(tail) = &keep {
-                            let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                            if tail.len() == STDERR_TAIL {
-                                tail.pop_front();
-                            }
-                            tail.push_back(text.to_owned());
-                        }
-                        output(&plugin, stream, text);
-                    }
-                }
-            }
-        };
-        forwarders.push(std::thread::Builder::new().name(format!("tomada-output-{name}")).spawn(forward)?);
+/// Starts `command` with the handles `pass` inherited (made inheritable for this
+/// spawn only, and closed here once it started), and puts the process in a job
+/// object of its own with `options`' limits before anything else happens: the
+/// runner waits for the load request, which the host sends only after this.
+pub(super) fn spawn_in_job(
+    mut command: Command,
+    exe: &Path,
+    options: &Isolation,
+    pass: Vec<OwnedHandle>,
+) -> Result<(Child, OwnedHandle), LaunchError> {
+    let job = job(options)?;
+    command.creation_flags(CREATE_NO_WINDOW);
+    let mut child = {
+        let _spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
+        for handle in &pass {
+            inheritable(handle, true).map_err(|source| LaunchError::Setup { step: Step::Duplicate, source })?;
+        }
+        let started = spawner::spawn(command);
+        // The child has its copies; the host keeps none of the child's ends (or it
+        // would never see the end of a child that dies).
+        drop(pass);
+        started.map_err(|source| LaunchError::Start { runner: exe.to_path_buf(), source })?
+    };
+    // SAFETY: our job's handle and the child's process handle (not waited for yet,
+    // so still the child's).
+    if unsafe { AssignProcessToJobObject(job.as_raw_handle() as HANDLE, child.as_raw_handle() as HANDLE) } == 0 {
+        let source = std::io::Error::last_os_error();
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(LaunchError::Setup { step: Step::AssignJob, source });
     }
-    Ok(forwarders)
+    Ok((child, job))
 }
 
 // The runner's side.

@@ -1,0 +1,335 @@
+//! Starting and supervising a plugin's process, knowing nothing of the channel: the
+//! descriptors it inherits (each at the number the caller names, nothing else of the
+//! host's), its environment (only what the host passes), its session and limits, its
+//! output forwarded line by line, its exit status, and killing its whole process
+//! group. Every failure is a typed [`LaunchError`].
+//!
+//! On Windows: the handles the caller passes are inherited (their values are the
+//! caller's to tell the child), and the process group is a job object (see
+//! `windows.rs`).
+
+use std::collections::VecDeque;
+#[cfg(unix)]
+use std::io;
+use std::io::{BufRead, BufReader, Read};
+#[cfg(unix)]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(unix)]
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::options::{Isolation, Stream};
+#[cfg(unix)]
+use super::spawner;
+use crate::{LaunchError, Step};
+
+/// How many of a plugin's last stderr lines a load failure quotes.
+const STDERR_TAIL: usize = 8;
+/// The longest line of plugin output passed on whole; longer ones are split.
+const MAX_LINE: u64 = 64 * 1024;
+/// How long a dead child's output may still take to arrive.
+const FORWARDER_GRACE: Duration = Duration::from_millis(500);
+
+/// What to start.
+pub(crate) struct Launch<'a> {
+    /// The runner's executable.
+    pub(crate) exe: &'a Path,
+    /// Its environment (with the host's own variables, `options.env`), limits and
+    /// output.
+    pub(crate) options: &'a Isolation,
+    /// The plugin's name, for its output.
+    pub(crate) name: &'a str,
+    /// Variables of the host's own for the child.
+    pub(crate) env: Vec<(&'static str, String)>,
+    /// Descriptors the child inherits, each at its number (see [`above`]); closed in
+    /// this process once the child started.
+    #[cfg(unix)]
+    pub(crate) pass: Vec<(OwnedFd, RawFd)>,
+    /// The last descriptor the child inherits: every one above closes at exec.
+    #[cfg(unix)]
+    pub(crate) last_fd: RawFd,
+    /// Handles the child inherits (Windows); closed in this process once the child
+    /// started.
+    #[cfg(windows)]
+    pub(crate) pass: Vec<std::os::windows::io::OwnedHandle>,
+}
+
+/// Duplicates `fd` above the standard descriptors and the ones passed (≥ 10), close
+/// on exec: then `dup2` onto its number in the child always makes a new descriptor
+/// (without close-on-exec).
+#[cfg(unix)]
+pub(crate) fn above(fd: BorrowedFd<'_>) -> Result<OwnedFd, LaunchError> {
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor the caller holds open returns
+    // a new one (or -1).
+    match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+        -1 => Err(LaunchError::Setup { step: Step::Duplicate, source: io::Error::last_os_error() }),
+        // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+        fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+    }
+}
+
+/// The nudge: a pipe, where each 8-byte write is one post and each 8-byte read takes
+/// one. Returns the host's write end (non-blocking), a reader the host keeps (see
+/// `Connection::_readers`), and the child's opening (above 10).
+///
+/// Not an eventfd: a descriptor both processes hold shares its open file description,
+/// whose `O_NONBLOCK` the plugin could clear and whose counter it could fill, blocking
+/// the host's next post for good. The host keeps the write end for itself: a full
+/// pipe (`EAGAIN`: thousands of posts not taken) means the child has plenty already.
+/// The child gets an opening of its own (Linux: read-write through `/proc`, so its
+/// threads also post to one another; elsewhere the read end).
+#[cfg(unix)]
+pub(crate) fn nudge_pipe() -> Result<(OwnedFd, OwnedFd, OwnedFd), LaunchError> {
+    let fail = |step| LaunchError::Setup { step, source: io::Error::last_os_error() };
+    let mut fds = [0; 2];
+    // SAFETY: `pipe` writes two new descriptors into the local array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(fail(Step::Pipe));
+    }
+    // SAFETY: fresh descriptors returned by `pipe`, owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: `fcntl` on our own descriptors: close at exec, and the write end
+    // non-blocking (its flags are the host's alone: the child never gets it).
+    let flagged = unsafe {
+        libc::fcntl(read.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
+            && libc::fcntl(write.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
+            && libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) == 0
+    };
+    if !flagged {
+        return Err(fail(Step::NudgePipe));
+    }
+    #[cfg(target_os = "linux")]
+    let read = {
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", read.as_raw_fd())).expect("no NUL in a number");
+        // SAFETY: a NUL-terminated path and flags; returns a new descriptor or -1.
+        match unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) } {
+            -1 => return Err(fail(Step::NudgePipe)),
+            // SAFETY: a fresh descriptor returned by `open`, owned by nobody else.
+            fd => unsafe { OwnedFd::from_raw_fd(fd) },
+        }
+    };
+    let child = above(read.as_fd())?;
+    Ok((write, read, child))
+}
+
+/// A started process, supervised: its pid (its own process group's id), the child to
+/// reap, and the threads forwarding its output.
+pub(crate) struct Process {
+    pub(crate) pid: u32,
+    /// `None` once reaped.
+    child: Mutex<Option<Child>>,
+    forwarders: Mutex<Vec<JoinHandle<()>>>,
+    /// Its last lines on stderr.
+    tail: Arc<Mutex<VecDeque<String>>>,
+    /// The job object it runs in (Windows), the host's handle the only one.
+    #[cfg(windows)]
+    job: std::os::windows::io::OwnedHandle,
+}
+
+/// Starts `launch`: a session of its own (its own process group, killed as one, and
+/// no controlling terminal), the descriptors passed and no other, the limits, its
+/// stdout and stderr forwarded to `options.output`.
+pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
+    #[cfg(unix)]
+    let Launch { exe, options, name, env, pass, last_fd } = launch;
+    #[cfg(windows)]
+    let Launch { exe, options, name, env, pass } = launch;
+    let mut command = Command::new(exe);
+    // Only what the host passes: its environment may hold secrets (on Windows with
+    // the system's root, without which Windows' own libraries fail to start).
+    command.env_clear();
+    #[cfg(windows)]
+    command.envs(std::env::var_os("SystemRoot").map(|root| ("SystemRoot", root)));
+    command
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(windows)]
+    let (mut child, job) = super::windows::spawn_in_job(command, exe, options, pass)?;
+    #[cfg(unix)]
+    let limits = [
+        (libc::RLIMIT_AS, options.memory_limit),
+        (libc::RLIMIT_CPU, options.cpu_seconds),
+        (libc::RLIMIT_NOFILE, options.open_files),
+    ];
+    #[cfg(unix)]
+    let moves: Vec<(RawFd, RawFd)> = pass.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
+    #[cfg(unix)]
+    let _ = last_fd; // (used on Linux)
+    // SAFETY: the closure only makes async-signal-safe system calls (`setsid`,
+    // `dup2`, `close_range`, `prctl`, `setrlimit`) between fork and exec, on values
+    // computed before (it reads `moves`, allocated before the fork).
+    #[cfg(unix)]
+    unsafe {
+        command.pre_exec(move || {
+            // A session of its own: its own process group (killed as one), and no
+            // controlling terminal, so nothing it does reaches the user's terminal
+            // (`open("/dev/tty")` fails with ENXIO).
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Each passed descriptor at its number, without close-on-exec.
+            for &(from, to) in &moves {
+                if libc::dup2(from, to) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // Nothing else of the host's leaks into the plugin's process (where a
+            // sandbox could not take back an open descriptor): every descriptor above
+            // the last one passed closes at exec. (Marked, not closed: std reports a
+            // failed exec through one of them.)
+            #[cfg(target_os = "linux")]
+            libc::syscall(
+                libc::SYS_close_range,
+                last_fd as libc::c_uint + 1,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            #[cfg(target_os = "linux")]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            for (resource, limit) in limits {
+                if let Some(limit) = limit {
+                    let rlim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                    if libc::setrlimit(resource, &rlim) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    #[cfg(unix)]
+    let mut child =
+        spawner::spawn(command).map_err(|source| LaunchError::Start { runner: exe.to_path_buf(), source })?;
+    // The child has its own copies: the host keeps none (it must hold only its own
+    // end of the channel, or it never sees the end of a child that dies).
+    #[cfg(unix)]
+    drop(pass);
+    let pipes = [
+        (child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), Stream::Stdout),
+        (child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), Stream::Stderr),
+    ];
+    let process = Process {
+        pid: child.id(),
+        child: Mutex::new(Some(child)),
+        forwarders: Mutex::new(Vec::new()),
+        tail: Arc::default(),
+        #[cfg(windows)]
+        job,
+    };
+    for (pipe, stream) in pipes {
+        let Some(pipe) = pipe else { continue };
+        let (output, plugin) = (Arc::clone(&options.output), name.to_owned());
+        let keep = (stream == Stream::Stderr).then(|| Arc::clone(&process.tail));
+        let forward = move || {
+            // Bytes, not `lines()`: a plugin may print anything, and a line without
+            // end must not grow the host's memory without bound.
+            let mut reader = BufReader::new(pipe);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&line);
+                        let text = text.trim_end_matches(['\n', '\r']);
+                        if let Some(tail) = &keep {
+                            let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                            if tail.len() == STDERR_TAIL {
+                                tail.pop_front();
+                            }
+                            tail.push_back(text.to_owned());
+                        }
+                        output(&plugin, stream, text);
+                    }
+                }
+            }
+        };
+        match std::thread::Builder::new().name(format!("tomada-output-{name}")).spawn(forward) {
+            Ok(f) => lock(&process.forwarders).push(f),
+            Err(source) => {
+                process.kill();
+                return Err(LaunchError::Setup { step: Step::OutputThread, source });
+            }
+        }
+    }
+    Ok(process)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Process {
+    /// Kills the whole process group and reaps the child: no zombie, no orphan.
+    /// `None` if it was reaped already (or its status could not be read).
+    pub(crate) fn kill(&self) -> Option<ExitStatus> {
+        if lock(&self.child).is_none() {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            let pid = self.pid as i32;
+            // SAFETY: `kill` takes plain integers; the group is the child's own (it
+            // started a session), and the child is not reaped yet, so its pid cannot
+            // have been reused.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        #[cfg(windows)]
+        super::windows::kill_job(&self.job);
+        self.reap()
+    }
+
+    /// Waits up to `grace` for the child to exit by itself (so its own exit status,
+    /// e.g. the signal that crashed it, is what gets reported); it is not reaped.
+    pub(crate) fn wait_exit(&self, grace: Duration) {
+        let until = Instant::now() + grace;
+        loop {
+            // (On Windows a process that exited stays the host's to read until its
+            // handle closes, with `reap`.)
+            #[cfg(windows)]
+            let exited = lock(&self.child).as_mut().is_none_or(|c| c.try_wait().map_or(true, |s| s.is_some()));
+            // SAFETY: `waitid` writes into a zeroed local; `WNOWAIT` leaves the child
+            // a zombie, so its pid (and group id) stays ours until `reap`.
+            #[cfg(unix)]
+            let exited = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(libc::P_PID, self.pid, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0
+                    && info.si_pid() != 0
+            };
+            if exited || Instant::now() >= until {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
+    /// Waits for the killed child to exit, then (briefly) for its last output.
+    fn reap(&self) -> Option<ExitStatus> {
+        let status = lock(&self.child).take()?.wait().ok();
+        // Its pipes close with it and with its process group; something that left the
+        // group could keep them open, so wait for the forwarders a short while only.
+        let until = Instant::now() + FORWARDER_GRACE;
+        let forwarders = std::mem::take(&mut *lock(&self.forwarders));
+        for f in forwarders {
+            while !f.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if f.is_finished() {
+                let _ = f.join();
+            }
+        }
+        status
+    }
+
+    /// Its last lines on stderr (at most a few).
+    pub(crate) fn stderr_tail(&self) -> Vec<String> {
+        lock(&self.tail).iter().cloned().collect()
+    }
+}
