@@ -963,6 +963,25 @@ pub(crate) fn describe_exit(status: Option<std::process::ExitStatus>) -> String 
         };
         return format!("the process was killed by signal {sig}{name}");
     }
+    // Windows reports a crash as an exit code: an NTSTATUS.
+    #[cfg(windows)]
+    if let Some(code) = status.and_then(|s| s.code()) {
+        let name = match code as u32 {
+            0xC000_0005 => Some("access violation: invalid memory access"),
+            0xC000_0409 => Some("fail fast: e.g. `abort()` or a panic with `panic = \"abort\"`"),
+            0xC000_00FD => Some("stack overflow"),
+            0xC000_0017 | 0xC000_012D => Some("out of memory (or the job's memory limit)"),
+            0xC000_001D => Some("illegal instruction"),
+            3 => Some("aborted: `abort()`"),
+            137 => Some("the code the host kills with"),
+            _ => None,
+        };
+        if let Some(name) = name {
+            let code = code as u32;
+            let shown = if code >= 0xC000_0000 { format!("{code:#x}") } else { code.to_string() };
+            return format!("the process exited with status {shown} ({name})");
+        }
+    }
     match status {
         Some(s) => match s.code() {
             Some(code) => format!("the process exited with status {code}"),
