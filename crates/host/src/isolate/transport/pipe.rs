@@ -182,3 +182,80 @@ impl Transport for Pipe {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two sides over two pipes.
+    fn pair(bound: Option<usize>) -> (Pipe, Pipe) {
+        let (a_in, b_out) = std::io::pipe().unwrap();
+        let (b_in, a_out) = std::io::pipe().unwrap();
+        (Pipe::new(a_in, a_out, bound).unwrap(), Pipe::new(b_in, b_out, None).unwrap())
+    }
+
+    /// A hang guard only.
+    const GUARD: Duration = Duration::from_secs(60);
+
+    fn recv_all(side: &Pipe, n: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [MaybeUninit::<u8>::uninit(); 1000];
+        while got.len() < n {
+            let k = side.recv(&mut buf, Duration::ZERO, Some(Instant::now() + GUARD)).unwrap();
+            // SAFETY: `recv` initialised the first `k` bytes.
+            got.extend(buf[..k].iter().map(|b| unsafe { b.assume_init() }));
+        }
+        got
+    }
+
+    #[test]
+    fn bytes_cross_both_ways_in_order() {
+        let (a, b) = pair(None);
+        a.send(&[b"he", b"llo"], None).unwrap();
+        assert_eq!(recv_all(&b, 5), b"hello");
+        let big: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        b.send(&[&big[..100], &big[100..]], None).unwrap();
+        assert_eq!(recv_all(&a, big.len()), big);
+        assert!(!a.readable());
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_deadline_and_at_the_other_sides_end() {
+        let (a, b) = pair(None);
+        let mut buf = [MaybeUninit::<u8>::uninit(); 8];
+        let soon = Some(Instant::now() + Duration::from_millis(20));
+        assert!(matches!(a.recv(&mut buf, Duration::ZERO, soon), Err(ReadError::TimedOut)));
+        assert!(matches!(a.wait_readable(soon), Err(ReadError::TimedOut)));
+        b.send(&[b"last"], None).unwrap();
+        drop(b);
+        // What was sent before the end is received first.
+        assert_eq!(recv_all(&a, 4), b"last");
+        let end = a.recv(&mut buf, Duration::ZERO, Some(Instant::now() + GUARD));
+        assert!(matches!(end, Err(ReadError::Eof)), "{end:?}");
+        assert!(a.readable());
+    }
+
+    #[test]
+    fn a_bounded_side_holds_no_more_than_its_bound_and_takes_the_rest_later() {
+        let (a, b) = pair(Some(CHUNK));
+        let flood = vec![9u8; 8 * CHUNK];
+        let writer = std::thread::spawn(move || {
+            b.send(&[&flood], None).unwrap();
+            b
+        });
+        wait(|| a.inbox.lock().bytes.len() >= CHUNK);
+        // The reader thread waits for room: at most one read past the bound.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(a.inbox.lock().bytes.len() <= 2 * CHUNK);
+        assert_eq!(recv_all(&a, 8 * CHUNK).len(), 8 * CHUNK);
+        drop(writer.join().unwrap());
+    }
+
+    fn wait(mut done: impl FnMut() -> bool) {
+        let until = Instant::now() + GUARD;
+        while !done() {
+            assert!(Instant::now() < until, "hang guard");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
