@@ -76,16 +76,14 @@ pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
 use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
+use frame::ReadError;
 #[cfg(unix)]
 use frame::Waiter;
-use frame::{Header, Kind, ReadError};
-use protocol::LoadRequest;
 #[cfg(target_os = "linux")]
 use protocol::{BELL_FDS, LAST_FD, SHM_FD};
 #[cfg(unix)]
-use protocol::{CHILD_FD, NUDGE_FD, PLUGIN_FD};
-#[cfg(unix)]
-use protocol::{FD_VAR, MAX_FRAME_VAR, PARENT_VAR};
+use protocol::{CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+use protocol::{LoadRequest, Refused};
 #[cfg(unix)]
 use transport::Link;
 use transport::Transport;
@@ -320,46 +318,22 @@ impl Isolated {
             async_reader: std::sync::atomic::AtomicBool::new(false),
             name: self.name.clone(),
         };
-        let host_end = connection.endpoint.link.socket().expect("a child's channel has its socket");
-        // The child's own `LoadError`, if it refused the plugin with one.
-        let mut reported = None;
-        let result = self.handshake(&exe, host_end, PLUGIN_FD, &mut reported);
+        // The handshake: hello (version), load, ready (the manifest it read).
+        let socket = connection.endpoint.link.socket().expect("a child's channel has its socket");
+        let result = self.handshake(socket, &exe, PLUGIN_FD);
         // Sending a call blocks once the socket buffer is full: no longer than a
         // call's deadline (set once here, not per call: it is a system call).
-        let _ = host_end.set_write_timeout(Some(self.options.deadline));
+        let _ = socket.set_write_timeout(Some(self.options.deadline));
         match result {
             Ok(()) => Ok(connection),
-            Err(why) => {
-                let status = connection.end(END_GRACE);
-                if let Some(e) = reported {
-                    return Err(e);
-                }
-                let stderr = connection.process.stderr_tail();
-                Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
-            }
+            Err(refused) => Err(self.refused(&connection, refused)),
         }
     }
 
-    /// The handshake on a new process's channel: hello (version), load (naming the
-    /// plugin file as `plugin_fd` there), ready (the manifest it read). The child's own
-    /// `LoadError`, if it refused the plugin with one, goes to `reported`.
-    fn handshake(
-        &self,
-        exe: &Path,
-        channel: &(impl Transport + ?Sized),
-        plugin_fd: i32,
-        reported: &mut Option<LoadError>,
-    ) -> Result<(), LaunchError> {
-        let deadline = Some(Instant::now() + self.options.startup);
-        let max = self.options.max_frame;
-        let hello = frame::read(channel, deadline, max).map_err(|e| match e {
-            ReadError::Eof => LaunchError::NoHello,
-            e => LaunchError::BadHello { source: e.into() },
-        })?;
-        let version = protocol::hello_version(&hello.payload);
-        if hello.kind != Kind::Hello || version != Some(protocol::PROTOCOL) {
-            return Err(LaunchError::Protocol { runner: exe.to_path_buf(), found: version });
-        }
+    /// The handshake on a new process's channel (see [`protocol`]), naming the plugin
+    /// file as `plugin_fd` there; `Ok` once the child loaded the plugin the host
+    /// inspected.
+    fn handshake(&self, channel: &(impl Transport + ?Sized), exe: &Path, plugin_fd: i32) -> Result<(), Refused> {
         let request = LoadRequest {
             path: self.path.clone(),
             fd: plugin_fd,
@@ -368,32 +342,30 @@ impl Isolated {
             export: self.export,
             config: self.config.clone(),
         };
-        frame::write(channel, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
-            .map_err(|source| LaunchError::SendLoad { source })?;
-        let ready = loop {
-            let frame = frame::read(channel, deadline, max).map_err(|e| match e {
-                ReadError::Eof => LaunchError::DiedLoading,
-                ReadError::TimedOut => LaunchError::LoadTimedOut { within: self.options.startup },
-                e => LaunchError::NoAnswer { source: e.into() },
-            })?;
-            // What the plugin logged while it was made comes first, as in-process.
-            match frame.kind {
-                Kind::Log => crate::logs::deliver_encoded(&self.name, &frame.payload),
-                _ => break frame,
-            }
-        };
-        match ready.kind {
-            Kind::Ready if ready.payload == self.manifest_bytes => Ok(()),
-            Kind::Ready => Err(LaunchError::OtherManifest),
-            Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
-                Some(LoadError::Isolation { source, .. }) => source,
-                Some(e) => {
-                    *reported = Some(e);
-                    LaunchError::MalformedReport // (never seen: the child's own error is returned)
+        let (startup, max) = (self.options.startup, self.options.max_frame);
+        let ready = protocol::host_handshake(channel, exe, &request, startup, max, |record| {
+            crate::logs::deliver_encoded(&self.name, record);
+        });
+        match ready {
+            Ok(manifest) if manifest == self.manifest_bytes => Ok(()),
+            Ok(_) => Err(Refused::Launch(LaunchError::OtherManifest)),
+            Err(refused) => Err(refused),
+        }
+    }
+
+    /// Ends `connection`, whose handshake failed, and says why.
+    fn refused(&self, connection: &Connection, refused: Refused) -> LoadError {
+        let status = connection.end(END_GRACE);
+        match refused {
+            // The child's own `LoadError`: the plugin's, as in-process.
+            Refused::Plugin(e) => e,
+            Refused::Launch(why) => {
+                let stderr = connection.process.stderr_tail();
+                LoadError::Isolation {
+                    path: self.path.clone(),
+                    source: LaunchError::Ended { why: Box::new(why), status, stderr },
                 }
-                None => LaunchError::MalformedReport,
-            }),
-            other => Err(LaunchError::UnexpectedFrame { kind: other as u8 }),
+            }
         }
     }
 

@@ -22,9 +22,13 @@
 use std::ffi::OsString;
 #[cfg(unix)]
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use super::frame::{self, Header, Kind, ReadError};
 use super::sandbox::{self, Sandbox};
+use super::transport::Transport;
+use crate::{LaunchError, LoadError};
 
 /// The protocol version, sent in the child's hello. 2: status in the header,
 /// concurrent calls. 3: callbacks, objects and log records.
@@ -120,13 +124,102 @@ impl LoadRequest {
     }
 }
 
+/// Why the handshake did not end ready, on the host's side.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The process could not take part (or the plugin's process refused to load it).
+    Launch(LaunchError),
+    /// The plugin's process refused it with a `LoadError` of the plugin (not loadable,
+    /// a panicking constructor...), returned as it is.
+    Plugin(LoadError),
+}
+
+/// The host's side of the handshake over `channel`: reads the hello (from `runner`),
+/// sends `request`, then reads until the child is ready, passing the log records the
+/// plugin wrote meanwhile to `log`; all before `deadline` (the startup time,
+/// `startup`, from now). Returns the manifest bytes the child read.
+pub(crate) fn host_handshake(
+    channel: &(impl Transport + ?Sized),
+    runner: &Path,
+    request: &LoadRequest,
+    startup: Duration,
+    max: usize,
+    mut log: impl FnMut(&[u8]),
+) -> Result<Vec<u8>, Refused> {
+    let deadline = Some(Instant::now() + startup);
+    let hello = frame::read(channel, deadline, max).map_err(|e| match e {
+        ReadError::Eof => LaunchError::NoHello,
+        e => LaunchError::BadHello { source: e.into() },
+    });
+    let hello = hello.map_err(Refused::Launch)?;
+    let version = hello_version(&hello.payload);
+    if hello.kind != Kind::Hello || version != Some(PROTOCOL) {
+        return Err(Refused::Launch(LaunchError::Protocol { runner: runner.to_path_buf(), found: version }));
+    }
+    frame::write(channel, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
+        .map_err(|source| Refused::Launch(LaunchError::SendLoad { source }))?;
+    let ready = loop {
+        let frame = frame::read(channel, deadline, max).map_err(|e| match e {
+            ReadError::Eof => LaunchError::DiedLoading,
+            ReadError::TimedOut => LaunchError::LoadTimedOut { within: startup },
+            e => LaunchError::NoAnswer { source: e.into() },
+        });
+        let frame = frame.map_err(Refused::Launch)?;
+        // What the plugin logged while it was made comes first, as in-process.
+        match frame.kind {
+            Kind::Log => log(&frame.payload),
+            _ => break frame,
+        }
+    };
+    match ready.kind {
+        Kind::Ready => Ok(ready.payload),
+        Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
+            Some(LoadError::Isolation { source, .. }) => Refused::Launch(source),
+            Some(e) => Refused::Plugin(e),
+            None => Refused::Launch(LaunchError::MalformedReport),
+        }),
+        other => Err(Refused::Launch(LaunchError::UnexpectedFrame { kind: other as u8 })),
+    }
+}
+
+/// The child's hello to the host over `channel`: its protocol version and pid.
+pub(crate) fn greet(channel: &(impl Transport + ?Sized)) -> std::io::Result<()> {
+    frame::write(channel, Header { kind: Kind::Hello, status: 0, id: 0 }, &[&hello()])
+}
+
+/// The host's load request, read by the child after its hello.
+pub(crate) fn read_load_request(channel: &(impl Transport + ?Sized), max: usize) -> Result<LoadRequest, LaunchError> {
+    match frame::read(channel, None, max) {
+        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload).map_err(|e| {
+            LaunchError::MalformedLoadRequest { source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) }
+        }),
+        Ok(f) => Err(LaunchError::NotALoadRequest { kind: f.kind as u8 }),
+        Err(e) => Err(LaunchError::NoLoadRequest { source: e.into() }),
+    }
+}
+
+/// The child's last word of the handshake once the plugin is loaded: the manifest
+/// bytes it read (the host compares them with its own).
+pub(crate) fn ready(channel: &(impl Transport + ?Sized), manifest: &[u8]) -> std::io::Result<()> {
+    frame::write(channel, Header { kind: Kind::Ready, status: 0, id: 0 }, &[manifest])
+}
+
+/// The child's last word of the handshake when it cannot load the plugin: why (the
+/// host reports it as this very `LoadError`).
+pub(crate) fn refuse(channel: &(impl Transport + ?Sized), why: &LoadError) {
+    // (If the host is gone, nobody is left to tell.)
+    let _ = frame::write(channel, Header { kind: Kind::Failed, status: 0, id: 0 }, &[&why.to_wire()]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The plugin file's descriptor in a request (the Unix one, on every platform).
+    const PLUGIN_FD: i32 = 4;
+
     #[test]
     fn a_load_request_and_a_hello_round_trip() {
-        const PLUGIN_FD: i32 = 4;
         let request = LoadRequest {
             path: PathBuf::from("/plugins/greeter.so"),
             fd: PLUGIN_FD,
@@ -142,5 +235,74 @@ mod tests {
         assert!(LoadRequest::decode(b"\xff\xff").is_err(), "garbage is refused");
         assert_eq!(hello_version(&hello()), Some(PROTOCOL));
         assert_eq!(hello_version(b"\x03"), None);
+    }
+
+    fn request() -> LoadRequest {
+        LoadRequest {
+            path: PathBuf::from("/p.so"),
+            fd: PLUGIN_FD,
+            sandbox: None,
+            log_level: 0,
+            export: 0,
+            config: Vec::new(),
+        }
+    }
+
+    const STARTUP: Duration = Duration::from_secs(60); // a hang guard only
+
+    /// The handshake over an in-memory transport: the child's `child` plays its part
+    /// (or not) while the host runs its own.
+    fn handshake(child: impl FnOnce(Memory) + Send) -> (Result<Vec<u8>, Refused>, Vec<Vec<u8>>) {
+        let (host, theirs) = Memory::pair();
+        let mut logs = Vec::new();
+        let result = std::thread::scope(|s| {
+            s.spawn(move || child(theirs));
+            host_handshake(&host, Path::new("/runner"), &request(), STARTUP, 1 << 20, |r| logs.push(r.to_vec()))
+        });
+        (result, logs)
+    }
+
+    use super::super::transport::memory::Memory;
+
+    #[test]
+    fn the_handshake_hello_load_logs_ready() {
+        let (result, logs) = handshake(|child| {
+            greet(&child).unwrap();
+            let request = read_load_request(&child, 1 << 20).unwrap();
+            assert_eq!(request.path, PathBuf::from("/p.so"));
+            frame::write(&child, Header { kind: Kind::Log, status: 0, id: 0 }, &[b"early"]).unwrap();
+            ready(&child, b"manifest").unwrap();
+        });
+        assert_eq!(result.unwrap(), b"manifest");
+        assert_eq!(logs, [b"early".to_vec()]);
+    }
+
+    #[test]
+    fn a_handshake_that_goes_wrong_says_how() {
+        let (result, _) = handshake(drop);
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::NoHello))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            // (Its bytes stay readable after it is gone.)
+            frame::write(&child, Header { kind: Kind::Hello, status: 0, id: 0 }, &[&2u32.to_le_bytes()]).unwrap();
+        });
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::Protocol { found: Some(2), .. }))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            greet(&child).unwrap();
+            read_load_request(&child, 1 << 20).unwrap();
+        });
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::DiedLoading))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            greet(&child).unwrap();
+            read_load_request(&child, 1 << 20).unwrap();
+            refuse(&child, &LoadError::NotFound { path: PathBuf::from("/p.so") });
+        });
+        assert!(matches!(result, Err(Refused::Plugin(LoadError::NotFound { .. }))), "{result:?}");
+        let (result, _) = handshake(|child| {
+            greet(&child).unwrap();
+            read_load_request(&child, 1 << 20).unwrap();
+            let why = LaunchError::NotThePluginFile { fd: 4 };
+            refuse(&child, &LoadError::Isolation { path: PathBuf::new(), source: why });
+        });
+        assert!(matches!(result, Err(Refused::Launch(LaunchError::NotThePluginFile { fd: 4 }))), "{result:?}");
     }
 }

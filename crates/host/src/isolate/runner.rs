@@ -164,22 +164,15 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         #[cfg(windows)]
         std::env::remove_var(protocol::NUDGE_VAR);
     }
-    let hello = Header { kind: Kind::Hello, status: 0, id: 0 };
-    if let Err(e) = frame::write(&stream, hello, &[&protocol::hello()]) {
+    if let Err(e) = protocol::greet(&stream) {
         eprintln!("tomada runner: cannot greet the host: {e}");
         return 2;
     }
-    let request = match frame::read(&stream, None, max) {
-        Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload).map_err(|e| {
-            LaunchError::MalformedLoadRequest { source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) }
-        }),
-        Ok(f) => Err(LaunchError::NotALoadRequest { kind: f.kind as u8 }),
-        Err(e) => Err(LaunchError::NoLoadRequest { source: e.into() }),
-    };
+    let request = protocol::read_load_request(&stream, max);
     // A load failure reaches the host as the same `LoadError` variant; anything else
     // as `LoadError::Isolation` with its reason.
     let fail_with = |stream: &S, why: crate::LoadError| {
-        let _ = frame::write(stream, Header { kind: Kind::Failed, status: 0, id: 0 }, &[&why.to_wire()]);
+        protocol::refuse(stream, &why);
         1
     };
     let fail = |stream: &S, source: LaunchError| {
@@ -226,7 +219,7 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
     for record in take_early_logs() {
         let _ = frame::write(&stream, Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
     }
-    if frame::write(&stream, Header { kind: Kind::Ready, status: 0, id: 0 }, &[&inspection.manifest_bytes]).is_err() {
+    if protocol::ready(&stream, &inspection.manifest_bytes).is_err() {
         return 1;
     }
     let link = link(stream);

@@ -45,7 +45,7 @@ use super::options::{Isolation, Runner};
 use super::protocol::{FD_VAR, MAX_FRAME_VAR, NUDGE_VAR, PARENT_VAR};
 use super::transport::Link;
 use super::transport::pipe::{HOST_BUFFER, Pipe};
-use super::{Connection, END_GRACE, Isolated, SPIN, launch, spawner};
+use super::{Connection, Isolated, SPIN, launch, spawner};
 use crate::{LaunchError, LoadError, Step};
 
 /// The exit code of a process the host killed (as `128 + SIGKILL` on Unix shells).
@@ -192,18 +192,10 @@ impl Isolated {
             async_reader: std::sync::atomic::AtomicBool::new(false),
             name: self.name.clone(),
         };
-        // The child's own `LoadError`, if it refused the plugin with one.
-        let mut reported = None;
-        match self.handshake(&exe, &connection.endpoint.link, plugin_fd, &mut reported) {
+        // The handshake: hello (version), load, ready (the manifest it read).
+        match self.handshake(&connection.endpoint.link, &exe, plugin_fd) {
             Ok(()) => Ok(connection),
-            Err(why) => {
-                let status = connection.end(END_GRACE);
-                if let Some(e) = reported {
-                    return Err(e);
-                }
-                let stderr = connection.process.stderr_tail();
-                Err(fail(LaunchError::Ended { why: Box::new(why), status, stderr }))
-            }
+            Err(refused) => Err(self.refused(&connection, refused)),
         }
     }
 }
