@@ -22,7 +22,7 @@
 //!
 //! Inside, layers, each knowing only those below it: `launch` starts and supervises
 //! the process; `transport` moves the channel's bytes (the socket, or shared-memory
-//! rings on Linux: a trait, so any byte stream can); `frame` frames them; `endpoint`
+//! rings on Linux, two pipes on Windows: a trait, so any byte stream can); `frame` frames them; `endpoint`
 //! routes requests and replies; `protocol` holds what host and runner agree on
 //! (descriptors, environment, handshake). See `docs/isolation.md`.
 //!
