@@ -105,3 +105,16 @@ fn a_sandbox_is_refused_on_windows() {
     );
     assert!(err.to_string().contains("a sandbox is not available on windows"), "{err}");
 }
+
+/// Two calls at once run at once in the plugin's process (each waits until the other
+/// is inside): a second thread there took the second call, woken by the host's nudge
+/// (a pipe on Unix, a semaphore on Windows).
+#[test]
+fn calls_from_two_threads_are_served_at_once() {
+    let plugin = faulty(isolation());
+    std::thread::scope(|s| {
+        let other = s.spawn(|| plugin.meet(2).unwrap());
+        assert!(plugin.meet(2).unwrap(), "the two calls met inside the plugin");
+        assert!(other.join().unwrap());
+    });
+}

@@ -33,6 +33,11 @@ const SPIN: Duration = super::SPIN;
 
 /// The most threads that serve calls at once.
 const MAX_THREADS: usize = 64;
+/// How long a nudged pool thread waits for the call's bytes to reach this side
+/// (Windows: see `Server::pool_loop`); a hang guard, not a figure: they come at once
+/// unless the machine is very busy.
+#[cfg(windows)]
+const NUDGE_LAG: Duration = Duration::from_secs(5);
 
 /// If this process was started as a plugin runner, serves the plugin and exits;
 /// otherwise returns at once. Call it first thing in `main` of a host that isolates
@@ -688,6 +693,18 @@ impl Server {
                         Ok(mut reading) => {
                             // (Nothing there: taken by another thread already.)
                             let ready = reading.has_bytes() || self.endpoint.link.readable();
+                            // On Windows the nudge can come before the call's bytes are
+                            // on this side: this process's pipe reader thread moves them
+                            // from the pipe. Wait for them a while (reading meanwhile,
+                            // as whoever holds the reading does), or the call would wait
+                            // for the main thread.
+                            #[cfg(windows)]
+                            let ready = ready
+                                || self
+                                    .endpoint
+                                    .link
+                                    .wait_readable(Some(std::time::Instant::now() + NUDGE_LAG))
+                                    .is_ok();
                             ready.then(|| {
                                 let incoming = self.read_next(&mut reading);
                                 // One `recv` may have taken more than this call, whose
