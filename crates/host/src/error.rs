@@ -196,7 +196,8 @@ pub enum LoadError {
         /// What went wrong.
         source: LaunchError,
     },
-    /// Isolation ([`isolate`](crate::isolate)) is not implemented on this platform yet.
+    /// Isolation ([`isolate`](crate::isolate)) is not implemented on this platform
+    /// (it is on Unix and Windows).
     #[error("`{}` cannot run in its own process: isolation is not supported on {platform} yet; load it in-process", path.display())]
     IsolationUnsupported {
         /// The plugin path.
@@ -296,8 +297,8 @@ pub enum LoadError {
     },
 }
 
-// Isolated plugins run on Unix only (see `isolate`).
-#[cfg(unix)]
+// Isolated plugins run on Unix and Windows (see `isolate`).
+#[cfg(any(unix, windows))]
 impl LoadError {
     /// The byte form of this error, for the `Failed` frame of an isolated plugin's
     /// process: [`LoadError::from_wire`] makes the same variant of it in the host.
@@ -916,6 +917,16 @@ pub enum LaunchError {
         /// The descriptor.
         fd: i32,
     },
+    /// A sandbox ([`Isolation::sandbox`](crate::isolate::Isolation::sandbox)) was asked
+    /// for on a platform that has none: the plugin is not started unsandboxed.
+    #[error(
+        "a sandbox is not available on {platform}: the plugin was not started; isolate it without \
+         `Isolation::sandbox` (its own process, a job object) or run it on Linux"
+    )]
+    SandboxUnsupported {
+        /// The platform (`std::env::consts::OS`), e.g. `windows`.
+        platform: &'static str,
+    },
     /// The process started but did not load the plugin: why, how it ended, and its
     /// last lines on stderr.
     #[error("{why} ({}){}", describe_exit(*.status), stderr_tail(.stderr))]
@@ -946,6 +957,14 @@ reasons! {
         MapSharedMemory => "map the shared memory for the channel",
         /// A thread forwarding the plugin's output.
         OutputThread => "start a thread for the plugin's output",
+        /// The channel's pipes (Windows).
+        ChannelPipes => "make the channel's pipes",
+        /// The nudge semaphore (Windows).
+        Semaphore => "make the nudge semaphore",
+        /// The job object (Windows).
+        Job => "make the job object",
+        /// Putting the process in its job object (Windows).
+        AssignJob => "put the plugin's process in its job object",
     }
 }
 
@@ -965,6 +984,25 @@ pub(crate) fn describe_exit(status: Option<std::process::ExitStatus>) -> String 
             _ => "",
         };
         return format!("the process was killed by signal {sig}{name}");
+    }
+    // Windows reports a crash as an exit code: an NTSTATUS.
+    #[cfg(windows)]
+    if let Some(code) = status.and_then(|s| s.code()) {
+        let name = match code as u32 {
+            0xC000_0005 => Some("access violation: invalid memory access"),
+            0xC000_0409 => Some("fail fast: e.g. `abort()` or a panic with `panic = \"abort\"`"),
+            0xC000_00FD => Some("stack overflow"),
+            0xC000_0017 | 0xC000_012D => Some("out of memory (or the job's memory limit)"),
+            0xC000_001D => Some("illegal instruction"),
+            3 => Some("aborted: `abort()`"),
+            137 => Some("the code the host kills with"),
+            _ => None,
+        };
+        if let Some(name) = name {
+            let code = code as u32;
+            let shown = if code >= 0xC000_0000 { format!("{code:#x}") } else { code.to_string() };
+            return format!("the process exited with status {shown} ({name})");
+        }
     }
     match status {
         Some(s) => match s.code() {
@@ -993,7 +1031,7 @@ fn joined(differences: &[tomada::interface::Difference]) -> String {
     differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod wire {
     use std::io;
     use std::path::PathBuf;
@@ -1119,11 +1157,18 @@ mod wire {
                 NotThePluginFile { fd } => self.tag(19).u32(*fd as u32),
                 PluginDescriptor { expected } => self.tag(20).u32(*expected as u32),
                 MissingDescriptor { fd } => self.tag(21).u32(*fd as u32),
+                SandboxUnsupported { .. } => self.tag(23),
                 Ended { why, status, stderr } => {
+                    #[cfg(unix)]
                     use std::os::unix::process::ExitStatusExt;
+                    // (On Windows an exit status is its exit code.)
+                    #[cfg(unix)]
+                    let raw = |s: &std::process::ExitStatus| s.into_raw() as u32;
+                    #[cfg(windows)]
+                    let raw = |s: &std::process::ExitStatus| s.code().unwrap_or_default() as u32;
                     self.tag(22).launch(why);
                     match status {
-                        Some(s) => self.tag(1).u32(s.into_raw() as u32),
+                        Some(s) => self.tag(1).u32(raw(s)),
                         None => self.tag(0),
                     };
                     self.strings(stderr)
@@ -1318,12 +1363,19 @@ mod wire {
                 19 => NotThePluginFile { fd: self.u32()? as i32 },
                 20 => PluginDescriptor { expected: self.u32()? as i32 },
                 21 => MissingDescriptor { fd: self.u32()? as i32 },
+                23 => SandboxUnsupported { platform: std::env::consts::OS },
                 22 => {
+                    #[cfg(unix)]
                     use std::os::unix::process::ExitStatusExt;
+                    #[cfg(windows)]
+                    use std::os::windows::process::ExitStatusExt;
                     let why = Box::new(self.launch()?);
                     let status = match self.u8()? {
                         0 => None,
+                        #[cfg(unix)]
                         1 => Some(std::process::ExitStatus::from_raw(self.u32()? as i32)),
+                        #[cfg(windows)]
+                        1 => Some(std::process::ExitStatus::from_raw(self.u32()?)),
                         _ => return None,
                     };
                     Ended { why, status, stderr: self.strings()? }

@@ -87,11 +87,11 @@ mod file;
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 mod inspect;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub mod isolate;
 /// Isolation: not implemented on this platform yet; the API is the same as on Unix,
 /// and isolating a plugin fails with [`LoadError::IsolationUnsupported`].
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 #[path = "isolate/unsupported.rs"]
 pub mod isolate;
 mod library;
@@ -174,7 +174,7 @@ unsafe impl<C: ?Sized + Contract> Sync for Plugin<C> {}
 pub(crate) struct Local {
     pub(crate) vtable: *const c_void,
     pub(crate) this: *const c_void,
-    // Read by the isolation runner, which exists only on Unix.
+    // Read by the isolation runner (Unix and Windows).
     #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) dispatch: tomada::client::DispatchFn,
     pub(crate) destroy: DestroyFn,
@@ -245,7 +245,7 @@ impl<C: ?Sized + Contract> Drop for Plugin<C> {
         unsafe { ManuallyDrop::drop(&mut self.client) };
         // An isolated plugin's instance goes with its handle, as an in-process one
         // does; its process stays while objects it made are still held.
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         if let Backend::Isolated(isolated) = &self.backend {
             isolated.drop_instance();
         }
@@ -626,8 +626,9 @@ impl<C: ?Sized + Contract> Checked<C> {
     /// [`LoadError::Isolation`] if the child process cannot be started or dies while
     /// loading; the child's own [`LoadError`] variant (e.g. [`LoadError::Open`],
     /// [`LoadError::InitPanicked`]) if it refuses or fails to load the plugin;
-    /// [`LoadError::IsolationUnsupported`] where isolation is not implemented yet
-    /// (Windows).
+    /// [`LoadError::Isolation`] with [`LaunchError::SandboxUnsupported`] for a sandbox
+    /// where there is none (Windows); [`LoadError::IsolationUnsupported`] where
+    /// isolation is not implemented (neither Unix nor Windows).
     pub fn isolate(self, options: &isolate::Isolation) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
         let isolated = match isolate::start(&inspected.inspection, &inspected.file, &inspected.config, options) {
@@ -766,7 +767,7 @@ pub(crate) fn open(
 /// # Errors
 /// As [`load`], and [`LoadError::Isolation`] if the child process cannot be started
 /// or cannot load the plugin; [`LoadError::IsolationUnsupported`] for an isolated
-/// mode where isolation is not implemented yet (Windows).
+/// mode where isolation is not implemented (neither Unix nor Windows).
 pub fn load_with<C: ?Sized + Contract>(path: impl AsRef<Path>, mode: &isolate::Mode) -> Result<Plugin<C>, LoadError> {
     Loader::new().mode(mode.clone()).load(path)
 }

@@ -108,9 +108,9 @@ pub(crate) fn split_levels(level: u8) -> (u8, u8) {
     ((level & 7).min(5), (level >> 3 & 7).min(5))
 }
 
-/// A `log` record as bytes, for a plugin's process to send to the host (isolation,
-/// Unix), from plugins that predate [`Record`]s of their own.
-#[cfg(unix)]
+/// A `log` record as bytes, for a plugin's process to send to the host (isolation),
+/// from plugins that predate [`Record`]s of their own.
+#[cfg(any(unix, windows))]
 pub(crate) fn encode_record(level: u8, message: &[u8], module: &[u8], file: &[u8], line: u32) -> Vec<u8> {
     Record { kind: RecordKind::Log, level, target: module, message, module, file, line, fields: Vec::new(), spans: &[] }
         .encode()
@@ -118,7 +118,7 @@ pub(crate) fn encode_record(level: u8, message: &[u8], module: &[u8], file: &[u8
 
 /// Delivers a record that came as bytes ([`Record::encode`]) from plugin `plugin`'s
 /// process; a malformed one is dropped.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) fn deliver_encoded(plugin: &str, bytes: &[u8]) {
     if let Some(record) = Record::decode(bytes) {
         emit(plugin, &record);

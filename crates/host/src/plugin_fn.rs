@@ -7,7 +7,7 @@
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use tomada::__private::client::DispatchFn;
 use tomada::__private::descriptor::{CreateFn, CreateWithFn, DestroyFn};
 use tomada::__private::ffi::{RSlice, RVec, Status};
@@ -73,7 +73,7 @@ pub(crate) unsafe fn destroy(destroy: DestroyFn, this: *const c_void) {
 /// # Safety
 /// `dispatch` is the dispatch function of the loaded plugin that made `this`, which
 /// is alive.
-#[cfg(unix)] // the runner of isolated plugins
+#[cfg(any(unix, windows))] // the runner of isolated plugins
 pub(crate) unsafe fn dispatch(dispatch: DispatchFn, this: *const c_void, method: u32, args: &[u8]) -> (Status, RVec) {
     let mut out = MaybeUninit::<RVec>::uninit();
     // SAFETY: the caller's guarantees, and a fresh `out`.
@@ -85,7 +85,7 @@ pub(crate) unsafe fn dispatch(dispatch: DispatchFn, this: *const c_void, method:
 ///
 /// # Safety
 /// As [`dispatch`].
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) unsafe fn dispatch_into(
     dispatch: DispatchFn,
     this: *const c_void,

@@ -363,21 +363,3 @@ fn a_library_the_dynamic_loader_refuses() {
     assert!(outcome.contains("the dynamic loader could not open"), "{outcome}");
     assert!(outcome.contains("libtomada_gone.so: cannot open shared object file"), "{outcome}");
 }
-
-/// Where isolation is not implemented yet (Windows), asking for it is an error that
-/// says so, through the same API as on Unix.
-#[cfg(not(unix))]
-#[test]
-fn isolation_is_refused_where_it_is_not_supported() {
-    use tomada_host::isolate::{Isolation, Mode};
-    let path = cdylib("greeter");
-    let mode = Mode::Isolated(Isolation::new().deadline(std::time::Duration::from_secs(1)));
-    let err = tomada_host::load_with::<dyn Greeter>(&path, &mode).unwrap_err();
-    assert!(matches!(err, LoadError::IsolationUnsupported { platform: "windows", .. }), "{err:?}");
-    assert_message(&err, &path, &["isolation is not supported on windows yet", "load it in-process"]);
-    // In-process, the same plugin loads.
-    assert_eq!(
-        tomada_host::load_with::<dyn Greeter>(&path, &Mode::InProcess).unwrap().greet("Mundo").unwrap(),
-        "Olá, Mundo 👋"
-    );
-}

@@ -10,6 +10,8 @@ mod contract_only;
 mod damage;
 #[cfg(unix)]
 mod errors;
+#[cfg(any(unix, windows))]
+mod everywhere;
 mod evolve;
 #[cfg(unix)]
 mod family;

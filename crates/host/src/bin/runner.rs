@@ -2,7 +2,6 @@
 //! `tomada_host::isolate::Runner::Path`). Started by a host, never by hand.
 
 fn main() {
-    #[cfg(unix)]
     tomada_host::isolate::serve_if_runner();
     eprintln!(
         "tomada-runner runs plugins for a host that isolates them (tomada_host::isolate); \

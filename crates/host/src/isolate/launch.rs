@@ -3,10 +3,18 @@
 //! host's), its environment (only what the host passes), its session and limits, its
 //! output forwarded line by line, its exit status, and killing its whole process
 //! group. Every failure is a typed [`LaunchError`].
+//!
+//! On Windows: the handles the caller passes are inherited (their values are the
+//! caller's to tell the child), and the process group is a job object (see
+//! `windows.rs`).
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read};
+#[cfg(unix)]
+use std::io;
+use std::io::{BufRead, BufReader, Read};
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -15,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::options::{Isolation, Stream};
+#[cfg(unix)]
 use super::spawner;
 use crate::{LaunchError, Step};
 
@@ -38,14 +47,21 @@ pub(crate) struct Launch<'a> {
     pub(crate) env: Vec<(&'static str, String)>,
     /// Descriptors the child inherits, each at its number (see [`above`]); closed in
     /// this process once the child started.
+    #[cfg(unix)]
     pub(crate) pass: Vec<(OwnedFd, RawFd)>,
     /// The last descriptor the child inherits: every one above closes at exec.
+    #[cfg(unix)]
     pub(crate) last_fd: RawFd,
+    /// Handles the child inherits (Windows); closed in this process once the child
+    /// started.
+    #[cfg(windows)]
+    pub(crate) pass: Vec<std::os::windows::io::OwnedHandle>,
 }
 
 /// Duplicates `fd` above the standard descriptors and the ones passed (≥ 10), close
 /// on exec: then `dup2` onto its number in the child always makes a new descriptor
 /// (without close-on-exec).
+#[cfg(unix)]
 pub(crate) fn above(fd: BorrowedFd<'_>) -> Result<OwnedFd, LaunchError> {
     // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor the caller holds open returns
     // a new one (or -1).
@@ -66,6 +82,7 @@ pub(crate) fn above(fd: BorrowedFd<'_>) -> Result<OwnedFd, LaunchError> {
 /// pipe (`EAGAIN`: thousands of posts not taken) means the child has plenty already.
 /// The child gets an opening of its own (Linux: read-write through `/proc`, so its
 /// threads also post to one another; elsewhere the read end).
+#[cfg(unix)]
 pub(crate) fn nudge_pipe() -> Result<(OwnedFd, OwnedFd, OwnedFd), LaunchError> {
     let fail = |step| LaunchError::Setup { step, source: io::Error::last_os_error() };
     let mut fds = [0; 2];
@@ -108,32 +125,47 @@ pub(crate) struct Process {
     forwarders: Mutex<Vec<JoinHandle<()>>>,
     /// Its last lines on stderr.
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// The job object it runs in (Windows), the host's handle the only one.
+    #[cfg(windows)]
+    job: std::os::windows::io::OwnedHandle,
 }
 
 /// Starts `launch`: a session of its own (its own process group, killed as one, and
 /// no controlling terminal), the descriptors passed and no other, the limits, its
 /// stdout and stderr forwarded to `options.output`.
 pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
+    #[cfg(unix)]
     let Launch { exe, options, name, env, pass, last_fd } = launch;
-    let limits = [
-        (libc::RLIMIT_AS, options.memory_limit),
-        (libc::RLIMIT_CPU, options.cpu_seconds),
-        (libc::RLIMIT_NOFILE, options.open_files),
-    ];
-    let moves: Vec<(RawFd, RawFd)> = pass.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
+    #[cfg(windows)]
+    let Launch { exe, options, name, env, pass } = launch;
     let mut command = Command::new(exe);
+    // Only what the host passes: its environment may hold secrets (on Windows with
+    // the system's root, without which Windows' own libraries fail to start).
+    command.env_clear();
+    #[cfg(windows)]
+    command.envs(std::env::var_os("SystemRoot").map(|root| ("SystemRoot", root)));
     command
-        // Only what the host passes: its environment may hold secrets.
-        .env_clear()
         .envs(options.env.iter().map(|(k, v)| (k, v)))
         .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    #[cfg(windows)]
+    let (mut child, job) = super::windows::spawn_in_job(command, exe, options, pass)?;
+    #[cfg(unix)]
+    let limits = [
+        (libc::RLIMIT_AS, options.memory_limit),
+        (libc::RLIMIT_CPU, options.cpu_seconds),
+        (libc::RLIMIT_NOFILE, options.open_files),
+    ];
+    #[cfg(unix)]
+    let moves: Vec<(RawFd, RawFd)> = pass.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
+    #[cfg(unix)]
     let _ = last_fd; // (used on Linux)
     // SAFETY: the closure only makes async-signal-safe system calls (`setsid`,
     // `dup2`, `close_range`, `prctl`, `setrlimit`) between fork and exec, on values
     // computed before (it reads `moves`, allocated before the fork).
+    #[cfg(unix)]
     unsafe {
         command.pre_exec(move || {
             // A session of its own: its own process group (killed as one), and no
@@ -172,10 +204,12 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
             Ok(())
         });
     }
+    #[cfg(unix)]
     let mut child =
         spawner::spawn(command).map_err(|source| LaunchError::Start { runner: exe.to_path_buf(), source })?;
     // The child has its own copies: the host keeps none (it must hold only its own
     // end of the channel, or it never sees the end of a child that dies).
+    #[cfg(unix)]
     drop(pass);
     let pipes = [
         (child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), Stream::Stdout),
@@ -186,6 +220,8 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
         child: Mutex::new(Some(child)),
         forwarders: Mutex::new(Vec::new()),
         tail: Arc::default(),
+        #[cfg(windows)]
+        job,
     };
     for (pipe, stream) in pipes {
         let Some(pipe) = pipe else { continue };
@@ -237,11 +273,16 @@ impl Process {
         if lock(&self.child).is_none() {
             return None;
         }
-        let pid = self.pid as i32;
-        // SAFETY: `kill` takes plain integers; the group is the child's own (it
-        // started a session), and the child is not reaped yet, so its pid cannot have
-        // been reused.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        #[cfg(unix)]
+        {
+            let pid = self.pid as i32;
+            // SAFETY: `kill` takes plain integers; the group is the child's own (it
+            // started a session), and the child is not reaped yet, so its pid cannot
+            // have been reused.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        #[cfg(windows)]
+        super::windows::kill_job(&self.job);
         self.reap()
     }
 
@@ -250,8 +291,13 @@ impl Process {
     pub(crate) fn wait_exit(&self, grace: Duration) {
         let until = Instant::now() + grace;
         loop {
+            // (On Windows a process that exited stays the host's to read until its
+            // handle closes, with `reap`.)
+            #[cfg(windows)]
+            let exited = lock(&self.child).as_mut().is_none_or(|c| c.try_wait().map_or(true, |s| s.is_some()));
             // SAFETY: `waitid` writes into a zeroed local; `WNOWAIT` leaves the child
             // a zombie, so its pid (and group id) stays ours until `reap`.
+            #[cfg(unix)]
             let exited = unsafe {
                 let mut info: libc::siginfo_t = std::mem::zeroed();
                 libc::waitid(libc::P_PID, self.pid, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0

@@ -16,9 +16,13 @@
 //! quarantined. The child dies with the host (socket EOF, and on Linux a parent-death
 //! signal) and its process group is killed when the [`Plugin`](crate::Plugin) drops.
 //!
+//! On Windows the same, over two anonymous pipes instead of the socket, in a
+//! kill-on-close job object instead of a process group, and without a sandbox
+//! (asking for one is refused): see `windows.rs` and docs/isolation.md, "Windows".
+//!
 //! Inside, layers, each knowing only those below it: `launch` starts and supervises
 //! the process; `transport` moves the channel's bytes (the socket, or shared-memory
-//! rings on Linux: a trait, so any byte stream can); `frame` frames them; `endpoint`
+//! rings on Linux, two pipes on Windows: a trait, so any byte stream can); `frame` frames them; `endpoint`
 //! routes requests and replies; `protocol` holds what host and runner agree on
 //! (descriptors, environment, handshake). See `docs/isolation.md`.
 //!
@@ -35,6 +39,7 @@
 //! }
 //! ```
 
+#[cfg(unix)]
 mod contain;
 mod endpoint;
 mod frame;
@@ -42,15 +47,21 @@ mod launch;
 mod options;
 mod protocol;
 mod runner;
+#[cfg_attr(windows, allow(dead_code))] // (the sandbox is Linux's)
 mod sandbox;
 mod spawner;
 pub(crate) mod transport;
+#[cfg(windows)]
+mod windows;
 
 use std::collections::VecDeque;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
+#[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,16 +76,24 @@ pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
 use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
-use frame::{ReadError, Waiter};
+use frame::ReadError;
+#[cfg(unix)]
+use frame::Waiter;
 #[cfg(target_os = "linux")]
 use protocol::{BELL_FDS, LAST_FD, SHM_FD};
-use protocol::{CHILD_FD, FD_VAR, LoadRequest, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD, Refused};
+#[cfg(unix)]
+use protocol::{CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+use protocol::{LoadRequest, Refused};
+#[cfg(unix)]
 use transport::Link;
+use transport::Transport;
 #[cfg(target_os = "linux")]
 use transport::shm;
 
+#[cfg(unix)]
+use crate::Step;
 use crate::file::PluginFile;
-use crate::{Inspection, LaunchError, LoadError, Step};
+use crate::{Inspection, LaunchError, LoadError};
 
 /// How long either side may spin for the next frame before it sleeps; only for a
 /// peer that is awake and answered within this last time (see `frame::Waiter`), so a
@@ -95,11 +114,16 @@ struct Connection {
     endpoint: Endpoint,
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
+    #[cfg(unix)]
     nudge: OwnedFd,
+    /// The semaphore the child's pool threads wait on (Windows).
+    #[cfg(windows)]
+    nudge: std::os::windows::io::OwnedHandle,
     /// A reader of each pipe the host writes (the nudge, the child's bells), never read:
     /// held so that a plugin closing its own ends cannot turn the host's next write
     /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
     /// runtime ignores it). A precaution: no test has shown that write yet.
+    #[cfg(unix)]
     _readers: Vec<OwnedFd>,
     /// The host's objects the plugin holds (or borrows for a call), by number.
     objects: Objects,
@@ -118,11 +142,17 @@ struct Connection {
 impl Connection {
     /// Wakes one pool thread of the child.
     fn nudge(&self) {
+        #[cfg(windows)]
+        windows::post(&self.nudge);
+        #[cfg(unix)]
         let one = 1u64;
         // SAFETY: writing 8 bytes from a local to our pipe. It never blocks: the write
         // end is non-blocking and only this process holds it; a full pipe (`EAGAIN`)
         // holds thousands of posts the child has not taken, so one more is not needed.
-        unsafe { libc::write(self.nudge.as_raw_fd(), (&raw const one).cast(), 8) };
+        #[cfg(unix)]
+        unsafe {
+            libc::write(self.nudge.as_raw_fd(), (&raw const one).cast(), 8)
+        };
     }
 
     /// Ends every call in flight with `error`, and drops the host's objects the
@@ -247,6 +277,7 @@ impl Isolated {
         Some((stream, Box::new(move || connection.nudge())))
     }
 
+    #[cfg(unix)]
     fn spawn(&self) -> Result<Connection, LoadError> {
         #[cfg(target_os = "linux")]
         if let Some(client) = &self.options.remote {
@@ -346,38 +377,51 @@ impl Isolated {
         };
         // The handshake: hello (version), load, ready (the manifest it read).
         let socket = connection.endpoint.link.socket().expect("a child's channel has its socket");
+        let result = self.handshake(socket, &exe, PLUGIN_FD);
+        // Sending a call blocks once the socket buffer is full: no longer than a
+        // call's deadline (set once here, not per call: it is a system call).
+        let _ = socket.set_write_timeout(Some(self.options.deadline));
+        match result {
+            Ok(()) => Ok(connection),
+            Err(refused) => Err(self.refused(&connection, refused)),
+        }
+    }
+
+    /// The handshake on a new process's channel (see [`protocol`]), naming the plugin
+    /// file as `plugin_fd` there; `Ok` once the child loaded the plugin the host
+    /// inspected.
+    fn handshake(&self, channel: &(impl Transport + ?Sized), exe: &Path, plugin_fd: i32) -> Result<(), Refused> {
         let request = LoadRequest {
             path: self.path.clone(),
-            fd: PLUGIN_FD,
+            fd: plugin_fd,
             sandbox: self.options.sandbox.clone(),
             log_level: self.options.log_level.unwrap_or_else(crate::logs::level),
             export: self.export,
             config: self.config.clone(),
         };
         let (startup, max) = (self.options.startup, self.options.max_frame);
-        let ready = protocol::host_handshake(socket, &exe, &request, startup, max, |record| {
+        let ready = protocol::host_handshake(channel, exe, &request, startup, max, |record| {
             crate::logs::deliver_encoded(&self.name, record);
         });
-        let result = match ready {
+        match ready {
             Ok(manifest) if manifest == self.manifest_bytes => Ok(()),
             Ok(_) => Err(Refused::Launch(LaunchError::OtherManifest)),
             Err(refused) => Err(refused),
-        };
-        // Sending a call blocks once the socket buffer is full: no longer than a
-        // call's deadline (set once here, not per call: it is a system call).
-        let _ = socket.set_write_timeout(Some(self.options.deadline));
-        match result {
-            Ok(()) => Ok(connection),
-            Err(refused) => {
-                let status = connection.end(END_GRACE);
-                Err(match refused {
-                    // The child's own `LoadError`: the plugin's, as in-process.
-                    Refused::Plugin(e) => e,
-                    Refused::Launch(why) => {
-                        let stderr = connection.process.as_ref().map_or_else(Vec::new, launch::Process::stderr_tail);
-                        fail(LaunchError::Ended { why: Box::new(why), status, stderr })
-                    }
-                })
+        }
+    }
+
+    /// Ends `connection`, whose handshake failed, and says why.
+    fn refused(&self, connection: &Connection, refused: Refused) -> LoadError {
+        let status = connection.end(END_GRACE);
+        match refused {
+            // The child's own `LoadError`: the plugin's, as in-process.
+            Refused::Plugin(e) => e,
+            Refused::Launch(why) => {
+                let stderr = connection.process.as_ref().map_or_else(Vec::new, launch::Process::stderr_tail);
+                LoadError::Isolation {
+                    path: self.path.clone(),
+                    source: LaunchError::Ended { why: Box::new(why), status, stderr },
+                }
             }
         }
     }
@@ -490,7 +534,11 @@ fn crashed(exit: Option<ExitStatus>, quarantine: Option<String>) -> CallError {
     if let Some(q) = quarantine {
         detail = format!("{detail}; {q}");
     }
-    CallError::Crashed { signal: exit.and_then(|s| s.signal()), exit_code: exit.and_then(|s| s.code()), detail }
+    #[cfg(unix)]
+    let signal = exit.and_then(|s| s.signal());
+    #[cfg(windows)]
+    let signal = None;
+    CallError::Crashed { signal, exit_code: exit.and_then(|s| s.code()), detail }
 }
 
 impl Isolated {

@@ -79,7 +79,6 @@ pub struct Isolation {
     pub(crate) remote: Option<Arc<crate::remote::client::Client>>,
     /// The log levels the plugin may send, if not this process's (a server passes on
     /// its client's).
-    #[cfg(unix)]
     pub(crate) log_level: Option<u8>,
 }
 
@@ -125,7 +124,6 @@ impl Default for Isolation {
             socket_only: false,
             #[cfg(target_os = "linux")]
             remote: None,
-            #[cfg(unix)]
             log_level: None,
         }
     }
@@ -150,18 +148,20 @@ impl Isolation {
         self.startup = startup;
         self
     }
-    /// Limits the process's address space (`RLIMIT_AS`), in bytes. An allocation
-    /// past it fails, which aborts the plugin's process.
+    /// Limits the process's address space (`RLIMIT_AS`; Windows: its committed
+    /// memory, through its job object), in bytes. An allocation past it fails, which
+    /// aborts the plugin's process.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = Some(bytes);
         self
     }
-    /// Limits the process's CPU time (`RLIMIT_CPU`), in seconds, over its life.
+    /// Limits the process's CPU time (`RLIMIT_CPU`; Windows: its user time, through
+    /// its job object), in seconds, over its life.
     pub fn cpu_seconds(mut self, seconds: u64) -> Self {
         self.cpu_seconds = Some(seconds);
         self
     }
-    /// Limits the process's open files (`RLIMIT_NOFILE`): the highest descriptor
+    /// Limits the process's open files (`RLIMIT_NOFILE`; not applied on Windows): the highest descriptor
     /// number it can open, plus one. The process starts with descriptors 0 to 10 (stdio,
     /// the channel's socket, the plugin file, the nudge pipe, and on Linux the channel's
     /// shared memory and its four bells, each a pipe) plus the few the runtime opens, so leave
@@ -183,7 +183,9 @@ impl Isolation {
         self.runner = runner;
         self
     }
-    /// Sandboxes the plugin's process (Linux; see [`Sandbox`]).
+    /// Sandboxes the plugin's process (Linux; see [`Sandbox`]). On Windows there is no
+    /// sandbox: the load fails with
+    /// [`LaunchError::SandboxUnsupported`](crate::LaunchError::SandboxUnsupported).
     pub fn sandbox(mut self, sandbox: Sandbox) -> Self {
         self.sandbox = Some(sandbox);
         self

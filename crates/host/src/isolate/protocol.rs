@@ -12,9 +12,15 @@
 //!
 //! After `Ready` the frames (see [`super::frame`]) go through the channel's transport
 //! (see [`super::transport`]).
+//!
+//! On Windows the child inherits handles, not descriptors at fixed numbers: their
+//! values are in the environment ([`FD_VAR`]: the channel's two pipes, [`NUDGE_VAR`]:
+//! the nudge semaphore) and in the load request (the plugin file); everything else
+//! is the same.
 
+#[cfg(unix)]
 use std::ffi::OsString;
-use std::os::fd::RawFd;
+#[cfg(unix)]
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,7 +34,8 @@ use crate::{LaunchError, LoadError};
 /// concurrent calls. 3: callbacks, objects and log records.
 pub(crate) const PROTOCOL: u32 = 3;
 
-/// The environment variable naming the runner's socket descriptor.
+/// The environment variable naming the runner's socket descriptor (Windows: the
+/// handles of its two pipes, `IN,OUT`).
 pub(crate) const FD_VAR: &str = "TOMADA_RUNNER_FD";
 /// The environment variable naming the host's pid, for the runner to check.
 pub(crate) const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
@@ -36,14 +43,20 @@ pub(crate) const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
 pub(crate) const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
 /// Set when frames stay on the socket (no shared memory): see `Isolation::socket_only`.
 pub(crate) const SOCKET_VAR: &str = "TOMADA_RUNNER_SOCKET_ONLY";
+/// The environment variable naming the nudge semaphore's handle (Windows).
+#[cfg(windows)]
+pub(crate) const NUDGE_VAR: &str = "TOMADA_RUNNER_NUDGE";
 /// The descriptor number the socket gets in the child.
+#[cfg(unix)]
 pub(crate) const CHILD_FD: i32 = 3;
 /// The descriptor number the plugin file gets in the child: it loads exactly the file
 /// the host inspected, never a path.
+#[cfg(unix)]
 pub(crate) const PLUGIN_FD: i32 = 4;
 /// The descriptor number of the nudge pipe in the child: the host posts to
 /// it when it sends a call while others are in flight, so a second thread of the
 /// plugin's process reads and serves it (see `runner::Server`).
+#[cfg(unix)]
 pub(crate) const NUDGE_FD: i32 = 5;
 /// The descriptor numbers of the shared memory the frames go through (Linux), then of
 /// its four bells (see `shm::Bells`, in field order).
@@ -72,8 +85,9 @@ pub(crate) fn hello_version(payload: &[u8]) -> Option<u32> {
 pub(crate) struct LoadRequest {
     /// The plugin's path, for messages only.
     pub(crate) path: PathBuf,
-    /// The inherited descriptor of the plugin file, which is what is loaded.
-    pub(crate) fd: RawFd,
+    /// The inherited descriptor of the plugin file, which is what is loaded (Windows:
+    /// its inherited handle's value, which fits 32 bits).
+    pub(crate) fd: i32,
     pub(crate) sandbox: Option<Sandbox>,
     /// The most verbose log level the host takes from the plugin (0: none).
     pub(crate) log_level: u8,
@@ -86,15 +100,22 @@ pub(crate) struct LoadRequest {
 impl LoadRequest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let sandbox = self.sandbox.as_ref().map(Sandbox::to_wire);
+        #[cfg(unix)]
         let path = self.path.as_os_str().as_bytes().to_vec();
+        #[cfg(windows)]
+        let path = self.path.to_string_lossy().into_owned().into_bytes();
         postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config)).expect("encodable")
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<LoadRequest, postcard::Error> {
-        type Wire = (Vec<u8>, RawFd, Option<sandbox::Wire>, u8, u32, Vec<u8>);
+        type Wire = (Vec<u8>, i32, Option<sandbox::Wire>, u8, u32, Vec<u8>);
         let (path, fd, sandbox, log_level, export, config): Wire = postcard::from_bytes(bytes)?;
+        #[cfg(unix)]
+        let path = PathBuf::from(OsString::from_vec(path));
+        #[cfg(windows)]
+        let path = PathBuf::from(String::from_utf8_lossy(&path).into_owned());
         Ok(LoadRequest {
-            path: PathBuf::from(OsString::from_vec(path)),
+            path,
             fd,
             sandbox: sandbox.map(Sandbox::from_wire),
             // Both levels, `log` and `tracing` (see `logs::split_levels`).
@@ -195,6 +216,9 @@ pub(crate) fn refuse(channel: &(impl Transport + ?Sized), why: &LoadError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plugin file's descriptor in a request (the Unix one, on every platform).
+    const PLUGIN_FD: i32 = 4;
 
     #[test]
     fn a_load_request_and_a_hello_round_trip() {

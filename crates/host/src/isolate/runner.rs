@@ -5,7 +5,9 @@
 //! number and encoded arguments to the plugin's own dispatch function.
 
 use std::collections::VecDeque;
+#[cfg(unix)]
 use std::os::fd::{FromRawFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,7 +22,9 @@ use crate::LaunchError;
 
 use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitError};
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
-use super::protocol::{self, CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD, SOCKET_VAR};
+use super::protocol::{self, FD_VAR, LoadRequest, MAX_FRAME_VAR, PARENT_VAR, SOCKET_VAR};
+#[cfg(unix)]
+use super::protocol::{CHILD_FD, NUDGE_FD, PLUGIN_FD};
 use super::transport::{Link, Transport};
 
 /// How long the child may spin for the next call after answering one (only when
@@ -29,6 +33,11 @@ const SPIN: Duration = super::SPIN;
 
 /// The most threads that serve calls at once.
 const MAX_THREADS: usize = 64;
+/// How long a nudged pool thread waits for the call's bytes to reach this side
+/// (Windows: see `Server::pool_loop`); a hang guard, not a figure: they come at once
+/// unless the machine is very busy.
+#[cfg(windows)]
+const NUDGE_LAG: Duration = Duration::from_secs(5);
 
 /// If this process was started as a plugin runner, serves the plugin and exits;
 /// otherwise returns at once. Call it first thing in `main` of a host that isolates
@@ -41,8 +50,19 @@ const MAX_THREADS: usize = 64;
 /// ```
 pub fn serve_if_runner() {
     let Some(fd) = std::env::var_os(FD_VAR) else { return };
+    #[cfg(windows)]
+    let code = match super::windows::runner_channel(&fd) {
+        Some(pipe) => serve_on(pipe, Link::Pipe),
+        None => {
+            eprintln!(
+                "tomada runner: {FD_VAR} must name the host's pipes; this process was not started by a tomada host"
+            );
+            2
+        }
+    };
     // Only the number the host uses, and only if it is what the host passes there: a
     // Unix stream socket. Anything else in the environment is refused, not trusted.
+    #[cfg(unix)]
     let code = match fd.to_str().and_then(|s| s.parse::<RawFd>().ok()) {
         Some(fd) if fd == CHILD_FD && is_unix_stream(fd) => serve(fd),
         _ => {
@@ -57,6 +77,7 @@ pub fn serve_if_runner() {
 }
 
 /// Whether `fd` is an open Unix stream socket.
+#[cfg(unix)]
 fn is_unix_stream(fd: RawFd) -> bool {
     // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
     let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
@@ -78,6 +99,7 @@ fn is_unix_stream(fd: RawFd) -> bool {
     unix && option(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
 }
 
+#[cfg(unix)]
 fn serve(fd: RawFd) -> i32 {
     // Large arguments and results are allocated and freed on every call; glibc would
     // give freed memory back to the kernel each time and take fresh (zero-filled,
@@ -111,18 +133,48 @@ fn serve(fd: RawFd) -> i32 {
     unsafe { libc::fcntl(NUDGE_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // The shared memory the frames go through after the handshake, and its bells.
     // (Unless the host relays the socket's bytes elsewhere: see `Isolation::socket_only`.)
+    #[cfg(target_os = "linux")]
     let socket_only = std::env::var_os(SOCKET_VAR).is_some();
     #[cfg(target_os = "linux")]
     let shared = (!socket_only).then(take_shared);
+    // Frames go through the shared memory once the handshake (on the socket) is done.
+    #[cfg(target_os = "linux")]
+    let link = move |stream| match shared {
+        None => Link::Socket(stream),
+        Some(Ok((memfd, bells))) => match super::transport::shm::Shared::new(memfd, bells, false, stream, None) {
+            Ok(shared) => Link::Rings(shared),
+            Err(e) => {
+                eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
+                std::process::exit(1);
+            }
+        },
+        Some(Err(why)) => {
+            eprintln!("tomada runner: {why}");
+            std::process::exit(1);
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    let link = Link::Socket;
+    serve_on(stream, link)
+}
+
+/// Serves the plugin over `stream` (the handshake, then the frames through the link
+/// `link` makes of it).
+fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
     // The largest frame either side sends (the host reads replies with the same).
     let max = std::env::var(MAX_FRAME_VAR).ok().and_then(|m| m.parse().ok()).unwrap_or(frame::DEFAULT_MAX_FRAME);
+    // Frames stay on the socket (nobody spins for them) when the host relays its bytes.
+    let socket_only = std::env::var_os(SOCKET_VAR).is_some();
     // Nor see these variables (it would take itself for a runner).
-    // SAFETY: no other thread runs yet: the plugin is not loaded.
+    // SAFETY: no other thread runs yet: the plugin is not loaded (on Windows the
+    // channel's reader thread runs, and reads no variable).
     unsafe {
         std::env::remove_var(FD_VAR);
         std::env::remove_var(PARENT_VAR);
         std::env::remove_var(MAX_FRAME_VAR);
         std::env::remove_var(SOCKET_VAR);
+        #[cfg(windows)]
+        std::env::remove_var(protocol::NUDGE_VAR);
     }
     if let Err(e) = protocol::greet(&stream) {
         eprintln!("tomada runner: cannot greet the host: {e}");
@@ -131,56 +183,21 @@ fn serve(fd: RawFd) -> i32 {
     let request = protocol::read_load_request(&stream, max);
     // A load failure reaches the host as the same `LoadError` variant; anything else
     // as `LoadError::Isolation` with its reason.
-    let fail_with = |stream: &UnixStream, why: crate::LoadError| {
+    let fail_with = |stream: &S, why: crate::LoadError| {
         protocol::refuse(stream, &why);
         1
     };
-    let fail = |stream: &UnixStream, source: LaunchError| {
+    let fail = |stream: &S, source: LaunchError| {
         fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), source })
     };
     let request = match request {
         Ok(r) => r,
         Err(why) => return fail(&stream, why),
     };
-    // Containment first (a PID namespace: this process becomes supervisor, init and
-    // worker, and only the worker returns), then the sandbox: both before the plugin's
-    // file is opened, so its initialisers run inside.
-    if let Err(why) = super::contain::enter_pid_namespace(fd, request.sandbox.as_ref())
-        && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
-    {
-        return fail(&stream, LaunchError::Contain { source: std::io::Error::other(why) });
-    }
-    // Root in the sandbox is not root (no capability, an unprivileged uid on a root
-    // host, limits that cannot be raised), then Landlock and seccomp.
-    let sandboxed = match &request.sandbox {
-        Some(sandbox) => {
-            // SAFETY: descriptor 4 stays open for the life of this process (it becomes
-            // the plugin file below); the borrow ends within this block.
-            let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(PLUGIN_FD) };
-            super::sandbox::drop_privileges(sandbox, plugin).and_then(|()| super::sandbox::apply(sandbox, plugin))
-        }
-        None => super::sandbox::contain_always(),
-    };
-    if let Err(why) = sandboxed {
-        return fail(&stream, LaunchError::Sandbox { source: std::io::Error::other(why) });
-    }
-    // The plugin file: the host's open descriptor, checked like any file.
-    let file = if request.fd == PLUGIN_FD {
-        // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
-        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
-        // SAFETY: as above.
-        let open = unsafe { libc::fstat(request.fd, &mut stat) } == 0;
-        if !open || stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return fail(&stream, LaunchError::NotThePluginFile { fd: request.fd });
-        }
-        // SAFETY: the host passed this descriptor (checked above to be an open regular
-        // file) for this process alone; nothing else here owns it.
-        let file = unsafe { std::fs::File::from_raw_fd(request.fd) };
-        // SAFETY: `fcntl(F_SETFD)` on a descriptor we own.
-        unsafe { libc::fcntl(request.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file)
-    } else {
-        return fail(&stream, LaunchError::PluginDescriptor { expected: PLUGIN_FD });
+    let file = match open_plugin(&request) {
+        Ok(Ok(f)) => Ok(f),
+        Ok(Err(e)) => Err(e),
+        Err(why) => return fail(&stream, why),
     };
     let file = match file {
         Ok(f) => f,
@@ -217,23 +234,7 @@ fn serve(fd: RawFd) -> i32 {
     if protocol::ready(&stream, &inspection.manifest_bytes).is_err() {
         return 1;
     }
-    #[cfg(target_os = "linux")]
-    let link = match shared {
-        None => Link::Socket(stream),
-        Some(Ok((memfd, bells))) => match super::transport::shm::Shared::new(memfd, bells, false, stream, None) {
-            Ok(shared) => Link::Rings(shared),
-            Err(e) => {
-                eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
-                return 1;
-            }
-        },
-        Some(Err(why)) => {
-            eprintln!("tomada runner: {why}");
-            return 1;
-        }
-    };
-    #[cfg(not(target_os = "linux"))]
-    let link = Link::Socket(stream);
+    let link = link(stream);
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
         plugin: Served {
@@ -261,6 +262,64 @@ fn serve(fd: RawFd) -> i32 {
     // while none is left waiting starts another.
     server.grow();
     server.main_loop()
+}
+
+/// Contains and sandboxes this process as `request` asks, then opens the plugin file
+/// the host passed: the file (or the `LoadError` it fails with), or why not.
+#[cfg(unix)]
+fn open_plugin(request: &LoadRequest) -> Result<Result<crate::file::PluginFile, crate::LoadError>, LaunchError> {
+    // Containment first (a PID namespace: this process becomes supervisor, init and
+    // worker, and only the worker returns), then the sandbox: both before the plugin's
+    // file is opened, so its initialisers run inside.
+    if let Err(why) = super::contain::enter_pid_namespace(CHILD_FD, request.sandbox.as_ref())
+        && request.sandbox.as_ref().is_some_and(|s| !s.accept_weaker)
+    {
+        return Err(LaunchError::Contain { source: std::io::Error::other(why) });
+    }
+    // Root in the sandbox is not root (no capability, an unprivileged uid on a root
+    // host, limits that cannot be raised), then Landlock and seccomp.
+    let sandboxed = match &request.sandbox {
+        Some(sandbox) => {
+            // SAFETY: descriptor 4 stays open for the life of this process (it becomes
+            // the plugin file below); the borrow ends within this block.
+            let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(PLUGIN_FD) };
+            super::sandbox::drop_privileges(sandbox, plugin).and_then(|()| super::sandbox::apply(sandbox, plugin))
+        }
+        None => super::sandbox::contain_always(),
+    };
+    if let Err(why) = sandboxed {
+        return Err(LaunchError::Sandbox { source: std::io::Error::other(why) });
+    }
+    // The plugin file: the host's open descriptor, checked like any file.
+    if request.fd == PLUGIN_FD {
+        // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
+        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+        // SAFETY: as above.
+        let open = unsafe { libc::fstat(request.fd, &mut stat) } == 0;
+        if !open || stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(LaunchError::NotThePluginFile { fd: request.fd });
+        }
+        // SAFETY: the host passed this descriptor (checked above to be an open regular
+        // file) for this process alone; nothing else here owns it.
+        let file = unsafe { std::fs::File::from_raw_fd(request.fd) };
+        // SAFETY: `fcntl(F_SETFD)` on a descriptor we own.
+        unsafe { libc::fcntl(request.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        Ok(crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file))
+    } else {
+        Err(LaunchError::PluginDescriptor { expected: PLUGIN_FD })
+    }
+}
+
+/// Opens the plugin file the host passed (Windows: no sandbox, refused by the host
+/// already, and again here).
+#[cfg(windows)]
+fn open_plugin(request: &LoadRequest) -> Result<Result<crate::file::PluginFile, crate::LoadError>, LaunchError> {
+    if request.sandbox.is_some() {
+        return Err(LaunchError::SandboxUnsupported { platform: std::env::consts::OS });
+    }
+    let file = super::windows::plugin_file(request.fd).ok_or(LaunchError::NotThePluginFile { fd: request.fd })?;
+    // The loader takes a path: the host's, made absolute there.
+    Ok(crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file))
 }
 
 /// The shared memory and bells the host passed (descriptors 6 to 10), owned from here
@@ -524,10 +583,16 @@ impl Server {
 
 /// Posts to the nudge pipe (as the host does), so a pool thread wakes.
 fn nudge_self() {
+    #[cfg(windows)]
+    super::windows::post_self();
+    #[cfg(unix)]
     let one = 1u64;
     // SAFETY: writing 8 bytes from a local to the nudge descriptor (if the host passed
     // none, this fails, and calls wait for the main thread).
-    unsafe { libc::write(NUDGE_FD, (&raw const one).cast(), 8) };
+    #[cfg(unix)]
+    unsafe {
+        libc::write(NUDGE_FD, (&raw const one).cast(), 8)
+    };
 }
 
 impl Server {
@@ -604,15 +669,21 @@ impl Server {
             // wait for that role. Threads blocked in one `read` of the nudge would all be
             // woken by every post (a thundering herd); a mutex wakes one.
             self.idle.fetch_add(1, Ordering::SeqCst);
+            #[cfg(unix)]
             let n = {
                 let _standby = Endpoint::lock(&self.standby);
                 let mut count = 0u64;
                 // SAFETY: reading 8 bytes into a local from the nudge pipe.
                 unsafe { libc::read(NUDGE_FD, (&raw mut count).cast(), 8) }
             };
+            #[cfg(windows)]
+            let n = {
+                let _standby = Endpoint::lock(&self.standby);
+                if super::windows::take() { 8 } else { -2 }
+            };
             let idle = self.idle.fetch_sub(1, Ordering::SeqCst) - 1;
             if n != 8 {
-                if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                if n == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
                 // No nudges (no descriptor 5): calls are served by the main thread.
@@ -631,6 +702,18 @@ impl Server {
                         Ok(mut reading) => {
                             // (Nothing there: taken by another thread already.)
                             let ready = reading.has_bytes() || self.endpoint.link.readable();
+                            // On Windows the nudge can come before the call's bytes are
+                            // on this side: this process's pipe reader thread moves them
+                            // from the pipe. Wait for them a while (reading meanwhile,
+                            // as whoever holds the reading does), or the call would wait
+                            // for the main thread.
+                            #[cfg(windows)]
+                            let ready = ready
+                                || self
+                                    .endpoint
+                                    .link
+                                    .wait_readable(Some(std::time::Instant::now() + NUDGE_LAG))
+                                    .is_ok();
                             ready.then(|| {
                                 let incoming = self.read_next(&mut reading);
                                 // One `recv` may have taken more than this call, whose

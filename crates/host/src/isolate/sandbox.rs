@@ -175,10 +175,14 @@ impl Sandbox {
         self
     }
 
-    #[cfg(unix)]
     pub(crate) fn to_wire(&self) -> Wire {
-        use std::os::unix::ffi::OsStrExt;
-        let bytes = |v: &[PathBuf]| v.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
+        #[cfg(unix)]
+        let bytes = |v: &[PathBuf]| {
+            use std::os::unix::ffi::OsStrExt;
+            v.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect()
+        };
+        #[cfg(not(unix))]
+        let bytes = |v: &[PathBuf]| v.iter().map(|p| p.to_string_lossy().into_owned().into_bytes()).collect();
         (
             self.read_only,
             bytes(&self.writable),
@@ -193,10 +197,15 @@ impl Sandbox {
         )
     }
 
-    #[cfg(unix)]
     pub(crate) fn from_wire(w: Wire) -> Sandbox {
-        use std::os::unix::ffi::OsStringExt;
-        let paths = |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(std::ffi::OsString::from_vec(b))).collect();
+        #[cfg(unix)]
+        let paths = |v: Vec<Vec<u8>>| {
+            use std::os::unix::ffi::OsStringExt;
+            v.into_iter().map(|b| PathBuf::from(std::ffi::OsString::from_vec(b))).collect()
+        };
+        #[cfg(not(unix))]
+        let paths =
+            |v: Vec<Vec<u8>>| v.into_iter().map(|b| PathBuf::from(String::from_utf8_lossy(&b).into_owned())).collect();
         let (
             read_only,
             writable,

@@ -1,4 +1,4 @@
-//! Isolation where it is not implemented yet (Windows): the same API as on Unix, so
+//! Isolation where it is not implemented (neither Unix nor Windows): the same API, so
 //! a host compiles unchanged everywhere, but starting an isolated plugin fails with
 //! [`LoadError::IsolationUnsupported`](crate::LoadError::IsolationUnsupported).
 //!

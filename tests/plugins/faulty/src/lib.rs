@@ -1,9 +1,10 @@
 //! Fixture: misbehaves on request (see `fault-api`). Only ever run isolated, except
-//! for its harmless methods. Unix only, as isolation is: elsewhere the library is empty.
-
-#![cfg(unix)]
+//! for its harmless methods. On Windows the methods that touch Unix descriptors do
+//! nothing (`close_socket`, `spawn_detached_sleeper`) or only hang
+//! (`corrupt_channel`).
 
 use std::io::Write;
+#[cfg(unix)]
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -61,14 +62,18 @@ impl Faulty for Bad {
         }
     }
     fn close_socket(&self) {
+        #[cfg(unix)]
         // SAFETY: descriptor 3 is the runner's socket; closing it is the misbehaviour
         // under test.
         drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(3) });
     }
     fn corrupt_channel(&self) {
-        // SAFETY: as above; the file is forgotten so the descriptor stays open.
-        let mut socket = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(3) });
-        let _ = socket.write_all(b"\xff\xff\xff\x7fgarbage");
+        #[cfg(unix)]
+        {
+            // SAFETY: as above; the file is forgotten so the descriptor stays open.
+            let mut socket = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(3) });
+            let _ = socket.write_all(b"\xff\xff\xff\x7fgarbage");
+        }
         // The host reads the socket when it waits (frames go through shared memory):
         // no answer comes, so it sees this, however late it looks, and ends the
         // process (or, failing that, the call's deadline does).
@@ -93,10 +98,18 @@ impl Faulty for Bad {
         self.hang();
     }
     fn spawn_detached_sleeper(&self, seconds: u32) -> u32 {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = std::process::Command::new("sleep");
-        cmd.arg(seconds.to_string()).process_group(0);
-        cmd.spawn().map(|c| c.id()).unwrap_or(0)
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg(seconds.to_string()).process_group(0);
+            cmd.spawn().map(|c| c.id()).unwrap_or(0)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = seconds;
+            0
+        }
     }
     fn open_fds(&self) -> Vec<u8> {
         let mut fds: Vec<u8> = std::fs::read_dir("/proc/self/fd")
@@ -151,12 +164,14 @@ tomada::export!(Bad as Faulty);
 
 /// Runs when the library is opened: writes the file named by `TOMADA_MARKER`, if
 /// set, so a test can see whether initialisers run inside the sandbox.
+#[cfg(unix)]
 extern "C" fn leave_a_trace() {
     if let Some(path) = std::env::var_os("TOMADA_MARKER") {
         let _ = std::fs::write(path, b"faulty initialiser ran\n");
     }
 }
 
+#[cfg(unix)]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static LEAVE_A_TRACE: extern "C" fn() = leave_a_trace;

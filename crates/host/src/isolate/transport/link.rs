@@ -2,6 +2,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,12 @@ use super::{ReadError, Transport};
 /// `match` (inlined, as fast as calling them directly), and any other one boxed.
 pub(crate) enum Link {
     /// Frames through the socket (where there are no rings).
+    #[cfg(unix)]
     #[cfg_attr(target_os = "linux", allow(dead_code))]
     Socket(UnixStream),
+    /// Frames through a pair of anonymous pipes (Windows), the handshake too.
+    #[cfg(windows)]
+    Pipe(super::pipe::Pipe),
     /// Frames through the shared rings; the socket only tells of the other side's end.
     #[cfg(target_os = "linux")]
     Rings(super::shm::Shared),
@@ -24,6 +29,7 @@ pub(crate) enum Link {
 
 impl Link {
     /// The channel's socket, if it has one: the handshake goes through it.
+    #[cfg(unix)]
     pub(crate) fn socket(&self) -> Option<&UnixStream> {
         match self {
             Link::Socket(stream) => Some(stream),
@@ -38,7 +44,10 @@ impl Link {
 macro_rules! dispatch {
     ($self:ident, $t:ident => $call:expr) => {
         match $self {
+            #[cfg(unix)]
             Link::Socket($t) => $call,
+            #[cfg(windows)]
+            Link::Pipe($t) => $call,
             #[cfg(target_os = "linux")]
             Link::Rings($t) => $call,
             Link::Other($t) => $call,

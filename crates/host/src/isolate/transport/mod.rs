@@ -7,7 +7,9 @@
 //!
 //! - a Unix socket ([`socket`]): `writev` out, `recv` in, `poll` to wait;
 //! - the shared-memory rings ([`shm`], Linux): a copy in and a copy out, a pipe as
-//!   the bell of a side that sleeps, and the socket kept for its end.
+//!   the bell of a side that sleeps, and the socket kept for its end;
+//! - a pair of anonymous pipes ([`pipe`], Windows): written in place, read by a thread
+//!   of each side into a buffer that `recv` waits on.
 //!
 //! A channel's [`Link`] picks one, dispatched statically (a `match`, no virtual
 //! call); any other byte stream (a TLS stream to another machine, a Windows pipe)
@@ -20,8 +22,11 @@ use std::time::{Duration, Instant};
 mod link;
 #[cfg(test)]
 pub(crate) mod memory;
+#[cfg(windows)]
+pub(crate) mod pipe;
 #[cfg(target_os = "linux")]
 pub(crate) mod shm;
+#[cfg(unix)]
 pub(crate) mod socket;
 
 pub(crate) use link::Link;
@@ -121,6 +126,7 @@ pub(crate) fn several_cpus() -> bool {
     *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
+#[cfg(unix)]
 /// `poll`'s timeout until `deadline` (-1: none), rounded up to whole milliseconds so a
 /// deadline 0.5 ms away does not spin on 0 ms polls; `TimedOut` once it has passed.
 pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Result<libc::c_int, ReadError> {
