@@ -31,7 +31,7 @@
 //!     let me = Identity::read("host.key")?;
 //!     let remote = Remote::new(me)
 //!         .endpoint("plugins.example:7100")
-//!         .trust_server("3f0c…".parse()?) // the server's key id (`tomada keygen`)
+//!         .trust_server("3f0c…".parse()?) // the server's key id (`tomada tls-key`)
 //!         .deadline(std::time::Duration::from_secs(2));
 //!     let plugin = tomada_host::load_with::<dyn Greeter>("greeter_v1.so", &Mode::Remote(remote))?;
 //!     println!("{}", plugin.greet("Mundo")?);
