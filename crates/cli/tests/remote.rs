@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fault_api::Faulty;
 use indexer_api::{Host, Indexer, Level};
@@ -295,7 +295,9 @@ fn calls_go_to_the_endpoint_that_answers() {
 fn a_call_past_its_deadline_times_out_and_the_next_reconnects() {
     let keys = Keys::new();
     let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
-    let deadline = Duration::from_millis(500);
+    // Also the budget of the next call, which reconnects and starts a process on the
+    // server: long enough for a busy machine (half a second was not).
+    let deadline = Duration::from_secs(10);
     let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(deadline)).unwrap();
     let err = faulty.sleep_ms(60_000).unwrap_err();
     assert_eq!(err, CallError::TimedOut { deadline });
@@ -320,22 +322,20 @@ fn a_server_killed_mid_call_fails_the_call_and_a_restarted_one_serves_the_next()
     let keys = Keys::new();
     let mut server = serve(&keys, "127.0.0.1:0", &keys.client.id());
     let address = server.address.clone();
-    let deadline = Duration::from_secs(20);
+    // Only a hang guard: a call ended by its deadline is `TimedOut`, not `Disconnected`
+    // (how soon the call ends after the kill is not asserted: a busy machine may take long).
+    let deadline = tomada_test_support::HANG_GUARD;
     let faulty = Arc::new(load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(deadline)).unwrap());
     assert_eq!(faulty.echo("up").unwrap(), "up");
     let calling = Arc::clone(&faulty);
-    let call = std::thread::spawn(move || {
-        let started = Instant::now();
-        (calling.sleep_ms(60_000), started.elapsed())
-    });
+    let call = std::thread::spawn(move || calling.sleep_ms(600_000));
     // Once the plugin sleeps in the call (asked by a second call, concurrent on the
     // same connection), the server dies.
     tomada_test_support::wait_until("the plugin to be sleeping", || faulty.sleeping() == Ok(1));
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    let (result, took) = within("the interrupted call", move || call.join().unwrap());
+    let result = within("the interrupted call", move || call.join().unwrap());
     assert!(matches!(result, Err(CallError::Disconnected { may_have_run: true, .. })), "{result:?}");
-    assert!(took < deadline + Duration::from_millis(100), "{took:?}");
     // While no server listens, a call says so and was not sent.
     let err = faulty.echo("down").unwrap_err();
     assert!(matches!(err, CallError::Unavailable { .. }), "{err:?}");

@@ -217,8 +217,8 @@ impl Endpoint {
         frame::write(&self.link, header, parts)
     }
 
-    /// Enters a new call in flight; returns its id and how many others are, or
-    /// `None` if the channel is ending.
+    /// Enters a new call in flight; returns its id and how many others are (cancelled
+    /// ones not yet answered included), or `None` if the channel is ending.
     pub(crate) fn register(&self) -> Option<(u64, usize)> {
         self.enter(Some(std::thread::current()), None, None)
     }
@@ -240,7 +240,9 @@ impl Endpoint {
         if flight.ending || flight.ended.is_some() {
             return None;
         }
-        let others = flight.waiting.len();
+        // A cancelled call not yet answered still holds a thread on the other side
+        // (until it hears of the cancel): a new call must not count on that one.
+        let others = flight.waiting.len() + flight.cancelled.len();
         let slot = Slot { thread, waker, deadline, overdue: None, answer: None, requests: VecDeque::new() };
         flight.waiting.insert(id, slot);
         Some((id, others))

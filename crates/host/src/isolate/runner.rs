@@ -608,10 +608,11 @@ impl Server {
         }
         let answer = self.endpoint.wait(id, None, self, Vec::new());
         // Reading for its answer, this thread may have taken more than it needed: a new
-        // call for the pool.
-        if let Ok(reading) = self.endpoint.reading.try_lock()
-            && (reading.has_bytes() || self.endpoint.link.readable())
-        {
+        // call for the pool. (The reading is let go before the nudge: the thread it
+        // wakes takes it.)
+        let more =
+            self.endpoint.reading.try_lock().is_ok_and(|reading| reading.has_bytes() || self.endpoint.link.readable());
+        if more {
             nudge_self();
         }
         match answer {
@@ -696,36 +697,31 @@ impl Server {
             let incoming = match handed {
                 Some(request) => Incoming::Request(request),
                 None => {
-                    // If another thread reads, it takes what is there (and nudges again
-                    // if more comes while it serves): no waiting for the reading here.
-                    let read = match self.endpoint.reading.try_lock() {
-                        Ok(mut reading) => {
-                            // (Nothing there: taken by another thread already.)
-                            let ready = reading.has_bytes() || self.endpoint.link.readable();
-                            // On Windows the nudge can come before the call's bytes are
-                            // on this side: this process's pipe reader thread moves them
-                            // from the pipe. Wait for them a while (reading meanwhile,
-                            // as whoever holds the reading does), or the call would wait
-                            // for the main thread.
-                            #[cfg(windows)]
-                            let ready = ready
-                                || self
-                                    .endpoint
-                                    .link
-                                    .wait_readable(Some(std::time::Instant::now() + NUDGE_LAG))
-                                    .is_ok();
-                            ready.then(|| {
-                                let incoming = self.read_next(&mut reading);
-                                // One `recv` may have taken more than this call, whose
-                                // nudge another thread consumed while this one read.
-                                if reading.has_bytes() || self.endpoint.link.readable() {
-                                    nudge_self();
-                                }
-                                incoming
-                            })
-                        }
-                        Err(_) => None,
+                    // Waits for the reading if another thread has it: that one may have
+                    // looked for more (to nudge again) just before this nudge's frame
+                    // came, and let go after this thread gave up, leaving the frame
+                    // unread until the next nudge, if any: a lost wake-up. (Only this
+                    // thread waits: another is the standby meanwhile, see above.)
+                    let (read, more) = {
+                        let mut reading = Endpoint::lock(&self.endpoint.reading);
+                        // (Nothing there: taken by another thread already.)
+                        let ready = reading.has_bytes() || self.endpoint.link.readable();
+                        // On Windows the nudge can come before the call's bytes are
+                        // on this side: this process's pipe reader thread moves them
+                        // from the pipe. Wait for them a while (reading meanwhile,
+                        // as whoever holds the reading does), or the call would wait
+                        // for the main thread.
+                        #[cfg(windows)]
+                        let ready = ready
+                            || self.endpoint.link.wait_readable(Some(std::time::Instant::now() + NUDGE_LAG)).is_ok();
+                        let read = ready.then(|| self.read_next(&mut reading));
+                        // One `recv` may have taken more than this call, whose nudge
+                        // another thread consumed while this one read.
+                        (read, reading.has_bytes() || self.endpoint.link.readable())
                     };
+                    if more {
+                        nudge_self();
+                    }
                     // Whoever lets go of the reading wakes a thread that may need it.
                     self.endpoint.pass_reading_on(0);
                     match read {
