@@ -428,3 +428,68 @@ fn over_a_link_that_fails_mid_call_no_call_is_lost_silently() {
     assert!(ok > calls / 2, "{ok} of {calls} answered");
     assert!(disconnected > 0, "the relay cut no call: the test tested nothing");
 }
+
+/// The ids of the server process's threads.
+fn threads(server: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", server.child.id())).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn connections_that_never_speak_neither_exhaust_the_server_nor_keep_a_client_out() {
+    let keys = Keys::new();
+    let server = serve_with(&keys, "127.0.0.1:0", &keys.client.id(), &["--max-opening", "16"]);
+    // Far more silent connections than may be in their opening: each accepted one past
+    // 16 closes the oldest, so the server's threads stay bounded.
+    let silent: Vec<std::net::TcpStream> =
+        (0..200).map(|_| std::net::TcpStream::connect(&server.address).unwrap()).collect();
+    tomada_test_support::wait_until("the server's threads bounded by --max-opening", || threads(&server) <= 16 + 8);
+    // With all of them still open on this side, a real client gets in and is served.
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+    drop(silent);
+}
+
+#[test]
+fn garbage_instead_of_a_handshake_is_refused_and_others_are_served() {
+    use std::io::{Read, Write};
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let mut garbage = std::net::TcpStream::connect(&server.address).unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\nHost: tomada\r\n\r\n").unwrap();
+    garbage.write_all(&[0xff; 4096]).unwrap();
+    // The server closes it (perhaps with a TLS alert first): reading ends.
+    let mut garbage2 = garbage.try_clone().unwrap();
+    within("the server closing the garbage connection", move || {
+        let mut sink = Vec::new();
+        let _ = garbage2.read_to_end(&mut sink);
+    });
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+}
+
+#[test]
+fn an_authenticated_client_with_a_malformed_request_is_refused_and_others_are_served() {
+    use std::io::{Read, Write};
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let (_, config) = tomada_host::remote::__bench::configs(&keys.server, &keys.client).unwrap();
+    let tcp = std::net::TcpStream::connect(&server.address).unwrap();
+    let answer = within("an answer to a malformed request", move || {
+        let mut tcp = tcp;
+        let mut conn = rustls::ClientConnection::new(config, tomada_host::remote::__bench::server_name()).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        // A length-prefixed message that is not an opening request.
+        let body = b"not a request at all";
+        tls.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
+        tls.write_all(body).unwrap();
+        tls.flush().unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer);
+        answer
+    });
+    // Its 4-byte length, then the status: 1, refused (a `LoadError` follows).
+    assert!(answer.len() > 4, "no answer: {answer:?}");
+    assert_eq!(answer[4], 1, "not refused: {answer:?}");
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+}
