@@ -493,3 +493,26 @@ fn an_authenticated_client_with_a_malformed_request_is_refused_and_others_are_se
     let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
     assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
 }
+
+#[test]
+fn a_plugin_crashing_on_the_server_is_crashed_on_the_host_with_its_signal() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server)).unwrap();
+    match faulty.abort() {
+        Err(CallError::Crashed { signal, .. }) => assert_eq!(signal, Some(libc_sigabrt()), "aborted"),
+        other => panic!("not a crash: {other:?}"),
+    }
+    // The next call reconnects, to a new process on the server.
+    assert_eq!(faulty.echo("again").unwrap(), "again");
+    match faulty.exit(3) {
+        Err(CallError::Crashed { exit_code, signal, .. }) => assert_eq!((exit_code, signal), (Some(3), None)),
+        other => panic!("not a crash: {other:?}"),
+    }
+    assert_eq!(faulty.echo("and again").unwrap(), "and again");
+}
+
+/// SIGABRT on Linux.
+fn libc_sigabrt() -> i32 {
+    6
+}

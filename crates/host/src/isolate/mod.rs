@@ -37,7 +37,7 @@
 
 mod contain;
 mod endpoint;
-mod frame;
+pub(crate) mod frame;
 mod launch;
 mod options;
 mod protocol;
@@ -247,6 +247,14 @@ impl Isolated {
         Some((stream, Box::new(move || connection.nudge())))
     }
 
+    /// For a relay whose child closed its socket: waits briefly for the child to exit,
+    /// kills what is left, and returns how it ended (its signal or exit code).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn relay_ended(&self) -> Option<ExitStatus> {
+        let connection = self.lock().connection.take()?;
+        connection.end(END_GRACE)
+    }
+
     fn spawn(&self) -> Result<Connection, LoadError> {
         #[cfg(target_os = "linux")]
         if let Some(client) = &self.options.remote {
@@ -446,13 +454,27 @@ impl Isolated {
             ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
             ReadError::Malformed(why) => format!("a malformed frame: {why}"),
             ReadError::Io(e) => format!("the connection failed: {e}"),
+            ReadError::Ended { .. } => {
+                "the plugin's process on the server ended (the server's log says more)".to_owned()
+            }
         };
-        let mine = match fault {
-            ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
-            _ => CallError::Disconnected { may_have_run: true, detail: detail.clone() },
+        let (mine, others) = match fault {
+            ReadError::TimedOut => (
+                CallError::TimedOut { deadline: self.options.deadline },
+                CallError::Disconnected { may_have_run: true, detail },
+            ),
+            // The server said so: a crash, as an isolated child's, with its signal or code.
+            ReadError::Ended { signal, exit_code } => {
+                let e = CallError::Crashed { signal, exit_code, detail };
+                (e.clone(), e)
+            }
+            _ => {
+                let e = CallError::Disconnected { may_have_run: true, detail };
+                (e.clone(), e)
+            }
         };
         connection.kill();
-        connection.close(CallError::Disconnected { may_have_run: true, detail });
+        connection.close(others);
         mine
     }
 
@@ -564,7 +586,7 @@ impl Isolated {
                 CallError::TimedOut { deadline: self.options.deadline },
                 format!("another call ran past its deadline of {:?}", self.options.deadline),
             ),
-            ReadError::Eof => {
+            ReadError::Eof | ReadError::Ended { .. } => {
                 (CallError::Crashed { signal: None, exit_code: None, detail: String::new() }, String::new())
             }
         };

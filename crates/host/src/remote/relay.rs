@@ -120,20 +120,24 @@ impl std::fmt::Display for Ended {
 
 /// Pumps bytes between `local` and the peer behind `tls` over `tcp` until either ends;
 /// calls `arrived` when the child needs a nudge for what was passed on (see [`Nudges`]).
+/// If the local side ended first, what `last` gives (the server's `Ended` frame, saying
+/// how the child ended) goes to the peer after all the child sent, before the close.
 /// Then shuts both down, so the other side of each sees the end.
 pub(crate) fn pump(
     mut tls: rustls::Connection,
     mut tcp: TcpStream,
     mut local: UnixStream,
     arrived: &dyn Fn(),
+    last: &dyn Fn() -> Vec<u8>,
 ) -> Ended {
     // (What it holds is bounded here: it reads the local side only once all is sent.)
     tls.set_buffer_limit(None);
     let ended = run(&mut tls, &mut tcp, &mut local, arrived);
     if matches!(ended, Ended::Local) {
+        let _ = tls.writer().write_all(&last());
         tls.send_close_notify();
         let _ = tcp.set_nonblocking(false);
-        let _ = tcp.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+        let _ = tcp.set_write_timeout(Some(std::time::Duration::from_secs(2)));
         while tls.wants_write() && tls.write_tls(&mut tcp).is_ok_and(|n| n > 0) {}
     }
     let _ = tcp.shutdown(Shutdown::Both);

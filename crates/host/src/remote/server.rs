@@ -1,6 +1,7 @@
 //! The server's side: `tomada serve`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -370,7 +371,11 @@ fn serve_one(
     let _ = tcp.set_read_timeout(None);
     let _ = tcp.set_write_timeout(None);
     let pid = isolated.pid().unwrap_or(0);
-    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, &*nudge);
+    let last = || {
+        let status = isolated.relay_ended();
+        crate::isolate::frame::ended(status.and_then(|s| s.signal()), status.and_then(|s| s.code()))
+    };
+    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, &*nudge, &last);
     drop(isolated);
     Ok(format!("client key {client}, plugin `{}` (pid {pid}): {ended}", open.plugin))
 }
