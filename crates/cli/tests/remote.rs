@@ -418,8 +418,11 @@ fn over_a_link_that_fails_mid_call_no_call_is_lost_silently() {
             }
             // Sent, then cut: it may have run, and the error says so.
             Err(CallError::Disconnected { may_have_run: true, .. }) => disconnected += 1,
-            // Not sent (the reconnection was cut): it did not run.
-            Err(CallError::Unavailable { .. }) => unavailable += 1,
+            // Not sent (the reconnection was cut, or the request's write failed):
+            // it did not run.
+            Err(CallError::Unavailable { .. } | CallError::Disconnected { may_have_run: false, .. }) => {
+                unavailable += 1
+            }
             Err(other) => panic!("call {i}: {other:?}"),
         }
     }
@@ -515,4 +518,23 @@ fn a_plugin_crashing_on_the_server_is_crashed_on_the_host_with_its_signal() {
 /// SIGABRT on Linux.
 fn libc_sigabrt() -> i32 {
     6
+}
+
+#[test]
+fn a_request_that_could_not_be_sent_whole_did_not_run() {
+    let keys = Keys::new();
+    let mut server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(faulty.echo("up").unwrap(), "up");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // Far more than the sockets' buffers hold: its writes fail once the peer's end
+    // is gone, before the request's last byte.
+    let big = "x".repeat(32 << 20);
+    let err = faulty.echo(&big).unwrap_err();
+    eprintln!("the unsent call: {err:?}");
+    assert!(
+        matches!(err, CallError::Disconnected { may_have_run: false, .. } | CallError::Unavailable { .. }),
+        "{err:?}"
+    );
 }

@@ -654,8 +654,16 @@ impl Isolated {
                 connection.endpoint.unregister(id);
                 Err(WaitError::Fault(ReadError::TimedOut))
             }
-            Err(_) => {
+            Err(e) => {
                 connection.endpoint.unregister(id);
+                if connection.remote.is_some() {
+                    // The request's last byte never reached the socket: the TLS record
+                    // holding it cannot be decrypted without it, and the connection ends
+                    // now, so the server's plugin never got the whole call.
+                    let detail = format!("the request could not be sent: {e}");
+                    let _ = self.end(connection, ReadError::Io(e));
+                    return Ok(Err(CallError::Disconnected { may_have_run: false, detail }));
+                }
                 Err(WaitError::Fault(ReadError::Eof))
             }
         };
