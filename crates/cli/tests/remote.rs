@@ -538,3 +538,58 @@ fn a_request_that_could_not_be_sent_whole_did_not_run() {
         "{err:?}"
     );
 }
+
+/// A TCP relay that never passes a host's close on: when the host's side ends, the
+/// server's side stays open and silent, as if the host vanished (a partition, a
+/// machine gone). Each time a server closes its side, the receiver hears of it.
+fn half_open_relay(to: String) -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (closed, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for host in listener.incoming() {
+            let Ok(mut host) = host else { return };
+            let Ok(mut server) = TcpStream::connect(&to) else { continue };
+            let (mut host_back, mut server_back) = (host.try_clone().unwrap(), server.try_clone().unwrap());
+            let closed = closed.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                // The host's bytes go on; its end does not (the server's side stays open).
+                while let Ok(n @ 1..) = host.read(&mut buf) {
+                    if server.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                // (`server` is kept open here until the server closes it.)
+                let mut sink = [0u8; 1024];
+                while let Ok(1..) = server.read(&mut sink) {}
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n @ 1..) = server_back.read(&mut buf) {
+                    let _ = host_back.write_all(&buf[..n]);
+                }
+                let _ = closed.send(());
+            });
+        }
+    });
+    (address, heard)
+}
+
+#[test]
+fn the_server_ends_a_call_past_its_deadline_when_the_host_is_gone() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let (relay, server_closed) = half_open_relay(server.address.clone());
+    let deadline = Duration::from_millis(500);
+    let remote = Remote::new(keys.client.clone()).endpoint(&relay).trust_server(server.key).deadline(deadline);
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote).unwrap();
+    assert_eq!(faulty.echo("up").unwrap(), "up");
+    // The host gives up at its deadline and closes its connection, which never reaches
+    // the server: only the server's own deadline can end the sleeping call.
+    assert_eq!(faulty.sleep_ms(60_000).unwrap_err(), CallError::TimedOut { deadline });
+    // The server ends the plugin's process and closes the connection by itself.
+    within("the server closing the connection of a call past its deadline", move || server_closed.recv().unwrap());
+}

@@ -248,11 +248,12 @@ impl Isolated {
     }
 
     /// For a relay whose child closed its socket: waits briefly for the child to exit,
-    /// kills what is left, and returns how it ended (its signal or exit code).
+    /// kills what is left, and returns how it ended (its signal or exit code); with
+    /// `now` (a call past its deadline), kills it without waiting.
     #[cfg(target_os = "linux")]
-    pub(crate) fn relay_ended(&self) -> Option<ExitStatus> {
+    pub(crate) fn relay_ended(&self, now: bool) -> Option<ExitStatus> {
         let connection = self.lock().connection.take()?;
-        connection.end(END_GRACE)
+        if now { connection.kill() } else { connection.end(END_GRACE) }
     }
 
     fn spawn(&self) -> Result<Connection, LoadError> {
@@ -454,6 +455,10 @@ impl Isolated {
             ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
             ReadError::Malformed(why) => format!("a malformed frame: {why}"),
             ReadError::Io(e) => format!("the connection failed: {e}"),
+            ReadError::Ended { timed_out: true, .. } => format!(
+                "the server ended the plugin's process: a call ran past its deadline of {:?}",
+                self.options.deadline
+            ),
             ReadError::Ended { .. } => {
                 "the plugin's process on the server ended (the server's log says more)".to_owned()
             }
@@ -463,8 +468,13 @@ impl Isolated {
                 CallError::TimedOut { deadline: self.options.deadline },
                 CallError::Disconnected { may_have_run: true, detail },
             ),
+            // The server ended it past a deadline (the host's own came first, usually).
+            ReadError::Ended { timed_out: true, .. } => (
+                CallError::TimedOut { deadline: self.options.deadline },
+                CallError::Disconnected { may_have_run: true, detail },
+            ),
             // The server said so: a crash, as an isolated child's, with its signal or code.
-            ReadError::Ended { signal, exit_code } => {
+            ReadError::Ended { signal, exit_code, .. } => {
                 let e = CallError::Crashed { signal, exit_code, detail };
                 (e.clone(), e)
             }

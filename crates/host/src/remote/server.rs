@@ -14,6 +14,9 @@ use crate::{Inspected, LoadError, Loader};
 /// How long a client may take for the handshake and its request, all told.
 const OPENING: Duration = Duration::from_secs(10);
 
+/// How long after a call's deadline the server ends its process, if the host has not.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
 /// How many connections may be in their opening (handshake and request) at once, by default.
 const MAX_OPENING: usize = 64;
 
@@ -371,11 +374,15 @@ fn serve_one(
     let _ = tcp.set_read_timeout(None);
     let _ = tcp.set_write_timeout(None);
     let pid = isolated.pid().unwrap_or(0);
-    let last = || {
-        let status = isolated.relay_ended();
-        crate::isolate::frame::ended(status.and_then(|s| s.signal()), status.and_then(|s| s.code()))
+    let last = |timed_out: bool| {
+        let status = isolated.relay_ended(timed_out);
+        crate::isolate::frame::ended(status.and_then(|s| s.signal()), status.and_then(|s| s.code()), timed_out)
     };
-    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, &*nudge, &last);
+    // The server enforces the calls' deadline too, a margin after the host's own (which
+    // usually comes first): a host gone without closing its connection leaves no call
+    // stuck in a child.
+    let deadline = open.deadline + DEADLINE_MARGIN;
+    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, deadline, &*nudge, &last);
     drop(isolated);
     Ok(format!("client key {client}, plugin `{}` (pid {pid}): {ended}", open.plugin))
 }

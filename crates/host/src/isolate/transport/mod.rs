@@ -44,6 +44,8 @@ pub(crate) enum ReadError {
         signal: Option<i32>,
         /// Its exit code.
         exit_code: Option<i32>,
+        /// The server ended it: a call ran past its deadline.
+        timed_out: bool,
     },
 }
 
