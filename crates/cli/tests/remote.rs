@@ -593,3 +593,87 @@ fn the_server_ends_a_call_past_its_deadline_when_the_host_is_gone() {
     // The server ends the plugin's process and closes the connection by itself.
     within("the server closing the connection of a call past its deadline", move || server_closed.recv().unwrap());
 }
+
+/// Runs `program args` (in this thread's network namespace), or says why not.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// Moves this thread into a network namespace of its own with only loopback up, on
+/// which nftables drops 1 % of the packets sent (`numgen random`); processes it
+/// starts are in it too. Says why not if it cannot (not root, no `nft`).
+fn lossy_namespace() -> Result<(), String> {
+    // SAFETY: `unshare` takes a flag; it moves only this thread (a network namespace
+    // is per thread), which the caller spawned for this.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("cannot make a network namespace: {}", std::io::Error::last_os_error()));
+    }
+    run("ip", &["link", "set", "lo", "up"])?;
+    run("nft", &["add", "table", "inet", "loss"])?;
+    run("nft", &["add", "chain", "inet", "loss", "out", "{ type filter hook output priority 0; }"])?;
+    run(
+        "nft",
+        &[
+            "add", "rule", "inet", "loss", "out", "oif", "lo", "numgen", "random", "mod", "100", "<", "1", "counter",
+            "drop",
+        ],
+    )
+}
+
+/// How many packets the namespace's rule dropped so far.
+fn dropped() -> u64 {
+    let out = Command::new("nft").args(["list", "table", "inet", "loss"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let packets = text.split("packets ").nth(1).and_then(|rest| rest.split_whitespace().next());
+    packets.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no counter in {text}"))
+}
+
+#[test]
+fn with_one_packet_in_a_hundred_dropped_no_call_is_lost_silently() {
+    // SAFETY: `geteuid` reads the caller's id.
+    if unsafe { libc::geteuid() } != 0 || run("nft", &["--version"]).is_err() {
+        eprintln!("skipped: dropping packets needs root (a network namespace) and `nft` (apt-get install nftables)");
+        return;
+    }
+    // A thread of its own: the namespace is this thread's, and the server's.
+    let counts = std::thread::spawn(|| {
+        lossy_namespace().expect("a lossy network namespace");
+        let keys = Keys::new();
+        let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+        let remote = remote(&keys, &server).deadline(Duration::from_secs(10));
+        let faulty = (0..50)
+            .find_map(|_| load::<dyn Faulty>(&faulty_name(), remote.clone()).ok())
+            .expect("the plugin loads within 50 tries");
+        let (mut ok, mut may_have_run, mut not_run) = (0u32, 0u32, 0u32);
+        for i in 0..10_000 {
+            let text = format!("call {i}");
+            match faulty.echo(&text) {
+                Ok(echo) => {
+                    assert_eq!(echo, text, "another call's answer");
+                    ok += 1;
+                }
+                Err(CallError::Disconnected { may_have_run: true, .. } | CallError::TimedOut { .. }) => {
+                    may_have_run += 1
+                }
+                Err(CallError::Disconnected { may_have_run: false, .. } | CallError::Unavailable { .. }) => {
+                    not_run += 1
+                }
+                Err(other) => panic!("call {i}: {other:?}"),
+            }
+        }
+        (ok, may_have_run, not_run, dropped())
+    })
+    .join()
+    .unwrap();
+    let (ok, may_have_run, not_run, dropped) = counts;
+    eprintln!(
+        "10000 calls, 1 % of packets dropped ({dropped}): {ok} answered, {may_have_run} may have run, {not_run} did not run"
+    );
+    assert_eq!(ok + may_have_run + not_run, 10_000, "a call was lost");
+    assert!(dropped > 0, "no packet was dropped: the test tested nothing");
+}
