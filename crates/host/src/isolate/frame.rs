@@ -66,7 +66,8 @@ pub(crate) enum Kind {
     /// Host → child: the host dropped its async call (the id), which is stopped.
     Cancel = 11,
     /// Server → host, remote only, last: the plugin's process on the server ended by
-    /// itself (it crashed); see [`ended`] for the payload.
+    /// itself (it crashed), or the server ended it past a deadline; see `ended` for
+    /// the payload.
     Ended = 12,
 }
 
@@ -175,10 +176,11 @@ fn head(header: Header, parts: &[&[u8]]) -> io::Result<[u8; 4 + HEADER_REST]> {
     Ok(head)
 }
 
-/// Writes one frame: header and parts in one send, no copy of the parts.
 /// The bytes of a [`Kind::Ended`] frame: how the plugin's process ended (its signal,
 /// its exit code; `i32`s, each after a byte saying whether there is one), and whether
-/// the server ended it because a call ran past its deadline (a byte).
+/// the server ended it because a call ran past its deadline (a byte). (Written by the
+/// server's relay, Linux only.)
+#[cfg(target_os = "linux")]
 pub(crate) fn ended(signal: Option<i32>, exit_code: Option<i32>, timed_out: bool) -> Vec<u8> {
     let mut payload = Vec::with_capacity(11);
     for v in [signal, exit_code] {
@@ -203,6 +205,7 @@ pub(crate) fn read_ended(payload: &[u8]) -> Result<(Option<i32>, Option<i32>, bo
     Ok((field(0)?, field(5)?, *timed_out != 0))
 }
 
+/// Writes one frame: header and parts in one send, no copy of the parts.
 pub(crate) fn write(to: &(impl Transport + ?Sized), header: Header, parts: &[&[u8]]) -> io::Result<()> {
     write_for(to, header, parts, None)
 }
@@ -505,6 +508,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn an_ended_frame_says_how_the_process_ended() {
         for (signal, code, late) in
             [(Some(6), None, false), (None, Some(3), false), (None, None, true), (Some(-1), Some(0), true)]
