@@ -121,6 +121,9 @@ enum Command {
         /// At most N clients at once; more are told the server is overloaded
         #[arg(long, value_name = "N", default_value_t = 256)]
         max_clients: usize,
+        /// At most N connections in their handshake at once; more are closed at once
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_opening: usize,
         /// The plugin libraries to serve; a client names one by its file name
         #[arg(required = true, value_name = "PLUGIN")]
         plugins: Vec<PathBuf>,
@@ -767,6 +770,7 @@ fn serve(
     no_sandbox: bool,
     startup_ms: u64,
     max_clients: usize,
+    max_opening: usize,
     plugins: &[PathBuf],
 ) -> Result<String> {
     use std::io::Write;
@@ -786,7 +790,8 @@ fn serve(
         isolation = isolation.sandbox(Sandbox::new().deny_network().deny_exec().accept_weaker_kernel());
     }
     let server = tomada_host::remote::Server::bind(listen, &identity, &clients, &loader, plugins, isolation)?
-        .max_clients(max_clients);
+        .max_clients(max_clients)
+        .max_opening(max_opening);
     let address = server.local_addr()?;
     // The first line on stdout: scripts and tests read the port from it.
     println!("listening on {address} as key {}", identity.id());
@@ -816,8 +821,8 @@ fn main() -> ExitCode {
         #[cfg(target_os = "linux")]
         Command::TlsKey { out } => report(tls_key(&out)),
         #[cfg(target_os = "linux")]
-        Command::Serve { listen, key, allow, trust_key, no_sandbox, startup_ms, max_clients, plugins } => {
-            report(serve(&listen, &key, &allow, &trust_key, no_sandbox, startup_ms, max_clients, &plugins))
+        Command::Serve { listen, key, allow, trust_key, no_sandbox, startup_ms, max_clients, max_opening, plugins } => {
+            report(serve(&listen, &key, &allow, &trust_key, no_sandbox, startup_ms, max_clients, max_opening, &plugins))
         }
         Command::Sign { secret_key, plugin } => {
             report(sign(&secret_key, &plugin).map(|out| format!("wrote {}", out.display())))

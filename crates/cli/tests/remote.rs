@@ -55,7 +55,7 @@ impl Keys {
 
 /// The plugins the servers serve.
 fn plugins() -> Vec<PathBuf> {
-    vec![cdylib("greeter"), cdylib("faulty"), cdylib("indexer"), cdylib("async-plugin")]
+    vec![cdylib("greeter"), cdylib("faulty"), cdylib("indexer"), cdylib("async-plugin"), cdylib("allround")]
 }
 
 /// Starts `tomada serve` on `address` (port 0: any), allowing `allowed`; returns once it
@@ -418,8 +418,11 @@ fn over_a_link_that_fails_mid_call_no_call_is_lost_silently() {
             }
             // Sent, then cut: it may have run, and the error says so.
             Err(CallError::Disconnected { may_have_run: true, .. }) => disconnected += 1,
-            // Not sent (the reconnection was cut): it did not run.
-            Err(CallError::Unavailable { .. }) => unavailable += 1,
+            // Not sent (the reconnection was cut, or the request's write failed):
+            // it did not run.
+            Err(CallError::Unavailable { .. } | CallError::Disconnected { may_have_run: false, .. }) => {
+                unavailable += 1
+            }
             Err(other) => panic!("call {i}: {other:?}"),
         }
     }
@@ -427,4 +430,346 @@ fn over_a_link_that_fails_mid_call_no_call_is_lost_silently() {
     assert_eq!(ok + disconnected + unavailable, calls);
     assert!(ok > calls / 2, "{ok} of {calls} answered");
     assert!(disconnected > 0, "the relay cut no call: the test tested nothing");
+}
+
+/// The ids of the server process's threads.
+fn threads(server: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", server.child.id())).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn connections_that_never_speak_neither_exhaust_the_server_nor_keep_a_client_out() {
+    let keys = Keys::new();
+    let server = serve_with(&keys, "127.0.0.1:0", &keys.client.id(), &["--max-opening", "16"]);
+    // Far more silent connections than may be in their opening: each accepted one past
+    // 16 closes the oldest, so the server's threads stay bounded.
+    let silent: Vec<std::net::TcpStream> =
+        (0..200).map(|_| std::net::TcpStream::connect(&server.address).unwrap()).collect();
+    tomada_test_support::wait_until("the server's threads bounded by --max-opening", || threads(&server) <= 16 + 8);
+    // With all of them still open on this side, a real client gets in and is served.
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+    drop(silent);
+}
+
+#[test]
+fn garbage_instead_of_a_handshake_is_refused_and_others_are_served() {
+    use std::io::{Read, Write};
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let mut garbage = std::net::TcpStream::connect(&server.address).unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\nHost: tomada\r\n\r\n").unwrap();
+    garbage.write_all(&[0xff; 4096]).unwrap();
+    // The server closes it (perhaps with a TLS alert first): reading ends.
+    let mut garbage2 = garbage.try_clone().unwrap();
+    within("the server closing the garbage connection", move || {
+        let mut sink = Vec::new();
+        let _ = garbage2.read_to_end(&mut sink);
+    });
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+}
+
+#[test]
+fn an_authenticated_client_with_a_malformed_request_is_refused_and_others_are_served() {
+    use std::io::{Read, Write};
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let (_, config) = tomada_host::remote::__bench::configs(&keys.server, &keys.client).unwrap();
+    let tcp = std::net::TcpStream::connect(&server.address).unwrap();
+    let answer = within("an answer to a malformed request", move || {
+        let mut tcp = tcp;
+        let mut conn = rustls::ClientConnection::new(config, tomada_host::remote::__bench::server_name()).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        // A length-prefixed message that is not an opening request.
+        let body = b"not a request at all";
+        tls.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
+        tls.write_all(body).unwrap();
+        tls.flush().unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer);
+        answer
+    });
+    // Its 4-byte length, then the status: 1, refused (a `LoadError` follows).
+    assert!(answer.len() > 4, "no answer: {answer:?}");
+    assert_eq!(answer[4], 1, "not refused: {answer:?}");
+    let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+}
+
+#[test]
+fn a_plugin_crashing_on_the_server_is_crashed_on_the_host_with_its_signal() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server)).unwrap();
+    match faulty.abort() {
+        Err(CallError::Crashed { signal, .. }) => assert_eq!(signal, Some(libc_sigabrt()), "aborted"),
+        other => panic!("not a crash: {other:?}"),
+    }
+    // The next call reconnects, to a new process on the server.
+    assert_eq!(faulty.echo("again").unwrap(), "again");
+    match faulty.exit(3) {
+        Err(CallError::Crashed { exit_code, signal, .. }) => assert_eq!((exit_code, signal), (Some(3), None)),
+        other => panic!("not a crash: {other:?}"),
+    }
+    assert_eq!(faulty.echo("and again").unwrap(), "and again");
+}
+
+/// SIGABRT on Linux.
+fn libc_sigabrt() -> i32 {
+    6
+}
+
+#[test]
+fn a_request_that_could_not_be_sent_whole_did_not_run() {
+    let keys = Keys::new();
+    let mut server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server)).unwrap();
+    assert_eq!(faulty.echo("up").unwrap(), "up");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // Far more than the sockets' buffers hold: its writes fail once the peer's end
+    // is gone, before the request's last byte.
+    let big = "x".repeat(32 << 20);
+    let err = faulty.echo(&big).unwrap_err();
+    eprintln!("the unsent call: {err:?}");
+    assert!(
+        matches!(err, CallError::Disconnected { may_have_run: false, .. } | CallError::Unavailable { .. }),
+        "{err:?}"
+    );
+}
+
+/// A TCP relay that never passes a host's close on: when the host's side ends, the
+/// server's side stays open and silent, as if the host vanished (a partition, a
+/// machine gone). Each time a server closes its side, the receiver hears of it.
+fn half_open_relay(to: String) -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (closed, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for host in listener.incoming() {
+            let Ok(mut host) = host else { return };
+            let Ok(mut server) = TcpStream::connect(&to) else { continue };
+            let (mut host_back, mut server_back) = (host.try_clone().unwrap(), server.try_clone().unwrap());
+            let closed = closed.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                // The host's bytes go on; its end does not (the server's side stays open).
+                while let Ok(n @ 1..) = host.read(&mut buf) {
+                    if server.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                // (`server` is kept open here until the server closes it.)
+                let mut sink = [0u8; 1024];
+                while let Ok(1..) = server.read(&mut sink) {}
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n @ 1..) = server_back.read(&mut buf) {
+                    let _ = host_back.write_all(&buf[..n]);
+                }
+                let _ = closed.send(());
+            });
+        }
+    });
+    (address, heard)
+}
+
+#[test]
+fn the_server_ends_a_call_past_its_deadline_when_the_host_is_gone() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let (relay, server_closed) = half_open_relay(server.address.clone());
+    let deadline = Duration::from_millis(500);
+    let remote = Remote::new(keys.client.clone()).endpoint(&relay).trust_server(server.key).deadline(deadline);
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote).unwrap();
+    assert_eq!(faulty.echo("up").unwrap(), "up");
+    // The host gives up at its deadline and closes its connection, which never reaches
+    // the server: only the server's own deadline can end the sleeping call.
+    assert_eq!(faulty.sleep_ms(60_000).unwrap_err(), CallError::TimedOut { deadline });
+    // The server ends the plugin's process and closes the connection by itself.
+    within("the server closing the connection of a call past its deadline", move || server_closed.recv().unwrap());
+}
+
+/// Runs `program args` (in this thread's network namespace), or says why not.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// Moves this thread into a network namespace of its own with only loopback up, on
+/// which nftables drops 1 % of the packets sent (`numgen random`); processes it
+/// starts are in it too. Says why not if it cannot (not root, no `nft`).
+fn lossy_namespace() -> Result<(), String> {
+    // SAFETY: `unshare` takes a flag; it moves only this thread (a network namespace
+    // is per thread), which the caller spawned for this.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("cannot make a network namespace: {}", std::io::Error::last_os_error()));
+    }
+    run("ip", &["link", "set", "lo", "up"])?;
+    run("nft", &["add", "table", "inet", "loss"])?;
+    run("nft", &["add", "chain", "inet", "loss", "out", "{ type filter hook output priority 0; }"])?;
+    run(
+        "nft",
+        &[
+            "add", "rule", "inet", "loss", "out", "oif", "lo", "numgen", "random", "mod", "100", "<", "1", "counter",
+            "drop",
+        ],
+    )
+}
+
+/// How many packets the namespace's rule dropped so far.
+fn dropped() -> u64 {
+    let out = Command::new("nft").args(["list", "table", "inet", "loss"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let packets = text.split("packets ").nth(1).and_then(|rest| rest.split_whitespace().next());
+    packets.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no counter in {text}"))
+}
+
+#[test]
+fn with_one_packet_in_a_hundred_dropped_no_call_is_lost_silently() {
+    // SAFETY: `geteuid` reads the caller's id.
+    if unsafe { libc::geteuid() } != 0 || run("nft", &["--version"]).is_err() {
+        eprintln!("skipped: dropping packets needs root (a network namespace) and `nft` (apt-get install nftables)");
+        return;
+    }
+    // A thread of its own: the namespace is this thread's, and the server's.
+    let counts = std::thread::spawn(|| {
+        lossy_namespace().expect("a lossy network namespace");
+        let keys = Keys::new();
+        let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+        let remote = remote(&keys, &server).deadline(Duration::from_secs(10));
+        let faulty = (0..50)
+            .find_map(|_| load::<dyn Faulty>(&faulty_name(), remote.clone()).ok())
+            .expect("the plugin loads within 50 tries");
+        let (mut ok, mut may_have_run, mut not_run) = (0u32, 0u32, 0u32);
+        for i in 0..10_000 {
+            let text = format!("call {i}");
+            match faulty.echo(&text) {
+                Ok(echo) => {
+                    assert_eq!(echo, text, "another call's answer");
+                    ok += 1;
+                }
+                Err(CallError::Disconnected { may_have_run: true, .. } | CallError::TimedOut { .. }) => {
+                    may_have_run += 1
+                }
+                Err(CallError::Disconnected { may_have_run: false, .. } | CallError::Unavailable { .. }) => {
+                    not_run += 1
+                }
+                Err(other) => panic!("call {i}: {other:?}"),
+            }
+        }
+        (ok, may_have_run, not_run, dropped())
+    })
+    .join()
+    .unwrap();
+    let (ok, may_have_run, not_run, dropped) = counts;
+    eprintln!(
+        "10000 calls, 1 % of packets dropped ({dropped}): {ok} answered, {may_have_run} may have run, {not_run} did not run"
+    );
+    assert_eq!(ok + may_have_run + not_run, 10_000, "a call was lost");
+    assert!(dropped > 0, "no packet was dropped: the test tested nothing");
+}
+
+/// The rich-type cases of `crates/host/tests/allround.rs`, over `Mode::Remote`: every
+/// supported type crosses to a plugin on the server and back, unchanged.
+#[test]
+fn every_supported_type_crosses_to_a_remote_plugin() {
+    use allround_api::{Allround, Failure, Nothing, Person, Point, Scalars};
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let p = load::<dyn Allround>(&file_name(&cdylib("allround")), remote(&keys, &server)).unwrap();
+    // Integers of every width, floats, bool and char.
+    assert_eq!(p.add(u64::MAX, 2).unwrap(), 1);
+    let s = Scalars {
+        i8: i8::MAX,
+        i16: -2,
+        i32: i32::MIN,
+        i64: 1 << 40,
+        i128: i128::MAX - 1,
+        isize: -1,
+        u8: u8::MAX,
+        u16: 65534,
+        u32: 7,
+        u64: u64::MAX,
+        u128: u128::MAX,
+        usize: 9,
+        f32: 1.5,
+        f64: -0.25,
+        bool: true,
+        char: 'a',
+    };
+    let stepped = Scalars {
+        i8: i8::MIN,
+        i16: -1,
+        i32: i32::MIN + 1,
+        i64: (1 << 40) + 1,
+        i128: i128::MAX,
+        isize: 0,
+        u8: 0,
+        u16: 65535,
+        u32: 8,
+        u64: 0,
+        u128: 0,
+        usize: 10,
+        f32: 3.0,
+        f64: -0.5,
+        bool: false,
+        char: 'b',
+    };
+    assert_eq!(p.step(s).unwrap(), stepped);
+    let sum = p.sum(-1, -2, -3, -4, -(1i128 << 100), -6, 1, 2, 3, 4, 1u128 << 100, 6, 7.9, 8.9, true, 'A').unwrap();
+    assert_eq!(sum, 81);
+    assert!(!p.not(true).unwrap());
+    assert_eq!(p.next_char('🙂').unwrap(), '🙃');
+    // Strings and bytes, borrowed and owned, empty and large.
+    assert_eq!(p.upper("olá, mundo").unwrap(), "OLÁ, MUNDO");
+    assert_eq!(p.upper("").unwrap(), "");
+    assert_eq!(p.concat("dono ".to_owned(), "emprestado").unwrap(), "dono emprestado");
+    assert_eq!(p.reverse(&[1, 2, 3]).unwrap(), vec![3, 2, 1]);
+    assert_eq!(p.len(vec![7u8; 1 << 20]).unwrap(), 1 << 20);
+    p.empty(String::new(), Vec::new()).unwrap();
+    // Options and results, nested.
+    assert_eq!(p.parse("-42").unwrap(), Some(-42));
+    assert_eq!(p.parse("x").unwrap(), None);
+    assert_eq!(p.or_default(None).unwrap(), "default");
+    assert_eq!(p.divide(7, 0).unwrap(), Err("cannot divide 7 by 0".to_owned()));
+    assert_eq!(
+        p.check(Err(Failure { code: 1, message: "falhou".into() })).unwrap(),
+        Err(Failure { code: 2, message: "falhou".into() })
+    );
+    for v in [None, Some(Err(Nothing)), Some(Ok(None)), Some(Ok(Some(21)))] {
+        let expected = v.map(|r| r.map(|o| o.map(|n: u8| n * 2)));
+        assert_eq!(p.nested(v).unwrap(), expected);
+    }
+    // Structs.
+    let person = Person { name: "ana".into(), age: 30, nickname: None, photo: vec![1, 2], position: Point(1.0, -2.0) };
+    assert_eq!(
+        p.birthday(person).unwrap(),
+        Person {
+            name: "ANA".into(),
+            age: 31,
+            nickname: Some("aniversariante".into()),
+            photo: vec![1, 2, 0xFF],
+            position: Point(-1.0, 2.0),
+        }
+    );
+    // Unit methods and the instance's state, kept on the server.
+    let before = p.touches().unwrap();
+    p.touch().unwrap();
+    p.touch().unwrap();
+    assert_eq!(p.touches().unwrap(), before + 2);
+    // A panic carries its message.
+    let err = p.fail("falha de propósito").unwrap_err();
+    assert!(
+        matches!(&err, CallError::Panicked { message } if message.starts_with("falha de propósito (at ")),
+        "{err:?}"
+    );
 }

@@ -549,6 +549,10 @@ impl Endpoint {
             }
             Kind::Log if self.request == Kind::Call => Ok(Read::Incoming(Incoming::Log(payload))),
             Kind::Cancel if self.request == Kind::Callback => Ok(Read::Incoming(Incoming::Cancel(header.id))),
+            Kind::Ended if self.request == Kind::Call => {
+                let (signal, exit_code, timed_out) = frame::read_ended(&payload)?;
+                Err(ReadError::Ended { signal, exit_code, timed_out })
+            }
             other => Err(ReadError::Malformed(format!("an unexpected {other:?} frame"))),
         }
     }

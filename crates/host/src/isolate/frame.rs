@@ -65,6 +65,10 @@ pub(crate) enum Kind {
     Log = 10,
     /// Host → child: the host dropped its async call (the id), which is stopped.
     Cancel = 11,
+    /// Server → host, remote only, last: the plugin's process on the server ended by
+    /// itself (it crashed), or the server ended it past a deadline; see `ended` for
+    /// the payload.
+    Ended = 12,
 }
 
 impl Kind {
@@ -80,6 +84,7 @@ impl Kind {
             8 => Kind::CallbackReply,
             9 => Kind::Release,
             10 => Kind::Log,
+            12 => Kind::Ended,
             11 => Kind::Cancel,
             _ => return None,
         })
@@ -169,6 +174,35 @@ fn head(header: Header, parts: &[&[u8]]) -> io::Result<[u8; 4 + HEADER_REST]> {
     head[5] = header.status;
     head[6..].copy_from_slice(&header.id.to_le_bytes());
     Ok(head)
+}
+
+/// The bytes of a [`Kind::Ended`] frame: how the plugin's process ended (its signal,
+/// its exit code; `i32`s, each after a byte saying whether there is one), and whether
+/// the server ended it because a call ran past its deadline (a byte). (Written by the
+/// server's relay, Linux only.)
+#[cfg(target_os = "linux")]
+pub(crate) fn ended(signal: Option<i32>, exit_code: Option<i32>, timed_out: bool) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(11);
+    for v in [signal, exit_code] {
+        payload.push(u8::from(v.is_some()));
+        payload.extend_from_slice(&v.unwrap_or(0).to_le_bytes());
+    }
+    payload.push(u8::from(timed_out));
+    let header = Header { kind: Kind::Ended, status: 0, id: 0 };
+    let mut bytes = head(header, &[&payload]).expect("a small frame").to_vec();
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Reads the payload of a [`Kind::Ended`] frame (see [`ended`]).
+pub(crate) fn read_ended(payload: &[u8]) -> Result<(Option<i32>, Option<i32>, bool), ReadError> {
+    let field = |at: usize| -> Result<Option<i32>, ReadError> {
+        let bytes = payload.get(at..at + 5).ok_or_else(|| ReadError::Malformed("a short `Ended` frame".to_owned()))?;
+        let value = i32::from_le_bytes(bytes[1..].try_into().expect("4 bytes"));
+        Ok((bytes[0] != 0).then_some(value))
+    };
+    let timed_out = payload.get(10).ok_or_else(|| ReadError::Malformed("a short `Ended` frame".to_owned()))?;
+    Ok((field(0)?, field(5)?, *timed_out != 0))
 }
 
 /// Writes one frame: header and parts in one send, no copy of the parts.
@@ -471,5 +505,21 @@ mod tests {
         write(&a, head(Kind::Reply, 1), &[&[0u8; 1000]]).unwrap();
         let r = read(&b, None, 100);
         assert!(matches!(&r, Err(ReadError::Malformed(m)) if m.contains("1010 bytes, over the limit of 100")), "{r:?}");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn an_ended_frame_says_how_the_process_ended() {
+        for (signal, code, late) in
+            [(Some(6), None, false), (None, Some(3), false), (None, None, true), (Some(-1), Some(0), true)]
+        {
+            let bytes = ended(signal, code, late);
+            let (a, b) = UnixStream::pair().unwrap();
+            (&a).write_all(&bytes).unwrap();
+            let f = read(&b, None, MAX_FRAME).unwrap();
+            assert_eq!(f.kind, Kind::Ended);
+            assert_eq!(read_ended(&f.payload).unwrap(), (signal, code, late));
+        }
+        assert!(matches!(read_ended(&[1, 0, 0]), Err(ReadError::Malformed(_))));
     }
 }

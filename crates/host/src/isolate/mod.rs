@@ -42,7 +42,7 @@
 #[cfg(unix)]
 mod contain;
 mod endpoint;
-mod frame;
+pub(crate) mod frame;
 mod launch;
 mod options;
 mod protocol;
@@ -277,6 +277,15 @@ impl Isolated {
         Some((stream, Box::new(move || connection.nudge())))
     }
 
+    /// For a relay whose child closed its socket: waits briefly for the child to exit,
+    /// kills what is left, and returns how it ended (its signal or exit code); with
+    /// `now` (a call past its deadline), kills it without waiting.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn relay_ended(&self, now: bool) -> Option<ExitStatus> {
+        let connection = self.lock().connection.take()?;
+        if now { connection.kill() } else { connection.end(END_GRACE) }
+    }
+
     #[cfg(unix)]
     fn spawn(&self) -> Result<Connection, LoadError> {
         #[cfg(target_os = "linux")]
@@ -490,13 +499,36 @@ impl Isolated {
             ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
             ReadError::Malformed(why) => format!("a malformed frame: {why}"),
             ReadError::Io(e) => format!("the connection failed: {e}"),
+            ReadError::Ended { timed_out: true, .. } => format!(
+                "the server ended the plugin's process: a call ran past its deadline of {:?}",
+                self.options.deadline
+            ),
+            ReadError::Ended { .. } => {
+                "the plugin's process on the server ended (the server's log says more)".to_owned()
+            }
         };
-        let mine = match fault {
-            ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
-            _ => CallError::Disconnected { may_have_run: true, detail: detail.clone() },
+        let (mine, others) = match fault {
+            ReadError::TimedOut => (
+                CallError::TimedOut { deadline: self.options.deadline },
+                CallError::Disconnected { may_have_run: true, detail },
+            ),
+            // The server ended it past a deadline (the host's own came first, usually).
+            ReadError::Ended { timed_out: true, .. } => (
+                CallError::TimedOut { deadline: self.options.deadline },
+                CallError::Disconnected { may_have_run: true, detail },
+            ),
+            // The server said so: a crash, as an isolated child's, with its signal or code.
+            ReadError::Ended { signal, exit_code, .. } => {
+                let e = CallError::Crashed { signal, exit_code, detail };
+                (e.clone(), e)
+            }
+            _ => {
+                let e = CallError::Disconnected { may_have_run: true, detail };
+                (e.clone(), e)
+            }
         };
         connection.kill();
-        connection.close(CallError::Disconnected { may_have_run: true, detail });
+        connection.close(others);
         mine
     }
 
@@ -612,7 +644,7 @@ impl Isolated {
                 CallError::TimedOut { deadline: self.options.deadline },
                 format!("another call ran past its deadline of {:?}", self.options.deadline),
             ),
-            ReadError::Eof => {
+            ReadError::Eof | ReadError::Ended { .. } => {
                 (CallError::Crashed { signal: None, exit_code: None, detail: String::new() }, String::new())
             }
         };
@@ -680,8 +712,16 @@ impl Isolated {
                 connection.endpoint.unregister(id);
                 Err(WaitError::Fault(ReadError::TimedOut))
             }
-            Err(_) => {
+            Err(e) => {
                 connection.endpoint.unregister(id);
+                if connection.remote.is_some() {
+                    // The request's last byte never reached the socket: the TLS record
+                    // holding it cannot be decrypted without it, and the connection ends
+                    // now, so the server's plugin never got the whole call.
+                    let detail = format!("the request could not be sent: {e}");
+                    let _ = self.end(connection, ReadError::Io(e));
+                    return Ok(Err(CallError::Disconnected { may_have_run: false, detail }));
+                }
                 Err(WaitError::Fault(ReadError::Eof))
             }
         };

@@ -13,25 +13,31 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 /// How much of one side's bytes the relay holds before it stops reading that side.
 const HELD: usize = 256 * 1024;
 /// How much the relay reads at once.
 const CHUNK: usize = 64 * 1024;
 
+/// A frame's head: `u32 length of what follows | u8 kind | u8 status | u64 id`.
+const HEAD: usize = 14;
+
 /// Where the frames of one direction start, followed byte by byte (the relay
-/// passes bytes on in whatever pieces they come): only each frame's kind is read.
-/// Frames are `u32 length of what follows | u8 kind | ...` (see `isolate::frame`).
+/// passes bytes on in whatever pieces they come): only each frame's kind and id are
+/// read. Frames are `u32 length of what follows | u8 kind | u8 status | u64 id | ...`
+/// (see `isolate::frame`).
 #[derive(Default)]
 struct Frames {
-    head: [u8; 5],
+    head: [u8; HEAD],
     have: usize,
     skip: u64,
 }
 
 impl Frames {
-    /// Follows `bytes`, calling `frame` with the kind of each frame that starts in them.
-    fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8)) {
+    /// Follows `bytes`, calling `frame` with the kind and id of each frame whose head
+    /// is in them.
+    fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8, u64)) {
         while !bytes.is_empty() {
             if self.skip > 0 {
                 let n = (self.skip.min(bytes.len() as u64)) as usize;
@@ -39,15 +45,16 @@ impl Frames {
                 bytes = &bytes[n..];
                 continue;
             }
-            let n = (5 - self.have).min(bytes.len());
+            let n = (HEAD - self.have).min(bytes.len());
             self.head[self.have..self.have + n].copy_from_slice(&bytes[..n]);
             self.have += n;
             bytes = &bytes[n..];
-            if self.have == 5 {
+            if self.have == HEAD {
                 let len = u32::from_le_bytes(self.head[..4].try_into().expect("4 bytes"));
-                frame(self.head[4]);
-                // (A malformed length is the child's endpoint's to refuse.)
-                self.skip = u64::from(len).saturating_sub(1);
+                let id = u64::from_le_bytes(self.head[6..].try_into().expect("8 bytes"));
+                frame(self.head[4], id);
+                // (A malformed length is the endpoints' to refuse.)
+                self.skip = u64::from(len).saturating_sub((HEAD - 4) as u64);
                 self.have = 0;
             }
         }
@@ -64,39 +71,45 @@ const CANCEL: u8 = 11;
 /// serving one), and for a cancel (the thread serving that call is busy with it).
 /// A call that comes alone is read by the child's reading thread, without waking
 /// a pool thread for nothing.
+///
+/// It also keeps when each call in flight was passed on, so the server enforces the
+/// calls' deadline itself (see [`pump`]).
 #[derive(Default)]
 struct Nudges {
     to_child: Frames,
     from_child: Frames,
-    /// Calls passed on whose reply has not come back.
-    in_flight: u64,
+    /// Calls passed on whose reply has not come back: their id, and when.
+    in_flight: std::collections::HashMap<u64, Instant>,
 }
 
 impl Nudges {
     /// Bytes passed on to the child: whether to nudge it.
     fn passed(&mut self, bytes: &[u8]) -> bool {
-        let (mut nudge, mut in_flight) = (false, self.in_flight);
-        self.to_child.feed(bytes, |kind| match kind {
+        let (mut nudge, in_flight) = (false, &mut self.in_flight);
+        self.to_child.feed(bytes, |kind, id| match kind {
             CALL => {
-                nudge |= in_flight > 0;
-                in_flight += 1;
+                nudge |= !in_flight.is_empty();
+                in_flight.insert(id, Instant::now());
             }
             CANCEL => nudge = true,
             _ => {}
         });
-        self.in_flight = in_flight;
         nudge
     }
 
     /// Bytes the child sent.
     fn sent(&mut self, bytes: &[u8]) {
-        let mut in_flight = self.in_flight;
-        self.from_child.feed(bytes, |kind| {
+        let in_flight = &mut self.in_flight;
+        self.from_child.feed(bytes, |kind, id| {
             if kind == REPLY {
-                in_flight = in_flight.saturating_sub(1);
+                in_flight.remove(&id);
             }
         });
-        self.in_flight = in_flight;
+    }
+
+    /// When the oldest call in flight was passed on.
+    fn oldest(&self) -> Option<Instant> {
+        self.in_flight.values().min().copied()
     }
 }
 
@@ -107,6 +120,8 @@ pub(crate) enum Ended {
     Local,
     /// The peer closed the connection, or it failed.
     Peer(String),
+    /// A call ran past its deadline (and the margin) with no reply.
+    Deadline,
 }
 
 impl std::fmt::Display for Ended {
@@ -114,26 +129,36 @@ impl std::fmt::Display for Ended {
         match self {
             Ended::Local => f.write_str("this side closed its channel"),
             Ended::Peer(why) => write!(f, "the peer's side ended: {why}"),
+            Ended::Deadline => f.write_str("a call ran past its deadline: its process was ended"),
         }
     }
 }
 
 /// Pumps bytes between `local` and the peer behind `tls` over `tcp` until either ends;
 /// calls `arrived` when the child needs a nudge for what was passed on (see [`Nudges`]).
+/// A call without a reply `deadline` after it was passed on ends the relay
+/// ([`Ended::Deadline`]): the server enforces deadlines itself, so a host that vanished
+/// without closing its connection leaves no call stuck in a child.
+/// If the local side or a deadline ended it, what `last` gives (the server's `Ended`
+/// frame, saying how the child ended; told whether it was a deadline) goes to the peer
+/// after all the child sent, before the close.
 /// Then shuts both down, so the other side of each sees the end.
 pub(crate) fn pump(
     mut tls: rustls::Connection,
     mut tcp: TcpStream,
     mut local: UnixStream,
+    deadline: Duration,
     arrived: &dyn Fn(),
+    last: &dyn Fn(bool) -> Vec<u8>,
 ) -> Ended {
     // (What it holds is bounded here: it reads the local side only once all is sent.)
     tls.set_buffer_limit(None);
-    let ended = run(&mut tls, &mut tcp, &mut local, arrived);
-    if matches!(ended, Ended::Local) {
+    let ended = run(&mut tls, &mut tcp, &mut local, deadline, arrived);
+    if matches!(ended, Ended::Local | Ended::Deadline) {
+        let _ = tls.writer().write_all(&last(matches!(ended, Ended::Deadline)));
         tls.send_close_notify();
         let _ = tcp.set_nonblocking(false);
-        let _ = tcp.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+        let _ = tcp.set_write_timeout(Some(std::time::Duration::from_secs(2)));
         while tls.wants_write() && tls.write_tls(&mut tcp).is_ok_and(|n| n > 0) {}
     }
     let _ = tcp.shutdown(Shutdown::Both);
@@ -141,7 +166,13 @@ pub(crate) fn pump(
     ended
 }
 
-fn run(tls: &mut rustls::Connection, tcp: &mut TcpStream, local: &mut UnixStream, arrived: &dyn Fn()) -> Ended {
+fn run(
+    tls: &mut rustls::Connection,
+    tcp: &mut TcpStream,
+    local: &mut UnixStream,
+    deadline: Duration,
+    arrived: &dyn Fn(),
+) -> Ended {
     let peer = |e: &dyn std::fmt::Display| Ended::Peer(e.to_string());
     if let Err(e) = tcp.set_nonblocking(true).and_then(|()| local.set_nonblocking(true)) {
         return peer(&e);
@@ -217,8 +248,20 @@ fn run(tls: &mut rustls::Connection, tcp: &mut TcpStream, local: &mut UnixStream
                 revents: 0,
             },
         ];
+        // Until the oldest call in flight is past its deadline.
+        let timeout = match nudges.oldest() {
+            None => -1,
+            Some(since) => {
+                let left = (since + deadline).saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ended::Deadline;
+                }
+                // (Rounded up: a wake-up just before it would only poll again.)
+                i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
+            }
+        };
         // SAFETY: `poll` reads and writes the two local `pollfd`s it is given.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -261,36 +304,39 @@ fn run(tls: &mut rustls::Connection, tcp: &mut TcpStream, local: &mut UnixStream
 mod tests {
     use super::{Frames, Nudges};
 
-    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    fn frame(kind: u8, id: u64, payload: &[u8]) -> Vec<u8> {
         let mut f = ((10 + payload.len()) as u32).to_le_bytes().to_vec();
         f.push(kind);
-        f.extend_from_slice(&[0; 9]);
+        f.push(0);
+        f.extend_from_slice(&id.to_le_bytes());
         f.extend_from_slice(payload);
         f
     }
 
     #[test]
     fn frames_are_found_in_any_pieces() {
-        let bytes: Vec<u8> = [frame(5, b"abc"), frame(9, &[]), frame(6, &[7; 300])].concat();
-        for piece in [1, 2, 3, 5, 7, 64, 1000] {
-            let (mut frames, mut kinds) = (Frames::default(), Vec::new());
+        let bytes: Vec<u8> = [frame(5, 1, b"abc"), frame(9, 0, &[]), frame(6, 1 << 40, &[7; 300])].concat();
+        for piece in [1, 2, 3, 5, 7, 13, 14, 15, 64, 1000] {
+            let (mut frames, mut seen) = (Frames::default(), Vec::new());
             for chunk in bytes.chunks(piece) {
-                frames.feed(chunk, |k| kinds.push(k));
+                frames.feed(chunk, |k, id| seen.push((k, id)));
             }
-            assert_eq!(kinds, [5, 9, 6], "pieces of {piece}");
+            assert_eq!(seen, [(5, 1), (9, 0), (6, 1 << 40)], "pieces of {piece}");
         }
     }
 
     #[test]
     fn only_a_call_beside_another_or_a_cancel_nudges() {
         let mut n = Nudges::default();
-        assert!(!n.passed(&frame(5, b"first")), "a call alone is read by the reading thread");
-        assert!(n.passed(&frame(5, b"second")), "a call beside one in flight");
-        n.sent(&frame(6, b"one"));
-        n.sent(&frame(10, b"a log"));
-        n.sent(&frame(6, b"two"));
-        assert!(!n.passed(&frame(5, b"third")), "both answered");
-        assert!(n.passed(&frame(11, &[])), "a cancel");
-        assert!(!n.passed(&frame(9, &[])), "a release");
+        assert!(!n.passed(&frame(5, 1, b"first")), "a call alone is read by the reading thread");
+        assert!(n.passed(&frame(5, 2, b"second")), "a call beside one in flight");
+        assert!(n.oldest().is_some());
+        n.sent(&frame(6, 1, b"one"));
+        n.sent(&frame(10, 0, b"a log"));
+        n.sent(&frame(6, 2, b"two"));
+        assert_eq!(n.oldest(), None, "both answered");
+        assert!(!n.passed(&frame(5, 3, b"third")), "both answered");
+        assert!(n.passed(&frame(11, 3, &[])), "a cancel");
+        assert!(!n.passed(&frame(9, 0, &[])), "a release");
     }
 }

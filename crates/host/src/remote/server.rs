@@ -1,17 +1,24 @@
 //! The server's side: `tomada serve`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{Answer, KeyError, KeyId, Open, read_message, relay, tls, write_message};
 use crate::isolate::Isolation;
 use crate::{Inspected, LoadError, Loader};
 
-/// How long a client may take for the handshake and its request.
+/// How long a client may take for the handshake and its request, all told.
 const OPENING: Duration = Duration::from_secs(10);
+
+/// How long after a call's deadline the server ends its process, if the host has not.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
+/// How many connections may be in their opening (handshake and request) at once, by default.
+const MAX_OPENING: usize = 64;
 
 /// Why a server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +64,67 @@ pub struct Server {
     isolation: Isolation,
     max_clients: usize,
     clients: Arc<AtomicUsize>,
+    max_opening: usize,
+    opening: Arc<Mutex<Openings>>,
+}
+
+/// The connections in their opening (handshake and request), oldest first.
+#[derive(Default)]
+struct Openings {
+    next: u64,
+    live: std::collections::VecDeque<(u64, TcpStream)>,
+}
+
+/// A connection's place among those in their opening, given back when dropped.
+struct Opened {
+    id: u64,
+    all: Arc<Mutex<Openings>>,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        let mut all = self.all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.live.retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl Openings {
+    /// Takes a place for `tcp`, closing the oldest connection still in its opening when
+    /// `max` are: peers that hold a connection without finishing their handshake lose it
+    /// to the next one, rather than keeping every newcomer out.
+    fn open(all: &Arc<Mutex<Openings>>, tcp: &TcpStream, max: usize) -> std::io::Result<Opened> {
+        let copy = tcp.try_clone()?;
+        let mut openings = all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while openings.live.len() >= max.max(1) {
+            if let Some((_, oldest)) = openings.live.pop_front() {
+                // Its thread's next read or write fails, and the thread ends.
+                let _ = oldest.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        let id = openings.next;
+        openings.next += 1;
+        openings.live.push_back((id, copy));
+        Ok(Opened { id, all: Arc::clone(all) })
+    }
+}
+
+/// A place in a bounded count, given back when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A place in `count` if it is below `max`.
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(Arc::clone(count)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -97,13 +165,33 @@ impl Server {
             TcpListener::bind(address).map_err(|source| ServeError::Listen { address: address.to_owned(), source })?;
         let mut isolation = isolation;
         isolation.socket_only = true;
-        Ok(Server { listener, config, plugins: Arc::new(served), isolation, max_clients: 256, clients: Arc::default() })
+        Ok(Server {
+            listener,
+            config,
+            plugins: Arc::new(served),
+            isolation,
+            max_clients: 256,
+            clients: Arc::default(),
+            max_opening: MAX_OPENING,
+            opening: Arc::default(),
+        })
     }
 
-    /// At most `clients` connections at once; past it a client is told
-    /// [`Overloaded`](crate::CallError::Overloaded). Default 256.
+    /// At most `clients` authenticated clients at once; past it a client is told
+    /// [`Overloaded`](crate::CallError::Overloaded). Default 256. Connections still in
+    /// their handshake do not count here (see [`max_opening`](Self::max_opening)).
     pub fn max_clients(mut self, clients: usize) -> Server {
         self.max_clients = clients;
+        self
+    }
+
+    /// At most `opening` connections in their opening (TLS handshake and request) at
+    /// once, each given 10 s all told; a connection accepted past it closes the oldest
+    /// one still in its opening. Default 64. This bounds the threads and memory peers
+    /// without an allowed key can hold, and keeps them from starving real clients: a
+    /// client finishing its handshake before `opening` newer connections arrive is served.
+    pub fn max_opening(mut self, opening: usize) -> Server {
+        self.max_opening = opening;
         self
     }
 
@@ -127,13 +215,20 @@ impl Server {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => return Err(e),
             };
+            // Unauthenticated peers can only hold `max_opening` places: past them the
+            // oldest connection still in its opening is closed.
+            let opening = match Openings::open(&self.opening, &tcp, self.max_opening) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("tomada serve: {peer}: refused: {e}");
+                    continue;
+                }
+            };
             let (config, plugins, isolation) =
                 (Arc::clone(&self.config), Arc::clone(&self.plugins), self.isolation.clone());
             let (clients, max) = (Arc::clone(&self.clients), self.max_clients);
             let started = std::thread::Builder::new().name(format!("tomada-client-{peer}")).spawn(move || {
-                let n = clients.fetch_add(1, Ordering::SeqCst);
-                let result = serve_one(tcp, config, &plugins, isolation, n >= max);
-                clients.fetch_sub(1, Ordering::SeqCst);
+                let result = serve_one(tcp, config, &plugins, isolation, opening, &clients, max);
                 match result {
                     Ok(how) => eprintln!("tomada serve: {peer}: {how}"),
                     Err(why) => eprintln!("tomada serve: {peer}: refused: {why}"),
@@ -150,33 +245,85 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
+/// A connection in its opening: each read and write may take only what is left of the
+/// opening's one deadline, so a peer trickling bytes cannot hold its place longer than
+/// a silent one.
+struct Opening<'a> {
+    tcp: &'a mut TcpStream,
+    until: Instant,
+}
+
+impl Opening<'_> {
+    /// Sets the timeouts to what is left, or fails once it is spent.
+    fn left(&self) -> std::io::Result<()> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the opening took longer than {OPENING:?}"),
+            ));
+        }
+        self.tcp.set_read_timeout(Some(left))?;
+        self.tcp.set_write_timeout(Some(left))
+    }
+}
+
+impl std::io::Read for Opening<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.left()?;
+        self.tcp.read(buf)
+    }
+}
+
+impl std::io::Write for Opening<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.left()?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
 /// One client: the handshake, its request, its plugin's process, the relay.
+/// `opening` is its place among connections in their opening, given back once its
+/// request is read; only then does it take a place among `clients` (at most `max`).
+#[allow(clippy::too_many_arguments)]
 fn serve_one(
     mut tcp: TcpStream,
     config: Arc<rustls::ServerConfig>,
     plugins: &[Served],
     isolation: Isolation,
-    full: bool,
+    opening: Opened,
+    clients: &Arc<AtomicUsize>,
+    max: usize,
 ) -> Result<String, String> {
-    tcp.set_read_timeout(Some(OPENING)).map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(OPENING)).map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
     let mut conn = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+    let mut io = Opening { tcp: &mut tcp, until: Instant::now() + OPENING };
     // The handshake first: a client whose key is not allowed ends here, before any
     // of its bytes is read as a request.
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(|e| format!("the handshake failed: {e}"))?;
+        conn.complete_io(&mut io).map_err(|e| format!("the handshake failed: {e}"))?;
     }
     let client = conn
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| super::tls::key_id(c).map(|k| k.to_string()).unwrap_or_default())
         .unwrap_or_default();
-    let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
+    let mut stream = rustls::Stream::new(&mut conn, &mut io);
     let request = read_message(&mut stream).map_err(|e| format!("no request: {e}"))?;
-    let answer = |stream: &mut rustls::Stream<'_, rustls::ServerConnection, TcpStream>, status: Answer, body: &[u8]| {
-        write_message(stream, &[&[status as u8], body]).map_err(|e| format!("cannot answer: {e}"))
-    };
+    drop(opening);
+    // Answers get time of their own (starting the plugin's process may take a while).
+    stream.sock.until = Instant::now() + OPENING;
+    // Only an authenticated client with its request read counts among the clients.
+    let place = Slot::take(clients, max);
+    let full = place.is_none();
+    let answer =
+        |stream: &mut rustls::Stream<'_, rustls::ServerConnection, Opening<'_>>, status: Answer, body: &[u8]| {
+            write_message(stream, &[&[status as u8], body]).map_err(|e| format!("cannot answer: {e}"))
+        };
     if full {
         answer(&mut stream, Answer::Overloaded, b"the server serves as many clients as it may")?;
         return Err("too many clients".to_owned());
@@ -189,7 +336,7 @@ fn serve_one(
             return Err(why);
         }
     };
-    let refuse = |stream: &mut rustls::Stream<'_, rustls::ServerConnection, TcpStream>, e: LoadError| {
+    let refuse = |stream: &mut rustls::Stream<'_, rustls::ServerConnection, Opening<'_>>, e: LoadError| {
         let said = e.to_string();
         answer(stream, Answer::Refused, &e.to_wire()).and(Err(said))
     };
@@ -219,6 +366,7 @@ fn serve_one(
         Ok(i) => i,
         Err(e) => return refuse(&mut stream, e),
     };
+    stream.sock.until = Instant::now() + OPENING;
     answer(&mut stream, Answer::Ready, &inspection.manifest_bytes)?;
     let Some((local, nudge)) = isolated.relay_ends() else {
         return Err("the plugin's process ended before its first call".to_owned());
@@ -226,7 +374,15 @@ fn serve_one(
     let _ = tcp.set_read_timeout(None);
     let _ = tcp.set_write_timeout(None);
     let pid = isolated.pid().unwrap_or(0);
-    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, &*nudge);
+    let last = |timed_out: bool| {
+        let status = isolated.relay_ended(timed_out);
+        crate::isolate::frame::ended(status.and_then(|s| s.signal()), status.and_then(|s| s.code()), timed_out)
+    };
+    // The server enforces the calls' deadline too, a margin after the host's own (which
+    // usually comes first): a host gone without closing its connection leaves no call
+    // stuck in a child.
+    let deadline = open.deadline + DEADLINE_MARGIN;
+    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, deadline, &*nudge, &last);
     drop(isolated);
     Ok(format!("client key {client}, plugin `{}` (pid {pid}): {ended}", open.plugin))
 }

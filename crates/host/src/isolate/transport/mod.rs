@@ -42,6 +42,16 @@ pub(crate) enum ReadError {
     Malformed(String),
     /// The transport failed.
     Io(io::Error),
+    /// The other side said the plugin's process ended by itself (a remote server's
+    /// last frame, [`Kind::Ended`](super::frame::Kind::Ended)): how.
+    Ended {
+        /// The signal that ended it.
+        signal: Option<i32>,
+        /// Its exit code.
+        exit_code: Option<i32>,
+        /// The server ended it: a call ran past its deadline.
+        timed_out: bool,
+    },
 }
 
 impl From<ReadError> for io::Error {
@@ -51,6 +61,7 @@ impl From<ReadError> for io::Error {
             ReadError::TimedOut => io::Error::new(io::ErrorKind::TimedOut, "the deadline passed"),
             ReadError::Malformed(why) => io::Error::new(io::ErrorKind::InvalidData, why),
             ReadError::Io(e) => e,
+            ReadError::Ended { .. } => io::Error::new(io::ErrorKind::UnexpectedEof, "the plugin's process ended"),
         }
     }
 }

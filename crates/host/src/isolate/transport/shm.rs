@@ -415,7 +415,7 @@ impl Shared {
                 }
                 Err(ReadError::Io(e)) => return Err(e),
                 Err(ReadError::Malformed(why)) => return Err(io::Error::new(io::ErrorKind::InvalidData, why)),
-                Err(ReadError::Eof) => return Err(io::ErrorKind::BrokenPipe.into()),
+                Err(ReadError::Eof | ReadError::Ended { .. }) => return Err(io::ErrorKind::BrokenPipe.into()),
             }
         }
     }
