@@ -4,7 +4,7 @@
 //!   --release`), copies it to `bin/greeter_v1.so` (`.dylib`/`.dll` elsewhere), and
 //!   runs the host on it, as the Go original's `go build -buildmode=plugin` + `host`.
 //! - `bench`: runs the benchmarks behind each figure of issue 20 and prints each
-//!   beside its floor, the ratio and the goal (see [`bench`] and `docs/benchmarks.md`).
+//!   beside its floor, the ratio and the goal (see [`mod@bench`] and `docs/benchmarks.md`).
 
 mod bench;
 
