@@ -38,7 +38,7 @@ mod linux {
     use pluginapi::Greeter;
     use tomada_host::isolate::{Isolation, Runner};
     use tomada_host::{Loader, ReloadEvent, Reloadable, TrustPolicy};
-    use tomada_test_support::Build;
+    use tomada_test_support::{Build, mapped_copies};
 
     fn count(var: &str, default: usize) -> usize {
         std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -421,20 +421,6 @@ mod linux {
             fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
             children,
         }
-    }
-
-    /// Distinct sealed copies named `name` mapped in this process.
-    fn mapped_copies(name: &str) -> usize {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let wanted = format!("/memfd:tomada:{name}");
-        let mut inodes: Vec<&str> = maps
-            .lines()
-            .filter(|l| l.split_whitespace().nth(5).is_some_and(|p| p == wanted))
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .collect();
-        inodes.sort_unstable();
-        inodes.dedup();
-        inodes.len()
     }
 
     fn resources(mode: &str, loader: &Loader, files: &Files, dir: &Path, cycles: usize) {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use pluginapi::Greeter;
 use tomada_host::isolate::{Isolation, Runner};
 use tomada_host::{Loader, Reloadable};
-use tomada_test_support::{Build, cdylib, copy_to, wait_until};
+use tomada_test_support::{Build, cdylib, copy_to, mapped_copies, wait_until};
 
 /// Threads, open descriptors and child processes of this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +32,6 @@ fn usage() -> Usage {
         .map(|c| c.split_whitespace().count())
         .sum();
     Usage { threads: tasks.len(), fds: std::fs::read_dir("/proc/self/fd").unwrap().count(), children }
-}
-
-/// Distinct sealed copies named `name` mapped in this process.
-fn mapped_copies(name: &str) -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let wanted = format!("/memfd:tomada:{name}");
-    let mut inodes: Vec<&str> = maps
-        .lines()
-        .filter(|l| l.split_whitespace().nth(5).is_some_and(|p| p == wanted))
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .collect();
-    inodes.sort_unstable();
-    inodes.dedup();
-    inodes.len()
 }
 
 /// Waits until two looks in a row agree (an old child process is reaped, and its

@@ -283,3 +283,19 @@ pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'sta
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung: {what} did not return within {HANG_GUARD:?}"),
     }
 }
+
+/// How many distinct sealed copies (tomada's `memfd:tomada:NAME` images of a loaded
+/// plugin) named `name` this process has mapped: one per version still loaded.
+#[cfg(target_os = "linux")]
+pub fn mapped_copies(name: &str) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let wanted = format!("/memfd:tomada:{name}");
+    let mut inodes: Vec<&str> = maps
+        .lines()
+        .filter(|l| l.split_whitespace().nth(5).is_some_and(|p| p == wanted))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    inodes.len()
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use living_api::Living;
 use pluginapi::Greeter;
 use tomada_host::{LoadError, Loader, ReloadEvent, Reloadable, TrustPolicy};
-use tomada_test_support::{cdylib, copy_to, wait_until};
+use tomada_test_support::{cdylib, copy_to, mapped_copies, wait_until};
 
 use crate::image::{cp_over, isolation, living};
 
@@ -27,20 +27,6 @@ pub fn truncated(src: &Path, dir: &Path) -> PathBuf {
     let path = dir.join("truncated.bin");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     path
-}
-
-/// Distinct sealed copies named `name` mapped in this process.
-fn mapped_copies(name: &str) -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let wanted = format!("/memfd:tomada:{name}");
-    let mut inodes: Vec<&str> = maps
-        .lines()
-        .filter(|l| l.split_whitespace().nth(5).is_some_and(|p| p == wanted))
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .collect();
-    inodes.sort_unstable();
-    inodes.dedup();
-    inodes.len()
 }
 
 #[test]
