@@ -475,25 +475,35 @@ impl Isolated {
         })
     }
 
-    /// Ends a remote plugin's connection that failed during a call: every call in
-    /// flight was sent, so it may have run. No crash is counted (the server restarts
-    /// the plugin's process for the next connection); the next call reconnects.
-    fn end_remote(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+    /// Takes the ending of `connection` (failed with `fault`) for this call: marks it
+    /// ending and detaches it, returning the state still locked; or, if another call
+    /// ended it meanwhile, that call's error (or `TimedOut`, when this call ran past
+    /// its own deadline all the same).
+    fn take_ending(&self, connection: &Arc<Connection>, fault: &ReadError) -> Result<MutexGuard<'_, State>, CallError> {
         let mut state = self.lock();
         {
             let mut calls = connection.endpoint.flight();
             if let Some(e) = &calls.ended {
-                return match fault {
+                return Err(match fault {
                     ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
                     _ => e.clone(),
-                };
+                });
             }
             calls.ending = true;
         }
         if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
             state.connection = None;
         }
-        drop(state);
+        Ok(state)
+    }
+
+    /// Ends a remote plugin's connection that failed during a call: every call in
+    /// flight was sent, so it may have run. No crash is counted (the server restarts
+    /// the plugin's process for the next connection); the next call reconnects.
+    fn end_remote(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+        if let Err(e) = self.take_ending(connection, &fault) {
+            return e;
+        }
         let detail = match &fault {
             ReadError::Eof => "the server closed the connection (it stopped, or the plugin's process ended)".to_owned(),
             ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
@@ -613,22 +623,10 @@ impl Isolated {
             return self.end_remote(connection, fault);
         }
         // Held throughout: no new process starts before this one is reaped and counted.
-        let mut state = self.lock();
-        {
-            let mut calls = connection.endpoint.flight();
-            if let Some(e) = &calls.ended {
-                // Ended by another call meanwhile; this one ran past its own deadline
-                // all the same, if that is what it found.
-                return match fault {
-                    ReadError::TimedOut => CallError::TimedOut { deadline: self.options.deadline },
-                    _ => e.clone(),
-                };
-            }
-            calls.ending = true;
-        }
-        if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
-            state.connection = None;
-        }
+        let mut state = match self.take_ending(connection, &fault) {
+            Ok(state) => state,
+            Err(e) => return e,
+        };
         let (mine, why) = match fault {
             // The child answers a value, a caught panic, or undecodable arguments;
             // a malformed frame is a broken or forged channel.
