@@ -634,9 +634,10 @@ fn a_calls_own_deadline_shorter_than_the_connections_applies_on_both_sides() {
     // The connection's deadline is far past the hang guard: only the call's own can
     // end these calls in time.
     let long = 4 * tomada_test_support::HANG_GUARD;
-    let faulty = load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(long)).unwrap();
+    let faulty = Arc::new(load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(long)).unwrap());
     let short = Duration::from_millis(300);
-    let err = within_guard(|| with_deadline(short, || faulty.sleep_ms(600_000)));
+    let calling = Arc::clone(&faulty);
+    let err = within_guard(move || with_deadline(short, || calling.sleep_ms(600_000)));
     assert_eq!(err, Err(CallError::TimedOut { deadline: short }));
     // The next call reconnects, to a new process: none of its calls sleeps.
     assert_eq!(faulty.echo("again").unwrap(), "again");

@@ -73,9 +73,9 @@ use tomada::client::Channel;
 use tomada::ffi::Status;
 
 pub use deadline::with_deadline;
-pub use options::{Isolation, Mode, OutputFn, Runner, Stream};
 #[cfg(target_os = "linux")]
 pub(crate) use endpoint::{DEADLINE_AT, REQUEST_HEAD, read_time_left};
+pub use options::{Isolation, Mode, OutputFn, Runner, Stream};
 pub(crate) use protocol::PROTOCOL;
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;

@@ -377,6 +377,9 @@ mod tests {
         let mut other = open().encode();
         other[0] = 3; // (postcard: a small u32 is one byte)
         let why = Open::decode(&other).unwrap_err();
-        assert!(why.contains(&format!("version 3 of the remote protocol; this server speaks version {VERSION}")), "{why}");
+        assert!(
+            why.contains(&format!("version 3 of the remote protocol; this server speaks version {VERSION}")),
+            "{why}"
+        );
     }
 }
