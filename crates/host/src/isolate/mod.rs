@@ -76,6 +76,7 @@ pub use deadline::with_deadline;
 #[cfg(target_os = "linux")]
 pub(crate) use endpoint::{DEADLINE_AT, REQUEST_HEAD, read_time_left};
 pub use options::{Isolation, Mode, OutputFn, Runner, Stream};
+#[cfg(target_os = "linux")]
 pub(crate) use protocol::PROTOCOL;
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
@@ -145,6 +146,7 @@ struct Connection {
 }
 
 /// A remote plugin's connection, seen from the host.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (made only by `connect`)
 struct RemoteEnd {
     /// Its socket (shut down to end it: the server then ends the plugin's process).
     tcp: std::net::TcpStream,
@@ -536,11 +538,12 @@ impl Isolated {
                 format!("the plugin's process on {endpoint} ended (the server's log says more)")
             }
         };
+        // The server or the link failed, not the plugin: the next connection tries the
+        // other endpoints first.
+        #[cfg(target_os = "linux")]
         if matches!(fault, ReadError::Eof | ReadError::Io(_) | ReadError::Malformed(_))
             && let Some(client) = &self.options.remote
         {
-            // The server or the link failed, not the plugin: the next connection
-            // tries the other endpoints first.
             client.failed(endpoint);
         }
         let (mine, others) = match fault {
