@@ -71,6 +71,19 @@ pub fn with_deadline<R>(timeout: Duration, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` outside any [`with_deadline`] scope: for what the host does on its own
+/// account (dropping a plugin's instance), not the caller's.
+pub(crate) fn unscoped<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<(Instant, Duration)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPE.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPE.with(|s| s.replace(None)));
+    f()
+}
+
 /// A call's deadline: `own` (the plugin's deadline) from now, or the enclosing
 /// scope's if earlier; and the time a call past it reports.
 pub(crate) fn for_call(own: Duration) -> (Instant, Duration) {
@@ -103,6 +116,10 @@ mod tests {
             std::thread::spawn(move || assert_eq!(for_call(own).1, own)).join().unwrap();
         });
         assert_eq!(for_call(own).1, own, "the scope ended");
+        with_deadline(Duration::from_secs(1), || {
+            unscoped(|| assert_eq!(for_call(own).1, own, "outside the scope"));
+            assert_eq!(for_call(own).1, Duration::from_secs(1), "back in it");
+        });
         // A panic leaves no scope behind.
         let _ = std::panic::catch_unwind(|| with_deadline(Duration::ZERO, || panic!("out")));
         assert_eq!(for_call(own).1, own);

@@ -838,7 +838,8 @@ impl Isolated {
             return;
         }
         // Its answer says nothing (a failure has ended the process, and its objects).
-        let _ = self.call_on(&connection, 0, DROP_INSTANCE, &mut Vec::new());
+        // (The plugin's own deadline: a caller's scope, maybe spent, is not for this.)
+        let _ = deadline::unscoped(|| self.call_on(&connection, 0, DROP_INSTANCE, &mut Vec::new()));
     }
 }
 
