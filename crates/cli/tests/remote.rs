@@ -66,6 +66,11 @@ fn serve(keys: &Keys, address: &str, allowed: &KeyId) -> Server {
 
 /// [`serve`] with more options.
 fn serve_with(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str]) -> Server {
+    serve_to(keys, address, allowed, more, Stdio::inherit())
+}
+
+/// [`serve_with`], its stderr (its log) going to `stderr`.
+fn serve_to(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str], stderr: Stdio) -> Server {
     let mut args: Vec<std::ffi::OsString> = vec![
         "serve".into(),
         "--listen".into(),
@@ -80,7 +85,7 @@ fn serve_with(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str]) -> Ser
     let mut child = Command::new(env!("CARGO_BIN_EXE_tomada"))
         .args(&args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("run tomada serve");
     let stdout = child.stdout.take().unwrap();
@@ -251,6 +256,36 @@ fn a_client_with_a_key_the_server_does_not_allow_is_refused_in_the_handshake() {
     // The allowed key still gets in.
     let allowed = Remote::new(other).endpoint(&server.address).trust_server(server.key);
     assert!(load::<dyn pluginapi::Greeter>(&greeter_name(), allowed).is_ok());
+}
+
+#[test]
+fn the_server_logs_each_connection_on_stderr() {
+    let keys = Keys::new();
+    let mut server = serve_to(&keys, "127.0.0.1:0", &keys.client.id(), &[], Stdio::piped());
+    let stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let (lines, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // A client with a key the server does not allow, and one served.
+    let stranger = Remote::new(Identity::generate().unwrap()).endpoint(&server.address).trust_server(server.key);
+    assert!(load::<dyn pluginapi::Greeter>(&greeter_name(), stranger).is_err());
+    drop(load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap());
+    let seen = within("the server's log of both connections", move || {
+        let (mut refused, mut served) = (false, false);
+        while !(refused && served) {
+            let line = log.recv().unwrap();
+            refused |= line.contains("WARN tomada::serve: refused: the handshake failed");
+            served |= line.contains("INFO tomada::serve: client key") && line.contains(&greeter_name());
+        }
+        (refused, served)
+    });
+    assert_eq!(seen, (true, true));
 }
 
 #[test]
