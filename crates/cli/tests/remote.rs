@@ -190,6 +190,12 @@ fn objects_callbacks_and_async_calls_cross_to_a_remote_plugin() {
     let asked = runtime.block_on(lookup.ask(&Settings, "mode", &[1, 2, 3]));
     assert_eq!(asked, Ok(("fast".to_owned(), 6)));
     assert_eq!(lookup.plain(21), Ok(42));
+    // An async call takes the deadline of the scope it is made in, wherever it is
+    // polled: the plugin's sleep outlasts it (and the hang guard).
+    let short = Duration::from_millis(300);
+    let late = tomada_host::isolate::with_deadline(short, || lookup.fetch("late", 600_000));
+    assert_eq!(runtime.block_on(late), Err(CallError::TimedOut { deadline: short }));
+    assert_eq!(lookup.plain(2), Ok(4), "the next call reconnects");
 }
 
 /// Settings for the async plugin's callback.
