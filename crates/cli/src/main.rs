@@ -793,6 +793,11 @@ fn serve(
         .max_clients(max_clients)
         .max_opening(max_opening);
     let address = server.local_addr()?;
+    // What happens to each connection, on stderr (stdout is for the line below).
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+        .try_init();
     // The first line on stdout: scripts and tests read the port from it.
     println!("listening on {address} as key {}", identity.id());
     std::io::stdout().flush()?;

@@ -66,6 +66,11 @@ fn serve(keys: &Keys, address: &str, allowed: &KeyId) -> Server {
 
 /// [`serve`] with more options.
 fn serve_with(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str]) -> Server {
+    serve_to(keys, address, allowed, more, Stdio::inherit())
+}
+
+/// [`serve_with`], its stderr (its log) going to `stderr`.
+fn serve_to(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str], stderr: Stdio) -> Server {
     let mut args: Vec<std::ffi::OsString> = vec![
         "serve".into(),
         "--listen".into(),
@@ -80,7 +85,7 @@ fn serve_with(keys: &Keys, address: &str, allowed: &KeyId, more: &[&str]) -> Ser
     let mut child = Command::new(env!("CARGO_BIN_EXE_tomada"))
         .args(&args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("run tomada serve");
     let stdout = child.stdout.take().unwrap();
@@ -185,6 +190,12 @@ fn objects_callbacks_and_async_calls_cross_to_a_remote_plugin() {
     let asked = runtime.block_on(lookup.ask(&Settings, "mode", &[1, 2, 3]));
     assert_eq!(asked, Ok(("fast".to_owned(), 6)));
     assert_eq!(lookup.plain(21), Ok(42));
+    // An async call takes the deadline of the scope it is made in, wherever it is
+    // polled: the plugin's sleep outlasts it (and the hang guard).
+    let short = Duration::from_millis(300);
+    let late = tomada_host::isolate::with_deadline(short, || lookup.fetch("late", 600_000));
+    assert_eq!(runtime.block_on(late), Err(CallError::TimedOut { deadline: short }));
+    assert_eq!(lookup.plain(2), Ok(4), "the next call reconnects");
 }
 
 /// Settings for the async plugin's callback.
@@ -251,6 +262,36 @@ fn a_client_with_a_key_the_server_does_not_allow_is_refused_in_the_handshake() {
     // The allowed key still gets in.
     let allowed = Remote::new(other).endpoint(&server.address).trust_server(server.key);
     assert!(load::<dyn pluginapi::Greeter>(&greeter_name(), allowed).is_ok());
+}
+
+#[test]
+fn the_server_logs_each_connection_on_stderr() {
+    let keys = Keys::new();
+    let mut server = serve_to(&keys, "127.0.0.1:0", &keys.client.id(), &[], Stdio::piped());
+    let stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let (lines, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // A client with a key the server does not allow, and one served.
+    let stranger = Remote::new(Identity::generate().unwrap()).endpoint(&server.address).trust_server(server.key);
+    assert!(load::<dyn pluginapi::Greeter>(&greeter_name(), stranger).is_err());
+    drop(load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap());
+    let seen = within("the server's log of both connections", move || {
+        let (mut refused, mut served) = (false, false);
+        while !(refused && served) {
+            let line = log.recv().unwrap();
+            refused |= line.contains("WARN tomada::serve: refused: the handshake failed");
+            served |= line.contains("INFO tomada::serve: client key") && line.contains(&greeter_name());
+        }
+        (refused, served)
+    });
+    assert_eq!(seen, (true, true));
 }
 
 #[test]
@@ -322,20 +363,34 @@ fn a_server_killed_mid_call_fails_the_call_and_a_restarted_one_serves_the_next()
     let keys = Keys::new();
     let mut server = serve(&keys, "127.0.0.1:0", &keys.client.id());
     let address = server.address.clone();
-    // Only a hang guard: a call ended by its deadline is `TimedOut`, not `Disconnected`
-    // (how soon the call ends after the kill is not asserted: a busy machine may take long).
-    let deadline = tomada_test_support::HANG_GUARD;
-    let faulty = Arc::new(load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(deadline)).unwrap());
+    // The connection's deadline is only a hang guard; the call has one of its own.
+    let faulty = Arc::new(
+        load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(tomada_test_support::HANG_GUARD)).unwrap(),
+    );
     assert_eq!(faulty.echo("up").unwrap(), "up");
     let calling = Arc::clone(&faulty);
-    let call = std::thread::spawn(move || calling.sleep_ms(600_000));
+    // Long enough for a busy machine to see the plugin sleep before it passes (if it
+    // does not, the call is `TimedOut`, which is also an answer within the bound).
+    let call_deadline = Duration::from_secs(20);
+    let call = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let result = tomada_host::isolate::with_deadline(call_deadline, || calling.sleep_ms(600_000));
+        (result, started.elapsed())
+    });
     // Once the plugin sleeps in the call (asked by a second call, concurrent on the
     // same connection), the server dies.
     tomada_test_support::wait_until("the plugin to be sleeping", || faulty.sleeping() == Ok(1));
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    let result = within("the interrupted call", move || call.join().unwrap());
-    assert!(matches!(result, Err(CallError::Disconnected { may_have_run: true, .. })), "{result:?}");
+    let (result, took) = within("the interrupted call", move || call.join().unwrap());
+    match &result {
+        Err(CallError::Disconnected { may_have_run: true, .. }) => {}
+        Err(CallError::TimedOut { deadline }) => assert_eq!(*deadline, call_deadline, "the call's own deadline"),
+        other => panic!("{other:?}"),
+    }
+    // Whatever the machine's load: an answer within the call's deadline and 100 ms, not
+    // the connection's (an upper bound only; how soon after the kill is not asserted).
+    assert!(took <= call_deadline + Duration::from_millis(100), "the call took {took:?}");
     // While no server listens, a call says so and was not sent.
     let err = faulty.echo("down").unwrap_err();
     assert!(matches!(err, CallError::Unavailable { .. }), "{err:?}");
@@ -470,31 +525,49 @@ fn garbage_instead_of_a_handshake_is_refused_and_others_are_served() {
     assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
 }
 
-#[test]
-fn an_authenticated_client_with_a_malformed_request_is_refused_and_others_are_served() {
+/// Sends `body` as an authenticated client's opening request (length-prefixed), and
+/// returns all the server answers.
+fn raw_opening(keys: &Keys, server: &Server, body: &'static [u8]) -> Vec<u8> {
     use std::io::{Read, Write};
-    let keys = Keys::new();
-    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
     let (_, config) = tomada_host::remote::__bench::configs(&keys.server, &keys.client).unwrap();
     let tcp = std::net::TcpStream::connect(&server.address).unwrap();
-    let answer = within("an answer to a malformed request", move || {
+    within("an answer to the opening request", move || {
         let mut tcp = tcp;
         let mut conn = rustls::ClientConnection::new(config, tomada_host::remote::__bench::server_name()).unwrap();
         let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-        // A length-prefixed message that is not an opening request.
-        let body = b"not a request at all";
         tls.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
         tls.write_all(body).unwrap();
         tls.flush().unwrap();
         let mut answer = Vec::new();
         let _ = tls.read_to_end(&mut answer);
         answer
-    });
+    })
+}
+
+#[test]
+fn an_authenticated_client_with_a_malformed_request_is_refused_and_others_are_served() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    // A length-prefixed message that is not an opening request.
+    let answer = raw_opening(&keys, &server, b"not a request at all");
     // Its 4-byte length, then the status: 1, refused (a `LoadError` follows).
     assert!(answer.len() > 4, "no answer: {answer:?}");
     assert_eq!(answer[4], 1, "not refused: {answer:?}");
     let greeter = load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap();
     assert_eq!(greeter.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+}
+
+#[test]
+fn a_host_of_another_protocol_version_is_refused_with_both_versions_named() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    // Version 1 (postcard: one byte), the opening of hosts before frames carried
+    // deadlines; what follows is never read.
+    let answer = raw_opening(&keys, &server, b"\x01 an older opening");
+    assert_eq!(answer.get(4), Some(&1), "not refused: {answer:?}");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("the host speaks version 1 of the remote protocol"), "{text}");
+    assert!(text.contains("this server speaks version "), "{text}");
 }
 
 #[test]
@@ -592,6 +665,138 @@ fn the_server_ends_a_call_past_its_deadline_when_the_host_is_gone() {
     assert_eq!(faulty.sleep_ms(60_000).unwrap_err(), CallError::TimedOut { deadline });
     // The server ends the plugin's process and closes the connection by itself.
     within("the server closing the connection of a call past its deadline", move || server_closed.recv().unwrap());
+}
+
+#[test]
+fn a_calls_own_deadline_shorter_than_the_connections_applies_on_both_sides() {
+    use tomada_host::isolate::with_deadline;
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    // The connection's deadline is far past the hang guard: only the call's own can
+    // end these calls in time.
+    let long = 4 * tomada_test_support::HANG_GUARD;
+    let faulty = Arc::new(load::<dyn Faulty>(&faulty_name(), remote(&keys, &server).deadline(long)).unwrap());
+    let short = Duration::from_millis(300);
+    let calling = Arc::clone(&faulty);
+    let err = within_guard(move || with_deadline(short, || calling.sleep_ms(600_000)));
+    assert_eq!(err, Err(CallError::TimedOut { deadline: short }));
+    // The next call reconnects, to a new process: none of its calls sleeps.
+    assert_eq!(faulty.echo("again").unwrap(), "again");
+    assert_eq!(faulty.sleeping(), Ok(0));
+    // A scope's time already spent: the call is not sent, and nothing is ended.
+    let spent = with_deadline(Duration::ZERO, || faulty.echo("never"));
+    assert_eq!(spent, Err(CallError::TimedOut { deadline: Duration::ZERO }));
+    assert_eq!(faulty.echo("still").unwrap(), "still");
+
+    // The server enforces the call's deadline too, not the connection's: through a
+    // relay that never passes the host's close on, only the server can end the call,
+    // and it does so by the call's own deadline (the connection's is past the guard).
+    let (relay, server_closed) = half_open_relay(server.address.clone());
+    let remote = Remote::new(keys.client.clone()).endpoint(&relay).trust_server(server.key).deadline(long);
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote).unwrap();
+    let half_second = Duration::from_millis(500);
+    let err = within_guard(move || with_deadline(half_second, || faulty.sleep_ms(600_000)));
+    assert_eq!(err, Err(CallError::TimedOut { deadline: half_second }));
+    within("the server ending the call by its own deadline", move || server_closed.recv().unwrap());
+}
+
+/// Runs `f` within the hang guard (no call of these tests may hang the suite).
+fn within_guard<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    within("a call with a deadline of its own", f)
+}
+
+/// Whether `server` holds connections: one thread each, beyond its `idle` ones.
+fn holds_more_than(server: &Server, idle: usize) -> bool {
+    threads(server) > idle
+}
+
+#[test]
+fn connections_spread_over_the_endpoints_and_move_off_a_dead_one() {
+    let keys = Keys::new();
+    let mut a = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let b = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let (idle_a, idle_b) = (threads(&a), threads(&b));
+    let remote = Remote::new(keys.client.clone()).endpoint(&a.address).endpoint(&b.address).trust_server(a.key);
+    // Plugins loaded through one `Remote` take the endpoints in turn.
+    let plugins: Vec<Plugin<dyn Faulty>> =
+        (0..4).map(|_| load::<dyn Faulty>(&faulty_name(), remote.clone()).unwrap()).collect();
+    let indexer = load::<dyn Indexer>(&file_name(&cdylib("indexer")), remote.clone()).unwrap();
+    assert!(holds_more_than(&a, idle_a) && holds_more_than(&b, idle_b), "both servers serve some");
+    indexer.index("apple avocado", &Recorder::default()).unwrap();
+    let cursor = indexer.open("a").unwrap();
+    assert_eq!(cursor.next(), Ok(Some("apple".into())));
+    // One server dies: calls on its connections fail once, then go to the live one.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    for (i, p) in plugins.iter().enumerate() {
+        match p.echo("first") {
+            Ok(echo) => assert_eq!(echo, "first"),
+            Err(CallError::Disconnected { .. }) => {}
+            Err(other) => panic!("plugin {i}: {other:?}"),
+        }
+        assert_eq!(p.echo("then").unwrap(), "then", "plugin {i} moved to the live server");
+    }
+    // The fifth connection took the first endpoint again (its turn): the indexer and
+    // its cursor were on the dead server. The cursor's next call finds its connection
+    // gone; the plugin itself goes on on the live server, a fresh instance...
+    assert!(matches!(cursor.next(), Err(CallError::Disconnected { .. })));
+    assert_eq!(indexer.index("banana", &Recorder::default()), Ok(1), "the plugin is served again");
+    // ...and the cursor stays with its old connection, saying so: it is not sent.
+    let err = cursor.next().unwrap_err();
+    assert!(
+        matches!(&err, CallError::Disconnected { may_have_run: false, detail } if detail.contains("objects do not move")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_endpoint_that_failed_is_tried_last_until_its_retry_time() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    // An endpoint that takes connections and drops them at once, counting them.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_address = dead.local_addr().unwrap().to_string();
+    let knocks = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&knocks);
+    std::thread::spawn(move || {
+        for tcp in dead.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(tcp);
+        }
+    });
+    let remote = Remote::new(keys.client.clone())
+        .endpoint(&dead_address)
+        .endpoint(&server.address)
+        .trust_server(server.key)
+        .retry_after(Duration::from_secs(3600))
+        .crash_budget(100, Duration::from_secs(60));
+    // The first connection starts at the dead endpoint (its turn), then takes the live one.
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote).unwrap();
+    assert_eq!(knocks.load(Ordering::SeqCst), 1, "the dead endpoint was tried first");
+    // Each crash makes the next call reconnect, each time starting at the next
+    // endpoint in turn: the dead one's turns skip it (it failed an hour ago, as far as
+    // its retry time goes).
+    for i in 0..4 {
+        assert!(matches!(faulty.exit(3), Err(CallError::Crashed { .. })), "crash {i}");
+        assert_eq!(faulty.echo("back").unwrap(), "back");
+    }
+    assert_eq!(knocks.load(Ordering::SeqCst), 1, "the dead endpoint was not tried again");
+}
+
+#[test]
+fn crashes_on_the_server_count_towards_quarantine() {
+    let keys = Keys::new();
+    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
+    let remote = remote(&keys, &server).crash_budget(2, Duration::from_secs(3600));
+    let faulty = load::<dyn Faulty>(&faulty_name(), remote).unwrap();
+    assert!(matches!(faulty.abort(), Err(CallError::Crashed { .. })));
+    assert_eq!(faulty.echo("once").unwrap(), "once");
+    match faulty.abort() {
+        Err(CallError::Crashed { detail, .. }) => assert!(detail.contains("it is not restarted"), "{detail}"),
+        other => panic!("not a crash: {other:?}"),
+    }
+    assert_eq!(faulty.echo("no more"), Err(CallError::Quarantined { crashes: 2, window: Duration::from_secs(3600) }));
 }
 
 /// Runs `program args` (in this thread's network namespace), or says why not.

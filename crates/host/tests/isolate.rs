@@ -155,6 +155,31 @@ fn endless_loop_hits_the_deadline() {
 }
 
 #[test]
+fn a_scope_deadline_shorter_than_the_plugins_own_ends_an_isolated_call() {
+    use tomada_host::isolate::with_deadline;
+    // The plugin's own deadline is past the hang guard: only the scope's can end it.
+    let plugin = Arc::new(faulty(isolation().deadline(4 * HANG_GUARD)));
+    let first = plugin.process_id().unwrap();
+    let short = Duration::from_millis(300);
+    let calling = Arc::clone(&plugin);
+    let err = within("a call with a scope's deadline", move || with_deadline(short, || calling.hang()));
+    assert_eq!(err, Err(CallError::TimedOut { deadline: short }));
+    // Its process was killed, as past the plugin's own deadline; the next call starts
+    // another, outside the scope with the plugin's deadline again.
+    wait_dead(first);
+    assert_eq!(plugin.echo("again").unwrap(), "again");
+    let second = plugin.process_id().unwrap();
+    assert_ne!(second, first);
+    // A scope whose time is spent: the call is not sent, the process stays.
+    assert_eq!(
+        with_deadline(Duration::ZERO, || plugin.echo("never")),
+        Err(CallError::TimedOut { deadline: Duration::ZERO })
+    );
+    assert_eq!(plugin.echo("still").unwrap(), "still");
+    assert_eq!(plugin.process_id().unwrap(), second);
+}
+
+#[test]
 fn unbounded_allocation_hits_the_memory_limit() {
     let err = survives(|p| p.allocate().map(drop), isolation().memory_limit(512 << 20));
     assert!(matches!(&err, CallError::Crashed { detail, .. } if detail.contains("SIGABRT")), "{err:?}");

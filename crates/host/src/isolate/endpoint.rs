@@ -32,8 +32,35 @@ use super::transport::{Link, Transport};
 /// How many requests made within one call may wait for its thread.
 const MAX_NESTED: usize = 64;
 
-/// The bytes of a request's payload before its arguments: target, parent, method.
-pub(crate) const REQUEST_HEAD: usize = 8 + 8 + 4;
+/// The bytes of a request's payload before its arguments: target (u64), parent (u64),
+/// method (u32), and the time left to its caller's deadline when it was sent
+/// (microseconds, u64; [`NO_DEADLINE`]: none). The time left, not an instant: the two
+/// sides' clocks (another machine's, for a remote plugin) need not agree.
+pub(crate) const REQUEST_HEAD: usize = 8 + 8 + 4 + 8;
+
+/// Where the time left to a request's deadline is, in its payload (see [`REQUEST_HEAD`]).
+pub(crate) const DEADLINE_AT: usize = 8 + 8 + 4;
+
+/// The time left of a request sent without a deadline.
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
+/// The bytes of the time left to `deadline` (see [`REQUEST_HEAD`]), at most
+/// `u64::MAX - 1` microseconds.
+pub(crate) fn time_left(deadline: Option<Instant>) -> [u8; 8] {
+    let micros = deadline.map_or(NO_DEADLINE, |d| {
+        let left = d.saturating_duration_since(Instant::now()).as_micros();
+        u64::try_from(left).unwrap_or(NO_DEADLINE - 1).min(NO_DEADLINE - 1)
+    });
+    micros.to_le_bytes()
+}
+
+/// The time a request's sender gave it, read from its time-left bytes.
+pub(crate) fn read_time_left(bytes: [u8; 8]) -> Option<std::time::Duration> {
+    match u64::from_le_bytes(bytes) {
+        NO_DEADLINE => None,
+        micros => Some(std::time::Duration::from_micros(micros)),
+    }
+}
 
 thread_local! {
     /// The id of the other side's request this thread is serving (0: none): the
@@ -79,6 +106,12 @@ pub(crate) struct Request {
 impl Request {
     pub(crate) fn args(&self) -> &[u8] {
         &self.payload[REQUEST_HEAD..]
+    }
+
+    /// The time its sender gave it, left when it was sent (`None`: no deadline).
+    #[allow(dead_code)] // (The plugin's side ends calls by the host's word, not its own.)
+    pub(crate) fn time_left(&self) -> Option<std::time::Duration> {
+        read_time_left(self.payload[DEADLINE_AT..REQUEST_HEAD].try_into().expect("8 bytes"))
     }
 }
 
@@ -314,9 +347,17 @@ impl Endpoint {
         self.flight().waiting.remove(&id);
     }
 
-    /// Sends request `id` (registered) for `target`'s method `method`.
-    pub(crate) fn send(&self, id: u64, target: u64, method: u32, args: &[u8]) -> std::io::Result<()> {
-        self.send_within(id, target, self.parent(), method, args)
+    /// Sends request `id` (registered) for `target`'s method `method`, whose caller
+    /// gives up at `deadline` (the time left to it travels with the request).
+    pub(crate) fn send(
+        &self,
+        id: u64,
+        target: u64,
+        method: u32,
+        args: &[u8],
+        deadline: Option<Instant>,
+    ) -> std::io::Result<()> {
+        self.send_within(id, target, self.parent(), method, args, deadline)
     }
 
     /// [`Endpoint::send`], made within request `parent` of the other side (0: none).
@@ -327,11 +368,13 @@ impl Endpoint {
         parent: u64,
         method: u32,
         args: &[u8],
+        deadline: Option<Instant>,
     ) -> std::io::Result<()> {
         let mut head = [0u8; REQUEST_HEAD];
         head[..8].copy_from_slice(&target.to_le_bytes());
         head[8..16].copy_from_slice(&parent.to_le_bytes());
-        head[16..].copy_from_slice(&method.to_le_bytes());
+        head[16..DEADLINE_AT].copy_from_slice(&method.to_le_bytes());
+        head[DEADLINE_AT..].copy_from_slice(&time_left(deadline));
         self.write(Header { kind: self.request, status: 0, id }, &[&head, args])
     }
 
@@ -688,7 +731,7 @@ mod tests {
     /// Calls method 7 of object 0 on the other side with `args`, and waits.
     fn call(end: &Endpoint, args: &[u8], handler: &dyn Handler) -> Result<(u8, Vec<u8>), WaitError> {
         let (id, _) = end.register().expect("the channel is open");
-        end.send(id, 0, 7, args).unwrap();
+        end.send(id, 0, 7, args, None).unwrap();
         end.wait(id, Some(Instant::now() + GUARD), handler, Vec::new())
     }
 
@@ -705,6 +748,23 @@ mod tests {
             assert_eq!(answer, (0, b"cba".to_vec()));
         });
         assert!(host.flight().waiting.is_empty(), "the call left the flight");
+    }
+
+    #[test]
+    fn a_request_carries_the_time_left_to_its_deadline() {
+        let (host, child) = pair();
+        let (id, _) = host.register().unwrap();
+        host.send(id, 0, 7, b"soon", Some(Instant::now() + Duration::from_secs(5))).unwrap();
+        let request = next_request(&child);
+        let left = request.time_left().expect("a deadline was given");
+        assert!(left <= Duration::from_secs(5) && left > Duration::ZERO, "{left:?}");
+        assert_eq!(request.args(), b"soon");
+        let (id, _) = host.register().unwrap();
+        host.send(id, 0, 7, b"whenever", None).unwrap();
+        assert_eq!(next_request(&child).time_left(), None);
+        // A deadline already past is no time left, not none.
+        let past = Instant::now().checked_sub(Duration::from_millis(10)).unwrap_or_else(Instant::now);
+        assert_eq!(read_time_left(time_left(Some(past))), Some(Duration::ZERO));
     }
 
     #[test]
@@ -734,7 +794,7 @@ mod tests {
                 // Serving the host's call, the plugin calls back object 5 of the host.
                 let back = child.serving(request.id, || {
                     let (id, _) = child.register().unwrap();
-                    child.send(id, 5, 9, b"hi").unwrap();
+                    child.send(id, 5, 9, b"hi", None).unwrap();
                     child.wait(id, Some(Instant::now() + GUARD), &Reverse::default(), Vec::new()).unwrap()
                 });
                 assert_eq!(back, (0, b"ih".to_vec()));
@@ -762,7 +822,7 @@ mod tests {
         let (host, child) = pair();
         let deadline = Instant::now() + GUARD;
         let (id, _) = host.register_async(std::task::Waker::noop().clone(), deadline).unwrap();
-        host.send(id, 0, 7, b"slow").unwrap();
+        host.send(id, 0, 7, b"slow", Some(deadline)).unwrap();
         assert!(host.poll_async(id, std::task::Waker::noop()).is_none(), "no answer yet");
         host.cancel(id);
         let request = next_request(&child);
@@ -832,7 +892,7 @@ mod tests {
     fn a_deadline_passes_without_a_reply() {
         let (host, _child) = pair();
         let (id, _) = host.register().unwrap();
-        host.send(id, 0, 7, b"x").unwrap();
+        host.send(id, 0, 7, b"x", None).unwrap();
         let r = host.wait(id, Some(Instant::now() + Duration::from_millis(10)), &Reverse::default(), Vec::new());
         assert!(matches!(r, Err(WaitError::Fault(ReadError::TimedOut))), "{r:?}");
     }

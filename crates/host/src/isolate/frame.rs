@@ -50,7 +50,8 @@ pub(crate) enum Kind {
     /// Child → host: could not load; why.
     Failed = 4,
     /// Host → child: the object called (0: the plugin), the request it is made
-    /// within (0: none), method number and encoded arguments.
+    /// within (0: none), method number, the time left to its caller's deadline
+    /// (protocol 4; see `endpoint::REQUEST_HEAD`) and encoded arguments.
     Call = 5,
     /// Child → host: the status (in the header) and the encoded result (or message).
     Reply = 6,

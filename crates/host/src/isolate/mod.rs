@@ -41,6 +41,7 @@
 
 #[cfg(unix)]
 mod contain;
+mod deadline;
 mod endpoint;
 pub(crate) mod frame;
 mod launch;
@@ -71,7 +72,12 @@ use tomada::CallError;
 use tomada::client::Channel;
 use tomada::ffi::Status;
 
+pub use deadline::with_deadline;
+#[cfg(target_os = "linux")]
+pub(crate) use endpoint::{DEADLINE_AT, REQUEST_HEAD, read_time_left};
 pub use options::{Isolation, Mode, OutputFn, Runner, Stream};
+#[cfg(target_os = "linux")]
+pub(crate) use protocol::PROTOCOL;
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
 
@@ -136,7 +142,16 @@ struct Connection {
     async_reader: std::sync::atomic::AtomicBool,
     /// A connection to a remote server (see [`crate::remote`]), not a child: the
     /// frames go through TLS on this socket, and ending it closes the connection.
-    remote: Option<std::net::TcpStream>,
+    remote: Option<RemoteEnd>,
+}
+
+/// A remote plugin's connection, seen from the host.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (made only by `connect`)
+struct RemoteEnd {
+    /// Its socket (shut down to end it: the server then ends the plugin's process).
+    tcp: std::net::TcpStream,
+    /// The endpoint it reached.
+    endpoint: String,
 }
 
 impl Connection {
@@ -171,9 +186,9 @@ impl Connection {
     /// Kills the whole process group and reaps the child: no zombie, no orphan.
     fn kill(&self) -> Option<ExitStatus> {
         self.stop_callbacks();
-        if let Some(tcp) = &self.remote {
+        if let Some(remote) = &self.remote {
             // The server sees the end and ends the plugin's process.
-            let _ = tcp.shutdown(std::net::Shutdown::Both);
+            let _ = remote.tcp.shutdown(std::net::Shutdown::Both);
             return None;
         }
         self.process.as_ref()?.kill()
@@ -448,6 +463,7 @@ impl Isolated {
                 dialed.endpoint
             )));
         }
+        let endpoint = dialed.endpoint.clone();
         let (tls, tcp) = dialed.into_parts();
         let tcp_for_end =
             tcp.try_clone().map_err(|e| fail(format!("cannot duplicate the connection's socket: {e}")))?;
@@ -471,7 +487,7 @@ impl Isolated {
             callbacks: Mutex::new(None),
             name: self.name.clone(),
             async_reader: std::sync::atomic::AtomicBool::new(false),
-            remote: Some(tcp_for_end),
+            remote: Some(RemoteEnd { tcp: tcp_for_end, endpoint }),
         })
     }
 
@@ -498,25 +514,38 @@ impl Isolated {
     }
 
     /// Ends a remote plugin's connection that failed during a call: every call in
-    /// flight was sent, so it may have run. No crash is counted (the server restarts
-    /// the plugin's process for the next connection); the next call reconnects.
+    /// flight was sent, so it may have run. A crash the server reports counts towards
+    /// quarantine, as an isolated crash does; a lost connection does not (the network
+    /// may be at fault), but its endpoint is tried last for a while. The next call
+    /// reconnects.
     fn end_remote(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
-        if let Err(e) = self.take_ending(connection, &fault) {
-            return e;
-        }
+        let mut state = match self.take_ending(connection, &fault) {
+            Ok(state) => state,
+            Err(e) => return e,
+        };
+        let endpoint = connection.remote.as_ref().map_or("", |r| r.endpoint.as_str());
         let detail = match &fault {
-            ReadError::Eof => "the server closed the connection (it stopped, or the plugin's process ended)".to_owned(),
+            ReadError::Eof => {
+                format!("{endpoint} closed the connection (the server stopped, or the plugin's process ended)")
+            }
             ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
-            ReadError::Malformed(why) => format!("a malformed frame: {why}"),
-            ReadError::Io(e) => format!("the connection failed: {e}"),
-            ReadError::Ended { timed_out: true, .. } => format!(
-                "the server ended the plugin's process: a call ran past its deadline of {:?}",
-                self.options.deadline
-            ),
+            ReadError::Malformed(why) => format!("a malformed frame from {endpoint}: {why}"),
+            ReadError::Io(e) => format!("the connection to {endpoint} failed: {e}"),
+            ReadError::Ended { timed_out: true, .. } => {
+                format!("{endpoint} ended the plugin's process: a call ran past its deadline")
+            }
             ReadError::Ended { .. } => {
-                "the plugin's process on the server ended (the server's log says more)".to_owned()
+                format!("the plugin's process on {endpoint} ended (the server's log says more)")
             }
         };
+        // The server or the link failed, not the plugin: the next connection tries the
+        // other endpoints first.
+        #[cfg(target_os = "linux")]
+        if matches!(fault, ReadError::Eof | ReadError::Io(_) | ReadError::Malformed(_))
+            && let Some(client) = &self.options.remote
+        {
+            client.failed(endpoint);
+        }
         let (mine, others) = match fault {
             ReadError::TimedOut => (
                 CallError::TimedOut { deadline: self.options.deadline },
@@ -527,8 +556,13 @@ impl Isolated {
                 CallError::TimedOut { deadline: self.options.deadline },
                 CallError::Disconnected { may_have_run: true, detail },
             ),
-            // The server said so: a crash, as an isolated child's, with its signal or code.
+            // The server said so: a crash, as an isolated child's, with its signal or
+            // code, counted as one.
             ReadError::Ended { signal, exit_code, .. } => {
+                let detail = match self.crashed(&mut state) {
+                    Some(quarantine) => format!("{detail}; {quarantine}"),
+                    None => detail,
+                };
                 let e = CallError::Crashed { signal, exit_code, detail };
                 (e.clone(), e)
             }
@@ -537,6 +571,7 @@ impl Isolated {
                 (e.clone(), e)
             }
         };
+        drop(state);
         connection.kill();
         connection.close(others);
         mine
@@ -684,17 +719,32 @@ impl Isolated {
         method: u32,
         args: &mut Vec<u8>,
     ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
-        let deadline = Instant::now() + self.options.deadline;
+        let (deadline, given) = deadline::for_call(self.options.deadline);
+        if deadline <= Instant::now() {
+            // (A scope's time already spent: not sent, nothing to end.)
+            return Ok(Err(CallError::TimedOut { deadline: given }));
+        }
         let Some((id, others)) = connection.endpoint.register() else {
             // Another call is ending this process: a call to the plugin goes to the
             // next one, a call to an object of this one fails as the process did.
-            return match (target, connection.endpoint.flight().ended.clone()) {
-                (0, _) => Err(Arc::clone(connection)),
-                (_, Some(e)) => Ok(Err(e)),
-                (_, None) => Ok(Err(crashed(None, None))),
+            let ended = connection.endpoint.flight().ended.clone();
+            return match (target, ended, &connection.remote) {
+                (0, _, _) => Err(Arc::clone(connection)),
+                // A remote object stays with its connection: not sent anywhere else.
+                (_, ended, Some(remote)) => Ok(Err(CallError::Disconnected {
+                    may_have_run: false,
+                    detail: format!(
+                        "this object lived in the plugin's process reached through {}, whose connection ended{}; \
+                         objects do not move to a new connection: get a new one through the plugin",
+                        remote.endpoint,
+                        ended.map(|e| format!(" ({e})")).unwrap_or_default()
+                    ),
+                })),
+                (_, Some(e), None) => Ok(Err(e)),
+                (_, None, None) => Ok(Err(crashed(None, None))),
             };
         };
-        let sent = connection.endpoint.send(id, target, method, args);
+        let sent = connection.endpoint.send(id, target, method, args, Some(deadline));
         let handler = HostHandler { isolated: self.arc(), connection: Arc::clone(connection) };
         let outcome = match sent {
             Ok(()) => {
@@ -728,7 +778,11 @@ impl Isolated {
             Err(WaitError::Ended(e)) => Err(e),
             Err(WaitError::Fault(fault)) => {
                 connection.endpoint.unregister(id);
-                Err(self.end(connection, fault))
+                Err(match self.end(connection, fault) {
+                    // The deadline this call had (a scope's, maybe), not the plugin's.
+                    CallError::TimedOut { .. } => CallError::TimedOut { deadline: given },
+                    other => other,
+                })
             }
         })
     }
@@ -784,7 +838,8 @@ impl Isolated {
             return;
         }
         // Its answer says nothing (a failure has ended the process, and its objects).
-        let _ = self.call_on(&connection, 0, DROP_INSTANCE, &mut Vec::new());
+        // (The plugin's own deadline: a caller's scope, maybe spent, is not for this.)
+        let _ = deadline::unscoped(|| self.call_on(&connection, 0, DROP_INSTANCE, &mut Vec::new()));
     }
 }
 
@@ -820,7 +875,9 @@ impl Channel for Isolated {
         method: u32,
         args: Vec<u8>,
     ) -> tomada::BoxFuture<'static, Result<Vec<u8>, CallError>> {
-        Box::pin(AsyncCall { isolated: self, state: AsyncState::Unsent(method, args) })
+        // The deadline of the scope the call is made in, not of where it is polled.
+        let deadline = deadline::for_call(self.options.deadline);
+        Box::pin(AsyncCall { isolated: self, state: AsyncState::Unsent(method, args), deadline })
     }
 }
 
@@ -828,6 +885,8 @@ impl Channel for Isolated {
 struct AsyncCall {
     isolated: Arc<Isolated>,
     state: AsyncState,
+    /// Its deadline, and the time it was given.
+    deadline: (Instant, Duration),
 }
 
 enum AsyncState {
@@ -848,8 +907,11 @@ impl std::future::Future for AsyncCall {
                     let (method, args) = (*method, std::mem::take(args));
                     this.state = AsyncState::Done;
                     this.isolated.fits(&args)?;
+                    let (deadline, given) = this.deadline;
+                    if deadline <= Instant::now() {
+                        return Poll::Ready(Err(CallError::TimedOut { deadline: given }));
+                    }
                     let connection = this.isolated.connection()?;
-                    let deadline = Instant::now() + this.isolated.options.deadline;
                     let Some((id, others)) = connection.endpoint.register_async(cx.waker().clone(), deadline) else {
                         // Another call is ending this process: the next one takes it.
                         this.state = AsyncState::Unsent(method, args);
@@ -858,7 +920,7 @@ impl std::future::Future for AsyncCall {
                     };
                     // Made within nothing of the plugin's: its callbacks go to the
                     // callback thread, as no thread of the host waits here.
-                    if let Err(e) = connection.endpoint.send_within(id, 0, 0, method, &args) {
+                    if let Err(e) = connection.endpoint.send_within(id, 0, 0, method, &args, Some(deadline)) {
                         connection.endpoint.unregister(id);
                         let fault = if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
                         {
@@ -879,7 +941,12 @@ impl std::future::Future for AsyncCall {
                         return Poll::Pending;
                     };
                     this.state = AsyncState::Done;
-                    return Poll::Ready(answer.and_then(|(status, body)| tomada::client::answer(status, body)));
+                    return Poll::Ready(match answer {
+                        Ok((status, body)) => tomada::client::answer(status, body),
+                        // The deadline this call had (a scope's, maybe), not the plugin's.
+                        Err(CallError::TimedOut { .. }) => Err(CallError::TimedOut { deadline: this.deadline.1 }),
+                        Err(e) => Err(e),
+                    });
                 }
                 AsyncState::Done => {
                     return Poll::Ready(Err(CallError::Channel {

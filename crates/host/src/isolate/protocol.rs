@@ -30,9 +30,11 @@ use super::sandbox::{self, Sandbox};
 use super::transport::Transport;
 use crate::{LaunchError, LoadError};
 
-/// The protocol version, sent in the child's hello. 2: status in the header,
-/// concurrent calls. 3: callbacks, objects and log records.
-pub(crate) const PROTOCOL: u32 = 3;
+/// The protocol version, sent in the child's hello (and, for a remote plugin, in the
+/// host's opening request: see `remote::VERSION`). 2: status in the header,
+/// concurrent calls. 3: callbacks, objects and log records. 4: each request carries
+/// the time left to its caller's deadline.
+pub(crate) const PROTOCOL: u32 = 4;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).

@@ -602,7 +602,7 @@ impl Server {
         let Some((id, _)) = self.endpoint.register() else {
             return (Status::MALFORMED, b"the channel to the host has ended".to_vec());
         };
-        if self.endpoint.send(id, target, method, args).is_err() {
+        if self.endpoint.send(id, target, method, args, None).is_err() {
             // The host is gone: so is this process.
             std::process::exit(0);
         }

@@ -1,11 +1,82 @@
 //! The host's side of a remote plugin: connecting, the opening exchange, the relay.
 
+use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{Answer, Open, Remote, read_message, tls, write_message};
 use crate::LoadError;
+
+/// The longest an endpoint that keeps failing is put last, whatever `Remote::retry_after`
+/// (unless that is longer).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the host knows of a [`Remote`]'s endpoints: which failed lately, and where the
+/// next connection starts. Shared by the clones of one `Remote`, so every plugin loaded
+/// through it spreads over the same endpoints and skips the same dead ones.
+///
+/// The policy: each (re)connection starts at the next endpoint in turn (round robin)
+/// and takes the first that answers, trying the live ones first; an endpoint that
+/// could not be reached, or whose connection broke (not a plugin crash, not a call
+/// past its deadline: the server answered those), is *down* and tried only after the
+/// live ones, for `retry_after`, doubled at each failure in a row (at most
+/// `MAX_BACKOFF`, or `retry_after` if longer); a connection made clears it. With every
+/// endpoint down, each is still tried (the soonest due first): a restarted server
+/// serves the next call.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    down: Mutex<HashMap<String, Down>>,
+    next: AtomicUsize,
+}
+
+/// An endpoint that failed: how many times in a row, and until when it is tried last.
+#[derive(Debug, Clone, Copy)]
+struct Down {
+    failures: u32,
+    until: Instant,
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Down>> {
+        self.down.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The order to try `endpoints` in for the next connection (see [`Health`]).
+    fn order<'a>(&self, endpoints: &'a [String]) -> Vec<&'a String> {
+        if endpoints.is_empty() {
+            return Vec::new();
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len();
+        let turn = endpoints[start..].iter().chain(&endpoints[..start]);
+        let now = Instant::now();
+        let down = self.lock();
+        let due = |e: &String| down.get(e).filter(|d| d.until > now).map(|d| d.until);
+        let (mut live, mut dead): (Vec<&String>, Vec<&String>) = turn.partition(|e| due(e).is_none());
+        dead.sort_by_key(|e| due(e));
+        live.append(&mut dead);
+        live
+    }
+
+    /// `endpoint` failed: it is tried last for a while.
+    pub(crate) fn failed(&self, endpoint: &str, retry_after: Duration) {
+        let mut down = self.lock();
+        let failures = down.get(endpoint).map_or(0, |d| d.failures).saturating_add(1);
+        let wait = retry_after.saturating_mul(1 << (failures - 1).min(16)).min(MAX_BACKOFF.max(retry_after));
+        let now = Instant::now();
+        down.insert(endpoint.to_owned(), Down { failures, until: now.checked_add(wait).unwrap_or(now) });
+    }
+
+    /// `endpoint` answered.
+    fn answered(&self, endpoint: &str) {
+        let mut down = self.lock();
+        if !down.is_empty() {
+            down.remove(endpoint);
+        }
+    }
+}
 
 /// A connection made and its plugin started: what the relay takes over.
 pub(crate) struct Dialed {
@@ -21,6 +92,8 @@ pub(crate) struct Dialed {
 pub(crate) struct Client {
     plugin: PathBuf,
     endpoints: Vec<String>,
+    health: Arc<Health>,
+    retry_after: Duration,
     config: Arc<rustls::ClientConfig>,
     open: Open,
     connect_timeout: std::time::Duration,
@@ -54,6 +127,8 @@ impl Client {
         Ok(Client {
             plugin: plugin.to_path_buf(),
             endpoints: remote.endpoints.clone(),
+            health: Arc::clone(&remote.health),
+            retry_after: remote.retry_after,
             config,
             open,
             connect_timeout: remote.connect_timeout,
@@ -66,10 +141,16 @@ impl Client {
         *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(dialed);
     }
 
-    /// Connects to the first endpoint that answers and starts the plugin there with
-    /// `config`. A server's refusal to load the plugin is its `LoadError`; otherwise
-    /// [`LoadError::Overloaded`] if every server that answered was full, else
-    /// [`LoadError::Unavailable`] with each endpoint's reason.
+    /// The connection to `endpoint` broke (the server or the network failed): the next
+    /// connections try it last for a while (see [`Health`]).
+    pub(crate) fn failed(&self, endpoint: &str) {
+        self.health.failed(endpoint, self.retry_after);
+    }
+
+    /// Connects to the first endpoint that answers, in the order [`Health`] gives, and
+    /// starts the plugin there with `config`. A server's refusal to load the plugin is
+    /// its `LoadError`; otherwise [`LoadError::Overloaded`] if every server that
+    /// answered was full, else [`LoadError::Unavailable`] with each endpoint's reason.
     pub(crate) fn dial(&self, config: &[u8]) -> Result<Dialed, LoadError> {
         if let Some(dialed) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Ok(dialed);
@@ -79,8 +160,13 @@ impl Client {
         let request = open.encode();
         let mut reasons = Vec::new();
         let mut overloaded = false;
-        for endpoint in &self.endpoints {
-            match self.dial_one(endpoint, &request) {
+        for endpoint in self.health.order(&self.endpoints) {
+            let answer = self.dial_one(endpoint, &request);
+            match &answer {
+                Ok(_) => self.health.answered(endpoint),
+                Err(_) => self.failed(endpoint),
+            }
+            match answer {
                 Ok(Ok(dialed)) => return Ok(dialed),
                 Ok(Err((Answer::Refused, body))) => {
                     return Err(LoadError::from_wire(&body).unwrap_or_else(|| LoadError::Unavailable {
@@ -160,5 +246,30 @@ fn why_tls(e: &std::io::Error) -> String {
             "the server closed the connection during the opening exchange".to_owned()
         }
         None => format!("the opening exchange failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Duration, Health};
+
+    #[test]
+    fn connections_take_the_endpoints_in_turn_and_failed_ones_last() {
+        let endpoints: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
+        let health = Health::default();
+        let firsts: Vec<&String> = (0..6).map(|_| health.order(&endpoints)[0]).collect();
+        assert_eq!(firsts, ["a", "b", "c", "a", "b", "c"], "round robin");
+        assert_eq!(health.order(&endpoints), ["a", "b", "c"], "each in turn after the first");
+        health.failed("b", Duration::from_secs(3600));
+        assert_eq!(health.order(&endpoints), ["c", "a", "b"], "b failed: last");
+        assert_eq!(health.order(&endpoints), ["c", "a", "b"], "c's turn, b still last");
+        // All failed: each is still tried, the soonest due first.
+        health.failed("a", Duration::from_secs(7200));
+        health.failed("c", Duration::from_secs(60));
+        assert_eq!(health.order(&endpoints), ["c", "b", "a"]);
+        // An endpoint that answers is live again; one whose retry time passed too.
+        health.answered("a");
+        health.failed("c", Duration::ZERO);
+        assert_eq!(health.order(&endpoints), ["c", "a", "b"]);
     }
 }

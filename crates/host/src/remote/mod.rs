@@ -125,11 +125,18 @@ pub struct Remote {
     pub(crate) servers: Vec<KeyId>,
     pub(crate) deadline: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) retry_after: Duration,
+    pub(crate) crash_budget: (u32, Duration),
+    /// Which endpoints failed lately, and where the next connection starts: shared by
+    /// this `Remote`'s clones.
+    pub(crate) health: Arc<client::Health>,
 }
 
 impl Remote {
     /// A host that authenticates as `identity`; add endpoints and trusted server keys.
-    /// Defaults: a 30 s deadline per call, 5 s to connect and start the plugin.
+    /// Defaults: a 30 s deadline per call, 5 s to connect and start the plugin, a
+    /// failed endpoint tried last for 1 s (doubling while it keeps failing), and 3
+    /// crashes a minute before quarantine.
     pub fn new(identity: Identity) -> Remote {
         Remote {
             endpoints: Vec::new(),
@@ -137,11 +144,27 @@ impl Remote {
             servers: Vec::new(),
             deadline: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            retry_after: Duration::from_secs(1),
+            crash_budget: (3, Duration::from_secs(60)),
+            health: Arc::default(),
         }
     }
 
-    /// A server's address (`host:port`). With several, each (re)connection takes the
-    /// first that answers, in order.
+    /// A server's address (`host:port`). With several, connections spread over them
+    /// and avoid the ones that failed:
+    ///
+    /// - each (re)connection starts at the next endpoint in turn (round robin, over
+    ///   every plugin loaded through this `Remote` or its clones) and takes the first
+    ///   that answers;
+    /// - an endpoint that could not be reached, or whose connection broke, is tried
+    ///   only after the others for [`Remote::retry_after`] (doubled at each failure in
+    ///   a row, up to a minute); with every endpoint failing, each is tried all the
+    ///   same, so a restarted server serves the next call;
+    /// - a plugin's calls go over one connection, to one server, until it breaks: the
+    ///   next call then reconnects (maybe elsewhere), to a fresh plugin instance. The
+    ///   objects and callbacks of the old connection do not move: calling one fails
+    ///   with [`CallError::Disconnected`](crate::CallError::Disconnected)
+    ///   `{ may_have_run: false }` saying so (get a new one through the plugin).
     pub fn endpoint(mut self, address: impl Into<String>) -> Remote {
         self.endpoints.push(address.into());
         self
@@ -167,10 +190,33 @@ impl Remote {
         self.connect_timeout = timeout;
         self
     }
+
+    /// How long an endpoint that failed is tried only after the others (doubled at
+    /// each failure in a row, up to a minute or this if longer). Default 1 s.
+    pub fn retry_after(mut self, wait: Duration) -> Remote {
+        self.retry_after = wait;
+        self
+    }
+
+    /// After `crashes` crashes of the plugin on the server within `window` (the
+    /// server says so: a signal or an exit, as
+    /// [`CallError::Crashed`](crate::CallError::Crashed)), it is quarantined as an
+    /// isolated plugin is ([`Isolation::crash_budget`](crate::isolate::Isolation::crash_budget)):
+    /// calls fail with [`CallError::Quarantined`](crate::CallError::Quarantined), no
+    /// reconnection. Lost connections and calls past their deadline do not count (the
+    /// network may be at fault). Default: 3 within a minute.
+    pub fn crash_budget(mut self, crashes: u32, window: Duration) -> Remote {
+        self.crash_budget = (crashes, window);
+        self
+    }
 }
 
-/// The version of the opening exchange below.
-const VERSION: u32 = 1;
+/// The version of the remote protocol: of the opening exchange below and of the frames
+/// that follow it, one number (the isolated frames' protocol: a change to either is a
+/// new version of both). The host sends it first; a server of another version refuses
+/// the connection, naming both. (Version 1 was the opening alone, beside frames of
+/// protocol 3.)
+const VERSION: u32 = crate::isolate::PROTOCOL;
 /// The largest opening message either side reads.
 const MAX_OPEN: usize = 16 << 20;
 
@@ -214,12 +260,18 @@ impl Open {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Open, String> {
-        type Wire = (u32, String, String, u32, Option<String>, Vec<u8>, u8, u64);
-        let (version, plugin, contract, abi, export, config, log_level, deadline): Wire =
-            postcard::from_bytes(bytes).map_err(|e| format!("a malformed request: {e}"))?;
+        // The version first, alone: what follows it is another version's to lay out.
+        let (version, _): (u32, _) =
+            postcard::take_from_bytes(bytes).map_err(|e| format!("a malformed request: {e}"))?;
         if version != VERSION {
-            return Err(format!("the host speaks version {version} of the remote protocol; this server {VERSION}"));
+            return Err(format!(
+                "the host speaks version {version} of the remote protocol; this server speaks version {VERSION}: \
+                 run the same tomada release on both sides"
+            ));
         }
+        type Wire = (u32, String, String, u32, Option<String>, Vec<u8>, u8, u64);
+        let (_, plugin, contract, abi, export, config, log_level, deadline): Wire =
+            postcard::from_bytes(bytes).map_err(|e| format!("a malformed request: {e}"))?;
         Ok(Open { plugin, contract, abi, export, config, log_level, deadline: Duration::from_millis(deadline) })
     }
 }
@@ -265,7 +317,11 @@ pub(crate) fn load<C: ?Sized + Contract>(
         deadline: remote.deadline,
     };
     let client = Arc::new(client::Client::new(remote, name, open)?);
-    let mut options = crate::isolate::Isolation::new().deadline(remote.deadline).startup(remote.connect_timeout);
+    let (crashes, window) = remote.crash_budget;
+    let mut options = crate::isolate::Isolation::new()
+        .deadline(remote.deadline)
+        .startup(remote.connect_timeout)
+        .crash_budget(crashes, window);
     options.remote = Some(Arc::clone(&client));
     let dialed = client.dial(&loader.config)?;
     let manifest = tomada::Manifest::parse(&dialed.manifest).map_err(|e| LoadError::Unavailable {
@@ -295,4 +351,35 @@ pub(crate) fn load<C: ?Sized + Contract>(
         manifest,
         path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Open, VERSION};
+    use std::time::Duration;
+
+    fn open() -> Open {
+        Open {
+            plugin: "p.so".into(),
+            contract: "c".into(),
+            abi: 1,
+            export: None,
+            config: vec![1, 2],
+            log_level: 3,
+            deadline: Duration::from_millis(1500),
+        }
+    }
+
+    #[test]
+    fn an_opening_round_trips_and_another_version_is_refused_naming_both() {
+        assert_eq!(Open::decode(&open().encode()), Ok(open()));
+        assert_eq!(VERSION, crate::isolate::PROTOCOL, "one version for the opening and the frames");
+        let mut other = open().encode();
+        other[0] = 3; // (postcard: a small u32 is one byte)
+        let why = Open::decode(&other).unwrap_err();
+        assert!(
+            why.contains(&format!("version 3 of the remote protocol; this server speaks version {VERSION}")),
+            "{why}"
+        );
+    }
 }

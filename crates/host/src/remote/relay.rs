@@ -23,21 +23,34 @@ const CHUNK: usize = 64 * 1024;
 /// A frame's head: `u32 length of what follows | u8 kind | u8 status | u64 id`.
 const HEAD: usize = 14;
 
+/// A request's head, after the frame's: target, parent, method, time left (see
+/// `isolate::endpoint::REQUEST_HEAD`).
+const REQUEST: usize = crate::isolate::REQUEST_HEAD;
+
 /// Where the frames of one direction start, followed byte by byte (the relay
 /// passes bytes on in whatever pieces they come): only each frame's kind and id are
-/// read. Frames are `u32 length of what follows | u8 kind | u8 status | u64 id | ...`
-/// (see `isolate::frame`).
-#[derive(Default)]
+/// read, and a call's time left. Frames are `u32 length of what follows | u8 kind |
+/// u8 status | u64 id | ...` (see `isolate::frame`); a call's payload starts with
+/// `u64 target | u64 parent | u32 method | u64 time left (µs)`.
 struct Frames {
-    head: [u8; HEAD],
+    head: [u8; HEAD + REQUEST],
     have: usize,
+    /// How many bytes of the head to gather: [`HEAD`], and for a call the request's too.
+    want: usize,
     skip: u64,
+}
+
+impl Default for Frames {
+    fn default() -> Frames {
+        Frames { head: [0; HEAD + REQUEST], have: 0, want: HEAD, skip: 0 }
+    }
 }
 
 impl Frames {
     /// Follows `bytes`, calling `frame` with the kind and id of each frame whose head
-    /// is in them.
-    fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8, u64)) {
+    /// is in them, and a call's time left (`None` for other frames, or a call sent
+    /// without a deadline).
+    fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8, u64, Option<Duration>)) {
         while !bytes.is_empty() {
             if self.skip > 0 {
                 let n = (self.skip.min(bytes.len() as u64)) as usize;
@@ -45,18 +58,31 @@ impl Frames {
                 bytes = &bytes[n..];
                 continue;
             }
-            let n = (HEAD - self.have).min(bytes.len());
+            let n = (self.want - self.have).min(bytes.len());
             self.head[self.have..self.have + n].copy_from_slice(&bytes[..n]);
             self.have += n;
             bytes = &bytes[n..];
-            if self.have == HEAD {
-                let len = u32::from_le_bytes(self.head[..4].try_into().expect("4 bytes"));
-                let id = u64::from_le_bytes(self.head[6..].try_into().expect("8 bytes"));
-                frame(self.head[4], id);
-                // (A malformed length is the endpoints' to refuse.)
-                self.skip = u64::from(len).saturating_sub((HEAD - 4) as u64);
-                self.have = 0;
+            if self.have < self.want {
+                continue;
             }
+            let len = u64::from(u32::from_le_bytes(self.head[..4].try_into().expect("4 bytes")));
+            // (What follows the header: a malformed length is the endpoints' to refuse.)
+            let payload = len.saturating_sub((HEAD - 4) as u64);
+            let kind = self.head[4];
+            if self.want == HEAD && kind == CALL && payload >= REQUEST as u64 {
+                self.want = HEAD + REQUEST;
+                continue;
+            }
+            let id = u64::from_le_bytes(self.head[6..HEAD].try_into().expect("8 bytes"));
+            let left = if self.want == HEAD + REQUEST {
+                let at = HEAD + crate::isolate::DEADLINE_AT;
+                crate::isolate::read_time_left(self.head[at..at + 8].try_into().expect("8 bytes"))
+            } else {
+                None
+            };
+            frame(kind, id, left);
+            self.skip = payload - (self.want - HEAD) as u64;
+            (self.have, self.want) = (0, HEAD);
         }
     }
 }
@@ -72,24 +98,48 @@ const CANCEL: u8 = 11;
 /// A call that comes alone is read by the child's reading thread, without waking
 /// a pool thread for nothing.
 ///
-/// It also keeps when each call in flight was passed on, so the server enforces the
-/// calls' deadline itself (see [`pump`]).
-#[derive(Default)]
+/// It also keeps, for each call in flight, when its caller gives up on it (the time
+/// left it carries, from when it was passed on, plus a margin), so the server ends
+/// calls that are hopeless by itself (see [`pump`]).
 struct Nudges {
     to_child: Frames,
     from_child: Frames,
-    /// Calls passed on whose reply has not come back: their id, and when.
+    /// Calls passed on whose reply has not come back: their id, and when they are
+    /// hopeless.
     in_flight: std::collections::HashMap<u64, Instant>,
+    deadlines: Deadlines,
+}
+
+/// How long the server lets a call run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    /// For a call that carries no time left: the connection's deadline.
+    pub(crate) default: Duration,
+    /// How long past its caller's deadline a call is ended: the host's own deadline
+    /// usually comes first (it closes the connection, and says `TimedOut` itself).
+    pub(crate) margin: Duration,
 }
 
 impl Nudges {
+    fn new(deadlines: Deadlines) -> Nudges {
+        Nudges {
+            to_child: Frames::default(),
+            from_child: Frames::default(),
+            in_flight: std::collections::HashMap::new(),
+            deadlines,
+        }
+    }
+
     /// Bytes passed on to the child: whether to nudge it.
     fn passed(&mut self, bytes: &[u8]) -> bool {
-        let (mut nudge, in_flight) = (false, &mut self.in_flight);
-        self.to_child.feed(bytes, |kind, id| match kind {
+        let (mut nudge, in_flight, deadlines) = (false, &mut self.in_flight, self.deadlines);
+        self.to_child.feed(bytes, |kind, id, left| match kind {
             CALL => {
                 nudge |= !in_flight.is_empty();
-                in_flight.insert(id, Instant::now());
+                let now = Instant::now();
+                let hopeless = now.checked_add(left.unwrap_or(deadlines.default) + deadlines.margin);
+                // (A time too far for the clock: never.)
+                in_flight.insert(id, hopeless.unwrap_or(now + Duration::from_secs(86_400 * 365)));
             }
             CANCEL => nudge = true,
             _ => {}
@@ -100,15 +150,15 @@ impl Nudges {
     /// Bytes the child sent.
     fn sent(&mut self, bytes: &[u8]) {
         let in_flight = &mut self.in_flight;
-        self.from_child.feed(bytes, |kind, id| {
+        self.from_child.feed(bytes, |kind, id, _| {
             if kind == REPLY {
                 in_flight.remove(&id);
             }
         });
     }
 
-    /// When the oldest call in flight was passed on.
-    fn oldest(&self) -> Option<Instant> {
+    /// When the first call in flight becomes hopeless.
+    fn first_hopeless(&self) -> Option<Instant> {
         self.in_flight.values().min().copied()
     }
 }
@@ -136,9 +186,10 @@ impl std::fmt::Display for Ended {
 
 /// Pumps bytes between `local` and the peer behind `tls` over `tcp` until either ends;
 /// calls `arrived` when the child needs a nudge for what was passed on (see [`Nudges`]).
-/// A call without a reply `deadline` after it was passed on ends the relay
-/// ([`Ended::Deadline`]): the server enforces deadlines itself, so a host that vanished
-/// without closing its connection leaves no call stuck in a child.
+/// A call without a reply once the time it carries (or `deadlines.default`), and
+/// `deadlines.margin`, passed since it was passed on ends the relay
+/// ([`Ended::Deadline`]): the server enforces each call's deadline itself, so a host
+/// that vanished without closing its connection leaves no call stuck in a child.
 /// If the local side or a deadline ended it, what `last` gives (the server's `Ended`
 /// frame, saying how the child ended; told whether it was a deadline) goes to the peer
 /// after all the child sent, before the close.
@@ -147,13 +198,13 @@ pub(crate) fn pump(
     mut tls: rustls::Connection,
     mut tcp: TcpStream,
     mut local: UnixStream,
-    deadline: Duration,
+    deadlines: Deadlines,
     arrived: &dyn Fn(),
     last: &dyn Fn(bool) -> Vec<u8>,
 ) -> Ended {
     // (What it holds is bounded here: it reads the local side only once all is sent.)
     tls.set_buffer_limit(None);
-    let ended = run(&mut tls, &mut tcp, &mut local, deadline, arrived);
+    let ended = run(&mut tls, &mut tcp, &mut local, deadlines, arrived);
     if matches!(ended, Ended::Local | Ended::Deadline) {
         let _ = tls.writer().write_all(&last(matches!(ended, Ended::Deadline)));
         tls.send_close_notify();
@@ -170,7 +221,7 @@ fn run(
     tls: &mut rustls::Connection,
     tcp: &mut TcpStream,
     local: &mut UnixStream,
-    deadline: Duration,
+    deadlines: Deadlines,
     arrived: &dyn Fn(),
 ) -> Ended {
     let peer = |e: &dyn std::fmt::Display| Ended::Peer(e.to_string());
@@ -183,7 +234,7 @@ fn run(
     let mut sent = 0;
     let mut chunk = vec![0u8; CHUNK];
     let mut peer_done = false;
-    let mut nudges = Nudges::default();
+    let mut nudges = Nudges::new(deadlines);
     let mut tcp_eof = false;
     loop {
         // What `rustls` already decrypted (also what came with the opening exchange).
@@ -248,11 +299,11 @@ fn run(
                 revents: 0,
             },
         ];
-        // Until the oldest call in flight is past its deadline.
-        let timeout = match nudges.oldest() {
+        // Until the first call in flight is hopeless.
+        let timeout = match nudges.first_hopeless() {
             None => -1,
-            Some(since) => {
-                let left = (since + deadline).saturating_duration_since(Instant::now());
+            Some(hopeless) => {
+                let left = hopeless.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ended::Deadline;
                 }
@@ -302,7 +353,7 @@ fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::{Frames, Nudges};
+    use super::{Deadlines, Duration, Frames, Instant, Nudges};
 
     fn frame(kind: u8, id: u64, payload: &[u8]) -> Vec<u8> {
         let mut f = ((10 + payload.len()) as u32).to_le_bytes().to_vec();
@@ -313,30 +364,72 @@ mod tests {
         f
     }
 
+    /// A call's frame: target 0, parent 0, method 1, `left` µs, then `args`.
+    fn call(id: u64, left: u64, args: &[u8]) -> Vec<u8> {
+        let mut payload = [0u8; 20].to_vec();
+        payload.extend_from_slice(&left.to_le_bytes());
+        payload.extend_from_slice(args);
+        frame(5, id, &payload)
+    }
+
+    fn nudges() -> Nudges {
+        Nudges::new(Deadlines { default: Duration::from_secs(30), margin: Duration::ZERO })
+    }
+
     #[test]
     fn frames_are_found_in_any_pieces() {
-        let bytes: Vec<u8> = [frame(5, 1, b"abc"), frame(9, 0, &[]), frame(6, 1 << 40, &[7; 300])].concat();
-        for piece in [1, 2, 3, 5, 7, 13, 14, 15, 64, 1000] {
+        let bytes: Vec<u8> = [
+            call(1, 2_000_000, b"abc"),
+            frame(9, 0, &[]),
+            frame(6, 1 << 40, &[7; 300]),
+            call(3, u64::MAX, &[]),
+            // A call too short for its head: the endpoint's to refuse, passed on.
+            frame(5, 4, b"short"),
+            call(5, 7, &[1; 100]),
+        ]
+        .concat();
+        let expected = [
+            (5, 1, Some(Duration::from_secs(2))),
+            (9, 0, None),
+            (6, 1 << 40, None),
+            (5, 3, None),
+            (5, 4, None),
+            (5, 5, Some(Duration::from_micros(7))),
+        ];
+        for piece in [1, 2, 3, 5, 7, 13, 14, 15, 41, 42, 43, 64, 1000] {
             let (mut frames, mut seen) = (Frames::default(), Vec::new());
             for chunk in bytes.chunks(piece) {
-                frames.feed(chunk, |k, id| seen.push((k, id)));
+                frames.feed(chunk, |k, id, left| seen.push((k, id, left)));
             }
-            assert_eq!(seen, [(5, 1), (9, 0), (6, 1 << 40)], "pieces of {piece}");
+            assert_eq!(seen, expected, "pieces of {piece}");
         }
     }
 
     #[test]
     fn only_a_call_beside_another_or_a_cancel_nudges() {
-        let mut n = Nudges::default();
-        assert!(!n.passed(&frame(5, 1, b"first")), "a call alone is read by the reading thread");
-        assert!(n.passed(&frame(5, 2, b"second")), "a call beside one in flight");
-        assert!(n.oldest().is_some());
+        let mut n = nudges();
+        assert!(!n.passed(&call(1, u64::MAX, b"first")), "a call alone is read by the reading thread");
+        assert!(n.passed(&call(2, u64::MAX, b"second")), "a call beside one in flight");
+        assert!(n.first_hopeless().is_some());
         n.sent(&frame(6, 1, b"one"));
         n.sent(&frame(10, 0, b"a log"));
         n.sent(&frame(6, 2, b"two"));
-        assert_eq!(n.oldest(), None, "both answered");
-        assert!(!n.passed(&frame(5, 3, b"third")), "both answered");
+        assert_eq!(n.first_hopeless(), None, "both answered");
+        assert!(!n.passed(&call(3, u64::MAX, b"third")), "both answered");
         assert!(n.passed(&frame(11, 3, &[])), "a cancel");
         assert!(!n.passed(&frame(9, 0, &[])), "a release");
+    }
+
+    #[test]
+    fn each_call_is_hopeless_when_the_time_it_carries_is_spent() {
+        let mut n = nudges();
+        let before = Instant::now();
+        n.passed(&call(1, u64::MAX, b"none: the connection's 30 s"));
+        n.passed(&call(2, 500_000, b"half a second"));
+        let first = n.first_hopeless().unwrap();
+        assert!(first >= before + Duration::from_millis(500), "{:?}", first - before);
+        assert!(first <= Instant::now() + Duration::from_millis(500));
+        n.sent(&frame(6, 2, b"answered"));
+        assert!(n.first_hopeless().unwrap() >= before + Duration::from_secs(30), "the connection's deadline");
     }
 }

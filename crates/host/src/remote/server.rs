@@ -14,8 +14,10 @@ use crate::{Inspected, LoadError, Loader};
 /// How long a client may take for the handshake and its request, all told.
 const OPENING: Duration = Duration::from_secs(10);
 
-/// How long after a call's deadline the server ends its process, if the host has not.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// How long after a call's deadline (the time left it carries, from when the relay
+/// passed it on: later than the host's own by the time it took to arrive) the server
+/// ends its process, if the host has not closed the connection by then.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// How many connections may be in their opening (handshake and request) at once, by default.
 const MAX_OPENING: usize = 64;
@@ -203,7 +205,9 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until the listener fails; each connection in a thread of its own.
+    /// Serves until the listener fails; each connection in a thread of its own. What
+    /// happens to each connection (served, and how it ended; refused, and why) is
+    /// logged through `tracing`, target `tomada::serve` (`tomada serve` prints it).
     ///
     /// # Errors
     /// The listener's error.
@@ -220,7 +224,7 @@ impl Server {
             let opening = match Openings::open(&self.opening, &tcp, self.max_opening) {
                 Ok(o) => o,
                 Err(e) => {
-                    eprintln!("tomada serve: {peer}: refused: {e}");
+                    tracing::warn!(target: "tomada::serve", %peer, error = %e, "connection refused");
                     continue;
                 }
             };
@@ -230,12 +234,12 @@ impl Server {
             let started = std::thread::Builder::new().name(format!("tomada-client-{peer}")).spawn(move || {
                 let result = serve_one(tcp, config, &plugins, isolation, opening, &clients, max);
                 match result {
-                    Ok(how) => eprintln!("tomada serve: {peer}: {how}"),
-                    Err(why) => eprintln!("tomada serve: {peer}: refused: {why}"),
+                    Ok(how) => tracing::info!(target: "tomada::serve", %peer, "{how}"),
+                    Err(why) => tracing::warn!(target: "tomada::serve", %peer, "refused: {why}"),
                 }
             });
             if let Err(e) = started {
-                eprintln!("tomada serve: {peer}: cannot start a thread: {e}");
+                tracing::error!(target: "tomada::serve", %peer, error = %e, "cannot start a thread for the connection");
             }
         }
     }
@@ -378,11 +382,11 @@ fn serve_one(
         let status = isolated.relay_ended(timed_out);
         crate::isolate::frame::ended(status.and_then(|s| s.signal()), status.and_then(|s| s.code()), timed_out)
     };
-    // The server enforces the calls' deadline too, a margin after the host's own (which
+    // The server enforces each call's deadline too, a margin after the host's own (which
     // usually comes first): a host gone without closing its connection leaves no call
     // stuck in a child.
-    let deadline = open.deadline + DEADLINE_MARGIN;
-    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, deadline, &*nudge, &last);
+    let deadlines = relay::Deadlines { default: open.deadline, margin: DEADLINE_MARGIN };
+    let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, deadlines, &*nudge, &last);
     drop(isolated);
     Ok(format!("client key {client}, plugin `{}` (pid {pid}): {ended}", open.plugin))
 }

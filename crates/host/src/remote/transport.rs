@@ -7,7 +7,7 @@
 //! decrypt); the receiver waits for the socket (`poll`) without it, so a send and a
 //! receive run at once as the trait allows.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -78,19 +78,32 @@ impl Tls {
 
 impl Transport for Tls {
     fn send(&self, parts: &[&[u8]], _timeout: Option<Duration>) -> io::Result<()> {
+        // All the parts in one vectored write: a small frame (its header, a request's
+        // head, the arguments) is one TLS record, encrypted once and decrypted once on
+        // the server, not one record per part. (No copy: `rustls` takes the slices.)
+        let mut stack = [IoSlice::new(&[]); 4];
+        let mut heap;
+        let mut slices: &mut [IoSlice<'_>] = if parts.len() <= stack.len() {
+            for (slice, part) in stack.iter_mut().zip(parts) {
+                *slice = IoSlice::new(part);
+            }
+            &mut stack[..parts.len()]
+        } else {
+            heap = parts.iter().map(|p| IoSlice::new(p)).collect::<Vec<_>>();
+            &mut heap
+        };
+        let mut left: usize = parts.iter().map(|p| p.len()).sum();
         let mut conn = self.lock();
         // `rustls` takes what fits its buffer (64 KiB), then that is sent, and so on.
-        for part in parts {
-            let mut rest: &[u8] = part;
-            while !rest.is_empty() {
-                let n = conn.writer().write(rest)?;
-                rest = &rest[n..];
-                if n == 0 && !conn.wants_write() {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                if !rest.is_empty() {
-                    self.flush(&mut conn)?;
-                }
+        while left > 0 {
+            let n = conn.writer().write_vectored(slices)?;
+            if n == 0 && !conn.wants_write() {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            left -= n;
+            IoSlice::advance_slices(&mut slices, n);
+            if left > 0 {
+                self.flush(&mut conn)?;
             }
         }
         self.flush(&mut conn)
