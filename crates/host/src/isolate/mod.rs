@@ -528,7 +528,7 @@ impl Isolated {
             ReadError::Eof => {
                 format!("{endpoint} closed the connection (the server stopped, or the plugin's process ended)")
             }
-            ReadError::TimedOut => format!("another call ran past its deadline of {:?}", self.options.deadline),
+            ReadError::TimedOut => "another call ran past its deadline (its own, or its `with_deadline` scope's)".to_string(),
             ReadError::Malformed(why) => format!("a malformed frame from {endpoint}: {why}"),
             ReadError::Io(e) => format!("the connection to {endpoint} failed: {e}"),
             ReadError::Ended { timed_out: true, .. } => {
@@ -675,7 +675,7 @@ impl Isolated {
             }
             ReadError::TimedOut => (
                 CallError::TimedOut { deadline: self.options.deadline },
-                format!("another call ran past its deadline of {:?}", self.options.deadline),
+                "another call ran past its deadline (its own, or its `with_deadline` scope's)".to_string(),
             ),
             ReadError::Eof | ReadError::Ended { .. } => {
                 (CallError::Crashed { signal: None, exit_code: None, detail: String::new() }, String::new())
