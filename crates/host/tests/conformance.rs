@@ -38,7 +38,7 @@ pub enum Via {
     /// Loaded into this process (`Mode::InProcess`).
     InProcess,
     /// In a child process of their own (`Mode::Isolated`).
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     Isolated,
     /// In a child process of a server, reached over TLS (`Mode::Remote`).
     #[cfg(target_os = "linux")]
@@ -52,8 +52,8 @@ impl Via {
         let path = cdylib(fixture);
         let loaded = match self {
             Via::InProcess => tomada_host::load_with::<C>(&path, &Mode::InProcess),
-            #[cfg(unix)]
-            Via::Isolated => tomada_host::load_with::<C>(&path, &Mode::Isolated(crate::isolate::isolation())),
+            #[cfg(any(unix, windows))]
+            Via::Isolated => tomada_host::load_with::<C>(&path, &Mode::Isolated(crate::everywhere::isolation())),
             #[cfg(target_os = "linux")]
             Via::Remote => served::load::<C>(fixture),
         };
@@ -126,7 +126,7 @@ macro_rules! conformance {
             $(#[test] fn $case() { super::$case(super::Via::InProcess) })*
         }
         /// In a child process.
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         mod isolated {
             $(#[test] fn $case() { super::$case(super::Via::Isolated) })*
         }

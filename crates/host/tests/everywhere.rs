@@ -18,7 +18,7 @@ use tomada_host::{CallError, Plugin};
 use tomada_test_support::{cdylib, wait_until};
 
 /// Isolation with the `tomada-runner` binary (the test harness cannot serve as one).
-fn isolation() -> Isolation {
+pub(crate) fn isolation() -> Isolation {
     Isolation::new().runner(Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()))
 }
 
