@@ -43,10 +43,13 @@ impl Drop for Recorder {
     }
 }
 
-/// A plugin loaded from a copy of its own, so `/proc/self/maps` shows exactly when
-/// this copy is unloaded, whatever other tests load.
-fn load_copy(dir: &std::path::Path) -> (Plugin<dyn Indexer>, std::path::PathBuf) {
-    let copy = tomada_test_support::copy_to(&cdylib("indexer"), dir, "libindexer_copy.so");
+/// A plugin loaded from a copy of its own named `name`, so `/proc/self/maps` shows
+/// exactly when this copy is unloaded, whatever other tests load. Each test names its
+/// copy differently: the sealed copy's mapping is named by the file name alone
+/// (`/memfd:tomada:<name>`), so two tests with the same name, at once, each saw the
+/// other's copy still mapped (about one run in two beside two CPU hogs).
+fn load_copy(dir: &std::path::Path, name: &str) -> (Plugin<dyn Indexer>, std::path::PathBuf) {
+    let copy = tomada_test_support::copy_to(&cdylib("indexer"), dir, name);
     (tomada_host::load::<dyn Indexer>(&copy).unwrap(), copy)
 }
 
@@ -86,7 +89,7 @@ fn isolated() -> Plugin<dyn Indexer> {
 #[test]
 fn an_object_keeps_its_library_loaded_after_the_plugin_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let (plugin, copy) = load_copy(dir.path());
+    let (plugin, copy) = load_copy(dir.path(), "libindexer_kept_by_objects.so");
     plugin.index("kiwi kale", &Recorder::new(vec![]).1).unwrap();
     let cursor = plugin.open("k").unwrap();
     let fork = cursor.fork().unwrap();
@@ -103,7 +106,7 @@ fn an_object_keeps_its_library_loaded_after_the_plugin_is_dropped() {
 #[test]
 fn objects_dropped_on_other_threads_in_any_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (plugin, copy) = load_copy(dir.path());
+    let (plugin, copy) = load_copy(dir.path(), "libindexer_any_order.so");
     plugin.index("a b c d e f g h", &Recorder::new(vec![]).1).unwrap();
     let cursors = plugin.cursors().unwrap();
     assert_eq!(cursors.len(), 8);
