@@ -1,7 +1,11 @@
 //! Plugins on another machine: the real `tomada serve` process on 127.0.0.1, this
-//! test process as the host (`Mode::Remote`), real fixture plugins. Calls, objects,
-//! callbacks and async calls as isolated; keys refused both ways during the
-//! handshake; a server killed mid-call; a restarted server serving the next call.
+//! test process as the host (`Mode::Remote`), real fixture plugins. What only remote
+//! plugins have: keys refused both ways during the handshake, a full server, several
+//! endpoints, deadlines, a server killed mid-call and a restarted one serving the next
+//! call, crashes on the server, lost packets and cut links, listener caps, log records.
+//! (Types, objects, callbacks, async calls, panics and errors, the same in every mode,
+//! are the conformance suite's: `crates/host/tests/conformance.rs`, which runs them
+//! remote too, against the library's server in its test process.)
 
 #![allow(missing_docs)]
 #![cfg(target_os = "linux")]
@@ -55,7 +59,7 @@ impl Keys {
 
 /// The plugins the servers serve.
 fn plugins() -> Vec<PathBuf> {
-    vec![cdylib("greeter"), cdylib("faulty"), cdylib("indexer"), cdylib("async-plugin"), cdylib("allround")]
+    vec![cdylib("greeter"), cdylib("faulty"), cdylib("indexer"), cdylib("async-plugin")]
 }
 
 /// Starts `tomada serve` on `address` (port 0: any), allowing `allowed`; returns once it
@@ -155,67 +159,19 @@ impl Host for Recorder {
     }
 }
 
+/// An async call takes the deadline of the scope it is made in, wherever it is polled:
+/// the plugin's sleep outlasts it (and the hang guard). (The async cases that every
+/// mode shares are in tomada-host's conformance suite.)
 #[test]
-fn objects_callbacks_and_async_calls_cross_to_a_remote_plugin() {
+fn an_async_call_keeps_the_deadline_of_the_scope_it_was_made_in() {
     let keys = Keys::new();
     let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
-    let indexer = load::<dyn Indexer>(&file_name(&cdylib("indexer")), remote(&keys, &server)).unwrap();
-    // A callback into this host's object during the call.
-    let host = Recorder::default();
-    assert_eq!(indexer.index("Hello Tomada WORLD", &host), Ok(3));
-    let lines = host.0.lock().unwrap().clone();
-    assert_eq!(lines.first(), Some(&(Level::Debug, "indexing `hello`".to_owned())));
-    assert_eq!(lines.last(), Some(&(Level::Info, "indexed 3 words".to_owned())));
-    // Objects the remote plugin makes, living past the call.
-    indexer.index("apple avocado banana apricot", &host).unwrap();
-    let cursor = indexer.open("a").unwrap();
-    assert_eq!(cursor.next(), Ok(Some("apple".into())));
-    let fork = cursor.fork().unwrap();
-    assert_eq!(fork.next(), Ok(Some("avocado".into())));
-    assert_eq!(cursor.next(), Ok(Some("avocado".into())));
-    // A host object kept by the plugin, called later from the plugin's own thread.
-    let kept = Arc::new(Recorder::default());
-    indexer.attach(Box::new(ArcHost(Arc::clone(&kept)))).unwrap();
-    assert!(indexer.flush().unwrap() > 0);
-    assert!(!kept.0.lock().unwrap().is_empty());
-    assert!(indexer.detach().unwrap());
-
-    // Async calls: no thread of this host blocks on them.
     let lookup = load::<dyn async_api::Lookup>(&file_name(&cdylib("async-plugin")), remote(&keys, &server)).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    let (a, b) = runtime.block_on(async { tokio::join!(lookup.fetch("a", 50), lookup.fetch("b", 10)) });
-    assert_eq!(a, Ok(Some("a: fetched".to_owned())));
-    assert_eq!(b, Ok(Some("b: fetched".to_owned())));
-    // An async call whose plugin calls back into this host's object.
-    let asked = runtime.block_on(lookup.ask(&Settings, "mode", &[1, 2, 3]));
-    assert_eq!(asked, Ok(("fast".to_owned(), 6)));
-    assert_eq!(lookup.plain(21), Ok(42));
-    // An async call takes the deadline of the scope it is made in, wherever it is
-    // polled: the plugin's sleep outlasts it (and the hang guard).
     let short = Duration::from_millis(300);
     let late = tomada_host::isolate::with_deadline(short, || lookup.fetch("late", 600_000));
     assert_eq!(runtime.block_on(late), Err(CallError::TimedOut { deadline: short }));
     assert_eq!(lookup.plain(2), Ok(4), "the next call reconnects");
-}
-
-/// Settings for the async plugin's callback.
-struct Settings;
-
-impl async_api::Settings for Settings {
-    fn get(&self, key: &str) -> Option<String> {
-        (key == "mode").then(|| "fast".to_owned())
-    }
-}
-
-struct ArcHost(Arc<Recorder>);
-
-impl Host for ArcHost {
-    fn log(&self, level: Level, message: &str) {
-        self.0.log(level, message);
-    }
-    fn config(&self, key: &str) -> Option<String> {
-        self.0.config(key)
-    }
 }
 
 /// Every `log` record this process sees.
@@ -881,100 +837,4 @@ fn with_one_packet_in_a_hundred_dropped_no_call_is_lost_silently() {
     );
     assert_eq!(ok + may_have_run + not_run, 10_000, "a call was lost");
     assert!(dropped > 0, "no packet was dropped: the test tested nothing");
-}
-
-/// The rich-type cases of `crates/host/tests/allround.rs`, over `Mode::Remote`: every
-/// supported type crosses to a plugin on the server and back, unchanged.
-#[test]
-fn every_supported_type_crosses_to_a_remote_plugin() {
-    use allround_api::{Allround, Failure, Nothing, Person, Point, Scalars};
-    let keys = Keys::new();
-    let server = serve(&keys, "127.0.0.1:0", &keys.client.id());
-    let p = load::<dyn Allround>(&file_name(&cdylib("allround")), remote(&keys, &server)).unwrap();
-    // Integers of every width, floats, bool and char.
-    assert_eq!(p.add(u64::MAX, 2).unwrap(), 1);
-    let s = Scalars {
-        i8: i8::MAX,
-        i16: -2,
-        i32: i32::MIN,
-        i64: 1 << 40,
-        i128: i128::MAX - 1,
-        isize: -1,
-        u8: u8::MAX,
-        u16: 65534,
-        u32: 7,
-        u64: u64::MAX,
-        u128: u128::MAX,
-        usize: 9,
-        f32: 1.5,
-        f64: -0.25,
-        bool: true,
-        char: 'a',
-    };
-    let stepped = Scalars {
-        i8: i8::MIN,
-        i16: -1,
-        i32: i32::MIN + 1,
-        i64: (1 << 40) + 1,
-        i128: i128::MAX,
-        isize: 0,
-        u8: 0,
-        u16: 65535,
-        u32: 8,
-        u64: 0,
-        u128: 0,
-        usize: 10,
-        f32: 3.0,
-        f64: -0.5,
-        bool: false,
-        char: 'b',
-    };
-    assert_eq!(p.step(s).unwrap(), stepped);
-    let sum = p.sum(-1, -2, -3, -4, -(1i128 << 100), -6, 1, 2, 3, 4, 1u128 << 100, 6, 7.9, 8.9, true, 'A').unwrap();
-    assert_eq!(sum, 81);
-    assert!(!p.not(true).unwrap());
-    assert_eq!(p.next_char('🙂').unwrap(), '🙃');
-    // Strings and bytes, borrowed and owned, empty and large.
-    assert_eq!(p.upper("olá, mundo").unwrap(), "OLÁ, MUNDO");
-    assert_eq!(p.upper("").unwrap(), "");
-    assert_eq!(p.concat("dono ".to_owned(), "emprestado").unwrap(), "dono emprestado");
-    assert_eq!(p.reverse(&[1, 2, 3]).unwrap(), vec![3, 2, 1]);
-    assert_eq!(p.len(vec![7u8; 1 << 20]).unwrap(), 1 << 20);
-    p.empty(String::new(), Vec::new()).unwrap();
-    // Options and results, nested.
-    assert_eq!(p.parse("-42").unwrap(), Some(-42));
-    assert_eq!(p.parse("x").unwrap(), None);
-    assert_eq!(p.or_default(None).unwrap(), "default");
-    assert_eq!(p.divide(7, 0).unwrap(), Err("cannot divide 7 by 0".to_owned()));
-    assert_eq!(
-        p.check(Err(Failure { code: 1, message: "falhou".into() })).unwrap(),
-        Err(Failure { code: 2, message: "falhou".into() })
-    );
-    for v in [None, Some(Err(Nothing)), Some(Ok(None)), Some(Ok(Some(21)))] {
-        let expected = v.map(|r| r.map(|o| o.map(|n: u8| n * 2)));
-        assert_eq!(p.nested(v).unwrap(), expected);
-    }
-    // Structs.
-    let person = Person { name: "ana".into(), age: 30, nickname: None, photo: vec![1, 2], position: Point(1.0, -2.0) };
-    assert_eq!(
-        p.birthday(person).unwrap(),
-        Person {
-            name: "ANA".into(),
-            age: 31,
-            nickname: Some("aniversariante".into()),
-            photo: vec![1, 2, 0xFF],
-            position: Point(-1.0, 2.0),
-        }
-    );
-    // Unit methods and the instance's state, kept on the server.
-    let before = p.touches().unwrap();
-    p.touch().unwrap();
-    p.touch().unwrap();
-    assert_eq!(p.touches().unwrap(), before + 2);
-    // A panic carries its message.
-    let err = p.fail("falha de propósito").unwrap_err();
-    assert!(
-        matches!(&err, CallError::Panicked { message } if message.starts_with("falha de propósito (at ")),
-        "{err:?}"
-    );
 }

@@ -1,9 +1,12 @@
-//! `async fn` in a contract across a real library boundary (`tests/plugins/async-plugin`):
-//! awaited with tokio and with a minimal executor written here, in-process (the
-//! plugin's future crosses as an FFI-safe future, woken by timer threads in the
-//! plugin) and isolated (multiplexed on the channel: no host thread blocks). Cancellation,
-//! in both modes: dropping the host's future drops the plugin's. A panic in the
-//! plugin's future is an error.
+//! `async fn` in a contract across a real library boundary (`tests/plugins/async-plugin`),
+//! where only isolated plugins differ: a call past its deadline, and the plugin's
+//! process ended with its handle after async callbacks. What async calls do in every
+//! mode (answers with tokio and with the minimal executor written here, cancellation,
+//! a panic in the plugin's future) is in the conformance suite (`conformance.rs`),
+//! which uses this file's helpers.
+
+// (Off Unix only the helpers are used, by the conformance suite.)
+#![cfg_attr(not(unix), allow(unused_imports))]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,21 +19,8 @@ use tomada_host::isolate::Mode;
 use tomada_host::{CallError, Plugin};
 use tomada_test_support::{cdylib, wait_until};
 
-/// The plugin in each mode this platform has (isolation is Unix only).
-fn lookups() -> Vec<(&'static str, Plugin<dyn Lookup>)> {
-    let path = cdylib("async-plugin");
-    #[cfg_attr(not(unix), allow(unused_mut))]
-    let mut all = vec![("in-process", tomada_host::load_with::<dyn Lookup>(&path, &Mode::InProcess).unwrap())];
-    #[cfg(unix)]
-    all.push((
-        "isolated",
-        tomada_host::load_with::<dyn Lookup>(&path, &Mode::Isolated(crate::isolate::isolation())).unwrap(),
-    ));
-    all
-}
-
 /// The smallest executor: polls on this thread, parks until woken.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread, AtomicBool);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -52,11 +42,11 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn tokio() -> tokio::runtime::Runtime {
+pub(crate) fn tokio() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
 }
 
-struct Config;
+pub(crate) struct Config;
 
 impl Settings for Config {
     fn get(&self, key: &str) -> Option<String> {
@@ -66,7 +56,7 @@ impl Settings for Config {
 
 /// Records what the plugin tells it.
 #[derive(Clone, Default)]
-struct Notes(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Notes(Arc<Mutex<Vec<String>>>);
 
 impl Witness for Notes {
     fn note(&self, what: &str) {
@@ -75,13 +65,13 @@ impl Witness for Notes {
 }
 
 impl Notes {
-    fn taken(&self) -> Vec<String> {
+    pub(crate) fn taken(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
 
     /// Waits until at least `count` notes came (the last, isolated, through the
     /// channel a moment after the call that caused it), and returns them.
-    fn wait_for(&self, count: usize) -> Vec<String> {
+    pub(crate) fn wait_for(&self, count: usize) -> Vec<String> {
         wait_until(&format!("{count} notes from the plugin"), || self.taken().len() >= count);
         self.taken()
     }
@@ -97,74 +87,13 @@ impl Notes {
 /// Runs `stall` under tokio until the plugin says it started, then drops the call, as
 /// `select!` or `timeout` drop the future that lost. (A timeout of its own would race
 /// the call's way into the plugin: dropped before it got there, it is never started.)
-fn start_then_drop_a_stall(lookup: &Plugin<dyn Lookup>, notes: &Notes) {
+pub(crate) fn start_then_drop_a_stall(lookup: &Plugin<dyn Lookup>, notes: &Notes) {
     tokio().block_on(async {
         tokio::select! {
             r = lookup.stall(Box::new(notes.clone())) => panic!("stall never finishes, yet it did: {r:?}"),
             () = notes.started() => {}
         }
     });
-}
-
-#[test]
-fn async_methods_answer_with_a_minimal_executor() {
-    for (mode, lookup) in lookups() {
-        assert_eq!(block_on(lookup.fetch("a", 5)), Ok(Some("a: fetched".to_owned())), "{mode}");
-        assert_eq!(block_on(lookup.fetch("missing", 1)), Ok(None), "{mode}");
-        assert_eq!(block_on(lookup.ask(&Config, "mode", &[1, 2, 3])), Ok(("fast".to_owned(), 6)), "{mode}");
-        assert_eq!(lookup.plain(21), Ok(42), "{mode}");
-    }
-}
-
-#[test]
-fn async_methods_answer_with_tokio_concurrently() {
-    for (mode, lookup) in lookups() {
-        tokio().block_on(async {
-            // Three calls in flight on one thread: the slow one does not hold up the others.
-            let slow = lookup.fetch("slow", 200);
-            let (a, b, c) = tokio::join!(slow, lookup.fetch("b", 1), lookup.ask(&Config, "other", &[7]));
-            assert_eq!(a, Ok(Some("slow: fetched".to_owned())), "{mode}");
-            assert_eq!(b, Ok(Some("b: fetched".to_owned())), "{mode}");
-            assert_eq!(c, Ok(("unset".to_owned(), 7)), "{mode}");
-        });
-    }
-}
-
-#[test]
-fn a_panic_in_the_plugins_future_is_an_error() {
-    for (mode, lookup) in lookups() {
-        let err = tokio().block_on(lookup.boom()).unwrap_err();
-        let CallError::Panicked { message } = err else { panic!("{mode}: {err:?}") };
-        assert!(message.starts_with("the future blew up"), "{mode}: {message}");
-        // The plugin keeps working.
-        assert_eq!(block_on(lookup.fetch("after", 1)), Ok(Some("after: fetched".to_owned())), "{mode}");
-    }
-}
-
-#[test]
-fn dropping_the_hosts_future_drops_the_plugins_future() {
-    for (mode, lookup) in lookups() {
-        // Isolated, the plugin's process hears of it a moment later (a `Cancel` frame):
-        // `wait_for` waits for that note.
-        let notes = Notes::default();
-        start_then_drop_a_stall(&lookup, &notes);
-        // tokio dropped the losing call: the plugin's future, and its guard, are gone.
-        assert_eq!(notes.wait_for(2), ["started", "dropped"], "{mode}");
-        // The minimal executor's way: poll until it started, then drop.
-        let notes = Notes::default();
-        let mut call = lookup.stall(Box::new(notes.clone()));
-        let mut cx = Context::from_waker(Waker::noop());
-        wait_until("the stall to start", || {
-            assert!(std::pin::Pin::new(&mut call).poll(&mut cx).is_pending(), "{mode}");
-            !notes.taken().is_empty()
-        });
-        assert_eq!(notes.taken(), ["started"], "{mode}");
-        drop(call);
-        assert_eq!(notes.wait_for(2), ["started", "dropped"], "{mode}");
-        // The plugin goes on answering.
-        assert_eq!(block_on(lookup.fetch("after", 1)), Ok(Some("after: fetched".to_owned())), "{mode}");
-        assert_eq!(lookup.plain(2), Ok(4), "{mode}");
-    }
 }
 
 /// Isolated, an async call that outlives its deadline fails with `TimedOut` (the

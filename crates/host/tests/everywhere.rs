@@ -1,20 +1,24 @@
 //! Isolation on every platform that has it (Linux, macOS, Windows — run under Wine
 //! in CI by `.ci/windows`): the same plugin isolated behind the same handle, its
 //! crash a `CallError::Crashed` and a restart on the next call, a hang ended at its
-//! deadline, its output forwarded. Nothing here looks at `/proc` or a signal: what a
-//! Windows process reports is an exit code.
+//! deadline, its output forwarded, async methods (concurrent, with a callback,
+//! cancelled) and objects both ways (the plugin's kept by the host, the host's lent
+//! and kept by the plugin, a callback that calls the plugin again). Nothing here looks
+//! at `/proc` or a signal: what a Windows process reports is an exit code.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_api::Lookup;
 use fault_api::Faulty;
+use indexer_api::{Host, Indexer, Level, Visitor};
 use pluginapi::Greeter;
 use tomada_host::isolate::{Isolation, Mode, Runner, Stream};
 use tomada_host::{CallError, Plugin};
 use tomada_test_support::{cdylib, wait_until};
 
 /// Isolation with the `tomada-runner` binary (the test harness cannot serve as one).
-fn isolation() -> Isolation {
+pub(crate) fn isolation() -> Isolation {
     Isolation::new().runner(Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()))
 }
 
@@ -117,4 +121,88 @@ fn calls_from_two_threads_are_served_at_once() {
         assert!(plugin.meet(2).unwrap(), "the two calls met inside the plugin");
         assert!(other.join().unwrap());
     });
+}
+
+/// Async methods of an isolated plugin: calls in flight at once on one host thread, a
+/// callback into the host during one, an object as the result of one, and a call the
+/// host drops, whose future the plugin's process drops too (a `Cancel` frame).
+#[test]
+fn an_isolated_plugins_async_methods_answer_and_are_cancelled() {
+    use crate::asyncs::{Config, Notes, block_on, start_then_drop_a_stall, tokio};
+    let lookup = tomada_host::load_with::<dyn Lookup>(cdylib("async-plugin"), &Mode::Isolated(isolation())).unwrap();
+    tokio().block_on(async {
+        let (a, b, c) =
+            tokio::join!(lookup.fetch("slow", 200), lookup.fetch("b", 1), lookup.ask(&Config, "mode", &[1, 2]));
+        assert_eq!(a, Ok(Some("slow: fetched".to_owned())));
+        assert_eq!(b, Ok(Some("b: fetched".to_owned())));
+        assert_eq!(c, Ok(("fast".to_owned(), 3)));
+    });
+    let err = block_on(lookup.boom()).unwrap_err();
+    assert!(matches!(&err, CallError::Panicked { message } if message.starts_with("the future blew up")), "{err:?}");
+    let notes = Notes::default();
+    start_then_drop_a_stall(&lookup, &notes);
+    assert_eq!(notes.wait_for(2), ["started", "dropped"]);
+    assert_eq!(lookup.plain(21), Ok(42));
+
+    let indexer = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(isolation())).unwrap();
+    indexer.index("apple avocado", &crate::objects::Recorder::new(vec![]).1).unwrap();
+    let later = block_on(indexer.open_later("av")).unwrap();
+    assert_eq!(later.next(), Ok(Some("avocado".into())));
+}
+
+/// Objects both ways with an isolated plugin: a host object lent for a call (called
+/// back during it), one kept by the plugin (called later, dropped when the plugin lets
+/// go), the plugin's objects kept by the host (and objects from those), and a host
+/// callback that calls the plugin again from inside the plugin's call.
+#[test]
+fn an_isolated_plugins_objects_and_callbacks_cross_both_ways() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let plugin = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(isolation())).unwrap();
+    let (_, host) = crate::objects::Recorder::new(vec![("lowercase", "yes")]);
+    assert_eq!(plugin.index("Apple AVOCADO banana apricot", &host), Ok(4));
+    let lines = host.lines.lock().unwrap().clone();
+    assert_eq!(lines.first(), Some(&(Level::Debug, "indexing `apple`".to_owned())));
+    assert_eq!(lines.last(), Some(&(Level::Info, "indexed 4 words".to_owned())));
+
+    let cursor = plugin.open("a").unwrap();
+    assert_eq!(cursor.next(), Ok(Some("apple".into())));
+    let fork = cursor.fork().unwrap();
+    assert_eq!(fork.next(), Ok(Some("avocado".into())));
+    assert_eq!(cursor.next(), Ok(Some("avocado".into())));
+
+    let (dropped, kept) = crate::objects::Recorder::new(vec![]);
+    plugin.attach(Box::new(kept)).unwrap();
+    assert!(!dropped.load(Ordering::SeqCst), "kept by the plugin after the call");
+    assert_eq!(plugin.flush(), Ok(4));
+    assert_eq!(plugin.detach(), Ok(true));
+    assert!(dropped.load(Ordering::SeqCst), "released when the plugin lets go");
+
+    struct Again(AtomicUsize);
+    impl Visitor for Again {
+        fn visit(&self, word: &str, indexer: &dyn Indexer) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(indexer.count(), 4, "the plugin answers while its own call is in flight");
+            assert_eq!(indexer.open(word).next().as_deref(), Some(word));
+            true
+        }
+    }
+    let visitor = Again(AtomicUsize::new(0));
+    assert_eq!(plugin.walk(&visitor), Ok(4));
+    assert_eq!(visitor.0.load(Ordering::SeqCst), 4);
+
+    // A host callback's panic fails the plugin's call, not the host.
+    struct Refuses;
+    impl Host for Refuses {
+        fn log(&self, _: Level, message: &str) {
+            panic!("the host refuses to log `{message}`");
+        }
+        fn config(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    let err = plugin.index("x", &Refuses).unwrap_err();
+    assert!(matches!(&err, CallError::Panicked { message } if message.contains("the host refuses to log")), "{err:?}");
+    // Objects outlive the plugin's handle (its process lives on for them).
+    drop(plugin);
+    assert_eq!(fork.next(), Ok(Some("apricot".into())));
 }

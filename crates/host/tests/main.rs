@@ -3,9 +3,9 @@
 
 #![allow(missing_docs)]
 
-mod allround;
 mod asyncs;
 mod compiler;
+mod conformance;
 mod contract_only;
 mod damage;
 #[cfg(unix)]
@@ -17,7 +17,6 @@ mod evolve;
 mod family;
 #[cfg(unix)]
 mod isolate;
-mod kv;
 mod load;
 #[cfg(unix)]
 mod loader;

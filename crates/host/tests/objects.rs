@@ -1,10 +1,10 @@
-//! Trait objects across a real library boundary (`tests/plugins/indexer`): host
-//! services the plugin calls back during a call and keeps for later, objects the
-//! plugin makes that outlive the call and its `Plugin` handle, callbacks that call the
-//! plugin again, and every drop order. The same tests run in-process and isolated
-//! (the plugin in its own process, objects and callbacks over its channel).
+//! Trait objects across a real library boundary (`tests/plugins/indexer`): where the
+//! library or the plugin's process lives as long as its objects, every drop order,
+//! crashes while objects live, and every kind of handle failing with an error when its
+//! plugin panics or its process is killed. What objects and callbacks do in every mode
+//! (in-process, isolated, remote) is in the conformance suite (`conformance.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use indexer_api::{Host, Indexer, Level, Visitor};
@@ -12,15 +12,15 @@ use tomada_host::{CallError, Plugin};
 use tomada_test_support::cdylib;
 
 /// A host service that records what the plugin logs, and says when it is dropped.
-struct Recorder {
-    lines: Mutex<Vec<(Level, String)>>,
+pub(crate) struct Recorder {
+    pub(crate) lines: Mutex<Vec<(Level, String)>>,
     config: Vec<(&'static str, &'static str)>,
     dropped: Arc<AtomicBool>,
-    panic_on_log: bool,
+    pub(crate) panic_on_log: bool,
 }
 
 impl Recorder {
-    fn new(config: Vec<(&'static str, &'static str)>) -> (Arc<AtomicBool>, Self) {
+    pub(crate) fn new(config: Vec<(&'static str, &'static str)>) -> (Arc<AtomicBool>, Self) {
         let dropped = Arc::new(AtomicBool::new(false));
         let r = Recorder { lines: Mutex::default(), config, dropped: Arc::clone(&dropped), panic_on_log: false };
         (dropped, r)
@@ -43,10 +43,13 @@ impl Drop for Recorder {
     }
 }
 
-/// A plugin loaded from a copy of its own, so `/proc/self/maps` shows exactly when
-/// this copy is unloaded, whatever other tests load.
-fn load_copy(dir: &std::path::Path) -> (Plugin<dyn Indexer>, std::path::PathBuf) {
-    let copy = tomada_test_support::copy_to(&cdylib("indexer"), dir, "libindexer_copy.so");
+/// A plugin loaded from a copy of its own named `name`, so `/proc/self/maps` shows
+/// exactly when this copy is unloaded, whatever other tests load. Each test names its
+/// copy differently: the sealed copy's mapping is named by the file name alone
+/// (`/memfd:tomada:<name>`), so two tests with the same name, at once, each saw the
+/// other's copy still mapped (about one run in two beside two CPU hogs).
+fn load_copy(dir: &std::path::Path, name: &str) -> (Plugin<dyn Indexer>, std::path::PathBuf) {
+    let copy = tomada_test_support::copy_to(&cdylib("indexer"), dir, name);
     (tomada_host::load::<dyn Indexer>(&copy).unwrap(), copy)
 }
 
@@ -83,207 +86,10 @@ fn isolated() -> Plugin<dyn Indexer> {
     tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(crate::isolate::isolation())).unwrap()
 }
 
-/// Each test, once per mode.
-macro_rules! in_both_modes {
-    ($($test:ident),* $(,)?) => {
-        mod in_process {
-            $(#[test] fn $test() { super::$test(super::in_process) })*
-        }
-        #[cfg(unix)]
-        mod isolated {
-            $(#[test] fn $test() { super::$test(super::isolated) })*
-        }
-    };
-}
-
-in_both_modes!(
-    the_plugin_calls_back_into_a_host_service_during_a_call,
-    a_failing_host_callback_fails_the_outer_call_not_the_host,
-    objects_the_plugin_makes_outlive_the_call_and_come_from_objects,
-    a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go,
-    arcs_cross_both_ways,
-    callbacks_inside_callbacks_are_re_entrant,
-    re_entrant_callbacks_from_several_threads_at_once,
-    objects_live_on_after_the_plugin_handle_drops,
-);
-
-fn the_plugin_calls_back_into_a_host_service_during_a_call(load: Load) {
-    let plugin = load();
-    let (_, host) = Recorder::new(vec![("lowercase", "yes")]);
-    assert_eq!(plugin.index("Hello Tomada WORLD", &host), Ok(3));
-    let lines = host.lines.lock().unwrap().clone();
-    assert_eq!(lines.len(), 4);
-    assert_eq!(lines[0], (Level::Debug, "indexing `hello`".into()));
-    assert_eq!(lines[3], (Level::Info, "indexed 3 words".into()));
-    assert_eq!(plugin.count(), Ok(3));
-}
-
-fn a_failing_host_callback_fails_the_outer_call_not_the_host(load: Load) {
-    let plugin = load();
-    let (_, mut host) = Recorder::new(vec![]);
-    host.panic_on_log = true;
-    let err = plugin.index("a b", &host).unwrap_err();
-    let CallError::Panicked { message } = &err else { panic!("{err:?}") };
-    assert!(message.contains("a call to `Host::log` through a tomada object failed"), "{message}");
-    assert!(message.contains("the host refuses to log `indexing `a``"), "{message}");
-    // The plugin is still usable.
-    host.panic_on_log = false;
-    assert_eq!(plugin.index("c", &host), Ok(1));
-}
-
-fn objects_the_plugin_makes_outlive_the_call_and_come_from_objects(load: Load) {
-    let plugin = load();
-    let (_, host) = Recorder::new(vec![]);
-    plugin.index("apple avocado banana apricot", &host).unwrap();
-    let cursor = plugin.open("a").unwrap();
-    assert_eq!(cursor.next(), Ok(Some("apple".into())));
-    let fork = cursor.fork().unwrap();
-    assert_eq!(cursor.next(), Ok(Some("avocado".into())));
-    assert_eq!(fork.next(), Ok(Some("avocado".into())));
-    assert_eq!(fork.next(), Ok(Some("apricot".into())));
-    assert_eq!(fork.next(), Ok(None));
-    let all = plugin.cursors().unwrap();
-    let firsts: Vec<_> = all.iter().map(|c| c.next().unwrap().unwrap()).collect();
-    assert_eq!(firsts, ["apple", "avocado", "banana", "apricot"]);
-}
-
-fn a_host_service_kept_by_the_plugin_lives_until_the_plugin_lets_go(load: Load) {
-    let plugin = load();
-    let (dropped, host) = Recorder::new(vec![]);
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    struct Shared(Arc<Mutex<Vec<String>>>, Recorder);
-    impl Host for Shared {
-        fn log(&self, _: Level, message: &str) {
-            self.0.lock().unwrap().push(message.to_owned());
-        }
-        fn config(&self, key: &str) -> Option<String> {
-            self.1.config(key)
-        }
-    }
-    plugin.attach(Box::new(Shared(Arc::clone(&lines), host))).unwrap();
-    assert!(!dropped.load(Ordering::SeqCst), "kept by the plugin after the call");
-    plugin.index("x y", &Recorder::new(vec![]).1).unwrap();
-    // Several threads use the kept service at once.
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| assert_eq!(plugin.flush(), Ok(2)));
-        }
-    });
-    assert_eq!(lines.lock().unwrap().iter().filter(|l| *l == "flushing 2 words").count(), 8);
-    assert_eq!(plugin.detach(), Ok(true));
-    assert!(dropped.load(Ordering::SeqCst), "released when the plugin drops it");
-
-    // Dropping the plugin drops what it still holds.
-    let (dropped, host) = Recorder::new(vec![]);
-    plugin.attach(Box::new(host)).unwrap();
-    drop(plugin);
-    assert!(dropped.load(Ordering::SeqCst));
-}
-
-fn arcs_cross_both_ways(load: Load) {
-    let plugin = load();
-    plugin.index("pear peach plum", &Recorder::new(vec![]).1).unwrap();
-    let (dropped, host) = Recorder::new(vec![("prefix", "pe")]);
-    let host: Arc<dyn Host> = Arc::new(host);
-    // An `Arc<dyn Cursor>` result is the host's one handle: `Arc::new` shares it.
-    let cursor = Arc::new(plugin.share(Arc::clone(&host)).unwrap());
-    let again = Arc::clone(&cursor);
-    assert_eq!(cursor.next(), Ok(Some("pear".into())));
-    assert_eq!(again.next(), Ok(Some("peach".into())));
-    assert_eq!(cursor.next(), Ok(None));
-    drop(host);
-    assert!(dropped.load(Ordering::SeqCst), "the plugin let go of its clone at the end of the call");
-}
-
-/// The host's visitor calls the plugin again from inside the plugin's call:
-/// host → plugin → host → plugin.
-fn callbacks_inside_callbacks_are_re_entrant(load: Load) {
-    struct Counting(AtomicUsize);
-    impl Visitor for Counting {
-        fn visit(&self, word: &str, indexer: &dyn Indexer) -> bool {
-            let n = self.0.fetch_add(1, Ordering::SeqCst);
-            assert_eq!(indexer.count(), 4, "the plugin answers while its own call is in flight");
-            let cursor = indexer.open(&word[..1]);
-            assert!(cursor.next().is_some());
-            n < 2
-        }
-    }
-    let plugin = load();
-    plugin.index("one two three four", &Recorder::new(vec![]).1).unwrap();
-    let visitor = Counting(AtomicUsize::new(0));
-    assert_eq!(plugin.walk(&visitor), Ok(3));
-    assert_eq!(visitor.0.load(Ordering::SeqCst), 3);
-}
-
-/// Several host threads at once, each in a callback that calls the plugin again and
-/// drives an object it returns: nothing waits for another thread's turn.
-fn re_entrant_callbacks_from_several_threads_at_once(load: Load) {
-    struct Deep(AtomicUsize);
-    impl Visitor for Deep {
-        fn visit(&self, word: &str, indexer: &dyn Indexer) -> bool {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            let cursor = indexer.open(word);
-            assert_eq!(cursor.next().as_deref(), Some(word));
-            assert_eq!(cursor.fork().next(), None);
-            true
-        }
-    }
-    let plugin = load();
-    plugin.index("w1 w2 w3 w4 w5", &Recorder::new(vec![]).1).unwrap();
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                for _ in 0..5 {
-                    let visitor = Deep(AtomicUsize::new(0));
-                    assert_eq!(plugin.walk(&visitor), Ok(5));
-                    assert_eq!(visitor.0.load(Ordering::SeqCst), 5);
-                }
-            });
-        }
-    });
-}
-
-/// Objects outlive the `Plugin` handle and keep working (whatever keeps their code:
-/// the library, or the plugin's process); the host objects the plugin holds are
-/// dropped with it.
-fn objects_live_on_after_the_plugin_handle_drops(load: Load) {
-    /// A host service that keeps its lines where the test sees them.
-    struct Lines(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
-    impl Host for Lines {
-        fn log(&self, _: Level, message: &str) {
-            self.0.lock().unwrap().push(message.to_owned());
-        }
-        fn config(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
-    impl Drop for Lines {
-        fn drop(&mut self) {
-            self.1.store(true, Ordering::SeqCst);
-        }
-    }
-    let plugin = load();
-    plugin.index("fig date", &Recorder::new(vec![]).1).unwrap();
-    let cursor = plugin.open("d").unwrap();
-    let (lines, dropped) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
-    plugin.attach(Box::new(Lines(Arc::clone(&lines), Arc::clone(&dropped)))).unwrap();
-    let shared = plugin.share(Arc::new(Recorder::new(vec![("prefix", "f")]).1)).unwrap();
-    drop(plugin);
-    // The instance went with its handle, at once in both modes (isolated, `drop`
-    // waits for it, while its process lives on for the objects): its `Drop` called the
-    // host service it held, and let go of it.
-    assert_eq!(lines.lock().unwrap().last().map(String::as_str), Some("dropped with the plugin"));
-    assert!(dropped.load(Ordering::SeqCst), "the plugin's instance, and what it held, is gone");
-    assert_eq!(cursor.next(), Ok(Some("date".into())));
-    assert_eq!(cursor.fork().unwrap().next(), Ok(None));
-    assert_eq!(shared.next(), Ok(Some("fig".into())));
-    drop((cursor, shared));
-}
-
 #[test]
 fn an_object_keeps_its_library_loaded_after_the_plugin_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let (plugin, copy) = load_copy(dir.path());
+    let (plugin, copy) = load_copy(dir.path(), "libindexer_kept_by_objects.so");
     plugin.index("kiwi kale", &Recorder::new(vec![]).1).unwrap();
     let cursor = plugin.open("k").unwrap();
     let fork = cursor.fork().unwrap();
@@ -300,7 +106,7 @@ fn an_object_keeps_its_library_loaded_after_the_plugin_is_dropped() {
 #[test]
 fn objects_dropped_on_other_threads_in_any_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (plugin, copy) = load_copy(dir.path());
+    let (plugin, copy) = load_copy(dir.path(), "libindexer_any_order.so");
     plugin.index("a b c d e f g h", &Recorder::new(vec![]).1).unwrap();
     let cursors = plugin.cursors().unwrap();
     assert_eq!(cursors.len(), 8);
