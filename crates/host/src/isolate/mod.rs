@@ -528,7 +528,9 @@ impl Isolated {
             ReadError::Eof => {
                 format!("{endpoint} closed the connection (the server stopped, or the plugin's process ended)")
             }
-            ReadError::TimedOut => "another call ran past its deadline (its own, or its `with_deadline` scope's)".to_string(),
+            ReadError::TimedOut => {
+                "another call ran past its deadline (its own, or its `with_deadline` scope's)".to_string()
+            }
             ReadError::Malformed(why) => format!("a malformed frame from {endpoint}: {why}"),
             ReadError::Io(e) => format!("the connection to {endpoint} failed: {e}"),
             ReadError::Ended { timed_out: true, .. } => {
