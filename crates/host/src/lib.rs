@@ -423,26 +423,18 @@ impl Loader {
     pub fn inspect(&self, path: impl AsRef<Path>) -> Result<Inspected, LoadError> {
         let path = path.as_ref();
         let file = PluginFile::open(path).inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
-        // Under a policy the file is hashed (on a second thread) while it is inspected;
-        // the policy decides once both are done, before anything of the plugin runs.
-        let (evidence, inspection) = match &self.policy {
-            None => (None, inspect::inspect_file(&file)),
-            Some(policy) => {
-                let (evidence, inspection) = policy.read_while(&file, || inspect::inspect_file(&file));
-                (Some(evidence), inspection)
-            }
-        };
-        let inspection = match inspection {
+        let inspection = match inspect::inspect_file(&file) {
             Ok(i) => i,
             Err(e) => {
                 audit::refused(path, &audit::provenance(&file), &e);
                 return Err(e);
             }
         };
-        let provenance = match (&self.policy, evidence) {
-            (Some(policy), Some(evidence)) => {
+        let provenance = match &self.policy {
+            None => Provenance::default(),
+            Some(policy) => {
                 let info = &inspection.manifest.info;
-                match policy.check(&file, evidence, &info.name, &info.version) {
+                match policy.verify(&file, &info.name, &info.version) {
                     Ok(p) => p,
                     Err(e) => {
                         audit::refused(path, &audit::provenance(&file), &e);
@@ -450,7 +442,6 @@ impl Loader {
                     }
                 }
             }
-            _ => Provenance::default(),
         };
         Ok(Inspected {
             file,

@@ -225,70 +225,8 @@ impl TrustPolicy {
         self
     }
 
-    /// Reads what the policy checks of `file` that does not depend on its manifest
-    /// (the signature file; the digests of the file's bytes, and whether a trusted
-    /// key signed its BLAKE2b-512) while `meanwhile` (the inspection) runs on this
-    /// thread: the hashing, the longest part by far, on a second thread.
-    /// [`TrustPolicy::check`] then decides; nothing of the plugin runs before.
-    ///
-    /// The hash is over the bytes of `file` itself: on Linux its sealed copy, which is
-    /// what the loader then loads (see `crate::file`).
-    pub(crate) fn read_while<T>(&self, file: &PluginFile, meanwhile: impl FnOnce() -> T) -> (Evidence, T) {
-        let signature = if self.keys.is_empty() { Ok(None) } else { read_signature(file) };
-        // The key a prehashed signature names, if trusted: then the file's BLAKE2b-512
-        // is what it signs.
-        let signer = match &signature {
-            Ok(Some(sig)) if sig.prehashed => self.keys.iter().find(|k| k.raw_id == sig.raw_id).map(|k| (k, sig)),
-            _ => None,
-        };
-        // The SHA-256 too, if pins or the audit trail need it.
-        let want_sha = !self.pins.is_empty()
-            || self.keys.is_empty()
-            || tracing::enabled!(target: "tomada::audit", tracing::Level::INFO);
-        let hash = || -> std::io::Result<Digests> {
-            let mut sha = want_sha.then(Sha256::new);
-            let mut blake = signer.map(|_| blake2b_simd::Params::new().hash_length(64).to_state());
-            file.read_all(|chunk| {
-                if let Some(sha) = sha.as_mut() {
-                    sha.update(chunk);
-                }
-                if let Some(blake) = blake.as_mut() {
-                    blake.update(chunk);
-                }
-            })?;
-            let signed =
-                blake.zip(signer).map(|(blake, (key, sig))| signs_digest(&key.key, sig, blake.finalize().as_bytes()));
-            Ok(Digests { sha256: sha.map(|s| s.finalize().into()), signed })
-        };
-        let (digests, comment_signed, value) = std::thread::scope(|s| {
-            // (A thread that cannot be started leaves the hashing to this one.)
-            let hashing = std::thread::Builder::new().name("tomada-hash".into()).spawn_scoped(s, hash).ok();
-            let value = meanwhile();
-            // The global signature, meanwhile.
-            let comment_signed = signer.map(|(key, sig)| signs_comment(&key.key, sig));
-            let digests = match hashing {
-                Some(hashing) => {
-                    hashing.join().unwrap_or_else(|_| Err(std::io::Error::other("the hashing thread panicked")))
-                }
-                None => hash(),
-            };
-            (digests, comment_signed, value)
-        });
-        let digests = digests
-            .map(|d| Digests { signed: d.signed.map(|signed| signed && comment_signed == Some(true)), ..d })
-            .map_err(|source| LoadError::Io { path: file.path.clone(), source });
-        (Evidence { signature, digests }, value)
-    }
-
-    /// Decides on `file` (manifest name and version read) with the `evidence`
-    /// [`TrustPolicy::read_while`] read.
-    pub(crate) fn check(
-        &self,
-        file: &PluginFile,
-        evidence: Evidence,
-        name: &str,
-        version: &str,
-    ) -> Result<Provenance, LoadError> {
+    /// Verifies `file` (manifest name and version already read) against the policy.
+    pub(crate) fn verify(&self, file: &PluginFile, name: &str, version: &str) -> Result<Provenance, LoadError> {
         let path = || file.path.clone();
         if self.strict_modes {
             check_permissions(file)?;
@@ -304,7 +242,7 @@ impl TrustPolicy {
                 });
             }
         }
-        let signature = evidence.signature?;
+        let signature = if self.keys.is_empty() { None } else { read_signature(file)? };
         let signer = match &signature {
             Some(sig) => match self.keys.iter().find(|k| k.raw_id == sig.raw_id) {
                 Some(key) if !sig.prehashed => {
@@ -317,7 +255,7 @@ impl TrustPolicy {
                         ),
                     });
                 }
-                Some(key) => Some(key),
+                Some(key) => Some((key, sig)),
                 None if !self.pins.contains_key(name) => {
                     return Err(LoadError::UnknownKey { path: path(), key: sig.id.clone() });
                 }
@@ -325,7 +263,24 @@ impl TrustPolicy {
             },
             None => None,
         };
-        let Digests { sha256, signed } = evidence.digests?;
+        // One pass over the file: BLAKE2b-512 (if signed: a minisign prehashed
+        // signature signs that digest) and the SHA-256, if pins or the audit trail
+        // need it.
+        let want_sha = !self.pins.is_empty()
+            || self.keys.is_empty()
+            || tracing::enabled!(target: "tomada::audit", tracing::Level::INFO);
+        let mut sha = want_sha.then(Sha256::new);
+        let mut blake = signer.map(|_| blake2b_simd::Params::new().hash_length(64).to_state());
+        file.read_all(|chunk| {
+            if let Some(sha) = sha.as_mut() {
+                sha.update(chunk);
+            }
+            if let Some(blake) = blake.as_mut() {
+                blake.update(chunk);
+            }
+        })
+        .map_err(|e| LoadError::Io { path: path(), source: e })?;
+        let sha256: Option<[u8; 32]> = sha.map(|s| s.finalize().into());
         let mut provenance = Provenance { sha256, key: None };
         if let Some(pinned) = self.pins.get(name)
             && let Some(sha256) = sha256
@@ -338,8 +293,8 @@ impl TrustPolicy {
                 found: hex(&sha256),
             });
         }
-        if let Some(key) = signer {
-            if signed != Some(true) {
+        if let (Some(blake), Some((key, sig))) = (blake, signer) {
+            if !verify_signature(&key.key, sig, blake.finalize().as_bytes()) {
                 return Err(LoadError::BadSignature { path: path(), key: key.id.clone() });
             }
             provenance.key = Some(key.id.clone());
@@ -355,21 +310,6 @@ impl TrustPolicy {
     }
 }
 
-/// What [`TrustPolicy::read_while`] read of a file, for [`TrustPolicy::check`].
-pub(crate) struct Evidence {
-    signature: Result<Option<Minisig>, LoadError>,
-    digests: Result<Digests, LoadError>,
-}
-
-/// A file's digests.
-struct Digests {
-    /// Its SHA-256, if pins or the audit trail need it.
-    sha256: Option<[u8; 32]>,
-    /// Whether a trusted key's prehashed signature (and its global signature) is
-    /// valid for the file's BLAKE2b-512; `None` without one.
-    signed: Option<bool>,
-}
-
 /// The SHA-256 of a file, read through its open descriptor (for the audit trail).
 pub(crate) fn sha256(file: &PluginFile) -> Option<[u8; 32]> {
     let mut sha = Sha256::new();
@@ -377,20 +317,15 @@ pub(crate) fn sha256(file: &PluginFile) -> Option<[u8; 32]> {
     Some(sha.finalize().into())
 }
 
-/// Whether `sig` is `key`'s signature of a file whose BLAKE2b-512 is `prehash`
-/// (with [`signs_comment`], a minisign signature as minisign checks it). Strict
-/// Ed25519 verification (canonical encodings, no small-order keys), as libsodium's,
-/// which minisign uses.
-fn signs_digest(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &[u8]) -> bool {
-    key.verify_strict(prehash, &sig.signature).is_ok()
-}
-
-/// Whether `sig`'s global signature (of the signature and its trusted comment, which
-/// `minisign -V` prints) is `key`'s; strict, as [`signs_digest`].
-fn signs_comment(key: &ed25519_dalek::VerifyingKey, sig: &Minisig) -> bool {
+/// Whether `sig` is `key`'s minisign signature of a file whose BLAKE2b-512 is
+/// `prehash`: the signature of the digest, and the global signature of the signature
+/// and its trusted comment (which `minisign -V` prints), as minisign checks them.
+/// Strict Ed25519 verification (canonical encodings, no small-order keys), as
+/// libsodium's, which minisign uses.
+fn verify_signature(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &[u8]) -> bool {
     let mut global = sig.signature.to_bytes().to_vec();
     global.extend_from_slice(sig.trusted_comment.as_bytes());
-    key.verify_strict(&global, &sig.global).is_ok()
+    key.verify_strict(prehash, &sig.signature).is_ok() && key.verify_strict(&global, &sig.global).is_ok()
 }
 
 /// `PLUGIN.minisig`, if there is one.
