@@ -430,6 +430,19 @@ mod vfork {
         Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
     }
 
+    /// `fd` moved to a number above 2 if it has one of the standard ones (close on exec).
+    fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+        if fd.as_raw_fd() > 2 {
+            return Ok(fd);
+        }
+        // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one (or -1).
+        match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) } {
+            -1 => Err(io::Error::last_os_error()),
+            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+            new => Ok(unsafe { OwnedFd::from_raw_fd(new) }),
+        }
+    }
+
     /// An error number returned by a `posix_spawn*` function, as an error.
     fn check(code: libc::c_int) -> io::Result<()> {
         if code == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(code)) }
@@ -459,8 +472,12 @@ mod vfork {
         let argv = [path.as_ptr(), std::ptr::null()];
         let envp: Vec<*const libc::c_char> =
             vars.iter().map(|v| v.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        // (The child's ends above the standard descriptors: one of those may be closed
+        // in the host, and a pipe end there would be replaced before it is moved.)
         let (out_read, out_write) = pipe()?;
+        let out_write = above_stdio(out_write)?;
         let (err_read, err_write) = pipe()?;
+        let err_write = above_stdio(err_write)?;
         let mut pid: libc::pid_t = 0;
         // SAFETY: the file actions and attributes are initialised before use and
         // destroyed once; every pointer passed (path, argv, envp, the `/dev/null`
