@@ -1,8 +1,9 @@
 //! The child side: a process that loads one plugin and serves calls to it.
 //!
-//! It knows no contract: it inspects and opens the file the host names (the host
-//! has checked it against its contract already), then hands each call's method
-//! number and encoded arguments to the plugin's own dispatch function.
+//! It knows no contract: it opens the file the host passes (the host has inspected
+//! it and checked it against its contract already; the runner inspects it again
+//! unless it is the host's sealed copy, see `inspected_by_host`), then hands each
+//! call's method number and encoded arguments to the plugin's own dispatch function.
 
 use std::collections::VecDeque;
 #[cfg(unix)]
