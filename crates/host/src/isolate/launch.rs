@@ -14,10 +14,12 @@ use std::io;
 use std::io::{BufRead, BufReader, Read};
 #[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-#[cfg(unix)]
+#[cfg(all(unix, not(all(target_os = "linux", target_env = "gnu"))))]
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,12 +118,18 @@ pub(crate) fn nudge_pipe() -> Result<(OwnedFd, OwnedFd, OwnedFd), LaunchError> {
     Ok((write, read, child))
 }
 
+/// A started child, until reaped.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type Started = vfork::Spawned;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type Started = Child;
+
 /// A started process, supervised: its pid (its own process group's id), the child to
 /// reap, and the threads forwarding its output.
 pub(crate) struct Process {
     pub(crate) pid: u32,
     /// `None` once reaped.
-    child: Mutex<Option<Child>>,
+    child: Mutex<Option<Started>>,
     forwarders: Mutex<Vec<JoinHandle<()>>>,
     /// Its last lines on stderr.
     tail: Arc<Mutex<VecDeque<String>>>,
@@ -138,20 +146,6 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
     let Launch { exe, options, name, env, pass, last_fd } = launch;
     #[cfg(windows)]
     let Launch { exe, options, name, env, pass } = launch;
-    let mut command = Command::new(exe);
-    // Only what the host passes: its environment may hold secrets (on Windows with
-    // the system's root, without which Windows' own libraries fail to start).
-    command.env_clear();
-    #[cfg(windows)]
-    command.envs(std::env::var_os("SystemRoot").map(|root| ("SystemRoot", root)));
-    command
-        .envs(options.env.iter().map(|(k, v)| (k, v)))
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    #[cfg(windows)]
-    let (mut child, job) = super::windows::spawn_in_job(command, exe, options, pass)?;
     #[cfg(unix)]
     let limits = [
         (libc::RLIMIT_AS, options.memory_limit),
@@ -160,53 +154,100 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
     ];
     #[cfg(unix)]
     let moves: Vec<(RawFd, RawFd)> = pass.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
-    #[cfg(unix)]
-    let _ = last_fd; // (used on Linux)
-    // SAFETY: the closure only makes async-signal-safe system calls (`setsid`,
-    // `dup2`, `close_range`, `prctl`, `setrlimit`) between fork and exec, on values
-    // computed before (it reads `moves`, allocated before the fork).
-    #[cfg(unix)]
-    unsafe {
-        command.pre_exec(move || {
-            // A session of its own: its own process group (killed as one), and no
-            // controlling terminal, so nothing it does reaches the user's terminal
-            // (`open("/dev/tty")` fails with ENXIO).
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Each passed descriptor at its number, without close-on-exec.
-            for &(from, to) in &moves {
-                if libc::dup2(from, to) < 0 {
+    // Linux with glibc: `posix_spawn` (a `vfork`: the host's memory is neither
+    // copied nor write-protected, as a `fork` does for a moment that costs a
+    // page fault per page written afterwards, in both processes). Everything the
+    // `fork` path below does between fork and exec has its `posix_spawn` form but the
+    // parent-death signal, which the runner arms first thing (checking that its
+    // parent is still the host), and the limits, set below before the runner hears of
+    // any plugin.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let mut child = {
+        let vars: Vec<(std::ffi::OsString, std::ffi::OsString)> =
+            options.env.iter().cloned().chain(env.into_iter().map(|(k, v)| (k.into(), v.into()))).collect();
+        let exe_owned = exe.to_path_buf();
+        let started = spawner::run(move || vfork::spawn(&exe_owned, &vars, &moves, last_fd))
+            .map_err(|source| LaunchError::Start { runner: exe.to_path_buf(), source })?;
+        if let Err(source) = vfork::limit(started.pid, &limits) {
+            let mut started = started;
+            // SAFETY: `kill` takes integers; the child is ours and not reaped yet.
+            unsafe { libc::kill(started.pid as i32, libc::SIGKILL) };
+            let _ = started.wait();
+            return Err(LaunchError::Start { runner: exe.to_path_buf(), source });
+        }
+        started
+    };
+    #[cfg(all(unix, not(all(target_os = "linux", target_env = "gnu"))))]
+    let mut child = {
+        let mut command = Command::new(exe);
+        // Only what the host passes: its environment may hold secrets.
+        command
+            .env_clear()
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        #[cfg(not(target_os = "linux"))]
+        let _ = last_fd; // (used on Linux)
+        // SAFETY: the closure only makes async-signal-safe system calls (`setsid`,
+        // `dup2`, `close_range`, `prctl`, `setrlimit`) between fork and exec, on values
+        // computed before (it reads `moves`, allocated before the fork).
+        unsafe {
+            command.pre_exec(move || {
+                // A session of its own: its own process group (killed as one), and no
+                // controlling terminal, so nothing it does reaches the user's terminal
+                // (`open("/dev/tty")` fails with ENXIO).
+                if libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
                 }
-            }
-            // Nothing else of the host's leaks into the plugin's process (where a
-            // sandbox could not take back an open descriptor): every descriptor above
-            // the last one passed closes at exec. (Marked, not closed: std reports a
-            // failed exec through one of them.)
-            #[cfg(target_os = "linux")]
-            libc::syscall(
-                libc::SYS_close_range,
-                last_fd as libc::c_uint + 1,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            #[cfg(target_os = "linux")]
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            for (resource, limit) in limits {
-                if let Some(limit) = limit {
-                    let rlim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
-                    if libc::setrlimit(resource, &rlim) != 0 {
+                // Each passed descriptor at its number, without close-on-exec.
+                for &(from, to) in &moves {
+                    if libc::dup2(from, to) < 0 {
                         return Err(io::Error::last_os_error());
                     }
                 }
-            }
-            Ok(())
-        });
-    }
-    #[cfg(unix)]
-    let mut child =
-        spawner::spawn(command).map_err(|source| LaunchError::Start { runner: exe.to_path_buf(), source })?;
+                // Nothing else of the host's leaks into the plugin's process (where a
+                // sandbox could not take back an open descriptor): every descriptor above
+                // the last one passed closes at exec. (Marked, not closed: std reports a
+                // failed exec through one of them.)
+                #[cfg(target_os = "linux")]
+                libc::syscall(
+                    libc::SYS_close_range,
+                    last_fd as libc::c_uint + 1,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                );
+                #[cfg(target_os = "linux")]
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                for (resource, limit) in limits {
+                    if let Some(limit) = limit {
+                        let rlim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                        if libc::setrlimit(resource, &rlim) != 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                    }
+                }
+                Ok(())
+            });
+        }
+        spawner::spawn(command).map_err(|source| LaunchError::Start { runner: exe.to_path_buf(), source })?
+    };
+    #[cfg(windows)]
+    let (mut child, job) = {
+        let mut command = Command::new(exe);
+        // Only what the host passes: its environment may hold secrets (with the
+        // system's root, without which Windows' own libraries fail to start).
+        command
+            .env_clear()
+            .envs(std::env::var_os("SystemRoot").map(|root| ("SystemRoot", root)))
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        super::windows::spawn_in_job(command, exe, options, pass)?
+    };
     // The child has its own copies: the host keeps none (it must hold only its own
     // end of the channel, or it never sees the end of a child that dies).
     #[cfg(unix)]
@@ -331,5 +372,185 @@ impl Process {
     /// Its last lines on stderr (at most a few).
     pub(crate) fn stderr_tail(&self) -> Vec<String> {
         lock(&self.tail).iter().cloned().collect()
+    }
+}
+
+/// Starting the runner with `posix_spawn` (Linux with glibc, whose `posix_spawn` is a
+/// `clone(CLONE_VM | CLONE_VFORK)`): see [`start`]. Hand-written: std's `Command`
+/// falls back to `fork` for anything it cannot say to `posix_spawn` (a new session,
+/// descriptors at given numbers), and no well-kept crate says those either.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod vfork {
+    use std::ffi::{CString, OsString};
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::Path;
+    use std::process::ExitStatus;
+
+    /// A process started by [`spawn`]: its pid (reaped by [`Spawned::wait`]) and the
+    /// host's ends of its stdout and stderr.
+    pub(crate) struct Spawned {
+        pub(crate) pid: u32,
+        pub(crate) stdout: Option<File>,
+        pub(crate) stderr: Option<File>,
+    }
+
+    impl Spawned {
+        pub(crate) fn id(&self) -> u32 {
+            self.pid
+        }
+
+        /// Waits for it to end and reaps it.
+        pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
+            let mut status = 0;
+            loop {
+                // SAFETY: waiting for our own child, into a local.
+                if unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) } != -1 {
+                    return Ok(ExitStatus::from_raw(status));
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// A pipe, both ends close on exec.
+    fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+        let mut fds = [0; 2];
+        // SAFETY: `pipe2` writes two new descriptors into the local array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors returned by `pipe2`, owned by nobody else.
+        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    }
+
+    /// `fd` moved to a number above 2 if it has one of the standard ones (close on exec).
+    fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+        if fd.as_raw_fd() > 2 {
+            return Ok(fd);
+        }
+        // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor we own returns a new one (or -1).
+        match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) } {
+            -1 => Err(io::Error::last_os_error()),
+            // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
+            new => Ok(unsafe { OwnedFd::from_raw_fd(new) }),
+        }
+    }
+
+    /// An error number returned by a `posix_spawn*` function, as an error.
+    fn check(code: libc::c_int) -> io::Result<()> {
+        if code == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(code)) }
+    }
+
+    /// Starts `exe` with only `vars` in its environment, in a session of its own,
+    /// `/dev/null` as stdin and pipes as stdout and stderr, each of `moves`'
+    /// descriptors at its number, and no other descriptor above `last_fd`; signals
+    /// unblocked, and `SIGPIPE` at its default (as std's `Command` leaves them).
+    pub(crate) fn spawn(
+        exe: &Path,
+        vars: &[(OsString, OsString)],
+        moves: &[(RawFd, RawFd)],
+        last_fd: RawFd,
+    ) -> io::Result<Spawned> {
+        let invalid = |_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the runner's path or environment");
+        let path = CString::new(exe.as_os_str().as_bytes()).map_err(invalid)?;
+        let vars: Vec<CString> = vars
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).map_err(invalid)
+            })
+            .collect::<Result<_, _>>()?;
+        let argv = [path.as_ptr(), std::ptr::null()];
+        let envp: Vec<*const libc::c_char> =
+            vars.iter().map(|v| v.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        // (The child's ends above the standard descriptors: one of those may be closed
+        // in the host, and a pipe end there would be replaced before it is moved.)
+        let (out_read, out_write) = pipe()?;
+        let out_write = above_stdio(out_write)?;
+        let (err_read, err_write) = pipe()?;
+        let err_write = above_stdio(err_write)?;
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: the file actions and attributes are initialised before use and
+        // destroyed once; every pointer passed (path, argv, envp, the `/dev/null`
+        // path) points to NUL-terminated data alive for the whole call, and argv and
+        // envp end with a null pointer.
+        unsafe {
+            let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+            let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+            check(libc::posix_spawn_file_actions_init(&mut actions))?;
+            if let Err(e) = check(libc::posix_spawnattr_init(&mut attr)) {
+                libc::posix_spawn_file_actions_destroy(&mut actions);
+                return Err(e);
+            }
+            let result = (|| {
+                check(libc::posix_spawn_file_actions_addopen(
+                    &mut actions,
+                    0,
+                    c"/dev/null".as_ptr(),
+                    libc::O_RDONLY,
+                    0,
+                ))?;
+                check(libc::posix_spawn_file_actions_adddup2(&mut actions, out_write.as_raw_fd(), 1))?;
+                check(libc::posix_spawn_file_actions_adddup2(&mut actions, err_write.as_raw_fd(), 2))?;
+                // Each passed descriptor at its number, without close-on-exec (they
+                // come from above every number passed: see `above`).
+                for &(from, to) in moves {
+                    check(libc::posix_spawn_file_actions_adddup2(&mut actions, from, to))?;
+                }
+                // Nothing else of the host's leaks into the plugin's process (where a
+                // sandbox could not take back an open descriptor).
+                check(libc::posix_spawn_file_actions_addclosefrom_np(&mut actions, last_fd + 1))?;
+                // A session of its own: its own process group (killed as one), and no
+                // controlling terminal, so nothing it does reaches the user's terminal.
+                let flags = libc::POSIX_SPAWN_SETSID as libc::c_int
+                    | libc::POSIX_SPAWN_SETSIGMASK as libc::c_int
+                    | libc::POSIX_SPAWN_SETSIGDEF as libc::c_int;
+                check(libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short))?;
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                check(libc::posix_spawnattr_setsigmask(&mut attr, &none))?;
+                let mut pipe_signal: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut pipe_signal);
+                libc::sigaddset(&mut pipe_signal, libc::SIGPIPE);
+                check(libc::posix_spawnattr_setsigdefault(&mut attr, &pipe_signal))?;
+                check(libc::posix_spawn(
+                    &mut pid,
+                    path.as_ptr(),
+                    &actions,
+                    &attr,
+                    argv.as_ptr().cast(),
+                    envp.as_ptr().cast(),
+                ))
+            })();
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            libc::posix_spawnattr_destroy(&mut attr);
+            result?;
+        }
+        // (The child's ends close here with `out_write` and `err_write`.)
+        Ok(Spawned { pid: pid as u32, stdout: Some(File::from(out_read)), stderr: Some(File::from(err_read)) })
+    }
+
+    /// Sets `limits` (soft and hard) on the process `pid`, a child of ours that has
+    /// not been told of any plugin yet.
+    pub(crate) fn limit(pid: u32, limits: &[(libc::__rlimit_resource_t, Option<u64>)]) -> io::Result<()> {
+        for &(resource, limit) in limits {
+            if let Some(limit) = limit {
+                let rlim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                // SAFETY: `prlimit` reads a local and writes nothing (null old limit).
+                if unsafe { libc::prlimit(pid as libc::pid_t, resource, &rlim, std::ptr::null_mut()) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
     }
 }

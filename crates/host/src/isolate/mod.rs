@@ -422,6 +422,7 @@ impl Isolated {
             log_level: self.options.log_level.unwrap_or_else(crate::logs::level),
             export: self.export,
             config: self.config.clone(),
+            manifest: self.manifest_bytes.clone(),
         };
         let (startup, max) = (self.options.startup, self.options.max_frame);
         let ready = protocol::host_handshake(channel, exe, &request, startup, max, |record| {

@@ -33,8 +33,9 @@ use crate::{LaunchError, LoadError};
 /// The protocol version, sent in the child's hello (and, for a remote plugin, in the
 /// host's opening request: see `remote::VERSION`). 2: status in the header,
 /// concurrent calls. 3: callbacks, objects and log records. 4: each request carries
-/// the time left to its caller's deadline.
-pub(crate) const PROTOCOL: u32 = 4;
+/// the time left to its caller's deadline. 5: the load request carries the manifest
+/// the host inspected.
+pub(crate) const PROTOCOL: u32 = 5;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).
@@ -97,6 +98,12 @@ pub(crate) struct LoadRequest {
     pub(crate) export: u32,
     /// What the plugin's constructor receives (`tomada::context()`).
     pub(crate) config: Vec<u8>,
+    /// The chosen export's manifest bytes, as the host read them in the file it
+    /// passes. When that file is a sealed copy (nothing can change its bytes since
+    /// the host inspected them) the child takes the manifest from here instead of
+    /// inspecting the file again; the loaded library's own manifest is compared with
+    /// these bytes all the same.
+    pub(crate) manifest: Vec<u8>,
 }
 
 impl LoadRequest {
@@ -106,12 +113,13 @@ impl LoadRequest {
         let path = self.path.as_os_str().as_bytes().to_vec();
         #[cfg(windows)]
         let path = self.path.to_string_lossy().into_owned().into_bytes();
-        postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config)).expect("encodable")
+        postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config, &self.manifest))
+            .expect("encodable")
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<LoadRequest, postcard::Error> {
-        type Wire = (Vec<u8>, i32, Option<sandbox::Wire>, u8, u32, Vec<u8>);
-        let (path, fd, sandbox, log_level, export, config): Wire = postcard::from_bytes(bytes)?;
+        type Wire = (Vec<u8>, i32, Option<sandbox::Wire>, u8, u32, Vec<u8>, Vec<u8>);
+        let (path, fd, sandbox, log_level, export, config, manifest): Wire = postcard::from_bytes(bytes)?;
         #[cfg(unix)]
         let path = PathBuf::from(OsString::from_vec(path));
         #[cfg(windows)]
@@ -124,6 +132,7 @@ impl LoadRequest {
             log_level,
             export,
             config,
+            manifest,
         })
     }
 }
@@ -231,10 +240,11 @@ mod tests {
             log_level: 0x35,
             export: 2,
             config: b"cfg".to_vec(),
+            manifest: b"manifest".to_vec(),
         };
         let back = LoadRequest::decode(&request.encode()).unwrap();
         assert_eq!((back.path, back.fd, back.log_level, back.export), (request.path, PLUGIN_FD, 0x35, 2));
-        assert_eq!(back.config, b"cfg");
+        assert_eq!((back.config.as_slice(), back.manifest.as_slice()), (&b"cfg"[..], &b"manifest"[..]));
         assert!(back.sandbox.is_some());
         assert!(LoadRequest::decode(b"\xff\xff").is_err(), "garbage is refused");
         assert_eq!(hello_version(&hello()), Some(PROTOCOL));
@@ -249,6 +259,7 @@ mod tests {
             log_level: 0,
             export: 0,
             config: Vec::new(),
+            manifest: Vec::new(),
         }
     }
 

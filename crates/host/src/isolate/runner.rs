@@ -1,8 +1,9 @@
 //! The child side: a process that loads one plugin and serves calls to it.
 //!
-//! It knows no contract: it inspects and opens the file the host names (the host
-//! has checked it against its contract already), then hands each call's method
-//! number and encoded arguments to the plugin's own dispatch function.
+//! It knows no contract: it opens the file the host passes (the host has inspected
+//! it and checked it against its contract already; the runner inspects it again
+//! unless it is the host's sealed copy, see `inspected_by_host`), then hands each
+//! call's method number and encoded arguments to the plugin's own dispatch function.
 
 use std::collections::VecDeque;
 #[cfg(unix)]
@@ -203,14 +204,20 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         Ok(f) => f,
         Err(e) => return fail_with(&stream, e),
     };
-    let mut inspection = match crate::inspect::inspect_file(&file) {
-        Ok(i) => i,
-        Err(e) => return fail_with(&stream, e),
+    let inspection = match inspected_by_host(&file, &request) {
+        Some(inspection) => inspection,
+        None => {
+            let mut inspection = match crate::inspect::inspect_file(&file) {
+                Ok(i) => i,
+                Err(e) => return fail_with(&stream, e),
+            };
+            // The export the host checked (the host compares its manifest with its own).
+            if let Err(e) = inspection.choose(request.export) {
+                return fail_with(&stream, e);
+            }
+            inspection
+        }
     };
-    // The export the host checked (the host compares its manifest with its own).
-    if let Err(e) = inspection.choose(request.export) {
-        return fail_with(&stream, e);
-    }
     // The plugin's log records and its objects' calls go through this process's
     // channel (see `PEER` and `log_record`).
     let (log_level, tracing_level) = crate::logs::split_levels(request.log_level);
@@ -262,6 +269,41 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
     // while none is left waiting starts another.
     server.grow();
     server.main_loop()
+}
+
+/// What the host inspected, if `file` is a sealed copy (Linux: a `memfd` sealed
+/// against writing, shrinking and growing, so its bytes are still those the host
+/// checked) and `request` carries the chosen export's manifest: then the file is not
+/// inspected a second time. (The loaded library's own manifest is still compared
+/// with these bytes, see `crate::open`.) `None` otherwise: the file is inspected here.
+fn inspected_by_host(file: &crate::file::PluginFile, request: &LoadRequest) -> Option<crate::inspect::Inspection> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        const SEALED: libc::c_int = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+        // SAFETY: `F_GET_SEALS` reads the descriptor's seals; no memory is passed.
+        let seals = unsafe { libc::fcntl(file.file.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & SEALED != SEALED {
+            return None;
+        }
+        let manifest = tomada::Manifest::parse(&request.manifest).ok()?;
+        if manifest.index != request.export {
+            return None;
+        }
+        let export = crate::inspect::Export { manifest: manifest.clone(), manifest_bytes: request.manifest.clone() };
+        Some(crate::inspect::Inspection {
+            path: file.path.clone(),
+            manifest,
+            manifest_bytes: request.manifest.clone(),
+            exports: vec![export],
+            needed: Vec::new(),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, request);
+        None
+    }
 }
 
 /// Contains and sandboxes this process as `request` asks, then opens the plugin file
