@@ -14,7 +14,9 @@
 //! included) and every process under the child it started — the plugin's worker is a
 //! grandchild, inside a PID namespace — from `/proc/<pid>/task/*/schedstat`.
 //! Percentiles need every sample, which criterion does not expose, hence this small
-//! harness. Run: `cargo bench -p tomada-host --bench isolation`.
+//! harness. Run: `cargo bench -p tomada-host --bench isolation`
+//! (`TOMADA_BENCH_CASES=threads,...` for some cases only; `TOMADA_BENCH_RUNNER=path`
+//! for another build's runner binary, beside a copy of that build's bench binary).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -278,7 +280,11 @@ fn main() {
     }
     let setup = Setup {
         path: tomada_test_support::Build::new("greeter").release().cdylib(),
-        runner: Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()),
+        // (`TOMADA_BENCH_RUNNER` names another runner binary: a copy of an earlier
+        // build's, to compare two builds in one sitting.)
+        runner: Runner::Path(
+            std::env::var_os("TOMADA_BENCH_RUNNER").map_or_else(|| env!("CARGO_BIN_EXE_tomada-runner").into(), Into::into),
+        ),
     };
     if std::env::var_os("TOMADA_BENCH_ONE_CPU").is_some() {
         // SAFETY: `sched_setaffinity` on this process with a set made here; the
