@@ -283,7 +283,8 @@ fn main() {
         // (`TOMADA_BENCH_RUNNER` names another runner binary: a copy of an earlier
         // build's, to compare two builds in one sitting.)
         runner: Runner::Path(
-            std::env::var_os("TOMADA_BENCH_RUNNER").map_or_else(|| env!("CARGO_BIN_EXE_tomada-runner").into(), Into::into),
+            std::env::var_os("TOMADA_BENCH_RUNNER")
+                .map_or_else(|| env!("CARGO_BIN_EXE_tomada-runner").into(), Into::into),
         ),
     };
     if std::env::var_os("TOMADA_BENCH_ONE_CPU").is_some() {

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 
 // Call and object ids are small integers this side makes: a fast hash will do.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -149,6 +149,9 @@ pub(crate) trait Handler {
     fn serve(&self, request: Request) -> (u8, tomada::ffi::RVec);
     /// Handles what is not for a waiting thread.
     fn incoming(&self, incoming: Incoming);
+    /// A thread wanted the reading while this one held it, and did not wait
+    /// ([`Endpoint::try_reading`], the plugin's pool): look for frames left unread.
+    fn reading_wanted(&self) {}
 }
 
 /// One end of the channel.
@@ -163,6 +166,10 @@ pub(crate) struct Endpoint {
     writing: Mutex<()>,
     /// Held by the thread that reads, with what it received past the last frame.
     pub(crate) reading: Mutex<ReadBuf>,
+    /// A thread wanted the reading while another held it, and did not wait for it
+    /// ([`Endpoint::try_reading`]): whoever lets go of it next looks for frames left
+    /// unread ([`Endpoint::let_go`]).
+    wanted: AtomicBool,
     flight: Mutex<Flight>,
     /// How long a reader spins for a frame before it blocks.
     waiter: Waiter,
@@ -196,6 +203,7 @@ impl Endpoint {
             next_id: AtomicU64::new(1),
             writing: Mutex::new(()),
             reading: Mutex::new(ReadBuf::new()),
+            wanted: AtomicBool::new(false),
             flight: Mutex::default(),
             waiter,
             serving: std::sync::atomic::AtomicUsize::new(0),
@@ -209,6 +217,46 @@ impl Endpoint {
 
     pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reading, for a thread that must not wait behind its holder (who may be
+    /// blocked in a read for a frame that is not there yet): `None` if it is taken, and
+    /// then the holder learns, when it lets go ([`Endpoint::let_go`]), that a thread
+    /// wanted it, and looks for what that thread would have read.
+    ///
+    /// No wanting is missed, whatever the interleaving (the Dekker pattern: each side
+    /// writes its own variable, then reads the other's). This thread sets `wanted`,
+    /// then tries the lock again; a holder unlocks, then takes `wanted` (`let_go`).
+    /// Both are `swap`s (read-modify-writes, `SeqCst`), and a read-modify-write always
+    /// reads the last value in `wanted`'s modification order. So either the holder's
+    /// swap comes after this thread's and reads `true`; or it comes before, and this
+    /// thread's swap reads from it (an acquire reading a release), so the unlock, made
+    /// before that swap, *happens before* this thread's second try, which then finds
+    /// the lock free, or taken by a later holder, whose own swap is then the later one
+    /// (the same argument, one holder on). Plain stores and loads (even `SeqCst` ones)
+    /// would not do: each side's write could still sit unseen while it reads the
+    /// other's variable (store buffering), and both would miss.
+    pub(crate) fn try_reading(&self) -> Option<MutexGuard<'_, ReadBuf>> {
+        let take = || match self.reading.try_lock() {
+            Ok(reading) => Some(reading),
+            // (Frames are read whole or the channel ends: nothing is half-read.)
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        take().or_else(|| {
+            self.wanted.swap(true, Ordering::SeqCst);
+            take()
+        })
+    }
+
+    /// Lets go of the reading; whether a thread wanted it meanwhile and did not wait
+    /// ([`Endpoint::try_reading`]): then the caller looks for the frames that thread
+    /// would have read (on the plugin's side: [`Handler::reading_wanted`]). Every
+    /// holder lets go through here (or a wanting could be missed).
+    #[must_use]
+    pub(crate) fn let_go(&self, reading: MutexGuard<'_, ReadBuf>) -> bool {
+        drop(reading);
+        self.wanted.swap(false, Ordering::SeqCst)
     }
 
     /// Writes one frame.
@@ -386,7 +434,9 @@ impl Endpoint {
             match self.reading.try_lock() {
                 Ok(mut reading) => {
                     let read = self.read_for(&mut reading, Some(id), deadline, &mut spare);
-                    drop(reading);
+                    if self.let_go(reading) {
+                        handler.reading_wanted();
+                    }
                     self.pass_reading_on(id);
                     match read {
                         Ok(Read::Answer(answer)) => return Ok(answer),
