@@ -714,6 +714,91 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_thread_that_finds_the_reading_taken_is_told_to_its_holder_once() {
+        let (_host, child) = pair();
+        let reading = Endpoint::lock(&child.reading);
+        let got = std::thread::scope(|s| s.spawn(|| child.try_reading().is_some()).join().unwrap());
+        assert!(!got, "the reading was held");
+        assert!(child.let_go(reading), "its holder learns, as it lets go, that a thread wanted it");
+        let reading = child.try_reading().expect("free now");
+        assert!(!child.let_go(reading), "told once only");
+    }
+
+    /// The wanting of `try_reading` against the holder's `let_go`, raced again and
+    /// again: a thread posts work (a frame, in the runner) and tries the reading while
+    /// its holder takes what was posted and lets go. Whatever the interleaving, the
+    /// post is taken before both are done: by the poster if it got the reading, or by
+    /// the holder, told it was wanted. (A holder that took before the post, and a
+    /// poster that gave up before the holder let go, without a word: the post left
+    /// untaken, a lost wake-up.)
+    #[test]
+    fn no_wanting_of_the_reading_is_lost_however_the_threads_interleave() {
+        const ROUNDS: u64 = 20_000;
+        let (_host, child) = pair();
+        let posted = AtomicU64::new(0);
+        // Changed with the reading held only.
+        let taken = AtomicU64::new(0);
+        let take = || taken.store(posted.load(Ordering::SeqCst), Ordering::SeqCst);
+        // Both threads meet before and after each round, spinning (a barrier that
+        // sleeps wakes the second thread so late that the first is always done).
+        let arrived = AtomicU64::new(0);
+        let both = |meeting: &mut u64| {
+            *meeting += 1;
+            arrived.fetch_add(1, Ordering::SeqCst);
+            let mut spins = 0u32;
+            while arrived.load(Ordering::SeqCst) < 2 * *meeting {
+                spins += 1;
+                if spins.is_multiple_of(1024) {
+                    std::thread::yield_now(); // (the other thread may have no CPU)
+                }
+                std::hint::spin_loop();
+            }
+        };
+        let mut left = 0;
+        // Each side dawdles a different while each round (the holder between its look
+        // and letting go, as the runner's threads do), so every interleaving comes up.
+        let dawdle = |round: u64, salt: u64| {
+            let spins = (round.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt).rotate_left(17) % 256;
+            (0..spins).for_each(|_| std::hint::spin_loop());
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut meeting = 0;
+                for round in 1..=ROUNDS {
+                    both(&mut meeting);
+                    dawdle(round, 1);
+                    posted.fetch_add(1, Ordering::SeqCst);
+                    if let Some(reading) = child.try_reading() {
+                        take();
+                        let _ = child.let_go(reading);
+                    }
+                    both(&mut meeting);
+                }
+            });
+            let mut meeting = 0;
+            for round in 1..=ROUNDS {
+                both(&mut meeting);
+                let mut reading = Endpoint::lock(&child.reading);
+                take();
+                dawdle(round, 2);
+                while child.let_go(reading) {
+                    let Some(again) = child.try_reading() else { break };
+                    take();
+                    reading = again;
+                }
+                both(&mut meeting);
+                // (Counted, not asserted here: a panic would leave the other thread
+                // waiting at the barrier for good.)
+                if taken.load(Ordering::SeqCst) != round {
+                    left += 1;
+                    take();
+                }
+            }
+        });
+        assert_eq!(left, 0, "rounds of {ROUNDS} whose post was left untaken");
+    }
+
     /// Reads on `end`, for no call of its own, until something for its owner comes.
     fn next_incoming(end: &Endpoint) -> Incoming {
         let until = Instant::now() + GUARD;
