@@ -249,6 +249,7 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         objects: Objects::new(),
         running: Mutex::default(),
         pending: Mutex::new(VecDeque::new()),
+        #[cfg(not(target_os = "linux"))]
         standby: Mutex::new(()),
         idle: AtomicUsize::new(0),
         threads: AtomicUsize::new(1),
@@ -488,6 +489,7 @@ struct Server {
     /// answer), for a pool thread.
     pending: Mutex<VecDeque<Request>>,
     /// Held by the pool thread that waits for a nudge.
+    #[cfg(not(target_os = "linux"))]
     standby: Mutex<()>,
     /// Pool threads waiting for a nudge, or to be the one that does.
     idle: AtomicUsize,
@@ -676,10 +678,15 @@ impl Server {
         loop {
             // One idle thread at a time waits for a nudge (the *standby*); the others
             // wait for that role. Threads blocked in one `read` of the nudge would all be
-            // woken by every post (a thundering herd); a mutex wakes one.
+            // woken by every post (a thundering herd); a mutex wakes one. Not on Linux,
+            // whose pipes wake one blocked reader per post (exclusive waits, since 5.5;
+            // an older kernel wakes them all, which costs CPU, not calls): all idle
+            // threads wait in the `read`, and no post costs a hand-over of the role as
+            // well (a futex wake and a context switch).
             self.idle.fetch_add(1, Ordering::SeqCst);
             #[cfg(unix)]
             let n = {
+                #[cfg(not(target_os = "linux"))]
                 let _standby = Endpoint::lock(&self.standby);
                 let mut count = 0u64;
                 // SAFETY: reading 8 bytes into a local from the nudge pipe.
