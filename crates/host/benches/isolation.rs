@@ -15,7 +15,8 @@
 //! grandchild, inside a PID namespace — from `/proc/<pid>/task/*/schedstat`.
 //! Percentiles need every sample, which criterion does not expose, hence this small
 //! harness. Run: `cargo bench -p tomada-host --bench isolation`
-//! (`TOMADA_BENCH_CASES=threads,...` for some cases only; `TOMADA_BENCH_RUNNER=path`
+//! (`TOMADA_BENCH_CASES=threads,...` for some cases only, `TOMADA_BENCH_THREADS=4`
+//! for some thread counts of `threads` only; `TOMADA_BENCH_RUNNER=path`
 //! for another build's runner binary, beside a copy of that build's bench binary).
 
 use std::io::{Read, Write};
@@ -354,7 +355,10 @@ fn main() {
         let plugin = Arc::new(setup.isolated());
         let child = plugin.process_id().unwrap();
         let mut one = None;
-        for threads in [1, 2, 4, 8] {
+        // (`TOMADA_BENCH_THREADS=4,8` for some thread counts only: a profile of one.)
+        let counts: Vec<usize> = std::env::var("TOMADA_BENCH_THREADS")
+            .map_or_else(|_| vec![1, 2, 4, 8], |l| l.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+        for threads in counts {
             let bares: Vec<std::sync::Mutex<Bare>> =
                 (0..threads).map(|_| std::sync::Mutex::new(Bare::start())).collect();
             let pids: Vec<u32> = bares.iter().map(|b| b.lock().unwrap().pid()).collect();
