@@ -251,8 +251,9 @@ impl Endpoint {
 
     /// Lets go of the reading; whether a thread wanted it meanwhile and did not wait
     /// ([`Endpoint::try_reading`]): then the caller looks for the frames that thread
-    /// would have read (on the plugin's side: [`Handler::reading_wanted`]). Every
-    /// holder lets go through here (or a wanting could be missed).
+    /// would have read (on the plugin's side: [`Handler::reading_wanted`]). On a side
+    /// whose threads use `try_reading` (the plugin's), every holder lets go through
+    /// here, or a wanting could be missed.
     #[must_use]
     pub(crate) fn let_go(&self, reading: MutexGuard<'_, ReadBuf>) -> bool {
         drop(reading);
