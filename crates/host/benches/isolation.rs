@@ -14,7 +14,10 @@
 //! included) and every process under the child it started — the plugin's worker is a
 //! grandchild, inside a PID namespace — from `/proc/<pid>/task/*/schedstat`.
 //! Percentiles need every sample, which criterion does not expose, hence this small
-//! harness. Run: `cargo bench -p tomada-host --bench isolation`.
+//! harness. Run: `cargo bench -p tomada-host --bench isolation`
+//! (`TOMADA_BENCH_CASES=threads,...` for some cases only, `TOMADA_BENCH_THREADS=4`
+//! for some thread counts of `threads` only; `TOMADA_BENCH_RUNNER=path`
+//! for another build's runner binary, beside a copy of that build's bench binary).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -278,7 +281,12 @@ fn main() {
     }
     let setup = Setup {
         path: tomada_test_support::Build::new("greeter").release().cdylib(),
-        runner: Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()),
+        // (`TOMADA_BENCH_RUNNER` names another runner binary: a copy of an earlier
+        // build's, to compare two builds in one sitting.)
+        runner: Runner::Path(
+            std::env::var_os("TOMADA_BENCH_RUNNER")
+                .map_or_else(|| env!("CARGO_BIN_EXE_tomada-runner").into(), Into::into),
+        ),
     };
     if std::env::var_os("TOMADA_BENCH_ONE_CPU").is_some() {
         // SAFETY: `sched_setaffinity` on this process with a set made here; the
@@ -347,7 +355,10 @@ fn main() {
         let plugin = Arc::new(setup.isolated());
         let child = plugin.process_id().unwrap();
         let mut one = None;
-        for threads in [1, 2, 4, 8] {
+        // (`TOMADA_BENCH_THREADS=4,8` for some thread counts only: a profile of one.)
+        let counts: Vec<usize> = std::env::var("TOMADA_BENCH_THREADS")
+            .map_or_else(|_| vec![1, 2, 4, 8], |l| l.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+        for threads in counts {
             let bares: Vec<std::sync::Mutex<Bare>> =
                 (0..threads).map(|_| std::sync::Mutex::new(Bare::start())).collect();
             let pids: Vec<u32> = bares.iter().map(|b| b.lock().unwrap().pid()).collect();

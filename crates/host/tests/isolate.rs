@@ -421,6 +421,28 @@ fn concurrent_calls_run_at_once_in_the_plugin() {
     assert_eq!(met, [true; 4]);
 }
 
+#[test]
+fn concurrent_calls_meet_round_after_round() {
+    // Four threads meet in the plugin again and again: `meet` counts every call, so
+    // round `r`'s `meet(4 * r)` returns true only once all four calls of the round
+    // are inside at once (no thread starts its next round before). A call left
+    // unread by a lost wake-up (its nudged pool thread found the reading taken, and
+    // its holder let go without looking again) is read only when another call comes,
+    // and none does until the round ends: the three others wait out their 25 s and
+    // return false. Each round is a fresh chance for that race (run beside CPU hogs
+    // to make it likelier).
+    const ROUNDS: u32 = 200;
+    const THREADS: u32 = 4;
+    let p = faulty(isolation());
+    let met: Vec<u32> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| s.spawn(|| (1..=ROUNDS).filter(|r| p.meet(THREADS * r).unwrap()).count() as u32))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(met, [ROUNDS; THREADS as usize], "rounds each thread met the others in");
+}
+
 /// Waits until `count` calls of `sleep_ms` are inside the plugin.
 fn wait_sleeping(p: &Plugin<dyn Faulty>, count: u32) {
     wait_until(&format!("{count} calls inside the plugin at once"), || p.sleeping().unwrap() == count);

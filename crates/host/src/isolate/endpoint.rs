@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 
 // Call and object ids are small integers this side makes: a fast hash will do.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -182,6 +182,9 @@ pub(crate) trait Handler {
     fn serve(&self, request: Request) -> (u8, tomada::ffi::RVec);
     /// Handles what is not for a waiting thread.
     fn incoming(&self, incoming: Incoming);
+    /// A thread wanted the reading while this one held it, and did not wait
+    /// ([`Endpoint::try_reading`], the plugin's pool): look for frames left unread.
+    fn reading_wanted(&self) {}
 }
 
 /// One end of the channel.
@@ -196,6 +199,10 @@ pub(crate) struct Endpoint {
     writing: Mutex<()>,
     /// Held by the thread that reads, with what it received past the last frame.
     pub(crate) reading: Mutex<ReadBuf>,
+    /// A thread wanted the reading while another held it, and did not wait for it
+    /// ([`Endpoint::try_reading`]): whoever lets go of it next looks for frames left
+    /// unread ([`Endpoint::let_go`]).
+    wanted: AtomicBool,
     flight: Mutex<Flight>,
     /// How long a reader spins for a frame before it blocks.
     waiter: Waiter,
@@ -229,6 +236,7 @@ impl Endpoint {
             next_id: AtomicU64::new(1),
             writing: Mutex::new(()),
             reading: Mutex::new(ReadBuf::new()),
+            wanted: AtomicBool::new(false),
             flight: Mutex::default(),
             waiter,
             serving: std::sync::atomic::AtomicUsize::new(0),
@@ -242,6 +250,47 @@ impl Endpoint {
 
     pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reading, for a thread that must not wait behind its holder (who may be
+    /// blocked in a read for a frame that is not there yet): `None` if it is taken, and
+    /// then the holder learns, when it lets go ([`Endpoint::let_go`]), that a thread
+    /// wanted it, and looks for what that thread would have read.
+    ///
+    /// No wanting is missed, whatever the interleaving (the Dekker pattern: each side
+    /// writes its own variable, then reads the other's). This thread sets `wanted`,
+    /// then tries the lock again; a holder unlocks, then takes `wanted` (`let_go`).
+    /// Both are `swap`s (read-modify-writes, `SeqCst`), and a read-modify-write always
+    /// reads the last value in `wanted`'s modification order. So either the holder's
+    /// swap comes after this thread's and reads `true`; or it comes before, and this
+    /// thread's swap reads from it (an acquire reading a release), so the unlock, made
+    /// before that swap, *happens before* this thread's second try, which then finds
+    /// the lock free, or taken by a later holder, whose own swap is then the later one
+    /// (the same argument, one holder on). Plain stores and loads (even `SeqCst` ones)
+    /// would not do: each side's write could still sit unseen while it reads the
+    /// other's variable (store buffering), and both would miss.
+    pub(crate) fn try_reading(&self) -> Option<MutexGuard<'_, ReadBuf>> {
+        let take = || match self.reading.try_lock() {
+            Ok(reading) => Some(reading),
+            // (Frames are read whole or the channel ends: nothing is half-read.)
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        take().or_else(|| {
+            self.wanted.swap(true, Ordering::SeqCst);
+            take()
+        })
+    }
+
+    /// Lets go of the reading; whether a thread wanted it meanwhile and did not wait
+    /// ([`Endpoint::try_reading`]): then the caller looks for the frames that thread
+    /// would have read (on the plugin's side: [`Handler::reading_wanted`]). On a side
+    /// whose threads use `try_reading` (the plugin's), every holder lets go through
+    /// here, or a wanting could be missed.
+    #[must_use]
+    pub(crate) fn let_go(&self, reading: MutexGuard<'_, ReadBuf>) -> bool {
+        drop(reading);
+        self.wanted.swap(false, Ordering::SeqCst)
     }
 
     /// Writes one frame.
@@ -429,7 +478,9 @@ impl Endpoint {
             match self.reading.try_lock() {
                 Ok(mut reading) => {
                     let read = self.read_for(&mut reading, Some(id), deadline, &mut spare);
-                    drop(reading);
+                    if self.let_go(reading) {
+                        handler.reading_wanted();
+                    }
                     self.pass_reading_on(id);
                     match read {
                         Ok(Read::Answer(answer)) => return Ok(answer),
@@ -705,6 +756,91 @@ mod tests {
         fn incoming(&self, incoming: Incoming) {
             Endpoint::lock(&self.incoming).push(incoming);
         }
+    }
+
+    #[test]
+    fn a_thread_that_finds_the_reading_taken_is_told_to_its_holder_once() {
+        let (_host, child) = pair();
+        let reading = Endpoint::lock(&child.reading);
+        let got = std::thread::scope(|s| s.spawn(|| child.try_reading().is_some()).join().unwrap());
+        assert!(!got, "the reading was held");
+        assert!(child.let_go(reading), "its holder learns, as it lets go, that a thread wanted it");
+        let reading = child.try_reading().expect("free now");
+        assert!(!child.let_go(reading), "told once only");
+    }
+
+    /// The wanting of `try_reading` against the holder's `let_go`, raced again and
+    /// again: a thread posts work (a frame, in the runner) and tries the reading while
+    /// its holder takes what was posted and lets go. Whatever the interleaving, the
+    /// post is taken before both are done: by the poster if it got the reading, or by
+    /// the holder, told it was wanted. (A holder that took before the post, and a
+    /// poster that gave up before the holder let go, without a word: the post left
+    /// untaken, a lost wake-up.)
+    #[test]
+    fn no_wanting_of_the_reading_is_lost_however_the_threads_interleave() {
+        const ROUNDS: u64 = 20_000;
+        let (_host, child) = pair();
+        let posted = AtomicU64::new(0);
+        // Changed with the reading held only.
+        let taken = AtomicU64::new(0);
+        let take = || taken.store(posted.load(Ordering::SeqCst), Ordering::SeqCst);
+        // Both threads meet before and after each round, spinning (a barrier that
+        // sleeps wakes the second thread so late that the first is always done).
+        let arrived = AtomicU64::new(0);
+        let both = |meeting: &mut u64| {
+            *meeting += 1;
+            arrived.fetch_add(1, Ordering::SeqCst);
+            let mut spins = 0u32;
+            while arrived.load(Ordering::SeqCst) < 2 * *meeting {
+                spins += 1;
+                if spins.is_multiple_of(1024) {
+                    std::thread::yield_now(); // (the other thread may have no CPU)
+                }
+                std::hint::spin_loop();
+            }
+        };
+        let mut left = 0;
+        // Each side dawdles a different while each round (the holder between its look
+        // and letting go, as the runner's threads do), so every interleaving comes up.
+        let dawdle = |round: u64, salt: u64| {
+            let spins = (round.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt).rotate_left(17) % 256;
+            (0..spins).for_each(|_| std::hint::spin_loop());
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut meeting = 0;
+                for round in 1..=ROUNDS {
+                    both(&mut meeting);
+                    dawdle(round, 1);
+                    posted.fetch_add(1, Ordering::SeqCst);
+                    if let Some(reading) = child.try_reading() {
+                        take();
+                        let _ = child.let_go(reading);
+                    }
+                    both(&mut meeting);
+                }
+            });
+            let mut meeting = 0;
+            for round in 1..=ROUNDS {
+                both(&mut meeting);
+                let mut reading = Endpoint::lock(&child.reading);
+                take();
+                dawdle(round, 2);
+                while child.let_go(reading) {
+                    let Some(again) = child.try_reading() else { break };
+                    take();
+                    reading = again;
+                }
+                both(&mut meeting);
+                // (Counted, not asserted here: a panic would leave the other thread
+                // waiting at the barrier for good.)
+                if taken.load(Ordering::SeqCst) != round {
+                    left += 1;
+                    take();
+                }
+            }
+        });
+        assert_eq!(left, 0, "rounds of {ROUNDS} whose post was left untaken");
     }
 
     /// Reads on `end`, for no call of its own, until something for its owner comes.

@@ -170,6 +170,21 @@ impl Connection {
         };
     }
 
+    /// After a call was sent with `others` calls in flight: wakes a pool thread of the
+    /// child to read it, as the threads reading so far may be busy serving the others.
+    /// Not when the send found the child's reader asleep (it rang it, see
+    /// `transport::shm`): that reader takes this call, and nudges a pool thread itself
+    /// if more is there once it has (`runner.rs`, `Server::let_go`). Either it slept
+    /// with this call's bytes already in the ring, or it went to sleep only after
+    /// taking them (a reader looks for bytes after saying it sleeps, and a writer
+    /// looks at whether it sleeps after publishing them): this call is read, and the
+    /// nudge would only wake a thread for nothing.
+    fn nudge_for(&self, others: usize) {
+        if others > 0 && self.endpoint.link.peer_awake() {
+            self.nudge();
+        }
+    }
+
     /// Ends every call in flight with `error`, and drops the host's objects the
     /// plugin held: a restarted process does not have them.
     fn close(&self, error: CallError) {
@@ -751,9 +766,7 @@ impl Isolated {
         let handler = HostHandler { isolated: self.arc(), connection: Arc::clone(connection) };
         let outcome = match sent {
             Ok(()) => {
-                if others > 0 {
-                    connection.nudge();
-                }
+                connection.nudge_for(others);
                 let mut spare = std::mem::take(args);
                 spare.clear();
                 connection.endpoint.wait(id, Some(deadline), &handler, spare)
@@ -933,9 +946,7 @@ impl std::future::Future for AsyncCall {
                         };
                         return Poll::Ready(Err(this.isolated.end(&connection, fault)));
                     }
-                    if others > 0 {
-                        connection.nudge();
-                    }
+                    connection.nudge_for(others);
                     this.isolated.read_for_async(&connection);
                     this.state = AsyncState::Sent(connection, id);
                 }

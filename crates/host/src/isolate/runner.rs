@@ -12,7 +12,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tomada::ffi::{RSlice, RVec, Status};
@@ -256,6 +256,7 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         objects: Objects::new(),
         running: Mutex::default(),
         pending: Mutex::new(VecDeque::new()),
+        #[cfg(not(target_os = "linux"))]
         standby: Mutex::new(()),
         idle: AtomicUsize::new(0),
         threads: AtomicUsize::new(1),
@@ -530,6 +531,7 @@ struct Server {
     /// answer), for a pool thread.
     pending: Mutex<VecDeque<Request>>,
     /// Held by the pool thread that waits for a nudge.
+    #[cfg(not(target_os = "linux"))]
     standby: Mutex<()>,
     /// Pool threads waiting for a nudge, or to be the one that does.
     idle: AtomicUsize,
@@ -608,6 +610,23 @@ impl Handler for Server {
             Incoming::Log(_) => {}
         }
     }
+
+    /// Looks for bytes left unread, and nudges a pool thread to read them; if another
+    /// thread holds the reading, that one looks when it lets go.
+    fn reading_wanted(&self) {
+        // (A loop, not `let_go`: no recursion however often it is wanted meanwhile.)
+        while let Some(reading) = self.endpoint.try_reading() {
+            let more = self.unread(&reading);
+            let wanted = self.endpoint.let_go(reading);
+            if more {
+                nudge_self();
+                return;
+            }
+            if !wanted {
+                return;
+            }
+        }
+    }
 }
 
 impl Server {
@@ -650,13 +669,8 @@ impl Server {
         }
         let answer = self.endpoint.wait(id, None, self, Vec::new());
         // Reading for its answer, this thread may have taken more than it needed: a new
-        // call for the pool. (The reading is let go before the nudge: the thread it
-        // wakes takes it.)
-        let more =
-            self.endpoint.reading.try_lock().is_ok_and(|reading| reading.has_bytes() || self.endpoint.link.readable());
-        if more {
-            nudge_self();
-        }
+        // call for the pool. (If another thread reads now, it looks when it lets go.)
+        self.reading_wanted();
         match answer {
             Ok((status, body)) => (Status(status), body),
             Err(WaitError::Fault(ReadError::Eof)) => std::process::exit(0),
@@ -688,16 +702,12 @@ impl Server {
     /// the channel ends.
     fn main_loop(&'static self) -> ! {
         loop {
-            let (incoming, more) = {
-                let mut reading = Endpoint::lock(&self.endpoint.reading);
-                let incoming = self.read_next(&mut reading);
-                (incoming, reading.has_bytes() || self.endpoint.link.readable())
-            };
+            let mut reading = Endpoint::lock(&self.endpoint.reading);
+            let incoming = self.read_next(&mut reading);
             // More has arrived: a pool thread reads it while this one serves (the host's
             // nudge for it may have come while this thread still held the reading).
-            if more {
-                nudge_self();
-            }
+            let more = self.unread(&reading);
+            self.let_go(reading, more);
             // A thread waiting for a callback's answer may need a reader now.
             self.endpoint.pass_reading_on(0);
             self.handle(incoming);
@@ -710,10 +720,15 @@ impl Server {
         loop {
             // One idle thread at a time waits for a nudge (the *standby*); the others
             // wait for that role. Threads blocked in one `read` of the nudge would all be
-            // woken by every post (a thundering herd); a mutex wakes one.
+            // woken by every post (a thundering herd); a mutex wakes one. Not on Linux,
+            // whose pipes wake one blocked reader per post (exclusive waits, since 5.5;
+            // an older kernel wakes them all, which costs CPU, not calls): all idle
+            // threads wait in the `read`, and no post costs a hand-over of the role as
+            // well (a futex wake and a context switch).
             self.idle.fetch_add(1, Ordering::SeqCst);
             #[cfg(unix)]
             let n = {
+                #[cfg(not(target_os = "linux"))]
                 let _standby = Endpoint::lock(&self.standby);
                 let mut count = 0u64;
                 // SAFETY: reading 8 bytes into a local from the nudge pipe.
@@ -739,31 +754,35 @@ impl Server {
             let incoming = match handed {
                 Some(request) => Incoming::Request(request),
                 None => {
-                    // Waits for the reading if another thread has it: that one may have
-                    // looked for more (to nudge again) just before this nudge's frame
-                    // came, and let go after this thread gave up, leaving the frame
-                    // unread until the next nudge, if any: a lost wake-up. (Only this
-                    // thread waits: another is the standby meanwhile, see above.)
-                    let (read, more) = {
-                        let mut reading = Endpoint::lock(&self.endpoint.reading);
-                        // (Nothing there: taken by another thread already.)
-                        let ready = reading.has_bytes() || self.endpoint.link.readable();
-                        // On Windows the nudge can come before the call's bytes are
-                        // on this side: this process's pipe reader thread moves them
-                        // from the pipe. Wait for them a while (reading meanwhile,
-                        // as whoever holds the reading does), or the call would wait
-                        // for the main thread.
-                        #[cfg(windows)]
-                        let ready = ready
-                            || self.endpoint.link.wait_readable(Some(std::time::Instant::now() + NUDGE_LAG)).is_ok();
-                        let read = ready.then(|| self.read_next(&mut reading));
-                        // One `recv` may have taken more than this call, whose nudge
-                        // another thread consumed while this one read.
-                        (read, reading.has_bytes() || self.endpoint.link.readable())
-                    };
-                    if more {
-                        nudge_self();
-                    }
+                    // If another thread has the reading, this one does not wait for it:
+                    // its holder may be blocked in a read for a frame not sent yet (the
+                    // main thread, between calls), and a thread waiting behind it is
+                    // a thread less to serve. The holder looks for this nudge's frame
+                    // when it lets go (`try_reading`, `let_go`): it may have looked for
+                    // more just before the frame came, and giving up without a word
+                    // left the frame unread until the next nudge, if any (a lost
+                    // wake-up).
+                    #[cfg(unix)]
+                    let Some(mut reading) = self.endpoint.try_reading() else { continue };
+                    // On Windows the nudge can come before the call's bytes are on
+                    // this side (this process's pipe reader thread moves them from the
+                    // pipe), so a holder that looks finds nothing yet, and cannot wait
+                    // for them: this thread waits for the reading, then for the bytes
+                    // a while (reading meanwhile, as whoever holds the reading does),
+                    // or the call would wait for the main thread. (Only this thread
+                    // waits: another is the standby meanwhile, see above.)
+                    #[cfg(windows)]
+                    let mut reading = Endpoint::lock(&self.endpoint.reading);
+                    // (Nothing there: taken by another thread already.)
+                    let ready = self.unread(&reading);
+                    #[cfg(windows)]
+                    let ready =
+                        ready || self.endpoint.link.wait_readable(Some(std::time::Instant::now() + NUDGE_LAG)).is_ok();
+                    let read = ready.then(|| self.read_next(&mut reading));
+                    // One `recv` may have taken more than this call, whose nudge
+                    // another thread consumed while this one read.
+                    let more = self.unread(&reading);
+                    self.let_go(reading, more);
                     // Whoever lets go of the reading wakes a thread that may need it.
                     self.endpoint.pass_reading_on(0);
                     match read {
@@ -773,6 +792,24 @@ impl Server {
                 }
             };
             self.handle(incoming);
+        }
+    }
+
+    /// Whether bytes are left unread, with the reading held (`reading`).
+    fn unread(&self, reading: &ReadBuf) -> bool {
+        reading.has_bytes() || self.endpoint.link.readable()
+    }
+
+    /// Lets go of the reading, and nudges a pool thread if bytes are left unread:
+    /// `more` (seen with the reading held), or, if a nudged thread found the reading
+    /// taken meanwhile and did not wait, what is there now ([`Handler::reading_wanted`]).
+    fn let_go(&self, reading: MutexGuard<'_, ReadBuf>, more: bool) {
+        let wanted = self.endpoint.let_go(reading);
+        if more {
+            // (The thread it wakes looks, or tells the reading's holder to.)
+            nudge_self();
+        } else if wanted {
+            self.reading_wanted();
         }
     }
 

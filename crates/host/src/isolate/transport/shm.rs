@@ -521,6 +521,10 @@ impl Shared {
         }
         let woken = sleep(&self.my_data, self.socket.as_raw_fd(), deadline);
         control.reader_sleeping.0.store(0, Ordering::Relaxed);
+        // A writer that still saw this side asleep after publishing its bytes counts
+        // on this side to see them, whatever it reads next (the host's nudges do: see
+        // `Connection::nudge_for`): awake first, then every later look at the tail.
+        fence(Ordering::SeqCst);
         woken?;
         if control.tail.0.load(Ordering::Acquire) != head {
             self.empty_data.store(0, Ordering::Relaxed);
