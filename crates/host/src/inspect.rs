@@ -229,11 +229,18 @@ pub(crate) fn section_bytes<'d, R: ReadRef<'d>>(
 /// # Ok::<(), tomada_host::LoadError>(())
 /// ```
 pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
-    inspect_file(&PluginFile::open(path.as_ref())?)
+    // Nothing of it is loaded: read the file itself, not a sealed copy of it.
+    inspect_file(&PluginFile::open_to_read(path.as_ref())?)
 }
 
 /// [`inspect`] through an open file: what the loader will load is what is read.
 pub(crate) fn inspect_file(file: &PluginFile) -> Result<Inspection, LoadError> {
+    // The sealed copy, which cannot change, is read in place through its mapping;
+    // anything else through kept blocks.
+    #[cfg(target_os = "linux")]
+    if let Some(mapped) = file.mapped() {
+        return inspect_data(&file.path, mapped.bytes(), file.len(), Platform::Host);
+    }
     let blocks = Blocks::new(file);
     inspect_data(&file.path, &blocks, file.len(), Platform::Host)
 }
@@ -267,7 +274,7 @@ pub struct Slice {
 /// As [`inspect`] for the file as a whole (it cannot be opened, is no object file,
 /// or a universal file's header is damaged); each slice has its own result.
 pub fn inspect_slices(path: impl AsRef<Path>) -> Result<Vec<Slice>, LoadError> {
-    let file = PluginFile::open(path.as_ref())?;
+    let file = PluginFile::open_to_read(path.as_ref())?;
     let cache = Blocks::new(&file);
     let path = &file.path;
     Ok(match fat_slices(path, &cache)? {
@@ -375,7 +382,7 @@ fn inspect_data<'d, R: ReadRef<'d>>(
 /// As [`inspect`] for the file itself; [`LoadError::NoExpectations`] if it records
 /// none.
 pub fn expectations(path: impl AsRef<Path>) -> Result<Vec<Interface>, LoadError> {
-    let file = PluginFile::open(path.as_ref())?;
+    let file = PluginFile::open_to_read(path.as_ref())?;
     let blocks = Blocks::new(&file);
     expectations_data(&file.path, &blocks, file.len())
 }
