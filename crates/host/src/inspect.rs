@@ -738,7 +738,7 @@ fn host_architecture() -> Option<Architecture> {
 mod elf {
     use object::elf::FileHeader64;
     use object::read::elf::{FileHeader, SectionHeader};
-    use object::{BinaryFormat, Endianness, FileKind, ReadRef};
+    use object::{BinaryFormat, FileKind, NativeEndian, ReadRef};
 
     use super::{MAX_RECORD, Record, structure};
     use crate::error::{Damage, Flaw};
@@ -750,7 +750,10 @@ mod elf {
         if cfg!(not(target_pointer_width = "64")) || FileKind::parse(data).ok()? != FileKind::Elf64 {
             return None;
         }
-        let header = FileHeader64::<Endianness>::parse(data).ok()?;
+        // Read in this machine's byte order: a file of the other one cannot load here
+        // and is left to the general path (`endian()` refuses it), and every field
+        // the checks read is a plain load, with no byte-order test and swap.
+        let header = FileHeader64::<NativeEndian>::parse(data).ok()?;
         let endian = header.endian().ok()?;
         if header.e_machine(endian) != host_machine()? || header.is_little_endian() != cfg!(target_endian = "little") {
             return None;
@@ -775,8 +778,8 @@ mod elf {
     }
 
     fn sections<'d, R: ReadRef<'d>>(
-        header: &FileHeader64<Endianness>,
-        endian: Endianness,
+        header: &FileHeader64<NativeEndian>,
+        endian: NativeEndian,
         data: R,
         len: u64,
         record: Record,
