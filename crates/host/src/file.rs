@@ -10,7 +10,9 @@
 //!   not `cp new.so loaded.so` (which rewrites the plugin file's inode in place: with
 //!   the file itself mapped, the running code would change under the host and crash
 //!   it), not `mv`, not deleting it — so what runs is exactly what was checked, and
-//!   the checks and the loader see the same bytes (no window between them). The
+//!   the checks and the loader see the same bytes (no window between them).
+//!   (`tomada_host::inspect`, which loads nothing, reads the file itself:
+//!   [`PluginFile::open_to_read`].) The
 //!   copy costs one in-kernel copy of the file (`copy_file_range`/`sendfile`) and
 //!   its size in memory for as long as the library is loaded (its pages are not
 //!   shared with the page cache).

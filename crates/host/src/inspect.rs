@@ -214,6 +214,8 @@ pub(crate) fn section_bytes<'d, R: ReadRef<'d>>(
 /// Checks that the file exists, is a shared library for this machine's
 /// architecture and is whole, and that it carries a tomada manifest of this
 /// boundary version. It does not check the contract: see [`crate::check`].
+/// It reads the file in place, since nothing of it is loaded; a load inspects the
+/// sealed copy it then loads (see [`crate::Loader::inspect`]).
 ///
 /// # Errors
 /// [`LoadError::NotFound`], [`LoadError::NotAFile`], [`LoadError::Io`],
