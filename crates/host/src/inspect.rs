@@ -913,6 +913,33 @@ mod tests {
         assert!(err.contains("outside the string table"), "{err}");
     }
 
+    /// A load's inspection (the sealed copy, read through its mapping) and
+    /// `inspect` (the file itself, read by blocks) read the same things.
+    #[test]
+    fn the_sealed_copy_mapped_and_the_file_read_in_place_agree() {
+        let path = tomada_test_support::cdylib("greeter");
+        let sealed = PluginFile::open(&path).unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(sealed.mapped().is_some(), "a sealed copy is read through its mapping");
+        let in_place = PluginFile::open_to_read(&path).unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(in_place.mapped().is_none(), "the file itself is never mapped");
+        let (a, b) = (inspect_file(&sealed).unwrap(), inspect_file(&in_place).unwrap());
+        assert_eq!(a.manifest_bytes, b.manifest_bytes);
+        assert_eq!(a.exports, b.exports);
+        assert_eq!(a.needed, b.needed);
+        assert!(!a.needed.is_empty());
+        // Cut short, through each path: refused alike.
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.so");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let a = inspect_file(&PluginFile::open(&cut).unwrap()).unwrap_err();
+        let b = inspect_file(&PluginFile::open_to_read(&cut).unwrap()).unwrap_err();
+        assert_eq!(a.to_string(), b.to_string());
+        assert!(matches!(a, LoadError::Damaged { .. }), "{a:?}");
+    }
+
     #[test]
     fn the_elf_fast_path_agrees_with_the_general_path() {
         let greeter = std::fs::read(tomada_test_support::cdylib("greeter")).unwrap();

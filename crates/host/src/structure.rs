@@ -576,3 +576,21 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
     }
     Ok(indices)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::in_ranges;
+
+    #[test]
+    fn a_place_is_in_the_ranges_by_scan_and_by_search_alike() {
+        // Few ranges are scanned, many searched: the same answers either way.
+        for count in [3u64, 40] {
+            let ranges: Vec<(u64, u64)> = (0..count).map(|i| (i * 100, i * 100 + 16)).collect();
+            for at in 0..count * 100 + 50 {
+                let expected = at % 100 < 16 && at < count * 100;
+                assert_eq!(in_ranges(&ranges, at), expected, "{count} ranges, at {at}");
+            }
+        }
+        assert!(!in_ranges(&[], 0));
+    }
+}
