@@ -12,7 +12,9 @@
 //!   dlopen `/proc/self/fd/N`, verify, create) plus drop, against a raw `dlopen` plus
 //!   `dlclose` of the same file, each iteration on a distinct copy of the file; the
 //!   same load under a trust policy (minisign signature verified through the same
-//!   descriptor); and `inspect` alone.
+//!   descriptor); `inspect` alone (the file read in place, nothing loaded), the
+//!   inspection a load makes (`inspect_for_load`: open, sealed copy, checks) and the
+//!   checks alone on the bytes in memory (`inspect_checks`).
 //! - `load_big`: the same three on a plugin of 24 MiB (`big-greeter`), where hashing
 //!   and verifying the whole file is most of the cost.
 //!
@@ -246,6 +248,17 @@ fn load_group(c: &mut Criterion, name: &str, path: PathBuf, samples: usize) {
     });
     group.bench_function("inspect", |b| {
         b.iter(|| tomada_host::inspect(&path).expect("inspect greeter"));
+    });
+    // What a load pays before `dlopen`: open, the sealed copy, the checks (through
+    // the copy's mapping).
+    let plain_loader = tomada_host::Loader::new();
+    group.bench_function("inspect_for_load", |b| {
+        b.iter(|| plain_loader.inspect(&path).expect("inspect greeter"));
+    });
+    // The checks alone, on the file's bytes in memory (no system call).
+    let file_bytes = std::fs::read(&path).expect("read the plugin");
+    group.bench_function("inspect_checks", |b| {
+        b.iter(|| tomada_host::inspect_bytes(&path, black_box(&file_bytes)).expect("inspect greeter"));
     });
     group.bench_function("inspect_and_verify_signature", |b| {
         b.iter(|| policy_loader.inspect(&signed_path).expect("verify greeter"));

@@ -10,7 +10,9 @@
 //!   not `cp new.so loaded.so` (which rewrites the plugin file's inode in place: with
 //!   the file itself mapped, the running code would change under the host and crash
 //!   it), not `mv`, not deleting it — so what runs is exactly what was checked, and
-//!   the checks and the loader see the same bytes (no window between them). The
+//!   the checks and the loader see the same bytes (no window between them).
+//!   (`tomada_host::inspect`, which loads nothing, reads the file itself:
+//!   [`PluginFile::open_to_read`].) The
 //!   copy costs one in-kernel copy of the file (`copy_file_range`/`sendfile`) and
 //!   its size in memory for as long as the library is loaded (its pages are not
 //!   shared with the page cache).
@@ -56,6 +58,15 @@ use std::path::{Path, PathBuf};
 
 use crate::LoadError;
 
+/// Whether [`PluginFile`] reads (and loads) a sealed copy of the file (Linux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The sealed copy: what is checked is what loads.
+    SealedCopy,
+    /// The file itself: for reading only, never loaded.
+    File,
+}
+
 /// A plugin file, open for reading: the one descriptor everything goes through.
 #[derive(Debug)]
 pub(crate) struct PluginFile {
@@ -76,12 +87,32 @@ pub(crate) struct PluginFile {
     /// the library by.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) identity: (u64, u64),
+    /// Whether `file` is a `memfd` carrying every seal (the copy was made): its bytes
+    /// and length can never change, so it may be read through a mapping.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    sealed: bool,
 }
 
 impl PluginFile {
     /// Opens `path` without blocking (a FIFO or device never hangs the host) and
-    /// refuses anything that is not a regular, non-empty file.
+    /// refuses anything that is not a regular, non-empty file. On Linux, what is read
+    /// and loaded after is the sealed copy (see the module documentation).
     pub(crate) fn open(path: &Path) -> Result<PluginFile, LoadError> {
+        Self::open_as(path, Via::SealedCopy)
+    }
+
+    /// As [`PluginFile::open`], for reading only (nothing of it is ever loaded:
+    /// `tomada_host::inspect`, `tomada inspect`, a host's expectations): the file
+    /// itself, without the sealed copy. The copy is what makes the checked bytes the
+    /// loaded ones; with nothing loaded it would only cost a copy of the whole file
+    /// (several times a `dlopen`) to read a few pages of it. A file rewritten while
+    /// it is read gives a damaged or mixed inspection, never an unbounded read: every
+    /// read is bounded by the length taken at open.
+    pub(crate) fn open_to_read(path: &Path) -> Result<PluginFile, LoadError> {
+        Self::open_as(path, Via::File)
+    }
+
+    fn open_as(path: &Path, via: Via) -> Result<PluginFile, LoadError> {
         let owned = || path.to_path_buf();
         let absolute = if path.is_absolute() {
             path.to_path_buf()
@@ -103,12 +134,16 @@ impl PluginFile {
             io::ErrorKind::PermissionDenied if absolute.is_dir() => LoadError::NotAFile { path: owned() },
             _ => LoadError::Io { path: owned(), source: e },
         })?;
-        Self::from_file(path.to_path_buf(), absolute, file)
+        Self::from_file_as(path.to_path_buf(), absolute, file, via)
     }
 
     /// Takes an open descriptor (e.g. inherited by an isolated plugin's process),
     /// with the same checks as [`PluginFile::open`].
     pub(crate) fn from_file(path: PathBuf, absolute: PathBuf, file: File) -> Result<PluginFile, LoadError> {
+        Self::from_file_as(path, absolute, file, Via::SealedCopy)
+    }
+
+    fn from_file_as(path: PathBuf, absolute: PathBuf, file: File, via: Via) -> Result<PluginFile, LoadError> {
         let meta = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
         if !meta.is_file() {
             return Err(LoadError::NotAFile { path });
@@ -117,13 +152,19 @@ impl PluginFile {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
         #[cfg(target_os = "linux")]
-        let (file, len, identity) = {
+        let (file, len, identity, sealed) = if via == Via::SealedCopy {
             use std::os::unix::fs::MetadataExt;
-            let file =
+            let (file, sealed) =
                 sealed::copy(file, &path, meta.len()).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
             let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-            (file, copied.len(), (copied.dev(), copied.ino()))
+            (file, copied.len(), (copied.dev(), copied.ino()), sealed)
+        } else {
+            use std::os::unix::fs::MetadataExt;
+            let identity = (meta.dev(), meta.ino());
+            (file, meta.len(), identity, false)
         };
+        #[cfg(not(target_os = "linux"))]
+        let _ = via;
         #[cfg(not(target_os = "linux"))]
         let (len, identity) = {
             #[cfg(unix)]
@@ -134,10 +175,12 @@ impl PluginFile {
             let identity = (0, 0);
             (meta.len(), identity)
         };
+        #[cfg(not(target_os = "linux"))]
+        let sealed = false;
         if len == 0 {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
-        Ok(PluginFile { path, absolute, file, meta, len, identity })
+        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed })
     }
 
     /// The length of what is read and loaded (on Linux the sealed copy's: the file's
@@ -209,13 +252,29 @@ impl PluginFile {
         }
     }
 
+    /// The bytes of the sealed copy, mapped read-only; `None` if there is no sealed
+    /// copy (elsewhere than Linux, or where no `memfd` could be made) or it cannot be
+    /// mapped: then read it with [`PluginFile::read_exact_at`].
+    ///
+    /// Mapping the file itself would be unsafe (a file truncated while mapped kills
+    /// the reader with `SIGBUS`, a file rewritten changes under it); the sealed copy
+    /// can neither shrink nor change, so its mapping is plain immutable memory. Reading
+    /// a few pages through it costs one `mmap` and a few minor faults, instead of a
+    /// `pread` and an allocation per block.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn mapped(&self) -> Option<Mapped> {
+        if self.sealed { Mapped::new(&self.file, self.len, false) } else { None }
+    }
+
     /// Feeds the whole file, once, in order, to `sink` (hashing, signature
     /// verification). Reads what was the file's length at open; a file that shrank
     /// since is an error.
     pub(crate) fn read_all(&self, mut sink: impl FnMut(&[u8])) -> io::Result<()> {
-        // A sealed copy is read where it lies, without copying it into a buffer.
+        // A sealed copy is read where it lies, without copying it into a buffer,
+        // its pages mapped in one call (`MAP_POPULATE`) rather than a fault each.
         #[cfg(target_os = "linux")]
-        if sealed::mapped(&self.file, self.len(), &mut sink) {
+        if let Some(mapped) = self.sealed.then(|| Mapped::new(&self.file, self.len, true)).flatten() {
+            sink(mapped.bytes());
             return Ok(());
         }
         let mut buf = vec![0u8; 256 * 1024];
@@ -256,6 +315,48 @@ impl PluginFile {
     }
 }
 
+/// A read-only mapping of a sealed copy ([`PluginFile::mapped`]), unmapped on drop.
+/// Hand-written: two system calls, and `memmap2` is not a dependency of this crate.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Mapped {
+    /// Maps `len` bytes of `file`; `populate`: every page at once (for a reader of the
+    /// whole file), not on first touch (for one of a few pages).
+    fn new(file: &File, len: u64, populate: bool) -> Option<Mapped> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+        let flags = if populate { libc::MAP_SHARED | libc::MAP_POPULATE } else { libc::MAP_SHARED };
+        // SAFETY: a new read-only shared mapping of `len` bytes of a descriptor we
+        // hold; the kernel picks the address. Nothing else is touched.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, flags, file.as_raw_fd(), 0) };
+        (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
+    }
+
+    /// The mapped bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes of a `memfd` sealed against writing,
+        // shrinking and growing (only [`PluginFile::mapped`] makes a `Mapped`, only for
+        // such a copy), so they stay mapped, unchanged and never fault with `SIGBUS`
+        // until `self` drops.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `Mapped::new`, unmapped once; no slice of it
+        // outlives `self` (`bytes` borrows `self`).
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
 /// Sealed private copies (Linux). Hand-written: no crate makes a sealed `memfd`
 /// copy of an open file (`memfd` the crate wraps creation and seals, not the copy,
 /// and would add a dependency for two system calls).
@@ -282,49 +383,16 @@ mod sealed {
         seals >= 0 && seals & ALL == ALL
     }
 
-    /// Passes `file`'s `len` bytes to `sink` from a read-only mapping (populated in
-    /// one call rather than a page fault per page) if `file` is a sealed copy; `false`
-    /// (nothing passed) if it is not, or cannot be mapped.
-    pub(super) fn mapped(file: &File, len: u64, sink: &mut dyn FnMut(&[u8])) -> bool {
-        let Ok(len) = usize::try_from(len) else { return false };
-        if len == 0 || !is_sealed(file) {
-            return false;
-        }
-        // SAFETY: a new shared read-only mapping of a descriptor we own; the result is
-        // checked before use.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return false;
-        }
-        // SAFETY: the mapping is `len` bytes, readable, and stays valid until the
-        // `munmap` below. The file is sealed against shrinking (no page of the mapping
-        // can lose its backing, so no SIGBUS) and against writing (its bytes cannot
-        // change while they are read).
-        sink(unsafe { std::slice::from_raw_parts(base.cast::<u8>(), len) });
-        // SAFETY: unmapping exactly the mapping made above, no longer borrowed.
-        unsafe { libc::munmap(base, len) };
-        true
-    }
-
-    /// A sealed `memfd` holding `file`'s first `len` bytes (fewer, if it shrank while
+    /// A sealed `memfd` holding `file`'s first `len` bytes, and `true` (fewer, if it shrank while
     /// being copied: the copy is what is checked, so a torn copy fails inspection, it
     /// never loads something other than what was checked). `file` itself if it is
     /// already such a copy, or if no `memfd` can be made here (see the module
     /// documentation).
-    pub(super) fn copy(file: File, path: &Path, len: u64) -> io::Result<File> {
+    pub(super) fn copy(file: File, path: &Path, len: u64) -> io::Result<(File, bool)> {
         if is_sealed(&file) {
-            return Ok(file);
+            return Ok((file, true));
         }
-        let Some(mut copy) = create(path) else { return Ok(file) };
+        let Some(mut copy) = create(path) else { return Ok((file, false)) };
         // `io::copy` copies in the kernel (`copy_file_range`, then `sendfile`), from
         // the start: `file` was just opened, so its position is 0, and `take` stops
         // at the length that was inspected for emptiness (a file still growing is
@@ -336,7 +404,7 @@ mod sealed {
         if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(copy)
+        Ok((copy, true))
     }
 
     /// A new, empty `memfd` named after the plugin (its name shows in

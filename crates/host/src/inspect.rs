@@ -214,6 +214,8 @@ pub(crate) fn section_bytes<'d, R: ReadRef<'d>>(
 /// Checks that the file exists, is a shared library for this machine's
 /// architecture and is whole, and that it carries a tomada manifest of this
 /// boundary version. It does not check the contract: see [`crate::check`].
+/// It reads the file in place, since nothing of it is loaded; a load inspects the
+/// sealed copy it then loads (see [`crate::Loader::inspect`]).
 ///
 /// # Errors
 /// [`LoadError::NotFound`], [`LoadError::NotAFile`], [`LoadError::Io`],
@@ -229,11 +231,18 @@ pub(crate) fn section_bytes<'d, R: ReadRef<'d>>(
 /// # Ok::<(), tomada_host::LoadError>(())
 /// ```
 pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
-    inspect_file(&PluginFile::open(path.as_ref())?)
+    // Nothing of it is loaded: read the file itself, not a sealed copy of it.
+    inspect_file(&PluginFile::open_to_read(path.as_ref())?)
 }
 
 /// [`inspect`] through an open file: what the loader will load is what is read.
 pub(crate) fn inspect_file(file: &PluginFile) -> Result<Inspection, LoadError> {
+    // The sealed copy, which cannot change, is read in place through its mapping;
+    // anything else through kept blocks.
+    #[cfg(target_os = "linux")]
+    if let Some(mapped) = file.mapped() {
+        return inspect_data(&file.path, mapped.bytes(), file.len(), Platform::Host);
+    }
     let blocks = Blocks::new(file);
     inspect_data(&file.path, &blocks, file.len(), Platform::Host)
 }
@@ -267,7 +276,7 @@ pub struct Slice {
 /// As [`inspect`] for the file as a whole (it cannot be opened, is no object file,
 /// or a universal file's header is damaged); each slice has its own result.
 pub fn inspect_slices(path: impl AsRef<Path>) -> Result<Vec<Slice>, LoadError> {
-    let file = PluginFile::open(path.as_ref())?;
+    let file = PluginFile::open_to_read(path.as_ref())?;
     let cache = Blocks::new(&file);
     let path = &file.path;
     Ok(match fat_slices(path, &cache)? {
@@ -375,7 +384,7 @@ fn inspect_data<'d, R: ReadRef<'d>>(
 /// As [`inspect`] for the file itself; [`LoadError::NoExpectations`] if it records
 /// none.
 pub fn expectations(path: impl AsRef<Path>) -> Result<Vec<Interface>, LoadError> {
-    let file = PluginFile::open(path.as_ref())?;
+    let file = PluginFile::open_to_read(path.as_ref())?;
     let blocks = Blocks::new(&file);
     expectations_data(&file.path, &blocks, file.len())
 }
@@ -731,7 +740,7 @@ fn host_architecture() -> Option<Architecture> {
 mod elf {
     use object::elf::FileHeader64;
     use object::read::elf::{FileHeader, SectionHeader};
-    use object::{BinaryFormat, Endianness, FileKind, ReadRef};
+    use object::{BinaryFormat, FileKind, NativeEndian, ReadRef};
 
     use super::{MAX_RECORD, Record, structure};
     use crate::error::{Damage, Flaw};
@@ -743,7 +752,10 @@ mod elf {
         if cfg!(not(target_pointer_width = "64")) || FileKind::parse(data).ok()? != FileKind::Elf64 {
             return None;
         }
-        let header = FileHeader64::<Endianness>::parse(data).ok()?;
+        // Read in this machine's byte order: a file of the other one cannot load here
+        // and is left to the general path (`endian()` refuses it), and every field
+        // the checks read is a plain load, with no byte-order test and swap.
+        let header = FileHeader64::<NativeEndian>::parse(data).ok()?;
         let endian = header.endian().ok()?;
         if header.e_machine(endian) != host_machine()? || header.is_little_endian() != cfg!(target_endian = "little") {
             return None;
@@ -768,8 +780,8 @@ mod elf {
     }
 
     fn sections<'d, R: ReadRef<'d>>(
-        header: &FileHeader64<Endianness>,
-        endian: Endianness,
+        header: &FileHeader64<NativeEndian>,
+        endian: NativeEndian,
         data: R,
         len: u64,
         record: Record,
@@ -899,6 +911,33 @@ mod tests {
         // The whole inspection says the same, as an error and not a panic.
         let err = inspect_bytes(Path::new("damaged.so"), &greeter).unwrap_err().to_string();
         assert!(err.contains("outside the string table"), "{err}");
+    }
+
+    /// A load's inspection (the sealed copy, read through its mapping) and
+    /// `inspect` (the file itself, read by blocks) read the same things.
+    #[test]
+    fn the_sealed_copy_mapped_and_the_file_read_in_place_agree() {
+        let path = tomada_test_support::cdylib("greeter");
+        let sealed = PluginFile::open(&path).unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(sealed.mapped().is_some(), "a sealed copy is read through its mapping");
+        let in_place = PluginFile::open_to_read(&path).unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(in_place.mapped().is_none(), "the file itself is never mapped");
+        let (a, b) = (inspect_file(&sealed).unwrap(), inspect_file(&in_place).unwrap());
+        assert_eq!(a.manifest_bytes, b.manifest_bytes);
+        assert_eq!(a.exports, b.exports);
+        assert_eq!(a.needed, b.needed);
+        assert!(!a.needed.is_empty());
+        // Cut short, through each path: refused alike.
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.so");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let a = inspect_file(&PluginFile::open(&cut).unwrap()).unwrap_err();
+        let b = inspect_file(&PluginFile::open_to_read(&cut).unwrap()).unwrap_err();
+        assert_eq!(a.to_string(), b.to_string());
+        assert!(matches!(a, LoadError::Damaged { .. }), "{a:?}");
     }
 
     #[test]

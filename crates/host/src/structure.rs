@@ -17,7 +17,7 @@
 
 use object::elf::{self, FileHeader64};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
-use object::{Endianness, ReadRef};
+use object::{NativeEndian, ReadRef};
 
 use crate::error::{Damage, Flaw, Table};
 
@@ -61,14 +61,14 @@ const MAX_TABLE: u64 = 64 << 20;
 /// `(address, size)`. Errors are the reason, for [`crate::LoadError::Damaged`] (or
 /// `Err(None)` where the descriptor symbol is missing).
 pub(crate) fn check<'d, R: ReadRef<'d>>(
-    header: &FileHeader64<Endianness>,
+    header: &FileHeader64<NativeEndian>,
     data: R,
     len: u64,
     manifest: (u64, u64),
 ) -> Result<Facts, Option<Damage>> {
     let damaged = |flaw: Flaw| Some(Damage::Structure(flaw));
     let e = header.endian().map_err(|_| damaged(Flaw::ByteOrder))?;
-    if header.e_phentsize(e) as usize != size_of::<elf::ProgramHeader64<Endianness>>() || header.e_phnum(e) > 512 {
+    if header.e_phentsize(e) as usize != size_of::<elf::ProgramHeader64<NativeEndian>>() || header.e_phnum(e) > 512 {
         return Err(damaged(Flaw::ProgramHeaderTable));
     }
     let phdrs = header.program_headers(e, data).map_err(|_| damaged(Flaw::ProgramHeadersOutside))?;
@@ -128,7 +128,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     if image.file_offset(dyn_vaddr, dyn_size) != Some(dyn_off) {
         return Err(damaged(Flaw::DynamicSegmentMisplaced));
     }
-    let entries: &[elf::Dyn64<Endianness>] =
+    let entries: &[elf::Dyn64<NativeEndian>] =
         data.read_slice_at(dyn_off, (dyn_size / 16) as usize).map_err(|_| damaged(Flaw::DynamicSegmentUnreadable))?;
     let end = entries.iter().position(|d| d.d_tag(e).0 == elf::DT_NULL.0);
     let entries = &entries[..end.ok_or_else(|| damaged(Flaw::DynamicSegmentUnterminated))?];
@@ -184,7 +184,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         return Err(damaged(Flaw::DynamicSymbolSectionContradicts));
     }
     let nsyms = dynsym.sh_size(e) / 24;
-    let symbols: &[elf::Sym64<Endianness>] = data
+    let symbols: &[elf::Sym64<NativeEndian>] = data
         .read_slice_at(table(symtab, nsyms * 24, Table::DynamicSymbols)?, nsyms as usize)
         .map_err(|_| Some(Damage::TableUnreadable { table: Table::DynamicSymbols }))?;
     if let Some(hash) = get(elf::DT_GNU_HASH) {
@@ -192,11 +192,11 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     }
     if let Some(hash) = get(elf::DT_HASH) {
         let off = table(hash, 8, Table::Hash)?;
-        let head: &elf::HashHeader<Endianness> =
+        let head: &elf::HashHeader<NativeEndian> =
             data.read_at(off).map_err(|_| Some(Damage::TableUnreadable { table: Table::Hash }))?;
         let (nbucket, nchain) = (head.bucket_count.get(e) as u64, head.chain_count.get(e) as u64);
         let words = table(hash, 8 + 4 * (nbucket + nchain), Table::Hash)?;
-        let words: &[object::U32<Endianness>] = data
+        let words: &[object::U32<NativeEndian>] = data
             .read_slice_at(words + 8, (nbucket + nchain) as usize)
             .map_err(|_| Some(Damage::TableUnreadable { table: Table::Hash }))?;
         if nchain != nsyms || words.iter().any(|w| w.get(e) as u64 >= nchain) {
@@ -213,7 +213,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     }
 
     // Relocations.
-    let mut relocations: Vec<&[elf::Rela64<Endianness>]> = Vec::new();
+    let mut relocations: Vec<&[elf::Rela64<NativeEndian>]> = Vec::new();
     for (at, size, what) in
         [(elf::DT_RELA, elf::DT_RELASZ, Table::Relocations), (elf::DT_JMPREL, elf::DT_PLTRELSZ, Table::PltRelocations)]
     {
@@ -230,9 +230,52 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         return Err(damaged(Flaw::UncheckedRelocationFormat));
     }
     let (relative, allowed) = relocation_types(header.e_machine(e).0);
+    // The exported descriptors, as the loader will find them: the first export's
+    // (`TOMADA_DESCRIPTOR`) must be there; every other export's
+    // (`TOMADA_DESCRIPTOR_<n>`) is checked the same way (below).
+    let wanted = tomada::__private::descriptor::SYMBOL.as_bytes();
+    let is_descriptor = |name: &[u8]| {
+        name == wanted
+            || name
+                .strip_prefix(wanted)
+                .and_then(|n| n.strip_prefix(b"_"))
+                .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+    };
+    let descriptors: Vec<&elf::Sym64<NativeEndian>> = symbols
+        .iter()
+        .filter(|s| {
+            s.st_shndx(e).0 != elf::SHN_UNDEF.0
+                && s.st_bind() != elf::STB_LOCAL
+                && string(s.st_name(e) as u64).is_ok_and(is_descriptor)
+        })
+        .collect();
+    // Where the checks below look a relative relocation up (the init and fini
+    // arrays, the descriptors): only relocations writing there are remembered, not
+    // the hundreds of others (vtables, statics), which are checked all the same.
+    // Sorted and merged, so a relocation is placed by one binary search.
+    let mut looked_up: Vec<(u64, u64)> = Vec::new();
+    for (at, size) in [(elf::DT_INIT_ARRAY, elf::DT_INIT_ARRAYSZ), (elf::DT_FINI_ARRAY, elf::DT_FINI_ARRAYSZ)] {
+        if let (Some(at), Some(size)) = (get(at), get(size)) {
+            looked_up.push((at, at.saturating_add(size)));
+        }
+    }
+    for d in &descriptors {
+        let size = (d.st_size(e)).max(size_of::<tomada::__private::descriptor::Descriptor>() as u64);
+        looked_up.push((d.st_value(e), d.st_value(e).saturating_add(size)));
+    }
+    looked_up.sort_unstable();
+    looked_up.dedup_by(|next, kept| {
+        // Overlapping or touching: one range.
+        if next.0 <= kept.1 {
+            kept.1 = kept.1.max(next.1);
+            true
+        } else {
+            false
+        }
+    });
+    let looked_up = looked_up.as_slice();
     // Vectors and a bitmap, not hash maps: hundreds of relocations, checked on every load.
-    let count = relocations.iter().map(|r| r.len()).sum();
-    let mut relative_at: Vec<(u64, u64)> = Vec::with_capacity(count);
+    let mut relative_at: Vec<(u64, u64)> = Vec::new();
     // The few others (symbol lookups): where they write.
     let mut other_at: Vec<u64> = Vec::new();
     // Each place is written once: a bit per 8-byte slot of the writable segments, or,
@@ -292,10 +335,10 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
                 }
                 None => targets.push(offset),
             }
-            if Some(kind) == relative {
-                relative_at.push((offset, rela.r_addend.get(e) as u64));
-            } else {
+            if Some(kind) != relative {
                 other_at.push(offset);
+            } else if in_ranges(looked_up, offset) {
+                relative_at.push((offset, rela.r_addend.get(e) as u64));
             }
         }
     }
@@ -327,7 +370,7 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     if let Some(versym) = get(elf::DT_VERSYM) {
         // Each symbol's version index must name a version record: ld.so indexes an
         // array with it.
-        let entries: &[object::U16<Endianness>] = data
+        let entries: &[object::U16<NativeEndian>] = data
             .read_slice_at(table(versym, nsyms * 2, Table::SymbolVersions)?, nsyms as usize)
             .map_err(|_| Some(Damage::TableUnreadable { table: Table::SymbolVersions }))?;
         if entries.iter().any(|v| !versions.contains(v.get(e) & 0x7fff)) {
@@ -335,23 +378,9 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
         }
     }
 
-    // The exported descriptors, as the loader will find them: the first export's
-    // (`TOMADA_DESCRIPTOR`) must be there; every other export's
-    // (`TOMADA_DESCRIPTOR_<n>`) is checked the same way.
-    let wanted = tomada::__private::descriptor::SYMBOL.as_bytes();
-    let is_descriptor = |name: &[u8]| {
-        name == wanted
-            || name
-                .strip_prefix(wanted)
-                .and_then(|n| n.strip_prefix(b"_"))
-                .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
-    };
+    // The exported descriptors (found above).
     let mut first = false;
-    for descriptor in symbols.iter().filter(|s| {
-        s.st_shndx(e).0 != elf::SHN_UNDEF.0
-            && s.st_bind() != elf::STB_LOCAL
-            && string(s.st_name(e) as u64).is_ok_and(is_descriptor)
-    }) {
+    for descriptor in descriptors {
         first |= string(descriptor.st_name(e) as u64).is_ok_and(|n| n == wanted);
         let at = descriptor.st_value(e);
         if descriptor.st_type().0 != elf::STT_OBJECT.0
@@ -405,6 +434,18 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     Ok(facts)
 }
 
+/// Whether `at` lies in one of `ranges` (sorted, disjoint `[start, end)`): a scan of
+/// the usual few (init and fini arrays, a descriptor or two), a binary search past
+/// that. Called for every relative relocation.
+#[inline(always)]
+fn in_ranges(ranges: &[(u64, u64)], at: u64) -> bool {
+    if ranges.len() <= 8 {
+        return ranges.iter().any(|&(start, end)| start <= at && at < end);
+    }
+    let i = ranges.partition_point(|&(start, _)| start <= at);
+    i > 0 && at < ranges[i - 1].1
+}
+
 /// The relative relocation type, and every type a plugin may use (empty: unchecked).
 fn relocation_types(machine: u16) -> (Option<u32>, &'static [u32]) {
     match machine {
@@ -417,13 +458,13 @@ fn relocation_types(machine: u16) -> (Option<u32>, &'static [u32]) {
 fn check_gnu_hash<'d, R: ReadRef<'d>>(
     data: R,
     image: &Image<'_>,
-    e: Endianness,
+    e: NativeEndian,
     at: u64,
     nsyms: u32,
 ) -> Result<(), Option<Damage>> {
     let bad = || Some(Damage::Structure(Flaw::GnuHash));
     let off = image.file_offset(at, 16).ok_or_else(bad)?;
-    let head: &elf::GnuHashHeader<Endianness> = data.read_at(off).map_err(|_| bad())?;
+    let head: &elf::GnuHashHeader<NativeEndian> = data.read_at(off).map_err(|_| bad())?;
     let (nbucket, symoffset, bloom) =
         (head.bucket_count.get(e) as u64, head.symbol_base.get(e), head.bloom_count.get(e) as u64);
     if symoffset > nsyms || nbucket > MAX_TABLE || bloom > MAX_TABLE || (bloom != 0 && !bloom.is_power_of_two()) {
@@ -432,7 +473,7 @@ fn check_gnu_hash<'d, R: ReadRef<'d>>(
     let words = nbucket + u64::from(nsyms - symoffset);
     let size = 16 + 8 * bloom + 4 * words;
     let off = image.file_offset(at, size).ok_or_else(bad)?;
-    let words: &[object::U32<Endianness>] =
+    let words: &[object::U32<NativeEndian>] =
         data.read_slice_at(off + 16 + 8 * bloom, words as usize).map_err(|_| bad())?;
     let (buckets, chains) = words.split_at(nbucket as usize);
     for b in buckets {
@@ -476,7 +517,7 @@ impl VersionSet {
 fn check_versions<'d, 's, R: ReadRef<'d>>(
     data: R,
     image: &Image<'_>,
-    e: Endianness,
+    e: NativeEndian,
     get: &dyn Fn(elf::DynamicTag) -> Option<u64>,
     string: &dyn Fn(u64) -> Result<&'s [u8], Option<Damage>>,
 ) -> Result<VersionSet, Option<Damage>> {
@@ -495,13 +536,13 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
             // auxiliary records 16 and 8 bytes, `next` at 12 and 4.
             let off = image.file_offset(addr, 16).ok_or_else(bad)?;
             let (aux_count, aux_first, next, file) = if need {
-                let v: &elf::Verneed<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                let v: &elf::Verneed<NativeEndian> = data.read_at(off).map_err(|_| bad())?;
                 if v.vn_version.get(e) != 1 {
                     return Err(bad());
                 }
                 (v.vn_cnt.get(e), v.vn_aux.get(e), v.vn_next.get(e), Some(v.vn_file.get(e)))
             } else {
-                let v: &elf::Verdef<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                let v: &elf::Verdef<NativeEndian> = data.read_at(off).map_err(|_| bad())?;
                 if v.vd_version.get(e) != 1 {
                     return Err(bad());
                 }
@@ -515,11 +556,11 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
             for _ in 0..aux_count {
                 let off = image.file_offset(aux, if need { 16 } else { 8 }).ok_or_else(bad)?;
                 let (name, next) = if need {
-                    let a: &elf::Vernaux<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                    let a: &elf::Vernaux<NativeEndian> = data.read_at(off).map_err(|_| bad())?;
                     indices.insert(a.vna_other.get(e).0 & 0x7fff);
                     (a.vna_name.get(e), a.vna_next.get(e))
                 } else {
-                    let a: &elf::Verdaux<Endianness> = data.read_at(off).map_err(|_| bad())?;
+                    let a: &elf::Verdaux<NativeEndian> = data.read_at(off).map_err(|_| bad())?;
                     (a.vda_name.get(e), a.vda_next.get(e))
                 };
                 string(name as u64)?;
@@ -534,4 +575,22 @@ fn check_versions<'d, 's, R: ReadRef<'d>>(
         }
     }
     Ok(indices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_ranges;
+
+    #[test]
+    fn a_place_is_in_the_ranges_by_scan_and_by_search_alike() {
+        // Few ranges are scanned, many searched: the same answers either way.
+        for count in [3u64, 40] {
+            let ranges: Vec<(u64, u64)> = (0..count).map(|i| (i * 100, i * 100 + 16)).collect();
+            for at in 0..count * 100 + 50 {
+                let expected = at % 100 < 16 && at < count * 100;
+                assert_eq!(in_ranges(&ranges, at), expected, "{count} ranges, at {at}");
+            }
+        }
+        assert!(!in_ranges(&[], 0));
+    }
 }

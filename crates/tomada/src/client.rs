@@ -144,7 +144,7 @@ impl Slot {
     }
 }
 
-/// Where a client's calls go.
+/// Where a client's calls go (what [`RawClient::new`] takes).
 pub enum Target {
     /// A plugin loaded in this process: its vtable and its instance.
     Local {
@@ -161,9 +161,21 @@ pub enum Target {
 pub type Keepalive = Arc<dyn Any + Send + Sync>;
 
 /// A client's state, the same for every contract.
+///
+/// The target is kept flat, not as a [`Target`]: a generated method loads `vtable`,
+/// and only if it is null (a plugin in another process) goes to `channel`, out of
+/// line. In-process, a call is one load and test of the vtable pointer, the load of
+/// the method's entry and the indirect call (no discriminant to load and compare
+/// first).
 pub struct RawClient {
-    /// Where calls go.
-    pub target: Target,
+    /// In-process: the contract's `#[repr(C)]` vtable in the plugin (non-null).
+    /// Null for a plugin in another process (`channel` is then set).
+    pub vtable: *const c_void,
+    /// In-process: the instance the plugin's `create` made (or the object). Null
+    /// for a plugin in another process.
+    pub this: *const c_void,
+    /// For a plugin in another process: the channel its calls go through.
+    pub channel: Option<Arc<dyn Channel>>,
     /// How many of the contract's methods the plugin provides.
     pub provided: usize,
     /// The minor version the plugin was built against.
@@ -171,7 +183,7 @@ pub struct RawClient {
     /// For a client of an object (not of a plugin's instance): the object, released
     /// when the client drops (before `keepalive`).
     pub object: Option<RObject>,
-    /// What keeps the code behind `target` loaded (a plugin's library), if anything.
+    /// What keeps the code behind `vtable` loaded (a plugin's library), if anything.
     pub keepalive: Option<Keepalive>,
 }
 
@@ -184,7 +196,25 @@ unsafe impl Sync for RawClient {}
 impl RawClient {
     /// A client of a plugin instance or channel.
     pub fn new(target: Target, provided: usize, plugin_minor: u32) -> Self {
-        RawClient { target, provided, plugin_minor, object: None, keepalive: None }
+        let (vtable, this, channel) = match target {
+            Target::Local { vtable, this } => (vtable, this, None),
+            Target::Remote(channel) => (std::ptr::null(), std::ptr::null(), Some(channel)),
+        };
+        RawClient { vtable, this, channel, provided, plugin_minor, object: None, keepalive: None }
+    }
+
+    /// The channel of a client whose `vtable` is null (a plugin in another process).
+    /// Out of line: only isolated and remote calls take it.
+    ///
+    /// # Errors
+    /// [`CallError::Channel`] if there is none, which [`RawClient::new`] never makes
+    /// (a null vtable comes only with a channel).
+    #[cold]
+    #[inline(never)]
+    pub fn channel(&self) -> Result<&Arc<dyn Channel>, CallError> {
+        self.channel
+            .as_ref()
+            .ok_or_else(|| CallError::Channel { message: "a client with neither a vtable nor a channel".into() })
     }
 
     /// Keeps `keepalive` (the plugin's library) alive as long as this client, and as
@@ -202,8 +232,15 @@ impl RawClient {
     /// `object` must have been made by the same contract's object conversion, with all
     /// `provided` methods in its vtable.
     pub unsafe fn of_object(object: RObject, provided: usize, plugin_minor: u32) -> Self {
-        let target = Target::Local { vtable: object.vtable, this: object.this };
-        RawClient { target, provided, plugin_minor, object: Some(object), keepalive: current_keepalive() }
+        RawClient {
+            vtable: object.vtable,
+            this: object.this,
+            channel: None,
+            provided,
+            plugin_minor,
+            object: Some(object),
+            keepalive: current_keepalive(),
+        }
     }
 
     /// Runs a call (`f`) so that objects it returns keep this client's code loaded.

@@ -120,31 +120,33 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
             #visibility fn #fn_ident<#lt #generic>(&#lt self, #(#names: #tys_async),*) -> ::tomada::CallFuture<#lt, #decoded> {
                 #(let #locals = #names;)*
                 #provided_check
-                match &self.raw.target {
-                    ::tomada::__private::Target::Local { vtable, this } => {
-                        // SAFETY: as for a plain method: this contract's vtable in the
-                        // plugin, with this entry (checked above for later methods).
-                        let shim = unsafe { (&raw const (*vtable.cast::<#vtable_ident>()).#ident).read() };
-                        let mut out = ::tomada::__private::MaybeUninit::uninit();
-                        let mut panic = ::tomada::__private::MaybeUninit::uninit();
-                        // SAFETY: the shim of this very method, with arguments converted by
-                        // the same `Arg` impls; the borrowed ones live for `'tomada`, as
-                        // long as the returned future, which holds the plugin's.
-                        let status = unsafe {
-                            shim(*this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
-                        };
-                        // SAFETY: `status`, `out` and `panic` come from that shim, of a
-                        // method whose result has this `#[repr(C)]` form (the declared
-                        // one, or the same form of its handles); the arguments live for
-                        // `'tomada`.
-                        unsafe { ::tomada::CallFuture::local(&self.raw, status, out, panic) }
-                    }
-                    ::tomada::__private::Target::Remote(channel) => {
-                        ::tomada::CallFuture::remote(::tomada::__private::remote_call_async::<#decoded>(channel, #method_no, |args| {
+                let vtable = self.raw.vtable;
+                if vtable.is_null() {
+                    // A plugin in another process: out of line.
+                    return match self.raw.channel() {
+                        Ok(channel) => ::tomada::CallFuture::remote(::tomada::__private::remote_call_async::<#decoded>(channel, #method_no, move |args| {
                             #(<#tys as ::tomada::Arg>::encode(#locals, args);)*
-                        }))
-                    }
+                        })),
+                        Err(e) => ::tomada::CallFuture::remote(::std::boxed::Box::pin(async move { ::core::result::Result::Err(e) })),
+                    };
                 }
+                let this = self.raw.this;
+                // SAFETY: as for a plain method: this contract's vtable in the
+                // plugin, with this entry (checked above for later methods).
+                let shim = unsafe { (&raw const (*vtable.cast::<#vtable_ident>()).#ident).read() };
+                let mut out = ::tomada::__private::MaybeUninit::uninit();
+                let mut panic = ::tomada::__private::MaybeUninit::uninit();
+                // SAFETY: the shim of this very method, with arguments converted by
+                // the same `Arg` impls; the borrowed ones live for `'tomada`, as
+                // long as the returned future, which holds the plugin's.
+                let status = unsafe {
+                    shim(this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
+                };
+                // SAFETY: `status`, `out` and `panic` come from that shim, of a
+                // method whose result has this `#[repr(C)]` form (the declared
+                // one, or the same form of its handles); the arguments live for
+                // `'tomada`.
+                unsafe { ::tomada::CallFuture::local(&self.raw, status, out, panic) }
             }
         };
         let docs = quote! {
@@ -186,41 +188,44 @@ fn method(parts: &Parts, sig: &Sig) -> TokenStream {
         #visibility fn #fn_ident #generics (&self, #(#names: #tys),*) -> ::core::result::Result<#decoded, ::tomada::CallError> {
             #(let #locals = #names;)*
             #provided_check
-            match &self.raw.target {
-                ::tomada::__private::Target::Local { vtable, this } => {
-                    // Objects in the result (or handed back through arguments) keep the
-                    // plugin's library loaded; only such methods pay for saying so.
-                    // An inline `const`, not a `const` item: it is checked under this
-                    // impl's bounds, like the rest of the method.
-                    let objects = const { false #(|| ::tomada::interface::has_objects(<#tys_static as ::tomada::Arg>::DESC))* || ::tomada::interface::has_objects(<#ret_static as ::tomada::Abi>::DESC) };
-                    let call = || {
-                        // SAFETY: `vtable` is this contract's vtable in the plugin, with at
-                        // least `provided` entries (checked above for later methods), so
-                        // this entry is there; only it is read (a plugin of an older minor
-                        // version has a shorter vtable: no reference to the whole is made).
-                        let shim = unsafe { (&raw const (*vtable.cast::<#vtable>()).#ident).read() };
-                        let mut out = ::tomada::__private::MaybeUninit::uninit();
-                        let mut panic = ::tomada::__private::MaybeUninit::uninit();
-                        // SAFETY: the shim of this very method (the layouts matched), with
-                        // arguments converted by the same `Arg` impls; the borrowed ones
-                        // live until it returns; `out`/`panic` are writable.
-                        let status = unsafe {
-                            shim(*this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
-                        };
-                        // SAFETY: `status`, `out` and `panic` come from that shim, whose
-                        // result has this `#[repr(C)]` form (the declared one, or the
-                        // same form of its handles).
-                        unsafe { ::tomada::__private::finish::<#decoded>(status, out, panic) }
-                    };
-                    if objects { self.raw.keeping(call) } else { call() }
-                }
-                ::tomada::__private::Target::Remote(channel) => {
-                    let objects = const { false #(|| ::tomada::interface::has_objects(<#tys_static as ::tomada::Arg>::DESC))* || ::tomada::interface::has_objects(<#ret_static as ::tomada::Abi>::DESC) };
-                    ::tomada::__private::remote_call::<#decoded>(&**channel, #method_no, objects, |args| {
+            // Objects in the result (or handed back through arguments) keep the
+            // plugin's library loaded; only such methods pay for saying so.
+            // An inline `const`, not a `const` item: it is checked under this
+            // impl's bounds, like the rest of the method.
+            let objects = const { false #(|| ::tomada::interface::has_objects(<#tys_static as ::tomada::Arg>::DESC))* || ::tomada::interface::has_objects(<#ret_static as ::tomada::Abi>::DESC) };
+            // In-process the vtable is set; a plugin in another process (null) is
+            // served out of line (`remote_call` is cold), so the in-process call is
+            // one test of the vtable pointer and a call through its entry.
+            let vtable = self.raw.vtable;
+            if vtable.is_null() {
+                return match self.raw.channel() {
+                    Ok(channel) => ::tomada::__private::remote_call::<#decoded>(&**channel, #method_no, objects, move |args| {
                         #(<#tys as ::tomada::Arg>::encode(#locals, args);)*
-                    })
-                }
+                    }),
+                    Err(e) => ::core::result::Result::Err(e),
+                };
             }
+            let this = self.raw.this;
+            let call = || {
+                // SAFETY: `vtable` is this contract's vtable in the plugin, with at
+                // least `provided` entries (checked above for later methods), so
+                // this entry is there; only it is read (a plugin of an older minor
+                // version has a shorter vtable: no reference to the whole is made).
+                let shim = unsafe { (&raw const (*vtable.cast::<#vtable>()).#ident).read() };
+                let mut out = ::tomada::__private::MaybeUninit::uninit();
+                let mut panic = ::tomada::__private::MaybeUninit::uninit();
+                // SAFETY: the shim of this very method (the layouts matched), with
+                // arguments converted by the same `Arg` impls; the borrowed ones
+                // live until it returns; `out`/`panic` are writable.
+                let status = unsafe {
+                    shim(this, #(<#tys as ::tomada::Arg>::into_ffi(#locals),)* out.as_mut_ptr(), panic.as_mut_ptr())
+                };
+                // SAFETY: `status`, `out` and `panic` come from that shim, whose
+                // result has this `#[repr(C)]` form (the declared one, or the
+                // same form of its handles).
+                unsafe { ::tomada::__private::finish::<#decoded>(status, out, &panic) }
+            };
+            if objects { self.raw.keeping(call) } else { call() }
         }
     };
     let docs = quote! {
