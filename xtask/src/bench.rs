@@ -335,12 +335,16 @@ fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
         ),
         _ => String::new(),
     };
+    let inspect = |case: &str, key: &str, floor: &str| match (a.get(case, key), a.get(case, floor)) {
+        (Some(i), Some(f)) => format!("; inspection alone {}, {:.2}×", show(i), i / f),
+        _ => String::new(),
+    };
     rows.push(row(
         "check + load of a plugin with debug info (`debug = 1`)",
         format!("raw `dlopen` of a copy of the same file ({})", mb(a.get("debug_info", "bytes"))),
         a.get("debug_info", "dlopen"),
         a.get("debug_info", "tomada"),
-        stripped,
+        format!("{}{stripped}", inspect("debug_info", "inspect", "dlopen")),
         "≤ 1.2×, whatever the debug info",
     ));
     let touched = |who: &str| match (a.get("fresh", &format!("{who}_faults")), a.get("fresh", &format!("{who}_rss_kb")))
@@ -353,7 +357,7 @@ fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
         format!("`dlopen` in a fresh process{}", touched("dlopen")),
         a.get("fresh", "dlopen"),
         a.get("fresh", "tomada"),
-        touched("tomada"),
+        format!("{}{}", touched("tomada"), inspect("fresh", "inspect", "dlopen")),
         "≤ 1.5× `dlopen`",
     ));
     rows.push(row(
@@ -364,10 +368,14 @@ fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
         String::new(),
         "≤ 1.1×",
     ));
-    let medians = match (a.get("thousand", "tomada_median"), a.get("thousand", "dlopen_median")) {
-        (Some(t), Some(d)) => format!(" (medians {} vs {}, {:.2}×)", show(t), show(d), t / d),
-        _ => String::new(),
-    };
+    let mut medians = String::new();
+    for (what, key) in [("median", "median"), ("first 100", "first100"), ("last 100", "last100")] {
+        if let (Some(t), Some(d)) =
+            (a.get("thousand", &format!("tomada_{key}")), a.get("thousand", &format!("dlopen_{key}")))
+        {
+            medians.push_str(&format!("; {what} {} vs {}, {:.2}×", show(t), show(d), t / d));
+        }
+    }
     rows.push(row(
         "1,000 plugins, per load (mean; all kept loaded)",
         "raw `dlopen` of 1,000 other copies, interleaved".into(),

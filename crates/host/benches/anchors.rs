@@ -64,11 +64,13 @@ fn size(path: &Path) -> u64 {
 }
 
 /// Check + load against raw `dlopen`, each on a fresh copy of `src` (the dynamic
-/// loader shares an object already open from the same inode), alternating; medians.
-fn fresh_copy_loads(src: &Path, rounds: usize) -> (Duration, Duration) {
+/// loader shares an object already open from the same inode), alternating, and
+/// `tomada_host::inspect` alone (the checks without the load); medians.
+fn fresh_copy_loads(src: &Path, rounds: usize) -> (Duration, Duration, Duration) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ext = std::env::consts::DLL_EXTENSION;
     let (mut tomada, mut raw) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let mut inspect = Vec::with_capacity(rounds);
     for i in 0..rounds + 2 {
         let a = tomada_test_support::copy_to(src, dir.path(), &format!("t{i}.{ext}"));
         let b = tomada_test_support::copy_to(src, dir.path(), &format!("r{i}.{ext}"));
@@ -80,46 +82,46 @@ fn fresh_copy_loads(src: &Path, rounds: usize) -> (Duration, Duration) {
         let library = open_library(&b);
         let took_raw = t.elapsed();
         drop(black_box(library));
+        let t = Instant::now();
+        let inspected = tomada_host::inspect(&a).expect("inspect the copy");
+        let took_inspect = t.elapsed();
+        drop(black_box(inspected));
         // The first two rounds warm up (page cache, the loader's own first use).
         if i >= 2 {
             tomada.push(took_tomada);
             raw.push(took_raw);
+            inspect.push(took_inspect);
         }
         let _ = std::fs::remove_file(&a);
         let _ = std::fs::remove_file(&b);
     }
-    (median(&mut tomada), median(&mut raw))
+    (median(&mut tomada), median(&mut raw), median(&mut inspect))
 }
 
 fn debug_info() {
     let stripped = Build::new("greeter").release().cdylib();
     let debug = Build::new("greeter").release().config("profile.release.debug=1").cdylib();
     let rounds = 60;
-    let (dt, dr) = fresh_copy_loads(&debug, rounds);
-    let (st, sr) = fresh_copy_loads(&stripped, rounds);
+    let (dt, dr, di) = fresh_copy_loads(&debug, rounds);
+    let (st, sr, si) = fresh_copy_loads(&stripped, rounds);
     let (ds, ss) = (size(&debug), size(&stripped));
+    for (name, t, r, i, bytes) in
+        [("greeter with debug = 1", dt, dr, di, ds), ("greeter stripped (release)", st, sr, si, ss)]
+    {
+        println!(
+            "{name:<44} check+load {t:>9.2?}  dlopen {r:>9.2?}  ratio {:.2}x  (inspect alone {i:.2?}; {} kB)",
+            t.as_secs_f64() / r.as_secs_f64(),
+            bytes / 1000
+        );
+    }
     println!(
-        "{:<44} check+load {:>9.2?}  dlopen {:>9.2?}  ratio {:.2}x  ({} kB)",
-        "greeter with debug = 1",
-        dt,
-        dr,
-        dt.as_secs_f64() / dr.as_secs_f64(),
-        ds / 1000
-    );
-    println!(
-        "{:<44} check+load {:>9.2?}  dlopen {:>9.2?}  ratio {:.2}x  ({} kB)",
-        "greeter stripped (release)",
-        st,
-        sr,
-        st.as_secs_f64() / sr.as_secs_f64(),
-        ss / 1000
-    );
-    println!(
-        "anchor debug_info tomada={} dlopen={} bytes={ds} stripped_tomada={} stripped_dlopen={} stripped_bytes={ss} rounds={rounds}",
+        "anchor debug_info tomada={} dlopen={} inspect={} bytes={ds} stripped_tomada={} stripped_dlopen={} stripped_inspect={} stripped_bytes={ss} rounds={rounds}",
         ns(dt),
         ns(dr),
+        ns(di),
         ns(st),
-        ns(sr)
+        ns(sr),
+        ns(si)
     );
 }
 
@@ -154,6 +156,12 @@ fn child(kind: &str, path: &Path) {
             println!("{} {} {}", ns(took), minor_faults() - faults, resident_kb().saturating_sub(rss));
             drop(black_box(plugin));
         }
+        "inspect" => {
+            let inspected = tomada_host::inspect(path).expect("inspect");
+            let took = t.elapsed();
+            println!("{} {} {}", ns(took), minor_faults() - faults, resident_kb().saturating_sub(rss));
+            drop(black_box(inspected));
+        }
         _ => {
             let library = open_library(path);
             let took = t.elapsed();
@@ -181,12 +189,14 @@ fn run_child(kind: &str, path: &Path) -> (Duration, i64, u64) {
 fn fresh() {
     let path = Build::new("greeter").release().cdylib();
     let runs = 150;
-    let (mut tomada, mut raw) = (Vec::new(), Vec::new());
+    let (mut tomada, mut raw, mut inspect) = (Vec::new(), Vec::new(), Vec::new());
     let (mut tf, mut rf, mut tr, mut rr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs + 3 {
         let t = run_child("tomada", &path);
         let r = run_child("dlopen", &path);
+        let n = run_child("inspect", &path);
         if i >= 3 {
+            inspect.push(n.0);
             tomada.push(t.0);
             raw.push(r.0);
             tf.push(t.1);
@@ -195,7 +205,7 @@ fn fresh() {
             rr.push(r.2);
         }
     }
-    let (t, r) = (median(&mut tomada), median(&mut raw));
+    let (t, r, n) = (median(&mut tomada), median(&mut raw), median(&mut inspect));
     let mid = |v: &mut Vec<i64>| {
         v.sort();
         v[v.len() / 2]
@@ -206,16 +216,17 @@ fn fresh() {
     };
     let (tf, rf, tr, rr) = (mid(&mut tf), mid(&mut rf), mid_u(&mut tr), mid_u(&mut rr));
     println!(
-        "{:<44} load {:>9.2?}  dlopen {:>9.2?}  ratio {:.2}x  minor faults {tf} vs {rf}  RSS +{tr} kB vs +{rr} kB",
+        "{:<44} load {:>9.2?}  dlopen {:>9.2?}  ratio {:.2}x  minor faults {tf} vs {rf}  RSS +{tr} kB vs +{rr} kB  (inspect alone {n:.2?})",
         format!("first load in a fresh process ({runs} each)"),
         t,
         r,
         t.as_secs_f64() / r.as_secs_f64()
     );
     println!(
-        "anchor fresh tomada={} dlopen={} tomada_faults={tf} dlopen_faults={rf} tomada_rss_kb={tr} dlopen_rss_kb={rr} runs={runs}",
+        "anchor fresh tomada={} dlopen={} inspect={} tomada_faults={tf} dlopen_faults={rf} tomada_rss_kb={tr} dlopen_rss_kb={rr} runs={runs}",
         ns(t),
-        ns(r)
+        ns(r),
+        ns(n)
     );
 }
 
@@ -320,30 +331,43 @@ fn thousand() {
     assert!(plugins.iter().all(|p| p.greet("Mundo").is_ok_and(|g| g.contains("Mundo"))));
     let total = |v: &[Duration]| v.iter().sum::<Duration>();
     let (tt, rt) = (total(&tomada) / N as u32, total(&raw) / N as u32);
+    let (first_t, first_r) = (total(&tomada[..100]) / 100, total(&raw[..100]) / 100);
     let (last_t, last_r) = (total(&tomada[N - 100..]) / 100, total(&raw[N - 100..]) / 100);
     let (tm, rm) = (median(&mut tomada), median(&mut raw));
     println!(
-        "{:<44} load {:>9.2?}  dlopen {:>9.2?}  ratio {:.2}x  (medians {:.2?} vs {:.2?}; last 100: {:.2?} vs {:.2?})",
+        "{:<44} load {:>9.2?}  dlopen {:>9.2?}  ratio {:.2}x  (medians {:.2?} vs {:.2?}; first 100: {:.2?} vs {:.2?}; last 100: {:.2?} vs {:.2?})",
         "1,000 plugins, mean per load",
         tt,
         rt,
         tt.as_secs_f64() / rt.as_secs_f64(),
         tm,
         rm,
+        first_t,
+        first_r,
         last_t,
         last_r
     );
     println!(
-        "anchor thousand tomada={} dlopen={} tomada_median={} dlopen_median={} tomada_last100={} dlopen_last100={}",
+        "anchor thousand tomada={} dlopen={} tomada_median={} dlopen_median={} tomada_first100={} dlopen_first100={} tomada_last100={} dlopen_last100={}",
         ns(tt),
         ns(rt),
         ns(tm),
         ns(rm),
+        ns(first_t),
+        ns(first_r),
         ns(last_t),
         ns(last_r)
     );
+    // Unloading 1,000 plugins one after another (not timed above): each unload looks
+    // for hazards in `/proc/self/maps`, which grows with every library still mapped.
+    let t = Instant::now();
     drop(plugins);
+    let unload_t = t.elapsed() / N as u32;
+    let t = Instant::now();
     drop(libraries);
+    let unload_r = t.elapsed() / N as u32;
+    println!("{:<44} unload {unload_t:>9.2?}  dlclose {unload_r:>9.2?}", "1,000 plugins, mean per unload");
+    println!("anchor thousand_unload tomada={} dlclose={}", ns(unload_t), ns(unload_r));
 }
 
 fn main() {
