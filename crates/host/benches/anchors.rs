@@ -327,6 +327,13 @@ fn thousand() {
         libraries.push(open_library(b));
         raw.push(t.elapsed());
     }
+    // What 1,000 loaded plugins hold in memory: the sealed copies are shared memory
+    // (`RssShmem`), the raw `dlopen`s' pages the page cache's (`RssFile`).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |field: &str| -> u64 {
+        status.lines().find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
+    };
+    let (shmem_kb, file_kb) = (kb("RssShmem:"), kb("RssFile:"));
     // Every plugin answers (not timed).
     assert!(plugins.iter().all(|p| p.greet("Mundo").is_ok_and(|g| g.contains("Mundo"))));
     let total = |v: &[Duration]| v.iter().sum::<Duration>();
@@ -334,6 +341,9 @@ fn thousand() {
     let (first_t, first_r) = (total(&tomada[..100]) / 100, total(&raw[..100]) / 100);
     let (last_t, last_r) = (total(&tomada[N - 100..]) / 100, total(&raw[N - 100..]) / 100);
     let (tm, rm) = (median(&mut tomada), median(&mut raw));
+    // `median` sorted them.
+    let (t90, r90) = (tomada[N * 9 / 10], raw[N * 9 / 10]);
+    let (tmax, rmax) = (tomada[N - 1], raw[N - 1]);
     println!(
         "{:<44} load {:>9.2?}  dlopen {:>9.2?}  ratio {:.2}x  (medians {:.2?} vs {:.2?}; first 100: {:.2?} vs {:.2?}; last 100: {:.2?} vs {:.2?})",
         "1,000 plugins, mean per load",
@@ -348,7 +358,11 @@ fn thousand() {
         last_r
     );
     println!(
-        "anchor thousand tomada={} dlopen={} tomada_median={} dlopen_median={} tomada_first100={} dlopen_first100={} tomada_last100={} dlopen_last100={}",
+        "{:<44} p90 {t90:.2?} vs {r90:.2?}; max {tmax:.2?} vs {rmax:.2?}; RssShmem {shmem_kb} kB, RssFile {file_kb} kB",
+        "1,000 plugins, tails and memory"
+    );
+    println!(
+        "anchor thousand tomada={} dlopen={} tomada_median={} dlopen_median={} tomada_first100={} dlopen_first100={} tomada_last100={} dlopen_last100={} tomada_p90={} dlopen_p90={} shmem_kb={shmem_kb} file_kb={file_kb}",
         ns(tt),
         ns(rt),
         ns(tm),
@@ -356,7 +370,9 @@ fn thousand() {
         ns(first_t),
         ns(first_r),
         ns(last_t),
-        ns(last_r)
+        ns(last_r),
+        ns(t90),
+        ns(r90)
     );
     // Unloading 1,000 plugins one after another (not timed above): each unload looks
     // for hazards in `/proc/self/maps`, which grows with every library still mapped.
