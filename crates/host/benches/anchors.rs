@@ -317,6 +317,9 @@ fn thousand() {
         (0..N).map(|i| tomada_test_support::copy_to(&src, dir.path(), &format!("plugin{i:04}.{ext}"))).collect();
     let raw_copies: Vec<PathBuf> =
         (0..N).map(|i| tomada_test_support::copy_to(&src, dir.path(), &format!("raw{i:04}.{ext}"))).collect();
+    // 1.1 GB just written: let it reach the disk now, not during the loads.
+    // SAFETY: `sync` has no preconditions.
+    unsafe { libc::sync() };
     let (mut plugins, mut libraries) = (Vec::with_capacity(N), Vec::with_capacity(N));
     let (mut tomada, mut raw) = (Vec::with_capacity(N), Vec::with_capacity(N));
     for (a, b) in tomada_copies.iter().zip(&raw_copies) {
