@@ -8,8 +8,15 @@
 //! the goal, in the table format of issue 20. The table also goes to
 //! `target/bench-table.md`.
 //!
+//! The `anchors` harness (`crates/host/benches/anchors.rs`) measures the four rows
+//! criterion cannot hold (a plugin with debug info, the first load in a fresh process,
+//! the whole host run against a no-plugin binary, 1,000 plugins); its `anchor ...`
+//! lines are kept in `target/bench-anchors.txt`.
+//!
 //! `cargo xtask bench --no-isolation` leaves out the isolation harness (a minute or two
-//! of child processes); `--no-run` only prints the table from the last results.
+//! of child processes), `--no-anchors` the anchors harness, `--anchors-only` runs only
+//! the anchors harness (the other rows from the last results); `--no-run` only prints
+//! the table from the last results.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -123,7 +130,7 @@ struct Row {
     goal: &'static str,
 }
 
-fn rows(m: &Medians, iso: Option<&Isolation>) -> Vec<Row> {
+fn rows(m: &Medians, iso: Option<&Isolation>, anchors: &Anchors) -> Vec<Row> {
     let get = |g: &str, f: &str| m.get(&(g.to_owned(), f.to_owned())).copied();
     let missing = || "not measured".to_owned();
     let mut rows = Vec::new();
@@ -263,21 +270,130 @@ fn rows(m: &Medians, iso: Option<&Isolation>) -> Vec<Row> {
             }
         }
     }
-    for (figure, goal) in [
-        ("check + load of a plugin with debug info", "≤ 1.2×"),
-        ("first load in a fresh process", "≤ 1.5× `dlopen`"),
-        ("whole host run", "≤ 1.1×"),
-        ("1,000 plugins, per load", "≤ 1.2×"),
-    ] {
-        rows.push(Row {
+    anchor_rows(&mut rows, anchors);
+    rows
+}
+
+/// What the `anchors` harness printed: its `anchor NAME key=value...` lines, times in
+/// nanoseconds.
+#[derive(Default)]
+struct Anchors {
+    cases: HashMap<String, HashMap<String, f64>>,
+}
+
+impl Anchors {
+    fn parse(text: &str) -> Anchors {
+        let mut cases = HashMap::new();
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("anchor") {
+                continue;
+            }
+            let Some(name) = words.next() else { continue };
+            let values = words
+                .filter_map(|w| w.split_once('='))
+                .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+                .collect();
+            cases.insert(name.to_owned(), values);
+        }
+        Anchors { cases }
+    }
+
+    fn get(&self, case: &str, key: &str) -> Option<f64> {
+        self.cases.get(case)?.get(key).copied()
+    }
+}
+
+/// The four rows the `anchors` harness measures (see `crates/host/benches/anchors.rs`).
+fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
+    let row = |figure, floor_name: String, floor: Option<f64>, now: Option<f64>, now_extra: String, goal| match (
+        floor, now,
+    ) {
+        (Some(f), Some(n)) => Row {
             figure,
-            floor: "–".into(),
-            now: "no bench in this repository (the anchors' harness)".into(),
+            floor: format!("{floor_name} {}", show(f)),
+            now: format!("{}{now_extra}", show(n)),
+            ratio: format!("**{:.2}×**", n / f),
+            goal,
+        },
+        _ => Row {
+            figure,
+            floor: floor_name,
+            now: "not measured (`cargo bench -p tomada-host --bench anchors`)".into(),
             ratio: "–".into(),
             goal,
-        });
+        },
+    };
+    let mb = |bytes: Option<f64>| bytes.map(|b| format!("{:.1} MB", b / 1e6)).unwrap_or_default();
+    let stripped = match (a.get("debug_info", "stripped_tomada"), a.get("debug_info", "stripped_dlopen")) {
+        (Some(t), Some(d)) => format!(
+            "; the stripped build ({}): {} vs `dlopen` {}, {:.2}×",
+            mb(a.get("debug_info", "stripped_bytes")),
+            show(t),
+            show(d),
+            t / d
+        ),
+        _ => String::new(),
+    };
+    let inspect = |case: &str, key: &str, floor: &str| match (a.get(case, key), a.get(case, floor)) {
+        (Some(i), Some(f)) => format!("; inspection alone {}, {:.2}×", show(i), i / f),
+        _ => String::new(),
+    };
+    rows.push(row(
+        "check + load of a plugin with debug info (`debug = 1`)",
+        format!("raw `dlopen` of a copy of the same file ({})", mb(a.get("debug_info", "bytes"))),
+        a.get("debug_info", "dlopen"),
+        a.get("debug_info", "tomada"),
+        format!("{}{stripped}", inspect("debug_info", "inspect", "dlopen")),
+        "≤ 1.2×, whatever the debug info",
+    ));
+    let touched = |who: &str| match (a.get("fresh", &format!("{who}_faults")), a.get("fresh", &format!("{who}_rss_kb")))
+    {
+        (Some(f), Some(r)) => format!(" (+{f:.0} minor faults, +{r:.0} kB RSS)"),
+        _ => String::new(),
+    };
+    rows.push(row(
+        "first load in a fresh process (median of fresh processes)",
+        format!("`dlopen` in a fresh process{}", touched("dlopen")),
+        a.get("fresh", "dlopen"),
+        a.get("fresh", "tomada"),
+        format!("{}{}", touched("tomada"), inspect("fresh", "inspect", "dlopen")),
+        "≤ 1.5× `dlopen`",
+    ));
+    rows.push(row(
+        "whole host run (`host --plugin greeter_v1.so`, fork+exec+wait)",
+        "Rust no-plugin (`host/examples/no_plugin.rs`)".into(),
+        a.get("host_run", "floor"),
+        a.get("host_run", "tomada"),
+        String::new(),
+        "≤ 1.1×",
+    ));
+    let mut extra = String::new();
+    for (what, key) in [("mean", ""), ("first 100", "_first100"), ("last 100", "_last100"), ("p90", "_p90")] {
+        if let (Some(t), Some(d)) =
+            (a.get("thousand", &format!("tomada{key}")), a.get("thousand", &format!("dlopen{key}")))
+        {
+            extra.push_str(&format!("; {what} {} vs {}, {:.2}×", show(t), show(d), t / d));
+        }
     }
-    rows
+    if let (Some(s), Some(f)) = (a.get("thousand", "shmem_kb"), a.get("thousand", "file_kb")) {
+        extra.push_str(&format!(
+            "; 1,000 loaded: {:.0} MB shared memory (the sealed copies), {:.0} MB file pages",
+            s / 1e3,
+            f / 1e3
+        ));
+    }
+    if let (Some(u), Some(c)) = (a.get("thousand_unload", "tomada"), a.get("thousand_unload", "dlclose")) {
+        extra.push_str(&format!("; unload {} vs `dlclose` {}", show(u), show(c)));
+    }
+    rows.push(row(
+        "1,000 plugins, per load (median; all kept loaded)",
+        "raw `dlopen` of 1,000 other copies, interleaved".into(),
+        a.get("thousand", "dlopen_median"),
+        a.get("thousand", "tomada_median"),
+        extra,
+        "≤ 1.2×",
+    ));
 }
 
 fn machine() -> String {
@@ -320,9 +436,11 @@ fn criterion_dir(root: &Path) -> PathBuf {
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let root = root();
     let no_run = args.iter().any(|a| a == "--no-run");
-    let isolation = !args.iter().any(|a| a == "--no-isolation");
+    let anchors_only = args.iter().any(|a| a == "--anchors-only");
+    let isolation = !anchors_only && !args.iter().any(|a| a == "--no-isolation");
+    let anchors = !args.iter().any(|a| a == "--no-anchors");
     let mut iso = None;
-    if !no_run {
+    if !no_run && !anchors_only {
         say("cargo bench -p tomada-host --bench boundary (call/add, call/greet, load)");
         status(cargo().current_dir(&root).args([
             "bench",
@@ -363,12 +481,49 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
             iso = Some(Isolation { lines: text.lines().map(str::to_owned).collect() });
         }
     }
+    let anchors_out = criterion_dir(&root).with_file_name("bench-anchors.txt");
+    if !no_run && anchors {
+        say("cargo build --release -p host --bin host --example no_plugin (the whole-run row)");
+        status(cargo().current_dir(&root).args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "host",
+            "--bin",
+            "host",
+            "--example",
+            "no_plugin",
+        ]))?;
+        let release = criterion_dir(&root).with_file_name("release");
+        let exe = std::env::consts::EXE_SUFFIX;
+        say("cargo bench -p tomada-host --bench anchors (debug info, fresh process, whole run, 1,000 plugins)");
+        let out = cargo()
+            .current_dir(&root)
+            .env("TOMADA_ANCHORS_HOST", release.join(format!("host{exe}")))
+            .env("TOMADA_ANCHORS_NO_PLUGIN", release.join("examples").join(format!("no_plugin{exe}")))
+            .args(["bench", "-p", "tomada-host", "--bench", "anchors"])
+            .output()
+            .map_err(|e| format!("cannot run the anchors bench: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{text}");
+        if !out.status.success() {
+            return Err(format!(
+                "the anchors bench failed with {}:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        std::fs::write(&anchors_out, &text).map_err(|e| format!("cannot write {}: {e}", anchors_out.display()))?;
+    }
+    // Also after `--no-run` or `--anchors-only`: the last run's lines.
+    let anchors = Anchors::parse(&std::fs::read_to_string(&anchors_out).unwrap_or_default());
     let medians = medians(&criterion_dir(&root));
     let mut table = format!(
         "Machine: {}\n\n| figure | floor / anchor (same run) | now | ratio | goal |\n|---|---|---|---|---|\n",
         machine()
     );
-    for r in rows(&medians, iso.as_ref()) {
+    for r in rows(&medians, iso.as_ref(), &anchors) {
         table.push_str(&format!("| {} | {} | {} | {} | {} |\n", r.figure, r.floor, r.now, r.ratio, r.goal));
     }
     table.push_str(
@@ -391,6 +546,22 @@ mod tests {
         assert_eq!(parse_duration("250.00µs"), Some(250e3));
         assert_eq!(parse_duration("12ns"), Some(12.0));
         assert_eq!(parse_duration("fast"), None);
+    }
+
+    #[test]
+    fn anchor_lines_parse() {
+        let a = Anchors::parse(
+            "whole host run (300 each)   host 1.50ms  no-plugin 1.20ms  ratio 1.25x\nanchor host_run tomada=1500000 floor=1200000 runs=300\nanchor fresh tomada=x\n",
+        );
+        assert_eq!(a.get("host_run", "tomada"), Some(1.5e6));
+        assert_eq!(a.get("host_run", "floor"), Some(1.2e6));
+        assert_eq!(a.get("fresh", "tomada"), None);
+        let mut rows = Vec::new();
+        anchor_rows(&mut rows, &a);
+        assert_eq!(rows.len(), 4);
+        let run = rows.iter().find(|r| r.figure.starts_with("whole host run")).expect("the whole-run row");
+        assert_eq!(run.ratio, "**1.25×**");
+        assert!(rows[0].now.starts_with("not measured"));
     }
 
     #[test]
