@@ -17,6 +17,29 @@
 //!   its size in memory for as long as the library is loaded (its pages are not
 //!   shared with the page cache).
 //!
+//!   **A file that cannot change is not copied**: if the opened descriptor's inode
+//!   has fs-verity or is immutable (`chattr +i`) — `statx` attributes
+//!   `STATX_ATTR_VERITY` / `STATX_ATTR_IMMUTABLE`, asked of the descriptor, so of the
+//!   opened inode whatever the path names later — nothing can write, truncate or
+//!   replace its bytes, so the copy would protect nothing: the file itself is
+//!   inspected, hashed, verified (through a mapping, as the copy is) and loaded,
+//!   as `/proc/<pid>/fd/N` of its own descriptor, every other check unchanged. This
+//!   skips the copy's whole cost (most of a load; see docs/benchmarks.md, "Loads of
+//!   files that cannot change"). [`PluginFile::sealed_copy`] (`Inspected::sealed_copy`)
+//!   and a `debug` event say which way a file went. Only `CAP_LINUX_IMMUTABLE` can
+//!   clear the immutable flag (fs-verity cannot be removed at all): clearing it and
+//!   rewriting a loaded plugin in place is a privileged act this does not defend
+//!   against. Two loads of one such file at once share one library (its statics), as
+//!   two `dlopen`s of one file do; copies are libraries of their own.
+//!
+//!   A **read-only mount is not trusted**: `statfs`/`statvfs` report `ST_RDONLY` if
+//!   the mount *or* its superblock is read-only (Linux's `calculate_f_flags` ORs the
+//!   two), and a read-only bind mount, or a container's read-only root over an
+//!   overlay whose layers live on a writable file system, leaves the very inode
+//!   writable through another path. Even a read-only superblock (which
+//!   `/proc/self/mountinfo`'s super options would tell) can be remounted writable, or
+//!   its backing device or image rewritten. Such files are copied, as any other.
+//!
 //!   The library is loaded as `/proc/<pid>/fd/N`, `N` being the sealed copy, `<pid>`
 //!   this process's number as `/proc` names it (`readlink /proc/self`): the kernel
 //!   resolves the magic link to the open copy itself. That is also the library's
