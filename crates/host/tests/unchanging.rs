@@ -95,6 +95,33 @@ fn an_immutable_plugin_loads_without_a_copy() {
     assert_eq!(again.greet("de novo").unwrap(), "Olá, de novo 👋");
 }
 
+/// An isolated plugin's process gets the file's own descriptor (no copy to hand it)
+/// and loads it as itself too.
+#[test]
+fn an_immutable_plugin_loads_isolated() {
+    let dir = scratch();
+    let path = copy_to(&cdylib("greeter"), dir.path(), "unchanging-isolated.so");
+    let Some(_flag) = Immutable::set(&path) else { return };
+    let mode = tomada_host::isolate::Mode::Isolated(crate::isolate::isolation());
+    let plugin = tomada_host::load_with::<dyn Greeter>(&path, &mode).unwrap();
+    assert_eq!(plugin.greet("longe").unwrap(), "Olá, longe 👋");
+    let pid = plugin.process_id().expect("an isolated plugin has a process");
+    // The plugin's process, or (in a PID namespace of its own) its descendants.
+    let maps = family_maps(pid);
+    assert!(!maps.contains("/memfd:tomada:unchanging-isolated.so"), "the plugin's process mapped a copy");
+    assert!(maps.contains("unchanging-isolated.so"), "the plugin's process did not map the file:\n{maps}");
+}
+
+/// The `/proc/<pid>/maps` of `pid` and of all its descendants, one after the other.
+fn family_maps(pid: u32) -> String {
+    let mut maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        maps.push_str(&family_maps(child));
+    }
+    maps
+}
+
 #[test]
 fn an_immutable_bad_file_is_still_refused() {
     let dir = scratch();
