@@ -157,7 +157,13 @@ fn call_greet(c: &mut Criterion) {
 /// loader returns the already-open object for a file it has open (matched by device
 /// and inode), so every iteration needs its own copy to pay for a real load. The
 /// copies are deleted before returning.
-fn time_distinct_copies(src: &Path, iters: u64, mut load: impl FnMut(&Path)) -> Duration {
+fn time_distinct_copies(src: &Path, iters: u64, load: impl FnMut(&Path)) -> Duration {
+    time_distinct_copies_as(src, iters, false, load)
+}
+
+/// As [`time_distinct_copies`]; `immutable`: every copy made immutable (`chattr +i`)
+/// before the timing and mutable again after it (Linux, as root).
+fn time_distinct_copies_as(src: &Path, iters: u64, immutable: bool, mut load: impl FnMut(&Path)) -> Duration {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ext = std::env::consts::DLL_EXTENSION;
     let copies: Vec<PathBuf> =
@@ -169,13 +175,65 @@ fn time_distinct_copies(src: &Path, iters: u64, mut load: impl FnMut(&Path)) -> 
             std::fs::copy(&signature, format!("{}.minisig", copy.display())).expect("copy the signature");
         }
     }
+    if immutable {
+        for copy in &copies {
+            set_immutable(copy, true).expect("make a copy immutable");
+        }
+    }
     let start = Instant::now();
     for copy in &copies {
         load(copy);
     }
     let elapsed = start.elapsed();
+    if immutable {
+        for copy in &copies {
+            set_immutable(copy, false).expect("make a copy mutable again");
+        }
+    }
     warn_if_still_mapped(dir.path());
     elapsed
+}
+
+/// Sets or clears the immutable flag of `path` (`FS_IOC_SETFLAGS`, as `chattr`);
+/// needs `CAP_LINUX_IMMUTABLE` and a file system with the flag.
+fn set_immutable(path: &Path, on: bool) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        /// `FS_IMMUTABLE_FL` of linux/fs.h (not in the `libc` crate).
+        const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+        let file = std::fs::File::open(path)?;
+        let mut flags: libc::c_long = 0;
+        // SAFETY: `FS_IOC_GETFLAGS` writes the flags into `flags`.
+        if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        flags = if on { flags | FS_IMMUTABLE_FL } else { flags & !FS_IMMUTABLE_FL };
+        // SAFETY: `FS_IOC_SETFLAGS` reads the flags from `flags`.
+        if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, on);
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Whether files in a fresh temporary directory can be made immutable here.
+fn immutable_possible() -> bool {
+    let Ok(dir) = tempfile::tempdir() else { return false };
+    let probe = dir.path().join("probe");
+    if std::fs::write(&probe, b"x").is_err() {
+        return false;
+    }
+    let ok = set_immutable(&probe, true).is_ok();
+    if ok {
+        set_immutable(&probe, false).expect("make the probe mutable again");
+    }
+    ok
 }
 
 /// A library that stays mapped after `dlclose` (e.g. one that registered
@@ -246,6 +304,24 @@ fn load_group(c: &mut Criterion, name: &str, path: PathBuf, samples: usize) {
     group.bench_function("raw_dlopen", |b| {
         b.iter_custom(|iters| time_distinct_copies(&path, iters, |copy| drop(black_box(open_library(copy)))));
     });
+    // Files that cannot change load as themselves, without the sealed copy.
+    if immutable_possible() {
+        group.bench_function("tomada_load_immutable", |b| {
+            b.iter_custom(|iters| {
+                time_distinct_copies_as(&path, iters, true, |copy| {
+                    let plugin = tomada_host::load::<dyn Greeter>(copy).expect("load greeter");
+                    drop(black_box(plugin));
+                })
+            });
+        });
+        group.bench_function("raw_dlopen_immutable", |b| {
+            b.iter_custom(|iters| {
+                time_distinct_copies_as(&path, iters, true, |copy| drop(black_box(open_library(copy))))
+            });
+        });
+    } else {
+        eprintln!("{name}: files cannot be made immutable here (root on ext4/xfs/btrfs/tmpfs): no *_immutable rows");
+    }
     group.bench_function("inspect", |b| {
         b.iter(|| tomada_host::inspect(&path).expect("inspect greeter"));
     });

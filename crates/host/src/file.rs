@@ -17,6 +17,29 @@
 //!   its size in memory for as long as the library is loaded (its pages are not
 //!   shared with the page cache).
 //!
+//!   **A file that cannot change is not copied**: if the opened descriptor's inode
+//!   has fs-verity or is immutable (`chattr +i`) — `statx` attributes
+//!   `STATX_ATTR_VERITY` / `STATX_ATTR_IMMUTABLE`, asked of the descriptor, so of the
+//!   opened inode whatever the path names later — nothing can write, truncate or
+//!   replace its bytes, so the copy would protect nothing: the file itself is
+//!   inspected, hashed, verified (through a mapping, as the copy is) and loaded,
+//!   as `/proc/<pid>/fd/N` of its own descriptor, every other check unchanged. This
+//!   skips the copy's whole cost (most of a load; see docs/benchmarks.md, "Loads of
+//!   files that cannot change"). [`PluginFile::sealed_copy`] (`Inspected::sealed_copy`)
+//!   and a `debug` event say which way a file went. Only `CAP_LINUX_IMMUTABLE` can
+//!   clear the immutable flag (fs-verity cannot be removed at all): clearing it and
+//!   rewriting a loaded plugin in place is a privileged act this does not defend
+//!   against. Two loads of one such file at once share one library (its statics), as
+//!   two `dlopen`s of one file do; copies are libraries of their own.
+//!
+//!   A **read-only mount is not trusted**: `statfs`/`statvfs` report `ST_RDONLY` if
+//!   the mount *or* its superblock is read-only (Linux's `calculate_f_flags` ORs the
+//!   two), and a read-only bind mount, or a container's read-only root over an
+//!   overlay whose layers live on a writable file system, leaves the very inode
+//!   writable through another path. Even a read-only superblock (which
+//!   `/proc/self/mountinfo`'s super options would tell) can be remounted writable, or
+//!   its backing device or image rewritten. Such files are copied, as any other.
+//!
 //!   The library is loaded as `/proc/<pid>/fd/N`, `N` being the sealed copy, `<pid>`
 //!   this process's number as `/proc` names it (`readlink /proc/self`): the kernel
 //!   resolves the magic link to the open copy itself. That is also the library's
@@ -87,10 +110,13 @@ pub(crate) struct PluginFile {
     /// the library by.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) identity: (u64, u64),
-    /// Whether `file` is a `memfd` carrying every seal (the copy was made): its bytes
-    /// and length can never change, so it may be read through a mapping.
+    /// Whether `file`'s bytes and length can never change — a `memfd` carrying every
+    /// seal (the copy was made), or a file that is immutable or has fs-verity — so it
+    /// may be read through a mapping.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     sealed: bool,
+    /// Whether `file` is a sealed copy (not the file itself): [`PluginFile::sealed_copy`].
+    copied: bool,
 }
 
 impl PluginFile {
@@ -152,16 +178,23 @@ impl PluginFile {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
         #[cfg(target_os = "linux")]
-        let (file, len, identity, sealed) = if via == Via::SealedCopy {
+        let (file, len, identity, sealed, copied) = if via == Via::SealedCopy {
             use std::os::unix::fs::MetadataExt;
-            let (file, sealed) =
-                sealed::copy(file, &path, meta.len()).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-            let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-            (file, copied.len(), (copied.dev(), copied.ino()), sealed)
+            if let Some(why) = sealed::unchanging(&file) {
+                // The inode itself can never change: a copy would protect nothing.
+                tracing::debug!(path = %path.display(), why, "no sealed copy: the file cannot change");
+                let identity = (meta.dev(), meta.ino());
+                (file, meta.len(), identity, true, false)
+            } else {
+                let (file, sealed) = sealed::copy(file, &path, meta.len())
+                    .map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
+                let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
+                (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed)
+            }
         } else {
             use std::os::unix::fs::MetadataExt;
             let identity = (meta.dev(), meta.ino());
-            (file, meta.len(), identity, false)
+            (file, meta.len(), identity, false, false)
         };
         #[cfg(not(target_os = "linux"))]
         let _ = via;
@@ -176,11 +209,20 @@ impl PluginFile {
             (meta.len(), identity)
         };
         #[cfg(not(target_os = "linux"))]
-        let sealed = false;
+        let (sealed, copied) = (false, false);
         if len == 0 {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
-        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed })
+        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied })
+    }
+
+    /// Whether what is read and loaded is a sealed private copy of the file (Linux),
+    /// rather than the file itself: `false` for a file that cannot change (immutable,
+    /// or fs-verity: see the module documentation), where the copy is skipped, for
+    /// [`PluginFile::open_to_read`], where no `memfd` can be made, and elsewhere than
+    /// Linux.
+    pub(crate) fn sealed_copy(&self) -> bool {
+        self.copied
     }
 
     /// The length of what is read and loaded (on Linux the sealed copy's: the file's
@@ -252,13 +294,15 @@ impl PluginFile {
         }
     }
 
-    /// The bytes of the sealed copy, mapped read-only; `None` if there is no sealed
-    /// copy (elsewhere than Linux, or where no `memfd` could be made) or it cannot be
-    /// mapped: then read it with [`PluginFile::read_exact_at`].
+    /// The bytes of the sealed copy (or of a file that cannot change), mapped
+    /// read-only; `None` if there is neither (elsewhere than Linux, or where no
+    /// `memfd` could be made) or it cannot be mapped: then read it with
+    /// [`PluginFile::read_exact_at`].
     ///
-    /// Mapping the file itself would be unsafe (a file truncated while mapped kills
-    /// the reader with `SIGBUS`, a file rewritten changes under it); the sealed copy
-    /// can neither shrink nor change, so its mapping is plain immutable memory. Reading
+    /// Mapping an ordinary file would be unsafe (a file truncated while mapped kills
+    /// the reader with `SIGBUS`, a file rewritten changes under it); the sealed copy,
+    /// or an immutable or fs-verity file, can neither shrink nor change, so its
+    /// mapping is plain immutable memory. Reading
     /// a few pages through it costs one `mmap` and a few minor faults, instead of a
     /// `pread` and an allocation per block.
     #[cfg(target_os = "linux")]
@@ -341,9 +385,10 @@ impl Mapped {
     /// The mapped bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` maps `len` readable bytes of a `memfd` sealed against writing,
-        // shrinking and growing (only [`PluginFile::mapped`] makes a `Mapped`, only for
-        // such a copy), so they stay mapped, unchanged and never fault with `SIGBUS`
-        // until `self` drops.
+        // shrinking and growing, or of a file the kernel refuses to write or truncate
+        // (immutable or fs-verity; only [`PluginFile`] makes a `Mapped`, only for such a
+        // file), so they stay mapped, unchanged and never fault with `SIGBUS` until
+        // `self` drops.
         unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
     }
 }
@@ -405,6 +450,44 @@ mod sealed {
             return Err(io::Error::last_os_error());
         }
         Ok((copy, true))
+    }
+
+    /// Why the open `file` can never change, if it cannot: its inode has fs-verity
+    /// (never writable again: the flag cannot be removed) or is immutable (`chattr +i`:
+    /// no write, truncation, rename or link until someone with `CAP_LINUX_IMMUTABLE`
+    /// clears the flag). Asked of the descriptor (`statx` with `AT_EMPTY_PATH`), so it
+    /// is the opened inode's answer, not some later occupant's of the path.
+    ///
+    /// A read-only mount is deliberately not trusted: `statfs`'s `ST_RDONLY` is the
+    /// mount's flag *or* the superblock's, and a read-only bind mount (or a container's
+    /// read-only view of a layer) of a writable file system leaves the very inode
+    /// writable through another mount, which would change the mapped code under the
+    /// host.
+    pub(super) fn unchanging(file: &File) -> Option<&'static str> {
+        let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+        // SAFETY: `statx` of the descriptor itself (empty path with `AT_EMPTY_PATH`)
+        // writes one `struct statx` into `stx`, which is large enough and writable.
+        let rc = unsafe {
+            libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS, stx.as_mut_ptr())
+        };
+        if rc != 0 {
+            // No `statx` (a kernel before 4.11, a seccomp filter): copy, as always.
+            return None;
+        }
+        // SAFETY: `statx` succeeded and filled the struct (it was zeroed before anyway).
+        let stx = unsafe { stx.assume_init() };
+        // An attribute counts only where the file system reports it (the mask).
+        let has = |attr: libc::c_int| {
+            let attr = attr as u64;
+            stx.stx_attributes_mask & attr != 0 && stx.stx_attributes & attr != 0
+        };
+        if has(libc::STATX_ATTR_VERITY) {
+            Some("fs-verity")
+        } else if has(libc::STATX_ATTR_IMMUTABLE) {
+            Some("immutable")
+        } else {
+            None
+        }
     }
 
     /// A new, empty `memfd` named after the plugin (its name shows in

@@ -505,6 +505,15 @@ impl Inspected {
         self.provenance.sha256
     }
 
+    /// Whether what was inspected (and would be loaded) is a sealed private copy of
+    /// the file (Linux), not the file itself. `false` where the file cannot change —
+    /// it is immutable (`chattr +i`) or has fs-verity, so the copy would protect
+    /// nothing and is skipped — where no sealed `memfd` can be made, and elsewhere
+    /// than Linux. See docs/living.md.
+    pub fn sealed_copy(&self) -> bool {
+        self.file.sealed_copy()
+    }
+
     /// The id of the trusted key that signed the file, if a policy verified a signature.
     pub fn signed_by(&self) -> Option<&str> {
         self.provenance.key.as_deref()

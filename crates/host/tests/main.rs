@@ -26,3 +26,4 @@ mod objects;
 mod sandbox;
 mod threads;
 mod trust;
+mod unchanging;
