@@ -206,7 +206,7 @@ pub enum LoadError {
         platform: &'static str,
     },
     /// A remote plugin's server could not be reached, or refused this host's
-    /// connection (see [`remote`](crate::remote)).
+    /// connection (see the `remote` module, feature `remote`).
     #[error("remote plugin `{}` is unavailable: {detail}", plugin.display())]
     Unavailable {
         /// The plugin's name on the server.

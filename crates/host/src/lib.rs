@@ -73,8 +73,13 @@
 //! A plugin's `log` records and `tracing` events reach this process's `log` logger and
 //! `tracing` subscriber with the target `plugin::<export>` (the export that logged
 //! them), every text escaped, the same in-process and isolated (see [`plugin_logs`]).
+//!
+//! Features: `remote` (off by default; Linux) adds plugins on another machine
+//! (`tomada_host::remote`, `Mode::Remote`, `tomada serve`), and with them a TLS stack
+//! (`rustls` with `ring`). A host that never loads a remote plugin leaves it off.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bytes;
 mod error;
@@ -97,7 +102,8 @@ pub mod isolate;
 mod library;
 mod logs;
 pub mod reload;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "remote"))]
+#[cfg_attr(docsrs, doc(cfg(all(target_os = "linux", feature = "remote"))))]
 pub mod remote;
 
 pub use logs::plugin_logs;
@@ -370,8 +376,9 @@ impl Loader {
     }
 
     /// Where plugins this loader loads run: [`Mode::InProcess`](isolate::Mode::InProcess)
-    /// (the default), [`Mode::Isolated`](isolate::Mode::Isolated), or on Unix
-    /// `Mode::Remote` (another machine's `tomada serve`; see [`remote`]), where the path
+    /// (the default), [`Mode::Isolated`](isolate::Mode::Isolated), or on Linux with
+    /// the `remote` feature `Mode::Remote` (another machine's `tomada serve`; see the
+    /// `remote` module), where the path
     /// given to [`Loader::load`] names the plugin on the server.
     pub fn mode(mut self, mode: isolate::Mode) -> Self {
         self.mode = mode;
@@ -462,7 +469,7 @@ impl Loader {
     /// [`Checked::isolate`] (by mode).
     pub fn load<C: ?Sized + Contract>(&self, path: impl AsRef<Path>) -> Result<Plugin<C>, LoadError> {
         // A remote plugin's file is the server's: `path` names it there.
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "remote"))]
         if let isolate::Mode::Remote(remote) = &self.mode {
             return remote::load::<C>(self, path.as_ref(), remote);
         }
@@ -581,7 +588,7 @@ impl<C: ?Sized + Contract> Checked<C> {
             isolate::Mode::InProcess => self.load(),
             isolate::Mode::Isolated(options) => self.isolate(&options),
             // (`Loader::load` takes a remote plugin before any local file is inspected.)
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", feature = "remote"))]
             isolate::Mode::Remote(_) => Err(LoadError::Unavailable {
                 plugin: self.inspected.inspection.path.clone(),
                 detail: "a remote plugin is loaded with `Loader::load` (or `load_with`), by the name the server serves it under, not from an inspected local file".to_owned(),

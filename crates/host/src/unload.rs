@@ -130,7 +130,7 @@ pub(crate) fn hazards(dev: u64, ino: u64, since: u64) -> Vec<Hazard> {
 #[cfg(target_os = "linux")]
 fn code_ranges(dev: u64, ino: u64) -> Vec<(usize, usize)> {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
+    let Some(maps) = read_proc("/proc/self/maps") else { return Vec::new() };
     maps.lines()
         .filter_map(|line| {
             let mut f = line.split_whitespace();
@@ -146,6 +146,17 @@ fn code_ranges(dev: u64, ino: u64) -> Vec<(usize, usize)> {
             Some((usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?))
         })
         .collect()
+}
+
+/// A `/proc` file's text, read into a buffer large enough for the usual whole file
+/// at once (`std::fs::read_to_string` sees `/proc` files as empty and reads them in
+/// small, growing steps: ten `read`s for `/proc/self/maps`).
+#[cfg(target_os = "linux")]
+fn read_proc(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 * 1024);
+    std::fs::File::open(path).ok()?.read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 #[cfg(target_os = "linux")]
@@ -215,9 +226,11 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
     // SAFETY: `gettid` has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
-    let Ok(mem) = std::fs::File::open("/proc/self/mem") else { return };
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let region_end = |sp: usize| {
+    // Opened and read at the first thread to look at (often none: a host whose
+    // threads all predate the library, or that has no other thread).
+    let mut mem: Option<std::io::Result<std::fs::File>> = None;
+    let mut maps: Option<String> = None;
+    let region_end = |maps: &str, sp: usize| {
         maps.lines().find_map(|line| {
             let (start, end) = line.split_whitespace().next()?.split_once('-')?;
             let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
@@ -252,7 +265,13 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
         }
         let Some((sp, pc)) = pointers else { continue };
         let mut hit = inside(pc);
-        if !hit && let Some(end) = region_end(sp) {
+        let mem = match mem.get_or_insert_with(|| std::fs::File::open("/proc/self/mem")) {
+            Ok(mem) => mem,
+            // As before this was lazy: without `/proc/self/mem`, no stack is read.
+            Err(_) => return,
+        };
+        let maps = maps.get_or_insert_with(|| read_proc("/proc/self/maps").unwrap_or_default());
+        if !hit && let Some(end) = region_end(maps, sp) {
             let mut offset = sp & !(size_of::<usize>() - 1);
             let mut buf = vec![0u8; 64 * 1024];
             'scan: while offset < end {

@@ -46,6 +46,7 @@ fn loader(mode: &Mode, export: Option<&str>, config: Option<Vec<u8>>, policy: Op
         Mode::Isolated(options) => loader.isolated(options.clone()),
         #[cfg(target_os = "linux")]
         Mode::Remote(remote) => loader.mode(Mode::Remote(remote.clone())),
+        other => unreachable!("a mode this test does not make: {other:?}"),
     }
 }
 

@@ -12,7 +12,7 @@ thread_local! {
 /// Runs `f` with a deadline `timeout` from now for every call it makes, on this
 /// thread, to an isolated or remote plugin: a shorter deadline than the plugin's own
 /// ([`Isolation::deadline`](super::Isolation::deadline),
-/// [`Remote::deadline`](crate::remote::Remote::deadline)), for one call or several.
+/// `Remote::deadline` with the `remote` feature), for one call or several.
 ///
 /// - **One budget for the scope**: the calls share it (three calls in a 200 ms scope
 ///   take 200 ms in all, not each), as a deadline, not a per-call timeout.

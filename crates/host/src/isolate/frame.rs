@@ -181,7 +181,7 @@ fn head(header: Header, parts: &[&[u8]]) -> io::Result<[u8; 4 + HEADER_REST]> {
 /// its exit code; `i32`s, each after a byte saying whether there is one), and whether
 /// the server ended it because a call ran past its deadline (a byte). (Written by the
 /// server's relay, Linux only.)
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "remote"))]
 pub(crate) fn ended(signal: Option<i32>, exit_code: Option<i32>, timed_out: bool) -> Vec<u8> {
     let mut payload = Vec::with_capacity(11);
     for v in [signal, exit_code] {
@@ -509,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "remote"))]
     fn an_ended_frame_says_how_the_process_ended() {
         for (signal, code, late) in
             [(Some(6), None, false), (None, Some(3), false), (None, None, true), (Some(-1), Some(0), true)]

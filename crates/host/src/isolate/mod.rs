@@ -73,10 +73,10 @@ use tomada::client::Channel;
 use tomada::ffi::Status;
 
 pub use deadline::with_deadline;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "remote"))]
 pub(crate) use endpoint::{DEADLINE_AT, REQUEST_HEAD, read_time_left};
 pub use options::{Isolation, Mode, OutputFn, Runner, Stream};
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "remote"))]
 pub(crate) use protocol::PROTOCOL;
 pub use runner::serve_if_runner;
 pub use sandbox::Sandbox;
@@ -146,7 +146,7 @@ struct Connection {
 }
 
 /// A remote plugin's connection, seen from the host.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (made only by `connect`)
+#[cfg_attr(not(all(target_os = "linux", feature = "remote")), allow(dead_code))] // (made only by `connect`)
 struct RemoteEnd {
     /// Its socket (shut down to end it: the server then ends the plugin's process).
     tcp: std::net::TcpStream,
@@ -258,7 +258,7 @@ impl Isolated {
 
     /// Connects to a remote plugin (`options.remote` is set), whose manifest the
     /// server sent and the caller checked: `inspection` holds it.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "remote"))]
     pub(crate) fn start_remote(
         inspection: &Inspection,
         config: &[u8],
@@ -300,7 +300,7 @@ impl Isolated {
 
     /// The current process's socket and a way to nudge it, for a relay that carries its
     /// frames elsewhere (see [`crate::remote`]: the server's side).
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "remote"))]
     pub(crate) fn relay_ends(&self) -> Option<(UnixStream, Box<dyn Fn() + Send>)> {
         let connection = self.lock().connection.clone()?;
         let stream = connection.endpoint.link.socket()?.try_clone().ok()?;
@@ -310,7 +310,7 @@ impl Isolated {
     /// For a relay whose child closed its socket: waits briefly for the child to exit,
     /// kills what is left, and returns how it ended (its signal or exit code); with
     /// `now` (a call past its deadline), kills it without waiting.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "remote"))]
     pub(crate) fn relay_ended(&self, now: bool) -> Option<ExitStatus> {
         let connection = self.lock().connection.take()?;
         if now { connection.kill() } else { connection.end(END_GRACE) }
@@ -318,7 +318,7 @@ impl Isolated {
 
     #[cfg(unix)]
     fn spawn(&self) -> Result<Connection, LoadError> {
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "remote"))]
         if let Some(client) = &self.options.remote {
             return self.connect(client);
         }
@@ -469,7 +469,7 @@ impl Isolated {
     /// Connects to a remote plugin's server: the host's end of a socket whose other end
     /// a relay pumps through TLS (see [`crate::remote`]); the frames are the isolated
     /// ones, and the server's child answers them.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "remote"))]
     fn connect(&self, client: &crate::remote::client::Client) -> Result<Connection, LoadError> {
         let fail = |detail: String| LoadError::Unavailable { plugin: self.path.clone(), detail };
         let dialed = client.dial(&self.config)?;
@@ -558,7 +558,7 @@ impl Isolated {
         };
         // The server or the link failed, not the plugin: the next connection tries the
         // other endpoints first.
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "remote"))]
         if matches!(fault, ReadError::Eof | ReadError::Io(_) | ReadError::Malformed(_))
             && let Some(client) = &self.options.remote
         {
@@ -654,7 +654,7 @@ impl Isolated {
             }
             Err(LoadError::Unavailable { detail, .. }) => Err(CallError::Unavailable { detail }),
             Err(LoadError::Overloaded { detail, .. }) => Err(CallError::Overloaded { detail }),
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", feature = "remote"))]
             Err(e) if self.options.remote.is_some() => Err(CallError::Unavailable { detail: e.to_string() }),
             Err(e) => Err(match self.crashed(&mut state) {
                 Some(_) => self.quarantined(),

@@ -18,8 +18,11 @@ pub(crate) const DEFAULT_MAX_FRAME: usize = 64 << 20;
 /// Where a plugin runs.
 // Built once per plugin and passed by reference: its size does not matter, and a
 // box would change how every host writes `Mode::Isolated(..)`.
+// Non-exhaustive: `Remote` exists only with the `remote` feature (on Linux), so a
+// host's `match` needs a `_` arm to compile either way.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum Mode {
     /// In the host's process: fastest; a crash of the plugin is a crash of the host.
     #[default]
@@ -29,7 +32,8 @@ pub enum Mode {
     /// In a child process on another machine, served by `tomada serve` over TLS with
     /// pinned keys on both sides (see [`crate::remote`]); the path given to the loader
     /// names the plugin the server serves.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "remote"))]
+    #[cfg_attr(docsrs, doc(cfg(all(target_os = "linux", feature = "remote"))))]
     Remote(crate::remote::Remote),
 }
 
@@ -75,7 +79,7 @@ pub struct Isolation {
     #[cfg(unix)]
     pub(crate) socket_only: bool,
     /// Set for a remote plugin: each "process" is a connection to a server.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "remote"))]
     pub(crate) remote: Option<Arc<crate::remote::client::Client>>,
     /// The log levels the plugin may send, if not this process's (a server passes on
     /// its client's).
@@ -122,7 +126,7 @@ impl Default for Isolation {
             max_frame: DEFAULT_MAX_FRAME,
             #[cfg(unix)]
             socket_only: false,
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", feature = "remote"))]
             remote: None,
             log_level: None,
         }
