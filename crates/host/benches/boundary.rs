@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use allround_api::Allround;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use pluginapi::Greeter;
-use tomada_test_support::Build;
+use tomada_test_support::{Build, set_immutable};
 
 tomada_host::tomada::global_allocator!();
 
@@ -192,34 +192,6 @@ fn time_distinct_copies_as(src: &Path, iters: u64, immutable: bool, mut load: im
     }
     warn_if_still_mapped(dir.path());
     elapsed
-}
-
-/// Sets or clears the immutable flag of `path` (`FS_IOC_SETFLAGS`, as `chattr`);
-/// needs `CAP_LINUX_IMMUTABLE` and a file system with the flag.
-fn set_immutable(path: &Path, on: bool) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        /// `FS_IMMUTABLE_FL` of linux/fs.h (not in the `libc` crate).
-        const FS_IMMUTABLE_FL: libc::c_long = 0x10;
-        let file = std::fs::File::open(path)?;
-        let mut flags: libc::c_long = 0;
-        // SAFETY: `FS_IOC_GETFLAGS` writes the flags into `flags`.
-        if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        flags = if on { flags | FS_IMMUTABLE_FL } else { flags & !FS_IMMUTABLE_FL };
-        // SAFETY: `FS_IOC_SETFLAGS` reads the flags from `flags`.
-        if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (path, on);
-        Err(std::io::ErrorKind::Unsupported.into())
-    }
 }
 
 /// Whether files in a fresh temporary directory can be made immutable here.

@@ -10,15 +10,11 @@
 #![cfg(target_os = "linux")]
 
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use pluginapi::Greeter;
 use tomada_host::{LoadError, Loader};
-use tomada_test_support::{cdylib, copy_to, mapped_copies};
-
-/// `FS_IMMUTABLE_FL` of linux/fs.h (not in the `libc` crate).
-const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+use tomada_test_support::{cdylib, copy_to, mapped_copies, set_immutable};
 
 /// A file made immutable, and made mutable again on drop (an immutable file cannot
 /// be deleted: its directory, and the target directory, could not be removed).
@@ -52,22 +48,6 @@ impl Drop for Immutable {
             eprintln!("could not make {} mutable again: {e} (run `chattr -i` on it)", self.0.display());
         }
     }
-}
-
-/// Sets or clears the immutable flag of `path` (`FS_IOC_SETFLAGS`, as `chattr`).
-fn set_immutable(path: &Path, on: bool) -> std::io::Result<()> {
-    let file = fs::File::open(path)?;
-    let mut flags: libc::c_long = 0;
-    // SAFETY: `FS_IOC_GETFLAGS` writes the flags (an int, in a long's room) into `flags`.
-    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    flags = if on { flags | FS_IMMUTABLE_FL } else { flags & !FS_IMMUTABLE_FL };
-    // SAFETY: `FS_IOC_SETFLAGS` reads the flags from `flags`.
-    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// A directory on the disk the tests are built on (under target/), where the flag

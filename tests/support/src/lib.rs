@@ -299,3 +299,38 @@ pub fn mapped_copies(name: &str) -> usize {
     inodes.dedup();
     inodes.len()
 }
+
+/// Sets or clears the immutable flag of `path` (`FS_IOC_SETFLAGS`, as `chattr +i`/`-i`
+/// does); needs `CAP_LINUX_IMMUTABLE` and a file system with the flag (ext4, xfs,
+/// btrfs, tmpfs since Linux 6.0). An immutable file cannot be deleted: clear the flag
+/// before its directory goes. `Unsupported` elsewhere than Linux.
+///
+/// # Errors
+/// The `ioctl`'s, e.g. `EPERM` without the capability, `ENOTTY`/`EOPNOTSUPP` on a
+/// file system without the flag.
+pub fn set_immutable(path: &Path, on: bool) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        /// `FS_IMMUTABLE_FL` of linux/fs.h (not in the `libc` crate).
+        const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+        let file = std::fs::File::open(path)?;
+        let mut flags: libc::c_long = 0;
+        // SAFETY: `FS_IOC_GETFLAGS` writes the flags (an int, in a long's room) into
+        // `flags`, which outlives the call.
+        if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        flags = if on { flags | FS_IMMUTABLE_FL } else { flags & !FS_IMMUTABLE_FL };
+        // SAFETY: `FS_IOC_SETFLAGS` reads the flags from `flags`.
+        if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, on);
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
