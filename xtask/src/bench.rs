@@ -483,25 +483,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     }
     let anchors_out = criterion_dir(&root).with_file_name("bench-anchors.txt");
     if !no_run && anchors {
-        say("cargo build --release -p host --bin host --example no_plugin (the whole-run row)");
-        status(cargo().current_dir(&root).args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "host",
-            "--bin",
-            "host",
-            "--example",
-            "no_plugin",
-        ]))?;
-        let release = criterion_dir(&root).with_file_name("release");
-        let exe = std::env::consts::EXE_SUFFIX;
         say("cargo bench -p tomada-host --bench anchors (debug info, fresh process, whole run, 1,000 plugins)");
         let out = cargo()
             .current_dir(&root)
-            .env("TOMADA_ANCHORS_HOST", release.join(format!("host{exe}")))
-            .env("TOMADA_ANCHORS_NO_PLUGIN", release.join("examples").join(format!("no_plugin{exe}")))
             .args(["bench", "-p", "tomada-host", "--bench", "anchors"])
             .output()
             .map_err(|e| format!("cannot run the anchors bench: {e}"))?;
