@@ -447,7 +447,7 @@ mod sealed {
     use super::Extent;
     use std::ffi::CString;
     use std::fs::File;
-    use std::io::{self, Read};
+    use std::io;
     use std::os::fd::{AsRawFd, FromRawFd};
     use std::path::Path;
 
@@ -478,30 +478,19 @@ mod sealed {
             // Made by a host, which hashed it if it had to: as it is.
             return Ok((file, true, true));
         }
-        let Some(mut copy) = create(path) else { return Ok((file, false, true)) };
+        let Some(copy) = create(path) else { return Ok((file, false, true)) };
         let ranges = match extent {
             Extent::Whole => None,
             Extent::WithoutDebugInfo => loaded(&file, len)?,
         };
-        let whole = match &ranges {
-            None => {
-                // `io::copy` copies in the kernel (`copy_file_range`, then `sendfile`),
-                // from the start: `file` was just opened, so its position is 0, and
-                // `take` stops at the length that was inspected for emptiness (a file
-                // still growing is copied as it was then).
-                let mut source = (&file).take(len);
-                io::copy(&mut source, &mut copy)?;
-                true
-            }
-            Some(ranges) => {
-                // The full length first (a hole, no pages), then each range in place.
-                copy.set_len(len)?;
-                for &(start, end) in ranges {
-                    copy_range(&file, &copy, start, end)?;
-                }
-                false
-            }
-        };
+        // The full length first (a hole, no pages), then each range in place; the
+        // length that was inspected for emptiness (a file still growing is copied as
+        // it was then).
+        copy.set_len(len)?;
+        let whole = ranges.is_none();
+        for &(start, end) in ranges.as_deref().unwrap_or(&[(0, len)]) {
+            copy_range(&file, &copy, start, end)?;
+        }
         // SAFETY: `F_ADD_SEALS` on the `memfd` we just made (with `MFD_ALLOW_SEALING`);
         // no writable mapping of it exists, so `F_SEAL_WRITE` can be added.
         if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } != 0 {
