@@ -339,12 +339,18 @@ fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
         (Some(i), Some(f)) => format!("; inspection alone {}, {:.2}×", show(i), i / f),
         _ => String::new(),
     };
+    let lean = match (a.get("debug_info", "lean"), a.get("debug_info", "dlopen")) {
+        (Some(l), Some(d)) => {
+            format!("; `debug_info(false)` (no DWARF in the sealed copy): {}, **{:.2}×**", show(l), l / d)
+        }
+        _ => String::new(),
+    };
     rows.push(row(
         "check + load of a plugin with debug info (`debug = 1`)",
         format!("raw `dlopen` of a copy of the same file ({})", mb(a.get("debug_info", "bytes"))),
         a.get("debug_info", "dlopen"),
         a.get("debug_info", "tomada"),
-        format!("{}{stripped}", inspect("debug_info", "inspect", "dlopen")),
+        format!("{}{lean}{stripped}", inspect("debug_info", "inspect", "dlopen")),
         "≤ 1.2×, whatever the debug info",
     ));
     let touched = |who: &str| match (a.get("fresh", &format!("{who}_faults")), a.get("fresh", &format!("{who}_rss_kb")))

@@ -15,7 +15,9 @@
 //!   [`PluginFile::open_to_read`].) The
 //!   copy costs one in-kernel copy of the file (`copy_file_range`/`sendfile`) and
 //!   its size in memory for as long as the library is loaded (its pages are not
-//!   shared with the page cache).
+//!   shared with the page cache). A host may leave the DWARF debug info out of the
+//!   copy (`Loader::debug_info(false)`, [`Extent::WithoutDebugInfo`]): it then stays holes, so
+//!   it costs nothing to load.
 //!
 //!   **A file that cannot change is not copied**: if the opened descriptor's inode
 //!   has fs-verity or is immutable (`chattr +i`) — `statx` attributes
@@ -81,11 +83,27 @@ use std::path::{Path, PathBuf};
 
 use crate::LoadError;
 
+/// How much of a plugin file its sealed copy holds (Linux; see the module
+/// documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extent {
+    /// Every byte (the default; always for whoever hashes the whole file: a trust
+    /// policy's signature or pin, the audit trail's SHA-256).
+    Whole,
+    /// Every byte but the DWARF debug info (`.debug_*`, `.zdebug_*` sections that are
+    /// not loaded), which stays holes that read as zeros and take no memory, so a
+    /// plugin's debug info costs nothing to load ([`crate::Loader::debug_info`]).
+    /// What the loader maps, what the checks read and the symbol table are all
+    /// there. Anything but a 64-bit ELF file of this machine's byte order with
+    /// ordinary header tables is copied whole.
+    WithoutDebugInfo,
+}
+
 /// Whether [`PluginFile`] reads (and loads) a sealed copy of the file (Linux).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Via {
     /// The sealed copy: what is checked is what loads.
-    SealedCopy,
+    SealedCopy(Extent),
     /// The file itself: for reading only, never loaded.
     File,
 }
@@ -117,14 +135,18 @@ pub(crate) struct PluginFile {
     sealed: bool,
     /// Whether `file` is a sealed copy (not the file itself): [`PluginFile::sealed_copy`].
     copied: bool,
+    /// Whether `file` holds every byte of the plugin file: `false` only for a sealed
+    /// copy without the debug info ([`Extent::WithoutDebugInfo`]), which is never hashed.
+    whole: bool,
 }
 
 impl PluginFile {
     /// Opens `path` without blocking (a FIFO or device never hangs the host) and
     /// refuses anything that is not a regular, non-empty file. On Linux, what is read
-    /// and loaded after is the sealed copy (see the module documentation).
-    pub(crate) fn open(path: &Path) -> Result<PluginFile, LoadError> {
-        Self::open_as(path, Via::SealedCopy)
+    /// and loaded after is the sealed copy (see the module documentation), holding
+    /// `extent` of the file.
+    pub(crate) fn open(path: &Path, extent: Extent) -> Result<PluginFile, LoadError> {
+        Self::open_as(path, Via::SealedCopy(extent))
     }
 
     /// As [`PluginFile::open`], for reading only (nothing of it is ever loaded:
@@ -164,9 +186,11 @@ impl PluginFile {
     }
 
     /// Takes an open descriptor (e.g. inherited by an isolated plugin's process),
-    /// with the same checks as [`PluginFile::open`].
+    /// with the same checks as [`PluginFile::open`]. A descriptor that is already a
+    /// sealed copy (what the host hands its isolated plugins) is used as it is; any
+    /// other is copied whole.
     pub(crate) fn from_file(path: PathBuf, absolute: PathBuf, file: File) -> Result<PluginFile, LoadError> {
-        Self::from_file_as(path, absolute, file, Via::SealedCopy)
+        Self::from_file_as(path, absolute, file, Via::SealedCopy(Extent::Whole))
     }
 
     fn from_file_as(path: PathBuf, absolute: PathBuf, file: File, via: Via) -> Result<PluginFile, LoadError> {
@@ -178,23 +202,23 @@ impl PluginFile {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
         #[cfg(target_os = "linux")]
-        let (file, len, identity, sealed, copied) = if via == Via::SealedCopy {
+        let (file, len, identity, sealed, copied, whole) = if let Via::SealedCopy(extent) = via {
             use std::os::unix::fs::MetadataExt;
             if let Some(why) = sealed::unchanging(&file) {
                 // The inode itself can never change: a copy would protect nothing.
                 tracing::debug!(path = %path.display(), why, "no sealed copy: the file cannot change");
                 let identity = (meta.dev(), meta.ino());
-                (file, meta.len(), identity, true, false)
+                (file, meta.len(), identity, true, false, true)
             } else {
-                let (file, sealed) = sealed::copy(file, &path, meta.len())
+                let (file, sealed, whole) = sealed::copy(file, &path, meta.len(), extent)
                     .map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
                 let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-                (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed)
+                (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed, whole)
             }
         } else {
             use std::os::unix::fs::MetadataExt;
             let identity = (meta.dev(), meta.ino());
-            (file, meta.len(), identity, false, false)
+            (file, meta.len(), identity, false, false, true)
         };
         #[cfg(not(target_os = "linux"))]
         let _ = via;
@@ -209,11 +233,11 @@ impl PluginFile {
             (meta.len(), identity)
         };
         #[cfg(not(target_os = "linux"))]
-        let (sealed, copied) = (false, false);
+        let (sealed, copied, whole) = (false, false, true);
         if len == 0 {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
-        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied })
+        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied, whole })
     }
 
     /// Whether what is read and loaded is a sealed private copy of the file (Linux),
@@ -223,6 +247,12 @@ impl PluginFile {
     /// Linux.
     pub(crate) fn sealed_copy(&self) -> bool {
         self.copied
+    }
+
+    /// Whether what is read holds every byte of the file: `false` for a sealed copy
+    /// without the debug info ([`Extent::WithoutDebugInfo`]), whose holes read as zeros.
+    pub(crate) fn whole(&self) -> bool {
+        self.whole
     }
 
     /// The length of what is read and loaded (on Linux the sealed copy's: the file's
@@ -312,8 +342,15 @@ impl PluginFile {
 
     /// Feeds the whole file, once, in order, to `sink` (hashing, signature
     /// verification). Reads what was the file's length at open; a file that shrank
-    /// since is an error.
+    /// since is an error, and so is a copy without the debug info ([`Extent::WithoutDebugInfo`]:
+    /// its holes are not the file's bytes).
     pub(crate) fn read_all(&self, mut sink: impl FnMut(&[u8])) -> io::Result<()> {
+        if !self.whole {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the sealed copy leaves the debug info out: it is not the whole file",
+            ));
+        }
         // A sealed copy is read where it lies, without copying it into a buffer,
         // its pages mapped in one call (`MAP_POPULATE`) rather than a fault each.
         #[cfg(target_os = "linux")]
@@ -407,9 +444,10 @@ impl Drop for Mapped {
 /// and would add a dependency for two system calls).
 #[cfg(target_os = "linux")]
 mod sealed {
+    use super::Extent;
     use std::ffi::CString;
     use std::fs::File;
-    use std::io::{self, Read};
+    use std::io;
     use std::os::fd::{AsRawFd, FromRawFd};
     use std::path::Path;
 
@@ -428,28 +466,158 @@ mod sealed {
         seals >= 0 && seals & ALL == ALL
     }
 
-    /// A sealed `memfd` holding `file`'s first `len` bytes, and `true` (fewer, if it shrank while
+    /// A sealed `memfd` holding `file`'s first `len` bytes — all of them, or for
+    /// [`Extent::WithoutDebugInfo`] all but the debug info (see [`loaded`]) —
+    /// and `true` twice (sealed; whole, or not). Fewer bytes if the file shrank while
     /// being copied: the copy is what is checked, so a torn copy fails inspection, it
-    /// never loads something other than what was checked). `file` itself if it is
+    /// never loads something other than what was checked. `file` itself if it is
     /// already such a copy, or if no `memfd` can be made here (see the module
     /// documentation).
-    pub(super) fn copy(file: File, path: &Path, len: u64) -> io::Result<(File, bool)> {
+    pub(super) fn copy(file: File, path: &Path, len: u64, extent: Extent) -> io::Result<(File, bool, bool)> {
         if is_sealed(&file) {
-            return Ok((file, true));
+            // Made by a host, which hashed it if it had to: as it is.
+            return Ok((file, true, true));
         }
-        let Some(mut copy) = create(path) else { return Ok((file, false)) };
-        // `io::copy` copies in the kernel (`copy_file_range`, then `sendfile`), from
-        // the start: `file` was just opened, so its position is 0, and `take` stops
-        // at the length that was inspected for emptiness (a file still growing is
-        // copied as it was then).
-        let mut source = (&file).take(len);
-        io::copy(&mut source, &mut copy)?;
+        let Some(copy) = create(path) else { return Ok((file, false, true)) };
+        let ranges = match extent {
+            Extent::Whole => None,
+            Extent::WithoutDebugInfo => loaded(&file, len)?,
+        };
+        // The full length first (a hole, no pages), then each range in place; the
+        // length that was inspected for emptiness (a file still growing is copied as
+        // it was then).
+        copy.set_len(len)?;
+        let whole = ranges.is_none();
+        for &(start, end) in ranges.as_deref().unwrap_or(&[(0, len)]) {
+            copy_range(&file, &copy, start, end)?;
+        }
         // SAFETY: `F_ADD_SEALS` on the `memfd` we just made (with `MFD_ALLOW_SEALING`);
         // no writable mapping of it exists, so `F_SEAL_WRITE` can be added.
         if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok((copy, true))
+        Ok((copy, true, whole))
+    }
+
+    /// Copies `from`'s bytes `start..end` to the same place in `to`, in the kernel
+    /// (`sendfile`: `copy_file_range` fails between two file systems). A source that
+    /// ends early leaves the rest a hole (zeros), which the checks then see.
+    fn copy_range(from: &File, to: &File, start: u64, end: u64) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        (&*to).seek(SeekFrom::Start(start))?;
+        let mut offset = libc::off_t::try_from(start).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let mut left = end - start;
+        while left > 0 {
+            let n = left.min(1 << 30) as usize;
+            // SAFETY: `sendfile` between two descriptors we hold, reading `from` at
+            // `offset` (a local it advances) and writing `to` at its position; it
+            // touches no memory of ours but `offset`.
+            let done = unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut offset, n) };
+            match done {
+                0 => break,
+                d if d < 0 => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                d => left -= d as u64,
+            }
+        }
+        Ok(())
+    }
+
+    /// The byte ranges of `file`'s first `len` to copy for [`Extent::WithoutDebugInfo`],
+    /// sorted, merged, whole pages: the ELF header, the program headers, every byte a
+    /// program header names (what the loader maps, whatever the segment's type), the
+    /// section headers, and every section but the debug info that is not loaded
+    /// (`.debug_*`, `.zdebug_*`). `None` (copy it all) for anything but a 64-bit ELF
+    /// file of this machine's byte order with ordinary header tables.
+    ///
+    /// Read from the file before the copy is made, so the file may change between
+    /// this and the copy: that costs nothing but correctness of the *hint* — whatever
+    /// the copy ends up holding is what is checked and what loads, holes included.
+    /// Hand-written over `object`'s ELF structures: `object` parses a file in memory,
+    /// and reading the whole file to parse it is the cost this avoids.
+    pub(super) fn loaded(file: &File, len: u64) -> io::Result<Option<Vec<(u64, u64)>>> {
+        use object::NativeEndian;
+        use object::elf::{FileHeader64, ProgramHeader64, SHF_ALLOC, SHN_XINDEX, SHT_NOBITS, SectionHeader64};
+        use object::read::elf::{FileHeader as _, ProgramHeader as _, SectionHeader as _};
+        let e = NativeEndian;
+        let read = |offset: u64, n: u64| -> io::Result<Option<Vec<u8>>> {
+            use std::os::unix::fs::FileExt;
+            match offset.checked_add(n) {
+                Some(end) if end <= len && n <= len => {
+                    let mut buf = vec![0u8; n as usize];
+                    file.read_exact_at(&mut buf, offset)?;
+                    Ok(Some(buf))
+                }
+                _ => Ok(None),
+            }
+        };
+        let header_size = size_of::<FileHeader64<NativeEndian>>() as u64;
+        let Some(head) = read(0, header_size)? else { return Ok(None) };
+        let Ok(header) = FileHeader64::<NativeEndian>::parse(&*head) else { return Ok(None) };
+        let mut ranges = vec![(0, header_size)];
+        let (phoff, phnum) = (header.e_phoff(e), u64::from(header.e_phnum(e)));
+        let ph_size = size_of::<ProgramHeader64<NativeEndian>>() as u64;
+        // `PN_XNUM` (0xffff: the count elsewhere) and odd entry sizes: copy all.
+        if phnum == 0xffff || u64::from(header.e_phentsize(e)) != ph_size {
+            return Ok(None);
+        }
+        let Some(table) = read(phoff, phnum * ph_size)? else { return Ok(None) };
+        let Ok((phdrs, _)) = object::pod::slice_from_bytes::<ProgramHeader64<NativeEndian>>(&table, phnum as usize)
+        else {
+            return Ok(None);
+        };
+        ranges.push((phoff, phoff + phnum * ph_size));
+        for ph in phdrs {
+            ranges.push((ph.p_offset(e), ph.p_offset(e).saturating_add(ph.p_filesz(e))));
+        }
+        let (shoff, shnum, shstrndx) = (header.e_shoff(e), u64::from(header.e_shnum(e)), header.e_shstrndx(e));
+        let sh_size = size_of::<SectionHeader64<NativeEndian>>() as u64;
+        if shoff != 0 {
+            // Extended numbering (the count or the name table's index elsewhere): all.
+            if shnum == 0 || shstrndx.0 == SHN_XINDEX.0 || u64::from(header.e_shentsize(e)) != sh_size {
+                return Ok(None);
+            }
+            let Some(table) = read(shoff, shnum * sh_size)? else { return Ok(None) };
+            let Ok((shdrs, _)) = object::pod::slice_from_bytes::<SectionHeader64<NativeEndian>>(&table, shnum as usize)
+            else {
+                return Ok(None);
+            };
+            ranges.push((shoff, shoff + shnum * sh_size));
+            // The section names, to tell the debug info from the rest.
+            let Some(names) = shdrs.get(usize::from(shstrndx.0)) else { return Ok(None) };
+            let Some(names) = read(names.sh_offset(e), names.sh_size(e))? else { return Ok(None) };
+            for sh in shdrs {
+                let name = names.get(sh.sh_name(e) as usize..).unwrap_or_default();
+                let debug = name.starts_with(b".debug_") || name.starts_with(b".zdebug_");
+                let wanted = sh.sh_flags(e).0 & SHF_ALLOC.0 != 0 || !debug;
+                if wanted && sh.sh_type(e).0 != SHT_NOBITS.0 {
+                    ranges.push((sh.sh_offset(e), sh.sh_offset(e).saturating_add(sh.sh_size(e))));
+                }
+            }
+        }
+        // Whole pages (the loader maps pages, so the library's image is byte for byte
+        // the whole copy's), within the file; runs less than four pages apart merged
+        // (fewer system calls for a few pages more).
+        // SAFETY: `sysconf` reads a constant of the system.
+        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(4096);
+        let mut ranges: Vec<(u64, u64)> = ranges
+            .into_iter()
+            .map(|(start, end)| (start / page * page, end.min(len).div_ceil(page).saturating_mul(page).min(len)))
+            .filter(|(start, end)| start < end)
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1.saturating_add(4 * page) => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Ok(Some(merged))
     }
 
     /// Why the open `file` can never change, if it cannot: its inode has fs-verity
@@ -525,5 +693,115 @@ mod sealed {
             .and_then(|p| p.to_str().map(str::to_owned))
             .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
             .unwrap_or_else(|| "self".into())
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+
+    fn bytes_of(file: &PluginFile) -> Vec<u8> {
+        let mut bytes = vec![0u8; file.len() as usize];
+        file.file.read_exact_at(&mut bytes, 0).unwrap();
+        bytes
+    }
+
+    /// A test build of the greeter carries its debug info (`.debug_*`, megabytes):
+    /// the copy without it holds every byte the loader maps, the checks read and the
+    /// symbol table, and none of the debug info — holes, with no memory behind them.
+    #[test]
+    fn a_copy_of_what_loads_leaves_the_debug_info_out() {
+        let path = tomada_test_support::cdylib("greeter");
+        let original = std::fs::read(&path).unwrap();
+        let object = object::File::parse(&*original).unwrap();
+        use object::{Object, ObjectSection, ObjectSegment};
+        let debug: u64 = object
+            .sections()
+            .filter(|s| s.name().is_ok_and(|n| n.starts_with(".debug_")))
+            .filter_map(|s| s.file_range())
+            .map(|(_, size)| size)
+            .sum();
+        assert!(debug > original.len() as u64 / 2, "a test build is mostly debug info ({debug} of {})", original.len());
+
+        let copy = PluginFile::open(&path, Extent::WithoutDebugInfo).unwrap();
+        assert!(copy.sealed_copy() && !copy.whole());
+        assert_eq!(copy.len(), original.len() as u64, "the copy keeps the file's length");
+        let copied = bytes_of(&copy);
+        // Everything the loader maps, byte for byte.
+        for segment in object.segments() {
+            let (start, size) = segment.file_range();
+            let (start, end) = (start as usize, (start + size) as usize);
+            assert_eq!(copied[start..end], original[start..end], "segment at {start:#x}");
+        }
+        // The section headers and every allocated section (the checks read them).
+        for section in object.sections() {
+            if let Some((start, size)) = section.file_range() {
+                let (start, end) = (start as usize, (start + size) as usize);
+                let allocated = matches!(section.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & object::elf::SHF_ALLOC.0 != 0);
+                if allocated || matches!(section.name(), Ok(".shstrtab" | ".symtab" | ".strtab")) {
+                    assert_eq!(copied[start..end], original[start..end], "{:?}", section.name());
+                }
+            }
+        }
+        // The debug info is not there, and takes no memory.
+        let info = object.section_by_name(".debug_info").unwrap().file_range().unwrap();
+        let (start, end) = ((info.0 as usize).next_multiple_of(4096), (info.0 + info.1) as usize / 4096 * 4096);
+        assert!(end > start);
+        assert!(copied[start..end].iter().all(|&b| b == 0), "a hole where the debug info was");
+        assert!(original[start..end].iter().any(|&b| b != 0));
+        let held = copy.file.metadata().unwrap().blocks() * 512;
+        assert!(
+            held < original.len() as u64 - debug / 2,
+            "the copy holds {held} bytes of a {}-byte file",
+            original.len()
+        );
+        // It is never hashed: its holes are not the file.
+        assert_eq!(copy.read_all(|_| ()).unwrap_err().kind(), io::ErrorKind::Unsupported);
+
+        // The whole copy is the file.
+        let whole = PluginFile::open(&path, Extent::Whole).unwrap();
+        assert!(whole.sealed_copy() && whole.whole());
+        assert_eq!(bytes_of(&whole), original);
+        let mut hashed = Vec::new();
+        whole.read_all(|chunk| hashed.extend_from_slice(chunk)).unwrap();
+        assert_eq!(hashed, original);
+    }
+
+    /// What is not a 64-bit ELF file of this machine, or whose header tables lie
+    /// outside it, is copied whole: nothing is guessed.
+    #[test]
+    fn what_is_not_an_ordinary_elf_file_is_copied_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let greeter = std::fs::read(tomada_test_support::cdylib("greeter")).unwrap();
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            ("text.so", b"not a library at all, but long enough to have a header's worth of bytes in it".repeat(4)),
+            // The section headers are at the end: cut, they lie outside the file.
+            ("cut.so", greeter[..greeter.len() / 2].to_vec()),
+        ];
+        // A 32-bit ELF header (class 1).
+        let mut class32 = greeter.clone();
+        class32[4] = 1;
+        cases.push(("class32.so", class32));
+        for (name, bytes) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let file = File::open(&path).unwrap();
+            assert_eq!(sealed::loaded(&file, bytes.len() as u64).unwrap(), None, "{name}");
+            let copy = PluginFile::open(&path, Extent::WithoutDebugInfo).unwrap();
+            assert!(copy.sealed_copy() && copy.whole(), "{name}");
+            assert_eq!(bytes_of(&copy), bytes, "{name}");
+        }
+        // The greeter itself: a few page-aligned, merged ranges, starting at 0.
+        let path = dir.path().join("greeter.so");
+        std::fs::write(&path, &greeter).unwrap();
+        let ranges = sealed::loaded(&File::open(&path).unwrap(), greeter.len() as u64).unwrap().unwrap();
+        assert_eq!(ranges[0].0, 0);
+        assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "{ranges:?}");
+        assert!(
+            ranges.iter().all(|&(s, e)| s % 4096 == 0 && (e % 4096 == 0 || e == greeter.len() as u64)),
+            "{ranges:?}"
+        );
+        assert_eq!(ranges.last().unwrap().1, greeter.len() as u64, "the section headers end the file");
     }
 }

@@ -918,7 +918,7 @@ mod tests {
     #[test]
     fn the_sealed_copy_mapped_and_the_file_read_in_place_agree() {
         let path = tomada_test_support::cdylib("greeter");
-        let sealed = PluginFile::open(&path).unwrap();
+        let sealed = PluginFile::open(&path, crate::file::Extent::Whole).unwrap();
         #[cfg(target_os = "linux")]
         assert!(sealed.mapped().is_some(), "a sealed copy is read through its mapping");
         let in_place = PluginFile::open_to_read(&path).unwrap();
@@ -934,7 +934,7 @@ mod tests {
         let cut = dir.path().join("cut.so");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        let a = inspect_file(&PluginFile::open(&cut).unwrap()).unwrap_err();
+        let a = inspect_file(&PluginFile::open(&cut, crate::file::Extent::WithoutDebugInfo).unwrap()).unwrap_err();
         let b = inspect_file(&PluginFile::open_to_read(&cut).unwrap()).unwrap_err();
         assert_eq!(a.to_string(), b.to_string());
         assert!(matches!(a, LoadError::Damaged { .. }), "{a:?}");

@@ -326,6 +326,8 @@ pub struct Loader {
     export: Option<String>,
     config: Vec<u8>,
     mode: isolate::Mode,
+    /// [`Loader::debug_info`]`(false)`: the sealed copy leaves the DWARF out.
+    without_debug_info: bool,
 }
 
 /// A plugin file opened once, inspected through that descriptor, and (under a
@@ -419,6 +421,31 @@ impl Loader {
         self.config(tomada::Context::encode(value))
     }
 
+    /// Whether the private copy each plugin loads from (Linux: the sealed `memfd` that
+    /// makes what was checked what runs) holds the plugin's DWARF debug info — its
+    /// `.debug_*` sections. `true` by default: debuggers and backtraces then give
+    /// file and line for the plugin's frames, as for the host's.
+    ///
+    /// `false` leaves the debug info out of the copy (holes of the same length that
+    /// read as zeros and take no memory): a plugin built with debug info (`debug = 1`
+    /// in a release profile, or any dev build) then loads about as fast as its
+    /// stripped build, since the copy's cost is per page (docs/benchmarks.md). What
+    /// the loader maps, what the checks read and the symbol table are copied all the
+    /// same, so every check is unchanged and gdb and backtraces still name the
+    /// plugin's functions, without file and line. No effect where nothing is copied
+    /// (a file that cannot change; other systems than Linux), nor where the whole
+    /// file is hashed anyway (under a [`TrustPolicy`], or with the audit trail on).
+    ///
+    /// ```
+    /// // A host of many plugins, each shipped with `debug = 1`, that wants loads fast.
+    /// let loader = tomada_host::Loader::new().debug_info(false);
+    /// # drop(loader);
+    /// ```
+    pub fn debug_info(mut self, copied: bool) -> Self {
+        self.without_debug_info = !copied;
+        self
+    }
+
     /// Opens `path` once, inspects it through that descriptor, and verifies it
     /// against the policy, if any.
     ///
@@ -429,7 +456,12 @@ impl Loader {
     /// [`LoadError::Permissions`].
     pub fn inspect(&self, path: impl AsRef<Path>) -> Result<Inspected, LoadError> {
         let path = path.as_ref();
-        let file = PluginFile::open(path).inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
+        // The copy holds the whole file unless asked to leave the debug info out, and
+        // always where something hashes it: a policy's signature or pin, or the audit
+        // trail's SHA-256.
+        let whole = !self.without_debug_info || self.policy.is_some() || audit::enabled();
+        let extent = if whole { file::Extent::Whole } else { file::Extent::WithoutDebugInfo };
+        let file = PluginFile::open(path, extent).inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
         let inspection = match inspect::inspect_file(&file) {
             Ok(i) => i,
             Err(e) => {
@@ -678,7 +710,9 @@ mod audit {
     }
 
     pub(crate) fn provenance(file: &PluginFile) -> Provenance {
-        Provenance { sha256: if enabled() { crate::trust::sha256(file) } else { None }, key: None }
+        // A copy of what loads only (the audit trail was off when the file was opened)
+        // has no digest of the file to give.
+        Provenance { sha256: if enabled() && file.whole() { crate::trust::sha256(file) } else { None }, key: None }
     }
 
     fn digest(p: &Provenance) -> String {

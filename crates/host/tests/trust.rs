@@ -242,6 +242,27 @@ fn a_signed_plugin_loads_under_a_policy_trusting_its_key() {
     assert_eq!(p.greet("Mundo").unwrap(), "Olá, Mundo 👋");
 }
 
+/// A signature is over every byte of the file: under a policy the sealed copy is
+/// whole even when the loader leaves debug info out (the test-built greeter has
+/// megabytes of it), so the digest is the file's, and a pinned digest matches.
+#[test]
+fn a_policy_hashes_the_whole_file_even_without_debug_info_in_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keypair(dir.path(), "release");
+    let plugin = greeter_copy(dir.path(), "greeter.so");
+    sign(&keys, &plugin);
+    let inspected = Loader::with_policy(policy_with(&keys)).debug_info(false).inspect(&plugin).unwrap();
+    assert!(inspected.signed_by().is_some());
+    let p = inspected.check::<dyn Greeter>().unwrap().load().unwrap();
+    assert_eq!(p.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+    let pinned = TrustPolicy::new().pin("greeter", &sha256_of(&plugin)).unwrap().strict_modes(false);
+    let inspected = Loader::with_policy(pinned).debug_info(false).inspect(&plugin).unwrap();
+    assert_eq!(
+        inspected.sha256().map(|d| d.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Some(sha256_of(&plugin))
+    );
+}
+
 #[test]
 fn refusals_under_a_policy_name_the_file_and_the_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -520,4 +541,7 @@ fn every_load_and_refusal_is_an_audit_event() {
     assert_eq!(field(&events[1], "sha256"), digest, "same bytes, same digest");
     assert_eq!(field(&events[2], "decision"), "loaded");
     assert_eq!(field(&events[2], "key"), "");
+    // No policy, but the audit trail listens: the copy is of the whole file (not of
+    // what loads only), and its digest is the file's.
+    assert_eq!(field(&events[2], "sha256"), digest, "the audit trail hashes the whole file");
 }

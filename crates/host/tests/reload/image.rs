@@ -170,19 +170,56 @@ fn a_file_changed_between_inspection_and_load_loads_what_was_inspected() {
     }
 }
 
+/// With its debug info left out of the sealed copy, a test-built plugin (megabytes
+/// of DWARF) loads and answers in both modes: the isolated process takes the host's
+/// copy, holes and all, as it is.
+#[test]
+fn a_plugin_without_its_debug_info_in_the_copy_loads_in_both_modes() {
+    let v1 = living("1.0.0");
+    for (mode, loader) in loaders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = copy_to(&v1, dir.path(), "lean.so");
+        let inspected = loader.debug_info(false).inspect(&path).unwrap();
+        assert!(inspected.sealed_copy(), "{mode}");
+        let plugin = inspected.check::<dyn Living>().unwrap().start().unwrap();
+        assert_eq!(plugin.version().unwrap(), "1.0.0", "{mode}");
+    }
+}
+
 /// gdb names a plugin's frames: the library's name in the link map,
 /// `/proc/<pid>/fd/N`, is one gdb can open from its own process (with
 /// `/proc/self/fd/N`, gdb opened its own descriptor N, a pipe, and hung). A thread
 /// of this process waits inside a plugin call while `gdb -batch` attaches and prints
-/// every thread's backtrace; the plugin's function must be in it.
+/// every thread's backtrace; the plugin's function must be in it — with its source
+/// file and line from the debug info of the (test-built) plugin, and, with the debug
+/// info left out of the sealed copy (`Loader::debug_info(false)`), named all the same
+/// from the symbol table, without them.
 #[test]
 fn gdb_names_a_plugin_frame() {
     if Command::new("gdb").arg("--version").stdout(Stdio::null()).status().is_err() {
         panic!("gdb is not installed (.ci/run installs it)");
     }
+    let frame = |bt: &str| bt.lines().find(|l| l.contains("living_wait_for")).map(str::to_owned);
+    let bt = gdb_backtrace(Loader::new());
+    assert!(
+        bt.contains("living_wait_for") && bt.contains("living::Alive"),
+        "the plugin's frames are not named in gdb's backtrace:\n{bt}"
+    );
+    let line = frame(&bt).unwrap();
+    assert!(line.contains("living/src/lib.rs:"), "file and line from the debug info: {line}");
+    let bt = gdb_backtrace(Loader::new().debug_info(false));
+    assert!(
+        bt.contains("living_wait_for") && bt.contains("living::Alive"),
+        "without the debug info, the plugin's frames are not named in gdb's backtrace:\n{bt}"
+    );
+    let line = frame(&bt).unwrap();
+    assert!(!line.contains("living/src/lib.rs:"), "the debug info is not in the copy: {line}");
+}
+
+fn gdb_backtrace(loader: Loader) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = copy_to(&living("1.0.0"), dir.path(), "debugged.so");
-    let plugin = std::sync::Arc::new(Loader::new().load::<dyn Living>(&path).unwrap());
+    let plugin = std::sync::Arc::new(loader.load::<dyn Living>(&path).unwrap());
     let flag = dir.path().join("go");
     let flag_str = flag.to_str().unwrap().to_owned();
     let caller = {
@@ -220,9 +257,5 @@ fn gdb_names_a_plugin_frame() {
     }
     std::fs::write(&flag, b"").unwrap();
     assert!(caller.join().unwrap(), "the call saw the flag");
-    let bt = std::fs::read_to_string(&out).unwrap();
-    assert!(
-        bt.contains("living_wait_for") && bt.contains("living::Alive"),
-        "the plugin's frames are not named in gdb's backtrace:\n{bt}"
-    );
+    std::fs::read_to_string(&out).unwrap()
 }
