@@ -589,6 +589,11 @@ mod sealed {
             ranges.push((shoff, shoff + shnum * sh_size));
             // The section names, to tell the debug info from the rest.
             let Some(names) = shdrs.get(usize::from(shstrndx.0)) else { return Ok(None) };
+            // A name table of more than 1 MiB (a few kB in any real library) is not
+            // read into memory for a hint: such a file is copied whole.
+            if names.sh_size(e) > 1 << 20 {
+                return Ok(None);
+            }
             let Some(names) = read(names.sh_offset(e), names.sh_size(e))? else { return Ok(None) };
             for sh in shdrs {
                 let name = names.get(sh.sh_name(e) as usize..).unwrap_or_default();
@@ -783,6 +788,20 @@ mod tests {
         let mut class32 = greeter.clone();
         class32[4] = 1;
         cases.push(("class32.so", class32));
+        // A section-name table said to be 2 MiB (not read for a hint).
+        let mut big_names = greeter.clone();
+        let word = |at: usize, n: usize| -> u64 {
+            let mut b = [0u8; 8];
+            b[..n].copy_from_slice(&greeter[at..at + n]);
+            u64::from_le_bytes(b)
+        };
+        let (shoff, shstrndx) = (word(0x28, 8) as usize, word(0x3e, 2) as usize);
+        let size_at = shoff + shstrndx * 64 + 32;
+        big_names[size_at..size_at + 8].copy_from_slice(&(2u64 << 20).to_le_bytes());
+        // At offset 0, so it lies within the file: only its size refuses it.
+        big_names[size_at - 8..size_at].copy_from_slice(&0u64.to_le_bytes());
+        assert!(greeter.len() > 2 << 20, "the test build is larger than the table it claims");
+        cases.push(("big-names.so", big_names));
         for (name, bytes) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, &bytes).unwrap();
