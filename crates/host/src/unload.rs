@@ -20,6 +20,18 @@
 //!   its layout against the description glibc publishes for debuggers
 //!   (`_thread_db___pthread_keys`); where it does not match, keys are not checked.
 //!
+//! "The library's code" is its executable `PT_LOAD` segments, read from its own
+//! program headers (in the sealed copy, or a file that cannot change: the bytes the
+//! loader mapped) and moved to where the link map says the loader put it (`dlinfo`),
+//! so an unload costs the same however many other libraries are loaded. Only
+//! without glibc's `dlinfo`, or for a file that could have changed since it was
+//! loaded, is `/proc/self/maps` read for it, as it was for every unload before (its
+//! thousands of lines with a thousand plugins loaded made unloading them all
+//! quadratic). The end of the mapping a thread's stack pointer lies in (where its
+//! scan stops) is asked of the kernel for that one address (`PROCMAP_QUERY`, Linux
+//! 6.11); an older kernel's `/proc/self/maps` is read at most once per unload, and
+//! only if a thread is looked at.
+//!
 //! Not looked for, because glibc already handles them: thread-local destructors
 //! (`__cxa_thread_atexit_impl`: glibc keeps the library mapped until every thread that
 //! registered one has exited) and `atexit`/`__cxa_atexit` handlers of the library
