@@ -212,7 +212,7 @@ mod names {
                 // The library still holds its dynamic section's address: the same
                 // link map entry is still found there. (Anything else there means it
                 // is gone: loaded objects never overlap.)
-                r == 0 && found.link_map as usize == placed.map
+                r == 0 && found.link_map == placed.map
             }
             None => named(file),
         }

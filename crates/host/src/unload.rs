@@ -138,6 +138,7 @@ pub(crate) fn hazards(code: &[(usize, usize)], since: u64) -> Vec<Hazard> {
 }
 
 /// Where the loader put a library, from its link map entry.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Placed {
     /// The entry itself (`struct link_map *`): compared, never read after `dlclose`.
