@@ -389,8 +389,10 @@ fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
             f / 1e3
         ));
     }
-    if let (Some(u), Some(c)) = (a.get("thousand_unload", "tomada"), a.get("thousand_unload", "dlclose")) {
-        extra.push_str(&format!("; unload {} vs `dlclose` {}", show(u), show(c)));
+    if let (Some(u), Some(c)) = (a.get("thousand_unload", "tomada_median"), a.get("thousand_unload", "dlclose_median"))
+    {
+        // Unloaded one of each in turn, each timed: medians, like the loads.
+        extra.push_str(&format!("; unload {} vs `dlclose` {} (medians), {:.2}×", show(u), show(c), u / c));
     }
     rows.push(row(
         "1,000 plugins, per load (median; all kept loaded)",

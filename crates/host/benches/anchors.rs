@@ -17,7 +17,8 @@
 //!   (`cargo xtask bench` builds them), else built here into `target/fixtures-anchors`.
 //! - `thousand`: 1,000 distinct copies of `greeter` loaded one after another and kept
 //!   loaded, interleaved with raw `dlopen`s of 1,000 other copies, so both see as many
-//!   libraries already open at each step.
+//!   libraries already open at each step (with the inspection alone of each file
+//!   just before its load); then unloaded, first loaded first, one of each in turn.
 //!
 //! Every measured pair alternates (one of each in turn), so a load spike on this
 //! shared machine lands on both. `TOMADA_BENCH_CASES` picks cases (comma-separated).
@@ -339,7 +340,13 @@ fn thousand() {
     unsafe { libc::sync() };
     let (mut plugins, mut libraries) = (Vec::with_capacity(N), Vec::with_capacity(N));
     let (mut tomada, mut raw) = (Vec::with_capacity(N), Vec::with_capacity(N));
+    // The inspection alone (the sealed copy and the checks, no `dlopen`) of the file
+    // about to be loaded, at the same step: what of a load's growth is not `dlopen`'s.
+    let mut inspect = Vec::with_capacity(N);
     for (a, b) in tomada_copies.iter().zip(&raw_copies) {
+        let t = Instant::now();
+        black_box(tomada_host::inspect(a).expect("inspectable"));
+        inspect.push(t.elapsed());
         let t = Instant::now();
         plugins.push(load_greeter(a));
         tomada.push(t.elapsed());
@@ -360,6 +367,24 @@ fn thousand() {
     let (tt, rt) = (total(&tomada) / N as u32, total(&raw) / N as u32);
     let (first_t, first_r) = (total(&tomada[..100]) / 100, total(&raw[..100]) / 100);
     let (last_t, last_r) = (total(&tomada[N - 100..]) / 100, total(&raw[N - 100..]) / 100);
+    // Medians of the first and last hundred (a spike of this shared machine moves a
+    // hundred's mean by tens of µs).
+    let tens = |v: &[Duration]| (median(&mut v[..100].to_vec()), median(&mut v[N - 100..].to_vec()));
+    let ((tf, tl), (rf, rl)) = (tens(&tomada), tens(&raw));
+    println!(
+        "{:<44} first 100: {tf:.2?} vs {rf:.2?} ({:.2}x); last 100: {tl:.2?} vs {rl:.2?} ({:.2}x); growth {:.2?} vs {:.2?}",
+        "1,000 plugins, per load, medians of 100",
+        tf.as_secs_f64() / rf.as_secs_f64(),
+        tl.as_secs_f64() / rl.as_secs_f64(),
+        tl.saturating_sub(tf),
+        rl.saturating_sub(rf)
+    );
+    let (first_i, last_i) = tens(&inspect);
+    println!(
+        "{:<44} first 100: {first_i:.2?}; last 100: {last_i:.2?} (medians; all: {:.2?})",
+        "1,000 plugins, inspection alone (same steps)",
+        median(&mut inspect)
+    );
     let (tm, rm) = (median(&mut tomada), median(&mut raw));
     // `median` sorted them.
     let (t90, r90) = (tomada[N * 9 / 10], raw[N * 9 / 10]);
@@ -394,16 +419,44 @@ fn thousand() {
         ns(t90),
         ns(r90)
     );
-    // Unloading 1,000 plugins one after another (not timed above): each unload looks
-    // for hazards in `/proc/self/maps`, which grows with every library still mapped.
-    let t = Instant::now();
-    drop(plugins);
-    let unload_t = t.elapsed() / N as u32;
-    let t = Instant::now();
-    drop(libraries);
-    let unload_r = t.elapsed() / N as u32;
-    println!("{:<44} unload {unload_t:>9.2?}  dlclose {unload_r:>9.2?}", "1,000 plugins, mean per unload");
-    println!("anchor thousand_unload tomada={} dlclose={}", ns(unload_t), ns(unload_r));
+    // Unloading them, first loaded first, a plugin and a raw library in turn (so both
+    // see as many libraries still open at each step), each timed alone.
+    let (mut unload_t, mut unload_r) = (Vec::with_capacity(N), Vec::with_capacity(N));
+    for (plugin, library) in plugins.into_iter().zip(libraries) {
+        let t = Instant::now();
+        drop(plugin);
+        unload_t.push(t.elapsed());
+        let t = Instant::now();
+        drop(library);
+        unload_r.push(t.elapsed());
+    }
+    let ((tf, tl), (rf, rl)) = (tens(&unload_t), tens(&unload_r));
+    println!(
+        "{:<44} first 100: {tf:.2?} vs {rf:.2?} ({:.2}x); last 100: {tl:.2?} vs {rl:.2?} ({:.2}x)",
+        "1,000 plugins, per unload, medians of 100",
+        tf.as_secs_f64() / rf.as_secs_f64(),
+        tl.as_secs_f64() / rl.as_secs_f64()
+    );
+    let (ut, ur) = (total(&unload_t) / N as u32, total(&unload_r) / N as u32);
+    let (first_ut, first_ur) = (total(&unload_t[..100]) / 100, total(&unload_r[..100]) / 100);
+    let (last_ut, last_ur) = (total(&unload_t[N - 100..]) / 100, total(&unload_r[N - 100..]) / 100);
+    let (um, urm) = (median(&mut unload_t), median(&mut unload_r));
+    println!(
+        "{:<44} unload {ut:>9.2?}  dlclose {ur:>9.2?}  ratio {:.2}x  (medians {um:.2?} vs {urm:.2?}; first 100: {first_ut:.2?} vs {first_ur:.2?}; last 100: {last_ut:.2?} vs {last_ur:.2?})",
+        "1,000 plugins, mean per unload",
+        ut.as_secs_f64() / ur.as_secs_f64()
+    );
+    println!(
+        "anchor thousand_unload tomada={} dlclose={} tomada_median={} dlclose_median={} tomada_first100={} dlclose_first100={} tomada_last100={} dlclose_last100={}",
+        ns(ut),
+        ns(ur),
+        ns(um),
+        ns(urm),
+        ns(first_ut),
+        ns(first_ur),
+        ns(last_ut),
+        ns(last_ur)
+    );
 }
 
 fn main() {

@@ -255,6 +255,13 @@ impl PluginFile {
         self.whole
     }
 
+    /// Whether the bytes read and loaded can never change (a sealed copy, or a file
+    /// that is immutable or has fs-verity): what was read once is what the loader read.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn unchanging(&self) -> bool {
+        self.sealed
+    }
+
     /// The length of what is read and loaded (on Linux the sealed copy's: the file's
     /// length as it was copied).
     pub(crate) fn len(&self) -> u64 {

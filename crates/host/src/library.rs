@@ -15,6 +15,9 @@ pub(crate) struct Library {
     /// When it was opened, in the clock of threads' start times (see `crate::unload`).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     opened: u64,
+    /// Where the loader put it (see `crate::unload::placed`), if known.
+    #[cfg(target_os = "linux")]
+    placed: Option<crate::unload::Placed>,
 }
 
 impl Library {
@@ -45,16 +48,29 @@ impl Library {
         let opened = {
             use libloading::os::unix::{Library as Unix, RTLD_LOCAL, RTLD_NOW};
             // SAFETY: the caller accepts running the library's initialisers.
-            unsafe { Unix::open(Some(&name), RTLD_NOW | RTLD_LOCAL) }.map(libloading::Library::from)
+            unsafe { Unix::open(Some(&name), RTLD_NOW | RTLD_LOCAL) }.map(|unix| {
+                #[cfg(target_os = "linux")]
+                let (unix, placed) = {
+                    let raw = unix.into_raw();
+                    // SAFETY: `raw` was just taken from a `Library` and is given back to one.
+                    (unsafe { Unix::from_raw(raw) }, crate::unload::placed(raw))
+                };
+                #[cfg(not(target_os = "linux"))]
+                let placed = ();
+                (libloading::Library::from(unix), placed)
+            })
         };
         #[cfg(not(unix))]
         // SAFETY: the caller accepts running the library's initialisers.
-        let opened = unsafe { libloading::Library::new(&name) };
+        let opened = unsafe { libloading::Library::new(&name) }.map(|handle| (handle, ()));
         match opened {
-            Ok(handle) => Ok(Library { handle: Some(handle), name: Some(file), opened: since }),
+            #[cfg(target_os = "linux")]
+            Ok((handle, placed)) => Ok(Library { handle: Some(handle), name: Some(file), opened: since, placed }),
+            #[cfg(not(target_os = "linux"))]
+            Ok((handle, ())) => Ok(Library { handle: Some(handle), name: Some(file), opened: since }),
             Err(e) => {
                 #[cfg(target_os = "linux")]
-                names::release(file);
+                names::release(file, None);
                 Err((path, e))
             }
         }
@@ -113,7 +129,7 @@ impl Drop for Library {
         // mapped, for good, and is reported (see `crate::unload`).
         #[cfg(target_os = "linux")]
         if let Some(file) = &self.name {
-            let hazards = crate::unload::hazards(file.identity.0, file.identity.1, self.opened);
+            let hazards = crate::unload::hazards(&crate::unload::code(file, self.placed.map(|p| p.base)), self.opened);
             if !hazards.is_empty() {
                 crate::unload::pinned(crate::unload::UnloadReport { path: file.path.clone(), hazards });
                 std::mem::forget(self.handle.take());
@@ -125,7 +141,7 @@ impl Drop for Library {
         drop(self.handle.take());
         #[cfg(target_os = "linux")]
         if let Some(file) = self.name.take() {
-            names::release(file);
+            names::release(file, self.placed);
         }
     }
 }
@@ -144,9 +160,11 @@ impl Drop for Library {
 #[cfg(target_os = "linux")]
 mod names {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
+    use std::ffi::{CStr, c_int, c_void};
+    use std::sync::{Arc, Mutex, OnceLock};
 
     use crate::file::PluginFile;
+    use crate::unload::Placed;
 
     type Names = HashMap<(u64, u64), Arc<PluginFile>>;
     static NAMES: Mutex<Option<Names>> = Mutex::new(None);
@@ -164,25 +182,71 @@ mod names {
     }
 
     /// After `dlclose` (or a failed `dlopen`): closes the descriptor if nothing else
-    /// holds it and the loader no longer knows the file.
-    pub(super) fn release(file: Arc<PluginFile>) {
+    /// holds it and the loader no longer knows the file (`placed`: where the closed
+    /// library was, if it was opened).
+    pub(super) fn release(file: Arc<PluginFile>, placed: Option<Placed>) {
         let key = file.identity;
         drop(file);
         let mut names = lock();
         let Some(map) = names.as_mut() else { return };
         let Some(entry) = map.get(&key) else { return };
-        if Arc::strong_count(entry) > 1 || still_loaded(entry) {
+        if Arc::strong_count(entry) > 1 || still_loaded(entry, placed) {
             return;
         }
         map.remove(&key);
     }
 
+    /// Whether the loader still holds the library closed (a library can outlive
+    /// `dlclose`: see above). Asked of glibc's index of loaded objects by address
+    /// (`_dl_find_object`, glibc 2.35: a search, not a walk of every library) where
+    /// it is known where the library was; else the link map is walked for its name.
+    pub(super) fn still_loaded(file: &PluginFile, placed: Option<Placed>) -> bool {
+        match placed.zip(find_object()) {
+            Some((placed, find)) => {
+                let mut found = DlFindObject::default();
+                // SAFETY: `_dl_find_object` reads no memory at the address it is given
+                // (it compares it with the ranges of loaded objects) and writes one
+                // `struct dl_find_object` into `found` (larger than glibc's: see
+                // `DlFindObject`).
+                let r = unsafe { find(placed.dynamic as *mut c_void, &mut found) };
+                // The library still holds its dynamic section's address: the same
+                // link map entry is still found there. (Anything else there means it
+                // is gone: loaded objects never overlap.)
+                r == 0 && found.link_map == placed.map
+            }
+            None => named(file),
+        }
+    }
+
+    /// glibc's `struct dl_find_object` (<dlfcn.h>) as far as it is read, and room
+    /// beyond its end for the fields some architectures add before its reserved words.
+    #[repr(C)]
+    #[derive(Default)]
+    struct DlFindObject {
+        flags: u64,
+        map_start: usize,
+        map_end: usize,
+        link_map: usize,
+        rest: [u64; 16],
+    }
+
+    type FindObject = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
+
+    /// glibc's `_dl_find_object`, looked up once (it is missing before glibc 2.35).
+    fn find_object() -> Option<FindObject> {
+        static FOUND: OnceLock<Option<FindObject>> = OnceLock::new();
+        *FOUND.get_or_init(|| {
+            // SAFETY: `dlsym` with a NUL-terminated name; a missing symbol is null.
+            let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
+            // SAFETY: glibc's `_dl_find_object` has exactly this signature.
+            (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, FindObject>(f) })
+        })
+    }
+
     /// Whether the loader's link map still holds a library by `file`'s loader name.
     /// Walks the link map (`dl_iterate_phdr`): no system call, unlike asking
     /// `dlopen(RTLD_NOLOAD)`, which opens the file again to compare its inode.
-    fn still_loaded(file: &PluginFile) -> bool {
-        use std::ffi::{CStr, c_int, c_void};
-
+    pub(super) fn named(file: &PluginFile) -> bool {
         let Ok(name) = file.loader_name() else { return false };
         let Ok(name) = std::ffi::CString::new(name.into_os_string().into_encoded_bytes()) else { return false };
         unsafe extern "C" fn same_name(info: *mut libc::dl_phdr_info, _size: usize, wanted: *mut c_void) -> c_int {
@@ -199,5 +263,52 @@ mod names {
         // SAFETY: the callback only reads `info` and `wanted`, both valid during the
         // walk; it stops the walk (non-zero) at the first library of that name.
         unsafe { libc::dl_iterate_phdr(Some(same_name), (&raw mut wanted).cast()) != 0 }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A library's code found from its own program headers and where the loader put
+    /// it is exactly its executable mappings as `/proc/self/maps` lists them.
+    #[test]
+    fn the_code_from_the_headers_is_the_executable_mappings() {
+        let path = tomada_test_support::cdylib("greeter");
+        // SAFETY: `greeter` is a tomada plugin (a fixture of this repository).
+        let library = unsafe { Library::open(PluginFile::open(&path).unwrap()) }.unwrap();
+        let file = library.name.as_ref().unwrap();
+        assert!(file.unchanging(), "a sealed copy");
+        let base = library.placed.expect("glibc's dlinfo gives the load address").base;
+        let headers = crate::unload::segments(file, base).unwrap();
+        let (dev, ino) = file.identity;
+        let maps = crate::unload::mapped_code(dev, ino);
+        assert!(!maps.is_empty());
+        assert_eq!(headers, maps);
+        assert_eq!(crate::unload::code(file, Some(base)), maps);
+        // Without the load address (no `dlinfo`), the maps are read instead.
+        assert_eq!(crate::unload::code(file, None), maps);
+    }
+
+    /// A library closed is found gone by glibc's index of objects, by address, as
+    /// by its name in the link map; one open is found by both.
+    #[test]
+    fn a_closed_library_is_gone_by_address_as_by_name() {
+        let path = tomada_test_support::cdylib("greeter");
+        // SAFETY: `greeter` is a tomada plugin (a fixture of this repository).
+        let library = unsafe { Library::open(PluginFile::open(&path).unwrap()) }.unwrap();
+        // Holding the file keeps its descriptor, and so its name, valid.
+        let file = std::sync::Arc::clone(library.name.as_ref().unwrap());
+        let placed = library.placed;
+        assert!(placed.is_some());
+        assert!(names::named(&file));
+        assert!(names::still_loaded(&file, placed));
+        drop(library);
+        if crate::unload::pinned_libraries().iter().any(|r| r.path == path) {
+            // Kept mapped (a word on another test's stack): nothing to compare.
+            return;
+        }
+        assert!(!names::named(&file));
+        assert!(!names::still_loaded(&file, placed));
     }
 }

@@ -20,6 +20,18 @@
 //!   its layout against the description glibc publishes for debuggers
 //!   (`_thread_db___pthread_keys`); where it does not match, keys are not checked.
 //!
+//! "The library's code" is its executable `PT_LOAD` segments, read from its own
+//! program headers (in the sealed copy, or a file that cannot change: the bytes the
+//! loader mapped) and moved to where the link map says the loader put it (`dlinfo`),
+//! so an unload costs the same however many other libraries are loaded. Only
+//! without glibc's `dlinfo`, or for a file that could have changed since it was
+//! loaded, is `/proc/self/maps` read for it, as it was for every unload before (its
+//! thousands of lines with a thousand plugins loaded made unloading them all
+//! quadratic). The end of the mapping a thread's stack pointer lies in (where its
+//! scan stops) is asked of the kernel for that one address (`PROCMAP_QUERY`, Linux
+//! 6.11); an older kernel's `/proc/self/maps` is read at most once per unload, and
+//! only if a thread is looked at.
+//!
 //! Not looked for, because glibc already handles them: thread-local destructors
 //! (`__cxa_thread_atexit_impl`: glibc keeps the library mapped until every thread that
 //! registered one has exited) and `atexit`/`__cxa_atexit` handlers of the library
@@ -109,12 +121,11 @@ pub(crate) fn now() -> u64 {
     ticks.saturating_sub(1)
 }
 
-/// What would run code of the library mapped from the file of device `dev` and inode
-/// `ino` after it is unmapped (empty: safe to unload). `since` is when it was loaded
-/// ([`now`]): only threads started since then are looked at (see [`threads`]).
+/// What would run code of the library whose executable code lies in `code` (see
+/// [`code`]) after it is unmapped (empty: safe to unload). `since` is when it was
+/// loaded ([`now`]): only threads started since then are looked at (see [`threads`]).
 #[cfg(target_os = "linux")]
-pub(crate) fn hazards(dev: u64, ino: u64, since: u64) -> Vec<Hazard> {
-    let code = code_ranges(dev, ino);
+pub(crate) fn hazards(code: &[(usize, usize)], since: u64) -> Vec<Hazard> {
     if code.is_empty() {
         return Vec::new();
     }
@@ -126,9 +137,105 @@ pub(crate) fn hazards(dev: u64, ino: u64, since: u64) -> Vec<Hazard> {
     found
 }
 
-/// The executable ranges of `/proc/self/maps` mapped from that file.
+/// Where the loader put a library, from its link map entry.
 #[cfg(target_os = "linux")]
-fn code_ranges(dev: u64, ino: u64) -> Vec<(usize, usize)> {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placed {
+    /// The entry itself (`struct link_map *`): compared, never read after `dlclose`.
+    pub(crate) map: usize,
+    /// `l_addr`: the difference between the addresses in its file and in memory.
+    pub(crate) base: usize,
+    /// `l_ld`: the address of its dynamic section, inside the library.
+    pub(crate) dynamic: usize,
+}
+
+/// Where the loader put the library of `handle` (`dlinfo`, which reads the handle:
+/// no walk of the loaded libraries, no system call).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn placed(handle: *mut std::ffi::c_void) -> Option<Placed> {
+    /// The head of `struct link_map` as <link.h> publishes it (glibc's own is
+    /// larger; only these fields are read).
+    #[repr(C)]
+    struct LinkMap {
+        l_addr: usize,
+        l_name: *const std::ffi::c_char,
+        l_ld: usize,
+    }
+    let mut map: *const LinkMap = std::ptr::null();
+    // SAFETY: `handle` is a live `dlopen` handle; `RTLD_DI_LINKMAP` writes a
+    // `struct link_map *` into `map`, which outlives the call.
+    if unsafe { libc::dlinfo(handle, libc::RTLD_DI_LINKMAP, (&raw mut map).cast()) } != 0 || map.is_null() {
+        return None;
+    }
+    // SAFETY: the loader's link map entry of a library that stays loaded while
+    // `handle` is open; it starts with the published fields.
+    let (base, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld) };
+    Some(Placed { map: map as usize, base, dynamic })
+}
+
+/// Where the loader put the library of `handle` (unknown without glibc's `dlinfo`:
+/// [`code`] then reads `/proc/self/maps`).
+#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
+pub(crate) fn placed(_handle: *mut std::ffi::c_void) -> Option<Placed> {
+    None
+}
+
+/// The address ranges of the executable code of the library loaded from `file` at
+/// `base` (see [`base`]): its executable `PT_LOAD` segments, read from the file's
+/// program headers, moved by `base` and widened to whole pages, as the loader maps
+/// them. That reads the library's own headers (two `pread`s), however many other
+/// libraries are loaded. Only from a file whose bytes cannot have changed since the
+/// loader read them (the sealed copy, an immutable or fs-verity file); otherwise, or
+/// without `base`, the executable mappings of that file in `/proc/self/maps`, which
+/// lists every mapping of the process (thousands of lines with many plugins loaded).
+#[cfg(target_os = "linux")]
+pub(crate) fn code(file: &crate::file::PluginFile, base: Option<usize>) -> Vec<(usize, usize)> {
+    match base.filter(|_| file.unchanging()).and_then(|base| segments(file, base)) {
+        Some(code) => code,
+        None => mapped_code(file.identity.0, file.identity.1),
+    }
+}
+
+/// The executable `PT_LOAD` segments of `file` (a 64-bit ELF file of this machine:
+/// one the loader loaded), at `base`, in whole pages; `None` if its headers cannot
+/// be read.
+#[cfg(target_os = "linux")]
+pub(crate) fn segments(file: &crate::file::PluginFile, base: usize) -> Option<Vec<(usize, usize)>> {
+    use object::NativeEndian as E;
+    use object::elf::{ELFMAG, FileHeader64, PF_X, PT_LOAD, ProgramHeader64};
+    use object::pod::{bytes_of_mut, bytes_of_slice_mut};
+
+    // SAFETY: `FileHeader64` is plain bytes (`object::Pod`): all zeroes is a value.
+    let mut header: FileHeader64<E> = unsafe { std::mem::zeroed() };
+    file.read_exact_at(bytes_of_mut(&mut header), 0).ok()?;
+    let count = usize::from(header.e_phnum.get(E));
+    if header.e_ident.magic != ELFMAG
+        || usize::from(header.e_phentsize.get(E)) != size_of::<ProgramHeader64<E>>()
+        || count == 0
+        || count > 512
+    {
+        return None;
+    }
+    // SAFETY: as above, for `ProgramHeader64`.
+    let mut headers: Vec<ProgramHeader64<E>> = vec![unsafe { std::mem::zeroed() }; count];
+    file.read_exact_at(bytes_of_slice_mut(&mut headers), header.e_phoff.get(E)).ok()?;
+    // SAFETY: `sysconf` has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| p.is_power_of_two())?;
+    headers
+        .iter()
+        .filter(|h| h.p_type.get(E) == PT_LOAD && h.p_flags.get(E).0 & PF_X.0 != 0 && h.p_memsz.get(E) > 0)
+        .map(|h| {
+            let start = base.checked_add(usize::try_from(h.p_vaddr.get(E)).ok()?)?;
+            let end = start.checked_add(usize::try_from(h.p_memsz.get(E)).ok()?)?.checked_next_multiple_of(page)?;
+            Some((start & !(page - 1), end))
+        })
+        .collect()
+}
+
+/// The executable ranges of `/proc/self/maps` mapped from the file of device `dev`
+/// and inode `ino`.
+#[cfg(target_os = "linux")]
+pub(crate) fn mapped_code(dev: u64, ino: u64) -> Vec<(usize, usize)> {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     let Some(maps) = read_proc("/proc/self/maps") else { return Vec::new() };
     maps.lines()
@@ -229,14 +336,7 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
     // Opened and read at the first thread to look at (often none: a host whose
     // threads all predate the library, or that has no other thread).
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
-    let mut maps: Option<String> = None;
-    let region_end = |maps: &str, sp: usize| {
-        maps.lines().find_map(|line| {
-            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
-            let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
-            (start..end).contains(&sp).then_some(end)
-        })
-    };
+    let mut regions = Regions::default();
     for task in tasks.flatten() {
         let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
         if tid == me {
@@ -270,8 +370,7 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
             // As before this was lazy: without `/proc/self/mem`, no stack is read.
             Err(_) => return,
         };
-        let maps = maps.get_or_insert_with(|| read_proc("/proc/self/maps").unwrap_or_default());
-        if !hit && let Some(end) = region_end(maps, sp) {
+        if !hit && let Some(end) = regions.end(sp) {
             let mut offset = sp & !(size_of::<usize>() - 1);
             let mut buf = vec![0u8; 64 * 1024];
             'scan: while offset < end {
@@ -291,5 +390,101 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
         if hit {
             found.push(Hazard::Thread { tid });
         }
+    }
+}
+
+/// The ends of the mappings that threads' stack pointers lie in (where a stack scan
+/// stops), asked of the kernel one address at a time (`PROCMAP_QUERY`, Linux 6.11:
+/// a look-up in the process's tree of mappings, not the text of all of them); on an
+/// older kernel, found in `/proc/self/maps`, read at most once per unload.
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+struct Regions {
+    /// `/proc/self/maps`, opened at the first question (`Err`: it cannot be).
+    file: Option<Result<std::fs::File, ()>>,
+    /// Its text, once the kernel turned the query down.
+    text: Option<String>,
+}
+
+#[cfg(target_os = "linux")]
+impl Regions {
+    /// The end of the mapping holding `addr`, if one does.
+    fn end(&mut self, addr: usize) -> Option<usize> {
+        if self.text.is_none()
+            && let Ok(file) = self.file.get_or_insert_with(|| std::fs::File::open("/proc/self/maps").map_err(drop))
+        {
+            match query(file, addr) {
+                Ok(end) => return end,
+                Err(()) => self.text = Some(read_proc("/proc/self/maps").unwrap_or_default()),
+            }
+        }
+        self.text.as_deref().unwrap_or_default().lines().find_map(|line| {
+            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+            let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
+            (start..end).contains(&addr).then_some(end)
+        })
+    }
+}
+
+/// `PROCMAP_QUERY` on an open `/proc/<pid>/maps` (linux/fs.h; not in the `libc`
+/// crate, hence written out here): the end of the mapping holding `addr`, `Ok(None)`
+/// if none does, `Err(())` if this kernel has no such query (before Linux 6.11).
+#[cfg(target_os = "linux")]
+fn query(maps: &std::fs::File, addr: usize) -> Result<Option<usize>, ()> {
+    use std::os::fd::AsRawFd;
+
+    /// `struct procmap_query` (linux/fs.h), all of it: the kernel takes its size
+    /// from `size`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct ProcmapQuery {
+        size: u64,
+        query_flags: u64,
+        query_addr: u64,
+        vma_start: u64,
+        vma_end: u64,
+        vma_flags: u64,
+        vma_page_size: u64,
+        vma_offset: u64,
+        inode: u64,
+        dev_major: u32,
+        dev_minor: u32,
+        vma_name_size: u32,
+        build_id_size: u32,
+        vma_name_addr: u64,
+        build_id_addr: u64,
+    }
+    /// `_IOWR('f', 17, struct procmap_query)`.
+    const PROCMAP_QUERY: u64 = (3 << 30) | ((size_of::<ProcmapQuery>() as u64) << 16) | ((b'f' as u64) << 8) | 17;
+    // No flags: the mapping that holds `query_addr`, or `ENOENT`; no name or build ID
+    // asked for (their sizes are zero).
+    let mut q = ProcmapQuery { size: size_of::<ProcmapQuery>() as u64, query_addr: addr as u64, ..Default::default() };
+    // SAFETY: `PROCMAP_QUERY` reads and writes one `struct procmap_query`, `q`, which
+    // outlives the call, and (with both sizes zero) no other memory.
+    if unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY as _, &raw mut q) } == 0 {
+        return Ok(usize::try_from(q.vma_end).ok());
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENOENT) => Ok(None),
+        _ => Err(()),
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The end of the mapping holding an address, asked of the kernel, is the one
+    /// `/proc/self/maps` lists; an address nothing maps has none.
+    #[test]
+    fn a_mapping_end_by_query_is_the_one_in_the_maps() {
+        let on_stack = 0u64;
+        let addr = std::hint::black_box(&raw const on_stack) as usize;
+        let text = Regions { file: None, text: Some(read_proc("/proc/self/maps").unwrap()) }.end(addr);
+        assert!(text.is_some_and(|end| end > addr), "{text:?}");
+        assert_eq!(Regions::default().end(addr), text);
+        // The page at 0 is never mapped (`vm.mmap_min_addr`).
+        assert_eq!(Regions::default().end(16), None);
+        assert_eq!(Regions { file: None, text: Some(read_proc("/proc/self/maps").unwrap()) }.end(16), None);
     }
 }

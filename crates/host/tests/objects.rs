@@ -112,19 +112,31 @@ fn objects_dropped_on_other_threads_in_any_order() {
     assert_eq!(cursors.len(), 8);
     let plugin = Arc::new(plugin);
     std::thread::scope(|s| {
-        for (i, cursor) in cursors.into_iter().enumerate() {
-            let plugin = Arc::clone(&plugin);
-            s.spawn(move || {
-                assert!(cursor.next().unwrap().is_some());
-                // Half drop the plugin handle first, half the cursor first.
-                if i % 2 == 0 {
-                    drop(plugin);
-                    drop(cursor);
-                } else {
-                    drop(cursor);
-                    drop(plugin);
-                }
-            });
+        let threads: Vec<_> = cursors
+            .into_iter()
+            .enumerate()
+            .map(|(i, cursor)| {
+                let plugin = Arc::clone(&plugin);
+                s.spawn(move || {
+                    assert!(cursor.next().unwrap().is_some());
+                    // Half drop the plugin handle first, half the cursor first.
+                    if i % 2 == 0 {
+                        drop(plugin);
+                        drop(cursor);
+                    } else {
+                        drop(cursor);
+                        drop(plugin);
+                    }
+                })
+            })
+            .collect();
+        // Joined one by one (`pthread_join`): each thread has exited, its thread-local
+        // destructors (some the plugin's) run. The scope's own wait ends as soon as
+        // each closure returns, while a thread may still be running the plugin's
+        // destructors: glibc then keeps the library mapped past the last drop below,
+        // or the unload finds that thread in its code and keeps it for good.
+        for thread in threads {
+            thread.join().unwrap();
         }
     });
     assert!(mapped(&copy));

@@ -13,6 +13,16 @@ fn mapped(name: &str) -> bool {
     std::fs::read_to_string("/proc/self/maps").unwrap().contains(&format!("/memfd:tomada:{name}"))
 }
 
+/// Whether this process holds a descriptor of that sealed copy open (the name the
+/// loader knows the library by: `/proc/<pid>/fd/N`).
+fn held(name: &str) -> bool {
+    let wanted = format!("/memfd:tomada:{name}");
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with(&wanted)))
+}
+
 /// Loads a fresh copy named `name`, has it leave `hazard` behind, drops it, and
 /// returns whether it stayed mapped and what was reported for it.
 fn leave_and_drop(hazard: &str, name: &str) -> Vec<Hazard> {
@@ -33,6 +43,7 @@ fn a_plugin_that_leaves_nothing_is_unmapped() {
     let reported = leave_and_drop("nothing", "hazard-none.so");
     assert!(reported.is_empty(), "{reported:?}");
     wait_until("the library's unmapping", || !mapped("hazard-none.so"));
+    assert!(!held("hazard-none.so"), "its name is let go once it is unloaded");
 }
 
 /// A signal handler in the library: kept mapped; the signal, raised after the
@@ -73,7 +84,81 @@ fn a_thread_local_destructor_is_left_to_glibc() {
     std::thread::spawn(|| {
         let _ = leave_and_drop("tls", "hazard-tls.so");
         assert!(mapped("hazard-tls.so"), "glibc unmapped a library with a live thread-local destructor");
+        // Still in the loader's link map under its name, `/proc/<pid>/fd/N`: that
+        // descriptor stays open (closed, its number could go to another plugin,
+        // which the loader would then take for this library).
+        assert!(held("hazard-tls.so"), "the name of a library glibc kept was let go");
     })
     .join()
     .unwrap();
+}
+
+/// Loads fresh copies named `hazard-{group}-{i}.so`, for `i` in `0..n`.
+fn load_copies(group: &str, n: usize, dir: &std::path::Path) -> Vec<(String, tomada_host::Plugin<dyn Living>)> {
+    (0..n)
+        .map(|i| {
+            let name = format!("hazard-{group}-{i}.so");
+            let path = copy_to(&living("1.0.0"), dir, &name);
+            (name, Loader::new().load::<dyn Living>(&path).unwrap())
+        })
+        .collect()
+}
+
+/// The order to drop `n` plugins in: neither the order they were loaded in nor its
+/// reverse (every other one from the middle out, then the rest backwards).
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).filter(|i| i % 2 == 1).collect();
+    order.extend((0..n).filter(|i| i % 2 == 0).rev());
+    order.rotate_left(n / 4);
+    order
+}
+
+/// Many libraries loaded, then dropped in another order: each is unmapped once
+/// dropped (its own code is looked up, not a neighbour's), the others stay, and
+/// none is reported.
+#[test]
+fn many_plugins_dropped_in_another_order_are_all_unmapped() {
+    const N: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugins: Vec<Option<_>> = load_copies("many", N, dir.path()).into_iter().map(Some).collect();
+    let order = shuffled(N);
+    for (k, &i) in order.iter().enumerate() {
+        let (name, plugin) = plugins[i].take().unwrap();
+        assert!(mapped(&name));
+        drop(plugin);
+        wait_until("the library's unmapping", || !mapped(&name));
+        for &later in &order[k + 1..] {
+            let (name, _) = plugins[later].as_ref().unwrap();
+            assert!(mapped(name), "{name} unmapped before it was dropped");
+        }
+    }
+    let reported: Vec<_> = pinned_libraries().into_iter().filter(|r| r.path.starts_with(dir.path())).collect();
+    assert!(reported.is_empty(), "{reported:?}");
+}
+
+/// Among many libraries, the one whose thread still runs its code is kept mapped
+/// and reported (for that thread); every other one, loaded before and after it and
+/// dropped around it, is unmapped.
+#[test]
+fn among_many_only_the_library_a_thread_is_in_stays_mapped() {
+    const N: usize = 7;
+    const RUNNING: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = load_copies("among", N, dir.path());
+    assert!(plugins[RUNNING].1.hazard("thread").unwrap());
+    let mut plugins: Vec<Option<_>> = plugins.into_iter().map(Some).collect();
+    for i in shuffled(N) {
+        let (name, plugin) = plugins[i].take().unwrap();
+        drop(plugin);
+        if i != RUNNING {
+            wait_until("the library's unmapping", || !mapped(&name));
+        }
+    }
+    assert!(mapped(&format!("hazard-among-{RUNNING}.so")), "unmapped under a running thread");
+    let reported: Vec<_> = pinned_libraries().into_iter().filter(|r| r.path.starts_with(dir.path())).collect();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].path.ends_with(format!("hazard-among-{RUNNING}.so")), "{reported:?}");
+    // (Its `std` also made a `pthread_key` for that thread: a hazard of its own.)
+    assert!(reported[0].hazards.iter().any(|h| matches!(h, Hazard::Thread { .. })), "{reported:?}");
+    assert!(!reported[0].hazards.iter().any(|h| matches!(h, Hazard::SignalHandler { .. })), "{reported:?}");
 }
