@@ -276,7 +276,7 @@ mod tests {
     fn the_code_from_the_headers_is_the_executable_mappings() {
         let path = tomada_test_support::cdylib("greeter");
         // SAFETY: `greeter` is a tomada plugin (a fixture of this repository).
-        let library = unsafe { Library::open(PluginFile::open(&path).unwrap()) }.unwrap();
+        let library = unsafe { Library::open(PluginFile::open(&path, crate::file::Extent::Whole).unwrap()) }.unwrap();
         let file = library.name.as_ref().unwrap();
         assert!(file.unchanging(), "a sealed copy");
         let base = library.placed.expect("glibc's dlinfo gives the load address").base;
@@ -296,7 +296,7 @@ mod tests {
     fn a_closed_library_is_gone_by_address_as_by_name() {
         let path = tomada_test_support::cdylib("greeter");
         // SAFETY: `greeter` is a tomada plugin (a fixture of this repository).
-        let library = unsafe { Library::open(PluginFile::open(&path).unwrap()) }.unwrap();
+        let library = unsafe { Library::open(PluginFile::open(&path, crate::file::Extent::Whole).unwrap()) }.unwrap();
         // Holding the file keeps its descriptor, and so its name, valid.
         let file = std::sync::Arc::clone(library.name.as_ref().unwrap());
         let placed = library.placed;
