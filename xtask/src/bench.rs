@@ -371,7 +371,12 @@ fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
         "Rust no-plugin (`host/examples/no_plugin.rs`)".into(),
         a.get("host_run", "floor"),
         a.get("host_run", "tomada"),
-        String::new(),
+        match (a.get("host_run", "immutable"), a.get("host_run", "floor")) {
+            (Some(f), Some(n)) => {
+                format!("; the plugin's file immutable (no sealed copy) {}, {:.2}×", show(f), f / n)
+            }
+            _ => String::new(),
+        },
         "≤ 1.1×",
     ));
     let mut extra = String::new();
@@ -543,9 +548,10 @@ mod tests {
     #[test]
     fn anchor_lines_parse() {
         let a = Anchors::parse(
-            "whole host run (300 each)   host 1.50ms  no-plugin 1.20ms  ratio 1.25x\nanchor host_run tomada=1500000 floor=1200000 runs=300\nanchor fresh tomada=x\n",
+            "whole host run (300 each)   host 1.50ms  no-plugin 1.20ms  ratio 1.25x\nanchor host_run tomada=1500000 floor=1200000 runs=300 immutable=1300000\nanchor fresh tomada=x\n",
         );
         assert_eq!(a.get("host_run", "tomada"), Some(1.5e6));
+        assert_eq!(a.get("host_run", "immutable"), Some(1.3e6));
         assert_eq!(a.get("host_run", "floor"), Some(1.2e6));
         assert_eq!(a.get("fresh", "tomada"), None);
         let mut rows = Vec::new();

@@ -15,6 +15,10 @@
 //!   two lines, no plugin): fork + exec + wait, output to `/dev/null`. The two
 //!   executables are `TOMADA_ANCHORS_HOST` and `TOMADA_ANCHORS_NO_PLUGIN` when set
 //!   (`cargo xtask bench` builds them), else built here into `target/fixtures-anchors`.
+//!   Where a file can be made immutable (root; ext4, xfs, btrfs, tmpfs), `host` is also
+//!   run on an immutable copy of the plugin, interleaved with the other two: loaded
+//!   without the sealed copy (docs/living.md, "Files that cannot change"), which shows
+//!   what the copy costs in the whole run.
 //! - `thousand`: 1,000 distinct copies of `greeter` loaded one after another and kept
 //!   loaded, interleaved with raw `dlopen`s of 1,000 other copies, so both see as many
 //!   libraries already open at each step (with the inspection alone of each file
@@ -302,14 +306,18 @@ fn host_run() {
         assert!(out.status.success(), "{} failed: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains("Olá, Mundo"), "{} did not greet", exe.display());
     }
+    // The same plugin in a file that cannot change, where this machine allows it.
+    let immutable = Immutable::copy(&plugin, dir.path());
     let runs = 300;
-    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut with, mut without, mut fixed) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs + 5 {
         let h = run_once(Command::new(&host).arg("--plugin").arg(&plugin));
         let n = run_once(Command::new(&no_plugin).arg("--plugin").arg(&plugin));
+        let f = immutable.as_ref().map(|f| run_once(Command::new(&host).arg("--plugin").arg(&f.0)));
         if i >= 5 {
             with.push(h);
             without.push(n);
+            fixed.extend(f);
         }
     }
     let (h, n) = (median(&mut with), median(&mut without));
@@ -320,7 +328,38 @@ fn host_run() {
         n,
         h.as_secs_f64() / n.as_secs_f64()
     );
-    println!("anchor host_run tomada={} floor={} runs={runs}", ns(h), ns(n));
+    let mut fields = format!("anchor host_run tomada={} floor={} runs={runs}", ns(h), ns(n));
+    if !fixed.is_empty() {
+        let f = median(&mut fixed);
+        println!(
+            "{:<44} host {:>9.2?}  ratio {:.2}x (no sealed copy)",
+            "  the plugin's file immutable",
+            f,
+            f.as_secs_f64() / n.as_secs_f64()
+        );
+        fields.push_str(&format!(" immutable={}", ns(f)));
+    }
+    println!("{fields}");
+}
+
+/// A copy of a plugin made immutable (`chattr +i`), mutable again when dropped so its
+/// directory can be removed.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    /// `None` where this machine cannot make a file immutable (not root, or a file
+    /// system without the flag).
+    fn copy(plugin: &Path, dir: &Path) -> Option<Immutable> {
+        let path = dir.join(format!("greeter_immutable{}", std::env::consts::DLL_SUFFIX));
+        std::fs::copy(plugin, &path).expect("copy the plugin");
+        tomada_test_support::set_immutable(&path, true).ok().map(|()| Immutable(path))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = tomada_test_support::set_immutable(&self.0, false);
+    }
 }
 
 fn thousand() {

@@ -74,7 +74,11 @@
 //! `tracing` subscriber with the target `plugin::<export>` (the export that logged
 //! them), every text escaped, the same in-process and isolated (see [`plugin_logs`]).
 //!
-//! Features: `remote` (off by default; Linux) adds plugins on another machine
+//! Features: `watch` (on by default) adds [`Reloadable::watch`]: a plugin reloaded
+//! by itself when its file is rebuilt, through `notify` and `notify-debouncer-full`
+//! (a thread, an inotify watch); a host that only reloads when it decides to
+//! (`Reloadable::reload`) can turn it off (`default-features = false`).
+//! `remote` (off by default; Linux) adds plugins on another machine
 //! (`tomada_host::remote`, `Mode::Remote`, `tomada serve`), and with them a TLS stack
 //! (`rustls` with `ring`). A host that never loads a remote plugin leaves it off.
 
@@ -107,7 +111,10 @@ pub mod reload;
 pub mod remote;
 
 pub use logs::plugin_logs;
-pub use reload::{ReloadError, ReloadEvent, Reloadable, Watch, WatchError};
+pub use reload::{ReloadError, ReloadEvent, Reloadable};
+#[cfg(feature = "watch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
+pub use reload::{Watch, WatchError};
 mod plugin_fn;
 mod structure;
 mod trust;

@@ -9,8 +9,9 @@
 //! makes (inspection, contract fit, trust policy, the plugin's constructor) and swaps
 //! only when all pass; new calls then go to the new version (one atomic pointer swap,
 //! `arc-swap`). Any failure keeps the old version serving and says why, as a
-//! [`ReloadError`] and a [`ReloadEvent::Refused`]. [`watch`](Reloadable::watch)
-//! reloads by itself when the file is rebuilt (see [`Watch`]).
+//! [`ReloadError`] and a [`ReloadEvent::Refused`]. With the `watch` feature (on by
+//! default), [`watch`](Reloadable::watch) reloads by itself when the file is rebuilt
+//! (see `Watch`).
 //!
 //! What survives a reload: every `Arc<Plugin>` snapshot and every object a version
 //! made keep *their* version alive (library mapped, or child process running) until
@@ -21,6 +22,7 @@
 //! [`Loader`]'s loading on Linux), so rebuilding, copying over, renaming over or
 //! deleting the file never changes a version that runs.
 
+#[cfg(feature = "watch")]
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tomada::{Contract, Info};
 
+#[cfg(feature = "watch")]
 pub use watch::{Watch, WatchError};
 
 use crate::{LoadError, Loader, Plugin};
@@ -198,8 +201,13 @@ impl<C: ?Sized + Contract> Reloadable<C> {
     /// Watches the plugin's file and reloads it each time it settles with new
     /// contents, until the returned [`Watch`] is dropped (see [`Watch`]).
     ///
+    /// Only with the `watch` feature (on by default): it brings `notify` and
+    /// `notify-debouncer-full`.
+    ///
     /// # Errors
     /// [`WatchError`] if the file's directory cannot be watched.
+    #[cfg(feature = "watch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
     pub fn watch(&self) -> Result<Watch, WatchError>
     where
         C: 'static,
