@@ -463,14 +463,13 @@ fn spawn_cases(setup: &Setup) {
             continue;
         }
         let row = starts(|| {
-            let status = Command::new(&exe)
+            Command::new(&exe)
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
-                .unwrap();
-            std::hint::black_box(status);
+                .unwrap()
         });
         print_start(label, &row, None);
         floor_row.get_or_insert(row);
@@ -485,6 +484,7 @@ fn spawn_cases(setup: &Setup) {
             }
             let p = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
             p.greet("Mundo").unwrap();
+            p
         });
         print_start(label, &row, floor_row.as_ref());
     }
@@ -512,14 +512,16 @@ fn spawn_cases(setup: &Setup) {
 /// `STARTS` runs of `f` (after one untimed): wall-clock p50, min and max, and CPU per
 /// run (this process and its reaped children: a plugin's processes are reaped by
 /// their supervisor, the host's child).
-fn starts(mut f: impl FnMut()) -> Row {
-    f();
+fn starts<T>(mut f: impl FnMut() -> T) -> Row {
+    drop(f());
     let mut samples = Vec::new();
     let cpu_before = own_cpu() + children_cpu();
     for _ in 0..STARTS {
         let t = Instant::now();
-        f();
+        let started = f();
         samples.push(t.elapsed());
+        // (Ended untimed: a plugin's end is no part of its start.)
+        drop(started);
     }
     let cpu = (own_cpu() + children_cpu() - cpu_before) / STARTS as u32;
     samples.sort();

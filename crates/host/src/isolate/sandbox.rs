@@ -1123,7 +1123,18 @@ pub(crate) fn drop_privileges(sandbox: &Sandbox, plugin: std::os::fd::BorrowedFd
         }
     };
     if has_setpcap {
-        caps::clear(None, CapSet::Bounding).map_err(caps_err("bounding set"))?;
+        // Every bit of the bounding set, known to this crate or not, up to the first
+        // the kernel does not have (EINVAL): one `prctl` each (`caps::clear` reads
+        // each one first, twice the system calls).
+        for cap in 0..64 {
+            // SAFETY: `prctl(PR_CAPBSET_DROP)` takes integers.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(os("bounding set"));
+            }
+        }
     }
     caps::clear(None, CapSet::Ambient).map_err(caps_err("ambient set"))?;
     if root {
