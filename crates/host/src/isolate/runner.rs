@@ -570,12 +570,10 @@ impl Handler for Server {
             let mut out = std::mem::MaybeUninit::uninit();
             let key = out.as_ptr() as usize;
             Endpoint::lock(&self.running).insert(request.id, key);
+            super::steps::mark("worker: call read");
             // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this`
             // its instance (callable from any thread), and the arguments live for the
             // call.
-            if super::steps::enabled() {
-                super::steps::mark("worker: call read");
-            }
             let (status, body) = unsafe {
                 crate::plugin_fn::dispatch_into(
                     self.plugin.dispatch,
