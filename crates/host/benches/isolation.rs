@@ -427,33 +427,202 @@ fn main() {
         }
     }
 
-    let spawns = if wants("spawn") {
-        vec![("spawn + handshake + first call", None), ("the same, Sandbox::strict()", Some(Sandbox::strict()))]
-    } else {
-        Vec::new()
+    if std::env::var_os("TOMADA_BENCH_STEPS").is_some() {
+        // (A process of its own, started by `spawn_cases`: its stderr is the breakdown.)
+        let sandbox = std::env::var("TOMADA_BENCH_STEPS").unwrap() == "strict";
+        step_starts(&setup, sandbox);
+        return;
+    }
+    if wants("spawn") {
+        spawn_cases(&setup);
+    }
+}
+
+/// How many starts each spawn row times.
+const STARTS: usize = 30;
+
+/// Spawn + handshake + first call, without and with `Sandbox::strict()`, beside the
+/// `exec` of a trivial program (the floor no start goes below), then where a start's
+/// time goes, step by step.
+fn spawn_cases(setup: &Setup) {
+    // Floors: starting a process that does nothing, to its end (`posix_spawn` +
+    // `execve` + `waitpid`): a dynamically linked `/bin/true`, a static-PIE
+    // `ldconfig`, and the runner itself (`ld.so`, std, refusing to run untold).
+    let runner_exe = match &setup.runner {
+        Runner::Path(p) => p.clone(),
+        _ => unreachable!("the bench names its runner"),
     };
-    for (label, sandbox) in spawns {
-        let mut starts = Vec::new();
-        // CPU of the whole start (this process, and every process of the plugin's,
-        // counted once reaped: the supervisor reaps the others), which a busy machine
-        // does not inflate as it does the wall-clock time.
-        let cpu_before = own_cpu() + children_cpu();
-        for _ in 0..30 {
-            let t = Instant::now();
+    let floors: Vec<(&str, std::path::PathBuf, &[&str])> = vec![
+        ("exec floor: /bin/true", "/bin/true".into(), &[]),
+        ("exec floor: static ldconfig --version", "/sbin/ldconfig".into(), &["--version"]),
+        ("exec floor: the runner, exiting at once", runner_exe, &[]),
+    ];
+    let mut floor_row = None;
+    for (label, exe, args) in floors {
+        if !exe.exists() {
+            continue;
+        }
+        let row = starts(|| {
+            Command::new(&exe)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+        });
+        print_start(label, &row, None);
+        floor_row.get_or_insert(row);
+    }
+    for (label, sandbox) in
+        [("spawn + handshake + first call", None), ("the same, Sandbox::strict()", Some(Sandbox::strict()))]
+    {
+        let row = starts(|| {
             let mut iso = Isolation::new().runner(setup.runner.clone());
             if let Some(s) = &sandbox {
                 iso = iso.sandbox(s.clone());
             }
             let p = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
             p.greet("Mundo").unwrap();
-            starts.push(t.elapsed());
-        }
-        starts.sort();
-        let cpu = (own_cpu() + children_cpu() - cpu_before) / 30;
-        println!(
-            "{label:<40} p50 {:>9.2?}  max {:>9.2?}  cpu/start {cpu:>9.2?}  (30 starts, each to its first answer)",
-            percentile(&starts, 0.5),
-            starts[starts.len() - 1]
-        );
+            p
+        });
+        print_start(label, &row, floor_row.as_ref());
     }
+    // The breakdown: this bench again, with every step's timestamp on stderr.
+    for which in ["none", "strict"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .env("TOMADA_BENCH_STEPS", which)
+            .env("TOMADA_STEP_TIMES", "1")
+            .env(
+                "TOMADA_BENCH_RUNNER",
+                &match &setup.runner {
+                    Runner::Path(p) => p.clone(),
+                    _ => unreachable!(),
+                },
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        print_steps(which, &String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// `STARTS` runs of `f` (after one untimed): wall-clock p50, min and max, and CPU per
+/// run (this process and its reaped children: a plugin's processes are reaped by
+/// their supervisor, the host's child).
+fn starts<T>(mut f: impl FnMut() -> T) -> Row {
+    drop(f());
+    let mut samples = Vec::new();
+    let cpu_before = own_cpu() + children_cpu();
+    for _ in 0..STARTS {
+        let t = Instant::now();
+        let started = f();
+        samples.push(t.elapsed());
+        // (Ended untimed: a plugin's end is no part of its start.)
+        drop(started);
+    }
+    let cpu = (own_cpu() + children_cpu() - cpu_before) / STARTS as u32;
+    samples.sort();
+    Row { p50: percentile(&samples, 0.5), p99: samples[0], per_second: samples[samples.len() - 1].as_secs_f64(), cpu }
+}
+
+/// One start row (`Row`'s `p99` holds the minimum and `per_second` the maximum here).
+fn print_start(label: &str, row: &Row, floor: Option<&Row>) {
+    let ratio = floor
+        .map(|f| {
+            format!(
+                "  ÷ floor: p50 {:.2}x  cpu {:.2}x",
+                row.p50.as_secs_f64() / f.p50.as_secs_f64(),
+                row.cpu.as_secs_f64() / f.cpu.as_secs_f64()
+            )
+        })
+        .unwrap_or_default();
+    println!(
+        "{label:<40} p50 {:>9.2?}  min {:>9.2?}  max {:>9.2?}  cpu/start {:>9.2?}{ratio}",
+        row.p50,
+        row.p99,
+        Duration::from_secs_f64(row.per_second),
+        row.cpu
+    );
+}
+
+/// The CLOCK_MONOTONIC time, as the host's and the runner's step lines give it.
+fn monotonic_ns() -> u128 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128
+}
+
+/// The starts of the breakdown (in a process of its own, `TOMADA_STEP_TIMES` set): the
+/// runner's step lines are passed to stderr as they come, beside the host's and this
+/// bench's own.
+fn step_starts(setup: &Setup, strict: bool) {
+    for _ in 0..=STARTS {
+        // (One `write` per line: the host's own lines go to the same stderr at once.)
+        let line_out = |line: String| drop(std::io::stderr().write_all(line.as_bytes()));
+        let mut iso =
+            Isolation::new().runner(setup.runner.clone()).on_output(move |_, _, line| line_out(format!("{line}\n")));
+        if strict {
+            iso = iso.sandbox(Sandbox::strict());
+        }
+        line_out(format!("tomada-step {} bench: load_with called\n", monotonic_ns()));
+        let p = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
+        p.greet("Mundo").unwrap();
+        line_out(format!("tomada-step {} bench: first answer\n", monotonic_ns()));
+        drop(p);
+    }
+}
+
+/// Prints the time from each step to the next (min and median over the starts), in
+/// the order the steps come, from the step lines in `log`.
+fn print_steps(which: &str, log: &str) {
+    let mut marks: Vec<(u128, &str)> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("tomada-step "))
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(ns, step)| Some((ns.parse().ok()?, step)))
+        .collect();
+    marks.sort();
+    // Starts, split where the bench calls `load_with` (the first one is a warm-up).
+    let mut runs: Vec<Vec<(u128, &str)>> = Vec::new();
+    for mark in marks {
+        if mark.1 == "bench: load_with called" {
+            runs.push(Vec::new());
+        }
+        if let Some(run) = runs.last_mut() {
+            run.push(mark);
+        }
+    }
+    let runs = &runs[1.min(runs.len())..];
+    let mut order: Vec<String> = Vec::new();
+    let mut gaps: std::collections::HashMap<String, Vec<u128>> = Default::default();
+    for run in runs {
+        let Some(end) = run.iter().position(|m| m.1 == "bench: first answer") else { continue };
+        let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+        for pair in run[..=end].windows(2) {
+            // (A step met twice in a start, e.g. each seccomp filter, is numbered.)
+            let n = seen.entry(pair[1].1).or_default();
+            *n += 1;
+            let name = if *n > 1 { format!("{} ({})", pair[1].1, n) } else { pair[1].1.to_owned() };
+            if !gaps.contains_key(&name) {
+                order.push(name.clone());
+            }
+            gaps.entry(name).or_default().push(pair[1].0 - pair[0].0);
+        }
+    }
+    println!("\nwhere a start goes ({which} sandbox; µs from the step before, over {} starts):", runs.len());
+    println!("{:<52} {:>8} {:>8}", "step (reached)", "min", "p50");
+    let (mut min_sum, mut p50_sum) = (0.0, 0.0);
+    for name in order {
+        let mut v = gaps.remove(&name).unwrap();
+        v.sort();
+        let (min, p50) = (v[0] as f64 / 1e3, v[v.len() / 2] as f64 / 1e3);
+        min_sum += min;
+        p50_sum += p50;
+        println!("{name:<52} {min:>8.1} {p50:>8.1}");
+    }
+    println!("{:<52} {min_sum:>8.1} {p50_sum:>8.1}", "sum");
 }

@@ -89,6 +89,7 @@ pub(crate) fn enter_pid_namespace(channel: RawFd, sandbox: Option<&Sandbox>) -> 
             std::fs::write(file, map).map_err(|source| ContainError::IdMap { file, source })?;
         }
     }
+    super::steps::mark("runner: namespaces made");
     let (status_r, status_w) = pipe()?;
     let (alive_r, alive_w) = pipe()?;
     // SAFETY: single-threaded; the child only continues this function's code.
@@ -157,6 +158,7 @@ fn init(channel: RawFd, status_w: RawFd, alive_r: RawFd) -> Result<(), ContainEr
             libc::_exit(3);
         }
     }
+    super::steps::mark("init: started");
     // SAFETY: single-threaded; the worker returns to the runner's code.
     let worker = unsafe { libc::fork() };
     if worker == 0 {

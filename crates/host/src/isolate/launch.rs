@@ -168,6 +168,7 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
         let exe_owned = exe.to_path_buf();
         let started = spawner::run(move || vfork::spawn(&exe_owned, &vars, &moves, last_fd))
             .map_err(|source| LaunchError::Start { runner: exe.to_path_buf(), source })?;
+        super::steps::mark("host: posix_spawn returned");
         if let Err(source) = vfork::limit(started.pid, &limits) {
             let mut started = started;
             // SAFETY: `kill` takes integers; the child is ours and not reaped yet.
@@ -300,6 +301,7 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
             }
         }
     }
+    super::steps::mark("host: limits set, output threads started");
     Ok(process)
 }
 

@@ -51,6 +51,7 @@ mod runner;
 #[cfg_attr(windows, allow(dead_code))] // (the sandbox is Linux's)
 mod sandbox;
 mod spawner;
+pub(crate) mod steps;
 pub(crate) mod transport;
 #[cfg(windows)]
 mod windows;
@@ -322,6 +323,7 @@ impl Isolated {
         if let Some(client) = &self.options.remote {
             return self.connect(client);
         }
+        steps::mark("host: spawn begins (copy + inspection done)");
         let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
         let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
         if std::env::var_os(FD_VAR).is_some() {
@@ -383,6 +385,7 @@ impl Isolated {
         let last_fd = if socket_only { NUDGE_FD } else { LAST_FD };
         #[cfg(not(target_os = "linux"))]
         let last_fd = NUDGE_FD;
+        steps::mark("host: socket, nudge pipe, rings made");
         let process = launch::start(launch::Launch {
             exe: &exe,
             options: &self.options,
@@ -394,6 +397,7 @@ impl Isolated {
             ]
             .into_iter()
             .chain(self.options.socket_only.then(|| (protocol::SOCKET_VAR, "1".to_owned())))
+            .chain(steps::enabled().then(|| (steps::STEPS_VAR, "1".to_owned())))
             .collect(),
             pass,
             last_fd,
@@ -430,6 +434,8 @@ impl Isolated {
     /// file as `plugin_fd` there; `Ok` once the child loaded the plugin the host
     /// inspected.
     fn handshake(&self, channel: &(impl Transport + ?Sized), exe: &Path, plugin_fd: i32) -> Result<(), Refused> {
+        let filters = sandbox::filters(self.options.sandbox.as_ref())
+            .map_err(|why| Refused::Launch(LaunchError::Sandbox { source: std::io::Error::other(why) }))?;
         let request = LoadRequest {
             path: self.path.clone(),
             fd: plugin_fd,
@@ -438,11 +444,14 @@ impl Isolated {
             export: self.export,
             config: self.config.clone(),
             manifest: self.manifest_bytes.clone(),
+            filters,
+            several_cpus: transport::several_cpus(),
         };
         let (startup, max) = (self.options.startup, self.options.max_frame);
         let ready = protocol::host_handshake(channel, exe, &request, startup, max, |record| {
             crate::logs::deliver_encoded(&self.name, record);
         });
+        steps::mark("host: ready read");
         match ready {
             Ok(manifest) if manifest == self.manifest_bytes => Ok(()),
             Ok(_) => Err(Refused::Launch(LaunchError::OtherManifest)),

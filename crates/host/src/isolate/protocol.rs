@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::frame::{self, Header, Kind, ReadError};
-use super::sandbox::{self, Sandbox};
+use super::sandbox::{self, Filters, Sandbox};
 use super::transport::Transport;
 use crate::{LaunchError, LoadError};
 
@@ -34,8 +34,9 @@ use crate::{LaunchError, LoadError};
 /// host's opening request: see `remote::VERSION`). 2: status in the header,
 /// concurrent calls. 3: callbacks, objects and log records. 4: each request carries
 /// the time left to its caller's deadline. 5: the load request carries the manifest
-/// the host inspected.
-pub(crate) const PROTOCOL: u32 = 5;
+/// the host inspected. 6: it carries the seccomp programs the host compiled, and
+/// whether the host may run on several CPUs.
+pub(crate) const PROTOCOL: u32 = 6;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).
@@ -104,6 +105,14 @@ pub(crate) struct LoadRequest {
     /// inspecting the file again; the loaded library's own manifest is compared with
     /// these bytes all the same.
     pub(crate) manifest: Vec<u8>,
+    /// The seccomp programs the child installs before loading (for `sandbox`, or the
+    /// ones every isolated process gets), compiled by the host: the child refuses a
+    /// set that is not what its sandbox installs (see `sandbox::Filters`).
+    pub(crate) filters: std::sync::Arc<Filters>,
+    /// Whether the host may run on two CPUs or more (its affinity and CPU quota,
+    /// which the child shares): the child takes it instead of looking again (see
+    /// `transport::several_cpus`).
+    pub(crate) several_cpus: bool,
 }
 
 impl LoadRequest {
@@ -113,13 +122,32 @@ impl LoadRequest {
         let path = self.path.as_os_str().as_bytes().to_vec();
         #[cfg(windows)]
         let path = self.path.to_string_lossy().into_owned().into_bytes();
-        postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, &self.config, &self.manifest))
-            .expect("encodable")
+        let rest = (&self.config, &self.manifest, &self.filters.arch, self.several_cpus);
+        let mut bytes =
+            postcard::to_allocvec(&(path, self.fd, sandbox, self.log_level, self.export, rest)).expect("encodable");
+        // The filters' programs after it, each its length (u32, little-endian) then its
+        // bytes: copied whole, where postcard would go byte by byte (~10 kB for the
+        // allow-list, ~10 µs each way).
+        for program in &self.filters.programs {
+            bytes.extend_from_slice(&(program.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(program);
+        }
+        bytes
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<LoadRequest, postcard::Error> {
-        type Wire = (Vec<u8>, i32, Option<sandbox::Wire>, u8, u32, Vec<u8>, Vec<u8>);
-        let (path, fd, sandbox, log_level, export, config, manifest): Wire = postcard::from_bytes(bytes)?;
+        type Rest = (Vec<u8>, Vec<u8>, String, bool);
+        type Wire = (Vec<u8>, i32, Option<sandbox::Wire>, u8, u32, Rest);
+        let ((path, fd, sandbox, log_level, export, rest), mut tail): (Wire, _) = postcard::take_from_bytes(bytes)?;
+        let (config, manifest, arch, several_cpus) = rest;
+        let mut programs = Vec::new();
+        while !tail.is_empty() {
+            let (len, after) = tail.split_first_chunk::<4>().ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let program = after.get(..len).ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+            programs.push(program.to_vec());
+            tail = &after[len..];
+        }
         #[cfg(unix)]
         let path = PathBuf::from(OsString::from_vec(path));
         #[cfg(windows)]
@@ -133,6 +161,8 @@ impl LoadRequest {
             export,
             config,
             manifest,
+            filters: std::sync::Arc::new(Filters { arch, programs }),
+            several_cpus,
         })
     }
 }
@@ -165,12 +195,14 @@ pub(crate) fn host_handshake(
         e => LaunchError::BadHello { source: e.into() },
     });
     let hello = hello.map_err(Refused::Launch)?;
+    super::steps::mark("host: hello read");
     let version = hello_version(&hello.payload);
     if hello.kind != Kind::Hello || version != Some(PROTOCOL) {
         return Err(Refused::Launch(LaunchError::Protocol { runner: runner.to_path_buf(), found: version }));
     }
     frame::write(channel, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
         .map_err(|source| Refused::Launch(LaunchError::SendLoad { source }))?;
+    super::steps::mark("host: load request sent");
     let ready = loop {
         let frame = frame::read(channel, deadline, max).map_err(|e| match e {
             ReadError::Eof => LaunchError::DiedLoading,
@@ -241,12 +273,23 @@ mod tests {
             export: 2,
             config: b"cfg".to_vec(),
             manifest: b"manifest".to_vec(),
+            filters: std::sync::Arc::new(Filters { arch: "x86_64".into(), programs: vec![vec![1; 8], vec![2; 16]] }),
+            several_cpus: true,
         };
         let back = LoadRequest::decode(&request.encode()).unwrap();
-        assert_eq!((back.path, back.fd, back.log_level, back.export), (request.path, PLUGIN_FD, 0x35, 2));
+        assert_eq!(back.filters, request.filters);
+        assert!(back.several_cpus);
+        assert_eq!((back.path, back.fd, back.log_level, back.export), (request.path.clone(), PLUGIN_FD, 0x35, 2));
         assert_eq!((back.config.as_slice(), back.manifest.as_slice()), (&b"cfg"[..], &b"manifest"[..]));
         assert!(back.sandbox.is_some());
         assert!(LoadRequest::decode(b"\xff\xff").is_err(), "garbage is refused");
+        // A program cut short is refused, not read past.
+        let bytes = request.encode();
+        assert!(LoadRequest::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(LoadRequest::decode(&bytes[..bytes.len() - 17]).is_err());
+        // No programs at all decodes as none (the runner refuses that count).
+        let none = LoadRequest { filters: Default::default(), ..request };
+        assert!(LoadRequest::decode(&none.encode()).unwrap().filters.programs.is_empty());
         assert_eq!(hello_version(&hello()), Some(PROTOCOL));
         assert_eq!(hello_version(b"\x03"), None);
     }
@@ -260,6 +303,8 @@ mod tests {
             export: 0,
             config: Vec::new(),
             manifest: Vec::new(),
+            filters: Default::default(),
+            several_cpus: false,
         }
     }
 

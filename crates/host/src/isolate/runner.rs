@@ -102,6 +102,7 @@ fn is_unix_stream(fd: RawFd) -> bool {
 
 #[cfg(unix)]
 fn serve(fd: RawFd) -> i32 {
+    super::steps::mark("runner: main");
     // Large arguments and results are allocated and freed on every call; glibc would
     // give freed memory back to the kernel each time and take fresh (zero-filled,
     // faulted-in) pages for the next call. This process is the plugin's alone: keep
@@ -181,7 +182,9 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         eprintln!("tomada runner: cannot greet the host: {e}");
         return 2;
     }
+    super::steps::mark("runner: hello sent");
     let request = protocol::read_load_request(&stream, max);
+    super::steps::mark("runner: load request read");
     // A load failure reaches the host as the same `LoadError` variant; anything else
     // as `LoadError::Isolation` with its reason.
     let fail_with = |stream: &S, why: crate::LoadError| {
@@ -195,6 +198,7 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         Ok(r) => r,
         Err(why) => return fail(&stream, why),
     };
+    super::transport::assume_several_cpus(request.several_cpus);
     let file = match open_plugin(&request) {
         Ok(Ok(f)) => Ok(f),
         Ok(Err(e)) => Err(e),
@@ -204,6 +208,7 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         Ok(f) => f,
         Err(e) => return fail_with(&stream, e),
     };
+    super::steps::mark("worker: contained, sandboxed, file checked");
     let inspection = match inspected_by_host(&file, &request) {
         Some(inspection) => inspection,
         None => {
@@ -229,10 +234,12 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         record: Some(record_bytes),
         tracing_level,
     }));
+    super::steps::mark("worker: inspection");
     let local = match crate::open(file, &inspection, services, &request.config) {
         Ok(l) => l,
         Err(e) => return fail_with(&stream, e),
     };
+    super::steps::mark("worker: dlopen + constructor");
     // What the constructor logged goes before `Ready`, so the host delivers it while
     // loading, as it does in-process.
     for record in take_early_logs() {
@@ -241,7 +248,9 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
     if protocol::ready(&stream, &inspection.manifest_bytes).is_err() {
         return 1;
     }
+    super::steps::mark("worker: ready sent");
     let link = link(stream);
+    super::steps::mark("worker: rings mapped");
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
         plugin: Served {
@@ -269,6 +278,7 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
     // One pool thread waits for nudges from the start; each one that takes a nudge
     // while none is left waiting starts another.
     server.grow();
+    super::steps::mark("worker: pool thread started");
     server.main_loop()
 }
 
@@ -321,14 +331,18 @@ fn open_plugin(request: &LoadRequest) -> Result<Result<crate::file::PluginFile, 
     }
     // Root in the sandbox is not root (no capability, an unprivileged uid on a root
     // host, limits that cannot be raised), then Landlock and seccomp.
+    super::steps::mark("worker: started");
     let sandboxed = match &request.sandbox {
         Some(sandbox) => {
             // SAFETY: descriptor 4 stays open for the life of this process (it becomes
             // the plugin file below); the borrow ends within this block.
             let plugin = unsafe { std::os::fd::BorrowedFd::borrow_raw(PLUGIN_FD) };
-            super::sandbox::drop_privileges(sandbox, plugin).and_then(|()| super::sandbox::apply(sandbox, plugin))
+            super::sandbox::drop_privileges(sandbox, plugin).and_then(|()| {
+                super::steps::mark("worker: privileges dropped");
+                super::sandbox::apply(sandbox, plugin, &request.filters)
+            })
         }
-        None => super::sandbox::contain_always(),
+        None => super::sandbox::contain_always(&request.filters),
     };
     if let Err(why) = sandboxed {
         return Err(LaunchError::Sandbox { source: std::io::Error::other(why) });
@@ -556,6 +570,7 @@ impl Handler for Server {
             let mut out = std::mem::MaybeUninit::uninit();
             let key = out.as_ptr() as usize;
             Endpoint::lock(&self.running).insert(request.id, key);
+            super::steps::mark("worker: call read");
             // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this`
             // its instance (callable from any thread), and the arguments live for the
             // call.

@@ -11,7 +11,9 @@
 //!    system call it does not name is refused with `EPERM`, one added to Linux later
 //!    included; with other sandboxes, a deny-list ([`hardening_rules`]) of what
 //!    Landlock does not cover. Every filter checks the architecture (another one, as
-//!    `int 0x80` is, kills the process) and refuses x32 numbers.
+//!    `int 0x80` is, kills the process) and refuses x32 numbers. The host compiles the
+//!    filters ([`filters`], as a binary search on the call's number: see [`compile`])
+//!    and the runner installs them as sent, after checking them ([`Filters`]).
 //!
 //! Before both, in the worker (see [`drop_privileges`]): root in the sandbox is not
 //! root. On a root host the worker becomes an unprivileged uid and gid (65534, or
@@ -641,80 +643,67 @@ fn allowed_rules() -> Result<Rules, SandboxError> {
     Ok(rules)
 }
 
-/// Installs a filter: `rules` matched get `matched`, the rest `otherwise`.
+/// The seccomp programs a plugin's process installs (after Landlock), in order, each
+/// as the kernel takes it: compiled by the host, once per kind of sandbox (see
+/// [`filters`]), and sent in the load request (one program today: see [`Plan`]).
+/// Compiling the allow-list took the plugin's process ~45 µs on every start; the
+/// programs are the same for every plugin with the same kind of sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Filters {
+    /// The architecture they check for (`std::env::consts::ARCH` of the host that
+    /// compiled them): a runner built for another one refuses them.
+    pub(crate) arch: String,
+    /// Each program, 8 bytes per instruction (a `sock_filter` in native byte order).
+    pub(crate) programs: Vec<Vec<u8>>,
+}
+
+/// One seccomp program, as seccompiler and the kernel take it.
 #[cfg(target_os = "linux")]
-fn install(
+type Program = seccompiler::BpfProgram;
+
+/// How many programs a process with `sandbox` installs: one, whatever the sandbox
+/// (see [`Plan`]); a runner refuses filters of another count.
+#[cfg(target_os = "linux")]
+fn program_count(_sandbox: Option<&Sandbox>) -> usize {
+    1
+}
+
+/// What a process's one filter decides, before it is compiled: `rules` matched get
+/// `matched`, other calls `otherwise`; `clone3` (with a sandbox) gets `ENOSYS`
+/// whatever `rules` say; x32 numbers (on x86_64, without the allow-list, whose
+/// `otherwise` refuses them anyway) get `EPERM` before anything else.
+///
+/// (Once three filters: the `clone3` one, the x32 guard and the rules. One program
+/// makes the same decisions — `tests` checks it call by call against the three — and
+/// the kernel's fixed cost per filter, ~20 µs each at install and a run per system
+/// call, is paid once.)
+#[cfg(target_os = "linux")]
+struct Plan {
     rules: Rules,
     matched: seccompiler::SeccompAction,
     otherwise: seccompiler::SeccompAction,
-) -> Result<(), SandboxError> {
-    use seccompiler::{BpfProgram, SeccompFilter, TargetArch};
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(seccomp_err)?;
-    // (seccompiler starts every program with an architecture check: a call under
-    // another one, as through `int 0x80` on x86_64, kills the process.)
-    let filter = SeccompFilter::new(rules, otherwise, matched, arch).map_err(seccomp_err)?;
-    let program: BpfProgram = filter.try_into().map_err(seccomp_err)?;
-    // Every thread (the runner has one at this point; this costs nothing more).
-    seccompiler::apply_filter_all_threads(&program).map_err(seccomp_err)
+    clone3_unimplemented: bool,
+    x32_refused: bool,
 }
 
-/// A filter refusing x32 system calls (`nr | 0x40000000` under the x86_64
-/// architecture): a deny-list names only x86_64 numbers, so the x32 `ptrace` would
-/// pass it. Written by hand: seccompiler cannot test bits of the call number.
+/// The [`Plan`] for `sandbox` (`None`: [`contain_always`]'s).
 #[cfg(target_os = "linux")]
-fn install_x32_guard() -> Result<(), SandboxError> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use seccompiler::sock_filter;
-        const X32: u32 = 0x4000_0000;
-        let op = |code: u32, jt: u8, jf: u8, k: u32| sock_filter { code: code as u16, jt, jf, k };
-        let program = vec![
-            // A = seccomp_data.nr (offset 0)
-            op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
-            // if (A & X32) deny else allow
-            op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, X32),
-            op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
-            op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-        ];
-        seccompiler::apply_filter_all_threads(&program).map_err(seccomp_err)?;
-    }
-    Ok(())
-}
-
-/// What every isolated plugin's process gets, sandbox or not (before loading):
-/// the [`always_rules`] filter, the x32 guard, and a Landlock domain that refuses
-/// only creating block devices but, being a domain, keeps `ptrace` (and
-/// `/proc/<pid>/mem`) and, on ABI 6, signals from reaching any process outside it.
-/// On a kernel without Landlock, the seccomp part still holds.
-#[cfg(target_os = "linux")]
-pub(crate) fn contain_always() -> Result<(), SandboxError> {
-    use landlock::{AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope};
-    use seccompiler::SeccompAction;
-    install_x32_guard()?;
-    install(always_rules()?, SeccompAction::Errno(libc::EPERM as u32), SeccompAction::Allow)?;
-    let _ = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::MakeBlock)
-        .and_then(|r| r.scope(Scope::Signal))
-        .and_then(|r| r.create())
-        .and_then(|r| r.restrict_self());
-    Ok(())
-}
-
-/// Applies `sandbox` to this process; `plugin` is the descriptor of the file about
-/// to be loaded (the only grant about the plugin: nothing is read from it by path).
-#[cfg(target_os = "linux")]
-pub(crate) fn apply(sandbox: &Sandbox, plugin: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
+fn plan(sandbox: Option<&Sandbox>) -> Result<Plan, SandboxError> {
     use seccompiler::SeccompAction;
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
-    landlock(sandbox, plugin)?;
-    // clone3's flags sit behind a pointer seccomp cannot read: refuse it as
-    // unimplemented, so libc falls back to `clone`, whose flags are checked.
-    install(
-        std::iter::once((libc::SYS_clone3, vec![])).collect(),
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        SeccompAction::Allow,
-    )?;
+    let x32 = cfg!(target_arch = "x86_64");
+    let Some(sandbox) = sandbox else {
+        return Ok(Plan {
+            rules: always_rules()?,
+            matched: eperm,
+            otherwise: SeccompAction::Allow,
+            clone3_unimplemented: false,
+            x32_refused: x32,
+        });
+    };
+    // clone3's flags sit behind a pointer seccomp cannot read: refused as
+    // unimplemented (`clone3_unimplemented`), so libc falls back to `clone`, whose
+    // flags are checked.
     if sandbox.allow_list {
         let mut rules = allowed_rules()?;
         if !sandbox.deny_exec {
@@ -730,11 +719,14 @@ pub(crate) fn apply(sandbox: &Sandbox, plugin: std::os::fd::BorrowedFd<'_>) -> R
             rules.insert(libc::SYS_setsockopt, vec![]);
         }
         // (Metadata changes are absent from the list: refused everywhere.)
-        // Installed last, so its answer (EPERM) is the one a refused call gets, but
-        // for clone3 (allowed here, ENOSYS from the filter above).
-        return install(rules, SeccompAction::Allow, eperm);
+        return Ok(Plan {
+            rules,
+            matched: SeccompAction::Allow,
+            otherwise: eperm,
+            clone3_unimplemented: true,
+            x32_refused: false,
+        });
     }
-    install_x32_guard()?;
     let mut rules = hardening_rules()?;
     if sandbox.deny_network {
         // Every family: AF_UNIX reaches the host's listeners, AF_NETLINK the
@@ -778,7 +770,237 @@ pub(crate) fn apply(sandbox: &Sandbox, plugin: std::os::fd::BorrowedFd<'_>) -> R
         ioctl.push(arg_is(1, 0x401c_5820)?); // FS_IOC_FSSETXATTR
         rules.insert(libc::SYS_ioctl, ioctl);
     }
-    install(rules, eperm, SeccompAction::Allow)
+    Ok(Plan { rules, matched: eperm, otherwise: SeccompAction::Allow, clone3_unimplemented: true, x32_refused: x32 })
+}
+
+/// The programs for `sandbox` (`None`: [`contain_always`]'s), in the order they are
+/// installed: the one [`plan`] compiled.
+#[cfg(target_os = "linux")]
+fn programs(sandbox: Option<&Sandbox>) -> Result<Vec<Program>, SandboxError> {
+    Ok(vec![compile(plan(sandbox)?)?])
+}
+
+/// The filters for `sandbox` (`None`: no sandbox), compiled once per kind of sandbox
+/// in this process (what changes a program: the allow-list, exec, network,
+/// read-only) and kept.
+#[cfg(target_os = "linux")]
+pub(crate) fn filters(sandbox: Option<&Sandbox>) -> Result<std::sync::Arc<Filters>, SandboxError> {
+    use std::sync::{Arc, Mutex};
+    type Key = Option<[bool; 4]>;
+    static MADE: Mutex<Vec<(Key, Arc<Filters>)>> = Mutex::new(Vec::new());
+    let key = sandbox.map(|s| [s.allow_list, s.deny_exec, s.deny_network, s.read_only]);
+    if let Some((_, made)) = MADE.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(k, _)| *k == key) {
+        return Ok(Arc::clone(made));
+    }
+    let programs = programs(sandbox)?
+        .iter()
+        .map(|program| {
+            program
+                .iter()
+                .flat_map(|op| {
+                    let mut bytes = [0u8; 8];
+                    bytes[..2].copy_from_slice(&op.code.to_ne_bytes());
+                    bytes[2] = op.jt;
+                    bytes[3] = op.jf;
+                    bytes[4..].copy_from_slice(&op.k.to_ne_bytes());
+                    bytes
+                })
+                .collect()
+        })
+        .collect();
+    let made = Arc::new(Filters { arch: std::env::consts::ARCH.to_owned(), programs });
+    MADE.lock().unwrap_or_else(|p| p.into_inner()).push((key, Arc::clone(&made)));
+    Ok(made)
+}
+
+/// No seccomp off Linux: no programs.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn filters(_: Option<&Sandbox>) -> Result<std::sync::Arc<Filters>, SandboxError> {
+    Ok(std::sync::Arc::default())
+}
+
+/// `filters`' programs, checked to be what a process with `sandbox` installs (for
+/// this architecture, as many as it installs, whole instructions), as the kernel
+/// takes them.
+#[cfg(target_os = "linux")]
+fn decode(filters: &Filters, sandbox: Option<&Sandbox>) -> Result<Vec<Program>, SandboxError> {
+    use seccompiler::sock_filter;
+    if filters.arch != std::env::consts::ARCH {
+        return Err(SandboxError::Seccomp(format!(
+            "the host compiled its filters for {}, and this runner is built for {}: use a runner built for the host's architecture",
+            filters.arch,
+            std::env::consts::ARCH
+        )));
+    }
+    let expected = program_count(sandbox);
+    if filters.programs.len() != expected {
+        return Err(SandboxError::Seccomp(format!(
+            "the host sent {} filters where this sandbox installs {expected}: a runner of another tomada version?",
+            filters.programs.len()
+        )));
+    }
+    filters
+        .programs
+        .iter()
+        .map(|bytes| {
+            // (The kernel refuses an empty or longer program, and checks every jump.)
+            if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > libc::BPF_MAXINSNS as usize {
+                return Err(SandboxError::Seccomp(format!("a filter of {} bytes is no program", bytes.len())));
+            }
+            Ok(bytes
+                .chunks_exact(8)
+                .map(|op| sock_filter {
+                    code: u16::from_ne_bytes([op[0], op[1]]),
+                    jt: op[2],
+                    jf: op[3],
+                    k: u32::from_ne_bytes([op[4], op[5], op[6], op[7]]),
+                })
+                .collect())
+        })
+        .collect()
+}
+
+/// Installs `programs`, in order, on every thread (the runner has one at this point).
+#[cfg(target_os = "linux")]
+fn install(programs: &[Program]) -> Result<(), SandboxError> {
+    for program in programs {
+        seccompiler::apply_filter_all_threads(program).map_err(seccomp_err)?;
+        super::steps::mark("worker: a seccomp filter installed");
+    }
+    Ok(())
+}
+
+/// A filter: `rules` matched get `matched`, the rest `otherwise`, as a binary search
+/// on the call's number rather than seccompiler's one comparison after another.
+///
+/// The kernel, when a filter is installed, runs it once for every system call number
+/// to learn which ones it always allows (its action cache, Linux 5.11): through a
+/// chain of ~190 comparisons (the allow-list) that cost the plugin's process ~390 µs
+/// of its start, and every system call the plugin makes walks the same chain. Here
+/// the calls' blocks are seccompiler's own, each made for a filter of that call
+/// alone (`[architecture check] [load the number] [block] [return otherwise]`: the
+/// block returns if the number is its call's, else goes on right after itself); a
+/// tree of `≥` comparisons over the sorted numbers leads to runs of at most
+/// [`LEAF`] blocks, each run ending with `otherwise`, as seccompiler's program ends.
+#[cfg(target_os = "linux")]
+fn compile(plan: Plan) -> Result<Program, SandboxError> {
+    use seccompiler::{SeccompAction, SeccompFilter, TargetArch, sock_filter};
+    let Plan { rules, matched, otherwise, clone3_unimplemented, x32_refused } = plan;
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(seccomp_err)?;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| sock_filter { code: code as u16, jt, jf, k };
+    let ret_otherwise = op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::from(otherwise.clone()));
+    const HEAD: usize = 4; // the architecture check (3) and the number's load
+    let load_nr = op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0);
+    let same = |a: &sock_filter, b: &sock_filter| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k);
+    // One call's block, as seccompiler makes it in a filter of that call alone, its
+    // matches getting `action`.
+    let mut head = Vec::new();
+    let mut block = |nr: i64, chain, action: SeccompAction| -> Result<Vec<sock_filter>, SandboxError> {
+        // (seccompiler starts every program with an architecture check: a call under
+        // another one, as through `int 0x80` on x86_64, kills the process.)
+        let rules: Rules = std::iter::once((nr, chain)).collect();
+        let filter = SeccompFilter::new(rules, otherwise.clone(), action, arch).map_err(seccomp_err)?;
+        let one: Program = filter.try_into().map_err(seccomp_err)?;
+        // (Checked, not assumed: another seccompiler could lay its program out
+        // otherwise, and this would then be wrong.)
+        if one.len() <= HEAD + 1 || !same(&one[HEAD - 1], &load_nr) || !same(&one[one.len() - 1], &ret_otherwise) {
+            return Err(SandboxError::Seccomp("seccompiler laid out a program in a way tomada does not know".into()));
+        }
+        head = one[..HEAD].to_vec();
+        Ok(one[HEAD..one.len() - 1].to_vec())
+    };
+    let mut blocks = std::collections::BTreeMap::new();
+    for (nr, chain) in rules {
+        blocks.insert(nr, block(nr, chain, matched.clone())?);
+    }
+    if clone3_unimplemented {
+        blocks.insert(libc::SYS_clone3, block(libc::SYS_clone3, vec![], SeccompAction::Errno(libc::ENOSYS as u32))?);
+    }
+    if blocks.is_empty() {
+        let filter = SeccompFilter::new(Rules::new(), otherwise, matched, arch).map_err(seccomp_err)?;
+        return filter.try_into().map_err(seccomp_err);
+    }
+    let blocks: Vec<(i64, Vec<sock_filter>)> = blocks.into_iter().collect();
+    let mut program = head;
+    if x32_refused {
+        // A deny-list names only x86_64 numbers: the x32 `ptrace` (`nr | 0x40000000`
+        // under the x86_64 architecture) would pass it.
+        const X32: u32 = 0x4000_0000;
+        program.push(op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, X32));
+        program.push(op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32));
+    }
+    search(&blocks, ret_otherwise, &mut program);
+    if program.len() > libc::BPF_MAXINSNS as usize {
+        return Err(SandboxError::Seccomp(format!("a filter of {} instructions is too long", program.len())));
+    }
+    Ok(program)
+}
+
+/// The most call blocks in a run of [`compile`]'s search tree.
+#[cfg(target_os = "linux")]
+const LEAF: usize = 4;
+
+/// Appends the search over `blocks` (sorted by number) to `out`: at most [`LEAF`]
+/// blocks and `otherwise`, or `if nr >= middle { right } else { left }`.
+#[cfg(target_os = "linux")]
+fn search(blocks: &[(i64, Vec<seccompiler::sock_filter>)], otherwise: seccompiler::sock_filter, out: &mut Program) {
+    use seccompiler::sock_filter;
+    if blocks.len() <= LEAF {
+        for (_, block) in blocks {
+            out.extend(block.iter().cloned());
+        }
+        out.push(otherwise);
+        return;
+    }
+    let middle = blocks.len() / 2;
+    let mut left = Vec::new();
+    search(&blocks[..middle], otherwise.clone(), &mut left);
+    // `jge` then `ja` over the left half (a conditional jump reaches 255 instructions
+    // at most; `ja` any distance).
+    out.push(sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 1,
+        k: blocks[middle].0 as u32,
+    });
+    out.push(sock_filter { code: (libc::BPF_JMP | libc::BPF_JA) as u16, jt: 0, jf: 0, k: left.len() as u32 });
+    out.extend(left);
+    search(&blocks[middle..], otherwise, out);
+}
+
+/// What every isolated plugin's process gets, sandbox or not (before loading):
+/// the [`always_rules`] filter with the x32 guard (`filters`, from the host), and a
+/// Landlock domain that refuses only creating block devices but, being a domain,
+/// keeps `ptrace` (and `/proc/<pid>/mem`) and, on ABI 6, signals from reaching any
+/// process outside it. On a kernel without Landlock, the seccomp part still holds.
+#[cfg(target_os = "linux")]
+pub(crate) fn contain_always(filters: &Filters) -> Result<(), SandboxError> {
+    use landlock::{AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope};
+    install(&decode(filters, None)?)?;
+    let _ = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::MakeBlock)
+        .and_then(|r| r.scope(Scope::Signal))
+        .and_then(|r| r.create())
+        .and_then(|r| r.restrict_self());
+    Ok(())
+}
+
+/// Applies `sandbox` to this process: Landlock, then `filters` (the host's
+/// compilation of its [`plan`]: clone3 refused as unimplemented, and the allow-list,
+/// or the x32 guard and the deny-list). `plugin` is the descriptor of the
+/// file about to be loaded (the only grant about the plugin: nothing is read from it
+/// by path).
+#[cfg(target_os = "linux")]
+pub(crate) fn apply(
+    sandbox: &Sandbox,
+    plugin: std::os::fd::BorrowedFd<'_>,
+    filters: &Filters,
+) -> Result<(), SandboxError> {
+    // (Checked before anything is applied: a wrong set fails the load as it is.)
+    let programs = decode(filters, Some(sandbox))?;
+    landlock(sandbox, plugin)?;
+    install(&programs)
 }
 
 #[cfg(target_os = "linux")]
@@ -843,6 +1065,7 @@ fn landlock(sandbox: &Sandbox, plugin: std::os::fd::BorrowedFd<'_>) -> Result<()
         }
     }
     let status = ruleset.restrict_self().map_err(|e| reason(&e))?;
+    super::steps::mark("worker: landlock");
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(()),
         _ if sandbox.accept_weaker && status.ruleset != RulesetStatus::NotEnforced => Ok(()),
@@ -917,7 +1140,18 @@ pub(crate) fn drop_privileges(sandbox: &Sandbox, plugin: std::os::fd::BorrowedFd
         }
     };
     if has_setpcap {
-        caps::clear(None, CapSet::Bounding).map_err(caps_err("bounding set"))?;
+        // Every bit of the bounding set, known to this crate or not, up to the first
+        // the kernel does not have (EINVAL): one `prctl` each (`caps::clear` reads
+        // each one first, twice the system calls).
+        for cap in 0..64 {
+            // SAFETY: `prctl(PR_CAPBSET_DROP)` takes integers.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(os("bounding set"));
+            }
+        }
     }
     caps::clear(None, CapSet::Ambient).map_err(caps_err("ambient set"))?;
     if root {
@@ -998,7 +1232,7 @@ pub(crate) fn kernel_abi() -> i64 {
 }
 
 #[cfg(all(unix, not(target_os = "linux")))]
-pub(crate) fn apply(_: &Sandbox, _: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
+pub(crate) fn apply(_: &Sandbox, _: std::os::fd::BorrowedFd<'_>, _: &Filters) -> Result<(), SandboxError> {
     Err(SandboxError::Unsupported)
 }
 
@@ -1008,6 +1242,196 @@ pub(crate) fn drop_privileges(_: &Sandbox, _: std::os::fd::BorrowedFd<'_>) -> Re
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn contain_always() -> Result<(), SandboxError> {
+pub(crate) fn contain_always(_: &Filters) -> Result<(), SandboxError> {
     Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_compiles_each_kind_of_filters_once_and_they_decode_to_the_programs() {
+        let strict = Sandbox::strict();
+        let first = filters(Some(&strict)).unwrap();
+        // The same kind of sandbox (paths do not change a program): the same bytes, not
+        // compiled again.
+        let again = filters(Some(&strict.clone().allow_read("/tmp"))).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        let loose = filters(Some(&Sandbox::new())).unwrap();
+        assert_ne!(first.programs, loose.programs, "the deny-list is another program");
+        for sandbox in [None, Some(&strict), Some(&Sandbox::new()), Some(&Sandbox::new().read_only_filesystem())] {
+            let sent = filters(sandbox).unwrap();
+            assert_eq!(sent.programs.len(), program_count(sandbox));
+            // What the runner installs is, instruction by instruction, what the host
+            // compiled (seccompiler's program).
+            let decoded = decode(&sent, sandbox).unwrap();
+            let compiled = programs(sandbox).unwrap();
+            assert_eq!(decoded.len(), compiled.len());
+            for (d, c) in decoded.iter().zip(&compiled) {
+                let fields = |p: &Program| p.iter().map(|op| (op.code, op.jt, op.jf, op.k)).collect::<Vec<_>>();
+                assert_eq!(fields(d), fields(c));
+            }
+        }
+    }
+
+    /// Runs a classic BPF program over a `seccomp_data` as the kernel does (the
+    /// instructions seccompiler and `compile` use): the action returned, and how many
+    /// instructions ran.
+    fn run(program: &Program, arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
+        let mut data = [0u32; 16];
+        data[0] = nr;
+        data[1] = arch;
+        for (i, arg) in args.iter().enumerate() {
+            data[4 + 2 * i] = *arg as u32;
+            data[5 + 2 * i] = (*arg >> 32) as u32;
+        }
+        let (mut pc, mut a) = (0usize, 0u32);
+        for steps in 1.. {
+            let op = &program[pc];
+            let jump = |taken: bool| 1 + if taken { op.jt } else { op.jf } as usize;
+            match op.code as u32 {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    a = data[op.k as usize / 4];
+                    pc += 1;
+                }
+                c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => {
+                    a &= op.k;
+                    pc += 1;
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JA => pc += 1 + op.k as usize,
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => pc += jump(a == op.k),
+                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => pc += jump(a >= op.k),
+                c if c == libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K => pc += jump(a > op.k),
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => pc += jump(a & op.k != 0),
+                c if c == libc::BPF_RET | libc::BPF_K => return (op.k, steps),
+                other => panic!("an instruction this test does not run: {other:#x}"),
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn one_search_tree_decides_every_call_as_the_three_chains_did() {
+        use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
+        let arch = TargetArch::try_from(std::env::consts::ARCH).unwrap();
+        let chain = |rules: Rules, matched: SeccompAction, otherwise: SeccompAction| -> Program {
+            SeccompFilter::new(rules, otherwise, matched, arch).unwrap().try_into().unwrap()
+        };
+        // Arguments that the rules look at (ioctl requests, prctl options, clone
+        // flags, prlimit's new limit), and others.
+        let mut values = vec![0u64, 1, 2, u64::MAX, 0x5356_4d41, 0x4008_6602, libc::PR_SET_PDEATHSIG as u64];
+        #[allow(clippy::unnecessary_cast)]
+        values.extend([libc::TIOCSTI as u64, libc::FIONBIO as u64, libc::TCGETS as u64]);
+        values.extend([libc::CLONE_NEWUSER as u64, libc::CLONE_THREAD as u64 | libc::CLONE_VM as u64, 0x80]);
+        let strict = Sandbox::strict();
+        let open_allow_list = Sandbox::new().only_needed_system_calls();
+        let deny = Sandbox::new();
+        let deny_all = Sandbox::new().read_only_filesystem().deny_network().deny_exec();
+        for sandbox in [None, Some(&strict), Some(&open_allow_list), Some(&deny), Some(&deny_all)] {
+            let plan = plan(sandbox).unwrap();
+            // The three filters as they were, seccompiler's chains, in their order.
+            let mut before: Vec<Program> = Vec::new();
+            if plan.clone3_unimplemented {
+                let clone3 = std::iter::once((libc::SYS_clone3, vec![])).collect();
+                before.push(chain(clone3, SeccompAction::Errno(libc::ENOSYS as u32), SeccompAction::Allow));
+            }
+            if plan.x32_refused {
+                before.push(x32_guard().unwrap());
+            }
+            before.push(chain(plan.rules.clone(), plan.matched.clone(), plan.otherwise.clone()));
+            let x32_refused = plan.x32_refused;
+            let tree = compile(plan).unwrap();
+            let native = before.last().unwrap()[1].k; // (`jeq <audit arch>` of its architecture check)
+            assert_eq!(tree[1].k, native);
+            // What the kernel returns for several filters: the action of the highest
+            // precedence (the lowest as a signed number), the latest filter's on a tie.
+            let kernel = |nr: u32, args: [u64; 6]| {
+                let mut ret: Option<u32> = None;
+                let mut steps = 0;
+                for filter in before.iter().rev() {
+                    let (action, n) = run(filter, native, nr, args);
+                    steps += n;
+                    let rank = |a: u32| (a & libc::SECCOMP_RET_ACTION_FULL) as i32;
+                    if ret.is_none_or(|r| rank(action) < rank(r)) {
+                        ret = Some(action);
+                    }
+                }
+                (ret.unwrap(), steps)
+            };
+            let (mut tree_steps, mut chain_steps) = (0, 0);
+            for nr in (0..600).chain([0x4000_0000, 0x4000_0065, u32::MAX]) {
+                for &v in &values {
+                    for args in [[v; 6], [0, v, 0, 0, 0, 0], [v, 0, 0, 0, 0, 0], [0, 0, v, 0, 0, 0]] {
+                        let (got, want) = (run(&tree, native, nr, args), kernel(nr, args));
+                        assert_eq!(got.0, want.0, "{sandbox:?}: call {nr}, arguments {args:x?}");
+                        tree_steps += got.1;
+                        chain_steps += want.1;
+                    }
+                }
+            }
+            // The cases the three were for, said outright.
+            let errno = |e: i32| libc::SECCOMP_RET_ERRNO | e as u32;
+            if sandbox.is_some() {
+                assert_eq!(run(&tree, native, libc::SYS_clone3 as u32, [0; 6]).0, errno(libc::ENOSYS));
+            }
+            if x32_refused {
+                assert_eq!(run(&tree, native, 0x4000_0000 | libc::SYS_ptrace as u32, [0; 6]).0, errno(libc::EPERM));
+            }
+            // A call under another architecture kills the process, as before.
+            assert_eq!(run(&tree, native ^ 1, 0, [0; 6]).0, libc::SECCOMP_RET_KILL_PROCESS);
+            // And the tree is a search: calls do not walk the whole list (what the
+            // kernel does for every number when the filter is installed).
+            if before.last().unwrap().len() > 100 {
+                assert!(tree_steps * 3 < chain_steps, "{tree_steps} steps in all, against {chain_steps}");
+            }
+        }
+    }
+
+    /// The x32 guard as it was a filter of its own (refusing `nr | 0x40000000` under
+    /// the x86_64 architecture).
+    fn x32_guard() -> Option<Program> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use seccompiler::sock_filter;
+            const X32: u32 = 0x4000_0000;
+            let op = |code: u32, jt: u8, jf: u8, k: u32| sock_filter { code: code as u16, jt, jf, k };
+            Some(vec![
+                // A = seccomp_data.nr (offset 0)
+                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+                // if (A & X32) deny else allow
+                op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, X32),
+                op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+                op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+            ])
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+
+    #[test]
+    fn a_runner_refuses_filters_that_are_not_what_its_sandbox_installs() {
+        let strict = Sandbox::strict();
+        let good = (*filters(Some(&strict)).unwrap()).clone();
+        let refused = |f: &Filters, sandbox: Option<&Sandbox>| match decode(f, sandbox) {
+            Err(SandboxError::Seccomp(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        let other_arch = Filters { arch: "sparc64".into(), ..good.clone() };
+        assert!(refused(&other_arch, Some(&strict)).contains("sparc64"));
+        // Too few (none: a host that sent nothing must not mean no filter).
+        let none = Filters { programs: Vec::new(), ..good.clone() };
+        assert!(refused(&none, Some(&strict)).contains("sent 0 filters"));
+        let mut cut = good.clone();
+        cut.programs[0].pop();
+        assert!(refused(&cut, Some(&strict)).contains("is no program"));
+        let mut empty = good.clone();
+        empty.programs[0].clear();
+        assert!(refused(&empty, Some(&strict)).contains("is no program"));
+        // More than one (each process installs one).
+        let mut two = good.clone();
+        two.programs.push(two.programs[0].clone());
+        assert!(refused(&two, Some(&strict)).contains("sent 2 filters where this sandbox installs 1"));
+        assert_eq!(decode(&good, Some(&strict)).unwrap().len(), 1);
+    }
 }

@@ -133,8 +133,17 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 /// Whether this process may run on two CPUs or more (its affinity and CPU quota):
 /// with one, spinning for the other side never pays (it cannot run meanwhile).
 pub(crate) fn several_cpus() -> bool {
-    static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// [`several_cpus`]' answer, looked up once per process.
+static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Takes `several` as [`several_cpus`]' answer, unless it was looked up already: the
+/// runner takes the host's (it shares the host's affinity and CPU quota), which spares
+/// `available_parallelism`'s reads of `/proc` and the cgroup files on its start.
+pub(crate) fn assume_several_cpus(several: bool) {
+    let _ = SEVERAL.set(several);
 }
 
 #[cfg(unix)]
