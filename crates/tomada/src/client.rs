@@ -32,6 +32,21 @@ pub trait Channel: Send + Sync {
     /// its deadline or is quarantined, or the channel failed.
     fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError>;
 
+    /// [`Channel::call`] of a method whose result is one byte string (a `String`, a
+    /// `Vec<u8>`: its byte form is an 8-byte length, then the bytes): returns the
+    /// bytes alone, their length checked. A channel that reads the answer itself can
+    /// leave the length out as it reads (the isolated host's does), so the bytes are
+    /// not moved again to drop it; this default moves them.
+    ///
+    /// # Errors
+    /// As [`Channel::call`]; [`CallError::Answer`] if the length is not that of the
+    /// bytes that follow it.
+    fn call_bytes(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        let mut answer = self.call(method, args)?;
+        strip_length(&mut answer).map_err(CallError::Answer)?;
+        Ok(answer)
+    }
+
     /// Calls an `async` method: as [`Channel::call`], answered through a future that
     /// any executor can await. Dropping the future before it completes should cancel
     /// the call in the plugin's process (by dispatching
@@ -317,8 +332,18 @@ pub fn remote_call<R: Abi>(
     objects: bool,
     encode: impl FnOnce(&mut Vec<u8>),
 ) -> Result<R, CallError> {
+    if R::BYTE_STRING && !objects {
+        // The answer's bytes, read straight into the buffer that becomes the value
+        // (no objects: nothing to lend, nothing to bind).
+        let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
+        encode(&mut args);
+        let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call_bytes(method, args)))
+            .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
+        return R::from_answer_bytes(answer?).map_err(CallError::Answer);
+    }
     let call = || {
-        let mut args = Vec::new();
+        // This thread's buffer of the last call, warm (see `ARGS`).
+        let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
         // Only a method that passes objects can lend one.
         let lent = if objects {
             crate::remote::collecting_borrowed(|| encode(&mut args))
@@ -337,7 +362,11 @@ pub fn remote_call<R: Abi>(
                 peer.revoke(id);
             }
         }
-        R::decode_owned(answer?).map_err(CallError::Answer)
+        let answer = answer?;
+        let mut r = crate::wire::Reader::new(&answer);
+        let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
+        keep_args(answer);
+        value.map_err(CallError::Answer)
     };
     if !objects {
         return call();
@@ -346,6 +375,44 @@ pub fn remote_call<R: Abi>(
         None => call(),
         Some(peer) => crate::remote::with_peer(&peer, call),
     }
+}
+
+thread_local! {
+    /// The buffer of this thread's last isolated call whose answer did not keep it
+    /// (an answer that is not a byte string is decoded out of it): the next call's
+    /// arguments are encoded into it, and (the isolated host reads the answer into the
+    /// arguments' buffer) its answer read into it, so a large call's bytes go
+    /// through pages already in use, not fresh ones each call. A `String` or
+    /// `Vec<u8>` answer takes the buffer with it (it becomes the value).
+    static ARGS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest buffer a thread keeps for its next call (`ARGS`): a larger one is
+/// given back to the system, not held for good.
+const KEEP_ARGS: usize = 64 << 20;
+
+/// Keeps `buffer` as this thread's buffer for its next call (see `ARGS`).
+fn keep_args(mut buffer: Vec<u8>) {
+    if buffer.capacity() <= KEEP_ARGS {
+        buffer.clear();
+        // (Called on a thread being torn down, there is nothing to keep it for.)
+        let _ = ARGS.try_with(|a| a.set(buffer));
+    }
+}
+
+/// Drops the 8-byte length that starts the byte form of a byte string (see
+/// [`Channel::call_bytes`]), checked to be the number of bytes that follow.
+///
+/// # Errors
+/// If it is not, or the bytes end before it.
+#[doc(hidden)]
+pub fn strip_length(answer: &mut Vec<u8>) -> Result<(), WireError> {
+    let len = answer.get(..8).map(|l| u64::from_le_bytes(l.try_into().expect("8 bytes")));
+    if len != Some(answer.len().wrapping_sub(8) as u64) {
+        return Err(WireError::Malformed("the length of a byte string is not that of its bytes"));
+    }
+    answer.drain(..8);
+    Ok(())
 }
 
 /// Host side of an isolated call of an `async` method: as [`remote_call`], through

@@ -737,12 +737,26 @@ impl Isolated {
         method: u32,
         args: &mut Vec<u8>,
     ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
+        self.call_on_for(connection, target, method, args, false)
+    }
+
+    /// [`Isolated::call_on`]; with `bytes`, for a result that is a byte string: its
+    /// bytes alone come back (see [`Channel::call_bytes`]).
+    fn call_on_for(
+        &self,
+        connection: &Arc<Connection>,
+        target: u64,
+        method: u32,
+        args: &mut Vec<u8>,
+        bytes: bool,
+    ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
         let (deadline, given) = deadline::for_call(self.options.deadline);
         if deadline <= Instant::now() {
             // (A scope's time already spent: not sent, nothing to end.)
             return Ok(Err(CallError::TimedOut { deadline: given }));
         }
-        let Some((id, others)) = connection.endpoint.register() else {
+        let registered = if bytes { connection.endpoint.register_bytes() } else { connection.endpoint.register() };
+        let Some((id, others)) = registered else {
             // Another call is ending this process: a call to the plugin goes to the
             // next one, a call to an object of this one fails as the process did.
             let ended = connection.endpoint.flight().ended.clone();
@@ -790,6 +804,9 @@ impl Isolated {
             }
         };
         Ok(match outcome {
+            Ok((endpoint::LENGTH_REFUSED, _)) => Err(CallError::Answer(tomada::wire::WireError::Malformed(
+                "the length of a byte string the plugin answered is not that of its bytes",
+            ))),
             Ok((status, body)) => tomada::client::answer(status, body),
             Err(WaitError::Ended(e)) => Err(e),
             Err(WaitError::Fault(fault)) => {
@@ -866,6 +883,20 @@ impl Channel for Isolated {
         loop {
             let connection = self.connection()?;
             match self.call_on(&connection, 0, method, &mut args) {
+                Ok(result) => return result,
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+    }
+
+    /// The answer's bytes are read without their length, straight into the buffer
+    /// that becomes the caller's `String` or `Vec<u8>` (the call's own arguments
+    /// buffer, reused): nothing is moved after they arrive.
+    fn call_bytes(&self, method: u32, mut args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        self.fits(&args)?;
+        loop {
+            let connection = self.connection()?;
+            match self.call_on_for(&connection, 0, method, &mut args, true) {
                 Ok(result) => return result,
                 Err(_) => std::thread::yield_now(),
             }

@@ -145,6 +145,24 @@ pub unsafe trait Abi: Sized {
         r.finish()?;
         Ok(value)
     }
+    #[doc(hidden)]
+    /// Whether this type's byte form is one byte string, its 8-byte length and the
+    /// bytes (`String`, `Vec<u8>`), whose value can be the bytes themselves: an
+    /// isolated call's answer of this type is then read without its length, straight
+    /// into the buffer that becomes the value ([`Abi::from_answer_bytes`]).
+    const BYTE_STRING: bool = false;
+    #[doc(hidden)]
+    /// The value of a [`Abi::BYTE_STRING`] type whose bytes (without their length,
+    /// which was checked against them) are `bytes`; the buffer becomes the value.
+    ///
+    /// # Errors
+    /// If the bytes are not a value of this type (a `String` that is not UTF-8), or
+    /// the type is not a byte string.
+    #[inline]
+    fn from_answer_bytes(bytes: Vec<u8>) -> Result<Self, WireError> {
+        drop(bytes);
+        Err(WireError::Malformed("the answer is not a byte string"))
+    }
 }
 
 /// A type a contract method may take as an argument: every [`Abi`] type, and the
@@ -328,6 +346,20 @@ unsafe impl<'a, T: Abi + Clone> Arg for &'a [T] {
     }
     #[inline]
     unsafe fn decode(r: &mut Reader<'_>) -> Result<SliceStore<T>, WireError> {
+        // Plain elements whose byte form is their memory (`&[u8]`, `&[u32]` on a
+        // little-endian machine), aligned where they lie: borrowed from the bytes the
+        // call came in, which outlive the store (the caller's guarantee), not copied
+        // into a fresh vector. (Those bytes are this process's own copy, never the
+        // shared ring: the other side cannot change them under the method.)
+        if T::PLAIN && cfg!(target_endian = "little") && size_of::<T>() == T::WIRE_MIN && size_of::<T>() > 0 {
+            // (The elements start after the 8-byte length.)
+            if r.remaining().as_ptr().wrapping_add(8).cast::<T>().is_aligned() {
+                // `len` × the element size is at most the bytes left: checked by `len`.
+                let len = r.len(T::WIRE_MIN)?;
+                let bytes = r.take(len * size_of::<T>())?;
+                return Ok(SliceStore::Borrowed(bytes.as_ptr().cast::<T>(), len));
+            }
+        }
         seq::decode_vec(r).map(SliceStore::Owned)
     }
 }
