@@ -47,6 +47,32 @@ pub trait Channel: Send + Sync {
         Ok(answer)
     }
 
+    /// [`Channel::call`] (or, with `bytes`, [`Channel::call_bytes`]) of arguments
+    /// whose large borrowed byte ranges were not copied into `args`: each of
+    /// `gathered` goes at its place in `args` (offsets in order). A channel that
+    /// writes the arguments itself sends the ranges from where they lie (the
+    /// isolated host's does); this default copies them in first.
+    ///
+    /// # Errors
+    /// As [`Channel::call`] or [`Channel::call_bytes`].
+    fn call_gathered(
+        &self,
+        method: u32,
+        args: Vec<u8>,
+        gathered: &[Gathered<'_>],
+        bytes: bool,
+    ) -> Result<Vec<u8>, CallError> {
+        let mut whole = Vec::with_capacity(args.len() + gathered.iter().map(|g| g.bytes.len()).sum::<usize>());
+        let mut from = 0;
+        for g in gathered {
+            whole.extend_from_slice(&args[from..g.at]);
+            whole.extend_from_slice(g.bytes);
+            from = g.at;
+        }
+        whole.extend_from_slice(&args[from..]);
+        if bytes { self.call_bytes(method, whole) } else { self.call(method, whole) }
+    }
+
     /// Calls an `async` method: as [`Channel::call`], answered through a future that
     /// any executor can await. Dropping the future before it completes should cancel
     /// the call in the plugin's process (by dispatching
@@ -332,25 +358,51 @@ pub fn remote_call<R: Abi>(
     objects: bool,
     encode: impl FnOnce(&mut Vec<u8>),
 ) -> Result<R, CallError> {
-    if R::BYTE_STRING && !objects {
-        // The answer's bytes, read straight into the buffer that becomes the value
-        // (no objects: nothing to lend, nothing to bind).
+    if !objects {
+        // No objects: nothing to lend, nothing to bind. Large borrowed bytes among the
+        // arguments are sent from where they lie (`gather`), which they do until this
+        // returns; a byte string's answer is read straight into the buffer that
+        // becomes the value.
         let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
-        encode(&mut args);
-        let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call_bytes(method, args)))
-            .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
-        return R::from_answer_bytes(answer?).map_err(CallError::Answer);
+        let gathered = GATHERED.with(|g| {
+            *g.borrow_mut() = Some(Vec::new());
+            let _unset = Unset(g);
+            encode(&mut args);
+            g.borrow_mut().take().unwrap_or_default()
+        });
+        let gathered: Vec<Gathered<'_>> = gathered
+            .iter()
+            .map(|&(at, ptr, len)| {
+                // SAFETY: each range is a `&[T]` or `&str` argument that `encode` (the
+                // generated client method's) borrowed from that method's caller, who
+                // keeps it alive until the method returns, after this call; the
+                // ranges are used only within it.
+                let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+                Gathered { at, bytes }
+            })
+            .collect();
+        let answer = panic::catch_unwind(AssertUnwindSafe(|| {
+            if gathered.is_empty() {
+                if R::BYTE_STRING { channel.call_bytes(method, args) } else { channel.call(method, args) }
+            } else {
+                channel.call_gathered(method, args, &gathered, R::BYTE_STRING)
+            }
+        }))
+        .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
+        if R::BYTE_STRING {
+            return R::from_answer_bytes(answer?).map_err(CallError::Answer);
+        }
+        let answer = answer?;
+        let mut r = crate::wire::Reader::new(&answer);
+        let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
+        keep_args(answer);
+        return value.map_err(CallError::Answer);
     }
     let call = || {
         // This thread's buffer of the last call, warm (see `ARGS`).
         let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
         // Only a method that passes objects can lend one.
-        let lent = if objects {
-            crate::remote::collecting_borrowed(|| encode(&mut args))
-        } else {
-            encode(&mut args);
-            Vec::new()
-        };
+        let lent = crate::remote::collecting_borrowed(|| encode(&mut args));
         // The channel is host code, but a client method must not unwind into its
         // caller from deep inside tomada: a panic there is a failed call.
         let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
@@ -368,13 +420,62 @@ pub fn remote_call<R: Abi>(
         keep_args(answer);
         value.map_err(CallError::Answer)
     };
-    if !objects {
-        return call();
-    }
     match channel.peer_for_call()? {
         None => call(),
         Some(peer) => crate::remote::with_peer(&peer, call),
     }
+}
+
+/// A byte range of a call's arguments not copied into their buffer: it goes at `at`
+/// (see [`Channel::call_gathered`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Gathered<'a> {
+    /// Where in the arguments' buffer.
+    pub at: usize,
+    /// The bytes.
+    pub bytes: &'a [u8],
+}
+
+/// Byte ranges this large or larger are sent from where they lie (see `gather`).
+const GATHER_MIN: usize = 64 * 1024;
+
+/// Where each large borrowed byte argument goes in the arguments' buffer, and where
+/// it lies (its address and length); `None` when no call's arguments are encoded.
+type GatheredList = std::cell::RefCell<Option<Vec<(usize, *const u8, usize)>>>;
+
+thread_local! {
+    /// Set while a blocking isolated call's arguments are encoded: where large
+    /// borrowed byte arguments go in them, and where they lie (see `gather`).
+    static GATHERED: GatheredList = const { std::cell::RefCell::new(None) };
+}
+
+/// Unsets `GATHERED` however the encoding ends (a panic in it included).
+struct Unset<'a>(&'a GatheredList);
+
+impl Drop for Unset<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().take();
+    }
+}
+
+/// For the encoding of a borrowed argument (`&[u8]`, `&str`): notes `bytes` to be
+/// sent from where they lie, at the end of `out`, instead of being copied there, if
+/// they are large and a blocking isolated call encodes its arguments on this thread
+/// now (`remote_call`, whose caller keeps them alive until it returns); whether
+/// they were.
+pub(crate) fn gather(out: &[u8], bytes: &[u8]) -> bool {
+    if bytes.len() < GATHER_MIN {
+        return false;
+    }
+    GATHERED
+        .try_with(|g| match &mut *g.borrow_mut() {
+            Some(list) => {
+                list.push((out.len(), bytes.as_ptr(), bytes.len()));
+                true
+            }
+            None => false,
+        })
+        .unwrap_or(false)
 }
 
 thread_local! {

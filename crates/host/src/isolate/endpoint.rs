@@ -425,6 +425,30 @@ impl Endpoint {
         self.send_within(id, target, self.parent(), method, args, deadline)
     }
 
+    /// [`Endpoint::send`] of arguments in parts, sent as they lie, in one frame.
+    pub(crate) fn send_parts(
+        &self,
+        id: u64,
+        target: u64,
+        method: u32,
+        args: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> std::io::Result<()> {
+        let head = self.request_head(target, self.parent(), method, deadline);
+        let parts: Vec<&[u8]> = std::iter::once(&head[..]).chain(args.iter().copied()).collect();
+        self.write(Header { kind: self.request, status: 0, id }, &parts)
+    }
+
+    /// A request's payload before its arguments (see [`REQUEST_HEAD`]).
+    fn request_head(&self, target: u64, parent: u64, method: u32, deadline: Option<Instant>) -> [u8; REQUEST_HEAD] {
+        let mut head = [0u8; REQUEST_HEAD];
+        head[..8].copy_from_slice(&target.to_le_bytes());
+        head[8..16].copy_from_slice(&parent.to_le_bytes());
+        head[16..DEADLINE_AT].copy_from_slice(&method.to_le_bytes());
+        head[DEADLINE_AT..].copy_from_slice(&time_left(deadline));
+        head
+    }
+
     /// [`Endpoint::send`], made within request `parent` of the other side (0: none).
     pub(crate) fn send_within(
         &self,
@@ -435,11 +459,7 @@ impl Endpoint {
         args: &[u8],
         deadline: Option<Instant>,
     ) -> std::io::Result<()> {
-        let mut head = [0u8; REQUEST_HEAD];
-        head[..8].copy_from_slice(&target.to_le_bytes());
-        head[8..16].copy_from_slice(&parent.to_le_bytes());
-        head[16..DEADLINE_AT].copy_from_slice(&method.to_le_bytes());
-        head[DEADLINE_AT..].copy_from_slice(&time_left(deadline));
+        let head = self.request_head(target, parent, method, deadline);
         self.write(Header { kind: self.request, status: 0, id }, &[&head, args])
     }
 

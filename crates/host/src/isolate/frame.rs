@@ -286,7 +286,13 @@ fn recv_payload(
 ) -> Result<(), ReadError> {
     while payload.len() < want {
         let have = payload.len();
-        payload.reserve((want - have).min(AHEAD.max(have)));
+        let more = (want - have).min(AHEAD.max(have));
+        if have == 0 && payload.capacity() < more {
+            // A buffer too small and empty: a new one, not a reallocation, which
+            // would copy the old one's bytes (none of which are kept).
+            *payload = Vec::new();
+        }
+        payload.reserve(more);
         let room = (payload.capacity() - have).min(want - have);
         recv_all(src, &mut payload.spare_capacity_mut()[..room], deadline)?;
         // SAFETY: `recv_all` initialised exactly those `room` bytes past the length.

@@ -274,7 +274,10 @@ unsafe impl<'a> Arg for &'a str {
     #[inline]
     fn encode(self, out: &mut Vec<u8>) {
         crate::wire::put_len(out, self.len());
-        out.extend_from_slice(self.as_bytes());
+        // (A large one, for a blocking isolated call: sent from where it lies.)
+        if !crate::client::gather(out, self.as_bytes()) {
+            out.extend_from_slice(self.as_bytes());
+        }
     }
     #[inline]
     unsafe fn decode(r: &mut Reader<'_>) -> Result<RSlice, WireError> {
@@ -342,6 +345,17 @@ unsafe impl<'a, T: Abi + Clone> Arg for &'a [T] {
     }
     #[inline]
     fn encode(self, out: &mut Vec<u8>) {
+        if T::PLAIN && cfg!(target_endian = "little") {
+            // SAFETY: plain types have no padding and every byte initialised, and
+            // their little-endian memory is their byte form (as `encode_slice`).
+            let bytes = unsafe { std::slice::from_raw_parts(self.as_ptr().cast::<u8>(), size_of_val(self)) };
+            crate::wire::put_len(out, self.len());
+            // (A large one, for a blocking isolated call: sent from where it lies.)
+            if !crate::client::gather(out, bytes) {
+                out.extend_from_slice(bytes);
+            }
+            return;
+        }
         seq::encode_slice(self, out)
     }
     #[inline]
