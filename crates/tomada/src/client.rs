@@ -642,3 +642,44 @@ pub fn answer(status: u8, body: Vec<u8>) -> Result<Vec<u8>, CallError> {
         Status(other) => Err(CallError::BadStatus(other)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A channel that answers with the arguments it got.
+    struct Echo;
+
+    impl Channel for Echo {
+        fn call(&self, _method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            Ok(args)
+        }
+    }
+
+    #[test]
+    fn gathered_ranges_go_at_their_places_and_byte_strings_lose_their_length() {
+        let (a, b) = (vec![1u8; 3], vec![2u8; 2]);
+        let gathered = [Gathered { at: 1, bytes: &a }, Gathered { at: 1, bytes: &b }, Gathered { at: 4, bytes: &a }];
+        let got = Echo.call_gathered(0, vec![9, 8, 7, 6], &gathered, false).unwrap();
+        assert_eq!(got, [9, 1, 1, 1, 2, 2, 8, 7, 6, 1, 1, 1]);
+        // A byte string: its length, checked, then dropped.
+        let mut args = 2u64.to_le_bytes().to_vec();
+        let got = Echo.call_gathered(0, args.clone(), &[Gathered { at: 8, bytes: &b }], true).unwrap();
+        assert_eq!(got, [2, 2]);
+        args[0] = 3;
+        let lie = Echo.call_gathered(0, args, &[Gathered { at: 8, bytes: &b }], true);
+        assert!(matches!(lie, Err(CallError::Answer(WireError::Malformed(_)))), "{lie:?}");
+        assert!(matches!(Echo.call_bytes(0, vec![1, 0]), Err(CallError::Answer(_))), "a length cut short");
+    }
+
+    #[test]
+    fn only_large_borrowed_bytes_of_a_call_being_encoded_are_gathered() {
+        let big = vec![5u8; GATHER_MIN];
+        assert!(!gather(&[], &big), "no call encodes its arguments now");
+        GATHERED.with(|g| *g.borrow_mut() = Some(Vec::new()));
+        assert!(!gather(&[0; 3], &big[1..]), "too small");
+        assert!(gather(&[0; 3], &big));
+        let list = GATHERED.with(|g| g.borrow_mut().take()).unwrap();
+        assert_eq!(list, [(3, big.as_ptr(), big.len())]);
+    }
+}
