@@ -348,6 +348,12 @@ fn main() {
             measure(1000, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.reverse(&bytes).unwrap())));
         print("bare ping-pong, 1 MiB each way", &floor, None);
         print("isolated reverse(&[u8]) -> Vec<u8>, 1 MiB", &row, Some(&floor));
+        // The plugin's own work (and the result's allocation), which the floor does
+        // not do: the same call in-process.
+        let local = tomada_host::load::<dyn allround_api::Allround>(&path).unwrap();
+        let own = measure(1000, Duration::ZERO, &[], || drop(std::hint::black_box(local.reverse(&bytes).unwrap())));
+        print("in-process reverse, 1 MiB (the work)", &own, Some(&floor));
+        drop(local);
         // The other byte types, against the same floor: `String` and `&str` in (half a
         // MiB each), a `String` of 1 MiB out; a struct holding 1 MiB of bytes each way
         // (the plugin appends a byte, so it reallocates: its own work); and a
