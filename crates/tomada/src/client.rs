@@ -365,8 +365,10 @@ pub fn remote_call<R: Abi>(
         // becomes the value.
         let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
         let gathered = GATHERED.with(|g| {
-            *g.borrow_mut() = Some(Vec::new());
-            let _unset = Unset(g);
+            // (An encoding that makes a call of its own, however odd, gets its own
+            // list, and this one's is put back after it.)
+            let outer = g.replace(Some(Vec::new()));
+            let _restore = Restore(g, outer);
             encode(&mut args);
             g.borrow_mut().take().unwrap_or_default()
         });
@@ -449,12 +451,13 @@ thread_local! {
     static GATHERED: GatheredList = const { std::cell::RefCell::new(None) };
 }
 
-/// Unsets `GATHERED` however the encoding ends (a panic in it included).
-struct Unset<'a>(&'a GatheredList);
+/// Puts back what `GATHERED` held before an encoding, however it ends (a panic in
+/// it included).
+struct Restore<'a>(&'a GatheredList, Option<Vec<(usize, *const u8, usize)>>);
 
-impl Drop for Unset<'_> {
+impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        self.0.borrow_mut().take();
+        *self.0.borrow_mut() = self.1.take();
     }
 }
 
