@@ -359,9 +359,10 @@ pub fn remote_call<R: Abi>(
     encode: impl FnOnce(&mut Vec<u8>),
 ) -> Result<R, CallError> {
     if !objects {
-        // No objects: nothing to lend, nothing to bind. Large borrowed bytes among the
-        // arguments are sent from where they lie (`gather`), which they do until this
-        // returns; a byte string's answer is read straight into the buffer that
+        // No objects: nothing to lend, nothing to bind. Large bytes among the
+        // arguments are sent from where they lie (`gather`, `gather_owned`): borrowed
+        // ones live until this returns, owned ones are kept in the list until the
+        // call is over; a byte string's answer is read straight into the buffer that
         // becomes the value.
         let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
         let gathered = GATHERED.with(|g| {
@@ -372,25 +373,30 @@ pub fn remote_call<R: Abi>(
             encode(&mut args);
             g.borrow_mut().take().unwrap_or_default()
         });
-        let gathered: Vec<Gathered<'_>> = gathered
+        let ranges: Vec<Gathered<'_>> = gathered
             .iter()
-            .map(|&(at, ptr, len)| {
+            .map(|noted| {
                 // SAFETY: each range is a `&[T]` or `&str` argument that `encode` (the
                 // generated client method's) borrowed from that method's caller, who
-                // keeps it alive until the method returns, after this call; the
-                // ranges are used only within it.
-                let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-                Gathered { at, bytes }
+                // keeps it alive until the method returns, after this call, or the
+                // buffer of an owned one, which `gathered` keeps (a `Vec`'s buffer
+                // does not move with it) until after the call; the ranges are used
+                // only within the call.
+                let bytes = unsafe { std::slice::from_raw_parts(noted.ptr, noted.len) };
+                Gathered { at: noted.at, bytes }
             })
             .collect();
         let answer = panic::catch_unwind(AssertUnwindSafe(|| {
-            if gathered.is_empty() {
+            if ranges.is_empty() {
                 if R::BYTE_STRING { channel.call_bytes(method, args) } else { channel.call(method, args) }
             } else {
-                channel.call_gathered(method, args, &gathered, R::BYTE_STRING)
+                channel.call_gathered(method, args, &ranges, R::BYTE_STRING)
             }
         }))
         .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
+        // (The owned arguments' buffers go now, the call over.)
+        drop(ranges);
+        drop(gathered);
         if R::BYTE_STRING {
             return R::from_answer_bytes(answer?).map_err(CallError::Answer);
         }
@@ -441,9 +447,20 @@ pub struct Gathered<'a> {
 /// Byte ranges this large or larger are sent from where they lie (see `gather`).
 const GATHER_MIN: usize = 64 * 1024;
 
-/// Where each large borrowed byte argument goes in the arguments' buffer, and where
-/// it lies (its address and length); `None` when no call's arguments are encoded.
-type GatheredList = std::cell::RefCell<Option<Vec<(usize, *const u8, usize)>>>;
+/// One large byte argument not copied into the arguments' buffer.
+struct Noted {
+    /// Where it goes in the arguments' buffer.
+    at: usize,
+    /// Where it lies, and its length.
+    ptr: *const u8,
+    len: usize,
+    /// Its buffer, if the argument was given away: kept until the call is over.
+    _owned: Option<Vec<u8>>,
+}
+
+/// The large byte arguments of the call being encoded; `None` when no call's
+/// arguments are encoded.
+type GatheredList = std::cell::RefCell<Option<Vec<Noted>>>;
 
 thread_local! {
     /// Set while a blocking isolated call's arguments are encoded: where large
@@ -453,7 +470,7 @@ thread_local! {
 
 /// Puts back what `GATHERED` held before an encoding, however it ends (a panic in
 /// it included).
-struct Restore<'a>(&'a GatheredList, Option<Vec<(usize, *const u8, usize)>>);
+struct Restore<'a>(&'a GatheredList, Option<Vec<Noted>>);
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
@@ -470,15 +487,28 @@ pub(crate) fn gather(out: &[u8], bytes: &[u8]) -> bool {
     if bytes.len() < GATHER_MIN {
         return false;
     }
-    GATHERED
-        .try_with(|g| match &mut *g.borrow_mut() {
-            Some(list) => {
-                list.push((out.len(), bytes.as_ptr(), bytes.len()));
-                true
-            }
-            None => false,
-        })
-        .unwrap_or(false)
+    note(Noted { at: out.len(), ptr: bytes.as_ptr(), len: bytes.len(), _owned: None }).is_ok()
+}
+
+/// [`gather`] for an argument given away (a `Vec<u8>`, a `String`): its buffer is
+/// kept until the call is over; given back if it is not gathered.
+pub(crate) fn gather_owned(out: &[u8], bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+    if bytes.len() < GATHER_MIN {
+        return Err(bytes);
+    }
+    let noted = Noted { at: out.len(), ptr: bytes.as_ptr(), len: bytes.len(), _owned: None };
+    note(Noted { _owned: Some(bytes), ..noted }).map_err(|noted| noted._owned.unwrap_or_default())
+}
+
+/// Adds `noted` to the list of the call being encoded, if one is; gives it back if not.
+fn note(noted: Noted) -> Result<(), Noted> {
+    let mut noted = Some(noted);
+    let _ = GATHERED.try_with(|g| {
+        if let Some(list) = &mut *g.borrow_mut() {
+            list.extend(noted.take());
+        }
+    });
+    noted.map_or(Ok(()), Err)
 }
 
 thread_local! {
@@ -682,7 +712,13 @@ mod tests {
         GATHERED.with(|g| *g.borrow_mut() = Some(Vec::new()));
         assert!(!gather(&[0; 3], &big[1..]), "too small");
         assert!(gather(&[0; 3], &big));
+        let owned = vec![6u8; GATHER_MIN];
+        let ptr = owned.as_ptr();
+        assert!(gather_owned(&[0; 9], owned).is_ok());
+        assert!(gather_owned(&[], vec![1]).is_err_and(|v| v == [1]), "too small, given back");
         let list = GATHERED.with(|g| g.borrow_mut().take()).unwrap();
-        assert_eq!(list, [(3, big.as_ptr(), big.len())]);
+        let got: Vec<_> = list.iter().map(|n| (n.at, n.ptr, n.len, n._owned.is_some())).collect();
+        assert_eq!(got, [(3, big.as_ptr(), big.len(), false), (9, ptr, GATHER_MIN, true)]);
+        assert!(gather_owned(&[], vec![0; GATHER_MIN]).is_err(), "no call encodes its arguments now");
     }
 }

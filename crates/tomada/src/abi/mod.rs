@@ -163,6 +163,16 @@ pub unsafe trait Abi: Sized {
         drop(bytes);
         Err(WireError::Malformed("the answer is not a byte string"))
     }
+    #[doc(hidden)]
+    /// The bytes of a [`Abi::BYTE_STRING`] value, its buffer handed over (its byte
+    /// form is their length, then them); the value back if it is not one.
+    ///
+    /// # Errors
+    /// The value itself, for a type that is not a byte string.
+    #[inline]
+    fn into_byte_string(self) -> Result<Vec<u8>, Self> {
+        Err(self)
+    }
 }
 
 /// A type a contract method may take as an argument: every [`Abi`] type, and the
@@ -243,6 +253,20 @@ unsafe impl<T: Abi> Arg for T {
     }
     #[inline]
     fn encode(self, out: &mut Vec<u8>) {
+        // A large `Vec<u8>` or `String` given away, for a blocking isolated call: sent
+        // from its own buffer, kept until the call is over (`gather_owned`).
+        if T::BYTE_STRING {
+            match self.into_byte_string() {
+                Ok(bytes) => {
+                    crate::wire::put_len(out, bytes.len());
+                    if let Err(bytes) = crate::client::gather_owned(out, bytes) {
+                        out.extend_from_slice(&bytes);
+                    }
+                }
+                Err(value) => Abi::encode_owned(value, out),
+            }
+            return;
+        }
         Abi::encode_owned(self, out)
     }
     #[inline]

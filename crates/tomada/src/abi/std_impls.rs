@@ -215,6 +215,10 @@ unsafe impl Abi for String {
     fn from_answer_bytes(bytes: Vec<u8>) -> Result<String, WireError> {
         String::from_utf8(bytes).map_err(|_| WireError::Malformed("a string is not UTF-8"))
     }
+    #[inline]
+    fn into_byte_string(self) -> Result<Vec<u8>, String> {
+        Ok(self.into_bytes())
+    }
 }
 
 // SAFETY: see `seq`: elements converted in place or moved into a `System` buffer,
@@ -274,6 +278,17 @@ unsafe impl<T: Abi> Abi for Vec<T> {
             return Err(WireError::Malformed("the answer is not a byte string"));
         }
         Ok(bytes_into_vec(bytes))
+    }
+    #[inline]
+    fn into_byte_string(self) -> Result<Vec<u8>, Vec<T>> {
+        if !Self::BYTE_STRING {
+            return Err(self);
+        }
+        let mut vec = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `T` is plain with the size and alignment of `u8` (`BYTE_STRING`), so
+        // the buffer is `len` initialised bytes in an allocation of `u8`'s layout for the
+        // same capacity; the `Vec<T>` is not dropped.
+        Ok(unsafe { Vec::from_raw_parts(vec.as_mut_ptr().cast::<u8>(), vec.len(), vec.capacity()) })
     }
 }
 
