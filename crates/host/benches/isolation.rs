@@ -348,6 +348,38 @@ fn main() {
             measure(1000, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.reverse(&bytes).unwrap())));
         print("bare ping-pong, 1 MiB each way", &floor, None);
         print("isolated reverse(&[u8]) -> Vec<u8>, 1 MiB", &row, Some(&floor));
+        // The plugin's own work (and the result's allocation), which the floor does
+        // not do: the same call in-process.
+        let local = tomada_host::load::<dyn allround_api::Allround>(&path).unwrap();
+        let own = measure(1000, Duration::ZERO, &[], || drop(std::hint::black_box(local.reverse(&bytes).unwrap())));
+        print("in-process reverse, 1 MiB (the work)", &own, Some(&floor));
+        drop(local);
+        // The other byte types, against the same floor: `String` and `&str` in (half a
+        // MiB each), a `String` of 1 MiB out; a struct holding 1 MiB of bytes each way
+        // (the plugin appends a byte, so it reallocates: its own work); and a
+        // `Vec<u8>` given away, a number back (half the bytes of the floor).
+        let half = "y".repeat(MIB / 2);
+        assert_eq!(plugin.concat(half.clone(), &half).unwrap().len(), MIB);
+        let row = measure(1000, Duration::ZERO, &[child], || {
+            drop(std::hint::black_box(plugin.concat(half.clone(), &half).unwrap()))
+        });
+        print("isolated concat(String, &str) -> String", &row, Some(&floor));
+        let person = allround_api::Person {
+            name: "Ana".into(),
+            age: 30,
+            nickname: None,
+            photo: bytes.clone(),
+            position: allround_api::Point(1.0, 2.0),
+        };
+        assert_eq!(plugin.birthday(person.clone()).unwrap().photo.len(), MIB + 1);
+        let row = measure(1000, Duration::ZERO, &[child], || {
+            drop(std::hint::black_box(plugin.birthday(person.clone()).unwrap()))
+        });
+        print("isolated birthday(Person) -> Person", &row, Some(&floor));
+        let row = measure(1000, Duration::ZERO, &[child], || {
+            std::hint::black_box(plugin.len(bytes.clone()).unwrap());
+        });
+        print("isolated len(Vec<u8>) -> u64, 1 MiB in", &row, Some(&floor));
     }
 
     // Threads sharing one isolated plugin; the floor: as many bare pairs.

@@ -256,3 +256,35 @@ fn duplicate_keys_in_an_answer_are_an_error() {
     assert_eq!(p.ordered(false).unwrap(), BTreeSet::from(["a".to_owned(), "b".to_owned()]));
     still_serves(&p, pid);
 }
+
+/// A `Vec<u8>` or `String` answer is read without its 8-byte length, straight into
+/// the buffer that becomes the value; the length is checked as it is read. One that
+/// lies (more bytes than it says, fewer, a length cut short, a length of 2^64 - 1) is
+/// `CallError::Answer(Malformed)`, with nothing allocated or read past what came,
+/// and so is a string that is not UTF-8; the channel stays in step (the bytes after
+/// the lie are read all the same), and the plugin's process lives on.
+#[test]
+fn a_byte_string_whose_length_lies_is_refused() {
+    let _serial = serial();
+    let p = hostile();
+    let pid = p.process_id();
+    let refused = |r: &Result<usize, CallError>| matches!(r, Err(CallError::Answer(WireError::Malformed(_))));
+    for (claimed, actual) in
+        [(5u64, 4u32), (3, 4), (u64::MAX, 16), (1 << 20, 0), (0, 1 << 20), ((3 << 20) + 1, 3 << 20)]
+    {
+        let r = p.bytes(claimed, actual, false).map(|v| v.len());
+        assert!(refused(&r), "a length of {claimed} before {actual} bytes: {r:?}");
+        let r = p.text(claimed, actual, true).map(|s| s.len());
+        assert!(refused(&r), "a string's length of {claimed} before {actual} bytes: {r:?}");
+    }
+    let r = p.bytes(0, 0, true).map(|v| v.len());
+    assert!(refused(&r), "a length cut short: {r:?}");
+    let r = p.text(4, 4, false).map(|s| s.len());
+    assert!(refused(&r), "not UTF-8: {r:?}");
+    // The truth, after the lies: whole.
+    let big = p.bytes(3 << 20, 3 << 20, false).unwrap();
+    assert!(big.len() == 3 << 20 && big.iter().all(|&b| b == 7));
+    assert_eq!(p.text(5, 5, true).unwrap(), "aaaaa");
+    assert_eq!(p.bytes(0, 0, false).unwrap(), Vec::<u8>::new());
+    still_serves(&p, pid);
+}

@@ -538,6 +538,41 @@ fn every_type_crosses_to_an_isolated_plugin() {
     assert_eq!(p.touches().unwrap(), 1);
 }
 
+/// Bulk bytes through every byte type, byte-exact, with sizes growing and shrinking
+/// (from nothing to several times the shared rings' size and back), so buffers that
+/// both sides keep from one call to the next (the plugin's process reads a call into
+/// the last one's buffer, the host encodes into its thread's) are reused at every
+/// size: a buffer larger than the call never leaks its old bytes into it, a smaller
+/// one grows. `&[u8]` and `&str` arguments are borrowed from the call's buffer on
+/// the plugin's side; `Vec<u8>` and `String` answers are read without their length.
+#[test]
+fn bulk_bytes_cross_byte_exact_at_every_size_through_every_byte_type() {
+    use allround_api::{Allround, Person, Point};
+    let p = tomada_host::load_with::<dyn Allround>(cdylib("allround"), &Mode::Isolated(isolation())).unwrap();
+    // A pattern that no shift or stale buffer reproduces: byte i of call n.
+    let pattern = |n: usize, len: usize| -> Vec<u8> { (0..len).map(|i| (i * 31 + n * 7 + i / 251) as u8).collect() };
+    let sizes = [0, 1, 7, 8, 9, 65_535, 1 << 20, (3 << 20) + 5, 100, 5 << 20, 1, (1 << 20) - 3, 0, 2 << 20, 17];
+    for (n, &len) in sizes.iter().enumerate() {
+        let bytes = pattern(n, len);
+        let reversed: Vec<u8> = bytes.iter().rev().copied().collect();
+        assert!(p.reverse(&bytes).unwrap() == reversed, "reverse of {len} bytes (call {n})");
+        assert_eq!(p.len(bytes.clone()).unwrap(), len as u64, "len of {len} bytes");
+        // ASCII text in both string forms (halves of it), a `String` back.
+        let text: String = bytes.iter().map(|b| char::from(b'a' + b % 26)).collect();
+        let (owned, borrowed) = text.split_at(len / 2);
+        assert!(p.concat(owned.to_owned(), borrowed).unwrap() == text, "concat of {len} bytes");
+        assert!(p.upper(&text).unwrap() == text.to_uppercase(), "upper of {len} bytes");
+        // Bytes held in a struct, each way.
+        let person =
+            Person { name: "ana".into(), age: 1, nickname: None, photo: bytes.clone(), position: Point(1.0, 2.0) };
+        let older = p.birthday(person).unwrap();
+        let mut photo = bytes;
+        photo.push(0xFF);
+        assert!(older.photo == photo, "a photo of {len} bytes");
+        assert_eq!((older.name.as_str(), older.age), ("ANA", 2));
+    }
+}
+
 /// The child dies with the host: a helper process (this binary, re-run) loads an
 /// isolated plugin, reports the plugin's pid, and is killed; the plugin's process
 /// must follow.

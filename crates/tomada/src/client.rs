@@ -32,6 +32,47 @@ pub trait Channel: Send + Sync {
     /// its deadline or is quarantined, or the channel failed.
     fn call(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError>;
 
+    /// [`Channel::call`] of a method whose result is one byte string (a `String`, a
+    /// `Vec<u8>`: its byte form is an 8-byte length, then the bytes): returns the
+    /// bytes alone, their length checked. A channel that reads the answer itself can
+    /// leave the length out as it reads (the isolated host's does), so the bytes are
+    /// not moved again to drop it; this default moves them.
+    ///
+    /// # Errors
+    /// As [`Channel::call`]; [`CallError::Answer`] if the length is not that of the
+    /// bytes that follow it.
+    fn call_bytes(&self, method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        let mut answer = self.call(method, args)?;
+        strip_length(&mut answer).map_err(CallError::Answer)?;
+        Ok(answer)
+    }
+
+    /// [`Channel::call`] (or, with `bytes`, [`Channel::call_bytes`]) of arguments
+    /// whose large borrowed byte ranges were not copied into `args`: each of
+    /// `gathered` goes at its place in `args` (offsets in order). A channel that
+    /// writes the arguments itself sends the ranges from where they lie (the
+    /// isolated host's does); this default copies them in first.
+    ///
+    /// # Errors
+    /// As [`Channel::call`] or [`Channel::call_bytes`].
+    fn call_gathered(
+        &self,
+        method: u32,
+        args: Vec<u8>,
+        gathered: &[Gathered<'_>],
+        bytes: bool,
+    ) -> Result<Vec<u8>, CallError> {
+        let mut whole = Vec::with_capacity(args.len() + gathered.iter().map(|g| g.bytes.len()).sum::<usize>());
+        let mut from = 0;
+        for g in gathered {
+            whole.extend_from_slice(&args[from..g.at]);
+            whole.extend_from_slice(g.bytes);
+            from = g.at;
+        }
+        whole.extend_from_slice(&args[from..]);
+        if bytes { self.call_bytes(method, whole) } else { self.call(method, whole) }
+    }
+
     /// Calls an `async` method: as [`Channel::call`], answered through a future that
     /// any executor can await. Dropping the future before it completes should cancel
     /// the call in the plugin's process (by dispatching
@@ -317,15 +358,59 @@ pub fn remote_call<R: Abi>(
     objects: bool,
     encode: impl FnOnce(&mut Vec<u8>),
 ) -> Result<R, CallError> {
-    let call = || {
-        let mut args = Vec::new();
-        // Only a method that passes objects can lend one.
-        let lent = if objects {
-            crate::remote::collecting_borrowed(|| encode(&mut args))
-        } else {
+    if !objects {
+        // No objects: nothing to lend, nothing to bind. Large bytes among the
+        // arguments are sent from where they lie (`gather`, `gather_owned`): borrowed
+        // ones live until this returns, owned ones are kept in the list until the
+        // call is over; a byte string's answer is read straight into the buffer that
+        // becomes the value.
+        let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
+        let gathered = GATHERED.with(|g| {
+            // (An encoding that makes a call of its own, however odd, gets its own
+            // list, and this one's is put back after it.)
+            let outer = g.replace(Some(Vec::new()));
+            let _restore = Restore(g, outer);
             encode(&mut args);
-            Vec::new()
-        };
+            g.borrow_mut().take().unwrap_or_default()
+        });
+        let ranges: Vec<Gathered<'_>> = gathered
+            .iter()
+            .map(|noted| {
+                // SAFETY: each range is a `&[T]` or `&str` argument that `encode` (the
+                // generated client method's) borrowed from that method's caller, who
+                // keeps it alive until the method returns, after this call, or the
+                // buffer of an owned one, which `gathered` keeps (a `Vec`'s buffer
+                // does not move with it) until after the call; the ranges are used
+                // only within the call.
+                let bytes = unsafe { std::slice::from_raw_parts(noted.ptr, noted.len) };
+                Gathered { at: noted.at, bytes }
+            })
+            .collect();
+        let answer = panic::catch_unwind(AssertUnwindSafe(|| {
+            if ranges.is_empty() {
+                if R::BYTE_STRING { channel.call_bytes(method, args) } else { channel.call(method, args) }
+            } else {
+                channel.call_gathered(method, args, &ranges, R::BYTE_STRING)
+            }
+        }))
+        .unwrap_or_else(|payload| Err(CallError::Channel { message: crate::call::panic_message(payload) }));
+        // (The owned arguments' buffers go now, the call over.)
+        drop(ranges);
+        drop(gathered);
+        if R::BYTE_STRING {
+            return R::from_answer_bytes(answer?).map_err(CallError::Answer);
+        }
+        let answer = answer?;
+        let mut r = crate::wire::Reader::new(&answer);
+        let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
+        keep_args(answer);
+        return value.map_err(CallError::Answer);
+    }
+    let call = || {
+        // This thread's buffer of the last call, warm (see `ARGS`).
+        let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
+        // Only a method that passes objects can lend one.
+        let lent = crate::remote::collecting_borrowed(|| encode(&mut args));
         // The channel is host code, but a client method must not unwind into its
         // caller from deep inside tomada: a panic there is a failed call.
         let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
@@ -337,15 +422,131 @@ pub fn remote_call<R: Abi>(
                 peer.revoke(id);
             }
         }
-        R::decode_owned(answer?).map_err(CallError::Answer)
+        let answer = answer?;
+        let mut r = crate::wire::Reader::new(&answer);
+        let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
+        keep_args(answer);
+        value.map_err(CallError::Answer)
     };
-    if !objects {
-        return call();
-    }
     match channel.peer_for_call()? {
         None => call(),
         Some(peer) => crate::remote::with_peer(&peer, call),
     }
+}
+
+/// A byte range of a call's arguments not copied into their buffer: it goes at `at`
+/// (see [`Channel::call_gathered`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Gathered<'a> {
+    /// Where in the arguments' buffer.
+    pub at: usize,
+    /// The bytes.
+    pub bytes: &'a [u8],
+}
+
+/// Byte ranges this large or larger are sent from where they lie (see `gather`).
+const GATHER_MIN: usize = 64 * 1024;
+
+/// One large byte argument not copied into the arguments' buffer.
+struct Noted {
+    /// Where it goes in the arguments' buffer.
+    at: usize,
+    /// Where it lies, and its length.
+    ptr: *const u8,
+    len: usize,
+    /// Its buffer, if the argument was given away: kept until the call is over.
+    _owned: Option<Vec<u8>>,
+}
+
+/// The large byte arguments of the call being encoded; `None` when no call's
+/// arguments are encoded.
+type GatheredList = std::cell::RefCell<Option<Vec<Noted>>>;
+
+thread_local! {
+    /// Set while a blocking isolated call's arguments are encoded: where large
+    /// borrowed byte arguments go in them, and where they lie (see `gather`).
+    static GATHERED: GatheredList = const { std::cell::RefCell::new(None) };
+}
+
+/// Puts back what `GATHERED` held before an encoding, however it ends (a panic in
+/// it included).
+struct Restore<'a>(&'a GatheredList, Option<Vec<Noted>>);
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        *self.0.borrow_mut() = self.1.take();
+    }
+}
+
+/// For the encoding of a borrowed argument (`&[u8]`, `&str`): notes `bytes` to be
+/// sent from where they lie, at the end of `out`, instead of being copied there, if
+/// they are large and a blocking isolated call encodes its arguments on this thread
+/// now (`remote_call`, whose caller keeps them alive until it returns); whether
+/// they were.
+pub(crate) fn gather(out: &[u8], bytes: &[u8]) -> bool {
+    if bytes.len() < GATHER_MIN {
+        return false;
+    }
+    note(Noted { at: out.len(), ptr: bytes.as_ptr(), len: bytes.len(), _owned: None }).is_ok()
+}
+
+/// [`gather`] for an argument given away (a `Vec<u8>`, a `String`): its buffer is
+/// kept until the call is over; given back if it is not gathered.
+pub(crate) fn gather_owned(out: &[u8], bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+    if bytes.len() < GATHER_MIN {
+        return Err(bytes);
+    }
+    let noted = Noted { at: out.len(), ptr: bytes.as_ptr(), len: bytes.len(), _owned: None };
+    note(Noted { _owned: Some(bytes), ..noted }).map_err(|noted| noted._owned.unwrap_or_default())
+}
+
+/// Adds `noted` to the list of the call being encoded, if one is; gives it back if not.
+fn note(noted: Noted) -> Result<(), Noted> {
+    let mut noted = Some(noted);
+    let _ = GATHERED.try_with(|g| {
+        if let Some(list) = &mut *g.borrow_mut() {
+            list.extend(noted.take());
+        }
+    });
+    noted.map_or(Ok(()), Err)
+}
+
+thread_local! {
+    /// The buffer of this thread's last isolated call whose answer did not keep it
+    /// (an answer that is not a byte string is decoded out of it): the next call's
+    /// arguments are encoded into it, and (the isolated host reads the answer into the
+    /// arguments' buffer) its answer read into it, so a large call's bytes go
+    /// through pages already in use, not fresh ones each call. A `String` or
+    /// `Vec<u8>` answer takes the buffer with it (it becomes the value).
+    static ARGS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest buffer a thread keeps for its next call (`ARGS`): a larger one is
+/// given back to the system, not held for good.
+const KEEP_ARGS: usize = 64 << 20;
+
+/// Keeps `buffer` as this thread's buffer for its next call (see `ARGS`).
+fn keep_args(mut buffer: Vec<u8>) {
+    if buffer.capacity() <= KEEP_ARGS {
+        buffer.clear();
+        // (Called on a thread being torn down, there is nothing to keep it for.)
+        let _ = ARGS.try_with(|a| a.set(buffer));
+    }
+}
+
+/// Drops the 8-byte length that starts the byte form of a byte string (see
+/// [`Channel::call_bytes`]), checked to be the number of bytes that follow.
+///
+/// # Errors
+/// If it is not, or the bytes end before it.
+#[doc(hidden)]
+pub fn strip_length(answer: &mut Vec<u8>) -> Result<(), WireError> {
+    let len = answer.get(..8).map(|l| u64::from_le_bytes(l.try_into().expect("8 bytes")));
+    if len != Some(answer.len().wrapping_sub(8) as u64) {
+        return Err(WireError::Malformed("the length of a byte string is not that of its bytes"));
+    }
+    answer.drain(..8);
+    Ok(())
 }
 
 /// Host side of an isolated call of an `async` method: as [`remote_call`], through
@@ -472,5 +673,52 @@ pub fn answer(status: u8, body: Vec<u8>) -> Result<Vec<u8>, CallError> {
         Status::PANICKED => Err(CallError::Panicked { message: text(body) }),
         Status::MALFORMED | Status::CANCELLED => Err(CallError::Channel { message: text(body) }),
         Status(other) => Err(CallError::BadStatus(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A channel that answers with the arguments it got.
+    struct Echo;
+
+    impl Channel for Echo {
+        fn call(&self, _method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            Ok(args)
+        }
+    }
+
+    #[test]
+    fn gathered_ranges_go_at_their_places_and_byte_strings_lose_their_length() {
+        let (a, b) = (vec![1u8; 3], vec![2u8; 2]);
+        let gathered = [Gathered { at: 1, bytes: &a }, Gathered { at: 1, bytes: &b }, Gathered { at: 4, bytes: &a }];
+        let got = Echo.call_gathered(0, vec![9, 8, 7, 6], &gathered, false).unwrap();
+        assert_eq!(got, [9, 1, 1, 1, 2, 2, 8, 7, 6, 1, 1, 1]);
+        // A byte string: its length, checked, then dropped.
+        let mut args = 2u64.to_le_bytes().to_vec();
+        let got = Echo.call_gathered(0, args.clone(), &[Gathered { at: 8, bytes: &b }], true).unwrap();
+        assert_eq!(got, [2, 2]);
+        args[0] = 3;
+        let lie = Echo.call_gathered(0, args, &[Gathered { at: 8, bytes: &b }], true);
+        assert!(matches!(lie, Err(CallError::Answer(WireError::Malformed(_)))), "{lie:?}");
+        assert!(matches!(Echo.call_bytes(0, vec![1, 0]), Err(CallError::Answer(_))), "a length cut short");
+    }
+
+    #[test]
+    fn only_large_borrowed_bytes_of_a_call_being_encoded_are_gathered() {
+        let big = vec![5u8; GATHER_MIN];
+        assert!(!gather(&[], &big), "no call encodes its arguments now");
+        GATHERED.with(|g| *g.borrow_mut() = Some(Vec::new()));
+        assert!(!gather(&[0; 3], &big[1..]), "too small");
+        assert!(gather(&[0; 3], &big));
+        let owned = vec![6u8; GATHER_MIN];
+        let ptr = owned.as_ptr();
+        assert!(gather_owned(&[0; 9], owned).is_ok());
+        assert!(gather_owned(&[], vec![1]).is_err_and(|v| v == [1]), "too small, given back");
+        let list = GATHERED.with(|g| g.borrow_mut().take()).unwrap();
+        let got: Vec<_> = list.iter().map(|n| (n.at, n.ptr, n.len, n._owned.is_some())).collect();
+        assert_eq!(got, [(3, big.as_ptr(), big.len(), false), (9, ptr, GATHER_MIN, true)]);
+        assert!(gather_owned(&[], vec![0; GATHER_MIN]).is_err(), "no call encodes its arguments now");
     }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use tomada::CallError;
 
-use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
+use super::frame::{self, Header, Kind, ReadBuf, ReadError, Strip, Waiter};
 use super::transport::{Link, Transport};
 
 /// How many requests made within one call may wait for its thread.
@@ -174,7 +174,15 @@ struct Slot {
     answer: Option<(u8, Vec<u8>)>,
     /// Requests made within it, for its thread to serve.
     requests: VecDeque<Request>,
+    /// Its answer is a byte string's, read without the length that starts it (see
+    /// [`frame::Strip`]).
+    strip: bool,
 }
+
+/// The status an answer is given, on this side, whose byte string's length lied
+/// (see [`frame::Strip::Refused`]): no status that comes from the other side (those
+/// are refused past `Status::CANCELLED`).
+pub(crate) const LENGTH_REFUSED: u8 = u8::MAX;
 
 /// What a waiting thread does with what it is handed.
 pub(crate) trait Handler {
@@ -302,12 +310,19 @@ impl Endpoint {
     /// Enters a new call in flight; returns its id and how many others are (cancelled
     /// ones not yet answered included), or `None` if the channel is ending.
     pub(crate) fn register(&self) -> Option<(u64, usize)> {
-        self.enter(Some(std::thread::current()), None, None)
+        self.enter(Some(std::thread::current()), None, None, false)
+    }
+
+    /// [`Endpoint::register`] for a call whose answer is a byte string's (see
+    /// [`frame::Strip`]): a good answer comes without its length, one whose length
+    /// lied with status [`LENGTH_REFUSED`].
+    pub(crate) fn register_bytes(&self) -> Option<(u64, usize)> {
+        self.enter(Some(std::thread::current()), None, None, true)
     }
 
     /// Enters a new async call in flight, woken through `waker`; as [`Endpoint::register`].
     pub(crate) fn register_async(&self, waker: std::task::Waker, deadline: Instant) -> Option<(u64, usize)> {
-        self.enter(None, Some(waker), Some(deadline))
+        self.enter(None, Some(waker), Some(deadline), false)
     }
 
     /// Enters a call waited for by `thread`, or by a future through `waker`.
@@ -316,6 +331,7 @@ impl Endpoint {
         thread: Option<Thread>,
         waker: Option<std::task::Waker>,
         deadline: Option<Instant>,
+        strip: bool,
     ) -> Option<(u64, usize)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut flight = self.flight();
@@ -325,7 +341,7 @@ impl Endpoint {
         // A cancelled call not yet answered still holds a thread on the other side
         // (until it hears of the cancel): a new call must not count on that one.
         let others = flight.waiting.len() + flight.cancelled.len();
-        let slot = Slot { thread, waker, deadline, overdue: None, answer: None, requests: VecDeque::new() };
+        let slot = Slot { thread, waker, deadline, overdue: None, answer: None, requests: VecDeque::new(), strip };
         flight.waiting.insert(id, slot);
         Some((id, others))
     }
@@ -409,6 +425,30 @@ impl Endpoint {
         self.send_within(id, target, self.parent(), method, args, deadline)
     }
 
+    /// [`Endpoint::send`] of arguments in parts, sent as they lie, in one frame.
+    pub(crate) fn send_parts(
+        &self,
+        id: u64,
+        target: u64,
+        method: u32,
+        args: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> std::io::Result<()> {
+        let head = self.request_head(target, self.parent(), method, deadline);
+        let parts: Vec<&[u8]> = std::iter::once(&head[..]).chain(args.iter().copied()).collect();
+        self.write(Header { kind: self.request, status: 0, id }, &parts)
+    }
+
+    /// A request's payload before its arguments (see [`REQUEST_HEAD`]).
+    fn request_head(&self, target: u64, parent: u64, method: u32, deadline: Option<Instant>) -> [u8; REQUEST_HEAD] {
+        let mut head = [0u8; REQUEST_HEAD];
+        head[..8].copy_from_slice(&target.to_le_bytes());
+        head[8..16].copy_from_slice(&parent.to_le_bytes());
+        head[16..DEADLINE_AT].copy_from_slice(&method.to_le_bytes());
+        head[DEADLINE_AT..].copy_from_slice(&time_left(deadline));
+        head
+    }
+
     /// [`Endpoint::send`], made within request `parent` of the other side (0: none).
     pub(crate) fn send_within(
         &self,
@@ -419,11 +459,7 @@ impl Endpoint {
         args: &[u8],
         deadline: Option<Instant>,
     ) -> std::io::Result<()> {
-        let mut head = [0u8; REQUEST_HEAD];
-        head[..8].copy_from_slice(&target.to_le_bytes());
-        head[8..16].copy_from_slice(&parent.to_le_bytes());
-        head[16..DEADLINE_AT].copy_from_slice(&method.to_le_bytes());
-        head[DEADLINE_AT..].copy_from_slice(&time_left(deadline));
+        let head = self.request_head(target, parent, method, deadline);
         self.write(Header { kind: self.request, status: 0, id }, &[&head, args])
     }
 
@@ -548,8 +584,10 @@ impl Endpoint {
                 let own = usize::from(self.parent() != 0);
                 flight.waiting.len() <= 1 && self.serving.load(Ordering::Relaxed) <= own
             };
-            let header = frame::read_buffered(&self.link, buf, &self.waiter, alone, deadline, self.max, &mut payload)?;
-            match self.route(header, std::mem::take(&mut payload), mine)? {
+            let strip = |h: &Header| self.strips(h);
+            let (header, strip) =
+                frame::read_buffered(&self.link, buf, &self.waiter, alone, deadline, self.max, &mut payload, strip)?;
+            match self.route(header, std::mem::take(&mut payload), mine, strip)? {
                 Read::Handed => {}
                 read => return Ok(read),
             }
@@ -568,12 +606,22 @@ impl Endpoint {
             }
         }
         let mut payload = Vec::new();
-        let header = frame::read_buffered(&self.link, buf, &self.waiter, false, None, self.max, &mut payload)?;
-        self.route(header, payload, None).map(Some)
+        let strip = |h: &Header| self.strips(h);
+        let (header, strip) =
+            frame::read_buffered(&self.link, buf, &self.waiter, false, None, self.max, &mut payload, strip)?;
+        self.route(header, payload, None, strip).map(Some)
+    }
+
+    /// Whether the frame that begins with `header` is the good answer to a call whose
+    /// answer is a byte string's: read without the length that starts it.
+    fn strips(&self, header: &Header) -> bool {
+        header.kind == self.reply
+            && header.status == tomada::ffi::Status::OK.0
+            && self.flight().waiting.get(&header.id).is_some_and(|s| s.strip)
     }
 
     /// Hands a frame to its thread, or returns it if it is for this one.
-    fn route(&self, header: Header, payload: Vec<u8>, mine: Option<u64>) -> Result<Read, ReadError> {
+    fn route(&self, header: Header, payload: Vec<u8>, mine: Option<u64>, strip: Strip) -> Result<Read, ReadError> {
         let kind = header.kind;
         if kind == self.reply {
             // A reply is a value, a caught panic, or undecodable arguments; any other
@@ -582,9 +630,12 @@ impl Endpoint {
             if header.status > tomada::ffi::Status::CANCELLED.0 {
                 return Err(ReadError::Malformed(format!("a reply with status {}", header.status)));
             }
+            // (A byte string whose length lied: refused, for its caller to report.)
+            let (status, payload) =
+                if strip == Strip::Refused { (LENGTH_REFUSED, Vec::new()) } else { (header.status, payload) };
             if Some(header.id) == mine {
                 self.flight().waiting.remove(&header.id);
-                return Ok(Read::Answer((header.status, payload)));
+                return Ok(Read::Answer((status, payload)));
             }
             let waker = {
                 let mut flight = self.flight();
@@ -597,7 +648,7 @@ impl Endpoint {
                         header.id
                     )));
                 };
-                slot.answer = Some((header.status, payload));
+                slot.answer = Some((status, payload));
                 slot.wake()
             };
             if let Some(waker) = waker {

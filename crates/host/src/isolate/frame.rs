@@ -286,7 +286,13 @@ fn recv_payload(
 ) -> Result<(), ReadError> {
     while payload.len() < want {
         let have = payload.len();
-        payload.reserve((want - have).min(AHEAD.max(have)));
+        let more = (want - have).min(AHEAD.max(have));
+        if have == 0 && payload.capacity() < more {
+            // A buffer too small and empty: a new one, not a reallocation, which
+            // would copy the old one's bytes (none of which are kept).
+            *payload = Vec::new();
+        }
+        payload.reserve(more);
         let room = (payload.capacity() - have).min(want - have);
         recv_all(src, &mut payload.spare_capacity_mut()[..room], deadline)?;
         // SAFETY: `recv_all` initialised exactly those `room` bytes past the length.
@@ -343,6 +349,11 @@ impl ReadBuf {
 /// and `waiter` say so (e.g. only one call is in flight: with more, the CPUs are
 /// better left to them), until `deadline`: frames already received are returned
 /// without a system call, and one `recv` takes as many as have arrived.
+///
+/// `strip` says, once the header is read, whether the payload starts with an 8-byte
+/// length to leave out (a byte string's answer, see [`Strip`]): then `payload` gets
+/// the bytes after it alone, no memory moved to drop it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn read_buffered(
     src: &(impl Transport + ?Sized),
     buf: &mut ReadBuf,
@@ -351,7 +362,8 @@ pub(crate) fn read_buffered(
     deadline: Option<Instant>,
     max: usize,
     payload: &mut Vec<u8>,
-) -> Result<Header, ReadError> {
+    strip: impl FnOnce(&Header) -> bool,
+) -> Result<(Header, Strip), ReadError> {
     const HEAD: usize = 4 + HEADER_REST;
     if buf.end - buf.start < HEAD {
         let spin = if may_spin { waiter.spin_for(src.peer_awake()) } else { Duration::ZERO };
@@ -361,8 +373,23 @@ pub(crate) fn read_buffered(
         waiter.learn(src.waited().or_else(|| started.map(|s| s.elapsed())).unwrap_or_default());
         buf.fill(src, HEAD, Duration::ZERO, deadline)?;
     }
-    let (header, want) = parse_header(&buf.data[buf.start..buf.start + HEAD], max)?;
+    let (header, mut want) = parse_header(&buf.data[buf.start..buf.start + HEAD], max)?;
     buf.start += HEAD;
+    let mut stripped = Strip::No;
+    if strip(&header) {
+        stripped = Strip::Refused;
+        if want >= 8 {
+            buf.fill(src, 8, Duration::ZERO, deadline)?;
+            let len = u64::from_le_bytes(buf.data[buf.start..buf.start + 8].try_into().expect("8 bytes"));
+            buf.start += 8;
+            want -= 8;
+            // (A length that lies is refused; the bytes are read all the same, so the
+            // next frame starts where it should.)
+            if len == want as u64 {
+                stripped = Strip::Done;
+            }
+        }
+    }
     payload.clear();
     // What arrived with the header, then the rest straight into the payload.
     let here = want.min(buf.end - buf.start);
@@ -372,7 +399,19 @@ pub(crate) fn read_buffered(
         (buf.start, buf.end) = (0, 0);
     }
     recv_payload(src, payload, want, deadline)?;
-    Ok(header)
+    Ok((header, stripped))
+}
+
+/// Whether [`read_buffered`] left out the length that starts a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strip {
+    /// Not asked to: the payload is whole.
+    No,
+    /// The payload's first 8 bytes were the length of what follows, and are left out.
+    Done,
+    /// Asked to, but the payload's first 8 bytes are not the length of what follows
+    /// (or there are not 8): the other side lied. What is in `payload` means nothing.
+    Refused,
 }
 
 /// Receives exactly `to.len()` bytes into `to`, blocking when none are there.
@@ -452,20 +491,20 @@ mod tests {
         let mut payload = Vec::new();
         let w = Waiter::blocking();
         for id in 1..=3 {
-            let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload).unwrap();
+            let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload, |_| false).unwrap().0;
             assert_eq!((h.id, &payload[..]), (id, &[id as u8; 3][..]));
         }
-        let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload).unwrap();
+        let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload, |_| false).unwrap().0;
         assert_eq!(h.id, 4);
         assert!(payload == big, "a frame larger than the buffer arrives whole");
-        let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload).unwrap();
+        let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload, |_| false).unwrap().0;
         assert_eq!((h.kind, &payload[..]), (Kind::Release, &b"tail"[..]));
         assert!(!buf.has_bytes());
         writer.join().unwrap();
         // A header over the limit is refused before its payload is read.
         let (mut c, d) = UnixStream::pair().unwrap();
         c.write_all(&[0xff, 0xff, 0xff, 0x0f, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        let r = read_buffered(&d, &mut ReadBuf::new(), &w, false, None, 1000, &mut payload);
+        let r = read_buffered(&d, &mut ReadBuf::new(), &w, false, None, 1000, &mut payload, |_| false);
         assert!(matches!(r, Err(ReadError::Malformed(_))), "{r:?}");
     }
 

@@ -746,12 +746,29 @@ impl Isolated {
         method: u32,
         args: &mut Vec<u8>,
     ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
+        self.call_on_for(connection, target, method, args, &[], false)
+    }
+
+    /// [`Isolated::call_on`], of arguments with `gathered` ranges at their places
+    /// (see [`Channel::call_gathered`], checked in order); with `bytes`, for a
+    /// result that is a byte string: its bytes alone come back (see
+    /// [`Channel::call_bytes`]).
+    fn call_on_for(
+        &self,
+        connection: &Arc<Connection>,
+        target: u64,
+        method: u32,
+        args: &mut Vec<u8>,
+        gathered: &[tomada::client::Gathered<'_>],
+        bytes: bool,
+    ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
         let (deadline, given) = deadline::for_call(self.options.deadline);
         if deadline <= Instant::now() {
             // (A scope's time already spent: not sent, nothing to end.)
             return Ok(Err(CallError::TimedOut { deadline: given }));
         }
-        let Some((id, others)) = connection.endpoint.register() else {
+        let registered = if bytes { connection.endpoint.register_bytes() } else { connection.endpoint.register() };
+        let Some((id, others)) = registered else {
             // Another call is ending this process: a call to the plugin goes to the
             // next one, a call to an object of this one fails as the process did.
             let ended = connection.endpoint.flight().ended.clone();
@@ -771,7 +788,18 @@ impl Isolated {
                 (_, None, None) => Ok(Err(crashed(None, None))),
             };
         };
-        let sent = connection.endpoint.send(id, target, method, args, Some(deadline));
+        let sent = if gathered.is_empty() {
+            connection.endpoint.send(id, target, method, args, Some(deadline))
+        } else {
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * gathered.len() + 1);
+            let mut from = 0;
+            for g in gathered {
+                parts.extend([&args[from..g.at], g.bytes]);
+                from = g.at;
+            }
+            parts.push(&args[from..]);
+            connection.endpoint.send_parts(id, target, method, &parts, Some(deadline))
+        };
         let handler = HostHandler { isolated: self.arc(), connection: Arc::clone(connection) };
         let outcome = match sent {
             Ok(()) => {
@@ -799,6 +827,9 @@ impl Isolated {
             }
         };
         Ok(match outcome {
+            Ok((endpoint::LENGTH_REFUSED, _)) => Err(CallError::Answer(tomada::wire::WireError::Malformed(
+                "the length of a byte string the plugin answered is not that of its bytes",
+            ))),
             Ok((status, body)) => tomada::client::answer(status, body),
             Err(WaitError::Ended(e)) => Err(e),
             Err(WaitError::Fault(fault)) => {
@@ -814,11 +845,15 @@ impl Isolated {
 
     /// Refuses arguments over the frame limit (the plugin's process is fine and stays).
     fn fits(&self, args: &[u8]) -> Result<(), CallError> {
-        if args.len() + endpoint::REQUEST_HEAD + frame::HEADER_REST > self.options.max_frame {
+        self.fits_len(args.len())
+    }
+
+    /// Refuses `len` bytes of arguments over the frame limit.
+    fn fits_len(&self, len: usize) -> Result<(), CallError> {
+        if len + endpoint::REQUEST_HEAD + frame::HEADER_REST > self.options.max_frame {
             return Err(CallError::Channel {
                 message: format!(
-                    "the arguments take {} bytes, over the limit of {} bytes a call (`Isolation::max_frame`)",
-                    args.len(),
+                    "the arguments take {len} bytes, over the limit of {} bytes a call (`Isolation::max_frame`)",
                     self.options.max_frame
                 ),
             });
@@ -875,6 +910,44 @@ impl Channel for Isolated {
         loop {
             let connection = self.connection()?;
             match self.call_on(&connection, 0, method, &mut args) {
+                Ok(result) => return result,
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+    }
+
+    /// The answer's bytes are read without their length, straight into the buffer
+    /// that becomes the caller's `String` or `Vec<u8>` (the call's own arguments
+    /// buffer, reused): nothing is moved after they arrive.
+    fn call_bytes(&self, method: u32, mut args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        self.fits(&args)?;
+        loop {
+            let connection = self.connection()?;
+            match self.call_on_for(&connection, 0, method, &mut args, &[], true) {
+                Ok(result) => return result,
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+    }
+
+    /// The gathered ranges go out from where they lie, in the same frame as the rest
+    /// of the arguments: straight from the caller's memory into the channel.
+    fn call_gathered(
+        &self,
+        method: u32,
+        mut args: Vec<u8>,
+        gathered: &[tomada::client::Gathered<'_>],
+        bytes: bool,
+    ) -> Result<Vec<u8>, CallError> {
+        // (In order and within the buffer, as `remote_call` makes them; a channel
+        // must not panic on what a caller gives it all the same.)
+        if gathered.windows(2).any(|w| w[0].at > w[1].at) || gathered.last().is_some_and(|g| g.at > args.len()) {
+            return Err(CallError::Channel { message: "gathered arguments out of order".to_owned() });
+        }
+        self.fits_len(args.len() + gathered.iter().map(|g| g.bytes.len()).sum::<usize>())?;
+        loop {
+            let connection = self.connection()?;
+            match self.call_on_for(&connection, 0, method, &mut args, gathered, bytes) {
                 Ok(result) => return result,
                 Err(_) => std::thread::yield_now(),
             }

@@ -269,6 +269,7 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         standby: Mutex::new(()),
         idle: AtomicUsize::new(0),
         threads: AtomicUsize::new(1),
+        spare: Mutex::new(Vec::new()),
     }));
     std::mem::forget(local);
     if SERVER.set(server).is_err() {
@@ -551,7 +552,16 @@ struct Server {
     idle: AtomicUsize,
     /// Serving threads, the main one included.
     threads: AtomicUsize,
+    /// A call's arguments buffer, given back once the call is served, for the next
+    /// call to be read into (see [`Server::recycle`]): a large argument then lands in
+    /// pages already in use, not fresh ones faulted in call after call.
+    spare: Mutex<Vec<u8>>,
 }
+
+/// The largest arguments buffer kept for the next call ([`Server::recycle`]): calls
+/// of up to this many bytes reuse their memory; a larger one's is given back to the
+/// system, not held for good.
+const KEEP: usize = 64 << 20;
 
 impl Handler for Server {
     fn serve(&self, request: Request) -> (u8, RVec) {
@@ -585,11 +595,13 @@ impl Handler for Server {
             };
             // Out of the table before `out` goes: no cancel reaches another call's slot.
             Endpoint::lock(&self.running).remove(&request.id);
+            self.recycle(request.payload);
             return (status.0, body);
         }
         match self.objects.get(request.target) {
             Some(object) => {
                 let (status, body) = object.serve(request.method, request.args());
+                self.recycle(request.payload);
                 (status.0, body)
             }
             None => super::endpoint::no_object(request.target),
@@ -645,6 +657,18 @@ impl Handler for Server {
 }
 
 impl Server {
+    /// Keeps `buffer` (a served call's arguments, no longer borrowed) for the next
+    /// call to be read into, if it is larger than the one kept and not over [`KEEP`].
+    fn recycle(&self, buffer: Vec<u8>) {
+        if buffer.capacity() > KEEP {
+            return;
+        }
+        let mut spare = Endpoint::lock(&self.spare);
+        if buffer.capacity() > spare.capacity() {
+            *spare = buffer;
+        }
+    }
+
     /// Drops the plugin's instance, once.
     fn drop_instance(&self) {
         if !self.plugin.dropped.swap(true, Ordering::AcqRel) {
@@ -701,8 +725,10 @@ impl Server {
     /// too, to be handled once the reading is let go: dropping an object may run the
     /// plugin's code, which may call the host and need a reader.
     fn read_next(&self, buf: &mut ReadBuf) -> Incoming {
+        // Read into the buffer of a call served before, if one is kept.
+        let mut spare = std::mem::take(&mut *Endpoint::lock(&self.spare));
         loop {
-            match self.endpoint.read_for(buf, None, None, &mut Vec::new()) {
+            match self.endpoint.read_for(buf, None, None, &mut spare) {
                 Ok(Read::Incoming(incoming)) => return incoming,
                 Ok(_) => {}
                 // The host closed the channel: it is done with us, or gone.

@@ -145,6 +145,34 @@ pub unsafe trait Abi: Sized {
         r.finish()?;
         Ok(value)
     }
+    #[doc(hidden)]
+    /// Whether this type's byte form is one byte string, its 8-byte length and the
+    /// bytes (`String`, `Vec<u8>`), whose value can be the bytes themselves: an
+    /// isolated call's answer of this type is then read without its length, straight
+    /// into the buffer that becomes the value ([`Abi::from_answer_bytes`]).
+    const BYTE_STRING: bool = false;
+    #[doc(hidden)]
+    /// The value of a [`Abi::BYTE_STRING`] type whose bytes (without their length,
+    /// which was checked against them) are `bytes`; the buffer becomes the value.
+    ///
+    /// # Errors
+    /// If the bytes are not a value of this type (a `String` that is not UTF-8), or
+    /// the type is not a byte string.
+    #[inline]
+    fn from_answer_bytes(bytes: Vec<u8>) -> Result<Self, WireError> {
+        drop(bytes);
+        Err(WireError::Malformed("the answer is not a byte string"))
+    }
+    #[doc(hidden)]
+    /// The bytes of a [`Abi::BYTE_STRING`] value, its buffer handed over (its byte
+    /// form is their length, then them); the value back if it is not one.
+    ///
+    /// # Errors
+    /// The value itself, for a type that is not a byte string.
+    #[inline]
+    fn into_byte_string(self) -> Result<Vec<u8>, Self> {
+        Err(self)
+    }
 }
 
 /// A type a contract method may take as an argument: every [`Abi`] type, and the
@@ -225,6 +253,20 @@ unsafe impl<T: Abi> Arg for T {
     }
     #[inline]
     fn encode(self, out: &mut Vec<u8>) {
+        // A large `Vec<u8>` or `String` given away, for a blocking isolated call: sent
+        // from its own buffer, kept until the call is over (`gather_owned`).
+        if T::BYTE_STRING {
+            match self.into_byte_string() {
+                Ok(bytes) => {
+                    crate::wire::put_len(out, bytes.len());
+                    if let Err(bytes) = crate::client::gather_owned(out, bytes) {
+                        out.extend_from_slice(&bytes);
+                    }
+                }
+                Err(value) => Abi::encode_owned(value, out),
+            }
+            return;
+        }
         Abi::encode_owned(self, out)
     }
     #[inline]
@@ -256,7 +298,10 @@ unsafe impl<'a> Arg for &'a str {
     #[inline]
     fn encode(self, out: &mut Vec<u8>) {
         crate::wire::put_len(out, self.len());
-        out.extend_from_slice(self.as_bytes());
+        // (A large one, for a blocking isolated call: sent from where it lies.)
+        if !crate::client::gather(out, self.as_bytes()) {
+            out.extend_from_slice(self.as_bytes());
+        }
     }
     #[inline]
     unsafe fn decode(r: &mut Reader<'_>) -> Result<RSlice, WireError> {
@@ -324,10 +369,35 @@ unsafe impl<'a, T: Abi + Clone> Arg for &'a [T] {
     }
     #[inline]
     fn encode(self, out: &mut Vec<u8>) {
+        if T::PLAIN && cfg!(target_endian = "little") {
+            // SAFETY: plain types have no padding and every byte initialised, and
+            // their little-endian memory is their byte form (as `encode_slice`).
+            let bytes = unsafe { std::slice::from_raw_parts(self.as_ptr().cast::<u8>(), size_of_val(self)) };
+            crate::wire::put_len(out, self.len());
+            // (A large one, for a blocking isolated call: sent from where it lies.)
+            if !crate::client::gather(out, bytes) {
+                out.extend_from_slice(bytes);
+            }
+            return;
+        }
         seq::encode_slice(self, out)
     }
     #[inline]
     unsafe fn decode(r: &mut Reader<'_>) -> Result<SliceStore<T>, WireError> {
+        // Plain elements whose byte form is their memory (`&[u8]`, `&[u32]` on a
+        // little-endian machine), aligned where they lie: borrowed from the bytes the
+        // call came in, which outlive the store (the caller's guarantee), not copied
+        // into a fresh vector. (Those bytes are this process's own copy, never the
+        // shared ring: the other side cannot change them under the method.)
+        if T::PLAIN && cfg!(target_endian = "little") && size_of::<T>() == T::WIRE_MIN && size_of::<T>() > 0 {
+            // (The elements start after the 8-byte length.)
+            if r.remaining().as_ptr().wrapping_add(8).cast::<T>().is_aligned() {
+                // `len` × the element size is at most the bytes left: checked by `len`.
+                let len = r.len(T::WIRE_MIN)?;
+                let bytes = r.take(len * size_of::<T>())?;
+                return Ok(SliceStore::Borrowed(bytes.as_ptr().cast::<T>(), len));
+            }
+        }
         seq::decode_vec(r).map(SliceStore::Owned)
     }
 }

@@ -210,6 +210,15 @@ unsafe impl Abi for String {
         // SAFETY: checked to be UTF-8 just above.
         Ok(unsafe { String::from_utf8_unchecked(bytes) })
     }
+    const BYTE_STRING: bool = true;
+    #[inline]
+    fn from_answer_bytes(bytes: Vec<u8>) -> Result<String, WireError> {
+        String::from_utf8(bytes).map_err(|_| WireError::Malformed("a string is not UTF-8"))
+    }
+    #[inline]
+    fn into_byte_string(self) -> Result<Vec<u8>, String> {
+        Ok(self.into_bytes())
+    }
 }
 
 // SAFETY: see `seq`: elements converted in place or moved into a `System` buffer,
@@ -254,7 +263,7 @@ unsafe impl<T: Abi> Abi for Vec<T> {
     fn decode_owned(bytes: Vec<u8>) -> Result<Vec<T>, WireError> {
         // Bytes (`Vec<u8>`, `Vec<i8>`): the answer's buffer becomes the vector, as a
         // `String`'s does — no second buffer of the answer's size, no fresh pages.
-        if T::PLAIN && size_of::<T>() == 1 && align_of::<T>() == 1 && T::WIRE_MIN == 1 {
+        if Self::BYTE_STRING {
             return vec_of_bytes_owned(bytes);
         }
         let mut r = Reader::new(&bytes);
@@ -262,23 +271,47 @@ unsafe impl<T: Abi> Abi for Vec<T> {
         r.finish()?;
         Ok(value)
     }
+    const BYTE_STRING: bool = T::PLAIN && size_of::<T>() == 1 && align_of::<T>() == 1 && T::WIRE_MIN == 1;
+    #[inline]
+    fn from_answer_bytes(bytes: Vec<u8>) -> Result<Vec<T>, WireError> {
+        if !Self::BYTE_STRING {
+            return Err(WireError::Malformed("the answer is not a byte string"));
+        }
+        Ok(bytes_into_vec(bytes))
+    }
+    #[inline]
+    fn into_byte_string(self) -> Result<Vec<u8>, Vec<T>> {
+        if !Self::BYTE_STRING {
+            return Err(self);
+        }
+        let mut vec = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `T` is plain with the size and alignment of `u8` (`BYTE_STRING`), so
+        // the buffer is `len` initialised bytes in an allocation of `u8`'s layout for the
+        // same capacity; the `Vec<T>` is not dropped.
+        Ok(unsafe { Vec::from_raw_parts(vec.as_mut_ptr().cast::<u8>(), vec.len(), vec.capacity()) })
+    }
 }
 
 /// [`Abi::decode_owned`] of a `Vec<T>` of a plain one-byte `T`: the answer's buffer
 /// without its 8-byte length.
 fn vec_of_bytes_owned<T: Abi>(mut bytes: Vec<u8>) -> Result<Vec<T>, WireError> {
-    debug_assert!(T::PLAIN && size_of::<T>() == 1 && align_of::<T>() == 1);
     let mut r = Reader::new(&bytes);
     let len = r.len(1)?;
     if len != r.remaining().len() {
         return Err(WireError::Malformed("bytes left over after a sequence"));
     }
     bytes.drain(..8);
+    Ok(bytes_into_vec(bytes))
+}
+
+/// `bytes` as a `Vec<T>` of a plain one-byte `T` ([`Abi::BYTE_STRING`]), the same buffer.
+fn bytes_into_vec<T: Abi>(bytes: Vec<u8>) -> Vec<T> {
+    assert!(<Vec<T> as Abi>::BYTE_STRING, "bytes are not a vector of this type");
     let mut bytes = std::mem::ManuallyDrop::new(bytes);
     // SAFETY: `T` is plain (every byte is a valid `T`) with the size and alignment of
     // `u8`, so the buffer's allocation has `T`'s layout for the same capacity and its
     // `len` initialised bytes are `len` valid `T`s; the `Vec<u8>` is not dropped.
-    Ok(unsafe { Vec::from_raw_parts(bytes.as_mut_ptr().cast::<T>(), bytes.len(), bytes.capacity()) })
+    unsafe { Vec::from_raw_parts(bytes.as_mut_ptr().cast::<T>(), bytes.len(), bytes.capacity()) }
 }
 
 // SAFETY: as `Vec<T>`, through one.

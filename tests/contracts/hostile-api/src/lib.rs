@@ -62,4 +62,9 @@ pub trait Answers {
     /// callback outside any call of the host, which the host serves on its callback
     /// thread.
     fn send_from_thread(&self, depth: u32) -> String;
+    /// `actual` bytes after a length that says `claimed` (a lie unless they are
+    /// equal); with `cut`, only the first 3 bytes of the length.
+    fn bytes(&self, claimed: u64, actual: u32, cut: bool) -> Vec<u8>;
+    /// As [`Answers::bytes`], as a `String`; bytes that are not UTF-8 unless `utf8`.
+    fn text(&self, claimed: u64, actual: u32, utf8: bool) -> String;
 }

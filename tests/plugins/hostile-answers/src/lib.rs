@@ -8,6 +8,8 @@
 //! * `sparse(n)`: `n` `None`s of a 200-byte record (4 bytes each: 50 × amplification,
 //!   which made the host reserve `n × 200` bytes at once);
 //! * `index(true)`, `ordered(true)`: a map and a set holding one key twice;
+//! * `bytes(claimed, n, cut)`, `text(claimed, n, utf8)`: byte strings whose length
+//!   says `claimed` bytes while `n` follow (or is cut short), or that are not UTF-8;
 //! * `send(sink, d)`: a `d`-deep chain as the argument of a callback to the host;
 //!   `send_from_thread(d)` the same to a sink it kept (`keep`), from its own thread.
 
@@ -72,6 +74,8 @@ mod forged {
         fn send(&self, sink: &dyn Sink, depth: u32) -> String;
         fn keep(&self, sink: Box<dyn Sink>);
         fn send_from_thread(&self, depth: u32) -> String;
+        fn bytes(&self, claimed: u64, actual: u32, cut: bool) -> Raw<Vec<u8>>;
+        fn text(&self, claimed: u64, actual: u32, utf8: bool) -> Raw<String>;
     }
 }
 
@@ -195,6 +199,22 @@ impl Answers for Hostile {
         let Some(sink) = self.kept.lock().unwrap().clone() else { return "no sink kept".to_owned() };
         std::thread::spawn(move || send_chain(&*sink, depth)).join().unwrap_or_default()
     }
+
+    fn bytes(&self, claimed: u64, actual: u32, cut: bool) -> Raw<Vec<u8>> {
+        Raw::new(byte_string(claimed, actual, if cut { 3 } else { 8 }, 7))
+    }
+
+    fn text(&self, claimed: u64, actual: u32, utf8: bool) -> Raw<String> {
+        Raw::new(byte_string(claimed, actual, 8, if utf8 { b'a' } else { 0xFF }))
+    }
+}
+
+/// A byte string's form, forged: `length` bytes of a length that says `claimed`,
+/// then `actual` bytes `byte`.
+fn byte_string(claimed: u64, actual: u32, length: usize, byte: u8) -> Vec<u8> {
+    let mut out = claimed.to_le_bytes()[..length].to_vec();
+    out.resize(length + actual as usize, byte);
+    out
 }
 
 tomada::export!(Hostile as Answers);
