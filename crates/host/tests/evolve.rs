@@ -385,6 +385,31 @@ mod objects {
     visitor!(walk_api_1_0, Seen10, |s: walk_api_1_0::Step| walk_api_1_0::Step { n: s.n * 10 });
     visitor!(walk_api_1_1, Seen11, |s: walk_api_1_1::Step| walk_api_1_1::Step { n: s.n * 10, name: "host".into() });
 
+    /// A plugin of another minor version, in-process, calls the host back through
+    /// its own copy of tomada's client code (objects cross by number there). Dropped,
+    /// its library is unmapped: nothing that client code did on the calling thread
+    /// (a thread-local with a destructor, which glibc would let keep the library
+    /// mapped until the thread exits) holds it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_plugin_of_another_minor_that_called_back_is_unmapped_when_dropped() {
+        use walk_api_1_1::{Step, Walk};
+        let name = "walk-called-back.so";
+        let dir = tempfile::tempdir().unwrap();
+        let path = tomada_test_support::copy_to(&cdylib("walk-1-0"), dir.path(), name);
+        let plugin = tomada_host::load_with::<dyn Walk>(&path, &Mode::InProcess).unwrap();
+        let seen = Seen11::default();
+        plugin.walk(&seen).unwrap();
+        assert_eq!(seen.seen().len(), 2, "the plugin called the host back");
+        let trail = plugin.trail(Step { n: 5, name: "a".into() }).unwrap();
+        trail.visit(&seen).unwrap();
+        assert_eq!(seen.seen().len(), 1, "and again, from an object of its own");
+        assert_eq!(tomada_test_support::mapped_copies(name), 1);
+        drop(trail);
+        drop(plugin);
+        assert_eq!(tomada_test_support::mapped_copies(name), 0, "still mapped after its plugin and objects went");
+    }
+
     /// A 1.0 host: whatever the plugin's version, it sees 1.0's `Step` and `Mood`.
     fn host_1_0(fixture: &str, mode: &Mode, ctx: &str) {
         use walk_api_1_0::{Mood, Step, Walk};

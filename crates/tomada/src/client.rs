@@ -54,7 +54,8 @@ pub trait Channel: Send + Sync {
     /// isolated host's does); this default copies them in first.
     ///
     /// # Errors
-    /// As [`Channel::call`] or [`Channel::call_bytes`].
+    /// As [`Channel::call`] or [`Channel::call_bytes`]; [`CallError::Channel`] if the
+    /// offsets are out of order or past the end of `args`.
     fn call_gathered(
         &self,
         method: u32,
@@ -65,7 +66,16 @@ pub trait Channel: Send + Sync {
         let mut whole = Vec::with_capacity(args.len() + gathered.iter().map(|g| g.bytes.len()).sum::<usize>());
         let mut from = 0;
         for g in gathered {
-            whole.extend_from_slice(&args[from..g.at]);
+            let Some(before) = args.get(from..g.at) else {
+                return Err(CallError::Channel {
+                    message: format!(
+                        "gathered bytes at {} out of order or past the arguments' {} bytes",
+                        g.at,
+                        args.len()
+                    ),
+                });
+            };
+            whole.extend_from_slice(before);
             whole.extend_from_slice(g.bytes);
             from = g.at;
         }
@@ -364,15 +374,9 @@ pub fn remote_call<R: Abi>(
         // ones live until this returns, owned ones are kept in the list until the
         // call is over; a byte string's answer is read straight into the buffer that
         // becomes the value.
-        let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
-        let gathered = GATHERED.with(|g| {
-            // (An encoding that makes a call of its own, however odd, gets its own
-            // list, and this one's is put back after it.)
-            let outer = g.replace(Some(Vec::new()));
-            let _restore = Restore(g, outer);
-            encode(&mut args);
-            g.borrow_mut().take().unwrap_or_default()
-        });
+        let mut args = Vec::new();
+        let mut gathered = Vec::new();
+        gathering(&mut gathered, || encode(&mut args));
         let ranges: Vec<Gathered<'_>> = gathered
             .iter()
             .map(|noted| {
@@ -398,19 +402,24 @@ pub fn remote_call<R: Abi>(
         drop(ranges);
         drop(gathered);
         if R::BYTE_STRING {
-            return R::from_answer_bytes(answer?).map_err(CallError::Answer);
+            // The answer was read into the arguments' buffer: a small answer to a
+            // large call does not keep the call's capacity.
+            let mut bytes = answer?;
+            if bytes.capacity() > 2 * bytes.len() + 4096 {
+                bytes.shrink_to_fit();
+            }
+            return R::from_answer_bytes(bytes).map_err(CallError::Answer);
         }
         let answer = answer?;
         let mut r = crate::wire::Reader::new(&answer);
         let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
-        keep_args(answer);
         return value.map_err(CallError::Answer);
     }
     let call = || {
-        // This thread's buffer of the last call, warm (see `ARGS`).
-        let mut args = ARGS.try_with(Cell::take).unwrap_or_default();
-        // Only a method that passes objects can lend one.
-        let lent = crate::remote::collecting_borrowed(|| encode(&mut args));
+        let mut args = Vec::new();
+        // Only a method that passes objects can lend one. (Nothing is gathered: the
+        // bytes of such a call are all in its arguments' buffer.)
+        let lent = not_gathering(|| crate::remote::collecting_borrowed(|| encode(&mut args)));
         // The channel is host code, but a client method must not unwind into its
         // caller from deep inside tomada: a panic there is a failed call.
         let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
@@ -425,7 +434,6 @@ pub fn remote_call<R: Abi>(
         let answer = answer?;
         let mut r = crate::wire::Reader::new(&answer);
         let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
-        keep_args(answer);
         value.map_err(CallError::Answer)
     };
     match channel.peer_for_call()? {
@@ -458,24 +466,42 @@ struct Noted {
     _owned: Option<Vec<u8>>,
 }
 
-/// The large byte arguments of the call being encoded; `None` when no call's
-/// arguments are encoded.
-type GatheredList = std::cell::RefCell<Option<Vec<Noted>>>;
-
 thread_local! {
-    /// Set while a blocking isolated call's arguments are encoded: where large
-    /// borrowed byte arguments go in them, and where they lie (see `gather`).
-    static GATHERED: GatheredList = const { std::cell::RefCell::new(None) };
+    /// Set while a blocking isolated call's arguments are encoded: the list, on
+    /// `remote_call`'s stack, of where large byte arguments go in them and where they
+    /// lie (see `gather`); null otherwise. A raw pointer in a `Cell`, const-initialised:
+    /// no thread-local destructor is registered, so a plugin's copy of tomada (whose
+    /// client methods call back into a host) never keeps its library mapped.
+    static GATHERED: Cell<*mut Vec<Noted>> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-/// Puts back what `GATHERED` held before an encoding, however it ends (a panic in
-/// it included).
-struct Restore<'a>(&'a GatheredList, Option<Vec<Noted>>);
+/// Puts back what `GATHERED` held before, however the encoding ends (a panic in it
+/// included).
+struct Restore(*mut Vec<Noted>);
 
-impl Drop for Restore<'_> {
+impl Drop for Restore {
     fn drop(&mut self) {
-        *self.0.borrow_mut() = self.1.take();
+        let _ = GATHERED.try_with(|g| g.set(self.0));
     }
+}
+
+/// Runs `encode` with `list` as the list large byte arguments are noted in. (An
+/// encoding that makes a call of its own, however odd, gets its own list, and this
+/// one's is put back after it.)
+fn gathering(list: &mut Vec<Noted>, encode: impl FnOnce()) {
+    let Ok(outer) = GATHERED.try_with(|g| g.replace(list)) else {
+        // A thread being torn down: nothing is gathered, all is copied.
+        return encode();
+    };
+    let _restore = Restore(outer);
+    encode();
+}
+
+/// Runs `encode` with no list set: nothing it encodes is gathered.
+fn not_gathering<T>(encode: impl FnOnce() -> T) -> T {
+    let Ok(outer) = GATHERED.try_with(|g| g.replace(std::ptr::null_mut())) else { return encode() };
+    let _restore = Restore(outer);
+    encode()
 }
 
 /// For the encoding of a borrowed argument (`&[u8]`, `&str`): notes `bytes` to be
@@ -502,36 +528,17 @@ pub(crate) fn gather_owned(out: &[u8], bytes: Vec<u8>) -> Result<(), Vec<u8>> {
 
 /// Adds `noted` to the list of the call being encoded, if one is; gives it back if not.
 fn note(noted: Noted) -> Result<(), Noted> {
-    let mut noted = Some(noted);
-    let _ = GATHERED.try_with(|g| {
-        if let Some(list) = &mut *g.borrow_mut() {
-            list.extend(noted.take());
-        }
-    });
-    noted.map_or(Ok(()), Err)
-}
-
-thread_local! {
-    /// The buffer of this thread's last isolated call whose answer did not keep it
-    /// (an answer that is not a byte string is decoded out of it): the next call's
-    /// arguments are encoded into it, and (the isolated host reads the answer into the
-    /// arguments' buffer) its answer read into it, so a large call's bytes go
-    /// through pages already in use, not fresh ones each call. A `String` or
-    /// `Vec<u8>` answer takes the buffer with it (it becomes the value).
-    static ARGS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// The largest buffer a thread keeps for its next call (`ARGS`): a larger one is
-/// given back to the system, not held for good.
-const KEEP_ARGS: usize = 64 << 20;
-
-/// Keeps `buffer` as this thread's buffer for its next call (see `ARGS`).
-fn keep_args(mut buffer: Vec<u8>) {
-    if buffer.capacity() <= KEEP_ARGS {
-        buffer.clear();
-        // (Called on a thread being torn down, there is nothing to keep it for.)
-        let _ = ARGS.try_with(|a| a.set(buffer));
+    let list = GATHERED.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
+    if list.is_null() {
+        return Err(noted);
     }
+    // SAFETY: a non-null `GATHERED` is the list `gathering` set, on the stack of the
+    // `remote_call` encoding on this thread, which does not touch it until
+    // `gathering` returns and has put back the pointer before (`Restore`); nothing
+    // else holds a reference to it meanwhile (`note` is not reentrant: it calls no
+    // code of anyone's but `Vec::push`).
+    unsafe { (*list).push(noted) };
+    Ok(())
 }
 
 /// Drops the 8-byte length that starts the byte form of a byte string (see
@@ -566,8 +573,11 @@ pub fn remote_call_async<'a, R: Abi + 'a>(
     };
     let mut args = Vec::new();
     let lent = match &peer {
-        None => crate::remote::collecting_borrowed(|| encode(&mut args)),
-        Some(p) => crate::remote::with_peer(p, || crate::remote::collecting_borrowed(|| encode(&mut args))),
+        // (An async call's arguments outlive this frame: nothing is gathered.)
+        None => not_gathering(|| crate::remote::collecting_borrowed(|| encode(&mut args))),
+        Some(p) => {
+            crate::remote::with_peer(p, || not_gathering(|| crate::remote::collecting_borrowed(|| encode(&mut args))))
+        }
     };
     /// Revokes what was lent for the call, however it ends.
     struct Lent(Option<Arc<dyn crate::remote::Peer>>, Vec<u64>);
@@ -703,22 +713,40 @@ mod tests {
         let lie = Echo.call_gathered(0, args, &[Gathered { at: 8, bytes: &b }], true);
         assert!(matches!(lie, Err(CallError::Answer(WireError::Malformed(_)))), "{lie:?}");
         assert!(matches!(Echo.call_bytes(0, vec![1, 0]), Err(CallError::Answer(_))), "a length cut short");
+        let past = Echo.call_gathered(0, vec![0; 4], &[Gathered { at: 9, bytes: &b }], false);
+        assert!(matches!(past, Err(CallError::Channel { .. })), "an offset past the arguments: {past:?}");
+        let twisted = [Gathered { at: 3, bytes: &b }, Gathered { at: 1, bytes: &b }];
+        assert!(
+            matches!(Echo.call_gathered(0, vec![0; 4], &twisted, false), Err(CallError::Channel { .. })),
+            "out of order"
+        );
     }
 
     #[test]
     fn only_large_borrowed_bytes_of_a_call_being_encoded_are_gathered() {
         let big = vec![5u8; GATHER_MIN];
         assert!(!gather(&[], &big), "no call encodes its arguments now");
-        GATHERED.with(|g| *g.borrow_mut() = Some(Vec::new()));
-        assert!(!gather(&[0; 3], &big[1..]), "too small");
-        assert!(gather(&[0; 3], &big));
         let owned = vec![6u8; GATHER_MIN];
         let ptr = owned.as_ptr();
-        assert!(gather_owned(&[0; 9], owned).is_ok());
-        assert!(gather_owned(&[], vec![1]).is_err_and(|v| v == [1]), "too small, given back");
-        let list = GATHERED.with(|g| g.borrow_mut().take()).unwrap();
+        let mut list = Vec::new();
+        gathering(&mut list, || {
+            assert!(!gather(&[0; 3], &big[1..]), "too small");
+            assert!(gather(&[0; 3], &big));
+            assert!(gather_owned(&[0; 9], owned).is_ok());
+            assert!(gather_owned(&[], vec![1]).is_err_and(|v| v == [1]), "too small, given back");
+            // A call made inside the encoding has a list of its own, or none.
+            let mut inner = Vec::new();
+            gathering(&mut inner, || assert!(gather(&[0; 1], &big)));
+            assert_eq!(inner.len(), 1);
+            not_gathering(|| assert!(!gather(&[0; 1], &big), "an encoding with objects gathers nothing"));
+        });
         let got: Vec<_> = list.iter().map(|n| (n.at, n.ptr, n.len, n._owned.is_some())).collect();
         assert_eq!(got, [(3, big.as_ptr(), big.len(), false), (9, ptr, GATHER_MIN, true)]);
         assert!(gather_owned(&[], vec![0; GATHER_MIN]).is_err(), "no call encodes its arguments now");
+        // Put back after a panic in the encoding too.
+        let panicked =
+            std::panic::catch_unwind(AssertUnwindSafe(|| gathering(&mut Vec::new(), || panic!("in encode"))));
+        assert!(panicked.is_err());
+        assert!(!gather(&[], &big), "no list is left set after a panic");
     }
 }
