@@ -562,6 +562,15 @@ mod sealed {
                 _ => Ok(None),
             }
         };
+        // `count` entries of `T` at `offset`, if they lie within the file.
+        fn entries<T: object::Pod>(
+            read: &dyn Fn(u64, u64) -> io::Result<Option<Vec<u8>>>,
+            offset: u64,
+            count: u64,
+        ) -> io::Result<Option<Vec<T>>> {
+            let Some(bytes) = read(offset, count.saturating_mul(size_of::<T>() as u64))? else { return Ok(None) };
+            Ok(object::pod::slice_from_bytes::<T>(&bytes, count as usize).ok().map(|(table, _)| table.to_vec()))
+        }
         let header_size = size_of::<FileHeader64<NativeEndian>>() as u64;
         let Some(head) = read(0, header_size)? else { return Ok(None) };
         let Ok(header) = FileHeader64::<NativeEndian>::parse(&*head) else { return Ok(None) };
@@ -572,13 +581,9 @@ mod sealed {
         if phnum == 0xffff || u64::from(header.e_phentsize(e)) != ph_size {
             return Ok(None);
         }
-        let Some(table) = read(phoff, phnum * ph_size)? else { return Ok(None) };
-        let Ok((phdrs, _)) = object::pod::slice_from_bytes::<ProgramHeader64<NativeEndian>>(&table, phnum as usize)
-        else {
-            return Ok(None);
-        };
+        let Some(phdrs) = entries::<ProgramHeader64<NativeEndian>>(&read, phoff, phnum)? else { return Ok(None) };
         ranges.push((phoff, phoff + phnum * ph_size));
-        for ph in phdrs {
+        for ph in &phdrs {
             ranges.push((ph.p_offset(e), ph.p_offset(e).saturating_add(ph.p_filesz(e))));
         }
         let (shoff, shnum, shstrndx) = (header.e_shoff(e), u64::from(header.e_shnum(e)), header.e_shstrndx(e));
@@ -588,11 +593,7 @@ mod sealed {
             if shnum == 0 || shstrndx.0 == SHN_XINDEX.0 || u64::from(header.e_shentsize(e)) != sh_size {
                 return Ok(None);
             }
-            let Some(table) = read(shoff, shnum * sh_size)? else { return Ok(None) };
-            let Ok((shdrs, _)) = object::pod::slice_from_bytes::<SectionHeader64<NativeEndian>>(&table, shnum as usize)
-            else {
-                return Ok(None);
-            };
+            let Some(shdrs) = entries::<SectionHeader64<NativeEndian>>(&read, shoff, shnum)? else { return Ok(None) };
             ranges.push((shoff, shoff + shnum * sh_size));
             // The section names, to tell the debug info from the rest.
             let Some(names) = shdrs.get(usize::from(shstrndx.0)) else { return Ok(None) };
@@ -602,7 +603,7 @@ mod sealed {
                 return Ok(None);
             }
             let Some(names) = read(names.sh_offset(e), names.sh_size(e))? else { return Ok(None) };
-            for sh in shdrs {
+            for sh in &shdrs {
                 let name = names.get(sh.sh_name(e) as usize..).unwrap_or_default();
                 let debug = name.starts_with(b".debug_") || name.starts_with(b".zdebug_");
                 let wanted = sh.sh_flags(e).0 & SHF_ALLOC.0 != 0 || !debug;
