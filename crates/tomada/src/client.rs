@@ -83,6 +83,27 @@ pub trait Channel: Send + Sync {
         if bytes { self.call_bytes(method, whole) } else { self.call(method, whole) }
     }
 
+    /// An empty buffer for the next blocking call's arguments to be encoded into:
+    /// one of the channel's own, kept from an earlier call, so a large call's
+    /// arguments land in memory already in use rather than in fresh pages (the
+    /// isolated host's keeps a few, see [`Channel::take_back`]). The default is a new
+    /// one, as before this method was.
+    ///
+    /// The buffer goes to [`Channel::call`] (or its siblings) as the arguments; a
+    /// channel that reads the answer into it hands it back as the answer.
+    fn lend(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Takes back a buffer a blocking call is done with (its answer, decoded, or the
+    /// [`Channel::lend`]-ed buffer a small byte-string answer was copied out of), of
+    /// which the call used at most `used` bytes (its arguments' or its answer's): the
+    /// channel may keep it for a later [`Channel::lend`]. Its contents mean nothing.
+    /// The default drops it.
+    fn take_back(&self, buffer: Vec<u8>, used: usize) {
+        let _ = (buffer, used);
+    }
+
     /// Calls an `async` method: as [`Channel::call`], answered through a future that
     /// any executor can await. Dropping the future before it completes should cancel
     /// the call in the plugin's process (by dispatching
@@ -374,9 +395,12 @@ pub fn remote_call<R: Abi>(
         // ones live until this returns, owned ones are kept in the list until the
         // call is over; a byte string's answer is read straight into the buffer that
         // becomes the value.
-        let mut args = Vec::new();
+        // (A buffer of the channel's, if it keeps some: given back after the call.)
+        let mut args = channel.lend();
+        args.clear();
         let mut gathered = Vec::new();
         gathering(&mut gathered, || encode(&mut args));
+        let sent = args.len();
         let ranges: Vec<Gathered<'_>> = gathered
             .iter()
             .map(|noted| {
@@ -402,24 +426,36 @@ pub fn remote_call<R: Abi>(
         drop(ranges);
         drop(gathered);
         if R::BYTE_STRING {
-            // The answer was read into the arguments' buffer: a small answer to a
-            // large call does not keep the call's capacity.
+            // The answer was read into the arguments' buffer, which becomes the value:
+            // a small answer in a large buffer does not keep its capacity (copied out,
+            // the buffer given back to the channel; a large one is shrunk in place).
             let mut bytes = answer?;
             if bytes.capacity() > 2 * bytes.len() + 4096 {
-                bytes.shrink_to_fit();
+                if bytes.len() <= SMALL_ANSWER {
+                    let small = bytes.to_vec();
+                    channel.take_back(bytes, sent.max(small.len()));
+                    bytes = small;
+                } else {
+                    bytes.shrink_to_fit();
+                }
             }
             return R::from_answer_bytes(bytes).map_err(CallError::Answer);
         }
         let answer = answer?;
         let mut r = crate::wire::Reader::new(&answer);
         let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
+        // (Decoded: the value owns copies of what it holds.)
+        let used = sent.max(answer.len());
+        channel.take_back(answer, used);
         return value.map_err(CallError::Answer);
     }
     let call = || {
-        let mut args = Vec::new();
+        let mut args = channel.lend();
+        args.clear();
         // Only a method that passes objects can lend one. (Nothing is gathered: the
         // bytes of such a call are all in its arguments' buffer.)
         let lent = not_gathering(|| crate::remote::collecting_borrowed(|| encode(&mut args)));
+        let sent = args.len();
         // The channel is host code, but a client method must not unwind into its
         // caller from deep inside tomada: a panic there is a failed call.
         let answer = panic::catch_unwind(AssertUnwindSafe(|| channel.call(method, args)))
@@ -434,6 +470,8 @@ pub fn remote_call<R: Abi>(
         let answer = answer?;
         let mut r = crate::wire::Reader::new(&answer);
         let value = R::decode(&mut r).and_then(|value| r.finish().map(|()| value));
+        let used = sent.max(answer.len());
+        channel.take_back(answer, used);
         value.map_err(CallError::Answer)
     };
     match channel.peer_for_call()? {
@@ -454,6 +492,11 @@ pub struct Gathered<'a> {
 
 /// Byte ranges this large or larger are sent from where they lie (see `gather`).
 const GATHER_MIN: usize = 64 * 1024;
+
+/// A byte-string answer this small, in a much larger buffer, is copied out of it and
+/// the buffer given back to the channel ([`Channel::take_back`]); a larger one keeps
+/// its buffer, shrunk.
+const SMALL_ANSWER: usize = 64 * 1024;
 
 /// One large byte argument not copied into the arguments' buffer.
 struct Noted {
@@ -720,6 +763,55 @@ mod tests {
             matches!(Echo.call_gathered(0, vec![0; 4], &twisted, false), Err(CallError::Channel { .. })),
             "out of order"
         );
+    }
+
+    /// An echo that lends buffers of 1 MiB, with bytes left in them, and notes what
+    /// it takes back (capacity, `used`).
+    #[derive(Default)]
+    struct Lending {
+        taken: std::sync::Mutex<Vec<(usize, usize)>>,
+    }
+
+    impl Channel for Lending {
+        fn call(&self, _method: u32, args: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            Ok(args)
+        }
+        fn lend(&self) -> Vec<u8> {
+            let mut buffer = Vec::with_capacity(1 << 20);
+            buffer.extend_from_slice(b"left over");
+            buffer
+        }
+        fn take_back(&self, buffer: Vec<u8>, used: usize) {
+            self.taken.lock().unwrap().push((buffer.capacity(), used));
+        }
+    }
+
+    #[test]
+    fn a_lent_buffer_is_used_emptied_and_given_back_unless_the_answer_keeps_it() {
+        let channel = Lending::default();
+        let taken = |c: &Lending| std::mem::take(&mut *c.taken.lock().unwrap());
+        // A decoded answer: its buffer (the lent one, echoed) goes back.
+        let n: u64 = remote_call(&channel, 0, false, |out| 7u64.encode(out)).unwrap();
+        assert_eq!(n, 7, "the lent buffer's old bytes are not part of the arguments");
+        assert_eq!(taken(&channel), [(1 << 20, 8)]);
+        // The same through the path of calls that pass objects.
+        let n: u64 = remote_call(&channel, 0, true, |out| 9u64.encode(out)).unwrap();
+        assert_eq!(n, 9);
+        assert_eq!(taken(&channel), [(1 << 20, 8)]);
+        // A small byte string is copied out of the large buffer, which goes back.
+        let small: Vec<u8> = remote_call(&channel, 0, false, |out| vec![3u8; 10].encode(out)).unwrap();
+        assert_eq!(small, [3; 10]);
+        assert!(small.capacity() < 4096, "{}", small.capacity());
+        assert_eq!(taken(&channel), [(1 << 20, 18)]);
+        // A large one keeps its buffer, which the caller owns now: nothing back.
+        let large: Vec<u8> = remote_call(&channel, 0, false, |out| vec![4u8; 300_000].encode(out)).unwrap();
+        assert!(large.len() == 300_000 && large.iter().all(|&b| b == 4));
+        assert!(large.capacity() < 2 * large.len() + 4096, "shrunk: {}", large.capacity());
+        assert!(taken(&channel).is_empty());
+        // An answer that does not decode: its buffer goes back all the same.
+        let bad: Result<u64, _> = remote_call(&channel, 0, false, |out| 7u32.encode(out));
+        assert!(matches!(bad, Err(CallError::Answer(_))), "{bad:?}");
+        assert_eq!(taken(&channel), [(1 << 20, 4)]);
     }
 
     #[test]

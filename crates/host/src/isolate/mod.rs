@@ -39,6 +39,7 @@
 //! }
 //! ```
 
+mod buffers;
 #[cfg(unix)]
 mod contain;
 mod deadline;
@@ -243,6 +244,8 @@ pub(crate) struct Isolated {
     config: Vec<u8>,
     options: Isolation,
     state: Mutex<State>,
+    /// The buffers lent to blocking calls' arguments (`Channel::lend`).
+    buffers: buffers::Buffers,
 }
 
 impl Isolated {
@@ -284,6 +287,7 @@ impl Isolated {
             config: config.to_vec(),
             options,
             state: Mutex::new(State { connection: None, crashes: VecDeque::new(), quarantined: None }),
+            buffers: buffers::Buffers::default(),
         });
         let connection = isolated.spawn()?;
         isolated.lock().connection = Some(Arc::new(connection));
@@ -952,6 +956,17 @@ impl Channel for Isolated {
                 Err(_) => std::thread::yield_now(),
             }
         }
+    }
+
+    /// One of a few buffers kept by this plugin's handle (see `buffers`): a large
+    /// call's arguments, and the answer read into the same buffer, land in pages
+    /// already in use.
+    fn lend(&self) -> Vec<u8> {
+        self.buffers.lend()
+    }
+
+    fn take_back(&self, buffer: Vec<u8>, used: usize) {
+        self.buffers.take_back(buffer, used);
     }
 
     fn peer(&self) -> Option<Arc<dyn tomada::remote::Peer>> {
