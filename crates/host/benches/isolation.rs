@@ -462,7 +462,8 @@ fn main() {
     if std::env::var_os("TOMADA_BENCH_STEPS").is_some() {
         // (A process of its own, started by `spawn_cases`: its stderr is the breakdown.)
         let which = std::env::var("TOMADA_BENCH_STEPS").unwrap();
-        step_starts(&setup, which.ends_with("strict"), which.starts_with("spare"));
+        let (spare, paused) = (which.starts_with("spare"), which.starts_with("paused"));
+        step_starts(&setup, which.ends_with("strict"), spare, spare || paused);
         return;
     }
     if wants("spawn") {
@@ -574,7 +575,7 @@ fn spawn_cases(setup: &Setup) {
     let row = starts(Duration::ZERO, || start(None, true));
     print_start("spare runner, back to back", &row, Some(&base[0]));
     // The breakdown: this bench again, with every step's timestamp on stderr.
-    for which in ["none", "strict", "spare", "spare-strict"] {
+    for which in ["none", "strict", "paused", "paused-strict", "spare", "spare-strict"] {
         let out = Command::new(std::env::current_exe().unwrap())
             .env("TOMADA_BENCH_STEPS", which)
             .env("TOMADA_STEP_TIMES", "1")
@@ -648,9 +649,10 @@ fn monotonic_ns() -> u128 {
 /// The starts of the breakdown (in a process of its own, `TOMADA_STEP_TIMES` set): the
 /// runner's step lines are passed to stderr as they come, beside the host's and this
 /// bench's own. With `spare`, a spare runner is kept (one plugin with the option stays
-/// loaded) and the starts are 10 ms apart (its own lines, before the start that takes
-/// it, fall in the start before and are not counted).
-fn step_starts(setup: &Setup, strict: bool, spare: bool) {
+/// loaded; its own lines, before the start that takes it, fall in the start before and
+/// are not counted); with `paused`, the starts are 10 ms apart (as they must be for
+/// the spare to be ready; a start after a pause is slower on a busy machine).
+fn step_starts(setup: &Setup, strict: bool, spare: bool, paused: bool) {
     // (One `write` per line: the host's own lines go to the same stderr at once.)
     let line_out = |line: String| drop(std::io::stderr().write_all(line.as_bytes()));
     let options = || {
@@ -663,9 +665,10 @@ fn step_starts(setup: &Setup, strict: bool, spare: bool) {
         }
         iso
     };
-    let _anchor = spare.then(|| tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(options())).unwrap());
+    let _anchor =
+        spare.then(|| tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(options())).unwrap());
     for _ in 0..=STARTS {
-        if spare {
+        if paused {
             std::thread::sleep(Duration::from_millis(10));
         }
         let iso = options();

@@ -53,6 +53,7 @@ pub(crate) fn make(socket_only: bool, plugin: Option<BorrowedFd<'_>>) -> Result<
     }
     let (nudge, nudge_reader, child_nudge) = launch::nudge_pipe()?;
     pass.push((child_nudge, NUDGE_FD));
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     let mut readers = vec![nudge_reader];
     // The shared memory and its bells. (The child's ends of the bells are closed
     // here once duplicated, but for the read ends of those the host rings: see

@@ -21,7 +21,7 @@
 
 #[cfg(unix)]
 use std::ffi::OsString;
-#[cfg(unix)]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 use std::os::fd::FromRawFd;
 #[cfg(unix)]
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -254,7 +254,7 @@ pub(crate) fn host_handshake(
 /// Sends `file` over `socket` to a spare runner that said hello: one byte carrying
 /// the descriptor (`SCM_RIGHTS`). Hand-written (a `sendmsg` with one control
 /// message): the crates that wrap it (`nix`, `rustix`) are not dependencies here.
-#[cfg(unix)]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn send_plugin_file(
     socket: &std::os::unix::net::UnixStream,
     file: std::os::fd::BorrowedFd<'_>,
@@ -298,7 +298,7 @@ pub(crate) fn send_plugin_file(
 /// `socket` (the one byte the host sends after the hello, nothing read before it) and
 /// puts it at [`PLUGIN_FD`]. `Ok(false)` if the host closed the socket instead (it
 /// needed no spare any more).
-#[cfg(unix)]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn receive_plugin_file(socket: std::os::fd::RawFd) -> Result<bool, LaunchError> {
     let missing = LaunchError::MissingDescriptor { fd: PLUGIN_FD };
     let mut byte = [0u8; 1];

@@ -158,11 +158,15 @@ fn serve(fd: RawFd) -> i32 {
     #[cfg(not(target_os = "linux"))]
     let link = Link::Socket;
     // A spare runner (started before any plugin was chosen) receives the plugin file
-    // after its hello.
+    // after its hello (Linux with glibc: the only hosts that start spares).
     let spare = std::env::var_os(SPARE_VAR).is_some();
     // SAFETY: no other thread runs yet.
     unsafe { std::env::remove_var(SPARE_VAR) };
-    serve_on(stream, link, move || if spare { protocol::receive_plugin_file(fd) } else { Ok(true) })
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let before_load = move || if spare { protocol::receive_plugin_file(fd) } else { Ok(true) };
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let before_load = move || if spare { Err(LaunchError::MissingDescriptor { fd: PLUGIN_FD }) } else { Ok(true) };
+    serve_on(stream, link, before_load)
 }
 
 /// Serves the plugin over `stream` (the handshake, then the frames through the link
