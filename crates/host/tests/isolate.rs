@@ -776,6 +776,19 @@ mod spare {
         let test = "taken";
         let a = faulty(spared(test));
         let spare = wait_spare(test, &[pid(&a)]);
+        // Idle, it holds nothing of any plugin: its channel and stdio only (no 4, the
+        // plugin file's number), and no library mapped but the runner's own.
+        let fds = |pid: u32| {
+            let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            fds.sort();
+            fds
+        };
+        assert_eq!(fds(spare), [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]);
+        let maps = std::fs::read_to_string(format!("/proc/{spare}/maps")).unwrap();
+        assert!(!maps.contains("faulty"), "{maps}");
         let b = faulty(spared(test));
         assert_eq!(pid(&b), spare, "the second plugin runs in the spare");
         assert_eq!(b.echo("from the spare").unwrap(), "from the spare");
