@@ -879,6 +879,41 @@ mod spare {
         wait_none_left(test);
     }
 
+    /// The host of `a_spare_dies_with_the_host`: loads a plugin with the option,
+    /// reports its spare's pid, and waits to be killed.
+    #[test]
+    #[ignore = "helper process of `a_spare_dies_with_the_host`"]
+    fn spare_host_helper() {
+        if std::env::var_os("TOMADA_SPARE_HELPER").is_none() {
+            return;
+        }
+        let test = "helper";
+        let a = faulty(spared(test));
+        println!("\nspare-pid: {}", wait_spare(test, &[pid(&a)]));
+        std::thread::sleep(Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_spare_dies_with_the_host() {
+        use std::io::BufRead;
+        let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "isolate::spare::spare_host_helper", "--nocapture", "--test-threads=1"])
+            .env("TOMADA_SPARE_HELPER", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(helper.stdout.take().unwrap());
+        let spare: u32 = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("spare-pid: ").map(|(_, p)| p.trim().parse().unwrap()))
+            .expect("the helper reports its spare's pid");
+        assert!(!is_dead(spare));
+        helper.kill().unwrap();
+        helper.wait().unwrap();
+        wait_dead(spare);
+    }
+
     #[test]
     fn a_spare_is_sandboxed_when_taken() {
         let test = "sandboxed";
