@@ -461,8 +461,9 @@ fn main() {
 
     if std::env::var_os("TOMADA_BENCH_STEPS").is_some() {
         // (A process of its own, started by `spawn_cases`: its stderr is the breakdown.)
-        let sandbox = std::env::var("TOMADA_BENCH_STEPS").unwrap() == "strict";
-        step_starts(&setup, sandbox);
+        let which = std::env::var("TOMADA_BENCH_STEPS").unwrap();
+        let (spare, paused) = (which.starts_with("spare"), which.starts_with("paused"));
+        step_starts(&setup, which.ends_with("strict"), spare, spare || paused);
         return;
     }
     if wants("spawn") {
@@ -494,7 +495,7 @@ fn spawn_cases(setup: &Setup) {
         if !exe.exists() {
             continue;
         }
-        let row = starts(|| {
+        let row = starts(Duration::ZERO, || {
             Command::new(&exe)
                 .args(args)
                 .stdin(Stdio::null())
@@ -506,22 +507,75 @@ fn spawn_cases(setup: &Setup) {
         print_start(label, &row, None);
         floor_row.get_or_insert(row);
     }
-    for (label, sandbox) in
-        [("spawn + handshake + first call", None), ("the same, Sandbox::strict()", Some(Sandbox::strict()))]
-    {
-        let row = starts(|| {
-            let mut iso = Isolation::new().runner(setup.runner.clone());
-            if let Some(s) = &sandbox {
-                iso = iso.sandbox(s.clone());
-            }
-            let p = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
-            p.greet("Mundo").unwrap();
-            p
-        });
+    let start = |sandbox: Option<&Sandbox>, spare: bool| {
+        let mut iso = Isolation::new().runner(setup.runner.clone()).spare_runner(spare);
+        if let Some(s) = sandbox {
+            iso = iso.sandbox(s.clone());
+        }
+        let p = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
+        p.greet("Mundo").unwrap();
+        p
+    };
+    let strict = Sandbox::strict();
+    let mut base: Vec<Row> = Vec::new();
+    for (label, sandbox) in [("spawn + handshake + first call", None), ("the same, Sandbox::strict()", Some(&strict))] {
+        let row = starts(Duration::ZERO, || start(sandbox, false));
         print_start(label, &row, floor_row.as_ref());
+        base.push(row);
     }
+    // With a spare runner (`Isolation::spare_runner`): a plugin with the option stays
+    // loaded (as in a host that has several, or restarts one), so a spare is kept.
+    // Interleaved (one start of each kind per round, in turn, so a change of the
+    // machine's load in the sitting falls on all four alike), each start 5 ms after
+    // the one before (untimed: the spare's own start runs in the background), against
+    // the same starts without the option. CPU per start: this process's and its
+    // reaped children's over the start and the plugin's end (a spare's own start is
+    // counted when the plugin that took it ends: each start takes one and starts one).
+    let _anchor = start(None, true);
+    let kinds: [(&str, Option<&Sandbox>, bool); 4] = [
+        ("no spare, 5 ms apart", None, false),
+        ("no spare, Sandbox::strict(), 5 ms apart", Some(&strict), false),
+        ("spare runner, 5 ms apart", None, true),
+        ("spare runner, Sandbox::strict(), 5 ms apart", Some(&strict), true),
+    ];
+    let mut samples = vec![(Vec::new(), Duration::ZERO); kinds.len()];
+    for round in 0..=STARTS {
+        for i in 0..kinds.len() {
+            let k = (i + round) % kinds.len();
+            let (_, sandbox, spare) = kinds[k];
+            std::thread::sleep(Duration::from_millis(5));
+            let cpu = own_cpu() + children_cpu();
+            let t = Instant::now();
+            let started = start(sandbox, spare);
+            let wall = t.elapsed();
+            drop(started);
+            // (Round 0 is a warm-up.)
+            if round > 0 {
+                samples[k].0.push(wall);
+                samples[k].1 += own_cpu() + children_cpu() - cpu;
+            }
+        }
+    }
+    let rows: Vec<Row> = samples
+        .into_iter()
+        .map(|(mut wall, cpu)| {
+            wall.sort();
+            Row {
+                p50: percentile(&wall, 0.5),
+                p99: wall[0],
+                per_second: wall[wall.len() - 1].as_secs_f64(),
+                cpu: cpu / STARTS as u32,
+            }
+        })
+        .collect();
+    for (k, (label, _, spare)) in kinds.iter().enumerate() {
+        print_start(label, &rows[k], if *spare { Some(&rows[k - 2]) } else { floor_row.as_ref() });
+    }
+    // Back to back: the next start finds the spare still starting, and waits for it.
+    let row = starts(Duration::ZERO, || start(None, true));
+    print_start("spare runner, back to back", &row, Some(&base[0]));
     // The breakdown: this bench again, with every step's timestamp on stderr.
-    for which in ["none", "strict"] {
+    for which in ["none", "strict", "paused", "paused-strict", "spare", "spare-strict"] {
         let out = Command::new(std::env::current_exe().unwrap())
             .env("TOMADA_BENCH_STEPS", which)
             .env("TOMADA_STEP_TIMES", "1")
@@ -541,14 +595,15 @@ fn spawn_cases(setup: &Setup) {
     }
 }
 
-/// `STARTS` runs of `f` (after one untimed): wall-clock p50, min and max, and CPU per
-/// run (this process and its reaped children: a plugin's processes are reaped by
-/// their supervisor, the host's child).
-fn starts<T>(mut f: impl FnMut() -> T) -> Row {
+/// `STARTS` runs of `f` (after one untimed), `pause` apart: wall-clock p50, min and
+/// max, and CPU per run (this process and its reaped children: a plugin's processes
+/// are reaped by their supervisor, the host's child).
+fn starts<T>(pause: Duration, mut f: impl FnMut() -> T) -> Row {
     drop(f());
     let mut samples = Vec::new();
     let cpu_before = own_cpu() + children_cpu();
     for _ in 0..STARTS {
+        std::thread::sleep(pause);
         let t = Instant::now();
         let started = f();
         samples.push(t.elapsed());
@@ -560,13 +615,16 @@ fn starts<T>(mut f: impl FnMut() -> T) -> Row {
     Row { p50: percentile(&samples, 0.5), p99: samples[0], per_second: samples[samples.len() - 1].as_secs_f64(), cpu }
 }
 
-/// One start row (`Row`'s `p99` holds the minimum and `per_second` the maximum here).
+/// One start row (`Row`'s `p99` holds the minimum and `per_second` the maximum
+/// here), with its ratios to `floor` (the exec floor, or the same start without a
+/// spare runner).
 fn print_start(label: &str, row: &Row, floor: Option<&Row>) {
     let ratio = floor
         .map(|f| {
             format!(
-                "  ÷ floor: p50 {:.2}x  cpu {:.2}x",
+                "  ÷ base: p50 {:.2}x  min {:.2}x  cpu {:.2}x",
                 row.p50.as_secs_f64() / f.p50.as_secs_f64(),
+                row.p99.as_secs_f64() / f.p99.as_secs_f64(),
                 row.cpu.as_secs_f64() / f.cpu.as_secs_f64()
             )
         })
@@ -590,16 +648,30 @@ fn monotonic_ns() -> u128 {
 
 /// The starts of the breakdown (in a process of its own, `TOMADA_STEP_TIMES` set): the
 /// runner's step lines are passed to stderr as they come, beside the host's and this
-/// bench's own.
-fn step_starts(setup: &Setup, strict: bool) {
-    for _ in 0..=STARTS {
-        // (One `write` per line: the host's own lines go to the same stderr at once.)
-        let line_out = |line: String| drop(std::io::stderr().write_all(line.as_bytes()));
-        let mut iso =
-            Isolation::new().runner(setup.runner.clone()).on_output(move |_, _, line| line_out(format!("{line}\n")));
+/// bench's own. With `spare`, a spare runner is kept (one plugin with the option stays
+/// loaded; its own lines, before the start that takes it, fall in the start before and
+/// are not counted); with `paused`, the starts are 10 ms apart (as they must be for
+/// the spare to be ready; a start after a pause is slower on a busy machine).
+fn step_starts(setup: &Setup, strict: bool, spare: bool, paused: bool) {
+    // (One `write` per line: the host's own lines go to the same stderr at once.)
+    let line_out = |line: String| drop(std::io::stderr().write_all(line.as_bytes()));
+    let options = || {
+        let mut iso = Isolation::new()
+            .runner(setup.runner.clone())
+            .spare_runner(spare)
+            .on_output(move |_, _, line| line_out(format!("{line}\n")));
         if strict {
             iso = iso.sandbox(Sandbox::strict());
         }
+        iso
+    };
+    let _anchor =
+        spare.then(|| tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(options())).unwrap());
+    for _ in 0..=STARTS {
+        if paused {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let iso = options();
         line_out(format!("tomada-step {} bench: load_with called\n", monotonic_ns()));
         let p = tomada_host::load_with::<dyn Greeter>(&setup.path, &Mode::Isolated(iso)).unwrap();
         p.greet("Mundo").unwrap();
@@ -645,7 +717,7 @@ fn print_steps(which: &str, log: &str) {
             gaps.entry(name).or_default().push(pair[1].0 - pair[0].0);
         }
     }
-    println!("\nwhere a start goes ({which} sandbox; µs from the step before, over {} starts):", runs.len());
+    println!("\nwhere a start goes ({which}; µs from the step before, over {} starts):", runs.len());
     println!("{:<52} {:>8} {:>8}", "step (reached)", "min", "p50");
     let (mut min_sum, mut p50_sum) = (0.0, 0.0);
     for name in order {

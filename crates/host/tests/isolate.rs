@@ -704,3 +704,234 @@ mod sandbox {
         assert!(!marker.exists(), "the initialiser wrote outside the sandbox");
     }
 }
+
+/// A spare runner (`Isolation::spare_runner`): real processes, found through `/proc`
+/// by a variable of their environment that names the test (tests run side by side in
+/// this process).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod spare {
+    use std::sync::Barrier;
+
+    use tomada_host::isolate::Sandbox;
+
+    use super::*;
+
+    /// The variable every process of a test carries.
+    const MARK: &str = "TOMADA_SPARE_TEST";
+
+    /// Options with spares, every process marked with `test`.
+    fn spared(test: &str) -> Isolation {
+        isolation().spare_runner(true).env(MARK, test)
+    }
+
+    /// The live processes (any, children or not) whose environment has `test`'s mark.
+    fn marked(test: &str) -> Vec<u32> {
+        let needle = format!("{MARK}={test}\0");
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&pid: &u32| {
+                let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+                environ.windows(needle.len()).any(|w| w == needle.as_bytes()) && !is_dead(pid)
+            })
+            .collect();
+        pids.sort();
+        pids
+    }
+
+    /// This process's children with `test`'s mark that are not one of `plugins`'
+    /// processes: its spares.
+    fn spares(test: &str, plugins: &[u32]) -> Vec<u32> {
+        let me = std::process::id().to_string();
+        marked(test)
+            .into_iter()
+            .filter(|pid| !plugins.contains(pid))
+            .filter(|pid| {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                status.lines().any(|l| l.strip_prefix("PPid:").is_some_and(|p| p.trim() == me))
+            })
+            .collect()
+    }
+
+    /// Waits for the one spare of `test` (a hang guard only), and returns its pid.
+    fn wait_spare(test: &str, plugins: &[u32]) -> u32 {
+        wait_until("a spare runner", || spares(test, plugins).len() == 1);
+        let found = spares(test, plugins);
+        assert_eq!(found.len(), 1, "one spare at most: {found:?}");
+        found[0]
+    }
+
+    /// Once every plugin of `test` is dropped, no process of it is left: not the spare,
+    /// not a zombie.
+    fn wait_none_left(test: &str) {
+        wait_until("no process left", || marked(test).is_empty());
+    }
+
+    fn pid(p: &Plugin<dyn Faulty>) -> u32 {
+        p.process_id().unwrap()
+    }
+
+    #[test]
+    fn the_next_start_takes_the_spare_and_a_new_one_is_started() {
+        let test = "taken";
+        let a = faulty(spared(test));
+        let spare = wait_spare(test, &[pid(&a)]);
+        // Idle, it holds nothing of any plugin: its channel and stdio only (no 4, the
+        // plugin file's number), and no library mapped but the runner's own.
+        let fds = |pid: u32| {
+            let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            fds.sort();
+            fds
+        };
+        assert_eq!(fds(spare), [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]);
+        let maps = std::fs::read_to_string(format!("/proc/{spare}/maps")).unwrap();
+        assert!(!maps.contains("faulty"), "{maps}");
+        let b = faulty(spared(test));
+        assert_eq!(pid(&b), spare, "the second plugin runs in the spare");
+        assert_eq!(b.echo("from the spare").unwrap(), "from the spare");
+        // The same descriptors as a runner started for it (the plugin file came over
+        // the socket and sits at 4).
+        let fds = b.open_fds().unwrap();
+        assert_eq!(&fds[..11], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "{fds:?}");
+        assert_eq!(fds.len(), 12, "{fds:?}");
+        // A new spare, which a restart after a crash takes.
+        let next = wait_spare(test, &[pid(&a), spare]);
+        assert_ne!(next, spare);
+        assert!(matches!(b.abort(), Err(CallError::Crashed { .. })));
+        assert_eq!(b.echo("again").unwrap(), "again");
+        assert_eq!(pid(&b), next, "the restart runs in the spare");
+        let last = wait_spare(test, &[pid(&a), next]);
+        // The spare lives as long as a plugin with the option does.
+        drop(a);
+        assert!(!is_dead(last));
+        drop(b);
+        wait_dead(last);
+        wait_none_left(test);
+    }
+
+    #[test]
+    fn a_killed_spare_is_replaced_silently_and_counts_as_no_crash() {
+        let test = "killed";
+        // One crash would quarantine: the spare's death is none of the plugin's.
+        let options = spared(test).crash_budget(1, Duration::from_secs(600));
+        let a = faulty(options.clone());
+        let spare = wait_spare(test, &[pid(&a)]);
+        // SAFETY: `kill` takes integers; the spare is this process's child, not reaped.
+        assert_eq!(unsafe { libc::kill(spare as i32, libc::SIGKILL) }, 0);
+        wait_dead(spare);
+        let b = faulty(options.clone());
+        assert_ne!(pid(&b), spare);
+        assert_eq!(b.echo("fresh").unwrap(), "fresh");
+        assert_eq!(a.echo("still here").unwrap(), "still here");
+        // The dead spare was reaped (no zombie), and another one started.
+        wait_until("the dead spare reaped", || !Path::new(&format!("/proc/{spare}")).exists());
+        let next = wait_spare(test, &[pid(&a), pid(&b)]);
+        assert_ne!(next, spare);
+        drop((a, b));
+        wait_none_left(test);
+    }
+
+    #[test]
+    fn a_spare_started_with_other_parameters_is_not_taken() {
+        let test = "other";
+        let a = faulty(spared(test));
+        let spare = wait_spare(test, &[pid(&a)]);
+        // A variable the spare was not started with: a runner of its own, which has it.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("initialiser-ran");
+        let b = faulty(spared(test).env("TOMADA_MARKER", &marker));
+        assert_ne!(pid(&b), spare);
+        assert!(marker.exists(), "the plugin's process has its variable");
+        let environ = |pid: u32| std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(environ(pid(&b)).windows(13).any(|w| w == b"TOMADA_MARKER"));
+        assert!(!environ(spare).windows(13).any(|w| w == b"TOMADA_MARKER"), "nothing leaks into the spare");
+        // Another frame limit: not taken either. The same parameters: taken.
+        let c = faulty(spared(test).max_frame(1 << 20));
+        assert_ne!(pid(&c), spare);
+        let d = faulty(spared(test));
+        assert_eq!(pid(&d), spare);
+        drop((a, b, c, d));
+        wait_none_left(test);
+    }
+
+    #[test]
+    fn two_starts_at_once_share_no_spare() {
+        let test = "two";
+        let a = faulty(spared(test));
+        let spare = wait_spare(test, &[pid(&a)]);
+        let barrier = Barrier::new(2);
+        let (b, c) = std::thread::scope(|s| {
+            let start = || {
+                barrier.wait();
+                faulty(spared(test))
+            };
+            let b = s.spawn(start);
+            let c = s.spawn(start);
+            (b.join().unwrap(), c.join().unwrap())
+        });
+        assert_ne!(pid(&b), pid(&c));
+        assert!(pid(&b) == spare || pid(&c) == spare, "one of them took the spare");
+        assert_eq!((b.echo("b").unwrap(), c.echo("c").unwrap()), ("b".to_owned(), "c".to_owned()));
+        drop((a, b, c));
+        wait_none_left(test);
+    }
+
+    /// The host of `a_spare_dies_with_the_host`: loads a plugin with the option,
+    /// reports its spare's pid, and waits to be killed.
+    #[test]
+    #[ignore = "helper process of `a_spare_dies_with_the_host`"]
+    fn spare_host_helper() {
+        if std::env::var_os("TOMADA_SPARE_HELPER").is_none() {
+            return;
+        }
+        let test = "helper";
+        let a = faulty(spared(test));
+        println!("\nspare-pid: {}", wait_spare(test, &[pid(&a)]));
+        std::thread::sleep(Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_spare_dies_with_the_host() {
+        use std::io::BufRead;
+        let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "isolate::spare::spare_host_helper", "--nocapture", "--test-threads=1"])
+            .env("TOMADA_SPARE_HELPER", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(helper.stdout.take().unwrap());
+        let spare: u32 = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("spare-pid: ").map(|(_, p)| p.trim().parse().unwrap()))
+            .expect("the helper reports its spare's pid");
+        assert!(!is_dead(spare));
+        helper.kill().unwrap();
+        helper.wait().unwrap();
+        wait_dead(spare);
+    }
+
+    #[test]
+    fn a_spare_is_sandboxed_when_taken() {
+        let test = "sandboxed";
+        let options = spared(test).sandbox(Sandbox::strict());
+        let a = faulty(options.clone());
+        let spare = wait_spare(test, &[pid(&a)]);
+        let b = faulty(options);
+        assert_eq!(pid(&b), spare);
+        let other = tempfile::tempdir().unwrap();
+        let net = b.try_network().unwrap();
+        assert!(net.as_ref().is_err_and(|e| e.contains("Operation not permitted")), "network: {net:?}");
+        let outside = other.path().join("escape.txt");
+        assert!(b.try_write(outside.to_str().unwrap()).unwrap().is_err(), "write");
+        assert!(b.try_exec().unwrap().is_err(), "exec");
+        assert_eq!(b.echo("sandboxed").unwrap(), "sandboxed");
+        // A plugin without a sandbox may take the next spare: the spare holds none.
+        let _next = wait_spare(test, &[pid(&a), spare]);
+        drop((a, b));
+        wait_none_left(test);
+    }
+}

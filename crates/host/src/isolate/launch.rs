@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::options::{Isolation, Stream};
+use super::options::{Isolation, OutputFn, Stream};
 #[cfg(unix)]
 use super::spawner;
 use crate::{LaunchError, Step};
@@ -133,10 +133,29 @@ pub(crate) struct Process {
     forwarders: Mutex<Vec<JoinHandle<()>>>,
     /// Its last lines on stderr.
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// Where its output lines go, and under which plugin's name (changed when a spare
+    /// runner is taken for a plugin: see [`Process::adopt`]).
+    sink: Arc<Mutex<(OutputFn, String)>>,
     /// The job object it runs in (Windows), the host's handle the only one.
     #[cfg(windows)]
     job: std::os::windows::io::OwnedHandle,
 }
+
+/// `options`' limits, by resource (unset ones `None`).
+#[cfg(unix)]
+fn limits(options: &Isolation) -> [(LimitResource, Option<u64>); 3] {
+    [
+        (libc::RLIMIT_AS, options.memory_limit),
+        (libc::RLIMIT_CPU, options.cpu_seconds),
+        (libc::RLIMIT_NOFILE, options.open_files),
+    ]
+}
+
+/// A resource of `setrlimit` (its type differs between C libraries).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type LimitResource = libc::__rlimit_resource_t;
+#[cfg(all(unix, not(all(target_os = "linux", target_env = "gnu"))))]
+type LimitResource = libc::c_int;
 
 /// Starts `launch`: a session of its own (its own process group, killed as one, and
 /// no controlling terminal), the descriptors passed and no other, the limits, its
@@ -147,11 +166,7 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
     #[cfg(windows)]
     let Launch { exe, options, name, env, pass } = launch;
     #[cfg(unix)]
-    let limits = [
-        (libc::RLIMIT_AS, options.memory_limit),
-        (libc::RLIMIT_CPU, options.cpu_seconds),
-        (libc::RLIMIT_NOFILE, options.open_files),
-    ];
+    let limits = limits(options);
     #[cfg(unix)]
     let moves: Vec<(RawFd, RawFd)> = pass.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
     // Linux with glibc: `posix_spawn` (a `vfork`: the host's memory is neither
@@ -262,12 +277,13 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
         child: Mutex::new(Some(child)),
         forwarders: Mutex::new(Vec::new()),
         tail: Arc::default(),
+        sink: Arc::new(Mutex::new((Arc::clone(&options.output), name.to_owned()))),
         #[cfg(windows)]
         job,
     };
     for (pipe, stream) in pipes {
         let Some(pipe) = pipe else { continue };
-        let (output, plugin) = (Arc::clone(&options.output), name.to_owned());
+        let sink = Arc::clone(&process.sink);
         let keep = (stream == Stream::Stderr).then(|| Arc::clone(&process.tail));
         let forward = move || {
             // Bytes, not `lines()`: a plugin may print anything, and a line without
@@ -288,6 +304,7 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
                             }
                             tail.push_back(text.to_owned());
                         }
+                        let (output, plugin) = lock(&sink).clone();
                         output(&plugin, stream, text);
                     }
                 }
@@ -369,6 +386,36 @@ impl Process {
             }
         }
         status
+    }
+
+    /// From now on, its output lines go to `output` under `name` (a spare runner taken
+    /// for a plugin).
+    #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+    pub(crate) fn adopt(&self, output: &OutputFn, name: &str) {
+        *lock(&self.sink) = (Arc::clone(output), name.to_owned());
+    }
+
+    /// Whether it still runs (it has not exited, or was not reaped yet by us).
+    #[cfg(unix)]
+    #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+    pub(crate) fn alive(&self) -> bool {
+        if lock(&self.child).is_none() {
+            return false;
+        }
+        // SAFETY: `waitid` writes into a zeroed local; `WNOWAIT` leaves an exited
+        // child a zombie (reaped by `kill`).
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, self.pid, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0
+                && info.si_pid() == 0
+        }
+    }
+
+    /// Sets `options`' limits on it (a spare runner taken for a plugin: it was told
+    /// of no plugin yet, as a new runner is when `start` sets them).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    pub(crate) fn limit(&self, options: &Isolation) -> io::Result<()> {
+        vfork::limit(self.pid, &limits(options))
     }
 
     /// Its last lines on stderr (at most a few).
@@ -507,6 +554,13 @@ mod vfork {
                 // come from above every number passed: see `above`).
                 for &(from, to) in moves {
                     check(libc::posix_spawn_file_actions_adddup2(&mut actions, from, to))?;
+                }
+                // A number up to `last_fd` that is not passed (a spare runner's plugin
+                // file, which comes later) is closed, not left to the host's.
+                for fd in 3..=last_fd {
+                    if !moves.iter().any(|&(_, to)| to == fd) {
+                        check(libc::posix_spawn_file_actions_addclose(&mut actions, fd))?;
+                    }
                 }
                 // Nothing else of the host's leaks into the plugin's process (where a
                 // sandbox could not take back an open descriptor).

@@ -44,6 +44,8 @@ mod buffers;
 mod contain;
 mod deadline;
 mod endpoint;
+#[cfg(unix)]
+mod ends;
 pub(crate) mod frame;
 mod launch;
 mod options;
@@ -51,6 +53,8 @@ mod protocol;
 mod runner;
 #[cfg_attr(windows, allow(dead_code))] // (the sandbox is Linux's)
 mod sandbox;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod spare;
 mod spawner;
 pub(crate) mod steps;
 pub(crate) mod transport;
@@ -60,7 +64,7 @@ mod windows;
 use std::collections::VecDeque;
 #[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-#[cfg(unix)]
+#[cfg(all(target_os = "linux", feature = "remote"))]
 use std::os::unix::net::UnixStream;
 #[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
@@ -87,16 +91,12 @@ use endpoint::{Endpoint, Handler, Incoming, Objects, Request, WaitError};
 use frame::ReadError;
 #[cfg(unix)]
 use frame::Waiter;
-#[cfg(target_os = "linux")]
-use protocol::{BELL_FDS, LAST_FD, SHM_FD};
 #[cfg(unix)]
-use protocol::{CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+use protocol::{FD_VAR, PLUGIN_FD};
 use protocol::{LoadRequest, Refused};
-#[cfg(unix)]
+#[cfg(all(target_os = "linux", feature = "remote"))]
 use transport::Link;
 use transport::Transport;
-#[cfg(target_os = "linux")]
-use transport::shm;
 
 #[cfg(unix)]
 use crate::Step;
@@ -246,6 +246,9 @@ pub(crate) struct Isolated {
     state: Mutex<State>,
     /// The buffers lent to blocking calls' arguments (`Channel::lend`).
     buffers: buffers::Buffers,
+    /// Its use of spare runners (`Isolation::spare_runner`), if it asked for them.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    spare: Option<spare::Use>,
 }
 
 impl Isolated {
@@ -277,6 +280,15 @@ impl Isolated {
         config: &[u8],
         options: Isolation,
     ) -> Result<Arc<Isolated>, LoadError> {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let spare = match &options.runner {
+            _ if !options.spare_runner || file.is_none() => None,
+            #[cfg(feature = "remote")]
+            _ if options.remote.is_some() => None,
+            Runner::CurrentExe => std::env::current_exe().ok(),
+            Runner::Path(p) => Some(p.clone()),
+        }
+        .map(|exe| spare::Use::new(spare::Key::new(exe, &options)));
         let isolated = Arc::new_cyclic(|me| Isolated {
             me: me.clone(),
             path: inspection.path.clone(),
@@ -288,6 +300,8 @@ impl Isolated {
             options,
             state: Mutex::new(State { connection: None, crashes: VecDeque::new(), quarantined: None }),
             buffers: buffers::Buffers::default(),
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            spare,
         });
         let connection = isolated.spawn()?;
         isolated.lock().connection = Some(Arc::new(connection));
@@ -329,93 +343,63 @@ impl Isolated {
         }
         steps::mark("host: spawn begins (copy + inspection done)");
         let fail = |source: LaunchError| LoadError::Isolation { path: self.path.clone(), source };
-        let setup = |step: Step| move |source: std::io::Error| fail(LaunchError::Setup { step, source });
         if std::env::var_os(FD_VAR).is_some() {
             // A host that forgot `serve_if_runner` would otherwise start copies of
             // itself, each starting another.
             return Err(fail(LaunchError::NotServing));
         }
-        let exe = match &self.options.runner {
-            Runner::CurrentExe => {
-                std::env::current_exe().map_err(|source| fail(LaunchError::NoExecutable { source }))?
-            }
-            Runner::Path(p) => p.clone(),
-        };
-        let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
-        // What the child inherits, each above 10 here until it takes its number there.
-        // (The socket's end first, closed here as soon as it is duplicated: the host
-        // must hold only its own end, or it never sees the end of a child that dies
-        // while loading.)
-        let child_end = launch::above(pair_end.as_fd()).map_err(fail)?;
-        drop(pair_end);
         let Some(file) = &self.file else {
             return Err(fail(LaunchError::Setup {
                 step: Step::Duplicate,
                 source: std::io::Error::other("a remote plugin has no plugin file here"),
             }));
         };
-        let mut pass = vec![(child_end, CHILD_FD), (launch::above(file.as_fd()).map_err(fail)?, PLUGIN_FD)];
-        let (nudge, nudge_reader, child_nudge) = launch::nudge_pipe().map_err(fail)?;
-        pass.push((child_nudge, NUDGE_FD));
-        // The shared memory and its bells. (The child's ends of the bells are closed
-        // here once duplicated, but for the read ends of those the host rings: see
-        // `Connection::_readers`.) Frames go through the shared memory once the
-        // handshake (on the socket) is done; sending a call waits for room no longer
-        // than a call's deadline.
-        #[cfg(target_os = "linux")]
-        let socket_only = self.options.socket_only;
-        #[cfg(target_os = "linux")]
-        let (link, readers) = if socket_only {
-            (Link::Socket(host_end), Vec::new())
-        } else {
-            let (memfd, bells, child_bells) = shm::create().map_err(setup(Step::SharedMemory))?;
-            let shared = [
-                &memfd,
-                &child_bells.host_data,
-                &child_bells.host_room,
-                &child_bells.child_data,
-                &child_bells.child_room,
-            ];
-            for (fd, to) in shared.into_iter().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
-                pass.push((launch::above(fd.as_fd()).map_err(fail)?, to));
+        // A spare runner, if the options keep one and it is ready (its hello read, the
+        // plugin file sent); else a runner started now.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let taken = self.spare.as_ref().and_then(|spare| {
+            let (process, ends) = spare.take(&self.options, &self.name, file)?;
+            Some((process, ends, spare.key().exe.clone()))
+        });
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        let taken = None;
+        let greeted = taken.is_some();
+        let (process, ends, exe) = match taken {
+            Some(taken) => taken,
+            None => {
+                let exe = match &self.options.runner {
+                    Runner::CurrentExe => {
+                        std::env::current_exe().map_err(|source| fail(LaunchError::NoExecutable { source }))?
+                    }
+                    Runner::Path(p) => p.clone(),
+                };
+                let (ends, (pass, last_fd)) = ends::make(self.options.socket_only, Some(file.as_fd())).map_err(fail)?;
+                let process = launch::start(launch::Launch {
+                    exe: &exe,
+                    options: &self.options,
+                    name: &self.name,
+                    env: ends::child_env(self.options.max_frame, self.options.socket_only, false),
+                    pass,
+                    last_fd,
+                })
+                .map_err(fail)?;
+                (process, ends, exe)
             }
-            let rings = shm::Shared::new(memfd, bells, true, host_end, Some(self.options.deadline))
-                .map_err(setup(Step::MapSharedMemory))?;
-            (Link::Rings(rings), vec![child_bells.child_data, child_bells.child_room])
         };
-        #[cfg(not(target_os = "linux"))]
-        let (link, readers) = (Link::Socket(host_end), Vec::new());
-        #[cfg(target_os = "linux")]
-        let last_fd = if socket_only { NUDGE_FD } else { LAST_FD };
-        #[cfg(not(target_os = "linux"))]
-        let last_fd = NUDGE_FD;
-        steps::mark("host: socket, nudge pipe, rings made");
-        let process = launch::start(launch::Launch {
-            exe: &exe,
-            options: &self.options,
-            name: &self.name,
-            env: vec![
-                (FD_VAR, CHILD_FD.to_string()),
-                (PARENT_VAR, std::process::id().to_string()),
-                (MAX_FRAME_VAR, self.options.max_frame.to_string()),
-            ]
-            .into_iter()
-            .chain(self.options.socket_only.then(|| (protocol::SOCKET_VAR, "1".to_owned())))
-            .chain(steps::enabled().then(|| (steps::STEPS_VAR, "1".to_owned())))
-            .collect(),
-            pass,
-            last_fd,
-        })
-        .map_err(fail)?;
+        // Frames go through the shared memory once the handshake (on the socket) is
+        // done; sending a call waits for room no longer than a call's deadline.
+        let (link, nudge, readers) = match ends.link(self.options.deadline) {
+            Ok(link) => link,
+            Err(e) => {
+                process.kill();
+                return Err(fail(e));
+            }
+        };
         let connection = Connection {
             process: Some(process),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             nudge,
-            _readers: {
-                let mut readers = readers;
-                readers.push(nudge_reader);
-                readers
-            },
+            _readers: readers,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             async_reader: std::sync::atomic::AtomicBool::new(false),
@@ -424,20 +408,33 @@ impl Isolated {
         };
         // The handshake: hello (version), load, ready (the manifest it read).
         let socket = connection.endpoint.link.socket().expect("a child's channel has its socket");
-        let result = self.handshake(socket, &exe, PLUGIN_FD);
+        let result = self.handshake(socket, &exe, greeted, PLUGIN_FD);
         // Sending a call blocks once the socket buffer is full: no longer than a
         // call's deadline (set once here, not per call: it is a system call).
         let _ = socket.set_write_timeout(Some(self.options.deadline));
         match result {
-            Ok(()) => Ok(connection),
+            Ok(()) => {
+                // The next start's runner, started now (in the background).
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                if let Some(spare) = &self.spare {
+                    spare.replenish(&self.options.output);
+                }
+                Ok(connection)
+            }
             Err(refused) => Err(self.refused(&connection, refused)),
         }
     }
 
     /// The handshake on a new process's channel (see [`protocol`]), naming the plugin
-    /// file as `plugin_fd` there; `Ok` once the child loaded the plugin the host
-    /// inspected.
-    fn handshake(&self, channel: &(impl Transport + ?Sized), exe: &Path, plugin_fd: i32) -> Result<(), Refused> {
+    /// file as `plugin_fd` there (its hello read already if `greeted`: a spare
+    /// runner's); `Ok` once the child loaded the plugin the host inspected.
+    fn handshake(
+        &self,
+        channel: &(impl Transport + ?Sized),
+        exe: &Path,
+        greeted: bool,
+        plugin_fd: i32,
+    ) -> Result<(), Refused> {
         let filters = sandbox::filters(self.options.sandbox.as_ref())
             .map_err(|why| Refused::Launch(LaunchError::Sandbox { source: std::io::Error::other(why) }))?;
         let request = LoadRequest {
@@ -452,7 +449,7 @@ impl Isolated {
             several_cpus: transport::several_cpus(),
         };
         let (startup, max) = (self.options.startup, self.options.max_frame);
-        let ready = protocol::host_handshake(channel, exe, &request, startup, max, |record| {
+        let ready = protocol::host_handshake(channel, exe, greeted, &request, startup, max, |record| {
             crate::logs::deliver_encoded(&self.name, record);
         });
         steps::mark("host: ready read");

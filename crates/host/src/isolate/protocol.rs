@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! child → host  Hello   PROTOCOL (u32) | pid (u32)
+//! host → child  (a spare runner only: one byte carrying the plugin file, SCM_RIGHTS)
 //! host → child  Load    LoadRequest (postcard)
 //! child → host  Log*    the constructor's log records
 //! child → host  Ready   the manifest bytes it read  |  Failed  a LoadError (error.rs's wire form)
@@ -20,6 +21,8 @@
 
 #[cfg(unix)]
 use std::ffi::OsString;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use std::os::fd::FromRawFd;
 #[cfg(unix)]
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -35,8 +38,9 @@ use crate::{LaunchError, LoadError};
 /// concurrent calls. 3: callbacks, objects and log records. 4: each request carries
 /// the time left to its caller's deadline. 5: the load request carries the manifest
 /// the host inspected. 6: it carries the seccomp programs the host compiled, and
-/// whether the host may run on several CPUs.
-pub(crate) const PROTOCOL: u32 = 6;
+/// whether the host may run on several CPUs. 7: a spare runner ([`SPARE_VAR`]) gets
+/// the plugin file over the socket after its hello.
+pub(crate) const PROTOCOL: u32 = 7;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).
@@ -47,6 +51,11 @@ pub(crate) const PARENT_VAR: &str = "TOMADA_RUNNER_PARENT";
 pub(crate) const MAX_FRAME_VAR: &str = "TOMADA_RUNNER_MAX_FRAME";
 /// Set when frames stay on the socket (no shared memory): see `Isolation::socket_only`.
 pub(crate) const SOCKET_VAR: &str = "TOMADA_RUNNER_SOCKET_ONLY";
+/// Set for a spare runner (see `Isolation::spare`), started before any plugin is
+/// chosen: after its hello it receives the plugin file over the socket (one byte with
+/// the descriptor, `SCM_RIGHTS`), puts it at [`PLUGIN_FD`], then reads the load request.
+#[cfg(unix)]
+pub(crate) const SPARE_VAR: &str = "TOMADA_RUNNER_SPARE";
 /// The environment variable naming the nudge semaphore's handle (Windows).
 #[cfg(windows)]
 pub(crate) const NUDGE_VAR: &str = "TOMADA_RUNNER_NUDGE";
@@ -177,28 +186,43 @@ pub(crate) enum Refused {
     Plugin(LoadError),
 }
 
-/// The host's side of the handshake over `channel`: reads the hello (from `runner`),
-/// sends `request`, then reads until the child is ready, passing the log records the
-/// plugin wrote meanwhile to `log`; all before `deadline` (the startup time,
-/// `startup`, from now). Returns the manifest bytes the child read.
+/// Reads the child's hello (from `runner`) over `channel` before `deadline`, and
+/// checks its protocol version.
+pub(crate) fn read_hello(
+    channel: &(impl Transport + ?Sized),
+    runner: &Path,
+    deadline: Option<Instant>,
+    max: usize,
+) -> Result<(), LaunchError> {
+    let hello = frame::read(channel, deadline, max).map_err(|e| match e {
+        ReadError::Eof => LaunchError::NoHello,
+        e => LaunchError::BadHello { source: e.into() },
+    })?;
+    super::steps::mark("host: hello read");
+    let version = hello_version(&hello.payload);
+    if hello.kind != Kind::Hello || version != Some(PROTOCOL) {
+        return Err(LaunchError::Protocol { runner: runner.to_path_buf(), found: version });
+    }
+    Ok(())
+}
+
+/// The host's side of the handshake over `channel`: reads the hello (from `runner`;
+/// unless `greeted`: read already, a spare runner's), sends `request`, then reads
+/// until the child is ready, passing the log records the plugin wrote meanwhile to
+/// `log`; all before `deadline` (the startup time, `startup`, from now). Returns the
+/// manifest bytes the child read.
 pub(crate) fn host_handshake(
     channel: &(impl Transport + ?Sized),
     runner: &Path,
+    greeted: bool,
     request: &LoadRequest,
     startup: Duration,
     max: usize,
     mut log: impl FnMut(&[u8]),
 ) -> Result<Vec<u8>, Refused> {
     let deadline = Some(Instant::now() + startup);
-    let hello = frame::read(channel, deadline, max).map_err(|e| match e {
-        ReadError::Eof => LaunchError::NoHello,
-        e => LaunchError::BadHello { source: e.into() },
-    });
-    let hello = hello.map_err(Refused::Launch)?;
-    super::steps::mark("host: hello read");
-    let version = hello_version(&hello.payload);
-    if hello.kind != Kind::Hello || version != Some(PROTOCOL) {
-        return Err(Refused::Launch(LaunchError::Protocol { runner: runner.to_path_buf(), found: version }));
+    if !greeted {
+        read_hello(channel, runner, deadline, max).map_err(Refused::Launch)?;
     }
     frame::write(channel, Header { kind: Kind::Load, status: 0, id: 0 }, &[&request.encode()])
         .map_err(|source| Refused::Launch(LaunchError::SendLoad { source }))?;
@@ -225,6 +249,113 @@ pub(crate) fn host_handshake(
         }),
         other => Err(Refused::Launch(LaunchError::UnexpectedFrame { kind: other as u8 })),
     }
+}
+
+/// Sends `file` over `socket` to a spare runner that said hello: one byte carrying
+/// the descriptor (`SCM_RIGHTS`). Hand-written (a `sendmsg` with one control
+/// message): the crates that wrap it (`nix`, `rustix`) are not dependencies here.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn send_plugin_file(
+    socket: &std::os::unix::net::UnixStream,
+    file: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // (Room for one descriptor, aligned for `cmsghdr`.)
+    let mut space = [0u64; 8];
+    // SAFETY: `CMSG_SPACE` is arithmetic.
+    let control_len = unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as usize;
+    debug_assert!(control_len <= size_of_val(&space));
+    // SAFETY: a zeroed `msghdr` is valid (no name, no control yet).
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = space.as_mut_ptr().cast();
+    message.msg_controllen = control_len as _;
+    // SAFETY: the control buffer is `control_len` bytes, room for one header and one
+    // descriptor (`CMSG_SPACE` above), aligned; `CMSG_FIRSTHDR` points into it.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
+        libc::CMSG_DATA(header).cast::<libc::c_int>().write_unaligned(file.as_raw_fd());
+    }
+    loop {
+        // SAFETY: `message` points to the local byte and control buffer above, alive
+        // for the call; `MSG_NOSIGNAL`: a peer gone is `EPIPE`, not a signal.
+        match unsafe { libc::sendmsg(socket.as_raw_fd(), &message, libc::MSG_NOSIGNAL) } {
+            1 => return Ok(()),
+            -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            -1 => return Err(std::io::Error::last_os_error()),
+            _ => return Err(std::io::Error::other("the plugin file was not sent")),
+        }
+    }
+}
+
+/// A spare runner's side of [`send_plugin_file`]: receives the plugin file over
+/// `socket` (the one byte the host sends after the hello, nothing read before it) and
+/// puts it at [`PLUGIN_FD`]. `Ok(false)` if the host closed the socket instead (it
+/// needed no spare any more).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn receive_plugin_file(socket: std::os::fd::RawFd) -> Result<bool, LaunchError> {
+    let missing = LaunchError::MissingDescriptor { fd: PLUGIN_FD };
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut space = [0u64; 8];
+    // SAFETY: a zeroed `msghdr` is valid.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = space.as_mut_ptr().cast();
+    message.msg_controllen = size_of_val(&space) as _;
+    let received = loop {
+        // SAFETY: `message` points to the local byte and control buffer, alive for the
+        // call; descriptors received are close-on-exec (`MSG_CMSG_CLOEXEC`).
+        let n = unsafe { libc::recvmsg(socket, &mut message, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break n;
+        }
+    };
+    if received == 0 {
+        return Ok(false);
+    }
+    // Every descriptor that came is taken (and closed unless it is the one).
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled `message`'s control buffer (`msg_controllen` says how
+    // much); the `CMSG_*` walk stays within it.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&message);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(header).cast::<libc::c_int>();
+                let count = ((*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<libc::c_int>();
+                for i in 0..count {
+                    fds.push(std::os::fd::OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&message, header);
+        }
+    }
+    let truncated = message.msg_flags & libc::MSG_CTRUNC != 0;
+    if received != 1 || truncated || fds.len() != 1 {
+        return Err(missing);
+    }
+    let file = fds.pop().expect("one descriptor");
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    if file.as_raw_fd() == PLUGIN_FD {
+        // (The lowest free number: the host passed nothing there to a spare.) Kept
+        // open; the runner owns it from here as an inherited one.
+        let _ = file.into_raw_fd();
+        return Ok(true);
+    }
+    // SAFETY: `dup2` onto the plugin file's number (closing whatever was there: the
+    // host passed nothing there to a spare); the received one closes when dropped.
+    if unsafe { libc::dup2(file.as_raw_fd(), PLUGIN_FD) } != PLUGIN_FD {
+        return Err(missing);
+    }
+    Ok(true)
 }
 
 /// The child's hello to the host over `channel`: its protocol version and pid.
@@ -317,7 +448,7 @@ mod tests {
         let mut logs = Vec::new();
         let result = std::thread::scope(|s| {
             s.spawn(move || child(theirs));
-            host_handshake(&host, Path::new("/runner"), &request(), STARTUP, 1 << 20, |r| logs.push(r.to_vec()))
+            host_handshake(&host, Path::new("/runner"), false, &request(), STARTUP, 1 << 20, |r| logs.push(r.to_vec()))
         });
         (result, logs)
     }

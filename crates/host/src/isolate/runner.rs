@@ -25,7 +25,7 @@ use super::endpoint::{Endpoint, Handler, Incoming, Objects, Read, Request, WaitE
 use super::frame::{self, Header, Kind, ReadBuf, ReadError, Waiter};
 use super::protocol::{self, FD_VAR, LoadRequest, MAX_FRAME_VAR, PARENT_VAR, SOCKET_VAR};
 #[cfg(unix)]
-use super::protocol::{CHILD_FD, NUDGE_FD, PLUGIN_FD};
+use super::protocol::{CHILD_FD, NUDGE_FD, PLUGIN_FD, SPARE_VAR};
 use super::transport::{Link, Transport};
 
 /// How long the child may spin for the next call after answering one (only when
@@ -53,7 +53,7 @@ pub fn serve_if_runner() {
     let Some(fd) = std::env::var_os(FD_VAR) else { return };
     #[cfg(windows)]
     let code = match super::windows::runner_channel(&fd) {
-        Some(pipe) => serve_on(pipe, Link::Pipe),
+        Some(pipe) => serve_on(pipe, Link::Pipe, || Ok(true)),
         None => {
             eprintln!(
                 "tomada runner: {FD_VAR} must name the host's pipes; this process was not started by a tomada host"
@@ -157,12 +157,27 @@ fn serve(fd: RawFd) -> i32 {
     };
     #[cfg(not(target_os = "linux"))]
     let link = Link::Socket;
-    serve_on(stream, link)
+    // A spare runner (started before any plugin was chosen) receives the plugin file
+    // after its hello (Linux with glibc: the only hosts that start spares).
+    let spare = std::env::var_os(SPARE_VAR).is_some();
+    // SAFETY: no other thread runs yet.
+    unsafe { std::env::remove_var(SPARE_VAR) };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let before_load = move || if spare { protocol::receive_plugin_file(fd) } else { Ok(true) };
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let before_load = move || if spare { Err(LaunchError::MissingDescriptor { fd: PLUGIN_FD }) } else { Ok(true) };
+    serve_on(stream, link, before_load)
 }
 
 /// Serves the plugin over `stream` (the handshake, then the frames through the link
-/// `link` makes of it).
-fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
+/// `link` makes of it). `before_load` runs after the hello (a spare runner receives
+/// its plugin file there); `Ok(false)` from it ends this process quietly (the host
+/// needed no spare any more).
+fn serve_on<S: Transport>(
+    stream: S,
+    link: impl FnOnce(S) -> Link,
+    before_load: impl FnOnce() -> Result<bool, LaunchError>,
+) -> i32 {
     // The largest frame either side sends (the host reads replies with the same).
     let max = std::env::var(MAX_FRAME_VAR).ok().and_then(|m| m.parse().ok()).unwrap_or(frame::DEFAULT_MAX_FRAME);
     // Frames stay on the socket (nobody spins for them) when the host relays its bytes.
@@ -183,8 +198,6 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
         return 2;
     }
     super::steps::mark("runner: hello sent");
-    let request = protocol::read_load_request(&stream, max);
-    super::steps::mark("runner: load request read");
     // A load failure reaches the host as the same `LoadError` variant; anything else
     // as `LoadError::Isolation` with its reason.
     let fail_with = |stream: &S, why: crate::LoadError| {
@@ -194,6 +207,13 @@ fn serve_on<S: Transport>(stream: S, link: impl FnOnce(S) -> Link) -> i32 {
     let fail = |stream: &S, source: LaunchError| {
         fail_with(stream, crate::LoadError::Isolation { path: PathBuf::new(), source })
     };
+    match before_load() {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(why) => return fail(&stream, why),
+    }
+    let request = protocol::read_load_request(&stream, max);
+    super::steps::mark("runner: load request read");
     let request = match request {
         Ok(r) => r,
         Err(why) => return fail(&stream, why),

@@ -8,8 +8,12 @@
 use std::io;
 use std::process::{Child, Command};
 use std::sync::{Mutex, OnceLock, mpsc};
+use std::thread::ThreadId;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// The spawner thread's queue and id (`None` if it could not be started).
+type Spawner = Option<(Mutex<mpsc::Sender<Job>>, ThreadId)>;
 
 /// Spawns `command` from the spawner thread (or, if that thread cannot be started,
 /// from the calling one).
@@ -18,11 +22,10 @@ pub(crate) fn spawn(mut command: Command) -> io::Result<Child> {
     run(move || command.spawn())
 }
 
-/// Runs `start` (which starts a process) on the spawner thread (or, if that thread
-/// cannot be started, on the calling one), and returns what it returned.
-pub(crate) fn run<T: Send + 'static>(start: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
-    static SPAWNER: OnceLock<Option<Mutex<mpsc::Sender<Job>>>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
+/// The spawner thread, started on first use.
+fn spawner() -> &'static Spawner {
+    static SPAWNER: OnceLock<Spawner> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
         let (jobs, incoming) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("tomada-spawner".into())
@@ -32,9 +35,18 @@ pub(crate) fn run<T: Send + 'static>(start: impl FnOnce() -> io::Result<T> + Sen
                 }
             })
             .ok()
-            .map(|_| Mutex::new(jobs))
-    });
-    let Some(spawner) = spawner else { return start() };
+            .map(|thread| (Mutex::new(jobs), thread.thread().id()))
+    })
+}
+
+/// Runs `start` (which starts a process) on the spawner thread (or, if that thread
+/// cannot be started, on the calling one), and returns what it returned. On the
+/// spawner thread itself (a job of [`detach`]), runs it there and then.
+pub(crate) fn run<T: Send + 'static>(start: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    let Some((spawner, id)) = spawner() else { return start() };
+    if std::thread::current().id() == *id {
+        return start();
+    }
     let (reply, answer) = mpsc::channel();
     let job: Job = Box::new(move || {
         let _ = reply.send(start());
@@ -46,4 +58,13 @@ pub(crate) fn run<T: Send + 'static>(start: impl FnOnce() -> io::Result<T> + Sen
         Err(mpsc::SendError(job)) => job(),
     }
     answer.recv().unwrap_or_else(|_| Err(io::Error::other("the spawner thread is gone")))
+}
+
+/// Runs `job` on the spawner thread later, without waiting for it; `false` (and
+/// `job` never runs) if there is no spawner thread: a process `job` starts anywhere
+/// else would die with that other thread.
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))] // (spare runners: Linux with glibc)
+pub(crate) fn detach(job: impl FnOnce() + Send + 'static) -> bool {
+    let Some((spawner, _)) = spawner() else { return false };
+    spawner.lock().unwrap_or_else(|p| p.into_inner()).send(Box::new(job)).is_ok()
 }

@@ -200,7 +200,7 @@ impl Isolated {
             name: self.name.clone(),
         };
         // The handshake: hello (version), load, ready (the manifest it read).
-        match self.handshake(&connection.endpoint.link, &exe, plugin_fd) {
+        match self.handshake(&connection.endpoint.link, &exe, false, plugin_fd) {
             Ok(()) => Ok(connection),
             Err(refused) => Err(self.refused(&connection, refused)),
         }

@@ -1,0 +1,124 @@
+//! A new child's channel, before the child starts (Unix): the host's ends (the socket,
+//! the nudge pipe's write end, the shared memory and its bells) and the child's (each
+//! with the number it takes there), and the environment that names them. The same for
+//! a runner started for a plugin and for a spare runner started before any plugin is
+//! chosen (see `spare.rs`): nothing here depends on the plugin but the plugin file,
+//! which a spare receives later.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+use super::protocol::{BELL_FDS, LAST_FD, SHM_FD};
+use super::protocol::{CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
+use super::transport::Link;
+#[cfg(target_os = "linux")]
+use super::transport::shm;
+use super::{launch, protocol, steps};
+use crate::{LaunchError, Step};
+
+/// The host's ends of a child's channel.
+pub(crate) struct Ends {
+    /// The host's end of the socket (the handshake's channel).
+    pub(crate) socket: UnixStream,
+    /// The write end of the nudge pipe (see `Connection::nudge`).
+    pub(crate) nudge: OwnedFd,
+    /// A reader of each pipe the host writes (see `Connection::_readers`).
+    pub(crate) readers: Vec<OwnedFd>,
+    /// The shared memory and the host's bells, mapped by [`Ends::link`] (`None`: frames
+    /// stay on the socket).
+    #[cfg(target_os = "linux")]
+    shared: Option<(OwnedFd, shm::Bells)>,
+}
+
+/// What the child inherits: each descriptor with its number there, and the last number.
+pub(crate) type ChildEnds = (Vec<(OwnedFd, RawFd)>, RawFd);
+
+/// Makes a channel: frames on the socket alone with `socket_only`, else through shared
+/// memory after the handshake; `plugin` (the plugin file) passed at [`PLUGIN_FD`]
+/// unless `None` (a spare runner: it comes later, over the socket).
+pub(crate) fn make(socket_only: bool, plugin: Option<BorrowedFd<'_>>) -> Result<(Ends, ChildEnds), LaunchError> {
+    let setup = |step: Step| move |source: std::io::Error| LaunchError::Setup { step, source };
+    let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
+    // What the child inherits, each above 10 here until it takes its number there.
+    // (The socket's end first, closed here as soon as it is duplicated: the host
+    // must hold only its own end, or it never sees the end of a child that dies
+    // while loading.)
+    let child_end = launch::above(pair_end.as_fd())?;
+    drop(pair_end);
+    let mut pass = vec![(child_end, CHILD_FD)];
+    if let Some(plugin) = plugin {
+        pass.push((launch::above(plugin)?, PLUGIN_FD));
+    }
+    let (nudge, nudge_reader, child_nudge) = launch::nudge_pipe()?;
+    pass.push((child_nudge, NUDGE_FD));
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+    let mut readers = vec![nudge_reader];
+    // The shared memory and its bells. (The child's ends of the bells are closed
+    // here once duplicated, but for the read ends of those the host rings: see
+    // `Connection::_readers`.)
+    #[cfg(target_os = "linux")]
+    let shared = if socket_only {
+        None
+    } else {
+        let (memfd, bells, child_bells) = shm::create().map_err(setup(Step::SharedMemory))?;
+        let shared =
+            [&memfd, &child_bells.host_data, &child_bells.host_room, &child_bells.child_data, &child_bells.child_room];
+        for (fd, to) in shared.into_iter().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
+            pass.push((launch::above(fd.as_fd())?, to));
+        }
+        readers.extend([child_bells.child_data, child_bells.child_room]);
+        Some((memfd, bells))
+    };
+    #[cfg(target_os = "linux")]
+    let last_fd = if socket_only { NUDGE_FD } else { LAST_FD };
+    #[cfg(not(target_os = "linux"))]
+    let last_fd = {
+        let _ = socket_only;
+        NUDGE_FD
+    };
+    steps::mark("host: socket, nudge pipe, rings made");
+    #[cfg(target_os = "linux")]
+    let ends = Ends { socket: host_end, nudge, readers, shared };
+    #[cfg(not(target_os = "linux"))]
+    let ends = Ends { socket: host_end, nudge, readers };
+    Ok((ends, (pass, last_fd)))
+}
+
+/// The variables of the host's own that a runner gets: its socket's number, the
+/// host's pid, the largest frame, whether frames stay on the socket, whether it is a
+/// spare runner, whether it writes step times.
+pub(crate) fn child_env(max_frame: usize, socket_only: bool, spare: bool) -> Vec<(&'static str, String)> {
+    vec![
+        (FD_VAR, CHILD_FD.to_string()),
+        (PARENT_VAR, std::process::id().to_string()),
+        (MAX_FRAME_VAR, max_frame.to_string()),
+    ]
+    .into_iter()
+    .chain(socket_only.then(|| (protocol::SOCKET_VAR, "1".to_owned())))
+    .chain(spare.then(|| (protocol::SPARE_VAR, "1".to_owned())))
+    .chain(steps::enabled().then(|| (steps::STEPS_VAR, "1".to_owned())))
+    .collect()
+}
+
+impl Ends {
+    /// The channel's link (the shared memory mapped, sending a call waiting for room no
+    /// longer than `deadline`), the nudge's write end, and the readers to keep.
+    pub(crate) fn link(self, deadline: Duration) -> Result<(Link, OwnedFd, Vec<OwnedFd>), LaunchError> {
+        #[cfg(target_os = "linux")]
+        let link = match self.shared {
+            None => Link::Socket(self.socket),
+            Some((memfd, bells)) => Link::Rings(
+                shm::Shared::new(memfd, bells, true, self.socket, Some(deadline))
+                    .map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })?,
+            ),
+        };
+        #[cfg(not(target_os = "linux"))]
+        let link = {
+            let _ = deadline;
+            Link::Socket(self.socket)
+        };
+        Ok((link, self.nudge, self.readers))
+    }
+}
