@@ -183,17 +183,39 @@ pub(crate) fn placed(_handle: *mut std::ffi::c_void) -> Option<Placed> {
 /// The address ranges of the executable code of the library loaded from `file` at
 /// `base` (see [`base`]): its executable `PT_LOAD` segments, read from the file's
 /// program headers, moved by `base` and widened to whole pages, as the loader maps
-/// them. That reads the library's own headers (two `pread`s), however many other
-/// libraries are loaded. Only from a file whose bytes cannot have changed since the
-/// loader read them (the sealed copy, an immutable or fs-verity file); otherwise, or
-/// without `base`, the executable mappings of that file in `/proc/self/maps`, which
-/// lists every mapping of the process (thousands of lines with many plugins loaded).
+/// them: those the file's inspection found ([`crate::file::PluginFile::code`]: the
+/// structural check reads the program headers anyway), else read again from the
+/// library's own headers (two `pread`s), however many other libraries are loaded.
+/// Only from a file whose bytes cannot have changed since the loader read them (the
+/// sealed copy, an immutable or fs-verity file); otherwise, or without `base`, the
+/// executable mappings of that file in `/proc/self/maps`, which lists every mapping
+/// of the process (thousands of lines with many plugins loaded).
 #[cfg(target_os = "linux")]
 pub(crate) fn code(file: &crate::file::PluginFile, base: Option<usize>) -> Vec<(usize, usize)> {
-    match base.filter(|_| file.unchanging()).and_then(|base| segments(file, base)) {
+    let from_headers = base.filter(|_| file.unchanging()).and_then(|base| match file.code() {
+        Some(segments) => place(segments, base),
+        None => self::segments(file, base),
+    });
+    match from_headers {
         Some(code) => code,
         None => mapped_code(file.identity.0, file.identity.1),
     }
+}
+
+/// Executable segments (`p_vaddr`, `p_memsz`) of a library loaded at `base`, in
+/// whole pages as the loader maps them; `None` if one lies outside the address space.
+#[cfg(target_os = "linux")]
+pub(crate) fn place(segments: &[(u64, u64)], base: usize) -> Option<Vec<(usize, usize)>> {
+    // SAFETY: `sysconf` has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| p.is_power_of_two())?;
+    segments
+        .iter()
+        .map(|&(vaddr, memsz)| {
+            let start = base.checked_add(usize::try_from(vaddr).ok()?)?;
+            let end = start.checked_add(usize::try_from(memsz).ok()?)?.checked_next_multiple_of(page)?;
+            Some((start & !(page - 1), end))
+        })
+        .collect()
 }
 
 /// The executable `PT_LOAD` segments of `file` (a 64-bit ELF file of this machine:
@@ -219,17 +241,12 @@ pub(crate) fn segments(file: &crate::file::PluginFile, base: usize) -> Option<Ve
     // SAFETY: as above, for `ProgramHeader64`.
     let mut headers: Vec<ProgramHeader64<E>> = vec![unsafe { std::mem::zeroed() }; count];
     file.read_exact_at(bytes_of_slice_mut(&mut headers), header.e_phoff.get(E)).ok()?;
-    // SAFETY: `sysconf` has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| p.is_power_of_two())?;
-    headers
+    let code: Vec<(u64, u64)> = headers
         .iter()
         .filter(|h| h.p_type.get(E) == PT_LOAD && h.p_flags.get(E).0 & PF_X.0 != 0 && h.p_memsz.get(E) > 0)
-        .map(|h| {
-            let start = base.checked_add(usize::try_from(h.p_vaddr.get(E)).ok()?)?;
-            let end = start.checked_add(usize::try_from(h.p_memsz.get(E)).ok()?)?.checked_next_multiple_of(page)?;
-            Some((start & !(page - 1), end))
-        })
-        .collect()
+        .map(|h| (h.p_vaddr.get(E), h.p_memsz.get(E)))
+        .collect();
+    place(&code, base)
 }
 
 /// The executable ranges of `/proc/self/maps` mapped from the file of device `dev`
@@ -330,6 +347,15 @@ fn keys(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
 fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) {
     use std::os::unix::fs::FileExt;
 
+    // `/proc/<pid>/task`'s link count is 2 and one per thread of the process: at 3,
+    // this thread is the only one, and there is nothing to look at (one `statx`, not
+    // the directory's open, reads and close).
+    {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata("/proc/self/task").is_ok_and(|task| task.nlink() == 3) {
+            return;
+        }
+    }
     // SAFETY: `gettid` has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
@@ -473,6 +499,26 @@ fn query(maps: &std::fs::File, addr: usize) -> Result<Option<usize>, ()> {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    /// What `threads` relies on to skip a process of one thread: `/proc/self/task`'s
+    /// link count is 2 and one per thread. (Other tests start and end threads
+    /// meanwhile: counted until two looks at the link count agree around a listing.)
+    #[test]
+    fn the_task_directory_links_one_per_thread() {
+        use std::os::unix::fs::MetadataExt;
+        let links = || std::fs::metadata("/proc/self/task").unwrap().nlink();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let held = std::thread::spawn(move || stopped.recv());
+        let agreed = (0..10_000).any(|_| {
+            let before = links();
+            let listed = std::fs::read_dir("/proc/self/task").unwrap().count() as u64;
+            before == links() && before == listed + 2
+        });
+        drop(stop);
+        held.join().unwrap().unwrap_err();
+        assert!(agreed, "`/proc/self/task` links 2 + its threads");
+        assert!(links() >= 3);
+    }
 
     /// The end of the mapping holding an address, asked of the kernel, is the one
     /// `/proc/self/maps` lists; an address nothing maps has none.
