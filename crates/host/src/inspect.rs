@@ -524,8 +524,9 @@ fn manifest_error(path: &Path, e: ManifestError) -> LoadError {
 }
 
 /// The plugin file as the checks read it: each read of a range not read before
-/// fetches the aligned page(s) around it with one `pread` and keeps them, and later
-/// reads inside them are slices of what is kept (no system call, no copy).
+/// fetches it, widened to the first page or to whole cache lines elsewhere, with one
+/// `pread` and keeps it, and later reads inside it are slices of what is kept (no
+/// system call, no copy).
 ///
 /// An inspection asks for some thirty small ranges (headers, the dynamic segment, and
 /// each table, version record and section it names); most lie in the first page of a
@@ -548,9 +549,17 @@ struct Blocks<'f> {
 /// plugin takes about seven).
 const SLOTS: usize = 32;
 
-/// The block a small read fetches, aligned to it: a page. (16 KiB blocks saved one
-/// read of seven on the greeter but copied three times the bytes, and were slower.)
+/// The block a small read in the first page fetches: the whole page. (16 KiB blocks
+/// saved one read of seven on the greeter but copied three times the bytes, and were
+/// slower.)
 const READ_AHEAD: u64 = 4096;
+
+/// What a read past the first page is widened to: whole cache lines, not pages. The
+/// far reads (the dynamic segment, the manifest, the section headers and their names:
+/// under 3 kB on the greeter) took 25 kB as pages, each a copy out of the page cache
+/// and, in a fresh process, a newly faulted heap page: 4 faults and ~6 µs of a first
+/// load in a fresh process (docs/benchmarks.md, "Loads, round 3").
+const LINE: u64 = 64;
 
 impl<'f> Blocks<'f> {
     fn new(file: &'f PluginFile) -> Self {
@@ -602,8 +611,12 @@ impl<'a> ReadRef<'a> for &'a Blocks<'_> {
         if used == SLOTS {
             return (&self.rest).read_bytes_at(offset, size);
         }
-        let start = offset - offset % READ_AHEAD;
-        let block_end = end.div_ceil(READ_AHEAD).saturating_mul(READ_AHEAD).min(len);
+        // The first page whole (the headers and, in most libraries, the dynamic
+        // symbols, versions, hash and strings after them); elsewhere what is asked
+        // for, in whole cache lines.
+        let align = if offset < READ_AHEAD { READ_AHEAD } else { LINE };
+        let start = offset - offset % align;
+        let block_end = end.div_ceil(align).saturating_mul(align).min(len);
         let n = usize::try_from(block_end - start).map_err(|_| ())?;
         let mut block = Vec::new();
         block.try_reserve_exact(n).map_err(|_| ())?;
