@@ -283,17 +283,73 @@ fn read_proc(path: &str) -> Option<String> {
     Some(text)
 }
 
+/// Every signal whose handler is a function of the library.
+///
+/// Only the signals with a handler at all are asked (`sigaction`) once
+/// `/proc/self/status` (`SigCgt`, see [`caught`]) has been seen to say which: at an
+/// unload that found a handler by asking every signal, it named exactly those. Until
+/// then (or if it ever named others: a `/proc` that is not the kernel's), every signal
+/// is asked.
 #[cfg(target_os = "linux")]
 fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
-    for signal in 1..libc::SIGRTMAX() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    /// Whether `SigCgt` is trusted: `UNKNOWN`, `TRUSTED` or `DISTRUSTED`.
+    static SIGCGT: AtomicU8 = AtomicU8::new(UNKNOWN);
+    const UNKNOWN: u8 = 0;
+    const TRUSTED: u8 = 1;
+    const DISTRUSTED: u8 = 2;
+    let trust = SIGCGT.load(Ordering::Relaxed);
+    let caught = if trust == DISTRUSTED { None } else { caught() };
+    let only = caught.filter(|_| trust == TRUSTED);
+    // The signals whose action could be read (glibc refuses its own two, 32 and 33),
+    // and of those, the ones with a handler.
+    let (mut asked, mut handlers) = (0u64, 0u64);
+    for signal in 1..=libc::SIGRTMAX() {
+        let bit = 1u64 << (signal - 1);
+        if only.is_some_and(|only| only & bit == 0) {
+            continue;
+        }
         // SAFETY: `sigaction` with a null new action only reads the current one into
         // `old`, a zeroed `sigaction` (valid for every field).
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
-        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0 && inside(old.sa_sigaction) {
+        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } != 0 {
+            continue;
+        }
+        asked |= bit;
+        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+            handlers |= bit;
+        }
+        if inside(old.sa_sigaction) {
             found.push(Hazard::SignalHandler { signal });
         }
     }
+    if trust == UNKNOWN && handlers != 0 {
+        // Every signal was asked: `SigCgt` is trusted if it named exactly these.
+        let named = caught.map(|caught| caught & asked);
+        SIGCGT.store(if named == Some(handlers) { TRUSTED } else { DISTRUSTED }, Ordering::Relaxed);
+    }
+}
+
+/// The signals with a handler that is a function (neither the default action nor
+/// ignored), bit `n - 1` for signal `n`: `SigCgt` of `/proc/self/status`, which the
+/// kernel fills from the process's handlers (`collect_sigign_sigcatch`), in one read
+/// instead of a `sigaction` per signal (~3.5 µs against ~5.6 µs for all 64). `None`
+/// where it cannot be read. (Not every `/proc` is the kernel's: an emulated one may
+/// print zeros; [`signals`] trusts it only once it named the handlers it found.)
+#[cfg(target_os = "linux")]
+fn caught() -> Option<u64> {
+    use std::io::Read;
+    // The whole file (~1.5 kB) in one read: `SigCgt` is whole once its line ends.
+    let mut text = [0u8; 8192];
+    let n = std::fs::File::open("/proc/self/status").ok()?.read(&mut text).ok()?;
+    let line = text[..n].split(|&b| b == b'\n').find_map(|line| line.strip_prefix(b"SigCgt:"))?;
+    // The last line read may be cut short: only a line ended by a newline counts.
+    let end = line.as_ptr() as usize + line.len() - text.as_ptr() as usize;
+    if end >= n {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(line).ok()?.trim(), 16).ok()
 }
 
 #[cfg(target_os = "linux")]
@@ -499,6 +555,56 @@ fn query(maps: &std::fs::File, addr: usize) -> Result<Option<usize>, ()> {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    /// The signals `/proc/self/status` says have a handler are the ones whose
+    /// `sigaction` is a function: a handler installed here shows, one restored goes.
+    #[test]
+    fn the_caught_signals_are_those_with_a_handler() {
+        extern "C" fn handler(_: libc::c_int) {}
+        // `None` for a signal whose action cannot be read (glibc's own, 32 and 33).
+        let with_handler = |signal: libc::c_int| {
+            // SAFETY: reads the current action into a zeroed `sigaction`.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            (unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0)
+                .then(|| old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
+        };
+        // The last real-time signal: no test of this crate uses it.
+        let signal = libc::SIGRTMAX();
+        let bit = 1u64 << (signal - 1);
+        let before = caught().expect("`/proc/self/status` has `SigCgt`");
+        assert_eq!(before & bit, 0);
+        // SAFETY: a handler that does nothing, installed and restored by this test
+        // alone; `previous` receives the action it replaces.
+        let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = handler as usize;
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sigaction(signal, &action, &mut previous) }, 0);
+        let during = caught().unwrap();
+        // SAFETY: puts back the action saved above.
+        assert_eq!(unsafe { libc::sigaction(signal, &previous, std::ptr::null_mut()) }, 0);
+        let after = caught().unwrap();
+        assert_ne!(during & bit, 0, "a handler installed is caught");
+        assert_eq!(after & bit, 0, "the default action restored is not");
+        // Every signal this process now catches has a function as its handler.
+        for n in 1..=libc::SIGRTMAX() {
+            if n != signal && after & (1 << (n - 1)) != 0 {
+                assert_ne!(with_handler(n), Some(false), "signal {n}");
+            }
+        }
+        // And the hazard check still finds a handler that is the library's code: here,
+        // "the library" is the test's own handler.
+        let at = handler as usize;
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sigaction(signal, &action, &mut previous) }, 0);
+        let mut found = Vec::new();
+        signals(&|addr| addr == at, &mut found);
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sigaction(signal, &previous, std::ptr::null_mut()) }, 0);
+        assert_eq!(found, vec![Hazard::SignalHandler { signal }]);
+    }
 
     /// What `threads` relies on to skip a process of one thread: `/proc/self/task`'s
     /// link count is 2 and one per thread. (Other tests start and end threads
