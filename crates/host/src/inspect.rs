@@ -362,6 +362,9 @@ fn inspect_data<'d, R: ReadRef<'d>>(
     inspect_data_and_code(path, data, len, platform).map(|(inspection, _)| inspection)
 }
 
+/// The executable `PT_LOAD` segments of a library: `p_vaddr`, `p_memsz`.
+type Code = Vec<(u64, u64)>;
+
 /// [`inspect_data`], and the executable segments of a 64-bit ELF library of this
 /// machine (the structural check's [`Facts::code`]); `None` for anything else (a
 /// slice of a universal file, which is never ELF, included).
@@ -370,7 +373,7 @@ fn inspect_data_and_code<'d, R: ReadRef<'d>>(
     data: R,
     len: u64,
     platform: Platform,
-) -> Result<(Inspection, Option<Vec<(u64, u64)>>), LoadError> {
+) -> Result<(Inspection, Option<Code>), LoadError> {
     if let Some(slices) = fat_slices(path, data)? {
         let bytes = pick_slice(path, slices, platform)?;
         return inspect_data(path, bytes, bytes.len() as u64, platform).map(|inspection| (inspection, None));

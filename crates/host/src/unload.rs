@@ -566,8 +566,8 @@ mod tests {
             // SAFETY: reads the current action into a zeroed `sigaction`.
             let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
             // SAFETY: as above.
-            (unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0)
-                .then(|| old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
+            let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0;
+            read.then_some(old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
         };
         // The last real-time signal: no test of this crate uses it.
         let signal = libc::SIGRTMAX();
@@ -579,7 +579,7 @@ mod tests {
         let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = handler as usize;
+        action.sa_sigaction = handler as *const () as usize;
         // SAFETY: as above.
         assert_eq!(unsafe { libc::sigaction(signal, &action, &mut previous) }, 0);
         let during = caught().unwrap();
@@ -596,7 +596,7 @@ mod tests {
         }
         // And the hazard check still finds a handler that is the library's code: here,
         // "the library" is the test's own handler.
-        let at = handler as usize;
+        let at = handler as *const () as usize;
         // SAFETY: as above.
         assert_eq!(unsafe { libc::sigaction(signal, &action, &mut previous) }, 0);
         let mut found = Vec::new();
