@@ -363,7 +363,20 @@ fn anchor_rows(rows: &mut Vec<Row>, a: &Anchors) {
         format!("`dlopen` in a fresh process{}", touched("dlopen")),
         a.get("fresh", "dlopen"),
         a.get("fresh", "tomada"),
-        format!("{}{}", touched("tomada"), inspect("fresh", "inspect", "dlopen")),
+        format!(
+            "{}{}{}",
+            touched("tomada"),
+            inspect("fresh", "inspect", "dlopen"),
+            match (a.get("fresh", "immutable_tomada"), a.get("fresh", "immutable_dlopen")) {
+                (Some(t), Some(d)) => format!(
+                    "; the file immutable (no sealed copy) {} against `dlopen` of it {}, **{:.2}×**",
+                    show(t),
+                    show(d),
+                    t / d
+                ),
+                _ => String::new(),
+            }
+        ),
         "≤ 1.5× `dlopen`",
     ));
     rows.push(row(

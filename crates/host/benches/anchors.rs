@@ -9,7 +9,9 @@
 //! - `fresh`: the first load in a fresh process: this bench re-runs itself (with
 //!   `TOMADA_ANCHORS_CHILD`) many times, each child timing one `tomada_host::load`
 //!   or one raw `dlopen` of the same file, with its minor page faults (`getrusage`)
-//!   and resident-set growth (`/proc/self/statm`) over that one load.
+//!   and resident-set growth (`/proc/self/statm`) over that one load. Where a file can
+//!   be made immutable (as for `host_run`), both are also run on an immutable copy of
+//!   the plugin, interleaved with the rest: loaded without the sealed copy.
 //! - `host_run`: the demo's whole run, `host --plugin greeter_v1.so` (release),
 //!   against `no_plugin` (`host/examples/no_plugin.rs`: the same arguments, the same
 //!   two lines, no plugin): fork + exec + wait, output to `/dev/null`. The two
@@ -210,13 +212,19 @@ fn run_child(kind: &str, path: &Path) -> (Duration, i64, u64) {
 
 fn fresh() {
     let path = Build::new("greeter").release().cdylib();
+    // The same plugin in a file that cannot change, where this machine allows it:
+    // loaded without the sealed copy, beside `dlopen` of that very file.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let immutable = Immutable::copy(&path, dir.path());
     let runs = 150;
     let (mut tomada, mut raw, mut inspect) = (Vec::new(), Vec::new(), Vec::new());
     let (mut tf, mut rf, mut tr, mut rr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut fixed_tomada, mut fixed_raw) = (Vec::new(), Vec::new());
     for i in 0..runs + 3 {
         let t = run_child("tomada", &path);
         let r = run_child("dlopen", &path);
         let n = run_child("inspect", &path);
+        let f = immutable.as_ref().map(|f| (run_child("tomada", &f.0), run_child("dlopen", &f.0)));
         if i >= 3 {
             inspect.push(n.0);
             tomada.push(t.0);
@@ -225,6 +233,10 @@ fn fresh() {
             rf.push(r.1);
             tr.push(t.2);
             rr.push(r.2);
+            if let Some((ft, fr)) = f {
+                fixed_tomada.push(ft.0);
+                fixed_raw.push(fr.0);
+            }
         }
     }
     let (t, r, n) = (median(&mut tomada), median(&mut raw), median(&mut inspect));
@@ -244,12 +256,22 @@ fn fresh() {
         r,
         t.as_secs_f64() / r.as_secs_f64()
     );
-    println!(
+    let mut fields = format!(
         "anchor fresh tomada={} dlopen={} inspect={} tomada_faults={tf} dlopen_faults={rf} tomada_rss_kb={tr} dlopen_rss_kb={rr} runs={runs}",
         ns(t),
         ns(r),
         ns(n)
     );
+    if !fixed_tomada.is_empty() {
+        let (ft, fr) = (median(&mut fixed_tomada), median(&mut fixed_raw));
+        println!(
+            "{:<44} load {ft:>9.2?}  dlopen {fr:>9.2?}  ratio {:.2}x  (no sealed copy)",
+            "  the plugin's file immutable",
+            ft.as_secs_f64() / fr.as_secs_f64()
+        );
+        fields.push_str(&format!(" immutable_tomada={} immutable_dlopen={}", ns(ft), ns(fr)));
+    }
+    println!("{fields}");
 }
 
 /// The `host` executable and the `no_plugin` example, from the environment or built

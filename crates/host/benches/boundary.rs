@@ -297,8 +297,8 @@ fn load_group(c: &mut Criterion, name: &str, path: PathBuf, samples: usize) {
     group.bench_function("inspect", |b| {
         b.iter(|| tomada_host::inspect(&path).expect("inspect greeter"));
     });
-    // What a load pays before `dlopen`: open, the sealed copy, the checks (through
-    // the copy's mapping).
+    // What a load pays before `dlopen`: open, the sealed copy, the checks (reading
+    // the copy by blocks).
     let plain_loader = tomada_host::Loader::new();
     group.bench_function("inspect_for_load", |b| {
         b.iter(|| plain_loader.inspect(&path).expect("inspect greeter"));

@@ -24,7 +24,7 @@
 //!   `STATX_ATTR_VERITY` / `STATX_ATTR_IMMUTABLE`, asked of the descriptor, so of the
 //!   opened inode whatever the path names later — nothing can write, truncate or
 //!   replace its bytes, so the copy would protect nothing: the file itself is
-//!   inspected, hashed, verified (through a mapping, as the copy is) and loaded,
+//!   inspected, hashed and verified (hashed through a mapping, as the copy is) and loaded,
 //!   as `/proc/<pid>/fd/N` of its own descriptor, every other check unchanged. This
 //!   skips the copy's whole cost (most of a load; see docs/benchmarks.md, "Loads of
 //!   files that cannot change"). [`PluginFile::sealed_copy`] (`Inspected::sealed_copy`)
@@ -138,6 +138,9 @@ pub(crate) struct PluginFile {
     /// Whether `file` holds every byte of the plugin file: `false` only for a sealed
     /// copy without the debug info ([`Extent::WithoutDebugInfo`]), which is never hashed.
     whole: bool,
+    /// The executable segments (`p_vaddr`, `p_memsz`) its inspection found
+    /// ([`PluginFile::set_code`]), once it was inspected.
+    code: std::sync::OnceLock<Vec<(u64, u64)>>,
 }
 
 impl PluginFile {
@@ -237,7 +240,7 @@ impl PluginFile {
         if len == 0 {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
-        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied, whole })
+        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied, whole, code: Default::default() })
     }
 
     /// Whether what is read and loaded is a sealed private copy of the file (Linux),
@@ -260,6 +263,22 @@ impl PluginFile {
     #[cfg(target_os = "linux")]
     pub(crate) fn unchanging(&self) -> bool {
         self.sealed
+    }
+
+    /// Keeps the executable `PT_LOAD` segments (`p_vaddr`, `p_memsz`) the structural
+    /// check read from these bytes (the first inspection's, if inspected again: the
+    /// same bytes where they are used, see [`PluginFile::code`]).
+    pub(crate) fn set_code(&self, code: Vec<(u64, u64)>) {
+        let _ = self.code.set(code);
+    }
+
+    /// The executable segments kept by [`PluginFile::set_code`], if the bytes can
+    /// never change ([`PluginFile::unchanging`]): then they are the ones the loader
+    /// mapped, and an unload needs not read the program headers again. `None`
+    /// otherwise, or if the file was never inspected.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn code(&self) -> Option<&[(u64, u64)]> {
+        self.code.get().filter(|_| self.sealed).map(Vec::as_slice)
     }
 
     /// The length of what is read and loaded (on Linux the sealed copy's: the file's
@@ -331,22 +350,6 @@ impl PluginFile {
         }
     }
 
-    /// The bytes of the sealed copy (or of a file that cannot change), mapped
-    /// read-only; `None` if there is neither (elsewhere than Linux, or where no
-    /// `memfd` could be made) or it cannot be mapped: then read it with
-    /// [`PluginFile::read_exact_at`].
-    ///
-    /// Mapping an ordinary file would be unsafe (a file truncated while mapped kills
-    /// the reader with `SIGBUS`, a file rewritten changes under it); the sealed copy,
-    /// or an immutable or fs-verity file, can neither shrink nor change, so its
-    /// mapping is plain immutable memory. Reading
-    /// a few pages through it costs one `mmap` and a few minor faults, instead of a
-    /// `pread` and an allocation per block.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn mapped(&self) -> Option<Mapped> {
-        if self.sealed { Mapped::new(&self.file, self.len, false) } else { None }
-    }
-
     /// Feeds the whole file, once, in order, to `sink` (hashing, signature
     /// verification). Reads what was the file's length at open; a file that shrank
     /// since is an error, and so is a copy without the debug info ([`Extent::WithoutDebugInfo`]:
@@ -403,7 +406,10 @@ impl PluginFile {
     }
 }
 
-/// A read-only mapping of a sealed copy ([`PluginFile::mapped`]), unmapped on drop.
+/// A read-only mapping of a sealed copy, or of a file that cannot change (for
+/// [`PluginFile::read_all`]), unmapped on drop. Mapping an ordinary file would be
+/// unsafe: a file truncated while mapped kills the reader with `SIGBUS`, and one
+/// rewritten changes under it.
 /// Hand-written: two system calls, and `memmap2` is not a dependency of this crate.
 #[cfg(target_os = "linux")]
 #[derive(Debug)]

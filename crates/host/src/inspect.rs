@@ -236,15 +236,24 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection, LoadError> {
 }
 
 /// [`inspect`] through an open file: what the loader will load is what is read.
+///
+/// Read by kept blocks (a `pread` of the few pages the checks ask for), whatever the
+/// file: the sealed copy or a file that cannot change could be mapped instead, but a
+/// mapping of the whole file costs its `mmap`, a fault per 64 KiB window touched (each
+/// mapping sixteen pages) and the `munmap` (page tables torn down, the TLB flushed),
+/// more than six `pread`s of one to six pages: 7–10 µs more per load of the greeter,
+/// measured (docs/benchmarks.md, "Loads, round 3").
+///
+/// The executable segments the checks found are kept with the file
+/// ([`PluginFile::set_code`]): an unload looks for what still runs the library's code
+/// there, without reading its headers again.
 pub(crate) fn inspect_file(file: &PluginFile) -> Result<Inspection, LoadError> {
-    // The sealed copy, which cannot change, is read in place through its mapping;
-    // anything else through kept blocks.
-    #[cfg(target_os = "linux")]
-    if let Some(mapped) = file.mapped() {
-        return inspect_data(&file.path, mapped.bytes(), file.len(), Platform::Host);
-    }
     let blocks = Blocks::new(file);
-    inspect_data(&file.path, &blocks, file.len(), Platform::Host)
+    let (inspection, code) = inspect_data_and_code(&file.path, &blocks, file.len(), Platform::Host)?;
+    if let Some(code) = code {
+        file.set_code(code);
+    }
+    Ok(inspection)
 }
 
 /// Whose platform a file must be for: only a file for this host can be loaded, but
@@ -350,9 +359,24 @@ fn inspect_data<'d, R: ReadRef<'d>>(
     len: u64,
     platform: Platform,
 ) -> Result<Inspection, LoadError> {
+    inspect_data_and_code(path, data, len, platform).map(|(inspection, _)| inspection)
+}
+
+/// The executable `PT_LOAD` segments of a library: `p_vaddr`, `p_memsz`.
+type Code = Vec<(u64, u64)>;
+
+/// [`inspect_data`], and the executable segments of a 64-bit ELF library of this
+/// machine (the structural check's [`Facts::code`]); `None` for anything else (a
+/// slice of a universal file, which is never ELF, included).
+fn inspect_data_and_code<'d, R: ReadRef<'d>>(
+    path: &Path,
+    data: R,
+    len: u64,
+    platform: Platform,
+) -> Result<(Inspection, Option<Code>), LoadError> {
     if let Some(slices) = fat_slices(path, data)? {
         let bytes = pick_slice(path, slices, platform)?;
-        return inspect_data(path, bytes, bytes.len() as u64, platform);
+        return inspect_data(path, bytes, bytes.len() as u64, platform).map(|inspection| (inspection, None));
     }
     let owned = || path.to_path_buf();
     let (bytes, facts) = find(path, data, len, Record::Manifest, platform)?;
@@ -368,13 +392,15 @@ fn inspect_data<'d, R: ReadRef<'d>>(
             check_platform(path, &export.manifest, &facts)?;
         }
     }
-    Ok(Inspection {
+    let code = (!facts.code.is_empty()).then_some(facts.code);
+    let inspection = Inspection {
         path: owned(),
         manifest: first.manifest,
         manifest_bytes: first.manifest_bytes,
         exports,
         needed: facts.needed,
-    })
+    };
+    Ok((inspection, code))
 }
 
 /// Reads the contracts a host executable (or library) records that it expects,
@@ -501,8 +527,9 @@ fn manifest_error(path: &Path, e: ManifestError) -> LoadError {
 }
 
 /// The plugin file as the checks read it: each read of a range not read before
-/// fetches the aligned page(s) around it with one `pread` and keeps them, and later
-/// reads inside them are slices of what is kept (no system call, no copy).
+/// fetches it, widened to the first page or to whole cache lines elsewhere, with one
+/// `pread` and keeps it, and later reads inside it are slices of what is kept (no
+/// system call, no copy).
 ///
 /// An inspection asks for some thirty small ranges (headers, the dynamic segment, and
 /// each table, version record and section it names); most lie in the first page of a
@@ -525,9 +552,17 @@ struct Blocks<'f> {
 /// plugin takes about seven).
 const SLOTS: usize = 32;
 
-/// The block a small read fetches, aligned to it: a page. (16 KiB blocks saved one
-/// read of seven on the greeter but copied three times the bytes, and were slower.)
+/// The block a small read in the first page fetches: the whole page. (16 KiB blocks
+/// saved one read of seven on the greeter but copied three times the bytes, and were
+/// slower.)
 const READ_AHEAD: u64 = 4096;
+
+/// What a read past the first page is widened to: whole cache lines, not pages. The
+/// far reads (the dynamic segment, the manifest, the section headers and their names:
+/// under 3 kB on the greeter) took 25 kB as pages, each a copy out of the page cache
+/// and, in a fresh process, a newly faulted heap page: 4 faults and ~6 µs of a first
+/// load in a fresh process (docs/benchmarks.md, "Loads, round 3").
+const LINE: u64 = 64;
 
 impl<'f> Blocks<'f> {
     fn new(file: &'f PluginFile) -> Self {
@@ -579,8 +614,12 @@ impl<'a> ReadRef<'a> for &'a Blocks<'_> {
         if used == SLOTS {
             return (&self.rest).read_bytes_at(offset, size);
         }
-        let start = offset - offset % READ_AHEAD;
-        let block_end = end.div_ceil(READ_AHEAD).saturating_mul(READ_AHEAD).min(len);
+        // The first page whole (the headers and, in most libraries, the dynamic
+        // symbols, versions, hash and strings after them); elsewhere what is asked
+        // for, in whole cache lines.
+        let align = if offset < READ_AHEAD { READ_AHEAD } else { LINE };
+        let start = offset - offset % align;
+        let block_end = end.div_ceil(align).saturating_mul(align).min(len);
         let n = usize::try_from(block_end - start).map_err(|_| ())?;
         let mut block = Vec::new();
         block.try_reserve_exact(n).map_err(|_| ())?;
@@ -913,17 +952,16 @@ mod tests {
         assert!(err.contains("outside the string table"), "{err}");
     }
 
-    /// A load's inspection (the sealed copy, read through its mapping) and
-    /// `inspect` (the file itself, read by blocks) read the same things.
+    /// A load's inspection (the sealed copy) and `inspect` (the file itself) read
+    /// the same things.
     #[test]
-    fn the_sealed_copy_mapped_and_the_file_read_in_place_agree() {
+    fn the_sealed_copy_and_the_file_read_in_place_agree() {
         let path = tomada_test_support::cdylib("greeter");
         let sealed = PluginFile::open(&path, crate::file::Extent::Whole).unwrap();
         #[cfg(target_os = "linux")]
-        assert!(sealed.mapped().is_some(), "a sealed copy is read through its mapping");
+        assert!(sealed.sealed_copy(), "a load inspects the sealed copy");
         let in_place = PluginFile::open_to_read(&path).unwrap();
-        #[cfg(target_os = "linux")]
-        assert!(in_place.mapped().is_none(), "the file itself is never mapped");
+        assert!(!in_place.sealed_copy(), "`inspect` reads the file itself");
         let (a, b) = (inspect_file(&sealed).unwrap(), inspect_file(&in_place).unwrap());
         assert_eq!(a.manifest_bytes, b.manifest_bytes);
         assert_eq!(a.exports, b.exports);

@@ -271,12 +271,18 @@ mod tests {
     use super::*;
 
     /// A library's code found from its own program headers and where the loader put
-    /// it is exactly its executable mappings as `/proc/self/maps` lists them.
+    /// it is exactly its executable mappings as `/proc/self/maps` lists them, and so
+    /// is the code its inspection found (kept with the file, so an unload reads no
+    /// headers again).
     #[test]
     fn the_code_from_the_headers_is_the_executable_mappings() {
         let path = tomada_test_support::cdylib("greeter");
+        let plugin = PluginFile::open(&path, crate::file::Extent::Whole).unwrap();
+        assert!(plugin.code().is_none(), "nothing kept before the inspection");
+        crate::inspect::inspect_file(&plugin).unwrap();
+        assert!(plugin.code().is_some_and(|code| !code.is_empty()));
         // SAFETY: `greeter` is a tomada plugin (a fixture of this repository).
-        let library = unsafe { Library::open(PluginFile::open(&path, crate::file::Extent::Whole).unwrap()) }.unwrap();
+        let library = unsafe { Library::open(plugin) }.unwrap();
         let file = library.name.as_ref().unwrap();
         assert!(file.unchanging(), "a sealed copy");
         let base = library.placed.expect("glibc's dlinfo gives the load address").base;
@@ -285,9 +291,14 @@ mod tests {
         let maps = crate::unload::mapped_code(dev, ino);
         assert!(!maps.is_empty());
         assert_eq!(headers, maps);
+        assert_eq!(crate::unload::place(file.code().unwrap(), base).unwrap(), maps, "kept by the inspection");
         assert_eq!(crate::unload::code(file, Some(base)), maps);
         // Without the load address (no `dlinfo`), the maps are read instead.
         assert_eq!(crate::unload::code(file, None), maps);
+        // A file that could change keeps nothing: its headers may not be what loaded.
+        let in_place = PluginFile::open_to_read(&path).unwrap();
+        crate::inspect::inspect_file(&in_place).unwrap();
+        assert!(in_place.code().is_none());
     }
 
     /// A library closed is found gone by glibc's index of objects, by address, as

@@ -26,6 +26,10 @@ use crate::error::{Damage, Flaw, Table};
 pub(crate) struct Facts {
     /// `DT_NEEDED` entries, in order.
     pub(crate) needed: Vec<String>,
+    /// The executable `PT_LOAD` segments (`p_vaddr`, `p_memsz`; those with any
+    /// memory), in file order: the library's code once loaded, moved by its load
+    /// address (what an unload looks for; see `crate::unload::code`).
+    pub(crate) code: Vec<(u64, u64)>,
 }
 
 struct Load {
@@ -431,6 +435,8 @@ pub(crate) fn check<'d, R: ReadRef<'d>>(
     if !first {
         return Err(None);
     }
+    facts.code =
+        loads.iter().filter(|l| l.flags & elf::PF_X.0 != 0 && l.memsz > 0).map(|l| (l.vaddr, l.memsz)).collect();
     Ok(facts)
 }
 
