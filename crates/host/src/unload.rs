@@ -283,6 +283,16 @@ fn read_proc(path: &str) -> Option<String> {
     Some(text)
 }
 
+/// Whether `SigCgt` (see [`caught`]) is trusted: `UNKNOWN`, `TRUSTED` or `DISTRUSTED`.
+#[cfg(target_os = "linux")]
+mod sigcgt {
+    use std::sync::atomic::AtomicU8;
+    pub(super) static SIGCGT: AtomicU8 = AtomicU8::new(UNKNOWN);
+    pub(super) const UNKNOWN: u8 = 0;
+    pub(super) const TRUSTED: u8 = 1;
+    pub(super) const DISTRUSTED: u8 = 2;
+}
+
 /// Every signal whose handler is a function of the library.
 ///
 /// Only the signals with a handler at all are asked (`sigaction`) once
@@ -292,12 +302,8 @@ fn read_proc(path: &str) -> Option<String> {
 /// is asked.
 #[cfg(target_os = "linux")]
 fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    /// Whether `SigCgt` is trusted: `UNKNOWN`, `TRUSTED` or `DISTRUSTED`.
-    static SIGCGT: AtomicU8 = AtomicU8::new(UNKNOWN);
-    const UNKNOWN: u8 = 0;
-    const TRUSTED: u8 = 1;
-    const DISTRUSTED: u8 = 2;
+    use std::sync::atomic::Ordering;
+    use sigcgt::{DISTRUSTED, SIGCGT, TRUSTED, UNKNOWN};
     let trust = SIGCGT.load(Ordering::Relaxed);
     let caught = if trust == DISTRUSTED { None } else { caught() };
     let only = caught.filter(|_| trust == TRUSTED);
@@ -305,8 +311,10 @@ fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
     // and of those, the ones with a handler.
     let (mut asked, mut handlers) = (0u64, 0u64);
     for signal in 1..=libc::SIGRTMAX() {
-        let bit = 1u64 << (signal - 1);
-        if only.is_some_and(|only| only & bit == 0) {
+        // (No bit past the 64 of `SigCgt`, where a target has more signals: such a
+        // signal is always asked.)
+        let bit = 1u64.checked_shl((signal - 1) as u32).unwrap_or(0);
+        if bit != 0 && only.is_some_and(|only| only & bit == 0) {
             continue;
         }
         // SAFETY: `sigaction` with a null new action only reads the current one into
@@ -404,24 +412,34 @@ fn keys(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
 fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) {
     use std::os::unix::fs::FileExt;
 
-    // `/proc/<pid>/task`'s link count is 2 and one per thread of the process: at 3,
-    // this thread is the only one, and there is nothing to look at (one `statx`, not
-    // the directory's open, reads and close).
-    {
-        use std::os::unix::fs::MetadataExt;
-        if std::fs::metadata("/proc/self/task").is_ok_and(|task| task.nlink() == 3) {
-            return;
-        }
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Whether `/proc/self/task`'s link count has been seen to be the kernel's (2 and
+    /// one per thread): at an unload that listed two threads or more, it matched the
+    /// listing. Until then, or until `SigCgt` was seen to be the kernel's, the
+    /// directory is always listed (a `/proc` that is not the kernel's could print a
+    /// fixed count, and would turn the look at threads off).
+    static COUNTED: AtomicBool = AtomicBool::new(false);
+    // At a link count of 3, this thread is the only one, and there is nothing to look
+    // at (one `statx`, not the directory's open, reads and close).
+    let links = std::fs::metadata("/proc/self/task").map(|task| task.nlink()).ok();
+    let kernels = COUNTED.load(Ordering::Relaxed) || sigcgt::SIGCGT.load(Ordering::Relaxed) == sigcgt::TRUSTED;
+    if links == Some(3) && kernels {
+        return;
     }
     // SAFETY: `gettid` has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+    let tasks: Vec<u32> =
+        tasks.flatten().filter_map(|task| task.file_name().to_str().and_then(|t| t.parse::<u32>().ok())).collect();
+    if tasks.len() >= 2 && links == Some(tasks.len() as u64 + 2) {
+        COUNTED.store(true, Ordering::Relaxed);
+    }
     // Opened and read at the first thread to look at (often none: a host whose
     // threads all predate the library, or that has no other thread).
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
-    for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+    for tid in tasks {
         if tid == me {
             continue;
         }
