@@ -302,8 +302,8 @@ mod sigcgt {
 /// is asked.
 #[cfg(target_os = "linux")]
 fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
-    use std::sync::atomic::Ordering;
     use sigcgt::{DISTRUSTED, SIGCGT, TRUSTED, UNKNOWN};
+    use std::sync::atomic::Ordering;
     let trust = SIGCGT.load(Ordering::Relaxed);
     let caught = if trust == DISTRUSTED { None } else { caught() };
     let only = caught.filter(|_| trust == TRUSTED);

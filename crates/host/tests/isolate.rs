@@ -776,8 +776,9 @@ mod spare {
         let test = "taken";
         let a = faulty(spared(test));
         let spare = wait_spare(test, &[pid(&a)]);
-        // Idle, it holds nothing of any plugin: its channel and stdio only (no 4, the
-        // plugin file's number), and no library mapped but the runner's own.
+        // Idle, it holds nothing of any plugin: its channel and stdio only (at 4, the
+        // plugin file's number, `/dev/null` until the file comes), and no library
+        // mapped but the runner's own.
         let fds = |pid: u32| {
             let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
                 .unwrap()
@@ -786,7 +787,8 @@ mod spare {
             fds.sort();
             fds
         };
-        assert_eq!(fds(spare), [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(fds(spare), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(std::fs::read_link(format!("/proc/{spare}/fd/4")).unwrap(), Path::new("/dev/null"));
         let maps = std::fs::read_to_string(format!("/proc/{spare}/maps")).unwrap();
         assert!(!maps.contains("faulty"), "{maps}");
         let b = faulty(spared(test));
@@ -912,6 +914,77 @@ mod spare {
         helper.kill().unwrap();
         helper.wait().unwrap();
         wait_dead(spare);
+    }
+
+    #[test]
+    fn an_untaken_spare_holds_no_plugins_output() {
+        let test = "output";
+        // `a`'s output closure, held by its processes' forwarders.
+        let mine = Arc::new(());
+        let held = Arc::clone(&mine);
+        let with_output = spared(test).on_output(move |_, _, _| {
+            let _ = &held;
+        });
+        let a = faulty(with_output);
+        let first = wait_spare(test, &[pid(&a)]);
+        let b = faulty(spared(test));
+        assert_eq!(pid(&b), first);
+        let second = wait_spare(test, &[pid(&a), first]);
+        // `a` restarts in the second spare, whose start then starts a third one: that
+        // one, which outlives `a` (`b` keeps it), is none of `a`'s.
+        assert!(matches!(a.abort(), Err(CallError::Crashed { .. })));
+        assert_eq!(a.echo("again").unwrap(), "again");
+        assert_eq!(pid(&a), second);
+        let third = wait_spare(test, &[pid(&a), first]);
+        assert_ne!(third, second);
+        drop(a);
+        wait_dead(second);
+        wait_until("a's output closure released", || Arc::strong_count(&mine) == 1);
+        assert_eq!(Arc::strong_count(&mine), 1, "the spare holds a dropped plugin's output closure");
+        assert!(!is_dead(third));
+        drop(b);
+        wait_none_left(test);
+    }
+
+    /// The host of `a_spare_started_in_another_directory_is_not_taken`: changes its
+    /// directory (a process-wide change, hence a process of its own).
+    #[test]
+    #[ignore = "helper process of `a_spare_started_in_another_directory_is_not_taken`"]
+    fn spare_cwd_helper() {
+        if std::env::var_os("TOMADA_SPARE_HELPER").is_none() {
+            return;
+        }
+        let test = "cwd";
+        let a = faulty(spared(test));
+        let spare = wait_spare(test, &[pid(&a)]);
+        let cwd = |pid: u32| std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let elsewhere = elsewhere.path().canonicalize().unwrap();
+        std::env::set_current_dir(&elsewhere).unwrap();
+        let b = faulty(spared(test));
+        assert_ne!(pid(&b), spare, "a spare started in another directory is not taken");
+        assert_eq!(cwd(pid(&b)), elsewhere);
+        wait_dead(spare);
+        // The next spare, started here, is taken.
+        let next = wait_spare(test, &[pid(&a), pid(&b)]);
+        assert_eq!(cwd(next), elsewhere);
+        let c = faulty(spared(test));
+        assert_eq!(pid(&c), next);
+        assert_eq!(c.echo("here").unwrap(), "here");
+        drop((a, b, c));
+        wait_none_left(test);
+        println!("\nspare-cwd: checked");
+    }
+
+    #[test]
+    fn a_spare_started_in_another_directory_is_not_taken() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "isolate::spare::spare_cwd_helper", "--nocapture", "--test-threads=1"])
+            .env("TOMADA_SPARE_HELPER", "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && stdout.contains("spare-cwd: checked"), "{stdout}\n{stderr}");
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub(crate) struct Ends {
 pub(crate) type ChildEnds = (Vec<(OwnedFd, RawFd)>, RawFd);
 
 /// Makes a channel: frames on the socket alone with `socket_only`, else through shared
-/// memory after the handshake; `plugin` (the plugin file) passed at [`PLUGIN_FD`]
-/// unless `None` (a spare runner: it comes later, over the socket).
+/// memory after the handshake; `plugin` (the plugin file) passed at [`PLUGIN_FD`],
+/// or if `None` (a spare runner: it comes later, over the socket) `/dev/null` there.
 pub(crate) fn make(socket_only: bool, plugin: Option<BorrowedFd<'_>>) -> Result<(Ends, ChildEnds), LaunchError> {
     let setup = |step: Step| move |source: std::io::Error| LaunchError::Setup { step, source };
     let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
@@ -48,8 +48,15 @@ pub(crate) fn make(socket_only: bool, plugin: Option<BorrowedFd<'_>>) -> Result<
     let child_end = launch::above(pair_end.as_fd())?;
     drop(pair_end);
     let mut pass = vec![(child_end, CHILD_FD)];
-    if let Some(plugin) = plugin {
-        pass.push((launch::above(plugin)?, PLUGIN_FD));
+    match plugin {
+        Some(plugin) => pass.push((launch::above(plugin)?, PLUGIN_FD)),
+        // A spare runner: `/dev/null` holds the plugin file's number until the file
+        // comes, so nothing the runner opens before it gets that number (and
+        // `protocol::receive_plugin_file` replaces only this placeholder).
+        None => {
+            let placeholder = std::fs::File::open("/dev/null").map_err(setup(Step::Duplicate))?;
+            pass.push((launch::above(placeholder.as_fd())?, PLUGIN_FD));
+        }
     }
     let (nudge, nudge_reader, child_nudge) = launch::nudge_pipe()?;
     pass.push((child_nudge, NUDGE_FD));

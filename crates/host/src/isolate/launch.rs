@@ -389,10 +389,12 @@ impl Process {
     }
 
     /// From now on, its output lines go to `output` under `name` (a spare runner taken
-    /// for a plugin).
+    /// for a plugin), and its stderr tail holds only lines from now on.
     #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
     pub(crate) fn adopt(&self, output: &OutputFn, name: &str) {
-        *lock(&self.sink) = (Arc::clone(output), name.to_owned());
+        let mut sink = lock(&self.sink);
+        *sink = (Arc::clone(output), name.to_owned());
+        lock(&self.tail).clear();
     }
 
     /// Whether it still runs (it has not exited, or was not reaped yet by us).

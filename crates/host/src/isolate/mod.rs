@@ -417,7 +417,7 @@ impl Isolated {
                 // The next start's runner, started now (in the background).
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 if let Some(spare) = &self.spare {
-                    spare.replenish(&self.options.output);
+                    spare.replenish();
                 }
                 Ok(connection)
             }

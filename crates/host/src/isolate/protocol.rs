@@ -296,7 +296,8 @@ pub(crate) fn send_plugin_file(
 
 /// A spare runner's side of [`send_plugin_file`]: receives the plugin file over
 /// `socket` (the one byte the host sends after the hello, nothing read before it) and
-/// puts it at [`PLUGIN_FD`]. `Ok(false)` if the host closed the socket instead (it
+/// puts it at [`PLUGIN_FD`] in place of the `/dev/null` placeholder the host passed
+/// there (refused if something else is there). `Ok(false)` if the host closed the socket instead (it
 /// needed no spare any more).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn receive_plugin_file(socket: std::os::fd::RawFd) -> Result<bool, LaunchError> {
@@ -343,15 +344,27 @@ pub(crate) fn receive_plugin_file(socket: std::os::fd::RawFd) -> Result<bool, La
         return Err(missing);
     }
     let file = fds.pop().expect("one descriptor");
-    use std::os::fd::{AsRawFd, IntoRawFd};
-    if file.as_raw_fd() == PLUGIN_FD {
-        // (The lowest free number: the host passed nothing there to a spare.) Kept
-        // open; the runner owns it from here as an inherited one.
-        let _ = file.into_raw_fd();
-        return Ok(true);
+    use std::os::fd::AsRawFd;
+    // The host passed a spare `/dev/null` at the plugin file's number (see
+    // `ends::make`): that placeholder, and only it, is replaced. Anything else there
+    // (the number closed and taken since by something of the runner's) is not closed
+    // under its owner: refused.
+    // SAFETY: `fstat` on a number (an error if none is open there) into a zeroed local.
+    let placeholder = unsafe {
+        let mut held: libc::stat = std::mem::zeroed();
+        let mut null: libc::stat = std::mem::zeroed();
+        libc::fstat(PLUGIN_FD, &mut held) == 0
+            && libc::stat(c"/dev/null".as_ptr(), &mut null) == 0
+            && held.st_mode & libc::S_IFMT == libc::S_IFCHR
+            && (held.st_rdev, held.st_dev, held.st_ino) == (null.st_rdev, null.st_dev, null.st_ino)
+    };
+    if !placeholder {
+        return Err(missing);
     }
-    // SAFETY: `dup2` onto the plugin file's number (closing whatever was there: the
-    // host passed nothing there to a spare); the received one closes when dropped.
+    // SAFETY: `dup2` onto the plugin file's number, atomically replacing the runner's
+    // own `/dev/null` placeholder there (checked just above; the runner's threads
+    // start after this, none opens or closes it meanwhile); the received one closes
+    // when dropped. The new one is not close-on-exec, as an inherited one.
     if unsafe { libc::dup2(file.as_raw_fd(), PLUGIN_FD) } != PLUGIN_FD {
         return Err(missing);
     }

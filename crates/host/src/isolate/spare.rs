@@ -13,6 +13,13 @@
 //! that died, or whose hello is not right, is dropped and a runner started as usual:
 //! never an error of its own.
 //!
+//! A spare inherits the host's current directory of when it was started (a relative
+//! runner path was resolved against it): a start from another directory does not take
+//! it (it is killed, and the next spare started there).
+//!
+//! Until it is taken its output goes to the default output ([`Isolation::on_output`]
+//! not set), under the name "spare runner": it is no plugin's yet.
+//!
 //! One spare per key at most; it is killed (and reaped) when the last plugin whose
 //! options asked for it is dropped, and dies with the host otherwise (parent-death
 //! signal, and the socket's end).
@@ -25,7 +32,7 @@ use std::time::Instant;
 
 use super::ends::{self, Ends};
 use super::launch::{self, Process};
-use super::options::{Isolation, OutputFn};
+use super::options::Isolation;
 use super::{protocol, spawner, steps};
 use crate::LaunchError;
 
@@ -54,6 +61,10 @@ impl Key {
 pub(crate) struct Spare {
     process: Option<Process>,
     ends: Option<Ends>,
+    /// The host's current directory when it was started, which it inherited (and a
+    /// relative runner path was resolved against): a start from another one does not
+    /// take it.
+    cwd: PathBuf,
 }
 
 impl Drop for Spare {
@@ -117,30 +128,36 @@ impl Use {
     pub(crate) fn take(&self, options: &Isolation, name: &str, file: &std::fs::File) -> Option<(Process, Ends)> {
         let spare = {
             let mut pool = pool();
+            // (Bounded: a start that never ends must not hold up this one for good.)
+            let until = Instant::now() + options.startup;
             while entry(&mut pool, &self.key)?.starting {
-                pool = STARTED.wait(pool).unwrap_or_else(|p| p.into_inner());
+                let left = until.checked_duration_since(Instant::now())?;
+                pool = STARTED.wait_timeout(pool, left).unwrap_or_else(|p| p.into_inner()).0;
             }
             entry(&mut pool, &self.key)?.spare.take()?
         };
         let (process, ends) = (spare.process.as_ref()?, spare.ends.as_ref()?);
-        if !process.alive() {
+        if !process.alive() || std::env::current_dir().ok()? != spare.cwd {
             return None;
         }
-        process.adopt(&options.output, name);
         process.limit(options).ok()?;
         // (Its hello is in the socket already, unless it is still starting.)
         let deadline = Some(Instant::now() + options.startup);
         protocol::read_hello(&ends.socket, &self.key.exe, deadline, options.max_frame).ok()?;
         protocol::send_plugin_file(&ends.socket, file.as_fd()).ok()?;
+        // Its output is the plugin's from now on (and only from now on: not the lines
+        // of before, in the plugin's crash reports).
+        process.adopt(&options.output, name);
         steps::mark("host: spare taken, plugin file sent");
         let mut spare = spare;
         Some((spare.process.take()?, spare.ends.take()?))
     }
 
     /// Starts a spare in the background (on the spawner thread) if none is ready or
-    /// starting; its output goes to `output` until it is taken. A spare that cannot be
-    /// started is not an error: the next start starts a runner as usual.
-    pub(crate) fn replenish(&self, output: &OutputFn) {
+    /// starting; its output goes to the default output (no plugin's) until it is
+    /// taken. A spare that cannot be started is not an error: the next start starts a
+    /// runner as usual.
+    pub(crate) fn replenish(&self) {
         {
             let mut pool = pool();
             let Some(e) = entry(&mut pool, &self.key) else { return };
@@ -149,33 +166,47 @@ impl Use {
             }
             e.starting = true;
         }
-        let (key, output) = (self.key.clone(), OutputFn::clone(output));
-        let sent = spawner::detach(move || {
-            let started = start(&key, output).ok();
-            let mut pool = pool();
-            let unused = match entry(&mut pool, &key) {
-                Some(e) => {
-                    e.starting = false;
-                    match started {
-                        Some(spare) if e.users > 0 && e.spare.is_none() => {
-                            e.spare = Some(spare);
-                            None
-                        }
-                        other => other,
-                    }
-                }
-                None => started,
-            };
-            pool.retain(|e| e.users > 0 || e.starting);
-            // (Killed without the lock held.)
-            drop(pool);
-            STARTED.notify_all();
-            drop(unused);
+        // Its end is kept when `starting` drops: also if the start panics, or the job
+        // never runs (not sent: the job, and `starting` with it, is dropped already).
+        let starting = Starting { key: self.key.clone(), spare: None };
+        let _sent = spawner::detach(move || {
+            let mut starting = starting;
+            starting.spare = start(&starting.key).ok();
+            drop(starting);
         });
-        if !sent && let Some(e) = entry(&mut pool(), &self.key) {
-            e.starting = false;
-            STARTED.notify_all();
-        }
+    }
+}
+
+/// A spare's start in the background: when dropped (the start over, or panicked, or
+/// never run), the spare (if any) is kept for its key or killed, and its key no
+/// longer `starting`.
+struct Starting {
+    key: Key,
+    spare: Option<Spare>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let started = self.spare.take();
+        let mut pool = pool();
+        let unused = match entry(&mut pool, &self.key) {
+            Some(e) => {
+                e.starting = false;
+                match started {
+                    Some(spare) if e.users > 0 && e.spare.is_none() => {
+                        e.spare = Some(spare);
+                        None
+                    }
+                    other => other,
+                }
+            }
+            None => started,
+        };
+        pool.retain(|e| e.users > 0 || e.starting);
+        // (Killed without the lock held.)
+        drop(pool);
+        STARTED.notify_all();
+        drop(unused);
     }
 }
 
@@ -192,11 +223,15 @@ impl Drop for Use {
     }
 }
 
-/// Starts a spare runner with `key` (on the spawner thread), its output to `output`.
-fn start(key: &Key, output: OutputFn) -> Result<Spare, LaunchError> {
+/// Starts a spare runner with `key` (on the spawner thread), its output to the
+/// default output until it is taken.
+fn start(key: &Key) -> Result<Spare, LaunchError> {
     let (ends, (pass, last_fd)) = ends::make(key.socket_only, None)?;
     // Only what the runner gets at `exec`: the limits are set when it is taken.
-    let options = Isolation { env: key.env.clone(), max_frame: key.max_frame, output, ..Isolation::default() };
+    let options = Isolation { env: key.env.clone(), max_frame: key.max_frame, ..Isolation::default() };
+    // The directory it inherits (read before and after: a change meanwhile, whichever
+    // it got, makes it a spare no start takes).
+    let cwd = std::env::current_dir().map_err(|source| LaunchError::Start { runner: key.exe.clone(), source })?;
     let process = launch::start(launch::Launch {
         exe: &key.exe,
         options: &options,
@@ -205,5 +240,9 @@ fn start(key: &Key, output: OutputFn) -> Result<Spare, LaunchError> {
         pass,
         last_fd,
     })?;
-    Ok(Spare { process: Some(process), ends: Some(ends) })
+    let mut spare = Spare { process: Some(process), ends: Some(ends), cwd };
+    if std::env::current_dir().ok().as_ref() != Some(&spare.cwd) {
+        spare.cwd = PathBuf::new();
+    }
+    Ok(spare)
 }

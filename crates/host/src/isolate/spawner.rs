@@ -31,7 +31,9 @@ fn spawner() -> &'static Spawner {
             .name("tomada-spawner".into())
             .spawn(move || {
                 for job in incoming {
-                    job();
+                    // A job that panics must not end this thread: its end would
+                    // kill every process it started (their parent-death signal).
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 }
             })
             .ok()
@@ -57,7 +59,7 @@ pub(crate) fn run<T: Send + 'static>(start: impl FnOnce() -> io::Result<T> + Sen
         // (The thread is gone: the job runs here.)
         Err(mpsc::SendError(job)) => job(),
     }
-    answer.recv().unwrap_or_else(|_| Err(io::Error::other("the spawner thread is gone")))
+    answer.recv().unwrap_or_else(|_| Err(io::Error::other("the spawner thread did not finish the start (it panicked)")))
 }
 
 /// Runs `job` on the spawner thread later, without waiting for it; `false` (and
@@ -67,4 +69,22 @@ pub(crate) fn run<T: Send + 'static>(start: impl FnOnce() -> io::Result<T> + Sen
 pub(crate) fn detach(job: impl FnOnce() + Send + 'static) -> bool {
     let Some((spawner, _)) = spawner() else { return false };
     spawner.lock().unwrap_or_else(|p| p.into_inner()).send(Box::new(job)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_that_panics_leaves_the_spawner_thread_running() {
+        let before = spawner().as_ref().map(|(_, id)| *id);
+        assert!(detach(|| panic!("a job that panics (expected by this test)")));
+        // A job after it still runs, on the same thread.
+        let on = run(|| Ok(std::thread::current().id())).unwrap();
+        assert_eq!(Some(on), before);
+        // And `run`'s own job that panics is an error to its caller, not a hang.
+        let err = run::<()>(|| panic!("a job of `run` that panics (expected by this test)")).unwrap_err();
+        assert!(err.to_string().contains("spawner"), "{err}");
+        assert_eq!(run(|| Ok(std::thread::current().id())).unwrap(), on);
+    }
 }
