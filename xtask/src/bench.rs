@@ -11,7 +11,8 @@
 //! The `anchors` harness (`crates/host/benches/anchors.rs`) measures the four rows
 //! criterion cannot hold (a plugin with debug info, the first load in a fresh process,
 //! the whole host run against a no-plugin binary, 1,000 plugins); its `anchor ...`
-//! lines are kept in `target/bench-anchors.txt`.
+//! lines are kept in `target/bench-anchors.txt` (the isolation harness's in
+//! `target/bench-isolation.txt`).
 //!
 //! `cargo xtask bench --no-isolation` leaves out the isolation harness (a minute or two
 //! of child processes), `--no-anchors` the anchors harness, `--anchors-only` runs only
@@ -253,12 +254,37 @@ fn rows(m: &Medians, iso: Option<&Isolation>, anchors: &Anchors) -> Vec<Row> {
                 ratio: spawn.map(|s| format!("{:.2}× the goal", s / 1.2e6)).unwrap_or_else(|| "–".into()),
                 goal: "≤ 1.2 ms",
             });
+            // The same start taking a pre-started runner (`Isolation::spare_runner`),
+            // against the same start without one from the same interleaved rounds.
+            let (spare, spare_min) =
+                (iso.duration("spare runner, 5 ms apart", "p50"), iso.duration("spare runner, 5 ms apart", "min"));
+            let (base, base_min) =
+                (iso.duration("no spare, 5 ms apart", "p50"), iso.duration("no spare, 5 ms apart", "min"));
+            rows.push(Row {
+                figure: "the same with a spare runner (`Isolation::spare_runner`; 30 starts 5 ms apart, p50)",
+                floor: match (base, base_min) {
+                    (Some(b), Some(m)) => {
+                        format!("the same starts without it, interleaved: {} (min {})", show(b), show(m))
+                    }
+                    _ => "–".into(),
+                },
+                now: match (spare, spare_min) {
+                    (Some(s), Some(m)) => format!("{} (min {}, {:.2}× the goal)", show(s), show(m), m / 1.2e6),
+                    _ => missing(),
+                },
+                ratio: match (spare, spare_min, base, base_min) {
+                    (Some(s), Some(m), Some(b), Some(bm)) => format!("**{:.2}×** (min {:.2}×)", s / b, m / bm),
+                    _ => "–".into(),
+                },
+                goal: "≤ 1.2 ms",
+            });
         }
         None => {
             for figure in [
                 "isolated 1 MiB `&[u8]` → `Vec<u8>` (p50)",
                 "isolated, 4 host threads vs one (calls/s)",
                 "spawn + handshake + first isolated call (p50 of 30)",
+                "the same with a spare runner (`Isolation::spare_runner`; 30 starts 5 ms apart, p50)",
             ] {
                 rows.push(Row {
                     figure,
@@ -466,6 +492,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let isolation = !anchors_only && !args.iter().any(|a| a == "--no-isolation");
     let anchors = !args.iter().any(|a| a == "--no-anchors");
     let mut iso = None;
+    let isolation_out = criterion_dir(&root).with_file_name("bench-isolation.txt");
     if !no_run && !anchors_only {
         say("cargo bench -p tomada-host --bench boundary (call/add, call/greet, load)");
         status(cargo().current_dir(&root).args([
@@ -504,8 +531,17 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
                     String::from_utf8_lossy(&out.stderr)
                 ));
             }
+            std::fs::write(&isolation_out, &text)
+                .map_err(|e| format!("cannot write {}: {e}", isolation_out.display()))?;
             iso = Some(Isolation { lines: text.lines().map(str::to_owned).collect() });
         }
+    }
+    // After `--no-run` or `--anchors-only`: the last run's lines, if there was one.
+    if iso.is_none()
+        && !args.iter().any(|a| a == "--no-isolation")
+        && let Ok(text) = std::fs::read_to_string(&isolation_out)
+    {
+        iso = Some(Isolation { lines: text.lines().map(str::to_owned).collect() });
     }
     let anchors_out = criterion_dir(&root).with_file_name("bench-anchors.txt");
     if !no_run && anchors {
