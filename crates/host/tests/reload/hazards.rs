@@ -122,18 +122,37 @@ fn many_plugins_dropped_in_another_order_are_all_unmapped() {
     let dir = tempfile::tempdir().unwrap();
     let mut plugins: Vec<Option<_>> = load_copies("many", N, dir.path()).into_iter().map(Some).collect();
     let order = shuffled(N);
+    let report = |name: &str| {
+        let path = dir.path().join(name);
+        pinned_libraries().into_iter().find(|r| r.path == path)
+    };
+    let mut kept = Vec::new();
     for (k, &i) in order.iter().enumerate() {
         let (name, plugin) = plugins[i].take().unwrap();
         assert!(mapped(&name));
         drop(plugin);
-        wait_until("the library's unmapping", || !mapped(&name));
+        wait_until("the library's unmapping (or its report)", || !mapped(&name) || report(&name).is_some());
+        if mapped(&name) {
+            // The other tests of this binary run beside this one, and their threads
+            // (started since these libraries were loaded) may run on a stack glibc
+            // reused from an ended thread that called into one of them: a stale word
+            // there keeps a library mapped, the documented error on the side of
+            // keeping it. Nothing but a thread can be the reason (these plugins leave
+            // nothing behind).
+            let hazards = report(&name).unwrap().hazards;
+            assert!(hazards.iter().all(|h| matches!(h, Hazard::Thread { .. })), "{name}: {hazards:?}");
+            eprintln!("{name} kept mapped for a thread of another test: {hazards:?}");
+            kept.push(dir.path().join(&name));
+        }
         for &later in &order[k + 1..] {
             let (name, _) = plugins[later].as_ref().unwrap();
             assert!(mapped(name), "{name} unmapped before it was dropped");
         }
     }
-    let reported: Vec<_> = pinned_libraries().into_iter().filter(|r| r.path.starts_with(dir.path())).collect();
-    assert!(reported.is_empty(), "{reported:?}");
+    assert!(kept.len() <= N / 4, "most of them unmapped: kept {kept:?}");
+    let reported: Vec<_> =
+        pinned_libraries().into_iter().filter(|r| r.path.starts_with(dir.path())).map(|r| r.path).collect();
+    assert_eq!(reported, kept, "a report for each library kept, none for the others");
 }
 
 /// Among many libraries, the one whose thread still runs its code is kept mapped
