@@ -13,14 +13,9 @@
 //!   the checks and the loader see the same bytes (no window between them).
 //!   (`tomada_host::inspect`, which loads nothing, reads the file itself:
 //!   [`PluginFile::open_to_read`].) The
-//!   copy costs one in-kernel copy of the file (`sendfile`) and
+//!   copy costs one in-kernel copy of the file (`copy_file_range`/`sendfile`) and
 //!   its size in memory for as long as the library is loaded (its pages are not
-//!   shared with the page cache). Where the whole file is hashed (a
-//!   [`TrustPolicy`](crate::TrustPolicy)'s signature or pin, the audit trail's
-//!   SHA-256), the copy and the hash are one pass instead
-//!   ([`PluginFile::open_digesting`]): each chunk is read into a buffer, written
-//!   into the copy and hashed from that buffer, so the digest is of exactly the
-//!   bytes sealed, and a file that shrinks meanwhile is an error. A host may leave the DWARF debug info out of the
+//!   shared with the page cache). A host may leave the DWARF debug info out of the
 //!   copy (`Loader::debug_info(false)`, [`Extent::WithoutDebugInfo`]): it then stays holes, so
 //!   it costs nothing to load.
 //!
@@ -145,23 +140,9 @@ pub(crate) struct PluginFile {
     /// copy without the debug info ([`Extent::WithoutDebugInfo`]), which is never hashed.
     whole: bool,
     /// The digests of the bytes written into the sealed copy, computed as they were
-    /// written ([`PluginFile::open_digesting`]), perhaps still being computed; `None`
-    /// if none were asked for or no copy was written here (then
-    /// [`PluginFile::read_all`] reads them).
-    digests: Option<std::sync::Mutex<Hashing>>,
-}
-
-/// The digests of a sealed copy, computed as it was written: done, or still being
-/// computed on a thread of their own (the hash's tail runs while the file is
-/// inspected), or lost (that thread panicked: they are read again).
-#[derive(Debug)]
-pub(crate) enum Hashing {
-    /// Computed.
-    Done(Digests),
-    /// Being computed by this thread, fed the copy's chunks in order.
-    Running(std::thread::JoinHandle<Digests>),
-    /// The hashing thread panicked.
-    Lost,
+    /// written ([`PluginFile::open_digesting`]); `None` if none were asked for or no
+    /// copy was written here (then [`PluginFile::read_all`] reads them).
+    digests: Option<Digests>,
 }
 
 impl PluginFile {
@@ -251,9 +232,10 @@ impl PluginFile {
                 let identity = (meta.dev(), meta.ino());
                 (file, meta.len(), identity, true, false, true, None)
             } else {
-                let (file, sealed, whole, hashing) = sealed::copy(file, &path, meta.len(), extent, digester)
+                let mut digester = digester;
+                let (file, sealed, whole, digested) = sealed::copy(file, &path, meta.len(), extent, digester.as_mut())
                     .map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-                let digests = hashing.map(std::sync::Mutex::new);
+                let digests = if digested { digester.map(Digester::finish) } else { None };
                 let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
                 (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed, whole, digests)
             }
@@ -301,19 +283,8 @@ impl PluginFile {
 
     /// The digests computed as the sealed copy was written
     /// ([`PluginFile::open_digesting`]), if they were.
-    /// Waits for them if they are still being computed.
     pub(crate) fn digests(&self) -> Option<Digests> {
-        let mut hashing = self.digests.as_ref()?.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Hashing::Running(_) = &*hashing {
-            let Hashing::Running(thread) = std::mem::replace(&mut *hashing, Hashing::Lost) else { unreachable!() };
-            if let Ok(digests) = thread.join() {
-                *hashing = Hashing::Done(digests);
-            }
-        }
-        match &*hashing {
-            Hashing::Done(digests) => Some(*digests),
-            _ => None,
-        }
+        self.digests
     }
 
     /// Whether the bytes read and loaded can never change (a sealed copy, or a file
@@ -512,7 +483,7 @@ impl Drop for Mapped {
 /// and would add a dependency for two system calls).
 #[cfg(target_os = "linux")]
 mod sealed {
-    use super::{Extent, Hashing};
+    use super::Extent;
     use crate::trust::Digester;
     use std::ffi::CString;
     use std::fs::File;
@@ -550,14 +521,14 @@ mod sealed {
         path: &Path,
         len: u64,
         extent: Extent,
-        digester: Option<Digester>,
-    ) -> io::Result<(File, bool, bool, Option<Hashing>)> {
+        digester: Option<&mut Digester>,
+    ) -> io::Result<(File, bool, bool, bool)> {
         if is_sealed(&file) {
             // Made by a host, which hashed it if it had to: as it is (a digest asked
             // for is read from it after).
-            return Ok((file, true, true, None));
+            return Ok((file, true, true, false));
         }
-        let Some(copy) = create(path) else { return Ok((file, false, true, None)) };
+        let Some(copy) = create(path) else { return Ok((file, false, true, false)) };
         let ranges = match extent {
             Extent::Whole => None,
             Extent::WithoutDebugInfo => loaded(&file, len)?,
@@ -567,15 +538,18 @@ mod sealed {
         // it was then).
         copy.set_len(len)?;
         let whole = ranges.is_none();
-        let hashing = match digester {
+        let digested = match digester {
             // Only the whole copy is ever hashed: a copy without the debug info is not
             // the file.
-            Some(digester) if whole => Some(copy_digesting(&file, &copy, len, digester)?),
+            Some(digester) if whole => {
+                copy_digesting(&file, &copy, len, digester)?;
+                true
+            }
             _ => {
                 for &(start, end) in ranges.as_deref().unwrap_or(&[(0, len)]) {
                     copy_range(&file, &copy, start, end)?;
                 }
-                None
+                false
             }
         };
         // SAFETY: `F_ADD_SEALS` on the `memfd` we just made (with `MFD_ALLOW_SEALING`);
@@ -583,7 +557,7 @@ mod sealed {
         if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok((copy, true, whole, hashing))
+        Ok((copy, true, whole, digested))
     }
 
     /// The size of the chunks [`copy_digesting`] reads, writes and hashes: small
@@ -591,117 +565,41 @@ mod sealed {
     /// (and below glibc's 128 KiB threshold for `mmap`-backed allocations).
     pub(super) const CHUNK: usize = 64 * 1024;
 
-    /// From this length on (and with two CPUs or more), the hash runs on a thread of
-    /// its own ([`copy_digesting`]): below it, starting a thread costs more than the
-    /// overlap saves.
-    pub(super) const THREAD_FROM: u64 = 4 * CHUNK as u64;
-
-    /// At most this many chunks in flight between the copy and the hashing thread
-    /// (512 KiB): the copy runs that far ahead of the hash, and what the loader does
-    /// after the copy (sealing, the checks, the signature's other half) overlaps the
-    /// hash's tail.
-    const IN_FLIGHT: usize = 8;
-
     /// Copies `from`'s first `len` bytes into `to` (a fresh, unsealed `memfd`) and
-    /// feeds `digester` in the same pass: each chunk is read from the file into a
-    /// buffer, written from it into `to`, and hashed from it — the file is read once,
-    /// and the hash reads bytes still in the cache. From [`THREAD_FROM`] bytes on, on
-    /// a machine of two CPUs or more, each written buffer is handed (in order) to a
-    /// hashing thread, and the digests are [`Hashing::Running`] when this returns: the
-    /// copy finishes ahead of the hash, and the checks run while it ends.
+    /// feeds `digester` in the same pass: each chunk is read from the file into one
+    /// reusable buffer, written from it into `to`, and hashed from it — the file is
+    /// read once, and the hash reads bytes still in the cache (the copy in the kernel
+    /// and a separate hash of the mapped copy read every byte twice from memory).
     /// A file that ends before `len` (it shrank since it was opened) is an error
-    /// (`UnexpectedEof`): nothing short is sealed or loaded.
+    /// (`UnexpectedEof`): nothing short is hashed, sealed or loaded.
     ///
     /// Soundness: the digest must be of exactly the bytes sealed and loaded. It is of
-    /// the buffers' bytes, and those bytes are what `write_all_at` put into `to`; a
-    /// buffer handed to the hashing thread is moved there, so nothing changes it
-    /// between the write and the hash. Only this process holds `to` (a new `memfd`,
-    /// close-on-exec, never handed out before it is sealed), so between this write and
-    /// the seals nothing but this process can write it: another thread of the host, or
-    /// something that can open `/proc/<pid>/fd/N` of this process (ptrace rights over
-    /// it: its own user, root), which can as well write the host's memory — both are
-    /// already inside the trust boundary. After the seals no one can.
-    pub(super) fn copy_digesting(from: &File, to: &File, len: u64, digester: Digester) -> io::Result<Hashing> {
-        let shrank = |e: io::Error| match e.kind() {
-            io::ErrorKind::UnexpectedEof => io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the file shrank while it was copied (it had {len} bytes when opened)"),
-            ),
-            _ => e,
-        };
-        if len >= THREAD_FROM && cpus() >= 2 {
-            // A thread that cannot be started (a limit on threads): hashed in line.
-            if let Some(hashing) = copy_hashing_beside(from, to, len, digester.clone(), shrank)? {
-                return Ok(hashing);
-            }
-        }
+    /// the buffer's bytes, and those bytes are what `write_all_at` put into `to`. Only
+    /// this process holds `to` (a new `memfd`, close-on-exec, never handed out before
+    /// it is sealed), so between this write and the seals nothing but this process
+    /// can write it: another thread of the host, or something that can open
+    /// `/proc/<pid>/fd/N` of this process (ptrace rights over it: its own user, root),
+    /// which can as well write the host's memory — both are already inside the trust
+    /// boundary. After the seals no one can.
+    pub(super) fn copy_digesting(from: &File, to: &File, len: u64, digester: &mut Digester) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let mut digester = digester;
         let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
         let mut offset = 0u64;
         while offset < len {
             let n = (len - offset).min(buf.len() as u64) as usize;
             let chunk = &mut buf[..n];
-            from.read_exact_at(chunk, offset).map_err(shrank)?;
+            from.read_exact_at(chunk, offset).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the file shrank while it was copied (it had {len} bytes when opened)"),
+                ),
+                _ => e,
+            })?;
             to.write_all_at(chunk, offset)?;
             digester.update(chunk);
             offset += n as u64;
         }
-        Ok(Hashing::Done(digester.finish()))
-    }
-
-    /// [`copy_digesting`] with the hash on a thread of its own; `None` if no thread
-    /// could be started (nothing copied yet).
-    fn copy_hashing_beside(
-        from: &File,
-        to: &File,
-        len: u64,
-        mut digester: Digester,
-        shrank: impl Fn(io::Error) -> io::Error,
-    ) -> io::Result<Option<Hashing>> {
-        use std::os::unix::fs::FileExt;
-        use std::sync::mpsc;
-        // Written chunks to the hasher, in order; emptied buffers back.
-        let (written, to_hash) = mpsc::sync_channel::<(Vec<u8>, usize)>(IN_FLIGHT);
-        let (emptied, empty) = mpsc::channel::<Vec<u8>>();
-        let hasher = std::thread::Builder::new().name("tomada-hash".into()).spawn(move || {
-            for (buf, n) in to_hash {
-                digester.update(&buf[..n]);
-                // The copy may be over (or have failed): then the buffer is not wanted.
-                let _ = emptied.send(buf);
-            }
-            digester.finish()
-        });
-        let Ok(hasher) = hasher else { return Ok(None) };
-        let mut made = 0;
-        let mut offset = 0u64;
-        while offset < len {
-            let n = (len - offset).min(CHUNK as u64) as usize;
-            // A buffer the hasher is done with, or a new one while fewer than
-            // `IN_FLIGHT` exist, or else wait for one.
-            let mut buf = match empty.try_recv() {
-                Ok(buf) => buf,
-                Err(_) if made < IN_FLIGHT => {
-                    made += 1;
-                    vec![0u8; CHUNK]
-                }
-                Err(_) => empty.recv().map_err(|_| io::Error::other("the hashing thread ended early"))?,
-            };
-            from.read_exact_at(&mut buf[..n], offset).map_err(&shrank)?;
-            to.write_all_at(&buf[..n], offset)?;
-            // Moved: nothing writes these bytes again before they are hashed.
-            written.send((buf, n)).map_err(|_| io::Error::other("the hashing thread ended early"))?;
-            offset += n as u64;
-        }
-        // The hasher ends once it has hashed the last chunk.
-        drop(written);
-        Ok(Some(Hashing::Running(hasher)))
-    }
-
-    /// How many CPUs this process may run on (asked once).
-    fn cpus() -> usize {
-        static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+        Ok(())
     }
 
     /// Copies `from`'s bytes `start..end` to the same place in `to`, in the kernel
@@ -987,11 +885,7 @@ mod tests {
         use sha2::Digest as _;
         let path = tomada_test_support::cdylib("greeter");
         let original = std::fs::read(&path).unwrap();
-        assert!(
-            original.len() > 3 * sealed::CHUNK && !original.len().is_multiple_of(sealed::CHUNK),
-            "{}",
-            original.len()
-        );
+        assert!(original.len() > 3 * sealed::CHUNK && original.len() % sealed::CHUNK != 0, "{}", original.len());
         let copy = PluginFile::open_digesting(&path, Digester::new(true, true)).unwrap();
         assert!(copy.sealed_copy() && copy.whole() && sealed::is_sealed(&copy.file));
         assert_eq!(bytes_of(&copy), original);
@@ -1002,18 +896,6 @@ mod tests {
         // Only what was asked for.
         let sha_only = PluginFile::open_digesting(&path, Digester::new(false, true)).unwrap().digests().unwrap();
         assert_eq!((sha_only.blake2b, sha_only.sha256), (None, digests.sha256));
-        // A file too small for a thread of its own: hashed in line, to the same digests.
-        let dir = tempfile::tempdir().unwrap();
-        let small = dir.path().join("small.so");
-        let head = &original[..sealed::THREAD_FROM as usize - 1000];
-        std::fs::write(&small, head).unwrap();
-        let copy = PluginFile::open_digesting(&small, Digester::new(true, true)).unwrap();
-        assert!(matches!(*copy.digests.as_ref().unwrap().lock().unwrap(), Hashing::Done(_)));
-        assert_eq!(bytes_of(&copy), head);
-        let digests = copy.digests().unwrap();
-        let blake = blake2b_simd::Params::new().hash_length(64).hash(head);
-        assert_eq!(digests.blake2b.as_ref().map(|d| &d[..]), Some(blake.as_bytes()));
-        assert_eq!(digests.sha256, Some(<[u8; 32]>::from(sha2::Sha256::digest(head))));
         // A plain open hashes nothing.
         assert!(PluginFile::open(&path, Extent::Whole).unwrap().digests().is_none());
     }
@@ -1027,29 +909,22 @@ mod tests {
         let greeter = std::fs::read(tomada_test_support::cdylib("greeter")).unwrap();
         let path = dir.path().join("shrinking.so");
         std::fs::write(&path, &greeter).unwrap();
-        // Hashed on a thread of its own (the whole greeter) and in line (a small file).
-        let small = sealed::THREAD_FROM as usize - 1000;
-        for bytes in [&greeter[..], &greeter[..small]] {
-            std::fs::write(&path, bytes).unwrap();
-            let file = File::open(&path).unwrap();
-            let len = file.metadata().unwrap().len();
-            // Cut (through another descriptor) after the length was taken, mid-chunk.
-            std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2 + 100).unwrap();
-            let err = sealed::copy(file, &path, len, Extent::Whole, Some(Digester::new(true, true))).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-            assert!(
-                err.to_string().contains(&format!("the file shrank while it was copied (it had {len} bytes")),
-                "{err}"
-            );
-        }
+        let file = File::open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        // Cut (through another descriptor) after the length was taken, mid-chunk.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2 + 100).unwrap();
+        let mut digester = Digester::new(true, true);
+        let err = sealed::copy(file, &path, len, Extent::Whole, Some(&mut digester)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains(&format!("the file shrank while it was copied (it had {len} bytes")), "{err}");
 
         // The partial copy (the test build carries megabytes of debug info): not hashed.
         std::fs::write(&path, &greeter).unwrap();
+        let mut digester = Digester::new(true, true);
         let file = File::open(&path).unwrap();
-        let digester = Some(Digester::new(true, true));
-        let (copy, sealed, whole, hashing) =
-            sealed::copy(file, &path, greeter.len() as u64, Extent::WithoutDebugInfo, digester).unwrap();
-        assert!(sealed && !whole && hashing.is_none() && sealed::is_sealed(&copy));
+        let (copy, sealed, whole, digested) =
+            sealed::copy(file, &path, greeter.len() as u64, Extent::WithoutDebugInfo, Some(&mut digester)).unwrap();
+        assert!(sealed && !whole && !digested && sealed::is_sealed(&copy));
     }
 
     /// What is not a 64-bit ELF file of this machine, or whose header tables lie

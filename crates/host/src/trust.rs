@@ -7,10 +7,8 @@
 //! `tomada sign` writes) by a trusted key, or its SHA-256 is pinned for its name — and
 //! is not older than the minimum version for its name, and is not writable by anyone
 //! but its owner (root or the host's user) in a directory only its owner may change.
-//! The bytes hashed and verified are those the loader then loads: on Linux hashed as
-//! they are written into the sealed copy, in the same pass (`PluginFile::open_digesting`;
-//! the signature is read first, so the digests needed are known), elsewhere read once
-//! through the same open descriptor (see [`crate::Loader`]).
+//! The bytes hashed and verified are read once through the same open descriptor the
+//! loader then loads (see [`crate::Loader`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -297,13 +295,9 @@ impl TrustPolicy {
             },
             None => None,
         };
-        // The global signature (of the signature and its trusted comment) needs no
-        // digest: checked while the digests may still be being computed.
-        let global = signer.map(|(key, sig)| verify_global(&key.key, sig));
         // BLAKE2b-512 (if signed: a minisign prehashed signature signs that digest)
         // and the SHA-256, if pins or the audit trail need it: computed as the copy
-        // was written (perhaps still on their own thread: waited for here), or else
-        // in one pass over the file now.
+        // was written, or else in one pass over the file now.
         let want = Digester::new(signer.is_some(), prepared.sha256 || audit_enabled());
         let digests = match file.digests() {
             Some(d) if d.covers(&want) => d,
@@ -324,7 +318,7 @@ impl TrustPolicy {
             });
         }
         if let (Some(blake), Some((key, sig))) = (digests.blake2b, signer) {
-            if global != Some(true) || !verify_prehash(&key.key, sig, &blake) {
+            if !verify_signature(&key.key, sig, &blake) {
                 return Err(LoadError::BadSignature { path: path(), key: key.id.clone() });
             }
             provenance.key = Some(key.id.clone());
@@ -365,7 +359,6 @@ impl Prepared {
 /// The digests of a plugin file a policy or the audit trail needs, fed the file's
 /// bytes once, in order: BLAKE2b-512 (what a minisign prehashed signature signs) and
 /// SHA-256 (pins, the audit trail), each only if asked for.
-#[derive(Clone)]
 pub(crate) struct Digester {
     blake2b: Option<blake2b_simd::State>,
     sha256: Option<Sha256>,
@@ -435,21 +428,15 @@ pub(crate) fn sha256(file: &PluginFile) -> Option<[u8; 32]> {
     Digester::new(false, true).read(file).ok()?.sha256
 }
 
-/// Whether `sig`'s signature is `key`'s of a file whose BLAKE2b-512 is `prehash`.
-/// A minisign signature holds if this and [`verify_global`] (the global signature of
-/// the signature and its trusted comment, which `minisign -V` prints) both hold, as
-/// minisign checks them. Strict Ed25519 verification (canonical encodings, no
-/// small-order keys), as libsodium's, which minisign uses.
-fn verify_prehash(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &[u8]) -> bool {
-    key.verify_strict(prehash, &sig.signature).is_ok()
-}
-
-/// The other half of [`verify_prehash`]: `sig`'s global signature, of its signature
-/// and trusted comment.
-fn verify_global(key: &ed25519_dalek::VerifyingKey, sig: &Minisig) -> bool {
+/// Whether `sig` is `key`'s minisign signature of a file whose BLAKE2b-512 is
+/// `prehash`: the signature of the digest, and the global signature of the signature
+/// and its trusted comment (which `minisign -V` prints), as minisign checks them.
+/// Strict Ed25519 verification (canonical encodings, no small-order keys), as
+/// libsodium's, which minisign uses.
+fn verify_signature(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &[u8]) -> bool {
     let mut global = sig.signature.to_bytes().to_vec();
     global.extend_from_slice(sig.trusted_comment.as_bytes());
-    key.verify_strict(&global, &sig.global).is_ok()
+    key.verify_strict(prehash, &sig.signature).is_ok() && key.verify_strict(&global, &sig.global).is_ok()
 }
 
 /// `PLUGIN.minisig`, if there is one.
