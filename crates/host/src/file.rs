@@ -13,9 +13,14 @@
 //!   the checks and the loader see the same bytes (no window between them).
 //!   (`tomada_host::inspect`, which loads nothing, reads the file itself:
 //!   [`PluginFile::open_to_read`].) The
-//!   copy costs one in-kernel copy of the file (`copy_file_range`/`sendfile`) and
+//!   copy costs one in-kernel copy of the file (`sendfile`) and
 //!   its size in memory for as long as the library is loaded (its pages are not
-//!   shared with the page cache). A host may leave the DWARF debug info out of the
+//!   shared with the page cache). Where the whole file is hashed (a
+//!   [`TrustPolicy`](crate::TrustPolicy)'s signature or pin, the audit trail's
+//!   SHA-256), the copy and the hash are one pass instead
+//!   ([`PluginFile::open_digesting`]): each chunk is read into a buffer, written
+//!   into the copy and hashed from that buffer, so the digest is of exactly the
+//!   bytes sealed, and a file that shrinks meanwhile is an error. A host may leave the DWARF debug info out of the
 //!   copy (`Loader::debug_info(false)`, [`Extent::WithoutDebugInfo`]): it then stays holes, so
 //!   it costs nothing to load.
 //!

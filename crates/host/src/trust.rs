@@ -7,8 +7,10 @@
 //! `tomada sign` writes) by a trusted key, or its SHA-256 is pinned for its name — and
 //! is not older than the minimum version for its name, and is not writable by anyone
 //! but its owner (root or the host's user) in a directory only its owner may change.
-//! The bytes hashed and verified are read once through the same open descriptor the
-//! loader then loads (see [`crate::Loader`]).
+//! The bytes hashed and verified are those the loader then loads: on Linux hashed as
+//! they are written into the sealed copy, in the same pass (`PluginFile::open_digesting`;
+//! the signature is read first, so the digests needed are known), otherwise read once
+//! through the same open descriptor (see [`crate::Loader`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
