@@ -890,7 +890,11 @@ mod tests {
         use sha2::Digest as _;
         let path = tomada_test_support::cdylib("greeter");
         let original = std::fs::read(&path).unwrap();
-        assert!(original.len() > 3 * sealed::CHUNK && original.len() % sealed::CHUNK != 0, "{}", original.len());
+        assert!(
+            original.len() > 3 * sealed::CHUNK && !original.len().is_multiple_of(sealed::CHUNK),
+            "{}",
+            original.len()
+        );
         let copy = PluginFile::open_digesting(&path, Digester::new(true, true)).unwrap();
         assert!(copy.sealed_copy() && copy.whole() && sealed::is_sealed(&copy.file));
         assert_eq!(bytes_of(&copy), original);
