@@ -565,28 +565,101 @@ mod sealed {
         Ok((copy, true, whole, digested))
     }
 
-    /// The size of the chunks [`copy_digesting`] reads, writes and hashes: small
-    /// enough to stay in the CPU's L2 cache between the read, the write and the hash
-    /// (and below glibc's 128 KiB threshold for `mmap`-backed allocations).
+    /// The size of the chunks [`copy_digesting`] copies and hashes: small enough to
+    /// stay in the CPU's L2 cache between the copy and the hash (and below glibc's
+    /// 128 KiB threshold for `mmap`-backed allocations); a multiple of the page size.
     pub(super) const CHUNK: usize = 64 * 1024;
 
-    /// Copies `from`'s first `len` bytes into `to` (a fresh, unsealed `memfd`) and
-    /// feeds `digester` in the same pass: each chunk is read from the file into one
-    /// reusable buffer, written from it into `to`, and hashed from it — the file is
-    /// read once, and the hash reads bytes still in the cache (the copy in the kernel
-    /// and a separate hash of the mapped copy read every byte twice from memory).
+    /// Copies `from`'s first `len` bytes into `to` (a fresh, unsealed `memfd` of that
+    /// length) and feeds `digester` in the same pass, chunk by chunk: each chunk is
+    /// copied in the kernel (`sendfile`, one copy, as [`copy_range`]) and then hashed
+    /// where it now lies, through a read-only mapping of `to` (its pages mapped in one
+    /// call, `MADV_POPULATE_READ`), while it is still in the cache — so the hash is of
+    /// the copy's own bytes, and the file is read once. The mapping is gone when this
+    /// returns (the seals cannot be added while a shared mapping of the writable
+    /// `memfd` exists). Where `to` cannot be mapped, each chunk is read into a buffer,
+    /// written from it and hashed from it instead.
     /// A file that ends before `len` (it shrank since it was opened) is an error
     /// (`UnexpectedEof`): nothing short is hashed, sealed or loaded.
     ///
     /// Soundness: the digest must be of exactly the bytes sealed and loaded. It is of
-    /// the buffer's bytes, and those bytes are what `write_all_at` put into `to`. Only
-    /// this process holds `to` (a new `memfd`, close-on-exec, never handed out before
-    /// it is sealed), so between this write and the seals nothing but this process
-    /// can write it: another thread of the host, or something that can open
-    /// `/proc/<pid>/fd/N` of this process (ptrace rights over it: its own user, root),
-    /// which can as well write the host's memory — both are already inside the trust
-    /// boundary. After the seals no one can.
+    /// `to`'s bytes as they were hashed (or of the buffer that was written into `to`).
+    /// Only this process holds `to` (a new `memfd`, close-on-exec, never handed out
+    /// before it is sealed) and only this function writes it, so between the hash and
+    /// the seals nothing but this process can write it: another thread of the host,
+    /// or something that can open `/proc/<pid>/fd/N` of this process (ptrace rights
+    /// over it: its own user, root), which can as well write the host's memory — both
+    /// are already inside the trust boundary. After the seals no one can. Nor can `to`
+    /// shrink under the mapping (no `SIGBUS`): only this process could truncate it.
     pub(super) fn copy_digesting(from: &File, to: &File, len: u64, digester: &mut Digester) -> io::Result<()> {
+        let shrank = || {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the file shrank while it was copied (it had {len} bytes when opened)"),
+            )
+        };
+        let Some(size) = usize::try_from(len).ok().filter(|&l| l > 0) else { return Ok(()) };
+        // SAFETY: a new read-only shared mapping of `size` bytes of `to`, a descriptor we
+        // hold whose length is `len` (set by the caller); the kernel picks the address.
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), size, libc::PROT_READ, libc::MAP_SHARED, to.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return copy_digesting_by_buffer(from, to, len, digester, shrank);
+        }
+        /// Unmaps on every way out.
+        struct Unmap(*mut libc::c_void, usize);
+        impl Drop for Unmap {
+            fn drop(&mut self) {
+                // SAFETY: the mapping made above, unmapped once; no slice of it outlives
+                // the loop below.
+                unsafe { libc::munmap(self.0, self.1) };
+            }
+        }
+        let _unmap = Unmap(ptr, size);
+        let mut from_offset: libc::off_t = 0;
+        let mut offset = 0usize;
+        while offset < size {
+            let end = (offset + CHUNK).min(size);
+            while (from_offset as usize) < end {
+                let n = end - from_offset as usize;
+                // SAFETY: `sendfile` between two descriptors we hold, reading `from` at
+                // `from_offset` (a local it advances) and writing `to` at its position
+                // (0 when made, advanced by each write here: `from_offset` too); it
+                // touches no memory of ours but `from_offset`.
+                match unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut from_offset, n) } {
+                    0 => return Err(shrank()),
+                    d if d < 0 => {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // SAFETY: `offset` is a multiple of `CHUNK`, so of the page size, and
+            // `offset..end` lies within the mapping; this only maps its pages (an old
+            // kernel refuses the advice: they are then faulted in as they are read).
+            unsafe { libc::madvise(ptr.cast::<u8>().add(offset).cast(), end - offset, libc::MADV_POPULATE_READ) };
+            // SAFETY: `offset..end` lies within the live mapping of `to`, whose bytes
+            // only this function writes (above, before this read) and which cannot
+            // shrink (see the soundness note).
+            let chunk = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>().add(offset), end - offset) };
+            digester.update(chunk);
+            offset = end;
+        }
+        Ok(())
+    }
+
+    /// [`copy_digesting`] where `to` cannot be mapped: each chunk read into one
+    /// buffer, written from it and hashed from it.
+    fn copy_digesting_by_buffer(
+        from: &File,
+        to: &File,
+        len: u64,
+        digester: &mut Digester,
+        shrank: impl Fn() -> io::Error,
+    ) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
         let mut offset = 0u64;
@@ -594,10 +667,7 @@ mod sealed {
             let n = (len - offset).min(buf.len() as u64) as usize;
             let chunk = &mut buf[..n];
             from.read_exact_at(chunk, offset).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the file shrank while it was copied (it had {len} bytes when opened)"),
-                ),
+                io::ErrorKind::UnexpectedEof => shrank(),
                 _ => e,
             })?;
             to.write_all_at(chunk, offset)?;
