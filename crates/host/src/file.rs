@@ -18,9 +18,10 @@
 //!   shared with the page cache). Where the whole file is hashed (a
 //!   [`TrustPolicy`](crate::TrustPolicy)'s signature or pin, the audit trail's
 //!   SHA-256), the copy and the hash are one pass instead
-//!   ([`PluginFile::open_digesting`]): each chunk is read into a buffer, written
-//!   into the copy and hashed from that buffer, so the digest is of exactly the
-//!   bytes sealed, and a file that shrinks meanwhile is an error. A host may leave the DWARF debug info out of the
+//!   ([`PluginFile::open_digesting`]): each chunk is copied (`sendfile`) and then
+//!   hashed where it lies in the copy, through a read-only mapping of it, while it
+//!   is in the cache, so the digest is of exactly the bytes sealed, and a file that
+//!   shrinks meanwhile is an error. A host may leave the DWARF debug info out of the
 //!   copy (`Loader::debug_info(false)`, [`Extent::WithoutDebugInfo`]): it then stays holes, so
 //!   it costs nothing to load.
 //!
@@ -160,9 +161,9 @@ impl PluginFile {
     }
 
     /// As [`PluginFile::open`] with the whole file copied, hashed by `digester` in the
-    /// same pass as the copy is written (Linux): each chunk read from the file is
-    /// written into the sealed copy and hashed from the same buffer, so the digests
-    /// ([`PluginFile::digests`]) are exactly of what is sealed, inspected and loaded.
+    /// same pass as the copy is written (Linux): each chunk is hashed from the copy
+    /// right after it is written there, so the digests ([`PluginFile::digests`]) are
+    /// exactly of what is sealed, inspected and loaded.
     /// A file that shrinks while it is copied is an error. Where no copy is written
     /// (a file that cannot change, no `memfd`, elsewhere than Linux) nothing is
     /// hashed here: [`PluginFile::digests`] is `None`.
@@ -653,7 +654,7 @@ mod sealed {
 
     /// [`copy_digesting`] where `to` cannot be mapped: each chunk read into one
     /// buffer, written from it and hashed from it.
-    fn copy_digesting_by_buffer(
+    pub(super) fn copy_digesting_by_buffer(
         from: &File,
         to: &File,
         len: u64,
@@ -844,7 +845,7 @@ mod sealed {
 
     /// A new, empty `memfd` named after the plugin (its name shows in
     /// `/proc/<pid>/maps`), or `None` where none can be made.
-    fn create(path: &Path) -> Option<File> {
+    pub(super) fn create(path: &Path) -> Option<File> {
         let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // The kernel keeps at most 249 bytes of a name.
         let mut name: String = format!("tomada:{base}").chars().filter(|c| *c != '\0').take(200).collect();
@@ -975,6 +976,20 @@ mod tests {
         // Only what was asked for.
         let sha_only = PluginFile::open_digesting(&path, Digester::new(false, true)).unwrap().digests().unwrap();
         assert_eq!((sha_only.blake2b, sha_only.sha256), (None, digests.sha256));
+        // Where the copy cannot be mapped: through a buffer, to the same digests and bytes.
+        let to = sealed::create(&path).unwrap();
+        to.set_len(original.len() as u64).unwrap();
+        let mut digester = Digester::new(true, true);
+        let from = File::open(&path).unwrap();
+        sealed::copy_digesting_by_buffer(&from, &to, original.len() as u64, &mut digester, || {
+            io::ErrorKind::Other.into()
+        })
+        .unwrap();
+        let by_buffer = digester.finish();
+        assert_eq!((by_buffer.blake2b, by_buffer.sha256), (digests.blake2b, digests.sha256));
+        let mut copied = vec![0u8; original.len()];
+        to.read_exact_at(&mut copied, 0).unwrap();
+        assert_eq!(copied, original);
         // A plain open hashes nothing.
         assert!(PluginFile::open(&path, Extent::Whole).unwrap().digests().is_none());
     }
