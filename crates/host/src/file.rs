@@ -13,15 +13,9 @@
 //!   the checks and the loader see the same bytes (no window between them).
 //!   (`tomada_host::inspect`, which loads nothing, reads the file itself:
 //!   [`PluginFile::open_to_read`].) The
-//!   copy costs one in-kernel copy of the file (`sendfile`) and
+//!   copy costs one in-kernel copy of the file (`copy_file_range`/`sendfile`) and
 //!   its size in memory for as long as the library is loaded (its pages are not
-//!   shared with the page cache). Where the whole file is hashed (a
-//!   [`TrustPolicy`](crate::TrustPolicy)'s signature or pin, the audit trail's
-//!   SHA-256), the copy and the hash are one pass instead
-//!   ([`PluginFile::open_digesting`]): each chunk is copied (`sendfile`) and then
-//!   hashed where it lies in the copy, through a read-only mapping of it, while it
-//!   is in the cache, so the digest is of exactly the bytes sealed, and a file that
-//!   shrinks meanwhile is an error. A host may leave the DWARF debug info out of the
+//!   shared with the page cache). A host may leave the DWARF debug info out of the
 //!   copy (`Loader::debug_info(false)`, [`Extent::WithoutDebugInfo`]): it then stays holes, so
 //!   it costs nothing to load.
 //!
@@ -88,7 +82,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::LoadError;
-use crate::trust::{Digester, Digests};
 
 /// How much of a plugin file its sealed copy holds (Linux; see the module
 /// documentation).
@@ -145,10 +138,6 @@ pub(crate) struct PluginFile {
     /// Whether `file` holds every byte of the plugin file: `false` only for a sealed
     /// copy without the debug info ([`Extent::WithoutDebugInfo`]), which is never hashed.
     whole: bool,
-    /// The digests of the bytes written into the sealed copy, computed as they were
-    /// written ([`PluginFile::open_digesting`]); `None` if none were asked for or no
-    /// copy was written here (then [`PluginFile::read_all`] reads them).
-    digests: Option<Digests>,
 }
 
 impl PluginFile {
@@ -157,18 +146,7 @@ impl PluginFile {
     /// and loaded after is the sealed copy (see the module documentation), holding
     /// `extent` of the file.
     pub(crate) fn open(path: &Path, extent: Extent) -> Result<PluginFile, LoadError> {
-        Self::open_as(path, Via::SealedCopy(extent), None)
-    }
-
-    /// As [`PluginFile::open`] with the whole file copied, hashed by `digester` in the
-    /// same pass as the copy is written (Linux): each chunk is hashed from the copy
-    /// right after it is written there, so the digests ([`PluginFile::digests`]) are
-    /// exactly of what is sealed, inspected and loaded.
-    /// A file that shrinks while it is copied is an error. Where no copy is written
-    /// (a file that cannot change, no `memfd`, elsewhere than Linux) nothing is
-    /// hashed here: [`PluginFile::digests`] is `None`.
-    pub(crate) fn open_digesting(path: &Path, digester: Digester) -> Result<PluginFile, LoadError> {
-        Self::open_as(path, Via::SealedCopy(Extent::Whole), Some(digester))
+        Self::open_as(path, Via::SealedCopy(extent))
     }
 
     /// As [`PluginFile::open`], for reading only (nothing of it is ever loaded:
@@ -179,10 +157,10 @@ impl PluginFile {
     /// it is read gives a damaged or mixed inspection, never an unbounded read: every
     /// read is bounded by the length taken at open.
     pub(crate) fn open_to_read(path: &Path) -> Result<PluginFile, LoadError> {
-        Self::open_as(path, Via::File, None)
+        Self::open_as(path, Via::File)
     }
 
-    fn open_as(path: &Path, via: Via, digester: Option<Digester>) -> Result<PluginFile, LoadError> {
+    fn open_as(path: &Path, via: Via) -> Result<PluginFile, LoadError> {
         let owned = || path.to_path_buf();
         let absolute = if path.is_absolute() {
             path.to_path_buf()
@@ -204,7 +182,7 @@ impl PluginFile {
             io::ErrorKind::PermissionDenied if absolute.is_dir() => LoadError::NotAFile { path: owned() },
             _ => LoadError::Io { path: owned(), source: e },
         })?;
-        Self::from_file_as(path.to_path_buf(), absolute, file, via, digester)
+        Self::from_file_as(path.to_path_buf(), absolute, file, via)
     }
 
     /// Takes an open descriptor (e.g. inherited by an isolated plugin's process),
@@ -212,16 +190,10 @@ impl PluginFile {
     /// sealed copy (what the host hands its isolated plugins) is used as it is; any
     /// other is copied whole.
     pub(crate) fn from_file(path: PathBuf, absolute: PathBuf, file: File) -> Result<PluginFile, LoadError> {
-        Self::from_file_as(path, absolute, file, Via::SealedCopy(Extent::Whole), None)
+        Self::from_file_as(path, absolute, file, Via::SealedCopy(Extent::Whole))
     }
 
-    fn from_file_as(
-        path: PathBuf,
-        absolute: PathBuf,
-        file: File,
-        via: Via,
-        digester: Option<Digester>,
-    ) -> Result<PluginFile, LoadError> {
+    fn from_file_as(path: PathBuf, absolute: PathBuf, file: File, via: Via) -> Result<PluginFile, LoadError> {
         let meta = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
         if !meta.is_file() {
             return Err(LoadError::NotAFile { path });
@@ -230,30 +202,26 @@ impl PluginFile {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
         #[cfg(target_os = "linux")]
-        let (file, len, identity, sealed, copied, whole, digests) = if let Via::SealedCopy(extent) = via {
+        let (file, len, identity, sealed, copied, whole) = if let Via::SealedCopy(extent) = via {
             use std::os::unix::fs::MetadataExt;
             if let Some(why) = sealed::unchanging(&file) {
                 // The inode itself can never change: a copy would protect nothing.
                 tracing::debug!(path = %path.display(), why, "no sealed copy: the file cannot change");
                 let identity = (meta.dev(), meta.ino());
-                (file, meta.len(), identity, true, false, true, None)
+                (file, meta.len(), identity, true, false, true)
             } else {
-                let mut digester = digester;
-                let (file, sealed, whole, digested) = sealed::copy(file, &path, meta.len(), extent, digester.as_mut())
+                let (file, sealed, whole) = sealed::copy(file, &path, meta.len(), extent)
                     .map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-                let digests = if digested { digester.map(Digester::finish) } else { None };
                 let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-                (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed, whole, digests)
+                (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed, whole)
             }
         } else {
             use std::os::unix::fs::MetadataExt;
             let identity = (meta.dev(), meta.ino());
-            (file, meta.len(), identity, false, false, true, None)
+            (file, meta.len(), identity, false, false, true)
         };
         #[cfg(not(target_os = "linux"))]
-        let _ = (via, digester);
-        #[cfg(not(target_os = "linux"))]
-        let digests = None;
+        let _ = via;
         #[cfg(not(target_os = "linux"))]
         let (len, identity) = {
             #[cfg(unix)]
@@ -269,7 +237,7 @@ impl PluginFile {
         if len == 0 {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
-        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied, whole, digests })
+        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied, whole })
     }
 
     /// Whether what is read and loaded is a sealed private copy of the file (Linux),
@@ -285,12 +253,6 @@ impl PluginFile {
     /// without the debug info ([`Extent::WithoutDebugInfo`]), whose holes read as zeros.
     pub(crate) fn whole(&self) -> bool {
         self.whole
-    }
-
-    /// The digests computed as the sealed copy was written
-    /// ([`PluginFile::open_digesting`]), if they were.
-    pub(crate) fn digests(&self) -> Option<Digests> {
-        self.digests
     }
 
     /// Whether the bytes read and loaded can never change (a sealed copy, or a file
@@ -490,7 +452,6 @@ impl Drop for Mapped {
 #[cfg(target_os = "linux")]
 mod sealed {
     use super::Extent;
-    use crate::trust::Digester;
     use std::ffi::CString;
     use std::fs::File;
     use std::io;
@@ -514,27 +475,17 @@ mod sealed {
 
     /// A sealed `memfd` holding `file`'s first `len` bytes — all of them, or for
     /// [`Extent::WithoutDebugInfo`] all but the debug info (see [`loaded`]) —
-    /// and `true` twice (sealed; whole, or not), and whether `digester` was fed the
-    /// copy's every byte. Fewer bytes if the file shrank while being copied: the copy
-    /// is what is checked, so a torn copy fails inspection, it never loads something
-    /// other than what was checked. `file` itself if it is already such a copy, or if
-    /// no `memfd` can be made here (see the module documentation).
-    ///
-    /// With a `digester` (and [`Extent::Whole`]) the copy and the hash are one pass
-    /// ([`copy_digesting`]), and a file that shrinks meanwhile is an error.
-    pub(super) fn copy(
-        file: File,
-        path: &Path,
-        len: u64,
-        extent: Extent,
-        digester: Option<&mut Digester>,
-    ) -> io::Result<(File, bool, bool, bool)> {
+    /// and `true` twice (sealed; whole, or not). Fewer bytes if the file shrank while
+    /// being copied: the copy is what is checked, so a torn copy fails inspection, it
+    /// never loads something other than what was checked. `file` itself if it is
+    /// already such a copy, or if no `memfd` can be made here (see the module
+    /// documentation).
+    pub(super) fn copy(file: File, path: &Path, len: u64, extent: Extent) -> io::Result<(File, bool, bool)> {
         if is_sealed(&file) {
-            // Made by a host, which hashed it if it had to: as it is (a digest asked
-            // for is read from it after).
-            return Ok((file, true, true, false));
+            // Made by a host, which hashed it if it had to: as it is.
+            return Ok((file, true, true));
         }
-        let Some(copy) = create(path) else { return Ok((file, false, true, false)) };
+        let Some(copy) = create(path) else { return Ok((file, false, true)) };
         let ranges = match extent {
             Extent::Whole => None,
             Extent::WithoutDebugInfo => loaded(&file, len)?,
@@ -544,138 +495,15 @@ mod sealed {
         // it was then).
         copy.set_len(len)?;
         let whole = ranges.is_none();
-        let digested = match digester {
-            // Only the whole copy is ever hashed: a copy without the debug info is not
-            // the file.
-            Some(digester) if whole => {
-                copy_digesting(&file, &copy, len, digester)?;
-                true
-            }
-            _ => {
-                for &(start, end) in ranges.as_deref().unwrap_or(&[(0, len)]) {
-                    copy_range(&file, &copy, start, end)?;
-                }
-                false
-            }
-        };
+        for &(start, end) in ranges.as_deref().unwrap_or(&[(0, len)]) {
+            copy_range(&file, &copy, start, end)?;
+        }
         // SAFETY: `F_ADD_SEALS` on the `memfd` we just made (with `MFD_ALLOW_SEALING`);
         // no writable mapping of it exists, so `F_SEAL_WRITE` can be added.
         if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok((copy, true, whole, digested))
-    }
-
-    /// The size of the chunks [`copy_digesting`] copies and hashes: small enough to
-    /// stay in the CPU's L2 cache between the copy and the hash (and below glibc's
-    /// 128 KiB threshold for `mmap`-backed allocations); a multiple of the page size.
-    pub(super) const CHUNK: usize = 64 * 1024;
-
-    /// Copies `from`'s first `len` bytes into `to` (a fresh, unsealed `memfd` of that
-    /// length) and feeds `digester` in the same pass, chunk by chunk: each chunk is
-    /// copied in the kernel (`sendfile`, one copy, as [`copy_range`]) and then hashed
-    /// where it now lies, through a read-only mapping of `to` (its pages mapped in one
-    /// call, `MADV_POPULATE_READ`), while it is still in the cache — so the hash is of
-    /// the copy's own bytes, and the file is read once. The mapping is gone when this
-    /// returns (the seals cannot be added while a shared mapping of the writable
-    /// `memfd` exists). Where `to` cannot be mapped, each chunk is read into a buffer,
-    /// written from it and hashed from it instead.
-    /// A file that ends before `len` (it shrank since it was opened) is an error
-    /// (`UnexpectedEof`): nothing short is hashed, sealed or loaded.
-    ///
-    /// Soundness: the digest must be of exactly the bytes sealed and loaded. It is of
-    /// `to`'s bytes as they were hashed (or of the buffer that was written into `to`).
-    /// Only this process holds `to` (a new `memfd`, close-on-exec, never handed out
-    /// before it is sealed) and only this function writes it, so between the hash and
-    /// the seals nothing but this process can write it: another thread of the host,
-    /// or something that can open `/proc/<pid>/fd/N` of this process (ptrace rights
-    /// over it: its own user, root), which can as well write the host's memory — both
-    /// are already inside the trust boundary. After the seals no one can. Nor can `to`
-    /// shrink under the mapping (no `SIGBUS`): only this process could truncate it.
-    pub(super) fn copy_digesting(from: &File, to: &File, len: u64, digester: &mut Digester) -> io::Result<()> {
-        let shrank = || {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the file shrank while it was copied (it had {len} bytes when opened)"),
-            )
-        };
-        let Some(size) = usize::try_from(len).ok().filter(|&l| l > 0) else { return Ok(()) };
-        // SAFETY: a new read-only shared mapping of `size` bytes of `to`, a descriptor we
-        // hold whose length is `len` (set by the caller); the kernel picks the address.
-        let ptr =
-            unsafe { libc::mmap(std::ptr::null_mut(), size, libc::PROT_READ, libc::MAP_SHARED, to.as_raw_fd(), 0) };
-        if ptr == libc::MAP_FAILED {
-            return copy_digesting_by_buffer(from, to, len, digester, shrank);
-        }
-        /// Unmaps on every way out.
-        struct Unmap(*mut libc::c_void, usize);
-        impl Drop for Unmap {
-            fn drop(&mut self) {
-                // SAFETY: the mapping made above, unmapped once; no slice of it outlives
-                // the loop below.
-                unsafe { libc::munmap(self.0, self.1) };
-            }
-        }
-        let _unmap = Unmap(ptr, size);
-        let mut from_offset: libc::off_t = 0;
-        let mut offset = 0usize;
-        while offset < size {
-            let end = (offset + CHUNK).min(size);
-            while (from_offset as usize) < end {
-                let n = end - from_offset as usize;
-                // SAFETY: `sendfile` between two descriptors we hold, reading `from` at
-                // `from_offset` (a local it advances) and writing `to` at its position
-                // (0 when made, advanced by each write here: `from_offset` too); it
-                // touches no memory of ours but `from_offset`.
-                match unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut from_offset, n) } {
-                    0 => return Err(shrank()),
-                    d if d < 0 => {
-                        let e = io::Error::last_os_error();
-                        if e.kind() != io::ErrorKind::Interrupted {
-                            return Err(e);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            // SAFETY: `offset` is a multiple of `CHUNK`, so of the page size, and
-            // `offset..end` lies within the mapping; this only maps its pages (an old
-            // kernel refuses the advice: they are then faulted in as they are read).
-            unsafe { libc::madvise(ptr.cast::<u8>().add(offset).cast(), end - offset, libc::MADV_POPULATE_READ) };
-            // SAFETY: `offset..end` lies within the live mapping of `to`, whose bytes
-            // only this function writes (above, before this read) and which cannot
-            // shrink (see the soundness note).
-            let chunk = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>().add(offset), end - offset) };
-            digester.update(chunk);
-            offset = end;
-        }
-        Ok(())
-    }
-
-    /// [`copy_digesting`] where `to` cannot be mapped: each chunk read into one
-    /// buffer, written from it and hashed from it.
-    pub(super) fn copy_digesting_by_buffer(
-        from: &File,
-        to: &File,
-        len: u64,
-        digester: &mut Digester,
-        shrank: impl Fn() -> io::Error,
-    ) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
-        let mut offset = 0u64;
-        while offset < len {
-            let n = (len - offset).min(buf.len() as u64) as usize;
-            let chunk = &mut buf[..n];
-            from.read_exact_at(chunk, offset).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => shrank(),
-                _ => e,
-            })?;
-            to.write_all_at(chunk, offset)?;
-            digester.update(chunk);
-            offset += n as u64;
-        }
-        Ok(())
+        Ok((copy, true, whole))
     }
 
     /// Copies `from`'s bytes `start..end` to the same place in `to`, in the kernel
@@ -845,7 +673,7 @@ mod sealed {
 
     /// A new, empty `memfd` named after the plugin (its name shows in
     /// `/proc/<pid>/maps`), or `None` where none can be made.
-    pub(super) fn create(path: &Path) -> Option<File> {
+    fn create(path: &Path) -> Option<File> {
         let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // The kernel keeps at most 249 bytes of a name.
         let mut name: String = format!("tomada:{base}").chars().filter(|c| *c != '\0').take(200).collect();
@@ -951,74 +779,6 @@ mod tests {
         let mut hashed = Vec::new();
         whole.read_all(|chunk| hashed.extend_from_slice(chunk)).unwrap();
         assert_eq!(hashed, original);
-    }
-
-    /// The copy and the hash in one pass: the digests are those of the file's bytes
-    /// (computed here independently, by other code), the copy is sealed and holds
-    /// exactly those bytes, over several chunks and a short last one.
-    #[test]
-    fn a_copy_hashed_as_it_is_written_hashes_exactly_what_it_seals() {
-        use sha2::Digest as _;
-        let path = tomada_test_support::cdylib("greeter");
-        let original = std::fs::read(&path).unwrap();
-        assert!(
-            original.len() > 3 * sealed::CHUNK && !original.len().is_multiple_of(sealed::CHUNK),
-            "{}",
-            original.len()
-        );
-        let copy = PluginFile::open_digesting(&path, Digester::new(true, true)).unwrap();
-        assert!(copy.sealed_copy() && copy.whole() && sealed::is_sealed(&copy.file));
-        assert_eq!(bytes_of(&copy), original);
-        let digests = copy.digests().expect("hashed as it was copied");
-        let blake = blake2b_simd::Params::new().hash_length(64).hash(&original);
-        assert_eq!(digests.blake2b.as_ref().map(|d| &d[..]), Some(blake.as_bytes()));
-        assert_eq!(digests.sha256, Some(<[u8; 32]>::from(sha2::Sha256::digest(&original))));
-        // Only what was asked for.
-        let sha_only = PluginFile::open_digesting(&path, Digester::new(false, true)).unwrap().digests().unwrap();
-        assert_eq!((sha_only.blake2b, sha_only.sha256), (None, digests.sha256));
-        // Where the copy cannot be mapped: through a buffer, to the same digests and bytes.
-        let to = sealed::create(&path).unwrap();
-        to.set_len(original.len() as u64).unwrap();
-        let mut digester = Digester::new(true, true);
-        let from = File::open(&path).unwrap();
-        sealed::copy_digesting_by_buffer(&from, &to, original.len() as u64, &mut digester, || {
-            io::ErrorKind::Other.into()
-        })
-        .unwrap();
-        let by_buffer = digester.finish();
-        assert_eq!((by_buffer.blake2b, by_buffer.sha256), (digests.blake2b, digests.sha256));
-        let mut copied = vec![0u8; original.len()];
-        to.read_exact_at(&mut copied, 0).unwrap();
-        assert_eq!(copied, original);
-        // A plain open hashes nothing.
-        assert!(PluginFile::open(&path, Extent::Whole).unwrap().digests().is_none());
-    }
-
-    /// A file that shrinks after it was opened, while it is copied and hashed, is an
-    /// error: nothing short is hashed or sealed. And a copy without the debug info is
-    /// never hashed, even if a digester is handed in.
-    #[test]
-    fn a_file_that_shrinks_while_it_is_copied_and_hashed_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let greeter = std::fs::read(tomada_test_support::cdylib("greeter")).unwrap();
-        let path = dir.path().join("shrinking.so");
-        std::fs::write(&path, &greeter).unwrap();
-        let file = File::open(&path).unwrap();
-        let len = file.metadata().unwrap().len();
-        // Cut (through another descriptor) after the length was taken, mid-chunk.
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2 + 100).unwrap();
-        let mut digester = Digester::new(true, true);
-        let err = sealed::copy(file, &path, len, Extent::Whole, Some(&mut digester)).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        assert!(err.to_string().contains(&format!("the file shrank while it was copied (it had {len} bytes")), "{err}");
-
-        // The partial copy (the test build carries megabytes of debug info): not hashed.
-        std::fs::write(&path, &greeter).unwrap();
-        let mut digester = Digester::new(true, true);
-        let file = File::open(&path).unwrap();
-        let (copy, sealed, whole, digested) =
-            sealed::copy(file, &path, greeter.len() as u64, Extent::WithoutDebugInfo, Some(&mut digester)).unwrap();
-        assert!(sealed && !whole && !digested && sealed::is_sealed(&copy));
     }
 
     /// What is not a 64-bit ELF file of this machine, or whose header tables lie

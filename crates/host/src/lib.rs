@@ -468,20 +468,7 @@ impl Loader {
         // trail's SHA-256.
         let whole = !self.without_debug_info || self.policy.is_some() || audit::enabled();
         let extent = if whole { file::Extent::Whole } else { file::Extent::WithoutDebugInfo };
-        // What the policy needs is known before the file is opened (its signature is
-        // read first), so the digests it needs — or the audit trail's SHA-256 — are
-        // computed as the sealed copy is written, in the same pass.
-        let prepared = self.policy.as_ref().map(|policy| policy.prepare(path));
-        let digester = match &prepared {
-            Some(prepared) => prepared.digester(),
-            None => trust::Digester::new(false, audit::enabled()),
-        };
-        let opened = if digester.is_empty() {
-            PluginFile::open(path, extent)
-        } else {
-            PluginFile::open_digesting(path, digester)
-        };
-        let file = opened.inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
+        let file = PluginFile::open(path, extent).inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
         let inspection = match inspect::inspect_file(&file) {
             Ok(i) => i,
             Err(e) => {
@@ -489,10 +476,11 @@ impl Loader {
                 return Err(e);
             }
         };
-        let provenance = match (&self.policy, prepared) {
-            (Some(policy), Some(prepared)) => {
+        let provenance = match &self.policy {
+            None => Provenance::default(),
+            Some(policy) => {
                 let info = &inspection.manifest.info;
-                match policy.verify(&file, prepared, &info.name, &info.version) {
+                match policy.verify(&file, &info.name, &info.version) {
                     Ok(p) => p,
                     Err(e) => {
                         audit::refused(path, &audit::provenance(&file), &e);
@@ -500,7 +488,6 @@ impl Loader {
                     }
                 }
             }
-            _ => Provenance::default(),
         };
         Ok(Inspected {
             file,

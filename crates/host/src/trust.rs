@@ -7,10 +7,8 @@
 //! `tomada sign` writes) by a trusted key, or its SHA-256 is pinned for its name — and
 //! is not older than the minimum version for its name, and is not writable by anyone
 //! but its owner (root or the host's user) in a directory only its owner may change.
-//! The bytes hashed and verified are those the loader then loads: on Linux hashed as
-//! they are written into the sealed copy, in the same pass (`PluginFile::open_digesting`;
-//! the signature is read first, so the digests needed are known), otherwise read once
-//! through the same open descriptor (see [`crate::Loader`]).
+//! The bytes hashed and verified are read once through the same open descriptor the
+//! loader then loads (see [`crate::Loader`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -227,40 +225,8 @@ impl TrustPolicy {
         self
     }
 
-    /// What the policy needs before `path` is opened: its signature (`PLUGIN.minisig`,
-    /// read now, any error reported by [`TrustPolicy::verify`] in its turn) and so
-    /// which digests the load must compute ([`Prepared::digester`]), so that the
-    /// sealed copy can be hashed as it is written.
-    pub(crate) fn prepare(&self, path: &Path) -> Prepared {
-        let signature = if self.keys.is_empty() {
-            Ok(None)
-        } else {
-            let absolute = if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
-            };
-            read_signature(path, &absolute)
-        };
-        // BLAKE2b-512 only for a prehashed signature by a trusted key (what a minisign
-        // prehashed signature signs); the SHA-256 if pins or the audit trail need it.
-        let blake2b =
-            matches!(&signature, Ok(Some(sig)) if sig.prehashed && self.keys.iter().any(|k| k.raw_id == sig.raw_id));
-        let sha256 = !self.pins.is_empty() || self.keys.is_empty() || audit_enabled();
-        Prepared { signature, blake2b, sha256 }
-    }
-
-    /// Verifies `file` (manifest name and version already read) against the policy,
-    /// with what [`TrustPolicy::prepare`] read before `file` was opened. The digests
-    /// are those computed while the sealed copy was written ([`PluginFile::digests`]),
-    /// or else read now through the descriptor (a file that cannot change, no `memfd`).
-    pub(crate) fn verify(
-        &self,
-        file: &PluginFile,
-        prepared: Prepared,
-        name: &str,
-        version: &str,
-    ) -> Result<Provenance, LoadError> {
+    /// Verifies `file` (manifest name and version already read) against the policy.
+    pub(crate) fn verify(&self, file: &PluginFile, name: &str, version: &str) -> Result<Provenance, LoadError> {
         let path = || file.path.clone();
         if self.strict_modes {
             check_permissions(file)?;
@@ -276,7 +242,7 @@ impl TrustPolicy {
                 });
             }
         }
-        let signature = prepared.signature?;
+        let signature = if self.keys.is_empty() { None } else { read_signature(file)? };
         let signer = match &signature {
             Some(sig) => match self.keys.iter().find(|k| k.raw_id == sig.raw_id) {
                 Some(key) if !sig.prehashed => {
@@ -297,16 +263,28 @@ impl TrustPolicy {
             },
             None => None,
         };
-        // BLAKE2b-512 (if signed: a minisign prehashed signature signs that digest)
-        // and the SHA-256, if pins or the audit trail need it: computed as the copy
-        // was written, or else in one pass over the file now.
-        let want = Digester::new(signer.is_some(), prepared.sha256 || audit_enabled());
-        let digests = match file.digests() {
-            Some(d) if d.covers(&want) => d,
-            _ if want.is_empty() => Digests::default(),
-            _ => want.read(file).map_err(|e| LoadError::Io { path: path(), source: e })?,
-        };
-        let sha256 = digests.sha256;
+        // One pass over the file: BLAKE2b-512 (if signed: a minisign prehashed
+        // signature signs that digest) and the SHA-256, if pins or the audit trail
+        // need it.
+        let want_sha = !self.pins.is_empty()
+            || self.keys.is_empty()
+            || tracing::enabled!(target: "tomada::audit", tracing::Level::INFO);
+        let mut sha = want_sha.then(Sha256::new);
+        let mut blake = signer.map(|_| blake2b_simd::Params::new().hash_length(64).to_state());
+        // Nothing to hash (keys but no pins, a file not signed by a trusted key, no
+        // audit trail): refused below without reading the file.
+        if sha.is_some() || blake.is_some() {
+            file.read_all(|chunk| {
+                if let Some(sha) = sha.as_mut() {
+                    sha.update(chunk);
+                }
+                if let Some(blake) = blake.as_mut() {
+                    blake.update(chunk);
+                }
+            })
+            .map_err(|e| LoadError::Io { path: path(), source: e })?;
+        }
+        let sha256: Option<[u8; 32]> = sha.map(|s| s.finalize().into());
         let mut provenance = Provenance { sha256, key: None };
         if let Some(pinned) = self.pins.get(name)
             && let Some(sha256) = sha256
@@ -319,8 +297,8 @@ impl TrustPolicy {
                 found: hex(&sha256),
             });
         }
-        if let (Some(blake), Some((key, sig))) = (digests.blake2b, signer) {
-            if !verify_signature(&key.key, sig, &blake) {
+        if let (Some(blake), Some((key, sig))) = (blake, signer) {
+            if !verify_signature(&key.key, sig, blake.finalize().as_bytes()) {
                 return Err(LoadError::BadSignature { path: path(), key: key.id.clone() });
             }
             provenance.key = Some(key.id.clone());
@@ -336,98 +314,11 @@ impl TrustPolicy {
     }
 }
 
-/// Whether the audit trail listens (its events carry the file's SHA-256).
-fn audit_enabled() -> bool {
-    tracing::enabled!(target: "tomada::audit", tracing::Level::INFO)
-}
-
-/// What [`TrustPolicy::prepare`] read before the plugin file was opened.
-pub(crate) struct Prepared {
-    /// The signature, if the policy trusts keys and the file has one.
-    signature: Result<Option<Minisig>, LoadError>,
-    /// Whether the file's BLAKE2b-512 is needed (a prehashed signature by a trusted key).
-    blake2b: bool,
-    /// Whether its SHA-256 is needed (pins, no keys, the audit trail).
-    sha256: bool,
-}
-
-impl Prepared {
-    /// A hasher of the digests the policy will need.
-    pub(crate) fn digester(&self) -> Digester {
-        Digester::new(self.blake2b, self.sha256)
-    }
-}
-
-/// The digests of a plugin file a policy or the audit trail needs, fed the file's
-/// bytes once, in order: BLAKE2b-512 (what a minisign prehashed signature signs) and
-/// SHA-256 (pins, the audit trail), each only if asked for.
-pub(crate) struct Digester {
-    blake2b: Option<blake2b_simd::State>,
-    sha256: Option<Sha256>,
-}
-
-impl Digester {
-    /// Hashes with BLAKE2b-512 if `blake2b`, with SHA-256 if `sha256`.
-    pub(crate) fn new(blake2b: bool, sha256: bool) -> Digester {
-        Digester {
-            blake2b: blake2b.then(|| blake2b_simd::Params::new().hash_length(64).to_state()),
-            sha256: sha256.then(Sha256::new),
-        }
-    }
-
-    /// Whether it computes nothing.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.blake2b.is_none() && self.sha256.is_none()
-    }
-
-    /// Feeds the next bytes of the file.
-    pub(crate) fn update(&mut self, chunk: &[u8]) {
-        if let Some(blake) = self.blake2b.as_mut() {
-            blake.update(chunk);
-        }
-        if let Some(sha) = self.sha256.as_mut() {
-            sha.update(chunk);
-        }
-    }
-
-    /// The digests of everything fed.
-    pub(crate) fn finish(self) -> Digests {
-        Digests {
-            blake2b: self.blake2b.map(|b| *b.finalize().as_array()),
-            sha256: self.sha256.map(|s| s.finalize().into()),
-        }
-    }
-
-    /// The digests of the whole of `file`, read through its descriptor now.
-    fn read(mut self, file: &PluginFile) -> std::io::Result<Digests> {
-        file.read_all(|chunk| self.update(chunk))?;
-        Ok(self.finish())
-    }
-}
-
-/// What a [`Digester`] computed.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Digests {
-    /// BLAKE2b-512, if asked for.
-    pub(crate) blake2b: Option<[u8; 64]>,
-    /// SHA-256, if asked for.
-    pub(crate) sha256: Option<[u8; 32]>,
-}
-
-impl Digests {
-    /// Whether these hold every digest `want` computes.
-    fn covers(&self, want: &Digester) -> bool {
-        (want.blake2b.is_none() || self.blake2b.is_some()) && (want.sha256.is_none() || self.sha256.is_some())
-    }
-}
-
-/// The SHA-256 of a file (for the audit trail): the one computed as its sealed copy
-/// was written, or else read through its open descriptor now.
+/// The SHA-256 of a file, read through its open descriptor (for the audit trail).
 pub(crate) fn sha256(file: &PluginFile) -> Option<[u8; 32]> {
-    if let Some(sha256) = file.digests().and_then(|d| d.sha256) {
-        return Some(sha256);
-    }
-    Digester::new(false, true).read(file).ok()?.sha256
+    let mut sha = Sha256::new();
+    file.read_all(|chunk| sha.update(chunk)).ok()?;
+    Some(sha.finalize().into())
 }
 
 /// Whether `sig` is `key`'s minisign signature of a file whose BLAKE2b-512 is
@@ -442,11 +333,11 @@ fn verify_signature(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &
 }
 
 /// `PLUGIN.minisig`, if there is one.
-fn read_signature(path: &Path, absolute: &Path) -> Result<Option<Minisig>, LoadError> {
-    let mut name = absolute.as_os_str().to_owned();
+fn read_signature(file: &PluginFile) -> Result<Option<Minisig>, LoadError> {
+    let mut name = file.absolute.clone().into_os_string();
     name.push(".minisig");
     let sig_path = PathBuf::from(name);
-    let bad = |key: String| LoadError::BadSignature { path: path.to_path_buf(), key };
+    let bad = |key: String| LoadError::BadSignature { path: file.path.clone(), key };
     let text = match std::fs::File::open(&sig_path) {
         Ok(f) => {
             use std::io::Read;

@@ -324,10 +324,10 @@ fn pinned_digests_like_a_lock_file() {
     assert!(TrustPolicy::new().pins_from_lock("greeter nothex").is_err());
 }
 
-/// Under a policy with a key and a pin, both digests come from the one pass that
-/// writes the sealed copy; a file that cannot change (not copied: immutable, where
-/// this environment can make one) is hashed through its descriptor instead, to the
-/// same verdicts: loads when signed and pinned, refused once one byte differs.
+/// Under a policy with a key and a pin, both digests come from one pass over the
+/// sealed copy; a file that cannot change (not copied: immutable, where this
+/// environment can make one) is hashed where it is instead, to the same verdicts:
+/// loads when signed and pinned, refused once one byte differs.
 #[test]
 fn signed_and_pinned_files_give_the_same_verdicts_copied_or_not() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
