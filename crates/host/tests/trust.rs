@@ -324,6 +324,62 @@ fn pinned_digests_like_a_lock_file() {
     assert!(TrustPolicy::new().pins_from_lock("greeter nothex").is_err());
 }
 
+/// Under a policy with a key and a pin, both digests come from one pass over the
+/// sealed copy; a file that cannot change (not copied: immutable, where this
+/// environment can make one) is hashed where it is instead, to the same verdicts:
+/// loads when signed and pinned, refused once one byte differs.
+#[test]
+fn signed_and_pinned_files_give_the_same_verdicts_copied_or_not() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let keys = keypair(dir.path(), "release");
+    let plugin = greeter_copy(dir.path(), "greeter.so");
+    sign(&keys, &plugin);
+    let digest = sha256_of(&plugin);
+    let policy = policy_with(&keys).pin("greeter", &digest).unwrap().strict_modes(false);
+    let loader = Loader::with_policy(policy);
+    let hex = |d: [u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+
+    let inspected = loader.inspect(&plugin).unwrap();
+    assert!(inspected.sealed_copy() && inspected.signed_by().is_some());
+    assert_eq!(inspected.sha256().map(hex), Some(digest.clone()));
+    let p = inspected.check::<dyn Greeter>().unwrap().load().unwrap();
+    assert_eq!(p.greet("Mundo").unwrap(), "Olá, Mundo 👋");
+
+    // The same bytes but one, same signature and pin: refused for the digest first.
+    let tampered = greeter_copy(dir.path(), "tampered.so");
+    std::fs::copy(format!("{}.minisig", plugin.display()), format!("{}.minisig", tampered.display())).unwrap();
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&tampered, bytes).unwrap();
+    let err = loader.load::<dyn Greeter>(&tampered).unwrap_err();
+    assert!(matches!(err, LoadError::DigestMismatch { .. }), "{err:?}");
+    let signed_only = Loader::with_policy(policy_with(&keys).strict_modes(false));
+    let err = signed_only.load::<dyn Greeter>(&tampered).unwrap_err();
+    assert!(matches!(err, LoadError::BadSignature { .. }), "{err:?}");
+
+    // Not copied: the file itself, hashed through its descriptor.
+    struct Mutable<'a>(&'a Path);
+    impl Drop for Mutable<'_> {
+        fn drop(&mut self) {
+            let _ = tomada_test_support::set_immutable(self.0, false);
+        }
+    }
+    for (file, good) in [(&plugin, true), (&tampered, false)] {
+        if let Err(e) = tomada_test_support::set_immutable(file, true) {
+            eprintln!("skipped the immutable half: {e} (needs root and a file system with the flag)");
+            return;
+        }
+        let _mutable = Mutable(file);
+        let result = signed_only.inspect(file);
+        match result {
+            Ok(inspected) if good => assert!(!inspected.sealed_copy() && inspected.signed_by().is_some()),
+            Err(LoadError::BadSignature { .. }) if !good => {}
+            other => panic!("{}: {:?}", file.display(), other.map(|i| i.sealed_copy())),
+        }
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn files_others_can_change_are_refused_under_a_policy() {
