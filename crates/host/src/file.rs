@@ -364,7 +364,7 @@ impl PluginFile {
         // A sealed copy is read where it lies, without copying it into a buffer,
         // its pages mapped in one call (`MAP_POPULATE`) rather than a fault each.
         #[cfg(target_os = "linux")]
-        if let Some(mapped) = self.sealed.then(|| Mapped::new(&self.file, self.len, true)).flatten() {
+        if let Some(mapped) = self.sealed.then(|| Mapped::new(&self.file, self.len)).flatten() {
             sink(mapped.bytes());
             return Ok(());
         }
@@ -420,12 +420,12 @@ pub(crate) struct Mapped {
 
 #[cfg(target_os = "linux")]
 impl Mapped {
-    /// Maps `len` bytes of `file`; `populate`: every page at once (for a reader of the
-    /// whole file), not on first touch (for one of a few pages).
-    fn new(file: &File, len: u64, populate: bool) -> Option<Mapped> {
+    /// Maps `len` bytes of `file`, every page at once (`MAP_POPULATE`: its one reader
+    /// reads the whole file).
+    fn new(file: &File, len: u64) -> Option<Mapped> {
         use std::os::fd::AsRawFd;
         let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
-        let flags = if populate { libc::MAP_SHARED | libc::MAP_POPULATE } else { libc::MAP_SHARED };
+        let flags = libc::MAP_SHARED | libc::MAP_POPULATE;
         // SAFETY: a new read-only shared mapping of `len` bytes of a descriptor we
         // hold; the kernel picks the address. Nothing else is touched.
         let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, flags, file.as_raw_fd(), 0) };
