@@ -307,8 +307,7 @@ fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
     let trust = SIGCGT.load(Ordering::Relaxed);
     let caught = if trust == DISTRUSTED { None } else { caught() };
     let only = caught.filter(|_| trust == TRUSTED);
-    // The signals whose action could be read (glibc refuses its own two, 32 and 33),
-    // and of those, the ones with a handler.
+    // The signals whose action could be read, and of those, the ones with a handler.
     let (mut asked, mut handlers) = (0u64, 0u64);
     for signal in 1..=libc::SIGRTMAX() {
         // (No bit past the 64 of `SigCgt`, where a target has more signals: such a
@@ -317,18 +316,12 @@ fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
         if bit != 0 && only.is_some_and(|only| only & bit == 0) {
             continue;
         }
-        // SAFETY: `sigaction` with a null new action only reads the current one into
-        // `old`, a zeroed `sigaction` (valid for every field).
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } != 0 {
-            continue;
-        }
+        let Some(handler) = handler_of(signal) else { continue };
         asked |= bit;
-        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+        if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
             handlers |= bit;
         }
-        if inside(old.sa_sigaction) {
+        if inside(handler) {
             found.push(Hazard::SignalHandler { signal });
         }
     }
@@ -337,6 +330,40 @@ fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
         let named = caught.map(|caught| caught & asked);
         SIGCGT.store(if named == Some(handlers) { TRUSTED } else { DISTRUSTED }, Ordering::Relaxed);
     }
+}
+
+/// The current handler of `signal` (`SIG_DFL`, `SIG_IGN` or a function's address), or
+/// `None` if it cannot be read. glibc's `sigaction` refuses the two signals it keeps for
+/// itself (32 and 33: thread cancellation and `setxid` across threads) with `EINVAL`,
+/// but a library can install a handler for them with the raw system call, and such a
+/// handler left behind is as much a hazard as any other: those two are read with the
+/// system call itself where the kernel's `struct sigaction` starts with the handler
+/// (x86-64, AArch64, RISC-V: the generic layout).
+#[cfg(target_os = "linux")]
+fn handler_of(signal: libc::c_int) -> Option<usize> {
+    // SAFETY: `sigaction` with a null new action only reads the current one into
+    // `old`, a zeroed `sigaction` (valid for every field).
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0 {
+        return Some(old.sa_sigaction);
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+    {
+        // The kernel's `struct sigaction` on these: handler, flags, (restorer,) a mask
+        // of 8 bytes — 32 bytes at most; the handler is its first word.
+        let mut kernel = [0u64; 4];
+        // SAFETY: `rt_sigaction` with a null new action writes the current one, at most
+        // 32 bytes for a mask of 8 (the size passed), into `kernel`, which is 32 bytes
+        // and outlives the call; it reads no other memory.
+        let read = unsafe {
+            libc::syscall(libc::SYS_rt_sigaction, signal, std::ptr::null::<u8>(), kernel.as_mut_ptr(), 8usize)
+        };
+        if read == 0 {
+            return usize::try_from(kernel[0]).ok();
+        }
+    }
+    None
 }
 
 /// The signals with a handler that is a function (neither the default action nor
@@ -623,6 +650,43 @@ mod tests {
         // SAFETY: as above.
         assert_eq!(unsafe { libc::sigaction(signal, &previous, std::ptr::null_mut()) }, 0);
         assert_eq!(found, vec![Hazard::SignalHandler { signal }]);
+    }
+
+    /// A handler for one of glibc's own signals (32, thread cancellation), installed
+    /// with the raw system call as a library could, is found (glibc's `sigaction`
+    /// cannot read it) — and the kernel's `SigCgt` names it too.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+    #[test]
+    fn a_handler_of_glibcs_own_signals_is_found() {
+        extern "C" fn handler(_: libc::c_int) {}
+        let signal = 32;
+        // SAFETY: reads into a zeroed `sigaction`; glibc refuses this signal.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_ne!(unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) }, 0, "glibc reads signal 32 now");
+        let at = handler as *const () as usize;
+        let mut saved = [0u64; 4];
+        let mut action = [0u64; 4];
+        action[0] = at as u64;
+        // SAFETY: `rt_sigaction` reads `action` (the kernel's `struct sigaction`: this
+        // handler, no flags, an empty mask) and writes the action it replaces into
+        // `saved`, both 32 bytes; signal 32 (glibc's cancellation) is sent by nothing in
+        // this test binary, which cancels no thread, and is restored below.
+        let set = unsafe { libc::syscall(libc::SYS_rt_sigaction, signal, action.as_ptr(), saved.as_mut_ptr(), 8usize) };
+        assert_eq!(set, 0);
+        let seen = handler_of(signal);
+        let cgt = caught();
+        let mut found = Vec::new();
+        signals(&|addr| addr == at, &mut found);
+        // SAFETY: puts back the action saved above, read from the kernel as it was.
+        let restored = unsafe {
+            libc::syscall(libc::SYS_rt_sigaction, signal, saved.as_ptr(), std::ptr::null_mut::<u64>(), 8usize)
+        };
+        assert_eq!(restored, 0);
+        assert_eq!(seen, Some(at));
+        assert_ne!(cgt.expect("`SigCgt`") & (1 << (signal - 1)), 0, "the kernel names it");
+        assert_eq!(found, vec![Hazard::SignalHandler { signal }]);
+        assert_eq!(handler_of(signal).map(|h| h == at), Some(false), "restored");
     }
 
     /// What `threads` relies on to skip a process of one thread: `/proc/self/task`'s
