@@ -70,6 +70,11 @@ thread_local! {
     static SERVING: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
 }
 
+/// The address of the endpoint whose request this thread serves (0: none).
+pub(crate) fn serving() -> usize {
+    SERVING.with(Cell::get).0
+}
+
 impl Endpoint {
     /// Runs `f` as the server of this endpoint's request `id` (see `SERVING`).
     fn serving<R>(&self, id: u64, f: impl FnOnce() -> R) -> R {
@@ -250,6 +255,14 @@ impl Endpoint {
             serving: std::sync::atomic::AtomicUsize::new(0),
             max,
         }
+    }
+
+    /// This endpoint, numbering its requests from `first` on: the lanes of one
+    /// channel number theirs apart, so the other side's tables by request id (the
+    /// calls it runs, for a cancel) never mix two of them up.
+    pub(crate) fn first_id(self, first: u64) -> Endpoint {
+        self.next_id.store(first, Ordering::Relaxed);
+        self
     }
 
     pub(crate) fn flight(&self) -> MutexGuard<'_, Flight> {

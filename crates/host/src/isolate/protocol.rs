@@ -39,8 +39,9 @@ use crate::{LaunchError, LoadError};
 /// the time left to its caller's deadline. 5: the load request carries the manifest
 /// the host inspected. 6: it carries the seccomp programs the host compiled, and
 /// whether the host may run on several CPUs. 7: a spare runner ([`SPARE_VAR`]) gets
-/// the plugin file over the socket after its hello.
-pub(crate) const PROTOCOL: u32 = 7;
+/// the plugin file over the socket after its hello. 8: lanes ([`LANES_VAR`],
+/// [`LANE_FD`]): more pairs of rings, each served by its own thread of the child.
+pub(crate) const PROTOCOL: u32 = 8;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).
@@ -56,6 +57,11 @@ pub(crate) const SOCKET_VAR: &str = "TOMADA_RUNNER_SOCKET_ONLY";
 /// the descriptor, `SCM_RIGHTS`), puts it at [`PLUGIN_FD`], then reads the load request.
 #[cfg(unix)]
 pub(crate) const SPARE_VAR: &str = "TOMADA_RUNNER_SPARE";
+/// The environment variable giving the runner the number of lanes (Linux, shared
+/// memory only): pairs of rings besides the main one, at [`LANE_FD`] on, each served
+/// by a thread of its own (see `runner::Lane`).
+#[cfg(target_os = "linux")]
+pub(crate) const LANES_VAR: &str = "TOMADA_RUNNER_LANES";
 /// The environment variable naming the nudge semaphore's handle (Windows).
 #[cfg(windows)]
 pub(crate) const NUDGE_VAR: &str = "TOMADA_RUNNER_NUDGE";
@@ -77,9 +83,19 @@ pub(crate) const NUDGE_FD: i32 = 5;
 pub(crate) const SHM_FD: i32 = 6;
 #[cfg(target_os = "linux")]
 pub(crate) const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
-/// The last descriptor the child inherits (the others close at exec).
+/// The last descriptor the child inherits without lanes (the others close at exec).
 #[cfg(target_os = "linux")]
 pub(crate) const LAST_FD: i32 = 10;
+/// The first descriptor of the lanes (Linux): lane `i`'s shared memory at
+/// `LANE_FD + LANE_FDS * i`, then its four bells, as [`SHM_FD`] and [`BELL_FDS`].
+#[cfg(target_os = "linux")]
+pub(crate) const LANE_FD: i32 = LAST_FD + 1;
+/// The descriptors of one lane.
+#[cfg(target_os = "linux")]
+pub(crate) const LANE_FDS: i32 = 5;
+/// The most lanes a host passes (and a runner takes).
+#[cfg(target_os = "linux")]
+pub(crate) const MAX_LANES: usize = 8;
 
 /// The payload of this process's hello: the protocol version, then its pid.
 pub(crate) fn hello() -> [u8; 8] {

@@ -193,6 +193,8 @@ impl Isolated {
             process: Some(process),
             remote: None,
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
+            lanes: Vec::new(),
+            watching: std::sync::atomic::AtomicBool::new(false),
             nudge,
             objects: Objects::new(),
             callbacks: Mutex::new(None),

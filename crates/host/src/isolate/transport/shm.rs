@@ -225,8 +225,16 @@ pub(crate) struct Shared {
     my_data: OwnedFd,
     /// Slept on for room in `tx`.
     my_room: OwnedFd,
-    /// The channel's socket: its end is the other side's.
-    socket: UnixStream,
+    /// The channel's socket: its end is the other side's. (Shared by the channel's
+    /// lanes, each a `Shared` of its own over its own memory: see `runner::Lane`.)
+    socket: std::sync::Arc<UnixStream>,
+    /// This is the host's end: it sleeps on the socket too. The child's sleeps on its
+    /// bell alone, and learns the host's end from the bell's (the host holds the only
+    /// write end, see [`Bells`]): a thread of the child that sleeps in `poll` on the
+    /// socket holds it open, so a plugin that closes its descriptor of the socket
+    /// while a thread of its process sleeps (an idle lane's, the main one's while a
+    /// lane serves) would not end the host's side of it.
+    host: bool,
     /// How long a write may wait for room (`None`: as long as the other side lives).
     write_timeout: Option<Duration>,
     /// How long the last `recv` that found nothing at first waited for the writer (ns).
@@ -274,9 +282,10 @@ impl Shared {
         memfd: OwnedFd,
         bells: Bells,
         host: bool,
-        socket: UnixStream,
+        socket: impl Into<std::sync::Arc<UnixStream>>,
         write_timeout: Option<Duration>,
     ) -> io::Result<Shared> {
+        let socket = socket.into();
         let mapping = Mapping::new(&memfd)?;
         let (mine, theirs) = if host { (0, 1) } else { (1, 0) };
         let (tx, rx) = (Ring::new(&mapping, mine), Ring::new(&mapping, theirs));
@@ -300,6 +309,7 @@ impl Shared {
             my_data,
             my_room,
             socket,
+            host,
             write_timeout,
             waited: AtomicU64::new(0),
             rang: std::sync::atomic::AtomicBool::new(false),
@@ -404,7 +414,7 @@ impl Shared {
                 self.empty_room.store(0, Ordering::Relaxed);
                 return Ok(());
             }
-            let woken = sleep(&self.my_room, self.socket.as_raw_fd(), deadline);
+            let woken = sleep(&self.my_room, self.watched(), deadline);
             control.writer_waiting.0.store(0, Ordering::Relaxed);
             // (Room found is checked at the top of the loop, which resets the count.)
             let woken = woken.and_then(|()| if has_room() { Ok(()) } else { woken_for_nothing(&self.empty_room) });
@@ -519,7 +529,7 @@ impl Shared {
             self.empty_data.store(0, Ordering::Relaxed);
             return Ok(());
         }
-        let woken = sleep(&self.my_data, self.socket.as_raw_fd(), deadline);
+        let woken = sleep(&self.my_data, self.watched(), deadline);
         control.reader_sleeping.0.store(0, Ordering::Relaxed);
         // A writer that still saw this side asleep after publishing its bytes counts
         // on this side to see them, whatever it reads next (the host's nudges do: see
@@ -535,6 +545,12 @@ impl Shared {
 }
 
 impl Shared {
+    /// The socket to sleep on besides a bell (the host's; -1, which `poll` skips: the
+    /// child's, see `host`).
+    fn watched(&self) -> RawFd {
+        if self.host { self.socket.as_raw_fd() } else { -1 }
+    }
+
     /// The channel's socket (for the handshake, before the rings carry the frames).
     pub(crate) fn socket(&self) -> &UnixStream {
         &self.socket
@@ -640,10 +656,15 @@ fn sleep(bell: &OwnedFd, socket: RawFd, deadline: Option<Instant>) -> Result<(),
             // Every ring there (a whole pipe's worth at most): rings left over from a
             // burst then cost one wake-up for nothing, not one per `DRAIN` bytes.
             let mut rings = [0u8; DRAIN];
-            for _ in 0..PIPE_SIZE / DRAIN {
+            for first in (0..PIPE_SIZE / DRAIN).map(|i| i == 0) {
                 // SAFETY: reading up to `DRAIN` bytes into a local from our non-blocking
                 // end of the pipe (which nobody else reads).
                 let n = unsafe { libc::read(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN) };
+                // Nothing, and no writer left: the other side ended (its process holds
+                // the only write end).
+                if first && n == 0 {
+                    return Err(ReadError::Eof);
+                }
                 if n < DRAIN as isize {
                     break;
                 }
