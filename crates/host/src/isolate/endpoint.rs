@@ -222,6 +222,9 @@ pub(crate) struct Endpoint {
     /// Requests of the other side being served on this side now: while there are,
     /// readers do not spin (the CPUs are better left to them).
     serving: std::sync::atomic::AtomicUsize,
+    /// For a lane: whether its channel's other lanes are quiet (see
+    /// [`Endpoint::crowd`]); while they are not, its reader does not spin either.
+    crowd: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     max: usize,
 }
 
@@ -253,6 +256,7 @@ impl Endpoint {
             flight: Mutex::default(),
             waiter,
             serving: std::sync::atomic::AtomicUsize::new(0),
+            crowd: None,
             max,
         }
     }
@@ -260,6 +264,17 @@ impl Endpoint {
     /// This endpoint, numbering its requests from `first` on: the lanes of one
     /// channel number theirs apart, so the other side's tables by request id (the
     /// calls it runs, for a cancel) never mix two of them up.
+    /// This endpoint, a lane among others: its reader spins for a frame only while
+    /// `quiet` says the others are (no call on them). Lanes are for calls from several
+    /// threads at once, as many as there are lanes, which may be more than the CPUs:
+    /// a reader that spins then takes the CPU from the very thread that would answer.
+    #[cfg_attr(not(unix), allow(dead_code))] // (no lanes on Windows)
+    pub(crate) fn crowd(mut self, quiet: impl Fn() -> bool + Send + Sync + 'static) -> Endpoint {
+        self.crowd = Some(Box::new(quiet));
+        self
+    }
+
+    #[cfg_attr(not(unix), allow(dead_code))] // (no lanes on Windows)
     pub(crate) fn first_id(self, first: u64) -> Endpoint {
         self.next_id.store(first, Ordering::Relaxed);
         self
@@ -595,7 +610,9 @@ impl Endpoint {
                 // (Not counting the request this thread itself is serving, if any: a
                 // callback's answer comes as fast as a call's.)
                 let own = usize::from(self.parent() != 0);
-                flight.waiting.len() <= 1 && self.serving.load(Ordering::Relaxed) <= own
+                flight.waiting.len() <= 1
+                    && self.serving.load(Ordering::Relaxed) <= own
+                    && self.crowd.as_ref().is_none_or(|quiet| quiet())
             };
             let strip = |h: &Header| self.strips(h);
             let (header, strip) =

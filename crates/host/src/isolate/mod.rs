@@ -129,8 +129,10 @@ struct Connection {
     /// blocking call at a time.
     lanes: Vec<Lane>,
     /// Calls went through lanes: a thread reads the main rings for good (see
-    /// [`Isolated::read_main`]), as no call may be waiting there to read them.
+    /// [`Isolated::watch_main`]), as no call may be waiting there to read them.
     watching: AtomicBool,
+    /// How many lanes are taken (see [`Endpoint::crowd`]).
+    crowd: Arc<std::sync::atomic::AtomicUsize>,
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
     #[cfg(unix)]
@@ -166,11 +168,13 @@ struct Lane {
     busy: AtomicBool,
 }
 
-/// Lets go of a lane when the call that took it ends.
-struct LaneHold<'a>(&'a AtomicBool);
+/// Lets go of a lane (its flag, and its count among the busy) when the call that
+/// took it ends.
+struct LaneHold<'a>(&'a AtomicBool, &'a std::sync::atomic::AtomicUsize);
 
 impl Drop for LaneHold<'_> {
     fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::Relaxed);
         self.0.store(false, Ordering::Release);
     }
 }
@@ -436,12 +440,18 @@ impl Isolated {
                 return Err(fail(e));
             }
         };
+        let crowd = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let lanes = lanes
             .into_iter()
             .enumerate()
             .map(|(i, link)| Lane {
                 endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame)
-                    .first_id((i as u64 + 1) << 48),
+                    .first_id((i as u64 + 1) << 48)
+                    .crowd({
+                        let crowd = Arc::clone(&crowd);
+                        // (This lane's own call counted.)
+                        move || crowd.load(Ordering::Relaxed) <= 1
+                    }),
                 busy: AtomicBool::new(false),
             })
             .collect();
@@ -450,6 +460,7 @@ impl Isolated {
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             lanes,
             watching: AtomicBool::new(false),
+            crowd,
             nudge,
             _readers: readers,
             objects: Objects::new(),
@@ -561,6 +572,7 @@ impl Isolated {
             ),
             lanes: Vec::new(),
             watching: AtomicBool::new(false),
+            crowd: Arc::default(),
             nudge,
             _readers: vec![reader],
             objects: Objects::new(),
@@ -711,7 +723,10 @@ fn lane_for(connection: &Connection) -> Option<(usize, Option<LaneHold<'_>>)> {
     }
     connection.lanes.iter().enumerate().find_map(|(i, lane)| {
         let free = !lane.busy.load(Ordering::Relaxed) && !lane.busy.swap(true, Ordering::Acquire);
-        free.then(|| (i, Some(LaneHold(&lane.busy))))
+        free.then(|| {
+            connection.crowd.fetch_add(1, Ordering::Relaxed);
+            (i, Some(LaneHold(&lane.busy, &connection.crowd)))
+        })
     })
 }
 

@@ -12,7 +12,7 @@ use std::os::fd::{FromRawFd, RawFd};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -313,9 +313,11 @@ fn serve_on<S: Transport>(
     // Each lane's thread (see `Lane`). A lane nobody serves would hang the calls that
     // take it: a process that cannot start one ends, saying why.
     let waiter = || Waiter::new(if socket_only { Duration::ZERO } else { SPIN });
+    // When each lane last began or ended a call (see `Lane::quiet`).
+    let served: &'static [AtomicU64] = Box::leak((0..lanes.len()).map(|_| AtomicU64::new(0)).collect());
     for (i, link) in lanes.into_iter().enumerate() {
-        let lane: &'static Lane =
-            Box::leak(Box::new(Lane { server, endpoint: Endpoint::new(link, false, waiter(), max) }));
+        let endpoint = Endpoint::new(link, false, waiter(), max).crowd(move || Lane::quiet(served, i));
+        let lane: &'static Lane = Box::leak(Box::new(Lane { server, endpoint, served: &served[i] }));
         if let Err(e) = std::thread::Builder::new().name(format!("tomada-lane-{i}")).spawn(move || lane.serve_loop()) {
             eprintln!("tomada runner: cannot start the thread of lane {i} (`Isolation::lanes(0)` runs without): {e}");
             return 1;
@@ -952,7 +954,14 @@ thread_local! {
 struct Lane {
     server: &'static Server,
     endpoint: Endpoint,
+    /// When this lane last began or ended serving a call (see [`Lane::quiet`]).
+    served: &'static AtomicU64,
 }
+
+/// How long after its last call a lane counts as busy still, for the others' spinning
+/// (see [`Lane::quiet`]): about the time between two calls of a thread that calls
+/// again and again.
+const BUSY_FOR: Duration = Duration::from_micros(500);
 
 impl Server {
     /// The endpoint this thread's requests go through: its lane's, or the main one.
@@ -978,7 +987,11 @@ impl Lane {
                 }
             };
             match incoming {
-                Incoming::Request(request) => self.endpoint.serve(request, self),
+                Incoming::Request(request) => {
+                    self.served.store(now_us(), Ordering::Relaxed);
+                    self.endpoint.serve(request, self);
+                    self.served.store(now_us(), Ordering::Relaxed);
+                }
                 other => self.incoming(other),
             }
         }
@@ -1000,6 +1013,26 @@ impl Lane {
             Err(WaitError::Ended(e)) => (Status::MALFORMED, e.to_string().into_bytes()),
         }
     }
+}
+
+impl Lane {
+    /// Whether the lanes but lane `me` are quiet: none began or ended a call within
+    /// [`BUSY_FOR`]. The child cannot see how many of the host's threads are calling
+    /// (the host's lanes know, see `Endpoint::crowd`); a lane used a moment ago is one
+    /// whose caller is about to call again. While they are not, lane `me`'s thread does
+    /// not spin for its next call.
+    fn quiet(served: &[AtomicU64], me: usize) -> bool {
+        let now = now_us();
+        let busy = BUSY_FOR.as_micros() as u64;
+        served.iter().enumerate().all(|(i, at)| i == me || now.saturating_sub(at.load(Ordering::Relaxed)) > busy)
+    }
+}
+
+/// Microseconds since this process first asked (a monotonic clock; on Linux a vDSO
+/// read, no system call).
+fn now_us() -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
 }
 
 impl Handler for Lane {

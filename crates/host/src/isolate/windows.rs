@@ -195,6 +195,7 @@ impl Isolated {
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             lanes: Vec::new(),
             watching: std::sync::atomic::AtomicBool::new(false),
+            crowd: std::sync::Arc::default(),
             nudge,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
