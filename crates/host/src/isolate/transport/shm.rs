@@ -7,9 +7,10 @@
 //! those calls were most of an isolated call. Through the rings a frame is a copy in
 //! and a copy out, and a spinning reader reads one word of memory. A side that sleeps
 //! says so in the ring (`reader_sleeping`, `writer_waiting`) and is woken through a
-//! pipe (its *bell*, see [`Bells`]); it sleeps in `poll` on its bell *and* the socket, which
-//! stays open for the handshake and for one more job: its end is how either side
-//! learns the other died, at once, as before.
+//! pipe (its *bell*, see [`Bells`]); the host sleeps in `poll` on its bell *and* the
+//! socket, which stays open for the handshake and for one more job: its end is how the
+//! host learns the child died, at once, as before. The child sleeps on its bell alone
+//! and learns the host's end from it (see `Shared::host`).
 //!
 //! The other side is not trusted (it is the plugin's process, or the host): each side
 //! keeps its own position (`head` of what it reads, `tail` of what it writes) and only
@@ -742,6 +743,22 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(child);
         assert!(sleeper.join().unwrap(), "the end of the socket ends the wait");
+    }
+
+    /// The child's side sleeps on its bell alone (not on the socket, which a sleeping
+    /// thread would hold open) and learns the host's end from the bell: the host holds
+    /// its only write end.
+    #[test]
+    fn the_childs_side_learns_the_hosts_end_from_its_bell() {
+        let (host, child) = pair();
+        assert_eq!(child.watched(), -1, "the child does not sleep on the socket");
+        let sleeper = std::thread::spawn(move || {
+            let mut byte = 0u8;
+            matches!(child.recv(&raw mut byte, 1, Duration::ZERO, None), Err(ReadError::Eof))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        drop(host);
+        assert!(sleeper.join().unwrap(), "the end of the host's bell ends the wait");
     }
 
     #[test]
