@@ -286,9 +286,9 @@ fn the_plugin_process_inherits_only_its_channel_and_stdio() {
     // 0-2, the channel (3), the plugin file the host inspected (4: the library is
     // loaded as /proc/self/fd/4), the nudge eventfd for concurrent calls (5), the
     // channel's shared memory (6) and its four bells (7-10), each lane's shared memory
-    // and bells (11-15, 16-20), and the descriptor `read_dir` itself holds.
-    assert_eq!(&fds[..21], &(0..=20).collect::<Vec<u8>>(), "{fds:?}");
-    assert_eq!(fds.len(), 22, "{fds:?}");
+    // and bell (11-12, 13-14), and the descriptor `read_dir` itself holds.
+    assert_eq!(&fds[..15], &(0..=14).collect::<Vec<u8>>(), "{fds:?}");
+    assert_eq!(fds.len(), 16, "{fds:?}");
     let without = faulty(isolation().lanes(0)).open_fds().unwrap();
     assert_eq!(without, (0..=11).collect::<Vec<u8>>(), "no lanes: {without:?}");
 }
@@ -870,7 +870,7 @@ mod spare {
     #[test]
     fn the_next_start_takes_the_spare_and_a_new_one_is_started() {
         let test = "taken";
-        // (One lane: 5 descriptors more, at 11-15.)
+        // (One lane: 2 descriptors more, at 11-12.)
         let a = faulty(spared(test).lanes(1));
         let spare = wait_spare(test, &[pid(&a)]);
         // Idle, it holds nothing of any plugin: its channel and stdio only (at 4, the
@@ -884,7 +884,7 @@ mod spare {
             fds.sort();
             fds
         };
-        assert_eq!(fds(spare), (0..=15).collect::<Vec<u32>>());
+        assert_eq!(fds(spare), (0..=12).collect::<Vec<u32>>());
         assert_eq!(std::fs::read_link(format!("/proc/{spare}/fd/4")).unwrap(), Path::new("/dev/null"));
         let maps = std::fs::read_to_string(format!("/proc/{spare}/maps")).unwrap();
         assert!(!maps.contains("faulty"), "{maps}");
@@ -894,8 +894,8 @@ mod spare {
         // The same descriptors as a runner started for it (the plugin file came over
         // the socket and sits at 4).
         let fds = b.open_fds().unwrap();
-        assert_eq!(&fds[..16], &(0..=15).collect::<Vec<u8>>(), "{fds:?}");
-        assert_eq!(fds.len(), 17, "{fds:?}");
+        assert_eq!(&fds[..13], &(0..=12).collect::<Vec<u8>>(), "{fds:?}");
+        assert_eq!(fds.len(), 14, "{fds:?}");
         // A new spare, which a restart after a crash takes.
         let next = wait_spare(test, &[pid(&a), spare]);
         assert_ne!(next, spare);

@@ -333,8 +333,8 @@ fn thread_cpu() -> Duration {
 /// CPU bound below is generous (a second): only an unbounded flood reaches it.
 #[test]
 fn a_bell_flood_ends_the_plugin_and_costs_the_host_little() {
-    // The main rings' bell (no lanes), then a lane's (descriptor 12: lane 0's bell of
-    // the host's reader, where a call from one thread waits).
+    // The main rings' bell (no lanes), then a lane's (descriptor 12: lane 0's bell, a
+    // socketpair, where a call from one thread waits).
     bell_flood(isolation().lanes(0), "7");
     bell_flood(isolation().lanes(1), "12");
 }

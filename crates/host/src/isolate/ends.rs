@@ -30,9 +30,10 @@ pub(crate) struct Ends {
     /// stay on the socket).
     #[cfg(target_os = "linux")]
     shared: Option<(OwnedFd, shm::Bells)>,
-    /// The lanes' shared memories and host bells (see `Isolation::lanes`).
+    /// The lanes' shared memories and the host's ends of their bells (see
+    /// `Isolation::lanes`).
     #[cfg(target_os = "linux")]
-    lanes: Vec<(OwnedFd, shm::Bells)>,
+    lanes: Vec<(OwnedFd, OwnedFd)>,
 }
 
 /// What the child inherits: each descriptor with its number there, and the last number.
@@ -73,7 +74,6 @@ pub(crate) fn make(
     // The shared memory and its bells. (The child's ends of the bells are closed
     // here once duplicated, but for the read ends of those the host rings: see
     // `Connection::_readers`.)
-    // Each lane the same, at its own numbers.
     #[cfg(target_os = "linux")]
     let lanes = if socket_only { 0 } else { lanes.min(super::protocol::MAX_LANES) };
     #[cfg(target_os = "linux")]
@@ -88,11 +88,20 @@ pub(crate) fn make(
         Ok((memfd, bells))
     };
     #[cfg(target_os = "linux")]
-    const _: () = assert!(BELL_FDS[0] == SHM_FD + 1 && BELL_FDS[3] == SHM_FD + 4 && LANE_FDS == 5);
+    const _: () = assert!(BELL_FDS[0] == SHM_FD + 1 && BELL_FDS[3] == SHM_FD + 4 && LANE_FDS == 2);
     #[cfg(target_os = "linux")]
     let shared = if socket_only { None } else { Some(rings(SHM_FD)?) };
+    // Each lane: its memory, then the child's end of its bell (a socketpair).
     #[cfg(target_os = "linux")]
-    let lanes = (0..lanes).map(|i| rings(LANE_FD + LANE_FDS * i as RawFd)).collect::<Result<Vec<_>, LaunchError>>()?;
+    let lanes = (0..lanes)
+        .map(|i| {
+            let (memfd, bell, child_bell) = shm::create_lane().map_err(setup(Step::SharedMemory))?;
+            let first = LANE_FD + LANE_FDS * i as RawFd;
+            pass.push((launch::above(memfd.as_fd())?, first));
+            pass.push((launch::above(child_bell.as_fd())?, first + 1));
+            Ok((memfd, bell))
+        })
+        .collect::<Result<Vec<_>, LaunchError>>()?;
     #[cfg(target_os = "linux")]
     let last_fd = if socket_only { NUDGE_FD } else { LAST_FD + LANE_FDS * lanes.len() as RawFd };
     #[cfg(not(target_os = "linux"))]
@@ -142,13 +151,17 @@ impl Ends {
             None => (Link::Socket(self.socket), Vec::new()),
             Some((memfd, bells)) => {
                 let socket = std::sync::Arc::new(self.socket);
-                let map = |(memfd, bells): (OwnedFd, shm::Bells)| {
-                    shm::Shared::new(memfd, bells, true, std::sync::Arc::clone(&socket), Some(deadline))
-                        .map(Link::Rings)
-                        .map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })
+                let mapped = |shared: std::io::Result<shm::Shared>| {
+                    shared.map(Link::Rings).map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })
                 };
-                let lanes = self.lanes.into_iter().map(map).collect::<Result<Vec<_>, _>>()?;
-                (map((memfd, bells))?, lanes)
+                let lanes = self
+                    .lanes
+                    .into_iter()
+                    .map(|(memfd, bell)| {
+                        mapped(shm::Shared::lane(memfd, bell, true, std::sync::Arc::clone(&socket), Some(deadline)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (mapped(shm::Shared::new(memfd, bells, true, socket, Some(deadline)))?, lanes)
             }
         };
         #[cfg(not(target_os = "linux"))]

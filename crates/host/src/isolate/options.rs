@@ -247,7 +247,7 @@ impl Isolation {
     /// thread's callback travel the main rings, as without lanes. `0`: none. By default
     /// twice the CPUs this process may use, at most 4; at most 8. Each lane is about
     /// 1 MiB of shared memory (touched as used), a sleeping thread in the child, and
-    /// five descriptors there (under [`open_files`](Self::open_files), lanes take at
+    /// two descriptors there (under [`open_files`](Self::open_files), lanes take at
     /// most half of the limit: fewer lanes, or none).
     ///
     /// Linux, over shared memory only; elsewhere (and for a remote plugin) accepted and

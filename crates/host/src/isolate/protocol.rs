@@ -87,12 +87,13 @@ pub(crate) const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
 #[cfg(target_os = "linux")]
 pub(crate) const LAST_FD: i32 = 10;
 /// The first descriptor of the lanes (Linux): lane `i`'s shared memory at
-/// `LANE_FD + LANE_FDS * i`, then its four bells, as [`SHM_FD`] and [`BELL_FDS`].
+/// `LANE_FD + LANE_FDS * i`, then its bell (the child's end of a socketpair, see
+/// `shm::Wake::Socket`).
 #[cfg(target_os = "linux")]
 pub(crate) const LANE_FD: i32 = LAST_FD + 1;
 /// The descriptors of one lane.
 #[cfg(target_os = "linux")]
-pub(crate) const LANE_FDS: i32 = 5;
+pub(crate) const LANE_FDS: i32 = 2;
 /// The most lanes a host passes (and a runner takes).
 #[cfg(target_os = "linux")]
 pub(crate) const MAX_LANES: usize = 8;

@@ -146,21 +146,19 @@ fn serve(fd: RawFd) -> i32 {
         None => (Link::Socket(stream), Vec::new()),
         Some(Ok((memfd, bells, lanes))) => {
             let socket = std::sync::Arc::new(stream);
-            let map = |(memfd, bells)| match super::transport::shm::Shared::new(
-                memfd,
-                bells,
-                false,
-                std::sync::Arc::clone(&socket),
-                None,
-            ) {
+            use super::transport::shm::Shared;
+            let mapped = |shared: std::io::Result<Shared>| match shared {
                 Ok(shared) => Link::Rings(shared),
                 Err(e) => {
                     eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
                     std::process::exit(1);
                 }
             };
-            let lanes = lanes.into_iter().map(map).collect();
-            (map((memfd, bells)), lanes)
+            let lanes = lanes
+                .into_iter()
+                .map(|(memfd, bell)| mapped(Shared::lane(memfd, bell, false, std::sync::Arc::clone(&socket), None)))
+                .collect();
+            (mapped(Shared::new(memfd, bells, false, socket, None)), lanes)
         }
         Some(Err(why)) => {
             eprintln!("tomada runner: {why}");
@@ -459,8 +457,12 @@ fn take_shared() -> Result<SharedEnds, LaunchError> {
         assert!(protocol::BELL_FDS[0] == protocol::SHM_FD + 1 && protocol::BELL_FDS[3] == protocol::SHM_FD + 4);
     let (memfd, bells) = rings(protocol::SHM_FD)?;
     let lanes: usize = std::env::var(protocol::LANES_VAR).ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    // Each lane's memory, then its bell (see `shm::Wake::Socket`).
     let lanes = (0..lanes.min(protocol::MAX_LANES))
-        .map(|i| rings(protocol::LANE_FD + protocol::LANE_FDS * i as RawFd))
+        .map(|i| {
+            let first = protocol::LANE_FD + protocol::LANE_FDS * i as RawFd;
+            Ok((take(first)?, take(first + 1)?))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((memfd, bells, lanes))
 }
@@ -468,7 +470,7 @@ fn take_shared() -> Result<SharedEnds, LaunchError> {
 /// The shared memories and bells the host passed: the main rings', then each lane's.
 #[cfg(target_os = "linux")]
 type SharedEnds =
-    (std::os::fd::OwnedFd, super::transport::shm::Bells, Vec<(std::os::fd::OwnedFd, super::transport::shm::Bells)>);
+    (std::os::fd::OwnedFd, super::transport::shm::Bells, Vec<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>);
 
 /// The server, for the functions the plugin calls back through (`PEER`, `log_record`).
 static SERVER: OnceLock<&'static Server> = OnceLock::new();
