@@ -414,6 +414,12 @@ impl Endpoint {
         }
     }
 
+    /// Whether a thread waits here for a blocking call of its own (it reads for itself,
+    /// and for the others, while it does).
+    pub(crate) fn awaits_blocking(&self) -> bool {
+        self.flight().waiting.values().any(|s| s.thread.is_some())
+    }
+
     /// Whether an async call is in flight, or a cancelled one's answer is still to
     /// come: someone must read for them.
     pub(crate) fn awaits_async(&self) -> bool {

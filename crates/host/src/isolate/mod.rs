@@ -133,6 +133,9 @@ struct Connection {
     watching: AtomicBool,
     /// How many lanes are taken (see [`Endpoint::crowd`]).
     crowd: Arc<std::sync::atomic::AtomicUsize>,
+    /// The thread that reads the main rings for good once lanes were used (see
+    /// [`Isolated::watch_main`]), to wake when it may read again.
+    watcher: Mutex<Option<std::thread::Thread>>,
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
     #[cfg(unix)]
@@ -166,6 +169,22 @@ struct Lane {
     endpoint: Endpoint,
     /// Taken by a call (and the calls it makes within the plugin's callbacks).
     busy: AtomicBool,
+}
+
+/// For a blocking call on the main rings of a connection whose main rings a thread
+/// watches (see [`Isolated::watch_main`]): when it ends, and no other blocking call
+/// waits there, wakes that thread to read them again.
+struct MainHold<'a>(&'a Connection);
+
+impl Drop for MainHold<'_> {
+    fn drop(&mut self) {
+        if self.0.watching.load(Ordering::SeqCst)
+            && !self.0.endpoint.awaits_blocking()
+            && let Some(watcher) = Endpoint::lock(&self.0.watcher).as_ref()
+        {
+            watcher.unpark();
+        }
+    }
 }
 
 /// Lets go of a lane (its flag, and its count among the busy) when the call that
@@ -455,12 +474,13 @@ impl Isolated {
                 busy: AtomicBool::new(false),
             })
             .collect();
-        let connection = Connection {
+        let mut connection = Connection {
             process: Some(process),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             lanes,
             watching: AtomicBool::new(false),
             crowd,
+            watcher: Mutex::new(None),
             nudge,
             _readers: readers,
             objects: Objects::new(),
@@ -476,7 +496,9 @@ impl Isolated {
         // call's deadline (set once here, not per call: it is a system call).
         let _ = socket.set_write_timeout(Some(self.options.deadline));
         match result {
-            Ok(()) => {
+            Ok(served) => {
+                // (A lane whose thread the child could not start is not used.)
+                connection.lanes.truncate(usize::from(served));
                 // The next start's runner, started now (in the background).
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 if let Some(spare) = &self.spare {
@@ -490,14 +512,15 @@ impl Isolated {
 
     /// The handshake on a new process's channel (see [`protocol`]), naming the plugin
     /// file as `plugin_fd` there (its hello read already if `greeted`: a spare
-    /// runner's); `Ok` once the child loaded the plugin the host inspected.
+    /// runner's); `Ok` once the child loaded the plugin the host inspected, with how
+    /// many of the lanes passed it serves.
     fn handshake(
         &self,
         channel: &(impl Transport + ?Sized),
         exe: &Path,
         greeted: bool,
         plugin_fd: i32,
-    ) -> Result<(), Refused> {
+    ) -> Result<u8, Refused> {
         let filters = sandbox::filters(self.options.sandbox.as_ref())
             .map_err(|why| Refused::Launch(LaunchError::Sandbox { source: std::io::Error::other(why) }))?;
         let request = LoadRequest {
@@ -517,7 +540,7 @@ impl Isolated {
         });
         steps::mark("host: ready read");
         match ready {
-            Ok(manifest) if manifest == self.manifest_bytes => Ok(()),
+            Ok((manifest, lanes)) if manifest == self.manifest_bytes => Ok(lanes),
             Ok(_) => Err(Refused::Launch(LaunchError::OtherManifest)),
             Err(refused) => Err(refused),
         }
@@ -573,6 +596,7 @@ impl Isolated {
             lanes: Vec::new(),
             watching: AtomicBool::new(false),
             crowd: Arc::default(),
+            watcher: Mutex::new(None),
             nudge,
             _readers: vec![reader],
             objects: Objects::new(),
@@ -883,6 +907,9 @@ impl Isolated {
         if lane.is_some() && !connection.watching.load(Ordering::Relaxed) {
             self.watch_main(connection);
         }
+        // (Declared before the registration: its drop comes after the call is out of
+        // flight, whichever way it returns.)
+        let _main = lane.is_none().then(|| MainHold(connection));
         let endpoint = lane.map_or(&connection.endpoint, |i| &connection.lanes[i].endpoint);
         let registered = if bytes { endpoint.register_bytes() } else { endpoint.register() };
         let Some((id, others)) = registered else {
@@ -1218,9 +1245,21 @@ impl Isolated {
         let name = format!("tomada-async-{}", self.name);
         let started = std::thread::Builder::new().name(name).spawn(move || {
             let connection = reader;
+            *Endpoint::lock(&connection.watcher) = Some(std::thread::current());
             let needed = |asyncs: bool| asyncs || connection.watching.load(Ordering::SeqCst);
             loop {
                 let asyncs = connection.endpoint.awaits_async();
+                // Blocking calls waiting on the main rings read for themselves (and for
+                // what else comes there): holding the reading, this thread would only
+                // hand their answers over. Woken when the last of them is answered
+                // (`MainHold`); the tick is a backstop.
+                if !asyncs && connection.watching.load(Ordering::SeqCst) && connection.endpoint.awaits_blocking() {
+                    std::thread::park_timeout(WATCH_TICK);
+                    if connection.endpoint.flight().ended.is_some() {
+                        return;
+                    }
+                    continue;
+                }
                 if !needed(asyncs) {
                     connection.async_reader.store(false, Ordering::SeqCst);
                     // A call registered meanwhile found the flag still set: take it up.

@@ -8,7 +8,7 @@
 //! host → child  (a spare runner only: one byte carrying the plugin file, SCM_RIGHTS)
 //! host → child  Load    LoadRequest (postcard)
 //! child → host  Log*    the constructor's log records
-//! child → host  Ready   the manifest bytes it read  |  Failed  a LoadError (error.rs's wire form)
+//! child → host  Ready   the manifest bytes it read (status: the lanes it serves)  |  Failed  a LoadError (error.rs's wire form)
 //! ```
 //!
 //! After `Ready` the frames (see [`super::frame`]) go through the channel's transport
@@ -236,7 +236,7 @@ pub(crate) fn host_handshake(
     startup: Duration,
     max: usize,
     mut log: impl FnMut(&[u8]),
-) -> Result<Vec<u8>, Refused> {
+) -> Result<(Vec<u8>, u8), Refused> {
     let deadline = Some(Instant::now() + startup);
     if !greeted {
         read_hello(channel, runner, deadline, max).map_err(Refused::Launch)?;
@@ -258,7 +258,7 @@ pub(crate) fn host_handshake(
         }
     };
     match ready.kind {
-        Kind::Ready => Ok(ready.payload),
+        Kind::Ready => Ok((ready.payload, ready.status)),
         Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
             Some(LoadError::Isolation { source, .. }) => Refused::Launch(source),
             Some(e) => Refused::Plugin(e),
@@ -406,8 +406,10 @@ pub(crate) fn read_load_request(channel: &(impl Transport + ?Sized), max: usize)
 
 /// The child's last word of the handshake once the plugin is loaded: the manifest
 /// bytes it read (the host compares them with its own).
-pub(crate) fn ready(channel: &(impl Transport + ?Sized), manifest: &[u8]) -> std::io::Result<()> {
-    frame::write(channel, Header { kind: Kind::Ready, status: 0, id: 0 }, &[manifest])
+/// With it, in the header's status, how many of the lanes the host passed it serves
+/// (the first `lanes`: a lane whose thread could not start is not used).
+pub(crate) fn ready(channel: &(impl Transport + ?Sized), manifest: &[u8], lanes: u8) -> std::io::Result<()> {
+    frame::write(channel, Header { kind: Kind::Ready, status: lanes, id: 0 }, &[manifest])
 }
 
 /// The child's last word of the handshake when it cannot load the plugin: why (the
@@ -473,7 +475,10 @@ mod tests {
 
     /// The handshake over an in-memory transport: the child's `child` plays its part
     /// (or not) while the host runs its own.
-    fn handshake(child: impl FnOnce(Memory) + Send) -> (Result<Vec<u8>, Refused>, Vec<Vec<u8>>) {
+    /// What the host's side of a handshake returns.
+    type Handshake = Result<(Vec<u8>, u8), Refused>;
+
+    fn handshake(child: impl FnOnce(Memory) + Send) -> (Handshake, Vec<Vec<u8>>) {
         let (host, theirs) = Memory::pair();
         let mut logs = Vec::new();
         let result = std::thread::scope(|s| {
@@ -492,9 +497,9 @@ mod tests {
             let request = read_load_request(&child, 1 << 20).unwrap();
             assert_eq!(request.path, PathBuf::from("/p.so"));
             frame::write(&child, Header { kind: Kind::Log, status: 0, id: 0 }, &[b"early"]).unwrap();
-            ready(&child, b"manifest").unwrap();
+            ready(&child, b"manifest", 3).unwrap();
         });
-        assert_eq!(result.unwrap(), b"manifest");
+        assert_eq!(result.unwrap(), (b"manifest".to_vec(), 3), "the manifest, and the lanes served");
         assert_eq!(logs, [b"early".to_vec()]);
     }
 

@@ -54,7 +54,7 @@ pub fn serve_if_runner() {
     let Some(fd) = std::env::var_os(FD_VAR) else { return };
     #[cfg(windows)]
     let code = match super::windows::runner_channel(&fd) {
-        Some(pipe) => serve_on(pipe, |pipe| (Link::Pipe(pipe), Vec::new()), || Ok(true)),
+        Some(pipe) => serve_on(pipe, 0, |pipe| (Link::Pipe(pipe), Vec::new()), || Ok(true)),
         None => {
             eprintln!(
                 "tomada runner: {FD_VAR} must name the host's pipes; this process was not started by a tomada host"
@@ -140,6 +140,13 @@ fn serve(fd: RawFd) -> i32 {
     let socket_only = std::env::var_os(SOCKET_VAR).is_some();
     #[cfg(target_os = "linux")]
     let shared = (!socket_only).then(take_shared);
+    #[cfg(target_os = "linux")]
+    let lane_count = match &shared {
+        Some(Ok((_, _, lanes))) => lanes.len(),
+        _ => 0,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let lane_count = 0;
     // Frames go through the shared memory once the handshake (on the socket) is done.
     #[cfg(target_os = "linux")]
     let link = move |stream| match shared {
@@ -176,7 +183,7 @@ fn serve(fd: RawFd) -> i32 {
     let before_load = move || if spare { protocol::receive_plugin_file(fd) } else { Ok(true) };
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let before_load = move || if spare { Err(LaunchError::MissingDescriptor { fd: PLUGIN_FD }) } else { Ok(true) };
-    serve_on(stream, link, before_load)
+    serve_on(stream, lane_count, link, before_load)
 }
 
 /// Serves the plugin over `stream` (the handshake, then the frames through the link
@@ -185,6 +192,7 @@ fn serve(fd: RawFd) -> i32 {
 /// needed no spare any more).
 fn serve_on<S: Transport>(
     stream: S,
+    lane_count: usize,
     link: impl FnOnce(S) -> (Link, Vec<Link>),
     before_load: impl FnOnce() -> Result<bool, LaunchError>,
 ) -> i32 {
@@ -277,7 +285,26 @@ fn serve_on<S: Transport>(
     for record in take_early_logs() {
         let _ = frame::write(&stream, Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
     }
-    if protocol::ready(&stream, &inspection.manifest_bytes).is_err() {
+    // Each lane's thread (see `Lane`), started before `Ready`, which says how many
+    // started: a lane nobody serves is not used (the host learns it there). Each waits
+    // for its lane, made once the rings are mapped.
+    let mut lane_threads = Vec::new();
+    for i in 0..lane_count {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<&'static Lane>(1);
+        let started = std::thread::Builder::new().name(format!("tomada-lane-{i}")).spawn(move || {
+            if let Ok(lane) = rx.recv() {
+                lane.serve_loop();
+            }
+        });
+        match started {
+            Ok(_) => lane_threads.push(tx),
+            Err(e) => {
+                eprintln!("tomada runner: {i} of {lane_count} lanes: cannot start another thread: {e}");
+                break;
+            }
+        }
+    }
+    if protocol::ready(&stream, &inspection.manifest_bytes, lane_threads.len() as u8).is_err() {
         return 1;
     }
     super::steps::mark("worker: ready sent");
@@ -308,18 +335,15 @@ fn serve_on<S: Transport>(
         return 1;
     }
     flush_early_logs(server);
-    // Each lane's thread (see `Lane`). A lane nobody serves would hang the calls that
-    // take it: a process that cannot start one ends, saying why.
+    // Each lane to its thread (the lanes past those, whose threads did not start, are
+    // never used).
     let waiter = || Waiter::new(if socket_only { Duration::ZERO } else { SPIN });
     // When each lane last began or ended a call (see `Lane::quiet`).
-    let served: &'static [AtomicU64] = Box::leak((0..lanes.len()).map(|_| AtomicU64::new(0)).collect());
-    for (i, link) in lanes.into_iter().enumerate() {
+    let served: &'static [AtomicU64] = Box::leak((0..lane_threads.len()).map(|_| AtomicU64::new(0)).collect());
+    for (i, (link, thread)) in lanes.into_iter().zip(lane_threads).enumerate() {
         let endpoint = Endpoint::new(link, false, waiter(), max).crowd(move || Lane::quiet(served, i));
         let lane: &'static Lane = Box::leak(Box::new(Lane { server, endpoint, served: &served[i] }));
-        if let Err(e) = std::thread::Builder::new().name(format!("tomada-lane-{i}")).spawn(move || lane.serve_loop()) {
-            eprintln!("tomada runner: cannot start the thread of lane {i} (`Isolation::lanes(0)` runs without): {e}");
-            return 1;
-        }
+        let _ = thread.send(lane);
     }
     // One pool thread waits for nudges from the start; each one that takes a nudge
     // while none is left waiting starts another.
