@@ -281,14 +281,16 @@ fn a_plugin_restarted_from_a_short_lived_thread_survives_that_thread() {
 
 #[test]
 fn the_plugin_process_inherits_only_its_channel_and_stdio() {
-    let p = faulty(isolation());
+    let p = faulty(isolation().lanes(2));
     let fds = p.open_fds().unwrap();
     // 0-2, the channel (3), the plugin file the host inspected (4: the library is
     // loaded as /proc/self/fd/4), the nudge eventfd for concurrent calls (5), the
-    // channel's shared memory (6) and its four bells (7-10), and the descriptor
-    // `read_dir` itself holds.
-    assert_eq!(&fds[..11], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "{fds:?}");
-    assert_eq!(fds.len(), 12, "{fds:?}");
+    // channel's shared memory (6) and its four bells (7-10), each lane's shared memory
+    // and bell (11-12, 13-14), and the descriptor `read_dir` itself holds.
+    assert_eq!(&fds[..15], &(0..=14).collect::<Vec<u8>>(), "{fds:?}");
+    assert_eq!(fds.len(), 16, "{fds:?}");
+    let without = faulty(isolation().lanes(0)).open_fds().unwrap();
+    assert_eq!(without, (0..=11).collect::<Vec<u8>>(), "no lanes: {without:?}");
 }
 
 /// A grandchild that left the plugin's process group (and holds its output pipes)
@@ -515,6 +517,100 @@ fn a_deadline_kill_fails_the_other_calls_in_flight_as_crashed() {
         }
     });
     assert_eq!(p.echo("restarted").unwrap(), "restarted");
+}
+
+// --- Lanes (`Isolation::lanes`): blocking calls from several threads, each on rings
+// of its own when one is free, else through the main rings. (The tests above run
+// with the default lanes too: a call from one thread takes lane 0.)
+
+/// Eight threads calling at once through four lanes, then through one: every answer
+/// is its own caller's, whichever rings carried it, and the process stays the same.
+#[test]
+fn many_threads_each_get_their_own_answers_through_lanes_and_the_main_rings() {
+    for lanes in [4, 1] {
+        let p = faulty(isolation().lanes(lanes));
+        let pid = p.process_id();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let text = format!("{lanes} lanes, thread {t}, call {i}");
+                        assert_eq!(p.echo(&text).unwrap(), text);
+                    }
+                });
+            }
+        });
+        assert_eq!(p.process_id(), pid, "no call cost the process");
+    }
+}
+
+/// With its only lane taken (a call sleeping in the plugin), calls from other threads
+/// go through the main rings, and are answered meanwhile; a crash from the main rings
+/// then fails the call on the lane too, and the next calls take a new process's lane.
+#[test]
+fn calls_that_find_no_free_lane_go_through_the_main_rings() {
+    let p = faulty(isolation().lanes(1).deadline(HANG_GUARD));
+    let pid = p.process_id().unwrap();
+    std::thread::scope(|s| {
+        let on_lane = s.spawn(|| p.sleep_ms(600_000));
+        wait_sleeping(&p, 1);
+        for i in 0..20 {
+            let text = format!("beside the lane {i}");
+            assert_eq!(p.echo(&text).unwrap(), text);
+        }
+        let err = p.abort().unwrap_err();
+        assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "{err:?}");
+        let err = on_lane.join().unwrap().unwrap_err();
+        assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "the call on the lane: {err:?}");
+    });
+    wait_dead(pid);
+    assert_eq!(p.echo("restarted").unwrap(), "restarted");
+}
+
+/// A crash while four threads are in calls, on lanes (three sleeping, the fourth
+/// aborts; then with two lanes, so that one sleeper is on the main rings): every call
+/// gets the crash, none hangs (the deadline is only a hang guard).
+#[test]
+fn a_crash_fails_the_calls_on_every_lane() {
+    for lanes in [4, 2] {
+        let p = faulty(isolation().lanes(lanes).deadline(HANG_GUARD));
+        let pid = p.process_id().unwrap();
+        std::thread::scope(|s| {
+            let sleepers: Vec<_> = (0..3).map(|_| s.spawn(|| p.sleep_ms(600_000))).collect();
+            wait_sleeping(&p, 3);
+            let err = p.abort().unwrap_err();
+            assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "{err:?}");
+            for sleeper in sleepers {
+                let err = sleeper.join().unwrap().unwrap_err();
+                assert!(
+                    matches!(&err, CallError::Crashed { signal: Some(6), detail, .. } if detail.contains("SIGABRT")),
+                    "{lanes} lanes: {err:?}"
+                );
+            }
+        });
+        wait_dead(pid);
+        assert_eq!(p.echo("restarted").unwrap(), "restarted");
+    }
+}
+
+/// A panic in a call on a lane, while calls on the other lanes sleep: an error for
+/// that call alone; the others are answered, and the process lives on.
+#[test]
+fn a_panic_on_a_lane_is_that_calls_error_alone() {
+    let p = faulty(isolation().lanes(4).deadline(HANG_GUARD));
+    let pid = p.process_id().unwrap();
+    std::thread::scope(|s| {
+        let sleepers: Vec<_> = (0..2).map(|_| s.spawn(|| p.sleep_ms(300))).collect();
+        wait_sleeping(&p, 2);
+        let err = p.panic("on a lane").unwrap_err();
+        assert!(matches!(&err, CallError::Panicked { message } if message.starts_with("on a lane (at ")), "{err:?}");
+        for sleeper in sleepers {
+            assert!(sleeper.join().unwrap().is_ok());
+        }
+    });
+    assert_eq!(p.process_id(), Some(pid), "a caught panic does not cost the process");
+    assert_eq!(p.echo("after").unwrap(), "after");
 }
 
 #[test]
@@ -774,7 +870,8 @@ mod spare {
     #[test]
     fn the_next_start_takes_the_spare_and_a_new_one_is_started() {
         let test = "taken";
-        let a = faulty(spared(test));
+        // (One lane: 2 descriptors more, at 11-12.)
+        let a = faulty(spared(test).lanes(1));
         let spare = wait_spare(test, &[pid(&a)]);
         // Idle, it holds nothing of any plugin: its channel and stdio only (at 4, the
         // plugin file's number, `/dev/null` until the file comes), and no library
@@ -787,18 +884,18 @@ mod spare {
             fds.sort();
             fds
         };
-        assert_eq!(fds(spare), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(fds(spare), (0..=12).collect::<Vec<u32>>());
         assert_eq!(std::fs::read_link(format!("/proc/{spare}/fd/4")).unwrap(), Path::new("/dev/null"));
         let maps = std::fs::read_to_string(format!("/proc/{spare}/maps")).unwrap();
         assert!(!maps.contains("faulty"), "{maps}");
-        let b = faulty(spared(test));
+        let b = faulty(spared(test).lanes(1));
         assert_eq!(pid(&b), spare, "the second plugin runs in the spare");
         assert_eq!(b.echo("from the spare").unwrap(), "from the spare");
         // The same descriptors as a runner started for it (the plugin file came over
         // the socket and sits at 4).
         let fds = b.open_fds().unwrap();
-        assert_eq!(&fds[..11], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "{fds:?}");
-        assert_eq!(fds.len(), 12, "{fds:?}");
+        assert_eq!(&fds[..13], &(0..=12).collect::<Vec<u8>>(), "{fds:?}");
+        assert_eq!(fds.len(), 14, "{fds:?}");
         // A new spare, which a restart after a crash takes.
         let next = wait_spare(test, &[pid(&a), spare]);
         assert_ne!(next, spare);

@@ -252,7 +252,8 @@ fn concurrent_calls_and_drop_return(plugin: Plugin<dyn Attacker>) {
 /// process is ended): every call and the drop return.
 #[test]
 fn a_plugin_filling_the_nudge_blocks_no_concurrent_call() {
-    let plugin = attacker(isolation().deadline(Duration::from_secs(3)));
+    // (No lanes: the concurrent calls go through the main rings and the nudge.)
+    let plugin = attacker(isolation().deadline(Duration::from_secs(3)).lanes(0));
     let filled = plugin.attack("fill-nudge", "").unwrap();
     assert!(filled.as_ref().is_ok_and(|r| r.contains("fd 5: filled")), "{filled:?}");
     concurrent_calls_and_drop_return(plugin);
@@ -266,7 +267,7 @@ fn a_plugin_filling_the_nudge_blocks_no_concurrent_call() {
 /// nothing the host does blocks.
 #[test]
 fn a_plugin_filling_the_bells_blocks_no_host_thread() {
-    let plugin = attacker(isolation());
+    let plugin = attacker(isolation().lanes(0));
     let filled = plugin.attack("fill-bells", "");
     // (It may already fail: a full bell of the host's is a flood.)
     if let Ok(report) = &filled {
@@ -281,9 +282,16 @@ fn a_plugin_filling_the_bells_blocks_no_host_thread() {
 /// room up to its deadline, then fails with `TimedOut`, and the process is ended.
 #[test]
 fn a_ring_claimed_full_fails_the_next_call_at_its_deadline() {
-    let plugin = attacker(isolation().deadline(Duration::from_secs(2)));
+    // The main rings' (no lanes), then a lane's (descriptor 11: lane 0's memory, the
+    // lane a call from one thread takes).
+    ring_claimed_full(isolation().lanes(0), "6");
+    ring_claimed_full(isolation().lanes(1), "11");
+}
+
+fn ring_claimed_full(isolation: Isolation, fd: &str) {
+    let plugin = attacker(isolation.deadline(Duration::from_secs(2)));
     let pid = plugin.process_id().unwrap();
-    assert!(plugin.attack("claim-full", "").unwrap().is_ok());
+    assert!(plugin.attack("claim-full", fd).unwrap().is_ok());
     let plugin = Arc::new(plugin);
     let p = Arc::clone(&plugin);
     let next = returns("the next call", move || p.attack("whoami", ""));
@@ -325,11 +333,18 @@ fn thread_cpu() -> Duration {
 /// CPU bound below is generous (a second): only an unbounded flood reaches it.
 #[test]
 fn a_bell_flood_ends_the_plugin_and_costs_the_host_little() {
-    let plugin = attacker(isolation().deadline(HANG_GUARD));
+    // The main rings' bell (no lanes), then a lane's (descriptor 12: lane 0's bell, a
+    // socketpair, where a call from one thread waits).
+    bell_flood(isolation().lanes(0), "7");
+    bell_flood(isolation().lanes(1), "12");
+}
+
+fn bell_flood(isolation: Isolation, fd: &'static str) {
+    let plugin = attacker(isolation.deadline(HANG_GUARD));
     let pid = plugin.process_id().unwrap();
     let (result, cpu) = returns("the flooded call", move || {
         let before = thread_cpu();
-        let result = plugin.attack("bell-flood", "");
+        let result = plugin.attack("bell-flood", fd);
         (result, thread_cpu() - before)
     });
     assert!(

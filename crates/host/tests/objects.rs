@@ -497,6 +497,56 @@ fn a_host_callback_reaches_the_handle_of_the_object_it_was_given(load: Load, fau
     assert!(tomada_host::handle::<dyn Host>(&local).is_none());
 }
 
+/// Lanes: six threads at once through four lanes (and, when none is free, the main
+/// rings), each indexing with a host service of its own that the plugin calls back
+/// during the call, and walking with a visitor that calls the plugin again from
+/// within the callback (re-entrant, through the same lane): every callback reaches
+/// its own caller's object, every answer its own caller.
+#[cfg(unix)]
+#[test]
+fn callbacks_and_calls_within_them_from_many_threads_through_lanes() {
+    use tomada_host::isolate::Mode;
+    struct Counter(Mutex<Vec<u64>>);
+    impl Visitor for Counter {
+        fn visit(&self, _: &str, indexer: &dyn Indexer) -> bool {
+            let count = tomada_host::handle(indexer).expect("the plugin's object").count().unwrap();
+            let mut seen = self.0.lock().unwrap();
+            seen.push(count);
+            seen.len() < 3
+        }
+    }
+    let isolation = crate::isolate::isolation().lanes(4);
+    let plugin = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(isolation)).unwrap();
+    const THREADS: u64 = 6;
+    const ROUNDS: u64 = 20;
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let plugin = &plugin;
+            s.spawn(move || {
+                for round in 0..ROUNDS {
+                    let recorder = Recorder::new(vec![]).1;
+                    let (a, b) = (format!("t{t}r{round}a"), format!("t{t}r{round}b"));
+                    assert_eq!(plugin.index(&format!("{a} {b}"), &recorder), Ok(2));
+                    let lines = recorder.lines.lock().unwrap().clone();
+                    let expected = [
+                        (Level::Debug, format!("indexing `{a}`")),
+                        (Level::Debug, format!("indexing `{b}`")),
+                        (Level::Info, "indexed 2 words".to_owned()),
+                    ];
+                    assert_eq!(lines, expected, "the callbacks of thread {t}'s call reached its own object");
+                    let counter = Counter(Mutex::default());
+                    let walked = plugin.walk(&counter).unwrap();
+                    let seen = counter.0.into_inner().unwrap();
+                    assert_eq!(walked, seen.len() as u64);
+                    assert!((2..=3).contains(&walked), "{walked}");
+                    assert!(seen.iter().all(|&n| n >= 2 * (round + 1)), "{seen:?}");
+                }
+            });
+        }
+    });
+    assert_eq!(plugin.count(), Ok(THREADS * ROUNDS * 2));
+}
+
 /// A plugin whose process cannot come back (quarantined) fails calls that pass
 /// objects with `Quarantined`. (Before: encoding the object needed a channel peer,
 /// found none, and panicked the host thread — "a trait object crosses a channel

@@ -70,6 +70,11 @@ thread_local! {
     static SERVING: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
 }
 
+/// The address of the endpoint whose request this thread serves (0: none).
+pub(crate) fn serving() -> usize {
+    SERVING.with(Cell::get).0
+}
+
 impl Endpoint {
     /// Runs `f` as the server of this endpoint's request `id` (see `SERVING`).
     fn serving<R>(&self, id: u64, f: impl FnOnce() -> R) -> R {
@@ -217,6 +222,9 @@ pub(crate) struct Endpoint {
     /// Requests of the other side being served on this side now: while there are,
     /// readers do not spin (the CPUs are better left to them).
     serving: std::sync::atomic::AtomicUsize,
+    /// For a lane: whether its channel's other lanes are quiet (see
+    /// [`Endpoint::crowd`]); while they are not, its reader does not spin either.
+    crowd: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     max: usize,
 }
 
@@ -248,8 +256,28 @@ impl Endpoint {
             flight: Mutex::default(),
             waiter,
             serving: std::sync::atomic::AtomicUsize::new(0),
+            crowd: None,
             max,
         }
+    }
+
+    /// This endpoint, numbering its requests from `first` on: the lanes of one
+    /// channel number theirs apart, so the other side's tables by request id (the
+    /// calls it runs, for a cancel) never mix two of them up.
+    /// This endpoint, a lane among others: its reader spins for a frame only while
+    /// `quiet` says the others are (no call on them). Lanes are for calls from several
+    /// threads at once, as many as there are lanes, which may be more than the CPUs:
+    /// a reader that spins then takes the CPU from the very thread that would answer.
+    #[cfg_attr(not(unix), allow(dead_code))] // (no lanes on Windows)
+    pub(crate) fn crowd(mut self, quiet: impl Fn() -> bool + Send + Sync + 'static) -> Endpoint {
+        self.crowd = Some(Box::new(quiet));
+        self
+    }
+
+    #[cfg_attr(not(unix), allow(dead_code))] // (no lanes on Windows)
+    pub(crate) fn first_id(self, first: u64) -> Endpoint {
+        self.next_id.store(first, Ordering::Relaxed);
+        self
     }
 
     pub(crate) fn flight(&self) -> MutexGuard<'_, Flight> {
@@ -384,6 +412,12 @@ impl Endpoint {
         if tell {
             let _ = self.write(Header { kind: Kind::Cancel, status: 0, id }, &[]);
         }
+    }
+
+    /// Whether a thread waits here for a blocking call of its own (it reads for itself,
+    /// and for the others, while it does).
+    pub(crate) fn awaits_blocking(&self) -> bool {
+        self.flight().waiting.values().any(|s| s.thread.is_some())
     }
 
     /// Whether an async call is in flight, or a cancelled one's answer is still to
@@ -582,7 +616,9 @@ impl Endpoint {
                 // (Not counting the request this thread itself is serving, if any: a
                 // callback's answer comes as fast as a call's.)
                 let own = usize::from(self.parent() != 0);
-                flight.waiting.len() <= 1 && self.serving.load(Ordering::Relaxed) <= own
+                flight.waiting.len() <= 1
+                    && self.serving.load(Ordering::Relaxed) <= own
+                    && self.crowd.as_ref().is_none_or(|quiet| quiet())
             };
             let strip = |h: &Header| self.strips(h);
             let (header, strip) =

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 #[cfg(target_os = "linux")]
-use super::protocol::{BELL_FDS, LAST_FD, SHM_FD};
+use super::protocol::{BELL_FDS, LANE_FD, LANE_FDS, LANES_VAR, LAST_FD, SHM_FD};
 use super::protocol::{CHILD_FD, FD_VAR, MAX_FRAME_VAR, NUDGE_FD, PARENT_VAR, PLUGIN_FD};
 use super::transport::Link;
 #[cfg(target_os = "linux")]
@@ -30,6 +30,10 @@ pub(crate) struct Ends {
     /// stay on the socket).
     #[cfg(target_os = "linux")]
     shared: Option<(OwnedFd, shm::Bells)>,
+    /// The lanes' shared memories and the host's ends of their bells (see
+    /// `Isolation::lanes`).
+    #[cfg(target_os = "linux")]
+    lanes: Vec<(OwnedFd, OwnedFd)>,
 }
 
 /// What the child inherits: each descriptor with its number there, and the last number.
@@ -37,8 +41,13 @@ pub(crate) type ChildEnds = (Vec<(OwnedFd, RawFd)>, RawFd);
 
 /// Makes a channel: frames on the socket alone with `socket_only`, else through shared
 /// memory after the handshake; `plugin` (the plugin file) passed at [`PLUGIN_FD`],
-/// or if `None` (a spare runner: it comes later, over the socket) `/dev/null` there.
-pub(crate) fn make(socket_only: bool, plugin: Option<BorrowedFd<'_>>) -> Result<(Ends, ChildEnds), LaunchError> {
+/// or if `None` (a spare runner: it comes later, over the socket) `/dev/null` there;
+/// with `lanes` more pairs of rings (Linux, not with `socket_only`), at [`LANE_FD`] on.
+pub(crate) fn make(
+    socket_only: bool,
+    lanes: usize,
+    plugin: Option<BorrowedFd<'_>>,
+) -> Result<(Ends, ChildEnds), LaunchError> {
     let setup = |step: Step| move |source: std::io::Error| LaunchError::Setup { step, source };
     let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
     // What the child inherits, each above 10 here until it takes its number there.
@@ -66,28 +75,43 @@ pub(crate) fn make(socket_only: bool, plugin: Option<BorrowedFd<'_>>) -> Result<
     // here once duplicated, but for the read ends of those the host rings: see
     // `Connection::_readers`.)
     #[cfg(target_os = "linux")]
-    let shared = if socket_only {
-        None
-    } else {
+    let lanes = if socket_only { 0 } else { lanes.min(super::protocol::MAX_LANES) };
+    #[cfg(target_os = "linux")]
+    let mut rings = |first: RawFd| -> Result<(OwnedFd, shm::Bells), LaunchError> {
         let (memfd, bells, child_bells) = shm::create().map_err(setup(Step::SharedMemory))?;
         let shared =
             [&memfd, &child_bells.host_data, &child_bells.host_room, &child_bells.child_data, &child_bells.child_room];
-        for (fd, to) in shared.into_iter().zip(std::iter::once(SHM_FD).chain(BELL_FDS)) {
+        for (fd, to) in shared.into_iter().zip(first..) {
             pass.push((launch::above(fd.as_fd())?, to));
         }
         readers.extend([child_bells.child_data, child_bells.child_room]);
-        Some((memfd, bells))
+        Ok((memfd, bells))
     };
     #[cfg(target_os = "linux")]
-    let last_fd = if socket_only { NUDGE_FD } else { LAST_FD };
+    const _: () = assert!(BELL_FDS[0] == SHM_FD + 1 && BELL_FDS[3] == SHM_FD + 4 && LANE_FDS == 2);
+    #[cfg(target_os = "linux")]
+    let shared = if socket_only { None } else { Some(rings(SHM_FD)?) };
+    // Each lane: its memory, then the child's end of its bell (a socketpair).
+    #[cfg(target_os = "linux")]
+    let lanes = (0..lanes)
+        .map(|i| {
+            let (memfd, bell, child_bell) = shm::create_lane().map_err(setup(Step::SharedMemory))?;
+            let first = LANE_FD + LANE_FDS * i as RawFd;
+            pass.push((launch::above(memfd.as_fd())?, first));
+            pass.push((launch::above(child_bell.as_fd())?, first + 1));
+            Ok((memfd, bell))
+        })
+        .collect::<Result<Vec<_>, LaunchError>>()?;
+    #[cfg(target_os = "linux")]
+    let last_fd = if socket_only { NUDGE_FD } else { LAST_FD + LANE_FDS * lanes.len() as RawFd };
     #[cfg(not(target_os = "linux"))]
     let last_fd = {
-        let _ = socket_only;
+        let _ = (socket_only, lanes);
         NUDGE_FD
     };
     steps::mark("host: socket, nudge pipe, rings made");
     #[cfg(target_os = "linux")]
-    let ends = Ends { socket: host_end, nudge, readers, shared };
+    let ends = Ends { socket: host_end, nudge, readers, shared, lanes };
     #[cfg(not(target_os = "linux"))]
     let ends = Ends { socket: host_end, nudge, readers };
     Ok((ends, (pass, last_fd)))
@@ -95,8 +119,15 @@ pub(crate) fn make(socket_only: bool, plugin: Option<BorrowedFd<'_>>) -> Result<
 
 /// The variables of the host's own that a runner gets: its socket's number, the
 /// host's pid, the largest frame, whether frames stay on the socket, whether it is a
-/// spare runner, whether it writes step times.
-pub(crate) fn child_env(max_frame: usize, socket_only: bool, spare: bool) -> Vec<(&'static str, String)> {
+/// spare runner, whether it writes step times, how many lanes it has.
+pub(crate) fn child_env(max_frame: usize, socket_only: bool, lanes: usize, spare: bool) -> Vec<(&'static str, String)> {
+    #[cfg(target_os = "linux")]
+    let lanes = (!socket_only && lanes > 0).then(|| (LANES_VAR, lanes.min(super::protocol::MAX_LANES).to_string()));
+    #[cfg(not(target_os = "linux"))]
+    let lanes = {
+        let _ = lanes;
+        None
+    };
     vec![
         (FD_VAR, CHILD_FD.to_string()),
         (PARENT_VAR, std::process::id().to_string()),
@@ -106,26 +137,50 @@ pub(crate) fn child_env(max_frame: usize, socket_only: bool, spare: bool) -> Vec
     .chain(socket_only.then(|| (protocol::SOCKET_VAR, "1".to_owned())))
     .chain(spare.then(|| (protocol::SPARE_VAR, "1".to_owned())))
     .chain(steps::enabled().then(|| (steps::STEPS_VAR, "1".to_owned())))
+    .chain(lanes)
     .collect()
 }
 
 impl Ends {
     /// The channel's link (the shared memory mapped, sending a call waiting for room no
-    /// longer than `deadline`), the nudge's write end, and the readers to keep.
-    pub(crate) fn link(self, deadline: Duration) -> Result<(Link, OwnedFd, Vec<OwnedFd>), LaunchError> {
+    /// longer than `deadline`), the lanes' links, the nudge's write end, and the readers
+    /// to keep.
+    pub(crate) fn link(self, deadline: Duration) -> Result<Linked, LaunchError> {
         #[cfg(target_os = "linux")]
-        let link = match self.shared {
-            None => Link::Socket(self.socket),
-            Some((memfd, bells)) => Link::Rings(
-                shm::Shared::new(memfd, bells, true, self.socket, Some(deadline))
-                    .map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })?,
-            ),
+        let (link, lanes) = match self.shared {
+            None => (Link::Socket(self.socket), Vec::new()),
+            Some((memfd, bells)) => {
+                let socket = std::sync::Arc::new(self.socket);
+                let mapped = |shared: std::io::Result<shm::Shared>| {
+                    shared.map(Link::Rings).map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })
+                };
+                let lanes = self
+                    .lanes
+                    .into_iter()
+                    .map(|(memfd, bell)| {
+                        mapped(shm::Shared::lane(memfd, bell, true, std::sync::Arc::clone(&socket), Some(deadline)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (mapped(shm::Shared::new(memfd, bells, true, socket, Some(deadline)))?, lanes)
+            }
         };
         #[cfg(not(target_os = "linux"))]
-        let link = {
+        let (link, lanes) = {
             let _ = deadline;
-            Link::Socket(self.socket)
+            (Link::Socket(self.socket), Vec::new())
         };
-        Ok((link, self.nudge, self.readers))
+        Ok(Linked { link, lanes, nudge: self.nudge, readers: self.readers })
     }
+}
+
+/// A child's channel, linked (see [`Ends::link`]).
+pub(crate) struct Linked {
+    /// The main rings (or the socket).
+    pub(crate) link: Link,
+    /// The lanes' rings.
+    pub(crate) lanes: Vec<Link>,
+    /// The write end of the nudge pipe.
+    pub(crate) nudge: OwnedFd,
+    /// The readers to keep (see `Connection::_readers`).
+    pub(crate) readers: Vec<OwnedFd>,
 }

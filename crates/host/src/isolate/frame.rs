@@ -105,6 +105,8 @@ pub(crate) struct Header {
 #[derive(Debug)]
 pub(crate) struct Frame {
     pub(crate) kind: Kind,
+    /// Its header's status (a reply's; `Ready`'s: the lanes the child serves).
+    pub(crate) status: u8,
     pub(crate) payload: Vec<u8>,
 }
 
@@ -240,7 +242,7 @@ pub(crate) fn read(
 ) -> Result<Frame, ReadError> {
     let mut payload = Vec::new();
     let header = read_into(stream, deadline, max, &mut payload)?;
-    Ok(Frame { kind: header.kind, payload })
+    Ok(Frame { kind: header.kind, status: header.status, payload })
 }
 
 /// [`read`] into `payload` (cleared first; its capacity is reused).

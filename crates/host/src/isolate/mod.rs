@@ -70,7 +70,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -111,6 +111,10 @@ pub(crate) const SPIN: Duration = Duration::from_micros(50);
 const CALLBACKS_QUEUED: usize = 256;
 /// How often the reader of async calls looks at their deadlines.
 const ASYNC_TICK: Duration = Duration::from_millis(20);
+/// How often the reader of the main rings looks whether the connection ended, when
+/// no async call is in flight (see [`Isolated::watch_main`]); an async call made
+/// meanwhile has its deadline looked at this late at worst.
+const WATCH_TICK: Duration = Duration::from_millis(250);
 /// How long a child whose channel ended may take to exit by itself.
 const END_GRACE: Duration = Duration::from_millis(500);
 
@@ -120,6 +124,18 @@ struct Connection {
     /// The plugin's process (`None` for a remote plugin's connection: the server has it).
     process: Option<launch::Process>,
     endpoint: Endpoint,
+    /// The lanes (see [`Isolation::lanes`]): more endpoints to the same process, each
+    /// over rings of its own that a thread of its own serves there, taken by one
+    /// blocking call at a time.
+    lanes: Vec<Lane>,
+    /// Calls went through lanes: a thread reads the main rings for good (see
+    /// [`Isolated::watch_main`]), as no call may be waiting there to read them.
+    watching: AtomicBool,
+    /// How many lanes are taken (see [`Endpoint::crowd`]).
+    crowd: Arc<std::sync::atomic::AtomicUsize>,
+    /// The thread that reads the main rings for good once lanes were used (see
+    /// [`Isolated::watch_main`]), to wake when it may read again.
+    watcher: Mutex<Option<std::thread::Thread>>,
     /// The write end of the pipe the child's pool threads wait on (its descriptor 5
     /// there is an opening of its own); non-blocking, and the host's alone.
     #[cfg(unix)]
@@ -145,6 +161,41 @@ struct Connection {
     /// A connection to a remote server (see [`crate::remote`]), not a child: the
     /// frames go through TLS on this socket, and ending it closes the connection.
     remote: Option<RemoteEnd>,
+}
+
+/// A lane of a connection: an endpoint over rings of its own, to the same process
+/// (and objects) as the main one, served there by a thread of its own.
+struct Lane {
+    endpoint: Endpoint,
+    /// Taken by a call (and the calls it makes within the plugin's callbacks).
+    busy: AtomicBool,
+}
+
+/// For a blocking call on the main rings of a connection whose main rings a thread
+/// watches (see [`Isolated::watch_main`]): when it ends, and no other blocking call
+/// waits there, wakes that thread to read them again.
+struct MainHold<'a>(&'a Connection);
+
+impl Drop for MainHold<'_> {
+    fn drop(&mut self) {
+        if self.0.watching.load(Ordering::SeqCst)
+            && !self.0.endpoint.awaits_blocking()
+            && let Some(watcher) = Endpoint::lock(&self.0.watcher).as_ref()
+        {
+            watcher.unpark();
+        }
+    }
+}
+
+/// Lets go of a lane (its flag, and its count among the busy) when the call that
+/// took it ends.
+struct LaneHold<'a>(&'a AtomicBool, &'a std::sync::atomic::AtomicUsize);
+
+impl Drop for LaneHold<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::Relaxed);
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// A remote plugin's connection, seen from the host.
@@ -190,6 +241,9 @@ impl Connection {
     /// Ends every call in flight with `error`, and drops the host's objects the
     /// plugin held: a restarted process does not have them.
     fn close(&self, error: CallError) {
+        for lane in &self.lanes {
+            lane.endpoint.close(error.clone());
+        }
         self.endpoint.close(error);
         self.objects.clear();
         self.stop_callbacks();
@@ -312,6 +366,15 @@ impl Isolated {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The lanes a new process gets (see [`Isolation::lanes`]).
+    #[cfg(unix)]
+    fn lane_count(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        return self.options.lane_count();
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
     /// The pid of the plugin's current process, if one is running.
     pub(crate) fn pid(&self) -> Option<u32> {
         self.lock().connection.as_ref().and_then(|c| c.process.as_ref()).map(|p| p.pid)
@@ -373,12 +436,13 @@ impl Isolated {
                     }
                     Runner::Path(p) => p.clone(),
                 };
-                let (ends, (pass, last_fd)) = ends::make(self.options.socket_only, Some(file.as_fd())).map_err(fail)?;
+                let (ends, (pass, last_fd)) =
+                    ends::make(self.options.socket_only, self.lane_count(), Some(file.as_fd())).map_err(fail)?;
                 let process = launch::start(launch::Launch {
                     exe: &exe,
                     options: &self.options,
                     name: &self.name,
-                    env: ends::child_env(self.options.max_frame, self.options.socket_only, false),
+                    env: ends::child_env(self.options.max_frame, self.options.socket_only, self.lane_count(), false),
                     pass,
                     last_fd,
                 })
@@ -388,16 +452,35 @@ impl Isolated {
         };
         // Frames go through the shared memory once the handshake (on the socket) is
         // done; sending a call waits for room no longer than a call's deadline.
-        let (link, nudge, readers) = match ends.link(self.options.deadline) {
-            Ok(link) => link,
+        let ends::Linked { link, lanes, nudge, readers } = match ends.link(self.options.deadline) {
+            Ok(linked) => linked,
             Err(e) => {
                 process.kill();
                 return Err(fail(e));
             }
         };
-        let connection = Connection {
+        let crowd = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lanes = lanes
+            .into_iter()
+            .enumerate()
+            .map(|(i, link)| Lane {
+                endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame)
+                    .first_id((i as u64 + 1) << 48)
+                    .crowd({
+                        let crowd = Arc::clone(&crowd);
+                        // (This lane's own call counted.)
+                        move || crowd.load(Ordering::Relaxed) <= 1
+                    }),
+                busy: AtomicBool::new(false),
+            })
+            .collect();
+        let mut connection = Connection {
             process: Some(process),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
+            lanes,
+            watching: AtomicBool::new(false),
+            crowd,
+            watcher: Mutex::new(None),
             nudge,
             _readers: readers,
             objects: Objects::new(),
@@ -413,7 +496,9 @@ impl Isolated {
         // call's deadline (set once here, not per call: it is a system call).
         let _ = socket.set_write_timeout(Some(self.options.deadline));
         match result {
-            Ok(()) => {
+            Ok(served) => {
+                // (A lane whose thread the child could not start is not used.)
+                connection.lanes.truncate(usize::from(served));
                 // The next start's runner, started now (in the background).
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 if let Some(spare) = &self.spare {
@@ -427,14 +512,15 @@ impl Isolated {
 
     /// The handshake on a new process's channel (see [`protocol`]), naming the plugin
     /// file as `plugin_fd` there (its hello read already if `greeted`: a spare
-    /// runner's); `Ok` once the child loaded the plugin the host inspected.
+    /// runner's); `Ok` once the child loaded the plugin the host inspected, with how
+    /// many of the lanes passed it serves.
     fn handshake(
         &self,
         channel: &(impl Transport + ?Sized),
         exe: &Path,
         greeted: bool,
         plugin_fd: i32,
-    ) -> Result<(), Refused> {
+    ) -> Result<u8, Refused> {
         let filters = sandbox::filters(self.options.sandbox.as_ref())
             .map_err(|why| Refused::Launch(LaunchError::Sandbox { source: std::io::Error::other(why) }))?;
         let request = LoadRequest {
@@ -454,7 +540,7 @@ impl Isolated {
         });
         steps::mark("host: ready read");
         match ready {
-            Ok(manifest) if manifest == self.manifest_bytes => Ok(()),
+            Ok((manifest, lanes)) if manifest == self.manifest_bytes => Ok(lanes),
             Ok(_) => Err(Refused::Launch(LaunchError::OtherManifest)),
             Err(refused) => Err(refused),
         }
@@ -507,6 +593,10 @@ impl Isolated {
                 Waiter::new(Duration::ZERO),
                 self.options.max_frame,
             ),
+            lanes: Vec::new(),
+            watching: AtomicBool::new(false),
+            crowd: Arc::default(),
+            watcher: Mutex::new(None),
             nudge,
             _readers: vec![reader],
             objects: Objects::new(),
@@ -532,6 +622,10 @@ impl Isolated {
                 });
             }
             calls.ending = true;
+        }
+        // (No new call takes a lane of it either.)
+        for lane in &connection.lanes {
+            lane.endpoint.flight().ending = true;
         }
         if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
             state.connection = None;
@@ -633,6 +727,33 @@ impl Isolated {
     }
 }
 
+/// The lane a blocking call on `connection` takes (its index, and the hold that
+/// lets go of it): within a request of the plugin that came through one of its lanes,
+/// that lane (so the plugin's thread waiting there serves the call, re-entrant, as
+/// in-process); within one that came through the main rings, none; else the first
+/// free one (one atomic try each), or none if all are taken.
+fn lane_for(connection: &Connection) -> Option<(usize, Option<LaneHold<'_>>)> {
+    if connection.lanes.is_empty() {
+        return None;
+    }
+    let serving = endpoint::serving();
+    if serving != 0 {
+        if std::ptr::eq(serving as *const Endpoint, &connection.endpoint) {
+            return None;
+        }
+        if let Some(i) = connection.lanes.iter().position(|l| std::ptr::eq(serving as *const Endpoint, &l.endpoint)) {
+            return Some((i, None));
+        }
+    }
+    connection.lanes.iter().enumerate().find_map(|(i, lane)| {
+        let free = !lane.busy.load(Ordering::Relaxed) && !lane.busy.swap(true, Ordering::Acquire);
+        free.then(|| {
+            connection.crowd.fetch_add(1, Ordering::Relaxed);
+            (i, Some(LaneHold(&lane.busy, &connection.crowd)))
+        })
+    })
+}
+
 /// The error for a process that ended during a call.
 fn crashed(exit: Option<ExitStatus>, quarantine: Option<String>) -> CallError {
     let mut detail = crate::error::describe_exit(exit);
@@ -682,6 +803,14 @@ impl Isolated {
     /// fails every other call in flight. Returns this call's error. The next call
     /// starts a new process.
     fn end(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
+        self.end_as(connection, fault, false)
+    }
+
+    /// [`Isolated::end`]; by a thread that only reads (`reader`, no call of its own:
+    /// see [`Isolated::read_for_async`]), the calls in flight get the error a call
+    /// that found `fault` itself gets (a malformed frame is a channel error for them,
+    /// not a crash), but past a deadline.
+    fn end_as(&self, connection: &Arc<Connection>, fault: ReadError, reader: bool) -> CallError {
         if connection.remote.is_some() {
             return self.end_remote(connection, fault);
         }
@@ -727,6 +856,7 @@ impl Isolated {
                 e
             }
         };
+        let others = if reader && !matches!(mine, CallError::TimedOut { .. }) { mine.clone() } else { others };
         connection.close(others);
         mine
     }
@@ -768,7 +898,20 @@ impl Isolated {
             // (A scope's time already spent: not sent, nothing to end.)
             return Ok(Err(CallError::TimedOut { deadline: given }));
         }
-        let registered = if bytes { connection.endpoint.register_bytes() } else { connection.endpoint.register() };
+        // A lane of its own if one is free (or the one whose callback this thread
+        // serves); else the main rings.
+        let (lane, _hold) = match lane_for(connection) {
+            Some((index, hold)) => (Some(index), hold),
+            None => (None, None),
+        };
+        if lane.is_some() && !connection.watching.load(Ordering::Relaxed) {
+            self.watch_main(connection);
+        }
+        // (Declared before the registration: its drop comes after the call is out of
+        // flight, whichever way it returns.)
+        let _main = lane.is_none().then(|| MainHold(connection));
+        let endpoint = lane.map_or(&connection.endpoint, |i| &connection.lanes[i].endpoint);
+        let registered = if bytes { endpoint.register_bytes() } else { endpoint.register() };
         let Some((id, others)) = registered else {
             // Another call is ending this process: a call to the plugin goes to the
             // next one, a call to an object of this one fails as the process did.
@@ -790,7 +933,7 @@ impl Isolated {
             };
         };
         let sent = if gathered.is_empty() {
-            connection.endpoint.send(id, target, method, args, Some(deadline))
+            endpoint.send(id, target, method, args, Some(deadline))
         } else {
             let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * gathered.len() + 1);
             let mut from = 0;
@@ -799,23 +942,25 @@ impl Isolated {
                 from = g.at;
             }
             parts.push(&args[from..]);
-            connection.endpoint.send_parts(id, target, method, &parts, Some(deadline))
+            endpoint.send_parts(id, target, method, &parts, Some(deadline))
         };
-        let handler = HostHandler { isolated: self.arc(), connection: Arc::clone(connection) };
+        let handler = HostHandler { isolated: self.arc(), connection: Arc::clone(connection), lane };
         let outcome = match sent {
             Ok(()) => {
-                connection.nudge_for(others);
+                if lane.is_none() {
+                    connection.nudge_for(others);
+                }
                 let mut spare = std::mem::take(args);
                 spare.clear();
-                connection.endpoint.wait(id, Some(deadline), &handler, spare)
+                endpoint.wait(id, Some(deadline), &handler, spare)
             }
             // The child is gone: its socket end is closed. Report it as such.
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                connection.endpoint.unregister(id);
+                endpoint.unregister(id);
                 Err(WaitError::Fault(ReadError::TimedOut))
             }
             Err(e) => {
-                connection.endpoint.unregister(id);
+                endpoint.unregister(id);
                 if connection.remote.is_some() {
                     // The request's last byte never reached the socket: the TLS record
                     // holding it cannot be decrypted without it, and the connection ends
@@ -834,7 +979,7 @@ impl Isolated {
             Ok((status, body)) => tomada::client::answer(status, body),
             Err(WaitError::Ended(e)) => Err(e),
             Err(WaitError::Fault(fault)) => {
-                connection.endpoint.unregister(id);
+                endpoint.unregister(id);
                 Err(match self.end(connection, fault) {
                     // The deadline this call had (a scope's, maybe), not the plugin's.
                     CallError::TimedOut { .. } => CallError::TimedOut { deadline: given },
@@ -1077,31 +1222,64 @@ impl Drop for AsyncCall {
 }
 
 impl Isolated {
+    /// Makes sure a thread reads the main rings of `connection` from now on, as long
+    /// as it lives: calls went through its lanes, and what the plugin sends through
+    /// the main rings meanwhile (its own threads' callbacks, log records and releases)
+    /// would otherwise wait for a call through them.
+    fn watch_main(&self, connection: &Arc<Connection>) {
+        if !connection.watching.swap(true, Ordering::SeqCst) {
+            self.read_for_async(connection);
+        }
+    }
+
     /// Makes sure a thread reads `connection` while async calls are in flight on it
-    /// (sync callers read for themselves; an async call's future cannot block).
+    /// (sync callers read for themselves; an async call's future cannot block), and
+    /// for good once calls went through lanes (see [`Isolated::watch_main`]). It
+    /// holds the plugin's handle weakly: dropping the `Plugin` ends the process, and
+    /// with it this thread.
     fn read_for_async(&self, connection: &Arc<Connection>) {
-        if connection.async_reader.swap(true, Ordering::AcqRel) {
+        if connection.async_reader.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (isolated, reader) = (self.arc(), Arc::clone(connection));
+        let (isolated, reader) = (self.me.clone(), Arc::clone(connection));
         let name = format!("tomada-async-{}", self.name);
         let started = std::thread::Builder::new().name(name).spawn(move || {
             let connection = reader;
-            let handler = HostHandler { isolated: Arc::clone(&isolated), connection: Arc::clone(&connection) };
+            *Endpoint::lock(&connection.watcher) = Some(std::thread::current());
+            let needed = |asyncs: bool| asyncs || connection.watching.load(Ordering::SeqCst);
             loop {
-                if !connection.endpoint.awaits_async() {
-                    connection.async_reader.store(false, Ordering::Release);
+                let asyncs = connection.endpoint.awaits_async();
+                // Blocking calls waiting on the main rings read for themselves (and for
+                // what else comes there): holding the reading, this thread would only
+                // hand their answers over. Woken when the last of them is answered
+                // (`MainHold`); the tick is a backstop.
+                if !asyncs && connection.watching.load(Ordering::SeqCst) && connection.endpoint.awaits_blocking() {
+                    std::thread::park_timeout(WATCH_TICK);
+                    if connection.endpoint.flight().ended.is_some() {
+                        return;
+                    }
+                    continue;
+                }
+                if !needed(asyncs) {
+                    connection.async_reader.store(false, Ordering::SeqCst);
                     // A call registered meanwhile found the flag still set: take it up.
-                    if connection.endpoint.awaits_async() && !connection.async_reader.swap(true, Ordering::AcqRel) {
+                    if needed(connection.endpoint.awaits_async())
+                        && !connection.async_reader.swap(true, Ordering::SeqCst)
+                    {
                         continue;
                     }
                     return;
                 }
+                // (Only async calls have deadlines for this thread to look at.)
+                let tick = if asyncs { ASYNC_TICK } else { WATCH_TICK };
                 let read = {
                     let mut reading = Endpoint::lock(&connection.endpoint.reading);
-                    connection.endpoint.read_one(&mut reading, ASYNC_TICK)
+                    connection.endpoint.read_one(&mut reading, tick)
                 };
                 connection.endpoint.pass_reading_on(0);
+                let Some(isolated) = isolated.upgrade() else { return };
+                let handler =
+                    HostHandler { isolated: Arc::clone(&isolated), connection: Arc::clone(&connection), lane: None };
                 match read {
                     Ok(Some(endpoint::Read::Incoming(incoming))) => handler.incoming(incoming),
                     Ok(_) => {
@@ -1111,9 +1289,12 @@ impl Isolated {
                             isolated.end(&connection, ReadError::TimedOut);
                             return;
                         }
+                        if connection.endpoint.flight().ended.is_some() {
+                            return;
+                        }
                     }
                     Err(fault) => {
-                        isolated.end(&connection, fault);
+                        isolated.end_as(&connection, fault, true);
                         return;
                     }
                 }
@@ -1158,6 +1339,8 @@ impl tomada::remote::Peer for HostPeer {
 struct HostHandler {
     isolated: Arc<Isolated>,
     connection: Arc<Connection>,
+    /// The lane the call went through (`None`: the main rings).
+    lane: Option<usize>,
 }
 
 impl Handler for HostHandler {
@@ -1174,7 +1357,15 @@ impl Handler for HostHandler {
 
     fn incoming(&self, incoming: Incoming) {
         match incoming {
-            Incoming::Request(request) => self.callback_outside_calls(request),
+            // (A plugin's own threads call back through the main rings: a request on
+            // a lane is made within the call there, or it is a broken peer's.)
+            Incoming::Request(request) => match self.lane {
+                Some(lane) => {
+                    let message = b"a request outside any call, through a lane";
+                    let _ = self.connection.lanes[lane].endpoint.answer(request.id, Status::MALFORMED.0, message);
+                }
+                None => self.callback_outside_calls(request),
+            },
             Incoming::Release(id) => self.connection.objects.release(id),
             Incoming::Log(record) => crate::logs::deliver_encoded(&self.connection.name, &record),
             // (Only the plugin's side is sent cancels.)
@@ -1199,7 +1390,7 @@ impl HostHandler {
                     while let Ok(request) = rx.recv() {
                         match isolated.upgrade() {
                             Some(isolated) => {
-                                let handler = HostHandler { isolated, connection: Arc::clone(&connection) };
+                                let handler = HostHandler { isolated, connection: Arc::clone(&connection), lane: None };
                                 connection.endpoint.serve(request, &handler);
                             }
                             None => {

@@ -86,6 +86,8 @@ pub struct Isolation {
     pub(crate) log_level: Option<u8>,
     /// Keep a spare runner started (see [`Isolation::spare_runner`]).
     pub(super) spare_runner: bool,
+    /// How many lanes (see [`Isolation::lanes`]); `None`: the default.
+    pub(super) lanes: Option<usize>,
 }
 
 impl fmt::Debug for Isolation {
@@ -103,6 +105,7 @@ impl fmt::Debug for Isolation {
             .field("env", &self.env)
             .field("max_frame", &self.max_frame)
             .field("spare_runner", &self.spare_runner)
+            .field("lanes", &self.lanes)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +136,7 @@ impl Default for Isolation {
             remote: None,
             log_level: None,
             spare_runner: false,
+            lanes: None,
         }
     }
 }
@@ -235,6 +239,41 @@ impl Isolation {
         self.spare_runner = on;
         self
     }
+    /// How many *lanes* the plugin's process gets: pairs of shared-memory rings beside
+    /// the main pair, each served by a thread of its own in the child. A blocking call
+    /// takes a free lane (one atomic try) and travels alone on it: host threads calling
+    /// at once do not share a ring, a reading lock or a wake-up. A call that finds none
+    /// free (more threads than lanes), an async call and a call made from a plugin's own
+    /// thread's callback travel the main rings, as without lanes. `0`: none. By default
+    /// twice the CPUs this process may use, at most 4; at most 8. Each lane is about
+    /// 1 MiB of shared memory (touched as used), a sleeping thread in the child, and
+    /// two descriptors there (under [`open_files`](Self::open_files), lanes take at
+    /// most half of the limit: fewer lanes, or none).
+    ///
+    /// Linux, over shared memory only; elsewhere (and for a remote plugin) accepted and
+    /// ignored.
+    pub fn lanes(mut self, lanes: usize) -> Self {
+        self.lanes = Some(lanes);
+        self
+    }
+
+    /// The lanes a new process of the plugin gets (see [`Isolation::lanes`]).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn lane_count(&self) -> usize {
+        if self.socket_only {
+            return 0;
+        }
+        let default = || std::thread::available_parallelism().map_or(2, |n| 2 * n.get()).min(4);
+        let lanes = self.lanes.unwrap_or_else(default).min(super::protocol::MAX_LANES);
+        // Each lane takes descriptors in the child (`protocol::LANE_FDS`): under a limit
+        // of open files, they may take up to half of it (the rest is the plugin's).
+        let room = self.open_files.map_or(usize::MAX, |n| {
+            let half = usize::try_from(n / 2).unwrap_or(usize::MAX);
+            half.saturating_sub(super::protocol::LANE_FD as usize) / super::protocol::LANE_FDS as usize
+        });
+        lanes.min(room)
+    }
+
     /// Where the plugin's output lines go. They are passed on as the plugin
     /// printed them: escape them (see [`escape_controls`](crate::escape::escape_controls))
     /// before they reach a terminal or a log.

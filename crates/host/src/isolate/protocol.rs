@@ -8,7 +8,7 @@
 //! host → child  (a spare runner only: one byte carrying the plugin file, SCM_RIGHTS)
 //! host → child  Load    LoadRequest (postcard)
 //! child → host  Log*    the constructor's log records
-//! child → host  Ready   the manifest bytes it read  |  Failed  a LoadError (error.rs's wire form)
+//! child → host  Ready   the manifest bytes it read (status: the lanes it serves)  |  Failed  a LoadError (error.rs's wire form)
 //! ```
 //!
 //! After `Ready` the frames (see [`super::frame`]) go through the channel's transport
@@ -39,8 +39,9 @@ use crate::{LaunchError, LoadError};
 /// the time left to its caller's deadline. 5: the load request carries the manifest
 /// the host inspected. 6: it carries the seccomp programs the host compiled, and
 /// whether the host may run on several CPUs. 7: a spare runner ([`SPARE_VAR`]) gets
-/// the plugin file over the socket after its hello.
-pub(crate) const PROTOCOL: u32 = 7;
+/// the plugin file over the socket after its hello. 8: lanes ([`LANES_VAR`],
+/// [`LANE_FD`]): more pairs of rings, each served by its own thread of the child.
+pub(crate) const PROTOCOL: u32 = 8;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).
@@ -56,6 +57,11 @@ pub(crate) const SOCKET_VAR: &str = "TOMADA_RUNNER_SOCKET_ONLY";
 /// the descriptor, `SCM_RIGHTS`), puts it at [`PLUGIN_FD`], then reads the load request.
 #[cfg(unix)]
 pub(crate) const SPARE_VAR: &str = "TOMADA_RUNNER_SPARE";
+/// The environment variable giving the runner the number of lanes (Linux, shared
+/// memory only): pairs of rings besides the main one, at [`LANE_FD`] on, each served
+/// by a thread of its own (see `runner::Lane`).
+#[cfg(target_os = "linux")]
+pub(crate) const LANES_VAR: &str = "TOMADA_RUNNER_LANES";
 /// The environment variable naming the nudge semaphore's handle (Windows).
 #[cfg(windows)]
 pub(crate) const NUDGE_VAR: &str = "TOMADA_RUNNER_NUDGE";
@@ -77,9 +83,20 @@ pub(crate) const NUDGE_FD: i32 = 5;
 pub(crate) const SHM_FD: i32 = 6;
 #[cfg(target_os = "linux")]
 pub(crate) const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
-/// The last descriptor the child inherits (the others close at exec).
+/// The last descriptor the child inherits without lanes (the others close at exec).
 #[cfg(target_os = "linux")]
 pub(crate) const LAST_FD: i32 = 10;
+/// The first descriptor of the lanes (Linux): lane `i`'s shared memory at
+/// `LANE_FD + LANE_FDS * i`, then its bell (the child's end of a socketpair, see
+/// `shm::Wake::Socket`).
+#[cfg(target_os = "linux")]
+pub(crate) const LANE_FD: i32 = LAST_FD + 1;
+/// The descriptors of one lane.
+#[cfg(target_os = "linux")]
+pub(crate) const LANE_FDS: i32 = 2;
+/// The most lanes a host passes (and a runner takes).
+#[cfg(target_os = "linux")]
+pub(crate) const MAX_LANES: usize = 8;
 
 /// The payload of this process's hello: the protocol version, then its pid.
 pub(crate) fn hello() -> [u8; 8] {
@@ -219,7 +236,7 @@ pub(crate) fn host_handshake(
     startup: Duration,
     max: usize,
     mut log: impl FnMut(&[u8]),
-) -> Result<Vec<u8>, Refused> {
+) -> Result<(Vec<u8>, u8), Refused> {
     let deadline = Some(Instant::now() + startup);
     if !greeted {
         read_hello(channel, runner, deadline, max).map_err(Refused::Launch)?;
@@ -241,7 +258,7 @@ pub(crate) fn host_handshake(
         }
     };
     match ready.kind {
-        Kind::Ready => Ok(ready.payload),
+        Kind::Ready => Ok((ready.payload, ready.status)),
         Kind::Failed => Err(match LoadError::from_wire(&ready.payload) {
             Some(LoadError::Isolation { source, .. }) => Refused::Launch(source),
             Some(e) => Refused::Plugin(e),
@@ -389,8 +406,10 @@ pub(crate) fn read_load_request(channel: &(impl Transport + ?Sized), max: usize)
 
 /// The child's last word of the handshake once the plugin is loaded: the manifest
 /// bytes it read (the host compares them with its own).
-pub(crate) fn ready(channel: &(impl Transport + ?Sized), manifest: &[u8]) -> std::io::Result<()> {
-    frame::write(channel, Header { kind: Kind::Ready, status: 0, id: 0 }, &[manifest])
+/// With it, in the header's status, how many of the lanes the host passed it serves
+/// (the first `lanes`: a lane whose thread could not start is not used).
+pub(crate) fn ready(channel: &(impl Transport + ?Sized), manifest: &[u8], lanes: u8) -> std::io::Result<()> {
+    frame::write(channel, Header { kind: Kind::Ready, status: lanes, id: 0 }, &[manifest])
 }
 
 /// The child's last word of the handshake when it cannot load the plugin: why (the
@@ -456,7 +475,10 @@ mod tests {
 
     /// The handshake over an in-memory transport: the child's `child` plays its part
     /// (or not) while the host runs its own.
-    fn handshake(child: impl FnOnce(Memory) + Send) -> (Result<Vec<u8>, Refused>, Vec<Vec<u8>>) {
+    /// What the host's side of a handshake returns.
+    type Handshake = Result<(Vec<u8>, u8), Refused>;
+
+    fn handshake(child: impl FnOnce(Memory) + Send) -> (Handshake, Vec<Vec<u8>>) {
         let (host, theirs) = Memory::pair();
         let mut logs = Vec::new();
         let result = std::thread::scope(|s| {
@@ -475,9 +497,9 @@ mod tests {
             let request = read_load_request(&child, 1 << 20).unwrap();
             assert_eq!(request.path, PathBuf::from("/p.so"));
             frame::write(&child, Header { kind: Kind::Log, status: 0, id: 0 }, &[b"early"]).unwrap();
-            ready(&child, b"manifest").unwrap();
+            ready(&child, b"manifest", 3).unwrap();
         });
-        assert_eq!(result.unwrap(), b"manifest");
+        assert_eq!(result.unwrap(), (b"manifest".to_vec(), 3), "the manifest, and the lanes served");
         assert_eq!(logs, [b"early".to_vec()]);
     }
 

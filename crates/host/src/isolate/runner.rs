@@ -5,13 +5,14 @@
 //! unless it is the host's sealed copy, see `inspected_by_host`), then hands each
 //! call's method number and encoded arguments to the plugin's own dispatch function.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 #[cfg(unix)]
 use std::os::fd::{FromRawFd, RawFd};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -53,7 +54,7 @@ pub fn serve_if_runner() {
     let Some(fd) = std::env::var_os(FD_VAR) else { return };
     #[cfg(windows)]
     let code = match super::windows::runner_channel(&fd) {
-        Some(pipe) => serve_on(pipe, Link::Pipe, || Ok(true)),
+        Some(pipe) => serve_on(pipe, 0, |pipe| (Link::Pipe(pipe), Vec::new()), || Ok(true)),
         None => {
             eprintln!(
                 "tomada runner: {FD_VAR} must name the host's pipes; this process was not started by a tomada host"
@@ -139,24 +140,40 @@ fn serve(fd: RawFd) -> i32 {
     let socket_only = std::env::var_os(SOCKET_VAR).is_some();
     #[cfg(target_os = "linux")]
     let shared = (!socket_only).then(take_shared);
+    #[cfg(target_os = "linux")]
+    let lane_count = match &shared {
+        Some(Ok((_, _, lanes))) => lanes.len(),
+        _ => 0,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let lane_count = 0;
     // Frames go through the shared memory once the handshake (on the socket) is done.
     #[cfg(target_os = "linux")]
     let link = move |stream| match shared {
-        None => Link::Socket(stream),
-        Some(Ok((memfd, bells))) => match super::transport::shm::Shared::new(memfd, bells, false, stream, None) {
-            Ok(shared) => Link::Rings(shared),
-            Err(e) => {
-                eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
-                std::process::exit(1);
-            }
-        },
+        None => (Link::Socket(stream), Vec::new()),
+        Some(Ok((memfd, bells, lanes))) => {
+            let socket = std::sync::Arc::new(stream);
+            use super::transport::shm::Shared;
+            let mapped = |shared: std::io::Result<Shared>| match shared {
+                Ok(shared) => Link::Rings(shared),
+                Err(e) => {
+                    eprintln!("tomada runner: cannot map the channel's shared memory: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let lanes = lanes
+                .into_iter()
+                .map(|(memfd, bell)| mapped(Shared::lane(memfd, bell, false, std::sync::Arc::clone(&socket), None)))
+                .collect();
+            (mapped(Shared::new(memfd, bells, false, socket, None)), lanes)
+        }
         Some(Err(why)) => {
             eprintln!("tomada runner: {why}");
             std::process::exit(1);
         }
     };
     #[cfg(not(target_os = "linux"))]
-    let link = Link::Socket;
+    let link = |stream| (Link::Socket(stream), Vec::new());
     // A spare runner (started before any plugin was chosen) receives the plugin file
     // after its hello (Linux with glibc: the only hosts that start spares).
     let spare = std::env::var_os(SPARE_VAR).is_some();
@@ -166,7 +183,7 @@ fn serve(fd: RawFd) -> i32 {
     let before_load = move || if spare { protocol::receive_plugin_file(fd) } else { Ok(true) };
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let before_load = move || if spare { Err(LaunchError::MissingDescriptor { fd: PLUGIN_FD }) } else { Ok(true) };
-    serve_on(stream, link, before_load)
+    serve_on(stream, lane_count, link, before_load)
 }
 
 /// Serves the plugin over `stream` (the handshake, then the frames through the link
@@ -175,7 +192,8 @@ fn serve(fd: RawFd) -> i32 {
 /// needed no spare any more).
 fn serve_on<S: Transport>(
     stream: S,
-    link: impl FnOnce(S) -> Link,
+    lane_count: usize,
+    link: impl FnOnce(S) -> (Link, Vec<Link>),
     before_load: impl FnOnce() -> Result<bool, LaunchError>,
 ) -> i32 {
     // The largest frame either side sends (the host reads replies with the same).
@@ -190,6 +208,8 @@ fn serve_on<S: Transport>(
         std::env::remove_var(PARENT_VAR);
         std::env::remove_var(MAX_FRAME_VAR);
         std::env::remove_var(SOCKET_VAR);
+        #[cfg(target_os = "linux")]
+        std::env::remove_var(protocol::LANES_VAR);
         #[cfg(windows)]
         std::env::remove_var(protocol::NUDGE_VAR);
     }
@@ -265,11 +285,30 @@ fn serve_on<S: Transport>(
     for record in take_early_logs() {
         let _ = frame::write(&stream, Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
     }
-    if protocol::ready(&stream, &inspection.manifest_bytes).is_err() {
+    // Each lane's thread (see `Lane`), started before `Ready`, which says how many
+    // started: a lane nobody serves is not used (the host learns it there). Each waits
+    // for its lane, made once the rings are mapped.
+    let mut lane_threads = Vec::new();
+    for i in 0..lane_count {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<&'static Lane>(1);
+        let started = std::thread::Builder::new().name(format!("tomada-lane-{i}")).spawn(move || {
+            if let Ok(lane) = rx.recv() {
+                lane.serve_loop();
+            }
+        });
+        match started {
+            Ok(_) => lane_threads.push(tx),
+            Err(e) => {
+                eprintln!("tomada runner: {i} of {lane_count} lanes: cannot start another thread: {e}");
+                break;
+            }
+        }
+    }
+    if protocol::ready(&stream, &inspection.manifest_bytes, lane_threads.len() as u8).is_err() {
         return 1;
     }
     super::steps::mark("worker: ready sent");
-    let link = link(stream);
+    let (link, lanes) = link(stream);
     super::steps::mark("worker: rings mapped");
     // Served until the process ends: the plugin lives as long as the process.
     let server: &'static Server = Box::leak(Box::new(Server {
@@ -296,6 +335,16 @@ fn serve_on<S: Transport>(
         return 1;
     }
     flush_early_logs(server);
+    // Each lane to its thread (the lanes past those, whose threads did not start, are
+    // never used).
+    let waiter = || Waiter::new(if socket_only { Duration::ZERO } else { SPIN });
+    // When each lane last began or ended a call (see `Lane::quiet`).
+    let served: &'static [AtomicU64] = Box::leak((0..lane_threads.len()).map(|_| AtomicU64::new(0)).collect());
+    for (i, (link, thread)) in lanes.into_iter().zip(lane_threads).enumerate() {
+        let endpoint = Endpoint::new(link, false, waiter(), max).crowd(move || Lane::quiet(served, i));
+        let lane: &'static Lane = Box::leak(Box::new(Lane { server, endpoint, served: &served[i] }));
+        let _ = thread.send(lane);
+    }
     // One pool thread waits for nudges from the start; each one that takes a nudge
     // while none is left waiting starts another.
     server.grow();
@@ -403,7 +452,7 @@ fn open_plugin(request: &LoadRequest) -> Result<Result<crate::file::PluginFile, 
 /// The shared memory and bells the host passed (descriptors 6 to 10), owned from here
 /// on and closed at exec.
 #[cfg(target_os = "linux")]
-fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells), LaunchError> {
+fn take_shared() -> Result<SharedEnds, LaunchError> {
     use std::os::fd::OwnedFd;
     let take = |fd: RawFd| {
         // SAFETY: `fstat` writes into a local buffer; an invalid descriptor is an error.
@@ -417,16 +466,35 @@ fn take_shared() -> Result<(std::os::fd::OwnedFd, super::transport::shm::Bells),
         // SAFETY: open (above), passed by the host for this process alone.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     };
-    let [host_data, host_room, child_data, child_room] = protocol::BELL_FDS;
-    let memfd = take(protocol::SHM_FD)?;
-    let bells = super::transport::shm::Bells {
-        host_data: take(host_data)?,
-        host_room: take(host_room)?,
-        child_data: take(child_data)?,
-        child_room: take(child_room)?,
+    // The memory at `first`, then its four bells.
+    let rings = |first: RawFd| -> Result<(OwnedFd, super::transport::shm::Bells), LaunchError> {
+        let memfd = take(first)?;
+        let bells = super::transport::shm::Bells {
+            host_data: take(first + 1)?,
+            host_room: take(first + 2)?,
+            child_data: take(first + 3)?,
+            child_room: take(first + 4)?,
+        };
+        Ok((memfd, bells))
     };
-    Ok((memfd, bells))
+    const _: () =
+        assert!(protocol::BELL_FDS[0] == protocol::SHM_FD + 1 && protocol::BELL_FDS[3] == protocol::SHM_FD + 4);
+    let (memfd, bells) = rings(protocol::SHM_FD)?;
+    let lanes: usize = std::env::var(protocol::LANES_VAR).ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    // Each lane's memory, then its bell (see `shm::Wake::Socket`).
+    let lanes = (0..lanes.min(protocol::MAX_LANES))
+        .map(|i| {
+            let first = protocol::LANE_FD + protocol::LANE_FDS * i as RawFd;
+            Ok((take(first)?, take(first + 1)?))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((memfd, bells, lanes))
 }
+
+/// The shared memories and bells the host passed: the main rings', then each lane's.
+#[cfg(target_os = "linux")]
+type SharedEnds =
+    (std::os::fd::OwnedFd, super::transport::shm::Bells, Vec<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>);
 
 /// The server, for the functions the plugin calls back through (`PEER`, `log_record`).
 static SERVER: OnceLock<&'static Server> = OnceLock::new();
@@ -454,7 +522,7 @@ unsafe extern "C" fn peer_revoke(id: u64) {
 
 unsafe extern "C" fn peer_release(id: u64) {
     if let Some(server) = SERVER.get() {
-        server.endpoint.release(id);
+        server.channel().release(id);
     }
 }
 
@@ -509,7 +577,7 @@ fn send_log(record: &[u8]) {
         }
     }
     if let Some(server) = SERVER.get() {
-        let _ = server.endpoint.write(Header { kind: Kind::Log, status: 0, id: 0 }, &[record]);
+        let _ = server.channel().write(Header { kind: Kind::Log, status: 0, id: 0 }, &[record]);
     }
 }
 
@@ -719,6 +787,9 @@ impl Server {
     /// A call of the plugin to the host's object `target`, within the call this thread
     /// serves (if any); its status and answer.
     fn callback(&'static self, target: u64, method: u32, args: &[u8]) -> (Status, Vec<u8>) {
+        if let Some(lane) = LANE.with(Cell::get) {
+            return lane.callback(target, method, args);
+        }
         let Some((id, _)) = self.endpoint.register() else {
             return (Status::MALFORMED, b"the channel to the host has ended".to_vec());
         };
@@ -891,6 +962,116 @@ impl Server {
         let started = std::thread::Builder::new().name("tomada-serve".into()).spawn(move || self.pool_loop());
         if started.is_err() {
             self.threads.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+thread_local! {
+    /// The lane this thread serves (`None`: not a lane's thread): the plugin's
+    /// callbacks, releases and log records made on it go back through it, before the
+    /// reply of the call that made them, as on the main rings.
+    static LANE: Cell<Option<&'static Lane>> = const { Cell::new(None) };
+}
+
+/// A lane (see `Isolation::lanes`): rings of their own, served by a thread of their
+/// own. The host sends a call through a lane only while no other of its calls is
+/// there (but the calls made within the plugin's callbacks, for this same thread to
+/// serve, re-entrant): no nudge, no hand-over, no reading lock taken by another thread.
+struct Lane {
+    server: &'static Server,
+    endpoint: Endpoint,
+    /// When this lane last began or ended serving a call (see [`Lane::quiet`]).
+    served: &'static AtomicU64,
+}
+
+/// How long after its last call a lane counts as busy still, for the others' spinning
+/// (see [`Lane::quiet`]): about the time between two calls of a thread that calls
+/// again and again.
+const BUSY_FOR: Duration = Duration::from_micros(500);
+
+impl Server {
+    /// The endpoint this thread's requests go through: its lane's, or the main one.
+    fn channel(&self) -> &Endpoint {
+        LANE.with(Cell::get).map_or(&self.endpoint, |lane| &lane.endpoint)
+    }
+}
+
+impl Lane {
+    /// The lane's thread: reads a call, serves it, and so on; ends the process when
+    /// the channel ends, as the main thread does.
+    fn serve_loop(&'static self) -> ! {
+        LANE.with(|l| l.set(Some(self)));
+        loop {
+            let incoming = {
+                let mut reading = Endpoint::lock(&self.endpoint.reading);
+                let mut spare = std::mem::take(&mut *Endpoint::lock(&self.server.spare));
+                match self.endpoint.read_for(&mut reading, None, None, &mut spare) {
+                    Ok(Read::Incoming(incoming)) => incoming,
+                    Ok(_) => continue,
+                    Err(ReadError::Eof) => std::process::exit(0),
+                    Err(_) => std::process::exit(4),
+                }
+            };
+            match incoming {
+                Incoming::Request(request) => {
+                    self.served.store(now_us(), Ordering::Relaxed);
+                    self.endpoint.serve(request, self);
+                    self.served.store(now_us(), Ordering::Relaxed);
+                }
+                other => self.incoming(other),
+            }
+        }
+    }
+
+    /// A call of the plugin to the host's object `target`, within the call this lane's
+    /// thread serves; its status and answer.
+    fn callback(&'static self, target: u64, method: u32, args: &[u8]) -> (Status, Vec<u8>) {
+        let Some((id, _)) = self.endpoint.register() else {
+            return (Status::MALFORMED, b"the channel to the host has ended".to_vec());
+        };
+        if self.endpoint.send(id, target, method, args, None).is_err() {
+            std::process::exit(0);
+        }
+        match self.endpoint.wait(id, None, self, Vec::new()) {
+            Ok((status, body)) => (Status(status), body),
+            Err(WaitError::Fault(ReadError::Eof)) => std::process::exit(0),
+            Err(WaitError::Fault(_)) => std::process::exit(4),
+            Err(WaitError::Ended(e)) => (Status::MALFORMED, e.to_string().into_bytes()),
+        }
+    }
+}
+
+impl Lane {
+    /// Whether the lanes but lane `me` are quiet: none began or ended a call within
+    /// [`BUSY_FOR`]. The child cannot see how many of the host's threads are calling
+    /// (the host's lanes know, see `Endpoint::crowd`); a lane used a moment ago is one
+    /// whose caller is about to call again. While they are not, lane `me`'s thread does
+    /// not spin for its next call.
+    fn quiet(served: &[AtomicU64], me: usize) -> bool {
+        let now = now_us();
+        let busy = BUSY_FOR.as_micros() as u64;
+        served.iter().enumerate().all(|(i, at)| i == me || now.saturating_sub(at.load(Ordering::Relaxed)) > busy)
+    }
+}
+
+/// Microseconds since this process first asked (a monotonic clock; on Linux a vDSO
+/// read, no system call).
+fn now_us() -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
+}
+
+impl Handler for Lane {
+    fn serve(&self, request: Request) -> (u8, RVec) {
+        Handler::serve(self.server, request)
+    }
+
+    fn incoming(&self, incoming: Incoming) {
+        match incoming {
+            // (Only while this thread waits for a callback's answer: the host sends a
+            // lane one call at a time, so this is a broken host's. Served all the same.)
+            Incoming::Request(request) => self.endpoint.serve(request, self),
+            other => self.server.incoming(other),
         }
     }
 }

@@ -47,12 +47,20 @@ pub(crate) struct Key {
     max_frame: usize,
     /// Frames on the socket alone (no shared memory passed).
     socket_only: bool,
+    /// The lanes passed (see [`Isolation::lanes`]).
+    lanes: usize,
 }
 
 impl Key {
     /// The key of a runner started with `options` from `exe`.
     pub(crate) fn new(exe: PathBuf, options: &Isolation) -> Key {
-        Key { exe, env: options.env.clone(), max_frame: options.max_frame, socket_only: options.socket_only }
+        Key {
+            exe,
+            env: options.env.clone(),
+            max_frame: options.max_frame,
+            socket_only: options.socket_only,
+            lanes: options.lane_count(),
+        }
     }
 }
 
@@ -226,7 +234,7 @@ impl Drop for Use {
 /// Starts a spare runner with `key` (on the spawner thread), its output to the
 /// default output until it is taken.
 fn start(key: &Key) -> Result<Spare, LaunchError> {
-    let (ends, (pass, last_fd)) = ends::make(key.socket_only, None)?;
+    let (ends, (pass, last_fd)) = ends::make(key.socket_only, key.lanes, None)?;
     // Only what the runner gets at `exec`: the limits are set when it is taken.
     let options = Isolation { env: key.env.clone(), max_frame: key.max_frame, ..Isolation::default() };
     // The directory it inherits (read before and after: a change meanwhile, whichever
@@ -236,7 +244,7 @@ fn start(key: &Key) -> Result<Spare, LaunchError> {
         exe: &key.exe,
         options: &options,
         name: "spare runner",
-        env: ends::child_env(key.max_frame, key.socket_only, true),
+        env: ends::child_env(key.max_frame, key.socket_only, key.lanes, true),
         pass,
         last_fd,
     })?;

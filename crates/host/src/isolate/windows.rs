@@ -193,6 +193,10 @@ impl Isolated {
             process: Some(process),
             remote: None,
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
+            lanes: Vec::new(),
+            watching: std::sync::atomic::AtomicBool::new(false),
+            crowd: std::sync::Arc::default(),
+            watcher: Mutex::new(None),
             nudge,
             objects: Objects::new(),
             callbacks: Mutex::new(None),
@@ -201,7 +205,7 @@ impl Isolated {
         };
         // The handshake: hello (version), load, ready (the manifest it read).
         match self.handshake(&connection.endpoint.link, &exe, false, plugin_fd) {
-            Ok(()) => Ok(connection),
+            Ok(_) => Ok(connection),
             Err(refused) => Err(self.refused(&connection, refused)),
         }
     }

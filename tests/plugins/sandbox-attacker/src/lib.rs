@@ -343,8 +343,9 @@ impl Attacker for Attack {
             "whoami" => Ok(format!("pid {} ppid {}", std::process::id(), std::os::unix::process::parent_id())),
             "fill-nudge" => fill_nudge(),
             "fill-bells" => fill(&[7, 8, 9, 10]),
-            "claim-full" => claim_full(),
-            "bell-flood" => bell_flood(),
+            // (`arg`: another ring's memory or bell, e.g. a lane's; by default the main one's.)
+            "claim-full" => claim_full(arg.parse().unwrap_or(6)),
+            "bell-flood" => bell_flood(arg.parse().unwrap_or(7)),
             "lent-go" => {
                 LENT_GO.store(true, Ordering::SeqCst);
                 Ok("go".to_owned())
@@ -714,10 +715,10 @@ fn fill(fds: &[i32]) -> Result<String, String> {
 /// Makes the host believe its ring is full: the host's ring (the first) claims to
 /// have been read up to exactly one ring's capacity behind what the host wrote, so
 /// every byte the host sends next waits for room that never comes.
-fn claim_full() -> Result<String, String> {
-    // SAFETY: a new shared mapping of descriptor 6, as in `with_ring`.
+fn claim_full(fd: i32) -> Result<String, String> {
+    // SAFETY: a new shared mapping of descriptor `fd` (6: the main rings'), as in `with_ring`.
     let base = unsafe {
-        libc::mmap(std::ptr::null_mut(), 2 * RING, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, 6, 0)
+        libc::mmap(std::ptr::null_mut(), 2 * RING, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
     };
     if base == libc::MAP_FAILED {
         return Err(format!("mmap: {}", Error::last_os_error()));
@@ -733,14 +734,14 @@ fn claim_full() -> Result<String, String> {
     Ok(format!("the host's ring looks full (head {claimed})"))
 }
 
-/// Rings the host's bell (descriptor 7) without end and sends nothing: the host waits
-/// for this call's answer meanwhile, which never comes.
-fn bell_flood() -> Result<String, String> {
+/// Rings the host's bell (descriptor `fd`, 7: the main rings') without end and sends
+/// nothing: the host waits for this call's answer meanwhile, which never comes.
+fn bell_flood(fd: i32) -> Result<String, String> {
     let one = 1u64;
     let mut rings = 0u64;
     loop {
         // SAFETY: writes 8 bytes from a local to the host's bell (a full one refuses).
-        unsafe { libc::write(7, (&raw const one).cast(), 8) };
+        unsafe { libc::write(fd, (&raw const one).cast(), 8) };
         rings += 1;
         if rings == u64::MAX {
             return Ok("rang without end".to_owned());

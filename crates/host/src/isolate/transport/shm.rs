@@ -7,9 +7,10 @@
 //! those calls were most of an isolated call. Through the rings a frame is a copy in
 //! and a copy out, and a spinning reader reads one word of memory. A side that sleeps
 //! says so in the ring (`reader_sleeping`, `writer_waiting`) and is woken through a
-//! pipe (its *bell*, see [`Bells`]); it sleeps in `poll` on its bell *and* the socket, which
-//! stays open for the handshake and for one more job: its end is how either side
-//! learns the other died, at once, as before.
+//! pipe (its *bell*, see [`Bells`]); the host sleeps in `poll` on its bell *and* the
+//! socket, which stays open for the handshake and for one more job: its end is how the
+//! host learns the child died, at once, as before. The child sleeps on its bell alone
+//! and learns the host's end from it (see `Shared::host`).
 //!
 //! The other side is not trusted (it is the plugin's process, or the host): each side
 //! keeps its own position (`head` of what it reads, `tail` of what it writes) and only
@@ -117,22 +118,7 @@ pub(crate) struct Bells {
 /// A new, zeroed, sealed memfd of [`SIZE`] bytes and the bells: the host's ends and
 /// the child's (which the host passes to the child and closes).
 pub(crate) fn create() -> io::Result<(OwnedFd, Bells, Bells)> {
-    // SAFETY: a NUL-terminated name and flags; returns a new descriptor or -1.
-    let fd = unsafe { libc::memfd_create(c"tomada-channel".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor, owned by nobody else.
-    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: plain calls on our descriptor.
-    let sized = unsafe { libc::ftruncate(fd, SIZE as libc::off_t) } == 0
-        // SAFETY: as above. Sealed: neither side can shrink it under the other's
-        // accesses (a `SIGBUS`), nor take the seals back.
-        && unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL) }
-            == 0;
-    if !sized {
-        return Err(io::Error::last_os_error());
-    }
+    let memfd = memfd()?;
     // Each bell: the read end for the side that sleeps on it, the write end for the
     // side that rings it; both non-blocking (each its own open file description).
     let bell = || {
@@ -150,6 +136,27 @@ pub(crate) fn create() -> io::Result<(OwnedFd, Bells, Bells)> {
     let child =
         Bells { host_data: host_data.1, host_room: host_room.1, child_data: child_data.0, child_room: child_room.0 };
     Ok((memfd, host, child))
+}
+
+/// A new, zeroed memfd of [`SIZE`] bytes, sealed against shrinking and growing.
+fn memfd() -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name and flags; returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(c"tomada-channel".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, owned by nobody else.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: plain calls on our descriptor.
+    let sized = unsafe { libc::ftruncate(fd, SIZE as libc::off_t) } == 0
+        // SAFETY: as above. Sealed: neither side can shrink it under the other's
+        // accesses (a `SIGBUS`), nor take the seals back.
+        && unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL) }
+            == 0;
+    if !sized {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(memfd)
 }
 
 /// The shared memory, mapped.
@@ -217,16 +224,18 @@ pub(crate) struct Shared {
     /// This side's position in `tx` (its tail) and in `rx` (its head).
     tail: AtomicU64,
     head: AtomicU64,
-    /// Rung when bytes are in `tx` for a sleeping reader.
-    their_data: OwnedFd,
-    /// Rung when `rx` has room for a waiting writer.
-    their_room: OwnedFd,
-    /// Slept on for bytes in `rx`.
-    my_data: OwnedFd,
-    /// Slept on for room in `tx`.
-    my_room: OwnedFd,
-    /// The channel's socket: its end is the other side's.
-    socket: UnixStream,
+    /// How the sides wake each other.
+    wake: Wake,
+    /// The channel's socket: its end is the other side's. (Shared by the channel's
+    /// lanes, each a `Shared` of its own over its own memory: see `runner::Lane`.)
+    socket: std::sync::Arc<UnixStream>,
+    /// This is the host's end: it sleeps on the socket too. The child's sleeps on its
+    /// bell alone, and learns the host's end from the bell's (the host holds the only
+    /// write end, see [`Bells`]): a thread of the child that sleeps in `poll` on the
+    /// socket holds it open, so a plugin that closes its descriptor of the socket
+    /// while a thread of its process sleeps (an idle lane's, the main one's while a
+    /// lane serves) would not end the host's side of it.
+    host: bool,
     /// How long a write may wait for room (`None`: as long as the other side lives).
     write_timeout: Option<Duration>,
     /// How long the last `recv` that found nothing at first waited for the writer (ns).
@@ -237,6 +246,60 @@ pub(crate) struct Shared {
     /// no room (see [`MAX_EMPTY_WAKES`]).
     empty_data: AtomicU32,
     empty_room: AtomicU32,
+}
+
+/// How the two sides of a `Shared` wake each other.
+enum Wake {
+    /// Four bells (the main rings'): see [`Bells`].
+    Pipes {
+        /// Rung when bytes are in `tx` for a sleeping reader.
+        their_data: OwnedFd,
+        /// Rung when `rx` has room for a waiting writer.
+        their_room: OwnedFd,
+        /// Slept on for bytes in `rx`.
+        my_data: OwnedFd,
+        /// Slept on for room in `tx`.
+        my_room: OwnedFd,
+    },
+    /// A lane's: this side's end of a socketpair of the lane's own, rung for bytes
+    /// and for room alike (one thread a side uses a lane, waiting for one of them at a
+    /// time; a ring for the other is one wake-up for nothing, see [`MAX_EMPTY_WAKES`]).
+    /// The sleeper's `recv` takes the rings and learns the other side's end (`0`) in one
+    /// system call, where a pipe needs a `poll` (of the pipe and the channel's socket)
+    /// and a `read`; each side holds only its own end, as with the pipes.
+    Socket(OwnedFd),
+}
+
+/// The most a lane's sleeper waits in one `recv` before it looks at its deadline
+/// (`SO_RCVTIMEO` of the host's end; the child's has none: it has no deadline).
+const LANE_TICK: Duration = Duration::from_secs(1);
+
+/// A new, zeroed, sealed memfd of [`SIZE`] bytes and a lane's bell, a socketpair: the
+/// host's end and the child's (which the host passes to the child and closes).
+pub(crate) fn create_lane() -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
+    let memfd = memfd()?;
+    let mut fds = [0; 2];
+    // SAFETY: `socketpair` writes two new descriptors into the local array.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors returned by `socketpair`, owned by nobody else.
+    let (host, child) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let tick = libc::timeval { tv_sec: LANE_TICK.as_secs() as libc::time_t, tv_usec: 0 };
+    // SAFETY: one `timeval` from a local, its size given.
+    let set = unsafe {
+        libc::setsockopt(
+            host.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tick).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((memfd, host, child))
 }
 
 /// A ring in the mapping.
@@ -274,7 +337,36 @@ impl Shared {
         memfd: OwnedFd,
         bells: Bells,
         host: bool,
-        socket: UnixStream,
+        socket: impl Into<std::sync::Arc<UnixStream>>,
+        write_timeout: Option<Duration>,
+    ) -> io::Result<Shared> {
+        let Bells { host_data, host_room, child_data, child_room } = bells;
+        let (their_data, their_room, my_data, my_room) = if host {
+            (child_data, child_room, host_data, host_room)
+        } else {
+            (host_data, host_room, child_data, child_room)
+        };
+        let wake = Wake::Pipes { their_data, their_room, my_data, my_room };
+        Shared::with(memfd, wake, host, socket.into(), write_timeout)
+    }
+
+    /// A lane's end (see `Isolation::lanes`): as [`Shared::new`], woken through `bell`,
+    /// this side's end of the lane's socketpair (see [`Wake::Socket`]).
+    pub(crate) fn lane(
+        memfd: OwnedFd,
+        bell: OwnedFd,
+        host: bool,
+        socket: std::sync::Arc<UnixStream>,
+        write_timeout: Option<Duration>,
+    ) -> io::Result<Shared> {
+        Shared::with(memfd, Wake::Socket(bell), host, socket, write_timeout)
+    }
+
+    fn with(
+        memfd: OwnedFd,
+        wake: Wake,
+        host: bool,
+        socket: std::sync::Arc<UnixStream>,
         write_timeout: Option<Duration>,
     ) -> io::Result<Shared> {
         let mapping = Mapping::new(&memfd)?;
@@ -282,12 +374,6 @@ impl Shared {
         let (tx, rx) = (Ring::new(&mapping, mine), Ring::new(&mapping, theirs));
         // Start from where the rings are (zero, unless this is a second end).
         let (tail, head) = (tx.control().tail.0.load(Ordering::Acquire), rx.control().head.0.load(Ordering::Acquire));
-        let Bells { host_data, host_room, child_data, child_room } = bells;
-        let (their_data, their_room, my_data, my_room) = if host {
-            (child_data, child_room, host_data, host_room)
-        } else {
-            (host_data, host_room, child_data, child_room)
-        };
         Ok(Shared {
             _mapping: mapping,
             _memfd: memfd,
@@ -295,11 +381,9 @@ impl Shared {
             rx,
             tail: AtomicU64::new(tail),
             head: AtomicU64::new(head),
-            their_data,
-            their_room,
-            my_data,
-            my_room,
+            wake,
             socket,
+            host,
             write_timeout,
             waited: AtomicU64::new(0),
             rang: std::sync::atomic::AtomicBool::new(false),
@@ -370,7 +454,7 @@ impl Shared {
         fence(Ordering::SeqCst);
         let asleep = control.reader_sleeping.0.load(Ordering::Relaxed) != 0;
         if asleep {
-            ring(&self.their_data);
+            self.ring_data();
         }
         self.rang.store(asleep, Ordering::Relaxed);
     }
@@ -404,7 +488,7 @@ impl Shared {
                 self.empty_room.store(0, Ordering::Relaxed);
                 return Ok(());
             }
-            let woken = sleep(&self.my_room, self.socket.as_raw_fd(), deadline);
+            let woken = self.sleep_room(deadline);
             control.writer_waiting.0.store(0, Ordering::Relaxed);
             // (Room found is checked at the top of the loop, which resets the count.)
             let woken = woken.and_then(|()| if has_room() { Ok(()) } else { woken_for_nothing(&self.empty_room) });
@@ -490,7 +574,7 @@ impl Shared {
         control.head.0.store(head, Ordering::Release);
         fence(Ordering::SeqCst);
         if control.writer_waiting.0.load(Ordering::Relaxed) != 0 {
-            ring(&self.their_room);
+            self.ring_room();
         }
         Ok(Some(n))
     }
@@ -519,7 +603,7 @@ impl Shared {
             self.empty_data.store(0, Ordering::Relaxed);
             return Ok(());
         }
-        let woken = sleep(&self.my_data, self.socket.as_raw_fd(), deadline);
+        let woken = self.sleep_data(deadline);
         control.reader_sleeping.0.store(0, Ordering::Relaxed);
         // A writer that still saw this side asleep after publishing its bytes counts
         // on this side to see them, whatever it reads next (the host's nudges do: see
@@ -535,6 +619,44 @@ impl Shared {
 }
 
 impl Shared {
+    /// The socket to sleep on besides a bell (the host's; -1, which `poll` skips: the
+    /// child's, see `host`).
+    fn watched(&self) -> RawFd {
+        if self.host { self.socket.as_raw_fd() } else { -1 }
+    }
+
+    /// Rings the other side's reader.
+    fn ring_data(&self) {
+        match &self.wake {
+            Wake::Pipes { their_data, .. } => ring(their_data),
+            Wake::Socket(bell) => ring_socket(bell),
+        }
+    }
+
+    /// Rings the other side's writer.
+    fn ring_room(&self) {
+        match &self.wake {
+            Wake::Pipes { their_room, .. } => ring(their_room),
+            Wake::Socket(bell) => ring_socket(bell),
+        }
+    }
+
+    /// Sleeps until this side's reader is rung (see [`sleep`]).
+    fn sleep_data(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        match &self.wake {
+            Wake::Pipes { my_data, .. } => sleep(my_data, self.watched(), deadline),
+            Wake::Socket(bell) => sleep_socket(bell, deadline),
+        }
+    }
+
+    /// Sleeps until this side's writer is rung.
+    fn sleep_room(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        match &self.wake {
+            Wake::Pipes { my_room, .. } => sleep(my_room, self.watched(), deadline),
+            Wake::Socket(bell) => sleep_socket(bell, deadline),
+        }
+    }
+
     /// The channel's socket (for the handshake, before the rings carry the frames).
     pub(crate) fn socket(&self) -> &UnixStream {
         &self.socket
@@ -604,6 +726,50 @@ fn ring(bell: &OwnedFd) {
     unsafe { libc::write(bell.as_raw_fd(), (&raw const one).cast(), 1) };
 }
 
+/// Rings a lane's bell (its socketpair): one byte, never blocking, a full socket being
+/// a bell rung already, a peer gone being for the next wait to find (no `SIGPIPE`).
+fn ring_socket(bell: &OwnedFd) {
+    let one = 1u8;
+    // SAFETY: sending 1 byte from a local on our end of the socketpair, without waiting.
+    unsafe { libc::send(bell.as_raw_fd(), (&raw const one).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+}
+
+/// Sleeps until a lane's bell rings (and takes its rings, a whole `DRAIN` at once), the
+/// other side's end closes (`Eof`), or `deadline` passes: one `recv` (that waits at
+/// most [`LANE_TICK`] on the host's end), and a `poll` first only in the last tick
+/// before a deadline.
+fn sleep_socket(bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), ReadError> {
+    let mut rings = [0u8; DRAIN];
+    loop {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ReadError::TimedOut);
+            }
+            if left < LANE_TICK {
+                let mut fds = [libc::pollfd { fd: bell.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                // SAFETY: one valid `pollfd`, for the duration of the call.
+                let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, super::poll_timeout(deadline)?) };
+                if r == 0 {
+                    continue; // (the deadline, looked at again above)
+                }
+            }
+        }
+        // SAFETY: reading up to `DRAIN` bytes into a local from our end of the lane's
+        // socketpair (which nobody else reads).
+        let n = unsafe { libc::recv(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN, 0) };
+        match n {
+            0 => return Err(ReadError::Eof),
+            n if n > 0 => return Ok(()),
+            _ => match io::Error::last_os_error().kind() {
+                // (The tick, or a signal: the deadline is looked at again.)
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::TimedOut => {}
+                _ => return Err(ReadError::Eof),
+            },
+        }
+    }
+}
+
 /// Sleeps until `bell` rings (and takes its rings), the socket shows the other side's
 /// end (`Eof`; bytes on it are a broken peer: after the handshake nothing is sent
 /// there), or `deadline` passes.
@@ -640,10 +806,15 @@ fn sleep(bell: &OwnedFd, socket: RawFd, deadline: Option<Instant>) -> Result<(),
             // Every ring there (a whole pipe's worth at most): rings left over from a
             // burst then cost one wake-up for nothing, not one per `DRAIN` bytes.
             let mut rings = [0u8; DRAIN];
-            for _ in 0..PIPE_SIZE / DRAIN {
+            for first in (0..PIPE_SIZE / DRAIN).map(|i| i == 0) {
                 // SAFETY: reading up to `DRAIN` bytes into a local from our non-blocking
                 // end of the pipe (which nobody else reads).
                 let n = unsafe { libc::read(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN) };
+                // Nothing, and no writer left: the other side ended (its process holds
+                // the only write end).
+                if first && n == 0 {
+                    return Err(ReadError::Eof);
+                }
                 if n < DRAIN as isize {
                     break;
                 }
@@ -723,6 +894,61 @@ mod tests {
         assert!(sleeper.join().unwrap(), "the end of the socket ends the wait");
     }
 
+    /// A lane: both ends woken through one socketpair (see `Wake::Socket`).
+    fn lane_pair() -> (Shared, Shared) {
+        let (memfd, bell, child_bell) = create_lane().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let child_memfd = memfd.try_clone().unwrap();
+        let host = Shared::lane(memfd, bell, true, a.into(), Some(Duration::from_secs(5))).unwrap();
+        let child = Shared::lane(child_memfd, child_bell, false, b.into(), None).unwrap();
+        (host, child)
+    }
+
+    /// Through a lane, bytes cross both ways (a frame larger than the ring too, the
+    /// writer woken for room through the same bell), a sleeper is woken by the bell,
+    /// and the other side's end (its end of the socketpair closed) ends a wait.
+    #[test]
+    fn a_lane_wakes_through_its_socketpair_and_learns_the_other_sides_end() {
+        let (host, child) = lane_pair();
+        let big: Vec<u8> = (0..3 * CAPACITY + 11).map(|i| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let (host, child) = std::thread::scope(|s| {
+            let reader = s.spawn(move || (recv_exactly(&child, sent.len()) == sent, child));
+            std::thread::sleep(Duration::from_millis(20));
+            host.send(&[&big]).unwrap();
+            let (same, child) = reader.join().unwrap();
+            assert!(same, "the bytes differ");
+            (host, child)
+        });
+        child.send(&[b"back"]).unwrap();
+        assert_eq!(recv_exactly(&host, 4), b"back");
+        let r = host.wait_bytes(Some(Instant::now() + Duration::from_millis(20)));
+        assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
+        let sleeper = std::thread::spawn(move || {
+            let mut byte = 0u8;
+            matches!(host.recv(&raw mut byte, 1, Duration::ZERO, None), Err(ReadError::Eof))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        drop(child);
+        assert!(sleeper.join().unwrap(), "the end of the lane's bell ends the wait");
+    }
+
+    /// The child's side sleeps on its bell alone (not on the socket, which a sleeping
+    /// thread would hold open) and learns the host's end from the bell: the host holds
+    /// its only write end.
+    #[test]
+    fn the_childs_side_learns_the_hosts_end_from_its_bell() {
+        let (host, child) = pair();
+        assert_eq!(child.watched(), -1, "the child does not sleep on the socket");
+        let sleeper = std::thread::spawn(move || {
+            let mut byte = 0u8;
+            matches!(child.recv(&raw mut byte, 1, Duration::ZERO, None), Err(ReadError::Eof))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        drop(host);
+        assert!(sleeper.join().unwrap(), "the end of the host's bell ends the wait");
+    }
+
     #[test]
     fn a_corrupt_position_is_refused_not_followed() {
         let (host, child) = pair();
@@ -759,7 +985,7 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
-                    ring(&child.their_data);
+                    child.ring_data();
                     std::thread::yield_now();
                 }
             });
@@ -781,7 +1007,7 @@ mod tests {
     fn a_ring_left_over_is_one_wake_up_and_bytes_reset_the_count() {
         let (host, child) = pair();
         for _ in 0..3 * MAX_EMPTY_WAKES {
-            ring(&child.their_data);
+            child.ring_data();
             host.wait_bytes(None).unwrap();
             child.send(&[b"x"]).unwrap();
             assert_eq!(recv_exactly(&host, 1), b"x");
@@ -795,7 +1021,7 @@ mod tests {
     fn ringing_a_full_bell_does_not_block() {
         let (host, _child) = pair();
         for _ in 0..200_000 {
-            ring(&host.their_data);
+            host.ring_data();
         }
         host.send(&[b"still here"]).unwrap();
     }
