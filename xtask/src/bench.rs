@@ -228,9 +228,17 @@ fn rows(m: &Medians, iso: Option<&Isolation>, anchors: &Anchors) -> Vec<Row> {
                         bare4.map(|b| format!("; 4 bare socketpairs {b:.0}/s")).unwrap_or_default()
                     ),
                     now: format!(
-                        "{four:.0}/s (p50 {}, p99 {})",
+                        "{four:.0}/s (p50 {}, p99 {}){}",
                         iso.duration("isolated greet, 4 threads", "p50").map(show).unwrap_or_default(),
-                        iso.duration("isolated greet, 4 threads", "p99").map(show).unwrap_or_default()
+                        iso.duration("isolated greet, 4 threads", "p99").map(show).unwrap_or_default(),
+                        iso.per_second("isolated greet, 4 threads, 4 lanes")
+                            .map(|l| format!(
+                                "; with `Isolation::lanes(4)` {l:.0}/s (p50 {}, p99 {}), {:.2}× the 4 socketpairs",
+                                iso.duration("isolated greet, 4 threads, 4 lanes", "p50").map(show).unwrap_or_default(),
+                                iso.duration("isolated greet, 4 threads, 4 lanes", "p99").map(show).unwrap_or_default(),
+                                bare4.map_or(f64::NAN, |b| l / b)
+                            ))
+                            .unwrap_or_default()
                     ),
                     ratio: format!("**{:.2}×**", four / one),
                     goal: "≥ 0.3×, never below the blocking socketpair",

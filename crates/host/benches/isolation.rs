@@ -7,7 +7,8 @@
 //!   `sched_setaffinity`; the plugin's processes and the echo process inherit it);
 //! - a 1 MiB argument and a 1 MiB result;
 //! - 1, 2, 4 and 8 threads calling one isolated plugin (the floor: as many threads,
-//!   each with its own echo process);
+//!   each with its own echo process), without lanes (the default) and with 4
+//!   (`Isolation::lanes`);
 //! - the in-process call, `Sandbox::strict()`, and spawn + handshake.
 //!
 //! CPU per call counts both sides: this process (`getrusage`, exited threads
@@ -237,7 +238,10 @@ struct Setup {
 
 impl Setup {
     fn isolated(&self) -> Plugin<dyn Greeter> {
-        let iso = Isolation::new().runner(self.runner.clone());
+        self.isolated_with(Isolation::new().runner(self.runner.clone()))
+    }
+
+    fn isolated_with(&self, iso: Isolation) -> Plugin<dyn Greeter> {
         let p = tomada_host::load_with::<dyn Greeter>(&self.path, &Mode::Isolated(iso)).unwrap();
         for _ in 0..1000 {
             p.greet("Mundo").unwrap();
@@ -386,7 +390,12 @@ fn main() {
     if wants("threads") {
         let plugin = Arc::new(setup.isolated());
         let child = plugin.process_id().unwrap();
+        // The same plugin with lanes (`Isolation::lanes`, off by default): a pair of
+        // rings and a child thread for each of up to 4 threads calling at once.
+        let laned = Arc::new(setup.isolated_with(Isolation::new().runner(setup.runner.clone()).lanes(4)));
+        let laned_child = laned.process_id().unwrap();
         let mut one = None;
+        let mut one_laned = None;
         // (`TOMADA_BENCH_THREADS=4,8` for some thread counts only: a profile of one.)
         let counts: Vec<usize> = std::env::var("TOMADA_BENCH_THREADS")
             .map_or_else(|_| vec![1, 2, 4, 8], |l| l.split(',').filter_map(|n| n.trim().parse().ok()).collect());
@@ -399,10 +408,16 @@ fn main() {
             let row = measure_threads(threads, CALLS / threads, &[child], &[&plugin], |p| {
                 drop(std::hint::black_box(p.greet("Mundo").unwrap()))
             });
+            let with_lanes = measure_threads(threads, CALLS / threads, &[laned_child], &[&laned], |p| {
+                drop(std::hint::black_box(p.greet("Mundo").unwrap()))
+            });
             print(&format!("bare ping-pong, {threads} threads"), &floor, None);
             print(&format!("isolated greet, {threads} threads"), &row, Some(&floor));
             let one = *one.get_or_insert(row.per_second);
             println!("{:<40} {:.2}x the calls/s of one thread", "", row.per_second / one);
+            print(&format!("isolated greet, {threads} threads, 4 lanes"), &with_lanes, Some(&floor));
+            let one_laned = *one_laned.get_or_insert(with_lanes.per_second);
+            println!("{:<40} {:.2}x the calls/s of one thread", "", with_lanes.per_second / one_laned);
         }
     }
 

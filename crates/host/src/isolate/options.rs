@@ -244,11 +244,25 @@ impl Isolation {
     /// takes a free lane (one atomic try) and travels alone on it: host threads calling
     /// at once do not share a ring, a reading lock or a wake-up. A call that finds none
     /// free (more threads than lanes), an async call and a call made from a plugin's own
-    /// thread's callback travel the main rings, as without lanes. `0`: none. By default
-    /// twice the CPUs this process may use, at most 4; at most 8. Each lane is about
-    /// 1 MiB of shared memory (touched as used), a sleeping thread in the child, and
-    /// two descriptors there (under [`open_files`](Self::open_files), lanes take at
-    /// most half of the limit: fewer lanes, or none).
+    /// thread's callback travel the main rings, as without lanes. At most 8; `0` (the
+    /// default): none. Each lane is about 1 MiB of shared memory (touched as used), a
+    /// sleeping thread in the child, and two descriptors there (under
+    /// [`open_files`](Self::open_files), lanes take at most half of the limit: fewer
+    /// lanes, or none).
+    ///
+    /// Off by default because lanes are made when the process starts, whether calls
+    /// ever overlap: they add ~0.3–0.9 ms of CPU to every start (docs/benchmarks.md,
+    /// "Many threads, round 3"). Turn them on for a plugin that several host threads
+    /// call at once: with 4 threads, about twice the calls a second, half the CPU a
+    /// call, and 2.4–3.3 context switches a call instead of 3.6–5.5. Twice the CPUs is
+    /// a good number (`std::thread::available_parallelism`).
+    ///
+    /// ```
+    /// # use tomada_host::Isolation;
+    /// // A plugin that a pool of four request threads calls at once.
+    /// let isolation = Isolation::new().lanes(4);
+    /// # drop(isolation);
+    /// ```
     ///
     /// Linux, over shared memory only; elsewhere (and for a remote plugin) accepted and
     /// ignored.
@@ -263,8 +277,7 @@ impl Isolation {
         if self.socket_only {
             return 0;
         }
-        let default = || std::thread::available_parallelism().map_or(2, |n| 2 * n.get()).min(4);
-        let lanes = self.lanes.unwrap_or_else(default).min(super::protocol::MAX_LANES);
+        let lanes = self.lanes.unwrap_or(0).min(super::protocol::MAX_LANES);
         // Each lane takes descriptors in the child (`protocol::LANE_FDS`): under a limit
         // of open files, they may take up to half of it (the rest is the plugin's).
         let room = self.open_files.map_or(usize::MAX, |n| {
