@@ -657,12 +657,47 @@ pub type DispatchFn =
 
 /// Plugin side: runs `f` (which decodes the arguments and calls the method) under
 /// `catch_unwind` and writes the encoded result to `out`, or a message to `panic`.
-/// Called by the generated dispatch functions.
+/// (The dispatch functions of tomada-macros before [`serve_as`] called this.)
 ///
 /// # Safety
 /// `out` and `panic` must be writable.
 #[inline]
 pub unsafe fn serve<R: Abi>(out: *mut RVec, panic: *mut RVec, f: impl FnOnce() -> Result<R, WireError>) -> Status {
+    // SAFETY: forwarded.
+    unsafe { serve_as(out, panic, false, f) }
+}
+
+/// Bit of the method number a dispatch function is called with: the caller takes a
+/// byte string's bytes alone (see [`flags::BYTES_ALONE`](crate::descriptor::flags::BYTES_ALONE)).
+/// No contract has that many methods; [`CANCEL_METHOD`](crate::future::CANCEL_METHOD),
+/// which has every bit set, is not a contract method and is read before it.
+pub const BYTES_ALONE: u32 = 1 << 31;
+
+/// Plugin side: a dispatch function's method number, and whether its caller asked
+/// for byte strings' bytes alone ([`BYTES_ALONE`]).
+#[inline(always)]
+pub const fn answer_form(method: u32) -> (u32, bool) {
+    (method & !BYTES_ALONE, method & BYTES_ALONE != 0)
+}
+
+/// Plugin side: runs `f` (which decodes the arguments and calls the method) under
+/// `catch_unwind` and writes the result to `out`, or a message to `panic`. Called by
+/// the generated dispatch functions.
+///
+/// The result is written in its byte form ([`Status::OK`]); with `alone` (the
+/// caller asked, see [`BYTES_ALONE`]), a byte string (a `String`, a `Vec<u8>`) is
+/// written as its bytes alone, its own buffer handed over, not copied
+/// ([`Status::BYTES`]).
+///
+/// # Safety
+/// `out` and `panic` must be writable.
+#[inline]
+pub unsafe fn serve_as<R: Abi>(
+    out: *mut RVec,
+    panic: *mut RVec,
+    alone: bool,
+    f: impl FnOnce() -> Result<R, WireError>,
+) -> Status {
     let fail = |status: Status, message: String| {
         // SAFETY: the caller guarantees `panic` is writable.
         unsafe { panic.write(RVec::from_vec(message.into_bytes())) };
@@ -670,15 +705,23 @@ pub unsafe fn serve<R: Abi>(out: *mut RVec, panic: *mut RVec, f: impl FnOnce() -
     };
     match panic::catch_unwind(AssertUnwindSafe(|| {
         f().map(|value| {
+            let value = if alone && R::BYTE_STRING {
+                match value.into_byte_string() {
+                    Ok(bytes) => return (Status::BYTES, bytes),
+                    Err(value) => value,
+                }
+            } else {
+                value
+            };
             let mut bytes = Vec::new();
             value.encode_owned(&mut bytes);
-            bytes
+            (Status::OK, bytes)
         })
     })) {
-        Ok(Ok(bytes)) => {
+        Ok(Ok((status, bytes))) => {
             // SAFETY: the caller guarantees `out` is writable.
             unsafe { out.write(RVec::from_vec(bytes)) };
-            Status::OK
+            status
         }
         Ok(Err(e)) => fail(Status::MALFORMED, format!("malformed arguments: {e}")),
         Err(payload) => fail(Status::PANICKED, crate::call::panic_message(payload)),
@@ -696,12 +739,13 @@ pub unsafe fn unknown_method(method: u32, panic: *mut RVec) -> Status {
 }
 
 /// Reads a dispatch function's outcome: its status and the buffer it wrote. Used by
-/// runners to build their answer, and by tests.
+/// runners to build their answer, and by tests. (For [`Status::BYTES`], the bytes
+/// alone: their length goes before them in the answer.)
 ///
 /// # Safety
 /// `status`, `out` and `panic` must come from one call of a dispatch function.
 pub unsafe fn dispatched(status: Status, out: MaybeUninit<RVec>, panic: MaybeUninit<RVec>) -> RVec {
-    if status == Status::OK {
+    if status == Status::OK || status == Status::BYTES {
         // SAFETY: written on OK.
         unsafe { out.assume_init() }
     } else if status.has_message() {
