@@ -575,9 +575,9 @@ fn bulk_bytes_cross_byte_exact_at_every_size_through_every_byte_type() {
 
 /// Byte-string answers (a `Vec<u8>`, a `String`) are sent from the plugin's own
 /// buffer, their length written before them by the runner (`flags::BYTES_ALONE`):
-/// byte-exact at the sizes where the shared ring (512 KiB, published in 64 KiB
-/// chunks), the reader's 64 KiB buffer and a frame's head meet, and at several MiB;
-/// growing and shrinking, so a reused buffer never shows through.
+/// byte-exact at the sizes where the shared ring (2 MiB, published in 64 KiB chunks;
+/// 512 KiB before), the reader's 4 KiB batch and 64 KiB buffer and a frame's head meet,
+/// and at several MiB; growing and shrinking, so a reused buffer never shows through.
 #[test]
 fn byte_answers_cross_byte_exact_at_the_edges_of_the_ring_and_the_buffers() {
     use allround_api::{Allround, Person, Point};
@@ -586,8 +586,9 @@ fn byte_answers_cross_byte_exact_at_the_edges_of_the_ring_and_the_buffers() {
     // A reply's frame: 4 + 10 bytes of head, 8 of length, then the bytes.
     let framed = |total: usize| total - 14 - 8;
     let mut sizes = vec![0, 1, 2, 0];
-    for edge in [64 * KIB, 512 * KIB, 1024 * KIB] {
-        sizes.extend([edge - 1, edge, edge + 1, framed(edge) - 1, framed(edge), framed(edge) + 1]);
+    for edge in [4 * KIB, 64 * KIB, 512 * KIB, 1024 * KIB, 2048 * KIB] {
+        // (A call's frame: 14 bytes of head, 28 of request head, 8 of length.)
+        sizes.extend([edge - 1, edge, edge + 1, framed(edge) - 1, framed(edge), framed(edge) + 1, edge - 50]);
     }
     sizes.extend([(7 << 20) + 3, 1, 512 * KIB + 1, 0, 3 << 20, 64 * KIB]);
     for (n, &len) in sizes.iter().enumerate() {

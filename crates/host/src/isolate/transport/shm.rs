@@ -37,8 +37,12 @@ use std::os::unix::net::UnixStream;
 
 use super::{ReadError, Transport};
 
-/// The bytes of one ring's data.
-pub(crate) const CAPACITY: usize = 512 * 1024;
+/// The bytes of one ring's data: a frame of 1 MiB of bytes (and its head) fits whole,
+/// so its writer never waits for room (sleeping, and being rung awake by the reader,
+/// once or more per frame: ~10 % of a 1 MiB call; docs/benchmarks.md, "Bulk bytes,
+/// round 4"); larger frames stream through it. Two rings of it per isolated plugin,
+/// shared memory whose pages are taken only as frames reach them.
+pub(crate) const CAPACITY: usize = 2 * 1024 * 1024;
 /// The page before each ring's data: its positions and flags.
 const CONTROL: usize = 4096;
 /// One ring: control page and data.
@@ -742,13 +746,17 @@ mod tests {
     fn bytes_cross_both_ways_and_wrap_around() {
         let (host, child) = pair();
         // More than the capacity in all, in odd sizes, so the positions wrap.
+        let mut total = 0;
         for round in 0..40u32 {
-            let msg: Vec<u8> = (0..(round as usize * 7919) % 40_000 + 1).map(|i| (i as u32 ^ round) as u8).collect();
+            let len = (round as usize * 7919 * 13) % (CAPACITY / 10) + 1;
+            total += len;
+            let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ round) as u8).collect();
             host.send(&[&msg[..3.min(msg.len())], &msg[3.min(msg.len())..]]).unwrap();
             assert_eq!(recv_exactly(&child, msg.len()), msg);
             child.send(&[&msg]).unwrap();
             assert_eq!(recv_exactly(&host, msg.len()), msg);
         }
+        assert!(total > CAPACITY, "the positions wrapped: {total} bytes each way");
     }
 
     #[test]
