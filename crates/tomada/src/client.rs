@@ -569,6 +569,23 @@ pub(crate) fn gather_owned(out: &[u8], bytes: Vec<u8>) -> Result<(), Vec<u8>> {
     note(Noted { _owned: Some(bytes), ..noted }).map_err(|noted| noted._owned.unwrap_or_default())
 }
 
+/// How many bytes noted (see [`gather`]) go at places past `at` of the arguments being
+/// encoded on this thread (0 if none are being gathered): a block that ends there
+/// ([`crate::block::end_block`]) counts them in its length, as if they had been
+/// copied in. (Noted in the order of their places, so the last ones are looked at.)
+pub(crate) fn gathered_after(at: usize) -> usize {
+    let list = GATHERED.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
+    if list.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-null `GATHERED` is the list `gathering` set, on the stack of the
+    // `remote_call` encoding on this thread, which does not touch it until
+    // `gathering` returns; nothing else holds a reference to it meanwhile (this reads
+    // it and calls nobody's code).
+    let list = unsafe { &*list };
+    list.iter().rev().take_while(|n| n.at > at).map(|n| n.len).sum()
+}
+
 /// Adds `noted` to the list of the call being encoded, if one is; gives it back if not.
 fn note(noted: Noted) -> Result<(), Noted> {
     let list = GATHERED.try_with(Cell::get).unwrap_or(std::ptr::null_mut());

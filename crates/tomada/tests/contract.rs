@@ -420,6 +420,48 @@ fn big_values_cross() {
     }
 }
 
+/// Large `Vec<u8>`s and `String`s inside values given away (a struct's fields, a
+/// nested struct's, a tuple's in a `Vec`, a tree's labels) are sent from their own
+/// buffers by a blocking byte-level call (`gather_owned`), and the blocks around them
+/// count them in their lengths: every value arrives whole, in both paths.
+#[test]
+fn large_bytes_inside_values_given_away_cross_whole() {
+    // (Over the 64 KiB from which bytes are gathered; few, for Miri.)
+    let big =
+        |n: usize, seed: u8| -> Vec<u8> { (0..n).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect() };
+    let text = |n: usize, seed: u8| -> String { big(n, seed).iter().map(|b| char::from(b'a' + b % 26)).collect() };
+    const N: usize = 70_000;
+    for (path, store, _plugin) in stores() {
+        let r = Record { id: 1, tags: big(N, 1), note: Some(text(N + 1, 2)), wide: 5 };
+        let back = store.record(r.clone()).unwrap();
+        assert!(back.tags.len() == N + 1 && back.tags[..N] == r.tags[..], "{path}: tags");
+        assert_eq!(back.note.unwrap(), text(N + 1, 2) + "?", "{path}: note");
+        assert_eq!((back.id, back.wide), (2, -5), "{path}");
+        // A nested struct (through a `Box`), its fields and its parent's large.
+        let parent = entry(&text(N, 3), Kind::Text, &big(N + 2, 4), &[&text(N, 5), "small"], None);
+        let child = entry("child", Kind::Text, &big(N + 3, 6), &[&text(N + 4, 7)], Some(parent));
+        assert_eq!(store.insert(child).unwrap(), Ok(1 + 100), "{path}");
+        assert_eq!(store.get("child").unwrap(), Ok(big(N + 3, 6)), "{path}: the value");
+        // Tuples in a `Vec`, a small one between large ones.
+        let items = vec![(text(N, 8), big(N, 9)), ("k".into(), vec![1]), (text(N, 10), big(N + 5, 11))];
+        let map = store.pairs(items.clone()).unwrap();
+        assert_eq!(map.len(), 3, "{path}");
+        for (k, v) in items {
+            assert!(map[&k.to_uppercase()] == v, "{path}: a pair of {} bytes", v.len());
+        }
+        // A tree: large labels in blocks nested in vectors of blocks.
+        let leaf = |seed| Node { label: text(N, seed), children: vec![] };
+        let root = Node {
+            label: text(N, 12),
+            children: vec![leaf(13), Node { label: "mid".into(), children: vec![leaf(14)] }],
+        };
+        let mirrored = store.tree(root).unwrap();
+        assert_eq!(mirrored.label, text(N, 12).to_uppercase(), "{path}");
+        assert_eq!(mirrored.children[0].children[0].label, text(N, 14).to_uppercase(), "{path}");
+        assert_eq!(mirrored.children[1].label, text(N, 13).to_uppercase(), "{path}");
+    }
+}
+
 #[test]
 fn a_panic_comes_back_as_an_error_and_the_instance_keeps_working() {
     tomada::__private::call::__install_panic_hook();
