@@ -875,6 +875,39 @@ mod tests {
         assert_eq!(taken(&channel), [(1 << 20, 4)]);
     }
 
+    /// A block's length counts the bytes noted inside it (gathered, not copied into
+    /// `out`), and only those: not ones noted just before it starts, nor outside it.
+    #[test]
+    fn blocks_count_the_bytes_gathered_inside_them() {
+        use crate::block::{begin_block, end_block};
+        let block_len = |out: &[u8], at: usize| u64::from_le_bytes(out[at..at + 8].try_into().unwrap());
+        let mut list = Vec::new();
+        let mut out = vec![0xAA];
+        gathering(&mut list, || {
+            // Gathered just before the outer block: not in it.
+            assert!(gather_owned(&out, vec![1u8; GATHER_MIN]).is_ok());
+            let outer = begin_block(&mut out);
+            out.push(2);
+            assert!(gather_owned(&out, vec![3u8; GATHER_MIN + 1]).is_ok());
+            // A nested block right after a gathered range: the range is before it.
+            let inner = begin_block(&mut out);
+            assert!(gather_owned(&out, vec![4u8; GATHER_MIN + 2]).is_ok());
+            out.push(5);
+            assert!(gather_owned(&out, vec![6u8; 1]).is_err(), "small: copied");
+            end_block(&mut out, inner);
+            assert_eq!(block_len(&out, inner), (GATHER_MIN + 2 + 1) as u64, "the inner block");
+            end_block(&mut out, outer);
+            assert_eq!(block_len(&out, outer), (1 + GATHER_MIN + 1 + 8 + GATHER_MIN + 2 + 1) as u64, "the outer block");
+        });
+        assert_eq!(list.len(), 3);
+        // Nothing gathered: a block is what is in `out`.
+        let mut plain = Vec::new();
+        let at = begin_block(&mut plain);
+        plain.extend_from_slice(&[7; 3]);
+        end_block(&mut plain, at);
+        assert_eq!(block_len(&plain, at), 3);
+    }
+
     #[test]
     fn only_large_borrowed_bytes_of_a_call_being_encoded_are_gathered() {
         let big = vec![5u8; GATHER_MIN];

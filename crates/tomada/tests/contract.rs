@@ -425,6 +425,10 @@ fn big_values_cross() {
 /// buffers by a blocking byte-level call (`gather_owned`), and the blocks around them
 /// count them in their lengths: every value arrives whole, in both paths.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "hundreds of kilobytes of text: minutes under Miri; client::tests::blocks_count_the_bytes_gathered_inside_them runs the same code there"
+)]
 fn large_bytes_inside_values_given_away_cross_whole() {
     // (Over the 64 KiB from which bytes are gathered; few, for Miri.)
     let big =
@@ -442,9 +446,6 @@ fn large_bytes_inside_values_given_away_cross_whole() {
         let child = entry("child", Kind::Text, &big(N + 3, 6), &[&text(N + 4, 7)], Some(parent));
         assert_eq!(store.insert(child).unwrap(), Ok(1 + 100), "{path}");
         assert_eq!(store.get("child").unwrap(), Ok(big(N + 3, 6)), "{path}: the value");
-        if cfg!(miri) {
-            continue; // (The rest, hashing and case-mapping long strings, takes Miri ages.)
-        }
         // Tuples in a `Vec`, a small one between large ones.
         let items = vec![(text(N, 8), big(N, 9)), ("k".into(), vec![1]), (text(N, 10), big(N + 5, 11))];
         let map = store.pairs(items.clone()).unwrap();
