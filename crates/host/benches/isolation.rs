@@ -18,7 +18,9 @@
 //! harness. Run: `cargo bench -p tomada-host --bench isolation`
 //! (`TOMADA_BENCH_CASES=threads,...` for some cases only, `TOMADA_BENCH_THREADS=4`
 //! for some thread counts of `threads` only; `TOMADA_BENCH_RUNNER=path`
-//! for another build's runner binary, beside a copy of that build's bench binary).
+//! for another build's runner binary, beside a copy of that build's bench binary;
+//! `TOMADA_BENCH_PROFILE=reverse` (or `concat`, `birthday`, `len`, `floor`): that one
+//! 1 MiB row alone, 5,000 calls, nothing printed, for `perf record`).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -335,6 +337,33 @@ fn main() {
         let row = measure(1000, Duration::ZERO, &[child], || drop(std::hint::black_box(plugin.greet(&name).unwrap())));
         print("bare ping-pong, 1 MiB each way", &floor, None);
         print("isolated greet, 1 MiB argument and result", &row, Some(&floor));
+    }
+
+    // One 1 MiB row alone, for a profile.
+    if let Ok(row) = std::env::var("TOMADA_BENCH_PROFILE") {
+        let path = tomada_test_support::Build::new("allround").release().cdylib();
+        let iso = Isolation::new().runner(setup.runner.clone());
+        let plugin = tomada_host::load_with::<dyn allround_api::Allround>(&path, &Mode::Isolated(iso)).unwrap();
+        let bytes = vec![7u8; MIB];
+        let half = "y".repeat(MIB / 2);
+        let person = allround_api::Person {
+            name: "Ana".into(),
+            age: 30,
+            nickname: None,
+            photo: bytes.clone(),
+            position: allround_api::Point(1.0, 2.0),
+        };
+        let mut bare = Bare::start();
+        for _ in 0..5000 {
+            match row.as_str() {
+                "reverse" => drop(std::hint::black_box(plugin.reverse(&bytes).unwrap())),
+                "concat" => drop(std::hint::black_box(plugin.concat(half.clone(), &half).unwrap())),
+                "birthday" => drop(std::hint::black_box(plugin.birthday(person.clone()).unwrap())),
+                "len" => drop(std::hint::black_box(plugin.len(bytes.clone()).unwrap())),
+                _ => bare.round_trip(&bytes),
+            }
+        }
+        return;
     }
 
     // 1 MiB of bytes each way: `reverse(&[u8]) -> Vec<u8>` of the allround fixture.

@@ -67,7 +67,8 @@ pub(crate) unsafe fn destroy(destroy: DestroyFn, this: *const c_void) {
 }
 
 /// Calls method number `method` of the instance `this` with its encoded arguments:
-/// the status, and the encoded result (on OK), the failure's message (for a status
+/// the status, and the encoded result (on OK; a byte string's bytes alone on
+/// `Status::BYTES`, if `method` asked for them), the failure's message (for a status
 /// that has one) or nothing.
 ///
 /// # Safety
@@ -97,8 +98,8 @@ pub(crate) unsafe fn dispatch_into(
     // SAFETY: the caller vouches for `dispatch` and `this`; the arguments live for the
     // call; `out` and `panic` are writable.
     let status = unsafe { dispatch(this, method, RSlice::new(args), out.as_mut_ptr(), panic.as_mut_ptr()) };
-    let body = if status == Status::OK {
-        // SAFETY: written on OK.
+    let body = if status == Status::OK || status == Status::BYTES {
+        // SAFETY: written on OK (and on BYTES, by a plugin that was asked for it).
         unsafe { out.assume_init_read() }
     } else if status.has_message() {
         // SAFETY: written for every failed status that has a message.

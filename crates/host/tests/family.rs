@@ -268,7 +268,9 @@ fn a_library_whose_exports_contradict_each_other_is_refused_as_damaged() {
 
 /// A plugin built before contexts and several exports (its descriptor ends before
 /// `create_with`) loads as before, in both modes; the host's config never reaches
-/// it (it has no way to take one), and it says so by seeing an empty context.
+/// it (it has no way to take one), and it says so by seeing an empty context. Its
+/// dispatch function predates `flags::BYTES_ALONE` too: isolated, its `String`
+/// answer comes in its byte form, the runner never asking for the bytes alone.
 #[test]
 fn a_plugin_with_the_old_descriptor_layout_still_loads() {
     let path = cdylib("old-descriptor");

@@ -669,6 +669,43 @@ fn bulk_bytes_cross_byte_exact_at_every_size_through_every_byte_type() {
     }
 }
 
+/// Byte-string answers (a `Vec<u8>`, a `String`) are sent from the plugin's own
+/// buffer, their length written before them by the runner (`flags::BYTES_ALONE`):
+/// byte-exact at the sizes where the shared ring (2 MiB, published in 64 KiB chunks;
+/// 512 KiB before), the reader's 4 KiB batch and 64 KiB buffer and a frame's head meet,
+/// and at several MiB; growing and shrinking, so a reused buffer never shows through.
+#[test]
+fn byte_answers_cross_byte_exact_at_the_edges_of_the_ring_and_the_buffers() {
+    use allround_api::{Allround, Person, Point};
+    let p = tomada_host::load_with::<dyn Allround>(cdylib("allround"), &Mode::Isolated(isolation())).unwrap();
+    const KIB: usize = 1024;
+    // A reply's frame: 4 + 10 bytes of head, 8 of length, then the bytes.
+    let framed = |total: usize| total - 14 - 8;
+    let mut sizes = vec![0, 1, 2, 0];
+    for edge in [4 * KIB, 64 * KIB, 512 * KIB, 1024 * KIB, 2048 * KIB] {
+        // (A call's frame: 14 bytes of head, 28 of request head, 8 of length.)
+        sizes.extend([edge - 1, edge, edge + 1, framed(edge) - 1, framed(edge), framed(edge) + 1, edge - 50]);
+    }
+    sizes.extend([(7 << 20) + 3, 1, 512 * KIB + 1, 0, 3 << 20, 64 * KIB]);
+    for (n, &len) in sizes.iter().enumerate() {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 13 + n * 5 + i / 509) as u8).collect();
+        let reversed: Vec<u8> = bytes.iter().rev().copied().collect();
+        let got = p.reverse(&bytes).unwrap();
+        assert!(got == reversed, "reverse of {len} bytes (call {n}): {} bytes back", got.len());
+        let text: String = bytes.iter().map(|b| char::from(b'a' + b % 26)).collect();
+        let got = p.upper(&text).unwrap();
+        assert!(got == text.to_uppercase(), "upper of {len} bytes (call {n}): {} bytes back", got.len());
+        assert!(p.or_default(Some(text.clone())).unwrap() == text, "or_default of {len} bytes (call {n})");
+        // A value that holds bytes but is not a byte string: its byte form, as before.
+        let person =
+            Person { name: "ana".into(), age: 1, nickname: None, photo: bytes.clone(), position: Point(1.0, 2.0) };
+        let photo = p.birthday(person).unwrap().photo;
+        assert!(photo.len() == len + 1 && photo[..len] == bytes[..], "birthday, a photo of {len} bytes (call {n})");
+    }
+    // Small calls after large ones still answer.
+    assert_eq!(p.add(2, 3).unwrap(), 5);
+}
+
 /// The child dies with the host: a helper process (this binary, re-run) loads an
 /// isolated plugin, reports the plugin's pid, and is killed; the plugin's process
 /// must follow.

@@ -22,10 +22,13 @@ pub fn begin_block(out: &mut Vec<u8>) -> usize {
     at
 }
 
-/// Ends the block started at `at`: writes its length.
+/// Ends the block started at `at`: writes its length. Bytes of its fields noted to be
+/// sent from where they lie (a large `Vec<u8>` or `String` field given away in a
+/// blocking isolated call, see `client::gather_owned`), not copied into `out`, count
+/// in it all the same.
 #[inline]
 pub fn end_block(out: &mut [u8], at: usize) {
-    let len = (out.len() - at - 8) as u64;
+    let len = (out.len() - at - 8 + crate::client::gathered_after(at)) as u64;
     out[at..at + 8].copy_from_slice(&len.to_le_bytes());
 }
 

@@ -569,6 +569,23 @@ pub(crate) fn gather_owned(out: &[u8], bytes: Vec<u8>) -> Result<(), Vec<u8>> {
     note(Noted { _owned: Some(bytes), ..noted }).map_err(|noted| noted._owned.unwrap_or_default())
 }
 
+/// How many bytes noted (see [`gather`]) go at places past `at` of the arguments being
+/// encoded on this thread (0 if none are being gathered): a block that ends there
+/// ([`crate::block::end_block`]) counts them in its length, as if they had been
+/// copied in. (Noted in the order of their places, so the last ones are looked at.)
+pub(crate) fn gathered_after(at: usize) -> usize {
+    let list = GATHERED.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
+    if list.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-null `GATHERED` is the list `gathering` set, on the stack of the
+    // `remote_call` encoding on this thread, which does not touch it until
+    // `gathering` returns; nothing else holds a reference to it meanwhile (this reads
+    // it and calls nobody's code).
+    let list = unsafe { &*list };
+    list.iter().rev().take_while(|n| n.at > at).map(|n| n.len).sum()
+}
+
 /// Adds `noted` to the list of the call being encoded, if one is; gives it back if not.
 fn note(noted: Noted) -> Result<(), Noted> {
     let list = GATHERED.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
@@ -657,12 +674,47 @@ pub type DispatchFn =
 
 /// Plugin side: runs `f` (which decodes the arguments and calls the method) under
 /// `catch_unwind` and writes the encoded result to `out`, or a message to `panic`.
-/// Called by the generated dispatch functions.
+/// (The dispatch functions of tomada-macros before [`serve_as`] called this.)
 ///
 /// # Safety
 /// `out` and `panic` must be writable.
 #[inline]
 pub unsafe fn serve<R: Abi>(out: *mut RVec, panic: *mut RVec, f: impl FnOnce() -> Result<R, WireError>) -> Status {
+    // SAFETY: forwarded.
+    unsafe { serve_as(out, panic, false, f) }
+}
+
+/// Bit of the method number a dispatch function is called with: the caller takes a
+/// byte string's bytes alone (see [`flags::BYTES_ALONE`](crate::descriptor::flags::BYTES_ALONE)).
+/// No contract has that many methods; [`CANCEL_METHOD`](crate::future::CANCEL_METHOD),
+/// which has every bit set, is not a contract method and is read before it.
+pub const BYTES_ALONE: u32 = 1 << 31;
+
+/// Plugin side: a dispatch function's method number, and whether its caller asked
+/// for byte strings' bytes alone ([`BYTES_ALONE`]).
+#[inline(always)]
+pub const fn answer_form(method: u32) -> (u32, bool) {
+    (method & !BYTES_ALONE, method & BYTES_ALONE != 0)
+}
+
+/// Plugin side: runs `f` (which decodes the arguments and calls the method) under
+/// `catch_unwind` and writes the result to `out`, or a message to `panic`. Called by
+/// the generated dispatch functions.
+///
+/// The result is written in its byte form ([`Status::OK`]); with `alone` (the
+/// caller asked, see [`BYTES_ALONE`]), a byte string (a `String`, a `Vec<u8>`) is
+/// written as its bytes alone, its own buffer handed over, not copied
+/// ([`Status::BYTES`]).
+///
+/// # Safety
+/// `out` and `panic` must be writable.
+#[inline]
+pub unsafe fn serve_as<R: Abi>(
+    out: *mut RVec,
+    panic: *mut RVec,
+    alone: bool,
+    f: impl FnOnce() -> Result<R, WireError>,
+) -> Status {
     let fail = |status: Status, message: String| {
         // SAFETY: the caller guarantees `panic` is writable.
         unsafe { panic.write(RVec::from_vec(message.into_bytes())) };
@@ -670,15 +722,23 @@ pub unsafe fn serve<R: Abi>(out: *mut RVec, panic: *mut RVec, f: impl FnOnce() -
     };
     match panic::catch_unwind(AssertUnwindSafe(|| {
         f().map(|value| {
+            let value = if alone && R::BYTE_STRING {
+                match value.into_byte_string() {
+                    Ok(bytes) => return (Status::BYTES, bytes),
+                    Err(value) => value,
+                }
+            } else {
+                value
+            };
             let mut bytes = Vec::new();
             value.encode_owned(&mut bytes);
-            bytes
+            (Status::OK, bytes)
         })
     })) {
-        Ok(Ok(bytes)) => {
+        Ok(Ok((status, bytes))) => {
             // SAFETY: the caller guarantees `out` is writable.
             unsafe { out.write(RVec::from_vec(bytes)) };
-            Status::OK
+            status
         }
         Ok(Err(e)) => fail(Status::MALFORMED, format!("malformed arguments: {e}")),
         Err(payload) => fail(Status::PANICKED, crate::call::panic_message(payload)),
@@ -696,12 +756,13 @@ pub unsafe fn unknown_method(method: u32, panic: *mut RVec) -> Status {
 }
 
 /// Reads a dispatch function's outcome: its status and the buffer it wrote. Used by
-/// runners to build their answer, and by tests.
+/// runners to build their answer, and by tests. (For [`Status::BYTES`], the bytes
+/// alone: their length goes before them in the answer.)
 ///
 /// # Safety
 /// `status`, `out` and `panic` must come from one call of a dispatch function.
 pub unsafe fn dispatched(status: Status, out: MaybeUninit<RVec>, panic: MaybeUninit<RVec>) -> RVec {
-    if status == Status::OK {
+    if status == Status::OK || status == Status::BYTES {
         // SAFETY: written on OK.
         unsafe { out.assume_init() }
     } else if status.has_message() {
@@ -812,6 +873,39 @@ mod tests {
         let bad: Result<u64, _> = remote_call(&channel, 0, false, |out| 7u32.encode(out));
         assert!(matches!(bad, Err(CallError::Answer(_))), "{bad:?}");
         assert_eq!(taken(&channel), [(1 << 20, 4)]);
+    }
+
+    /// A block's length counts the bytes noted inside it (gathered, not copied into
+    /// `out`), and only those: not ones noted just before it starts, nor outside it.
+    #[test]
+    fn blocks_count_the_bytes_gathered_inside_them() {
+        use crate::block::{begin_block, end_block};
+        let block_len = |out: &[u8], at: usize| u64::from_le_bytes(out[at..at + 8].try_into().unwrap());
+        let mut list = Vec::new();
+        let mut out = vec![0xAA];
+        gathering(&mut list, || {
+            // Gathered just before the outer block: not in it.
+            assert!(gather_owned(&out, vec![1u8; GATHER_MIN]).is_ok());
+            let outer = begin_block(&mut out);
+            out.push(2);
+            assert!(gather_owned(&out, vec![3u8; GATHER_MIN + 1]).is_ok());
+            // A nested block right after a gathered range: the range is before it.
+            let inner = begin_block(&mut out);
+            assert!(gather_owned(&out, vec![4u8; GATHER_MIN + 2]).is_ok());
+            out.push(5);
+            assert!(gather_owned(&out, vec![6u8; 1]).is_err(), "small: copied");
+            end_block(&mut out, inner);
+            assert_eq!(block_len(&out, inner), (GATHER_MIN + 2 + 1) as u64, "the inner block");
+            end_block(&mut out, outer);
+            assert_eq!(block_len(&out, outer), (1 + GATHER_MIN + 1 + 8 + GATHER_MIN + 2 + 1) as u64, "the outer block");
+        });
+        assert_eq!(list.len(), 3);
+        // Nothing gathered: a block is what is in `out`.
+        let mut plain = Vec::new();
+        let at = begin_block(&mut plain);
+        plain.extend_from_slice(&[7; 3]);
+        end_block(&mut plain, at);
+        assert_eq!(block_len(&plain, at), 3);
     }
 
     #[test]

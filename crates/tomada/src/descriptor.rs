@@ -70,6 +70,14 @@ pub mod flags {
     /// [`crate::abi::native`]): a host built by the same compiler for the same target
     /// may pass it `Vec`s of native records as they lie.
     pub const NATIVE_RECORDS: u32 = 2;
+    /// The plugin's dispatch function answers a byte string (a `String`, a `Vec<u8>`)
+    /// with its bytes alone, handed over as they lie, when its caller asks (a method
+    /// number with [`BYTES_ALONE`](crate::client::BYTES_ALONE) set; status
+    /// [`Status::BYTES`](crate::ffi::Status::BYTES)): a runner then sends the
+    /// plugin's own buffer, without encoding it into another first. A runner asks
+    /// only a plugin with this flag (one built before it would take the bit for an
+    /// unknown method); a plugin with it answers as before when not asked.
+    pub const BYTES_ALONE: u32 = 4;
 }
 
 /// The never-changing start of a descriptor.

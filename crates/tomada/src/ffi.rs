@@ -617,6 +617,11 @@ impl Status {
     pub const CANCELLED: Status = Status(3);
     /// An async method's future is not ready yet (nothing written).
     pub const PENDING: Status = Status(4);
+    /// The method returned a byte string (a `String`, a `Vec<u8>`) and its caller
+    /// asked for its bytes alone (see
+    /// [`flags::BYTES_ALONE`](crate::descriptor::flags::BYTES_ALONE)): they were
+    /// written as the result, without the 8-byte length that starts their byte form.
+    pub const BYTES: Status = Status(5);
 
     /// Whether a shim that returned this status wrote a message (every known failed
     /// status does; `OK` writes the result, an unknown status nothing).

@@ -420,6 +420,52 @@ fn big_values_cross() {
     }
 }
 
+/// Large `Vec<u8>`s and `String`s inside values given away (a struct's fields, a
+/// nested struct's, a tuple's in a `Vec`, a tree's labels) are sent from their own
+/// buffers by a blocking byte-level call (`gather_owned`), and the blocks around them
+/// count them in their lengths: every value arrives whole, in both paths.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "hundreds of kilobytes of text: minutes under Miri; client::tests::blocks_count_the_bytes_gathered_inside_them runs the same code there"
+)]
+fn large_bytes_inside_values_given_away_cross_whole() {
+    // (Over the 64 KiB from which bytes are gathered; few, for Miri.)
+    let big =
+        |n: usize, seed: u8| -> Vec<u8> { (0..n).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect() };
+    let text = |n: usize, seed: u8| -> String { big(n, seed).iter().map(|b| char::from(b'a' + b % 26)).collect() };
+    const N: usize = 70_000;
+    for (path, store, _plugin) in stores() {
+        let r = Record { id: 1, tags: big(N, 1), note: Some(text(N + 1, 2)), wide: 5 };
+        let back = store.record(r.clone()).unwrap();
+        assert!(back.tags.len() == N + 1 && back.tags[..N] == r.tags[..], "{path}: tags");
+        assert_eq!(back.note.unwrap(), text(N + 1, 2) + "?", "{path}: note");
+        assert_eq!((back.id, back.wide), (2, -5), "{path}");
+        // A nested struct (through a `Box`), its fields and its parent's large.
+        let parent = entry(&text(N, 3), Kind::Text, &big(N + 2, 4), &[&text(N, 5), "small"], None);
+        let child = entry("child", Kind::Text, &big(N + 3, 6), &[&text(N + 4, 7)], Some(parent));
+        assert_eq!(store.insert(child).unwrap(), Ok(1 + 100), "{path}");
+        assert_eq!(store.get("child").unwrap(), Ok(big(N + 3, 6)), "{path}: the value");
+        // Tuples in a `Vec`, a small one between large ones.
+        let items = vec![(text(N, 8), big(N, 9)), ("k".into(), vec![1]), (text(N, 10), big(N + 5, 11))];
+        let map = store.pairs(items.clone()).unwrap();
+        assert_eq!(map.len(), 3, "{path}");
+        for (k, v) in items {
+            assert!(map[&k.to_uppercase()] == v, "{path}: a pair of {} bytes", v.len());
+        }
+        // A tree: large labels in blocks nested in vectors of blocks.
+        let leaf = |seed| Node { label: text(N, seed), children: vec![] };
+        let root = Node {
+            label: text(N, 12),
+            children: vec![leaf(13), Node { label: "mid".into(), children: vec![leaf(14)] }],
+        };
+        let mirrored = store.tree(root).unwrap();
+        assert_eq!(mirrored.label, text(N, 12).to_uppercase(), "{path}");
+        assert_eq!(mirrored.children[0].children[0].label, text(N, 14).to_uppercase(), "{path}");
+        assert_eq!(mirrored.children[1].label, text(N, 13).to_uppercase(), "{path}");
+    }
+}
+
 #[test]
 fn a_panic_comes_back_as_an_error_and_the_instance_keeps_working() {
     tomada::__private::call::__install_panic_hook();
@@ -701,5 +747,140 @@ mod objects {
         assert_eq!(c.next(), Ok(6));
         drop((shared, c, split, last, b, service, plugin, sink));
         assert_eq!(Arc::strong_count(&seen), 1, "everything the plugin held was released");
+    }
+}
+
+/// A runner that read `flags::BYTES_ALONE` asks the dispatch function for byte
+/// strings' bytes alone (the method number's `BYTES_ALONE` bit): it gets the plugin's
+/// own buffer back, status `BYTES`; everything else answers as without the bit.
+mod bytes_alone {
+    use super::*;
+    use tomada::__private::CANCEL_METHOD;
+    use tomada::__private::client::BYTES_ALONE;
+    use tomada::__private::descriptor::flags;
+    use tomada::__private::ffi::Status;
+
+    #[tomada::contract(abi = 1)]
+    pub trait Bytes {
+        fn text(&self, n: u32) -> String;
+        fn blob(&self, n: u32) -> Vec<u8>;
+        fn number(&self, n: u32) -> u64;
+        fn nested(&self, n: u32) -> Option<Vec<u8>>;
+        fn boom(&self, n: u32) -> Vec<u8>;
+    }
+
+    struct Maker;
+
+    impl Bytes for Maker {
+        fn text(&self, n: u32) -> String {
+            (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect()
+        }
+        fn blob(&self, n: u32) -> Vec<u8> {
+            (0..n).map(|i| (i % 251) as u8).collect()
+        }
+        fn number(&self, n: u32) -> u64 {
+            u64::from(n) * 3
+        }
+        fn nested(&self, n: u32) -> Option<Vec<u8>> {
+            Some(self.blob(n))
+        }
+        fn boom(&self, n: u32) -> Vec<u8> {
+            panic!("boom {n}")
+        }
+    }
+
+    /// Calls `method` (maybe with the bit) with `n` as the argument: status and body.
+    fn dispatch(plugin: &Plugin<Maker>, method: u32, n: u32) -> (Status, Vec<u8>) {
+        let mut out = MaybeUninit::<RVec>::uninit();
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        let args = n.to_le_bytes();
+        // SAFETY: the contract's dispatch function for `Maker`, its live instance,
+        // arguments alive for the call, writable `out`/`panic`.
+        let status = unsafe {
+            <dyn Bytes>::__tomada_dispatch::<Maker>(
+                plugin.this,
+                method,
+                RSlice::new(&args),
+                out.as_mut_ptr(),
+                panic.as_mut_ptr(),
+            )
+        };
+        // SAFETY: from that call.
+        (status, unsafe { dispatched(status, out, panic) }.into_vec())
+    }
+
+    fn with_length(bytes: &[u8]) -> Vec<u8> {
+        let mut form = (bytes.len() as u64).to_le_bytes().to_vec();
+        form.extend_from_slice(bytes);
+        form
+    }
+
+    #[test]
+    fn a_generated_contract_says_its_dispatch_answers_bytes_alone() {
+        assert_eq!(<dyn Bytes as Contract>::DISPATCH_FLAGS, flags::BYTES_ALONE);
+        assert_eq!(<dyn Store as Contract>::DISPATCH_FLAGS, flags::BYTES_ALONE);
+    }
+
+    #[test]
+    fn byte_strings_come_alone_when_asked_and_in_their_byte_form_otherwise() {
+        let plugin = instance(Maker);
+        let sizes: &[u32] = if cfg!(miri) { &[0, 1, 9] } else { &[0, 1, 9, 65_535, 65_536, 65_537, 3 << 20] };
+        for &n in sizes {
+            let text = Maker.text(n).into_bytes();
+            let blob = Maker.blob(n);
+            // Not asked: the byte form, as every runner before the flag reads it.
+            assert_eq!(dispatch(&plugin, 0, n), (Status::OK, with_length(&text)), "text, {n} bytes");
+            assert_eq!(dispatch(&plugin, 1, n), (Status::OK, with_length(&blob)), "blob, {n} bytes");
+            // Asked: the bytes alone.
+            assert_eq!(dispatch(&plugin, BYTES_ALONE, n), (Status::BYTES, text), "text alone, {n} bytes");
+            assert_eq!(dispatch(&plugin, 1 | BYTES_ALONE, n), (Status::BYTES, blob.clone()), "blob alone, {n} bytes");
+            // A value that is not a byte string, or holds one: its byte form either way.
+            let nested = dispatch(&plugin, 3, n);
+            assert!(nested.0 == Status::OK && nested.1.ends_with(&with_length(&blob)), "Option<Vec<u8>>, {n} bytes");
+            assert_eq!(dispatch(&plugin, 3 | BYTES_ALONE, n), nested, "Option<Vec<u8>>, {n} bytes");
+        }
+        assert_eq!(dispatch(&plugin, 2 | BYTES_ALONE, 5), (Status::OK, 15u64.to_le_bytes().to_vec()));
+        // Failures are the same with the bit: a panic, an unknown method (named
+        // without the bit), arguments that do not decode.
+        let (status, message) = dispatch(&plugin, 4 | BYTES_ALONE, 7);
+        assert_eq!(status, Status::PANICKED);
+        assert!(String::from_utf8(message).unwrap().starts_with("boom 7"));
+        let (status, message) = dispatch(&plugin, 9 | BYTES_ALONE, 7);
+        assert_eq!(
+            (status, String::from_utf8(message).unwrap()),
+            (Status::MALFORMED, "no method number 9 in this contract".to_owned())
+        );
+        let mut out = MaybeUninit::<RVec>::uninit();
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        // SAFETY: as in `dispatch`, with 3 bytes of arguments where a `u32` is read.
+        let status = unsafe {
+            <dyn Bytes>::__tomada_dispatch::<Maker>(
+                plugin.this,
+                BYTES_ALONE,
+                RSlice::new(&[1, 2, 3]),
+                out.as_mut_ptr(),
+                panic.as_mut_ptr(),
+            )
+        };
+        // SAFETY: from that call.
+        drop(unsafe { dispatched(status, out, panic) });
+        assert_eq!(status, Status::MALFORMED);
+        // The cancel method (every bit set) is still the cancel method: no call runs
+        // with that key, so its answer is a 0.
+        let mut out = MaybeUninit::<RVec>::uninit();
+        let mut panic = MaybeUninit::<RVec>::uninit();
+        let key = 12345u64.to_le_bytes();
+        // SAFETY: as above; the cancel method reads 8 bytes.
+        let status = unsafe {
+            <dyn Bytes>::__tomada_dispatch::<Maker>(
+                plugin.this,
+                CANCEL_METHOD,
+                RSlice::new(&key),
+                out.as_mut_ptr(),
+                panic.as_mut_ptr(),
+            )
+        };
+        // SAFETY: from that call.
+        assert_eq!((status, unsafe { dispatched(status, out, panic) }.into_vec()), (Status::OK, vec![0]));
     }
 }

@@ -499,8 +499,13 @@ impl Endpoint {
 
     /// Sends the reply to the other side's request `id`.
     pub(crate) fn answer(&self, id: u64, status: u8, body: &[u8]) -> std::io::Result<()> {
+        self.answer_parts(id, status, &[body])
+    }
+
+    /// [`Endpoint::answer`] of a body in parts, sent as they lie, in one frame.
+    fn answer_parts(&self, id: u64, status: u8, parts: &[&[u8]]) -> std::io::Result<()> {
         let kind = if self.request == Kind::Call { Kind::CallbackReply } else { Kind::Reply };
-        self.write(Header { kind, status, id }, &[body])
+        self.write(Header { kind, status, id }, parts)
     }
 
     /// Waits for the reply to call `id` until `deadline`, serving the requests made
@@ -583,15 +588,23 @@ impl Endpoint {
         let (status, body) = self.serving(id, || handler.serve(request));
         self.serving.fetch_sub(1, Ordering::Relaxed);
         let body = body.as_slice();
+        // A byte string's bytes alone (the plugin's own buffer, see
+        // `tomada::descriptor::flags::BYTES_ALONE`): their byte form is their length,
+        // then them, sent as they lie.
+        let bytes_alone = status == tomada::ffi::Status::BYTES.0;
+        let length = (body.len() as u64).to_le_bytes();
+        let (status, length): (u8, &[u8]) =
+            if bytes_alone { (tomada::ffi::Status::OK.0, &length) } else { (status, &[]) };
         let too_large;
-        let (status, body) = if body.len() + frame::HEADER_REST > self.max {
-            too_large = format!("the answer takes {} bytes, over the limit of {} bytes", body.len(), self.max);
-            (tomada::ffi::Status::MALFORMED.0, too_large.as_bytes())
+        let (status, length, body) = if length.len() + body.len() + frame::HEADER_REST > self.max {
+            too_large =
+                format!("the answer takes {} bytes, over the limit of {} bytes", length.len() + body.len(), self.max);
+            (tomada::ffi::Status::MALFORMED.0, &[][..], too_large.as_bytes())
         } else {
-            (status, body)
+            (status, length, body)
         };
         // A failed write is the channel's end, which the next read reports.
-        let _ = self.answer(id, status, body);
+        let _ = self.answer_parts(id, status, &[length, body]);
     }
 
     /// With `reading` held: reads frames until one is for this thread (`mine`, the

@@ -313,8 +313,12 @@ pub(crate) struct ReadBuf {
 }
 
 impl ReadBuf {
-    /// How much one `recv` may take.
+    /// How much the buffer holds.
     const SIZE: usize = 64 * 1024;
+    /// How much one `recv` may take beyond what is needed: enough for a burst of small
+    /// frames at once, little of a large frame's payload, which is received straight
+    /// into its own buffer (what passes through here is copied twice).
+    const BATCH: usize = 4 * 1024;
 
     pub(crate) fn new() -> ReadBuf {
         ReadBuf { data: vec![0; Self::SIZE].into_boxed_slice(), start: 0, end: 0 }
@@ -339,7 +343,8 @@ impl ReadBuf {
                 self.end -= self.start;
                 self.start = 0;
             }
-            let got = src.recv(as_uninit(&mut self.data[self.end..]), spin, deadline)?;
+            let room = (Self::SIZE - self.end).min(Self::BATCH.max(n));
+            let got = src.recv(as_uninit(&mut self.data[self.end..self.end + room]), spin, deadline)?;
             self.end += got;
             spin = Duration::ZERO;
         }
@@ -393,6 +398,12 @@ pub(crate) fn read_buffered(
         }
     }
     payload.clear();
+    // Room for the payload first (as much as `recv_payload` would make for it): what
+    // arrived with the header is not moved again when the rest comes.
+    let first = want.min(AHEAD);
+    if payload.capacity() < first {
+        *payload = Vec::with_capacity(first);
+    }
     // What arrived with the header, then the rest straight into the payload.
     let here = want.min(buf.end - buf.start);
     payload.extend_from_slice(&buf.data[buf.start..buf.start + here]);
@@ -508,6 +519,32 @@ mod tests {
         c.write_all(&[0xff, 0xff, 0xff, 0x0f, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
         let r = read_buffered(&d, &mut ReadBuf::new(), &w, false, None, 1000, &mut payload, |_| false);
         assert!(matches!(r, Err(ReadError::Malformed(_))), "{r:?}");
+    }
+
+    /// Frames of every small size in a burst larger than one `recv`'s batch, with a
+    /// few larger than the batch among them: each arrives whole, however its header
+    /// and payload fall across receives.
+    #[test]
+    fn a_burst_of_frames_across_many_batches_arrives_frame_by_frame() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let sizes: Vec<usize> = (0..700).map(|i| if i % 97 == 5 { ReadBuf::BATCH + i } else { i % 301 }).collect();
+        let sent = sizes.clone();
+        let writer = std::thread::spawn(move || {
+            for (id, &len) in sent.iter().enumerate() {
+                let payload: Vec<u8> = (0..len).map(|j| (j + id) as u8).collect();
+                write(&a, head(Kind::Reply, id as u64), &[&payload]).unwrap();
+            }
+        });
+        let mut buf = ReadBuf::new();
+        let mut payload = Vec::new();
+        let w = Waiter::blocking();
+        for (id, &len) in sizes.iter().enumerate() {
+            let h = read_buffered(&b, &mut buf, &w, false, None, MAX_FRAME, &mut payload, |_| false).unwrap().0;
+            let expected: Vec<u8> = (0..len).map(|j| (j + id) as u8).collect();
+            assert!(h.id == id as u64 && payload == expected, "frame {id} of {len} bytes");
+        }
+        assert!(!buf.has_bytes());
+        writer.join().unwrap();
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl Isolation {
     /// at once do not share a ring, a reading lock or a wake-up. A call that finds none
     /// free (more threads than lanes), an async call and a call made from a plugin's own
     /// thread's callback travel the main rings, as without lanes. At most 8; `0` (the
-    /// default): none. Each lane is about 1 MiB of shared memory (touched as used), a
+    /// default): none. Each lane is two rings of 2 MiB of shared memory (touched as used), a
     /// sleeping thread in the child, and two descriptors there (under
     /// [`open_files`](Self::open_files), lanes take at most half of the limit: fewer
     /// lanes, or none).

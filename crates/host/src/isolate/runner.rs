@@ -317,6 +317,7 @@ fn serve_on<S: Transport>(
             this: local.this,
             destroy: local.destroy,
             dropped: AtomicBool::new(false),
+            bytes_alone: inspection.manifest.flags & tomada::descriptor::flags::BYTES_ALONE != 0,
         },
         // (A remote host's next call comes over the network: spinning for it would
         // only take the CPU from the relay that brings it.)
@@ -604,6 +605,11 @@ struct Served {
     /// The host dropped its handle: the instance is destroyed (its library stays,
     /// for the objects it made).
     dropped: AtomicBool,
+    /// Its dispatch function answers a byte string with its bytes alone when asked
+    /// (its manifest's `flags::BYTES_ALONE`): they are sent from the plugin's own
+    /// buffer, their length before them (`Endpoint::serve`), not encoded into another
+    /// buffer first.
+    bytes_alone: bool,
 }
 
 // SAFETY: a contract trait is `Send + Sync` (the `#[contract]` macro requires it), so
@@ -669,6 +675,9 @@ impl Handler for Server {
             let key = out.as_ptr() as usize;
             Endpoint::lock(&self.running).insert(request.id, key);
             super::steps::mark("worker: call read");
+            // (A contract method's number never has the bit: the host's are indices.)
+            let method =
+                if self.plugin.bytes_alone { request.method | tomada::client::BYTES_ALONE } else { request.method };
             // SAFETY: `dispatch` is the plugin's (descriptor checked by `open`), `this`
             // its instance (callable from any thread), and the arguments live for the
             // call.
@@ -676,7 +685,7 @@ impl Handler for Server {
                 crate::plugin_fn::dispatch_into(
                     self.plugin.dispatch,
                     self.plugin.this,
-                    request.method,
+                    method,
                     request.args(),
                     &mut out,
                 )

@@ -64,6 +64,8 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs, minor: u32)
             };
             type VTable = #vtable;
             type Client = #client;
+            // The dispatch function (`dispatch.rs`) answers byte strings alone when asked.
+            const DISPATCH_FLAGS: u32 = ::tomada::__private::descriptor::flags::BYTES_ALONE;
 
             unsafe fn __client(raw: ::tomada::__private::RawClient) -> #client {
                 #client { raw }

@@ -29,7 +29,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
             };
         }
         quote! {
-            #method_no => ::tomada::__private::serve::<#ret>(out, panic, || {
+            #method_no => ::tomada::__private::serve_as::<#ret>(out, panic, alone, || {
                 #(let mut #stores = <#tys as ::tomada::Arg>::decode(&mut reader)?;)*
                 reader.finish()?;
                 ::core::result::Result::Ok(this.#ident(#(<#tys as ::tomada::Arg>::view(&mut #stores)),*))
@@ -56,8 +56,13 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig]) -> TokenStream {
                 unsafe {
                     let this = &*this.cast::<T>();
                     let mut reader = ::tomada::__private::Reader::new(args.as_bytes());
+                    if method == ::tomada::__private::CANCEL_METHOD {
+                        return ::tomada::__private::cancel_dispatch(args, out, panic);
+                    }
+                    // (A caller that read `flags::BYTES_ALONE` may ask for byte strings'
+                    // bytes alone: an async method answers in its byte form all the same.)
+                    let (method, alone) = ::tomada::__private::answer_form(method);
                     match method {
-                        ::tomada::__private::CANCEL_METHOD => ::tomada::__private::cancel_dispatch(args, out, panic),
                         #(#arms)*
                         other => ::tomada::__private::unknown_method(other, panic),
                     }

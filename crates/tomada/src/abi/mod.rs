@@ -121,6 +121,14 @@ pub unsafe trait Abi: Sized {
     /// Appends the byte form of a value given away: what the call moves to the other
     /// side (a `Box<dyn C>` inside it, say) is handed over, not borrowed. The same
     /// bytes as [`Abi::encode`]; containers pass their elements on by value.
+    ///
+    /// Only ever appends to `out` (as `encode` does): a blocking isolated call notes
+    /// where a large `Vec<u8>`/`String` field's bytes go by their place in `out`, and
+    /// sends them from their own buffer (`client::gather_owned`; blocks count them,
+    /// `block::end_block`). An impl that wrote a field into another buffer first, or
+    /// took bytes back out of `out`, would send them misplaced: a call the other side
+    /// refuses as malformed (the places are checked before anything is sent), or wrong
+    /// values — never memory unsafety.
     #[inline]
     fn encode_owned(self, out: &mut Vec<u8>) {
         Abi::encode(&self, out);

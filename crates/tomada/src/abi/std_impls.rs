@@ -188,6 +188,15 @@ unsafe impl Abi for String {
         out.extend_from_slice(self.as_bytes());
     }
     #[inline]
+    fn encode_owned(self, out: &mut Vec<u8>) {
+        // A large one given away (a field of an argument, say), for a blocking
+        // isolated call: sent from its own buffer, kept until the call is over.
+        crate::wire::put_len(out, self.len());
+        if let Err(bytes) = crate::client::gather_owned(out, self.into_bytes()) {
+            out.extend_from_slice(&bytes);
+        }
+    }
+    #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<String, WireError> {
         let n = r.len(1)?;
         let text = std::str::from_utf8(r.take(n)?).map_err(|_| WireError::Malformed("a string is not UTF-8"))?;
@@ -246,7 +255,18 @@ unsafe impl<T: Abi> Abi for Vec<T> {
     }
     #[inline]
     fn encode_owned(self, out: &mut Vec<u8>) {
-        if T::PLAIN {
+        if Self::BYTE_STRING {
+            // As a `String`'s: a large one given away is sent from its own buffer.
+            match self.into_byte_string() {
+                Ok(bytes) => {
+                    crate::wire::put_len(out, bytes.len());
+                    if let Err(bytes) = crate::client::gather_owned(out, bytes) {
+                        out.extend_from_slice(&bytes);
+                    }
+                }
+                Err(this) => encode_slice(&this, out),
+            }
+        } else if T::PLAIN {
             encode_slice(&self, out)
         } else {
             crate::wire::put_len(out, self.len());

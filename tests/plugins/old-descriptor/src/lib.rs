@@ -1,7 +1,8 @@
 //! Fixture: a plugin as `tomada::export!` made it before contexts and several
 //! exports: a descriptor that ends after `attach` (no `create_with`; its header's
-//! size says so) and one manifest. Hosts must load it as before. Hand-written on
-//! purpose; real plugins use `tomada::export!`.
+//! size says so) and one manifest, and a dispatch function that knows no
+//! `BYTES_ALONE` bit (its flags do not have it). Hosts must load and call it as
+//! before, in both modes. Hand-written on purpose; real plugins use `tomada::export!`.
 
 use std::ffi::c_void;
 
@@ -66,6 +67,25 @@ unsafe extern "C" fn create(out: *mut *const c_void, panic: *mut RVec) -> Status
     unsafe { tomada::__private::call::__create::<Old>(out, panic, make) }
 }
 
+/// A dispatch function as tomada made them before `flags::BYTES_ALONE` (this
+/// plugin's manifest does not have it): a method number with that bit is no method
+/// of its, so a runner that asked it for a byte string's bytes alone would get an
+/// error, not the greeting.
+unsafe extern "C" fn dispatch(
+    this: *const c_void,
+    method: u32,
+    args: RSlice,
+    out: *mut RVec,
+    panic: *mut RVec,
+) -> Status {
+    if method != tomada::__private::CANCEL_METHOD && method & tomada::__private::client::BYTES_ALONE != 0 {
+        // SAFETY: the runner passes a writable `panic`.
+        return unsafe { tomada::__private::unknown_method(method, panic) };
+    }
+    // SAFETY: forwarded as the runner passed them.
+    unsafe { <C>::__tomada_dispatch::<Old>(this, method, args, out, panic) }
+}
+
 unsafe extern "C" fn destroy(this: *const c_void, panic: *mut RVec) -> Status {
     // SAFETY: the host passes the instance `create` made, once.
     unsafe { tomada::__private::call::__destroy::<Old>(this, panic) }
@@ -87,6 +107,6 @@ pub static TOMADA_DESCRIPTOR: OldDescriptor = OldDescriptor {
     vtable: &VTABLE as *const _ as *const c_void,
     create,
     destroy,
-    dispatch: <C>::__tomada_dispatch::<Old>,
+    dispatch,
     attach: tomada::__private::logging::attach,
 };

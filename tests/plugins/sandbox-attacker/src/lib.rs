@@ -572,11 +572,11 @@ impl Attacker for Attack {
 tomada::export!(Attack as Attacker);
 
 /// The layout of the channel's shared memory (tomada-host's `isolate::shm`): two
-/// rings of a 4 KiB control page and 512 KiB of data, the child's second; in a
+/// rings of a 4 KiB control page and 2 MiB of data, the child's second; in a
 /// control page (words 128 bytes apart) the writer's tail at 0, `published` at 128,
 /// `writer_waiting` at 256, the reader's head at 384.
 const CONTROL: usize = 4096;
-const CAPACITY: usize = 512 * 1024;
+const CAPACITY: usize = 2 * 1024 * 1024;
 const RING: usize = CONTROL + CAPACITY;
 
 /// The reader's head in a ring's control page.

@@ -38,8 +38,12 @@ use std::os::unix::net::UnixStream;
 
 use super::{ReadError, Transport};
 
-/// The bytes of one ring's data.
-pub(crate) const CAPACITY: usize = 512 * 1024;
+/// The bytes of one ring's data: a frame of 1 MiB of bytes (and its head) fits whole,
+/// so its writer never waits for room (sleeping, and being rung awake by the reader,
+/// once or more per frame: ~10 % of a 1 MiB call; docs/benchmarks.md, "Bulk bytes,
+/// round 4"); larger frames stream through it. Two rings of it per isolated plugin,
+/// shared memory whose pages are taken only as frames reach them.
+pub(crate) const CAPACITY: usize = 2 * 1024 * 1024;
 /// The page before each ring's data: its positions and flags.
 const CONTROL: usize = 4096;
 /// One ring: control page and data.
@@ -80,17 +84,67 @@ struct Control {
     /// When the tail last moved (`CLOCK_MONOTONIC`, ns; the writer's): how long the
     /// writer took, for a reader that woke up later (see `Shared::waited`).
     published: Line<AtomicU64>,
-    /// The writer sleeps until there is room (the writer's).
+    /// The writer sleeps until there is room (the writer's): 0 if not, else the
+    /// number of this sleep (see [`Naps`]).
     writer_waiting: Line<AtomicU32>,
     /// Bytes read in all (the reader's).
     head: Line<AtomicU64>,
     /// When the reader last took bytes (`CLOCK_MONOTONIC`, ns; the reader's).
     taken: Line<AtomicU64>,
-    /// The reader sleeps until bytes come (the reader's).
+    /// The reader sleeps until bytes come (the reader's): 0 if not, else the number
+    /// of this sleep (see [`Naps`]).
     reader_sleeping: Line<AtomicU32>,
 }
 
 const _: () = assert!(size_of::<Control>() <= CONTROL);
+
+/// Which sleep of the other side this side last rang a bell for, so it rings once
+/// per sleep, not once per chunk published (or taken) while the other side is still
+/// waking up: a large frame published in 16 chunks rang its sleeping reader up to 16
+/// times (a `write` to a pipe and a wake-up each), for one sleep.
+///
+/// A side that sleeps stores a number of its own in its flag (`reader_sleeping`,
+/// `writer_waiting`), new for each sleep and never 0 or 1; the other side rings when
+/// the flag holds a number it has not rung for yet. A ring stays in the pipe until
+/// the sleeper takes it when it wakes (see `sleep`), so one ring per sleep wakes it;
+/// its next sleep has another number, rung for anew. (1, what sides before these
+/// numbers stored, is rung for every time, as they were.) The other side's numbers
+/// only decide when this side rings *it*: a side that lies about them only fails to
+/// be woken itself.
+#[derive(Debug)]
+struct Naps {
+    /// This side's last sleep number (its reader's and writer's alike).
+    mine: AtomicU32,
+    /// The other side's reader's sleep this side last rang `their_data` for; its
+    /// writer's, `their_room`.
+    rung_data: AtomicU32,
+    rung_room: AtomicU32,
+}
+
+/// The number every sleep stored before [`Naps`]: rung for each time.
+const EVERY_TIME: u32 = 1;
+
+impl Naps {
+    fn new() -> Naps {
+        Naps { mine: AtomicU32::new(EVERY_TIME), rung_data: AtomicU32::new(0), rung_room: AtomicU32::new(0) }
+    }
+
+    /// A number for this side's next sleep: never 0 (awake) nor [`EVERY_TIME`].
+    fn next(&self) -> u32 {
+        let n = self.mine.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if n > EVERY_TIME { n } else { self.next() }
+    }
+
+    /// Whether to ring for the other side's sleep `nap` (its flag, as read), whose
+    /// last one rung for is in `rung`; notes it as rung.
+    fn ring_for(nap: u32, rung: &AtomicU32) -> bool {
+        if nap == 0 || (nap != EVERY_TIME && rung.load(Ordering::Relaxed) == nap) {
+            return false;
+        }
+        rung.store(nap, Ordering::Relaxed);
+        true
+    }
+}
 
 /// One side's ends of the four bells: who sleeps on which.
 ///
@@ -242,6 +296,8 @@ pub(crate) struct Shared {
     waited: AtomicU64,
     /// The other side's reader slept when this side last published (it was rung).
     rang: std::sync::atomic::AtomicBool,
+    /// This side's sleeps, and the other side's rung for.
+    naps: Naps,
     /// Wake-ups in a row on `my_data` that found no bytes, and on `my_room` that found
     /// no room (see [`MAX_EMPTY_WAKES`]).
     empty_data: AtomicU32,
@@ -387,6 +443,7 @@ impl Shared {
             write_timeout,
             waited: AtomicU64::new(0),
             rang: std::sync::atomic::AtomicBool::new(false),
+            naps: Naps::new(),
             empty_data: AtomicU32::new(0),
             empty_room: AtomicU32::new(0),
         })
@@ -452,10 +509,13 @@ impl Shared {
         // Either the reader sees the new tail before it sleeps, or this sees it
         // sleeping (each side stores, fences, then loads the other's word).
         fence(Ordering::SeqCst);
-        let asleep = control.reader_sleeping.0.load(Ordering::Relaxed) != 0;
-        if asleep {
+        let nap = control.reader_sleeping.0.load(Ordering::Relaxed);
+        // (Rung once per sleep: `Naps`; one writer at a time, the holder of the
+        // endpoint's writing lock, reads and notes `rung_data`.)
+        if Naps::ring_for(nap, &self.naps.rung_data) {
             self.ring_data();
         }
+        let asleep = nap != 0;
         self.rang.store(asleep, Ordering::Relaxed);
     }
 
@@ -481,7 +541,7 @@ impl Shared {
             }
         }
         loop {
-            control.writer_waiting.0.store(1, Ordering::Relaxed);
+            control.writer_waiting.0.store(self.naps.next(), Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if has_room() {
                 control.writer_waiting.0.store(0, Ordering::Relaxed);
@@ -573,7 +633,8 @@ impl Shared {
         control.taken.0.store(now_ns(), Ordering::Relaxed);
         control.head.0.store(head, Ordering::Release);
         fence(Ordering::SeqCst);
-        if control.writer_waiting.0.load(Ordering::Relaxed) != 0 {
+        // (Rung once per sleep, see `Naps`; one reader at a time.)
+        if Naps::ring_for(control.writer_waiting.0.load(Ordering::Relaxed), &self.naps.rung_room) {
             self.ring_room();
         }
         Ok(Some(n))
@@ -596,7 +657,7 @@ impl Shared {
     pub(crate) fn wait_bytes(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
         let control = self.rx.control();
         let head = self.head.load(Ordering::Relaxed);
-        control.reader_sleeping.0.store(1, Ordering::Relaxed);
+        control.reader_sleeping.0.store(self.naps.next(), Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if control.tail.0.load(Ordering::Relaxed) != head {
             control.reader_sleeping.0.store(0, Ordering::Relaxed);
@@ -856,13 +917,17 @@ mod tests {
     fn bytes_cross_both_ways_and_wrap_around() {
         let (host, child) = pair();
         // More than the capacity in all, in odd sizes, so the positions wrap.
+        let mut total = 0;
         for round in 0..40u32 {
-            let msg: Vec<u8> = (0..(round as usize * 7919) % 40_000 + 1).map(|i| (i as u32 ^ round) as u8).collect();
+            let len = (round as usize * 7919 * 13) % (CAPACITY / 10) + 1;
+            total += len;
+            let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ round) as u8).collect();
             host.send(&[&msg[..3.min(msg.len())], &msg[3.min(msg.len())..]]).unwrap();
             assert_eq!(recv_exactly(&child, msg.len()), msg);
             child.send(&[&msg]).unwrap();
             assert_eq!(recv_exactly(&host, msg.len()), msg);
         }
+        assert!(total > CAPACITY, "the positions wrapped: {total} bytes each way");
     }
 
     #[test]
@@ -1013,6 +1078,66 @@ mod tests {
             assert_eq!(recv_exactly(&host, 1), b"x");
         }
         assert!(host.empty_data.load(Ordering::Relaxed) <= 1);
+    }
+
+    /// The bell a side (of [`pair`]: pipes) sleeps on for bytes (`data`) or for room.
+    fn my_bell(side: &Shared, data: bool) -> &OwnedFd {
+        match (&side.wake, data) {
+            (Wake::Pipes { my_data, .. }, true) => my_data,
+            (Wake::Pipes { my_room, .. }, false) => my_room,
+            (Wake::Socket(_), _) => panic!("`pair` makes pipes"),
+        }
+    }
+
+    /// How many rings wait in `bell` (taken, as the sleeper's wake-up takes them).
+    fn rings_in(bell: &OwnedFd) -> usize {
+        let mut rings = [0u8; DRAIN];
+        // SAFETY: reading up to `DRAIN` bytes into a local from a non-blocking pipe end.
+        let n = unsafe { libc::read(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN) };
+        n.max(0) as usize
+    }
+
+    /// A large frame, published in chunks to a reader that sleeps, rings it once per
+    /// sleep, not once per chunk; a new sleep is rung anew; a side that stores 1 (as
+    /// sides did before sleep numbers) is rung at every chunk. The same for a writer
+    /// waiting for room, rung by the reader's takes.
+    #[test]
+    fn a_sleeper_is_rung_once_per_sleep_however_many_chunks_come() {
+        let (host, child) = pair();
+        let frame = vec![3u8; 4 * CHUNK + 5];
+        let sleeping = |nap: u32| child.rx.control().reader_sleeping.0.store(nap, Ordering::Relaxed);
+        sleeping(7);
+        host.send(&[&frame]).unwrap();
+        assert_eq!(rings_in(my_bell(&child, true)), 1, "one sleep, one ring");
+        assert_eq!(recv_exactly(&child, frame.len()), frame);
+        let sent = |expected: usize, why: &str| {
+            host.send(&[&frame]).unwrap();
+            assert_eq!(rings_in(my_bell(&child, true)), expected, "{why}");
+            assert_eq!(recv_exactly(&child, frame.len()), frame);
+        };
+        sent(0, "the same sleep: rung already");
+        sleeping(8);
+        sent(1, "a new sleep is rung");
+        sleeping(EVERY_TIME);
+        sent(6, "rung at each of 5 chunks and at the end");
+        sleeping(0);
+        sent(0, "awake: not rung");
+        // The writer's side: each take rings a waiting writer once per sleep.
+        let waiting = |nap: u32| host.tx.control().writer_waiting.0.store(nap, Ordering::Relaxed);
+        host.send(&[&frame]).unwrap();
+        waiting(9);
+        for _ in 0..4 {
+            drop(recv_exactly(&child, CHUNK));
+        }
+        assert_eq!(rings_in(my_bell(&host, false)), 1, "one wait for room, one ring");
+        waiting(10);
+        drop(recv_exactly(&child, 5));
+        assert_eq!(rings_in(my_bell(&host, false)), 1, "a new wait is rung");
+        // Sleep numbers are never 0 nor 1, and new each time.
+        let naps: Vec<u32> = (0..3).map(|_| host.naps.next()).collect();
+        assert!(naps.iter().all(|&n| n > EVERY_TIME) && naps[0] != naps[1] && naps[1] != naps[2], "{naps:?}");
+        host.naps.mine.store(u32::MAX, Ordering::Relaxed);
+        assert!(host.naps.next() > EVERY_TIME, "past the wrap too");
     }
 
     /// A bell that the other side filled (a pipe to the brim) is rung without blocking:
