@@ -261,9 +261,6 @@ impl Endpoint {
         }
     }
 
-    /// This endpoint, numbering its requests from `first` on: the lanes of one
-    /// channel number theirs apart, so the other side's tables by request id (the
-    /// calls it runs, for a cancel) never mix two of them up.
     /// This endpoint, a lane among others: its reader spins for a frame only while
     /// `quiet` says the others are (no call on them). Lanes are for calls from several
     /// threads at once, as many as there are lanes, which may be more than the CPUs:
@@ -274,6 +271,9 @@ impl Endpoint {
         self
     }
 
+    /// This endpoint, numbering its requests from `first` on: the lanes of one
+    /// channel number theirs apart, so the other side's tables by request id (the
+    /// calls it runs, for a cancel) never mix two of them up.
     #[cfg_attr(not(unix), allow(dead_code))] // (no lanes on Windows)
     pub(crate) fn first_id(self, first: u64) -> Endpoint {
         self.next_id.store(first, Ordering::Relaxed);
@@ -418,6 +418,16 @@ impl Endpoint {
     /// and for the others, while it does).
     pub(crate) fn awaits_blocking(&self) -> bool {
         self.flight().waiting.values().any(|s| s.thread.is_some())
+    }
+
+    /// Whether a thread waiting here for a blocking call of its own is free to read:
+    /// more of them wait than threads serve requests here (a thread serving a
+    /// callback within its call reads nothing until the callback returns, and the
+    /// callback may wait for what another frame brings). Counted loosely: a thread
+    /// serving outside any call counts too, which only makes this `false` sooner.
+    pub(crate) fn blocking_reader(&self) -> bool {
+        let waiting = self.flight().waiting.values().filter(|s| s.thread.is_some()).count();
+        waiting > self.serving.load(Ordering::SeqCst)
     }
 
     /// Whether an async call is in flight, or a cancelled one's answer is still to
@@ -584,9 +594,9 @@ impl Endpoint {
     /// Serves a request made within one of this side's calls, and answers it.
     pub(crate) fn serve(&self, request: Request, handler: &dyn Handler) {
         let id = request.id;
-        self.serving.fetch_add(1, Ordering::Relaxed);
+        self.serving.fetch_add(1, Ordering::SeqCst);
         let (status, body) = self.serving(id, || handler.serve(request));
-        self.serving.fetch_sub(1, Ordering::Relaxed);
+        self.serving.fetch_sub(1, Ordering::SeqCst);
         let body = body.as_slice();
         // A byte string's bytes alone (the plugin's own buffer, see
         // `tomada::descriptor::flags::BYTES_ALONE`): their byte form is their length,

@@ -842,6 +842,13 @@ impl Isolated {
         let exit =
             if matches!(mine, CallError::Crashed { .. }) { connection.end(END_GRACE) } else { connection.kill() };
         let quarantine = self.crashed(&mut state);
+        // What the calls in flight are told, when a reader with no call of its own
+        // found the fault: the error a call that found it gets, and that the host
+        // killed the process (and quarantined the plugin, if this spent its budget).
+        let killed = format!(
+            "; the host killed the plugin's process{}",
+            quarantine.as_deref().map(|q| format!(" and quarantined the plugin ({q})")).unwrap_or_default()
+        );
         let mine = match mine {
             CallError::Crashed { .. } => crashed(exit, quarantine.clone()),
             other => other,
@@ -856,7 +863,11 @@ impl Isolated {
                 e
             }
         };
-        let others = if reader && !matches!(mine, CallError::TimedOut { .. }) { mine.clone() } else { others };
+        let others = match (&mine, reader) {
+            (CallError::Channel { message }, true) => CallError::Channel { message: format!("{message}{killed}") },
+            (CallError::TimedOut { .. }, _) | (_, false) => others,
+            (_, true) => mine.clone(),
+        };
         connection.close(others);
         mine
     }
@@ -1251,9 +1262,11 @@ impl Isolated {
                 let asyncs = connection.endpoint.awaits_async();
                 // Blocking calls waiting on the main rings read for themselves (and for
                 // what else comes there): holding the reading, this thread would only
-                // hand their answers over. Woken when the last of them is answered
-                // (`MainHold`); the tick is a backstop.
-                if !asyncs && connection.watching.load(Ordering::SeqCst) && connection.endpoint.awaits_blocking() {
+                // hand their answers over. Not while every one of them is serving a
+                // callback (the callback may wait for a frame only a reader brings).
+                // Woken when the last of them is answered (`MainHold`) or one starts
+                // serving (`HostHandler::serve`); the tick is a backstop.
+                if !asyncs && connection.watching.load(Ordering::SeqCst) && connection.endpoint.blocking_reader() {
                     std::thread::park_timeout(WATCH_TICK);
                     if connection.endpoint.flight().ended.is_some() {
                         return;
@@ -1300,9 +1313,21 @@ impl Isolated {
                 }
             }
         });
-        if started.is_err() {
-            connection.async_reader.store(false, Ordering::Release);
-            connection.close(CallError::Channel { message: "cannot start a thread to read async calls".to_owned() });
+        if let Err(e) = started {
+            connection.async_reader.store(false, Ordering::SeqCst);
+            if connection.endpoint.awaits_async() {
+                // Nobody would read the async calls' answers: the process is ended as
+                // when its channel fails (and counted), so the next call starts another
+                // rather than finding this one closed and trying it again.
+                let _ = self.end(connection, ReadError::Io(e));
+            } else {
+                // Only the watch of the main rings, for lanes: calls through lanes go
+                // on without it; what the plugin's own threads send through the main
+                // rings waits for the next call there. The next call through a lane
+                // tries again.
+                connection.watching.store(false, Ordering::SeqCst);
+                tracing::warn!(plugin = %self.name, "cannot start a thread to read the main rings: {e}");
+            }
         }
     }
 }
@@ -1345,6 +1370,14 @@ struct HostHandler {
 
 impl Handler for HostHandler {
     fn serve(&self, request: Request) -> (u8, tomada::ffi::RVec) {
+        // A thread waiting on the main rings that serves a callback reads nothing
+        // meanwhile: the thread that watches them (once lanes were used) reads instead.
+        if self.lane.is_none()
+            && self.connection.watching.load(Ordering::SeqCst)
+            && let Some(watcher) = Endpoint::lock(&self.connection.watcher).as_ref()
+        {
+            watcher.unpark();
+        }
         // Served under a lease: a lent object's call cannot return before this does.
         let Some(object) = self.connection.objects.get(request.target) else {
             return endpoint::no_object(request.target);

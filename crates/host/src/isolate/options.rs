@@ -239,6 +239,7 @@ impl Isolation {
         self.spare_runner = on;
         self
     }
+
     /// How many *lanes* the plugin's process gets: pairs of shared-memory rings beside
     /// the main pair, each served by a thread of its own in the child. A blocking call
     /// takes a free lane (one atomic try) and travels alone on it: host threads calling

@@ -450,7 +450,8 @@ fn open_plugin(request: &LoadRequest) -> Result<Result<crate::file::PluginFile, 
     Ok(crate::file::PluginFile::from_file(request.path.clone(), request.path.clone(), file))
 }
 
-/// The shared memory and bells the host passed (descriptors 6 to 10), owned from here
+/// The shared memory and bells the host passed (descriptors 6 to 10, and each lane's
+/// from `protocol::LANE_FD` on), owned from here
 /// on and closed at exec.
 #[cfg(target_os = "linux")]
 fn take_shared() -> Result<SharedEnds, LaunchError> {

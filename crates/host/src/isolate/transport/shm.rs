@@ -802,6 +802,9 @@ fn ring_socket(bell: &OwnedFd) {
 fn sleep_socket(bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), ReadError> {
     let mut rings = [0u8; DRAIN];
     loop {
+        // Within the last tick before the deadline: `poll` for it, then a `recv` that
+        // cannot block (so the deadline is kept to the millisecond, not to the tick).
+        let mut flags = 0;
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -811,14 +814,21 @@ fn sleep_socket(bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), ReadErr
                 let mut fds = [libc::pollfd { fd: bell.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
                 // SAFETY: one valid `pollfd`, for the duration of the call.
                 let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, super::poll_timeout(deadline)?) };
-                if r == 0 {
-                    continue; // (the deadline, looked at again above)
+                if r < 0 {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(ReadError::Io(err));
+                    }
                 }
+                if r <= 0 {
+                    continue; // (the deadline, or a signal: looked at again above)
+                }
+                flags = libc::MSG_DONTWAIT;
             }
         }
         // SAFETY: reading up to `DRAIN` bytes into a local from our end of the lane's
         // socketpair (which nobody else reads).
-        let n = unsafe { libc::recv(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN, 0) };
+        let n = unsafe { libc::recv(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN, flags) };
         match n {
             0 => return Err(ReadError::Eof),
             n if n > 0 => return Ok(()),
