@@ -208,6 +208,66 @@ fn a_lent_object_called_within_another_call_after_its_call_never_runs_dropped() 
     lent_teardown();
 }
 
+/// With lanes, a thread reads the main rings for what the plugin's own threads send
+/// there; it stood aside while any blocking call waited on the main rings (such a
+/// call reads for itself) — even when that call's thread was serving a callback, and
+/// so reading nothing. Here the only lane is held (`hold`), so the next call goes
+/// through the main rings; within it the plugin calls back `touch`, which waits for
+/// `mark`, called meanwhile from a thread of the plugin's own (through the main
+/// rings, within no call). Before the fix nobody read that `mark`: `touch` waited its
+/// whole hang guard and the answer said so (`touched 1`).
+#[test]
+fn a_callback_from_a_plugin_thread_is_read_while_the_main_rings_caller_serves_another() {
+    /// Holds its call until `release` is sent; says when it is in.
+    struct Holder {
+        inside: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+    impl Probe for Holder {
+        fn mark(&self) -> u64 {
+            0 // (not `MARK`: the plugin's search for the other probe skips it)
+        }
+        fn touch(&self) -> u64 {
+            if let Some(inside) = self.inside.lock().unwrap().take() {
+                let _ = inside.send(());
+            }
+            let _ = self.release.lock().unwrap().recv_timeout(HANG_GUARD);
+            7
+        }
+    }
+    /// Counts its `mark`s; `touch` waits for the second (the first is the plugin's
+    /// search for it) and says how many it saw.
+    #[derive(Default)]
+    struct Counted {
+        marks: Mutex<u64>,
+        changed: Condvar,
+    }
+    impl Probe for Counted {
+        fn mark(&self) -> u64 {
+            *self.marks.lock().unwrap() += 1;
+            self.changed.notify_all();
+            MARK
+        }
+        fn touch(&self) -> u64 {
+            let marks = self.marks.lock().unwrap();
+            let (marks, _) = self.changed.wait_timeout_while(marks, HANG_GUARD, |m| *m < 2).unwrap();
+            *marks
+        }
+    }
+    let plugin = Arc::new(attacker(isolation().lanes(1)));
+    let (inside, is_inside) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel();
+    let holder = Arc::new(Holder { inside: Mutex::new(Some(inside)), release: Mutex::new(released) });
+    let (p, h) = (Arc::clone(&plugin), Arc::clone(&holder));
+    let held = std::thread::spawn(move || p.lend("hold", &*h));
+    is_inside.recv_timeout(HANG_GUARD).expect("the holding call reached the host's probe");
+    let counted = Counted::default();
+    let answer = plugin.lend("within-and-outside", &counted);
+    release.send(()).unwrap();
+    assert_eq!(answer, Ok(Ok("touched 2".to_owned())), "the plugin thread's callback was read meanwhile");
+    assert_eq!(held.join().unwrap(), Ok(Ok("held 7".to_owned())));
+}
+
 // --- Waits bounded by a deadline -------------------------------------------------
 
 /// A probe for the calls that only need a lending call in flight.

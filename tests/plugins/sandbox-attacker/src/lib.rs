@@ -564,8 +564,23 @@ impl Attacker for Attack {
         }
     }
 
-    fn lend(&self, name: &str, _probe: &dyn attack_api::Probe) -> Result<String, String> {
-        lend(name)
+    fn lend(&self, name: &str, probe: &dyn attack_api::Probe) -> Result<String, String> {
+        match name {
+            // Holds the call in the host: the probe's `touch` (within this call)
+            // returns when the host lets it.
+            "hold" => Ok(format!("held {}", probe.touch())),
+            // A callback within this call (`touch`) that the host makes wait for
+            // another, made from a thread of the plugin's own (`mark`, within no call).
+            "within-and-outside" => {
+                let id = find_lent()?;
+                let peer = tomada::remote::current_peer().ok_or("no peer")?;
+                std::thread::spawn(move || {
+                    let _ = peer.call(id, MARK_METHOD, Vec::new());
+                });
+                Ok(format!("touched {}", probe.touch()))
+            }
+            _ => lend(name),
+        }
     }
 }
 
