@@ -98,8 +98,17 @@ pub(crate) unsafe fn dispatch_into(
     // SAFETY: the caller vouches for `dispatch` and `this`; the arguments live for the
     // call; `out` and `panic` are writable.
     let status = unsafe { dispatch(this, method, RSlice::new(args), out.as_mut_ptr(), panic.as_mut_ptr()) };
+    // `Status::BYTES` is an answer only to a method number that asked for it; to any
+    // other it is an unknown status, whose `out` may never have been written (a
+    // hand-written or broken dispatch function): an error, nothing read.
+    let asked = method & tomada::client::BYTES_ALONE != 0 && method != tomada::future::CANCEL_METHOD;
+    if status == Status::BYTES && !asked {
+        let message =
+            "the plugin answered with a byte string's bytes alone (status 5) a call that did not ask for them";
+        return (Status::MALFORMED, RVec::from_vec(message.as_bytes().to_vec()));
+    }
     let body = if status == Status::OK || status == Status::BYTES {
-        // SAFETY: written on OK (and on BYTES, by a plugin that was asked for it).
+        // SAFETY: written on OK, and on BYTES to a method that asked for it (above).
         unsafe { out.assume_init_read() }
     } else if status.has_message() {
         // SAFETY: written for every failed status that has a message.
@@ -123,4 +132,28 @@ pub(crate) unsafe fn attach(
 ) {
     // SAFETY: the caller vouches for `attach`, `services` and `name`.
     unsafe { attach(services, RSlice::new(name)) };
+}
+
+#[cfg(all(test, any(unix, windows)))]
+mod tests {
+    use super::*;
+
+    /// A broken (or hand-written) dispatch function: answers `Status::BYTES` to
+    /// anything, writing nothing.
+    unsafe extern "C" fn bytes_unasked(_: *const c_void, _: u32, _: RSlice, _: *mut RVec, _: *mut RVec) -> Status {
+        Status::BYTES
+    }
+
+    /// `Status::BYTES` to a call that did not ask for the bytes alone is an error
+    /// value, and its `out` (never written) is not read.
+    #[test]
+    fn bytes_alone_unasked_is_an_error_and_nothing_is_read() {
+        for method in [0, 7, tomada::future::CANCEL_METHOD] {
+            // SAFETY: the dispatch function above reads and writes nothing.
+            let (status, body) = unsafe { dispatch(bytes_unasked, std::ptr::null(), method, &[]) };
+            assert_eq!(status, Status::MALFORMED, "method {method}");
+            let message = String::from_utf8(body.into_vec()).unwrap();
+            assert!(message.contains("did not ask"), "{message}");
+        }
+    }
 }

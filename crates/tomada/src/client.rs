@@ -731,7 +731,9 @@ pub unsafe fn serve_as<R: Abi>(
                 value
             };
             let mut bytes = Vec::new();
-            value.encode_owned(&mut bytes);
+            // (Into `bytes`, whole: an answer served while this thread waits in a
+            // call whose arguments it was gathering is not that call's.)
+            not_gathering(|| value.encode_owned(&mut bytes));
             (Status::OK, bytes)
         })
     })) {
@@ -756,13 +758,17 @@ pub unsafe fn unknown_method(method: u32, panic: *mut RVec) -> Status {
 }
 
 /// Reads a dispatch function's outcome: its status and the buffer it wrote. Used by
-/// runners to build their answer, and by tests. (For [`Status::BYTES`], the bytes
-/// alone: their length goes before them in the answer.)
+/// runners to build their answer, and by tests.
+///
+/// For a call whose method number did not ask for a byte string's bytes alone
+/// ([`BYTES_ALONE`]): [`Status::BYTES`] is then an unknown status (its `out` may never
+/// have been written), read as nothing, as any unknown status is. A caller that asks
+/// reads the outcome itself.
 ///
 /// # Safety
 /// `status`, `out` and `panic` must come from one call of a dispatch function.
 pub unsafe fn dispatched(status: Status, out: MaybeUninit<RVec>, panic: MaybeUninit<RVec>) -> RVec {
-    if status == Status::OK || status == Status::BYTES {
+    if status == Status::OK {
         // SAFETY: written on OK.
         unsafe { out.assume_init() }
     } else if status.has_message() {

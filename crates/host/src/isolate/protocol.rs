@@ -41,7 +41,10 @@ use crate::{LaunchError, LoadError};
 /// whether the host may run on several CPUs. 7: a spare runner ([`SPARE_VAR`]) gets
 /// the plugin file over the socket after its hello. 8: lanes ([`LANES_VAR`],
 /// [`LANE_FD`]): more pairs of rings, each served by its own thread of the child.
-pub(crate) const PROTOCOL: u32 = 8;
+/// 9: rings of 2 MiB (the shared memory's size: a runner of 8 would refuse it only
+/// after its hello), sleep numbers (`shm::Naps`), byte answers asked for alone
+/// (`tomada::descriptor::flags::BYTES_ALONE`).
+pub(crate) const PROTOCOL: u32 = 9;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).

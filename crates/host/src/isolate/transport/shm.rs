@@ -138,7 +138,14 @@ impl Naps {
     /// Whether to ring for the other side's sleep `nap` (its flag, as read), whose
     /// last one rung for is in `rung`; notes it as rung.
     fn ring_for(nap: u32, rung: &AtomicU32) -> bool {
-        if nap == 0 || (nap != EVERY_TIME && rung.load(Ordering::Relaxed) == nap) {
+        if nap == 0 {
+            // Awake: the sleep last rung for is over, and forgotten, so that the same
+            // number coming round again (the counter wraps after 2^32 sleeps, most of
+            // them never rung for) is rung for anew.
+            rung.store(0, Ordering::Relaxed);
+            return false;
+        }
+        if nap != EVERY_TIME && rung.load(Ordering::Relaxed) == nap {
             return false;
         }
         rung.store(nap, Ordering::Relaxed);
@@ -294,7 +301,9 @@ pub(crate) struct Shared {
     write_timeout: Option<Duration>,
     /// How long the last `recv` that found nothing at first waited for the writer (ns).
     waited: AtomicU64,
-    /// The other side's reader slept when this side last published (it was rung).
+    /// The other side's reader slept when this side last published (it was rung for
+    /// that sleep, by this publish or an earlier one: either way it looks at the tail
+    /// after it wakes).
     rang: std::sync::atomic::AtomicBool,
     /// This side's sleeps, and the other side's rung for.
     naps: Naps,
@@ -1132,6 +1141,8 @@ mod tests {
         sent(6, "rung at each of 5 chunks and at the end");
         sleeping(0);
         sent(0, "awake: not rung");
+        sleeping(8);
+        sent(1, "a number rung for before, after an awake spell: rung anew (the counter wraps)");
         // The writer's side: each take rings a waiting writer once per sleep.
         let waiting = |nap: u32| host.tx.control().writer_waiting.0.store(nap, Ordering::Relaxed);
         host.send(&[&frame]).unwrap();
