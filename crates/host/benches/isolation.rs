@@ -233,6 +233,11 @@ impl Drop for Bare {
     }
 }
 
+/// A `Person` whose `photo` is `photo`.
+fn person_with(photo: Vec<u8>) -> allround_api::Person {
+    allround_api::Person { name: "Ana".into(), age: 30, nickname: None, photo, position: allround_api::Point(1.0, 2.0) }
+}
+
 struct Setup {
     path: std::path::PathBuf,
     runner: Runner,
@@ -346,13 +351,7 @@ fn main() {
         let plugin = tomada_host::load_with::<dyn allround_api::Allround>(&path, &Mode::Isolated(iso)).unwrap();
         let bytes = vec![7u8; MIB];
         let half = "y".repeat(MIB / 2);
-        let person = allround_api::Person {
-            name: "Ana".into(),
-            age: 30,
-            nickname: None,
-            photo: bytes.clone(),
-            position: allround_api::Point(1.0, 2.0),
-        };
+        let person = person_with(bytes.clone());
         let mut bare = Bare::start();
         for _ in 0..5000 {
             match row.as_str() {
@@ -397,13 +396,7 @@ fn main() {
             drop(std::hint::black_box(plugin.concat(half.clone(), &half).unwrap()))
         });
         print("isolated concat(String, &str) -> String", &row, Some(&floor));
-        let person = allround_api::Person {
-            name: "Ana".into(),
-            age: 30,
-            nickname: None,
-            photo: bytes.clone(),
-            position: allround_api::Point(1.0, 2.0),
-        };
+        let person = person_with(bytes.clone());
         assert_eq!(plugin.birthday(person.clone()).unwrap().photo.len(), MIB + 1);
         let row = measure(1000, Duration::ZERO, &[child], || {
             drop(std::hint::black_box(plugin.birthday(person.clone()).unwrap()))

@@ -477,18 +477,24 @@ fn a_slow_call_holds_up_no_other_and_alone_runs_past_its_deadline() {
 /// first one's deadline does not end the process before the crash does.
 #[test]
 fn a_crash_fails_every_call_in_flight() {
-    let p = faulty(isolation().deadline(HANG_GUARD));
+    crash_with_calls_in_flight(isolation(), "no lanes");
+}
+
+/// Three calls sleep in the plugin, a fourth aborts it: every call gets the crash,
+/// none hangs, and the next call starts a new process.
+fn crash_with_calls_in_flight(isolation: Isolation, what: &str) {
+    let p = faulty(isolation.deadline(HANG_GUARD));
     let pid = p.process_id().unwrap();
     std::thread::scope(|s| {
         let sleepers: Vec<_> = (0..3).map(|_| s.spawn(|| p.sleep_ms(600_000))).collect();
         wait_sleeping(&p, 3);
         let err = p.abort().unwrap_err();
-        assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "{err:?}");
+        assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "{what}: {err:?}");
         for sleeper in sleepers {
             let err = sleeper.join().unwrap().unwrap_err();
             assert!(
                 matches!(&err, CallError::Crashed { signal: Some(6), detail, .. } if detail.contains("SIGABRT")),
-                "{err:?}"
+                "{what}: {err:?}"
             );
         }
     });
@@ -574,23 +580,7 @@ fn calls_that_find_no_free_lane_go_through_the_main_rings() {
 #[test]
 fn a_crash_fails_the_calls_on_every_lane() {
     for lanes in [4, 2] {
-        let p = faulty(isolation().lanes(lanes).deadline(HANG_GUARD));
-        let pid = p.process_id().unwrap();
-        std::thread::scope(|s| {
-            let sleepers: Vec<_> = (0..3).map(|_| s.spawn(|| p.sleep_ms(600_000))).collect();
-            wait_sleeping(&p, 3);
-            let err = p.abort().unwrap_err();
-            assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "{err:?}");
-            for sleeper in sleepers {
-                let err = sleeper.join().unwrap().unwrap_err();
-                assert!(
-                    matches!(&err, CallError::Crashed { signal: Some(6), detail, .. } if detail.contains("SIGABRT")),
-                    "{lanes} lanes: {err:?}"
-                );
-            }
-        });
-        wait_dead(pid);
-        assert_eq!(p.echo("restarted").unwrap(), "restarted");
+        crash_with_calls_in_flight(isolation().lanes(lanes), &format!("{lanes} lanes"));
     }
 }
 
