@@ -297,6 +297,11 @@ pub(crate) struct Shared {
     /// while a thread of its process sleeps (an idle lane's, the main one's while a
     /// lane serves) would not end the host's side of it.
     host: bool,
+    /// The child's socket as it was (device and inode of its descriptor): a child
+    /// that goes to sleep looks first whether its descriptor still names it. A plugin
+    /// that closed it (or put another file at its number) and answered its call would
+    /// otherwise live on unseen, with nobody waiting on either side.
+    socket_id: Option<(u64, u64)>,
     /// How long a write may wait for room (`None`: as long as the other side lives).
     write_timeout: Option<Duration>,
     /// How long the last `recv` that found nothing at first waited for the writer (ns).
@@ -447,6 +452,7 @@ impl Shared {
             tail: AtomicU64::new(tail),
             head: AtomicU64::new(head),
             wake,
+            socket_id: if host { None } else { file_id(socket.as_raw_fd()) },
             socket,
             host,
             write_timeout,
@@ -688,7 +694,25 @@ impl Shared {
     }
 }
 
+/// The device and inode of the file open at `fd`, if it is open.
+fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: `fstat` writes into a local buffer; a closed descriptor is an error.
+    let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((stat.st_dev as u64, stat.st_ino as u64))
+}
+
 impl Shared {
+    /// The child's side, before it sleeps: `Eof` if its socket's descriptor no longer
+    /// names the socket it was made with (the plugin closed it, or put another file
+    /// there): the channel is over, as when the host ends it.
+    fn socket_kept(&self) -> Result<(), ReadError> {
+        match self.socket_id {
+            Some(id) if file_id(self.socket.as_raw_fd()) != Some(id) => Err(ReadError::Eof),
+            _ => Ok(()),
+        }
+    }
+
     /// The socket to sleep on besides a bell (the host's; -1, which `poll` skips: the
     /// child's, see `host`).
     fn watched(&self) -> RawFd {
@@ -713,6 +737,7 @@ impl Shared {
 
     /// Sleeps until this side's reader is rung (see [`sleep`]).
     fn sleep_data(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_data, .. } => sleep(my_data, self.watched(), deadline),
             Wake::Socket(bell) => sleep_socket(bell, deadline),
@@ -721,6 +746,7 @@ impl Shared {
 
     /// Sleeps until this side's writer is rung.
     fn sleep_room(&self, deadline: Option<Instant>) -> Result<(), ReadError> {
+        self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_room, .. } => sleep(my_room, self.watched(), deadline),
             Wake::Socket(bell) => sleep_socket(bell, deadline),
