@@ -259,7 +259,7 @@ impl Isolation {
     /// a good number (`std::thread::available_parallelism`).
     ///
     /// ```
-    /// # use tomada_host::Isolation;
+    /// # use tomada_host::isolate::Isolation;
     /// // A plugin that a pool of four request threads calls at once.
     /// let isolation = Isolation::new().lanes(4);
     /// # drop(isolation);
