@@ -504,10 +504,23 @@ mod sealed {
         for &(start, end) in ranges.as_deref().unwrap_or(&[(0, len)]) {
             copy_range(&file, &copy, start, end)?;
         }
-        // SAFETY: `F_ADD_SEALS` on the `memfd` we just made (with `MFD_ALLOW_SEALING`);
-        // no writable mapping of it exists, so `F_SEAL_WRITE` can be added.
-        if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } != 0 {
-            return Err(io::Error::last_os_error());
+        // `F_SEAL_WRITE` fails with `EBUSY` while a page of the copy still has a
+        // reference besides the file's (the kernel waits ~a few ms for them itself): on
+        // a busy machine a page just written by `sendfile` can sit in another CPU's
+        // batch a little longer. Tried again for up to ~100 ms before it is an error.
+        let mut tries = 0;
+        loop {
+            // SAFETY: `F_ADD_SEALS` on the `memfd` we just made (with `MFD_ALLOW_SEALING`);
+            // no writable mapping of it exists, so `F_SEAL_WRITE` can be added.
+            if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, ALL) } == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            tries += 1;
+            if e.raw_os_error() != Some(libc::EBUSY) || tries >= 50 {
+                return Err(e);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         Ok((copy, true, whole))
     }
