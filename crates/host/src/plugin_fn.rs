@@ -101,7 +101,7 @@ pub(crate) unsafe fn dispatch_into(
     // `Status::BYTES` is an answer only to a method number that asked for it; to any
     // other it is an unknown status, whose `out` may never have been written (a
     // hand-written or broken dispatch function): an error, nothing read.
-    let asked = method & tomada::client::BYTES_ALONE != 0 && method != tomada::future::CANCEL_METHOD;
+    let asked = method != tomada::future::CANCEL_METHOD && tomada::client::answer_form(method).1;
     if status == Status::BYTES && !asked {
         let message =
             "the plugin answered with a byte string's bytes alone (status 5) a call that did not ask for them";
