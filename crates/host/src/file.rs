@@ -19,6 +19,15 @@
 //!   copy (`Loader::debug_info(false)`, [`Extent::WithoutDebugInfo`]): it then stays holes, so
 //!   it costs nothing to load.
 //!
+//!   **Isolated plugins of one unchanged file share one copy** ([`shared`]): a host
+//!   that starts the same file in several processes while one of them lives (instances,
+//!   a pool, a start after a start) copies it once, and the children map the same
+//!   pages. A later start shares the copy only if the file's device, inode, length
+//!   and modification and change times are what they were when the copy was made,
+//!   and only if its change time was then at least two seconds old; every check still
+//!   runs on each load. A file rewritten in place is copied anew. In-process loads
+//!   always copy (a shared copy would be one library for two loads).
+//!
 //!   **A file that cannot change is not copied**: if the opened descriptor's inode
 //!   has fs-verity or is immutable (`chattr +i`) — `statx` attributes
 //!   `STATX_ATTR_VERITY` / `STATX_ATTR_IMMUTABLE`, asked of the descriptor, so of the
@@ -85,7 +94,7 @@ use crate::LoadError;
 
 /// How much of a plugin file its sealed copy holds (Linux; see the module
 /// documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Extent {
     /// Every byte (the default; always for whoever hashes the whole file: a trust
     /// policy's signature or pin, the audit trail's SHA-256).
@@ -104,6 +113,9 @@ pub(crate) enum Extent {
 enum Via {
     /// The sealed copy: what is checked is what loads.
     SealedCopy(Extent),
+    /// The sealed copy, shared with the other isolated plugins started from the same
+    /// unchanged file while one of them lives ([`PluginFile::open_shared`]).
+    SharedCopy(Extent),
     /// The file itself: for reading only, never loaded.
     File,
 }
@@ -138,6 +150,9 @@ pub(crate) struct PluginFile {
     /// Whether `file` holds every byte of the plugin file: `false` only for a sealed
     /// copy without the debug info ([`Extent::WithoutDebugInfo`]), which is never hashed.
     whole: bool,
+    /// Keeps the sealed copy offered to later isolated loads of the same unchanged
+    /// file for as long as it lives ([`PluginFile::open_shared`]).
+    pub(crate) sharing: Sharing,
     /// The executable segments (`p_vaddr`, `p_memsz`) its inspection found
     /// ([`PluginFile::set_code`]), once it was inspected.
     code: std::sync::OnceLock<Vec<(u64, u64)>>,
@@ -150,6 +165,15 @@ impl PluginFile {
     /// `extent` of the file.
     pub(crate) fn open(path: &Path, extent: Extent) -> Result<PluginFile, LoadError> {
         Self::open_as(path, Via::SealedCopy(extent))
+    }
+
+    /// As [`PluginFile::open`], for a plugin that runs in its own process: the sealed
+    /// copy is shared with the other isolated plugins started from the same file, as
+    /// long as one of them lives and the file has not changed since (see
+    /// [`shared`]). Not for in-process loads, where a shared copy would be one
+    /// library (one set of statics) for two loads.
+    pub(crate) fn open_shared(path: &Path, extent: Extent) -> Result<PluginFile, LoadError> {
+        Self::open_as(path, Via::SharedCopy(extent))
     }
 
     /// As [`PluginFile::open`], for reading only (nothing of it is ever loaded:
@@ -197,6 +221,9 @@ impl PluginFile {
     }
 
     fn from_file_as(path: PathBuf, absolute: PathBuf, file: File, via: Via) -> Result<PluginFile, LoadError> {
+        // Before the metadata: what a shared copy's key compares the change time with.
+        #[cfg(target_os = "linux")]
+        let opened = std::time::SystemTime::now();
         let meta = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
         if !meta.is_file() {
             return Err(LoadError::NotAFile { path });
@@ -205,23 +232,42 @@ impl PluginFile {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
         #[cfg(target_os = "linux")]
-        let (file, len, identity, sealed, copied, whole) = if let Via::SealedCopy(extent) = via {
+        let (file, len, identity, sealed, copied, whole, sharing) = if let Via::SealedCopy(extent)
+        | Via::SharedCopy(extent) = via
+        {
             use std::os::unix::fs::MetadataExt;
+            let io = |e| LoadError::Io { path: path.clone(), source: e };
             if let Some(why) = sealed::unchanging(&file) {
                 // The inode itself can never change: a copy would protect nothing.
                 tracing::debug!(path = %path.display(), why, "no sealed copy: the file cannot change");
                 let identity = (meta.dev(), meta.ino());
-                (file, meta.len(), identity, true, false, true)
+                (file, meta.len(), identity, true, false, true, Sharing::default())
             } else {
-                let (file, sealed, whole) = sealed::copy(file, &path, meta.len(), extent)
-                    .map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-                let copied = file.metadata().map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-                (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed, whole)
+                let key = match via {
+                    Via::SharedCopy(_) => shared::Key::of(&meta, extent, opened),
+                    _ => None,
+                };
+                let (file, sealed, whole, sharing) = match key.as_ref().and_then(shared::find) {
+                    Some((copy, whole, sharing)) => {
+                        tracing::debug!(path = %path.display(), "the sealed copy of a live isolated plugin of this unchanged file, shared");
+                        (copy, true, whole, sharing)
+                    }
+                    None => {
+                        let (copy, sealed, whole) = sealed::copy(file, &path, meta.len(), extent).map_err(io)?;
+                        let sharing = match key {
+                            Some(key) if sealed => shared::offer(key, &copy, whole),
+                            _ => Sharing::default(),
+                        };
+                        (copy, sealed, whole, sharing)
+                    }
+                };
+                let copied = file.metadata().map_err(io)?;
+                (file, copied.len(), (copied.dev(), copied.ino()), sealed, sealed, whole, sharing)
             }
         } else {
             use std::os::unix::fs::MetadataExt;
             let identity = (meta.dev(), meta.ino());
-            (file, meta.len(), identity, false, false, true)
+            (file, meta.len(), identity, false, false, true, Sharing::default())
         };
         #[cfg(not(target_os = "linux"))]
         let _ = via;
@@ -236,11 +282,23 @@ impl PluginFile {
             (meta.len(), identity)
         };
         #[cfg(not(target_os = "linux"))]
-        let (sealed, copied, whole) = (false, false, true);
+        let (sealed, copied, whole, sharing) = (false, false, true, Sharing::default());
         if len == 0 {
             return Err(LoadError::NotALibrary { path, reason: crate::error::NotLibrary::Empty });
         }
-        Ok(PluginFile { path, absolute, file, meta, len, identity, sealed, copied, whole, code: Default::default() })
+        Ok(PluginFile {
+            path,
+            absolute,
+            file,
+            meta,
+            len,
+            identity,
+            sealed,
+            copied,
+            whole,
+            sharing,
+            code: Default::default(),
+        })
     }
 
     /// Whether what is read and loaded is a sealed private copy of the file (Linux),
@@ -403,6 +461,120 @@ impl PluginFile {
             }
             Ok(self.absolute.clone())
         }
+    }
+}
+
+/// Keeps a shared sealed copy on offer to later isolated loads of the same unchanged
+/// file (see [`shared`]) for as long as it lives: held by the [`PluginFile`] and by
+/// the isolated plugin started from it. Empty for any other file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sharing(#[allow(dead_code)] Option<std::sync::Arc<File>>);
+
+/// Sealed copies shared between isolated plugins started from one unchanged file
+/// (Linux): a host that starts the same plugin file in several processes (instances,
+/// a pool, one per tenant) makes one copy, not one per start, and its children map
+/// the same pages.
+///
+/// A copy is offered under its file's identity and metadata as they were before the
+/// copy was made (device, inode, length, modification and change times, and the
+/// [`Extent`]), for as long as a [`PluginFile`] or an isolated plugin holding it lives
+/// (the registry holds it weakly). A later open whose file has the very same key
+/// takes a new descriptor of it instead of copying. Only a file whose change time was
+/// already [`SETTLED`] in the past when the copy was made is offered, as git does
+/// with its index's "racily clean" entries: every write, truncation, `utimensat` or
+/// `chmod` sets the change time to the kernel's clock, which no one but the kernel
+/// sets, so a file changed after its copy was made has a change time after that
+/// moment, which is not the one in the key. Renames and swaps of the path change the
+/// inode. (What this does not see: a write through a shared writable mapping of the
+/// file to a page that is already dirty, which updates no time until the page is
+/// written back; and the system clock set back by more than [`SETTLED`]. Either
+/// gives a copy of the file as it was, never a copy that was not checked: a copy,
+/// shared or not, is still inspected, verified and checked in full at each load.)
+#[cfg(target_os = "linux")]
+pub(crate) mod shared {
+    use super::{Extent, Sharing};
+    use std::fs::{File, Metadata};
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex, Weak};
+    use std::time::{Duration, SystemTime};
+
+    /// How far in the past a file's change time must be when it is copied for the
+    /// copy to be shared: well beyond the coarse clock's tick (≤ 10 ms) that file
+    /// times are taken from.
+    pub(crate) const SETTLED: Duration = Duration::from_secs(2);
+
+    /// What a shared copy is offered under (see the module documentation).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct Key {
+        dev: u64,
+        ino: u64,
+        len: u64,
+        mtime: (i64, i64),
+        ctime: (i64, i64),
+        extent: Extent,
+    }
+
+    impl Key {
+        /// The key of a file whose metadata `meta` was taken after `opened`, if its
+        /// change time is at least [`SETTLED`] before `opened`.
+        pub(crate) fn of(meta: &Metadata, extent: Extent, opened: SystemTime) -> Option<Key> {
+            let changed = SystemTime::UNIX_EPOCH.checked_add(Duration::new(
+                u64::try_from(meta.ctime()).ok()?,
+                u32::try_from(meta.ctime_nsec()).ok()?,
+            ))?;
+            if changed.checked_add(SETTLED)? > opened {
+                return None;
+            }
+            Some(Key {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+                ctime: (meta.ctime(), meta.ctime_nsec()),
+                extent,
+            })
+        }
+    }
+
+    struct Entry {
+        key: Key,
+        copy: Weak<File>,
+        whole: bool,
+    }
+
+    /// Every copy on offer (a few: one per file with a live isolated plugin).
+    static COPIES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    fn copies() -> std::sync::MutexGuard<'static, Vec<Entry>> {
+        COPIES.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new descriptor of the live copy offered under `key`, whether it holds the
+    /// whole file, and what keeps it on offer; `None` if there is none.
+    pub(crate) fn find(key: &Key) -> Option<(File, bool, Sharing)> {
+        let (copy, whole) = {
+            let copies = copies();
+            let entry = copies.iter().find(|e| e.key == *key)?;
+            (entry.copy.upgrade()?, entry.whole)
+        };
+        // (Outside the lock: dropping `copy` may close the last descriptor.)
+        let file = copy.try_clone().ok()?;
+        Some((file, whole, Sharing(Some(copy))))
+    }
+
+    /// Offers `copy` (sealed, just made) under `key`, replacing whatever was offered
+    /// under it; what keeps it on offer. Nothing is offered if its descriptor cannot be
+    /// duplicated.
+    pub(crate) fn offer(key: Key, copy: &File, whole: bool) -> Sharing {
+        let Ok(kept) = copy.try_clone() else { return Sharing::default() };
+        let kept = Arc::new(kept);
+        let entry = Entry { key, copy: Arc::downgrade(&kept), whole };
+        let mut copies = copies();
+        // Dead entries hold no descriptor (it closed with its last holder): dropping
+        // them here closes nothing.
+        copies.retain(|e| e.copy.strong_count() > 0 && e.key != entry.key);
+        copies.push(entry);
+        Sharing(Some(kept))
     }
 }
 
@@ -798,6 +970,81 @@ mod tests {
         let mut hashed = Vec::new();
         whole.read_all(|chunk| hashed.extend_from_slice(chunk)).unwrap();
         assert_eq!(hashed, original);
+    }
+
+    /// A settled file opened twice for isolated plugins gets one sealed copy while a
+    /// holder lives; a file rewritten in place (same inode, same length) gets a new
+    /// copy of its new bytes; the old copy keeps the old ones; an ordinary open never
+    /// shares; and once every holder is gone, nothing is offered.
+    #[test]
+    fn a_settled_file_shares_its_sealed_copy_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.so");
+        let old = b"the first build, long enough to be more than a header.".repeat(100);
+        std::fs::write(&path, &old).unwrap();
+        tomada_test_support::wait_older(&path, shared::SETTLED);
+
+        let a = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        let b = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        assert!(a.sealed_copy() && b.sealed_copy());
+        assert_eq!(a.identity, b.identity, "two opens of a settled file share one copy");
+        assert_ne!(
+            std::os::fd::AsRawFd::as_raw_fd(&a.file),
+            std::os::fd::AsRawFd::as_raw_fd(&b.file),
+            "each has a descriptor of its own"
+        );
+        assert_eq!(bytes_of(&b), old);
+        // Another extent is another copy; an ordinary open (in-process) is its own copy.
+        let other = PluginFile::open_shared(&path, Extent::WithoutDebugInfo).unwrap();
+        assert_ne!(other.identity, a.identity);
+        let private = PluginFile::open(&path, Extent::Whole).unwrap();
+        assert_ne!(private.identity, a.identity);
+
+        // Rewritten in place: the same inode and length, other bytes.
+        let new = b"the second build, just as long as the first one was...".repeat(100);
+        assert_eq!(new.len(), old.len());
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(&new, 0).unwrap();
+        let c = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        assert_ne!(c.identity, a.identity, "a rewritten file is copied anew");
+        assert_eq!(bytes_of(&c), new);
+        assert_eq!(bytes_of(&a), old, "a sealed copy never changes");
+
+        // Every holder of the first copy gone (a raw descriptor keeps its inode, so a new
+        // copy cannot take its number): the next open copies again.
+        let kept = a.file.try_clone().unwrap();
+        let first = a.identity;
+        drop((a, b));
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(&old, 0).unwrap();
+        tomada_test_support::wait_older(&path, shared::SETTLED);
+        let d = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        assert_ne!(d.identity, first, "a copy with no holder left is not offered");
+        assert_eq!(bytes_of(&d), old);
+        drop(kept);
+    }
+
+    /// A file changed less than [`shared::SETTLED`] before it is opened is never
+    /// shared (a write in the same tick of the file clock would leave its times as
+    /// they were); the key is the metadata as it was, taken against the moment given.
+    #[test]
+    fn a_file_changed_just_before_its_open_has_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.so");
+        std::fs::write(&path, b"bytes").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let changed = std::time::UNIX_EPOCH + std::time::Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32);
+        let second = std::time::Duration::from_secs(1);
+        assert!(shared::Key::of(&meta, Extent::Whole, changed).is_none());
+        assert!(shared::Key::of(&meta, Extent::Whole, changed + second).is_none());
+        assert!(shared::Key::of(&meta, Extent::Whole, changed + shared::SETTLED - second / 100).is_none());
+        let key = shared::Key::of(&meta, Extent::Whole, changed + shared::SETTLED + second).unwrap();
+        assert_eq!(Some(&key), shared::Key::of(&meta, Extent::Whole, changed + 60 * second).as_ref());
+        assert_ne!(Some(&key), shared::Key::of(&meta, Extent::WithoutDebugInfo, changed + 60 * second).as_ref());
+        // A file opened just after its write shares nothing.
+        let a = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        let b = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        if std::time::SystemTime::now() < changed + shared::SETTLED {
+            assert_ne!(a.identity, b.identity);
+        }
     }
 
     /// What is not a 64-bit ELF file of this machine, or whose header tables lie

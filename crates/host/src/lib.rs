@@ -468,7 +468,13 @@ impl Loader {
         // trail's SHA-256.
         let whole = !self.without_debug_info || self.policy.is_some() || audit::enabled();
         let extent = if whole { file::Extent::Whole } else { file::Extent::WithoutDebugInfo };
-        let file = PluginFile::open(path, extent).inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
+        // A plugin that runs in a process of its own may share its sealed copy with
+        // the other live isolated plugins of the same unchanged file (`file::shared`).
+        let file = match self.mode {
+            isolate::Mode::Isolated(_) => PluginFile::open_shared(path, extent),
+            _ => PluginFile::open(path, extent),
+        }
+        .inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;
         let inspection = match inspect::inspect_file(&file) {
             Ok(i) => i,
             Err(e) => {

@@ -1134,3 +1134,53 @@ mod spare {
         wait_none_left(test);
     }
 }
+
+/// Isolated plugins started from one unchanged file share one sealed copy: the host
+/// copies the file once, and its children map the same pages. A file rewritten in
+/// place (the same inode) is copied anew, and the plugins already running keep the
+/// copy they were checked with.
+#[cfg(target_os = "linux")]
+mod shared_copy {
+    use super::*;
+    use std::io::Write;
+    use tomada_test_support::{Build, copy_to, held_copies, wait_older};
+
+    #[test]
+    fn isolated_plugins_of_one_unchanged_file_share_its_sealed_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "shared-copy-living.so";
+        let path = copy_to(&cdylib("living"), dir.path(), name);
+        let v2 = std::fs::read(Build::new("living").config("env.LIVING_VERSION=\"2.0.0\"").cdylib()).unwrap();
+        // Only a file whose change time is settled is shared (`file::shared::SETTLED`).
+        wait_older(&path, Duration::from_secs(3));
+        let mode = Mode::Isolated(isolation());
+        let a = tomada_host::load_with::<dyn Greeter>(&path, &mode).unwrap();
+        let b = tomada_host::load_with::<dyn Greeter>(&path, &mode).unwrap();
+        assert_ne!(a.process_id(), b.process_id());
+        assert_eq!(a.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(b.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(held_copies(name), 1, "two isolated plugins of one unchanged file, two copies");
+        // In-process, a load has a copy (a library) of its own.
+        let local = tomada_host::load::<dyn Greeter>(&path).unwrap();
+        assert_eq!(held_copies(name), 2);
+        drop(local);
+
+        // Rewritten in place: the same inode, the next version's bytes.
+        let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+        file.write_all(&v2).unwrap();
+        drop(file);
+        let c = tomada_host::load_with::<dyn Greeter>(&path, &mode).unwrap();
+        assert_eq!(c.greet("Mundo").unwrap(), "Olá, Mundo (v2.0.0)", "a rewritten file is copied anew");
+        assert_eq!(a.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(held_copies(name), 2);
+
+        // The copy lives as long as a plugin holding it, not longer.
+        drop(a);
+        assert_eq!(held_copies(name), 2);
+        // (Waited for, not timed: nothing says a plugin's end is synchronous.)
+        drop(b);
+        wait_until("the first copy's release", || held_copies(name) == 1);
+        drop(c);
+        wait_until("the second copy's release", || held_copies(name) == 0);
+    }
+}

@@ -300,6 +300,45 @@ pub fn mapped_copies(name: &str) -> usize {
     inodes.len()
 }
 
+/// How many distinct sealed copies named `name` this process holds open (its
+/// descriptors naming `memfd:tomada:NAME`, by inode): an isolated plugin's host holds
+/// the copy its children load.
+#[cfg(target_os = "linux")]
+pub fn held_copies(name: &str) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let wanted = format!("/memfd:tomada:{name} (deleted)");
+    let mut inodes: Vec<u64> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str()))
+        .filter_map(|e| std::fs::metadata(e.path()).ok().map(|m| m.ino()))
+        .collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    inodes.len()
+}
+
+/// Waits until the change time of `path` is more than `age` in the past (no sooner:
+/// a wait for a condition, not a sleep of a guessed length).
+pub fn wait_older(path: &Path, age: std::time::Duration) {
+    use std::time::{Duration, SystemTime};
+    loop {
+        #[cfg(unix)]
+        let changed = {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(path).unwrap();
+            SystemTime::UNIX_EPOCH + Duration::new(m.ctime() as u64, m.ctime_nsec() as u32)
+        };
+        #[cfg(not(unix))]
+        let changed = std::fs::metadata(path).unwrap().modified().unwrap();
+        match SystemTime::now().duration_since(changed) {
+            Ok(d) if d > age => return,
+            Ok(d) => std::thread::sleep(age - d + Duration::from_millis(20)),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// Sets or clears the immutable flag of `path` (`FS_IOC_SETFLAGS`, as `chattr +i`/`-i`
 /// does); needs `CAP_LINUX_IMMUTABLE` and a file system with the flag (ext4, xfs,
 /// btrfs, tmpfs since Linux 6.0). An immutable file cannot be deleted: clear the flag

@@ -290,6 +290,9 @@ pub(crate) struct Isolated {
     /// The inspected file, open: each (re)started child inherits it (`None` for a
     /// remote plugin: the server has the file).
     file: Option<std::fs::File>,
+    /// Keeps `file`, if it is a shared sealed copy, on offer to other isolated plugins
+    /// of the same unchanged file while this one lives (`crate::file::shared`).
+    _sharing: crate::file::Sharing,
     name: String,
     manifest_bytes: Vec<u8>,
     /// Which export of the library the child opens ([`tomada::Manifest::index`]).
@@ -313,8 +316,9 @@ impl Isolated {
         config: &[u8],
         options: Isolation,
     ) -> Result<Arc<Isolated>, LoadError> {
+        let sharing = file.sharing.clone();
         let file = file.file.try_clone().map_err(|e| LoadError::Io { path: inspection.path.clone(), source: e })?;
-        Isolated::begin(inspection, Some(file), config, options)
+        Isolated::begin(inspection, Some((file, sharing)), config, options)
     }
 
     /// Connects to a remote plugin (`options.remote` is set), whose manifest the
@@ -330,10 +334,11 @@ impl Isolated {
 
     fn begin(
         inspection: &Inspection,
-        file: Option<std::fs::File>,
+        file: Option<(std::fs::File, crate::file::Sharing)>,
         config: &[u8],
         options: Isolation,
     ) -> Result<Arc<Isolated>, LoadError> {
+        let (file, sharing) = file.map_or((None, Default::default()), |(f, s)| (Some(f), s));
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         let spare = match &options.runner {
             _ if !options.spare_runner || file.is_none() => None,
@@ -347,6 +352,7 @@ impl Isolated {
             me: me.clone(),
             path: inspection.path.clone(),
             file,
+            _sharing: sharing,
             name: inspection.manifest.info.name.clone(),
             manifest_bytes: inspection.manifest_bytes.clone(),
             export: inspection.manifest.index,
