@@ -22,11 +22,12 @@
 //!   **Isolated plugins of one unchanged file share one copy** ([`shared`]): a host
 //!   that starts the same file in several processes while one of them lives (instances,
 //!   a pool, a start after a start) copies it once, and the children map the same
-//!   pages. A later start shares the copy only if the file's device, inode, length
-//!   and modification and change times are what they were when the copy was made,
-//!   and only if its change time was then at least two seconds old; every check still
-//!   runs on each load. A file rewritten in place is copied anew. In-process loads
-//!   always copy (a shared copy would be one library for two loads).
+//!   pages. A later start shares the copy only if the file, on a local file system,
+//!   has the mount, device, inode, birth time, length and modification and change
+//!   times it had when the copy was made, and only if its change time was then at
+//!   least two seconds old; every check still runs on each load. A file rewritten in
+//!   place is copied anew. In-process loads always copy (a shared copy would be one
+//!   library for two loads): [`PluginFile::private`].
 //!
 //!   **A file that cannot change is not copied**: if the opened descriptor's inode
 //!   has fs-verity or is immutable (`chattr +i`) — `statx` attributes
@@ -244,7 +245,7 @@ impl PluginFile {
                 (file, meta.len(), identity, true, false, true, Sharing::default())
             } else {
                 let key = match via {
-                    Via::SharedCopy(_) => shared::Key::of(&meta, extent, opened),
+                    Via::SharedCopy(_) => shared::Key::of(&file, &meta, extent, opened),
                     _ => None,
                 };
                 let (file, sealed, whole, sharing) = match key.as_ref().and_then(shared::find) {
@@ -299,6 +300,33 @@ impl PluginFile {
             sharing,
             code: Default::default(),
         })
+    }
+
+    /// This file with a sealed copy of its own: a shared copy ([`PluginFile::open_shared`])
+    /// copied again, for a load into this process (where a shared copy would make two
+    /// loads one library); any other file as it is. The bytes are the same ones, so
+    /// what was checked of them still holds.
+    pub(crate) fn private(self) -> Result<PluginFile, LoadError> {
+        #[cfg(target_os = "linux")]
+        if self.sharing.0.is_some() {
+            use std::os::unix::fs::MetadataExt;
+            let extent = if self.whole { Extent::Whole } else { Extent::WithoutDebugInfo };
+            let io = |e| LoadError::Io { path: self.path.clone(), source: e };
+            let Some((file, whole)) = sealed::copy_anew(&self.file, &self.path, self.len, extent).map_err(io)? else {
+                return Err(io(io::Error::other("no sealed copy can be made for an in-process load")));
+            };
+            let copied = file.metadata().map_err(io)?;
+            let code = self.code.get().cloned().map(std::sync::OnceLock::from).unwrap_or_default();
+            return Ok(PluginFile {
+                identity: (copied.dev(), copied.ino()),
+                file,
+                whole: whole && self.whole,
+                sharing: Sharing::default(),
+                code,
+                ..self
+            });
+        }
+        Ok(self)
     }
 
     /// Whether what is read and loaded is a sealed private copy of the file (Linux),
@@ -476,25 +504,38 @@ pub(crate) struct Sharing(#[allow(dead_code)] Option<std::sync::Arc<File>>);
 /// the same pages.
 ///
 /// A copy is offered under its file's identity and metadata as they were before the
-/// copy was made (device, inode, length, modification and change times, and the
-/// [`Extent`]), for as long as a [`PluginFile`] or an isolated plugin holding it lives
-/// (the registry holds it weakly). A later open whose file has the very same key
-/// takes a new descriptor of it instead of copying. Only a file whose change time was
-/// already [`SETTLED`] in the past when the copy was made is offered, as git does
-/// with its index's "racily clean" entries: every write, truncation, `utimensat` or
-/// `chmod` sets the change time to the kernel's clock, which no one but the kernel
-/// sets, so a file changed after its copy was made has a change time after that
-/// moment, which is not the one in the key. Renames and swaps of the path change the
-/// inode. (What this does not see: a write through a shared writable mapping of the
-/// file to a page that is already dirty, which updates no time until the page is
-/// written back; and the system clock set back by more than [`SETTLED`]. Either
-/// gives a copy of the file as it was, never a copy that was not checked: a copy,
-/// shared or not, is still inspected, verified and checked in full at each load.)
+/// copy was made — the mount's unique id (`STATX_MNT_ID_UNIQUE`, never reused while
+/// the system runs), device, inode, birth time, length, modification and change
+/// times, and the [`Extent`] — for as long as a [`PluginFile`] or an isolated plugin
+/// holding it lives (the registry holds it weakly). A later open whose file has the
+/// very same key takes a new descriptor of it instead of copying.
+///
+/// Only a file whose change time was already [`SETTLED`] in the past when the copy was
+/// made is offered, as git does with its index's "racily clean" entries: on a local
+/// file system every write, truncation, `chmod` or `utimensat` sets the change time
+/// to the kernel's clock, which no one but the kernel sets, so a file changed after
+/// its copy was made has a change time after that moment, which is not the one in the
+/// key. Renames and swaps of the path change the inode; a new inode of a reused number
+/// has another birth time; a remount is another mount id. Only files on local file
+/// systems whose times the kernel keeps are shared ([`LOCAL`]: ext2/3/4, xfs, btrfs,
+/// f2fs, tmpfs): a network or FUSE file system reports times its server or daemon
+/// chooses (sshfs reports the modification time as the change time, which `cp -p`
+/// sets back), and those files are copied at every load, as before. So is everything
+/// on a kernel before 6.8, which has no unique mount id.
+///
+/// What this does not see: a write through a shared writable mapping of the file to a
+/// page that is already dirty (no time changes until the page is written back); a
+/// single `write` still copying its data more than [`SETTLED`] after it began (the
+/// kernel stamps the times at its start); the system clock set back by more than
+/// [`SETTLED`]. Each can give a start a copy of the file as it was at the first start,
+/// or torn by that write — never bytes that were not checked: a copy, shared or not, is
+/// inspected, verified against the trust policy and checked against the contract in
+/// full at each load.
 #[cfg(target_os = "linux")]
 pub(crate) mod shared {
     use super::{Extent, Sharing};
     use std::fs::{File, Metadata};
-    use std::os::unix::fs::MetadataExt;
+    use std::os::fd::AsRawFd;
     use std::sync::{Arc, Mutex, Weak};
     use std::time::{Duration, SystemTime};
 
@@ -503,36 +544,84 @@ pub(crate) mod shared {
     /// times are taken from.
     pub(crate) const SETTLED: Duration = Duration::from_secs(2);
 
+    /// The file systems (`statfs`'s `f_type`) whose files may share a copy: local ones,
+    /// whose times only the kernel's clock sets.
+    pub(crate) const LOCAL: [i64; 5] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0xF2F5_2010, // f2fs
+        0x0102_1994, // tmpfs
+    ];
+
     /// What a shared copy is offered under (see the module documentation).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub(crate) struct Key {
-        dev: u64,
+        mount: u64,
+        dev: (u32, u32),
         ino: u64,
+        born: (i64, u32),
         len: u64,
-        mtime: (i64, i64),
-        ctime: (i64, i64),
+        mtime: (i64, u32),
+        ctime: (i64, u32),
         extent: Extent,
     }
 
     impl Key {
-        /// The key of a file whose metadata `meta` was taken after `opened`, if its
-        /// change time is at least [`SETTLED`] before `opened`.
-        pub(crate) fn of(meta: &Metadata, extent: Extent, opened: SystemTime) -> Option<Key> {
-            let changed = SystemTime::UNIX_EPOCH.checked_add(Duration::new(
-                u64::try_from(meta.ctime()).ok()?,
-                u32::try_from(meta.ctime_nsec()).ok()?,
-            ))?;
-            if changed.checked_add(SETTLED)? > opened {
+        /// The key of `file` (whose metadata `meta` was taken after `opened`), if it is
+        /// on a [`LOCAL`] file system, the kernel names its mount uniquely, its length
+        /// is still `meta`'s and its change time is at least [`SETTLED`] before
+        /// `opened`.
+        pub(crate) fn of(file: &File, meta: &Metadata, extent: Extent, opened: SystemTime) -> Option<Key> {
+            let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+            // SAFETY: `fstatfs` of a descriptor we hold writes one `struct statfs` into
+            // `fs`, which is large enough and writable.
+            if unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) } != 0 {
                 return None;
             }
-            Some(Key {
-                dev: meta.dev(),
-                ino: meta.ino(),
-                len: meta.len(),
-                mtime: (meta.mtime(), meta.mtime_nsec()),
-                ctime: (meta.ctime(), meta.ctime_nsec()),
+            // SAFETY: `fstatfs` succeeded and filled the struct (zeroed before anyway).
+            // (`f_type` is an `i64` here, narrower on some other architectures.)
+            #[allow(clippy::unnecessary_cast)]
+            let kind = unsafe { fs.assume_init() }.f_type as i64;
+            if !LOCAL.contains(&kind) {
+                return None;
+            }
+            let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+            let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME | libc::STATX_MNT_ID_UNIQUE;
+            // SAFETY: `statx` of the descriptor itself (empty path with `AT_EMPTY_PATH`)
+            // writes one `struct statx` into `stx`, which is large enough and writable.
+            let rc =
+                unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, mask, stx.as_mut_ptr()) };
+            if rc != 0 {
+                return None;
+            }
+            // SAFETY: `statx` succeeded and filled the struct (zeroed before anyway).
+            let stx = unsafe { stx.assume_init() };
+            if stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 || stx.stx_size != meta.len() {
+                return None;
+            }
+            let time = |t: libc::statx_timestamp| (t.tv_sec, t.tv_nsec);
+            let key = Key {
+                mount: stx.stx_mnt_id,
+                dev: (stx.stx_dev_major, stx.stx_dev_minor),
+                ino: stx.stx_ino,
+                born: if stx.stx_mask & libc::STATX_BTIME != 0 { time(stx.stx_btime) } else { (0, 0) },
+                len: stx.stx_size,
+                mtime: time(stx.stx_mtime),
+                ctime: time(stx.stx_ctime),
                 extent,
-            })
+            };
+            key.settled(opened).then_some(key)
+        }
+
+        /// Whether the change time is at least [`SETTLED`] before `opened` (a change
+        /// time before 1970 or in the future is not).
+        pub(crate) fn settled(&self, opened: SystemTime) -> bool {
+            let Ok(secs) = u64::try_from(self.ctime.0) else { return false };
+            SystemTime::UNIX_EPOCH
+                .checked_add(Duration::new(secs, self.ctime.1))
+                .and_then(|changed| changed.checked_add(SETTLED))
+                .is_some_and(|settled| settled <= opened)
         }
     }
 
@@ -663,10 +752,20 @@ mod sealed {
             // Made by a host, which hashed it if it had to: as it is.
             return Ok((file, true, true));
         }
-        let Some(copy) = create(path) else { return Ok((file, false, true)) };
+        match copy_anew(&file, path, len, extent)? {
+            Some((copy, whole)) => Ok((copy, true, whole)),
+            None => Ok((file, false, true)),
+        }
+    }
+
+    /// A new sealed `memfd` holding `file`'s first `len` bytes (all of them, or all but
+    /// the debug info: see [`copy`]) and whether it holds them all, even if `file` is
+    /// itself a sealed copy; `None` where no `memfd` can be made.
+    pub(super) fn copy_anew(file: &File, path: &Path, len: u64, extent: Extent) -> io::Result<Option<(File, bool)>> {
+        let Some(copy) = create(path) else { return Ok(None) };
         let ranges = match extent {
             Extent::Whole => None,
-            Extent::WithoutDebugInfo => loaded(&file, len)?,
+            Extent::WithoutDebugInfo => loaded(file, len)?,
         };
         // The full length first (a hole, no pages), then each range in place; the
         // length that was inspected for emptiness (a file still growing is copied as
@@ -674,7 +773,7 @@ mod sealed {
         copy.set_len(len)?;
         let whole = ranges.is_none();
         for &(start, end) in ranges.as_deref().unwrap_or(&[(0, len)]) {
-            copy_range(&file, &copy, start, end)?;
+            copy_range(file, &copy, start, end)?;
         }
         // `F_SEAL_WRITE` fails with `EBUSY` while a page of the copy still has a
         // reference besides the file's (the kernel waits ~a few ms for them itself): on
@@ -694,7 +793,7 @@ mod sealed {
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        Ok((copy, true, whole))
+        Ok(Some((copy, whole)))
     }
 
     /// Copies `from`'s bytes `start..end` to the same place in `to`, in the kernel
@@ -972,13 +1071,35 @@ mod tests {
         assert_eq!(hashed, original);
     }
 
+    /// Whether this kernel names mounts uniquely (`STATX_MNT_ID_UNIQUE`, Linux 6.8) and
+    /// `dir` is on a local file system: where shared copies exist at all. Says why not.
+    fn shares_in(dir: &Path) -> bool {
+        let probe = dir.join("probe");
+        std::fs::write(&probe, b"x").unwrap();
+        let file = File::open(&probe).unwrap();
+        let meta = file.metadata().unwrap();
+        let far = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let yes = shared::Key::of(&file, &meta, Extent::Whole, far).is_some();
+        if !yes {
+            eprintln!(
+                "skipped: no shared copies here (a kernel before 6.8, or {} not on ext4, xfs, btrfs, f2fs, tmpfs)",
+                dir.display()
+            );
+        }
+        yes
+    }
+
     /// A settled file opened twice for isolated plugins gets one sealed copy while a
-    /// holder lives; a file rewritten in place (same inode, same length) gets a new
-    /// copy of its new bytes; the old copy keeps the old ones; an ordinary open never
-    /// shares; and once every holder is gone, nothing is offered.
+    /// holder lives; the same file rewritten in place (same inode, same length) and
+    /// settled again gets a new copy of its new bytes while the old copy lives and
+    /// keeps the old ones; an ordinary open never shares; and once every holder of a
+    /// copy is gone, it is not offered any more.
     #[test]
     fn a_settled_file_shares_its_sealed_copy_until_it_changes() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_owned() + "/../../target").unwrap();
+        if !shares_in(dir.path()) {
+            return;
+        }
         let path = dir.path().join("shared.so");
         let old = b"the first build, long enough to be more than a header.".repeat(100);
         std::fs::write(&path, &old).unwrap();
@@ -988,63 +1109,72 @@ mod tests {
         let b = PluginFile::open_shared(&path, Extent::Whole).unwrap();
         assert!(a.sealed_copy() && b.sealed_copy());
         assert_eq!(a.identity, b.identity, "two opens of a settled file share one copy");
-        assert_ne!(
-            std::os::fd::AsRawFd::as_raw_fd(&a.file),
-            std::os::fd::AsRawFd::as_raw_fd(&b.file),
-            "each has a descriptor of its own"
-        );
+        use std::os::fd::AsRawFd;
+        assert_ne!(a.file.as_raw_fd(), b.file.as_raw_fd(), "each has a descriptor of its own");
         assert_eq!(bytes_of(&b), old);
-        // Another extent is another copy; an ordinary open (in-process) is its own copy.
+        // Another extent is another copy; an ordinary open (in-process) is its own copy,
+        // and so is a shared one made private.
         let other = PluginFile::open_shared(&path, Extent::WithoutDebugInfo).unwrap();
         assert_ne!(other.identity, a.identity);
         let private = PluginFile::open(&path, Extent::Whole).unwrap();
         assert_ne!(private.identity, a.identity);
+        let made_private = PluginFile::open_shared(&path, Extent::Whole).unwrap().private().unwrap();
+        assert_ne!(made_private.identity, a.identity);
+        assert!(made_private.sealed_copy() && made_private.whole());
+        assert_eq!(bytes_of(&made_private), old);
 
-        // Rewritten in place: the same inode and length, other bytes.
+        // Rewritten in place (the same inode and length, other bytes), then settled
+        // while the first copy lives: the key, not the settling, tells them apart.
         let new = b"the second build, just as long as the first one was...".repeat(100);
         assert_eq!(new.len(), old.len());
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(&new, 0).unwrap();
+        tomada_test_support::wait_older(&path, shared::SETTLED);
         let c = PluginFile::open_shared(&path, Extent::Whole).unwrap();
         assert_ne!(c.identity, a.identity, "a rewritten file is copied anew");
         assert_eq!(bytes_of(&c), new);
         assert_eq!(bytes_of(&a), old, "a sealed copy never changes");
-
-        // Every holder of the first copy gone (a raw descriptor keeps its inode, so a new
-        // copy cannot take its number): the next open copies again.
-        let kept = a.file.try_clone().unwrap();
-        let first = a.identity;
-        drop((a, b));
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(&old, 0).unwrap();
-        tomada_test_support::wait_older(&path, shared::SETTLED);
         let d = PluginFile::open_shared(&path, Extent::Whole).unwrap();
-        assert_ne!(d.identity, first, "a copy with no holder left is not offered");
-        assert_eq!(bytes_of(&d), old);
+        assert_eq!(d.identity, c.identity, "the new copy is shared in turn");
+
+        // Every holder of a copy gone, the file unchanged (a raw descriptor keeps the
+        // copy's inode, so a new copy cannot take its number): the next open copies.
+        let kept = c.file.try_clone().unwrap();
+        let second = c.identity;
+        drop((a, b, c, d));
+        let e = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        assert_ne!(e.identity, second, "a copy with no holder left is not offered");
+        assert_eq!(bytes_of(&e), new);
         drop(kept);
     }
 
     /// A file changed less than [`shared::SETTLED`] before it is opened is never
     /// shared (a write in the same tick of the file clock would leave its times as
-    /// they were); the key is the metadata as it was, taken against the moment given.
+    /// they were), nor one whose length changed since its metadata was taken.
     #[test]
     fn a_file_changed_just_before_its_open_has_no_key() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_owned() + "/../../target").unwrap();
+        if !shares_in(dir.path()) {
+            return;
+        }
         let path = dir.path().join("fresh.so");
         std::fs::write(&path, b"bytes").unwrap();
-        let meta = std::fs::metadata(&path).unwrap();
+        let file = File::open(&path).unwrap();
+        let meta = file.metadata().unwrap();
         let changed = std::time::UNIX_EPOCH + std::time::Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32);
         let second = std::time::Duration::from_secs(1);
-        assert!(shared::Key::of(&meta, Extent::Whole, changed).is_none());
-        assert!(shared::Key::of(&meta, Extent::Whole, changed + second).is_none());
-        assert!(shared::Key::of(&meta, Extent::Whole, changed + shared::SETTLED - second / 100).is_none());
-        let key = shared::Key::of(&meta, Extent::Whole, changed + shared::SETTLED + second).unwrap();
-        assert_eq!(Some(&key), shared::Key::of(&meta, Extent::Whole, changed + 60 * second).as_ref());
-        assert_ne!(Some(&key), shared::Key::of(&meta, Extent::WithoutDebugInfo, changed + 60 * second).as_ref());
-        // A file opened just after its write shares nothing.
-        let a = PluginFile::open_shared(&path, Extent::Whole).unwrap();
-        let b = PluginFile::open_shared(&path, Extent::Whole).unwrap();
-        if std::time::SystemTime::now() < changed + shared::SETTLED {
-            assert_ne!(a.identity, b.identity);
-        }
+        let key = |at| shared::Key::of(&file, &meta, Extent::Whole, at);
+        assert!(key(changed).is_none());
+        assert!(key(changed + second).is_none());
+        assert!(key(changed + shared::SETTLED - second / 100).is_none());
+        let settled = key(changed + shared::SETTLED).unwrap();
+        assert_eq!(Some(&settled), key(changed + 60 * second).as_ref());
+        assert_ne!(
+            Some(&settled),
+            shared::Key::of(&file, &meta, Extent::WithoutDebugInfo, changed + 60 * second).as_ref()
+        );
+        // Grown since `meta` was taken: no key.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all_at(b"more", 5).unwrap();
+        assert!(key(changed + 60 * second).is_none());
     }
 
     /// What is not a 64-bit ELF file of this machine, or whose header tables lie

@@ -650,6 +650,9 @@ impl<C: ?Sized + Contract> Checked<C> {
     pub fn load(self) -> Result<Plugin<C>, LoadError> {
         let Checked { inspected, fit, .. } = self;
         let Inspected { file, inspection, provenance, config, .. } = inspected;
+        // Inspected by an isolated-mode `Loader`, the file may be a copy shared with
+        // isolated plugins: a load here gets one of its own (one library per load).
+        let file = file.private().inspect_err(|e| audit::refused(&inspection.path, &provenance, e))?;
         let sha_needed = provenance.sha256.is_none() && audit::enabled();
         let provenance = if sha_needed { audit::provenance(&file) } else { provenance };
         // `inspection.path` is the file's path (inspection went through `file`).
