@@ -329,7 +329,8 @@ impl PluginFile {
         Ok(self)
     }
 
-    /// Whether what is read and loaded is a sealed private copy of the file (Linux),
+    /// Whether what is read and loaded is a sealed copy of the file (Linux; maybe shared
+    /// with isolated plugins: [`PluginFile::open_shared`]),
     /// rather than the file itself: `false` for a file that cannot change (immutable,
     /// or fs-verity: see the module documentation), where the copy is skipped, for
     /// [`PluginFile::open_to_read`], where no `memfd` can be made, and elsewhere than

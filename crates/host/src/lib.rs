@@ -557,8 +557,11 @@ impl Inspected {
         self.provenance.sha256
     }
 
-    /// Whether what was inspected (and would be loaded) is a sealed private copy of
-    /// the file (Linux), not the file itself. `false` where the file cannot change —
+    /// Whether what was inspected (and would be loaded) is a sealed copy of the file
+    /// (Linux), not the file itself: one of its own, or, inspected by an isolated-mode
+    /// [`Loader`], maybe one shared with the live isolated plugins of the same
+    /// unchanged file (docs/isolation.md, "One sealed copy for every instance of a
+    /// file"; an in-process load of it gets one of its own). `false` where the file cannot change —
     /// it is immutable (`chattr +i`) or has fs-verity, so the copy would protect
     /// nothing and is skipped — where no sealed `memfd` can be made, and elsewhere
     /// than Linux. See docs/living.md.
