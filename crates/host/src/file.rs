@@ -22,7 +22,8 @@
 //!   **Isolated plugins of one unchanged file share one copy** ([`shared`]): a host
 //!   that starts the same file in several processes while one of them lives (instances,
 //!   a pool, a start after a start) copies it once, and the children map the same
-//!   pages. A later start shares the copy only if the file, on a local file system,
+//!   pages (among plugins that cannot change the copy's mode: `Isolation::sharing_class`).
+//!   A later start shares the copy only if the file, on a local file system,
 //!   has the mount, device, inode, birth time, length and modification and change
 //!   times it had when the copy was made, and only if its change time was then at
 //!   least two seconds old; every check still runs on each load. A file rewritten in
@@ -114,9 +115,10 @@ pub(crate) enum Extent {
 enum Via {
     /// The sealed copy: what is checked is what loads.
     SealedCopy(Extent),
-    /// The sealed copy, shared with the other isolated plugins started from the same
-    /// unchanged file while one of them lives ([`PluginFile::open_shared`]).
-    SharedCopy(Extent),
+    /// The sealed copy, shared with the other isolated plugins of a sharing class
+    /// started from the same unchanged file while one of them lives
+    /// ([`PluginFile::open_shared`]).
+    SharedCopy(Extent, u8),
     /// The file itself: for reading only, never loaded.
     File,
 }
@@ -169,12 +171,12 @@ impl PluginFile {
     }
 
     /// As [`PluginFile::open`], for a plugin that runs in its own process: the sealed
-    /// copy is shared with the other isolated plugins started from the same file, as
-    /// long as one of them lives and the file has not changed since (see
-    /// [`shared`]). Not for in-process loads, where a shared copy would be one
+    /// copy is shared with the other isolated plugins of sharing class `class`
+    /// (`Isolation::sharing_class`) started from the same file, as long as one of them
+    /// lives and the file has not changed since (see [`shared`]). Not for in-process loads, where a shared copy would be one
     /// library (one set of statics) for two loads.
-    pub(crate) fn open_shared(path: &Path, extent: Extent) -> Result<PluginFile, LoadError> {
-        Self::open_as(path, Via::SharedCopy(extent))
+    pub(crate) fn open_shared(path: &Path, extent: Extent, class: u8) -> Result<PluginFile, LoadError> {
+        Self::open_as(path, Via::SharedCopy(extent, class))
     }
 
     /// As [`PluginFile::open`], for reading only (nothing of it is ever loaded:
@@ -234,7 +236,7 @@ impl PluginFile {
         }
         #[cfg(target_os = "linux")]
         let (file, len, identity, sealed, copied, whole, sharing) = if let Via::SealedCopy(extent)
-        | Via::SharedCopy(extent) = via
+        | Via::SharedCopy(extent, _) = via
         {
             use std::os::unix::fs::MetadataExt;
             let io = |e| LoadError::Io { path: path.clone(), source: e };
@@ -245,7 +247,7 @@ impl PluginFile {
                 (file, meta.len(), identity, true, false, true, Sharing::default())
             } else {
                 let key = match via {
-                    Via::SharedCopy(_) => shared::Key::of(&file, &meta, extent, opened),
+                    Via::SharedCopy(_, class) => shared::Key::of(&file, &meta, extent, class, opened),
                     _ => None,
                 };
                 let (file, sealed, whole, sharing) = match key.as_ref().and_then(shared::find) {
@@ -309,6 +311,10 @@ impl PluginFile {
     pub(crate) fn private(self) -> Result<PluginFile, LoadError> {
         #[cfg(target_os = "linux")]
         if self.sharing.0.is_some() {
+            if shared::withdraw(&self.sharing) {
+                // Nobody else held it, and nobody can take it now: it is this load's own.
+                return Ok(PluginFile { sharing: Sharing::default(), ..self });
+            }
             use std::os::unix::fs::MetadataExt;
             let extent = if self.whole { Extent::Whole } else { Extent::WithoutDebugInfo };
             let io = |e| LoadError::Io { path: self.path.clone(), source: e };
@@ -512,7 +518,7 @@ pub(crate) struct Sharing(#[allow(dead_code)] Option<std::sync::Arc<File>>);
 /// very same key takes a new descriptor of it instead of copying.
 ///
 /// Only a file whose change time was already [`SETTLED`] in the past when the copy was
-/// made is offered, as git does with its index's "racily clean" entries: on a local
+/// made is offered, after git's idea of "racily clean" index entries: on a local
 /// file system every write, truncation, `chmod` or `utimensat` sets the change time
 /// to the kernel's clock, which no one but the kernel sets, so a file changed after
 /// its copy was made has a change time after that moment, which is not the one in the
@@ -525,7 +531,8 @@ pub(crate) struct Sharing(#[allow(dead_code)] Option<std::sync::Arc<File>>);
 /// on a kernel before 6.8, which has no unique mount id.
 ///
 /// What this does not see: a write through a shared writable mapping of the file to a
-/// page that is already dirty (no time changes until the page is written back); a
+/// page that is already dirty (no time changes while the page stays dirty; on tmpfs,
+/// for as long as it is mapped); a
 /// single `write` still copying its data more than [`SETTLED`] after it began (the
 /// kernel stamps the times at its start); the system clock set back by more than
 /// [`SETTLED`]. Each can give a start a copy of the file as it was at the first start,
@@ -547,7 +554,7 @@ pub(crate) mod shared {
 
     /// The file systems (`statfs`'s `f_type`) whose files may share a copy: local ones,
     /// whose times only the kernel's clock sets.
-    pub(crate) const LOCAL: [i64; 5] = [
+    pub(crate) const LOCAL: [u32; 5] = [
         0xEF53,      // ext2, ext3, ext4
         0x5846_5342, // xfs
         0x9123_683E, // btrfs
@@ -566,6 +573,8 @@ pub(crate) mod shared {
         mtime: (i64, u32),
         ctime: (i64, u32),
         extent: Extent,
+        /// Which plugins may share it (`Isolation::sharing_class`).
+        class: u8,
     }
 
     impl Key {
@@ -573,7 +582,7 @@ pub(crate) mod shared {
         /// on a [`LOCAL`] file system, the kernel names its mount uniquely, its length
         /// is still `meta`'s and its change time is at least [`SETTLED`] before
         /// `opened`.
-        pub(crate) fn of(file: &File, meta: &Metadata, extent: Extent, opened: SystemTime) -> Option<Key> {
+        pub(crate) fn of(file: &File, meta: &Metadata, extent: Extent, class: u8, opened: SystemTime) -> Option<Key> {
             let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
             // SAFETY: `fstatfs` of a descriptor we hold writes one `struct statfs` into
             // `fs`, which is large enough and writable.
@@ -581,9 +590,9 @@ pub(crate) mod shared {
                 return None;
             }
             // SAFETY: `fstatfs` succeeded and filled the struct (zeroed before anyway).
-            // (`f_type` is an `i64` here, narrower on some other architectures.)
-            #[allow(clippy::unnecessary_cast)]
-            let kind = unsafe { fs.assume_init() }.f_type as i64;
+            // (`f_type` is an `i64` here, an `i32` on 32-bit glibc, where the magic
+            // numbers past 2^31 are negative: their low 32 bits are compared.)
+            let kind = unsafe { fs.assume_init() }.f_type as u32;
             if !LOCAL.contains(&kind) {
                 return None;
             }
@@ -611,6 +620,7 @@ pub(crate) mod shared {
                 mtime: time(stx.stx_mtime),
                 ctime: time(stx.stx_ctime),
                 extent,
+                class,
             };
             key.settled(opened).then_some(key)
         }
@@ -650,6 +660,19 @@ pub(crate) mod shared {
         // (Outside the lock: dropping `copy` may close the last descriptor.)
         let file = copy.try_clone().ok()?;
         Some((file, whole, Sharing(Some(copy))))
+    }
+
+    /// Withdraws the copy `sharing` keeps on offer if `sharing` is its only holder (so
+    /// no other load has it, and none can take it after): whether it did.
+    pub(crate) fn withdraw(sharing: &Sharing) -> bool {
+        let Some(copy) = &sharing.0 else { return false };
+        let mut copies = copies();
+        // (Under the lock: `find` takes a holder only under it.)
+        if Arc::strong_count(copy) != 1 {
+            return false;
+        }
+        copies.retain(|e| !std::ptr::eq(e.copy.as_ptr(), Arc::as_ptr(copy)));
+        true
     }
 
     /// Offers `copy` (sealed, just made) under `key`, replacing whatever was offered
@@ -1080,7 +1103,7 @@ mod tests {
         let file = File::open(&probe).unwrap();
         let meta = file.metadata().unwrap();
         let far = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
-        let yes = shared::Key::of(&file, &meta, Extent::Whole, far).is_some();
+        let yes = shared::Key::of(&file, &meta, Extent::Whole, 0, far).is_some();
         if !yes {
             eprintln!(
                 "skipped: no shared copies here (a kernel before 6.8, or {} not on ext4, xfs, btrfs, f2fs, tmpfs)",
@@ -1097,7 +1120,7 @@ mod tests {
     /// copy is gone, it is not offered any more.
     #[test]
     fn a_settled_file_shares_its_sealed_copy_until_it_changes() {
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_owned() + "/../../target").unwrap();
+        let dir = tempfile::tempdir().unwrap();
         if !shares_in(dir.path()) {
             return;
         }
@@ -1106,8 +1129,8 @@ mod tests {
         std::fs::write(&path, &old).unwrap();
         tomada_test_support::wait_older(&path, shared::SETTLED);
 
-        let a = PluginFile::open_shared(&path, Extent::Whole).unwrap();
-        let b = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        let a = PluginFile::open_shared(&path, Extent::Whole, 0).unwrap();
+        let b = PluginFile::open_shared(&path, Extent::Whole, 0).unwrap();
         assert!(a.sealed_copy() && b.sealed_copy());
         assert_eq!(a.identity, b.identity, "two opens of a settled file share one copy");
         use std::os::fd::AsRawFd;
@@ -1115,26 +1138,35 @@ mod tests {
         assert_eq!(bytes_of(&b), old);
         // Another extent is another copy; an ordinary open (in-process) is its own copy,
         // and so is a shared one made private.
-        let other = PluginFile::open_shared(&path, Extent::WithoutDebugInfo).unwrap();
+        let other = PluginFile::open_shared(&path, Extent::WithoutDebugInfo, 0).unwrap();
         assert_ne!(other.identity, a.identity);
         let private = PluginFile::open(&path, Extent::Whole).unwrap();
         assert_ne!(private.identity, a.identity);
-        let made_private = PluginFile::open_shared(&path, Extent::Whole).unwrap().private().unwrap();
+        let other_class = PluginFile::open_shared(&path, Extent::Whole, 1).unwrap();
+        assert_ne!(other_class.identity, a.identity, "another sharing class is another copy");
+        let made_private = PluginFile::open_shared(&path, Extent::Whole, 0).unwrap().private().unwrap();
         assert_ne!(made_private.identity, a.identity);
         assert!(made_private.sealed_copy() && made_private.whole());
         assert_eq!(bytes_of(&made_private), old);
 
-        // Rewritten in place (the same inode and length, other bytes), then settled
-        // while the first copy lives: the key, not the settling, tells them apart.
+        // Rewritten in place (the same inode and length, other bytes) with its
+        // modification time put back (`cp -p`, `rsync --inplace -t`), then settled while
+        // the first copy lives: the change time in the key, not the settling, tells
+        // them apart.
         let new = b"the second build, just as long as the first one was...".repeat(100);
         assert_eq!(new.len(), old.len());
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(&new, 0).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        writer.write_all_at(&new, 0).unwrap();
+        writer.set_modified(modified).unwrap();
+        drop(writer);
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), modified);
         tomada_test_support::wait_older(&path, shared::SETTLED);
-        let c = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        let c = PluginFile::open_shared(&path, Extent::Whole, 0).unwrap();
         assert_ne!(c.identity, a.identity, "a rewritten file is copied anew");
         assert_eq!(bytes_of(&c), new);
         assert_eq!(bytes_of(&a), old, "a sealed copy never changes");
-        let d = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        let d = PluginFile::open_shared(&path, Extent::Whole, 0).unwrap();
         assert_eq!(d.identity, c.identity, "the new copy is shared in turn");
 
         // Every holder of a copy gone, the file unchanged (a raw descriptor keeps the
@@ -1142,10 +1174,18 @@ mod tests {
         let kept = c.file.try_clone().unwrap();
         let second = c.identity;
         drop((a, b, c, d));
-        let e = PluginFile::open_shared(&path, Extent::Whole).unwrap();
+        let e = PluginFile::open_shared(&path, Extent::Whole, 0).unwrap();
         assert_ne!(e.identity, second, "a copy with no holder left is not offered");
         assert_eq!(bytes_of(&e), new);
         drop(kept);
+
+        // Its only holder made private (an in-process load) keeps it, without a second
+        // copy, and it is no longer offered.
+        let only = e.identity;
+        let e = e.private().unwrap();
+        assert_eq!(e.identity, only, "the only holder of a copy keeps it");
+        let f = PluginFile::open_shared(&path, Extent::Whole, 0).unwrap();
+        assert_ne!(f.identity, e.identity, "a copy made private is not offered");
     }
 
     /// A file changed less than [`shared::SETTLED`] before it is opened is never
@@ -1153,7 +1193,7 @@ mod tests {
     /// they were), nor one whose length changed since its metadata was taken.
     #[test]
     fn a_file_changed_just_before_its_open_has_no_key() {
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_owned() + "/../../target").unwrap();
+        let dir = tempfile::tempdir().unwrap();
         if !shares_in(dir.path()) {
             return;
         }
@@ -1163,7 +1203,7 @@ mod tests {
         let meta = file.metadata().unwrap();
         let changed = std::time::UNIX_EPOCH + std::time::Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32);
         let second = std::time::Duration::from_secs(1);
-        let key = |at| shared::Key::of(&file, &meta, Extent::Whole, at);
+        let key = |at| shared::Key::of(&file, &meta, Extent::Whole, 0, at);
         assert!(key(changed).is_none());
         assert!(key(changed + second).is_none());
         assert!(key(changed + shared::SETTLED - second / 100).is_none());
@@ -1171,7 +1211,7 @@ mod tests {
         assert_eq!(Some(&settled), key(changed + 60 * second).as_ref());
         assert_ne!(
             Some(&settled),
-            shared::Key::of(&file, &meta, Extent::WithoutDebugInfo, changed + 60 * second).as_ref()
+            shared::Key::of(&file, &meta, Extent::WithoutDebugInfo, 0, changed + 60 * second).as_ref()
         );
         // Grown since `meta` was taken: no key.
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all_at(b"more", 5).unwrap();

@@ -470,8 +470,11 @@ impl Loader {
         let extent = if whole { file::Extent::Whole } else { file::Extent::WithoutDebugInfo };
         // A plugin that runs in a process of its own may share its sealed copy with
         // the other live isolated plugins of the same unchanged file (`file::shared`).
-        let file = match self.mode {
-            isolate::Mode::Isolated(_) => PluginFile::open_shared(path, extent),
+        let file = match &self.mode {
+            isolate::Mode::Isolated(options) => match options.sharing_class() {
+                Some(class) => PluginFile::open_shared(path, extent, class),
+                None => PluginFile::open(path, extent),
+            },
             _ => PluginFile::open(path, extent),
         }
         .inspect_err(|e| audit::refused(path, &Provenance::default(), e))?;

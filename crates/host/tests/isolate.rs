@@ -1197,9 +1197,41 @@ mod shared_copy {
         wait_until("the second copy's release", || held_copies(name) == 0);
     }
 
-    /// Whether this kernel names mounts uniquely (`STATX_MNT_ID_UNIQUE`, Linux 6.8),
-    /// which shared copies need; says so if not. (Where it does, the test above must
-    /// share: `dir` is on the disk the workspace is built on.)
+    /// A plugin whose sandbox lets it change file metadata could `fchmod` a shared
+    /// copy and make the other processes' loads of it fail: such plugins share with
+    /// none; plugins whose sandbox refuses it (`read_only_filesystem`, set by
+    /// `Sandbox::strict`) share among themselves, apart from the unsandboxed ones.
+    #[test]
+    fn only_plugins_that_cannot_change_the_copys_mode_share_it() {
+        use tomada_host::isolate::Sandbox;
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let name = "shared-copy-classes.so";
+        let path = copy_to(&cdylib("living"), dir.path(), name);
+        wait_older(&path, Duration::from_secs(3));
+        let load = |mode: &Mode| tomada_host::load_with::<dyn Greeter>(&path, mode).unwrap();
+        let loose = Mode::Isolated(isolation().sandbox(Sandbox::new().deny_network()));
+        let (a, b) = (load(&loose), load(&loose));
+        assert_eq!(a.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(b.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(held_copies(name), 2, "plugins that may chmod share a copy");
+        if !sharing_here(dir.path()) {
+            return;
+        }
+        let strict = Mode::Isolated(isolation().sandbox(Sandbox::strict()));
+        let (c, d) = (load(&strict), load(&strict));
+        assert_eq!(c.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(d.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(held_copies(name), 3, "two strict plugins, one copy of their own");
+        let (e, f) = (load(&Mode::Isolated(isolation())), load(&Mode::Isolated(isolation())));
+        assert_eq!(e.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(f.greet("Mundo").unwrap(), "Olá, Mundo (v1.0.0)");
+        assert_eq!(held_copies(name), 4, "two unsandboxed plugins, one copy of their own");
+    }
+
+    /// Whether copies are shared here: this kernel names mounts uniquely
+    /// (`STATX_MNT_ID_UNIQUE`, Linux 6.8) and `dir` is on a local file system
+    /// (ext2/3/4, xfs, btrfs, f2fs, tmpfs); says why not. (Where both hold, the tests
+    /// above must share.)
     fn sharing_here(dir: &Path) -> bool {
         let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
         let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
@@ -1207,9 +1239,18 @@ mod shared_copy {
         let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MNT_ID_UNIQUE, stx.as_mut_ptr()) };
         // SAFETY: filled by `statx` on success, zeroed otherwise.
         let unique = rc == 0 && unsafe { stx.assume_init() }.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0;
-        if !unique {
-            eprintln!("skipped: this kernel has no unique mount ids (Linux 6.8): no copy is shared");
+        let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+        // SAFETY: `statfs` of a path we own, into a zeroed struct large enough for it.
+        let rc = unsafe { libc::statfs(c.as_ptr(), fs.as_mut_ptr()) };
+        // SAFETY: filled by `statfs` on success, zeroed otherwise.
+        let kind = unsafe { fs.assume_init() }.f_type as u32;
+        let local = rc == 0 && [0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010, 0x0102_1994].contains(&kind);
+        if !unique || !local {
+            eprintln!(
+                "skipped: no copy is shared here (unique mount ids, Linux 6.8: {unique}; {} on a local file system: {local})",
+                dir.display()
+            );
         }
-        unique
+        unique && local
     }
 }

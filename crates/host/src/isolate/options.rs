@@ -142,6 +142,23 @@ impl Default for Isolation {
 }
 
 impl Isolation {
+    /// Which isolated plugins may share a sealed copy of one file with a plugin
+    /// started with these options (see `crate::file::shared`): a plugin's process can
+    /// change the copy's mode (`fchmod`, as its owner's uid) unless its sandbox
+    /// refuses metadata changes, which would make the other processes' loads of it
+    /// fail. So copies are shared only among plugins without a sandbox (0: each runs
+    /// as the host's user and can reach what that user can: the copies of the others,
+    /// through the host's `/proc`, and the plugin file itself), and among plugins whose
+    /// sandbox refuses every metadata change (1: `Sandbox::read_only_filesystem`,
+    /// which `Sandbox::strict` sets); `None`, not shared, for the rest.
+    pub(crate) fn sharing_class(&self) -> Option<u8> {
+        match &self.sandbox {
+            None => Some(0),
+            Some(sandbox) if sandbox.read_only => Some(1),
+            Some(_) => None,
+        }
+    }
+
     /// Defaults: a 30 s deadline per call, 10 s to start, no resource limits, 3
     /// crashes a minute before quarantine, the host's own executable as runner, no
     /// sandbox, plugin output to stderr as `[name stream] line` (control characters
