@@ -730,3 +730,46 @@ fn a_plugin_file_only_root_may_read_loads_sandboxed_from_its_sealed_copy() {
     let creds = attack(&p, "creds", "").unwrap();
     assert!(creds.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534")), "{creds}");
 }
+
+/// A sandboxed plugin that may change file metadata (no `read_only_filesystem`) and
+/// takes every permission from its own sealed copy (`chmod 0` of `/proc/self/fd/4`,
+/// which a non-root host's plugin may do as the copy's owner) breaks no sibling
+/// started from the same file: such plugins do not share a copy, so the sibling
+/// still restarts. Under `Sandbox::strict()`, which shares among its own, the attack
+/// is refused.
+#[test]
+fn a_plugin_that_may_chmod_its_copy_breaks_no_sibling() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tomada_test_support::copy_to(&cdylib("sandbox-attacker"), dir.path(), "chmod-attacker.so");
+    tomada_test_support::wait_older(&path, Duration::from_secs(3));
+    let load = |sandbox: Sandbox| {
+        tomada_host::load_with::<dyn Attacker>(&path, &Mode::Isolated(isolation().sandbox(sandbox))).unwrap()
+    };
+    let loose = || Sandbox::new().deny_network();
+    let (a, b) = (load(loose()), load(loose()));
+    let attacked = attack(&a, "chmod-none", "/proc/self/fd/4");
+    if !root() {
+        // (As root, the plugin runs as another uid, which may not.)
+        got_through(attacked, "chmod of its own copy");
+    }
+    // The sibling's process ends; its restart loads its copy again.
+    let pid = b.process_id().unwrap();
+    // SAFETY: `kill` of the sibling plugin's process, a child of this test.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    // (The plugin's own process outlives its supervisor for a moment: calls may still
+    // be answered until the crash is seen.)
+    wait_until("the sibling's crash seen", || b.attack("env", "").is_err());
+    let again = b.attack("env", "");
+    assert!(again.is_ok(), "the sibling did not restart: {again:?}");
+    assert_ne!(b.process_id(), Some(pid));
+    drop((a, b));
+
+    let (s, t) = (load(Sandbox::strict()), load(Sandbox::strict()));
+    assert!(attack(&s, "chmod-none", "/proc/self/fd/4").is_err(), "strict let a plugin chmod its copy");
+    let pid = t.process_id().unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    wait_until("the strict sibling's crash seen", || t.attack("env", "").is_err());
+    let again = t.attack("env", "");
+    assert!(again.is_ok(), "the strict sibling did not restart: {again:?}");
+}

@@ -215,6 +215,10 @@ impl Attacker for Attack {
             }
             // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "chmod" => check(unsafe { libc::chmod(c(arg).as_ptr(), 0o777) } as libc::c_long, "chmod"),
+            // No permission for anyone: what would make another process's load of a
+            // file shared with it fail.
+            // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
+            "chmod-none" => check(unsafe { libc::chmod(c(arg).as_ptr(), 0) } as libc::c_long, "chmod"),
             // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
             "chown" => check(unsafe { libc::chown(c(arg).as_ptr(), 1, 1) } as libc::c_long, "chown"),
             // SAFETY: NUL-terminated paths, plain integers and null pointers the kernel checks.
