@@ -240,14 +240,17 @@ impl PluginFile {
         {
             use std::os::unix::fs::MetadataExt;
             let io = |e| LoadError::Io { path: path.clone(), source: e };
-            if let Some(why) = sealed::unchanging(&file) {
+            let stx = sealed::statx(&file);
+            if let Some(why) = stx.as_ref().and_then(sealed::unchanging) {
                 // The inode itself can never change: a copy would protect nothing.
                 tracing::debug!(path = %path.display(), why, "no sealed copy: the file cannot change");
                 let identity = (meta.dev(), meta.ino());
                 (file, meta.len(), identity, true, false, true, Sharing::default())
             } else {
-                let key = match via {
-                    Via::SharedCopy(_, class) => shared::Key::of(&file, &meta, extent, class, opened),
+                let key = match (via, &stx) {
+                    (Via::SharedCopy(_, class), Some(stx)) => {
+                        shared::Key::of(&file, stx, meta.len(), extent, class, opened)
+                    }
                     _ => None,
                 };
                 let (file, sealed, whole, sharing) = match key.as_ref().and_then(shared::find) {
@@ -322,13 +325,12 @@ impl PluginFile {
                 return Err(io(io::Error::other("no sealed copy can be made for an in-process load")));
             };
             let copied = file.metadata().map_err(io)?;
-            let code = self.code.get().cloned().map(std::sync::OnceLock::from).unwrap_or_default();
+            // (The same bytes: the executable segments found in them, `code`, hold.)
             return Ok(PluginFile {
                 identity: (copied.dev(), copied.ino()),
                 file,
                 whole: whole && self.whole,
                 sharing: Sharing::default(),
-                code,
                 ..self
             });
         }
@@ -542,7 +544,7 @@ pub(crate) struct Sharing(#[allow(dead_code)] Option<std::sync::Arc<File>>);
 #[cfg(target_os = "linux")]
 pub(crate) mod shared {
     use super::{Extent, Sharing};
-    use std::fs::{File, Metadata};
+    use std::fs::File;
     use std::os::fd::AsRawFd;
     use std::sync::{Arc, Mutex, Weak};
     use std::time::{Duration, SystemTime};
@@ -578,11 +580,18 @@ pub(crate) mod shared {
     }
 
     impl Key {
-        /// The key of `file` (whose metadata `meta` was taken after `opened`), if it is
+        /// The key of `file`, whose `statx` is `stx` (taken after `opened`), if it is
         /// on a [`LOCAL`] file system, the kernel names its mount uniquely, its length
-        /// is still `meta`'s and its change time is at least [`SETTLED`] before
-        /// `opened`.
-        pub(crate) fn of(file: &File, meta: &Metadata, extent: Extent, class: u8, opened: SystemTime) -> Option<Key> {
+        /// is still `len` (what is copied) and its change time is at least [`SETTLED`]
+        /// before `opened`.
+        pub(crate) fn of(
+            file: &File,
+            stx: &libc::statx,
+            len: u64,
+            extent: Extent,
+            class: u8,
+            opened: SystemTime,
+        ) -> Option<Key> {
             let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
             // SAFETY: `fstatfs` of a descriptor we hold writes one `struct statfs` into
             // `fs`, which is large enough and writable.
@@ -593,21 +602,7 @@ pub(crate) mod shared {
             // (`f_type` is an `i64` here, an `i32` on 32-bit glibc, where the magic
             // numbers past 2^31 are negative: their low 32 bits are compared.)
             let kind = unsafe { fs.assume_init() }.f_type as u32;
-            if !LOCAL.contains(&kind) {
-                return None;
-            }
-            let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
-            let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME | libc::STATX_MNT_ID_UNIQUE;
-            // SAFETY: `statx` of the descriptor itself (empty path with `AT_EMPTY_PATH`)
-            // writes one `struct statx` into `stx`, which is large enough and writable.
-            let rc =
-                unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, mask, stx.as_mut_ptr()) };
-            if rc != 0 {
-                return None;
-            }
-            // SAFETY: `statx` succeeded and filled the struct (zeroed before anyway).
-            let stx = unsafe { stx.assume_init() };
-            if stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 || stx.stx_size != meta.len() {
+            if !LOCAL.contains(&kind) || stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 || stx.stx_size != len {
                 return None;
             }
             let time = |t: libc::statx_timestamp| (t.tv_sec, t.tv_nsec);
@@ -947,10 +942,10 @@ mod sealed {
         Ok(Some(merged))
     }
 
-    /// Why the open `file` can never change, if it cannot: its inode has fs-verity
+    /// Why the open file whose `statx` is `stx` can never change, if it cannot: its inode has fs-verity
     /// (never writable again: the flag cannot be removed) or is immutable (`chattr +i`:
     /// no write, truncation, rename or link until someone with `CAP_LINUX_IMMUTABLE`
-    /// clears the flag). Asked of the descriptor (`statx` with `AT_EMPTY_PATH`), so it
+    /// clears the flag). Asked of the descriptor ([`statx`], with `AT_EMPTY_PATH`), so it
     /// is the opened inode's answer, not some later occupant's of the path.
     ///
     /// A read-only mount is deliberately not trusted: `statfs`'s `ST_RDONLY` is the
@@ -958,19 +953,7 @@ mod sealed {
     /// read-only view of a layer) of a writable file system leaves the very inode
     /// writable through another mount, which would change the mapped code under the
     /// host.
-    pub(super) fn unchanging(file: &File) -> Option<&'static str> {
-        let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
-        // SAFETY: `statx` of the descriptor itself (empty path with `AT_EMPTY_PATH`)
-        // writes one `struct statx` into `stx`, which is large enough and writable.
-        let rc = unsafe {
-            libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS, stx.as_mut_ptr())
-        };
-        if rc != 0 {
-            // No `statx` (a kernel before 4.11, a seccomp filter): copy, as always.
-            return None;
-        }
-        // SAFETY: `statx` succeeded and filled the struct (it was zeroed before anyway).
-        let stx = unsafe { stx.assume_init() };
+    pub(super) fn unchanging(stx: &libc::statx) -> Option<&'static str> {
         // An attribute counts only where the file system reports it (the mask).
         let has = |attr: libc::c_int| {
             let attr = attr as u64;
@@ -983,6 +966,19 @@ mod sealed {
         } else {
             None
         }
+    }
+
+    /// The `statx` of the open `file` itself (basic fields, birth time, unique mount
+    /// id, attributes), or `None` where there is none (a kernel before 4.11, a seccomp
+    /// filter): then it is copied, as always, and never shared.
+    pub(super) fn statx(file: &File) -> Option<libc::statx> {
+        let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+        let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME | libc::STATX_MNT_ID_UNIQUE;
+        // SAFETY: `statx` of the descriptor itself (empty path with `AT_EMPTY_PATH`)
+        // writes one `struct statx` into `stx`, which is large enough and writable.
+        let rc = unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, mask, stx.as_mut_ptr()) };
+        // SAFETY: `statx` succeeded and filled the struct (it was zeroed before anyway).
+        (rc == 0).then(|| unsafe { stx.assume_init() })
     }
 
     /// A new, empty `memfd` named after the plugin (its name shows in
@@ -1103,7 +1099,8 @@ mod tests {
         let file = File::open(&probe).unwrap();
         let meta = file.metadata().unwrap();
         let far = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
-        let yes = shared::Key::of(&file, &meta, Extent::Whole, 0, far).is_some();
+        let stx = sealed::statx(&file).unwrap();
+        let yes = shared::Key::of(&file, &stx, meta.len(), Extent::Whole, 0, far).is_some();
         if !yes {
             eprintln!(
                 "skipped: no shared copies here (a kernel before 6.8, or {} not on ext4, xfs, btrfs, f2fs, tmpfs)",
@@ -1203,16 +1200,14 @@ mod tests {
         let meta = file.metadata().unwrap();
         let changed = std::time::UNIX_EPOCH + std::time::Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32);
         let second = std::time::Duration::from_secs(1);
-        let key = |at| shared::Key::of(&file, &meta, Extent::Whole, 0, at);
+        let key_of = |extent, at| shared::Key::of(&file, &sealed::statx(&file).unwrap(), meta.len(), extent, 0, at);
+        let key = |at| key_of(Extent::Whole, at);
         assert!(key(changed).is_none());
         assert!(key(changed + second).is_none());
         assert!(key(changed + shared::SETTLED - second / 100).is_none());
         let settled = key(changed + shared::SETTLED).unwrap();
         assert_eq!(Some(&settled), key(changed + 60 * second).as_ref());
-        assert_ne!(
-            Some(&settled),
-            shared::Key::of(&file, &meta, Extent::WithoutDebugInfo, 0, changed + 60 * second).as_ref()
-        );
+        assert_ne!(Some(&settled), key_of(Extent::WithoutDebugInfo, changed + 60 * second).as_ref());
         // Grown since `meta` was taken: no key.
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all_at(b"more", 5).unwrap();
         assert!(key(changed + 60 * second).is_none());
