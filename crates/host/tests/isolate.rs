@@ -527,7 +527,70 @@ fn a_deadline_kill_fails_the_other_calls_in_flight_as_crashed() {
 
 // --- Lanes (`Isolation::lanes`): blocking calls from several threads, each on rings
 // of its own when one is free, else through the main rings. (The tests above run
-// with the default lanes too: a call from one thread takes lane 0.)
+// with the default lanes too, started once two of their calls overlap; with
+// `lanes(n)` they start with the process, and a call from one thread takes lane 0.)
+
+/// The threads serving lanes in the process `pid` and its descendants (the plugin's
+/// process is the last of a chain: see `isolate::contain`).
+fn lane_threads(pid: u32) -> usize {
+    let here = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.starts_with("tomada-lane-"))
+                .count()
+        })
+        .unwrap_or(0);
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    here + children.split_whitespace().filter_map(|c| c.parse().ok()).map(lane_threads).sum::<usize>()
+}
+
+/// By default a process's lanes start when two of its calls first overlap: calls
+/// one after the other, even a thousand, start none (no thread, nothing mapped);
+/// a call sent while another waits in the plugin has the child start them, and from
+/// then on calls from several threads take them, each answered with its own. With
+/// `lanes(n)` they run from the start; with `lanes(0)` never, overlap or not.
+#[test]
+fn default_lanes_start_when_calls_first_overlap() {
+    let p = faulty(isolation().deadline(HANG_GUARD));
+    let pid = p.process_id().unwrap();
+    for i in 0..1000 {
+        assert_eq!(p.echo(&i.to_string()).unwrap(), i.to_string());
+    }
+    assert_eq!(lane_threads(pid), 0, "lanes started though no calls overlapped");
+    let overlap = |p: &Plugin<dyn Faulty>| {
+        std::thread::scope(|s| {
+            let sleeper = s.spawn(|| p.sleep_ms(200));
+            wait_sleeping(p, 1);
+            assert_eq!(p.echo("beside a sleeping call").unwrap(), "beside a sleeping call");
+            assert!(sleeper.join().unwrap().is_ok());
+        })
+    };
+    overlap(&p);
+    // Twice the CPUs, at most 4. (Each thread names itself once it runs: waited for.)
+    let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_mul(2).min(4);
+    wait_until(&format!("{lanes} lane threads after calls overlapped"), || lane_threads(pid) == lanes);
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let p = &p;
+            s.spawn(move || {
+                for i in 0..200 {
+                    let text = format!("thread {t}, call {i}");
+                    assert_eq!(p.echo(&text).unwrap(), text);
+                }
+            });
+        }
+    });
+    assert_eq!(lane_threads(pid), lanes, "the lanes started once");
+    assert_eq!(p.process_id(), Some(pid), "no call cost the process");
+
+    let eager = faulty(isolation().lanes(3));
+    let eager = eager.process_id().unwrap();
+    wait_until("`lanes(3)`: three lanes from the start", || lane_threads(eager) == 3);
+    let none = faulty(isolation().lanes(0).deadline(HANG_GUARD));
+    overlap(&none);
+    assert_eq!(lane_threads(none.process_id().unwrap()), 0, "`lanes(0)`: no lane, overlap or not");
+}
 
 /// Eight threads calling at once through four lanes, then through one: every answer
 /// is its own caller's, whichever rings carried it, and the process stays the same.

@@ -143,33 +143,80 @@ pub(crate) fn child_env(max_frame: usize, socket_only: bool, lanes: usize, spare
 
 impl Ends {
     /// The channel's link (the shared memory mapped, sending a call waiting for room no
-    /// longer than `deadline`), the lanes' links, the nudge's write end, and the readers
-    /// to keep.
+    /// longer than `deadline`), the lanes (not mapped: see [`Dormant::wake`]), the
+    /// nudge's write end, and the readers to keep.
     pub(crate) fn link(self, deadline: Duration) -> Result<Linked, LaunchError> {
         #[cfg(target_os = "linux")]
         let (link, lanes) = match self.shared {
-            None => (Link::Socket(self.socket), Vec::new()),
+            None => (Link::Socket(self.socket), Dormant::default()),
             Some((memfd, bells)) => {
                 let socket = std::sync::Arc::new(self.socket);
-                let mapped = |shared: std::io::Result<shm::Shared>| {
-                    shared.map(Link::Rings).map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })
-                };
-                let lanes = self
-                    .lanes
-                    .into_iter()
-                    .map(|(memfd, bell)| {
-                        mapped(shm::Shared::lane(memfd, bell, true, std::sync::Arc::clone(&socket), Some(deadline)))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                (mapped(shm::Shared::new(memfd, bells, true, socket, Some(deadline)))?, lanes)
+                let lanes = Dormant { lanes: self.lanes, socket: Some(std::sync::Arc::clone(&socket)) };
+                let shared = shm::Shared::new(memfd, bells, true, socket, Some(deadline))
+                    .map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })?;
+                (Link::Rings(shared), lanes)
             }
         };
         #[cfg(not(target_os = "linux"))]
         let (link, lanes) = {
             let _ = deadline;
-            (Link::Socket(self.socket), Vec::new())
+            (Link::Socket(self.socket), Dormant::default())
         };
         Ok(Linked { link, lanes, nudge: self.nudge, readers: self.readers })
+    }
+}
+
+/// The lanes of a child's channel (see `Isolation::lanes`) before they are used: each
+/// lane's shared memory and the host's end of its bell, not mapped yet. The child was
+/// passed its ends at start; it maps them and starts a thread for each only when the
+/// host asks (see `Isolated::start_lanes`), so a process whose calls never overlap
+/// pays for neither.
+#[derive(Default)]
+pub(crate) struct Dormant {
+    #[cfg(target_os = "linux")]
+    lanes: Vec<(OwnedFd, OwnedFd)>,
+    /// The channel's socket (its end is the child's), watched by each lane too.
+    #[cfg(target_os = "linux")]
+    socket: Option<std::sync::Arc<UnixStream>>,
+}
+
+impl Dormant {
+    /// How many lanes there are.
+    pub(crate) fn len(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        return self.lanes.len();
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
+    /// Keeps the first `n` lanes (those the child says it holds).
+    pub(crate) fn truncate(&mut self, n: usize) {
+        #[cfg(target_os = "linux")]
+        self.lanes.truncate(n);
+        #[cfg(not(target_os = "linux"))]
+        let _ = n;
+    }
+
+    /// The first `n` lanes mapped (a send through one waiting for room no longer than
+    /// `deadline`); the others closed.
+    pub(crate) fn wake(self, n: usize, deadline: Duration) -> std::io::Result<Vec<Link>> {
+        #[cfg(target_os = "linux")]
+        {
+            let Some(socket) = self.socket else { return Ok(Vec::new()) };
+            self.lanes
+                .into_iter()
+                .take(n)
+                .map(|(memfd, bell)| {
+                    shm::Shared::lane(memfd, bell, true, std::sync::Arc::clone(&socket), Some(deadline))
+                        .map(Link::Rings)
+                })
+                .collect()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (n, deadline);
+            Ok(Vec::new())
+        }
     }
 }
 
@@ -177,8 +224,8 @@ impl Ends {
 pub(crate) struct Linked {
     /// The main rings (or the socket).
     pub(crate) link: Link,
-    /// The lanes' rings.
-    pub(crate) lanes: Vec<Link>,
+    /// The lanes, not started.
+    pub(crate) lanes: Dormant,
     /// The write end of the nudge pipe.
     pub(crate) nudge: OwnedFd,
     /// The readers to keep (see `Connection::_readers`).

@@ -71,7 +71,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tomada::CallError;
@@ -126,8 +126,14 @@ struct Connection {
     endpoint: Endpoint,
     /// The lanes (see [`Isolation::lanes`]): more endpoints to the same process, each
     /// over rings of its own that a thread of its own serves there, taken by one
-    /// blocking call at a time.
-    lanes: Vec<Lane>,
+    /// blocking call at a time. Set once the child serves them (see
+    /// [`Isolated::start_lanes`]); until then calls take the main rings.
+    lanes: OnceLock<Vec<Lane>>,
+    /// The lanes passed to the child at its start, until they are started.
+    #[cfg(unix)]
+    dormant: Mutex<ends::Dormant>,
+    /// The lanes were asked for (or there are none to ask for).
+    lanes_asked: AtomicBool,
     /// Calls went through lanes: a thread reads the main rings for good (see
     /// [`Isolated::watch_main`]), as no call may be waiting there to read them.
     watching: AtomicBool,
@@ -208,6 +214,11 @@ struct RemoteEnd {
 }
 
 impl Connection {
+    /// Lane `i`, which [`lane_for`] gave (so the lanes are started).
+    fn lane(&self, i: usize) -> &Lane {
+        &self.lanes.get().expect("a lane is taken only once the lanes are started")[i]
+    }
+
     /// Wakes one pool thread of the child.
     fn nudge(&self) {
         #[cfg(windows)]
@@ -241,7 +252,7 @@ impl Connection {
     /// Ends every call in flight with `error`, and drops the host's objects the
     /// plugin held: a restarted process does not have them.
     fn close(&self, error: CallError) {
-        for lane in &self.lanes {
+        for lane in self.lanes.get().into_iter().flatten() {
             lane.endpoint.close(error.clone());
         }
         self.endpoint.close(error);
@@ -363,8 +374,9 @@ impl Isolated {
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
             spare,
         });
-        let connection = isolated.spawn()?;
-        isolated.lock().connection = Some(Arc::new(connection));
+        let connection = Arc::new(isolated.spawn()?);
+        isolated.lock().connection = Some(Arc::clone(&connection));
+        isolated.lanes_at_start(&connection);
         Ok(isolated)
     }
 
@@ -465,27 +477,14 @@ impl Isolated {
                 return Err(fail(e));
             }
         };
-        let crowd = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let lanes = lanes
-            .into_iter()
-            .enumerate()
-            .map(|(i, link)| Lane {
-                endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame)
-                    .first_id((i as u64 + 1) << 48)
-                    .crowd({
-                        let crowd = Arc::clone(&crowd);
-                        // (This lane's own call counted.)
-                        move || crowd.load(Ordering::Relaxed) <= 1
-                    }),
-                busy: AtomicBool::new(false),
-            })
-            .collect();
-        let mut connection = Connection {
+        let connection = Connection {
             process: Some(process),
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
-            lanes,
+            lanes: OnceLock::new(),
+            dormant: Mutex::new(lanes),
+            lanes_asked: AtomicBool::new(false),
             watching: AtomicBool::new(false),
-            crowd,
+            crowd: Arc::default(),
             watcher: Mutex::new(None),
             nudge,
             _readers: readers,
@@ -502,9 +501,14 @@ impl Isolated {
         // call's deadline (set once here, not per call: it is a system call).
         let _ = socket.set_write_timeout(Some(self.options.deadline));
         match result {
-            Ok(served) => {
-                // (A lane whose thread the child could not start is not used.)
-                connection.lanes.truncate(usize::from(served));
+            Ok(held) => {
+                // (A lane the child does not hold is not used.)
+                let mut dormant = Endpoint::lock(&connection.dormant);
+                dormant.truncate(usize::from(held));
+                if dormant.len() == 0 {
+                    connection.lanes_asked.store(true, Ordering::Relaxed);
+                }
+                drop(dormant);
                 // The next start's runner, started now (in the background).
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 if let Some(spare) = &self.spare {
@@ -519,7 +523,7 @@ impl Isolated {
     /// The handshake on a new process's channel (see [`protocol`]), naming the plugin
     /// file as `plugin_fd` there (its hello read already if `greeted`: a spare
     /// runner's); `Ok` once the child loaded the plugin the host inspected, with how
-    /// many of the lanes passed it serves.
+    /// many of the lanes passed it holds (to start when asked).
     fn handshake(
         &self,
         channel: &(impl Transport + ?Sized),
@@ -599,7 +603,9 @@ impl Isolated {
                 Waiter::new(Duration::ZERO),
                 self.options.max_frame,
             ),
-            lanes: Vec::new(),
+            lanes: OnceLock::new(),
+            dormant: Mutex::default(),
+            lanes_asked: AtomicBool::new(true),
             watching: AtomicBool::new(false),
             crowd: Arc::default(),
             watcher: Mutex::new(None),
@@ -630,7 +636,7 @@ impl Isolated {
             calls.ending = true;
         }
         // (No new call takes a lane of it either.)
-        for lane in &connection.lanes {
+        for lane in connection.lanes.get().into_iter().flatten() {
             lane.endpoint.flight().ending = true;
         }
         if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
@@ -739,19 +745,17 @@ impl Isolated {
 /// in-process); within one that came through the main rings, none; else the first
 /// free one (one atomic try each), or none if all are taken.
 fn lane_for(connection: &Connection) -> Option<(usize, Option<LaneHold<'_>>)> {
-    if connection.lanes.is_empty() {
-        return None;
-    }
+    let lanes = connection.lanes.get().filter(|lanes| !lanes.is_empty())?;
     let serving = endpoint::serving();
     if serving != 0 {
         if std::ptr::eq(serving as *const Endpoint, &connection.endpoint) {
             return None;
         }
-        if let Some(i) = connection.lanes.iter().position(|l| std::ptr::eq(serving as *const Endpoint, &l.endpoint)) {
+        if let Some(i) = lanes.iter().position(|l| std::ptr::eq(serving as *const Endpoint, &l.endpoint)) {
             return Some((i, None));
         }
     }
-    connection.lanes.iter().enumerate().find_map(|(i, lane)| {
+    lanes.iter().enumerate().find_map(|(i, lane)| {
         let free = !lane.busy.load(Ordering::Relaxed) && !lane.busy.swap(true, Ordering::Acquire);
         free.then(|| {
             connection.crowd.fetch_add(1, Ordering::Relaxed);
@@ -787,6 +791,8 @@ impl Isolated {
             Ok(c) => {
                 let c = Arc::new(c);
                 state.connection = Some(Arc::clone(&c));
+                drop(state);
+                self.lanes_at_start(&c);
                 Ok(c)
             }
             Err(LoadError::Unavailable { detail, .. }) => Err(CallError::Unavailable { detail }),
@@ -927,7 +933,7 @@ impl Isolated {
         // (Declared before the registration: its drop comes after the call is out of
         // flight, whichever way it returns.)
         let _main = lane.is_none().then(|| MainHold(connection));
-        let endpoint = lane.map_or(&connection.endpoint, |i| &connection.lanes[i].endpoint);
+        let endpoint = lane.map_or(&connection.endpoint, |i| &connection.lane(i).endpoint);
         let registered = if bytes { endpoint.register_bytes() } else { endpoint.register() };
         let Some((id, others)) = registered else {
             // Another call is ending this process: a call to the plugin goes to the
@@ -989,6 +995,18 @@ impl Isolated {
                 Err(WaitError::Fault(ReadError::Eof))
             }
         };
+        // Calls overlapped on the main rings: the child starts its lanes (once), for
+        // the calls to come. (Not within a callback: a call made there goes where
+        // the callback came from.)
+        #[cfg(unix)]
+        if lane.is_none()
+            && others > 0
+            && outcome.is_ok()
+            && !connection.lanes_asked.load(Ordering::Relaxed)
+            && endpoint::serving() == 0
+        {
+            self.start_lanes(connection);
+        }
         Ok(match outcome {
             Ok((endpoint::LENGTH_REFUSED, _)) => Err(CallError::Answer(tomada::wire::WireError::Malformed(
                 "the length of a byte string the plugin answered is not that of its bytes",
@@ -1029,6 +1047,11 @@ impl Isolated {
 /// and answers once it is dropped (see [`Isolated::drop_instance`]); no contract
 /// method has it (the largest, `CANCEL_METHOD`, is `u32::MAX`).
 pub(crate) const DROP_INSTANCE: u32 = u32::MAX - 1;
+
+/// The method number, on the plugin's instance (target 0), that has the child start
+/// its lanes (see [`Isolated::start_lanes`]): it answers with one byte, how many it
+/// serves. No contract method has it.
+pub(crate) const START_LANES: u32 = u32::MAX - 2;
 
 impl Isolated {
     /// Drops the plugin's instance in its process (its handle is gone), if one runs.
@@ -1239,6 +1262,72 @@ impl Drop for AsyncCall {
 }
 
 impl Isolated {
+    /// Starts the lanes of a new process now if the options ask for them from the
+    /// start ([`Isolation::lanes`] given); by default they start when calls first
+    /// overlap (see [`Isolated::start_lanes`]).
+    fn lanes_at_start(&self, connection: &Arc<Connection>) {
+        #[cfg(unix)]
+        if self.options.lanes.is_some() {
+            self.start_lanes(connection);
+        }
+        #[cfg(not(unix))]
+        let _ = connection;
+    }
+
+    /// Has the child of `connection` start its lanes, once: it maps the lanes passed
+    /// at its start and starts a thread for each, and answers how many it serves;
+    /// the host maps those and blocking calls take them from then on. Until then
+    /// (and for good if the child serves none, or the request fails: the next call
+    /// meets what failed) calls take the main rings. Lanes cost a start and memory
+    /// only once calls overlap: a process whose calls never do has none running.
+    #[cfg(unix)]
+    fn start_lanes(&self, connection: &Arc<Connection>) {
+        if connection.lanes_asked.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let dormant = std::mem::take(&mut *Endpoint::lock(&connection.dormant));
+        if dormant.len() == 0 {
+            return;
+        }
+        // (Within the plugin's own deadline, not a caller's scope: a request past its
+        // deadline ends the process.)
+        let answer = deadline::unscoped(|| self.call_on(connection, 0, START_LANES, &mut Vec::new()));
+        let served = match answer {
+            Ok(Ok(body)) => body.first().map_or(0, |&n| usize::from(n)),
+            _ => 0,
+        };
+        let links = match dormant.wake(served, self.options.deadline) {
+            Ok(links) => links,
+            Err(e) => {
+                tracing::warn!(plugin = %self.name, "cannot map the lanes' shared memory ({e}); calls take the main rings");
+                Vec::new()
+            }
+        };
+        let crowd = &connection.crowd;
+        let lanes = links
+            .into_iter()
+            .enumerate()
+            .map(|(i, link)| Lane {
+                endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame)
+                    .first_id((i as u64 + 1) << 48)
+                    .crowd({
+                        let crowd = Arc::clone(crowd);
+                        // (This lane's own call counted.)
+                        move || crowd.load(Ordering::Relaxed) <= 1
+                    }),
+                busy: AtomicBool::new(false),
+            })
+            .collect();
+        let _ = connection.lanes.set(lanes);
+        // Ending meanwhile (see `take_ending`, which marks the lanes it sees): no new
+        // call takes these either.
+        if connection.endpoint.flight().ending {
+            for lane in connection.lanes.get().into_iter().flatten() {
+                lane.endpoint.flight().ending = true;
+            }
+        }
+    }
+
     /// Makes sure a thread reads the main rings of `connection` from now on, as long
     /// as it lives: calls went through its lanes, and what the plugin sends through
     /// the main rings meanwhile (its own threads' callbacks, log records and releases)
@@ -1401,7 +1490,7 @@ impl Handler for HostHandler {
             Incoming::Request(request) => match self.lane {
                 Some(lane) => {
                     let message = b"a request outside any call, through a lane";
-                    let _ = self.connection.lanes[lane].endpoint.answer(request.id, Status::MALFORMED.0, message);
+                    let _ = self.connection.lane(lane).endpoint.answer(request.id, Status::MALFORMED.0, message);
                 }
                 None => self.callback_outside_calls(request),
             },
@@ -1471,6 +1560,14 @@ impl Drop for Isolated {
     fn drop(&mut self) {
         if let Some(connection) = self.lock().connection.take() {
             connection.kill();
+            // The host's objects the plugin held go now, not when the last thread
+            // that holds the connection lets go of it (the reader of the main rings,
+            // once lanes were used, looks at its channel's end up to `WATCH_TICK`
+            // later): woken, it sees the end at once.
+            connection.objects.clear();
+            if let Some(watcher) = Endpoint::lock(&connection.watcher).as_ref() {
+                watcher.unpark();
+            }
         }
     }
 }

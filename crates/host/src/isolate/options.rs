@@ -262,22 +262,24 @@ impl Isolation {
     /// takes a free lane (one atomic try) and travels alone on it: host threads calling
     /// at once do not share a ring, a reading lock or a wake-up. A call that finds none
     /// free (more threads than lanes), an async call and a call made from a plugin's own
-    /// thread's callback travel the main rings, as without lanes. At most 8; `0` (the
-    /// default): none. Each lane is two rings of 2 MiB of shared memory (touched as used), a
-    /// sleeping thread in the child, and two descriptors there (under
+    /// thread's callback travel the main rings, as without lanes. At most 8; `0`: none.
+    /// Each lane is two rings of 2 MiB of shared memory (touched as used), a sleeping
+    /// thread in the child, and two descriptors there (under
     /// [`open_files`](Self::open_files), lanes take at most half of the limit: fewer
     /// lanes, or none).
     ///
-    /// Off by default because lanes are made when the process starts, whether calls
-    /// ever overlap: they add ~0.3–0.9 ms of CPU to every start (docs/benchmarks.md,
-    /// "Many threads, round 3"). Turn them on for a plugin that several host threads
-    /// call at once: with 4 threads, about twice the calls a second, half the CPU a
-    /// call, and 2.4–3.3 context switches a call instead of 3.6–5.5. Twice the CPUs is
-    /// a good number (`std::thread::available_parallelism`).
+    /// By default a process gets twice the CPUs, at most 4, and starts them only when
+    /// two calls first overlap (one waits for its answer when another is sent): a
+    /// process whose calls never overlap maps none and starts no thread for them (what
+    /// it pays is their descriptors, ~25 µs at its start). With 4 threads, lanes make
+    /// about twice the calls a second at half the CPU a call, and 2.4–3.3 context
+    /// switches a call instead of 3.6–5.5 (docs/benchmarks.md, "Many threads, round 3").
+    /// Set here, the lanes are started with the process, before its first call (~0.2 ms
+    /// more per start), so that even the first calls that overlap take them.
     ///
     /// ```
     /// # use tomada_host::isolate::Isolation;
-    /// // A plugin that a pool of four request threads calls at once.
+    /// // A plugin that a pool of four request threads calls at once, from the start.
     /// let isolation = Isolation::new().lanes(4);
     /// # drop(isolation);
     /// ```
@@ -295,7 +297,7 @@ impl Isolation {
         if self.socket_only {
             return 0;
         }
-        let lanes = self.lanes.unwrap_or(0).min(super::protocol::MAX_LANES);
+        let lanes = self.lanes.unwrap_or_else(default_lanes).min(super::protocol::MAX_LANES);
         // Each lane takes descriptors in the child (`protocol::LANE_FDS`): under a limit
         // of open files, they may take up to half of it (the rest is the plugin's).
         let room = self.open_files.map_or(usize::MAX, |n| {
@@ -312,4 +314,11 @@ impl Isolation {
         self.output = Arc::new(output);
         self
     }
+}
+
+/// The lanes a process gets by default: twice the CPUs, at most 4 (looked up once).
+#[cfg(target_os = "linux")]
+fn default_lanes() -> usize {
+    static LANES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LANES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_mul(2).min(4))
 }

@@ -8,7 +8,7 @@
 //! host → child  (a spare runner only: one byte carrying the plugin file, SCM_RIGHTS)
 //! host → child  Load    LoadRequest (postcard)
 //! child → host  Log*    the constructor's log records
-//! child → host  Ready   the manifest bytes it read (status: the lanes it serves)  |  Failed  a LoadError (error.rs's wire form)
+//! child → host  Ready   the manifest bytes it read (status: the lanes it holds)  |  Failed  a LoadError (error.rs's wire form)
 //! ```
 //!
 //! After `Ready` the frames (see [`super::frame`]) go through the channel's transport
@@ -43,8 +43,10 @@ use crate::{LaunchError, LoadError};
 /// [`LANE_FD`]): more pairs of rings, each served by its own thread of the child.
 /// 9: rings of 2 MiB (the shared memory's size: a runner of 8 would refuse it only
 /// after its hello), sleep numbers (`shm::Naps`), byte answers asked for alone
-/// (`tomada::descriptor::flags::BYTES_ALONE`).
-pub(crate) const PROTOCOL: u32 = 9;
+/// (`tomada::descriptor::flags::BYTES_ALONE`). 10: lanes are started when the host
+/// asks (method `START_LANES` of target 0), not before `Ready`, which says how many
+/// the child holds.
+pub(crate) const PROTOCOL: u32 = 10;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).
@@ -409,8 +411,8 @@ pub(crate) fn read_load_request(channel: &(impl Transport + ?Sized), max: usize)
 
 /// The child's last word of the handshake once the plugin is loaded: the manifest
 /// bytes it read (the host compares them with its own).
-/// With it, in the header's status, how many of the lanes the host passed it serves
-/// (the first `lanes`: a lane whose thread could not start is not used).
+/// With it, in the header's status, how many of the lanes the host passed it holds
+/// (the first `lanes`), to map and serve when the host asks (`runner::Server::start_lanes`).
 pub(crate) fn ready(channel: &(impl Transport + ?Sized), manifest: &[u8], lanes: u8) -> std::io::Result<()> {
     frame::write(channel, Header { kind: Kind::Ready, status: lanes, id: 0 }, &[manifest])
 }

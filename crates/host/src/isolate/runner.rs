@@ -161,10 +161,8 @@ fn serve(fd: RawFd) -> i32 {
                     std::process::exit(1);
                 }
             };
-            let lanes = lanes
-                .into_iter()
-                .map(|(memfd, bell)| mapped(Shared::lane(memfd, bell, false, std::sync::Arc::clone(&socket), None)))
-                .collect();
+            // (The lanes are mapped when the host asks for them: `Server::start_lanes`.)
+            let lanes = lanes.into_iter().map(|(memfd, bell)| (memfd, bell, std::sync::Arc::clone(&socket))).collect();
             (mapped(Shared::new(memfd, bells, false, socket, None)), lanes)
         }
         Some(Err(why)) => {
@@ -193,7 +191,7 @@ fn serve(fd: RawFd) -> i32 {
 fn serve_on<S: Transport>(
     stream: S,
     lane_count: usize,
-    link: impl FnOnce(S) -> (Link, Vec<Link>),
+    link: impl FnOnce(S) -> (Link, Vec<Dormant>),
     before_load: impl FnOnce() -> Result<bool, LaunchError>,
 ) -> i32 {
     // The largest frame either side sends (the host reads replies with the same).
@@ -285,26 +283,9 @@ fn serve_on<S: Transport>(
     for record in take_early_logs() {
         let _ = frame::write(&stream, Header { kind: Kind::Log, status: 0, id: 0 }, &[&record]);
     }
-    // Each lane's thread (see `Lane`), started before `Ready`, which says how many
-    // started: a lane nobody serves is not used (the host learns it there). Each waits
-    // for its lane, made once the rings are mapped.
-    let mut lane_threads = Vec::new();
-    for i in 0..lane_count {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<&'static Lane>(1);
-        let started = std::thread::Builder::new().name(format!("tomada-lane-{i}")).spawn(move || {
-            if let Ok(lane) = rx.recv() {
-                lane.serve_loop();
-            }
-        });
-        match started {
-            Ok(_) => lane_threads.push(tx),
-            Err(e) => {
-                eprintln!("tomada runner: {i} of {lane_count} lanes: cannot start another thread: {e}");
-                break;
-            }
-        }
-    }
-    if protocol::ready(&stream, &inspection.manifest_bytes, lane_threads.len() as u8).is_err() {
+    // `Ready` says how many lanes this process holds (see `Lane`): they are mapped and
+    // served once the host asks (`Server::start_lanes`), when its calls overlap.
+    if protocol::ready(&stream, &inspection.manifest_bytes, lane_count.min(usize::from(u8::MAX)) as u8).is_err() {
         return 1;
     }
     super::steps::mark("worker: ready sent");
@@ -330,22 +311,15 @@ fn serve_on<S: Transport>(
         idle: AtomicUsize::new(0),
         threads: AtomicUsize::new(1),
         spare: Mutex::new(Vec::new()),
+        lanes: Mutex::new(Lanes::Dormant(lanes)),
+        max,
+        socket_only,
     }));
     std::mem::forget(local);
     if SERVER.set(server).is_err() {
         return 1;
     }
     flush_early_logs(server);
-    // Each lane to its thread (the lanes past those, whose threads did not start, are
-    // never used).
-    let waiter = || Waiter::new(if socket_only { Duration::ZERO } else { SPIN });
-    // When each lane last began or ended a call (see `Lane::quiet`).
-    let served: &'static [AtomicU64] = Box::leak((0..lane_threads.len()).map(|_| AtomicU64::new(0)).collect());
-    for (i, (link, thread)) in lanes.into_iter().zip(lane_threads).enumerate() {
-        let endpoint = Endpoint::new(link, false, waiter(), max).crowd(move || Lane::quiet(served, i));
-        let lane: &'static Lane = Box::leak(Box::new(Lane { server, endpoint, served: &served[i] }));
-        let _ = thread.send(lane);
-    }
     // One pool thread waits for nudges from the start; each one that takes a nudge
     // while none is left waiting starts another.
     server.grow();
@@ -651,6 +625,29 @@ struct Server {
     /// call to be read into (see [`Server::recycle`]): a large argument then lands in
     /// pages already in use, not fresh ones faulted in call after call.
     spare: Mutex<Vec<u8>>,
+    /// The lanes the host passed: dormant until it asks for them, then served.
+    lanes: Mutex<Lanes>,
+    /// The largest frame either side sends.
+    max: usize,
+    /// Frames stay on the socket (nobody spins for them).
+    socket_only: bool,
+}
+
+/// A lane the host passed (Linux): its memory and this side's end of its bell, with
+/// the channel's socket; mapped and served once the host asks (see
+/// [`Server::start_lanes`]).
+#[cfg(target_os = "linux")]
+type Dormant = (std::os::fd::OwnedFd, std::os::fd::OwnedFd, std::sync::Arc<UnixStream>);
+/// (No lanes but on Linux.)
+#[cfg(not(target_os = "linux"))]
+type Dormant = std::convert::Infallible;
+
+/// The lanes of this process.
+enum Lanes {
+    /// Passed by the host, not asked for yet.
+    Dormant(Vec<Dormant>),
+    /// Asked for: how many are served (each by a thread of its own).
+    Served(u8),
 }
 
 /// The largest arguments buffer kept for the next call ([`Server::recycle`]): calls
@@ -660,6 +657,9 @@ const KEEP: usize = 64 << 20;
 
 impl Handler for Server {
     fn serve(&self, request: Request) -> (u8, RVec) {
+        if request.target == 0 && request.method == super::START_LANES {
+            return (Status::OK.0, RVec::from_vec(vec![self.start_lanes()]));
+        }
         if request.target == 0 && request.method == super::DROP_INSTANCE {
             // The host's handle is gone and it waits for the instance to go: answered
             // once it is dropped, after whatever its `Drop` sent (releases of the host's
@@ -1048,6 +1048,57 @@ impl Lane {
             Err(WaitError::Fault(_)) => std::process::exit(4),
             Err(WaitError::Ended(e)) => (Status::MALFORMED, e.to_string().into_bytes()),
         }
+    }
+}
+
+impl Server {
+    /// Maps the lanes the host passed and starts a thread to serve each, the first
+    /// time the host asks (its calls overlap); how many are served, then and after.
+    /// A lane whose memory cannot be mapped or whose thread cannot start (under
+    /// `Sandbox::max_processes`, say) is not served, nor are those after it: the host
+    /// uses only the first ones this answers.
+    fn start_lanes(&self) -> u8 {
+        let mut lanes = Endpoint::lock(&self.lanes);
+        let dormant = match &mut *lanes {
+            Lanes::Served(n) => return *n,
+            Lanes::Dormant(dormant) => std::mem::take(dormant),
+        };
+        let Some(server) = SERVER.get().copied() else {
+            *lanes = Lanes::Served(0);
+            return 0;
+        };
+        let count = dormant.len();
+        // When each lane last began or ended a call (see `Lane::quiet`).
+        let served: &'static [AtomicU64] = Box::leak((0..count).map(|_| AtomicU64::new(0)).collect());
+        let mut started = 0u8;
+        #[cfg_attr(not(target_os = "linux"), allow(unreachable_code, unused_variables))]
+        for (i, dormant) in dormant.into_iter().enumerate() {
+            #[cfg(target_os = "linux")]
+            let link = {
+                let (memfd, bell, socket) = dormant;
+                match super::transport::shm::Shared::lane(memfd, bell, false, socket, None) {
+                    Ok(shared) => Link::Rings(shared),
+                    Err(e) => {
+                        eprintln!("tomada runner: {i} of {count} lanes: cannot map its shared memory: {e}");
+                        break;
+                    }
+                }
+            };
+            #[cfg(not(target_os = "linux"))]
+            let link: Link = match dormant {};
+            let waiter = Waiter::new(if self.socket_only { Duration::ZERO } else { SPIN });
+            let endpoint = Endpoint::new(link, false, waiter, self.max).crowd(move || Lane::quiet(served, i));
+            let lane: &'static Lane = Box::leak(Box::new(Lane { server, endpoint, served: &served[i] }));
+            match std::thread::Builder::new().name(format!("tomada-lane-{i}")).spawn(move || lane.serve_loop()) {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    eprintln!("tomada runner: {i} of {count} lanes: cannot start another thread: {e}");
+                    break;
+                }
+            }
+        }
+        *lanes = Lanes::Served(started);
+        started
     }
 }
 
