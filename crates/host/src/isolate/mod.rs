@@ -133,6 +133,7 @@ struct Connection {
     #[cfg(unix)]
     dormant: Mutex<ends::Dormant>,
     /// The lanes were asked for (or there are none to ask for).
+    #[cfg(unix)]
     lanes_asked: AtomicBool,
     /// Calls went through lanes: a thread reads the main rings for good (see
     /// [`Isolated::watch_main`]), as no call may be waiting there to read them.

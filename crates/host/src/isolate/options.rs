@@ -269,9 +269,14 @@ impl Isolation {
     /// lanes, or none).
     ///
     /// By default a process gets twice the CPUs, at most 4, and starts them only when
-    /// two calls first overlap (one waits for its answer when another is sent): a
-    /// process whose calls never overlap maps none and starts no thread for them (what
-    /// it pays is their descriptors, ~25 µs at its start). With 4 threads, lanes make
+    /// calls first overlap: once a blocking call (not one made within a callback) that
+    /// was sent while another call was in flight has its answer, its thread asks the
+    /// child to start them (one round trip and the child's threads, once per process,
+    /// on that call's time). A process whose calls never overlap maps none and starts
+    /// no thread for them; what it pays is their making (~25 µs of its start) and
+    /// their descriptors, two per lane in the host and two in the child, held from the
+    /// start (`lanes(0)` for a host that runs very many isolated plugins under a low
+    /// limit of open files). With 4 threads, lanes make
     /// about twice the calls a second at half the CPU a call, and 2.4–3.3 context
     /// switches a call instead of 3.6–5.5 (docs/benchmarks.md, "Many threads, round 3").
     /// Set here, the lanes are started with the process, before its first call (~0.2 ms

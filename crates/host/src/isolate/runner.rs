@@ -627,9 +627,11 @@ struct Server {
     spare: Mutex<Vec<u8>>,
     /// The lanes the host passed: dormant until it asks for them, then served.
     lanes: Mutex<Lanes>,
-    /// The largest frame either side sends.
+    /// The largest frame either side sends (for the lanes' endpoints).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (no lanes there)
     max: usize,
     /// Frames stay on the socket (nobody spins for them).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     socket_only: bool,
 }
 
@@ -987,6 +989,7 @@ thread_local! {
 /// own. The host sends a call through a lane only while no other of its calls is
 /// there (but the calls made within the plugin's callbacks, for this same thread to
 /// serve, re-entrant): no nudge, no hand-over, no reading lock taken by another thread.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (made only on Linux)
 struct Lane {
     server: &'static Server,
     endpoint: Endpoint,
@@ -997,6 +1000,7 @@ struct Lane {
 /// How long after its last call a lane counts as busy still, for the others' spinning
 /// (see [`Lane::quiet`]): about the time between two calls of a thread that calls
 /// again and again.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const BUSY_FOR: Duration = Duration::from_micros(500);
 
 impl Server {
@@ -1006,6 +1010,7 @@ impl Server {
     }
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (lanes are Linux's)
 impl Lane {
     /// The lane's thread: reads a call, serves it, and so on; ends the process when
     /// the channel ends, as the main thread does.
@@ -1063,45 +1068,53 @@ impl Server {
             Lanes::Served(n) => return *n,
             Lanes::Dormant(dormant) => std::mem::take(dormant),
         };
-        let Some(server) = SERVER.get().copied() else {
-            *lanes = Lanes::Served(0);
-            return 0;
+        let started = match SERVER.get().copied() {
+            Some(server) => server.serve_lanes(dormant),
+            None => 0,
         };
+        *lanes = Lanes::Served(started);
+        started
+    }
+
+    /// Maps each of `dormant` and starts its thread, in order, until one fails; how
+    /// many run.
+    #[cfg(target_os = "linux")]
+    fn serve_lanes(&'static self, dormant: Vec<Dormant>) -> u8 {
         let count = dormant.len();
         // When each lane last began or ended a call (see `Lane::quiet`).
         let served: &'static [AtomicU64] = Box::leak((0..count).map(|_| AtomicU64::new(0)).collect());
         let mut started = 0u8;
-        #[cfg_attr(not(target_os = "linux"), allow(unreachable_code, unused_variables))]
-        for (i, dormant) in dormant.into_iter().enumerate() {
-            #[cfg(target_os = "linux")]
-            let link = {
-                let (memfd, bell, socket) = dormant;
-                match super::transport::shm::Shared::lane(memfd, bell, false, socket, None) {
-                    Ok(shared) => Link::Rings(shared),
-                    Err(e) => {
-                        eprintln!("tomada runner: {i} of {count} lanes: cannot map its shared memory: {e}");
-                        break;
-                    }
+        for (i, (memfd, bell, socket)) in dormant.into_iter().enumerate() {
+            let link = match super::transport::shm::Shared::lane(memfd, bell, false, socket, None) {
+                Ok(shared) => Link::Rings(shared),
+                Err(e) => {
+                    eprintln!("tomada runner: {i} of {count} lanes: cannot map its shared memory: {e}");
+                    break;
                 }
             };
-            #[cfg(not(target_os = "linux"))]
-            let link: Link = match dormant {};
             let waiter = Waiter::new(if self.socket_only { Duration::ZERO } else { SPIN });
             let endpoint = Endpoint::new(link, false, waiter, self.max).crowd(move || Lane::quiet(served, i));
-            let lane: &'static Lane = Box::leak(Box::new(Lane { server, endpoint, served: &served[i] }));
+            let lane: &'static Lane = Box::leak(Box::new(Lane { server: self, endpoint, served: &served[i] }));
             match std::thread::Builder::new().name(format!("tomada-lane-{i}")).spawn(move || lane.serve_loop()) {
-                Ok(_) => started += 1,
+                Ok(_) => started = started.saturating_add(1),
                 Err(e) => {
                     eprintln!("tomada runner: {i} of {count} lanes: cannot start another thread: {e}");
                     break;
                 }
             }
         }
-        *lanes = Lanes::Served(started);
         started
+    }
+
+    /// (No lanes but on Linux.)
+    #[cfg(not(target_os = "linux"))]
+    fn serve_lanes(&'static self, dormant: Vec<Dormant>) -> u8 {
+        drop(dormant);
+        0
     }
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 impl Lane {
     /// Whether the lanes but lane `me` are quiet: none began or ended a call within
     /// [`BUSY_FOR`]. The child cannot see how many of the host's threads are calling
@@ -1117,6 +1130,7 @@ impl Lane {
 
 /// Microseconds since this process first asked (a monotonic clock; on Linux a vDSO
 /// read, no system call).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn now_us() -> u64 {
     static START: OnceLock<std::time::Instant> = OnceLock::new();
     START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64

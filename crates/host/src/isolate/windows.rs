@@ -194,7 +194,6 @@ impl Isolated {
             remote: None,
             endpoint: Endpoint::new(link, true, Waiter::new(SPIN), self.options.max_frame),
             lanes: std::sync::OnceLock::new(),
-            lanes_asked: std::sync::atomic::AtomicBool::new(true),
             watching: std::sync::atomic::AtomicBool::new(false),
             crowd: std::sync::Arc::default(),
             watcher: Mutex::new(None),

@@ -442,8 +442,15 @@ impl Shared {
         let mapping = Mapping::new(&memfd)?;
         let (mine, theirs) = if host { (0, 1) } else { (1, 0) };
         let (tx, rx) = (Ring::new(&mapping, mine), Ring::new(&mapping, theirs));
-        // Start from where the rings are (zero, unless this is a second end).
-        let (tail, head) = (tx.control().tail.0.load(Ordering::Acquire), rx.control().head.0.load(Ordering::Acquire));
+        // The host starts at zero: nothing crosses a ring before the host maps it, and
+        // by then the child (whose plugin may have run, for a lane started late, and
+        // holds the memory) may have written anything there. The child starts where
+        // the rings are (zero, unless this is a second end).
+        let (tail, head) = if host {
+            (0, 0)
+        } else {
+            (tx.control().tail.0.load(Ordering::Acquire), rx.control().head.0.load(Ordering::Acquire))
+        };
         Ok(Shared {
             _mapping: mapping,
             _memfd: memfd,
@@ -1057,6 +1064,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(host);
         assert!(sleeper.join().unwrap(), "the end of the host's bell ends the wait");
+    }
+
+    /// A lane the child maps (and its plugin scribbles on) before the host does, as
+    /// lanes started when calls first overlap are: the host's positions are its own
+    /// (zero), not the ones written there, so its sends neither overflow (a panic in
+    /// a debug build) nor start elsewhere; the child reads what the host sent.
+    #[test]
+    fn a_late_mapped_lanes_positions_are_the_hosts_own() {
+        let (memfd, bell, child_bell) = create_lane().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let child_memfd = memfd.try_clone().unwrap();
+        let child = Shared::lane(child_memfd, child_bell, false, b.into(), None).unwrap();
+        child.rx.control().tail.0.store(u64::MAX - 10, Ordering::Release);
+        child.rx.control().head.0.store(u64::MAX - 10, Ordering::Release);
+        let host = Shared::lane(memfd, bell, true, a.into(), Some(Duration::from_secs(5))).unwrap();
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| host.send(&[&[7u8; 64]])));
+        assert!(matches!(sent, Ok(Ok(()))), "the host's send: {sent:?}");
+        assert_eq!(host.tx.control().tail.0.load(Ordering::Acquire), 64, "published from the host's own zero");
     }
 
     #[test]
