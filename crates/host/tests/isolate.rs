@@ -545,6 +545,20 @@ fn lane_threads(pid: u32) -> usize {
     here + children.split_whitespace().filter_map(|c| c.parse().ok()).map(lane_threads).sum::<usize>()
 }
 
+/// `threads` threads each calling `echo` 200 times at once: each gets its own answers.
+fn echoes_from_threads(p: &Plugin<dyn Faulty>, threads: usize, label: &str) {
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                for i in 0..200 {
+                    let text = format!("{label}, thread {t}, call {i}");
+                    assert_eq!(p.echo(&text).unwrap(), text);
+                }
+            });
+        }
+    });
+}
+
 /// By default a process's lanes start when two of its calls first overlap: calls
 /// one after the other, even a thousand, start none (no thread, nothing mapped);
 /// a call sent while another waits in the plugin has the child start them, and from
@@ -570,17 +584,7 @@ fn default_lanes_start_when_calls_first_overlap() {
     // Twice the CPUs, at most 4. (Each thread names itself once it runs: waited for.)
     let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_mul(2).min(4);
     wait_until(&format!("{lanes} lane threads after calls overlapped"), || lane_threads(pid) == lanes);
-    std::thread::scope(|s| {
-        for t in 0..6 {
-            let p = &p;
-            s.spawn(move || {
-                for i in 0..200 {
-                    let text = format!("thread {t}, call {i}");
-                    assert_eq!(p.echo(&text).unwrap(), text);
-                }
-            });
-        }
-    });
+    echoes_from_threads(&p, 6, "started lanes");
     assert_eq!(lane_threads(pid), lanes, "the lanes started once");
     assert_eq!(p.process_id(), Some(pid), "no call cost the process");
 
@@ -599,17 +603,7 @@ fn many_threads_each_get_their_own_answers_through_lanes_and_the_main_rings() {
     for lanes in [4, 1] {
         let p = faulty(isolation().lanes(lanes));
         let pid = p.process_id();
-        std::thread::scope(|s| {
-            for t in 0..8 {
-                let p = &p;
-                s.spawn(move || {
-                    for i in 0..200 {
-                        let text = format!("{lanes} lanes, thread {t}, call {i}");
-                        assert_eq!(p.echo(&text).unwrap(), text);
-                    }
-                });
-            }
-        });
+        echoes_from_threads(&p, 8, &format!("{lanes} lanes"));
         assert_eq!(p.process_id(), pid, "no call cost the process");
     }
 }
