@@ -87,6 +87,41 @@ pub struct UnloadReport {
 
 static PINNED: Mutex<Vec<UnloadReport>> = Mutex::new(Vec::new());
 
+/// The threads tomada started for itself (reading a child's output, the main rings,
+/// callbacks, file watches...), while they run: never a hazard. They run a plugin's
+/// code only within calls into it, and a call holds its library (as a thread older
+/// than the library does); but a new thread's stack may be one glibc kept from a
+/// thread that ended, with that thread's words still in the slots a frame leaves
+/// unwritten, some of them a plugin's addresses, which kept libraries mapped for
+/// nothing (seen: an output reader's, started during another test's spawn, pinned a
+/// library whose every handle was gone).
+#[cfg(target_os = "linux")]
+static OWN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// While it lives, the thread that made it is one of tomada's own (see [`OWN`]):
+/// made first thing in each thread tomada starts, dropped as it ends.
+pub(crate) struct OwnThread(#[cfg_attr(not(target_os = "linux"), allow(dead_code))] u32);
+
+/// Marks the calling thread as one of tomada's own until the guard drops.
+pub(crate) fn own_thread() -> OwnThread {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `gettid` has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        OWN.lock().unwrap_or_else(|p| p.into_inner()).push(tid);
+        OwnThread(tid)
+    }
+    #[cfg(not(target_os = "linux"))]
+    OwnThread(0)
+}
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        OWN.lock().unwrap_or_else(|p| p.into_inner()).retain(|&tid| tid != self.0);
+    }
+}
+
 /// Every plugin library this process kept mapped instead of unloading it, and why
 /// (see the [module documentation](self)).
 pub fn pinned_libraries() -> Vec<UnloadReport> {
@@ -456,6 +491,7 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
     }
     // SAFETY: `gettid` has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
+    let own = OWN.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
     let tasks: Vec<u32> =
         tasks.flatten().filter_map(|task| task.file_name().to_str().and_then(|t| t.parse::<u32>().ok())).collect();
@@ -467,7 +503,7 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
     for tid in tasks {
-        if tid == me {
+        if tid == me || own.contains(&tid) {
             continue;
         }
         // `starttime`, the 22nd field of `stat`, the 20th after the command's `)`.

@@ -141,7 +141,11 @@ fn objects_dropped_on_other_threads_in_any_order() {
     });
     assert!(mapped(&copy));
     drop(plugin);
-    assert!(!mapped(&copy), "unloaded once every handle and object is gone");
+    assert!(
+        !mapped(&copy),
+        "unloaded once every handle and object is gone (kept mapped: {:?})",
+        tomada_host::unload::pinned_libraries()
+    );
 }
 
 /// Isolated: the plugin's process lives while any object of it does, and a crash

@@ -143,18 +143,27 @@ pub(crate) fn child_env(max_frame: usize, socket_only: bool, lanes: usize, spare
 
 impl Ends {
     /// The channel's link (the shared memory mapped, sending a call waiting for room no
-    /// longer than `deadline`), the lanes (not mapped: see [`Dormant::wake`]), the
-    /// nudge's write end, and the readers to keep.
+    /// longer than `deadline`), the lanes (not used yet: see [`Dormant`]), the nudge's
+    /// write end, and the readers to keep.
     pub(crate) fn link(self, deadline: Duration) -> Result<Linked, LaunchError> {
         #[cfg(target_os = "linux")]
         let (link, lanes) = match self.shared {
             None => (Link::Socket(self.socket), Dormant::default()),
             Some((memfd, bells)) => {
                 let socket = std::sync::Arc::new(self.socket);
-                let lanes = Dormant { lanes: self.lanes, socket: Some(std::sync::Arc::clone(&socket)) };
-                let shared = shm::Shared::new(memfd, bells, true, socket, Some(deadline))
-                    .map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })?;
-                (Link::Rings(shared), lanes)
+                let mapped = |shared: std::io::Result<shm::Shared>| {
+                    shared.map(Link::Rings).map_err(|source| LaunchError::Setup { step: Step::MapSharedMemory, source })
+                };
+                // (Mapped, not touched: the host starts at its own zero, see
+                // `shm::Shared::with`, and closes each memfd once mapped.)
+                let lanes = self
+                    .lanes
+                    .into_iter()
+                    .map(|(memfd, bell)| {
+                        mapped(shm::Shared::lane(memfd, bell, true, std::sync::Arc::clone(&socket), Some(deadline)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (mapped(shm::Shared::new(memfd, bells, true, socket, Some(deadline)))?, Dormant { lanes })
             }
         };
         #[cfg(not(target_os = "linux"))]
@@ -166,57 +175,31 @@ impl Ends {
     }
 }
 
-/// The lanes of a child's channel (see `Isolation::lanes`) before they are used: each
-/// lane's shared memory and the host's end of its bell, not mapped yet. The child was
-/// passed its ends at start; it maps them and starts a thread for each only when the
-/// host asks (see `Isolated::start_lanes`), so a process whose calls never overlap
-/// pays for neither.
+/// The lanes of a child's channel (see `Isolation::lanes`) before they are used: the
+/// host's end of each, mapped (its memory not touched) but not read by anyone. The
+/// child was passed its ends at start; it maps them and starts a thread for each
+/// only when the host asks (see `Isolated::start_lanes`), so a process whose calls
+/// never overlap pays for neither.
 #[derive(Default)]
 pub(crate) struct Dormant {
-    #[cfg(target_os = "linux")]
-    lanes: Vec<(OwnedFd, OwnedFd)>,
-    /// The channel's socket (its end is the child's), watched by each lane too.
-    #[cfg(target_os = "linux")]
-    socket: Option<std::sync::Arc<UnixStream>>,
+    lanes: Vec<Link>,
 }
 
 impl Dormant {
     /// How many lanes there are.
     pub(crate) fn len(&self) -> usize {
-        #[cfg(target_os = "linux")]
-        return self.lanes.len();
-        #[cfg(not(target_os = "linux"))]
-        0
+        self.lanes.len()
     }
 
     /// Keeps the first `n` lanes (those the child says it holds).
     pub(crate) fn truncate(&mut self, n: usize) {
-        #[cfg(target_os = "linux")]
         self.lanes.truncate(n);
-        #[cfg(not(target_os = "linux"))]
-        let _ = n;
     }
 
-    /// The first `n` lanes mapped (a send through one waiting for room no longer than
-    /// `deadline`); the others closed.
-    pub(crate) fn wake(self, n: usize, deadline: Duration) -> std::io::Result<Vec<Link>> {
-        #[cfg(target_os = "linux")]
-        {
-            let Some(socket) = self.socket else { return Ok(Vec::new()) };
-            self.lanes
-                .into_iter()
-                .take(n)
-                .map(|(memfd, bell)| {
-                    shm::Shared::lane(memfd, bell, true, std::sync::Arc::clone(&socket), Some(deadline))
-                        .map(Link::Rings)
-                })
-                .collect()
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = (n, deadline);
-            Ok(Vec::new())
-        }
+    /// The first `n` lanes, to use; the others closed.
+    pub(crate) fn wake(mut self, n: usize) -> Vec<Link> {
+        self.lanes.truncate(n);
+        self.lanes
     }
 }
 

@@ -286,6 +286,7 @@ pub(crate) fn start(launch: Launch<'_>) -> Result<Process, LaunchError> {
         let sink = Arc::clone(&process.sink);
         let keep = (stream == Stream::Stderr).then(|| Arc::clone(&process.tail));
         let forward = move || {
+            let _own = crate::unload::own_thread();
             // Bytes, not `lines()`: a plugin may print anything, and a line without
             // end must not grow the host's memory without bound.
             let mut reader = BufReader::new(pipe);

@@ -1082,6 +1082,11 @@ impl Isolated {
                     message: "the plugin's process took nothing while its handle was dropped".to_owned(),
                 });
             }
+            // The process ends now, as the last reference's drop would end it: the
+            // reader of the main rings may hold a reference for a moment (it serves
+            // what it read), and the end (the host's objects the plugin held dropped)
+            // would then come on that thread, after this drop has returned.
+            self.end_process();
             return;
         }
         // Its answer says nothing (a failure has ended the process, and its objects).
@@ -1297,13 +1302,7 @@ impl Isolated {
             Ok(Ok(body)) => body.first().map_or(0, |&n| usize::from(n)),
             _ => 0,
         };
-        let links = match dormant.wake(served, self.options.deadline) {
-            Ok(links) => links,
-            Err(e) => {
-                tracing::warn!(plugin = %self.name, "cannot map the lanes' shared memory ({e}); calls take the main rings");
-                Vec::new()
-            }
-        };
+        let links = dormant.wake(served);
         let crowd = &connection.crowd;
         let lanes = links
             .into_iter()
@@ -1351,6 +1350,7 @@ impl Isolated {
         let (isolated, reader) = (self.me.clone(), Arc::clone(connection));
         let name = format!("tomada-async-{}", self.name);
         let started = std::thread::Builder::new().name(name).spawn(move || {
+            let _own = crate::unload::own_thread();
             let connection = reader;
             *Endpoint::lock(&connection.watcher) = Some(std::thread::current());
             let needed = |asyncs: bool| asyncs || connection.watching.load(Ordering::SeqCst);
@@ -1516,6 +1516,7 @@ impl HostHandler {
             // still ends the process.
             let started = std::thread::Builder::new().name(format!("tomada-callbacks-{}", self.connection.name)).spawn(
                 move || {
+                    let _own = crate::unload::own_thread();
                     while let Ok(request) = rx.recv() {
                         match isolated.upgrade() {
                             Some(isolated) => {
@@ -1559,6 +1560,13 @@ impl HostHandler {
 
 impl Drop for Isolated {
     fn drop(&mut self) {
+        self.end_process();
+    }
+}
+
+impl Isolated {
+    /// Ends the plugin's process, if one runs, and drops the host's objects it held.
+    fn end_process(&self) {
         if let Some(connection) = self.lock().connection.take() {
             connection.kill();
             // The host's objects the plugin held go now, not when the last thread

@@ -30,6 +30,7 @@ fn spawner() -> &'static Spawner {
         std::thread::Builder::new()
             .name("tomada-spawner".into())
             .spawn(move || {
+                let _own = crate::unload::own_thread();
                 for job in incoming {
                     // A job that panics must not end this thread: its end would
                     // kill every process it started (their parent-death signal).

@@ -277,9 +277,10 @@ impl Drop for Mapping {
 /// it reads, the bells, and the socket whose end means the other side's.
 pub(crate) struct Shared {
     _mapping: Mapping,
-    /// The memfd, kept open (the mapping would do; one descriptor is cheap, and the
-    /// child's descriptors then stay as the host passed them).
-    _memfd: OwnedFd,
+    /// The child's memfd, kept open at the number the host passed (the mapping would
+    /// do, but the child's descriptors then stay as the host passed them). The
+    /// host's is closed once mapped: a descriptor less per ring pair, per process.
+    _memfd: Option<OwnedFd>,
     tx: Ring,
     rx: Ring,
     /// This side's position in `tx` (its tail) and in `rx` (its head).
@@ -453,7 +454,7 @@ impl Shared {
         };
         Ok(Shared {
             _mapping: mapping,
-            _memfd: memfd,
+            _memfd: (!host).then_some(memfd),
             tx,
             rx,
             tail: AtomicU64::new(tail),
