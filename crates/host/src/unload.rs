@@ -8,7 +8,9 @@
 //!   since the library was loaded (one started before runs its code only through
 //!   calls, and a library is never closed during a call), whose current instruction,
 //!   or any word of its stack from its stack pointer up (the return addresses of the
-//!   frames it will return into), points into the library's code.
+//!   frames it will return into), points into the library's code. Threads tomada
+//!   started for itself (output readers, the main rings' reader, callbacks, the
+//!   spawner) are not looked at: they run a plugin's code only within calls into it.
 //!   Read from `/proc/self/task/<tid>/syscall` (stack and instruction pointers of a
 //!   thread blocked in the kernel) and `/proc/self/mem`. A thread running at that very
 //!   moment, outside the kernel, shows neither and is looked at again for up to ~25 ms;

@@ -274,7 +274,8 @@ impl Isolation {
     /// child to start them (one round trip and the child's threads, once per process,
     /// on that call's time). A process whose calls never overlap maps none and starts
     /// no thread for them; what it pays is their making (~25 µs of its start) and
-    /// their descriptors, two per lane in the host and two in the child, held from the
+    /// their descriptors, one per lane in the host (its bell; the host closes its ring
+    /// memories once mapped) and two in the child, held from the
     /// start (`lanes(0)` for a host that runs very many isolated plugins under a low
     /// limit of open files). With 4 threads, lanes make
     /// about twice the calls a second at half the CPU a call, and 2.4–3.3 context
