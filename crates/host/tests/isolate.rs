@@ -486,8 +486,15 @@ fn crash_with_calls_in_flight(isolation: Isolation, what: &str) {
     let p = faulty(isolation.deadline(HANG_GUARD));
     let pid = p.process_id().unwrap();
     std::thread::scope(|s| {
-        let sleepers: Vec<_> = (0..3).map(|_| s.spawn(|| p.sleep_ms(600_000))).collect();
-        wait_sleeping(&p, 3);
+        let mut sleepers: Vec<_> = (0..3).map(|_| s.spawn(|| p.sleep_ms(600_000))).collect();
+        // (A sleeper that returns before the crash says why, rather than a hang.)
+        wait_until("3 calls inside the plugin at once", || {
+            if let Some(done) = sleepers.iter().position(|t| t.is_finished()) {
+                let early = sleepers.swap_remove(done).join();
+                panic!("{what}: a sleeping call returned before the crash: {early:?}, pid {pid} now {:?}", p.process_id());
+            }
+            p.sleeping().unwrap() == 3
+        });
         let err = p.abort().unwrap_err();
         assert!(matches!(&err, CallError::Crashed { signal: Some(6), .. }), "{what}: {err:?}");
         for sleeper in sleepers {
@@ -572,12 +579,13 @@ fn default_lanes_start_when_calls_first_overlap() {
         assert_eq!(p.echo(&i.to_string()).unwrap(), i.to_string());
     }
     assert_eq!(lane_threads(pid), 0, "lanes started though no calls overlapped");
+    // Two calls that meet inside the plugin: each waits there for the other, so
+    // whichever is sent second is sent while the first is in flight.
     let overlap = |p: &Plugin<dyn Faulty>| {
         std::thread::scope(|s| {
-            let sleeper = s.spawn(|| p.sleep_ms(200));
-            wait_sleeping(p, 1);
-            assert_eq!(p.echo("beside a sleeping call").unwrap(), "beside a sleeping call");
-            assert!(sleeper.join().unwrap().is_ok());
+            let first = s.spawn(|| p.meet(2));
+            assert_eq!(p.meet(2), Ok(true), "the calls met");
+            assert_eq!(first.join().unwrap(), Ok(true));
         })
     };
     overlap(&p);
