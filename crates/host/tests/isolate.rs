@@ -491,7 +491,10 @@ fn crash_with_calls_in_flight(isolation: Isolation, what: &str) {
         wait_until("3 calls inside the plugin at once", || {
             if let Some(done) = sleepers.iter().position(|t| t.is_finished()) {
                 let early = sleepers.swap_remove(done).join();
-                panic!("{what}: a sleeping call returned before the crash: {early:?}, pid {pid} now {:?}", p.process_id());
+                panic!(
+                    "{what}: a sleeping call returned before the crash: {early:?}, pid {pid} now {:?}",
+                    p.process_id()
+                );
             }
             p.sleeping().unwrap() == 3
         });
