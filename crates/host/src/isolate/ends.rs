@@ -143,12 +143,12 @@ pub(crate) fn child_env(max_frame: usize, socket_only: bool, lanes: usize, spare
 
 impl Ends {
     /// The channel's link (the shared memory mapped, sending a call waiting for room no
-    /// longer than `deadline`), the lanes (not used yet: see [`Dormant`]), the nudge's
+    /// longer than `deadline`), the lanes (mapped, not used yet: see [`Linked::lanes`]), the nudge's
     /// write end, and the readers to keep.
     pub(crate) fn link(self, deadline: Duration) -> Result<Linked, LaunchError> {
         #[cfg(target_os = "linux")]
         let (link, lanes) = match self.shared {
-            None => (Link::Socket(self.socket), Dormant::default()),
+            None => (Link::Socket(self.socket), Vec::new()),
             Some((memfd, bells)) => {
                 let socket = std::sync::Arc::new(self.socket);
                 let mapped = |shared: std::io::Result<shm::Shared>| {
@@ -163,43 +163,15 @@ impl Ends {
                         mapped(shm::Shared::lane(memfd, bell, true, std::sync::Arc::clone(&socket), Some(deadline)))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                (mapped(shm::Shared::new(memfd, bells, true, socket, Some(deadline)))?, Dormant { lanes })
+                (mapped(shm::Shared::new(memfd, bells, true, socket, Some(deadline)))?, lanes)
             }
         };
         #[cfg(not(target_os = "linux"))]
         let (link, lanes) = {
             let _ = deadline;
-            (Link::Socket(self.socket), Dormant::default())
+            (Link::Socket(self.socket), Vec::new())
         };
         Ok(Linked { link, lanes, nudge: self.nudge, readers: self.readers })
-    }
-}
-
-/// The lanes of a child's channel (see `Isolation::lanes`) before they are used: the
-/// host's end of each, mapped (its memory not touched) but not read by anyone. The
-/// child was passed its ends at start; it maps them and starts a thread for each
-/// only when the host asks (see `Isolated::start_lanes`), so a process whose calls
-/// never overlap pays for neither.
-#[derive(Default)]
-pub(crate) struct Dormant {
-    lanes: Vec<Link>,
-}
-
-impl Dormant {
-    /// How many lanes there are.
-    pub(crate) fn len(&self) -> usize {
-        self.lanes.len()
-    }
-
-    /// Keeps the first `n` lanes (those the child says it holds).
-    pub(crate) fn truncate(&mut self, n: usize) {
-        self.lanes.truncate(n);
-    }
-
-    /// The first `n` lanes, to use; the others closed.
-    pub(crate) fn wake(mut self, n: usize) -> Vec<Link> {
-        self.lanes.truncate(n);
-        self.lanes
     }
 }
 
@@ -207,8 +179,11 @@ impl Dormant {
 pub(crate) struct Linked {
     /// The main rings (or the socket).
     pub(crate) link: Link,
-    /// The lanes, not started.
-    pub(crate) lanes: Dormant,
+    /// The host's end of each lane, mapped (its memory not touched) but not read by
+    /// anyone until the child starts the lanes when the host asks (see
+    /// `Isolated::start_lanes`): a process whose calls never overlap pays for no
+    /// thread and no page of them.
+    pub(crate) lanes: Vec<Link>,
     /// The write end of the nudge pipe.
     pub(crate) nudge: OwnedFd,
     /// The readers to keep (see `Connection::_readers`).

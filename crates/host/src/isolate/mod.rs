@@ -131,7 +131,7 @@ struct Connection {
     lanes: OnceLock<Vec<Lane>>,
     /// The lanes passed to the child at its start, until they are started.
     #[cfg(unix)]
-    dormant: Mutex<ends::Dormant>,
+    dormant: Mutex<Vec<transport::Link>>,
     /// The lanes were asked for (or there are none to ask for).
     #[cfg(unix)]
     lanes_asked: AtomicBool,
@@ -504,12 +504,7 @@ impl Isolated {
         match result {
             Ok(held) => {
                 // (A lane the child does not hold is not used.)
-                let mut dormant = Endpoint::lock(&connection.dormant);
-                dormant.truncate(usize::from(held));
-                if dormant.len() == 0 {
-                    connection.lanes_asked.store(true, Ordering::Relaxed);
-                }
-                drop(dormant);
+                Endpoint::lock(&connection.dormant).truncate(usize::from(held));
                 // The next start's runner, started now (in the background).
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 if let Some(spare) = &self.spare {
@@ -1291,8 +1286,8 @@ impl Isolated {
         if connection.lanes_asked.swap(true, Ordering::AcqRel) {
             return;
         }
-        let dormant = std::mem::take(&mut *Endpoint::lock(&connection.dormant));
-        if dormant.len() == 0 {
+        let mut dormant = std::mem::take(&mut *Endpoint::lock(&connection.dormant));
+        if dormant.is_empty() {
             return;
         }
         // (Within the plugin's own deadline, not a caller's scope: a request past its
@@ -1302,9 +1297,10 @@ impl Isolated {
             Ok(Ok(body)) => body.first().map_or(0, |&n| usize::from(n)),
             _ => 0,
         };
-        let links = dormant.wake(served);
+        // (The lanes past those it serves are closed.)
+        dormant.truncate(served);
         let crowd = &connection.crowd;
-        let lanes = links
+        let lanes = dormant
             .into_iter()
             .enumerate()
             .map(|(i, link)| Lane {
