@@ -341,6 +341,13 @@ impl Endpoint {
         self.enter(Some(std::thread::current()), None, None, false)
     }
 
+    /// How many calls are in flight now besides one of them that is (counted as
+    /// [`Endpoint::register`] counts them).
+    pub(crate) fn others_in_flight(&self) -> usize {
+        let flight = self.flight();
+        (flight.waiting.len() + flight.cancelled.len()).saturating_sub(1)
+    }
+
     /// [`Endpoint::register`] for a call whose answer is a byte string's (see
     /// [`frame::Strip`]): a good answer comes without its length, one whose length
     /// lied with status [`LENGTH_REFUSED`].

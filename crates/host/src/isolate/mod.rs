@@ -235,17 +235,24 @@ impl Connection {
         };
     }
 
-    /// After a call was sent with `others` calls in flight: wakes a pool thread of the
-    /// child to read it, as the threads reading so far may be busy serving the others.
-    /// Not when the send found the child's reader asleep (it rang it, see
-    /// `transport::shm`): that reader takes this call, and nudges a pool thread itself
-    /// if more is there once it has (`runner.rs`, `Server::let_go`). Either it slept
-    /// with this call's bytes already in the ring, or it went to sleep only after
-    /// taking them (a reader looks for bytes after saying it sleeps, and a writer
-    /// looks at whether it sleeps after publishing them): this call is read, and the
-    /// nudge would only wake a thread for nothing.
+    /// After a call was sent, `others` other calls being in flight when it was
+    /// registered: wakes a pool thread of the child to read it, as the threads reading
+    /// so far may be busy serving the others. Not when the send found the child's
+    /// reader asleep (it rang it, see `transport::shm`): that reader takes this call,
+    /// and nudges a pool thread itself if more is there once it has (`runner.rs`,
+    /// `Server::let_go`). Either it slept with this call's bytes already in the ring,
+    /// or it went to sleep only after taking them (a reader looks for bytes after
+    /// saying it sleeps, and a writer looks at whether it sleeps after publishing
+    /// them): this call is read, and the nudge would only wake a thread for nothing.
+    ///
+    /// A call that counted no others when it was registered looks again now, with its
+    /// bytes sent: calls registered after it may have been sent before it, read, and be
+    /// holding the child's threads (two calls that wait for each other in the plugin
+    /// then wait for good). A call that is still counted now is one the child may be
+    /// serving; one that is not was answered, and the child's thread that served it
+    /// reads again.
     fn nudge_for(&self, others: usize) {
-        if others > 0 && self.endpoint.link.peer_awake() {
+        if self.endpoint.link.peer_awake() && (others > 0 || self.endpoint.others_in_flight() > 0) {
             self.nudge();
         }
     }

@@ -1223,4 +1223,36 @@ mod tests {
         }
         host.send(&[b"still here"]).unwrap();
     }
+
+    /// Both sides always sleep before they read (no spinning), so every message is a
+    /// publish racing a sleep: through pipes and through a lane, each of thousands of
+    /// round trips comes back, in order, long before a deadline a lost wake-up would
+    /// run into.
+    #[test]
+    fn round_trips_between_sleeping_sides_lose_no_wake_up() {
+        for (host, child) in [pair(), lane_pair()] {
+            const ROUNDS: u64 = 20_000;
+            let read = |end: &Shared, deadline: Option<Instant>| {
+                let mut word = [0u8; 8];
+                let mut got = 0;
+                while got < 8 {
+                    got += end.recv(word[got..].as_mut_ptr(), 8 - got, Duration::ZERO, deadline)?;
+                }
+                Ok::<u64, ReadError>(u64::from_le_bytes(word))
+            };
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for i in 0..ROUNDS {
+                        assert_eq!(read(&child, Some(Instant::now() + Duration::from_secs(60))).unwrap(), i);
+                        child.send(&[&(i + 1).to_le_bytes()]).unwrap();
+                    }
+                });
+                for i in 0..ROUNDS {
+                    host.send(&[&i.to_le_bytes()]).unwrap();
+                    let back = read(&host, Some(Instant::now() + Duration::from_secs(60)));
+                    assert_eq!(back.unwrap_or_else(|e| panic!("round trip {i}: {e:?}")), i + 1);
+                }
+            });
+        }
+    }
 }
