@@ -17,7 +17,7 @@ pub fn isolation() -> Isolation {
     Isolation::new().runner(Runner::Path(env!("CARGO_BIN_EXE_tomada-runner").into()))
 }
 
-fn faulty(isolation: Isolation) -> Plugin<dyn Faulty> {
+pub fn faulty(isolation: Isolation) -> Plugin<dyn Faulty> {
     tomada_host::load_with::<dyn Faulty>(cdylib("faulty"), &Mode::Isolated(isolation)).unwrap()
 }
 
@@ -542,7 +542,7 @@ fn a_deadline_kill_fails_the_other_calls_in_flight_as_crashed() {
 
 /// The threads serving lanes in the process `pid` and its descendants (the plugin's
 /// process is the last of a chain: see `isolate::contain`).
-fn lane_threads(pid: u32) -> usize {
+pub fn lane_threads(pid: u32) -> usize {
     let here = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|tasks| {
             tasks
@@ -556,7 +556,7 @@ fn lane_threads(pid: u32) -> usize {
 }
 
 /// `threads` threads each calling `echo` 200 times at once: each gets its own answers.
-fn echoes_from_threads(p: &Plugin<dyn Faulty>, threads: usize, label: &str) {
+pub fn echoes_from_threads(p: &Plugin<dyn Faulty>, threads: usize, label: &str) {
     std::thread::scope(|s| {
         for t in 0..threads {
             s.spawn(move || {

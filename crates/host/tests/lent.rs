@@ -359,6 +359,45 @@ fn ring_claimed_full(isolation: Isolation, fd: &str) {
     assert!(is_dead(pid), "the process was ended");
 }
 
+/// A plugin that, before its calls first overlap, puts other files at the descriptors
+/// of its dormant lanes (11 and up: each lane's memory, then its bell), or closes
+/// them. When its calls then overlap, its lanes cannot start, or fail as it made them
+/// fail; the host's calls never wait on a lane the plugin broke past their
+/// deadline, the host stays up, and the next calls are answered (by the same process,
+/// or by a new one if the plugin's broke).
+#[test]
+fn lanes_taken_away_before_they_start_cost_the_host_nothing() {
+    for how in ["null", "close"] {
+        let plugin = attacker(isolation().deadline(Duration::from_secs(10)));
+        let pid = plugin.process_id().unwrap();
+        assert!(plugin.attack("replace-lanes", how).unwrap().is_ok());
+        let plugin = Arc::new(plugin);
+        let p = Arc::clone(&plugin);
+        // Two calls that wait for each other inside the plugin: the second is sent
+        // while the first is in flight, and its end asks the plugin to start lanes.
+        let met = returns("two calls that meet", move || {
+            std::thread::scope(|s| {
+                let first = s.spawn(|| p.attack("meet", "2"));
+                let second = p.attack("meet", "2");
+                (first.join().unwrap(), second)
+            })
+        });
+        assert!(matches!(met, (Ok(Ok(_)), Ok(Ok(_)))), "{how}: {met:?}");
+        // Calls from several threads at once, which would take the lanes.
+        let p = Arc::clone(&plugin);
+        let answers = returns("calls from several threads", move || {
+            std::thread::scope(|s| {
+                let threads: Vec<_> =
+                    (0..4).map(|_| s.spawn(|| (0..50).map(|_| p.attack("whoami", "")).collect::<Vec<_>>())).collect();
+                threads.into_iter().flat_map(|t| t.join().unwrap()).collect::<Vec<_>>()
+            })
+        });
+        let failed: Vec<_> = answers.iter().filter(|a| !matches!(a, Ok(Ok(_)))).collect();
+        assert!(failed.is_empty(), "{how}: {failed:?}");
+        assert_eq!(plugin.process_id(), Some(pid), "{how}: the process served every call");
+    }
+}
+
 /// The same, with the `Plugin` dropped instead: dropping asks the plugin's process to
 /// drop its instance, and that request waited for room up to the call deadline (30 s
 /// by default; here ten minutes, so that without the fix the hang guard trips). Now it

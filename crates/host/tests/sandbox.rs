@@ -12,7 +12,7 @@ use tomada_host::isolate::{Isolation, Mode, Sandbox};
 use tomada_host::{CallError, LoadError, Plugin};
 use tomada_test_support::{cdylib, wait_until};
 
-use crate::isolate::{is_dead, isolation};
+use crate::isolate::{echoes_from_threads, faulty, is_dead, isolation, lane_threads};
 
 const EPERM: &str = "Operation not permitted";
 
@@ -772,4 +772,26 @@ fn a_plugin_that_may_chmod_its_copy_breaks_no_sibling() {
     wait_until("the strict sibling's crash seen", || t.attack("env", "").is_err());
     let again = t.attack("env", "");
     assert!(again.is_ok(), "the strict sibling did not restart: {again:?}");
+}
+
+/// Lanes are threads of the plugin's process: under a `max_processes` too low for all
+/// of them, those that cannot start are not used (the runner says so on its stderr),
+/// and calls that overlap are served on the ones that did and on the main rings,
+/// every answer its own caller's, by the same process. (With 3 processes allowed the
+/// process has no room for any lane; with 4, for some.)
+#[test]
+fn lanes_that_cannot_start_leave_the_calls_to_the_main_rings() {
+    for (limit, uid) in [(3, 64_998), (4, 64_997)] {
+        let sandbox = Sandbox::strict().max_processes(limit).run_as(uid, uid);
+        let p = faulty(isolation().sandbox(sandbox).deadline(tomada_test_support::HANG_GUARD));
+        let pid = p.process_id().unwrap();
+        std::thread::scope(|s| {
+            let first = s.spawn(|| p.meet(2));
+            assert_eq!(p.meet(2), Ok(true), "max_processes({limit}): the calls met");
+            assert_eq!(first.join().unwrap(), Ok(true), "max_processes({limit}): the calls met");
+        });
+        echoes_from_threads(&p, 6, &format!("max_processes({limit})"));
+        assert!(lane_threads(pid) < 4, "max_processes({limit}): {} lanes started", lane_threads(pid));
+        assert_eq!(p.process_id(), Some(pid), "max_processes({limit}): no call cost the process");
+    }
 }

@@ -1084,7 +1084,18 @@ impl Server {
         // When each lane last began or ended a call (see `Lane::quiet`).
         let served: &'static [AtomicU64] = Box::leak((0..count).map(|_| AtomicU64::new(0)).collect());
         let mut started = 0u8;
-        for (i, (memfd, bell, socket)) in dormant.into_iter().enumerate() {
+        let mut dormant = dormant.into_iter().enumerate();
+        while let Some((i, (memfd, bell, socket))) = dormant.next() {
+            use std::os::fd::AsRawFd;
+            if let Err(e) = super::transport::shm::usable(memfd.as_raw_fd(), Some(bell.as_raw_fd())) {
+                eprintln!("tomada runner: {i} of {count} lanes: its descriptors were changed: {e}");
+                // The plugin closed them, or put other files there: not closed here
+                // (another file of the plugin's may have their numbers), nor those
+                // of the lanes after it, which it may have changed as well.
+                std::mem::forget((memfd, bell));
+                dormant.for_each(|(_, (memfd, bell, _))| std::mem::forget((memfd, bell)));
+                break;
+            }
             let link = match super::transport::shm::Shared::lane(memfd, bell, false, socket, None) {
                 Ok(shared) => Link::Rings(shared),
                 Err(e) => {

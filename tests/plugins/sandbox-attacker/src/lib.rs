@@ -345,6 +345,10 @@ impl Attacker for Attack {
                 })
             }
             "whoami" => Ok(format!("pid {} ppid {}", std::process::id(), std::os::unix::process::parent_id())),
+            // (`arg`: how many calls of `meet` this process had in all when it returns.)
+            "meet" => meet(arg.parse().map_err(|e| format!("{arg}: {e}"))?),
+            // Other files at the dormant lanes' descriptors (11 and up), or none.
+            "replace-lanes" => replace_lanes(arg),
             "fill-nudge" => fill_nudge(),
             "fill-bells" => fill(&[7, 8, 9, 10]),
             // (`arg`: another ring's memory or bell, e.g. a lane's; by default the main one's.)
@@ -871,4 +875,36 @@ fn fill_nudge() -> Result<String, String> {
         unsafe { libc::write(mine, (&raw const one).cast(), 8) };
     }
     Ok(report.replace(&format!("fd {mine}"), "fd 5"))
+}
+
+/// Waits until `meet` was called `count` times in this process (or 25 s: a hang
+/// guard), so that calls from several host threads are inside at once.
+fn meet(count: u32) -> Result<String, String> {
+    static MET: (std::sync::Mutex<u32>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+    let mut inside = MET.0.lock().map_err(|e| e.to_string())?;
+    *inside += 1;
+    MET.1.notify_all();
+    let (_inside, waited) = MET
+        .1
+        .wait_timeout_while(inside, std::time::Duration::from_secs(25), |inside| *inside < count)
+        .map_err(|e| e.to_string())?;
+    if waited.timed_out() { Err(format!("only {} of {count} calls met", *_inside)) } else { Ok("met".to_owned()) }
+}
+
+/// Puts `/dev/null` at descriptors 11 to 42, where the host passed the dormant lanes'
+/// memory and bells (`how`: "null"), or closes them ("close").
+fn replace_lanes(how: &str) -> Result<String, String> {
+    let null = if how == "null" { Some(std::fs::File::open("/dev/null").map_err(|e| e.to_string())?) } else { None };
+    let null_fd = null.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    for fd in (11..=42).filter(|&fd| Some(fd) != null_fd) {
+        if let Some(null) = null_fd {
+            // SAFETY: a plain call on descriptor numbers; the runner's files there are
+            // what this attack takes away from it.
+            unsafe { libc::dup2(null, fd) };
+        } else {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(format!("{how} at 11-42"))
 }

@@ -232,20 +232,39 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above.
 unsafe impl Sync for Mapping {}
 
-impl Mapping {
-    fn new(memfd: &OwnedFd) -> io::Result<Mapping> {
-        // SAFETY: `fstat` writes into a local buffer.
+/// Whether `memfd` is open and holds [`SIZE`] bytes, as rings to map must; and, for a
+/// lane, whether `bell` is open and a socket. (The child looks before it takes a
+/// lane's descriptors into a [`Shared`]: a plugin may have closed them, or put other
+/// files there, and what its own code broke must not be closed again by the runner,
+/// as that could close another file of the plugin's that took the number.)
+pub(crate) fn usable(memfd: RawFd, bell: Option<RawFd>) -> io::Result<()> {
+    let stat = |fd: RawFd| {
+        // SAFETY: `fstat` writes into a local buffer; a closed descriptor is an error.
         let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
         // SAFETY: as above.
-        if unsafe { libc::fstat(memfd.as_raw_fd(), &mut stat) } != 0 {
+        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        if stat.st_size as u64 != SIZE as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("the shared memory has {} bytes, not {SIZE}", stat.st_size),
-            ));
-        }
+        Ok(stat)
+    };
+    let size = stat(memfd)?.st_size;
+    if size as u64 != SIZE as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the shared memory has {size} bytes, not {SIZE}"),
+        ));
+    }
+    if let Some(bell) = bell
+        && stat(bell)?.st_mode & libc::S_IFMT != libc::S_IFSOCK
+    {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the lane's bell is not a socket"));
+    }
+    Ok(())
+}
+
+impl Mapping {
+    fn new(memfd: &OwnedFd) -> io::Result<Mapping> {
+        usable(memfd.as_raw_fd(), None)?;
         // SAFETY: a new shared mapping of the whole memfd (its size checked above and
         // sealed by the host); the kernel chooses the address.
         let base = unsafe {
