@@ -43,7 +43,26 @@ pub(crate) type ChildEnds = (Vec<(OwnedFd, RawFd)>, RawFd);
 /// memory after the handshake; `plugin` (the plugin file) passed at [`PLUGIN_FD`],
 /// or if `None` (a spare runner: it comes later, over the socket) `/dev/null` there;
 /// with `lanes` more pairs of rings (Linux, not with `socket_only`), at [`LANE_FD`] on.
+///
+/// A process out of descriptors (`EMFILE`: a host with many isolated plugins, each
+/// holding about a dozen, under the common soft limit of 1,024) raises its soft limit
+/// to its hard one, once, and tries again (see [`launch::raise_open_files`]).
 pub(crate) fn make(
+    socket_only: bool,
+    lanes: usize,
+    plugin: Option<BorrowedFd<'_>>,
+) -> Result<(Ends, ChildEnds), LaunchError> {
+    match make_once(socket_only, lanes, plugin) {
+        Err(LaunchError::Setup { source, .. })
+            if source.raw_os_error() == Some(libc::EMFILE) && launch::raise_open_files() =>
+        {
+            make_once(socket_only, lanes, plugin)
+        }
+        made => made,
+    }
+}
+
+fn make_once(
     socket_only: bool,
     lanes: usize,
     plugin: Option<BorrowedFd<'_>>,
@@ -69,7 +88,6 @@ pub(crate) fn make(
     }
     let (nudge, nudge_reader, child_nudge) = launch::nudge_pipe()?;
     pass.push((child_nudge, NUDGE_FD));
-    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     let mut readers = vec![nudge_reader];
     // The shared memory and its bells. (The child's ends of the bells are closed
     // here once duplicated, but for the read ends of those the host rings: see
@@ -110,6 +128,10 @@ pub(crate) fn make(
         NUDGE_FD
     };
     steps::mark("host: socket, nudge pipe, rings made");
+    // (Not kept where a write to a pipe without readers cannot kill the host.)
+    if launch::sigpipe_ignored() {
+        readers.clear();
+    }
     #[cfg(target_os = "linux")]
     let ends = Ends { socket: host_end, nudge, readers, shared, lanes };
     #[cfg(not(target_os = "linux"))]

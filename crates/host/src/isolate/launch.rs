@@ -74,6 +74,50 @@ pub(crate) fn above(fd: BorrowedFd<'_>) -> Result<OwnedFd, LaunchError> {
     }
 }
 
+/// Whether this process ignores `SIGPIPE` (as every Rust program does unless it opts
+/// out): a write to a pipe without readers is then an `EPIPE` error, not the
+/// process's death, and the readers of `Connection::_readers` need not be kept.
+#[cfg(unix)]
+pub(crate) fn sigpipe_ignored() -> bool {
+    // SAFETY: a query (no new action): `sigaction` writes the current one into a
+    // zeroed local.
+    let mut old = unsafe { std::mem::zeroed::<libc::sigaction>() };
+    // SAFETY: as above.
+    let queried = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) } == 0;
+    queried && old.sa_sigaction == libc::SIG_IGN
+}
+
+/// Raises this process's soft limit of open descriptors to its hard limit (on macOS
+/// at most `OPEN_MAX`, which `setrlimit` accepts), as Go's runtime and the JVM do at
+/// start; whether it rose. tomada does it only once a start ran out of descriptors
+/// (each isolated plugin holds about a dozen, and soft limits are often 1,024), and
+/// says so in a `tracing` record: the host's own later descriptors may then be
+/// numbered above 1,023, which only `select(2)` cannot take.
+#[cfg(unix)]
+pub(crate) fn raise_open_files() -> bool {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `getrlimit` writes one `rlimit` into a local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= limit.rlim_max {
+        return false;
+    }
+    let was = limit.rlim_cur;
+    #[cfg(target_os = "macos")]
+    let most = limit.rlim_max.min(10_240); // (`OPEN_MAX`, `<sys/syslimits.h>`; not in `libc`)
+    #[cfg(not(target_os = "macos"))]
+    let most = limit.rlim_max;
+    if most <= was {
+        return false;
+    }
+    limit.rlim_cur = most;
+    // SAFETY: `setrlimit` reads one `rlimit` from a local; a soft limit up to the hard
+    // one needs no privilege.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0;
+    if raised {
+        tracing::info!(from = was, to = most, "out of file descriptors: raised the soft limit to the hard one");
+    }
+    raised
+}
+
 /// The nudge: a pipe, where each 8-byte write is one post and each 8-byte read takes
 /// one. Returns the host's write end (non-blocking), a reader the host keeps (see
 /// `Connection::_readers`), and the child's opening (above 10).

@@ -153,7 +153,10 @@ struct Connection {
     /// A reader of each pipe the host writes (the nudge, the child's bells), never read:
     /// held so that a plugin closing its own ends cannot turn the host's next write
     /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
-    /// runtime ignores it). A precaution: no test has shown that write yet.
+    /// runtime ignores it). A precaution: no test has shown that write yet. Empty
+    /// where `SIGPIPE` was ignored when the process started (three descriptors fewer
+    /// per plugin): a host that ignores it and then stops ignoring it goes back to
+    /// the risk.
     #[cfg(unix)]
     _readers: Vec<OwnedFd>,
     /// The host's objects the plugin holds (or borrows for a call), by number.
