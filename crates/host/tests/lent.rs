@@ -398,6 +398,83 @@ fn lanes_taken_away_before_they_start_cost_the_host_nothing() {
     }
 }
 
+/// The same, with lane 0 left alone but no room for its thread (`max_processes`) and
+/// the later lanes' descriptors closed: the runner leaves every lane it does not serve
+/// as it is (closing them again aborted it, and could close another file of the
+/// plugin's), and serves every call on the main rings.
+#[test]
+fn lanes_closed_behind_one_that_cannot_start_cost_the_host_nothing() {
+    use tomada_host::isolate::Sandbox;
+    let sandbox = Sandbox::strict().max_processes(3).run_as(64_996, 64_996);
+    let plugin = attacker(isolation().sandbox(sandbox).deadline(Duration::from_secs(10)));
+    let pid = plugin.process_id().unwrap();
+    assert!(plugin.attack("replace-lanes", "close-from:13").unwrap().is_ok());
+    let plugin = Arc::new(plugin);
+    let p = Arc::clone(&plugin);
+    let met = returns("two calls that meet", move || {
+        std::thread::scope(|s| {
+            let first = s.spawn(|| p.attack("meet", "2"));
+            let second = p.attack("meet", "2");
+            (first.join().unwrap(), second)
+        })
+    });
+    assert!(matches!(met, (Ok(Ok(_)), Ok(Ok(_)))), "{met:?}");
+    assert!(matches!(plugin.attack("whoami", ""), Ok(Ok(_))));
+    assert_eq!(plugin.process_id(), Some(pid), "the process served every call");
+}
+
+/// A call made within a callback (for the plugin's thread that waits there for the
+/// callback's answer) and another call sent just after it, from another host thread,
+/// while that plugin thread sleeps: both can come in one read. The plugin's thread
+/// serves the first, and the second, behind it, is another thread's to read: it was
+/// left in the first thread's buffer, with no thread nudged (it found that thread
+/// asleep), and two calls that wait for each other waited for good (5 runs of 5 at
+/// rounds 2 to 36). A review's reproduction.
+#[test]
+fn a_call_read_behind_a_nested_call_is_served_meanwhile() {
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    /// The lent object: its `touch` (the plugin's callback) meets, within it, the
+    /// other thread's call, inside the plugin.
+    struct Meets {
+        plugin: Mutex<Option<Arc<Plugin<dyn Attacker>>>>,
+        round: AtomicU32,
+        barrier: Barrier,
+    }
+    impl Probe for Meets {
+        fn mark(&self) -> u64 {
+            0
+        }
+        fn touch(&self) -> u64 {
+            let p = self.plugin.lock().unwrap().clone().unwrap();
+            self.barrier.wait();
+            u64::from(matches!(p.attack("meet", &(2 * self.round.load(Ordering::SeqCst)).to_string()), Ok(Ok(_))))
+        }
+    }
+    let plugin = Arc::new(attacker(isolation().lanes(0).deadline(Duration::from_secs(8))));
+    let pid = plugin.process_id().unwrap();
+    let probe = Arc::new(Meets {
+        plugin: Mutex::new(Some(Arc::clone(&plugin))),
+        round: AtomicU32::new(0),
+        barrier: Barrier::new(2),
+    });
+    for round in 1..=200u32 {
+        probe.round.store(round, Ordering::SeqCst);
+        let (p, b) = (Arc::clone(&plugin), Arc::clone(&probe));
+        let other = std::thread::spawn(move || {
+            b.barrier.wait();
+            p.attack("meet", &(2 * round).to_string())
+        });
+        let lent = plugin.lend("hold", &*probe);
+        let other = other.join().unwrap();
+        assert!(matches!(other, Ok(Ok(_))), "round {round}: the other call: {other:?}");
+        assert_eq!(lent, Ok(Ok("held 1".to_owned())), "round {round}: the lending call");
+        assert_eq!(plugin.process_id(), Some(pid), "round {round}: no call cost the process");
+    }
+    // (The object holds the plugin: let go, or neither is ever dropped.)
+    probe.plugin.lock().unwrap().take();
+}
+
 /// The same, with the `Plugin` dropped instead: dropping asks the plugin's process to
 /// drop its instance, and that request waited for room up to the call deadline (30 s
 /// by default; here ten minutes, so that without the fix the hang guard trips). Now it

@@ -196,7 +196,8 @@ pub(crate) trait Handler {
     /// Handles what is not for a waiting thread.
     fn incoming(&self, incoming: Incoming);
     /// A thread wanted the reading while this one held it, and did not wait
-    /// ([`Endpoint::try_reading`], the plugin's pool): look for frames left unread.
+    /// ([`Endpoint::try_reading`], the plugin's pool), or this thread, waiting for an
+    /// answer, is about to serve what it read: look for frames left unread.
     fn reading_wanted(&self) {}
 }
 
@@ -570,7 +571,14 @@ impl Endpoint {
             match self.reading.try_lock() {
                 Ok(mut reading) => {
                     let read = self.read_for(&mut reading, Some(id), deadline, &mut spare);
-                    if self.let_go(reading) {
+                    // About to serve what it read (a request, a release whose drop runs
+                    // the other side's code): frames that came in the same `recv`, or
+                    // that a thread wanted to read meanwhile, are another thread's to
+                    // read (on the plugin's side: a pool thread nudged). A call sent
+                    // while this thread slept, behind the one it serves, found it
+                    // asleep and nudged no one.
+                    let serves = matches!(read, Ok(Read::Request(_) | Read::Incoming(_)));
+                    if self.let_go(reading) || serves {
                         handler.reading_wanted();
                     }
                     self.pass_reading_on(id);

@@ -154,8 +154,8 @@ struct Connection {
     /// held so that a plugin closing its own ends cannot turn the host's next write
     /// into `EPIPE` and a `SIGPIPE` (which a host that does not ignore it dies of; Rust's
     /// runtime ignores it). A precaution: no test has shown that write yet. Empty
-    /// where `SIGPIPE` was ignored when the process started (three descriptors fewer
-    /// per plugin): a host that ignores it and then stops ignoring it goes back to
+    /// where the host ignored `SIGPIPE` when this connection was made (three
+    /// descriptors fewer per plugin): a host that then stops ignoring it goes back to
     /// the risk.
     #[cfg(unix)]
     _readers: Vec<OwnedFd>,
@@ -243,7 +243,8 @@ impl Connection {
     /// so far may be busy serving the others. Not when the send found the child's
     /// reader asleep (it rang it, see `transport::shm`): that reader takes this call,
     /// and nudges a pool thread itself if more is there once it has (`runner.rs`,
-    /// `Server::let_go`). Either it slept with this call's bytes already in the ring,
+    /// `Server::let_go`; a thread waiting for a callback's answer does so before it
+    /// serves what it read, `Endpoint::wait`). Either it slept with this call's bytes already in the ring,
     /// or it went to sleep only after taking them (a reader looks for bytes after
     /// saying it sleeps, and a writer looks at whether it sleeps after publishing
     /// them): this call is read, and the nudge would only wake a thread for nothing.
@@ -616,7 +617,7 @@ impl Isolated {
             crowd: Arc::default(),
             watcher: Mutex::new(None),
             nudge,
-            _readers: vec![reader],
+            _readers: if launch::sigpipe_ignored() { Vec::new() } else { vec![reader] },
             objects: Objects::new(),
             callbacks: Mutex::new(None),
             name: self.name.clone(),

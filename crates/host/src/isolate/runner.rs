@@ -1085,17 +1085,17 @@ impl Server {
         let served: &'static [AtomicU64] = Box::leak((0..count).map(|_| AtomicU64::new(0)).collect());
         let mut started = 0u8;
         let mut dormant = dormant.into_iter().enumerate();
-        while let Some((i, (memfd, bell, socket))) = dormant.next() {
+        for (i, (memfd, bell, socket)) in dormant.by_ref() {
             use std::os::fd::AsRawFd;
             if let Err(e) = super::transport::shm::usable(memfd.as_raw_fd(), Some(bell.as_raw_fd())) {
                 eprintln!("tomada runner: {i} of {count} lanes: its descriptors were changed: {e}");
                 // The plugin closed them, or put other files there: not closed here
-                // (another file of the plugin's may have their numbers), nor those
-                // of the lanes after it, which it may have changed as well.
+                // (another file of the plugin's may have their numbers).
                 std::mem::forget((memfd, bell));
-                dormant.for_each(|(_, (memfd, bell, _))| std::mem::forget((memfd, bell)));
                 break;
             }
+            // (Found usable just now: closed with the rest if the mapping fails. Only
+            // the plugin's own threads, racing this one, could have changed them.)
             let link = match super::transport::shm::Shared::lane(memfd, bell, false, socket, None) {
                 Ok(shared) => Link::Rings(shared),
                 Err(e) => {
@@ -1114,6 +1114,10 @@ impl Server {
                 }
             }
         }
+        // The lanes not served, not looked at: the plugin may have changed their
+        // descriptors too, so they are left open rather than closed (a few
+        // descriptors, for the life of a process that serves no more lanes).
+        dormant.for_each(|(_, (memfd, bell, _))| std::mem::forget((memfd, bell)));
         started
     }
 

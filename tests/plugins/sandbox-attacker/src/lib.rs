@@ -892,11 +892,16 @@ fn meet(count: u32) -> Result<String, String> {
 }
 
 /// Puts `/dev/null` at descriptors 11 to 42, where the host passed the dormant lanes'
-/// memory and bells (`how`: "null"), or closes them ("close").
+/// memory and bells (`how`: "null"), or closes them ("close"), or closes those from
+/// `N` on ("close-from:N").
 fn replace_lanes(how: &str) -> Result<String, String> {
     let null = if how == "null" { Some(std::fs::File::open("/dev/null").map_err(|e| e.to_string())?) } else { None };
     let null_fd = null.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
-    for fd in (11..=42).filter(|&fd| Some(fd) != null_fd) {
+    let from = match how.strip_prefix("close-from:") {
+        Some(n) => n.parse().map_err(|e| format!("{n}: {e}"))?,
+        None => 11,
+    };
+    for fd in (from..=42).filter(|&fd| Some(fd) != null_fd) {
         if let Some(null) = null_fd {
             // SAFETY: a plain call on descriptor numbers; the runner's files there are
             // what this attack takes away from it.
@@ -906,5 +911,5 @@ fn replace_lanes(how: &str) -> Result<String, String> {
             unsafe { libc::close(fd) };
         }
     }
-    Ok(format!("{how} at 11-42"))
+    Ok(format!("{how}: {from}-42"))
 }
