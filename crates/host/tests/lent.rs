@@ -372,17 +372,7 @@ fn lanes_taken_away_before_they_start_cost_the_host_nothing() {
         let pid = plugin.process_id().unwrap();
         assert!(plugin.attack("replace-lanes", how).unwrap().is_ok());
         let plugin = Arc::new(plugin);
-        let p = Arc::clone(&plugin);
-        // Two calls that wait for each other inside the plugin: the second is sent
-        // while the first is in flight, and its end asks the plugin to start lanes.
-        let met = returns("two calls that meet", move || {
-            std::thread::scope(|s| {
-                let first = s.spawn(|| p.attack("meet", "2"));
-                let second = p.attack("meet", "2");
-                (first.join().unwrap(), second)
-            })
-        });
-        assert!(matches!(met, (Ok(Ok(_)), Ok(Ok(_)))), "{how}: {met:?}");
+        two_calls_meet(&plugin, how);
         // Calls from several threads at once, which would take the lanes.
         let p = Arc::clone(&plugin);
         let answers = returns("calls from several threads", move || {
@@ -398,6 +388,21 @@ fn lanes_taken_away_before_they_start_cost_the_host_nothing() {
     }
 }
 
+/// Two calls that wait for each other inside the plugin (its first meeting): the
+/// second is sent while the first is in flight, and its end asks the plugin's process
+/// to start its lanes. Both must meet.
+fn two_calls_meet(plugin: &Arc<Plugin<dyn Attacker>>, what: &str) {
+    let p = Arc::clone(plugin);
+    let met = returns("two calls that meet", move || {
+        std::thread::scope(|s| {
+            let first = s.spawn(|| p.attack("meet", "2"));
+            let second = p.attack("meet", "2");
+            (first.join().unwrap(), second)
+        })
+    });
+    assert!(matches!(met, (Ok(Ok(_)), Ok(Ok(_)))), "{what}: {met:?}");
+}
+
 /// The same, with lane 0 left alone but no room for its thread (`max_processes`) and
 /// the later lanes' descriptors closed: the runner leaves every lane it does not serve
 /// as it is (closing them again aborted it, and could close another file of the
@@ -410,15 +415,7 @@ fn lanes_closed_behind_one_that_cannot_start_cost_the_host_nothing() {
     let pid = plugin.process_id().unwrap();
     assert!(plugin.attack("replace-lanes", "close-from:13").unwrap().is_ok());
     let plugin = Arc::new(plugin);
-    let p = Arc::clone(&plugin);
-    let met = returns("two calls that meet", move || {
-        std::thread::scope(|s| {
-            let first = s.spawn(|| p.attack("meet", "2"));
-            let second = p.attack("meet", "2");
-            (first.join().unwrap(), second)
-        })
-    });
-    assert!(matches!(met, (Ok(Ok(_)), Ok(Ok(_)))), "{met:?}");
+    two_calls_meet(&plugin, "close-from:13");
     assert!(matches!(plugin.attack("whoami", ""), Ok(Ok(_))));
     assert_eq!(plugin.process_id(), Some(pid), "the process served every call");
 }
