@@ -455,19 +455,24 @@ fn a_call_read_behind_a_nested_call_is_served_meanwhile() {
         round: AtomicU32::new(0),
         barrier: Barrier::new(2),
     });
-    for round in 1..=200u32 {
-        probe.round.store(round, Ordering::SeqCst);
-        let (p, b) = (Arc::clone(&plugin), Arc::clone(&probe));
-        let other = std::thread::spawn(move || {
-            b.barrier.wait();
-            p.attack("meet", &(2 * round).to_string())
-        });
-        let lent = plugin.lend("hold", &*probe);
-        let other = other.join().unwrap();
-        assert!(matches!(other, Ok(Ok(_))), "round {round}: the other call: {other:?}");
-        assert_eq!(lent, Ok(Ok("held 1".to_owned())), "round {round}: the lending call");
-        assert_eq!(plugin.process_id(), Some(pid), "round {round}: no call cost the process");
-    }
+    // (Guarded: a lending call that returned without its callback would leave the
+    // other thread at the barrier.)
+    let rounds = Arc::clone(&probe);
+    returns("200 rounds of a nested call and another", move || {
+        for round in 1..=200u32 {
+            rounds.round.store(round, Ordering::SeqCst);
+            let (p, b) = (Arc::clone(&plugin), Arc::clone(&rounds));
+            let other = std::thread::spawn(move || {
+                b.barrier.wait();
+                p.attack("meet", &(2 * round).to_string())
+            });
+            let lent = plugin.lend("hold", &*rounds);
+            let other = other.join().unwrap();
+            assert!(matches!(other, Ok(Ok(_))), "round {round}: the other call: {other:?}");
+            assert_eq!(lent, Ok(Ok("held 1".to_owned())), "round {round}: the lending call");
+            assert_eq!(plugin.process_id(), Some(pid), "round {round}: no call cost the process");
+        }
+    });
     // (The object holds the plugin: let go, or neither is ever dropped.)
     probe.plugin.lock().unwrap().take();
 }

@@ -846,6 +846,15 @@ impl Server {
     /// the channel ends.
     fn main_loop(&'static self) -> ! {
         loop {
+            // A call another thread read and left for the pool, first: where no pool
+            // thread is free and none can start (`Sandbox::max_processes`, or
+            // `MAX_THREADS`), this thread is the only one left to serve it. (Its
+            // nudge then wakes a pool thread for nothing, later.)
+            let handed = self.pending.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            if let Some(request) = handed {
+                self.handle(Incoming::Request(request));
+                continue;
+            }
             let mut reading = Endpoint::lock(&self.endpoint.reading);
             let incoming = self.read_next(&mut reading);
             // More has arrived: a pool thread reads it while this one serves (the host's
