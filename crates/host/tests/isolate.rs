@@ -10,7 +10,7 @@ use fault_api::Faulty;
 use pluginapi::Greeter;
 use tomada_host::isolate::{Isolation, Mode, Runner, Stream};
 use tomada_host::{CallError, LoadError, Plugin};
-use tomada_test_support::{HANG_GUARD, cdylib, wait_until, within};
+use tomada_test_support::{HANG_GUARD, cdylib, lane_threads, wait_until, within};
 
 /// Isolation with the `tomada-runner` binary (the test harness cannot serve as one).
 pub fn isolation() -> Isolation {
@@ -539,21 +539,6 @@ fn a_deadline_kill_fails_the_other_calls_in_flight_as_crashed() {
 // of its own when one is free, else through the main rings. (The tests above run
 // with the default lanes too, started once two of their calls overlap; with
 // `lanes(n)` they start with the process, and a call from one thread takes lane 0.)
-
-/// The threads serving lanes in the process `pid` and its descendants (the plugin's
-/// process is the last of a chain: see `isolate::contain`).
-pub fn lane_threads(pid: u32) -> usize {
-    let here = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                .filter(|name| name.starts_with("tomada-lane-"))
-                .count()
-        })
-        .unwrap_or(0);
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    here + children.split_whitespace().filter_map(|c| c.parse().ok()).map(lane_threads).sum::<usize>()
-}
 
 /// `threads` threads each calling `echo` 200 times at once: each gets its own answers.
 pub fn echoes_from_threads(p: &Plugin<dyn Faulty>, threads: usize, label: &str) {

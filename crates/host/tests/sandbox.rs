@@ -10,9 +10,9 @@ use std::time::Duration;
 use attack_api::Attacker;
 use tomada_host::isolate::{Isolation, Mode, Sandbox};
 use tomada_host::{CallError, LoadError, Plugin};
-use tomada_test_support::{cdylib, wait_until};
+use tomada_test_support::{cdylib, lane_threads, wait_until};
 
-use crate::isolate::{echoes_from_threads, faulty, is_dead, isolation, lane_threads};
+use crate::isolate::{echoes_from_threads, faulty, is_dead, isolation};
 
 const EPERM: &str = "Operation not permitted";
 

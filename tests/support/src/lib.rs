@@ -284,6 +284,22 @@ pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'sta
     }
 }
 
+/// The threads serving lanes in the process `pid` and its descendants (the plugin's
+/// process is the last of a chain: see `isolate::contain`).
+#[cfg(target_os = "linux")]
+pub fn lane_threads(pid: u32) -> usize {
+    let here = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.starts_with("tomada-lane-"))
+                .count()
+        })
+        .unwrap_or(0);
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    here + children.split_whitespace().filter_map(|c| c.parse().ok()).map(lane_threads).sum::<usize>()
+}
+
 /// How many distinct sealed copies (tomada's `memfd:tomada:NAME` images of a loaded
 /// plugin) named `name` this process has mapped: one per version still loaded.
 #[cfg(target_os = "linux")]

@@ -69,7 +69,8 @@ fn make_once(
 ) -> Result<(Ends, ChildEnds), LaunchError> {
     let setup = |step: Step| move |source: std::io::Error| LaunchError::Setup { step, source };
     let (host_end, pair_end) = UnixStream::pair().map_err(setup(Step::SocketPair))?;
-    // What the child inherits, each above 10 here until it takes its number there.
+    // What the child inherits, each above every number passed here (`launch::above`)
+    // until it takes its number there.
     // (The socket's end first, closed here as soon as it is duplicated: the host
     // must hold only its own end, or it never sees the end of a child that dies
     // while loading.)

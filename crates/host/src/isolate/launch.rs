@@ -60,14 +60,27 @@ pub(crate) struct Launch<'a> {
     pub(crate) pass: Vec<std::os::windows::io::OwnedHandle>,
 }
 
-/// Duplicates `fd` above the standard descriptors and the ones passed (≥ 10), close
-/// on exec: then `dup2` onto its number in the child always makes a new descriptor
-/// (without close-on-exec).
+/// The lowest number [`above`] gives: above every number a child is passed (on
+/// Linux up to its last lane's bell, 26).
+#[cfg(unix)]
+const ABOVE: RawFd = 32;
+#[cfg(target_os = "linux")]
+const _: () = {
+    use super::protocol::{LANE_FD, LANE_FDS, MAX_LANES};
+    assert!(ABOVE > LANE_FD + LANE_FDS * MAX_LANES as RawFd - 1);
+};
+
+/// Duplicates `fd` above the standard descriptors and every number passed (≥
+/// [`ABOVE`]), close on exec: then `dup2` onto its number in the child always makes
+/// a new descriptor (without close-on-exec), and no `dup2` of the ones before it
+/// lands on a descriptor still to be passed. (It was ≥ 10, below the lanes' numbers:
+/// a host whose low numbers were free in another order than it took them, as in a
+/// busy test process, passed one lane's descriptor where another's was due.)
 #[cfg(unix)]
 pub(crate) fn above(fd: BorrowedFd<'_>) -> Result<OwnedFd, LaunchError> {
     // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor the caller holds open returns
     // a new one (or -1).
-    match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } {
+    match unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, ABOVE) } {
         -1 => Err(LaunchError::Setup { step: Step::Duplicate, source: io::Error::last_os_error() }),
         // SAFETY: a fresh descriptor returned by `fcntl`, owned by nobody else.
         fd => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
