@@ -133,7 +133,7 @@ pub(crate) fn raise_open_files() -> bool {
 
 /// The nudge: a pipe, where each 8-byte write is one post and each 8-byte read takes
 /// one. Returns the host's write end (non-blocking), a reader the host keeps (see
-/// `Connection::_readers`), and the child's opening (above 10).
+/// `Connection::_readers`), and the child's opening (see [`above`]).
 ///
 /// Not an eventfd: a descriptor both processes hold shares its open file description,
 /// whose `O_NONBLOCK` the plugin could clear and whose counter it could fill, blocking

@@ -1089,13 +1089,13 @@ impl Server {
     /// many run.
     #[cfg(target_os = "linux")]
     fn serve_lanes(&'static self, dormant: Vec<Dormant>) -> u8 {
+        use std::os::fd::AsRawFd;
         let count = dormant.len();
         // When each lane last began or ended a call (see `Lane::quiet`).
         let served: &'static [AtomicU64] = Box::leak((0..count).map(|_| AtomicU64::new(0)).collect());
         let mut started = 0u8;
         let mut dormant = dormant.into_iter().enumerate();
         for (i, (memfd, bell, socket)) in dormant.by_ref() {
-            use std::os::fd::AsRawFd;
             if let Err(e) = super::transport::shm::usable(memfd.as_raw_fd(), Some(bell.as_raw_fd())) {
                 eprintln!("tomada runner: {i} of {count} lanes: its descriptors were changed: {e}");
                 // The plugin closed them, or put other files there: not closed here

@@ -238,15 +238,6 @@ unsafe impl Sync for Mapping {}
 /// files there, and what its own code broke must not be closed again by the runner,
 /// as that could close another file of the plugin's that took the number.)
 pub(crate) fn usable(memfd: RawFd, bell: Option<RawFd>) -> io::Result<()> {
-    let stat = |fd: RawFd| {
-        // SAFETY: `fstat` writes into a local buffer; a closed descriptor is an error.
-        let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
-        // SAFETY: as above.
-        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(stat)
-    };
     let size = stat(memfd)?.st_size;
     if size as u64 != SIZE as u64 {
         return Err(io::Error::new(
@@ -723,10 +714,18 @@ impl Shared {
 
 /// The device and inode of the file open at `fd`, if it is open.
 fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+    stat(fd).ok().map(|stat| (stat.st_dev, stat.st_ino))
+}
+
+/// What `fstat` says of `fd` (an error if it is not open).
+fn stat(fd: RawFd) -> io::Result<libc::stat> {
     // SAFETY: `fstat` writes into a local buffer; a closed descriptor is an error.
     let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
     // SAFETY: as above.
-    (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((stat.st_dev as u64, stat.st_ino as u64))
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stat)
 }
 
 impl Shared {
