@@ -45,8 +45,9 @@ use crate::{LaunchError, LoadError};
 /// after its hello), sleep numbers (`shm::Naps`), byte answers asked for alone
 /// (`tomada::descriptor::flags::BYTES_ALONE`). 10: lanes are started when the host
 /// asks (method `START_LANES` of target 0), not before `Ready`, which says how many
-/// the child holds.
-pub(crate) const PROTOCOL: u32 = 10;
+/// the child holds. 11: on a lane, the host rings the child through a futex word in
+/// the lane's memory, not its socketpair (`shm::Wake::Socket`).
+pub(crate) const PROTOCOL: u32 = 11;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).

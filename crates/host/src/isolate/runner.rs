@@ -1021,8 +1021,10 @@ impl Server {
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (lanes are Linux's)
 impl Lane {
-    /// The lane's thread: reads a call, serves it, and so on; ends the process when
-    /// the channel ends, as the main thread does.
+    /// The lane's thread: reads a call, serves it, and so on; ends the process if its
+    /// lane's channel is found ended or broken. (It sleeps on a futex word the host
+    /// rings, which does not tell the host's end: the host ends this process when it
+    /// ends the channel, and the main thread sees the end through its bells.)
     fn serve_loop(&'static self) -> ! {
         LANE.with(|l| l.set(Some(self)));
         loop {

@@ -94,6 +94,9 @@ struct Control {
     /// The reader sleeps until bytes come (the reader's): 0 if not, else the number
     /// of this sleep (see [`Naps`]).
     reader_sleeping: Line<AtomicU32>,
+    /// A lane's child-side bell, in the host's ring's page (the host's to set, the
+    /// child's to take): a futex word, 1 when rung (see [`Wake::Socket`]).
+    bell: Line<AtomicU32>,
 }
 
 const _: () = assert!(size_of::<Control>() <= CONTROL);
@@ -345,14 +348,25 @@ enum Wake {
     /// A lane's: this side's end of a socketpair of the lane's own, rung for bytes
     /// and for room alike (one thread a side uses a lane, waiting for one of them at a
     /// time; a ring for the other is one wake-up for nothing, see [`MAX_EMPTY_WAKES`]).
-    /// The sleeper's `recv` takes the rings and learns the other side's end (`0`) in one
-    /// system call, where a pipe needs a `poll` (of the pipe and the channel's socket)
-    /// and a `read`; each side holds only its own end, as with the pipes.
+    ///
+    /// The host sleeps on it: its `recv` takes the rings and learns the child's end
+    /// (`0`: the child's process is gone) in one system call, where a pipe needs a
+    /// `poll` (of the pipe and the channel's socket) and a `read`. The child sleeps on
+    /// a futex word in the shared memory instead ([`Control::bell`]), which the host
+    /// sets and wakes: a socket's reader that takes a byte wakes whoever sleeps on
+    /// the *sender's* end (`unix_write_space`: the sender's socket became writable),
+    /// and the sender sleeps there, waiting for the answer, so a call over the
+    /// socketpair both ways woke the host for nothing at each request the child took;
+    /// and a futex wake is a hash-bucket lock where a socket `send` allocates a buffer.
+    /// The child learns nothing of the host's end from the futex, and needs not: the
+    /// host ends the child's process when it ends the channel, and the child's
+    /// main thread learns the host's end from the main rings' bells (docs/benchmarks.md,
+    /// "Many threads, round 5").
     Socket(OwnedFd),
 }
 
-/// The most a lane's sleeper waits in one `recv` before it looks at its deadline
-/// (`SO_RCVTIMEO` of the host's end; the child's has none: it has no deadline).
+/// The most a lane's host side waits in one `recv` before it looks at its deadline
+/// (`SO_RCVTIMEO` of the host's end; the child sleeps on a futex word instead).
 const LANE_TICK: Duration = Duration::from_secs(1);
 
 /// A new, zeroed, sealed memfd of [`SIZE`] bytes and a lane's bell, a socketpair: the
@@ -745,10 +759,18 @@ impl Shared {
         if self.host { self.socket.as_raw_fd() } else { -1 }
     }
 
+    /// A lane's child-side bell (see [`Wake::Socket`]): in the control page of the
+    /// host's ring, whichever side this is.
+    fn child_bell(&self) -> &AtomicU32 {
+        let ring = if self.host { &self.tx } else { &self.rx };
+        &ring.control().bell.0
+    }
+
     /// Rings the other side's reader.
     fn ring_data(&self) {
         match &self.wake {
             Wake::Pipes { their_data, .. } => ring(their_data),
+            Wake::Socket(_) if self.host => ring_futex(self.child_bell()),
             Wake::Socket(bell) => ring_socket(bell),
         }
     }
@@ -757,6 +779,7 @@ impl Shared {
     fn ring_room(&self) {
         match &self.wake {
             Wake::Pipes { their_room, .. } => ring(their_room),
+            Wake::Socket(_) if self.host => ring_futex(self.child_bell()),
             Wake::Socket(bell) => ring_socket(bell),
         }
     }
@@ -766,7 +789,8 @@ impl Shared {
         self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_data, .. } => sleep(my_data, self.watched(), deadline),
-            Wake::Socket(bell) => sleep_socket(bell, deadline),
+            Wake::Socket(bell) if self.host => sleep_socket(bell, deadline),
+            Wake::Socket(_) => sleep_futex(self.child_bell(), deadline),
         }
     }
 
@@ -775,7 +799,8 @@ impl Shared {
         self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_room, .. } => sleep(my_room, self.watched(), deadline),
-            Wake::Socket(bell) => sleep_socket(bell, deadline),
+            Wake::Socket(bell) if self.host => sleep_socket(bell, deadline),
+            Wake::Socket(_) => sleep_futex(self.child_bell(), deadline),
         }
     }
 
@@ -856,9 +881,58 @@ fn ring_socket(bell: &OwnedFd) {
     unsafe { libc::send(bell.as_raw_fd(), (&raw const one).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
 }
 
-/// Sleeps until a lane's bell rings (and takes its rings, a whole `DRAIN` at once), the
-/// other side's end closes (`Eof`), or `deadline` passes: one `recv` (that waits at
-/// most [`LANE_TICK`] on the host's end), and a `poll` first only in the last tick
+/// Rings a lane's child-side bell (see [`Wake::Socket`]): sets the word, then wakes
+/// the one thread that may sleep on it (the lane's, in the child). Never blocks.
+fn ring_futex(word: &AtomicU32) {
+    word.store(1, Ordering::Release);
+    // SAFETY: `FUTEX_WAKE` of a word in our shared mapping of the lane's memory, which
+    // outlives the call (this `Shared` holds it); not private (`FUTEX_PRIVATE_FLAG`):
+    // the sleeper is in another process, which maps the same memfd.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, std::ptr::null::<libc::timespec>()) };
+}
+
+/// Sleeps on a lane's child-side bell until it is rung (and takes the ring: the word
+/// back to 0), or `deadline` passes. A ring made before the sleep is found at once, as
+/// a byte left in a socket would be: `FUTEX_WAIT` sleeps only while the word is
+/// still 0, checked by the kernel against the waker's store.
+fn sleep_futex(word: &AtomicU32, deadline: Option<Instant>) -> Result<(), ReadError> {
+    loop {
+        if word.swap(0, Ordering::Acquire) != 0 {
+            return Ok(());
+        }
+        let left = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReadError::TimedOut);
+                }
+                Some(libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                })
+            }
+            None => None,
+        };
+        let timeout = left.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `FUTEX_WAIT` on a word of our shared mapping (alive for the call), with
+        // a relative timeout read from a local or none; not private: the waker is the
+        // host's process. It returns at once if the word is no longer 0.
+        let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, 0, timeout) };
+        if r != 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                // (Rung meanwhile, a signal, or the timeout: the word and the deadline
+                // are looked at again above.)
+                Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT) => {}
+                _ => return Err(ReadError::Io(err)),
+            }
+        }
+    }
+}
+
+/// The host's side of a lane: sleeps until the child rings its socketpair (and takes its rings, a whole `DRAIN` at once), the
+/// child's end closes (`Eof`), or `deadline` passes: one `recv` (that waits at
+/// most [`LANE_TICK`]), and a `poll` first only in the last tick
 /// before a deadline.
 fn sleep_socket(bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), ReadError> {
     let mut rings = [0u8; DRAIN];
@@ -1030,7 +1104,8 @@ mod tests {
         assert!(sleeper.join().unwrap(), "the end of the socket ends the wait");
     }
 
-    /// A lane: both ends woken through one socketpair (see `Wake::Socket`).
+    /// A lane: the host woken through its socketpair, the child through a futex word
+    /// (see `Wake::Socket`).
     fn lane_pair() -> (Shared, Shared) {
         let (memfd, bell, child_bell) = create_lane().unwrap();
         let (a, b) = UnixStream::pair().unwrap();
@@ -1067,6 +1142,59 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(child);
         assert!(sleeper.join().unwrap(), "the end of the lane's bell ends the wait");
+    }
+
+    /// A lane's child sleeps on the futex word in the shared memory, not on the
+    /// socketpair: the host's ring sets the word and sends nothing through the socket
+    /// (a byte there would also wake the host's own `recv` for nothing when the child
+    /// took it); a ring made before the child sleeps is found at once and taken; a
+    /// sleeping child is woken by a ring from another thread; a deadline holds.
+    #[test]
+    fn a_lanes_child_is_rung_through_a_futex_word_not_the_socketpair() {
+        let (host, child) = lane_pair();
+        let Wake::Socket(childs_end) = &child.wake else { panic!("a lane wakes through its socketpair") };
+        let queued = |end: &OwnedFd| {
+            let mut byte = 0u8;
+            // SAFETY: one writable byte of a local; a non-blocking peek.
+            unsafe { libc::recv(end.as_raw_fd(), (&raw mut byte).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_PEEK) }
+        };
+        host.ring_data();
+        assert_eq!(child.child_bell().load(Ordering::Acquire), 1, "rung: the word is set");
+        assert_eq!(queued(childs_end), -1, "nothing sent through the child's end of the socketpair");
+        child.sleep_data(Some(Instant::now() + Duration::from_secs(60))).unwrap();
+        assert_eq!(child.child_bell().load(Ordering::Acquire), 0, "the ring is taken by the sleep it ended");
+        // The ring wakes a child asleep in `FUTEX_WAIT` (seen there by the kernel's
+        // `wchan`), long before the sleep's deadline: the word alone, without the
+        // wake, would be found only when the wait times out.
+        let tid = std::sync::atomic::AtomicI32::new(0);
+        std::thread::scope(|s| {
+            let sleeper = s.spawn(|| {
+                // SAFETY: `gettid` has no preconditions.
+                tid.store(unsafe { libc::gettid() }, Ordering::Release);
+                let began = Instant::now();
+                (child.sleep_data(Some(began + Duration::from_secs(30))), began.elapsed())
+            });
+            let asleep = || {
+                let tid = tid.load(Ordering::Acquire);
+                tid != 0
+                    && std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
+                        .is_ok_and(|w| w.contains("futex"))
+            };
+            let guard = Instant::now() + Duration::from_secs(20);
+            while !asleep() && Instant::now() < guard {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            host.ring_room();
+            let (woken, after) = sleeper.join().unwrap();
+            assert!(woken.is_ok(), "{woken:?}");
+            assert!(after < Duration::from_secs(25), "woken by the ring, not by the deadline: {after:?}");
+        });
+        let r = child.sleep_data(Some(Instant::now() + Duration::from_millis(20)));
+        assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
+        // The other way, the host is still rung through the socketpair.
+        child.ring_data();
+        let Wake::Socket(hosts_end) = &host.wake else { panic!("a lane wakes through its socketpair") };
+        assert_eq!(queued(hosts_end), 1, "the child rings the host through the socketpair");
     }
 
     /// The child's side sleeps on its bell alone (not on the socket, which a sleeping
