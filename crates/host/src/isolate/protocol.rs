@@ -46,7 +46,7 @@ use crate::{LaunchError, LoadError};
 /// (`tomada::descriptor::flags::BYTES_ALONE`). 10: lanes are started when the host
 /// asks (method `START_LANES` of target 0), not before `Ready`, which says how many
 /// the child holds. 11: on a lane, the host rings the child through a futex word in
-/// the lane's memory, not its socketpair (`shm::Wake::Socket`).
+/// the lane's memory, not its socketpair (`shm::Wake::HostLane`).
 pub(crate) const PROTOCOL: u32 = 11;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
@@ -94,7 +94,7 @@ pub(crate) const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
 pub(crate) const LAST_FD: i32 = 10;
 /// The first descriptor of the lanes (Linux): lane `i`'s shared memory at
 /// `LANE_FD + LANE_FDS * i`, then its bell (the child's end of a socketpair, see
-/// `shm::Wake::Socket`).
+/// `shm::Wake::ChildLane`).
 #[cfg(target_os = "linux")]
 pub(crate) const LANE_FD: i32 = LAST_FD + 1;
 /// The descriptors of one lane.

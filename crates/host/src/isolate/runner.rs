@@ -457,7 +457,7 @@ fn take_shared() -> Result<SharedEnds, LaunchError> {
         assert!(protocol::BELL_FDS[0] == protocol::SHM_FD + 1 && protocol::BELL_FDS[3] == protocol::SHM_FD + 4);
     let (memfd, bells) = rings(protocol::SHM_FD)?;
     let lanes: usize = std::env::var(protocol::LANES_VAR).ok().and_then(|n| n.parse().ok()).unwrap_or(0);
-    // Each lane's memory, then its bell (see `shm::Wake::Socket`).
+    // Each lane's memory, then its bell (see `shm::Wake::ChildLane`).
     let lanes = (0..lanes.min(protocol::MAX_LANES))
         .map(|i| {
             let first = protocol::LANE_FD + protocol::LANE_FDS * i as RawFd;

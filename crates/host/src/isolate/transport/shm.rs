@@ -95,7 +95,7 @@ struct Control {
     /// of this sleep (see [`Naps`]).
     reader_sleeping: Line<AtomicU32>,
     /// A lane's child-side bell, in the host's ring's page (the host's to set, the
-    /// child's to take): a futex word, 1 when rung (see [`Wake::Socket`]).
+    /// child's to take): a futex word, 1 when rung (see [`Wake::HostLane`]).
     bell: Line<AtomicU32>,
 }
 
@@ -345,24 +345,26 @@ enum Wake {
         /// Slept on for room in `tx`.
         my_room: OwnedFd,
     },
-    /// A lane's: this side's end of a socketpair of the lane's own, rung for bytes
-    /// and for room alike (one thread a side uses a lane, waiting for one of them at a
-    /// time; a ring for the other is one wake-up for nothing, see [`MAX_EMPTY_WAKES`]).
-    ///
-    /// The host sleeps on it: its `recv` takes the rings and learns the child's end
+    /// A lane's host side: its end of the lane's own socketpair, which it sleeps on
+    /// for bytes and for room alike (one thread a side uses a lane, waiting for one
+    /// of them at a time; a ring for the other is one wake-up for nothing, see
+    /// [`MAX_EMPTY_WAKES`]). Its `recv` takes the rings and learns the child's end
     /// (`0`: the child's process is gone) in one system call, where a pipe needs a
-    /// `poll` (of the pipe and the channel's socket) and a `read`. The child sleeps on
-    /// a futex word in the shared memory instead ([`Control::bell`]), which the host
-    /// sets and wakes: a socket's reader that takes a byte wakes whoever sleeps on
-    /// the *sender's* end (`unix_write_space`: the sender's socket became writable),
-    /// and the sender sleeps there, waiting for the answer, so a call over the
-    /// socketpair both ways woke the host for nothing at each request the child took;
-    /// and a futex wake is a hash-bucket lock where a socket `send` allocates a buffer.
-    /// The child learns nothing of the host's end from the futex, and needs not: the
-    /// host ends the child's process when it ends the channel, and the child's
-    /// main thread learns the host's end from the main rings' bells (docs/benchmarks.md,
-    /// "Many threads, round 5").
-    Socket(OwnedFd),
+    /// `poll` (of the pipe and the channel's socket) and a `read`. It rings the child
+    /// through the futex word [`Control::bell`], not the socketpair: a socket's
+    /// reader that takes a byte wakes whoever sleeps on the *sender's* end
+    /// (`unix_write_space`: the sender's socket became writable), and the host sleeps
+    /// there, waiting for the answer, so a ring through the socketpair woke it for
+    /// nothing at each request the child took; and a futex wake is a hash-bucket lock
+    /// where a socket `send` allocates a buffer (docs/benchmarks.md, "Many threads,
+    /// round 5").
+    HostLane(OwnedFd),
+    /// A lane's child side: rings the host through its end of the socketpair, and
+    /// sleeps on the futex word [`Control::bell`], which the host sets and wakes. It
+    /// learns nothing of the host's end from the word, and needs not: the host ends the
+    /// child's process when it ends the channel, and the child's main thread learns
+    /// the host's end from the main rings' bells.
+    ChildLane(OwnedFd),
 }
 
 /// The most a lane's host side waits in one `recv` before it looks at its deadline
@@ -446,7 +448,7 @@ impl Shared {
     }
 
     /// A lane's end (see `Isolation::lanes`): as [`Shared::new`], woken through `bell`,
-    /// this side's end of the lane's socketpair (see [`Wake::Socket`]).
+    /// this side's end of the lane's socketpair (see [`Wake::HostLane`], [`Wake::ChildLane`]).
     pub(crate) fn lane(
         memfd: OwnedFd,
         bell: OwnedFd,
@@ -454,7 +456,8 @@ impl Shared {
         socket: std::sync::Arc<UnixStream>,
         write_timeout: Option<Duration>,
     ) -> io::Result<Shared> {
-        Shared::with(memfd, Wake::Socket(bell), host, socket, write_timeout)
+        let wake = if host { Wake::HostLane(bell) } else { Wake::ChildLane(bell) };
+        Shared::with(memfd, wake, host, socket, write_timeout)
     }
 
     fn with(
@@ -759,7 +762,7 @@ impl Shared {
         if self.host { self.socket.as_raw_fd() } else { -1 }
     }
 
-    /// A lane's child-side bell (see [`Wake::Socket`]): in the control page of the
+    /// A lane's child-side bell (see [`Wake::ChildLane`]): in the control page of the
     /// host's ring, whichever side this is.
     fn child_bell(&self) -> &AtomicU32 {
         let ring = if self.host { &self.tx } else { &self.rx };
@@ -770,8 +773,8 @@ impl Shared {
     fn ring_data(&self) {
         match &self.wake {
             Wake::Pipes { their_data, .. } => ring(their_data),
-            Wake::Socket(_) if self.host => ring_futex(self.child_bell()),
-            Wake::Socket(bell) => ring_socket(bell),
+            Wake::HostLane(_) => ring_futex(self.child_bell()),
+            Wake::ChildLane(bell) => ring_socket(bell),
         }
     }
 
@@ -779,8 +782,8 @@ impl Shared {
     fn ring_room(&self) {
         match &self.wake {
             Wake::Pipes { their_room, .. } => ring(their_room),
-            Wake::Socket(_) if self.host => ring_futex(self.child_bell()),
-            Wake::Socket(bell) => ring_socket(bell),
+            Wake::HostLane(_) => ring_futex(self.child_bell()),
+            Wake::ChildLane(bell) => ring_socket(bell),
         }
     }
 
@@ -789,8 +792,8 @@ impl Shared {
         self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_data, .. } => sleep(my_data, self.watched(), deadline),
-            Wake::Socket(bell) if self.host => sleep_socket(bell, deadline),
-            Wake::Socket(_) => sleep_futex(self.child_bell(), deadline),
+            Wake::HostLane(bell) => sleep_socket(bell, deadline),
+            Wake::ChildLane(_) => sleep_futex(self.child_bell(), deadline),
         }
     }
 
@@ -799,8 +802,8 @@ impl Shared {
         self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_room, .. } => sleep(my_room, self.watched(), deadline),
-            Wake::Socket(bell) if self.host => sleep_socket(bell, deadline),
-            Wake::Socket(_) => sleep_futex(self.child_bell(), deadline),
+            Wake::HostLane(bell) => sleep_socket(bell, deadline),
+            Wake::ChildLane(_) => sleep_futex(self.child_bell(), deadline),
         }
     }
 
@@ -881,7 +884,7 @@ fn ring_socket(bell: &OwnedFd) {
     unsafe { libc::send(bell.as_raw_fd(), (&raw const one).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
 }
 
-/// Rings a lane's child-side bell (see [`Wake::Socket`]): sets the word, then wakes
+/// Rings a lane's child-side bell (see [`Wake::ChildLane`]): sets the word, then wakes
 /// the one thread that may sleep on it (the lane's, in the child). Never blocks.
 fn ring_futex(word: &AtomicU32) {
     word.store(1, Ordering::Release);
@@ -1105,7 +1108,7 @@ mod tests {
     }
 
     /// A lane: the host woken through its socketpair, the child through a futex word
-    /// (see `Wake::Socket`).
+    /// (see `Wake::HostLane`).
     fn lane_pair() -> (Shared, Shared) {
         let (memfd, bell, child_bell) = create_lane().unwrap();
         let (a, b) = UnixStream::pair().unwrap();
@@ -1152,7 +1155,7 @@ mod tests {
     #[test]
     fn a_lanes_child_is_rung_through_a_futex_word_not_the_socketpair() {
         let (host, child) = lane_pair();
-        let Wake::Socket(childs_end) = &child.wake else { panic!("a lane wakes through its socketpair") };
+        let Wake::ChildLane(childs_end) = &child.wake else { panic!("a lane wakes through its socketpair") };
         let queued = |end: &OwnedFd| {
             let mut byte = 0u8;
             // SAFETY: one writable byte of a local; a non-blocking peek.
@@ -1193,7 +1196,7 @@ mod tests {
         assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
         // The other way, the host is still rung through the socketpair.
         child.ring_data();
-        let Wake::Socket(hosts_end) = &host.wake else { panic!("a lane wakes through its socketpair") };
+        let Wake::HostLane(hosts_end) = &host.wake else { panic!("a lane wakes through its socketpair") };
         assert_eq!(queued(hosts_end), 1, "the child rings the host through the socketpair");
     }
 
@@ -1302,7 +1305,7 @@ mod tests {
         match (&side.wake, data) {
             (Wake::Pipes { my_data, .. }, true) => my_data,
             (Wake::Pipes { my_room, .. }, false) => my_room,
-            (Wake::Socket(_), _) => panic!("`pair` makes pipes"),
+            (Wake::HostLane(_) | Wake::ChildLane(_), _) => panic!("`pair` makes pipes"),
         }
     }
 
