@@ -110,8 +110,7 @@ fn make_once(
     const _: () = assert!(BELL_FDS[0] == SHM_FD + 1 && BELL_FDS[3] == SHM_FD + 4 && LANE_FDS == 2);
     #[cfg(target_os = "linux")]
     let shared = if socket_only { None } else { Some(rings(SHM_FD)?) };
-    // Each lane: its memory, then the child's end of its socketpair (which closes
-    // with the child's process: see `shm::Wake::HostLane`).
+    // Each lane: its memory, then the child's end of its bell (a socketpair).
     #[cfg(target_os = "linux")]
     let lanes = (0..lanes)
         .map(|i| {

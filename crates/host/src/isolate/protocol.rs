@@ -94,7 +94,7 @@ pub(crate) const BELL_FDS: [i32; 4] = [7, 8, 9, 10];
 #[cfg(target_os = "linux")]
 pub(crate) const LAST_FD: i32 = 10;
 /// The first descriptor of the lanes (Linux): lane `i`'s shared memory at
-/// `LANE_FD + LANE_FDS * i`, then the child's end of its socketpair (see
+/// `LANE_FD + LANE_FDS * i`, then its bell (the child's end of a socketpair, see
 /// `shm::Wake::ChildLane`).
 #[cfg(target_os = "linux")]
 pub(crate) const LANE_FD: i32 = LAST_FD + 1;

@@ -386,10 +386,8 @@ enum Wake {
 /// child's end of the lane's socketpair (see [`Wake::HostLane`]).
 const LANE_TICK: Duration = Duration::from_secs(1);
 
-/// A new, zeroed, sealed memfd of [`SIZE`] bytes and a lane's socketpair: the host's
-/// end and the child's (which the host passes to the child and closes). The bells are
-/// futex words in the memory; the socketpair only tells the host of the child's end
-/// (see [`Wake::HostLane`]).
+/// A new, zeroed, sealed memfd of [`SIZE`] bytes and a lane's bell, a socketpair: the
+/// host's end and the child's (which the host passes to the child and closes).
 pub(crate) fn create_lane() -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
     let memfd = memfd()?;
     let mut fds = [0; 2];
@@ -450,9 +448,8 @@ impl Shared {
         Shared::with(memfd, wake, host, socket.into(), write_timeout)
     }
 
-    /// A lane's end (see `Isolation::lanes`): as [`Shared::new`], woken through futex
-    /// words in `memfd`, with `bell` this side's end of the lane's socketpair (see
-    /// [`Wake::HostLane`], [`Wake::ChildLane`]).
+    /// A lane's end (see `Isolation::lanes`): as [`Shared::new`], woken through `bell`,
+    /// this side's end of the lane's socketpair (see [`Wake::HostLane`], [`Wake::ChildLane`]).
     pub(crate) fn lane(
         memfd: OwnedFd,
         bell: OwnedFd,
