@@ -796,8 +796,6 @@ impl Endpoint {
         let wakers: Vec<_> = flight.waiting.values_mut().filter_map(Slot::wake).collect();
         drop(flight);
         wakers.into_iter().for_each(std::task::Waker::wake);
-        // A call asleep on a lane learns it now, not at its next look at the socket.
-        self.link.interrupt();
     }
 
     /// Tells the other side its object `id` is no longer used (a failure is the

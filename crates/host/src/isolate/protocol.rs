@@ -46,9 +46,8 @@ use crate::{LaunchError, LoadError};
 /// (`tomada::descriptor::flags::BYTES_ALONE`). 10: lanes are started when the host
 /// asks (method `START_LANES` of target 0), not before `Ready`, which says how many
 /// the child holds. 11: on a lane, the host rings the child through a futex word in
-/// the lane's memory, not its socketpair (`shm::Wake::HostLane`). 12: the child rings
-/// the host through one too (a runner of 11 would ring a socket nobody reads).
-pub(crate) const PROTOCOL: u32 = 12;
+/// the lane's memory, not its socketpair (`shm::Wake::HostLane`).
+pub(crate) const PROTOCOL: u32 = 11;
 
 /// The environment variable naming the runner's socket descriptor (Windows: the
 /// handles of its two pipes, `IN,OUT`).

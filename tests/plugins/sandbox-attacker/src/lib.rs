@@ -354,8 +354,6 @@ impl Attacker for Attack {
             // (`arg`: another ring's memory or bell, e.g. a lane's; by default the main one's.)
             "claim-full" => claim_full(arg.parse().unwrap_or(6)),
             "bell-flood" => bell_flood(arg.parse().unwrap_or(7)),
-            // (`arg`: a lane's memory, 11 for lane 0.)
-            "futex-flood" => futex_flood(arg.parse().unwrap_or(11)),
             "lent-go" => {
                 LENT_GO.store(true, Ordering::SeqCst);
                 Ok("go".to_owned())
@@ -606,9 +604,6 @@ const RING: usize = CONTROL + CAPACITY;
 
 /// The reader's head in a ring's control page.
 const HEAD: usize = 384;
-/// A lane's bell for the reader of a ring, a futex word, in its control page (the
-/// host's: in the child's ring's page).
-const BELL: usize = 768;
 
 /// Maps descriptor 6 and runs `f` on the child's ring: its tail, head and data.
 fn with_ring(
@@ -774,29 +769,6 @@ fn bell_flood(fd: i32) -> Result<String, String> {
         if rings == u64::MAX {
             return Ok("rang without end".to_owned());
         }
-    }
-}
-
-/// Rings the host's bell of the lane whose memory is descriptor `fd` (its futex word:
-/// set, then `FUTEX_WAKE`) without end and sends nothing, as `bell_flood` does a pipe.
-fn futex_flood(fd: i32) -> Result<String, String> {
-    // SAFETY: a new shared mapping of descriptor `fd`, as in `claim_full`.
-    let base = unsafe {
-        libc::mmap(std::ptr::null_mut(), 2 * RING, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
-    };
-    if base == libc::MAP_FAILED {
-        return Err(format!("mmap: {}", Error::last_os_error()));
-    }
-    // SAFETY: a 4-byte aligned word within the mapping (kept mapped: the process ends
-    // with it), an atomic the host also uses as one.
-    let word = unsafe { &*base.cast::<u8>().add(RING + BELL).cast::<std::sync::atomic::AtomicU32>() };
-    loop {
-        word.store(1, Ordering::Release);
-        // SAFETY: `FUTEX_WAKE` of a word of our shared mapping; not private (the
-        // sleeper is the host's process).
-        unsafe {
-            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, std::ptr::null::<libc::timespec>())
-        };
     }
 }
 

@@ -85,8 +85,4 @@ impl Transport for Link {
     fn peer_awake(&self) -> bool {
         dispatch!(self, t => Transport::peer_awake(t))
     }
-
-    fn interrupt(&self) {
-        dispatch!(self, t => Transport::interrupt(t))
-    }
 }

@@ -102,11 +102,6 @@ pub(crate) trait Transport: Send + Sync {
     fn peer_awake(&self) -> bool {
         true
     }
-
-    /// The host ended the channel: a wait on it, now or to come, ends with `Eof` at
-    /// once. Only for transports whose waits would not learn it by themselves at once
-    /// (a lane's host side, which sleeps on a futex word: see `shm::Wake::HostLane`).
-    fn interrupt(&self) {}
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -132,10 +127,6 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn peer_awake(&self) -> bool {
         (**self).peer_awake()
-    }
-
-    fn interrupt(&self) {
-        (**self).interrupt()
     }
 }
 

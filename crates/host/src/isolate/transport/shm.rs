@@ -94,9 +94,8 @@ struct Control {
     /// The reader sleeps until bytes come (the reader's): 0 if not, else the number
     /// of this sleep (see [`Naps`]).
     reader_sleeping: Line<AtomicU32>,
-    /// A lane's bell for the reader of this ring: a futex word, 1 when rung. In the
-    /// host's ring's page, the child's bell (the host's to set, the child's to take);
-    /// in the child's ring's page, the host's (see [`Wake::HostLane`]).
+    /// A lane's child-side bell, in the host's ring's page (the host's to set, the
+    /// child's to take): a futex word, 1 when rung (see [`Wake::HostLane`]).
     bell: Line<AtomicU32>,
 }
 
@@ -346,44 +345,30 @@ enum Wake {
         /// Slept on for room in `tx`.
         my_room: OwnedFd,
     },
-    /// A lane's host side. Each side of a lane sleeps on a futex word in the lane's
-    /// shared memory ([`Control::bell`] of the ring it reads), for bytes and for room
-    /// alike (one thread a side uses a lane, waiting for one of them at a time; a ring
-    /// for the other is one wake-up for nothing, see [`MAX_EMPTY_WAKES`]), and the
-    /// other side rings it by setting the word and `FUTEX_WAKE`. Not the socketpair
-    /// (as up to protocol 11): a socket's reader that takes a byte wakes whoever
-    /// sleeps on the *sender's* end (`unix_write_space`: the sender's socket became
-    /// writable), where the sender waits for the answer, so every ring woke the other
-    /// side for nothing; and a futex wake is a hash-bucket lock where a socket `send`
-    /// allocates a buffer (docs/benchmarks.md, "Many threads, round 5" and "round 6").
-    ///
-    /// A futex word says nothing of the child's end, which the socket did at once.
-    /// The host learns it in two ways. At once: whoever sees the channel end (the
-    /// thread that reads the main rings, which sleeps on the channel's socket, once
-    /// calls go through lanes; or a call that times out) closes every lane's
-    /// endpoint, which sets `ended` and rings the word ([`Shared::interrupt`]). And
-    /// at the latest a [`LANE_TICK`] later: a sleep that ticks looks at `socket`, the
-    /// host's end of the lane's socketpair, whose other end closes with the child's
-    /// process (nothing else goes through it).
-    HostLane {
-        /// The host's end of the lane's socketpair: `recv` gives 0 once the child's
-        /// process is gone.
-        socket: OwnedFd,
-        /// The host ended the channel (set by [`Shared::interrupt`], in the host's own
-        /// memory, out of the plugin's reach).
-        ended: std::sync::atomic::AtomicBool,
-    },
-    /// A lane's child side: sleeps on its futex word, rings the host's (see
-    /// [`Wake::HostLane`]), and holds its end of the socketpair, whose closing with the
-    /// child's process is how the host's tick learns of it. It learns nothing of the
-    /// host's end from the word, and needs not: the host ends the child's process when
-    /// it ends the channel, and the child's main thread learns the host's end from the
-    /// main rings' bells.
-    ChildLane { _socket: OwnedFd },
+    /// A lane's host side: its end of the lane's own socketpair, which it sleeps on
+    /// for bytes and for room alike (one thread a side uses a lane, waiting for one
+    /// of them at a time; a ring for the other is one wake-up for nothing, see
+    /// [`MAX_EMPTY_WAKES`]). Its `recv` takes the rings and learns the child's end
+    /// (`0`: the child's process is gone) in one system call, where a pipe needs a
+    /// `poll` (of the pipe and the channel's socket) and a `read`. It rings the child
+    /// through the futex word [`Control::bell`], not the socketpair: a socket's
+    /// reader that takes a byte wakes whoever sleeps on the *sender's* end
+    /// (`unix_write_space`: the sender's socket became writable), and the host sleeps
+    /// there, waiting for the answer, so a ring through the socketpair woke it for
+    /// nothing at each request the child took; and a futex wake is a hash-bucket lock
+    /// where a socket `send` allocates a buffer (docs/benchmarks.md, "Many threads,
+    /// round 5").
+    HostLane(OwnedFd),
+    /// A lane's child side: rings the host through its end of the socketpair, and
+    /// sleeps on the futex word [`Control::bell`], which the host sets and wakes. It
+    /// learns nothing of the host's end from the word, and needs not: the host ends the
+    /// child's process when it ends the channel, and the child's main thread learns
+    /// the host's end from the main rings' bells.
+    ChildLane(OwnedFd),
 }
 
-/// The most a lane's host side sleeps on its futex word before it looks at the
-/// child's end of the lane's socketpair (see [`Wake::HostLane`]).
+/// The most a lane's host side waits in one `recv` before it looks at its deadline
+/// (`SO_RCVTIMEO` of the host's end; the child sleeps on a futex word instead).
 const LANE_TICK: Duration = Duration::from_secs(1);
 
 /// A new, zeroed, sealed memfd of [`SIZE`] bytes and a lane's bell, a socketpair: the
@@ -397,6 +382,20 @@ pub(crate) fn create_lane() -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
     }
     // SAFETY: fresh descriptors returned by `socketpair`, owned by nobody else.
     let (host, child) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let tick = libc::timeval { tv_sec: LANE_TICK.as_secs() as libc::time_t, tv_usec: 0 };
+    // SAFETY: one `timeval` from a local, its size given.
+    let set = unsafe {
+        libc::setsockopt(
+            host.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tick).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok((memfd, host, child))
 }
 
@@ -457,11 +456,7 @@ impl Shared {
         socket: std::sync::Arc<UnixStream>,
         write_timeout: Option<Duration>,
     ) -> io::Result<Shared> {
-        let wake = if host {
-            Wake::HostLane { socket: bell, ended: std::sync::atomic::AtomicBool::new(false) }
-        } else {
-            Wake::ChildLane { _socket: bell }
-        };
+        let wake = if host { Wake::HostLane(bell) } else { Wake::ChildLane(bell) };
         Shared::with(memfd, wake, host, socket, write_timeout)
     }
 
@@ -767,21 +762,19 @@ impl Shared {
         if self.host { self.socket.as_raw_fd() } else { -1 }
     }
 
-    /// A lane's bells (see [`Wake::HostLane`]): this side's, in the control page of the
-    /// ring it reads, and the other side's, in the page of the ring it writes.
-    fn my_bell(&self) -> &AtomicU32 {
-        &self.rx.control().bell.0
-    }
-
-    fn their_bell(&self) -> &AtomicU32 {
-        &self.tx.control().bell.0
+    /// A lane's child-side bell (see [`Wake::ChildLane`]): in the control page of the
+    /// host's ring, whichever side this is.
+    fn child_bell(&self) -> &AtomicU32 {
+        let ring = if self.host { &self.tx } else { &self.rx };
+        &ring.control().bell.0
     }
 
     /// Rings the other side's reader.
     fn ring_data(&self) {
         match &self.wake {
             Wake::Pipes { their_data, .. } => ring(their_data),
-            Wake::HostLane { .. } | Wake::ChildLane { .. } => ring_futex(self.their_bell()),
+            Wake::HostLane(_) => ring_futex(self.child_bell()),
+            Wake::ChildLane(bell) => ring_socket(bell),
         }
     }
 
@@ -789,7 +782,8 @@ impl Shared {
     fn ring_room(&self) {
         match &self.wake {
             Wake::Pipes { their_room, .. } => ring(their_room),
-            Wake::HostLane { .. } | Wake::ChildLane { .. } => ring_futex(self.their_bell()),
+            Wake::HostLane(_) => ring_futex(self.child_bell()),
+            Wake::ChildLane(bell) => ring_socket(bell),
         }
     }
 
@@ -798,8 +792,8 @@ impl Shared {
         self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_data, .. } => sleep(my_data, self.watched(), deadline),
-            Wake::HostLane { socket, ended } => sleep_host_lane(self.my_bell(), socket, ended, deadline),
-            Wake::ChildLane { .. } => sleep_futex(self.my_bell(), deadline),
+            Wake::HostLane(bell) => sleep_socket(bell, deadline),
+            Wake::ChildLane(_) => sleep_futex(self.child_bell(), deadline),
         }
     }
 
@@ -808,20 +802,8 @@ impl Shared {
         self.socket_kept()?;
         match &self.wake {
             Wake::Pipes { my_room, .. } => sleep(my_room, self.watched(), deadline),
-            Wake::HostLane { socket, ended } => sleep_host_lane(self.my_bell(), socket, ended, deadline),
-            Wake::ChildLane { .. } => sleep_futex(self.my_bell(), deadline),
-        }
-    }
-
-    /// Ends the waits of a lane's host side, now and to come, with `Eof`: the host
-    /// ended the channel (see [`Wake::HostLane`]). Nothing for the main rings, whose
-    /// host side sleeps on the channel's socket, nor for a child's side.
-    pub(crate) fn interrupt(&self) {
-        if let Wake::HostLane { ended, .. } = &self.wake {
-            ended.store(true, Ordering::SeqCst);
-            // (The word set too: a sleeper between its look at `ended` and its
-            // `FUTEX_WAIT` does not sleep.)
-            ring_futex(self.my_bell());
+            Wake::HostLane(bell) => sleep_socket(bell, deadline),
+            Wake::ChildLane(_) => sleep_futex(self.child_bell(), deadline),
         }
     }
 
@@ -860,10 +842,6 @@ impl Transport for Shared {
     fn peer_awake(&self) -> bool {
         Shared::peer_awake(self)
     }
-
-    fn interrupt(&self) {
-        Shared::interrupt(self)
-    }
 }
 
 /// Counts a wake-up that found nothing (see [`MAX_EMPTY_WAKES`]): the channel's end
@@ -898,34 +876,22 @@ fn ring(bell: &OwnedFd) {
     unsafe { libc::write(bell.as_raw_fd(), (&raw const one).cast(), 1) };
 }
 
-/// Rings a lane's bell (see [`Wake::HostLane`]): sets the word, then wakes the one
-/// thread that may sleep on it (the lane's, on the other side). Never blocks.
+/// Rings a lane's bell (its socketpair): one byte, never blocking, a full socket being
+/// a bell rung already, a peer gone being for the next wait to find (no `SIGPIPE`).
+fn ring_socket(bell: &OwnedFd) {
+    let one = 1u8;
+    // SAFETY: sending 1 byte from a local on our end of the socketpair, without waiting.
+    unsafe { libc::send(bell.as_raw_fd(), (&raw const one).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+}
+
+/// Rings a lane's child-side bell (see [`Wake::ChildLane`]): sets the word, then wakes
+/// the one thread that may sleep on it (the lane's, in the child). Never blocks.
 fn ring_futex(word: &AtomicU32) {
     word.store(1, Ordering::Release);
     // SAFETY: `FUTEX_WAKE` of a word in our shared mapping of the lane's memory, which
     // outlives the call (this `Shared` holds it); not private (`FUTEX_PRIVATE_FLAG`):
     // the sleeper is in another process, which maps the same memfd.
     unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, std::ptr::null::<libc::timespec>()) };
-}
-
-/// `FUTEX_WAIT` on `word` while it is 0, for up to `timeout` (`None`: until woken).
-/// `Ok` when woken; else the error: `ETIMEDOUT`, `EAGAIN` (the word was not 0),
-/// `EINTR` (a signal), or another.
-fn futex_wait(word: &AtomicU32, timeout: Option<Duration>) -> io::Result<()> {
-    let left = timeout
-        .map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as libc::c_long });
-    let timeout = left.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `FUTEX_WAIT` on a word of our shared mapping (alive for the call), with
-    // a relative timeout read from a local or none; not private: the waker is the
-    // other side's process. It returns at once if the word is no longer 0.
-    let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, 0, timeout) };
-    if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
-
-/// Whether `err` (of [`futex_wait`]) only means: look again (rung meanwhile, a
-/// signal, or the timeout).
-fn look_again(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT))
 }
 
 /// Sleeps on a lane's child-side bell until it is rung (and takes the ring: the word
@@ -943,67 +909,73 @@ fn sleep_futex(word: &AtomicU32, deadline: Option<Instant>) -> Result<(), ReadEr
                 if left.is_zero() {
                     return Err(ReadError::TimedOut);
                 }
-                Some(left)
+                Some(libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                })
             }
             None => None,
         };
-        match futex_wait(word, left) {
-            Err(e) if !look_again(&e) => return Err(ReadError::Io(e)),
-            _ => {} // (the word and the deadline are looked at again above)
+        let timeout = left.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `FUTEX_WAIT` on a word of our shared mapping (alive for the call), with
+        // a relative timeout read from a local or none; not private: the waker is the
+        // host's process. It returns at once if the word is no longer 0.
+        let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, 0, timeout) };
+        if r != 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                // (Rung meanwhile, a signal, or the timeout: the word and the deadline
+                // are looked at again above.)
+                Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT) => {}
+                _ => return Err(ReadError::Io(err)),
+            }
         }
     }
 }
 
-/// The host's side of a lane (see [`Wake::HostLane`]): sleeps on its bell until it is
-/// rung (and takes the ring), the host ends the channel or the child's end of
-/// `socket` closes (`Eof`), or `deadline` passes. It looks at the socket once every
-/// [`LANE_TICK`] of sleep, with one `recv` that does not wait.
-fn sleep_host_lane(
-    word: &AtomicU32,
-    socket: &OwnedFd,
-    ended: &std::sync::atomic::AtomicBool,
-    deadline: Option<Instant>,
-) -> Result<(), ReadError> {
+/// The host's side of a lane: sleeps until the child rings its socketpair (and takes its rings, a whole `DRAIN` at once), the
+/// child's end closes (`Eof`), or `deadline` passes: one `recv` (that waits at
+/// most [`LANE_TICK`]), and a `poll` first only in the last tick
+/// before a deadline.
+fn sleep_socket(bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), ReadError> {
+    let mut rings = [0u8; DRAIN];
     loop {
-        if ended.load(Ordering::SeqCst) {
-            return Err(ReadError::Eof);
-        }
-        if word.swap(0, Ordering::Acquire) != 0 {
-            return Ok(());
-        }
-        let mut wait = LANE_TICK;
+        // Within the last tick before the deadline: `poll` for it, then a `recv` that
+        // cannot block (so the deadline is kept to the millisecond, not to the tick).
+        let mut flags = 0;
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(ReadError::TimedOut);
             }
-            wait = wait.min(left);
-        }
-        match futex_wait(word, Some(wait)) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
-                if child_gone(socket) {
-                    return Err(ReadError::Eof);
+            if left < LANE_TICK {
+                let mut fds = [libc::pollfd { fd: bell.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                // SAFETY: one valid `pollfd`, for the duration of the call.
+                let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, super::poll_timeout(deadline)?) };
+                if r < 0 {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(ReadError::Io(err));
+                    }
                 }
+                if r <= 0 {
+                    continue; // (the deadline, or a signal: looked at again above)
+                }
+                flags = libc::MSG_DONTWAIT;
             }
-            Err(e) if look_again(&e) => {}
-            Err(e) => return Err(ReadError::Io(e)),
         }
-    }
-}
-
-/// Whether the other end of a lane's socketpair is closed (its process gone), by one
-/// `recv` that does not wait. Nothing is sent through it; bytes a plugin sends
-/// anyway are taken and dropped.
-fn child_gone(socket: &OwnedFd) -> bool {
-    let mut junk = [0u8; 64];
-    // SAFETY: reading up to 64 bytes into a local from our end of the lane's
-    // socketpair (which nobody else reads), without waiting.
-    let n = unsafe { libc::recv(socket.as_raw_fd(), junk.as_mut_ptr().cast(), junk.len(), libc::MSG_DONTWAIT) };
-    match n {
-        0 => true,
-        n if n > 0 => false,
-        _ => !matches!(io::Error::last_os_error().kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
+        // SAFETY: reading up to `DRAIN` bytes into a local from our end of the lane's
+        // socketpair (which nobody else reads).
+        let n = unsafe { libc::recv(bell.as_raw_fd(), rings.as_mut_ptr().cast(), DRAIN, flags) };
+        match n {
+            0 => return Err(ReadError::Eof),
+            n if n > 0 => return Ok(()),
+            _ => match io::Error::last_os_error().kind() {
+                // (The tick, or a signal: the deadline is looked at again.)
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::TimedOut => {}
+                _ => return Err(ReadError::Eof),
+            },
+        }
     }
 }
 
@@ -1135,7 +1107,8 @@ mod tests {
         assert!(sleeper.join().unwrap(), "the end of the socket ends the wait");
     }
 
-    /// A lane: each side woken through a futex word (see `Wake::HostLane`).
+    /// A lane: the host woken through its socketpair, the child through a futex word
+    /// (see `Wake::HostLane`).
     fn lane_pair() -> (Shared, Shared) {
         let (memfd, bell, child_bell) = create_lane().unwrap();
         let (a, b) = UnixStream::pair().unwrap();
@@ -1147,10 +1120,9 @@ mod tests {
 
     /// Through a lane, bytes cross both ways (a frame larger than the ring too, the
     /// writer woken for room through the same bell), a sleeper is woken by the bell,
-    /// and the child's end (its end of the socketpair closed, as when its process
-    /// dies) ends the host's wait, nobody else telling it: found at a tick.
+    /// and the other side's end (its end of the socketpair closed) ends a wait.
     #[test]
-    fn a_lane_carries_bytes_both_ways_and_learns_the_childs_end() {
+    fn a_lane_wakes_through_its_socketpair_and_learns_the_other_sides_end() {
         let (host, child) = lane_pair();
         let big: Vec<u8> = (0..3 * CAPACITY + 11).map(|i| (i % 251) as u8).collect();
         let sent = big.clone();
@@ -1172,97 +1144,60 @@ mod tests {
         });
         std::thread::sleep(Duration::from_millis(20));
         drop(child);
-        assert!(sleeper.join().unwrap(), "the end of the child's end of the socketpair ends the wait");
+        assert!(sleeper.join().unwrap(), "the end of the lane's bell ends the wait");
     }
 
-    /// What a process's thread `tid` sleeps in, by the kernel's `wchan`, contains
-    /// "futex", waiting up to 20 s for it to get there.
-    fn asleep_on_a_futex(tid: &std::sync::atomic::AtomicI32) -> bool {
-        let asleep = || {
-            let tid = tid.load(Ordering::Acquire);
-            tid != 0
-                && std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan")).is_ok_and(|w| w.contains("futex"))
-        };
-        let guard = Instant::now() + Duration::from_secs(20);
-        while !asleep() && Instant::now() < guard {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        asleep()
-    }
-
-    /// Each side of a lane sleeps on a futex word in the shared memory, not on the
-    /// socketpair: a ring sets the word and sends nothing through the socket (a byte
-    /// there would also wake the ringer's own sleep for nothing when the other side
-    /// took it); a ring made before the other side sleeps is found at once and
-    /// taken; a sleeping side is woken by a ring from another thread; a deadline
-    /// holds.
+    /// A lane's child sleeps on the futex word in the shared memory, not on the
+    /// socketpair: the host's ring sets the word and sends nothing through the socket
+    /// (a byte there would also wake the host's own `recv` for nothing when the child
+    /// took it); a ring made before the child sleeps is found at once and taken; a
+    /// sleeping child is woken by a ring from another thread; a deadline holds.
     #[test]
-    fn a_lanes_sides_are_rung_through_futex_words_not_the_socketpair() {
+    fn a_lanes_child_is_rung_through_a_futex_word_not_the_socketpair() {
         let (host, child) = lane_pair();
-        let Wake::ChildLane { _socket: childs_end } = &child.wake else { panic!("a lane's child side") };
-        let Wake::HostLane { socket: hosts_end, .. } = &host.wake else { panic!("a lane's host side") };
+        let Wake::ChildLane(childs_end) = &child.wake else { panic!("a lane wakes through its socketpair") };
         let queued = |end: &OwnedFd| {
             let mut byte = 0u8;
             // SAFETY: one writable byte of a local; a non-blocking peek.
             unsafe { libc::recv(end.as_raw_fd(), (&raw mut byte).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_PEEK) }
         };
-        for (ringer, sleeper, sleepers_end) in [(&host, &child, childs_end), (&child, &host, hosts_end)] {
-            ringer.ring_data();
-            assert_eq!(sleeper.my_bell().load(Ordering::Acquire), 1, "rung: the word is set");
-            assert_eq!(queued(sleepers_end), -1, "nothing sent through the socketpair");
-            sleeper.sleep_data(Some(Instant::now() + Duration::from_secs(60))).unwrap();
-            assert_eq!(sleeper.my_bell().load(Ordering::Acquire), 0, "the ring is taken by the sleep it ended");
-            // The ring wakes a side asleep in `FUTEX_WAIT` (seen there by the kernel's
-            // `wchan`), long before the sleep's deadline: the word alone, without the
-            // wake, would be found only when the wait times out (the host's tick, 1 s,
-            // would find it too: the deadline is past its first tick, and the sleep
-            // must end before it).
-            let tid = std::sync::atomic::AtomicI32::new(0);
-            std::thread::scope(|s| {
-                let sleeping = s.spawn(|| {
-                    // SAFETY: `gettid` has no preconditions.
-                    tid.store(unsafe { libc::gettid() }, Ordering::Release);
-                    let began = Instant::now();
-                    (sleeper.sleep_data(Some(began + Duration::from_secs(30))), began.elapsed())
-                });
-                assert!(asleep_on_a_futex(&tid), "the sleeper is not in a futex wait");
-                ringer.ring_room();
-                let (woken, after) = sleeping.join().unwrap();
-                assert!(woken.is_ok(), "{woken:?}");
-                assert!(after < Duration::from_secs(25), "woken by the ring, not by the deadline: {after:?}");
-            });
-            let r = sleeper.sleep_data(Some(Instant::now() + Duration::from_millis(20)));
-            assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
-        }
-    }
-
-    /// The host ending a channel (`Endpoint::close`) ends a lane's host-side wait at
-    /// once, the child's process still alive (its end of the socketpair open, so no
-    /// tick would find an end): asleep already, or about to sleep. A child's side is
-    /// not interrupted (it learns the end from the main rings).
-    #[test]
-    fn the_hosts_interrupt_ends_a_lanes_host_side_wait_at_once() {
-        let (host, child) = lane_pair();
+        host.ring_data();
+        assert_eq!(child.child_bell().load(Ordering::Acquire), 1, "rung: the word is set");
+        assert_eq!(queued(childs_end), -1, "nothing sent through the child's end of the socketpair");
+        child.sleep_data(Some(Instant::now() + Duration::from_secs(60))).unwrap();
+        assert_eq!(child.child_bell().load(Ordering::Acquire), 0, "the ring is taken by the sleep it ended");
+        // The ring wakes a child asleep in `FUTEX_WAIT` (seen there by the kernel's
+        // `wchan`), long before the sleep's deadline: the word alone, without the
+        // wake, would be found only when the wait times out.
         let tid = std::sync::atomic::AtomicI32::new(0);
         std::thread::scope(|s| {
-            let sleeping = s.spawn(|| {
+            let sleeper = s.spawn(|| {
                 // SAFETY: `gettid` has no preconditions.
                 tid.store(unsafe { libc::gettid() }, Ordering::Release);
-                let mut byte = 0u8;
-                // (A deadline, not `None`: without the interrupt's wake-up this test
-                // fails, it does not hang.)
-                host.recv(&raw mut byte, 1, Duration::ZERO, Some(Instant::now() + Duration::from_secs(30)))
+                let began = Instant::now();
+                (child.sleep_data(Some(began + Duration::from_secs(30))), began.elapsed())
             });
-            assert!(asleep_on_a_futex(&tid), "the host's side is not in a futex wait");
-            host.interrupt();
-            let r = sleeping.join().unwrap();
-            assert!(matches!(r, Err(ReadError::Eof)), "{r:?}");
+            let asleep = || {
+                let tid = tid.load(Ordering::Acquire);
+                tid != 0
+                    && std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
+                        .is_ok_and(|w| w.contains("futex"))
+            };
+            let guard = Instant::now() + Duration::from_secs(20);
+            while !asleep() && Instant::now() < guard {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            host.ring_room();
+            let (woken, after) = sleeper.join().unwrap();
+            assert!(woken.is_ok(), "{woken:?}");
+            assert!(after < Duration::from_secs(25), "woken by the ring, not by the deadline: {after:?}");
         });
-        let r = host.wait_bytes(None);
-        assert!(matches!(r, Err(ReadError::Eof)), "an ended lane's next wait: {r:?}");
-        child.interrupt();
-        let r = child.wait_bytes(Some(Instant::now() + Duration::from_millis(20)));
-        assert!(matches!(r, Err(ReadError::TimedOut)), "the child's side: {r:?}");
+        let r = child.sleep_data(Some(Instant::now() + Duration::from_millis(20)));
+        assert!(matches!(r, Err(ReadError::TimedOut)), "{r:?}");
+        // The other way, the host is still rung through the socketpair.
+        child.ring_data();
+        let Wake::HostLane(hosts_end) = &host.wake else { panic!("a lane wakes through its socketpair") };
+        assert_eq!(queued(hosts_end), 1, "the child rings the host through the socketpair");
     }
 
     /// The child's side sleeps on its bell alone (not on the socket, which a sleeping
@@ -1370,7 +1305,7 @@ mod tests {
         match (&side.wake, data) {
             (Wake::Pipes { my_data, .. }, true) => my_data,
             (Wake::Pipes { my_room, .. }, false) => my_room,
-            (Wake::HostLane { .. } | Wake::ChildLane { .. }, _) => panic!("`pair` makes pipes"),
+            (Wake::HostLane(_) | Wake::ChildLane(_), _) => panic!("`pair` makes pipes"),
         }
     }
 
