@@ -117,7 +117,14 @@ fn objects_dropped_on_other_threads_in_any_order() {
             .enumerate()
             .map(|(i, cursor)| {
                 let plugin = Arc::clone(&plugin);
-                s.spawn(move || {
+                // Stacks of 16 MiB: more than glibc caches (40 MiB in all) and over 4×
+                // the 2 MiB another test's new thread asks for, which glibc would not
+                // give it. A new thread on a stack reused from these would hold the
+                // plugin's addresses in its unwritten slots, and the unload's look at
+                // threads younger than the library (another test's, running beside this
+                // one) would keep the library mapped for good (seen beside two CPU
+                // hogs: 1 run in 15 of `isolate:: objects::`).
+                std::thread::Builder::new().stack_size(16 << 20).spawn_scoped(s, move || {
                     assert!(cursor.next().unwrap().is_some());
                     // Half drop the plugin handle first, half the cursor first.
                     if i % 2 == 0 {
@@ -129,7 +136,8 @@ fn objects_dropped_on_other_threads_in_any_order() {
                     }
                 })
             })
-            .collect();
+            .collect::<std::io::Result<Vec<_>>>()
+            .unwrap();
         // Joined one by one (`pthread_join`): each thread has exited, its thread-local
         // destructors (some the plugin's) run. The scope's own wait ends as soon as
         // each closure returns, while a thread may still be running the plugin's
