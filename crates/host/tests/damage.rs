@@ -160,9 +160,13 @@ fn damaged_copies_rarely_crash_the_host() {
             .collect();
         halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
-    let counted = |mode: fn(&Tried) -> &Fate, fate: Fate| fates.iter().filter(|t| *mode(t) == fate).count();
-    let (tomada_crashes, tomada_hangs) = (counted(|t| &t.tomada, Fate::Crashed), counted(|t| &t.tomada, Fate::Hung));
-    let (raw_crashes, raw_hangs) = (counted(|t| &t.raw, Fate::Crashed), counted(|t| &t.raw, Fate::Hung));
+    // (Crashes, hangs) of one way of loading.
+    let tally = |way: fn(&Tried) -> &Fate| {
+        let count = |fate: Fate| fates.iter().filter(|t| *way(t) == fate).count();
+        (count(Fate::Crashed), count(Fate::Hung))
+    };
+    let (tomada_crashes, tomada_hangs) = tally(|t| &t.tomada);
+    let (raw_crashes, raw_hangs) = tally(|t| &t.raw);
     eprintln!(
         "damaged greeter copies (seed {SEED:#x}, {COUNT}): crashes with tomada's checks {tomada_crashes} \
          (hangs {tomada_hangs}); with a raw dlopen {raw_crashes} (hangs {raw_hangs})"
