@@ -463,7 +463,7 @@ mod linux {
         }
         let took = start.elapsed();
         let after = settle();
-        let pinned = tomada_host::pinned_libraries().len() - pinned_before;
+        let pinned = tomada_host::pinned_libraries().len().saturating_sub(pinned_before);
         println!(
             "{cycles} cycles (cp + reload + call) in {:.1} s ({:.2} ms each); generation {}",
             took.as_secs_f64(),

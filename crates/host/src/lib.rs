@@ -119,7 +119,7 @@ mod plugin_fn;
 mod structure;
 mod trust;
 pub mod unload;
-pub use unload::{Hazard, UnloadReport, pinned_libraries};
+pub use unload::{Hazard, UnloadReport, pinned_libraries, unload_pinned_libraries};
 
 use std::ffi::c_void;
 use std::fmt;

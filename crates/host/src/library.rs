@@ -123,18 +123,39 @@ impl Library {
     }
 }
 
+impl Library {
+    /// Closes the library, with no look for hazards (done already: see
+    /// `crate::unload`), and lets its name go once the loader has.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn close(mut self) {
+        drop(self.handle.take());
+        #[cfg(target_os = "linux")]
+        if let Some(file) = self.name.take() {
+            names::release(file, self.placed);
+        }
+    }
+}
+
 impl Drop for Library {
     fn drop(&mut self) {
         // Anything that would run the library's code once it is unmapped keeps it
-        // mapped, for good, and is reported (see `crate::unload`).
+        // mapped, and it is reported (see `crate::unload`); the libraries kept so
+        // before are looked at again in the same look, and those found free unloaded.
         #[cfg(target_os = "linux")]
         if let Some(file) = &self.name {
-            let hazards = crate::unload::hazards(&crate::unload::code(file, self.placed.map(|p| p.base)), self.opened);
+            let code = crate::unload::code(file, self.placed.map(|p| p.base));
+            let now = crate::unload::Subject { code: &code, since: self.opened, kept: false };
+            let (hazards, _) = crate::unload::look_again(Some(now), false);
             if !hazards.is_empty() {
-                crate::unload::pinned(crate::unload::UnloadReport { path: file.path.clone(), hazards });
-                std::mem::forget(self.handle.take());
+                let report = crate::unload::UnloadReport { path: file.path.clone(), hazards };
                 // Its name stays taken, and its sealed copy open, for as long as it is mapped.
-                std::mem::forget(self.name.take());
+                let kept = Library {
+                    handle: self.handle.take(),
+                    name: self.name.take(),
+                    opened: self.opened,
+                    placed: self.placed,
+                };
+                crate::unload::pinned(report, code, self.opened, kept);
                 return;
             }
         }

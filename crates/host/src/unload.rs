@@ -17,10 +17,16 @@
 //!   one that never blocks meanwhile is not seen (rare: a plugin's threads mostly wait). A stale word
 //!   on a stack can keep a library mapped that could have gone: the error is always
 //!   on the side of keeping it;
-//! - **`pthread_key_create` destructors** in the library (they run at the exit of any
-//!   thread holding a value for the key), read from glibc's key table after checking
-//!   its layout against the description glibc publishes for debuggers
+//! - **`pthread_key_create` destructors** in the library that a thread holds a value
+//!   for (they run at the exit of such a thread), read from glibc's key table after
+//!   checking its layout against the description glibc publishes for debuggers
 //!   (`_thread_db___pthread_keys`); where it does not match, keys are not checked.
+//!   Whether a thread holds a value is read from glibc's list of threads the way
+//!   `libthread_db` reads it (see `held_keys`); where it cannot be, every such key is
+//!   a hazard. (A plugin's `std` makes such a key the first time it registers a
+//!   thread-local destructor, and gives a value to each thread it does that on: the
+//!   threads the plugin starts, and a host thread that asked it to start one. Counting
+//!   every key as a hazard kept every plugin that ever started a thread mapped for good.)
 //!
 //! "The library's code" is its executable `PT_LOAD` segments, read from its own
 //! program headers (in the sealed copy, or a file that cannot change: the bytes the
@@ -39,10 +45,18 @@
 //! registered one has exited) and `atexit`/`__cxa_atexit` handlers of the library
 //! (run by `dlclose` itself, before unmapping).
 //!
-//! A library kept mapped is never unloaded (its sealed copy stays open too): each is an
-//! [`UnloadReport`], listed by [`pinned_libraries`] and logged as a `tracing` event
-//! (target `tomada::audit`, decision `kept mapped`). Elsewhere than Linux nothing is
-//! looked for and libraries are closed as before.
+//! A library kept mapped (its sealed copy stays open too) is an [`UnloadReport`],
+//! listed by [`pinned_libraries`] and logged as a `tracing` event (target
+//! `tomada::audit`, decision `kept mapped`). It is **looked at again** at every later
+//! unload of any plugin (in the same look as the library unloaded then; skipped while
+//! a thread found in it last time is alive, which costs one `statx`) and by
+//! [`unload_pinned_libraries`] (always), with the same checks, and unloaded as soon as nothing
+//! is found (its thread ended, the host thread holding its key's value ended, its
+//! signal handler replaced; decision `unloaded`). Looking again differs in two ways,
+//! since no handle holds it any more: the thread doing the look is looked at too (it
+//! may be one of the library's own threads, unloading another plugin), and a thread
+//! never seen blocked is a hazard rather than waited for. Elsewhere than Linux nothing
+//! is looked for and libraries are closed as before.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -83,11 +97,24 @@ impl std::fmt::Display for Hazard {
 pub struct UnloadReport {
     /// The plugin's file.
     pub path: PathBuf,
-    /// Everything found that would have run its code after unmapping.
+    /// Everything found that would run its code after unmapping: at the unload that
+    /// kept it, then as found by the last look at it again.
     pub hazards: Vec<Hazard>,
 }
 
-static PINNED: Mutex<Vec<UnloadReport>> = Mutex::new(Vec::new());
+/// A library kept mapped, with what it takes to look at it again and to unload it.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+struct Kept {
+    /// Tells it apart while it is looked at outside the lock.
+    id: u64,
+    report: UnloadReport,
+    /// Its executable code, and when it was loaded (see [`Subject`]).
+    code: Vec<(usize, usize)>,
+    since: u64,
+    library: crate::library::Library,
+}
+
+static PINNED: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
 
 /// The threads tomada started for itself (reading a child's output, the main rings,
 /// callbacks, file watches...), while they run: never a hazard. They run a plugin's
@@ -124,15 +151,105 @@ impl Drop for OwnThread {
     }
 }
 
-/// Every plugin library this process kept mapped instead of unloading it, and why
-/// (see the [module documentation](self)).
+/// Every plugin library this process keeps mapped instead of unloading it, and why
+/// (see the [module documentation](self)). A library leaves the list when a later
+/// look finds nothing left that would run its code, and it is unloaded then (see
+/// [`unload_pinned_libraries`]).
 pub fn pinned_libraries() -> Vec<UnloadReport> {
-    PINNED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    PINNED.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|kept| kept.report.clone()).collect()
 }
 
-/// Records a library kept mapped.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) fn pinned(report: UnloadReport) {
+/// Looks again at every library kept mapped (see [`pinned_libraries`]) and unloads
+/// each that nothing would run any more — its thread ended, its signal handler or
+/// `pthread` key destructor replaced — with the same checks as any unload; returns
+/// the paths of those unloaded. Every unload of a plugin does this too, so a host
+/// that keeps loading and unloading plugins needs not call it; one that unloads
+/// rarely can, when it knows a plugin's leftovers are gone.
+///
+/// ```
+/// // Nothing was kept mapped in this process, so nothing is unloaded.
+/// assert!(tomada_host::pinned_libraries().is_empty());
+/// assert!(tomada_host::unload_pinned_libraries().is_empty());
+/// ```
+pub fn unload_pinned_libraries() -> Vec<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        let (_, unloaded) = look_again(None, true);
+        unloaded
+    }
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
+}
+
+/// Looks for the hazards of `now`, the library being unloaded (if any: see
+/// [`Subject`]), and, in the same look, of the libraries kept mapped before; unloads
+/// the kept ones found free (after the look, outside every lock: their destructors
+/// may unload plugins) and records what was found for the others. Returns the
+/// hazards of `now` and the paths of the kept libraries unloaded.
+///
+/// With `every` false (the look of each unload), a kept library one of whose threads
+/// found last time is still alive is left out: it is kept on (a thread the library
+/// started runs its code until it ends), and each unload costs one `statx` per such
+/// library rather than a look at its threads' stacks; so a library kept for a
+/// long-lived thread that has left its code is unloaded by
+/// [`unload_pinned_libraries`] (`every`), or once that thread ends.
+#[cfg(target_os = "linux")]
+pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>, Vec<PathBuf>) {
+    // (id, code, load time) of each library kept before and looked at now.
+    type Looked = (u64, Vec<(usize, usize)>, u64);
+    let alive = |tid: u32| std::fs::exists(format!("/proc/self/task/{tid}")).unwrap_or(true);
+    let kept: Vec<Looked> = {
+        let pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+        pinned
+            .iter()
+            .filter(|k| every || !k.report.hazards.iter().any(|h| matches!(*h, Hazard::Thread { tid } if alive(tid))))
+            .map(|k| (k.id, k.code.clone(), k.since))
+            .collect()
+    };
+    if kept.is_empty() && now.is_none() {
+        return (Vec::new(), Vec::new());
+    }
+    let subjects: Vec<Subject<'_>> = now
+        .into_iter()
+        .chain(kept.iter().map(|(_, code, since)| Subject { code, since: *since, kept: true }))
+        .collect();
+    let mut found = hazards(&subjects);
+    let mine = if now.is_some() { found.remove(0) } else { Vec::new() };
+    let mut free = Vec::new();
+    {
+        let mut pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+        for ((id, ..), hazards) in kept.iter().zip(found) {
+            // (Gone already: another unload found it free and unloaded it meanwhile.)
+            let Some(at) = pinned.iter().position(|k| k.id == *id) else { continue };
+            if hazards.is_empty() {
+                free.push(pinned.remove(at));
+            } else {
+                pinned[at].report.hazards = hazards;
+            }
+        }
+    }
+    let unloaded = free
+        .into_iter()
+        .map(|kept| {
+            tracing::info!(
+                target: "tomada::audit",
+                file = %kept.report.path.display(),
+                decision = "unloaded",
+                "plugin library kept mapped before is unloaded: nothing would run its code any more"
+            );
+            kept.library.close();
+            kept.report.path
+        })
+        .collect();
+    (mine, unloaded)
+}
+
+/// Records a library kept mapped, with its code and load time (to look at it again)
+/// and the library itself, still open.
+#[cfg(target_os = "linux")]
+pub(crate) fn pinned(report: UnloadReport, code: Vec<(usize, usize)>, since: u64, library: crate::library::Library) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static IDS: AtomicU64 = AtomicU64::new(0);
     let reasons: Vec<String> = report.hazards.iter().map(ToString::to_string).collect();
     tracing::warn!(
         target: "tomada::audit",
@@ -141,7 +258,8 @@ pub(crate) fn pinned(report: UnloadReport) {
         reason = %reasons.join("; "),
         "plugin library kept mapped: unloading it would crash the host later"
     );
-    PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(report);
+    let id = IDS.fetch_add(1, Ordering::Relaxed);
+    PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(Kept { id, report, code, since, library });
 }
 
 /// Now, in the clock of threads' start times (`/proc/<pid>/task/<tid>/stat`'s
@@ -158,20 +276,76 @@ pub(crate) fn now() -> u64 {
     ticks.saturating_sub(1)
 }
 
-/// What would run code of the library whose executable code lies in `code` (see
-/// [`code`]) after it is unmapped (empty: safe to unload). `since` is when it was
-/// loaded ([`now`]): only threads started since then are looked at (see [`threads`]).
+/// A library whose hazards are looked for (see [`hazards`]).
 #[cfg(target_os = "linux")]
-pub(crate) fn hazards(code: &[(usize, usize)], since: u64) -> Vec<Hazard> {
-    if code.is_empty() {
-        return Vec::new();
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    /// Its executable code (see [`code`]).
+    pub(crate) code: &'a [(usize, usize)],
+    /// When it was loaded ([`now`]): only threads started since then are looked at
+    /// (see [`threads`]).
+    pub(crate) since: u64,
+    /// Kept mapped at an earlier unload, and looked at again: no handle of it is
+    /// left, so nothing holds it while a call runs, and the calling thread is looked
+    /// at too (a thread of the library, or one it started, may be the one unloading
+    /// another plugin); a thread never seen blocked counts as a hazard rather than
+    /// being waited for.
+    pub(crate) kept: bool,
+}
+
+/// For each of `subjects`, what would run its code after it is unmapped (empty: safe
+/// to unload), in one look at the process (signal handlers, `pthread` keys, threads)
+/// for all of them.
+#[cfg(target_os = "linux")]
+pub(crate) fn hazards(subjects: &[Subject<'_>]) -> Vec<Vec<Hazard>> {
+    let mut found = vec![Vec::new(); subjects.len()];
+    let ranges = Ranges::new(subjects);
+    if ranges.0.is_empty() {
+        return found;
     }
-    let inside = |addr: usize| code.iter().any(|(start, end)| (*start..*end).contains(&addr));
-    let mut found = Vec::new();
-    signals(&inside, &mut found);
-    keys(&inside, &mut found);
-    threads(&inside, since, &mut found);
+    let which = |addr: usize| ranges.which(addr);
+    signals(&which, &mut found);
+    keys(&which, &mut found);
+    threads(&which, subjects, &mut found);
     found
+}
+
+/// Every subject's code ranges, sorted by start, with the furthest end reached by
+/// any range up to each: libraries' code never overlaps, so an address is looked up
+/// by a binary search and at most one comparison more (a malformed file's
+/// overlapping segments cost a longer walk back, never a range missed).
+#[cfg(target_os = "linux")]
+struct Ranges(Vec<(usize, usize, usize, usize)>);
+
+#[cfg(target_os = "linux")]
+impl Ranges {
+    fn new(subjects: &[Subject<'_>]) -> Ranges {
+        let mut all: Vec<(usize, usize, usize, usize)> = subjects
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                s.code.iter().filter(|(start, end)| start < end).map(move |&(start, end)| (start, end, i, 0))
+            })
+            .collect();
+        all.sort_unstable();
+        let mut reach = 0;
+        for range in &mut all {
+            reach = reach.max(range.1);
+            range.3 = reach;
+        }
+        Ranges(all)
+    }
+
+    /// The subject whose code holds `addr`, if one does.
+    fn which(&self, addr: usize) -> Option<usize> {
+        let after = self.0.partition_point(|&(start, ..)| start <= addr);
+        self.0[..after]
+            .iter()
+            .rev()
+            .take_while(|&&(.., reach)| reach > addr)
+            .find(|&&(start, end, ..)| (start..end).contains(&addr))
+            .map(|&(_, _, i, _)| i)
+    }
 }
 
 /// Where the loader put a library, from its link map entry.
@@ -338,7 +512,7 @@ mod sigcgt {
 /// then (or if it ever named others: a `/proc` that is not the kernel's), every signal
 /// is asked.
 #[cfg(target_os = "linux")]
-fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
+fn signals(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) {
     use sigcgt::{DISTRUSTED, SIGCGT, TRUSTED, UNKNOWN};
     use std::sync::atomic::Ordering;
     let trust = SIGCGT.load(Ordering::Relaxed);
@@ -358,8 +532,8 @@ fn signals(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
         if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
             handlers |= bit;
         }
-        if inside(handler) {
-            found.push(Hazard::SignalHandler { signal });
+        if let Some(i) = which(handler) {
+            found[i].push(Hazard::SignalHandler { signal });
         }
     }
     if trust == UNKNOWN && handlers != 0 {
@@ -426,7 +600,7 @@ fn caught() -> Option<u64> {
 }
 
 #[cfg(target_os = "linux")]
-fn keys(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
+fn keys(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) {
     /// glibc's `struct pthread_key_struct`: a sequence number (odd: in use) and the
     /// destructor. Internal to glibc, so its layout is checked against glibc's own
     /// description of it for debuggers before anything is read.
@@ -451,6 +625,9 @@ fn keys(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
     if bits as usize != 8 * size_of::<Key>() || count == 0 || count > 1 << 16 {
         return;
     }
+    // The keys in use whose destructor is a subject's: (key, its sequence number,
+    // the subject).
+    let mut theirs = Vec::new();
     for key in 0..count {
         // SAFETY: `__pthread_keys` is glibc's array of `count` such entries (checked
         // above); each word is read with a volatile load, as another thread may be
@@ -460,20 +637,160 @@ fn keys(inside: &dyn Fn(usize) -> bool, found: &mut Vec<Hazard>) {
         let (seq, destructor) = unsafe {
             (std::ptr::addr_of!((*entry).seq).read_volatile(), std::ptr::addr_of!((*entry).destructor).read_volatile())
         };
-        if seq & 1 == 1 && inside(destructor) {
-            found.push(Hazard::KeyDestructor { key });
+        if seq & 1 == 1
+            && let Some(i) = which(destructor)
+        {
+            theirs.push((key, seq, i));
+        }
+    }
+    if theirs.is_empty() {
+        return;
+    }
+    // A destructor runs only at the exit of a thread holding a value for its key; a
+    // thread gets one only by running the library's code (`pthread_setspecific`).
+    // Keys no live thread holds a value for are no hazard (a `std` of the plugin makes
+    // such a key for the first thread-local destructor of each thread, and any plugin
+    // that ever started a thread had one left for good); where the threads' values
+    // cannot be read, every key is.
+    let keys: Vec<(u32, usize)> = theirs.iter().map(|&(key, seq, _)| (key, seq)).collect();
+    let held = held_keys(&keys).unwrap_or_else(|| vec![true; keys.len()]);
+    for ((key, _, i), held) in theirs.into_iter().zip(held) {
+        if held {
+            found[i].push(Hazard::KeyDestructor { key });
         }
     }
 }
 
-/// Threads started since the library was loaded (`since`) whose instruction pointer,
-/// or a word of whose live stack, is in the library's code. Only those: a thread
-/// older than the library runs its code only through calls, and a library is never
-/// closed while a call into it is under way (the call holds a reference to it); while
-/// an older thread's stack can hold stale words from a library once mapped at the
-/// same addresses, which would keep libraries mapped for nothing.
+/// For each key (number, sequence number), whether a thread of the process holds a
+/// value for it, or may be about to run its destructor: its entry for the key has the
+/// key's sequence number (set by `pthread_setspecific`; glibc checks it before it runs
+/// the destructor at the thread's exit) and either a value, or no value and a thread
+/// that is alive and not blocked — a thread ending right now clears its value just
+/// before it calls the destructor, and runs meanwhile. (A thread on a `struct
+/// pthread` glibc reused from one that held a value shows the old sequence number
+/// too, with no value: counted only while it runs, on the side of keeping the
+/// library; the next look, with it blocked, does not count it.) `None` where it
+/// cannot be told.
+///
+/// Read the way a debugger's `libthread_db` reads it (`td_thr_tsd`), from glibc's own
+/// descriptions of its layout (`_thread_db_*`, checked before anything is read): the
+/// threads are the two lists of `_rtld_global` (`_dl_stack_used`: stacks glibc
+/// allocated; `_dl_stack_user`: the main thread's and given stacks), each `struct
+/// pthread` linked by its `list`, alive while its `tid` is not zero (the kernel clears
+/// it when the thread is gone); a thread's values, `specific[key / 32][key % 32]`.
+/// Every word is read through `/proc/self/mem`, so memory freed by a thread ending
+/// meanwhile is read as an error, never a fault; a list changed under the walk (a
+/// thread ending: its stack goes to glibc's cache list) ends in no list head within
+/// the bound and is `None`. A thread started during the walk may be missed: it holds
+/// no value of a library nothing runs (its values start null, and only the library's
+/// code sets them; a thread running that code is a hazard of its own).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn held_keys(keys: &[(u32, usize)]) -> Option<Vec<bool>> {
+    use std::os::unix::fs::FileExt;
+    /// A description `uint32_t[3]`: field size in bits, element count, offset.
+    fn described(name: &std::ffi::CStr) -> Option<[u32; 3]> {
+        // SAFETY: `dlsym` with a NUL-terminated name; a missing symbol is null.
+        let at = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        // SAFETY: glibc's `_thread_db_*` field descriptions are `const uint32_t[3]`.
+        (!at.is_null()).then(|| unsafe { at.cast::<[u32; 3]>().read() })
+    }
+    const WORD: u32 = usize::BITS;
+    let word = size_of::<usize>();
+    let field =
+        |name: &std::ffi::CStr, bits: u32| described(name).filter(|d| d[0] == bits && d[1] == 1).map(|d| d[2] as usize);
+    let list = field(c"_thread_db_pthread_list", 2 * WORD)?;
+    let tid_at = field(c"_thread_db_pthread_tid", 32)?;
+    let next = field(c"_thread_db_list_t_next", WORD)?;
+    let used = field(c"_thread_db_rtld_global__dl_stack_used", 2 * WORD)?;
+    let user = field(c"_thread_db_rtld_global__dl_stack_user", 2 * WORD)?;
+    let seq_at = field(c"_thread_db_pthread_key_data_seq", WORD)?;
+    let data_at = field(c"_thread_db_pthread_key_data_data", WORD)?;
+    // `specific`: an array of pointers, described as one field of all its bits.
+    let [bits, 1, specific] = described(c"_thread_db_pthread_specific")? else { return None };
+    let (first, specific) = ((bits / WORD) as usize, specific as usize);
+    // A second-level block: `count` entries of `struct pthread_key_data`.
+    let [entry_bits, second, 0] = described(c"_thread_db_pthread_key_data_level2_data")? else { return None };
+    let (entry, second) = ((entry_bits / 8) as usize, second as usize);
+    if bits % WORD != 0 || first == 0 || second == 0 || entry < seq_at.max(data_at) + word {
+        return None;
+    }
+    // SAFETY: `dlsym` with a NUL-terminated name; a missing symbol is null.
+    let rtld = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_rtld_global".as_ptr()) } as usize;
+    if rtld == 0 || keys.iter().any(|&(key, _)| key as usize >= first * second) {
+        return None;
+    }
+    let mem = std::fs::File::open("/proc/self/mem").ok()?;
+    let read = |at: usize| {
+        let mut bytes = [0u8; size_of::<usize>()];
+        mem.read_exact_at(&mut bytes, at as u64).ok().map(|()| usize::from_ne_bytes(bytes))
+    };
+    let read_u32 = |at: usize| {
+        let mut bytes = [0u8; 4];
+        mem.read_exact_at(&mut bytes, at as u64).ok().map(|()| u32::from_ne_bytes(bytes))
+    };
+    let mut held = vec![false; keys.len()];
+    for head in [rtld + used, rtld + user] {
+        let mut at = read(head + next)?;
+        let mut steps = 0u32;
+        while at != head {
+            steps += 1;
+            if steps > 1 << 20 || at < list {
+                return None;
+            }
+            let thread = at - list;
+            let tid = read_u32(thread + tid_at)?;
+            // Whether it may be ending right now: alive and not blocked (a thread in
+            // its exit runs; `R` in its `stat`; one whose `stat` cannot be read, being
+            // gone, is counted too).
+            let mut ending = None;
+            let mut may_be_ending = || {
+                *ending.get_or_insert_with(|| {
+                    tid != 0
+                        && std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+                            .ok()
+                            .and_then(|stat| {
+                                stat.rsplit_once(')')
+                                    .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s == "R"))
+                            })
+                            .unwrap_or(true)
+                })
+            };
+            for (&(key, seq), held) in keys.iter().zip(held.iter_mut()) {
+                if *held {
+                    continue;
+                }
+                let (key, level) = (key as usize, key as usize / second);
+                let block = read(thread + specific + level * word)?;
+                if block == 0 {
+                    continue;
+                }
+                let value = block + (key % second) * entry;
+                if read(value + seq_at)? == seq && (read(value + data_at)? != 0 || may_be_ending()) {
+                    *held = true;
+                }
+            }
+            at = read(at + next)?;
+        }
+    }
+    Some(held)
+}
+
+/// Without glibc, the threads' values cannot be read.
+#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
+fn held_keys(_keys: &[(u32, usize)]) -> Option<Vec<bool>> {
+    None
+}
+
+/// Threads started since a subject was loaded (its `since`) whose instruction
+/// pointer, or a word of whose live stack, is in its code. Only those: a thread older
+/// than the library runs its code only through calls, and a library is never closed
+/// while a call into it is under way (the call holds a reference to it); while an
+/// older thread's stack can hold stale words from a library once mapped at the same
+/// addresses, which would keep libraries mapped for nothing. The calling thread is
+/// looked at only for subjects kept mapped before (see [`Subject::kept`]): the one
+/// being unloaded now is held by no call, so the caller runs none of its code.
 #[cfg(target_os = "linux")]
-fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) {
+fn threads(which: &dyn Fn(usize) -> Option<usize>, subjects: &[Subject<'_>], found: &mut [Vec<Hazard>]) {
     use std::os::unix::fs::FileExt;
 
     use std::os::unix::fs::MetadataExt;
@@ -484,59 +801,109 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
     /// directory is always listed (a `/proc` that is not the kernel's could print a
     /// fixed count, and would turn the look at threads off).
     static COUNTED: AtomicBool = AtomicBool::new(false);
+    let any_kept = subjects.iter().any(|s| s.kept);
     // At a link count of 3, this thread is the only one, and there is nothing to look
-    // at (one `statx`, not the directory's open, reads and close).
+    // at (one `statx`, not the directory's open, reads and close) but this thread, for
+    // a library kept before.
     let links = std::fs::metadata("/proc/self/task").map(|task| task.nlink()).ok();
     let kernels = COUNTED.load(Ordering::Relaxed) || sigcgt::SIGCGT.load(Ordering::Relaxed) == sigcgt::TRUSTED;
-    if links == Some(3) && kernels {
-        return;
-    }
     // SAFETY: `gettid` has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
-    let own = OWN.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
-    let tasks: Vec<u32> =
-        tasks.flatten().filter_map(|task| task.file_name().to_str().and_then(|t| t.parse::<u32>().ok())).collect();
+    let tasks: Vec<u32> = if links == Some(3) && kernels {
+        if !any_kept {
+            return;
+        }
+        vec![me]
+    } else {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+        tasks.flatten().filter_map(|task| task.file_name().to_str().and_then(|t| t.parse::<u32>().ok())).collect()
+    };
     if tasks.len() >= 2 && links == Some(tasks.len() as u64 + 2) {
         COUNTED.store(true, Ordering::Relaxed);
     }
+    let own = OWN.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // Opened and read at the first thread to look at (often none: a host whose
     // threads all predate the library, or that has no other thread).
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
     for tid in tasks {
-        if tid == me || own.contains(&tid) {
+        if own.contains(&tid) || (tid == me && !any_kept) {
             continue;
         }
         // `starttime`, the 22nd field of `stat`, the 20th after the command's `)`.
         let started = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok().and_then(|stat| {
             stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
         });
-        if started.is_some_and(|started| started < since) {
+        // The subjects this thread is looked at for (a thread whose start time cannot
+        // be read, for all).
+        let looked: Vec<bool> = subjects
+            .iter()
+            .map(|s| (tid != me || s.kept) && started.is_none_or(|started| started >= s.since))
+            .collect();
+        let patient = looked.iter().zip(subjects).any(|(&l, s)| l && !s.kept);
+        if !looked.contains(&true) {
             continue;
         }
         // Stack and instruction pointers of a thread blocked in the kernel; a thread
-        // running right now says `running`: look again a few times.
+        // running right now says `running`: look again a few times (for a library
+        // being unloaded now; for one kept before, such a thread is a hazard).
         let mut pointers = None;
-        for attempt in 0..20u32 {
-            let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else { break };
-            let words: Vec<&str> = text.split_whitespace().collect();
-            if words.len() >= 3 && words[0] != "running" {
-                let hex = |w: &str| usize::from_str_radix(w.trim_start_matches("0x"), 16).ok();
-                pointers = hex(words[words.len() - 2]).zip(hex(words[words.len() - 1]));
-                break;
+        if tid == me {
+            // This thread's own stack from here up (its instruction pointer is here,
+            // in tomada's code).
+            let here = 0usize;
+            pointers = Some((std::hint::black_box(&raw const here) as usize, 0));
+        } else {
+            // Whether it was last seen running (not gone).
+            let mut running = false;
+            for attempt in 0..20u32 {
+                let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
+                    running = false;
+                    break;
+                };
+                let words: Vec<&str> = text.split_whitespace().collect();
+                if words.len() >= 3 && words[0] != "running" {
+                    let hex = |w: &str| usize::from_str_radix(w.trim_start_matches("0x"), 16).ok();
+                    pointers = hex(words[words.len() - 2]).zip(hex(words[words.len() - 1]));
+                    break;
+                }
+                running = true;
+                if !patient {
+                    break;
+                }
+                // At most ~25 ms in all for a thread that never blocks.
+                std::thread::sleep(std::time::Duration::from_micros(100 << attempt.min(4)));
             }
-            // At most ~25 ms in all for a thread that never blocks.
-            std::thread::sleep(std::time::Duration::from_micros(100 << attempt.min(4)));
+            if pointers.is_none() && running {
+                // Never seen blocked: a hazard for the libraries kept before (for the
+                // one unloaded now, not seen, as before).
+                for (i, s) in subjects.iter().enumerate() {
+                    if looked[i] && s.kept {
+                        found[i].push(Hazard::Thread { tid });
+                    }
+                }
+            }
         }
         let Some((sp, pc)) = pointers else { continue };
-        let mut hit = inside(pc);
+        let mut hit = vec![false; subjects.len()];
+        let mut left = looked.iter().filter(|&&l| l).count();
+        let mut mark = |addr: usize| {
+            if let Some(i) = which(addr)
+                && looked[i]
+                && !hit[i]
+            {
+                hit[i] = true;
+                left -= 1;
+            }
+            left == 0
+        };
+        let done = mark(pc);
         let mem = match mem.get_or_insert_with(|| std::fs::File::open("/proc/self/mem")) {
             Ok(mem) => mem,
             // As before this was lazy: without `/proc/self/mem`, no stack is read.
             Err(_) => return,
         };
-        if !hit && let Some(end) = regions.end(sp) {
+        if !done && let Some(end) = regions.end(sp) {
             let mut offset = sp & !(size_of::<usize>() - 1);
             let mut buf = vec![0u8; 64 * 1024];
             'scan: while offset < end {
@@ -545,16 +912,17 @@ fn threads(inside: &dyn Fn(usize) -> bool, since: u64, found: &mut Vec<Hazard>) 
                     break;
                 }
                 for word in buf[..n].chunks_exact(size_of::<usize>()) {
-                    if inside(usize::from_ne_bytes(word.try_into().expect("a word"))) {
-                        hit = true;
+                    if mark(usize::from_ne_bytes(word.try_into().expect("a word"))) {
                         break 'scan;
                     }
                 }
                 offset += n;
             }
         }
-        if hit {
-            found.push(Hazard::Thread { tid });
+        for (i, hit) in hit.into_iter().enumerate() {
+            if hit {
+                found[i].push(Hazard::Thread { tid });
+            }
         }
     }
 }
@@ -683,11 +1051,11 @@ mod tests {
         let at = handler as *const () as usize;
         // SAFETY: as above.
         assert_eq!(unsafe { libc::sigaction(signal, &action, &mut previous) }, 0);
-        let mut found = Vec::new();
-        signals(&|addr| addr == at, &mut found);
+        let mut found = vec![Vec::new()];
+        signals(&|addr| (addr == at).then_some(0), &mut found);
         // SAFETY: as above.
         assert_eq!(unsafe { libc::sigaction(signal, &previous, std::ptr::null_mut()) }, 0);
-        assert_eq!(found, vec![Hazard::SignalHandler { signal }]);
+        assert_eq!(found, vec![vec![Hazard::SignalHandler { signal }]]);
     }
 
     /// A handler for one of glibc's own signals (32, thread cancellation), installed
@@ -714,8 +1082,8 @@ mod tests {
         assert_eq!(set, 0);
         let seen = handler_of(signal);
         let cgt = caught();
-        let mut found = Vec::new();
-        signals(&|addr| addr == at, &mut found);
+        let mut found = vec![Vec::new()];
+        signals(&|addr| (addr == at).then_some(0), &mut found);
         // SAFETY: puts back the action saved above, read from the kernel as it was.
         let restored = unsafe {
             libc::syscall(libc::SYS_rt_sigaction, signal, saved.as_ptr(), std::ptr::null_mut::<u64>(), 8usize)
@@ -723,8 +1091,166 @@ mod tests {
         assert_eq!(restored, 0);
         assert_eq!(seen, Some(at));
         assert_ne!(cgt.expect("`SigCgt`") & (1 << (signal - 1)), 0, "the kernel names it");
-        assert_eq!(found, vec![Hazard::SignalHandler { signal }]);
+        assert_eq!(found, vec![vec![Hazard::SignalHandler { signal }]]);
         assert_eq!(handler_of(signal).map(|h| h == at), Some(false), "restored");
+    }
+
+    /// An address is found in the one subject whose code holds it, and nowhere else:
+    /// at the edges of ranges, between them, and past overlapping ones.
+    #[test]
+    fn an_address_is_found_in_the_subject_whose_code_holds_it() {
+        let a = [(0x1000, 0x2000), (0x5000, 0x6000)];
+        let b = [(0x3000, 0x4000)];
+        // A malformed library's segments overlapping (and one empty).
+        let c = [(0x8000, 0x9000), (0x7000, 0xa000), (0xb000, 0xb000)];
+        let subjects = [&a[..], &b[..], &c[..]].map(|code| Subject { code, since: 0, kept: false });
+        let ranges = Ranges::new(&subjects);
+        let cases = [
+            (0, None),
+            (0xfff, None),
+            (0x1000, Some(0)),
+            (0x1fff, Some(0)),
+            (0x2000, None),
+            (0x3000, Some(1)),
+            (0x3fff, Some(1)),
+            (0x4000, None),
+            (0x5800, Some(0)),
+            (0x6000, None),
+            (0x7000, Some(2)),
+            (0x8800, Some(2)),
+            (0x9800, Some(2)),
+            (0xa000, None),
+            (0xb000, None),
+            (usize::MAX, None),
+        ];
+        for (addr, subject) in cases {
+            assert_eq!(ranges.which(addr), subject, "{addr:#x}");
+        }
+    }
+
+    /// The executable mappings of this test binary: "a library" whose code every
+    /// thread of this process has on its stack.
+    fn own_code() -> Vec<(usize, usize)> {
+        use std::os::unix::fs::MetadataExt;
+        let exe = std::fs::metadata(std::env::current_exe().unwrap()).unwrap();
+        let code = mapped_code(exe.dev(), exe.ino());
+        assert!(!code.is_empty());
+        code
+    }
+
+    /// The thread doing the look is looked at for a library kept before (a thread of
+    /// that library may be the one unloading another plugin), never for the one
+    /// being unloaded (held by no call, so not in it).
+    #[test]
+    fn the_calling_thread_is_looked_at_only_for_a_library_kept_before() {
+        let code = own_code();
+        // SAFETY: `gettid` has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        let kept = hazards(&[Subject { code: &code, since: 0, kept: true }]);
+        assert!(kept[0].contains(&Hazard::Thread { tid: me }), "{:?}", kept[0]);
+        let now = hazards(&[Subject { code: &code, since: 0, kept: false }]);
+        assert!(!now[0].contains(&Hazard::Thread { tid: me }), "{:?}", now[0]);
+        // A library loaded after this thread started: the caller is not looked at.
+        let later = hazards(&[Subject { code: &code, since: now_ticks_after_start(), kept: true }]);
+        assert!(!later[0].contains(&Hazard::Thread { tid: me }), "{:?}", later[0]);
+    }
+
+    /// A tick well after this thread started (it has run for a while by the time it
+    /// asks: the tests' threads start before the first test runs).
+    fn now_ticks_after_start() -> u64 {
+        // SAFETY: `gettid` has no preconditions.
+        let me = unsafe { libc::gettid() };
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{me}/stat")).unwrap();
+        let started: u64 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap();
+        started + 1
+    }
+
+    /// Waits until thread `tid` sleeps (`S` in its `stat`).
+    fn wait_until_blocked(tid: i32) {
+        let state = || {
+            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+            stat.rsplit_once(')').unwrap().1.split_whitespace().next().unwrap().to_owned()
+        };
+        // (A minute at most: it blocks as soon as it runs.)
+        for _ in 0..60_000 {
+            if state() == "S" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("thread {tid} never slept: {}", state());
+    }
+
+    /// Whether a live thread holds a value for a key is read from glibc's thread
+    /// list: a value set on another thread shows while that thread lives and goes
+    /// with it; one set here shows until it is cleared; a key deleted and made again
+    /// (another sequence number) does not take the old values for its own.
+    #[test]
+    fn the_values_threads_hold_for_a_key_are_read() {
+        extern "C" fn destructor(_: *mut std::ffi::c_void) {}
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: makes a key, deleted at the end of this test.
+        assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(destructor)) }, 0);
+        let seq = |key: libc::pthread_key_t| {
+            // SAFETY: glibc's `__pthread_keys` as `keys` reads it (layout checked there).
+            let table = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__pthread_keys".as_ptr()) };
+            assert!(!table.is_null());
+            // SAFETY: entry `key` of that table: its sequence number, the first word.
+            unsafe { table.cast::<[usize; 2]>().add(key as usize).read_volatile()[0] }
+        };
+        let held = |key| held_keys(&[(key, seq(key))]).expect("glibc's thread list read")[0];
+        assert!(!held(key), "a new key has no values");
+        let (set, on_thread) = std::sync::mpsc::channel();
+        let (end, ended) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: sets this thread's value of a live key (not a pointer to anything:
+            // the destructor ignores it).
+            unsafe { libc::pthread_setspecific(key, std::ptr::dangling::<std::ffi::c_void>()) };
+            set.send(()).unwrap();
+            let _ = ended.recv();
+        });
+        on_thread.recv().unwrap();
+        assert!(held(key), "another thread's value");
+        drop(end);
+        thread.join().unwrap();
+        assert!(!held(key), "gone with the thread");
+        // A thread started now likely runs on that thread's stack, and its `struct
+        // pthread` (kept by glibc for reuse, the key's sequence number and all): it
+        // holds nothing of the key, and it is not counted while it is blocked.
+        std::thread::scope(|s| {
+            let (asked, ask) = std::sync::mpsc::channel::<()>();
+            let (told, tid) = std::sync::mpsc::channel();
+            let blocked = s.spawn(move || {
+                // SAFETY: `gettid` has no preconditions.
+                told.send(unsafe { libc::gettid() }).unwrap();
+                let _ = ask.recv();
+            });
+            let tid = tid.recv().unwrap();
+            wait_until_blocked(tid);
+            assert!(!held(key), "a new thread, blocked, holds nothing");
+            drop(asked);
+            blocked.join().unwrap();
+        });
+        // SAFETY: as above, on this thread.
+        unsafe { libc::pthread_setspecific(key, std::ptr::dangling::<std::ffi::c_void>()) };
+        assert!(held(key), "this thread's value");
+        // Set back to null on a live thread: still counted (as a thread about to run
+        // the destructor would be).
+        // SAFETY: as above.
+        unsafe { libc::pthread_setspecific(key, std::ptr::null()) };
+        assert!(held(key), "a live thread that set its value");
+        // SAFETY: deletes the key; a new one likely takes its number with another
+        // sequence number, and this thread's old value is not its.
+        assert_eq!(unsafe { libc::pthread_key_delete(key) }, 0);
+        let mut again: libc::pthread_key_t = 0;
+        // SAFETY: makes a key, deleted below.
+        assert_eq!(unsafe { libc::pthread_key_create(&mut again, Some(destructor)) }, 0);
+        assert!(!held(again), "no value of the new key (number {again}, was {key})");
+        // SAFETY: clears and deletes the key made above.
+        unsafe {
+            libc::pthread_setspecific(again, std::ptr::null());
+            libc::pthread_key_delete(again);
+        }
     }
 
     /// What `threads` relies on to skip a process of one thread: `/proc/self/task`'s

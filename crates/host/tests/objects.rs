@@ -142,7 +142,7 @@ fn objects_dropped_on_other_threads_in_any_order() {
         // destructors (some the plugin's) run. The scope's own wait ends as soon as
         // each closure returns, while a thread may still be running the plugin's
         // destructors: glibc then keeps the library mapped past the last drop below,
-        // or the unload finds that thread in its code and keeps it for good.
+        // or the unload finds that thread in its code and keeps it until a later look.
         for thread in threads {
             thread.join().unwrap();
         }

@@ -67,14 +67,25 @@ fn a_thread_still_in_the_library_keeps_it_mapped() {
     assert!(mapped("hazard-thread.so"), "unmapped under a running thread");
 }
 
-/// A `pthread_key_create` destructor, with a value set on a thread: kept mapped;
-/// the destructor runs when that thread exits (here, a thread of the test's own,
-/// which makes the call and then ends).
+/// A `pthread_key_create` destructor, with a value set on a thread: kept mapped
+/// while that thread lives; the destructor runs when that thread exits (here, a
+/// thread of the test's own, which makes the call and then ends), and the library is
+/// unloaded after: no live thread holds a value for the key any more.
 #[test]
 fn a_pthread_key_destructor_keeps_the_library_mapped() {
-    let reported = std::thread::spawn(|| leave_and_drop("key", "hazard-key.so")).join().unwrap();
+    let reported = std::thread::spawn(|| {
+        let reported = leave_and_drop("key", "hazard-key.so");
+        assert!(mapped("hazard-key.so"), "unmapped with a key destructor registered");
+        reported
+    })
+    .join()
+    .unwrap();
     assert!(reported.iter().any(|h| matches!(h, Hazard::KeyDestructor { .. })), "{reported:?}");
-    assert!(mapped("hazard-key.so"), "unmapped with a key destructor registered");
+    wait_until("its unloading once the thread holding the key's value ended", || {
+        tomada_host::unload_pinned_libraries();
+        !pinned_libraries().iter().any(|r| r.path.ends_with("hazard-key.so"))
+    });
+    wait_until("the library's unmapping", || !mapped("hazard-key.so"));
 }
 
 /// A thread-local destructor: glibc itself keeps the library mapped until the thread
@@ -152,7 +163,9 @@ fn many_plugins_dropped_in_another_order_are_all_unmapped() {
     assert!(kept.len() <= N / 4, "most of them unmapped: kept {kept:?}");
     let reported: Vec<_> =
         pinned_libraries().into_iter().filter(|r| r.path.starts_with(dir.path())).map(|r| r.path).collect();
-    assert_eq!(reported, kept, "a report for each library kept, none for the others");
+    // (A library kept for another test's thread goes once a later look finds that
+    // thread gone: reported now or not, but never one that was unloaded.)
+    assert!(reported.iter().all(|r| kept.contains(r)), "reported {reported:?}, kept {kept:?}");
 }
 
 /// Among many libraries, the one whose thread still runs its code is kept mapped
@@ -180,4 +193,66 @@ fn among_many_only_the_library_a_thread_is_in_stays_mapped() {
     // (Its `std` also made a `pthread_key` for that thread: a hazard of its own.)
     assert!(reported[0].hazards.iter().any(|h| matches!(h, Hazard::Thread { .. })), "{reported:?}");
     assert!(!reported[0].hazards.iter().any(|h| matches!(h, Hazard::SignalHandler { .. })), "{reported:?}");
+}
+
+/// A library kept mapped for a thread of its own is unloaded once that thread has
+/// ended: by a later unload of any plugin, or when the host asks
+/// (`unload_pinned_libraries`). Until then it stays mapped and reported.
+///
+/// The plugin is loaded and called on a thread of the host that then ends: starting a
+/// thread, the plugin's `std` also leaves a thread-exit hook (a `pthread_key` value
+/// whose destructor is the plugin's) on the thread that asked, which keeps the
+/// library mapped until that thread ends too.
+#[test]
+fn a_library_kept_for_a_thread_is_unloaded_once_the_thread_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("running");
+    std::fs::write(&marker, b"").unwrap();
+    let name = "hazard-ends.so";
+    let path = copy_to(&living("1.0.0"), dir.path(), name);
+    let report = || pinned_libraries().into_iter().find(|r| r.path == path);
+    let (on_host, asked) = {
+        let (path, marker) = (path.clone(), marker.clone());
+        std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            let me = unsafe { libc::gettid() } as u32;
+            let plugin = Loader::new().load::<dyn Living>(&path).unwrap();
+            assert!(plugin.hazard(&format!("thread-while:{}", marker.display())).unwrap());
+            drop(plugin);
+            (pinned_libraries().into_iter().find(|r| r.path == path), me)
+        })
+        .join()
+        .unwrap()
+    };
+    let on_host = on_host.expect("kept mapped while its thread runs");
+    let threads: Vec<u32> = on_host
+        .hazards
+        .iter()
+        .filter_map(|h| match h {
+            Hazard::Thread { tid } => Some(*tid),
+            _ => None,
+        })
+        .filter(|&tid| tid != asked)
+        .collect();
+    assert!(!threads.is_empty(), "{on_host:?}");
+    // Looked at again while the plugin's thread runs (the host's thread that asked
+    // for it has ended): still kept, for that thread.
+    wait_until("the end of the host's thread", || !std::path::Path::new(&format!("/proc/self/task/{asked}")).exists());
+    assert!(!tomada_host::unload_pinned_libraries().contains(&path));
+    let still = report().expect("kept mapped while its thread runs");
+    assert!(still.hazards.iter().any(|h| threads.iter().any(|&tid| *h == Hazard::Thread { tid })), "{still:?}");
+    assert!(mapped(name) && held(name));
+    std::fs::remove_file(&marker).unwrap();
+    for tid in &threads {
+        wait_until("the plugin's thread's end", || !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists());
+    }
+    // The next look unloads it, unless another test's thread started on a stack
+    // glibc reused from one that ran this library, with its words in it (the error on
+    // the side of keeping it): looked at again until those end too.
+    wait_until("its unloading", || {
+        tomada_host::unload_pinned_libraries();
+        report().is_none()
+    });
+    wait_until("the library's unmapping", || !mapped(name));
+    assert!(!held(name), "its name is let go once it is unloaded");
 }

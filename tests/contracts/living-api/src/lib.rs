@@ -28,6 +28,7 @@ pub trait Living {
     /// The instance's state for its successor: the total, in decimal.
     fn state(&self) -> Vec<u8>;
     /// Leaves `which` behind, to run plugin code after an unload: `thread`,
+    /// `thread-while:<path>` (a thread that ends once `path` no longer exists),
     /// `signal`, `key`, `tls`. `false` for an unknown name.
     fn hazard(&self, which: &str) -> bool;
 }

@@ -110,6 +110,21 @@ mod hazards {
                 });
                 wait.recv().is_ok()
             }
+            which if which.starts_with("thread-while:") => {
+                // A thread that runs this library's code while the file named after
+                // the colon exists, then ends. Its stack is larger than glibc keeps for
+                // reuse (its cache holds 40 MiB), so no later thread of the host can
+                // start on it with this library's addresses left in it.
+                let path = std::path::PathBuf::from(&which["thread-while:".len()..]);
+                let (started, wait) = std::sync::mpsc::channel();
+                let spawned = std::thread::Builder::new().stack_size(96 << 20).spawn(move || {
+                    let _ = started.send(());
+                    while path.exists() {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                });
+                spawned.is_ok() && wait.recv().is_ok()
+            }
             "signal" => {
                 extern "C" fn on_signal(_: libc::c_int) {}
                 // SAFETY: installs a handler (a function of this library) for SIGUSR2;
