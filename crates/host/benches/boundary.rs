@@ -17,6 +17,11 @@
 //!   checks alone on the bytes in memory (`inspect_checks`).
 //! - `load_big`: the same three on a plugin of 24 MiB (`big-greeter`), where hashing
 //!   and verifying the whole file is most of the cost.
+//! - `unload`: the drop of a loaded plugin (the greeter, a fresh copy each time,
+//!   loaded untimed) against a raw `dlclose`; the same drop with 8 libraries kept
+//!   mapped (each for a thread of its own that never ends: the `living` fixture's
+//!   `hazard("thread")`), and `unload_pinned_libraries` with those 8 kept (run last:
+//!   the 8 threads stay).
 //!
 //! Like the real host, this binary installs tomada's global allocator, so strings
 //! returned by plugins are adopted without a copy. (A variant without it cannot live
@@ -328,5 +333,60 @@ fn load_group(c: &mut Criterion, name: &str, path: PathBuf, samples: usize) {
     group.finish();
 }
 
-criterion_group!(benches, call_add, call_greet, load);
+/// Times only the drop of each of `iters` plugins, each loaded (untimed) from a copy
+/// of its own.
+fn time_drops(src: &Path, iters: u64, mut load: impl FnMut(&Path) -> Box<dyn std::any::Any>) -> Duration {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ext = std::env::consts::DLL_EXTENSION;
+    let mut took = Duration::ZERO;
+    for i in 0..iters {
+        let copy = tomada_test_support::copy_to(src, dir.path(), &format!("copy{i}.{ext}"));
+        let loaded = load(&copy);
+        let start = Instant::now();
+        drop(black_box(loaded));
+        took += start.elapsed();
+        let _ = std::fs::remove_file(&copy);
+    }
+    warn_if_still_mapped(dir.path());
+    took
+}
+
+fn unload(c: &mut Criterion) {
+    let greeter = Build::new("greeter").release().cdylib();
+    let living = Build::new("living").release().cdylib();
+    let mut group = c.benchmark_group("unload");
+    group
+        .sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(50))
+        .measurement_time(Duration::from_millis(150));
+    group.bench_function("tomada_unload", |b| {
+        b.iter_custom(|iters| {
+            time_drops(&greeter, iters, |p| Box::new(tomada_host::load::<dyn Greeter>(p).expect("load")))
+        })
+    });
+    group.bench_function("raw_dlclose", |b| {
+        b.iter_custom(|iters| time_drops(&greeter, iters, |p| Box::new(open_library(p))))
+    });
+    // Eight libraries kept mapped for good: a thread of each runs its code forever.
+    let kept = tempfile::tempdir().expect("a temporary directory");
+    let before = tomada_host::pinned_libraries().len();
+    for i in 0..8 {
+        let copy = tomada_test_support::copy_to(&living, kept.path(), &format!("kept{i}.so"));
+        let plugin = tomada_host::load::<dyn living_api::Living>(&copy).expect("load living");
+        assert!(plugin.hazard("thread").expect("a thread left"));
+    }
+    assert_eq!(tomada_host::pinned_libraries().len(), before + 8, "eight libraries kept");
+    group.bench_function("tomada_unload_8_kept", |b| {
+        b.iter_custom(|iters| {
+            time_drops(&greeter, iters, |p| Box::new(tomada_host::load::<dyn Greeter>(p).expect("load")))
+        })
+    });
+    group.bench_function("unload_pinned_libraries_8_kept", |b| {
+        b.iter(|| assert!(black_box(tomada_host::unload_pinned_libraries()).is_empty()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, call_add, call_greet, load, unload);
 criterion_main!(benches);

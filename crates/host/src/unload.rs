@@ -49,7 +49,7 @@
 //! listed by [`pinned_libraries`] and logged as a `tracing` event (target
 //! `tomada::audit`, decision `kept mapped`). It is **looked at again** at every later
 //! unload of any plugin (in the same look as the library unloaded then; skipped while
-//! a thread found in it last time is alive, which costs one `statx`) and by
+//! a thread found in it last time is alive, which costs one `tgkill` with no signal) and by
 //! [`unload_pinned_libraries`] (always), with the same checks, and unloaded as soon as nothing
 //! is found (its thread ended, the host thread holding its key's value ended, its
 //! signal handler replaced; decision `unloaded`). Looking again differs in two ways,
@@ -189,7 +189,7 @@ pub fn unload_pinned_libraries() -> Vec<PathBuf> {
 ///
 /// With `every` false (the look of each unload), a kept library one of whose threads
 /// found last time is still alive is left out: it is kept on (a thread the library
-/// started runs its code until it ends), and each unload costs one `statx` per such
+/// started runs its code until it ends), and each unload costs one `tgkill(tid, 0)` per such
 /// library rather than a look at its threads' stacks; so a library kept for a
 /// long-lived thread that has left its code is unloaded by
 /// [`unload_pinned_libraries`] (`every`), or once that thread ends.
@@ -197,7 +197,12 @@ pub fn unload_pinned_libraries() -> Vec<PathBuf> {
 pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>, Vec<PathBuf>) {
     // (id, code, load time) of each library kept before and looked at now.
     type Looked = (u64, Vec<(usize, usize)>, u64);
-    let alive = |tid: u32| std::fs::exists(format!("/proc/self/task/{tid}")).unwrap_or(true);
+    // SAFETY: `getpid` has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    // Whether thread `tid` of this process lives: signal 0 sends nothing, only checks
+    // (one system call, no `/proc` path to walk).
+    // SAFETY: `tgkill` with signal 0 delivers no signal.
+    let alive = |tid: u32| unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } == 0;
     let kept: Vec<Looked> = {
         let pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
         pinned
