@@ -5,8 +5,9 @@
 //! Looked for (Linux, glibc):
 //! - **signal handlers** (`sigaction`) that are functions of the library;
 //! - **threads still in the library**: any other thread of the process, started
-//!   since the library was loaded (one started before runs its code only through
-//!   calls, and a library is never closed during a call), whose current instruction,
+//!   since the library was loaded (one started before runs its code through calls,
+//!   and a library is never closed during a call; or through a signal handler or a
+//!   key destructor, below), whose current instruction,
 //!   or any word of its stack from its stack pointer up (the return addresses of the
 //!   frames it will return into), points into the library's code. Threads tomada
 //!   started for itself (output readers, the main rings' reader, callbacks, the
@@ -16,14 +17,20 @@
 //!   moment, outside the kernel, shows neither and is looked at again for up to ~25 ms;
 //!   one that never blocks meanwhile is not seen (rare: a plugin's threads mostly wait). A stale word
 //!   on a stack can keep a library mapped that could have gone: the error is always
-//!   on the side of keeping it;
+//!   on the side of keeping it. What `/proc` cannot tell (out of descriptors, say)
+//!   keeps it too ([`Hazard::NotLookedAt`]). Not seen: a thread older than the library
+//!   still running one of its signal handlers that was replaced before the unload
+//!   (the handler, while installed, is a hazard of its own);
 //! - **`pthread_key_create` destructors** in the library that a thread holds a value
 //!   for (they run at the exit of such a thread), read from glibc's key table after
 //!   checking its layout against the description glibc publishes for debuggers
 //!   (`_thread_db___pthread_keys`); where it does not match, keys are not checked.
 //!   Whether a thread holds a value is read from glibc's list of threads the way
 //!   `libthread_db` reads it (see `held_keys`); where it cannot be, every such key is
-//!   a hazard. (A plugin's `std` makes such a key the first time it registers a
+//!   a hazard. A live thread with the key's sequence number and no value may be in
+//!   that destructor right now (glibc clears the value just before it calls it, and
+//!   the destructor may block): its stack is looked at, whatever its age, and if it
+//!   is never seen blocked it is a hazard. (A plugin's `std` makes such a key the first time it registers a
 //!   thread-local destructor, and gives a value to each thread it does that on: the
 //!   threads the plugin starts, and a host thread that asked it to start one. Counting
 //!   every key as a hazard kept every plugin that ever started a thread mapped for good.)
@@ -51,12 +58,15 @@
 //! unload of any plugin (in the same look as the library unloaded then; skipped while
 //! a thread found in it last time is alive, which costs one `tgkill` with no signal) and by
 //! [`unload_pinned_libraries`] (always), with the same checks, and unloaded as soon as nothing
-//! is found (its thread ended, the host thread holding its key's value ended, its
-//! signal handler replaced; decision `unloaded`). Looking again differs in two ways,
-//! since no handle holds it any more: the thread doing the look is looked at too (it
-//! may be one of the library's own threads, unloading another plugin), and a thread
-//! never seen blocked is a hazard rather than waited for. Elsewhere than Linux nothing
-//! is looked for and libraries are closed as before.
+//! is found (its thread ended, the host thread holding its key's value ended;
+//! decision `unloaded`). A library kept for a **signal handler** of its own is kept
+//! for good: once the handler is replaced, an invocation of it still running on a
+//! thread older than the library could not be seen. Looking again differs, since no
+//! handle holds it any more: the thread doing the look is looked at too, if it started
+//! since (it may be one of the library's own threads, unloading another plugin), and
+//! a thread never seen blocked, or what `/proc` cannot tell, is a hazard rather than
+//! waited for or passed over. Elsewhere than Linux nothing is looked for and
+//! libraries are closed as before.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -80,6 +90,12 @@ pub enum Hazard {
         /// The key.
         key: u32,
     },
+    /// The process's threads could not be looked at (`/proc` could not be read: out
+    /// of descriptors, say): kept, on the side of not crashing, until a later look.
+    NotLookedAt {
+        /// What could not be read.
+        what: String,
+    },
 }
 
 impl std::fmt::Display for Hazard {
@@ -88,6 +104,7 @@ impl std::fmt::Display for Hazard {
             Hazard::Thread { tid } => write!(f, "thread {tid} is still running its code"),
             Hazard::SignalHandler { signal } => write!(f, "the handler of signal {signal} is one of its functions"),
             Hazard::KeyDestructor { key } => write!(f, "the destructor of pthread key {key} is one of its functions"),
+            Hazard::NotLookedAt { what } => write!(f, "its threads could not be looked at ({what})"),
         }
     }
 }
@@ -111,6 +128,10 @@ struct Kept {
     /// Its executable code, and when it was loaded (see [`Subject`]).
     code: Vec<(usize, usize)>,
     since: u64,
+    /// Found with a signal handler of its own: kept for good, never looked at again
+    /// (a handler replaced since may still be running on a thread older than the
+    /// library, which no look sees).
+    for_good: bool,
     library: crate::library::Library,
 }
 
@@ -160,11 +181,13 @@ pub fn pinned_libraries() -> Vec<UnloadReport> {
 }
 
 /// Looks again at every library kept mapped (see [`pinned_libraries`]) and unloads
-/// each that nothing would run any more — its thread ended, its signal handler or
-/// `pthread` key destructor replaced — with the same checks as any unload; returns
+/// each that nothing would run any more — its threads ended, no live thread holding
+/// a value of its `pthread` key — with the same checks as any unload; returns
 /// the paths of those unloaded. Every unload of a plugin does this too, so a host
 /// that keeps loading and unloading plugins needs not call it; one that unloads
-/// rarely can, when it knows a plugin's leftovers are gone.
+/// rarely can, when it knows a plugin's leftovers are gone. A library kept for a
+/// signal handler of its own is kept for good: one replaced since may still be
+/// running on an old thread, where no look sees it.
 ///
 /// ```
 /// // Nothing was kept mapped in this process, so nothing is unloaded.
@@ -207,7 +230,10 @@ pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>,
         let pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
         pinned
             .iter()
-            .filter(|k| every || !k.report.hazards.iter().any(|h| matches!(*h, Hazard::Thread { tid } if alive(tid))))
+            .filter(|k| {
+                !k.for_good
+                    && (every || !k.report.hazards.iter().any(|h| matches!(*h, Hazard::Thread { tid } if alive(tid))))
+            })
             .map(|k| (k.id, k.code.clone(), k.since))
             .collect()
     };
@@ -229,6 +255,7 @@ pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>,
             if hazards.is_empty() {
                 free.push(pinned.remove(at));
             } else {
+                pinned[at].for_good = hazards.iter().any(|h| matches!(h, Hazard::SignalHandler { .. }));
                 pinned[at].report.hazards = hazards;
             }
         }
@@ -264,7 +291,8 @@ pub(crate) fn pinned(report: UnloadReport, code: Vec<(usize, usize)>, since: u64
         "plugin library kept mapped: unloading it would crash the host later"
     );
     let id = IDS.fetch_add(1, Ordering::Relaxed);
-    PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(Kept { id, report, code, since, library });
+    let for_good = report.hazards.iter().any(|h| matches!(h, Hazard::SignalHandler { .. }));
+    PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(Kept { id, report, code, since, for_good, library });
 }
 
 /// Now, in the clock of threads' start times (`/proc/<pid>/task/<tid>/stat`'s
@@ -288,13 +316,13 @@ pub(crate) struct Subject<'a> {
     /// Its executable code (see [`code`]).
     pub(crate) code: &'a [(usize, usize)],
     /// When it was loaded ([`now`]): only threads started since then are looked at
-    /// (see [`threads`]).
+    /// (see [`threads`]), but for a key destructor one may be running.
     pub(crate) since: u64,
     /// Kept mapped at an earlier unload, and looked at again: no handle of it is
     /// left, so nothing holds it while a call runs, and the calling thread is looked
-    /// at too (a thread of the library, or one it started, may be the one unloading
-    /// another plugin); a thread never seen blocked counts as a hazard rather than
-    /// being waited for.
+    /// at too, if it started since (a thread of the library, or one it started, may
+    /// be the one unloading another plugin); a thread never seen blocked counts as a
+    /// hazard rather than being waited for, and so does what cannot be read.
     pub(crate) kept: bool,
 }
 
@@ -310,8 +338,8 @@ pub(crate) fn hazards(subjects: &[Subject<'_>]) -> Vec<Vec<Hazard>> {
     }
     let which = |addr: usize| ranges.which(addr);
     signals(&which, &mut found);
-    keys(&which, &mut found);
-    threads(&which, subjects, &mut found);
+    let ending = keys(&which, &mut found);
+    threads(&which, subjects, &ending, &mut found);
     found
 }
 
@@ -605,7 +633,11 @@ fn caught() -> Option<u64> {
 }
 
 #[cfg(target_os = "linux")]
-fn keys(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) {
+/// The `pthread` keys in use whose destructor is a subject's code and that a thread
+/// holds a value for: hazards. Returns the (subject, thread) pairs of threads that may
+/// be running such a destructor right now (see [`held_keys`]), for [`threads`] to look
+/// at whatever their age.
+fn keys(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) -> Vec<(usize, u32)> {
     /// glibc's `struct pthread_key_struct`: a sequence number (odd: in use) and the
     /// destructor. Internal to glibc, so its layout is checked against glibc's own
     /// description of it for debuggers before anything is read.
@@ -622,13 +654,13 @@ fn keys(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) {
         )
     };
     if table.is_null() || description.is_null() {
-        return;
+        return Vec::new();
     }
     // SAFETY: glibc's `_thread_db_*` descriptions are `uint32_t[3]`: element size in
     // bits, element count, offset.
     let [bits, count, _] = unsafe { description.cast::<[u32; 3]>().read() };
     if bits as usize != 8 * size_of::<Key>() || count == 0 || count > 1 << 16 {
-        return;
+        return Vec::new();
     }
     // The keys in use whose destructor is a subject's: (key, its sequence number,
     // the subject).
@@ -649,7 +681,7 @@ fn keys(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) {
         }
     }
     if theirs.is_empty() {
-        return;
+        return Vec::new();
     }
     // A destructor runs only at the exit of a thread holding a value for its key; a
     // thread gets one only by running the library's code (`pthread_setspecific`).
@@ -658,24 +690,35 @@ fn keys(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) {
     // that ever started a thread had one left for good); where the threads' values
     // cannot be read, every key is.
     let keys: Vec<(u32, usize)> = theirs.iter().map(|&(key, seq, _)| (key, seq)).collect();
-    let held = held_keys(&keys).unwrap_or_else(|| vec![true; keys.len()]);
+    let held = held_keys(&keys).unwrap_or_else(|| vec![Held { value: true, ending: Vec::new() }; keys.len()]);
+    let mut ending = Vec::new();
     for ((key, _, i), held) in theirs.into_iter().zip(held) {
-        if held {
+        if held.value {
             found[i].push(Hazard::KeyDestructor { key });
         }
+        ending.extend(held.ending.into_iter().map(|tid| (i, tid)));
     }
+    ending
+}
+
+/// What [`held_keys`] found of one key.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    /// A thread holds a value for it: its destructor runs at that thread's exit.
+    value: bool,
+    /// Live threads with the key's sequence number and no value: each may be running
+    /// its destructor right now (glibc clears the value just before the call, and the
+    /// destructor may block), or has set its value back to null, or runs on a `struct
+    /// pthread` glibc reused from a thread that held a value. Which, only its stack tells.
+    ending: Vec<u32>,
 }
 
 /// For each key (number, sequence number), whether a thread of the process holds a
-/// value for it, or may be about to run its destructor: its entry for the key has the
-/// key's sequence number (set by `pthread_setspecific`; glibc checks it before it runs
-/// the destructor at the thread's exit) and either a value, or no value and a thread
-/// that is alive and not blocked — a thread ending right now clears its value just
-/// before it calls the destructor, and runs meanwhile. (A thread on a `struct
-/// pthread` glibc reused from one that held a value shows the old sequence number
-/// too, with no value: counted only while it runs, on the side of keeping the
-/// library; the next look, with it blocked, does not count it.) `None` where it
-/// cannot be told.
+/// value for it, and which live threads have its sequence number with no value (see
+/// [`Held`]): an entry with the key's sequence number was set by
+/// `pthread_setspecific` (glibc checks it before it runs the destructor at the
+/// thread's exit, after clearing the value). `None` where it cannot be told.
 ///
 /// Read the way a debugger's `libthread_db` reads it (`td_thr_tsd`), from glibc's own
 /// descriptions of its layout (`_thread_db_*`, checked before anything is read): the
@@ -683,14 +726,14 @@ fn keys(which: &dyn Fn(usize) -> Option<usize>, found: &mut [Vec<Hazard>]) {
 /// allocated; `_dl_stack_user`: the main thread's and given stacks), each `struct
 /// pthread` linked by its `list`, alive while its `tid` is not zero (the kernel clears
 /// it when the thread is gone); a thread's values, `specific[key / 32][key % 32]`.
-/// Every word is read through `/proc/self/mem`, so memory freed by a thread ending
-/// meanwhile is read as an error, never a fault; a list changed under the walk (a
-/// thread ending: its stack goes to glibc's cache list) ends in no list head within
-/// the bound and is `None`. A thread started during the walk may be missed: it holds
+/// Every word is read through `/proc/self/mem`, so memory freed or unmapped by a
+/// thread ending meanwhile is read as stale bytes or an error, never a fault; a list
+/// changed under the walk (a thread ending: its stack goes to glibc's cache list) ends
+/// in no list head within the bound and is `None`. A thread started during the walk may be missed: it holds
 /// no value of a library nothing runs (its values start null, and only the library's
 /// code sets them; a thread running that code is a hazard of its own).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn held_keys(keys: &[(u32, usize)]) -> Option<Vec<bool>> {
+fn held_keys(keys: &[(u32, usize)]) -> Option<Vec<Held>> {
     use std::os::unix::fs::FileExt;
     /// A description `uint32_t[3]`: field size in bits, element count, offset.
     fn described(name: &std::ffi::CStr) -> Option<[u32; 3]> {
@@ -733,45 +776,31 @@ fn held_keys(keys: &[(u32, usize)]) -> Option<Vec<bool>> {
         let mut bytes = [0u8; 4];
         mem.read_exact_at(&mut bytes, at as u64).ok().map(|()| u32::from_ne_bytes(bytes))
     };
-    let mut held = vec![false; keys.len()];
+    let mut held = vec![Held { value: false, ending: Vec::new() }; keys.len()];
     for head in [rtld + used, rtld + user] {
         let mut at = read(head + next)?;
         let mut steps = 0u32;
         while at != head {
             steps += 1;
-            if steps > 1 << 20 || at < list {
+            if steps > 1 << 16 || at < list {
                 return None;
             }
             let thread = at - list;
             let tid = read_u32(thread + tid_at)?;
-            // Whether it may be ending right now: alive and not blocked (a thread in
-            // its exit runs; `R` in its `stat`; one whose `stat` cannot be read, being
-            // gone, is counted too).
-            let mut ending = None;
-            let mut may_be_ending = || {
-                *ending.get_or_insert_with(|| {
-                    tid != 0
-                        && std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
-                            .ok()
-                            .and_then(|stat| {
-                                stat.rsplit_once(')')
-                                    .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s == "R"))
-                            })
-                            .unwrap_or(true)
-                })
-            };
             for (&(key, seq), held) in keys.iter().zip(held.iter_mut()) {
-                if *held {
-                    continue;
-                }
                 let (key, level) = (key as usize, key as usize / second);
                 let block = read(thread + specific + level * word)?;
                 if block == 0 {
                     continue;
                 }
                 let value = block + (key % second) * entry;
-                if read(value + seq_at)? == seq && (read(value + data_at)? != 0 || may_be_ending()) {
-                    *held = true;
+                if read(value + seq_at)? != seq {
+                    continue;
+                }
+                if read(value + data_at)? != 0 {
+                    held.value = true;
+                } else if tid != 0 {
+                    held.ending.push(tid);
                 }
             }
             at = read(at + next)?;
@@ -782,20 +811,41 @@ fn held_keys(keys: &[(u32, usize)]) -> Option<Vec<bool>> {
 
 /// Without glibc, the threads' values cannot be read.
 #[cfg(all(target_os = "linux", not(target_env = "gnu")))]
-fn held_keys(_keys: &[(u32, usize)]) -> Option<Vec<bool>> {
+fn held_keys(_keys: &[(u32, usize)]) -> Option<Vec<Held>> {
     None
 }
 
-/// Threads started since a subject was loaded (its `since`) whose instruction
-/// pointer, or a word of whose live stack, is in its code. Only those: a thread older
-/// than the library runs its code only through calls, and a library is never closed
-/// while a call into it is under way (the call holds a reference to it); while an
-/// older thread's stack can hold stale words from a library once mapped at the same
-/// addresses, which would keep libraries mapped for nothing. The calling thread is
-/// looked at only for subjects kept mapped before (see [`Subject::kept`]): the one
-/// being unloaded now is held by no call, so the caller runs none of its code.
+/// Threads whose instruction pointer, or a word of whose live stack, is in a
+/// subject's code.
+///
+/// For the library being unloaded, only threads started since it was loaded (its
+/// `since`): a thread older than the library runs its code only through calls, and a
+/// library is never closed while a call into it is under way (the call holds a
+/// reference to it); while an older thread's stack can hold stale words from a
+/// library once mapped at the same addresses, which would keep libraries mapped for
+/// nothing. Two exceptions, code that runs outside any call: a thread in `ending`
+/// (one that may be running a `pthread` key destructor of that subject, see
+/// [`keys`]) is looked at whatever its age; and a signal handler already running
+/// when it was replaced is not seen (documented; a library ever kept for a handler
+/// is kept for good, see [`look_again`]). For a library kept before (see
+/// [`Subject::kept`]) this thread is looked at too, if it is young enough (a thread
+/// of the library, or one it started, may be the one unloading another plugin).
+/// Old threads are not looked at for a kept library either: stale words of calls
+/// made into it while it was loaded (the host's main thread, say) would keep it for
+/// as long as they live.
+///
+/// A thread never seen blocked is waited for (up to ~25 ms) for the library being
+/// unloaded, and not seen if it never blocks (documented); for a library kept before,
+/// or a thread in `ending`, it is a hazard. What cannot be read (`/proc` out of
+/// descriptors, say; not a `/proc` that is not there at all) is a hazard
+/// ([`Hazard::NotLookedAt`]) of every subject it could hide one of.
 #[cfg(target_os = "linux")]
-fn threads(which: &dyn Fn(usize) -> Option<usize>, subjects: &[Subject<'_>], found: &mut [Vec<Hazard>]) {
+fn threads(
+    which: &dyn Fn(usize) -> Option<usize>,
+    subjects: &[Subject<'_>],
+    ending: &[(usize, u32)],
+    found: &mut [Vec<Hazard>],
+) {
     use std::os::unix::fs::FileExt;
 
     use std::os::unix::fs::MetadataExt;
@@ -806,22 +856,38 @@ fn threads(which: &dyn Fn(usize) -> Option<usize>, subjects: &[Subject<'_>], fou
     /// directory is always listed (a `/proc` that is not the kernel's could print a
     /// fixed count, and would turn the look at threads off).
     static COUNTED: AtomicBool = AtomicBool::new(false);
+    // A failure to read: a hazard of every subject it could hide one of (all of them,
+    // but where `/proc` is not there at all, which hides nothing new: such a process
+    // was never looked at, and only a kept library is kept for it).
+    let failed = |found: &mut [Vec<Hazard>], error: &std::io::Error, what: &str| {
+        let absent = error.kind() == std::io::ErrorKind::NotFound;
+        for (i, s) in subjects.iter().enumerate() {
+            if s.kept || !absent {
+                found[i].push(Hazard::NotLookedAt { what: format!("{what}: {error}") });
+            }
+        }
+    };
     let any_kept = subjects.iter().any(|s| s.kept);
     // At a link count of 3, this thread is the only one, and there is nothing to look
     // at (one `statx`, not the directory's open, reads and close) but this thread, for
-    // a library kept before.
+    // a library kept before or a key destructor it may be running.
     let links = std::fs::metadata("/proc/self/task").map(|task| task.nlink()).ok();
     let kernels = COUNTED.load(Ordering::Relaxed) || sigcgt::SIGCGT.load(Ordering::Relaxed) == sigcgt::TRUSTED;
     // SAFETY: `gettid` has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
     let tasks: Vec<u32> = if links == Some(3) && kernels {
-        if !any_kept {
+        if !any_kept && ending.is_empty() {
             return;
         }
         vec![me]
     } else {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
-        tasks.flatten().filter_map(|task| task.file_name().to_str().and_then(|t| t.parse::<u32>().ok())).collect()
+        match std::fs::read_dir("/proc/self/task") {
+            Ok(tasks) => tasks
+                .flatten()
+                .filter_map(|task| task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()))
+                .collect(),
+            Err(e) => return failed(found, &e, "/proc/self/task"),
+        }
     };
     if tasks.len() >= 2 && links == Some(tasks.len() as u64 + 2) {
         COUNTED.store(true, Ordering::Relaxed);
@@ -832,23 +898,42 @@ fn threads(which: &dyn Fn(usize) -> Option<usize>, subjects: &[Subject<'_>], fou
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
     for tid in tasks {
-        if own.contains(&tid) || (tid == me && !any_kept) {
+        let in_ending = |i: usize| ending.contains(&(i, tid));
+        if own.contains(&tid) && !ending.iter().any(|&(_, t)| t == tid) {
             continue;
         }
-        // `starttime`, the 22nd field of `stat`, the 20th after the command's `)`.
-        let started = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok().and_then(|stat| {
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
-        });
+        if tid == me && !any_kept && !ending.iter().any(|&(_, t)| t == tid) {
+            continue;
+        }
+        // `starttime`, the 22nd field of `stat`, the 20th after the command's `)`;
+        // read only when a subject's look depends on it.
+        let young = subjects.iter().enumerate().any(|(i, s)| (s.kept || tid != me) && !in_ending(i));
+        let started = if young {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok().and_then(|stat| {
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
+            })
+        } else {
+            None
+        };
         // The subjects this thread is looked at for (a thread whose start time cannot
-        // be read, for all).
+        // be read, for all), and for which a thread never seen blocked is a hazard.
         let looked: Vec<bool> = subjects
             .iter()
-            .map(|s| (tid != me || s.kept) && started.is_none_or(|started| started >= s.since))
+            .enumerate()
+            .map(|(i, s)| in_ending(i) || ((s.kept || tid != me) && started.is_none_or(|started| started >= s.since)))
             .collect();
-        let patient = looked.iter().zip(subjects).any(|(&l, s)| l && !s.kept);
+        let strict: Vec<bool> = subjects.iter().enumerate().map(|(i, s)| s.kept || in_ending(i)).collect();
         if !looked.contains(&true) {
             continue;
         }
+        let patient = (0..subjects.len()).any(|i| looked[i] && !strict[i]);
+        let hazard_for_strict = |found: &mut [Vec<Hazard>]| {
+            for i in 0..subjects.len() {
+                if looked[i] && strict[i] {
+                    found[i].push(Hazard::Thread { tid });
+                }
+            }
+        };
         // Stack and instruction pointers of a thread blocked in the kernel; a thread
         // running right now says `running`: look again a few times (for a library
         // being unloaded now; for one kept before, such a thread is a hazard).
@@ -862,9 +947,18 @@ fn threads(which: &dyn Fn(usize) -> Option<usize>, subjects: &[Subject<'_>], fou
             // Whether it was last seen running (not gone).
             let mut running = false;
             for attempt in 0..20u32 {
-                let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
-                    running = false;
-                    break;
+                let text = match std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) {
+                    Ok(text) => text,
+                    // Gone: nothing of it to look at.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+                        running = false;
+                        break;
+                    }
+                    Err(e) => {
+                        failed(found, &e, "a thread's /proc/self/task/<tid>/syscall");
+                        running = false;
+                        break;
+                    }
                 };
                 let words: Vec<&str> = text.split_whitespace().collect();
                 if words.len() >= 3 && words[0] != "running" {
@@ -880,13 +974,9 @@ fn threads(which: &dyn Fn(usize) -> Option<usize>, subjects: &[Subject<'_>], fou
                 std::thread::sleep(std::time::Duration::from_micros(100 << attempt.min(4)));
             }
             if pointers.is_none() && running {
-                // Never seen blocked: a hazard for the libraries kept before (for the
-                // one unloaded now, not seen, as before).
-                for (i, s) in subjects.iter().enumerate() {
-                    if looked[i] && s.kept {
-                        found[i].push(Hazard::Thread { tid });
-                    }
-                }
+                // Never seen blocked: a hazard where that is strict (for the library
+                // unloaded now, not seen, as before).
+                hazard_for_strict(found);
             }
         }
         let Some((sp, pc)) = pointers else { continue };
@@ -905,23 +995,40 @@ fn threads(which: &dyn Fn(usize) -> Option<usize>, subjects: &[Subject<'_>], fou
         let done = mark(pc);
         let mem = match mem.get_or_insert_with(|| std::fs::File::open("/proc/self/mem")) {
             Ok(mem) => mem,
-            // As before this was lazy: without `/proc/self/mem`, no stack is read.
-            Err(_) => return,
+            Err(e) => {
+                // As before this was lazy: without `/proc/self/mem`, no stack is read.
+                let e = std::io::Error::new(e.kind(), e.to_string());
+                return failed(found, &e, "/proc/self/mem");
+            }
         };
-        if !done && let Some(end) = regions.end(sp) {
-            let mut offset = sp & !(size_of::<usize>() - 1);
-            let mut buf = vec![0u8; 64 * 1024];
-            'scan: while offset < end {
-                let n = (end - offset).min(buf.len());
-                if mem.read_exact_at(&mut buf[..n], offset as u64).is_err() {
-                    break;
-                }
-                for word in buf[..n].chunks_exact(size_of::<usize>()) {
-                    if mark(usize::from_ne_bytes(word.try_into().expect("a word"))) {
-                        break 'scan;
+        if !done {
+            match regions.end(sp) {
+                Some(end) => {
+                    let mut offset = sp & !(size_of::<usize>() - 1);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    'scan: while offset < end {
+                        let n = (end - offset).min(buf.len());
+                        if let Err(e) = mem.read_exact_at(&mut buf[..n], offset as u64) {
+                            // A thread's stack that cannot be read (it ended, and its
+                            // stack went, meanwhile; or out of memory).
+                            if tid != me {
+                                hazard_for_strict(found);
+                            } else {
+                                failed(found, &e, "this thread's stack");
+                            }
+                            break;
+                        }
+                        for word in buf[..n].chunks_exact(size_of::<usize>()) {
+                            if mark(usize::from_ne_bytes(word.try_into().expect("a word"))) {
+                                break 'scan;
+                            }
+                        }
+                        offset += n;
                     }
                 }
-                offset += n;
+                // No mapping holds its stack pointer (or `/proc/self/maps` cannot be
+                // read): a hazard where that is strict.
+                None => hazard_for_strict(found),
             }
         }
         for (i, hit) in hit.into_iter().enumerate() {
@@ -1144,8 +1251,8 @@ mod tests {
     }
 
     /// The thread doing the look is looked at for a library kept before (a thread of
-    /// that library may be the one unloading another plugin), never for the one
-    /// being unloaded (held by no call, so not in it).
+    /// that library may be the one unloading another plugin) if it started since,
+    /// never for the one being unloaded (held by no call, so not in it).
     #[test]
     fn the_calling_thread_is_looked_at_only_for_a_library_kept_before() {
         let code = own_code();
@@ -1155,7 +1262,8 @@ mod tests {
         assert!(kept[0].contains(&Hazard::Thread { tid: me }), "{:?}", kept[0]);
         let now = hazards(&[Subject { code: &code, since: 0, kept: false }]);
         assert!(!now[0].contains(&Hazard::Thread { tid: me }), "{:?}", now[0]);
-        // A library loaded after this thread started: the caller is not looked at.
+        // Loaded after this thread started: not looked at (it runs the library's code
+        // only through calls, and stale words of those would keep it for good).
         let later = hazards(&[Subject { code: &code, since: now_ticks_after_start(), kept: true }]);
         assert!(!later[0].contains(&Hazard::Thread { tid: me }), "{:?}", later[0]);
     }
@@ -1170,26 +1278,11 @@ mod tests {
         started + 1
     }
 
-    /// Waits until thread `tid` sleeps (`S` in its `stat`).
-    fn wait_until_blocked(tid: i32) {
-        let state = || {
-            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-            stat.rsplit_once(')').unwrap().1.split_whitespace().next().unwrap().to_owned()
-        };
-        // (A minute at most: it blocks as soon as it runs.)
-        for _ in 0..60_000 {
-            if state() == "S" {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        panic!("thread {tid} never slept: {}", state());
-    }
-
     /// Whether a live thread holds a value for a key is read from glibc's thread
     /// list: a value set on another thread shows while that thread lives and goes
-    /// with it; one set here shows until it is cleared; a key deleted and made again
-    /// (another sequence number) does not take the old values for its own.
+    /// with it; set back to null on a live thread, the thread is one that may be
+    /// running the destructor; a key deleted and made again (another sequence number)
+    /// does not take the old values for its own.
     #[test]
     fn the_values_threads_hold_for_a_key_are_read() {
         extern "C" fn destructor(_: *mut std::ffi::c_void) {}
@@ -1203,59 +1296,76 @@ mod tests {
             // SAFETY: entry `key` of that table: its sequence number, the first word.
             unsafe { table.cast::<[usize; 2]>().add(key as usize).read_volatile()[0] }
         };
-        let held = |key| held_keys(&[(key, seq(key))]).expect("glibc's thread list read")[0];
-        assert!(!held(key), "a new key has no values");
-        let (set, on_thread) = std::sync::mpsc::channel();
+        let look = |key| held_keys(&[(key, seq(key))]).expect("glibc's thread list read").remove(0);
+        let held = |key| look(key).value;
+        // SAFETY: `gettid` has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        assert_eq!(look(key), Held { value: false, ending: vec![] }, "a new key has no values");
+        let (told, on_thread) = std::sync::mpsc::channel();
+        let (go, gone) = std::sync::mpsc::channel::<()>();
         let (end, ended) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             // SAFETY: sets this thread's value of a live key (not a pointer to anything:
             // the destructor ignores it).
             unsafe { libc::pthread_setspecific(key, std::ptr::dangling::<std::ffi::c_void>()) };
-            set.send(()).unwrap();
+            // SAFETY: `gettid` has no preconditions.
+            told.send(unsafe { libc::gettid() } as u32).unwrap();
+            gone.recv().unwrap();
+            // Back to null, as glibc does just before it calls the destructor.
+            // SAFETY: as above.
+            unsafe { libc::pthread_setspecific(key, std::ptr::null()) };
+            told.send(0).unwrap();
             let _ = ended.recv();
         });
-        on_thread.recv().unwrap();
+        let other = on_thread.recv().unwrap();
         assert!(held(key), "another thread's value");
+        go.send(()).unwrap();
+        on_thread.recv().unwrap();
+        // Its value null, the thread alive: one that may be running the destructor.
+        assert_eq!(look(key), Held { value: false, ending: vec![other] }, "set back to null on a live thread");
         drop(end);
         thread.join().unwrap();
-        assert!(!held(key), "gone with the thread");
+        assert_eq!(look(key), Held { value: false, ending: vec![] }, "gone with the thread");
         // A thread started now likely runs on that thread's stack, and its `struct
         // pthread` (kept by glibc for reuse, the key's sequence number and all): it
-        // holds nothing of the key, and it is not counted while it is blocked.
-        std::thread::scope(|s| {
-            let (asked, ask) = std::sync::mpsc::channel::<()>();
-            let (told, tid) = std::sync::mpsc::channel();
-            let blocked = s.spawn(move || {
-                // SAFETY: `gettid` has no preconditions.
-                told.send(unsafe { libc::gettid() }).unwrap();
-                let _ = ask.recv();
-            });
-            let tid = tid.recv().unwrap();
-            wait_until_blocked(tid);
-            assert!(!held(key), "a new thread, blocked, holds nothing");
-            drop(asked);
-            blocked.join().unwrap();
-        });
+        // holds no value; at most it is one whose stack is to be looked at.
+        let on_new = std::thread::scope(|s| s.spawn(|| look(key)).join().unwrap());
+        assert!(!on_new.value, "a new thread holds nothing: {on_new:?}");
         // SAFETY: as above, on this thread.
         unsafe { libc::pthread_setspecific(key, std::ptr::dangling::<std::ffi::c_void>()) };
         assert!(held(key), "this thread's value");
-        // Set back to null on a live thread: still counted (as a thread about to run
-        // the destructor would be).
         // SAFETY: as above.
         unsafe { libc::pthread_setspecific(key, std::ptr::null()) };
-        assert!(held(key), "a live thread that set its value");
+        assert_eq!(look(key), Held { value: false, ending: vec![me] }, "this thread, set back to null");
         // SAFETY: deletes the key; a new one likely takes its number with another
         // sequence number, and this thread's old value is not its.
         assert_eq!(unsafe { libc::pthread_key_delete(key) }, 0);
         let mut again: libc::pthread_key_t = 0;
         // SAFETY: makes a key, deleted below.
         assert_eq!(unsafe { libc::pthread_key_create(&mut again, Some(destructor)) }, 0);
-        assert!(!held(again), "no value of the new key (number {again}, was {key})");
-        // SAFETY: clears and deletes the key made above.
-        unsafe {
-            libc::pthread_setspecific(again, std::ptr::null());
-            libc::pthread_key_delete(again);
-        }
+        assert_eq!(look(again), Held { value: false, ending: vec![] }, "the new key (number {again}, was {key})");
+        // SAFETY: deletes the key made above.
+        unsafe { libc::pthread_key_delete(again) };
+    }
+
+    /// A thread that may be running a key destructor of the library (its value
+    /// cleared, the thread alive) is looked at whatever its age: here, this test's
+    /// thread, older than "the library" (this binary's code, `since` now), is found
+    /// in it only when it is such a thread.
+    #[test]
+    fn a_thread_that_may_run_a_key_destructor_is_looked_at_whatever_its_age() {
+        let code = own_code();
+        // SAFETY: `gettid` has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        let subjects = [Subject { code: &code, since: now_ticks_after_start(), kept: false }];
+        let ranges = Ranges::new(&subjects);
+        let which = |addr: usize| ranges.which(addr);
+        let mut found = vec![Vec::new()];
+        threads(&which, &subjects, &[], &mut found);
+        assert!(!found[0].contains(&Hazard::Thread { tid: me }), "{:?}", found[0]);
+        let mut found = vec![Vec::new()];
+        threads(&which, &subjects, &[(0, me)], &mut found);
+        assert!(found[0].contains(&Hazard::Thread { tid: me }), "{:?}", found[0]);
     }
 
     /// What `threads` relies on to skip a process of one thread: `/proc/self/task`'s

@@ -225,27 +225,17 @@ fn a_library_kept_for_a_thread_is_unloaded_once_the_thread_ends() {
         .unwrap()
     };
     let on_host = on_host.expect("kept mapped while its thread runs");
-    let threads: Vec<u32> = on_host
-        .hazards
-        .iter()
-        .filter_map(|h| match h {
-            Hazard::Thread { tid } => Some(*tid),
-            _ => None,
-        })
-        .filter(|&tid| tid != asked)
-        .collect();
-    assert!(!threads.is_empty(), "{on_host:?}");
+    let thread: u32 = std::fs::read_to_string(marker.with_extension("tid")).unwrap().parse().unwrap();
+    assert!(on_host.hazards.contains(&Hazard::Thread { tid: thread }), "{on_host:?}");
     // Looked at again while the plugin's thread runs (the host's thread that asked
     // for it has ended): still kept, for that thread.
     wait_until("the end of the host's thread", || !std::path::Path::new(&format!("/proc/self/task/{asked}")).exists());
     assert!(!tomada_host::unload_pinned_libraries().contains(&path));
     let still = report().expect("kept mapped while its thread runs");
-    assert!(still.hazards.iter().any(|h| threads.iter().any(|&tid| *h == Hazard::Thread { tid })), "{still:?}");
+    assert!(still.hazards.contains(&Hazard::Thread { tid: thread }), "{still:?}");
     assert!(mapped(name) && held(name));
     std::fs::remove_file(&marker).unwrap();
-    for tid in &threads {
-        wait_until("the plugin's thread's end", || !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists());
-    }
+    wait_until("the plugin's thread's end", || !std::path::Path::new(&format!("/proc/self/task/{thread}")).exists());
     // The next look unloads it, unless another test's thread started on a stack
     // glibc reused from one that ran this library, with its words in it (the error on
     // the side of keeping it): looked at again until those end too.
@@ -255,4 +245,181 @@ fn a_library_kept_for_a_thread_is_unloaded_once_the_thread_ends() {
     });
     wait_until("the library's unmapping", || !mapped(name));
     assert!(!held(name), "its name is let go once it is unloaded");
+}
+
+/// Waits until a library loaded now counts `tid` as a thread started before it: the
+/// clock of threads' start times (`CLOCK_BOOTTIME` in ticks) has moved past its start
+/// by more than the one tick an unload allows for.
+fn wait_until_older(tid: u32) {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let started: u64 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap();
+    // SAFETY: `sysconf` has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let ticks = || {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: writes the time into `ts`.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        ts.tv_sec as u64 * hz + ts.tv_nsec as u64 * hz / 1_000_000_000
+    };
+    wait_until("the clock of threads' start times to move on", || ticks() >= started + 3);
+}
+
+/// `unload_pinned_libraries` from a thread on a stack of its own (larger than glibc
+/// keeps for reuse): no stale word of an earlier call into a plugin on it.
+fn look_again() -> Vec<std::path::PathBuf> {
+    std::thread::Builder::new()
+        .stack_size(96 << 20)
+        .spawn(tomada_host::unload_pinned_libraries)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// Waits until a later look unloads the library of `path`, then until it is unmapped.
+fn wait_until_unloaded(path: &std::path::Path, name: &str) {
+    wait_until("its unloading by a later look", || {
+        look_again();
+        !pinned_libraries().iter().any(|r| r.path == path)
+    });
+    wait_until("the library's unmapping", || !mapped(name));
+}
+
+/// A thread older than the library, ending, runs the library's `pthread_key`
+/// destructor, which blocks: glibc cleared the thread's value just before the call,
+/// so no thread holds one, and the thread predates the library; its stack is looked
+/// at all the same (a live thread with the key's sequence number and no value may be
+/// in the destructor), and the library stays mapped, at its drop and at every look
+/// after, until the destructor has returned.
+#[test]
+fn a_key_destructor_running_on_an_old_thread_keeps_the_library_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("blocking");
+    std::fs::write(&marker, b"").unwrap();
+    let name = "hazard-key-slow.so";
+    let path = copy_to(&living("1.0.0"), dir.path(), name);
+    let (told, tid) = std::sync::mpsc::channel();
+    let (go, going) = std::sync::mpsc::channel::<()>();
+    let (handed, plugin) = std::sync::mpsc::channel();
+    let holder = {
+        let (path, which) = (path.clone(), format!("key-slow:{}", marker.display()));
+        std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            told.send(unsafe { libc::gettid() } as u32).unwrap();
+            going.recv().unwrap();
+            let plugin = Loader::new().load::<dyn Living>(&path).unwrap();
+            assert!(plugin.hazard(&which).unwrap());
+            handed.send(plugin).unwrap();
+            // Ends: the key's destructor runs here, and blocks.
+        })
+    };
+    let holder_tid = tid.recv().unwrap();
+    wait_until_older(holder_tid);
+    go.send(()).unwrap();
+    let plugin = plugin.recv().unwrap();
+    wait_until("the destructor's start", || marker.with_extension("in").exists());
+    drop(plugin);
+    let report = || pinned_libraries().into_iter().find(|r| r.path == path);
+    let kept = report().expect("kept mapped while its key destructor runs");
+    assert!(kept.hazards.contains(&Hazard::Thread { tid: holder_tid }), "{kept:?}");
+    assert!(mapped(name));
+    assert!(!look_again().contains(&path), "unloaded while its key destructor runs");
+    assert!(mapped(name) && report().is_some());
+    std::fs::remove_file(&marker).unwrap();
+    holder.join().unwrap();
+    assert!(marker.with_extension("out").exists(), "the destructor returned");
+    wait_until_unloaded(&path, name);
+}
+
+/// A library kept for its signal handler is kept for good: here the handler is still
+/// running on a thread older than the library when the host replaces it, which no
+/// look (at threads started since the library) sees; no later look unloads it,
+/// before or after the handler returns.
+#[test]
+fn a_library_kept_for_a_signal_handler_is_kept_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("handling");
+    std::fs::write(&marker, b"").unwrap();
+    let name = "hazard-signal-slow.so";
+    let path = copy_to(&living("1.0.0"), dir.path(), name);
+    let (told, tid) = std::sync::mpsc::channel();
+    let (end, ending) = std::sync::mpsc::channel::<()>();
+    let old = std::thread::spawn(move || {
+        // SAFETY: `gettid` has no preconditions.
+        told.send(unsafe { libc::gettid() } as u32).unwrap();
+        // Waits (the signal's handler runs in here) until told to end.
+        let _ = ending.recv();
+    });
+    let old_tid = tid.recv().unwrap();
+    wait_until_older(old_tid);
+    let plugin = Loader::new().load::<dyn Living>(&path).unwrap();
+    assert!(plugin.hazard(&format!("signal-slow:{}", marker.display())).unwrap());
+    drop(plugin);
+    let report = || pinned_libraries().into_iter().find(|r| r.path == path);
+    let kept = report().expect("kept mapped for its handler");
+    assert!(kept.hazards.contains(&Hazard::SignalHandler { signal: libc::SIGUSR1 }), "{kept:?}");
+    use std::os::unix::thread::JoinHandleExt;
+    // SAFETY: sends SIGUSR1 to that thread, whose handler is the plugin's.
+    assert_eq!(unsafe { libc::pthread_kill(old.as_pthread_t(), libc::SIGUSR1) }, 0);
+    wait_until("the handler's start", || marker.with_extension("in").exists());
+    // SAFETY: the host replaces the handler (no other test uses SIGUSR1, and nothing
+    // sends it again).
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
+    assert!(!look_again().contains(&path), "unloaded while its handler runs");
+    assert!(mapped(name) && report().is_some());
+    std::fs::remove_file(&marker).unwrap();
+    wait_until("the handler's end", || marker.with_extension("out").exists());
+    drop(end);
+    old.join().unwrap();
+    assert!(!look_again().contains(&path), "a library kept for a handler is kept for good");
+    assert!(mapped(name) && report().is_some());
+}
+
+/// A kept library is looked at again while the process is out of descriptors, so
+/// `/proc/self/task` cannot be listed: it stays kept (its thread runs its code for
+/// good), with the reason, rather than passed over. Run in a process of its own (the
+/// test runs itself): the descriptors used up would fail every other test.
+#[test]
+fn a_kept_library_stays_kept_when_its_threads_cannot_be_looked_at() {
+    const ALONE: &str = "TOMADA_TEST_OUT_OF_DESCRIPTORS";
+    const TEST: &str = "hazards::a_kept_library_stays_kept_when_its_threads_cannot_be_looked_at";
+    if std::env::var_os(ALONE).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("kept while /proc could not be read"), "{text}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = "hazard-raw-thread.so";
+    let path = copy_to(&living("1.0.0"), dir.path(), name);
+    let plugin = Loader::new().load::<dyn Living>(&path).unwrap();
+    assert!(plugin.hazard("raw-thread").unwrap());
+    drop(plugin);
+    let report = || pinned_libraries().into_iter().find(|r| r.path == path);
+    assert!(report().expect("kept for its thread").hazards.iter().any(|h| matches!(h, Hazard::Thread { .. })));
+    assert!(!look_again().contains(&path));
+    // Every descriptor used up, under a lower limit (put back below).
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: reads this process's limit into `limit`.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    let low = libc::rlimit { rlim_cur: limit.rlim_cur.min(512), rlim_max: limit.rlim_max };
+    // SAFETY: lowers the soft limit of this process (alone in it: see above).
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+    let mut files = Vec::new();
+    while let Ok(file) = std::fs::File::open("/dev/null") {
+        files.push(file);
+    }
+    let unloaded = tomada_host::unload_pinned_libraries();
+    drop(files);
+    // SAFETY: puts the limit back.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    assert!(!unloaded.contains(&path), "unloaded while its threads could not be looked at");
+    let kept = report().expect("still kept");
+    assert!(kept.hazards.iter().any(|h| matches!(h, Hazard::NotLookedAt { .. })), "{kept:?}");
+    assert!(mapped(name));
+    eprintln!("kept while /proc could not be read: {kept:?}");
 }

@@ -28,7 +28,11 @@ pub trait Living {
     /// The instance's state for its successor: the total, in decimal.
     fn state(&self) -> Vec<u8>;
     /// Leaves `which` behind, to run plugin code after an unload: `thread`,
-    /// `thread-while:<path>` (a thread that ends once `path` no longer exists),
-    /// `signal`, `key`, `tls`. `false` for an unknown name.
+    /// `thread-while:<path>` (a thread that writes its id to `<path>.tid` and ends once
+    /// `path` no longer exists),
+    /// `raw-thread` (one started with `pthread_create`), `signal`, `signal-slow:<path>`
+    /// (a SIGUSR1 handler that writes `<path>.in`, blocks while `path` exists, then
+    /// writes `<path>.out`), `key`, `key-slow:<path>` (a key destructor that does the
+    /// same, at the exit of the calling thread), `tls`. `false` for an unknown name.
     fn hazard(&self, which: &str) -> bool;
 }

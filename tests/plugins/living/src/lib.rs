@@ -118,12 +118,69 @@ mod hazards {
                 let path = std::path::PathBuf::from(&which["thread-while:".len()..]);
                 let (started, wait) = std::sync::mpsc::channel();
                 let spawned = std::thread::Builder::new().stack_size(96 << 20).spawn(move || {
+                    // Says which thread it is (`<path>.tid`).
+                    // SAFETY: `gettid` has no preconditions.
+                    let _ = std::fs::write(path.with_extension("tid"), unsafe { libc::gettid() }.to_string());
                     let _ = started.send(());
                     while path.exists() {
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
                 });
                 spawned.is_ok() && wait.recv().is_ok()
+            }
+            which if which.starts_with("key-slow:") => {
+                // A key whose destructor, run at the exit of the thread that holds its
+                // value (this one), says so (`<path>.in`), then blocks while `<path>`
+                // exists, then says it is done (`<path>.out`).
+                static PATH: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+                extern "C" fn on_exit(_: *mut libc::c_void) {
+                    let path = PATH.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let Some(path) = path else { return };
+                    let _ = std::fs::write(path.with_extension("in"), b"");
+                    while path.exists() {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    let _ = std::fs::write(path.with_extension("out"), b"");
+                }
+                *PATH.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::path::PathBuf::from(&which["key-slow:".len()..]));
+                let mut key: libc::pthread_key_t = 0;
+                // SAFETY: creates a key whose destructor is a function of this library,
+                // and gives this thread a value for it (so the destructor runs at its exit).
+                unsafe {
+                    libc::pthread_key_create(&mut key, Some(on_exit)) == 0
+                        && libc::pthread_setspecific(key, std::ptr::dangling::<libc::c_void>()) == 0
+                }
+            }
+            which if which.starts_with("signal-slow:") => {
+                // A SIGUSR1 handler that says it runs (`<path>.in`), then blocks while
+                // `<path>` exists, then says it is done (`<path>.out`).
+                static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+                extern "C" fn on_signal(_: libc::c_int) {
+                    let Some(path) = PATH.get() else { return };
+                    let _ = std::fs::write(path.with_extension("in"), b"");
+                    while path.exists() {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    let _ = std::fs::write(path.with_extension("out"), b"");
+                }
+                let _ = PATH.set(std::path::PathBuf::from(&which["signal-slow:".len()..]));
+                // SAFETY: installs a handler (a function of this library) for SIGUSR1;
+                // the hazard under test is exactly that it runs after it is replaced.
+                unsafe { libc::signal(libc::SIGUSR1, on_signal as *const () as libc::sighandler_t) };
+                true
+            }
+            "raw-thread" => {
+                // A thread started with `pthread_create` (so no value of `std`'s key),
+                // in this library's code for good.
+                extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                }
+                let mut thread: libc::pthread_t = 0;
+                // SAFETY: starts a thread running `run`, which takes no argument.
+                unsafe { libc::pthread_create(&mut thread, std::ptr::null(), run, std::ptr::null_mut()) == 0 }
             }
             "signal" => {
                 extern "C" fn on_signal(_: libc::c_int) {}
