@@ -909,7 +909,7 @@ fn threads(
         // read only when a subject's look depends on it.
         let young = subjects.iter().enumerate().any(|(i, s)| (s.kept || tid != me) && !in_ending(i));
         let started = if young {
-            std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok().and_then(|stat| {
+            task_file(tid, "stat").ok().and_then(|stat| {
                 stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
             })
         } else {
@@ -947,7 +947,7 @@ fn threads(
             // Whether it was last seen running (not gone).
             let mut running = false;
             for attempt in 0..20u32 {
-                let text = match std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) {
+                let text = match task_file(tid, "syscall") {
                     Ok(text) => text,
                     // Gone: nothing of it to look at.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
@@ -1037,6 +1037,32 @@ fn threads(
             }
         }
     }
+}
+
+/// A thread's small `/proc/self/task/<tid>/<file>` (`stat`, `syscall`: a few hundred
+/// bytes) in one `read`: an open, a read and a close, where `read_to_string` also asks
+/// the size and reads again to see the end (a look at threads does this for every
+/// thread of the process).
+#[cfg(target_os = "linux")]
+fn task_file(tid: u32, file: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut path = [0u8; 64];
+    let len = {
+        let mut at = &mut path[..];
+        write!(at, "/proc/self/task/{tid}/{file}")?;
+        64 - at.len()
+    };
+    let path = std::str::from_utf8(&path[..len]).map_err(std::io::Error::other)?;
+    let mut text = [0u8; 2048];
+    let mut f = std::fs::File::open(path)?;
+    let n = f.read(&mut text)?;
+    // (Longer than the buffer: the rest, as `read_to_string` would.)
+    if n == text.len() {
+        let mut rest = Vec::from(text);
+        f.read_to_end(&mut rest)?;
+        return String::from_utf8(rest).map_err(std::io::Error::other);
+    }
+    std::str::from_utf8(&text[..n]).map(str::to_owned).map_err(std::io::Error::other)
 }
 
 /// The ends of the mappings that threads' stack pointers lie in (where a stack scan
@@ -1238,6 +1264,23 @@ mod tests {
         for (addr, subject) in cases {
             assert_eq!(ranges.which(addr), subject, "{addr:#x}");
         }
+    }
+
+    /// A thread's `/proc` file read in one `read` is the whole file; a thread that
+    /// is not there is `NotFound`.
+    #[test]
+    fn a_threads_proc_file_is_read_whole() {
+        // SAFETY: `gettid` has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        let stat = task_file(me, "stat").unwrap();
+        let whole = std::fs::read_to_string(format!("/proc/self/task/{me}/stat")).unwrap();
+        // (Times and counters move between the two reads: compare up to the state.)
+        let head = |s: &str| {
+            s.rsplit_once(')').map(|(name, rest)| (name.to_owned(), rest.split_whitespace().next().map(str::to_owned)))
+        };
+        assert_eq!(head(&stat), head(&whole));
+        assert!(stat.ends_with('\n') && stat.split_whitespace().count() == whole.split_whitespace().count(), "{stat}");
+        assert_eq!(task_file(u32::MAX / 2, "stat").unwrap_err().kind(), std::io::ErrorKind::NotFound);
     }
 
     /// The executable mappings of this test binary: "a library" whose code every
