@@ -118,7 +118,9 @@ mod hazards {
                 let path = std::path::PathBuf::from(&which["thread-while:".len()..]);
                 let (started, wait) = std::sync::mpsc::channel();
                 let spawned = std::thread::Builder::new().stack_size(96 << 20).spawn(move || {
-                    // Says which thread it is (`<path>.tid`).
+                    // Says which thread it is (`<path>.tid`; Linux: the unload checks
+                    // that look at threads are Linux's).
+                    #[cfg(target_os = "linux")]
                     // SAFETY: `gettid` has no preconditions.
                     let _ = std::fs::write(path.with_extension("tid"), unsafe { libc::gettid() }.to_string());
                     let _ = started.send(());
