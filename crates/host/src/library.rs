@@ -14,7 +14,7 @@ pub(crate) struct Library {
     name: Option<std::sync::Arc<PluginFile>>,
     /// When it was opened, in the clock of threads' start times (see `crate::unload`).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    opened: u64,
+    opened: crate::unload::Since,
     /// Where the loader put it (see `crate::unload::placed`), if known.
     #[cfg(target_os = "linux")]
     placed: Option<crate::unload::Placed>,
@@ -43,7 +43,7 @@ impl Library {
         #[cfg(target_os = "linux")]
         let since = crate::unload::now();
         #[cfg(not(target_os = "linux"))]
-        let since = 0;
+        let since = crate::unload::Since { tick: 0, loader: 0 };
         #[cfg(unix)]
         let opened = {
             use libloading::os::unix::{Library as Unix, RTLD_LOCAL, RTLD_NOW};
@@ -124,10 +124,22 @@ impl Library {
 }
 
 impl Library {
+    /// When it was opened, and by which thread (see `crate::unload::Since`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn opened(&self) -> crate::unload::Since {
+        self.opened
+    }
+
     /// Closes the library, with no look for hazards (done already: see
     /// `crate::unload`), and lets its name go once the loader has.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn close(mut self) {
+        self.release();
+    }
+
+    /// Closes the handle and lets the name go (what is left of `self` drops as a
+    /// library already closed: nothing to look at).
+    fn release(&mut self) {
         drop(self.handle.take());
         #[cfg(target_os = "linux")]
         if let Some(file) = self.name.take() {
@@ -155,15 +167,11 @@ impl Drop for Library {
                     opened: self.opened,
                     placed: self.placed,
                 };
-                crate::unload::pinned(report, code, self.opened, kept);
+                crate::unload::pinned(report, code, kept);
                 return;
             }
         }
-        drop(self.handle.take());
-        #[cfg(target_os = "linux")]
-        if let Some(file) = self.name.take() {
-            names::release(file, self.placed);
-        }
+        self.release();
     }
 }
 

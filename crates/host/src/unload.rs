@@ -5,7 +5,9 @@
 //! Looked for (Linux, glibc):
 //! - **signal handlers** (`sigaction`) that are functions of the library;
 //! - **threads still in the library**: any other thread of the process, started
-//!   since the library was loaded (one started before runs its code through calls,
+//!   since the library was loaded (by the start tick `/proc` gives, and in the few
+//!   ticks around the load, by thread id against the thread that loaded it; one
+//!   started before runs its code through calls,
 //!   and a library is never closed during a call; or through a signal handler or a
 //!   key destructor, below), whose current instruction,
 //!   or any word of its stack from its stack pointer up (the return addresses of the
@@ -125,9 +127,8 @@ struct Kept {
     /// Tells it apart while it is looked at outside the lock.
     id: u64,
     report: UnloadReport,
-    /// Its executable code, and when it was loaded (see [`Subject`]).
+    /// Its executable code (see [`Subject`]).
     code: Vec<(usize, usize)>,
-    since: u64,
     /// Found with a signal handler of its own: kept for good, never looked at again
     /// (a handler replaced since may still be running on a thread older than the
     /// library, which no look sees).
@@ -219,7 +220,7 @@ pub fn unload_pinned_libraries() -> Vec<PathBuf> {
 #[cfg(target_os = "linux")]
 pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>, Vec<PathBuf>) {
     // (id, code, load time) of each library kept before and looked at now.
-    type Looked = (u64, Vec<(usize, usize)>, u64);
+    type Looked = (u64, Vec<(usize, usize)>, Since);
     // SAFETY: `getpid` has no preconditions.
     let pid = unsafe { libc::getpid() };
     // Whether thread `tid` of this process lives: signal 0 sends nothing, only checks
@@ -234,7 +235,7 @@ pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>,
                 !k.for_good
                     && (every || !k.report.hazards.iter().any(|h| matches!(*h, Hazard::Thread { tid } if alive(tid))))
             })
-            .map(|k| (k.id, k.code.clone(), k.since))
+            .map(|k| (k.id, k.code.clone(), k.library.opened()))
             .collect()
     };
     if kept.is_empty() && now.is_none() {
@@ -279,7 +280,7 @@ pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>,
 /// Records a library kept mapped, with its code and load time (to look at it again)
 /// and the library itself, still open.
 #[cfg(target_os = "linux")]
-pub(crate) fn pinned(report: UnloadReport, code: Vec<(usize, usize)>, since: u64, library: crate::library::Library) {
+pub(crate) fn pinned(report: UnloadReport, code: Vec<(usize, usize)>, library: crate::library::Library) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static IDS: AtomicU64 = AtomicU64::new(0);
     let reasons: Vec<String> = report.hazards.iter().map(ToString::to_string).collect();
@@ -292,21 +293,84 @@ pub(crate) fn pinned(report: UnloadReport, code: Vec<(usize, usize)>, since: u64
     );
     let id = IDS.fetch_add(1, Ordering::Relaxed);
     let for_good = report.hazards.iter().any(|h| matches!(h, Hazard::SignalHandler { .. }));
-    PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(Kept { id, report, code, since, for_good, library });
+    PINNED.lock().unwrap_or_else(|p| p.into_inner()).push(Kept { id, report, code, for_good, library });
 }
 
-/// Now, in the clock of threads' start times (`/proc/<pid>/task/<tid>/stat`'s
-/// `starttime`: clock ticks of `CLOCK_BOOTTIME`), one tick early (the side of
-/// looking at more threads).
+/// When a library was loaded, as a thread's start is compared with it (see
+/// [`threads`]): the tick of the clock of threads' start times
+/// (`/proc/<pid>/task/<tid>/stat`'s `starttime`: clock ticks of `CLOCK_BOOTTIME`),
+/// one tick early (the side of looking at more threads), and the thread that loaded
+/// it, which tells the threads started in the same few ticks apart (see
+/// [`Since::older`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) struct Since {
+    /// The tick, one early.
+    pub(crate) tick: u64,
+    /// The thread that loaded it (`gettid`; 0, none known).
+    pub(crate) loader: u32,
+}
+
+impl Since {
+    /// Whether thread `tid`, started at tick `started`, started before the library
+    /// was loaded. Ticks are 10 ms (at the usual 100 a second) and the tick is one
+    /// early, so by ticks alone every thread started up to 20 ms before the load is
+    /// "since": a test binary's tests, run beside each other, start threads that
+    /// often, and one of those, on a stack glibc reused with words of a plugin once
+    /// mapped at the same addresses, kept a library mapped that nothing used (seen
+    /// in CI: the thread of another test, started in the same tick, kept an object
+    /// test's library). In those ticks the kernel's order of thread ids tells: ids
+    /// are given in increasing order, so a thread with a lower id than the loader's
+    /// started before the loader, which started before the load. Trusted only where
+    /// no wrap of the ids can come between: the loader itself started in those few
+    /// ticks (the time between its start and the other thread's is a few ticks), and
+    /// the other id is less than half the id space (`pid_max`) below it; half the
+    /// ids given out in 40 ms is beyond any machine's pace (at least 16,384: 400,000
+    /// threads or processes a second). `loader_started` is the loader's start tick
+    /// (`None`: gone, or unknown; no tie-break).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn older(&self, tid: u32, started: u64, loader_started: Option<u64>) -> bool {
+        if started < self.tick {
+            return true;
+        }
+        // The tick of the load is `self.tick + 1`; a start after the next one is
+        // after the load, whatever the id says (a lower one is a wrap).
+        if started > self.tick + 2 || tid >= self.loader {
+            return false;
+        }
+        let Some(loader_started) = loader_started else { return false };
+        let Some(pid_max) = pid_max() else { return false };
+        (self.tick.saturating_sub(1)..=self.tick + 1).contains(&loader_started) && self.loader - tid < pid_max / 2
+    }
+}
+
+/// The size of the thread id space (`/proc/sys/kernel/pid_max`), read once.
 #[cfg(target_os = "linux")]
-pub(crate) fn now() -> u64 {
+fn pid_max() -> Option<u32> {
+    static PID_MAX: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *PID_MAX.get_or_init(|| read_proc("/proc/sys/kernel/pid_max")?.trim().parse().ok())
+}
+
+/// Now, as a library's load time (see [`Since`]), loaded by the calling thread.
+#[cfg(target_os = "linux")]
+pub(crate) fn now() -> Since {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `clock_gettime` writes the time into `ts`, a valid `timespec`.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     // SAFETY: `sysconf` has no preconditions.
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
     let ticks = (ts.tv_sec as u64).saturating_mul(hz) + (ts.tv_nsec as u64).saturating_mul(hz) / 1_000_000_000;
-    ticks.saturating_sub(1)
+    // SAFETY: `gettid` has no preconditions.
+    let loader = unsafe { libc::gettid() } as u32;
+    Since { tick: ticks.saturating_sub(1), loader }
+}
+
+/// A thread's start, in ticks (`starttime`, the 22nd field of its `stat`, the 20th
+/// after the command's `)`).
+#[cfg(target_os = "linux")]
+fn start_tick(tid: u32) -> Option<u64> {
+    let stat = task_file(tid, "stat").ok()?;
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
 }
 
 /// A library whose hazards are looked for (see [`hazards`]).
@@ -317,7 +381,7 @@ pub(crate) struct Subject<'a> {
     pub(crate) code: &'a [(usize, usize)],
     /// When it was loaded ([`now`]): only threads started since then are looked at
     /// (see [`threads`]), but for a key destructor one may be running.
-    pub(crate) since: u64,
+    pub(crate) since: Since,
     /// Kept mapped at an earlier unload, and looked at again: no handle of it is
     /// left, so nothing holds it while a call runs, and the calling thread is looked
     /// at too, if it started since (a thread of the library, or one it started, may
@@ -728,8 +792,8 @@ struct Held {
 /// it when the thread is gone); a thread's values, `specific[key / 32][key % 32]`.
 /// Every word is read through `/proc/self/mem`, so memory freed or unmapped by a
 /// thread ending meanwhile is read as stale bytes or an error, never a fault; a list
-/// changed under the walk (a thread ending: its stack goes to glibc's cache list) ends
-/// in no list head within the bound and is `None`. A thread started during the walk may be missed: it holds
+/// changed under the walk (a thread ending: its stack goes to glibc's cache list) shows
+/// as a node seen twice, and the walk is made again (a few times, then `None`). A thread started during the walk may be missed: it holds
 /// no value of a library nothing runs (its values start null, and only the library's
 /// code sets them; a thread running that code is a hazard of its own).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -776,37 +840,44 @@ fn held_keys(keys: &[(u32, usize)]) -> Option<Vec<Held>> {
         let mut bytes = [0u8; 4];
         mem.read_exact_at(&mut bytes, at as u64).ok().map(|()| u32::from_ne_bytes(bytes))
     };
-    let mut held = vec![Held { value: false, ending: Vec::new() }; keys.len()];
-    for head in [rtld + used, rtld + user] {
-        let mut at = read(head + next)?;
-        let mut steps = 0u32;
-        while at != head {
-            steps += 1;
-            if steps > 1 << 16 || at < list {
-                return None;
+    // One walk of both lists; `None` where a list changed under it (a node seen
+    // twice: the walk went into another list, glibc's cache, say) or a word could not
+    // be read (memory of a thread that ended).
+    let walk = || {
+        let mut held = vec![Held { value: false, ending: Vec::new() }; keys.len()];
+        let mut seen = std::collections::HashSet::new();
+        for head in [rtld + used, rtld + user] {
+            let mut at = read(head + next)?;
+            while at != head {
+                if seen.len() > 1 << 16 || at < list || !seen.insert(at) {
+                    return None;
+                }
+                let thread = at - list;
+                let tid = read_u32(thread + tid_at)?;
+                for (&(key, seq), held) in keys.iter().zip(held.iter_mut()) {
+                    let (key, level) = (key as usize, key as usize / second);
+                    let block = read(thread + specific + level * word)?;
+                    if block == 0 {
+                        continue;
+                    }
+                    let value = block + (key % second) * entry;
+                    if read(value + seq_at)? != seq {
+                        continue;
+                    }
+                    if read(value + data_at)? != 0 {
+                        held.value = true;
+                    } else if tid != 0 {
+                        held.ending.push(tid);
+                    }
+                }
+                at = read(at + next)?;
             }
-            let thread = at - list;
-            let tid = read_u32(thread + tid_at)?;
-            for (&(key, seq), held) in keys.iter().zip(held.iter_mut()) {
-                let (key, level) = (key as usize, key as usize / second);
-                let block = read(thread + specific + level * word)?;
-                if block == 0 {
-                    continue;
-                }
-                let value = block + (key % second) * entry;
-                if read(value + seq_at)? != seq {
-                    continue;
-                }
-                if read(value + data_at)? != 0 {
-                    held.value = true;
-                } else if tid != 0 {
-                    held.ending.push(tid);
-                }
-            }
-            at = read(at + next)?;
         }
-    }
-    Some(held)
+        Some(held)
+    };
+    // A few times: threads starting and ending beside the walk change the lists (and
+    // a failed walk makes every key a hazard).
+    (0..4).find_map(|_| walk())
 }
 
 /// Without glibc, the threads' values cannot be read.
@@ -897,30 +968,28 @@ fn threads(
     // threads all predate the library, or that has no other thread).
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
+    let mut loaders = Loaders::default();
     for tid in tasks {
         let in_ending = |i: usize| ending.contains(&(i, tid));
-        if own.contains(&tid) && !ending.iter().any(|&(_, t)| t == tid) {
+        let ends = ending.iter().any(|&(_, t)| t == tid);
+        if !ends && (own.contains(&tid) || (tid == me && !any_kept)) {
             continue;
         }
-        if tid == me && !any_kept && !ending.iter().any(|&(_, t)| t == tid) {
-            continue;
-        }
-        // `starttime`, the 22nd field of `stat`, the 20th after the command's `)`;
-        // read only when a subject's look depends on it.
-        let young = subjects.iter().enumerate().any(|(i, s)| (s.kept || tid != me) && !in_ending(i));
-        let started = if young {
-            task_file(tid, "stat").ok().and_then(|stat| {
-                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok())
-            })
-        } else {
-            None
-        };
+        // Its start, read only when a subject's look depends on it.
+        let aged = subjects.iter().enumerate().any(|(i, s)| (s.kept || tid != me) && !in_ending(i));
+        let started = if aged { start_tick(tid) } else { None };
         // The subjects this thread is looked at for (a thread whose start time cannot
         // be read, for all), and for which a thread never seen blocked is a hazard.
         let looked: Vec<bool> = subjects
             .iter()
             .enumerate()
-            .map(|(i, s)| in_ending(i) || ((s.kept || tid != me) && started.is_none_or(|started| started >= s.since)))
+            .map(|(i, s)| {
+                in_ending(i)
+                    || ((s.kept || tid != me)
+                        && started.is_none_or(|started| {
+                            !s.since.older(tid, started, loaders.get(s.since.loader, started, s.since.tick))
+                        }))
+            })
             .collect();
         let strict: Vec<bool> = subjects.iter().enumerate().map(|(i, s)| s.kept || in_ending(i)).collect();
         if !looked.contains(&true) {
@@ -1036,6 +1105,29 @@ fn threads(
                 found[i].push(Hazard::Thread { tid });
             }
         }
+    }
+}
+
+/// The start ticks of the threads that loaded the subjects (see [`Since::older`]),
+/// read once per look, and only for a thread started in the ticks around a load.
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+struct Loaders(Vec<(u32, Option<u64>)>);
+
+#[cfg(target_os = "linux")]
+impl Loaders {
+    /// The start tick of `loader`, if it is needed: for a thread started at
+    /// `started`, in the ticks around a load at `tick` (else `None`, unread).
+    fn get(&mut self, loader: u32, started: u64, tick: u64) -> Option<u64> {
+        if loader == 0 || !(tick..=tick + 2).contains(&started) {
+            return None;
+        }
+        if let Some(&(_, at)) = self.0.iter().find(|(tid, _)| *tid == loader) {
+            return at;
+        }
+        let at = start_tick(loader);
+        self.0.push((loader, at));
+        at
     }
 }
 
@@ -1241,7 +1333,8 @@ mod tests {
         let b = [(0x3000, 0x4000)];
         // A malformed library's segments overlapping (and one empty).
         let c = [(0x8000, 0x9000), (0x7000, 0xa000), (0xb000, 0xb000)];
-        let subjects = [&a[..], &b[..], &c[..]].map(|code| Subject { code, since: 0, kept: false });
+        let subjects =
+            [&a[..], &b[..], &c[..]].map(|code| Subject { code, since: Since { tick: 0, loader: 0 }, kept: false });
         let ranges = Ranges::new(&subjects);
         let cases = [
             (0, None),
@@ -1301,24 +1394,106 @@ mod tests {
         let code = own_code();
         // SAFETY: `gettid` has no preconditions.
         let me = unsafe { libc::gettid() } as u32;
-        let kept = hazards(&[Subject { code: &code, since: 0, kept: true }]);
+        let kept = hazards(&[Subject { code: &code, since: Since { tick: 0, loader: 0 }, kept: true }]);
         assert!(kept[0].contains(&Hazard::Thread { tid: me }), "{:?}", kept[0]);
-        let now = hazards(&[Subject { code: &code, since: 0, kept: false }]);
+        let now = hazards(&[Subject { code: &code, since: Since { tick: 0, loader: 0 }, kept: false }]);
         assert!(!now[0].contains(&Hazard::Thread { tid: me }), "{:?}", now[0]);
         // Loaded after this thread started: not looked at (it runs the library's code
         // only through calls, and stale words of those would keep it for good).
-        let later = hazards(&[Subject { code: &code, since: now_ticks_after_start(), kept: true }]);
+        let later = hazards(&[Subject { code: &code, since: since_after_start(), kept: true }]);
         assert!(!later[0].contains(&Hazard::Thread { tid: me }), "{:?}", later[0]);
     }
 
-    /// A tick well after this thread started (it has run for a while by the time it
-    /// asks: the tests' threads start before the first test runs).
-    fn now_ticks_after_start() -> u64 {
+    /// A load time well after this thread started (it has run for a while by the
+    /// time it asks: the tests' threads start before the first test runs).
+    fn since_after_start() -> Since {
         // SAFETY: `gettid` has no preconditions.
-        let me = unsafe { libc::gettid() };
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{me}/stat")).unwrap();
-        let started: u64 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap();
-        started + 1
+        let me = unsafe { libc::gettid() } as u32;
+        Since { tick: start_tick(me).unwrap() + 1, loader: 0 }
+    }
+
+    /// A thread started in the ticks around a load is older than the library when
+    /// its id is below the loader's, if the loader started in those ticks too and
+    /// the ids are close enough that no wrap came between; otherwise ticks decide.
+    #[test]
+    fn threads_started_in_the_ticks_of_a_load_are_told_apart_by_their_ids() {
+        let half = pid_max().expect("`pid_max`") / 2;
+        let since = Since { tick: 1000, loader: 5000 };
+        // By ticks alone: before the tick, older; after the next one, not, whatever the id.
+        assert!(since.older(9000, 999, None));
+        assert!(!since.older(4000, 1003, Some(1000)), "a later start with a lower id is a wrap");
+        // In the ticks of the load.
+        for started in 1000..=1002 {
+            assert!(since.older(4999, started, Some(1000)), "{started}");
+            assert!(since.older(4000, started, Some(999)));
+            assert!(since.older(4000, started, Some(1001)));
+            assert!(!since.older(5000, started, Some(1000)), "the loader itself");
+            assert!(!since.older(5001, started, Some(1000)), "started after the loader");
+            assert!(!since.older(4000, started, None), "the loader's start unknown");
+            assert!(!since.older(4000, started, Some(998)), "the loader started well before");
+            assert!(!since.older(4000, started, Some(1002)), "the loader started after the load");
+        }
+        let far = Since { tick: 1000, loader: half + 10 };
+        assert!(far.older(11, 1001, Some(1000)));
+        assert!(!far.older(10, 1001, Some(1000)), "half the id space below: a wrap could be between");
+        assert!(!Since { tick: 1000, loader: 0 }.older(0, 1000, Some(1000)), "no loader known");
+    }
+
+    /// With real threads: one started before the loader, in the same tick, is not
+    /// looked at (its stack holds this binary's code, as every thread's does), while
+    /// without the loader's id it is; one started after the loader is looked at.
+    #[test]
+    fn a_thread_started_before_the_loader_in_the_same_tick_is_not_looked_at() {
+        let code = own_code();
+        let parked = || {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                // SAFETY: `gettid` has no preconditions.
+                tid_tx.send(unsafe { libc::gettid() } as u32).unwrap();
+                let _ = rx.recv();
+            });
+            let tid = tid_rx.recv().unwrap();
+            // Blocked in the kernel, so its stack is read (bounded: a guard, not a measure).
+            for _ in 0..10_000 {
+                if task_file(tid, "syscall").is_ok_and(|t| !t.starts_with("running")) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            (tid, tx, thread)
+        };
+        // Until the loader starts in the tick of the earlier thread or the next (nearly
+        // always the first time; a loaded machine can put more between them).
+        let (earlier, (loader, loader_started), later, parked_threads) = loop {
+            let earlier = parked();
+            let loader = parked();
+            let (e, l) = (start_tick(earlier.0).unwrap(), start_tick(loader.0).unwrap());
+            if l <= e + 1 {
+                let later = parked();
+                break (earlier.0, (loader.0, l), later.0, [earlier, loader, later]);
+            }
+        };
+        let look = |since: Since| {
+            let subjects = [Subject { code: &code, since, kept: false }];
+            hazards(&subjects).remove(0)
+        };
+        // Loaded in the tick the loader started in (`tick` is one early), where the
+        // earlier thread started too, or in the tick before.
+        let since = Since { tick: loader_started - 1, loader };
+        let found = look(since);
+        assert!(!found.contains(&Hazard::Thread { tid: earlier }), "{found:?}");
+        assert!(
+            found.contains(&Hazard::Thread { tid: later }),
+            "{found:?} earlier {earlier:?} loader {loader} later {later} {:?}",
+            task_file(later, "syscall")
+        );
+        let found = look(Since { loader: 0, ..since });
+        assert!(found.contains(&Hazard::Thread { tid: earlier }), "{found:?}");
+        for (_, tx, thread) in parked_threads {
+            drop(tx);
+            thread.join().unwrap();
+        }
     }
 
     /// Whether a live thread holds a value for a key is read from glibc's thread
@@ -1400,7 +1575,7 @@ mod tests {
         let code = own_code();
         // SAFETY: `gettid` has no preconditions.
         let me = unsafe { libc::gettid() } as u32;
-        let subjects = [Subject { code: &code, since: now_ticks_after_start(), kept: false }];
+        let subjects = [Subject { code: &code, since: since_after_start(), kept: false }];
         let ranges = Ranges::new(&subjects);
         let which = |addr: usize| ranges.which(addr);
         let mut found = vec![Vec::new()];

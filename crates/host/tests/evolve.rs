@@ -407,7 +407,7 @@ mod objects {
         assert_eq!(tomada_test_support::mapped_copies(name), 1);
         drop(trail);
         drop(plugin);
-        assert_eq!(tomada_test_support::mapped_copies(name), 0, "still mapped after its plugin and objects went");
+        crate::objects::assert_unloaded(&path, "unmapped once its plugin and objects went");
     }
 
     /// A 1.0 host: whatever the plugin's version, it sees 1.0's `Step` and `Mood`.

@@ -287,12 +287,7 @@ fn a_plugin_with_the_old_descriptor_layout_still_loads() {
 #[cfg(target_os = "linux")]
 #[test]
 fn the_library_unloads_when_its_last_export_is_dropped() {
-    let mapped = |path: &std::path::Path| {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        // Loaded from a sealed copy of the file, named after it.
-        let sealed = format!("/memfd:tomada:{} ", path.file_name().unwrap().to_string_lossy());
-        maps.lines().any(|l| l.ends_with(path.to_string_lossy().as_ref()) || l.contains(&sealed))
-    };
+    use crate::objects::mapped;
     let dir = tempfile::tempdir().unwrap();
     let copy = tomada_test_support::copy_to(&family(), dir.path(), "libfamily_copy.so");
     let hola = Loader::new().export("hola").config("Oi").load::<dyn Greeter>(&copy).unwrap();
@@ -303,5 +298,5 @@ fn the_library_unloads_when_its_last_export_is_dropped() {
     assert!(mapped(&copy), "the store still needs the library");
     assert_eq!(store.keys().unwrap(), ["k"]);
     drop(store);
-    assert!(!mapped(&copy), "unloaded with the last export; kept mapped: {:?}", tomada_host::pinned_libraries());
+    crate::objects::assert_unloaded(&copy, "unloaded with the last export");
 }
