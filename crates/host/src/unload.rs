@@ -968,7 +968,10 @@ fn threads(
     // threads all predate the library, or that has no other thread).
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
-    let mut loaders = Loaders::default();
+    // Ids compare (see `Since::older`) only where `/proc` numbers threads as
+    // `gettid` does: this thread is in the listing (not a `/proc` of another PID
+    // namespace's).
+    let mut loaders = Loaders { ids_agree: tasks.contains(&me), read: Vec::new() };
     for tid in tasks {
         let in_ending = |i: usize| ending.contains(&(i, tid));
         let ends = ending.iter().any(|&(_, t)| t == tid);
@@ -1111,22 +1114,26 @@ fn threads(
 /// The start ticks of the threads that loaded the subjects (see [`Since::older`]),
 /// read once per look, and only for a thread started in the ticks around a load.
 #[cfg(target_os = "linux")]
-#[derive(Default)]
-struct Loaders(Vec<(u32, Option<u64>)>);
+struct Loaders {
+    /// Whether thread ids in `/proc/self/task` are those `gettid` gives (else no
+    /// tie-break).
+    ids_agree: bool,
+    read: Vec<(u32, Option<u64>)>,
+}
 
 #[cfg(target_os = "linux")]
 impl Loaders {
     /// The start tick of `loader`, if it is needed: for a thread started at
     /// `started`, in the ticks around a load at `tick` (else `None`, unread).
     fn get(&mut self, loader: u32, started: u64, tick: u64) -> Option<u64> {
-        if loader == 0 || !(tick..=tick + 2).contains(&started) {
+        if loader == 0 || !self.ids_agree || !(tick..=tick + 2).contains(&started) {
             return None;
         }
-        if let Some(&(_, at)) = self.0.iter().find(|(tid, _)| *tid == loader) {
+        if let Some(&(_, at)) = self.read.iter().find(|(tid, _)| *tid == loader) {
             return at;
         }
         let at = start_tick(loader);
-        self.0.push((loader, at));
+        self.read.push((loader, at));
         at
     }
 }
