@@ -190,20 +190,37 @@ fn among_many_only_the_library_a_thread_is_in_stays_mapped() {
     let plugins = load_copies("among", N, dir.path());
     assert!(plugins[RUNNING].1.hazard("thread").unwrap());
     let mut plugins: Vec<Option<_>> = plugins.into_iter().map(Some).collect();
+    let report = |name: &str| {
+        let path = dir.path().join(name);
+        pinned_libraries().into_iter().find(|r| r.path == path)
+    };
+    let mut kept = Vec::new();
     for i in shuffled(N) {
         let (name, plugin) = plugins[i].take().unwrap();
         drop(plugin);
         if i != RUNNING {
-            wait_until("the library's unmapping", || !mapped(&name));
+            wait_until("the library's unmapping (or its report)", || !mapped(&name) || report(&name).is_some());
+            if mapped(&name) {
+                // As in the test above: a thread started since the load (the running
+                // plugin's own, or another test's) on a stack glibc reused can hold
+                // a stale word of a copy of this plugin once mapped at the same
+                // addresses; nothing but a thread can be the reason.
+                let hazards = report(&name).unwrap().hazards;
+                assert!(hazards.iter().all(|h| matches!(h, Hazard::Thread { .. })), "{name}: {hazards:?}");
+                eprintln!("{name} kept mapped for a thread: {hazards:?}");
+                kept.push(dir.path().join(&name));
+            }
         }
     }
+    assert!(kept.len() <= N / 4, "most of them unmapped: kept {kept:?}");
+    let running = dir.path().join(format!("hazard-among-{RUNNING}.so"));
     assert!(mapped(&format!("hazard-among-{RUNNING}.so")), "unmapped under a running thread");
     let reported: Vec<_> = pinned_libraries().into_iter().filter(|r| r.path.starts_with(dir.path())).collect();
-    assert_eq!(reported.len(), 1, "{reported:?}");
-    assert!(reported[0].path.ends_with(format!("hazard-among-{RUNNING}.so")), "{reported:?}");
+    assert!(reported.iter().all(|r| r.path == running || kept.contains(&r.path)), "{reported:?}, kept {kept:?}");
+    let reported = reported.into_iter().find(|r| r.path == running).expect("the running one reported");
     // (Its `std` also made a `pthread_key` for that thread: a hazard of its own.)
-    assert!(reported[0].hazards.iter().any(|h| matches!(h, Hazard::Thread { .. })), "{reported:?}");
-    assert!(!reported[0].hazards.iter().any(|h| matches!(h, Hazard::SignalHandler { .. })), "{reported:?}");
+    assert!(reported.hazards.iter().any(|h| matches!(h, Hazard::Thread { .. })), "{reported:?}");
+    assert!(!reported.hazards.iter().any(|h| matches!(h, Hazard::SignalHandler { .. })), "{reported:?}");
 }
 
 /// A library kept mapped for a thread of its own is unloaded once that thread has
