@@ -245,7 +245,9 @@ pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>,
         .into_iter()
         .chain(kept.iter().map(|(_, code, since)| Subject { code, since: *since, kept: true }))
         .collect();
-    let mut found = hazards(&subjects);
+    // This thread is looked at from here up (see `hazards`).
+    let top = 0usize;
+    let mut found = hazards(&subjects, std::hint::black_box(&raw const top) as usize);
     let mine = if now.is_some() { found.remove(0) } else { Vec::new() };
     let mut free = Vec::new();
     {
@@ -320,35 +322,35 @@ impl Since {
     /// mapped at the same addresses, kept a library mapped that nothing used (seen
     /// in CI: the thread of another test, started in the same tick, kept an object
     /// test's library). In those ticks the kernel's order of thread ids tells: ids
-    /// are given in increasing order, so a thread with a lower id than the loader's
-    /// started before the loader, which started before the load. Trusted only where
-    /// no wrap of the ids can come between: the loader itself started in those few
-    /// ticks (the time between its start and the other thread's is a few ticks), and
-    /// the other id is less than half the id space (`pid_max`) below it; half the
-    /// ids given out in 40 ms is beyond any machine's pace (at least 16,384: 400,000
-    /// threads or processes a second). `loader_started` is the loader's start tick
-    /// (`None`: gone, or unknown; no tie-break).
+    /// are given in increasing order, so the loader, and a thread with a lower id
+    /// than the loader's, started before the load.
+    ///
+    /// `tie` is `(the loader's start tick, pid_max)`, where they could be read and
+    /// `/proc` numbers threads as `gettid` does (see [`Loaders::tie`]); `None`, no
+    /// tie-break. Trusted only where no wrap of the ids can come between: the loader
+    /// started in those few ticks (4 ticks, 40 ms, from its start to the end of the
+    /// other thread's tick), `pid_max` is at least the kernel's smallest default
+    /// (32,768), and the other id is less than `pid_max / 2 - 300` below the
+    /// loader's. Ids after a wrap start again at 300, so a wrap between the two
+    /// would take at least `pid_max / 2` (16,384) ids given out in those 40 ms: over
+    /// 400,000 threads or processes a second. (Not covered: ids chosen by a
+    /// checkpoint-restore tool, `clone3`'s `set_tid` or `ns_last_pid`, which need
+    /// `CAP_CHECKPOINT_RESTORE`.)
     #[cfg(target_os = "linux")]
-    pub(crate) fn older(&self, tid: u32, started: u64, loader_started: Option<u64>) -> bool {
+    pub(crate) fn older(&self, tid: u32, started: u64, tie: Option<(u64, u32)>) -> bool {
         if started < self.tick {
             return true;
         }
         // The tick of the load is `self.tick + 1`; a start after the next one is
         // after the load, whatever the id says (a lower one is a wrap).
-        if started > self.tick + 2 || tid >= self.loader {
+        if started > self.tick + 2 || tid > self.loader || self.loader == 0 {
             return false;
         }
-        let Some(loader_started) = loader_started else { return false };
-        let Some(pid_max) = pid_max() else { return false };
-        (self.tick.saturating_sub(1)..=self.tick + 1).contains(&loader_started) && self.loader - tid < pid_max / 2
+        let Some((loader_started, pid_max)) = tie else { return false };
+        pid_max >= 32_768
+            && (self.tick.saturating_sub(1)..=self.tick + 1).contains(&loader_started)
+            && self.loader - tid < pid_max / 2 - 300
     }
-}
-
-/// The size of the thread id space (`/proc/sys/kernel/pid_max`), read once.
-#[cfg(target_os = "linux")]
-fn pid_max() -> Option<u32> {
-    static PID_MAX: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *PID_MAX.get_or_init(|| read_proc("/proc/sys/kernel/pid_max")?.trim().parse().ok())
 }
 
 /// Now, as a library's load time (see [`Since`]), loaded by the calling thread.
@@ -394,7 +396,12 @@ pub(crate) struct Subject<'a> {
 /// to unload), in one look at the process (signal handlers, `pthread` keys, threads)
 /// for all of them.
 #[cfg(target_os = "linux")]
-pub(crate) fn hazards(subjects: &[Subject<'_>]) -> Vec<Vec<Hazard>> {
+///
+/// This thread's own stack (looked at for a library kept before, see [`threads`]) is
+/// read from `from` up: an address in the frame of the caller's that started the
+/// look. The look's own frames, below it, hold words it read of other threads'
+/// stacks and of glibc's tables, some of them the subjects' addresses.
+pub(crate) fn hazards(subjects: &[Subject<'_>], from: usize) -> Vec<Vec<Hazard>> {
     let mut found = vec![Vec::new(); subjects.len()];
     let ranges = Ranges::new(subjects);
     if ranges.0.is_empty() {
@@ -403,7 +410,7 @@ pub(crate) fn hazards(subjects: &[Subject<'_>]) -> Vec<Vec<Hazard>> {
     let which = |addr: usize| ranges.which(addr);
     signals(&which, &mut found);
     let ending = keys(&which, &mut found);
-    threads(&which, subjects, &ending, &mut found);
+    threads(&which, subjects, &ending, from, &mut found);
     found
 }
 
@@ -915,6 +922,7 @@ fn threads(
     which: &dyn Fn(usize) -> Option<usize>,
     subjects: &[Subject<'_>],
     ending: &[(usize, u32)],
+    from: usize,
     found: &mut [Vec<Hazard>],
 ) {
     use std::os::unix::fs::FileExt;
@@ -968,10 +976,7 @@ fn threads(
     // threads all predate the library, or that has no other thread).
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
-    // Ids compare (see `Since::older`) only where `/proc` numbers threads as
-    // `gettid` does: this thread is in the listing (not a `/proc` of another PID
-    // namespace's).
-    let mut loaders = Loaders { ids_agree: tasks.contains(&me), read: Vec::new() };
+    let mut loaders = Loaders::default();
     for tid in tasks {
         let in_ending = |i: usize| ending.contains(&(i, tid));
         let ends = ending.iter().any(|&(_, t)| t == tid);
@@ -989,9 +994,7 @@ fn threads(
             .map(|(i, s)| {
                 in_ending(i)
                     || ((s.kept || tid != me)
-                        && started.is_none_or(|started| {
-                            !s.since.older(tid, started, loaders.get(s.since.loader, started, s.since.tick))
-                        }))
+                        && started.is_none_or(|started| !s.since.older(tid, started, loaders.tie(s.since, started))))
             })
             .collect();
         let strict: Vec<bool> = subjects.iter().enumerate().map(|(i, s)| s.kept || in_ending(i)).collect();
@@ -1011,10 +1014,9 @@ fn threads(
         // being unloaded now; for one kept before, such a thread is a hazard).
         let mut pointers = None;
         if tid == me {
-            // This thread's own stack from here up (its instruction pointer is here,
-            // in tomada's code).
-            let here = 0usize;
-            pointers = Some((std::hint::black_box(&raw const here) as usize, 0));
+            // This thread's own stack from the caller's frame up (its instruction
+            // pointer is here, in tomada's code).
+            pointers = Some((from, 0));
         } else {
             // Whether it was last seen running (not gone).
             let mut running = false;
@@ -1111,30 +1113,43 @@ fn threads(
     }
 }
 
-/// The start ticks of the threads that loaded the subjects (see [`Since::older`]),
-/// read once per look, and only for a thread started in the ticks around a load.
+/// What ties between a thread's start and a load are broken with (see
+/// [`Since::older`]), read once per look, and only for a thread started in the ticks
+/// around a load: whether `/proc` numbers threads as `gettid` does, `pid_max`, and
+/// the loaders' start ticks.
 #[cfg(target_os = "linux")]
+#[derive(Default)]
 struct Loaders {
-    /// Whether thread ids in `/proc/self/task` are those `gettid` gives (else no
-    /// tie-break).
-    ids_agree: bool,
+    /// `pid_max`, if `/proc/thread-self` is this thread's, as `getpid` and `gettid`
+    /// number it (not a `/proc` of another PID namespace's); read at the first need.
+    ids: Option<Option<u32>>,
     read: Vec<(u32, Option<u64>)>,
 }
 
 #[cfg(target_os = "linux")]
 impl Loaders {
-    /// The start tick of `loader`, if it is needed: for a thread started at
-    /// `started`, in the ticks around a load at `tick` (else `None`, unread).
-    fn get(&mut self, loader: u32, started: u64, tick: u64) -> Option<u64> {
-        if loader == 0 || !self.ids_agree || !(tick..=tick + 2).contains(&started) {
+    /// The tie-break for a thread started at `started`, a load at `since`: `None`
+    /// where it is not needed (outside the ticks around the load) or cannot be had.
+    fn tie(&mut self, since: Since, started: u64) -> Option<(u64, u32)> {
+        if since.loader == 0 || !(since.tick..=since.tick + 2).contains(&started) {
             return None;
         }
-        if let Some(&(_, at)) = self.read.iter().find(|(tid, _)| *tid == loader) {
-            return at;
-        }
-        let at = start_tick(loader);
-        self.read.push((loader, at));
-        at
+        let pid_max = (*self.ids.get_or_insert_with(|| {
+            // SAFETY: `getpid` and `gettid` have no preconditions.
+            let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+            let own = std::fs::read_link("/proc/thread-self").ok()?;
+            (own == std::path::Path::new(&format!("{pid}/task/{tid}"))).then_some(())?;
+            read_proc("/proc/sys/kernel/pid_max")?.trim().parse().ok()
+        }))?;
+        let at = match self.read.iter().find(|(tid, _)| *tid == since.loader) {
+            Some(&(_, at)) => at,
+            None => {
+                let at = start_tick(since.loader);
+                self.read.push((since.loader, at));
+                at
+            }
+        };
+        Some((at?, pid_max))
     }
 }
 
@@ -1401,14 +1416,22 @@ mod tests {
         let code = own_code();
         // SAFETY: `gettid` has no preconditions.
         let me = unsafe { libc::gettid() } as u32;
-        let kept = hazards(&[Subject { code: &code, since: Since { tick: 0, loader: 0 }, kept: true }]);
+        let kept = hazards(&[Subject { code: &code, since: Since { tick: 0, loader: 0 }, kept: true }], here());
         assert!(kept[0].contains(&Hazard::Thread { tid: me }), "{:?}", kept[0]);
-        let now = hazards(&[Subject { code: &code, since: Since { tick: 0, loader: 0 }, kept: false }]);
+        let now = hazards(&[Subject { code: &code, since: Since { tick: 0, loader: 0 }, kept: false }], here());
         assert!(!now[0].contains(&Hazard::Thread { tid: me }), "{:?}", now[0]);
         // Loaded after this thread started: not looked at (it runs the library's code
         // only through calls, and stale words of those would keep it for good).
-        let later = hazards(&[Subject { code: &code, since: since_after_start(), kept: true }]);
+        let later = hazards(&[Subject { code: &code, since: since_after_start(), kept: true }], here());
         assert!(!later[0].contains(&Hazard::Thread { tid: me }), "{:?}", later[0]);
+    }
+
+    /// An address on this thread's stack, in the caller's frame or above (where a
+    /// look at this thread's stack starts).
+    #[inline(always)]
+    fn here() -> usize {
+        let here = 0usize;
+        std::hint::black_box(&raw const here) as usize
     }
 
     /// A load time well after this thread started (it has run for a while by the
@@ -1420,30 +1443,33 @@ mod tests {
     }
 
     /// A thread started in the ticks around a load is older than the library when
-    /// its id is below the loader's, if the loader started in those ticks too and
-    /// the ids are close enough that no wrap came between; otherwise ticks decide.
+    /// its id is the loader's or below it, if the loader started in those ticks too,
+    /// `pid_max` is at least the kernel's smallest default and the ids are close
+    /// enough that no wrap came between; otherwise ticks decide.
     #[test]
     fn threads_started_in_the_ticks_of_a_load_are_told_apart_by_their_ids() {
-        let half = pid_max().expect("`pid_max`") / 2;
         let since = Since { tick: 1000, loader: 5000 };
+        let tie = |at: u64| Some((at, 32_768));
         // By ticks alone: before the tick, older; after the next one, not, whatever the id.
         assert!(since.older(9000, 999, None));
-        assert!(!since.older(4000, 1003, Some(1000)), "a later start with a lower id is a wrap");
+        assert!(!since.older(4000, 1003, tie(1000)), "a later start with a lower id is a wrap");
         // In the ticks of the load.
         for started in 1000..=1002 {
-            assert!(since.older(4999, started, Some(1000)), "{started}");
-            assert!(since.older(4000, started, Some(999)));
-            assert!(since.older(4000, started, Some(1001)));
-            assert!(!since.older(5000, started, Some(1000)), "the loader itself");
-            assert!(!since.older(5001, started, Some(1000)), "started after the loader");
-            assert!(!since.older(4000, started, None), "the loader's start unknown");
-            assert!(!since.older(4000, started, Some(998)), "the loader started well before");
-            assert!(!since.older(4000, started, Some(1002)), "the loader started after the load");
+            assert!(since.older(4999, started, tie(1000)), "{started}");
+            assert!(since.older(5000, started, tie(1000)), "the loader itself");
+            assert!(since.older(4000, started, tie(999)));
+            assert!(since.older(4000, started, tie(1001)));
+            assert!(!since.older(5001, started, tie(1000)), "started after the loader");
+            assert!(!since.older(4000, started, None), "no tie-break to be had");
+            assert!(!since.older(4000, started, tie(998)), "the loader started well before");
+            assert!(!since.older(4000, started, tie(1002)), "the loader started after the load");
+            assert!(!since.older(4999, started, Some((1000, 32_767))), "a small `pid_max`");
         }
-        let far = Since { tick: 1000, loader: half + 10 };
-        assert!(far.older(11, 1001, Some(1000)));
-        assert!(!far.older(10, 1001, Some(1000)), "half the id space below: a wrap could be between");
-        assert!(!Since { tick: 1000, loader: 0 }.older(0, 1000, Some(1000)), "no loader known");
+        // Just under `pid_max / 2 - 300` below the loader, and just not.
+        let far = Since { tick: 1000, loader: 20_000 };
+        assert!(far.older(20_000 - 16_083, 1001, tie(1000)));
+        assert!(!far.older(20_000 - 16_084, 1001, tie(1000)), "a wrap could be between");
+        assert!(!Since { tick: 1000, loader: 0 }.older(0, 1000, tie(1000)), "no loader known");
     }
 
     /// With real threads: one started before the loader, in the same tick, is not
@@ -1471,25 +1497,31 @@ mod tests {
             (tid, tx, thread)
         };
         // Until the loader starts in the tick of the earlier thread or the next (nearly
-        // always the first time; a loaded machine can put more between them).
+        // always the first time; a loaded machine can put more between them), and the
+        // ids came in order (no wrap of the ids between the threads).
         let (earlier, (loader, loader_started), later, parked_threads) = loop {
-            let earlier = parked();
-            let loader = parked();
+            let (earlier, loader, later) = (parked(), parked(), parked());
             let (e, l) = (start_tick(earlier.0).unwrap(), start_tick(loader.0).unwrap());
-            if l <= e + 1 {
-                let later = parked();
+            if l <= e + 1 && earlier.0 < loader.0 && loader.0 < later.0 {
                 break (earlier.0, (loader.0, l), later.0, [earlier, loader, later]);
             }
         };
         let look = |since: Since| {
             let subjects = [Subject { code: &code, since, kept: false }];
-            hazards(&subjects).remove(0)
+            hazards(&subjects, here()).remove(0)
         };
         // Loaded in the tick the loader started in (`tick` is one early), where the
         // earlier thread started too, or in the tick before.
         let since = Since { tick: loader_started - 1, loader };
+        if Loaders::default().tie(since, loader_started).is_none() {
+            // (`pid_max` under the kernel's smallest default, or a `/proc` of another
+            // PID namespace: no tie-break on this machine.)
+            eprintln!("no tie-break by thread ids here: not tested");
+            return;
+        }
         let found = look(since);
         assert!(!found.contains(&Hazard::Thread { tid: earlier }), "{found:?}");
+        assert!(!found.contains(&Hazard::Thread { tid: loader }), "the loader itself: {found:?}");
         assert!(
             found.contains(&Hazard::Thread { tid: later }),
             "{found:?} earlier {earlier:?} loader {loader} later {later} {:?}",
@@ -1497,6 +1529,7 @@ mod tests {
         );
         let found = look(Since { loader: 0, ..since });
         assert!(found.contains(&Hazard::Thread { tid: earlier }), "{found:?}");
+        assert!(found.contains(&Hazard::Thread { tid: loader }), "{found:?}");
         for (_, tx, thread) in parked_threads {
             drop(tx);
             thread.join().unwrap();
@@ -1586,10 +1619,10 @@ mod tests {
         let ranges = Ranges::new(&subjects);
         let which = |addr: usize| ranges.which(addr);
         let mut found = vec![Vec::new()];
-        threads(&which, &subjects, &[], &mut found);
+        threads(&which, &subjects, &[], here(), &mut found);
         assert!(!found[0].contains(&Hazard::Thread { tid: me }), "{:?}", found[0]);
         let mut found = vec![Vec::new()];
-        threads(&which, &subjects, &[(0, me)], &mut found);
+        threads(&which, &subjects, &[(0, me)], here(), &mut found);
         assert!(found[0].contains(&Hazard::Thread { tid: me }), "{:?}", found[0]);
     }
 

@@ -74,17 +74,30 @@ pub(crate) fn mapped(path: &std::path::Path) -> bool {
 /// not be looked at, or being mapped while not reported kept.
 #[cfg(target_os = "linux")]
 pub(crate) fn assert_unloaded(path: &std::path::Path, what: &str) {
-    if !mapped(path) {
-        return;
-    }
-    let report = tomada_host::pinned_libraries().into_iter().find(|r| r.path == path);
-    let report = report.unwrap_or_else(|| panic!("{what}: still mapped, and not reported kept"));
     // SAFETY: `gettid` has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
-    for hazard in &report.hazards {
-        assert!(matches!(*hazard, tomada_host::Hazard::Thread { tid } if tid != me), "{what}: kept for {report:?}");
-    }
-    tomada_test_support::wait_until(&format!("{what} (kept for {report:?} first)"), || {
+    let mut last = None;
+    tomada_test_support::wait_until(&format!("{what} (kept for threads that did not end)"), || {
+        let report = tomada_host::pinned_libraries().into_iter().find(|r| r.path == path);
+        // (Looked at once more: another test's unload may have taken it off the list
+        // and be unloading it right now.)
+        if !mapped(path) {
+            return true;
+        }
+        let Some(report) = report.or_else(|| {
+            let again = tomada_host::pinned_libraries().into_iter().find(|r| r.path == path);
+            assert!(again.is_some() || !mapped(path), "{what}: still mapped, and not reported kept");
+            again
+        }) else {
+            return true;
+        };
+        for hazard in &report.hazards {
+            assert!(matches!(*hazard, tomada_host::Hazard::Thread { tid } if tid != me), "{what}: kept for {report:?}");
+        }
+        if last.as_ref() != Some(&report) {
+            eprintln!("{what}: kept for a while for {report:?}");
+            last = Some(report);
+        }
         // From a new thread on a stack of its own, larger than glibc keeps for reuse.
         std::thread::Builder::new()
             .stack_size(96 << 20)
