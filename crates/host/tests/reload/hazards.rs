@@ -135,6 +135,27 @@ fn shuffled(n: usize) -> Vec<usize> {
     order
 }
 
+/// After the drop of the plugin loaded from `dir/name` (one that leaves nothing
+/// behind): waits until it is unmapped or reported kept, and returns its path if it
+/// is kept. The other tests of this binary run beside this one, and a thread started
+/// since the load (theirs, or a plugin's own) may run on a stack glibc reused from an
+/// ended thread that called into a copy of this plugin once mapped at the same
+/// addresses: a stale word there keeps the library mapped, the documented error on
+/// the side of keeping it. So a thread may be the reason, and nothing else can be.
+fn unmapped_or_kept_for_a_thread(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    let path = dir.join(name);
+    let mut kept = None;
+    wait_until("the library's unmapping (or its report)", || {
+        kept = pinned_libraries().into_iter().find(|r| r.path == path);
+        !mapped(name) || kept.is_some()
+    });
+    // (Unloaded meanwhile by another test's look: not kept.)
+    let kept = kept.filter(|_| mapped(name))?;
+    assert!(kept.hazards.iter().all(|h| matches!(h, Hazard::Thread { .. })), "{name}: {kept:?}");
+    eprintln!("{name} kept mapped for a thread: {kept:?}");
+    Some(path)
+}
+
 /// Many libraries loaded, then dropped in another order: each is unmapped once
 /// dropped (its own code is looked up, not a neighbour's), the others stay, and
 /// none is reported.
@@ -144,28 +165,12 @@ fn many_plugins_dropped_in_another_order_are_all_unmapped() {
     let dir = tempfile::tempdir().unwrap();
     let mut plugins: Vec<Option<_>> = load_copies("many", N, dir.path()).into_iter().map(Some).collect();
     let order = shuffled(N);
-    let report = |name: &str| {
-        let path = dir.path().join(name);
-        pinned_libraries().into_iter().find(|r| r.path == path)
-    };
     let mut kept = Vec::new();
     for (k, &i) in order.iter().enumerate() {
         let (name, plugin) = plugins[i].take().unwrap();
         assert!(mapped(&name));
         drop(plugin);
-        wait_until("the library's unmapping (or its report)", || !mapped(&name) || report(&name).is_some());
-        if mapped(&name) {
-            // The other tests of this binary run beside this one, and their threads
-            // (started since these libraries were loaded) may run on a stack glibc
-            // reused from an ended thread that called into one of them: a stale word
-            // there keeps a library mapped, the documented error on the side of
-            // keeping it. Nothing but a thread can be the reason (these plugins leave
-            // nothing behind).
-            let hazards = report(&name).unwrap().hazards;
-            assert!(hazards.iter().all(|h| matches!(h, Hazard::Thread { .. })), "{name}: {hazards:?}");
-            eprintln!("{name} kept mapped for a thread of another test: {hazards:?}");
-            kept.push(dir.path().join(&name));
-        }
+        kept.extend(unmapped_or_kept_for_a_thread(dir.path(), &name));
         for &later in &order[k + 1..] {
             let (name, _) = plugins[later].as_ref().unwrap();
             assert!(mapped(name), "{name} unmapped before it was dropped");
@@ -190,26 +195,12 @@ fn among_many_only_the_library_a_thread_is_in_stays_mapped() {
     let plugins = load_copies("among", N, dir.path());
     assert!(plugins[RUNNING].1.hazard("thread").unwrap());
     let mut plugins: Vec<Option<_>> = plugins.into_iter().map(Some).collect();
-    let report = |name: &str| {
-        let path = dir.path().join(name);
-        pinned_libraries().into_iter().find(|r| r.path == path)
-    };
     let mut kept = Vec::new();
     for i in shuffled(N) {
         let (name, plugin) = plugins[i].take().unwrap();
         drop(plugin);
         if i != RUNNING {
-            wait_until("the library's unmapping (or its report)", || !mapped(&name) || report(&name).is_some());
-            if mapped(&name) {
-                // As in the test above: a thread started since the load (the running
-                // plugin's own, or another test's) on a stack glibc reused can hold
-                // a stale word of a copy of this plugin once mapped at the same
-                // addresses; nothing but a thread can be the reason.
-                let hazards = report(&name).unwrap().hazards;
-                assert!(hazards.iter().all(|h| matches!(h, Hazard::Thread { .. })), "{name}: {hazards:?}");
-                eprintln!("{name} kept mapped for a thread: {hazards:?}");
-                kept.push(dir.path().join(&name));
-            }
+            kept.extend(unmapped_or_kept_for_a_thread(dir.path(), &name));
         }
     }
     assert!(kept.len() <= N / 4, "most of them unmapped: kept {kept:?}");
