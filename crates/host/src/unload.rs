@@ -994,7 +994,13 @@ fn threads(
             .map(|(i, s)| {
                 in_ending(i)
                     || ((s.kept || tid != me)
-                        && started.is_none_or(|started| !s.since.older(tid, started, loaders.tie(s.since, started))))
+                        && started.is_none_or(|started| {
+                            // (What breaks a tie is read only for a thread it could
+                            // make older: not one with a higher id than the loader's,
+                            // such as the library's own threads.)
+                            let tie = if tid <= s.since.loader { loaders.tie(s.since, started) } else { None };
+                            !s.since.older(tid, started, tie)
+                        }))
             })
             .collect();
         let strict: Vec<bool> = subjects.iter().enumerate().map(|(i, s)| s.kept || in_ending(i)).collect();
