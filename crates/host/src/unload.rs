@@ -326,7 +326,7 @@ impl Since {
     /// than the loader's, started before the load.
     ///
     /// `tie` is `(the loader's start tick, pid_max)`, where they could be read and
-    /// `/proc` numbers threads as `gettid` does (see [`Loaders::tie`]); `None`, no
+    /// `/proc` numbers threads as `gettid` does (see [`TieBreak::tie`]); `None`, no
     /// tie-break. Trusted only where no wrap of the ids can come between: the loader
     /// started in those few ticks (4 ticks, 40 ms, from its start to the end of the
     /// other thread's tick), `pid_max` is at least the kernel's smallest default
@@ -976,7 +976,7 @@ fn threads(
     // threads all predate the library, or that has no other thread).
     let mut mem: Option<std::io::Result<std::fs::File>> = None;
     let mut regions = Regions::default();
-    let mut loaders = Loaders::default();
+    let mut tie_break = TieBreak::default();
     for tid in tasks {
         let in_ending = |i: usize| ending.contains(&(i, tid));
         let ends = ending.iter().any(|&(_, t)| t == tid);
@@ -998,7 +998,7 @@ fn threads(
                             // (What breaks a tie is read only for a thread it could
                             // make older: not one with a higher id than the loader's,
                             // such as the library's own threads.)
-                            let tie = if tid <= s.since.loader { loaders.tie(s.since, started) } else { None };
+                            let tie = if tid <= s.since.loader { tie_break.tie(s.since, started) } else { None };
                             !s.since.older(tid, started, tie)
                         }))
             })
@@ -1125,7 +1125,7 @@ fn threads(
 /// the loaders' start ticks.
 #[cfg(target_os = "linux")]
 #[derive(Default)]
-struct Loaders {
+struct TieBreak {
     /// `pid_max`, if `/proc/thread-self` is this thread's, as `getpid` and `gettid`
     /// number it (not a `/proc` of another PID namespace's); read at the first need.
     ids: Option<Option<u32>>,
@@ -1133,7 +1133,7 @@ struct Loaders {
 }
 
 #[cfg(target_os = "linux")]
-impl Loaders {
+impl TieBreak {
     /// The tie-break for a thread started at `started`, a load at `since`: `None`
     /// where it is not needed (outside the ticks around the load) or cannot be had.
     fn tie(&mut self, since: Since, started: u64) -> Option<(u64, u32)> {
@@ -1519,7 +1519,7 @@ mod tests {
         // Loaded in the tick the loader started in (`tick` is one early), where the
         // earlier thread started too, or in the tick before.
         let since = Since { tick: loader_started - 1, loader };
-        if Loaders::default().tie(since, loader_started).is_none() {
+        if TieBreak::default().tie(since, loader_started).is_none() {
             // (`pid_max` under the kernel's smallest default, or a `/proc` of another
             // PID namespace: no tie-break on this machine.)
             eprintln!("no tie-break by thread ids here: not tested");
