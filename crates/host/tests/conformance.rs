@@ -158,6 +158,7 @@ conformance!(
     callbacks_inside_callbacks_are_re_entrant,
     re_entrant_callbacks_from_several_threads_at_once,
     objects_live_on_after_the_plugin_handle_drops,
+    the_instance_drop_runs_to_its_end_when_nothing_else_keeps_the_plugin,
     handles_go_back_to_a_plugin,
     // Async methods (`async-plugin`, `indexer`).
     async_methods_answer_with_a_minimal_executor,
@@ -546,6 +547,41 @@ fn objects_live_on_after_the_plugin_handle_drops(via: Via) {
     assert_eq!(cursor.fork().unwrap().next(), Ok(None));
     assert_eq!(shared.next(), Ok(Some("fig".into())));
     drop((cursor, shared));
+}
+
+/// With nothing else made by the plugin still held, dropping the `Plugin` runs the
+/// instance's `Drop` to its end before `drop` returns, in every mode: isolated, the
+/// process is ended only after the instance has gone (its `Drop` calling the host
+/// service it held, then letting go of it), so what a `Drop` does (a file flushed, a
+/// last message) is not cut short.
+fn the_instance_drop_runs_to_its_end_when_nothing_else_keeps_the_plugin(via: Via) {
+    struct Lines(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
+    impl Host for Lines {
+        fn log(&self, _: Level, message: &str) {
+            self.0.lock().unwrap().push(message.to_owned());
+        }
+        fn config(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    impl Drop for Lines {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+    for round in 0..3 {
+        let plugin = indexer(via);
+        plugin.index("fig date", &Recorder::new(vec![]).1).unwrap();
+        let (lines, dropped) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        plugin.attach(Box::new(Lines(Arc::clone(&lines), Arc::clone(&dropped)))).unwrap();
+        drop(plugin);
+        assert_eq!(
+            lines.lock().unwrap().last().map(String::as_str),
+            Some("dropped with the plugin"),
+            "round {round}: the instance's `Drop` ran, and reached the host, before `drop` returned"
+        );
+        assert!(dropped.load(Ordering::SeqCst), "round {round}: what the instance held is gone with it");
+    }
 }
 
 /// `Option<Box<dyn Cursor>>`, `Result<Box<dyn Cursor>, String>` and

@@ -477,6 +477,41 @@ impl Endpoint {
         self.send_within(id, target, self.parent(), method, args, deadline)
     }
 
+    /// [`Endpoint::send`], giving up at `by` (waiting for another writer, or for
+    /// room): for a side that ends the channel if the peer takes nothing by then,
+    /// and must not wait for it until the call's `deadline` (which the request
+    /// still carries). A frame cut short by `by` leaves the channel unusable: the
+    /// caller ends it.
+    pub(crate) fn send_by(
+        &self,
+        id: u64,
+        target: u64,
+        method: u32,
+        args: &[u8],
+        deadline: Option<Instant>,
+        by: Instant,
+    ) -> std::io::Result<()> {
+        let writing = loop {
+            match self.writing.try_lock() {
+                Ok(w) => break w,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                // Another writer waits for room (up to its deadline): not this long.
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < by => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "another writer held the channel"));
+                }
+            }
+        };
+        let head = self.request_head(target, self.parent(), method, deadline);
+        let left = by.saturating_duration_since(Instant::now());
+        let sent =
+            frame::write_for(&self.link, Header { kind: self.request, status: 0, id }, &[&head, args], Some(left));
+        drop(writing);
+        sent
+    }
+
     /// [`Endpoint::send`] of arguments in parts, sent as they lie, in one frame.
     pub(crate) fn send_parts(
         &self,
@@ -802,33 +837,6 @@ impl Endpoint {
     /// channel's end, which matters no more to the object).
     pub(crate) fn release(&self, id: u64) {
         let _ = self.write(Header { kind: Kind::Release, status: 0, id: 0 }, &[&id.to_le_bytes()]);
-    }
-
-    /// [`Endpoint::release`], giving up after `grace` (waiting for another writer, or
-    /// for room): for a side about to end the channel anyway, which must not wait for
-    /// a peer that takes nothing. Whether it was sent whole.
-    pub(crate) fn release_within(&self, id: u64, grace: Duration) -> bool {
-        let until = Instant::now() + grace;
-        let writing = loop {
-            match self.writing.try_lock() {
-                Ok(w) => break w,
-                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
-                // Another writer waits for room (up to its deadline): not this long.
-                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(std::sync::TryLockError::WouldBlock) => return false,
-            }
-        };
-        let left = until.saturating_duration_since(Instant::now());
-        let sent = frame::write_for(
-            &self.link,
-            Header { kind: Kind::Release, status: 0, id: 0 },
-            &[&id.to_le_bytes()],
-            Some(left),
-        );
-        drop(writing);
-        sent.is_ok()
     }
 }
 

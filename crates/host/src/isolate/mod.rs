@@ -923,6 +923,23 @@ impl Isolated {
         gathered: &[tomada::client::Gathered<'_>],
         bytes: bool,
     ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
+        self.call_on_within(connection, target, method, args, gathered, bytes, None)
+    }
+
+    /// [`Isolated::call_on_for`], whose request must be taken by `send_by` if that
+    /// comes before the call's deadline (a plugin that takes nothing by then is
+    /// ended, as at the deadline); its answer is waited for up to the deadline.
+    #[allow(clippy::too_many_arguments)]
+    fn call_on_within(
+        &self,
+        connection: &Arc<Connection>,
+        target: u64,
+        method: u32,
+        args: &mut Vec<u8>,
+        gathered: &[tomada::client::Gathered<'_>],
+        bytes: bool,
+        send_by: Option<Instant>,
+    ) -> Result<Result<Vec<u8>, CallError>, Arc<Connection>> {
         let (deadline, given) = deadline::for_call(self.options.deadline);
         if deadline <= Instant::now() {
             // (A scope's time already spent: not sent, nothing to end.)
@@ -962,7 +979,10 @@ impl Isolated {
                 (_, None, None) => Ok(Err(crashed(None, None))),
             };
         };
-        let sent = if gathered.is_empty() {
+        let sent = if let Some(by) = send_by.filter(|by| *by < deadline) {
+            debug_assert!(gathered.is_empty(), "a request sent by a time has its arguments in one piece");
+            endpoint.send_by(id, target, method, args, Some(deadline), by)
+        } else if gathered.is_empty() {
             endpoint.send(id, target, method, args, Some(deadline))
         } else {
             let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * gathered.len() + 1);
@@ -1063,41 +1083,39 @@ pub(crate) const START_LANES: u32 = u32::MAX - 2;
 impl Isolated {
     /// Drops the plugin's instance in its process (its handle is gone), if one runs.
     ///
-    /// If the process lives on (objects it made are still held), this waits until the
-    /// instance is dropped, serving what its `Drop` calls meanwhile, so what it let go
-    /// of is let go of here, before `drop(Plugin)` returns — as in-process, where the
-    /// instance drops with its handle: the host objects it held (a kept `Box<dyn
-    /// Host>`) are released in order, not whenever the host next reads the channel.
-    /// (Bounded by the call deadline, past which the process is killed like any hung
-    /// call's.) Otherwise the process is about to be killed with the handle, and the
-    /// instance is only told to go, for up to [`END_GRACE`]: a process that takes
-    /// nothing in that time is killed with the rest (`Drop`) without waiting for the
-    /// call deadline.
+    /// This waits until the instance is dropped, serving what its `Drop` calls
+    /// meanwhile, so that what it let go of is let go of here, before `drop(Plugin)`
+    /// returns — as in-process, where the instance drops with its handle: the host
+    /// objects it held (a kept `Box<dyn Host>`) are released in order, not whenever
+    /// the host next reads the channel, and what its `Drop` does (a file flushed,
+    /// state saved) is done. (Bounded by the plugin's call deadline, past which the
+    /// process is killed like any hung call's.) If nothing else keeps the process
+    /// (no object it made is still held), it must take the request within
+    /// [`END_GRACE`] (else it is killed then: nothing else waits for it), and it is
+    /// ended once the instance is gone.
     pub(crate) fn drop_instance(&self) {
         let connection = self.lock().connection.clone();
         let Some(connection) = connection else { return };
         if connection.endpoint.flight().ended.is_some() {
             return;
         }
-        // The `Plugin`'s reference and this one: nothing else keeps the process.
-        let me = self.arc();
-        if Arc::strong_count(&me) <= 2 {
-            if !connection.endpoint.release_within(0, END_GRACE) {
-                // (Maybe half a frame in the ring: nothing more may be sent.)
-                connection.close(CallError::Channel {
-                    message: "the plugin's process took nothing while its handle was dropped".to_owned(),
-                });
-            }
+        // The `Plugin`'s reference and this one: nothing else keeps the process, and
+        // no other thread's call can fill its rings. One that takes nothing for
+        // `END_GRACE` is ended then, without waiting for the call deadline.
+        let alone = Arc::strong_count(&self.arc()) <= 2;
+        let send_by = alone.then(|| Instant::now() + END_GRACE);
+        // Its answer says nothing (a failure has ended the process, and its objects).
+        // (The plugin's own deadline: a caller's scope, maybe spent, is not for this.)
+        let _ = deadline::unscoped(|| {
+            self.call_on_within(&connection, 0, DROP_INSTANCE, &mut Vec::new(), &[], false, send_by)
+        });
+        if alone || Arc::strong_count(&self.arc()) <= 2 {
             // The process ends now, as the last reference's drop would end it: the
             // reader of the main rings may hold a reference for a moment (it serves
             // what it read), and the end (the host's objects the plugin held dropped)
             // would then come on that thread, after this drop has returned.
             self.end_process();
-            return;
         }
-        // Its answer says nothing (a failure has ended the process, and its objects).
-        // (The plugin's own deadline: a caller's scope, maybe spent, is not for this.)
-        let _ = deadline::unscoped(|| self.call_on(&connection, 0, DROP_INSTANCE, &mut Vec::new()));
     }
 }
 
