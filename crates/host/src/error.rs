@@ -812,10 +812,17 @@ pub enum LaunchError {
         source: io::Error,
     },
     /// The process ended before its hello.
-    #[error("the process ended before it greeted the host")]
+    #[error(
+        "the process ended before it greeted the host (if it is the host's own program, the default \
+         `Runner::CurrentExe`, its `main` must call `tomada_host::isolate::serve_if_runner()` first: \
+         without it the host's `main` runs again in the child)"
+    )]
     NoHello,
     /// The process sent no hello (in time), or not one.
-    #[error("no hello: {source}")]
+    #[error(
+        "no hello: {source} (a runner's `main` must call `tomada_host::isolate::serve_if_runner()` \
+         before any other work)"
+    )]
     BadHello {
         /// What was read instead (`TimedOut`, `InvalidData`...).
         source: io::Error,

@@ -70,6 +70,19 @@ fn a_runner_that_cannot_start_is_a_load_error() {
     assert!(err.to_string().contains("cannot start runner `/nonexistent/runner`"), "{err}");
 }
 
+/// A runner whose `main` does not serve first (here `/bin/true`, as a host's own
+/// program that forgot `serve_if_runner()` and ran its `main` again, then exited):
+/// the error says what to do, not only that the process ended.
+#[test]
+fn a_runner_that_does_not_serve_names_serve_if_runner() {
+    let iso = Isolation::new().runner(Runner::Path("/bin/true".into()));
+    let err = tomada_host::load_with::<dyn Greeter>(cdylib("greeter"), &Mode::Isolated(iso)).unwrap_err();
+    assert!(matches!(err, LoadError::Isolation { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("ended before it greeted the host"), "{text}");
+    assert!(text.contains("serve_if_runner()"), "the message names the fix: {text}");
+}
+
 /// Issue 9: the child's load failure is the same structured `LoadError` variant as
 /// in-process, not `LoadError::Isolation` with its text.
 #[test]
