@@ -64,7 +64,11 @@ impl Context {
     /// `Loader::config_value` (both sides use the same type, from the contract crate).
     ///
     /// # Errors
-    /// If the bytes are not one whole `T` (the host passed none, or another type).
+    /// If the bytes are not one whole `T`: the host passed none, or a value of
+    /// another type. (The bytes carry no type name, and evolution changes a type's
+    /// fields, so another type whose byte form happens to decode as a whole `T` —
+    /// a `u32` read as an enum, a one-field struct read as another — is not told
+    /// apart; both sides should use the same type of the contract crate.)
     pub fn value<T: Abi>(&self) -> Result<T, WireError> {
         if self.config.is_empty() {
             return Err(WireError::Malformed("the host passed no configuration"));
