@@ -812,11 +812,7 @@ pub enum LaunchError {
         source: io::Error,
     },
     /// The process ended before its hello.
-    #[error(
-        "the process ended before it greeted the host (if it is the host's own program, the default \
-         `Runner::CurrentExe`, its `main` must call `tomada_host::isolate::serve_if_runner()` first: \
-         without it the host's `main` runs again in the child)"
-    )]
+    #[error("the process ended before it greeted the host")]
     NoHello,
     /// The process sent no hello (in time), or not one.
     #[error(
@@ -934,9 +930,17 @@ pub enum LaunchError {
         /// The platform (`std::env::consts::OS`), e.g. `windows`.
         platform: &'static str,
     },
+    /// The [`Isolation`](crate::isolate::Isolation) options cannot start a plugin
+    /// (a zero deadline, a memory limit under what a process needs to start...):
+    /// refused before a process starts.
+    #[error("the isolation options cannot run a plugin: {reason}")]
+    BadOptions {
+        /// Which option, and why.
+        reason: String,
+    },
     /// The process started but did not load the plugin: why, how it ended, and its
     /// last lines on stderr.
-    #[error("{why} ({}){}", describe_exit(*.status), stderr_tail(.stderr))]
+    #[error("{why} ({}){}{}", describe_exit(*.status), hello_hint(why, *.status), stderr_tail(.stderr))]
     Ended {
         /// Why.
         why: Box<LaunchError>,
@@ -1021,6 +1025,18 @@ pub(crate) fn describe_exit(status: Option<std::process::ExitStatus>) -> String 
 }
 
 /// A process's last lines on stderr, quoted after its failure (nothing if none).
+/// What to do about a runner that exited cleanly without greeting the host: most
+/// often the host's own program (`Runner::CurrentExe`, the default) whose `main`
+/// does not serve first, and so ran the host's `main` again in the child.
+fn hello_hint(why: &LaunchError, status: Option<std::process::ExitStatus>) -> &'static str {
+    if matches!(why, LaunchError::NoHello) && status.is_some_and(|s| s.success()) {
+        "; a runner's `main` must call `tomada_host::isolate::serve_if_runner()` first (without it, \
+         the host's own program, the default runner, runs its `main` again in the child)"
+    } else {
+        ""
+    }
+}
+
 fn stderr_tail(lines: &[String]) -> String {
     if lines.is_empty() { String::new() } else { format!("; its last lines on stderr: {}", lines.join(" | ")) }
 }
@@ -1165,6 +1181,7 @@ mod wire {
                 PluginDescriptor { expected } => self.tag(20).u32(*expected as u32),
                 MissingDescriptor { fd } => self.tag(21).u32(*fd as u32),
                 SandboxUnsupported { .. } => self.tag(23),
+                BadOptions { reason } => self.tag(24).str(reason),
                 Ended { why, status, stderr } => {
                     #[cfg(unix)]
                     use std::os::unix::process::ExitStatusExt;
@@ -1371,6 +1388,7 @@ mod wire {
                 20 => PluginDescriptor { expected: self.u32()? as i32 },
                 21 => MissingDescriptor { fd: self.u32()? as i32 },
                 23 => SandboxUnsupported { platform: std::env::consts::OS },
+                24 => BadOptions { reason: self.string()? },
                 22 => {
                     #[cfg(unix)]
                     use std::os::unix::process::ExitStatusExt;
@@ -1539,6 +1557,7 @@ mod tests {
                 },
             },
             Isolation { path: p(), source: crate::LaunchError::Protocol { runner: p(), found: Some(2) } },
+            Isolation { path: p(), source: crate::LaunchError::BadOptions { reason: s("`deadline` is zero") } },
             Isolation {
                 path: p(),
                 source: crate::LaunchError::Sandbox { source: std::io::Error::other("Landlock: no") },

@@ -1342,3 +1342,42 @@ mod shared_copy {
         unique && local
     }
 }
+
+/// Options that cannot start a plugin are refused before a process starts, with the
+/// option named (they were a process dying before it greeted the host, a SIGSEGV
+/// under a 1 MB memory limit, or calls that all timed out).
+#[test]
+fn isolation_options_that_cannot_run_a_plugin_are_refused_by_name() {
+    let cases = [
+        (isolation().deadline(Duration::ZERO), "Isolation::deadline"),
+        (isolation().startup(Duration::ZERO), "Isolation::startup"),
+        (isolation().memory_limit(1_000_000), "Isolation::memory_limit"),
+        (isolation().cpu_seconds(0), "Isolation::cpu_seconds"),
+    ];
+    for (options, named) in cases {
+        let err = tomada_host::load_with::<dyn Greeter>(cdylib("greeter"), &Mode::Isolated(options)).unwrap_err();
+        assert!(
+            matches!(&err, LoadError::Isolation { source: tomada_host::LaunchError::BadOptions { .. }, .. }),
+            "{named}: {err:?}"
+        );
+        assert!(err.to_string().contains(named), "{named}: {err}");
+    }
+    // The smallest memory limit accepted starts the plugin, and it answers.
+    let plugin =
+        tomada_host::load_with::<dyn Greeter>(cdylib("greeter"), &Mode::Isolated(isolation().memory_limit(16 << 20)))
+            .unwrap();
+    assert_eq!(greet(&plugin), "Olá, Mundo 👋");
+}
+
+/// A frame limit set small for calls does not stop the plugin from starting: the
+/// start's own messages (the load request, 651 bytes for the greeter) have a limit
+/// of their own (they failed the load under `max_frame(256)`). Calls keep the limit.
+#[test]
+fn a_small_frame_limit_still_starts_the_plugin_and_bounds_its_calls() {
+    let plugin =
+        tomada_host::load_with::<dyn Greeter>(cdylib("greeter"), &Mode::Isolated(isolation().max_frame(256))).unwrap();
+    assert_eq!(greet(&plugin), "Olá, Mundo 👋");
+    let long = "x".repeat(1000);
+    let err = plugin.greet(&long).unwrap_err();
+    assert!(matches!(&err, CallError::Channel { message } if message.contains("max_frame")), "{err:?}");
+}

@@ -361,6 +361,12 @@ impl Isolated {
         config: &[u8],
         options: Isolation,
     ) -> Result<Arc<Isolated>, LoadError> {
+        if let Err(reason) = options.check() {
+            return Err(LoadError::Isolation {
+                path: inspection.path.clone(),
+                source: LaunchError::BadOptions { reason },
+            });
+        }
         let (file, sharing) = file.map_or((None, Default::default()), |(f, s)| (Some(f), s));
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         let spare = match &options.runner {

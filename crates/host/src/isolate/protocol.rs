@@ -243,6 +243,7 @@ pub(crate) fn host_handshake(
     max: usize,
     mut log: impl FnMut(&[u8]),
 ) -> Result<(Vec<u8>, u8), Refused> {
+    let max = handshake_max(max);
     let deadline = Some(Instant::now() + startup);
     if !greeted {
         read_hello(channel, runner, deadline, max).map_err(Refused::Launch)?;
@@ -399,9 +400,20 @@ pub(crate) fn greet(channel: &(impl Transport + ?Sized)) -> std::io::Result<()> 
     frame::write(channel, Header { kind: Kind::Hello, status: 0, id: 0 }, &[&hello()])
 }
 
+/// The smallest frame limit of the handshake: its frames (the load request, with the
+/// manifest and the host's configuration; the ready answer, with the manifest) are
+/// not calls, and a small [`Isolation::max_frame`](super::Isolation::max_frame), set
+/// for calls, must not make a plugin impossible to start.
+pub(crate) const HANDSHAKE_MIN_FRAME: usize = 16 << 20;
+
+/// The frame limit of the handshake for a channel whose calls' limit is `max`.
+pub(crate) fn handshake_max(max: usize) -> usize {
+    max.max(HANDSHAKE_MIN_FRAME)
+}
+
 /// The host's load request, read by the child after its hello.
 pub(crate) fn read_load_request(channel: &(impl Transport + ?Sized), max: usize) -> Result<LoadRequest, LaunchError> {
-    match frame::read(channel, None, max) {
+    match frame::read(channel, None, handshake_max(max)) {
         Ok(f) if f.kind == Kind::Load => LoadRequest::decode(&f.payload).map_err(|e| {
             LaunchError::MalformedLoadRequest { source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) }
         }),
