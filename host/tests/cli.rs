@@ -86,7 +86,13 @@ fn nonexistent_path() {
 #[test]
 fn directory() {
     let dir = tempfile::tempdir().unwrap();
-    assert_refused(&run_plugin(dir.path()), "is not a file");
+    assert_refused(&run_plugin(dir.path()), "is not a regular file");
+}
+
+#[cfg(unix)]
+#[test]
+fn device() {
+    assert_refused(&run_plugin(Path::new("/dev/null")), "`/dev/null` is not a regular file");
 }
 
 #[test]

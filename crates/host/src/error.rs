@@ -18,8 +18,11 @@ pub enum LoadError {
         /// The plugin path.
         path: PathBuf,
     },
-    /// The path is a directory or another non-file.
-    #[error("`{}` is not a file (a directory?); give the path of a plugin library", path.display())]
+    /// The path is a directory, a device, a pipe or a socket: not a regular file.
+    #[error(
+        "`{}` is not a regular file (a directory, a device or a pipe); give the path of a plugin library",
+        path.display()
+    )]
     NotAFile {
         /// The plugin path.
         path: PathBuf,
