@@ -395,6 +395,10 @@ fn a_failing_host_callback_fails_the_outer_call_not_the_host(via: Via) {
     let CallError::Panicked { message } = &err else { panic!("{err:?}") };
     assert!(message.contains("a call to `Host::log` through a tomada object failed"), "{message}");
     assert!(message.contains("the host refuses to log `indexing `a``"), "{message}");
+    // The panic was the host's own callback's, and is said to be the object's code,
+    // not "the plugin panicked" a second time inside the message.
+    assert!(message.contains("failed: the object's code panicked: the host refuses"), "{message}");
+    assert_eq!(message.matches("the plugin panicked").count(), 0, "{message}");
     // The plugin is still usable.
     host.panic_on_log = false;
     assert_eq!(plugin.index("c", &host), Ok(1));

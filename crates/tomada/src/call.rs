@@ -162,6 +162,23 @@ pub fn __install_panic_hook() {
     });
 }
 
+/// Panics for a call through a tomada object that failed (the trait's methods
+/// cannot return the error; inside a plugin the panic becomes the host's
+/// [`CallError::Panicked`] for its outer call). A panic of the object's own code is
+/// said to be the object's, not "the plugin's": the object may be the host's (a
+/// callback the host lent or gave the plugin). Called by the generated clients.
+#[doc(hidden)]
+#[cold]
+#[track_caller]
+pub fn __object_call_failed(what: &str, error: CallError) -> ! {
+    match error {
+        CallError::Panicked { message } => {
+            panic!("a call to `{what}` through a tomada object failed: the object's code panicked: {message}")
+        }
+        other => panic!("a call to `{what}` through a tomada object failed: {other}"),
+    }
+}
+
 #[doc(hidden)]
 pub fn panic_message(payload: Box<dyn Any + Send>) -> String {
     let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -399,6 +416,26 @@ mod tests {
     fn values_come_back() {
         assert_eq!(call(|| String::from("Olá")), Ok("Olá".to_owned()));
         assert_eq!(call(|| 5u64), Ok(5));
+    }
+
+    #[test]
+    fn a_failed_object_call_says_whose_code_panicked() {
+        let caught = std::panic::catch_unwind(|| {
+            __object_call_failed("Host::config", CallError::Panicked { message: "host callback panic".into() })
+        });
+        let message = panic_message(caught.unwrap_err());
+        assert!(
+            message.starts_with(
+                "a call to `Host::config` through a tomada object failed: the object's code panicked: host callback panic"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("the plugin panicked"), "{message}");
+        let caught = std::panic::catch_unwind(|| {
+            __object_call_failed("Cursor::next", CallError::Quarantined { crashes: 3, window: Duration::from_secs(60) })
+        });
+        let message = panic_message(caught.unwrap_err());
+        assert!(message.starts_with("a call to `Cursor::next` through a tomada object failed: "), "{message}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
                     ::std::boxed::Box::pin(async move {
                         match call.await {
                             ::core::result::Result::Ok(value) => value,
-                            ::core::result::Result::Err(error) => ::core::panic!("a call to `{}` through a tomada object failed: {}", #what, error),
+                            ::core::result::Result::Err(error) => ::tomada::call::__object_call_failed(#what, error),
                         }
                     })
                 }
@@ -78,7 +78,7 @@ pub(crate) fn emit(parts: &Parts, sigs: &[Sig], args: &ContractArgs) -> TokenStr
             fn #ident(&self, #(#locals: #tys),*) -> #ret {
                 match #call {
                     ::core::result::Result::Ok(value) => value,
-                    ::core::result::Result::Err(error) => ::core::panic!("a call to `{}` through a tomada object failed: {}", #what, error),
+                    ::core::result::Result::Err(error) => ::tomada::call::__object_call_failed(#what, error),
                 }
             }
         }
