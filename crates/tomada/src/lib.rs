@@ -258,6 +258,26 @@ pub mod __private {
     pub use crate::object::{Leaked, release_boxed};
     pub use crate::remote::{Exported, decode_remote, encode_borrowed, encode_exported};
     pub use crate::wire::{Reader, WireError, bad_variant, put_variant};
+
+    /// The value a field added with `#[tomada(since = N)]` and no `default = expr`
+    /// takes where the other side is older: its `Default`. A trait of its own only
+    /// for the error a type without `Default` gets, which names the fix.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` has no `Default`, the value a field added with `#[tomada(since = N)]` takes when the other side is older",
+        label = "this `since` field needs a value for older peers",
+        note = "give it one with `#[tomada(since = N, default = expr)]`, or implement `Default` for `{Self}`"
+    )]
+    pub trait SinceDefault: Sized {
+        /// The field's value when the other side's struct ends before it.
+        fn since_default() -> Self;
+    }
+
+    impl<T: Default> SinceDefault for T {
+        #[inline]
+        fn since_default() -> Self {
+            T::default()
+        }
+    }
 }
 
 /// The `rustc --version` of the compiler that built this copy of tomada (and so the

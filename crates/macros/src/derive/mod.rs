@@ -206,7 +206,7 @@ pub(crate) fn decode_block(fields: &[Field]) -> TokenStream {
             let ty = f.ty;
             let default = match &f.default {
                 Some(e) => quote_spanned!(e.span()=> { let __tomada_default: #ty = #e; __tomada_default }),
-                None => quote_spanned!(ty.span()=> <#ty as ::core::default::Default>::default()),
+                None => quote_spanned!(ty.span()=> <#ty as ::tomada::__private::SinceDefault>::since_default()),
             };
             quote! {
                 let #local = if __tomada_block.remaining().is_empty() { #default } else { #a::decode(&mut __tomada_block)? };
