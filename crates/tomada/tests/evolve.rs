@@ -420,3 +420,21 @@ fn the_rules_hold_inside_objects_methods() {
     assert_eq!(why[0].at, "argument 1 `dyn t::Visitor`, method `order`, argument 1 `Order`", "{}", why[0]);
     assert!(matches!(why[0].change, Change::OnlyIn { member: "field", .. }), "{:?}", why[0]);
 }
+
+/// A method appended to an object contract is refused (object contracts cannot gain
+/// methods yet), and the refusal says so rather than only listing the methods.
+#[test]
+fn an_object_contract_that_gained_a_method_says_it_cannot_yet() {
+    let difference = tomada::interface::Difference {
+        method: "open".into(),
+        at: "result `Box<dyn Counter>`".into(),
+        change: Change::ObjectMethods {
+            plugin: vec!["bump".into(), "version".into(), "extra".into()],
+            host: vec!["bump".into(), "version".into()],
+        },
+    };
+    let text = difference.to_string();
+    assert!(text.contains("its methods are bump, version, extra in the plugin, bump, version in the host"), "{text}");
+    assert!(text.contains("cannot change in a minor version yet"), "{text}");
+    assert!(text.contains("docs/evolution.md"), "{text}");
+}

@@ -248,7 +248,9 @@ impl fmt::Display for Difference {
                     }
                     Change::ObjectMethods { plugin, host } => write!(
                         f,
-                        ": its methods are {} in the plugin, {} in the host",
+                        ": its methods are {} in the plugin, {} in the host (an object contract's methods \
+                         cannot change in a minor version yet, not even by methods added at its end: \
+                         docs/evolution.md, \"Not yet\")",
                         plugin.join(", "),
                         host.join(", ")
                     ),
