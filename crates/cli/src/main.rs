@@ -805,10 +805,41 @@ fn serve(
     Ok("the listener ended".to_owned())
 }
 
+/// Whether `command` is `tomada serve`, which writes to sockets and its plugins'
+/// channels and must see a closed peer as an error, not die of `SIGPIPE`.
+#[cfg(unix)]
+fn is_server(command: &Command) -> bool {
+    #[cfg(target_os = "linux")]
+    if matches!(command, Command::Serve { .. }) {
+        return true;
+    }
+    let _ = command;
+    false
+}
+
+/// Gives `SIGPIPE` back its default action, which Rust's runtime sets to "ignore":
+/// a command whose stdout is closed early (`tomada diff A B | head -1`) then ends as
+/// `cat` or `grep` do, quietly, killed by the signal, instead of panicking in
+/// `println!` with "failed printing to stdout: Broken pipe" and exit code 101.
+#[cfg(unix)]
+fn restore_sigpipe() {
+    // SAFETY: `signal` with `SIG_DFL` only sets this process's disposition of
+    // `SIGPIPE` back to the default (no handler of ours runs in signal context); no
+    // thread of this program is started yet to race it, and children started with
+    // `std::process::Command` get the default action anyway.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     // Each client's plugin runs in a child process of this very executable.
     tomada_host::isolate::serve_if_runner();
     let cli = Cli::parse();
+    #[cfg(unix)]
+    if !is_server(&cli.command) {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Inspect { files, json } => {
             if json {

@@ -157,6 +157,31 @@ fn diff_unreadable_file_is_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot read /nonexistent.so: "));
 }
 
+/// `tomada diff A B | head -1`: a stdout whose reader is gone ends the command as it
+/// ends `cat` (killed by `SIGPIPE` on Unix), not with a panic and exit code 101.
+#[test]
+fn diff_into_a_closed_pipe_ends_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    // The reader is gone before the command writes its first line.
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_tomada"))
+        .arg("diff")
+        .arg(cdylib("evolve-1-0"))
+        .arg(cdylib("evolve-1-1"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
+    }
+}
+
 fn run_ok(args: &[&std::ffi::OsStr]) -> String {
     let out = tomada(args);
     assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
