@@ -1072,6 +1072,8 @@ mod wire {
     const WHATS: &[&str] = &["fields", "variants"];
     const KINDS: &[&str] = &["a struct", "an enum", "a contract object"];
     const STYLES: &[Style] = &[Style::Unit, Style::Tuple, Style::Named];
+    /// The field-less refusals; [`Refusal::Removed`] crosses as the place after
+    /// them, then its two numbers.
     const REFUSALS: &[Refusal] = &[Refusal::NotAppended, Refusal::ClosedEnum, Refusal::NotMarked];
 
     #[derive(Default)]
@@ -1112,6 +1114,12 @@ mod wire {
         fn word(&mut self, all: &[&str], word: &str) -> &mut Self {
             self.u32(all.iter().position(|w| *w == word).unwrap_or(all.len()) as u32)
         }
+        fn refusal(&mut self, why: &Refusal) -> &mut Self {
+            match why {
+                Refusal::Removed { since, minor } => self.u32(REFUSALS.len() as u32).u32(*since).u32(*minor),
+                why => self.index(REFUSALS, why),
+            }
+        }
         fn option(&mut self, s: Option<&String>) -> &mut Self {
             match s {
                 None => self.tag(0),
@@ -1129,7 +1137,7 @@ mod wire {
             match change {
                 Change::Renamed { position, plugin } => self.tag(0).usize(*position).str(plugin),
                 Change::OnlyIn { member, name, side, why } => {
-                    self.tag(1).word(MEMBERS, member).str(name).tag(u8::from(*side == Side::Host)).index(REFUSALS, why)
+                    self.tag(1).word(MEMBERS, member).str(name).tag(u8::from(*side == Side::Host)).refusal(why)
                 }
                 Change::Retyped { plugin, host } => self.tag(2).str(plugin).str(host),
                 Change::Reordered { what, plugin, host } => self.tag(3).word(WHATS, what).strings(plugin).strings(host),
@@ -1298,6 +1306,12 @@ mod wire {
         fn word(&mut self, all: &[&'static str]) -> Option<&'static str> {
             all.get(self.u32()? as usize).copied()
         }
+        fn refusal(&mut self) -> Option<Refusal> {
+            match self.u32()? as usize {
+                i if i == REFUSALS.len() => Some(Refusal::Removed { since: self.u32()?, minor: self.u32()? }),
+                i => REFUSALS.get(i).copied(),
+            }
+        }
         fn flag(&mut self) -> Option<bool> {
             match self.u8()? {
                 0 => Some(false),
@@ -1325,7 +1339,7 @@ mod wire {
                     member: self.word(MEMBERS)?,
                     name: self.string()?,
                     side: if self.flag()? { Side::Host } else { Side::Plugin },
-                    why: self.index(REFUSALS)?,
+                    why: self.refusal()?,
                 },
                 2 => Change::Retyped { plugin: self.string()?, host: self.string()? },
                 3 => Change::Reordered { what: self.word(WHATS)?, plugin: self.strings()?, host: self.strings()? },
@@ -1479,6 +1493,12 @@ mod tests {
             Change::OnlyIn { member: "field", name: s("note"), side: Side::Plugin, why: Refusal::NotAppended },
             Change::OnlyIn { member: "variant", name: s("Gone"), side: Side::Host, why: Refusal::ClosedEnum },
             Change::OnlyIn { member: "method", name: s("count"), side: Side::Host, why: Refusal::NotMarked },
+            Change::OnlyIn {
+                member: "field",
+                name: s("note"),
+                side: Side::Host,
+                why: Refusal::Removed { since: 1, minor: 2 },
+            },
             Change::Retyped { plugin: s("String"), host: s("&str") },
             Change::Reordered { what: "fields", plugin: vec![s("b"), s("a")], host: vec![s("a"), s("b")] },
             Change::Replaced { member: "variant", position: 3, plugin: s("X"), host: s("Y") },

@@ -322,6 +322,32 @@ mod matrix {
                     "{why:#?}"
                 );
             }
+            // 1.1's `note`, `Shipped` and `describe` removed from a build that is still
+            // 1.1 (it has `count`): no older build, a removal. Hosts of 1.1 and later
+            // refuse it; a 1.0 host, which knows none of them, loads it as a 1.1 plugin.
+            let removed = "it was added in minor 1, and the other side is built against minor 1, which has it: it was removed, so two different contracts claim one version";
+            for why in [
+                refusal::<dyn v11::Shop>("shop-1-1-removed", &mode),
+                refusal::<dyn v12::Shop>("shop-1-1-removed", &mode),
+            ] {
+                for said in [
+                    format!(
+                        "method `describe` is only in the host: {removed}; removing a method needs a new ABI number (docs/evolution.md)"
+                    ),
+                    format!(
+                        "method `place` changed: argument 1 `Order`, field `note` is only in the host: {removed}; removing a field needs a new ABI number (docs/evolution.md)"
+                    ),
+                    format!(
+                        "method `state` changed: the result `State`: variant `Shipped` is only in the host: {removed}; removing a variant needs a new ABI number (docs/evolution.md)"
+                    ),
+                ] {
+                    assert!(why.contains(&said), "{said}\n{why:#?}");
+                }
+                // 1.2's `audit` is not a removal: the plugin's 1.1 predates it.
+                assert!(!why.iter().any(|w| w.contains("audit")), "{why:#?}");
+            }
+            let plugin = tomada_host::load_with::<dyn v10::Shop>(cdylib("shop-1-1-removed"), &mode).unwrap();
+            assert_eq!(plugin.state(1).unwrap(), v10::State::Paid { amount: 5 });
         }
     }
 

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::fit::Difference;
-use super::model::{Body, Interface, TypeDef};
+use super::model::{Body, Field, Interface, TypeDef, Variant};
 
 /// How a change affects the two sides, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,7 +89,7 @@ pub fn classify(old: &Interface, new: &Interface) -> Vec<MemberChange> {
         (Ok(_), Ok(_)) => Vec::new(),
     };
     for d in breaking {
-        let text = d.to_string().replace("in the plugin", "in the new").replace("in the host", "in the old");
+        let text = d.to_string().replace("the plugin", "the new").replace("the host", "the old");
         let prefix = format!("method `{}` changed: ", d.method);
         let what = text.strip_prefix(&prefix).map_or_else(|| text.clone(), str::to_owned);
         out.push(MemberChange { member: format!("method `{}`", d.method), compat: Compat::Breaking, what });
@@ -115,47 +115,94 @@ pub fn classify(old: &Interface, new: &Interface) -> Vec<MemberChange> {
         };
         out.push(MemberChange { member: format!("method `{}`", m.name), compat, what });
     }
+    // In the old only: the new is of an older minor version (the fit check refuses a
+    // removal from a minor version that had the member). Hosts built against the old
+    // are then the newer side.
     for m in &old.methods[common..] {
+        let (compat, then) = if m.fallback {
+            (Compat::BothWays, "hosts built against the old run its default body for plugins built against the new")
+        } else {
+            (
+                Compat::NewerReadsOlder,
+                "hosts built against the old get `CallError::NotProvided` from plugins built against the new",
+            )
+        };
+        let body = if m.fallback { "with" } else { "without" };
         out.push(MemberChange {
             member: format!("method `{}`", m.name),
-            compat: Compat::NewerReadsOlder,
+            compat,
             what: format!(
-                "removed (it was a minor-{} addition): the old hosts' calls to it answer `CallError::NotProvided`",
-                m.since
+                "not in the new, a minor-{} build (it was appended in minor {} {body} a default body): {then}",
+                new.minor, m.since
             ),
         });
     }
     for t in &new.types {
         let Some(o) = old.types.iter().find(|o| o.name == t.name) else { continue };
-        types(o, t, &mut out);
+        types(o, t, new.minor, &mut out);
     }
     out
 }
 
-/// Appended fields and added variants of one struct or enum.
-fn types(old: &TypeDef, new: &TypeDef, out: &mut Vec<MemberChange>) {
+/// Fields appended to, or not in, one struct or enum variant (`member` names it):
+/// `new_minor` is the new build's minor version.
+fn fields(member: &str, of: &[Field], nf: &[Field], new_minor: u32, out: &mut Vec<MemberChange>) {
+    for f in nf.iter().skip(of.len()) {
+        out.push(MemberChange {
+            member: member.to_owned(),
+            compat: Compat::BothWays,
+            what: format!(
+                "field `{}` appended in minor {}: older sides' values arrive with its default, and older sides skip it",
+                f.name, f.since
+            ),
+        });
+    }
+    for f in of.iter().skip(nf.len()) {
+        out.push(MemberChange {
+            member: member.to_owned(),
+            compat: Compat::BothWays,
+            what: format!(
+                "field `{}` (appended in minor {}) not in the new, a minor-{new_minor} build: values from builds of the new arrive at builds of the old with its default, and builds of the new skip it",
+                f.name, f.since
+            ),
+        });
+    }
+}
+
+/// Appended fields and added variants of one struct or enum, and those not in the new.
+fn types(old: &TypeDef, new: &TypeDef, new_minor: u32, out: &mut Vec<MemberChange>) {
     match (&old.body, &new.body) {
         (Body::Struct { fields: of, .. }, Body::Struct { fields: nf, .. }) => {
-            for f in nf.iter().skip(of.len()) {
-                out.push(MemberChange {
-                    member: format!("struct `{}`", new.name),
-                    compat: Compat::BothWays,
-                    what: format!(
-                        "field `{}` appended in minor {}: older sides' values arrive with its default, and older sides skip it",
-                        f.name, f.since
-                    ),
-                });
-            }
+            fields(&format!("struct `{}`", new.name), of, nf, new_minor, out);
         }
         (Body::Enum { variants: ov }, Body::Enum { variants: nv }) => {
-            let other = nv.iter().find(|v| v.other).map_or("other", |v| v.name.as_str());
+            // Fields appended to a variant both have (the fit check compared the
+            // common variants' names).
+            for (o, n) in ov.iter().zip(nv) {
+                fields(&format!("enum `{}`, variant `{}`", new.name, n.name), &o.fields, &n.fields, new_minor, out);
+            }
+            let other = |vs: &[Variant]| vs.iter().find(|v| v.other).map_or("other", |v| v.name.as_str()).to_owned();
             for v in nv.iter().skip(ov.len()) {
                 out.push(MemberChange {
                     member: format!("enum `{}`", new.name),
                     compat: Compat::BothWays,
                     what: format!(
-                        "variant `{}` added in minor {}: it arrives at older sides as `{other}`",
-                        v.name, v.since
+                        "variant `{}` added in minor {}: it arrives at older sides as `{}`",
+                        v.name,
+                        v.since,
+                        other(nv)
+                    ),
+                });
+            }
+            for v in ov.iter().skip(nv.len()) {
+                out.push(MemberChange {
+                    member: format!("enum `{}`", new.name),
+                    compat: Compat::BothWays,
+                    what: format!(
+                        "variant `{}` (added in minor {}) not in the new, a minor-{new_minor} build: builds of the new read it as `{}`",
+                        v.name,
+                        v.since,
+                        other(ov)
                     ),
                 });
             }

@@ -167,6 +167,32 @@ pub enum Refusal {
     ClosedEnum,
     /// A variant of an open enum without `since`.
     NotMarked,
+    /// A method, field or variant added in minor `since` that the other side lacks
+    /// though its contract is minor `minor` (`>= since`): it was removed from a minor
+    /// version that had it, so two different contracts claim one version. (A side of
+    /// an older minor lacks it by right: that is the minor addition.)
+    Removed {
+        /// The minor version that added it.
+        since: u32,
+        /// The minor version of the side that lacks it.
+        minor: u32,
+    },
+}
+
+impl Refusal {
+    /// The side lacking a member added in minor `since` is of minor `minor`: a
+    /// removal if that minor has it.
+    fn lacking(since: u32, minor: u32) -> Option<Refusal> {
+        (minor >= since).then_some(Refusal::Removed { since, minor })
+    }
+}
+
+/// The sentence for [`Refusal::Removed`].
+fn removed(f: &mut fmt::Formatter<'_>, member: &str, since: u32, minor: u32) -> fmt::Result {
+    write!(
+        f,
+        ": it was added in minor {since}, and the other side is built against minor {minor}, which has it: it was removed, so two different contracts claim one version; removing a {member} needs a new ABI number (docs/evolution.md)"
+    )
 }
 
 impl fmt::Display for Difference {
@@ -178,6 +204,10 @@ impl fmt::Display for Difference {
                 f,
                 "method {position} is `{plugin}` in the plugin, `{m}` in the host (a method was renamed, removed, inserted or moved)"
             ),
+            Change::OnlyIn { member: "method", name, side, why: Refusal::Removed { since, minor } } => {
+                write!(f, "method `{name}` is only in the {side}")?;
+                removed(f, "method", *since, *minor)
+            }
             Change::OnlyIn { member: "method", name, side, .. } => write!(
                 f,
                 "method `{name}` is only in the {side}, and is not a minor addition (`#[tomada(since = N)]` at the end of the trait)"
@@ -209,6 +239,7 @@ impl fmt::Display for Difference {
                             Refusal::NotMarked => f.write_str(
                                 ": a variant is added to an open enum with `#[tomada(since = N)]` (N the new minor version); removing one breaks",
                             ),
+                            Refusal::Removed { since, minor } => removed(f, member, *since, *minor),
                         }
                     }
                     Change::Reordered { what, plugin, host } => write!(
@@ -277,7 +308,11 @@ impl Interface {
     /// minor addition (`since > 0`). Inside types, the same rule holds for a struct's
     /// fields (past the common prefix, only `#[tomada(since = N)]` fields) and an
     /// enum's variants (only `since` variants, and only in an open enum, one with a
-    /// `#[tomada(other)]` variant); see `docs/evolution.md`.
+    /// `#[tomada(other)]` variant); see `docs/evolution.md`. A side may lack such a
+    /// member only if its contract is of an older minor version than the member's
+    /// `since` (outside contract objects' own types, whose `since` the contract's
+    /// minor version does not count): a side of that minor or later lacks it because
+    /// it was removed ([`Refusal::Removed`]).
     ///
     /// # Errors
     /// Every difference found, method by method, pointing inside types; each
@@ -326,18 +361,31 @@ impl Interface {
                 });
                 continue;
             }
-            let mut compare =
-                Compare { host, plugin, seen: HashSet::new(), why: &mut why, method: &h.name, by_bytes: false };
+            let mut compare = Compare {
+                host,
+                plugin,
+                seen: HashSet::new(),
+                why: &mut why,
+                method: &h.name,
+                by_bytes: false,
+                in_object: false,
+            };
             compare.method(h, p);
             by_bytes |= compare.by_bytes;
         }
-        for (side, extra) in [(Side::Plugin, &plugin.methods[common..]), (Side::Host, &host.methods[common..])] {
-            for m in extra.iter().filter(|m| m.since == 0) {
-                why.push(Difference {
-                    method: m.name.clone(),
-                    at: String::new(),
-                    change: Change::OnlyIn { member: "method", name: m.name.clone(), side, why: Refusal::NotAppended },
-                });
+        // Each side's extras, with the minor version of the side that lacks them.
+        for (side, extra, minor) in
+            [(Side::Plugin, &plugin.methods[common..], host.minor), (Side::Host, &host.methods[common..], plugin.minor)]
+        {
+            for m in extra {
+                let refusal = if m.since == 0 { Some(Refusal::NotAppended) } else { Refusal::lacking(m.since, minor) };
+                if let Some(refusal) = refusal {
+                    why.push(Difference {
+                        method: m.name.clone(),
+                        at: String::new(),
+                        change: Change::OnlyIn { member: "method", name: m.name.clone(), side, why: refusal },
+                    });
+                }
             }
         }
         if why.is_empty() {
@@ -359,11 +407,25 @@ struct Compare<'a, 'w> {
     method: &'a str,
     /// A difference the byte form bridges was found.
     by_bytes: bool,
+    /// Inside a contract object's methods, whose types' `since` the contract's minor
+    /// version does not count: there a member on one side only cannot be told to be
+    /// a removal.
+    in_object: bool,
 }
 
 impl Compare<'_, '_> {
     fn push(&mut self, at: &str, change: Change) {
         self.why.push(Difference { method: self.method.to_owned(), at: at.to_owned(), change });
+    }
+
+    /// Why a member added in minor `since`, on `side` only, is refused, if it is: the
+    /// other side's contract is of a minor version that has it.
+    fn removal(&self, since: u32, side: Side) -> Option<Refusal> {
+        let lacking = match side {
+            Side::Plugin => self.host.minor,
+            Side::Host => self.plugin.minor,
+        };
+        if self.in_object { None } else { Refusal::lacking(since, lacking) }
     }
 
     fn method(&mut self, h: &Method, p: &Method) {
@@ -447,6 +509,7 @@ impl Compare<'_, '_> {
                     self.push(at, Change::ObjectMethods { plugin: names(pm), host: names(hm) });
                     return;
                 }
+                let outer = std::mem::replace(&mut self.in_object, true);
                 for (h, p) in hm.iter().zip(pm) {
                     let at = format!("{at}, method `{}`", h.name);
                     if h.args.len() != p.args.len() {
@@ -458,6 +521,7 @@ impl Compare<'_, '_> {
                     }
                     self.ty(&format!("{at}, the result"), &h.ret, &p.ret);
                 }
+                self.in_object = outer;
             }
             (h, p) => {
                 let kind = |b: &Body| match b {
@@ -518,6 +582,8 @@ impl Compare<'_, '_> {
                 } else if v.since == 0 {
                     let why = Refusal::NotMarked;
                     self.push(at, Change::OnlyIn { member: "variant", name: v.name.clone(), side, why });
+                } else if let Some(why) = self.removal(v.since, side) {
+                    self.push(at, Change::OnlyIn { member: "variant", name: v.name.clone(), side, why });
                 } else {
                     // Arrives at the side that does not know it as its `other` variant.
                     self.by_bytes = true;
@@ -567,6 +633,8 @@ impl Compare<'_, '_> {
             for f in extra {
                 if f.since == 0 {
                     self.push(at, only_field(f, side));
+                } else if let Some(why) = self.removal(f.since, side) {
+                    self.push(at, Change::OnlyIn { member: "field", name: f.name.clone(), side, why });
                 } else {
                     // Appended: the side that lacks it defaults it, or skips it.
                     self.by_bytes = true;

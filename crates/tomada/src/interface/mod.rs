@@ -167,8 +167,20 @@ mod tests {
         let newer = Interface::from(&<dyn v1::Api as Contract>::DESCRIPTION);
         let mut older = newer.clone();
         older.methods.pop();
+        // Without `later` and still minor 1, it is no older build: `later` was removed.
+        let diverged = older.clone();
+        older.minor = 0;
         assert_eq!(newer.fit(&older), Ok(Fit { provided: 2, by_bytes: false }));
         assert_eq!(older.fit(&newer), Ok(Fit { provided: 2, by_bytes: false }));
+        for why in [newer.fit(&diverged).unwrap_err(), diverged.fit(&newer).unwrap_err()] {
+            assert_eq!(why.len(), 1, "{why:?}");
+            assert!(
+                why[0].to_string().contains(
+                    "it was added in minor 1, and the other side is built against minor 1, which has it: it was removed"
+                ),
+                "{why:?}"
+            );
+        }
         let mut unmarked = newer.clone();
         unmarked.methods[2].since = 0;
         let why = older.fit(&unmarked).unwrap_err();
