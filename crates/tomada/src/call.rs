@@ -59,7 +59,8 @@ pub enum CallError {
         window: Duration,
     },
     /// The channel to an isolated plugin's process failed, or carried a malformed
-    /// message.
+    /// message: e.g. arguments the plugin cannot decode (also in-process, between
+    /// sides of two minor versions, whose values cross by their byte form).
     Channel {
         /// What went wrong.
         message: String,
@@ -109,7 +110,12 @@ impl fmt::Display for CallError {
                 f,
                 "the plugin is quarantined: its process crashed {crashes} times within {window:?}, and is not started again"
             ),
-            CallError::Channel { message } => write!(f, "the channel to the plugin's process failed: {message}"),
+            CallError::Channel { message } => {
+                write!(
+                    f,
+                    "the channel to the plugin failed, or carried a message the other side cannot read: {message}"
+                )
+            }
             CallError::Answer(error) => write!(f, "the plugin's answer cannot be decoded: {error}"),
             CallError::Unavailable { detail } => {
                 write!(f, "the plugin's server cannot be reached (the call was not sent): {detail}")

@@ -38,7 +38,10 @@
 //!   not an abort. With the answer's own buffer, the host's peak for one answer of `n`
 //!   bytes is at most `(factor + 1) × n + slack`;
 //! * **keys**: a map or set whose bytes hold the same key twice is
-//!   [`WireError::DuplicateKey`], never silently collapsed.
+//!   [`WireError::DuplicateKey`], never silently collapsed. From a peer built with
+//!   tomada, that means a key type that evolved: keys the sender told apart by a
+//!   variant or field this side does not know (read as the `#[tomada(other)]`
+//!   variant, or skipped) are equal here (see `docs/evolution.md`).
 //!
 //! The limits are this process's ([`set_limits`]): the host's copy of tomada governs
 //! what the host decodes (answers, callback arguments), a plugin's what it decodes.
@@ -80,7 +83,11 @@ pub enum WireError {
         /// The size of the allocation refused.
         bytes: usize,
     },
-    /// A map or set holds the same key twice.
+    /// A map or set holds the same key twice. A sender built with tomada sends a map's
+    /// keys distinct, so this is most likely a key type that evolved across minor
+    /// versions: keys that differ only in a variant this side reads as its enum's
+    /// `#[tomada(other)]` variant, or in a `#[tomada(since = N)]` field it skips, are
+    /// equal here. Decoding refuses the value rather than drop an entry.
     DuplicateKey,
 }
 
@@ -104,7 +111,12 @@ impl fmt::Display for WireError {
                  if the contract's values really are this sparse, raise `memory_factor` with `tomada::wire::set_limits`"
             ),
             WireError::OutOfMemory { bytes } => write!(f, "cannot allocate {bytes} bytes for the value"),
-            WireError::DuplicateKey => f.write_str("a map or set holds the same key twice"),
+            WireError::DuplicateKey => f.write_str(
+                "a map or set holds the same key twice; if the two sides are built against different minor versions of the contract, \
+                 the key type likely evolved: keys that differ only in a variant or field this side does not know \
+                 (an open enum's variant read as its `#[tomada(other)]` variant, a skipped `#[tomada(since = N)]` field) are equal here; \
+                 keep structs and enums that evolve out of map and set keys (docs/evolution.md)",
+            ),
         }
     }
 }

@@ -228,7 +228,7 @@ fn duplicate_keys_are_an_error() {
     assert_eq!(decode::<BTreeMap<String, u32>>(&twice(&pair("a", 1), &pair("a", 2)), limits), Err(dup.clone()));
     assert_eq!(decode::<HashSet<u8>>(&twice(&7u8, &7u8), limits), Err(dup.clone()));
     assert_eq!(decode::<BTreeSet<u8>>(&twice(&7u8, &7u8), limits), Err(dup.clone()));
-    assert_eq!(dup.to_string(), "a map or set holds the same key twice");
+    assert!(dup.to_string().starts_with("a map or set holds the same key twice; "), "{dup}");
     // Distinct keys decode.
     assert_eq!(
         decode::<BTreeMap<String, u32>>(&twice(&pair("a", 1), &pair("b", 2)), limits),

@@ -185,6 +185,155 @@ fn nested_anywhere() {
     assert_eq!(back.tail, 9);
 }
 
+/// Map and set keys of types that evolved: 1.0's `Color` lacks 1.1's `Blue`, 1.0's
+/// `Spot` 1.1's `y`.
+mod keys {
+    pub mod v10 {
+        #[derive(tomada::Abi, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Color {
+            Red,
+            #[tomada(other)]
+            Unknown,
+        }
+        #[derive(tomada::Abi, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct Spot {
+            pub x: u8,
+        }
+        #[tomada::contract(abi = 1, name = "t::Paint")]
+        pub trait Paint {
+            fn palette(&self) -> std::collections::BTreeMap<Color, u32>;
+            fn paint(&self, spots: std::collections::BTreeMap<Spot, Color>) -> u64;
+        }
+    }
+    pub mod v11 {
+        #[derive(tomada::Abi, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Color {
+            Red,
+            #[tomada(since = 1)]
+            Blue,
+            #[tomada(other)]
+            Unknown,
+        }
+        #[derive(tomada::Abi, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct Spot {
+            pub x: u8,
+            #[tomada(since = 1)]
+            pub y: u8,
+        }
+        #[tomada::contract(abi = 1, name = "t::Paint")]
+        pub trait Paint {
+            fn palette(&self) -> std::collections::BTreeMap<Color, u32>;
+            fn paint(&self, spots: std::collections::BTreeMap<Spot, Color>) -> u64;
+        }
+    }
+
+    /// A plugin of each version: `palette` answers keys 1.0 cannot tell apart.
+    #[derive(Default)]
+    pub struct Old;
+    impl v10::Paint for Old {
+        fn palette(&self) -> std::collections::BTreeMap<v10::Color, u32> {
+            [(v10::Color::Red, 1)].into()
+        }
+        fn paint(&self, spots: std::collections::BTreeMap<v10::Spot, v10::Color>) -> u64 {
+            spots.len() as u64
+        }
+    }
+    #[derive(Default)]
+    pub struct New;
+    impl v11::Paint for New {
+        fn palette(&self) -> std::collections::BTreeMap<v11::Color, u32> {
+            [(v11::Color::Blue, 1), (v11::Color::Unknown, 2)].into()
+        }
+        fn paint(&self, spots: std::collections::BTreeMap<v11::Spot, v11::Color>) -> u64 {
+            spots.len() as u64
+        }
+    }
+    pub static OLD: v10::PaintVTable = <dyn v10::Paint>::__tomada_vtable::<Old>();
+    pub static NEW: v11::PaintVTable = <dyn v11::Paint>::__tomada_vtable::<New>();
+}
+
+/// Keys a newer side tells apart by what an older one does not know are equal there:
+/// the older side refuses the map or set (never keeps one entry of two), and the error
+/// names the evolved key type as the likely cause and where the caveat is written.
+#[test]
+fn keys_equal_only_to_an_older_side_are_refused_naming_the_evolved_key() {
+    use keys::{v10, v11};
+    use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+    use tomada::wire::WireError;
+    let decode = |bytes: Vec<u8>| -> Result<BTreeMap<v10::Color, u32>, WireError> { Abi::decode_owned(bytes) };
+    // `Blue` reads as `Unknown` at 1.0, beside the real `Unknown`.
+    let colors = BTreeMap::from([(v11::Color::Blue, 1u32), (v11::Color::Unknown, 2)]);
+    let err = decode(bytes(&colors)).unwrap_err();
+    assert_eq!(err, WireError::DuplicateKey);
+    let said = err.to_string();
+    for part in [
+        "a map or set holds the same key twice",
+        "the key type likely evolved",
+        "a variant or field this side does not know",
+        "docs/evolution.md",
+    ] {
+        assert!(said.contains(part), "{part}: {said}");
+    }
+    let set: HashSet<v11::Color> = HashSet::from([v11::Color::Blue, v11::Color::Unknown]);
+    assert_eq!(HashSet::<v10::Color>::decode_owned(bytes(&set)), Err(WireError::DuplicateKey));
+    // Spots that differ only in `y`, which 1.0 skips, are one spot there.
+    let spots = HashMap::from([(v11::Spot { x: 1, y: 1 }, "a".to_owned()), (v11::Spot { x: 1, y: 2 }, "b".to_owned())]);
+    assert_eq!(HashMap::<v10::Spot, String>::decode_owned(bytes(&spots)), Err(WireError::DuplicateKey));
+    let spots = BTreeSet::from([v11::Spot { x: 1, y: 1 }, v11::Spot { x: 1, y: 2 }]);
+    assert_eq!(BTreeSet::<v10::Spot>::decode_owned(bytes(&spots)), Err(WireError::DuplicateKey));
+    // Keys that stay apart at 1.0 read there, and the newer side reads older keys.
+    let apart = BTreeMap::from([(v11::Color::Blue, 1u32), (v11::Color::Red, 2)]);
+    assert_eq!(decode(bytes(&apart)), Ok(BTreeMap::from([(v10::Color::Unknown, 1), (v10::Color::Red, 2)])));
+    let old = BTreeSet::from([v10::Spot { x: 1 }, v10::Spot { x: 2 }]);
+    assert_eq!(
+        BTreeSet::<v11::Spot>::decode_owned(bytes(&old)),
+        Ok(BTreeSet::from([v11::Spot { x: 1, y: 0 }, v11::Spot { x: 2, y: 0 }]))
+    );
+}
+
+/// The same, in calls between sides of the two versions (by byte form, as a host calls
+/// a plugin of another minor version): a 1.0 host reading a 1.1 plugin's answer, a 1.0
+/// plugin reading a 1.1 host's arguments. The call fails as a whole, saying why.
+#[test]
+fn calls_with_keys_equal_only_to_the_older_side_fail_naming_the_evolved_key() {
+    use keys::{v10, v11};
+    use std::collections::BTreeMap;
+    use tomada::CallError;
+    use tomada::wire::WireError;
+    let [_, (_, old_host, _new_plugin)] = crate::contract::clients::<dyn v10::Paint, _>(
+        (&keys::NEW as *const v11::PaintVTable).cast(),
+        <dyn v11::Paint>::__tomada_dispatch::<keys::New>,
+        keys::New::default,
+        2,
+        1,
+    );
+    let err = old_host.palette().unwrap_err();
+    assert_eq!(err, CallError::Answer(WireError::DuplicateKey));
+    let said = err.to_string();
+    assert!(said.contains("the key type likely evolved") && said.contains("docs/evolution.md"), "{said}");
+    // Keys that stay apart at 1.0 cross.
+    let apart = BTreeMap::from([(v10::Spot { x: 1 }, v10::Color::Red), (v10::Spot { x: 2 }, v10::Color::Unknown)]);
+    assert_eq!(old_host.paint(apart), Ok(2));
+
+    let [_, (_, new_host, _old_plugin)] = crate::contract::clients::<dyn v11::Paint, _>(
+        (&keys::OLD as *const v10::PaintVTable).cast(),
+        <dyn v10::Paint>::__tomada_dispatch::<keys::Old>,
+        keys::Old::default,
+        2,
+        0,
+    );
+    let spots =
+        BTreeMap::from([(v11::Spot { x: 1, y: 1 }, v11::Color::Red), (v11::Spot { x: 1, y: 2 }, v11::Color::Blue)]);
+    let err = new_host.paint(spots).unwrap_err();
+    let CallError::Channel { message } = &err else { panic!("{err:?}") };
+    assert!(message.starts_with("malformed arguments: a map or set holds the same key twice; "), "{message}");
+    let said = err.to_string();
+    for part in ["cannot read: malformed arguments", "the key type likely evolved", "docs/evolution.md"] {
+        assert!(said.contains(part), "{part}: {said}");
+    }
+    assert_eq!(new_host.palette(), Ok(BTreeMap::from([(v11::Color::Red, 1)])));
+}
+
 #[test]
 fn a_variant_keeps_its_number_wherever_it_is_declared() {
     // `Shipped` is declared second in 1.1, but numbered after every original variant.
