@@ -539,6 +539,8 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<u8> {
     let mut skipped: Vec<String> = Vec::new();
     // Two builds of one contract (OLD NEW): what changed, member by member.
     let mut changes = Vec::new();
+    // Map and set keys of types that changed between them.
+    let mut warnings = Vec::new();
     match (&a, &b) {
         (Side::Plugin(exports, ..), Side::Host(h)) | (Side::Host(h), Side::Plugin(exports, ..)) => {
             let (plugin_path, host_path) =
@@ -588,6 +590,7 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<u8> {
                     }
                 });
                 changes.extend(tomada_host::tomada::interface::classify(&p.contract, &q.contract));
+                warnings.extend(tomada_host::tomada::interface::evolved_keys(&p.contract, &q.contract));
                 verdicts.push((label, same(&p.contract, &q.contract, &a_name, &b_name)));
             }
         }
@@ -598,6 +601,7 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<u8> {
             } else {
                 for (c, d) in &common {
                     changes.extend(tomada_host::tomada::interface::classify(c, d));
+                    warnings.extend(tomada_host::tomada::interface::evolved_keys(c, d));
                 }
                 verdicts.extend(common.into_iter().map(|(c, d)| (None, same(c, d, &a_name, &b_name))));
             }
@@ -629,6 +633,9 @@ fn diff(a_path: &Path, b_path: &Path, export: Option<&str>) -> Result<u8> {
         for c in &changes {
             out!("  - {c}");
         }
+    }
+    for w in warnings {
+        out!("warn: {w}");
     }
     Ok(if fits { worst.exit_code() } else { 1 })
 }

@@ -334,6 +334,22 @@ fn calls_with_keys_equal_only_to_the_older_side_fail_naming_the_evolved_key() {
     assert_eq!(new_host.palette(), Ok(BTreeMap::from([(v11::Color::Red, 1)])));
 }
 
+/// `tomada diff`'s warning: the key types that changed, each once, either way round.
+#[test]
+fn evolved_key_types_are_named() {
+    use tomada::interface::evolved_keys;
+    let (v10, v11) = (iface::<dyn keys::v10::Paint>(), iface::<dyn keys::v11::Paint>());
+    for warned in [evolved_keys(&v10, &v11), evolved_keys(&v11, &v10)] {
+        assert_eq!(warned.len(), 2, "{warned:#?}");
+        assert!(warned[0].starts_with("`Color` changed between the two builds and is inside the key of `BTreeMap<Color, u32>` (method `palette`): keys that differ only in a variant or field one side does not know are equal there"), "{warned:#?}");
+        assert!(warned[1].starts_with("`Spot` changed between the two builds and is inside the key of `BTreeMap<Spot, Color>` (method `paint`)"), "{warned:#?}");
+        assert!(warned[1].ends_with("(docs/evolution.md)"), "{warned:#?}");
+    }
+    // Unchanged, or changed only outside keys: nothing to say.
+    assert_eq!(evolved_keys(&v11, &v11), Vec::<String>::new());
+    assert_eq!(evolved_keys(&iface::<dyn v10::Shop>(), &iface::<dyn v11::Shop>()), Vec::<String>::new());
+}
+
 #[test]
 fn a_variant_keeps_its_number_wherever_it_is_declared() {
     // `Shipped` is declared second in 1.1, but numbered after every original variant.

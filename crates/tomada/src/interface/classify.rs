@@ -3,10 +3,11 @@
 //! (as cargo-semver-checks is for a crate's API). The rules are those of the fit
 //! check ([`Interface::fit`]) in both directions; `docs/evolution.md` writes them down.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use super::fit::Difference;
-use super::model::{Body, Field, Interface, TypeDef, Variant};
+use super::model::{Body, Field, Interface, Type, TypeDef, Variant};
 
 /// How a change affects the two sides, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -214,4 +215,114 @@ fn types(old: &TypeDef, new: &TypeDef, new_minor: u32, out: &mut Vec<MemberChang
 /// The worst of the changes ([`Compat::Same`] for none).
 pub fn verdict(changes: &[MemberChange]) -> Compat {
     changes.iter().map(|c| c.compat).max().unwrap_or(Compat::Same)
+}
+
+/// Map and set key types that changed between `old` and `new` (fields or variants
+/// added or removed, anywhere inside the key), one sentence each: keys the newer
+/// side tells apart only by what the other lacks are equal there, and the side
+/// decoding such a map or set refuses it (`WireError::DuplicateKey`). For `tomada
+/// diff`'s warnings; they change no [`Compat`].
+pub fn evolved_keys(old: &Interface, new: &Interface) -> Vec<String> {
+    let mut walk = KeyWalk { old, new, seen: HashSet::new(), warned: HashSet::new(), out: Vec::new() };
+    for m in &new.methods {
+        for t in m.args.iter().chain([&m.ret]) {
+            walk.ty(t, &m.name);
+        }
+    }
+    walk.out
+}
+
+/// Looks for maps and sets in `new`'s types.
+struct KeyWalk<'a> {
+    old: &'a Interface,
+    new: &'a Interface,
+    /// Named types already walked.
+    seen: HashSet<usize>,
+    /// Key types already warned about.
+    warned: HashSet<usize>,
+    out: Vec<String>,
+}
+
+impl KeyWalk<'_> {
+    fn ty(&mut self, t: &Type, method: &str) {
+        match t {
+            Type::Generic { name, args } => {
+                if matches!(name.as_str(), "BTreeMap" | "HashMap" | "BTreeSet" | "HashSet")
+                    && let Some(key) = args.first()
+                {
+                    let mut inside = Vec::new();
+                    named_in(self.new, key, &mut HashSet::new(), &mut inside);
+                    for i in inside {
+                        if self.changed(i) && self.warned.insert(i) {
+                            self.out.push(format!(
+                                "`{}` changed between the two builds and is inside the key of `{t}` (method `{method}`): keys that differ only in a variant or field one side does not know are equal there, and a call with such keys fails (`WireError::DuplicateKey`); key maps and sets by types that do not evolve (docs/evolution.md)",
+                                self.new.types[i].name
+                            ));
+                        }
+                    }
+                }
+                for a in args {
+                    self.ty(a, method);
+                }
+            }
+            Type::Tuple(items) => items.iter().for_each(|a| self.ty(a, method)),
+            Type::Array { elem, .. } => self.ty(elem, method),
+            Type::Named { index, .. } => {
+                if !self.seen.insert(*index) {
+                    return;
+                }
+                let fields: Vec<Type> = match self.new.types.get(*index).map(|d| &d.body) {
+                    Some(Body::Struct { fields, .. }) => fields.iter().map(|f| f.ty.clone()).collect(),
+                    Some(Body::Enum { variants }) => {
+                        variants.iter().flat_map(|v| v.fields.iter().map(|f| f.ty.clone())).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for f in &fields {
+                    self.ty(f, method);
+                }
+            }
+            Type::Leaf(_) => {}
+        }
+    }
+
+    /// Whether the new's type `i` has other fields or variants than the old's of its
+    /// name.
+    fn changed(&self, i: usize) -> bool {
+        let new = &self.new.types[i];
+        let Some(old) = self.old.types.iter().find(|o| o.name == new.name) else { return false };
+        let names = |fs: &[Field]| fs.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+        match (&old.body, &new.body) {
+            (Body::Struct { fields: a, .. }, Body::Struct { fields: b, .. }) => names(a) != names(b),
+            (Body::Enum { variants: a }, Body::Enum { variants: b }) => {
+                a.len() != b.len()
+                    || a.iter().zip(b).any(|(x, y)| x.name != y.name || names(&x.fields) != names(&y.fields))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The structs and enums inside `t` (itself included), by index in `iface.types`.
+fn named_in(iface: &Interface, t: &Type, seen: &mut HashSet<usize>, out: &mut Vec<usize>) {
+    match t {
+        Type::Generic { args: items, .. } | Type::Tuple(items) => {
+            items.iter().for_each(|a| named_in(iface, a, seen, out));
+        }
+        Type::Array { elem, .. } => named_in(iface, elem, seen, out),
+        Type::Named { index, .. } => {
+            if !seen.insert(*index) {
+                return;
+            }
+            out.push(*index);
+            match iface.types.get(*index).map(|d| &d.body) {
+                Some(Body::Struct { fields, .. }) => fields.iter().for_each(|f| named_in(iface, &f.ty, seen, out)),
+                Some(Body::Enum { variants }) => {
+                    variants.iter().flat_map(|v| &v.fields).for_each(|f| named_in(iface, &f.ty, seen, out));
+                }
+                _ => {}
+            }
+        }
+        Type::Leaf(_) => {}
+    }
 }

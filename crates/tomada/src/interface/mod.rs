@@ -39,7 +39,7 @@ mod encode;
 mod fit;
 mod model;
 
-pub use classify::{Compat, MemberChange, classify, verdict};
+pub use classify::{Compat, MemberChange, classify, evolved_keys, verdict};
 pub(crate) use decode::Reader;
 pub use desc::*;
 pub use encode::{MAX_NAMED, fingerprint, has_objects, minor};
