@@ -105,7 +105,7 @@ fn directory() {
     let dir = tempfile::tempdir().unwrap();
     let err = refusal(dir.path());
     assert!(matches!(err, LoadError::NotAFile { .. }), "{err:?}");
-    assert_message(&err, dir.path(), &["not a file"]);
+    assert_message(&err, dir.path(), &["not a regular file"]);
 }
 
 #[test]
