@@ -157,7 +157,9 @@ use trust::Provenance;
 ///
 /// # Platform-specific behaviour
 /// On glibc a library that registered thread-local destructors stays mapped until
-/// those threads exit, so closing it does not always unmap it.
+/// those threads exit, so closing it does not always unmap it: such a library is
+/// listed by [`pinned_libraries`] ([`Hazard::ThreadLocalDestructor`]) until it is
+/// unloaded.
 pub struct Plugin<C: ?Sized + Contract> {
     client: ManuallyDrop<C::Client>,
     backend: Backend,

@@ -70,7 +70,7 @@ impl Library {
             Ok((handle, ())) => Ok(Library { handle: Some(handle), name: Some(file), opened: since }),
             Err(e) => {
                 #[cfg(target_os = "linux")]
-                names::release(file, None);
+                let _ = names::release(file, None);
                 Err((path, e))
             }
         }
@@ -131,20 +131,80 @@ impl Library {
     }
 
     /// Closes the library, with no look for hazards (done already: see
-    /// `crate::unload`), and lets its name go once the loader has.
+    /// `crate::unload`), and lets its name go once the loader has. `false` if the
+    /// loader kept it all the same: then it is recorded as kept (see
+    /// [`Library::release`]).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(crate) fn close(mut self) {
-        self.release();
+    pub(crate) fn close(mut self) -> bool {
+        self.release()
     }
 
     /// Closes the handle and lets the name go (what is left of `self` drops as a
-    /// library already closed: nothing to look at).
-    fn release(&mut self) {
+    /// library already closed: nothing to look at). If the loader keeps the library
+    /// after its last handle is closed (glibc: a thread-local destructor of it is
+    /// registered on a live thread), it is recorded as kept, closed, with its name
+    /// (see `crate::unload::Hazard::ThreadLocalDestructor`), and `false` returned.
+    fn release(&mut self) -> bool {
         drop(self.handle.take());
         #[cfg(target_os = "linux")]
-        if let Some(file) = self.name.take() {
-            names::release(file, self.placed);
+        if let Some(file) = self.name.take()
+            && let Some(file) = names::release(file, self.placed)
+        {
+            let report = crate::unload::UnloadReport {
+                path: file.path.clone(),
+                hazards: vec![crate::unload::Hazard::ThreadLocalDestructor],
+            };
+            let kept = Library { handle: None, name: Some(file), opened: self.opened, placed: self.placed };
+            crate::unload::pinned(report, Vec::new(), kept);
+            return false;
         }
+        true
+    }
+
+    /// Whether this is a library already closed that the loader kept (see
+    /// [`Library::release`]).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn closed(&self) -> bool {
+        self.handle.is_none()
+    }
+
+    /// For a closed library the loader kept: its name, to [`nudge`] the loader with,
+    /// if the loader still holds it.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn kept_name(&self) -> Option<std::ffi::CString> {
+        let file = self.name.as_ref().filter(|_| self.handle.is_none())?;
+        if !names::still_loaded(file, self.placed) {
+            return None;
+        }
+        let name = file.loader_name().ok()?;
+        std::ffi::CString::new(name.into_os_string().into_encoded_bytes()).ok()
+    }
+
+    /// For a closed library the loader kept: whether the loader has let it go since
+    /// (its name is let go when `self` drops).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn let_go(&self) -> bool {
+        self.handle.is_none() && self.name.as_ref().is_none_or(|file| !names::still_loaded(file, self.placed))
+    }
+}
+
+/// Has glibc look again at the closed libraries it keeps: a `dlopen(RTLD_NOLOAD)` of
+/// the library by `name` (only found if it is still loaded under that name: nothing
+/// is opened or loaded) and its `dlclose`. glibc unloads a library whose last handle
+/// was closed while a thread-local destructor of it was registered only at a later
+/// `dlclose` (any: it looks at every object loaded), once no such destructor is left
+/// (their threads have exited); this is that `dlclose`.
+#[cfg(target_os = "linux")]
+pub(crate) fn nudge(name: &std::ffi::CStr) {
+    // SAFETY: `name` is NUL-terminated; `RTLD_NOLOAD` loads nothing (so runs no
+    // initialiser): it returns a new handle to a library already loaded under that
+    // name, or null.
+    let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+    if !handle.is_null() {
+        // SAFETY: `handle` was just returned by `dlopen` and is closed once. If it was
+        // the last one, glibc unloads what nothing holds any more (running its
+        // finalisers): exactly what it would do at any other plugin's `dlclose`.
+        unsafe { libc::dlclose(handle) };
     }
 }
 
@@ -153,8 +213,10 @@ impl Drop for Library {
         // Anything that would run the library's code once it is unmapped keeps it
         // mapped, and it is reported (see `crate::unload`); the libraries kept so
         // before are looked at again in the same look, and those found free unloaded.
+        // (A closed library the loader kept drops once the loader let it go: only
+        // its name is left to release.)
         #[cfg(target_os = "linux")]
-        if let Some(file) = &self.name {
+        if let Some(file) = self.name.as_ref().filter(|_| self.handle.is_some()) {
             let code = crate::unload::code(file, self.placed.map(|p| p.base));
             let now = crate::unload::Subject { code: &code, since: self.opened, kept: false };
             let (hazards, _) = crate::unload::look_again(Some(now), false);
@@ -212,17 +274,29 @@ mod names {
 
     /// After `dlclose` (or a failed `dlopen`): closes the descriptor if nothing else
     /// holds it and the loader no longer knows the file (`placed`: where the closed
-    /// library was, if it was opened).
-    pub(super) fn release(file: Arc<PluginFile>, placed: Option<Placed>) {
+    /// library was, if it was opened). Returns `file` if nothing else holds it but the
+    /// loader still does (it kept the library after its last `dlclose`: see
+    /// `crate::unload::Hazard::ThreadLocalDestructor`); its name stays taken then.
+    pub(super) fn release(file: Arc<PluginFile>, placed: Option<Placed>) -> Option<Arc<PluginFile>> {
         let key = file.identity;
-        drop(file);
         let mut names = lock();
-        let Some(map) = names.as_mut() else { return };
-        let Some(entry) = map.get(&key) else { return };
-        if Arc::strong_count(entry) > 1 || still_loaded(entry, placed) {
-            return;
+        let entry = names.as_mut().and_then(|map| map.get(&key));
+        // Another library of the same file holds the name (the loader keeps the
+        // library for that one's handle); or it was never recorded.
+        // (`file` is dropped under the lock: of two libraries of the same file
+        // released at once, the second sees the first gone.)
+        if entry.is_none_or(|entry| !Arc::ptr_eq(entry, &file) || Arc::strong_count(entry) > 2) {
+            drop(file);
+            return None;
         }
-        map.remove(&key);
+        if still_loaded(&file, placed) {
+            return Some(file);
+        }
+        drop(file);
+        if let Some(map) = names.as_mut() {
+            map.remove(&key);
+        }
+        None
     }
 
     /// Whether the loader still holds the library closed (a library can outlive

@@ -52,7 +52,16 @@
 //! Not looked for, because glibc already handles them: thread-local destructors
 //! (`__cxa_thread_atexit_impl`: glibc keeps the library mapped until every thread that
 //! registered one has exited) and `atexit`/`__cxa_atexit` handlers of the library
-//! (run by `dlclose` itself, before unmapping).
+//! (run by `dlclose` itself, before unmapping). But a library glibc keeps so after
+//! tomada closed its last handle is found (glibc's index of objects still holds it
+//! after `dlclose`), kept on the list with its name, and reported
+//! ([`Hazard::ThreadLocalDestructor`]): a plugin's `std` registers such destructors
+//! on every thread that called `std::thread::spawn` in it (the spawn hooks it
+//! reads), so a plugin that started a thread from a call on the host's main thread
+//! stayed mapped, its sealed copy open, unreported, for the life of the process.
+//! glibc unloads such a library only at a `dlclose` after those threads have exited:
+//! every unload looks whether one has (one look at glibc's index each), and
+//! [`unload_pinned_libraries`] makes one (`dlopen(RTLD_NOLOAD)` of it and `dlclose`).
 //!
 //! A library kept mapped (its sealed copy stays open too) is an [`UnloadReport`],
 //! listed by [`pinned_libraries`] and logged as a `tracing` event (target
@@ -98,6 +107,17 @@ pub enum Hazard {
         /// What could not be read.
         what: String,
     },
+    /// glibc kept the library loaded after tomada closed its last handle: a
+    /// thread-local destructor of the library (`__cxa_thread_atexit_impl`, which a
+    /// plugin's `std` calls for its `thread_local!`s with a destructor, including
+    /// those `std::thread::spawn` reads on the calling thread) is registered on a
+    /// thread that has not exited, and glibc runs it at that thread's exit. glibc
+    /// does not say which thread: any thread that called into the plugin and still
+    /// lives (the main thread, a long-lived worker). It unloads the library at the
+    /// first `dlclose` after every such thread has exited (of another plugin, or
+    /// [`unload_pinned_libraries`]'s). (Anything else glibc keeps a closed library
+    /// for, such as a plugin that opened itself again, is reported as this too.)
+    ThreadLocalDestructor,
 }
 
 impl std::fmt::Display for Hazard {
@@ -107,6 +127,12 @@ impl std::fmt::Display for Hazard {
             Hazard::SignalHandler { signal } => write!(f, "the handler of signal {signal} is one of its functions"),
             Hazard::KeyDestructor { key } => write!(f, "the destructor of pthread key {key} is one of its functions"),
             Hazard::NotLookedAt { what } => write!(f, "its threads could not be looked at ({what})"),
+            Hazard::ThreadLocalDestructor => write!(
+                f,
+                "glibc keeps it after dlclose for a thread-local destructor registered on a thread that \
+                 has not exited (unloaded once that thread ends; a host thread that called into the \
+                 plugin, e.g. to start a thread, registers them)"
+            ),
         }
     }
 }
@@ -183,8 +209,9 @@ pub fn pinned_libraries() -> Vec<UnloadReport> {
 
 /// Looks again at every library kept mapped (see [`pinned_libraries`]) and unloads
 /// each that nothing would run any more — its threads ended, no live thread holding
-/// a value of its `pthread` key — with the same checks as any unload; returns
-/// the paths of those unloaded. Every unload of a plugin does this too, so a host
+/// a value of its `pthread` key, no live thread with a thread-local destructor of it
+/// (glibc unloads it then, at this call's `dlclose` of it) — with the same checks as
+/// any unload; returns the paths of those unloaded. Every unload of a plugin does this too, so a host
 /// that keeps loading and unloading plugins needs not call it; one that unloads
 /// rarely can, when it knows a plugin's leftovers are gone. A library kept for a
 /// signal handler of its own is kept for good: one replaced since may still be
@@ -227,19 +254,21 @@ pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>,
     // (one system call, no `/proc` path to walk).
     // SAFETY: `tgkill` with signal 0 delivers no signal.
     let alive = |tid: u32| unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } == 0;
+    let mut unloaded = let_go(every);
     let kept: Vec<Looked> = {
         let pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
         pinned
             .iter()
             .filter(|k| {
                 !k.for_good
+                    && !k.library.closed()
                     && (every || !k.report.hazards.iter().any(|h| matches!(*h, Hazard::Thread { tid } if alive(tid))))
             })
             .map(|k| (k.id, k.code.clone(), k.library.opened()))
             .collect()
     };
     if kept.is_empty() && now.is_none() {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), unloaded);
     }
     let subjects: Vec<Subject<'_>> = now
         .into_iter()
@@ -263,20 +292,56 @@ pub(crate) fn look_again(now: Option<Subject<'_>>, every: bool) -> (Vec<Hazard>,
             }
         }
     }
-    let unloaded = free
-        .into_iter()
-        .map(|kept| {
+    for kept in free {
+        // (Kept by the loader all the same, for a thread-local destructor: recorded
+        // again, closed, by `close`.)
+        if kept.library.close() {
             tracing::info!(
                 target: "tomada::audit",
                 file = %kept.report.path.display(),
                 decision = "unloaded",
                 "plugin library kept mapped before is unloaded: nothing would run its code any more"
             );
-            kept.library.close();
+            unloaded.push(kept.report.path);
+        }
+    }
+    (mine, unloaded)
+}
+
+/// The libraries glibc kept after their last `dlclose` (see
+/// [`Hazard::ThreadLocalDestructor`]) that it has let go of since: each leaves the
+/// list and its name is let go; returns their paths. With `nudge`, glibc is first
+/// asked to look at them again (see `crate::library::nudge`: what its next `dlclose`
+/// of any library would do), outside every lock (it may run their finalisers, which
+/// may unload plugins); without, only those a `dlclose` since has unloaded go (one
+/// look at glibc's index of objects each).
+#[cfg(target_os = "linux")]
+fn let_go(nudge: bool) -> Vec<PathBuf> {
+    if nudge {
+        let names: Vec<std::ffi::CString> = {
+            let pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+            pinned.iter().filter_map(|k| k.library.kept_name()).collect()
+        };
+        for name in &names {
+            crate::library::nudge(name);
+        }
+    }
+    let gone: Vec<Kept> = {
+        let mut pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+        pinned.extract_if(.., |k| k.library.closed() && k.library.let_go()).collect()
+    };
+    gone.into_iter()
+        .map(|kept| {
+            tracing::info!(
+                target: "tomada::audit",
+                file = %kept.report.path.display(),
+                decision = "unloaded",
+                "plugin library glibc kept for a thread-local destructor is unloaded: that thread has exited"
+            );
+            // Its name is let go as it drops (the loader has let go of it).
             kept.report.path
         })
-        .collect();
-    (mine, unloaded)
+        .collect()
 }
 
 /// Records a library kept mapped, with its code and load time (to look at it again)

@@ -460,3 +460,59 @@ fn a_kept_library_stays_kept_when_its_threads_cannot_be_looked_at() {
     assert!(mapped(name));
     eprintln!("kept while /proc could not be read: {kept:?}");
 }
+
+/// A plugin that starts (and joins) a thread in a call made on a host thread that
+/// lives on: starting it, the plugin's `std` registers thread-local destructors of
+/// the plugin on the calling thread (`__cxa_thread_atexit_impl`), and glibc keeps the
+/// library loaded after `dlclose` until that thread has exited. It is reported
+/// (`Hazard::ThreadLocalDestructor`), its sealed copy stays open while it is mapped,
+/// and once the host thread has ended, `unload_pinned_libraries` unloads it and lets
+/// its copy go. The host thread is one of the test's own, on a stack of its own
+/// (larger than glibc keeps for reuse: no stale word of another plugin on it), like
+/// the main thread of a host, or a long-lived worker.
+#[test]
+fn a_library_glibc_keeps_for_a_thread_local_destructor_is_reported_and_unloaded_after() {
+    let name = "hazard-spawn-join.so";
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_to(&living("1.0.0"), dir.path(), name);
+    let (end, ending) = std::sync::mpsc::channel::<()>();
+    let (told, tid) = std::sync::mpsc::channel();
+    let host = {
+        let path = path.clone();
+        std::thread::Builder::new()
+            .stack_size(96 << 20)
+            .spawn(move || {
+                let plugin = Loader::new().load::<dyn Living>(&path).unwrap();
+                assert!(plugin.hazard("spawn-join").unwrap());
+                drop(plugin);
+                // SAFETY: `gettid` has no preconditions.
+                told.send(unsafe { libc::gettid() } as u32).unwrap();
+                // Lives on (the call's thread-local destructors with it) until told.
+                let _ = ending.recv();
+            })
+            .unwrap()
+    };
+    let host_tid = tid.recv().unwrap();
+    let report = || pinned_libraries().into_iter().find(|r| r.path == path);
+    // Reported at its drop; or, if a stale word of another plugin on a thread started
+    // since kept it first (the error on the side of keeping it), once a later look
+    // closed it and glibc kept it.
+    wait_until("its report for a thread-local destructor", || {
+        look_again();
+        report().is_some_and(|r| r.hazards.contains(&Hazard::ThreadLocalDestructor))
+    });
+    assert!(mapped(name), "reported but unmapped");
+    assert!(held(name), "the name of a library glibc keeps was let go");
+    // However often it is looked at again, it stays while the host thread lives.
+    assert!(!look_again().contains(&path), "unloaded while the thread holding its destructors lives");
+    assert!(report().is_some() && mapped(name));
+    drop(end);
+    host.join().unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/self/task/{host_tid}")).exists());
+    wait_until("its unloading once the host thread ended", || {
+        look_again();
+        report().is_none()
+    });
+    wait_until("the library's unmapping", || !mapped(name));
+    assert!(!held(name), "its sealed copy is let go once it is unloaded");
+}

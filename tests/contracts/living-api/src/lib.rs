@@ -33,6 +33,9 @@ pub trait Living {
     /// `raw-thread` (one started with `pthread_create`), `signal`, `signal-slow:<path>`
     /// (a SIGUSR1 handler that writes `<path>.in`, blocks while `path` exists, then
     /// writes `<path>.out`), `key`, `key-slow:<path>` (a key destructor that does the
-    /// same, at the exit of the calling thread), `tls`. `false` for an unknown name.
+    /// same, at the exit of the calling thread), `tls`, `spawn-join` (a thread started
+    /// and joined within the call: nothing of it left running, but starting it
+    /// registers thread-local destructors of the plugin on the calling thread).
+    /// `false` for an unknown name.
     fn hazard(&self, which: &str) -> bool;
 }

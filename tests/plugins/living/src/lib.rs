@@ -202,6 +202,10 @@ mod hazards {
                 }
                 true
             }
+            "spawn-join" => {
+                // A thread started and joined: it has ended by the time this returns.
+                std::thread::spawn(|| 5).join().is_ok_and(|five| five == 5)
+            }
             "tls" => {
                 thread_local! {
                     static HELD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
