@@ -36,8 +36,14 @@ const SETTLE: Duration = Duration::from_millis(150);
 /// tried, are not loaded again. Anything else is [`reload`](super::Reloadable::reload)ed:
 /// every check applies, and the outcome is a [`ReloadEvent`](super::ReloadEvent)
 /// (`Reloaded` or `Refused`). A deleted file leaves the version serving as it is.
+///
+/// A path that is a **symbolic link** (`plugins/foo.so -> ../target/debug/libfoo.so`)
+/// is followed, as [`reload`](super::Reloadable::reload) follows it: the directory of
+/// the file it leads to (resolved to the end of a chain of links) is watched too, and
+/// a change there is a change of the plugin; when the link itself is changed to lead
+/// elsewhere (`ln -sfn`), the new target's directory is watched from then on instead.
 pub struct Watch {
-    debouncer: Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>,
+    debouncer: Arc<std::sync::Mutex<Option<Watcher>>>,
     stop: Sender<Message>,
     worker: Option<JoinHandle<()>>,
 }
@@ -64,6 +70,8 @@ pub enum WatchError {
     },
 }
 
+type Watcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+
 enum Message {
     Events(DebounceEventResult),
     Stop,
@@ -77,7 +85,7 @@ impl std::fmt::Debug for Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        if let Some(debouncer) = self.debouncer.take() {
+        if let Some(debouncer) = self.debouncer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             debouncer.stop_nonblocking();
         }
         let _ = self.stop.send(Message::Stop);
@@ -103,26 +111,85 @@ pub(super) fn start<C: ?Sized + Contract + 'static>(shared: Arc<Shared<C>>) -> R
     })
     .map_err(notify_error)?;
     debouncer.watch(&dir, RecursiveMode::NonRecursive).map_err(notify_error)?;
+    let mut file = Watched { path, dir, names: [name, signature], target: None };
+    file.follow(&mut debouncer).map_err(notify_error)?;
     // What is there now is what serves (or was refused at the first load): only a
     // change from it is worth a reload.
-    let seen = settled(&path);
+    let seen = settled(&file.path);
+    let debouncer = Arc::new(std::sync::Mutex::new(Some(debouncer)));
+    let watcher = Arc::clone(&debouncer);
     let worker = std::thread::Builder::new()
         .name("tomada-watch".into())
-        .spawn(move || {
-            let file = Watched { path, names: [name, signature] };
-            work(&shared, &file, &rx, seen);
-        })
+        .spawn(move || work(&shared, &mut file, &watcher, &rx, seen))
         .map_err(|e| WatchError::Notify { path: PathBuf::new(), source: notify::Error::io(e) })?;
-    Ok(Watch { debouncer: Some(debouncer), stop: tx, worker: Some(worker) })
+    Ok(Watch { debouncer, stop: tx, worker: Some(worker) })
 }
 
 struct Watched {
+    /// The plugin's path, absolute (a symbolic link, maybe).
     path: PathBuf,
+    /// Its directory, as watched.
+    dir: PathBuf,
     /// The file's name and its signature's.
     names: [std::ffi::OsString; 2],
+    /// Where `path` leads, if it is a symbolic link: see [`Target`].
+    target: Option<Target>,
+}
+
+/// The file a symbolic link leads to, as last resolved.
+struct Target {
+    /// The file, every link on the way resolved.
+    file: PathBuf,
+    /// Its directory, watched by this watch (`None`: it is the link's own).
+    dir: Option<PathBuf>,
 }
 
 impl Watched {
+    /// Resolves the link again (if `path` is one) and, if it now leads into another
+    /// directory, watches that one instead of the last. A link that leads nowhere
+    /// now (its target being replaced) keeps the last target.
+    fn follow(&mut self, debouncer: &mut Watcher) -> Result<(), notify::Error> {
+        let is_link = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            self.forget_target(debouncer);
+            return Ok(());
+        }
+        let Ok(file) = std::fs::canonicalize(&self.path) else { return Ok(()) };
+        if self.target.as_ref().is_some_and(|t| t.file == file) {
+            return Ok(());
+        }
+        let Some(target_dir) = file.parent().map(Path::to_path_buf) else { return Ok(()) };
+        let own = std::fs::canonicalize(&self.dir).is_ok_and(|d| d == target_dir);
+        let dir = if own {
+            None
+        } else if self.target.as_ref().and_then(|t| t.dir.as_ref()) == Some(&target_dir) {
+            Some(target_dir)
+        } else {
+            debouncer.watch(&target_dir, RecursiveMode::NonRecursive)?;
+            self.forget_target(debouncer);
+            Some(target_dir)
+        };
+        self.target = Some(Target { file, dir });
+        Ok(())
+    }
+
+    /// Stops watching the last target's directory (if it was one of its own).
+    fn forget_target(&mut self, debouncer: &mut Watcher) {
+        if let Some(dir) = self.target.take().and_then(|t| t.dir) {
+            let _ = debouncer.unwatch(&dir);
+        }
+    }
+
+    /// Whether `path` (an event's) is the link's target.
+    fn is_target(&self, path: &Path) -> bool {
+        let Some(target) = &self.target else { return false };
+        match &target.dir {
+            Some(_) => path == target.file,
+            // In the link's own directory: named as it is watched.
+            None => path.parent() == Some(&*self.dir) && path.file_name() == target.file.file_name(),
+        }
+    }
+
     fn concerns(&self, event: &notify::Event) -> bool {
         use notify::EventKind;
         use notify::event::{AccessKind, AccessMode};
@@ -136,7 +203,11 @@ impl Watched {
             _ => true,
         };
         event.need_rescan()
-            || (writes && event.paths.iter().any(|p| p.file_name().is_some_and(|n| self.names.iter().any(|m| m == n))))
+            || (writes
+                && event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().is_some_and(|n| self.names.iter().any(|m| m == n)) || self.is_target(p)))
     }
 }
 
@@ -181,7 +252,13 @@ fn settled(path: &Path) -> Option<[u8; 32]> {
     Some(hasher.finalize().into())
 }
 
-fn work<C: ?Sized + Contract>(shared: &Shared<C>, file: &Watched, rx: &Receiver<Message>, mut seen: Option<[u8; 32]>) {
+fn work<C: ?Sized + Contract>(
+    shared: &Shared<C>,
+    file: &mut Watched,
+    debouncer: &std::sync::Mutex<Option<Watcher>>,
+    rx: &Receiver<Message>,
+    mut seen: Option<[u8; 32]>,
+) {
     while let Ok(Message::Events(result)) = rx.recv() {
         match result {
             Ok(events) if events.iter().any(|e| file.concerns(e)) => {}
@@ -192,6 +269,17 @@ fn work<C: ?Sized + Contract>(shared: &Shared<C>, file: &Watched, rx: &Receiver<
                 }
                 continue;
             }
+        }
+        // A link changed to lead elsewhere: its new target's directory is watched.
+        if let Some(debouncer) = debouncer.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+            && let Err(e) = file.follow(debouncer)
+        {
+            tracing::warn!(
+                target: "tomada::reload",
+                file = %file.path.display(),
+                error = %e,
+                "cannot watch the directory of the file the link now leads to: a change there is not seen"
+            );
         }
         let Some(now) = settled(&file.path) else { continue };
         if seen == Some(now) {

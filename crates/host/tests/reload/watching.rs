@@ -118,3 +118,51 @@ fn a_watch_does_not_wake_itself_by_reading_the_file() {
     drop(inotify);
     assert_eq!(plugin.generation(), 1);
 }
+
+/// A plugin path that is a symbolic link into a build directory
+/// (`plugins/watched.so -> ../build/libliving.so`): a change to the file it leads to
+/// (rewritten in place, rebuilt as cargo does, renamed over) reloads it, though
+/// nothing in the link's directory changed; the link changed to lead into another
+/// directory (as `ln -sfn` does: a new link renamed over it) reloads what it now
+/// leads to, and a change there reloads again. Before, only the link's directory was
+/// watched: no change to the target was ever seen.
+#[test]
+fn a_watched_symlink_reloads_when_the_file_it_leads_to_changes() {
+    let (v1, v2) = (living("1.0.0"), living("2.0.0"));
+    let root = tempfile::tempdir().unwrap();
+    let (plugins, build, other) = (root.path().join("plugins"), root.path().join("build"), root.path().join("other"));
+    for dir in [&plugins, &build, &other] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let target = copy_to(&v1, &build, "libliving.so");
+    let link = plugins.join("watched.so");
+    std::os::unix::fs::symlink("../build/libliving.so", &link).unwrap();
+    let plugin: Reloadable<dyn Greeter> = Loader::new().reloadable(&link).unwrap();
+    let events = plugin.events();
+    let _watch = plugin.watch().unwrap();
+    assert_eq!(plugin.current().greet("a").unwrap(), "Olá, a (v1.0.0)");
+
+    cp_over(&v2, &target);
+    reloaded_to(&events, "2.0.0");
+    assert_eq!(plugin.current().greet("b").unwrap(), "Olá, b (v2.0.0)", "after cp onto the target");
+
+    like_cargo_build(&v1, &target);
+    reloaded_to(&events, "1.0.0");
+
+    mv_over(&v2, &target);
+    reloaded_to(&events, "2.0.0");
+
+    // Retargeted into another directory, to version 1 there.
+    let elsewhere = copy_to(&v1, &other, "libliving.so");
+    let new_link = plugins.join("watched.so.new");
+    std::os::unix::fs::symlink(&elsewhere, &new_link).unwrap();
+    std::fs::rename(&new_link, &link).unwrap();
+    reloaded_to(&events, "1.0.0");
+    assert_eq!(plugin.current().greet("c").unwrap(), "Olá, c (v1.0.0)", "after the link was retargeted");
+
+    // A change in the new target's directory is seen.
+    cp_over(&v2, &elsewhere);
+    let generation = reloaded_to(&events, "2.0.0");
+    assert_eq!(plugin.generation(), generation);
+    assert_eq!(plugin.current().greet("d").unwrap(), "Olá, d (v2.0.0)", "after a change to the new target");
+}
