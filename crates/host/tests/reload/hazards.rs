@@ -516,3 +516,60 @@ fn a_library_glibc_keeps_for_a_thread_local_destructor_is_reported_and_unloaded_
     wait_until("the library's unmapping", || !mapped(name));
     assert!(!held(name), "its sealed copy is let go once it is unloaded");
 }
+
+/// The same through reloads (`Reloadable`), all on one host thread that lives on:
+/// every old version whose instance started a thread is kept by glibc, and each is
+/// reported, mapped, and its sealed copy's descriptor open (one per version); once
+/// that thread has ended, all of them are unloaded and every copy's descriptor is
+/// closed (before, each stayed open for good: one descriptor per reload).
+#[test]
+fn versions_reloaded_on_a_long_lived_thread_are_reported_then_all_unloaded_after_it_ends() {
+    const RELOADS: usize = 10;
+    let name = "hazard-reloaded.so";
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_to(&living("1.0.0"), dir.path(), name);
+    let held_copies = || {
+        let wanted = format!("/memfd:tomada:{name}");
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with(&wanted)))
+            .count()
+    };
+    let (end, ending) = std::sync::mpsc::channel::<()>();
+    let (told, reloaded) = std::sync::mpsc::channel();
+    let host = {
+        let path = path.clone();
+        std::thread::Builder::new()
+            .stack_size(96 << 20)
+            .spawn(move || {
+                let plugin: tomada_host::Reloadable<dyn Living> = Loader::new().reloadable(&path).unwrap();
+                for _ in 0..RELOADS {
+                    assert!(plugin.current().hazard("spawn-join").unwrap());
+                    plugin.reload().unwrap();
+                }
+                told.send(()).unwrap();
+                let _ = ending.recv();
+                // The version serving started no thread: it goes at its drop.
+                drop(plugin);
+            })
+            .unwrap()
+    };
+    reloaded.recv().unwrap();
+    let reports = || pinned_libraries().into_iter().filter(|r| r.path == path).collect::<Vec<_>>();
+    wait_until("every old version reported for a thread-local destructor", || {
+        look_again();
+        let reports = reports();
+        reports.len() == RELOADS && reports.iter().all(|r| r.hazards == [Hazard::ThreadLocalDestructor])
+    });
+    assert_eq!(tomada_test_support::mapped_copies(name), RELOADS + 1, "every old version, and the one serving");
+    assert_eq!(held_copies(), RELOADS + 1, "one sealed copy open per version mapped");
+    drop(end);
+    host.join().unwrap();
+    wait_until("every version's unloading once the host thread ended", || {
+        look_again();
+        reports().is_empty()
+    });
+    wait_until("every version's unmapping", || tomada_test_support::mapped_copies(name) == 0);
+    assert_eq!(held_copies(), 0, "a sealed copy left open");
+}
