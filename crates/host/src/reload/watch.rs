@@ -42,6 +42,8 @@ const SETTLE: Duration = Duration::from_millis(150);
 /// the file it leads to (resolved to the end of a chain of links) is watched too, and
 /// a change there is a change of the plugin; when the link itself is changed to lead
 /// elsewhere (`ln -sfn`), the new target's directory is watched from then on instead.
+/// (Not seen: the target's directory deleted and made again, as `cargo clean` and a
+/// build do, while the link stays as it is; make the watch again after that.)
 pub struct Watch {
     debouncer: Arc<std::sync::Mutex<Option<Watcher>>>,
     stop: Sender<Message>,
