@@ -513,8 +513,8 @@ fn a_library_glibc_keeps_for_a_thread_local_destructor_is_reported_and_unloaded_
         look_again();
         report().is_none()
     });
-    wait_until("the library's unmapping", || !mapped(name));
-    assert!(!held(name), "its sealed copy is let go once it is unloaded");
+    // (As above: another test's look may be letting its copy go right now.)
+    wait_until("the library's unmapping, and its copy closed", || !mapped(name) && !held(name));
 }
 
 /// The same through reloads (`Reloadable`), all on one host thread that lives on:
@@ -570,6 +570,9 @@ fn versions_reloaded_on_a_long_lived_thread_are_reported_then_all_unloaded_after
         look_again();
         reports().is_empty()
     });
-    wait_until("every version's unmapping", || tomada_test_support::mapped_copies(name) == 0);
-    assert_eq!(held_copies(), 0, "a sealed copy left open");
+    // (A look on another test's thread may have taken one off the list and be
+    // letting its copy go right now: waited for, not timed.)
+    wait_until("every version's unmapping, and every copy closed", || {
+        tomada_test_support::mapped_copies(name) == 0 && held_copies() == 0
+    });
 }
