@@ -1053,9 +1053,24 @@ fn stderr_tail(lines: &[String]) -> String {
 /// `libloading::Error`, `&'static str`), and the two ends are always the same
 /// tomada-host build (the runner checks the protocol version first).
 /// The differences of a [`LoadError::LayoutMismatch`], as one sentence each.
+/// The differences of a [`LoadError::LayoutMismatch`], for its message: the first
+/// [`SHOWN_DIFFERENCES`], then how many more. A type that changed is a difference in
+/// every method that uses it, and a message of kilobytes hides the first, which is
+/// the one to read; all are in the error's `differences`.
 fn joined(differences: &[tomada::interface::Difference]) -> String {
-    differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    let mut text = differences.iter().take(SHOWN_DIFFERENCES).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    if let Some(more) = differences.len().checked_sub(SHOWN_DIFFERENCES).filter(|n| *n > 0) {
+        text.push_str(&format!(
+            "; and {more} more difference{} (a type that changed differs in every method that uses it; \
+             all are in the error's `differences`)",
+            if more == 1 { "" } else { "s" }
+        ));
+    }
+    text
 }
+
+/// How many differences a [`LoadError::LayoutMismatch`]'s message lists.
+const SHOWN_DIFFERENCES: usize = 6;
 
 #[cfg(any(unix, windows))]
 mod wire {
@@ -1482,6 +1497,37 @@ mod tests {
     use std::path::PathBuf;
 
     use super::{Damage, Exposure, Flaw, LoadError, Mismatch, NotLibrary, Table};
+
+    /// A layout mismatch's message lists the first differences and counts the rest:
+    /// one type changed in many methods made messages of kilobytes.
+    #[test]
+    fn a_layout_mismatch_message_lists_the_first_differences_and_counts_the_rest() {
+        let differences = every_change();
+        assert!(differences.len() > super::SHOWN_DIFFERENCES + 1, "enough to cut");
+        let err = LoadError::LayoutMismatch {
+            path: PathBuf::from("/p/libx.so"),
+            contract: "x::X".into(),
+            plugin_version: "1.1".into(),
+            host_version: "1.1".into(),
+            differences: differences.clone(),
+        };
+        let text = err.to_string();
+        for shown in &differences[..super::SHOWN_DIFFERENCES] {
+            assert!(text.contains(&shown.to_string()), "{text}");
+        }
+        assert!(!text.contains(&differences[super::SHOWN_DIFFERENCES].to_string()), "{text}");
+        let more = differences.len() - super::SHOWN_DIFFERENCES;
+        assert!(text.contains(&format!("; and {more} more differences")), "{text}");
+        // Just as many: all listed, nothing counted.
+        let err = LoadError::LayoutMismatch {
+            path: PathBuf::from("/p/libx.so"),
+            contract: "x::X".into(),
+            plugin_version: "1.1".into(),
+            host_version: "1.1".into(),
+            differences: differences[..super::SHOWN_DIFFERENCES].to_vec(),
+        };
+        assert!(!err.to_string().contains("more difference"), "{err}");
+    }
 
     /// One of every variant, with distinct field values.
     /// A difference of every kind of change (what a `LayoutMismatch` holds).
