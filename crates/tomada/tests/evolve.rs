@@ -603,3 +603,63 @@ fn an_object_contract_that_gained_a_method_says_it_cannot_yet() {
     assert!(text.contains("cannot change in a minor version yet"), "{text}");
     assert!(text.contains("docs/evolution.md"), "{text}");
 }
+
+/// A struct met first inside a contract object (where a field one side lacks cannot
+/// be told to be a removal) and then directly in the same method: the direct use is
+/// compared too, so a since-field removed from a build of the same minor is refused
+/// whichever order the arguments come in (it loaded, the field silently zero, with
+/// the object argument first).
+mod object_first {
+    pub mod full {
+        #[derive(tomada::Abi)]
+        pub struct Item {
+            pub n: u32,
+            #[tomada(since = 2)]
+            pub weight: u32,
+        }
+        #[tomada::contract(abi = 1, name = "t::Cur")]
+        pub trait Cur {
+            fn item(&self) -> Item;
+        }
+        #[tomada::contract(abi = 1, name = "t::Both")]
+        pub trait Both {
+            fn both(&self, cursor: Box<dyn Cur>, item: Item) -> u64;
+            fn swapped(&self, item: Item, cursor: Box<dyn Cur>) -> u64;
+            #[tomada(since = 2)]
+            fn two(&self) -> u32;
+        }
+    }
+    pub mod removed {
+        #[derive(tomada::Abi)]
+        pub struct Item {
+            pub n: u32,
+        }
+        #[tomada::contract(abi = 1, name = "t::Cur")]
+        pub trait Cur {
+            fn item(&self) -> Item;
+        }
+        #[tomada::contract(abi = 1, name = "t::Both")]
+        pub trait Both {
+            fn both(&self, cursor: Box<dyn Cur>, item: Item) -> u64;
+            fn swapped(&self, item: Item, cursor: Box<dyn Cur>) -> u64;
+            #[tomada(since = 2)]
+            fn two(&self) -> u32;
+        }
+    }
+}
+
+#[test]
+fn a_removed_field_is_refused_whether_or_not_an_object_uses_its_type_first() {
+    let (full, removed) = (iface::<dyn object_first::full::Both>(), iface::<dyn object_first::removed::Both>());
+    assert_eq!((full.minor, removed.minor), (2, 2));
+    for (host, plugin) in [(&full, &removed), (&removed, &full)] {
+        let why = host.fit(plugin).unwrap_err();
+        for method in ["both", "swapped"] {
+            assert!(
+                why.iter().any(|d| d.method == method
+                    && matches!(&d.change, Change::OnlyIn { name, why: Refusal::Removed { since: 2, minor: 2 }, .. } if name == "weight")),
+                "{method}: {why:?}"
+            );
+        }
+    }
+}

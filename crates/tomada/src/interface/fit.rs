@@ -400,8 +400,10 @@ impl Interface {
 struct Compare<'a, 'w> {
     host: &'a Interface,
     plugin: &'a Interface,
-    /// Pairs of named types already compared (recursive types end here).
-    seen: HashSet<(usize, usize)>,
+    /// Pairs of named types already compared (recursive types end here), and
+    /// whether inside a contract object: a type met there first is compared again
+    /// outside, where a member one side lacks can be a removal.
+    seen: HashSet<(usize, usize, bool)>,
     why: &'w mut Vec<Difference>,
     /// The method being compared.
     method: &'a str,
@@ -477,7 +479,7 @@ impl Compare<'_, '_> {
             }
             (Type::Array { elem: a, .. }, Type::Array { elem: b, .. }) => self.ty(at, a, b),
             (Type::Named { name, index: hi }, Type::Named { index: pi, .. }) => {
-                if !self.seen.insert((*hi, *pi)) {
+                if !self.seen.insert((*hi, *pi, self.in_object)) {
                     return;
                 }
                 let (Some(hd), Some(pd)) = (self.host.types.get(*hi), self.plugin.types.get(*pi)) else {
