@@ -407,19 +407,23 @@ fn verdict(host: &Interface, plugin: &Interface) -> Verdict {
         )]);
     }
     let fit = host.fit(plugin).map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let missing: Vec<_> = host.methods[fit.provided..].iter().map(|m| format!("`{}`", m.name)).collect();
-    Ok(if missing.is_empty() {
-        format!("{} {} fits {} {}", host.name, plugin.version(), host.name, host.version())
-    } else {
-        format!(
-            "{} {} fits {} {}, without {} (calls to it return CallError::NotProvided)",
-            host.name,
-            plugin.version(),
-            host.name,
-            host.version(),
-            missing.join(", ")
-        )
-    })
+    let names = |fallback: bool| -> Vec<String> {
+        host.methods[fit.provided..]
+            .iter()
+            .filter(|m| m.fallback == fallback)
+            .map(|m| format!("`{}`", m.name))
+            .collect()
+    };
+    let (defaulted, missing) = (names(true), names(false));
+    let mut line = format!("{} {} fits {} {}", host.name, plugin.version(), host.name, host.version());
+    if !missing.is_empty() {
+        line.push_str(&format!(", without {} (calls to it return CallError::NotProvided)", missing.join(", ")));
+    }
+    if !defaulted.is_empty() {
+        let with = if missing.is_empty() { "without" } else { "and without" };
+        line.push_str(&format!(", {with} {} (the host runs its default body instead)", defaulted.join(", ")));
+    }
+    Ok(line)
 }
 
 /// Compares two contracts that should be the same (two plugins, or two hosts);
@@ -886,5 +890,47 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tomada_host::tomada::{Contract, Interface};
+
+    mod v10 {
+        #[tomada::contract(abi = 1, name = "t::Svc")]
+        pub trait Svc {
+            fn a(&self) -> u32;
+        }
+    }
+
+    mod v12 {
+        #[tomada::contract(abi = 1, name = "t::Svc")]
+        pub trait Svc {
+            fn a(&self) -> u32;
+            #[tomada(since = 1)]
+            fn hello(&self) -> u32 {
+                self.a() + 1
+            }
+            #[tomada(since = 2)]
+            fn audit(&self) -> String;
+        }
+    }
+
+    /// A plugin older than the host: the methods it lacks with a default body run
+    /// that body in the host; only those without one answer `NotProvided` (the line
+    /// said `NotProvided` of both).
+    #[test]
+    fn an_older_plugin_against_a_host_says_which_missing_methods_run_a_default_body() {
+        let host = Interface::from(&<dyn v12::Svc as Contract>::DESCRIPTION);
+        let plugin = Interface::from(&<dyn v10::Svc as Contract>::DESCRIPTION);
+        let line = super::verdict(&host, &plugin).unwrap();
+        assert_eq!(
+            line,
+            "t::Svc 1.0 fits t::Svc 1.2, without `audit` (calls to it return CallError::NotProvided), \
+             and without `hello` (the host runs its default body instead)"
+        );
+        let same = super::verdict(&host, &host).unwrap();
+        assert_eq!(same, "t::Svc 1.2 fits t::Svc 1.2");
     }
 }
