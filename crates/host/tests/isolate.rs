@@ -1381,3 +1381,37 @@ fn a_small_frame_limit_still_starts_the_plugin_and_bounds_its_calls() {
     let err = plugin.greet(&long).unwrap_err();
     assert!(matches!(&err, CallError::Channel { message } if message.contains("max_frame")), "{err:?}");
 }
+
+/// An instance whose `Drop` never ends (its process stopped, here: it never answers),
+/// dropped while an object it made is held: `drop(Plugin)` returns at the call
+/// deadline, the process is killed, and the held object's next call says the
+/// instance's `Drop` ran late — not "another call ran past its deadline" (no call
+/// did).
+#[test]
+fn a_drop_past_the_deadline_is_named_to_the_objects_still_held() {
+    use indexer_api::Indexer;
+    let options = isolation().deadline(Duration::from_secs(5));
+    let plugin = tomada_host::load_with::<dyn Indexer>(cdylib("indexer"), &Mode::Isolated(options)).unwrap();
+    plugin.index("fig date", &crate::objects::Recorder::new(vec![]).1).unwrap();
+    let cursor = plugin.open("d").unwrap();
+    let pid = plugin.process_id().unwrap();
+    // The process that runs the plugin (below the runner's supervisor and the PID
+    // namespace's init), and every process under it: stopped, they answer nothing.
+    let mut stopped = 0;
+    let mut under = vec![pid];
+    while let Some(p) = under.pop() {
+        let children = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            // SAFETY: `kill` with a valid signal number and a process of the plugin's.
+            assert_eq!(unsafe { libc::kill(child as i32, libc::SIGSTOP) }, 0);
+            stopped += 1;
+            under.push(child);
+        }
+    }
+    assert!(stopped > 0, "the plugin runs in a child of process {pid}");
+    within("drop(Plugin) of a stopped process", move || drop(plugin));
+    wait_dead(pid);
+    let err = cursor.next().unwrap_err();
+    let CallError::Crashed { detail, .. } = &err else { panic!("{err:?}") };
+    assert!(detail.contains("the plugin instance's `Drop` ran past the call deadline"), "{detail}");
+}

@@ -828,14 +828,15 @@ impl Isolated {
     /// fails every other call in flight. Returns this call's error. The next call
     /// starts a new process.
     fn end(&self, connection: &Arc<Connection>, fault: ReadError) -> CallError {
-        self.end_as(connection, fault, false)
+        self.end_as(connection, fault, false, None)
     }
 
     /// [`Isolated::end`]; by a thread that only reads (`reader`, no call of its own:
     /// see [`Isolated::read_for_async`]), the calls in flight get the error a call
     /// that found `fault` itself gets (a malformed frame is a channel error for them,
     /// not a crash), but past a deadline.
-    fn end_as(&self, connection: &Arc<Connection>, fault: ReadError, reader: bool) -> CallError {
+    /// `late`: what ran past its deadline, if not a call (the instance's `Drop`).
+    fn end_as(&self, connection: &Arc<Connection>, fault: ReadError, reader: bool, late: Option<&str>) -> CallError {
         if connection.remote.is_some() {
             return self.end_remote(connection, fault);
         }
@@ -857,7 +858,10 @@ impl Isolated {
             }
             ReadError::TimedOut => (
                 CallError::TimedOut { deadline: self.options.deadline },
-                "another call ran past its deadline (its own, or its `with_deadline` scope's)".to_string(),
+                match late {
+                    Some(what) => format!("{what} ran past the call deadline"),
+                    None => "another call ran past its deadline (its own, or its `with_deadline` scope's)".to_string(),
+                },
             ),
             ReadError::Eof | ReadError::Ended { .. } => {
                 (CallError::Crashed { signal: None, exit_code: None, detail: String::new() }, String::new())
@@ -1048,7 +1052,10 @@ impl Isolated {
             Err(WaitError::Ended(e)) => Err(e),
             Err(WaitError::Fault(fault)) => {
                 endpoint.unregister(id);
-                Err(match self.end(connection, fault) {
+                // (The instance's drop is no caller's call: the objects still held
+                // are told that its `Drop` ran late.)
+                let late = (target == 0 && method == DROP_INSTANCE).then_some("the plugin instance's `Drop`");
+                Err(match self.end_as(connection, fault, false, late) {
                     // The deadline this call had (a scope's, maybe), not the plugin's.
                     CallError::TimedOut { .. } => CallError::TimedOut { deadline: given },
                     other => other,
@@ -1434,7 +1441,7 @@ impl Isolated {
                         }
                     }
                     Err(fault) => {
-                        isolated.end_as(&connection, fault, true);
+                        isolated.end_as(&connection, fault, true, None);
                         return;
                     }
                 }
