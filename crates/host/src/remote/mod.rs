@@ -96,14 +96,15 @@ pub enum KeyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The text is not a private key (PKCS#8 PEM, as `tomada keygen` writes it).
-    #[error("not a usable private key (PKCS#8 PEM, as `tomada keygen` writes): {reason}")]
+    /// The text is not a private key (PKCS#8 PEM, as `tomada tls-key` writes it).
+    #[error("not a usable private key (PKCS#8 PEM, as `tomada tls-key` writes): {reason}")]
     BadKey {
         /// Why.
         reason: String,
     },
-    /// A key id is 64 hexadecimal digits (what `tomada keygen` prints).
-    #[error("`{text}` is not a key id: 64 hexadecimal digits, as `tomada keygen` prints")]
+    /// A key id is 64 hexadecimal digits (what `tomada tls-key` prints and writes to
+    /// its `.pub`).
+    #[error("`{text}` is not a key id: 64 hexadecimal digits, as `tomada tls-key` prints and writes to its `.pub`")]
     BadId {
         /// The text given.
         text: String,
@@ -170,7 +171,7 @@ impl Remote {
         self
     }
 
-    /// Trusts a server presenting this key (its id, from `tomada keygen`); any other
+    /// Trusts a server presenting this key (its id, from `tomada tls-key`); any other
     /// server fails the handshake.
     pub fn trust_server(mut self, key: KeyId) -> Remote {
         self.servers.push(key);

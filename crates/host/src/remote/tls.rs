@@ -23,7 +23,7 @@ use super::KeyError;
 pub(crate) const NAME: &str = "tomada";
 
 /// The SHA-256 of a public key (of its DER `SubjectPublicKeyInfo`): what a side pins.
-/// Written as 64 hexadecimal digits (what `tomada keygen` prints and writes to `.pub`).
+/// Written as 64 hexadecimal digits (what `tomada tls-key` prints and writes to `.pub`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId(pub [u8; 32]);
 
@@ -38,6 +38,10 @@ impl std::fmt::Debug for KeyId {
         write!(f, "KeyId({self})")
     }
 }
+
+/// What a minisign key file given for a TLS key is told.
+const MINISIGN_KEY: &str = "this is a minisign key (`tomada keygen`, `minisign -G`: for signing plugin files), \
+     not a remote plugin's TLS key: make those with `tomada tls-key FILE` (FILE and FILE.pub)";
 
 impl std::str::FromStr for KeyId {
     type Err = KeyError;
@@ -87,6 +91,9 @@ impl Identity {
     /// # Errors
     /// [`KeyError::BadKey`] for anything else.
     pub fn from_pem(pem: &str) -> Result<Identity, KeyError> {
+        if pem.trim_start().starts_with("untrusted comment:") {
+            return Err(KeyError::BadKey { reason: MINISIGN_KEY.to_owned() });
+        }
         let key = rcgen::KeyPair::from_pem(pem).map_err(|e| KeyError::BadKey { reason: e.to_string() })?;
         Identity::from_key(key)
     }
@@ -284,4 +291,24 @@ pub(crate) fn server_config(me: &Identity, clients: &[KeyId]) -> Result<Arc<rust
 /// The name a client asks for.
 pub(crate) fn server_name() -> ServerName<'static> {
     ServerName::try_from(NAME).expect("a valid DNS name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minisign key given where a TLS key goes (`tomada keygen` makes those) is told
+    /// apart, and every key error names the command that makes TLS keys (they named
+    /// `tomada keygen`, whose keys are refused here).
+    #[test]
+    fn key_errors_name_tomada_tls_key() {
+        let minisign = "untrusted comment: minisign encrypted secret key\nRWQAAEIyAAAAAAAAAAAAAAAAAAAAAA==\n";
+        let err = Identity::from_pem(minisign).map(drop).expect_err("a minisign key is no TLS key").to_string();
+        assert!(err.contains("this is a minisign key") && err.contains("tomada tls-key FILE"), "{err}");
+        let err = Identity::from_pem("-----BEGIN PRIVATE KEY-----\ngarbage\n").map(drop).unwrap_err().to_string();
+        assert!(err.contains("as `tomada tls-key` writes"), "{err}");
+        let err = "3f0c".parse::<KeyId>().unwrap_err().to_string();
+        assert!(err.contains("as `tomada tls-key` prints"), "{err}");
+        assert!(!err.contains("keygen"), "{err}");
+    }
 }
