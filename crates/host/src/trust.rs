@@ -225,6 +225,36 @@ impl TrustPolicy {
         self
     }
 
+    /// What of the policy a remote plugin can be held to: the host never has its file,
+    /// so the minimum versions are checked against the manifest the server sent, and
+    /// a policy that asks for signatures or pins refuses the load
+    /// (the server applies its own: `tomada serve --trust-key`), rather than being
+    /// skipped.
+    #[cfg(all(target_os = "linux", feature = "remote"))]
+    pub(crate) fn verify_remote(&self, path: &std::path::Path, name: &str, version: &str) -> Result<(), LoadError> {
+        if !self.keys.is_empty() || !self.pins.is_empty() {
+            return Err(LoadError::Unavailable {
+                plugin: path.to_path_buf(),
+                detail: "the host's trust policy asks for signatures or pinned digests, which it cannot check \
+                         for a remote plugin: the host never has its file (the server checks it: `tomada serve \
+                         --trust-key`); load it with a policy of minimum versions only, or none"
+                    .to_owned(),
+            });
+        }
+        if let Some(minimum) = self.min_versions.get(name) {
+            let too_old = semver::Version::parse(version).map_or(true, |v| v < *minimum);
+            if too_old {
+                return Err(LoadError::VersionTooOld {
+                    path: path.to_path_buf(),
+                    name: name.to_owned(),
+                    found: version.to_owned(),
+                    minimum: minimum.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Verifies `file` (manifest name and version already read) against the policy.
     pub(crate) fn verify(&self, file: &PluginFile, name: &str, version: &str) -> Result<Provenance, LoadError> {
         let path = || file.path.clone();

@@ -116,6 +116,45 @@ mod served {
         let name = cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned();
         tomada_host::load_with::<C>(&name, &Mode::Remote(remote))
     }
+
+    /// [`load`], by a `Loader` with `policy`.
+    pub fn load_under<C: ?Sized + Contract>(
+        fixture: &str,
+        policy: tomada_host::TrustPolicy,
+    ) -> Result<Plugin<C>, LoadError> {
+        let served = served();
+        let remote = Remote::new(served.client.clone())
+            .endpoint(&served.address)
+            .trust_server(served.server)
+            .deadline(HANG_GUARD)
+            .connect_timeout(HANG_GUARD);
+        let name = cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned();
+        Loader::new().mode(Mode::Remote(remote)).policy(policy).load::<C>(&name)
+    }
+}
+
+/// A remote plugin is held to the host's trust policy as far as it can be: its
+/// minimum versions, against the manifest the server sent; a policy of signatures or
+/// pins, which the host cannot check without the file, refuses the load. (The
+/// policy was skipped: a plugin older than the minimum loaded.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_remote_load_is_held_to_the_hosts_trust_policy_as_far_as_it_can_be() {
+    use tomada_host::TrustPolicy;
+    let plugin = served::load::<dyn Store>("kv").unwrap();
+    let (name, version) = (plugin.info().name.clone(), plugin.info().version.clone());
+    drop(plugin);
+    let policy = TrustPolicy::new().min_version(name.as_str(), "999.0.0").unwrap();
+    let err = served::load_under::<dyn Store>("kv", policy).map(drop).unwrap_err();
+    assert!(matches!(&err, tomada_host::LoadError::VersionTooOld { found, .. } if *found == version), "{err:?}");
+    let policy = TrustPolicy::new().min_version(name.as_str(), &version).unwrap();
+    let plugin = served::load_under::<dyn Store>("kv", policy).unwrap();
+    assert_eq!(plugin.info().name, name);
+    drop(plugin);
+    let policy = TrustPolicy::new().pin(name.as_str(), &"00".repeat(32)).unwrap();
+    let err = served::load_under::<dyn Store>("kv", policy).map(drop).unwrap_err();
+    assert!(matches!(&err, tomada_host::LoadError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("cannot check for a remote plugin"), "{err}");
 }
 
 /// Each case, once per mode this platform has.

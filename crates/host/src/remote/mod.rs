@@ -338,6 +338,10 @@ pub(crate) fn load<C: ?Sized + Contract>(
     };
     // The same check as for a file: the manifest is the one the server's child loaded.
     let fit = crate::check::<C>(&inspection)?;
+    // The host's trust policy, as far as it can hold a plugin whose file it never sees.
+    if let Some(policy) = &loader.policy {
+        policy.verify_remote(name, &inspection.manifest.info.name, &inspection.manifest.info.version)?;
+    }
     client.keep(dialed);
     let isolated = crate::isolate::Isolated::start_remote(&inspection, &loader.config, options)?;
     let channel: Arc<dyn tomada::client::Channel> = isolated.clone();
