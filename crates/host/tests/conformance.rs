@@ -117,6 +117,23 @@ mod served {
         tomada_host::load_with::<C>(&name, &Mode::Remote(remote))
     }
 
+    /// [`load`], from the server's `address` instead (a proxy in front of it).
+    pub fn load_through<C: ?Sized + Contract>(fixture: &str, address: &str) -> Result<Plugin<C>, LoadError> {
+        let served = served();
+        let remote = Remote::new(served.client.clone())
+            .endpoint(address)
+            .trust_server(served.server)
+            .deadline(HANG_GUARD)
+            .connect_timeout(HANG_GUARD);
+        let name = cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned();
+        tomada_host::load_with::<C>(&name, &Mode::Remote(remote))
+    }
+
+    /// The server's address.
+    pub fn address() -> String {
+        served().address.clone()
+    }
+
     /// [`load`], by a `Loader` with `policy`.
     pub fn load_under<C: ?Sized + Contract>(
         fixture: &str,
@@ -131,6 +148,70 @@ mod served {
         let name = cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned();
         Loader::new().mode(Mode::Remote(remote)).policy(policy).load::<C>(&name)
     }
+}
+
+/// A reconnection made for a call (the connection broke between calls) takes no more
+/// than what the call's deadline leaves: a server that takes the connection and never
+/// answers (stopped; another service on the port) fails the call within its 300 ms
+/// scope with a reason that says so, not after a whole `Remote::connect_timeout`
+/// (here the hang guard: the old code tripped it) with "resource temporarily
+/// unavailable".
+#[cfg(target_os = "linux")]
+#[test]
+fn a_reconnection_made_for_a_call_takes_no_more_than_its_deadline_leaves() {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use tomada_host::isolate::with_deadline;
+    use tomada_test_support::within;
+    // A proxy in front of the server: it forwards the first connections, and once
+    // `silent`, takes new ones and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap().to_string();
+    let silent = Arc::new(AtomicBool::new(false));
+    let forwarded: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+    let server = served::address();
+    {
+        let (silent, forwarded) = (Arc::clone(&silent), Arc::clone(&forwarded));
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if silent.load(Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let upstream = TcpStream::connect(&server).unwrap();
+                forwarded.lock().unwrap().extend([client.try_clone().unwrap(), upstream.try_clone().unwrap()]);
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+    }
+    let plugin = served::load_through::<dyn Store>("kv", &proxy).unwrap();
+    assert_eq!(plugin.keys(), Ok(Vec::new()));
+    // The server now takes connections and never answers; the live one is cut.
+    silent.store(true, Ordering::SeqCst);
+    for stream in forwarded.lock().unwrap().drain(..) {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    let errors = within("calls that must reconnect, in 300 ms scopes", move || {
+        // (The first may go out on the cut connection before its end is seen: the
+        // next one reconnects.)
+        (0..3)
+            .map(|_| with_deadline(std::time::Duration::from_millis(300), || plugin.keys()).unwrap_err())
+            .collect::<Vec<_>>()
+    });
+    // (Or, on a machine too busy to start the reconnection within the scope, its
+    // deadline spent before it began: bounded by the deadline all the same.)
+    let bounded = |detail: &str| {
+        detail.contains("did not answer within") || detail.contains("deadline passed before a connection")
+    };
+    assert!(errors.iter().any(|e| matches!(e, CallError::Unavailable { detail } if bounded(detail))), "{errors:?}");
 }
 
 /// A remote plugin is held to the host's trust policy as far as it can be: its

@@ -84,6 +84,13 @@ pub(crate) fn unscoped<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The time left to a call made now with the plugin's deadline `own` (see
+/// [`for_call`]): what a reconnection made for that call may take.
+#[cfg(all(target_os = "linux", feature = "remote"))]
+pub(crate) fn left(own: Duration) -> Duration {
+    for_call(own).0.saturating_duration_since(Instant::now())
+}
+
 /// A call's deadline: `own` (the plugin's deadline) from now, or the enclosing
 /// scope's if earlier; and the time a call past it reports.
 pub(crate) fn for_call(own: Duration) -> (Instant, Duration) {

@@ -591,7 +591,10 @@ impl Isolated {
     #[cfg(all(target_os = "linux", feature = "remote"))]
     fn connect(&self, client: &crate::remote::client::Client) -> Result<Connection, LoadError> {
         let fail = |detail: String| LoadError::Unavailable { plugin: self.path.clone(), detail };
-        let dialed = client.dial(&self.config)?;
+        // A reconnection is made for a call: within the time its deadline leaves (the
+        // plugin's own, or an enclosing `with_deadline` scope's), not a whole
+        // `Remote::connect_timeout` past it.
+        let dialed = client.dial_within(&self.config, deadline::left(self.options.deadline))?;
         if dialed.manifest != self.manifest_bytes {
             return Err(fail(format!(
                 "{} now serves another build of the plugin than the host checked; load it again",

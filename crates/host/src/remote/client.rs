@@ -152,8 +152,22 @@ impl Client {
     /// its `LoadError`; otherwise [`LoadError::Overloaded`] if every server that
     /// answered was full, else [`LoadError::Unavailable`] with each endpoint's reason.
     pub(crate) fn dial(&self, config: &[u8]) -> Result<Dialed, LoadError> {
+        self.dial_within(config, self.connect_timeout)
+    }
+
+    /// [`Client::dial`], each endpoint's connection and opening exchange given at
+    /// most `limit` (and at most `Remote::connect_timeout`): a reconnection made for
+    /// a call takes no more than what the call's deadline leaves.
+    pub(crate) fn dial_within(&self, config: &[u8], limit: std::time::Duration) -> Result<Dialed, LoadError> {
         if let Some(dialed) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Ok(dialed);
+        }
+        let timeout = limit.min(self.connect_timeout);
+        if timeout.is_zero() {
+            return Err(LoadError::Unavailable {
+                plugin: self.plugin.clone(),
+                detail: "the call's deadline passed before a connection to the server could be made".to_owned(),
+            });
         }
         let mut open = self.open.clone();
         open.config = config.to_vec();
@@ -161,7 +175,7 @@ impl Client {
         let mut reasons = Vec::new();
         let mut overloaded = false;
         for endpoint in self.health.order(&self.endpoints) {
-            let answer = self.dial_one(endpoint, &request);
+            let answer = self.dial_one(endpoint, &request, timeout);
             match &answer {
                 Ok(_) => self.health.answered(endpoint),
                 Err(_) => self.failed(endpoint),
@@ -192,12 +206,17 @@ impl Client {
     /// One endpoint: the connection and its plugin, the server's answer other than
     /// `Ready`, or why it could not be reached.
     #[allow(clippy::type_complexity)]
-    fn dial_one(&self, endpoint: &str, request: &[u8]) -> Result<Result<Dialed, (Answer, Vec<u8>)>, String> {
+    fn dial_one(
+        &self,
+        endpoint: &str,
+        request: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<Result<Dialed, (Answer, Vec<u8>)>, String> {
         let addresses = endpoint.to_socket_addrs().map_err(|e| format!("cannot resolve the address: {e}"))?;
         let mut last = "the address resolves to nothing".to_owned();
         let mut tcp = None;
         for address in addresses {
-            match TcpStream::connect_timeout(&address, self.connect_timeout) {
+            match TcpStream::connect_timeout(&address, timeout) {
                 Ok(s) => {
                     tcp = Some(s);
                     break;
@@ -207,14 +226,16 @@ impl Client {
         }
         let mut tcp = tcp.ok_or(last)?;
         let io = |e: std::io::Error| e.to_string();
-        tcp.set_read_timeout(Some(self.connect_timeout)).map_err(io)?;
-        tcp.set_write_timeout(Some(self.connect_timeout)).map_err(io)?;
+        tcp.set_read_timeout(Some(timeout)).map_err(io)?;
+        tcp.set_write_timeout(Some(timeout)).map_err(io)?;
         let _ = tcp.set_nodelay(true);
         let mut conn = rustls::ClientConnection::new(Arc::clone(&self.config), tls::server_name())
             .map_err(|e| format!("cannot start TLS: {e}"))?;
         let answer = {
             let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
-            write_message(&mut stream, &[request]).and_then(|()| read_message(&mut stream)).map_err(|e| why_tls(&e))?
+            write_message(&mut stream, &[request])
+                .and_then(|()| read_message(&mut stream))
+                .map_err(|e| why_tls(&e, timeout))?
         };
         let (&status, body) = answer.split_first().ok_or("the server sent an empty answer")?;
         let body = body.to_vec();
@@ -231,8 +252,9 @@ impl Client {
     }
 }
 
-/// Says what a failed TLS exchange means for the user.
-fn why_tls(e: &std::io::Error) -> String {
+/// Says what a failed TLS exchange means for the user (`timeout`: what the exchange
+/// was given).
+fn why_tls(e: &std::io::Error, timeout: std::time::Duration) -> String {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::InvalidCertificate(_)) => {
             "the server's key is not one this host trusts (`Remote::trust_server`); the connection was refused"
@@ -245,6 +267,12 @@ fn why_tls(e: &std::io::Error) -> String {
         None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             "the server closed the connection during the opening exchange".to_owned()
         }
+        // (A socket's read or write timeout is `EAGAIN`, "resource temporarily
+        // unavailable", on Linux.)
+        None if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => format!(
+            "the server took the connection but did not answer within {timeout:?} (`Remote::connect_timeout`, \
+             or what the call's deadline left): is it stopped, or another service on that port?"
+        ),
         None => format!("the opening exchange failed: {e}"),
     }
 }
