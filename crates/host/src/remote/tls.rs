@@ -98,14 +98,37 @@ impl Identity {
         Identity::from_key(key)
     }
 
-    /// Reads a key file (see [`Identity::from_pem`]).
+    /// Reads a key file (see [`Identity::from_pem`]). A file that others than its
+    /// owner can write is refused (anyone who can write it can replace this side's
+    /// identity); one they can read is used, with a warning (`tracing`, target
+    /// `tomada::remote`): anyone who can read it can pose as this side.
     ///
     /// # Errors
-    /// [`KeyError::Read`] if it cannot be read, [`KeyError::BadKey`] if it holds no key.
+    /// [`KeyError::Read`] if it cannot be read or others can write it,
+    /// [`KeyError::BadKey`] if it holds no key.
     pub fn read(path: impl AsRef<std::path::Path>) -> Result<Identity, KeyError> {
+        use std::os::unix::fs::PermissionsExt;
         let path = path.as_ref();
-        let pem =
-            std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+        let read = |source| KeyError::Read { path: path.to_path_buf(), source };
+        let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(read(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "others than its owner can write it (mode {mode:04o}), so anyone of them could replace this \
+                     key; make it readable by its owner only: `chmod 600 {}`",
+                    path.display()
+                ),
+            )));
+        }
+        if mode & 0o044 != 0 {
+            tracing::warn!(
+                target: "tomada::remote",
+                key = %path.display(),
+                "the secret key file is readable by others than its owner (mode {mode:04o}): anyone who can read it can pose as this side; `chmod 600` it"
+            );
+        }
+        let pem = std::fs::read_to_string(path).map_err(read)?;
         Identity::from_pem(&pem)
     }
 
@@ -299,14 +322,27 @@ mod tests {
 
     /// A minisign key given where a TLS key goes (`tomada keygen` makes those) is told
     /// apart, and every key error names the command that makes TLS keys (they named
-    /// `tomada keygen`, whose keys are refused here).
+    /// `tomada keygen`, whose keys are refused here); a key file others can write is
+    /// refused, one they can only read is used (with a warning).
     #[test]
-    fn key_errors_name_tomada_tls_key() {
+    fn key_files_and_ids_are_refused_with_the_fix() {
         let minisign = "untrusted comment: minisign encrypted secret key\nRWQAAEIyAAAAAAAAAAAAAAAAAAAAAA==\n";
         let err = Identity::from_pem(minisign).map(drop).expect_err("a minisign key is no TLS key").to_string();
         assert!(err.contains("this is a minisign key") && err.contains("tomada tls-key FILE"), "{err}");
         let err = Identity::from_pem("-----BEGIN PRIVATE KEY-----\ngarbage\n").map(drop).unwrap_err().to_string();
         assert!(err.contains("as `tomada tls-key` writes"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.key");
+        std::fs::write(&file, Identity::generate().unwrap().to_pem()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for (mode, usable) in [(0o600, true), (0o644, true), (0o620, false), (0o666, false)] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let read = Identity::read(&file);
+            assert_eq!(read.is_ok(), usable, "mode {mode:o}");
+            if let Err(e) = read {
+                assert!(e.to_string().contains("chmod 600"), "{e}");
+            }
+        }
         let err = "3f0c".parse::<KeyId>().unwrap_err().to_string();
         assert!(err.contains("as `tomada tls-key` prints"), "{err}");
         assert!(!err.contains("keygen"), "{err}");
