@@ -129,6 +129,18 @@ mod served {
         tomada_host::load_with::<C>(&name, &Mode::Remote(remote))
     }
 
+    /// [`load`], naming the plugin by its whole path, as the same host's in-process
+    /// load would.
+    pub fn load_by_path<C: ?Sized + Contract>(fixture: &str) -> Result<Plugin<C>, LoadError> {
+        let served = served();
+        let remote = Remote::new(served.client.clone())
+            .endpoint(&served.address)
+            .trust_server(served.server)
+            .deadline(HANG_GUARD)
+            .connect_timeout(HANG_GUARD);
+        tomada_host::load_with::<C>(cdylib(fixture), &Mode::Remote(remote))
+    }
+
     /// The server's address.
     pub fn address() -> String {
         served().address.clone()
@@ -212,6 +224,16 @@ fn a_reconnection_made_for_a_call_takes_no_more_than_its_deadline_leaves() {
         detail.contains("did not answer within") || detail.contains("deadline passed before a connection")
     };
     assert!(errors.iter().any(|e| matches!(e, CallError::Unavailable { detail } if bounded(detail))), "{errors:?}");
+}
+
+/// A host that names a remote plugin by its path (its in-process call, only the
+/// `Mode` changed) gets the plugin the server serves under that file name (the whole
+/// path was sent, and refused: "this server serves no plugin of that name").
+#[cfg(target_os = "linux")]
+#[test]
+fn a_remote_plugin_named_by_its_path_is_asked_for_by_its_file_name() {
+    let plugin = served::load_by_path::<dyn Store>("kv").unwrap();
+    assert_eq!(plugin.keys(), Ok(Vec::new()));
 }
 
 /// A remote plugin is held to the host's trust policy as far as it can be: its

@@ -308,8 +308,11 @@ pub(crate) fn load<C: ?Sized + Contract>(
     name: &Path,
     remote: &Remote,
 ) -> Result<Plugin<C>, LoadError> {
+    // The server serves its plugins by file name: a host that names the plugin by its
+    // path (the call it makes in-process, `Mode` changed) asks for that file name.
+    let served_as = name.file_name().map_or_else(|| name.to_string_lossy(), |n| n.to_string_lossy());
     let open = Open {
-        plugin: name.to_string_lossy().into_owned(),
+        plugin: served_as.into_owned(),
         contract: C::NAME.to_owned(),
         abi: C::ABI,
         export: loader.export.clone(),
