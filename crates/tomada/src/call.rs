@@ -104,7 +104,11 @@ impl fmt::Display for CallError {
             ),
             CallError::Crashed { detail, .. } => write!(f, "the plugin's process crashed: {detail}"),
             CallError::TimedOut { deadline } => {
-                write!(f, "the plugin did not answer within {deadline:?}; its process was killed")
+                write!(
+                    f,
+                    "the plugin did not answer within {deadline:?}; the call was given up and its process ended \
+                     (isolated: killed; remote: the connection closed, and the server ends it)"
+                )
             }
             CallError::Quarantined { crashes, window } => write!(
                 f,

@@ -260,8 +260,19 @@ fn why_tls(e: &std::io::Error, timeout: std::time::Duration) -> String {
             "the server's key is not one this host trusts (`Remote::trust_server`); the connection was refused"
                 .to_owned()
         }
-        Some(rustls::Error::AlertReceived(alert)) => format!(
+        // What a server that does not accept the host's certificate sends (`tomada
+        // serve` sends `AccessDenied`).
+        Some(rustls::Error::AlertReceived(
+            alert @ (rustls::AlertDescription::AccessDenied
+            | rustls::AlertDescription::BadCertificate
+            | rustls::AlertDescription::CertificateUnknown
+            | rustls::AlertDescription::UnknownCA),
+        )) => format!(
             "the server refused the connection ({alert:?}): it does not accept this host's key (`tomada serve --allow`)"
+        ),
+        Some(rustls::Error::AlertReceived(alert)) => format!(
+            "the server refused the TLS handshake ({alert:?}): is the endpoint a `tomada serve` (TLS 1.3 with keys \
+             on both sides), and this host's tomada of a version it speaks?"
         ),
         Some(other) => format!("TLS failed: {other}"),
         None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -280,6 +291,23 @@ fn why_tls(e: &std::io::Error, timeout: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Duration, Health};
+
+    /// What a failed opening exchange is said to mean: a refusal of this host's key
+    /// only for the alerts that say so (every `handshake_failure` was blamed on the
+    /// key, sending the user to `tomada serve --allow`); a server that never answers
+    /// is said to be one, not "resource temporarily unavailable".
+    #[test]
+    fn a_failed_opening_exchange_is_told_by_what_failed() {
+        let tls = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let second = Duration::from_secs(1);
+        let denied = super::why_tls(&tls(rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied)), second);
+        assert!(denied.contains("does not accept this host's key"), "{denied}");
+        let other =
+            super::why_tls(&tls(rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)), second);
+        assert!(other.contains("is the endpoint a `tomada serve`") && !other.contains("--allow"), "{other}");
+        let silent = super::why_tls(&std::io::Error::from(std::io::ErrorKind::WouldBlock), second);
+        assert!(silent.contains("did not answer within 1s"), "{silent}");
+    }
 
     #[test]
     fn connections_take_the_endpoints_in_turn_and_failed_ones_last() {
