@@ -233,7 +233,7 @@ pub enum LoadError {
     },
     /// Under a trust policy: the signature does not match the file (tampered, or a
     /// malformed signature file).
-    #[error("`{}` has a bad signature (key {key}): the file is not what was signed; get the plugin again from its publisher", path.display())]
+    #[error("{}", bad_signature(path, key))]
     BadSignature {
         /// The plugin path.
         path: PathBuf,
@@ -1053,6 +1053,24 @@ fn stderr_tail(lines: &[String]) -> String {
 /// `libloading::Error`, `&'static str`), and the two ends are always the same
 /// tomada-host build (the runner checks the protocol version first).
 /// The differences of a [`LoadError::LayoutMismatch`], as one sentence each.
+/// A [`LoadError::BadSignature`]'s message: the file is not what was signed (`key`
+/// is the signing key's id, 16 hexadecimal digits), or the signature file itself is
+/// at fault (`key` says how), which is no news about the plugin file.
+fn bad_signature(path: &std::path::Path, key: &str) -> String {
+    if key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!(
+            "`{}` has a bad signature (key {key}): the file is not what was signed; get the plugin again from its publisher",
+            path.display()
+        )
+    } else {
+        format!(
+            "`{}` has a bad signature: its signature file (`.minisig`) {key}; have the plugin signed again \
+             (`tomada sign`, `minisign -S`), or get both files again from its publisher",
+            path.display()
+        )
+    }
+}
+
 /// The differences of a [`LoadError::LayoutMismatch`], for its message: the first
 /// [`SHOWN_DIFFERENCES`], then how many more. A type that changed is a difference in
 /// every method that uses it, and a message of kilobytes hides the first, which is

@@ -279,8 +279,8 @@ impl TrustPolicy {
                     return Err(LoadError::BadSignature {
                         path: path(),
                         key: format!(
-                            "{}: a legacy signature of the whole file, not prehashed; sign it again with \
-                             `minisign -S` or `tomada sign`",
+                            "is a legacy signature of the whole file, not prehashed (key {}), which tomada \
+                             does not take",
                             key.id
                         ),
                     });
@@ -328,8 +328,18 @@ impl TrustPolicy {
             });
         }
         if let (Some(blake), Some((key, sig))) = (blake, signer) {
-            if !verify_signature(&key.key, sig, blake.finalize().as_bytes()) {
-                return Err(LoadError::BadSignature { path: path(), key: key.id.clone() });
+            match verify_signature(&key.key, sig, blake.finalize().as_bytes()) {
+                Verified::Yes => {}
+                Verified::NotTheFile => return Err(LoadError::BadSignature { path: path(), key: key.id.clone() }),
+                Verified::NotTheComment => {
+                    return Err(LoadError::BadSignature {
+                        path: path(),
+                        key: format!(
+                            "has a trusted comment that is not the one signed (key {}): it was edited after signing",
+                            key.id
+                        ),
+                    });
+                }
             }
             provenance.key = Some(key.id.clone());
         }
@@ -356,10 +366,28 @@ pub(crate) fn sha256(file: &PluginFile) -> Option<[u8; 32]> {
 /// and its trusted comment (which `minisign -V` prints), as minisign checks them.
 /// Strict Ed25519 verification (canonical encodings, no small-order keys), as
 /// libsodium's, which minisign uses.
-fn verify_signature(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &[u8]) -> bool {
+/// What a minisign signature's two Ed25519 signatures say.
+#[derive(Debug, PartialEq)]
+enum Verified {
+    /// Both hold.
+    Yes,
+    /// The file's is not the file's: the file is not what was signed.
+    NotTheFile,
+    /// The file's holds, the global one (over it and the trusted comment) not: the
+    /// comment was changed.
+    NotTheComment,
+}
+
+fn verify_signature(key: &ed25519_dalek::VerifyingKey, sig: &Minisig, prehash: &[u8]) -> Verified {
+    if key.verify_strict(prehash, &sig.signature).is_err() {
+        return Verified::NotTheFile;
+    }
     let mut global = sig.signature.to_bytes().to_vec();
     global.extend_from_slice(sig.trusted_comment.as_bytes());
-    key.verify_strict(prehash, &sig.signature).is_ok() && key.verify_strict(&global, &sig.global).is_ok()
+    if key.verify_strict(&global, &sig.global).is_err() {
+        return Verified::NotTheComment;
+    }
+    Verified::Yes
 }
 
 /// `PLUGIN.minisig`, if there is one.
@@ -373,7 +401,7 @@ fn read_signature(file: &PluginFile) -> Result<Option<Minisig>, LoadError> {
             use std::io::Read;
             let mut text = String::new();
             if f.take(MAX_SIGNATURE).read_to_string(&mut text).is_err() {
-                return Err(bad("unreadable".into()));
+                return Err(bad("cannot be read as text".into()));
             }
             text
         }
@@ -382,7 +410,7 @@ fn read_signature(file: &PluginFile) -> Result<Option<Minisig>, LoadError> {
     };
     // minisign-verify checks the format (lengths, algorithm, the trusted comment);
     // the parts are taken from the same lines.
-    let malformed = || bad("malformed".into());
+    let malformed = || bad("is not a minisign signature (malformed)".into());
     let checked = minisign_verify::Signature::decode(&text).map_err(|_| malformed())?;
     let mut lines = text.lines();
     let (Some(_), Some(line), Some(_), Some(global)) = (lines.next(), lines.next(), lines.next(), lines.next()) else {

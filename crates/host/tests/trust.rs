@@ -518,6 +518,17 @@ fn the_trusted_comment_is_signed_and_legacy_signatures_are_refused() {
     std::fs::write(signature(&edited), forged).unwrap();
     let err = loader.inspect(&edited).unwrap_err();
     assert!(matches!(err, LoadError::BadSignature { .. }), "{err:?}");
+    // The file is what was signed: the comment is what changed, and it says so.
+    assert!(err.to_string().contains("trusted comment that is not the one signed"), "{err}");
+    assert!(!err.to_string().contains("the file is not what was signed"), "{err}");
+
+    // A signature file of garbage is said to be one, not a file unlike what was signed.
+    let garbage = greeter_copy(dir.path(), "garbage.so");
+    std::fs::write(signature(&garbage), "untrusted comment: x\nnot base64 at all\n").unwrap();
+    let err = loader.inspect(&garbage).unwrap_err();
+    assert!(matches!(err, LoadError::BadSignature { .. }), "{err:?}");
+    assert!(err.to_string().contains("is not a minisign signature"), "{err}");
+    assert!(!err.to_string().contains("the file is not what was signed"), "{err}");
 
     let legacy = greeter_copy(dir.path(), "legacy.so");
     let status =
@@ -526,6 +537,7 @@ fn the_trusted_comment_is_signed_and_legacy_signatures_are_refused() {
     let err = loader.inspect(&legacy).unwrap_err();
     assert!(matches!(err, LoadError::BadSignature { .. }), "{err:?}");
     assert!(err.to_string().contains("a legacy signature of the whole file, not prehashed"), "{err}");
+    assert!(!err.to_string().contains("the file is not what was signed"), "{err}");
 }
 
 // ---- audit trail ----
