@@ -235,19 +235,23 @@ fn the_server_logs_each_connection_on_stderr() {
         }
     });
     // A client with a key the server does not allow, and one served.
-    let stranger = Remote::new(Identity::generate().unwrap()).endpoint(&server.address).trust_server(server.key);
+    let stranger_key = Identity::generate().unwrap();
+    let stranger_id = stranger_key.id().to_string();
+    let stranger = Remote::new(stranger_key).endpoint(&server.address).trust_server(server.key);
     assert!(load::<dyn pluginapi::Greeter>(&greeter_name(), stranger).is_err());
     drop(load::<dyn pluginapi::Greeter>(&greeter_name(), remote(&keys, &server)).unwrap());
     let seen = within("the server's log of both connections", move || {
-        let (mut refused, mut served) = (false, false);
-        while !(refused && served) {
+        let (mut refused, mut named, mut served) = (false, false, false);
+        while !(refused && named && served) {
             let line = log.recv().unwrap();
             refused |= line.contains("WARN tomada::serve: refused: the handshake failed");
+            // The refused client's key, for the operator to add to `--allow`.
+            named |= line.contains("WARN tomada::remote") && line.contains(&stranger_id);
             served |= line.contains("INFO tomada::serve: client key") && line.contains(&greeter_name());
         }
-        (refused, served)
+        (refused, named, served)
     });
-    assert_eq!(seen, (true, true));
+    assert_eq!(seen, (true, true, true));
 }
 
 #[test]
