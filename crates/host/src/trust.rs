@@ -93,8 +93,9 @@ pub enum PolicyError {
         /// Its line of a lock file (from 1), if it came from one.
         line: Option<usize>,
     },
-    /// A line of a lock file that is not a name and a digest.
-    #[error("line {line}: expected `NAME SHA256`, found `{found}`")]
+    /// A line of a lock file that is not a name and a digest (in that order: a
+    /// `sha256sum` line, digest first, is one).
+    #[error("line {line}: expected `NAME SHA256` (the name first, unlike `sha256sum`), found `{found}`")]
     LockLine {
         /// Its number, from 1.
         line: usize,
@@ -198,6 +199,10 @@ impl TrustPolicy {
             let (Some(name), Some(digest), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(PolicyError::LockLine { line: n + 1, found: line.to_owned() });
             };
+            // `sha256sum`'s order, digest first: the line as it is, to be turned round.
+            if parse_hex(name).is_some() && parse_hex(digest).is_none() {
+                return Err(PolicyError::LockLine { line: n + 1, found: line.to_owned() });
+            }
             self = self.pin(name, digest).map_err(|e| match e {
                 PolicyError::NotADigest { text, line: None } => PolicyError::NotADigest { text, line: Some(n + 1) },
                 other => other,

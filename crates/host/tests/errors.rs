@@ -122,7 +122,13 @@ fn every_way_a_policy_cannot_be_built() {
     assert_eq!(err.to_string(), "line 3: `12345` is not a SHA-256 digest (64 hex digits)");
     let err = TrustPolicy::new().pins_from_lock("greeter\n").unwrap_err();
     assert!(matches!(&err, PolicyError::LockLine { line: 1, found } if found == "greeter"), "{err:?}");
-    assert_eq!(err.to_string(), "line 1: expected `NAME SHA256`, found `greeter`");
+    assert_eq!(err.to_string(), "line 1: expected `NAME SHA256` (the name first, unlike `sha256sum`), found `greeter`");
+    // A `sha256sum` line (digest first) is told to be turned round, not that the name
+    // is no digest.
+    let sha256sum = format!("{}  greeter.so\n", "ab".repeat(32));
+    let err = TrustPolicy::new().pins_from_lock(&sha256sum).unwrap_err();
+    assert!(matches!(&err, PolicyError::LockLine { line: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("the name first, unlike `sha256sum`"), "{err}");
 
     let err = TrustPolicy::new().min_version("greeter", "1.x").unwrap_err();
     assert!(matches!(&err, PolicyError::NotAVersion { text, .. } if text == "1.x"), "{err:?}");
