@@ -224,7 +224,7 @@ impl Server {
             let opening = match Openings::open(&self.opening, &tcp, self.max_opening) {
                 Ok(o) => o,
                 Err(e) => {
-                    tracing::warn!(target: "tomada::serve", %peer, error = %e, "connection refused");
+                    log_refusal(|| tracing::warn!(target: "tomada::serve", %peer, error = %e, "connection refused"));
                     continue;
                 }
             };
@@ -235,13 +235,55 @@ impl Server {
                 let result = serve_one(tcp, config, &plugins, isolation, opening, &clients, max);
                 match result {
                     Ok(how) => tracing::info!(target: "tomada::serve", %peer, "{how}"),
-                    Err(why) => tracing::warn!(target: "tomada::serve", %peer, "refused: {why}"),
+                    Err(why) => log_refusal(|| tracing::warn!(target: "tomada::serve", %peer, "refused: {why}")),
                 }
             });
             if let Err(e) = started {
                 tracing::error!(target: "tomada::serve", %peer, error = %e, "cannot start a thread for the connection");
             }
         }
+    }
+}
+
+/// How many refused connections are logged in each [`REFUSAL_WINDOW`]; the rest are
+/// counted, and the count logged once the next window opens: unauthenticated peers
+/// cannot grow the server's log without bound.
+const REFUSALS_LOGGED: u32 = 20;
+const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+
+/// The refusals' budget: the window's start, refusals logged in it, those not.
+static REFUSALS: Mutex<Option<(Instant, u32, u64)>> = Mutex::new(None);
+
+/// Whether a refusal at `now` is logged, and how many were not in the window that
+/// just closed (to be said first). Hand-written: a counter per window is all it takes.
+fn admit(state: &mut Option<(Instant, u32, u64)>, now: Instant) -> (bool, u64) {
+    let (start, logged, dropped) = state.get_or_insert((now, 0, 0));
+    let mut unsaid = 0;
+    if now.saturating_duration_since(*start) >= REFUSAL_WINDOW {
+        unsaid = std::mem::take(dropped);
+        (*start, *logged) = (now, 0);
+    }
+    if *logged < REFUSALS_LOGGED {
+        *logged += 1;
+        (true, unsaid)
+    } else {
+        *dropped += 1;
+        (false, unsaid)
+    }
+}
+
+/// Logs a refused connection with `log`, within the budget (see [`admit`]). Also
+/// used by the TLS verifier for the key a refused peer presented.
+pub(crate) fn log_refusal(log: impl FnOnce()) {
+    let (logged, unsaid) = admit(&mut REFUSALS.lock().unwrap_or_else(|p| p.into_inner()), Instant::now());
+    if unsaid > 0 {
+        tracing::warn!(
+            target: "tomada::serve",
+            "{unsaid} more refused connections were not logged (at most {REFUSALS_LOGGED} are, every {REFUSAL_WINDOW:?})"
+        );
+    }
+    if logged {
+        log();
     }
 }
 
@@ -389,4 +431,22 @@ fn serve_one(
     let ended = relay::pump(rustls::Connection::Server(conn), tcp, local, deadlines, &*nudge, &last);
     drop(isolated);
     Ok(format!("client key {client}, plugin `{}` (pid {pid}): {ended}", open.plugin))
+}
+
+#[cfg(test)]
+mod tests {
+    /// At most `REFUSALS_LOGGED` refusals a window are logged; the rest are counted
+    /// and said when the next window opens (a flood of 354 refusals was 354 lines).
+    #[test]
+    fn refusals_are_logged_within_a_budget_and_the_rest_counted() {
+        use super::{REFUSAL_WINDOW, REFUSALS_LOGGED, admit};
+        let start = std::time::Instant::now();
+        let mut state = None;
+        let logged = (0..100).filter(|_| admit(&mut state, start).0).count();
+        assert_eq!(logged, REFUSALS_LOGGED as usize);
+        let (first, unsaid) = admit(&mut state, start + REFUSAL_WINDOW);
+        assert!(first, "a new window logs again");
+        assert_eq!(unsaid, 100 - u64::from(REFUSALS_LOGGED), "what the last window did not log is said");
+        assert_eq!(admit(&mut state, start + REFUSAL_WINDOW).1, 0, "said once");
+    }
 }

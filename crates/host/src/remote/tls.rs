@@ -195,11 +195,14 @@ impl Pinned {
             // The key the peer claims (not yet proven: its signature comes later), for
             // whoever keeps this side's keys: what to add to `--allow` or
             // `Remote::trust_server` if the peer is welcome.
-            tracing::warn!(
-                target: "tomada::remote",
-                key = %id,
-                "a peer presented key {id}, which is not among the keys this side accepts (`tomada serve --allow`, `Remote::trust_server`)"
-            );
+            // (Within the server's budget of refusals logged: see `server::log_refusal`.)
+            super::server::log_refusal(|| {
+                tracing::warn!(
+                    target: "tomada::remote",
+                    key = %id,
+                    "a peer presented key {id}, which is not among the keys this side accepts (`tomada serve --allow`, `Remote::trust_server`)"
+                )
+            });
             // (The peer is told only that its certificate is refused.)
             Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
         }
