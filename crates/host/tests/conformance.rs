@@ -107,38 +107,33 @@ mod served {
     /// Loads `fixture` from the server, by its file name. Deadlines are hang guards
     /// only: a busy machine may be slow.
     pub fn load<C: ?Sized + Contract>(fixture: &str) -> Result<Plugin<C>, LoadError> {
+        tomada_host::load_with::<C>(file_name(fixture), &Mode::Remote(remote(&served().address)))
+    }
+
+    /// The server's plugin at `address` (the server's, or a proxy's), with hang
+    /// guards for deadlines.
+    fn remote(address: &str) -> Remote {
         let served = served();
-        let remote = Remote::new(served.client.clone())
-            .endpoint(&served.address)
+        Remote::new(served.client.clone())
+            .endpoint(address)
             .trust_server(served.server)
             .deadline(HANG_GUARD)
-            .connect_timeout(HANG_GUARD);
-        let name = cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned();
-        tomada_host::load_with::<C>(&name, &Mode::Remote(remote))
+            .connect_timeout(HANG_GUARD)
+    }
+
+    fn file_name(fixture: &str) -> String {
+        cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned()
     }
 
     /// [`load`], from the server's `address` instead (a proxy in front of it).
     pub fn load_through<C: ?Sized + Contract>(fixture: &str, address: &str) -> Result<Plugin<C>, LoadError> {
-        let served = served();
-        let remote = Remote::new(served.client.clone())
-            .endpoint(address)
-            .trust_server(served.server)
-            .deadline(HANG_GUARD)
-            .connect_timeout(HANG_GUARD);
-        let name = cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned();
-        tomada_host::load_with::<C>(&name, &Mode::Remote(remote))
+        tomada_host::load_with::<C>(file_name(fixture), &Mode::Remote(remote(address)))
     }
 
     /// [`load`], naming the plugin by its whole path, as the same host's in-process
     /// load would.
     pub fn load_by_path<C: ?Sized + Contract>(fixture: &str) -> Result<Plugin<C>, LoadError> {
-        let served = served();
-        let remote = Remote::new(served.client.clone())
-            .endpoint(&served.address)
-            .trust_server(served.server)
-            .deadline(HANG_GUARD)
-            .connect_timeout(HANG_GUARD);
-        tomada_host::load_with::<C>(cdylib(fixture), &Mode::Remote(remote))
+        tomada_host::load_with::<C>(cdylib(fixture), &Mode::Remote(remote(&served().address)))
     }
 
     /// The server's address.
@@ -151,14 +146,7 @@ mod served {
         fixture: &str,
         policy: tomada_host::TrustPolicy,
     ) -> Result<Plugin<C>, LoadError> {
-        let served = served();
-        let remote = Remote::new(served.client.clone())
-            .endpoint(&served.address)
-            .trust_server(served.server)
-            .deadline(HANG_GUARD)
-            .connect_timeout(HANG_GUARD);
-        let name = cdylib(fixture).file_name().unwrap().to_string_lossy().into_owned();
-        Loader::new().mode(Mode::Remote(remote)).policy(policy).load::<C>(&name)
+        Loader::new().mode(Mode::Remote(remote(&served().address))).policy(policy).load::<C>(file_name(fixture))
     }
 }
 
@@ -658,25 +646,29 @@ fn re_entrant_callbacks_from_several_threads_at_once(via: Via) {
     });
 }
 
+/// A host service that keeps its lines where the test sees them, and says when it
+/// is dropped.
+struct Lines(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
+
+impl Host for Lines {
+    fn log(&self, _: Level, message: &str) {
+        self.0.lock().unwrap().push(message.to_owned());
+    }
+    fn config(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        self.1.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Objects outlive the `Plugin` handle and keep working (whatever keeps their code:
 /// the library, or the plugin's process); the host objects the plugin holds are
 /// dropped with it.
 fn objects_live_on_after_the_plugin_handle_drops(via: Via) {
-    /// A host service that keeps its lines where the test sees them.
-    struct Lines(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
-    impl Host for Lines {
-        fn log(&self, _: Level, message: &str) {
-            self.0.lock().unwrap().push(message.to_owned());
-        }
-        fn config(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
-    impl Drop for Lines {
-        fn drop(&mut self) {
-            self.1.store(true, Ordering::SeqCst);
-        }
-    }
     let plugin = indexer(via);
     plugin.index("fig date", &Recorder::new(vec![]).1).unwrap();
     let cursor = plugin.open("d").unwrap();
@@ -701,20 +693,6 @@ fn objects_live_on_after_the_plugin_handle_drops(via: Via) {
 /// service it held, then letting go of it), so what a `Drop` does (a file flushed, a
 /// last message) is not cut short.
 fn the_instance_drop_runs_to_its_end_when_nothing_else_keeps_the_plugin(via: Via) {
-    struct Lines(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
-    impl Host for Lines {
-        fn log(&self, _: Level, message: &str) {
-            self.0.lock().unwrap().push(message.to_owned());
-        }
-        fn config(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
-    impl Drop for Lines {
-        fn drop(&mut self) {
-            self.1.store(true, Ordering::SeqCst);
-        }
-    }
     for round in 0..3 {
         let plugin = indexer(via);
         plugin.index("fig date", &Recorder::new(vec![]).1).unwrap();
