@@ -246,18 +246,22 @@ impl TrustPolicy {
                     .to_owned(),
             });
         }
-        if let Some(minimum) = self.min_versions.get(name) {
-            let too_old = semver::Version::parse(version).map_or(true, |v| v < *minimum);
-            if too_old {
-                return Err(LoadError::VersionTooOld {
+        self.check_version(path, name, version)
+    }
+
+    /// Refuses a plugin `name` of `version` older than the policy's minimum for it.
+    fn check_version(&self, path: &std::path::Path, name: &str, version: &str) -> Result<(), LoadError> {
+        match self.min_versions.get(name) {
+            Some(minimum) if semver::Version::parse(version).map_or(true, |v| v < *minimum) => {
+                Err(LoadError::VersionTooOld {
                     path: path.to_path_buf(),
                     name: name.to_owned(),
                     found: version.to_owned(),
                     minimum: minimum.to_string(),
-                });
+                })
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Verifies `file` (manifest name and version already read) against the policy.
@@ -266,17 +270,7 @@ impl TrustPolicy {
         if self.strict_modes {
             check_permissions(file)?;
         }
-        if let Some(minimum) = self.min_versions.get(name) {
-            let too_old = semver::Version::parse(version).map_or(true, |v| v < *minimum);
-            if too_old {
-                return Err(LoadError::VersionTooOld {
-                    path: path(),
-                    name: name.to_owned(),
-                    found: version.to_owned(),
-                    minimum: minimum.to_string(),
-                });
-            }
-        }
+        self.check_version(&file.path, name, version)?;
         let signature = if self.keys.is_empty() { None } else { read_signature(file)? };
         let signer = match &signature {
             Some(sig) => match self.keys.iter().find(|k| k.raw_id == sig.raw_id) {
